@@ -1,0 +1,192 @@
+/* sl_chan.h: bounded channels and select.
+ *
+ * A channel is a FIFO of fixed-size elements with a capacity from 0 (a
+ * rendezvous: every send waits for its receive) to N (a ring buffer), and
+ * queues of parked senders and receivers. Elements are copied in and out by
+ * value (elem_size bytes).
+ *
+ * A parked send copies from, and a parked receive copies into, the buffer the
+ * task passed; that buffer must therefore live in the task's state, not in a
+ * local variable, until the wait ends.
+ *
+ * OWNERSHIP. The creator owns the channel: only the owner closes it and frees
+ * it (ownership can be handed on with sl_chan_give). Tasks declare which ends
+ * they hold with sl_chan_attach(); ends are released by sl_chan_detach() or
+ * automatically when the task ends. When the last receiver end is released,
+ * every parked and future send fails with -EPIPE, so no producer waits forever
+ * on a channel nobody reads; when the last sender end is released, receivers
+ * drain what is buffered and then get -EPIPE. Ends are opt-in: a channel no
+ * task ever attached to is governed by close alone.
+ *
+ * BACKPRESSURE. With watermarks, on_pressure(ch, true) runs when the length
+ * rises to `high`, and on_pressure(ch, false) when it falls back to `low`:
+ * once per crossing (hysteresis), so the producer can be paused at its source
+ * (a socket) and resumed.
+ *
+ * REACTORS. A channel lives on the reactor that created it (its home). Tasks
+ * of other reactors can sl_chan_send() and sl_chan_recv() on it: the operation
+ * travels as a cross-reactor message, always parks the caller, and completes
+ * exactly once (an element is never lost or duplicated, even when the caller's
+ * deadline fires at the same moment). Every other operation (try_, select,
+ * close, attach, free) is home-only and returns -EXDEV elsewhere. */
+#ifndef SL_CHAN_H
+#define SL_CHAN_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "sl_task.h"
+
+typedef struct sl_chan sl_chan;
+
+typedef struct sl_chan_opts {
+    const char *name;                  /* static string, for diagnostics */
+    void (*elem_free)(void *elem);     /* frees leftover elements at free */
+    size_t high, low;                  /* watermarks; high 0 = none */
+    void (*on_pressure)(sl_chan *ch, bool high, void *arg);
+    void *pressure_arg;
+    sl_task *owner;                    /* NULL: the current task (or none) */
+} sl_chan_opts;
+
+typedef struct sl_chan_stats {
+    size_t len, cap, elem_size;
+    size_t high_water;                 /* greatest length ever seen */
+    size_t high, low;                  /* the watermarks */
+    bool pressured;                    /* above high, not yet back to low */
+    bool closed;
+    uint64_t sent, received;
+    uint64_t send_parked_ns;           /* total time senders spent parked */
+    uint32_t senders, receivers;       /* attached ends */
+    uint32_t parked_senders, parked_receivers;
+} sl_chan_stats;
+
+/* Creates a channel on the current reactor (the calling thread's; a reactor
+ * not running yet may be named with sl_chan_new_on). `opts` may be NULL.
+ * Records the caller's file:line for leak reports. Returns 0, -ENOMEM, or
+ * -EINVAL (elem_size 0 or > 64 KiB, low > high, no reactor). */
+#define sl_chan_new(out, elem_size, cap, opts) \
+    sl_chan_new_at_((out), NULL, (elem_size), (cap), (opts), NULL, NULL, __FILE__, __LINE__)
+#define sl_chan_new_on(r, out, elem_size, cap, opts) \
+    sl_chan_new_at_((out), (r), (elem_size), (cap), (opts), NULL, NULL, __FILE__, __LINE__)
+
+/* The _mem twin: `ch` is the caller's storage and `buf` the ring storage of
+ * at least cap * elem_size bytes (NULL when cap is 0). Nothing is
+ * allocated (attachments excepted). Both must outlive sl_chan_free(). */
+#define sl_chan_mem(ch, elem_size, cap, opts, buf) \
+    sl_chan_new_at_(NULL, NULL, (elem_size), (cap), (opts), (ch), (buf), __FILE__, __LINE__)
+
+/* Sends a copy of *elem. Returns 0 when the element was handed to a parked
+ * receiver or buffered; SL_PENDING when the task parked (final result 0, or
+ * -EPIPE if the channel closed or lost its last receiver meanwhile,
+ * -ETIMEDOUT, -ECANCELED); -EPIPE if the channel is closed or has no
+ * receivers left; the cancel error if t is cancelled. `elem` must stay valid
+ * while parked. */
+int sl_chan_send(sl_task *t, sl_chan *ch, const void *elem);
+
+/* Receives into *elem. Returns 0, SL_PENDING (final result 0, -EPIPE,
+ * -ETIMEDOUT, -ECANCELED), -EPIPE when the channel is closed (or has lost its
+ * last sender) and empty, or the cancel error. */
+int sl_chan_recv(sl_task *t, sl_chan *ch, void *elem);
+
+/* Never park: 0, -EAGAIN when they would have to, -EPIPE, -EXDEV off home.
+ * `t` may be NULL (for code outside tasks, such as socket callbacks). */
+int sl_chan_try_send(sl_task *t, sl_chan *ch, const void *elem);
+int sl_chan_try_recv(sl_task *t, sl_chan *ch, void *elem);
+
+/* Closes the channel: parked senders get -EPIPE, parked receivers -EPIPE,
+ * buffered elements stay for receivers to drain. Only the owner may close
+ * (`t` NULL stands for code outside tasks, an owner of NULL). Returns 0,
+ * -EALREADY for a second close, -EPERM for a non-owner (both also reported
+ * with the caller's file:line), -EXDEV off home. */
+#define sl_chan_close(t, ch) sl_chan_close_at_((t), (ch), __FILE__, __LINE__)
+
+/* Hands ownership from `from` to `to` (either may be NULL for "no task").
+ * Returns 0 or -EPERM if `from` is not the owner. */
+int sl_chan_give(sl_chan *ch, sl_task *from, sl_task *to);
+
+/* Ends held by a task (or by non-task code when t is NULL). */
+#define SL_CHAN_SENDER   1
+#define SL_CHAN_RECEIVER 2
+
+/* Declares that `t` holds the given ends (a task may attach once per
+ * channel; attach again to add ends). Returns 0, -ENOMEM, -EINVAL (bad ends),
+ * -EPIPE if the channel is closed. */
+int sl_chan_attach(sl_chan *ch, sl_task *t, int ends);
+
+/* Releases ends held by `t`. Releasing the last receiver end fails every
+ * parked sender with -EPIPE; releasing the last sender end wakes receivers
+ * of an empty channel with -EPIPE. Returns 0 or -ENOENT if t holds none of
+ * those ends. */
+int sl_chan_detach(sl_chan *ch, sl_task *t, int ends);
+
+/* Frees the channel: closes it if open (parked tasks get -EPIPE), destroys
+ * buffered elements with elem_free, unregisters it. Owner only. The memory
+ * goes when the last attached end is released too. Returns 0, -EPERM
+ * (non-owner, reported), -EXDEV off home, -EALREADY if already freed. */
+#define sl_chan_free(t, ch) sl_chan_free_at_((t), (ch), __FILE__, __LINE__)
+
+void sl_chan_stats_get(const sl_chan *ch, sl_chan_stats *st);
+size_t sl_chan_len(const sl_chan *ch);
+size_t sl_chan_cap(const sl_chan *ch);
+const char *sl_chan_name(const sl_chan *ch);
+sl_reactor *sl_chan_reactor(const sl_chan *ch);
+
+/* Calls fn for every live channel of `r` (on r's thread); stops when fn
+ * returns non-zero and returns that value. */
+int sl_reactor_foreach_chan(sl_reactor *r, int (*fn)(sl_chan *, void *), void *arg);
+
+/* ---- select ------------------------------------------------------------ */
+
+#define SL_SEND 1
+#define SL_RECV 2
+
+/* One case of a select. Fill ch, op and buf; the rest is private. The case
+ * array must live in the task's state while the select is parked. */
+typedef struct sl_case {
+    sl_chan *ch;
+    int op;             /* SL_SEND or SL_RECV */
+    void *buf;          /* element to send, or where to receive */
+    int err;            /* out: the chosen case's own result, 0 or -EPIPE */
+    sl_waiter w_;       /* private */
+} sl_case;
+
+#define SL_SELECT_DEFAULT 1   /* never park: -EAGAIN if no case is ready */
+
+/* Waits until one of the cases can proceed, performs it, and returns its
+ * index; cases[i].err is 0, or -EPIPE for a closed channel (a closed
+ * channel's case counts as ready). When several are ready one is chosen at
+ * random, uniformly. With SL_SELECT_DEFAULT it never parks and returns
+ * -EAGAIN if none is ready. Otherwise it may park: SL_PENDING, then the index
+ * or -ETIMEDOUT/-ECANCELED. Returns -EINVAL (n < 1, NULL channel, bad op),
+ * -EXDEV (a channel of another reactor), or the cancel error. */
+int sl_select(sl_task *t, sl_case *cases, int n, int flags);
+
+/* ---- private ------------------------------------------------------------ */
+
+struct sl_chan {
+    sl_reactor *home_;
+    sl_chan *prev_, *next_;
+    const char *name_, *file_;
+    int line_;
+    uint8_t closed_, freed_, heap_, buf_heap_, senders_gone_, receivers_gone_, pressured_;
+    size_t elem_size_, cap_, len_, head_;
+    unsigned char *buf_;
+    sl_wq sendq_, recvq_;
+    void (*elem_free_)(void *);
+    size_t high_, low_;
+    void (*on_pressure_)(sl_chan *, bool, void *);
+    void *pressure_arg_;
+    sl_task *owner_;
+    uint32_t n_senders_, n_receivers_, n_holds_;
+    struct sl_hold *holds_;
+    size_t high_water_;
+    uint64_t sent_, received_, send_parked_ns_;
+    uint32_t remote_ops_;          /* cross-reactor operations under way */
+};
+
+int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,
+                    const sl_chan_opts *opts, sl_chan *mem, void *buf,
+                    const char *file, int line);
+int sl_chan_close_at_(sl_task *t, sl_chan *ch, const char *file, int line);
+int sl_chan_free_at_(sl_task *t, sl_chan *ch, const char *file, int line);
+
+#endif

@@ -1,0 +1,51 @@
+/* sl_diag.h: what the runtime says about itself.
+ *
+ * Reports are plain text handed to the runtime's report sink (stderr unless
+ * sl_runtime_opts.report says otherwise):
+ *  - "deadlock": every task of a reactor is parked on channels, locks, joins
+ *    or groups of that reactor with no deadline, and nothing else (a timer, a
+ *    socket or other event on the base, a cross-reactor operation, a channel
+ *    used from another reactor) could wake any of them. Go's "all goroutines
+ *    are asleep", as a report rather than a crash. Checked whenever the run
+ *    queue drains after a task parked; reported once per episode.
+ *  - "leak": at sl_runtime_free()/sl_reactor_free(), each task still alive and
+ *    each channel not freed, with the file:line that made it.
+ *  - "misuse": a double close, a close or free by a non-owner, an unlock by a
+ *    non-holder..., with the caller's file:line. Misuse never crashes: the
+ *    operation returns an error as well.
+ */
+#ifndef SL_DIAG_H
+#define SL_DIAG_H
+#include <stddef.h>
+#include <stdint.h>
+#include "sl_runtime.h"
+#include "sl_task.h"
+
+typedef struct sl_reactor_stats {
+    size_t tasks;                /* live */
+    size_t channels;             /* live */
+    uint64_t spawned, ended;     /* tasks since start */
+    uint64_t steps;              /* step function calls */
+    uint64_t msgs;               /* cross-reactor messages run */
+    uint64_t wakeups;            /* times the message queue woke the reactor */
+    uint64_t deadlocks;          /* deadlock reports */
+    uint64_t misuses;            /* misuse reports */
+    uint64_t leaks;              /* leaked tasks + channels at free */
+} sl_reactor_stats;
+
+/* Counters of `r`; call on r's thread, or when r is not running. */
+void sl_reactor_stats_get(const sl_reactor *r, sl_reactor_stats *st);
+
+/* Writes a one-line description of `t` into buf (always NUL-terminated):
+ * name, spawn site, status, what it waits on and for how long. Returns the
+ * length it wanted, like snprintf. */
+int sl_task_describe(const sl_task *t, char *buf, size_t size);
+
+/* Runs the deadlock check on `r` now (it also runs by itself). Returns the
+ * number of tasks in the reported deadlock, or 0 when there is none. */
+int sl_reactor_check_deadlock(sl_reactor *r);
+
+/* Replaces r's report sink (NULL: stderr). */
+void sl_reactor_set_report(sl_reactor *r, void (*report)(const char *, void *), void *arg);
+
+#endif

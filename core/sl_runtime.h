@@ -1,0 +1,104 @@
+/* sl_runtime.h: runtime, reactors and cross-reactor messages.
+ *
+ * A runtime starts one reactor per core. A reactor is a thread that owns one
+ * libevent event_base, a run queue of ready tasks, a timer heap and whatever
+ * the program attaches to its base (sockets, listeners). Nothing is shared
+ * between reactors: the only way to make another reactor do something is
+ * sl_reactor_post(), a lock-free multi-producer queue drained in batches with
+ * one wake-up per batch (the Seastar model).
+ *
+ *     sl_runtime *rt;
+ *     sl_runtime_new(&rt, &(sl_runtime_opts){ .threads = 2 });
+ *     sl_spawn_on(sl_runtime_reactor(rt, 0), main_task, state, NULL);
+ *     sl_runtime_run(rt);            // returns after sl_runtime_stop()
+ *     sl_runtime_free(rt);           // reports leaked tasks and channels
+ *
+ * A reactor can also be embedded in an existing libevent program: see
+ * sl_reactor_new_on(). */
+#ifndef SL_RUNTIME_H
+#define SL_RUNTIME_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+typedef struct sl_runtime sl_runtime;
+typedef struct sl_reactor sl_reactor;
+
+/* A cross-reactor message. sl_reactor_post() allocates one; the _mem twin
+ * takes the caller's, which must stay valid until `fn` has run. */
+typedef struct sl_msg {
+    struct sl_msg *_Atomic next_;   /* private */
+    void (*fn)(void *arg);
+    void *arg;
+    bool heap_;                     /* private: freed after fn runs */
+} sl_msg;
+
+typedef struct sl_runtime_opts {
+    int threads;          /* reactors; <= 0: the number of online CPUs */
+    bool pin_cpus;        /* pin reactor i to CPU i % online CPUs */
+    /* Where reports (deadlock, leaks, misuse) go; NULL: stderr. The sink is
+     * called on the reporting reactor's thread. */
+    void (*report)(const char *text, void *arg);
+    void *report_arg;
+} sl_runtime_opts;
+
+/* Creates a runtime with its reactors (threads are started by run). `opts`
+ * may be NULL. Returns 0, -ENOMEM, or -EINVAL if opts->threads > 1024. */
+int sl_runtime_new(sl_runtime **out, const sl_runtime_opts *opts);
+
+/* Runs every reactor: reactor 0 on the calling thread, the others on threads
+ * of their own, with all signals blocked so that the calling thread receives
+ * them. Blocks until sl_runtime_stop() and returns after every reactor has
+ * stopped. Returns 0, -EALREADY if the runtime is running or has run, or
+ * -EAGAIN if a thread could not be started. */
+int sl_runtime_run(sl_runtime *rt);
+
+/* Asks every reactor to stop after its current callback. Callable from any
+ * thread and from a signal handler (it only stores a flag and writes to an
+ * eventfd). Idempotent. Tasks still alive stay alive until sl_runtime_free(). */
+void sl_runtime_stop(sl_runtime *rt);
+
+/* Frees the runtime. Every task still alive is reported as leaked (name,
+ * spawn site, what it waits on and for how long) and then freed, its state
+ * destructor called; every channel not freed by its owner is reported. Must
+ * not be called while sl_runtime_run() is running. Returns the number of
+ * leaked tasks plus leaked channels (0 for a clean shutdown). */
+int sl_runtime_free(sl_runtime *rt);
+
+/* The number of reactors, and reactor `i` (NULL when out of range). */
+int sl_runtime_threads(const sl_runtime *rt);
+sl_reactor *sl_runtime_reactor(sl_runtime *rt, int i);
+
+/* The reactor that runs on the calling thread, or NULL outside reactors. */
+sl_reactor *sl_reactor_current(void);
+
+/* The reactor's index in its runtime (0 for an embedded reactor), its
+ * event_base (to add sockets and events to) and its runtime (NULL if
+ * embedded). */
+int sl_reactor_id(const sl_reactor *r);
+struct event_base *sl_reactor_base(sl_reactor *r);
+sl_runtime *sl_reactor_runtime(sl_reactor *r);
+
+/* Embedding: creates a reactor that runs on the caller's event_base and
+ * thread; it runs whenever the caller runs that base. `opts` may be NULL
+ * (only `report` is used). The caller frees it with sl_reactor_free() before
+ * freeing the base. Returns 0, -ENOMEM or -EINVAL (NULL base). */
+int sl_reactor_new_on(sl_reactor **out, struct event_base *base,
+                      const sl_runtime_opts *opts);
+
+/* Frees an embedded reactor, reporting and freeing what is still alive like
+ * sl_runtime_free(). Returns the count of leaks, or -EINVAL for a reactor that
+ * belongs to a runtime. */
+int sl_reactor_free(sl_reactor *r);
+
+/* Runs fn(arg) on reactor `r`, from any thread (including r's own, where it
+ * runs later, not inline). Messages from one thread run in the order they
+ * were posted. Returns 0 or -ENOMEM. */
+int sl_reactor_post(sl_reactor *r, void (*fn)(void *), void *arg);
+
+/* The same with the caller's storage for the message: nothing is allocated.
+ * `m` must stay valid and untouched until fn has started. Returns 0. */
+int sl_reactor_post_mem(sl_reactor *r, sl_msg *m, void (*fn)(void *), void *arg);
+
+#endif

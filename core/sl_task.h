@@ -1,0 +1,299 @@
+/* sl_task.h: stackless tasks, groups, sleep and join.
+ *
+ * A task is a small struct plus a step function. The step function runs
+ * until it has to wait, parks the task on a channel, lock, timer or join, and
+ * returns SL_PENDING; the reactor calls it again when the wait is over. The
+ * macros below make a step function read as straight-line code:
+ *
+ *     struct ticker { int i; int rc; };
+ *
+ *     static int tick(sl_task *t, void *arg) {
+ *         struct ticker *s = arg;
+ *         SL_BEGIN(t);
+ *         for (s->i = 0; s->i < 3; s->i++) {
+ *             SL_AWAIT(t, s->rc, sl_sleep(t, 10 * SL_NS_PER_MS));
+ *             if (s->rc < 0) SL_RETURN(t, s->rc);   // -ETIMEDOUT, -ECANCELED
+ *         }
+ *         SL_END(t);                                  // result 0
+ *     }
+ *
+ * RULES. Local variables do NOT survive an SL_AWAIT or SL_YIELD: the C stack
+ * is gone when the step function returns. Keep everything that must live
+ * across a wait in the task's state struct (`arg`). At most one SL_AWAIT or
+ * SL_YIELD per source line (the resume point is the line number), and none
+ * inside a `switch` of your own between SL_BEGIN and SL_END.
+ *
+ * Every wait is bounded: a task has a deadline (absolute, sl_now_ns() clock,
+ * 0 = none) and can be cancelled. A wait that would last past the deadline
+ * ends with -ETIMEDOUT when the deadline comes; once a task is cancelled every
+ * wait operation fails with the cancel error (-ECANCELED unless the canceller
+ * said otherwise), including the one it is parked in. A wait that can complete
+ * at once completes without parking.
+ *
+ * Ownership: a task is owned by its reactor and freed when it ends, after its
+ * state destructor ran. A task spawned `joinable` keeps one more reference for
+ * the spawner, who must sl_task_join() it or sl_task_detach() it. */
+#ifndef SL_TASK_H
+#define SL_TASK_H
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "sl_runtime.h"
+#include "sl_time.h"
+
+/* Returned by a wait that parked the task; never a task's final result. */
+#define SL_PENDING (-0x7fffff00)
+
+typedef struct sl_task sl_task;
+typedef struct sl_group sl_group;
+
+/* A step function: returns SL_PENDING after parking, else the task's final
+ * result (>= 0 for success, a negative errno for failure). */
+typedef int (*sl_step_fn)(sl_task *t, void *state);
+
+/* ---- protothread macros ------------------------------------------------ */
+
+#define SL_BEGIN(t) switch ((t)->pc_) { case 0:
+
+/* Runs `op` (an expression that may return SL_PENDING); if it parked, returns
+ * from the step function and resumes here with the final result. Stores the
+ * result in `rc` (an lvalue; a local is fine since it is assigned on resume). */
+#define SL_AWAIT(t, rc, op)                                          \
+    do {                                                             \
+        int sl_r_ = (op);                                            \
+        if (sl_r_ == SL_PENDING) {                                   \
+            (t)->pc_ = __LINE__;                                     \
+            return SL_PENDING;                                       \
+        case __LINE__:                                               \
+            sl_r_ = (t)->wait_result_;                               \
+        }                                                            \
+        (rc) = sl_r_;                                                \
+    } while (0)
+
+/* Lets every other ready task of the reactor run, then resumes here. */
+#define SL_YIELD(t)                                                  \
+    do {                                                             \
+        sl_task_yield_(t);                                           \
+        (t)->pc_ = __LINE__;                                         \
+        return SL_PENDING;                                           \
+        case __LINE__:;                                              \
+    } while (0)
+
+/* Ends the task with result `rc`. */
+#define SL_RETURN(t, rc) do { (t)->pc_ = -1; return (rc); } while (0)
+
+/* Ends the step function; falling off the end ends the task with 0. */
+#define SL_END(t) } (t)->pc_ = -1; return 0
+
+/* ---- spawning ---------------------------------------------------------- */
+
+typedef struct sl_spawn_opts {
+    const char *name;              /* static string, for diagnostics */
+    void (*state_free)(void *state); /* runs once after the task ended */
+    uint64_t deadline;             /* absolute, sl_now_ns() clock; 0 none */
+    sl_group *group;               /* spawn into this group (see below) */
+    bool joinable;                 /* spawner keeps a reference: join or detach */
+} sl_spawn_opts;
+
+/* Spawns a task on reactor `r` (NULL: the current reactor), which must be the
+ * calling thread's reactor or a reactor that is not running yet. The task
+ * becomes ready at once; it first runs after the caller returns to the
+ * reactor. `opts` may be NULL. If `out` is not NULL it receives the task
+ * (valid until the task ends, or until join/detach for a joinable task).
+ * On failure the state destructor is NOT called: the caller still owns state.
+ * Returns 0, -ENOMEM, -EINVAL (no reactor, NULL fn, or a group of another
+ * reactor or already closed), -EXDEV (r runs on another thread: use
+ * sl_spawn_on). Records the caller's file:line as the spawn site. */
+#define sl_spawn(r, fn, state, opts, out) \
+    sl_spawn_at_((r), (fn), (state), (opts), (out), NULL, __FILE__, __LINE__)
+
+/* The same, with the caller's storage for the task struct: nothing is
+ * allocated. `mem` must stay valid until the task has ended (and, joinable,
+ * been joined or detached). */
+#define sl_spawn_mem(r, fn, state, opts, mem) \
+    sl_spawn_at_((r), (fn), (state), (opts), NULL, (mem), __FILE__, __LINE__)
+
+/* Spawns a detached task on reactor `r` from any thread, through a
+ * cross-reactor message; opts->group and opts->joinable are not allowed.
+ * The task is created when `r` drains its messages. If creation fails there
+ * the state destructor is called and the failure reported. Returns 0,
+ * -ENOMEM or -EINVAL. */
+#define sl_spawn_on(r, fn, state, opts) \
+    sl_spawn_on_at_((r), (fn), (state), (opts), __FILE__, __LINE__)
+
+/* ---- waiting ----------------------------------------------------------- */
+
+/* Parks `t` for `ns` nanoseconds (sl_sleep) or until the absolute time `at`
+ * (sl_sleep_until). Final result 0 when the time came, -ETIMEDOUT if the
+ * task's deadline came first, -ECANCELED (or the cancel error) if cancelled.
+ * A time already past returns 0 without parking. */
+int sl_sleep(sl_task *t, uint64_t ns);
+int sl_sleep_until(sl_task *t, uint64_t at);
+
+/* Waits for joinable task `other` to end; final result: other's result, and
+ * the join releases the spawner's reference (other must not be used again).
+ * If the wait itself ends first (-ETIMEDOUT, -ECANCELED) the reference is
+ * kept and join may be retried. Returns -EINVAL if other is not joinable or
+ * already joined, -EBUSY if another task is already joining it, -EDEADLK if
+ * t == other, -EXDEV if other lives on another reactor. */
+int sl_task_join(sl_task *t, sl_task *other);
+
+/* Gives up the spawner's reference of a joinable task: it is freed when it
+ * ends. Returns 0 or -EINVAL (not joinable or already joined/detached). */
+int sl_task_detach(sl_task *other);
+
+/* ---- deadline and cancellation ---------------------------------------- */
+
+/* Cancels `t`: the wait it is parked in, if any, ends with `err`, and every
+ * later wait operation fails with `err`. `err` is a negative errno (0 means
+ * -ECANCELED); the first cancel's error is kept. Must be called on t's
+ * reactor. Returns 0, -EALREADY if t was already cancelled, -EINVAL if t has
+ * ended or err > 0, -EXDEV from another reactor's thread. */
+int sl_task_cancel(sl_task *t, int err);
+
+/* Sets t's deadline (absolute, 0 = none) and returns the previous one. A
+ * task may narrow its deadline for one wait and restore it afterwards. The
+ * new deadline applies to the next wait (not to one it is parked in). */
+uint64_t sl_task_set_deadline(sl_task *t, uint64_t deadline);
+uint64_t sl_task_deadline(const sl_task *t);
+
+/* The cancel error if `t` was cancelled, else 0. */
+int sl_task_cancelled(const sl_task *t);
+
+/* ---- introspection ----------------------------------------------------- */
+
+typedef enum sl_task_status {
+    SL_TASK_READY, SL_TASK_RUNNING, SL_TASK_PARKED, SL_TASK_DONE
+} sl_task_status;
+
+/* What a parked task waits on. */
+typedef enum sl_wait_kind {
+    SL_WAIT_NONE, SL_WAIT_SLEEP, SL_WAIT_SEND, SL_WAIT_RECV, SL_WAIT_SELECT,
+    SL_WAIT_MUTEX, SL_WAIT_SEM, SL_WAIT_JOIN, SL_WAIT_GROUP, SL_WAIT_REMOTE,
+    SL_WAIT_EXTERNAL
+} sl_wait_kind;
+
+typedef struct sl_task_info {
+    const char *name;        /* "" if none was given */
+    const char *file;        /* spawn site */
+    int line;
+    sl_task_status status;
+    sl_wait_kind wait;       /* SL_WAIT_NONE unless parked */
+    const void *wait_obj;    /* the channel, lock, task or group */
+    const char *wait_name;   /* that object's name, or NULL */
+    uint64_t waiting_ns;     /* how long it has been parked */
+    uint64_t deadline;       /* 0 none */
+    int cancelled;           /* the cancel error, or 0 */
+    uint64_t spawned_ns;
+} sl_task_info;
+
+/* Fills `info` for `t`. Must be called on t's reactor. */
+void sl_task_info_get(const sl_task *t, sl_task_info *info);
+
+/* A short lowercase name for a status or a wait kind ("parked", "recv"). */
+const char *sl_task_status_name(sl_task_status s);
+const char *sl_wait_kind_name(sl_wait_kind k);
+
+/* The task being run by the calling thread's reactor, or NULL. */
+sl_task *sl_task_current(void);
+sl_reactor *sl_task_reactor(const sl_task *t);
+const char *sl_task_name(const sl_task *t);
+
+/* Calls fn for every live task of `r` (on r's thread). Stops early and
+ * returns fn's value when it is not 0. fn must not spawn or end tasks. */
+int sl_reactor_foreach_task(sl_reactor *r, int (*fn)(sl_task *, void *), void *arg);
+
+/* Number of live tasks on `r`. */
+size_t sl_reactor_task_count(const sl_reactor *r);
+
+/* An extension slot for the layers above core (context/ binds a task to its
+ * context here): one pointer and a hook that runs when the task ends, before
+ * its state destructor, on its reactor. Setting it again replaces it. */
+void sl_task_set_ext(sl_task *t, void *ext, void (*on_end)(sl_task *, void *ext));
+void *sl_task_ext(const sl_task *t);
+
+/* ---- groups (structured concurrency) ----------------------------------- */
+
+/* A group holds the tasks spawned into it (opts.group). sl_group_close()
+ * cancels every member and parks the closer until all have ended: no task
+ * outlives its group. sl_group_wait() waits for the members to end by
+ * themselves. A group lives on one reactor; its storage is the caller's.
+ * A group must be closed (and the close finished) before its storage goes. */
+void sl_group_init(sl_group *g, sl_reactor *r);
+
+/* Cancels every member with `err` (0: -ECANCELED) without waiting, and stops
+ * the group from taking new members. Returns the number of members. */
+int sl_group_cancel(sl_group *g, int err);
+
+/* Closes: cancel (as above) and wait until every member has ended. Final
+ * result 0. The wait is not cut short by the closer's own deadline or cancel
+ * (members are cancelled, and each ends at its next wait). Returns 0 at once
+ * if the group is empty; -EBUSY if another task is already waiting on it. */
+int sl_group_close(sl_task *t, sl_group *g);
+
+/* Waits until the group is empty without cancelling anyone; bounded by t's
+ * deadline and cancel like any wait. Returns 0, SL_PENDING, -EBUSY. */
+int sl_group_wait(sl_task *t, sl_group *g);
+
+/* Number of live members. */
+size_t sl_group_size(const sl_group *g);
+
+/* ---- private: layout, for _mem storage and the macros ------------------ */
+
+typedef struct sl_waiter {
+    struct sl_waiter *prev, *next;
+    sl_task *task;               /* NULL for a cross-reactor proxy */
+    void *buf;                   /* send: source, recv: destination */
+    int idx;                     /* case index in a select */
+    int err;                     /* a select case's own result */
+    uint64_t tag;                /* a lock waiter's tag */
+} sl_waiter;
+
+typedef struct sl_wq { sl_waiter *head, *tail; uint32_t n; } sl_wq;
+
+struct sl_task {
+    int pc_;                     /* resume point for the macros */
+    int wait_result_;            /* the result an SL_AWAIT resumes with */
+    sl_task *run_next_;
+    sl_task *prev_, *next_;      /* reactor's list of live tasks */
+    sl_task *gprev_, *gnext_;    /* group's members */
+    sl_reactor *reactor_;
+    sl_step_fn step_;
+    void *state_;
+    void (*state_free_)(void *);
+    const char *name_, *file_;
+    int line_;
+    uint8_t status_, wait_kind_, flags_, refs_;
+    int result_;
+    int cancel_err_;
+    uint32_t heap_idx_;
+    uint64_t deadline_;
+    uint64_t wake_at_;           /* when the timer of the current wait fires */
+    uint64_t wait_since_;
+    void *wait_obj_;
+    sl_waiter w_;                /* the node for single-object waits */
+    sl_task *joiner_;
+    sl_group *group_;
+    void *ext_;
+    void (*ext_end_)(sl_task *, void *);
+    struct sl_hold *holds_;      /* channel ends held (sl_chan_attach) */
+    uint64_t spawned_ns_;
+};
+
+struct sl_group {
+    sl_reactor *reactor_;
+    sl_task *head_;
+    size_t size_;
+    sl_task *waiter_;
+    int closing_;
+    int cancel_err_;
+};
+
+int sl_spawn_at_(sl_reactor *r, sl_step_fn fn, void *state, const sl_spawn_opts *opts,
+                 sl_task **out, sl_task *mem, const char *file, int line);
+int sl_spawn_on_at_(sl_reactor *r, sl_step_fn fn, void *state, const sl_spawn_opts *opts,
+                    const char *file, int line);
+void sl_task_yield_(sl_task *t);
+
+#endif

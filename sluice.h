@@ -1,0 +1,11 @@
+/* sluice: tasks, bounded channels, contexts and HTTP on libevent.
+ * The umbrella header: include this, or the module headers one by one. */
+#ifndef SLUICE_H
+#define SLUICE_H
+#include "sl_time.h"
+#include "sl_runtime.h"
+#include "sl_task.h"
+#include "sl_chan.h"
+#include "sl_lock.h"
+#include "sl_diag.h"
+#endif
