@@ -168,6 +168,7 @@ struct sl_chan {
     const char *name_, *file_;
     int line_;
     uint8_t closed_, freed_, heap_, buf_heap_, senders_gone_, receivers_gone_, pressured_;
+    uint8_t remote_seen_;          /* ever used from another reactor */
     size_t elem_size_, cap_, len_, head_;
     unsigned char *buf_;
     sl_wq sendq_, recvq_;

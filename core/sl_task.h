@@ -131,13 +131,15 @@ typedef struct sl_spawn_opts {
 int sl_sleep(sl_task *t, uint64_t ns);
 int sl_sleep_until(sl_task *t, uint64_t at);
 
-/* Waits for joinable task `other` to end; final result: other's result, and
- * the join releases the spawner's reference (other must not be used again).
- * If the wait itself ends first (-ETIMEDOUT, -ECANCELED) the reference is
- * kept and join may be retried. Returns -EINVAL if other is not joinable or
- * already joined, -EBUSY if another task is already joining it, -EDEADLK if
- * t == other, -EXDEV if other lives on another reactor. */
-int sl_task_join(sl_task *t, sl_task *other);
+/* Waits for joinable task `other` to end. Final result 0 once it has ended:
+ * its result is stored in *result (which must live in t's state), and the
+ * join releases the spawner's reference (other must not be used again). If
+ * the wait ends first (-ETIMEDOUT, -ECANCELED) the reference is kept and the
+ * join may be retried. Returns 0 at once if other already ended; -EINVAL if
+ * other is not joinable (or already joined or detached) or result is NULL;
+ * -EBUSY if another task is joining it; -EDEADLK if t == other; -EXDEV if
+ * other lives on another reactor; the cancel error if t is cancelled. */
+int sl_task_join(sl_task *t, sl_task *other, int *result);
 
 /* Gives up the spawner's reference of a joinable task: it is freed when it
  * ends. Returns 0 or -EINVAL (not joinable or already joined/detached). */

@@ -1,0 +1,491 @@
+/* chan.c: bounded channels (home-reactor operations).
+ *
+ * Invariants: receivers park only on an empty channel, senders only on a
+ * full one (cap 0 is always full and empty), so at most one of the two
+ * queues is non-empty. A sender's element stays in its own buffer while it is
+ * parked and is copied exactly once, by whoever takes it. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+#include "list.h"
+
+#define ELEM_MAX (64 * 1024)
+
+static unsigned char *slot(const sl_chan *ch, size_t i)
+{
+    return ch->buf_ + ((ch->head_ + i) % ch->cap_) * ch->elem_size_;
+}
+
+static void push_elem(sl_chan *ch, const void *elem)
+{
+    memcpy(slot(ch, ch->len_), elem, ch->elem_size_);
+    ch->len_++;
+    if (ch->len_ > ch->high_water_)
+        ch->high_water_ = ch->len_;
+    if (ch->high_ && !ch->pressured_ && ch->len_ >= ch->high_) {
+        ch->pressured_ = 1;
+        if (ch->on_pressure_)
+            ch->on_pressure_(ch, true, ch->pressure_arg_);
+    }
+}
+
+static void pop_elem(sl_chan *ch, void *elem)
+{
+    memcpy(elem, slot(ch, 0), ch->elem_size_);
+    ch->head_ = (ch->head_ + 1) % ch->cap_;
+    ch->len_--;
+}
+
+static void pressure_down(sl_chan *ch)
+{
+    if (ch->pressured_ && ch->len_ <= ch->low_) {
+        ch->pressured_ = 0;
+        if (ch->on_pressure_)
+            ch->on_pressure_(ch, false, ch->pressure_arg_);
+    }
+}
+
+/* A parked sender is done (its element taken, or failed). */
+static void fire_sender(sl_chan *ch, sl_waiter *w, int result)
+{
+    if (w->task)
+        ch->send_parked_ns_ += sl_now_ns() - w->task->wait_since_;
+    sl__waiter_fire(w, result);
+}
+
+static void fail_all(sl_chan *ch, sl_wq *q, int err)
+{
+    sl_waiter *w;
+    while ((w = sl_wq_pop(q))) {
+        if (q == &ch->sendq_)
+            fire_sender(ch, w, err);
+        else
+            sl__waiter_fire(w, err);
+    }
+}
+
+/* ---- the operations, shared by send/recv, try_ and select -------------- */
+
+int sl__chan_do_send(sl_chan *ch, const void *elem);
+int sl__chan_do_send(sl_chan *ch, const void *elem)
+{
+    if (ch->closed_ || ch->receivers_gone_)
+        return -EPIPE;
+    sl_waiter *w = ch->recvq_.head;
+    if (w) {
+        sl_wq_remove(&ch->recvq_, w);
+        memcpy(w->buf, elem, ch->elem_size_);
+        ch->sent_++;
+        ch->received_++;
+        sl__waiter_fire(w, 0);
+        return 0;
+    }
+    if (ch->len_ < ch->cap_) {
+        ch->sent_++;
+        push_elem(ch, elem);
+        return 0;
+    }
+    return -EAGAIN;
+}
+
+int sl__chan_do_recv(sl_chan *ch, void *elem);
+int sl__chan_do_recv(sl_chan *ch, void *elem)
+{
+    sl_waiter *w = ch->sendq_.head;
+    if (ch->len_ > 0) {
+        pop_elem(ch, elem);
+        ch->received_++;
+        if (w) {   /* a full buffer had a sender waiting: take its element in */
+            sl_wq_remove(&ch->sendq_, w);
+            ch->sent_++;
+            push_elem(ch, w->buf);
+            fire_sender(ch, w, 0);
+        }
+        pressure_down(ch);
+        return 0;
+    }
+    if (w) {
+        sl_wq_remove(&ch->sendq_, w);
+        memcpy(elem, w->buf, ch->elem_size_);
+        ch->sent_++;
+        ch->received_++;
+        fire_sender(ch, w, 0);
+        return 0;
+    }
+    if (ch->closed_ || ch->senders_gone_)
+        return -EPIPE;
+    return -EAGAIN;
+}
+
+/* Would an operation complete now (including with -EPIPE)? For select. */
+bool sl__chan_ready(const sl_chan *ch, int op);
+bool sl__chan_ready(const sl_chan *ch, int op)
+{
+    if (op == SL_SEND)
+        return ch->closed_ || ch->receivers_gone_ || ch->recvq_.head || ch->len_ < ch->cap_;
+    return ch->len_ > 0 || ch->sendq_.head || ch->closed_ || ch->senders_gone_;
+}
+
+/* ---- creation ----------------------------------------------------------- */
+
+int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,
+                    const sl_chan_opts *opts, sl_chan *mem, void *buf,
+                    const char *file, int line)
+{
+    if (!r)
+        r = sl_reactor_current();
+    if (!r || elem_size == 0 || elem_size > ELEM_MAX || (!out && !mem))
+        return -EINVAL;
+    if (cap > SIZE_MAX / elem_size)
+        return -EINVAL;
+    if (opts && opts->high && opts->low > opts->high)
+        return -EINVAL;
+    if (mem && cap && !buf)
+        return -EINVAL;
+    if (!sl__on_reactor(r))
+        return -EXDEV;
+    sl_chan *ch = mem ? mem : malloc(sizeof *ch);
+    if (!ch)
+        return -ENOMEM;
+    memset(ch, 0, sizeof *ch);
+    ch->heap_ = !mem;
+    ch->buf_ = buf;
+    if (!mem && cap) {
+        ch->buf_ = malloc(cap * elem_size);
+        if (!ch->buf_) {
+            free(ch);
+            return -ENOMEM;
+        }
+        ch->buf_heap_ = 1;
+    }
+    ch->home_ = r;
+    ch->file_ = file;
+    ch->line_ = line;
+    ch->name_ = "";
+    ch->elem_size_ = elem_size;
+    ch->cap_ = cap;
+    ch->owner_ = r->current;
+    if (opts) {
+        if (opts->name)
+            ch->name_ = opts->name;
+        ch->elem_free_ = opts->elem_free;
+        ch->high_ = opts->high;
+        ch->low_ = opts->low;
+        ch->on_pressure_ = opts->on_pressure;
+        ch->pressure_arg_ = opts->pressure_arg;
+        if (opts->owner)
+            ch->owner_ = opts->owner;
+    }
+    ch->next_ = r->chans;
+    if (r->chans)
+        r->chans->prev_ = ch;
+    r->chans = ch;
+    r->nchans++;
+    if (out)
+        *out = ch;
+    return 0;
+}
+
+/* ---- send and receive ---------------------------------------------------- */
+
+static int park_on(sl_task *t, sl_chan *ch, sl_wq *q, sl_wait_kind kind, void *buf)
+{
+    t->w_.task = t;
+    t->w_.buf = buf;
+    sl_wq_push(q, &t->w_);
+    int rc = sl__park(t, kind, ch, 0);
+    if (rc != SL_PENDING)
+        sl_wq_remove(q, &t->w_);
+    return rc;
+}
+
+int sl_chan_send(sl_task *t, sl_chan *ch, const void *elem)
+{
+    if (ch->home_ != t->reactor_)
+        return ch->home_ ? sl__remote_op(t, ch, SL_SEND, (void *)elem) : -EPIPE;
+    if (t->cancel_err_)
+        return t->cancel_err_;
+    int rc = sl__chan_do_send(ch, elem);
+    if (rc != -EAGAIN)
+        return rc;
+    return park_on(t, ch, &ch->sendq_, SL_WAIT_SEND, (void *)elem);
+}
+
+int sl_chan_recv(sl_task *t, sl_chan *ch, void *elem)
+{
+    if (ch->home_ != t->reactor_)
+        return ch->home_ ? sl__remote_op(t, ch, SL_RECV, elem) : -EPIPE;
+    if (t->cancel_err_)
+        return t->cancel_err_;
+    int rc = sl__chan_do_recv(ch, elem);
+    if (rc != -EAGAIN)
+        return rc;
+    return park_on(t, ch, &ch->recvq_, SL_WAIT_RECV, elem);
+}
+
+static int try_check(sl_task *t, const sl_chan *ch)
+{
+    if (!ch->home_)
+        return -EPIPE;
+    if (t ? ch->home_ != t->reactor_ : !sl__on_reactor(ch->home_))
+        return -EXDEV;
+    return t ? t->cancel_err_ : 0;
+}
+
+int sl_chan_try_send(sl_task *t, sl_chan *ch, const void *elem)
+{
+    int rc = try_check(t, ch);
+    return rc ? rc : sl__chan_do_send(ch, elem);
+}
+
+int sl_chan_try_recv(sl_task *t, sl_chan *ch, void *elem)
+{
+    int rc = try_check(t, ch);
+    return rc ? rc : sl__chan_do_recv(ch, elem);
+}
+
+void sl__chan_unpark(sl_task *t)
+{
+    sl_chan *ch = t->wait_obj_;
+    if (t->wait_kind_ == SL_WAIT_SEND) {
+        ch->send_parked_ns_ += sl_now_ns() - t->wait_since_;
+        sl_wq_remove(&ch->sendq_, &t->w_);
+    } else {
+        sl_wq_remove(&ch->recvq_, &t->w_);
+    }
+}
+
+/* ---- close, ownership ---------------------------------------------------- */
+
+int sl_chan_close_at_(sl_task *t, sl_chan *ch, const char *file, int line)
+{
+    if (!ch->home_ || !sl__on_reactor(ch->home_) || (t && t->reactor_ != ch->home_))
+        return -EXDEV;
+    if (ch->closed_) {
+        sl__misuse(ch->home_, file, line, "second close of channel '%s' (made at %s:%d)",
+                   ch->name_, ch->file_, ch->line_);
+        return -EALREADY;
+    }
+    if (t != ch->owner_) {
+        sl__misuse(ch->home_, file, line,
+                   "close of channel '%s' (made at %s:%d) by task '%s', which does not own it",
+                   ch->name_, ch->file_, ch->line_, t ? t->name_ : "(none)");
+        return -EPERM;
+    }
+    ch->closed_ = 1;
+    fail_all(ch, &ch->sendq_, -EPIPE);
+    fail_all(ch, &ch->recvq_, -EPIPE);
+    return 0;
+}
+
+int sl_chan_give(sl_chan *ch, sl_task *from, sl_task *to)
+{
+    if (ch->owner_ != from)
+        return -EPERM;
+    ch->owner_ = to;
+    return 0;
+}
+
+/* ---- ends ----------------------------------------------------------------- */
+
+static sl_hold *find_hold(sl_chan *ch, sl_task *t)
+{
+    for (sl_hold *h = ch->holds_; h; h = h->cnext)
+        if (h->task == t)
+            return h;
+    return NULL;
+}
+
+int sl_chan_attach(sl_chan *ch, sl_task *t, int ends)
+{
+    if (!ends || (ends & ~(SL_CHAN_SENDER | SL_CHAN_RECEIVER)))
+        return -EINVAL;
+    if (!ch->home_ || ch->freed_)
+        return -EPIPE;
+    if (!sl__on_reactor(ch->home_) || (t && t->reactor_ != ch->home_))
+        return -EXDEV;
+    sl_hold *h = find_hold(ch, t);
+    if (!h) {
+        h = calloc(1, sizeof *h);
+        if (!h)
+            return -ENOMEM;
+        h->ch = ch;
+        h->task = t;
+        h->cnext = ch->holds_;
+        if (ch->holds_)
+            ch->holds_->cprev = h;
+        ch->holds_ = h;
+        ch->n_holds_++;
+        if (t) {
+            h->tnext = t->holds_;
+            t->holds_ = h;
+        }
+    }
+    int added = ends & ~h->ends;
+    h->ends |= ends;
+    if (added & SL_CHAN_SENDER)
+        ch->n_senders_++;
+    if (added & SL_CHAN_RECEIVER)
+        ch->n_receivers_++;
+    return 0;
+}
+
+static void chan_release_mem(sl_chan *ch)
+{
+    if (ch->buf_heap_)
+        free(ch->buf_);
+    if (ch->heap_)
+        free(ch);
+}
+
+static void drop_hold(sl_chan *ch, sl_hold *h)
+{
+    if (h->cprev)
+        h->cprev->cnext = h->cnext;
+    else
+        ch->holds_ = h->cnext;
+    if (h->cnext)
+        h->cnext->cprev = h->cprev;
+    if (h->task) {
+        sl_hold **pp = &h->task->holds_;
+        while (*pp != h)
+            pp = &(*pp)->tnext;
+        *pp = h->tnext;
+    }
+    free(h);
+    if (--ch->n_holds_ == 0 && ch->freed_)
+        chan_release_mem(ch);
+}
+
+int sl_chan_detach(sl_chan *ch, sl_task *t, int ends)
+{
+    sl_hold *h = find_hold(ch, t);
+    int gone = h ? (h->ends & ends) : 0;
+    if (!gone)
+        return -ENOENT;
+    h->ends &= ~gone;
+    bool freed = ch->freed_;
+    if ((gone & SL_CHAN_RECEIVER) && --ch->n_receivers_ == 0 && !freed) {
+        /* nobody will ever receive: no sender may wait for one */
+        ch->receivers_gone_ = 1;
+        fail_all(ch, &ch->sendq_, -EPIPE);
+    }
+    if ((gone & SL_CHAN_SENDER) && --ch->n_senders_ == 0 && !freed) {
+        ch->senders_gone_ = 1;
+        if (ch->len_ == 0 && !ch->sendq_.head)
+            fail_all(ch, &ch->recvq_, -EPIPE);
+    }
+    if (!h->ends)
+        drop_hold(ch, h);   /* may free ch */
+    return 0;
+}
+
+void sl__chan_release_holds(sl_task *t)
+{
+    while (t->holds_) {
+        sl_hold *h = t->holds_;
+        sl_chan_detach(h->ch, t, h->ends);
+    }
+}
+
+/* ---- free --------------------------------------------------------------- */
+
+static void unregister(sl_chan *ch)
+{
+    sl_reactor *r = ch->home_;
+    if (ch->prev_)
+        ch->prev_->next_ = ch->next_;
+    else
+        r->chans = ch->next_;
+    if (ch->next_)
+        ch->next_->prev_ = ch->prev_;
+    r->nchans--;
+    ch->home_ = NULL;
+}
+
+static void destroy_elems(sl_chan *ch)
+{
+    while (ch->len_ > 0) {
+        void *e = slot(ch, 0);
+        ch->head_ = (ch->head_ + 1) % ch->cap_;
+        ch->len_--;
+        if (ch->elem_free_)
+            ch->elem_free_(e);
+    }
+}
+
+int sl_chan_free_at_(sl_task *t, sl_chan *ch, const char *file, int line)
+{
+    if (ch->freed_) {
+        sl__misuse(sl_reactor_current(), file, line, "second free of channel '%s' (made at %s:%d)",
+                   ch->name_, ch->file_, ch->line_);
+        return -EALREADY;
+    }
+    if (ch->home_ && (!sl__on_reactor(ch->home_) || (t && t->reactor_ != ch->home_)))
+        return -EXDEV;
+    if (t != ch->owner_) {
+        sl__misuse(ch->home_, file, line,
+                   "free of channel '%s' (made at %s:%d) by task '%s', which does not own it",
+                   ch->name_, ch->file_, ch->line_, t ? t->name_ : "(none)");
+        return -EPERM;
+    }
+    ch->closed_ = 1;
+    fail_all(ch, &ch->sendq_, -EPIPE);
+    fail_all(ch, &ch->recvq_, -EPIPE);
+    destroy_elems(ch);
+    ch->freed_ = 1;
+    if (ch->home_)
+        unregister(ch);
+    if (ch->n_holds_ == 0)
+        chan_release_mem(ch);
+    return 0;
+}
+
+/* At reactor teardown: the channel outlived its reactor. Its memory stays
+ * the owner's; it is cut loose so a late sl_chan_free() touches nothing. */
+void sl__chan_teardown(sl_chan *ch)
+{
+    sl_wq *qs[2] = { &ch->sendq_, &ch->recvq_ };
+    for (int i = 0; i < 2; i++) {
+        sl_waiter *w;
+        while ((w = sl_wq_pop(qs[i]))) {
+            if (w->task)
+                sl__waiter_fire(w, -EPIPE);
+            else
+                sl__remote_drop_proxy(w);   /* its task is gone already */
+        }
+    }
+    unregister(ch);
+}
+
+/* ---- stats ----------------------------------------------------------------- */
+
+void sl_chan_stats_get(const sl_chan *ch, sl_chan_stats *st)
+{
+    *st = (sl_chan_stats){
+        .len = ch->len_, .cap = ch->cap_, .elem_size = ch->elem_size_,
+        .high_water = ch->high_water_, .high = ch->high_, .low = ch->low_,
+        .pressured = ch->pressured_, .closed = ch->closed_,
+        .sent = ch->sent_, .received = ch->received_,
+        .send_parked_ns = ch->send_parked_ns_,
+        .senders = ch->n_senders_, .receivers = ch->n_receivers_,
+        .parked_senders = ch->sendq_.n, .parked_receivers = ch->recvq_.n,
+    };
+}
+
+size_t sl_chan_len(const sl_chan *ch) { return ch->len_; }
+size_t sl_chan_cap(const sl_chan *ch) { return ch->cap_; }
+const char *sl_chan_name(const sl_chan *ch) { return ch->name_; }
+sl_reactor *sl_chan_reactor(const sl_chan *ch) { return ch->home_; }
+
+int sl_reactor_foreach_chan(sl_reactor *r, int (*fn)(sl_chan *, void *), void *arg)
+{
+    for (sl_chan *ch = r->chans, *next; ch; ch = next) {
+        next = ch->next_;
+        int rc = fn(ch, arg);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}

@@ -1,0 +1,173 @@
+/* diag.c: describing tasks, finding global deadlocks, reporting leaks. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/event.h>
+#include "internal.h"
+
+const char *sl_task_status_name(sl_task_status s)
+{
+    static const char *names[] = { "ready", "running", "parked", "done" };
+    return (unsigned)s < sizeof names / sizeof *names ? names[s] : "?";
+}
+
+const char *sl_wait_kind_name(sl_wait_kind k)
+{
+    static const char *names[] = { "none", "sleep", "send", "recv", "select", "mutex",
+                                   "semaphore", "join", "group", "remote", "external" };
+    return (unsigned)k < sizeof names / sizeof *names ? names[k] : "?";
+}
+
+static const char *wait_obj_name(const sl_task *t)
+{
+    const void *o = t->wait_obj_;
+    if (!o)
+        return NULL;
+    switch ((sl_wait_kind)t->wait_kind_) {
+    case SL_WAIT_SEND:
+    case SL_WAIT_RECV:
+    case SL_WAIT_REMOTE: return ((const sl_chan *)o)->name_;
+    case SL_WAIT_MUTEX:  return ((const sl_mutex *)o)->name_;
+    case SL_WAIT_SEM:    return ((const sl_sem *)o)->name_;
+    case SL_WAIT_JOIN:   return ((const sl_task *)o)->name_;
+    default:             return NULL;
+    }
+}
+
+void sl_task_info_get(const sl_task *t, sl_task_info *info)
+{
+    bool parked = t->status_ == SL_TASK_PARKED;
+    *info = (sl_task_info){
+        .name = t->name_, .file = t->file_, .line = t->line_,
+        .status = (sl_task_status)t->status_,
+        .wait = parked ? (sl_wait_kind)t->wait_kind_ : SL_WAIT_NONE,
+        .wait_obj = parked ? t->wait_obj_ : NULL,
+        .wait_name = parked ? wait_obj_name(t) : NULL,
+        .waiting_ns = parked ? sl_now_ns() - t->wait_since_ : 0,
+        .deadline = t->deadline_, .cancelled = t->cancel_err_,
+        .spawned_ns = t->spawned_ns_,
+    };
+}
+
+int sl_task_describe(const sl_task *t, char *buf, size_t size)
+{
+    sl_task_info i;
+    sl_task_info_get(t, &i);
+    int n = snprintf(buf, size, "task '%s' (spawned at %s:%d) %s", i.name, i.file, i.line,
+                     sl_task_status_name(i.status));
+    if (i.status == SL_TASK_PARKED) {
+        n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
+                      " on %s%s%s%s for %.3f ms", sl_wait_kind_name(i.wait),
+                      i.wait_name ? " '" : "", i.wait_name ? i.wait_name : "",
+                      i.wait_name ? "'" : "", (double)i.waiting_ns / 1e6);
+        if (i.wait == SL_WAIT_MUTEX) {
+            const sl_mutex *m = i.wait_obj;
+            n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
+                          " held by '%s' (tag %016llx)", m->holder_ ? m->holder_->name_ : "?",
+                          (unsigned long long)m->tag_);
+        }
+    }
+    if (i.cancelled)
+        n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
+                      ", cancelled (%s)", strerror(-i.cancelled));
+    return n;
+}
+
+void sl_reactor_stats_get(const sl_reactor *r, sl_reactor_stats *st)
+{
+    *st = r->st;
+    st->tasks = r->ntasks;
+    st->channels = r->nchans;
+}
+
+/* ---- global deadlock ------------------------------------------------------ */
+
+static bool chan_is_shared(const sl_chan *ch)
+{
+    return ch->remote_seen_ || ch->remote_ops_;
+}
+
+/* Could anything but another parked task of r wake t? */
+static bool has_way_out(const sl_task *t)
+{
+    if (t->wait_kind_ == SL_WAIT_SEND || t->wait_kind_ == SL_WAIT_RECV)
+        return chan_is_shared(t->wait_obj_);
+    if (t->wait_kind_ == SL_WAIT_SELECT) {
+        const sl_case *c = t->wait_obj_;
+        for (int i = 0; i < t->w_.idx; i++)
+            if (chan_is_shared(c[i].ch))
+                return true;
+    }
+    return false;
+}
+
+int sl_reactor_check_deadlock(sl_reactor *r)
+{
+    if (!r->ntasks || r->blocked != r->ntasks || r->remote_pending || r->rq_head)
+        return 0;
+    /* Any event on the base but our own (a socket, a signal, a user timer)
+     * could feed a channel and wake someone. */
+    int ours = 1 + (evtimer_pending(r->timer_ev, NULL) ? 1 : 0);
+    if (event_base_get_num_events(r->base, EVENT_BASE_COUNT_ADDED) > ours)
+        return 0;
+    for (sl_task *t = r->tasks; t; t = t->next_)
+        if (has_way_out(t))
+            return 0;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return 0;
+    fprintf(f, "sluice: deadlock on reactor %d: all %zu tasks are parked and nothing can wake them:",
+            r->id, r->ntasks);
+    char line[512];
+    for (sl_task *t = r->tasks; t; t = t->next_) {
+        sl_task_describe(t, line, sizeof line);
+        fprintf(f, "\n  %s", line);
+    }
+    fclose(f);
+    r->st.deadlocks++;
+    r->deadlock_reported = true;
+    sl__report(r, "%s", text);
+    free(text);
+    return (int)r->ntasks;
+}
+
+void sl__deadlock_maybe(sl_reactor *r)
+{
+    r->check_deadlock = false;
+    if (!r->deadlock_reported)
+        sl_reactor_check_deadlock(r);
+}
+
+/* ---- leaks at shutdown ------------------------------------------------------ */
+
+int sl__destroy_leaked_tasks(sl_reactor *r)
+{
+    int n = 0;
+    char line[512];
+    while (r->tasks) {
+        sl_task *t = r->tasks;
+        sl_task_describe(t, line, sizeof line);
+        sl__report(r, "sluice: leak: %s, still alive at shutdown", line);
+        sl__task_destroy(t, true);
+        n++;
+    }
+    r->st.leaks += (uint64_t)n;
+    return n;
+}
+
+int sl__release_leaked_chans(sl_reactor *r)
+{
+    int n = 0;
+    while (r->chans) {
+        sl_chan *ch = r->chans;
+        sl__report(r, "sluice: leak: channel '%s' (made at %s:%d, %zu of %zu elements buffered) never freed",
+                   ch->name_, ch->file_, ch->line_, ch->len_, ch->cap_);
+        sl__chan_teardown(ch);
+        n++;
+    }
+    r->st.leaks += (uint64_t)n;
+    return n;
+}

@@ -1,0 +1,139 @@
+/* internal.h: what core's files share and nobody else sees. */
+#ifndef SL_INTERNAL_H
+#define SL_INTERNAL_H
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "heap.h"
+#include "mpsc.h"
+#include "sl_chan.h"
+#include "sl_diag.h"
+#include "sl_lock.h"
+#include "sl_runtime.h"
+#include "sl_task.h"
+
+#define SL_CONTAINER_OF(p, type, member) \
+    ((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+/* task->flags_ */
+enum {
+    SL_TF_JOINABLE = 1,   /* the spawner holds a reference */
+    SL_TF_MEM = 2,        /* the struct is the caller's storage */
+    SL_TF_CANCELLED = 4,
+    SL_TF_TIMER_OK = 8,   /* the current wait's timer is a sleep's end, not the deadline */
+    SL_TF_BLOCKED = 16,   /* counted in reactor->blocked (parked, no timer, local) */
+    SL_TF_YIELDED = 32,
+};
+
+/* A channel end held by a task (sl_chan_attach). */
+typedef struct sl_hold {
+    sl_chan *ch;
+    sl_task *task;
+    struct sl_hold *tnext;            /* task's list */
+    struct sl_hold *cprev, *cnext;    /* channel's list */
+    int ends;
+} sl_hold;
+
+struct sl_reactor {
+    sl_runtime *rt;
+    int id;
+    struct event_base *base;
+    bool own_base;
+    void *_Atomic owner;              /* the owning thread's token; NULL: anyone */
+
+    sl_task *rq_head, *rq_tail;       /* ready tasks */
+    struct event *run_ev;
+    bool run_scheduled, in_run;
+
+    sl_task *tasks;                   /* live tasks */
+    size_t ntasks, blocked;
+    sl_chan *chans;
+    size_t nchans;
+
+    sl_heap heap;
+    struct event *timer_ev;
+    uint64_t timer_at;                /* when timer_ev fires; 0: not armed */
+
+    sl_mpsc q;
+    int wake_fd;
+    struct event *wake_ev;
+    _Atomic int wake_pending;
+    _Atomic bool stopping;
+
+    uint32_t remote_pending;          /* cross-reactor ops of our tasks in flight */
+    bool check_deadlock, deadlock_reported;
+    bool tearing_down;
+
+    uint64_t rng;
+    sl_task *current;
+    sl_reactor_stats st;
+    void (*report)(const char *, void *);
+    void *report_arg;
+};
+
+struct sl_runtime {
+    int n;
+    sl_reactor **r;
+    bool pin;
+    _Atomic int state;               /* 0 new, 1 running, 2 done */
+};
+
+/* reactor.c */
+int sl__reactor_init(sl_reactor *r, sl_runtime *rt, int id, struct event_base *base,
+                     const sl_runtime_opts *opts);
+int sl__reactor_teardown(sl_reactor *r);
+int sl__reactor_teardown_tasks(sl_reactor *r);
+int sl__reactor_drain(sl_reactor *r);
+void sl__reactor_stop(sl_reactor *r);
+void sl__set_current_reactor(sl_reactor *r);
+void sl__claim(sl_reactor *r, bool mine);   /* owned by the calling thread, or by nobody */
+bool sl__on_reactor(const sl_reactor *r);   /* may the calling thread touch r? */
+void sl__ready(sl_task *t);                  /* append to r's run queue */
+void sl__report(sl_reactor *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sl__misuse(sl_reactor *r, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+uint64_t sl__rand(sl_reactor *r);
+
+/* task.c */
+/* Parks t on `obj` of kind `kind`; the caller has already queued t's waiter
+ * node(s). `until` is a wait-specific end (sleep) or 0. Returns SL_PENDING, or
+ * the error that forbids waiting (cancelled, deadline passed), in which case
+ * the caller must dequeue its node(s) again. */
+int sl__park(sl_task *t, sl_wait_kind kind, void *obj, uint64_t until);
+/* The error a wait must fail with right now (cancel), or 0. */
+static inline int sl__check(const sl_task *t) { return t->cancel_err_; }
+/* Ends t's current wait with `result` and makes it ready. */
+void sl__wake(sl_task *t, int result);
+/* Removes t's waiter node(s) from whatever it is parked on. */
+void sl__unpark(sl_task *t);
+void sl__timer_fire(sl_reactor *r, uint64_t now);
+void sl__timer_rearm(sl_reactor *r);
+void sl__run_task(sl_task *t);
+void sl__task_destroy(sl_task *t, bool leaked);
+
+/* chan.c, select.c, lock.c, group.c: detach a parked task's node(s). */
+void sl__chan_unpark(sl_task *t);
+void sl__select_unpark(sl_task *t);
+void sl__mutex_unpark(sl_task *t);
+void sl__sem_unpark(sl_task *t);
+void sl__join_unpark(sl_task *t);
+void sl__group_unpark(sl_task *t);
+void sl__group_leave(sl_task *t);
+void sl__chan_release_holds(sl_task *t);
+void sl__chan_teardown(sl_chan *ch);
+/* Completes a waiter of a channel queue: wakes its task (select aware) or,
+ * for a proxy, sends the result home. */
+void sl__waiter_fire(sl_waiter *w, int result);
+bool sl__waiter_is_proxy(const sl_waiter *w);
+
+/* remote.c: cross-reactor send/recv. */
+int sl__remote_op(sl_task *t, sl_chan *ch, int op, void *buf);
+void sl__remote_unpark(sl_task *t);
+void sl__proxy_fire(sl_waiter *w, int result);
+
+/* diag.c */
+void sl__deadlock_maybe(sl_reactor *r);
+int sl__destroy_leaked_tasks(sl_reactor *r);
+int sl__release_leaked_chans(sl_reactor *r);
+void sl__remote_drop_proxy(sl_waiter *w);
+#endif

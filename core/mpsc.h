@@ -1,0 +1,20 @@
+/* mpsc.h: Dmitry Vyukov's intrusive multi-producer single-consumer queue
+ * (private). Producers never lock and never wait: a push is one atomic
+ * exchange and one store. The consumer may briefly observe a producer
+ * between those two steps; sl_mpsc_pop() then spins until the link lands,
+ * which takes a few instructions unless the producer was preempted. */
+#ifndef SL_MPSC_H
+#define SL_MPSC_H
+#include "sl_runtime.h"
+
+typedef struct sl_mpsc {
+    sl_msg *_Atomic head;      /* producers swap themselves in here */
+    sl_msg *tail;              /* consumer only */
+    sl_msg stub;
+} sl_mpsc;
+
+void sl_mpsc_init(sl_mpsc *q);
+void sl_mpsc_push(sl_mpsc *q, sl_msg *m);
+/* Next message, or NULL when the queue is empty. Consumer thread only. */
+sl_msg *sl_mpsc_pop(sl_mpsc *q);
+#endif

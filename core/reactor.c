@@ -1,0 +1,372 @@
+/* reactor.c: one event_base, a run queue, a timer heap and a message queue.
+ *
+ * Ready tasks are run from one libevent callback in batches: waking a task
+ * appends it to the run queue and, if no batch is under way, activates the
+ * run event. A task switch is therefore a function call, and I/O callbacks
+ * get their turn between batches. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <event2/event.h>
+#include "internal.h"
+
+#define RUN_BATCH 4096
+
+static __thread sl_reactor *tl_reactor;
+static __thread char tl_token;          /* its address names this thread */
+
+sl_reactor *sl_reactor_current(void) { return tl_reactor; }
+int sl_reactor_id(const sl_reactor *r) { return r->id; }
+struct event_base *sl_reactor_base(sl_reactor *r) { return r->base; }
+sl_runtime *sl_reactor_runtime(sl_reactor *r) { return r->rt; }
+size_t sl_reactor_task_count(const sl_reactor *r) { return r->ntasks; }
+
+void sl__set_current_reactor(sl_reactor *r) { tl_reactor = r; }
+
+bool sl__on_reactor(const sl_reactor *r)
+{
+    void *o = atomic_load_explicit(&r->owner, memory_order_relaxed);
+    return !o || o == &tl_token;
+}
+
+void sl__claim(sl_reactor *r, bool mine)
+{
+    atomic_store(&r->owner, mine ? &tl_token : NULL);
+}
+
+uint64_t sl__rand(sl_reactor *r)
+{
+    /* xorshift64*: fast, and good enough to choose among select cases */
+    uint64_t x = r->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    r->rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+static void default_report(const char *text, void *arg)
+{
+    (void)arg;
+    fprintf(stderr, "%s\n", text);
+}
+
+void sl_reactor_set_report(sl_reactor *r, void (*report)(const char *, void *), void *arg)
+{
+    r->report = report ? report : default_report;
+    r->report_arg = arg;
+}
+
+static void vreport(sl_reactor *r, const char *fmt, va_list ap)
+{
+    char *text = NULL;
+    if (vasprintf(&text, fmt, ap) < 0)
+        return;
+    if (r)
+        r->report(text, r->report_arg);
+    else
+        default_report(text, NULL);
+    free(text);
+}
+
+void sl__report(sl_reactor *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(r, fmt, ap);
+    va_end(ap);
+}
+
+void sl__misuse(sl_reactor *r, const char *file, int line, const char *fmt, ...)
+{
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (r)
+        r->st.misuses++;
+    sl__report(r, "sluice: misuse at %s:%d: %s", file, line, what);
+}
+
+/* ---- run queue ---------------------------------------------------------- */
+
+static void run_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sl_reactor *r = arg;
+    sl_reactor *prev = tl_reactor;
+    (void)fd;
+    (void)what;
+    tl_reactor = r;
+    r->run_scheduled = false;
+    r->in_run = true;
+    for (int n = 0; r->rq_head && n < RUN_BATCH; n++) {
+        sl_task *t = r->rq_head;
+        r->rq_head = t->run_next_;
+        if (!r->rq_head)
+            r->rq_tail = NULL;
+        t->run_next_ = NULL;
+        sl__run_task(t);
+    }
+    r->in_run = false;
+    if (r->rq_head) {
+        r->run_scheduled = true;
+        event_active(r->run_ev, EV_READ, 0);
+    } else if (r->check_deadlock) {
+        sl__deadlock_maybe(r);
+    }
+    tl_reactor = prev;
+}
+
+void sl__ready(sl_task *t)
+{
+    sl_reactor *r = t->reactor_;
+    t->status_ = SL_TASK_READY;
+    t->run_next_ = NULL;
+    if (r->rq_tail)
+        r->rq_tail->run_next_ = t;
+    else
+        r->rq_head = t;
+    r->rq_tail = t;
+    if (!r->in_run && !r->run_scheduled) {
+        r->run_scheduled = true;
+        event_active(r->run_ev, EV_READ, 0);
+    }
+}
+
+/* ---- timers ------------------------------------------------------------- */
+
+void sl__timer_rearm(sl_reactor *r)
+{
+    sl_task *top = sl_heap_top(&r->heap);
+    if (!top) {
+        if (r->timer_at) {
+            evtimer_del(r->timer_ev);
+            r->timer_at = 0;
+        }
+        return;
+    }
+    if (r->timer_at == top->wake_at_)
+        return;
+    uint64_t now = sl_now_ns();
+    uint64_t d = top->wake_at_ > now ? top->wake_at_ - now : 0;
+    /* libevent counts in microseconds: round up so we never fire early */
+    uint64_t us = (d + 999) / 1000;
+    struct timeval tv = { .tv_sec = (time_t)(us / 1000000), .tv_usec = (suseconds_t)(us % 1000000) };
+    evtimer_add(r->timer_ev, &tv);
+    r->timer_at = top->wake_at_;
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sl_reactor *r = arg;
+    sl_reactor *prev = tl_reactor;
+    (void)fd;
+    (void)what;
+    tl_reactor = r;
+    r->timer_at = 0;
+    sl__timer_fire(r, sl_now_ns());
+    sl__timer_rearm(r);
+    tl_reactor = prev;
+}
+
+/* ---- messages ----------------------------------------------------------- */
+
+static void wake(sl_reactor *r)
+{
+    if (!atomic_exchange_explicit(&r->wake_pending, 1, memory_order_seq_cst)) {
+        uint64_t one = 1;
+        ssize_t n = write(r->wake_fd, &one, sizeof one);
+        (void)n;   /* EAGAIN: the counter is already non-zero, a wake is due */
+    }
+}
+
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sl_reactor *r = arg;
+    sl_reactor *prev = tl_reactor;
+    uint64_t cnt;
+    (void)what;
+    tl_reactor = r;
+    ssize_t n = read(fd, &cnt, sizeof cnt);
+    (void)n;
+    /* Clear before draining: a message pushed after this store writes the
+     * eventfd again, one pushed before it is seen by the drain below. */
+    atomic_store_explicit(&r->wake_pending, 0, memory_order_seq_cst);
+    r->st.wakeups++;
+    sl_msg *m;
+    while ((m = sl_mpsc_pop(&r->q))) {
+        void (*f)(void *) = m->fn;
+        void *a = m->arg;
+        if (m->heap_)
+            free(m);
+        r->st.msgs++;
+        f(a);
+    }
+    if (atomic_load_explicit(&r->stopping, memory_order_acquire))
+        event_base_loopbreak(r->base);
+    tl_reactor = prev;
+}
+
+int sl_reactor_post_mem(sl_reactor *r, sl_msg *m, void (*fn)(void *), void *arg)
+{
+    m->fn = fn;
+    m->arg = arg;
+    m->heap_ = false;
+    sl_mpsc_push(&r->q, m);
+    wake(r);
+    return 0;
+}
+
+int sl_reactor_post(sl_reactor *r, void (*fn)(void *), void *arg)
+{
+    sl_msg *m = malloc(sizeof *m);
+    if (!m)
+        return -ENOMEM;
+    m->fn = fn;
+    m->arg = arg;
+    m->heap_ = true;
+    sl_mpsc_push(&r->q, m);
+    wake(r);
+    return 0;
+}
+
+/* Called by sl_runtime_stop: async-signal-safe (a store and a write). */
+void sl__reactor_stop(sl_reactor *r)
+{
+    atomic_store_explicit(&r->stopping, true, memory_order_release);
+    uint64_t one = 1;
+    ssize_t n = write(r->wake_fd, &one, sizeof one);
+    (void)n;
+}
+
+/* ---- life cycle --------------------------------------------------------- */
+
+int sl__reactor_init(sl_reactor *r, sl_runtime *rt, int id, struct event_base *base,
+                     const sl_runtime_opts *opts)
+{
+    memset(r, 0, sizeof *r);
+    r->rt = rt;
+    r->id = id;
+    r->wake_fd = -1;
+    sl_reactor_set_report(r, opts ? opts->report : NULL, opts ? opts->report_arg : NULL);
+    r->rng = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)(uintptr_t)r) ^ sl_now_ns();
+    if (!r->rng)
+        r->rng = 1;
+    sl_mpsc_init(&r->q);
+    if (!base) {
+        struct event_config *cfg = event_config_new();
+        if (!cfg)
+            return -ENOMEM;
+        /* one thread owns the base: no locks inside libevent */
+        event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+        base = event_base_new_with_config(cfg);
+        event_config_free(cfg);
+        if (!base)
+            return -ENOMEM;
+        r->own_base = true;
+    }
+    r->base = base;
+    r->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (r->wake_fd < 0)
+        return -errno;
+    r->run_ev = event_new(base, -1, 0, run_cb, r);
+    r->timer_ev = evtimer_new(base, timer_cb, r);
+    r->wake_ev = event_new(base, r->wake_fd, EV_READ | EV_PERSIST, wake_cb, r);
+    if (!r->run_ev || !r->timer_ev || !r->wake_ev)
+        return -ENOMEM;
+    event_add(r->wake_ev, NULL);
+    return 0;
+}
+
+/* Runs messages posted but never run (they may complete or free things).
+ * Returns how many ran. */
+int sl__reactor_drain(sl_reactor *r)
+{
+    int n = 0;
+    sl_reactor *prev = tl_reactor;
+    tl_reactor = r;
+    sl_msg *m;
+    while ((m = sl_mpsc_pop(&r->q))) {
+        void (*f)(void *) = m->fn;
+        void *a = m->arg;
+        if (m->heap_)
+            free(m);
+        f(a);
+        n++;
+    }
+    tl_reactor = prev;
+    return n;
+}
+
+/* Teardown, in two passes over every reactor of a runtime: first every
+ * leaked task goes (so no wait is left anywhere), then leaked channels and
+ * the reactor itself. */
+int sl__reactor_teardown_tasks(sl_reactor *r)
+{
+    sl_reactor *prev = tl_reactor;
+    tl_reactor = r;
+    r->tearing_down = true;
+    int leaks = r->base ? sl__destroy_leaked_tasks(r) : 0;
+    tl_reactor = prev;
+    return leaks;
+}
+
+int sl__reactor_teardown(sl_reactor *r)
+{
+    sl_reactor *prev = tl_reactor;
+    tl_reactor = r;
+    int leaks = r->base ? sl__release_leaked_chans(r) : 0;
+    sl_heap_free(&r->heap);
+    if (r->run_ev)
+        event_free(r->run_ev);
+    if (r->timer_ev)
+        event_free(r->timer_ev);
+    if (r->wake_ev)
+        event_free(r->wake_ev);
+    if (r->wake_fd >= 0)
+        close(r->wake_fd);
+    if (r->own_base && r->base)
+        event_base_free(r->base);
+    tl_reactor = prev;
+    return leaks;
+}
+
+int sl_reactor_new_on(sl_reactor **out, struct event_base *base, const sl_runtime_opts *opts)
+{
+    if (!out || !base)
+        return -EINVAL;
+    sl_reactor *r = malloc(sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    int rc = sl__reactor_init(r, NULL, 0, base, opts);
+    if (rc < 0) {
+        r->base = NULL;
+        sl__reactor_teardown(r);
+        free(r);
+        return rc;
+    }
+    sl__claim(r, true);
+    if (!tl_reactor)
+        tl_reactor = r;
+    *out = r;
+    return 0;
+}
+
+int sl_reactor_free(sl_reactor *r)
+{
+    if (r->rt)
+        return -EINVAL;
+    while (sl__reactor_drain(r))
+        ;
+    int leaks = sl__reactor_teardown_tasks(r);
+    leaks += sl__reactor_teardown(r);
+    if (tl_reactor == r)
+        tl_reactor = NULL;
+    free(r);
+    return leaks;
+}

@@ -1,0 +1,161 @@
+/* remote.c: send and receive on a channel of another reactor.
+ *
+ * The operation travels to the channel's home as a message, runs there (or
+ * waits there as a proxy waiter in the channel's queue), and its result
+ * travels back. Each side touches only its own fields of the request, and
+ * the element crosses inside the request, so nothing is shared between the
+ * threads but the message queue's hand-off.
+ *
+ * A caller whose deadline or cancel fires cannot simply walk away: its
+ * element may be being taken at that very moment. It asks home to withdraw
+ * the operation and keeps waiting for the answer: either the operation had
+ * already completed (the task gets its result, nothing is lost) or it was
+ * withdrawn (the task gets its timeout or cancel error). The request is freed
+ * by the caller's side once the result and, if it asked, the withdrawal's
+ * acknowledgement are both back. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+#include "list.h"
+
+int sl__chan_do_send(sl_chan *ch, const void *elem);
+int sl__chan_do_recv(sl_chan *ch, void *elem);
+
+#define WITHDRAWN 1   /* a result that is not an errno */
+
+typedef struct remote_req {
+    sl_msg msg;              /* start (to home), then done (back) */
+    sl_msg abort_msg;        /* withdraw (to home), then its ack (back) */
+    sl_chan *ch;
+    int op;
+    /* home side */
+    bool queued;
+    int result;
+    sl_waiter w;
+    /* caller side */
+    sl_task *task;           /* NULL once orphaned */
+    sl_reactor *from;
+    void *dst;
+    bool aborting, got_done, got_ack;
+    unsigned char elem[];
+} remote_req;
+
+static void maybe_free(remote_req *q)
+{
+    if (q->got_done && (!q->aborting || q->got_ack))
+        free(q);
+}
+
+/* Caller side: the result is back. */
+static void caller_done(void *arg)
+{
+    remote_req *q = arg;
+    sl_task *t = q->task;
+    q->got_done = true;
+    q->from->remote_pending--;
+    if (t) {
+        int rc = q->result;
+        if (rc == WITHDRAWN)
+            rc = t->w_.err;
+        else if (rc == 0 && q->op == SL_RECV)
+            memcpy(q->dst, q->elem, q->ch->elem_size_);
+        t->w_.buf = NULL;
+        sl__wake(t, rc);
+    }
+    maybe_free(q);
+}
+
+static void caller_ack(void *arg)
+{
+    remote_req *q = arg;
+    q->got_ack = true;
+    maybe_free(q);
+}
+
+/* Home side: the operation is over, one way or the other. */
+static void complete(remote_req *q, int result)
+{
+    q->queued = false;
+    q->ch->remote_ops_--;
+    q->result = result;
+    sl_reactor_post_mem(q->from, &q->msg, caller_done, q);
+}
+
+void sl__proxy_fire(sl_waiter *w, int result)
+{
+    complete(SL_CONTAINER_OF(w, remote_req, w), result);
+}
+
+static void home_start(void *arg)
+{
+    remote_req *q = arg;
+    sl_chan *ch = q->ch;
+    ch->remote_ops_++;
+    ch->remote_seen_ = 1;
+    int rc = q->op == SL_SEND ? sl__chan_do_send(ch, q->elem) : sl__chan_do_recv(ch, q->elem);
+    if (rc != -EAGAIN) {
+        complete(q, rc);
+        return;
+    }
+    q->queued = true;
+    q->w = (sl_waiter){ .task = NULL, .buf = q->elem };
+    sl_wq_push(q->op == SL_SEND ? &ch->sendq_ : &ch->recvq_, &q->w);
+}
+
+static void home_abort(void *arg)
+{
+    remote_req *q = arg;
+    if (q->queued) {
+        sl_wq_remove(q->op == SL_SEND ? &q->ch->sendq_ : &q->ch->recvq_, &q->w);
+        complete(q, WITHDRAWN);
+    }
+    sl_reactor_post_mem(q->from, &q->abort_msg, caller_ack, q);
+}
+
+int sl__remote_op(sl_task *t, sl_chan *ch, int op, void *buf)
+{
+    if (t->cancel_err_)
+        return t->cancel_err_;
+    remote_req *q = calloc(1, sizeof *q + ch->elem_size_);
+    if (!q)
+        return -ENOMEM;
+    q->ch = ch;
+    q->op = op;
+    q->task = t;
+    q->from = t->reactor_;
+    q->dst = buf;
+    if (op == SL_SEND)
+        memcpy(q->elem, buf, ch->elem_size_);
+    t->w_.buf = q;
+    t->w_.err = 0;
+    int rc = sl__park(t, SL_WAIT_REMOTE, ch, 0);
+    if (rc != SL_PENDING) {
+        free(q);
+        return rc;
+    }
+    t->reactor_->remote_pending++;
+    sl_reactor_post_mem(ch->home_, &q->msg, home_start, q);
+    return SL_PENDING;
+}
+
+/* Caller side: withdraw (deadline, cancel) or, at teardown, orphan. */
+void sl__remote_unpark(sl_task *t)
+{
+    remote_req *q = t->w_.buf;
+    if (!q || q->aborting)
+        return;
+    if (t->reactor_->tearing_down) {
+        q->task = NULL;   /* teardown: the reactors are stopped, post nothing */
+        return;
+    }
+    q->aborting = true;
+    sl_reactor_post_mem(q->ch->home_, &q->abort_msg, home_abort, q);
+}
+
+/* At teardown, a proxy still queued in a channel belongs to a task that is
+ * gone already: free its request. */
+void sl__remote_drop_proxy(sl_waiter *w)
+{
+    free(SL_CONTAINER_OF(w, remote_req, w));
+}

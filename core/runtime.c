@@ -1,0 +1,141 @@
+/* runtime.c: N reactors, one per thread; reactor 0 runs on the caller's. */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <event2/event.h>
+#include "internal.h"
+
+int sl_runtime_new(sl_runtime **out, const sl_runtime_opts *opts)
+{
+    int n = opts && opts->threads > 0 ? opts->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (!out || n > 1024)
+        return -EINVAL;
+    if (n < 1)
+        n = 1;
+    sl_runtime *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        return -ENOMEM;
+    rt->r = calloc((size_t)n, sizeof *rt->r);
+    if (!rt->r) {
+        free(rt);
+        return -ENOMEM;
+    }
+    rt->pin = opts && opts->pin_cpus;
+    for (int i = 0; i < n; i++) {
+        rt->r[i] = malloc(sizeof *rt->r[i]);
+        int rc = rt->r[i] ? sl__reactor_init(rt->r[i], rt, i, NULL, opts) : -ENOMEM;
+        rt->n = i + 1;
+        if (rc < 0) {
+            if (!rt->r[i])
+                rt->n = i;
+            sl_runtime_free(rt);
+            return rc;
+        }
+    }
+    *out = rt;
+    return 0;
+}
+
+int sl_runtime_threads(const sl_runtime *rt) { return rt->n; }
+
+sl_reactor *sl_runtime_reactor(sl_runtime *rt, int i)
+{
+    return i >= 0 && i < rt->n ? rt->r[i] : NULL;
+}
+
+static void pin(sl_reactor *r)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (ncpu < 1)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET((int)(r->id % ncpu), &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+static void *reactor_main(void *arg)
+{
+    sl_reactor *r = arg;
+    sl__set_current_reactor(r);
+    sl__claim(r, true);
+    if (r->rt->pin)
+        pin(r);
+    event_base_loop(r->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    sl__set_current_reactor(NULL);
+    return NULL;
+}
+
+int sl_runtime_run(sl_runtime *rt)
+{
+    int expect = 0;
+    if (!atomic_compare_exchange_strong(&rt->state, &expect, 1))
+        return -EALREADY;
+    pthread_t *th = calloc((size_t)rt->n, sizeof *th);
+    if (!th)
+        return -ENOMEM;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int started = 1, rc = 0;
+    for (int i = 1; i < rt->n; i++) {
+        /* Nobody may touch the reactor from here on but its thread, which
+         * claims it with its own token as it starts. */
+        atomic_store(&rt->r[i]->owner, (void *)&rt->state);
+        if (pthread_create(&th[i], NULL, reactor_main, rt->r[i]) != 0) {
+            sl__claim(rt->r[i], false);
+            rc = -EAGAIN;
+            break;
+        }
+        started++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc < 0)
+        sl_runtime_stop(rt);
+    sl_reactor *r0 = rt->r[0];
+    sl__claim(r0, true);
+    sl_reactor *prev = sl_reactor_current();
+    sl__set_current_reactor(r0);
+    if (rt->pin)
+        pin(r0);
+    event_base_loop(r0->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    sl__set_current_reactor(prev);
+    for (int i = 1; i < started; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < rt->n; i++)
+        sl__claim(rt->r[i], false);
+    free(th);
+    atomic_store(&rt->state, 2);
+    return rc;
+}
+
+void sl_runtime_stop(sl_runtime *rt)
+{
+    for (int i = 0; i < rt->n; i++)
+        sl__reactor_stop(rt->r[i]);
+}
+
+int sl_runtime_free(sl_runtime *rt)
+{
+    if (!rt)
+        return 0;
+    int leaks = 0;
+    /* Messages may post more messages to other reactors: drain to a fixpoint. */
+    for (int ran = 1; ran;) {
+        ran = 0;
+        for (int i = 0; i < rt->n; i++)
+            ran += sl__reactor_drain(rt->r[i]);
+    }
+    for (int i = 0; i < rt->n; i++)
+        leaks += sl__reactor_teardown_tasks(rt->r[i]);
+    for (int i = 0; i < rt->n; i++) {
+        leaks += sl__reactor_teardown(rt->r[i]);
+        free(rt->r[i]);
+    }
+    free(rt->r);
+    free(rt);
+    return leaks;
+}

@@ -1,0 +1,419 @@
+/* task.c: spawning, running, parking, waking and ending tasks. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+#include "list.h"
+
+/* ---- spawning ----------------------------------------------------------- */
+
+int sl_spawn_at_(sl_reactor *r, sl_step_fn fn, void *state, const sl_spawn_opts *opts,
+                 sl_task **out, sl_task *mem, const char *file, int line)
+{
+    if (!r)
+        r = sl_reactor_current();
+    if (!r || !fn)
+        return -EINVAL;
+    if (!sl__on_reactor(r))
+        return -EXDEV;
+    sl_group *g = opts ? opts->group : NULL;
+    if (g && (g->reactor_ != r || g->closing_))
+        return -EINVAL;
+    if (g && opts->joinable)
+        return -EINVAL;
+    sl_task *t = mem ? mem : malloc(sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    memset(t, 0, sizeof *t);
+    t->reactor_ = r;
+    t->step_ = fn;
+    t->state_ = state;
+    t->file_ = file;
+    t->line_ = line;
+    t->name_ = "";
+    t->refs_ = 1;
+    t->flags_ = mem ? SL_TF_MEM : 0;
+    t->spawned_ns_ = sl_now_ns();
+    if (opts) {
+        if (opts->name)
+            t->name_ = opts->name;
+        t->state_free_ = opts->state_free;
+        t->deadline_ = opts->deadline;
+        if (opts->joinable) {
+            t->flags_ |= SL_TF_JOINABLE;
+            t->refs_ = 2;
+        }
+    }
+    t->next_ = r->tasks;
+    if (r->tasks)
+        r->tasks->prev_ = t;
+    r->tasks = t;
+    r->ntasks++;
+    r->st.spawned++;
+    if (g) {
+        t->group_ = g;
+        t->gnext_ = g->head_;
+        if (g->head_)
+            g->head_->gprev_ = t;
+        g->head_ = t;
+        g->size_++;
+    }
+    if (out)
+        *out = t;
+    sl__ready(t);
+    return 0;
+}
+
+typedef struct remote_spawn {
+    sl_reactor *r;
+    sl_step_fn fn;
+    void *state;
+    sl_spawn_opts opts;
+    const char *file;
+    int line;
+} remote_spawn;
+
+static void spawn_here(void *arg)
+{
+    remote_spawn *rs = arg;
+    int rc = sl_spawn_at_(rs->r, rs->fn, rs->state, &rs->opts, NULL, NULL, rs->file, rs->line);
+    if (rc < 0) {
+        sl__report(rs->r, "sluice: task spawned at %s:%d could not start on reactor %d: %s",
+                   rs->file, rs->line, rs->r->id, strerror(-rc));
+        if (rs->opts.state_free)
+            rs->opts.state_free(rs->state);
+    }
+    free(rs);
+}
+
+int sl_spawn_on_at_(sl_reactor *r, sl_step_fn fn, void *state, const sl_spawn_opts *opts,
+                    const char *file, int line)
+{
+    if (!r || !fn || (opts && (opts->group || opts->joinable)))
+        return -EINVAL;
+    remote_spawn *rs = calloc(1, sizeof *rs);
+    if (!rs)
+        return -ENOMEM;
+    *rs = (remote_spawn){ r, fn, state, opts ? *opts : (sl_spawn_opts){ 0 }, file, line };
+    int rc = sl_reactor_post(r, spawn_here, rs);
+    if (rc < 0)
+        free(rs);
+    return rc;
+}
+
+/* ---- running and ending ------------------------------------------------- */
+
+static void unlink_task(sl_task *t)
+{
+    sl_reactor *r = t->reactor_;
+    if (t->prev_)
+        t->prev_->next_ = t->next_;
+    else
+        r->tasks = t->next_;
+    if (t->next_)
+        t->next_->prev_ = t->prev_;
+    t->prev_ = t->next_ = NULL;
+    r->ntasks--;
+}
+
+static void release(sl_task *t)
+{
+    if (--t->refs_ == 0 && !(t->flags_ & SL_TF_MEM))
+        free(t);
+}
+
+/* Everything a task owns goes when it ends: its hold on channel ends, its
+ * group membership, its joiner's wait, its state. */
+static void task_end(sl_task *t, int rc)
+{
+    sl_reactor *r = t->reactor_;
+    t->status_ = SL_TASK_DONE;
+    t->result_ = rc;
+    if (t->ext_end_) {
+        void (*f)(sl_task *, void *) = t->ext_end_;
+        t->ext_end_ = NULL;
+        f(t, t->ext_);
+    }
+    sl__chan_release_holds(t);
+    if (t->state_free_) {
+        t->state_free_(t->state_);
+        t->state_free_ = NULL;
+    }
+    unlink_task(t);
+    r->st.ended++;
+    if (t->group_)
+        sl__group_leave(t);
+    if (t->joiner_) {
+        sl_task *j = t->joiner_;
+        t->joiner_ = NULL;
+        *(int *)j->w_.buf = rc;
+        sl__wake(j, 0);
+        t->flags_ &= (uint8_t)~SL_TF_JOINABLE;
+        t->refs_--;   /* the joiner's reference, consumed by the join */
+    }
+    release(t);
+}
+
+void sl__run_task(sl_task *t)
+{
+    sl_reactor *r = t->reactor_;
+    r->current = t;
+    t->status_ = SL_TASK_RUNNING;
+    r->st.steps++;
+    int rc = t->step_(t, t->state_);
+    r->current = NULL;
+    if (rc != SL_PENDING) {
+        task_end(t, rc);
+    } else if (t->status_ == SL_TASK_RUNNING) {
+        sl__misuse(r, t->file_, t->line_,
+                   "task '%s' returned SL_PENDING without waiting on anything; ended with -EINVAL",
+                   t->name_);
+        task_end(t, -EINVAL);
+    }
+}
+
+/* Used at shutdown for tasks that never ended. */
+void sl__task_destroy(sl_task *t, bool leaked)
+{
+    (void)leaked;
+    if (t->status_ == SL_TASK_PARKED)
+        sl__unpark(t);
+    if (t->heap_idx_)
+        sl_heap_remove(&t->reactor_->heap, t);
+    if (t->flags_ & SL_TF_BLOCKED) {
+        t->flags_ &= (uint8_t)~SL_TF_BLOCKED;
+        t->reactor_->blocked--;
+    }
+    t->joiner_ = NULL;
+    /* a leaked joinable task is never joined now: drop that reference too */
+    if (t->flags_ & SL_TF_JOINABLE) {
+        t->flags_ &= (uint8_t)~SL_TF_JOINABLE;
+        t->refs_--;
+    }
+    task_end(t, -ECANCELED);
+}
+
+/* ---- parking and waking ------------------------------------------------- */
+
+int sl__park(sl_task *t, sl_wait_kind kind, void *obj, uint64_t until)
+{
+    if (t->cancel_err_)
+        return t->cancel_err_;
+    sl_reactor *r = t->reactor_;
+    uint64_t at = until;
+    bool timer_ok = until != 0;
+    if (t->deadline_ && (!at || t->deadline_ <= at)) {
+        at = t->deadline_;
+        timer_ok = false;
+    }
+    uint64_t now = sl_now_ns();
+    if (at && now >= at)
+        return timer_ok ? 0 : -ETIMEDOUT;
+    t->status_ = SL_TASK_PARKED;
+    t->wait_kind_ = (uint8_t)kind;
+    t->wait_obj_ = obj;
+    t->wait_since_ = now;
+    if (at) {
+        t->wake_at_ = at;
+        if (timer_ok)
+            t->flags_ |= SL_TF_TIMER_OK;
+        else
+            t->flags_ &= (uint8_t)~SL_TF_TIMER_OK;
+        if (sl_heap_push(&r->heap, t) < 0) {
+            t->status_ = SL_TASK_RUNNING;
+            t->wait_kind_ = SL_WAIT_NONE;
+            return -ENOMEM;
+        }
+        if (t->heap_idx_ == 1 && (!r->timer_at || at < r->timer_at))
+            sl__timer_rearm(r);
+    } else if (kind != SL_WAIT_REMOTE && kind != SL_WAIT_EXTERNAL) {
+        t->flags_ |= SL_TF_BLOCKED;
+        r->blocked++;
+        r->check_deadlock = true;
+    }
+    return SL_PENDING;
+}
+
+void sl__wake(sl_task *t, int result)
+{
+    sl_reactor *r = t->reactor_;
+    if (t->heap_idx_)
+        sl_heap_remove(&r->heap, t);
+    if (t->flags_ & SL_TF_BLOCKED) {
+        t->flags_ &= (uint8_t)~SL_TF_BLOCKED;
+        r->blocked--;
+        r->deadlock_reported = false;
+    }
+    t->wait_kind_ = SL_WAIT_NONE;
+    t->wait_obj_ = NULL;
+    t->wait_result_ = result;
+    sl__ready(t);
+}
+
+void sl__unpark(sl_task *t)
+{
+    switch ((sl_wait_kind)t->wait_kind_) {
+    case SL_WAIT_SEND:
+    case SL_WAIT_RECV:   sl__chan_unpark(t); break;
+    case SL_WAIT_SELECT: sl__select_unpark(t); break;
+    case SL_WAIT_MUTEX:  sl__mutex_unpark(t); break;
+    case SL_WAIT_SEM:    sl__sem_unpark(t); break;
+    case SL_WAIT_JOIN:   sl__join_unpark(t); break;
+    case SL_WAIT_GROUP:  sl__group_unpark(t); break;
+    case SL_WAIT_REMOTE: sl__remote_unpark(t); break;
+    default: break;
+    }
+}
+
+/* Ends t's wait early with `err` (timeout or cancel). A cross-reactor wait
+ * cannot end here and now: the operation may be completing on the other
+ * reactor, so it is withdrawn there first and t wakes when that answers. */
+static void abort_wait(sl_task *t, int err)
+{
+    if (t->wait_kind_ == SL_WAIT_REMOTE) {
+        if (t->heap_idx_)
+            sl_heap_remove(&t->reactor_->heap, t);
+        t->w_.err = err;
+        sl__remote_unpark(t);
+        return;
+    }
+    sl__unpark(t);
+    sl__wake(t, err);
+}
+
+void sl__timer_fire(sl_reactor *r, uint64_t now)
+{
+    sl_task *t;
+    while ((t = sl_heap_top(&r->heap)) && t->wake_at_ <= now) {
+        if (t->flags_ & SL_TF_TIMER_OK) {
+            sl__unpark(t);
+            sl__wake(t, 0);
+        } else {
+            abort_wait(t, -ETIMEDOUT);
+        }
+    }
+}
+
+void sl_task_yield_(sl_task *t)
+{
+    sl__ready(t);
+}
+
+/* ---- waits of task.c's own ---------------------------------------------- */
+
+int sl_sleep_until(sl_task *t, uint64_t at)
+{
+    if (t->cancel_err_)
+        return t->cancel_err_;
+    if (at <= sl_now_ns())
+        return 0;
+    return sl__park(t, SL_WAIT_SLEEP, NULL, at);
+}
+
+int sl_sleep(sl_task *t, uint64_t ns)
+{
+    return sl_sleep_until(t, sl_now_ns() + ns);
+}
+
+int sl_task_join(sl_task *t, sl_task *other, int *result)
+{
+    if (!other || !result || !(other->flags_ & SL_TF_JOINABLE))
+        return -EINVAL;
+    if (t == other)
+        return -EDEADLK;
+    if (other->reactor_ != t->reactor_)
+        return -EXDEV;
+    if (other->joiner_)
+        return -EBUSY;
+    if (t->cancel_err_)
+        return t->cancel_err_;
+    if (other->status_ == SL_TASK_DONE) {
+        *result = other->result_;
+        other->flags_ &= (uint8_t)~SL_TF_JOINABLE;
+        release(other);
+        return 0;
+    }
+    t->w_.buf = result;
+    other->joiner_ = t;
+    int rc = sl__park(t, SL_WAIT_JOIN, other, 0);
+    if (rc != SL_PENDING)
+        other->joiner_ = NULL;
+    return rc;
+}
+
+void sl__join_unpark(sl_task *t)
+{
+    sl_task *other = t->wait_obj_;
+    if (other && other->joiner_ == t)
+        other->joiner_ = NULL;
+}
+
+int sl_task_detach(sl_task *other)
+{
+    if (!other || !(other->flags_ & SL_TF_JOINABLE) || other->joiner_)
+        return -EINVAL;
+    other->flags_ &= (uint8_t)~SL_TF_JOINABLE;
+    release(other);
+    return 0;
+}
+
+/* ---- deadline and cancel ------------------------------------------------ */
+
+int sl_task_cancel(sl_task *t, int err)
+{
+    if (!t || err > 0 || t->status_ == SL_TASK_DONE)
+        return -EINVAL;
+    if (!sl__on_reactor(t->reactor_))
+        return -EXDEV;
+    if (t->cancel_err_)
+        return -EALREADY;
+    t->cancel_err_ = err ? err : -ECANCELED;
+    t->flags_ |= SL_TF_CANCELLED;
+    if (t->status_ != SL_TASK_PARKED)
+        return 0;
+    /* a closing group's closer waits for its members whatever happens */
+    if (t->wait_kind_ == SL_WAIT_GROUP && ((sl_group *)t->wait_obj_)->closing_)
+        return 0;
+    abort_wait(t, t->cancel_err_);
+    return 0;
+}
+
+uint64_t sl_task_set_deadline(sl_task *t, uint64_t deadline)
+{
+    uint64_t old = t->deadline_;
+    t->deadline_ = deadline;
+    return old;
+}
+
+uint64_t sl_task_deadline(const sl_task *t) { return t->deadline_; }
+int sl_task_cancelled(const sl_task *t) { return t->cancel_err_; }
+
+/* ---- introspection ------------------------------------------------------ */
+
+sl_task *sl_task_current(void)
+{
+    sl_reactor *r = sl_reactor_current();
+    return r ? r->current : NULL;
+}
+
+sl_reactor *sl_task_reactor(const sl_task *t) { return t->reactor_; }
+const char *sl_task_name(const sl_task *t) { return t->name_; }
+
+void sl_task_set_ext(sl_task *t, void *ext, void (*on_end)(sl_task *, void *))
+{
+    t->ext_ = ext;
+    t->ext_end_ = on_end;
+}
+
+void *sl_task_ext(const sl_task *t) { return t->ext_; }
+
+int sl_reactor_foreach_task(sl_reactor *r, int (*fn)(sl_task *, void *), void *arg)
+{
+    for (sl_task *t = r->tasks, *next; t; t = next) {
+        next = t->next_;
+        int rc = fn(t, arg);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
