@@ -59,20 +59,21 @@ typedef struct sl_chan_stats {
     uint32_t parked_senders, parked_receivers;
 } sl_chan_stats;
 
-/* Creates a channel on the current reactor (the calling thread's; a reactor
+/* The options come last, so a compound literal may be written in place.
+ * Creates a channel on the current reactor (the calling thread's; a reactor
  * not running yet may be named with sl_chan_new_on). `opts` may be NULL.
  * Records the caller's file:line for leak reports. Returns 0, -ENOMEM, or
  * -EINVAL (elem_size 0 or > 64 KiB, low > high, no reactor). */
-#define sl_chan_new(out, elem_size, cap, opts) \
-    sl_chan_new_at_((out), NULL, (elem_size), (cap), (opts), NULL, NULL, __FILE__, __LINE__)
-#define sl_chan_new_on(r, out, elem_size, cap, opts) \
-    sl_chan_new_at_((out), (r), (elem_size), (cap), (opts), NULL, NULL, __FILE__, __LINE__)
+#define sl_chan_new(out, elem_size, cap, ...) \
+    sl_chan_new_at_((out), NULL, (elem_size), (cap), (__VA_ARGS__), NULL, NULL, __FILE__, __LINE__)
+#define sl_chan_new_on(r, out, elem_size, cap, ...) \
+    sl_chan_new_at_((out), (r), (elem_size), (cap), (__VA_ARGS__), NULL, NULL, __FILE__, __LINE__)
 
 /* The _mem twin: `ch` is the caller's storage and `buf` the ring storage of
  * at least cap * elem_size bytes (NULL when cap is 0). Nothing is
  * allocated (attachments excepted). Both must outlive sl_chan_free(). */
-#define sl_chan_mem(ch, elem_size, cap, opts, buf) \
-    sl_chan_new_at_(NULL, NULL, (elem_size), (cap), (opts), (ch), (buf), __FILE__, __LINE__)
+#define sl_chan_mem(ch, buf, elem_size, cap, ...) \
+    sl_chan_new_at_(NULL, NULL, (elem_size), (cap), (__VA_ARGS__), (ch), (buf), __FILE__, __LINE__)
 
 /* Sends a copy of *elem. Returns 0 when the element was handed to a parked
  * receiver or buffered; SL_PENDING when the task parked (final result 0, or

@@ -96,7 +96,10 @@ typedef struct sl_spawn_opts {
     bool joinable;                 /* spawner keeps a reference: join or detach */
 } sl_spawn_opts;
 
-/* Spawns a task on reactor `r` (NULL: the current reactor), which must be the
+/* The options come last so that a compound literal may be written in place:
+ *     sl_spawn(NULL, fn, st, &t, &(sl_spawn_opts){ .name = "x", .joinable = true });
+ *
+ * Spawns a task on reactor `r` (NULL: the current reactor), which must be the
  * calling thread's reactor or a reactor that is not running yet. The task
  * becomes ready at once; it first runs after the caller returns to the
  * reactor. `opts` may be NULL. If `out` is not NULL it receives the task
@@ -105,22 +108,22 @@ typedef struct sl_spawn_opts {
  * Returns 0, -ENOMEM, -EINVAL (no reactor, NULL fn, or a group of another
  * reactor or already closed), -EXDEV (r runs on another thread: use
  * sl_spawn_on). Records the caller's file:line as the spawn site. */
-#define sl_spawn(r, fn, state, opts, out) \
-    sl_spawn_at_((r), (fn), (state), (opts), (out), NULL, __FILE__, __LINE__)
+#define sl_spawn(r, fn, state, out, ...) \
+    sl_spawn_at_((r), (fn), (state), (__VA_ARGS__), (out), NULL, __FILE__, __LINE__)
 
 /* The same, with the caller's storage for the task struct: nothing is
  * allocated. `mem` must stay valid until the task has ended (and, joinable,
  * been joined or detached). */
-#define sl_spawn_mem(r, fn, state, opts, mem) \
-    sl_spawn_at_((r), (fn), (state), (opts), NULL, (mem), __FILE__, __LINE__)
+#define sl_spawn_mem(r, fn, state, mem, ...) \
+    sl_spawn_at_((r), (fn), (state), (__VA_ARGS__), NULL, (mem), __FILE__, __LINE__)
 
 /* Spawns a detached task on reactor `r` from any thread, through a
  * cross-reactor message; opts->group and opts->joinable are not allowed.
  * The task is created when `r` drains its messages. If creation fails there
  * the state destructor is called and the failure reported. Returns 0,
  * -ENOMEM or -EINVAL. */
-#define sl_spawn_on(r, fn, state, opts) \
-    sl_spawn_on_at_((r), (fn), (state), (opts), __FILE__, __LINE__)
+#define sl_spawn_on(r, fn, state, ...) \
+    sl_spawn_on_at_((r), (fn), (state), (__VA_ARGS__), __FILE__, __LINE__)
 
 /* ---- waiting ----------------------------------------------------------- */
 

@@ -1,0 +1,556 @@
+/* test_chan.c: channels: order, hand-off, close, ends, destructor, pressure. */
+#include "testutil.h"
+
+static sl_runtime *rt;
+static capture cap;
+
+/* ---- helper tasks ---------------------------------------------------------- */
+
+typedef struct recver {
+    sl_chan *ch;
+    int n, got[128], rc[128], i;
+    uint64_t deadline;
+} recver;
+
+static int recv_task(sl_task *t, void *arg)
+{
+    recver *s = arg;
+    SL_BEGIN(t);
+    if (s->deadline)
+        sl_task_set_deadline(t, s->deadline);
+    for (s->i = 0; s->i < s->n; s->i++) {
+        SL_AWAIT(t, s->rc[s->i], sl_chan_recv(t, s->ch, &s->got[s->i]));
+        if (s->rc[s->i] < 0)
+            break;
+    }
+    SL_END(t);
+}
+
+typedef struct sender {
+    sl_chan *ch;
+    int n, first, rc[128], i, v;
+    uint64_t deadline;
+} sender;
+
+static int send_task(sl_task *t, void *arg)
+{
+    sender *s = arg;
+    SL_BEGIN(t);
+    if (s->deadline)
+        sl_task_set_deadline(t, s->deadline);
+    for (s->i = 0; s->i < s->n; s->i++) {
+        s->v = s->first + s->i;
+        SL_AWAIT(t, s->rc[s->i], sl_chan_send(t, s->ch, &s->v));
+        if (s->rc[s->i] < 0)
+            break;
+    }
+    SL_END(t);
+}
+
+static void setup_rt(void)
+{
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(1, &cap);
+}
+
+/* ---- FIFO ------------------------------------------------------------------- */
+
+typedef struct fifo_st {
+    sl_chan *ch;
+    sender s;
+    recver r;
+    sl_task *st, *rt_;
+    int rc, res;
+} fifo_st;
+
+static int fifo_main(sl_task *t, void *arg)
+{
+    fifo_st *m = arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_new(&m->ch, sizeof(int), 4, NULL), 0);
+    m->s = (sender){ .ch = m->ch, .n = 100, .first = 1000 };
+    m->r = (recver){ .ch = m->ch, .n = 100 };
+    assert_int_equal(sl_spawn(NULL, send_task, &m->s, &m->st, &(sl_spawn_opts){ .joinable = true }), 0);
+    assert_int_equal(sl_spawn(NULL, recv_task, &m->r, &m->rt_, &(sl_spawn_opts){ .joinable = true }), 0);
+    SL_AWAIT(t, m->rc, sl_task_join(t, m->st, &m->res));
+    assert_int_equal(m->rc, 0);
+    SL_AWAIT(t, m->rc, sl_task_join(t, m->rt_, &m->res));
+    assert_int_equal(m->rc, 0);
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(m->r.rc[i], 0);
+        assert_int_equal(m->r.got[i], 1000 + i);
+        assert_int_equal(m->s.rc[i], 0);
+    }
+    sl_chan_stats st;
+    sl_chan_stats_get(m->ch, &st);
+    assert_int_equal(st.sent, 100);
+    assert_int_equal(st.received, 100);
+    assert_int_equal(st.high_water, 4);
+    assert_true(st.send_parked_ns > 0);
+    assert_int_equal(sl_chan_free(t, m->ch), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_fifo_order(void **s)
+{
+    (void)s;
+    setup_rt();
+    fifo_st m = { 0 };
+    assert_int_equal(rt_run(rt, fifo_main, &m), 0);
+    assert_int_equal(cap.count, 0);
+}
+
+/* ---- rendezvous --------------------------------------------------------------- */
+
+typedef struct rdv_st {
+    sl_chan *ch;
+    int v, rc, got;
+    sender s;
+} rdv_st;
+
+static int rdv_main(sl_task *t, void *arg)
+{
+    rdv_st *m = arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_new(&m->ch, sizeof(int), 0, NULL), 0);
+    /* nobody receives: a try_send cannot complete, a send parks */
+    m->v = 7;
+    assert_int_equal(sl_chan_try_send(t, m->ch, &m->v), -EAGAIN);
+    assert_int_equal(sl_chan_try_recv(t, m->ch, &m->got), -EAGAIN);
+    m->s = (sender){ .ch = m->ch, .n = 1, .first = 42 };
+    assert_int_equal(sl_spawn(NULL, send_task, &m->s, NULL, NULL), 0);
+    SL_YIELD(t);
+    /* the sender is parked now, holding its element */
+    sl_chan_stats st;
+    sl_chan_stats_get(m->ch, &st);
+    assert_int_equal(st.parked_senders, 1);
+    assert_int_equal(st.len, 0);
+    /* a receive completes at once, straight from the sender's buffer */
+    assert_int_equal(sl_chan_recv(t, m->ch, &m->got), 0);
+    assert_int_equal(m->got, 42);
+    SL_YIELD(t);
+    assert_int_equal(m->s.rc[0], 0);
+    /* and the other way: the receiver parks first */
+    SL_AWAIT(t, m->rc, sl_sleep(t, 0));
+    m->s = (sender){ .ch = m->ch, .n = 1, .first = 43 };
+    assert_int_equal(sl_spawn(NULL, send_task, &m->s, NULL, NULL), 0);
+    SL_AWAIT(t, m->rc, sl_chan_recv(t, m->ch, &m->got));
+    assert_int_equal(m->rc, 0);
+    assert_int_equal(m->got, 43);
+    assert_int_equal(sl_chan_free(t, m->ch), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_rendezvous(void **s)
+{
+    (void)s;
+    setup_rt();
+    rdv_st m = { 0 };
+    assert_int_equal(rt_run(rt, rdv_main, &m), 0);
+}
+
+/* ---- close ------------------------------------------------------------------------ */
+
+typedef struct close_st {
+    sl_chan *full, *empty;
+    recver r[5];
+    sender s[5];
+    int v, got, rc;
+} close_st;
+
+static int close_main(sl_task *t, void *arg)
+{
+    close_st *m = arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_new(&m->empty, sizeof(int), 2, NULL), 0);
+    assert_int_equal(sl_chan_new(&m->full, sizeof(int), 1, NULL), 0);
+    m->v = 1;
+    assert_int_equal(sl_chan_send(t, m->full, &m->v), 0);
+    for (int i = 0; i < 5; i++) {
+        m->r[i] = (recver){ .ch = m->empty, .n = 1 };
+        m->s[i] = (sender){ .ch = m->full, .n = 1 };
+        assert_int_equal(sl_spawn(NULL, recv_task, &m->r[i], NULL, NULL), 0);
+        assert_int_equal(sl_spawn(NULL, send_task, &m->s[i], NULL, NULL), 0);
+    }
+    SL_YIELD(t);
+    sl_chan_stats st;
+    sl_chan_stats_get(m->empty, &st);
+    assert_int_equal(st.parked_receivers, 5);
+    sl_chan_stats_get(m->full, &st);
+    assert_int_equal(st.parked_senders, 5);
+    assert_int_equal(sl_chan_close(t, m->empty), 0);
+    assert_int_equal(sl_chan_close(t, m->full), 0);
+    SL_YIELD(t);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(m->r[i].rc[0], -EPIPE);
+        assert_int_equal(m->s[i].rc[0], -EPIPE);
+    }
+    /* after close: sends fail, the buffered element drains, then -EPIPE */
+    assert_int_equal(sl_chan_send(t, m->full, &m->v), -EPIPE);
+    assert_int_equal(sl_chan_try_send(t, m->full, &m->v), -EPIPE);
+    assert_int_equal(sl_chan_recv(t, m->full, &m->got), 0);
+    assert_int_equal(m->got, 1);
+    assert_int_equal(sl_chan_recv(t, m->full, &m->got), -EPIPE);
+    assert_int_equal(sl_chan_try_recv(t, m->full, &m->got), -EPIPE);
+    /* a second close is an error and a report naming this file */
+    assert_int_equal(sl_chan_close(t, m->full), -EALREADY);
+    assert_non_null(strstr(cap.text, "second close"));
+    assert_non_null(strstr(cap.text, "test_chan.c:"));
+    assert_int_equal(sl_chan_free(t, m->full), 0);
+    assert_int_equal(sl_chan_free(t, m->empty), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_close_wakes_all(void **s)
+{
+    (void)s;
+    setup_rt();
+    close_st m = { 0 };
+    assert_int_equal(rt_run(rt, close_main, &m), 0);
+    assert_int_equal(cap.count, 1);
+}
+
+/* Only the owner closes; ownership can be handed on. */
+typedef struct owner_st {
+    sl_chan *ch;
+    sl_task *main;
+} owner_st;
+
+static int intruder(sl_task *t, void *arg)
+{
+    owner_st *m = arg;
+    assert_int_equal(sl_chan_close(t, m->ch), -EPERM);
+    assert_int_equal(sl_chan_free(t, m->ch), -EPERM);
+    assert_int_equal(sl_chan_give(m->ch, t, NULL), -EPERM);
+    assert_int_equal(sl_chan_give(m->ch, m->main, t), 0);
+    assert_int_equal(sl_chan_close(t, m->ch), 0);
+    assert_int_equal(sl_chan_free(t, m->ch), 0);
+    sl_runtime_stop(rt);
+    return 0;
+}
+
+static int owner_main(sl_task *t, void *arg)
+{
+    owner_st *m = arg;
+    m->main = t;
+    assert_int_equal(sl_chan_new(&m->ch, sizeof(int), 1, &(sl_chan_opts){ .name = "owned" }), 0);
+    assert_int_equal(sl_spawn(NULL, intruder, m, NULL, &(sl_spawn_opts){ .name = "intruder" }), 0);
+    return 0;
+}
+
+static void test_close_by_non_owner(void **s)
+{
+    (void)s;
+    setup_rt();
+    owner_st m = { 0 };
+    assert_int_equal(rt_run(rt, owner_main, &m), 0);
+    assert_int_equal(cap.count, 2);
+    assert_non_null(strstr(cap.text, "close of channel 'owned'"));
+    assert_non_null(strstr(cap.text, "by task 'intruder', which does not own it"));
+}
+
+/* ---- ends: receivers gone, senders gone ---------------------------------------- */
+
+typedef struct ends_st {
+    sl_chan *ch, *ch2;
+    sender s[3];
+    recver r, r2;
+    sl_task *rt_, *st_;
+    int v, got, rc;
+} ends_st;
+
+static int ends_main(sl_task *t, void *arg)
+{
+    ends_st *m = arg;
+    SL_BEGIN(t);
+    /* three senders parked on a full channel; the only receiver ends */
+    assert_int_equal(sl_chan_new(&m->ch, sizeof(int), 1, NULL), 0);
+    m->v = 5;
+    assert_int_equal(sl_chan_send(t, m->ch, &m->v), 0);
+    for (int i = 0; i < 3; i++) {
+        m->s[i] = (sender){ .ch = m->ch, .n = 2, .first = 10 * i, .rc = { 1, 1 } };
+        assert_int_equal(sl_spawn(NULL, send_task, &m->s[i], NULL, NULL), 0);
+    }
+    SL_YIELD(t);
+    sl_chan_stats st;
+    sl_chan_stats_get(m->ch, &st);
+    assert_int_equal(st.parked_senders, 3);
+    m->r = (recver){ .ch = m->ch, .n = 1 };
+    assert_int_equal(sl_spawn(NULL, recv_task, &m->r, &m->rt_, NULL), 0);
+    assert_int_equal(sl_chan_attach(m->ch, m->rt_, SL_CHAN_RECEIVER), 0);
+    assert_int_equal(sl_chan_attach(m->ch, m->rt_, 0), -EINVAL);
+    assert_int_equal(sl_chan_attach(m->ch, m->rt_, 8), -EINVAL);
+    SL_AWAIT(t, m->rc, sl_sleep(t, SL_NS_PER_MS));
+    /* the receiver took one element and ended; its end went with it */
+    assert_int_equal(m->r.rc[0], 0);
+    assert_int_equal(m->r.got[0], 5);
+    sl_chan_stats_get(m->ch, &st);
+    assert_int_equal(st.receivers, 0);
+    assert_int_equal(st.parked_senders, 0);
+    /* the first sender's element moved into the buffer as the receiver took
+     * one; every other send, parked or new, failed instead of waiting forever */
+    int ok = 0, pipe = 0;
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 2; j++)
+            ok += m->s[i].rc[j] == 0, pipe += m->s[i].rc[j] == -EPIPE;
+    assert_int_equal(ok, 1);
+    assert_int_equal(pipe, 3);
+    assert_int_equal(sl_chan_send(t, m->ch, &m->v), -EPIPE);
+    assert_int_equal(sl_chan_detach(m->ch, t, SL_CHAN_RECEIVER), -ENOENT);
+    assert_int_equal(sl_chan_free(t, m->ch), 0);
+
+    /* the last sender goes: receivers drain, then get -EPIPE */
+    assert_int_equal(sl_chan_new(&m->ch2, sizeof(int), 4, NULL), 0);
+    assert_int_equal(sl_chan_attach(m->ch2, t, SL_CHAN_SENDER), 0);
+    m->v = 9;
+    assert_int_equal(sl_chan_send(t, m->ch2, &m->v), 0);
+    m->r2 = (recver){ .ch = m->ch2, .n = 3 };
+    assert_int_equal(sl_spawn(NULL, recv_task, &m->r2, NULL, NULL), 0);
+    SL_YIELD(t);
+    assert_int_equal(m->r2.rc[0], 0);
+    assert_int_equal(m->r2.got[0], 9);
+    assert_int_equal(sl_chan_detach(m->ch2, t, SL_CHAN_SENDER), 0);
+    SL_YIELD(t);
+    assert_int_equal(m->r2.rc[1], -EPIPE);
+    assert_int_equal(sl_chan_free(t, m->ch2), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_receiver_gone_fails_senders(void **s)
+{
+    (void)s;
+    setup_rt();
+    ends_st m = { 0 };
+    assert_int_equal(rt_run(rt, ends_main, &m), 0);
+    assert_int_equal(cap.count, 0);
+}
+
+/* ---- leftover elements ------------------------------------------------------------------ */
+
+static int destroyed;
+
+static void free_elem(void *e)
+{
+    int *p = *(int **)e;
+    destroyed++;
+    free(p);
+}
+
+typedef struct left_st {
+    sl_chan *ch;
+    int *p;
+} left_st;
+
+static int left_main(sl_task *t, void *arg)
+{
+    left_st *m = arg;
+    assert_int_equal(sl_chan_new(&m->ch, sizeof(int *), 8, &(sl_chan_opts){ .elem_free = free_elem }), 0);
+    for (int i = 0; i < 6; i++) {
+        m->p = malloc(sizeof *m->p);
+        *m->p = i;
+        assert_int_equal(sl_chan_try_send(t, m->ch, &m->p), 0);
+    }
+    /* one taken out is the receiver's to free, not the destructor's */
+    assert_int_equal(sl_chan_try_recv(t, m->ch, &m->p), 0);
+    assert_int_equal(*m->p, 0);
+    free(m->p);
+    assert_int_equal(sl_chan_close(t, m->ch), 0);
+    assert_int_equal(destroyed, 0);
+    assert_int_equal(sl_chan_free(t, m->ch), 0);
+    assert_int_equal(destroyed, 5);
+    sl_runtime_stop(rt);
+    return 0;
+}
+
+static void test_leftovers_destroyed_once(void **s)
+{
+    (void)s;
+    setup_rt();
+    destroyed = 0;
+    left_st m = { 0 };
+    assert_int_equal(rt_run(rt, left_main, &m), 0);
+    assert_int_equal(destroyed, 5);
+    assert_int_equal(cap.count, 0);
+}
+
+/* ---- watermarks ------------------------------------------------------------------------ */
+
+static int highs, lows;
+
+static void on_pressure(sl_chan *ch, bool high, void *arg)
+{
+    (void)ch;
+    assert_ptr_equal(arg, &highs);
+    if (high)
+        highs++;
+    else
+        lows++;
+}
+
+static int wm_main(sl_task *t, void *arg)
+{
+    sl_chan *ch;
+    int v = 0;
+    (void)arg;
+    sl_chan_opts o = { .high = 8, .low = 2, .on_pressure = on_pressure, .pressure_arg = &highs };
+    assert_int_equal(sl_chan_new(&ch, sizeof(int), 10, &o), 0);
+    for (int round = 1; round <= 3; round++) {
+        for (int i = 0; i < 10; i++)
+            assert_int_equal(sl_chan_try_send(t, ch, &v), 0);
+        assert_int_equal(highs, round);        /* once, at 8, not at 9 and 10 */
+        assert_int_equal(lows, round - 1);
+        for (int i = 0; i < 5; i++)
+            assert_int_equal(sl_chan_try_recv(t, ch, &v), 0);
+        assert_int_equal(lows, round - 1);     /* 5 is above low */
+        for (int i = 0; i < 3; i++)
+            assert_int_equal(sl_chan_try_send(t, ch, &v), 0);
+        assert_int_equal(highs, round);        /* back to 8, still pressured */
+        for (int i = 0; i < 8; i++)
+            assert_int_equal(sl_chan_try_recv(t, ch, &v), 0);
+        assert_int_equal(lows, round);         /* crossed 2 once */
+        while (sl_chan_try_recv(t, ch, &v) == 0)
+            ;
+        assert_int_equal(lows, round);
+    }
+    sl_chan_stats st;
+    sl_chan_stats_get(ch, &st);
+    assert_false(st.pressured);
+    assert_int_equal(st.high, 8);
+    assert_int_equal(st.low, 2);
+    assert_int_equal(sl_chan_free(t, ch), 0);
+    sl_runtime_stop(rt);
+    return 0;
+}
+
+static void test_watermarks(void **s)
+{
+    (void)s;
+    setup_rt();
+    highs = lows = 0;
+    assert_int_equal(rt_run(rt, wm_main, NULL), 0);
+}
+
+/* ---- bad arguments, _mem twin ------------------------------------------------------------ */
+
+static int args_main(sl_task *t, void *arg)
+{
+    sl_chan *ch = NULL;
+    (void)arg;
+    assert_int_equal(sl_chan_new(&ch, 0, 4, NULL), -EINVAL);
+    assert_int_equal(sl_chan_new(&ch, 65537, 4, NULL), -EINVAL);
+    assert_int_equal(sl_chan_new(&ch, 8, SIZE_MAX / 4, NULL), -EINVAL);
+    assert_int_equal(sl_chan_new(&ch, 4, 4, &(sl_chan_opts){ .high = 2, .low = 3 }), -EINVAL);
+    assert_null(ch);
+    /* caller's storage: nothing allocated */
+    sl_chan mem;
+    int ring[4], v = 3, got = 0;
+    assert_int_equal(sl_chan_mem(&mem, NULL, sizeof(int), 4, NULL), -EINVAL);
+    assert_int_equal(sl_chan_mem(&mem, ring, sizeof(int), 4, NULL), 0);
+    assert_int_equal(sl_chan_try_send(t, &mem, &v), 0);
+    assert_int_equal(sl_chan_len(&mem), 1);
+    assert_int_equal(sl_chan_cap(&mem), 4);
+    assert_int_equal(sl_chan_try_recv(t, &mem, &got), 0);
+    assert_int_equal(got, 3);
+    assert_int_equal(sl_chan_free(t, &mem), 0);
+    assert_int_equal(sl_chan_free(t, &mem), -EALREADY);
+    assert_int_equal(sl_chan_send(t, &mem, &v), -EPIPE);
+    sl_runtime_stop(rt);
+    return 0;
+}
+
+static void test_bad_args_and_mem(void **s)
+{
+    (void)s;
+    setup_rt();
+    assert_int_equal(rt_run(rt, args_main, NULL), 0);
+    assert_int_equal(cap.count, 1);
+    assert_non_null(strstr(cap.text, "second free"));
+}
+
+static void test_no_reactor(void **s)
+{
+    (void)s;
+    sl_chan *ch;
+    assert_int_equal(sl_chan_new(&ch, 4, 4, NULL), -EINVAL);
+}
+
+/* ---- deadline and cancel wake parked senders and receivers ------------------------------------ */
+
+typedef struct dl_st {
+    sl_chan *full, *empty;
+    recver r[5];
+    sender s[5];
+    recver rc_;
+    sender sc_;
+    sl_task *rct, *sct;
+    int v;
+    uint64_t start;
+} dl_st;
+
+static int dl_main(sl_task *t, void *arg)
+{
+    dl_st *m = arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_new(&m->empty, sizeof(int), 0, NULL), 0);
+    assert_int_equal(sl_chan_new(&m->full, sizeof(int), 0, NULL), 0);
+    m->start = sl_now_ns();
+    for (int i = 0; i < 5; i++) {
+        uint64_t dl = m->start + (uint64_t)(20 + 10 * i) * SL_NS_PER_MS;
+        m->r[i] = (recver){ .ch = m->empty, .n = 1, .deadline = dl };
+        m->s[i] = (sender){ .ch = m->full, .n = 1, .deadline = dl };
+        assert_int_equal(sl_spawn(NULL, recv_task, &m->r[i], NULL, &(sl_spawn_opts){ .joinable = true }), 0);
+        assert_int_equal(sl_spawn(NULL, send_task, &m->s[i], NULL, NULL), 0);
+    }
+    /* and two with no deadline, to be cancelled */
+    m->rc_ = (recver){ .ch = m->empty, .n = 1 };
+    m->sc_ = (sender){ .ch = m->full, .n = 1 };
+    assert_int_equal(sl_spawn(NULL, recv_task, &m->rc_, &m->rct, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, send_task, &m->sc_, &m->sct, NULL), 0);
+    SL_YIELD(t);
+    assert_int_equal(sl_task_cancel(m->rct, 0), 0);
+    assert_int_equal(sl_task_cancel(m->sct, -ESHUTDOWN), 0);
+    SL_YIELD(t);
+    assert_int_equal(m->rc_.rc[0], -ECANCELED);
+    assert_int_equal(m->sc_.rc[0], -ESHUTDOWN);
+    SL_AWAIT(t, m->v, sl_sleep(t, 200 * SL_NS_PER_MS));
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(m->r[i].rc[0], -ETIMEDOUT);
+        assert_int_equal(m->s[i].rc[0], -ETIMEDOUT);
+    }
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_deadline_and_cancel_wake(void **s)
+{
+    (void)s;
+    setup_rt();
+    dl_st m = { 0 };
+    /* the joinable receivers were never joined: they are freed at shutdown
+     * without a leak report since they ended; channels are leaked on
+     * purpose here and must be reported */
+    int leaks = rt_run(rt, dl_main, &m);
+    assert_int_equal(leaks, 2);
+    assert_non_null(strstr(cap.text, "channel '' (made at"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fifo_order),
+        cmocka_unit_test(test_rendezvous),
+        cmocka_unit_test(test_close_wakes_all),
+        cmocka_unit_test(test_close_by_non_owner),
+        cmocka_unit_test(test_receiver_gone_fails_senders),
+        cmocka_unit_test(test_leftovers_destroyed_once),
+        cmocka_unit_test(test_watermarks),
+        cmocka_unit_test(test_bad_args_and_mem),
+        cmocka_unit_test(test_no_reactor),
+        cmocka_unit_test(test_deadline_and_cancel_wake),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

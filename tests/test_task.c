@@ -1,0 +1,459 @@
+/* test_task.c: spawning, join, sleep, yield, cancel, deadlines, groups, scale. */
+#include "testutil.h"
+
+static sl_runtime *rt;
+static capture cap;
+
+static void fresh(void)
+{
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(1, &cap);
+}
+
+static int ret_n(sl_task *t, void *arg)
+{
+    (void)t;
+    return (int)(intptr_t)arg;
+}
+
+/* ---- spawn, join, detach ------------------------------------------------------- */
+
+typedef struct join_st {
+    sl_task *a, *b, *c;
+    int res, rc;
+    int freed;
+    sl_task mem;
+} join_st;
+
+static void count_free(void *p)
+{
+    (*(int *)p)++;
+}
+
+static int sleeper(sl_task *t, void *arg)
+{
+    int rc;
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, rc, sl_sleep(t, 5 * SL_NS_PER_MS));
+    SL_RETURN(t, rc == 0 ? 17 : rc);
+    SL_END(t);
+}
+
+static int join_main(sl_task *t, void *arg)
+{
+    join_st *m = arg;
+    SL_BEGIN(t);
+    /* join a task that has not run yet: parks, then gets its result */
+    assert_int_equal(sl_spawn(NULL, ret_n, (void *)(intptr_t)-EIO, &m->a, &(sl_spawn_opts){ .joinable = true }), 0);
+    assert_int_equal(sl_task_join(t, m->a, NULL), -EINVAL);
+    SL_AWAIT(t, m->rc, sl_task_join(t, m->a, &m->res));
+    assert_int_equal(m->rc, 0);
+    assert_int_equal(m->res, -EIO);
+    /* join a task that already ended: completes at once */
+    assert_int_equal(sl_spawn(NULL, ret_n, (void *)(intptr_t)5, &m->b, &(sl_spawn_opts){ .joinable = true }), 0);
+    SL_YIELD(t);
+    assert_int_equal(sl_task_join(t, m->b, &m->res), 0);
+    assert_int_equal(m->res, 5);
+    /* errors */
+    assert_int_equal(sl_task_join(t, t, &m->res), -EINVAL);   /* not joinable */
+    assert_int_equal(sl_spawn(NULL, sleeper, NULL, &m->c, &(sl_spawn_opts){ .joinable = true, .name = "sleeper" }), 0);
+    assert_int_equal(sl_task_join(t, m->c, &m->res) == SL_PENDING, 1);
+    assert_int_equal(sl_task_join(t, m->c, &m->res), -EBUSY);
+    SL_AWAIT(t, m->rc, SL_PENDING);   /* the join above is under way */
+    assert_int_equal(m->rc, 0);
+    assert_int_equal(m->res, 17);
+    /* a join bounded by the joiner's deadline keeps the reference */
+    assert_int_equal(sl_spawn(NULL, sleeper, NULL, &m->c, &(sl_spawn_opts){ .joinable = true }), 0);
+    sl_task_set_deadline(t, sl_now_ns() + SL_NS_PER_MS);
+    SL_AWAIT(t, m->rc, sl_task_join(t, m->c, &m->res));
+    assert_int_equal(m->rc, -ETIMEDOUT);
+    sl_task_set_deadline(t, 0);
+    SL_AWAIT(t, m->rc, sl_task_join(t, m->c, &m->res));
+    assert_int_equal(m->rc, 0);
+    assert_int_equal(m->res, 17);
+    /* detach: freed when it ends, state destructor runs once */
+    assert_int_equal(sl_spawn(NULL, ret_n, &m->freed, &m->a,
+                              &(sl_spawn_opts){ .joinable = true, .state_free = count_free }), 0);
+    assert_int_equal(sl_task_detach(m->a), 0);
+    assert_int_equal(sl_task_detach(m->a), -EINVAL);
+    SL_YIELD(t);
+    assert_int_equal(m->freed, 1);
+    /* caller's storage */
+    assert_int_equal(sl_spawn_mem(NULL, ret_n, (void *)(intptr_t)3, &m->mem, &(sl_spawn_opts){ .joinable = true }), 0);
+    SL_AWAIT(t, m->rc, sl_task_join(t, &m->mem, &m->res));
+    assert_int_equal(m->res, 3);
+    /* spawn errors */
+    assert_int_equal(sl_spawn(NULL, NULL, NULL, NULL, NULL), -EINVAL);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_spawn_join_detach(void **s)
+{
+    (void)s;
+    fresh();
+    join_st m = { 0 };
+    assert_int_equal(rt_run(rt, join_main, &m), 0);
+    assert_int_equal(cap.count, 0);
+}
+
+static void test_spawn_errors_outside(void **s)
+{
+    (void)s;
+    assert_int_equal(sl_spawn(NULL, ret_n, NULL, NULL, NULL), -EINVAL);   /* no reactor */
+    assert_int_equal(sl_spawn_on(NULL, ret_n, NULL, NULL), -EINVAL);
+    fresh();
+    sl_group g;
+    sl_group_init(&g, sl_runtime_reactor(rt, 0));
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 0), ret_n, NULL, &(sl_spawn_opts){ .group = &g }), -EINVAL);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 0), ret_n, NULL, &(sl_spawn_opts){ .joinable = true }), -EINVAL);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
+/* ---- yield and order ------------------------------------------------------------------ */
+
+typedef struct order_st {
+    char log[64];
+    int n;
+} order_st;
+
+static order_st olog;
+
+static int yielder(sl_task *t, void *arg)
+{
+    char c = (char)(intptr_t)arg;
+    SL_BEGIN(t);
+    olog.log[olog.n++] = c;
+    SL_YIELD(t);
+    olog.log[olog.n++] = c;
+    SL_YIELD(t);
+    olog.log[olog.n++] = c;
+    if (c == 'c')
+        sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_yield_round_robin(void **s)
+{
+    (void)s;
+    fresh();
+    memset(&olog, 0, sizeof olog);
+    sl_reactor *r = sl_runtime_reactor(rt, 0);
+    /* spawning on a reactor that is not running yet is allowed */
+    assert_int_equal(sl_spawn(r, yielder, (void *)(intptr_t)'a', NULL, NULL), 0);
+    assert_int_equal(sl_spawn(r, yielder, (void *)(intptr_t)'b', NULL, NULL), 0);
+    assert_int_equal(sl_spawn(r, yielder, (void *)(intptr_t)'c', NULL, NULL), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    assert_string_equal(olog.log, "abcabcabc");
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
+/* ---- sleep and deadline accuracy -------------------------------------------------------- */
+
+#define ROUNDS 7
+
+typedef struct acc_st {
+    int i, rc;
+    uint64_t start, late_sleep[ROUNDS], late_dl[ROUNDS];
+} acc_st;
+
+static int acc_main(sl_task *t, void *arg)
+{
+    acc_st *m = arg;
+    SL_BEGIN(t);
+    for (m->i = 0; m->i < ROUNDS; m->i++) {
+        m->start = sl_now_ns();
+        SL_AWAIT(t, m->rc, sl_sleep(t, 15 * SL_NS_PER_MS));
+        assert_int_equal(m->rc, 0);
+        assert_true(sl_now_ns() >= m->start + 15 * SL_NS_PER_MS);   /* never early */
+        m->late_sleep[m->i] = sl_now_ns() - (m->start + 15 * SL_NS_PER_MS);
+        /* a deadline earlier than the sleep's end wins, with -ETIMEDOUT */
+        m->start = sl_now_ns();
+        sl_task_set_deadline(t, m->start + 10 * SL_NS_PER_MS);
+        SL_AWAIT(t, m->rc, sl_sleep(t, SL_NS_PER_S));
+        assert_int_equal(m->rc, -ETIMEDOUT);
+        assert_true(sl_now_ns() >= m->start + 10 * SL_NS_PER_MS);
+        m->late_dl[m->i] = sl_now_ns() - (m->start + 10 * SL_NS_PER_MS);
+        sl_task_set_deadline(t, 0);
+    }
+    /* a sleep that has already ended does not park */
+    assert_int_equal(sl_sleep_until(t, sl_now_ns() - 1), 0);
+    assert_int_equal(sl_sleep(t, 0), 0);
+    /* a passed deadline fails a wait at once */
+    sl_task_set_deadline(t, sl_now_ns() - 1);
+    assert_int_equal(sl_sleep(t, SL_NS_PER_MS), -ETIMEDOUT);
+    assert_int_equal(sl_task_set_deadline(t, 0) != 0, 1);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_sleep_and_deadline_accuracy(void **s)
+{
+    (void)s;
+    fresh();
+    acc_st m = { 0 };
+    assert_int_equal(rt_run(rt, acc_main, &m), 0);
+    /* within 10 ms of the deadline (median of 7, robust to one preemption) */
+    assert_true(median_u64(m.late_sleep, ROUNDS) < 10 * SL_NS_PER_MS);
+    assert_true(median_u64(m.late_dl, ROUNDS) < 10 * SL_NS_PER_MS);
+}
+
+/* ---- cancel ----------------------------------------------------------------------------- */
+
+typedef struct cancel_st {
+    sl_task *child, *done;
+    int rc, child_rc[3];
+} cancel_st;
+
+static int cancel_child(sl_task *t, void *arg)
+{
+    cancel_st *m = arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, m->child_rc[0], sl_sleep(t, 10 * SL_NS_PER_S));
+    /* every later wait fails with the same error, at once */
+    m->child_rc[1] = sl_sleep(t, SL_NS_PER_MS);
+    m->child_rc[2] = sl_task_cancelled(t);
+    SL_END(t);
+}
+
+static int cancel_main(sl_task *t, void *arg)
+{
+    cancel_st *m = arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_spawn(NULL, cancel_child, m, &m->child, NULL), 0);
+    SL_YIELD(t);
+    assert_int_equal(sl_task_cancel(m->child, 5), -EINVAL);
+    assert_int_equal(sl_task_cancel(m->child, -ETIMEDOUT), 0);
+    assert_int_equal(sl_task_cancel(m->child, 0), -EALREADY);
+    SL_YIELD(t);
+    assert_int_equal(m->child_rc[0], -ETIMEDOUT);
+    assert_int_equal(m->child_rc[1], -ETIMEDOUT);
+    assert_int_equal(m->child_rc[2], -ETIMEDOUT);
+    assert_int_equal(sl_task_cancel(NULL, 0), -EINVAL);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_cancel(void **s)
+{
+    (void)s;
+    fresh();
+    cancel_st m = { 0 };
+    assert_int_equal(rt_run(rt, cancel_main, &m), 0);
+}
+
+/* ---- SL_PENDING without a wait is a reported misuse -------------------------------------- */
+
+static int liar(sl_task *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    return SL_PENDING;
+}
+
+typedef struct liar_st {
+    sl_task *l;
+    int rc, res;
+} liar_st;
+
+static int liar_main(sl_task *t, void *arg)
+{
+    liar_st *m = arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_spawn(NULL, liar, NULL, &m->l, &(sl_spawn_opts){ .joinable = true, .name = "liar" }), 0);
+    SL_AWAIT(t, m->rc, sl_task_join(t, m->l, &m->res));
+    assert_int_equal(m->res, -EINVAL);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_pending_without_wait(void **s)
+{
+    (void)s;
+    fresh();
+    liar_st m = { 0 };
+    assert_int_equal(rt_run(rt, liar_main, &m), 0);
+    assert_int_equal(cap.count, 1);
+    assert_non_null(strstr(cap.text, "task 'liar' returned SL_PENDING"));
+}
+
+/* ---- groups ------------------------------------------------------------------------------ */
+
+#define GROUP_N 10000
+
+typedef struct group_st {
+    sl_group g;
+    int ended, cancelled, rc;
+    sl_chan *never;
+} group_st;
+
+static group_st *gs;
+
+static int member(sl_task *t, void *arg)
+{
+    int rc, v;
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, rc, sl_chan_recv(t, gs->never, &v));
+    gs->ended++;
+    gs->cancelled += rc == -ECANCELED;
+    SL_END(t);
+}
+
+static int quick_member(sl_task *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    gs->ended++;
+    return 0;
+}
+
+static int group_main(sl_task *t, void *arg)
+{
+    group_st *m = arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_new(&m->never, sizeof(int), 0, NULL), 0);
+    sl_group_init(&m->g, NULL);
+    for (int i = 0; i < GROUP_N; i++)
+        assert_int_equal(sl_spawn(NULL, member, NULL, NULL, &(sl_spawn_opts){ .group = &m->g }), 0);
+    assert_int_equal(sl_group_size(&m->g), GROUP_N);
+    SL_YIELD(t);
+    assert_int_equal(m->ended, 0);
+    SL_AWAIT(t, m->rc, sl_group_close(t, &m->g));
+    assert_int_equal(m->rc, 0);
+    assert_int_equal(m->ended, GROUP_N);
+    assert_int_equal(m->cancelled, GROUP_N);
+    assert_int_equal(sl_group_size(&m->g), 0);
+    /* a closed group takes no new members */
+    assert_int_equal(sl_spawn(NULL, member, NULL, NULL, &(sl_spawn_opts){ .group = &m->g }), -EINVAL);
+    /* wait: members end by themselves */
+    sl_group_init(&m->g, NULL);
+    m->ended = 0;
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(sl_spawn(NULL, quick_member, NULL, NULL, &(sl_spawn_opts){ .group = &m->g }), 0);
+    SL_AWAIT(t, m->rc, sl_group_wait(t, &m->g));
+    assert_int_equal(m->rc, 0);
+    assert_int_equal(m->ended, 100);
+    assert_int_equal(sl_group_wait(t, &m->g), 0);       /* empty: at once */
+    assert_int_equal(sl_group_close(t, &m->g), 0);
+    assert_int_equal(sl_chan_free(t, m->never), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_group_close_cancels_and_joins(void **s)
+{
+    (void)s;
+    fresh();
+    group_st m = { 0 };
+    gs = &m;
+    assert_int_equal(rt_run(rt, group_main, &m), 0);
+}
+
+/* ---- a million parked tasks ------------------------------------------------------------- */
+
+#define MILLION 1000000
+
+typedef struct mil_st {
+    sl_chan *ch;
+    int woken, rc, i;
+    sl_group g;
+} mil_st;
+
+static mil_st *ms;
+
+static int parked(sl_task *t, void *arg)
+{
+    int rc, v;
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, rc, sl_chan_recv(t, ms->ch, &v));
+    ms->woken += rc == -EPIPE;
+    SL_END(t);
+}
+
+static int mil_main(sl_task *t, void *arg)
+{
+    mil_st *m = arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_new(&m->ch, sizeof(int), 0, NULL), 0);
+    sl_group_init(&m->g, NULL);
+    for (int i = 0; i < MILLION; i++)
+        assert_int_equal(sl_spawn(NULL, parked, NULL, NULL, &(sl_spawn_opts){ .group = &m->g }), 0);
+    SL_YIELD(t);   /* one full pass: every task parks */
+    sl_chan_stats st;
+    sl_chan_stats_get(m->ch, &st);
+    assert_int_equal(st.parked_receivers, MILLION);
+    assert_int_equal(sl_reactor_task_count(sl_task_reactor(t)), MILLION + 1);
+    assert_int_equal(sl_chan_close(t, m->ch), 0);   /* releases them all */
+    SL_AWAIT(t, m->rc, sl_group_wait(t, &m->g));
+    assert_int_equal(m->woken, MILLION);
+    assert_int_equal(sl_reactor_task_count(sl_task_reactor(t)), 1);
+    assert_int_equal(sl_chan_free(t, m->ch), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_million_parked(void **s)
+{
+    (void)s;
+    fresh();
+    mil_st m = { 0 };
+    ms = &m;
+    assert_int_equal(rt_run(rt, mil_main, &m), 0);
+}
+
+/* ---- introspection --------------------------------------------------------------------- */
+
+static int info_main(sl_task *t, void *arg)
+{
+    sl_task_info i;
+    char line[256];
+    (void)arg;
+    sl_task_info_get(t, &i);
+    assert_string_equal(i.name, "main");
+    assert_non_null(strstr(i.file, "testutil.h"));
+    assert_int_equal(i.status, SL_TASK_RUNNING);
+    assert_ptr_equal(sl_task_current(), t);
+    assert_string_equal(sl_task_name(t), "main");
+    sl_task_describe(t, line, sizeof line);
+    assert_non_null(strstr(line, "task 'main' (spawned at"));
+    assert_non_null(strstr(line, "running"));
+    /* a tiny buffer is always terminated */
+    char tiny[8];
+    assert_true(sl_task_describe(t, tiny, sizeof tiny) > 8);
+    assert_int_equal(strlen(tiny), 7);
+    assert_string_equal(sl_task_status_name(SL_TASK_PARKED), "parked");
+    assert_string_equal(sl_wait_kind_name(SL_WAIT_MUTEX), "mutex");
+    assert_string_equal(sl_wait_kind_name((sl_wait_kind)99), "?");
+    int x;
+    sl_task_set_ext(t, &x, NULL);
+    assert_ptr_equal(sl_task_ext(t), &x);
+    sl_runtime_stop(rt);
+    return 0;
+}
+
+static void test_introspection(void **s)
+{
+    (void)s;
+    fresh();
+    assert_null(sl_task_current());
+    assert_int_equal(rt_run(rt, info_main, NULL), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spawn_join_detach),
+        cmocka_unit_test(test_spawn_errors_outside),
+        cmocka_unit_test(test_yield_round_robin),
+        cmocka_unit_test(test_sleep_and_deadline_accuracy),
+        cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_pending_without_wait),
+        cmocka_unit_test(test_group_close_cancels_and_joins),
+        cmocka_unit_test(test_million_parked),
+        cmocka_unit_test(test_introspection),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
