@@ -1,0 +1,248 @@
+/* test_diag.c: deadlock reports, no false alarms, leak reports. */
+#include <unistd.h>
+#include <event2/event.h>
+#include "testutil.h"
+
+static sl_runtime *rt;
+static capture cap;
+
+static void stop_on_report(const char *text, void *arg)
+{
+    capture_report(text, arg);
+    if (strstr(text, "deadlock"))
+        sl_runtime_stop(rt);
+}
+
+static sl_runtime *rt_stopping(void)
+{
+    memset(&cap, 0, sizeof cap);
+    sl_runtime *r = NULL;
+    assert_int_equal(sl_runtime_new(&r, &(sl_runtime_opts){ .threads = 1, .report = stop_on_report, .report_arg = &cap }), 0);
+    return r;
+}
+
+/* ---- the seed's deadlockExample -------------------------------------------------------- */
+
+typedef struct dl {
+    sl_chan *c1, *c2;
+    int v1, v2, rc1, rc2;
+} dl;
+
+static dl D;
+
+static int task_a(sl_task *t, void *arg)   /* sends on c1, then would receive on c2 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    D.v1 = 1;
+    SL_AWAIT(t, D.rc1, sl_chan_send(t, D.c1, &D.v1));
+    SL_AWAIT(t, D.rc1, sl_chan_recv(t, D.c2, &D.v1));
+    SL_END(t);
+}
+
+static int task_b(sl_task *t, void *arg)   /* sends on c2, then would receive on c1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    D.v2 = 2;
+    SL_AWAIT(t, D.rc2, sl_chan_send(t, D.c2, &D.v2));
+    SL_AWAIT(t, D.rc2, sl_chan_recv(t, D.c1, &D.v2));
+    SL_END(t);
+}
+
+static int dl_main(sl_task *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    assert_int_equal(sl_chan_new(&D.c1, sizeof(int), 0, &(sl_chan_opts){ .name = "c1" }), 0);
+    assert_int_equal(sl_chan_new(&D.c2, sizeof(int), 0, &(sl_chan_opts){ .name = "c2" }), 0);
+    assert_int_equal(sl_spawn(NULL, task_a, NULL, NULL, &(sl_spawn_opts){ .name = "a" }), 0);
+    assert_int_equal(sl_spawn(NULL, task_b, NULL, NULL, &(sl_spawn_opts){ .name = "b" }), 0);
+    return 0;
+}
+
+static void test_deadlock_example_reported(void **s)
+{
+    (void)s;
+    rt = rt_stopping();
+    memset(&D, 0, sizeof D);
+    int leaks = rt_run(rt, dl_main, NULL);
+    /* one report naming both tasks, where they were spawned and what they wait on */
+    assert_non_null(strstr(cap.text, "sluice: deadlock on reactor 0: all 2 tasks are parked"));
+    assert_non_null(strstr(cap.text, "task 'a' (spawned at"));
+    assert_non_null(strstr(cap.text, "task 'b' (spawned at"));
+    assert_non_null(strstr(cap.text, "test_diag.c:"));
+    assert_non_null(strstr(cap.text, "parked on send 'c1'"));
+    assert_non_null(strstr(cap.text, "parked on send 'c2'"));
+    /* at shutdown both tasks and both channels are reported as leaked */
+    assert_int_equal(leaks, 4);
+    assert_non_null(strstr(cap.text, "sluice: leak: task 'a'"));
+    assert_non_null(strstr(cap.text, "sluice: leak: channel 'c1'"));
+    char *first = strstr(cap.text, "deadlock");
+    assert_null(strstr(first + 1, "sluice: deadlock"));   /* reported once */
+}
+
+/* ---- no false alarm: a deadline is a way out ---------------------------------------------- */
+
+typedef struct fa {
+    sl_chan *c;
+    int v, rc_a, rc_b, i;
+} fa;
+
+static fa F;
+
+static int waits_forever_but_is_fed(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, F.rc_a, sl_chan_recv(t, F.c, &F.v));
+    assert_int_equal(sl_chan_free(t, F.c), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static int times_out_then_feeds(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + 30 * SL_NS_PER_MS);
+    SL_AWAIT(t, F.rc_b, sl_chan_recv(t, F.c, &F.v));
+    assert_int_equal(F.rc_b, -ETIMEDOUT);
+    sl_task_set_deadline(t, 0);
+    F.v = 5;
+    SL_AWAIT(t, F.rc_b, sl_chan_send(t, F.c, &F.v));
+    SL_END(t);
+}
+
+static int fa_main(sl_task *t, void *arg)
+{
+    sl_task *fed;
+    (void)arg;
+    assert_int_equal(sl_chan_new(&F.c, sizeof(int), 0, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, waits_forever_but_is_fed, NULL, &fed, NULL), 0);
+    assert_int_equal(sl_chan_give(F.c, t, fed), 0);   /* it frees the channel */
+    assert_int_equal(sl_spawn(NULL, times_out_then_feeds, NULL, NULL, NULL), 0);
+    return 0;
+}
+
+static void test_deadline_is_a_way_out(void **s)
+{
+    (void)s;
+    rt = rt_stopping();
+    memset(&F, 0, sizeof F);
+    assert_int_equal(rt_run(rt, fa_main, NULL), 0);
+    assert_int_equal(F.rc_a, 0);
+    assert_int_equal(F.v, 5);
+    assert_null(strstr(cap.text, "deadlock"));
+}
+
+/* ---- no false alarm: a socket event on the base could wake them ------------------------------ */
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    sl_runtime_stop(rt);
+}
+
+typedef struct ev_st {
+    sl_chan *c;
+    int v, rc;
+    struct event *user, *timer;
+    int fds[2];
+} ev_st;
+
+static ev_st E;
+
+static int parked_on_io_fed_channel(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, E.rc, sl_chan_recv(t, E.c, &E.v));
+    SL_END(t);
+}
+
+static int ev_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    (void)t;
+    struct event_base *base = sl_reactor_base(sl_task_reactor(t));
+    assert_int_equal(pipe(E.fds), 0);
+    E.user = event_new(base, E.fds[0], EV_READ | EV_PERSIST, stop_cb, NULL);
+    event_add(E.user, NULL);
+    E.timer = evtimer_new(base, stop_cb, NULL);
+    struct timeval tv = { 0, 30000 };
+    evtimer_add(E.timer, &tv);
+    assert_int_equal(sl_chan_new(&E.c, sizeof(int), 0, NULL), 0);
+    assert_int_equal(sl_chan_give(E.c, t, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, parked_on_io_fed_channel, NULL, NULL, NULL), 0);
+    return 0;
+}
+
+static void test_io_is_a_way_out(void **s)
+{
+    (void)s;
+    rt = rt_stopping();
+    memset(&E, 0, sizeof E);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 0), ev_main, NULL, NULL), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    assert_null(strstr(cap.text, "deadlock"));
+    assert_int_equal(sl_reactor_check_deadlock(sl_runtime_reactor(rt, 0)), 0);
+    event_free(E.user);
+    event_free(E.timer);
+    close(E.fds[0]);
+    close(E.fds[1]);
+    /* without the events, the same state is a deadlock */
+    assert_int_equal(sl_reactor_check_deadlock(sl_runtime_reactor(rt, 0)), 1);
+    assert_non_null(strstr(cap.text, "all 1 tasks are parked"));
+    assert_int_equal(sl_chan_free(NULL, E.c), 0);
+    /* freeing the channel woke the task, but the reactor has stopped: it
+     * never ran again and is reported, ready, as leaked */
+    assert_int_equal(sl_runtime_free(rt), 1);
+    assert_non_null(strstr(cap.text, "sluice: leak: task '' (spawned at"));
+    assert_non_null(strstr(cap.text, ") ready, still alive"));
+}
+
+/* ---- a task left parked at shutdown is a reported leak ----------------------------------------- */
+
+static int sleeps_long(sl_task *t, void *arg)
+{
+    int rc;
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, rc, sl_sleep(t, 3600 * SL_NS_PER_S));
+    (void)rc;
+    SL_END(t);
+}
+
+static int leak_main(sl_task *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    assert_int_equal(sl_spawn(NULL, sleeps_long, NULL, NULL, &(sl_spawn_opts){ .name = "forgotten" }), 0);
+    sl_runtime_stop(rt);
+    return 0;
+}
+
+static void test_leak_report(void **s)
+{
+    (void)s;
+    rt = rt_stopping();
+    assert_int_equal(rt_run(rt, leak_main, NULL), 1);
+    assert_non_null(strstr(cap.text, "sluice: leak: task 'forgotten' (spawned at"));
+    assert_non_null(strstr(cap.text, "test_diag.c:"));
+    assert_non_null(strstr(cap.text, "parked on sleep"));
+    assert_non_null(strstr(cap.text, "still alive at shutdown"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_deadlock_example_reported),
+        cmocka_unit_test(test_deadline_is_a_way_out),
+        cmocka_unit_test(test_io_is_a_way_out),
+        cmocka_unit_test(test_leak_report),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,352 @@
+/* test_reactor.c: runtimes, cross-reactor messages and channels, embedding. */
+#include <pthread.h>
+#include <signal.h>
+#include <event2/event.h>
+#include "testutil.h"
+
+static sl_runtime *rt;
+static capture cap;
+
+/* ---- cross-reactor ping-pong: 1,000,000 messages, in order, none lost ------------ */
+
+#define PP_N 1000000
+#define PP_WINDOW 256
+
+typedef struct pp {
+    sl_reactor *a, *b;
+    long sent, recv_b, recv_a;   /* each only touched on its own reactor */
+    long bad_b, bad_a;
+} pp;
+
+static pp P;
+
+static void at_a(void *arg);
+
+static void at_b(void *arg)
+{
+    long seq = (long)(intptr_t)arg;
+    if (seq != P.recv_b)
+        P.bad_b++;
+    P.recv_b++;
+    assert_ptr_equal(sl_reactor_current(), P.b);
+    assert_int_equal(sl_reactor_post(P.a, at_a, arg), 0);   /* echo */
+}
+
+static void send_more(void)
+{
+    while (P.sent < PP_N && P.sent - P.recv_a < PP_WINDOW) {
+        assert_int_equal(sl_reactor_post(P.b, at_b, (void *)(intptr_t)P.sent), 0);
+        P.sent++;
+    }
+}
+
+static void at_a(void *arg)
+{
+    long seq = (long)(intptr_t)arg;
+    if (seq != P.recv_a)
+        P.bad_a++;
+    P.recv_a++;
+    if (P.recv_a == PP_N)
+        sl_runtime_stop(rt);
+    else
+        send_more();
+}
+
+static void start_pp(void *arg)
+{
+    (void)arg;
+    send_more();
+}
+
+static void test_pingpong_million(void **s)
+{
+    (void)s;
+    rt = rt_new(2, &cap);
+    P = (pp){ .a = sl_runtime_reactor(rt, 0), .b = sl_runtime_reactor(rt, 1) };
+    assert_int_equal(sl_reactor_post(P.a, start_pp, NULL), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    assert_int_equal(P.recv_b, PP_N);
+    assert_int_equal(P.recv_a, PP_N);
+    assert_int_equal(P.bad_a + P.bad_b, 0);
+    sl_reactor_stats st;
+    sl_reactor_stats_get(P.b, &st);
+    assert_int_equal(st.msgs, PP_N);
+    assert_true(st.wakeups <= st.msgs);   /* batches: never more wake-ups than messages */
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
+/* ---- posts from foreign threads keep each thread's order ---------------------------- */
+
+#define TH 4
+#define PER 50000
+
+static long last_seen[TH];
+static long bad_order, total;
+
+static void count_msg(void *arg)
+{
+    long v = (long)(intptr_t)arg;
+    int th = (int)(v / PER);
+    if (v % PER != last_seen[th] + 1)
+        bad_order++;
+    last_seen[th] = v % PER;
+    if (++total == TH * PER)
+        sl_runtime_stop(rt);
+}
+
+static void *poster(void *arg)
+{
+    int th = (int)(intptr_t)arg;
+    for (long i = 0; i < PER; i++)
+        assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 0), count_msg, (void *)(intptr_t)(th * PER + i)), 0);
+    return NULL;
+}
+
+static void test_foreign_threads(void **s)
+{
+    (void)s;
+    rt = rt_new(1, &cap);
+    pthread_t th[TH];
+    for (int i = 0; i < TH; i++)
+        last_seen[i] = -1;
+    bad_order = total = 0;
+    for (int i = 0; i < TH; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, poster, (void *)(intptr_t)i), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    for (int i = 0; i < TH; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(total, TH * PER);
+    assert_int_equal(bad_order, 0);
+    assert_int_equal(sl_runtime_run(rt), -EALREADY);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
+/* ---- channels across reactors -------------------------------------------------------- */
+
+#define XN 20000
+
+typedef struct xc {
+    sl_chan *ch;                /* lives on reactor 0 */
+    int v, got, rc, i, n_ok, n_timeout, bad, sender_done;
+    int receivers_done;         /* counted on reactor 0, by message */
+    int seen[XN];
+    sl_group g;
+} xc;
+
+static xc X;
+
+static int x_sender(sl_task *t, void *arg)   /* on reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    assert_ptr_equal(sl_task_reactor(t), sl_runtime_reactor(rt, 1));
+    assert_int_equal(sl_chan_try_send(t, X.ch, &X.v), -EXDEV);
+    for (X.i = 0; X.i < XN; X.i++) {
+        X.v = X.i;
+        SL_AWAIT(t, X.rc, sl_chan_send(t, X.ch, &X.v));
+        assert_int_equal(X.rc, 0);
+    }
+    X.sender_done = 1;
+    SL_END(t);
+}
+
+typedef struct xr {
+    int got, rc, n;
+} xr;
+
+static void receiver_done(void *arg)
+{
+    (void)arg;
+    X.receivers_done++;
+}
+
+static int x_receiver(sl_task *t, void *arg)   /* on reactor 1, racing short deadlines */
+{
+    xr *r = arg;
+    SL_BEGIN(t);
+    for (;;) {
+        sl_task_set_deadline(t, sl_now_ns() + 50 * SL_NS_PER_US);
+        SL_AWAIT(t, r->rc, sl_chan_recv(t, X.ch, &r->got));
+        if (r->rc == -ETIMEDOUT) {
+            X.n_timeout++;
+            continue;
+        }
+        if (r->rc == -EPIPE)
+            break;
+        assert_int_equal(r->rc, 0);
+        if (r->got < 0 || r->got >= XN || X.seen[r->got]++)
+            X.bad++;
+        X.n_ok++;
+    }
+    assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 0), receiver_done, NULL), 0);
+    SL_END(t);
+}
+
+static xr receivers[2];
+
+static int x_home(sl_task *t, void *arg)   /* reactor 0: owns the channel */
+{
+    int rc;
+    (void)arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_new(&X.ch, sizeof(int), 16, &(sl_chan_opts){ .name = "x" }), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), x_sender, NULL, &(sl_spawn_opts){ .name = "sender" }), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), x_receiver, &receivers[i], NULL), 0);
+    /* wait until everything was received (the receivers run on reactor 1,
+     * so poll the channel's own counters, which live here) */
+    for (;;) {
+        sl_chan_stats st;
+        sl_chan_stats_get(X.ch, &st);
+        if (st.received == XN)
+            break;
+        SL_AWAIT(t, rc, sl_sleep(t, SL_NS_PER_MS));
+        assert_int_equal(rc, 0);
+    }
+    assert_int_equal(sl_chan_close(t, X.ch), 0);
+    while (X.receivers_done < 2) {   /* they see -EPIPE, then tell us */
+        SL_AWAIT(t, rc, sl_sleep(t, SL_NS_PER_MS));
+        assert_int_equal(rc, 0);
+    }
+    assert_int_equal(sl_chan_free(t, X.ch), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_cross_reactor_channel(void **s)
+{
+    (void)s;
+    memset(&X, 0, sizeof X);
+    rt = rt_new(2, &cap);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 0), x_home, NULL, NULL), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    assert_int_equal(X.bad, 0);
+    assert_int_equal(X.n_ok, XN);           /* nothing lost, nothing twice */
+    for (int i = 0; i < XN; i++)
+        assert_int_equal(X.seen[i], 1);
+    assert_int_equal(X.sender_done, 1);
+    print_message("cross-reactor channel: %d received, %d receive deadlines fired meanwhile\n", X.n_ok, X.n_timeout);
+}
+
+/* ---- spawning on another reactor's thread ---------------------------------------------- */
+
+static int noop(sl_task *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    sl_runtime_stop(rt);
+    return 0;
+}
+
+static int xspawn_main(sl_task *t, void *arg)
+{
+    sl_chan *ch;
+    (void)arg;
+    sl_reactor *r1 = sl_runtime_reactor(rt, 1);
+    assert_int_equal(sl_spawn(r1, noop, NULL, NULL, NULL), -EXDEV);
+    assert_int_equal(sl_chan_new_on(r1, &ch, 4, 4, NULL), -EXDEV);
+    assert_int_equal(sl_task_cancel(t, 0), 0);
+    assert_int_equal(sl_spawn_on(r1, noop, NULL, NULL), 0);
+    return 0;
+}
+
+static void test_spawn_other_thread(void **s)
+{
+    (void)s;
+    rt = rt_new(2, &cap);
+    assert_int_equal(sl_runtime_threads(rt), 2);
+    assert_null(sl_runtime_reactor(rt, 2));
+    assert_null(sl_runtime_reactor(rt, -1));
+    assert_int_equal(sl_reactor_id(sl_runtime_reactor(rt, 1)), 1);
+    assert_ptr_equal(sl_reactor_runtime(sl_runtime_reactor(rt, 1)), rt);
+    assert_int_equal(rt_run(rt, xspawn_main, NULL), 0);
+}
+
+static void test_runtime_bad_args(void **s)
+{
+    (void)s;
+    sl_runtime *r = NULL;
+    assert_int_equal(sl_runtime_new(&r, &(sl_runtime_opts){ .threads = 5000 }), -EINVAL);
+    assert_int_equal(sl_runtime_new(NULL, NULL), -EINVAL);
+    assert_int_equal(sl_runtime_new(&r, NULL), 0);   /* one reactor per CPU */
+    assert_true(sl_runtime_threads(r) >= 1);
+    assert_int_equal(sl_runtime_free(r), 0);
+    assert_int_equal(sl_runtime_free(NULL), 0);
+}
+
+/* ---- stop from a signal handler ------------------------------------------------------------ */
+
+static void on_sigusr1(int sig)
+{
+    (void)sig;
+    sl_runtime_stop(rt);
+}
+
+static int raiser(sl_task *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    raise(SIGUSR1);
+    return 0;
+}
+
+static void test_stop_from_signal(void **s)
+{
+    (void)s;
+    rt = rt_new(2, &cap);
+    struct sigaction sa = { .sa_handler = on_sigusr1 };
+    sigaction(SIGUSR1, &sa, NULL);
+    assert_int_equal(rt_run(rt, raiser, NULL), 0);
+    signal(SIGUSR1, SIG_DFL);
+}
+
+/* ---- embedding on a caller's event_base ------------------------------------------------------ */
+
+typedef struct emb {
+    struct event_base *base;
+    int rc, steps;
+} emb;
+
+static int emb_task(sl_task *t, void *arg)
+{
+    emb *e = arg;
+    SL_BEGIN(t);
+    e->steps++;
+    SL_AWAIT(t, e->rc, sl_sleep(t, 2 * SL_NS_PER_MS));
+    e->steps++;
+    event_base_loopbreak(e->base);
+    SL_END(t);
+}
+
+static void test_embedded(void **s)
+{
+    (void)s;
+    emb e = { .base = event_base_new() };
+    sl_reactor *r;
+    assert_int_equal(sl_reactor_new_on(&r, NULL, NULL), -EINVAL);
+    assert_int_equal(sl_reactor_new_on(&r, e.base, NULL), 0);
+    assert_ptr_equal(sl_reactor_base(r), e.base);
+    assert_null(sl_reactor_runtime(r));
+    assert_int_equal(sl_spawn(r, emb_task, &e, NULL, NULL), 0);
+    assert_int_equal(e.steps, 0);
+    event_base_dispatch(e.base);
+    assert_int_equal(e.steps, 2);
+    assert_int_equal(e.rc, 0);
+    assert_int_equal(sl_reactor_free(r), 0);
+    event_base_free(e.base);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pingpong_million),
+        cmocka_unit_test(test_foreign_threads),
+        cmocka_unit_test(test_cross_reactor_channel),
+        cmocka_unit_test(test_spawn_other_thread),
+        cmocka_unit_test(test_runtime_bad_args),
+        cmocka_unit_test(test_stop_from_signal),
+        cmocka_unit_test(test_embedded),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
