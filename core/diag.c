@@ -102,14 +102,41 @@ static bool has_way_out(const sl_task *t)
     return false;
 }
 
+/* Nothing on r can run again by itself: no ready task, every task parked on
+ * something local without a deadline, no cross-reactor operation under way,
+ * and no event on the base but our own (a socket, a signal or a user timer
+ * could feed a channel and wake someone). */
+bool sl__stuck(sl_reactor *r)
+{
+    if (r->blocked != r->ntasks || r->remote_pending || r->rq_head)
+        return false;
+    int ours = 1 + (evtimer_pending(r->timer_ev, NULL) ? 1 : 0);
+    return event_base_get_num_events(r->base, EVENT_BASE_COUNT_ADDED) <= ours;
+}
+
+void sl__callback_end(sl_reactor *r)
+{
+    if (r->rt && r->rt->n > 1)
+        atomic_store_explicit(&r->quiet, sl__stuck(r), memory_order_seq_cst);
+}
+
+/* Another reactor could still send a message that wakes one of ours unless
+ * every other reactor is stuck too and has no message waiting. */
+static bool others_stuck(const sl_reactor *r)
+{
+    if (!r->rt)
+        return true;
+    for (int i = 0; i < r->rt->n; i++) {
+        sl_reactor *o = r->rt->r[i];
+        if (o != r && (!atomic_load(&o->quiet) || atomic_load(&o->wake_pending)))
+            return false;
+    }
+    return true;
+}
+
 int sl_reactor_check_deadlock(sl_reactor *r)
 {
-    if (!r->ntasks || r->blocked != r->ntasks || r->remote_pending || r->rq_head)
-        return 0;
-    /* Any event on the base but our own (a socket, a signal, a user timer)
-     * could feed a channel and wake someone. */
-    int ours = 1 + (evtimer_pending(r->timer_ev, NULL) ? 1 : 0);
-    if (event_base_get_num_events(r->base, EVENT_BASE_COUNT_ADDED) > ours)
+    if (!r->ntasks || !sl__stuck(r) || !others_stuck(r))
         return 0;
     for (sl_task *t = r->tasks; t; t = t->next_)
         if (has_way_out(t))

@@ -62,6 +62,9 @@ struct sl_reactor {
 
     uint32_t remote_pending;          /* cross-reactor ops of our tasks in flight */
     bool check_deadlock, deadlock_reported;
+    /* Published for the other reactors' deadlock checks: nothing is ready
+     * and every task waits on something local, with no way out. */
+    _Atomic bool quiet;
     bool tearing_down;
 
     uint64_t rng;
@@ -133,6 +136,8 @@ void sl__proxy_fire(sl_waiter *w, int result);
 
 /* diag.c */
 void sl__deadlock_maybe(sl_reactor *r);
+bool sl__stuck(sl_reactor *r);
+void sl__callback_end(sl_reactor *r);
 int sl__destroy_leaked_tasks(sl_reactor *r);
 int sl__release_leaked_chans(sl_reactor *r);
 void sl__remote_drop_proxy(sl_waiter *w);

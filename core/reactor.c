@@ -119,6 +119,7 @@ static void run_cb(evutil_socket_t fd, short what, void *arg)
     } else if (r->check_deadlock) {
         sl__deadlock_maybe(r);
     }
+    sl__callback_end(r);
     tl_reactor = prev;
 }
 
@@ -169,8 +170,10 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     tl_reactor = r;
     r->timer_at = 0;
+    atomic_store_explicit(&r->quiet, false, memory_order_relaxed);
     sl__timer_fire(r, sl_now_ns());
     sl__timer_rearm(r);
+    sl__callback_end(r);
     tl_reactor = prev;
 }
 
@@ -194,6 +197,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     tl_reactor = r;
     ssize_t n = read(fd, &cnt, sizeof cnt);
     (void)n;
+    atomic_store_explicit(&r->quiet, false, memory_order_seq_cst);
     /* Clear before draining: a message pushed after this store writes the
      * eventfd again, one pushed before it is seen by the drain below. */
     atomic_store_explicit(&r->wake_pending, 0, memory_order_seq_cst);
@@ -209,6 +213,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (atomic_load_explicit(&r->stopping, memory_order_acquire))
         event_base_loopbreak(r->base);
+    sl__callback_end(r);
     tl_reactor = prev;
 }
 
@@ -253,6 +258,7 @@ int sl__reactor_init(sl_reactor *r, sl_runtime *rt, int id, struct event_base *b
     r->rt = rt;
     r->id = id;
     r->wake_fd = -1;
+    atomic_store(&r->quiet, true);
     sl_reactor_set_report(r, opts ? opts->report : NULL, opts ? opts->report_arg : NULL);
     r->rng = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)(uintptr_t)r) ^ sl_now_ns();
     if (!r->rng)

@@ -1,0 +1,490 @@
+/* core_bench.c: micro benchmarks of core/, one JSON object on stdout.
+ *
+ *   bench/core-bench --json        (what `make bench` runs)
+ *   bench/core-bench               (the same, one figure a line)
+ *
+ * Each figure is the best of three runs, so a noisy neighbour inflates at
+ * most one of them. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "sluice.h"
+
+/* context/ adds its figures here when it is built in (bench/ctx_bench.c) */
+void ctx_bench_run(FILE *out) __attribute__((weak));
+
+static int json;
+static sl_runtime *rt;
+
+static void emit(const char *key, double v, int *first)
+{
+    if (json)
+        printf("%s\n  \"%s\": %.3f", *first ? "{" : ",", key, v);
+    else
+        printf("%-32s %.3f\n", key, v);
+    *first = 0;
+}
+
+static void run_main(sl_step_fn fn, void *st, int threads)
+{
+    sl_runtime_new(&rt, &(sl_runtime_opts){ .threads = threads });
+    sl_spawn_on(sl_runtime_reactor(rt, 0), fn, st, NULL);
+    sl_runtime_run(rt);
+    if (sl_runtime_free(rt) != 0)
+        fprintf(stderr, "core-bench: leaks reported\n");
+}
+
+typedef struct bst {
+    long n, i;
+    uint64_t t0, t1;
+    sl_chan *a, *b, *c[4];
+    sl_case cs[4];
+    int64_t v, got;
+    int rc, res;
+    sl_task *child;
+    sl_mutex m;
+} bst;
+
+static double best_of3(double (*f)(long), long n)
+{
+    double best = 1e300;
+    for (int i = 0; i < 3; i++) {
+        double v = f(n);
+        if (v < best)
+            best = v;
+    }
+    return best;
+}
+
+/* ---- try_send then try_recv, one task ---------------------------------------------- */
+
+static int send_recv_main(sl_task *t, void *arg)
+{
+    bst *s = arg;
+    sl_chan_new(&s->a, sizeof(int64_t), 1024, NULL);
+    s->t0 = sl_now_ns();
+    for (long i = 0; i < s->n; i++) {
+        s->v = i;
+        sl_chan_try_send(t, s->a, &s->v);
+        sl_chan_try_recv(t, s->a, &s->got);
+    }
+    s->t1 = sl_now_ns();
+    sl_chan_free(t, s->a);
+    sl_runtime_stop(rt);
+    return 0;
+}
+
+static double b_send_recv(long n)
+{
+    bst s = { .n = n };
+    run_main(send_recv_main, &s, 1);
+    return (double)(s.t1 - s.t0) / (double)n;
+}
+
+/* ---- ping-pong over two rendezvous channels ------------------------------------------ */
+
+static int pong(sl_task *t, void *arg)
+{
+    bst *s = arg;
+    SL_BEGIN(t);
+    for (;;) {
+        SL_AWAIT(t, s->rc, sl_chan_recv(t, s->a, &s->got));
+        if (s->rc < 0)
+            break;
+        SL_AWAIT(t, s->rc, sl_chan_send(t, s->b, &s->got));
+    }
+    SL_END(t);
+}
+
+static int ping_main(sl_task *t, void *arg)
+{
+    bst *s = arg;
+    SL_BEGIN(t);
+    sl_chan_new(&s->a, sizeof(int64_t), 0, NULL);
+    sl_chan_new(&s->b, sizeof(int64_t), 0, NULL);
+    sl_spawn(NULL, pong, s, NULL, NULL);
+    s->t0 = sl_now_ns();
+    for (s->i = 0; s->i < s->n; s->i++) {
+        s->v = s->i;
+        SL_AWAIT(t, s->rc, sl_chan_send(t, s->a, &s->v));
+        SL_AWAIT(t, s->rc, sl_chan_recv(t, s->b, &s->v));
+    }
+    s->t1 = sl_now_ns();
+    sl_chan_close(t, s->a);
+    SL_YIELD(t);
+    sl_chan_free(t, s->a);
+    sl_chan_free(t, s->b);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static double b_pingpong(long n)
+{
+    bst s = { .n = n };
+    run_main(ping_main, &s, 1);
+    return (double)(s.t1 - s.t0) / (double)n;
+}
+
+/* ---- producer/consumer throughput, capacity 128 ------------------------------------------- */
+
+static int consumer(sl_task *t, void *arg)
+{
+    bst *s = arg;
+    SL_BEGIN(t);
+    for (;;) {
+        SL_AWAIT(t, s->rc, sl_chan_recv(t, s->a, &s->got));
+        if (s->rc < 0)
+            break;
+    }
+    s->t1 = sl_now_ns();
+    sl_chan_free(t, s->a);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static int producer_main(sl_task *t, void *arg)
+{
+    bst *s = arg;
+    SL_BEGIN(t);
+    sl_chan_new(&s->a, sizeof(int64_t), 128, NULL);
+    sl_spawn(NULL, consumer, s, &s->child, NULL);
+    sl_chan_give(s->a, t, s->child);
+    s->t0 = sl_now_ns();
+    for (s->i = 0; s->i < s->n; s->i++) {
+        s->v = s->i;
+        SL_AWAIT(t, s->rc, sl_chan_send(t, s->a, &s->v));
+    }
+    /* the consumer owns the channel now; it sees the end through ends */
+    SL_END(t);
+}
+
+static int producer_attach(sl_task *t, void *arg)
+{
+    bst *s = arg;
+    SL_BEGIN(t);
+    sl_chan_new(&s->a, sizeof(int64_t), 128, NULL);
+    sl_chan_attach(s->a, t, SL_CHAN_SENDER);   /* our end goes when we end */
+    sl_spawn(NULL, consumer, s, &s->child, NULL);
+    sl_chan_give(s->a, t, s->child);
+    s->t0 = sl_now_ns();
+    for (s->i = 0; s->i < s->n; s->i++) {
+        s->v = s->i;
+        SL_AWAIT(t, s->rc, sl_chan_send(t, s->a, &s->v));
+    }
+    SL_END(t);
+}
+
+static long throughput_n = 10000000;
+
+static double b_throughput_neg(long unused)
+{
+    bst s = { .n = throughput_n };
+    (void)unused;
+    (void)producer_main;
+    run_main(producer_attach, &s, 1);
+    return -(double)s.n / ((double)(s.t1 - s.t0) / 1e9);
+}
+
+/* ---- select over four channels, one ready -------------------------------------------------- */
+
+static int select_main(sl_task *t, void *arg)
+{
+    bst *s = arg;
+    for (int i = 0; i < 4; i++) {
+        sl_chan_new(&s->c[i], sizeof(int64_t), 1, NULL);
+        s->cs[i] = (sl_case){ .ch = s->c[i], .op = SL_RECV, .buf = &s->got };
+    }
+    s->t0 = sl_now_ns();
+    for (long i = 0; i < s->n; i++) {
+        s->v = i;
+        sl_chan_try_send(t, s->c[i & 3], &s->v);
+        sl_select(t, s->cs, 4, 0);
+    }
+    s->t1 = sl_now_ns();
+    for (int i = 0; i < 4; i++)
+        sl_chan_free(t, s->c[i]);
+    sl_runtime_stop(rt);
+    return 0;
+}
+
+static double b_select4(long n)
+{
+    bst s = { .n = n };
+    run_main(select_main, &s, 1);
+    return (double)(s.t1 - s.t0) / (double)n;
+}
+
+/* ---- spawn + join ------------------------------------------------------------------------- */
+
+static int nothing(sl_task *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    return 0;
+}
+
+static int spawn_main(sl_task *t, void *arg)
+{
+    bst *s = arg;
+    SL_BEGIN(t);
+    s->t0 = sl_now_ns();
+    for (s->i = 0; s->i < s->n; s->i++) {
+        sl_spawn(NULL, nothing, NULL, &s->child, &(sl_spawn_opts){ .joinable = true });
+        SL_AWAIT(t, s->rc, sl_task_join(t, s->child, &s->res));
+    }
+    s->t1 = sl_now_ns();
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static double b_spawn_join(long n)
+{
+    bst s = { .n = n };
+    run_main(spawn_main, &s, 1);
+    return (double)(s.t1 - s.t0) / (double)n;
+}
+
+/* ---- memory per parked task ---------------------------------------------------------------- */
+
+static long rss_bytes(void)
+{
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return 0;
+    if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+        rss = 0;
+    fclose(f);
+    return rss * sysconf(_SC_PAGESIZE);
+}
+
+typedef struct parked_st {
+    int64_t v;
+    int rc;
+} parked_st;
+
+static sl_chan *park_ch;
+
+static int parked(sl_task *t, void *arg)
+{
+    parked_st *p = arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, p->rc, sl_chan_recv(t, park_ch, &p->v));
+    SL_END(t);
+}
+
+static int parked_main(sl_task *t, void *arg)
+{
+    bst *s = arg;
+    SL_BEGIN(t);
+    sl_chan_new(&park_ch, sizeof(int64_t), 0, NULL);
+    s->t0 = (uint64_t)rss_bytes();
+    for (s->i = 0; s->i < s->n; s->i++)
+        sl_spawn(NULL, parked, malloc(sizeof(parked_st)), NULL, &(sl_spawn_opts){ .state_free = free });
+    SL_YIELD(t);
+    s->t1 = (uint64_t)rss_bytes();
+    sl_chan_close(t, park_ch);
+    SL_YIELD(t);
+    sl_chan_free(t, park_ch);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static double b_parked_bytes(long n)
+{
+    bst s = { .n = n };
+    run_main(parked_main, &s, 1);
+    return (double)(s.t1 - s.t0) / (double)n;
+}
+
+/* ---- cross-reactor messages ------------------------------------------------------------------ */
+
+#define WINDOW 1024
+
+typedef struct xr {
+    sl_reactor *a, *b;
+    long n, sent, acked, got;   /* sent, acked: on a; got: on b */
+    sl_msg msgs[WINDOW], acks[WINDOW / 64];
+    int ack_i;
+    uint64_t t0, t1;
+    int use_malloc;
+} xr;
+
+static xr X;
+
+static void produce(void);
+
+static void on_ack(void *arg)
+{
+    X.acked += (long)(intptr_t)arg;
+    if (X.acked == X.n) {
+        X.t1 = sl_now_ns();
+        sl_runtime_stop(rt);
+        return;
+    }
+    produce();
+}
+
+static void on_msg(void *arg)
+{
+    (void)arg;
+    /* acknowledge every 64 messages, so the producer reuses their nodes */
+    if (++X.got % 64 == 0 || X.got == X.n) {
+        long k = X.got % 64 ? X.got % 64 : 64;
+        sl_reactor_post_mem(X.a, &X.acks[X.ack_i++ % (WINDOW / 64)], on_ack, (void *)(intptr_t)k);
+    }
+}
+
+static void produce(void)
+{
+    while (X.sent < X.n && X.sent - X.acked < WINDOW) {
+        if (X.use_malloc)
+            sl_reactor_post(X.b, on_msg, NULL);
+        else
+            sl_reactor_post_mem(X.b, &X.msgs[X.sent % WINDOW], on_msg, NULL);
+        X.sent++;
+    }
+}
+
+static void start_x(void *arg)
+{
+    (void)arg;
+    X.t0 = sl_now_ns();
+    produce();
+}
+
+static double b_cross(long n, int use_malloc)
+{
+    memset(&X, 0, sizeof X);
+    sl_runtime_new(&rt, &(sl_runtime_opts){ .threads = 2 });
+    X.a = sl_runtime_reactor(rt, 0);
+    X.b = sl_runtime_reactor(rt, 1);
+    X.n = n;
+    X.use_malloc = use_malloc;
+    sl_reactor_post(X.a, start_x, NULL);
+    sl_runtime_run(rt);
+    sl_runtime_free(rt);
+    return (double)n / ((double)(X.t1 - X.t0) / 1e9);
+}
+
+static double b_cross_mem(long n) { return -b_cross(n, 0); }
+static double b_cross_malloc(long n) { return -b_cross(n, 1); }
+
+/* ---- cross-reactor channel ------------------------------------------------------------------ */
+
+typedef struct xch {
+    sl_chan *ch;
+    long n, i;
+    int64_t v, got;
+    int rc;
+    uint64_t t0, t1;
+} xch;
+
+static xch XC;
+
+static int xc_consumer(sl_task *t, void *arg)   /* home of the channel */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (XC.i = 0; XC.i < XC.n; XC.i++)
+        SL_AWAIT(t, XC.rc, sl_chan_recv(t, XC.ch, &XC.got));
+    XC.t1 = sl_now_ns();
+    sl_chan_free(t, XC.ch);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+typedef struct xp { long i; int64_t v; int rc; } xp;
+
+static int xc_producer(sl_task *t, void *arg)   /* on the other reactor */
+{
+    xp *p = arg;
+    SL_BEGIN(t);
+    for (p->i = 0; p->i < XC.n; p->i++) {
+        p->v = p->i;
+        SL_AWAIT(t, p->rc, sl_chan_send(t, XC.ch, &p->v));
+    }
+    SL_END(t);
+}
+
+static xp XP;
+
+static int xc_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    sl_chan_new(&XC.ch, sizeof(int64_t), 1024, NULL);
+    sl_task *c;
+    sl_spawn(NULL, xc_consumer, NULL, &c, NULL);
+    sl_chan_give(XC.ch, t, c);
+    XC.t0 = sl_now_ns();
+    sl_spawn_on(sl_runtime_reactor(rt, 1), xc_producer, &XP, NULL);
+    return 0;
+}
+
+static double b_cross_chan(long n)
+{
+    memset(&XC, 0, sizeof XC);
+    XC.n = n;
+    run_main(xc_main, NULL, 2);
+    return -(double)n / ((double)(XC.t1 - XC.t0) / 1e9);
+}
+
+/* ---- mutex ---------------------------------------------------------------------------------- */
+
+static int mutex_main(sl_task *t, void *arg)
+{
+    bst *s = arg;
+    sl_mutex_init(&s->m, NULL, "bench", 0);
+    s->t0 = sl_now_ns();
+    for (long i = 0; i < s->n; i++) {
+        sl_mutex_lock(t, &s->m, 1);
+        sl_mutex_unlock(t, &s->m);
+    }
+    s->t1 = sl_now_ns();
+    sl_runtime_stop(rt);
+    return 0;
+}
+
+static double b_mutex(long n)
+{
+    bst s = { .n = n };
+    run_main(mutex_main, &s, 1);
+    return (double)(s.t1 - s.t0) / (double)n;
+}
+
+int main(int argc, char **argv)
+{
+    int quick = 0, first = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            json = 1;
+        else if (!strcmp(argv[i], "--quick"))
+            quick = 1;
+        else {
+            fprintf(stderr, "usage: core-bench [--json] [--quick]\n");
+            return 2;
+        }
+    }
+    long k = quick ? 10 : 1;
+    throughput_n /= k;
+    emit("chan_send_recv_ns", best_of3(b_send_recv, 20000000 / k), &first);
+    emit("chan_pingpong_ns", best_of3(b_pingpong, 2000000 / k), &first);
+    emit("chan_throughput_msgs_per_s", -best_of3(b_throughput_neg, 0), &first);
+    emit("select4_ns", best_of3(b_select4, 5000000 / k), &first);
+    emit("task_spawn_join_ns", best_of3(b_spawn_join, 2000000 / k), &first);
+    emit("bytes_per_parked_task", b_parked_bytes(1000000 / k), &first);
+    emit("cross_reactor_msgs_per_s", -best_of3(b_cross_mem, 10000000 / k), &first);
+    emit("cross_reactor_post_malloc_msgs_per_s", -best_of3(b_cross_malloc, 5000000 / k), &first);
+    emit("cross_reactor_chan_msgs_per_s", -best_of3(b_cross_chan, 1000000 / k), &first);
+    emit("mutex_lock_unlock_ns", best_of3(b_mutex, 20000000 / k), &first);
+    fflush(stdout);
+    if (ctx_bench_run) {
+        if (!json)
+            printf("\n");
+        ctx_bench_run(stdout);
+    }
+    if (json)
+        printf("\n}\n");
+    return 0;
+}
