@@ -442,8 +442,8 @@ int sl_chan_free_at_(sl_task *t, sl_chan *ch, const char *file, int line)
     return 0;
 }
 
-/* At reactor teardown: the channel outlived its reactor. Its memory stays
- * the owner's; it is cut loose so a late sl_chan_free() touches nothing. */
+/* At reactor teardown: the channel outlived its reactor, which frees it
+ * (after the leak report), elements, holds and all: nothing can use it now. */
 void sl__chan_teardown(sl_chan *ch)
 {
     sl_wq *qs[2] = { &ch->sendq_, &ch->recvq_ };
@@ -456,7 +456,17 @@ void sl__chan_teardown(sl_chan *ch)
                 sl__remote_drop_proxy(w);   /* its task is gone already */
         }
     }
+    destroy_elems(ch);
     unregister(ch);
+    ch->freed_ = 1;
+    if (!ch->holds_) {
+        chan_release_mem(ch);
+        return;
+    }
+    /* holds of non-task code (task holds went with the tasks); the last
+     * drop frees the channel */
+    for (uint32_t n = ch->n_holds_; n > 0; n--)
+        drop_hold(ch, ch->holds_);
 }
 
 /* ---- stats ----------------------------------------------------------------- */

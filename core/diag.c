@@ -181,6 +181,7 @@ int sl__destroy_leaked_tasks(sl_reactor *r)
         sl__task_destroy(t, true);
         n++;
     }
+    n += sl__free_zombies(r);
     r->st.leaks += (uint64_t)n;
     return n;
 }
@@ -190,7 +191,7 @@ int sl__release_leaked_chans(sl_reactor *r)
     int n = 0;
     while (r->chans) {
         sl_chan *ch = r->chans;
-        sl__report(r, "sluice: leak: channel '%s' (made at %s:%d, %zu of %zu elements buffered) never freed",
+        sl__report(r, "sluice: leak: channel '%s' (made at %s:%d, %zu of %zu elements buffered) never freed; freed now",
                    ch->name_, ch->file_, ch->line_, ch->len_, ch->cap_);
         sl__chan_teardown(ch);
         n++;

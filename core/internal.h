@@ -22,7 +22,7 @@ enum {
     SL_TF_CANCELLED = 4,
     SL_TF_TIMER_OK = 8,   /* the current wait's timer is a sleep's end, not the deadline */
     SL_TF_BLOCKED = 16,   /* counted in reactor->blocked (parked, no timer, local) */
-    SL_TF_YIELDED = 32,
+    SL_TF_ZOMBIE = 32,    /* ended, joinable, in the reactor's zombie list */
 };
 
 /* A channel end held by a task (sl_chan_attach). */
@@ -46,6 +46,7 @@ struct sl_reactor {
     bool run_scheduled, in_run;
 
     sl_task *tasks;                   /* live tasks */
+    sl_task *zombies;                 /* ended joinable tasks not yet joined */
     size_t ntasks, blocked;
     sl_chan *chans;
     size_t nchans;
@@ -113,6 +114,7 @@ void sl__timer_fire(sl_reactor *r, uint64_t now);
 void sl__timer_rearm(sl_reactor *r);
 void sl__run_task(sl_task *t);
 void sl__task_destroy(sl_task *t, bool leaked);
+int sl__free_zombies(sl_reactor *r);
 
 /* chan.c, select.c, lock.c, group.c: detach a parked task's node(s). */
 void sl__chan_unpark(sl_task *t);

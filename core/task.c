@@ -116,10 +116,45 @@ static void unlink_task(sl_task *t)
     r->ntasks--;
 }
 
+/* Drops a reference. An ended task that its spawner may still join waits in
+ * the reactor's zombie list, so that shutdown can report and free it. */
 static void release(sl_task *t)
 {
-    if (--t->refs_ == 0 && !(t->flags_ & SL_TF_MEM))
-        free(t);
+    sl_reactor *r = t->reactor_;
+    if (--t->refs_ == 0) {
+        if (t->flags_ & SL_TF_ZOMBIE) {
+            if (t->prev_)
+                t->prev_->next_ = t->next_;
+            else
+                r->zombies = t->next_;
+            if (t->next_)
+                t->next_->prev_ = t->prev_;
+        }
+        if (!(t->flags_ & SL_TF_MEM))
+            free(t);
+        return;
+    }
+    if (t->status_ == SL_TASK_DONE && !(t->flags_ & SL_TF_ZOMBIE)) {
+        t->flags_ |= SL_TF_ZOMBIE;
+        t->prev_ = NULL;
+        t->next_ = r->zombies;
+        if (r->zombies)
+            r->zombies->prev_ = t;
+        r->zombies = t;
+    }
+}
+
+int sl__free_zombies(sl_reactor *r)
+{
+    int n = 0;
+    while (r->zombies) {
+        sl_task *t = r->zombies;
+        sl__report(r, "sluice: leak: joinable task '%s' (spawned at %s:%d) ended with %d but was never joined or detached",
+                   t->name_, t->file_, t->line_, t->result_);
+        sl_task_detach(t);
+        n++;
+    }
+    return n;
 }
 
 /* Everything a task owns goes when it ends: its hold on channel ends, its
