@@ -2,6 +2,7 @@
  *
  *   bench/core-bench --json        (what `make bench` runs)
  *   bench/core-bench               (the same, one figure a line)
+ *   bench/core-bench --stall       (with the stall watchdog on, to measure its cost)
  *
  * Each figure is the best of three runs, so a noisy neighbour inflates at
  * most one of them. */
@@ -15,6 +16,7 @@
 void ctx_bench_run(FILE *out) __attribute__((weak));
 
 static int json;
+static int stall_ms = -1;   /* the stall watchdog is off in benchmarks; --stall turns it on */
 static sl_runtime *rt;
 
 static void emit(const char *key, double v, int *first)
@@ -28,7 +30,7 @@ static void emit(const char *key, double v, int *first)
 
 static void run_main(sl_step_fn fn, void *st, int threads)
 {
-    sl_runtime_new(&rt, &(sl_runtime_opts){ .threads = threads });
+    sl_runtime_new(&rt, &(sl_runtime_opts){ .threads = threads, .stall_ms = stall_ms });
     sl_spawn_on(sl_runtime_reactor(rt, 0), fn, st, NULL);
     sl_runtime_run(rt);
     if (sl_runtime_free(rt) != 0)
@@ -357,7 +359,7 @@ static void start_x(void *arg)
 static double b_cross(long n, int use_malloc)
 {
     memset(&X, 0, sizeof X);
-    sl_runtime_new(&rt, &(sl_runtime_opts){ .threads = 2 });
+    sl_runtime_new(&rt, &(sl_runtime_opts){ .threads = 2, .stall_ms = stall_ms });
     X.a = sl_runtime_reactor(rt, 0);
     X.b = sl_runtime_reactor(rt, 1);
     X.n = n;
@@ -461,8 +463,10 @@ int main(int argc, char **argv)
             json = 1;
         else if (!strcmp(argv[i], "--quick"))
             quick = 1;
+        else if (!strcmp(argv[i], "--stall"))
+            stall_ms = 10;
         else {
-            fprintf(stderr, "usage: core-bench [--json] [--quick]\n");
+            fprintf(stderr, "usage: core-bench [--json] [--quick] [--stall]\n");
             return 2;
         }
     }

@@ -233,16 +233,28 @@ static int try_check(sl_task *t, const sl_chan *ch)
     return t ? t->cancel_err_ : 0;
 }
 
+/* A poll that finds nothing counts towards a busy-poll report. */
+static int polled(sl_task *t, int rc)
+{
+    if (t) {
+        if (rc == -EAGAIN)
+            sl__spin(t);
+        else
+            t->spins_ = 0;
+    }
+    return rc;
+}
+
 int sl_chan_try_send(sl_task *t, sl_chan *ch, const void *elem)
 {
     int rc = try_check(t, ch);
-    return rc ? rc : sl__chan_do_send(ch, elem);
+    return rc ? rc : polled(t, sl__chan_do_send(ch, elem));
 }
 
 int sl_chan_try_recv(sl_task *t, sl_chan *ch, void *elem)
 {
     int rc = try_check(t, ch);
-    return rc ? rc : sl__chan_do_recv(ch, elem);
+    return rc ? rc : polled(t, sl__chan_do_recv(ch, elem));
 }
 
 void sl__chan_unpark(sl_task *t)

@@ -77,6 +77,7 @@ int sl_task_describe(const sl_task *t, char *buf, size_t size)
 void sl_reactor_stats_get(const sl_reactor *r, sl_reactor_stats *st)
 {
     *st = r->st;
+    st->stalls = atomic_load(&((sl_reactor *)r)->stalls);
     st->tasks = r->ntasks;
     st->channels = r->nchans;
 }
@@ -110,7 +111,8 @@ bool sl__stuck(sl_reactor *r)
 {
     if (r->blocked != r->ntasks || r->remote_pending || r->rq_head)
         return false;
-    int ours = 1 + (evtimer_pending(r->timer_ev, NULL) ? 1 : 0);
+    int ours = 1 + (evtimer_pending(r->timer_ev, NULL) ? 1 : 0) +
+               (r->wg_ev && evtimer_pending(r->wg_ev, NULL) ? 1 : 0);
     return event_base_get_num_events(r->base, EVENT_BASE_COUNT_ADDED) <= ours;
 }
 
@@ -158,7 +160,16 @@ int sl_reactor_check_deadlock(sl_reactor *r)
     r->deadlock_reported = true;
     sl__report(r, "%s", text);
     free(text);
-    return (int)r->ntasks;
+    int n = (int)r->ntasks;
+    sl_task **set = malloc(r->ntasks * sizeof *set);
+    if (set) {
+        size_t k = 0;
+        for (sl_task *t = r->tasks; t; t = t->next_)
+            set[k++] = t;
+        sl__deadlock_act(r, set, k);
+        free(set);
+    }
+    return n;
 }
 
 void sl__deadlock_maybe(sl_reactor *r)

@@ -1,6 +1,7 @@
 /* internal.h: what core's files share and nobody else sees. */
 #ifndef SL_INTERNAL_H
 #define SL_INTERNAL_H
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,6 +24,8 @@ enum {
     SL_TF_TIMER_OK = 8,   /* the current wait's timer is a sleep's end, not the deadline */
     SL_TF_BLOCKED = 16,   /* counted in reactor->blocked (parked, no timer, local) */
     SL_TF_ZOMBIE = 32,    /* ended, joinable, in the reactor's zombie list */
+    SL_TF_INSET = 64,     /* wait-for check: still a suspect */
+    SL_TF_REPORTED = 128, /* in a deadlock already reported */
 };
 
 /* A channel end held by a task (sl_chan_attach). */
@@ -68,6 +71,22 @@ struct sl_reactor {
     _Atomic bool quiet;
     bool tearing_down;
 
+    /* diagnostics (watch.c) */
+    int policy;                       /* SL_DEADLOCK_REPORT / _CANCEL */
+    int wg_ms;                        /* wait-for check period, 0 off */
+    struct event *wg_ev;
+    bool wg_armed;
+    unsigned spin_limit;
+    _Atomic uint32_t step_seq;        /* odd while a step runs */
+    uint32_t seq;
+    pthread_t thread;
+    _Atomic bool thread_ready;
+    _Atomic uint64_t stalls;
+    _Atomic int bt_state;             /* 0 idle, 1 asked, 2 captured */
+    void *bt[32];
+    int bt_n;
+    char stall_task[160];
+
     uint64_t rng;
     sl_task *current;
     sl_reactor_stats st;
@@ -80,6 +99,10 @@ struct sl_runtime {
     sl_reactor **r;
     bool pin;
     _Atomic int state;               /* 0 new, 1 running, 2 done */
+    int stall_ms;                    /* 0: no watchdog */
+    pthread_t watchdog;
+    bool watchdog_on;
+    _Atomic bool watchdog_stop;
 };
 
 /* reactor.c */
@@ -120,6 +143,7 @@ int sl__free_zombies(sl_reactor *r);
 void sl__chan_unpark(sl_task *t);
 void sl__select_unpark(sl_task *t);
 void sl__mutex_unpark(sl_task *t);
+void sl__mutex_release_all(sl_task *t);
 void sl__sem_unpark(sl_task *t);
 void sl__join_unpark(sl_task *t);
 void sl__group_unpark(sl_task *t);
@@ -135,6 +159,21 @@ bool sl__waiter_is_proxy(const sl_waiter *w);
 int sl__remote_op(sl_task *t, sl_chan *ch, int op, void *buf);
 void sl__remote_unpark(sl_task *t);
 void sl__proxy_fire(sl_waiter *w, int result);
+
+/* watch.c */
+void sl__watch_init(sl_reactor *r, const sl_runtime_opts *opts);
+void sl__watch_free(sl_reactor *r);
+void sl__watch_blocked(sl_reactor *r);            /* a task became blocked */
+void sl__deadlock_act(sl_reactor *r, sl_task **set, size_t n);   /* the policy */
+int sl__watchdog_start(sl_runtime *rt);
+void sl__watchdog_stop(sl_runtime *rt);
+void sl__spin(sl_task *t);
+int sl__stall_signal(void);
+sl_reactor *sl__current_reactor_raw(void);                         /* an empty poll */
+static inline void sl__step_mark(sl_reactor *r)
+{
+    atomic_store_explicit(&r->step_seq, ++r->seq, memory_order_relaxed);
+}
 
 /* diag.c */
 void sl__deadlock_maybe(sl_reactor *r);

@@ -23,6 +23,23 @@ static int park_lock(sl_task *t, sl_wq *q, sl_wait_kind kind, void *obj, uint64_
 
 /* ---- mutex ---------------------------------------------------------------- */
 
+static void take(sl_mutex *m, sl_task *t, uint64_t tag)
+{
+    m->holder_ = t;
+    m->tag_ = tag;
+    m->hnext_ = t->mutexes_;
+    t->mutexes_ = m;
+}
+
+static void drop(sl_mutex *m, sl_task *t)
+{
+    sl_mutex **pp = &t->mutexes_;
+    while (*pp != m)
+        pp = &(*pp)->hnext_;
+    *pp = m->hnext_;
+    m->hnext_ = NULL;
+}
+
 void sl_mutex_init(sl_mutex *m, sl_reactor *r, const char *name, int flags)
 {
     *m = (sl_mutex){ .reactor_ = r ? r : sl_reactor_current(), .name_ = name ? name : "",
@@ -36,8 +53,7 @@ int sl_mutex_trylock(sl_task *t, sl_mutex *m, uint64_t tag)
         return rc;
     if (m->holder_)
         return -EBUSY;
-    m->holder_ = t;
-    m->tag_ = tag;
+    take(m, t, tag);
     return 0;
 }
 
@@ -47,8 +63,7 @@ int sl_mutex_lock(sl_task *t, sl_mutex *m, uint64_t tag)
     if (rc)
         return rc;
     if (!m->holder_) {
-        m->holder_ = t;
-        m->tag_ = tag;
+        take(m, t, tag);
         return 0;
     }
     if (m->holder_ == t)
@@ -66,12 +81,26 @@ int sl_mutex_unlock_at_(sl_task *t, sl_mutex *m, const char *file, int line)
                    m->name_, t ? t->name_ : "(none)");
         return -EPERM;
     }
+    drop(m, t);
     sl_waiter *w = sl_wq_pop(&m->waiters_);
-    m->holder_ = w ? w->task : NULL;
-    m->tag_ = w ? w->tag : 0;
-    if (w)
+    m->holder_ = NULL;
+    m->tag_ = 0;
+    if (w) {
+        take(m, w->task, w->tag);
         sl__wake(w->task, 0);
+    }
     return 0;
+}
+
+/* A task that ends holding a mutex would block its waiters forever. */
+void sl__mutex_release_all(sl_task *t)
+{
+    while (t->mutexes_) {
+        sl_mutex *m = t->mutexes_;
+        sl__misuse(t->reactor_, t->file_, t->line_, "task '%s' ended holding mutex '%s'; unlocked for it",
+                   t->name_, m->name_);
+        sl_mutex_unlock_at_(t, m, t->file_, t->line_);
+    }
 }
 
 void sl__mutex_unpark(sl_task *t)

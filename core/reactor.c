@@ -26,6 +26,7 @@ sl_runtime *sl_reactor_runtime(sl_reactor *r) { return r->rt; }
 size_t sl_reactor_task_count(const sl_reactor *r) { return r->ntasks; }
 
 void sl__set_current_reactor(sl_reactor *r) { tl_reactor = r; }
+sl_reactor *sl__current_reactor_raw(void) { return tl_reactor; }
 
 bool sl__on_reactor(const sl_reactor *r)
 {
@@ -286,6 +287,7 @@ int sl__reactor_init(sl_reactor *r, sl_runtime *rt, int id, struct event_base *b
     if (!r->run_ev || !r->timer_ev || !r->wake_ev)
         return -ENOMEM;
     event_add(r->wake_ev, NULL);
+    sl__watch_init(r, opts);
     return 0;
 }
 
@@ -328,6 +330,7 @@ int sl__reactor_teardown(sl_reactor *r)
     tl_reactor = r;
     int leaks = r->base ? sl__release_leaked_chans(r) : 0;
     sl_heap_free(&r->heap);
+    sl__watch_free(r);
     if (r->run_ev)
         event_free(r->run_ev);
     if (r->timer_ev)

@@ -24,6 +24,7 @@ int sl_runtime_new(sl_runtime **out, const sl_runtime_opts *opts)
         return -ENOMEM;
     }
     rt->pin = opts && opts->pin_cpus;
+    rt->stall_ms = !opts || !opts->stall_ms ? 10 : opts->stall_ms < 0 ? 0 : opts->stall_ms;
     for (int i = 0; i < n; i++) {
         rt->r[i] = malloc(sizeof *rt->r[i]);
         int rc = rt->r[i] ? sl__reactor_init(rt->r[i], rt, i, NULL, opts) : -ENOMEM;
@@ -62,6 +63,12 @@ static void *reactor_main(void *arg)
     sl_reactor *r = arg;
     sl__set_current_reactor(r);
     sl__claim(r, true);
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, sl__stall_signal());
+    pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+    r->thread = pthread_self();
+    atomic_store(&r->thread_ready, true);
     if (r->rt->pin)
         pin(r);
     event_base_loop(r->base, EVLOOP_NO_EXIT_ON_EMPTY);
@@ -97,12 +104,17 @@ int sl_runtime_run(sl_runtime *rt)
         sl_runtime_stop(rt);
     sl_reactor *r0 = rt->r[0];
     sl__claim(r0, true);
+    r0->thread = pthread_self();
+    atomic_store(&r0->thread_ready, true);
+    if (rc == 0)
+        rc = sl__watchdog_start(rt);
     sl_reactor *prev = sl_reactor_current();
     sl__set_current_reactor(r0);
     if (rt->pin)
         pin(r0);
     event_base_loop(r0->base, EVLOOP_NO_EXIT_ON_EMPTY);
     sl__set_current_reactor(prev);
+    sl__watchdog_stop(rt);
     for (int i = 1; i < started; i++)
         pthread_join(th[i], NULL);
     for (int i = 0; i < rt->n; i++)

@@ -76,10 +76,13 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
     if (chosen >= 0) {
         sl_case *c = &cases[chosen];
         c->err = c->op == SL_SEND ? sl__chan_do_send(c->ch, c->buf) : sl__chan_do_recv(c->ch, c->buf);
+        t->spins_ = 0;
         return chosen;
     }
-    if (flags & SL_SELECT_DEFAULT)
+    if (flags & SL_SELECT_DEFAULT) {
+        sl__spin(t);
         return -EAGAIN;
+    }
     for (int i = 0; i < n; i++) {
         cases[i].err = 0;
         cases[i].w_ = (sl_waiter){ .task = t, .buf = cases[i].buf, .idx = i };

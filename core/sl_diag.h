@@ -31,6 +31,7 @@ typedef struct sl_reactor_stats {
     uint64_t deadlocks;          /* deadlock reports */
     uint64_t misuses;            /* misuse reports */
     uint64_t leaks;              /* leaked tasks + channels at free */
+    uint64_t stalls;             /* steps that ran past the stall threshold */
 } sl_reactor_stats;
 
 /* Counters of `r`; call on r's thread, or when r is not running. */
@@ -44,6 +45,14 @@ int sl_task_describe(const sl_task *t, char *buf, size_t size);
 /* Runs the deadlock check on `r` now (it also runs by itself). Returns the
  * number of tasks in the reported deadlock, or 0 when there is none. */
 int sl_reactor_check_deadlock(sl_reactor *r);
+
+/* Runs the wait-for check on `r` now (it also runs by itself every
+ * deadlock_check_ms while some task is parked without a deadline): finds sets
+ * of tasks that wait only for each other while other tasks may run. Reports
+ * a set once, and applies the runtime's policy (SL_DEADLOCK_CANCEL cancels
+ * one of its tasks with -EDEADLK). Returns the size of a newly reported set,
+ * or 0. Call on r's thread. */
+int sl_reactor_check_waits(sl_reactor *r);
 
 /* Replaces r's report sink (NULL: stderr). */
 void sl_reactor_set_report(sl_reactor *r, void (*report)(const char *, void *), void *arg);

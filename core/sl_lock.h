@@ -33,7 +33,8 @@ int sl_mutex_lock(sl_task *t, sl_mutex *m, uint64_t tag);
 int sl_mutex_trylock(sl_task *t, sl_mutex *m, uint64_t tag);
 
 /* Unlocks and hands the mutex to the first waiter. Returns 0, or -EPERM if t
- * is not the holder (reported with the caller's file:line). */
+ * is not the holder (reported with the caller's file:line). A task that ends
+ * while holding mutexes is reported, and its mutexes are unlocked for it. */
 #define sl_mutex_unlock(t, m) sl_mutex_unlock_at_((t), (m), __FILE__, __LINE__)
 
 /* The holder (NULL if free) and its tag. */
@@ -66,6 +67,7 @@ struct sl_mutex {
     uint64_t tag_;
     sl_wq waiters_;
     int flags_;
+    sl_mutex *hnext_;            /* the holder's list of held mutexes */
 };
 struct sl_sem {
     sl_reactor *reactor_;

@@ -34,9 +34,17 @@ typedef struct sl_msg {
     bool heap_;                     /* private: freed after fn runs */
 } sl_msg;
 
+/* What the runtime does about a deadlock it finds (sl_diag.h). */
+#define SL_DEADLOCK_REPORT 0   /* report it (default) */
+#define SL_DEADLOCK_CANCEL 1   /* report it and cancel one of its tasks with -EDEADLK */
+
 typedef struct sl_runtime_opts {
     int threads;          /* reactors; <= 0: the number of online CPUs */
     bool pin_cpus;        /* pin reactor i to CPU i % online CPUs */
+    int deadlock_policy;  /* SL_DEADLOCK_REPORT or SL_DEADLOCK_CANCEL */
+    int deadlock_check_ms;/* period of the wait-for check; 0: 250, < 0: off */
+    int stall_ms;         /* a step running longer is a stall; 0: 10, < 0: off */
+    unsigned spin_limit;  /* empty polls in a row that make a busy-poll report; 0: 10000 */
     /* Where reports (deadlock, leaks, misuse) go; NULL: stderr. The sink is
      * called on the reporting reactor's thread. */
     void (*report)(const char *text, void *arg);

@@ -283,6 +283,8 @@ struct sl_task {
     void *ext_;
     void (*ext_end_)(sl_task *, void *);
     struct sl_hold *holds_;      /* channel ends held (sl_chan_attach) */
+    struct sl_mutex *mutexes_;   /* mutexes held */
+    uint32_t spins_;             /* polls in a row that found nothing */
     uint64_t spawned_ns_;
 };
 

@@ -170,6 +170,8 @@ static void task_end(sl_task *t, int rc)
         f(t, t->ext_);
     }
     sl__chan_release_holds(t);
+    if (t->mutexes_)
+        sl__mutex_release_all(t);
     if (t->state_free_) {
         t->state_free_(t->state_);
         t->state_free_ = NULL;
@@ -195,7 +197,9 @@ void sl__run_task(sl_task *t)
     r->current = t;
     t->status_ = SL_TASK_RUNNING;
     r->st.steps++;
+    sl__step_mark(r);
     int rc = t->step_(t, t->state_);
+    sl__step_mark(r);
     r->current = NULL;
     if (rc != SL_PENDING) {
         task_end(t, rc);
@@ -244,6 +248,7 @@ int sl__park(sl_task *t, sl_wait_kind kind, void *obj, uint64_t until)
     uint64_t now = sl_now_ns();
     if (at && now >= at)
         return timer_ok ? 0 : -ETIMEDOUT;
+    t->spins_ = 0;
     t->status_ = SL_TASK_PARKED;
     t->wait_kind_ = (uint8_t)kind;
     t->wait_obj_ = obj;
@@ -265,6 +270,7 @@ int sl__park(sl_task *t, sl_wait_kind kind, void *obj, uint64_t until)
         t->flags_ |= SL_TF_BLOCKED;
         r->blocked++;
         r->check_deadlock = true;
+        sl__watch_blocked(r);
     }
     return SL_PENDING;
 }
@@ -279,6 +285,7 @@ void sl__wake(sl_task *t, int result)
         r->blocked--;
         r->deadlock_reported = false;
     }
+    t->flags_ &= (uint8_t)~SL_TF_REPORTED;
     t->wait_kind_ = SL_WAIT_NONE;
     t->wait_obj_ = NULL;
     t->wait_result_ = result;
@@ -331,6 +338,7 @@ void sl__timer_fire(sl_reactor *r, uint64_t now)
 
 void sl_task_yield_(sl_task *t)
 {
+    sl__spin(t);
     sl__ready(t);
 }
 

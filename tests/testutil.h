@@ -30,7 +30,9 @@ static inline void capture_report(const char *text, void *arg)
 static inline sl_runtime *rt_new(int threads, capture *cap)
 {
     sl_runtime *rt = NULL;
-    sl_runtime_opts o = { .threads = threads, .report = cap ? capture_report : NULL, .report_arg = cap };
+    /* no stall watchdog: a preempted test process is not a stalled program */
+    sl_runtime_opts o = { .threads = threads, .report = cap ? capture_report : NULL, .report_arg = cap,
+                          .stall_ms = -1 };
     assert_int_equal(sl_runtime_new(&rt, &o), 0);
     return rt;
 }

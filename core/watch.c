@@ -1,0 +1,313 @@
+/* watch.c: the diagnostics that watch a running program.
+ *
+ *  - The wait-for check finds deadlocks among some tasks while others run
+ *    (Go sees only "all goroutines are asleep"). Every task parked with no
+ *    deadline is a suspect; a suspect is cleared when something outside the
+ *    suspects could end its wait: a mutex holder that is not a suspect, a
+ *    channel end held by a non-suspect (or, for a channel whose ends nobody
+ *    declared, any task that is not a suspect), a channel used from another
+ *    reactor, a joined task or group member that is not a suspect. What is
+ *    left when nothing more clears is a set of tasks that wait for each other
+ *    and nothing else: a deadlock. It runs on a timer, only while some task
+ *    is parked without a deadline, off the hot path.
+ *  - The watchdog thread notices a reactor whose current step has run longer
+ *    than the stall threshold, asks that thread for a backtrace by signal
+ *    (as Seastar does) and reports it. A step costs two plain stores for it.
+ *  - Busy polling: a task whose polls (try_ operations, select with default,
+ *    SL_YIELD) keep finding nothing is reported once its run of empty polls
+ *    reaches the limit. */
+#include <errno.h>
+#include <execinfo.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <event2/event.h>
+#include "internal.h"
+
+/* ---- wait-for check ----------------------------------------------------------- */
+
+static bool suspect(const sl_task *t)
+{
+    return t && (t->flags_ & SL_TF_INSET);
+}
+
+/* Could a task outside the suspects provide the `need` end of ch? */
+static bool chan_way_out(const sl_chan *ch, int need, bool others_live)
+{
+    if (ch->remote_seen_ || ch->remote_ops_ || ch->closed_)
+        return true;
+    bool tracked = false;
+    for (const sl_hold *h = ch->holds_; h; h = h->cnext) {
+        if (!(h->ends & need))
+            continue;
+        tracked = true;
+        if (!suspect(h->task))
+            return true;   /* a live holder (or non-task code) that can act */
+    }
+    return tracked ? false : others_live;
+}
+
+static int need_for(int op) { return op == SL_SEND ? SL_CHAN_RECEIVER : SL_CHAN_SENDER; }
+
+static bool way_out(const sl_task *t, bool others_live)
+{
+    switch ((sl_wait_kind)t->wait_kind_) {
+    case SL_WAIT_SEND:
+        return chan_way_out(t->wait_obj_, SL_CHAN_RECEIVER, others_live);
+    case SL_WAIT_RECV:
+        return chan_way_out(t->wait_obj_, SL_CHAN_SENDER, others_live);
+    case SL_WAIT_SELECT: {
+        const sl_case *c = t->wait_obj_;
+        for (int i = 0; i < t->w_.idx; i++)
+            if (chan_way_out(c[i].ch, need_for(c[i].op), others_live))
+                return true;
+        return false;
+    }
+    case SL_WAIT_MUTEX:
+        return !suspect(((const sl_mutex *)t->wait_obj_)->holder_);
+    case SL_WAIT_JOIN:
+        return !suspect(t->wait_obj_);
+    case SL_WAIT_GROUP:
+        for (const sl_task *m = ((const sl_group *)t->wait_obj_)->head_; m; m = m->gnext_)
+            if (!suspect(m))
+                return true;
+        return false;
+    default:
+        return true;   /* semaphores: their holders are not all known */
+    }
+}
+
+static void report_set(sl_reactor *r, sl_task **set, size_t n, const char *what)
+{
+    char *text = NULL;
+    size_t len = 0;
+    char line[512];
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return;
+    fprintf(f, "sluice: deadlock on reactor %d: %s:", r->id, what);
+    for (size_t i = 0; i < n; i++) {
+        sl_task_describe(set[i], line, sizeof line);
+        fprintf(f, "\n  %s", line);
+    }
+    fclose(f);
+    r->st.deadlocks++;
+    sl__report(r, "%s", text);
+    free(text);
+}
+
+void sl__deadlock_act(sl_reactor *r, sl_task **set, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        set[i]->flags_ |= SL_TF_REPORTED;
+    if (r->policy == SL_DEADLOCK_CANCEL && n) {
+        sl__report(r, "sluice: deadlock on reactor %d: cancelling task '%s' (spawned at %s:%d) with -EDEADLK",
+                   r->id, set[0]->name_, set[0]->file_, set[0]->line_);
+        sl_task_cancel(set[0], -EDEADLK);
+    }
+}
+
+/* Runs the check once. Returns the number of tasks in a newly found
+ * deadlock (0 if none, or if it was reported before). */
+int sl_reactor_check_waits(sl_reactor *r)
+{
+    size_t n = 0;
+    for (sl_task *t = r->tasks; t; t = t->next_)
+        if (t->flags_ & SL_TF_BLOCKED) {
+            t->flags_ |= SL_TF_INSET;
+            n++;
+        }
+    for (bool changed = true; changed && n;) {
+        changed = false;
+        bool others_live = r->ntasks > n;
+        for (sl_task *t = r->tasks; t; t = t->next_)
+            if ((t->flags_ & SL_TF_INSET) && way_out(t, others_live)) {
+                t->flags_ &= (uint8_t)~SL_TF_INSET;
+                n--;
+                changed = true;
+            }
+    }
+    sl_task **set = n ? malloc(n * sizeof *set) : NULL;
+    size_t k = 0, fresh = 0;
+    for (sl_task *t = r->tasks; t; t = t->next_)
+        if (t->flags_ & SL_TF_INSET) {
+            t->flags_ &= (uint8_t)~SL_TF_INSET;
+            if (set)
+                set[k++] = t;
+            fresh += !(t->flags_ & SL_TF_REPORTED);
+        }
+    int found = 0;
+    if (set && fresh) {
+        char what[128];
+        snprintf(what, sizeof what, "%zu task%s wait for each other while %zu other%s run",
+                 k, k == 1 ? "" : "s", r->ntasks - k, r->ntasks - k == 1 ? "" : "s");
+        report_set(r, set, k, what);
+        sl__deadlock_act(r, set, k);
+        found = (int)k;
+    }
+    free(set);
+    return found;
+}
+
+static void wg_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sl_reactor *r = arg;
+    (void)fd;
+    (void)what;
+    r->wg_armed = false;
+    if (!r->blocked)
+        return;
+    sl_reactor_check_waits(r);
+    sl__watch_blocked(r);
+}
+
+void sl__watch_blocked(sl_reactor *r)
+{
+    if (r->wg_armed || !r->wg_ms || !r->wg_ev)
+        return;
+    struct timeval tv = { r->wg_ms / 1000, (r->wg_ms % 1000) * 1000 };
+    evtimer_add(r->wg_ev, &tv);
+    r->wg_armed = true;
+}
+
+void sl__watch_init(sl_reactor *r, const sl_runtime_opts *o)
+{
+    r->policy = o ? o->deadlock_policy : SL_DEADLOCK_REPORT;
+    r->wg_ms = !o || !o->deadlock_check_ms ? 250 : o->deadlock_check_ms < 0 ? 0 : o->deadlock_check_ms;
+    r->spin_limit = o && o->spin_limit ? o->spin_limit : 10000;
+    if (r->wg_ms)
+        r->wg_ev = evtimer_new(r->base, wg_cb, r);
+}
+
+void sl__watch_free(sl_reactor *r)
+{
+    if (r->wg_ev)
+        event_free(r->wg_ev);
+    r->wg_ev = NULL;
+}
+
+/* ---- busy polling ---------------------------------------------------------------- */
+
+void sl__spin(sl_task *t)
+{
+    if (++t->spins_ != t->reactor_->spin_limit)
+        return;
+    char line[512];
+    sl_task_describe(t, line, sizeof line);
+    sl__report(t->reactor_, "sluice: busy poll on reactor %d: %s has polled %u times in a row "
+               "(select default, try_ operations or SL_YIELD) without any channel making progress",
+               t->reactor_->id, line, t->spins_);
+}
+
+/* ---- stall watchdog ------------------------------------------------------------------ */
+
+int sl__stall_signal(void) { return SIGRTMIN + 4; }
+
+/* On the stalled thread, in a signal handler: copy what the watchdog needs.
+ * backtrace() was loaded before (by the watchdog), so it does not allocate. */
+static void on_stall_signal(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    sl_reactor *r = sl__current_reactor_raw();
+    if (r && atomic_load(&r->bt_state) == 1) {
+        sl_task *t = r->current;
+        if (t)
+            snprintf(r->stall_task, sizeof r->stall_task, "task '%s' (spawned at %s:%d)", t->name_, t->file_, t->line_);
+        else
+            snprintf(r->stall_task, sizeof r->stall_task, "a callback outside any task");
+        r->bt_n = backtrace(r->bt, 32);
+        atomic_store(&r->bt_state, 2);
+    }
+    errno = saved;
+}
+
+static void report_stall(sl_runtime *rt, sl_reactor *r, uint64_t ran_ns)
+{
+    atomic_store(&r->bt_state, 1);
+    pthread_kill(r->thread, sl__stall_signal());
+    for (int i = 0; i < 200 && atomic_load(&r->bt_state) != 2; i++)
+        usleep(500);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return;
+    if (atomic_load(&r->bt_state) == 2) {
+        fprintf(f, "sluice: stall on reactor %d: %s has run for %.1f ms without returning to the reactor "
+                "(threshold %d ms); every other task of this reactor waits meanwhile. Backtrace:",
+                r->id, r->stall_task, (double)ran_ns / 1e6, rt->stall_ms);
+        char **sym = backtrace_symbols(r->bt, r->bt_n);
+        for (int i = 0; sym && i < r->bt_n; i++)
+            fprintf(f, "\n  %s", sym[i]);
+        free(sym);
+    } else {
+        fprintf(f, "sluice: stall on reactor %d: a step has run for %.1f ms (threshold %d ms); no backtrace",
+                r->id, (double)ran_ns / 1e6, rt->stall_ms);
+    }
+    fclose(f);
+    /* the sink is called on the watchdog's thread: the reactor is stuck */
+    r->report(text, r->report_arg);
+    free(text);
+    atomic_store(&r->bt_state, 0);
+}
+
+static void *watchdog_main(void *arg)
+{
+    sl_runtime *rt = arg;
+    uint32_t last[rt->n];
+    uint64_t since[rt->n];
+    bool told[rt->n];
+    void *warm[4];
+    backtrace(warm, 4);   /* load libgcc now, not in a signal handler */
+    memset(last, 0, sizeof last);
+    memset(since, 0, sizeof since);
+    memset(told, 0, sizeof told);
+    useconds_t tick = (useconds_t)rt->stall_ms * 1000 / 4;
+    while (!atomic_load(&rt->watchdog_stop)) {
+        usleep(tick ? tick : 1000);
+        uint64_t now = sl_now_ns();
+        for (int i = 0; i < rt->n; i++) {
+            sl_reactor *r = rt->r[i];
+            uint32_t seq = atomic_load_explicit(&r->step_seq, memory_order_relaxed);
+            if (!(seq & 1) || seq != last[i]) {
+                last[i] = seq;
+                since[i] = now;
+                told[i] = false;
+                continue;
+            }
+            if (!told[i] && now - since[i] >= (uint64_t)rt->stall_ms * SL_NS_PER_MS &&
+                atomic_load(&r->thread_ready)) {
+                told[i] = true;
+                atomic_fetch_add(&r->stalls, 1);
+                report_stall(rt, r, now - since[i]);
+            }
+        }
+    }
+    return NULL;
+}
+
+int sl__watchdog_start(sl_runtime *rt)
+{
+    if (!rt->stall_ms)
+        return 0;
+    struct sigaction sa = { .sa_handler = on_stall_signal, .sa_flags = SA_RESTART };
+    sigemptyset(&sa.sa_mask);
+    sigaction(sl__stall_signal(), &sa, NULL);
+    atomic_store(&rt->watchdog_stop, false);
+    if (pthread_create(&rt->watchdog, NULL, watchdog_main, rt) != 0)
+        return -EAGAIN;
+    rt->watchdog_on = true;
+    return 0;
+}
+
+void sl__watchdog_stop(sl_runtime *rt)
+{
+    if (!rt->watchdog_on)
+        return;
+    atomic_store(&rt->watchdog_stop, true);
+    pthread_join(rt->watchdog, NULL);
+    rt->watchdog_on = false;
+}

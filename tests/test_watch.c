@@ -1,0 +1,531 @@
+/* test_watch.c: deadlocks among some tasks while others run (the wait-for
+ * check), its false-positive traps, the cancel policy, stalls, busy polls. */
+#include <pthread.h>
+#include "testutil.h"
+
+static sl_runtime *rt;
+static capture cap;
+static pthread_mutex_t cap_lock = PTHREAD_MUTEX_INITIALIZER;   /* the watchdog reports from its thread */
+
+static void report(const char *text, void *arg)
+{
+    pthread_mutex_lock(&cap_lock);
+    capture_report(text, arg);
+    pthread_mutex_unlock(&cap_lock);
+}
+
+static int reports(void)
+{
+    pthread_mutex_lock(&cap_lock);
+    int n = cap.count;
+    pthread_mutex_unlock(&cap_lock);
+    return n;
+}
+
+static sl_runtime *watch_rt(int policy, int stall_ms, unsigned spin_limit)
+{
+    memset(&cap, 0, sizeof cap);
+    sl_runtime *r = NULL;
+    sl_runtime_opts o = { .threads = 1, .report = report, .report_arg = &cap, .deadlock_policy = policy,
+                          .deadlock_check_ms = 20, .stall_ms = stall_ms, .spin_limit = spin_limit };
+    assert_int_equal(sl_runtime_new(&r, &o), 0);
+    return r;
+}
+
+/* ---- a ticker keeps running: the deadlocks below are partial ---------------------- */
+
+static long ticks;
+static int ticker_stop;
+
+static int ticker(sl_task *t, void *arg)
+{
+    int rc;
+    (void)arg;
+    SL_BEGIN(t);
+    while (!ticker_stop) {
+        SL_AWAIT(t, rc, sl_sleep(t, SL_NS_PER_MS));
+        if (rc < 0)
+            break;
+        ticks++;
+    }
+    SL_END(t);
+}
+
+/* The scenario's tasks are spawned by setup(); main waits for a report (or
+ * for `quiet_ms` to pass without one), then stops. */
+typedef struct scen {
+    void (*setup)(sl_task *main);
+    int quiet_ms;
+    int rc;
+    uint64_t t0, found_after;
+} scen;
+
+static scen *S;
+
+static int scen_main(sl_task *t, void *arg)
+{
+    scen *s = arg;
+    SL_BEGIN(t);
+    ticks = 0;
+    ticker_stop = 0;
+    assert_int_equal(sl_spawn(NULL, ticker, NULL, NULL, &(sl_spawn_opts){ .name = "ticker" }), 0);
+    s->t0 = sl_now_ns();
+    s->setup(t);
+    while (reports() == 0 && sl_now_ns() - s->t0 < (uint64_t)(s->quiet_ms ? s->quiet_ms : 5000) * SL_NS_PER_MS)
+        SL_AWAIT(t, s->rc, sl_sleep(t, 2 * SL_NS_PER_MS));
+    s->found_after = sl_now_ns() - s->t0;
+    ticker_stop = 1;
+    SL_AWAIT(t, s->rc, sl_sleep(t, 5 * SL_NS_PER_MS));
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static int run_scen(scen *s)
+{
+    S = s;
+    return rt_run(rt, scen_main, s);
+}
+
+/* ---- 1. the unbuffered two-task deadlock ------------------------------------------ */
+
+typedef struct two {
+    sl_chan *c1, *c2;
+    int va, vb, rca, rcb;
+    sl_task *a, *b;
+} two;
+
+static two T2;
+
+static int two_a(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, T2.rca, sl_chan_send(t, T2.c1, &T2.va));   /* b never receives c1 first */
+    SL_AWAIT(t, T2.rca, sl_chan_recv(t, T2.c2, &T2.va));
+    SL_END(t);
+}
+
+static int two_b(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, T2.rcb, sl_chan_send(t, T2.c2, &T2.vb));
+    SL_AWAIT(t, T2.rcb, sl_chan_recv(t, T2.c1, &T2.vb));
+    SL_END(t);
+}
+
+static void two_setup_deadline(sl_task *m, uint64_t deadline)
+{
+    memset(&T2, 0, sizeof T2);
+    assert_int_equal(sl_chan_new(&T2.c1, sizeof(int), 0, &(sl_chan_opts){ .name = "c1" }), 0);
+    assert_int_equal(sl_chan_new(&T2.c2, sizeof(int), 0, &(sl_chan_opts){ .name = "c2" }), 0);
+    assert_int_equal(sl_spawn(NULL, two_a, NULL, &T2.a, &(sl_spawn_opts){ .name = "a", .deadline = deadline }), 0);
+    assert_int_equal(sl_spawn(NULL, two_b, NULL, &T2.b, &(sl_spawn_opts){ .name = "b" }), 0);
+    assert_int_equal(sl_chan_attach(T2.c1, T2.a, SL_CHAN_SENDER), 0);
+    assert_int_equal(sl_chan_attach(T2.c2, T2.a, SL_CHAN_RECEIVER), 0);
+    assert_int_equal(sl_chan_attach(T2.c2, T2.b, SL_CHAN_SENDER), 0);
+    assert_int_equal(sl_chan_attach(T2.c1, T2.b, SL_CHAN_RECEIVER), 0);
+    (void)m;
+}
+
+static void two_setup(sl_task *m) { two_setup_deadline(m, 0); }
+
+static void test_two_task_deadlock_while_others_run(void **s)
+{
+    (void)s;
+    rt = watch_rt(SL_DEADLOCK_REPORT, -1, 0);
+    scen sc = { .setup = two_setup };
+    int leaks = run_scen(&sc);
+    assert_int_equal(reports() >= 1, 1);
+    assert_true(sc.found_after < SL_NS_PER_S);        /* within a second of forming */
+    assert_true(ticks > 0);                           /* others kept running */
+    assert_non_null(strstr(cap.text, "2 tasks wait for each other while 2 others run"));
+    assert_non_null(strstr(cap.text, "task 'a' (spawned at"));
+    assert_non_null(strstr(cap.text, "task 'b' (spawned at"));
+    assert_non_null(strstr(cap.text, "parked on send 'c1'"));
+    assert_non_null(strstr(cap.text, "parked on send 'c2'"));
+    assert_int_equal(leaks, 4);                       /* a, b and their channels */
+}
+
+/* ---- 5. the same, with the cancel policy: the program recovers ----------------------- */
+
+static void test_cancel_policy_recovers(void **s)
+{
+    (void)s;
+    rt = watch_rt(SL_DEADLOCK_CANCEL, -1, 0);
+    scen sc = { .setup = two_setup };
+    int leaks = run_scen(&sc);
+    assert_non_null(strstr(cap.text, "with -EDEADLK"));
+    /* one was cancelled with -EDEADLK, its ends went with it, and the other's
+     * send failed with -EPIPE instead of waiting forever */
+    assert_true((T2.rca == -EDEADLK && T2.rcb == -EPIPE) || (T2.rcb == -EDEADLK && T2.rca == -EPIPE));
+    assert_int_equal(leaks, 2);                       /* only the channels, on purpose */
+}
+
+/* ---- false positive: a task with a deadline is not deadlocked ---------------------------- */
+
+static void two_setup_dl(sl_task *m) { two_setup_deadline(m, sl_now_ns() + 300 * SL_NS_PER_MS); }
+
+static void test_deadline_is_not_deadlock(void **s)
+{
+    (void)s;
+    rt = watch_rt(SL_DEADLOCK_REPORT, -1, 0);
+    scen sc = { .setup = two_setup_dl, .quiet_ms = 250 };
+    /* stopped before a's deadline: a, b and the channels are leaked, and
+     * reported as such, but no deadlock is */
+    assert_int_equal(run_scen(&sc), 4);
+    assert_null(strstr(cap.text, "deadlock"));
+    assert_non_null(strstr(cap.text, "sluice: leak: task 'a'"));
+}
+
+/* ---- 2. two mutexes taken in opposite order ------------------------------------------------- */
+
+typedef struct mx {
+    sl_mutex m1, m2;
+    int rc1, rc2;
+} mx;
+
+static mx MX;
+
+static int mx_a(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_mutex_lock(t, &MX.m1, 1), 0);
+    SL_AWAIT(t, MX.rc1, sl_sleep(t, 2 * SL_NS_PER_MS));
+    SL_AWAIT(t, MX.rc1, sl_mutex_lock(t, &MX.m2, 1));
+    SL_END(t);
+}
+
+static int mx_b(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_mutex_lock(t, &MX.m2, 2), 0);
+    SL_AWAIT(t, MX.rc2, sl_sleep(t, 2 * SL_NS_PER_MS));
+    SL_AWAIT(t, MX.rc2, sl_mutex_lock(t, &MX.m1, 2));
+    SL_END(t);
+}
+
+static void mx_setup(sl_task *m)
+{
+    (void)m;
+    sl_mutex_init(&MX.m1, NULL, "m1", 0);
+    sl_mutex_init(&MX.m2, NULL, "m2", 0);
+    assert_int_equal(sl_spawn(NULL, mx_a, NULL, NULL, &(sl_spawn_opts){ .name = "ab" }), 0);
+    assert_int_equal(sl_spawn(NULL, mx_b, NULL, NULL, &(sl_spawn_opts){ .name = "ba" }), 0);
+}
+
+static void test_mutex_order_deadlock(void **s)
+{
+    (void)s;
+    rt = watch_rt(SL_DEADLOCK_REPORT, -1, 0);
+    scen sc = { .setup = mx_setup };
+    assert_int_equal(run_scen(&sc), 2);
+    assert_true(sc.found_after < SL_NS_PER_S);
+    assert_non_null(strstr(cap.text, "2 tasks wait for each other"));
+    assert_non_null(strstr(cap.text, "task 'ab' (spawned at"));
+    assert_non_null(strstr(cap.text, "parked on mutex 'm2'"));
+    assert_non_null(strstr(cap.text, "held by 'ba'"));
+    assert_non_null(strstr(cap.text, "parked on mutex 'm1'"));
+}
+
+/* ---- false positive: a mutex holder that is runnable -------------------------------------- */
+
+static int busy_holder(sl_task *t, void *arg)
+{
+    int rc;
+    (void)arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_mutex_lock(t, &MX.m1, 1), 0);
+    while (!ticker_stop)
+        SL_AWAIT(t, rc, sl_sleep(t, SL_NS_PER_MS));   /* runnable again and again */
+    sl_mutex_unlock(t, &MX.m1);
+    (void)rc;
+    SL_END(t);
+}
+
+static int lock_waiter(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, MX.rc2, sl_mutex_lock(t, &MX.m1, 2));
+    sl_mutex_unlock(t, &MX.m1);
+    SL_END(t);
+}
+
+static void holder_setup(sl_task *m)
+{
+    (void)m;
+    sl_mutex_init(&MX.m1, NULL, "m1", 0);
+    assert_int_equal(sl_spawn(NULL, busy_holder, NULL, NULL, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, lock_waiter, NULL, NULL, NULL), 0);
+}
+
+static void test_runnable_holder_is_not_deadlock(void **s)
+{
+    (void)s;
+    rt = watch_rt(SL_DEADLOCK_REPORT, -1, 0);
+    scen sc = { .setup = holder_setup, .quiet_ms = 200 };
+    assert_int_equal(run_scen(&sc), 0);
+    assert_int_equal(reports(), 0);
+    assert_int_equal(MX.rc2, 0);
+}
+
+/* ---- 3. a pipeline stage and the only other holder of its channel -------------------------- */
+
+typedef struct pl {
+    sl_chan *in, *out;
+    int v1, v2, rc1, rc2;
+    sl_task *src, *stage;
+} pl;
+
+static pl PL;
+
+static int pl_source(sl_task *t, void *arg)   /* holds in's sender, out's receiver */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    /* waits for the stage's answer before feeding it: the bug */
+    SL_AWAIT(t, PL.rc1, sl_chan_recv(t, PL.out, &PL.v1));
+    SL_AWAIT(t, PL.rc1, sl_chan_send(t, PL.in, &PL.v1));
+    SL_END(t);
+}
+
+static int pl_stage(sl_task *t, void *arg)    /* holds in's receiver, out's sender */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, PL.rc2, sl_chan_recv(t, PL.in, &PL.v2));
+    SL_AWAIT(t, PL.rc2, sl_chan_send(t, PL.out, &PL.v2));
+    SL_END(t);
+}
+
+static void pl_setup(sl_task *m)
+{
+    (void)m;
+    assert_int_equal(sl_chan_new(&PL.in, sizeof(int), 4, &(sl_chan_opts){ .name = "in" }), 0);
+    assert_int_equal(sl_chan_new(&PL.out, sizeof(int), 4, &(sl_chan_opts){ .name = "out" }), 0);
+    assert_int_equal(sl_spawn(NULL, pl_source, NULL, &PL.src, &(sl_spawn_opts){ .name = "source" }), 0);
+    assert_int_equal(sl_spawn(NULL, pl_stage, NULL, &PL.stage, &(sl_spawn_opts){ .name = "stage" }), 0);
+    assert_int_equal(sl_chan_attach(PL.in, PL.src, SL_CHAN_SENDER), 0);
+    assert_int_equal(sl_chan_attach(PL.out, PL.src, SL_CHAN_RECEIVER), 0);
+    assert_int_equal(sl_chan_attach(PL.in, PL.stage, SL_CHAN_RECEIVER), 0);
+    assert_int_equal(sl_chan_attach(PL.out, PL.stage, SL_CHAN_SENDER), 0);
+}
+
+static void test_pipeline_deadlock(void **s)
+{
+    (void)s;
+    rt = watch_rt(SL_DEADLOCK_REPORT, -1, 0);
+    scen sc = { .setup = pl_setup };
+    assert_int_equal(run_scen(&sc), 4);
+    assert_true(sc.found_after < SL_NS_PER_S);
+    assert_non_null(strstr(cap.text, "task 'stage' (spawned at"));
+    assert_non_null(strstr(cap.text, "parked on recv 'in'"));
+    assert_non_null(strstr(cap.text, "parked on recv 'out'"));
+}
+
+/* ---- false positive: a counterpart holder that is running --------------------------------- */
+
+static int slow_feeder(sl_task *t, void *arg)   /* holds in's sender, sleeps, then sends */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, PL.rc1, sl_sleep(t, 150 * SL_NS_PER_MS));
+    PL.v1 = 3;
+    SL_AWAIT(t, PL.rc1, sl_chan_send(t, PL.in, &PL.v1));
+    SL_END(t);
+}
+
+static int lone_reader(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, PL.rc2, sl_chan_recv(t, PL.in, &PL.v2));
+    assert_int_equal(sl_chan_free(t, PL.in), 0);
+    SL_END(t);
+}
+
+static void feeder_setup(sl_task *m)
+{
+    sl_task *f, *rd;
+    assert_int_equal(sl_chan_new(&PL.in, sizeof(int), 0, &(sl_chan_opts){ .name = "in" }), 0);
+    assert_int_equal(sl_spawn(NULL, slow_feeder, NULL, &f, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, lone_reader, NULL, &rd, NULL), 0);
+    assert_int_equal(sl_chan_attach(PL.in, f, SL_CHAN_SENDER), 0);
+    assert_int_equal(sl_chan_attach(PL.in, rd, SL_CHAN_RECEIVER), 0);
+    assert_int_equal(sl_chan_give(PL.in, m, rd), 0);
+}
+
+static void test_running_counterpart_is_not_deadlock(void **s)
+{
+    (void)s;
+    rt = watch_rt(SL_DEADLOCK_REPORT, -1, 0);
+    scen sc = { .setup = feeder_setup, .quiet_ms = 250 };
+    assert_int_equal(run_scen(&sc), 0);
+    assert_int_equal(reports(), 0);
+    assert_int_equal(PL.v2, 3);
+}
+
+/* ---- 4. a select whose every case is part of the cycle ------------------------------------ */
+
+typedef struct sx {
+    sl_chan *c1, *c2, *c3;
+    sl_case cs[2];
+    int v, got, rc, rcb;
+} sx;
+
+static sx SX;
+
+static int sx_a(sl_task *t, void *arg)   /* selects on c1, c2; would then send c3 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SX.cs[0] = (sl_case){ .ch = SX.c1, .op = SL_RECV, .buf = &SX.got };
+    SX.cs[1] = (sl_case){ .ch = SX.c2, .op = SL_RECV, .buf = &SX.got };
+    SL_AWAIT(t, SX.rc, sl_select(t, SX.cs, 2, 0));
+    SL_AWAIT(t, SX.rc, sl_chan_send(t, SX.c3, &SX.v));
+    SL_END(t);
+}
+
+static int sx_b(sl_task *t, void *arg)   /* waits for c3 before sending on c1 or c2 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, SX.rcb, sl_chan_recv(t, SX.c3, &SX.v));
+    SL_AWAIT(t, SX.rcb, sl_chan_send(t, SX.c1, &SX.v));
+    SL_END(t);
+}
+
+static void sx_setup(sl_task *m)
+{
+    sl_task *a, *b;
+    (void)m;
+    assert_int_equal(sl_chan_new(&SX.c1, sizeof(int), 0, &(sl_chan_opts){ .name = "c1" }), 0);
+    assert_int_equal(sl_chan_new(&SX.c2, sizeof(int), 0, &(sl_chan_opts){ .name = "c2" }), 0);
+    assert_int_equal(sl_chan_new(&SX.c3, sizeof(int), 0, &(sl_chan_opts){ .name = "c3" }), 0);
+    assert_int_equal(sl_spawn(NULL, sx_a, NULL, &a, &(sl_spawn_opts){ .name = "selector" }), 0);
+    assert_int_equal(sl_spawn(NULL, sx_b, NULL, &b, &(sl_spawn_opts){ .name = "b" }), 0);
+    assert_int_equal(sl_chan_attach(SX.c1, a, SL_CHAN_RECEIVER), 0);
+    assert_int_equal(sl_chan_attach(SX.c2, a, SL_CHAN_RECEIVER), 0);
+    assert_int_equal(sl_chan_attach(SX.c3, a, SL_CHAN_SENDER), 0);
+    assert_int_equal(sl_chan_attach(SX.c1, b, SL_CHAN_SENDER), 0);
+    assert_int_equal(sl_chan_attach(SX.c2, b, SL_CHAN_SENDER), 0);
+    assert_int_equal(sl_chan_attach(SX.c3, b, SL_CHAN_RECEIVER), 0);
+}
+
+static void test_select_cycle(void **s)
+{
+    (void)s;
+    rt = watch_rt(SL_DEADLOCK_REPORT, -1, 0);
+    scen sc = { .setup = sx_setup };
+    assert_int_equal(run_scen(&sc), 5);
+    assert_true(sc.found_after < SL_NS_PER_S);
+    assert_non_null(strstr(cap.text, "task 'selector' (spawned at"));
+    assert_non_null(strstr(cap.text, "parked on select"));
+    assert_non_null(strstr(cap.text, "parked on recv 'c3'"));
+}
+
+/* ---- stalls --------------------------------------------------------------------------------- */
+
+static int hog(sl_task *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    uint64_t end = sl_now_ns() + 150 * SL_NS_PER_MS;
+    while (sl_now_ns() < end)
+        ;   /* never returns to the reactor for 150 ms */
+    sl_runtime_stop(rt);
+    return 0;
+}
+
+static void test_stall_reported_with_backtrace(void **s)
+{
+    (void)s;
+    rt = watch_rt(SL_DEADLOCK_REPORT, 20, 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 0), hog, NULL, &(sl_spawn_opts){ .name = "hog" }), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    sl_reactor_stats st;
+    sl_reactor_stats_get(sl_runtime_reactor(rt, 0), &st);
+    assert_int_equal(st.stalls, 1);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    assert_non_null(strstr(cap.text, "sluice: stall on reactor 0: task 'hog' (spawned at"));
+    assert_non_null(strstr(cap.text, "threshold 20 ms"));
+    assert_non_null(strstr(cap.text, "Backtrace:\n  "));
+}
+
+static int short_steps(sl_task *t, void *arg)
+{
+    int *i = arg;
+    SL_BEGIN(t);
+    for (*i = 0; *i < 50; (*i)++)
+        SL_AWAIT(t, t->wait_result_, sl_sleep(t, SL_NS_PER_MS));
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_no_stall_when_steps_are_short(void **s)
+{
+    (void)s;
+    int i;
+    rt = watch_rt(SL_DEADLOCK_REPORT, 200, 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 0), short_steps, &i, NULL), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    assert_int_equal(reports(), 0);
+}
+
+/* ---- busy polling --------------------------------------------------------------------------- */
+
+static int spinner(sl_task *t, void *arg)
+{
+    sl_chan *ch;
+    int v = 1;
+    sl_case c;
+    (void)arg;
+    assert_int_equal(sl_chan_new(&ch, sizeof(int), 1, NULL), 0);
+    c = (sl_case){ .ch = ch, .op = SL_RECV, .buf = &v };
+    for (int i = 0; i < 900; i++)
+        assert_int_equal(sl_select(t, &c, 1, SL_SELECT_DEFAULT), -EAGAIN);
+    assert_int_equal(reports(), 0);
+    assert_int_equal(sl_chan_try_send(t, ch, &v), 0);     /* progress: the count starts again */
+    for (int i = 0; i < 900; i++)
+        assert_int_equal(sl_chan_try_send(t, ch, &v), -EAGAIN);
+    assert_int_equal(reports(), 0);
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(sl_chan_try_send(t, ch, &v), -EAGAIN);
+    assert_int_equal(reports(), 1);                        /* the 1000th empty poll in a row */
+    assert_int_equal(sl_chan_free(t, ch), 0);
+    sl_runtime_stop(rt);
+    return 0;
+}
+
+static void test_busy_poll(void **s)
+{
+    (void)s;
+    rt = watch_rt(SL_DEADLOCK_REPORT, -1, 1000);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 0), spinner, NULL, &(sl_spawn_opts){ .name = "spinner" }), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    assert_non_null(strstr(cap.text, "sluice: busy poll on reactor 0: task 'spinner'"));
+    assert_non_null(strstr(cap.text, "has polled 1000 times in a row"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_two_task_deadlock_while_others_run),
+        cmocka_unit_test(test_cancel_policy_recovers),
+        cmocka_unit_test(test_deadline_is_not_deadlock),
+        cmocka_unit_test(test_mutex_order_deadlock),
+        cmocka_unit_test(test_runnable_holder_is_not_deadlock),
+        cmocka_unit_test(test_pipeline_deadlock),
+        cmocka_unit_test(test_running_counterpart_is_not_deadlock),
+        cmocka_unit_test(test_select_cycle),
+        cmocka_unit_test(test_stall_reported_with_backtrace),
+        cmocka_unit_test(test_no_stall_when_steps_are_short),
+        cmocka_unit_test(test_busy_poll),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
