@@ -8,4 +8,5 @@
 #include "sl_chan.h"
 #include "sl_lock.h"
 #include "sl_diag.h"
+#include "sl_trace.h"
 #endif

@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "heap.h"
 #include "mpsc.h"
 #include "sl_chan.h"
@@ -29,6 +30,8 @@ enum {
 };
 
 /* A channel end held by a task (sl_chan_attach). */
+typedef struct sl_trace_ring sl_trace_ring;
+
 typedef struct sl_hold {
     sl_chan *ch;
     sl_task *task;
@@ -87,6 +90,9 @@ struct sl_reactor {
     int bt_n;
     char stall_task[160];
 
+    struct sl_trace_ring *trace;      /* NULL unless tracing was started */
+    bool trace_on;                    /* recording (own thread's view) */
+
     uint64_t rng;
     sl_task *current;
     sl_reactor_stats st;
@@ -103,6 +109,8 @@ struct sl_runtime {
     pthread_t watchdog;
     bool watchdog_on;
     _Atomic bool watchdog_stop;
+    FILE *trace_file;
+    _Atomic bool trace_want;
 };
 
 /* reactor.c */
@@ -174,6 +182,12 @@ static inline void sl__step_mark(sl_reactor *r)
 {
     atomic_store_explicit(&r->step_seq, ++r->seq, memory_order_relaxed);
 }
+
+/* trace.c */
+void sl__trace_step(sl_reactor *r, const sl_task *t, uint64_t start);
+void sl__trace_sync(void *arg);
+int sl__trace_write(sl_runtime *rt);
+static inline bool sl__tracing(const sl_reactor *r) { return r->trace_on; }
 
 /* diag.c */
 void sl__deadlock_maybe(sl_reactor *r);

@@ -117,6 +117,8 @@ int sl_runtime_run(sl_runtime *rt)
     sl__watchdog_stop(rt);
     for (int i = 1; i < started; i++)
         pthread_join(th[i], NULL);
+    if (!atomic_load(&rt->trace_want))
+        sl__trace_write(rt);   /* sl_trace_stop() was called while running */
     for (int i = 0; i < rt->n; i++)
         sl__claim(rt->r[i], false);
     free(th);
@@ -141,6 +143,7 @@ int sl_runtime_free(sl_runtime *rt)
         for (int i = 0; i < rt->n; i++)
             ran += sl__reactor_drain(rt->r[i]);
     }
+    sl__trace_write(rt);   /* still recording at free: write what there is */
     for (int i = 0; i < rt->n; i++)
         leaks += sl__reactor_teardown_tasks(rt->r[i]);
     for (int i = 0; i < rt->n; i++) {

@@ -1,9 +1,11 @@
 /* task.c: spawning, running, parking, waking and ending tasks. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
 #include "list.h"
+#include "sl_trace.h"
 
 /* ---- spawning ----------------------------------------------------------- */
 
@@ -198,7 +200,10 @@ void sl__run_task(sl_task *t)
     t->status_ = SL_TASK_RUNNING;
     r->st.steps++;
     sl__step_mark(r);
+    uint64_t start = sl__tracing(r) ? sl_now_ns() : 0;
     int rc = t->step_(t, t->state_);
+    if (start)
+        sl__trace_step(r, t, start);
     sl__step_mark(r);
     r->current = NULL;
     if (rc != SL_PENDING) {
@@ -249,6 +254,8 @@ int sl__park(sl_task *t, sl_wait_kind kind, void *obj, uint64_t until)
     if (at && now >= at)
         return timer_ok ? 0 : -ETIMEDOUT;
     t->spins_ = 0;
+    if (sl__tracing(r) && kind != SL_WAIT_SLEEP)
+        sl_trace_instant(r, "wait", sl_wait_kind_name(kind), t->name_);
     t->status_ = SL_TASK_PARKED;
     t->wait_kind_ = (uint8_t)kind;
     t->wait_obj_ = obj;
@@ -286,6 +293,9 @@ void sl__wake(sl_task *t, int result)
         r->deadlock_reported = false;
     }
     t->flags_ &= (uint8_t)~SL_TF_REPORTED;
+    if (sl__tracing(r) && t->wait_kind_ != SL_WAIT_SLEEP)
+        sl_trace_instant(r, "wake", result == -ETIMEDOUT ? "deadline" : result < 0 && result != -EPIPE ? "cancelled" : "unblock",
+                         t->name_);
     t->wait_kind_ = SL_WAIT_NONE;
     t->wait_obj_ = NULL;
     t->wait_result_ = result;
@@ -412,6 +422,11 @@ int sl_task_cancel(sl_task *t, int err)
         return -EALREADY;
     t->cancel_err_ = err ? err : -ECANCELED;
     t->flags_ |= SL_TF_CANCELLED;
+    if (sl__tracing(t->reactor_)) {
+        char d[48];
+        snprintf(d, sizeof d, "%s: %s", t->name_, strerror(-t->cancel_err_));
+        sl_trace_instant(t->reactor_, "cancel", "cancel", d);
+    }
     if (t->status_ != SL_TASK_PARKED)
         return 0;
     /* a closing group's closer waits for its members whatever happens */

@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <event2/event.h>
 #include "internal.h"
+#include "sl_trace.h"
 
 /* ---- wait-for check ----------------------------------------------------------- */
 
@@ -81,6 +82,7 @@ static bool way_out(const sl_task *t, bool others_live)
 
 static void report_set(sl_reactor *r, sl_task **set, size_t n, const char *what)
 {
+    sl_trace_instant(r, "diag", "deadlock", what);
     char *text = NULL;
     size_t len = 0;
     char line[512];
