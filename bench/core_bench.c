@@ -3,6 +3,7 @@
  *   bench/core-bench --json        (what `make bench` runs)
  *   bench/core-bench               (the same, one figure a line)
  *   bench/core-bench --stall       (with the stall watchdog on, to measure its cost)
+ *   bench/core-bench --trace F     (recording a timeline into F, the same)
  *
  * Each figure is the best of three runs, so a noisy neighbour inflates at
  * most one of them. */
@@ -17,6 +18,7 @@ void ctx_bench_run(FILE *out) __attribute__((weak));
 
 static int json;
 static int stall_ms = -1;   /* the stall watchdog is off in benchmarks; --stall turns it on */
+static const char *trace_path;   /* --trace FILE: record a timeline while measuring */
 static sl_runtime *rt;
 
 static void emit(const char *key, double v, int *first)
@@ -31,6 +33,8 @@ static void emit(const char *key, double v, int *first)
 static void run_main(sl_step_fn fn, void *st, int threads)
 {
     sl_runtime_new(&rt, &(sl_runtime_opts){ .threads = threads, .stall_ms = stall_ms });
+    if (trace_path)
+        sl_trace_start(rt, trace_path, 0);
     sl_spawn_on(sl_runtime_reactor(rt, 0), fn, st, NULL);
     sl_runtime_run(rt);
     if (sl_runtime_free(rt) != 0)
@@ -379,11 +383,20 @@ typedef struct xch {
     sl_chan *ch;
     long n, i;
     int64_t v, got;
-    int rc;
+    int rc, finished;   /* finished: counted on reactor 0 */
     uint64_t t0, t1;
 } xch;
 
 static xch XC;
+
+/* Both sides must be done before the runtime stops, or the producer's last
+ * result would still be on its way back. */
+static void xc_finished(void *arg)
+{
+    (void)arg;
+    if (++XC.finished == 2)
+        sl_runtime_stop(rt);
+}
 
 static int xc_consumer(sl_task *t, void *arg)   /* home of the channel */
 {
@@ -393,7 +406,7 @@ static int xc_consumer(sl_task *t, void *arg)   /* home of the channel */
         SL_AWAIT(t, XC.rc, sl_chan_recv(t, XC.ch, &XC.got));
     XC.t1 = sl_now_ns();
     sl_chan_free(t, XC.ch);
-    sl_runtime_stop(rt);
+    xc_finished(NULL);
     SL_END(t);
 }
 
@@ -407,6 +420,7 @@ static int xc_producer(sl_task *t, void *arg)   /* on the other reactor */
         p->v = p->i;
         SL_AWAIT(t, p->rc, sl_chan_send(t, XC.ch, &p->v));
     }
+    sl_reactor_post(sl_runtime_reactor(rt, 0), xc_finished, NULL);
     SL_END(t);
 }
 
@@ -465,8 +479,10 @@ int main(int argc, char **argv)
             quick = 1;
         else if (!strcmp(argv[i], "--stall"))
             stall_ms = 10;
+        else if (!strcmp(argv[i], "--trace") && i + 1 < argc)
+            trace_path = argv[++i];
         else {
-            fprintf(stderr, "usage: core-bench [--json] [--quick] [--stall]\n");
+            fprintf(stderr, "usage: core-bench [--json] [--quick] [--stall] [--trace FILE]\n");
             return 2;
         }
     }
