@@ -9,4 +9,6 @@
 #include "sl_lock.h"
 #include "sl_diag.h"
 #include "sl_trace.h"
+#include "sl_ctx.h"
+#include "sl_wire.h"
 #endif

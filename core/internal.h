@@ -125,8 +125,6 @@ void sl__claim(sl_reactor *r, bool mine);   /* owned by the calling thread, or b
 bool sl__on_reactor(const sl_reactor *r);   /* may the calling thread touch r? */
 void sl__ready(sl_task *t);                  /* append to r's run queue */
 void sl__report(sl_reactor *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void sl__misuse(sl_reactor *r, const char *file, int line, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 uint64_t sl__rand(sl_reactor *r);
 
 /* task.c */

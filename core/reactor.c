@@ -82,6 +82,14 @@ void sl__report(sl_reactor *r, const char *fmt, ...)
     va_end(ap);
 }
 
+void sl_report(sl_reactor *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(r, fmt, ap);
+    va_end(ap);
+}
+
 void sl__misuse(sl_reactor *r, const char *file, int line, const char *fmt, ...)
 {
     char what[256];

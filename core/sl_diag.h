@@ -54,6 +54,14 @@ int sl_reactor_check_deadlock(sl_reactor *r);
  * or 0. Call on r's thread. */
 int sl_reactor_check_waits(sl_reactor *r);
 
+/* Hands a report to r's sink (stderr when r is NULL), for the layers above
+ * core. sl_report_misuse also counts it as a misuse and prefixes the
+ * caller's file:line. */
+void sl_report(sl_reactor *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define sl_report_misuse(r, ...) sl__misuse((r), __FILE__, __LINE__, __VA_ARGS__)
+void sl__misuse(sl_reactor *r, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Replaces r's report sink (NULL: stderr). */
 void sl_reactor_set_report(sl_reactor *r, void (*report)(const char *, void *), void *arg);
 
