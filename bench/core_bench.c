@@ -7,6 +7,7 @@
  *
  * Each figure is the best of three runs, so a noisy neighbour inflates at
  * most one of them. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,10 @@ void ctx_bench_run(FILE *out, int json, int quick);   /* bench/ctx_bench.c */
 static int json;
 static int stall_ms = -1;   /* the stall watchdog is off in benchmarks; --stall turns it on */
 static const char *trace_path;   /* --trace FILE: record a timeline while measuring */
+static const char *only;         /* --only KEY: just that figure (for profiling) */
 static sl_runtime *rt;
+
+static bool wanted(const char *key) { return !only || !strcmp(only, key); }
 
 static void emit(const char *key, double v, int *first)
 {
@@ -480,25 +484,38 @@ int main(int argc, char **argv)
             stall_ms = 10;
         else if (!strcmp(argv[i], "--trace") && i + 1 < argc)
             trace_path = argv[++i];
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
         else {
-            fprintf(stderr, "usage: core-bench [--json] [--quick] [--stall] [--trace FILE]\n");
+            fprintf(stderr, "usage: core-bench [--json] [--quick] [--stall] [--trace FILE] [--only KEY]\n");
             return 2;
         }
     }
     long k = quick ? 10 : 1;
     throughput_n /= k;
-    emit("chan_send_recv_ns", best_of3(b_send_recv, 20000000 / k), &first);
-    emit("chan_pingpong_ns", best_of3(b_pingpong, 2000000 / k), &first);
-    emit("chan_throughput_msgs_per_s", -best_of3(b_throughput_neg, 0), &first);
-    emit("select4_ns", best_of3(b_select4, 5000000 / k), &first);
-    emit("task_spawn_join_ns", best_of3(b_spawn_join, 2000000 / k), &first);
-    emit("bytes_per_parked_task", b_parked_bytes(1000000 / k), &first);
-    emit("cross_reactor_msgs_per_s", -best_of3(b_cross_mem, 10000000 / k), &first);
-    emit("cross_reactor_post_malloc_msgs_per_s", -best_of3(b_cross_malloc, 5000000 / k), &first);
-    emit("cross_reactor_chan_msgs_per_s", -best_of3(b_cross_chan, 1000000 / k), &first);
-    emit("mutex_lock_unlock_ns", best_of3(b_mutex, 20000000 / k), &first);
+    if (wanted("chan_send_recv_ns"))
+        emit("chan_send_recv_ns", best_of3(b_send_recv, 20000000 / k), &first);
+    if (wanted("chan_pingpong_ns"))
+        emit("chan_pingpong_ns", best_of3(b_pingpong, 2000000 / k), &first);
+    if (wanted("chan_throughput_msgs_per_s"))
+        emit("chan_throughput_msgs_per_s", -best_of3(b_throughput_neg, 0), &first);
+    if (wanted("select4_ns"))
+        emit("select4_ns", best_of3(b_select4, 5000000 / k), &first);
+    if (wanted("task_spawn_join_ns"))
+        emit("task_spawn_join_ns", best_of3(b_spawn_join, 2000000 / k), &first);
+    if (wanted("bytes_per_parked_task"))
+        emit("bytes_per_parked_task", b_parked_bytes(1000000 / k), &first);
+    if (wanted("cross_reactor_msgs_per_s"))
+        emit("cross_reactor_msgs_per_s", -best_of3(b_cross_mem, 10000000 / k), &first);
+    if (wanted("cross_reactor_post_malloc_msgs_per_s"))
+        emit("cross_reactor_post_malloc_msgs_per_s", -best_of3(b_cross_malloc, 5000000 / k), &first);
+    if (wanted("cross_reactor_chan_msgs_per_s"))
+        emit("cross_reactor_chan_msgs_per_s", -best_of3(b_cross_chan, 1000000 / k), &first);
+    if (wanted("mutex_lock_unlock_ns"))
+        emit("mutex_lock_unlock_ns", best_of3(b_mutex, 20000000 / k), &first);
     fflush(stdout);
-    ctx_bench_run(stdout, json, quick);
+    if (!only || !strncmp(only, "ctx_", 4))
+        ctx_bench_run(stdout, json, quick);
     if (json)
         printf("\n}\n");
     return 0;

@@ -12,6 +12,17 @@
 
 #define ELEM_MAX (64 * 1024)
 
+/* Elements are small and usually 8 bytes: a constant-size copy inlines. */
+static inline void copy_elem(const sl_chan *ch, void *dst, const void *src)
+{
+    switch (ch->elem_size_) {
+    case 8: memcpy(dst, src, 8); break;
+    case 4: memcpy(dst, src, 4); break;
+    case 16: memcpy(dst, src, 16); break;
+    default: memcpy(dst, src, ch->elem_size_);
+    }
+}
+
 static unsigned char *slot(const sl_chan *ch, size_t i)
 {
     return ch->buf_ + ((ch->head_ + i) % ch->cap_) * ch->elem_size_;
@@ -19,7 +30,7 @@ static unsigned char *slot(const sl_chan *ch, size_t i)
 
 static void push_elem(sl_chan *ch, const void *elem)
 {
-    memcpy(slot(ch, ch->len_), elem, ch->elem_size_);
+    copy_elem(ch, slot(ch, ch->len_), elem);
     ch->len_++;
     if (ch->len_ > ch->high_water_)
         ch->high_water_ = ch->len_;
@@ -32,7 +43,7 @@ static void push_elem(sl_chan *ch, const void *elem)
 
 static void pop_elem(sl_chan *ch, void *elem)
 {
-    memcpy(elem, slot(ch, 0), ch->elem_size_);
+    copy_elem(ch, elem, slot(ch, 0));
     ch->head_ = (ch->head_ + 1) % ch->cap_;
     ch->len_--;
 }
@@ -49,8 +60,8 @@ static void pressure_down(sl_chan *ch)
 /* A parked sender is done (its element taken, or failed). */
 static void fire_sender(sl_chan *ch, sl_waiter *w, int result)
 {
-    if (w->task)
-        ch->send_parked_ns_ += sl_now_ns() - w->task->wait_since_;
+    if (w->task)   /* the reactor's coarse clock: this is a statistic */
+        ch->send_parked_ns_ += ch->home_->now - w->task->wait_since_;
     sl__waiter_fire(w, result);
 }
 
@@ -75,7 +86,7 @@ int sl__chan_do_send(sl_chan *ch, const void *elem)
     sl_waiter *w = ch->recvq_.head;
     if (w) {
         sl_wq_remove(&ch->recvq_, w);
-        memcpy(w->buf, elem, ch->elem_size_);
+        copy_elem(ch, w->buf, elem);
         ch->sent_++;
         ch->received_++;
         sl__waiter_fire(w, 0);
@@ -107,7 +118,7 @@ int sl__chan_do_recv(sl_chan *ch, void *elem)
     }
     if (w) {
         sl_wq_remove(&ch->sendq_, w);
-        memcpy(elem, w->buf, ch->elem_size_);
+        copy_elem(ch, elem, w->buf);
         ch->sent_++;
         ch->received_++;
         fire_sender(ch, w, 0);
@@ -261,7 +272,7 @@ void sl__chan_unpark(sl_task *t)
 {
     sl_chan *ch = t->wait_obj_;
     if (t->wait_kind_ == SL_WAIT_SEND) {
-        ch->send_parked_ns_ += sl_now_ns() - t->wait_since_;
+        ch->send_parked_ns_ += sl_now_ns() - t->wait_since_;   /* rare: timeout, cancel */
         sl_wq_remove(&ch->sendq_, &t->w_);
     } else {
         sl_wq_remove(&ch->recvq_, &t->w_);

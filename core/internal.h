@@ -94,6 +94,7 @@ struct sl_reactor {
     bool trace_on;                    /* recording (own thread's view) */
 
     uint64_t rng;
+    uint64_t now;                     /* coarse clock: refreshed per callback and every 64 steps */
     sl_task *current;
     sl_reactor_stats st;
     void (*report)(const char *, void *);

@@ -13,7 +13,7 @@ void sl_mpsc_init(sl_mpsc *q)
 void sl_mpsc_push(sl_mpsc *q, sl_msg *m)
 {
     atomic_store_explicit(&m->next_, NULL, memory_order_relaxed);
-    sl_msg *prev = atomic_exchange_explicit(&q->head, m, memory_order_acq_rel);
+    sl_msg *prev = atomic_exchange_explicit(&q->head, m, memory_order_seq_cst);
     atomic_store_explicit(&prev->next_, m, memory_order_release);
 }
 

@@ -16,6 +16,7 @@
 
 #define RUN_BATCH 4096
 
+
 static __thread sl_reactor *tl_reactor;
 static __thread char tl_token;          /* its address names this thread */
 
@@ -113,7 +114,10 @@ static void run_cb(evutil_socket_t fd, short what, void *arg)
     tl_reactor = r;
     r->run_scheduled = false;
     r->in_run = true;
+    r->now = sl_now_ns();
     for (int n = 0; r->rq_head && n < RUN_BATCH; n++) {
+        if ((n & 63) == 63)
+            r->now = sl_now_ns();
         sl_task *t = r->rq_head;
         r->rq_head = t->run_next_;
         if (!r->rq_head)
@@ -180,7 +184,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     tl_reactor = r;
     r->timer_at = 0;
     atomic_store_explicit(&r->quiet, false, memory_order_relaxed);
-    sl__timer_fire(r, sl_now_ns());
+    r->now = sl_now_ns();
+    sl__timer_fire(r, r->now);
     sl__timer_rearm(r);
     sl__callback_end(r);
     tl_reactor = prev;
@@ -190,11 +195,32 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 static void wake(sl_reactor *r)
 {
+    /* Under load a wake-up is usually pending already: a plain load spares
+     * the contended exchange. Seeing 1 here means the consumer's store of 0
+     * (before it drains) comes later, so the drain sees our message. */
+    if (atomic_load_explicit(&r->wake_pending, memory_order_seq_cst))
+        return;
     if (!atomic_exchange_explicit(&r->wake_pending, 1, memory_order_seq_cst)) {
         uint64_t one = 1;
         ssize_t n = write(r->wake_fd, &one, sizeof one);
         (void)n;   /* EAGAIN: the counter is already non-zero, a wake is due */
     }
+}
+
+static int drain(sl_reactor *r)
+{
+    int n = 0;
+    sl_msg *m;
+    while ((m = sl_mpsc_pop(&r->q))) {
+        void (*f)(void *) = m->fn;
+        void *a = m->arg;
+        if (m->heap_)
+            free(m);
+        r->st.msgs++;
+        f(a);
+        n++;
+    }
+    return n;
 }
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
@@ -207,19 +233,12 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     ssize_t n = read(fd, &cnt, sizeof cnt);
     (void)n;
     atomic_store_explicit(&r->quiet, false, memory_order_seq_cst);
+    r->st.wakeups++;
+    r->now = sl_now_ns();
     /* Clear before draining: a message pushed after this store writes the
      * eventfd again, one pushed before it is seen by the drain below. */
     atomic_store_explicit(&r->wake_pending, 0, memory_order_seq_cst);
-    r->st.wakeups++;
-    sl_msg *m;
-    while ((m = sl_mpsc_pop(&r->q))) {
-        void (*f)(void *) = m->fn;
-        void *a = m->arg;
-        if (m->heap_)
-            free(m);
-        r->st.msgs++;
-        f(a);
-    }
+    drain(r);
     if (atomic_load_explicit(&r->stopping, memory_order_acquire))
         event_base_loopbreak(r->base);
     sl__callback_end(r);

@@ -54,7 +54,8 @@ typedef struct sl_chan_stats {
     bool pressured;                    /* above high, not yet back to low */
     bool closed;
     uint64_t sent, received;
-    uint64_t send_parked_ns;           /* total time senders spent parked */
+    uint64_t send_parked_ns;           /* total time senders spent parked (reactor's
+                                        * coarse clock: exact to a batch of steps) */
     uint32_t senders, receivers;       /* attached ends */
     uint32_t parked_senders, parked_receivers;
 } sl_chan_stats;

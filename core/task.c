@@ -250,7 +250,9 @@ int sl__park(sl_task *t, sl_wait_kind kind, void *obj, uint64_t until)
         at = t->deadline_;
         timer_ok = false;
     }
-    uint64_t now = sl_now_ns();
+    /* the exact clock only when a timer is involved; the wait's start is for
+     * diagnostics, and the reactor's coarse clock does for that */
+    uint64_t now = at ? sl_now_ns() : r->now;
     if (at && now >= at)
         return timer_ok ? 0 : -ETIMEDOUT;
     t->spins_ = 0;
@@ -277,7 +279,8 @@ int sl__park(sl_task *t, sl_wait_kind kind, void *obj, uint64_t until)
         t->flags_ |= SL_TF_BLOCKED;
         r->blocked++;
         r->check_deadlock = true;
-        sl__watch_blocked(r);
+        if (!r->wg_armed)
+            sl__watch_blocked(r);
     }
     return SL_PENDING;
 }
