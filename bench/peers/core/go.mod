@@ -1,0 +1,3 @@
+module sluice/bench/peers/core
+
+go 1.19
