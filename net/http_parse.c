@@ -28,11 +28,18 @@ enum { SC_MID, SC_CR, SC_LF, SC_ECR, SC_END };
 /* Chunked mode (chunk-size lines and the CRLF after each chunk's data): */
 enum { CK_HEX0 = 10, CK_HEX, CK_BWS, CK_EXT, CK_LF, CK_DCR, CK_DLF };
 
-/* Byte classes for the head scanner. */
-enum { K_OK, K_CR, K_LF, K_BAD, K_WS };
+/* Byte classes for the head scanner; K_OK and K_WS (mid-line) are the
+ * ones the tight loop passes over. */
+enum { K_OK, K_WS, K_CR, K_LF, K_BAD, K_BAD8 };
 static const uint8_t head_cls[256] = {
     [0 ... 8] = K_BAD, ['\t'] = K_WS, ['\n'] = K_LF, [11 ... 12] = K_BAD,
     ['\r'] = K_CR, [14 ... 31] = K_BAD, [' '] = K_WS, [127] = K_BAD,
+};
+/* The request line also refuses HTAB and 8-bit bytes. */
+static const uint8_t reqline_cls[256] = {
+    [0 ... 8] = K_BAD, ['\t'] = K_BAD8, ['\n'] = K_LF, [11 ... 12] = K_BAD,
+    ['\r'] = K_CR, [14 ... 31] = K_BAD, [' '] = K_WS, [127] = K_BAD,
+    [128 ... 255] = K_BAD8,
 };
 
 /* tchar (RFC 9110 5.6.2): field names, methods, transfer-codings. */
@@ -195,8 +202,6 @@ static int store_append(sl_http_parser *p, sl_http_str *str, const char *at, siz
 static int store_new_header(sl_http_parser *p, sl_http_header **out)
 {
     sl_http_store_ *s = p->in_.cur;
-    if (p->in_.head.n + p->in_.trail.n >= p->in_.lim.max_headers)
-        return SL_HTTP_E_TOO_MANY_HEADERS;
     if (s->n == s->hcap) {
         uint32_t hcap = s->hcap ? s->hcap * 2 : 4;
         if (hcap > p->in_.lim.max_headers)
@@ -250,13 +255,13 @@ static void te_tally(sl_http_parser *p, sl_http_str v)
         for (size_t k = 0; k < c.len && token; k++)
             token = tchar[(unsigned char)c.ptr[k]];
         if (!token) {
-            p->in_.te_bad = 1;      /* empty element, parameters, junk */
+            p->in_.te_bad = true;   /* empty element, parameters, junk */
         } else if (IEQ(c, "chunked")) {
             p->in_.te_chunked++;
-            p->in_.te_last_chunked = 1;
+            p->in_.te_last_chunked = true;
         } else {
-            p->in_.te_other = 1;
-            p->in_.te_last_chunked = 0;
+            p->in_.te_other = true;
+            p->in_.te_last_chunked = false;
         }
     } while (i <= v.len);
 }
@@ -272,7 +277,7 @@ static int classify_header(sl_http_parser *p, const sl_http_header *h)
         break;
     case 6:
         if (IEQ(h->name, "expect") && IEQ(h->value, "100-continue"))
-            p->in_.expect_seen = 1;
+            p->in_.expect_seen = true;
         break;
     case 14:
         if (IEQ(h->name, "content-length")) {
@@ -569,81 +574,112 @@ static const http_parser_settings settings = {
 /* The start line, which the non-strict http_parser checks loosely: a
  * request line must end in " HTTP/d.d" and hold no HTAB or 8-bit byte
  * (http_parser lets both into the target), a status line must begin with
- * "HTTP/d.d " and a digit. Empty lines before it are skipped, as http_parser does. */
-static int scan_start_line(sl_http_parser *p, unsigned char c)
+ * "HTTP/d.d " and a digit. line1 keeps the last 9 bytes of a request line
+ * or the first 10 of a status line, pushed a run of bytes at a time. */
+static void line1_push(sl_http_parser *p, const unsigned char *b, size_t n)
 {
-    static const char req_tail[] = " HTTP/#.#", resp_head[] = "HTTP/#.# ";
     char *w = p->in_.line1;
-    uint32_t n = p->in_.line1_len;
-    bool request = p->in_.kind == SL_HTTP_REQUEST;
-    if (c == '\r' || c == '\n') {
-        if (n == 0)
-            return 0;
-        p->in_.line1_done = true;
-        if (n < 9)
-            return SL_HTTP_E_SYNTAX;
-        const char *pat = request ? req_tail : resp_head;
-        for (size_t i = 0; i < 9; i++) {
-            unsigned char x = (unsigned char)w[i];
-            if (pat[i] == '#' ? (unsigned)(x - '0') > 9u : x != (unsigned char)pat[i])
-                return SL_HTTP_E_SYNTAX;
+    uint32_t have = p->in_.line1_len;
+    if (p->in_.kind == SL_HTTP_REQUEST) {
+        if (n >= 9) {
+            memcpy(w, b + n - 9, 9);
+        } else if (n) {
+            memmove(w, w + n, 9 - n);
+            memcpy(w + 9 - n, b, n);
         }
-        return 0;
+    } else if (have < 10) {
+        memcpy(w + have, b, n < 10 - have ? n : 10 - have);
     }
-    if (request) {
-        if (c == '\t' || c >= 0x80)
+    p->in_.line1_len = have + (uint32_t)(n < 0x10000000 ? n : 0x10000000);
+}
+
+static int line1_check(const sl_http_parser *p)
+{
+    static const char req_tail[] = " HTTP/#.#", resp_head[] = "HTTP/#.# #";
+    bool request = p->in_.kind == SL_HTTP_REQUEST;
+    const char *pat = request ? req_tail : resp_head;
+    size_t len = request ? 9 : 10;
+    if (p->in_.line1_len < len)
+        return SL_HTTP_E_SYNTAX;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char x = (unsigned char)p->in_.line1[i];
+        if (pat[i] == '#' ? (unsigned)(x - '0') > 9u : x != (unsigned char)pat[i])
             return SL_HTTP_E_SYNTAX;
-        memmove(w, w + 1, 8);
-        w[8] = (char)c;
-    } else if (n < 9) {
-        w[n] = (char)c;
-    } else if (n == 9 && (unsigned)(c - '0') > 9u) {
-        return SL_HTTP_E_SYNTAX;    /* the status code follows one SP */
     }
-    p->in_.line1_len = n + 1;
     return 0;
+}
+
+/* Whether 8 bytes hold one that the tight loop must stop at: below 0x20
+ * (CTL, CR, LF, HTAB), DEL, or (request line) 8-bit. The classic
+ * "has a byte less than n" bit trick; exact about whether, not where. */
+static inline bool word_has_special(uint64_t x, bool eight_bit)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t del = x ^ (ones * 0x7f);
+    uint64_t hit = ((x - ones * 0x20) & ~x) | ((del - ones) & ~del);
+    return ((hit | (eight_bit ? x : 0)) & highs) != 0;
 }
 
 /* Head bytes, scanned *before* http_parser sees them and only up to the LF
  * that ends the head: CR only before LF, no bare LF, no CTL but HTAB, no
- * line that starts with SP/HTAB (obs-fold). Returns 0 or an error, and
- * sets *ok to the bytes accepted (all, up to the end of the head, or up to
- * the bad byte), so that http_parser only ever runs on accepted bytes. */
+ * line that starts with SP/HTAB (obs-fold), a valid start line. Returns 0
+ * or an error, and sets *ok to the bytes accepted (all, up to the end of
+ * the head, or up to the bad byte), so that http_parser only ever runs on
+ * accepted bytes. Ordinary bytes in the middle of a line take the tight
+ * loop; only line ends and line starts take the state machine. */
 static int scan_head(sl_http_parser *p, const unsigned char *s, size_t n, size_t *ok)
 {
     int st = p->in_.scan, rc = 0;
-    size_t i;
-    for (i = 0; i < n && st != SC_END; i++) {
-        unsigned char c = s[i];
-        if (!p->in_.line1_done && (rc = scan_start_line(p, c)))
-            break;
-        int k = head_cls[c];
+    size_t i = 0;
+    while (i < n && st != SC_END) {
+        bool line1 = !p->in_.line1_done;
+        const uint8_t *cls = line1 && p->in_.kind == SL_HTTP_REQUEST ? reqline_cls : head_cls;
+        if (st == SC_MID) {
+            size_t j = i;
+            bool eight_bit = cls == reqline_cls;
+            for (uint64_t x; j + 8 <= n; j += 8) {
+                memcpy(&x, s + j, 8);
+                if (word_has_special(x, eight_bit))
+                    break;
+            }
+            while (j < n && cls[s[j]] <= K_WS)
+                j++;
+            if (line1)
+                line1_push(p, s + i, j - i);
+            if ((i = j) == n)
+                break;
+        }
+        int k = cls[s[i]];
         if ((st == SC_CR || st == SC_ECR) && k != K_LF) {
-            rc = SL_HTTP_E_HEADER_CHAR;
+            rc = SL_HTTP_E_HEADER_CHAR;     /* CR not followed by LF */
             break;
         }
-        if (k == K_OK) {
-            st = SC_MID;
-        } else if (k == K_CR) {
-            /* an empty line ends the head, unless it comes before the
-             * start line (tolerated there, as by http_parser) */
-            st = st == SC_LF && p->in_.line1_done ? SC_ECR : SC_CR;
-        } else if (k == K_LF) {
-            if (st == SC_MID || st == SC_LF) {
-                rc = SL_HTTP_E_HEADER_CHAR;
-                break;
-            }
-            st = st == SC_ECR ? SC_END : SC_LF;
-        } else if (k == K_WS) {
-            if (st == SC_LF) {
+        if (k == K_OK || k == K_WS) {       /* first byte of a line */
+            if (st == SC_LF && k == K_WS) {
                 rc = SL_HTTP_E_OBS_FOLD;
                 break;
             }
             st = SC_MID;
+            continue;                       /* the tight loop takes it */
+        }
+        if (k == K_CR) {
+            if (line1 && p->in_.line1_len) {
+                p->in_.line1_done = true;   /* the end of the start line */
+                if ((rc = line1_check(p)))
+                    break;
+                st = SC_CR;
+            } else {
+                /* an empty line ends the head, unless it comes before the
+                 * start line (tolerated there, as by http_parser) */
+                st = st == SC_LF && !line1 ? SC_ECR : SC_CR;
+            }
+        } else if (k == K_LF && (st == SC_CR || st == SC_ECR)) {
+            st = st == SC_ECR ? SC_END : SC_LF;
         } else {
-            rc = SL_HTTP_E_HEADER_CHAR;
+            rc = k == K_BAD8 ? SL_HTTP_E_SYNTAX : SL_HTTP_E_HEADER_CHAR;
             break;
         }
+        i++;
     }
     p->in_.scan = st;
     *ok = i;
@@ -775,7 +811,8 @@ static void begin_message(sl_http_parser *p)
     p->in_.line1_done = false;
     p->in_.cl_value = 0;
     p->in_.cl_count = p->in_.te_count = p->in_.host_count = 0;
-    p->in_.te_chunked = p->in_.te_other = p->in_.te_bad = p->in_.te_last_chunked = 0;
+    p->in_.te_chunked = 0;
+    p->in_.te_other = p->in_.te_bad = p->in_.te_last_chunked = false;
     p->in_.expect_seen = false;
     p->in_.phase = PH_HEAD;
 }
@@ -811,8 +848,8 @@ static int step_one(sl_http_parser *p, const char *s, size_t *used)
 }
 
 /* The head is complete up to its last LF (already scanned), which
- * http_parser has not used yet: use it now, so that HEAD covers the whole head and nothing
- * after it. */
+ * http_parser has not used yet: use it now, so that HEAD covers the whole
+ * head and nothing after it. */
 static int finish_head(sl_http_parser *p, const char *lf, size_t *used)
 {
     int rc;
@@ -855,6 +892,12 @@ static int step(sl_http_parser *p, const char *s, size_t n, size_t *used)
         return fail(p, map_errno(p, e, phase, r < n ? (unsigned char)s[r] : -1));
     if (serr)   /* http_parser took every byte before the bad one */
         return fail(p, serr);
+    /* In head mode the scanner stopped at the LF that ends the section;
+     * http_parser must end it there too (HEAD pauses on that LF, DONE
+     * after it), or the two read the bytes differently. */
+    if (head_mode && e == HPE_PAUSED &&
+        r + (p->in_.event == SL_HTTP_EV_HEAD) != n)
+        return fail(p, SL_HTTP_E_SYNTAX);
     if (head_mode)
         p->in_.head_bytes += (uint32_t)r;
     *used = r;
@@ -899,8 +942,10 @@ int sl_http_parser_feed(sl_http_parser *p, const char *data, size_t len, size_t 
         return message_done(p);
     while (off < len && rc == 0) {
         size_t used;
-        if (p->in_.phase == PH_CLOSED)
+        if (p->in_.phase == PH_CLOSED) {
+            *consumed = off;
             return fail(p, SL_HTTP_E_CLOSED);
+        }
         if (p->in_.phase == PH_IDLE)
             begin_message(p);
         rc = step(p, data + off, len - off, &used);

@@ -177,12 +177,12 @@ typedef struct sl_http_parser {
         sl_http_str body;                   /* set by the body callback */
         uint32_t head_bytes;                /* head + trailer bytes so far */
         int kind, phase, event, err, deferred, last_cb, scan;
-        char line1[9];                      /* start line: last/first 9 bytes */
+        char line1[10];                     /* start line: see line1_push() */
         uint32_t line1_len;
         bool line1_done;
         int64_t cl_value;
-        uint8_t cl_count, te_count, host_count, te_chunked, te_other, te_bad,
-            te_last_chunked;
+        uint32_t cl_count, te_count, host_count, te_chunked;   /* no wrap */
+        bool te_other, te_bad, te_last_chunked;
         bool head_request, pending_done, expect_seen;
     } in_;
 } sl_http_parser;

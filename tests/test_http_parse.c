@@ -595,6 +595,42 @@ static void test_bad_target_and_host(void **s)
     assert_int_equal(R.err, 0);
 }
 
+/* Every byte value at every offset of a 16-byte run, in a header value and
+ * in the request target: the word-at-a-time scan must agree with the
+ * byte-at-a-time one (run_all feeds whole and byte by byte). */
+static void test_every_byte(void **s)
+{
+    (void)s;
+    char in[128];
+    for (int c = 0; c < 256; c++) {
+        for (int at = 0; at < 16; at++) {
+            char run16[17];
+            memset(run16, 'a', 16);
+            run16[16] = 0;
+            run16[at] = (char)c;
+            int n = snprintf(in, sizeof in, "GET / HTTP/1.1\r\nHost: h\r\nX: b");
+            memcpy(in + n, run16, 16);
+            n += 16;
+            n += snprintf(in + n, sizeof in - (size_t)n, "b\r\n\r\n");
+            int want = (c < 0x20 && c != '\t') || c == 0x7f ? SL_HTTP_E_HEADER_CHAR : 0;
+            int got = req_err_n(in, (size_t)n);
+            if (got != want)
+                fail_msg("value byte 0x%02x at %d: %d, want %d", c, at, got, want);
+            if (c >= 0x20 && c < 0x7f)
+                continue;   /* printable: up to http_parser's URL rules */
+            n = snprintf(in, sizeof in, "GET /");
+            memcpy(in + n, run16, 16);
+            n += 16;
+            n += snprintf(in + n, sizeof in - (size_t)n, " HTTP/1.1\r\nHost: h\r\n\r\n");
+            /* CR ends the request line early: its tail is then wrong */
+            want = c >= 0x80 || c == '\t' || c == '\r' ? SL_HTTP_E_SYNTAX : SL_HTTP_E_HEADER_CHAR;
+            got = req_err_n(in, (size_t)n);
+            if (got != want)
+                fail_msg("target byte 0x%02x at %d: %d, want %d", c, at, got, want);
+        }
+    }
+}
+
 /* The smuggling cases: every ambiguous framing is refused. */
 static void test_smuggling(void **s)
 {
@@ -810,6 +846,63 @@ static void test_body_limit(void **s)
     run_all(SL_HTTP_REQUEST, &lim, huge, strlen(huge), false, 0, &R);
     assert_int_equal(R.err, 0);
     assert_int_equal(R.m[0].content_length, INT64_MAX);
+}
+
+/* Counters do not wrap: 257 Host lines are 257, not 1. */
+static void test_many_repeats(void **s)
+{
+    (void)s;
+    static char in[16384];
+    sl_http_limits lim = { .max_head = sizeof in, .max_headers = 1000 };
+    int n = snprintf(in, sizeof in, "GET / HTTP/1.1\r\n");
+    for (int i = 0; i < 257; i++)
+        n += snprintf(in + n, sizeof in - (size_t)n, "Host: h\r\n");
+    n += snprintf(in + n, sizeof in - (size_t)n, "\r\n");
+    run_ex(SL_HTTP_REQUEST, &lim, in, (size_t)n, WHOLE, 1, false, 0, &R);
+    assert_int_equal(R.err, SL_HTTP_E_HOST);
+    n = snprintf(in, sizeof in, "POST / HTTP/1.1\r\nHost: h\r\n");
+    for (int i = 0; i < 257; i++)
+        n += snprintf(in + n, sizeof in - (size_t)n, "Transfer-Encoding: chunked\r\n");
+    n += snprintf(in + n, sizeof in - (size_t)n, "\r\n0\r\n\r\n");
+    run_ex(SL_HTTP_REQUEST, &lim, in, (size_t)n, WHOLE, 1, false, 0, &R);
+    assert_int_equal(R.err, SL_HTTP_E_FRAMING);
+}
+
+/* http_parser has its own cap (80 KiB of head); above it, the same 431. */
+static void test_http_parser_cap(void **s)
+{
+    (void)s;
+    static char in[100000];
+    sl_http_limits lim = { .max_head = 200000 };
+    int n = snprintf(in, sizeof in, "GET / HTTP/1.1\r\nHost: h\r\nX-Big: ");
+    memset(in + n, 'x', 90000);
+    n += 90000;
+    n += snprintf(in + n, sizeof in - (size_t)n, "\r\n\r\n");
+    run_ex(SL_HTTP_REQUEST, &lim, in, (size_t)n, WHOLE, 1, false, 0, &R);
+    assert_int_equal(R.err, SL_HTTP_E_HEAD_TOO_LARGE);
+    /* 60 KiB is fine with a limit that allows it */
+    n = snprintf(in, sizeof in, "GET / HTTP/1.1\r\nHost: h\r\nX-Big: ");
+    memset(in + n, 'x', 60000);
+    n += 60000;
+    n += snprintf(in + n, sizeof in - (size_t)n, "\r\n\r\n");
+    run_ex(SL_HTTP_REQUEST, &lim, in, (size_t)n, RANDOM, 5, false, 0, &R);
+    assert_int_equal(R.err, 0);
+    assert_int_equal(strlen(R.m[0].hval[1]), sizeof R.m[0].hval[1] - 1);   /* truncated copy */
+}
+
+/* EOF after blank lines between messages is a clean close. */
+static void test_blank_lines_then_eof(void **s)
+{
+    (void)s;
+    const char *in = "\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n\r\n\r\n";
+    run_all(SL_HTTP_REQUEST, NULL, in, strlen(in), true, 0, &R);
+    assert_int_equal(R.err, 0);
+    assert_int_equal(R.n, 1);
+    assert_int_equal(R.eof, SL_HTTP_EV_NEED_MORE);
+    const char *rs = "\r\nHTTP/1.1 204 No Content\r\n\r\n";
+    run_all(SL_HTTP_RESPONSE, NULL, rs, strlen(rs), true, 0, &R);
+    assert_int_equal(R.err, 0);
+    assert_int_equal(R.m[0].status, 204);
 }
 
 static void test_init_errors(void **s)
@@ -1079,8 +1172,78 @@ static void test_fuzz(void **s)
     assert_true(outcomes[1] > 1000);
 }
 
-int main(void)
+/* ------------------------------------------------------------ bench */
+
+#include <time.h>
+
+static double now_ns(void)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+/* `test_http_parse bench [N]`: N pipelined requests (default 1M) fed in
+ * 16 KiB reads, as a server would; prints ns per request. */
+static int bench(long n, const char *req, const char *name)
+{
+    size_t rl = strlen(req), per = 16384 / rl, len = per * rl;
+    char *buf = malloc(len);
+    for (size_t i = 0; i < per; i++)
+        memcpy(buf + i * rl, req, rl);
+    sl_http_parser p;
+    if (sl_http_parser_init(&p, SL_HTTP_REQUEST, NULL))
+        return 1;
+    long done = 0;
+    uint64_t sink = 0;
+    double t0 = now_ns();
+    while (done < n) {
+        const char *d = buf;
+        size_t left = len, used;
+        sl_http_str body;
+        for (;;) {
+            int ev = sl_http_parser_feed(&p, d, left, &used, &body);
+            d += used, left -= used;
+            if (ev == SL_HTTP_EV_NEED_MORE)
+                break;
+            if (ev < 0) {
+                fprintf(stderr, "bench: %s\n", sl_http_error_str(ev));
+                return 1;
+            }
+            if (ev == SL_HTTP_EV_HEAD)
+                sink += p.msg.nheaders + p.msg.target.len;
+            else if (ev == SL_HTTP_EV_BODY)
+                sink += body.len;
+            else if (ev == SL_HTTP_EV_DONE)
+                done++;
+        }
+    }
+    double dt = now_ns() - t0;
+    printf("%-28s %ld requests of %zu bytes: %.1f ns/request, %.0f MB/s (%llu)\n", name, done, rl,
+           dt / (double)done, (double)done * (double)rl / dt * 1e3, (unsigned long long)sink % 10);
+    sl_http_parser_fini(&p);
+    free(buf);
+    return 0;
+}
+
+static int run_bench(long n)
+{
+    return bench(n, "GET /orders/123 HTTP/1.1\r\nHost: localhost:8080\r\n\r\n", "GET, 1 header") ||
+           bench(n, "GET /stock/sku-1 HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: sluice-load/0.1\r\n"
+                    "Accept: */*\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n"
+                    "grpc-timeout: 250m\r\n\r\n", "GET, 5 headers") ||
+           bench(n, "POST /orders HTTP/1.1\r\nHost: localhost:8080\r\nContent-Type: application/json\r\n"
+                    "Content-Length: 44\r\n\r\n{\"item\":\"sku-1\",\"qty\":1,\"amount_cents\":1250}",
+                 "POST, 3 headers, 44 B body") ||
+           bench(n, "POST /orders HTTP/1.1\r\nHost: localhost:8080\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "2c\r\n{\"item\":\"sku-1\",\"qty\":1,\"amount_cents\":1250}\r\n0\r\n\r\n",
+                 "POST chunked, 44 B body");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "bench") == 0)
+        return run_bench(argc > 2 ? atol(argv[2]) : 1000000);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_simple_get),
         cmocka_unit_test(test_events_and_lookup),
@@ -1095,10 +1258,14 @@ int main(void)
         cmocka_unit_test(test_bad_method),
         cmocka_unit_test(test_bad_version),
         cmocka_unit_test(test_bad_target_and_host),
+        cmocka_unit_test(test_every_byte),
         cmocka_unit_test(test_smuggling),
         cmocka_unit_test(test_head_limit),
         cmocka_unit_test(test_header_count_limit),
         cmocka_unit_test(test_body_limit),
+        cmocka_unit_test(test_many_repeats),
+        cmocka_unit_test(test_http_parser_cap),
+        cmocka_unit_test(test_blank_lines_then_eof),
         cmocka_unit_test(test_init_errors),
         cmocka_unit_test(test_error_table),
         cmocka_unit_test(test_response_basic),
