@@ -35,6 +35,12 @@ int sl_router_new(sl_router **out)
     return *out ? 0 : -ENOMEM;
 }
 
+void sl_router_free_args(sl_router *r, void (*free_arg)(void *))
+{
+    for (size_t i = 0; r && i < r->n; i++)
+        free_arg(r->v[i].arg);
+}
+
 void sl_router_free(sl_router *r)
 {
     if (!r)

@@ -29,6 +29,10 @@ typedef struct sl_route_match {
 int sl_router_new(sl_router **out);
 void sl_router_free(sl_router *r);
 
+/* Calls free_arg on every route's `arg` (before sl_router_free, for routers
+ * whose args are owned by the routes). */
+void sl_router_free_args(sl_router *r, void (*free_arg)(void *));
+
 /* Adds a route. `method` is an upper-case method name ("GET") and `pattern`
  * a path pattern (both copied). Returns 0; -EINVAL for a method that is not
  * an upper-case token, a pattern that does not start with '/', has an empty

@@ -1,0 +1,302 @@
+/* builtin.c: /metrics, /debug/tasks, /debug/channels.
+ *
+ * Each reactor knows only its own tasks, channels and counters, and nothing
+ * is shared: the handler asks every reactor for a snapshot by message, and
+ * each answers by message to the handler's reactor, which wakes the handler
+ * through a channel. A handler that gives up (deadline) leaves the gather
+ * object to the last answer, which frees it. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "server_int.h"
+#include "sl_chan.h"
+#include "sl_diag.h"
+#include "sl_lock.h"
+
+enum { G_METRICS, G_TASKS, G_CHANNELS };
+
+#define MAX_CHANS 64
+
+typedef struct snap {
+    srv_stats st;
+    uint32_t inflight, queued, nconns;
+    size_t tasks_by_state[4];
+    sl_reactor_stats rs;
+    json_t *json;                   /* debug views */
+    int nch;
+    struct { char name[48]; size_t len, cap; uint64_t sent; } ch[MAX_CHANS];
+} snap;
+
+typedef struct gather {
+    int kind, n, pending;
+    bool abandoned;
+    sl_http_server *srv;
+    sl_reactor *origin;
+    sl_chan *ch;
+    snap **parts;
+    struct gmsg { sl_msg m, back; struct gather *g; int i; } *msgs;
+} gather;
+
+typedef struct gstate {
+    gather *g;
+    int i, rc, v;
+} gstate;
+
+size_t sl__builtin_state_size(void) { return sizeof(gstate); }
+
+static void gather_free(gather *g)
+{
+    for (int i = 0; i < g->n; i++) {
+        if (g->parts[i] && g->parts[i]->json)
+            json_decref(g->parts[i]->json);
+        free(g->parts[i]);
+    }
+    sl_chan_free(NULL, g->ch);
+    free(g->parts);
+    free(g->msgs);
+    free(g);
+}
+
+static int count_task(sl_task *t, void *arg)
+{
+    snap *s = arg;
+    sl_task_info i;
+    sl_task_info_get(t, &i);
+    s->tasks_by_state[i.status]++;
+    return 0;
+}
+
+static int task_json(sl_task *t, void *arg)
+{
+    json_t *arr = arg;
+    sl_task_info i;
+    char site[256], tid[33] = "";
+    sl_task_info_get(t, &i);
+    snprintf(site, sizeof site, "%s:%d", i.file, i.line);
+    sl_ctx *c = sl_task_ctx(t);
+    const sl_traceparent *tp = c ? sl_ctx_value(c, SL_HTTP_TRACE_KEY) : NULL;
+    if (tp)
+        sl_trace_id_hex(tp, tid);
+    uint64_t now = sl_now_ns();
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:f, s:f, s:s?, s:s?}",
+                          "name", i.name, "site", site, "state", sl_task_status_name(i.status),
+                          "waits_on", sl_wait_kind_name(i.wait), "wait_object", i.wait_name,
+                          "waiting_ms", (double)i.waiting_ns / 1e6,
+                          "deadline_in_ms", i.deadline ? (double)((int64_t)(i.deadline - now)) / 1e6 : 0.0,
+                          "trace_id", tp ? tid : NULL, "cancelled", i.cancelled ? strerror(-i.cancelled) : NULL);
+    if (o && i.wait == SL_WAIT_MUTEX) {
+        uint64_t tag;
+        sl_task *h = sl_mutex_holder(i.wait_obj, &tag);
+        char hx[24];
+        snprintf(hx, sizeof hx, "%016llx", (unsigned long long)tag);
+        json_object_set_new(o, "holder", json_string(h ? sl_task_name(h) : ""));
+        json_object_set_new(o, "holder_tag", json_string(hx));
+    }
+    if (!i.deadline && o)
+        json_object_del(o, "deadline_in_ms");
+    if (o)
+        json_array_append_new(arr, o);
+    return 0;
+}
+
+static int chan_snap(sl_chan *ch, void *arg)
+{
+    snap *s = arg;
+    if (s->nch == MAX_CHANS)
+        return 1;
+    sl_chan_stats st;
+    sl_chan_stats_get(ch, &st);
+    snprintf(s->ch[s->nch].name, sizeof s->ch[s->nch].name, "%s", sl_chan_name(ch));
+    s->ch[s->nch].len = st.len;
+    s->ch[s->nch].cap = st.cap;
+    s->ch[s->nch].sent = st.sent;
+    s->nch++;
+    return 0;
+}
+
+static int chan_json(sl_chan *ch, void *arg)
+{
+    sl_chan_stats st;
+    sl_chan_stats_get(ch, &st);
+    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:I, s:I, s:i, s:i, s:i, s:i}",
+                          "name", sl_chan_name(ch), "len", (json_int_t)st.len, "cap", (json_int_t)st.cap,
+                          "high_water", (json_int_t)st.high_water, "high", (json_int_t)st.high,
+                          "low", (json_int_t)st.low, "pressured", st.pressured, "closed", st.closed,
+                          "sent", (json_int_t)st.sent, "received", (json_int_t)st.received,
+                          "senders", (int)st.senders, "receivers", (int)st.receivers,
+                          "parked_senders", (int)st.parked_senders, "parked_receivers", (int)st.parked_receivers);
+    if (o)
+        json_array_append_new(arg, o);
+    return 0;
+}
+
+/* On the handler's reactor: a snapshot arrived. */
+static void part_back(void *arg)
+{
+    struct gmsg *m = arg;
+    gather *g = m->g;
+    g->pending--;
+    if (g->abandoned) {
+        if (!g->pending)
+            gather_free(g);
+        return;
+    }
+    sl_chan_try_send(NULL, g->ch, &m->i);
+}
+
+/* On reactor i: take the snapshot. */
+static void take_part(void *arg)
+{
+    struct gmsg *m = arg;
+    gather *g = m->g;
+    srv_reactor *sr = &g->srv->sr[m->i];
+    snap *s = calloc(1, sizeof *s);
+    if (s) {
+        s->st = sr->st;
+        s->inflight = sr->inflight;
+        s->queued = sr->queued;
+        s->nconns = sr->nconns;
+        sl_reactor_stats_get(sr->r, &s->rs);
+        if (g->kind == G_METRICS) {
+            sl_reactor_foreach_task(sr->r, count_task, s);
+            sl_reactor_foreach_chan(sr->r, chan_snap, s);
+        } else if ((s->json = json_array())) {
+            if (g->kind == G_TASKS)
+                sl_reactor_foreach_task(sr->r, task_json, s->json);
+            else
+                sl_reactor_foreach_chan(sr->r, chan_json, s->json);
+        }
+    }
+    g->parts[m->i] = s;
+    sl_reactor_post_mem(g->origin, &m->back, part_back, m);
+}
+
+static int start_gather(sl_task *t, gstate *st, sl_http_server *srv, int kind)
+{
+    gather *g = calloc(1, sizeof *g);
+    if (!g)
+        return -ENOMEM;
+    g->kind = kind;
+    g->n = srv->n;
+    g->srv = srv;
+    g->origin = sl_task_reactor(t);
+    g->parts = calloc((size_t)g->n, sizeof *g->parts);
+    g->msgs = calloc((size_t)g->n, sizeof *g->msgs);
+    if (!g->parts || !g->msgs || sl_chan_new(&g->ch, sizeof(int), (size_t)g->n, &(sl_chan_opts){ .name = "debug-gather" }) < 0) {
+        free(g->parts);
+        free(g->msgs);
+        free(g);
+        return -ENOMEM;
+    }
+    sl_chan_give(g->ch, t, NULL);
+    for (int i = 0; i < g->n; i++) {
+        g->msgs[i].g = g;
+        g->msgs[i].i = i;
+        g->pending++;
+        sl_reactor_post_mem(srv->sr[i].r, &g->msgs[i].m, take_part, &g->msgs[i]);
+    }
+    st->g = g;
+    return 0;
+}
+
+static void metrics_text(gather *g, struct evbuffer *b)
+{
+    static const char *le[LAT_BUCKETS] = { "0.001", "0.002", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
+                                           "0.5", "1", "2.5", "5", "10", "+Inf" };
+    evbuffer_add_printf(b, "# HELP sluice_http_requests_total Requests answered, by route and status.\n"
+                           "# TYPE sluice_http_requests_total counter\n");
+    for (int i = 0; i < g->n; i++)
+        for (int k = 0; g->parts[i] && k < g->parts[i]->st.nroutes; k++) {
+            route_stat *r = &g->parts[i]->st.routes[k];
+            evbuffer_add_printf(b, "sluice_http_requests_total{reactor=\"%d\",route=\"%s\",status=\"%d\"} %llu\n",
+                                i, r->route, r->status, (unsigned long long)r->count);
+        }
+    evbuffer_add_printf(b, "# HELP sluice_http_request_duration_seconds Time from the request's head to its answer.\n"
+                           "# TYPE sluice_http_request_duration_seconds histogram\n");
+    for (int i = 0; i < g->n; i++) {
+        snap *s = g->parts[i];
+        if (!s)
+            continue;
+        uint64_t cum = 0;
+        for (int k = 0; k < LAT_BUCKETS; k++) {
+            cum += s->st.lat[k];
+            evbuffer_add_printf(b, "sluice_http_request_duration_seconds_bucket{reactor=\"%d\",le=\"%s\"} %llu\n",
+                                i, le[k], (unsigned long long)cum);
+        }
+        evbuffer_add_printf(b, "sluice_http_request_duration_seconds_sum{reactor=\"%d\"} %.6f\n"
+                               "sluice_http_request_duration_seconds_count{reactor=\"%d\"} %llu\n",
+                            i, s->st.lat_sum_s, i, (unsigned long long)cum);
+    }
+#define GAUGE(name, help, type, expr)                                                            \
+    evbuffer_add_printf(b, "# HELP " name " " help "\n# TYPE " name " " type "\n");              \
+    for (int i = 0; i < g->n; i++)                                                               \
+        if (g->parts[i])                                                                         \
+            evbuffer_add_printf(b, name "{reactor=\"%d\"} %llu\n", i, (unsigned long long)(expr));
+    GAUGE("sluice_http_inflight", "Requests running now.", "gauge", g->parts[i]->inflight)
+    GAUGE("sluice_http_queued", "Requests admitted and waiting to run.", "gauge", g->parts[i]->queued)
+    GAUGE("sluice_http_connections", "Open connections.", "gauge", g->parts[i]->nconns)
+    GAUGE("sluice_http_shed_total", "Requests refused with 503 because admission was full.", "counter",
+          g->parts[i]->st.shed)
+    GAUGE("sluice_http_parse_errors_total", "Malformed requests.", "counter", g->parts[i]->st.parse_errors)
+    GAUGE("sluice_deadlocks_total", "Deadlocks reported.", "counter", g->parts[i]->rs.deadlocks)
+    GAUGE("sluice_stalls_total", "Reactor stalls reported.", "counter", g->parts[i]->rs.stalls)
+#undef GAUGE
+    evbuffer_add_printf(b, "# HELP sluice_ctx_ends_total Request contexts ended, by cause.\n"
+                           "# TYPE sluice_ctx_ends_total counter\n");
+    for (int i = 0; i < g->n; i++)
+        for (int c = 0; g->parts[i] && c < SL_CAUSE_COUNT; c++)
+            evbuffer_add_printf(b, "sluice_ctx_ends_total{reactor=\"%d\",cause=\"%s\"} %llu\n", i,
+                                c ? sl_cause_text((sl_cause)c) : "completed",
+                                (unsigned long long)g->parts[i]->st.ctx_ends[c]);
+    evbuffer_add_printf(b, "# HELP sluice_tasks Tasks alive, by state.\n# TYPE sluice_tasks gauge\n");
+    for (int i = 0; i < g->n; i++)
+        for (int k = 0; g->parts[i] && k < 4; k++)
+            evbuffer_add_printf(b, "sluice_tasks{reactor=\"%d\",state=\"%s\"} %zu\n", i,
+                                sl_task_status_name((sl_task_status)k), g->parts[i]->tasks_by_state[k]);
+    evbuffer_add_printf(b, "# HELP sluice_channel_length Elements buffered in a channel.\n"
+                           "# TYPE sluice_channel_length gauge\n");
+    for (int i = 0; i < g->n; i++)
+        for (int k = 0; g->parts[i] && k < g->parts[i]->nch; k++)
+            evbuffer_add_printf(b, "sluice_channel_length{reactor=\"%d\",channel=\"%s\",capacity=\"%zu\"} %zu\n", i,
+                                g->parts[i]->ch[k].name, g->parts[i]->ch[k].cap, g->parts[i]->ch[k].len);
+}
+
+static int gather_handler(sl_task *t, void *arg, int kind)
+{
+    sl_http_req *req = arg;
+    gstate *st = sl_http_req_state(req);
+    SL_BEGIN(t);
+    if (start_gather(t, st, req->sr->srv, kind) < 0)
+        SL_RETURN(t, -ENOMEM);
+    for (st->i = 0; st->i < st->g->n; st->i++) {
+        SL_AWAIT(t, st->rc, sl_chan_recv(t, st->g->ch, &st->v));
+        if (st->rc < 0) {
+            st->g->abandoned = true;   /* the last answer frees it */
+            SL_RETURN(t, st->rc);
+        }
+    }
+    if (kind == G_METRICS) {
+        struct evbuffer *b = evbuffer_new();
+        if (b) {
+            metrics_text(st->g, b);
+            size_t n = evbuffer_get_length(b);
+            sl_http_reply(req, 200, "text/plain; version=0.0.4", evbuffer_pullup(b, -1), n);
+            evbuffer_free(b);
+        }
+    } else {
+        json_t *reactors = json_array();
+        for (int i = 0; i < st->g->n; i++) {
+            snap *s = st->g->parts[i];
+            json_array_append_new(reactors, json_pack("{s:i, s:o}", "reactor", i,
+                                  kind == G_TASKS ? "tasks" : "channels", s && s->json ? json_incref(s->json) : json_array()));
+        }
+        sl_http_reply_json(req, 200, json_pack("{s:o}", "reactors", reactors));
+    }
+    gather_free(st->g);
+    SL_END(t);
+}
+
+int sl__builtin_metrics(sl_task *t, void *arg) { return gather_handler(t, arg, G_METRICS); }
+int sl__builtin_debug_tasks(sl_task *t, void *arg) { return gather_handler(t, arg, G_TASKS); }
+int sl__builtin_debug_channels(sl_task *t, void *arg) { return gather_handler(t, arg, G_CHANNELS); }

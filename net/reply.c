@@ -1,0 +1,228 @@
+/* reply.c: requests' accessors and the formatting of responses.
+ *
+ * A response is formatted at once into the request's own buffer and handed
+ * to the connection, which writes responses in request order (pipelining):
+ * a later request that answers first waits in its buffer for its turn. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "server_int.h"
+
+const char sl_http_trace_key = 0;
+
+const char *sl__status_text(int s)
+{
+    switch (s) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 499: return "Client Closed Request";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    case 508: return "Loop Detected";
+    default: return s < 200 ? "Informational" : s < 300 ? "Success" : s < 400 ? "Redirection"
+                   : s < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+/* The Date header, formatted once a second per reactor. */
+void sl__date(srv_reactor *sr, char *out, size_t size)
+{
+    time_t now = time(NULL);
+    if (now != sr->date_at) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(sr->date, sizeof sr->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        sr->date_at = now;
+    }
+    snprintf(out, size, "%s", sr->date);
+}
+
+/* ---- accessors ---------------------------------------------------------------------- */
+
+const char *sl_http_req_method(const sl_http_req *req) { return req->method; }
+
+const char *sl_http_req_path(const sl_http_req *req, size_t *len)
+{
+    if (len)
+        *len = req->path_len;
+    return req->path;
+}
+
+const char *sl_http_req_query(const sl_http_req *req, size_t *len)
+{
+    if (len)
+        *len = req->query_len;
+    return req->query;
+}
+
+const char *sl_http_req_header(const sl_http_req *req, const char *name, size_t *len)
+{
+    size_t nl = strlen(name);
+    for (uint32_t i = 0; i < req->nheaders; i++)
+        if (sl_http_str_ieq(req->headers[i].name, name, nl)) {
+            if (len)
+                *len = req->headers[i].value.len;
+            return req->headers[i].value.ptr;
+        }
+    return NULL;
+}
+
+const char *sl_http_req_param(const sl_http_req *req, const char *name, size_t *len)
+{
+    size_t l = 0;
+    const char *v = sl_route_param_get(&req->match, name, &l);
+    if (v && len)
+        *len = l;
+    return v;
+}
+
+const char *sl_http_req_body(const sl_http_req *req, size_t *len)
+{
+    if (len)
+        *len = req->body_len;
+    return req->body ? req->body : "";
+}
+
+void *sl_http_req_state(sl_http_req *req) { return req->state; }
+void *sl_http_req_arg(const sl_http_req *req) { return req->route ? req->route->arg : NULL; }
+sl_ctx *sl_http_req_ctx(const sl_http_req *req) { return req->ctx; }
+const sl_traceparent *sl_http_req_trace(const sl_http_req *req) { return &req->trace; }
+const char *sl_http_req_route(const sl_http_req *req) { return req->match.pattern ? req->match.pattern : ""; }
+bool sl_http_replied(const sl_http_req *req) { return req->replied; }
+
+int sl_http_req_json(sl_http_req *req, json_t **out)
+{
+    json_error_t err;
+    if (!req->body_len)
+        return sl_http_reply_error(req, 400, "bad_request", "a JSON object body is required"), -EINVAL;
+    json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &err);
+    if (!j)
+        return sl_http_reply_error(req, 400, "bad_request", "invalid JSON at line %d column %d: %s",
+                                   err.line, err.column, err.text), -EINVAL;
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return sl_http_reply_error(req, 400, "bad_request", "the body must be a JSON object"), -EINVAL;
+    }
+    *out = j;
+    return 0;
+}
+
+/* ---- replies ------------------------------------------------------------------------ */
+
+static bool clean(const char *s)
+{
+    return !strpbrk(s, "\r\n");
+}
+
+int sl_http_reply_header(sl_http_req *req, const char *name, const char *value)
+{
+    if (req->replied)
+        return -EALREADY;
+    if (!name || !value || !*name || !clean(name) || !clean(value) || strchr(name, ':'))
+        return -EINVAL;
+    if (!req->extra && !(req->extra = evbuffer_new()))
+        return -ENOMEM;
+    return evbuffer_add_printf(req->extra, "%s: %s\r\n", name, value) < 0 ? -ENOMEM : 0;
+}
+
+/* Formats the response into req->out. The connection decides when it is
+ * written and whether it closes. */
+int sl__reply_format(sl_http_req *req, int status, const char *ctype, const void *body, size_t len)
+{
+    char date[64];
+    if (!req->out && !(req->out = evbuffer_new()))
+        return -ENOMEM;
+    conn *c = req->c;
+    bool close = !req->keep_alive || (c && (c->closing || c->sr->draining)) || status == 408 || status == 400 ||
+                 status == 413 || status == 431;
+    req->keep_alive = !close;
+    sl__date(req->sr, date, sizeof date);
+    evbuffer_add_printf(req->out, "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Length: %zu\r\n", status,
+                        sl__status_text(status), date, len);
+    if (ctype)
+        evbuffer_add_printf(req->out, "Content-Type: %s\r\n", ctype);
+    if (close)
+        evbuffer_add(req->out, "Connection: close\r\n", 19);
+    if (req->extra)
+        evbuffer_add_buffer(req->out, req->extra);
+    evbuffer_add(req->out, "\r\n", 2);
+    if (len && !req->is_head)
+        evbuffer_add(req->out, body, len);
+    req->status = status;
+    req->replied = true;
+    return 0;
+}
+
+int sl_http_reply(sl_http_req *req, int status, const char *content_type, const void *body, size_t len)
+{
+    if (req->replied)
+        return -EALREADY;
+    if (status < 100 || status > 599 || (len && !body))
+        return -EINVAL;
+    if (!req->c || req->c->gone) {
+        req->replied = true;
+        req->status = 499;
+        return -EPIPE;
+    }
+    int rc = sl__reply_format(req, status, content_type, body, len);
+    if (rc == 0)
+        sl__conn_flush(req->c);
+    return rc;
+}
+
+int sl_http_reply_json(sl_http_req *req, int status, json_t *body)
+{
+    char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!s)
+        return -ENOMEM;
+    size_t n = strlen(s);
+    s[n] = '\0';
+    int rc = sl_http_reply(req, status, "application/json", s, n);
+    free(s);
+    return rc;
+}
+
+int sl_http_reply_error(sl_http_req *req, int status, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *j = json_pack("{s:s, s:s}", "error", code, "message", msg);
+    if (!j)
+        return -ENOMEM;
+    if (status == 503) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%u", req->sr->srv->o.retry_after_s);
+        sl_http_reply_header(req, "Retry-After", ra);
+    }
+    return sl_http_reply_json(req, status, j);
+}

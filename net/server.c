@@ -1,0 +1,458 @@
+/* server.c: listeners, admission, request tasks, graceful shutdown. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "server_int.h"
+#include "sl_diag.h"
+
+#define DEF(v, d) ((v) ? (v) : (d))
+
+static int builtin_healthz(sl_task *t, void *arg);
+
+static int parse_listen(sl_http_server *s, const char *addr)
+{
+    const char *colon = strrchr(addr, ':');
+    if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof s->host)
+        return -EINVAL;
+    memcpy(s->host, addr, (size_t)(colon - addr));
+    s->host[colon - addr] = '\0';
+    if (!strcmp(s->host, "localhost"))
+        strcpy(s->host, "127.0.0.1");
+    struct in_addr ia;
+    if (inet_pton(AF_INET, s->host, &ia) != 1)
+        return -EINVAL;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || end == colon + 1 || port < 0 || port > 65535)
+        return -EINVAL;
+    s->port = (int)port;
+    return 0;
+}
+
+int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_server_opts *opts)
+{
+    if (!out || !rt)
+        return -EINVAL;
+    sl_http_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    s->rt = rt;
+    s->o = opts ? *opts : (sl_http_server_opts){ 0 };
+    sl_http_server_opts *o = &s->o;
+    o->timeout_ms = DEF(o->timeout_ms, 10000);
+    o->header_timeout_ms = DEF(o->header_timeout_ms, 10000);
+    o->idle_timeout_ms = DEF(o->idle_timeout_ms, 60000);
+    o->max_conns = DEF(o->max_conns, 10000);
+    o->max_inflight = DEF(o->max_inflight, 1024);
+    o->max_queue = DEF(o->max_queue, 1024);
+    o->max_pipeline = DEF(o->max_pipeline, 16);
+    o->retry_after_s = DEF(o->retry_after_s, 1);
+    o->grace_ms = DEF(o->grace_ms, 5000);
+    int rc = parse_listen(s, o->listen ? o->listen : "127.0.0.1:8080");
+    if (rc == 0)
+        rc = sl_router_new(&s->router);
+    if (rc == 0 && !o->no_builtin) {
+        size_t st = sl__builtin_state_size();
+        if ((rc = sl_http_route(s, "GET", "/healthz", builtin_healthz, 0, NULL)) == 0 &&
+            (rc = sl_http_route(s, "GET", "/metrics", sl__builtin_metrics, st, NULL)) == 0 &&
+            (rc = sl_http_route(s, "GET", "/debug/tasks", sl__builtin_debug_tasks, st, NULL)) == 0)
+            rc = sl_http_route(s, "GET", "/debug/channels", sl__builtin_debug_channels, st, NULL);
+    }
+    if (rc < 0) {
+        sl_http_server_free(s);
+        return rc;
+    }
+    s->n = sl_runtime_threads(rt);
+    s->sr = calloc((size_t)s->n, sizeof *s->sr);
+    if (!s->sr) {
+        sl_http_server_free(s);
+        return -ENOMEM;
+    }
+    for (int i = 0; i < s->n; i++) {
+        s->sr[i].srv = s;
+        s->sr[i].r = sl_runtime_reactor(rt, i);
+        s->sr[i].fd = -1;
+    }
+    *out = s;
+    return 0;
+}
+
+int sl_http_route(sl_http_server *srv, const char *method, const char *pattern,
+                  sl_step_fn handler, size_t state_size, void *arg)
+{
+    if (srv->started)
+        return -EBUSY;
+    if (!handler)
+        return -EINVAL;
+    route_info *ri = malloc(sizeof *ri);
+    if (!ri)
+        return -ENOMEM;
+    *ri = (route_info){ handler, state_size, arg };
+    int rc = sl_router_add(srv->router, method, pattern, handler, ri);
+    if (rc < 0)
+        free(ri);
+    return rc;
+}
+
+/* ---- listening --------------------------------------------------------------------- */
+
+static int bind_one(sl_http_server *s)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)s->port) };
+    inet_pton(AF_INET, s->host, &sa.sin_addr);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 1024) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    if (s->port == 0) {   /* the first socket picked the port; the others share it */
+        socklen_t len = sizeof sa;
+        getsockname(fd, (struct sockaddr *)&sa, &len);
+        s->port = ntohs(sa.sin_port);
+    }
+    return fd;
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *a, int alen, void *arg)
+{
+    srv_reactor *sr = arg;
+    (void)l;
+    (void)a;
+    (void)alen;
+    if (sr->draining) {
+        close(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof one);
+    sl__conn_accept(sr, fd);
+    if (sr->nconns >= sr->srv->o.max_conns)
+        evconnlistener_disable(sr->lev);   /* resumes when one closes */
+}
+
+static void retry_accept(evutil_socket_t fd, short what, void *arg)
+{
+    srv_reactor *sr = arg;
+    (void)fd;
+    (void)what;
+    if (!sr->draining && sr->nconns < sr->srv->o.max_conns)
+        evconnlistener_enable(sr->lev);
+}
+
+/* EMFILE and friends: pause accepting for a moment instead of spinning. */
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    srv_reactor *sr = arg;
+    evconnlistener_disable(l);
+    struct timeval tv = { 0, 100000 };
+    evtimer_add(sr->accept_retry, &tv);
+}
+
+static void start_on_reactor(void *arg)
+{
+    srv_reactor *sr = arg;
+    struct event_base *base = sl_reactor_base(sr->r);
+    sr->lev = evconnlistener_new(base, accept_cb, sr, LEV_OPT_CLOSE_ON_FREE, -1, sr->fd);
+    sr->accept_retry = evtimer_new(base, retry_accept, sr);
+    if (!sr->lev || !sr->accept_retry) {
+        sl_report(sr->r, "sluice: http: reactor %d cannot listen (out of memory)", sl_reactor_id(sr->r));
+        return;
+    }
+    sr->fd = -1;   /* the listener owns it */
+    evconnlistener_set_error_cb(sr->lev, accept_error_cb);
+}
+
+int sl_http_server_start(sl_http_server *s)
+{
+    if (s->started)
+        return -EALREADY;
+    for (int i = 0; i < s->n; i++) {
+        int fd = bind_one(s);
+        if (fd < 0) {
+            for (int j = 0; j < i; j++) {
+                close(s->sr[j].fd);
+                s->sr[j].fd = -1;
+            }
+            return fd;
+        }
+        s->sr[i].fd = fd;
+    }
+    s->started = true;
+    for (int i = 0; i < s->n; i++)
+        sl_reactor_post_mem(s->sr[i].r, &s->sr[i].m_start, start_on_reactor, &s->sr[i]);
+    return 0;
+}
+
+int sl_http_server_port(const sl_http_server *s) { return s->port; }
+
+/* ---- requests ---------------------------------------------------------------------- */
+
+/* The handler runs through this step, which notes its final result. */
+static int req_step(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    int rc = req->route->handler(t, req);
+    if (rc != SL_PENDING && !req->replied && req->c && !req->c->gone) {
+        if (rc == -ETIMEDOUT || (req->ctx && sl_ctx_err(req->ctx) == -ETIMEDOUT))
+            sl_http_reply_error(req, 504, "deadline_exceeded", "the request's budget ran out");
+        else if (req->ctx && sl_ctx_cause(req->ctx, NULL) == SL_CAUSE_SHUTDOWN)
+            sl_http_reply_error(req, 503, "shutting_down", "the server is shutting down");
+        else
+            sl_http_reply_error(req, 500, "internal", rc < 0 ? "the handler failed: %s"
+                                : "the handler ended without an answer%s", rc < 0 ? strerror(-rc) : "");
+    }
+    return rc;
+}
+
+static void start_req(sl_http_req *req)
+{
+    srv_reactor *sr = req->sr;
+    sl_ctx *vals = NULL;
+    int rc = sl_ctx_with_value(&vals, sl_ctx_background(), SL_HTTP_TRACE_KEY, &req->trace, NULL);
+    if (rc == 0)
+        rc = sl_ctx_with_deadline(&req->ctx, vals, req->deadline);
+    if (vals)
+        sl_ctx_unref(vals);
+    if (rc == 0)
+        rc = sl_go(req->ctx, req_step, req, NULL,
+                   &(sl_spawn_opts){ .name = req->match.pattern, .state_free = (void (*)(void *))sl__srv_task_ended });
+    if (rc < 0) {
+        sl_http_reply_error(req, 500, "internal", "cannot start the handler: %s", strerror(-rc));
+        return;
+    }
+    req->started = true;
+    sr->inflight++;
+}
+
+/* Load shedding: a bounded number run, a bounded number wait, the rest are
+ * told at once to come back later. */
+void sl__srv_admit(sl_http_req *req)
+{
+    srv_reactor *sr = req->sr;
+    const sl_http_server_opts *o = &sr->srv->o;
+    if (sr->inflight < o->max_inflight && !sr->q_head) {
+        start_req(req);
+    } else if (sr->queued < o->max_queue) {
+        req->queued = true;
+        req->qnext = NULL;
+        if (sr->q_tail)
+            sr->q_tail->qnext = req;
+        else
+            sr->q_head = req;
+        sr->q_tail = req;
+        sr->queued++;
+    } else {
+        sr->st.shed++;
+        sl_http_reply_error(req, 503, "overloaded", "too many requests in flight; retry later");
+    }
+}
+
+static void admit_queued(srv_reactor *sr)
+{
+    while (sr->q_head && sr->inflight < sr->srv->o.max_inflight) {
+        sl_http_req *req = sr->q_head;
+        sr->q_head = req->qnext;
+        if (!sr->q_head)
+            sr->q_tail = NULL;
+        sr->queued--;
+        req->queued = false;
+        if (req->c && !req->c->gone && sl_now_ns() < req->deadline)
+            start_req(req);
+        else if (req->c && !req->c->gone)
+            sl_http_reply_error(req, 504, "deadline_exceeded", "the budget ran out while queued");
+    }
+}
+
+/* The handler task ended (its state destructor). */
+void sl__srv_task_ended(sl_http_req *req)
+{
+    srv_reactor *sr = req->sr;
+    req->task_done = true;
+    sr->inflight--;
+    if (req->ctx) {
+        sl_cause cause = sl_ctx_cause(req->ctx, NULL);
+        sr->st.ctx_ends[cause]++;
+    }
+    sl__req_release(req);
+    admit_queued(sr);
+    if (sr->draining)
+        sl__srv_conn_gone(sr);
+}
+
+static const double lat_le_ms[LAT_BUCKETS - 1] = { 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000 };
+
+void sl__srv_count(srv_reactor *sr, sl_http_req *req)
+{
+    srv_stats *st = &sr->st;
+    double ms = (double)(sl_now_ns() - req->t_start) / 1e6;
+    st->requests++;
+    st->lat_sum_s += ms / 1000;
+    int b = 0;
+    while (b < LAT_BUCKETS - 1 && ms > lat_le_ms[b])
+        b++;
+    st->lat[b]++;
+    const char *route = req->match.pattern ? req->match.pattern : "";
+    int i;
+    for (i = 0; i < st->nroutes; i++)
+        if (st->routes[i].route == route && st->routes[i].status == req->status)
+            break;
+    if (i == st->nroutes && st->nroutes < MAX_ROUTE_STATS)
+        st->routes[st->nroutes++] = (route_stat){ route, req->status, 0 };
+    if (i < st->nroutes)
+        st->routes[i].count++;
+    if (sr->srv->o.access_log) {
+        char tid[33];
+        sl_trace_id_hex(&req->trace, tid);
+        fprintf(stderr, "%s %.*s %d %.3fms trace=%s\n", req->method, (int)req->path_len,
+                req->path ? req->path : "", req->status, ms, tid);
+    }
+}
+
+/* ---- shutdown ------------------------------------------------------------------------ */
+
+static void stopped_on_0(void *arg)
+{
+    sl_http_server *s = arg;
+    if (s->o.on_stopped)
+        s->o.on_stopped(s, s->o.on_stopped_arg);
+    else
+        sl_runtime_stop(s->rt);
+}
+
+/* Called as connections and requests go while draining. */
+void sl__srv_conn_gone(srv_reactor *sr)
+{
+    if (!sr->lev)
+        return;
+    if (!sr->draining) {
+        if (sr->nconns < sr->srv->o.max_conns && !evtimer_pending(sr->accept_retry, NULL))
+            evconnlistener_enable(sr->lev);
+        return;
+    }
+    if (sr->stopped || sr->nconns || sr->inflight)
+        return;
+    sr->stopped = true;
+    if (sr->grace_ev)
+        evtimer_del(sr->grace_ev);
+    sl_http_server *s = sr->srv;
+    if (atomic_fetch_sub(&s->draining_left, 1) == 1)
+        sl_reactor_post_mem(sl_runtime_reactor(s->rt, 0), &s->m_stopped, stopped_on_0, s);
+}
+
+static void grace_over(evutil_socket_t fd, short what, void *arg)
+{
+    srv_reactor *sr = arg;
+    (void)fd;
+    (void)what;
+    for (conn *c = sr->conns; c; c = c->next)
+        sl__conn_cancel_all(c, SL_CAUSE_SHUTDOWN);
+    /* handlers end at their next wait; connections close as they answer */
+}
+
+static void shutdown_on_reactor(void *arg)
+{
+    srv_reactor *sr = arg;
+    sr->draining = true;
+    if (sr->lev)
+        evconnlistener_disable(sr->lev);
+    for (conn *c = sr->conns, *next; c; c = next) {
+        next = c->next;
+        sl__conn_close_idle(c);
+    }
+    uint32_t ms = sr->srv->o.grace_ms;
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    sr->grace_ev = evtimer_new(sl_reactor_base(sr->r), grace_over, sr);
+    if (sr->grace_ev)
+        evtimer_add(sr->grace_ev, &tv);
+    if (!sr->lev)
+        sr->lev = NULL;
+    sr->stopped = false;
+    if (sr->nconns == 0 && sr->inflight == 0) {
+        sr->stopped = true;
+        if (sr->grace_ev)
+            evtimer_del(sr->grace_ev);
+        sl_http_server *s = sr->srv;
+        if (atomic_fetch_sub(&s->draining_left, 1) == 1)
+            sl_reactor_post_mem(sl_runtime_reactor(s->rt, 0), &s->m_stopped, stopped_on_0, s);
+    }
+}
+
+void sl_http_server_shutdown(sl_http_server *s)
+{
+    if (atomic_exchange(&s->shutdown_started, 1))
+        return;
+    atomic_store(&s->draining_left, s->n);
+    for (int i = 0; i < s->n; i++)
+        sl_reactor_post_mem(s->sr[i].r, &s->sr[i].m_shutdown, shutdown_on_reactor, &s->sr[i]);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    sl_http_server_shutdown(arg);
+}
+
+int sl_http_server_handle_signals(sl_http_server *s)
+{
+    struct event_base *b = sl_reactor_base(sl_runtime_reactor(s->rt, 0));
+    s->sig_term = evsignal_new(b, SIGTERM, on_signal, s);
+    s->sig_int = evsignal_new(b, SIGINT, on_signal, s);
+    if (!s->sig_term || !s->sig_int)
+        return -ENOMEM;
+    evsignal_add(s->sig_term, NULL);
+    evsignal_add(s->sig_int, NULL);
+    return 0;
+}
+
+void sl_http_server_free(sl_http_server *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; s->sr && i < s->n; i++) {
+        srv_reactor *sr = &s->sr[i];
+        while (sr->conns) {
+            conn *c = sr->conns;
+            c->closing = true;
+            sl__conn_close_idle(c);
+            if (sr->conns == c)   /* still busy: cut it */
+                sr->conns = c->next;
+        }
+        if (sr->lev)
+            evconnlistener_free(sr->lev);
+        else if (sr->fd >= 0)
+            close(sr->fd);
+        if (sr->accept_retry)
+            event_free(sr->accept_retry);
+        if (sr->grace_ev)
+            event_free(sr->grace_ev);
+    }
+    if (s->sig_term)
+        event_free(s->sig_term);
+    if (s->sig_int)
+        event_free(s->sig_int);
+    free(s->sr);
+    sl_router_free_args(s->router, free);
+    sl_router_free(s->router);
+    free(s);
+}
+
+/* ---- /healthz ----------------------------------------------------------------------- */
+
+static int builtin_healthz(sl_task *t, void *arg)
+{
+    (void)t;
+    return sl_http_reply(arg, 200, "application/json", "{\"status\":\"ok\"}", 15);
+}

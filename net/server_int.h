@@ -1,0 +1,135 @@
+/* server_int.h: what the server's files share (private). */
+#ifndef SL_SERVER_INT_H
+#define SL_SERVER_INT_H
+#include <stdatomic.h>
+#include <time.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include "http_parse.h"
+#include "sl_http.h"
+#include "sl_router.h"
+
+typedef struct conn conn;
+typedef struct srv_reactor srv_reactor;
+
+typedef struct route_info {
+    sl_step_fn handler;
+    size_t state_size;
+    void *arg;
+} route_info;
+
+#define LAT_BUCKETS 14   /* le: 1 2 5 10 25 50 100 250 500 1000 2500 5000 10000 +Inf ms */
+#define MAX_ROUTE_STATS 64
+
+typedef struct route_stat {
+    const char *route;   /* pattern, or "" for unrouted */
+    int status;
+    uint64_t count;
+} route_stat;
+
+typedef struct srv_stats {
+    uint64_t requests, shed, timeouts, parse_errors, accepted, closed_idle;
+    uint64_t ctx_ends[SL_CAUSE_COUNT];
+    uint64_t lat[LAT_BUCKETS];
+    double lat_sum_s;
+    route_stat routes[MAX_ROUTE_STATS];
+    int nroutes;
+} srv_stats;
+
+struct srv_reactor {
+    sl_http_server *srv;
+    sl_reactor *r;
+    int fd;
+    struct evconnlistener *lev;
+    struct event *accept_retry;
+    conn *conns;
+    uint32_t nconns, inflight, queued;
+    sl_http_req *q_head, *q_tail;    /* admission queue */
+    bool draining, stopped;
+    struct event *grace_ev;
+    time_t date_at;
+    char date[64];
+    srv_stats st;
+    sl_msg m_start, m_shutdown;
+};
+
+struct sl_http_server {
+    sl_runtime *rt;
+    sl_http_server_opts o;
+    sl_router *router;
+    char host[64];
+    int port;
+    bool started;
+    int n;
+    srv_reactor *sr;
+    _Atomic int shutdown_started;
+    _Atomic int draining_left;
+    struct event *sig_term, *sig_int;
+    sl_msg m_stopped;
+};
+
+struct sl_http_req {
+    conn *c;
+    srv_reactor *sr;
+    sl_http_req *next;          /* the connection's pipeline, in order */
+    sl_http_req *qnext;         /* admission queue */
+    char *head;                 /* copies of target and headers */
+    const char *method;
+    const char *path, *query;
+    size_t path_len, query_len;
+    sl_http_header *headers;
+    uint32_t nheaders;
+    sl_route_match match;
+    route_info *route;
+    char *body;
+    size_t body_len, body_cap;
+    sl_ctx *ctx;
+    sl_traceparent trace;
+    uint64_t deadline, t_start;
+    int status;                 /* answered, for logs and metrics */
+    int immediate;              /* answer this status without a handler */
+    const char *immediate_code, *immediate_msg;
+    bool is_head, keep_alive, replied, started, task_done, flushed, queued;
+    struct evbuffer *out;       /* the formatted response, until its turn */
+    struct evbuffer *extra;     /* headers added by sl_http_reply_header */
+    unsigned char state[];
+};
+
+struct conn {
+    srv_reactor *sr;
+    struct bufferevent *bev;
+    sl_http_parser p;
+    sl_http_req *head, *tail, *cur;
+    uint32_t npipe, alive_reqs;
+    struct event *timer;
+    int timer_mode;             /* 0 none, 1 header, 2 idle */
+    bool head_started, closing, gone, in_process, again, freed;
+    conn *prev, *next;
+};
+
+/* conn.c */
+void sl__conn_accept(srv_reactor *sr, int fd);
+void sl__conn_flush(conn *c);
+void sl__conn_cancel_all(conn *c, sl_cause cause);
+void sl__conn_close_idle(conn *c);
+void sl__req_release(sl_http_req *req);
+
+/* server.c */
+void sl__srv_admit(sl_http_req *req);
+void sl__srv_task_ended(sl_http_req *req);
+void sl__srv_conn_gone(srv_reactor *sr);
+void sl__srv_count(srv_reactor *sr, sl_http_req *req);
+
+/* builtin.c */
+int sl__builtin_metrics(sl_task *t, void *arg);
+int sl__builtin_debug_tasks(sl_task *t, void *arg);
+int sl__builtin_debug_channels(sl_task *t, void *arg);
+size_t sl__builtin_state_size(void);
+
+/* reply.c */
+int sl__reply_format(sl_http_req *req, int status, const char *ctype, const void *body, size_t len);
+const char *sl__status_text(int status);
+void sl__date(srv_reactor *sr, char *out, size_t size);
+#endif

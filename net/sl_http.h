@@ -1,0 +1,155 @@
+/* sl_http.h: the HTTP/1.1 server.
+ *
+ * One listener per reactor on the same port (SO_REUSEPORT): each core
+ * accepts and serves its own connections, which never move. Each request
+ * runs as a task under a request context whose deadline is the smaller of
+ * the caller's `grpc-timeout` and the server's budget, with the caller's
+ * `traceparent` (or a fresh one). The connection's read side stays armed
+ * while the handler runs, so a client that goes away cancels the request's
+ * context (cause "client disconnected") at once. A handler that has not
+ * answered when it ends gets an answer for it: 504 if its budget ran out,
+ * 500 otherwise.
+ *
+ *     static int hello(sl_task *t, void *arg) {
+ *         sl_http_req *req = arg;
+ *         return sl_http_reply(req, 200, "application/json", "{\"message\":\"Hello\"}", 19);
+ *     }
+ *     ...
+ *     sl_http_server *srv;
+ *     sl_http_server_new(&srv, rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0" });
+ *     sl_http_route(srv, "GET", "/hello", hello, 0, NULL);
+ *     sl_http_server_start(srv);            // binds; sl_http_server_port(srv)
+ *     sl_runtime_run(rt);                   // until shutdown
+ *
+ * A handler is a task step function (sl_task.h) whose state is the request;
+ * what it keeps across waits lives in sl_http_req_state(req), `state_size`
+ * zeroed bytes per request. Errors are JSON: {"error":"<code>","message":".."}.
+ *
+ * Limits (per server, 0 = the default): request line + headers (431),
+ * body (413, answered from Content-Length before the body is read), header
+ * read timeout (408, then close: slowloris), idle keep-alive timeout,
+ * connections per reactor (accept pauses, including on EMFILE), concurrent
+ * requests per reactor with a bounded admission queue: beyond it 503 with
+ * Retry-After at once, never an unbounded queue. */
+#ifndef SL_HTTP_H
+#define SL_HTTP_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "sl_ctx.h"
+#include "sl_runtime.h"
+#include "sl_task.h"
+#include "sl_wire.h"
+
+typedef struct sl_http_server sl_http_server;
+typedef struct sl_http_req sl_http_req;
+
+typedef struct sl_http_server_opts {
+    const char *listen;          /* "HOST:PORT", port 0 picks a free one (default 127.0.0.1:8080) */
+    uint32_t timeout_ms;         /* request budget (10000) */
+    uint32_t max_head;           /* request line + headers, bytes (16 KiB) -> 431 */
+    uint32_t max_headers;        /* header lines (100) -> 431 */
+    uint64_t max_body;           /* body bytes (1 MiB) -> 413 */
+    uint32_t header_timeout_ms;  /* to receive a whole head (10000) -> 408 */
+    uint32_t idle_timeout_ms;    /* keep-alive connection with nothing to do (60000) */
+    uint32_t max_conns;          /* per reactor (10000) */
+    uint32_t max_inflight;       /* running requests per reactor (1024) */
+    uint32_t max_queue;          /* admitted but waiting, per reactor (1024) */
+    uint32_t max_pipeline;       /* requests in flight per connection (16) */
+    uint32_t retry_after_s;      /* Retry-After of a 503 (1) */
+    uint32_t grace_ms;           /* graceful shutdown: time for in-flight requests (5000) */
+    bool bad_timeout_ignored;    /* a malformed grpc-timeout: ignore it (default: 400) */
+    bool access_log;             /* one line per request to stderr (off) */
+    bool no_builtin;             /* no /healthz, /metrics, /debug/...  routes */
+    /* called on reactor 0 once a graceful shutdown has closed everything;
+     * NULL: sl_runtime_stop() */
+    void (*on_stopped)(sl_http_server *srv, void *arg);
+    void *on_stopped_arg;
+} sl_http_server_opts;
+
+/* Creates a server on `rt` (not started). Copies opts. Returns 0, -ENOMEM,
+ * -EINVAL (a listen address that is not HOST:PORT with a numeric IPv4 host,
+ * or "localhost"). */
+int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_server_opts *opts);
+
+/* Adds a route (sl_router.h patterns). `handler` runs as a task with the
+ * request as its state; `state_size` zeroed bytes are its own
+ * (sl_http_req_state), `arg` is shared (sl_http_req_arg). Before start only.
+ * Returns 0, -EINVAL, -EEXIST, -ENOMEM, -EBUSY (started). */
+int sl_http_route(sl_http_server *srv, const char *method, const char *pattern,
+                  sl_step_fn handler, size_t state_size, void *arg);
+
+/* Binds one listening socket per reactor (SO_REUSEPORT) and starts serving
+ * when the reactors run. Returns 0, -EALREADY, or -errno from socket/bind/
+ * listen (-EADDRINUSE...). */
+int sl_http_server_start(sl_http_server *srv);
+
+/* The bound port (after start). */
+int sl_http_server_port(const sl_http_server *srv);
+
+/* Graceful shutdown: stop accepting, answer new requests on open
+ * connections with 503 + Connection: close, let in-flight requests finish
+ * within grace_ms, then cancel what is left with cause "shutdown", close
+ * everything, and call on_stopped. From any reactor or thread (not from a
+ * signal handler: use sl_http_server_handle_signals). Idempotent. */
+void sl_http_server_shutdown(sl_http_server *srv);
+
+/* Makes SIGTERM and SIGINT start a graceful shutdown (libevent signal
+ * events on reactor 0). Returns 0 or -ENOMEM. */
+int sl_http_server_handle_signals(sl_http_server *srv);
+
+/* Frees the server; call after sl_runtime_run() returned. */
+void sl_http_server_free(sl_http_server *srv);
+
+/* ---- requests ------------------------------------------------------------------ */
+
+const char *sl_http_req_method(const sl_http_req *req);         /* "GET" */
+/* The path without the query, and the query without '?' (len 0 if none). */
+const char *sl_http_req_path(const sl_http_req *req, size_t *len);
+const char *sl_http_req_query(const sl_http_req *req, size_t *len);
+/* A header value (any case name), or NULL. */
+const char *sl_http_req_header(const sl_http_req *req, const char *name, size_t *len);
+/* A route capture ("{id}"), or NULL. */
+const char *sl_http_req_param(const sl_http_req *req, const char *name, size_t *len);
+/* The whole body (NUL-terminated for convenience; len excludes the NUL). */
+const char *sl_http_req_body(const sl_http_req *req, size_t *len);
+void *sl_http_req_state(sl_http_req *req);
+void *sl_http_req_arg(const sl_http_req *req);
+/* The request's context (its deadline, cancel and cause) and trace. */
+sl_ctx *sl_http_req_ctx(const sl_http_req *req);
+const sl_traceparent *sl_http_req_trace(const sl_http_req *req);
+/* The route pattern that matched ("/orders/{id}"). */
+const char *sl_http_req_route(const sl_http_req *req);
+
+/* Parses the body as JSON. Returns 0 and a new reference in *out; on
+ * invalid JSON, a body that is not an object, or an empty body, answers
+ * 400 {"error":"bad_request","message":...} itself and returns -EINVAL. */
+int sl_http_req_json(sl_http_req *req, json_t **out);
+
+/* ---- responses: once per request; a second reply returns -EALREADY ------------- */
+
+/* Adds a header to the coming reply (copied). Returns 0, -EALREADY, -EINVAL
+ * (CR or LF in name or value), -ENOMEM. */
+int sl_http_reply_header(sl_http_req *req, const char *name, const char *value);
+
+/* Answers with `status` and the body (copied). Returns 0, -EALREADY,
+ * -EINVAL (status out of 100..599), -ENOMEM, -EPIPE (the client is gone:
+ * nothing is sent). */
+int sl_http_reply(sl_http_req *req, int status, const char *content_type, const void *body, size_t len);
+
+/* Answers with a JSON body; takes the reference to `body`. */
+int sl_http_reply_json(sl_http_req *req, int status, json_t *body);
+
+/* Answers {"error":code,"message":...} with `status`. */
+int sl_http_reply_error(sl_http_req *req, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+bool sl_http_replied(const sl_http_req *req);
+
+/* The value of the context key under which a request's trace is stored
+ * (sl_ctx_value(ctx, SL_HTTP_TRACE_KEY) gives a const sl_traceparent *). */
+extern const char sl_http_trace_key;
+#define SL_HTTP_TRACE_KEY (&sl_http_trace_key)
+
+#endif
