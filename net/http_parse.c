@@ -884,9 +884,12 @@ static int step(sl_http_parser *p, const char *s, size_t n, size_t *used)
     size_t r = http_parser_execute(hp, &settings, s, n);
     enum http_errno e = HTTP_PARSER_ERRNO(hp);
     bool failed = e != HPE_OK && e != HPE_PAUSED;
-    /* Body framing is scanned after http_parser: what was used, and the
-     * byte it stopped at, on which our verdict is the more precise one. */
-    if (!head_mode && (rc = scan_around_body(p, phase, s, r + (failed && r < n))))
+    /* Body framing is scanned after http_parser: what was used, and, when
+     * http_parser itself refused a byte, that byte, on which our verdict is
+     * the more precise one. (A callback's error may come after http_parser
+     * used the byte; then the callback's verdict stands.) */
+    bool own = failed && (e < HPE_CB_message_begin || e > HPE_CB_chunk_complete);
+    if (!head_mode && (rc = scan_around_body(p, phase, s, r + (own && r < n))))
         return fail(p, rc);
     if (failed)
         return fail(p, map_errno(p, e, phase, r < n ? (unsigned char)s[r] : -1));

@@ -20,9 +20,19 @@
  * Events of one message: HEAD, then zero or more BODY (the body already
  * de-chunked; a piece points into the caller's bytes, which are never copied),
  * then DONE. The head (target, reason, header names and values, trailers) is
- * copied into one arena per parser; the arena and the header array grow on
- * demand up to the limits and are kept for the next message, so a connection
- * in steady state allocates nothing per message or per header.
+ * copied into a store per parser (one for the head, one for trailers, so
+ * trailers never move the head); stores grow on demand up to the limits and
+ * are kept for the next message, so a connection in steady state allocates
+ * nothing per message or per header.
+ *
+ * How the bytes are split never changes the outcome: the same events with
+ * the same heads, and the same error code, whether a message comes whole,
+ * byte by byte or in any pieces (the tests check this, fuzz included). The
+ * one thing that does vary is how much of a failing message's body was
+ * handed out before its error. To get there, field-level errors (too many
+ * fields, a bad field name, a bad Content-Length) are reported when the
+ * header (or trailer) section ends, which max_head bounds, not at the
+ * offending byte; byte-level errors (NUL, bare LF, ...) at the byte.
  *
  * Framing rules enforced here (request smuggling / response splitting). A
  * message whose framing two HTTP implementations could read differently is
@@ -54,7 +64,7 @@
  *    ";"-extensions of visible characters; every line ends in CRLF and the
  *    chunk data is followed by exactly CRLF (E_CHUNK); a chunk size that
  *    overflows 64 bits is E_CHUNK, one that would pass max_body is 413.
- *  - HTTP version: 1.0 and 1.x only; other majors (HTTP/2.0, HTTP/0.9) 505.
+ *  - HTTP version: 1.x only; another major (HTTP/2.0) is 505.
  *  - Requests: HTTP/1.1 needs exactly one Host, HTTP/1.0 at most one
  *    (E_HOST, RFC 9112 3.2).
  *  - After a message that ends the connection (keep_alive false, CONNECT,

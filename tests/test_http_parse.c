@@ -831,6 +831,12 @@ static void test_body_limit(void **s)
                      "6\r\n012345\r\n5\r\n";
     run_all(SL_HTTP_REQUEST, &lim, ch, strlen(ch), false, 0, &R);
     assert_int_equal(R.err, SL_HTTP_E_BODY_TOO_LARGE);
+    /* the same with the data behind it, in one buffer (found by the fuzz:
+     * the data must not be taken for framing) */
+    const char *chd = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "55;e=1\r\nhello\r\n0\r\n\r\n";
+    run_all(SL_HTTP_REQUEST, &lim, chd, strlen(chd), false, 0, &R);
+    assert_int_equal(R.err, SL_HTTP_E_BODY_TOO_LARGE);
     const char *ch10 = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
                        "6\r\n012345\r\n4\r\n6789\r\n0\r\n\r\n";
     run_all(SL_HTTP_REQUEST, &lim, ch10, strlen(ch10), false, 0, &R);
