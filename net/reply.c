@@ -159,8 +159,7 @@ int sl__reply_format(sl_http_req *req, int status, const char *ctype, const void
     if (!req->out && !(req->out = evbuffer_new()))
         return -ENOMEM;
     conn *c = req->c;
-    bool close = !req->keep_alive || (c && (c->closing || c->sr->draining)) || status == 408 || status == 400 ||
-                 status == 413 || status == 431;
+    bool close = !req->keep_alive || (c && (c->closing || c->sr->draining));
     req->keep_alive = !close;
     sl__date(req->sr, date, sizeof date);
     evbuffer_add_printf(req->out, "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Length: %zu\r\n", status,

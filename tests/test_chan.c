@@ -86,7 +86,6 @@ static int fifo_main(sl_task *t, void *arg)
     assert_int_equal(st.sent, 100);
     assert_int_equal(st.received, 100);
     assert_int_equal(st.high_water, 4);
-    assert_true(st.send_parked_ns > 0);
     assert_int_equal(sl_chan_free(t, m->ch), 0);
     sl_runtime_stop(rt);
     SL_END(t);
@@ -99,6 +98,40 @@ static void test_fifo_order(void **s)
     fifo_st m = { 0 };
     assert_int_equal(rt_run(rt, fifo_main, &m), 0);
     assert_int_equal(cap.count, 0);
+}
+
+/* ---- time senders spent parked ------------------------------------------------------ */
+
+typedef struct parked_st {
+    sl_chan *ch;
+    sender s;
+    int v, rc, got;
+} parked_st;
+
+static int parked_main(sl_task *t, void *arg)
+{
+    parked_st *m = arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_new(&m->ch, sizeof(int), 0, NULL), 0);
+    m->s = (sender){ .ch = m->ch, .n = 1, .first = 5 };
+    assert_int_equal(sl_spawn(NULL, send_task, &m->s, NULL, NULL), 0);
+    SL_AWAIT(t, m->rc, sl_sleep(t, 20 * SL_NS_PER_MS));   /* the sender waits meanwhile */
+    assert_int_equal(sl_chan_recv(t, m->ch, &m->got), 0);
+    sl_chan_stats st;
+    sl_chan_stats_get(m->ch, &st);
+    assert_true(st.send_parked_ns >= 19 * SL_NS_PER_MS);
+    assert_true(st.send_parked_ns < 10 * SL_NS_PER_S);
+    assert_int_equal(sl_chan_free(t, m->ch), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_send_parked_time(void **s)
+{
+    (void)s;
+    setup_rt();
+    parked_st m = { 0 };
+    assert_int_equal(rt_run(rt, parked_main, &m), 0);
 }
 
 /* ---- rendezvous --------------------------------------------------------------- */
@@ -543,6 +576,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fifo_order),
         cmocka_unit_test(test_rendezvous),
+        cmocka_unit_test(test_send_parked_time),
         cmocka_unit_test(test_close_wakes_all),
         cmocka_unit_test(test_close_by_non_owner),
         cmocka_unit_test(test_receiver_gone_fails_senders),

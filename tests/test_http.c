@@ -1,0 +1,406 @@
+/* test_http.c: the HTTP server over real sockets on 127.0.0.1. */
+#include <signal.h>
+#include <stdatomic.h>
+#include "httputil.h"
+
+static test_srv TS;
+
+/* What handlers saw, for the test thread (atomics: another thread wrote). */
+static _Atomic int seen_cause, seen_err, handler_started;
+static _Atomic uint64_t seen_at_ns, handler_deadline_ns;
+
+typedef struct wait_st {
+    int rc;
+} wait_st;
+
+/* Parks until its context ends; records how and when. */
+static int h_wait(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    wait_st *s = sl_http_req_state(req);
+    SL_BEGIN(t);
+    atomic_store(&handler_deadline_ns, sl_ctx_deadline(sl_http_req_ctx(req)));
+    atomic_store(&handler_started, 1);
+    SL_AWAIT(t, s->rc, sl_sleep(t, 30 * SL_NS_PER_S));
+    atomic_store(&seen_at_ns, sl_now_ns());
+    atomic_store(&seen_err, s->rc);
+    atomic_store(&seen_cause, (int)sl_ctx_cause(sl_http_req_ctx(req), NULL));
+    SL_RETURN(t, s->rc);
+    SL_END(t);
+}
+
+/* Sleeps ?ms=N then answers N. */
+static int h_sleep(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    wait_st *s = sl_http_req_state(req);
+    size_t ql;
+    const char *q = sl_http_req_query(req, &ql);
+    int ms = ql > 3 && !strncmp(q, "ms=", 3) ? atoi(q + 3) : 0;
+    SL_BEGIN(t);
+    SL_AWAIT(t, s->rc, sl_sleep(t, (uint64_t)ms * SL_NS_PER_MS));
+    if (s->rc < 0)
+        SL_RETURN(t, s->rc);
+    char body[32];
+    int n = snprintf(body, sizeof body, "slept %d", ms);
+    sl_http_reply(req, 200, "text/plain", body, (size_t)n);
+    SL_END(t);
+}
+
+static int h_echo(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    json_t *j;
+    (void)t;
+    if (sl_http_req_json(req, &j) < 0)
+        return 0;   /* answered 400 already */
+    return sl_http_reply_json(req, 200, j);
+}
+
+static int h_item(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    size_t n;
+    const char *id = sl_http_req_param(req, "id", &n);
+    (void)t;
+    return sl_http_reply(req, 200, "text/plain", id, n);
+}
+
+static int h_silent(sl_task *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    return 0;   /* ends without answering: the server says 500 */
+}
+
+static void start(sl_http_server_opts o)
+{
+    memset(&TS.cap, 0, sizeof TS.cap);
+    TS.rt = rt_new(1, &TS.cap);
+    o.listen = "127.0.0.1:0";
+    assert_int_equal(sl_http_server_new(&TS.srv, TS.rt, &o), 0);
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/wait", h_wait, sizeof(wait_st), NULL), 0);
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/sleep", h_sleep, sizeof(wait_st), NULL), 0);
+    assert_int_equal(sl_http_route(TS.srv, "POST", "/echo", h_echo, 0, NULL), 0);
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/items/{id}", h_item, 0, NULL), 0);
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/silent", h_silent, 0, NULL), 0);
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/wait", h_wait, 0, NULL), -EEXIST);
+    atomic_store(&seen_cause, -1);
+    atomic_store(&seen_err, 1);
+    atomic_store(&handler_started, 0);
+    srv_run(&TS);
+}
+
+static void wait_started(void)
+{
+    for (int i = 0; i < 500 && !atomic_load(&handler_started); i++)
+        usleep(2000);
+    assert_int_equal(atomic_load(&handler_started), 1);
+}
+
+/* ---- basics ------------------------------------------------------------------------ */
+
+static void test_routes_and_keepalive(void **s)
+{
+    (void)s;
+    resp r;
+    start((sl_http_server_opts){ 0 });
+    int fd = cli_connect(TS.port);
+    cli_send(fd, "GET /items/a-17 HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(cli_read(fd, &r, 5000), 200);
+    assert_string_equal(r.body, "a-17");
+    assert_false(r.closed_after);
+    cli_send(fd, "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n");          /* same connection */
+    assert_int_equal(cli_read(fd, &r, 5000), 404);
+    assert_non_null(strstr(r.body, "\"error\":\"not_found\""));
+    cli_send(fd, "DELETE /items/1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(cli_read(fd, &r, 5000), 405);
+    assert_non_null(strstr(r.head, "Allow: GET"));
+    cli_send(fd, "HEAD /items/xyz HTTP/1.1\r\nHost: t\r\n\r\n");
+    cli_no_body = true;
+    assert_int_equal(cli_read(fd, &r, 5000), 200);                /* HEAD: length, no body */
+    cli_no_body = false;
+    assert_non_null(strstr(r.head, "Content-Length: 3"));
+    cli_send(fd, "GET /silent HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(cli_read(fd, &r, 5000), 500);
+    assert_non_null(strstr(r.body, "ended without an answer"));
+    cli_send(fd, "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_int_equal(cli_read(fd, &r, 5000), 200);
+    assert_true(r.closed_after);
+    assert_true(cli_closed(fd, 2000));
+    close(fd);
+    srv_stop(&TS);
+}
+
+static void test_pipelined_in_order(void **s)
+{
+    (void)s;
+    resp r;
+    start((sl_http_server_opts){ 0 });
+    int fd = cli_connect(TS.port);
+    /* the first is slow, the others fast: answers still come in order */
+    cli_send(fd, "GET /sleep?ms=40 HTTP/1.1\r\nHost: t\r\n\r\n"
+                 "GET /items/second HTTP/1.1\r\nHost: t\r\n\r\n"
+                 "GET /sleep?ms=1 HTTP/1.1\r\nHost: t\r\n\r\n"
+                 "GET /items/fourth HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(cli_read(fd, &r, 5000), 200);
+    assert_string_equal(r.body, "slept 40");
+    assert_int_equal(cli_read(fd, &r, 5000), 200);
+    assert_string_equal(r.body, "second");
+    assert_int_equal(cli_read(fd, &r, 5000), 200);
+    assert_string_equal(r.body, "slept 1");
+    assert_int_equal(cli_read(fd, &r, 5000), 200);
+    assert_string_equal(r.body, "fourth");
+    close(fd);
+    srv_stop(&TS);
+}
+
+static void test_json_body(void **s)
+{
+    (void)s;
+    resp r;
+    start((sl_http_server_opts){ 0 });
+    int fd = cli_connect(TS.port);
+    cli_send(fd, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 13\r\n\r\n{\"item\":\"a\"}\n");
+    assert_int_equal(cli_read(fd, &r, 5000), 200);
+    assert_string_equal(r.body, "{\"item\":\"a\"}");
+    cli_send(fd, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n3\r\n 1}\r\n0\r\n\r\n");
+    assert_int_equal(cli_read(fd, &r, 5000), 200);
+    assert_string_equal(r.body, "{\"a\":1}");
+    cli_send(fd, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n{bad}");
+    assert_int_equal(cli_read(fd, &r, 5000), 400);
+    assert_non_null(strstr(r.body, "\"error\":\"bad_request\""));
+    assert_non_null(strstr(r.body, "invalid JSON"));
+    cli_send(fd, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\n[1]");
+    assert_int_equal(cli_read(fd, &r, 5000), 400);
+    assert_non_null(strstr(r.body, "must be a JSON object"));
+    /* Expect: 100-continue gets its interim answer before the body is sent */
+    cli_send(fd, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n");
+    char buf[64] = { 0 };
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    assert_true(poll(&pfd, 1, 5000) == 1);
+    assert_true(read(fd, buf, 25) == 25);
+    assert_string_equal(buf, "HTTP/1.1 100 Continue\r\n\r\n");
+    cli_send(fd, "{}");
+    assert_int_equal(cli_read(fd, &r, 5000), 200);
+    assert_string_equal(r.body, "{}");
+    close(fd);
+    srv_stop(&TS);
+}
+
+/* ---- bad input: answered, connection closed, server still serving --------------------- */
+
+static void test_malformed_and_limits(void **s)
+{
+    (void)s;
+    resp r;
+    start((sl_http_server_opts){ .max_body = 1000, .max_head = 2048 });
+    /* malformed framing closes the connection; a bad header value in a well
+     * framed request (the last case) does not need to */
+    static const struct { const char *req; int status; } bad[] = {
+        { "GARBAGE / HTTP/1.1\r\nHost: t\r\n\r\n", 501 },                          /* unknown method */
+        { "GET / HTTP/1.1\r\nHost: t\r\nno colon here\r\n\r\n", 400 },
+        { "GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505 },
+        { "GET /items/x HTTP/1.1\r\n\r\n", 400 },                                   /* no Host */
+        { "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400 },
+        { "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400 },
+        { "GET /items/x HTTP/1.1\r\nHost: t\r\nX: a\x01b\r\n\r\n", 400 },
+        /* too large a body: answered from Content-Length, the body never sent */
+        { "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10000000\r\n\r\n", 413 },
+        { "GET /items/x?h=v HTTP/1.1\r\nHost: t\r\nGrpc-Timeout: soon\r\n\r\n", 400 },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int fd = cli_connect(TS.port);
+        cli_send(fd, bad[i].req);
+        if (cli_read(fd, &r, 5000) != bad[i].status)
+            fail_msg("case %zu: expected %d, got %d (%s)", i, bad[i].status, r.status, r.body);
+        assert_non_null(strstr(r.body, "\"error\":"));
+        if (i + 1 < sizeof bad / sizeof *bad)
+            assert_true(cli_closed(fd, 2000));
+        else
+            assert_false(r.closed_after);
+        close(fd);
+    }
+    /* a head larger than max_head: 431 */
+    char big[4096];
+    memset(big, 'a', sizeof big);
+    big[sizeof big - 1] = '\0';
+    int fd = cli_connect(TS.port);
+    cli_send(fd, "GET / HTTP/1.1\r\nHost: t\r\nX-Big: ");
+    cli_send(fd, big);
+    cli_send(fd, "\r\n\r\n");
+    assert_int_equal(cli_read(fd, &r, 5000), 431);
+    close(fd);
+    /* and the server still serves */
+    assert_int_equal(get(TS.port, "/items/ok", &r), 200);
+    srv_stop(&TS);
+}
+
+static void test_slow_header_408(void **s)
+{
+    (void)s;
+    resp r;
+    start((sl_http_server_opts){ .header_timeout_ms = 100 });
+    int fd = cli_connect(TS.port);
+    cli_send(fd, "GET /items/x HTTP/1.1\r\nHo");   /* ... and nothing more */
+    uint64_t t0 = sl_now_ns();
+    assert_int_equal(cli_read(fd, &r, 5000), 408);
+    assert_true(sl_now_ns() - t0 >= 90 * SL_NS_PER_MS);
+    assert_true(r.closed_after);
+    assert_true(cli_closed(fd, 2000));
+    close(fd);
+    assert_int_equal(get(TS.port, "/items/ok", &r), 200);
+    srv_stop(&TS);
+}
+
+/* ---- contexts: disconnect, budget ------------------------------------------------------ */
+
+static void test_disconnect_cancels_context(void **s)
+{
+    (void)s;
+    start((sl_http_server_opts){ 0 });
+    int fd = cli_connect(TS.port);
+    cli_send(fd, "GET /wait HTTP/1.1\r\nHost: t\r\n\r\n");
+    wait_started();
+    uint64_t closed_at = sl_now_ns();
+    close(fd);
+    for (int i = 0; i < 1000 && atomic_load(&seen_cause) < 0; i++)
+        usleep(1000);
+    assert_int_equal(atomic_load(&seen_cause), SL_CAUSE_DISCONNECT);
+    assert_int_equal(atomic_load(&seen_err), -ECANCELED);
+    uint64_t after = atomic_load(&seen_at_ns) - closed_at;
+    print_message("disconnect seen after %.3f ms\n", (double)after / 1e6);
+    assert_true(after < 50 * SL_NS_PER_MS);
+    srv_stop(&TS);
+}
+
+static void test_grpc_timeout_504(void **s)
+{
+    (void)s;
+    resp r;
+    start((sl_http_server_opts){ .timeout_ms = 5000 });
+    int fd = cli_connect(TS.port);
+    uint64_t t0 = sl_now_ns();
+    cli_send(fd, "GET /wait HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 100m\r\n"
+                 "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n");
+    assert_int_equal(cli_read(fd, &r, 5000), 504);
+    uint64_t took = sl_now_ns() - t0;
+    assert_non_null(strstr(r.body, "deadline_exceeded"));
+    assert_int_equal(atomic_load(&seen_err), -ETIMEDOUT);
+    assert_int_equal(atomic_load(&seen_cause), SL_CAUSE_DEADLINE);
+    /* the handler's wait ended at the caller's 100 ms budget, not ours */
+    uint64_t budget = atomic_load(&handler_deadline_ns) - t0;
+    assert_true(budget <= 110 * SL_NS_PER_MS);   /* 100 ms from when the server read the head */
+    int64_t late = (int64_t)atomic_load(&seen_at_ns) - (int64_t)atomic_load(&handler_deadline_ns);
+    print_message("504 after %.1f ms; the wait ended %.2f ms after the deadline\n", (double)took / 1e6,
+                  (double)late / 1e6);
+    assert_true(late >= 0 && late < 15 * (int64_t)SL_NS_PER_MS);
+    assert_true(took >= 95 * SL_NS_PER_MS && took < 400 * SL_NS_PER_MS);
+    close(fd);
+    srv_stop(&TS);
+}
+
+/* ---- admission ------------------------------------------------------------------------ */
+
+static void test_shedding_503(void **s)
+{
+    (void)s;
+    resp r;
+    start((sl_http_server_opts){ .max_inflight = 1, .max_queue = 1, .retry_after_s = 3 });
+    int running = cli_connect(TS.port), queued = cli_connect(TS.port);
+    cli_send(running, "GET /wait HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 2S\r\n\r\n");
+    wait_started();
+    cli_send(queued, "GET /items/q HTTP/1.1\r\nHost: t\r\n\r\n");
+    usleep(20000);
+    uint64_t t0 = sl_now_ns();
+    assert_int_equal(get(TS.port, "/items/shed", &r), 503);       /* at once */
+    assert_true(sl_now_ns() - t0 < SL_NS_PER_S);
+    assert_non_null(strstr(r.head, "Retry-After: 3"));
+    assert_non_null(strstr(r.body, "\"error\":\"overloaded\""));
+    close(running);                                                /* frees the slot */
+    assert_int_equal(cli_read(queued, &r, 5000), 200);            /* the queued one runs */
+    assert_string_equal(r.body, "q");
+    close(queued);
+    assert_int_equal(get(TS.port, "/metrics", &r), 200);
+    assert_non_null(strstr(r.body, "sluice_http_shed_total{reactor=\"0\"} 1"));
+    assert_non_null(strstr(r.body, "cause=\"client disconnected\"} 1"));
+    srv_stop(&TS);
+}
+
+/* ---- graceful shutdown --------------------------------------------------------------------- */
+
+static void test_graceful_drain(void **s)
+{
+    (void)s;
+    resp r;
+    memset(&TS.cap, 0, sizeof TS.cap);
+    TS.rt = rt_new(2, &TS.cap);
+    assert_int_equal(sl_http_server_new(&TS.srv, TS.rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0" }), 0);
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/sleep", h_sleep, sizeof(wait_st), NULL), 0);
+    srv_run(&TS);
+    int fd = cli_connect(TS.port);
+    cli_send(fd, "GET /sleep?ms=200 HTTP/1.1\r\nHost: t\r\n\r\n");
+    usleep(50000);
+    sl_http_server_shutdown(TS.srv);
+    sl_http_server_shutdown(TS.srv);   /* idempotent */
+    assert_int_equal(cli_read(fd, &r, 5000), 200);   /* in flight: finished */
+    assert_string_equal(r.body, "slept 200");
+    assert_true(r.closed_after);
+    close(fd);
+    pthread_join(TS.th, NULL);        /* the runtime stopped by itself */
+    sl_http_server_free(TS.srv);
+    assert_int_equal(sl_runtime_free(TS.rt), 0);
+}
+
+static void test_bad_options(void **s)
+{
+    (void)s;
+    sl_runtime *rt = rt_new(1, NULL);
+    sl_http_server *srv;
+    assert_int_equal(sl_http_server_new(&srv, rt, &(sl_http_server_opts){ .listen = "nohost" }), -EINVAL);
+    assert_int_equal(sl_http_server_new(&srv, rt, &(sl_http_server_opts){ .listen = "1.2.3:80" }), -EINVAL);
+    assert_int_equal(sl_http_server_new(&srv, rt, &(sl_http_server_opts){ .listen = "127.0.0.1:99999" }), -EINVAL);
+    assert_int_equal(sl_http_server_new(&srv, rt, &(sl_http_server_opts){ .listen = "127.0.0.1:x" }), -EINVAL);
+    assert_int_equal(sl_http_server_new(NULL, rt, NULL), -EINVAL);
+    assert_int_equal(sl_http_server_new(&srv, rt, &(sl_http_server_opts){ .listen = "localhost:0" }), 0);
+    assert_int_equal(sl_http_route(srv, "GET", "bad", h_item, 0, NULL), -EINVAL);
+    assert_int_equal(sl_http_route(srv, "GET", "/x", NULL, 0, NULL), -EINVAL);
+    assert_int_equal(sl_http_server_start(srv), 0);
+    assert_int_equal(sl_http_server_start(srv), -EALREADY);
+    assert_int_equal(sl_http_route(srv, "GET", "/late", h_item, 0, NULL), -EBUSY);
+    /* a port taken by a socket that does not share it: -EADDRINUSE */
+    int taken = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    socklen_t sl = sizeof sa;
+    assert_int_equal(bind(taken, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(taken, 1), 0);
+    getsockname(taken, (struct sockaddr *)&sa, &sl);
+    sl_http_server *other;
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(sa.sin_port));
+    assert_int_equal(sl_http_server_new(&other, rt, &(sl_http_server_opts){ .listen = addr }), 0);
+    assert_int_equal(sl_http_server_start(other), -EADDRINUSE);
+    sl_http_server_free(other);
+    close(taken);
+    sl_http_server_free(srv);
+    sl_runtime_free(rt);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_routes_and_keepalive),
+        cmocka_unit_test(test_pipelined_in_order),
+        cmocka_unit_test(test_json_body),
+        cmocka_unit_test(test_malformed_and_limits),
+        cmocka_unit_test(test_slow_header_408),
+        cmocka_unit_test(test_disconnect_cancels_context),
+        cmocka_unit_test(test_grpc_timeout_504),
+        cmocka_unit_test(test_shedding_503),
+        cmocka_unit_test(test_graceful_drain),
+        cmocka_unit_test(test_bad_options),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
