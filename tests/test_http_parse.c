@@ -1092,8 +1092,8 @@ static const char *seeds[] = {
     "GET /a/b?c=d HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n",
     "POST /orders HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\nhello world",
     "PUT /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5;e=1\r\nhello\r\n0\r\nT: v\r\n\r\n",
-    "GET / HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
-    "DELETE /3 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    ("GET / HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+     "DELETE /3 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"),
 };
 static const char *rseeds[] = {
     "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
