@@ -148,6 +148,21 @@ int sl_task_join(sl_task *t, sl_task *other, int *result);
  * ends. Returns 0 or -EINVAL (not joinable or already joined/detached). */
 int sl_task_detach(sl_task *other);
 
+/* ---- waiting on I/O and other things outside core ---------------------- */
+
+/* Parks `t` on something core does not know (a socket, a timer of the
+ * caller's): it resumes with `result` when sl_task_unpark(t, result) is
+ * called on its reactor, or ends with -ETIMEDOUT at its deadline or with the
+ * cancel error. In those two cases on_abort(t, obj, err) runs first (may be
+ * NULL), so the operation can be abandoned (its connection closed) before
+ * the task runs again. Returns SL_PENDING, or the error that forbids waiting
+ * (cancelled, deadline passed) without parking. */
+int sl_task_park(sl_task *t, void *obj, void (*on_abort)(sl_task *t, void *obj, int err));
+
+/* Ends a wait begun with sl_task_park. Returns 0, -EINVAL if t is not parked
+ * that way (its wait has already ended), -EXDEV off t's reactor. */
+int sl_task_unpark(sl_task *t, int result);
+
 /* ---- deadline and cancellation ---------------------------------------- */
 
 /* Cancels `t`: the wait it is parked in, if any, ends with `err`, and every
@@ -284,6 +299,7 @@ struct sl_task {
     void (*ext_end_)(sl_task *, void *);
     struct sl_hold *holds_;      /* channel ends held (sl_chan_attach) */
     struct sl_mutex *mutexes_;   /* mutexes held */
+    void (*abort_)(sl_task *, void *, int);   /* sl_task_park's on_abort */
     uint32_t spins_;             /* polls in a row that found nothing */
     uint64_t spawned_ns_;
 };

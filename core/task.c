@@ -239,6 +239,8 @@ void sl__task_destroy(sl_task *t, bool leaked)
 
 /* ---- parking and waking ------------------------------------------------- */
 
+static void external_unpark(sl_task *t, int err);
+
 int sl__park(sl_task *t, sl_wait_kind kind, void *obj, uint64_t until)
 {
     if (t->cancel_err_)
@@ -316,6 +318,7 @@ void sl__unpark(sl_task *t)
     case SL_WAIT_JOIN:   sl__join_unpark(t); break;
     case SL_WAIT_GROUP:  sl__group_unpark(t); break;
     case SL_WAIT_REMOTE: sl__remote_unpark(t); break;
+    case SL_WAIT_EXTERNAL: external_unpark(t, -ECANCELED); break;
     default: break;
     }
 }
@@ -332,7 +335,10 @@ static void abort_wait(sl_task *t, int err)
         sl__remote_unpark(t);
         return;
     }
-    sl__unpark(t);
+    if (t->wait_kind_ == SL_WAIT_EXTERNAL)
+        external_unpark(t, err);
+    else
+        sl__unpark(t);
     sl__wake(t, err);
 }
 
@@ -353,6 +359,35 @@ void sl_task_yield_(sl_task *t)
 {
     sl__spin(t);
     sl__ready(t);
+}
+
+/* ---- external waits --------------------------------------------------------- */
+
+int sl_task_park(sl_task *t, void *obj, void (*on_abort)(sl_task *, void *, int))
+{
+    int rc = sl__park(t, SL_WAIT_EXTERNAL, obj, 0);
+    if (rc == SL_PENDING)
+        t->abort_ = on_abort;
+    return rc;
+}
+
+int sl_task_unpark(sl_task *t, int result)
+{
+    if (!sl__on_reactor(t->reactor_))
+        return -EXDEV;
+    if (t->status_ != SL_TASK_PARKED || t->wait_kind_ != SL_WAIT_EXTERNAL)
+        return -EINVAL;
+    t->abort_ = NULL;
+    sl__wake(t, result);
+    return 0;
+}
+
+static void external_unpark(sl_task *t, int err)
+{
+    void (*f)(sl_task *, void *, int) = t->abort_;
+    t->abort_ = NULL;
+    if (f)
+        f(t, t->wait_obj_, err);
 }
 
 /* ---- waits of task.c's own ---------------------------------------------- */

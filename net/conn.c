@@ -28,6 +28,7 @@ static void req_free(sl_http_req *req)
     if (req->extra)
         evbuffer_free(req->extra);
     free(req->head);
+    free(req->headers);
     free(req->body);
     free(req);
 }

@@ -160,9 +160,22 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
     evtimer_add(sr->accept_retry, &tv);
 }
 
+/* The message that starts listening on a reactor. A server freed before its
+ * runtime ever ran cancels it (the runtime still runs it when freed). */
+struct start_msg {
+    srv_reactor *sr;
+    bool cancelled;
+};
+
 static void start_on_reactor(void *arg)
 {
-    srv_reactor *sr = arg;
+    struct start_msg *m = arg;
+    srv_reactor *sr = m->sr;
+    bool cancelled = m->cancelled;
+    free(m);
+    if (cancelled)
+        return;
+    sr->start = NULL;
     struct event_base *base = sl_reactor_base(sr->r);
     sr->lev = evconnlistener_new(base, accept_cb, sr, LEV_OPT_CLOSE_ON_FREE, -1, sr->fd);
     sr->accept_retry = evtimer_new(base, retry_accept, sr);
@@ -189,9 +202,22 @@ int sl_http_server_start(sl_http_server *s)
         }
         s->sr[i].fd = fd;
     }
+    for (int i = 0; i < s->n; i++) {
+        struct start_msg *m = calloc(1, sizeof *m);
+        if (m) {
+            m->sr = &s->sr[i];
+            s->sr[i].start = m;
+        }
+        if (!m || sl_reactor_post(s->sr[i].r, start_on_reactor, m) < 0) {
+            free(m);
+            s->sr[i].start = NULL;
+            for (int j = 0; j < i; j++)   /* the posted ones stand down */
+                if (s->sr[j].start)
+                    s->sr[j].start->cancelled = true;
+            return -ENOMEM;
+        }
+    }
     s->started = true;
-    for (int i = 0; i < s->n; i++)
-        sl_reactor_post_mem(s->sr[i].r, &s->sr[i].m_start, start_on_reactor, &s->sr[i]);
     return 0;
 }
 
@@ -423,6 +449,8 @@ void sl_http_server_free(sl_http_server *s)
         return;
     for (int i = 0; s->sr && i < s->n; i++) {
         srv_reactor *sr = &s->sr[i];
+        if (sr->start)
+            sr->start->cancelled = true;
         while (sr->conns) {
             conn *c = sr->conns;
             c->closing = true;

@@ -52,7 +52,8 @@ struct srv_reactor {
     time_t date_at;
     char date[64];
     srv_stats st;
-    sl_msg m_start, m_shutdown;
+    struct start_msg *start;         /* posted, not yet run */
+    sl_msg m_shutdown;
 };
 
 struct sl_http_server {

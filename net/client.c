@@ -1,0 +1,640 @@
+/* client.c: calls to upstream replicas over per-reactor keep-alive pools.
+ *
+ * Everything here lives on one reactor: an upstream keeps one pool per
+ * reactor, made the first time a task of that reactor calls, so no lock is
+ * ever taken. A call parks its task with sl_task_park(); the connection's
+ * callbacks wake it with the result, and the task's deadline or cancel
+ * aborts it, closing the connection so that the callee notices. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include "http_parse.h"
+#include "sl_client.h"
+#include "sl_ctx.h"
+#include "sl_http.h"
+#include "sl_wire.h"
+
+#define DEF(v, d) ((v) ? (v) : (d))
+
+typedef struct replica {
+    char host[64];
+    int port;
+    char hosthdr[80];
+} replica;
+
+typedef struct pool pool;
+typedef struct cconn cconn;
+typedef struct sl_http_call_priv priv;
+
+struct sl_http_upstream {
+    sl_runtime *rt;
+    sl_http_upstream_opts o;
+    replica *reps;
+    int nreps;
+    int nreactors;
+    pool **pools;    /* one per reactor, each touched by its reactor only */
+};
+
+typedef struct rep_pool {
+    cconn *idle;
+    uint32_t nconns, outstanding;
+} rep_pool;
+
+struct pool {
+    sl_http_upstream *up;
+    sl_reactor *r;
+    rep_pool *reps;
+    priv *wq_head, *wq_tail;
+    uint32_t nwait, rr;
+    sl_http_upstream_stats st;
+};
+
+struct cconn {
+    pool *pool;
+    int rep;
+    struct bufferevent *bev;
+    sl_http_parser p;
+    priv *call;          /* NULL while idle */
+    cconn *next;         /* idle list */
+    bool connected;
+};
+
+struct sl_http_call_priv {
+    sl_http_resp *call;
+    sl_task *task;
+    pool *pool;
+    int rep;
+    cconn *conn;
+    struct evbuffer *req;
+    priv *qnext;
+    bool queued, done, head_request;
+    sl_http_header *hdrs;
+    uint32_t nhdrs;
+    char *hbuf;
+};
+
+/* ---- upstreams ------------------------------------------------------------------ */
+
+static int parse_replica(replica *r, const char *s, size_t len)
+{
+    char tmp[128];
+    if (len < 8 || len >= sizeof tmp || strncmp(s, "http://", 7))
+        return -EINVAL;
+    memcpy(tmp, s + 7, len - 7);
+    tmp[len - 7] = '\0';
+    char *slash = strchr(tmp, '/');
+    if (slash && slash[1])
+        return -EINVAL;   /* no paths: a replica is an address */
+    if (slash)
+        *slash = '\0';
+    char *colon = strrchr(tmp, ':');
+    if (!colon || colon == tmp || (size_t)(colon - tmp) >= sizeof r->host)
+        return -EINVAL;
+    *colon = '\0';
+    if (strlen(tmp) >= sizeof r->host)
+        return -EINVAL;
+    strcpy(r->host, strcmp(tmp, "localhost") ? tmp : "127.0.0.1");
+    struct in_addr ia;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (inet_pton(AF_INET, r->host, &ia) != 1 || *end || end == colon + 1 || port < 1 || port > 65535)
+        return -EINVAL;
+    r->port = (int)port;
+    snprintf(r->hosthdr, sizeof r->hosthdr, "%s:%d", r->host, r->port);
+    return 0;
+}
+
+int sl_http_upstream_new(sl_http_upstream **out, sl_runtime *rt, const char *replicas,
+                         const sl_http_upstream_opts *opts)
+{
+    if (!out || !rt || !replicas || !*replicas)
+        return -EINVAL;
+    sl_http_upstream *up = calloc(1, sizeof *up);
+    if (!up)
+        return -ENOMEM;
+    up->rt = rt;
+    up->o = opts ? *opts : (sl_http_upstream_opts){ 0 };
+    up->o.max_conns = DEF(up->o.max_conns, 64);
+    up->o.max_waiting = up->o.no_wait ? 0 : DEF(up->o.max_waiting, 128);
+    up->o.margin_ms = DEF(up->o.margin_ms, 5);
+    up->o.connect_timeout_ms = DEF(up->o.connect_timeout_ms, 1000);
+    int n = 1;
+    for (const char *p = replicas; *p; p++)
+        n += *p == ',';
+    up->reps = calloc((size_t)n, sizeof *up->reps);
+    up->nreactors = sl_runtime_threads(rt);
+    up->pools = calloc((size_t)up->nreactors, sizeof *up->pools);
+    if (!up->reps || !up->pools) {
+        sl_http_upstream_free(up);
+        return -ENOMEM;
+    }
+    for (const char *p = replicas;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (parse_replica(&up->reps[up->nreps], p, len) < 0) {
+            sl_http_upstream_free(up);
+            return -EINVAL;
+        }
+        up->nreps++;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    *out = up;
+    return 0;
+}
+
+static void conn_close(cconn *c);
+
+void sl_http_upstream_free(sl_http_upstream *up)
+{
+    if (!up)
+        return;
+    for (int i = 0; up->pools && i < up->nreactors; i++) {
+        pool *pl = up->pools[i];
+        if (!pl)
+            continue;
+        for (int r = 0; r < up->nreps; r++)
+            while (pl->reps[r].idle) {
+                cconn *c = pl->reps[r].idle;
+                pl->reps[r].idle = c->next;
+                conn_close(c);
+            }
+        free(pl->reps);
+        free(pl);
+    }
+    free(up->pools);
+    free(up->reps);
+    free(up);
+}
+
+static pool *get_pool(sl_http_upstream *up, sl_reactor *r)
+{
+    int id = sl_reactor_id(r);
+    if (id < 0 || id >= up->nreactors)
+        return NULL;
+    if (!up->pools[id]) {
+        pool *pl = calloc(1, sizeof *pl);
+        if (!pl || !(pl->reps = calloc((size_t)up->nreps, sizeof *pl->reps))) {
+            free(pl);
+            return NULL;
+        }
+        pl->up = up;
+        pl->r = r;
+        up->pools[id] = pl;
+    }
+    return up->pools[id];
+}
+
+void sl_http_upstream_stats_get(sl_http_upstream *up, sl_http_upstream_stats *st)
+{
+    pool *pl = sl_reactor_current() ? get_pool(up, sl_reactor_current()) : NULL;
+    *st = pl ? pl->st : (sl_http_upstream_stats){ 0 };
+    if (!pl)
+        return;
+    st->waiting = pl->nwait;
+    for (int r = 0; r < up->nreps; r++) {
+        st->active += pl->reps[r].outstanding;
+        for (cconn *c = pl->reps[r].idle; c; c = c->next)
+            st->idle++;
+    }
+}
+
+/* ---- finishing a call ------------------------------------------------------------ */
+
+static void count(pool *pl, int rc)
+{
+    switch (rc) {
+    case 0: pl->st.ok++; break;
+    case -ECONNREFUSED: pl->st.refused++; break;
+    case -ECONNRESET: pl->st.reset++; break;
+    case -ETIMEDOUT: pl->st.timeouts++; break;
+    case -EPROTO: pl->st.protocol++; break;
+    default: pl->st.cancelled++; break;
+    }
+}
+
+static void start_on(priv *pv, int rep);
+
+/* The call has its result: wake the task. */
+static void finish(priv *pv, int rc)
+{
+    if (pv->done)
+        return;
+    pv->done = true;
+    count(pv->pool, rc);
+    pv->pool->reps[pv->rep].outstanding--;
+    if (pv->task)
+        sl_task_unpark(pv->task, rc);
+}
+
+/* A connection is free again: give it to a waiting call, or keep it idle. */
+static void conn_release(cconn *c)
+{
+    pool *pl = c->pool;
+    c->call = NULL;
+    priv *w = pl->wq_head;
+    if (w) {
+        pl->wq_head = w->qnext;
+        if (!pl->wq_head)
+            pl->wq_tail = NULL;
+        pl->nwait--;
+        w->queued = false;
+        w->rep = c->rep;
+        pl->reps[c->rep].outstanding++;
+        c->next = pl->reps[c->rep].idle;
+        pl->reps[c->rep].idle = c;
+        start_on(w, c->rep);
+        return;
+    }
+    c->next = pl->reps[c->rep].idle;
+    pl->reps[c->rep].idle = c;
+}
+
+static void conn_close(cconn *c)
+{
+    pool *pl = c->pool;
+    if (c->bev)
+        bufferevent_free(c->bev);
+    sl_http_parser_fini(&c->p);
+    pl->reps[c->rep].nconns--;
+    free(c);
+    /* a waiting call can have the slot */
+    priv *w = pl->wq_head;
+    if (w) {
+        pl->wq_head = w->qnext;
+        if (!pl->wq_head)
+            pl->wq_tail = NULL;
+        pl->nwait--;
+        w->queued = false;
+        pl->reps[w->rep].outstanding++;
+        start_on(w, w->rep);
+    }
+}
+
+static void unlink_idle(cconn *c)
+{
+    cconn **pp = &c->pool->reps[c->rep].idle;
+    while (*pp && *pp != c)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = c->next;
+}
+
+/* ---- the connection's callbacks ---------------------------------------------------- */
+
+static void copy_headers(priv *pv, const sl_http_msg *m)
+{
+    size_t need = 0;
+    for (uint32_t i = 0; i < m->nheaders; i++)
+        need += m->headers[i].name.len + m->headers[i].value.len + 2;
+    pv->hbuf = malloc(need ? need : 1);
+    pv->hdrs = calloc(m->nheaders ? m->nheaders : 1, sizeof *pv->hdrs);
+    if (!pv->hbuf || !pv->hdrs)
+        return;
+    char *p = pv->hbuf;
+    for (uint32_t i = 0; i < m->nheaders; i++) {
+        const sl_http_header *h = &m->headers[i];
+        memcpy(p, h->name.ptr, h->name.len);
+        p[h->name.len] = '\0';
+        pv->hdrs[i].name = (sl_http_str){ p, h->name.len };
+        p += h->name.len + 1;
+        memcpy(p, h->value.ptr, h->value.len);
+        p[h->value.len] = '\0';
+        pv->hdrs[i].value = (sl_http_str){ p, h->value.len };
+        p += h->value.len + 1;
+    }
+    pv->nhdrs = m->nheaders;
+}
+
+static int append_body(sl_http_resp *call, sl_http_str piece)
+{
+    char *b = realloc(call->body, call->body_len + piece.len + 1);
+    if (!b)
+        return -ENOMEM;
+    memcpy(b + call->body_len, piece.ptr, piece.len);
+    call->body = b;
+    call->body_len += piece.len;
+    b[call->body_len] = '\0';
+    return 0;
+}
+
+static void conn_read(struct bufferevent *bev, void *arg)
+{
+    cconn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    priv *pv = c->call;
+    if (!pv) {   /* bytes on an idle connection: not HTTP we asked for */
+        unlink_idle(c);
+        conn_close(c);
+        return;
+    }
+    bool pending = false;
+    for (;;) {
+        size_t len = evbuffer_get_contiguous_space(in);
+        if (!len && !pending)
+            return;
+        const char *data = len ? (const char *)evbuffer_pullup(in, (ev_ssize_t)len) : "";
+        size_t used = 0;
+        sl_http_str body = { 0 };
+        int ev = sl_http_parser_feed(&c->p, data, len, &used, &body);
+        if (ev == SL_HTTP_EV_BODY && append_body(pv->call, body) < 0)
+            ev = -ENOMEM;
+        if (used)
+            evbuffer_drain(in, used);
+        pending = ev == SL_HTTP_EV_HEAD || ev == SL_HTTP_EV_BODY;
+        if (ev == SL_HTTP_EV_NEED_MORE && !len)
+            return;
+        if (ev == SL_HTTP_EV_HEAD) {
+            if (c->p.msg.status < 200)
+                continue;   /* 1xx: the real answer follows */
+            pv->call->status = c->p.msg.status;
+            copy_headers(pv, &c->p.msg);
+        } else if (ev == SL_HTTP_EV_DONE) {
+            bool keep = c->p.msg.keep_alive;
+            pv->conn = NULL;
+            finish(pv, 0);
+            if (keep) {
+                sl_http_parser_reset(&c->p);
+                conn_release(c);
+            } else {
+                conn_close(c);
+            }
+            return;
+        } else if (ev < 0) {
+            pv->conn = NULL;
+            finish(pv, ev == -ENOMEM ? -ENOMEM : -EPROTO);
+            conn_close(c);
+            return;
+        }
+    }
+}
+
+static void conn_event(struct bufferevent *bev, short what, void *arg)
+{
+    cconn *c = arg;
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED) {
+        c->connected = true;
+        return;
+    }
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+        return;
+    int err = EVUTIL_SOCKET_ERROR();
+    priv *pv = c->call;
+    if (!pv) {   /* an idle connection the server closed */
+        unlink_idle(c);
+        conn_close(c);
+        return;
+    }
+    pv->conn = NULL;
+    int rc = !c->connected && (what & BEV_EVENT_ERROR) && err == ECONNREFUSED ? -ECONNREFUSED : -ECONNRESET;
+    if (what & BEV_EVENT_EOF && sl_http_parser_finish(&c->p) == SL_HTTP_EV_DONE && pv->call->status)
+        rc = 0;   /* a body read until close */
+    finish(pv, rc);
+    conn_close(c);
+}
+
+/* ---- starting a call --------------------------------------------------------------- */
+
+static cconn *conn_new(pool *pl, int rep)
+{
+    cconn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    if (sl_http_parser_init(&c->p, SL_HTTP_RESPONSE, &(sl_http_limits){ .max_body = 64u << 20 }) < 0) {
+        free(c);
+        return NULL;
+    }
+    c->pool = pl;
+    c->rep = rep;
+    c->bev = bufferevent_socket_new(sl_reactor_base(pl->r), -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        sl_http_parser_fini(&c->p);
+        free(c);
+        return NULL;
+    }
+    bufferevent_setcb(c->bev, conn_read, NULL, conn_event, c);
+    const replica *r = &pl->up->reps[rep];
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)r->port) };
+    inet_pton(AF_INET, r->host, &sa.sin_addr);
+    pl->reps[rep].nconns++;
+    pl->st.connects++;
+    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        /* refused at once (a closed port on loopback can be) */
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+        sl_http_parser_fini(&c->p);
+        pl->reps[rep].nconns--;
+        free(c);
+        return NULL;
+    }
+    int fd = bufferevent_getfd(c->bev), one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    return c;
+}
+
+/* Sends pv on an idle connection of `rep`, or a new one. */
+static void start_on(priv *pv, int rep)
+{
+    pool *pl = pv->pool;
+    cconn *c = pl->reps[rep].idle;
+    if (c) {
+        pl->reps[rep].idle = c->next;
+        pl->st.reused++;
+    } else if (!(c = conn_new(pl, rep))) {
+        finish(pv, -ECONNREFUSED);
+        return;
+    }
+    c->call = pv;
+    pv->conn = c;
+    pv->rep = rep;
+    if (pv->head_request)
+        sl_http_parser_expect_head_response(&c->p);
+    bufferevent_write_buffer(c->bev, pv->req);
+}
+
+/* The task's deadline or cancel ended the wait: close the connection, so
+ * the callee sees the caller go. */
+static void on_abort(sl_task *t, void *obj, int err)
+{
+    priv *pv = obj;
+    (void)t;
+    pv->task = NULL;
+    if (pv->done)
+        return;
+    pv->done = true;
+    count(pv->pool, err);
+    pool *pl = pv->pool;
+    if (pv->queued) {
+        priv **pp = &pl->wq_head;
+        while (*pp && *pp != pv)
+            pp = &(*pp)->qnext;
+        if (*pp) {
+            *pp = pv->qnext;
+            if (pl->wq_tail == pv) {
+                pl->wq_tail = NULL;
+                for (priv *q = pl->wq_head; q; q = q->qnext)
+                    pl->wq_tail = q;
+            }
+            pl->nwait--;
+        }
+        pv->queued = false;
+        return;
+    }
+    pl->reps[pv->rep].outstanding--;
+    if (pv->conn) {
+        cconn *c = pv->conn;
+        pv->conn = NULL;
+        c->call = NULL;
+        conn_close(c);
+    }
+}
+
+static int pick(pool *pl)
+{
+    int n = pl->up->nreps, best = -1;
+    uint32_t least = UINT32_MAX;
+    for (int k = 0; k < n; k++) {
+        int r = (int)((pl->rr + (uint32_t)k) % (uint32_t)n);
+        if (pl->reps[r].outstanding < least) {
+            least = pl->reps[r].outstanding;
+            best = r;
+        }
+    }
+    pl->rr++;
+    return best;
+}
+
+static const char *method_token(const char *m)
+{
+    for (const char *p = m; *p; p++)
+        if (*p < 'A' || *p > 'Z')
+            return NULL;
+    return *m ? m : NULL;
+}
+
+int sl_http_call(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const char *method,
+                 const char *path, const char *body, size_t body_len)
+{
+    memset(call, 0, sizeof *call);
+    if (!up || !method_token(method) || !path || path[0] != '/' || strpbrk(path, " \r\n") || (body_len && !body))
+        return -EINVAL;
+    int rc = sl_task_cancelled(t);
+    if (rc)
+        return rc;
+    pool *pl = get_pool(up, sl_task_reactor(t));
+    if (!pl)
+        return -ENOMEM;
+    pl->st.calls++;
+    /* the budget: what the caller has left, less a margin; none left, no call */
+    uint64_t deadline = sl_task_deadline(t), now = sl_now_ns();
+    uint64_t margin = (uint64_t)up->o.margin_ms * SL_NS_PER_MS;
+    char timeout[SL_GRPC_TIMEOUT_MAX] = "";
+    if (deadline) {
+        if (deadline <= now + margin + SL_NS_PER_MS) {
+            pl->st.timeouts++;
+            return -ETIMEDOUT;
+        }
+        sl_grpc_timeout_format(deadline - now - margin, timeout);
+    }
+    /* the caller's trace with a new span (or a fresh trace) */
+    sl_ctx *ctx = sl_task_ctx(t);
+    const sl_traceparent *ptp = ctx ? sl_ctx_value(ctx, SL_HTTP_TRACE_KEY) : NULL;
+    sl_traceparent tp;
+    if (ptp)
+        sl_traceparent_child(ptp, &tp);
+    else
+        sl_traceparent_new(&tp);
+    char tph[SL_TRACEPARENT_LEN + 1];
+    sl_traceparent_format(&tp, tph);
+
+    priv *pv = calloc(1, sizeof *pv);
+    if (!pv || !(pv->req = evbuffer_new())) {
+        free(pv);
+        return -ENOMEM;
+    }
+    pv->call = call;
+    pv->task = t;
+    pv->pool = pl;
+    pv->head_request = !strcmp(method, "HEAD");
+    call->priv_ = pv;
+    int rep = pick(pl);
+    evbuffer_add_printf(pv->req, "%s %s HTTP/1.1\r\nHost: %s\r\ntraceparent: %s\r\n", method, path,
+                        up->reps[rep].hosthdr, tph);
+    if (*timeout)
+        evbuffer_add_printf(pv->req, "grpc-timeout: %s\r\n", timeout);
+    if (body_len || strcmp(method, "GET"))
+        evbuffer_add_printf(pv->req, "Content-Type: application/json\r\nContent-Length: %zu\r\n", body_len);
+    evbuffer_add(pv->req, "\r\n", 2);
+    if (body_len)
+        evbuffer_add(pv->req, body, body_len);
+
+    rep_pool *rp = &pl->reps[rep];
+    pv->rep = rep;
+    if (!rp->idle && rp->nconns >= up->o.max_conns) {
+        if (pl->nwait >= up->o.max_waiting) {   /* backpressure: no unbounded queue */
+            pl->st.busy++;
+            pv->done = true;
+            return -EBUSY;
+        }
+        rc = sl_task_park(t, pv, on_abort);
+        if (rc != SL_PENDING) {
+            pv->done = true;
+            return rc;
+        }
+        pv->queued = true;
+        if (pl->wq_tail)
+            pl->wq_tail->qnext = pv;
+        else
+            pl->wq_head = pv;
+        pl->wq_tail = pv;
+        pl->nwait++;
+        return SL_PENDING;
+    }
+    rc = sl_task_park(t, pv, on_abort);
+    if (rc != SL_PENDING) {
+        pv->done = true;
+        return rc;
+    }
+    rp->outstanding++;
+    start_on(pv, rep);
+    return SL_PENDING;   /* even if it already failed: the result comes on resume */
+}
+
+const char *sl_http_resp_header(const sl_http_resp *call, const char *name, size_t *len)
+{
+    priv *pv = call->priv_;
+    size_t nl = strlen(name);
+    for (uint32_t i = 0; pv && i < pv->nhdrs; i++)
+        if (sl_http_str_ieq(pv->hdrs[i].name, name, nl)) {
+            if (len)
+                *len = pv->hdrs[i].value.len;
+            return pv->hdrs[i].value.ptr;
+        }
+    return NULL;
+}
+
+void sl_http_call_end(sl_http_resp *call)
+{
+    priv *pv = call->priv_;
+    if (pv) {
+        if (!pv->done)   /* still under way (the caller stopped waiting): abort */
+            on_abort(pv->task, pv, -ECANCELED);
+        evbuffer_free(pv->req);
+        free(pv->hbuf);
+        free(pv->hdrs);
+        free(pv);
+    }
+    free(call->body);
+    memset(call, 0, sizeof *call);
+}

@@ -1,0 +1,85 @@
+/* sl_client.h: HTTP/1.1 calls to upstream services, under the caller's
+ * context.
+ *
+ * An upstream is a list of replicas ("http://127.0.0.1:8081,http://..."),
+ * each with a keep-alive connection pool per reactor (connections never
+ * cross reactors). A call picks the replica with the fewest calls under
+ * way; when all its connections are busy it waits in a bounded queue, and
+ * when that is full too it fails at once with -EBUSY: backpressure to the
+ * caller instead of a growing queue.
+ *
+ * A call runs under the calling task's context (sl_task_ctx, or the task's
+ * own deadline): it sends `grpc-timeout` with the remaining budget minus a
+ * safety margin, and fails with -ETIMEDOUT without sending anything if
+ * nothing would be left; it sends `traceparent` with the caller's trace and
+ * a new span. When the context ends before the answer, the connection is
+ * closed at once (so the callee sees a disconnect and cancels its own
+ * context) and the call returns the context's error.
+ *
+ *     SL_AWAIT(t, st->rc, sl_http_call(t, &st->resp, up, "POST", "/charge", body, len));
+ *     if (st->rc == 0 && st->resp.status == 200) ... st->resp.body ...
+ *     sl_http_call_end(&st->resp);     // always: frees the answer, aborts a call under way
+ *
+ * Errors: -ECONNREFUSED, -ECONNRESET (closed or reset before the answer),
+ * -ETIMEDOUT, -ECANCELED (or the context's cancel error), -EPROTO (not a
+ * valid HTTP answer), -EBUSY (pool and queue full), -ENOMEM. An HTTP error
+ * status is not an error of the call: rc 0, and status/body hold it. */
+#ifndef SL_CLIENT_H
+#define SL_CLIENT_H
+#include <stddef.h>
+#include <stdint.h>
+#include "sl_chan.h"
+#include "sl_runtime.h"
+#include "sl_task.h"
+
+typedef struct sl_http_upstream sl_http_upstream;
+
+typedef struct sl_http_upstream_opts {
+    uint32_t max_conns;       /* per replica per reactor (64) */
+    uint32_t max_waiting;     /* calls queued for a connection, per reactor (128; 0 means default) */
+    bool no_wait;             /* no queue at all: -EBUSY as soon as the connections are busy */
+    uint32_t margin_ms;       /* kept back from the budget sent downstream (5) */
+    uint32_t connect_timeout_ms; /* when the caller has no deadline (1000) */
+} sl_http_upstream_opts;
+
+/* Creates an upstream on `rt` from a comma-separated list of
+ * http://HOST:PORT replicas (numeric IPv4 or localhost). Returns 0, -EINVAL
+ * (a malformed list), -ENOMEM. */
+int sl_http_upstream_new(sl_http_upstream **out, sl_runtime *rt, const char *replicas,
+                         const sl_http_upstream_opts *opts);
+
+/* Frees it, closing idle connections; call after the runtime stopped. */
+void sl_http_upstream_free(sl_http_upstream *up);
+
+/* Counters of the calling reactor's pool, for tests and /metrics. */
+typedef struct sl_http_upstream_stats {
+    uint64_t calls, ok, refused, reset, timeouts, cancelled, busy, protocol;
+    uint64_t connects, reused;
+    uint32_t idle, active, waiting;
+} sl_http_upstream_stats;
+void sl_http_upstream_stats_get(sl_http_upstream *up, sl_http_upstream_stats *st);
+
+/* The caller's storage for a call and its answer, in the task's state. Read status, body,
+ * body_len and header() once the call returned 0. */
+typedef struct sl_http_resp {
+    int status;
+    char *body;              /* NUL-terminated */
+    size_t body_len;
+    struct sl_http_call_priv *priv_;
+} sl_http_resp;
+
+/* Starts a call and parks t until its answer (SL_PENDING; final 0 or an
+ * error above). `body` may be NULL; it is sent as application/json. May
+ * also return an error at once (-ETIMEDOUT, -EBUSY, -ENOMEM, the cancel
+ * error). Call sl_http_call_end() afterwards in every case. */
+int sl_http_call(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const char *method,
+                 const char *path, const char *body, size_t body_len);
+
+/* A response header (any case), or NULL. */
+const char *sl_http_resp_header(const sl_http_resp *call, const char *name, size_t *len);
+
+/* Frees the answer; aborts (closes the connection of) a call still under
+ * way. Idempotent. */
+void sl_http_call_end(sl_http_resp *call);
+
+#endif

@@ -1,0 +1,311 @@
+/* test_client.c: upstream calls against a server in the same runtime. */
+#include <signal.h>
+#include <stdatomic.h>
+#include "httputil.h"
+#include "sl_client.h"
+
+static sl_runtime *rt;
+static capture cap;
+static sl_http_server *srv;
+static int port;
+
+/* ---- the server side -------------------------------------------------------------- */
+
+static int seen_cause = -1;
+static uint64_t seen_budget_ms;
+static char seen_trace[33];
+static int calls_served;
+
+static int h_ok(sl_task *t, void *arg)
+{
+    (void)t;
+    calls_served++;
+    return sl_http_reply(arg, 200, "text/plain", "ok", 2);
+}
+
+static int h_budget(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    (void)t;
+    calls_served++;
+    seen_budget_ms = (uint64_t)sl_ctx_remaining_ms(sl_http_req_ctx(req));
+    sl_trace_id_hex(sl_http_req_trace(req), seen_trace);
+    return sl_http_reply(req, 200, "text/plain", "b", 1);
+}
+
+typedef struct wst { int rc; } wst;
+
+static int h_wait(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    wst *s = sl_http_req_state(req);
+    SL_BEGIN(t);
+    calls_served++;
+    SL_AWAIT(t, s->rc, sl_sleep(t, 30 * SL_NS_PER_S));
+    seen_cause = (int)sl_ctx_cause(sl_http_req_ctx(req), NULL);
+    SL_END(t);
+}
+
+static int h_status(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    size_t n;
+    (void)t;
+    const char *code = sl_http_req_param(req, "code", &n);
+    calls_served++;
+    return sl_http_reply_error(req, atoi(code), "as_asked", "status %d as asked", atoi(code));
+}
+
+static void serve(void)
+{
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(1, &cap);
+    assert_int_equal(sl_http_server_new(&srv, rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0" }), 0);
+    assert_int_equal(sl_http_route(srv, "GET", "/ok", h_ok, 0, NULL), 0);
+    assert_int_equal(sl_http_route(srv, "GET", "/budget", h_budget, 0, NULL), 0);
+    assert_int_equal(sl_http_route(srv, "GET", "/wait", h_wait, sizeof(wst), NULL), 0);
+    assert_int_equal(sl_http_route(srv, "POST", "/status/{code}", h_status, 0, NULL), 0);
+    assert_int_equal(sl_http_server_start(srv), 0);
+    port = sl_http_server_port(srv);
+    seen_cause = -1;
+    calls_served = 0;
+}
+
+static void done(int expect_leaks)
+{
+    sl_http_server_free(srv);
+    (void)expect_leaks;
+}
+
+/* ---- calls ------------------------------------------------------------------------------ */
+
+typedef struct cst {
+    sl_http_upstream *up, *dead, *tight;
+    sl_http_resp r, r2;
+    sl_ctx *ctx;
+    int rc, rc2;
+    sl_task *caller;
+} cst;
+
+static cst C;
+
+static int basic_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    char url[64];
+    sl_http_upstream_stats st;
+    SL_BEGIN(t);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    assert_int_equal(sl_http_upstream_new(&C.up, rt, url, NULL), 0);
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.up, "GET", "/ok", NULL, 0));
+    assert_int_equal(C.rc, 0);
+    assert_int_equal(C.r.status, 200);
+    assert_string_equal(C.r.body, "ok");
+    size_t n;
+    assert_non_null(sl_http_resp_header(&C.r, "content-type", &n));
+    sl_http_call_end(&C.r);
+    /* keep-alive: the second call reuses the connection */
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.up, "POST", "/status/409", "{}", 2));
+    assert_int_equal(C.rc, 0);
+    assert_int_equal(C.r.status, 409);                       /* a status, not an error */
+    assert_non_null(strstr(C.r.body, "\"error\":\"as_asked\""));
+    sl_http_call_end(&C.r);
+    sl_http_call_end(&C.r);                                  /* idempotent */
+    sl_http_upstream_stats_get(C.up, &st);
+    assert_int_equal(st.connects, 1);
+    assert_int_equal(st.reused, 1);
+    assert_int_equal(st.ok, 2);
+    assert_int_equal(st.idle, 1);
+    /* bad arguments */
+    assert_int_equal(sl_http_call(t, &C.r, C.up, "get", "/ok", NULL, 0), -EINVAL);
+    assert_int_equal(sl_http_call(t, &C.r, C.up, "GET", "ok", NULL, 0), -EINVAL);
+    assert_int_equal(sl_http_call(t, &C.r, C.up, "GET", "/a b", NULL, 0), -EINVAL);
+    sl_http_call_end(&C.r);
+    /* nobody listening: refused */
+    assert_int_equal(sl_http_upstream_new(&C.dead, rt, "http://127.0.0.1:1", NULL), 0);
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.dead, "GET", "/ok", NULL, 0));
+    assert_int_equal(C.rc, -ECONNREFUSED);
+    sl_http_call_end(&C.r);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_calls(void **s)
+{
+    (void)s;
+    serve();
+    memset(&C, 0, sizeof C);
+    assert_int_equal(rt_run_keep(rt, basic_main, NULL), 0);
+    sl_http_upstream_free(C.up);
+    sl_http_upstream_free(C.dead);
+    done(0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
+/* ---- budgets and traces --------------------------------------------------------------- */
+
+static int budget_call(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.up, "GET", "/budget", NULL, 0));
+    sl_http_call_end(&C.r);
+    /* narrowed below the margin: fails before sending anything */
+    C.rc2 = calls_served;
+    sl_task_set_deadline(t, sl_now_ns() + 2 * SL_NS_PER_MS);
+    C.rc = sl_http_call(t, &C.r, C.up, "GET", "/ok", NULL, 0);
+    assert_int_equal(C.rc, -ETIMEDOUT);
+    assert_int_equal(calls_served, C.rc2);
+    sl_http_call_end(&C.r);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static int budget_main(sl_task *t, void *arg)
+{
+    char url[64];
+    static const char tp[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    static sl_traceparent trace;
+    (void)t;
+    (void)arg;
+    snprintf(url, sizeof url, "http://localhost:%d", port);
+    assert_int_equal(sl_http_upstream_new(&C.up, rt, url, &(sl_http_upstream_opts){ .margin_ms = 20 }), 0);
+    /* a caller's context: 300 ms and a trace, as a server's request would have */
+    sl_ctx *vals;
+    assert_int_equal(sl_traceparent_parse(tp, strlen(tp), &trace), 0);
+    assert_int_equal(sl_ctx_with_value(&vals, sl_ctx_background(), SL_HTTP_TRACE_KEY, &trace, NULL), 0);
+    assert_int_equal(sl_ctx_with_timeout(&C.ctx, vals, 300), 0);
+    sl_ctx_unref(vals);
+    assert_int_equal(sl_go(C.ctx, budget_call, NULL, NULL, NULL), 0);
+    sl_ctx_unref(C.ctx);
+    return 0;
+}
+
+static void test_budget_and_trace_forwarded(void **s)
+{
+    (void)s;
+    serve();
+    memset(&C, 0, sizeof C);
+    assert_int_equal(rt_run_keep(rt, budget_main, NULL), 0);
+    assert_int_equal(C.rc, -ETIMEDOUT);
+    /* the callee's context got the caller's remaining budget minus the margin */
+    print_message("callee budget %llu ms\n", (unsigned long long)seen_budget_ms);
+    assert_true(seen_budget_ms <= 280 && seen_budget_ms >= 200);
+    assert_string_equal(seen_trace, "4bf92f3577b34da6a3ce929d0e0e4736");
+    sl_http_upstream_free(C.up);
+    done(0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
+/* ---- the caller gives up: the callee is cancelled ---------------------------------------- */
+
+static int aborting_call(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.up, "GET", "/wait", NULL, 0));
+    sl_http_call_end(&C.r);
+    SL_END(t);
+}
+
+static int abort_main(sl_task *t, void *arg)
+{
+    char url[64];
+    (void)arg;
+    SL_BEGIN(t);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    assert_int_equal(sl_http_upstream_new(&C.up, rt, url, NULL), 0);
+    assert_int_equal(sl_ctx_with_cancel(&C.ctx, sl_ctx_background()), 0);
+    assert_int_equal(sl_go(C.ctx, aborting_call, NULL, &C.caller, NULL), 0);
+    while (calls_served == 0)
+        SL_AWAIT(t, C.rc2, sl_sleep(t, SL_NS_PER_MS));
+    sl_ctx_cancel(C.ctx, SL_CAUSE_UPSTREAM);
+    while (seen_cause < 0)
+        SL_AWAIT(t, C.rc2, sl_sleep(t, SL_NS_PER_MS));
+    sl_ctx_unref(C.ctx);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_caller_abort_cancels_callee(void **s)
+{
+    (void)s;
+    serve();
+    memset(&C, 0, sizeof C);
+    assert_int_equal(rt_run_keep(rt, abort_main, NULL), 0);
+    assert_int_equal(C.rc, -ECANCELED);                  /* the context's error */
+    assert_int_equal(seen_cause, SL_CAUSE_DISCONNECT);   /* the callee saw the caller go */
+    sl_http_upstream_free(C.up);
+    done(0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
+/* ---- pool exhausted: -EBUSY at once ------------------------------------------------------- */
+
+static int busy_main(sl_task *t, void *arg)
+{
+    char url[64];
+    (void)arg;
+    SL_BEGIN(t);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    assert_int_equal(sl_http_upstream_new(&C.tight, rt, url, &(sl_http_upstream_opts){ .max_conns = 1, .no_wait = true }), 0);
+    C.up = C.tight;
+    assert_int_equal(sl_ctx_with_cancel(&C.ctx, sl_ctx_background()), 0);
+    assert_int_equal(sl_go(C.ctx, aborting_call, NULL, &C.caller, NULL), 0);   /* holds the only connection */
+    while (calls_served == 0)
+        SL_AWAIT(t, C.rc2, sl_sleep(t, SL_NS_PER_MS));
+    uint64_t t0 = sl_now_ns();
+    C.rc2 = sl_http_call(t, &C.r2, C.tight, "GET", "/ok", NULL, 0);
+    assert_int_equal(C.rc2, -EBUSY);
+    assert_true(sl_now_ns() - t0 < 10 * SL_NS_PER_MS);
+    sl_http_call_end(&C.r2);
+    sl_http_upstream_stats st;
+    sl_http_upstream_stats_get(C.tight, &st);
+    assert_int_equal(st.busy, 1);
+    sl_ctx_cancel(C.ctx, SL_CAUSE_CANCELED);
+    while (seen_cause < 0)
+        SL_AWAIT(t, C.rc2, sl_sleep(t, SL_NS_PER_MS));
+    sl_ctx_unref(C.ctx);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_pool_exhausted_busy(void **s)
+{
+    (void)s;
+    serve();
+    memset(&C, 0, sizeof C);
+    assert_int_equal(rt_run_keep(rt, busy_main, NULL), 0);
+    sl_http_upstream_free(C.tight);
+    done(0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
+static void test_bad_upstreams(void **s)
+{
+    (void)s;
+    sl_runtime *r = rt_new(1, NULL);
+    sl_http_upstream *up;
+    static const char *bad[] = { "", "127.0.0.1:80", "http://127.0.0.1", "http://127.0.0.1:0", "http://nohost:80",
+                                 "http://127.0.0.1:80,", "http://127.0.0.1:80/path", "https://127.0.0.1:80",
+                                 "http://127.0.0.1:99999" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (sl_http_upstream_new(&up, r, bad[i], NULL) != -EINVAL)
+            fail_msg("accepted '%s'", bad[i]);
+    assert_int_equal(sl_http_upstream_new(&up, r, "http://127.0.0.1:80,http://localhost:81/", NULL), 0);
+    sl_http_upstream_free(up);
+    sl_runtime_free(r);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_calls),
+        cmocka_unit_test(test_budget_and_trace_forwarded),
+        cmocka_unit_test(test_caller_abort_cancels_callee),
+        cmocka_unit_test(test_pool_exhausted_busy),
+        cmocka_unit_test(test_bad_upstreams),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
