@@ -3,29 +3,61 @@
  * Deadline: the remaining budget as a relative timeout in gRPC's
  * `grpc-timeout` format: 1 to 8 ASCII digits and one unit, H (hours),
  * M (minutes), S (seconds), m (milliseconds), u (microseconds) or
- * n (nanoseconds). Relative, never an absolute wall-clock time, so clock skew
- * between hosts cannot stretch or cut a budget.
+ * n (nanoseconds). Relative, never an absolute wall-clock time, so clock
+ * skew between hosts cannot stretch or cut a budget.
  *
  * Trace: W3C Trace Context `traceparent`:
- * `00-<32 hex trace-id>-<16 hex parent-id>-<2 hex flags>`, lowercase. */
+ * `00-<32 hex trace-id>-<16 hex parent-id>-<2 hex flags>`, lowercase.
+ *
+ *     // caller                                   // callee
+ *     char to[SL_GRPC_TIMEOUT_MAX], tp[56];       sl_ctx_with_grpc_timeout(&req, root,
+ *     if (sl_ctx_grpc_timeout(ctx, 20, to) < 0)       hdr, hdr_len, own_timeout_ms);
+ *         fail without sending;                   sl_traceparent_parse(...) then
+ *     sl_traceparent out;                         sl_ctx_with_trace(&req2, req, &tp);
+ *     sl_ctx_outgoing_trace(ctx, &out);
+ *     sl_traceparent_format(&out, tp);
+ */
 #ifndef SL_WIRE_H
 #define SL_WIRE_H
 #include <stddef.h>
 #include <stdint.h>
+#include "sl_ctx.h"
 
 #define SL_GRPC_TIMEOUT_MAX 10      /* 8 digits, a unit, NUL */
 #define SL_TRACEPARENT_LEN 55
 
-/* Parses `len` bytes (no NUL needed). Returns 0 and *ns (saturated at
- * UINT64_MAX), or -EINVAL for anything but 1-8 digits and one known unit:
- * empty, 9+ digits, signs, spaces, a missing or unknown unit, trailing
- * bytes. */
+/* ---- grpc-timeout ------------------------------------------------------------ */
+
+/* Parses the `len` bytes at s (no NUL needed) as a grpc-timeout value.
+ * Returns 0 and the timeout in *ns (saturated at UINT64_MAX), or -EINVAL
+ * for anything but 1-8 ASCII digits followed by exactly one of H M S m u n:
+ * empty, 9 or more digits, signs, spaces, a missing or unknown unit, bytes
+ * after the unit; also for a NULL s or ns. *ns is set only on success. */
 int sl_grpc_timeout_parse(const char *s, size_t len, uint64_t *ns);
 
-/* Formats `ns` with the finest unit whose value fits in 8 digits, rounding
- * down (a budget never grows on the wire). Writes a NUL-terminated string
- * into buf (at least SL_GRPC_TIMEOUT_MAX bytes) and returns its length. */
+/* Formats `ns` with the finest unit whose count fits in 8 digits, rounding
+ * down (a budget never grows on the wire): 250 ms is "250000u". Writes a
+ * NUL-terminated string into buf (at least SL_GRPC_TIMEOUT_MAX bytes) and
+ * returns its length (2 to 9). */
 int sl_grpc_timeout_format(uint64_t ns, char *buf);
+
+/* The header value to send on a call made under ctx: its remaining time
+ * minus `margin_ms` (the time the answer needs to come back), formatted as
+ * above into buf (SL_GRPC_TIMEOUT_MAX bytes). Returns the length (> 0); 0
+ * when ctx has no deadline (send no header; buf holds ""); -ETIMEDOUT when
+ * less than 1 ms would be left (do not send the call); ctx's error if it has
+ * ended; -EINVAL (NULL argument); -EXDEV (another reactor, reported). */
+int sl_ctx_grpc_timeout(const sl_ctx *ctx, uint64_t margin_ms, char *buf);
+
+/* The context for an incoming request: a child of `parent` whose deadline is
+ * now + the grpc-timeout in s[0..len), capped at `max_ms` (0: no cap). With
+ * s NULL (no header) the deadline is now + max_ms (none if max_ms is 0).
+ * Returns 0; -EINVAL for a malformed header (nothing is made: answer 400 or
+ * ignore the header, as you choose), and as sl_ctx_with_deadline. */
+int sl_ctx_with_grpc_timeout(sl_ctx **out, sl_ctx *parent, const char *s, size_t len,
+                             uint64_t max_ms);
+
+/* ---- traceparent ----------------------------------------------------------------- */
 
 typedef struct sl_traceparent {
     uint8_t version;
@@ -36,23 +68,46 @@ typedef struct sl_traceparent {
 
 /* Parses a traceparent header value strictly: lowercase hex only, dashes in
  * their places, version not ff, version 00 exactly 55 bytes (a later version
- * may carry more after a '-'), trace-id and parent-id not all zero. Returns
- * 0 or -EINVAL. */
+ * may carry more after a '-' at offset 55), trace-id and parent-id not all
+ * zero. Returns 0, or -EINVAL (also for a NULL s or tp); *tp is set only on
+ * success. */
 int sl_traceparent_parse(const char *s, size_t len, sl_traceparent *tp);
 
-/* Writes the 55-byte form and a NUL into buf (at least 56 bytes). Returns 55. */
+/* Writes the version 00 form (55 bytes and a NUL) into buf (at least 56
+ * bytes), whatever version was parsed: we speak 00. Returns 55. */
 int sl_traceparent_format(const sl_traceparent *tp, char *buf);
 
-/* A fresh trace: random trace-id and span-id, version 00, flags 01 (sampled). */
+/* A fresh trace: random non-zero trace-id and span-id, version 00, flags 01
+ * (sampled). Ids come from a per-thread generator seeded by getrandom(). */
 void sl_traceparent_new(sl_traceparent *tp);
 
-/* The header for an outgoing call: same trace-id and flags, a new span-id. */
+/* The header for an outgoing call: the same trace-id and flags, a new
+ * random span-id (the call's own span). */
 void sl_traceparent_child(const sl_traceparent *parent, sl_traceparent *child);
 
 /* The trace-id as 32 lowercase hex digits and a NUL (buf: 33 bytes). */
 void sl_trace_id_hex(const sl_traceparent *tp, char *buf);
 
-/* The low 64 bits of the trace-id, never 0: a tag for lock holders. */
+/* The low 64 bits of the trace-id, never 0 (an all-zero low half gives 1):
+ * the tag that lock holders carry (sl_mutex_lock), so that a request waiting
+ * for a lock held by its own trace is refused. */
 uint64_t sl_traceparent_tag(const sl_traceparent *tp);
+
+/* ---- the trace in a context ---------------------------------------------------------- */
+
+/* A child of parent carrying a copy of *tp as its trace (a value, see
+ * sl_ctx_with_value). Returns as sl_ctx_with_value; -EINVAL for a NULL tp. */
+int sl_ctx_with_trace(sl_ctx **out, sl_ctx *parent, const sl_traceparent *tp);
+
+/* The trace carried by ctx or its nearest ancestor (across links too), or
+ * NULL. Valid while ctx is. */
+const sl_traceparent *sl_ctx_trace(const sl_ctx *ctx);
+
+/* sl_traceparent_tag() of ctx's trace, or 0 when it carries none. */
+uint64_t sl_ctx_trace_tag(const sl_ctx *ctx);
+
+/* The traceparent for a call made under ctx: a child span of ctx's trace, or
+ * a fresh trace when ctx carries none. */
+void sl_ctx_outgoing_trace(const sl_ctx *ctx, sl_traceparent *out);
 
 #endif

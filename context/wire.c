@@ -1,8 +1,11 @@
-/* wire.c: grpc-timeout and traceparent, parsed strictly. */
+/* wire.c: grpc-timeout and traceparent, parsed strictly: what a peer sends
+ * is either exactly the format or refused, so a malformed header can never
+ * be half-understood as some other budget or trace. */
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/random.h>
+#include "sl_time.h"
 #include "sl_wire.h"
 
 /* ---- grpc-timeout ------------------------------------------------------------ */
@@ -14,7 +17,7 @@ static const struct { char unit; uint64_t ns; } units[] = {
 
 int sl_grpc_timeout_parse(const char *s, size_t len, uint64_t *ns)
 {
-    if (len < 2 || len > 9)
+    if (!s || !ns || len < 2 || len > 9)
         return -EINVAL;
     uint64_t v = 0;
     for (size_t i = 0; i < len - 1; i++) {
@@ -84,7 +87,7 @@ static bool all_zero(const uint8_t *p, size_t n)
 int sl_traceparent_parse(const char *s, size_t len, sl_traceparent *tp)
 {
     sl_traceparent t;
-    if (len < SL_TRACEPARENT_LEN || s[2] != '-' || s[35] != '-' || s[52] != '-')
+    if (!s || !tp || len < SL_TRACEPARENT_LEN || s[2] != '-' || s[35] != '-' || s[52] != '-')
         return -EINVAL;
     if (!hex_bytes(s, &t.version, 1) || t.version == 0xff)
         return -EINVAL;
@@ -111,7 +114,7 @@ static char *put_hex(char *p, const uint8_t *b, size_t n)
 
 int sl_traceparent_format(const sl_traceparent *tp, char *buf)
 {
-    uint8_t v = tp->version == 0xff ? 0 : tp->version;
+    uint8_t v = 0;   /* the only layout we write is version 00's */
     char *p = put_hex(buf, &v, 1);
     *p++ = '-';
     p = put_hex(p, tp->trace_id, 16);
@@ -135,8 +138,10 @@ static uint64_t next_rand(void)
     static __thread uint64_t state;
     static __thread bool seeded;
     if (!seeded) {
-        if (getrandom(&state, sizeof state, 0) != sizeof state)
-            state ^= (uint64_t)(uintptr_t)&state * 0x9E3779B97F4A7C15ULL;
+        /* without getrandom (very early boot, old kernels) the clock and
+         * this thread's address still make threads and runs differ */
+        if (getrandom(&state, sizeof state, GRND_NONBLOCK) != sizeof state)
+            state = sl_now_ns() ^ (uint64_t)(uintptr_t)&state * 0x9E3779B97F4A7C15ULL;
         seeded = true;
     }
     uint64_t z = (state += 0x9E3779B97F4A7C15ULL);

@@ -1,0 +1,81 @@
+/* bind.c: tasks bound to contexts (sl_go).
+ *
+ * A binding sits in its context's list of tasks and in the task's extension
+ * slot; the slot's end hook takes it out (O(1)) and gives back the task's
+ * reference to the context when the task ends. */
+#include <errno.h>
+#include "ctx_internal.h"
+
+struct sl_binding {
+    sl_ctx *ctx;
+    sl_task *task;
+    sl_binding *prev, *next;
+};
+
+void sl__ctx_cancel_tasks(sl_ctx *c, int err)
+{
+    for (sl_binding *b = c->tasks; b; b = b->next)
+        sl_task_cancel(b->task, err);   /* -EALREADY if someone else was first: fine */
+}
+
+static void unbind(sl_task *t, void *ext)
+{
+    sl_binding *b = ext;
+    sl_ctx *c = b->ctx;
+    (void)t;
+    if (c->kind != K_BG) {   /* the shared background keeps no list */
+        if (b->prev)
+            b->prev->next = b->next;
+        else
+            c->tasks = b->next;
+        if (b->next)
+            b->next->prev = b->prev;
+    }
+    sl__ctx_free(b);
+    sl_ctx_unref(c);
+}
+
+int sl_go_at_(sl_ctx *ctx, sl_step_fn fn, void *state, sl_task **out, const sl_spawn_opts *opts,
+              const char *file, int line)
+{
+    if (!ctx)
+        return -EINVAL;
+    if (sl__ctx_foreign(ctx, "sl_go"))
+        return -EXDEV;
+    sl_binding *b = sl__ctx_alloc(sizeof *b);
+    if (!b)
+        return -ENOMEM;
+    sl_spawn_opts o = opts ? *opts : (sl_spawn_opts){ 0 };
+    if (ctx->deadline && (!o.deadline || ctx->deadline < o.deadline))
+        o.deadline = ctx->deadline;
+    sl_task *t;
+    /* ctx->r is the calling reactor (NULL for the background: the same) */
+    int rc = sl_spawn_at_(ctx->r, fn, state, &o, &t, NULL, file, line);
+    if (rc < 0) {
+        sl__ctx_free(b);
+        return rc;
+    }
+    b->ctx = sl_ctx_ref(ctx);
+    b->task = t;
+    if (ctx->kind != K_BG) {
+        b->next = ctx->tasks;
+        if (ctx->tasks)
+            ctx->tasks->prev = b;
+        ctx->tasks = b;
+    }
+    sl_task_set_ext(t, b, unbind);
+    if (ctx->err)
+        sl_task_cancel(t, ctx->err);
+    if (out)
+        *out = t;
+    return 0;
+}
+
+sl_ctx *sl_task_ctx(const sl_task *t)
+{
+    /* core has no getter for the slot's hook; the hook tells whether the
+     * slot is ours (core clears it before calling it, when the task ends) */
+    if (!t || t->ext_end_ != unbind)
+        return NULL;
+    return ((sl_binding *)sl_task_ext(t))->ctx;
+}

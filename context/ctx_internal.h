@@ -1,0 +1,79 @@
+/* ctx_internal.h: what the files of context/ share. Not installed.
+ *
+ * ctx.c      the tree: making, ending, references, reading
+ * deadline.c deadline timers, remaining time, budgets
+ * after.c    after-funcs
+ * bind.c     tasks bound to contexts (sl_go)
+ * link.c     linked children on other reactors
+ * live.c     allocation, the live-object count, failure injection for tests */
+#ifndef SL_CTX_INTERNAL_H
+#define SL_CTX_INTERNAL_H
+#include <stdbool.h>
+#include <stddef.h>
+#include "sl_ctx.h"
+
+enum ctx_kind {
+    K_BG,        /* the static background */
+    K_NODE,      /* with_cancel / with_deadline / with_timeout / a linked child */
+    K_VALUE,     /* with_value, with_trace */
+    K_NOCANCEL,  /* without_cancel: never ends */
+};
+
+typedef struct sl_binding sl_binding;
+typedef struct sl_link sl_link;
+
+struct sl_ctx {
+    sl_reactor *r;
+    sl_ctx *parent;            /* holds a reference; NULL for the background */
+    const sl_ctx *up;          /* where value lookup goes on: the parent, or
+                                * across a link the remote parent */
+    sl_ctx *children;          /* running children: ending this ends them */
+    sl_ctx *cprev, *cnext;     /* in parent->children while attached */
+    sl_ctx *fire_next;         /* ending: the list of nodes with after-funcs */
+    sl_after *afters, *afters_tail;
+    sl_binding *tasks;
+    uint32_t refs;
+    uint8_t kind;
+    bool attached;
+    int err;
+    sl_cause cause;
+    uint64_t deadline;
+    struct event *timer;       /* pending deadline timer (in tail), or NULL */
+    const void *key;
+    void *value;
+    void (*free_fn)(void *);
+    sl_link *link;             /* a linked child's link */
+    max_align_t tail[];        /* the timer's struct event, or a value's copy */
+};
+
+/* ctx.c */
+int sl__ctx_make(sl_ctx **out, sl_ctx *parent, int kind, uint64_t deadline, size_t extra);
+void sl__ctx_end(sl_ctx *top, int err, sl_cause cause);
+bool sl__ctx_foreign(const sl_ctx *c, const char *what);
+static inline bool sl__ctx_can_end(const sl_ctx *c) { return c->kind != K_BG && c->kind != K_NOCANCEL; }
+
+/* deadline.c */
+size_t sl__ctx_timer_size(void);
+int sl__ctx_arm(sl_ctx *c, uint64_t now);   /* 0 or -ENOMEM */
+void sl__ctx_disarm(sl_ctx *c);
+
+/* after.c */
+void sl__ctx_fire_afters(sl_ctx *c);
+
+/* bind.c */
+void sl__ctx_cancel_tasks(sl_ctx *c, int err);
+
+/* link.c */
+void sl__ctx_link_child_gone(sl_link *l);
+
+/* live.c: every allocation of context/ goes through these two */
+void *sl__ctx_alloc(size_t size);     /* zeroed; NULL on failure */
+void sl__ctx_free(void *p);
+/* A point that may fail (allocations, timer scheduling): true if a failure
+ * was injected here. */
+bool sl__ctx_fail_point(void);
+/* For tests: the fail point after `skip` passing ones fails, once; -1 turns
+ * injection off. Process-wide. */
+void sl__ctx_inject_failure(int skip);
+
+#endif

@@ -1,0 +1,102 @@
+/* deadline.c: deadline timers, remaining time, budgets.
+ *
+ * Only a context whose deadline is earlier than its parent's has a timer; an
+ * equal deadline ends with the parent, through the tree. The timer is a
+ * libevent event on the context's reactor's base, stored in the context's
+ * own allocation (event_assign), so a deadline costs no second malloc. */
+#include <errno.h>
+#include <event2/event.h>
+#include "ctx_internal.h"
+
+size_t sl__ctx_timer_size(void) { return event_get_struct_event_size(); }
+
+static int schedule(sl_ctx *c, uint64_t now)
+{
+    uint64_t us = (c->deadline - now + 999) / 1000;   /* round up: never early */
+    struct timeval tv = { .tv_sec = (time_t)(us / 1000000), .tv_usec = (suseconds_t)(us % 1000000) };
+    return evtimer_add(c->timer, &tv);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    sl_ctx *c = arg;
+    (void)fd;
+    (void)what;
+    /* libevent measures from the time it cached when the loop iteration
+     * began, so a timer can fire a little before our clock says: never end
+     * early, wait again for the rest */
+    uint64_t now = sl_now_ns();
+    if (now < c->deadline && schedule(c, now) == 0)
+        return;
+    c->timer = NULL;
+    if (!c->err)
+        sl__ctx_end(c, -ETIMEDOUT, SL_CAUSE_DEADLINE);
+}
+
+int sl__ctx_arm(sl_ctx *c, uint64_t now)
+{
+    struct event *ev = (struct event *)(void *)c->tail;
+    if (event_assign(ev, sl_reactor_base(c->r), -1, 0, on_deadline, c) < 0)
+        return -ENOMEM;
+    c->timer = ev;
+    if (sl__ctx_fail_point() || schedule(c, now) < 0) {
+        c->timer = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void sl__ctx_disarm(sl_ctx *c)
+{
+    if (c->timer) {
+        event_del(c->timer);
+        c->timer = NULL;
+    }
+}
+
+/* ---- reading the deadline ---------------------------------------------------- */
+
+uint64_t sl_ctx_deadline(const sl_ctx *ctx)
+{
+    if (!ctx || sl__ctx_foreign(ctx, "sl_ctx_deadline"))
+        return 0;
+    return ctx->deadline;
+}
+
+int64_t sl_ctx_remaining_ms(const sl_ctx *ctx)
+{
+    if (!ctx || sl__ctx_foreign(ctx, "sl_ctx_remaining_ms"))
+        return 0;
+    if (!ctx->deadline)
+        return -1;
+    uint64_t now = sl_now_ns();
+    return ctx->deadline > now ? (int64_t)((ctx->deadline - now) / SL_NS_PER_MS) : 0;
+}
+
+int sl_ctx_budget_ms(const sl_ctx *ctx, uint64_t margin_ms, uint64_t *budget_ms)
+{
+    if (!ctx || !budget_ms)
+        return -EINVAL;
+    if (sl__ctx_foreign(ctx, "sl_ctx_budget_ms"))
+        return -EXDEV;
+    if (ctx->err)
+        return ctx->err;
+    if (!ctx->deadline) {
+        *budget_ms = UINT64_MAX;
+        return 0;
+    }
+    uint64_t now = sl_now_ns();
+    uint64_t left = ctx->deadline > now ? (ctx->deadline - now) / SL_NS_PER_MS : 0;
+    if (left <= margin_ms)
+        return -ETIMEDOUT;   /* less than a millisecond would be left: do not send */
+    *budget_ms = left - margin_ms;
+    return 0;
+}
+
+uint64_t sl_ctx_narrow(sl_task *t, uint64_t ms)
+{
+    uint64_t now = sl_now_ns(), old = sl_task_deadline(t);
+    uint64_t want = ms > (UINT64_MAX - now) / SL_NS_PER_MS ? UINT64_MAX : now + ms * SL_NS_PER_MS;
+    sl_task_set_deadline(t, old && old < want ? old : want);
+    return old;
+}

@@ -1,0 +1,121 @@
+/* live.c: allocation for context/, the live-object count, and failure
+ * injection for tests.
+ *
+ * Contexts come and go millions of times a second on every reactor, so the
+ * count must not be one shared atomic (every reactor would bounce its cache
+ * line). Each thread keeps its own counter, written only by itself;
+ * sl_ctx_live_count() adds them up. A thread's count moves into `retired`
+ * when the thread exits, so objects made on one thread and freed on another
+ * (teardown) still balance. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include "ctx_internal.h"
+
+typedef struct counter {
+    _Atomic long n;
+    struct counter *next;
+} counter;
+
+static pthread_mutex_t all_mu = PTHREAD_MUTEX_INITIALIZER;
+static counter *all;                 /* every live thread's counter */
+static _Atomic long retired;         /* counts of threads that have exited */
+static pthread_key_t exit_key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static __thread counter *mine;
+
+static void retire(void *p)
+{
+    counter *c = p;
+    pthread_mutex_lock(&all_mu);
+    for (counter **pp = &all; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    atomic_fetch_add(&retired, atomic_load(&c->n));
+    pthread_mutex_unlock(&all_mu);
+    mine = NULL;
+    free(c);
+}
+
+static void make_key(void)
+{
+    pthread_key_create(&exit_key, retire);
+}
+
+static counter *my_counter(void)
+{
+    if (mine)
+        return mine;
+    pthread_once(&key_once, make_key);
+    counter *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    pthread_mutex_lock(&all_mu);
+    c->next = all;
+    all = c;
+    pthread_mutex_unlock(&all_mu);
+    pthread_setspecific(exit_key, c);
+    mine = c;
+    return c;
+}
+
+static void count(long d)
+{
+    counter *c = my_counter();
+    if (c)   /* only this thread writes it: no read-modify-write needed */
+        atomic_store_explicit(&c->n, atomic_load_explicit(&c->n, memory_order_relaxed) + d,
+                              memory_order_relaxed);
+    else
+        atomic_fetch_add(&retired, d);
+}
+
+long sl_ctx_live_count(void)
+{
+    pthread_mutex_lock(&all_mu);
+    long n = atomic_load(&retired);
+    for (counter *c = all; c; c = c->next)
+        n += atomic_load_explicit(&c->n, memory_order_relaxed);
+    pthread_mutex_unlock(&all_mu);
+    return n;
+}
+
+/* ---- failure injection ---------------------------------------------------- */
+
+static _Atomic int fail_in = -1;   /* passing points left before the failure */
+
+void sl__ctx_inject_failure(int skip)
+{
+    atomic_store(&fail_in, skip);
+}
+
+bool sl__ctx_fail_point(void)
+{
+    int n = atomic_load_explicit(&fail_in, memory_order_relaxed);
+    while (n >= 0) {
+        if (atomic_compare_exchange_weak(&fail_in, &n, n - 1))
+            return n == 0;
+    }
+    return false;
+}
+
+/* ---- allocation ------------------------------------------------------------- */
+
+void *sl__ctx_alloc(size_t size)
+{
+    if (sl__ctx_fail_point())
+        return NULL;
+    void *p = calloc(1, size);
+    if (p)
+        count(1);
+    return p;
+}
+
+void sl__ctx_free(void *p)
+{
+    if (!p)
+        return;
+    free(p);
+    count(-1);
+}
