@@ -93,6 +93,13 @@ struct sl_reactor {
     struct sl_trace_ring *trace;      /* NULL unless tracing was started */
     bool trace_on;                    /* recording (own thread's view) */
 
+    /* Wake-ups of other reactors owed by messages posted during one of our
+     * callbacks: sent once, when the callback ends (Seastar batches the
+     * same way), instead of one eventfd write per message. */
+    bool in_cb;
+    int ndefer;
+    sl_reactor *defer[32];
+
     uint64_t rng;
     uint64_t now;                     /* coarse clock: refreshed per callback and every 64 steps */
     sl_task *current;

@@ -103,6 +103,8 @@ void sl__misuse(sl_reactor *r, const char *file, int line, const char *fmt, ...)
     sl__report(r, "sluice: misuse at %s:%d: %s", file, line, what);
 }
 
+static void flush_wakes(sl_reactor *r);
+
 /* ---- run queue ---------------------------------------------------------- */
 
 static void run_cb(evutil_socket_t fd, short what, void *arg)
@@ -112,6 +114,7 @@ static void run_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     tl_reactor = r;
+    r->in_cb = true;
     r->run_scheduled = false;
     r->in_run = true;
     r->now = sl_now_ns();
@@ -126,6 +129,7 @@ static void run_cb(evutil_socket_t fd, short what, void *arg)
         sl__run_task(t);
     }
     r->in_run = false;
+    flush_wakes(r);   /* before the deadlock check: a wake we owe is a way out */
     if (r->rq_head) {
         r->run_scheduled = true;
         event_active(r->run_ev, EV_READ, 0);
@@ -182,11 +186,13 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     tl_reactor = r;
+    r->in_cb = true;
     r->timer_at = 0;
     atomic_store_explicit(&r->quiet, false, memory_order_relaxed);
     r->now = sl_now_ns();
     sl__timer_fire(r, r->now);
     sl__timer_rearm(r);
+    flush_wakes(r);
     sl__callback_end(r);
     tl_reactor = prev;
 }
@@ -205,6 +211,33 @@ static void wake(sl_reactor *r)
         ssize_t n = write(r->wake_fd, &one, sizeof one);
         (void)n;   /* EAGAIN: the counter is already non-zero, a wake is due */
     }
+}
+
+/* Our callback is ending: wake the reactors we posted to meanwhile. */
+static void flush_wakes(sl_reactor *r)
+{
+    r->in_cb = false;
+    for (int i = 0; i < r->ndefer; i++)
+        wake(r->defer[i]);
+    r->ndefer = 0;
+}
+
+/* Wake `to` now, or at the end of the current callback of ours. */
+static void wake_soon(sl_reactor *to)
+{
+    sl_reactor *cur = tl_reactor;
+    if (!cur || !cur->in_cb || cur == to || !cur->rt || cur->rt != to->rt) {
+        wake(to);
+        return;
+    }
+    for (int i = 0; i < cur->ndefer; i++)
+        if (cur->defer[i] == to)
+            return;
+    if (cur->ndefer == (int)(sizeof cur->defer / sizeof *cur->defer)) {
+        wake(to);
+        return;
+    }
+    cur->defer[cur->ndefer++] = to;
 }
 
 static int drain(sl_reactor *r)
@@ -230,6 +263,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     uint64_t cnt;
     (void)what;
     tl_reactor = r;
+    r->in_cb = true;
     ssize_t n = read(fd, &cnt, sizeof cnt);
     (void)n;
     atomic_store_explicit(&r->quiet, false, memory_order_seq_cst);
@@ -239,6 +273,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
      * eventfd again, one pushed before it is seen by the drain below. */
     atomic_store_explicit(&r->wake_pending, 0, memory_order_seq_cst);
     drain(r);
+    flush_wakes(r);
     if (atomic_load_explicit(&r->stopping, memory_order_acquire))
         event_base_loopbreak(r->base);
     sl__callback_end(r);
@@ -251,7 +286,7 @@ int sl_reactor_post_mem(sl_reactor *r, sl_msg *m, void (*fn)(void *), void *arg)
     m->arg = arg;
     m->heap_ = false;
     sl_mpsc_push(&r->q, m);
-    wake(r);
+    wake_soon(r);
     return 0;
 }
 
@@ -264,7 +299,7 @@ int sl_reactor_post(sl_reactor *r, void (*fn)(void *), void *arg)
     m->arg = arg;
     m->heap_ = true;
     sl_mpsc_push(&r->q, m);
-    wake(r);
+    wake_soon(r);
     return 0;
 }
 
