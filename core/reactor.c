@@ -105,16 +105,24 @@ void sl__misuse(sl_reactor *r, const char *file, int line, const char *fmt, ...)
 
 static void flush_wakes(sl_reactor *r);
 
+/* Every callback of ours starts here: this thread runs `r` now. Returns the
+ * reactor to restore when it ends (an embedded base may nest callbacks). */
+static sl_reactor *enter(sl_reactor *r)
+{
+    sl_reactor *prev = tl_reactor;
+    tl_reactor = r;
+    r->in_cb = true;
+    return prev;
+}
+
 /* ---- run queue ---------------------------------------------------------- */
 
 static void run_cb(evutil_socket_t fd, short what, void *arg)
 {
     sl_reactor *r = arg;
-    sl_reactor *prev = tl_reactor;
+    sl_reactor *prev = enter(r);
     (void)fd;
     (void)what;
-    tl_reactor = r;
-    r->in_cb = true;
     r->run_scheduled = false;
     r->in_run = true;
     r->now = sl_now_ns();
@@ -182,11 +190,9 @@ void sl__timer_rearm(sl_reactor *r)
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     sl_reactor *r = arg;
-    sl_reactor *prev = tl_reactor;
+    sl_reactor *prev = enter(r);
     (void)fd;
     (void)what;
-    tl_reactor = r;
-    r->in_cb = true;
     r->timer_at = 0;
     atomic_store_explicit(&r->quiet, false, memory_order_relaxed);
     r->now = sl_now_ns();
@@ -259,11 +265,9 @@ static int drain(sl_reactor *r)
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
 {
     sl_reactor *r = arg;
-    sl_reactor *prev = tl_reactor;
+    sl_reactor *prev = enter(r);
     uint64_t cnt;
     (void)what;
-    tl_reactor = r;
-    r->in_cb = true;
     ssize_t n = read(fd, &cnt, sizeof cnt);
     (void)n;
     atomic_store_explicit(&r->quiet, false, memory_order_seq_cst);

@@ -223,6 +223,7 @@ static void count(pool *pl, int rc)
 }
 
 static void start_on(priv *pv, int rep);
+static priv *next_waiter(pool *pl);
 
 /* The call has its result: wake the task. */
 static void finish(priv *pv, int rc)
@@ -236,18 +237,27 @@ static void finish(priv *pv, int rc)
         sl_task_unpark(pv->task, rc);
 }
 
+/* The first call waiting for a connection, taken out of the queue. */
+static priv *next_waiter(pool *pl)
+{
+    priv *w = pl->wq_head;
+    if (!w)
+        return NULL;
+    pl->wq_head = w->qnext;
+    if (!pl->wq_head)
+        pl->wq_tail = NULL;
+    pl->nwait--;
+    w->queued = false;
+    return w;
+}
+
 /* A connection is free again: give it to a waiting call, or keep it idle. */
 static void conn_release(cconn *c)
 {
     pool *pl = c->pool;
     c->call = NULL;
-    priv *w = pl->wq_head;
+    priv *w = next_waiter(pl);
     if (w) {
-        pl->wq_head = w->qnext;
-        if (!pl->wq_head)
-            pl->wq_tail = NULL;
-        pl->nwait--;
-        w->queued = false;
         w->rep = c->rep;
         pl->reps[c->rep].outstanding++;
         c->next = pl->reps[c->rep].idle;
@@ -268,13 +278,8 @@ static void conn_close(cconn *c)
     pl->reps[c->rep].nconns--;
     free(c);
     /* a waiting call can have the slot */
-    priv *w = pl->wq_head;
+    priv *w = next_waiter(pl);
     if (w) {
-        pl->wq_head = w->qnext;
-        if (!pl->wq_head)
-            pl->wq_tail = NULL;
-        pl->nwait--;
-        w->queued = false;
         pl->reps[w->rep].outstanding++;
         start_on(w, w->rep);
     }

@@ -357,16 +357,10 @@ static void stopped_on_0(void *arg)
         sl_runtime_stop(s->rt);
 }
 
-/* Called as connections and requests go while draining. */
-void sl__srv_conn_gone(srv_reactor *sr)
+/* A draining reactor with nothing left is done; the last one tells
+ * reactor 0. */
+static void maybe_drained(srv_reactor *sr)
 {
-    if (!sr->lev)
-        return;
-    if (!sr->draining) {
-        if (sr->nconns < sr->srv->o.max_conns && !evtimer_pending(sr->accept_retry, NULL))
-            evconnlistener_enable(sr->lev);
-        return;
-    }
     if (sr->stopped || sr->nconns || sr->inflight)
         return;
     sr->stopped = true;
@@ -375,6 +369,16 @@ void sl__srv_conn_gone(srv_reactor *sr)
     sl_http_server *s = sr->srv;
     if (atomic_fetch_sub(&s->draining_left, 1) == 1)
         sl_reactor_post_mem(sl_runtime_reactor(s->rt, 0), &s->m_stopped, stopped_on_0, s);
+}
+
+/* Called as connections and requests go. */
+void sl__srv_conn_gone(srv_reactor *sr)
+{
+    if (sr->draining) {
+        maybe_drained(sr);
+    } else if (sr->lev && sr->nconns < sr->srv->o.max_conns && !evtimer_pending(sr->accept_retry, NULL)) {
+        evconnlistener_enable(sr->lev);
+    }
 }
 
 static void grace_over(evutil_socket_t fd, short what, void *arg)
@@ -402,17 +406,7 @@ static void shutdown_on_reactor(void *arg)
     sr->grace_ev = evtimer_new(sl_reactor_base(sr->r), grace_over, sr);
     if (sr->grace_ev)
         evtimer_add(sr->grace_ev, &tv);
-    if (!sr->lev)
-        sr->lev = NULL;
-    sr->stopped = false;
-    if (sr->nconns == 0 && sr->inflight == 0) {
-        sr->stopped = true;
-        if (sr->grace_ev)
-            evtimer_del(sr->grace_ev);
-        sl_http_server *s = sr->srv;
-        if (atomic_fetch_sub(&s->draining_left, 1) == 1)
-            sl_reactor_post_mem(sl_runtime_reactor(s->rt, 0), &s->m_stopped, stopped_on_0, s);
-    }
+    maybe_drained(sr);
 }
 
 void sl_http_server_shutdown(sl_http_server *s)
