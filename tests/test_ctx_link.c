@@ -277,8 +277,8 @@ static int link_main(sl_task *t, void *arg)
     assert_int_equal(sl_ctx_cancel(m->early, SL_CAUSE_CANCELED), 0);
     /* 5: the child cannot be made there: fn hears -ENOMEM, and it is reported */
     m->s5 = (side){ .bit = B(4) };
+    sl__ctx_inject_failure(1);   /* link_on's own allocation passes, reactor 1's child fails */
     assert_int_equal(sl_ctx_link_on(r1, m->early, linked, &m->s5), 0);
-    sl__ctx_inject_failure(0);   /* the next allocation is reactor 1's child */
     AWAIT_BITS(t, m, B(4));
     assert_int_equal(m->s5.err, -ENOMEM);
     assert_null(m->s5.child);

@@ -1,7 +1,8 @@
 /* test_wire.c: grpc-timeout and traceparent, every malformed form rejected,
- * every valid one round-tripped. */
+ * every valid one round-tripped; a context's budget and trace on the wire. */
 #include "testutil.h"
 #include "sl_wire.h"
+#include "ctx_internal.h"   /* sl__ctx_inject_failure */
 
 static void test_grpc_timeout_valid(void **s)
 {
@@ -10,15 +11,25 @@ static void test_grpc_timeout_valid(void **s)
         { "1n", 1 }, { "250m", 250 * SL_NS_PER_MS }, { "3S", 3 * SL_NS_PER_S },
         { "2M", 120 * SL_NS_PER_S }, { "1H", 3600 * SL_NS_PER_S }, { "99999999u", 99999999000ULL },
         { "0m", 0 }, { "00000010m", 10 * SL_NS_PER_MS }, { "99999999H", UINT64_MAX },
+        { "12345678M", 12345678ULL * 60 * SL_NS_PER_S }, { "7u", 7000 }, { "99999999n", 99999999 },
+        { "100S", 100 * SL_NS_PER_S },
     };
+    char buf[SL_GRPC_TIMEOUT_MAX];
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
-        uint64_t ns = 7;
+        uint64_t ns = 7, back = 9;
         assert_int_equal(sl_grpc_timeout_parse(ok[i].in, strlen(ok[i].in), &ns), 0);
         assert_true(ns == ok[i].ns);
+        /* round trip: the value survives formatting (saturated ones excepted) */
+        int n = sl_grpc_timeout_format(ns, buf);
+        assert_int_equal(sl_grpc_timeout_parse(buf, (size_t)n, &back), 0);
+        assert_true(back == ns || ns == UINT64_MAX);
     }
+    /* no NUL is needed: the length decides */
+    uint64_t ns = 0;
+    assert_int_equal(sl_grpc_timeout_parse("250mXYZ", 4, &ns), 0);
+    assert_true(ns == 250 * SL_NS_PER_MS);
     /* formatting: the finest unit that fits in 8 digits, rounded down,
      * and what is formatted parses back to no more than it was */
-    char buf[SL_GRPC_TIMEOUT_MAX];
     static const struct { uint64_t ns; const char *out; } fmt[] = {
         { 0, "0n" }, { 99999999, "99999999n" }, { 100000000, "100000u" },
         { 250 * SL_NS_PER_MS, "250000u" }, { 3 * SL_NS_PER_S, "3000000u" },
@@ -39,18 +50,26 @@ static void test_grpc_timeout_valid(void **s)
 static void test_grpc_timeout_malformed(void **s)
 {
     (void)s;
-    static const char *bad[] = {
-        "", "m", "1", "10", "123456789m", "-1m", "+1m", " 1m", "1m ", "1 m", "1x", "1s",
-        "1h", "1K", "1.5S", "0x10m", "1mm", "1Sm", "\x31\x00m", "１m", "9999999999n", "m1",
+    static const struct { const char *s; size_t len; } bad[] = {
+        { "", 0 }, { "m", 1 }, { "1", 1 }, { "10", 2 }, { "123456789m", 10 }, { "-1m", 3 },
+        { "+1m", 3 }, { " 1m", 3 }, { "1m ", 3 }, { "1 m", 3 }, { "1x", 2 }, { "1s", 2 },
+        { "1h", 2 }, { "1K", 2 }, { "1.5S", 4 }, { "0x10m", 5 }, { "1mm", 3 }, { "1Sm", 3 },
+        { "1\0m", 3 } /* an embedded NUL */, { "\xef\xbc\x91m", 4 } /* a full-width 1 */,
+        { "9999999999n", 11 }, { "m1", 2 }, { "1U", 2 }, { "1N", 2 }, { "1ms", 3 }, { "1e3m", 4 },
+        { "1,000m", 6 }, { "\t1m", 3 }, { "1m\r\n", 4 }, { "000000000m", 10 }, { "1_0m", 4 },
+        { "1/2S", 4 }, { "1\xb5", 2 } /* a Latin-1 micro sign */, { "1m", 1 } /* cut short */,
+        { "1m", 0 },
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         uint64_t ns = 42;
-        size_t len = strlen(bad[i]);
-        if (!strcmp(bad[i], "\x31"))
-            len = 3;   /* an embedded NUL */
-        assert_int_equal(sl_grpc_timeout_parse(bad[i], len, &ns), -EINVAL);
+        if (sl_grpc_timeout_parse(bad[i].s, bad[i].len, &ns) != -EINVAL)
+            fail_msg("accepted grpc-timeout case %zu", i);
         assert_int_equal(ns, 42);   /* untouched */
     }
+    assert_true(sizeof bad / sizeof *bad >= 30);
+    uint64_t ns;
+    assert_int_equal(sl_grpc_timeout_parse(NULL, 2, &ns), -EINVAL);
+    assert_int_equal(sl_grpc_timeout_parse("1m", 2, NULL), -EINVAL);
 }
 
 #define TP_OK "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -74,8 +93,14 @@ static void test_traceparent_valid(void **s)
     /* a later version may carry more after a dash; it is written back as 00 */
     const char *v1 = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra";
     sl_traceparent tp;
+    char out[56];
     assert_int_equal(sl_traceparent_parse(v1, strlen(v1), &tp), 0);
     assert_int_equal(tp.version, 1);
+    sl_traceparent_format(&tp, out);
+    assert_string_equal(out, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    const char *v2 = "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";   /* exactly 55 */
+    assert_int_equal(sl_traceparent_parse(v2, strlen(v2), &tp), 0);
+    assert_int_equal(tp.version, 0xcc);
     char hex[33];
     sl_trace_id_hex(&tp, hex);
     assert_string_equal(hex, "4bf92f3577b34da6a3ce929d0e0e4736");
@@ -116,6 +141,9 @@ static void test_traceparent_malformed(void **s)
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7--1",
         "00-+bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         "000-bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\n",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-g1",
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         sl_traceparent tp = { .flags = 0x77 };
@@ -124,6 +152,10 @@ static void test_traceparent_malformed(void **s)
         assert_int_equal(tp.flags, 0x77);   /* untouched */
     }
     assert_true(sizeof bad / sizeof *bad >= 30);
+    sl_traceparent tp;
+    assert_int_equal(sl_traceparent_parse(NULL, 55, &tp), -EINVAL);
+    assert_int_equal(sl_traceparent_parse(TP_OK, 55, NULL), -EINVAL);
+    assert_int_equal(sl_traceparent_parse(TP_OK, 54, &tp), -EINVAL);   /* cut short */
 }
 
 static void test_traceparent_new_and_child(void **s)
@@ -146,6 +178,114 @@ static void test_traceparent_new_and_child(void **s)
     assert_true(sl_traceparent_tag(&a) != 0);
 }
 
+/* ---- a context on the wire --------------------------------------------------------- */
+
+static sl_runtime *rt;
+
+static int ctx_wire_main(sl_task *t, void *arg)
+{
+    sl_ctx *c, *d, *tr;
+    char buf[SL_GRPC_TIMEOUT_MAX];
+    uint64_t ns;
+    sl_traceparent tp, out;
+    (void)t;
+    (void)arg;
+    /* outgoing budget: remaining minus the margin, in the finest unit */
+    assert_int_equal(sl_ctx_grpc_timeout(sl_ctx_background(), 10, buf), 0);   /* no header */
+    assert_string_equal(buf, "");
+    assert_int_equal(sl_ctx_with_timeout(&c, sl_ctx_background(), 1000), 0);
+    int n = sl_ctx_grpc_timeout(c, 100, buf);
+    assert_true(n > 0);
+    assert_int_equal(buf[n - 1], 'u');
+    assert_int_equal(sl_grpc_timeout_parse(buf, (size_t)n, &ns), 0);
+    assert_true(ns <= 900 * SL_NS_PER_MS && ns > 800 * SL_NS_PER_MS);
+    assert_int_equal(sl_ctx_grpc_timeout(c, 1000, buf), -ETIMEDOUT);   /* nothing left: don't send */
+    assert_int_equal(sl_ctx_grpc_timeout(c, UINT64_MAX, buf), -ETIMEDOUT);
+    assert_int_equal(sl_ctx_grpc_timeout(NULL, 0, buf), -EINVAL);
+    assert_int_equal(sl_ctx_grpc_timeout(c, 0, NULL), -EINVAL);
+    sl_ctx_cancel(c, SL_CAUSE_DISCONNECT);
+    assert_int_equal(sl_ctx_grpc_timeout(c, 0, buf), -ECANCELED);
+    sl_ctx_unref(c);
+    /* incoming: the header's budget, capped by ours */
+    uint64_t now = sl_now_ns();
+    assert_int_equal(sl_ctx_with_grpc_timeout(&c, sl_ctx_background(), "250m", 4, 1000), 0);
+    assert_true(sl_ctx_deadline(c) >= now + 250 * SL_NS_PER_MS);
+    assert_true(sl_ctx_deadline(c) <= sl_now_ns() + 250 * SL_NS_PER_MS);
+    sl_ctx_unref(c);
+    now = sl_now_ns();
+    assert_int_equal(sl_ctx_with_grpc_timeout(&c, sl_ctx_background(), "10S", 3, 300), 0);
+    assert_true(sl_ctx_deadline(c) >= now + 300 * SL_NS_PER_MS);               /* capped */
+    assert_true(sl_ctx_deadline(c) <= sl_now_ns() + 300 * SL_NS_PER_MS);
+    sl_ctx_unref(c);
+    assert_int_equal(sl_ctx_with_grpc_timeout(&c, sl_ctx_background(), "10S", 3, 0), 0);   /* no cap */
+    assert_true(sl_ctx_deadline(c) > sl_now_ns() + 9 * SL_NS_PER_S);
+    sl_ctx_unref(c);
+    assert_int_equal(sl_ctx_with_grpc_timeout(&c, sl_ctx_background(), NULL, 0, 200), 0);   /* no header */
+    assert_true(sl_ctx_deadline(c) <= sl_now_ns() + 200 * SL_NS_PER_MS);
+    sl_ctx_unref(c);
+    assert_int_equal(sl_ctx_with_grpc_timeout(&c, sl_ctx_background(), NULL, 0, 0), 0);
+    assert_int_equal(sl_ctx_deadline(c), 0);
+    sl_ctx_unref(c);
+    assert_int_equal(sl_ctx_with_grpc_timeout(&c, sl_ctx_background(), "0m", 2, 1000), 0);
+    assert_int_equal(sl_ctx_err(c), -ETIMEDOUT);                                /* spent already */
+    sl_ctx_unref(c);
+    d = NULL;
+    assert_int_equal(sl_ctx_with_grpc_timeout(&d, sl_ctx_background(), "25 m", 4, 1000), -EINVAL);
+    assert_null(d);
+    /* the trace as a value: found from descendants, tagged, continued per call */
+    sl_traceparent_new(&tp);
+    assert_null(sl_ctx_trace(sl_ctx_background()));
+    assert_int_equal(sl_ctx_trace_tag(sl_ctx_background()), 0);
+    assert_int_equal(sl_ctx_with_timeout(&c, sl_ctx_background(), 1000), 0);
+    assert_int_equal(sl_ctx_with_trace(&tr, c, &tp), 0);
+    assert_int_equal(sl_ctx_with_cancel(&d, tr), 0);
+    assert_memory_equal(sl_ctx_trace(d)->trace_id, tp.trace_id, 16);
+    assert_true(sl_ctx_trace_tag(d) == sl_traceparent_tag(&tp));
+    assert_true(sl_ctx_trace_tag(d) != 0);
+    sl_ctx_outgoing_trace(d, &out);
+    assert_memory_equal(out.trace_id, tp.trace_id, 16);           /* same trace */
+    assert_memory_not_equal(out.span_id, tp.span_id, 8);          /* a span of its own */
+    sl_ctx_outgoing_trace(c, &out);                               /* no trace here: a fresh one */
+    assert_memory_not_equal(out.trace_id, tp.trace_id, 16);
+    assert_int_equal(sl_ctx_with_trace(&d, tr, NULL), -EINVAL);
+    sl__ctx_inject_failure(0);
+    assert_int_equal(sl_ctx_with_trace(&d, tr, &tp), -ENOMEM);
+    sl_ctx_unref(d);
+    sl_ctx_unref(tr);
+    sl_ctx_unref(c);
+    sl_runtime_stop(rt);
+    return 0;
+}
+
+static void test_ctx_on_the_wire(void **s)
+{
+    (void)s;
+    long before = sl_ctx_live_count();
+    rt = rt_new(1, NULL);
+    assert_int_equal(rt_run(rt, ctx_wire_main, NULL), 0);
+    assert_int_equal(sl_ctx_live_count(), before);
+}
+
+/* ids are unique across many draws and across threads' generators */
+static void test_ids_unique(void **s)
+{
+    (void)s;
+    enum { N = 4096 };
+    static uint64_t tags[N];
+    sl_traceparent tp;
+    for (int i = 0; i < N; i++) {
+        sl_traceparent_new(&tp);
+        tags[i] = sl_traceparent_tag(&tp);
+        assert_true(tags[i] != 0);
+    }
+    qsort(tags, N, sizeof *tags, cmp_u64);
+    for (int i = 1; i < N; i++)
+        assert_true(tags[i] != tags[i - 1]);
+    sl_traceparent z = { 0 };
+    z.trace_id[0] = 1;   /* low 64 bits all zero: the tag is still not 0 */
+    assert_true(sl_traceparent_tag(&z) == 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -154,6 +294,8 @@ int main(void)
         cmocka_unit_test(test_traceparent_valid),
         cmocka_unit_test(test_traceparent_malformed),
         cmocka_unit_test(test_traceparent_new_and_child),
+        cmocka_unit_test(test_ctx_on_the_wire),
+        cmocka_unit_test(test_ids_unique),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
