@@ -8,7 +8,10 @@
 #include <errno.h>
 #include "ctx_internal.h"
 
-enum { A_IDLE, A_ARMED, A_RAN, A_STOPPED };
+enum {
+    A_IDLE, A_ARMED, A_RAN, A_STOPPED,
+    A_NEVER,   /* armed on a context that cannot end: not listed, holds nothing */
+};
 
 static void unlink_after(sl_ctx *c, sl_after *a)
 {
@@ -35,8 +38,12 @@ int sl_ctx_after(sl_ctx *ctx, sl_after *a, void (*fn)(sl_ctx *, void *), void *a
         fn(ctx, arg);
         return 0;
     }
-    if (ctx->kind == K_BG)   /* never ends; not listed: the background is shared */
+    if (!sl__ctx_can_end(ctx)) {
+        /* it would wait forever: hold nothing, so the context is not kept
+         * alive for nothing (and the shared background is not written) */
+        a->state_ = A_NEVER;
         return 0;
+    }
     ctx->refs++;
     a->prev_ = ctx->afters_tail;
     if (ctx->afters_tail)
@@ -53,16 +60,18 @@ int sl_after_stop(sl_after *a)
         return -EINVAL;
     if (a->state_ == A_RAN)
         return -EALREADY;
+    if (a->state_ == A_NEVER) {   /* its context may be gone: do not look at it */
+        a->state_ = A_STOPPED;
+        return 0;
+    }
     if (a->state_ != A_ARMED)
         return -ENOENT;
     sl_ctx *c = a->ctx_;
     if (sl__ctx_foreign(c, "sl_after_stop"))
         return -EXDEV;
     a->state_ = A_STOPPED;
-    if (c->kind != K_BG) {
-        unlink_after(c, a);
-        sl_ctx_unref(c);
-    }
+    unlink_after(c, a);
+    sl_ctx_unref(c);
     return 0;
 }
 

@@ -170,8 +170,10 @@ typedef struct sl_after {
  * returns, if ctx has already ended. While armed, `a` holds a reference to
  * ctx, so ctx is not freed before fn ran or sl_after_stop(); fn may drop the
  * caller's own references. `a` must stay valid until then, and must not be
- * armed already. On the background (which never ends) fn never runs.
- * Returns 0; -EINVAL (NULL argument); -EXDEV (another reactor, reported). */
+ * armed already. On a context that can never end (the background, one made
+ * by sl_ctx_without_cancel) fn never runs and `a` holds nothing; stopping it
+ * still returns 0. Returns 0; -EINVAL (NULL argument); -EXDEV (another
+ * reactor, reported). */
 int sl_ctx_after(sl_ctx *ctx, sl_after *a, void (*fn)(sl_ctx *, void *), void *arg);
 
 /* Stops `a` so that its fn never runs, and gives back its reference.

@@ -379,7 +379,7 @@ static int budget_main(sl_task *t, void *arg)
     assert_true(b == UINT64_MAX);
     assert_int_equal(sl_ctx_with_timeout(&c, sl_ctx_background(), 1000), 0);
     assert_int_equal(sl_ctx_budget_ms(c, 50, &b), 0);
-    assert_true(b <= 950 && b >= 900);
+    assert_true(b <= 950 && b >= 500);   /* loose below: a loaded machine may stall us */
     b = 7;
     assert_int_equal(sl_ctx_budget_ms(c, 1000, &b), -ETIMEDOUT);   /* nothing left: don't send */
     assert_int_equal(sl_ctx_budget_ms(c, UINT64_MAX, &b), -ETIMEDOUT);
@@ -618,6 +618,13 @@ static int after_main(sl_task *t, void *arg)
     assert_int_equal(sl_ctx_live_count(), live);      /* q went after its after-funcs */
     /* on the background: never runs, stops fine */
     assert_int_equal(sl_ctx_after(sl_ctx_background(), &a5, after_fn, (void *)1), 0);
+    assert_int_equal(sl_after_stop(&a5), 0);
+    assert_int_equal(sl_after_stop(&a5), -ENOENT);
+    /* on a without_cancel context: never runs, and does not keep it alive */
+    assert_int_equal(sl_ctx_without_cancel(&q, sl_ctx_background()), 0);
+    assert_int_equal(sl_ctx_after(q, &a5, after_fn, (void *)1), 0);
+    sl_ctx_unref(q);
+    assert_int_equal(sl_ctx_live_count(), live);
     assert_int_equal(sl_after_stop(&a5), 0);
     assert_int_equal(ran, 11000000);
     sl_runtime_stop(rt);

