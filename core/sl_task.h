@@ -219,6 +219,8 @@ const char *sl_wait_kind_name(sl_wait_kind k);
 sl_task *sl_task_current(void);
 sl_reactor *sl_task_reactor(const sl_task *t);
 const char *sl_task_name(const sl_task *t);
+/* Renames t; `name` must outlive the task (a static string). */
+void sl_task_set_name(sl_task *t, const char *name);
 
 /* Calls fn for every live task of `r` (on r's thread). Stops early and
  * returns fn's value when it is not 0. fn must not spawn or end tasks. */

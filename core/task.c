@@ -494,6 +494,7 @@ sl_task *sl_task_current(void)
 
 sl_reactor *sl_task_reactor(const sl_task *t) { return t->reactor_; }
 const char *sl_task_name(const sl_task *t) { return t->name_; }
+void sl_task_set_name(sl_task *t, const char *name) { t->name_ = name ? name : ""; }
 
 void sl_task_set_ext(sl_task *t, void *ext, void (*on_end)(sl_task *, void *))
 {

@@ -19,7 +19,7 @@ static void conn_free(conn *c);
 
 /* ---- requests ---------------------------------------------------------------------- */
 
-static void req_free(sl_http_req *req)
+void sl__req_free(sl_http_req *req)
 {
     if (req->ctx)
         sl_ctx_unref(req->ctx);
@@ -40,7 +40,7 @@ void sl__req_release(sl_http_req *req)
     if (!(req->flushed && (req->task_done || !req->started)))
         return;
     conn *c = req->c;
-    req_free(req);
+    sl__req_free(req);
     if (c && --c->alive_reqs == 0 && c->freed)
         free(c);
 }
@@ -455,7 +455,8 @@ static void conn_free(conn *c)
         c->next->prev = c->prev;
     sr->nconns--;
     /* requests not yet answered: cancel their handlers; their answers go nowhere */
-    sl__conn_cancel_all(c, SL_CAUSE_DISCONNECT);
+    if (!c->teardown)
+        sl__conn_cancel_all(c, SL_CAUSE_DISCONNECT);
     sl_http_req *req = c->head;
     c->head = c->tail = NULL;
     c->cur = NULL;
@@ -487,6 +488,14 @@ static void conn_free(conn *c)
     if (--c->alive_reqs == 0)
         free(c);
     sl__srv_conn_gone(sr);
+}
+
+/* Server teardown after the runtime stopped: no handler may be touched
+ * (their contexts belong to reactors that no longer run). */
+void sl__conn_drop(conn *c)
+{
+    c->teardown = true;
+    conn_free(c);
 }
 
 void sl__conn_close_idle(conn *c)

@@ -252,7 +252,7 @@ static void start_req(sl_http_req *req)
     if (vals)
         sl_ctx_unref(vals);
     if (rc == 0)
-        rc = sl_go(req->ctx, req_step, req, NULL,
+        rc = sl_go(req->ctx, req_step, req, &req->task,
                    &(sl_spawn_opts){ .name = req->match.pattern, .state_free = (void (*)(void *))sl__srv_task_ended });
     if (rc < 0) {
         sl_http_reply_error(req, 500, "internal", "cannot start the handler: %s", strerror(-rc));
@@ -260,6 +260,10 @@ static void start_req(sl_http_req *req)
     }
     req->started = true;
     sr->inflight++;
+    req->rnext = sr->running;
+    if (sr->running)
+        sr->running->rprev = req;
+    sr->running = req;
 }
 
 /* Load shedding: a bounded number run, a bounded number wait, the rest are
@@ -304,7 +308,17 @@ static void admit_queued(srv_reactor *sr)
 /* The handler task ended (its state destructor). */
 void sl__srv_task_ended(sl_http_req *req)
 {
+    if (req->orphan) {   /* the server is gone; the runtime is ending its tasks */
+        sl__req_free(req);
+        return;
+    }
     srv_reactor *sr = req->sr;
+    if (req->rprev)
+        req->rprev->rnext = req->rnext;
+    else
+        sr->running = req->rnext;
+    if (req->rnext)
+        req->rnext->rprev = req->rprev;
     req->task_done = true;
     sr->inflight--;
     if (req->ctx) {
@@ -445,13 +459,19 @@ void sl_http_server_free(sl_http_server *s)
         srv_reactor *sr = &s->sr[i];
         if (sr->start)
             sr->start->cancelled = true;
-        while (sr->conns) {
-            conn *c = sr->conns;
-            c->closing = true;
-            sl__conn_close_idle(c);
-            if (sr->conns == c)   /* still busy: cut it */
-                sr->conns = c->next;
+        /* handler tasks still alive (the runtime was stopped, not drained)
+         * outlive the server: cut them loose, their end frees them */
+        for (sl_http_req *req = sr->running, *next; req; req = next) {
+            next = req->rnext;
+            req->orphan = true;
+            sl_task_set_name(req->task, "http request of a freed server");   /* the route's name goes */
+            if (req->c && !req->c->freed && req->c->alive_reqs)
+                req->c->alive_reqs--;
+            req->c = NULL;
+            req->sr = NULL;
         }
+        while (sr->conns)
+            sl__conn_drop(sr->conns);
         if (sr->lev)
             evconnlistener_free(sr->lev);
         else if (sr->fd >= 0)

@@ -47,6 +47,7 @@ struct srv_reactor {
     conn *conns;
     uint32_t nconns, inflight, queued;
     sl_http_req *q_head, *q_tail;    /* admission queue */
+    sl_http_req *running;            /* requests whose handler task is alive */
     bool draining, stopped;
     struct event *grace_ev;
     time_t date_at;
@@ -76,6 +77,7 @@ struct sl_http_req {
     srv_reactor *sr;
     sl_http_req *next;          /* the connection's pipeline, in order */
     sl_http_req *qnext;         /* admission queue */
+    sl_http_req *rprev, *rnext; /* srv_reactor.running */
     char *head;                 /* copies of target and headers */
     const char *method;
     const char *path, *query;
@@ -93,6 +95,8 @@ struct sl_http_req {
     int immediate;              /* answer this status without a handler */
     const char *immediate_code, *immediate_msg;
     bool is_head, keep_alive, replied, started, task_done, flushed, queued;
+    bool orphan;                /* its server was freed while its task lived */
+    sl_task *task;              /* the handler, while it lives */
     struct evbuffer *out;       /* the formatted response, until its turn */
     struct evbuffer *extra;     /* headers added by sl_http_reply_header */
     unsigned char state[];
@@ -106,7 +110,7 @@ struct conn {
     uint32_t npipe, alive_reqs;
     struct event *timer;
     int timer_mode;             /* 0 none, 1 header, 2 idle */
-    bool head_started, closing, gone, in_process, again, freed;
+    bool head_started, closing, gone, in_process, again, freed, teardown;
     conn *prev, *next;
 };
 
@@ -115,7 +119,9 @@ void sl__conn_accept(srv_reactor *sr, int fd);
 void sl__conn_flush(conn *c);
 void sl__conn_cancel_all(conn *c, sl_cause cause);
 void sl__conn_close_idle(conn *c);
+void sl__conn_drop(conn *c);
 void sl__req_release(sl_http_req *req);
+void sl__req_free(sl_http_req *req);
 
 /* server.c */
 void sl__srv_admit(sl_http_req *req);

@@ -352,6 +352,23 @@ static void test_graceful_drain(void **s)
     assert_int_equal(sl_runtime_free(TS.rt), 0);
 }
 
+/* The runtime stopped (not drained) with a handler still parked: freeing
+ * the server, then the runtime, frees everything; the handler is reported. */
+static void test_free_with_handler_alive(void **s)
+{
+    (void)s;
+    start((sl_http_server_opts){ 0 });
+    int fd = cli_connect(TS.port);
+    cli_send(fd, "GET /wait HTTP/1.1\r\nHost: t\r\n\r\n");
+    wait_started();
+    sl_runtime_stop(TS.rt);
+    pthread_join(TS.th, NULL);
+    sl_http_server_free(TS.srv);
+    assert_int_equal(sl_runtime_free(TS.rt), 1);
+    assert_non_null(strstr(TS.cap.text, "sluice: leak: task 'http request of a freed server'"));
+    close(fd);
+}
+
 static void test_bad_options(void **s)
 {
     (void)s;
@@ -400,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_grpc_timeout_504),
         cmocka_unit_test(test_shedding_503),
         cmocka_unit_test(test_graceful_drain),
+        cmocka_unit_test(test_free_with_handler_alive),
         cmocka_unit_test(test_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
