@@ -158,6 +158,7 @@ int sl_reactor_check_deadlock(sl_reactor *r)
     fclose(f);
     r->st.deadlocks++;
     r->deadlock_reported = true;
+    sl__deadlock_keep(r, text);
     sl__report(r, "%s", text);
     free(text);
     int n = (int)r->ntasks;
@@ -170,6 +171,29 @@ int sl_reactor_check_deadlock(sl_reactor *r)
         free(set);
     }
     return n;
+}
+
+/* Keeps the last reports (a ring of 8) for sl_reactor_deadlocks(). */
+void sl__deadlock_keep(sl_reactor *r, const char *text)
+{
+    unsigned i = r->ndl++ % 8;
+    free(r->dl[i].text);
+    r->dl[i].text = strdup(text);
+    r->dl[i].at = sl_now_ns();
+}
+
+int sl_reactor_deadlocks(const sl_reactor *r, int (*fn)(const char *text, uint64_t at_ns, void *arg), void *arg)
+{
+    unsigned n = r->ndl < 8 ? r->ndl : 8;
+    for (unsigned k = 0; k < n; k++) {
+        unsigned i = (r->ndl - n + k) % 8;
+        if (r->dl[i].text) {
+            int rc = fn(r->dl[i].text, r->dl[i].at, arg);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
 }
 
 void sl__deadlock_maybe(sl_reactor *r)

@@ -100,6 +100,10 @@ struct sl_reactor {
     int ndefer;
     sl_reactor *defer[32];
 
+    /* the last deadlock reports, for /debug/deadlocks */
+    struct { char *text; uint64_t at; } dl[8];
+    unsigned ndl;
+
     uint64_t rng;
     uint64_t now;                     /* coarse clock: refreshed per callback and every 64 steps */
     sl_task *current;
@@ -197,6 +201,7 @@ static inline bool sl__tracing(const sl_reactor *r) { return r->trace_on; }
 
 /* diag.c */
 void sl__deadlock_maybe(sl_reactor *r);
+void sl__deadlock_keep(sl_reactor *r, const char *text);
 bool sl__stuck(sl_reactor *r);
 void sl__callback_end(sl_reactor *r);
 int sl__destroy_leaked_tasks(sl_reactor *r);

@@ -397,6 +397,8 @@ int sl__reactor_teardown(sl_reactor *r)
     int leaks = r->base ? sl__release_leaked_chans(r) : 0;
     sl_heap_free(&r->heap);
     sl__watch_free(r);
+    for (int i = 0; i < 8; i++)
+        free(r->dl[i].text);
     if (r->run_ev)
         event_free(r->run_ev);
     if (r->timer_ev)

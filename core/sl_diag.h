@@ -54,6 +54,11 @@ int sl_reactor_check_deadlock(sl_reactor *r);
  * or 0. Call on r's thread. */
 int sl_reactor_check_waits(sl_reactor *r);
 
+/* Calls fn with each of the last (up to 8) deadlock reports of `r`, oldest
+ * first, and when each was made (sl_now_ns clock). Stops when fn returns
+ * non-zero and returns that. Call on r's thread. */
+int sl_reactor_deadlocks(const sl_reactor *r, int (*fn)(const char *text, uint64_t at_ns, void *arg), void *arg);
+
 /* Hands a report to r's sink (stderr when r is NULL), for the layers above
  * core. sl_report_misuse also counts it as a misuse and prefixes the
  * caller's file:line. */

@@ -26,8 +26,8 @@ int sl_trace_start(sl_runtime *rt, const char *path, size_t events);
  * or -errno from writing. */
 int sl_trace_stop(sl_runtime *rt);
 
-/* Adds an instant event to `r`'s track (`cat` and `name` are static
- * strings; `detail` may be NULL and is copied, up to 47 bytes). No-op when
+/* Adds an instant event to `r`'s track (`cat` is a static string; `name`
+ * is copied, up to 39 bytes, and `detail` (may be NULL) up to 47). No-op when
  * tracing is off. Call on r's thread. */
 void sl_trace_instant(sl_reactor *r, const char *cat, const char *name, const char *detail);
 

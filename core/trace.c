@@ -6,9 +6,12 @@
 #include "internal.h"
 #include "sl_trace.h"
 
+/* Names are copied: the trace is written at the end, when the task or route
+ * that lent its name may be long gone. */
 typedef struct sl_trace_ev {
     uint64_t ts, dur, id;
-    const char *cat, *name;
+    const char *cat;             /* static */
+    char name[40];
     const char *file;
     int line;
     char ph;
@@ -38,14 +41,15 @@ void sl__trace_step(sl_reactor *r, const sl_task *t, uint64_t start)
 {
     sl_trace_ev *e = slot(r);
     uint64_t now = sl_now_ns();
-    *e = (sl_trace_ev){ .ts = start, .dur = now - start, .cat = "task",
-                        .name = t->name_[0] ? t->name_ : "task", .file = t->file_, .line = t->line_, .ph = 'X' };
+    *e = (sl_trace_ev){ .ts = start, .dur = now - start, .cat = "task", .file = t->file_, .line = t->line_, .ph = 'X' };
+    snprintf(e->name, sizeof e->name, "%s", t->name_[0] ? t->name_ : "task");
 }
 
 static void put(sl_reactor *r, char ph, const char *cat, const char *name, uint64_t id, const char *detail)
 {
     sl_trace_ev *e = slot(r);
-    *e = (sl_trace_ev){ .ts = sl_now_ns(), .cat = cat, .name = name, .id = id, .ph = ph };
+    *e = (sl_trace_ev){ .ts = sl_now_ns(), .cat = cat, .id = id, .ph = ph };
+    snprintf(e->name, sizeof e->name, "%s", name ? name : "");
     if (detail)
         snprintf(e->detail, sizeof e->detail, "%s", detail);
 }

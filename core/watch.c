@@ -96,6 +96,7 @@ static void report_set(sl_reactor *r, sl_task **set, size_t n, const char *what)
     }
     fclose(f);
     r->st.deadlocks++;
+    sl__deadlock_keep(r, text);
     sl__report(r, "%s", text);
     free(text);
 }

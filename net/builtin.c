@@ -14,7 +14,7 @@
 #include "sl_diag.h"
 #include "sl_lock.h"
 
-enum { G_METRICS, G_TASKS, G_CHANNELS };
+enum { G_METRICS, G_TASKS, G_CHANNELS, G_DEADLOCKS };
 
 #define MAX_CHANS 64
 
@@ -115,6 +115,12 @@ static int chan_snap(sl_chan *ch, void *arg)
     return 0;
 }
 
+static int deadlock_json(const char *text, uint64_t at, void *arg)
+{
+    json_array_append_new(arg, json_pack("{s:f, s:s}", "ms_ago", (double)(sl_now_ns() - at) / 1e6, "report", text));
+    return 0;
+}
+
 static int chan_json(sl_chan *ch, void *arg)
 {
     sl_chan_stats st;
@@ -164,6 +170,8 @@ static void take_part(void *arg)
         } else if ((s->json = json_array())) {
             if (g->kind == G_TASKS)
                 sl_reactor_foreach_task(sr->r, task_json, s->json);
+            else if (g->kind == G_DEADLOCKS)
+                sl_reactor_deadlocks(sr->r, deadlock_json, s->json);
             else
                 sl_reactor_foreach_chan(sr->r, chan_json, s->json);
         }
@@ -289,9 +297,17 @@ static int gather_handler(sl_task *t, void *arg, int kind)
         for (int i = 0; i < st->g->n; i++) {
             snap *s = st->g->parts[i];
             json_array_append_new(reactors, json_pack("{s:i, s:o}", "reactor", i,
-                                  kind == G_TASKS ? "tasks" : "channels", s && s->json ? json_incref(s->json) : json_array()));
+                                  kind == G_TASKS ? "tasks" : kind == G_DEADLOCKS ? "deadlocks" : "channels",
+                                  s && s->json ? json_incref(s->json) : json_array()));
         }
-        sl_http_reply_json(req, 200, json_pack("{s:o}", "reactors", reactors));
+        json_t *doc = json_pack("{s:o}", "reactors", reactors);
+        if (kind == G_DEADLOCKS) {
+            uint64_t total = 0;
+            for (int i = 0; i < st->g->n; i++)
+                total += st->g->parts[i] ? st->g->parts[i]->rs.deadlocks : 0;
+            json_object_set_new(doc, "total", json_integer((json_int_t)total));
+        }
+        sl_http_reply_json(req, 200, doc);
     }
     gather_free(st->g);
     SL_END(t);
@@ -300,3 +316,4 @@ static int gather_handler(sl_task *t, void *arg, int kind)
 int sl__builtin_metrics(sl_task *t, void *arg) { return gather_handler(t, arg, G_METRICS); }
 int sl__builtin_debug_tasks(sl_task *t, void *arg) { return gather_handler(t, arg, G_TASKS); }
 int sl__builtin_debug_channels(sl_task *t, void *arg) { return gather_handler(t, arg, G_CHANNELS); }
+int sl__builtin_debug_deadlocks(sl_task *t, void *arg) { return gather_handler(t, arg, G_DEADLOCKS); }

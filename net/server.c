@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include "server_int.h"
 #include "sl_diag.h"
+#include "sl_trace.h"
 
 #define DEF(v, d) ((v) ? (v) : (d))
 
@@ -61,7 +62,8 @@ int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_serve
         size_t st = sl__builtin_state_size();
         if ((rc = sl_http_route(s, "GET", "/healthz", builtin_healthz, 0, NULL)) == 0 &&
             (rc = sl_http_route(s, "GET", "/metrics", sl__builtin_metrics, st, NULL)) == 0 &&
-            (rc = sl_http_route(s, "GET", "/debug/tasks", sl__builtin_debug_tasks, st, NULL)) == 0)
+            (rc = sl_http_route(s, "GET", "/debug/tasks", sl__builtin_debug_tasks, st, NULL)) == 0 &&
+            (rc = sl_http_route(s, "GET", "/debug/deadlocks", sl__builtin_debug_deadlocks, st, NULL)) == 0)
             rc = sl_http_route(s, "GET", "/debug/channels", sl__builtin_debug_channels, st, NULL);
     }
     if (rc < 0) {
@@ -260,6 +262,7 @@ static void start_req(sl_http_req *req)
     }
     req->started = true;
     sr->inflight++;
+    sl_trace_async(sr->r, 'b', "http", req->match.pattern, sl_traceparent_tag(&req->trace), req->method);
     req->rnext = sr->running;
     if (sr->running)
         sr->running->rprev = req;
@@ -285,6 +288,7 @@ void sl__srv_admit(sl_http_req *req)
         sr->queued++;
     } else {
         sr->st.shed++;
+        sl_trace_instant(sr->r, "http", "shed", req->method);
         sl_http_reply_error(req, 503, "overloaded", "too many requests in flight; retry later");
     }
 }
@@ -336,6 +340,8 @@ static const double lat_le_ms[LAT_BUCKETS - 1] = { 1, 2, 5, 10, 25, 50, 100, 250
 void sl__srv_count(srv_reactor *sr, sl_http_req *req)
 {
     srv_stats *st = &sr->st;
+    if (req->started)
+        sl_trace_async(sr->r, 'e', "http", req->match.pattern, sl_traceparent_tag(&req->trace), NULL);
     double ms = (double)(sl_now_ns() - req->t_start) / 1e6;
     st->requests++;
     st->lat_sum_s += ms / 1000;

@@ -133,6 +133,7 @@ void sl__srv_count(srv_reactor *sr, sl_http_req *req);
 int sl__builtin_metrics(sl_task *t, void *arg);
 int sl__builtin_debug_tasks(sl_task *t, void *arg);
 int sl__builtin_debug_channels(sl_task *t, void *arg);
+int sl__builtin_debug_deadlocks(sl_task *t, void *arg);
 size_t sl__builtin_state_size(void);
 
 /* reply.c */

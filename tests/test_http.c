@@ -367,6 +367,105 @@ static void test_graceful_drain(void **s)
     assert_int_equal(sl_runtime_free(TS.rt), 0);
 }
 
+/* ---- /debug/deadlocks, and requests in the timeline trace --------------------------------- */
+
+typedef struct dl2 {
+    sl_chan *c1, *c2;
+    int v1, v2, rc1, rc2;
+} dl2;
+
+static dl2 D2;
+
+static int dl_a(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, D2.rc1, sl_chan_send(t, D2.c1, &D2.v1));
+    SL_AWAIT(t, D2.rc1, sl_chan_recv(t, D2.c2, &D2.v1));
+    SL_END(t);
+}
+
+static int dl_b(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, D2.rc2, sl_chan_send(t, D2.c2, &D2.v2));
+    SL_AWAIT(t, D2.rc2, sl_chan_recv(t, D2.c1, &D2.v2));
+    SL_END(t);
+}
+
+/* Makes two tasks that wait for each other, and answers at once. */
+static int h_make_deadlock(sl_task *t, void *arg)
+{
+    sl_task *a, *b;
+    (void)t;
+    sl_chan_new(&D2.c1, sizeof(int), 0, &(sl_chan_opts){ .name = "c1" });
+    sl_chan_new(&D2.c2, sizeof(int), 0, &(sl_chan_opts){ .name = "c2" });
+    sl_spawn(NULL, dl_a, NULL, &a, &(sl_spawn_opts){ .name = "stuck-a" });
+    sl_spawn(NULL, dl_b, NULL, &b, &(sl_spawn_opts){ .name = "stuck-b" });
+    sl_chan_attach(D2.c1, a, SL_CHAN_SENDER);
+    sl_chan_attach(D2.c2, a, SL_CHAN_RECEIVER);
+    sl_chan_attach(D2.c2, b, SL_CHAN_SENDER);
+    sl_chan_attach(D2.c1, b, SL_CHAN_RECEIVER);
+    return sl_http_reply(arg, 200, "text/plain", "made", 4);
+}
+
+static void test_debug_deadlocks_and_trace(void **s)
+{
+    (void)s;
+    resp r;
+    char path[] = "/tmp/sluice-http-trace-XXXXXX";
+    int tfd = mkstemp(path);
+    close(tfd);
+    memset(&TS.cap, 0, sizeof TS.cap);
+    TS.rt = rt_new(1, &TS.cap);
+    assert_int_equal(sl_trace_start(TS.rt, path, 0), 0);
+    assert_int_equal(sl_http_server_new(&TS.srv, TS.rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0" }), 0);
+    assert_int_equal(sl_http_route(TS.srv, "POST", "/deadlock", h_make_deadlock, 0, NULL), 0);
+    srv_run(&TS);
+    assert_int_equal(get(TS.port, "/debug/deadlocks", &r), 200);
+    assert_non_null(strstr(r.body, "\"total\":0"));
+    int fd = cli_connect(TS.port);
+    cli_send(fd, "POST /deadlock HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    assert_int_equal(cli_read(fd, &r, 5000), 200);
+    close(fd);
+    /* the wait-for check runs every 250 ms: the report is there within a second */
+    for (int i = 0; i < 300; i++) {
+        assert_int_equal(get(TS.port, "/debug/deadlocks", &r), 200);
+        if (!strstr(r.body, "\"total\":0"))
+            break;
+        usleep(10000);
+    }
+    assert_non_null(strstr(r.body, "\"total\":1"));
+    assert_non_null(strstr(r.body, "task 'stuck-a'"));
+    assert_non_null(strstr(r.body, "task 'stuck-b'"));
+    assert_int_equal(get(TS.port, "/metrics", &r), 200);
+    assert_non_null(strstr(r.body, "sluice_deadlocks_total{reactor=\"0\"} 1"));
+    sl_runtime_stop(TS.rt);
+    pthread_join(TS.th, NULL);
+    sl_http_server_free(TS.srv);
+    assert_int_equal(sl_runtime_free(TS.rt), 4);   /* the two stuck tasks and their channels */
+    /* every request is an async slice keyed by its trace in the timeline */
+    json_error_t err;
+    json_t *doc = json_load_file(path, 0, &err);
+    if (!doc)
+        fail_msg("trace: %s (line %d)", err.text, err.line);
+    size_t i, begins = 0, ends = 0;
+    json_t *e;
+    json_array_foreach(json_object_get(doc, "traceEvents"), i, e) {
+        const char *ph = json_string_value(json_object_get(e, "ph"));
+        const char *cat = json_string_value(json_object_get(e, "cat"));
+        if (cat && !strcmp(cat, "http")) {
+            begins += !strcmp(ph, "b");
+            ends += !strcmp(ph, "e");
+        }
+    }
+    assert_true(begins >= 3);
+    assert_int_equal(begins, ends);
+    json_decref(doc);
+    unlink(path);
+}
+
 /* The runtime stopped (not drained) with a handler still parked: freeing
  * the server, then the runtime, frees everything; the handler is reported. */
 static void test_free_with_handler_alive(void **s)
@@ -433,6 +532,7 @@ int main(void)
         cmocka_unit_test(test_shedding_503),
         cmocka_unit_test(test_graceful_drain),
         cmocka_unit_test(test_free_with_handler_alive),
+        cmocka_unit_test(test_debug_deadlocks_and_trace),
         cmocka_unit_test(test_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

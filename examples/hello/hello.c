@@ -19,13 +19,13 @@ static int hello(sl_task *t, void *arg)
 
 static int usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s [--listen HOST:PORT] [--threads N] [--timeout-ms MS] [--access-log]\n", argv0);
+    fprintf(stderr, "usage: %s [--listen HOST:PORT] [--threads N] [--timeout-ms MS] [--access-log] [--trace FILE.json]\n", argv0);
     return 2;
 }
 
 int main(int argc, char **argv)
 {
-    const char *listen = "127.0.0.1:8080";
+    const char *listen = "127.0.0.1:8080", *trace = NULL;
     int threads = 0;
     sl_http_server_opts o = { 0 };
     for (int i = 1; i < argc; i++) {
@@ -37,6 +37,8 @@ int main(int argc, char **argv)
             o.timeout_ms = (uint32_t)atoi(argv[++i]);
         else if (!strcmp(argv[i], "--access-log"))
             o.access_log = true;
+        else if (!strcmp(argv[i], "--trace") && i + 1 < argc)
+            trace = argv[++i];
         else
             return usage(argv[0]);
     }
@@ -55,6 +57,10 @@ int main(int argc, char **argv)
     if ((rc = sl_http_route(srv, "GET", "/hello", hello, 0, NULL)) < 0 ||
         (rc = sl_http_server_start(srv)) < 0 || (rc = sl_http_server_handle_signals(srv)) < 0) {
         fprintf(stderr, "hello: %s\n", strerror(-rc));
+        return 1;
+    }
+    if (trace && (rc = sl_trace_start(rt, trace, 0)) < 0) {
+        fprintf(stderr, "hello: --trace %s: %s\n", trace, strerror(-rc));
         return 1;
     }
     char host[64];
