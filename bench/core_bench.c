@@ -310,11 +310,12 @@ static double b_parked_bytes(long n)
 /* ---- cross-reactor messages ------------------------------------------------------------------ */
 
 #define WINDOW 1024
+#define ACK_EVERY 64   /* the consumer hands nodes back in batches */
 
 typedef struct xr {
     sl_reactor *a, *b;
     long n, sent, acked, got;   /* sent, acked: on a; got: on b */
-    sl_msg msgs[WINDOW], acks[WINDOW / 64];
+    sl_msg msgs[WINDOW], acks[WINDOW / ACK_EVERY];
     int ack_i;
     uint64_t t0, t1;
     int use_malloc;
@@ -339,9 +340,9 @@ static void on_msg(void *arg)
 {
     (void)arg;
     /* acknowledge every 64 messages, so the producer reuses their nodes */
-    if (++X.got % 64 == 0 || X.got == X.n) {
-        long k = X.got % 64 ? X.got % 64 : 64;
-        sl_reactor_post_mem(X.a, &X.acks[X.ack_i++ % (WINDOW / 64)], on_ack, (void *)(intptr_t)k);
+    if (++X.got % ACK_EVERY == 0 || X.got == X.n) {
+        long k = X.got % ACK_EVERY ? X.got % ACK_EVERY : ACK_EVERY;
+        sl_reactor_post_mem(X.a, &X.acks[X.ack_i++ % (WINDOW / ACK_EVERY)], on_ack, (void *)(intptr_t)k);
     }
 }
 
