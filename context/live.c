@@ -22,7 +22,7 @@ static counter *all;                 /* every live thread's counter */
 static _Atomic long retired;         /* counts of threads that have exited */
 static pthread_key_t exit_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
-static __thread counter *mine;
+static __thread __attribute__((tls_model("initial-exec"))) counter *mine;
 
 static void retire(void *p)
 {

@@ -135,8 +135,8 @@ void sl_trace_id_hex(const sl_traceparent *tp, char *buf)
  * from the kernel. */
 static uint64_t next_rand(void)
 {
-    static __thread uint64_t state;
-    static __thread bool seeded;
+    static __thread __attribute__((tls_model("initial-exec"))) uint64_t state;
+    static __thread __attribute__((tls_model("initial-exec"))) bool seeded;
     if (!seeded) {
         /* without getrandom (very early boot, old kernels) the clock and
          * this thread's address still make threads and runs differ */

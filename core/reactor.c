@@ -17,8 +17,11 @@
 #define RUN_BATCH 4096
 
 
-static __thread sl_reactor *tl_reactor;
-static __thread char tl_token;          /* its address names this thread */
+/* initial-exec: a direct %fs access instead of a __tls_get_addr call; the
+ * library is linked, not dlopen'ed late */
+#define SL_TLS __thread __attribute__((tls_model("initial-exec")))
+static SL_TLS sl_reactor *tl_reactor;
+static SL_TLS char tl_token;          /* its address names this thread */
 
 sl_reactor *sl_reactor_current(void) { return tl_reactor; }
 int sl_reactor_id(const sl_reactor *r) { return r->id; }
