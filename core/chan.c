@@ -492,6 +492,25 @@ void sl__chan_teardown(sl_chan *ch)
         drop_hold(ch, ch->holds_);
 }
 
+int sl_chan_set_pressure(sl_chan *ch, size_t high, size_t low,
+                         void (*fn)(sl_chan *, bool, void *), void *arg)
+{
+    if ((fn && !high) || low > high)
+        return -EINVAL;
+    if (!ch->home_ || !sl__on_reactor(ch->home_))
+        return -EXDEV;
+    ch->high_ = fn ? high : 0;
+    ch->low_ = fn ? low : 0;
+    ch->on_pressure_ = fn;
+    ch->pressure_arg_ = arg;
+    ch->pressured_ = 0;
+    if (fn && ch->len_ >= high) {
+        ch->pressured_ = 1;
+        fn(ch, true, arg);
+    }
+    return 0;
+}
+
 /* ---- stats ----------------------------------------------------------------- */
 
 void sl_chan_stats_get(const sl_chan *ch, sl_chan_stats *st)

@@ -126,6 +126,13 @@ int sl_chan_detach(sl_chan *ch, sl_task *t, int ends);
  * (non-owner, reported), -EXDEV off home, -EALREADY if already freed. */
 #define sl_chan_free(t, ch) sl_chan_free_at_((t), (ch), __FILE__, __LINE__)
 
+/* Sets (or, with fn NULL, removes) the watermarks and pressure callback after
+ * creation. If the channel already holds `high` or more elements, fn(ch,
+ * true) runs at once. Returns 0, -EINVAL (high 0 with a callback, low >
+ * high), -EXDEV off home. */
+int sl_chan_set_pressure(sl_chan *ch, size_t high, size_t low,
+                         void (*fn)(sl_chan *ch, bool high, void *arg), void *arg);
+
 void sl_chan_stats_get(const sl_chan *ch, sl_chan_stats *st);
 size_t sl_chan_len(const sl_chan *ch);
 size_t sl_chan_cap(const sl_chan *ch);

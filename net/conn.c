@@ -333,7 +333,7 @@ static void conn_process(conn *c)
         /* after HEAD or BODY the parser may end the message without another
          * byte (DONE uses 0 bytes): ask it again even with nothing new */
         bool pending = false;
-        while (!c->closing && !c->gone && (c->cur || c->npipe < max_pipe)) {
+        while (!c->closing && !c->gone && !c->paused && (c->cur || c->npipe < max_pipe)) {
             size_t len = evbuffer_get_contiguous_space(in);
             if (!len && !pending)
                 break;
@@ -438,6 +438,10 @@ static void conn_free(conn *c)
     c->freed = true;
     c->gone = true;
     srv_reactor *sr = c->sr;
+    if (c->throttle && !c->teardown) {   /* the channel must not call us any more */
+        sl_chan_set_pressure(c->throttle, 0, 0, NULL, NULL);
+        c->throttle = NULL;
+    }
     if (c->bev) {
         bufferevent_free(c->bev);
         c->bev = NULL;
@@ -492,6 +496,42 @@ static void conn_free(conn *c)
 
 /* Server teardown after the runtime stopped: no handler may be touched
  * (their contexts belong to reactors that no longer run). */
+/* ---- backpressure ---------------------------------------------------------------------- */
+
+static void on_pressure(sl_chan *ch, bool high, void *arg)
+{
+    conn *c = arg;
+    (void)ch;
+    c->paused = high;
+    if (!c->bev)
+        return;
+    if (high) {
+        bufferevent_disable(c->bev, EV_READ);
+    } else {
+        bufferevent_enable(c->bev, EV_READ);
+        if (!c->in_process)
+            conn_process(c);   /* what was buffered meanwhile */
+    }
+}
+
+int sl_http_req_throttle(sl_http_req *req, sl_chan *ch, size_t high, size_t low)
+{
+    conn *c = req->c;
+    if (!c || c->gone)
+        return -EPIPE;
+    if (c->throttle && c->throttle != ch) {   /* one channel per connection */
+        sl_chan_set_pressure(c->throttle, 0, 0, NULL, NULL);
+        c->throttle = NULL;
+        on_pressure(NULL, false, c);
+    }
+    if (!ch)
+        return 0;
+    int rc = sl_chan_set_pressure(ch, high, low, on_pressure, c);
+    if (rc == 0)
+        c->throttle = ch;
+    return rc;
+}
+
 void sl__conn_drop(conn *c)
 {
     c->teardown = true;

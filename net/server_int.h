@@ -110,7 +110,8 @@ struct conn {
     uint32_t npipe, alive_reqs;
     struct event *timer;
     int timer_mode;             /* 0 none, 1 header, 2 idle */
-    bool head_started, closing, gone, in_process, again, freed, teardown;
+    bool head_started, closing, gone, in_process, again, freed, teardown, paused;
+    sl_chan *throttle;          /* the channel whose pressure pauses reading */
     conn *prev, *next;
 };
 

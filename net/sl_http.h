@@ -37,6 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
+#include "sl_chan.h"
 #include "sl_ctx.h"
 #include "sl_runtime.h"
 #include "sl_task.h"
@@ -146,6 +147,15 @@ int sl_http_reply_error(sl_http_req *req, int status, const char *code, const ch
     __attribute__((format(printf, 4, 5)));
 
 bool sl_http_replied(const sl_http_req *req);
+
+/* Backpressure to the socket: while `ch` holds `high` or more elements the
+ * server reads and parses nothing more from this request's connection (so
+ * TCP pushes back on the client instead of memory growing), and it resumes
+ * when `ch` falls to `low`. Requests already parsed (up to max_pipeline)
+ * still run. Sets ch's pressure callback (sl_chan_set_pressure);
+ * the channel must outlive the connection, or be released first with
+ * ch NULL. Returns 0, -EINVAL, -EPIPE (the client is gone), -EXDEV. */
+int sl_http_req_throttle(sl_http_req *req, sl_chan *ch, size_t high, size_t low);
 
 /* The value of the context key under which a request's trace is stored
  * (sl_ctx_value(ctx, SL_HTTP_TRACE_KEY) gives a const sl_traceparent *). */

@@ -454,6 +454,21 @@ static int wm_main(sl_task *t, void *arg)
     assert_false(st.pressured);
     assert_int_equal(st.high, 8);
     assert_int_equal(st.low, 2);
+    /* set after creation: already above the new mark, the callback runs at once */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(sl_chan_try_send(t, ch, &v), 0);
+    highs = lows = 0;
+    assert_int_equal(sl_chan_set_pressure(ch, 0, 0, on_pressure, &highs), -EINVAL);
+    assert_int_equal(sl_chan_set_pressure(ch, 3, 4, on_pressure, &highs), -EINVAL);
+    assert_int_equal(sl_chan_set_pressure(ch, 4, 1, on_pressure, &highs), 0);
+    assert_int_equal(highs, 1);
+    while (sl_chan_try_recv(t, ch, &v) == 0)
+        ;
+    assert_int_equal(lows, 1);
+    assert_int_equal(sl_chan_set_pressure(ch, 0, 0, NULL, NULL), 0);   /* removed */
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(sl_chan_try_send(t, ch, &v), 0);
+    assert_int_equal(highs, 1);
     assert_int_equal(sl_chan_free(t, ch), 0);
     sl_runtime_stop(rt);
     return 0;

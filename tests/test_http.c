@@ -466,6 +466,70 @@ static void test_debug_deadlocks_and_trace(void **s)
     unlink(path);
 }
 
+/* ---- backpressure: a full channel stops the server reading the connection ------------------- */
+
+static sl_chan *feed_ch;   /* lives on the server's reactor; no consumer but /drain */
+
+static int h_feed(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    int v = 1;
+    if (!feed_ch) {
+        assert_int_equal(sl_chan_new(&feed_ch, sizeof(int), 100, &(sl_chan_opts){ .name = "feed" }), 0);
+        assert_int_equal(sl_chan_give(feed_ch, t, NULL), 0);
+    }
+    assert_int_equal(sl_http_req_throttle(req, feed_ch, 4, 1), 0);
+    assert_int_equal(sl_chan_try_send(t, feed_ch, &v), 0);
+    return sl_http_reply(req, 200, "text/plain", "fed", 3);
+}
+
+static int h_drain(sl_task *t, void *arg)
+{
+    int v, n = 0;
+    while (sl_chan_try_recv(t, feed_ch, &v) == 0)
+        n++;
+    char body[16];
+    int len = snprintf(body, sizeof body, "%d", n);
+    return sl_http_reply(arg, 200, "text/plain", body, (size_t)len);
+}
+
+static void test_backpressure_pauses_reading(void **s)
+{
+    (void)s;
+    resp r;
+    feed_ch = NULL;
+    memset(&TS.cap, 0, sizeof TS.cap);
+    TS.rt = rt_new(1, &TS.cap);
+    /* one request in flight per connection, so what is "not read" is exact
+     * (with pipelining, up to max_pipeline parsed requests still run) */
+    assert_int_equal(sl_http_server_new(&TS.srv, TS.rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0", .max_pipeline = 1 }), 0);
+    assert_int_equal(sl_http_route(TS.srv, "POST", "/feed", h_feed, 0, NULL), 0);
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/drain", h_drain, 0, NULL), 0);
+    srv_run(&TS);
+    int fd = cli_connect(TS.port);
+    for (int i = 0; i < 10; i++)   /* ten pipelined requests that each feed one element */
+        cli_send(fd, "POST /feed HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(cli_read(fd, &r, 5000), 200);
+    /* the channel is at its high watermark: nothing more is read or answered */
+    assert_int_equal(cli_read(fd, &r, 300), -1);
+    /* a consumer drains it below the low watermark: reading resumes */
+    assert_int_equal(get(TS.port, "/drain", &r), 200);
+    assert_string_equal(r.body, "4");
+    for (int i = 0; i < 4; i++)   /* four more fill it again, then the pause */
+        assert_int_equal(cli_read(fd, &r, 5000), 200);
+    assert_int_equal(cli_read(fd, &r, 300), -1);
+    assert_int_equal(get(TS.port, "/drain", &r), 200);
+    assert_string_equal(r.body, "4");
+    for (int i = 0; i < 2; i++)   /* the last two */
+        assert_int_equal(cli_read(fd, &r, 5000), 200);
+    close(fd);
+    sl_runtime_stop(TS.rt);
+    pthread_join(TS.th, NULL);
+    sl_http_server_free(TS.srv);
+    assert_int_equal(sl_runtime_free(TS.rt), 1);   /* feed_ch, left to the runtime on purpose */
+}
+
 /* The runtime stopped (not drained) with a handler still parked: freeing
  * the server, then the runtime, frees everything; the handler is reported. */
 static void test_free_with_handler_alive(void **s)
@@ -531,6 +595,7 @@ int main(void)
         cmocka_unit_test(test_grpc_timeout_504),
         cmocka_unit_test(test_shedding_503),
         cmocka_unit_test(test_graceful_drain),
+        cmocka_unit_test(test_backpressure_pauses_reading),
         cmocka_unit_test(test_free_with_handler_alive),
         cmocka_unit_test(test_debug_deadlocks_and_trace),
         cmocka_unit_test(test_bad_options),
