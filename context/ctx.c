@@ -31,11 +31,9 @@ sl_reactor *sl_ctx_reactor(const sl_ctx *ctx) { return ctx ? ctx->r : NULL; }
 
 /* A context is touched by its own reactor's thread only; the background is
  * read-only and shared. */
-bool sl__ctx_foreign(const sl_ctx *c, const char *what)
+bool sl__ctx_foreign_report(const sl_ctx *c, const char *what)
 {
     sl_reactor *cur = sl_reactor_current();
-    if (c->kind == K_BG || c->r == cur)
-        return false;
     sl_report_misuse(cur, "%s: context of reactor %d used %s", what, sl_reactor_id(c->r),
                      cur ? "on another reactor" : "outside any reactor");
     return true;

@@ -49,7 +49,14 @@ struct sl_ctx {
 /* ctx.c */
 int sl__ctx_make(sl_ctx **out, sl_ctx *parent, int kind, uint64_t deadline, size_t extra);
 void sl__ctx_end(sl_ctx *top, int err, sl_cause cause);
-bool sl__ctx_foreign(const sl_ctx *c, const char *what);
+bool sl__ctx_foreign_report(const sl_ctx *c, const char *what);
+/* Is c used off its reactor? (The common answer, no, costs a compare.) */
+static inline bool sl__ctx_foreign(const sl_ctx *c, const char *what)
+{
+    if (c->kind == K_BG || c->r == sl_reactor_current())
+        return false;
+    return sl__ctx_foreign_report(c, what);
+}
 static inline bool sl__ctx_can_end(const sl_ctx *c) { return c->kind != K_BG && c->kind != K_NOCANCEL; }
 
 /* deadline.c */

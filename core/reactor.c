@@ -20,17 +20,16 @@
 /* initial-exec: a direct %fs access instead of a __tls_get_addr call; the
  * library is linked, not dlopen'ed late */
 #define SL_TLS __thread __attribute__((tls_model("initial-exec")))
-static SL_TLS sl_reactor *tl_reactor;
+SL_TLS sl_reactor *sl__tl_reactor;   /* private; read by sl_reactor_current() */
 static SL_TLS char tl_token;          /* its address names this thread */
 
-sl_reactor *sl_reactor_current(void) { return tl_reactor; }
 int sl_reactor_id(const sl_reactor *r) { return r->id; }
 struct event_base *sl_reactor_base(sl_reactor *r) { return r->base; }
 sl_runtime *sl_reactor_runtime(sl_reactor *r) { return r->rt; }
 size_t sl_reactor_task_count(const sl_reactor *r) { return r->ntasks; }
 
-void sl__set_current_reactor(sl_reactor *r) { tl_reactor = r; }
-sl_reactor *sl__current_reactor_raw(void) { return tl_reactor; }
+void sl__set_current_reactor(sl_reactor *r) { sl__tl_reactor = r; }
+sl_reactor *sl__current_reactor_raw(void) { return sl__tl_reactor; }
 
 bool sl__on_reactor(const sl_reactor *r)
 {
@@ -112,8 +111,8 @@ static void flush_wakes(sl_reactor *r);
  * reactor to restore when it ends (an embedded base may nest callbacks). */
 static sl_reactor *enter(sl_reactor *r)
 {
-    sl_reactor *prev = tl_reactor;
-    tl_reactor = r;
+    sl_reactor *prev = sl__tl_reactor;
+    sl__tl_reactor = r;
     r->in_cb = true;
     return prev;
 }
@@ -148,7 +147,7 @@ static void run_cb(evutil_socket_t fd, short what, void *arg)
         sl__deadlock_maybe(r);
     }
     sl__callback_end(r);
-    tl_reactor = prev;
+    sl__tl_reactor = prev;
 }
 
 void sl__ready(sl_task *t)
@@ -203,7 +202,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     sl__timer_rearm(r);
     flush_wakes(r);
     sl__callback_end(r);
-    tl_reactor = prev;
+    sl__tl_reactor = prev;
 }
 
 /* ---- messages ----------------------------------------------------------- */
@@ -234,7 +233,7 @@ static void flush_wakes(sl_reactor *r)
 /* Wake `to` now, or at the end of the current callback of ours. */
 static void wake_soon(sl_reactor *to)
 {
-    sl_reactor *cur = tl_reactor;
+    sl_reactor *cur = sl__tl_reactor;
     if (!cur || !cur->in_cb || cur == to || !cur->rt || cur->rt != to->rt) {
         wake(to);
         return;
@@ -284,7 +283,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     if (atomic_load_explicit(&r->stopping, memory_order_acquire))
         event_base_loopbreak(r->base);
     sl__callback_end(r);
-    tl_reactor = prev;
+    sl__tl_reactor = prev;
 }
 
 int sl_reactor_post_mem(sl_reactor *r, sl_msg *m, void (*fn)(void *), void *arg)
@@ -365,8 +364,8 @@ int sl__reactor_init(sl_reactor *r, sl_runtime *rt, int id, struct event_base *b
 int sl__reactor_drain(sl_reactor *r)
 {
     int n = 0;
-    sl_reactor *prev = tl_reactor;
-    tl_reactor = r;
+    sl_reactor *prev = sl__tl_reactor;
+    sl__tl_reactor = r;
     sl_msg *m;
     while ((m = sl_mpsc_pop(&r->q))) {
         void (*f)(void *) = m->fn;
@@ -376,7 +375,7 @@ int sl__reactor_drain(sl_reactor *r)
         f(a);
         n++;
     }
-    tl_reactor = prev;
+    sl__tl_reactor = prev;
     return n;
 }
 
@@ -385,18 +384,18 @@ int sl__reactor_drain(sl_reactor *r)
  * the reactor itself. */
 int sl__reactor_teardown_tasks(sl_reactor *r)
 {
-    sl_reactor *prev = tl_reactor;
-    tl_reactor = r;
+    sl_reactor *prev = sl__tl_reactor;
+    sl__tl_reactor = r;
     r->tearing_down = true;
     int leaks = r->base ? sl__destroy_leaked_tasks(r) : 0;
-    tl_reactor = prev;
+    sl__tl_reactor = prev;
     return leaks;
 }
 
 int sl__reactor_teardown(sl_reactor *r)
 {
-    sl_reactor *prev = tl_reactor;
-    tl_reactor = r;
+    sl_reactor *prev = sl__tl_reactor;
+    sl__tl_reactor = r;
     int leaks = r->base ? sl__release_leaked_chans(r) : 0;
     sl_heap_free(&r->heap);
     sl__watch_free(r);
@@ -412,7 +411,7 @@ int sl__reactor_teardown(sl_reactor *r)
         close(r->wake_fd);
     if (r->own_base && r->base)
         event_base_free(r->base);
-    tl_reactor = prev;
+    sl__tl_reactor = prev;
     return leaks;
 }
 
@@ -431,8 +430,8 @@ int sl_reactor_new_on(sl_reactor **out, struct event_base *base, const sl_runtim
         return rc;
     }
     sl__claim(r, true);
-    if (!tl_reactor)
-        tl_reactor = r;
+    if (!sl__tl_reactor)
+        sl__tl_reactor = r;
     *out = r;
     return 0;
 }
@@ -445,8 +444,8 @@ int sl_reactor_free(sl_reactor *r)
         ;
     int leaks = sl__reactor_teardown_tasks(r);
     leaks += sl__reactor_teardown(r);
-    if (tl_reactor == r)
-        tl_reactor = NULL;
+    if (sl__tl_reactor == r)
+        sl__tl_reactor = NULL;
     free(r);
     return leaks;
 }

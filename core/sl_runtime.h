@@ -78,8 +78,10 @@ int sl_runtime_free(sl_runtime *rt);
 int sl_runtime_threads(const sl_runtime *rt);
 sl_reactor *sl_runtime_reactor(sl_runtime *rt, int i);
 
-/* The reactor that runs on the calling thread, or NULL outside reactors. */
-sl_reactor *sl_reactor_current(void);
+/* The reactor that runs on the calling thread, or NULL outside reactors.
+ * (Inline: contexts and channels ask on every operation.) */
+extern __thread __attribute__((tls_model("initial-exec"))) sl_reactor *sl__tl_reactor;
+static inline sl_reactor *sl_reactor_current(void) { return sl__tl_reactor; }
 
 /* The reactor's index in its runtime (0 for an embedded reactor), its
  * event_base (to add sockets and events to) and its runtime (NULL if
