@@ -363,18 +363,9 @@ int sl__reactor_init(sl_reactor *r, sl_runtime *rt, int id, struct event_base *b
  * Returns how many ran. */
 int sl__reactor_drain(sl_reactor *r)
 {
-    int n = 0;
     sl_reactor *prev = sl__tl_reactor;
     sl__tl_reactor = r;
-    sl_msg *m;
-    while ((m = sl_mpsc_pop(&r->q))) {
-        void (*f)(void *) = m->fn;
-        void *a = m->arg;
-        if (m->heap_)
-            free(m);
-        f(a);
-        n++;
-    }
+    int n = drain(r);
     sl__tl_reactor = prev;
     return n;
 }
