@@ -394,7 +394,7 @@ void sl__conn_cancel_all(conn *c, sl_cause cause)
 
 /* ---- life cycle ------------------------------------------------------------------------ */
 
-void sl__conn_accept(srv_reactor *sr, int fd)
+void sl__conn_accept(srv_reactor *sr, int fd, const struct sockaddr *peer)
 {
     conn *c = calloc(1, sizeof *c);
     struct event_base *base = sl_reactor_base(sr->r);
@@ -406,6 +406,11 @@ void sl__conn_accept(srv_reactor *sr, int fd)
         return;
     }
     c->sr = sr;
+    if (peer && peer->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)peer;
+        c->peer_addr = ntohl(in->sin_addr.s_addr);
+        c->peer_port = ntohs(in->sin_port);
+    }
     c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->timer = evtimer_new(base, timer_cb, c);
     if (!c->bev || !c->timer) {

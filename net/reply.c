@@ -116,6 +116,18 @@ const sl_traceparent *sl_http_req_trace(const sl_http_req *req) { return &req->t
 const char *sl_http_req_route(const sl_http_req *req) { return req->match.pattern ? req->match.pattern : ""; }
 bool sl_http_replied(const sl_http_req *req) { return req->replied; }
 
+uint32_t sl_http_req_peer(const sl_http_req *req, uint16_t *port)
+{
+    if (port)
+        *port = req->c ? req->c->peer_port : 0;
+    return req->c ? req->c->peer_addr : 0;
+}
+
+bool sl_http_req_from_loopback(const sl_http_req *req)
+{
+    return (sl_http_req_peer(req, NULL) >> 24) == 127;
+}
+
 int sl_http_req_json(sl_http_req *req, json_t **out)
 {
     json_error_t err;

@@ -131,7 +131,6 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
     srv_reactor *sr = arg;
     (void)l;
-    (void)a;
     (void)alen;
     if (sr->draining) {
         close(fd);
@@ -139,7 +138,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof one);
-    sl__conn_accept(sr, fd);
+    sl__conn_accept(sr, fd, a);
     if (sr->nconns >= sr->srv->o.max_conns)
         evconnlistener_disable(sr->lev);   /* resumes when one closes */
 }

@@ -112,11 +112,13 @@ struct conn {
     int timer_mode;             /* 0 none, 1 header, 2 idle */
     bool head_started, closing, gone, in_process, again, freed, teardown, paused;
     sl_chan *throttle;          /* the channel whose pressure pauses reading */
+    uint32_t peer_addr;         /* IPv4, host order */
+    uint16_t peer_port;
     conn *prev, *next;
 };
 
 /* conn.c */
-void sl__conn_accept(srv_reactor *sr, int fd);
+void sl__conn_accept(srv_reactor *sr, int fd, const struct sockaddr *peer);
 void sl__conn_flush(conn *c);
 void sl__conn_cancel_all(conn *c, sl_cause cause);
 void sl__conn_close_idle(conn *c);

@@ -120,6 +120,11 @@ void *sl_http_req_arg(const sl_http_req *req);
 /* The request's context (its deadline, cancel and cause) and trace. */
 sl_ctx *sl_http_req_ctx(const sl_http_req *req);
 const sl_traceparent *sl_http_req_trace(const sl_http_req *req);
+/* The client's IPv4 address (host byte order, 0 if unknown) and port. */
+uint32_t sl_http_req_peer(const sl_http_req *req, uint16_t *port);
+/* Whether the client connected from 127.0.0.0/8: admin endpoints use it to
+ * refuse anyone else (403) even when the server listens on all addresses. */
+bool sl_http_req_from_loopback(const sl_http_req *req);
 /* The route pattern that matched ("/orders/{id}"). */
 const char *sl_http_req_route(const sl_http_req *req);
 

@@ -66,6 +66,19 @@ static int h_item(sl_task *t, void *arg)
     return sl_http_reply(req, 200, "text/plain", id, n);
 }
 
+/* Answers "<a.b.c.d>:<port> <loopback>" as the server saw the client. */
+static int h_peer(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    uint16_t port;
+    uint32_t a = sl_http_req_peer(req, &port);
+    char body[64];
+    int n = snprintf(body, sizeof body, "%u.%u.%u.%u:%u %d", a >> 24, (a >> 16) & 255, (a >> 8) & 255,
+                     a & 255, port, sl_http_req_from_loopback(req));
+    (void)t;
+    return sl_http_reply(req, 200, "text/plain", body, (size_t)n);
+}
+
 static int h_silent(sl_task *t, void *arg)
 {
     (void)t;
@@ -84,6 +97,7 @@ static void start(sl_http_server_opts o)
     assert_int_equal(sl_http_route(TS.srv, "POST", "/echo", h_echo, 0, NULL), 0);
     assert_int_equal(sl_http_route(TS.srv, "GET", "/items/{id}", h_item, 0, NULL), 0);
     assert_int_equal(sl_http_route(TS.srv, "GET", "/silent", h_silent, 0, NULL), 0);
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/peer", h_peer, 0, NULL), 0);
     assert_int_equal(sl_http_route(TS.srv, "GET", "/wait", h_wait, 0, NULL), -EEXIST);
     atomic_store(&seen_cause, -1);
     atomic_store(&seen_err, 1);
@@ -121,6 +135,14 @@ static void test_routes_and_keepalive(void **s)
     assert_int_equal(cli_read(fd, &r, 5000), 200);                /* HEAD: length, no body */
     cli_no_body = false;
     assert_non_null(strstr(r.head, "Content-Length: 3"));
+    cli_send(fd, "GET /peer HTTP/1.1\r\nHost: t\r\n\r\n");          /* who the server saw */
+    assert_int_equal(cli_read(fd, &r, 5000), 200);
+    struct sockaddr_in me;
+    socklen_t ml = sizeof me;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&me, &ml), 0);
+    char want[64];
+    snprintf(want, sizeof want, "127.0.0.1:%u 1", ntohs(me.sin_port));
+    assert_string_equal(r.body, want);
     cli_send(fd, "GET /silent HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_int_equal(cli_read(fd, &r, 5000), 500);
     assert_non_null(strstr(r.body, "ended without an answer"));
