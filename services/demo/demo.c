@@ -1,0 +1,457 @@
+/* sluice-demo: the order -> inventory -> payment chain in three modes under
+ * the same load, side by side (`make demo`).
+ *
+ * For each mode it starts the three services on free loopback ports, drives
+ * POST /orders with sluice-load at a fixed open-loop rate through four
+ * phases (warm-up, steady, payment hangs, recovery), samples each service's
+ * in-flight requests, then reads what is left (tasks, RSS), checks that the
+ * three services agree on every finished order, stops them by pid, and
+ * prints a table; demo-report.html gets the charts. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "demo.h"
+#include "hget.h"
+#include "proc.h"
+
+const char *const svc_name[NSVC] = { "order", "inventory", "payment" };
+const char *const phase_name[NPHASE] = { "warm-up", "steady", "payment hangs", "recovery" };
+static const char *const svc_prog[NSVC] = { "services/order/order-svc", "services/inventory/inventory-svc",
+                                            "services/payment/payment-svc" };
+static const char order_body[] = "{\"item\":\"sku-{{rand:1-10}}\",\"qty\":1,\"amount_cents\":1250}";
+#define NITEMS 10
+#define STOCK0 1000000L
+
+typedef struct chain {
+    proc p[NSVC];
+    int port[NSVC];
+} chain;
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the services ------------------------------------------------------------------- */
+
+static void stop_chain(chain *c, mode_result *m)
+{
+    for (int s = NSVC - 1; s >= 0; s--)
+        if (c->p[s].pid > 0) {
+            int st = proc_stop(&c->p[s], 8000);
+            if (m)
+                m->exit_status[s] = st;
+        }
+}
+
+/* Starts payment, inventory and order on ports reserved beforehand: the
+ * chain is a cycle (payment calls order back), so every port must be known
+ * before the first program starts. A port taken in between makes that
+ * program fail to bind; the caller retries with new ports. */
+static int start_chain(const demo_cfg *cfg, const char *mode, chain *c, char *err, size_t errsz)
+{
+    char listen[NSVC][32], url[NSVC][40], threads[16], budget[16], prog[NSVC][1024], log[NSVC][1024];
+    memset(c, 0, sizeof *c);
+    for (int s = 0; s < NSVC; s++) {
+        c->port[s] = free_port();
+        if (c->port[s] <= 0) {
+            snprintf(err, errsz, "no free port");
+            return -1;
+        }
+        snprintf(listen[s], sizeof listen[s], "127.0.0.1:%d", c->port[s]);
+        snprintf(url[s], sizeof url[s], "http://127.0.0.1:%d", c->port[s]);
+        snprintf(prog[s], sizeof prog[s], "%s/%s", cfg->bindir, svc_prog[s]);
+        snprintf(log[s], sizeof log[s], "%s/%s-%s.log", cfg->logdir, mode, svc_name[s]);
+        c->p[s].out = -1;
+    }
+    snprintf(threads, sizeof threads, "%d", cfg->threads);
+    snprintf(budget, sizeof budget, "%d", cfg->budget_ms);
+    static const char *const up_opt[NSVC] = { "--inventory", "--payment", "--order" };
+    static const int up_of[NSVC] = { SVC_INVENTORY, SVC_PAYMENT, SVC_ORDER };
+    for (int s = NSVC - 1; s >= 0; s--) {
+        char *argv[] = { prog[s], "--listen", listen[s], "--threads", threads, "--mode", (char *)mode,
+                         "--timeout-ms", budget, (char *)up_opt[s], url[up_of[s]], "--admin", NULL };
+        char line[128];
+        int rc = proc_start(&c->p[s], argv, log[s]);
+        if (rc == 0)
+            rc = proc_read_line(&c->p[s], line, sizeof line, 15000);
+        if (rc < 0 || !strstr(line, listen[s])) {
+            snprintf(err, errsz, "%s did not start (%.80s; see %.160s)", svc_name[s],
+                     rc < 0 ? strerror(-rc) : line, log[s]);
+            stop_chain(c, NULL);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Sums the samples of one Prometheus metric over its label sets; -1 if absent. */
+static long metric_sum(const char *text, const char *name)
+{
+    long sum = -1;
+    size_t nl = strlen(name);
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        if (strncmp(l, name, nl) || (l[nl] != '{' && l[nl] != ' '))
+            continue;
+        const char *v = l[nl] == '{' ? strchr(l, '}') : l + nl;
+        if (v && (v = strchr(v, ' ')))
+            sum = (sum < 0 ? 0 : sum) + strtol(v + 1, NULL, 10);
+    }
+    return sum;
+}
+
+static long inflight(int port)
+{
+    hget_resp r;
+    if (hget(port, "GET", "/metrics", NULL, 500, &r) < 0)
+        return -1;
+    long v = r.status == 200 ? metric_sum(r.body, "sluice_http_inflight") : -1;
+    hget_free(&r);
+    return v;
+}
+
+/* Tasks alive in a service, as /debug/tasks lists them (the task answering
+ * the question included). */
+static long tasks_alive(int port)
+{
+    hget_resp r;
+    if (hget(port, "GET", "/debug/tasks", NULL, 2000, &r) < 0)
+        return -1;
+    long n = -1;
+    json_t *doc = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
+    size_t i;
+    json_t *re;
+    if (doc) {
+        n = 0;
+        json_array_foreach(json_object_get(doc, "reactors"), i, re)
+            n += (long)json_array_size(json_object_get(re, "tasks"));
+    }
+    json_decref(doc);
+    hget_free(&r);
+    return n;
+}
+
+static int set_fault(int port, const char *json)
+{
+    hget_resp r;
+    int rc = hget(port, json ? "POST" : "DELETE", "/admin/fault", json, 2000, &r);
+    if (rc < 0)
+        return rc;
+    rc = r.status == 200 ? 0 : -EPROTO;
+    hget_free(&r);
+    return rc;
+}
+
+/* ---- one phase of load -------------------------------------------------------------- */
+
+static long jlong(json_t *o, const char *k)
+{
+    return (long)json_integer_value(json_object_get(o, k));
+}
+
+static void take_load_json(phase_result *ph, json_t *doc)
+{
+    json_t *lat = json_object_get(doc, "latency_ms"), *st = json_object_get(doc, "status");
+    json_t *er = json_object_get(doc, "errors");
+    ph->requests = jlong(doc, "requests");
+    ph->duration_s = json_number_value(json_object_get(doc, "duration_s"));
+    ph->p50 = json_number_value(json_object_get(lat, "p50"));
+    ph->p99 = json_number_value(json_object_get(lat, "p99"));
+    ph->max = json_number_value(json_object_get(lat, "max"));
+    const char *k;
+    json_t *v;
+    json_object_foreach(st, k, v) {
+        long n = (long)json_integer_value(v);
+        int code = atoi(k);
+        if (code == 201) ph->st201 += n;
+        else if (code == 503) ph->st503 += n;
+        else if (code == 504) ph->st504 += n;
+        else if (code == 508) ph->st508 += n;
+        else ph->st_other += n;
+    }
+    json_object_foreach(er, k, v) {
+        if (!strcmp(k, "timeout"))
+            ph->timeouts += (long)json_integer_value(v);
+        else
+            ph->errors += (long)json_integer_value(v);
+    }
+    ph->series = json_incref(json_object_get(doc, "series"));
+}
+
+/* Runs sluice-load for one phase while sampling the services' in-flight
+ * requests every 100 ms. Returns 0 or -1 with err set. */
+static int run_phase(const demo_cfg *cfg, chain *c, phase_result *ph, int seconds, char *err, size_t errsz)
+{
+    char prog[1024], url[64], rate[16], dur[16], tmo[16];
+    snprintf(prog, sizeof prog, "%s/services/load/sluice-load", cfg->bindir);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/orders", c->port[SVC_ORDER]);
+    snprintf(rate, sizeof rate, "%d", cfg->rate);
+    snprintf(dur, sizeof dur, "%d", seconds);
+    snprintf(tmo, sizeof tmo, "%d", cfg->client_timeout_ms);
+    char *argv[] = { prog, url, "--rate", rate, "--duration", dur, "--timeout", tmo, "--method", "POST",
+                     "--body", (char *)order_body, "--connections", "2000", "--json", NULL };
+    char log[1024];
+    snprintf(log, sizeof log, "%s/sluice-load.log", cfg->logdir);
+    proc lp;
+    if (proc_start(&lp, argv, log) < 0) {
+        snprintf(err, errsz, "cannot start %.160s", prog);
+        return -1;
+    }
+    for (int s = 0; s < NSVC; s++)
+        ph->peak_inflight[s] = -1;
+    size_t cap = 1 << 16, len = 0;
+    char *out = malloc(cap);
+    long long next_sample = 0;
+    for (;;) {
+        if (now_ms() >= next_sample) {
+            for (int s = 0; s < NSVC; s++) {
+                long v = inflight(c->port[s]);
+                if (v > ph->peak_inflight[s])
+                    ph->peak_inflight[s] = v;
+            }
+            next_sample = now_ms() + 100;
+        }
+        struct pollfd pf = { .fd = lp.out, .events = POLLIN };
+        if (poll(&pf, 1, 100) <= 0)
+            continue;
+        if (out && len + 4096 > cap) {
+            char *grown = realloc(out, cap *= 2);
+            if (!grown)
+                free(out);
+            out = grown;
+        }
+        ssize_t n = out ? read(lp.out, out + len, cap - len - 1) : -1;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    int st;
+    waitpid(lp.pid, &st, 0);
+    close(lp.out);
+    json_t *doc = out ? (out[len] = '\0', json_loads(out, 0, NULL)) : NULL;
+    free(out);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !doc) {
+        snprintf(err, errsz, "sluice-load failed (exit %d; see %.160s)", WIFEXITED(st) ? WEXITSTATUS(st) : -1, log);
+        json_decref(doc);
+        return -1;
+    }
+    take_load_json(ph, doc);
+    json_decref(doc);
+    ph->ran = true;
+    return 0;
+}
+
+/* ---- the invariant ------------------------------------------------------------------ */
+
+/* Every finished order must be PAID with its reservation kept and its charge
+ * CHARGED, or FAILED with its reservation given back and no charge (or a
+ * voided one); the stock the inventory lost must be exactly the quantity of
+ * the reservations it kept. */
+static void check_invariant(chain *c, mode_result *m)
+{
+    hget_resp r;
+    if (hget(c->port[SVC_ORDER], "GET", "/orders", NULL, 10000, &r) < 0)
+        return;
+    json_t *doc = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
+    hget_free(&r);
+    json_t *o;
+    size_t i;
+    long kept = 0;
+    m->checked = m->disagree = m->unfinished = 0;
+    json_array_foreach(json_object_get(doc, "orders"), i, o) {
+        const char *id = json_string_value(json_object_get(o, "order_id"));
+        const char *status = json_string_value(json_object_get(o, "status"));
+        if (!id || !status)
+            continue;
+        m->orders++;
+        char path[160];
+        snprintf(path, sizeof path, "/reservations/%s", id);
+        int rst = hget(c->port[SVC_INVENTORY], "GET", path, NULL, 2000, &r);
+        bool reserved = rst == 0 && r.status == 200 && strstr(r.body, "\"RESERVED\"");
+        if (rst == 0)
+            hget_free(&r);
+        snprintf(path, sizeof path, "/charges/%s", id);
+        int cst = hget(c->port[SVC_PAYMENT], "GET", path, NULL, 2000, &r);
+        bool charged = cst == 0 && r.status == 200 && strstr(r.body, "\"CHARGED\"");
+        if (cst == 0)
+            hget_free(&r);
+        if (reserved)
+            kept += jlong(o, "qty");
+        if (!strcmp(status, "PENDING")) {
+            m->unfinished++;
+            continue;
+        }
+        m->checked++;
+        bool paid = !strcmp(status, "PAID");
+        if (rst < 0 || cst < 0 || reserved != paid || charged != paid)
+            m->disagree++;
+    }
+    json_decref(doc);
+    long lost = 0;
+    for (int k = 1; k <= NITEMS; k++) {
+        char path[64];
+        snprintf(path, sizeof path, "/stock/sku-%d", k);
+        if (hget(c->port[SVC_INVENTORY], "GET", path, NULL, 2000, &r) < 0)
+            continue;
+        json_t *s = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
+        lost += s ? STOCK0 - jlong(s, "available") : 0;
+        json_decref(s);
+        hget_free(&r);
+    }
+    if (m->unfinished == 0 && lost != kept)
+        m->disagree++;   /* stock that no order accounts for (stuck orders hold theirs) */
+}
+
+/* ---- one mode ----------------------------------------------------------------------- */
+
+static void settle(chain *c, int ms)
+{
+    long long end = now_ms() + ms;
+    while (now_ms() < end) {
+        long sum = 0;
+        for (int s = 0; s < NSVC; s++) {
+            long v = inflight(c->port[s]);
+            sum += v < 0 ? 1 : v - 1;   /* the /metrics request itself is in flight */
+        }
+        if (sum <= 0)
+            return;
+        struct timespec ts = { 0, 50 * 1000 * 1000 };   /* polling remote state */
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void run_mode(const demo_cfg *cfg, mode_result *m)
+{
+    chain c;
+    int tries = 0;
+    while (start_chain(cfg, m->mode, &c, m->error, sizeof m->error) < 0)
+        if (++tries == 3)
+            return;
+    m->error[0] = '\0';
+    m->ran = true;
+    for (int s = 0; s < NSVC; s++)
+        m->tasks_idle[s] = tasks_alive(c.port[s]);
+    double t = 0;
+    fprintf(stderr, "demo: %s:", m->mode);
+    for (int p = 0; p < NPHASE; p++) {
+        if (p == PH_FAULT && set_fault(c.port[SVC_PAYMENT], "{\"hang\":true}") < 0) {
+            snprintf(m->error, sizeof m->error, "could not inject the fault into payment");
+            break;
+        }
+        fprintf(stderr, " %s", phase_name[p]);
+        m->ph[p].start_s = t;
+        int rc = run_phase(cfg, &c, &m->ph[p], cfg->phase_s[p], m->error, sizeof m->error);
+        if (p == PH_FAULT)
+            set_fault(c.port[SVC_PAYMENT], NULL);
+        if (rc < 0)
+            break;
+        t += m->ph[p].duration_s;
+    }
+    fprintf(stderr, "\n");
+    settle(&c, 2000);
+    for (int s = 0; s < NSVC; s++) {
+        m->tasks_after[s] = tasks_alive(c.port[s]);
+        m->rss_kib[s] = proc_rss_kib(&c.p[s]);
+    }
+    check_invariant(&c, m);
+    stop_chain(&c, m);
+}
+
+/* ---- main --------------------------------------------------------------------------- */
+
+static int usage(const char *msg)
+{
+    if (msg)
+        fprintf(stderr, "sluice-demo: %s\n", msg);
+    fprintf(stderr,
+            "usage: sluice-demo [--bindir DIR] [--modes safe,guarded,naive] [--rate R]\n"
+            "                   [--phases WARMUP,STEADY,FAULT,RECOVERY (seconds)] [--threads N]\n"
+            "                   [--client-timeout-ms MS] [--budget-ms MS] [--report FILE.html]\n");
+    return 2;
+}
+
+static int parse_phases(const char *s, int out[NPHASE])
+{
+    for (int p = 0; p < NPHASE; p++) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 1 || v > 600 || (p < NPHASE - 1 ? *end != ',' : *end != '\0'))
+            return -1;
+        out[p] = (int)v;
+        s = end + 1;
+    }
+    return 0;
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    demo_cfg cfg = { .bindir = ".", .report = "demo-report.html", .rate = 100, .threads = 1,
+                     .client_timeout_ms = 2000, .budget_ms = 1000, .phase_s = { 2, 5, 5, 5 } };
+    const char *modes = "safe,guarded,naive";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v)
+            return usage(!strcmp(a, "--help") ? NULL : "an option needs a value");
+        i++;
+        if (!strcmp(a, "--bindir")) cfg.bindir = v;
+        else if (!strcmp(a, "--report")) cfg.report = v;
+        else if (!strcmp(a, "--modes")) modes = v;
+        else if (!strcmp(a, "--rate")) { if (parse_int(v, 1, 100000, &cfg.rate)) return usage("bad --rate"); }
+        else if (!strcmp(a, "--threads")) { if (parse_int(v, 1, 64, &cfg.threads)) return usage("bad --threads"); }
+        else if (!strcmp(a, "--client-timeout-ms")) { if (parse_int(v, 10, 600000, &cfg.client_timeout_ms)) return usage("bad --client-timeout-ms"); }
+        else if (!strcmp(a, "--budget-ms")) { if (parse_int(v, 10, 600000, &cfg.budget_ms)) return usage("bad --budget-ms"); }
+        else if (!strcmp(a, "--phases")) { if (parse_phases(v, cfg.phase_s)) return usage("bad --phases"); }
+        else return usage("unknown option");
+    }
+    mode_result m[3];
+    int n = 0;
+    memset(m, 0, sizeof m);
+    char *list = strdup(modes);
+    for (char *save, *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if ((strcmp(tok, "safe") && strcmp(tok, "guarded") && strcmp(tok, "naive")) || n == 3) {
+            free(list);
+            return usage("--modes takes safe, guarded and naive");
+        }
+        m[n++].mode = !strcmp(tok, "safe") ? "safe" : !strcmp(tok, "guarded") ? "guarded" : "naive";
+    }
+    free(list);
+    char logdir[] = "/tmp/sluice-demo-XXXXXX";
+    if (!mkdtemp(logdir)) {
+        perror("sluice-demo: mkdtemp");
+        return 1;
+    }
+    cfg.logdir = logdir;
+    signal(SIGPIPE, SIG_IGN);
+    for (int i = 0; i < n; i++)
+        run_mode(&cfg, &m[i]);
+    report_text(&cfg, m, n);
+    int rc = report_html(&cfg, m, n);
+    int failed = rc < 0;
+    for (int i = 0; i < n; i++) {
+        failed |= !m[i].ran || m[i].error[0];
+        for (int p = 0; p < NPHASE; p++)
+            json_decref(m[i].ph[p].series);
+    }
+    if (failed)
+        fprintf(stderr, "sluice-demo: the logs are in %s\n", logdir);
+    return failed ? 1 : 0;
+}

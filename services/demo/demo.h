@@ -1,0 +1,51 @@
+/* demo.h: what one run of the demo measured, shared by the driver (demo.c)
+ * and the report writers (report.c). */
+#ifndef DEMO_DEMO_H
+#define DEMO_DEMO_H
+#include <stdbool.h>
+#include <jansson.h>
+
+enum { SVC_ORDER, SVC_INVENTORY, SVC_PAYMENT, NSVC };
+enum { PH_WARMUP, PH_STEADY, PH_FAULT, PH_RECOVERY, NPHASE };
+
+extern const char *const svc_name[NSVC];
+extern const char *const phase_name[NPHASE];
+
+typedef struct phase_result {
+    bool ran;
+    double start_s;              /* offset of the phase in the mode's timeline */
+    double duration_s;
+    long requests;
+    long st201, st503, st504, st508, st_other;
+    long timeouts, errors;       /* client gave up; other transport errors */
+    double p50, p99, max;        /* ms, from intended send time */
+    long peak_inflight[NSVC];    /* sampled from /metrics, -1 unknown */
+    json_t *series;              /* sluice-load's per-second series (owned) */
+} phase_result;
+
+typedef struct mode_result {
+    const char *mode;
+    bool ran;
+    char error[512];             /* why the run stopped early, "" if it did not */
+    phase_result ph[NPHASE];
+    long tasks_idle[NSVC];       /* /debug/tasks before the load */
+    long tasks_after[NSVC];      /* ... after it (and a short settle) */
+    long rss_kib[NSVC];
+    int exit_status[NSVC];       /* after SIGTERM; -1 had to be killed */
+    long orders, checked, disagree, unfinished;   /* the invariant */
+    char verdict[512];
+} mode_result;
+
+typedef struct demo_cfg {
+    const char *bindir;          /* build directory holding services/ */
+    const char *report;          /* HTML file */
+    const char *logdir;
+    int rate, threads, client_timeout_ms, budget_ms;
+    int phase_s[NPHASE];
+} demo_cfg;
+
+/* report.c */
+void report_text(const demo_cfg *cfg, const mode_result *m, int nmodes);
+int report_html(const demo_cfg *cfg, const mode_result *m, int nmodes);
+
+#endif
