@@ -1,0 +1,3 @@
+module sluice/bench/peers/chain
+
+go 1.19
