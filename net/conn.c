@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include "server_int.h"
 
 enum { T_NONE, T_HEADER, T_IDLE };
@@ -388,7 +389,7 @@ static void event_cb(struct bufferevent *bev, short events, void *arg)
 void sl__conn_cancel_all(conn *c, sl_cause cause)
 {
     for (sl_http_req *req = c->head; req; req = req->next)
-        if (req->ctx && !req->task_done)
+        if (req->ctx && !req->task_done && !req->reset)
             sl_ctx_cancel(req->ctx, cause);
 }
 
@@ -535,6 +536,29 @@ int sl_http_req_throttle(sl_http_req *req, sl_chan *ch, size_t high, size_t low)
     if (rc == 0)
         c->throttle = ch;
     return rc;
+}
+
+/* ---- fault injection ------------------------------------------------------------------ */
+
+int sl_http_req_reset(sl_http_req *req)
+{
+    if (req->replied)
+        return -EALREADY;
+    req->replied = true;
+    conn *c = req->c;
+    if (!c || c->gone || !c->bev) {
+        req->status = 499;
+        return -EPIPE;
+    }
+    req->reset = true;
+    req->status = 444;   /* nginx's "closed without a response" */
+    sl__srv_count(c->sr, req);
+    /* linger 0: close() sends RST and drops whatever is unsent */
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+    setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    c->closing = true;
+    conn_free(c);
+    return 0;
 }
 
 void sl__conn_drop(conn *c)

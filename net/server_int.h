@@ -95,6 +95,7 @@ struct sl_http_req {
     int immediate;              /* answer this status without a handler */
     const char *immediate_code, *immediate_msg;
     bool is_head, keep_alive, replied, started, task_done, flushed, queued;
+    bool reset;                 /* answered by sl_http_req_reset */
     bool orphan;                /* its server was freed while its task lived */
     sl_task *task;              /* the handler, while it lives */
     struct evbuffer *out;       /* the formatted response, until its turn */

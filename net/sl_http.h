@@ -153,6 +153,15 @@ int sl_http_reply_error(sl_http_req *req, int status, const char *code, const ch
 
 bool sl_http_replied(const sl_http_req *req);
 
+/* Fault injection: closes the request's connection at once with a TCP
+ * reset (SO_LINGER {1, 0}) instead of an answer. The request counts as
+ * answered (no automatic 500/504; metrics and the access log say 444), the
+ * other requests pipelined on that connection are dropped (their handlers
+ * cancelled with "client disconnected"), and the server goes on serving.
+ * This request's own context is left alone: its handler may go on.
+ * Returns 0, -EALREADY (answered already), -EPIPE (the client is gone). */
+int sl_http_req_reset(sl_http_req *req);
+
 /* Backpressure to the socket: while `ch` holds `high` or more elements the
  * server reads and parses nothing more from this request's connection (so
  * TCP pushes back on the client instead of memory growing), and it resumes

@@ -79,6 +79,29 @@ static int h_peer(sl_task *t, void *arg)
     return sl_http_reply(req, 200, "text/plain", body, (size_t)n);
 }
 
+/* sl_http_req_reset: ?now resets at once, ?replied after answering, ?gone
+ * once the client left; the result goes to reset_rc. */
+static _Atomic int reset_rc = 1;
+
+static int h_reset(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    wait_st *s = sl_http_req_state(req);
+    size_t ql;
+    const char *q = sl_http_req_query(req, &ql);
+    SL_BEGIN(t);
+    if (!strncmp(q, "replied", ql)) {
+        sl_http_reply(req, 200, "text/plain", "r", 1);
+    } else if (!strncmp(q, "gone", ql)) {
+        atomic_store(&handler_started, 1);
+        SL_AWAIT(t, s->rc, sl_sleep(t, 30 * SL_NS_PER_S));   /* until the client goes */
+    }
+    atomic_store(&reset_rc, sl_http_req_reset(req));
+    assert_int_equal(sl_http_req_reset(req), -EALREADY);
+    assert_int_equal(sl_http_reply(req, 200, "text/plain", "x", 1), -EALREADY);
+    SL_END(t);
+}
+
 static int h_silent(sl_task *t, void *arg)
 {
     (void)t;
@@ -98,6 +121,7 @@ static void start(sl_http_server_opts o)
     assert_int_equal(sl_http_route(TS.srv, "GET", "/items/{id}", h_item, 0, NULL), 0);
     assert_int_equal(sl_http_route(TS.srv, "GET", "/silent", h_silent, 0, NULL), 0);
     assert_int_equal(sl_http_route(TS.srv, "GET", "/peer", h_peer, 0, NULL), 0);
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/reset", h_reset, sizeof(wait_st), NULL), 0);
     assert_int_equal(sl_http_route(TS.srv, "GET", "/wait", h_wait, 0, NULL), -EEXIST);
     atomic_store(&seen_cause, -1);
     atomic_store(&seen_err, 1);
@@ -569,6 +593,54 @@ static void test_free_with_handler_alive(void **s)
     close(fd);
 }
 
+/* ---- fault injection: a reset instead of an answer ------------------------------------- */
+
+static void test_reset(void **s)
+{
+    (void)s;
+    resp r;
+    char buf[256];
+    start((sl_http_server_opts){ 0 });
+    /* the client sees ECONNRESET, not an answer or a clean EOF; what was
+     * pipelined behind the reset request is dropped */
+    int fd = cli_connect(TS.port);
+    cli_send(fd, "GET /reset?now HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    assert_int_equal(poll(&pfd, 1, 5000), 1);
+    errno = 0;
+    assert_int_equal(read(fd, buf, sizeof buf), -1);
+    assert_int_equal(errno, ECONNRESET);
+    close(fd);
+    assert_int_equal(atomic_load(&reset_rc), 0);
+    /* the server goes on serving */
+    assert_int_equal(get(TS.port, "/items/after-reset", &r), 200);
+    assert_string_equal(r.body, "after-reset");
+    /* answered already: -EALREADY, and the answer arrives whole */
+    atomic_store(&reset_rc, 1);
+    fd = cli_connect(TS.port);
+    cli_send(fd, "GET /reset?replied HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(cli_read(fd, &r, 5000), 200);
+    assert_string_equal(r.body, "r");
+    close(fd);
+    for (int i = 0; i < 2000 && atomic_load(&reset_rc) == 1; i++)
+        usleep(1000);
+    assert_int_equal(atomic_load(&reset_rc), -EALREADY);
+    /* the client left first: -EPIPE */
+    atomic_store(&reset_rc, 1);
+    atomic_store(&handler_started, 0);
+    fd = cli_connect(TS.port);
+    cli_send(fd, "GET /reset?gone HTTP/1.1\r\nHost: t\r\n\r\n");
+    wait_started();
+    close(fd);
+    for (int i = 0; i < 2000 && atomic_load(&reset_rc) == 1; i++)
+        usleep(1000);
+    assert_int_equal(atomic_load(&reset_rc), -EPIPE);
+    /* counted as 444 (closed without an answer) */
+    assert_int_equal(get(TS.port, "/metrics", &r), 200);
+    assert_non_null(strstr(r.body, "route=\"/reset\",status=\"444\"} 1"));
+    srv_stop(&TS);
+}
+
 static void test_bad_options(void **s)
 {
     (void)s;
@@ -620,6 +692,7 @@ int main(void)
         cmocka_unit_test(test_backpressure_pauses_reading),
         cmocka_unit_test(test_free_with_handler_alive),
         cmocka_unit_test(test_debug_deadlocks_and_trace),
+        cmocka_unit_test(test_reset),
         cmocka_unit_test(test_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
