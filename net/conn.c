@@ -197,6 +197,19 @@ static void copy_head(sl_http_req *req, const sl_http_msg *m)
     req->nheaders = m->nheaders;
 }
 
+/* The debug policy (sl_http_server_opts.debug): the status that refuses
+ * this request, or 0. It goes before routing, so that a 405 cannot tell
+ * that a hidden route exists. */
+static int debug_denied(const conn *c, const sl_http_req *req)
+{
+    int policy = c->sr->srv->o.debug;
+    if (policy == SL_HTTP_DEBUG_ON || req->path_len < 7 || memcmp(req->path, "/debug/", 7))
+        return 0;
+    if (policy == SL_HTTP_DEBUG_LOOPBACK)
+        return (c->peer_addr >> 24) == 127 ? 0 : 403;
+    return 404;
+}
+
 static void on_head(conn *c)
 {
     srv_reactor *sr = c->sr;
@@ -224,8 +237,13 @@ static void on_head(conn *c)
         req->immediate_msg = "out of memory";
         return;
     }
+    int denied = debug_denied(c, req);
     /* match again against our copy, so captures point into memory we own */
-    if (rc == 0) {
+    if (denied) {
+        req->immediate = denied;
+        req->immediate_code = denied == 403 ? "forbidden" : "not_found";
+        req->immediate_msg = denied == 403 ? "debug endpoints answer loopback clients only" : "no such route";
+    } else if (rc == 0) {
         sl_router_match(srv->router, req->method, strlen(req->method), req->path, req->path_len,
                         &req->match, NULL, 0);
         req->route = ri;

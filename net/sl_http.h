@@ -46,6 +46,16 @@
 typedef struct sl_http_server sl_http_server;
 typedef struct sl_http_req sl_http_req;
 
+/* Who may use /debug/... (the built-in views and any route of the
+ * application under /debug/): they show tasks, channels and traces.
+ * /healthz and /metrics are not affected: health checkers and scrapers run
+ * elsewhere, and they show counts, not internals. */
+enum {
+    SL_HTTP_DEBUG_ON = 0,        /* anyone (the default) */
+    SL_HTTP_DEBUG_LOOPBACK,      /* clients on 127.0.0.0/8; anyone else gets 403 */
+    SL_HTTP_DEBUG_OFF,           /* nobody: 404, as if there were no such route */
+};
+
 typedef struct sl_http_server_opts {
     const char *listen;          /* "HOST:PORT", port 0 picks a free one (default 127.0.0.1:8080) */
     uint32_t timeout_ms;         /* request budget (10000) */
@@ -67,11 +77,12 @@ typedef struct sl_http_server_opts {
      * NULL: sl_runtime_stop() */
     void (*on_stopped)(sl_http_server *srv, void *arg);
     void *on_stopped_arg;
+    int debug;                   /* SL_HTTP_DEBUG_ON, _LOOPBACK or _OFF */
 } sl_http_server_opts;
 
 /* Creates a server on `rt` (not started). Copies opts. Returns 0, -ENOMEM,
  * -EINVAL (a listen address that is not HOST:PORT with a numeric IPv4 host,
- * or "localhost"). */
+ * or "localhost"; an unknown `debug` policy). */
 int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_server_opts *opts);
 
 /* Adds a route (sl_router.h patterns). `handler` runs as a task with the

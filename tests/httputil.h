@@ -45,16 +45,19 @@ static inline void srv_stop(test_srv *ts)
     assert_int_equal(sl_runtime_free(ts->rt), 0);
 }
 
-static inline int cli_connect(int port)
+/* Connects to host:port (numeric IPv4). */
+static inline int cli_connect_to(const char *host, int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(inet_pton(AF_INET, host, &sa.sin_addr), 1);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;
 }
+
+static inline int cli_connect(int port) { return cli_connect_to("127.0.0.1", port); }
 
 static inline void cli_send(int fd, const char *s)
 {
@@ -138,14 +141,16 @@ static inline bool cli_closed(int fd, int timeout_ms)
     return false;
 }
 
-static inline int get(int port, const char *path, resp *r)
+static inline int get_from(const char *host, int port, const char *path, resp *r)
 {
     char req[512];
-    int fd = cli_connect(port);
+    int fd = cli_connect_to(host, port);
     snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", path);
     cli_send(fd, req);
     int st = cli_read(fd, r, 5000);
     close(fd);
     return st;
 }
+
+static inline int get(int port, const char *path, resp *r) { return get_from("127.0.0.1", port, path, r); }
 #endif

@@ -1,4 +1,5 @@
 /* test_http.c: the HTTP server over real sockets on 127.0.0.1. */
+#include <ifaddrs.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include "httputil.h"
@@ -113,7 +114,8 @@ static void start(sl_http_server_opts o)
 {
     memset(&TS.cap, 0, sizeof TS.cap);
     TS.rt = rt_new(1, &TS.cap);
-    o.listen = "127.0.0.1:0";
+    if (!o.listen)
+        o.listen = "127.0.0.1:0";
     assert_int_equal(sl_http_server_new(&TS.srv, TS.rt, &o), 0);
     assert_int_equal(sl_http_route(TS.srv, "GET", "/wait", h_wait, sizeof(wait_st), NULL), 0);
     assert_int_equal(sl_http_route(TS.srv, "GET", "/sleep", h_sleep, sizeof(wait_st), NULL), 0);
@@ -593,6 +595,72 @@ static void test_free_with_handler_alive(void **s)
     close(fd);
 }
 
+/* ---- who may see /debug/ ------------------------------------------------------------------- */
+
+/* This machine's first IPv4 address that is not loopback, or false. */
+static bool outside_addr(char *out, size_t size)
+{
+    struct ifaddrs *ifs, *i;
+    bool found = false;
+    if (getifaddrs(&ifs) < 0)
+        return false;
+    for (i = ifs; i && !found; i = i->ifa_next)
+        if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+            (ntohl(((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr) >> 24) != 127)
+            found = inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, out, (socklen_t)size);
+    freeifaddrs(ifs);
+    return found;
+}
+
+static void test_debug_policy(void **s)
+{
+    (void)s;
+    resp r;
+    char outside[INET_ADDRSTRLEN];
+    bool have_outside = outside_addr(outside, sizeof outside);
+    if (!have_outside)
+        print_message("no IPv4 address but loopback here: the non-loopback cases are not run\n");
+    /* on (the default): anyone */
+    start((sl_http_server_opts){ .listen = "0.0.0.0:0" });
+    assert_int_equal(get(TS.port, "/debug/tasks", &r), 200);
+    if (have_outside)
+        assert_int_equal(get_from(outside, TS.port, "/debug/tasks", &r), 200);
+    srv_stop(&TS);
+    /* loopback: 403 for others, also for a method the route lacks (no 405
+     * that would tell the route exists); /metrics and /healthz stay open */
+    start((sl_http_server_opts){ .listen = "0.0.0.0:0", .debug = SL_HTTP_DEBUG_LOOPBACK });
+    assert_int_equal(get(TS.port, "/debug/channels", &r), 200);
+    assert_non_null(strstr(r.body, "\"reactors\""));
+    if (have_outside) {
+        assert_int_equal(get_from(outside, TS.port, "/debug/channels", &r), 403);
+        assert_non_null(strstr(r.body, "\"error\":\"forbidden\""));
+        assert_int_equal(get_from(outside, TS.port, "/debug/nothing-here", &r), 403);
+        int fd = cli_connect_to(outside, TS.port);
+        cli_send(fd, "POST /debug/tasks HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+        assert_int_equal(cli_read(fd, &r, 5000), 403);
+        close(fd);
+        assert_int_equal(get_from(outside, TS.port, "/metrics", &r), 200);
+        assert_int_equal(get_from(outside, TS.port, "/healthz", &r), 200);
+        assert_int_equal(get_from(outside, TS.port, "/peer", &r), 200);
+        assert_non_null(strstr(r.body, " 0"));   /* not loopback, as the server saw it */
+    }
+    srv_stop(&TS);
+    /* off: 404 for everyone, loopback included, whatever the method */
+    start((sl_http_server_opts){ .listen = "0.0.0.0:0", .debug = SL_HTTP_DEBUG_OFF });
+    assert_int_equal(get(TS.port, "/debug/tasks", &r), 404);
+    assert_non_null(strstr(r.body, "\"error\":\"not_found\""));
+    assert_int_equal(get(TS.port, "/debug/deadlocks", &r), 404);
+    int fd = cli_connect(TS.port);
+    cli_send(fd, "DELETE /debug/channels HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(cli_read(fd, &r, 5000), 404);
+    close(fd);
+    if (have_outside)
+        assert_int_equal(get_from(outside, TS.port, "/debug/tasks", &r), 404);
+    assert_int_equal(get(TS.port, "/metrics", &r), 200);
+    assert_int_equal(get(TS.port, "/debugger", &r), 404);   /* plain 404: no route */
+    srv_stop(&TS);
+}
+
 /* ---- fault injection: a reset instead of an answer ------------------------------------- */
 
 static void test_reset(void **s)
@@ -651,6 +719,8 @@ static void test_bad_options(void **s)
     assert_int_equal(sl_http_server_new(&srv, rt, &(sl_http_server_opts){ .listen = "127.0.0.1:99999" }), -EINVAL);
     assert_int_equal(sl_http_server_new(&srv, rt, &(sl_http_server_opts){ .listen = "127.0.0.1:x" }), -EINVAL);
     assert_int_equal(sl_http_server_new(NULL, rt, NULL), -EINVAL);
+    assert_int_equal(sl_http_server_new(&srv, rt, &(sl_http_server_opts){ .debug = 3 }), -EINVAL);
+    assert_int_equal(sl_http_server_new(&srv, rt, &(sl_http_server_opts){ .debug = -1 }), -EINVAL);
     assert_int_equal(sl_http_server_new(&srv, rt, &(sl_http_server_opts){ .listen = "localhost:0" }), 0);
     assert_int_equal(sl_http_route(srv, "GET", "bad", h_item, 0, NULL), -EINVAL);
     assert_int_equal(sl_http_route(srv, "GET", "/x", NULL, 0, NULL), -EINVAL);
@@ -693,6 +763,7 @@ int main(void)
         cmocka_unit_test(test_free_with_handler_alive),
         cmocka_unit_test(test_debug_deadlocks_and_trace),
         cmocka_unit_test(test_reset),
+        cmocka_unit_test(test_debug_policy),
         cmocka_unit_test(test_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
