@@ -1,0 +1,352 @@
+/* svchttp.c: the tests' HTTP client, and what they read from the services
+ * (state, /debug/tasks, /metrics, the invariant). See svcutil.h. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "svcutil.h"
+
+/* ---- the client ----------------------------------------------------------------------- */
+
+static int connect_to(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        close(fd);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+static bool send_all(int fd, const char *s, size_t len)
+{
+    while (len) {
+        ssize_t n = send(fd, s, len, MSG_NOSIGNAL);
+        if (n <= 0)
+            return false;
+        s += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/* Whether buf holds a whole answer; sets the head's length and the body's. */
+static bool complete(const char *buf, size_t have, size_t *hl, size_t *cl)
+{
+    const char *end = memmem(buf, have, "\r\n\r\n", 4);
+    if (!end)
+        return false;
+    *hl = (size_t)(end - buf) + 4;
+    *cl = 0;
+    for (const char *p = buf; p && p < end; p = memchr(p, '\n', (size_t)(end - p))) {
+        if (*p == '\n')
+            p++;
+        if (!strncasecmp(p, "content-length:", 15))
+            *cl = strtoul(p + 15, NULL, 10);
+    }
+    return have >= *hl + *cl;
+}
+
+/* Reads one answer into r within the deadline. */
+static int read_answer(int fd, hresp *r, uint64_t deadline)
+{
+    static __thread char buf[sizeof r->head + sizeof r->body];
+    size_t have = 0, hl = 0, cl = 0;
+    while (!complete(buf, have, &hl, &cl)) {
+        uint64_t now = svc_now_ms();
+        if (now >= deadline)
+            return r->status = HTTP_TIMEOUT;
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, (int)(deadline - now)) <= 0)
+            continue;
+        if (have == sizeof buf)
+            fail_msg("answer larger than %zu bytes", sizeof buf);
+        ssize_t n = read(fd, buf + have, sizeof buf - have);
+        if (n <= 0)
+            return r->status = HTTP_CLOSED;
+        have += (size_t)n;
+    }
+    assert_true(hl < sizeof r->head && cl < sizeof r->body);
+    memcpy(r->head, buf, hl);
+    r->head[hl] = '\0';
+    memcpy(r->body, buf + hl, cl);
+    r->body[cl] = '\0';
+    r->len = cl;
+    r->status = atoi(buf + 9);
+    return r->status;
+}
+
+static int request(int port, const char *method, const char *path, const char *body, const char *hdrs,
+                   int timeout_ms, hresp *r, int *fdp, bool close_after)
+{
+    memset(r, 0, offsetof(hresp, body) + 1);
+    r->len = 0;
+    uint64_t t0 = svc_now_ms();
+    int fd = connect_to(port);
+    *fdp = fd;
+    if (fd < 0)
+        return r->status = HTTP_REFUSED;
+    char head[1024];
+    size_t blen = body ? strlen(body) : 0;
+    int n = snprintf(head, sizeof head,
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s%s"
+                     "Content-Length: %zu\r\n\r\n",
+                     method, path, body ? "Content-Type: application/json\r\n" : "", hdrs ? hdrs : "",
+                     close_after ? "Connection: close\r\n" : "", blen);
+    assert_true(n > 0 && (size_t)n < sizeof head);
+    if (!send_all(fd, head, (size_t)n) || (blen && !send_all(fd, body, blen)))
+        r->status = HTTP_CLOSED;
+    else
+        read_answer(fd, r, t0 + (uint64_t)timeout_ms);
+    r->ms = svc_now_ms() - t0;
+    return r->status;
+}
+
+int http_req_keep(int port, const char *method, const char *path, const char *body, const char *hdrs,
+                  int timeout_ms, hresp *r, int *fd)
+{
+    return request(port, method, path, body, hdrs, timeout_ms, r, fd, false);
+}
+
+int http_req(int port, const char *method, const char *path, const char *body, const char *hdrs,
+             int timeout_ms, hresp *r)
+{
+    int fd;
+    request(port, method, path, body, hdrs, timeout_ms, r, &fd, true);
+    if (fd >= 0)
+        close(fd);
+    return r->status;
+}
+
+bool http_header(const hresp *r, const char *name, char *out, size_t n)
+{
+    size_t nl = strlen(name);
+    for (const char *p = strchr(r->head, '\n'); p; p = strchr(p, '\n')) {
+        p++;
+        if (!strncasecmp(p, name, nl) && p[nl] == ':') {
+            const char *v = p + nl + 1;
+            v += strspn(v, " \t");
+            size_t vl = strcspn(v, "\r\n");
+            snprintf(out, n, "%.*s", (int)vl, v);
+            return true;
+        }
+    }
+    return false;
+}
+
+static void *job_run(void *arg)
+{
+    hjob *j = arg;
+    http_req(j->port, j->method, j->path, j->body[0] ? j->body : NULL, NULL, j->timeout_ms, &j->r);
+    return NULL;
+}
+
+void http_parallel(hjob *jobs, int n)
+{
+    pthread_t *th = calloc((size_t)n, sizeof *th);
+    assert_non_null(th);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, job_run, &jobs[i]), 0);
+    for (int i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    free(th);
+}
+
+/* ---- JSON bodies ---------------------------------------------------------------------- */
+
+static json_t *jfield(const hresp *r, const char *key, json_t **doc)
+{
+    *doc = json_loadb(r->body, r->len, 0, NULL);
+    return json_is_object(*doc) ? json_object_get(*doc, key) : NULL;
+}
+
+bool jstr(const hresp *r, const char *key, char *out, size_t n)
+{
+    json_t *doc, *v = jfield(r, key, &doc);
+    bool ok = json_is_string(v);
+    snprintf(out, n, "%s", ok ? json_string_value(v) : "");
+    json_decref(doc);
+    return ok;
+}
+
+long long jint(const hresp *r, const char *key, long long absent)
+{
+    json_t *doc, *v = jfield(r, key, &doc);
+    long long x = json_is_integer(v) ? json_integer_value(v) : absent;
+    json_decref(doc);
+    return x;
+}
+
+bool jhas(const hresp *r, const char *key)
+{
+    json_t *doc, *v = jfield(r, key, &doc);
+    json_decref(doc);
+    return v != NULL;
+}
+
+void expect_status(const hresp *r, int want, const char *code)
+{
+    if (r->status != want)
+        fail_msg("status %d, want %d; body: %.300s", r->status, want, r->body);
+    if (code) {
+        char got[64];
+        jstr(r, "error", got, sizeof got);
+        if (strcmp(got, code))
+            fail_msg("status %d: error \"%s\", want \"%s\"; body: %.300s", want, got, code, r->body);
+        char msg[8];
+        if (!jstr(r, "message", msg, sizeof msg))
+            fail_msg("error body without a \"message\": %.300s", r->body);
+    }
+}
+
+/* ---- state ---------------------------------------------------------------------------- */
+
+int order_post(int port, const char *item, int qty, long amount, char id[64], hresp *r)
+{
+    char body[200];
+    snprintf(body, sizeof body, "{\"item\":\"%s\",\"qty\":%d,\"amount_cents\":%ld}", item, qty, amount);
+    http_req(port, "POST", "/orders", body, NULL, 5000, r);
+    jstr(r, "order_id", id, 64);
+    return r->status;
+}
+
+long stock_of(int inv_port, const char *item)
+{
+    hresp *r = malloc(sizeof *r);
+    char path[128];
+    snprintf(path, sizeof path, "/stock/%s", item);
+    long n = http_req(inv_port, "GET", path, NULL, NULL, 3000, r) == 200 ? (long)jint(r, "available", -1) : -1;
+    free(r);
+    return n;
+}
+
+void order_status(int order_port, const char *id, char *out, size_t n)
+{
+    hresp *r = malloc(sizeof *r);
+    char path[128];
+    snprintf(path, sizeof path, "/orders/%s", id);
+    if (http_req(order_port, "GET", path, NULL, NULL, 3000, r) != 200 || !jstr(r, "status", out, n))
+        snprintf(out, n, "%s", "");
+    free(r);
+}
+
+void charge_status(int pay_port, const char *id, char *out, size_t n, long *amount)
+{
+    hresp *r = malloc(sizeof *r);
+    char path[128];
+    snprintf(path, sizeof path, "/charges/%s", id);
+    int st = http_req(pay_port, "GET", path, NULL, NULL, 3000, r);
+    snprintf(out, n, "%s", "");
+    *amount = -1;
+    if (st == 200) {
+        jstr(r, "status", out, n);
+        *amount = (long)jint(r, "amount_cents", -1);
+    } else if (st != 404) {
+        fail_msg("GET %s: %d, want 200 or 404", path, st);
+    }
+    free(r);
+}
+
+bool order_check(const chain *c, const char *id, long amount)
+{
+    char os[32], cs[32];
+    long camount;
+    uint64_t end = svc_now_ms() + 3000;
+    for (;;) {
+        order_status(c->order.port, id, os, sizeof os);
+        charge_status(c->pay.port, id, cs, sizeof cs, &camount);
+        bool paid = !strcmp(os, "PAID") && !strcmp(cs, "CHARGED") && camount == amount;
+        bool failed = !strcmp(os, "FAILED") && (!cs[0] || !strcmp(cs, "VOIDED"));
+        if (paid || failed)
+            return paid;
+        if (svc_now_ms() >= end)   /* compensation had its time */
+            fail_msg("order %s disagrees: order \"%s\", charge \"%s\" (%ld cents, want %ld)", id, os, cs,
+                     camount, amount);
+        poll(NULL, 0, 10);
+    }
+}
+
+/* ---- diagnostics ---------------------------------------------------------------------- */
+
+json_t *svc_tasks(int port)
+{
+    hresp *r = malloc(sizeof *r);
+    json_t *doc = NULL;
+    if (http_req(port, "GET", "/debug/tasks", NULL, NULL, 3000, r) == 200)
+        doc = json_loadb(r->body, r->len, 0, NULL);
+    free(r);
+    return doc;
+}
+
+int svc_task_count(int port)
+{
+    json_t *doc = svc_tasks(port), *reactors = json_object_get(doc, "reactors"), *rx;
+    size_t i;
+    int n = reactors ? 0 : -1;
+    json_array_foreach(reactors, i, rx) n += (int)json_array_size(json_object_get(rx, "tasks"));
+    json_decref(doc);
+    return n;
+}
+
+int svc_tasks_settle(int port, int want, int bound_ms)
+{
+    uint64_t end = svc_now_ms() + (uint64_t)bound_ms;
+    int n;
+    while ((n = svc_task_count(port)) > want && svc_now_ms() < end)
+        poll(NULL, 0, 20);
+    return n;
+}
+
+double svc_metric(int port, const char *name, const char *label, const char *except)
+{
+    hresp *r = malloc(sizeof *r);
+    double sum = -1;
+    size_t nl = strlen(name);
+    if (http_req(port, "GET", "/metrics", NULL, NULL, 3000, r) == 200) {
+        sum = 0;
+        for (char *line = strtok(r->body, "\n"); line; line = strtok(NULL, "\n")) {
+            if (strncmp(line, name, nl) || (line[nl] != '{' && line[nl] != ' '))
+                continue;
+            if ((label && !strstr(line, label)) || (except && strstr(line, except)))
+                continue;
+            char *sp = strrchr(line, ' ');
+            sum += sp ? strtod(sp + 1, NULL) : 0;
+        }
+    }
+    free(r);
+    return sum;
+}
+
+double svc_ctx_cancelled(int port)
+{
+    return svc_metric(port, "sluice_ctx_ends_total", NULL, "cause=\"completed\"");
+}
+
+int fault_set(int port, const char *json)
+{
+    hresp *r = malloc(sizeof *r);
+    int st = http_req(port, "POST", "/admin/fault", json, NULL, 3000, r);
+    free(r);
+    return st;
+}
+
+int fault_clear(int port)
+{
+    hresp *r = malloc(sizeof *r);
+    int st = http_req(port, "DELETE", "/admin/fault", NULL, NULL, 3000, r);
+    free(r);
+    return st;
+}

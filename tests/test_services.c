@@ -1,0 +1,322 @@
+/* test_services.c: the demo chain in safe mode, its errors and its command
+ * line: the programs themselves, started on free ports (svcutil.h), checked
+ * against docs/services.md from outside. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "svcutil.h"
+
+#define DEFAULT_STOCK 1000000
+
+/* A successful order: 201 PAID, and the three services agree. */
+static void expect_paid(const chain *c, const char *item, int qty, long amount, char id[64])
+{
+    hresp r;
+    order_post(c->order.port, item, qty, amount, id, &r);
+    expect_status(&r, 201, NULL);
+    char st[16];
+    assert_true(jstr(&r, "status", st, sizeof st));
+    assert_string_equal(st, "PAID");
+    assert_true(id[0]);
+    assert_true(order_check(c, id, amount));
+}
+
+/* ---- 1. safe mode --------------------------------------------------------------------- */
+
+static void safe_order_is_paid(void **state)
+{
+    (void)state;
+    chain c;
+    chain_start(&c, &(chain_opts){ 0 });
+    assert_int_equal(stock_of(c.inv.port, "sku-1"), DEFAULT_STOCK);   /* the documented default */
+    assert_int_equal(stock_of(c.inv.port, "sku-10"), DEFAULT_STOCK);
+
+    char id[64], id2[64], s[64];
+    expect_paid(&c, "sku-1", 3, 1250, id);
+    assert_int_equal(stock_of(c.inv.port, "sku-1"), DEFAULT_STOCK - 3);
+
+    hresp r;
+    char path[128];
+    snprintf(path, sizeof path, "/orders/%s", id);
+    expect_status((http_req(c.order.port, "GET", path, NULL, NULL, 3000, &r), &r), 200, NULL);
+    assert_true(jstr(&r, "order_id", s, sizeof s));
+    assert_string_equal(s, id);
+    assert_true(jstr(&r, "item", s, sizeof s));
+    assert_string_equal(s, "sku-1");
+    assert_int_equal(jint(&r, "qty", -1), 3);
+    assert_int_equal(jint(&r, "amount_cents", -1), 1250);
+    assert_true(jstr(&r, "status", s, sizeof s));
+    assert_string_equal(s, "PAID");
+
+    /* Replays are idempotent: no second decrement, no second charge. */
+    char body[256];
+    snprintf(body, sizeof body, "{\"order_id\":\"%s\",\"item\":\"sku-1\",\"qty\":3,\"amount_cents\":1250}", id);
+    http_req(c.inv.port, "POST", "/reserve", body, NULL, 3000, &r);
+    expect_status(&r, 200, NULL);
+    assert_true(jstr(&r, "status", s, sizeof s));
+    assert_string_equal(s, "RESERVED");
+    assert_int_equal(stock_of(c.inv.port, "sku-1"), DEFAULT_STOCK - 3);
+    snprintf(body, sizeof body, "{\"order_id\":\"%s\",\"amount_cents\":1250}", id);
+    http_req(c.pay.port, "POST", "/charge", body, NULL, 3000, &r);
+    expect_status(&r, 200, NULL);
+    assert_true(jstr(&r, "status", s, sizeof s));
+    assert_string_equal(s, "CHARGED");
+    assert_int_equal(jint(&r, "amount_cents", -1), 1250);
+    snprintf(path, sizeof path, "/orders/%s/paid", id);
+    http_req(c.order.port, "POST", path, NULL, NULL, 3000, &r);
+    expect_status(&r, 200, NULL);
+    assert_true(jstr(&r, "status", s, sizeof s));
+    assert_string_equal(s, "PAID");
+    assert_true(order_check(&c, id, 1250));
+
+    expect_paid(&c, "sku-2", 1, 99, id2);
+    assert_string_not_equal(id, id2);
+    assert_int_equal(stock_of(c.inv.port, "sku-1"), DEFAULT_STOCK - 3);
+    assert_int_equal(stock_of(c.inv.port, "sku-2"), DEFAULT_STOCK - 1);
+    expect_paid(&c, "sku-3", 2, 0, id2);    /* amount 0 is valid */
+
+    expect_status((http_req(c.order.port, "GET", "/healthz", NULL, NULL, 3000, &r), &r), 200, NULL);
+    expect_status((http_req(c.inv.port, "GET", "/healthz", NULL, NULL, 3000, &r), &r), 200, NULL);
+    expect_status((http_req(c.pay.port, "GET", "/healthz", NULL, NULL, 3000, &r), &r), 200, NULL);
+    chain_end(&c);
+}
+
+/* ---- 5. out of stock ------------------------------------------------------------------ */
+
+static void out_of_stock_is_409(void **state)
+{
+    (void)state;
+    chain c;
+    chain_start(&c, &(chain_opts){ .stock = "sku-1=1,sku-2=3,sku-3=2" });
+    assert_int_equal(stock_of(c.inv.port, "sku-1"), 1);
+    hresp r;
+    expect_status((http_req(c.inv.port, "GET", "/stock/sku-4", NULL, NULL, 3000, &r), &r), 404, "unknown_item");
+
+    char id[64];
+    expect_paid(&c, "sku-1", 1, 100, id);
+    order_post(c.order.port, "sku-1", 1, 100, id, &r);
+    expect_status(&r, 409, "out_of_stock");
+    assert_true(id[0]);                      /* an id was assigned: the order can be checked */
+    assert_false(order_check(&c, id, 100));
+    assert_int_equal(stock_of(c.inv.port, "sku-1"), 0);
+
+    order_post(c.order.port, "sku-2", 4, 100, id, &r);   /* more than there is */
+    expect_status(&r, 409, "out_of_stock");
+    assert_false(order_check(&c, id, 100));
+    assert_int_equal(stock_of(c.inv.port, "sku-2"), 3);
+    expect_paid(&c, "sku-2", 3, 100, id);                /* exactly what there is */
+    assert_int_equal(stock_of(c.inv.port, "sku-2"), 0);
+
+    order_post(c.order.port, "sku-99", 1, 100, id, &r);  /* inventory's 404, passed on as 409 */
+    expect_status(&r, 409, "unknown_item");
+
+    /* Concurrent orders for the last two: exactly two win, stock ends at 0. */
+    hjob *jobs = calloc(6, sizeof *jobs);   /* answers are large: not on the stack */
+    assert_non_null(jobs);
+    for (int i = 0; i < 6; i++) {
+        jobs[i] = (hjob){ .port = c.order.port, .method = "POST", .path = "/orders", .timeout_ms = 5000 };
+        snprintf(jobs[i].body, sizeof jobs[i].body, "{\"item\":\"sku-3\",\"qty\":1,\"amount_cents\":7}");
+    }
+    http_parallel(jobs, 6);
+    int won = 0;
+    for (int i = 0; i < 6; i++) {
+        char oid[64];
+        if (jobs[i].r.status == 201)
+            won++;
+        else
+            expect_status(&jobs[i].r, 409, "out_of_stock");
+        assert_true(jstr(&jobs[i].r, "order_id", oid, sizeof oid));
+        assert_int_equal(order_check(&c, oid, 7), jobs[i].r.status == 201);
+    }
+    free(jobs);
+    assert_int_equal(won, 2);
+    assert_int_equal(stock_of(c.inv.port, "sku-3"), 0);
+    assert_int_equal(stock_of(c.inv.port, "sku-1"), 0);
+    chain_end(&c);
+}
+
+/* ---- 6. bad requests ------------------------------------------------------------------ */
+
+typedef struct bad { const char *method, *path, *body; int status; const char *code; } bad;
+
+static void expect_all(int port, const bad *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        hresp r;
+        http_req(port, b[i].method, b[i].path, b[i].body, NULL, 3000, &r);
+        if (r.status != b[i].status)
+            fail_msg("%s %s %s: %d, want %d; body %.200s", b[i].method, b[i].path, b[i].body ? b[i].body : "",
+                     r.status, b[i].status, r.body);
+        if (b[i].code)
+            expect_status(&r, b[i].status, b[i].code);
+    }
+}
+
+static const bad order_bad[] = {
+    { "POST", "/orders", "", 400, "bad_request" },
+    { "POST", "/orders", "not json", 400, "bad_request" },
+    { "POST", "/orders", "{\"item\":\"sku-1\",\"qty\":1,\"amount_cents\":1250", 400, "bad_request" },
+    { "POST", "/orders", "[1,2]", 400, "bad_request" },
+    { "POST", "/orders", "{\"qty\":1,\"amount_cents\":1250}", 400, "bad_request" },
+    { "POST", "/orders", "{\"item\":\"sku-1\",\"amount_cents\":1250}", 400, "bad_request" },
+    { "POST", "/orders", "{\"item\":\"sku-1\",\"qty\":1}", 400, "bad_request" },
+    { "POST", "/orders", "{\"item\":5,\"qty\":1,\"amount_cents\":1250}", 400, "bad_request" },
+    { "POST", "/orders", "{\"item\":\"sku-1\",\"qty\":\"1\",\"amount_cents\":1250}", 400, "bad_request" },
+    { "POST", "/orders", "{\"item\":\"sku-1\",\"qty\":1.5,\"amount_cents\":1250}", 400, "bad_request" },
+    { "POST", "/orders", "{\"item\":\"sku-1\",\"qty\":1,\"amount_cents\":\"12\"}", 400, "bad_request" },
+    { "POST", "/orders", "{\"item\":\"sku-1\",\"qty\":0,\"amount_cents\":1250}", 400, "bad_request" },
+    { "POST", "/orders", "{\"item\":\"sku-1\",\"qty\":-2,\"amount_cents\":1250}", 400, "bad_request" },
+    { "POST", "/orders", "{\"item\":\"sku-1\",\"qty\":1,\"amount_cents\":-1}", 400, "bad_request" },
+    { "GET", "/orders/no-such-order", NULL, 404, "not_found" },
+    { "POST", "/orders/no-such-order/paid", NULL, 404, "not_found" },
+    { "GET", "/no-such-route", NULL, 404, NULL },
+    { "GET", "/orders", NULL, 405, NULL },
+    { "DELETE", "/orders/x", NULL, 405, NULL },
+    { "GET", "/admin/fault", NULL, 404, NULL },    /* no --admin */
+    { "POST", "/admin/fault", "{\"hang\":true}", 404, NULL },
+};
+
+static const bad inv_bad[] = {
+    { "POST", "/reserve", "nope", 400, "bad_request" },
+    { "POST", "/reserve", "{}", 400, "bad_request" },
+    { "POST", "/reserve", "{\"order_id\":\"o1\",\"item\":\"sku-1\"}", 400, "bad_request" },
+    { "POST", "/reserve", "{\"order_id\":\"o1\",\"item\":\"sku-1\",\"qty\":\"1\",\"amount_cents\":1}", 400,
+      "bad_request" },
+    { "POST", "/reserve", "{\"order_id\":\"o1\",\"item\":\"sku-1\",\"qty\":0,\"amount_cents\":1}", 400, "bad_request" },
+    { "POST", "/reserve", "{\"order_id\":7,\"item\":\"sku-1\",\"qty\":1,\"amount_cents\":1}", 400, "bad_request" },
+    { "POST", "/reserve", "{\"order_id\":\"o1\",\"item\":\"sku-404\",\"qty\":1,\"amount_cents\":1}", 404,
+      "unknown_item" },
+    { "POST", "/release", "nope", 400, "bad_request" },
+    { "POST", "/release", "{}", 400, "bad_request" },
+    { "POST", "/release", "{\"order_id\":5}", 400, "bad_request" },
+    { "POST", "/release", "{\"order_id\":\"never-reserved\"}", 404, "not_found" },
+    { "GET", "/stock/sku-404", NULL, 404, "unknown_item" },
+    { "GET", "/reserve", NULL, 405, NULL },
+    { "PUT", "/stock/sku-1", "{}", 405, NULL },
+    { "GET", "/nothing/here", NULL, 404, NULL },
+    { "DELETE", "/admin/fault", NULL, 404, NULL },
+};
+
+static const bad pay_bad[] = {
+    { "POST", "/charge", "nope", 400, "bad_request" },
+    { "POST", "/charge", "{}", 400, "bad_request" },
+    { "POST", "/charge", "{\"order_id\":\"o1\"}", 400, "bad_request" },
+    { "POST", "/charge", "{\"order_id\":\"o1\",\"amount_cents\":\"5\"}", 400, "bad_request" },
+    { "POST", "/charge", "{\"order_id\":5,\"amount_cents\":5}", 400, "bad_request" },
+    { "POST", "/charge", "{\"order_id\":\"o1\",\"amount_cents\":-5}", 400, "bad_request" },
+    { "POST", "/void", "nope", 400, "bad_request" },
+    { "POST", "/void", "{}", 400, "bad_request" },
+    { "POST", "/void", "{\"order_id\":\"never-charged\"}", 404, "not_found" },
+    { "GET", "/charges/never-charged", NULL, 404, "not_found" },
+    { "GET", "/charge", NULL, 405, NULL },
+    { "GET", "/nothing/here", NULL, 404, NULL },
+    { "POST", "/admin/fault", "{\"error_rate\":1.0}", 404, NULL },
+};
+
+static void bad_requests_are_refused(void **state)
+{
+    (void)state;
+    chain c;
+    chain_start(&c, &(chain_opts){ 0 });
+    expect_all(c.order.port, order_bad, sizeof order_bad / sizeof *order_bad);
+    expect_all(c.inv.port, inv_bad, sizeof inv_bad / sizeof *inv_bad);
+    expect_all(c.pay.port, pay_bad, sizeof pay_bad / sizeof *pay_bad);
+    assert_int_equal(stock_of(c.inv.port, "sku-1"), DEFAULT_STOCK);   /* nothing was reserved */
+
+    /* A request body that is not even HTTP-framed right, then still serving. */
+    hresp r;
+    http_req(c.order.port, "POST", "/orders", "{\"item\":\"sku-1\"}", "Content-Length: x\r\n", 3000, &r);
+    assert_true(r.status == 400 || r.status == HTTP_CLOSED);
+
+    char id[64];
+    expect_paid(&c, "sku-1", 1, 500, id);    /* the services keep serving */
+    assert_int_equal(stock_of(c.inv.port, "sku-1"), DEFAULT_STOCK - 1);
+    chain_end(&c);
+}
+
+/* ---- 10. several reactors ------------------------------------------------------------- */
+
+static void two_threads_keep_the_invariant(void **state)
+{
+    (void)state;
+    chain c;
+    chain_start(&c, &(chain_opts){ .threads = 2, .stock = "sku-1=100,sku-2=100,sku-3=100,sku-4=100" });
+    enum { SEQ = 12, PAR = 24 };
+    long taken[5] = { 0 };
+    char id[64];
+    for (int i = 0; i < SEQ; i++) {   /* many ids: some orders live on the other reactor */
+        char item[8];
+        snprintf(item, sizeof item, "sku-%d", 1 + i % 4);
+        expect_paid(&c, item, 1 + i % 3, 100 + i, id);
+        taken[1 + i % 4] += 1 + i % 3;
+    }
+    hjob *jobs = calloc(PAR, sizeof *jobs);
+    assert_non_null(jobs);
+    for (int i = 0; i < PAR; i++) {
+        jobs[i] = (hjob){ .port = c.order.port, .method = "POST", .path = "/orders", .timeout_ms = 5000 };
+        snprintf(jobs[i].body, sizeof jobs[i].body, "{\"item\":\"sku-%d\",\"qty\":2,\"amount_cents\":%d}",
+                 1 + i % 4, 1000 + i);
+    }
+    http_parallel(jobs, PAR);
+    for (int i = 0; i < PAR; i++) {
+        expect_status(&jobs[i].r, 201, NULL);
+        assert_true(jstr(&jobs[i].r, "order_id", id, sizeof id));
+        assert_true(order_check(&c, id, 1000 + i));
+        taken[1 + i % 4] += 2;
+    }
+    free(jobs);
+    for (int k = 1; k <= 4; k++) {
+        char item[8];
+        snprintf(item, sizeof item, "sku-%d", k);
+        assert_int_equal(stock_of(c.inv.port, item), 100 - taken[k]);
+    }
+    chain_end(&c);
+}
+
+/* ---- 11. bad command lines ------------------------------------------------------------ */
+
+static void usage_one(const char *prog, const char *const *args)
+{
+    char err[4096];
+    int code = svc_run_usage(prog, args, err, sizeof err);
+    if (code != 2)
+        fail_msg("%s %s %s: exit code %d, want 2; stderr: %.300s", prog, args[0], args[1] ? args[1] : "", code,
+                 err);
+    char *nl = strchr(err, '\n');
+    if (!err[0] || !nl || nl[1])
+        fail_msg("%s %s %s: want a one-line message on stderr, got \"%s\"", prog, args[0], args[1] ? args[1] : "",
+                 err);
+}
+
+static void bad_usage_exits_2(void **state)
+{
+    (void)state;
+    static const char *const common[][3] = {
+        { "--no-such-option", NULL }, { "--mode", "reckless", NULL }, { "--listen", "nonsense", NULL },
+        { "--listen", "127.0.0.1:99999", NULL }, { "--listen", "127.0.0.1:", NULL },
+        { "--threads", "abc", NULL }, { "--threads", "0", NULL }, { "--timeout-ms", "soon", NULL },
+        { "stray-argument", NULL },
+    };
+    static const char *const progs[] = { "order", "inventory", "payment" };
+    for (size_t p = 0; p < 3; p++)
+        for (size_t i = 0; i < sizeof common / sizeof *common; i++)
+            usage_one(progs[p], common[i]);
+    usage_one("order", (const char *const[]){ "--inventory", "ftp://somewhere", NULL });
+    usage_one("inventory", (const char *const[]){ "--payment", "not-a-url", NULL });
+    usage_one("payment", (const char *const[]){ "--order", "http://", NULL });
+    usage_one("inventory", (const char *const[]){ "--stock", "sku-1", NULL });
+    usage_one("inventory", (const char *const[]){ "--stock", "sku-1=-3", NULL });
+    usage_one("inventory", (const char *const[]){ "--stock", "=5", NULL });
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(safe_order_is_paid, svc_teardown),
+        cmocka_unit_test_teardown(out_of_stock_is_409, svc_teardown),
+        cmocka_unit_test_teardown(bad_requests_are_refused, svc_teardown),
+        cmocka_unit_test_teardown(two_threads_keep_the_invariant, svc_teardown),
+        cmocka_unit_test_teardown(bad_usage_exits_2, svc_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,279 @@
+/* test_services_faults.c: the safe chain under injected faults (hang,
+ * errors, delay, reset), its drain on SIGTERM, and the invariant after a
+ * burst with a fault in the middle. */
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "svcutil.h"
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Polls until stock_of(item) == want; fails after the bound. */
+static void stock_settles(const chain *c, const char *item, long want)
+{
+    long n;
+    uint64_t end = svc_now_ms() + 3000;
+    while ((n = stock_of(c->inv.port, item)) != want && svc_now_ms() < end)
+        poll(NULL, 0, 10);
+    if (n != want)
+        fail_msg("stock of %s is %ld, want %ld (3 s after the order ended)", item, n, want);
+}
+
+/* Polls until the counter reaches at least `want`. */
+static double counter_reaches(int port, double want)
+{
+    double v;
+    uint64_t end = svc_now_ms() + 3000;
+    while ((v = svc_ctx_cancelled(port)) < want && svc_now_ms() < end)
+        poll(NULL, 0, 10);
+    return v;
+}
+
+/* An order that fails with `status`/`code`, after which the services agree
+ * it FAILED and the stock is back. */
+static void expect_failed_order(const chain *c, int status, const char *code, long stock, hresp *r)
+{
+    char id[64];
+    order_post(c->order.port, "sku-1", 1, 400, id, r);
+    expect_status(r, status, code);
+    assert_true(id[0]);
+    assert_false(order_check(c, id, 400));
+    stock_settles(c, "sku-1", stock);
+}
+
+static void expect_paid(const chain *c, long amount)
+{
+    hresp r;
+    char id[64];
+    order_post(c->order.port, "sku-1", 1, amount, id, &r);
+    expect_status(&r, 201, NULL);
+    assert_true(order_check(c, id, amount));
+}
+
+/* ---- 4. payment hangs: 504 within the budget, everything cancelled and given back ---- */
+
+static void hang_answers_504_within_budget(void **state)
+{
+    (void)state;
+    enum { BUDGET = 500, MARGIN = 50, N = 3 };
+    chain c;
+    chain_start(&c, &(chain_opts){ .order_timeout_ms = BUDGET, .admin = true, .stock = "sku-1=50" });
+    assert_int_equal(fault_set(c.pay.port, "{\"hang\":true}"), 200);
+    uint64_t ms[N];
+    for (int i = 0; i < N; i++) {
+        double inv0 = svc_ctx_cancelled(c.inv.port), pay0 = svc_ctx_cancelled(c.pay.port);
+        assert_true(inv0 >= 0 && pay0 >= 0);
+        hresp r;
+        expect_failed_order(&c, 504, "deadline_exceeded", 50, &r);
+        ms[i] = r.ms;
+        if (r.ms < BUDGET - 100)
+            fail_msg("504 after %llu ms, before the budget of %d ms ran out", (unsigned long long)r.ms, BUDGET);
+        /* the callees' request contexts ended by cancellation, not completion */
+        double inv1 = counter_reaches(c.inv.port, inv0 + 1), pay1 = counter_reaches(c.pay.port, pay0 + 1);
+        if (inv1 < inv0 + 1 || pay1 < pay0 + 1)
+            fail_msg("cancelled request contexts: inventory %g -> %g, payment %g -> %g; want +1 each", inv0, inv1,
+                     pay0, pay1);
+    }
+    qsort(ms, N, sizeof *ms, cmp_u64);
+    print_message("hang: 504 after %llu ms (median of %d, budget %d ms)\n", (unsigned long long)ms[N / 2], N, BUDGET);
+    if (ms[N / 2] > BUDGET + MARGIN)
+        fail_msg("504 after %llu ms (median of %d), want <= budget %d + %d ms", (unsigned long long)ms[N / 2], N,
+                 BUDGET, MARGIN);
+    assert_int_equal(fault_clear(c.pay.port), 200);
+    expect_paid(&c, 400);
+    assert_int_equal(stock_of(c.inv.port, "sku-1"), 49);
+    chain_end(&c);
+}
+
+/* ---- 7. the admin endpoints and the other faults -------------------------------------- */
+
+static void admin_rejects_bad_faults(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "nope", "[1]", "{\"delay_ms\":\"10\"}", "{\"delay_ms\":-1}", "{\"hang\":1}",
+        "{\"error_rate\":1.5}", "{\"error_rate\":-0.1}", "{\"error_rate\":\"all\"}", "{\"reset\":\"yes\"}",
+        "{\"path\":5,\"hang\":true}",
+    };
+    chain c;
+    chain_start(&c, &(chain_opts){ .admin = true });
+    const svc *all[] = { &c.order, &c.inv, &c.pay };
+    for (int s = 0; s < 3; s++)
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+            hresp r;
+            http_req(all[s]->port, "POST", "/admin/fault", bad[i], NULL, 3000, &r);
+            if (r.status != 400)
+                fail_msg("%s: POST /admin/fault %s: %d, want 400", all[s]->name, bad[i], r.status);
+            expect_status(&r, 400, "bad_request");
+        }
+    expect_paid(&c, 1);   /* none of them took effect */
+    chain_end(&c);
+}
+
+static void injected_errors_fail_cleanly(void **state)
+{
+    (void)state;
+    chain c;
+    chain_start(&c, &(chain_opts){ .admin = true, .stock = "sku-1=20" });
+    hresp r;
+
+    /* payment answers 500 injected_fault; the order fails cleanly */
+    assert_int_equal(fault_set(c.pay.port, "{\"error_rate\":1.0}"), 200);
+    http_req(c.pay.port, "POST", "/charge", "{\"order_id\":\"x1\",\"amount_cents\":1}", NULL, 3000, &r);
+    expect_status(&r, 500, "injected_fault");
+    expect_status((http_req(c.pay.port, "GET", "/healthz", NULL, NULL, 3000, &r), &r), 200, NULL);
+    assert_true(svc_metric(c.pay.port, "sluice_tasks", NULL, NULL) >= 0);   /* metrics exempt too */
+    expect_failed_order(&c, 502, "upstream_failed", 20, &r);
+    assert_int_equal(fault_clear(c.pay.port), 200);
+    expect_paid(&c, 10);
+
+    /* inventory fails: nothing was reserved */
+    assert_int_equal(fault_set(c.inv.port, "{\"error_rate\":1.0}"), 200);
+    expect_failed_order(&c, 502, "upstream_failed", 19, &r);
+    assert_int_equal(fault_clear(c.inv.port), 200);
+
+    /* limited to one path: /void failing does not touch /charge */
+    assert_int_equal(fault_set(c.pay.port, "{\"error_rate\":1.0,\"path\":\"/void\"}"), 200);
+    expect_paid(&c, 11);
+    assert_int_equal(fault_clear(c.pay.port), 200);
+
+    /* reset: inventory sees its connection to payment reset; order answers 502 */
+    assert_int_equal(fault_set(c.pay.port, "{\"reset\":true}"), 200);
+    http_req(c.pay.port, "POST", "/charge", "{\"order_id\":\"x2\",\"amount_cents\":1}", NULL, 3000, &r);
+    assert_int_equal(r.status, HTTP_CLOSED);
+    expect_failed_order(&c, 502, "upstream_failed", 18, &r);
+    assert_int_equal(fault_clear(c.pay.port), 200);
+    expect_paid(&c, 12);
+    assert_int_equal(stock_of(c.inv.port, "sku-1"), 17);
+    chain_end(&c);
+}
+
+static void delay_adds_latency(void **state)
+{
+    (void)state;
+    enum { DELAY = 300 };
+    chain c;
+    chain_start(&c, &(chain_opts){ .admin = true });
+    hresp r;
+    char id[64];
+    assert_int_equal(fault_set(c.inv.port, "{\"delay_ms\":300}"), 200);
+    order_post(c.order.port, "sku-1", 1, 5, id, &r);
+    expect_status(&r, 201, NULL);
+    if (r.ms < DELAY)
+        fail_msg("order with a %d ms delay at inventory answered after %llu ms", DELAY, (unsigned long long)r.ms);
+    assert_true(order_check(&c, id, 5));
+    /* admin and health are never delayed: answered well before the delay */
+    http_req(c.inv.port, "GET", "/healthz", NULL, NULL, DELAY - 50, &r);
+    expect_status(&r, 200, NULL);
+    assert_int_equal(fault_clear(c.inv.port), 200);
+    chain_end(&c);
+}
+
+/* ---- 9. SIGTERM drains ---------------------------------------------------------------- */
+
+typedef struct bg_order { int port; hresp r; char id[64]; } bg_order;
+
+static void *bg_post(void *arg)
+{
+    bg_order *b = arg;
+    order_post(b->port, "sku-1", 1, 77, b->id, &b->r);
+    return NULL;
+}
+
+static void sigterm_drains_in_flight(void **state)
+{
+    (void)state;
+    chain c;
+    chain_start(&c, &(chain_opts){ .admin = true });
+    assert_int_equal(fault_set(c.pay.port, "{\"delay_ms\":800}"), 200);
+    bg_order *b = calloc(1, sizeof *b);
+    assert_non_null(b);
+    b->port = c.order.port;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, bg_post, b), 0);
+    /* in flight at order: the order and this /metrics request itself */
+    double inflight = 0;
+    for (uint64_t end = svc_now_ms() + 3000; inflight < 2 && svc_now_ms() < end; poll(NULL, 0, 5))
+        inflight = svc_metric(c.order.port, "sluice_http_inflight", NULL, NULL);
+    assert_true(inflight >= 2);
+    int st = svc_stop_status(&c.order, SVC_STOP_MS);
+    pthread_join(th, NULL);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    expect_status(&b->r, 201, NULL);   /* answered before order exited */
+    char cs[16];
+    long amount;
+    charge_status(c.pay.port, b->id, cs, sizeof cs, &amount);
+    assert_string_equal(cs, "CHARGED");
+    free(b);
+    svc_stop(&c.inv);
+    svc_stop(&c.pay);
+}
+
+/* ---- 12. the invariant after a burst with a fault in the middle ----------------------- */
+
+static void burst_keeps_the_invariant(void **state)
+{
+    (void)state;
+    enum { N = 50, ITEMS = 3, STOCK = 1000 };
+    chain c;
+    chain_start(&c, &(chain_opts){ .threads = 2, .admin = true, .stock = "sku-1=1000,sku-2=1000,sku-3=1000" });
+    hjob *jobs = calloc(N, sizeof *jobs);
+    assert_non_null(jobs);
+    for (int i = 0; i < N; i++) {
+        jobs[i] = (hjob){ .port = c.order.port, .method = "POST", .path = "/orders", .timeout_ms = 8000 };
+        snprintf(jobs[i].body, sizeof jobs[i].body, "{\"item\":\"sku-%d\",\"qty\":%d,\"amount_cents\":%d}",
+                 1 + i % ITEMS, 1 + i % 4, 100 + i);
+    }
+    /* the first half runs while the fault is set, the second after it is cleared */
+    assert_int_equal(fault_set(c.pay.port, "{\"error_rate\":0.5}"), 200);
+    http_parallel(jobs, N / 2);
+    assert_int_equal(fault_clear(c.pay.port), 200);
+    http_parallel(jobs + N / 2, N - N / 2);
+    long taken[ITEMS + 1] = { 0 };
+    int paid = 0, failed = 0;
+    for (int i = 0; i < N; i++) {
+        char id[64];
+        int s = jobs[i].r.status;
+        if (s != 201 && s != 502)
+            fail_msg("order %d: %d, want 201 or 502 (injected 500 at payment): %.200s", i, s, jobs[i].r.body);
+        assert_true(jstr(&jobs[i].r, "order_id", id, sizeof id));
+        bool ok = order_check(&c, id, 100 + i);
+        assert_int_equal(ok, s == 201);
+        if (ok) {
+            taken[1 + i % ITEMS] += 1 + i % 4;
+            paid++;
+        } else {
+            failed++;
+        }
+    }
+    free(jobs);
+    print_message("burst: %d paid, %d failed\n", paid, failed);
+    assert_true(paid >= N / 2);   /* the whole second half */
+    for (int k = 1; k <= ITEMS; k++) {
+        char item[8];
+        snprintf(item, sizeof item, "sku-%d", k);
+        stock_settles(&c, item, STOCK - taken[k]);
+    }
+    chain_end(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(hang_answers_504_within_budget, svc_teardown),
+        cmocka_unit_test_teardown(admin_rejects_bad_faults, svc_teardown),
+        cmocka_unit_test_teardown(injected_errors_fail_cleanly, svc_teardown),
+        cmocka_unit_test_teardown(delay_adds_latency, svc_teardown),
+        cmocka_unit_test_teardown(sigterm_drains_in_flight, svc_teardown),
+        cmocka_unit_test_teardown(burst_keeps_the_invariant, svc_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
