@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "client_int.h"
 #include "server_int.h"
 #include "sl_chan.h"
 #include "sl_diag.h"
@@ -26,6 +27,7 @@ typedef struct snap {
     json_t *json;                   /* debug views */
     int nch;
     struct { char name[48]; size_t len, cap; uint64_t sent; } ch[MAX_CHANS];
+    sl_http_upstream_stats *ups;    /* one per sl_http_server_add_upstream */
 } snap;
 
 typedef struct gather {
@@ -50,6 +52,8 @@ static void gather_free(gather *g)
     for (int i = 0; i < g->n; i++) {
         if (g->parts[i] && g->parts[i]->json)
             json_decref(g->parts[i]->json);
+        if (g->parts[i])
+            free(g->parts[i]->ups);
         free(g->parts[i]);
     }
     sl_chan_free(NULL, g->ch);
@@ -137,6 +141,15 @@ static int chan_json(sl_chan *ch, void *arg)
     return 0;
 }
 
+/* Each upstream's pool of reactor i, read on reactor i (its only user). */
+static void upstreams_snap(sl_http_server *srv, int i, snap *s)
+{
+    if (!srv->nups || !(s->ups = calloc((size_t)srv->nups, sizeof *s->ups)))
+        return;
+    for (int k = 0; k < srv->nups; k++)
+        sl__upstream_stats_peek(srv->ups[k].up, i, &s->ups[k]);
+}
+
 /* On the handler's reactor: a snapshot arrived. */
 static void part_back(void *arg)
 {
@@ -167,6 +180,7 @@ static void take_part(void *arg)
         if (g->kind == G_METRICS) {
             sl_reactor_foreach_task(sr->r, count_task, s);
             sl_reactor_foreach_chan(sr->r, chan_snap, s);
+            upstreams_snap(g->srv, m->i, s);
         } else if ((s->json = json_array())) {
             if (g->kind == G_TASKS)
                 sl_reactor_foreach_task(sr->r, task_json, s->json);
@@ -208,6 +222,52 @@ static int start_gather(sl_task *t, gstate *st, sl_http_server *srv, int kind)
     return 0;
 }
 
+/* Upstream calls summed over reactors: one pool per reactor, one series
+ * per upstream (a reactor label would multiply series for nothing). */
+static void upstreams_text(gather *g, struct evbuffer *b)
+{
+    static const char *results[] = { "ok", "refused", "reset", "timeout", "cancelled", "busy",
+                                     "protocol", "retried", "ejected" };
+    sl_http_server *srv = g->srv;
+    if (!srv->nups)
+        return;
+    evbuffer_add_printf(b, "# HELP sluice_upstream_calls_total Attempts of calls to upstreams by result; "
+                           "retried: attempts made again, ejected: replicas taken out of rotation.\n"
+                           "# TYPE sluice_upstream_calls_total counter\n");
+    for (int k = 0; k < srv->nups; k++) {
+        uint64_t sum[9] = { 0 };
+        for (int i = 0; i < g->n; i++) {
+            const sl_http_upstream_stats *u = g->parts[i] && g->parts[i]->ups ? &g->parts[i]->ups[k] : NULL;
+            if (!u)
+                continue;
+            const uint64_t v[9] = { u->ok, u->refused, u->reset, u->timeouts, u->cancelled, u->busy,
+                                    u->protocol, u->retried, u->ejected };
+            for (int r = 0; r < 9; r++)
+                sum[r] += v[r];
+        }
+        for (int r = 0; r < 9; r++)
+            evbuffer_add_printf(b, "sluice_upstream_calls_total{upstream=\"%s\",result=\"%s\"} %llu\n",
+                                srv->ups[k].name, results[r], (unsigned long long)sum[r]);
+    }
+    evbuffer_add_printf(b, "# HELP sluice_upstream_connections Connections to upstreams (active, idle) "
+                           "and calls waiting for one, summed over reactors.\n"
+                           "# TYPE sluice_upstream_connections gauge\n");
+    for (int k = 0; k < srv->nups; k++) {
+        uint64_t active = 0, idle = 0, waiting = 0;
+        for (int i = 0; i < g->n; i++)
+            if (g->parts[i] && g->parts[i]->ups) {
+                active += g->parts[i]->ups[k].active;
+                idle += g->parts[i]->ups[k].idle;
+                waiting += g->parts[i]->ups[k].waiting;
+            }
+        evbuffer_add_printf(b, "sluice_upstream_connections{upstream=\"%s\",state=\"active\"} %llu\n"
+                               "sluice_upstream_connections{upstream=\"%s\",state=\"idle\"} %llu\n"
+                               "sluice_upstream_connections{upstream=\"%s\",state=\"waiting\"} %llu\n",
+                            srv->ups[k].name, (unsigned long long)active, srv->ups[k].name,
+                            (unsigned long long)idle, srv->ups[k].name, (unsigned long long)waiting);
+    }
+}
+
 static void metrics_text(gather *g, struct evbuffer *b)
 {
     static const char *le[LAT_BUCKETS] = { "0.001", "0.002", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
@@ -242,6 +302,8 @@ static void metrics_text(gather *g, struct evbuffer *b)
         if (g->parts[i])                                                                         \
             evbuffer_add_printf(b, name "{reactor=\"%d\"} %llu\n", i, (unsigned long long)(expr));
     GAUGE("sluice_http_inflight", "Requests running now.", "gauge", g->parts[i]->inflight)
+    GAUGE("sluice_http_inflight_peak", "The most requests running at once since start (per reactor: "
+          "their sum bounds the process's peak).", "gauge", g->parts[i]->st.inflight_peak)
     GAUGE("sluice_http_queued", "Requests admitted and waiting to run.", "gauge", g->parts[i]->queued)
     GAUGE("sluice_http_connections", "Open connections.", "gauge", g->parts[i]->nconns)
     GAUGE("sluice_http_shed_total", "Requests refused with 503 because admission was full.", "counter",
@@ -268,6 +330,7 @@ static void metrics_text(gather *g, struct evbuffer *b)
         for (int k = 0; g->parts[i] && k < g->parts[i]->nch; k++)
             evbuffer_add_printf(b, "sluice_channel_length{reactor=\"%d\",channel=\"%s\",capacity=\"%zu\"} %zu\n", i,
                                 g->parts[i]->ch[k].name, g->parts[i]->ch[k].cap, g->parts[i]->ch[k].len);
+    upstreams_text(g, b);
 }
 
 static int gather_handler(sl_task *t, void *arg, int kind)

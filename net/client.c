@@ -16,6 +16,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include "client_int.h"
 #include "http_parse.h"
 #include "sl_client.h"
 #include "sl_ctx.h"
@@ -194,9 +195,8 @@ static pool *get_pool(sl_http_upstream *up, sl_reactor *r)
     return up->pools[id];
 }
 
-void sl_http_upstream_stats_get(sl_http_upstream *up, sl_http_upstream_stats *st)
+static void stats_of(sl_http_upstream *up, pool *pl, sl_http_upstream_stats *st)
 {
-    pool *pl = sl_reactor_current() ? get_pool(up, sl_reactor_current()) : NULL;
     *st = pl ? pl->st : (sl_http_upstream_stats){ 0 };
     if (!pl)
         return;
@@ -207,6 +207,18 @@ void sl_http_upstream_stats_get(sl_http_upstream *up, sl_http_upstream_stats *st
             st->idle++;
     }
 }
+
+void sl_http_upstream_stats_get(sl_http_upstream *up, sl_http_upstream_stats *st)
+{
+    stats_of(up, sl_reactor_current() ? get_pool(up, sl_reactor_current()) : NULL, st);
+}
+
+void sl__upstream_stats_peek(sl_http_upstream *up, int id, sl_http_upstream_stats *st)
+{
+    stats_of(up, id >= 0 && id < up->nreactors ? up->pools[id] : NULL, st);
+}
+
+sl_runtime *sl__upstream_runtime(const sl_http_upstream *up) { return up->rt; }
 
 /* ---- finishing a call ------------------------------------------------------------ */
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "client_int.h"
 #include "server_int.h"
 #include "sl_diag.h"
 #include "sl_trace.h"
@@ -102,6 +103,30 @@ int sl_http_route(sl_http_server *srv, const char *method, const char *pattern,
     if (rc < 0)
         free(ri);
     return rc;
+}
+
+int sl_http_server_add_upstream(sl_http_server *srv, const char *name, sl_http_upstream *up)
+{
+    if (!srv || !name || !up)
+        return -EINVAL;
+    size_t len = strlen(name);
+    if (!len || len >= sizeof srv->ups->name || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                              "abcdefghijklmnopqrstuvwxyz0123456789_.-") != len)
+        return -EINVAL;   /* it goes into a label value unescaped */
+    if (srv->started)
+        return -EBUSY;
+    if (sl__upstream_runtime(up) != srv->rt)
+        return -EXDEV;
+    for (int i = 0; i < srv->nups; i++)
+        if (!strcmp(srv->ups[i].name, name))
+            return -EEXIST;
+    srv_upstream *ups = realloc(srv->ups, (size_t)(srv->nups + 1) * sizeof *ups);
+    if (!ups)
+        return -ENOMEM;
+    srv->ups = ups;
+    memcpy(ups[srv->nups].name, name, len + 1);
+    ups[srv->nups++].up = up;
+    return 0;
 }
 
 /* ---- listening --------------------------------------------------------------------- */
@@ -262,7 +287,8 @@ static void start_req(sl_http_req *req)
         return;
     }
     req->started = true;
-    sr->inflight++;
+    if (++sr->inflight > sr->st.inflight_peak)
+        sr->st.inflight_peak = sr->inflight;
     sl_trace_async(sr->r, 'b', "http", req->match.pattern, sl_traceparent_tag(&req->trace), req->method);
     req->rnext = sr->running;
     if (sr->running)
@@ -493,6 +519,7 @@ void sl_http_server_free(sl_http_server *s)
     if (s->sig_int)
         event_free(s->sig_int);
     free(s->sr);
+    free(s->ups);
     sl_router_free_args(s->router, free);
     sl_router_free(s->router);
     free(s);

@@ -30,6 +30,7 @@ typedef struct route_stat {
 } route_stat;
 
 typedef struct srv_stats {
+    uint32_t inflight_peak;   /* the most requests running at once, ever */
     uint64_t requests, shed, timeouts, parse_errors, accepted, closed_idle;
     uint64_t ctx_ends[SL_CAUSE_COUNT];
     uint64_t lat[LAT_BUCKETS];
@@ -57,8 +58,15 @@ struct srv_reactor {
     sl_msg m_shutdown;
 };
 
+typedef struct srv_upstream {
+    char name[64];
+    sl_http_upstream *up;
+} srv_upstream;
+
 struct sl_http_server {
     sl_runtime *rt;
+    srv_upstream *ups;           /* reported by /metrics; fixed once started */
+    int nups;
     sl_http_server_opts o;
     sl_router *router;
     char host[64];

@@ -56,6 +56,9 @@ typedef struct sl_http_upstream_stats {
     uint64_t calls, ok, refused, reset, timeouts, cancelled, busy, protocol;
     uint64_t connects, reused;
     uint32_t idle, active, waiting;
+    uint64_t retried;     /* attempts made again (each also counted by its result above) */
+    uint64_t ejected;     /* times a replica was taken out of rotation */
+    uint32_t out;         /* replicas out of rotation now */
 } sl_http_upstream_stats;
 void sl_http_upstream_stats_get(sl_http_upstream *up, sl_http_upstream_stats *st);
 

@@ -111,6 +111,17 @@ void sl_http_server_shutdown(sl_http_server *srv);
  * events on reactor 0). Returns 0 or -ENOMEM. */
 int sl_http_server_handle_signals(sl_http_server *srv);
 
+/* Makes /metrics report the calls of `up` (sl_client.h) under `name`:
+ * sluice_upstream_calls_total{upstream="NAME",result="ok|refused|reset|
+ * timeout|cancelled|busy|protocol|retried|ejected"}, summed over reactors,
+ * and sluice_upstream_connections{upstream,state="active|idle|waiting"}.
+ * Before start only; `up` must be on the server's runtime and outlive the
+ * server. Returns 0, -EINVAL (NULL, or a name that is empty, longer than
+ * 63 bytes or has a character outside [A-Za-z0-9_.-]), -EEXIST (the name
+ * is taken), -EXDEV (another runtime), -EBUSY (started), -ENOMEM. */
+typedef struct sl_http_upstream sl_http_upstream;
+int sl_http_server_add_upstream(sl_http_server *srv, const char *name, sl_http_upstream *up);
+
 /* Frees the server; call after sl_runtime_run() returned. */
 void sl_http_server_free(sl_http_server *srv);
 

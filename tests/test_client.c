@@ -56,7 +56,22 @@ static int h_status(sl_task *t, void *arg)
     return sl_http_reply_error(req, atoi(code), "as_asked", "status %d as asked", atoi(code));
 }
 
-static void serve(void)
+/* The server, its routes added, not started (serve_start). */
+/* Sleeps ?ms=N, then resets the connection instead of answering. */
+static int h_reset(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    wst *s = sl_http_req_state(req);
+    size_t ql;
+    const char *q = sl_http_req_query(req, &ql);
+    SL_BEGIN(t);
+    calls_served++;
+    SL_AWAIT(t, s->rc, sl_sleep(t, (uint64_t)(ql > 3 ? atoi(q + 3) : 0) * SL_NS_PER_MS));
+    sl_http_req_reset(req);
+    SL_END(t);
+}
+
+static void serve_new(void)
 {
     memset(&cap, 0, sizeof cap);
     rt = rt_new(1, &cap);
@@ -65,10 +80,21 @@ static void serve(void)
     assert_int_equal(sl_http_route(srv, "GET", "/budget", h_budget, 0, NULL), 0);
     assert_int_equal(sl_http_route(srv, "GET", "/wait", h_wait, sizeof(wst), NULL), 0);
     assert_int_equal(sl_http_route(srv, "POST", "/status/{code}", h_status, 0, NULL), 0);
+    assert_int_equal(sl_http_route(srv, "GET", "/reset", h_reset, sizeof(wst), NULL), 0);
+}
+
+static void serve_start(void)
+{
     assert_int_equal(sl_http_server_start(srv), 0);
     port = sl_http_server_port(srv);
     seen_cause = -1;
     calls_served = 0;
+}
+
+static void serve(void)
+{
+    serve_new();
+    serve_start();
 }
 
 static void done(int expect_leaks)
@@ -80,8 +106,8 @@ static void done(int expect_leaks)
 /* ---- calls ------------------------------------------------------------------------------ */
 
 typedef struct cst {
-    sl_http_upstream *up, *dead, *tight;
-    sl_http_resp r, r2;
+    sl_http_upstream *up, *dead, *tight, *self;
+    sl_http_resp r, r2, held[2];
     sl_ctx *ctx;
     int rc, rc2;
     sl_task *caller;
@@ -281,6 +307,119 @@ static void test_pool_exhausted_busy(void **s)
     assert_int_equal(sl_runtime_free(rt), 0);
 }
 
+/* ---- /metrics counts upstream calls ------------------------------------------------------ */
+
+/* The value of the first line of `text` that starts with `series`, or -1. */
+static long long metric(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (!strncmp(p, series, n) && p[n] == ' ')
+            return atoll(p + n + 1);
+    return -1;
+}
+
+/* A call to the monitoring server's /wait, held until C.ctx ends. */
+static int held_call(sl_task *t, void *arg)
+{
+    sl_http_resp *r = arg;
+    static int rc;
+    SL_BEGIN(t);
+    SL_AWAIT(t, rc, sl_http_call(t, r, C.self, "GET", "/wait", NULL, 0));
+    assert_int_equal(rc, -ECANCELED);   /* held until cancelled */
+    sl_http_call_end(r);
+    SL_END(t);
+}
+
+static int metrics_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.up, "GET", "/ok", NULL, 0));
+    assert_int_equal(C.rc, 0);
+    sl_http_call_end(&C.r);
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.up, "GET", "/ok", NULL, 0));
+    sl_http_call_end(&C.r);
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.dead, "GET", "/ok", NULL, 0));
+    assert_int_equal(C.rc, -ECONNREFUSED);
+    sl_http_call_end(&C.r);
+    /* two requests held open, then the peak is at least 3 (with /metrics) */
+    assert_int_equal(sl_ctx_with_cancel(&C.ctx, sl_ctx_background()), 0);
+    assert_int_equal(sl_go(C.ctx, held_call, &C.held[0], NULL, NULL), 0);
+    assert_int_equal(sl_go(C.ctx, held_call, &C.held[1], NULL, NULL), 0);
+    while (calls_served < 4)
+        SL_AWAIT(t, C.rc2, sl_sleep(t, SL_NS_PER_MS));
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r2, C.self, "GET", "/metrics", NULL, 0));
+    assert_int_equal(C.rc, 0);
+    const char *m = C.r2.body;
+    assert_int_equal(metric(m, "sluice_upstream_calls_total{upstream=\"inventory\",result=\"ok\"}"), 2);
+    assert_int_equal(metric(m, "sluice_upstream_connections{upstream=\"inventory\",state=\"idle\"}"), 1);
+    assert_int_equal(metric(m, "sluice_upstream_connections{upstream=\"inventory\",state=\"active\"}"), 0);
+    assert_int_equal(metric(m, "sluice_upstream_calls_total{upstream=\"payment.v2\",result=\"refused\"}"), 1);
+    assert_int_equal(metric(m, "sluice_upstream_calls_total{upstream=\"payment.v2\",result=\"ok\"}"), 0);
+    assert_int_equal(metric(m, "sluice_upstream_calls_total{upstream=\"payment.v2\",result=\"retried\"}"), 0);
+    assert_int_equal(metric(m, "sluice_upstream_calls_total{upstream=\"payment.v2\",result=\"ejected\"}"), 0);
+    assert_int_equal(metric(m, "sluice_upstream_calls_total{upstream=\"self\",result=\"ok\"}"), -1);   /* not added */
+    assert_int_equal(metric(m, "sluice_http_inflight{reactor=\"0\"}"), 3);
+    assert_int_equal(metric(m, "sluice_http_inflight_peak{reactor=\"0\"}"), 3);
+    sl_http_call_end(&C.r2);
+    /* the held calls end: in-flight falls, the peak stays */
+    sl_ctx_cancel(C.ctx, SL_CAUSE_CANCELED);
+    sl_ctx_unref(C.ctx);
+    while (seen_cause < 0)
+        SL_AWAIT(t, C.rc2, sl_sleep(t, SL_NS_PER_MS));
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r2, C.self, "GET", "/metrics", NULL, 0));
+    assert_int_equal(C.rc, 0);
+    m = C.r2.body;
+    assert_int_equal(metric(m, "sluice_upstream_calls_total{upstream=\"inventory\",result=\"ok\"}"), 2);
+    assert_int_equal(metric(m, "sluice_http_inflight_peak{reactor=\"0\"}"), 3);
+    assert_true(metric(m, "sluice_http_inflight{reactor=\"0\"}") <= 2);   /* the held ones may still be ending */
+    sl_http_call_end(&C.r2);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_upstream_metrics(void **s)
+{
+    (void)s;
+    char url[64];
+    memset(&C, 0, sizeof C);
+    serve();   /* the upstream called */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    assert_int_equal(sl_http_upstream_new(&C.up, rt, url, NULL), 0);
+    assert_int_equal(sl_http_upstream_new(&C.dead, rt, "http://127.0.0.1:1", NULL), 0);
+    /* the server whose /metrics reports them */
+    sl_http_server *mon;
+    assert_int_equal(sl_http_server_new(&mon, rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0" }), 0);
+    assert_int_equal(sl_http_route(mon, "GET", "/wait", h_wait, sizeof(wst), NULL), 0);
+    assert_int_equal(sl_http_server_add_upstream(mon, "payment.v2", C.dead), 0);
+    assert_int_equal(sl_http_server_add_upstream(mon, "payment.v2", C.up), -EEXIST);
+    assert_int_equal(sl_http_server_add_upstream(mon, "inventory", C.up), 0);
+    static const char *bad[] = { "", "a\"b", "a b", "x{y}", "new\nline",
+                                 "0123456789012345678901234567890123456789012345678901234567890123" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(sl_http_server_add_upstream(mon, bad[i], C.dead), -EINVAL);
+    assert_int_equal(sl_http_server_add_upstream(mon, NULL, C.dead), -EINVAL);
+    assert_int_equal(sl_http_server_add_upstream(mon, "x", NULL), -EINVAL);
+    sl_runtime *other = rt_new(1, NULL);
+    sl_http_upstream *foreign;
+    assert_int_equal(sl_http_upstream_new(&foreign, other, "http://127.0.0.1:1", NULL), 0);
+    assert_int_equal(sl_http_server_add_upstream(mon, "foreign", foreign), -EXDEV);
+    sl_http_upstream_free(foreign);
+    sl_runtime_free(other);
+    assert_int_equal(sl_http_server_start(mon), 0);
+    assert_int_equal(sl_http_server_add_upstream(mon, "late", C.dead), -EBUSY);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", sl_http_server_port(mon));
+    assert_int_equal(sl_http_upstream_new(&C.self, rt, url, NULL), 0);
+    assert_int_equal(rt_run_keep(rt, metrics_main, NULL), 0);
+    sl_http_server_free(mon);
+    sl_http_upstream_free(C.up);
+    sl_http_upstream_free(C.self);
+    sl_http_upstream_free(C.dead);
+    done(0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
 static void test_bad_upstreams(void **s)
 {
     (void)s;
@@ -305,6 +444,7 @@ int main(void)
         cmocka_unit_test(test_budget_and_trace_forwarded),
         cmocka_unit_test(test_caller_abort_cancels_callee),
         cmocka_unit_test(test_pool_exhausted_busy),
+        cmocka_unit_test(test_upstream_metrics),
         cmocka_unit_test(test_bad_upstreams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
