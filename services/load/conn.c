@@ -40,7 +40,9 @@ static int build(lconn *c, const lreq *rq, uint64_t now)
     p += w->sh->prefix_len;
     if (o->deadline_header) {
         uint64_t left = c->deadline > now ? (c->deadline - now) / SL_NS_PER_MS : 0;
-        p += sprintf(p, "grpc-timeout: %llum\r\n", (unsigned long long)(left ? left : 1));
+        p = memcpy(p, "grpc-timeout: ", 14) + 14;
+        p += tmpl_put_u64(p, left ? left : 1);
+        p = memcpy(p, "m\r\n", 3) + 3;
     }
     if (o->trace) {
         p = memcpy(p, "traceparent: 00-", 16) + 16;
@@ -55,7 +57,9 @@ static int build(lconn *c, const lreq *rq, uint64_t now)
         size_t blen = o->body.src_len;
         if (!o->body.constant)
             blen = tmpl_expand(&o->body, rq->seq, &w->rng, w->bodybuf), body = w->bodybuf;
-        p += sprintf(p, "Content-Length: %zu\r\n\r\n", blen);
+        p = memcpy(p, "Content-Length: ", 16) + 16;
+        p += tmpl_put_u64(p, blen);
+        p = memcpy(p, "\r\n\r\n", 4) + 4;
         memcpy(p, body, blen);
         p += blen;
     } else {
@@ -108,9 +112,8 @@ static int take(lconn *c, const lreq *rq, uint64_t now)
     return build(c, rq, now);
 }
 
-void conn_send(lconn *c, const lreq *rq)
+void conn_send(lconn *c, const lreq *rq, uint64_t now)
 {
-    uint64_t now = sl_now_ns();
     if (take(c, rq, now) < 0) {
         c->w->fail = -ENOMEM;
         worker_finish(c, -1, ERR_PROTOCOL, false);

@@ -102,7 +102,7 @@ typedef struct worker {
 
 /* conn.c */
 void conn_open(lconn *c, const lreq *rq);
-void conn_send(lconn *c, const lreq *rq);
+void conn_send(lconn *c, const lreq *rq, uint64_t now);
 void conn_close(lconn *c);
 void conn_fini(lconn *c);
 

@@ -117,7 +117,8 @@ static int setup(run *rn, const load_opts *o)
     sh->nthreads = o->threads;
     sh->period_ns = o->rate > 0 ? 1e9 / o->rate : 0;
     size_t nsecs = (size_t)ceil(o->duration_s - 1e-9);
-    int rc = sl_runtime_new(&sh->rt, &(sl_runtime_opts){ .threads = o->threads, .deadlock_check_ms = -1 });
+    int rc = sl_runtime_new(&sh->rt, &(sl_runtime_opts){ .threads = o->threads, .deadlock_check_ms = -1,
+                                                     .stall_ms = -1 });
     if (rc < 0)
         return rc;
     if (build_prefix(sh, o) < 0 || !(rn->w = calloc((size_t)o->threads, sizeof *rn->w)))

@@ -123,19 +123,6 @@ void tmpl_free(tmpl *t)
     memset(t, 0, sizeof *t);
 }
 
-/* Writes v in decimal; returns the digits written. */
-static size_t put_u64(char *out, uint64_t v)
-{
-    char tmp[U64_DIGITS];
-    size_t n = 0;
-    do
-        tmp[n++] = (char)('0' + v % 10);
-    while (v /= 10);
-    for (size_t i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
-    return n;
-}
-
 size_t tmpl_expand(const tmpl *t, uint64_t seq, uint64_t *rng, char *out)
 {
     size_t len = 0;
@@ -147,11 +134,11 @@ size_t tmpl_expand(const tmpl *t, uint64_t seq, uint64_t *rng, char *out)
             len += p->len;
             break;
         case TMPL_SEQ:
-            len += put_u64(out + len, seq);
+            len += tmpl_put_u64(out + len, seq);
             break;
         case TMPL_RAND: {
             uint64_t span = p->hi - p->lo + 1;   /* hi < 2^63: no wrap */
-            len += put_u64(out + len, p->lo + tmpl_rand(rng) % span);
+            len += tmpl_put_u64(out + len, p->lo + tmpl_rand(rng) % span);
             break;
         }
         }

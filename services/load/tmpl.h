@@ -38,6 +38,19 @@ void tmpl_free(tmpl *t);
  * the body's length. */
 size_t tmpl_expand(const tmpl *t, uint64_t seq, uint64_t *rng, char *out);
 
+/* Writes v in decimal to out (up to 20 bytes); returns the digits written. */
+static inline size_t tmpl_put_u64(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while (v /= 10);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
 /* xorshift64*: fast, good enough to vary request bodies. */
 static inline uint64_t tmpl_rand(uint64_t *s)
 {

@@ -119,7 +119,7 @@ static void issue(worker *w, const lreq *rq)
 {
     lconn *c = idle_pop(w);
     if (c) {
-        conn_send(c, rq);
+        conn_send(c, rq, sl_now_ns());
         return;
     }
     if (!w->pq_len && w->opened < w->nconns && (c = free_slot(w))) {
@@ -131,13 +131,12 @@ static void issue(worker *w, const lreq *rq)
 }
 
 /* c is free of its request and kept: give it the next one. */
-static void on_idle(worker *w, lconn *c)
+static void on_idle(worker *w, lconn *c, uint64_t now)
 {
-    uint64_t now = sl_now_ns();
     if (open_loop(w)) {
         if (w->pq_len) {
             lreq rq = pq_pop(w);
-            conn_send(c, &rq);
+            conn_send(c, &rq, now);
         } else {
             idle_push(w, c);
         }
@@ -145,7 +144,7 @@ static void on_idle(worker *w, lconn *c)
     }
     if (!w->gen_done && now < w->t_end) {
         lreq rq = closed_req(w, now);
-        conn_send(c, &rq);
+        conn_send(c, &rq, now);
         return;
     }
     w->gen_done = true;
@@ -178,7 +177,7 @@ void worker_finish(lconn *c, int status, int err, bool keep)
     record(w, &rq, status, err, now);
     if (keep) {
         c->state = C_IDLE;
-        on_idle(w, c);
+        on_idle(w, c, now);
         check_drained(w);
         return;
     }
