@@ -1,0 +1,183 @@
+/* svc.c: setting a service up, running it, and ending it cleanly. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "svc.h"
+#include "svc_int.h"
+#include "svc_map.h"
+
+static svc *g_svc;   /* one service per process; read-only once running */
+
+svc_shard *svc_here(void)
+{
+    sl_reactor *r = sl_reactor_current();
+    return r && g_svc ? &g_svc->shards[sl_reactor_id(r)] : NULL;
+}
+
+sl_reactor *svc_owner(svc *s, const char *key, size_t len)
+{
+    return s->shards[svc_shard_of(key, len, s->n)].r;
+}
+
+uint64_t svc_rand(svc_shard *sh)
+{
+    uint64_t x = sh->rng;   /* xorshift64* */
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    sh->rng = x;
+    return x * 0x2545f4914f6cdd1dULL;
+}
+
+static uint64_t seed(int i)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^ (uint64_t)getpid() << 16;
+    return (x ^ (uint64_t)(i + 1) * 0x9e3779b97f4a7c15ULL) | 1;
+}
+
+/* ---- shutdown: the server drained; end the background tasks, then stop ---------- */
+
+static int closer(sl_task *t, void *arg)
+{
+    svc_shard *sh = arg;
+    int rc;
+    SL_BEGIN(t);
+    SL_AWAIT(t, rc, sl_group_close(t, &sh->bg));
+    (void)rc;
+    if (atomic_fetch_sub(&sh->s->closing_left, 1) == 1)
+        sl_runtime_stop(sh->s->rt);
+    SL_END(t);
+}
+
+static void close_shard(void *arg)
+{
+    svc_shard *sh = arg;
+    sh->closing = true;
+    if (sl_spawn(NULL, closer, sh, NULL, &(sl_spawn_opts){ .name = "svc shutdown" }) < 0 &&
+        atomic_fetch_sub(&sh->s->closing_left, 1) == 1)
+        sl_runtime_stop(sh->s->rt);
+}
+
+static void on_stopped(sl_http_server *srv, void *arg)
+{
+    svc *s = arg;
+    (void)srv;
+    atomic_store(&s->closing_left, s->n);
+    for (int i = 0; i < s->n; i++)
+        if (sl_reactor_post(s->shards[i].r, close_shard, &s->shards[i]) < 0 &&
+            atomic_fetch_sub(&s->closing_left, 1) == 1)
+            sl_runtime_stop(s->rt);
+}
+
+/* ---- setup ------------------------------------------------------------------------ */
+
+static int usage(const svc_prog *p, const char *msg)
+{
+    fprintf(stderr, "%s (usage: %s [--listen HOST:PORT] [--threads N] [--timeout-ms MS] "
+                    "[--mode safe|guarded|naive] [--admin] [--access-log] [--trace FILE.json]%s%s%s)\n",
+            msg, p->name, p->upstream_flag ? " [" : "", p->upstream_flag ? p->upstream_flag : "",
+            p->upstream_flag ? (p->has_stock ? " URLS] [--stock ITEM=N,...]" : " URLS]") : "");
+    return 2;
+}
+
+static void release_all(svc *s)
+{
+    sl_http_server_free(s->srv);
+    sl_http_upstream_free(s->up);
+    if (s->rt)
+        sl_runtime_free(s->rt);
+    free(s->shards);
+    svc_routes_free(s);
+    s->srv = NULL;
+    s->up = NULL;
+    s->rt = NULL;
+    s->shards = NULL;
+}
+
+static int make_all(svc *s, char *err, size_t errlen)
+{
+    const svc_prog *p = s->prog;
+    int rc = sl_runtime_new(&s->rt, &(sl_runtime_opts){ .threads = s->o.threads });
+    if (rc < 0)
+        return snprintf(err, errlen, "%s: runtime: %s", p->name, strerror(-rc)), 1;
+    s->n = sl_runtime_threads(s->rt);
+    sl_http_server_opts so = { .listen = s->o.listen, .timeout_ms = svc_opts_timeout_ms(&s->o),
+                               .access_log = s->o.access_log, .on_stopped = on_stopped,
+                               .on_stopped_arg = s };
+    if ((rc = sl_http_server_new(&s->srv, s->rt, &so)) < 0)
+        return snprintf(err, errlen, "%s: bad --listen '%s'", p->name, s->o.listen), rc == -EINVAL ? 2 : 1;
+    if (p->upstream_flag && (rc = sl_http_upstream_new(&s->up, s->rt, s->o.upstream, NULL)) < 0)
+        return snprintf(err, errlen, "%s: bad %s '%s'", p->name, p->upstream_flag, s->o.upstream), rc == -EINVAL ? 2 : 1;
+    if (!(s->shards = calloc((size_t)s->n, sizeof *s->shards)))
+        return snprintf(err, errlen, "%s: out of memory", p->name), 1;
+    for (int i = 0; i < s->n; i++) {
+        svc_shard *sh = &s->shards[i];
+        *sh = (svc_shard){ .s = s, .r = sl_runtime_reactor(s->rt, i), .id = i, .rng = seed(i) };
+        sl_group_init(&sh->bg, sh->r);
+    }
+    if (s->o.admin && (rc = svc_admin_routes(s)) < 0)
+        return snprintf(err, errlen, "%s: admin routes: %s", p->name, strerror(-rc)), 1;
+    return 0;
+}
+
+int svc_setup(svc *s, const svc_prog *p, int argc, char **argv)
+{
+    char err[256];
+    g_svc = s;
+    s->prog = p;
+    if (svc_opts_parse(&s->o, p, argc, argv, err, sizeof err) < 0 || (s->check && s->check(s, err, sizeof err) < 0))
+        return usage(p, err);
+    int rc = make_all(s, err, sizeof err);
+    if (rc) {
+        release_all(s);
+        return rc == 2 ? usage(p, err) : (fprintf(stderr, "%s\n", err), rc);
+    }
+    return 0;
+}
+
+/* ---- running ---------------------------------------------------------------------- */
+
+static void teardown(svc *s)
+{
+    for (int i = 0; s->shards && i < s->n; i++)
+        if (s->app_free)
+            s->app_free(&s->shards[i]);
+    free(s->shards);
+    s->shards = NULL;
+    svc_routes_free(s);
+}
+
+int svc_run(svc *s)
+{
+    const char *name = s->prog->name;
+    int rc = 0;
+    for (int i = 0; i < s->n && rc == 0; i++)
+        if (s->app_init)
+            rc = s->app_init(&s->shards[i]);
+    if (rc < 0) {
+        fprintf(stderr, "%s: %s\n", name, strerror(-rc));
+        return 1;
+    }
+    if ((rc = sl_http_server_start(s->srv)) < 0 || (rc = sl_http_server_handle_signals(s->srv)) < 0) {
+        fprintf(stderr, "%s: cannot listen on %s: %s\n", name, s->o.listen, strerror(-rc));
+        return 1;
+    }
+    if (s->o.trace && (rc = sl_trace_start(s->rt, s->o.trace, 0)) < 0) {
+        fprintf(stderr, "%s: --trace %s: %s\n", name, s->o.trace, strerror(-rc));
+        return 1;
+    }
+    const char *colon = strrchr(s->o.listen, ':');
+    printf("listening on %.*s:%d\n", (int)(colon - s->o.listen), s->o.listen, sl_http_server_port(s->srv));
+    fflush(stdout);
+    sl_runtime_run(s->rt);
+    sl_http_server_free(s->srv);
+    sl_http_upstream_free(s->up);
+    int leaks = sl_runtime_free(s->rt);
+    teardown(s);
+    return leaks ? 1 : 0;
+}

@@ -1,0 +1,96 @@
+/* svc_opts.c: the shared command line; see svc_opts.h. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "svc_opts.h"
+
+#define DAY_MS 86400000u
+
+const char *svc_mode_name(svc_mode m)
+{
+    return m == SVC_NAIVE ? "naive" : m == SVC_GUARDED ? "guarded" : "safe";
+}
+
+uint32_t svc_opts_timeout_ms(const svc_opts *o)
+{
+    if (o->timeout_ms)
+        return o->timeout_ms;
+    return o->mode == SVC_NAIVE ? DAY_MS : 2000;
+}
+
+static int fail(char *err, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+/* A whole decimal number in [lo, hi]. */
+static int number(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+static int parse_mode(const char *s, svc_mode *m)
+{
+    static const svc_mode all[] = { SVC_SAFE, SVC_GUARDED, SVC_NAIVE };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (!strcmp(s, svc_mode_name(all[i]))) {
+            *m = all[i];
+            return 0;
+        }
+    return -EINVAL;
+}
+
+int svc_opts_parse(svc_opts *o, const svc_prog *p, int argc, char **argv, char *err, size_t errlen)
+{
+    *o = (svc_opts){ .listen = p->default_listen, .upstream = p->default_upstream };
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool flag = !strcmp(a, "--admin") || !strcmp(a, "--access-log");
+        if (flag) {
+            if (a[2] == 'a' && a[3] == 'd')
+                o->admin = true;
+            else
+                o->access_log = true;
+            continue;
+        }
+        if (i + 1 >= argc || strncmp(a, "--", 2))
+            return fail(err, errlen, "%s: unknown option or missing value: '%s'", p->name, a);
+        const char *v = argv[++i];
+        long n;
+        if (!strcmp(a, "--listen")) {
+            o->listen = v;
+        } else if (!strcmp(a, "--threads")) {
+            if (number(v, 1, 1024, &n) < 0)
+                return fail(err, errlen, "%s: --threads wants 1..1024, not '%s'", p->name, v);
+            o->threads = (int)n;
+        } else if (!strcmp(a, "--timeout-ms")) {
+            if (number(v, 1, DAY_MS, &n) < 0)
+                return fail(err, errlen, "%s: --timeout-ms wants 1..%u, not '%s'", p->name, DAY_MS, v);
+            o->timeout_ms = (uint32_t)n;
+        } else if (!strcmp(a, "--mode")) {
+            if (parse_mode(v, &o->mode) < 0)
+                return fail(err, errlen, "%s: --mode wants safe, guarded or naive, not '%s'", p->name, v);
+        } else if (!strcmp(a, "--trace")) {
+            o->trace = v;
+        } else if (p->upstream_flag && !strcmp(a, p->upstream_flag)) {
+            o->upstream = v;
+        } else if (p->has_stock && !strcmp(a, "--stock")) {
+            o->stock = v;
+        } else {
+            return fail(err, errlen, "%s: unknown option '%s'", p->name, a);
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,49 @@
+/* svc_opts.h: the command line every service of the demo chain shares.
+ *
+ *   --listen HOST:PORT  --threads N  --timeout-ms MS  --mode safe|guarded|naive
+ *   --admin  --access-log  --trace FILE.json  and the program's own:
+ *   one upstream list (--inventory / --payment / --order) and, for
+ *   inventory-svc, --stock ITEM=N,...
+ *
+ * Pure: parsing touches nothing but the struct, so it is unit-tested. */
+#ifndef SVC_OPTS_H
+#define SVC_OPTS_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum svc_mode { SVC_SAFE, SVC_GUARDED, SVC_NAIVE } svc_mode;
+
+/* What one program adds to the common options. */
+typedef struct svc_prog {
+    const char *name;              /* "order-svc" */
+    const char *default_listen;    /* "127.0.0.1:8081" */
+    const char *upstream_flag;     /* "--inventory", or NULL */
+    const char *default_upstream;  /* "http://127.0.0.1:8082" */
+    bool has_stock;                /* accepts --stock */
+} svc_prog;
+
+typedef struct svc_opts {
+    const char *listen;
+    int threads;                   /* 0: online CPUs */
+    uint32_t timeout_ms;           /* 0: not given (the mode's default) */
+    svc_mode mode;
+    bool admin, access_log;
+    const char *trace;             /* NULL: no trace */
+    const char *upstream;
+    const char *stock;             /* NULL: the default stock */
+} svc_opts;
+
+/* Fills *o from argv (argv[0] is the program). Returns 0, or -EINVAL with a
+ * one-line explanation in err (errlen bytes, NUL-terminated). */
+int svc_opts_parse(svc_opts *o, const svc_prog *p, int argc, char **argv, char *err, size_t errlen);
+
+/* "safe", "guarded", "naive". */
+const char *svc_mode_name(svc_mode m);
+
+/* The request budget the server gets: --timeout-ms, else 2000 ms; naive
+ * mode ignores budgets, so there only a client's timeout ends a request
+ * (24 h unless --timeout-ms is given). */
+uint32_t svc_opts_timeout_ms(const svc_opts *o);
+
+#endif

@@ -1,0 +1,260 @@
+/* payment-svc: charges per order, and the callback that closes the loop.
+ *
+ * POST /charge records the charge (on the reactor hash(order_id) names),
+ * calls order's POST /orders/{id}/paid, and keeps the charge only when the
+ * order confirmed it: any other answer voids it (409 from the order:
+ * 409 order_failed; anything else passed on). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "svc.h"
+#include "svc_hop.h"
+#include "svc_map.h"
+
+#define ID_MAX 24
+
+enum { CHARGED, VOIDED };
+
+typedef struct charge {
+    svc_node node;
+    char id[ID_MAX];
+    int64_t amount;
+    int status;
+    bool confirmed;           /* the order said PAID */
+} charge;
+
+typedef struct pshard { svc_map charges; } pshard;
+
+static svc S;
+
+static charge *find(const char *id)
+{
+    pshard *ps = svc_here()->app;
+    return (charge *)svc_map_find(&ps->charges, id, strlen(id));
+}
+
+/* ---- steps on the charge's reactor ------------------------------------------------------ */
+
+typedef struct chg_io {
+    char id[ID_MAX];
+    int64_t amount;
+    int code;                 /* 0: go on; else the status to answer */
+    int status;               /* CHARGED / VOIDED, -1: none */
+} chg_io;
+
+static int open_begin(sl_task *t, void *arg)
+{
+    chg_io *io = arg;
+    charge *c = find(io->id);
+    (void)t;
+    io->code = 0;
+    if (c) {   /* the same order again: idempotent */
+        io->code = c->status == VOIDED ? 409 : c->confirmed ? 200 : 409;
+        io->amount = c->amount;
+    } else if (!(c = calloc(1, sizeof *c))) {
+        io->code = 503;
+    } else {
+        strcpy(c->id, io->id);
+        c->amount = io->amount;
+        c->status = CHARGED;
+        c->node.key = c->id;
+        c->node.klen = strlen(c->id);
+        svc_map_put(&((pshard *)svc_here()->app)->charges, &c->node);
+    }
+    return 0;
+}
+
+static int confirm_begin(sl_task *t, void *arg)
+{
+    chg_io *io = arg;
+    charge *c = find(io->id);
+    (void)t;
+    io->code = c && c->status == CHARGED ? 200 : 409;   /* voided meanwhile: the order failed */
+    if (io->code == 200)
+        c->confirmed = true;
+    return 0;
+}
+
+static int void_begin(sl_task *t, void *arg)
+{
+    chg_io *io = arg;
+    charge *c = find(io->id);
+    (void)t;
+    io->status = c ? VOIDED : -1;
+    if (c) {
+        c->status = VOIDED;
+        io->amount = c->amount;
+    }
+    return 0;
+}
+
+static int get_begin(sl_task *t, void *arg)
+{
+    chg_io *io = arg;
+    charge *c = find(io->id);
+    (void)t;
+    io->status = c ? c->status : -1;
+    io->amount = c ? c->amount : 0;
+    return 0;
+}
+
+static const svc_step open_step = { "charge (on the charge's reactor)", open_begin, NULL, false };
+static const svc_step confirm_step = { "charge confirmed", confirm_begin, NULL, false };
+static const svc_step void_step = { "charge voided", void_begin, NULL, true };
+static const svc_step get_step = { "charge lookup", get_begin, NULL, false };
+
+static sl_reactor *owner(const char *id) { return svc_owner(&S, id, strlen(id)); }
+
+static void answer(svc_job *job, const chg_io *io, const char *status)
+{
+    char out[ID_MAX + 96];
+    int len = snprintf(out, sizeof out, "{\"order_id\":\"%s\",\"amount_cents\":%" PRId64 ",\"status\":\"%s\"}",
+                       io->id, io->amount, status);
+    svc_reply(job, 200, out, (size_t)len);
+}
+
+/* {"order_id"} (and "amount_cents" >= 0 when `amount` is not NULL). */
+static int parse(svc_job *job, chg_io *io, bool amount)
+{
+    json_t *root = json_loadb(job->body, job->body_len, 0, NULL), *id, *am = NULL;
+    int ok = json_is_object(root) && json_is_string(id = json_object_get(root, "order_id")) &&
+             svc_key_valid(json_string_value(id), json_string_length(id), ID_MAX) &&
+             (!amount || (json_is_integer(am = json_object_get(root, "amount_cents")) && json_integer_value(am) >= 0));
+    if (ok) {
+        strcpy(io->id, json_string_value(id));
+        io->amount = am ? json_integer_value(am) : 0;
+    }
+    json_decref(root);
+    if (!ok)
+        svc_reply_error(job, 400, "bad_request", NULL, amount ? "want {\"order_id\",\"amount_cents\" >= 0}"
+                                                              : "want {\"order_id\"}");
+    return ok ? 0 : -EINVAL;
+}
+
+/* ---- POST /charge ------------------------------------------------------------------------- */
+
+typedef struct charge_st {
+    chg_io io;
+    svc_hop hop;
+    int rc, call_rc, status;
+    sl_http_resp resp;
+} charge_st;
+
+static int charge_order(sl_task *t, svc_job *job)
+{
+    charge_st *st = svc_job_state(job);
+    SL_BEGIN(t);
+    if (parse(job, &st->io, true) < 0)
+        SL_RETURN(t, 0);
+    SVC_ON(t, st->rc, &st->hop, job, owner(st->io.id), &open_step, &st->io);
+    if (st->rc < 0)
+        SL_RETURN(t, st->rc);
+    if (st->io.code == 200)
+        SL_RETURN(t, (answer(job, &st->io, "CHARGED"), 0));
+    if (st->io.code)
+        SL_RETURN(t, svc_reply_error(job, st->io.code, st->io.code == 503 ? "overloaded" : "order_failed", NULL,
+                                     "order %s: charge %s", st->io.id, st->io.code == 503 ? "not recorded" : "voided or under way"));
+    {
+        char path[ID_MAX + 16];
+        snprintf(path, sizeof path, "/orders/%s/paid", st->io.id);
+        SL_AWAIT(t, st->call_rc, sl_http_call(t, &st->resp, S.up, "POST", path, NULL, 0));
+    }
+    st->status = svc_upstream_status(st->call_rc, &st->resp);
+    if (st->status == 200) {
+        SVC_ON(t, st->rc, &st->hop, job, owner(st->io.id), &confirm_step, &st->io);
+        if (st->rc == 0 && st->io.code == 200)
+            answer(job, &st->io, "CHARGED");
+        else if (st->rc == 0)
+            svc_reply_error(job, 409, "order_failed", NULL, "the charge of order %s was voided meanwhile", st->io.id);
+    } else {
+        SVC_ON(t, st->rc, &st->hop, job, owner(st->io.id), &void_step, &st->io);
+        if (st->status == 409)
+            svc_reply_error(job, 409, "order_failed", NULL, "order %s has failed; its charge is voided", st->io.id);
+        else
+            svc_reply_upstream(job, st->call_rc, &st->resp, NULL);
+    }
+    sl_http_call_end(&st->resp);
+    SL_END(t);
+}
+
+/* ---- POST /void, GET /charges/{order_id} ---------------------------------------------------- */
+
+typedef struct void_st {
+    chg_io io;
+    svc_hop hop;
+    int rc;
+} void_st;
+
+static int void_charge(sl_task *t, svc_job *job)
+{
+    void_st *st = svc_job_state(job);
+    SL_BEGIN(t);
+    if (parse(job, &st->io, false) < 0)
+        SL_RETURN(t, 0);
+    SVC_ON(t, st->rc, &st->hop, job, owner(st->io.id), &void_step, &st->io);
+    if (st->rc < 0)
+        SL_RETURN(t, st->rc);
+    if (st->io.status < 0)
+        SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "no charge for order %s", st->io.id));
+    answer(job, &st->io, "VOIDED");
+    SL_END(t);
+}
+
+static int get_charge(sl_task *t, svc_job *job)
+{
+    void_st *st = svc_job_state(job);
+    SL_BEGIN(t);
+    if (!svc_key_valid(job->param, job->param_len, ID_MAX))
+        SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "no such charge"));
+    memcpy(st->io.id, job->param, job->param_len);
+    SVC_ON(t, st->rc, &st->hop, job, owner(st->io.id), &get_step, &st->io);
+    if (st->rc < 0)
+        SL_RETURN(t, st->rc);
+    if (st->io.status < 0)
+        SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "no charge for order %s", st->io.id));
+    answer(job, &st->io, st->io.status == CHARGED ? "CHARGED" : "VOIDED");
+    SL_END(t);
+}
+
+/* ---- the program ------------------------------------------------------------------------------ */
+
+static int shard_init(svc_shard *sh)
+{
+    pshard *ps = calloc(1, sizeof *ps);
+    if (!ps || svc_map_init(&ps->charges, 1024) < 0) {
+        free(ps);
+        return -ENOMEM;
+    }
+    sh->app = ps;
+    return 0;
+}
+
+static void charge_free(svc_node *n) { free(n); }
+
+static void shard_free(svc_shard *sh)
+{
+    pshard *ps = sh->app;
+    if (ps)
+        svc_map_free(&ps->charges, charge_free);
+    free(ps);
+}
+
+static const svc_prog prog = { "payment-svc", "127.0.0.1:8083", "--order", "http://127.0.0.1:8081", false };
+
+int main(int argc, char **argv)
+{
+    int rc = svc_setup(&S, &prog, argc, argv);
+    if (rc)
+        return rc;
+    S.app_init = shard_init;
+    S.app_free = shard_free;
+    if ((rc = svc_route(&S, "POST", "/charge", charge_order, sizeof(charge_st))) < 0 ||
+        (rc = svc_route(&S, "POST", "/void", void_charge, sizeof(void_st))) < 0 ||
+        (rc = svc_route(&S, "GET", "/charges/{order_id}", get_charge, sizeof(void_st))) < 0) {
+        fprintf(stderr, "payment-svc: routes: %s\n", strerror(-rc));
+        return 1;
+    }
+    return svc_run(&S);
+}
