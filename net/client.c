@@ -47,6 +47,10 @@ struct sl_http_upstream {
 typedef struct rep_pool {
     cconn *idle;
     uint32_t nconns, outstanding;
+    uint32_t fails;        /* attempts failed in a row */
+    uint64_t out_until;    /* out of rotation until then (ns); 0: in */
+    uint32_t out_ms;       /* the length of its current ejection */
+    bool probing;          /* its ejection ran out and one call tests it */
 } rep_pool;
 
 struct pool {
@@ -55,6 +59,8 @@ struct pool {
     rep_pool *reps;
     priv *wq_head, *wq_tail;
     uint32_t nwait, rr;
+    uint32_t nout;         /* replicas out of rotation */
+    uint32_t tokens;       /* retry budget, in thousandths of a retry */
     sl_http_upstream_stats st;
 };
 
@@ -74,12 +80,18 @@ struct sl_http_call_priv {
     pool *pool;
     int rep;
     cconn *conn;
-    struct evbuffer *req;
+    struct evbuffer *req;   /* what follows the head: framing and body */
     priv *qnext;
     bool queued, done, head_request;
+    bool retryable, got_bytes, probe;
+    uint32_t tries;
+    uint64_t deadline;
     sl_http_header *hdrs;
     uint32_t nhdrs;
     char *hbuf;
+    char tp[SL_TRACEPARENT_LEN + 1];
+    size_t line_len;
+    char line[];            /* "METHOD PATH HTTP/1.1\r\n" */
 };
 
 /* ---- upstreams ------------------------------------------------------------------ */
@@ -127,6 +139,13 @@ int sl_http_upstream_new(sl_http_upstream **out, sl_runtime *rt, const char *rep
     up->o.max_waiting = up->o.no_wait ? 0 : DEF(up->o.max_waiting, 128);
     up->o.margin_ms = DEF(up->o.margin_ms, 5);
     up->o.connect_timeout_ms = DEF(up->o.connect_timeout_ms, 1000);
+    up->o.retry_budget_pct = DEF(up->o.retry_budget_pct, 10);
+    up->o.retry_budget_cap = DEF(up->o.retry_budget_cap, 10);
+    up->o.eject_after = DEF(up->o.eject_after, 5);
+    up->o.eject_ms = DEF(up->o.eject_ms, 1000);
+    up->o.eject_max_ms = DEF(up->o.eject_max_ms, 30000);
+    if (up->o.eject_max_ms < up->o.eject_ms)
+        up->o.eject_max_ms = up->o.eject_ms;
     int n = 1;
     for (const char *p = replicas; *p; p++)
         n += *p == ',';
@@ -190,6 +209,7 @@ static pool *get_pool(sl_http_upstream *up, sl_reactor *r)
         }
         pl->up = up;
         pl->r = r;
+        pl->tokens = up->o.retry_budget_cap * 1000;
         up->pools[id] = pl;
     }
     return up->pools[id];
@@ -201,6 +221,7 @@ static void stats_of(sl_http_upstream *up, pool *pl, sl_http_upstream_stats *st)
     if (!pl)
         return;
     st->waiting = pl->nwait;
+    st->out = pl->nout;
     for (int r = 0; r < up->nreps; r++) {
         st->active += pl->reps[r].outstanding;
         for (cconn *c = pl->reps[r].idle; c; c = c->next)
@@ -236,15 +257,80 @@ static void count(pool *pl, int rc)
 
 static void start_on(priv *pv, int rep);
 static priv *next_waiter(pool *pl);
+static int pick(pool *pl, int avoid, bool *probe);
 
-/* The call has its result: wake the task. */
+/* Outlier detection: what the end of an attempt on `rep` says of it. Any
+ * answer is a sign of life; a refusal, a reset, garbage or silence until
+ * the deadline count against it; the caller's own cancel says nothing. */
+static void judge(pool *pl, int rep, bool probe, int rc)
+{
+    const sl_http_upstream_opts *o = &pl->up->o;
+    rep_pool *rp = &pl->reps[rep];
+    if (probe)
+        rp->probing = false;
+    if (rc == 0) {
+        rp->fails = 0;
+        if (rp->out_until) {   /* back in rotation */
+            rp->out_until = 0;
+            pl->nout--;
+        }
+        return;
+    }
+    if (o->no_eject || (rc != -ECONNREFUSED && rc != -ECONNRESET && rc != -EPROTO && rc != -ETIMEDOUT))
+        return;
+    rp->fails++;
+    if (probe && rp->out_until) {   /* still failing: out again, for longer */
+        rp->out_ms = rp->out_ms * 2 < o->eject_max_ms ? rp->out_ms * 2 : o->eject_max_ms;
+        rp->out_until = sl_now_ns() + (uint64_t)rp->out_ms * SL_NS_PER_MS;
+        pl->st.ejected++;
+    } else if (!rp->out_until && rp->fails >= o->eject_after && pl->nout + 1 < (uint32_t)pl->up->nreps) {
+        rp->out_ms = o->eject_ms;   /* never the last one in rotation */
+        rp->out_until = sl_now_ns() + (uint64_t)rp->out_ms * SL_NS_PER_MS;
+        pl->nout++;
+        pl->st.ejected++;
+    }
+}
+
+/* Another attempt for a call refused or reset before any byte of its
+ * answer, if the method, the budget and the caller's context allow it. */
+static bool retry(priv *pv, int rc)
+{
+    pool *pl = pv->pool;
+    const sl_http_upstream_opts *o = &pl->up->o;
+    if (!pv->retryable || pv->tries >= o->retries || pv->got_bytes || !pv->task ||
+        (rc != -ECONNREFUSED && rc != -ECONNRESET) || pl->tokens < 1000 || sl_task_cancelled(pv->task))
+        return false;
+    uint64_t deadline = sl_task_deadline(pv->task);
+    if (deadline && deadline <= sl_now_ns() + ((uint64_t)o->margin_ms + 1) * SL_NS_PER_MS)
+        return false;
+    bool probe;
+    int rep = pick(pl, pv->rep, &probe);
+    rep_pool *rp = &pl->reps[rep];
+    if (!rp->idle && rp->nconns >= o->max_conns)
+        return false;   /* no queueing for a second try */
+    pl->tokens -= 1000;
+    pl->st.retried++;
+    pv->tries++;
+    pv->probe = probe;
+    rp->probing |= probe;
+    rp->outstanding++;
+    start_on(pv, rep);
+    return true;
+}
+
+/* An attempt has its result: try again, or wake the task. */
 static void finish(priv *pv, int rc)
 {
     if (pv->done)
         return;
+    pool *pl = pv->pool;
+    count(pl, rc);
+    judge(pl, pv->rep, pv->probe, rc);
+    pv->probe = false;
+    pl->reps[pv->rep].outstanding--;
+    if (rc < 0 && retry(pv, rc))
+        return;
     pv->done = true;
-    count(pv->pool, rc);
-    pv->pool->reps[pv->rep].outstanding--;
     if (pv->task)
         sl_task_unpark(pv->task, rc);
 }
@@ -270,6 +356,10 @@ static void conn_release(cconn *c)
     c->call = NULL;
     priv *w = next_waiter(pl);
     if (w) {
+        if (w->probe && w->rep != c->rep) {   /* it goes elsewhere: no probe */
+            pl->reps[w->rep].probing = false;
+            w->probe = false;
+        }
         w->rep = c->rep;
         pl->reps[c->rep].outstanding++;
         c->next = pl->reps[c->rep].idle;
@@ -354,6 +444,7 @@ static void conn_read(struct bufferevent *bev, void *arg)
         conn_close(c);
         return;
     }
+    pv->got_bytes = true;   /* too late to try again */
     bool pending = false;
     for (;;) {
         size_t len = evbuffer_get_contiguous_space(in);
@@ -460,6 +551,31 @@ static cconn *conn_new(pool *pl, int rep)
     return c;
 }
 
+/* Writes the request: the head is made for each attempt (the replica's
+ * Host, the budget left now); the rest is kept while another attempt may
+ * follow. */
+static void send_request(priv *pv, cconn *c)
+{
+    const sl_http_upstream *up = pv->pool->up;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    char timeout[SL_GRPC_TIMEOUT_MAX + 16] = "";
+    if (pv->deadline) {
+        /* what is left now, less the margin (at least 1 ms: a retry is
+         * only made with more than that left) */
+        uint64_t now = sl_now_ns(), margin = (uint64_t)up->o.margin_ms * SL_NS_PER_MS;
+        uint64_t left = pv->deadline > now + margin + SL_NS_PER_MS ? pv->deadline - now - margin : SL_NS_PER_MS;
+        memcpy(timeout, "grpc-timeout: ", 14);
+        sl_grpc_timeout_format(left, timeout + 14);
+        strcat(timeout, "\r\n");
+    }
+    evbuffer_add_printf(out, "%.*sHost: %s\r\ntraceparent: %s\r\n%s", (int)pv->line_len, pv->line,
+                        up->reps[c->rep].hosthdr, pv->tp, timeout);
+    if (pv->retryable && pv->tries < up->o.retries)
+        evbuffer_add(out, evbuffer_pullup(pv->req, -1), evbuffer_get_length(pv->req));
+    else
+        evbuffer_add_buffer(out, pv->req);
+}
+
 /* Sends pv on an idle connection of `rep`, or a new one. */
 static void start_on(priv *pv, int rep)
 {
@@ -477,7 +593,7 @@ static void start_on(priv *pv, int rep)
     pv->rep = rep;
     if (pv->head_request)
         sl_http_parser_expect_head_response(&c->p);
-    bufferevent_write_buffer(c->bev, pv->req);
+    send_request(pv, c);
 }
 
 /* The task's deadline or cancel ended the wait: close the connection, so
@@ -506,9 +622,13 @@ static void on_abort(sl_task *t, void *obj, int err)
             pl->nwait--;
         }
         pv->queued = false;
+        if (pv->probe)
+            pl->reps[pv->rep].probing = false;
         return;
     }
     pl->reps[pv->rep].outstanding--;
+    /* silence until the deadline counts against the replica */
+    judge(pl, pv->rep, pv->probe, pv->conn && err == -ETIMEDOUT ? -ETIMEDOUT : -ECANCELED);
     if (pv->conn) {
         cconn *c = pv->conn;
         pv->conn = NULL;
@@ -517,19 +637,49 @@ static void on_abort(sl_task *t, void *obj, int err)
     }
 }
 
-static int pick(pool *pl)
+/* The replica for an attempt: one whose ejection ran out, to probe it;
+ * else the one in rotation with the fewest calls under way (round robin
+ * among equals), other than `avoid` (the one that just failed) when there
+ * is a choice; with none in rotation (cannot happen: panic), any. */
+static int pick(pool *pl, int avoid, bool *probe)
 {
-    int n = pl->up->nreps, best = -1;
+    int n = pl->up->nreps, best = -1, fallback = -1;
     uint32_t least = UINT32_MAX;
+    uint64_t now = 0;
+    *probe = false;
+    if (avoid < 0)   /* a retry leaves the turn order alone */
+        pl->rr++;
     for (int k = 0; k < n; k++) {
         int r = (int)((pl->rr + (uint32_t)k) % (uint32_t)n);
+        rep_pool *rp = &pl->reps[r];
+        if (rp->out_until) {
+            if (!rp->probing && rp->out_until <= (now ? now : (now = sl_now_ns()))) {
+                *probe = true;
+                return r;
+            }
+            continue;
+        }
+        if (r == avoid) {
+            fallback = r;
+        } else if (rp->outstanding < least) {
+            least = rp->outstanding;
+            best = r;
+        }
+    }
+    if (best < 0)
+        best = fallback;
+    for (int r = 0; best < 0 && r < n; r++)   /* panic: everyone */
         if (pl->reps[r].outstanding < least) {
             least = pl->reps[r].outstanding;
             best = r;
         }
-    }
-    pl->rr++;
     return best;
+}
+
+static bool idempotent(const char *m)
+{
+    return !strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(m, "PUT") || !strcmp(m, "DELETE") ||
+           !strcmp(m, "OPTIONS");
 }
 
 static const char *method_token(const char *m)
@@ -553,16 +703,14 @@ int sl_http_call(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const cha
     if (!pl)
         return -ENOMEM;
     pl->st.calls++;
+    uint32_t cap = up->o.retry_budget_cap * 1000;
+    pl->tokens = pl->tokens + up->o.retry_budget_pct * 10 < cap ? pl->tokens + up->o.retry_budget_pct * 10 : cap;
     /* the budget: what the caller has left, less a margin; none left, no call */
     uint64_t deadline = sl_task_deadline(t), now = sl_now_ns();
     uint64_t margin = (uint64_t)up->o.margin_ms * SL_NS_PER_MS;
-    char timeout[SL_GRPC_TIMEOUT_MAX] = "";
-    if (deadline) {
-        if (deadline <= now + margin + SL_NS_PER_MS) {
-            pl->st.timeouts++;
-            return -ETIMEDOUT;
-        }
-        sl_grpc_timeout_format(deadline - now - margin, timeout);
+    if (deadline && deadline <= now + margin + SL_NS_PER_MS) {
+        pl->st.timeouts++;
+        return -ETIMEDOUT;
     }
     /* the caller's trace with a new span (or a fresh trace) */
     sl_ctx *ctx = sl_task_ctx(t);
@@ -572,24 +720,24 @@ int sl_http_call(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const cha
         sl_traceparent_child(ptp, &tp);
     else
         sl_traceparent_new(&tp);
-    char tph[SL_TRACEPARENT_LEN + 1];
-    sl_traceparent_format(&tp, tph);
-
-    priv *pv = calloc(1, sizeof *pv);
+    size_t line_len = strlen(method) + strlen(path) + 12;   /* "M P HTTP/1.1\r\n" */
+    priv *pv = calloc(1, sizeof *pv + line_len + 1);
     if (!pv || !(pv->req = evbuffer_new())) {
         free(pv);
         return -ENOMEM;
     }
+    sl_traceparent_format(&tp, pv->tp);
+    snprintf(pv->line, line_len + 1, "%s %s HTTP/1.1\r\n", method, path);
+    pv->line_len = line_len;
+    pv->deadline = deadline;
     pv->call = call;
     pv->task = t;
     pv->pool = pl;
     pv->head_request = !strcmp(method, "HEAD");
+    pv->retryable = up->o.retries && idempotent(method);
     call->priv_ = pv;
-    int rep = pick(pl);
-    evbuffer_add_printf(pv->req, "%s %s HTTP/1.1\r\nHost: %s\r\ntraceparent: %s\r\n", method, path,
-                        up->reps[rep].hosthdr, tph);
-    if (*timeout)
-        evbuffer_add_printf(pv->req, "grpc-timeout: %s\r\n", timeout);
+    bool probe;
+    int rep = pick(pl, -1, &probe);
     if (body_len || strcmp(method, "GET"))
         evbuffer_add_printf(pv->req, "Content-Type: application/json\r\nContent-Length: %zu\r\n", body_len);
     evbuffer_add(pv->req, "\r\n", 2);
@@ -624,6 +772,8 @@ int sl_http_call(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const cha
         return rc;
     }
     rp->outstanding++;
+    pv->probe = probe;
+    rp->probing |= probe;
     start_on(pv, rep);
     return SL_PENDING;   /* even if it already failed: the result comes on resume */
 }

@@ -6,7 +6,9 @@
  * cross reactors). A call picks the replica with the fewest calls under
  * way; when all its connections are busy it waits in a bounded queue, and
  * when that is full too it fails at once with -EBUSY: backpressure to the
- * caller instead of a growing queue.
+ * caller instead of a growing queue. A replica that keeps failing is taken
+ * out of rotation for a while and probed back; idempotent calls can be
+ * retried within a budget (sl_http_upstream_opts).
  *
  * A call runs under the calling task's context (sl_task_ctx, or the task's
  * own deadline): it sends `grpc-timeout` with the remaining budget minus a
@@ -40,6 +42,29 @@ typedef struct sl_http_upstream_opts {
     bool no_wait;             /* no queue at all: -EBUSY as soon as the connections are busy */
     uint32_t margin_ms;       /* kept back from the budget sent downstream (5) */
     uint32_t connect_timeout_ms; /* when the caller has no deadline (1000) */
+    /* Retries (off by default: a retry changes what the callee sees). An
+     * idempotent call (GET HEAD PUT DELETE OPTIONS) that is refused, or
+     * reset before any byte of its answer, is sent again, to another
+     * replica when there is one, up to `retries` times. Never after the
+     * caller's context ended or when less than margin + 1 ms is left, and
+     * never beyond the retry budget: each call adds retry_budget_pct/100
+     * of a token to a bucket of each reactor's pool (holding at most
+     * retry_budget_cap tokens, full at first) and each retry takes one, so
+     * retries add at most that share of load once a burst is spent. */
+    uint32_t retries;            /* extra attempts per call (0: none) */
+    uint32_t retry_budget_pct;   /* (10) */
+    uint32_t retry_budget_cap;   /* (10) */
+    /* Outlier ejection, per reactor: a replica whose attempts fail
+     * eject_after times in a row (refused, reset, protocol error, or no
+     * answer before the caller's deadline; an HTTP status is an answer) is
+     * taken out of rotation for eject_ms; then one call probes it: an
+     * answer brings it back, a failure takes it out again for twice as
+     * long, up to eject_max_ms. The last replica in rotation is never
+     * taken out. */
+    uint32_t eject_after;        /* consecutive failures (5) */
+    uint32_t eject_ms;           /* the first ejection (1000) */
+    uint32_t eject_max_ms;       /* the longest (30000) */
+    bool no_eject;               /* keep every replica in rotation */
 } sl_http_upstream_opts;
 
 /* Creates an upstream on `rt` from a comma-separated list of

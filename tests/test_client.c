@@ -420,6 +420,241 @@ static void test_upstream_metrics(void **s)
     assert_int_equal(sl_runtime_free(rt), 0);
 }
 
+/* ---- outlier ejection and retries -------------------------------------------------------- */
+
+/* A port that refuses connections (bound, never listening) and that a
+ * server can take over later (SO_REUSEPORT). */
+static int refusing_port(int *fd)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    socklen_t sl = sizeof sa;
+    int one = 1;
+    *fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(*fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(bind(*fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(getsockname(*fd, (struct sockaddr *)&sa, &sl), 0);
+    return ntohs(sa.sin_port);
+}
+
+static int refusing_fd, refusing;
+static sl_http_server *revived;    /* serves the refusing port later */
+static int revived_served;
+
+static int h_revived(sl_task *t, void *arg)
+{
+    (void)t;
+    revived_served++;
+    return sl_http_reply(arg, 200, "text/plain", "revived", 7);
+}
+
+/* n sequential GET /ok on C.up; counts results in C.rc (ok) and C.rc2 (refused). */
+typedef struct loop_st { int i, n, rc; } loop_st;
+static loop_st L;
+
+#define CALL_LOOP(t, up_, method_, count)                                                 \
+    for (L.i = 0, L.n = (count); L.i < L.n; L.i++) {                                      \
+        SL_AWAIT(t, L.rc, sl_http_call(t, &C.r, up_, method_, "/ok", NULL, 0));           \
+        sl_http_call_end(&C.r);                                                          \
+        if (L.rc == 0)                                                                   \
+            C.rc++;                                                                      \
+        else if (L.rc == -ECONNREFUSED)                                                  \
+            C.rc2++;                                                                     \
+        else                                                                             \
+            fail_msg("call: %s", strerror(-L.rc));                                       \
+    }
+
+static int eject_main(sl_task *t, void *arg)
+{
+    static char url[96];   /* a task's locals do not survive its waits */
+    sl_http_upstream_stats st;
+    (void)arg;
+    SL_BEGIN(t);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d,http://127.0.0.1:%d", refusing, port);
+    assert_int_equal(sl_http_upstream_new(&C.up, rt, url, &(sl_http_upstream_opts){ .eject_ms = 400 }), 0);
+    /* the refusing replica fails 5 times in a row and is taken out: every
+     * other call goes to the live one */
+    CALL_LOOP(t, C.up, "GET", 20);
+    assert_int_equal(C.rc2, 5);
+    assert_int_equal(C.rc, 15);
+    assert_int_equal(calls_served, 15);
+    sl_http_upstream_stats_get(C.up, &st);
+    assert_int_equal(st.ejected, 1);
+    assert_int_equal(st.out, 1);
+    /* after 400 ms one call probes it: refused, out again for 800 ms */
+    SL_AWAIT(t, L.rc, sl_sleep(t, 450 * SL_NS_PER_MS));
+    C.rc = C.rc2 = 0;
+    CALL_LOOP(t, C.up, "GET", 5);
+    assert_int_equal(C.rc2, 1);
+    assert_int_equal(C.rc, 4);
+    sl_http_upstream_stats_get(C.up, &st);
+    assert_int_equal(st.ejected, 2);
+    assert_int_equal(st.out, 1);
+    /* it comes alive; 450 ms later it is still out (800 ms this time) */
+    char listen[32];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", refusing);
+    assert_int_equal(sl_http_server_new(&revived, rt, &(sl_http_server_opts){ .listen = listen }), 0);
+    assert_int_equal(sl_http_route(revived, "GET", "/ok", h_revived, 0, NULL), 0);
+    assert_int_equal(sl_http_server_start(revived), 0);
+    SL_AWAIT(t, L.rc, sl_sleep(t, 450 * SL_NS_PER_MS));
+    C.rc = C.rc2 = 0;
+    CALL_LOOP(t, C.up, "GET", 3);
+    assert_int_equal(C.rc, 3);
+    assert_int_equal(revived_served, 0);
+    /* once the 800 ms ran out, the probe finds it alive: back in rotation */
+    SL_AWAIT(t, L.rc, sl_sleep(t, 450 * SL_NS_PER_MS));
+    C.rc = C.rc2 = 0;
+    CALL_LOOP(t, C.up, "GET", 1);
+    assert_int_equal(C.rc, 1);
+    assert_int_equal(revived_served, 1);
+    sl_http_upstream_stats_get(C.up, &st);
+    assert_int_equal(st.out, 0);
+    assert_int_equal(st.ejected, 2);
+    CALL_LOOP(t, C.up, "GET", 10);
+    assert_true(revived_served >= 4);   /* shared again (alternating: 5 or 6) */
+    sl_http_upstream_free(C.up);
+    C.up = NULL;
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_outlier_ejected_and_probed_back(void **s)
+{
+    (void)s;
+    memset(&C, 0, sizeof C);
+    revived_served = 0;
+    refusing = refusing_port(&refusing_fd);
+    serve();
+    assert_int_equal(rt_run_keep(rt, eject_main, NULL), 0);
+    sl_http_server_free(revived);
+    close(refusing_fd);
+    done(0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
+static int budget_retry_main(sl_task *t, void *arg)
+{
+    static char url[96];   /* a task's locals do not survive its waits */
+    sl_http_upstream_stats st;
+    (void)arg;
+    SL_BEGIN(t);
+    /* one replica that refuses: never taken out (the last in rotation);
+     * GETs are tried again while the budget lasts: 10 saved up, then 1 in 10 */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", refusing);
+    assert_int_equal(sl_http_upstream_new(&C.dead, rt, url, &(sl_http_upstream_opts){ .retries = 2 }), 0);
+    CALL_LOOP(t, C.dead, "GET", 1000);
+    sl_http_upstream_stats_get(C.dead, &st);
+    print_message("1000 refused calls: %llu retries\n", (unsigned long long)st.retried);
+    assert_int_equal(st.calls, 1000);
+    assert_true(st.retried >= 100 && st.retried <= 111);
+    assert_int_equal(st.refused, 1000 + st.retried);
+    assert_int_equal(C.rc2, 1000);
+    assert_int_equal(st.ejected, 0);
+    assert_int_equal(st.out, 0);
+    sl_http_upstream_free(C.dead);
+    /* a POST is never tried again; a GET is (the bucket is full again) */
+    assert_int_equal(sl_http_upstream_new(&C.dead, rt, url, &(sl_http_upstream_opts){ .retries = 3 }), 0);
+    SL_AWAIT(t, L.rc, sl_http_call(t, &C.r, C.dead, "POST", "/ok", "{}", 2));
+    assert_int_equal(L.rc, -ECONNREFUSED);
+    sl_http_call_end(&C.r);
+    sl_http_upstream_stats_get(C.dead, &st);
+    assert_int_equal(st.retried, 0);
+    SL_AWAIT(t, L.rc, sl_http_call(t, &C.r, C.dead, "GET", "/ok", NULL, 0));
+    assert_int_equal(L.rc, -ECONNREFUSED);
+    sl_http_call_end(&C.r);
+    sl_http_upstream_stats_get(C.dead, &st);
+    assert_int_equal(st.retried, 3);
+    assert_int_equal(st.refused, 5);
+    sl_http_upstream_free(C.dead);
+    /* retries go to another replica: behind a refusing one, every call
+     * ends well */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d,http://127.0.0.1:%d", refusing, port);
+    assert_int_equal(sl_http_upstream_new(&C.up, rt, url, &(sl_http_upstream_opts){ .retries = 1, .no_eject = true }), 0);
+    C.rc = C.rc2 = 0;
+    CALL_LOOP(t, C.up, "GET", 10);
+    assert_int_equal(C.rc, 10);
+    sl_http_upstream_stats_get(C.up, &st);
+    assert_int_equal(st.retried, st.refused);
+    assert_true(st.retried >= 4 && st.retried <= 6);   /* the calls alternate */
+    assert_int_equal(st.ejected, 0);
+    sl_http_upstream_free(C.up);
+    C.up = C.dead = NULL;
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_retry_budget_and_methods(void **s)
+{
+    (void)s;
+    memset(&C, 0, sizeof C);
+    refusing = refusing_port(&refusing_fd);
+    serve();
+    assert_int_equal(rt_run_keep(rt, budget_retry_main, NULL), 0);
+    close(refusing_fd);
+    done(0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
+/* A reset before any byte is tried again while the budget has room;
+ * with less than margin + 1 ms left, it is not. */
+static int reset_call(sl_task *t, void *arg)
+{
+    const char *path = arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.up, "GET", path, NULL, 0));
+    sl_http_call_end(&C.r);
+    SL_END(t);
+}
+
+static int reset_main(sl_task *t, void *arg)
+{
+    char url[64];
+    sl_http_upstream_stats st;
+    (void)arg;
+    SL_BEGIN(t);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    assert_int_equal(sl_http_upstream_new(&C.up, rt, url, &(sl_http_upstream_opts){ .retries = 1, .margin_ms = 200 }), 0);
+    /* 2 s of budget: reset at once, tried once more, reset again */
+    C.rc = 1;
+    assert_int_equal(sl_ctx_with_timeout(&C.ctx, sl_ctx_background(), 2000), 0);
+    assert_int_equal(sl_go(C.ctx, reset_call, "/reset?ms=0", NULL, NULL), 0);
+    sl_ctx_unref(C.ctx);
+    while (C.rc == 1)
+        SL_AWAIT(t, L.rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_int_equal(C.rc, -ECONNRESET);
+    assert_int_equal(calls_served, 2);
+    sl_http_upstream_stats_get(C.up, &st);
+    assert_int_equal(st.retried, 1);
+    assert_int_equal(st.reset, 2);
+    /* 300 ms: the callee gets 100 (300 less the 200 margin) and resets when
+     * they run out, so about 200 ms are left: below margin + 1, no retry */
+    C.rc = 1;
+    assert_int_equal(sl_ctx_with_timeout(&C.ctx, sl_ctx_background(), 300), 0);
+    assert_int_equal(sl_go(C.ctx, reset_call, "/reset?ms=30000", NULL, NULL), 0);
+    sl_ctx_unref(C.ctx);
+    while (C.rc == 1)
+        SL_AWAIT(t, L.rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_int_equal(C.rc, -ECONNRESET);
+    assert_int_equal(calls_served, 3);
+    sl_http_upstream_stats_get(C.up, &st);
+    assert_int_equal(st.retried, 1);
+    sl_http_upstream_free(C.up);
+    C.up = NULL;
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_retry_of_reset_within_deadline(void **s)
+{
+    (void)s;
+    memset(&C, 0, sizeof C);
+    serve();
+    assert_int_equal(rt_run_keep(rt, reset_main, NULL), 0);
+    done(0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
 static void test_bad_upstreams(void **s)
 {
     (void)s;
@@ -445,6 +680,9 @@ int main(void)
         cmocka_unit_test(test_caller_abort_cancels_callee),
         cmocka_unit_test(test_pool_exhausted_busy),
         cmocka_unit_test(test_upstream_metrics),
+        cmocka_unit_test(test_outlier_ejected_and_probed_back),
+        cmocka_unit_test(test_retry_budget_and_methods),
+        cmocka_unit_test(test_retry_of_reset_within_deadline),
         cmocka_unit_test(test_bad_upstreams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
