@@ -93,12 +93,13 @@ struct sl_reactor {
     struct sl_trace_ring *trace;      /* NULL unless tracing was started */
     bool trace_on;                    /* recording (own thread's view) */
 
-    /* Wake-ups of other reactors owed by messages posted during one of our
-     * callbacks: sent once, when the callback ends (Seastar batches the
-     * same way), instead of one eventfd write per message. */
+    /* Messages posted to other reactors during one of our callbacks: kept
+     * in a chain per destination and published when the callback ends, with
+     * one atomic exchange and at most one eventfd write per destination
+     * (Seastar batches the same way) instead of one of each per message. */
     bool in_cb;
     int ndefer;
-    sl_reactor *defer[32];
+    struct { sl_reactor *to; sl_msg *first, *last; } defer[32];
 
     /* the last deadlock reports, for /debug/deadlocks */
     struct { char *text; uint64_t at; } dl[8];

@@ -13,8 +13,15 @@ void sl_mpsc_init(sl_mpsc *q)
 void sl_mpsc_push(sl_mpsc *q, sl_msg *m)
 {
     atomic_store_explicit(&m->next_, NULL, memory_order_relaxed);
-    sl_msg *prev = atomic_exchange_explicit(&q->head, m, memory_order_seq_cst);
-    atomic_store_explicit(&prev->next_, m, memory_order_release);
+    sl_mpsc_push_chain(q, m, m);
+}
+
+/* The links inside the chain are plain stores made before the release
+ * below, so a consumer that acquires prev->next_ sees all of them. */
+void sl_mpsc_push_chain(sl_mpsc *q, sl_msg *first, sl_msg *last)
+{
+    sl_msg *prev = atomic_exchange_explicit(&q->head, last, memory_order_seq_cst);
+    atomic_store_explicit(&prev->next_, first, memory_order_release);
 }
 
 /* Waits for a producer that has swapped the head but not yet linked `m`. */

@@ -15,6 +15,9 @@ typedef struct sl_mpsc {
 
 void sl_mpsc_init(sl_mpsc *q);
 void sl_mpsc_push(sl_mpsc *q, sl_msg *m);
+/* Pushes first..last, already linked through next_ (last's next_ NULL),
+ * with one exchange: the consumer sees the whole chain at once. */
+void sl_mpsc_push_chain(sl_mpsc *q, sl_msg *first, sl_msg *last);
 /* Next message, or NULL when the queue is empty. Consumer thread only. */
 sl_msg *sl_mpsc_pop(sl_mpsc *q);
 #endif

@@ -221,31 +221,42 @@ static void wake(sl_reactor *r)
     }
 }
 
-/* Our callback is ending: wake the reactors we posted to meanwhile. */
+/* Our callback is ending: publish what we posted meanwhile, and wake. */
 static void flush_wakes(sl_reactor *r)
 {
     r->in_cb = false;
-    for (int i = 0; i < r->ndefer; i++)
-        wake(r->defer[i]);
+    for (int i = 0; i < r->ndefer; i++) {
+        sl_mpsc_push_chain(&r->defer[i].to->q, r->defer[i].first, r->defer[i].last);
+        wake(r->defer[i].to);
+    }
     r->ndefer = 0;
 }
 
-/* Wake `to` now, or at the end of the current callback of ours. */
-static void wake_soon(sl_reactor *to)
+/* Queues m for `to`: at once (and wakes it) when posted from outside one of
+ * our callbacks or to ourselves, else in the chain published at its end. */
+static void publish(sl_reactor *to, sl_msg *m)
 {
     sl_reactor *cur = sl__tl_reactor;
     if (!cur || !cur->in_cb || cur == to || !cur->rt || cur->rt != to->rt) {
+        sl_mpsc_push(&to->q, m);
         wake(to);
         return;
     }
+    atomic_store_explicit(&m->next_, NULL, memory_order_relaxed);
     for (int i = 0; i < cur->ndefer; i++)
-        if (cur->defer[i] == to)
+        if (cur->defer[i].to == to) {
+            atomic_store_explicit(&cur->defer[i].last->next_, m, memory_order_relaxed);
+            cur->defer[i].last = m;
             return;
+        }
     if (cur->ndefer == (int)(sizeof cur->defer / sizeof *cur->defer)) {
+        sl_mpsc_push(&to->q, m);
         wake(to);
         return;
     }
-    cur->defer[cur->ndefer++] = to;
+    cur->defer[cur->ndefer].to = to;
+    cur->defer[cur->ndefer].first = cur->defer[cur->ndefer].last = m;
+    cur->ndefer++;
 }
 
 static int drain(sl_reactor *r)
@@ -291,8 +302,7 @@ int sl_reactor_post_mem(sl_reactor *r, sl_msg *m, void (*fn)(void *), void *arg)
     m->fn = fn;
     m->arg = arg;
     m->heap_ = false;
-    sl_mpsc_push(&r->q, m);
-    wake_soon(r);
+    publish(r, m);
     return 0;
 }
 
@@ -304,8 +314,7 @@ int sl_reactor_post(sl_reactor *r, void (*fn)(void *), void *arg)
     m->fn = fn;
     m->arg = arg;
     m->heap_ = true;
-    sl_mpsc_push(&r->q, m);
-    wake_soon(r);
+    publish(r, m);
     return 0;
 }
 
