@@ -1,0 +1,3 @@
+module sluice/bench/peers/http
+
+go 1.19
