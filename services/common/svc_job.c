@@ -182,7 +182,7 @@ static void naive_abort(sl_task *t, void *obj, int err)
 static int naive_start(svc_job *job)
 {
     const route_def *ro = job->route_;
-    size_t off = (sizeof(svc_naive) + ro->state_size + 15) & ~(size_t)15;
+    size_t off = sizeof(svc_naive) + ro->state_size;
     svc_naive *nv = calloc(1, off + job->body_len + 1 + job->param_len + 1);
     if (!nv)
         return -ENOMEM;

@@ -1,0 +1,229 @@
+/* test_svc_pure: the pure parts of the demo services: the command line,
+ * --stock, fault bodies, keys, the hash and its table. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "stock.h"
+#include "svc_fault.h"
+#include "svc_map.h"
+#include "svc_opts.h"
+
+static const svc_prog order_prog = { "order-svc", "127.0.0.1:8081", "--inventory", "http://127.0.0.1:8082", false };
+static const svc_prog inv_prog = { "inventory-svc", "127.0.0.1:8082", "--payment", "http://127.0.0.1:8083", true };
+
+static int parse(const svc_prog *p, svc_opts *o, char *err, ...)
+{
+    char *argv[32] = { (char *)p->name };
+    int argc = 1;
+    va_list ap;
+    va_start(ap, err);
+    for (char *a; (a = va_arg(ap, char *)) && argc < 31;)
+        argv[argc++] = a;
+    va_end(ap);
+    return svc_opts_parse(o, p, argc, argv, err, 200);
+}
+
+static void test_opts_defaults(void **s)
+{
+    (void)s;
+    svc_opts o;
+    char err[200];
+    assert_int_equal(parse(&order_prog, &o, err, NULL), 0);
+    assert_string_equal(o.listen, "127.0.0.1:8081");
+    assert_string_equal(o.upstream, "http://127.0.0.1:8082");
+    assert_int_equal(o.mode, SVC_SAFE);
+    assert_int_equal(o.threads, 0);
+    assert_false(o.admin);
+    assert_int_equal(svc_opts_timeout_ms(&o), 2000);
+    assert_null(o.stock);
+}
+
+static void test_opts_all(void **s)
+{
+    (void)s;
+    svc_opts o;
+    char err[200];
+    assert_int_equal(parse(&inv_prog, &o, err, "--listen", "127.0.0.1:0", "--threads", "3", "--timeout-ms", "250",
+                           "--mode", "guarded", "--admin", "--access-log", "--trace", "t.json", "--payment",
+                           "http://127.0.0.1:1", "--stock", "a=1", NULL), 0);
+    assert_string_equal(o.listen, "127.0.0.1:0");
+    assert_int_equal(o.threads, 3);
+    assert_int_equal(svc_opts_timeout_ms(&o), 250);
+    assert_int_equal(o.mode, SVC_GUARDED);
+    assert_true(o.admin && o.access_log);
+    assert_string_equal(o.trace, "t.json");
+    assert_string_equal(o.upstream, "http://127.0.0.1:1");
+    assert_string_equal(o.stock, "a=1");
+    assert_string_equal(svc_mode_name(o.mode), "guarded");
+}
+
+static void test_opts_naive_budget(void **s)
+{
+    (void)s;
+    svc_opts o;
+    char err[200];
+    assert_int_equal(parse(&order_prog, &o, err, "--mode", "naive", NULL), 0);
+    assert_int_equal(svc_opts_timeout_ms(&o), 86400000);   /* only the client's timeout ends it */
+    assert_int_equal(parse(&order_prog, &o, err, "--mode", "naive", "--timeout-ms", "7", NULL), 0);
+    assert_int_equal(svc_opts_timeout_ms(&o), 7);
+}
+
+static void test_opts_errors(void **s)
+{
+    (void)s;
+    svc_opts o;
+    char err[200];
+    assert_int_equal(parse(&order_prog, &o, err, "--bogus", "1", NULL), -EINVAL);
+    assert_non_null(strstr(err, "unknown option '--bogus'"));
+    assert_int_equal(parse(&order_prog, &o, err, "--listen", NULL), -EINVAL);
+    assert_non_null(strstr(err, "missing value"));
+    assert_int_equal(parse(&order_prog, &o, err, "stray", "x", NULL), -EINVAL);
+    assert_int_equal(parse(&order_prog, &o, err, "--threads", "0", NULL), -EINVAL);
+    assert_non_null(strstr(err, "--threads"));
+    assert_int_equal(parse(&order_prog, &o, err, "--threads", "2x", NULL), -EINVAL);
+    assert_int_equal(parse(&order_prog, &o, err, "--threads", "1025", NULL), -EINVAL);
+    assert_int_equal(parse(&order_prog, &o, err, "--timeout-ms", "-1", NULL), -EINVAL);
+    assert_int_equal(parse(&order_prog, &o, err, "--timeout-ms", "86400001", NULL), -EINVAL);
+    assert_int_equal(parse(&order_prog, &o, err, "--mode", "careless", NULL), -EINVAL);
+    assert_non_null(strstr(err, "careless"));
+    /* another program's flags are unknown here */
+    assert_int_equal(parse(&order_prog, &o, err, "--payment", "http://x:1", NULL), -EINVAL);
+    assert_int_equal(parse(&order_prog, &o, err, "--stock", "a=1", NULL), -EINVAL);
+}
+
+static void test_stock(void **s)
+{
+    (void)s;
+    inv_item *it;
+    size_t n;
+    char err[200];
+    assert_int_equal(inv_stock_parse(NULL, &it, &n, err, sizeof err), 0);
+    assert_int_equal(n, 10);
+    assert_string_equal(it[0].name, "sku-1");
+    assert_string_equal(it[9].name, "sku-10");
+    assert_int_equal(it[9].count, 1000000);
+    free(it);
+    assert_int_equal(inv_stock_parse("a=0,b.c:d_e-f=42", &it, &n, err, sizeof err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(it[0].count, 0);
+    assert_string_equal(it[1].name, "b.c:d_e-f");
+    assert_int_equal(it[1].count, 42);
+    free(it);
+    static const char *bad[] = { "", "a", "a=", "=1", "a=-1", "a=1x", "a=1,", ",a=1", "a b=1", "a=1,a=2",
+                                 "a=1000000000000001", "a=99999999999999999999" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        assert_int_equal(inv_stock_parse(bad[i], &it, &n, err, sizeof err), -EINVAL);
+        assert_non_null(strstr(err, "--stock"));
+    }
+}
+
+static void test_fault(void **s)
+{
+    (void)s;
+    svc_fault f;
+    char err[200];
+    const char *body = "{\"delay_ms\":50,\"error_rate\":0.25,\"path\":\"/charge\"}";
+    assert_int_equal(svc_fault_parse(body, strlen(body), &f, err, sizeof err), 0);
+    assert_true(f.on);
+    assert_int_equal(f.delay_ms, 50);
+    assert_true(f.error_rate == 0.25);
+    assert_false(f.hang || f.reset);
+    assert_true(svc_fault_applies(&f, "/charge", 7, "/charge"));
+    assert_false(svc_fault_applies(&f, "/void", 5, "/void"));
+    body = "{\"hang\":true,\"path\":\"/orders/{id}/paid\"}";
+    assert_int_equal(svc_fault_parse(body, strlen(body), &f, err, sizeof err), 0);
+    assert_true(svc_fault_applies(&f, "/orders/x/paid", 14, "/orders/{id}/paid"));   /* by pattern */
+    body = "{\"reset\":true}";
+    assert_int_equal(svc_fault_parse(body, strlen(body), &f, err, sizeof err), 0);
+    assert_true(svc_fault_applies(&f, "/anything", 9, NULL));
+    json_t *j = svc_fault_json(&f);
+    assert_true(json_is_true(json_object_get(j, "reset")));
+    json_decref(j);
+    svc_fault off = { 0 };
+    assert_false(svc_fault_applies(&off, "/charge", 7, "/charge"));
+    j = svc_fault_json(&off);
+    assert_true(json_is_null(j));
+    json_decref(j);
+    static const char *bad[] = { "", "[]", "{bad", "{}", "{\"delay_ms\":0}", "{\"delay_ms\":-1}",
+                                 "{\"delay_ms\":600001}", "{\"delay_ms\":1.5}", "{\"hang\":1}",
+                                 "{\"reset\":\"yes\"}", "{\"error_rate\":1.5}", "{\"error_rate\":-0.1}",
+                                 "{\"error_rate\":\"x\"}", "{\"hang\":true,\"path\":\"charge\"}",
+                                 "{\"hang\":true,\"path\":7}", "{\"hang\":true,\"nope\":1}",
+                                 "{\"hang\":true,\"path\":\"/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        assert_int_equal(svc_fault_parse(bad[i], strlen(bad[i]), &f, err, sizeof err), -EINVAL);
+        assert_true(err[0] != '\0');
+    }
+}
+
+static void test_keys(void **s)
+{
+    (void)s;
+    assert_true(svc_key_valid("sku-1", 5, 64));
+    assert_true(svc_key_valid("A.b_c:d-9", 9, 64));
+    assert_false(svc_key_valid("", 0, 64));
+    assert_false(svc_key_valid(NULL, 3, 64));
+    assert_false(svc_key_valid("a\"b", 3, 64));
+    assert_false(svc_key_valid("a/b", 3, 64));
+    assert_false(svc_key_valid("a b", 3, 64));
+    assert_false(svc_key_valid("abcd", 4, 4));   /* needs room for its NUL */
+    assert_true(svc_key_valid("abc", 3, 4));
+}
+
+typedef struct rec { svc_node node; char key[16]; } rec;
+static int freed;
+static void rec_free(svc_node *n) { freed++; free(n); }
+
+static void test_map(void **s)
+{
+    (void)s;
+    /* FNV-1a test vectors */
+    assert_true(svc_hash("", 0) == 0xcbf29ce484222325ULL);
+    assert_true(svc_hash("a", 1) == 0xaf63dc4c8601ec8cULL);
+    assert_int_equal(svc_shard_of("anything", 8, 1), 0);
+    assert_int_equal(svc_shard_of("anything", 8, 0), 0);
+    int seen[3] = { 0 };
+    svc_map m;
+    assert_int_equal(svc_map_init(&m, 4), 0);
+    for (int i = 0; i < 1000; i++) {   /* grows past its first size many times */
+        rec *r = calloc(1, sizeof *r);
+        snprintf(r->key, sizeof r->key, "k%d", i);
+        r->node.key = r->key;
+        r->node.klen = strlen(r->key);
+        assert_null(svc_map_find(&m, r->key, r->node.klen));
+        svc_map_put(&m, &r->node);
+        seen[svc_shard_of(r->key, r->node.klen, 3)]++;
+    }
+    assert_int_equal(m.count, 1000);
+    for (int i = 0; i < 1000; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i);
+        rec *r = (rec *)svc_map_find(&m, k, strlen(k));
+        assert_non_null(r);
+        assert_string_equal(r->key, k);
+    }
+    assert_null(svc_map_find(&m, "k1000", 5));
+    assert_null(svc_map_find(&m, "k1", 1));   /* a prefix is another key */
+    for (int i = 0; i < 3; i++)   /* the shards share the keys */
+        assert_true(seen[i] > 250);
+    svc_map_free(&m, rec_free);
+    assert_int_equal(freed, 1000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_opts_defaults), cmocka_unit_test(test_opts_all),
+        cmocka_unit_test(test_opts_naive_budget), cmocka_unit_test(test_opts_errors),
+        cmocka_unit_test(test_stock), cmocka_unit_test(test_fault),
+        cmocka_unit_test(test_keys), cmocka_unit_test(test_map),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
