@@ -16,8 +16,9 @@
 
 #define MAX_LIVE 32
 
-/* Everything started and not yet stopped, for svc_teardown. */
-static svc *live[MAX_LIVE];
+/* Everything started and not yet stopped, for svc_teardown: copies, since
+ * the svc structs of a test that failed lived on a stack that is gone. */
+static struct { pid_t pid; int fd; } live[MAX_LIVE];
 
 uint64_t svc_now_ms(void)
 {
@@ -34,21 +35,22 @@ const char *svc_path(const char *name)
     return path;
 }
 
-static void live_add(svc *s)
+static void live_add(const svc *s)
 {
     for (int i = 0; i < MAX_LIVE; i++)
-        if (!live[i]) {
-            live[i] = s;
+        if (!live[i].pid) {
+            live[i].pid = s->pid;
+            live[i].fd = s->out_fd;
             return;
         }
     fail_msg("more than %d services alive", MAX_LIVE);
 }
 
-static void live_del(svc *s)
+static void live_del(const svc *s)
 {
     for (int i = 0; i < MAX_LIVE; i++)
-        if (live[i] == s)
-            live[i] = NULL;
+        if (live[i].pid == s->pid)
+            live[i].pid = 0;
 }
 
 /* fork/exec with stdout (and optionally stderr) on pipes. */
@@ -217,12 +219,11 @@ int svc_teardown(void **state)
 {
     (void)state;
     for (int i = 0; i < MAX_LIVE; i++)
-        if (live[i]) {
-            kill(live[i]->pid, SIGKILL);
-            waitpid(live[i]->pid, NULL, 0);
-            close(live[i]->out_fd);
-            live[i]->pid = 0;
-            live[i] = NULL;
+        if (live[i].pid) {
+            kill(live[i].pid, SIGKILL);
+            waitpid(live[i].pid, NULL, 0);
+            close(live[i].fd);
+            live[i].pid = 0;
         }
     return 0;
 }
