@@ -18,7 +18,8 @@
 #   {"sluice": {"orders_per_s", "p99_ms", "errors", ...}, "go": {...},
 #    "ratio_orders": sluice/go orders/s, "p99_ratio": go/sluice p99 (>= 1:
 #    sluice no worse), "target_met": ratio_orders >= 2 and p99_ratio >= 1
-#    and the invariant held on both sides, "runs": [every round]}
+#    and the invariant held on both sides, "runs": [every round],
+#    "loadavg_before"/"loadavg_after": /proc/loadavg's 1/5/15 min figures}
 # and a short table on stderr. orders_per_s counts 201 answers only;
 # errors is every other answer and every transport error.
 # --quick: one 3 s round each (1 s warm-up), for a smoke test.
@@ -247,6 +248,9 @@ EOF
 
 # ---------------------------------------------------------------- rounds
 
+# Other work on the machine moves both sides' figures: say how busy it was.
+loadavg=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '')
+
 round=0
 runs=$tmp/runs.jsonl
 : >"$runs"
@@ -275,11 +279,12 @@ done
 
 # ---------------------------------------------------------------- report
 
-"$PYTHON" - "$runs" "$strict" <<'EOF'
+"$PYTHON" - "$runs" "$strict" "$loadavg" "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || :)" <<'EOF'
 import json, sys
 
 runs = [json.loads(l) for l in open(sys.argv[1])]
 strict = sys.argv[2] == "1"
+loads = [[float(x) for x in a.split()] if a.strip() else None for a in sys.argv[3:5]]
 
 def figures(run):
     r = run["load"]
@@ -311,6 +316,7 @@ p99 = round(g["p99_ms"] / s["p99_ms"], 3) if s["p99_ms"] and g["p99_ms"] else No
 met = bool(ratio is not None and ratio >= 2 and p99 is not None and p99 >= 1
            and s["invariant"] and g["invariant"])
 out = {"sluice": s, "go": g, "ratio_orders": ratio, "p99_ratio": p99, "target_met": met,
+       "loadavg_before": loads[0], "loadavg_after": loads[1],
        "runs": [{"side": r["side"], "round": r["round"], **{k: r["figures"][k] for k in
                  ("orders_per_s", "p50_ms", "p99_ms", "errors", "invariant")}} for r in runs]}
 json.dump(out, sys.stdout, indent=2)
@@ -326,5 +332,7 @@ for name, f in (("sluice", s), ("go", g)):
           file=err)
 print("sluice/go orders/s %s (need >= 2), go/sluice p99 %s (need >= 1): target %s" % (
     fmt(ratio), fmt(p99), "met" if met else "MISSED"), file=err)
+if loads[0] and loads[0][0] > 1.5:
+    print("note: load average %.1f before the run: other work shared the machine" % loads[0][0], file=err)
 sys.exit(2 if strict and not met else 0)
 EOF
