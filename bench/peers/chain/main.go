@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 )
@@ -46,6 +47,7 @@ func main() {
 	payment := fs.String("payment", "http://127.0.0.1:8083", "inventory: payment replicas")
 	orderURL := fs.String("order", "http://127.0.0.1:8081", "payment: order replicas")
 	stock := fs.String("stock", defaultStock(), "inventory: initial stock ITEM=N,...")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile (go tool pprof) until SIGTERM/SIGINT")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		usage(err.Error())
 	}
@@ -67,7 +69,18 @@ func main() {
 	if err != nil {
 		usage(err.Error())
 	}
-	os.Exit(serve(*listen, h))
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			usage(err.Error())
+		}
+	}
+	rc := serve(*listen, h)
+	pprof.StopCPUProfile() // a no-op without -cpuprofile
+	os.Exit(rc)
 }
 
 // handler builds the role's service from its options.
