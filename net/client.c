@@ -133,6 +133,7 @@ int sl_http_upstream_new(sl_http_upstream **out, sl_runtime *rt, const char *rep
     sl_http_upstream *up = calloc(1, sizeof *up);
     if (!up)
         return -ENOMEM;
+    sl__ignore_sigpipe();
     up->rt = rt;
     up->o = opts ? *opts : (sl_http_upstream_opts){ 0 };
     up->o.max_conns = DEF(up->o.max_conns, 64);

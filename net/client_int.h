@@ -1,7 +1,18 @@
 /* client_int.h: what the server needs of upstreams for /metrics (private). */
 #ifndef SL_CLIENT_INT_H
 #define SL_CLIENT_INT_H
+#include <signal.h>
 #include "sl_client.h"
+
+/* A write to a socket whose peer is gone must fail with EPIPE, not kill
+ * the process: libevent writes with writev, which raises SIGPIPE. A
+ * handler the program installed itself is left alone. */
+static inline void sl__ignore_sigpipe(void)
+{
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+}
 
 /* The runtime the upstream was made on. */
 sl_runtime *sl__upstream_runtime(const sl_http_upstream *up);

@@ -219,6 +219,7 @@ int sl_http_server_start(sl_http_server *s)
 {
     if (s->started)
         return -EALREADY;
+    sl__ignore_sigpipe();
     for (int i = 0; i < s->n; i++) {
         int fd = bind_one(s);
         if (fd < 0) {
@@ -513,6 +514,8 @@ void sl_http_server_free(sl_http_server *s)
             event_free(sr->accept_retry);
         if (sr->grace_ev)
             event_free(sr->grace_ev);
+        if (sr->stage)
+            evbuffer_free(sr->stage);
     }
     if (s->sig_term)
         event_free(s->sig_term);

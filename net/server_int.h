@@ -55,6 +55,7 @@ struct srv_reactor {
     char date[64];
     srv_stats st;
     struct start_msg *start;         /* posted, not yet run */
+    struct evbuffer *stage;          /* responses on their way to a socket */
     sl_msg m_shutdown;
 };
 

@@ -93,8 +93,10 @@ int sl_http_route(sl_http_server *srv, const char *method, const char *pattern,
                   sl_step_fn handler, size_t state_size, void *arg);
 
 /* Binds one listening socket per reactor (SO_REUSEPORT) and starts serving
- * when the reactors run. Returns 0, -EALREADY, or -errno from socket/bind/
- * listen (-EADDRINUSE...). */
+ * when the reactors run. SIGPIPE is ignored from then on unless the program
+ * has its own handler (a client that goes mid-answer must not kill the
+ * process). Returns 0, -EALREADY, or -errno from socket/bind/listen
+ * (-EADDRINUSE...). */
 int sl_http_server_start(sl_http_server *srv);
 
 /* The bound port (after start). */

@@ -724,7 +724,12 @@ static void test_bad_options(void **s)
     assert_int_equal(sl_http_server_new(&srv, rt, &(sl_http_server_opts){ .listen = "localhost:0" }), 0);
     assert_int_equal(sl_http_route(srv, "GET", "bad", h_item, 0, NULL), -EINVAL);
     assert_int_equal(sl_http_route(srv, "GET", "/x", NULL, 0, NULL), -EINVAL);
+    /* SIGPIPE: ignored once serving, unless the program handles it */
+    struct sigaction pipe_sa;
+    signal(SIGPIPE, SIG_DFL);
     assert_int_equal(sl_http_server_start(srv), 0);
+    assert_int_equal(sigaction(SIGPIPE, NULL, &pipe_sa), 0);
+    assert_true(pipe_sa.sa_handler == SIG_IGN);
     assert_int_equal(sl_http_server_start(srv), -EALREADY);
     assert_int_equal(sl_http_route(srv, "GET", "/late", h_item, 0, NULL), -EBUSY);
     /* a port taken by a socket that does not share it: -EADDRINUSE */
