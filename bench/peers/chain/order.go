@@ -155,7 +155,7 @@ func (s *orderSvc) fail(o *order, trace string) {
 func (s *orderSvc) paid(w http.ResponseWriter, id string) {
 	o, ok := s.orders.get(id)
 	if !ok {
-		writeError(w, http.StatusNotFound, "not_found", "no order "+id)
+		writeJSON(w, http.StatusNotFound, apiError{Code: "not_found", Message: "no order " + id, OrderID: id})
 		return
 	}
 	o.mu.Lock()
@@ -174,7 +174,7 @@ func (s *orderSvc) paid(w http.ResponseWriter, id string) {
 func (s *orderSvc) show(w http.ResponseWriter, id string) {
 	o, ok := s.orders.get(id)
 	if !ok {
-		writeError(w, http.StatusNotFound, "not_found", "no order "+id)
+		writeJSON(w, http.StatusNotFound, apiError{Code: "not_found", Message: "no order " + id, OrderID: id})
 		return
 	}
 	o.mu.Lock()
