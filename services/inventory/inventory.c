@@ -178,8 +178,10 @@ static int reserve(sl_task *t, svc_job *job)
         SL_RETURN(t, 0);
     st->owner = svc_owner(&S, st->io.item, strlen(st->io.item));
     SVC_ON(t, st->rc, &st->hop, job, st->owner, &reserve_step, &st->io);
-    if (st->rc < 0)
+    if (st->rc < 0) {   /* cancelled on the way: the step may have run all the same */
+        SVC_ON(t, st->call_rc, &st->hop, job, st->owner, &release_step, &st->io);
         SL_RETURN(t, st->rc);
+    }
     if (st->io.code == 200)
         SL_RETURN(t, (answer_reserved(job, &st->io), 0));
     if (st->io.code)

@@ -23,7 +23,9 @@
 
 #define ID_MAX 24
 #define ITEM_MAX 64
-#define COMPENSATION_MS 1000
+#define COMPENSATION_MS 5000     /* the whole compensation */
+#define RELEASE_CALL_MS 1000     /* one attempt */
+#define RELEASE_ATTEMPTS 4
 
 enum { PENDING, PAID, FAILED };
 static const char *const status_name[] = { "PENDING", "PAID", "FAILED" };
@@ -116,11 +118,15 @@ typedef struct comp_st {
     char item[ITEM_MAX];
     uint64_t tag;
     bool mark;
-    int rc;
+    int rc, attempt, status;
+    uint64_t deadline;
     char body[ID_MAX + ITEM_MAX + 32];
     sl_http_resp resp;
 } comp_st;
 
+/* Releases, retrying (an overloaded inventory may drop the first attempt)
+ * until it answers 200 or 404 (never reserved: a reservation still on its
+ * way fails by itself, since the order is FAILED by now). */
 static int compensate(sl_task *t, void *arg)
 {
     comp_st *c = arg;
@@ -133,11 +139,22 @@ static int compensate(sl_task *t, void *arg)
             sl_mutex_unlock(t, &o->lock);
         }
     }
-    int len = snprintf(c->body, sizeof c->body, "{\"order_id\":\"%s\",\"item\":\"%s\"}", c->id, c->item);
-    SL_AWAIT(t, c->rc, sl_http_call(t, &c->resp, S.up, "POST", "/release", c->body, (size_t)len));
-    if (svc_upstream_status(c->rc, &c->resp) != 200 && !(c->rc == 0 && c->resp.status == 404))
-        sl_report(sl_task_reactor(t), "order-svc: release of order %s failed: %s %d", c->id,
-                  c->rc < 0 ? strerror(-c->rc) : "status", c->rc < 0 ? 0 : c->resp.status);
+    for (c->attempt = 0; c->attempt < RELEASE_ATTEMPTS; c->attempt++) {
+        if (c->attempt) {
+            SL_AWAIT(t, c->rc, sl_sleep(t, (100ULL << c->attempt) * SL_NS_PER_MS));
+            if (c->rc < 0)
+                break;
+        }
+        int len = snprintf(c->body, sizeof c->body, "{\"order_id\":\"%s\",\"item\":\"%s\"}", c->id, c->item);
+        c->deadline = sl_ctx_narrow(t, RELEASE_CALL_MS);
+        SL_AWAIT(t, c->rc, sl_http_call(t, &c->resp, S.up, "POST", "/release", c->body, (size_t)len));
+        sl_task_set_deadline(t, c->deadline);
+        c->status = svc_upstream_status(c->rc, &c->resp);
+        sl_http_call_end(&c->resp);
+        if (c->status == 200 || c->status == 404)
+            SL_RETURN(t, 0);
+    }
+    sl_report(sl_task_reactor(t), "order-svc: release of order %s failed (last answer %d)", c->id, c->status);
     SL_END(t);
 }
 

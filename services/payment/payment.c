@@ -149,8 +149,10 @@ static int charge_order(sl_task *t, svc_job *job)
     if (parse(job, &st->io, true) < 0)
         SL_RETURN(t, 0);
     SVC_ON(t, st->rc, &st->hop, job, owner(st->io.id), &open_step, &st->io);
-    if (st->rc < 0)
+    if (st->rc < 0) {   /* cancelled on the way: the step may have run all the same */
+        SVC_ON(t, st->call_rc, &st->hop, job, owner(st->io.id), &void_step, &st->io);
         SL_RETURN(t, st->rc);
+    }
     if (st->io.code == 200)
         SL_RETURN(t, (answer(job, &st->io, "CHARGED"), 0));
     if (st->io.code)
