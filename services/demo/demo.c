@@ -78,8 +78,10 @@ static int start_chain(const demo_cfg *cfg, const char *mode, chain *c, char *er
     static const char *const up_opt[NSVC] = { "--inventory", "--payment", "--order" };
     static const int up_of[NSVC] = { SVC_INVENTORY, SVC_PAYMENT, SVC_ORDER };
     for (int s = NSVC - 1; s >= 0; s--) {
+        /* naive is the seed as written: no budget at all, so no --timeout-ms */
+        bool naive = !strcmp(mode, "naive");
         char *argv[] = { prog[s], "--listen", listen[s], "--threads", threads, "--mode", (char *)mode,
-                         "--timeout-ms", budget, (char *)up_opt[s], url[up_of[s]], "--admin", NULL };
+                         (char *)up_opt[s], url[up_of[s]], "--admin", naive ? NULL : "--timeout-ms", budget, NULL };
         char line[128];
         int rc = proc_start(&c->p[s], argv, log[s]);
         if (rc == 0)

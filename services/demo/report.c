@@ -86,7 +86,7 @@ void report_text(const demo_cfg *cfg, const mode_result *mr, int nmodes)
 #define H 220
 #define ML 56
 #define MR 12
-#define MT 12
+#define MT 22
 #define MB 28
 
 typedef struct point {
@@ -150,14 +150,19 @@ static void frame(FILE *f, const mode_result *m, double span, const char *ylabel
     const phase_result *fp = &m->ph[PH_FAULT];
     fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' font-family='sans-serif' font-size='11'>\n", W, H);
     if (fp->ran)
-        fprintf(f, "<rect x='%.1f' y='%d' width='%.1f' height='%d' fill='#fbe3e3'/>"
-                   "<text x='%.1f' y='%d' fill='#b22'>payment hangs</text>\n",
+        fprintf(f, "<rect x='%.1f' y='%d' width='%.1f' height='%d' fill='#fbe3e3'/>\n",
                 xpos(fp->start_s, span), MT, xpos(fp->start_s + fp->duration_s, span) - xpos(fp->start_s, span),
-                H - MT - MB, xpos(fp->start_s, span) + 4, MT + 12);
-    for (int p = 1; p < NPHASE; p++)
-        if (m->ph[p].ran)
+                H - MT - MB);
+    for (int p = 0; p < NPHASE; p++) {
+        if (!m->ph[p].ran)
+            continue;
+        double x = xpos(m->ph[p].start_s, span);
+        if (p > 0)
             fprintf(f, "<line x1='%.1f' x2='%.1f' y1='%d' y2='%d' stroke='#bbb' stroke-dasharray='3,3'/>\n",
-                    xpos(m->ph[p].start_s, span), xpos(m->ph[p].start_s, span), MT, H - MB);
+                    x, x, MT, H - MB);
+        fprintf(f, "<text x='%.1f' y='%d' fill='%s'>%s</text>\n", x + 4, MT - 8,
+                p == PH_FAULT ? "#b22" : "#666", phase_name[p]);
+    }
     fprintf(f, "<line x1='%d' x2='%d' y1='%d' y2='%d' stroke='#333'/><line x1='%d' x2='%d' y1='%d' y2='%d' stroke='#333'/>\n",
             ML, W - MR, H - MB, H - MB, ML, ML, MT, H - MB);
     for (int s = 0; s <= (int)span; s += span > 30 ? 10 : 5)
@@ -185,7 +190,7 @@ static void latency_svg(FILE *f, const mode_result *m, const point *pts, int n, 
             fprintf(f, "%.1f,%.1f ", xpos(pts[i].t, span),
                     H - MB - (H - MT - MB) * (log10(v) - log10(lo)) / (log10(ymax) - log10(lo)));
         }
-        fprintf(f, "'/><text x='%d' y='%d' fill='%s'>%s</text>\n", W - MR - 110 + 36 * k, MT + 12, col[k], name[k]);
+        fprintf(f, "'/><text x='%d' y='%d' fill='%s'>%s</text>\n", W - MR - 110 + 36 * k, MT - 8, col[k], name[k]);
     }
     fprintf(f, "</svg>\n");
 }
