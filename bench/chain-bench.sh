@@ -82,14 +82,6 @@ echo "$me: building $peer" >&2
 ) || { echo "$me: go build failed" >&2; exit 1; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/chain-bench.XXXXXX")
-pids=''
-cleanup() {
-    for p in $pids; do kill -TERM "$p" 2>/dev/null || :; done
-    for p in $pids; do wait "$p" 2>/dev/null || :; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- processes
 
@@ -189,6 +181,14 @@ chain() {
     echo "$me: giving up on the $side chain" >&2
     exit 1
 }
+
+pids=''
+cleanup() {
+    [ -z "$pids" ] || stop $pids
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- checks
 
