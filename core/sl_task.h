@@ -86,6 +86,12 @@ typedef int (*sl_step_fn)(sl_task *t, void *state);
 /* Ends the step function; falling off the end ends the task with 0. */
 #define SL_END(t) } (t)->pc_ = -1; return 0
 
+/* Rewinds t's resume point, so that the next SL_BEGIN starts at the top.
+ * For a step that runs protothreads one after another on the same task (a
+ * prologue, then a handler), each with its own SL_BEGIN..SL_END: reset
+ * between them, never inside one. */
+#define SL_RESET(t) ((void)((t)->pc_ = 0))
+
 /* ---- spawning ---------------------------------------------------------- */
 
 typedef struct sl_spawn_opts {

@@ -442,6 +442,59 @@ static void test_introspection(void **s)
     assert_int_equal(rt_run(rt, info_main, NULL), 0);
 }
 
+/* ---- SL_RESET: protothreads one after another on one task ----------------------- */
+
+typedef struct seq_st {
+    int phase, steps, rc;
+} seq_st;
+
+/* A prologue with a wait of its own... */
+static int seq_prologue(sl_task *t, seq_st *s)
+{
+    SL_BEGIN(t);
+    s->steps++;
+    SL_AWAIT(t, s->rc, sl_sleep(t, SL_NS_PER_MS));
+    s->steps++;
+    SL_END(t);
+}
+
+/* ...then a body that waits too: without the reset it would resume at the
+ * prologue's line numbers, which its switch does not have. */
+static int seq_body(sl_task *t, seq_st *s)
+{
+    SL_BEGIN(t);
+    s->steps += 10;
+    SL_YIELD(t);
+    s->steps += 10;
+    SL_END(t);
+}
+
+static int seq_main(sl_task *t, void *arg)
+{
+    seq_st *s = arg;
+    int rc;
+    if (s->phase == 0) {
+        if ((rc = seq_prologue(t, s)) == SL_PENDING)
+            return rc;
+        s->phase = 1;
+        SL_RESET(t);
+    }
+    if ((rc = seq_body(t, s)) == SL_PENDING)
+        return rc;
+    sl_runtime_stop(rt);
+    return rc;
+}
+
+static void test_reset_runs_protothreads_in_sequence(void **state)
+{
+    (void)state;
+    seq_st s = { 0 };
+    fresh();
+    assert_int_equal(rt_run(rt, seq_main, &s), 0);
+    assert_int_equal(s.rc, 0);
+    assert_int_equal(s.steps, 22);   /* each part ran once, through its waits */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -454,6 +507,7 @@ int main(void)
         cmocka_unit_test(test_group_close_cancels_and_joins),
         cmocka_unit_test(test_million_parked),
         cmocka_unit_test(test_introspection),
+        cmocka_unit_test(test_reset_runs_protothreads_in_sequence),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

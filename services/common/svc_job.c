@@ -271,7 +271,7 @@ static int route_step(sl_task *t, void *arg)
         if (rc != 0)
             goto done;
         job->phase_ = 2;
-        t->pc_ = 0;
+        SL_RESET(t);
     }
     rc = job->s->o.mode == SVC_NAIVE ? naive_step(t, job) : job->route_->h(t, job);
     if (rc == SL_PENDING)
