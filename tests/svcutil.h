@@ -75,7 +75,9 @@ int svc_stop_status(svc *s, int bound_ms);
 void svc_stop(svc *s);
 
 /* Runs program `name` with `args` to its end (bounded), capturing stderr
- * into err; returns the exit code (or 128+signal). For bad command lines. */
+ * into err; returns the exit code (128+signal; -1: still running after the
+ * bound, then killed). For bad command lines; callable from threads (it
+ * asserts only on fork/pipe failures). */
 int svc_run_usage(const char *name, const char *const *args, char *err, size_t errsz);
 
 /* Kills (SIGKILL) and reaps whatever a failed test left running. */

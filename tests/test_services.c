@@ -1,6 +1,7 @@
 /* test_services.c: the demo chain in safe mode, its errors and its command
  * line: the programs themselves, started on free ports (svcutil.h), checked
  * against docs/services.md from outside. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,8 +108,6 @@ static void out_of_stock_is_409(void **state)
     expect_paid(&c, "sku-2", 3, 100, id);                /* exactly what there is */
     assert_int_equal(stock_of(c.inv.port, "sku-2"), 0);
 
-    order_post(c.order.port, "sku-99", 1, 100, id, &r);  /* inventory's 404, passed on as 409 */
-    expect_status(&r, 409, "unknown_item");
 
     /* Concurrent orders for the last two: exactly two win, stock ends at 0. */
     hjob *jobs = calloc(6, sizeof *jobs);   /* answers are large: not on the stack */
@@ -132,6 +131,10 @@ static void out_of_stock_is_409(void **state)
     assert_int_equal(won, 2);
     assert_int_equal(stock_of(c.inv.port, "sku-3"), 0);
     assert_int_equal(stock_of(c.inv.port, "sku-1"), 0);
+
+    order_post(c.order.port, "sku-99", 1, 100, id, &r);  /* inventory's 404, passed on as 409 */
+    expect_status(&r, 409, "unknown_item");
+    assert_false(order_check(&c, id, 100));
     chain_end(&c);
 }
 
@@ -275,17 +278,20 @@ static void two_threads_keep_the_invariant(void **state)
 
 /* ---- 11. bad command lines ------------------------------------------------------------ */
 
-static void usage_one(const char *prog, const char *const *args)
+/* One bad command line; the runs go in parallel (each start of a program
+ * through libtool's wrapper script costs a few hundred ms). */
+typedef struct usage_run {
+    const char *prog;
+    const char *args[3];
+    int code;
+    char err[1024];
+} usage_run;
+
+static void *usage_thread(void *arg)
 {
-    char err[4096];
-    int code = svc_run_usage(prog, args, err, sizeof err);
-    if (code != 2)
-        fail_msg("%s %s %s: exit code %d, want 2; stderr: %.300s", prog, args[0], args[1] ? args[1] : "", code,
-                 err);
-    char *nl = strchr(err, '\n');
-    if (!err[0] || !nl || nl[1])
-        fail_msg("%s %s %s: want a one-line message on stderr, got \"%s\"", prog, args[0], args[1] ? args[1] : "",
-                 err);
+    usage_run *u = arg;
+    u->code = svc_run_usage(u->prog, u->args, u->err, sizeof u->err);
+    return NULL;
 }
 
 static void bad_usage_exits_2(void **state)
@@ -297,16 +303,41 @@ static void bad_usage_exits_2(void **state)
         { "--threads", "abc", NULL }, { "--threads", "0", NULL }, { "--timeout-ms", "soon", NULL },
         { "stray-argument", NULL },
     };
+    static const usage_run own[] = {
+        { .prog = "order", .args = { "--inventory", "ftp://somewhere" } },
+        { .prog = "inventory", .args = { "--payment", "not-a-url" } },
+        { .prog = "payment", .args = { "--order", "http://" } },
+        { .prog = "inventory", .args = { "--stock", "sku-1" } },
+        { .prog = "inventory", .args = { "--stock", "sku-1=-3" } },
+        { .prog = "inventory", .args = { "--stock", "=5" } },
+    };
     static const char *const progs[] = { "order", "inventory", "payment" };
-    for (size_t p = 0; p < 3; p++)
-        for (size_t i = 0; i < sizeof common / sizeof *common; i++)
-            usage_one(progs[p], common[i]);
-    usage_one("order", (const char *const[]){ "--inventory", "ftp://somewhere", NULL });
-    usage_one("inventory", (const char *const[]){ "--payment", "not-a-url", NULL });
-    usage_one("payment", (const char *const[]){ "--order", "http://", NULL });
-    usage_one("inventory", (const char *const[]){ "--stock", "sku-1", NULL });
-    usage_one("inventory", (const char *const[]){ "--stock", "sku-1=-3", NULL });
-    usage_one("inventory", (const char *const[]){ "--stock", "=5", NULL });
+    enum { NC = sizeof common / sizeof *common, NO = sizeof own / sizeof *own, N = 3 * NC + NO };
+    usage_run *u = calloc(N, sizeof *u);
+    pthread_t th[N];
+    assert_non_null(u);
+    for (int i = 0; i < N; i++) {
+        if (i < 3 * NC) {
+            u[i].prog = progs[i / NC];
+            memcpy(u[i].args, common[i % NC], sizeof u[i].args);
+        } else {
+            u[i] = own[i - 3 * NC];
+        }
+        assert_int_equal(pthread_create(&th[i], NULL, usage_thread, &u[i]), 0);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < N; i++) {
+        const char *a1 = u[i].args[1] ? u[i].args[1] : "";
+        if (u[i].code != 2)
+            fail_msg("%s %s %s: exit code %d, want 2; stderr: %.300s", u[i].prog, u[i].args[0], a1, u[i].code,
+                     u[i].err);
+        char *nl = strchr(u[i].err, '\n');
+        if (!nl || nl == u[i].err || nl[1])
+            fail_msg("%s %s %s: want a one-line message on stderr, got \"%s\"", u[i].prog, u[i].args[0], a1,
+                     u[i].err);
+    }
+    free(u);
 }
 
 int main(void)
