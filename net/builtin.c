@@ -79,7 +79,7 @@ static int task_json(sl_task *t, void *arg)
     sl_task_info_get(t, &i);
     snprintf(site, sizeof site, "%s:%d", i.file, i.line);
     sl_ctx *c = sl_task_ctx(t);
-    const sl_traceparent *tp = c ? sl_ctx_value(c, SL_HTTP_TRACE_KEY) : NULL;
+    const sl_traceparent *tp = c ? sl_ctx_trace(c) : NULL;
     if (tp)
         sl_trace_id_hex(tp, tid);
     uint64_t now = sl_now_ns();

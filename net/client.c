@@ -715,7 +715,7 @@ int sl_http_call(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const cha
     }
     /* the caller's trace with a new span (or a fresh trace) */
     sl_ctx *ctx = sl_task_ctx(t);
-    const sl_traceparent *ptp = ctx ? sl_ctx_value(ctx, SL_HTTP_TRACE_KEY) : NULL;
+    const sl_traceparent *ptp = ctx ? sl_ctx_trace(ctx) : NULL;
     sl_traceparent tp;
     if (ptp)
         sl_traceparent_child(ptp, &tp);

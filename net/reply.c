@@ -10,8 +10,6 @@
 #include <string.h>
 #include "server_int.h"
 
-const char sl_http_trace_key = 0;
-
 const char *sl__status_text(int s)
 {
     switch (s) {

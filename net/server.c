@@ -275,7 +275,7 @@ static void start_req(sl_http_req *req)
 {
     srv_reactor *sr = req->sr;
     sl_ctx *vals = NULL;
-    int rc = sl_ctx_with_value(&vals, sl_ctx_background(), SL_HTTP_TRACE_KEY, &req->trace, NULL);
+    int rc = sl_ctx_with_trace(&vals, sl_ctx_background(), &req->trace);
     if (rc == 0)
         rc = sl_ctx_with_deadline(&req->ctx, vals, req->deadline);
     if (vals)

@@ -141,7 +141,9 @@ const char *sl_http_req_param(const sl_http_req *req, const char *name, size_t *
 const char *sl_http_req_body(const sl_http_req *req, size_t *len);
 void *sl_http_req_state(sl_http_req *req);
 void *sl_http_req_arg(const sl_http_req *req);
-/* The request's context (its deadline, cancel and cause) and trace. */
+/* The request's context (its deadline, cancel and cause) and trace. The
+ * context carries its own copy of the trace (sl_ctx_trace, sl_wire.h), so
+ * contexts derived from it may outlive the request. */
 sl_ctx *sl_http_req_ctx(const sl_http_req *req);
 const sl_traceparent *sl_http_req_trace(const sl_http_req *req);
 /* The client's IPv4 address (host byte order, 0 if unknown) and port. */
@@ -194,10 +196,5 @@ int sl_http_req_reset(sl_http_req *req);
  * the channel must outlive the connection, or be released first with
  * ch NULL. Returns 0, -EINVAL, -EPIPE (the client is gone), -EXDEV. */
 int sl_http_req_throttle(sl_http_req *req, sl_chan *ch, size_t high, size_t low);
-
-/* The value of the context key under which a request's trace is stored
- * (sl_ctx_value(ctx, SL_HTTP_TRACE_KEY) gives a const sl_traceparent *). */
-extern const char sl_http_trace_key;
-#define SL_HTTP_TRACE_KEY (&sl_http_trace_key)
 
 #endif

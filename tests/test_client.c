@@ -199,7 +199,7 @@ static int budget_main(sl_task *t, void *arg)
     /* a caller's context: 300 ms and a trace, as a server's request would have */
     sl_ctx *vals;
     assert_int_equal(sl_traceparent_parse(tp, strlen(tp), &trace), 0);
-    assert_int_equal(sl_ctx_with_value(&vals, sl_ctx_background(), SL_HTTP_TRACE_KEY, &trace, NULL), 0);
+    assert_int_equal(sl_ctx_with_trace(&vals, sl_ctx_background(), &trace), 0);
     assert_int_equal(sl_ctx_with_timeout(&C.ctx, vals, 300), 0);
     sl_ctx_unref(vals);
     assert_int_equal(sl_go(C.ctx, budget_call, NULL, NULL, NULL), 0);

@@ -751,6 +751,61 @@ static void test_bad_options(void **s)
     sl_runtime_free(rt);
 }
 
+/* ---- a context derived from a request outlives it ------------------------------- */
+
+static char kept_trace[33];
+static _Atomic int kept_done;
+
+/* Runs after the request is answered and freed, under a context derived
+ * from the request's: its trace must still be there (it is a copy). */
+static int h_kept_later(sl_task *t, void *arg)
+{
+    int *rc = arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, *rc, sl_sleep(t, 50 * SL_NS_PER_MS));
+    const sl_traceparent *tp = sl_ctx_trace(sl_task_ctx(t));
+    if (tp)
+        sl_trace_id_hex(tp, kept_trace);
+    atomic_store(&kept_done, 1);
+    SL_END(t);
+}
+
+static int h_keep(sl_task *t, void *arg)
+{
+    static int rc;
+    sl_http_req *req = arg;
+    sl_ctx *kept;
+    (void)t;
+    if (sl_ctx_without_cancel(&kept, sl_http_req_ctx(req)) < 0)
+        return -ENOMEM;
+    int r = sl_go(kept, h_kept_later, &rc, NULL, &(sl_spawn_opts){ .name = "kept" });
+    sl_ctx_unref(kept);
+    return r < 0 ? r : sl_http_reply(req, 200, "text/plain", "ok", 2);
+}
+
+static void test_derived_ctx_outlives_request(void **s)
+{
+    (void)s;
+    resp r;
+    atomic_store(&kept_done, 0);
+    kept_trace[0] = '\0';
+    memset(&TS.cap, 0, sizeof TS.cap);
+    TS.rt = rt_new(1, &TS.cap);
+    assert_int_equal(sl_http_server_new(&TS.srv, TS.rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0" }), 0);
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/keep", h_keep, 0, NULL), 0);
+    srv_run(&TS);
+    int fd = cli_connect(TS.port);
+    cli_send(fd, "GET /keep HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                 "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n");
+    assert_int_equal(cli_read(fd, &r, 5000), 200);
+    close(fd);   /* the request and its connection are gone; the task is not */
+    for (int i = 0; i < 500 && !atomic_load(&kept_done); i++)
+        usleep(2000);
+    assert_int_equal(atomic_load(&kept_done), 1);
+    assert_string_equal(kept_trace, "4bf92f3577b34da6a3ce929d0e0e4736");
+    srv_stop(&TS);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -770,6 +825,7 @@ int main(void)
         cmocka_unit_test(test_reset),
         cmocka_unit_test(test_debug_policy),
         cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_derived_ctx_outlives_request),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -100,23 +100,20 @@ int svc_reply_upstream(svc_job *job, int rc, const sl_http_resp *resp, const cha
 
 /* ---- contexts --------------------------------------------------------------------- */
 
-/* The server's trace value points into the request; what may outlive the
- * request (a hop, a compensation) gets a context with a copy of its own. */
+/* The context that hops and compensations derive from: the request's,
+ * which carries its own copy of the trace (so it may outlive the request),
+ * or one with a fresh trace if the request had none. */
 sl_ctx *svc_job_link_ctx(svc_job *job)
 {
     if (job->link_)
         return job->link_;
-    sl_traceparent *tp = malloc(sizeof *tp);
-    if (!tp)
-        return NULL;
-    const sl_traceparent *cur = sl_ctx_value(job->ctx, SL_HTTP_TRACE_KEY);
-    if (cur)
-        *tp = *cur;
-    else
-        sl_traceparent_new(tp);
-    if (sl_ctx_with_value(&job->link_, job->ctx, SL_HTTP_TRACE_KEY, tp, free) < 0) {
-        free(tp);
-        job->link_ = NULL;
+    if (sl_ctx_trace(job->ctx)) {
+        job->link_ = sl_ctx_ref(job->ctx);
+    } else {
+        sl_traceparent tp;
+        sl_traceparent_new(&tp);
+        if (sl_ctx_with_trace(&job->link_, job->ctx, &tp) < 0)
+            job->link_ = NULL;
     }
     return job->link_;
 }

@@ -304,7 +304,7 @@ static int order_paid(sl_task *t, svc_job *job)
         svc_reply_error(job, 409, "order_failed", id, "order %s has already failed", id);
     } else if (st->io.status == 508) {
         char hex[33] = "";
-        const sl_traceparent *tp = sl_ctx_value(job->ctx, SL_HTTP_TRACE_KEY);
+        const sl_traceparent *tp = sl_ctx_trace(job->ctx);
         if (tp)
             sl_trace_id_hex(tp, hex);
         svc_reply_error(job, 508, "loop_detected", id,
