@@ -70,6 +70,19 @@ static void safe_order_is_paid(void **state)
     assert_string_equal(s, "PAID");
     assert_true(order_check(&c, id, 1250));
 
+    /* A charge whose callback fails (order unknown) is voided and the status passed on. */
+    http_req(c.pay.port, "POST", "/charge", "{\"order_id\":\"ghost\",\"amount_cents\":5}", NULL, 3000, &r);
+    expect_status(&r, 404, "not_found");
+    charge_status(c.pay.port, "ghost", s, sizeof s, &(long){ 0 });
+    assert_string_equal(s, "VOIDED");
+    for (int i = 0; i < 2; i++) {   /* /void is idempotent */
+        http_req(c.pay.port, "POST", "/void", "{\"order_id\":\"ghost\"}", NULL, 3000, &r);
+        expect_status(&r, 200, NULL);
+        assert_true(jstr(&r, "status", s, sizeof s));
+        assert_string_equal(s, "VOIDED");
+        assert_int_equal(jint(&r, "amount_cents", -1), 5);
+    }
+
     expect_paid(&c, "sku-2", 1, 99, id2);
     assert_string_not_equal(id, id2);
     assert_int_equal(stock_of(c.inv.port, "sku-1"), DEFAULT_STOCK - 3);
@@ -100,6 +113,22 @@ static void out_of_stock_is_409(void **state)
     assert_true(id[0]);                      /* an id was assigned: the order can be checked */
     assert_false(order_check(&c, id, 100));
     assert_int_equal(stock_of(c.inv.port, "sku-1"), 0);
+
+    /* A late callback for a FAILED order: 409, and a charge for it is voided. */
+    char path[128], s[32];
+    snprintf(path, sizeof path, "/orders/%s/paid", id);
+    http_req(c.order.port, "POST", path, NULL, NULL, 3000, &r);
+    expect_status(&r, 409, "order_failed");
+    char body[160];
+    snprintf(body, sizeof body, "{\"order_id\":\"%s\",\"amount_cents\":100}", id);
+    http_req(c.pay.port, "POST", "/charge", body, NULL, 3000, &r);
+    expect_status(&r, 409, "order_failed");
+    charge_status(c.pay.port, id, s, sizeof s, &(long){ 0 });
+    assert_string_equal(s, "VOIDED");
+    assert_false(order_check(&c, id, 100));
+    snprintf(body, sizeof body, "{\"order_id\":\"%s\"}", id);   /* never reserved: nothing to release */
+    http_req(c.inv.port, "POST", "/release", body, NULL, 3000, &r);
+    expect_status(&r, 404, "not_found");
 
     order_post(c.order.port, "sku-2", 4, 100, id, &r);   /* more than there is */
     expect_status(&r, 409, "out_of_stock");

@@ -121,6 +121,26 @@ static void hang_answers_504_within_budget(void **state)
     if (ms[N / 2] > BUDGET + MARGIN)
         fail_msg("504 after %llu ms (median of %d), want <= budget %d + %d ms", (unsigned long long)ms[N / 2], N,
                  BUDGET, MARGIN);
+    /* a caller's grpc-timeout shortens the budget, and cannot lengthen it */
+    for (int i = 0; i < N; i++) {
+        hresp r;
+        http_req(c.order.port, "POST", "/orders", "{\"item\":\"sku-1\",\"qty\":1,\"amount_cents\":1}",
+                 "grpc-timeout: 200m\r\n", 3000, &r);
+        expect_status(&r, 504, NULL);
+        ms[i] = r.ms;
+    }
+    qsort(ms, N, sizeof *ms, cmp_u64);
+    print_message("hang: 504 after %llu ms with grpc-timeout 200m\n", (unsigned long long)ms[N / 2]);
+    if (ms[N / 2] > 200 + MARGIN)
+        fail_msg("504 after %llu ms (median of %d) with grpc-timeout 200m", (unsigned long long)ms[N / 2], N);
+    hresp r;
+    http_req(c.order.port, "POST", "/orders", "{\"item\":\"sku-1\",\"qty\":1,\"amount_cents\":1}",
+             "grpc-timeout: 10S\r\n", 3000, &r);
+    expect_status(&r, 504, NULL);
+    if (r.ms >= 2000)   /* one sample: a loose bound, far below the 10 s asked */
+        fail_msg("grpc-timeout 10S lengthened the 500 ms budget: 504 after %llu ms", (unsigned long long)r.ms);
+    stock_settles(&c, "sku-1", 50);
+
     assert_int_equal(fault_clear(c.pay.port), 200);
     expect_paid(&c, 400);
     assert_int_equal(stock_of(c.inv.port, "sku-1"), 49);
@@ -174,6 +194,15 @@ static void injected_errors_fail_cleanly(void **state)
     /* the same on /charge only, so that the checks can read payment: the order fails cleanly */
     assert_int_equal(fault_set(c.pay.port, "{\"error_rate\":1.0,\"path\":\"/charge\"}"), 200);
     expect_failed_order(&c, 502, "upstream_failed", 20, &r);
+    char id[64], body[160];
+    assert_true(jstr(&r, "order_id", id, sizeof id));
+    snprintf(body, sizeof body, "{\"order_id\":\"%s\"}", id);
+    for (int i = 0; i < 2; i++) {   /* given back already; releasing again changes nothing */
+        hresp rr;
+        http_req(c.inv.port, "POST", "/release", body, NULL, 3000, &rr);
+        expect_status(&rr, 200, NULL);
+        stock_settles(&c, "sku-1", 20);
+    }
     assert_int_equal(fault_clear(c.pay.port), 200);
     expect_paid(&c, 10);
 
