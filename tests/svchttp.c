@@ -317,7 +317,8 @@ double svc_metric(int port, const char *name, const char *label, const char *exc
     size_t nl = strlen(name);
     if (http_req(port, "GET", "/metrics", NULL, NULL, 3000, r) == 200) {
         sum = 0;
-        for (char *line = strtok(r->body, "\n"); line; line = strtok(NULL, "\n")) {
+        char *save = NULL;
+        for (char *line = strtok_r(r->body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
             if (strncmp(line, name, nl) || (line[nl] != '{' && line[nl] != ' '))
                 continue;
             if ((label && !strstr(line, label)) || (except && strstr(line, except)))
