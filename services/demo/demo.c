@@ -191,7 +191,8 @@ static void take_load_json(phase_result *ph, json_t *doc)
 
 /* Runs sluice-load for one phase while sampling the services' in-flight
  * requests every 100 ms. Returns 0 or -1 with err set. */
-static int run_phase(const demo_cfg *cfg, chain *c, phase_result *ph, int seconds, char *err, size_t errsz)
+static int run_phase(const demo_cfg *cfg, chain *c, phase_result *ph, int seconds, bool naive, char *err,
+                     size_t errsz)
 {
     char prog[1024], url[64], rate[16], dur[16], tmo[16];
     snprintf(prog, sizeof prog, "%s/services/load/sluice-load", cfg->bindir);
@@ -200,7 +201,8 @@ static int run_phase(const demo_cfg *cfg, chain *c, phase_result *ph, int second
     snprintf(dur, sizeof dur, "%d", seconds);
     snprintf(tmo, sizeof tmo, "%d", cfg->client_timeout_ms);
     char *argv[] = { prog, url, "--rate", rate, "--duration", dur, "--timeout", tmo, "--method", "POST",
-                     "--body", (char *)order_body, "--connections", "2000", "--json", NULL };
+                     "--body", (char *)order_body, "--connections", "2000", "--json",
+                     naive ? "--no-deadline-header" : NULL, NULL };   /* the seed's client sent none */
     char log[1024];
     snprintf(log, sizeof log, "%s/sluice-load.log", cfg->logdir);
     proc lp;
@@ -351,7 +353,8 @@ static void run_mode(const demo_cfg *cfg, mode_result *m)
         }
         fprintf(stderr, " %s", phase_name[p]);
         m->ph[p].start_s = t;
-        int rc = run_phase(cfg, &c, &m->ph[p], cfg->phase_s[p], m->error, sizeof m->error);
+        int rc = run_phase(cfg, &c, &m->ph[p], cfg->phase_s[p], !strcmp(m->mode, "naive"), m->error,
+                           sizeof m->error);
         if (p == PH_FAULT)
             set_fault(c.port[SVC_PAYMENT], NULL);
         if (rc < 0)
@@ -374,11 +377,11 @@ static int usage(const char *msg)
 {
     if (msg)
         fprintf(stderr, "sluice-demo: %s\n", msg);
-    fprintf(stderr,
+    fprintf(msg ? stderr : stdout,
             "usage: sluice-demo [--bindir DIR] [--modes safe,guarded,naive] [--rate R]\n"
             "                   [--phases WARMUP,STEADY,FAULT,RECOVERY (seconds)] [--threads N]\n"
             "                   [--client-timeout-ms MS] [--budget-ms MS] [--report FILE.html]\n");
-    return 2;
+    return msg ? 2 : 0;
 }
 
 static int parse_phases(const char *s, int out[NPHASE])
@@ -411,8 +414,10 @@ int main(int argc, char **argv)
     const char *modes = "safe,guarded,naive";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h"))
+            return usage(NULL);
         if (!v)
-            return usage(!strcmp(a, "--help") ? NULL : "an option needs a value");
+            return usage("an option needs a value");
         i++;
         if (!strcmp(a, "--bindir")) cfg.bindir = v;
         else if (!strcmp(a, "--report")) cfg.report = v;

@@ -1,0 +1,36 @@
+#!/bin/sh
+# run-all.sh BUILDDIR: `make bench`. Prints one JSON object on stdout:
+#   {"core": <bench/core-bench --json>,
+#    "load_vs_wrk": <bench/load-vs-wrk.sh>,    sluice-load against wrk
+#    "chain_vs_go": <bench/chain-bench.sh>}    the demo chain against Go
+# Each part's table goes to stderr. A part whose peer is not installed
+# (wrk, go) or that fails is null, with the reason on stderr; the exit
+# status is then 1, so a missing figure is never silent.
+set -u
+B=${1:?usage: run-all.sh BUILDDIR}
+here=$(dirname "$0")
+status=0
+
+part() {   # part NAME NEEDED-COMMAND ITS-DEBIAN-PACKAGE COMMAND...
+    name=$1 need=$2 pkg=$3
+    shift 3
+    if [ -n "$need" ] && ! command -v "$need" >/dev/null 2>&1; then
+        echo "bench: $name skipped: '$need' is not installed (apt-get install $pkg)" >&2
+        status=1
+        echo null
+        return
+    fi
+    if ! out=$("$@"); then
+        echo "bench: $name failed" >&2
+        status=1
+        echo null
+        return
+    fi
+    echo "$out"
+}
+
+core=$(part core "" "" "$B/bench/core-bench" --json)
+lw=$(part load_vs_wrk wrk wrk sh "$here/load-vs-wrk.sh" "$B")
+chain=$(part chain_vs_go go golang-go sh "$here/chain-bench.sh" "$B")
+printf '{"core": %s,\n "load_vs_wrk": %s,\n "chain_vs_go": %s}\n' "$core" "$lw" "$chain"
+exit $status

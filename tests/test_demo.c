@@ -1,0 +1,132 @@
+/* test_demo.c: `make demo` end to end, shortened: the driver starts the
+ * chain in each mode, drives it, injects and clears the payment hang, and
+ * must tell the three stories — safe did not hang, guarded failed fast with
+ * 508, naive hung — with the services agreeing on every finished order,
+ * every program stopped, and a report with its charts. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+/* Runs the driver with a bound on its time; returns its exit status and
+ * its stdout in out (NUL-terminated). */
+static int run_demo(char *out, size_t size, const char *report, int limit_s)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        execl(DEMO_BIN, DEMO_BIN, "--bindir", BUILDDIR, "--rate", "50", "--phases", "1,2,2,2",
+              "--client-timeout-ms", "1000", "--budget-ms", "300", "--report", report, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t len = 0;
+    time_t end = time(NULL) + limit_s;
+    for (;;) {
+        struct pollfd p = { .fd = fds[0], .events = POLLIN };
+        int n = poll(&p, 1, 1000);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (time(NULL) > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            fail_msg("sluice-demo did not finish within %d s", limit_s);
+        }
+        if (n == 0)
+            continue;
+        ssize_t r = read(fds[0], out + len, size - len - 1);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    out[len] = '\0';
+    close(fds[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+static void test_demo_tells_three_stories(void **state)
+{
+    (void)state;
+    static char out[1 << 16];
+    char report[] = "/tmp/sluice-demo-test-XXXXXX.html";
+    int fd = mkstemps(report, 5);
+    assert_true(fd >= 0);
+    close(fd);
+    int rc = run_demo(out, sizeof out, report, 150);
+    print_message("%s", out);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "=> safe: did not hang"));
+    assert_non_null(strstr(out, "=> guarded: failed fast"));
+    assert_non_null(strstr(out, "=> naive: HUNG"));
+    assert_null(strstr(out, "INVARIANT BROKEN"));
+    assert_null(strstr(out, "did not complete"));
+    /* every service of every mode exited 0 on SIGTERM */
+    assert_int_equal(count(out, "exit 0/0/0"), 3);
+    /* the report: two charts per mode, self-contained */
+    FILE *f = fopen(report, "r");
+    assert_non_null(f);
+    static char html[1 << 20];
+    size_t n = fread(html, 1, sizeof html - 1, f);
+    html[n] = '\0';
+    fclose(f);
+    unlink(report);
+    assert_int_equal(count(html, "<svg"), 6);
+    assert_non_null(strstr(html, "payment hangs"));
+    assert_null(strstr(html, "<script"));
+    assert_null(strstr(html, "http://"));
+}
+
+static void test_demo_bad_usage(void **state)
+{
+    (void)state;
+    static const char *const bad[][3] = { { "--rate", "0", NULL }, { "--modes", "fast", NULL },
+                                          { "--phases", "1,2,3", NULL }, { "--bogus", "1", NULL },
+                                          { "--rate", NULL, NULL } };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            int devnull = open("/dev/null", O_WRONLY);
+            dup2(devnull, STDERR_FILENO);
+            execl(DEMO_BIN, DEMO_BIN, bad[i][0], bad[i][1], (char *)NULL);
+            _exit(127);
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 2);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_demo_bad_usage),
+        cmocka_unit_test(test_demo_tells_three_stories),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
