@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "internal.h"
 #include "sl_trace.h"
 
@@ -131,9 +132,10 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static void write_ev(FILE *f, int tid, const sl_trace_ev *e)
+static void write_ev(FILE *f, int pid, int tid, const sl_trace_ev *e)
 {
-    fprintf(f, ",\n{\"ph\":\"%c\",\"pid\":1,\"tid\":%d,\"ts\":%.3f,\"cat\":", e->ph, tid, (double)e->ts / 1e3);
+    fprintf(f, ",\n{\"ph\":\"%c\",\"pid\":%d,\"tid\":%d,\"ts\":%.3f,\"cat\":", e->ph, pid, tid,
+            (double)e->ts / 1e3);
     json_str(f, e->cat);
     fprintf(f, ",\"name\":");
     json_str(f, e->name);
@@ -163,15 +165,21 @@ int sl__trace_write(sl_runtime *rt)
     FILE *f = rt->trace_file;
     if (!f)
         return 0;
+    /* The real pid and program name, and timestamps from CLOCK_MONOTONIC:
+     * the traces of several processes on one host merge into one view. */
+    int pid = (int)getpid();
     fprintf(f, "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n");
-    fprintf(f, "{\"ph\":\"M\",\"pid\":1,\"name\":\"process_name\",\"args\":{\"name\":\"sluice\"}}");
+    fprintf(f, "{\"ph\":\"M\",\"pid\":%d,\"name\":\"process_name\",\"args\":{\"name\":", pid);
+    json_str(f, program_invocation_short_name);
+    fprintf(f, "}}");
     uint64_t dropped = 0;
     for (int i = 0; i < rt->n; i++) {
         sl_reactor *r = rt->r[i];
-        fprintf(f, ",\n{\"ph\":\"M\",\"pid\":1,\"tid\":%d,\"name\":\"thread_name\",\"args\":{\"name\":\"reactor %d\"}}", i, i);
+        fprintf(f, ",\n{\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"name\":\"thread_name\",\"args\":{\"name\":\"reactor %d\"}}",
+                pid, i, i);
         sl_trace_ring *tr = r->trace;
         for (size_t k = 0; tr && k < tr->n; k++)
-            write_ev(f, i, &tr->ev[(tr->head + k) % tr->cap]);
+            write_ev(f, pid, i, &tr->ev[(tr->head + k) % tr->cap]);
         dropped += tr ? tr->dropped : 0;
     }
     fprintf(f, "\n],\"otherData\":{\"dropped\":%llu}}\n", (unsigned long long)dropped);

@@ -95,6 +95,14 @@ static void test_trace_of_known_program(void **s)
         fail_msg("trace is not JSON: %s at line %d", err.text, err.line);
     json_t *evs = json_object_get(doc, "traceEvents");
     assert_true(json_is_array(evs));
+    /* the process is named after the program, with its real pid, so that
+     * the traces of several services merge into one view */
+    json_t *pn = json_array_get(evs, 0);
+    assert_string_equal(json_string_value(json_object_get(pn, "name")), "process_name");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(pn, "args"), "name")),
+                        program_invocation_short_name);
+    for (size_t k = 0; k < json_array_size(evs); k++)
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(evs, k), "pid")), getpid());
     /* one named track per reactor */
     assert_int_equal(count(evs, "M", "thread_name", 0, NULL), 1);
     assert_int_equal(count(evs, "M", "thread_name", 1, NULL), 1);
