@@ -60,6 +60,7 @@ static void stop_chain(chain *c, mode_result *m)
 static int start_chain(const demo_cfg *cfg, const char *mode, chain *c, char *err, size_t errsz)
 {
     char listen[NSVC][32], url[NSVC][40], threads[16], budget[16], prog[NSVC][1024], log[NSVC][1024];
+    char trace[NSVC][1024];
     memset(c, 0, sizeof *c);
     for (int s = 0; s < NSVC; s++) {
         c->port[s] = free_port();
@@ -71,6 +72,8 @@ static int start_chain(const demo_cfg *cfg, const char *mode, chain *c, char *er
         snprintf(url[s], sizeof url[s], "http://127.0.0.1:%d", c->port[s]);
         snprintf(prog[s], sizeof prog[s], "%s/%s", cfg->bindir, svc_prog[s]);
         snprintf(log[s], sizeof log[s], "%s/%s-%s.log", cfg->logdir, mode, svc_name[s]);
+        snprintf(trace[s], sizeof trace[s], "%s/%s-%s.json", cfg->trace_dir ? cfg->trace_dir : "", mode,
+                 svc_name[s]);
         c->p[s].out = -1;
     }
     snprintf(threads, sizeof threads, "%d", cfg->threads);
@@ -80,8 +83,17 @@ static int start_chain(const demo_cfg *cfg, const char *mode, chain *c, char *er
     for (int s = NSVC - 1; s >= 0; s--) {
         /* naive is the seed as written: no budget at all, so no --timeout-ms */
         bool naive = !strcmp(mode, "naive");
-        char *argv[] = { prog[s], "--listen", listen[s], "--threads", threads, "--mode", (char *)mode,
-                         (char *)up_opt[s], url[up_of[s]], "--admin", naive ? NULL : "--timeout-ms", budget, NULL };
+        char *argv[16] = { prog[s], "--listen", listen[s], "--threads", threads, "--mode", (char *)mode,
+                           (char *)up_opt[s], url[up_of[s]], "--admin" };
+        int argc = 10;
+        if (!naive) {
+            argv[argc++] = "--timeout-ms";
+            argv[argc++] = budget;
+        }
+        if (cfg->trace_dir) {
+            argv[argc++] = "--trace";
+            argv[argc++] = trace[s];
+        }
         char line[128];
         int rc = proc_start(&c->p[s], argv, log[s]);
         if (rc == 0)
@@ -315,6 +327,39 @@ static void check_invariant(chain *c, mode_result *m)
         m->disagree++;   /* stock that no order accounts for (stuck orders hold theirs) */
 }
 
+/* ---- traces ------------------------------------------------------------------------- */
+
+/* Merges the three services' traces of a mode into DIR/<mode>.json: their
+ * pids differ and their clocks are the same (CLOCK_MONOTONIC), so one view
+ * shows a request crossing the chain. */
+static void merge_traces(const demo_cfg *cfg, const char *mode)
+{
+    json_t *all = json_array();
+    json_int_t dropped = 0;
+    for (int s = 0; s < NSVC; s++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s-%s.json", cfg->trace_dir, mode, svc_name[s]);
+        json_t *doc = json_load_file(path, 0, NULL);
+        if (!doc) {
+            fprintf(stderr, "sluice-demo: no trace from %s (%s)\n", svc_name[s], path);
+            continue;
+        }
+        json_array_extend(all, json_object_get(doc, "traceEvents"));
+        dropped += json_integer_value(json_object_get(json_object_get(doc, "otherData"), "dropped"));
+        json_decref(doc);
+        unlink(path);
+    }
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s.json", cfg->trace_dir, mode);
+    json_t *out = json_pack("{s:s, s:o, s:{s:I}}", "displayTimeUnit", "ms", "traceEvents", all, "otherData",
+                            "dropped", dropped);
+    if (!out || json_dump_file(out, path, JSON_COMPACT) < 0)
+        fprintf(stderr, "sluice-demo: cannot write %s\n", path);
+    else
+        fprintf(stderr, "demo: %s: trace of the three services in %s\n", mode, path);
+    json_decref(out);
+}
+
 /* ---- one mode ----------------------------------------------------------------------- */
 
 static void settle(chain *c, int ms)
@@ -369,6 +414,8 @@ static void run_mode(const demo_cfg *cfg, mode_result *m)
     }
     check_invariant(&c, m);
     stop_chain(&c, m);
+    if (cfg->trace_dir)
+        merge_traces(cfg, m->mode);
 }
 
 /* ---- main --------------------------------------------------------------------------- */
@@ -380,7 +427,8 @@ static int usage(const char *msg)
     fprintf(msg ? stderr : stdout,
             "usage: sluice-demo [--bindir DIR] [--modes safe,guarded,naive] [--rate R]\n"
             "                   [--phases WARMUP,STEADY,FAULT,RECOVERY (seconds)] [--threads N]\n"
-            "                   [--client-timeout-ms MS] [--budget-ms MS] [--report FILE.html]\n");
+            "                   [--client-timeout-ms MS] [--budget-ms MS] [--report FILE.html]\n"
+            "                   [--trace DIR]   (DIR/<mode>.json: a Chrome trace of the three services)\n");
     return msg ? 2 : 0;
 }
 
@@ -422,6 +470,7 @@ int main(int argc, char **argv)
         if (!strcmp(a, "--bindir")) cfg.bindir = v;
         else if (!strcmp(a, "--report")) cfg.report = v;
         else if (!strcmp(a, "--modes")) modes = v;
+        else if (!strcmp(a, "--trace")) cfg.trace_dir = v;
         else if (!strcmp(a, "--rate")) { if (parse_int(v, 1, 100000, &cfg.rate)) return usage("bad --rate"); }
         else if (!strcmp(a, "--threads")) { if (parse_int(v, 1, 64, &cfg.threads)) return usage("bad --threads"); }
         else if (!strcmp(a, "--client-timeout-ms")) { if (parse_int(v, 10, 600000, &cfg.client_timeout_ms)) return usage("bad --client-timeout-ms"); }

@@ -40,6 +40,7 @@ typedef struct demo_cfg {
     const char *bindir;          /* build directory holding services/ */
     const char *report;          /* HTML file */
     const char *logdir;
+    const char *trace_dir;       /* --trace: one merged Chrome trace per mode, or NULL */
     int rate, threads, client_timeout_ms, budget_ms;
     int phase_s[NPHASE];
 } demo_cfg;
