@@ -22,6 +22,8 @@ const char *sl_wait_kind_name(sl_wait_kind k)
 static const char *wait_obj_name(const sl_task *t)
 {
     const void *o = t->wait_obj_;
+    if (t->wait_kind_ == SL_WAIT_EXTERNAL)
+        return t->w_.buf;   /* sl_task_park_as's description, or NULL */
     if (!o)
         return NULL;
     switch ((sl_wait_kind)t->wait_kind_) {

@@ -165,6 +165,11 @@ int sl_task_detach(sl_task *other);
  * (cancelled, deadline passed) without parking. */
 int sl_task_park(sl_task *t, void *obj, void (*on_abort)(sl_task *t, void *obj, int err));
 
+/* sl_task_park, saying what t waits for ("HTTP POST /reserve"): diagnostics
+ * (/debug/tasks, deadlock and leak reports) show it as the wait's object.
+ * `what` must stay valid until t resumes. Returns as sl_task_park. */
+int sl_task_park_as(sl_task *t, void *obj, void (*on_abort)(sl_task *t, void *obj, int err), const char *what);
+
 /* Ends a wait begun with sl_task_park. Returns 0, -EINVAL if t is not parked
  * that way (its wait has already ended), -EXDEV off t's reactor. */
 int sl_task_unpark(sl_task *t, int result);

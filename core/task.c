@@ -365,9 +365,17 @@ void sl_task_yield_(sl_task *t)
 
 int sl_task_park(sl_task *t, void *obj, void (*on_abort)(sl_task *, void *, int))
 {
+    return sl_task_park_as(t, obj, on_abort, NULL);
+}
+
+/* An external wait leaves t->w_ unused: its buf holds the description. */
+int sl_task_park_as(sl_task *t, void *obj, void (*on_abort)(sl_task *, void *, int), const char *what)
+{
     int rc = sl__park(t, SL_WAIT_EXTERNAL, obj, 0);
-    if (rc == SL_PENDING)
+    if (rc == SL_PENDING) {
         t->abort_ = on_abort;
+        t->w_.buf = (void *)(uintptr_t)what;
+    }
     return rc;
 }
 

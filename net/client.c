@@ -90,6 +90,7 @@ struct sl_http_call_priv {
     uint32_t nhdrs;
     char *hbuf;
     char tp[SL_TRACEPARENT_LEN + 1];
+    char what[80];          /* "HTTP POST /reserve", for diagnostics */
     size_t line_len;
     char line[];            /* "METHOD PATH HTTP/1.1\r\n" */
 };
@@ -737,6 +738,7 @@ int sl_http_call(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const cha
     pv->head_request = !strcmp(method, "HEAD");
     pv->retryable = up->o.retries && idempotent(method);
     call->priv_ = pv;
+    snprintf(pv->what, sizeof pv->what, "HTTP %s %s", method, path);
     bool probe;
     int rep = pick(pl, -1, &probe);
     if (body_len || strcmp(method, "GET"))
@@ -753,7 +755,7 @@ int sl_http_call(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const cha
             pv->done = true;
             return -EBUSY;
         }
-        rc = sl_task_park(t, pv, on_abort);
+        rc = sl_task_park_as(t, pv, on_abort, pv->what);
         if (rc != SL_PENDING) {
             pv->done = true;
             return rc;
@@ -767,7 +769,7 @@ int sl_http_call(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const cha
         pl->nwait++;
         return SL_PENDING;
     }
-    rc = sl_task_park(t, pv, on_abort);
+    rc = sl_task_park_as(t, pv, on_abort, pv->what);
     if (rc != SL_PENDING) {
         pv->done = true;
         return rc;

@@ -245,6 +245,11 @@ static int abort_main(sl_task *t, void *arg)
     assert_int_equal(sl_go(C.ctx, aborting_call, NULL, &C.caller, NULL), 0);
     while (calls_served == 0)
         SL_AWAIT(t, C.rc2, sl_sleep(t, SL_NS_PER_MS));
+    /* diagnostics say what the caller waits for */
+    sl_task_info info;
+    sl_task_info_get(C.caller, &info);
+    assert_int_equal(info.wait, SL_WAIT_EXTERNAL);
+    assert_string_equal(info.wait_name, "HTTP GET /wait");
     sl_ctx_cancel(C.ctx, SL_CAUSE_UPSTREAM);
     while (seen_cause < 0)
         SL_AWAIT(t, C.rc2, sl_sleep(t, SL_NS_PER_MS));

@@ -442,6 +442,50 @@ static void test_introspection(void **s)
     assert_int_equal(rt_run(rt, info_main, NULL), 0);
 }
 
+/* ---- external waits say what they wait for ------------------------------------------ */
+
+typedef struct ext_st {
+    sl_task *waiter;
+    int rc, aborted;
+} ext_st;
+
+static int ext_waiter(sl_task *t, void *arg)
+{
+    ext_st *e = arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, e->rc, sl_task_park_as(t, e, NULL, "disk read of 'ledger.db'"));
+    SL_END(t);
+}
+
+static int ext_main(sl_task *t, void *arg)
+{
+    ext_st *e = arg;
+    sl_task_info i;
+    char line[256];
+    SL_BEGIN(t);
+    assert_int_equal(sl_spawn(NULL, ext_waiter, e, &e->waiter, &(sl_spawn_opts){ .name = "reader" }), 0);
+    SL_YIELD(t);   /* the reader parks */
+    sl_task_info_get(e->waiter, &i);
+    assert_int_equal(i.status, SL_TASK_PARKED);
+    assert_int_equal(i.wait, SL_WAIT_EXTERNAL);
+    assert_string_equal(i.wait_name, "disk read of 'ledger.db'");
+    sl_task_describe(e->waiter, line, sizeof line);
+    assert_non_null(strstr(line, "parked on external 'disk read of 'ledger.db''"));
+    assert_int_equal(sl_task_unpark(e->waiter, 7), 0);
+    SL_YIELD(t);
+    assert_int_equal(e->rc, 7);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_park_as_names_the_wait(void **s)
+{
+    (void)s;
+    ext_st e = { 0 };
+    fresh();
+    assert_int_equal(rt_run(rt, ext_main, &e), 0);
+}
+
 /* ---- SL_RESET: protothreads one after another on one task ----------------------- */
 
 typedef struct seq_st {
@@ -508,6 +552,7 @@ int main(void)
         cmocka_unit_test(test_million_parked),
         cmocka_unit_test(test_introspection),
         cmocka_unit_test(test_reset_runs_protothreads_in_sequence),
+        cmocka_unit_test(test_park_as_names_the_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
