@@ -89,6 +89,11 @@ struct sl_reactor {
     void *bt[32];
     int bt_n;
     char stall_task[160];
+    /* the watchdog's own: the same task stalling again within a second is
+     * counted, not reported again, so a log is not a wall of backtraces */
+    char stall_last[160];
+    uint64_t stall_last_at;
+    unsigned stall_quiet;
 
     struct sl_trace_ring *trace;      /* NULL unless tracing was started */
     bool trace_on;                    /* recording (own thread's view) */

@@ -233,6 +233,13 @@ static void report_stall(sl_runtime *rt, sl_reactor *r, uint64_t ran_ns)
     pthread_kill(r->thread, sl__stall_signal());
     for (int i = 0; i < 200 && atomic_load(&r->bt_state) != 2; i++)
         usleep(500);
+    uint64_t now = sl_now_ns();
+    if (atomic_load(&r->bt_state) == 2 && !strcmp(r->stall_task, r->stall_last) &&
+        now - r->stall_last_at < SL_NS_PER_S) {
+        r->stall_quiet++;
+        atomic_store(&r->bt_state, 0);
+        return;
+    }
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
@@ -240,8 +247,14 @@ static void report_stall(sl_runtime *rt, sl_reactor *r, uint64_t ran_ns)
         return;
     if (atomic_load(&r->bt_state) == 2) {
         fprintf(f, "sluice: stall on reactor %d: %s has run for %.1f ms without returning to the reactor "
-                "(threshold %d ms); every other task of this reactor waits meanwhile. Backtrace:",
-                r->id, r->stall_task, (double)ran_ns / 1e6, rt->stall_ms);
+                "(threshold %d ms); every other task of this reactor waits meanwhile", r->id, r->stall_task,
+                (double)ran_ns / 1e6, rt->stall_ms);
+        if (r->stall_quiet)
+            fprintf(f, " (and it stalled %u more times since its last report)", r->stall_quiet);
+        fprintf(f, ". Backtrace:");
+        snprintf(r->stall_last, sizeof r->stall_last, "%s", r->stall_task);
+        r->stall_last_at = now;
+        r->stall_quiet = 0;
         char **sym = backtrace_symbols(r->bt, r->bt_n);
         for (int i = 0; sym && i < r->bt_n; i++)
             fprintf(f, "\n  %s", sym[i]);

@@ -455,6 +455,46 @@ static void test_stall_reported_with_backtrace(void **s)
     assert_non_null(strstr(cap.text, "Backtrace:\n  "));
 }
 
+/* A task that stalls again and again is reported once a second, not once
+ * per stall: the stalls are all counted, the log says how many it skipped. */
+static int hog_again(sl_task *t, void *arg)
+{
+    int *i = arg;
+    SL_BEGIN(t);
+    for (*i = 0; *i < 8; (*i)++) {
+        uint64_t end = sl_now_ns() + 60 * SL_NS_PER_MS;
+        while (sl_now_ns() < end)
+            ;
+        SL_YIELD(t);
+    }
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static size_t occurrences(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+static void test_repeated_stalls_reported_once(void **s)
+{
+    (void)s;
+    int i = 0;
+    rt = watch_rt(SL_DEADLOCK_REPORT, 20, 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 0), hog_again, &i, &(sl_spawn_opts){ .name = "hog" }), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    sl_reactor_stats st;
+    sl_reactor_stats_get(sl_runtime_reactor(rt, 0), &st);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    /* 8 stalls of 60 ms in under a second: at least two seen (the watchdog
+     * ticks every 5 ms), one report */
+    assert_true(st.stalls >= 2);
+    assert_int_equal(occurrences(cap.text, "sluice: stall on reactor 0"), 1);
+}
+
 static int short_steps(sl_task *t, void *arg)
 {
     int *i = arg;
@@ -525,6 +565,7 @@ int main(void)
         cmocka_unit_test(test_select_cycle),
         cmocka_unit_test(test_stall_reported_with_backtrace),
         cmocka_unit_test(test_no_stall_when_steps_are_short),
+        cmocka_unit_test(test_repeated_stalls_reported_once),
         cmocka_unit_test(test_busy_poll),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
