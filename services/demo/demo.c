@@ -392,7 +392,9 @@ static void run_mode(const demo_cfg *cfg, mode_result *m)
     double t = 0;
     fprintf(stderr, "demo: %s:", m->mode);
     for (int p = 0; p < NPHASE; p++) {
-        if (p == PH_FAULT && set_fault(c.port[SVC_PAYMENT], "{\"hang\":true}") < 0) {
+        /* charges hang; voids (the compensations) still work, as in a real
+         * outage of the card processor behind /charge */
+        if (p == PH_FAULT && set_fault(c.port[SVC_PAYMENT], "{\"hang\":true,\"path\":\"/charge\"}") < 0) {
             snprintf(m->error, sizeof m->error, "could not inject the fault into payment");
             break;
         }
