@@ -161,7 +161,7 @@ static void out_of_stock_is_409(void **state)
     assert_int_equal(stock_of(c.inv.port, "sku-3"), 0);
     assert_int_equal(stock_of(c.inv.port, "sku-1"), 0);
 
-    order_post(c.order.port, "sku-99", 1, 100, id, &r);  /* inventory's 404, passed on as 409 */
+    order_post(c.order.port, "sku-99", 1, 100, id, &r);  /* inventory's 404 becomes order's 409 */
     expect_status(&r, 409, "unknown_item");
     assert_false(order_check(&c, id, 100));
     chain_end(&c);

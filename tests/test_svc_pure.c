@@ -1,5 +1,6 @@
 /* test_svc_pure: the pure parts of the demo services: the command line,
- * --stock, fault bodies, keys, the hash and its table. */
+ * --stock, fault bodies, keys, the hash and its table, and what order-svc
+ * answers for inventory's failures. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include "failure.h"
 #include "stock.h"
 #include "svc_fault.h"
 #include "svc_map.h"
@@ -217,6 +219,38 @@ static void test_map(void **s)
     assert_int_equal(freed, 1000);
 }
 
+/* Only the contract's statuses reach order's client; all else is 502. */
+static void test_order_failure(void **s)
+{
+    (void)s;
+    static const struct { int status; const char *code; int want; const char *want_code; } cases[] = {
+        { 409, "out_of_stock", 409, "out_of_stock" },
+        { 409, "order_failed", 409, "order_failed" },
+        { 409, "unknown_item", 409, "unknown_item" },
+        { 404, "unknown_item", 409, "unknown_item" },   /* inventory's 404 is order's 409 */
+        { 503, "overloaded", 503, "overloaded" },
+        { 503, NULL, 503, "overloaded" },                 /* shed by the server: no body code */
+        { 504, "deadline_exceeded", 504, "deadline_exceeded" },
+        { 508, "loop_detected", 508, "loop_detected" },
+        { 409, "in_progress", 502, "upstream_failed" },   /* not a conflict the client can act on */
+        { 409, NULL, 502, "upstream_failed" },
+        { 404, "not_found", 502, "upstream_failed" },
+        { 404, NULL, 502, "upstream_failed" },
+        { 400, "bad_request", 502, "upstream_failed" },   /* order's own bug */
+        { 500, "injected_fault", 502, "upstream_failed" },
+        { 502, "upstream_failed", 502, "upstream_failed" },
+        { 418, "teapot", 502, "upstream_failed" },
+        { 200, NULL, 502, "upstream_failed" },            /* not a failure: never asked, but total */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *code = "unset";
+        int st = order_failure_map(cases[i].status, cases[i].code, &code);
+        if (st != cases[i].want || strcmp(code, cases[i].want_code))
+            fail_msg("%d %s -> %d %s, want %d %s", cases[i].status, cases[i].code ? cases[i].code : "(none)", st,
+                     code, cases[i].want, cases[i].want_code);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -224,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_opts_naive_budget), cmocka_unit_test(test_opts_errors),
         cmocka_unit_test(test_stock), cmocka_unit_test(test_fault),
         cmocka_unit_test(test_keys), cmocka_unit_test(test_map),
+        cmocka_unit_test(test_order_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

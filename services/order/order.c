@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "failure.h"
 #include "svc.h"
 #include "svc_hop.h"
 #include "svc_map.h"
@@ -183,6 +184,35 @@ static void start_compensation(svc_job *job, const order *o, bool mark)
     sl_ctx_unref(ctx);
 }
 
+/* Answers inventory's failure as the contract allows (failure.h): its
+ * own words when they are the client's business, else 502 naming what
+ * inventory said. Nothing for a cancelled call (the client is gone). */
+static void reply_failure(svc_job *job, const create_st *st)
+{
+    const sl_http_resp *resp = &st->resp;
+    int status = svc_upstream_status(st->rc, resp);
+    if (status == 0)
+        return;
+    if (st->rc < 0) {   /* no answer: timed out, shed, refused, reset, garbled */
+        if (status == 502)
+            svc_reply_error(job, 502, "upstream_failed", st->id, "inventory: the call failed: %s", strerror(-st->rc));
+        else
+            svc_reply_upstream(job, st->rc, resp, st->id);
+        return;
+    }
+    json_t *o = json_loadb(resp->body ? resp->body : "", resp->body_len, 0, NULL);
+    const char *code = json_string_value(json_object_get(o, "error"));
+    const char *msg = json_string_value(json_object_get(o, "message"));
+    const char *out;
+    int mapped = order_failure_map(resp->status, code, &out);
+    if (mapped == 502)
+        svc_reply_error(job, 502, out, st->id, "inventory answered %d %s%s%s", resp->status, code ? code : "(no error code)",
+                        msg ? ": " : "", msg ? msg : "");
+    else
+        svc_reply_error(job, mapped, out, st->id, "%s", msg ? msg : out);
+    json_decref(o);
+}
+
 /* After a failed reservation: FAILED under the lock (whatever the callback
  * did: the client hears of a failure, so the order failed, and the
  * release undoes whatever the chain did), released, and answered. */
@@ -200,7 +230,7 @@ static void fail_order(sl_task *t, svc_job *job, create_st *st)
     if (st->status == 200)   /* reserved, yet the payment's callback never came */
         svc_reply_error(job, 502, "upstream_failed", st->id, "the payment was never confirmed");
     else
-        svc_reply_upstream(job, st->rc, &st->resp, st->id);
+        reply_failure(job, st);
 }
 
 static int create_order(sl_task *t, svc_job *job)
