@@ -1,6 +1,7 @@
 /* test_services.c: the demo chain in safe mode, its errors and its command
  * line: the programs themselves, started on free ports (svcutil.h), checked
  * against docs/services.md from outside. */
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +168,171 @@ static void out_of_stock_is_409(void **state)
     chain_end(&c);
 }
 
+/* ---- 13. the lists the demo's invariant check walks ------------------------------------ */
+
+/* GET /orders[?status=...] as JSON; asserts 200 and the shape. */
+static json_t *list_orders(int port, const char *query)
+{
+    hresp *r = malloc(sizeof *r);   /* answers are large: not on the stack */
+    char path[64];
+    assert_non_null(r);
+    snprintf(path, sizeof path, "/orders%s", query);
+    http_req(port, "GET", path, NULL, NULL, 5000, r);
+    if (r->status != 200)
+        fail_msg("GET %s: %d %.200s", path, r->status, r->body);
+    json_t *doc = json_loadb(r->body, r->len, 0, NULL);
+    free(r);
+    assert_non_null(doc);
+    assert_true(json_is_array(json_object_get(doc, "orders")));
+    return doc;
+}
+
+/* The entry for order `id` in a list, or NULL. */
+static json_t *entry(json_t *doc, const char *id)
+{
+    json_t *o;
+    size_t i;
+    json_array_foreach(json_object_get(doc, "orders"), i, o) {
+        const char *oid = json_string_value(json_object_get(o, "order_id"));
+        if (oid && !strcmp(oid, id))
+            return o;
+    }
+    return NULL;
+}
+
+static void expect_entry(json_t *doc, const char *id, const char *item, int qty, long amount, const char *status)
+{
+    json_t *o = entry(doc, id);
+    if (!o)
+        fail_msg("order %s is not in the list", id);
+    assert_string_equal(json_string_value(json_object_get(o, "item")), item);
+    assert_int_equal(json_integer_value(json_object_get(o, "qty")), qty);
+    assert_int_equal(json_integer_value(json_object_get(o, "amount_cents")), amount);
+    assert_string_equal(json_string_value(json_object_get(o, "status")), status);
+}
+
+/* Every entry of a filtered list has that status; returns how many. */
+static size_t all_have(json_t *doc, const char *status)
+{
+    json_t *o;
+    size_t i;
+    json_array_foreach(json_object_get(doc, "orders"), i, o)
+        assert_string_equal(json_string_value(json_object_get(o, "status")), status);
+    return json_array_size(json_object_get(doc, "orders"));
+}
+
+/* GET /reservations/{id}: asserts the status (and, for 200, the fields). */
+static void expect_reservation(int port, const char *id, int status, const char *item, int qty, const char *state)
+{
+    hresp r;
+    char path[128], s[32];
+    snprintf(path, sizeof path, "/reservations/%s", id);
+    http_req(port, "GET", path, NULL, NULL, 3000, &r);
+    expect_status(&r, status, status == 200 ? NULL : "not_found");
+    if (status != 200)
+        return;
+    assert_true(jstr(&r, "order_id", s, sizeof s));
+    assert_string_equal(s, id);
+    assert_true(jstr(&r, "item", s, sizeof s));
+    assert_string_equal(s, item);
+    assert_int_equal(jint(&r, "qty", -1), qty);
+    assert_true(jstr(&r, "status", s, sizeof s));
+    assert_string_equal(s, state);
+}
+
+typedef struct bg_order { int port; hresp r; char id[64]; } bg_order;
+
+static void *bg_post(void *arg)
+{
+    bg_order *b = arg;
+    order_post(b->port, "sku-1", 2, 33, b->id, &b->r);
+    return NULL;
+}
+
+static void lists_of_orders_and_reservations(void **state)
+{
+    (void)state;
+    /* two reactors: the lists gather from both */
+    chain c;
+    chain_start(&c, &(chain_opts){ .threads = 2, .admin = true, .stock = "sku-1=10,sku-2=0" });
+    json_t *doc = list_orders(c.order.port, "");
+    assert_int_equal(json_array_size(json_object_get(doc, "orders")), 0);
+    json_decref(doc);
+
+    enum { NPAID = 4 };
+    char paid[NPAID][64], oos[64], unknown[64], charge_failed[64];
+    hresp r;
+    for (int i = 0; i < NPAID; i++)
+        expect_paid(&c, "sku-1", 1, 100 + i, paid[i]);
+    order_post(c.order.port, "sku-2", 1, 7, oos, &r);
+    expect_status(&r, 409, "out_of_stock");
+    order_post(c.order.port, "sku-77", 1, 8, unknown, &r);
+    expect_status(&r, 409, "unknown_item");
+    assert_int_equal(fault_set(c.pay.port, "{\"error_rate\":1.0,\"path\":\"/charge\"}"), 200);
+    order_post(c.order.port, "sku-1", 3, 9, charge_failed, &r);
+    expect_status(&r, 502, "upstream_failed");
+    assert_int_equal(fault_clear(c.pay.port), 200);
+    assert_false(order_check(&c, charge_failed, 9));   /* and its release is done */
+
+    doc = list_orders(c.order.port, "");
+    assert_int_equal(json_array_size(json_object_get(doc, "orders")), NPAID + 3);
+    for (int i = 0; i < NPAID; i++)
+        expect_entry(doc, paid[i], "sku-1", 1, 100 + i, "PAID");
+    expect_entry(doc, oos, "sku-2", 1, 7, "FAILED");
+    expect_entry(doc, unknown, "sku-77", 1, 8, "FAILED");
+    expect_entry(doc, charge_failed, "sku-1", 3, 9, "FAILED");
+    json_decref(doc);
+
+    doc = list_orders(c.order.port, "?status=PAID");
+    assert_int_equal(all_have(doc, "PAID"), NPAID);
+    json_decref(doc);
+    doc = list_orders(c.order.port, "?status=FAILED");
+    assert_int_equal(all_have(doc, "FAILED"), 3);
+    assert_non_null(entry(doc, oos));
+    json_decref(doc);
+    doc = list_orders(c.order.port, "?status=PENDING");
+    assert_int_equal(all_have(doc, "PENDING"), 0);
+    json_decref(doc);
+
+    for (int i = 0; i < NPAID; i++)
+        expect_reservation(c.inv.port, paid[i], 200, "sku-1", 1, "RESERVED");
+    expect_reservation(c.inv.port, charge_failed, 200, "sku-1", 3, "RELEASED");
+    expect_reservation(c.inv.port, oos, 404, NULL, 0, NULL);       /* never reserved */
+    expect_reservation(c.inv.port, unknown, 404, NULL, 0, NULL);
+
+    /* An order under way (its charge held up at payment) is PENDING, and its
+     * stock is taken: RESERVED. */
+    assert_int_equal(fault_set(c.pay.port, "{\"delay_ms\":1500,\"path\":\"/charge\"}"), 200);
+    bg_order *b = calloc(1, sizeof *b);
+    assert_non_null(b);
+    b->port = c.order.port;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, bg_post, b), 0);
+    size_t pending = 0;
+    char pid[64] = "";
+    for (uint64_t end = svc_now_ms() + 3000; !pending && svc_now_ms() < end;) {
+        doc = list_orders(c.order.port, "?status=PENDING");
+        if ((pending = all_have(doc, "PENDING")) > 0)
+            snprintf(pid, sizeof pid, "%s",
+                     json_string_value(json_object_get(json_array_get(json_object_get(doc, "orders"), 0), "order_id")));
+        json_decref(doc);
+        if (!pending)
+            poll(NULL, 0, 10);
+    }
+    assert_int_equal(pending, 1);
+    expect_reservation(c.inv.port, pid, 200, "sku-1", 2, "RESERVED");
+    pthread_join(th, NULL);
+    expect_status(&b->r, 201, NULL);
+    assert_string_equal(b->id, pid);
+    assert_true(order_check(&c, pid, 33));
+    free(b);
+    assert_int_equal(fault_clear(c.pay.port), 200);
+    doc = list_orders(c.order.port, "?status=PAID");
+    assert_int_equal(all_have(doc, "PAID"), NPAID + 1);
+    json_decref(doc);
+    chain_end(&c);
+}
+
 /* ---- 6. bad requests ------------------------------------------------------------------ */
 
 typedef struct bad { const char *method, *path, *body; int status; const char *code; } bad;
@@ -202,7 +368,12 @@ static const bad order_bad[] = {
     { "GET", "/orders/no-such-order", NULL, 404, "not_found" },
     { "POST", "/orders/no-such-order/paid", NULL, 404, "not_found" },
     { "GET", "/no-such-route", NULL, 404, NULL },
-    { "GET", "/orders", NULL, 405, NULL },
+    { "GET", "/orders?status=paid", NULL, 400, "bad_request" },    /* the filter is upper case */
+    { "GET", "/orders?status=", NULL, 400, "bad_request" },
+    { "GET", "/orders?status=SHIPPED", NULL, 400, "bad_request" },
+    { "GET", "/orders?state=PAID", NULL, 400, "bad_request" },
+    { "GET", "/orders?status=PAID&x=1", NULL, 400, "bad_request" },
+    { "PUT", "/orders", "{}", 405, NULL },
     { "DELETE", "/orders/x", NULL, 405, NULL },
     { "GET", "/admin/fault", NULL, 404, NULL },    /* no --admin */
     { "POST", "/admin/fault", "{\"hang\":true}", 404, NULL },
@@ -223,6 +394,10 @@ static const bad inv_bad[] = {
     { "POST", "/release", "{\"order_id\":5}", 400, "bad_request" },
     { "POST", "/release", "{\"order_id\":\"never-reserved\"}", 404, "not_found" },
     { "GET", "/stock/sku-404", NULL, 404, "unknown_item" },
+    { "GET", "/reservations/never-reserved", NULL, 404, "not_found" },
+    { "GET", "/reservations/bad%20id", NULL, 404, "not_found" },
+    { "GET", "/reservations/0123456789abcdef0123456789", NULL, 404, "not_found" },   /* too long for an id */
+    { "POST", "/reservations/x", NULL, 405, NULL },
     { "GET", "/reserve", NULL, 405, NULL },
     { "PUT", "/stock/sku-1", "{}", 405, NULL },
     { "GET", "/nothing/here", NULL, 404, NULL },
@@ -376,6 +551,7 @@ int main(void)
         cmocka_unit_test_teardown(out_of_stock_is_409, svc_teardown),
         cmocka_unit_test_teardown(bad_requests_are_refused, svc_teardown),
         cmocka_unit_test_teardown(two_threads_keep_the_invariant, svc_teardown),
+        cmocka_unit_test_teardown(lists_of_orders_and_reservations, svc_teardown),
         cmocka_unit_test_teardown(bad_usage_exits_2, svc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -183,6 +183,13 @@ typedef struct rec { svc_node node; char key[16]; } rec;
 static int freed;
 static void rec_free(svc_node *n) { freed++; free(n); }
 
+/* svc_map_each's visitor: marks record k<i> in the array `arg`. */
+static void rec_mark(svc_node *n, void *arg)
+{
+    char *seen = arg;
+    seen[atoi(((rec *)n)->key + 1)]++;
+}
+
 static void test_map(void **s)
 {
     (void)s;
@@ -211,12 +218,19 @@ static void test_map(void **s)
         assert_non_null(r);
         assert_string_equal(r->key, k);
     }
+    char *visited = calloc(1000, 1);
+    assert_non_null(visited);
+    svc_map_each(&m, rec_mark, visited);   /* every record exactly once */
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(visited[i], 1);
+    free(visited);
     assert_null(svc_map_find(&m, "k1000", 5));
     assert_null(svc_map_find(&m, "k1", 1));   /* a prefix is another key */
     for (int i = 0; i < 3; i++)   /* the shards share the keys */
         assert_true(seen[i] > 250);
     svc_map_free(&m, rec_free);
     assert_int_equal(freed, 1000);
+    svc_map_each(&m, rec_mark, NULL);   /* freed: an empty table, nothing visited */
 }
 
 /* Only the contract's statuses reach order's client; all else is 502. */

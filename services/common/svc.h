@@ -85,6 +85,8 @@ struct svc_job {
     size_t body_len;
     const char *param;        /* the route's one capture ({id}, {item}), or NULL */
     size_t param_len;
+    const char *query;        /* the query without '?' (query_len bytes), or NULL */
+    size_t query_len;
     /* private */
     sl_http_req *req_;        /* safe/guarded: the request */
     struct svc_naive *naive_; /* naive: where the answer goes */

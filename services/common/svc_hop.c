@@ -28,6 +28,8 @@ static void hop_done(void *arg)
     if (h->waiter) {
         memcpy(h->dst, h->io, h->io_size);
         sl_task_unpark(h->waiter, h->rc);
+    } else if (h->step->drop) {
+        h->step->drop(h->io);
     }
     free(h);
 }

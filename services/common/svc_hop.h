@@ -17,7 +17,8 @@
  * it (so the request's deadline and cancellation reach a lock wait), and
  * the result is posted back and wakes the caller. If the caller gives up
  * first (its deadline, a disconnect), it leaves at once; the late result
- * is dropped on its reactor and the hop's memory freed there. The owner's
+ * is dropped on its reactor (step->drop frees what it owned) and the
+ * hop's memory freed there. The owner's
  * task belongs to the owner shard's background group, so shutdown ends it. */
 #ifndef SVC_HOP_H
 #define SVC_HOP_H
@@ -29,6 +30,9 @@ typedef struct svc_step {
     int (*finish)(sl_task *t, void *io, int rc);       /* NULL: begin's result */
     bool undo;     /* an undo (give back, void): runs even when the caller is
                     * cancelled, which then does not wait for it */
+    void (*drop)(void *io);   /* NULL, or frees what the step put in io for the
+                               * caller (a result that travels back as a
+                               * pointer) when the caller gave up first */
 } svc_step;
 
 /* The caller's handle, in its task state. */

@@ -180,16 +180,19 @@ static int naive_start(svc_job *job)
 {
     const route_def *ro = job->route_;
     size_t off = sizeof(svc_naive) + ro->state_size;
-    svc_naive *nv = calloc(1, off + job->body_len + 1 + job->param_len + 1);
+    svc_naive *nv = calloc(1, off + job->body_len + 1 + job->param_len + 1 + job->query_len + 1);
     if (!nv)
         return -ENOMEM;
-    char *body = (char *)nv + off, *param = body + job->body_len + 1;
+    char *body = (char *)nv + off, *param = body + job->body_len + 1, *query = param + job->param_len + 1;
     memcpy(body, job->body, job->body_len);
     if (job->param)
         memcpy(param, job->param, job->param_len);
+    if (job->query)
+        memcpy(query, job->query, job->query_len);
     nv->job = (svc_job){ .s = job->s, .sh = job->sh, .tag = job->tag, .body = body,
                          .body_len = job->body_len, .param = job->param ? param : NULL,
-                         .param_len = job->param_len, .naive_ = nv, .route_ = ro };
+                         .param_len = job->param_len, .query = job->query ? query : NULL,
+                         .query_len = job->query_len, .naive_ = nv, .route_ = ro };
     sl_ctx *keep = svc_job_link_ctx(job), *worker = NULL;
     int rc = keep ? sl_ctx_without_cancel(&worker, keep) : -ENOMEM;
     if (rc == 0) {
@@ -248,6 +251,9 @@ static void job_init(svc_job *job, sl_http_req *req)
     job->tag = sl_traceparent_tag(sl_http_req_trace(req));
     job->body = sl_http_req_body(req, &job->body_len);
     job->param = ro->param[0] ? sl_http_req_param(req, ro->param, &job->param_len) : NULL;
+    job->query = sl_http_req_query(req, &job->query_len);
+    if (job->query_len == 0)
+        job->query = NULL;
 }
 
 /* Every business request runs this step: the fault first, then the handler

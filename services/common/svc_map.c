@@ -86,6 +86,13 @@ void svc_map_put(svc_map *m, svc_node *n)
     m->count++;
 }
 
+void svc_map_each(const svc_map *m, void (*fn)(svc_node *, void *), void *arg)
+{
+    for (size_t i = 0; m->buckets && i <= m->mask; i++)
+        for (svc_node *n = m->buckets[i]; n; n = n->next)
+            fn(n, arg);
+}
+
 void svc_map_free(svc_map *m, void (*free_fn)(svc_node *))
 {
     for (size_t i = 0; m->buckets && i <= m->mask; i++)

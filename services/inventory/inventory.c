@@ -6,7 +6,8 @@
  * POST /reserve takes the stock, charges at payment and settles: kept when
  * the charge went through, given back when it did not (its status passed
  * on). POST /release gives it back (once, whoever asks first) and voids
- * the charge; without "item" it asks every reactor. */
+ * the charge; without "item" it asks every reactor, as GET
+ * /reservations/{order_id} does. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -49,7 +50,7 @@ typedef struct res_io {
     int64_t qty;
     int code;                 /* 0: go on; else the status to answer */
     const char *err;          /* static error code */
-    bool found;
+    bool found, released;
 } res_io;
 
 static int reserve_begin(sl_task *t, void *arg)
@@ -124,10 +125,26 @@ static int get_begin(sl_task *t, void *arg)
     return 0;
 }
 
-static const svc_step reserve_step = { "reserve (on the item's reactor)", reserve_begin, NULL, false };
-static const svc_step settle_ok_step = { "reservation kept", settle_ok_begin, NULL, false };
-static const svc_step release_step = { "reservation given back", release_begin, NULL, true };
-static const svc_step get_step = { "stock lookup", get_begin, NULL, false };
+/* A reservation as it stands (on its item's reactor). */
+static int resv_get_begin(sl_task *t, void *arg)
+{
+    res_io *io = arg;
+    resv *r = (resv *)svc_map_find(&here()->resv, io->id, strlen(io->id));
+    (void)t;
+    io->found = r != NULL;
+    if (r) {
+        strcpy(io->item, r->s->item);
+        io->qty = r->qty;
+        io->released = r->released;
+    }
+    return 0;
+}
+
+static const svc_step reserve_step = { .name = "reserve (on the item's reactor)", .begin = reserve_begin };
+static const svc_step settle_ok_step = { .name = "reservation kept", .begin = settle_ok_begin };
+static const svc_step release_step = { .name = "reservation given back", .begin = release_begin, .undo = true };
+static const svc_step get_step = { .name = "stock lookup", .begin = get_begin };
+static const svc_step resv_get_step = { .name = "reservation lookup", .begin = resv_get_begin };
 
 /* ---- POST /reserve --------------------------------------------------------------------- */
 
@@ -298,6 +315,30 @@ static int get_stock(sl_task *t, svc_job *job)
     SL_END(t);
 }
 
+/* ---- GET /reservations/{order_id} ---------------------------------------------------------- */
+
+/* The order id does not name the reactor (the item does): ask each in turn. */
+static int get_reservation(sl_task *t, svc_job *job)
+{
+    release_st *st = svc_job_state(job);
+    SL_BEGIN(t);
+    if (!svc_key_valid(job->param, job->param_len, ID_MAX))
+        SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "no such reservation"));
+    memcpy(st->io.id, job->param, job->param_len);
+    for (st->i = 0; st->i < S.n && !st->io.found; st->i++) {
+        SVC_ON(t, st->rc, &st->hop, job, S.shards[st->i].r, &resv_get_step, &st->io);
+        if (st->rc < 0)
+            SL_RETURN(t, st->rc);
+    }
+    if (!st->io.found)
+        SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "order %s was never reserved", st->io.id));
+    char out[ID_MAX + INV_ITEM_MAX + 96];
+    int len = snprintf(out, sizeof out, "{\"order_id\":\"%s\",\"item\":\"%s\",\"qty\":%" PRId64 ",\"status\":\"%s\"}",
+                       st->io.id, st->io.item, st->io.qty, st->io.released ? "RELEASED" : "RESERVED");
+    svc_reply(job, 200, out, (size_t)len);
+    SL_END(t);
+}
+
 /* ---- the program ----------------------------------------------------------------------------- */
 
 static void node_free(svc_node *n) { free(n); }
@@ -358,7 +399,8 @@ int main(int argc, char **argv)
     S.app_free = shard_free;
     if ((rc = svc_route(&S, "POST", "/reserve", reserve, sizeof(reserve_st))) < 0 ||
         (rc = svc_route(&S, "POST", "/release", release, sizeof(release_st))) < 0 ||
-        (rc = svc_route(&S, "GET", "/stock/{item}", get_stock, sizeof(get_st))) < 0) {
+        (rc = svc_route(&S, "GET", "/stock/{item}", get_stock, sizeof(get_st))) < 0 ||
+        (rc = svc_route(&S, "GET", "/reservations/{order_id}", get_reservation, sizeof(release_st))) < 0) {
         fprintf(stderr, "inventory-svc: routes: %s\n", strerror(-rc));
         return 1;
     }

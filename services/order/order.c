@@ -18,30 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include "failure.h"
-#include "svc.h"
+#include "order.h"
 #include "svc_hop.h"
-#include "svc_map.h"
 
-#define ID_MAX 24
-#define ITEM_MAX 64
 #define COMPENSATION_MS 5000     /* the whole compensation */
 #define RELEASE_CALL_MS 1000     /* one attempt */
 #define RELEASE_ATTEMPTS 4
 
-enum { PENDING, PAID, FAILED };
-static const char *const status_name[] = { "PENDING", "PAID", "FAILED" };
-
-typedef struct order {
-    svc_node node;
-    char id[ID_MAX];
-    char item[ITEM_MAX];
-    int64_t qty, amount;
-    int status;
-    sl_mutex lock;            /* the row lock; the record is never freed while running */
-    char lock_name[ID_MAX + 8];
-} order;
-
-typedef struct oshard { svc_map orders; } oshard;
+const char *const order_status_name[3] = { "PENDING", "PAID", "FAILED" };
 
 static svc S;
 
@@ -304,7 +288,7 @@ static int paid_finish(sl_task *t, void *arg, int rc)
     return 0;
 }
 
-static const svc_step paid_step = { "order paid (on the order's reactor)", paid_begin, paid_finish, false };
+static const svc_step paid_step = { .name = "order paid (on the order's reactor)", .begin = paid_begin, .finish = paid_finish };
 
 typedef struct paid_st {
     paid_io io;
@@ -368,7 +352,7 @@ static int get_begin(sl_task *t, void *arg)
     return 0;
 }
 
-static const svc_step get_step = { "order lookup", get_begin, NULL, false };
+static const svc_step get_step = { .name = "order lookup", .begin = get_begin };
 
 typedef struct get_st {
     get_io io;
@@ -391,7 +375,7 @@ static int get_order(sl_task *t, svc_job *job)
     char out[ID_MAX + ITEM_MAX + 128];
     int len = snprintf(out, sizeof out, "{\"order_id\":\"%s\",\"item\":\"%s\",\"qty\":%" PRId64
                        ",\"amount_cents\":%" PRId64 ",\"status\":\"%s\"}", st->io.id, st->io.item,
-                       st->io.qty, st->io.amount, status_name[st->io.status]);
+                       st->io.qty, st->io.amount, order_status_name[st->io.status]);
     svc_reply(job, 200, out, (size_t)len);
     SL_END(t);
 }
@@ -429,6 +413,7 @@ int main(int argc, char **argv)
     S.app_init = shard_init;
     S.app_free = shard_free;
     if ((rc = svc_route(&S, "POST", "/orders", create_order, sizeof(create_st))) < 0 ||
+        (rc = svc_route(&S, "GET", "/orders", order_list, order_list_state_size())) < 0 ||
         (rc = svc_route(&S, "GET", "/orders/{id}", get_order, sizeof(get_st))) < 0 ||
         (rc = svc_route(&S, "POST", "/orders/{id}/paid", order_paid, sizeof(paid_st))) < 0) {
         fprintf(stderr, "order-svc: routes: %s\n", strerror(-rc));

@@ -100,10 +100,10 @@ static int get_begin(sl_task *t, void *arg)
     return 0;
 }
 
-static const svc_step open_step = { "charge (on the charge's reactor)", open_begin, NULL, false };
-static const svc_step confirm_step = { "charge confirmed", confirm_begin, NULL, false };
-static const svc_step void_step = { "charge voided", void_begin, NULL, true };
-static const svc_step get_step = { "charge lookup", get_begin, NULL, false };
+static const svc_step open_step = { .name = "charge (on the charge's reactor)", .begin = open_begin };
+static const svc_step confirm_step = { .name = "charge confirmed", .begin = confirm_begin };
+static const svc_step void_step = { .name = "charge voided", .begin = void_begin, .undo = true };
+static const svc_step get_step = { .name = "charge lookup", .begin = get_begin };
 
 static sl_reactor *owner(const char *id) { return svc_owner(&S, id, strlen(id)); }
 

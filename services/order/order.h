@@ -1,0 +1,33 @@
+/* order.h: order-svc's record and its shard, shared by its handlers
+ * (order.c: create, callback, lookup; list.c: the list of every order). */
+#ifndef ORDER_H
+#define ORDER_H
+#include <stdint.h>
+#include "svc.h"
+#include "svc_map.h"
+
+#define ID_MAX 24
+#define ITEM_MAX 64
+
+enum order_status { PENDING, PAID, FAILED };
+extern const char *const order_status_name[3];   /* "PENDING", "PAID", "FAILED" */
+
+typedef struct order {
+    svc_node node;
+    char id[ID_MAX];
+    char item[ITEM_MAX];
+    int64_t qty, amount;
+    int status;
+    sl_mutex lock;            /* the row lock; the record is never freed while running */
+    char lock_name[ID_MAX + 8];
+} order;
+
+/* One reactor's orders: those whose id hashes to it. */
+typedef struct oshard { svc_map orders; } oshard;
+
+/* GET /orders[?status=PENDING|PAID|FAILED] (list.c), and the size of its
+ * request state. */
+int order_list(sl_task *t, svc_job *job);
+size_t order_list_state_size(void);
+
+#endif
