@@ -482,8 +482,8 @@ static void two_threads_keep_the_invariant(void **state)
 
 /* ---- 11. bad command lines ------------------------------------------------------------ */
 
-/* One bad command line; the runs go in parallel (each start of a program
- * through libtool's wrapper script costs a few hundred ms). */
+/* One bad command line; the runs go in parallel (each start costs a few
+ * ms, more under ASan). */
 typedef struct usage_run {
     const char *prog;
     const char *args[3];
@@ -505,6 +505,7 @@ static void bad_usage_exits_2(void **state)
         { "--no-such-option", NULL }, { "--mode", "reckless", NULL }, { "--listen", "nonsense", NULL },
         { "--listen", "127.0.0.1:99999", NULL }, { "--listen", "127.0.0.1:", NULL },
         { "--threads", "abc", NULL }, { "--threads", "0", NULL }, { "--timeout-ms", "soon", NULL },
+        { "--grace-ms", "0", NULL },
         { "stray-argument", NULL },
     };
     static const usage_run own[] = {

@@ -115,7 +115,9 @@ static void naive_deadlocks(void **state)
     (void)state;
     enum { CLIENT_TIMEOUT_MS = 2000 };
     chain c;
-    chain_start(&c, &(chain_opts){ .mode = "naive", .stock = "sku-1=1000" });
+    /* a short drain: the stuck requests would only wait out the default 5 s */
+    chain_start(&c, &(chain_opts){ .mode = "naive", .stock = "sku-1=1000", .order_args = { "--grace-ms", "200" },
+                                   .inv_args = { "--grace-ms", "200" }, .pay_args = { "--grace-ms", "200" } });
     const char *trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     char hdr[128];
     snprintf(hdr, sizeof hdr, "traceparent: 00-%s-00f067aa0ba902b7-01\r\n", trace);

@@ -78,7 +78,7 @@ static void on_stopped(sl_http_server *srv, void *arg)
 
 static int usage(const svc_prog *p, const char *msg)
 {
-    fprintf(stderr, "%s (usage: %s [--listen HOST:PORT] [--threads N] [--timeout-ms MS] "
+    fprintf(stderr, "%s (usage: %s [--listen HOST:PORT] [--threads N] [--timeout-ms MS] [--grace-ms MS] "
                     "[--mode safe|guarded|naive] [--admin] [--access-log] [--trace FILE.json]%s%s%s)\n",
             msg, p->name, p->upstream_flag ? " [" : "", p->upstream_flag ? p->upstream_flag : "",
             p->upstream_flag ? (p->has_stock ? " URLS] [--stock ITEM=N,...]" : " URLS]") : "");
@@ -107,6 +107,7 @@ static int make_all(svc *s, char *err, size_t errlen)
         return snprintf(err, errlen, "%s: runtime: %s", p->name, strerror(-rc)), 1;
     s->n = sl_runtime_threads(s->rt);
     sl_http_server_opts so = { .listen = s->o.listen, .timeout_ms = svc_opts_timeout_ms(&s->o),
+                               .grace_ms = s->o.grace_ms,
                                .access_log = s->o.access_log, .on_stopped = on_stopped,
                                .on_stopped_arg = s };
     if ((rc = sl_http_server_new(&s->srv, s->rt, &so)) < 0)

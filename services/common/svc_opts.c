@@ -7,6 +7,7 @@
 #include "svc_opts.h"
 
 #define DAY_MS 86400000u
+#define GRACE_MAX_MS 600000u
 
 const char *svc_mode_name(svc_mode m)
 {
@@ -54,7 +55,7 @@ static int parse_mode(const char *s, svc_mode *m)
 
 int svc_opts_parse(svc_opts *o, const svc_prog *p, int argc, char **argv, char *err, size_t errlen)
 {
-    *o = (svc_opts){ .listen = p->default_listen, .upstream = p->default_upstream };
+    *o = (svc_opts){ .listen = p->default_listen, .upstream = p->default_upstream, .grace_ms = SVC_GRACE_MS };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool flag = !strcmp(a, "--admin") || !strcmp(a, "--access-log");
@@ -79,6 +80,10 @@ int svc_opts_parse(svc_opts *o, const svc_prog *p, int argc, char **argv, char *
             if (number(v, 1, DAY_MS, &n) < 0)
                 return fail(err, errlen, "%s: --timeout-ms wants 1..%u, not '%s'", p->name, DAY_MS, v);
             o->timeout_ms = (uint32_t)n;
+        } else if (!strcmp(a, "--grace-ms")) {
+            if (number(v, 1, GRACE_MAX_MS, &n) < 0)
+                return fail(err, errlen, "%s: --grace-ms wants 1..%u, not '%s'", p->name, GRACE_MAX_MS, v);
+            o->grace_ms = (uint32_t)n;
         } else if (!strcmp(a, "--mode")) {
             if (parse_mode(v, &o->mode) < 0)
                 return fail(err, errlen, "%s: --mode wants safe, guarded or naive, not '%s'", p->name, v);

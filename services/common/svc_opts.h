@@ -1,6 +1,7 @@
 /* svc_opts.h: the command line every service of the demo chain shares.
  *
- *   --listen HOST:PORT  --threads N  --timeout-ms MS  --mode safe|guarded|naive
+ *   --listen HOST:PORT  --threads N  --timeout-ms MS  --grace-ms MS
+ *   --mode safe|guarded|naive
  *   --admin  --access-log  --trace FILE.json  and the program's own:
  *   one upstream list (--inventory / --payment / --order) and, for
  *   inventory-svc, --stock ITEM=N,...
@@ -11,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#define SVC_GRACE_MS 5000u
 
 typedef enum svc_mode { SVC_SAFE, SVC_GUARDED, SVC_NAIVE } svc_mode;
 
@@ -27,6 +30,7 @@ typedef struct svc_opts {
     const char *listen;
     int threads;                   /* 0: online CPUs */
     uint32_t timeout_ms;           /* 0: not given (the mode's default) */
+    uint32_t grace_ms;             /* SIGTERM's drain (default SVC_GRACE_MS) */
     svc_mode mode;
     bool admin, access_log;
     const char *trace;             /* NULL: no trace */
