@@ -206,9 +206,13 @@ static void injected_errors_fail_cleanly(void **state)
     assert_int_equal(fault_clear(c.pay.port), 200);
     expect_paid(&c, 10);
 
-    /* inventory fails /reserve: nothing was reserved */
+    /* inventory fails /reserve: nothing was reserved; the 502 says who said what */
     assert_int_equal(fault_set(c.inv.port, "{\"error_rate\":1.0,\"path\":\"/reserve\"}"), 200);
     expect_failed_order(&c, 502, "upstream_failed", 19, &r);
+    char msg[256] = "";
+    jstr(&r, "message", msg, sizeof msg);
+    if (!strstr(msg, "inventory answered 500 injected_fault"))
+        fail_msg("the 502's message does not name inventory's 500 injected_fault: \"%s\"", msg);
     assert_int_equal(fault_clear(c.inv.port), 200);
 
     /* limited to one path: /void failing does not touch /charge */
@@ -221,6 +225,10 @@ static void injected_errors_fail_cleanly(void **state)
     http_req(c.pay.port, "POST", "/charge", "{\"order_id\":\"x2\",\"amount_cents\":1}", NULL, 3000, &r);
     assert_int_equal(r.status, HTTP_CLOSED);
     expect_failed_order(&c, 502, "upstream_failed", 18, &r);
+    jstr(&r, "message", msg, sizeof msg);   /* inventory's 502 for payment's reset, named */
+    if (!strstr(msg, "inventory answered 502 upstream_failed") || !strstr(msg, "payment"))
+        fail_msg("the 502's message does not say inventory's 502 and payment's reset: \"%s\"", msg);
+    assert_true(svc_metric(c.inv.port, "sluice_upstream_calls_total", "upstream=\"payment\",result=\"reset\"", NULL) >= 1);
     assert_int_equal(fault_clear(c.pay.port), 200);
     expect_paid(&c, 12);
     assert_int_equal(stock_of(c.inv.port, "sku-1"), 17);

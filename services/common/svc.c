@@ -114,6 +114,9 @@ static int make_all(svc *s, char *err, size_t errlen)
         return snprintf(err, errlen, "%s: bad --listen '%s'", p->name, s->o.listen), rc == -EINVAL ? 2 : 1;
     if (p->upstream_flag && (rc = sl_http_upstream_new(&s->up, s->rt, s->o.upstream, NULL)) < 0)
         return snprintf(err, errlen, "%s: bad %s '%s'", p->name, p->upstream_flag, s->o.upstream), rc == -EINVAL ? 2 : 1;
+    /* /metrics reports the calls to it, under the flag's name ("inventory") */
+    if (s->up && (rc = sl_http_server_add_upstream(s->srv, p->upstream_flag + 2, s->up)) < 0)
+        return snprintf(err, errlen, "%s: upstream metrics: %s", p->name, strerror(-rc)), 1;
     if (!(s->shards = calloc((size_t)s->n, sizeof *s->shards)))
         return snprintf(err, errlen, "%s: out of memory", p->name), 1;
     for (int i = 0; i < s->n; i++) {

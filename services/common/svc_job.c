@@ -74,8 +74,16 @@ int svc_upstream_status(int rc, const sl_http_resp *resp)
     }
 }
 
+/* The upstream's name for messages: "inventory" for --inventory. */
+static const char *upstream_name(const svc_job *job)
+{
+    const char *flag = job->s->prog->upstream_flag;
+    return flag ? flag + 2 : "the upstream";
+}
+
 int svc_reply_upstream(svc_job *job, int rc, const sl_http_resp *resp, const char *order_id)
 {
+    const char *up = upstream_name(job);
     int st = svc_upstream_status(rc, resp);
     if (st == 0)
         return 0;
@@ -86,14 +94,14 @@ int svc_reply_upstream(svc_job *job, int rc, const sl_http_resp *resp, const cha
         if (code)
             svc_reply_error(job, st, code, order_id, "%s", msg ? msg : "");
         else
-            svc_reply_error(job, st = 502, "upstream_failed", order_id, "the upstream answered %d", resp->status);
+            svc_reply_error(job, st = 502, "upstream_failed", order_id, "%s answered %d", up, resp->status);
         json_decref(o);
     } else if (st == 504) {
-        svc_reply_error(job, st, "deadline_exceeded", order_id, "the budget ran out waiting for the upstream");
+        svc_reply_error(job, st, "deadline_exceeded", order_id, "the budget ran out waiting for %s", up);
     } else if (st == 503) {
-        svc_reply_error(job, st, "overloaded", order_id, "the upstream's connections are all busy; retry later");
+        svc_reply_error(job, st, "overloaded", order_id, "the connections to %s are all busy; retry later", up);
     } else {
-        svc_reply_error(job, st, "upstream_failed", order_id, "the upstream call failed: %s", strerror(-rc));
+        svc_reply_error(job, st, "upstream_failed", order_id, "%s: the call failed: %s", up, strerror(-rc));
     }
     return st;
 }
