@@ -257,6 +257,32 @@ static void delay_adds_latency(void **state)
     chain_end(&c);
 }
 
+/* ---- 7c. no inventory at all: 502 naming it, and the order FAILED ------------------- */
+
+static void refused_upstream_is_502(void **state)
+{
+    (void)state;
+    int rfd, port = svc_port_reserve(&rfd);   /* bound, never listening: connections are refused */
+    char url[64], id[64], msg[256] = "", path[96], st[16];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    const char *args[] = { "--listen", "127.0.0.1:0", "--threads", "1", "--inventory", url, NULL };
+    svc order;
+    assert_int_equal(svc_start(&order, "order", args), 0);
+    hresp r;
+    order_post(order.port, "sku-1", 1, 5, id, &r);
+    expect_status(&r, 502, "upstream_failed");
+    assert_true(id[0]);
+    jstr(&r, "message", msg, sizeof msg);
+    if (!strstr(msg, "inventory") || !strstr(msg, "refused"))
+        fail_msg("the 502 does not say that inventory refused the connection: \"%s\"", msg);
+    order_status(order.port, id, st, sizeof st);
+    assert_string_equal(st, "FAILED");
+    snprintf(path, sizeof path, "/orders/%s", id);   /* still serving */
+    expect_status((http_req(order.port, "GET", path, NULL, NULL, 3000, &r), &r), 200, NULL);
+    svc_stop(&order);   /* the release's retries end with the process, exit 0 */
+    close(rfd);
+}
+
 /* ---- 9. SIGTERM drains ---------------------------------------------------------------- */
 
 typedef struct bg_order { int port; hresp r; char id[64]; } bg_order;
@@ -367,6 +393,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(admin_rejects_bad_faults, setup, svc_teardown),
         cmocka_unit_test_setup_teardown(injected_errors_fail_cleanly, setup, svc_teardown),
         cmocka_unit_test_setup_teardown(delay_adds_latency, setup, svc_teardown),
+        cmocka_unit_test_setup_teardown(refused_upstream_is_502, setup, svc_teardown),
         cmocka_unit_test_setup_teardown(sigterm_drains_in_flight, setup, svc_teardown),
         cmocka_unit_test_setup_teardown(burst_keeps_the_invariant, setup, svc_teardown),
     };
