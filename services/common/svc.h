@@ -138,8 +138,10 @@ bool svc_replied(const svc_job *job);
 /* After an upstream call that did not give a 2xx: answers the mapped error
  * (-ETIMEDOUT 504 deadline_exceeded, -EBUSY 503 overloaded, a refused,
  * reset or malformed answer 502 upstream_failed, an HTTP error status passed
- * on with its code and message) and returns the status answered; nothing
- * is answered for a cancelled call (the caller is gone): returns 0. */
+ * on with its code and message; messages name the upstream) and returns
+ * the status answered; nothing is answered for a cancelled call (the
+ * caller is gone): returns 0. A program whose contract allows only some
+ * statuses maps them itself (order-svc: services/order/failure.h). */
 int svc_reply_upstream(svc_job *job, int rc, const sl_http_resp *resp, const char *order_id);
 
 /* The status an upstream result stands for (as svc_reply_upstream; 200 for

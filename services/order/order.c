@@ -174,14 +174,8 @@ static void start_compensation(svc_job *job, const order *o, bool mark)
 static void reply_failure(svc_job *job, const create_st *st)
 {
     const sl_http_resp *resp = &st->resp;
-    int status = svc_upstream_status(st->rc, resp);
-    if (status == 0)
-        return;
-    if (st->rc < 0) {   /* no answer: timed out, shed, refused, reset, garbled */
-        if (status == 502)
-            svc_reply_error(job, 502, "upstream_failed", st->id, "inventory: the call failed: %s", strerror(-st->rc));
-        else
-            svc_reply_upstream(job, st->rc, resp, st->id);
+    if (st->rc < 0) {   /* no answer: timed out (504), shed (503), refused, reset, garbled (502) */
+        svc_reply_upstream(job, st->rc, resp, st->id);
         return;
     }
     json_t *o = json_loadb(resp->body ? resp->body : "", resp->body_len, 0, NULL);
