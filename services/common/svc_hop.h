@@ -18,8 +18,8 @@
  * the result is posted back and wakes the caller. If the caller gives up
  * first (its deadline, a disconnect), it leaves at once; the late result
  * is dropped on its reactor (step->drop frees what it owned) and the
- * hop's memory freed there. The owner's
- * task belongs to the owner shard's background group, so shutdown ends it. */
+ * hop's memory freed there. The owner's task belongs to the owner shard's
+ * background group, so shutdown ends it. */
 #ifndef SVC_HOP_H
 #define SVC_HOP_H
 #include "svc.h"
