@@ -185,3 +185,26 @@ int svc_run(svc *s)
     teardown(s);
     return leaks ? 1 : 0;
 }
+
+/* ---- the common shard state: one map ------------------------------------------------------ */
+
+int svc_one_map_init(svc_shard *sh)
+{
+    svc_map *m = calloc(1, sizeof *m);
+    if (!m || svc_map_init(m, 1024) < 0) {
+        free(m);
+        return -ENOMEM;
+    }
+    sh->app = m;
+    return 0;
+}
+
+static void node_free(svc_node *n) { free(n); }
+
+void svc_one_map_free(svc_shard *sh)
+{
+    if (sh->app)
+        svc_map_free(sh->app, node_free);
+    free(sh->app);
+    sh->app = NULL;
+}

@@ -75,6 +75,11 @@ struct svc {
     void (*app_free)(svc_shard *sh);
 };
 
+/* Hooks for a program whose shard state is one map of malloc'd nodes
+ * (sh->app is that svc_map): set them as app_init / app_free. */
+int svc_one_map_init(svc_shard *sh);
+void svc_one_map_free(svc_shard *sh);
+
 /* A request as a business handler sees it. */
 struct svc_job {
     svc *s;

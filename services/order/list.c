@@ -81,10 +81,10 @@ static void add_order(svc_node *n, void *arg)
 static int list_begin(sl_task *t, void *arg)
 {
     list_io *io = arg;
-    oshard *os = svc_here()->app;
+    svc_map *orders = svc_here()->app;
     each_arg a = { .filter = io->filter };
     (void)t;
-    svc_map_each(&os->orders, add_order, &a);
+    svc_map_each(orders, add_order, &a);
     io->failed = a.b.failed;
     if (a.b.failed)
         free(a.b.p);

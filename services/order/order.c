@@ -31,8 +31,8 @@ static svc S;
 
 static order *find(const char *id, size_t len)
 {
-    oshard *os = svc_here()->app;
-    return (order *)svc_map_find(&os->orders, id, len);
+    svc_map *orders = svc_here()->app;
+    return (order *)svc_map_find(orders, id, len);
 }
 
 /* ---- POST /orders ------------------------------------------------------------------ */
@@ -92,7 +92,7 @@ static order *create(svc_job *job, create_st *st)
     sl_mutex_init(&o->lock, NULL, o->lock_name, S.o.mode == SVC_GUARDED ? SL_MUTEX_LOOP_CHECK : 0);
     o->node.key = o->id;
     o->node.klen = strlen(o->id);
-    svc_map_put(&((oshard *)job->sh->app)->orders, &o->node);
+    svc_map_put(job->sh->app, &o->node);
     return o;
 }
 
@@ -376,27 +376,6 @@ static int get_order(sl_task *t, svc_job *job)
 
 /* ---- the program ---------------------------------------------------------------------- */
 
-static int shard_init(svc_shard *sh)
-{
-    oshard *os = calloc(1, sizeof *os);
-    if (!os || svc_map_init(&os->orders, 1024) < 0) {
-        free(os);
-        return -ENOMEM;
-    }
-    sh->app = os;
-    return 0;
-}
-
-static void order_free(svc_node *n) { free(n); }
-
-static void shard_free(svc_shard *sh)
-{
-    oshard *os = sh->app;
-    if (os)
-        svc_map_free(&os->orders, order_free);
-    free(os);
-}
-
 static const svc_prog prog = { "order-svc", "127.0.0.1:8081", "--inventory", "http://127.0.0.1:8082", false };
 
 int main(int argc, char **argv)
@@ -404,8 +383,8 @@ int main(int argc, char **argv)
     int rc = svc_setup(&S, &prog, argc, argv);
     if (rc)
         return rc;
-    S.app_init = shard_init;
-    S.app_free = shard_free;
+    S.app_init = svc_one_map_init;
+    S.app_free = svc_one_map_free;
     if ((rc = svc_route(&S, "POST", "/orders", create_order, sizeof(create_st))) < 0 ||
         (rc = svc_route(&S, "GET", "/orders", order_list, order_list_state_size())) < 0 ||
         (rc = svc_route(&S, "GET", "/orders/{id}", get_order, sizeof(get_st))) < 0 ||

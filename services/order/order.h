@@ -23,7 +23,6 @@ typedef struct order {
 } order;
 
 /* One reactor's orders: those whose id hashes to it. */
-typedef struct oshard { svc_map orders; } oshard;
 
 /* GET /orders[?status=PENDING|PAID|FAILED] (list.c), and the size of its
  * request state. */

@@ -25,14 +25,12 @@ typedef struct charge {
     bool confirmed;           /* the order said PAID */
 } charge;
 
-typedef struct pshard { svc_map charges; } pshard;
-
 static svc S;
 
 static charge *find(const char *id)
 {
-    pshard *ps = svc_here()->app;
-    return (charge *)svc_map_find(&ps->charges, id, strlen(id));
+    svc_map *charges = svc_here()->app;
+    return (charge *)svc_map_find(charges, id, strlen(id));
 }
 
 /* ---- steps on the charge's reactor ------------------------------------------------------ */
@@ -61,7 +59,7 @@ static int open_begin(sl_task *t, void *arg)
         c->status = CHARGED;
         c->node.key = c->id;
         c->node.klen = strlen(c->id);
-        svc_map_put(&((pshard *)svc_here()->app)->charges, &c->node);
+        svc_map_put(svc_here()->app, &c->node);
     }
     return 0;
 }
@@ -222,27 +220,6 @@ static int get_charge(sl_task *t, svc_job *job)
 
 /* ---- the program ------------------------------------------------------------------------------ */
 
-static int shard_init(svc_shard *sh)
-{
-    pshard *ps = calloc(1, sizeof *ps);
-    if (!ps || svc_map_init(&ps->charges, 1024) < 0) {
-        free(ps);
-        return -ENOMEM;
-    }
-    sh->app = ps;
-    return 0;
-}
-
-static void charge_free(svc_node *n) { free(n); }
-
-static void shard_free(svc_shard *sh)
-{
-    pshard *ps = sh->app;
-    if (ps)
-        svc_map_free(&ps->charges, charge_free);
-    free(ps);
-}
-
 static const svc_prog prog = { "payment-svc", "127.0.0.1:8083", "--order", "http://127.0.0.1:8081", false };
 
 int main(int argc, char **argv)
@@ -250,8 +227,8 @@ int main(int argc, char **argv)
     int rc = svc_setup(&S, &prog, argc, argv);
     if (rc)
         return rc;
-    S.app_init = shard_init;
-    S.app_free = shard_free;
+    S.app_init = svc_one_map_init;
+    S.app_free = svc_one_map_free;
     if ((rc = svc_route(&S, "POST", "/charge", charge_order, sizeof(charge_st))) < 0 ||
         (rc = svc_route(&S, "POST", "/void", void_charge, sizeof(void_st))) < 0 ||
         (rc = svc_route(&S, "GET", "/charges/{order_id}", get_charge, sizeof(void_st))) < 0) {
