@@ -101,10 +101,11 @@ struct sl_reactor {
     /* Messages posted to other reactors during one of our callbacks: kept
      * in a chain per destination and published when the callback ends, with
      * one atomic exchange and at most one eventfd write per destination
-     * (Seastar batches the same way) instead of one of each per message. */
+     * (Seastar batches the same way) instead of one of each per message;
+     * a chain that grows to CHAIN_MAX (reactor.c) goes at once. */
     bool in_cb;
     int ndefer;
-    struct { sl_reactor *to; sl_msg *first, *last; } defer[32];
+    struct { sl_reactor *to; sl_msg *first, *last; int n; } defer[32];
 
     /* the last deadlock reports, for /debug/deadlocks */
     struct { char *text; uint64_t at; } dl[8];

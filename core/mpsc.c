@@ -56,3 +56,10 @@ sl_msg *sl_mpsc_pop(sl_mpsc *q)
     q->tail = next;
     return tail;
 }
+
+/* A message is waiting if tail is one, or if a producer has swapped itself
+ * into head (its link may not have landed yet: pop waits for it). */
+bool sl_mpsc_empty(sl_mpsc *q)
+{
+    return q->tail == &q->stub && atomic_load_explicit(&q->head, memory_order_seq_cst) == &q->stub;
+}

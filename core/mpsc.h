@@ -7,8 +7,11 @@
 #define SL_MPSC_H
 #include "sl_runtime.h"
 
+/* head is the producers' line, tail and stub the consumer's: the padding
+ * keeps a producer's exchange from evicting the line the consumer pops from. */
 typedef struct sl_mpsc {
     sl_msg *_Atomic head;      /* producers swap themselves in here */
+    char pad_[64 - sizeof(sl_msg *)];
     sl_msg *tail;              /* consumer only */
     sl_msg stub;
 } sl_mpsc;
@@ -20,4 +23,7 @@ void sl_mpsc_push(sl_mpsc *q, sl_msg *m);
 void sl_mpsc_push_chain(sl_mpsc *q, sl_msg *first, sl_msg *last);
 /* Next message, or NULL when the queue is empty. Consumer thread only. */
 sl_msg *sl_mpsc_pop(sl_mpsc *q);
+/* True when nothing has been pushed that pop has not returned. Consumer
+ * thread only; the load of head is seq_cst, for the sleep/wake handshake. */
+bool sl_mpsc_empty(sl_mpsc *q);
 #endif
