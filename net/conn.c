@@ -4,19 +4,25 @@
  * at once and cancels the requests still in flight ("client disconnected").
  * Pipelined requests are parsed up to max_pipeline ahead and answered in
  * order. A connection is freed when the peer is gone (or we closed) and no
- * request of it is still alive (a running handler keeps its request). */
+ * request of it is still alive (a running handler keeps its request).
+ *
+ * The socket is served by two plain events (see struct conn): a request
+ * that arrives whole and is answered at once costs one recv and one writev,
+ * as with the fastest servers. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include "server_int.h"
 
 enum { T_NONE, T_HEADER, T_IDLE };
 
 static void conn_process(conn *c);
 static void conn_free(conn *c);
+static void conn_fail(conn *c);
 
 /* ---- requests ---------------------------------------------------------------------- */
 
@@ -24,12 +30,10 @@ void sl__req_free(sl_http_req *req)
 {
     if (req->ctx)
         sl_ctx_unref(req->ctx);
-    if (req->out)
-        evbuffer_free(req->out);
+    if (!req->out_borrowed)
+        free(req->out);
     if (req->extra)
         evbuffer_free(req->extra);
-    free(req->head);
-    free(req->headers);
     free(req->body);
     free(req);
 }
@@ -46,11 +50,32 @@ void sl__req_release(sl_http_req *req)
         free(c);
 }
 
-static sl_http_req *req_new(conn *c, size_t state_size)
+/* The bytes a copy of m's target and headers takes after the request's
+ * state: the header array, then the strings, NUL-terminated. */
+static size_t head_size(const sl_http_msg *m)
 {
-    sl_http_req *req = calloc(1, sizeof *req + state_size);
+    if (!m)
+        return 0;
+    size_t need = m->nheaders * sizeof(sl_http_header) + m->target.len + 1;
+    for (uint32_t i = 0; i < m->nheaders; i++)
+        need += m->headers[i].name.len + m->headers[i].value.len + 2;
+    return need;
+}
+
+#define ALIGN_UP(n, a) (((n) + (a) - 1) / (a) * (a))
+
+/* A request, its handler's state and the copy of its head are one
+ * allocation (m: the head, or NULL for an answer without one). */
+static sl_http_req *req_new(conn *c, size_t state_size, const sl_http_msg *m)
+{
+    size_t at = ALIGN_UP(offsetof(sl_http_req, state) + state_size, _Alignof(sl_http_header));
+    sl_http_req *req = calloc(1, at + head_size(m));
     if (!req)
         return NULL;
+    if (m) {
+        req->headers = (sl_http_header *)(void *)((char *)req + at);
+        req->head = (char *)(req->headers + m->nheaders);
+    }
     req->c = c;
     req->sr = c->sr;
     req->t_start = sl_now_ns();
@@ -75,11 +100,36 @@ static void answer_now(sl_http_req *req, int status, const char *code, const cha
 
 /* ---- timers ------------------------------------------------------------------------ */
 
+static uint64_t mode_ns(const conn *c, int mode)
+{
+    const sl_http_server_opts *o = &c->sr->srv->o;
+    return (uint64_t)(mode == T_HEADER ? o->header_timeout_ms : o->idle_timeout_ms) * SL_NS_PER_MS;
+}
+
+static void timer_at(conn *c, uint64_t at, uint64_t now)
+{
+    uint64_t ns = at > now ? at - now : 0;
+    struct timeval tv = { (time_t)(ns / SL_NS_PER_S), (suseconds_t)(ns % SL_NS_PER_S / 1000) };
+    evtimer_add(c->timer, &tv);
+    c->timer_at = at;
+}
+
+/* The timer is lazy: a mode that ends leaves it pending, and it checks
+ * when it fires, so a keep-alive request costs no timer operation at all
+ * (a busy connection's timer fires once per idle timeout and re-arms). */
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     conn *c = arg;
     (void)fd;
     (void)what;
+    c->timer_at = 0;
+    if (c->timer_mode == T_NONE)
+        return;
+    uint64_t now = sl_now_ns(), due = c->since + mode_ns(c, c->timer_mode);
+    if (now < due) {
+        timer_at(c, due, now);
+        return;
+    }
     if (c->timer_mode == T_IDLE) {
         c->sr->st.closed_idle++;
         c->closing = true;
@@ -89,7 +139,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     /* a head that took too long: slowloris */
     c->timer_mode = T_NONE;
     c->closing = true;
-    sl_http_req *req = req_new(c, 0);
+    sl_http_req *req = req_new(c, 0, NULL);
     if (!req) {
         conn_free(c);
         return;
@@ -103,14 +153,12 @@ static void arm(conn *c, int mode)
     if (c->timer_mode == mode)
         return;
     c->timer_mode = mode;
-    if (mode == T_NONE) {
-        evtimer_del(c->timer);
+    if (mode == T_NONE)
         return;
-    }
-    const sl_http_server_opts *o = &c->sr->srv->o;
-    uint32_t ms = mode == T_HEADER ? o->header_timeout_ms : o->idle_timeout_ms;
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-    evtimer_add(c->timer, &tv);
+    uint64_t now = sl_now_ns(), due = now + mode_ns(c, mode);
+    c->since = now;
+    if (!c->timer_at || c->timer_at > due)
+        timer_at(c, due, now);
 }
 
 static void update_timer(conn *c)
@@ -127,47 +175,98 @@ static void update_timer(conn *c)
 
 /* ---- writing --------------------------------------------------------------------------- */
 
-/* Writes what `stage` holds to the socket now, and hands what the socket
- * did not take (or an error, for the event callback to report) to the
- * bufferevent. Writing at once spares the EV_WRITE round trip (two
- * epoll_ctl calls per response) when nothing is queued before it. */
-static void write_now(conn *c, struct evbuffer *stage, struct evbuffer *out)
+/* Keeps what the socket did not take, after what already waits, and asks
+ * to be told when it can take more. */
+static int out_keep(conn *c, const char *p, size_t n)
 {
-    if (evbuffer_get_length(stage))
-        evbuffer_write(stage, bufferevent_getfd(c->bev));
-    if (evbuffer_get_length(stage))
-        evbuffer_add_buffer(out, stage);
+    if (c->out_len + n > c->out_cap) {
+        if (c->out_off) {   /* slide down what is left before growing */
+            memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+            c->out_len -= c->out_off;
+            c->out_off = 0;
+        }
+        size_t cap = c->out_cap ? c->out_cap : 4096;
+        while (cap < c->out_len + n)
+            cap *= 2;
+        char *o = realloc(c->out, cap);
+        if (!o)
+            return -ENOMEM;
+        c->out = o;
+        c->out_cap = cap;
+    }
+    memcpy(c->out + c->out_len, p, n);
+    c->out_len += n;
+    if (!c->writing) {
+        event_add(c->wev, NULL);
+        c->writing = true;
+    }
+    return 0;
 }
 
+static bool out_pending(const conn *c)
+{
+    return c->out_off < c->out_len;
+}
+
+/* Sends iov in order: straight to the socket when nothing waits before it
+ * (which spares the EV_WRITE round trip, two epoll_ctl calls), else after
+ * what waits. -EPIPE when the peer is gone, -ENOMEM. */
+static int out_send(conn *c, const struct iovec *iov, int n)
+{
+    ssize_t done = 0;
+    if (!out_pending(c)) {
+        done = writev(c->fd, iov, n);
+        if (done < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return -EPIPE;
+        if (done < 0)
+            done = 0;
+    }
+    for (int i = 0; i < n; i++) {
+        size_t skip = (size_t)done < iov[i].iov_len ? (size_t)done : iov[i].iov_len;
+        done -= (ssize_t)skip;
+        if (skip < iov[i].iov_len && out_keep(c, (const char *)iov[i].iov_base + skip, iov[i].iov_len - skip) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+#define FLUSH_IOV 64
+
 /* Writes every answered request at the front of the pipeline, in order:
- * one write for all of them. */
+ * one writev for all of them. */
 void sl__conn_flush(conn *c)
 {
-    struct evbuffer *out = c->bev ? bufferevent_get_output(c->bev) : NULL;
-    srv_reactor *sr = c->sr;
-    if (out && !sr->stage)
-        sr->stage = evbuffer_new();
-    /* straight to the socket only when nothing waits ahead of it */
-    struct evbuffer *to = out && sr->stage && !evbuffer_get_length(out) ? sr->stage : out;
+    struct iovec iov[FLUSH_IOV];
+    sl_http_req *done[FLUSH_IOV];
+    int err = 0;
     while (c->head && c->head->replied) {
-        sl_http_req *req = c->head;
-        c->head = req->next;
-        if (!c->head)
-            c->tail = NULL;
-        c->npipe--;
-        if (to && req->out && !c->gone)
-            evbuffer_add_buffer(to, req->out);
-        if (!req->keep_alive)
-            c->closing = true;
-        sl__srv_count(c->sr, req);
-        req->flushed = true;
-        sl__req_release(req);   /* may free req */
+        int n = 0;
+        for (sl_http_req *req = c->head; req && req->replied && n < FLUSH_IOV; req = req->next) {
+            iov[n] = (struct iovec){ req->out, req->out ? req->out_len : 0 };
+            done[n++] = req;
+        }
+        if (!c->gone && !err)
+            err = out_send(c, iov, n);
+        for (int i = 0; i < n; i++) {
+            sl_http_req *req = done[i];
+            c->head = req->next;
+            if (!c->head)
+                c->tail = NULL;
+            c->npipe--;
+            if (!req->keep_alive)
+                c->closing = true;
+            sl__srv_count(c->sr, req);
+            req->flushed = true;
+            sl__req_release(req);   /* may free req */
+        }
     }
-    if (to && to != out)
-        write_now(c, to, out);
+    if (err) {
+        conn_fail(c);
+        return;
+    }
     if (c->closing && !c->head && !c->cur) {
         /* close once the output has gone (write_cb), or now if nothing is left */
-        if (!out || evbuffer_get_length(out) == 0)
+        if (!out_pending(c))
             conn_free(c);
         return;
     }
@@ -175,10 +274,28 @@ void sl__conn_flush(conn *c)
         conn_process(c);   /* room in the pipeline again */
 }
 
-static void write_cb(struct bufferevent *bev, void *arg)
+static void write_cb(evutil_socket_t fd, short what, void *arg)
 {
     conn *c = arg;
-    (void)bev;
+    (void)what;
+    ssize_t n = write(fd, c->out + c->out_off, c->out_len - c->out_off);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n < 0) {
+        conn_fail(c);
+        return;
+    }
+    c->out_off += (size_t)n;
+    if (out_pending(c))
+        return;
+    c->out_off = c->out_len = 0;
+    if (c->out_cap > 65536) {   /* a burst's buffer is not kept for ever */
+        free(c->out);
+        c->out = NULL;
+        c->out_cap = 0;
+    }
+    event_del(c->wev);
+    c->writing = false;
     if (c->closing && !c->head && !c->cur)
         conn_free(c);
 }
@@ -187,13 +304,6 @@ static void write_cb(struct bufferevent *bev, void *arg)
 
 static void copy_head(sl_http_req *req, const sl_http_msg *m)
 {
-    size_t need = m->target.len + 1;
-    for (uint32_t i = 0; i < m->nheaders; i++)
-        need += m->headers[i].name.len + m->headers[i].value.len + 2;
-    req->head = malloc(need);
-    req->headers = calloc(m->nheaders ? m->nheaders : 1, sizeof *req->headers);
-    if (!req->head || !req->headers)
-        return;
     char *p = req->head;
     memcpy(p, m->target.ptr, m->target.len);
     p[m->target.len] = '\0';
@@ -241,7 +351,7 @@ static void on_head(conn *c)
     int rc = sl_router_match(srv->router, m->method_name, strlen(m->method_name), m->target.ptr,
                              m->target.len, &match, allow, sizeof allow);
     route_info *ri = rc == 0 ? match.arg : NULL;
-    sl_http_req *req = req_new(c, ri ? ri->state_size : 0);
+    sl_http_req *req = req_new(c, ri ? ri->state_size : 0, m);
     if (!req) {
         c->closing = true;
         return;
@@ -251,21 +361,16 @@ static void on_head(conn *c)
     req->is_head = m->method == SL_HTTP_HEAD;
     req->keep_alive = m->keep_alive;
     copy_head(req, m);
-    if (!req->head || !req->headers) {
-        req->immediate = 500;
-        req->immediate_code = "internal";
-        req->immediate_msg = "out of memory";
-        return;
-    }
     int denied = debug_denied(c, req);
-    /* match again against our copy, so captures point into memory we own */
     if (denied) {
         req->immediate = denied;
         req->immediate_code = denied == 403 ? "forbidden" : "not_found";
         req->immediate_msg = denied == 403 ? "debug endpoints answer loopback clients only" : "no such route";
     } else if (rc == 0) {
-        sl_router_match(srv->router, req->method, strlen(req->method), req->path, req->path_len,
-                        &req->match, NULL, 0);
+        /* the captures point into the parser's store: move them to our copy */
+        req->match = match;
+        for (int i = 0; i < match.nparams; i++)
+            req->match.params[i].value = req->head + (match.params[i].value - m->target.ptr);
         req->route = ri;
     } else if (rc == -EOPNOTSUPP) {
         req->immediate = 405;
@@ -302,8 +407,12 @@ static void on_head(conn *c)
     }
     /* Expect: 100-continue, for a request we will serve, when it is the
      * first in line (a 100 must not overtake an earlier response) */
-    if (m->expect_continue && !req->immediate && c->head == req && c->bev)
-        evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    if (m->expect_continue && !req->immediate && c->head == req && !c->gone) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        struct iovec iov = { (void *)cont, sizeof cont - 1 };
+        if (out_send(c, &iov, 1) < 0)
+            c->closing = true;   /* the read side will see the peer go */
+    }
 }
 
 static int on_body(conn *c, sl_http_str piece)
@@ -347,7 +456,7 @@ static void on_parse_error(conn *c, int err)
     c->sr->st.parse_errors++;
     sl_http_req *req = c->cur;
     c->cur = NULL;
-    if (!req && !(req = req_new(c, 0)))
+    if (!req && !(req = req_new(c, 0, NULL)))
         return;
     if (!req->method)
         req->method = "?";
@@ -358,6 +467,26 @@ static void on_parse_error(conn *c, int err)
     answer_now(req, status, code, sl_http_error_str(err));
 }
 
+/* Unparsed input at most this long is kept; beyond it (a client that
+ * pipelines far ahead of its answers) reading stops until it is parsed, so
+ * TCP pushes back instead of memory growing. */
+#define IN_MAX (256 * 1024)
+#define RBUF_SIZE (64 * 1024)
+
+/* Reads when there is a reason to: not paused by backpressure, not over
+ * IN_MAX, and the peer still there. */
+static void update_reading(conn *c)
+{
+    bool want = !c->gone && !c->freed && !c->paused && c->in_len - c->in_off < IN_MAX;
+    if (want == c->reading)
+        return;
+    if (want)
+        event_add(c->rev, NULL);
+    else
+        event_del(c->rev);
+    c->reading = want;
+}
+
 static void conn_process(conn *c)
 {
     if (c->in_process) {
@@ -366,7 +495,6 @@ static void conn_process(conn *c)
     }
     c->in_process = true;
     c->alive_reqs++;   /* hold the struct: an answer can close the connection under us */
-    struct evbuffer *in = bufferevent_get_input(c->bev);
     uint32_t max_pipe = c->sr->srv->o.max_pipeline;
     do {
         c->again = false;
@@ -374,17 +502,16 @@ static void conn_process(conn *c)
          * byte (DONE uses 0 bytes): ask it again even with nothing new */
         bool pending = false;
         while (!c->closing && !c->gone && !c->paused && (c->cur || c->npipe < max_pipe)) {
-            size_t len = evbuffer_get_contiguous_space(in);
+            size_t len = c->in_len - c->in_off;
             if (!len && !pending)
                 break;
-            const char *data = len ? (const char *)evbuffer_pullup(in, (ev_ssize_t)len) : "";
+            const char *data = len ? c->in + c->in_off : "";
             size_t used = 0;
             sl_http_str body = { 0 };
             int ev = sl_http_parser_feed(&c->p, data, len, &used, &body);
             if (ev == SL_HTTP_EV_BODY && on_body(c, body) < 0)
                 ev = -ENOMEM;
-            if (used)
-                evbuffer_drain(in, used);
+            c->in_off += used;
             pending = ev == SL_HTTP_EV_HEAD || ev == SL_HTTP_EV_BODY;
             if (ev == SL_HTTP_EV_NEED_MORE) {
                 if (used && !c->cur)
@@ -409,25 +536,114 @@ static void conn_process(conn *c)
         return;
     }
     c->alive_reqs--;
+    if (c->in_off == c->in_len && !c->in_borrowed) {   /* an idle connection holds no buffer */
+        free(c->in);
+        c->in = NULL;
+        c->in_off = c->in_len = c->in_cap = 0;
+    }
+    update_reading(c);
     update_timer(c);
 }
 
-static void read_cb(struct bufferevent *bev, void *arg)
+/* What a read into the reactor's buffer left unparsed becomes the
+ * connection's own before another connection reads there. */
+static int keep_unparsed(conn *c)
 {
-    (void)bev;
-    conn_process(arg);
+    size_t rest = c->in_len - c->in_off;
+    const char *from = c->in + c->in_off;
+    c->in_borrowed = false;
+    c->in = NULL;
+    c->in_off = c->in_len = c->in_cap = 0;
+    if (!rest)
+        return 0;
+    size_t cap = rest < 4096 ? 4096 : rest;
+    if (!(c->in = malloc(cap)))
+        return -ENOMEM;
+    memcpy(c->in, from, rest);
+    c->in_len = rest;
+    c->in_cap = cap;
+    return 0;
+}
+
+/* Room for one more read after what is unparsed (there is some). */
+static char *in_room(conn *c, size_t *room)
+{
+    if (c->in_off) {
+        memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+        c->in_len -= c->in_off;
+        c->in_off = 0;
+    }
+    if (c->in_cap - c->in_len < 4096) {
+        size_t cap = c->in_cap * 2;
+        char *b = realloc(c->in, cap);
+        if (!b)
+            return NULL;
+        c->in = b;
+        c->in_cap = cap;
+    }
+    *room = c->in_cap - c->in_len;
+    return c->in + c->in_len;
 }
 
 /* The peer closed or reset: everything in flight is for nobody now. */
-static void event_cb(struct bufferevent *bev, short events, void *arg)
+static void conn_fail(conn *c)
 {
-    conn *c = arg;
-    (void)bev;
-    if (!(events & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
-        return;
     c->gone = true;
     sl__conn_cancel_all(c, SL_CAUSE_DISCONNECT);
     conn_free(c);
+}
+
+/* One recv per readable event (level-triggered: if more is waiting, the
+ * event comes again). A connection with nothing unparsed reads into the
+ * reactor's buffer and is parsed in place. */
+static void read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    conn *c = arg;
+    srv_reactor *sr = c->sr;
+    (void)what;
+    if (!sr->rbuf && !(sr->rbuf = malloc(RBUF_SIZE)))
+        return;   /* level-triggered: tried again on the next turn */
+    ssize_t n;
+    if (c->in_off == c->in_len) {
+        free(c->in);
+        n = recv(fd, sr->rbuf, RBUF_SIZE, 0);
+        c->in = sr->rbuf;
+        c->in_off = 0;
+        c->in_len = n > 0 ? (size_t)n : 0;
+        c->in_cap = RBUF_SIZE;
+        c->in_borrowed = true;
+    } else {
+        size_t room;
+        char *at = in_room(c, &room);
+        if (!at) {
+            c->closing = true;
+            conn_free(c);
+            return;
+        }
+        n = recv(fd, at, room, 0);
+        if (n > 0)
+            c->in_len += (size_t)n;
+    }
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        c->in_off = c->in_len;
+        conn_fail(c);
+        return;
+    }
+    if (c->closing)   /* nothing more is parsed: what comes is dropped */
+        c->in_off = c->in_len;
+    c->alive_reqs++;   /* hold the struct across processing */
+    conn_process(c);
+    if (!c->freed && c->in_borrowed && keep_unparsed(c) < 0) {
+        c->closing = true;
+        conn_free(c);
+    }
+    if (c->freed) {
+        if (--c->alive_reqs == 0)
+            free(c);
+        return;
+    }
+    c->alive_reqs--;
+    update_reading(c);
 }
 
 void sl__conn_cancel_all(conn *c, sl_cause cause)
@@ -456,21 +672,23 @@ void sl__conn_accept(srv_reactor *sr, int fd, const struct sockaddr *peer)
         c->peer_addr = ntohl(in->sin_addr.s_addr);
         c->peer_port = ntohs(in->sin_port);
     }
-    c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->fd = fd;
+    c->rev = event_new(base, fd, EV_READ | EV_PERSIST, read_cb, c);
+    c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, write_cb, c);
     c->timer = evtimer_new(base, timer_cb, c);
-    if (!c->bev || !c->timer) {
-        if (c->bev)
-            bufferevent_free(c->bev);
-        else
-            close(fd);
+    if (!c->rev || !c->wev || !c->timer || event_add(c->rev, NULL) < 0) {
+        if (c->rev)
+            event_free(c->rev);
+        if (c->wev)
+            event_free(c->wev);
         if (c->timer)
             event_free(c->timer);
+        close(fd);
         sl_http_parser_fini(&c->p);
         free(c);
         return;
     }
-    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->reading = true;
     c->next = sr->conns;
     if (sr->conns)
         sr->conns->prev = c;
@@ -492,10 +710,20 @@ static void conn_free(conn *c)
         sl_chan_set_pressure(c->throttle, 0, 0, NULL, NULL);
         c->throttle = NULL;
     }
-    if (c->bev) {
-        bufferevent_free(c->bev);
-        c->bev = NULL;
+    if (c->fd >= 0) {
+        event_free(c->rev);
+        event_free(c->wev);
+        close(c->fd);
+        c->fd = -1;
+        c->rev = c->wev = NULL;
+        c->reading = c->writing = false;
     }
+    if (!c->in_borrowed)
+        free(c->in);
+    free(c->out);
+    c->in = c->out = NULL;
+    c->in_off = c->in_len = c->out_off = c->out_len = 0;
+    c->in_borrowed = false;
     if (c->timer) {
         event_free(c->timer);
         c->timer = NULL;
@@ -553,15 +781,11 @@ static void on_pressure(sl_chan *ch, bool high, void *arg)
     conn *c = arg;
     (void)ch;
     c->paused = high;
-    if (!c->bev)
+    if (c->freed)
         return;
-    if (high) {
-        bufferevent_disable(c->bev, EV_READ);
-    } else {
-        bufferevent_enable(c->bev, EV_READ);
-        if (!c->in_process)
-            conn_process(c);   /* what was buffered meanwhile */
-    }
+    update_reading(c);
+    if (!high && !c->in_process)
+        conn_process(c);   /* what was buffered meanwhile */
 }
 
 int sl_http_req_throttle(sl_http_req *req, sl_chan *ch, size_t high, size_t low)
@@ -590,7 +814,7 @@ int sl_http_req_reset(sl_http_req *req)
         return -EALREADY;
     req->replied = true;
     conn *c = req->c;
-    if (!c || c->gone || !c->bev) {
+    if (!c || c->gone || c->fd < 0) {
         req->status = 499;
         return -EPIPE;
     }
@@ -599,7 +823,7 @@ int sl_http_req_reset(sl_http_req *req)
     sl__srv_count(c->sr, req);
     /* linger 0: close() sends RST and drops whatever is unsent */
     struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-    setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     c->closing = true;
     conn_free(c);
     return 0;

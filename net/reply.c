@@ -48,17 +48,18 @@ const char *sl__status_text(int s)
     }
 }
 
-/* The Date header, formatted once a second per reactor. */
-void sl__date(srv_reactor *sr, char *out, size_t size)
+/* The Date header's value, formatted once a second per reactor. */
+const char *sl__date(srv_reactor *sr, size_t *len)
 {
     time_t now = time(NULL);
     if (now != sr->date_at) {
         struct tm tm;
         gmtime_r(&now, &tm);
-        strftime(sr->date, sizeof sr->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        sr->date_len = strftime(sr->date, sizeof sr->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
         sr->date_at = now;
     }
-    snprintf(out, size, "%s", sr->date);
+    *len = sr->date_len;
+    return sr->date;
 }
 
 /* ---- accessors ---------------------------------------------------------------------- */
@@ -161,28 +162,78 @@ int sl_http_reply_header(sl_http_req *req, const char *name, const char *value)
     return evbuffer_add_printf(req->extra, "%s: %s\r\n", name, value) < 0 ? -ENOMEM : 0;
 }
 
-/* Formats the response into req->out. The connection decides when it is
+#define WBUF_SIZE 16384
+
+static char *put(char *p, const void *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+#define PUT_LIT(p, lit) put(p, lit, sizeof lit - 1)
+
+static char *put_uint(char *p, size_t v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do
+        tmp[--i] = (char)('0' + v % 10);
+    while (v /= 10);
+    return put(p, tmp + i, sizeof tmp - i);
+}
+
+/* Formats the response into req->out, in one allocation and without
+ * printf: this runs once per request. The connection decides when it is
  * written and whether it closes. */
 int sl__reply_format(sl_http_req *req, int status, const char *ctype, const void *body, size_t len)
 {
-    char date[64];
-    if (!req->out && !(req->out = evbuffer_new()))
-        return -ENOMEM;
     conn *c = req->c;
     bool close = !req->keep_alive || (c && (c->closing || c->sr->draining));
     req->keep_alive = !close;
-    sl__date(req->sr, date, sizeof date);
-    evbuffer_add_printf(req->out, "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Length: %zu\r\n", status,
-                        sl__status_text(status), date, len);
-    if (ctype)
-        evbuffer_add_printf(req->out, "Content-Type: %s\r\n", ctype);
+    size_t date_len, ctype_len = ctype ? strlen(ctype) : 0;
+    const char *date = sl__date(req->sr, &date_len);
+    const char *text = sl__status_text(status);
+    size_t text_len = strlen(text), extra_len = req->extra ? evbuffer_get_length(req->extra) : 0;
+    size_t body_out = req->is_head ? 0 : len;
+    size_t need = sizeof "HTTP/1.1 200 \r\nDate: \r\nContent-Length: 18446744073709551615\r\n"
+                  + text_len + date_len + (ctype ? sizeof "Content-Type: \r\n" + ctype_len : 0)
+                  + sizeof "Connection: close\r\n" + extra_len + 2 + body_out;
+    /* the first in line with nothing queued before it is written before
+     * sl_http_reply returns: it borrows the reactor's buffer */
+    srv_reactor *sr = req->sr;
+    bool borrow = c && c->head == req && !c->gone && c->out_off == c->out_len && need <= WBUF_SIZE
+                  && (sr->wbuf || (sr->wbuf = malloc(WBUF_SIZE)));
+    char *out = borrow ? sr->wbuf : malloc(need), *p = out;
+    if (!out)
+        return -ENOMEM;
+    p = PUT_LIT(p, "HTTP/1.1 ");
+    p = put_uint(p, (size_t)status);
+    *p++ = ' ';
+    p = put(p, text, text_len);
+    p = PUT_LIT(p, "\r\nDate: ");
+    p = put(p, date, date_len);
+    p = PUT_LIT(p, "\r\nContent-Length: ");
+    p = put_uint(p, len);
+    p = PUT_LIT(p, "\r\n");
+    if (ctype) {
+        p = PUT_LIT(p, "Content-Type: ");
+        p = put(p, ctype, ctype_len);
+        p = PUT_LIT(p, "\r\n");
+    }
     if (close)
-        evbuffer_add(req->out, "Connection: close\r\n", 19);
-    if (req->extra)
-        evbuffer_add_buffer(req->out, req->extra);
-    evbuffer_add(req->out, "\r\n", 2);
-    if (len && !req->is_head)
-        evbuffer_add(req->out, body, len);
+        p = PUT_LIT(p, "Connection: close\r\n");
+    if (extra_len) {
+        evbuffer_copyout(req->extra, p, extra_len);
+        p += extra_len;
+    }
+    p = PUT_LIT(p, "\r\n");
+    if (body_out)
+        p = put(p, body, body_out);
+    if (!req->out_borrowed)
+        free(req->out);
+    req->out = out;
+    req->out_borrowed = borrow;
+    req->out_len = (size_t)(p - out);
     req->status = status;
     req->replied = true;
     return 0;

@@ -514,8 +514,8 @@ void sl_http_server_free(sl_http_server *s)
             event_free(sr->accept_retry);
         if (sr->grace_ev)
             event_free(sr->grace_ev);
-        if (sr->stage)
-            evbuffer_free(sr->stage);
+        free(sr->rbuf);
+        free(sr->wbuf);
     }
     if (s->sig_term)
         event_free(s->sig_term);

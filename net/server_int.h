@@ -4,7 +4,6 @@
 #include <stdatomic.h>
 #include <time.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include "http_parse.h"
@@ -53,9 +52,12 @@ struct srv_reactor {
     struct event *grace_ev;
     time_t date_at;
     char date[64];
+    size_t date_len;
     srv_stats st;
     struct start_msg *start;         /* posted, not yet run */
-    struct evbuffer *stage;          /* responses on their way to a socket */
+    char *rbuf;                      /* reads land here, parsed in place; what
+                                        a connection leaves unparsed is copied out */
+    char *wbuf;                      /* a response written at once is formatted here */
     sl_msg m_shutdown;
 };
 
@@ -107,20 +109,34 @@ struct sl_http_req {
     bool reset;                 /* answered by sl_http_req_reset */
     bool orphan;                /* its server was freed while its task lived */
     sl_task *task;              /* the handler, while it lives */
-    struct evbuffer *out;       /* the formatted response, until its turn */
+    char *out;                  /* the formatted response, until its turn */
+    size_t out_len;
+    bool out_borrowed;          /* out is the reactor's wbuf (written at once) */
     struct evbuffer *extra;     /* headers added by sl_http_reply_header */
     unsigned char state[];
 };
 
+/* A connection reads and writes its socket itself (plain events, not a
+ * bufferevent: one recv per readable event, no FIONREAD ioctl, and no copy
+ * of a request that arrives whole). Unparsed input lives in `in` from
+ * in_off to in_len: normally the reactor's rbuf for the length of one read
+ * callback (in_borrowed), else a buffer of its own. Output the socket did
+ * not take waits in `out` from out_off to out_len, with wev armed. */
 struct conn {
     srv_reactor *sr;
-    struct bufferevent *bev;
+    int fd;
+    struct event *rev, *wev;
+    char *in, *out;
+    size_t in_off, in_len, in_cap, out_off, out_len, out_cap;
     sl_http_parser p;
     sl_http_req *head, *tail, *cur;
     uint32_t npipe, alive_reqs;
     struct event *timer;
+    uint64_t timer_at;          /* when the pending timer fires (ns), 0 if none */
+    uint64_t since;             /* when the current timer_mode began (ns) */
     int timer_mode;             /* 0 none, 1 header, 2 idle */
     bool head_started, closing, gone, in_process, again, freed, teardown, paused;
+    bool in_borrowed, reading, writing;
     sl_chan *throttle;          /* the channel whose pressure pauses reading */
     uint32_t peer_addr;         /* IPv4, host order */
     uint16_t peer_port;
@@ -152,5 +168,5 @@ size_t sl__builtin_state_size(void);
 /* reply.c */
 int sl__reply_format(sl_http_req *req, int status, const char *ctype, const void *body, size_t len);
 const char *sl__status_text(int status);
-void sl__date(srv_reactor *sr, char *out, size_t size);
+const char *sl__date(srv_reactor *sr, size_t *len);
 #endif
