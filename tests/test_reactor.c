@@ -1,6 +1,8 @@
 /* test_reactor.c: runtimes, cross-reactor messages and channels, embedding. */
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <unistd.h>
 #include <event2/event.h>
 #include "testutil.h"
 
@@ -72,6 +74,151 @@ static void test_pingpong_million(void **s)
     sl_reactor_stats_get(P.b, &st);
     assert_int_equal(st.msgs, PP_N);
     assert_true(st.wakeups <= st.msgs);   /* batches: never more wake-ups than messages */
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
+/* ---- one message at a time: every one finds its destination asleep ------------------ */
+
+/* With a window of one, the receiver has nothing else to do: each message
+ * meets a reactor that is (or is about to go) to sleep, so each one goes
+ * through the sleep/wake handshake. A lost wake-up hangs the exchange; the
+ * guard thread then stops the runtime and the counts below fail. */
+#define ONE_N 20000
+
+static struct { sl_reactor *a, *b; long at_a, at_b; _Atomic bool done; } O;
+
+static void one_at_a(void *arg);
+
+static void one_at_b(void *arg)
+{
+    (void)arg;
+    O.at_b++;
+    assert_int_equal(sl_reactor_post(O.a, one_at_a, NULL), 0);
+}
+
+static void one_at_a(void *arg)
+{
+    (void)arg;
+    if (++O.at_a == ONE_N)
+        sl_runtime_stop(rt);
+    else
+        assert_int_equal(sl_reactor_post(O.b, one_at_b, NULL), 0);
+}
+
+static void *guard(void *arg)
+{
+    (void)arg;
+    /* generous: ONE_N wake-ups take well under 10 s even under TSan */
+    for (int i = 0; i < 60000 && !atomic_load(&O.done); i++)
+        usleep(1000);
+    if (!atomic_load(&O.done))
+        sl_runtime_stop(rt);
+    return NULL;
+}
+
+static void test_pingpong_one_at_a_time(void **s)
+{
+    (void)s;
+    rt = rt_new(2, &cap);
+    memset(&O, 0, sizeof O);
+    O.a = sl_runtime_reactor(rt, 0);
+    O.b = sl_runtime_reactor(rt, 1);
+    pthread_t g;
+    assert_int_equal(pthread_create(&g, NULL, guard, NULL), 0);
+    assert_int_equal(sl_reactor_post(O.b, one_at_b, NULL), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    atomic_store(&O.done, true);
+    pthread_join(g, NULL);
+    assert_int_equal(O.at_b, ONE_N);
+    assert_int_equal(O.at_a, ONE_N);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
+/* The same from a thread that is not a reactor: it posts, then waits until
+ * the message ran before posting the next. */
+static _Atomic long ext_ran;
+
+static void ext_msg(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&ext_ran, 1);
+}
+
+static void *ext_poster(void *arg)
+{
+    sl_reactor *r = arg;
+    for (long i = 0; i < ONE_N; i++) {
+        assert_int_equal(sl_reactor_post(r, ext_msg, NULL), 0);
+        /* bounded: 10 s per message is a lost wake-up, not a slow machine */
+        for (int spin = 0; atomic_load(&ext_ran) == i && spin < 10000000; spin++)
+            if (spin > 100)
+                usleep(1);
+        if (atomic_load(&ext_ran) == i)
+            break;
+    }
+    sl_runtime_stop(rt);
+    return NULL;
+}
+
+static void test_foreign_one_at_a_time(void **s)
+{
+    (void)s;
+    rt = rt_new(2, &cap);
+    atomic_store(&ext_ran, 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, ext_poster, sl_runtime_reactor(rt, 1)), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(atomic_load(&ext_ran), ONE_N);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
+/* ---- a long queue does not starve the reactor's other events -------------------------- */
+
+/* 10,000 messages are queued before the runtime starts; the first one
+ * activates a libevent event on the same reactor. The wake-up callback runs
+ * a bounded batch, so that event gets its turn before the last message. */
+#define BURST_N 10000
+
+static struct { sl_reactor *r; long got, bad, ev_at; struct event *ev; } B;
+
+static void burst_ev(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    B.ev_at = B.got;
+}
+
+static void burst_msg(void *arg)
+{
+    long seq = (long)(intptr_t)arg;
+    if (seq != B.got)
+        B.bad++;
+    if (B.got++ == 0) {
+        B.ev = event_new(sl_reactor_base(B.r), -1, 0, burst_ev, NULL);
+        assert_non_null(B.ev);
+        event_active(B.ev, EV_READ, 0);
+    }
+    if (B.got == BURST_N)
+        sl_runtime_stop(rt);
+}
+
+static void test_burst_yields(void **s)
+{
+    (void)s;
+    rt = rt_new(2, &cap);
+    memset(&B, 0, sizeof B);
+    B.ev_at = -1;
+    B.r = sl_runtime_reactor(rt, 1);
+    for (long i = 0; i < BURST_N; i++)
+        assert_int_equal(sl_reactor_post(B.r, burst_msg, (void *)(intptr_t)i), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    assert_int_equal(B.got, BURST_N);
+    assert_int_equal(B.bad, 0);
+    assert_true(B.ev_at > 0);
+    assert_true(B.ev_at < BURST_N);   /* it ran while messages were still queued */
+    event_free(B.ev);
     assert_int_equal(sl_runtime_free(rt), 0);
 }
 
@@ -342,6 +489,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pingpong_million),
         cmocka_unit_test(test_foreign_threads),
+        cmocka_unit_test(test_pingpong_one_at_a_time),
+        cmocka_unit_test(test_foreign_one_at_a_time),
+        cmocka_unit_test(test_burst_yields),
         cmocka_unit_test(test_cross_reactor_channel),
         cmocka_unit_test(test_spawn_other_thread),
         cmocka_unit_test(test_runtime_bad_args),
