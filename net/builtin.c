@@ -22,6 +22,7 @@ enum { G_METRICS, G_TASKS, G_CHANNELS, G_DEADLOCKS };
 typedef struct snap {
     srv_stats st;
     uint32_t inflight, queued, nconns;
+    uint64_t in_bytes, out_bytes, conn_bytes_max;
     size_t tasks_by_state[4];
     sl_reactor_stats rs;
     json_t *json;                   /* debug views */
@@ -176,6 +177,7 @@ static void take_part(void *arg)
         s->inflight = sr->inflight;
         s->queued = sr->queued;
         s->nconns = sr->nconns;
+        sl__conn_buffered(sr, &s->in_bytes, &s->out_bytes, &s->conn_bytes_max);
         sl_reactor_stats_get(sr->r, &s->rs);
         if (g->kind == G_METRICS) {
             sl_reactor_foreach_task(sr->r, count_task, s);
@@ -306,6 +308,13 @@ static void metrics_text(gather *g, struct evbuffer *b)
           "their sum bounds the process's peak).", "gauge", g->parts[i]->st.inflight_peak)
     GAUGE("sluice_http_queued", "Requests admitted and waiting to run.", "gauge", g->parts[i]->queued)
     GAUGE("sluice_http_connections", "Open connections.", "gauge", g->parts[i]->nconns)
+    GAUGE("sluice_http_buffered_input_bytes", "Request bytes read and not yet parsed.", "gauge",
+          g->parts[i]->in_bytes)
+    GAUGE("sluice_http_buffered_output_bytes", "Response bytes waiting for slow clients.", "gauge",
+          g->parts[i]->out_bytes)
+    GAUGE("sluice_http_connection_buffered_max_bytes", "The most bytes one connection holds now "
+          "(input + output; bounded near 512 KiB plus one batch of answers).", "gauge",
+          g->parts[i]->conn_bytes_max)
     GAUGE("sluice_http_shed_total", "Requests refused with 503 because admission was full.", "counter",
           g->parts[i]->st.shed)
     GAUGE("sluice_http_parse_errors_total", "Malformed requests.", "counter", g->parts[i]->st.parse_errors)

@@ -62,6 +62,14 @@ static size_t head_size(const sl_http_msg *m)
     return need;
 }
 
+/* A client that pipelines far ahead of its answers, or does not read them,
+ * is pushed back by TCP instead of growing our memory: nothing more is
+ * parsed while OUT_MAX bytes of answers wait for it, and reading stops at
+ * IN_MAX bytes of unparsed input (a read adds at most RBUF_SIZE). */
+#define IN_MAX (256 * 1024)
+#define OUT_MAX (256 * 1024)
+#define RBUF_SIZE (64 * 1024)
+
 #define ALIGN_UP(n, a) (((n) + (a) - 1) / (a) * (a))
 
 /* A request, its handler's state and the copy of its head are one
@@ -285,9 +293,15 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
         conn_fail(c);
         return;
     }
+    bool was_full = c->out_len - c->out_off >= OUT_MAX;
     c->out_off += (size_t)n;
-    if (out_pending(c))
+    if (c->timer_mode == T_IDLE)
+        c->since = sl_now_ns();   /* idle means no progress: a slow reader makes some */
+    if (out_pending(c)) {
+        if (was_full && c->out_len - c->out_off < OUT_MAX && !c->in_process)
+            conn_process(c);   /* parse what waited for room (may free c) */
         return;
+    }
     c->out_off = c->out_len = 0;
     if (c->out_cap > 65536) {   /* a burst's buffer is not kept for ever */
         free(c->out);
@@ -298,6 +312,19 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
     c->writing = false;
     if (c->closing && !c->head && !c->cur)
         conn_free(c);
+    else if (was_full && !c->in_process)
+        conn_process(c);
+}
+
+void sl__conn_buffered(srv_reactor *sr, uint64_t *in, uint64_t *out, uint64_t *most)
+{
+    for (conn *c = sr->conns; c; c = c->next) {
+        uint64_t i = c->in_borrowed ? 0 : c->in_len - c->in_off, o = c->out_len - c->out_off;
+        *in += i;
+        *out += o;
+        if (i + o > *most)
+            *most = i + o;
+    }
 }
 
 /* ---- reading ------------------------------------------------------------------------- */
@@ -467,11 +494,6 @@ static void on_parse_error(conn *c, int err)
     answer_now(req, status, code, sl_http_error_str(err));
 }
 
-/* Unparsed input at most this long is kept; beyond it (a client that
- * pipelines far ahead of its answers) reading stops until it is parsed, so
- * TCP pushes back instead of memory growing. */
-#define IN_MAX (256 * 1024)
-#define RBUF_SIZE (64 * 1024)
 
 /* Reads when there is a reason to: not paused by backpressure, not over
  * IN_MAX, and the peer still there. */
@@ -501,7 +523,8 @@ static void conn_process(conn *c)
         /* after HEAD or BODY the parser may end the message without another
          * byte (DONE uses 0 bytes): ask it again even with nothing new */
         bool pending = false;
-        while (!c->closing && !c->gone && !c->paused && (c->cur || c->npipe < max_pipe)) {
+        while (!c->closing && !c->gone && !c->paused && (c->cur || c->npipe < max_pipe)
+               && c->out_len - c->out_off < OUT_MAX) {
             size_t len = c->in_len - c->in_off;
             if (!len && !pending)
                 break;
@@ -581,7 +604,7 @@ static char *in_room(conn *c, size_t *room)
         c->in = b;
         c->in_cap = cap;
     }
-    *room = c->in_cap - c->in_len;
+    *room = c->in_cap - c->in_len < RBUF_SIZE ? c->in_cap - c->in_len : RBUF_SIZE;
     return c->in + c->in_len;
 }
 

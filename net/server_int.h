@@ -149,6 +149,9 @@ void sl__conn_flush(conn *c);
 void sl__conn_cancel_all(conn *c, sl_cause cause);
 void sl__conn_close_idle(conn *c);
 void sl__conn_drop(conn *c);
+/* Adds up the bytes connections hold: unparsed input, unsent output, and
+ * the most one connection holds (for /metrics). */
+void sl__conn_buffered(srv_reactor *sr, uint64_t *in, uint64_t *out, uint64_t *most);
 void sl__req_release(sl_http_req *req);
 void sl__req_free(sl_http_req *req);
 

@@ -67,7 +67,12 @@ typedef struct sl_http_server_opts {
     uint32_t max_conns;          /* per reactor (10000) */
     uint32_t max_inflight;       /* running requests per reactor (1024) */
     uint32_t max_queue;          /* admitted but waiting, per reactor (1024) */
-    uint32_t max_pipeline;       /* requests in flight per connection (16) */
+    uint32_t max_pipeline;       /* requests in flight per connection (16); beyond
+                                    it, and while 256 KiB of answers wait for a
+                                    client that does not read them, nothing more is
+                                    parsed, and reading stops at 256 KiB of unparsed
+                                    input: TCP pushes back (/metrics shows the
+                                    buffered bytes) */
     uint32_t retry_after_s;      /* Retry-After of a 503 (1) */
     uint32_t grace_ms;           /* graceful shutdown: time for in-flight requests (5000) */
     bool bad_timeout_ignored;    /* a malformed grpc-timeout: ignore it (default: 400) */
