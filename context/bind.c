@@ -35,8 +35,8 @@ static void unbind(sl_task *t, void *ext)
     sl_ctx_unref(c);
 }
 
-int sl_go_at_(sl_ctx *ctx, sl_step_fn fn, void *state, sl_task **out, const sl_spawn_opts *opts,
-              const char *file, int line)
+static int go(sl_ctx *ctx, sl_step_fn fn, void *state, sl_task *mem, sl_task **out,
+              const sl_spawn_opts *opts, const char *file, int line)
 {
     if (!ctx)
         return -EINVAL;
@@ -50,7 +50,7 @@ int sl_go_at_(sl_ctx *ctx, sl_step_fn fn, void *state, sl_task **out, const sl_s
         o.deadline = ctx->deadline;
     sl_task *t;
     /* ctx->r is the calling reactor (NULL for the background: the same) */
-    int rc = sl_spawn_at_(ctx->r, fn, state, &o, &t, NULL, file, line);
+    int rc = sl_spawn_at_(ctx->r, fn, state, &o, &t, mem, file, line);
     if (rc < 0) {
         sl__ctx_free(b);
         return rc;
@@ -69,6 +69,20 @@ int sl_go_at_(sl_ctx *ctx, sl_step_fn fn, void *state, sl_task **out, const sl_s
     if (out)
         *out = t;
     return 0;
+}
+
+int sl_go_at_(sl_ctx *ctx, sl_step_fn fn, void *state, sl_task **out, const sl_spawn_opts *opts,
+              const char *file, int line)
+{
+    return go(ctx, fn, state, NULL, out, opts, file, line);
+}
+
+int sl_go_mem_at_(sl_ctx *ctx, sl_step_fn fn, void *state, sl_task *mem, sl_task **out,
+                  const sl_spawn_opts *opts, const char *file, int line)
+{
+    if (!mem)
+        return -EINVAL;
+    return go(ctx, fn, state, mem, out, opts, file, line);
 }
 
 sl_ctx *sl_task_ctx(const sl_task *t)

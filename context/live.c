@@ -19,17 +19,19 @@ typedef struct counter {
     struct counter *next;
 } counter;
 
-/* A small per-thread cache of freed blocks of one size (the most common
- * context's): request contexts are made and freed on the same reactor again
- * and again, and reusing a block skips malloc and free, whose speed depends
- * on everything else the program has allocated. */
+/* Small per-thread caches of freed blocks, one per size (each takes the
+ * size of the first block it gets): a request makes a value context, a
+ * deadline context and a task binding, three sizes, and frees them on the
+ * same reactor again and again; reusing a block skips malloc and free,
+ * whose speed depends on everything else the program has allocated. */
 #define CACHE_MAX 64
+#define NCACHES 3
 typedef struct cache {
     void *head;          /* blocks linked through their first word */
     size_t usable;       /* malloc_usable_size of every block here */
     int n;
 } cache;
-static __thread __attribute__((tls_model("initial-exec"))) cache blocks;
+static __thread __attribute__((tls_model("initial-exec"))) cache blocks[NCACHES];
 
 static pthread_mutex_t all_mu = PTHREAD_MUTEX_INITIALIZER;
 static counter *all;                 /* every live thread's counter */
@@ -40,12 +42,14 @@ static __thread __attribute__((tls_model("initial-exec"))) counter *mine;
 
 static void drop_cache(void)
 {
-    while (blocks.head) {
-        void *b = blocks.head;
-        blocks.head = *(void **)b;
-        free(b);
+    for (int i = 0; i < NCACHES; i++) {
+        while (blocks[i].head) {
+            void *b = blocks[i].head;
+            blocks[i].head = *(void **)b;
+            free(b);
+        }
+        blocks[i].n = 0;
     }
-    blocks.n = 0;
 }
 
 static void retire(void *p)
@@ -131,11 +135,15 @@ void *sl__ctx_alloc(size_t size)
 {
     if (sl__ctx_fail_point())
         return NULL;
+    cache *best = NULL;   /* the smallest blocks that fit */
+    for (int i = 0; i < NCACHES; i++)
+        if (blocks[i].head && size <= blocks[i].usable && (!best || blocks[i].usable < best->usable))
+            best = &blocks[i];
     void *p;
-    if (blocks.head && size <= blocks.usable) {
-        p = blocks.head;
-        blocks.head = *(void **)p;
-        blocks.n--;
+    if (best) {
+        p = best->head;
+        best->head = *(void **)p;
+        best->n--;
         memset(p, 0, size);
     } else {
         p = calloc(1, size);
@@ -151,12 +159,21 @@ void sl__ctx_free(void *p)
         return;
     count(-1);
     size_t u = malloc_usable_size(p);
-    if (!blocks.head)
-        blocks.usable = u;   /* the cache takes the size of the first block it gets */
-    if (u == blocks.usable && blocks.n < CACHE_MAX) {
-        *(void **)p = blocks.head;
-        blocks.head = p;
-        blocks.n++;
+    cache *c = NULL, *empty = NULL;
+    for (int i = 0; i < NCACHES && !c; i++) {
+        if (blocks[i].head && blocks[i].usable == u)
+            c = &blocks[i];
+        else if (!blocks[i].head && !empty)
+            empty = &blocks[i];
+    }
+    if (!c && empty) {   /* an empty cache takes the size of the block it gets */
+        c = empty;
+        c->usable = u;
+    }
+    if (c && c->n < CACHE_MAX) {
+        *(void **)p = c->head;
+        c->head = p;
+        c->n++;
         return;
     }
     free(p);

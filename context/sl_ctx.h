@@ -197,6 +197,12 @@ int sl_after_stop(sl_after *a);
 #define sl_go(ctx, fn, state, out, ...) \
     sl_go_at_((ctx), (fn), (state), (out), (__VA_ARGS__), __FILE__, __LINE__)
 
+/* The same, with the caller's storage for the task struct (see
+ * sl_spawn_mem): `mem` must stay valid until the task has ended, which its
+ * state destructor may use to free it. */
+#define sl_go_mem(ctx, fn, state, mem, out, ...) \
+    sl_go_mem_at_((ctx), (fn), (state), (mem), (out), (__VA_ARGS__), __FILE__, __LINE__)
+
 /* The context a task was spawned under with sl_go (NULL otherwise, and once
  * the task has ended). */
 sl_ctx *sl_task_ctx(const sl_task *t);
@@ -231,5 +237,7 @@ long sl_ctx_live_count(void);
 /* ---- private ---------------------------------------------------------------------- */
 int sl_go_at_(sl_ctx *ctx, sl_step_fn fn, void *state, sl_task **out, const sl_spawn_opts *opts,
               const char *file, int line);
+int sl_go_mem_at_(sl_ctx *ctx, sl_step_fn fn, void *state, sl_task *mem, sl_task **out,
+                  const sl_spawn_opts *opts, const char *file, int line);
 
 #endif

@@ -96,7 +96,9 @@ typedef int (*sl_step_fn)(sl_task *t, void *state);
 
 typedef struct sl_spawn_opts {
     const char *name;              /* static string, for diagnostics */
-    void (*state_free)(void *state); /* runs once after the task ended */
+    void (*state_free)(void *state); /* runs once after the task ended, when
+                                        core is done with it (it may free the
+                                        storage of an sl_spawn_mem task) */
     uint64_t deadline;             /* absolute, sl_now_ns() clock; 0 none */
     sl_group *group;               /* spawn into this group (see below) */
     bool joinable;                 /* spawner keeps a reference: join or detach */

@@ -174,10 +174,11 @@ static void task_end(sl_task *t, int rc)
     sl__chan_release_holds(t);
     if (t->mutexes_)
         sl__mutex_release_all(t);
-    if (t->state_free_) {
-        t->state_free_(t->state_);
-        t->state_free_ = NULL;
-    }
+    /* the state goes last, when core no longer touches t: a state may hold
+     * the task's own storage (sl_spawn_mem) and free it */
+    void (*state_free)(void *) = t->state_free_;
+    void *state = t->state_;
+    t->state_free_ = NULL;
     unlink_task(t);
     r->st.ended++;
     if (t->group_)
@@ -191,6 +192,8 @@ static void task_end(sl_task *t, int rc)
         t->refs_--;   /* the joiner's reference, consumed by the join */
     }
     release(t);
+    if (state_free)
+        state_free(state);
 }
 
 void sl__run_task(sl_task *t)

@@ -281,8 +281,9 @@ static void start_req(sl_http_req *req)
     if (vals)
         sl_ctx_unref(vals);
     if (rc == 0)
-        rc = sl_go(req->ctx, req_step, req, &req->task,
-                   &(sl_spawn_opts){ .name = req->match.pattern, .state_free = (void (*)(void *))sl__srv_task_ended });
+        rc = sl_go_mem(req->ctx, req_step, req, &req->task_mem, &req->task,
+                       &(sl_spawn_opts){ .name = req->match.pattern,
+                                         .state_free = (void (*)(void *))sl__srv_task_ended });
     if (rc < 0) {
         sl_http_reply_error(req, 500, "internal", "cannot start the handler: %s", strerror(-rc));
         return;

@@ -109,6 +109,7 @@ struct sl_http_req {
     bool reset;                 /* answered by sl_http_req_reset */
     bool orphan;                /* its server was freed while its task lived */
     sl_task *task;              /* the handler, while it lives */
+    sl_task task_mem;           /* its storage: the request goes after it ends */
     char *out;                  /* the formatted response, until its turn */
     size_t out_len;
     bool out_borrowed;          /* out is the reactor's wbuf (written at once) */

@@ -689,6 +689,67 @@ static void test_tasks(void **s)
     assert_int_equal(rt_run(rt, tasks_main, &m), 0);
 }
 
+/* ---- sl_go_mem: the task in the caller's storage, freed by its own state destructor ------------ */
+
+typedef struct owned { sl_task task; int rc; int *freed; } owned;
+
+static int owned_step(sl_task *t, void *arg)
+{
+    owned *o = arg;
+    o->rc = sl_task_cancelled(t) ? -1 : 7;
+    assert_ptr_equal(t, &o->task);
+    return 0;
+}
+
+static void owned_free(void *arg)
+{
+    owned *o = arg;
+    (*o->freed)++;
+    free(o);   /* the task's own storage: core must be done with it (ASan says if not) */
+}
+
+typedef struct mem_st { sl_ctx *c; owned *o; sl_task *tk; int freed; long live; } mem_st;
+
+static int go_mem_main(sl_task *t, void *arg)
+{
+    mem_st *m = arg;
+    SL_BEGIN(t);
+    m->live = sl_ctx_live_count();
+    assert_int_equal(sl_ctx_with_timeout(&m->c, sl_ctx_background(), 10000), 0);
+    m->o = calloc(1, sizeof *m->o);
+    m->o->freed = &m->freed;
+    assert_int_equal(sl_go_mem(m->c, owned_step, m->o, &m->o->task, &m->tk,
+                               &(sl_spawn_opts){ .state_free = owned_free }), 0);
+    assert_ptr_equal(m->tk, &m->o->task);
+    assert_ptr_equal(sl_task_ctx(m->tk), m->c);
+    assert_true(sl_task_deadline(m->tk) == sl_ctx_deadline(m->c));
+    SL_YIELD(t);
+    assert_int_equal(m->freed, 1);
+    /* one cancelled by its context before it ran: ends, and is freed, the same way */
+    m->o = calloc(1, sizeof *m->o);
+    m->o->freed = &m->freed;
+    assert_int_equal(sl_go_mem(m->c, owned_step, m->o, &m->o->task, NULL,
+                               &(sl_spawn_opts){ .state_free = owned_free }), 0);
+    assert_int_equal(sl_ctx_cancel(m->c, SL_CAUSE_CANCELED), 0);
+    SL_YIELD(t);
+    assert_int_equal(m->freed, 2);
+    sl_ctx_unref(m->c);
+    assert_int_equal(sl_ctx_live_count(), m->live);
+    /* no storage: -EINVAL, nothing made */
+    assert_int_equal(sl_go_mem(sl_ctx_background(), owned_step, NULL, NULL, NULL, NULL), -EINVAL);
+    assert_int_equal(sl_ctx_live_count(), m->live);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_go_mem(void **s)
+{
+    (void)s;
+    fresh();
+    mem_st m = { 0 };
+    assert_int_equal(rt_run(rt, go_mem_main, &m), 0);
+}
+
 /* ---- allocation failures ------------------------------------------------------------------------ */
 
 static int enomem_main(sl_task *t, void *arg)
@@ -828,6 +889,7 @@ int main(void)
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_after_funcs),
         cmocka_unit_test(test_tasks),
+        cmocka_unit_test(test_go_mem),
         cmocka_unit_test(test_enomem),
         cmocka_unit_test(test_million_children),
         cmocka_unit_test(test_deep_chain),
