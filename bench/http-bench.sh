@@ -18,8 +18,11 @@
 #
 # One JSON object on stdout:
 #   {"sluice": {...}, "nginx": {...}, "go": {...}, "ratios": {...}, "targets": {...}}
-# and a table on stderr. With --runs N each server runs N times
-# (interleaved) and the run with the median CPU per request counts.
+# and a table on stderr. With --runs N (default 3) each server runs N times,
+# interleaved (sluice, nginx, Go, sluice, ...): each server's figures are
+# those of its run with the median CPU per request, and each ratio is the
+# median over the runs of that run's ratio, so a slow spell of this shared
+# machine that hits one run spoils neither.
 # --strict: exit 2 if a target is missed. Targets (issue 4): sluice's CPU
 # per request <= nginx's and <= Go's / 1.5, p99 no worse than either.
 #
@@ -33,7 +36,7 @@ usage() { echo "usage: $me BUILDDIR [--duration S] [--connections N] [--runs N] 
 
 [ $# -ge 1 ] || usage
 builddir=$1; shift
-duration=5 conns=64 runs=1 strict=''
+duration=5 conns=64 runs=3 strict=''
 while [ $# -gt 0 ]; do
     case $1 in
     --duration) [ $# -ge 2 ] || usage; duration=$2; shift ;;
@@ -219,34 +222,40 @@ import json, os, sys
 tmp, runs, strict = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
 duration, conns = int(sys.argv[4]), int(sys.argv[5])
 
-def pick(name):
-    res = []
+def load(name):
+    res = {}
     for r in range(1, runs + 1):
         p = os.path.join(tmp, "%s.%d.json" % (name, r))
         if os.path.exists(p):
-            res.append(json.load(open(p)))
-    res = [x for x in res if x.get("cpu_us_per_req") is not None]
-    if not res:
-        return None
-    res.sort(key=lambda x: x["cpu_us_per_req"])
-    return res[len(res) // 2]
+            x = json.load(open(p))
+            if x.get("cpu_us_per_req") is not None:
+                res[r] = x
+    return res
 
-s, n, g = pick("sluice"), pick("nginx"), pick("go")
+def median(v):
+    v = sorted(v)
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+def pick(res):
+    return sorted(res.values(), key=lambda x: x["cpu_us_per_req"])[(len(res) - 1) // 2] if res else None
+
+S, N, G = load("sluice"), load("nginx"), load("go")
+s, n, g = pick(S), pick(N), pick(G)
 
 def ratio(a, b, key):
-    if not a or not b or a.get(key) is None or not b.get(key):
-        return None
-    return round(a[key] / b[key], 3)
+    # run by run: the two ran one after the other
+    v = [a[r][key] / b[r][key] for r in a if r in b and a[r].get(key) is not None and b[r].get(key)]
+    return round(median(v), 3) if v else None
 
 ratios = {
-    "cpu_per_req_vs_nginx": ratio(s, n, "cpu_us_per_req"),
-    "cpu_per_req_vs_go": ratio(s, g, "cpu_us_per_req"),
-    "proc_cpu_per_req_vs_nginx": ratio(s, n, "proc_cpu_us_per_req"),
-    "proc_cpu_per_req_vs_go": ratio(s, g, "proc_cpu_us_per_req"),
-    "p99_vs_nginx": ratio(s, n, "p99_ms"),
-    "p99_vs_go": ratio(s, g, "p99_ms"),
-    "rps_vs_nginx": ratio(s, n, "requests_per_s"),
-    "rps_vs_go": ratio(s, g, "requests_per_s"),
+    "cpu_per_req_vs_nginx": ratio(S, N, "cpu_us_per_req"),
+    "cpu_per_req_vs_go": ratio(S, G, "cpu_us_per_req"),
+    "proc_cpu_per_req_vs_nginx": ratio(S, N, "proc_cpu_us_per_req"),
+    "proc_cpu_per_req_vs_go": ratio(S, G, "proc_cpu_us_per_req"),
+    "p99_vs_nginx": ratio(S, N, "p99_ms"),
+    "p99_vs_go": ratio(S, G, "p99_ms"),
+    "rps_vs_nginx": ratio(S, N, "requests_per_s"),
+    "rps_vs_go": ratio(S, G, "requests_per_s"),
 }
 # sluice / peer must be at most this
 need = {"cpu_per_req_vs_nginx": 1.0, "cpu_per_req_vs_go": round(1 / 1.5, 3),
