@@ -50,6 +50,23 @@ void sl__req_release(sl_http_req *req)
         free(c);
 }
 
+/* Grows *buf (capacity *cap, doubling from `first`) to hold at least
+ * `need` bytes. */
+static int grow(char **buf, size_t *cap, size_t need, size_t first)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : first;
+    while (n < need)
+        n *= 2;
+    char *b = realloc(*buf, n);
+    if (!b)
+        return -ENOMEM;
+    *buf = b;
+    *cap = n;
+    return 0;
+}
+
 /* The bytes a copy of m's target and headers takes after the request's
  * state: the header array, then the strings, NUL-terminated. */
 static size_t head_size(const sl_http_msg *m)
@@ -193,14 +210,8 @@ static int out_keep(conn *c, const char *p, size_t n)
             c->out_len -= c->out_off;
             c->out_off = 0;
         }
-        size_t cap = c->out_cap ? c->out_cap : 4096;
-        while (cap < c->out_len + n)
-            cap *= 2;
-        char *o = realloc(c->out, cap);
-        if (!o)
+        if (grow(&c->out, &c->out_cap, c->out_len + n, 4096) < 0)
             return -ENOMEM;
-        c->out = o;
-        c->out_cap = cap;
     }
     memcpy(c->out + c->out_len, p, n);
     c->out_len += n;
@@ -447,16 +458,8 @@ static int on_body(conn *c, sl_http_str piece)
     sl_http_req *req = c->cur;
     if (!req || req->immediate)
         return 0;   /* discarded: we answer without it */
-    if (req->body_len + piece.len + 1 > req->body_cap) {
-        size_t cap = req->body_cap ? req->body_cap : 1024;
-        while (cap < req->body_len + piece.len + 1)
-            cap *= 2;
-        char *b = realloc(req->body, cap);
-        if (!b)
-            return -ENOMEM;
-        req->body = b;
-        req->body_cap = cap;
-    }
+    if (grow(&req->body, &req->body_cap, req->body_len + piece.len + 1, 1024) < 0)
+        return -ENOMEM;
     memcpy(req->body + req->body_len, piece.ptr, piece.len);
     req->body_len += piece.len;
     req->body[req->body_len] = '\0';
@@ -596,14 +599,8 @@ static char *in_room(conn *c, size_t *room)
         c->in_len -= c->in_off;
         c->in_off = 0;
     }
-    if (c->in_cap - c->in_len < 4096) {
-        size_t cap = c->in_cap * 2;
-        char *b = realloc(c->in, cap);
-        if (!b)
-            return NULL;
-        c->in = b;
-        c->in_cap = cap;
-    }
+    if (grow(&c->in, &c->in_cap, c->in_len + 4096, 4096) < 0)
+        return NULL;
     *room = c->in_cap - c->in_len < RBUF_SIZE ? c->in_cap - c->in_len : RBUF_SIZE;
     return c->in + c->in_len;
 }

@@ -45,6 +45,16 @@ static inline void srv_stop(test_srv *ts)
     assert_int_equal(sl_runtime_free(ts->rt), 0);
 }
 
+/* A handler for GET /items/{id}: answers the id. */
+static inline int h_item(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    size_t n;
+    const char *id = sl_http_req_param(req, "id", &n);
+    (void)t;
+    return sl_http_reply(req, 200, "text/plain", id, n);
+}
+
 /* Connects to host:port (numeric IPv4). */
 static inline int cli_connect_to(const char *host, int port)
 {
@@ -123,6 +133,14 @@ static inline int cli_read(int fd, resp *r, int timeout_ms)
             return r->status = 0;
         have += (size_t)n;
     }
+}
+
+/* Reads one response and checks its status and body. */
+static inline void cli_expect(int fd, int status, const char *body)
+{
+    static __thread resp r;
+    assert_int_equal(cli_read(fd, &r, 5000), status);
+    assert_string_equal(r.body, body);
 }
 
 /* Waits for the server to close fd (read returns 0). */
