@@ -105,13 +105,15 @@ static void one_at_a(void *arg)
         assert_int_equal(sl_reactor_post(O.b, one_at_b, NULL), 0);
 }
 
+/* Stops the runtime if *done is not set within a minute: a lost message or
+ * wake-up then fails the test's counts instead of hanging it. Generous:
+ * every test here takes well under 10 s even under TSan. */
 static void *guard(void *arg)
 {
-    (void)arg;
-    /* generous: ONE_N wake-ups take well under 10 s even under TSan */
-    for (int i = 0; i < 60000 && !atomic_load(&O.done); i++)
+    _Atomic bool *done = arg;
+    for (int i = 0; i < 60000 && !atomic_load(done); i++)
         usleep(1000);
-    if (!atomic_load(&O.done))
+    if (!atomic_load(done))
         sl_runtime_stop(rt);
     return NULL;
 }
@@ -124,7 +126,7 @@ static void test_pingpong_one_at_a_time(void **s)
     O.a = sl_runtime_reactor(rt, 0);
     O.b = sl_runtime_reactor(rt, 1);
     pthread_t g;
-    assert_int_equal(pthread_create(&g, NULL, guard, NULL), 0);
+    assert_int_equal(pthread_create(&g, NULL, guard, &O.done), 0);
     assert_int_equal(sl_reactor_post(O.b, one_at_b, NULL), 0);
     assert_int_equal(sl_runtime_run(rt), 0);
     atomic_store(&O.done, true);
@@ -170,6 +172,53 @@ static void test_foreign_one_at_a_time(void **s)
     assert_int_equal(sl_runtime_run(rt), 0);
     pthread_join(th, NULL);
     assert_int_equal(atomic_load(&ext_ran), ONE_N);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
+/* ---- one callback posts a long run to two reactors: each sees its own in order ------- */
+
+/* The posts are deferred into one chain per destination, published in
+ * pieces before the callback ends (every 64 while the destination is awake,
+ * every 1024 while it sleeps): the pieces must arrive whole and in order,
+ * and a chain that goes early must leave the other destination's intact. */
+#define RUN_N 5000
+
+static struct { sl_reactor *r[3]; long got[3], bad[3]; _Atomic int finished; _Atomic bool done; } R;
+
+static void run_msg(void *arg)
+{
+    long v = (long)(intptr_t)arg;
+    int dest = (int)(v % 2) + 1;   /* 1 or 2 */
+    assert_ptr_equal(sl_reactor_current(), R.r[dest]);
+    if (v / 2 != R.got[dest])
+        R.bad[dest]++;
+    if (++R.got[dest] == RUN_N && atomic_fetch_add(&R.finished, 1) == 1)
+        sl_runtime_stop(rt);
+}
+
+static void run_post(void *arg)
+{
+    (void)arg;
+    for (long i = 0; i < 2 * RUN_N; i++)
+        assert_int_equal(sl_reactor_post(R.r[i % 2 + 1], run_msg, (void *)(intptr_t)i), 0);
+}
+
+static void test_long_run_two_destinations(void **s)
+{
+    (void)s;
+    rt = rt_new(3, &cap);
+    memset(&R, 0, sizeof R);
+    for (int i = 0; i < 3; i++)
+        R.r[i] = sl_runtime_reactor(rt, i);
+    pthread_t g;
+    assert_int_equal(pthread_create(&g, NULL, guard, &R.done), 0);
+    assert_int_equal(sl_reactor_post(R.r[0], run_post, NULL), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    atomic_store(&R.done, true);
+    pthread_join(g, NULL);
+    assert_int_equal(R.got[1], RUN_N);
+    assert_int_equal(R.got[2], RUN_N);
+    assert_int_equal(R.bad[1] + R.bad[2], 0);
     assert_int_equal(sl_runtime_free(rt), 0);
 }
 
@@ -492,6 +541,7 @@ int main(void)
         cmocka_unit_test(test_pingpong_one_at_a_time),
         cmocka_unit_test(test_foreign_one_at_a_time),
         cmocka_unit_test(test_burst_yields),
+        cmocka_unit_test(test_long_run_two_destinations),
         cmocka_unit_test(test_cross_reactor_channel),
         cmocka_unit_test(test_spawn_other_thread),
         cmocka_unit_test(test_runtime_bad_args),
