@@ -102,7 +102,7 @@ struct sl_reactor {
      * in a chain per destination and published when the callback ends, with
      * one atomic exchange and at most one eventfd write per destination
      * (Seastar batches the same way) instead of one of each per message;
-     * a long chain goes before the callback ends (chain_due, reactor.c). */
+     * a chain that grows to CHAIN_MAX (reactor.c) goes at once. */
     bool in_cb;
     int ndefer;
     struct { sl_reactor *to; sl_msg *first, *last; int n; } defer[32];
