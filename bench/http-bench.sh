@@ -19,7 +19,7 @@
 # One JSON object on stdout:
 #   {"sluice": {...}, "nginx": {...}, "go": {...}, "ratios": {...}, "targets": {...}}
 # and a table on stderr. With --runs N (default 3) each server runs N times,
-# interleaved (sluice, nginx, Go, sluice, ...): each server's figures are
+# interleaved (sluice, nginx, Go, then Go, nginx, sluice, ...): each server's figures are
 # those of its run with the median CPU per request, and each ratio is the
 # median over the runs of that run's ratio, so a slow spell of this shared
 # machine that hits one run spoils neither.
@@ -208,12 +208,15 @@ run_go() {
     stop_server
 }
 
-# interleaved, so that a slow spell of the machine hits everyone alike
+# interleaved, so that a slow spell of the machine hits everyone alike, in
+# an order that turns round every round (nobody always goes first)
 r=1
 while [ $r -le "$runs" ]; do
-    run_sluice $r
-    run_nginx $r
-    run_go $r
+    if [ $((r % 2)) -eq 1 ]; then
+        run_sluice $r; run_nginx $r; run_go $r
+    else
+        run_go $r; run_nginx $r; run_sluice $r
+    fi
     r=$((r + 1))
 done
 
@@ -242,9 +245,13 @@ def pick(res):
 S, N, G = load("sluice"), load("nginx"), load("go")
 s, n, g = pick(S), pick(N), pick(G)
 
-def ratio(a, b, key):
+def rounds(a, b, key):
     # run by run: the two ran one after the other
-    v = [a[r][key] / b[r][key] for r in a if r in b and a[r].get(key) is not None and b[r].get(key)]
+    return [round(a[r][key] / b[r][key], 3) for r in sorted(a)
+            if r in b and a[r].get(key) is not None and b[r].get(key)]
+
+def ratio(a, b, key):
+    v = rounds(a, b, key)
     return round(median(v), 3) if v else None
 
 ratios = {
@@ -262,7 +269,10 @@ need = {"cpu_per_req_vs_nginx": 1.0, "cpu_per_req_vs_go": round(1 / 1.5, 3),
         "p99_vs_nginx": 1.0, "p99_vs_go": 1.0}
 targets = {k: {"max": v, "ratio": ratios[k], "pass": None if ratios[k] is None else ratios[k] <= v}
            for k, v in need.items()}
-out = {"sluice": s, "nginx": n, "go": g, "ratios": ratios, "targets": targets,
+per_round = {k: rounds(S, N if k.endswith("nginx") else G, key)
+             for k, key in (("cpu_per_req_vs_nginx", "cpu_us_per_req"), ("cpu_per_req_vs_go", "cpu_us_per_req"),
+                            ("p99_vs_nginx", "p99_ms"), ("p99_vs_go", "p99_ms"))}
+out = {"sluice": s, "nginx": n, "go": g, "ratios": ratios, "ratios_per_round": per_round, "targets": targets,
        "setup": {"duration_s": duration, "connections": conns, "runs": runs,
                  "server_cpu": 0, "load_cpu": 1, "load": "wrk -t1"}}
 json.dump(out, sys.stdout, indent=2)

@@ -227,6 +227,17 @@ static bool out_pending(const conn *c)
     return c->out_off < c->out_len;
 }
 
+/* send/sendmsg rather than write/writev: the socket calls skip the file
+ * layer (in a threaded process each writev takes and drops a reference on
+ * the file, and more), and MSG_NOSIGNAL needs no SIGPIPE handling. */
+static ssize_t sock_send(int fd, const struct iovec *iov, int n)
+{
+    if (n == 1)
+        return send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+    struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n };
+    return sendmsg(fd, &mh, MSG_NOSIGNAL);
+}
+
 /* Sends iov in order: straight to the socket when nothing waits before it
  * (which spares the EV_WRITE round trip, two epoll_ctl calls), else after
  * what waits. -EPIPE when the peer is gone, -ENOMEM. */
@@ -234,7 +245,7 @@ static int out_send(conn *c, const struct iovec *iov, int n)
 {
     ssize_t done = 0;
     if (!out_pending(c)) {
-        done = writev(c->fd, iov, n);
+        done = sock_send(c->fd, iov, n);
         if (done < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             return -EPIPE;
         if (done < 0)
@@ -297,7 +308,7 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
 {
     conn *c = arg;
     (void)what;
-    ssize_t n = write(fd, c->out + c->out_off, c->out_len - c->out_off);
+    ssize_t n = send(fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (n < 0) {
