@@ -152,6 +152,13 @@ static void run_cb(evutil_socket_t fd, short what, void *arg)
     sl__tl_reactor = prev;
 }
 
+void sl_reactor_run_ready(sl_reactor *r)
+{
+    if (!r || sl__tl_reactor != r || r->in_cb || r->in_run || !r->rq_head)
+        return;
+    run_cb(-1, 0, r);
+}
+
 void sl__ready(sl_task *t)
 {
     sl_reactor *r = t->reactor_;

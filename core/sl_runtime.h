@@ -83,6 +83,15 @@ sl_reactor *sl_runtime_reactor(sl_runtime *rt, int i);
 extern __thread __attribute__((tls_model("initial-exec"))) sl_reactor *sl__tl_reactor;
 static inline sl_reactor *sl_reactor_current(void) { return sl__tl_reactor; }
 
+/* Runs r's ready tasks now instead of later in this loop iteration: for an
+ * I/O callback of the embedding code (a plain libevent event on r's base)
+ * whose tasks should answer before the next socket is read. The HTTP
+ * server calls it after parsing a socket's requests, so a request that can
+ * be answered at once goes out before the next connection is read, as in
+ * a server without tasks. Does nothing off r's thread or from inside a
+ * task or a sluice callback (it never nests). */
+void sl_reactor_run_ready(sl_reactor *r);
+
 /* The reactor's index in its runtime (0 for an embedded reactor), its
  * event_base (to add sockets and events to) and its runtime (NULL if
  * embedded). */

@@ -664,6 +664,9 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
         c->in_off = c->in_len;
     c->alive_reqs++;   /* hold the struct across processing */
     conn_process(c);
+    /* the handlers run now: what they answer at once goes out before the
+     * next connection is read (their answers may parse more of `in`) */
+    sl_reactor_run_ready(sr->r);
     if (!c->freed && c->in_borrowed && keep_unparsed(c) < 0) {
         c->closing = true;
         conn_free(c);

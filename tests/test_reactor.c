@@ -497,6 +497,61 @@ static void test_stop_from_signal(void **s)
     signal(SIGUSR1, SIG_DFL);
 }
 
+/* ---- sl_reactor_run_ready: tasks run from a plain libevent callback, never nested ------------- */
+
+typedef struct rr {
+    sl_reactor *r;
+    struct event *ev;
+    int ran, ran_in_cb, ran_in_task;
+} rr;
+
+static int rr_child(sl_task *t, void *arg)
+{
+    (void)t;
+    ((rr *)arg)->ran++;
+    return 0;
+}
+
+/* A plain event on the reactor's base: the task it spawns runs before
+ * sl_reactor_run_ready returns. */
+static void rr_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rr *x = arg;
+    (void)fd;
+    (void)what;
+    assert_int_equal(sl_spawn(x->r, rr_child, x, NULL, NULL), 0);
+    assert_int_equal(x->ran, 1);
+    sl_reactor_run_ready(x->r);
+    x->ran_in_cb = x->ran;
+    event_free(x->ev);   /* before the runtime frees its base */
+    sl_runtime_stop(rt);
+}
+
+static int rr_main(sl_task *t, void *arg)
+{
+    rr *x = arg;
+    (void)t;
+    x->r = sl_reactor_current();
+    /* from inside a task it does nothing: tasks never nest */
+    assert_int_equal(sl_spawn(x->r, rr_child, x, NULL, NULL), 0);
+    sl_reactor_run_ready(x->r);
+    x->ran_in_task = x->ran;
+    sl_reactor_run_ready(NULL);   /* nothing to run: no effect */
+    x->ev = event_new(sl_reactor_base(x->r), -1, 0, rr_cb, x);
+    event_active(x->ev, 0, 0);
+    return 0;
+}
+
+static void test_run_ready(void **s)
+{
+    (void)s;
+    rr x = { 0 };
+    rt = rt_new(1, &cap);
+    assert_int_equal(rt_run(rt, rr_main, &x), 0);
+    assert_int_equal(x.ran_in_task, 0);   /* not run inside the task */
+    assert_int_equal(x.ran_in_cb, 2);     /* run inside the plain callback */
+}
+
 /* ---- embedding on a caller's event_base ------------------------------------------------------ */
 
 typedef struct emb {
@@ -546,6 +601,7 @@ int main(void)
         cmocka_unit_test(test_spawn_other_thread),
         cmocka_unit_test(test_runtime_bad_args),
         cmocka_unit_test(test_stop_from_signal),
+        cmocka_unit_test(test_run_ready),
         cmocka_unit_test(test_embedded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
