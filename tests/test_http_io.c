@@ -175,6 +175,126 @@ static void test_split_across_reads(void **s)
     srv_stop(&TS);
 }
 
+/* ---- a pipelined stream in random pieces -------------------------------------------- */
+
+/* 300 requests (GETs of big answers, POSTs with Content-Length and chunked
+ * bodies, extra headers) written as one stream cut at random places, with
+ * random short gaps, so the server's reads end anywhere: inside a request
+ * line, a header, a chunk size, a body. The big answers (10 MB in all, more
+ * than the kernel buffers) make the server stop parsing while they wait,
+ * with a request cut anywhere in its buffer. Every answer must come back,
+ * in order, with the body it should have. Deterministic: a fixed seed. */
+#define STREAM_REQS 300
+
+typedef struct stream {
+    int fd;
+    char *buf;
+    size_t len;
+    _Atomic int done;
+} stream;
+
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+
+static uint32_t rnd(uint32_t n)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng % n);
+}
+
+static void *stream_writer(void *arg)
+{
+    stream *st = arg;
+    for (size_t off = 0; off < st->len;) {
+        size_t n = 1 + rnd(rnd(8) ? 64 : 3000);
+        if (n > st->len - off)
+            n = st->len - off;
+        for (size_t done = 0; done < n;) {
+            ssize_t k = write(st->fd, st->buf + off + done, n - done);
+            assert_true(k > 0);
+            done += (size_t)k;
+        }
+        off += n;
+        if (!rnd(4))
+            usleep(rnd(300));   /* not synchronisation: varies where reads end */
+    }
+    atomic_store(&st->done, 1);
+    return NULL;
+}
+
+static void test_random_pieces(void **s)
+{
+    (void)s;
+    start();
+    size_t cap = 4 << 20, len = 0;
+    char *buf = malloc(cap), **want = calloc(STREAM_REQS, sizeof *want);
+    size_t want_big[STREAM_REQS] = { 0 };
+    assert_non_null(buf);
+    for (int i = 0; i < STREAM_REQS; i++) {
+        char body[4096];
+        size_t bl = rnd(3) ? rnd(3000) : 0;
+        for (size_t k = 0; k < bl; k++)
+            body[k] = (char)('a' + rnd(26));
+        body[bl] = '\0';
+        const char *extra = rnd(2) ? "X-Extra: some value\r\nAccept: */*\r\n" : "";
+        int kind = (int)rnd(3);
+        if (kind == 0) {   /* GET: a big answer of a known pattern */
+            want_big[i] = 8000 + rnd(200000);
+            len += (size_t)sprintf(buf + len, "GET /big/%zu HTTP/1.1\r\nHost: t\r\n%s\r\n", want_big[i], extra);
+        } else if (kind == 1) {   /* Content-Length */
+            len += (size_t)sprintf(buf + len, "POST /echo HTTP/1.1\r\nHost: t\r\n%sContent-Length: %zu\r\n\r\n%s",
+                                   extra, bl, body);
+            want[i] = strdup(body);
+        } else {   /* chunked, in chunks of random sizes */
+            len += (size_t)sprintf(buf + len, "POST /echo HTTP/1.1\r\nHost: t\r\n%sTransfer-Encoding: chunked\r\n\r\n",
+                                   extra);
+            for (size_t at = 0; at < bl;) {
+                size_t n = 1 + rnd(700);
+                if (n > bl - at)
+                    n = bl - at;
+                len += (size_t)sprintf(buf + len, "%zx\r\n%.*s\r\n", n, (int)n, body + at);
+                at += n;
+            }
+            len += (size_t)sprintf(buf + len, "0\r\n\r\n");
+            want[i] = strdup(body);
+        }
+        assert_true(len < cap - 8192);
+    }
+    /* small kernel buffers, and no reading until answers wait in the
+     * server: parsing stops with a request cut anywhere, whose bytes the
+     * connection must keep exactly */
+    stream st = { .fd = small_client(), .buf = buf, .len = len };
+    static rd r;
+    r = (rd){ .fd = st.fd };
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, stream_writer, &st), 0);
+    for (int i = 0; i < 1000 && !atomic_load(&st.done) &&
+                    metric("sluice_http_buffered_output_bytes") < 256 * 1024; i++)
+        usleep(10000);
+    static char got[256000];
+    for (int i = 0; i < STREAM_REQS; i++) {
+        size_t n = read_head(&r);
+        assert_true(n < sizeof got);
+        read_exact(&r, got, n);
+        got[n] = '\0';
+        if (want_big[i]) {
+            assert_int_equal(n, want_big[i]);
+            for (size_t k = 0; k < n; k++)
+                if ((unsigned char)got[k] != big_byte(k))
+                    fail_msg("answer %d: byte %zu differs", i, k);
+        } else if (strcmp(got, want[i])) {
+            fail_msg("answer %d: got %zu bytes, want %zu", i, n, strlen(want[i]));
+        }
+        free(want[i]);
+    }
+    pthread_join(th, NULL);
+    close(st.fd);
+    free(want);
+    free(buf);
+    srv_stop(&TS);
+}
+
 /* ---- a client that pipelines far ahead and does not read --------------------------- */
 
 #define FLOOD 20000
@@ -320,6 +440,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split_across_reads),
+        cmocka_unit_test(test_random_pieces),
         cmocka_unit_test(test_flood_is_pushed_back),
         cmocka_unit_test(test_big_bodies_to_a_slow_reader),
         cmocka_unit_test(test_reset_while_output_waits),
