@@ -367,6 +367,8 @@ static const bad order_bad[] = {
     { "POST", "/orders", "{\"item\":\"sku-1\",\"qty\":1,\"amount_cents\":-1}", 400, "bad_request" },
     { "GET", "/orders/no-such-order", NULL, 404, "not_found" },
     { "POST", "/orders/no-such-order/paid", NULL, 404, "not_found" },
+    { "GET", "/orders/bad%20id", NULL, 404, "not_found" },           /* not a usable key */
+    { "POST", "/orders/bad%20id/paid", NULL, 404, "not_found" },
     { "GET", "/no-such-route", NULL, 404, NULL },
     { "GET", "/orders?status=paid", NULL, 400, "bad_request" },    /* the filter is upper case */
     { "GET", "/orders?status=", NULL, 400, "bad_request" },
@@ -394,6 +396,7 @@ static const bad inv_bad[] = {
     { "POST", "/release", "{\"order_id\":5}", 400, "bad_request" },
     { "POST", "/release", "{\"order_id\":\"never-reserved\"}", 404, "not_found" },
     { "GET", "/stock/sku-404", NULL, 404, "unknown_item" },
+    { "GET", "/stock/bad%20item", NULL, 404, "unknown_item" },
     { "GET", "/reservations/never-reserved", NULL, 404, "not_found" },
     { "GET", "/reservations/bad%20id", NULL, 404, "not_found" },
     { "GET", "/reservations/0123456789abcdef0123456789", NULL, 404, "not_found" },   /* too long for an id */
@@ -414,6 +417,7 @@ static const bad pay_bad[] = {
     { "POST", "/void", "nope", 400, "bad_request" },
     { "POST", "/void", "{}", 400, "bad_request" },
     { "POST", "/void", "{\"order_id\":\"never-charged\"}", 404, "not_found" },
+    { "GET", "/charges/bad%20id", NULL, 404, "not_found" },
     { "GET", "/charges/never-charged", NULL, 404, "not_found" },
     { "GET", "/charge", NULL, 405, NULL },
     { "GET", "/nothing/here", NULL, 404, NULL },

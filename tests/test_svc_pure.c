@@ -183,6 +183,13 @@ static void test_keys(void **s)
     assert_false(svc_key_valid("a b", 3, 64));
     assert_false(svc_key_valid("abcd", 4, 4));   /* needs room for its NUL */
     assert_true(svc_key_valid("abc", 3, 4));
+    char k[4] = "xyz";
+    assert_false(svc_key_copy("abcd", 4, k, sizeof k));   /* too long: untouched */
+    assert_string_equal(k, "xyz");
+    assert_false(svc_key_copy("a/", 2, k, sizeof k));
+    assert_string_equal(k, "xyz");
+    assert_true(svc_key_copy("ab?", 2, k, sizeof k));     /* only len bytes, NUL-terminated */
+    assert_string_equal(k, "ab");
 }
 
 typedef struct rec { svc_node node; char key[16]; } rec;

@@ -32,6 +32,15 @@ int svc_key_valid(const char *s, size_t len, size_t max)
     return 1;
 }
 
+int svc_key_copy(const char *s, size_t len, char *dst, size_t max)
+{
+    if (!svc_key_valid(s, len, max))
+        return 0;
+    memcpy(dst, s, len);
+    dst[len] = '\0';
+    return 1;
+}
+
 /* The high bits pick the bucket: the low ones are shared by a shard's keys. */
 static size_t bucket(const svc_map *m, uint64_t h)
 {

@@ -33,6 +33,10 @@ int svc_shard_of(const char *key, size_t len, int n);
  * [A-Za-z0-9._:-], so that it can go into a path or a JSON string as is. */
 int svc_key_valid(const char *s, size_t len, size_t max);
 
+/* Copies s (len bytes) into dst (max bytes), NUL-terminated, if it is a
+ * usable key (svc_key_valid); returns 1, or 0 with dst untouched. */
+int svc_key_copy(const char *s, size_t len, char *dst, size_t max);
+
 /* An empty table with room for `hint` records before it grows. Returns 0 or
  * -ENOMEM. */
 int svc_map_init(svc_map *m, size_t hint);

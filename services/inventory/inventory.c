@@ -101,17 +101,25 @@ static int settle_ok_begin(sl_task *t, void *arg)
     return 0;
 }
 
-static int release_begin(sl_task *t, void *arg)
+/* Finds io->id's reservation on this reactor and tells io how it stands. */
+static resv *resv_read(res_io *io)
 {
-    res_io *io = arg;
     resv *r = (resv *)svc_map_find(&here()->resv, io->id, strlen(io->id));
-    (void)t;
     io->found = r != NULL;
     if (r) {
-        give_back(r);
         strcpy(io->item, r->s->item);
         io->qty = r->qty;
+        io->released = r->released;
     }
+    return r;
+}
+
+static int release_begin(sl_task *t, void *arg)
+{
+    resv *r = resv_read(arg);
+    (void)t;
+    if (r)
+        give_back(r);
     return 0;
 }
 
@@ -128,15 +136,8 @@ static int get_begin(sl_task *t, void *arg)
 /* A reservation as it stands (on its item's reactor). */
 static int resv_get_begin(sl_task *t, void *arg)
 {
-    res_io *io = arg;
-    resv *r = (resv *)svc_map_find(&here()->resv, io->id, strlen(io->id));
     (void)t;
-    io->found = r != NULL;
-    if (r) {
-        strcpy(io->item, r->s->item);
-        io->qty = r->qty;
-        io->released = r->released;
-    }
+    resv_read(arg);
     return 0;
 }
 
@@ -301,9 +302,8 @@ static int get_stock(sl_task *t, svc_job *job)
 {
     get_st *st = svc_job_state(job);
     SL_BEGIN(t);
-    if (!svc_key_valid(job->param, job->param_len, INV_ITEM_MAX))
+    if (!svc_key_copy(job->param, job->param_len, st->io.item, INV_ITEM_MAX))
         SL_RETURN(t, svc_reply_error(job, 404, "unknown_item", NULL, "no such item"));
-    memcpy(st->io.item, job->param, job->param_len);
     SVC_ON(t, st->rc, &st->hop, job, svc_owner(&S, st->io.item, job->param_len), &get_step, &st->io);
     if (st->rc < 0)
         SL_RETURN(t, st->rc);
@@ -322,9 +322,8 @@ static int get_reservation(sl_task *t, svc_job *job)
 {
     release_st *st = svc_job_state(job);
     SL_BEGIN(t);
-    if (!svc_key_valid(job->param, job->param_len, ID_MAX))
+    if (!svc_key_copy(job->param, job->param_len, st->io.id, ID_MAX))
         SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "no such reservation"));
-    memcpy(st->io.id, job->param, job->param_len);
     for (st->i = 0; st->i < S.n && !st->io.found; st->i++) {
         SVC_ON(t, st->rc, &st->hop, job, S.shards[st->i].r, &resv_get_step, &st->io);
         if (st->rc < 0)

@@ -294,9 +294,8 @@ static int order_paid(sl_task *t, svc_job *job)
 {
     paid_st *st = svc_job_state(job);
     SL_BEGIN(t);
-    if (!svc_key_valid(job->param, job->param_len, ID_MAX))
+    if (!svc_key_copy(job->param, job->param_len, st->io.id, ID_MAX))
         SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "no such order"));
-    memcpy(st->io.id, job->param, job->param_len);
     st->io.tag = job->tag;
     SVC_ON(t, st->rc, &st->hop, job, svc_owner(&S, st->io.id, job->param_len), &paid_step, &st->io);
     if (st->rc < 0)
@@ -358,9 +357,8 @@ static int get_order(sl_task *t, svc_job *job)
 {
     get_st *st = svc_job_state(job);
     SL_BEGIN(t);
-    if (!svc_key_valid(job->param, job->param_len, ID_MAX))
+    if (!svc_key_copy(job->param, job->param_len, st->io.id, ID_MAX))
         SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "no such order"));
-    memcpy(st->io.id, job->param, job->param_len);
     SVC_ON(t, st->rc, &st->hop, job, svc_owner(&S, st->io.id, job->param_len), &get_step, &st->io);
     if (st->rc < 0)
         SL_RETURN(t, st->rc);

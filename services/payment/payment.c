@@ -206,9 +206,8 @@ static int get_charge(sl_task *t, svc_job *job)
 {
     void_st *st = svc_job_state(job);
     SL_BEGIN(t);
-    if (!svc_key_valid(job->param, job->param_len, ID_MAX))
+    if (!svc_key_copy(job->param, job->param_len, st->io.id, ID_MAX))
         SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "no such charge"));
-    memcpy(st->io.id, job->param, job->param_len);
     SVC_ON(t, st->rc, &st->hop, job, owner(st->io.id), &get_step, &st->io);
     if (st->rc < 0)
         SL_RETURN(t, st->rc);
