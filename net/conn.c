@@ -131,7 +131,7 @@ static uint64_t mode_ns(const conn *c, int mode)
     return (uint64_t)(mode == T_HEADER ? o->header_timeout_ms : o->idle_timeout_ms) * SL_NS_PER_MS;
 }
 
-static void timer_at(conn *c, uint64_t at, uint64_t now)
+static void timer_set(conn *c, uint64_t at, uint64_t now)
 {
     uint64_t ns = at > now ? at - now : 0;
     struct timeval tv = { (time_t)(ns / SL_NS_PER_S), (suseconds_t)(ns % SL_NS_PER_S / 1000) };
@@ -152,7 +152,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     uint64_t now = sl_now_ns(), due = c->since + mode_ns(c, c->timer_mode);
     if (now < due) {
-        timer_at(c, due, now);
+        timer_set(c, due, now);
         return;
     }
     if (c->timer_mode == T_IDLE) {
@@ -183,7 +183,7 @@ static void arm(conn *c, int mode)
     uint64_t now = sl_now_ns(), due = now + mode_ns(c, mode);
     c->since = now;
     if (!c->timer_at || c->timer_at > due)
-        timer_at(c, due, now);
+        timer_set(c, due, now);
 }
 
 static void update_timer(conn *c)
@@ -200,13 +200,19 @@ static void update_timer(conn *c)
 
 /* ---- writing --------------------------------------------------------------------------- */
 
+/* Bytes of answers the socket has not taken yet. */
+static size_t out_held(const conn *c)
+{
+    return c->out_len - c->out_off;
+}
+
 /* Keeps what the socket did not take, after what already waits, and asks
  * to be told when it can take more. */
 static int out_keep(conn *c, const char *p, size_t n)
 {
     if (c->out_len + n > c->out_cap) {
         if (c->out_off) {   /* slide down what is left before growing */
-            memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+            memmove(c->out, c->out + c->out_off, out_held(c));
             c->out_len -= c->out_off;
             c->out_off = 0;
         }
@@ -220,11 +226,6 @@ static int out_keep(conn *c, const char *p, size_t n)
         c->writing = true;
     }
     return 0;
-}
-
-static bool out_pending(const conn *c)
-{
-    return c->out_off < c->out_len;
 }
 
 /* send/sendmsg rather than write/writev: the socket calls skip the file
@@ -244,7 +245,7 @@ static ssize_t sock_send(int fd, const struct iovec *iov, int n)
 static int out_send(conn *c, const struct iovec *iov, int n)
 {
     ssize_t done = 0;
-    if (!out_pending(c)) {
+    if (!out_held(c)) {
         done = sock_send(c->fd, iov, n);
         if (done < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             return -EPIPE;
@@ -296,7 +297,7 @@ void sl__conn_flush(conn *c)
     }
     if (c->closing && !c->head && !c->cur) {
         /* close once the output has gone (write_cb), or now if nothing is left */
-        if (!out_pending(c))
+        if (!out_held(c))
             conn_free(c);
         return;
     }
@@ -308,19 +309,19 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
 {
     conn *c = arg;
     (void)what;
-    ssize_t n = send(fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+    ssize_t n = send(fd, c->out + c->out_off, out_held(c), MSG_NOSIGNAL);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (n < 0) {
         conn_fail(c);
         return;
     }
-    bool was_full = c->out_len - c->out_off >= OUT_MAX;
+    bool was_full = out_held(c) >= OUT_MAX;
     c->out_off += (size_t)n;
     if (c->timer_mode == T_IDLE)
         c->since = sl_now_ns();   /* idle means no progress: a slow reader makes some */
-    if (out_pending(c)) {
-        if (was_full && c->out_len - c->out_off < OUT_MAX && !c->in_process)
+    if (out_held(c)) {
+        if (was_full && out_held(c) < OUT_MAX && !c->in_process)
             conn_process(c);   /* parse what waited for room (may free c) */
         return;
     }
@@ -341,7 +342,7 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
 void sl__conn_buffered(srv_reactor *sr, uint64_t *in, uint64_t *out, uint64_t *most)
 {
     for (conn *c = sr->conns; c; c = c->next) {
-        uint64_t i = c->in_borrowed ? 0 : c->in_len - c->in_off, o = c->out_len - c->out_off;
+        uint64_t i = c->in_borrowed ? 0 : c->in_len - c->in_off, o = out_held(c);
         *in += i;
         *out += o;
         if (i + o > *most)
@@ -538,7 +539,7 @@ static void conn_process(conn *c)
          * byte (DONE uses 0 bytes): ask it again even with nothing new */
         bool pending = false;
         while (!c->closing && !c->gone && !c->paused && (c->cur || c->npipe < max_pipe)
-               && c->out_len - c->out_off < OUT_MAX) {
+               && out_held(c) < OUT_MAX) {
             size_t len = c->in_len - c->in_off;
             if (!len && !pending)
                 break;
