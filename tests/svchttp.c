@@ -223,6 +223,22 @@ int order_post(int port, const char *item, int qty, long amount, char id[64], hr
     return r->status;
 }
 
+static void *order_post_thread(void *arg)
+{
+    bg_order *b = arg;
+    order_post(b->port, "sku-1", b->qty, b->amount, b->id, &b->r);
+    return NULL;
+}
+
+bg_order *order_post_bg(int port, int qty, long amount, pthread_t *th)
+{
+    bg_order *b = calloc(1, sizeof *b);
+    assert_non_null(b);
+    *b = (bg_order){ .port = port, .qty = qty, .amount = amount };
+    assert_int_equal(pthread_create(th, NULL, order_post_thread, b), 0);
+    return b;
+}
+
 long stock_of(int inv_port, const char *item)
 {
     hresp *r = malloc(sizeof *r);

@@ -164,6 +164,12 @@ void http_parallel(hjob *jobs, int n);
 /* POST /orders {"item","qty","amount_cents"}; the order_id into id (or ""). */
 int order_post(int port, const char *item, int qty, long amount, char id[64], hresp *r);
 
+/* Posts an order of `qty` sku-1 for `amount` on a thread of its own (one
+ * held up by a fault) and returns its record: pthread_join(*th), then read
+ * ->r and ->id, and free it. */
+typedef struct bg_order { int port, qty; long amount; hresp r; char id[64]; } bg_order;
+bg_order *order_post_bg(int port, int qty, long amount, pthread_t *th);
+
 /* GET /stock/{item} -> available, -1 if not 200. */
 long stock_of(int inv_port, const char *item);
 

@@ -240,15 +240,6 @@ static void expect_reservation(int port, const char *id, int status, const char 
     assert_string_equal(s, state);
 }
 
-typedef struct bg_order { int port; hresp r; char id[64]; } bg_order;
-
-static void *bg_post(void *arg)
-{
-    bg_order *b = arg;
-    order_post(b->port, "sku-1", 2, 33, b->id, &b->r);
-    return NULL;
-}
-
 static void lists_of_orders_and_reservations(void **state)
 {
     (void)state;
@@ -303,11 +294,8 @@ static void lists_of_orders_and_reservations(void **state)
     /* An order under way (its charge held up at payment) is PENDING, and its
      * stock is taken: RESERVED. */
     assert_int_equal(fault_set(c.pay.port, "{\"delay_ms\":1500,\"path\":\"/charge\"}"), 200);
-    bg_order *b = calloc(1, sizeof *b);
-    assert_non_null(b);
-    b->port = c.order.port;
     pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, bg_post, b), 0);
+    bg_order *b = order_post_bg(c.order.port, 2, 33, &th);
     size_t pending = 0;
     char pid[64] = "";
     for (uint64_t end = svc_now_ms() + 3000; !pending && svc_now_ms() < end;) {

@@ -285,26 +285,14 @@ static void refused_upstream_is_502(void **state)
 
 /* ---- 9. SIGTERM drains ---------------------------------------------------------------- */
 
-typedef struct bg_order { int port; hresp r; char id[64]; } bg_order;
-
-static void *bg_post(void *arg)
-{
-    bg_order *b = arg;
-    order_post(b->port, "sku-1", 1, 77, b->id, &b->r);
-    return NULL;
-}
-
 static void sigterm_drains_in_flight(void **state)
 {
     (void)state;
     chain c;
     chain_start(&c, &(chain_opts){ .admin = true });
     assert_int_equal(fault_set(c.pay.port, "{\"delay_ms\":800,\"path\":\"/charge\"}"), 200);
-    bg_order *b = calloc(1, sizeof *b);
-    assert_non_null(b);
-    b->port = c.order.port;
     pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, bg_post, b), 0);
+    bg_order *b = order_post_bg(c.order.port, 1, 77, &th);
     /* In flight at inventory (the order's /reserve, and this /metrics
      * request itself). Inventory, not order, is stopped: the chain's
      * callback needs a new connection to order, which a draining order
