@@ -142,7 +142,7 @@ static uint64_t child_deadline(const sl_ctx *parent, int kind, uint64_t want, bo
 }
 
 /* Makes a child of `parent` of the given kind, with `extra` bytes of tail
- * storage for the caller (a value's copy). Everything that can fail happens
+ * storage for the caller (a value's copy) at c->tail. Everything that can fail happens
  * before the child is linked anywhere. */
 int sl__ctx_make(sl_ctx **out, sl_ctx *parent, int kind, uint64_t deadline, size_t extra)
 {
@@ -158,14 +158,17 @@ int sl__ctx_make(sl_ctx **out, sl_ctx *parent, int kind, uint64_t deadline, size
     uint64_t now = own ? sl_now_ns() : 0;
     bool ended = parent->err != 0 || (own && d <= now);
     bool timer = own && !ended;
-    sl_ctx *c = sl__ctx_alloc(sizeof *c + (timer ? sl__ctx_timer_size() : 0) + extra);
+    /* the tail: the caller's `extra` bytes first (so a value's copy sits at
+     * c->tail whether or not there is a timer), then the timer */
+    size_t at = (extra + _Alignof(max_align_t) - 1) / _Alignof(max_align_t) * _Alignof(max_align_t);
+    sl_ctx *c = sl__ctx_alloc(sizeof *c + at + (timer ? sl__ctx_timer_size() : 0));
     if (!c)
         return -ENOMEM;
     c->r = r;
     c->kind = (uint8_t)kind;
     c->refs = 1;
     c->deadline = d;
-    if (timer && sl__ctx_arm(c, now) < 0) {
+    if (timer && sl__ctx_arm(c, (char *)c->tail + at, now) < 0) {
         sl__ctx_free(c);
         return -ENOMEM;
     }
@@ -229,7 +232,7 @@ void *sl_ctx_value(const sl_ctx *ctx, const void *key)
     /* Keys, values and `up` never change once made, and a linked child holds
      * its remote parent, so following `up` across a link is safe. */
     for (const sl_ctx *c = ctx; c; c = c->up)
-        if (c->kind == K_VALUE && c->key == key)
+        if (c->key == key)   /* NULL in a context that carries no value */
             return c->value;
     return NULL;
 }

@@ -14,7 +14,8 @@
 
 enum ctx_kind {
     K_BG,        /* the static background */
-    K_NODE,      /* with_cancel / with_deadline / with_timeout / a linked child */
+    K_NODE,      /* with_cancel / with_deadline / with_timeout / a linked child /
+                  * with_trace_deadline (a node that also carries a value) */
     K_VALUE,     /* with_value, with_trace */
     K_NOCANCEL,  /* without_cancel: never ends */
 };
@@ -43,7 +44,7 @@ struct sl_ctx {
     void *value;
     void (*free_fn)(void *);
     sl_link *link;             /* a linked child's link */
-    max_align_t tail[];        /* the timer's struct event, or a value's copy */
+    max_align_t tail[];        /* a value's copy, then the timer's struct event */
 };
 
 /* ctx.c */
@@ -61,7 +62,9 @@ static inline bool sl__ctx_can_end(const sl_ctx *c) { return c->kind != K_BG && 
 
 /* deadline.c */
 size_t sl__ctx_timer_size(void);
-int sl__ctx_arm(sl_ctx *c, uint64_t now);   /* 0 or -ENOMEM */
+/* Arms c's deadline timer, a struct event of sl__ctx_timer_size() bytes at
+ * mem (in c's own allocation). 0 or -ENOMEM. */
+int sl__ctx_arm(sl_ctx *c, void *mem, uint64_t now);
 void sl__ctx_disarm(sl_ctx *c);
 
 /* after.c */

@@ -46,11 +46,12 @@ int sl_ctx_with_grpc_timeout(sl_ctx **out, sl_ctx *parent, const char *s, size_t
 
 static const char trace_key;   /* its address is the key */
 
-int sl_ctx_with_trace(sl_ctx **out, sl_ctx *parent, const sl_traceparent *tp)
+static int with_trace(sl_ctx **out, sl_ctx *parent, int kind, uint64_t deadline,
+                      const sl_traceparent *tp)
 {
     if (!tp)
         return -EINVAL;
-    int rc = sl__ctx_make(out, parent, K_VALUE, 0, sizeof *tp);
+    int rc = sl__ctx_make(out, parent, kind, deadline, sizeof *tp);
     if (rc < 0)
         return rc;
     sl_traceparent *copy = (sl_traceparent *)(void *)(*out)->tail;
@@ -58,6 +59,17 @@ int sl_ctx_with_trace(sl_ctx **out, sl_ctx *parent, const sl_traceparent *tp)
     (*out)->key = &trace_key;
     (*out)->value = copy;
     return 0;
+}
+
+int sl_ctx_with_trace(sl_ctx **out, sl_ctx *parent, const sl_traceparent *tp)
+{
+    return with_trace(out, parent, K_VALUE, 0, tp);
+}
+
+int sl_ctx_with_trace_deadline(sl_ctx **out, sl_ctx *parent, const sl_traceparent *tp,
+                               uint64_t deadline)
+{
+    return with_trace(out, parent, K_NODE, deadline, tp);
 }
 
 const sl_traceparent *sl_ctx_trace(const sl_ctx *ctx)

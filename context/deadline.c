@@ -33,9 +33,9 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
         sl__ctx_end(c, -ETIMEDOUT, SL_CAUSE_DEADLINE);
 }
 
-int sl__ctx_arm(sl_ctx *c, uint64_t now)
+int sl__ctx_arm(sl_ctx *c, void *mem, uint64_t now)
 {
-    struct event *ev = (struct event *)(void *)c->tail;
+    struct event *ev = mem;
     if (event_assign(ev, sl_reactor_base(c->r), -1, 0, on_deadline, c) < 0)
         return -ENOMEM;
     c->timer = ev;

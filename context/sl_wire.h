@@ -99,6 +99,14 @@ uint64_t sl_traceparent_tag(const sl_traceparent *tp);
  * sl_ctx_with_value). Returns as sl_ctx_with_value; -EINVAL for a NULL tp. */
 int sl_ctx_with_trace(sl_ctx **out, sl_ctx *parent, const sl_traceparent *tp);
 
+/* One context for what sl_ctx_with_trace() then sl_ctx_with_deadline() on
+ * top of it would make two of: a child of parent carrying a copy of *tp,
+ * whose deadline is `deadline` or the parent's, whichever is earlier (0:
+ * the parent's). A server makes one per request. Returns as
+ * sl_ctx_with_deadline; -EINVAL for a NULL tp. */
+int sl_ctx_with_trace_deadline(sl_ctx **out, sl_ctx *parent, const sl_traceparent *tp,
+                               uint64_t deadline);
+
 /* The trace carried by ctx or its nearest ancestor (across links too), or
  * NULL. Valid while ctx is. */
 const sl_traceparent *sl_ctx_trace(const sl_ctx *ctx);

@@ -150,14 +150,18 @@ static uint64_t next_rand(void)
     return z ^ (z >> 31);
 }
 
+/* n is 8 or 16 */
 static void random_nonzero(uint8_t *p, size_t n)
 {
+    uint64_t any;
     do {
+        any = 0;
         for (size_t i = 0; i < n; i += 8) {
             uint64_t r = next_rand();
-            memcpy(p + i, &r, n - i < 8 ? n - i : 8);
+            memcpy(p + i, &r, 8);
+            any |= r;
         }
-    } while (all_zero(p, n));
+    } while (!any);
 }
 
 void sl_traceparent_new(sl_traceparent *tp)

@@ -60,7 +60,9 @@ static void pressure_down(sl_chan *ch)
 /* A parked sender is done (its element taken, or failed). */
 static void fire_sender(sl_chan *ch, sl_waiter *w, int result)
 {
-    if (w->task)   /* the reactor's coarse clock: this is a statistic */
+    /* the reactor's coarse clock: this is a statistic. A sender that parked
+     * with a timeout noted the exact clock, which may be ahead of it. */
+    if (w->task && ch->home_->now > w->task->wait_since_)
         ch->send_parked_ns_ += ch->home_->now - w->task->wait_since_;
     sl__waiter_fire(w, result);
 }

@@ -112,7 +112,8 @@ struct sl_reactor {
     unsigned ndl;
 
     uint64_t rng;
-    uint64_t now;                     /* coarse clock: refreshed per callback and every 64 steps */
+    uint64_t now;                     /* coarse clock for statistics: refreshed per callback (the kernel's
+                                       * coarse clock in run_cb, the exact one in timer_cb) */
     sl_task *current;
     sl_reactor_stats st;
     void (*report)(const char *, void *);
@@ -145,6 +146,7 @@ bool sl__on_reactor(const sl_reactor *r);   /* may the calling thread touch r? *
 void sl__ready(sl_task *t);                  /* append to r's run queue */
 void sl__report(sl_reactor *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 uint64_t sl__rand(sl_reactor *r);
+uint64_t sl__now_coarse_ns(void);           /* time.c: for statistics only */
 
 /* task.c */
 /* Parks t on `obj` of kind `kind`; the caller has already queued t's waiter

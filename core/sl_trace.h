@@ -10,6 +10,7 @@
  * chrome://tracing open: one track per reactor ("reactor 0", ...). */
 #ifndef SL_TRACE_H
 #define SL_TRACE_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "sl_runtime.h"
@@ -35,6 +36,10 @@ void sl_trace_instant(sl_reactor *r, const char *cat, const char *name, const ch
  * example an HTTP request keyed by its trace-id) on r's track. */
 void sl_trace_async(sl_reactor *r, char phase, const char *cat, const char *name, uint64_t id,
                     const char *detail);
+
+/* Whether `r` records now: to skip working out an event's arguments when
+ * it does not. Call on r's thread. */
+bool sl_trace_on(const sl_reactor *r);
 
 /* Events dropped on `r` because its ring was full. */
 uint64_t sl_trace_dropped(const sl_reactor *r);

@@ -55,6 +55,8 @@ static void put(sl_reactor *r, char ph, const char *cat, const char *name, uint6
         snprintf(e->detail, sizeof e->detail, "%s", detail);
 }
 
+bool sl_trace_on(const sl_reactor *r) { return r && r->trace && r->trace_on; }
+
 void sl_trace_instant(sl_reactor *r, const char *cat, const char *name, const char *detail)
 {
     if (r && r->trace && r->trace_on)

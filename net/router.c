@@ -19,6 +19,7 @@ typedef struct seg {
 
 typedef struct route {
     char *method, *pattern;
+    size_t method_len;
     seg segs[MAX_SEGS];
     int nsegs, ncaptures;
     void *handler, *arg;
@@ -118,6 +119,7 @@ int sl_router_add(sl_router *r, const char *method, const char *pattern, void *h
         free(rt->pattern);
         return -ENOMEM;
     }
+    rt->method_len = strlen(method);
     int rc = split(rt);
     if (rc < 0) {
         free(rt->method);
@@ -158,9 +160,9 @@ static bool match_path(const route *rt, const char **ps, const size_t *pl, int n
 
 static bool method_is(const route *rt, const char *method, size_t len)
 {
-    if (strlen(rt->method) == len && !memcmp(rt->method, method, len))
+    if (rt->method_len == len && !memcmp(rt->method, method, len))
         return true;
-    return len == 4 && !memcmp(method, "HEAD", 4) && !strcmp(rt->method, "GET");
+    return len == 4 && !memcmp(method, "HEAD", 4) && rt->method_len == 3 && !memcmp(rt->method, "GET", 3);
 }
 
 static void allow_add(char *allow, size_t size, const char *method)
@@ -226,8 +228,7 @@ int sl_router_match(const sl_router *r, const char *method, size_t method_len,
             return -EOPNOTSUPP;
         return path_known ? -EOPNOTSUPP : -ENOENT;
     }
-    memset(m, 0, sizeof *m);
-    match_path(best, ps, pl, n, m, &lit);
+    match_path(best, ps, pl, n, m, &lit);   /* sets params[0..nparams) */
     m->handler = best->handler;
     m->arg = best->arg;
     m->pattern = best->pattern;

@@ -274,12 +274,7 @@ static int req_step(sl_task *t, void *arg)
 static void start_req(sl_http_req *req)
 {
     srv_reactor *sr = req->sr;
-    sl_ctx *vals = NULL;
-    int rc = sl_ctx_with_trace(&vals, sl_ctx_background(), &req->trace);
-    if (rc == 0)
-        rc = sl_ctx_with_deadline(&req->ctx, vals, req->deadline);
-    if (vals)
-        sl_ctx_unref(vals);
+    int rc = sl_ctx_with_trace_deadline(&req->ctx, sl_ctx_background(), &req->trace, req->deadline);
     if (rc == 0)
         rc = sl_go_mem(req->ctx, req_step, req, &req->task_mem, &req->task,
                        &(sl_spawn_opts){ .name = req->match.pattern,
@@ -291,7 +286,8 @@ static void start_req(sl_http_req *req)
     req->started = true;
     if (++sr->inflight > sr->st.inflight_peak)
         sr->st.inflight_peak = sr->inflight;
-    sl_trace_async(sr->r, 'b', "http", req->match.pattern, sl_traceparent_tag(&req->trace), req->method);
+    if (sl_trace_on(sr->r))
+        sl_trace_async(sr->r, 'b', "http", req->match.pattern, sl_traceparent_tag(&req->trace), req->method);
     req->rnext = sr->running;
     if (sr->running)
         sr->running->rprev = req;
@@ -369,7 +365,7 @@ static const double lat_le_ms[LAT_BUCKETS - 1] = { 1, 2, 5, 10, 25, 50, 100, 250
 void sl__srv_count(srv_reactor *sr, sl_http_req *req)
 {
     srv_stats *st = &sr->st;
-    if (req->started)
+    if (req->started && sl_trace_on(sr->r))
         sl_trace_async(sr->r, 'e', "http", req->match.pattern, sl_traceparent_tag(&req->trace), NULL);
     double ms = (double)(sl_now_ns() - req->t_start) / 1e6;
     st->requests++;

@@ -266,6 +266,99 @@ static void test_ctx_on_the_wire(void **s)
     assert_int_equal(sl_ctx_live_count(), before);
 }
 
+/* sl_ctx_with_trace_deadline: one context that carries the trace and has
+ * the deadline, as the two it replaces did; the trace is stored before the
+ * timer in the same allocation (ASan checks that neither overlaps). */
+typedef struct {
+    sl_ctx *p, *c, *under, *v, *late;
+    sl_chan *ch;
+    sl_after a;
+    sl_traceparent tp;
+    int n, rc;
+    uint64_t made;
+} td_state;
+
+static void td_wake(sl_ctx *ctx, void *arg)
+{
+    int one = 1;
+    (void)ctx;
+    assert_int_equal(sl_chan_try_send(NULL, arg, &one), 0);
+}
+static const char td_key;
+
+static int trace_deadline_main(sl_task *t, void *arg)
+{
+    td_state *m = arg;
+    SL_BEGIN(t);
+    sl_traceparent_new(&m->tp);
+    assert_int_equal(sl_ctx_with_timeout(&m->p, sl_ctx_background(), 60000), 0);
+    assert_int_equal(sl_ctx_with_value(&m->v, m->p, &td_key, &m->n, NULL), 0);
+    m->made = sl_now_ns();
+    assert_int_equal(sl_ctx_with_trace_deadline(&m->c, m->v, &m->tp, m->made + 30 * SL_NS_PER_MS), 0);
+    assert_true(sl_ctx_deadline(m->c) == m->made + 30 * SL_NS_PER_MS);   /* its own, earlier */
+    assert_memory_equal(sl_ctx_trace(m->c)->trace_id, m->tp.trace_id, 16);
+    assert_ptr_equal(sl_ctx_value(m->c, &td_key), &m->n);                 /* values above it still found */
+    assert_int_equal(sl_ctx_with_cancel(&m->under, m->c), 0);
+    assert_memory_equal(sl_ctx_trace(m->under)->span_id, m->tp.span_id, 8);
+    /* a later deadline than the parent's: the parent's */
+    assert_int_equal(sl_ctx_with_trace_deadline(&m->late, m->c, &m->tp, m->made + 10 * SL_NS_PER_S), 0);
+    assert_true(sl_ctx_deadline(m->late) == sl_ctx_deadline(m->c));
+    sl_ctx_unref(m->late);
+    assert_int_equal(sl_ctx_with_trace_deadline(&m->late, m->c, &m->tp, 0), 0);   /* 0: the parent's */
+    assert_true(sl_ctx_deadline(m->late) == sl_ctx_deadline(m->c));
+    sl_ctx_unref(m->late);
+    /* its timer ends it, and its child, never early */
+    assert_int_equal(sl_chan_new(&m->ch, sizeof(int), 1, NULL), 0);
+    assert_int_equal(sl_ctx_after(m->c, &m->a, td_wake, m->ch), 0);
+    SL_AWAIT(t, m->rc, sl_chan_recv(t, m->ch, &m->n));
+    assert_int_equal(m->rc, 0);
+    assert_int_equal(sl_chan_free(t, m->ch), 0);
+    assert_true(sl_now_ns() >= m->made + 30 * SL_NS_PER_MS);
+    assert_int_equal(sl_ctx_err(m->c), -ETIMEDOUT);
+    assert_int_equal(sl_ctx_cause(m->under, NULL), SL_CAUSE_DEADLINE);
+    assert_int_equal(sl_ctx_err(m->p), 0);                                  /* the parent runs on */
+    assert_memory_equal(sl_ctx_trace(m->c)->trace_id, m->tp.trace_id, 16);  /* the trace outlives the end */
+    sl_ctx_unref(m->under);
+    sl_ctx_unref(m->c);
+    /* a deadline already past: born ended, still carrying the trace */
+    assert_int_equal(sl_ctx_with_trace_deadline(&m->c, m->p, &m->tp, sl_now_ns() - 1), 0);
+    assert_int_equal(sl_ctx_err(m->c), -ETIMEDOUT);
+    assert_memory_equal(sl_ctx_trace(m->c)->trace_id, m->tp.trace_id, 16);
+    sl_ctx_unref(m->c);
+    /* cancelling the parent ends it */
+    assert_int_equal(sl_ctx_with_trace_deadline(&m->c, m->p, &m->tp, sl_deadline_ms(5000)), 0);
+    assert_int_equal(sl_ctx_cancel(m->p, SL_CAUSE_DISCONNECT), 0);
+    assert_int_equal(sl_ctx_cause(m->c, NULL), SL_CAUSE_DISCONNECT);
+    sl_ctx_unref(m->c);
+    /* errors leave *out untouched */
+    m->c = NULL;
+    assert_int_equal(sl_ctx_with_trace_deadline(&m->c, m->v, NULL, 0), -EINVAL);
+    assert_int_equal(sl_ctx_with_trace_deadline(NULL, m->v, &m->tp, 0), -EINVAL);
+    assert_int_equal(sl_ctx_with_trace_deadline(&m->c, NULL, &m->tp, 0), -EINVAL);
+    sl_ctx_unref(m->p);
+    assert_int_equal(sl_ctx_with_timeout(&m->p, sl_ctx_background(), 60000), 0);
+    sl__ctx_inject_failure(0);   /* the allocation */
+    assert_int_equal(sl_ctx_with_trace_deadline(&m->c, m->p, &m->tp, sl_deadline_ms(1000)), -ENOMEM);
+    sl__ctx_inject_failure(1);   /* the timer */
+    assert_int_equal(sl_ctx_with_trace_deadline(&m->c, m->p, &m->tp, sl_deadline_ms(1000)), -ENOMEM);
+    sl__ctx_inject_failure(-1);
+    assert_null(m->c);
+    sl_ctx_unref(m->v);
+    sl_ctx_unref(m->p);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_trace_deadline_ctx(void **s)
+{
+    (void)s;
+    static td_state m;
+    long before = sl_ctx_live_count();
+    rt = rt_new(1, NULL);
+    assert_int_equal(rt_run(rt, trace_deadline_main, &m), 0);
+    assert_int_equal(sl_ctx_live_count(), before);
+}
+
 /* ids are unique across many draws and across threads' generators */
 static void test_ids_unique(void **s)
 {
@@ -295,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_traceparent_malformed),
         cmocka_unit_test(test_traceparent_new_and_child),
         cmocka_unit_test(test_ctx_on_the_wire),
+        cmocka_unit_test(test_trace_deadline_ctx),
         cmocka_unit_test(test_ids_unique),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
