@@ -168,7 +168,7 @@ int sl__ctx_make(sl_ctx **out, sl_ctx *parent, int kind, uint64_t deadline, size
     c->kind = (uint8_t)kind;
     c->refs = 1;
     c->deadline = d;
-    if (timer && sl__ctx_arm(c, (char *)c->tail + at, now) < 0) {
+    if (timer && sl__ctx_arm(c, (char *)c->tail + at) < 0) {
         sl__ctx_free(c);
         return -ENOMEM;
     }

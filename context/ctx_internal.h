@@ -39,7 +39,9 @@ struct sl_ctx {
     int err;
     sl_cause cause;
     uint64_t deadline;
-    struct event *timer;       /* pending deadline timer (in tail), or NULL */
+    struct event *timer;       /* the deadline timer's storage (in tail), or NULL */
+    sl_ctx *tprev, *tnext;     /* in this thread's list of timers to arm */
+    uint8_t tstate;            /* T_NONE, T_PENDING (armed at the turn's end), T_ARMED */
     const void *key;
     void *value;
     void (*free_fn)(void *);
@@ -62,9 +64,10 @@ static inline bool sl__ctx_can_end(const sl_ctx *c) { return c->kind != K_BG && 
 
 /* deadline.c */
 size_t sl__ctx_timer_size(void);
-/* Arms c's deadline timer, a struct event of sl__ctx_timer_size() bytes at
- * mem (in c's own allocation). 0 or -ENOMEM. */
-int sl__ctx_arm(sl_ctx *c, void *mem, uint64_t now);
+/* Gives c a deadline timer, a struct event of sl__ctx_timer_size() bytes at
+ * mem (in c's own allocation), armed at the end of the reactor's turn. 0 or
+ * -ENOMEM. */
+int sl__ctx_arm(sl_ctx *c, void *mem);
 void sl__ctx_disarm(sl_ctx *c);
 
 /* after.c */

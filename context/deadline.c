@@ -3,12 +3,15 @@
  * Only a context whose deadline is earlier than its parent's has a timer; an
  * equal deadline ends with the parent, through the tree. The timer is a
  * libevent event on the context's reactor's base, stored in the context's
- * own allocation (event_assign), so a deadline costs no second malloc. */
+ * own allocation (event_assign), so a deadline costs no second malloc, and
+ * armed only at the end of the turn that made it (see arm_pending). */
 #include <errno.h>
 #include <event2/event.h>
 #include "ctx_internal.h"
 
 size_t sl__ctx_timer_size(void) { return event_get_struct_event_size(); }
+
+enum { T_NONE, T_PENDING, T_ARMED };
 
 static int schedule(sl_ctx *c, uint64_t now)
 {
@@ -29,29 +32,81 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     if (now < c->deadline && schedule(c, now) == 0)
         return;
     c->timer = NULL;
+    c->tstate = T_NONE;
     if (!c->err)
         sl__ctx_end(c, -ETIMEDOUT, SL_CAUSE_DEADLINE);
 }
 
-int sl__ctx_arm(sl_ctx *c, void *mem, uint64_t now)
+/* Timers are armed at the end of the turn that made them. A libevent timer
+ * cannot fire before the loop runs again anyway, so arming later changes
+ * nothing a program can see, and a context that ends within its turn (a
+ * request answered at once) never costs a timer: no heap insert, no
+ * delete. The list is this thread's: a context lives on one reactor's
+ * thread. */
+static __thread __attribute__((tls_model("initial-exec"))) sl_ctx *pending;
+
+static void pending_unlink(sl_ctx *c)
 {
-    struct event *ev = mem;
-    if (event_assign(ev, sl_reactor_base(c->r), -1, 0, on_deadline, c) < 0)
-        return -ENOMEM;
-    c->timer = ev;
-    if (sl__ctx_fail_point() || schedule(c, now) < 0) {
-        c->timer = NULL;
-        return -ENOMEM;
+    if (c->tprev)
+        c->tprev->tnext = c->tnext;
+    else
+        pending = c->tnext;
+    if (c->tnext)
+        c->tnext->tprev = c->tprev;
+    c->tprev = c->tnext = NULL;
+}
+
+static void arm_pending(sl_reactor *r)
+{
+    uint64_t now = sl_now_ns();
+    sl_ctx *c = pending, *next, *failed = NULL;
+    pending = NULL;
+    for (; c; c = next) {
+        next = c->tnext;
+        c->tprev = c->tnext = NULL;
+        if (c->r != r) {   /* left by a runtime that ended on this thread */
+            c->tstate = T_NONE;
+            c->timer = NULL;
+            continue;
+        }
+        if (event_assign(c->timer, sl_reactor_base(r), -1, 0, on_deadline, c) == 0 &&
+            schedule(c, now) == 0) {
+            c->tstate = T_ARMED;
+            continue;
+        }
+        c->tnext = failed;   /* out of memory in libevent: try again next turn */
+        if (failed)
+            failed->tprev = c;
+        failed = c;
     }
+    if (failed) {
+        pending = failed;
+        sl_reactor_at_turn_end(r, arm_pending);
+    }
+}
+
+int sl__ctx_arm(sl_ctx *c, void *mem)
+{
+    if (sl__ctx_fail_point() || sl_reactor_at_turn_end(c->r, arm_pending) < 0)
+        return -ENOMEM;
+    c->timer = mem;
+    c->tstate = T_PENDING;
+    c->tprev = NULL;
+    c->tnext = pending;
+    if (pending)
+        pending->tprev = c;
+    pending = c;
     return 0;
 }
 
 void sl__ctx_disarm(sl_ctx *c)
 {
-    if (c->timer) {
+    if (c->tstate == T_PENDING)
+        pending_unlink(c);
+    else if (c->tstate == T_ARMED)
         event_del(c->timer);
-        c->timer = NULL;
-    }
+    c->timer = NULL;
+    c->tstate = T_NONE;
 }
 
 /* ---- reading the deadline ---------------------------------------------------- */

@@ -50,6 +50,7 @@ struct sl_reactor {
     sl_task *rq_head, *rq_tail;       /* ready tasks */
     struct event *run_ev;
     bool run_scheduled, in_run;
+    void (*turn_end)(sl_reactor *);  /* sl_reactor_at_turn_end's fn, or NULL */
 
     sl_task *tasks;                   /* live tasks */
     sl_task *zombies;                 /* ended joinable tasks not yet joined */

@@ -141,6 +141,11 @@ static void run_cb(evutil_socket_t fd, short what, void *arg)
         sl__run_task(t);
     }
     r->in_run = false;
+    if (r->turn_end) {
+        void (*fn)(sl_reactor *) = r->turn_end;
+        r->turn_end = NULL;   /* fn may ask again */
+        fn(r);
+    }
     flush_wakes(r);   /* before the deadlock check: a wake we owe is a way out */
     if (r->rq_head) {
         r->run_scheduled = true;
@@ -159,6 +164,25 @@ void sl_reactor_run_ready(sl_reactor *r)
     run_cb(-1, 0, r);
 }
 
+static void schedule_run(sl_reactor *r)
+{
+    if (!r->in_run && !r->run_scheduled) {
+        r->run_scheduled = true;
+        event_active(r->run_ev, EV_READ, 0);
+    }
+}
+
+int sl_reactor_at_turn_end(sl_reactor *r, void (*fn)(sl_reactor *r))
+{
+    if (!r || !fn || sl__tl_reactor != r)
+        return -EINVAL;
+    if (r->turn_end && r->turn_end != fn)
+        return -EBUSY;
+    r->turn_end = fn;
+    schedule_run(r);   /* in a run, its end calls fn */
+    return 0;
+}
+
 void sl__ready(sl_task *t)
 {
     sl_reactor *r = t->reactor_;
@@ -169,10 +193,7 @@ void sl__ready(sl_task *t)
     else
         r->rq_head = t;
     r->rq_tail = t;
-    if (!r->in_run && !r->run_scheduled) {
-        r->run_scheduled = true;
-        event_active(r->run_ev, EV_READ, 0);
-    }
+    schedule_run(r);
 }
 
 /* ---- timers ------------------------------------------------------------- */

@@ -92,6 +92,17 @@ static inline sl_reactor *sl_reactor_current(void) { return sl__tl_reactor; }
  * task or a sluice callback (it never nests). */
 void sl_reactor_run_ready(sl_reactor *r);
 
+/* Calls fn(r) once, at the end of r's current turn: when the ready tasks
+ * have run, before r waits for events again (a turn is scheduled if none
+ * is coming). For work cheaper done once per turn than once per call, or
+ * not at all for what is made and freed within the turn: context/ arms a
+ * deadline's timer this way, so a request answered at once never costs
+ * one. fn may ask again (it then runs at the end of the next turn). One
+ * fn per reactor: asking again before it ran is a no-op. Call on r's
+ * thread. Returns 0; -EINVAL for NULL r or fn or off r's thread; -EBUSY
+ * if a different fn is waiting. */
+int sl_reactor_at_turn_end(sl_reactor *r, void (*fn)(sl_reactor *r));
+
 /* The reactor's index in its runtime (0 for an embedded reactor), its
  * event_base (to add sockets and events to) and its runtime (NULL if
  * embedded). */

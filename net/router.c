@@ -211,6 +211,10 @@ int sl_router_match(const sl_router *r, const char *method, size_t method_len,
     bool path_known = false;
     for (size_t i = 0; i < r->n; i++) {
         const route *rt = &r->v[i];
+        /* most routes differ in their segment count or first segment: a
+         * compare here, before the call */
+        if (rt->nsegs != n || (n && !rt->segs[0].capture && rt->segs[0].len != pl[0]))
+            continue;
         if (!match_path(rt, ps, pl, n, NULL, &lit))
             continue;
         path_known = true;

@@ -222,22 +222,34 @@ static int dl_main(sl_task *t, void *arg)
     assert_true(sl_ctx_deadline(m->c) == sl_ctx_deadline(m->p));
     assert_true(sl_ctx_remaining_ms(m->c) <= 100 && sl_ctx_remaining_ms(m->c) >= 0);
     /* ... and adds no timer of its own, nor does an equal deadline or a value;
-     * an earlier deadline adds one, and ending it takes it away */
+     * an earlier deadline adds one, armed when the turn that made it ends,
+     * and ending it takes it away */
+    SL_AWAIT(t, m->rc, sl_sleep(t, SL_NS_PER_MS));   /* the turn ends: p's timer is armed */
     m->n = timers_on(t);
     assert_int_equal(sl_ctx_with_deadline(&m->same, m->p, sl_ctx_deadline(m->p)), 0);
     assert_int_equal(sl_ctx_with_value(&m->v, m->same, &m->n, NULL, NULL), 0);
-    assert_int_equal(timers_on(t), m->n);
     assert_int_equal(sl_ctx_with_deadline(&m->own, m->v, sl_ctx_deadline(m->p) - 1), 0);
     assert_true(sl_ctx_deadline(m->own) == sl_ctx_deadline(m->p) - 1);
-    assert_int_equal(timers_on(t), m->n + 1);
+    assert_int_equal(timers_on(t), m->n);            /* not within the turn */
+    SL_AWAIT(t, m->rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_int_equal(timers_on(t), m->n + 1);        /* own's only */
     assert_int_equal(sl_ctx_cancel(m->own, SL_CAUSE_CANCELED), 0);
     assert_int_equal(timers_on(t), m->n);
     sl_ctx_unref(m->own);
-    /* freeing a context with a pending timer removes the timer */
+    /* freeing a context with an armed timer removes the timer */
     assert_int_equal(sl_ctx_with_timeout(&m->own, m->v, 50), 0);
+    SL_AWAIT(t, m->rc, sl_sleep(t, SL_NS_PER_MS));
     assert_int_equal(timers_on(t), m->n + 1);
     sl_ctx_unref(m->own);
     assert_int_equal(timers_on(t), m->n);
+    /* one made and freed, or cancelled, within a turn never costs a timer */
+    assert_int_equal(sl_ctx_with_timeout(&m->own, m->v, 50), 0);
+    sl_ctx_unref(m->own);
+    assert_int_equal(sl_ctx_with_timeout(&m->own, m->v, 50), 0);
+    assert_int_equal(sl_ctx_cancel(m->own, SL_CAUSE_CANCELED), 0);
+    SL_AWAIT(t, m->rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_int_equal(timers_on(t), m->n);
+    sl_ctx_unref(m->own);
     /* 0 means no deadline of its own */
     assert_int_equal(sl_ctx_with_deadline(&m->own, sl_ctx_background(), 0), 0);
     assert_int_equal(sl_ctx_deadline(m->own), 0);
@@ -794,6 +806,65 @@ static void test_enomem(void **s)
     assert_int_equal(rt_run(rt, enomem_main, NULL), 0);
 }
 
+/* ---- a deadline made outside any task ---------------------------------------------------- */
+
+/* Timers are armed when the turn that made them ends. A context made in a
+ * plain libevent callback, with no task ready to make a turn, must ask for
+ * one, or its deadline would never come (the guard would end the run). */
+typedef struct plain_st {
+    sl_ctx *c;
+    sl_after a;
+    uint64_t made, ended;
+    int guard_fired;
+} plain_st;
+
+static void plain_ended(sl_ctx *c, void *arg)
+{
+    plain_st *m = arg;
+    m->ended = sl_now_ns();
+    assert_int_equal(sl_ctx_err(c), -ETIMEDOUT);
+    sl_ctx_unref(m->c);   /* ending holds its own reference meanwhile */
+    sl_runtime_stop(rt);
+}
+
+static void plain_guard(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ((plain_st *)arg)->guard_fired = 1;
+    sl_runtime_stop(rt);
+}
+
+static void plain_make(evutil_socket_t fd, short what, void *arg)
+{
+    plain_st *m = arg;
+    (void)fd;
+    (void)what;
+    m->made = sl_now_ns();
+    assert_int_equal(sl_ctx_with_timeout(&m->c, sl_ctx_background(), 20), 0);
+    assert_int_equal(sl_ctx_after(m->c, &m->a, plain_ended, m), 0);
+}
+
+static void test_deadline_made_outside_tasks(void **s)
+{
+    (void)s;
+    plain_st m = { 0 };
+    long before = sl_ctx_live_count();
+    fresh();
+    struct event_base *base = sl_reactor_base(sl_runtime_reactor(rt, 0));
+    assert_int_equal(event_base_once(base, -1, EV_TIMEOUT, plain_make, &m, &(struct timeval){ 0, 1000 }), 0);
+    struct event *guard = evtimer_new(base, plain_guard, &m);
+    assert_non_null(guard);
+    struct timeval five_s = { 5, 0 };
+    assert_int_equal(evtimer_add(guard, &five_s), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    event_free(guard);
+    assert_int_equal(m.guard_fired, 0);
+    assert_true(m.ended >= m.made + 20 * SL_NS_PER_MS);   /* never early */
+    assert_int_equal(sl_runtime_free(rt), 0);
+    assert_int_equal(sl_ctx_live_count(), before);
+}
+
 /* ---- a million short-lived children leave nothing behind ------------------------------------------ */
 
 static int churn_main(sl_task *t, void *arg)
@@ -891,6 +962,7 @@ int main(void)
         cmocka_unit_test(test_tasks),
         cmocka_unit_test(test_go_mem),
         cmocka_unit_test(test_enomem),
+        cmocka_unit_test(test_deadline_made_outside_tasks),
         cmocka_unit_test(test_million_children),
         cmocka_unit_test(test_deep_chain),
     };
