@@ -552,6 +552,96 @@ static void test_run_ready(void **s)
     assert_int_equal(x.ran_in_cb, 2);     /* run inside the plain callback */
 }
 
+/* ---- sl_reactor_at_turn_end: once, after the turn's ready tasks -------------------------------- */
+
+typedef struct te {
+    sl_reactor *r;
+    struct event *ev;
+    int tasks_ran, calls, tasks_at_call[4], again, off_thread_rc, rc;
+} te;
+
+static te *te_x;
+
+static void te_fn(sl_reactor *r)
+{
+    te *x = te_x;
+    assert_ptr_equal(r, x->r);
+    x->tasks_at_call[x->calls++] = x->tasks_ran;
+    if (x->again) {   /* asking from fn: the next turn's end */
+        x->again = 0;
+        assert_int_equal(sl_reactor_at_turn_end(r, te_fn), 0);
+    } else if (x->calls == 3) {
+        sl_runtime_stop(rt);
+    }
+}
+
+static void te_other(sl_reactor *r) { (void)r; fail(); }
+
+static int te_child(sl_task *t, void *arg)
+{
+    (void)t;
+    ((te *)arg)->tasks_ran++;
+    return 0;
+}
+
+static void *te_thread(void *arg)
+{
+    te *x = arg;
+    x->off_thread_rc = sl_reactor_at_turn_end(x->r, te_fn);
+    return NULL;
+}
+
+/* From a plain callback with no task ready: a turn is scheduled for it. */
+static void te_cb(evutil_socket_t fd, short what, void *arg)
+{
+    te *x = arg;
+    (void)fd;
+    (void)what;
+    event_free(x->ev);
+    x->ev = NULL;
+    assert_int_equal(sl_reactor_at_turn_end(x->r, te_fn), 0);
+}
+
+static int te_main(sl_task *t, void *arg)
+{
+    te *x = arg;
+    SL_BEGIN(t);
+    x->r = sl_reactor_current();
+    assert_int_equal(sl_reactor_at_turn_end(NULL, te_fn), -EINVAL);
+    assert_int_equal(sl_reactor_at_turn_end(x->r, NULL), -EINVAL);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, te_thread, x), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(x->off_thread_rc, -EINVAL);
+    /* asked twice in a turn, with tasks made ready after: called once,
+     * when they have run; a different fn meanwhile is refused */
+    x->again = 1;
+    assert_int_equal(sl_reactor_at_turn_end(x->r, te_fn), 0);
+    assert_int_equal(sl_reactor_at_turn_end(x->r, te_fn), 0);
+    assert_int_equal(sl_reactor_at_turn_end(x->r, te_other), -EBUSY);
+    assert_int_equal(sl_spawn(x->r, te_child, x, NULL, NULL), 0);
+    assert_int_equal(sl_spawn(x->r, te_child, x, NULL, NULL), 0);
+    assert_int_equal(x->calls, 0);
+    SL_YIELD(t);   /* still the same turn */
+    assert_int_equal(x->calls, 0);
+    SL_AWAIT(t, x->rc, sl_sleep(t, 5 * SL_NS_PER_MS));   /* several turns pass */
+    assert_int_equal(x->calls, 2);              /* the second from fn's own request */
+    assert_int_equal(x->tasks_at_call[0], 2);   /* after the ready tasks */
+    x->ev = event_new(sl_reactor_base(x->r), -1, 0, te_cb, x);
+    event_active(x->ev, 0, 0);
+    SL_END(t);
+}
+
+static void test_at_turn_end(void **s)
+{
+    (void)s;
+    te x = { 0 };
+    te_x = &x;
+    rt = rt_new(1, &cap);
+    assert_int_equal(rt_run(rt, te_main, &x), 0);   /* stopped by the third call */
+    assert_int_equal(x.calls, 3);
+}
+
 /* ---- embedding on a caller's event_base ------------------------------------------------------ */
 
 typedef struct emb {
@@ -602,6 +692,7 @@ int main(void)
         cmocka_unit_test(test_runtime_bad_args),
         cmocka_unit_test(test_stop_from_signal),
         cmocka_unit_test(test_run_ready),
+        cmocka_unit_test(test_at_turn_end),
         cmocka_unit_test(test_embedded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
