@@ -2,15 +2,11 @@
  *
  * A binding sits in its context's list of tasks and in the task's extension
  * slot; the slot's end hook takes it out (O(1)) and gives back the task's
- * reference to the context when the task ends. */
+ * reference to the context when the task ends. The first task bound to a
+ * context uses the binding inside the context (one task per context is
+ * the usual case: a request's handler). */
 #include <errno.h>
 #include "ctx_internal.h"
-
-struct sl_binding {
-    sl_ctx *ctx;
-    sl_task *task;
-    sl_binding *prev, *next;
-};
 
 void sl__ctx_cancel_tasks(sl_ctx *c, int err)
 {
@@ -31,7 +27,10 @@ static void unbind(sl_task *t, void *ext)
         if (b->next)
             b->next->prev = b->prev;
     }
-    sl__ctx_free(b);
+    if (b == &c->bind0)
+        c->bind0_used = false;
+    else
+        sl__ctx_free(b);
     sl_ctx_unref(c);
 }
 
@@ -42,7 +41,9 @@ static int go(sl_ctx *ctx, sl_step_fn fn, void *state, sl_task *mem, sl_task **o
         return -EINVAL;
     if (sl__ctx_foreign(ctx, "sl_go"))
         return -EXDEV;
-    sl_binding *b = sl__ctx_alloc(sizeof *b);
+    /* the background is shared by every thread: its bindings are allocated */
+    bool inline_b = ctx->kind != K_BG && !ctx->bind0_used;
+    sl_binding *b = inline_b ? &ctx->bind0 : sl__ctx_alloc(sizeof *b);
     if (!b)
         return -ENOMEM;
     sl_spawn_opts o = opts ? *opts : (sl_spawn_opts){ 0 };
@@ -52,8 +53,13 @@ static int go(sl_ctx *ctx, sl_step_fn fn, void *state, sl_task *mem, sl_task **o
     /* ctx->r is the calling reactor (NULL for the background: the same) */
     int rc = sl_spawn_at_(ctx->r, fn, state, &o, &t, mem, file, line);
     if (rc < 0) {
-        sl__ctx_free(b);
+        if (!inline_b)
+            sl__ctx_free(b);
         return rc;
+    }
+    if (inline_b) {
+        ctx->bind0_used = true;
+        *b = (sl_binding){ 0 };
     }
     b->ctx = sl_ctx_ref(ctx);
     b->task = t;

@@ -20,7 +20,14 @@ enum ctx_kind {
     K_NOCANCEL,  /* without_cancel: never ends */
 };
 
+/* A task bound to a context (bind.c): in the context's list of tasks and in
+ * the task's extension slot. */
 typedef struct sl_binding sl_binding;
+struct sl_binding {
+    sl_ctx *ctx;
+    sl_task *task;
+    sl_binding *prev, *next;
+};
 typedef struct sl_link sl_link;
 
 struct sl_ctx {
@@ -33,6 +40,9 @@ struct sl_ctx {
     sl_ctx *fire_next;         /* ending: the list of nodes with after-funcs */
     sl_after *afters, *afters_tail;
     sl_binding *tasks;
+    sl_binding bind0;          /* the first bound task's binding: no allocation
+                                * for the usual one task per context */
+    bool bind0_used;
     uint32_t refs;
     uint8_t kind;
     bool attached;

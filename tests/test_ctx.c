@@ -762,6 +762,58 @@ static void test_go_mem(void **s)
     assert_int_equal(rt_run(rt, go_mem_main, &m), 0);
 }
 
+/* ---- bindings: the first task bound to a context uses one inside it ---------------------------- */
+
+typedef struct bind_st {
+    sl_ctx *c;
+    sl_chan *ch;
+    long live;
+    int rc1, rc2, rc3, rc;
+} bind_st;
+
+static int bind_main(sl_task *t, void *arg)
+{
+    bind_st *m = arg;
+    SL_BEGIN(t);
+    bound_test(t);
+    assert_int_equal(sl_chan_new(&m->ch, sizeof(int), 1, NULL), 0);
+    never = m->ch;
+    m->live = sl_ctx_live_count();
+    assert_int_equal(sl_ctx_with_cancel(&m->c, sl_ctx_background()), 0);
+    assert_int_equal(sl_go(m->c, NULL, NULL, NULL, NULL), -EINVAL);   /* leaves the slot free */
+    assert_int_equal(sl_go(m->c, waits_forever, &m->rc1, NULL, NULL), 0);
+    assert_int_equal(sl_ctx_live_count(), m->live + 1);                 /* the context only */
+    assert_int_equal(sl_go(m->c, waits_forever, &m->rc2, NULL, NULL), 0);
+    assert_int_equal(sl_ctx_live_count(), m->live + 2);                 /* a second is allocated */
+    sl__ctx_inject_failure(0);
+    assert_int_equal(sl_go(m->c, waits_forever, &m->rc3, NULL, NULL), -ENOMEM);
+    SL_YIELD(t);   /* both park */
+    assert_int_equal(sl_ctx_cancel(m->c, SL_CAUSE_CANCELED), 0);     /* reaches both */
+    SL_YIELD(t);
+    assert_int_equal(m->rc1, -ECANCELED);
+    assert_int_equal(m->rc2, -ECANCELED);
+    assert_int_equal(m->rc3, 0);                                        /* never ran */
+    assert_int_equal(sl_ctx_live_count(), m->live + 1);
+    /* the slot is free again once its task ended */
+    assert_int_equal(sl_go(m->c, waits_forever, &m->rc1, NULL, NULL), 0);
+    assert_int_equal(sl_ctx_live_count(), m->live + 1);
+    SL_YIELD(t);   /* born cancelled (the context has ended): ends at once */
+    assert_int_equal(m->rc1, -ECANCELED);
+    sl_ctx_unref(m->c);
+    assert_int_equal(sl_ctx_live_count(), m->live);
+    assert_int_equal(sl_chan_free(t, m->ch), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_bindings(void **s)
+{
+    (void)s;
+    fresh();
+    bind_st m = { 0 };
+    assert_int_equal(rt_run(rt, bind_main, &m), 0);
+}
+
 /* ---- allocation failures ------------------------------------------------------------------------ */
 
 static int enomem_main(sl_task *t, void *arg)
@@ -785,8 +837,8 @@ static int enomem_main(sl_task *t, void *arg)
     sl__ctx_inject_failure(0);
     assert_int_equal(sl_ctx_with_value(&c, p, &key_a, "v", free_val), -ENOMEM);
     assert_int_equal(freed, 0);                              /* the caller still owns it */
-    sl__ctx_inject_failure(0);
-    assert_int_equal(sl_go(p, quick, &rc, NULL, NULL), -ENOMEM);
+    sl__ctx_inject_failure(0);   /* the background's bindings are allocated (p's first is not) */
+    assert_int_equal(sl_go(sl_ctx_background(), quick, &rc, NULL, NULL), -ENOMEM);
     assert_int_equal(rc, 0);                                 /* never ran */
     assert_ptr_equal(c, (sl_ctx *)&c);
     assert_int_equal(sl_ctx_live_count(), live + 1);         /* only p */
@@ -961,6 +1013,7 @@ int main(void)
         cmocka_unit_test(test_after_funcs),
         cmocka_unit_test(test_tasks),
         cmocka_unit_test(test_go_mem),
+        cmocka_unit_test(test_bindings),
         cmocka_unit_test(test_enomem),
         cmocka_unit_test(test_deadline_made_outside_tasks),
         cmocka_unit_test(test_million_children),
