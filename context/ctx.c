@@ -155,8 +155,10 @@ int sl__ctx_make(sl_ctx **out, sl_ctx *parent, int kind, uint64_t deadline, size
         return -EINVAL;
     bool own;
     uint64_t d = child_deadline(parent, kind, deadline, &own);
-    uint64_t now = own ? sl_now_ns() : 0;
-    bool ended = parent->err != 0 || (own && d <= now);
+    /* A deadline further off than the coarse clock can lag is certainly
+     * ahead (a request's budget, usually): the exact clock only near it. */
+    bool ended = parent->err != 0 ||
+                 (own && d <= sl_now_coarse_ns() + sl_coarse_slack_ns() && d <= sl_now_ns());
     bool timer = own && !ended;
     /* the tail: the caller's `extra` bytes first (so a value's copy sits at
      * c->tail whether or not there is a timer), then the timer */

@@ -58,6 +58,8 @@ static void pending_unlink(sl_ctx *c)
 
 static void arm_pending(sl_reactor *r)
 {
+    if (!pending)   /* all ended within the turn */
+        return;
     uint64_t now = sl_now_ns();
     sl_ctx *c = pending, *next, *failed = NULL;
     pending = NULL;

@@ -147,7 +147,6 @@ bool sl__on_reactor(const sl_reactor *r);   /* may the calling thread touch r? *
 void sl__ready(sl_task *t);                  /* append to r's run queue */
 void sl__report(sl_reactor *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 uint64_t sl__rand(sl_reactor *r);
-uint64_t sl__now_coarse_ns(void);           /* time.c: for statistics only */
 
 /* task.c */
 /* Parks t on `obj` of kind `kind`; the caller has already queued t's waiter

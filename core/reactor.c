@@ -129,10 +129,10 @@ static void run_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     r->run_scheduled = false;
     r->in_run = true;
-    r->now = sl__now_coarse_ns();
+    r->now = sl_now_coarse_ns();
     for (int n = 0; r->rq_head && n < RUN_BATCH; n++) {
         if ((n & 63) == 63)
-            r->now = sl__now_coarse_ns();
+            r->now = sl_now_coarse_ns();
         sl_task *t = r->rq_head;
         r->rq_head = t->run_next_;
         if (!r->rq_head)

@@ -35,7 +35,7 @@ int sl_spawn_at_(sl_reactor *r, sl_step_fn fn, void *state, const sl_spawn_opts 
     t->name_ = "";
     t->refs_ = 1;
     t->flags_ = mem ? SL_TF_MEM : 0;
-    t->spawned_ns_ = sl__now_coarse_ns();   /* diagnostics: a TSC read per spawn is not worth it */
+    t->spawned_ns_ = sl_now_coarse_ns();   /* diagnostics: a TSC read per spawn is not worth it */
     if (opts) {
         if (opts->name)
             t->name_ = opts->name;

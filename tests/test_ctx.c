@@ -183,6 +183,7 @@ typedef struct dl_st {
     sl_chan *ch;
     sl_after a;
     int rc, rc_task, rc_task2, rc_wide, joined, n;
+    uint64_t t0;
 } dl_st;
 
 static int sleeps_long(sl_task *t, void *arg)
@@ -300,6 +301,15 @@ static int dl_main(sl_task *t, void *arg)
     assert_int_equal(sl_ctx_cause(m->p, NULL), SL_CAUSE_DEADLINE);
     sl_ctx_unref(m->p);
     assert_int_equal(sl_ctx_with_timeout(&m->p, sl_ctx_background(), 0), 0);
+    assert_int_equal(sl_ctx_err(m->p), -ETIMEDOUT);
+    sl_ctx_unref(m->p);
+    /* a deadline just ahead (within the coarse clock's lag, so the exact
+     * clock decides) is not past: born running, ended by its timer */
+    m->t0 = sl_now_ns();
+    assert_int_equal(sl_ctx_with_deadline(&m->p, sl_ctx_background(), m->t0 + 2 * SL_NS_PER_MS), 0);
+    assert_true(sl_now_ns() >= m->t0 + 2 * SL_NS_PER_MS || sl_ctx_err(m->p) == 0);
+    SL_AWAIT(t, m->rc, sl_sleep(t, 5 * SL_NS_PER_MS));
+    SL_YIELD(t);   /* the timer's end reaches us */
     assert_int_equal(sl_ctx_err(m->p), -ETIMEDOUT);
     sl_ctx_unref(m->p);
     /* the task under without_cancel ends by its own (opts) deadline */

@@ -529,6 +529,27 @@ static int seq_main(sl_task *t, void *arg)
     return rc;
 }
 
+/* The coarse clock is never ahead of a later exact read, and lags less
+ * than its slack (samples where this process lost the CPU between the
+ * reads say nothing and are skipped). */
+static void test_coarse_clock(void **state)
+{
+    (void)state;
+    uint64_t slack = sl_coarse_slack_ns();
+    assert_true(slack > 0 && slack <= 2 * SL_NS_PER_S);
+    assert_true(sl_coarse_slack_ns() == slack);
+    int usable = 0;
+    for (int i = 0; i < 20000; i++) {
+        uint64_t p1 = sl_now_ns(), c = sl_now_coarse_ns(), p2 = sl_now_ns();
+        assert_true(c <= p2);
+        if (p2 - p1 > 100 * SL_NS_PER_US)
+            continue;
+        usable++;
+        assert_true(c + slack > p1);
+    }
+    assert_true(usable > 1000);
+}
+
 static void test_reset_runs_protothreads_in_sequence(void **state)
 {
     (void)state;
@@ -553,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_introspection),
         cmocka_unit_test(test_reset_runs_protothreads_in_sequence),
         cmocka_unit_test(test_park_as_names_the_wait),
+        cmocka_unit_test(test_coarse_clock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
