@@ -33,15 +33,21 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
         return;
     c->timer = NULL;
     c->tstate = T_NONE;
+    /* a plain libevent callback: a thread that drives several embedded
+     * reactors has not made this one its current (after-funcs, ending and
+     * freeing check it) */
+    sl_reactor *prev = sl__tl_reactor;
+    sl__tl_reactor = c->r;
     if (!c->err)
         sl__ctx_end(c, -ETIMEDOUT, SL_CAUSE_DEADLINE);
+    sl__tl_reactor = prev;
 }
 
 /* Timers are armed at the end of the turn that made them. A libevent timer
  * cannot fire before the loop runs again anyway, so arming later changes
  * nothing a program can see, and a context that ends within its turn (a
  * request answered at once) never costs a timer: no heap insert, no
- * delete. The list is this thread's: a context lives on one reactor's
+ * delete. The list is this thread's: a context lives on its reactor's
  * thread. */
 static __thread __attribute__((tls_model("initial-exec"))) sl_ctx *pending;
 
@@ -61,30 +67,23 @@ static void arm_pending(sl_reactor *r)
     if (!pending)   /* all ended within the turn */
         return;
     uint64_t now = sl_now_ns();
-    sl_ctx *c = pending, *next, *failed = NULL;
-    pending = NULL;
-    for (; c; c = next) {
+    bool again = false;
+    for (sl_ctx *c = pending, *next; c; c = next) {
         next = c->tnext;
-        c->tprev = c->tnext = NULL;
-        if (c->r != r) {   /* left by a runtime that ended on this thread */
-            c->tstate = T_NONE;
-            c->timer = NULL;
+        /* another reactor's (a thread may drive several bases in turn):
+         * its own turn's end arms it */
+        if (c->r != r)
+            continue;
+        if (event_assign(c->timer, sl_reactor_base(r), -1, 0, on_deadline, c) < 0 ||
+            schedule(c, now) < 0) {
+            again = true;   /* out of memory in libevent: try again next turn */
             continue;
         }
-        if (event_assign(c->timer, sl_reactor_base(r), -1, 0, on_deadline, c) == 0 &&
-            schedule(c, now) == 0) {
-            c->tstate = T_ARMED;
-            continue;
-        }
-        c->tnext = failed;   /* out of memory in libevent: try again next turn */
-        if (failed)
-            failed->tprev = c;
-        failed = c;
+        pending_unlink(c);
+        c->tstate = T_ARMED;
     }
-    if (failed) {
-        pending = failed;
+    if (again)
         sl_reactor_at_turn_end(r, arm_pending);
-    }
 }
 
 int sl__ctx_arm(sl_ctx *c, void *mem)

@@ -2,6 +2,7 @@
  * tasks, causes, deadlines and their timers, budgets, values, after-funcs,
  * without_cancel, a million short-lived children, allocation failures. */
 #include <event2/event.h>
+#include <unistd.h>
 #include "testutil.h"
 #include "sl_ctx.h"
 #include "ctx_internal.h"   /* sl__ctx_inject_failure */
@@ -927,6 +928,87 @@ static void test_deadline_made_outside_tasks(void **s)
     assert_int_equal(sl_ctx_live_count(), before);
 }
 
+/* ---- two reactors on one thread ------------------------------------------------------------- */
+
+/* The list of timers to arm is per thread, and a thread may drive several
+ * embedded reactors in turn: one reactor's turn end must leave the other's
+ * contexts for it, not drop them (their deadlines would never come). */
+typedef struct two_st {
+    struct event_base *base;
+    sl_reactor *r;
+    sl_ctx *c;
+    sl_after a;
+    int ended;
+    struct two_st *other;
+} two_st;
+
+/* The deadline's timer is a plain libevent callback: it must make its
+ * context's reactor the current one, or these calls are refused as
+ * foreign (and ending leaks its reference). */
+static void two_ended(sl_ctx *c, void *arg)
+{
+    two_st *m = arg;
+    assert_int_equal(sl_ctx_err(c), -ETIMEDOUT);
+    assert_ptr_equal(sl_reactor_current(), m->r);
+    m->ended = 1;
+    sl_ctx_unref(m->c);
+    m->c = NULL;
+}
+
+static void two_make(two_st *m)
+{
+    assert_int_equal(sl_ctx_with_timeout(&m->c, sl_ctx_background(), 10), 0);
+    assert_int_equal(sl_ctx_after(m->c, &m->a, two_ended, m), 0);
+}
+
+static int two_task(sl_task *t, void *arg)
+{
+    (void)t;
+    two_make(arg);
+    return 0;
+}
+
+/* On r2: its context waits for r2's turn end, and meanwhile this thread
+ * runs r1's base, whose turn (a task making a context) ends first. */
+static int two_task_outer(sl_task *t, void *arg)
+{
+    two_st *m2 = arg, *m1 = m2->other;
+    (void)t;
+    two_make(m2);
+    assert_int_equal(sl_spawn(m1->r, two_task, m1, NULL, NULL), 0);
+    event_base_loop(m1->base, EVLOOP_NONBLOCK);
+    assert_non_null(m1->c);
+    return 0;
+}
+
+static void test_two_reactors_one_thread(void **s)
+{
+    (void)s;
+    long before = sl_ctx_live_count();
+    two_st m1 = { .base = event_base_new() }, m2 = { .base = event_base_new() };
+    assert_int_equal(sl_reactor_new_on(&m1.r, m1.base, NULL), 0);
+    assert_int_equal(sl_reactor_new_on(&m2.r, m2.base, NULL), 0);
+    m2.other = &m1;
+    assert_int_equal(sl_spawn(m2.r, two_task_outer, &m2, NULL, NULL), 0);
+    event_base_loop(m2.base, EVLOOP_NONBLOCK);
+    assert_non_null(m2.c);
+    uint64_t give_up = sl_now_ns() + 5 * SL_NS_PER_S;
+    while ((!m1.ended || !m2.ended) && sl_now_ns() < give_up) {
+        event_base_loop(m1.base, EVLOOP_NONBLOCK);
+        event_base_loop(m2.base, EVLOOP_NONBLOCK);
+        usleep(1000);   /* polling two bases from one thread: nothing to wait on together */
+    }
+    assert_int_equal(m1.ended, 1);
+    assert_int_equal(m2.ended, 1);
+    assert_null(m1.c);
+    assert_null(m2.c);
+    assert_int_equal(sl_reactor_free(m1.r), 0);
+    assert_int_equal(sl_reactor_free(m2.r), 0);
+    event_base_free(m1.base);
+    event_base_free(m2.base);
+    assert_int_equal(sl_ctx_live_count(), before);
+}
+
 /* ---- a million short-lived children leave nothing behind ------------------------------------------ */
 
 static int churn_main(sl_task *t, void *arg)
@@ -1026,6 +1108,7 @@ int main(void)
         cmocka_unit_test(test_bindings),
         cmocka_unit_test(test_enomem),
         cmocka_unit_test(test_deadline_made_outside_tasks),
+        cmocka_unit_test(test_two_reactors_one_thread),
         cmocka_unit_test(test_million_children),
         cmocka_unit_test(test_deep_chain),
     };
