@@ -18,7 +18,7 @@
 #
 # One JSON object on stdout:
 #   {"sluice": {...}, "nginx": {...}, "go": {...}, "ratios": {...}, "targets": {...}}
-# and a table on stderr. With --runs N (default 3) each server runs N times,
+# and a table on stderr. With --runs N (default 5, of --duration 3 s) each server runs N times,
 # interleaved (sluice, nginx, Go, then Go, nginx, sluice, ...): each server's figures are
 # those of its run with the median CPU per request, and each ratio is the
 # median over the runs of that run's ratio, so a slow spell of this shared
@@ -36,7 +36,7 @@ usage() { echo "usage: $me BUILDDIR [--duration S] [--connections N] [--runs N] 
 
 [ $# -ge 1 ] || usage
 builddir=$1; shift
-duration=5 conns=64 runs=3 strict=''
+duration=3 conns=64 runs=5 strict=''
 while [ $# -gt 0 ]; do
     case $1 in
     --duration) [ $# -ge 2 ] || usage; duration=$2; shift ;;
