@@ -10,52 +10,67 @@
 #include <string.h>
 #include "server_int.h"
 
-const char *sl__status_text(int s)
+/* Status lines, formatted at compile time for the codes we name. */
+#define STATUS(code, text) [code - 100] = { "HTTP/1.1 " #code " " text "\r\n", sizeof "HTTP/1.1 " #code " " text "\r\n" - 1 }
+static const struct {
+    const char *line;
+    size_t len;
+} status_lines[500] = {
+    STATUS(100, "Continue"),
+    STATUS(200, "OK"),
+    STATUS(201, "Created"),
+    STATUS(202, "Accepted"),
+    STATUS(204, "No Content"),
+    STATUS(301, "Moved Permanently"),
+    STATUS(302, "Found"),
+    STATUS(304, "Not Modified"),
+    STATUS(400, "Bad Request"),
+    STATUS(401, "Unauthorized"),
+    STATUS(403, "Forbidden"),
+    STATUS(404, "Not Found"),
+    STATUS(405, "Method Not Allowed"),
+    STATUS(408, "Request Timeout"),
+    STATUS(409, "Conflict"),
+    STATUS(411, "Length Required"),
+    STATUS(413, "Content Too Large"),
+    STATUS(414, "URI Too Long"),
+    STATUS(415, "Unsupported Media Type"),
+    STATUS(422, "Unprocessable Content"),
+    STATUS(429, "Too Many Requests"),
+    STATUS(431, "Request Header Fields Too Large"),
+    STATUS(499, "Client Closed Request"),
+    STATUS(500, "Internal Server Error"),
+    STATUS(501, "Not Implemented"),
+    STATUS(502, "Bad Gateway"),
+    STATUS(503, "Service Unavailable"),
+    STATUS(504, "Gateway Timeout"),
+    STATUS(505, "HTTP Version Not Supported"),
+    STATUS(508, "Loop Detected"),
+};
+#undef STATUS
+
+/* The status line for any code from 100 to 599 (unnamed ones by class). */
+static char *put_status_line(char *p, int s)
 {
-    switch (s) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 499: return "Client Closed Request";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    case 508: return "Loop Detected";
-    default: return s < 200 ? "Informational" : s < 300 ? "Success" : s < 400 ? "Redirection"
-                   : s < 500 ? "Client Error" : "Server Error";
+    if (status_lines[s - 100].line) {
+        memcpy(p, status_lines[s - 100].line, status_lines[s - 100].len);
+        return p + status_lines[s - 100].len;
     }
+    const char *text = s < 200 ? "Informational" : s < 300 ? "Success" : s < 400 ? "Redirection"
+                       : s < 500 ? "Client Error" : "Server Error";
+    p += sprintf(p, "HTTP/1.1 %d %s\r\n", s, text);
+    return p;
 }
 
-/* The Date header's value, formatted once a second per reactor. */
-const char *sl__date(srv_reactor *sr, size_t *len)
+/* The Date header line ("Date: ...\r\n"), formatted once a second per
+ * reactor. */
+static const char *date_line(srv_reactor *sr, size_t *len)
 {
     time_t now = time(NULL);
     if (now != sr->date_at) {
         struct tm tm;
         gmtime_r(&now, &tm);
-        sr->date_len = strftime(sr->date, sizeof sr->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        sr->date_len = strftime(sr->date, sizeof sr->date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
         sr->date_at = now;
     }
     *len = sr->date_len;
@@ -191,12 +206,12 @@ int sl__reply_format(sl_http_req *req, int status, const char *ctype, const void
     bool close = !req->keep_alive || (c && (c->closing || c->sr->draining));
     req->keep_alive = !close;
     size_t date_len, ctype_len = ctype ? strlen(ctype) : 0;
-    const char *date = sl__date(req->sr, &date_len);
-    const char *text = sl__status_text(status);
-    size_t text_len = strlen(text), extra_len = req->extra ? evbuffer_get_length(req->extra) : 0;
+    const char *date = date_line(req->sr, &date_len);
+    size_t extra_len = req->extra ? evbuffer_get_length(req->extra) : 0;
     size_t body_out = req->is_head ? 0 : len;
-    size_t need = sizeof "HTTP/1.1 200 \r\nDate: \r\nContent-Length: 18446744073709551615\r\n"
-                  + text_len + date_len + (ctype ? sizeof "Content-Type: \r\n" + ctype_len : 0)
+    size_t need = sizeof "HTTP/1.1 200 Request Header Fields Too Large\r\n"   /* the longest */
+                  + date_len + sizeof "Content-Length: 18446744073709551615\r\n"
+                  + (ctype ? sizeof "Content-Type: \r\n" + ctype_len : 0)
                   + sizeof "Connection: close\r\n" + extra_len + 2 + body_out;
     /* the first in line with nothing queued before it is written before
      * sl_http_reply returns: it borrows the reactor's buffer */
@@ -206,13 +221,9 @@ int sl__reply_format(sl_http_req *req, int status, const char *ctype, const void
     char *out = borrow ? sr->wbuf : malloc(need), *p = out;
     if (!out)
         return -ENOMEM;
-    p = PUT_LIT(p, "HTTP/1.1 ");
-    p = put_uint(p, (size_t)status);
-    *p++ = ' ';
-    p = put(p, text, text_len);
-    p = PUT_LIT(p, "\r\nDate: ");
+    p = put_status_line(p, status);
     p = put(p, date, date_len);
-    p = PUT_LIT(p, "\r\nContent-Length: ");
+    p = PUT_LIT(p, "Content-Length: ");
     p = put_uint(p, len);
     p = PUT_LIT(p, "\r\n");
     if (ctype) {

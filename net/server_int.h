@@ -51,7 +51,7 @@ struct srv_reactor {
     bool draining, stopped;
     struct event *grace_ev;
     time_t date_at;
-    char date[64];
+    char date[64];                    /* "Date: ...\r\n" */
     size_t date_len;
     srv_stats st;
     struct start_msg *start;         /* posted, not yet run */
@@ -171,6 +171,4 @@ size_t sl__builtin_state_size(void);
 
 /* reply.c */
 int sl__reply_format(sl_http_req *req, int status, const char *ctype, const void *body, size_t len);
-const char *sl__status_text(int status);
-const char *sl__date(srv_reactor *sr, size_t *len);
 #endif

@@ -102,6 +102,15 @@ static int h_silent(sl_task *t, void *arg)
     return 0;   /* ends without answering: the server says 500 */
 }
 
+/* Answers with the status in the path. */
+static int h_status(sl_task *t, void *arg)
+{
+    size_t len;
+    const char *code = sl_http_req_param(arg, "code", &len);
+    (void)t;
+    return sl_http_reply(arg, atoi(code), "text/plain", "s", 1);
+}
+
 static void start(sl_http_server_opts o)
 {
     memset(&TS.cap, 0, sizeof TS.cap);
@@ -116,6 +125,7 @@ static void start(sl_http_server_opts o)
     assert_int_equal(sl_http_route(TS.srv, "GET", "/silent", h_silent, 0, NULL), 0);
     assert_int_equal(sl_http_route(TS.srv, "GET", "/peer", h_peer, 0, NULL), 0);
     assert_int_equal(sl_http_route(TS.srv, "GET", "/reset", h_reset, sizeof(wait_st), NULL), 0);
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/status/{code}", h_status, 0, NULL), 0);
     assert_int_equal(sl_http_route(TS.srv, "GET", "/wait", h_wait, 0, NULL), -EEXIST);
     atomic_store(&seen_cause, -1);
     atomic_store(&seen_err, 1);
@@ -168,6 +178,43 @@ static void test_routes_and_keepalive(void **s)
     assert_int_equal(cli_read(fd, &r, 5000), 200);
     assert_true(r.closed_after);
     assert_true(cli_closed(fd, 2000));
+    close(fd);
+    srv_stop(&TS);
+}
+
+/* Status lines come pre-formatted for the codes we name and by class for
+ * the others; the Date line is an IMF-fixdate. */
+static void test_status_lines(void **s)
+{
+    (void)s;
+    static const struct { int code; const char *line; } cases[] = {
+        { 200, "HTTP/1.1 200 OK\r\n" },
+        { 201, "HTTP/1.1 201 Created\r\n" },
+        { 431, "HTTP/1.1 431 Request Header Fields Too Large\r\n" },
+        { 508, "HTTP/1.1 508 Loop Detected\r\n" },
+        { 299, "HTTP/1.1 299 Success\r\n" },
+        { 399, "HTTP/1.1 399 Redirection\r\n" },
+        { 418, "HTTP/1.1 418 Client Error\r\n" },
+        { 599, "HTTP/1.1 599 Server Error\r\n" },
+    };
+    start((sl_http_server_opts){ 0 });
+    int fd = cli_connect(TS.port);
+    resp r;
+    char req[64];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(req, sizeof req, "GET /status/%d HTTP/1.1\r\nHost: x\r\n\r\n", cases[i].code);
+        cli_send(fd, req);
+        assert_int_equal(cli_read(fd, &r, 5000), cases[i].code);
+        assert_memory_equal(r.head, cases[i].line, strlen(cases[i].line));
+        const char *date = strstr(r.head, "\r\nDate: ");
+        assert_non_null(date);
+        struct tm tm;
+        const char *end = strptime(date + 8, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        assert_non_null(end);
+        assert_memory_equal(end, "\r\n", 2);
+        assert_int_equal(end - (date + 8), 29);
+        assert_string_equal(r.body, "s");
+    }
     close(fd);
     srv_stop(&TS);
 }
@@ -801,6 +848,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_routes_and_keepalive),
+        cmocka_unit_test(test_status_lines),
         cmocka_unit_test(test_pipelined_in_order),
         cmocka_unit_test(test_json_body),
         cmocka_unit_test(test_malformed_and_limits),
