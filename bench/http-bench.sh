@@ -18,11 +18,15 @@
 #
 # One JSON object on stdout:
 #   {"sluice": {...}, "nginx": {...}, "go": {...}, "ratios": {...}, "targets": {...}}
-# and a table on stderr. With --runs N (default 5, of --duration 3 s) each server runs N times,
-# interleaved (sluice, nginx, Go, then Go, nginx, sluice, ...): each server's figures are
-# those of its run with the median CPU per request, and each ratio is the
-# median over the runs of that run's ratio, so a slow spell of this shared
-# machine that hits one run spoils neither.
+# and a table on stderr. The three servers are started once and run side
+# by side (an idle one costs next to nothing); each is then loaded --runs N
+# times (default 9) for --duration S seconds (default 2), interleaved
+# (sluice, nginx, Go, then Go, nginx, sluice, ...): each server's figures
+# are those of its run with the median CPU per request, and each ratio is
+# the median over the rounds of that round's ratio. This VM's host has slow
+# spells of several seconds (the same binary measures 7.6 us/request in one
+# round and 10.1 in the next); short rounds, many of them, compare servers
+# measured seconds apart, and the median ignores the rounds a spell hit.
 # --strict: exit 2 if a target is missed. Targets (issue 4): sluice's CPU
 # per request <= nginx's and <= Go's / 1.5, p99 no worse than either.
 #
@@ -36,7 +40,7 @@ usage() { echo "usage: $me BUILDDIR [--duration S] [--connections N] [--runs N] 
 
 [ $# -ge 1 ] || usage
 builddir=$1; shift
-duration=3 conns=64 runs=5 strict=''
+duration=2 conns=64 runs=9 strict=''
 while [ $# -gt 0 ]; do
     case $1 in
     --duration) [ $# -ge 2 ] || usage; duration=$2; shift ;;
@@ -62,15 +66,13 @@ GO=${GO:-go}
 [ "$(nproc)" -ge 2 ] || echo "$me: fewer than 2 CPUs: server and load share a core" >&2
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/http-bench.XXXXXX")
-server_pid=''
-stop_server() {
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-        server_pid=''
-    fi
+pids=''
+stop_servers() {
+    for p in $pids; do kill "$p" 2>/dev/null || true; done
+    for p in $pids; do wait "$p" 2>/dev/null || true; done
+    pids=''
 }
-trap 'stop_server; rm -rf "$tmp"' EXIT
+trap 'stop_servers; rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 
 # ---- the Go peer: standard library only, no network
@@ -94,47 +96,52 @@ free_port() {
     "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# Starts "$@" pinned to CPU 0 in the background; waits for its
-# "listening on HOST:PORT" line (or for the port to answer) and sets port.
+# start_server NAME WANT-PORT COMMAND...: starts it pinned to CPU 0 in the
+# background; waits for its "listening on HOST:PORT" line (or for
+# WANT-PORT to answer) and sets NAME_pid and NAME_port.
 start_server() {
-    want_port=$1; shift
-    taskset -c 0 "$@" >"$tmp/out" 2>"$tmp/err" &
-    server_pid=$!
-    i=0
+    name=$1 want_port=$2; shift 2
+    taskset -c 0 "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+    pid=$!
+    pids="$pids $pid"
+    i=0 port=''
     while [ $i -lt 500 ]; do
         if [ -z "$want_port" ]; then
-            port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$tmp/out" | head -n1)
-            [ -n "$port" ] && return 0
+            port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$tmp/$name.out" | head -n1)
         elif "$PYTHON" -c 'import socket,sys; socket.create_connection(("127.0.0.1",int(sys.argv[1])),1)' \
                 "$want_port" 2>/dev/null; then
             port=$want_port
+        fi
+        if [ -n "$port" ]; then
+            eval "${name}_pid=$pid ${name}_port=$port"
+            taskset -c 1 wrk -t1 -c"$conns" -d1s "http://127.0.0.1:$port/hello" >/dev/null 2>&1 || true  # warm-up
             return 0
         fi
-        kill -0 "$server_pid" 2>/dev/null || break
+        kill -0 "$pid" 2>/dev/null || break
         sleep 0.02
         i=$((i + 1))
     done
-    echo "$me: the server did not start: $*" >&2
-    cat "$tmp/err" >&2
-    stop_server
+    echo "$me: $name did not start: $*" >&2
+    cat "$tmp/$name.err" >&2
     return 1
 }
 
 cpu0() { awk '$1 == "cpu0" { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
 proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
-# Loads the running server; writes NAME.RUN.json.
+# measure NAME RUN: loads the running server NAME; writes NAME.RUN.json.
 measure() {
     name=$1 run=$2
+    eval "pid=\${${name}_pid:-} port=\${${name}_port:-}"
+    [ -n "$pid" ] || return 0
     url=http://127.0.0.1:$port/hello
-    taskset -c 1 wrk -t1 -c"$conns" -d1s "$url" >/dev/null 2>&1 || true   # warm-up
     set -- $(cpu0)
     busy0=$1 idle0=$2
-    pt0=$(proc_ticks "$server_pid")
+    pt0=$(proc_ticks "$pid")
     taskset -c 1 wrk -t1 -c"$conns" -d"${duration}s" --latency "$url" >"$tmp/wrk" 2>&1
     set -- $(cpu0)
     busy1=$1 idle1=$2
-    pt1=$(proc_ticks "$server_pid")
+    pt1=$(proc_ticks "$pid")
     "$PYTHON" - "$tmp/wrk" "$((busy1 - busy0))" "$((idle1 - idle0))" "$((pt1 - pt0))" \
         "$(getconf CLK_TCK)" >"$tmp/$name.$run.json" <<'EOF'
 import json, re, sys
@@ -160,14 +167,12 @@ EOF
     echo "$me: $name run $run: $(cat "$tmp/$name.$run.json")" >&2
 }
 
-run_sluice() {
-    start_server '' "$hello" --listen 127.0.0.1:0 --threads 1 || return 0
-    measure sluice "$1"
-    stop_server
-}
-
-run_nginx() {
-    [ -n "$NGINX" ] || return 0
+# All three run side by side (an idle server costs next to nothing), so a
+# round is a few seconds and many rounds fit: the host's slow spells last
+# longer than a round, and each round's ratio compares servers measured
+# seconds apart.
+start_server sluice '' "$hello" --listen 127.0.0.1:0 --threads 1 || exit 1
+if [ -n "$NGINX" ]; then
     p=$(free_port)
     mkdir -p "$tmp/nginx/logs"
     cat >"$tmp/nginx/nginx.conf" <<EOF
@@ -195,30 +200,25 @@ http {
     }
 }
 EOF
-    start_server "$p" "$NGINX" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/logs/error.log" \
-        || return 0
-    measure nginx "$1"
-    stop_server
-}
+    start_server nginx "$p" "$NGINX" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/logs/error.log" \
+        || NGINX=''
+fi
+if [ -n "$go_peer" ]; then
+    start_server go '' env GOMAXPROCS=1 "$go_peer" -listen 127.0.0.1:0 || go_peer=''
+fi
 
-run_go() {
-    [ -n "$go_peer" ] || return 0
-    start_server '' env GOMAXPROCS=1 "$go_peer" -listen 127.0.0.1:0 || return 0
-    measure go "$1"
-    stop_server
-}
-
-# interleaved, so that a slow spell of the machine hits everyone alike, in
-# an order that turns round every round (nobody always goes first)
+# interleaved, in an order that turns round every round (nobody always
+# goes first)
 r=1
 while [ $r -le "$runs" ]; do
     if [ $((r % 2)) -eq 1 ]; then
-        run_sluice $r; run_nginx $r; run_go $r
+        measure sluice $r; measure nginx $r; measure go $r
     else
-        run_go $r; run_nginx $r; run_sluice $r
+        measure go $r; measure nginx $r; measure sluice $r
     fi
     r=$((r + 1))
 done
+stop_servers
 
 "$PYTHON" - "$tmp" "$runs" "$strict" "$duration" "$conns" <<'EOF'
 import json, os, sys
