@@ -1,7 +1,7 @@
 #!/bin/sh
 # http-bench.sh: examples/hello against nginx and Go's net/http, one core each.
 #
-#   bench/http-bench.sh BUILDDIR [--duration S] [--connections N] [--runs N] [--strict]
+#   bench/http-bench.sh BUILDDIR [--duration S] [--connections N] [--runs N] [--rate R] [--strict]
 #                                                          (`make bench-http`)
 #
 # Each server runs pinned to CPU 0 (sluice: one reactor; nginx: one process;
@@ -27,6 +27,13 @@
 # spells of several seconds (the same binary measures 7.6 us/request in one
 # round and 10.1 in the next); short rounds, many of them, compare servers
 # measured seconds apart, and the median ignores the rounds a spell hit.
+#
+# Then the same rounds once more at one fixed rate for all (open loop:
+# sluice-load --rate R, latency from each request's intended send time),
+# R = --rate, or by default half the slowest server's median requests/s
+# from the closed loop: "p99_at_rate" compares tail latency at equal load,
+# which the closed loop cannot (there the faster server is driven harder,
+# and queueing sets its p99). 0 skips it.
 # --strict: exit 2 if a target is missed. Targets (issue 4): sluice's CPU
 # per request <= nginx's and <= Go's / 1.5, p99 no worse than either.
 #
@@ -36,16 +43,17 @@
 set -eu
 
 me=http-bench.sh
-usage() { echo "usage: $me BUILDDIR [--duration S] [--connections N] [--runs N] [--strict]" >&2; exit 2; }
+usage() { echo "usage: $me BUILDDIR [--duration S] [--connections N] [--runs N] [--rate R] [--strict]" >&2; exit 2; }
 
 [ $# -ge 1 ] || usage
 builddir=$1; shift
-duration=2 conns=64 runs=9 strict=''
+duration=2 conns=64 runs=9 strict='' rate=''
 while [ $# -gt 0 ]; do
     case $1 in
     --duration) [ $# -ge 2 ] || usage; duration=$2; shift ;;
     --connections) [ $# -ge 2 ] || usage; conns=$2; shift ;;
     --runs) [ $# -ge 2 ] || usage; runs=$2; shift ;;
+    --rate) [ $# -ge 2 ] || usage; rate=$2; shift ;;
     --strict) strict=1 ;;
     *) usage ;;
     esac
@@ -167,6 +175,24 @@ EOF
     echo "$me: $name run $run: $(cat "$tmp/$name.$run.json")" >&2
 }
 
+# measure_rate NAME RUN: sluice-load at $rate requests/s; writes NAME.rate.RUN.json.
+measure_rate() {
+    name=$1 run=$2
+    eval "pid=\${${name}_pid:-} port=\${${name}_port:-}"
+    [ -n "$pid" ] || return 0
+    taskset -c 1 "$load" "http://127.0.0.1:$port/hello" --rate "$rate" --duration "$duration" \
+        --connections "$conns" --no-deadline-header --json --quiet >"$tmp/load.json" 2>/dev/null || return 0
+    "$PYTHON" - "$tmp/load.json" >"$tmp/$name.rate.$run.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+lat = d.get("latency_ms") or {}
+errors = sum((d.get("errors") or {}).values())
+json.dump({"requests": d.get("requests"), "p50_ms": lat.get("p50"), "p99_ms": lat.get("p99"),
+           "p999_ms": lat.get("p999"), "errors": errors}, sys.stdout)
+EOF
+    echo "$me: $name at $rate/s run $run: $(cat "$tmp/$name.rate.$run.json")" >&2
+}
+
 # All three run side by side (an idle server costs next to nothing), so a
 # round is a few seconds and many rounds fit: the host's slow spells last
 # longer than a round, and each round's ratio compares servers measured
@@ -218,12 +244,41 @@ while [ $r -le "$runs" ]; do
     fi
     r=$((r + 1))
 done
+
+load=$builddir/services/load/sluice-load
+if [ "$rate" != 0 ] && [ -x "$load" ]; then
+    if [ -z "$rate" ]; then   # half the slowest server's median closed-loop rate
+        rate=$("$PYTHON" - "$tmp" <<'EOF'
+import glob, json, os, sys
+best = None
+for name in ("sluice", "nginx", "go"):
+    v = sorted(json.load(open(p))["requests_per_s"] or 0
+               for p in glob.glob(os.path.join(sys.argv[1], name + ".[0-9]*.json")))
+    if v:
+        m = v[len(v) // 2]
+        best = m if best is None else min(best, m)
+print(int(best / 2 / 1000) * 1000 if best else 0)
+EOF
+)
+    fi
+    r=1
+    while [ "$rate" -gt 0 ] && [ $r -le "$runs" ]; do
+        if [ $((r % 2)) -eq 1 ]; then
+            measure_rate sluice $r; measure_rate nginx $r; measure_rate go $r
+        else
+            measure_rate go $r; measure_rate nginx $r; measure_rate sluice $r
+        fi
+        r=$((r + 1))
+    done
+elif [ "$rate" != 0 ]; then
+    echo "$me: no $load (make services/load/sluice-load): no fixed-rate figures" >&2
+fi
 stop_servers
 
-"$PYTHON" - "$tmp" "$runs" "$strict" "$duration" "$conns" <<'EOF'
+"$PYTHON" - "$tmp" "$runs" "$strict" "$duration" "$conns" "${rate:-0}" <<'EOF'
 import json, os, sys
 tmp, runs, strict = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
-duration, conns = int(sys.argv[4]), int(sys.argv[5])
+duration, conns, rate = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 
 def load(name):
     res = {}
@@ -243,6 +298,18 @@ def pick(res):
     return sorted(res.values(), key=lambda x: x["cpu_us_per_req"])[(len(res) - 1) // 2] if res else None
 
 S, N, G = load("sluice"), load("nginx"), load("go")
+
+def load_rate(name):
+    res = {}
+    for r in range(1, runs + 1):
+        p = os.path.join(tmp, "%s.rate.%d.json" % (name, r))
+        if os.path.exists(p):
+            x = json.load(open(p))
+            if x.get("p99_ms") is not None:
+                res[r] = x
+    return res
+
+RS, RN, RG = load_rate("sluice"), load_rate("nginx"), load_rate("go")
 s, n, g = pick(S), pick(N), pick(G)
 
 def rounds(a, b, key):
@@ -263,6 +330,8 @@ ratios = {
     "p99_vs_go": ratio(S, G, "p99_ms"),
     "rps_vs_nginx": ratio(S, N, "requests_per_s"),
     "rps_vs_go": ratio(S, G, "requests_per_s"),
+    "p99_at_rate_vs_nginx": ratio(RS, RN, "p99_ms"),
+    "p99_at_rate_vs_go": ratio(RS, RG, "p99_ms"),
 }
 # sluice / peer must be at most this
 need = {"cpu_per_req_vs_nginx": 1.0, "cpu_per_req_vs_go": round(1 / 1.5, 3),
@@ -272,7 +341,16 @@ targets = {k: {"max": v, "ratio": ratios[k], "pass": None if ratios[k] is None e
 per_round = {k: rounds(S, N if k.endswith("nginx") else G, key)
              for k, key in (("cpu_per_req_vs_nginx", "cpu_us_per_req"), ("cpu_per_req_vs_go", "cpu_us_per_req"),
                             ("p99_vs_nginx", "p99_ms"), ("p99_vs_go", "p99_ms"))}
-out = {"sluice": s, "nginx": n, "go": g, "ratios": ratios, "ratios_per_round": per_round, "targets": targets,
+per_round["p99_at_rate_vs_nginx"] = rounds(RS, RN, "p99_ms")
+per_round["p99_at_rate_vs_go"] = rounds(RS, RG, "p99_ms")
+def med_rate(res):
+    if not res:
+        return None
+    x = sorted(res.values(), key=lambda v: v["p99_ms"])[(len(res) - 1) // 2]
+    return {k: x[k] for k in ("p50_ms", "p99_ms", "p999_ms", "errors")}
+at_rate = {"rate": rate, "sluice": med_rate(RS), "nginx": med_rate(RN), "go": med_rate(RG)}
+out = {"sluice": s, "nginx": n, "go": g, "at_rate": at_rate, "ratios": ratios, "ratios_per_round": per_round,
+       "targets": targets,
        "setup": {"duration_s": duration, "connections": conns, "runs": runs,
                  "server_cpu": 0, "load_cpu": 1, "load": "wrk -t1"}}
 json.dump(out, sys.stdout, indent=2)
@@ -286,6 +364,10 @@ print("%-8s %12s %10s %14s %14s" % ("server", "requests/s", "p99 ms", "cpu0 us/r
 for name, x in (("sluice", s), ("nginx", n), ("go", g)):
     print("%-8s %12s %10s %14s %14s" % (name, f(x, "requests_per_s"), f(x, "p99_ms"),
                                         f(x, "cpu_us_per_req"), f(x, "proc_cpu_us_per_req")), file=err)
+if at_rate["sluice"]:
+    print("at %d requests/s (open loop) p99 ms: sluice %s, nginx %s, go %s; sluice/nginx %s, sluice/go %s" % (
+        rate, at_rate["sluice"]["p99_ms"], (at_rate["nginx"] or {}).get("p99_ms"),
+        (at_rate["go"] or {}).get("p99_ms"), ratios["p99_at_rate_vs_nginx"], ratios["p99_at_rate_vs_go"]), file=err)
 for k, t in targets.items():
     print("%-22s %8s <= %-6s %s" % (k, "-" if t["ratio"] is None else t["ratio"], t["max"],
                                     {True: "pass", False: "FAIL", None: "unknown"}[t["pass"]]), file=err)
