@@ -100,9 +100,8 @@ else
 fi
 [ -x "$NGINX" ] || { echo "$me: no $NGINX; nginx's figures are null" >&2; NGINX=''; }
 
-free_port() {
-    "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# shellcheck source=hello-peers.sh
+. "$srcdir/bench/hello-peers.sh"
 
 # start_server NAME WANT-PORT COMMAND...: starts it pinned to CPU 0 in the
 # background; waits for its "listening on HOST:PORT" line (or for
@@ -200,32 +199,7 @@ EOF
 start_server sluice '' "$hello" --listen 127.0.0.1:0 --threads 1 || exit 1
 if [ -n "$NGINX" ]; then
     p=$(free_port)
-    mkdir -p "$tmp/nginx/logs"
-    cat >"$tmp/nginx/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/logs/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 100000000;
-    keepalive_timeout 60s;
-    client_body_temp_path $tmp/nginx/body;
-    proxy_temp_path $tmp/nginx/proxy;
-    fastcgi_temp_path $tmp/nginx/fastcgi;
-    uwsgi_temp_path $tmp/nginx/uwsgi;
-    scgi_temp_path $tmp/nginx/scgi;
-    server {
-        listen 127.0.0.1:$p;
-        location /hello {
-            default_type application/json;
-            return 200 '{"message":"Hello, World!"}';
-        }
-    }
-}
-EOF
+    nginx_hello "$tmp/nginx" "$p"
     start_server nginx "$p" "$NGINX" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/logs/error.log" \
         || NGINX=''
 fi
@@ -233,17 +207,20 @@ if [ -n "$go_peer" ]; then
     start_server go '' env GOMAXPROCS=1 "$go_peer" -listen 127.0.0.1:0 || go_peer=''
 fi
 
-# interleaved, in an order that turns round every round (nobody always
-# goes first)
-r=1
-while [ $r -le "$runs" ]; do
-    if [ $((r % 2)) -eq 1 ]; then
-        measure sluice $r; measure nginx $r; measure go $r
-    else
-        measure go $r; measure nginx $r; measure sluice $r
-    fi
-    r=$((r + 1))
-done
+# rounds FN: FN NAME ROUND for each server, round after round, in an order
+# that turns round every round (nobody always goes first)
+rounds() {
+    r=1
+    while [ $r -le "$runs" ]; do
+        if [ $((r % 2)) -eq 1 ]; then
+            "$1" sluice $r; "$1" nginx $r; "$1" go $r
+        else
+            "$1" go $r; "$1" nginx $r; "$1" sluice $r
+        fi
+        r=$((r + 1))
+    done
+}
+rounds measure
 
 load=$builddir/services/load/sluice-load
 if [ "$rate" != 0 ] && [ -x "$load" ]; then
@@ -261,15 +238,7 @@ print(int(best / 2 / 1000) * 1000 if best else 0)
 EOF
 )
     fi
-    r=1
-    while [ "$rate" -gt 0 ] && [ $r -le "$runs" ]; do
-        if [ $((r % 2)) -eq 1 ]; then
-            measure_rate sluice $r; measure_rate nginx $r; measure_rate go $r
-        else
-            measure_rate go $r; measure_rate nginx $r; measure_rate sluice $r
-        fi
-        r=$((r + 1))
-    done
+    if [ "$rate" -gt 0 ]; then rounds measure_rate; fi
 elif [ "$rate" != 0 ]; then
     echo "$me: no $load (make services/load/sluice-load): no fixed-rate figures" >&2
 fi
@@ -280,13 +249,14 @@ import json, os, sys
 tmp, runs, strict = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
 duration, conns, rate = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 
-def load(name):
+def load(name, kind="", need="cpu_us_per_req"):
+    """Round -> figures of NAME's runs (kind "rate.": the fixed-rate ones)."""
     res = {}
     for r in range(1, runs + 1):
-        p = os.path.join(tmp, "%s.%d.json" % (name, r))
+        p = os.path.join(tmp, "%s.%s%d.json" % (name, kind, r))
         if os.path.exists(p):
             x = json.load(open(p))
-            if x.get("cpu_us_per_req") is not None:
+            if x.get(need) is not None:
                 res[r] = x
     return res
 
@@ -298,18 +268,7 @@ def pick(res):
     return sorted(res.values(), key=lambda x: x["cpu_us_per_req"])[(len(res) - 1) // 2] if res else None
 
 S, N, G = load("sluice"), load("nginx"), load("go")
-
-def load_rate(name):
-    res = {}
-    for r in range(1, runs + 1):
-        p = os.path.join(tmp, "%s.rate.%d.json" % (name, r))
-        if os.path.exists(p):
-            x = json.load(open(p))
-            if x.get("p99_ms") is not None:
-                res[r] = x
-    return res
-
-RS, RN, RG = load_rate("sluice"), load_rate("nginx"), load_rate("go")
+RS, RN, RG = (load(x, "rate.", "p99_ms") for x in ("sluice", "nginx", "go"))
 s, n, g = pick(S), pick(N), pick(G)
 
 def rounds(a, b, key):

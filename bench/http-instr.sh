@@ -52,9 +52,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# shellcheck source=hello-peers.sh
+. "$(dirname "$0")/hello-peers.sh"
 
 # Waits (up to 30 s: valgrind starts slowly) until 127.0.0.1:$1 answers.
 wait_port() {
@@ -113,32 +112,7 @@ echo "$me: sluice $sluice" >&2
 nginx=null
 if [ -n "$NGINX" ]; then
     port=$(free_port)
-    mkdir -p "$tmp/nginx/logs"
-    cat >"$tmp/nginx/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/logs/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 100000000;
-    keepalive_timeout 60s;
-    client_body_temp_path $tmp/nginx/body;
-    proxy_temp_path $tmp/nginx/proxy;
-    fastcgi_temp_path $tmp/nginx/fastcgi;
-    uwsgi_temp_path $tmp/nginx/uwsgi;
-    scgi_temp_path $tmp/nginx/scgi;
-    server {
-        listen 127.0.0.1:$port;
-        location /hello {
-            default_type application/json;
-            return 200 '{"message":"Hello, World!"}';
-        }
-    }
-}
-EOF
+    nginx_hello "$tmp/nginx" "$port"
     valgrind --tool=callgrind --callgrind-out-file="$tmp/nginx.cg" "$NGINX" -p "$tmp/nginx" \
         -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/logs/error.log" >"$tmp/nginx.out" 2>"$tmp/nginx.err" &
     pid=$!
