@@ -28,7 +28,7 @@ static void unbind(sl_task *t, void *ext)
             b->next->prev = b->prev;
     }
     if (b == &c->bind0)
-        c->bind0_used = false;
+        b->task = NULL;   /* free for the next task */
     else
         sl__ctx_free(b);
     sl_ctx_unref(c);
@@ -42,7 +42,7 @@ static int go(sl_ctx *ctx, sl_step_fn fn, void *state, sl_task *mem, sl_task **o
     if (sl__ctx_foreign(ctx, "sl_go"))
         return -EXDEV;
     /* the background is shared by every thread: its bindings are allocated */
-    bool inline_b = ctx->kind != K_BG && !ctx->bind0_used;
+    bool inline_b = ctx->kind != K_BG && !ctx->bind0.task;
     sl_binding *b = inline_b ? &ctx->bind0 : sl__ctx_alloc(sizeof *b);
     if (!b)
         return -ENOMEM;
@@ -57,10 +57,8 @@ static int go(sl_ctx *ctx, sl_step_fn fn, void *state, sl_task *mem, sl_task **o
             sl__ctx_free(b);
         return rc;
     }
-    if (inline_b) {
-        ctx->bind0_used = true;
+    if (inline_b)
         *b = (sl_binding){ 0 };
-    }
     b->ctx = sl_ctx_ref(ctx);
     b->task = t;
     if (ctx->kind != K_BG) {

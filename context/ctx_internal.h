@@ -40,9 +40,9 @@ struct sl_ctx {
     sl_ctx *fire_next;         /* ending: the list of nodes with after-funcs */
     sl_after *afters, *afters_tail;
     sl_binding *tasks;
-    sl_binding bind0;          /* the first bound task's binding: no allocation
-                                * for the usual one task per context */
-    bool bind0_used;
+    sl_binding bind0;          /* the first bound task's binding (in use while
+                                * bind0.task is set): no allocation for the
+                                * usual one task per context */
     uint32_t refs;
     uint8_t kind;
     bool attached;

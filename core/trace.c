@@ -59,14 +59,14 @@ bool sl_trace_on(const sl_reactor *r) { return r && r->trace && r->trace_on; }
 
 void sl_trace_instant(sl_reactor *r, const char *cat, const char *name, const char *detail)
 {
-    if (r && r->trace && r->trace_on)
+    if (sl_trace_on(r))
         put(r, 'i', cat, name, 0, detail);
 }
 
 void sl_trace_async(sl_reactor *r, char phase, const char *cat, const char *name, uint64_t id,
                     const char *detail)
 {
-    if (r && r->trace && r->trace_on && (phase == 'b' || phase == 'e'))
+    if (sl_trace_on(r) && (phase == 'b' || phase == 'e'))
         put(r, phase, cat, name, id, detail);
 }
 

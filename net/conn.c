@@ -177,6 +177,11 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     answer_now(req, 408, "request_timeout", "the request head took too long to arrive");
 }
 
+/* A time certainly not before now, without the exact clock: the coarse
+ * clock plus its lag. A timer from it is never early, at most a few ms
+ * late, and the idle timer costs no exact clock read per request. */
+static uint64_t now_or_later(void) { return sl_now_coarse_ns() + sl_coarse_slack_ns(); }
+
 static void arm(conn *c, int mode)
 {
     if (c->timer_mode == mode)
@@ -184,9 +189,7 @@ static void arm(conn *c, int mode)
     c->timer_mode = mode;
     if (mode == T_NONE)
         return;
-    /* the coarse clock plus its lag: never early, at most a few ms late,
-     * and no exact clock read per request for the idle timer */
-    uint64_t now = sl_now_coarse_ns() + sl_coarse_slack_ns(), due = now + mode_ns(c, mode);
+    uint64_t now = now_or_later(), due = now + mode_ns(c, mode);
     c->since = now;
     if (!c->timer_at || c->timer_at > due)
         timer_set(c, due, now);
@@ -325,7 +328,7 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
     bool was_full = out_held(c) >= OUT_MAX;
     c->out_off += (size_t)n;
     if (c->timer_mode == T_IDLE)
-        c->since = sl_now_coarse_ns() + sl_coarse_slack_ns();   /* idle means no progress: a slow reader makes some */
+        c->since = now_or_later();   /* idle means no progress: a slow reader makes some */
     if (out_held(c)) {
         if (was_full && out_held(c) < OUT_MAX && !c->in_process)
             conn_process(c);   /* parse what waited for room (may free c) */
