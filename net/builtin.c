@@ -21,7 +21,7 @@ enum { G_METRICS, G_TASKS, G_CHANNELS, G_DEADLOCKS };
 
 typedef struct snap {
     srv_stats st;
-    uint32_t inflight, queued, nconns;
+    uint32_t inflight, queued, nconns, undo;
     uint64_t in_bytes, out_bytes, conn_bytes_max;
     size_t tasks_by_state[4];
     sl_reactor_stats rs;
@@ -176,6 +176,7 @@ static void take_part(void *arg)
         s->st = sr->st;
         s->inflight = sr->inflight;
         s->queued = sr->queued;
+        s->undo = sr->undo;
         s->nconns = sr->nconns;
         sl__conn_buffered(sr, &s->in_bytes, &s->out_bytes, &s->conn_bytes_max);
         sl_reactor_stats_get(sr->r, &s->rs);
@@ -317,6 +318,10 @@ static void metrics_text(gather *g, struct evbuffer *b)
           g->parts[i]->conn_bytes_max)
     GAUGE("sluice_http_shed_total", "Requests refused with 503 because admission was full.", "counter",
           g->parts[i]->st.shed)
+    GAUGE("sluice_http_undo_started_total", "Undo-lane requests (compensations) started past the "
+          "admission limits.", "counter", g->parts[i]->st.undo_started)
+    GAUGE("sluice_http_undo_running", "Undo-lane requests running past the admission limits now.", "gauge",
+          g->parts[i]->undo)
     GAUGE("sluice_http_parse_errors_total", "Malformed requests.", "counter", g->parts[i]->st.parse_errors)
     GAUGE("sluice_deadlocks_total", "Deadlocks reported.", "counter", g->parts[i]->rs.deadlocks)
     GAUGE("sluice_stalls_total", "Reactor stalls reported.", "counter", g->parts[i]->rs.stalls)

@@ -56,6 +56,7 @@ int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_serve
     o->max_pipeline = DEF(o->max_pipeline, 16);
     o->retry_after_s = DEF(o->retry_after_s, 1);
     o->grace_ms = DEF(o->grace_ms, 5000);
+    o->max_undo = DEF(o->max_undo, 256);
     int rc = parse_listen(s, o->listen ? o->listen : "127.0.0.1:8080");
     if (o->debug < SL_HTTP_DEBUG_ON || o->debug > SL_HTTP_DEBUG_OFF)
         rc = -EINVAL;
@@ -68,6 +69,10 @@ int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_serve
             (rc = sl_http_route(s, "GET", "/debug/tasks", sl__builtin_debug_tasks, st, NULL)) == 0 &&
             (rc = sl_http_route(s, "GET", "/debug/deadlocks", sl__builtin_debug_deadlocks, st, NULL)) == 0)
             rc = sl_http_route(s, "GET", "/debug/channels", sl__builtin_debug_channels, st, NULL);
+        /* probes and scrapes are answered however busy the server is */
+        for (route_info *ri = s->routes; rc == 0 && ri; ri = ri->next)
+            if (!strcmp(ri->pattern, "/healthz") || !strcmp(ri->pattern, "/metrics"))
+                ri->lane = SL_HTTP_LANE_CONTROL;
     }
     if (rc < 0) {
         sl_http_server_free(s);
@@ -88,6 +93,13 @@ int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_serve
     return 0;
 }
 
+static void route_info_free(route_info *ri)
+{
+    free(ri->method);
+    free(ri->pattern);
+    free(ri);
+}
+
 int sl_http_route(sl_http_server *srv, const char *method, const char *pattern,
                   sl_step_fn handler, size_t state_size, void *arg)
 {
@@ -98,11 +110,33 @@ int sl_http_route(sl_http_server *srv, const char *method, const char *pattern,
     route_info *ri = malloc(sizeof *ri);
     if (!ri)
         return -ENOMEM;
-    *ri = (route_info){ handler, state_size, arg };
-    int rc = sl_router_add(srv->router, method, pattern, handler, ri);
-    if (rc < 0)
-        free(ri);
-    return rc;
+    *ri = (route_info){ .handler = handler, .state_size = state_size, .arg = arg };
+    int rc = -ENOMEM;
+    if ((ri->method = strdup(method ? method : "")) && (ri->pattern = strdup(pattern ? pattern : "")))
+        rc = sl_router_add(srv->router, method, pattern, handler, ri);
+    if (rc < 0) {
+        route_info_free(ri);
+        return rc;
+    }
+    ri->next = srv->routes;
+    srv->routes = ri;
+    return 0;
+}
+
+int sl_http_route_set(sl_http_server *srv, const char *method, const char *pattern,
+                      const sl_http_route_opts *opts)
+{
+    if (!srv || !method || !pattern || !opts || opts->lane < SL_HTTP_LANE_NORMAL ||
+        opts->lane > SL_HTTP_LANE_CONTROL)
+        return -EINVAL;
+    if (srv->started)
+        return -EBUSY;
+    for (route_info *ri = srv->routes; ri; ri = ri->next)
+        if (!strcmp(ri->method, method) && !strcmp(ri->pattern, pattern)) {
+            ri->lane = opts->lane;
+            return 0;
+        }
+    return -ENOENT;
 }
 
 int sl_http_server_add_upstream(sl_http_server *srv, const char *name, sl_http_upstream *up)
@@ -300,7 +334,17 @@ void sl__srv_admit(sl_http_req *req)
 {
     srv_reactor *sr = req->sr;
     const sl_http_server_opts *o = &sr->srv->o;
-    if (sr->inflight < o->max_inflight && !sr->q_head) {
+    int lane = req->route ? req->route->lane : SL_HTTP_LANE_NORMAL;
+    if (lane == SL_HTTP_LANE_CONTROL) {
+        start_req(req);
+    } else if (lane == SL_HTTP_LANE_UNDO && sr->undo < o->max_undo) {
+        start_req(req);
+        if (req->started) {
+            req->undo_slot = true;
+            sr->undo++;
+            sr->st.undo_started++;
+        }
+    } else if (sr->inflight < o->max_inflight && !sr->q_head) {
         start_req(req);
     } else if (sr->queued < o->max_queue) {
         req->queued = true;
@@ -350,6 +394,10 @@ void sl__srv_task_ended(sl_http_req *req)
         req->rnext->rprev = req->rprev;
     req->task_done = true;
     sr->inflight--;
+    if (req->undo_slot) {
+        req->undo_slot = false;
+        sr->undo--;
+    }
     if (req->ctx) {
         sl_cause cause = sl_ctx_cause(req->ctx, NULL);
         sr->st.ctx_ends[cause]++;
@@ -520,8 +568,12 @@ void sl_http_server_free(sl_http_server *s)
         event_free(s->sig_int);
     free(s->sr);
     free(s->ups);
-    sl_router_free_args(s->router, free);
     sl_router_free(s->router);
+    while (s->routes) {
+        route_info *ri = s->routes;
+        s->routes = ri->next;
+        route_info_free(ri);
+    }
     free(s);
 }
 

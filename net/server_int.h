@@ -17,6 +17,9 @@ typedef struct route_info {
     sl_step_fn handler;
     size_t state_size;
     void *arg;
+    int lane;                    /* SL_HTTP_LANE_... */
+    char *method, *pattern;      /* as added, for sl_http_route_set */
+    struct route_info *next;     /* sl_http_server.routes */
 } route_info;
 
 #define LAT_BUCKETS 14   /* le: 1 2 5 10 25 50 100 250 500 1000 2500 5000 10000 +Inf ms */
@@ -31,6 +34,7 @@ typedef struct route_stat {
 typedef struct srv_stats {
     uint32_t inflight_peak;   /* the most requests running at once, ever */
     uint64_t requests, shed, timeouts, parse_errors, accepted, closed_idle;
+    uint64_t undo_started;    /* undo-lane requests started past the limits */
     uint64_t ctx_ends[SL_CAUSE_COUNT];
     uint64_t lat[LAT_BUCKETS];
     double lat_sum_s;
@@ -46,6 +50,7 @@ struct srv_reactor {
     struct event *accept_retry;
     conn *conns;
     uint32_t nconns, inflight, queued;
+    uint32_t undo;                   /* undo-lane requests started past the limits */
     sl_http_req *q_head, *q_tail;    /* admission queue */
     sl_http_req *running;            /* requests whose handler task is alive */
     bool draining, stopped;
@@ -72,6 +77,7 @@ struct sl_http_server {
     int nups;
     sl_http_server_opts o;
     sl_router *router;
+    route_info *routes;          /* every route added, newest first */
     char host[64];
     int port;
     bool started;
@@ -108,6 +114,7 @@ struct sl_http_req {
     bool is_head, keep_alive, replied, started, task_done, flushed, queued;
     bool reset;                 /* answered by sl_http_req_reset */
     bool orphan;                /* its server was freed while its task lived */
+    bool undo_slot;             /* started in the undo lane: holds a slot of sr->undo */
     sl_task *task;              /* the handler, while it lives */
     sl_task task_mem;           /* its storage: the request goes after it ends */
     char *out;                  /* the formatted response, until its turn */

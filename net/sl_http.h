@@ -83,6 +83,9 @@ typedef struct sl_http_server_opts {
     void (*on_stopped)(sl_http_server *srv, void *arg);
     void *on_stopped_arg;
     int debug;                   /* SL_HTTP_DEBUG_ON, _LOOPBACK or _OFF */
+    uint32_t max_undo;           /* undo-lane requests running past the limits, per
+                                    reactor (256); beyond it they meet the normal
+                                    admission (sl_http_route_set) */
 } sl_http_server_opts;
 
 /* Creates a server on `rt` (not started). Copies opts. Returns 0, -ENOMEM,
@@ -96,6 +99,36 @@ int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_serve
  * Returns 0, -EINVAL, -EEXIST, -ENOMEM, -EBUSY (started). */
 int sl_http_route(sl_http_server *srv, const char *method, const char *pattern,
                   sl_step_fn handler, size_t state_size, void *arg);
+
+/* Admission lanes: how a route's requests meet the server's admission
+ * control (docs/net.md, "Admission").
+ *  - NORMAL: the limits, the admission queue and shedding (503) apply.
+ *  - UNDO: work that undoes a step already taken (a release, a void). A
+ *    compensation that is shed leaves the books wrong for as long as the
+ *    overload lasts, so these start at once, past max_inflight and the
+ *    queue, while fewer than max_undo of them run on the reactor; beyond
+ *    that bound they are admitted like NORMAL ones, so a flood of them
+ *    cannot take the server.
+ *  - CONTROL: health checks and metrics (the built-in /healthz and
+ *    /metrics are in it): started at once, never queued or shed, so a busy
+ *    server still answers its probes and its scrapes. Keep it to cheap
+ *    handlers that do not wait. */
+enum {
+    SL_HTTP_LANE_NORMAL = 0,
+    SL_HTTP_LANE_UNDO,
+    SL_HTTP_LANE_CONTROL,
+};
+
+typedef struct sl_http_route_opts {
+    int lane;                    /* SL_HTTP_LANE_NORMAL (default), _UNDO or _CONTROL */
+} sl_http_route_opts;
+
+/* Sets the options of a route added before with the same method and
+ * pattern (byte for byte). Copies opts. Before start only. Returns 0,
+ * -EINVAL (NULL argument, unknown lane), -ENOENT (no such route), -EBUSY
+ * (started). */
+int sl_http_route_set(sl_http_server *srv, const char *method, const char *pattern,
+                      const sl_http_route_opts *opts);
 
 /* Binds one listening socket per reactor (SO_REUSEPORT) and starts serving
  * when the reactors run. SIGPIPE is ignored from then on unless the program

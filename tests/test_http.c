@@ -424,6 +424,118 @@ static void test_shedding_503(void **s)
     srv_stop(&TS);
 }
 
+/* Polls /metrics (a control-lane route: answered however busy) until it
+ * shows `line`; a generous bound, no fixed wait. */
+static void wait_metric(const char *line)
+{
+    resp r;
+    for (int i = 0; i < 2500; i++) {
+        if (get(TS.port, "/metrics", &r) == 200 && strstr(r.body, line))
+            return;
+        usleep(2000);
+    }
+    fail_msg("/metrics never showed %s", line);
+}
+
+static void start_lanes(void)
+{
+    memset(&TS.cap, 0, sizeof TS.cap);
+    TS.rt = rt_new(1, &TS.cap);
+    sl_http_server_opts o = { .listen = "127.0.0.1:0", .max_inflight = 1, .max_queue = 1, .max_undo = 1 };
+    assert_int_equal(sl_http_server_new(&TS.srv, TS.rt, &o), 0);
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/wait", h_wait, sizeof(wait_st), NULL), 0);
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/items/{id}", h_item, 0, NULL), 0);
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/undo/wait", h_wait, sizeof(wait_st), NULL), 0);
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/undo/{id}", h_item, 0, NULL), 0);
+    sl_http_route_opts undo = { .lane = SL_HTTP_LANE_UNDO };
+    assert_int_equal(sl_http_route_set(TS.srv, "GET", "/undo/wait", &undo), 0);
+    assert_int_equal(sl_http_route_set(TS.srv, "GET", "/undo/{id}", &undo), 0);
+    atomic_store(&handler_started, 0);
+    srv_run(&TS);
+}
+
+/* Fills the one running slot and the one queue place with normal requests. */
+static void fill_admission(int *running, int *queued)
+{
+    *running = cli_connect(TS.port);
+    *queued = cli_connect(TS.port);
+    cli_send(*running, "GET /wait HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 5S\r\n\r\n");
+    wait_started();
+    cli_send(*queued, "GET /items/q HTTP/1.1\r\nHost: t\r\n\r\n");
+    wait_metric("sluice_http_queued{reactor=\"0\"} 1");
+}
+
+/* Probes and scrapes are answered while normal requests are shed. */
+static void test_control_lane_never_shed(void **s)
+{
+    (void)s;
+    resp r;
+    int running, queued;
+    start_lanes();
+    fill_admission(&running, &queued);
+    assert_int_equal(get(TS.port, "/items/shed", &r), 503);
+    assert_int_equal(get(TS.port, "/healthz", &r), 200);
+    assert_int_equal(get(TS.port, "/metrics", &r), 200);
+    assert_non_null(strstr(r.body, "sluice_http_shed_total{reactor=\"0\"} 1"));
+    close(running);
+    assert_int_equal(cli_read(queued, &r, 5000), 200);
+    close(queued);
+    srv_stop(&TS);
+}
+
+/* A compensation starts past a full admission, up to max_undo at once;
+ * beyond that bound it meets the normal admission (here: shed). */
+static void test_undo_lane_bounded(void **s)
+{
+    (void)s;
+    resp r;
+    int running, queued;
+    start_lanes();
+    fill_admission(&running, &queued);
+    assert_int_equal(get(TS.port, "/undo/a", &r), 200);            /* past the full queue */
+    assert_string_equal(r.body, "a");
+    int undo = cli_connect(TS.port);
+    cli_send(undo, "GET /undo/wait HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 5S\r\n\r\n");
+    wait_metric("sluice_http_undo_running{reactor=\"0\"} 1");
+    assert_int_equal(get(TS.port, "/undo/b", &r), 503);            /* the lane is full */
+    assert_non_null(strstr(r.body, "\"error\":\"overloaded\""));
+    close(undo);
+    wait_metric("sluice_http_undo_running{reactor=\"0\"} 0");
+    assert_int_equal(get(TS.port, "/undo/c", &r), 200);            /* a slot again */
+    assert_int_equal(get(TS.port, "/metrics", &r), 200);
+    assert_non_null(strstr(r.body, "sluice_http_undo_started_total{reactor=\"0\"} 3"));
+    close(running);
+    assert_int_equal(cli_read(queued, &r, 5000), 200);
+    close(queued);
+    srv_stop(&TS);
+}
+
+static void test_route_set_errors(void **s)
+{
+    (void)s;
+    sl_runtime *rt = rt_new(1, NULL);
+    sl_http_server *srv;
+    assert_int_equal(sl_http_server_new(&srv, rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0" }), 0);
+    assert_int_equal(sl_http_route(srv, "GET", "/x/{id}", h_item, 0, NULL), 0);
+    sl_http_route_opts o = { .lane = SL_HTTP_LANE_UNDO };
+    assert_int_equal(sl_http_route_set(srv, "GET", "/x/{id}", &o), 0);
+    assert_int_equal(sl_http_route_set(srv, "POST", "/x/{id}", &o), -ENOENT);
+    assert_int_equal(sl_http_route_set(srv, "GET", "/x/{name}", &o), -ENOENT);
+    assert_int_equal(sl_http_route_set(srv, "GET", "/x/{id}", NULL), -EINVAL);
+    assert_int_equal(sl_http_route_set(NULL, "GET", "/x/{id}", &o), -EINVAL);
+    assert_int_equal(sl_http_route_set(srv, NULL, "/x/{id}", &o), -EINVAL);
+    o.lane = SL_HTTP_LANE_CONTROL + 1;
+    assert_int_equal(sl_http_route_set(srv, "GET", "/x/{id}", &o), -EINVAL);
+    o.lane = -1;
+    assert_int_equal(sl_http_route_set(srv, "GET", "/x/{id}", &o), -EINVAL);
+    o.lane = SL_HTTP_LANE_CONTROL;
+    assert_int_equal(sl_http_route_set(srv, "GET", "/healthz", &o), 0);   /* built-in routes too */
+    assert_int_equal(sl_http_server_start(srv), 0);
+    assert_int_equal(sl_http_route_set(srv, "GET", "/x/{id}", &o), -EBUSY);
+    sl_http_server_free(srv);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
 /* ---- graceful shutdown --------------------------------------------------------------------- */
 
 static void test_graceful_drain(void **s)
@@ -856,6 +968,9 @@ int main(void)
         cmocka_unit_test(test_disconnect_cancels_context),
         cmocka_unit_test(test_grpc_timeout_504),
         cmocka_unit_test(test_shedding_503),
+        cmocka_unit_test(test_control_lane_never_shed),
+        cmocka_unit_test(test_undo_lane_bounded),
+        cmocka_unit_test(test_route_set_errors),
         cmocka_unit_test(test_graceful_drain),
         cmocka_unit_test(test_backpressure_pauses_reading),
         cmocka_unit_test(test_free_with_handler_alive),
