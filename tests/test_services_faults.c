@@ -94,7 +94,11 @@ static void expect_paid(const chain *c, long amount)
 static void hang_answers_504_within_budget(void **state)
 {
     (void)state;
-    enum { BUDGET = 500, MARGIN = 50, N = 3 };
+    /* MARGIN tells a budget that holds from one that does not (the hang
+     * would last until the client's own timeout), not how punctual the
+     * machine is: at load average 20 the ASan build took 569 ms once. How
+     * late answers are is measured by make bench, not here. */
+    enum { BUDGET = 500, MARGIN = 400, N = 3 };
     chain c;
     chain_start(&c, &(chain_opts){ .order_timeout_ms = BUDGET, .admin = true, .stock = "sku-1=50" });
     /* on /charge only: compensation (/void) and the checks (/charges) still work */
