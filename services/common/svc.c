@@ -8,6 +8,7 @@
 #include "svc.h"
 #include "svc_int.h"
 #include "svc_map.h"
+#include "svc_undo.h"
 
 static svc *g_svc;   /* one service per process; read-only once running */
 
@@ -124,6 +125,8 @@ static int make_all(svc *s, char *err, size_t errlen)
         *sh = (svc_shard){ .s = s, .r = sl_runtime_reactor(s->rt, i), .id = i, .rng = seed(i) };
         sl_group_init(&sh->bg, sh->r);
     }
+    if ((rc = svc_undo_route(s)) < 0)
+        return snprintf(err, errlen, "%s: compensation route: %s", p->name, strerror(-rc)), 1;
     if (s->o.admin && (rc = svc_admin_routes(s)) < 0)
         return snprintf(err, errlen, "%s: admin routes: %s", p->name, strerror(-rc)), 1;
     return 0;
