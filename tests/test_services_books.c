@@ -384,6 +384,56 @@ static void pending_compensation_is_visible(void **state)
     close(rfd);
 }
 
+/* ---- 5. the outbox is bounded: new work is refused while it is full -------------------- */
+
+/* --max-pending 1: with the callee refusing, one compensation stays
+ * pending; order-svc then refuses a new order (503 + Retry-After) before
+ * making it, and inventory-svc refuses a release (503: order's outbox
+ * retries it later) before giving anything back. */
+static void full_outbox_refuses_new_work(void **state)
+{
+    (void)state;
+    int rfd, port = svc_port_reserve(&rfd);   /* bound, never listening: refused */
+    char url[64], id[64], s[16];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    hresp *r = malloc(sizeof *r);
+    assert_non_null(r);
+    const char *oargs[] = { "--listen", "127.0.0.1:0", "--threads", "1", "--max-pending", "1", "--inventory", url, NULL };
+    svc order;
+    assert_int_equal(svc_start(&order, "order", oargs), 0);
+    order_post(order.port, "sku-1", 1, 5, id, r);
+    expect_status(r, 502, "upstream_failed");   /* its release is pending now */
+    assert_int_equal(undo_counter(order.port, "limit"), 1);
+    assert_int_equal(undo_counter(order.port, "pending"), 1);
+    order_post(order.port, "sku-1", 1, 5, id, r);
+    expect_status(r, 503, "overloaded");
+    assert_true(http_header(r, "Retry-After", s, sizeof s));
+    assert_string_equal(id, "");                 /* refused before an order was made */
+    svc_stop(&order);
+
+    const char *iargs[] = { "--listen", "127.0.0.1:0", "--threads", "1", "--max-pending", "1", "--stock", "sku-1=5",
+                            "--payment", url, NULL };
+    svc inv;
+    assert_int_equal(svc_start(&inv, "inventory", iargs), 0);
+    const char *ids[] = { "full-1", "full-2" };
+    for (int i = 0; i < 2; i++) {   /* reserved, the charge refused, the stock given back */
+        char body[128];
+        snprintf(body, sizeof body, "{\"order_id\":\"%s\",\"item\":\"sku-1\",\"qty\":1,\"amount_cents\":5}", ids[i]);
+        http_req(inv.port, "POST", "/reserve", body, NULL, 3000, r);
+        expect_status(r, 502, "upstream_failed");
+    }
+    http_req(inv.port, "POST", "/release", "{\"order_id\":\"full-1\",\"item\":\"sku-1\"}", NULL, 3000, r);
+    expect_status(r, 200, NULL);                 /* its void is pending now */
+    assert_int_equal(undo_counter(inv.port, "pending"), 1);
+    http_req(inv.port, "POST", "/release", "{\"order_id\":\"full-2\",\"item\":\"sku-1\"}", NULL, 3000, r);
+    expect_status(r, 503, "overloaded");
+    assert_int_equal(undo_counter(inv.port, "pending"), 1);
+    assert_int_equal(stock_of(inv.port, "sku-1"), 5);
+    free(r);
+    svc_stop(&inv);
+    close(rfd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -391,6 +441,7 @@ int main(void)
         cmocka_unit_test_teardown(void_before_charge_is_tombstoned, svc_teardown),
         cmocka_unit_test_teardown(undo_races_in_the_chain, svc_teardown),
         cmocka_unit_test_teardown(pending_compensation_is_visible, svc_teardown),
+        cmocka_unit_test_teardown(full_outbox_refuses_new_work, svc_teardown),
         cmocka_unit_test_teardown(overload_keeps_the_books, svc_teardown),
         cmocka_unit_test_teardown(compensation_outlasts_outage, svc_teardown),
     };

@@ -14,7 +14,8 @@
 
 static struct {
     atomic_long pending, posted, completed, attempts, refused, abandoned;
-} U;
+    long limit;               /* set before the reactors run */
+} U = { .limit = SVC_UNDO_MAX };
 
 typedef struct undo {
     svc *s;
@@ -28,7 +29,9 @@ typedef struct undo {
     sl_http_resp resp;
 } undo;
 
-bool svc_undo_full(void) { return atomic_load(&U.pending) >= SVC_UNDO_MAX; }
+void svc_undo_set_limit(uint32_t max) { U.limit = max ? (long)max : SVC_UNDO_MAX; }
+
+bool svc_undo_full(void) { return atomic_load(&U.pending) >= U.limit; }
 
 long svc_undo_pending(void) { return atomic_load(&U.pending); }
 
@@ -90,11 +93,7 @@ int svc_undo_post(svc_job *job, const char *path, const char *body, size_t len, 
     svc *s = job->s;
     if (!s->up || len >= SVC_UNDO_BODY_MAX || strlen(path) >= sizeof ((undo *)0)->path)
         return -EINVAL;
-    if (atomic_fetch_add(&U.pending, 1) >= SVC_UNDO_MAX) {
-        atomic_fetch_sub(&U.pending, 1);
-        atomic_fetch_add(&U.refused, 1);
-        return -ENOBUFS;
-    }
+    atomic_fetch_add(&U.pending, 1);   /* no room check: see svc_undo.h, "Bounded" */
     undo *u = calloc(1, sizeof *u);
     sl_ctx *base = svc_job_link_ctx(job), *ctx = NULL;
     int rc = !u || !base ? -ENOMEM : sl_ctx_without_cancel(&ctx, base);
@@ -128,7 +127,7 @@ static int undo_stats(sl_task *t, void *arg)
                           "posted", (json_int_t)atomic_load(&U.posted), "completed",
                           (json_int_t)atomic_load(&U.completed), "attempts", (json_int_t)atomic_load(&U.attempts),
                           "refused", (json_int_t)atomic_load(&U.refused), "abandoned",
-                          (json_int_t)atomic_load(&U.abandoned), "limit", (json_int_t)SVC_UNDO_MAX);
+                          (json_int_t)atomic_load(&U.abandoned), "limit", (json_int_t)U.limit);
     return o ? sl_http_reply_json(req, 200, o) : -ENOMEM;
 }
 

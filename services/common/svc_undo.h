@@ -17,14 +17,18 @@
  * The callee's admission never sheds these calls on a full server: the
  * undo routes are in the server's UNDO lane (svc_route_undo).
  *
- * Bounded: at most SVC_UNDO_MAX entries are pending per process;
- * svc_undo_post refuses more with -ENOBUFS, and the entry point refuses
- * new work while the outbox is full (svc_undo_full), so that a long outage
- * of a callee turns into 503s at the front rather than unbounded memory.
+ * Bounded: the callers refuse new work while SVC_UNDO_MAX entries (or
+ * --max-pending) are pending (svc_undo_full): order-svc a new order (503), inventory-svc a
+ * release (503, which order's outbox retries later). A post itself never
+ * fails for room: a request that is already under way when the outbox
+ * fills must still be able to undo what it did, so the bound is
+ * the limit plus the requests in flight. A long outage of a callee
+ * turns into 503s at the front rather than unbounded memory.
  *
  * Visible: each pending entry is a task named "undo POST /release <order>"
  * in /debug/tasks, and GET /debug/compensations answers the counters
  * {"pending","posted","completed","attempts","refused","abandoned","limit"}
+ * (refused: posts that failed, for memory or at shutdown)
  * (a CONTROL-lane route: never queued or shed).
  *
  * Shutdown: the entries run through the drain; those still pending when
@@ -41,7 +45,7 @@
 #define SVC_UNDO_H
 #include "svc.h"
 
-#define SVC_UNDO_MAX 50000          /* pending entries per process */
+#define SVC_UNDO_MAX 50000          /* pending entries per process (default) */
 #define SVC_UNDO_CALL_MS 1000       /* the budget of one attempt */
 #define SVC_UNDO_BACKOFF_MS 50      /* the first backoff */
 #define SVC_UNDO_CAP_MS 2000        /* the largest backoff */
@@ -50,12 +54,17 @@
 /* Posts `body` (JSON, at most SVC_UNDO_BODY_MAX-1 bytes) to `path` of the
  * program's upstream until acknowledged. `key` (the order id) names the
  * task. The entry keeps the job's trace (a copy) and nothing else of the
- * job. Returns 0; -ENOBUFS (the outbox is full), -EINVAL (no upstream, a
- * body too long), -ECANCELED (the service is shutting down), -ENOMEM. On
- * failure nothing is pending: the caller must not report success. */
+ * job. Returns 0; -EINVAL (no upstream, a path or body too long),
+ * -ECANCELED (the service is shutting down: its background tasks are
+ * ending), -ENOMEM. On failure nothing is pending: the caller must not
+ * report success. */
 int svc_undo_post(svc_job *job, const char *path, const char *body, size_t len, const char *key);
 
-/* True while the outbox holds SVC_UNDO_MAX entries. */
+/* Sets the bound (--max-pending; 0: SVC_UNDO_MAX). Before the service runs. */
+void svc_undo_set_limit(uint32_t max);
+
+/* True while the outbox holds as many entries as the bound, or more:
+ * refuse new work that might need an undo. */
 bool svc_undo_full(void);
 
 /* Entries pending now. */

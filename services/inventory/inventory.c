@@ -295,6 +295,8 @@ static int release(sl_task *t, svc_job *job)
     SL_BEGIN(t);
     if (parse_release(job, &st->io) < 0)
         SL_RETURN(t, 0);
+    if (svc_undo_full())   /* nothing done yet: order's outbox retries later */
+        SL_RETURN(t, svc_reply_error(job, 503, "overloaded", NULL, "%ld voids are pending at payment", svc_undo_pending()));
     if (st->io.item[0]) {   /* the item names the reactor */
         SVC_ON(t, st->rc, &st->hop, job, svc_owner(&S, st->io.item, strlen(st->io.item)), &release_or_tomb_step,
                &st->io);
@@ -313,7 +315,7 @@ static int release(sl_task *t, svc_job *job)
         SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "no reservation for order %s", st->io.id));
     char body[ID_MAX + 32];
     int len = snprintf(body, sizeof body, "{\"order_id\":\"%s\"}", st->io.id);
-    if ((st->rc = svc_undo_post(job, "/void", body, (size_t)len, st->io.id)) < 0)   /* the stock is back: a retry is safe */
+    if ((st->rc = svc_undo_post(job, "/void", body, (size_t)len, st->io.id)) < 0)   /* the stock is back; a retry voids */
         SL_RETURN(t, svc_reply_error(job, 503, "overloaded", NULL, "the void of order %s cannot be queued: %s",
                                      st->io.id, strerror(-st->rc)));
     char out[ID_MAX + 48];

@@ -112,7 +112,7 @@ static void post_release(svc_job *job, const order *o)
     char body[ID_MAX + ITEM_MAX + 32];
     int len = snprintf(body, sizeof body, "{\"order_id\":\"%s\",\"item\":\"%s\"}", o->id, o->item);
     int rc = svc_undo_post(job, "/release", body, (size_t)len, o->id);
-    if (rc < 0)   /* only at shutdown, or when refused before the order was made (create) */
+    if (rc < 0)   /* out of memory, or at shutdown: said, not silently lost */
         sl_report(sl_reactor_current(), "order-svc: cannot post the release of order %s: %s", o->id, strerror(-rc));
 }
 
