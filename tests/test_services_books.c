@@ -300,7 +300,7 @@ static void overload_keeps_the_books(void **state)
                                   "{\"delay_ms\":250,\"path\":\"/orders/{id}/paid\"}",
                                   "{\"delay_ms\":100,\"path\":\"/charge\"}" };
     const int *target[WAVES] = { &c.pay.port, &c.pay.port, &c.order.port, &c.pay.port };
-    int status[6] = { 0 }, npaid = 0;   /* 201, 503, 504, 502, other, none */
+    int status[6] = { 0 }, npaid = 0, made = 0;   /* 201, 503, 504, 502, other, none */
     assert_int_equal(fault_set(c.inv.port, "{\"error_rate\":0.7,\"path\":\"/release\"}"), 200);
     for (int w = 0; w < WAVES; w++) {
         for (int i = 0; i < WAVE; i++) {
@@ -316,6 +316,7 @@ static void overload_keeps_the_books(void **state)
             status[st == 201 ? 0 : st == 503 ? 1 : st == 504 ? 2 : st == 502 ? 3 : st > 0 ? 4 : 5]++;
             if (st == 201)
                 assert_true(jstr(&jobs[i].r, "order_id", paid[npaid++], sizeof paid[0]));
+            made += jhas(&jobs[i].r, "order_id");   /* (a 503 of admission makes none) */
         }
     }
     assert_int_equal(fault_clear(c.inv.port), 200);
@@ -335,7 +336,7 @@ static void overload_keeps_the_books(void **state)
         assert_string_equal(s, "PAID");
     }
     print_message("ledger: %d orders walked, %d disagreements, %d paid\n", orders, bad, npaid);
-    assert_int_equal(orders, WAVE * WAVES);
+    assert_true(orders >= made && orders <= WAVE * WAVES);
     assert_int_equal(bad, 0);
     for (int k = 1; k <= ITEMS; k++) {   /* stock conserved exactly */
         char item[8];
