@@ -24,7 +24,7 @@
 #include "svc_hop.h"
 #include "svc_undo.h"
 
-#define MARK_MS 5000             /* waiting for the row lock to mark FAILED */
+#define MARK_MS 1000             /* one wait for the row lock to mark FAILED */
 
 const char *const order_status_name[3] = { "PENDING", "PAID", "FAILED" };
 
@@ -118,11 +118,14 @@ static void post_release(svc_job *job, const order *o)
 
 /* Marks FAILED under the row lock when the request could not take it at
  * once (a callback holds it): whatever the callback does meanwhile, the
- * release posted already undoes, and tombstones refuse what comes late. */
+ * release posted already undoes, and tombstones refuse what comes late.
+ * The mark must happen too (else the order would say PENDING or PAID for
+ * an undone chain): each lock wait is bounded, and it is retried until it
+ * succeeds; a holder never keeps the lock past its own budget. */
 typedef struct mark_st {
     char id[ID_MAX];
-    uint64_t tag;
-    int rc;
+    uint64_t tag, deadline;
+    int rc, attempts;
 } mark_st;
 
 static int mark_failed(sl_task *t, void *arg)
@@ -132,11 +135,25 @@ static int mark_failed(sl_task *t, void *arg)
     SL_BEGIN(t);
     if (!o)
         SL_RETURN(t, 0);
-    SL_AWAIT(t, m->rc, sl_mutex_lock(t, &o->lock, m->tag));
-    if (m->rc == 0) {
-        o->status = FAILED;
-        sl_mutex_unlock(t, &o->lock);
+    for (;;) {
+        m->deadline = sl_ctx_narrow(t, MARK_MS);
+        SL_AWAIT(t, m->rc, sl_mutex_lock(t, &o->lock, m->tag));
+        sl_task_set_deadline(t, m->deadline);
+        m->attempts++;
+        if (m->rc == 0) {
+            o->status = FAILED;
+            sl_mutex_unlock(t, &o->lock);
+            SL_RETURN(t, 0);
+        }
+        if (sl_task_cancelled(t))
+            break;
+        /* timed out, or -EDEADLK (guarded: a callback of the order's own
+         * trace holds it; it does not wait for us, so waiting is safe) */
+        SL_AWAIT(t, m->rc, sl_sleep(t, 10 * SL_NS_PER_MS));
+        if (m->rc < 0)
+            break;
     }
+    fprintf(stderr, "order-svc: shutdown: order %s not yet marked FAILED after %d attempts\n", m->id, m->attempts);
     SL_END(t);
 }
 
@@ -148,7 +165,8 @@ static void start_mark(svc_job *job, const order *o)
         strcpy(m->id, o->id);
         m->tag = job->tag;
     }
-    if (!m || svc_compensation_ctx(job, MARK_MS, &ctx) < 0 ||
+    sl_ctx *base = svc_job_link_ctx(job);
+    if (!m || !base || sl_ctx_without_cancel(&ctx, base) < 0 ||
         svc_spawn_bg(ctx, mark_failed, m, "order marked FAILED", free) < 0) {
         sl_report(sl_reactor_current(), "order-svc: cannot mark order %s FAILED", o->id);
         free(m);
