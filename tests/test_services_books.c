@@ -363,7 +363,17 @@ static void pending_compensation_is_visible(void **state)
     snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
     const char *args[] = { "--listen", "127.0.0.1:0", "--threads", "1", "--inventory", url, NULL };
     svc order;
-    assert_int_equal(svc_start(&order, "order", args), 0);
+    /* order-svc's stderr goes to a file: it inherits fd 2, redirected for its start only */
+    char errpath[] = "/tmp/sluice-books-stderr-XXXXXX";
+    int errfd = mkstemp(errpath), saved = dup(2);
+    assert_true(errfd >= 0 && saved >= 0);
+    unlink(errpath);
+    fflush(stderr);
+    dup2(errfd, 2);
+    int started = svc_start(&order, "order", args);
+    dup2(saved, 2);
+    close(saved);
+    assert_int_equal(started, 0);
     hresp *r = malloc(sizeof *r);
     assert_non_null(r);
     order_post(order.port, "sku-1", 1, 5, id, r);
@@ -375,13 +385,20 @@ static void pending_compensation_is_visible(void **state)
     assert_int_equal(undo_counter(order.port, "pending"), 1);  /* and still pending */
     json_t *tasks = svc_tasks(order.port);
     assert_non_null(tasks);
-    char *text = json_dumps(tasks, 0), want[96];
+    char *text = json_dumps(tasks, 0), want[160];
     snprintf(want, sizeof want, "undo POST /release %s", id);
     assert_non_null(strstr(text, want));                      /* named in /debug/tasks */
     free(text);
     json_decref(tasks);
     free(r);
-    svc_stop(&order);   /* exit 0; stderr: "shutdown: undo POST /release ... still pending" */
+    svc_stop(&order);   /* exit 0, and the pending release said on stderr */
+    char log[4096] = "";
+    ssize_t n = pread(errfd, log, sizeof log - 1, 0);
+    close(errfd);
+    log[n > 0 ? n : 0] = '\0';
+    snprintf(want, sizeof want, "shutdown: undo POST /release {\"order_id\":\"%s\"", id);
+    if (!strstr(log, want) || !strstr(log, "still pending after"))
+        fail_msg("order-svc's stderr does not report the pending release of %s:\n%s", id, log);
     close(rfd);
 }
 
