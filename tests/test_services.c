@@ -497,7 +497,7 @@ static void bad_usage_exits_2(void **state)
         { "--no-such-option", NULL }, { "--mode", "reckless", NULL }, { "--listen", "nonsense", NULL },
         { "--listen", "127.0.0.1:99999", NULL }, { "--listen", "127.0.0.1:", NULL },
         { "--threads", "abc", NULL }, { "--threads", "0", NULL }, { "--timeout-ms", "soon", NULL },
-        { "--grace-ms", "0", NULL },
+        { "--grace-ms", "0", NULL }, { "--max-pending", "0", NULL },
         { "stray-argument", NULL },
     };
     static const usage_run own[] = {

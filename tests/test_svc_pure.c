@@ -43,6 +43,7 @@ static void test_opts_defaults(void **s)
     assert_false(o.admin);
     assert_int_equal(svc_opts_timeout_ms(&o), 2000);
     assert_int_equal(o.grace_ms, 5000);
+    assert_int_equal(o.max_pending, 0);   /* the default bound (SVC_UNDO_MAX) */
     assert_null(o.stock);
 }
 
@@ -52,12 +53,13 @@ static void test_opts_all(void **s)
     svc_opts o;
     char err[200];
     assert_int_equal(parse(&inv_prog, &o, err, "--listen", "127.0.0.1:0", "--threads", "3", "--timeout-ms", "250",
-                           "--grace-ms", "150", "--mode", "guarded", "--admin", "--access-log", "--trace", "t.json", "--payment",
+                           "--grace-ms", "150", "--max-pending", "7", "--mode", "guarded", "--admin", "--access-log", "--trace", "t.json", "--payment",
                            "http://127.0.0.1:1", "--stock", "a=1", NULL), 0);
     assert_string_equal(o.listen, "127.0.0.1:0");
     assert_int_equal(o.threads, 3);
     assert_int_equal(svc_opts_timeout_ms(&o), 250);
     assert_int_equal(o.grace_ms, 150);
+    assert_int_equal(o.max_pending, 7);
     assert_int_equal(o.mode, SVC_GUARDED);
     assert_true(o.admin && o.access_log);
     assert_string_equal(o.trace, "t.json");
@@ -97,6 +99,10 @@ static void test_opts_errors(void **s)
     assert_non_null(strstr(err, "--grace-ms"));
     assert_int_equal(parse(&order_prog, &o, err, "--grace-ms", "600001", NULL), -EINVAL);
     assert_int_equal(parse(&order_prog, &o, err, "--grace-ms", "soon", NULL), -EINVAL);
+    assert_int_equal(parse(&order_prog, &o, err, "--max-pending", "0", NULL), -EINVAL);
+    assert_non_null(strstr(err, "--max-pending"));
+    assert_int_equal(parse(&order_prog, &o, err, "--max-pending", "10000001", NULL), -EINVAL);
+    assert_int_equal(parse(&order_prog, &o, err, "--max-pending", "many", NULL), -EINVAL);
     assert_int_equal(parse(&order_prog, &o, err, "--mode", "careless", NULL), -EINVAL);
     assert_non_null(strstr(err, "careless"));
     /* another program's flags are unknown here */

@@ -8,6 +8,7 @@
 #include "svc.h"
 #include "svc_int.h"
 #include "svc_map.h"
+#include "svc_undo.h"
 
 static svc *g_svc;   /* one service per process; read-only once running */
 
@@ -79,7 +80,7 @@ static void on_stopped(sl_http_server *srv, void *arg)
 static int usage(const svc_prog *p, const char *msg)
 {
     fprintf(stderr, "%s (usage: %s [--listen HOST:PORT] [--threads N] [--timeout-ms MS] [--grace-ms MS] "
-                    "[--mode safe|guarded|naive] [--admin] [--access-log] [--trace FILE.json]%s%s%s)\n",
+                    "[--max-pending N] [--mode safe|guarded|naive] [--admin] [--access-log] [--trace FILE.json]%s%s%s)\n",
             msg, p->name, p->upstream_flag ? " [" : "", p->upstream_flag ? p->upstream_flag : "",
             p->upstream_flag ? (p->has_stock ? " URLS] [--stock ITEM=N,...]" : " URLS]") : "");
     return 2;
@@ -124,6 +125,9 @@ static int make_all(svc *s, char *err, size_t errlen)
         *sh = (svc_shard){ .s = s, .r = sl_runtime_reactor(s->rt, i), .id = i, .rng = seed(i) };
         sl_group_init(&sh->bg, sh->r);
     }
+    svc_undo_set_limit(s->o.max_pending);
+    if ((rc = svc_undo_route(s)) < 0)
+        return snprintf(err, errlen, "%s: compensation route: %s", p->name, strerror(-rc)), 1;
     if (s->o.admin && (rc = svc_admin_routes(s)) < 0)
         return snprintf(err, errlen, "%s: admin routes: %s", p->name, strerror(-rc)), 1;
     return 0;

@@ -108,6 +108,12 @@ static inline void *svc_job_state(svc_job *job) { return job->state_; }
  * svc_run. Returns 0 or a negative errno from sl_http_route. */
 int svc_route(svc *s, const char *method, const char *pattern, svc_handler h, size_t state_size);
 
+/* The same for a route that undoes a step (a release, a void): it is in
+ * the server's UNDO admission lane, so a full server still starts it
+ * (bounded by max_undo per reactor; sl_http.h): a compensation that is
+ * shed leaves the books wrong for as long as the overload lasts. */
+int svc_route_undo(svc *s, const char *method, const char *pattern, svc_handler h, size_t state_size);
+
 /* Parses the command line into *s, runs s->check, makes the runtime, the
  * server (with the mode's budget), the upstream and the shards. Returns 0,
  * or the exit code to use (2 for bad usage, with its one-line message

@@ -312,6 +312,12 @@ int svc_route(svc *s, const char *method, const char *pattern, svc_handler h, si
     return 0;
 }
 
+int svc_route_undo(svc *s, const char *method, const char *pattern, svc_handler h, size_t state_size)
+{
+    int rc = svc_route(s, method, pattern, h, state_size);
+    return rc < 0 ? rc : sl_http_route_set(s->srv, method, pattern, &(sl_http_route_opts){ .lane = SL_HTTP_LANE_UNDO });
+}
+
 void svc_routes_free(svc *s)
 {
     for (route_def *ro = s->routes, *next; ro; ro = next) {

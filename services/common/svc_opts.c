@@ -8,6 +8,7 @@
 
 #define DAY_MS 86400000u
 #define GRACE_MAX_MS 600000u
+#define PENDING_MAX 10000000L
 
 const char *svc_mode_name(svc_mode m)
 {
@@ -84,6 +85,10 @@ int svc_opts_parse(svc_opts *o, const svc_prog *p, int argc, char **argv, char *
             if (number(v, 1, GRACE_MAX_MS, &n) < 0)
                 return fail(err, errlen, "%s: --grace-ms wants 1..%u, not '%s'", p->name, GRACE_MAX_MS, v);
             o->grace_ms = (uint32_t)n;
+        } else if (!strcmp(a, "--max-pending")) {
+            if (number(v, 1, PENDING_MAX, &n) < 0)
+                return fail(err, errlen, "%s: --max-pending wants 1..%ld, not '%s'", p->name, PENDING_MAX, v);
+            o->max_pending = (uint32_t)n;
         } else if (!strcmp(a, "--mode")) {
             if (parse_mode(v, &o->mode) < 0)
                 return fail(err, errlen, "%s: --mode wants safe, guarded or naive, not '%s'", p->name, v);

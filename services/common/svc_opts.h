@@ -1,6 +1,7 @@
 /* svc_opts.h: the command line every service of the demo chain shares.
  *
  *   --listen HOST:PORT  --threads N  --timeout-ms MS  --grace-ms MS
+ *   --max-pending N (compensations pending before new work is refused)
  *   --mode safe|guarded|naive
  *   --admin  --access-log  --trace FILE.json  and the program's own:
  *   one upstream list (--inventory / --payment / --order) and, for
@@ -31,6 +32,7 @@ typedef struct svc_opts {
     int threads;                   /* 0: online CPUs */
     uint32_t timeout_ms;           /* 0: not given (the mode's default) */
     uint32_t grace_ms;             /* SIGTERM's drain (default SVC_GRACE_MS) */
+    uint32_t max_pending;          /* 0: not given (SVC_UNDO_MAX, svc_undo.h) */
     svc_mode mode;
     bool admin, access_log;
     const char *trace;             /* NULL: no trace */

@@ -133,6 +133,21 @@ static long inflight(int port)
     return v;
 }
 
+/* Compensations (releases, voids) still pending in a service's outbox;
+ * -1 if it cannot tell. */
+static long undo_pending(int port)
+{
+    hget_resp r;
+    if (hget(port, "GET", "/debug/compensations", NULL, 500, &r) < 0)
+        return -1;
+    json_t *doc = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
+    json_t *v = json_object_get(doc, "pending");
+    long n = json_is_integer(v) ? (long)json_integer_value(v) : -1;
+    json_decref(doc);
+    hget_free(&r);
+    return n;
+}
+
 /* Tasks alive in a service, as /debug/tasks lists them (the task answering
  * the question included). */
 static long tasks_alive(int port)
@@ -362,14 +377,18 @@ static void merge_traces(const demo_cfg *cfg, const char *mode)
 
 /* ---- one mode ----------------------------------------------------------------------- */
 
+/* Waits, within `ms`, until nothing is in flight in the three services and
+ * no compensation is pending in their outboxes, so the walk sees the books
+ * as they end. */
 static void settle(chain *c, int ms)
 {
     long long end = now_ms() + ms;
     while (now_ms() < end) {
         long sum = 0;
         for (int s = 0; s < NSVC; s++) {
-            long v = inflight(c->port[s]);
+            long v = inflight(c->port[s]), u = undo_pending(c->port[s]);
             sum += v < 0 ? 1 : v - 1;   /* the /metrics request itself is in flight */
+            sum += u < 0 ? 1 : u;       /* and the compensations still owed */
         }
         if (sum <= 0)
             return;

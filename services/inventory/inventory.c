@@ -5,9 +5,10 @@
  * one step (a cancelled caller cannot leave stock taken and unrecorded).
  * POST /reserve takes the stock, charges at payment and settles: kept when
  * the charge went through, given back when it did not (its status passed
- * on). POST /release gives it back (once, whoever asks first) and voids
- * the charge; without "item" it asks every reactor, as GET
- * /reservations/{order_id} does. */
+ * on). POST /release gives it back (once, whoever asks first), or leaves
+ * a tombstone when the reserve has not come yet, and has the charge voided
+ * through the outbox (svc_undo.h); without "item" it asks every reactor,
+ * as GET /reservations/{order_id} does. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "svc.h"
 #include "svc_hop.h"
 #include "svc_map.h"
+#include "svc_undo.h"
 
 #define ID_MAX 24
 
@@ -26,10 +28,14 @@ typedef struct stock {
     int64_t avail;
 } stock;
 
+/* A reservation: RESERVED (taken, `done` once the charge went through),
+ * then perhaps RELEASED (given back, once). A tombstone is a release that
+ * came first: no stock was taken and none ever will be for this order (a
+ * late reserve is refused); it reads as "never reserved" (404). */
 typedef struct resv {
     svc_node node;
     char id[ID_MAX];
-    stock *s;
+    stock *s;                 /* NULL for a tombstone */
     int64_t qty;
     bool released, done;
 } resv;
@@ -84,7 +90,7 @@ static int reserve_begin(sl_task *t, void *arg)
 /* Gives the stock back once, whoever asks first. */
 static void give_back(resv *r)
 {
-    if (!r->released) {
+    if (!r->released && r->s) {
         r->released = true;
         r->s->avail += r->qty;
     }
@@ -101,10 +107,13 @@ static int settle_ok_begin(sl_task *t, void *arg)
     return 0;
 }
 
-/* Finds io->id's reservation on this reactor and tells io how it stands. */
+/* Finds io->id's reservation on this reactor and tells io how it stands
+ * (a tombstone is not found: it is not a reservation). */
 static resv *resv_read(res_io *io)
 {
     resv *r = (resv *)svc_map_find(&here()->resv, io->id, strlen(io->id));
+    if (r && !r->s)
+        r = NULL;
     io->found = r != NULL;
     if (r) {
         strcpy(io->item, r->s->item);
@@ -120,6 +129,26 @@ static int release_begin(sl_task *t, void *arg)
     (void)t;
     if (r)
         give_back(r);
+    return 0;
+}
+
+/* The same, and when there is nothing to give back, a tombstone: the
+ * release was decided, so a reserve of this order that is still on its way
+ * (queued, delayed, retried) must never take stock. */
+static int release_or_tomb_begin(sl_task *t, void *arg)
+{
+    res_io *io = arg;
+    release_begin(t, io);
+    if (!io->found && !svc_map_find(&here()->resv, io->id, strlen(io->id))) {
+        resv *r = calloc(1, sizeof *r);
+        if (!r)
+            return -ENOMEM;
+        strcpy(r->id, io->id);
+        r->released = true;
+        r->node.key = r->id;
+        r->node.klen = strlen(r->id);
+        svc_map_put(&here()->resv, &r->node);
+    }
     return 0;
 }
 
@@ -144,6 +173,8 @@ static int resv_get_begin(sl_task *t, void *arg)
 static const svc_step reserve_step = { .name = "reserve (on the item's reactor)", .begin = reserve_begin };
 static const svc_step settle_ok_step = { .name = "reservation kept", .begin = settle_ok_begin };
 static const svc_step release_step = { .name = "reservation given back", .begin = release_begin, .undo = true };
+static const svc_step release_or_tomb_step = { .name = "reservation given back (or tombstoned)",
+                                               .begin = release_or_tomb_begin, .undo = true };
 static const svc_step get_step = { .name = "stock lookup", .begin = get_begin };
 static const svc_step resv_get_step = { .name = "reservation lookup", .begin = resv_get_begin };
 
@@ -197,7 +228,7 @@ static int reserve(sl_task *t, svc_job *job)
     st->owner = svc_owner(&S, st->io.item, strlen(st->io.item));
     SVC_ON(t, st->rc, &st->hop, job, st->owner, &reserve_step, &st->io);
     if (st->rc < 0) {   /* cancelled on the way: the step may have run all the same */
-        SVC_ON(t, st->call_rc, &st->hop, job, st->owner, &release_step, &st->io);
+        SVC_ON(t, st->call_rc, &st->hop, job, st->owner, &release_or_tomb_step, &st->io);
         SL_RETURN(t, st->rc);
     }
     if (st->io.code == 200)
@@ -231,8 +262,7 @@ static int reserve(sl_task *t, svc_job *job)
 typedef struct release_st {
     res_io io;
     svc_hop hop;
-    int i, rc, call_rc;
-    sl_http_resp resp;
+    int i, rc;
 } release_st;
 
 static int parse_release(svc_job *job, res_io *io)
@@ -253,40 +283,44 @@ static int parse_release(svc_job *job, res_io *io)
     return ok ? 0 : -EINVAL;
 }
 
+/* Gives the stock back (or leaves a tombstone), then hands the void at
+ * payment to the outbox (svc_undo.h), which retries it until payment
+ * acknowledges it: the release is answered 200 once the stock is back and
+ * the void is owned here, whatever payment's state. A release of an order
+ * never reserved voids nothing: without a reservation no charge was asked
+ * for, and the tombstone keeps one from being asked. */
 static int release(sl_task *t, svc_job *job)
 {
     release_st *st = svc_job_state(job);
     SL_BEGIN(t);
     if (parse_release(job, &st->io) < 0)
         SL_RETURN(t, 0);
+    if (svc_undo_full())   /* nothing done yet: order's outbox retries later */
+        SL_RETURN(t, svc_reply_error(job, 503, "overloaded", NULL, "%ld voids are pending at payment", svc_undo_pending()));
     if (st->io.item[0]) {   /* the item names the reactor */
-        SVC_ON(t, st->rc, &st->hop, job, svc_owner(&S, st->io.item, strlen(st->io.item)), &release_step, &st->io);
-    } else {                /* ask each reactor in turn */
+        SVC_ON(t, st->rc, &st->hop, job, svc_owner(&S, st->io.item, strlen(st->io.item)), &release_or_tomb_step,
+               &st->io);
+    } else {                /* ask each reactor in turn; if none has it, tombstone it on every one */
         for (st->i = 0; st->i < S.n && !st->io.found; st->i++) {
             SVC_ON(t, st->rc, &st->hop, job, S.shards[st->i].r, &release_step, &st->io);
             if (st->rc < 0)
                 break;
         }
+        for (st->i = 0; st->rc == 0 && st->i < S.n && !st->io.found; st->i++)
+            SVC_ON(t, st->rc, &st->hop, job, S.shards[st->i].r, &release_or_tomb_step, &st->io);
     }
     if (st->rc < 0)
         SL_RETURN(t, st->rc);
     if (!st->io.found)
         SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "no reservation for order %s", st->io.id));
-    {
-        char body[ID_MAX + 32];
-        int len = snprintf(body, sizeof body, "{\"order_id\":\"%s\"}", st->io.id);
-        SL_AWAIT(t, st->call_rc, sl_http_call(t, &st->resp, S.up, "POST", "/void", body, (size_t)len));
-    }
-    /* voided, or never charged: either way nothing is left to undo */
-    int status = svc_upstream_status(st->call_rc, &st->resp);
-    if (status == 200 || status == 404) {
-        char out[ID_MAX + 48];
-        int len = snprintf(out, sizeof out, "{\"order_id\":\"%s\",\"status\":\"RELEASED\"}", st->io.id);
-        svc_reply(job, 200, out, (size_t)len);
-    } else {
-        svc_reply_upstream(job, st->call_rc, &st->resp, NULL);
-    }
-    sl_http_call_end(&st->resp);
+    char body[ID_MAX + 32];
+    int len = snprintf(body, sizeof body, "{\"order_id\":\"%s\"}", st->io.id);
+    if ((st->rc = svc_undo_post(job, "/void", body, (size_t)len, st->io.id)) < 0)   /* the stock is back; a retry voids */
+        SL_RETURN(t, svc_reply_error(job, 503, "overloaded", NULL, "the void of order %s cannot be queued: %s",
+                                     st->io.id, strerror(-st->rc)));
+    char out[ID_MAX + 48];
+    len = snprintf(out, sizeof out, "{\"order_id\":\"%s\",\"status\":\"RELEASED\"}", st->io.id);
+    svc_reply(job, 200, out, (size_t)len);
     SL_END(t);
 }
 
@@ -397,7 +431,7 @@ int main(int argc, char **argv)
     S.app_init = shard_init;
     S.app_free = shard_free;
     if ((rc = svc_route(&S, "POST", "/reserve", reserve, sizeof(reserve_st))) < 0 ||
-        (rc = svc_route(&S, "POST", "/release", release, sizeof(release_st))) < 0 ||
+        (rc = svc_route_undo(&S, "POST", "/release", release, sizeof(release_st))) < 0 ||
         (rc = svc_route(&S, "GET", "/stock/{item}", get_stock, sizeof(get_st))) < 0 ||
         (rc = svc_route(&S, "GET", "/reservations/{order_id}", get_reservation, sizeof(release_st))) < 0) {
         fprintf(stderr, "inventory-svc: routes: %s\n", strerror(-rc));

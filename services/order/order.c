@@ -9,7 +9,9 @@
  *    unwinds.
  *  - naive: held across the call, no deadline, unbounded wait: stuck.
  * On any failure the order ends FAILED and the reservation is released by
- * a compensation that outlives the request. An order is created on the
+ * a compensation that outlives the request and is retried until inventory
+ * acknowledges it (svc_undo.h): while too many are pending, new orders are
+ * refused with 503. An order is created on the
  * reactor that receives it (its id is drawn to hash there), so only the
  * callback and the reads may travel. */
 #include <errno.h>
@@ -20,10 +22,9 @@
 #include "failure.h"
 #include "order.h"
 #include "svc_hop.h"
+#include "svc_undo.h"
 
-#define COMPENSATION_MS 5000     /* the whole compensation */
-#define RELEASE_CALL_MS 1000     /* one attempt */
-#define RELEASE_ATTEMPTS 4
+#define MARK_MS 1000             /* one wait for the row lock to mark FAILED */
 
 const char *const order_status_name[3] = { "PENDING", "PAID", "FAILED" };
 
@@ -77,6 +78,10 @@ static int parse_order(svc_job *job, order *o)
 
 static order *create(svc_job *job, create_st *st)
 {
+    if (svc_undo_full()) {   /* every failure needs a release: none could be posted */
+        svc_reply_error(job, 503, "overloaded", NULL, "%ld releases are pending at inventory", svc_undo_pending());
+        return NULL;
+    }
     order *o = calloc(1, sizeof *o);
     if (!o) {
         svc_reply_error(job, 503, "overloaded", NULL, "out of memory");
@@ -96,74 +101,75 @@ static order *create(svc_job *job, create_st *st)
     return o;
 }
 
-/* The compensation: mark FAILED if the request could not, and give the
- * reservation back, under a context of its own (the caller may be gone). */
-typedef struct comp_st {
-    char id[ID_MAX];
-    char item[ITEM_MAX];
-    uint64_t tag;
-    bool mark;
-    int rc, attempt, status;
-    uint64_t deadline;
-    char body[ID_MAX + ITEM_MAX + 32];
-    sl_http_resp resp;
-} comp_st;
-
-/* Releases, retrying (an overloaded inventory may drop the first attempt)
- * until it answers 200 or 404 (never reserved: a reservation still on its
- * way fails by itself, since the order is FAILED by now). */
-static int compensate(sl_task *t, void *arg)
+/* The compensation of a failed order: the release at inventory, which
+ * gives the stock back and has the charge voided. It is posted to the
+ * outbox (svc_undo.h), which retries it, each attempt with a budget of its
+ * own, until inventory acknowledges it: 200, or 404 (never reserved, and
+ * now tombstoned so that a reservation still on its way is refused). It
+ * does not depend on the request, whose budget may be spent. */
+static void post_release(svc_job *job, const order *o)
 {
-    comp_st *c = arg;
-    order *o = find(c->id, strlen(c->id));
+    char body[ID_MAX + ITEM_MAX + 32];
+    int len = snprintf(body, sizeof body, "{\"order_id\":\"%s\",\"item\":\"%s\"}", o->id, o->item);
+    int rc = svc_undo_post(job, "/release", body, (size_t)len, o->id);
+    if (rc < 0)   /* out of memory, or at shutdown: said, not silently lost */
+        sl_report(sl_reactor_current(), "order-svc: cannot post the release of order %s: %s", o->id, strerror(-rc));
+}
+
+/* Marks FAILED under the row lock when the request could not take it at
+ * once (a callback holds it): whatever the callback does meanwhile, the
+ * release posted already undoes, and tombstones refuse what comes late.
+ * The mark must happen too (else the order would say PENDING or PAID for
+ * an undone chain): each lock wait is bounded, and it is retried until it
+ * succeeds; a holder never keeps the lock past its own budget. */
+typedef struct mark_st {
+    char id[ID_MAX];
+    uint64_t tag, deadline;
+    int rc, attempts;
+} mark_st;
+
+static int mark_failed(sl_task *t, void *arg)
+{
+    mark_st *m = arg;
+    order *o = find(m->id, strlen(m->id));
     SL_BEGIN(t);
-    if (c->mark && o) {
-        SL_AWAIT(t, c->rc, sl_mutex_lock(t, &o->lock, c->tag));
-        if (c->rc == 0) {
+    if (!o)
+        SL_RETURN(t, 0);
+    for (;;) {
+        m->deadline = sl_ctx_narrow(t, MARK_MS);
+        SL_AWAIT(t, m->rc, sl_mutex_lock(t, &o->lock, m->tag));
+        sl_task_set_deadline(t, m->deadline);
+        m->attempts++;
+        if (m->rc == 0) {
             o->status = FAILED;
             sl_mutex_unlock(t, &o->lock);
-        }
-    }
-    for (c->attempt = 0; c->attempt < RELEASE_ATTEMPTS; c->attempt++) {
-        if (c->attempt) {
-            SL_AWAIT(t, c->rc, sl_sleep(t, (100ULL << c->attempt) * SL_NS_PER_MS));
-            if (c->rc < 0)
-                break;
-        }
-        int len = snprintf(c->body, sizeof c->body, "{\"order_id\":\"%s\",\"item\":\"%s\"}", c->id, c->item);
-        c->deadline = sl_ctx_narrow(t, RELEASE_CALL_MS);
-        SL_AWAIT(t, c->rc, sl_http_call(t, &c->resp, S.up, "POST", "/release", c->body, (size_t)len));
-        sl_task_set_deadline(t, c->deadline);
-        c->status = svc_upstream_status(c->rc, &c->resp);
-        sl_http_call_end(&c->resp);
-        if (c->status == 200 || c->status == 404)
             SL_RETURN(t, 0);
+        }
+        if (sl_task_cancelled(t))
+            break;
+        /* timed out, or -EDEADLK (guarded: a callback of the order's own
+         * trace holds it; it does not wait for us, so waiting is safe) */
+        SL_AWAIT(t, m->rc, sl_sleep(t, 10 * SL_NS_PER_MS));
+        if (m->rc < 0)
+            break;
     }
-    sl_report(sl_task_reactor(t), "order-svc: release of order %s failed (last answer %d)", c->id, c->status);
+    fprintf(stderr, "order-svc: shutdown: order %s not yet marked FAILED after %d attempts\n", m->id, m->attempts);
     SL_END(t);
 }
 
-static void comp_free(void *arg)
+static void start_mark(svc_job *job, const order *o)
 {
-    comp_st *c = arg;
-    sl_http_call_end(&c->resp);
-    free(c);
-}
-
-static void start_compensation(svc_job *job, const order *o, bool mark)
-{
-    comp_st *c = calloc(1, sizeof *c);
+    mark_st *m = calloc(1, sizeof *m);
     sl_ctx *ctx = NULL;
-    if (c) {
-        strcpy(c->id, o->id);
-        strcpy(c->item, o->item);
-        c->tag = job->tag;
-        c->mark = mark;
+    if (m) {
+        strcpy(m->id, o->id);
+        m->tag = job->tag;
     }
-    if (!c || svc_compensation_ctx(job, COMPENSATION_MS, &ctx) < 0 ||
-        svc_spawn_bg(ctx, compensate, c, "order compensation", comp_free) < 0) {
-        sl_report(sl_reactor_current(), "order-svc: cannot compensate order %s", o->id);
-        free(c);
+    sl_ctx *base = svc_job_link_ctx(job);
+    if (!m || !base || sl_ctx_without_cancel(&ctx, base) < 0 ||
+        svc_spawn_bg(ctx, mark_failed, m, "order marked FAILED", free) < 0) {
+        sl_report(sl_reactor_current(), "order-svc: cannot mark order %s FAILED", o->id);
+        free(m);
     }
     sl_ctx_unref(ctx);
 }
@@ -204,7 +210,9 @@ static void fail_order(sl_task *t, svc_job *job, create_st *st)
         sl_mutex_unlock(t, &o->lock);
         st->held = false;
     }
-    start_compensation(job, o, !marked);
+    if (!marked)
+        start_mark(job, o);
+    post_release(job, o);
     if (st->status == 200)   /* reserved, yet the payment's callback never came */
         svc_reply_error(job, 502, "upstream_failed", st->id, "the payment was never confirmed");
     else

@@ -3,7 +3,9 @@
  * POST /charge records the charge (on the reactor hash(order_id) names),
  * calls order's POST /orders/{id}/paid, and keeps the charge only when the
  * order confirmed it: any other answer voids it (409 from the order:
- * 409 order_failed; anything else passed on). */
+ * 409 order_failed; anything else passed on). POST /void of a charge not
+ * made yet leaves a tombstone, so that the charge is refused when it
+ * comes. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,12 +19,17 @@
 
 enum { CHARGED, VOIDED };
 
+/* A charge: CHARGED (confirmed once the order said PAID), then perhaps
+ * VOIDED. A tombstone is a void that came first: nothing was charged and
+ * nothing will be for this order (a late charge is refused with 409); it
+ * reads as "never charged" (404). */
 typedef struct charge {
     svc_node node;
     char id[ID_MAX];
     int64_t amount;
     int status;
     bool confirmed;           /* the order said PAID */
+    bool tomb;
 } charge;
 
 static svc S;
@@ -48,7 +55,7 @@ static int open_begin(sl_task *t, void *arg)
     charge *c = find(io->id);
     (void)t;
     io->code = 0;
-    if (c) {   /* the same order again: idempotent */
+    if (c) {   /* the same order again (idempotent), or voided before it came */
         io->code = c->status == VOIDED ? 409 : c->confirmed ? 200 : 409;
         io->amount = c->amount;
     } else if (!(c = calloc(1, sizeof *c))) {
@@ -75,16 +82,26 @@ static int confirm_begin(sl_task *t, void *arg)
     return 0;
 }
 
+/* Voids the charge; when there is none yet, leaves a tombstone: the void
+ * was decided, so a charge of this order still on its way (queued,
+ * delayed, retried) must be refused. io->status -1: nothing was charged. */
 static int void_begin(sl_task *t, void *arg)
 {
     chg_io *io = arg;
     charge *c = find(io->id);
     (void)t;
-    io->status = c ? VOIDED : -1;
-    if (c) {
-        c->status = VOIDED;
-        io->amount = c->amount;
+    if (!c) {
+        if (!(c = calloc(1, sizeof *c)))
+            return -ENOMEM;
+        strcpy(c->id, io->id);
+        c->tomb = true;
+        c->node.key = c->id;
+        c->node.klen = strlen(c->id);
+        svc_map_put(svc_here()->app, &c->node);
     }
+    c->status = VOIDED;
+    io->status = c->tomb ? -1 : VOIDED;
+    io->amount = c->amount;
     return 0;
 }
 
@@ -93,7 +110,7 @@ static int get_begin(sl_task *t, void *arg)
     chg_io *io = arg;
     charge *c = find(io->id);
     (void)t;
-    io->status = c ? c->status : -1;
+    io->status = c && !c->tomb ? c->status : -1;
     io->amount = c ? c->amount : 0;
     return 0;
 }
@@ -229,7 +246,7 @@ int main(int argc, char **argv)
     S.app_init = svc_one_map_init;
     S.app_free = svc_one_map_free;
     if ((rc = svc_route(&S, "POST", "/charge", charge_order, sizeof(charge_st))) < 0 ||
-        (rc = svc_route(&S, "POST", "/void", void_charge, sizeof(void_st))) < 0 ||
+        (rc = svc_route_undo(&S, "POST", "/void", void_charge, sizeof(void_st))) < 0 ||
         (rc = svc_route(&S, "GET", "/charges/{order_id}", get_charge, sizeof(void_st))) < 0) {
         fprintf(stderr, "payment-svc: routes: %s\n", strerror(-rc));
         return 1;

@@ -1,0 +1,139 @@
+/* svc_undo.c: the outbox of undo calls; see svc_undo.h.
+ *
+ * One task per entry rather than one queue drained by a worker: an entry
+ * waits on its own backoff timer and its own call, so a callee that hangs
+ * on one undo does not hold up the others, and /debug/tasks names each. The
+ * counters are process-wide atomics: entries are posted and end on every
+ * reactor, and the bound is the process's memory, not a reactor's. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "svc_undo.h"
+
+static struct {
+    atomic_long pending, posted, completed, attempts, refused, abandoned;
+    long limit;               /* set before the reactors run */
+} U = { .limit = SVC_UNDO_MAX };
+
+typedef struct undo {
+    svc *s;
+    char path[32];
+    char body[SVC_UNDO_BODY_MAX];
+    size_t len;
+    char name[96];            /* the task's name: lives as long as the task */
+    int attempts, status, rc;
+    bool acked;
+    uint64_t backoff_ms, deadline;
+    sl_http_resp resp;
+} undo;
+
+void svc_undo_set_limit(uint32_t max) { U.limit = max ? (long)max : SVC_UNDO_MAX; }
+
+bool svc_undo_full(void) { return atomic_load(&U.pending) >= U.limit; }
+
+long svc_undo_pending(void) { return atomic_load(&U.pending); }
+
+/* Acknowledged: done, or the callee never had it (and now never will). */
+static bool acked(int status) { return status == 200 || status == 404; }
+
+/* The next sleep: uniform in [b/2, b], then b doubles up to the cap. */
+static uint64_t next_backoff(undo *u)
+{
+    uint64_t b = u->backoff_ms, half = b / 2;
+    uint64_t ms = half + svc_rand(svc_here()) % (b - half + 1);
+    u->backoff_ms = b * 2 > SVC_UNDO_CAP_MS ? SVC_UNDO_CAP_MS : b * 2;
+    return ms;
+}
+
+static int undo_task(sl_task *t, void *arg)
+{
+    undo *u = arg;
+    SL_BEGIN(t);
+    for (;;) {
+        /* each attempt has a budget of its own; the task has none */
+        u->deadline = sl_ctx_narrow(t, SVC_UNDO_CALL_MS);
+        SL_AWAIT(t, u->rc, sl_http_call(t, &u->resp, u->s->up, "POST", u->path, u->body, u->len));
+        sl_task_set_deadline(t, u->deadline);
+        u->status = svc_upstream_status(u->rc, &u->resp);
+        sl_http_call_end(&u->resp);
+        u->attempts++;
+        atomic_fetch_add(&U.attempts, 1);
+        if (acked(u->status)) {
+            u->acked = true;
+            SL_RETURN(t, 0);
+        }
+        if (sl_task_cancelled(t))   /* shutdown: undo_free reports it */
+            SL_RETURN(t, 0);
+        SL_AWAIT(t, u->rc, sl_sleep(t, next_backoff(u) * SL_NS_PER_MS));
+        if (u->rc < 0)
+            SL_RETURN(t, 0);
+    }
+    SL_END(t);
+}
+
+static void undo_free(void *arg)
+{
+    undo *u = arg;
+    sl_http_call_end(&u->resp);
+    atomic_fetch_sub(&U.pending, 1);
+    if (u->acked) {
+        atomic_fetch_add(&U.completed, 1);
+    } else {
+        atomic_fetch_add(&U.abandoned, 1);
+        fprintf(stderr, "%s: shutdown: undo POST %s %s still pending after %d attempts (last answer %d)\n",
+                u->s->prog->name, u->path, u->body, u->attempts, u->status);
+    }
+    free(u);
+}
+
+int svc_undo_post(svc_job *job, const char *path, const char *body, size_t len, const char *key)
+{
+    svc *s = job->s;
+    if (!s->up || len >= SVC_UNDO_BODY_MAX || strlen(path) >= sizeof ((undo *)0)->path)
+        return -EINVAL;
+    atomic_fetch_add(&U.pending, 1);   /* no room check: see svc_undo.h, "Bounded" */
+    undo *u = calloc(1, sizeof *u);
+    sl_ctx *base = svc_job_link_ctx(job), *ctx = NULL;
+    int rc = !u || !base ? -ENOMEM : sl_ctx_without_cancel(&ctx, base);
+    if (rc == 0) {
+        u->s = s;
+        strcpy(u->path, path);
+        memcpy(u->body, body, len);
+        u->len = len;
+        u->backoff_ms = SVC_UNDO_BACKOFF_MS;
+        snprintf(u->name, sizeof u->name, "undo POST %s %s", path, key);
+        rc = svc_spawn_bg(ctx, undo_task, u, u->name, undo_free);
+    }
+    sl_ctx_unref(ctx);
+    if (rc < 0) {
+        atomic_fetch_sub(&U.pending, 1);
+        atomic_fetch_add(&U.refused, 1);
+        free(u);
+        return rc;
+    }
+    atomic_fetch_add(&U.posted, 1);
+    return 0;
+}
+
+/* ---- GET /debug/compensations ------------------------------------------------------ */
+
+static int undo_stats(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    (void)t;
+    json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "pending", (json_int_t)atomic_load(&U.pending),
+                          "posted", (json_int_t)atomic_load(&U.posted), "completed",
+                          (json_int_t)atomic_load(&U.completed), "attempts", (json_int_t)atomic_load(&U.attempts),
+                          "refused", (json_int_t)atomic_load(&U.refused), "abandoned",
+                          (json_int_t)atomic_load(&U.abandoned), "limit", (json_int_t)U.limit);
+    return o ? sl_http_reply_json(req, 200, o) : -ENOMEM;
+}
+
+int svc_undo_route(svc *s)
+{
+    int rc = sl_http_route(s->srv, "GET", "/debug/compensations", undo_stats, 0, NULL);
+    return rc < 0 ? rc : sl_http_route_set(s->srv, "GET", "/debug/compensations",
+                                           &(sl_http_route_opts){ .lane = SL_HTTP_LANE_CONTROL });
+}

@@ -1,0 +1,76 @@
+/* svc_undo.h: compensations that always complete (an outbox of undo calls).
+ *
+ * An undo is a call that takes back what the chain did at a callee:
+ * order-svc's POST /release at inventory, inventory-svc's POST /void at
+ * payment. Once it is decided it must reach the callee, however long the
+ * callee is overloaded, hanging or down; the request that decided it may
+ * be long gone. svc_undo_post() records it in the service's outbox and
+ * returns at once. A background task per entry then calls the callee (the
+ * program's upstream), each attempt with its own budget (SVC_UNDO_CALL_MS),
+ * until the callee acknowledges it: a 2xx, or 404 (the callee never had
+ * the record, and has left a tombstone so that it never will:
+ * docs/services.md). Between attempts it sleeps a capped exponential
+ * backoff with jitter (SVC_UNDO_BACKOFF_MS doubling up to SVC_UNDO_CAP_MS,
+ * each sleep drawn from [b/2, b]), so that a callee coming back from an
+ * outage is not met by every pending undo at the same instant.
+ *
+ * The callee's admission never sheds these calls on a full server: the
+ * undo routes are in the server's UNDO lane (svc_route_undo).
+ *
+ * Bounded: the callers refuse new work while SVC_UNDO_MAX entries (or
+ * --max-pending) are pending (svc_undo_full): order-svc a new order (503), inventory-svc a
+ * release (503, which order's outbox retries later). A post itself never
+ * fails for room: a request that is already under way when the outbox
+ * fills must still be able to undo what it did, so the bound is
+ * the limit plus the requests in flight. A long outage of a callee
+ * turns into 503s at the front rather than unbounded memory.
+ *
+ * Visible: each pending entry is a task named "undo POST /release <order>"
+ * in /debug/tasks, and GET /debug/compensations answers the counters
+ * {"pending","posted","completed","attempts","refused","abandoned","limit"}
+ * (refused: posts that failed, for memory or at shutdown)
+ * (a CONTROL-lane route: never queued or shed).
+ *
+ * Shutdown: the entries run through the drain; those still pending when
+ * the background tasks are ended (after the drain) are reported on stderr,
+ * one line each ("<prog>: shutdown: undo POST /void {...} still pending
+ * after N attempts (last answer S)") and counted as abandoned: never
+ * silently lost. Durability comes later (issue 16): the outbox is one
+ * table there, svc_undo_post an INSERT in the same transaction as the
+ * step that decided it, the acknowledgement a DELETE, and a restart
+ * re-posts every row; nothing else in the callers changes.
+ *
+ * All functions run on a reactor of the service (inside a handler). */
+#ifndef SVC_UNDO_H
+#define SVC_UNDO_H
+#include "svc.h"
+
+#define SVC_UNDO_MAX 50000          /* pending entries per process (default) */
+#define SVC_UNDO_CALL_MS 1000       /* the budget of one attempt */
+#define SVC_UNDO_BACKOFF_MS 50      /* the first backoff */
+#define SVC_UNDO_CAP_MS 2000        /* the largest backoff */
+#define SVC_UNDO_BODY_MAX 192
+
+/* Posts `body` (JSON, at most SVC_UNDO_BODY_MAX-1 bytes) to `path` of the
+ * program's upstream until acknowledged. `key` (the order id) names the
+ * task. The entry keeps the job's trace (a copy) and nothing else of the
+ * job. Returns 0; -EINVAL (no upstream, a path or body too long),
+ * -ECANCELED (the service is shutting down: its background tasks are
+ * ending), -ENOMEM. On failure nothing is pending: the caller must not
+ * report success. */
+int svc_undo_post(svc_job *job, const char *path, const char *body, size_t len, const char *key);
+
+/* Sets the bound (--max-pending; 0: SVC_UNDO_MAX). Before the service runs. */
+void svc_undo_set_limit(uint32_t max);
+
+/* True while the outbox holds as many entries as the bound, or more:
+ * refuse new work that might need an undo. */
+bool svc_undo_full(void);
+
+/* Entries pending now. */
+long svc_undo_pending(void);
+
+/* Adds GET /debug/compensations to s's server (svc_setup does it). */
+int svc_undo_route(svc *s);
+
+#endif
