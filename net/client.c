@@ -83,7 +83,10 @@ struct sl_http_call_priv {
     struct evbuffer *req;   /* what follows the head: framing and body */
     priv *qnext;
     bool queued, done, head_request;
-    bool retryable, got_bytes, probe;
+    bool retryable;         /* retries are on: the request is kept for another attempt */
+    bool idempotent;        /* may be sent again even once some of it was written */
+    bool got_bytes, probe;
+    size_t sent;            /* bytes of this attempt handed to the connection */
     uint32_t tries;
     uint64_t deadline;
     sl_http_header *hdrs;
@@ -293,14 +296,27 @@ static void judge(pool *pl, int rep, bool probe, int rc)
     }
 }
 
-/* Another attempt for a call refused or reset before any byte of its
- * answer, if the method, the budget and the caller's context allow it. */
-static bool retry(priv *pv, int rc)
+/* Whether the attempt that failed with rc may be made again: a refusal,
+ * or a reset before any byte of the request left (the callee cannot have
+ * seen it), for any method; a reset before any byte of the answer only for
+ * an idempotent one (Envoy's connect-failure, reset-before-request and
+ * reset). `wrote` is false only while the whole request still sits in the
+ * connection's output buffer. */
+static bool safe_to_retry(const priv *pv, int rc, bool wrote)
+{
+    if (rc == -ECONNREFUSED || (rc == -ECONNRESET && !wrote))
+        return true;
+    return rc == -ECONNRESET && pv->idempotent && !pv->got_bytes;
+}
+
+/* Another attempt for a call that failed where safe_to_retry allows it, if
+ * the budget and the caller's context allow it too. */
+static bool retry(priv *pv, int rc, bool wrote)
 {
     pool *pl = pv->pool;
     const sl_http_upstream_opts *o = &pl->up->o;
-    if (!pv->retryable || pv->tries >= o->retries || pv->got_bytes || !pv->task ||
-        (rc != -ECONNREFUSED && rc != -ECONNRESET) || pl->tokens < 1000 || sl_task_cancelled(pv->task))
+    if (!pv->retryable || pv->tries >= o->retries || !pv->task || !safe_to_retry(pv, rc, wrote) ||
+        pl->tokens < 1000 || sl_task_cancelled(pv->task))
         return false;
     uint64_t deadline = sl_task_deadline(pv->task);
     if (deadline && deadline <= sl_now_ns() + ((uint64_t)o->margin_ms + 1) * SL_NS_PER_MS)
@@ -320,8 +336,9 @@ static bool retry(priv *pv, int rc)
     return true;
 }
 
-/* An attempt has its result: try again, or wake the task. */
-static void finish(priv *pv, int rc)
+/* An attempt has its result: try again, or wake the task. `wrote`: some
+ * of the request may have reached the callee. */
+static void finish_attempt(priv *pv, int rc, bool wrote)
 {
     if (pv->done)
         return;
@@ -330,12 +347,14 @@ static void finish(priv *pv, int rc)
     judge(pl, pv->rep, pv->probe, rc);
     pv->probe = false;
     pl->reps[pv->rep].outstanding--;
-    if (rc < 0 && retry(pv, rc))
+    if (rc < 0 && retry(pv, rc, wrote))
         return;
     pv->done = true;
     if (pv->task)
         sl_task_unpark(pv->task, rc);
 }
+
+static void finish(priv *pv, int rc) { finish_attempt(pv, rc, true); }
 
 /* The first call waiting for a connection, taken out of the queue. */
 static priv *next_waiter(pool *pl)
@@ -509,7 +528,9 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
     int rc = !c->connected && (what & BEV_EVENT_ERROR) && err == ECONNREFUSED ? -ECONNREFUSED : -ECONNRESET;
     if (what & BEV_EVENT_EOF && sl_http_parser_finish(&c->p) == SL_HTTP_EV_DONE && pv->call->status)
         rc = 0;   /* a body read until close */
-    finish(pv, rc);
+    /* the request is still whole in the output buffer: not a byte left */
+    bool wrote = pv->got_bytes || evbuffer_get_length(bufferevent_get_output(c->bev)) < pv->sent;
+    finish_attempt(pv, rc, wrote);
     conn_close(c);
 }
 
@@ -576,6 +597,7 @@ static void send_request(priv *pv, cconn *c)
         evbuffer_add(out, evbuffer_pullup(pv->req, -1), evbuffer_get_length(pv->req));
     else
         evbuffer_add_buffer(out, pv->req);
+    pv->sent = evbuffer_get_length(out);
 }
 
 /* Sends pv on an idle connection of `rep`, or a new one. */
@@ -587,7 +609,7 @@ static void start_on(priv *pv, int rep)
         pl->reps[rep].idle = c->next;
         pl->st.reused++;
     } else if (!(c = conn_new(pl, rep))) {
-        finish(pv, -ECONNREFUSED);
+        finish_attempt(pv, -ECONNREFUSED, false);
         return;
     }
     c->call = pv;
@@ -736,7 +758,8 @@ int sl_http_call(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const cha
     pv->task = t;
     pv->pool = pl;
     pv->head_request = !strcmp(method, "HEAD");
-    pv->retryable = up->o.retries && idempotent(method);
+    pv->retryable = up->o.retries > 0;
+    pv->idempotent = idempotent(method);
     call->priv_ = pv;
     snprintf(pv->what, sizeof pv->what, "HTTP %s %s", method, path);
     bool probe;

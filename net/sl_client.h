@@ -42,10 +42,15 @@ typedef struct sl_http_upstream_opts {
     bool no_wait;             /* no queue at all: -EBUSY as soon as the connections are busy */
     uint32_t margin_ms;       /* kept back from the budget sent downstream (5) */
     uint32_t connect_timeout_ms; /* when the caller has no deadline (1000) */
-    /* Retries (off by default: a retry changes what the callee sees). An
-     * idempotent call (GET HEAD PUT DELETE OPTIONS) that is refused, or
-     * reset before any byte of its answer, is sent again, to another
-     * replica when there is one, up to `retries` times. Never after the
+    /* Retries (off by default: a retry changes what the callee sees). A
+     * call of any method whose connection was refused (or failed to
+     * connect), or was reset before any byte of the request was written,
+     * is sent again: the callee cannot have seen it (Envoy's
+     * connect-failure and reset-before-request). An idempotent call (GET
+     * HEAD PUT DELETE OPTIONS) is also sent again when reset after its
+     * request was written but before any byte of its answer. Each attempt
+     * goes to another replica when there is one, up to `retries` extra
+     * attempts. Never after the
      * caller's context ended or when less than margin + 1 ms is left, and
      * never beyond the retry budget: each call adds retry_budget_pct/100
      * of a token to a bucket of each reactor's pool (holding at most

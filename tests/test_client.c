@@ -81,6 +81,8 @@ static void serve_new(void)
     assert_int_equal(sl_http_route(srv, "GET", "/wait", h_wait, sizeof(wst), NULL), 0);
     assert_int_equal(sl_http_route(srv, "POST", "/status/{code}", h_status, 0, NULL), 0);
     assert_int_equal(sl_http_route(srv, "GET", "/reset", h_reset, sizeof(wst), NULL), 0);
+    assert_int_equal(sl_http_route(srv, "POST", "/ok", h_ok, 0, NULL), 0);
+    assert_int_equal(sl_http_route(srv, "POST", "/reset", h_reset, sizeof(wst), NULL), 0);
 }
 
 static void serve_start(void)
@@ -558,19 +560,21 @@ static int budget_retry_main(sl_task *t, void *arg)
     assert_int_equal(st.ejected, 0);
     assert_int_equal(st.out, 0);
     sl_http_upstream_free(C.dead);
-    /* a POST is never tried again; a GET is (the bucket is full again) */
+    /* a refused POST is tried again like a GET: nothing was sent (the
+     * bucket is full again and holds both) */
     assert_int_equal(sl_http_upstream_new(&C.dead, rt, url, &(sl_http_upstream_opts){ .retries = 3 }), 0);
     SL_AWAIT(t, L.rc, sl_http_call(t, &C.r, C.dead, "POST", "/ok", "{}", 2));
     assert_int_equal(L.rc, -ECONNREFUSED);
     sl_http_call_end(&C.r);
     sl_http_upstream_stats_get(C.dead, &st);
-    assert_int_equal(st.retried, 0);
+    assert_int_equal(st.retried, 3);
+    assert_int_equal(st.refused, 4);
     SL_AWAIT(t, L.rc, sl_http_call(t, &C.r, C.dead, "GET", "/ok", NULL, 0));
     assert_int_equal(L.rc, -ECONNREFUSED);
     sl_http_call_end(&C.r);
     sl_http_upstream_stats_get(C.dead, &st);
-    assert_int_equal(st.retried, 3);
-    assert_int_equal(st.refused, 5);
+    assert_int_equal(st.retried, 6);
+    assert_int_equal(st.refused, 8);
     sl_http_upstream_free(C.dead);
     /* retries go to another replica: behind a refusing one, every call
      * ends well */
@@ -660,6 +664,117 @@ static void test_retry_of_reset_within_deadline(void **s)
     assert_int_equal(sl_runtime_free(rt), 0);
 }
 
+/* POSTs behind a killed replica (its port refuses): each one refused is
+ * sent to the live replica, and no caller sees an error. */
+static int post_killed_main(sl_task *t, void *arg)
+{
+    static char url[96];
+    sl_http_upstream_stats st;
+    (void)arg;
+    SL_BEGIN(t);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d,http://127.0.0.1:%d", refusing, port);
+    assert_int_equal(sl_http_upstream_new(&C.up, rt, url, &(sl_http_upstream_opts){ .retries = 1 }), 0);
+    C.rc = C.rc2 = 0;
+    CALL_LOOP(t, C.up, "POST", 20);
+    assert_int_equal(C.rc, 20);   /* no caller saw the dead replica */
+    assert_int_equal(C.rc2, 0);
+    assert_int_equal(calls_served, 20);
+    sl_http_upstream_stats_get(C.up, &st);
+    assert_true(st.refused >= 1);
+    assert_int_equal(st.retried, st.refused);
+    sl_http_upstream_free(C.up);
+    /* a POST whose request was written and then reset is not sent again
+     * (the callee may have acted on it); a GET is */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    assert_int_equal(sl_http_upstream_new(&C.up, rt, url, &(sl_http_upstream_opts){ .retries = 2 }), 0);
+    calls_served = 0;
+    SL_AWAIT(t, L.rc, sl_http_call(t, &C.r, C.up, "POST", "/reset", "{}", 2));
+    assert_int_equal(L.rc, -ECONNRESET);
+    sl_http_call_end(&C.r);
+    assert_int_equal(calls_served, 1);
+    sl_http_upstream_stats_get(C.up, &st);
+    assert_int_equal(st.retried, 0);
+    SL_AWAIT(t, L.rc, sl_http_call(t, &C.r, C.up, "GET", "/reset", NULL, 0));
+    assert_int_equal(L.rc, -ECONNRESET);
+    sl_http_call_end(&C.r);
+    assert_int_equal(calls_served, 4);
+    sl_http_upstream_stats_get(C.up, &st);
+    assert_int_equal(st.retried, 2);
+    sl_http_upstream_free(C.up);
+    C.up = NULL;
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_post_retried_when_refused(void **s)
+{
+    (void)s;
+    memset(&C, 0, sizeof C);
+    refusing = refusing_port(&refusing_fd);
+    serve();
+    assert_int_equal(rt_run_keep(rt, post_killed_main, NULL), 0);
+    close(refusing_fd);
+    done(0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
+/* Reset before a byte of the request was written: a listener that never
+ * accepts is closed by another task of the same turn, after the call
+ * connected and before the reactor polls again (so before it writes); the
+ * kernel resets the connection waiting in its queue. The POST is sent
+ * again (and then refused: the port is closed now). */
+static int listen_fd = -1;
+
+static int close_listener(sl_task *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    close(listen_fd);
+    listen_fd = -1;
+    return 0;
+}
+
+static int reset_before_main(sl_task *t, void *arg)
+{
+    static char url[64];
+    sl_http_upstream_stats st;
+    (void)arg;
+    SL_BEGIN(t);
+    {
+        struct sockaddr_in sa = { .sin_family = AF_INET };
+        socklen_t sl = sizeof sa;
+        listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+        assert_int_equal(bind(listen_fd, (struct sockaddr *)&sa, sizeof sa), 0);
+        assert_int_equal(listen(listen_fd, 8), 0);
+        assert_int_equal(getsockname(listen_fd, (struct sockaddr *)&sa, &sl), 0);
+        snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(sa.sin_port));
+    }
+    assert_int_equal(sl_http_upstream_new(&C.up, rt, url, &(sl_http_upstream_opts){ .retries = 1 }), 0);
+    assert_int_equal(sl_spawn(NULL, close_listener, NULL, NULL, NULL), 0);
+    SL_AWAIT(t, L.rc, sl_http_call(t, &C.r, C.up, "POST", "/ok", "{}", 2));
+    sl_http_call_end(&C.r);
+    sl_http_upstream_stats_get(C.up, &st);
+    assert_int_equal(st.reset, 1);      /* the first attempt: reset ... */
+    assert_int_equal(st.retried, 1);    /* ... before the request: sent again */
+    assert_int_equal(st.refused, 1);
+    assert_int_equal(L.rc, -ECONNREFUSED);
+    sl_http_upstream_free(C.up);
+    C.up = NULL;
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_post_retried_when_reset_before_request(void **s)
+{
+    (void)s;
+    memset(&C, 0, sizeof C);
+    serve();
+    assert_int_equal(rt_run_keep(rt, reset_before_main, NULL), 0);
+    done(0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
 static void test_bad_upstreams(void **s)
 {
     (void)s;
@@ -688,6 +803,8 @@ int main(void)
         cmocka_unit_test(test_outlier_ejected_and_probed_back),
         cmocka_unit_test(test_retry_budget_and_methods),
         cmocka_unit_test(test_retry_of_reset_within_deadline),
+        cmocka_unit_test(test_post_retried_when_refused),
+        cmocka_unit_test(test_post_retried_when_reset_before_request),
         cmocka_unit_test(test_bad_upstreams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
