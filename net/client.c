@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include "client_int.h"
 #include "http_parse.h"
+#include "rendezvous.h"
 #include "sl_client.h"
 #include "sl_ctx.h"
 #include "sl_http.h"
@@ -29,6 +30,7 @@ typedef struct replica {
     char host[64];
     int port;
     char hosthdr[80];
+    uint64_t id;          /* hash of hosthdr: its identity for key affinity */
 } replica;
 
 typedef struct pool pool;
@@ -39,6 +41,7 @@ struct sl_http_upstream {
     sl_runtime *rt;
     sl_http_upstream_opts o;
     replica *reps;
+    uint64_t *rep_ids;   /* reps[i].id, side by side for sl__rendezvous_pick */
     int nreps;
     int nreactors;
     pool **pools;    /* one per reactor, each touched by its reactor only */
@@ -86,6 +89,8 @@ struct sl_http_call_priv {
     bool retryable;         /* retries are on: the request is kept for another attempt */
     bool idempotent;        /* may be sent again even once some of it was written */
     bool got_bytes, probe;
+    bool keyed;             /* routed by key: only key_hash's replica serves it */
+    uint64_t key_hash;
     size_t sent;            /* bytes of this attempt handed to the connection */
     uint32_t tries;
     uint64_t deadline;
@@ -126,6 +131,7 @@ static int parse_replica(replica *r, const char *s, size_t len)
         return -EINVAL;
     r->port = (int)port;
     snprintf(r->hosthdr, sizeof r->hosthdr, "%s:%d", r->host, r->port);
+    r->id = sl__hash_bytes(r->hosthdr, strlen(r->hosthdr));
     return 0;
 }
 
@@ -155,9 +161,10 @@ int sl_http_upstream_new(sl_http_upstream **out, sl_runtime *rt, const char *rep
     for (const char *p = replicas; *p; p++)
         n += *p == ',';
     up->reps = calloc((size_t)n, sizeof *up->reps);
+    up->rep_ids = calloc((size_t)n, sizeof *up->rep_ids);
     up->nreactors = sl_runtime_threads(rt);
     up->pools = calloc((size_t)up->nreactors, sizeof *up->pools);
-    if (!up->reps || !up->pools) {
+    if (!up->reps || !up->rep_ids || !up->pools) {
         sl_http_upstream_free(up);
         return -ENOMEM;
     }
@@ -168,6 +175,7 @@ int sl_http_upstream_new(sl_http_upstream **out, sl_runtime *rt, const char *rep
             sl_http_upstream_free(up);
             return -EINVAL;
         }
+        up->rep_ids[up->nreps] = up->reps[up->nreps].id;
         up->nreps++;
         if (!comma)
             break;
@@ -197,6 +205,7 @@ void sl_http_upstream_free(sl_http_upstream *up)
         free(pl);
     }
     free(up->pools);
+    free(up->rep_ids);
     free(up->reps);
     free(up);
 }
@@ -261,8 +270,8 @@ static void count(pool *pl, int rc)
 }
 
 static void start_on(priv *pv, int rep);
-static priv *next_waiter(pool *pl);
-static int pick(pool *pl, int avoid, bool *probe);
+static priv *next_waiter(pool *pl, int rep);
+static int pick(pool *pl, const priv *pv, int avoid, bool *probe);
 
 /* Outlier detection: what the end of an attempt on `rep` says of it. Any
  * answer is a sign of life; a refusal, a reset, garbage or silence until
@@ -322,7 +331,7 @@ static bool retry(priv *pv, int rc, bool wrote)
     if (deadline && deadline <= sl_now_ns() + ((uint64_t)o->margin_ms + 1) * SL_NS_PER_MS)
         return false;
     bool probe;
-    int rep = pick(pl, pv->rep, &probe);
+    int rep = pick(pl, pv, pv->rep, &probe);
     rep_pool *rp = &pl->reps[rep];
     if (!rp->idle && rp->nconns >= o->max_conns)
         return false;   /* no queueing for a second try */
@@ -356,17 +365,33 @@ static void finish_attempt(priv *pv, int rc, bool wrote)
 
 static void finish(priv *pv, int rc) { finish_attempt(pv, rc, true); }
 
-/* The first call waiting for a connection, taken out of the queue. */
-static priv *next_waiter(pool *pl)
+/* Takes w out of the wait queue (if it is there). */
+static void unqueue(pool *pl, priv *w)
+{
+    priv **pp = &pl->wq_head, *prev = NULL;
+    while (*pp && *pp != w) {
+        prev = *pp;
+        pp = &(*pp)->qnext;
+    }
+    if (*pp) {
+        *pp = w->qnext;
+        if (pl->wq_tail == w)
+            pl->wq_tail = prev;
+        pl->nwait--;
+    }
+    w->qnext = NULL;
+    w->queued = false;
+}
+
+/* The first call waiting for a connection that one of replica `rep` can
+ * serve, taken out of the queue: a keyed call waits for its own replica. */
+static priv *next_waiter(pool *pl, int rep)
 {
     priv *w = pl->wq_head;
-    if (!w)
-        return NULL;
-    pl->wq_head = w->qnext;
-    if (!pl->wq_head)
-        pl->wq_tail = NULL;
-    pl->nwait--;
-    w->queued = false;
+    while (w && w->keyed && w->rep != rep)
+        w = w->qnext;
+    if (w)
+        unqueue(pl, w);
     return w;
 }
 
@@ -375,7 +400,7 @@ static void conn_release(cconn *c)
 {
     pool *pl = c->pool;
     c->call = NULL;
-    priv *w = next_waiter(pl);
+    priv *w = next_waiter(pl, c->rep);
     if (w) {
         if (w->probe && w->rep != c->rep) {   /* it goes elsewhere: no probe */
             pl->reps[w->rep].probing = false;
@@ -395,13 +420,14 @@ static void conn_release(cconn *c)
 static void conn_close(cconn *c)
 {
     pool *pl = c->pool;
+    int rep = c->rep;
     if (c->bev)
         bufferevent_free(c->bev);
     sl_http_parser_fini(&c->p);
-    pl->reps[c->rep].nconns--;
+    pl->reps[rep].nconns--;
     free(c);
     /* a waiting call can have the slot */
-    priv *w = next_waiter(pl);
+    priv *w = next_waiter(pl, rep);
     if (w) {
         pl->reps[w->rep].outstanding++;
         start_on(w, w->rep);
@@ -633,19 +659,7 @@ static void on_abort(sl_task *t, void *obj, int err)
     count(pv->pool, err);
     pool *pl = pv->pool;
     if (pv->queued) {
-        priv **pp = &pl->wq_head;
-        while (*pp && *pp != pv)
-            pp = &(*pp)->qnext;
-        if (*pp) {
-            *pp = pv->qnext;
-            if (pl->wq_tail == pv) {
-                pl->wq_tail = NULL;
-                for (priv *q = pl->wq_head; q; q = q->qnext)
-                    pl->wq_tail = q;
-            }
-            pl->nwait--;
-        }
-        pv->queued = false;
+        unqueue(pl, pv);
         if (pv->probe)
             pl->reps[pv->rep].probing = false;
         return;
@@ -661,12 +675,47 @@ static void on_abort(sl_task *t, void *obj, int err)
     }
 }
 
-/* The replica for an attempt: one whose ejection ran out, to probe it;
- * else the one in rotation with the fewest calls under way (round robin
- * among equals), other than `avoid` (the one that just failed) when there
- * is a choice; with none in rotation (cannot happen: panic), any. */
-static int pick(pool *pl, int avoid, bool *probe)
+typedef struct pick_arg {
+    pool *pl;
+    int avoid;
+} pick_arg;
+
+static bool in_rotation(void *arg, int r)
 {
+    const pick_arg *a = arg;
+    return r != a->avoid && !a->pl->reps[r].out_until;
+}
+
+/* The replica for a keyed attempt: the key's owner among all replicas if
+ * it is in rotation, or out with its ejection run out (then it is probed);
+ * else the best-scored one in rotation other than `avoid` (the one that
+ * just failed), which is where the owner's keys go while it is out; else
+ * `avoid` itself; with none in rotation (panic), the owner. */
+static int pick_key(pool *pl, uint64_t key, int avoid, bool *probe)
+{
+    const sl_http_upstream *up = pl->up;
+    *probe = false;
+    int owner = sl__rendezvous_pick(key, up->rep_ids, up->nreps, NULL, NULL);
+    rep_pool *op = &pl->reps[owner];
+    if (owner != avoid && (!op->out_until || (!op->probing && op->out_until <= sl_now_ns()))) {
+        *probe = op->out_until != 0;
+        return owner;
+    }
+    int r = sl__rendezvous_pick(key, up->rep_ids, up->nreps, in_rotation, &(pick_arg){ pl, avoid });
+    if (r < 0 && avoid >= 0 && !pl->reps[avoid].out_until)
+        r = avoid;
+    return r < 0 ? owner : r;
+}
+
+/* The replica for an attempt: by key for a keyed call (pick_key); else
+ * one whose ejection ran out, to probe it; else the one in rotation with
+ * the fewest calls under way (round robin among equals), other than
+ * `avoid` (the one that just failed) when there is a choice; with none in
+ * rotation (cannot happen: panic), any. */
+static int pick(pool *pl, const priv *pv, int avoid, bool *probe)
+{
+    if (pv->keyed)
+        return pick_key(pl, pv->key_hash, avoid, probe);
     int n = pl->up->nreps, best = -1, fallback = -1;
     uint32_t least = UINT32_MAX;
     uint64_t now = 0;
@@ -717,8 +766,15 @@ static const char *method_token(const char *m)
 int sl_http_call(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const char *method,
                  const char *path, const char *body, size_t body_len)
 {
+    return sl_http_call_key(t, call, up, method, path, body, body_len, NULL, 0);
+}
+
+int sl_http_call_key(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const char *method,
+                     const char *path, const char *body, size_t body_len, const char *key, size_t key_len)
+{
     memset(call, 0, sizeof *call);
-    if (!up || !method_token(method) || !path || path[0] != '/' || strpbrk(path, " \r\n") || (body_len && !body))
+    if (!up || !method_token(method) || !path || path[0] != '/' || strpbrk(path, " \r\n") || (body_len && !body) ||
+        (key_len && !key))
         return -EINVAL;
     int rc = sl_task_cancelled(t);
     if (rc)
@@ -759,11 +815,13 @@ int sl_http_call(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const cha
     pv->pool = pl;
     pv->head_request = !strcmp(method, "HEAD");
     pv->retryable = up->o.retries > 0;
+    pv->keyed = key != NULL;
+    pv->key_hash = key ? sl__hash_bytes(key, key_len) : 0;
     pv->idempotent = idempotent(method);
     call->priv_ = pv;
     snprintf(pv->what, sizeof pv->what, "HTTP %s %s", method, path);
     bool probe;
-    int rep = pick(pl, -1, &probe);
+    int rep = pick(pl, pv, -1, &probe);
     if (body_len || strcmp(method, "GET"))
         evbuffer_add_printf(pv->req, "Content-Type: application/json\r\nContent-Length: %zu\r\n", body_len);
     evbuffer_add(pv->req, "\r\n", 2);

@@ -108,6 +108,25 @@ typedef struct sl_http_resp {
 int sl_http_call(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const char *method,
                  const char *path, const char *body, size_t body_len);
 
+/* The same, routed by `key` (key_len bytes, any content; an empty key is a
+ * key too): every call with the same key goes to the same replica, its
+ * owner by rendezvous hashing over the replicas' addresses, so that the
+ * steps and undos of one order reach the replica that holds its state.
+ * Load is not balanced per call, only by the spread of keys (each replica
+ * owns about 1/n of them).
+ *   - While the owner is out of rotation (ejected), its keys go to their
+ *     second choice (spread over the others; no other key moves), and
+ *     back when it returns. Ejection is per reactor, so two reactors may
+ *     briefly disagree about where an ejected replica's keys go.
+ *   - A retry goes to the key's next choice as well, never to a replica
+ *     chosen by load.
+ *   - When the owner's connections are busy the call waits for one of
+ *     them (never another replica's), within the same queue and its bound.
+ * key NULL: like sl_http_call. Errors: those of sl_http_call; -EINVAL also
+ * for key NULL with key_len > 0. */
+int sl_http_call_key(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const char *method,
+                     const char *path, const char *body, size_t body_len, const char *key, size_t key_len);
+
 /* A response header (any case), or NULL. */
 const char *sl_http_resp_header(const sl_http_resp *call, const char *name, size_t *len);
 
