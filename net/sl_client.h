@@ -70,13 +70,47 @@ typedef struct sl_http_upstream_opts {
     uint32_t eject_ms;           /* the first ejection (1000) */
     uint32_t eject_max_ms;       /* the longest (30000) */
     bool no_eject;               /* keep every replica in rotation */
+    /* Names (see sl_http_upstream_new). The files are read when the
+     * upstream is made (NULL: $SLUICE_RESOLV_CONF and $SLUICE_HOSTS if
+     * set, else /etc/resolv.conf and /etc/hosts); the strings are not kept. */
+    const char *resolv_conf;
+    const char *hosts;
+    uint32_t resolve_min_ms;     /* the shortest time between lookups of a name (1000) */
+    uint32_t resolve_max_ms;     /* the longest TTL honoured (300000) */
 } sl_http_upstream_opts;
 
-/* Creates an upstream on `rt` from a comma-separated list of
- * http://HOST:PORT replicas (numeric IPv4 or localhost). Returns 0, -EINVAL
- * (a malformed list), -ENOMEM. */
+/* Creates an upstream on `rt` from a comma-separated list of replicas,
+ * each http://HOST:PORT (a trailing "/" allowed, no path), HOST being a
+ * numeric IPv4 address, an IPv6 one in brackets (http://[::1]:8082),
+ * "localhost" (127.0.0.1) or a name.
+ *
+ * A name gives one replica per address (A and AAAA: a headless Service's
+ * pods). It is looked up now, blocking the caller (make upstreams before
+ * the runtime runs): in the hosts file first, which is read once (a name
+ * found there keeps its addresses), then in DNS with libevent's evdns.
+ * Each reactor then looks a DNS name up again on its own reactor, never
+ * blocking it (an evdns_base per reactor and upstream, made at the first
+ * lookup: no lock, no message between reactors), when the answer's TTL ran
+ * out (clamped to resolve_min_ms..resolve_max_ms) and, at most once per
+ * resolve_min_ms, when an attempt on one of its replicas failed; a lookup
+ * is started by a call, so a reactor that makes none asks nothing. An
+ * answer that drops an address retires its replica (no new calls; its
+ * idle connections close; the calls under way finish); a new address
+ * joins. A failed lookup keeps the last addresses, is reported once
+ * (sl_report) and asked again after resolve_min_ms. The Host header is
+ * the name and port as written.
+ *
+ * Returns 0, -EINVAL (a malformed list), -ENOENT (a name with no address:
+ * no such name, in the hosts file nor in DNS), -EAGAIN (the resolver did
+ * not answer), -ENOMEM; sl_http_upstream_last_error() says which entry
+ * and what is wrong. */
 int sl_http_upstream_new(sl_http_upstream **out, sl_runtime *rt, const char *replicas,
                          const sl_http_upstream_opts *opts);
+
+/* Why the calling thread's last sl_http_upstream_new failed, as text for a
+ * message ("'http://x:99999': bad port", "inventory.svc: no such name (or
+ * no address for it) (at start)"); "" after a success. */
+const char *sl_http_upstream_last_error(void);
 
 /* Frees it, closing idle connections; call after the runtime stopped. */
 void sl_http_upstream_free(sl_http_upstream *up);
@@ -89,6 +123,9 @@ typedef struct sl_http_upstream_stats {
     uint64_t retried;     /* attempts made again (each also counted by its result above) */
     uint64_t ejected;     /* times a replica was taken out of rotation */
     uint32_t out;         /* replicas out of rotation now */
+    uint32_t replicas;    /* replicas now (a name's addresses count one each) */
+    uint64_t resolved;    /* lookups answered after the first (at creation) */
+    uint64_t resolve_failed;
 } sl_http_upstream_stats;
 void sl_http_upstream_stats_get(sl_http_upstream *up, sl_http_upstream_stats *st);
 

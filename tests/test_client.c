@@ -960,13 +960,19 @@ static void test_bad_upstreams(void **s)
     (void)s;
     sl_runtime *r = rt_new(1, NULL);
     sl_http_upstream *up;
-    static const char *bad[] = { "", "127.0.0.1:80", "http://127.0.0.1", "http://127.0.0.1:0", "http://nohost:80",
+    static const char *bad[] = { "", "127.0.0.1:80", "http://127.0.0.1", "http://127.0.0.1:0", "http://no_host:80",
                                  "http://127.0.0.1:80,", "http://127.0.0.1:80/path", "https://127.0.0.1:80",
-                                 "http://127.0.0.1:99999" };
+                                 "http://127.0.0.1:99999", "http://::1:80", "http://[::1]", "http://[::g]:80",
+                                 "http://10.0.0.300:80" };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         if (sl_http_upstream_new(&up, r, bad[i], NULL) != -EINVAL)
             fail_msg("accepted '%s'", bad[i]);
-    assert_int_equal(sl_http_upstream_new(&up, r, "http://127.0.0.1:80,http://localhost:81/", NULL), 0);
+    assert_int_equal(sl_http_upstream_new(&up, r, "http://127.0.0.1:80", NULL), 0);
+    assert_string_equal(sl_http_upstream_last_error(), "");
+    sl_http_upstream_free(up);
+    assert_int_equal(sl_http_upstream_new(&up, r, "http://127.0.0.1:80,http://127.0.0.1:99999", NULL), -EINVAL);
+    assert_string_equal(sl_http_upstream_last_error(), "'http://127.0.0.1:99999': bad port");
+    assert_int_equal(sl_http_upstream_new(&up, r, "http://127.0.0.1:80,http://localhost:81/,http://[::1]:82", NULL), 0);
     sl_http_upstream_free(up);
     sl_runtime_free(r);
 }
