@@ -8,6 +8,8 @@
 
 static bool name_ok(const char *h, size_t len)
 {
+    if (len > 1 && h[len - 1] == '.')   /* an absolute name: "a.svc." */
+        len--;
     if (len == 0 || len > 253)
         return false;
     size_t label = 0;
@@ -15,9 +17,9 @@ static bool name_ok(const char *h, size_t len)
     for (size_t i = 0; i <= len; i++) {
         char ch = i < len ? h[i] : '.';
         if (ch == '.') {
-            /* an empty label (".." or a leading dot) or one too long; a
-             * trailing dot (absolute name) is fine */
-            if ((label == 0 && i != len) || label > 63 || (label && (h[i - 1] == '-' || h[i - label] == '-')))
+            /* an empty label (".." or a leading dot), one too long, or
+             * one that starts or ends with a hyphen */
+            if (label == 0 || label > 63 || h[i - 1] == '-' || h[i - label] == '-')
                 return false;
             if (i < len) {
                 label = 0;
