@@ -401,7 +401,7 @@ static void resolved(void *arg, int rc, const sl_addrs *as)
 {
     tres *tr = arg;
     pool *pl = tr->pl;
-    if (pl->freeing || rc == -ECANCELED)
+    if (pl->freeing)
         return;
     const sl_http_upstream *up = pl->up;
     const target *t = &up->targets[tr->t];
@@ -499,10 +499,11 @@ static void stats_of(sl_http_upstream *up, pool *pl, sl_http_upstream_stats *st)
     *st = pl ? pl->st : (sl_http_upstream_stats){ 0 };
     if (!pl)
         return;
-    (void)up;
     st->waiting = pl->nwait;
     st->out = pl->nout;
     st->replicas = pl->nlive;
+    for (int t = 0; t < up->ntargets; t++)
+        st->resolving += pl->tr[t].busy;
     for (int r = 0; r < pl->nreps; r++) {
         st->active += pl->reps[r].outstanding;
         for (cconn *c = pl->reps[r].idle; c; c = c->next)

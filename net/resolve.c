@@ -68,18 +68,36 @@ int sl__hosts_lookup(const char *path, const char *name, uint16_t port, sl_addrs
     return out->n ? 0 : -ENOENT;
 }
 
+typedef struct lookup lookup;
+
 struct sl_dns {
     struct evdns_base *db;
+    lookup *live;         /* lookups under way */
 };
 
-typedef struct lookup {
+struct lookup {
+    sl_dns *d;            /* NULL once orphaned by sl__dns_free */
+    lookup *prev, *next;
     sl_dns_cb cb;
     void *arg;
     uint16_t port;
     int pending;          /* answers still to come: A and AAAA */
     int err4, err6;       /* evdns's results */
     sl_addrs addrs;
-} lookup;
+};
+
+static void unlink_lookup(lookup *lk)
+{
+    if (!lk->d)
+        return;
+    if (lk->prev)
+        lk->prev->next = lk->next;
+    else
+        lk->d->live = lk->next;
+    if (lk->next)
+        lk->next->prev = lk->prev;
+    lk->d = NULL;
+}
 
 sl_dns *sl__dns_new(struct event_base *base, const char *resolv_conf)
 {
@@ -100,7 +118,17 @@ void sl__dns_free(sl_dns *d)
 {
     if (!d)
         return;
-    evdns_base_free(d->db, 1);   /* the lookups under way end with DNS_ERR_SHUTDOWN */
+    /* evdns answers through deferred callbacks, some perhaps scheduled
+     * already: a lookup under way cannot be freed here. It is orphaned
+     * (no callback of ours runs) and frees itself when evdns has called
+     * back for both of its questions, which evdns_base_free(.., 1)
+     * guarantees as soon as the event_base runs again. */
+    while (d->live) {
+        lookup *lk = d->live;
+        unlink_lookup(lk);
+        lk->cb = NULL;
+    }
+    evdns_base_free(d->db, 1);
     free(d);
 }
 
@@ -131,6 +159,11 @@ static void answered(int result, char type, int count, int ttl, void *addresses,
     }
     if (--lk->pending)
         return;
+    if (!lk->cb) {   /* orphaned */
+        free(lk);
+        return;
+    }
+    unlink_lookup(lk);
     int rc = 0;
     if (!lk->addrs.n) {
         int r4 = rc_of(lk->err4), r6 = rc_of(lk->err6);
@@ -152,6 +185,11 @@ int sl__dns_lookup(sl_dns *d, const char *name, uint16_t port, sl_dns_cb cb, voi
     lk->arg = arg;
     lk->port = port;
     lk->pending = 2;
+    lk->d = d;
+    lk->next = d->live;
+    if (d->live)
+        d->live->prev = lk;
+    d->live = lk;
     /* evdns answers from its callbacks only, never within these calls
      * (a failure to start is reported as a callback too) */
     if (!evdns_base_resolve_ipv4(d->db, name, 0, answered, lk)) {
@@ -161,6 +199,7 @@ int sl__dns_lookup(sl_dns *d, const char *name, uint16_t port, sl_dns_cb cb, voi
     if (!evdns_base_resolve_ipv6(d->db, name, 0, answered, lk)) {
         lk->err6 = DNS_ERR_UNKNOWN;
         if (--lk->pending == 0) {
+            unlink_lookup(lk);
             free(lk);
             return -ENOMEM;
         }

@@ -42,14 +42,15 @@ typedef struct sl_dns sl_dns;
  * Returns NULL when out of memory. */
 sl_dns *sl__dns_new(struct event_base *base, const char *resolv_conf);
 
-/* Fails the lookups under way (their callbacks run now, with -ECANCELED)
- * and frees it. */
+/* Frees it. The callbacks of lookups under way never run (their memory is
+ * freed once the event_base has run again: free it before the base's
+ * last turn, or with no lookup under way, not to leak it). */
 void sl__dns_free(sl_dns *d);
 
 /* Called once per lookup, on the base's thread: rc 0 and the addresses
  * (A and AAAA; ttl_s the least TTL of the two answers), or -ENOENT (no such
- * name, or no address), -EAGAIN (no answer: timeout or server failure),
- * -ECANCELED (sl__dns_free), -ENOMEM. `addrs` is valid during the call. */
+ * name, or no address), -EAGAIN (no answer: timeout or server failure).
+ * `addrs` is valid during the call. */
 typedef void (*sl_dns_cb)(void *arg, int rc, const sl_addrs *addrs);
 
 /* Starts looking `name` up; cb runs later, never from within this call.

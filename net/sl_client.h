@@ -112,7 +112,9 @@ int sl_http_upstream_new(sl_http_upstream **out, sl_runtime *rt, const char *rep
  * no address for it) (at start)"); "" after a success. */
 const char *sl_http_upstream_last_error(void);
 
-/* Frees it, closing idle connections; call after the runtime stopped. */
+/* Frees it, closing idle connections; call after the runtime stopped. A
+ * name's lookup still under way then (stats: resolving) leaks a few KiB
+ * unless the reactor's event_base runs again. */
 void sl_http_upstream_free(sl_http_upstream *up);
 
 /* Counters of the calling reactor's pool, for tests and /metrics. */
@@ -126,6 +128,7 @@ typedef struct sl_http_upstream_stats {
     uint32_t replicas;    /* replicas now (a name's addresses count one each) */
     uint64_t resolved;    /* lookups answered after the first (at creation) */
     uint64_t resolve_failed;
+    uint32_t resolving;   /* lookups under way */
 } sl_http_upstream_stats;
 void sl_http_upstream_stats_get(sl_http_upstream *up, sl_http_upstream_stats *st);
 

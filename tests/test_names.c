@@ -375,6 +375,14 @@ static struct { sl_http_upstream *up; sl_http_resp r; int rc, i, n, errors; uint
         }                                                                                \
     }
 
+/* No lookup under way (freeing the upstream then leaks nothing). */
+#define WAIT_NO_LOOKUP(t)                                                                \
+    for (U.until = sl_now_ns() + 5 * SL_NS_PER_S; stats().resolving;) {                  \
+        if (sl_now_ns() > U.until)                                                       \
+            fail_msg("a lookup still under way after 5 s");                              \
+        SL_AWAIT(t, U.rc, sl_sleep(t, 10 * SL_NS_PER_MS));                               \
+    }
+
 static sl_http_upstream_stats stats(void)
 {
     sl_http_upstream_stats st;
@@ -480,6 +488,7 @@ static int dns_main(sl_task *t, void *arg)
     assert_int_equal(stats().replicas, 1);
     assert_int_equal(U.errors, 0);
     assert_true(cap.count > 0);   /* reported once it failed */
+    WAIT_NO_LOOKUP(t);
     sl_http_upstream_free(U.up);
     /* a long TTL, an address that refuses: the failures have the name
      * looked up again (after resolve_min_ms), long before its TTL */
@@ -493,6 +502,7 @@ static int dns_main(sl_task *t, void *arg)
     CALL_UNTIL(t, H.by_b > 0);
     assert_true(U.errors >= 1);
     assert_int_equal(stats().replicas, 1);
+    WAIT_NO_LOOKUP(t);
     sl_http_upstream_free(U.up);
     U.up = NULL;
     sl_runtime_stop(rt);
