@@ -132,7 +132,7 @@ static int compensate(sl_task *t, void *arg)
         }
         int len = snprintf(c->body, sizeof c->body, "{\"order_id\":\"%s\",\"item\":\"%s\"}", c->id, c->item);
         c->deadline = sl_ctx_narrow(t, RELEASE_CALL_MS);
-        SL_AWAIT(t, c->rc, sl_http_call(t, &c->resp, S.up, "POST", "/release", c->body, (size_t)len));
+        SL_AWAIT(t, c->rc, sl_http_call_key(t, &c->resp, S.up, "POST", "/release", c->body, (size_t)len, c->id, strlen(c->id)));
         sl_task_set_deadline(t, c->deadline);
         c->status = svc_upstream_status(c->rc, &c->resp);
         sl_http_call_end(&c->resp);
@@ -230,7 +230,7 @@ static int create_order(sl_task *t, svc_job *job)
         char body[ID_MAX + ITEM_MAX + 96];
         int len = snprintf(body, sizeof body, "{\"order_id\":\"%s\",\"item\":\"%s\",\"qty\":%" PRId64
                            ",\"amount_cents\":%" PRId64 "}", st->id, st->o->item, st->o->qty, st->o->amount);
-        SL_AWAIT(t, st->rc, sl_http_call(t, &st->resp, S.up, "POST", "/reserve", body, (size_t)len));
+        SL_AWAIT(t, st->rc, sl_http_call_key(t, &st->resp, S.up, "POST", "/reserve", body, (size_t)len, st->id, strlen(st->id)));
     }
     st->status = svc_upstream_status(st->rc, &st->resp);
     if (st->status == 200 && st->o->status == PAID) {
