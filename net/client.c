@@ -17,7 +17,11 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include "client_int.h"
+#include "addr.h"
 #include "http_parse.h"
+#include "rendezvous.h"
+#include "resolve.h"
+#include "sl_diag.h"
 #include "sl_client.h"
 #include "sl_ctx.h"
 #include "sl_http.h"
@@ -25,11 +29,14 @@
 
 #define DEF(v, d) ((v) ? (v) : (d))
 
-typedef struct replica {
-    char host[64];
-    int port;
-    char hosthdr[80];
-} replica;
+/* An entry of the list as written: an address, or a name that gives one
+ * replica per address. */
+typedef struct target {
+    sl_hostport hp;
+    char hosthdr[SL_HOST_MAX + 8];   /* the Host header: "name:port" as written */
+    bool dns;                        /* a name from DNS: looked up again (hosts-file names are not) */
+    sl_addrs *seed;                  /* its addresses when the upstream was made */
+} target;
 
 typedef struct pool pool;
 typedef struct cconn cconn;
@@ -38,13 +45,22 @@ typedef struct sl_http_call_priv priv;
 struct sl_http_upstream {
     sl_runtime *rt;
     sl_http_upstream_opts o;
-    replica *reps;
-    int nreps;
+    target *targets;
+    int ntargets;
+    bool any_dns;
+    char *resolv_conf;   /* the file each reactor's resolver reads */
     int nreactors;
     pool **pools;    /* one per reactor, each touched by its reactor only */
 };
 
+/* A replica: one address of a target, in one reactor's pool. Replicas come
+ * and go as the names are looked up again; a slot whose replica is gone
+ * is reused once nothing refers to it (connections, calls, waiters). */
 typedef struct rep_pool {
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    int target;
+    bool gone;             /* its name no longer gives it: no new calls */
     cconn *idle;
     uint32_t nconns, outstanding;
     uint32_t fails;        /* attempts failed in a row */
@@ -53,16 +69,36 @@ typedef struct rep_pool {
     bool probing;          /* its ejection ran out and one call tests it */
 } rep_pool;
 
+/* The lookups of a target, per pool. */
+typedef struct tres {
+    pool *pl;
+    int t;
+    bool busy, failing;
+    uint64_t refresh_at;   /* look it up again then (ns); 0: never (an address, a hosts-file name) */
+    uint64_t started;      /* the last lookup's start */
+} tres;
+
 struct pool {
     sl_http_upstream *up;
     sl_reactor *r;
     rep_pool *reps;
+    uint64_t *ids;         /* each replica's hash of its address, for sl__rendezvous_pick */
+    int nreps, cap;
+    uint32_t nlive;        /* replicas not gone */
+    tres *tr;              /* one per target */
+    uint64_t next_resolve; /* the earliest refresh_at of the targets not being looked up; 0 none */
+    sl_dns *dns;           /* made at the first lookup */
+    bool freeing;
     priv *wq_head, *wq_tail;
     uint32_t nwait, rr;
     uint32_t nout;         /* replicas out of rotation */
     uint32_t tokens;       /* retry budget, in thousandths of a retry */
     sl_http_upstream_stats st;
 };
+
+static _Thread_local char last_error[SL_HOST_MAX + 160];
+
+const char *sl_http_upstream_last_error(void) { return last_error; }
 
 struct cconn {
     pool *pool;
@@ -83,7 +119,12 @@ struct sl_http_call_priv {
     struct evbuffer *req;   /* what follows the head: framing and body */
     priv *qnext;
     bool queued, done, head_request;
-    bool retryable, got_bytes, probe;
+    bool retryable;         /* retries are on: the request is kept for another attempt */
+    bool idempotent;        /* may be sent again even once some of it was written */
+    bool got_bytes, probe;
+    bool keyed;             /* routed by key: only key_hash's replica serves it */
+    uint64_t key_hash;
+    size_t sent;            /* bytes of this attempt handed to the connection */
     uint32_t tries;
     uint64_t deadline;
     sl_http_header *hdrs;
@@ -97,40 +138,56 @@ struct sl_http_call_priv {
 
 /* ---- upstreams ------------------------------------------------------------------ */
 
-static int parse_replica(replica *r, const char *s, size_t len)
+static int fail(int rc, const char *entry, size_t len, const char *why)
 {
-    char tmp[128];
-    if (len < 8 || len >= sizeof tmp || strncmp(s, "http://", 7))
-        return -EINVAL;
-    memcpy(tmp, s + 7, len - 7);
-    tmp[len - 7] = '\0';
-    char *slash = strchr(tmp, '/');
-    if (slash && slash[1])
-        return -EINVAL;   /* no paths: a replica is an address */
+    snprintf(last_error, sizeof last_error, "'%.*s': %s", (int)(len > 300 ? 300 : len), entry, why);
+    return rc;
+}
+
+/* "http://HOST:PORT[/]": its address, or its name looked up now. */
+static int parse_target(sl_http_upstream *up, target *t, const char *s, size_t len, const char *hosts)
+{
+    if (len < 7 || strncmp(s, "http://", 7))
+        return fail(-EINVAL, s, len, "not http://HOST:PORT");
+    size_t hl = len - 7;
+    const char *slash = memchr(s + 7, '/', hl);
+    if (slash && slash != s + len - 1)
+        return fail(-EINVAL, s, len, "a path: a replica is an address, the path goes in the call");
     if (slash)
-        *slash = '\0';
-    char *colon = strrchr(tmp, ':');
-    if (!colon || colon == tmp || (size_t)(colon - tmp) >= sizeof r->host)
-        return -EINVAL;
-    *colon = '\0';
-    if (strlen(tmp) >= sizeof r->host)
-        return -EINVAL;
-    strcpy(r->host, strcmp(tmp, "localhost") ? tmp : "127.0.0.1");
-    struct in_addr ia;
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (inet_pton(AF_INET, r->host, &ia) != 1 || *end || end == colon + 1 || port < 1 || port > 65535)
-        return -EINVAL;
-    r->port = (int)port;
-    snprintf(r->hosthdr, sizeof r->hosthdr, "%s:%d", r->host, r->port);
+        hl--;
+    const char *why;
+    if (sl__hostport_parse(&t->hp, s + 7, hl, false, &why) < 0)
+        return fail(-EINVAL, s, len, why);
+    if (t->hp.sa.ss_family == AF_INET6)
+        snprintf(t->hosthdr, sizeof t->hosthdr, "[%s]:%u", t->hp.host, t->hp.port);
+    else
+        snprintf(t->hosthdr, sizeof t->hosthdr, "%s:%u", t->hp.host, t->hp.port);
+    if (!(t->seed = calloc(1, sizeof *t->seed)))
+        return -ENOMEM;
+    if (!t->hp.is_name) {
+        t->seed->n = 1;
+        t->seed->a[0] = t->hp.sa;
+        t->seed->len[0] = t->hp.salen;
+        return 0;
+    }
+    int rc = sl__resolve_now(t->hp.host, t->hp.port, up->resolv_conf, hosts, t->seed);
+    if (rc < 0) {
+        snprintf(last_error, sizeof last_error, "%s: %s (at start)", t->hp.host, sl__resolve_strerror(rc));
+        return rc;
+    }
+    t->dns = t->seed->ttl_s != 0;   /* hosts-file answers have none */
+    up->any_dns |= t->dns;
     return 0;
 }
 
 int sl_http_upstream_new(sl_http_upstream **out, sl_runtime *rt, const char *replicas,
                          const sl_http_upstream_opts *opts)
 {
-    if (!out || !rt || !replicas || !*replicas)
+    last_error[0] = '\0';
+    if (!out || !rt || !replicas || !*replicas) {
+        snprintf(last_error, sizeof last_error, "no replicas");
         return -EINVAL;
+    }
     sl_http_upstream *up = calloc(1, sizeof *up);
     if (!up)
         return -ENOMEM;
@@ -146,26 +203,33 @@ int sl_http_upstream_new(sl_http_upstream **out, sl_runtime *rt, const char *rep
     up->o.eject_after = DEF(up->o.eject_after, 5);
     up->o.eject_ms = DEF(up->o.eject_ms, 1000);
     up->o.eject_max_ms = DEF(up->o.eject_max_ms, 30000);
+    up->o.resolve_min_ms = DEF(up->o.resolve_min_ms, 1000);
+    up->o.resolve_max_ms = DEF(up->o.resolve_max_ms, 300000);
     if (up->o.eject_max_ms < up->o.eject_ms)
         up->o.eject_max_ms = up->o.eject_ms;
+    if (up->o.resolve_max_ms < up->o.resolve_min_ms)
+        up->o.resolve_max_ms = up->o.resolve_min_ms;
     int n = 1;
     for (const char *p = replicas; *p; p++)
         n += *p == ',';
-    up->reps = calloc((size_t)n, sizeof *up->reps);
+    up->targets = calloc((size_t)n, sizeof *up->targets);
     up->nreactors = sl_runtime_threads(rt);
     up->pools = calloc((size_t)up->nreactors, sizeof *up->pools);
-    if (!up->reps || !up->pools) {
+    up->resolv_conf = strdup(sl__resolv_conf_path(up->o.resolv_conf));
+    up->o.resolv_conf = up->o.hosts = NULL;   /* the caller's strings are not kept */
+    if (!up->targets || !up->pools || !up->resolv_conf) {
         sl_http_upstream_free(up);
         return -ENOMEM;
     }
+    const char *hosts = opts ? opts->hosts : NULL;
     for (const char *p = replicas;;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (parse_replica(&up->reps[up->nreps], p, len) < 0) {
+        int rc = parse_target(up, &up->targets[up->ntargets++], p, len, hosts);
+        if (rc < 0) {
             sl_http_upstream_free(up);
-            return -EINVAL;
+            return rc;
         }
-        up->nreps++;
         if (!comma)
             break;
         p = comma + 1;
@@ -184,18 +248,214 @@ void sl_http_upstream_free(sl_http_upstream *up)
         pool *pl = up->pools[i];
         if (!pl)
             continue;
-        for (int r = 0; r < up->nreps; r++)
+        pl->freeing = true;
+        sl__dns_free(pl->dns);   /* lookups under way end now (cancelled) */
+        for (int r = 0; r < pl->nreps; r++)
             while (pl->reps[r].idle) {
                 cconn *c = pl->reps[r].idle;
                 pl->reps[r].idle = c->next;
                 conn_close(c);
             }
         free(pl->reps);
+        free(pl->ids);
+        free(pl->tr);
         free(pl);
     }
+    for (int t = 0; up->targets && t < up->ntargets; t++)
+        free(up->targets[t].seed);
+    free(up->targets);
     free(up->pools);
-    free(up->reps);
+    free(up->resolv_conf);
     free(up);
+}
+
+/* ---- replicas come and go ----------------------------------------------------------- */
+
+static bool is_live(void *arg, int r) { return !((pool *)arg)->reps[r].gone; }
+
+/* A slot for a new replica: one whose replica is gone and that nothing
+ * refers to any more, or a new one at the end. -1 when out of memory. */
+static int rep_slot(pool *pl)
+{
+    for (int r = 0; r < pl->nreps; r++) {
+        rep_pool *rp = &pl->reps[r];
+        if (!rp->gone || rp->nconns || rp->outstanding || rp->probing)
+            continue;
+        bool waited_on = false;
+        for (priv *w = pl->wq_head; w && !waited_on; w = w->qnext)
+            waited_on = w->rep == r;
+        if (!waited_on)
+            return r;
+    }
+    if (pl->nreps == pl->cap) {
+        int cap = pl->cap ? pl->cap * 2 : 4;
+        rep_pool *reps = realloc(pl->reps, (size_t)cap * sizeof *reps);
+        if (reps)
+            pl->reps = reps;
+        uint64_t *ids = reps ? realloc(pl->ids, (size_t)cap * sizeof *ids) : NULL;
+        if (!ids)
+            return -1;
+        pl->ids = ids;
+        pl->cap = cap;
+    }
+    return pl->nreps++;
+}
+
+static int rep_add(pool *pl, int t, const struct sockaddr_storage *sa, socklen_t len)
+{
+    int r = rep_slot(pl);
+    if (r < 0)
+        return -ENOMEM;
+    char name[SL_ADDR_STR_MAX];
+    rep_pool *rp = &pl->reps[r];
+    *rp = (rep_pool){ .sa = *sa, .salen = len, .target = t };
+    sl__sockaddr_format((const struct sockaddr *)sa, name, sizeof name);
+    pl->ids[r] = sl__hash_bytes(name, strlen(name));   /* "10.0.0.7:8082": stable while the pod lives */
+    pl->nlive++;
+    return 0;
+}
+
+static int pick(pool *pl, const priv *pv, int avoid, bool *probe);
+static void unqueue(pool *pl, priv *w);
+static void start_on(priv *pv, int rep);
+
+/* Replica r's name no longer gives it: no new calls; its idle connections
+ * close; keyed calls waiting for it wait for their next choice instead. */
+static void rep_gone(pool *pl, int r)
+{
+    rep_pool *rp = &pl->reps[r];
+    rp->gone = true;
+    pl->nlive--;
+    if (rp->out_until) {
+        rp->out_until = 0;
+        pl->nout--;
+    }
+    for (priv *w = pl->wq_head, *next; w; w = next) {
+        next = w->qnext;
+        if (w->rep != r)
+            continue;
+        bool probe;
+        w->rep = pick(pl, w, -1, &probe);
+        w->probe = false;
+        rep_pool *np = &pl->reps[w->rep];
+        if (np->idle || np->nconns < pl->up->o.max_conns) {   /* room there now */
+            unqueue(pl, w);
+            np->outstanding++;
+            start_on(w, w->rep);
+        }
+    }
+    rp = &pl->reps[r];
+    while (rp->idle) {
+        cconn *c = rp->idle;
+        rp->idle = c->next;
+        conn_close(c);
+        rp = &pl->reps[r];
+    }
+}
+
+/* A lookup of target t gave `as`: replicas it no longer names go, new ones
+ * come, the others keep their connections and their record. */
+static void rep_apply(pool *pl, int t, const sl_addrs *as)
+{
+    for (int r = 0; r < pl->nreps; r++) {
+        rep_pool *rp = &pl->reps[r];
+        if (rp->target != t || rp->gone)
+            continue;
+        bool kept = false;
+        for (int i = 0; i < as->n && !kept; i++)
+            kept = as->len[i] == rp->salen && !memcmp(&as->a[i], &rp->sa, rp->salen);
+        if (!kept)
+            rep_gone(pl, r);
+    }
+    for (int i = 0; i < as->n; i++) {
+        int found = -1;
+        for (int r = 0; r < pl->nreps && found < 0; r++)
+            if (pl->reps[r].target == t && pl->reps[r].salen == as->len[i] &&
+                !memcmp(&pl->reps[r].sa, &as->a[i], as->len[i]))
+                found = r;
+        if (found >= 0 && pl->reps[found].gone) {   /* back: its record is still there */
+            pl->reps[found].gone = false;
+            pl->nlive++;
+        } else if (found < 0 && rep_add(pl, t, &as->a[i], as->len[i]) < 0) {
+            pl->st.resolve_failed++;   /* no room: the old set stays in part */
+        }
+    }
+}
+
+static void next_resolve_update(pool *pl)
+{
+    pl->next_resolve = 0;
+    for (int t = 0; t < pl->up->ntargets; t++) {
+        const tres *tr = &pl->tr[t];
+        if (tr->refresh_at && !tr->busy && (!pl->next_resolve || tr->refresh_at < pl->next_resolve))
+            pl->next_resolve = tr->refresh_at;
+    }
+}
+
+static uint64_t clamp_ms(uint64_t ms, uint32_t lo, uint32_t hi)
+{
+    return ms < lo ? lo : ms > hi ? hi : ms;
+}
+
+static void resolved(void *arg, int rc, const sl_addrs *as)
+{
+    tres *tr = arg;
+    pool *pl = tr->pl;
+    if (pl->freeing)
+        return;
+    const sl_http_upstream *up = pl->up;
+    const target *t = &up->targets[tr->t];
+    uint64_t now = sl_now_ns();
+    tr->busy = false;
+    if (rc == 0) {
+        pl->st.resolved++;
+        rep_apply(pl, tr->t, as);
+        tr->refresh_at = now + clamp_ms((uint64_t)as->ttl_s * 1000, up->o.resolve_min_ms, up->o.resolve_max_ms) * SL_NS_PER_MS;
+        if (tr->failing)
+            sl_report(pl->r, "sluice: upstream %s: %s answers again (%d addresses)", t->hosthdr, t->hp.host, as->n);
+        tr->failing = false;
+    } else {
+        /* keep the replicas it had; ask again soon */
+        pl->st.resolve_failed++;
+        tr->refresh_at = now + (uint64_t)up->o.resolve_min_ms * SL_NS_PER_MS;
+        if (!tr->failing)
+            sl_report(pl->r, "sluice: upstream %s: looking %s up again failed: %s; keeping its last addresses",
+                      t->hosthdr, t->hp.host, sl__resolve_strerror(rc));
+        tr->failing = true;
+    }
+    next_resolve_update(pl);
+}
+
+/* Starts the lookups that are due (on a call: a pool nobody calls does
+ * not look anything up). */
+static void resolve_due(pool *pl, uint64_t now)
+{
+    if (!pl->dns && !(pl->dns = sl__dns_new(sl_reactor_base(pl->r), pl->up->resolv_conf)))
+        return;
+    for (int t = 0; t < pl->up->ntargets; t++) {
+        tres *tr = &pl->tr[t];
+        if (!tr->refresh_at || tr->busy || tr->refresh_at > now)
+            continue;
+        tr->started = now;
+        tr->busy = sl__dns_lookup(pl->dns, pl->up->targets[t].hp.host, pl->up->targets[t].hp.port, resolved, tr) == 0;
+        if (!tr->busy)
+            tr->refresh_at = now + (uint64_t)pl->up->o.resolve_min_ms * SL_NS_PER_MS;
+    }
+    next_resolve_update(pl);
+}
+
+/* An attempt on replica r failed: its name may have moved; look it up
+ * again soon (at most once per resolve_min_ms). */
+static void resolve_soon(pool *pl, int r)
+{
+    tres *tr = &pl->tr[pl->reps[r].target];
+    if (!tr->refresh_at || tr->busy)
+        return;
+    uint64_t soon = tr->started + (uint64_t)pl->up->o.resolve_min_ms * SL_NS_PER_MS;
+    if (soon < tr->refresh_at) {
+        tr->refresh_at = soon;
+        next_resolve_update(pl);
+    }
 }
 
 static pool *get_pool(sl_http_upstream *up, sl_reactor *r)
@@ -205,13 +465,30 @@ static pool *get_pool(sl_http_upstream *up, sl_reactor *r)
         return NULL;
     if (!up->pools[id]) {
         pool *pl = calloc(1, sizeof *pl);
-        if (!pl || !(pl->reps = calloc((size_t)up->nreps, sizeof *pl->reps))) {
+        if (!pl || !(pl->tr = calloc((size_t)up->ntargets, sizeof *pl->tr))) {
             free(pl);
             return NULL;
         }
         pl->up = up;
         pl->r = r;
         pl->tokens = up->o.retry_budget_cap * 1000;
+        uint64_t now = sl_now_ns();
+        for (int t = 0; t < up->ntargets; t++) {
+            const target *tg = &up->targets[t];
+            pl->tr[t] = (tres){ .pl = pl, .t = t, .started = now };
+            if (tg->dns)   /* first due when the answer at creation runs out */
+                pl->tr[t].refresh_at = now + clamp_ms((uint64_t)tg->seed->ttl_s * 1000, up->o.resolve_min_ms,
+                                                      up->o.resolve_max_ms) * SL_NS_PER_MS;
+            for (int i = 0; i < tg->seed->n; i++)
+                if (rep_add(pl, t, &tg->seed->a[i], tg->seed->len[i]) < 0) {
+                    free(pl->reps);
+                    free(pl->ids);
+                    free(pl->tr);
+                    free(pl);
+                    return NULL;
+                }
+        }
+        next_resolve_update(pl);
         up->pools[id] = pl;
     }
     return up->pools[id];
@@ -224,7 +501,10 @@ static void stats_of(sl_http_upstream *up, pool *pl, sl_http_upstream_stats *st)
         return;
     st->waiting = pl->nwait;
     st->out = pl->nout;
-    for (int r = 0; r < up->nreps; r++) {
+    st->replicas = pl->nlive;
+    for (int t = 0; t < up->ntargets; t++)
+        st->resolving += pl->tr[t].busy;
+    for (int r = 0; r < pl->nreps; r++) {
         st->active += pl->reps[r].outstanding;
         for (cconn *c = pl->reps[r].idle; c; c = c->next)
             st->idle++;
@@ -258,8 +538,8 @@ static void count(pool *pl, int rc)
 }
 
 static void start_on(priv *pv, int rep);
-static priv *next_waiter(pool *pl);
-static int pick(pool *pl, int avoid, bool *probe);
+static priv *next_waiter(pool *pl, int rep);
+static int pick(pool *pl, const priv *pv, int avoid, bool *probe);
 
 /* Outlier detection: what the end of an attempt on `rep` says of it. Any
  * answer is a sign of life; a refusal, a reset, garbage or silence until
@@ -278,14 +558,17 @@ static void judge(pool *pl, int rep, bool probe, int rc)
         }
         return;
     }
-    if (o->no_eject || (rc != -ECONNREFUSED && rc != -ECONNRESET && rc != -EPROTO && rc != -ETIMEDOUT))
+    if (rc != -ECONNREFUSED && rc != -ECONNRESET && rc != -EPROTO && rc != -ETIMEDOUT)
+        return;
+    resolve_soon(pl, rep);
+    if (o->no_eject || rp->gone)
         return;
     rp->fails++;
-    if (probe && rp->out_until) {   /* still failing: out again, for longer */
+    if (probe && rp->out_until && !rp->gone) {   /* still failing: out again, for longer */
         rp->out_ms = rp->out_ms * 2 < o->eject_max_ms ? rp->out_ms * 2 : o->eject_max_ms;
         rp->out_until = sl_now_ns() + (uint64_t)rp->out_ms * SL_NS_PER_MS;
         pl->st.ejected++;
-    } else if (!rp->out_until && rp->fails >= o->eject_after && pl->nout + 1 < (uint32_t)pl->up->nreps) {
+    } else if (!rp->out_until && rp->fails >= o->eject_after && pl->nout + 1 < pl->nlive) {
         rp->out_ms = o->eject_ms;   /* never the last one in rotation */
         rp->out_until = sl_now_ns() + (uint64_t)rp->out_ms * SL_NS_PER_MS;
         pl->nout++;
@@ -293,20 +576,33 @@ static void judge(pool *pl, int rep, bool probe, int rc)
     }
 }
 
-/* Another attempt for a call refused or reset before any byte of its
- * answer, if the method, the budget and the caller's context allow it. */
-static bool retry(priv *pv, int rc)
+/* Whether the attempt that failed with rc may be made again: a refusal,
+ * or a reset before any byte of the request left (the callee cannot have
+ * seen it), for any method; a reset before any byte of the answer only for
+ * an idempotent one (Envoy's connect-failure, reset-before-request and
+ * reset). `wrote` is false only while the whole request still sits in the
+ * connection's output buffer. */
+static bool safe_to_retry(const priv *pv, int rc, bool wrote)
+{
+    if (rc == -ECONNREFUSED || (rc == -ECONNRESET && !wrote))
+        return true;
+    return rc == -ECONNRESET && pv->idempotent && !pv->got_bytes;
+}
+
+/* Another attempt for a call that failed where safe_to_retry allows it, if
+ * the budget and the caller's context allow it too. */
+static bool retry(priv *pv, int rc, bool wrote)
 {
     pool *pl = pv->pool;
     const sl_http_upstream_opts *o = &pl->up->o;
-    if (!pv->retryable || pv->tries >= o->retries || pv->got_bytes || !pv->task ||
-        (rc != -ECONNREFUSED && rc != -ECONNRESET) || pl->tokens < 1000 || sl_task_cancelled(pv->task))
+    if (!pv->retryable || pv->tries >= o->retries || !pv->task || !safe_to_retry(pv, rc, wrote) ||
+        pl->tokens < 1000 || sl_task_cancelled(pv->task))
         return false;
     uint64_t deadline = sl_task_deadline(pv->task);
     if (deadline && deadline <= sl_now_ns() + ((uint64_t)o->margin_ms + 1) * SL_NS_PER_MS)
         return false;
     bool probe;
-    int rep = pick(pl, pv->rep, &probe);
+    int rep = pick(pl, pv, pv->rep, &probe);
     rep_pool *rp = &pl->reps[rep];
     if (!rp->idle && rp->nconns >= o->max_conns)
         return false;   /* no queueing for a second try */
@@ -320,8 +616,9 @@ static bool retry(priv *pv, int rc)
     return true;
 }
 
-/* An attempt has its result: try again, or wake the task. */
-static void finish(priv *pv, int rc)
+/* An attempt has its result: try again, or wake the task. `wrote`: some
+ * of the request may have reached the callee. */
+static void finish_attempt(priv *pv, int rc, bool wrote)
 {
     if (pv->done)
         return;
@@ -330,24 +627,42 @@ static void finish(priv *pv, int rc)
     judge(pl, pv->rep, pv->probe, rc);
     pv->probe = false;
     pl->reps[pv->rep].outstanding--;
-    if (rc < 0 && retry(pv, rc))
+    if (rc < 0 && retry(pv, rc, wrote))
         return;
     pv->done = true;
     if (pv->task)
         sl_task_unpark(pv->task, rc);
 }
 
-/* The first call waiting for a connection, taken out of the queue. */
-static priv *next_waiter(pool *pl)
+static void finish(priv *pv, int rc) { finish_attempt(pv, rc, true); }
+
+/* Takes w out of the wait queue (if it is there). */
+static void unqueue(pool *pl, priv *w)
+{
+    priv **pp = &pl->wq_head, *prev = NULL;
+    while (*pp && *pp != w) {
+        prev = *pp;
+        pp = &(*pp)->qnext;
+    }
+    if (*pp) {
+        *pp = w->qnext;
+        if (pl->wq_tail == w)
+            pl->wq_tail = prev;
+        pl->nwait--;
+    }
+    w->qnext = NULL;
+    w->queued = false;
+}
+
+/* The first call waiting for a connection that one of replica `rep` can
+ * serve, taken out of the queue: a keyed call waits for its own replica. */
+static priv *next_waiter(pool *pl, int rep)
 {
     priv *w = pl->wq_head;
-    if (!w)
-        return NULL;
-    pl->wq_head = w->qnext;
-    if (!pl->wq_head)
-        pl->wq_tail = NULL;
-    pl->nwait--;
-    w->queued = false;
+    while (w && w->keyed && w->rep != rep)
+        w = w->qnext;
+    if (w)
+        unqueue(pl, w);
     return w;
 }
 
@@ -356,7 +671,7 @@ static void conn_release(cconn *c)
 {
     pool *pl = c->pool;
     c->call = NULL;
-    priv *w = next_waiter(pl);
+    priv *w = next_waiter(pl, c->rep);
     if (w) {
         if (w->probe && w->rep != c->rep) {   /* it goes elsewhere: no probe */
             pl->reps[w->rep].probing = false;
@@ -376,13 +691,14 @@ static void conn_release(cconn *c)
 static void conn_close(cconn *c)
 {
     pool *pl = c->pool;
+    int rep = c->rep;
     if (c->bev)
         bufferevent_free(c->bev);
     sl_http_parser_fini(&c->p);
-    pl->reps[c->rep].nconns--;
+    pl->reps[rep].nconns--;
     free(c);
     /* a waiting call can have the slot */
-    priv *w = next_waiter(pl);
+    priv *w = next_waiter(pl, rep);
     if (w) {
         pl->reps[w->rep].outstanding++;
         start_on(w, w->rep);
@@ -509,7 +825,9 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
     int rc = !c->connected && (what & BEV_EVENT_ERROR) && err == ECONNREFUSED ? -ECONNREFUSED : -ECONNRESET;
     if (what & BEV_EVENT_EOF && sl_http_parser_finish(&c->p) == SL_HTTP_EV_DONE && pv->call->status)
         rc = 0;   /* a body read until close */
-    finish(pv, rc);
+    /* the request is still whole in the output buffer: not a byte left */
+    bool wrote = pv->got_bytes || evbuffer_get_length(bufferevent_get_output(c->bev)) < pv->sent;
+    finish_attempt(pv, rc, wrote);
     conn_close(c);
 }
 
@@ -533,12 +851,10 @@ static cconn *conn_new(pool *pl, int rep)
         return NULL;
     }
     bufferevent_setcb(c->bev, conn_read, NULL, conn_event, c);
-    const replica *r = &pl->up->reps[rep];
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)r->port) };
-    inet_pton(AF_INET, r->host, &sa.sin_addr);
+    const rep_pool *r = &pl->reps[rep];
     pl->reps[rep].nconns++;
     pl->st.connects++;
-    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    if (bufferevent_socket_connect(c->bev, (const struct sockaddr *)&r->sa, (int)r->salen) < 0) {
         /* refused at once (a closed port on loopback can be) */
         bufferevent_free(c->bev);
         c->bev = NULL;
@@ -571,11 +887,12 @@ static void send_request(priv *pv, cconn *c)
         strcat(timeout, "\r\n");
     }
     evbuffer_add_printf(out, "%.*sHost: %s\r\ntraceparent: %s\r\n%s", (int)pv->line_len, pv->line,
-                        up->reps[c->rep].hosthdr, pv->tp, timeout);
+                        up->targets[pv->pool->reps[c->rep].target].hosthdr, pv->tp, timeout);
     if (pv->retryable && pv->tries < up->o.retries)
         evbuffer_add(out, evbuffer_pullup(pv->req, -1), evbuffer_get_length(pv->req));
     else
         evbuffer_add_buffer(out, pv->req);
+    pv->sent = evbuffer_get_length(out);
 }
 
 /* Sends pv on an idle connection of `rep`, or a new one. */
@@ -587,7 +904,7 @@ static void start_on(priv *pv, int rep)
         pl->reps[rep].idle = c->next;
         pl->st.reused++;
     } else if (!(c = conn_new(pl, rep))) {
-        finish(pv, -ECONNREFUSED);
+        finish_attempt(pv, -ECONNREFUSED, false);
         return;
     }
     c->call = pv;
@@ -611,19 +928,7 @@ static void on_abort(sl_task *t, void *obj, int err)
     count(pv->pool, err);
     pool *pl = pv->pool;
     if (pv->queued) {
-        priv **pp = &pl->wq_head;
-        while (*pp && *pp != pv)
-            pp = &(*pp)->qnext;
-        if (*pp) {
-            *pp = pv->qnext;
-            if (pl->wq_tail == pv) {
-                pl->wq_tail = NULL;
-                for (priv *q = pl->wq_head; q; q = q->qnext)
-                    pl->wq_tail = q;
-            }
-            pl->nwait--;
-        }
-        pv->queued = false;
+        unqueue(pl, pv);
         if (pv->probe)
             pl->reps[pv->rep].probing = false;
         return;
@@ -639,13 +944,49 @@ static void on_abort(sl_task *t, void *obj, int err)
     }
 }
 
-/* The replica for an attempt: one whose ejection ran out, to probe it;
- * else the one in rotation with the fewest calls under way (round robin
- * among equals), other than `avoid` (the one that just failed) when there
- * is a choice; with none in rotation (cannot happen: panic), any. */
-static int pick(pool *pl, int avoid, bool *probe)
+typedef struct pick_arg {
+    pool *pl;
+    int avoid;
+} pick_arg;
+
+static bool in_rotation(void *arg, int r)
 {
-    int n = pl->up->nreps, best = -1, fallback = -1;
+    const pick_arg *a = arg;
+    return r != a->avoid && !a->pl->reps[r].out_until && !a->pl->reps[r].gone;
+}
+
+/* The replica for a keyed attempt: the key's owner among all replicas if
+ * it is in rotation, or out with its ejection run out (then it is probed);
+ * else the best-scored one in rotation other than `avoid` (the one that
+ * just failed), which is where the owner's keys go while it is out; else
+ * `avoid` itself; with none in rotation (panic), the owner. */
+static int pick_key(pool *pl, uint64_t key, int avoid, bool *probe)
+{
+    *probe = false;
+    int owner = sl__rendezvous_pick(key, pl->ids, pl->nreps, is_live, pl);
+    if (owner < 0)   /* none left (out of memory for the new ones): any */
+        owner = sl__rendezvous_pick(key, pl->ids, pl->nreps, NULL, NULL);
+    rep_pool *op = &pl->reps[owner];
+    if (owner != avoid && (!op->out_until || (!op->probing && op->out_until <= sl_now_ns()))) {
+        *probe = op->out_until != 0;
+        return owner;
+    }
+    int r = sl__rendezvous_pick(key, pl->ids, pl->nreps, in_rotation, &(pick_arg){ pl, avoid });
+    if (r < 0 && avoid >= 0 && !pl->reps[avoid].out_until && !pl->reps[avoid].gone)
+        r = avoid;
+    return r < 0 ? owner : r;
+}
+
+/* The replica for an attempt: by key for a keyed call (pick_key); else
+ * one whose ejection ran out, to probe it; else the one in rotation with
+ * the fewest calls under way (round robin among equals), other than
+ * `avoid` (the one that just failed) when there is a choice; with none in
+ * rotation (cannot happen: panic), any. */
+static int pick(pool *pl, const priv *pv, int avoid, bool *probe)
+{
+    if (pv->keyed)
+        return pick_key(pl, pv->key_hash, avoid, probe);
+    int n = pl->nreps, best = -1, fallback = -1;
     uint32_t least = UINT32_MAX;
     uint64_t now = 0;
     *probe = false;
@@ -654,6 +995,8 @@ static int pick(pool *pl, int avoid, bool *probe)
     for (int k = 0; k < n; k++) {
         int r = (int)((pl->rr + (uint32_t)k) % (uint32_t)n);
         rep_pool *rp = &pl->reps[r];
+        if (rp->gone)
+            continue;
         if (rp->out_until) {
             if (!rp->probing && rp->out_until <= (now ? now : (now = sl_now_ns()))) {
                 *probe = true;
@@ -671,11 +1014,11 @@ static int pick(pool *pl, int avoid, bool *probe)
     if (best < 0)
         best = fallback;
     for (int r = 0; best < 0 && r < n; r++)   /* panic: everyone */
-        if (pl->reps[r].outstanding < least) {
+        if (!pl->reps[r].gone && pl->reps[r].outstanding < least) {
             least = pl->reps[r].outstanding;
             best = r;
         }
-    return best;
+    return best < 0 ? 0 : best;
 }
 
 static bool idempotent(const char *m)
@@ -695,8 +1038,15 @@ static const char *method_token(const char *m)
 int sl_http_call(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const char *method,
                  const char *path, const char *body, size_t body_len)
 {
+    return sl_http_call_key(t, call, up, method, path, body, body_len, NULL, 0);
+}
+
+int sl_http_call_key(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const char *method,
+                     const char *path, const char *body, size_t body_len, const char *key, size_t key_len)
+{
     memset(call, 0, sizeof *call);
-    if (!up || !method_token(method) || !path || path[0] != '/' || strpbrk(path, " \r\n") || (body_len && !body))
+    if (!up || !method_token(method) || !path || path[0] != '/' || strpbrk(path, " \r\n") || (body_len && !body) ||
+        (key_len && !key))
         return -EINVAL;
     int rc = sl_task_cancelled(t);
     if (rc)
@@ -705,10 +1055,12 @@ int sl_http_call(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const cha
     if (!pl)
         return -ENOMEM;
     pl->st.calls++;
+    uint64_t deadline = sl_task_deadline(t), now = sl_now_ns();
+    if (pl->next_resolve && pl->next_resolve <= now)
+        resolve_due(pl, now);
     uint32_t cap = up->o.retry_budget_cap * 1000;
     pl->tokens = pl->tokens + up->o.retry_budget_pct * 10 < cap ? pl->tokens + up->o.retry_budget_pct * 10 : cap;
     /* the budget: what the caller has left, less a margin; none left, no call */
-    uint64_t deadline = sl_task_deadline(t), now = sl_now_ns();
     uint64_t margin = (uint64_t)up->o.margin_ms * SL_NS_PER_MS;
     if (deadline && deadline <= now + margin + SL_NS_PER_MS) {
         pl->st.timeouts++;
@@ -736,11 +1088,14 @@ int sl_http_call(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const cha
     pv->task = t;
     pv->pool = pl;
     pv->head_request = !strcmp(method, "HEAD");
-    pv->retryable = up->o.retries && idempotent(method);
+    pv->retryable = up->o.retries > 0;
+    pv->keyed = key != NULL;
+    pv->key_hash = key ? sl__hash_bytes(key, key_len) : 0;
+    pv->idempotent = idempotent(method);
     call->priv_ = pv;
     snprintf(pv->what, sizeof pv->what, "HTTP %s %s", method, path);
     bool probe;
-    int rep = pick(pl, -1, &probe);
+    int rep = pick(pl, pv, -1, &probe);
     if (body_len || strcmp(method, "GET"))
         evbuffer_add_printf(pv->req, "Content-Type: application/json\r\nContent-Length: %zu\r\n", body_len);
     evbuffer_add(pv->req, "\r\n", 2);

@@ -395,7 +395,7 @@ static int debug_denied(const conn *c, const sl_http_req *req)
     if (policy == SL_HTTP_DEBUG_ON || req->path_len < 7 || memcmp(req->path, "/debug/", 7))
         return 0;
     if (policy == SL_HTTP_DEBUG_LOOPBACK)
-        return (c->peer_addr >> 24) == 127 ? 0 : 403;
+        return sl__sockaddr_loopback(&c->peer.sa) ? 0 : 403;
     return 404;
 }
 
@@ -711,11 +711,10 @@ void sl__conn_accept(srv_reactor *sr, int fd, const struct sockaddr *peer)
         return;
     }
     c->sr = sr;
-    if (peer && peer->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)peer;
-        c->peer_addr = ntohl(in->sin_addr.s_addr);
-        c->peer_port = ntohs(in->sin_port);
-    }
+    if (peer && peer->sa_family == AF_INET)
+        c->peer.in = *(const struct sockaddr_in *)peer;
+    else if (peer && peer->sa_family == AF_INET6)
+        c->peer.in6 = *(const struct sockaddr_in6 *)peer;
     c->fd = fd;
     c->rev = event_new(base, fd, EV_READ | EV_PERSIST, read_cb, c);
     c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, write_cb, c);

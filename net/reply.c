@@ -132,14 +132,47 @@ bool sl_http_replied(const sl_http_req *req) { return req->replied; }
 
 uint32_t sl_http_req_peer(const sl_http_req *req, uint16_t *port)
 {
+    const struct sockaddr *sa = sl_http_req_peer_addr(req, NULL);
+    uint32_t a = 0;
+    uint16_t p = 0;
+    if (sa && sa->sa_family == AF_INET) {
+        a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+        p = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    } else if (sa && sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        p = ntohs(s6->sin6_port);
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))   /* an IPv4 client of a dual-stack socket */
+            memcpy(&a, &s6->sin6_addr.s6_addr[12], 4), a = ntohl(a);
+    }
     if (port)
-        *port = req->c ? req->c->peer_port : 0;
-    return req->c ? req->c->peer_addr : 0;
+        *port = p;
+    return a;
+}
+
+const struct sockaddr *sl_http_req_peer_addr(const sl_http_req *req, socklen_t *len)
+{
+    const conn *c = req->c;
+    if (!c || !c->peer.sa.sa_family)
+        return NULL;
+    if (len)
+        *len = c->peer.sa.sa_family == AF_INET ? sizeof c->peer.in : sizeof c->peer.in6;
+    return &c->peer.sa;
+}
+
+const char *sl_http_req_peer_str(const sl_http_req *req, char *buf, size_t n)
+{
+    const struct sockaddr *sa = sl_http_req_peer_addr(req, NULL);
+    if (sa)
+        sl__sockaddr_format(sa, buf, n);
+    else
+        snprintf(buf, n, "?");
+    return buf;
 }
 
 bool sl_http_req_from_loopback(const sl_http_req *req)
 {
-    return (sl_http_req_peer(req, NULL) >> 24) == 127;
+    const struct sockaddr *sa = sl_http_req_peer_addr(req, NULL);
+    return sa && sl__sockaddr_loopback(sa);
 }
 
 int sl_http_req_json(sl_http_req *req, json_t **out)

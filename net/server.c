@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "client_int.h"
+#include "resolve.h"
 #include "server_int.h"
 #include "sl_diag.h"
 #include "sl_trace.h"
@@ -17,23 +18,29 @@
 
 static int builtin_healthz(sl_task *t, void *arg);
 
+/* HOST:PORT (addr.h); a name is looked up now (the hosts file, then DNS):
+ * the server listens on its first address. */
 static int parse_listen(sl_http_server *s, const char *addr)
 {
-    const char *colon = strrchr(addr, ':');
-    if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof s->host)
-        return -EINVAL;
-    memcpy(s->host, addr, (size_t)(colon - addr));
-    s->host[colon - addr] = '\0';
-    if (!strcmp(s->host, "localhost"))
-        strcpy(s->host, "127.0.0.1");
-    struct in_addr ia;
-    if (inet_pton(AF_INET, s->host, &ia) != 1)
-        return -EINVAL;
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || end == colon + 1 || port < 0 || port > 65535)
-        return -EINVAL;
-    s->port = (int)port;
+    sl_hostport hp;
+    int rc = sl__hostport_parse(&hp, addr, strlen(addr), true, NULL);
+    if (rc < 0)
+        return rc;
+    s->port = hp.port;
+    if (hp.is_name) {
+        sl_addrs *as = malloc(sizeof *as);
+        if (!as)
+            return -ENOMEM;
+        rc = sl__resolve_now(hp.host, hp.port, NULL, NULL, as);
+        if (rc == 0) {
+            memcpy(&s->addr, &as->a[0], as->len[0]);
+            s->addr_len = as->len[0];
+        }
+        free(as);
+        return rc;
+    }
+    s->addr = hp.sa;
+    s->addr_len = hp.salen;
     return 0;
 }
 
@@ -167,15 +174,19 @@ int sl_http_server_add_upstream(sl_http_server *srv, const char *name, sl_http_u
 
 static int bind_one(sl_http_server *s)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_storage sa = s->addr;
+    int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)s->port) };
-    inet_pton(AF_INET, s->host, &sa.sin_addr);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 1024) < 0) {
+    /* the port: as asked, or the one the first socket picked */
+    if (sa.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)s->port);
+    else
+        ((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)s->port);
+    if (bind(fd, (struct sockaddr *)&sa, s->addr_len) < 0 || listen(fd, 1024) < 0) {
         int e = -errno;
         close(fd);
         return e;
@@ -183,7 +194,8 @@ static int bind_one(sl_http_server *s)
     if (s->port == 0) {   /* the first socket picked the port; the others share it */
         socklen_t len = sizeof sa;
         getsockname(fd, (struct sockaddr *)&sa, &len);
-        s->port = ntohs(sa.sin_port);
+        s->port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
+                                                 : ((struct sockaddr_in *)&sa)->sin_port);
     }
     return fd;
 }

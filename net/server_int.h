@@ -1,11 +1,14 @@
 /* server_int.h: what the server's files share (private). */
 #ifndef SL_SERVER_INT_H
 #define SL_SERVER_INT_H
+#include <netinet/in.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include "addr.h"
 #include "http_parse.h"
 #include "sl_http.h"
 #include "sl_router.h"
@@ -78,7 +81,8 @@ struct sl_http_server {
     sl_http_server_opts o;
     sl_router *router;
     route_info *routes;          /* every route added, newest first */
-    char host[64];
+    struct sockaddr_storage addr;   /* where to listen (the port set at start if 0) */
+    socklen_t addr_len;
     int port;
     bool started;
     int n;
@@ -146,8 +150,11 @@ struct conn {
     bool head_started, closing, gone, in_process, again, freed, teardown, paused;
     bool in_borrowed, reading, writing;
     sl_chan *throttle;          /* the channel whose pressure pauses reading */
-    uint32_t peer_addr;         /* IPv4, host order */
-    uint16_t peer_port;
+    union {                     /* the client's address (sa_family 0: unknown) */
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer;
     conn *prev, *next;
 };
 

@@ -42,10 +42,15 @@ typedef struct sl_http_upstream_opts {
     bool no_wait;             /* no queue at all: -EBUSY as soon as the connections are busy */
     uint32_t margin_ms;       /* kept back from the budget sent downstream (5) */
     uint32_t connect_timeout_ms; /* when the caller has no deadline (1000) */
-    /* Retries (off by default: a retry changes what the callee sees). An
-     * idempotent call (GET HEAD PUT DELETE OPTIONS) that is refused, or
-     * reset before any byte of its answer, is sent again, to another
-     * replica when there is one, up to `retries` times. Never after the
+    /* Retries (off by default: a retry changes what the callee sees). A
+     * call of any method whose connection was refused (or failed to
+     * connect), or was reset before any byte of the request was written,
+     * is sent again: the callee cannot have seen it (Envoy's
+     * connect-failure and reset-before-request). An idempotent call (GET
+     * HEAD PUT DELETE OPTIONS) is also sent again when reset after its
+     * request was written but before any byte of its answer. Each attempt
+     * goes to another replica when there is one, up to `retries` extra
+     * attempts. Never after the
      * caller's context ended or when less than margin + 1 ms is left, and
      * never beyond the retry budget: each call adds retry_budget_pct/100
      * of a token to a bucket of each reactor's pool (holding at most
@@ -65,15 +70,51 @@ typedef struct sl_http_upstream_opts {
     uint32_t eject_ms;           /* the first ejection (1000) */
     uint32_t eject_max_ms;       /* the longest (30000) */
     bool no_eject;               /* keep every replica in rotation */
+    /* Names (see sl_http_upstream_new). The files are read when the
+     * upstream is made (NULL: $SLUICE_RESOLV_CONF and $SLUICE_HOSTS if
+     * set, else /etc/resolv.conf and /etc/hosts); the strings are not kept. */
+    const char *resolv_conf;
+    const char *hosts;
+    uint32_t resolve_min_ms;     /* the shortest time between lookups of a name (1000) */
+    uint32_t resolve_max_ms;     /* the longest TTL honoured (300000) */
 } sl_http_upstream_opts;
 
-/* Creates an upstream on `rt` from a comma-separated list of
- * http://HOST:PORT replicas (numeric IPv4 or localhost). Returns 0, -EINVAL
- * (a malformed list), -ENOMEM. */
+/* Creates an upstream on `rt` from a comma-separated list of replicas,
+ * each http://HOST:PORT (a trailing "/" allowed, no path), HOST being a
+ * numeric IPv4 address, an IPv6 one in brackets (http://[::1]:8082),
+ * "localhost" (127.0.0.1) or a name.
+ *
+ * A name gives one replica per address (A and AAAA: a headless Service's
+ * pods). It is looked up now, blocking the caller (make upstreams before
+ * the runtime runs): in the hosts file first, which is read once (a name
+ * found there keeps its addresses), then in DNS with libevent's evdns.
+ * Each reactor then looks a DNS name up again on its own reactor, never
+ * blocking it (an evdns_base per reactor and upstream, made at the first
+ * lookup: no lock, no message between reactors), when the answer's TTL ran
+ * out (clamped to resolve_min_ms..resolve_max_ms) and, at most once per
+ * resolve_min_ms, when an attempt on one of its replicas failed; a lookup
+ * is started by a call, so a reactor that makes none asks nothing. An
+ * answer that drops an address retires its replica (no new calls; its
+ * idle connections close; the calls under way finish); a new address
+ * joins. A failed lookup keeps the last addresses, is reported once
+ * (sl_report) and asked again after resolve_min_ms. The Host header is
+ * the name and port as written.
+ *
+ * Returns 0, -EINVAL (a malformed list), -ENOENT (a name with no address:
+ * no such name, in the hosts file nor in DNS), -EAGAIN (the resolver did
+ * not answer), -ENOMEM; sl_http_upstream_last_error() says which entry
+ * and what is wrong. */
 int sl_http_upstream_new(sl_http_upstream **out, sl_runtime *rt, const char *replicas,
                          const sl_http_upstream_opts *opts);
 
-/* Frees it, closing idle connections; call after the runtime stopped. */
+/* Why the calling thread's last sl_http_upstream_new failed, as text for a
+ * message ("'http://x:99999': bad port", "inventory.svc: no such name (or
+ * no address for it) (at start)"); "" after a success. */
+const char *sl_http_upstream_last_error(void);
+
+/* Frees it, closing idle connections; call after the runtime stopped. A
+ * name's lookup still under way then (stats: resolving) leaks a few KiB
+ * unless the reactor's event_base runs again. */
 void sl_http_upstream_free(sl_http_upstream *up);
 
 /* Counters of the calling reactor's pool, for tests and /metrics. */
@@ -84,6 +125,10 @@ typedef struct sl_http_upstream_stats {
     uint64_t retried;     /* attempts made again (each also counted by its result above) */
     uint64_t ejected;     /* times a replica was taken out of rotation */
     uint32_t out;         /* replicas out of rotation now */
+    uint32_t replicas;    /* replicas now (a name's addresses count one each) */
+    uint64_t resolved;    /* lookups answered after the first (at creation) */
+    uint64_t resolve_failed;
+    uint32_t resolving;   /* lookups under way */
 } sl_http_upstream_stats;
 void sl_http_upstream_stats_get(sl_http_upstream *up, sl_http_upstream_stats *st);
 
@@ -102,6 +147,25 @@ typedef struct sl_http_resp {
  * error). Call sl_http_call_end() afterwards in every case. */
 int sl_http_call(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const char *method,
                  const char *path, const char *body, size_t body_len);
+
+/* The same, routed by `key` (key_len bytes, any content; an empty key is a
+ * key too): every call with the same key goes to the same replica, its
+ * owner by rendezvous hashing over the replicas' addresses, so that the
+ * steps and undos of one order reach the replica that holds its state.
+ * Load is not balanced per call, only by the spread of keys (each replica
+ * owns about 1/n of them).
+ *   - While the owner is out of rotation (ejected), its keys go to their
+ *     second choice (spread over the others; no other key moves), and
+ *     back when it returns. Ejection is per reactor, so two reactors may
+ *     briefly disagree about where an ejected replica's keys go.
+ *   - A retry goes to the key's next choice as well, never to a replica
+ *     chosen by load.
+ *   - When the owner's connections are busy the call waits for one of
+ *     them (never another replica's), within the same queue and its bound.
+ * key NULL: like sl_http_call. Errors: those of sl_http_call; -EINVAL also
+ * for key NULL with key_len > 0. */
+int sl_http_call_key(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const char *method,
+                     const char *path, const char *body, size_t body_len, const char *key, size_t key_len);
 
 /* A response header (any case), or NULL. */
 const char *sl_http_resp_header(const sl_http_resp *call, const char *name, size_t *len);

@@ -36,6 +36,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <jansson.h>
 #include "sl_chan.h"
 #include "sl_ctx.h"
@@ -57,7 +58,7 @@ enum {
 };
 
 typedef struct sl_http_server_opts {
-    const char *listen;          /* "HOST:PORT", port 0 picks a free one (default 127.0.0.1:8080) */
+    const char *listen;          /* "HOST:PORT" (IPv4, [IPv6] or a name), port 0 picks a free one (default 127.0.0.1:8080) */
     uint32_t timeout_ms;         /* request budget (10000) */
     uint32_t max_head;           /* request line + headers, bytes (16 KiB) -> 431 */
     uint32_t max_headers;        /* header lines (100) -> 431 */
@@ -88,9 +89,13 @@ typedef struct sl_http_server_opts {
                                     admission (sl_http_route_set) */
 } sl_http_server_opts;
 
-/* Creates a server on `rt` (not started). Copies opts. Returns 0, -ENOMEM,
- * -EINVAL (a listen address that is not HOST:PORT with a numeric IPv4 host,
- * or "localhost"; an unknown `debug` policy). */
+/* Creates a server on `rt` (not started). Copies opts. The listen HOST is
+ * a numeric IPv4 address, an IPv6 one in brackets ("[::]:8081" listens on
+ * every address, IPv4 too; "[::1]:8081"), "localhost" (127.0.0.1) or a
+ * name, looked up now, blocking (the hosts file, then DNS: see
+ * sl_client.h), to listen on its first address. Returns 0, -ENOMEM,
+ * -EINVAL (not HOST:PORT: a bad host or port; an unknown `debug` policy),
+ * -ENOENT (no such name), -EAGAIN (no answer from the resolver). */
 int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_server_opts *opts);
 
 /* Adds a route (sl_router.h patterns). `handler` runs as a task with the
@@ -184,10 +189,22 @@ void *sl_http_req_arg(const sl_http_req *req);
  * contexts derived from it may outlive the request. */
 sl_ctx *sl_http_req_ctx(const sl_http_req *req);
 const sl_traceparent *sl_http_req_trace(const sl_http_req *req);
-/* The client's IPv4 address (host byte order, 0 if unknown) and port. */
+/* The client's IPv4 address (host byte order) and port; an IPv6 client's
+ * port and address 0 (an IPv4 client of a dual-stack "[::]" listener, whose
+ * address is ::ffff:a.b.c.d, gets a.b.c.d). Kept for IPv4 programs: use
+ * sl_http_req_peer_addr, which knows IPv6. */
 uint32_t sl_http_req_peer(const sl_http_req *req, uint16_t *port);
-/* Whether the client connected from 127.0.0.0/8: admin endpoints use it to
- * refuse anyone else (403) even when the server listens on all addresses. */
+/* The client's address, AF_INET or AF_INET6 with its port (length in *len
+ * if len is not NULL), valid while the request is; NULL if unknown. */
+const struct sockaddr *sl_http_req_peer_addr(const sl_http_req *req, socklen_t *len);
+/* The same as text into buf (n bytes; SL_HTTP_ADDR_STR_MAX is enough):
+ * "10.0.0.7:41234" or "[::1]:41234", "?" if unknown. Returns buf. */
+#define SL_HTTP_ADDR_STR_MAX 56
+const char *sl_http_req_peer_str(const sl_http_req *req, char *buf, size_t n);
+/* Whether the client connected from a loopback address (127.0.0.0/8, ::1,
+ * or ::ffff:127.0.0.0/104 on a dual-stack listener): admin endpoints use it
+ * to refuse anyone else (403) even when the server listens on all
+ * addresses. */
 bool sl_http_req_from_loopback(const sl_http_req *req);
 /* The route pattern that matched ("/orders/{id}"). */
 const char *sl_http_req_route(const sl_http_req *req);

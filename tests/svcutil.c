@@ -291,13 +291,13 @@ static int start_chain_once(chain *c, const chain_opts *o)
     arg(&pa, "--listen"), arg(&pa, "127.0.0.1:0");
     common_args(&pa, o, o->pay_args);
     arg(&pa, "--order");
-    argf(&pa, "http://127.0.0.1:%d", r);
+    argf(&pa, "http://%s:%d", o->host ? o->host : "127.0.0.1", r);
     assert_int_equal(svc_start(&c->pay, "payment", pa.v), 0);
 
     arg(&ia, "--listen"), arg(&ia, "127.0.0.1:0");
     common_args(&ia, o, o->inv_args);
     arg(&ia, "--payment");
-    argf(&ia, "http://127.0.0.1:%d", c->pay.port);
+    argf(&ia, "http://%s:%d", o->host ? o->host : "127.0.0.1", c->pay.port);
     if (o->stock)
         arg(&ia, "--stock"), arg(&ia, o->stock);
     assert_int_equal(svc_start(&c->inv, "inventory", ia.v), 0);
@@ -306,7 +306,7 @@ static int start_chain_once(chain *c, const chain_opts *o)
     argf(&oa, "127.0.0.1:%d", r);
     common_args(&oa, o, o->order_args);
     arg(&oa, "--inventory");
-    argf(&oa, "http://127.0.0.1:%d", c->inv.port);
+    argf(&oa, "http://%s:%d", o->host ? o->host : "127.0.0.1", c->inv.port);
     if (o->order_timeout_ms)
         arg(&oa, "--timeout-ms"), argf(&oa, "%d", o->order_timeout_ms);
     int rc = svc_start(&c->order, "order", oa.v);

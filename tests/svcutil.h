@@ -98,6 +98,7 @@ typedef struct chain_opts {
     const char *order_args[6];      /* more options, NULL-terminated */
     const char *inv_args[6];
     const char *pay_args[6];
+    const char *host;               /* the services' URLs name them so (NULL: 127.0.0.1) */
 } chain_opts;
 
 typedef struct chain {

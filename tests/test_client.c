@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include "httputil.h"
+#include "rendezvous.h"
 #include "sl_client.h"
 
 static sl_runtime *rt;
@@ -81,6 +82,8 @@ static void serve_new(void)
     assert_int_equal(sl_http_route(srv, "GET", "/wait", h_wait, sizeof(wst), NULL), 0);
     assert_int_equal(sl_http_route(srv, "POST", "/status/{code}", h_status, 0, NULL), 0);
     assert_int_equal(sl_http_route(srv, "GET", "/reset", h_reset, sizeof(wst), NULL), 0);
+    assert_int_equal(sl_http_route(srv, "POST", "/ok", h_ok, 0, NULL), 0);
+    assert_int_equal(sl_http_route(srv, "POST", "/reset", h_reset, sizeof(wst), NULL), 0);
 }
 
 static void serve_start(void)
@@ -558,19 +561,21 @@ static int budget_retry_main(sl_task *t, void *arg)
     assert_int_equal(st.ejected, 0);
     assert_int_equal(st.out, 0);
     sl_http_upstream_free(C.dead);
-    /* a POST is never tried again; a GET is (the bucket is full again) */
+    /* a refused POST is tried again like a GET: nothing was sent (the
+     * bucket is full again and holds both) */
     assert_int_equal(sl_http_upstream_new(&C.dead, rt, url, &(sl_http_upstream_opts){ .retries = 3 }), 0);
     SL_AWAIT(t, L.rc, sl_http_call(t, &C.r, C.dead, "POST", "/ok", "{}", 2));
     assert_int_equal(L.rc, -ECONNREFUSED);
     sl_http_call_end(&C.r);
     sl_http_upstream_stats_get(C.dead, &st);
-    assert_int_equal(st.retried, 0);
+    assert_int_equal(st.retried, 3);
+    assert_int_equal(st.refused, 4);
     SL_AWAIT(t, L.rc, sl_http_call(t, &C.r, C.dead, "GET", "/ok", NULL, 0));
     assert_int_equal(L.rc, -ECONNREFUSED);
     sl_http_call_end(&C.r);
     sl_http_upstream_stats_get(C.dead, &st);
-    assert_int_equal(st.retried, 3);
-    assert_int_equal(st.refused, 5);
+    assert_int_equal(st.retried, 6);
+    assert_int_equal(st.refused, 8);
     sl_http_upstream_free(C.dead);
     /* retries go to another replica: behind a refusing one, every call
      * ends well */
@@ -660,18 +665,314 @@ static void test_retry_of_reset_within_deadline(void **s)
     assert_int_equal(sl_runtime_free(rt), 0);
 }
 
+/* POSTs behind a killed replica (its port refuses): each one refused is
+ * sent to the live replica, and no caller sees an error. */
+static int post_killed_main(sl_task *t, void *arg)
+{
+    static char url[96];
+    sl_http_upstream_stats st;
+    (void)arg;
+    SL_BEGIN(t);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d,http://127.0.0.1:%d", refusing, port);
+    assert_int_equal(sl_http_upstream_new(&C.up, rt, url, &(sl_http_upstream_opts){ .retries = 1 }), 0);
+    C.rc = C.rc2 = 0;
+    CALL_LOOP(t, C.up, "POST", 20);
+    assert_int_equal(C.rc, 20);   /* no caller saw the dead replica */
+    assert_int_equal(C.rc2, 0);
+    assert_int_equal(calls_served, 20);
+    sl_http_upstream_stats_get(C.up, &st);
+    assert_true(st.refused >= 1);
+    assert_int_equal(st.retried, st.refused);
+    sl_http_upstream_free(C.up);
+    /* a POST whose request was written and then reset is not sent again
+     * (the callee may have acted on it); a GET is */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    assert_int_equal(sl_http_upstream_new(&C.up, rt, url, &(sl_http_upstream_opts){ .retries = 2 }), 0);
+    calls_served = 0;
+    SL_AWAIT(t, L.rc, sl_http_call(t, &C.r, C.up, "POST", "/reset", "{}", 2));
+    assert_int_equal(L.rc, -ECONNRESET);
+    sl_http_call_end(&C.r);
+    assert_int_equal(calls_served, 1);
+    sl_http_upstream_stats_get(C.up, &st);
+    assert_int_equal(st.retried, 0);
+    SL_AWAIT(t, L.rc, sl_http_call(t, &C.r, C.up, "GET", "/reset", NULL, 0));
+    assert_int_equal(L.rc, -ECONNRESET);
+    sl_http_call_end(&C.r);
+    assert_int_equal(calls_served, 4);
+    sl_http_upstream_stats_get(C.up, &st);
+    assert_int_equal(st.retried, 2);
+    sl_http_upstream_free(C.up);
+    C.up = NULL;
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_post_retried_when_refused(void **s)
+{
+    (void)s;
+    memset(&C, 0, sizeof C);
+    refusing = refusing_port(&refusing_fd);
+    serve();
+    assert_int_equal(rt_run_keep(rt, post_killed_main, NULL), 0);
+    close(refusing_fd);
+    done(0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
+/* Reset before a byte of the request was written: a listener that never
+ * accepts is closed by another task of the same turn, after the call
+ * connected and before the reactor polls again (so before it writes); the
+ * kernel resets the connection waiting in its queue. The POST is sent
+ * again (and then refused: the port is closed now). */
+static int listen_fd = -1;
+
+static int close_listener(sl_task *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    close(listen_fd);
+    listen_fd = -1;
+    return 0;
+}
+
+static int reset_before_main(sl_task *t, void *arg)
+{
+    static char url[64];
+    sl_http_upstream_stats st;
+    (void)arg;
+    SL_BEGIN(t);
+    {
+        struct sockaddr_in sa = { .sin_family = AF_INET };
+        socklen_t sl = sizeof sa;
+        listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+        assert_int_equal(bind(listen_fd, (struct sockaddr *)&sa, sizeof sa), 0);
+        assert_int_equal(listen(listen_fd, 8), 0);
+        assert_int_equal(getsockname(listen_fd, (struct sockaddr *)&sa, &sl), 0);
+        snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(sa.sin_port));
+    }
+    assert_int_equal(sl_http_upstream_new(&C.up, rt, url, &(sl_http_upstream_opts){ .retries = 1 }), 0);
+    assert_int_equal(sl_spawn(NULL, close_listener, NULL, NULL, NULL), 0);
+    SL_AWAIT(t, L.rc, sl_http_call(t, &C.r, C.up, "POST", "/ok", "{}", 2));
+    sl_http_call_end(&C.r);
+    sl_http_upstream_stats_get(C.up, &st);
+    assert_int_equal(st.reset, 1);      /* the first attempt: reset ... */
+    assert_int_equal(st.retried, 1);    /* ... before the request: sent again */
+    assert_int_equal(st.refused, 1);
+    assert_int_equal(L.rc, -ECONNREFUSED);
+    sl_http_upstream_free(C.up);
+    C.up = NULL;
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_post_retried_when_reset_before_request(void **s)
+{
+    (void)s;
+    memset(&C, 0, sizeof C);
+    serve();
+    assert_int_equal(rt_run_keep(rt, reset_before_main, NULL), 0);
+    done(0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
+/* ---- key affinity ------------------------------------------------------------------------ */
+
+/* Replica A (the test's server) and B (first a refusing port, later a
+ * server on it); each handler notes who answered. */
+static char answered_by;
+static int h_key_a(sl_task *t, void *arg)
+{
+    (void)t;
+    answered_by = 'A';
+    return sl_http_reply(arg, 200, "text/plain", "A", 1);
+}
+
+static int h_key_b(sl_task *t, void *arg)
+{
+    (void)t;
+    answered_by = 'B';
+    return sl_http_reply(arg, 200, "text/plain", "B", 1);
+}
+
+#define NKEYS 40
+static char key_owner[NKEYS];    /* 'A' or 'B', by rendezvous over both addresses */
+static char key_seen[NKEYS];     /* who answered the key's calls, 0 before */
+static int key_moves;            /* a call of a key answered by another than the last one */
+static struct { int i, k, rc; char key[16]; } K;
+
+/* Three rounds of keyed calls over all keys, noting who answered each; every call
+ * must succeed. */
+#define KEY_ROUND(t, up_)                                                                       \
+    for (K.i = 0; K.i < 3 * NKEYS; K.i++) {                                                    \
+        K.k = K.i % NKEYS;                                                                      \
+        snprintf(K.key, sizeof K.key, "order-%d", K.k);                                        \
+        answered_by = 0;                                                                        \
+        SL_AWAIT(t, K.rc, sl_http_call_key(t, &C.r, up_, "POST", "/k", "{}", 2, K.key, strlen(K.key))); \
+        sl_http_call_end(&C.r);                                                                \
+        if (K.rc != 0)                                                                         \
+            fail_msg("key %s: %s", K.key, strerror(-K.rc));                                    \
+        key_moves += key_seen[K.k] && key_seen[K.k] != answered_by;                             \
+        key_seen[K.k] = answered_by;                                                            \
+    }
+
+/* A keyed call of its own (for the queueing case below). */
+typedef struct kcall { char key[16]; const char *method, *path; sl_http_resp r; int rc; char by; } kcall;
+
+static int kcall_task(sl_task *t, void *arg)
+{
+    kcall *kc = arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, kc->rc, sl_http_call_key(t, &kc->r, C.tight, kc->method, kc->path, NULL, 0, kc->key, strlen(kc->key)));
+    kc->by = answered_by;
+    sl_http_call_end(&kc->r);
+    SL_END(t);
+}
+
+static kcall KC[3];
+
+static void key_of(char *key, char who, int nth)
+{
+    for (int k = 0; k < NKEYS; k++)
+        if (key_owner[k] == who && nth-- == 0) {
+            snprintf(key, 16, "order-%d", k);
+            return;
+        }
+    fail_msg("no key of %c", who);
+}
+
+static int affinity_main(sl_task *t, void *arg)
+{
+    static char url[96];
+    sl_http_upstream_stats st;
+    (void)arg;
+    SL_BEGIN(t);
+    {
+        char a[32], b[32];
+        snprintf(a, sizeof a, "127.0.0.1:%d", port);
+        snprintf(b, sizeof b, "127.0.0.1:%d", refusing);
+        uint64_t ids[2] = { sl__hash_bytes(a, strlen(a)), sl__hash_bytes(b, strlen(b)) };
+        int owned_by_b = 0;
+        for (int k = 0; k < NKEYS; k++) {
+            char key[16];
+            snprintf(key, sizeof key, "order-%d", k);
+            key_owner[k] = sl__rendezvous_pick(sl__hash_bytes(key, strlen(key)), ids, 2, NULL, NULL) ? 'B' : 'A';
+            owned_by_b += key_owner[k] == 'B';
+        }
+        assert_in_range(owned_by_b, 8, NKEYS - 8);   /* both own some */
+        snprintf(url, sizeof url, "http://%s,http://%s", a, b);
+    }
+    assert_int_equal(sl_http_upstream_new(&C.up, rt, url,
+                                          &(sl_http_upstream_opts){ .retries = 1, .eject_ms = 300 }), 0);
+    /* B is down: its keys are refused there, sent again to their second
+     * choice (A), and once B is ejected go to A directly; no caller sees
+     * an error, and every key stays where it went first */
+    KEY_ROUND(t, C.up);
+    for (int k = 0; k < NKEYS; k++)
+        assert_int_equal(key_seen[k], 'A');
+    assert_int_equal(key_moves, 0);
+    sl_http_upstream_stats_get(C.up, &st);
+    assert_int_equal(st.refused, 5);   /* B's first five keys, then out */
+    assert_int_equal(st.retried, 5);
+    assert_int_equal(st.out, 1);
+    /* B comes up; once its ejection ran out, the first of its keys probes
+     * it and brings it back, and from then every key is at its owner */
+    {
+        char listen[32];
+        snprintf(listen, sizeof listen, "127.0.0.1:%d", refusing);
+        assert_int_equal(sl_http_server_new(&revived, rt, &(sl_http_server_opts){ .listen = listen }), 0);
+        assert_int_equal(sl_http_route(revived, "POST", "/k", h_key_b, 0, NULL), 0);
+        assert_int_equal(sl_http_server_start(revived), 0);
+    }
+    SL_AWAIT(t, K.rc, sl_sleep(t, 350 * SL_NS_PER_MS));
+    key_moves = 0;
+    KEY_ROUND(t, C.up);
+    for (int k = 0; k < NKEYS; k++)
+        if (key_seen[k] != key_owner[k])
+            fail_msg("order-%d at %c, owner %c", k, key_seen[k], key_owner[k]);
+    /* the keys that moved are B's, each once (back to it), none of A's */
+    for (int k = 0; k < NKEYS; k++)
+        key_moves -= key_owner[k] == 'B';
+    assert_int_equal(key_moves, 0);
+    sl_http_upstream_stats_get(C.up, &st);
+    assert_int_equal(st.out, 0);
+    /* one connection per replica: A's is held by a call of one of its
+     * keys; another key of A waits, and B's connection, free again after
+     * a call of B's key, is not given to it: it waits for A's */
+    assert_int_equal(sl_http_upstream_new(&C.tight, rt, url, &(sl_http_upstream_opts){ .max_conns = 1 }), 0);
+    key_of(KC[0].key, 'A', 0);
+    key_of(KC[1].key, 'A', 1);
+    key_of(KC[2].key, 'B', 0);
+    KC[0].method = "GET", KC[0].path = "/wait";
+    KC[1].method = KC[2].method = "POST", KC[1].path = KC[2].path = "/k";
+    for (int i = 0; i < 3; i++)
+        KC[i].rc = 1;
+    assert_int_equal(sl_ctx_with_timeout(&C.ctx, sl_ctx_background(), 300), 0);
+    assert_int_equal(sl_go(C.ctx, kcall_task, &KC[0], NULL, NULL), 0);
+    sl_ctx_unref(C.ctx);
+    for (;;) {   /* until A's connection is taken */
+        sl_http_upstream_stats_get(C.tight, &st);
+        if (st.active == 1)
+            break;
+        SL_AWAIT(t, K.rc, sl_sleep(t, SL_NS_PER_MS));
+    }
+    assert_int_equal(sl_spawn(NULL, kcall_task, &KC[1], NULL, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, kcall_task, &KC[2], NULL, NULL), 0);
+    while (KC[0].rc == 1 || KC[1].rc == 1 || KC[2].rc == 1)
+        SL_AWAIT(t, K.rc, sl_sleep(t, SL_NS_PER_MS));
+    /* the callee's context ends first: it answers 504 (or the caller's
+     * own deadline ends the call) */
+    assert_true(KC[0].rc == 0 || KC[0].rc == -ETIMEDOUT);
+    assert_int_equal(KC[2].rc, 0);
+    assert_int_equal(KC[2].by, 'B');
+    assert_int_equal(KC[1].rc, 0);
+    assert_int_equal(KC[1].by, 'A');   /* not B's free connection */
+    sl_http_upstream_free(C.tight);
+    C.tight = NULL;
+    /* key NULL is a plain call; a length without a key is refused */
+    assert_int_equal(sl_http_call_key(t, &C.r, C.up, "POST", "/k", NULL, 0, NULL, 3), -EINVAL);
+    sl_http_call_end(&C.r);
+    sl_http_upstream_free(C.up);
+    C.up = NULL;
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_key_affinity(void **s)
+{
+    (void)s;
+    memset(&C, 0, sizeof C);
+    memset(key_seen, 0, sizeof key_seen);
+    key_moves = 0;
+    refusing = refusing_port(&refusing_fd);
+    serve_new();
+    assert_int_equal(sl_http_route(srv, "POST", "/k", h_key_a, 0, NULL), 0);
+    serve_start();
+    assert_int_equal(rt_run_keep(rt, affinity_main, NULL), 0);
+    sl_http_server_free(revived);
+    close(refusing_fd);
+    done(0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
 static void test_bad_upstreams(void **s)
 {
     (void)s;
     sl_runtime *r = rt_new(1, NULL);
     sl_http_upstream *up;
-    static const char *bad[] = { "", "127.0.0.1:80", "http://127.0.0.1", "http://127.0.0.1:0", "http://nohost:80",
+    static const char *bad[] = { "", "127.0.0.1:80", "http://127.0.0.1", "http://127.0.0.1:0", "http://no_host:80",
                                  "http://127.0.0.1:80,", "http://127.0.0.1:80/path", "https://127.0.0.1:80",
-                                 "http://127.0.0.1:99999" };
+                                 "http://127.0.0.1:99999", "http://::1:80", "http://[::1]", "http://[::g]:80",
+                                 "http://10.0.0.300:80" };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         if (sl_http_upstream_new(&up, r, bad[i], NULL) != -EINVAL)
             fail_msg("accepted '%s'", bad[i]);
-    assert_int_equal(sl_http_upstream_new(&up, r, "http://127.0.0.1:80,http://localhost:81/", NULL), 0);
+    assert_int_equal(sl_http_upstream_new(&up, r, "http://127.0.0.1:80", NULL), 0);
+    assert_string_equal(sl_http_upstream_last_error(), "");
+    sl_http_upstream_free(up);
+    assert_int_equal(sl_http_upstream_new(&up, r, "http://127.0.0.1:80,http://127.0.0.1:99999", NULL), -EINVAL);
+    assert_string_equal(sl_http_upstream_last_error(), "'http://127.0.0.1:99999': bad port");
+    assert_int_equal(sl_http_upstream_new(&up, r, "http://127.0.0.1:80,http://localhost:81/,http://[::1]:82", NULL), 0);
     sl_http_upstream_free(up);
     sl_runtime_free(r);
 }
@@ -688,6 +989,9 @@ int main(void)
         cmocka_unit_test(test_outlier_ejected_and_probed_back),
         cmocka_unit_test(test_retry_budget_and_methods),
         cmocka_unit_test(test_retry_of_reset_within_deadline),
+        cmocka_unit_test(test_post_retried_when_refused),
+        cmocka_unit_test(test_post_retried_when_reset_before_request),
+        cmocka_unit_test(test_key_affinity),
         cmocka_unit_test(test_bad_upstreams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* test_load_unit: sluice-load's pieces without a network: body
  * placeholders, option parsing (and every usage error), per-second stats,
  * the JSON output schema and the HTML report. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
 #include <setjmp.h>
@@ -120,11 +121,13 @@ static void opts_errors(void **st)
         { { "http://127.0.0.1/", "--what", NULL }, 2, "unknown option" },
         { { "http://127.0.0.1/", "--rate", NULL }, 2, "needs a value" },
         { { "https://127.0.0.1/", NULL }, 1, "URL" },
-        { { "http://example.com/", NULL }, 1, "URL" },
-        { { "http://127.0.0.1:0/", NULL }, 1, "URL" },
-        { { "http://127.0.0.1:70000/", NULL }, 1, "URL" },
-        { { "http://:80/", NULL }, 1, "URL" },
-        { { "http://127.0.0.1/a b", NULL }, 1, "URL" },
+        { { "http://example_com/", NULL }, 1, "URL: bad host" },
+        { { "http://127.0.0.1:0/", NULL }, 1, "URL: bad port" },
+        { { "http://127.0.0.1:70000/", NULL }, 1, "URL: bad port" },
+        { { "http://:80/", NULL }, 1, "URL: bad host" },
+        { { "http://::1:80/", NULL }, 1, "IPv6 address goes in brackets" },
+        { { "http://[::1/", NULL }, 1, "URL: bad IPv6 address" },
+        { { "http://127.0.0.1/a b", NULL }, 1, "URL: a space"  },
         { { "http://127.0.0.1/", "--body-file", "/nonexistent/f", NULL }, 1, "--body-file" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -135,6 +138,46 @@ static void opts_errors(void **st)
             fail_msg("case %zu: rc %d (want %d), message '%s' (want '%s')", i, rc, cases[i].rc, err,
                      cases[i].msg);
     }
+}
+
+/* IPv6 and names (a hosts file of the test's own; a name not in it asks a
+ * nameserver that never answers, bounded by its 0.2 s timeout). */
+static void opts_urls(void **st)
+{
+    (void)st;
+    load_opts o;
+    char err[256] = "", dir[] = "/tmp/sl-load-XXXXXX", hosts[64], conf[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(hosts, sizeof hosts, "%s/hosts", dir);
+    snprintf(conf, sizeof conf, "%s/resolv.conf", dir);
+    FILE *f = fopen(hosts, "w");
+    fputs("127.0.0.1 order.test\n::1 six.test\n", f);
+    fclose(f);
+    f = fopen(conf, "w");
+    fputs("nameserver 127.0.0.1:1\noptions timeout:0.2 attempts:1\n", f);
+    fclose(f);
+    setenv("SLUICE_HOSTS", hosts, 1);
+    setenv("SLUICE_RESOLV_CONF", conf, 1);
+    assert_int_equal(parse(&o, err, (const char *[]){ "http://[::1]:8081/orders", NULL }), 0);
+    assert_int_equal(o.addr.ss_family, AF_INET6);
+    assert_string_equal(o.host, "[::1]:8081");
+    load_opts_free(&o);
+    assert_int_equal(parse(&o, err, (const char *[]){ "http://order.test:8081/orders", NULL }), 0);
+    assert_int_equal(o.addr.ss_family, AF_INET);
+    assert_int_equal(ntohs(((struct sockaddr_in *)&o.addr)->sin_port), 8081);
+    assert_string_equal(o.host, "order.test:8081");   /* the name, as written */
+    load_opts_free(&o);
+    assert_int_equal(parse(&o, err, (const char *[]){ "http://six.test/", NULL }), 0);
+    assert_int_equal(o.addr.ss_family, AF_INET6);
+    assert_string_equal(o.host, "six.test:80");
+    load_opts_free(&o);
+    assert_int_equal(parse(&o, err, (const char *[]){ "http://nope.test:8081/", NULL }), 1);
+    assert_non_null(strstr(err, "no answer from the resolver"));
+    unsetenv("SLUICE_HOSTS");
+    unsetenv("SLUICE_RESOLV_CONF");
+    unlink(hosts);
+    unlink(conf);
+    rmdir(dir);
 }
 
 static void opts_body_file(void **st)
@@ -294,6 +337,7 @@ int main(void)
         cmocka_unit_test(tmpl_rejects),
         cmocka_unit_test(opts_defaults),
         cmocka_unit_test(opts_errors),
+        cmocka_unit_test(opts_urls),
         cmocka_unit_test(opts_body_file),
         cmocka_unit_test(stats_merge),
         cmocka_unit_test(json_schema),

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "svcutil.h"
 
 #define DEFAULT_STOCK 1000000
@@ -537,6 +538,40 @@ static void bad_usage_exits_2(void **state)
     free(u);
 }
 
+/* The chain with its peers addressed by name (a hosts file of the test's
+ * own, through SLUICE_HOSTS, which the services inherit); a name that does
+ * not resolve at start is an exit 1 that says so. */
+static void chain_by_name(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sl-chain-XXXXXX", hosts[64], conf[64], id[64], err[512];
+    assert_non_null(mkdtemp(dir));
+    snprintf(hosts, sizeof hosts, "%s/hosts", dir);
+    snprintf(conf, sizeof conf, "%s/resolv.conf", dir);
+    FILE *f = fopen(hosts, "w");
+    fputs("127.0.0.1 chain.test\n", f);
+    fclose(f);
+    f = fopen(conf, "w");   /* a nameserver that never answers, for 0.2 s */
+    fputs("nameserver 127.0.0.1:1\noptions timeout:0.2 attempts:1\n", f);
+    fclose(f);
+    setenv("SLUICE_HOSTS", hosts, 1);
+    setenv("SLUICE_RESOLV_CONF", conf, 1);
+    chain c;
+    chain_start(&c, &(chain_opts){ .host = "chain.test" });
+    expect_paid(&c, "sku-1", 2, 500, id);
+    assert_int_equal(stock_of(c.inv.port, "sku-1"), DEFAULT_STOCK - 2);
+    chain_end(&c);
+    const char *args[] = { "--inventory", "http://nope.test:1", NULL };
+    assert_int_equal(svc_run_usage("order", args, err, sizeof err), 1);
+    if (!strstr(err, "order-svc: cannot use --inventory: nope.test: no answer from the resolver"))
+        fail_msg("stderr: %s", err);
+    unsetenv("SLUICE_HOSTS");
+    unsetenv("SLUICE_RESOLV_CONF");
+    unlink(hosts);
+    unlink(conf);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -546,6 +581,7 @@ int main(void)
         cmocka_unit_test_teardown(two_threads_keep_the_invariant, svc_teardown),
         cmocka_unit_test_teardown(lists_of_orders_and_reservations, svc_teardown),
         cmocka_unit_test_teardown(bad_usage_exits_2, svc_teardown),
+        cmocka_unit_test_teardown(chain_by_name, svc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

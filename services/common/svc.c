@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "addr.h"
+#include "resolve.h"
 #include "svc.h"
 #include "svc_int.h"
 #include "svc_map.h"
@@ -111,10 +113,21 @@ static int make_all(svc *s, char *err, size_t errlen)
                                .grace_ms = s->o.grace_ms,
                                .access_log = s->o.access_log, .on_stopped = on_stopped,
                                .on_stopped_arg = s };
-    if ((rc = sl_http_server_new(&s->srv, s->rt, &so)) < 0)
-        return snprintf(err, errlen, "%s: bad --listen '%s'", p->name, s->o.listen), rc == -EINVAL ? 2 : 1;
+    if ((rc = sl_http_server_new(&s->srv, s->rt, &so)) < 0) {
+        /* what is wrong: the address as written (usage: 2), or its name (1) */
+        sl_hostport hp;
+        const char *why = "bad --listen";
+        sl__hostport_parse(&hp, s->o.listen, strlen(s->o.listen), true, &why);
+        if (rc == -EINVAL)
+            return snprintf(err, errlen, "%s: bad --listen '%s': %s (HOST:PORT, HOST an IPv4 address, [IPv6] or a name)",
+                            p->name, s->o.listen, why), 2;
+        return snprintf(err, errlen, "%s: --listen: %.120s: %s", p->name, hp.host,
+                        rc == -ENOENT || rc == -EAGAIN ? sl__resolve_strerror(rc) : strerror(-rc)), 1;
+    }
     if (p->upstream_flag && (rc = sl_http_upstream_new(&s->up, s->rt, s->o.upstream, NULL)) < 0)
-        return snprintf(err, errlen, "%s: bad %s '%s'", p->name, p->upstream_flag, s->o.upstream), rc == -EINVAL ? 2 : 1;
+        return snprintf(err, errlen, "%s: %s %s: %s", p->name, rc == -EINVAL ? "bad" : "cannot use", p->upstream_flag,
+                        *sl_http_upstream_last_error() ? sl_http_upstream_last_error() : strerror(-rc)),
+               rc == -EINVAL ? 2 : 1;
     /* /metrics reports the calls to it, under the flag's name ("inventory") */
     if (s->up && (rc = sl_http_server_add_upstream(s->srv, p->upstream_flag + 2, s->up)) < 0)
         return snprintf(err, errlen, "%s: upstream metrics: %s", p->name, strerror(-rc)), 1;

@@ -23,6 +23,8 @@ typedef struct undo {
     char body[SVC_UNDO_BODY_MAX];
     size_t len;
     char name[96];            /* the task's name: lives as long as the task */
+    char key[48];             /* the routing key (the order id): every attempt
+                                 reaches the replica that owns the record */
     int attempts, status, rc;
     bool acked;
     uint64_t backoff_ms, deadline;
@@ -54,7 +56,8 @@ static int undo_task(sl_task *t, void *arg)
     for (;;) {
         /* each attempt has a budget of its own; the task has none */
         u->deadline = sl_ctx_narrow(t, SVC_UNDO_CALL_MS);
-        SL_AWAIT(t, u->rc, sl_http_call(t, &u->resp, u->s->up, "POST", u->path, u->body, u->len));
+        SL_AWAIT(t, u->rc, sl_http_call_key(t, &u->resp, u->s->up, "POST", u->path, u->body, u->len,
+                                                u->key, strlen(u->key)));
         sl_task_set_deadline(t, u->deadline);
         u->status = svc_upstream_status(u->rc, &u->resp);
         sl_http_call_end(&u->resp);
@@ -91,7 +94,8 @@ static void undo_free(void *arg)
 int svc_undo_post(svc_job *job, const char *path, const char *body, size_t len, const char *key)
 {
     svc *s = job->s;
-    if (!s->up || len >= SVC_UNDO_BODY_MAX || strlen(path) >= sizeof ((undo *)0)->path)
+    if (!s->up || !key || len >= SVC_UNDO_BODY_MAX || strlen(path) >= sizeof ((undo *)0)->path ||
+        strlen(key) >= sizeof ((undo *)0)->key)
         return -EINVAL;
     atomic_fetch_add(&U.pending, 1);   /* no room check: see svc_undo.h, "Bounded" */
     undo *u = calloc(1, sizeof *u);
@@ -103,6 +107,7 @@ int svc_undo_post(svc_job *job, const char *path, const char *body, size_t len, 
         memcpy(u->body, body, len);
         u->len = len;
         u->backoff_ms = SVC_UNDO_BACKOFF_MS;
+        strcpy(u->key, key);
         snprintf(u->name, sizeof u->name, "undo POST %s %s", path, key);
         rc = svc_spawn_bg(ctx, undo_task, u, u->name, undo_free);
     }

@@ -239,7 +239,8 @@ static int reserve(sl_task *t, svc_job *job)
     {
         char body[ID_MAX + 64];
         int len = snprintf(body, sizeof body, "{\"order_id\":\"%s\",\"amount_cents\":%" PRId64 "}", st->io.id, st->amount);
-        SL_AWAIT(t, st->rc, sl_http_call(t, &st->resp, S.up, "POST", "/charge", body, (size_t)len));
+        SL_AWAIT(t, st->rc, sl_http_call_key(t, &st->resp, S.up, "POST", "/charge", body, (size_t)len,
+                                                 st->io.id, strlen(st->io.id)));
     }
     st->call_rc = st->rc;
     st->status = svc_upstream_status(st->rc, &st->resp);

@@ -126,7 +126,7 @@ void conn_send(lconn *c, const lreq *rq, uint64_t now)
 static int open_socket(lconn *c)
 {
     worker *w = c->w;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(w->sh->o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     int one = 1;
@@ -144,8 +144,8 @@ static int open_socket(lconn *c)
     } else {
         sl_http_parser_reset(&c->p);
     }
-    const struct sockaddr_in *sa = &w->sh->o->addr;
-    if (connect(fd, (const struct sockaddr *)sa, sizeof *sa) < 0 && errno != EINPROGRESS)
+    const load_opts *o = w->sh->o;
+    if (connect(fd, (const struct sockaddr *)&o->addr, o->addr_len) < 0 && errno != EINPROGRESS)
         return -errno;
     return 0;
 }

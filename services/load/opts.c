@@ -7,14 +7,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "addr.h"
 #include "opts.h"
+#include "resolve.h"
 
 #define MAX_BODY_FILE (64u << 20)
 
 void load_usage(FILE *f)
 {
     fputs("usage: sluice-load URL [options]\n"
-          "  URL                 http://HOST[:PORT][/path], HOST numeric IPv4 or localhost\n"
+          "  URL                 http://HOST[:PORT][/path], HOST an IPv4 address, [IPv6] or a name\n"
           "  --rate R            open loop: R requests/s on a fixed schedule; latency is\n"
           "                      measured from each request's INTENDED send time, so a\n"
           "                      stalled server cannot hide its stall (coordinated omission)\n"
@@ -70,37 +72,45 @@ static bool parse_int(const char *s, long min, long max, long *out)
 int load_url_parse(load_opts *o, const char *url)
 {
     static const char scheme[] = "http://";
+    o->url_why = "not http://HOST[:PORT][/path]";
     if (strncmp(url, scheme, sizeof scheme - 1))
         return -EINVAL;
     const char *h = url + sizeof scheme - 1, *slash = strchr(h, '/');
-    const char *hend = slash ? slash : h + strlen(h), *colon = memchr(h, ':', (size_t)(hend - h));
-    char host[32];
-    size_t hlen = (size_t)((colon ? colon : hend) - h);
-    long port = 80;
-    if (!hlen || hlen >= sizeof host)
+    const char *hend = slash ? slash : h + strlen(h);
+    /* HOST[:PORT] (addr.h: IPv4, [IPv6], localhost or a name), port 80 if none */
+    char hostport[SL_HOST_MAX + 16];
+    size_t hlen = (size_t)(hend - h);
+    const char *close = memchr(h, ']', hlen);
+    bool has_port = memrchr(close ? close : h, ':', (size_t)(hend - (close ? close : h))) != NULL;
+    if (hlen + 4 >= sizeof hostport)
         return -EINVAL;
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    if (colon) {
-        char pbuf[8];
-        size_t plen = (size_t)(hend - colon - 1);
-        if (!plen || plen >= sizeof pbuf)
-            return -EINVAL;
-        memcpy(pbuf, colon + 1, plen);
-        pbuf[plen] = '\0';
-        if (!parse_int(pbuf, 1, 65535, &port))
-            return -EINVAL;
-    }
-    memset(&o->addr, 0, sizeof o->addr);
-    o->addr.sin_family = AF_INET;
-    o->addr.sin_port = htons((uint16_t)port);
-    const char *ip = strcmp(host, "localhost") ? host : "127.0.0.1";
-    if (inet_pton(AF_INET, ip, &o->addr.sin_addr) != 1)
+    snprintf(hostport, sizeof hostport, "%.*s%s", (int)hlen, h, has_port ? "" : ":80");
+    sl_hostport hp;
+    if (sl__hostport_parse(&hp, hostport, strlen(hostport), false, &o->url_why) < 0)
         return -EINVAL;
     for (const char *p = slash; p && *p; p++)
-        if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+        if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f) {
+            o->url_why = "a space or a control character in the path";
             return -EINVAL;    /* a request-target has no spaces or controls */
-    snprintf(o->host, sizeof o->host, "%s:%ld", host, port);
+        }
+    if (hp.is_name) {   /* looked up once, at start: the first address */
+        sl_addrs *as = malloc(sizeof *as);
+        int rc = as ? sl__resolve_now(hp.host, hp.port, NULL, NULL, as) : -ENOMEM;
+        if (rc == 0) {
+            memcpy(&o->addr, &as->a[0], as->len[0]);
+            o->addr_len = as->len[0];
+        }
+        free(as);
+        if (rc < 0) {
+            o->url_why = sl__resolve_strerror(rc);
+            return rc;
+        }
+    } else {
+        o->addr = hp.sa;
+        o->addr_len = hp.salen;
+    }
+    snprintf(o->host, sizeof o->host, "%s", hostport);   /* as written */
+    o->url_why = NULL;
     free(o->path);
     o->path = strdup(slash ? slash : "/");
     return o->path ? 0 : -ENOMEM;
@@ -276,7 +286,8 @@ static int check(load_opts *o, char *err, size_t errlen)
     if (!o->method)
         o->method = o->has_body ? "POST" : "GET";
     if (load_url_parse(o, o->url) < 0) {
-        snprintf(err, errlen, "%s: not a usable URL (http://HOST[:PORT][/path], HOST numeric IPv4 or localhost)", o->url);
+        snprintf(err, errlen, "%s: not a usable URL: %s (http://HOST[:PORT][/path], HOST an IPv4 address, [IPv6] or a name)",
+                 o->url, o->url_why ? o->url_why : "out of memory");
         return 1;
     }
     return 0;

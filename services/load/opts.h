@@ -2,6 +2,7 @@
 #ifndef LOAD_OPTS_H
 #define LOAD_OPTS_H
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -13,8 +14,10 @@
 
 typedef struct load_opts {
     const char *url;
-    struct sockaddr_in addr;     /* from the URL */
-    char host[64];               /* "HOST:PORT" for the Host header */
+    struct sockaddr_storage addr; /* from the URL (a name: its first address at start) */
+    socklen_t addr_len;
+    const char *url_why;         /* what load_url_parse found wrong */
+    char host[280];              /* "HOST:PORT" for the Host header, as written */
     char *path;                  /* request-target, "/" at least */
     const char *method;          /* default GET, POST with a body */
     double rate;                 /* requests/s; 0: closed loop */
@@ -39,7 +42,11 @@ typedef struct load_opts {
 int load_opts_parse(load_opts *o, int argc, char **argv, char *err, size_t errlen);
 void load_opts_free(load_opts *o);
 
-/* Parses an URL into o->addr, o->host and o->path. Returns 0 or -EINVAL. */
+/* Parses an URL into o->addr, o->host and o->path; HOST is an IPv4
+ * address, [IPv6], localhost or a name, looked up now (blocking: at start;
+ * the hosts file, then DNS; see sl_client.h). Returns 0, -EINVAL (bad URL),
+ * -ENOENT (no such name), -EAGAIN (no answer from the resolver), -ENOMEM;
+ * o->url_why says what is wrong. */
 int load_url_parse(load_opts *o, const char *url);
 
 void load_usage(FILE *f);

@@ -238,7 +238,8 @@ static int create_order(sl_task *t, svc_job *job)
         char body[ID_MAX + ITEM_MAX + 96];
         int len = snprintf(body, sizeof body, "{\"order_id\":\"%s\",\"item\":\"%s\",\"qty\":%" PRId64
                            ",\"amount_cents\":%" PRId64 "}", st->id, st->o->item, st->o->qty, st->o->amount);
-        SL_AWAIT(t, st->rc, sl_http_call(t, &st->resp, S.up, "POST", "/reserve", body, (size_t)len));
+        SL_AWAIT(t, st->rc, sl_http_call_key(t, &st->resp, S.up, "POST", "/reserve", body, (size_t)len,
+                                                 st->id, strlen(st->id)));
     }
     st->status = svc_upstream_status(st->rc, &st->resp);
     if (st->status == 200 && st->o->status == PAID) {

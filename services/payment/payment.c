@@ -176,7 +176,7 @@ static int charge_order(sl_task *t, svc_job *job)
     {
         char path[ID_MAX + 16];
         snprintf(path, sizeof path, "/orders/%s/paid", st->io.id);
-        SL_AWAIT(t, st->call_rc, sl_http_call(t, &st->resp, S.up, "POST", path, NULL, 0));
+        SL_AWAIT(t, st->call_rc, sl_http_call_key(t, &st->resp, S.up, "POST", path, NULL, 0, st->io.id, strlen(st->io.id)));
     }
     st->status = svc_upstream_status(st->call_rc, &st->resp);
     if (st->status == 200) {
