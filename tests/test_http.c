@@ -39,6 +39,7 @@ static int h_sleep(sl_task *t, void *arg)
     const char *q = sl_http_req_query(req, &ql);
     int ms = ql > 3 && !strncmp(q, "ms=", 3) ? atoi(q + 3) : 0;
     SL_BEGIN(t);
+    atomic_store(&handler_started, 1);
     SL_AWAIT(t, s->rc, sl_sleep(t, (uint64_t)ms * SL_NS_PER_MS));
     if (s->rc < 0)
         SL_RETURN(t, s->rc);
@@ -402,6 +403,19 @@ static void test_grpc_timeout_504(void **s)
 
 /* ---- admission ------------------------------------------------------------------------ */
 
+/* Polls /metrics (a control-lane route: answered however busy) until it
+ * shows `line`; a generous bound, no fixed wait. */
+static void wait_metric(const char *line)
+{
+    resp r;
+    for (int i = 0; i < 2500; i++) {
+        if (get(TS.port, "/metrics", &r) == 200 && strstr(r.body, line))
+            return;
+        usleep(2000);
+    }
+    fail_msg("/metrics never showed %s", line);
+}
+
 static void test_shedding_503(void **s)
 {
     (void)s;
@@ -411,7 +425,7 @@ static void test_shedding_503(void **s)
     cli_send(running, "GET /wait HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 2S\r\n\r\n");
     wait_started();
     cli_send(queued, "GET /items/q HTTP/1.1\r\nHost: t\r\n\r\n");
-    usleep(20000);
+    wait_metric("sluice_http_queued{reactor=\"0\"} 1");   /* queued, not merely sent */
     uint64_t t0 = sl_now_ns();
     assert_int_equal(get(TS.port, "/items/shed", &r), 503);       /* at once */
     assert_true(sl_now_ns() - t0 < SL_NS_PER_S);
@@ -425,19 +439,6 @@ static void test_shedding_503(void **s)
     assert_non_null(strstr(r.body, "sluice_http_shed_total{reactor=\"0\"} 1"));
     assert_non_null(strstr(r.body, "cause=\"client disconnected\"} 1"));
     srv_stop(&TS);
-}
-
-/* Polls /metrics (a control-lane route: answered however busy) until it
- * shows `line`; a generous bound, no fixed wait. */
-static void wait_metric(const char *line)
-{
-    resp r;
-    for (int i = 0; i < 2500; i++) {
-        if (get(TS.port, "/metrics", &r) == 200 && strstr(r.body, line))
-            return;
-        usleep(2000);
-    }
-    fail_msg("/metrics never showed %s", line);
 }
 
 static void start_lanes(void)
@@ -549,10 +550,11 @@ static void test_graceful_drain(void **s)
     TS.rt = rt_new(2, &TS.cap);
     assert_int_equal(sl_http_server_new(&TS.srv, TS.rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0" }), 0);
     assert_int_equal(sl_http_route(TS.srv, "GET", "/sleep", h_sleep, sizeof(wait_st), NULL), 0);
+    atomic_store(&handler_started, 0);
     srv_run(&TS);
     int fd = cli_connect(TS.port);
     cli_send(fd, "GET /sleep?ms=200 HTTP/1.1\r\nHost: t\r\n\r\n");
-    usleep(50000);
+    wait_started();                   /* in flight, not merely sent */
     sl_http_server_shutdown(TS.srv);
     sl_http_server_shutdown(TS.srv);   /* idempotent */
     assert_int_equal(cli_read(fd, &r, 5000), 200);   /* in flight: finished */
