@@ -646,6 +646,8 @@ static void line1_push(sl_http_parser *p, const unsigned char *b, size_t n)
 {
     char *w = p->in_.line1;
     uint32_t have = p->in_.line1_len;
+    if (!have && n)
+        p->in_.line1_first = b[0];
     if (p->in_.kind == SL_HTTP_REQUEST) {
         if (n >= 9) {
             memcpy(w, b + n - 9, 9);
@@ -849,8 +851,12 @@ static int map_errno(sl_http_parser *p, enum http_errno e, int phase, int bad_by
         return p->in_.err ? p->in_.err : SL_HTTP_E_SYNTAX;
     case HPE_HEADER_OVERFLOW: return SL_HTTP_E_HEAD_TOO_LARGE;
     case HPE_INVALID_METHOD:
-        /* A token we do not know is a method we do not implement (501);
-         * anything else (TLS hello, binary) is not HTTP at all (400). */
+        /* A token we do not know is a method we do not implement (501):
+         * http_parser stops at its first byte that no method it knows has
+         * there, or at the SP after a prefix of one ("O", "POS"). Anything
+         * else (a leading SP, TLS hello, binary) is not HTTP at all (400). */
+        if (bad_byte == ' ')
+            return tchar[p->in_.line1_first] ? SL_HTTP_E_METHOD : SL_HTTP_E_SYNTAX;
         return bad_byte >= 0 && tchar[bad_byte] ? SL_HTTP_E_METHOD : SL_HTTP_E_SYNTAX;
     case HPE_INVALID_CONTENT_LENGTH:
         return phase == PH_BODY ? SL_HTTP_E_CHUNK : SL_HTTP_E_CONTENT_LENGTH;

@@ -198,6 +198,7 @@ typedef struct sl_http_parser {
         uint32_t head_bytes;                /* head + trailer bytes so far */
         int kind, phase, event, err, deferred, last_cb, scan;
         char line1[13];                     /* start line: see line1_push() */
+        unsigned char line1_first;          /* its first byte */
         uint32_t line1_len;
         bool line1_done;
         int64_t cl_value;

@@ -554,6 +554,15 @@ static void test_bad_method(void **s)
     assert_int_equal(sl_http_error_status(R.err), 501);
     assert_int_equal(req_err("get / HTTP/1.1\r\nHost: h\r\n\r\n"), SL_HTTP_E_METHOD);
     assert_int_equal(req_err("GETS / HTTP/1.1\r\nHost: h\r\n\r\n"), SL_HTTP_E_METHOD);
+    /* a token that is a prefix of a method http_parser knows (found by
+     * fuzz_load_opts: sluice-load --method O got 400, not 501) */
+    assert_int_equal(req_err("O / HTTP/1.1\r\nHost: h\r\n\r\n"), SL_HTTP_E_METHOD);
+    assert_int_equal(req_err("GE / HTTP/1.1\r\nHost: h\r\n\r\n"), SL_HTTP_E_METHOD);
+    assert_int_equal(req_err("POS / HTTP/1.1\r\nHost: h\r\n\r\n"), SL_HTTP_E_METHOD);
+    assert_int_equal(req_err("GET / HTTP/1.1\r\nHost: h\r\n\r\nO / HTTP/1.1\r\nHost: h\r\n\r\n"),
+                     SL_HTTP_E_METHOD);
+    assert_int_equal(req_err("\r\nPOS / HTTP/1.1\r\nHost: h\r\n\r\n"), SL_HTTP_E_METHOD);
+    assert_int_equal(req_err(" GE / HTTP/1.1\r\nHost: h\r\n\r\n"), SL_HTTP_E_SYNTAX);
     /* not HTTP at all: a TLS client hello, a space, binary */
     assert_int_equal(req_err("\x16\x03\x01\x02\x00\x01\x00"), SL_HTTP_E_HEADER_CHAR);
     assert_int_equal(req_err(" GET / HTTP/1.1\r\n\r\n"), SL_HTTP_E_SYNTAX);
