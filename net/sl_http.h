@@ -84,7 +84,7 @@ typedef struct sl_http_server_opts {
      * NULL: sl_runtime_stop() */
     void (*on_stopped)(sl_http_server *srv, void *arg);
     void *on_stopped_arg;
-    int debug;                   /* SL_HTTP_DEBUG_LOOPBACK (default), _ON or _OFF */
+    int debug;                   /* SL_HTTP_DEBUG_ON, _LOOPBACK or _OFF */
 } sl_http_server_opts;
 
 /* Creates a server on `rt` (not started). Copies opts. Returns 0, -ENOMEM,
