@@ -779,11 +779,20 @@ static void conn_read(struct bufferevent *bev, void *arg)
         pending = ev == SL_HTTP_EV_HEAD || ev == SL_HTTP_EV_BODY;
         if (ev == SL_HTTP_EV_NEED_MORE && !len)
             return;
+        /* An interim 1xx (100 Continue, 103 Early Hints) is not the answer:
+         * its head and its end are skipped and reading goes on, or the
+         * answer would be left in the buffer for the next call on this
+         * connection. 101 switches protocols, which we never ask for. */
+        bool interim = c->p.msg.status / 100 == 1;
+        if (ev == SL_HTTP_EV_HEAD && c->p.msg.status == 101)
+            ev = SL_HTTP_E_SYNTAX;
         if (ev == SL_HTTP_EV_HEAD) {
-            if (c->p.msg.status < 200)
-                continue;   /* 1xx: the real answer follows */
+            if (interim)
+                continue;
             pv->call->status = c->p.msg.status;
             copy_headers(pv, &c->p.msg);
+        } else if (ev == SL_HTTP_EV_DONE && interim) {
+            continue;
         } else if (ev == SL_HTTP_EV_DONE) {
             bool keep = c->p.msg.keep_alive;
             pv->conn = NULL;

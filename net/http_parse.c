@@ -236,6 +236,51 @@ static int parse_content_length(sl_http_str v, int64_t *out)
     return 0;
 }
 
+/* RFC 3986 reg-name bytes: unreserved and sub-delims ('%' is checked
+ * apart); 2 marks what else an IP-literal may hold. */
+static const uint8_t host_ch[256] = {
+    ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+    ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1,
+    ['!'] = 1, ['$'] = 1, ['&'] = 1, ['\''] = 1, ['('] = 1, [')'] = 1,
+    ['*'] = 1, ['+'] = 1, [','] = 1, [';'] = 1, ['='] = 1, [':'] = 2,
+};
+
+/* Host = uri-host [ ":" port ] (RFC 9112 3.2, RFC 3986 3.2.2): a reg-name
+ * (pct-encoding included) or an IP-literal in brackets, then an optional
+ * ":" and digits. Empty is valid (a target without authority). Lenient
+ * inside the brackets (any IPv6 or IPvFuture character), strict about
+ * what could change where the request goes: no '@', '/', '?', '#', space,
+ * second port, or bracket out of place. */
+static bool valid_host(sl_http_str v)
+{
+    const unsigned char *s = (const unsigned char *)v.ptr;
+    size_t i = 0, n = v.len;
+    if (n && s[0] == '[') {
+        for (i = 1; i < n && s[i] != ']'; i++)
+            if (!host_ch[s[i]])
+                return false;
+        if (i == n || i == 1)
+            return false;
+        i++;
+    } else {
+        for (; i < n && s[i] != ':'; i++) {
+            if (s[i] == '%') {
+                if (i + 2 >= n || !is_hex(s[i + 1]) || !is_hex(s[i + 2]))
+                    return false;
+                i += 2;
+            } else if (host_ch[s[i]] != 1) {
+                return false;
+            }
+        }
+    }
+    if (i < n && s[i++] != ':')
+        return false;
+    for (; i < n; i++)
+        if ((unsigned)(s[i] - '0') > 9u)
+            return false;
+    return true;
+}
+
 /* Adds one Transfer-Encoding field line to the tally of codings: all field
  * lines together form one comma-separated list (RFC 9110 5.3). */
 static void te_tally(sl_http_parser *p, sl_http_str v)
@@ -272,8 +317,10 @@ static int classify_header(sl_http_parser *p, const sl_http_header *h)
 {
     switch (h->name.len) {
     case 4:
-        if (IEQ(h->name, "host"))
+        if (IEQ(h->name, "host")) {
             p->in_.host_count++;
+            p->in_.host_bad |= !valid_host(h->value);
+        }
         break;
     case 6:
         if (IEQ(h->name, "expect") && IEQ(h->value, "100-continue"))
@@ -401,8 +448,15 @@ static int check_head(sl_http_parser *p)
     if (request) {
         m->method = map_method(hp->method);
         m->method_name = http_method_str((enum http_method)hp->method);
-        if (p->in_.host_count > 1 || (m->version_minor >= 1 && p->in_.host_count == 0))
+        if (p->in_.host_count > 1 || (m->version_minor >= 1 && p->in_.host_count == 0) ||
+            p->in_.host_bad)
             return SL_HTTP_E_HOST;
+        /* CONNECT has no content (RFC 9110 9.3.6): what follows its head
+         * is the tunnel, which http_parser does not parse. A request that
+         * frames a body anyway would be read as content by another parser
+         * and as tunnel bytes here: refused, like any ambiguous framing. */
+        if (m->method == SL_HTTP_CONNECT && (p->in_.te_count || p->in_.cl_value > 0))
+            return SL_HTTP_E_FRAMING;
     } else {
         m->status = hp->status_code;
     }
@@ -489,6 +543,16 @@ static int on_header_value(http_parser *hp, const char *at, size_t n)
     sl_http_store_ *s = p->in_.cur;
     if (p->in_.last_cb == CB_SKIP)
         return 0;
+    if (p->in_.last_cb == CB_FIELD && p->in_.phase == PH_HEAD) {
+        /* The name is complete. http_parser 2.9.4 flags Transfer-Encoding
+         * as soon as 17 bytes of a name match it ("Transfer-Encodings",
+         * "Transfer-Encoding-Hint"), and would then refuse the request or
+         * read a response until close: only the exact name may count. It
+         * reads the flag only once the header section ends, after this. */
+        if (IEQ(s->hdr[s->n - 1].name, "transfer-encoding"))
+            p->in_.te_named = true;
+        hp->uses_transfer_encoding = p->in_.te_named;
+    }
     p->in_.last_cb = CB_VALUE;
     int rc = store_append(p, &s->hdr[s->n - 1].value, at, n);
     return rc ? cb_fail(p, rc) : 0;
@@ -574,12 +638,16 @@ static const http_parser_settings settings = {
 /* The start line, which the non-strict http_parser checks loosely: a
  * request line must end in " HTTP/d.d" and hold no HTAB or 8-bit byte
  * (http_parser lets both into the target), a status line must begin with
- * "HTTP/d.d " and a digit. line1 keeps the last 9 bytes of a request line
- * or the first 10 of a status line, pushed a run of bytes at a time. */
+ * "HTTP/d.d " and a status code of exactly three digits, 100 to 599,
+ * followed by SP or the end of the line (http_parser takes "1", "099" and
+ * "000000000204"). line1 keeps the last 9 bytes of a request line or the
+ * first 13 of a status line, pushed a run of bytes at a time. */
 static void line1_push(sl_http_parser *p, const unsigned char *b, size_t n)
 {
     char *w = p->in_.line1;
     uint32_t have = p->in_.line1_len;
+    if (!have && n)
+        p->in_.line1_first = b[0];
     if (p->in_.kind == SL_HTTP_REQUEST) {
         if (n >= 9) {
             memcpy(w, b + n - 9, 9);
@@ -587,25 +655,29 @@ static void line1_push(sl_http_parser *p, const unsigned char *b, size_t n)
             memmove(w, w + n, 9 - n);
             memcpy(w + 9 - n, b, n);
         }
-    } else if (have < 10) {
-        memcpy(w + have, b, n < 10 - have ? n : 10 - have);
+    } else if (have < 13) {
+        memcpy(w + have, b, n < 13 - have ? n : 13 - have);
     }
     p->in_.line1_len = have + (uint32_t)(n < 0x10000000 ? n : 0x10000000);
 }
 
 static int line1_check(const sl_http_parser *p)
 {
-    static const char req_tail[] = " HTTP/#.#", resp_head[] = "HTTP/#.# #";
+    static const char req_tail[] = " HTTP/#.#", resp_head[] = "HTTP/#.# ###";
     bool request = p->in_.kind == SL_HTTP_REQUEST;
-    const char *pat = request ? req_tail : resp_head;
-    size_t len = request ? 9 : 10;
+    const char *pat = request ? req_tail : resp_head, *l = p->in_.line1;
+    size_t len = request ? 9 : 12;
     if (p->in_.line1_len < len)
         return SL_HTTP_E_SYNTAX;
     for (size_t i = 0; i < len; i++) {
-        unsigned char x = (unsigned char)p->in_.line1[i];
+        unsigned char x = (unsigned char)l[i];
         if (pat[i] == '#' ? (unsigned)(x - '0') > 9u : x != (unsigned char)pat[i])
             return SL_HTTP_E_SYNTAX;
     }
+    if (request)    /* "PRI * HTTP/2.0" (the HTTP/2 preface) is 505, not 501 */
+        return l[6] == '1' ? 0 : SL_HTTP_E_VERSION;
+    if ((p->in_.line1_len > 12 && l[12] != ' ') || l[9] < '1' || l[9] > '5')
+        return SL_HTTP_E_SYNTAX;
     return 0;
 }
 
@@ -779,8 +851,12 @@ static int map_errno(sl_http_parser *p, enum http_errno e, int phase, int bad_by
         return p->in_.err ? p->in_.err : SL_HTTP_E_SYNTAX;
     case HPE_HEADER_OVERFLOW: return SL_HTTP_E_HEAD_TOO_LARGE;
     case HPE_INVALID_METHOD:
-        /* A token we do not know is a method we do not implement (501);
-         * anything else (TLS hello, binary) is not HTTP at all (400). */
+        /* A token we do not know is a method we do not implement (501):
+         * http_parser stops at its first byte that no method it knows has
+         * there, or at the SP after a prefix of one ("O", "POS"). Anything
+         * else (a leading SP, TLS hello, binary) is not HTTP at all (400). */
+        if (bad_byte == ' ')
+            return tchar[p->in_.line1_first] ? SL_HTTP_E_METHOD : SL_HTTP_E_SYNTAX;
         return bad_byte >= 0 && tchar[bad_byte] ? SL_HTTP_E_METHOD : SL_HTTP_E_SYNTAX;
     case HPE_INVALID_CONTENT_LENGTH:
         return phase == PH_BODY ? SL_HTTP_E_CHUNK : SL_HTTP_E_CONTENT_LENGTH;
@@ -814,6 +890,8 @@ static void begin_message(sl_http_parser *p)
     p->in_.te_chunked = 0;
     p->in_.te_other = p->in_.te_bad = p->in_.te_last_chunked = false;
     p->in_.expect_seen = false;
+    p->in_.te_named = p->in_.host_bad = false;
+    p->in_.line_err = 0;
     p->in_.phase = PH_HEAD;
 }
 
@@ -861,6 +939,23 @@ static int finish_head(sl_http_parser *p, const char *lf, size_t *used)
     return SL_HTTP_EV_HEAD;
 }
 
+/* The request line that http_parser refused goes on to its end through the
+ * scanner alone: there line1_check() says E_VERSION (or E_SYNTAX), which
+ * wins, or the line is fine and http_parser's verdict stands. A bad byte
+ * on the way is a byte-level error, as it always is. */
+static int rest_of_bad_line(sl_http_parser *p, int serr, size_t n, size_t *used)
+{
+    if (p->in_.line1_done) {
+        int rc = line1_check(p);
+        return fail(p, rc ? rc : p->in_.line_err);
+    }
+    if (serr)
+        return fail(p, serr);
+    p->in_.head_bytes += (uint32_t)n;
+    *used = n;
+    return 0;
+}
+
 /* One http_parser_execute over at most `n` bytes, stopping at the first
  * event. Returns the event, 0 for none, or an error. */
 static int step(sl_http_parser *p, const char *s, size_t n, size_t *used)
@@ -868,6 +963,7 @@ static int step(sl_http_parser *p, const char *s, size_t n, size_t *used)
     http_parser *hp = HP(p);
     int phase = p->in_.phase, rc, serr = 0;
     bool head_mode = phase == PH_HEAD || phase == PH_TRAILER;
+    bool line_open = phase == PH_HEAD && p->in_.kind == SL_HTTP_REQUEST && !p->in_.line1_done;
     *used = 0;
     if (head_mode) {
         uint32_t budget = p->in_.lim.max_head - p->in_.head_bytes;
@@ -878,6 +974,8 @@ static int step(sl_http_parser *p, const char *s, size_t n, size_t *used)
         serr = scan_head(p, (const unsigned char *)s, n, &n);
         if (n == 0)     /* the first byte is bad: nothing for http_parser */
             return fail(p, serr ? serr : SL_HTTP_E_SYNTAX);
+        if (p->in_.line_err)
+            return rest_of_bad_line(p, serr, n, used);
     }
     p->in_.event = 0;
     http_parser_pause(hp, 0);
@@ -891,6 +989,13 @@ static int step(sl_http_parser *p, const char *s, size_t n, size_t *used)
     bool own = failed && (e < HPE_CB_message_begin || e > HPE_CB_chunk_complete);
     if (!head_mode && (rc = scan_around_body(p, phase, s, r + (own && r < n))))
         return fail(p, rc);
+    if (own && line_open) {
+        /* http_parser refused the request line ("PRI * HTTP/2.0" stops at
+         * the method): the verdict waits for the line's end, where the
+         * version is known, so that it does not depend on the split. */
+        p->in_.line_err = map_errno(p, e, phase, r < n ? (unsigned char)s[r] : -1);
+        return rest_of_bad_line(p, serr, n, used);
+    }
     if (failed)
         return fail(p, map_errno(p, e, phase, r < n ? (unsigned char)s[r] : -1));
     if (serr)   /* http_parser took every byte before the bad one */
@@ -973,6 +1078,8 @@ int sl_http_parser_finish(sl_http_parser *p)
         p->in_.phase = PH_CLOSED;
         return SL_HTTP_EV_NEED_MORE;
     }
+    if (p->in_.line_err)    /* a refused request line, cut short */
+        return fail(p, p->in_.line_err);
     p->in_.event = 0;
     http_parser_pause(hp, 0);
     http_parser_execute(hp, &settings, NULL, 0);

@@ -50,7 +50,11 @@
  *    "chunked" ("gzip, chunked"), or a response whose coding we cannot undo:
  *    501 (E_CODING). Transfer-Encoding in an HTTP/1.0 message: 400.
  *  - Our reading of Content-Length / Transfer-Encoding is cross-checked with
- *    http_parser's; any disagreement is E_FRAMING.
+ *    http_parser's; any disagreement is E_FRAMING. Only the exact field
+ *    name counts ("Transfer-Encodings: x" is an ordinary field, although
+ *    http_parser flags any name that starts with "Transfer-Encoding").
+ *  - CONNECT has no content: one with Transfer-Encoding or a non-zero
+ *    Content-Length is E_FRAMING (the bytes after its head are the tunnel).
  *  - Message head (start line, header and trailer lines): CR must be followed
  *    by LF, bare LF is rejected, control characters other than HTAB (NUL,
  *    DEL, ...) are rejected (E_HEADER_CHAR); a line that starts with SP/HTAB
@@ -58,15 +62,21 @@
  *    "Transfer-Encoding : chunked" is rejected (E_HEADER_CHAR).
  *  - Start line: a request line must end in " HTTP/<digit>.<digit>", a
  *    status line start with "HTTP/<digit>.<digit> " (http_parser would take
- *    "HXYZ/1.1"); the request target has no control characters, spaces or
- *    non-ASCII bytes (E_SYNTAX). HTTP/0.9 requests are E_SYNTAX.
+ *    "HXYZ/1.1") and a status code of exactly 3 digits, 100-599, followed
+ *    by SP or the line's end ("1", "099", "0204": E_SYNTAX); the request
+ *    target has no control characters, spaces or non-ASCII bytes
+ *    (E_SYNTAX). HTTP/0.9 requests are E_SYNTAX.
  *  - Chunked framing: chunk-size is hex, optionally followed by BWS and
  *    ";"-extensions of visible characters; every line ends in CRLF and the
  *    chunk data is followed by exactly CRLF (E_CHUNK); a chunk size that
  *    overflows 64 bits is E_CHUNK, one that would pass max_body is 413.
- *  - HTTP version: 1.x only; another major (HTTP/2.0) is 505.
- *  - Requests: HTTP/1.1 needs exactly one Host, HTTP/1.0 at most one
- *    (E_HOST, RFC 9112 3.2).
+ *  - HTTP version: 1.x only; another major (HTTP/2.0) is 505. For requests
+ *    the version is judged at the end of the request line, before what
+ *    http_parser said of the method or target: the HTTP/2 preface
+ *    "PRI * HTTP/2.0" is 505, not 501, however the bytes are split.
+ *  - Requests: HTTP/1.1 needs exactly one Host, HTTP/1.0 at most one, and
+ *    its value must be uri-host [":" port] (E_HOST, RFC 9112 3.2; empty is
+ *    valid).
  *  - After a message that ends the connection (keep_alive false, CONNECT,
  *    101 Switching Protocols) no further bytes are parsed (E_CLOSED): they
  *    belong to no HTTP message.
@@ -187,13 +197,15 @@ typedef struct sl_http_parser {
         sl_http_str body;                   /* set by the body callback */
         uint32_t head_bytes;                /* head + trailer bytes so far */
         int kind, phase, event, err, deferred, last_cb, scan;
-        char line1[10];                     /* start line: see line1_push() */
+        char line1[13];                     /* start line: see line1_push() */
+        unsigned char line1_first;          /* its first byte */
         uint32_t line1_len;
         bool line1_done;
         int64_t cl_value;
         uint32_t cl_count, te_count, host_count, te_chunked;   /* no wrap */
         bool te_other, te_bad, te_last_chunked;
-        bool head_request, pending_done, expect_seen;
+        bool head_request, pending_done, expect_seen, te_named, host_bad;
+        int line_err;                       /* see step() */
     } in_;
 } sl_http_parser;
 

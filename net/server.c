@@ -65,7 +65,7 @@ int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_serve
     o->grace_ms = DEF(o->grace_ms, 5000);
     o->max_undo = DEF(o->max_undo, 256);
     int rc = parse_listen(s, o->listen ? o->listen : "127.0.0.1:8080");
-    if (o->debug < SL_HTTP_DEBUG_ON || o->debug > SL_HTTP_DEBUG_OFF)
+    if (o->debug < SL_HTTP_DEBUG_LOOPBACK || o->debug > SL_HTTP_DEBUG_OFF)
         rc = -EINVAL;
     if (rc == 0)
         rc = sl_router_new(&s->router);

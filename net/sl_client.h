@@ -24,8 +24,10 @@
  *
  * Errors: -ECONNREFUSED, -ECONNRESET (closed or reset before the answer),
  * -ETIMEDOUT, -ECANCELED (or the context's cancel error), -EPROTO (not a
- * valid HTTP answer), -EBUSY (pool and queue full), -ENOMEM. An HTTP error
- * status is not an error of the call: rc 0, and status/body hold it. */
+ * valid HTTP answer: a malformed status line or head, a 101 Switching
+ * Protocols), -EBUSY (pool and queue full), -ENOMEM. An HTTP error status
+ * is not an error of the call: rc 0, and status/body hold it. Interim 1xx
+ * answers (100 Continue, 103 Early Hints) are skipped, never returned. */
 #ifndef SL_CLIENT_H
 #define SL_CLIENT_H
 #include <stddef.h>

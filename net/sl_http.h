@@ -48,12 +48,14 @@ typedef struct sl_http_server sl_http_server;
 typedef struct sl_http_req sl_http_req;
 
 /* Who may use /debug/... (the built-in views and any route of the
- * application under /debug/): they show tasks, channels and traces.
- * /healthz and /metrics are not affected: health checkers and scrapers run
- * elsewhere, and they show counts, not internals. */
+ * application under /debug/): they show tasks, channels and traces, which
+ * a production service does not show the network unless asked to: the
+ * default (0) is loopback only. /healthz and /metrics are not affected:
+ * health checkers and scrapers run elsewhere, and they show counts, not
+ * internals. */
 enum {
-    SL_HTTP_DEBUG_ON = 0,        /* anyone (the default) */
-    SL_HTTP_DEBUG_LOOPBACK,      /* clients on 127.0.0.0/8; anyone else gets 403 */
+    SL_HTTP_DEBUG_LOOPBACK = 0,  /* clients on 127.0.0.0/8 (the default); anyone else gets 403 */
+    SL_HTTP_DEBUG_ON,            /* anyone */
     SL_HTTP_DEBUG_OFF,           /* nobody: 404, as if there were no such route */
 };
 

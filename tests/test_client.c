@@ -977,6 +977,165 @@ static void test_bad_upstreams(void **s)
     sl_runtime_free(r);
 }
 
+/* ---- a scripted upstream on raw sockets (issue 22) ----------------------------------- */
+
+/* Answers each request head it reads with the next reply of its script,
+ * on one connection or, after the client closed one, on the next; then
+ * waits for the client to close. Every wait is bounded (10 s). */
+typedef struct raw_up {
+    int lfd, port;
+    const char *const *replies;
+    size_t n;
+    pthread_t th;
+} raw_up;
+
+static bool raw_wait(int fd)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    return poll(&pfd, 1, 10000) == 1;
+}
+
+/* Reads one request head; false when the client closed first. */
+static bool raw_read_head(int fd)
+{
+    char buf[4096];
+    size_t have = 0;
+    while (have < sizeof buf - 1 && raw_wait(fd)) {
+        ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
+        if (r <= 0)
+            return false;
+        have += (size_t)r;
+        buf[have] = 0;
+        if (strstr(buf, "\r\n\r\n"))
+            return true;
+    }
+    return false;
+}
+
+static void *raw_thread(void *arg)
+{
+    raw_up *u = arg;
+    int fd = -1;
+    for (size_t i = 0; i < u->n;) {
+        if (fd < 0) {
+            if (!raw_wait(u->lfd))
+                break;
+            fd = accept(u->lfd, NULL, NULL);
+        }
+        if (!raw_read_head(fd)) {
+            close(fd);
+            fd = -1;
+            continue;
+        }
+        const char *r = u->replies[i++];
+        if (write(fd, r, strlen(r)) != (ssize_t)strlen(r))
+            break;
+    }
+    if (fd >= 0) {
+        char b[256];
+        while (raw_wait(fd) && read(fd, b, sizeof b) > 0)
+            ;
+        close(fd);
+    }
+    return NULL;
+}
+
+static void raw_start(raw_up *u, const char *const *replies, size_t n)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t sl = sizeof sa;
+    u->replies = replies, u->n = n;
+    u->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(u->lfd >= 0);
+    assert_int_equal(bind(u->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(u->lfd, 8), 0);
+    assert_int_equal(getsockname(u->lfd, (struct sockaddr *)&sa, &sl), 0);
+    u->port = ntohs(sa.sin_port);
+    assert_int_equal(pthread_create(&u->th, NULL, raw_thread, u), 0);
+}
+
+static void raw_stop(raw_up *u)
+{
+    pthread_join(u->th, NULL);
+    close(u->lfd);
+}
+
+static raw_up RU;
+typedef struct raw_st { int rc[4], status[4]; char body[4][16]; } raw_st;
+static raw_st RS;
+
+/* Calls GET / `n` times on one upstream, noting each result. */
+static int raw_main(sl_task *t, void *arg)
+{
+    size_t n = (size_t)(uintptr_t)arg;
+    char url[64];
+    SL_BEGIN(t);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", RU.port);
+    assert_int_equal(sl_http_upstream_new(&C.up, rt, url, NULL), 0);
+    for (C.rc2 = 0; (size_t)C.rc2 < n; C.rc2++) {
+        SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.up, "GET", "/", NULL, 0));
+        RS.rc[C.rc2] = C.rc;
+        RS.status[C.rc2] = C.r.status;
+        snprintf(RS.body[C.rc2], sizeof RS.body[0], "%s", C.r.body ? C.r.body : "");
+        sl_http_call_end(&C.r);
+    }
+    sl_http_upstream_free(C.up);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void raw_calls(const char *const *replies, size_t n)
+{
+    memset(&C, 0, sizeof C);
+    memset(&RS, 0, sizeof RS);
+    raw_start(&RU, replies, n);
+    rt = rt_new(1, &cap);
+    assert_int_equal(rt_run_keep(rt, raw_main, (void *)(uintptr_t)n), 0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    raw_stop(&RU);
+}
+
+/* Interim 1xx responses are skipped: each call gets its own answer, on the
+ * same connection, whether the 1xx comes with the answer or alone. */
+static void test_interim_responses(void **s)
+{
+    (void)s;
+    static const char *const replies[] = {
+        "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst",
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n"
+        "HTTP/1.1 201 Created\r\nContent-Length: 6\r\n\r\nsecond",
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nthird",
+    };
+    raw_calls(replies, 3);
+    static const char *want[] = { "first", "second", "third" };
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(RS.rc[i], 0);
+        assert_string_equal(RS.body[i], want[i]);
+    }
+    assert_int_equal(RS.status[0], 200);
+    assert_int_equal(RS.status[1], 201);
+}
+
+/* A status line the client cannot trust, and a 101 nobody asked for, end
+ * the call with -EPROTO at once (not status 0, not a wait). */
+static void test_bad_status_lines(void **s)
+{
+    (void)s;
+    static const char *const replies[] = {
+        "HTTP/1.1 1 OK\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 000000000204 No Content\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    };
+    raw_calls(replies, 4);
+    for (int i = 0; i < 3; i++)
+        if (RS.rc[i] != -EPROTO)
+            fail_msg("reply %d: rc %d status %d, want -EPROTO", i, RS.rc[i], RS.status[i]);
+    assert_int_equal(RS.rc[3], 0);
+    assert_string_equal(RS.body[3], "ok");
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -993,6 +1152,8 @@ int main(void)
         cmocka_unit_test(test_post_retried_when_reset_before_request),
         cmocka_unit_test(test_key_affinity),
         cmocka_unit_test(test_bad_upstreams),
+        cmocka_unit_test(test_interim_responses),
+        cmocka_unit_test(test_bad_status_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

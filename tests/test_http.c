@@ -771,11 +771,19 @@ static void test_debug_policy(void **s)
     bool have_outside = outside_addr(outside, sizeof outside);
     if (!have_outside)
         print_message("no IPv4 address but loopback here: the non-loopback cases are not run\n");
-    /* on (the default): anyone */
-    start((sl_http_server_opts){ .listen = "0.0.0.0:0" });
+    /* on: anyone */
+    start((sl_http_server_opts){ .listen = "0.0.0.0:0", .debug = SL_HTTP_DEBUG_ON });
     assert_int_equal(get(TS.port, "/debug/tasks", &r), 200);
     if (have_outside)
         assert_int_equal(get_from(outside, TS.port, "/debug/tasks", &r), 200);
+    srv_stop(&TS);
+    /* the default (issue 22): loopback only */
+    start((sl_http_server_opts){ .listen = "0.0.0.0:0" });
+    assert_int_equal(get(TS.port, "/debug/tasks", &r), 200);
+    if (have_outside) {
+        assert_int_equal(get_from(outside, TS.port, "/debug/tasks", &r), 403);
+        assert_int_equal(get_from(outside, TS.port, "/healthz", &r), 200);
+    }
     srv_stop(&TS);
     /* loopback: 403 for others, also for a method the route lacks (no 405
      * that would tell the route exists); /metrics and /healthz stay open */

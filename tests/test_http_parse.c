@@ -554,6 +554,15 @@ static void test_bad_method(void **s)
     assert_int_equal(sl_http_error_status(R.err), 501);
     assert_int_equal(req_err("get / HTTP/1.1\r\nHost: h\r\n\r\n"), SL_HTTP_E_METHOD);
     assert_int_equal(req_err("GETS / HTTP/1.1\r\nHost: h\r\n\r\n"), SL_HTTP_E_METHOD);
+    /* a token that is a prefix of a method http_parser knows (found by
+     * fuzz_load_opts: sluice-load --method O got 400, not 501) */
+    assert_int_equal(req_err("O / HTTP/1.1\r\nHost: h\r\n\r\n"), SL_HTTP_E_METHOD);
+    assert_int_equal(req_err("GE / HTTP/1.1\r\nHost: h\r\n\r\n"), SL_HTTP_E_METHOD);
+    assert_int_equal(req_err("POS / HTTP/1.1\r\nHost: h\r\n\r\n"), SL_HTTP_E_METHOD);
+    assert_int_equal(req_err("GET / HTTP/1.1\r\nHost: h\r\n\r\nO / HTTP/1.1\r\nHost: h\r\n\r\n"),
+                     SL_HTTP_E_METHOD);
+    assert_int_equal(req_err("\r\nPOS / HTTP/1.1\r\nHost: h\r\n\r\n"), SL_HTTP_E_METHOD);
+    assert_int_equal(req_err(" GE / HTTP/1.1\r\nHost: h\r\n\r\n"), SL_HTTP_E_SYNTAX);
     /* not HTTP at all: a TLS client hello, a space, binary */
     assert_int_equal(req_err("\x16\x03\x01\x02\x00\x01\x00"), SL_HTTP_E_HEADER_CHAR);
     assert_int_equal(req_err(" GET / HTTP/1.1\r\n\r\n"), SL_HTTP_E_SYNTAX);
@@ -1086,6 +1095,170 @@ static void test_response_errors(void **s)
     assert_true(R.m[0].done);
 }
 
+/* ------------------------------------------------------------ issue 22 */
+
+/* A field name that merely starts with "Transfer-Encoding" is an ordinary
+ * field: http_parser flags the prefix, the framing must not follow it. */
+static void test_te_prefix_names(void **s)
+{
+    (void)s;
+    static const char *names[] = { "Transfer-Encodings", "Transfer-Encoding-Hint", "transfer-encodingX" };
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char in[256];
+        snprintf(in, sizeof in, "GET / HTTP/1.1\r\nHost: h\r\n%s: x\r\n\r\n", names[i]);
+        req(in);
+        if (R.err)
+            fail_msg("'%s' refused: %d", names[i], R.err);
+        assert_false(R.m[0].chunked);
+        assert_false(R.m[0].has_body);
+        assert_true(R.m[0].done);
+        /* with a Content-Length body, and with an empty value */
+        snprintf(in, sizeof in, "POST / HTTP/1.1\r\nHost: h\r\n%s: none\r\nContent-Length: 3\r\n\r\nabc"
+                 "GET /2 HTTP/1.1\r\nHost: h\r\n%s:\r\n\r\n", names[i], names[i]);
+        req(in);
+        assert_int_equal(R.err, 0);
+        assert_int_equal(R.n, 2);
+        assert_string_equal(R.m[0].body, "abc");
+        assert_true(R.m[1].done);
+        /* responses: framed by Content-Length, not read until close */
+        snprintf(in, sizeof in, "HTTP/1.1 200 OK\r\n%s: x\r\nContent-Length: 2\r\n\r\nok"
+                 "HTTP/1.1 204 No Content\r\n\r\n", names[i]);
+        run_all(SL_HTTP_RESPONSE, NULL, in, strlen(in), true, 0, &R);
+        assert_int_equal(R.err, 0);
+        assert_int_equal(R.n, 2);
+        assert_false(R.m[0].until_close);
+        assert_string_equal(R.m[0].body, "ok");
+    }
+    /* the exact name still counts, before or after such a field */
+    assert_int_equal(req_err("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+                             "Transfer-Encodings: x\r\nContent-Length: 3\r\n\r\n0\r\n\r\n"), SL_HTTP_E_FRAMING);
+    assert_int_equal(req_err("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding-Hint: x\r\n"
+                             "Transfer-Encoding: gzip\r\n\r\n"), SL_HTTP_E_FRAMING);
+    req("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding-Hint: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "3\r\nabc\r\n0\r\n\r\n");
+    assert_int_equal(R.err, 0);
+    assert_true(R.m[0].chunked);
+    assert_string_equal(R.m[0].body, "abc");
+}
+
+/* A status code is exactly three digits, 100 to 599. */
+static void test_status_code_form(void **s)
+{
+    (void)s;
+    static const char *bad[] = {
+        "HTTP/1.1 1\r\n\r\n", "HTTP/1.1 1 OK\r\n\r\n", "HTTP/1.1 20 OK\r\n\r\n", "HTTP/1.1 099 X\r\n\r\n",
+        "HTTP/1.1 000000000204 No Content\r\n\r\n", "HTTP/1.1 0204 X\r\n\r\n", "HTTP/1.1 600 X\r\n\r\n",
+        "HTTP/1.1 999 X\r\n\r\n", "HTTP/1.1 000 X\r\n\r\n", "HTTP/1.1 2000\r\n\r\n", "HTTP/1.1 20x OK\r\n\r\n",
+        "HTTP/1.1 200x OK\r\n\r\n", "HTTP/1.1 200\tOK\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (resp_err(bad[i]) != SL_HTTP_E_SYNTAX)
+            fail_msg("'%s': %d, want E_SYNTAX", bad[i], R.err);
+    static const struct { const char *in; int status; } ok[] = {
+        { "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 599 X\r\nContent-Length: 0\r\n\r\n", 599 },
+        { "HTTP/1.1 204\r\n\r\n", 204 },            /* no reason, no SP */
+        { "HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n", 200 },      /* empty reason */
+        { "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n", 404 },
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        run_all(SL_HTTP_RESPONSE, NULL, ok[i].in, strlen(ok[i].in), true, 0, &R);
+        if (R.err)
+            fail_msg("'%s' refused: %d", ok[i].in, R.err);
+        assert_int_equal(R.m[R.n - 1].status, ok[i].status);
+        assert_true(R.m[R.n - 1].done);
+    }
+}
+
+/* CONNECT has no content: a request that frames one is refused instead of
+ * announcing a body that would never be parsed. */
+static void test_connect_with_body(void **s)
+{
+    (void)s;
+    assert_int_equal(req_err("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nContent-Length: 5\r\n\r\nhello"),
+                     SL_HTTP_E_FRAMING);
+    assert_int_equal(req_err("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             "5\r\nhello\r\n0\r\n\r\n"), SL_HTTP_E_FRAMING);
+    assert_int_equal(req_err("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nTransfer-Encoding: gzip\r\n\r\n"),
+                     SL_HTTP_E_FRAMING);
+    /* Content-Length: 0 announces nothing */
+    req("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nContent-Length: 0\r\n\r\n");
+    assert_int_equal(R.err, 0);
+    assert_false(R.m[0].has_body);
+    assert_true(R.m[0].done);
+    assert_false(R.m[0].keep_alive);
+    /* the contract for every request: has_body false means no BODY event */
+    static const char *reqs[] = {
+        "CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof reqs / sizeof *reqs; i++) {
+        req(reqs[i]);
+        assert_int_equal(R.err, 0);
+        assert_false(R.m[0].has_body);
+        assert_int_equal(R.m[0].body_len, 0);
+    }
+}
+
+/* RFC 9112 3.2: a Host whose value is not uri-host [":" port] is 400. */
+static void test_host_value(void **s)
+{
+    (void)s;
+    static const char *bad[] = {
+        "a b", "a/b", "user@h", "h:x", "h:80:80", "h:-1", "[::1", "[]", "[::1]x", "[::1]:8a", "h%zz",
+        "h%4", "h?q", "h#f", "h\"", "h<", "[::1]]", "h[", "h]",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char in[256];
+        snprintf(in, sizeof in, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", bad[i]);
+        if (req_err(in) != SL_HTTP_E_HOST)
+            fail_msg("Host '%s': %d, want E_HOST", bad[i], R.err);
+        assert_int_equal(sl_http_error_status(R.err), 400);
+        snprintf(in, sizeof in, "GET / HTTP/1.0\r\nHost: %s\r\n\r\n", bad[i]);
+        if (req_err(in) != SL_HTTP_E_HOST)
+            fail_msg("HTTP/1.0 Host '%s': %d, want E_HOST", bad[i], R.err);
+    }
+    static const char *ok[] = {
+        "", "h", "localhost:8080", "127.0.0.1", "127.0.0.1:80", "[::1]", "[::1]:8080",
+        "[v1.fe80::a+en1]", "xn--bcher-kva.example", "a_b~c.d-e", "h%41", "h:", "a!$&'()*+,;=b",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        char in[256];
+        snprintf(in, sizeof in, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", ok[i]);
+        if (req_err(in))
+            fail_msg("Host '%s' refused: %d", ok[i], R.err);
+    }
+}
+
+/* A request line with a version we do not speak is 505 however it starts:
+ * the HTTP/2 preface's "PRI" is no method http_parser knows, but the
+ * version decides, at the line's end, whatever the split. */
+static void test_version_before_method(void **s)
+{
+    (void)s;
+    assert_int_equal(req_err("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), SL_HTTP_E_VERSION);
+    assert_int_equal(sl_http_error_status(R.err), 505);
+    assert_int_equal(req_err("BREW /pot HTTP/3.0\r\nHost: h\r\n\r\n"), SL_HTTP_E_VERSION);
+    assert_int_equal(req_err("GET <> HTTP/2.0\r\nHost: h\r\n\r\n"), SL_HTTP_E_VERSION);
+    assert_int_equal(req_err("GET / HTTP/0.9\r\nHost: h\r\n\r\n"), SL_HTTP_E_VERSION);
+    /* the method's own verdict stands for HTTP/1.x, also with bad bytes
+     * after the line; a bad byte inside the line is a byte error */
+    assert_int_equal(req_err("PRI * HTTP/1.1\r\nHost: h\r\n\r\n"), SL_HTTP_E_METHOD);
+    assert_int_equal(req_err("BREW / HTTP/1.1\r\nX\x01"), SL_HTTP_E_METHOD);
+    assert_int_equal(req_err("BREW /\x01 HTTP/2.0\r\n"), SL_HTTP_E_HEADER_CHAR);
+    assert_int_equal(req_err("GE( / HTTP/2.0\r\n\r\n"), SL_HTTP_E_VERSION);
+    assert_int_equal(req_err("BREW / HTTX/1.1\r\n\r\n"), SL_HTTP_E_SYNTAX);
+    /* an unfinished line: nothing yet; cut short by EOF: the method's verdict */
+    assert_int_equal(req_err("PRI * HTTP/2"), 0);
+    run_all(SL_HTTP_REQUEST, NULL, "PRI * HTTP/2", 12, true, 0, &R);
+    assert_int_equal(R.err, SL_HTTP_E_METHOD);
+    /* a refused line that never ends is bounded by max_head */
+    static char big[20000];
+    memset(big, 'a', sizeof big);
+    memcpy(big, "BREW /", 6);
+    assert_int_equal(req_err_n(big, sizeof big), SL_HTTP_E_HEAD_TOO_LARGE);
+}
+
 /* ------------------------------------------------------------ fuzz */
 
 static const char *seeds[] = {
@@ -1278,6 +1451,11 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_response_head),
         cmocka_unit_test(test_response_until_close),
         cmocka_unit_test(test_response_errors),
+        cmocka_unit_test(test_te_prefix_names),
+        cmocka_unit_test(test_status_code_form),
+        cmocka_unit_test(test_connect_with_body),
+        cmocka_unit_test(test_host_value),
+        cmocka_unit_test(test_version_before_method),
         cmocka_unit_test(test_fuzz),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

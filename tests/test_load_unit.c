@@ -97,6 +97,12 @@ static void opts_defaults(void **st)
     assert_string_equal(o.host, "127.0.0.1:80");
     assert_true(o.user_ctype && o.nheaders == 1);
     load_opts_free(&o);
+    /* what a header may hold: tchar names, HTAB and 8-bit (obs-text) in values */
+    assert_int_equal(parse(&o, err, (const char *[]){ "http://127.0.0.1:8080/", "--header",
+        "X-A!#$%&'*+-.^_`|~9: a\tb \xc3\xa9", NULL }), 0);
+    assert_int_equal(o.nheaders, 1);
+    assert_string_equal(o.headers[0], "X-A!#$%&'*+-.^_`|~9: a\tb \xc3\xa9");
+    load_opts_free(&o);
 }
 
 static void opts_errors(void **st)
@@ -116,6 +122,20 @@ static void opts_errors(void **st)
         { { "http://127.0.0.1/", "--method", "get", NULL }, 2, "--method" },
         { { "http://127.0.0.1/", "--header", "NoColon", NULL }, 2, "--header" },
         { { "http://127.0.0.1/", "--header", "Bad Name: x", NULL }, 2, "--header" },
+        /* issue 22: names are tokens, values have no controls, ports digits only */
+        { { "http://127.0.0.1/", "--header", "X\xc3\xa9: x", NULL }, 2, "not a token" },
+        { { "http://127.0.0.1/", "--header", "X\x80: x", NULL }, 2, "not a token" },
+        { { "http://127.0.0.1/", "--header", "{X}: x", NULL }, 2, "not a token" },
+        { { "http://127.0.0.1/", "--header", "a@b: x", NULL }, 2, "not a token" },
+        { { "http://127.0.0.1/", "--header", "a/b: x", NULL }, 2, "not a token" },
+        { { "http://127.0.0.1/", "--header", "X: a\x01" "b", NULL }, 2, "control character" },
+        { { "http://127.0.0.1/", "--header", "X: a\x7f", NULL }, 2, "control character" },
+        { { "http://127.0.0.1/", "--header", "X: \x1b[0m", NULL }, 2, "control character" },
+        { { "http://127.0.0.1: 80/", NULL }, 1, "URL" },
+        { { "http://127.0.0.1:+80/", NULL }, 1, "URL" },
+        { { "http://127.0.0.1:-0/", NULL }, 1, "URL" },
+        { { "http://127.0.0.1/", "--threads", " 2", "--connections", "4", NULL }, 2, "--threads" },
+        { { "http://127.0.0.1/", "--connections", "+4", NULL }, 2, "--connections" },
         { { "http://127.0.0.1/", "--body", "{{x}}", NULL }, 2, "--body" },
         { { "http://127.0.0.1/", "--body", "1", "--body", "2", NULL }, 2, "one body" },
         { { "http://127.0.0.1/", "--what", NULL }, 2, "unknown option" },

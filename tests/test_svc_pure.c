@@ -105,6 +105,24 @@ static void test_opts_errors(void **s)
     assert_int_equal(parse(&order_prog, &o, err, "--max-pending", "many", NULL), -EINVAL);
     assert_int_equal(parse(&order_prog, &o, err, "--mode", "careless", NULL), -EINVAL);
     assert_non_null(strstr(err, "careless"));
+    /* issue 22: numbers and ports are digits only */
+    static const char *bad_ports[] = { "127.0.0.1: 80", "127.0.0.1:+80", "127.0.0.1:-0", "127.0.0.1:",
+                                       "127.0.0.1", "127.0.0.1:65536", "127.0.0.1:000080", "127.0.0.1:8x" };
+    for (size_t i = 0; i < sizeof bad_ports / sizeof *bad_ports; i++) {
+        if (parse(&order_prog, &o, err, "--listen", bad_ports[i], NULL) != -EINVAL)
+            fail_msg("--listen '%s' accepted", bad_ports[i]);
+        assert_non_null(strstr(err, "--listen"));
+        char url[64];
+        snprintf(url, sizeof url, "http://127.0.0.1:1,http://%s", bad_ports[i]);
+        if (parse(&order_prog, &o, err, "--inventory", url, NULL) != -EINVAL)
+            fail_msg("--inventory '%s' accepted", url);
+        assert_non_null(strstr(err, "--inventory"));
+    }
+    assert_int_equal(parse(&order_prog, &o, err, "--threads", " 2", NULL), -EINVAL);
+    assert_int_equal(parse(&order_prog, &o, err, "--threads", "+2", NULL), -EINVAL);
+    assert_int_equal(parse(&order_prog, &o, err, "--timeout-ms", "-0", NULL), -EINVAL);
+    assert_int_equal(parse(&order_prog, &o, err, "--listen", "127.0.0.1:0", "--inventory",
+                           "http://127.0.0.1:8082/,http://localhost:65535", NULL), 0);
     /* another program's flags are unknown here */
     assert_int_equal(parse(&order_prog, &o, err, "--payment", "http://x:1", NULL), -EINVAL);
     assert_int_equal(parse(&order_prog, &o, err, "--stock", "a=1", NULL), -EINVAL);
@@ -158,6 +176,13 @@ static void test_fault(void **s)
     assert_true(svc_fault_applies(&f, "/anything", 9, NULL));
     json_t *j = svc_fault_json(&f);
     assert_true(json_is_true(json_object_get(j, "reset")));
+    /* what GET /admin/fault shows can be posted back (found by
+     * fuzz_svc_parse: "path":null was refused) */
+    char *shown = json_dumps(j, JSON_COMPACT);
+    svc_fault again;
+    assert_int_equal(svc_fault_parse(shown, strlen(shown), &again, err, sizeof err), 0);
+    assert_true(again.on && again.reset && !again.hang && again.path[0] == '\0');
+    free(shown);
     json_decref(j);
     svc_fault off = { 0 };
     assert_false(svc_fault_applies(&off, "/charge", 7, "/charge"));

@@ -28,6 +28,8 @@ static int one_key(svc_fault *f, const char *key, json_t *v, char *err, size_t e
         if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1)
             return bad(err, errlen, "error_rate must be a number 0..1");
         f->error_rate = json_number_value(v);
+    } else if (!strcmp(key, "path") && json_is_null(v)) {
+        f->path[0] = '\0';     /* as svc_fault_json shows "every route" */
     } else if (!strcmp(key, "path")) {
         const char *p = json_string_value(v);
         if (!p || p[0] != '/' || strlen(p) >= sizeof f->path)

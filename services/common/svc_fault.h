@@ -32,7 +32,8 @@ typedef struct svc_fault {
 /* Parses an admin body. Returns 0, or -EINVAL with a one-line reason in
  * err: not a JSON object, an unknown key, a value of the wrong type or out
  * of range (delay_ms 0..600000, error_rate 0..1, path starting with '/'
- * and shorter than 64 bytes), or no fault at all. */
+ * and shorter than 64 bytes, or null for every route, as svc_fault_json
+ * shows it), or no fault at all. */
 int svc_fault_parse(const char *body, size_t len, svc_fault *f, char *err, size_t errlen);
 
 /* Whether f applies to a request of `path` (len bytes) matched by `route`. */

@@ -31,16 +31,55 @@ static int fail(char *err, size_t len, const char *fmt, ...)
     return -EINVAL;
 }
 
-/* A whole decimal number in [lo, hi]. */
+/* A whole decimal number in [lo, hi]: digits only (strtol alone would
+ * take " 80", "+80" and "-0"). */
 static int number(const char *s, long lo, long hi, long *out)
 {
     char *end;
+    if ((unsigned)(*s - '0') > 9u)
+        return -EINVAL;
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || end == s || *end || v < lo || v > hi)
         return -EINVAL;
     *out = v;
     return 0;
+}
+
+/* The port of "HOST:PORT" (`s` to `end`, an optional '/' after it): 1 to 5
+ * digits, at most 65535. The net layer checks the rest but takes " 80" and
+ * "+80" for a port, as strtol does. */
+static bool port_ok(const char *s, const char *end)
+{
+    const char *colon = NULL;
+    for (const char *p = s; p < end; p++)
+        if (*p == ':')
+            colon = p;
+    if (end > s && end[-1] == '/')
+        end--;
+    if (!colon || end - colon - 1 < 1 || end - colon - 1 > 5)
+        return false;
+    long v = 0;
+    for (const char *p = colon + 1; p < end; p++) {
+        if ((unsigned)(*p - '0') > 9u)
+            return false;
+        v = v * 10 + (*p - '0');
+    }
+    return v <= 65535;
+}
+
+/* Every element of a comma-separated list of addresses has a port_ok(). */
+static bool ports_ok(const char *list)
+{
+    for (const char *s = list;; ) {
+        const char *comma = strchr(s, ',');
+        const char *end = comma ? comma : s + strlen(s);
+        if (!port_ok(s, end))
+            return false;
+        if (!comma)
+            return true;
+        s = comma + 1;
+    }
 }
 
 static int parse_mode(const char *s, svc_mode *m)
@@ -72,6 +111,8 @@ int svc_opts_parse(svc_opts *o, const svc_prog *p, int argc, char **argv, char *
         const char *v = argv[++i];
         long n;
         if (!strcmp(a, "--listen")) {
+            if (!port_ok(v, v + strlen(v)))
+                return fail(err, errlen, "%s: --listen wants HOST:PORT, PORT 0..65535, not '%s'", p->name, v);
             o->listen = v;
         } else if (!strcmp(a, "--threads")) {
             if (number(v, 1, 1024, &n) < 0)
@@ -95,6 +136,8 @@ int svc_opts_parse(svc_opts *o, const svc_prog *p, int argc, char **argv, char *
         } else if (!strcmp(a, "--trace")) {
             o->trace = v;
         } else if (p->upstream_flag && !strcmp(a, p->upstream_flag)) {
+            if (!ports_ok(v))
+                return fail(err, errlen, "%s: %s wants http://HOST:PORT[,...], not '%s'", p->name, a, v);
             o->upstream = v;
         } else if (p->has_stock && !strcmp(a, "--stock")) {
             o->stock = v;

@@ -49,6 +49,12 @@ void load_opts_free(load_opts *o);
  * o->url_why says what is wrong. */
 int load_url_parse(load_opts *o, const char *url);
 
+/* The part of every request that the options fix: request line, Host,
+ * the --header lines and the Content-Type a body implies, each line ending
+ * in CRLF (the per-request headers, the blank line and the body follow).
+ * Returns a malloc'd string (*len bytes, NUL-terminated) or NULL (ENOMEM). */
+char *load_request_prefix(const load_opts *o, size_t *len);
+
 void load_usage(FILE *f);
 
 #endif

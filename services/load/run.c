@@ -22,19 +22,8 @@ typedef struct run {
 
 static int build_prefix(load_shared *sh, const load_opts *o)
 {
-    size_t len = strlen(o->method) + strlen(o->path) + strlen(o->host) + 80;
-    for (size_t i = 0; i < o->nheaders; i++)
-        len += strlen(o->headers[i]) + 2;
-    char *p = sh->prefix = malloc(len);
-    if (!p)
-        return -ENOMEM;
-    p += sprintf(p, "%s %s HTTP/1.1\r\nHost: %s\r\n", o->method, o->path, o->host);
-    for (size_t i = 0; i < o->nheaders; i++)
-        p += sprintf(p, "%s\r\n", o->headers[i]);
-    if (o->has_body && !o->user_ctype)
-        p += sprintf(p, "Content-Type: application/json\r\n");
-    sh->prefix_len = (size_t)(p - sh->prefix);
-    return 0;
+    sh->prefix = load_request_prefix(o, &sh->prefix_len);
+    return sh->prefix ? 0 : -ENOMEM;
 }
 
 static int worker_init(worker *w, run *rn, int i, size_t nsecs)
