@@ -1,7 +1,7 @@
 /* svc_opts.h: the command line every service of the demo chain shares.
  *
  *   --listen HOST:PORT  --threads N  --timeout-ms MS  --grace-ms MS
- *   --mode safe|guarded|naive
+ *   --mode safe|guarded|naive  --admission on|off
  *   --admin  --access-log  --trace FILE.json  and the program's own:
  *   one upstream list (--inventory / --payment / --order) and, for
  *   inventory-svc, --stock ITEM=N,...
@@ -33,6 +33,7 @@ typedef struct svc_opts {
     uint32_t grace_ms;             /* SIGTERM's drain (default SVC_GRACE_MS) */
     svc_mode mode;
     bool admin, access_log;
+    bool admission_off;            /* --admission off: fixed limits only (docs/net.md) */
     const char *trace;             /* NULL: no trace */
     const char *upstream;
     const char *stock;             /* NULL: the default stock */
