@@ -16,6 +16,7 @@
 #define DEF(v, d) ((v) ? (v) : (d))
 
 static int builtin_healthz(sl_task *t, void *arg);
+static void queue_tick(evutil_socket_t fd, short what, void *arg);
 
 static sl_admit_cfg admit_cfg(const sl_http_server_opts *o)
 {
@@ -259,7 +260,8 @@ static void start_on_reactor(void *arg)
     struct event_base *base = sl_reactor_base(sr->r);
     sr->lev = evconnlistener_new(base, accept_cb, sr, LEV_OPT_CLOSE_ON_FREE, -1, sr->fd);
     sr->accept_retry = evtimer_new(base, retry_accept, sr);
-    if (!sr->lev || !sr->accept_retry) {
+    sr->queue_ev = evtimer_new(base, queue_tick, sr);
+    if (!sr->lev || !sr->accept_retry || !sr->queue_ev) {
         sl_report(sr->r, "sluice: http: reactor %d cannot listen (out of memory)", sl_reactor_id(sr->r));
         return;
     }
@@ -417,6 +419,19 @@ void sl__srv_precheck(sl_http_req *req)
     }
 }
 
+/* While requests wait, the queue is looked at every queue target (at
+ * least 1 ms) even when nothing else happens on the reactor: a waiter
+ * behind requests that run for a long time must still meet CoDel and its
+ * own deadline, not wait for a slot that does not come. */
+static void arm_queue_tick(srv_reactor *sr)
+{
+    if (!sr->queue_ev || evtimer_pending(sr->queue_ev, NULL))
+        return;
+    uint32_t ms = sr->srv->o.queue_target_ms;
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    evtimer_add(sr->queue_ev, &tv);
+}
+
 static void enqueue(srv_reactor *sr, sl_http_req *req, uint64_t now)
 {
     req->queued = true;
@@ -429,6 +444,7 @@ static void enqueue(srv_reactor *sr, sl_http_req *req, uint64_t now)
         sr->q_head = req;
     sr->q_tail = req;
     sr->queued++;
+    arm_queue_tick(sr);
 }
 
 void sl__srv_unqueue(sl_http_req *req)
@@ -516,6 +532,26 @@ static void admit_queued(srv_reactor *sr)
         else
             start_req(req);
     }
+}
+
+/* The queue's timer: refuses the waiters whose budget is gone (504), runs
+ * CoDel and starts what the limit allows. */
+static void queue_tick(evutil_socket_t fd, short what, void *arg)
+{
+    srv_reactor *sr = arg;
+    (void)fd;
+    (void)what;
+    uint64_t now = sl_now_ns();
+    for (sl_http_req *req = sr->q_head, *next; req; req = next) {
+        next = req->qnext;
+        if (req->c && !req->c->gone && now >= req->deadline) {
+            sl__srv_unqueue(req);
+            refuse(req, 504);
+        }
+    }
+    admit_queued(sr);
+    if (sr->q_head)
+        arm_queue_tick(sr);
 }
 
 /* The handler task ended (its state destructor). */
@@ -703,6 +739,8 @@ void sl_http_server_free(sl_http_server *s)
             close(sr->fd);
         if (sr->accept_retry)
             event_free(sr->accept_retry);
+        if (sr->queue_ev)
+            event_free(sr->queue_ev);
         if (sr->grace_ev)
             event_free(sr->grace_ev);
         free(sr->rbuf);

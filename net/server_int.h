@@ -57,6 +57,7 @@ struct srv_reactor {
     int fd;
     struct evconnlistener *lev;
     struct event *accept_retry;
+    struct event *queue_ev;          /* looks at the admission queue while it is not empty */
     conn *conns;
     uint32_t nconns, inflight, queued;
     uint32_t undo;                   /* undo-lane requests started past the limits */

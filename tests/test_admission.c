@@ -537,6 +537,55 @@ static void test_queue_delay_target(void **state)
     srv_stop(&TS);
 }
 
+/* With nothing else happening on the reactor (no probes, no request
+ * ending), the queue's own timer still refuses a waiter that CoDel would
+ * not keep. */
+static void test_queue_delay_without_events(void **state)
+{
+    (void)state;
+    resp r;
+    serve((sl_http_server_opts){ .max_inflight = 1, .max_queue = 8, .queue_target_ms = 1,
+                                 .queue_interval_ms = 20 });
+    int running = cli_connect(TS.port), queued = cli_connect(TS.port);
+    cli_send(running, "GET /park HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 10S\r\n\r\n");
+    for (int i = 0; i < 2500 && !atomic_load(&started); i++)
+        usleep(2000);
+    assert_int_equal(atomic_load(&started), 1);
+    cli_send(queued, "GET /items/q HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 10S\r\n\r\n");
+    assert_int_equal(cli_read(queued, &r, 5000), 503);   /* long before the 10 s */
+    assert_non_null(strstr(r.body, "\"error\":\"overloaded\""));
+    expect_metric("sluice_http_admission_shed_total{reactor=\"0\",reason=\"queue_delay\"} 1");
+    close(queued);
+    close(running);
+    wait_metric("cause=\"client disconnected\"} 1");
+    srv_stop(&TS);
+}
+
+/* A waiter whose budget runs out in the queue gets its 504 then, not when
+ * a slot frees (here: never, within the test), with FIXED admission too. */
+static void test_queued_deadline_504(void **state)
+{
+    (void)state;
+    resp r;
+    serve((sl_http_server_opts){ .max_inflight = 1, .max_queue = 8, .admission = SL_HTTP_ADMISSION_FIXED });
+    int running = cli_connect(TS.port), queued = cli_connect(TS.port);
+    cli_send(running, "GET /park HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 20S\r\n\r\n");
+    for (int i = 0; i < 2500 && !atomic_load(&started); i++)
+        usleep(2000);
+    assert_int_equal(atomic_load(&started), 1);
+    uint64_t t0 = sl_now_ns();
+    cli_send(queued, "GET /items/q HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 200m\r\n\r\n");
+    assert_int_equal(cli_read(queued, &r, 5000), 504);
+    uint64_t took = sl_now_ns() - t0;
+    assert_non_null(strstr(r.body, "deadline_exceeded"));
+    assert_true(took >= 200 * SL_NS_PER_MS && took < 5 * SL_NS_PER_S);
+    expect_metric("sluice_http_expired_total{reactor=\"0\"} 1");
+    close(queued);
+    close(running);
+    wait_metric("cause=\"client disconnected\"} 1");
+    srv_stop(&TS);
+}
+
 /* The continue lane skips a full adaptive limit (up to max_inflight);
  * a normal request waits for its turn. */
 static void test_continue_lane(void **state)
@@ -590,6 +639,8 @@ int main(void)
         cmocka_unit_test(test_server_bad_options),
         cmocka_unit_test(test_deadline_aware_refusal),
         cmocka_unit_test(test_queue_delay_target),
+        cmocka_unit_test(test_queue_delay_without_events),
+        cmocka_unit_test(test_queued_deadline_504),
         cmocka_unit_test(test_continue_lane),
         cmocka_unit_test(test_metrics_lines),
     };

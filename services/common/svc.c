@@ -108,8 +108,11 @@ static int make_all(svc *s, char *err, size_t errlen)
     s->n = sl_runtime_threads(s->rt);
     sl_http_server_opts so = { .listen = s->o.listen, .timeout_ms = svc_opts_timeout_ms(&s->o),
                                .grace_ms = s->o.grace_ms,
-                               .admission = s->o.admission_off ? SL_HTTP_ADMISSION_FIXED
-                                                               : SL_HTTP_ADMISSION_ADAPTIVE,
+                               /* naive is the seed as written, without sluice's guards:
+                                  no budgets, so nothing to admit by; and its requests
+                                  hang, which an adaptive limit would turn into 503s */
+                               .admission = s->o.admission_off || s->o.mode == SVC_NAIVE
+                                                ? SL_HTTP_ADMISSION_FIXED : SL_HTTP_ADMISSION_ADAPTIVE,
                                .access_log = s->o.access_log, .on_stopped = on_stopped,
                                .on_stopped_arg = s };
     if ((rc = sl_http_server_new(&s->srv, s->rt, &so)) < 0)
