@@ -69,7 +69,10 @@ int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_serve
     o->max_undo = DEF(o->max_undo, 256);
     o->queue_target_ms = DEF(o->queue_target_ms, 5);
     o->queue_interval_ms = DEF(o->queue_interval_ms, 100);
-    o->limit_min = DEF(o->limit_min, o->max_inflight < 4 ? o->max_inflight : 4);
+    /* a floor that is not too low: when latency rises for reasons other
+     * than this server's own concurrency (a shared core), a tiny limit
+     * only throws goodput away (Netflix's gradient uses 20) */
+    o->limit_min = DEF(o->limit_min, o->max_inflight < 16 ? o->max_inflight : 16);
     o->limit_initial = DEF(o->limit_initial, 32);
     int rc = parse_listen(s, o->listen ? o->listen : "127.0.0.1:8080");
     sl_admit_cfg ac = admit_cfg(o);

@@ -104,7 +104,8 @@ typedef struct sl_http_server_opts {
     int admission;               /* SL_HTTP_ADMISSION_ADAPTIVE (default) or _FIXED */
     uint32_t queue_target_ms;    /* CoDel target (5) */
     uint32_t queue_interval_ms;  /* CoDel interval and the limit's window (100; >= target) */
-    uint32_t limit_min;          /* the adaptive limit's floor (4; <= max_inflight) */
+    uint32_t limit_min;          /* the adaptive limit's floor (16, or max_inflight if
+                                    smaller; <= max_inflight) */
     uint32_t limit_initial;      /* where it starts (32) */
 } sl_http_server_opts;
 
