@@ -529,7 +529,8 @@ static void test_queue_delay_target(void **state)
     assert_non_null(strstr(r.body, "\"error\":\"overloaded\""));
     assert_true(took < 5 * SL_NS_PER_S);   /* long before its 10 s budget */
     expect_metric("sluice_http_admission_shed_total{reactor=\"0\",reason=\"queue_delay\"} 1");
-    expect_metric("sluice_http_admission_overloaded{reactor=\"0\"} 1");
+    /* (the overloaded flag is not checked here: it goes back to 0 one
+     * interval after the queue emptied, which may already be the case) */
     expect_metric("sluice_http_queued{reactor=\"0\"} 0");
     close(queued);
     close(running);

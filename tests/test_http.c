@@ -553,7 +553,15 @@ static void test_graceful_drain(void **s)
     srv_run(&TS);
     int fd = cli_connect(TS.port);
     cli_send(fd, "GET /sleep?ms=200 HTTP/1.1\r\nHost: t\r\n\r\n");
-    usleep(50000);
+    /* wait until its handler runs (a fixed sleep lost the race on a busy
+     * machine: the connection was still idle, and shutdown closed it) */
+    bool running = false;
+    for (int i = 0; i < 2500 && !running; i++) {
+        running = get(TS.port, "/debug/tasks", &r) == 200 && strstr(r.body, "\"/sleep\"");
+        if (!running)
+            usleep(2000);
+    }
+    assert_true(running);
     sl_http_server_shutdown(TS.srv);
     sl_http_server_shutdown(TS.srv);   /* idempotent */
     assert_int_equal(cli_read(fd, &r, 5000), 200);   /* in flight: finished */
