@@ -14,6 +14,7 @@
 #include "sl_trace.h"
 
 #define DEF(v, d) ((v) ? (v) : (d))
+#define LISTEN_BACKLOG 4096
 
 static int builtin_healthz(sl_task *t, void *arg);
 static void queue_tick(evutil_socket_t fd, short what, void *arg);
@@ -197,7 +198,10 @@ static int bind_one(sl_http_server *s)
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)s->port) };
     inet_pton(AF_INET, s->host, &sa.sin_addr);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 1024) < 0) {
+    /* a deep accept queue (the kernel caps it at net.core.somaxconn): a
+     * burst of new connections waits there while the reactor is busy,
+     * instead of having its SYNs dropped and retried a second later */
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
         int e = -errno;
         close(fd);
         return e;
@@ -261,7 +265,10 @@ static void start_on_reactor(void *arg)
         return;
     sr->start = NULL;
     struct event_base *base = sl_reactor_base(sr->r);
-    sr->lev = evconnlistener_new(base, accept_cb, sr, LEV_OPT_CLOSE_ON_FREE, -1, sr->fd);
+    /* backlog 0: the socket listens already; -1 would make libevent call
+     * listen(fd, 128) again and shrink the queue (issue 14: SYNs dropped
+     * under a burst, requests unanswered for seconds) */
+    sr->lev = evconnlistener_new(base, accept_cb, sr, LEV_OPT_CLOSE_ON_FREE, 0, sr->fd);
     sr->accept_retry = evtimer_new(base, retry_accept, sr);
     sr->queue_ev = evtimer_new(base, queue_tick, sr);
     if (!sr->lev || !sr->accept_retry || !sr->queue_ev) {
