@@ -22,6 +22,7 @@ enum { G_METRICS, G_TASKS, G_CHANNELS, G_DEADLOCKS };
 typedef struct snap {
     srv_stats st;
     uint32_t inflight, queued, nconns, undo;
+    sl_admit adm;
     uint64_t in_bytes, out_bytes, conn_bytes_max;
     size_t tasks_by_state[4];
     sl_reactor_stats rs;
@@ -165,6 +166,32 @@ static void part_back(void *arg)
     sl_chan_try_send(NULL, g->ch, &m->i);
 }
 
+/* Admission (admit.h): queue delay and refusals by reason, per reactor. */
+static void admission_metrics(struct evbuffer *b, const gather *g)
+{
+    evbuffer_add_printf(b, "# HELP sluice_http_queue_delay_seconds How long the oldest request in the "
+                           "admission queue has waited (last seen).\n"
+                           "# TYPE sluice_http_queue_delay_seconds gauge\n");
+    for (int i = 0; i < g->n; i++)
+        if (g->parts[i])
+            evbuffer_add_printf(b, "sluice_http_queue_delay_seconds{reactor=\"%d\"} %.6f\n", i,
+                                (double)g->parts[i]->adm.last_delay / 1e9);
+    evbuffer_add_printf(b, "# HELP sluice_http_admission_shed_total Requests refused with 503 by "
+                           "admission, by reason.\n# TYPE sluice_http_admission_shed_total counter\n");
+    for (int i = 0; i < g->n; i++) {
+        const snap *s = g->parts[i];
+        if (!s)
+            continue;
+        const struct { const char *reason; uint64_t n; } r[] = {
+            { "queue_full", s->st.shed_full }, { "queue_delay", s->st.shed_delay },
+            { "budget", s->st.shed_budget },
+        };
+        for (size_t k = 0; k < sizeof r / sizeof r[0]; k++)
+            evbuffer_add_printf(b, "sluice_http_admission_shed_total{reactor=\"%d\",reason=\"%s\"} %llu\n",
+                                i, r[k].reason, (unsigned long long)r[k].n);
+    }
+}
+
 /* On reactor i: take the snapshot. */
 static void take_part(void *arg)
 {
@@ -177,6 +204,7 @@ static void take_part(void *arg)
         s->inflight = sr->inflight;
         s->queued = sr->queued;
         s->undo = sr->undo;
+        s->adm = sr->adm;
         s->nconns = sr->nconns;
         sl__conn_buffered(sr, &s->in_bytes, &s->out_bytes, &s->conn_bytes_max);
         sl_reactor_stats_get(sr->r, &s->rs);
@@ -316,8 +344,15 @@ static void metrics_text(gather *g, struct evbuffer *b)
     GAUGE("sluice_http_connection_buffered_max_bytes", "The most bytes one connection holds now "
           "(input + output; bounded near 512 KiB plus one batch of answers).", "gauge",
           g->parts[i]->conn_bytes_max)
-    GAUGE("sluice_http_shed_total", "Requests refused with 503 because admission was full.", "counter",
+    GAUGE("sluice_http_shed_total", "Requests refused with 503 by admission (every reason).", "counter",
           g->parts[i]->st.shed)
+    GAUGE("sluice_http_admission_limit", "Requests the adaptive limit lets run at once now.", "gauge",
+          sl__admit_limit(&g->parts[i]->adm))
+    GAUGE("sluice_http_admission_overloaded", "1 while CoDel sees a standing admission queue.", "gauge",
+          g->parts[i]->adm.overloaded)
+    GAUGE("sluice_http_expired_total", "Requests answered 504 because their budget was gone before they "
+          "started.", "counter", g->parts[i]->st.expired)
+    admission_metrics(b, g);
     GAUGE("sluice_http_undo_started_total", "Undo-lane requests (compensations) started past the "
           "admission limits.", "counter", g->parts[i]->st.undo_started)
     GAUGE("sluice_http_undo_running", "Undo-lane requests running past the admission limits now.", "gauge",

@@ -458,6 +458,7 @@ static void on_head(conn *c)
     const char *tp = sl_http_req_header(req, "traceparent", &len);
     if (!tp || sl_traceparent_parse(tp, len, &req->trace) < 0)
         sl_traceparent_new(&req->trace);
+    sl__srv_precheck(req);
     if (sr->draining && !req->immediate) {
         req->immediate = 503;
         req->immediate_code = "shutting_down";
@@ -788,22 +789,8 @@ static void conn_free(conn *c)
     c->alive_reqs++;   /* hold the struct while its requests let go of it */
     while (req) {
         sl_http_req *next = req->next;
-        if (req->queued) {   /* never started: take it out of the admission queue */
-            sl_http_req **pp = &sr->q_head;
-            while (*pp && *pp != req)
-                pp = &(*pp)->qnext;
-            if (*pp) {
-                *pp = req->qnext;
-                if (sr->q_tail == req) {
-                    sl_http_req *t = sr->q_head;
-                    while (t && t->qnext)
-                        t = t->qnext;
-                    sr->q_tail = t;
-                }
-                sr->queued--;
-            }
-            req->queued = false;
-        }
+        if (req->queued)   /* never started: take it out of the admission queue */
+            sl__srv_unqueue(req);
         if (!req->status)
             req->status = 499;
         req->flushed = true;

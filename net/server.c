@@ -15,8 +15,19 @@
 #include "sl_trace.h"
 
 #define DEF(v, d) ((v) ? (v) : (d))
+#define LISTEN_BACKLOG 4096
 
 static int builtin_healthz(sl_task *t, void *arg);
+static void queue_tick(evutil_socket_t fd, short what, void *arg);
+
+static sl_admit_cfg admit_cfg(const sl_http_server_opts *o)
+{
+    return (sl_admit_cfg){ .adaptive = o->admission == SL_HTTP_ADMISSION_ADAPTIVE,
+                           .min_limit = o->limit_min, .max_limit = o->max_inflight,
+                           .initial_limit = o->limit_initial,
+                           .target_ns = (uint64_t)o->queue_target_ms * SL_NS_PER_MS,
+                           .interval_ns = (uint64_t)o->queue_interval_ms * SL_NS_PER_MS };
+}
 
 /* HOST:PORT (addr.h); a name is looked up now (the hosts file, then DNS):
  * the server listens on its first address. */
@@ -64,8 +75,18 @@ int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_serve
     o->retry_after_s = DEF(o->retry_after_s, 1);
     o->grace_ms = DEF(o->grace_ms, 5000);
     o->max_undo = DEF(o->max_undo, 256);
+    o->queue_target_ms = DEF(o->queue_target_ms, 5);
+    o->queue_interval_ms = DEF(o->queue_interval_ms, 100);
+    /* a floor that is not too low: when latency rises for reasons other
+     * than this server's own concurrency (a shared core), a tiny limit
+     * only throws goodput away (Netflix's gradient uses 20) */
+    o->limit_min = DEF(o->limit_min, o->max_inflight < 16 ? o->max_inflight : 16);
+    o->limit_initial = DEF(o->limit_initial, 32);
     int rc = parse_listen(s, o->listen ? o->listen : "127.0.0.1:8080");
-    if (o->debug < SL_HTTP_DEBUG_LOOPBACK || o->debug > SL_HTTP_DEBUG_OFF)
+    sl_admit_cfg ac = admit_cfg(o);
+    if (o->debug < SL_HTTP_DEBUG_LOOPBACK || o->debug > SL_HTTP_DEBUG_OFF ||
+        o->admission < SL_HTTP_ADMISSION_ADAPTIVE || o->admission > SL_HTTP_ADMISSION_FIXED ||
+        sl__admit_check(&ac) < 0)
         rc = -EINVAL;
     if (rc == 0)
         rc = sl_router_new(&s->router);
@@ -134,13 +155,15 @@ int sl_http_route_set(sl_http_server *srv, const char *method, const char *patte
                       const sl_http_route_opts *opts)
 {
     if (!srv || !method || !pattern || !opts || opts->lane < SL_HTTP_LANE_NORMAL ||
-        opts->lane > SL_HTTP_LANE_CONTROL)
+        opts->lane > SL_HTTP_LANE_CONTINUE || opts->need_ms > 86400000u)
         return -EINVAL;
     if (srv->started)
         return -EBUSY;
     for (route_info *ri = srv->routes; ri; ri = ri->next)
         if (!strcmp(ri->method, method) && !strcmp(ri->pattern, pattern)) {
             ri->lane = opts->lane;
+            ri->need_ms = opts->need_ms;
+            ri->no_budget_check = opts->no_budget_check;
             return 0;
         }
     return -ENOENT;
@@ -181,12 +204,15 @@ static int bind_one(sl_http_server *s)
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    /* a deep accept queue (the kernel caps it at net.core.somaxconn): a
+     * burst of new connections waits there while the reactor is busy,
+     * instead of having its SYNs dropped and retried a second later */
     /* the port: as asked, or the one the first socket picked */
     if (sa.ss_family == AF_INET6)
         ((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)s->port);
     else
         ((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)s->port);
-    if (bind(fd, (struct sockaddr *)&sa, s->addr_len) < 0 || listen(fd, 1024) < 0) {
+    if (bind(fd, (struct sockaddr *)&sa, s->addr_len) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
         int e = -errno;
         close(fd);
         return e;
@@ -251,9 +277,13 @@ static void start_on_reactor(void *arg)
         return;
     sr->start = NULL;
     struct event_base *base = sl_reactor_base(sr->r);
-    sr->lev = evconnlistener_new(base, accept_cb, sr, LEV_OPT_CLOSE_ON_FREE, -1, sr->fd);
+    /* backlog 0: the socket listens already; -1 would make libevent call
+     * listen(fd, 128) again and shrink the queue (issue 14: SYNs dropped
+     * under a burst, requests unanswered for seconds) */
+    sr->lev = evconnlistener_new(base, accept_cb, sr, LEV_OPT_CLOSE_ON_FREE, 0, sr->fd);
     sr->accept_retry = evtimer_new(base, retry_accept, sr);
-    if (!sr->lev || !sr->accept_retry) {
+    sr->queue_ev = evtimer_new(base, queue_tick, sr);
+    if (!sr->lev || !sr->accept_retry || !sr->queue_ev) {
         sl_report(sr->r, "sluice: http: reactor %d cannot listen (out of memory)", sl_reactor_id(sr->r));
         return;
     }
@@ -265,6 +295,18 @@ int sl_http_server_start(sl_http_server *s)
 {
     if (s->started)
         return -EALREADY;
+    int nroutes = 0;
+    for (route_info *ri = s->routes; ri; ri = ri->next)
+        ri->idx = nroutes++;
+    sl_admit_cfg ac = admit_cfg(&s->o);
+    for (int i = 0; i < s->n; i++) {
+        srv_reactor *sr = &s->sr[i];
+        free(sr->need);
+        if (!(sr->need = calloc((size_t)nroutes + 1, sizeof *sr->need)))
+            return -ENOMEM;
+        sr->nneed = nroutes;
+        sl__admit_init(&sr->adm, &ac, sl_now_ns());
+    }
     sl__ignore_sigpipe();
     for (int i = 0; i < s->n; i++) {
         int fd = bind_one(s);
@@ -330,8 +372,10 @@ static void start_req(sl_http_req *req)
         return;
     }
     req->started = true;
+    req->t_run = sl_now_ns();
     if (++sr->inflight > sr->st.inflight_peak)
         sr->st.inflight_peak = sr->inflight;
+    req->inflight_at = sr->inflight;
     if (sl_trace_on(sr->r))
         sl_trace_async(sr->r, 'b', "http", req->match.pattern, sl_traceparent_tag(&req->trace), req->method);
     req->rnext = sr->running;
@@ -340,13 +384,130 @@ static void start_req(sl_http_req *req)
     sr->running = req;
 }
 
-/* Load shedding: a bounded number run, a bounded number wait, the rest are
- * told at once to come back later. */
+/* ---- admission (docs/net.md, "Admission"; the controller is admit.c) ------------------ */
+
+static bool adaptive(const srv_reactor *sr)
+{
+    return sr->srv->o.admission == SL_HTTP_ADMISSION_ADAPTIVE;
+}
+
+/* Whether a request can still finish within its budget: 0 if so, else
+ * the status that refuses it (504: its budget is gone; 503: less is left
+ * than its route needs). */
+static int budget_refusal(const sl_http_req *req, uint64_t now)
+{
+    const route_info *ri = req->route;
+    if (!adaptive(req->sr) || !ri || ri->lane == SL_HTTP_LANE_CONTROL || ri->lane == SL_HTTP_LANE_UNDO ||
+        ri->no_budget_check)
+        return 0;
+    if (now >= req->deadline)
+        return 504;
+    uint64_t need = ri->need_ms ? (uint64_t)ri->need_ms * SL_NS_PER_MS
+                                : sl__admit_need(&req->sr->need[ri->idx]);
+    return req->deadline - now < need ? 503 : 0;
+}
+
+static void refuse(sl_http_req *req, int status)
+{
+    srv_reactor *sr = req->sr;
+    if (status == 504) {
+        sr->st.expired++;
+        sl_http_reply_error(req, 504, "deadline_exceeded", "the budget ran out before the request started");
+        return;
+    }
+    sr->st.shed++;
+    sl_trace_instant(sr->r, "http", "shed", req->method);
+    sl_http_reply_error(req, 503, "overloaded", "too many requests in flight; retry later");
+}
+
+void sl__srv_precheck(sl_http_req *req)
+{
+    if (req->immediate)
+        return;
+    int status = budget_refusal(req, sl_now_ns());
+    if (!status)
+        return;
+    srv_reactor *sr = req->sr;
+    req->immediate = status;
+    if (status == 504) {
+        sr->st.expired++;
+        req->immediate_code = "deadline_exceeded";
+        req->immediate_msg = "the budget ran out before the request started";
+    } else {
+        sr->st.shed++;
+        sr->st.shed_budget++;
+        req->immediate_code = "overloaded";
+        req->immediate_msg = "less budget left than this route needs; retry later";
+    }
+}
+
+/* While requests wait, the queue is looked at every queue target (at
+ * least 1 ms) even when nothing else happens on the reactor: a waiter
+ * behind requests that run for a long time must still meet CoDel and its
+ * own deadline, not wait for a slot that does not come. */
+static void arm_queue_tick(srv_reactor *sr)
+{
+    if (!sr->queue_ev || evtimer_pending(sr->queue_ev, NULL))
+        return;
+    uint32_t ms = sr->srv->o.queue_target_ms;
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    evtimer_add(sr->queue_ev, &tv);
+}
+
+static void enqueue(srv_reactor *sr, sl_http_req *req, uint64_t now)
+{
+    req->queued = true;
+    req->t_queued = now;
+    req->qnext = NULL;
+    req->qprev = sr->q_tail;
+    if (sr->q_tail)
+        sr->q_tail->qnext = req;
+    else
+        sr->q_head = req;
+    sr->q_tail = req;
+    sr->queued++;
+    arm_queue_tick(sr);
+}
+
+void sl__srv_unqueue(sl_http_req *req)
+{
+    srv_reactor *sr = req->sr;
+    if (req->qprev)
+        req->qprev->qnext = req->qnext;
+    else
+        sr->q_head = req->qnext;
+    if (req->qnext)
+        req->qnext->qprev = req->qprev;
+    else
+        sr->q_tail = req->qprev;
+    req->qnext = req->qprev = NULL;
+    req->queued = false;
+    sr->queued--;
+}
+
+/* CoDel: tells the controller how long the oldest waiter waited, and
+ * refuses the oldest while it says they waited too long. */
+static void sweep(srv_reactor *sr, uint64_t now)
+{
+    while (sr->q_head && sl__admit_observe(&sr->adm, now, now - sr->q_head->t_queued)) {
+        sl_http_req *req = sr->q_head;
+        sl__srv_unqueue(req);
+        sr->st.shed_delay++;
+        refuse(req, 503);
+    }
+    if (!sr->q_head)
+        sl__admit_observe(&sr->adm, now, 0);
+}
+
+/* Load shedding: an adaptive number run, a bounded number wait (as long
+ * as CoDel lets them), the rest are told at once to come back later. */
 void sl__srv_admit(sl_http_req *req)
 {
     srv_reactor *sr = req->sr;
     const sl_http_server_opts *o = &sr->srv->o;
     int lane = req->route ? req->route->lane : SL_HTTP_LANE_NORMAL;
+    uint64_t now = sl_now_ns();
+    int status;
     if (lane == SL_HTTP_LANE_CONTROL) {
         start_req(req);
     } else if (lane == SL_HTTP_LANE_UNDO && sr->undo < o->max_undo) {
@@ -356,38 +517,63 @@ void sl__srv_admit(sl_http_req *req)
             sr->undo++;
             sr->st.undo_started++;
         }
-    } else if (sr->inflight < o->max_inflight && !sr->q_head) {
+    } else if ((status = budget_refusal(req, now)) != 0) {
+        if (status == 503)
+            sr->st.shed_budget++;
+        refuse(req, status);
+    } else if (lane == SL_HTTP_LANE_CONTINUE && sr->inflight < o->max_inflight) {
+        start_req(req);
+    } else if (sr->inflight < sl__admit_limit(&sr->adm) && !sr->q_head) {
         start_req(req);
     } else if (sr->queued < o->max_queue) {
-        req->queued = true;
-        req->qnext = NULL;
-        if (sr->q_tail)
-            sr->q_tail->qnext = req;
-        else
-            sr->q_head = req;
-        sr->q_tail = req;
-        sr->queued++;
+        enqueue(sr, req, now);
     } else {
-        sr->st.shed++;
-        sl_trace_instant(sr->r, "http", "shed", req->method);
-        sl_http_reply_error(req, 503, "overloaded", "too many requests in flight; retry later");
+        sr->st.shed_full++;
+        refuse(req, 503);
     }
+    sweep(sr, now);
 }
 
 static void admit_queued(srv_reactor *sr)
 {
-    while (sr->q_head && sr->inflight < sr->srv->o.max_inflight) {
-        sl_http_req *req = sr->q_head;
-        sr->q_head = req->qnext;
-        if (!sr->q_head)
-            sr->q_tail = NULL;
-        sr->queued--;
-        req->queued = false;
-        if (req->c && !req->c->gone && sl_now_ns() < req->deadline)
+    uint64_t now = sl_now_ns();
+    sweep(sr, now);
+    while (sr->q_head && sr->inflight < sl__admit_limit(&sr->adm)) {
+        /* overloaded: the newest first, they have the most budget left */
+        sl_http_req *req = sl__admit_lifo(&sr->adm) ? sr->q_tail : sr->q_head;
+        sl__srv_unqueue(req);
+        if (!req->c || req->c->gone)
+            continue;
+        int status = budget_refusal(req, now);
+        if (!status && now >= req->deadline)
+            status = 504;   /* a FIXED server refuses the expired too */
+        if (status == 503)
+            sr->st.shed_budget++;
+        if (status)
+            refuse(req, status);
+        else
             start_req(req);
-        else if (req->c && !req->c->gone)
-            sl_http_reply_error(req, 504, "deadline_exceeded", "the budget ran out while queued");
     }
+}
+
+/* The queue's timer: refuses the waiters whose budget is gone (504), runs
+ * CoDel and starts what the limit allows. */
+static void queue_tick(evutil_socket_t fd, short what, void *arg)
+{
+    srv_reactor *sr = arg;
+    (void)fd;
+    (void)what;
+    uint64_t now = sl_now_ns();
+    for (sl_http_req *req = sr->q_head, *next; req; req = next) {
+        next = req->qnext;
+        if (req->c && !req->c->gone && now >= req->deadline) {
+            sl__srv_unqueue(req);
+            refuse(req, 504);
+        }
+    }
+    admit_queued(sr);
+    if (sr->q_head)
+        arm_queue_tick(sr);
 }
 
 /* The handler task ended (its state destructor). */
@@ -406,6 +592,12 @@ void sl__srv_task_ended(sl_http_req *req)
         req->rnext->rprev = req->rprev;
     req->task_done = true;
     sr->inflight--;
+    if (req->route && req->route->lane != SL_HTTP_LANE_CONTROL) {
+        uint64_t now = sl_now_ns();
+        sl__admit_sample(&sr->adm, now, now - req->t_run, req->inflight_at);
+        if (req->status >= 200 && req->status < 500)
+            sl__admit_need_add(&sr->need[req->route->idx], now - req->t_run);
+    }
     if (req->undo_slot) {
         req->undo_slot = false;
         sr->undo--;
@@ -569,10 +761,13 @@ void sl_http_server_free(sl_http_server *s)
             close(sr->fd);
         if (sr->accept_retry)
             event_free(sr->accept_retry);
+        if (sr->queue_ev)
+            event_free(sr->queue_ev);
         if (sr->grace_ev)
             event_free(sr->grace_ev);
         free(sr->rbuf);
         free(sr->wbuf);
+        free(sr->need);
     }
     if (s->sig_term)
         event_free(s->sig_term);

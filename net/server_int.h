@@ -9,6 +9,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include "addr.h"
+#include "admit.h"
 #include "http_parse.h"
 #include "sl_http.h"
 #include "sl_router.h"
@@ -21,6 +22,9 @@ typedef struct route_info {
     size_t state_size;
     void *arg;
     int lane;                    /* SL_HTTP_LANE_... */
+    uint32_t need_ms;            /* sl_http_route_opts */
+    bool no_budget_check;
+    int idx;                     /* into srv_reactor.need, from start */
     char *method, *pattern;      /* as added, for sl_http_route_set */
     struct route_info *next;     /* sl_http_server.routes */
 } route_info;
@@ -38,6 +42,11 @@ typedef struct srv_stats {
     uint32_t inflight_peak;   /* the most requests running at once, ever */
     uint64_t requests, shed, timeouts, parse_errors, accepted, closed_idle;
     uint64_t undo_started;    /* undo-lane requests started past the limits */
+    /* admission refusals by reason (shed is their sum, with shed_full) */
+    uint64_t shed_full;       /* 503: the queue was full */
+    uint64_t shed_delay;      /* 503: waited past the queue-delay target (CoDel) */
+    uint64_t shed_budget;     /* 503: less budget left than the route needs */
+    uint64_t expired;         /* 504: the budget was gone before it started */
     uint64_t ctx_ends[SL_CAUSE_COUNT];
     uint64_t lat[LAT_BUCKETS];
     double lat_sum_s;
@@ -51,10 +60,14 @@ struct srv_reactor {
     int fd;
     struct evconnlistener *lev;
     struct event *accept_retry;
+    struct event *queue_ev;          /* looks at the admission queue while it is not empty */
     conn *conns;
     uint32_t nconns, inflight, queued;
     uint32_t undo;                   /* undo-lane requests started past the limits */
-    sl_http_req *q_head, *q_tail;    /* admission queue */
+    sl_http_req *q_head, *q_tail;    /* admission queue, oldest first */
+    sl_admit adm;                    /* the adaptive limit and CoDel (admit.h) */
+    sl_admit_need *need;             /* per route (route_info.idx): its median time */
+    int nneed;
     sl_http_req *running;            /* requests whose handler task is alive */
     bool draining, stopped;
     struct event *grace_ev;
@@ -97,7 +110,7 @@ struct sl_http_req {
     conn *c;
     srv_reactor *sr;
     sl_http_req *next;          /* the connection's pipeline, in order */
-    sl_http_req *qnext;         /* admission queue */
+    sl_http_req *qnext, *qprev; /* admission queue */
     sl_http_req *rprev, *rnext; /* srv_reactor.running */
     char *head;                 /* copies of target and headers */
     const char *method;
@@ -112,6 +125,8 @@ struct sl_http_req {
     sl_ctx *ctx;
     sl_traceparent trace;
     uint64_t deadline, t_start;
+    uint64_t t_queued, t_run;   /* entered the admission queue; started */
+    uint32_t inflight_at;       /* requests running when it started, itself included */
     int status;                 /* answered, for logs and metrics */
     int immediate;              /* answer this status without a handler */
     const char *immediate_code, *immediate_msg;
@@ -172,6 +187,12 @@ void sl__req_free(sl_http_req *req);
 
 /* server.c */
 void sl__srv_admit(sl_http_req *req);
+/* Deadline-aware admission as soon as the head is parsed (the body is then
+ * discarded, not stored): sets req->immediate to 503 or 504 when the
+ * request cannot finish within its budget. */
+void sl__srv_precheck(sl_http_req *req);
+/* Takes a request that never started out of the admission queue. */
+void sl__srv_unqueue(sl_http_req *req);
 void sl__srv_task_ended(sl_http_req *req);
 void sl__srv_conn_gone(srv_reactor *sr);
 void sl__srv_count(srv_reactor *sr, sl_http_req *req);

@@ -89,15 +89,43 @@ typedef struct sl_http_server_opts {
     uint32_t max_undo;           /* undo-lane requests running past the limits, per
                                     reactor (256); beyond it they meet the normal
                                     admission (sl_http_route_set) */
+    /* Adaptive admission (docs/net.md, "Admission"); the defaults need no
+     * tuning. Within max_inflight and max_queue, per reactor:
+     *  - a concurrency limit that follows measured latency: it shrinks
+     *    while requests take longer than their quiet baseline plus
+     *    queue_target_ms (or twice it), grows while they do not;
+     *  - CoDel on the queue: once its oldest waiter stayed past
+     *    queue_target_ms for a whole queue_interval_ms, waiters past twice
+     *    the target are refused (503) and the newest are served first;
+     *  - deadline-aware: a request whose remaining budget is below what its
+     *    route needs (sl_http_route_opts.need_ms, else the route's recent
+     *    median time) is refused at once (503), before its body is stored;
+     *    one whose budget is gone gets 504.
+     * SL_HTTP_ADMISSION_FIXED turns all three off: max_inflight run, the
+     * queue is FIFO up to max_queue, the rest get 503 (the behaviour
+     * before issue 14, for comparisons). */
+    int admission;               /* SL_HTTP_ADMISSION_ADAPTIVE (default) or _FIXED */
+    uint32_t queue_target_ms;    /* CoDel target (5) */
+    uint32_t queue_interval_ms;  /* CoDel interval and the limit's window (100; >= target) */
+    uint32_t limit_min;          /* the adaptive limit's floor (16, or max_inflight if
+                                    smaller; <= max_inflight) */
+    uint32_t limit_initial;      /* where it starts (32) */
 } sl_http_server_opts;
+
+enum {
+    SL_HTTP_ADMISSION_ADAPTIVE = 0,
+    SL_HTTP_ADMISSION_FIXED,
+};
 
 /* Creates a server on `rt` (not started). Copies opts. The listen HOST is
  * a numeric IPv4 address, an IPv6 one in brackets ("[::]:8081" listens on
  * every address, IPv4 too; "[::1]:8081"), "localhost" (127.0.0.1) or a
  * name, looked up now, blocking (the hosts file, then DNS: see
  * sl_client.h), to listen on its first address. Returns 0, -ENOMEM,
- * -EINVAL (not HOST:PORT: a bad host or port; an unknown `debug` policy),
- * -ENOENT (no such name), -EAGAIN (no answer from the resolver). */
+ * -EINVAL (not HOST:PORT: a bad host or port; an unknown `debug` policy
+ * or `admission`; queue_target_ms above queue_interval_ms; limit_min above
+ * max_inflight), -ENOENT (no such name), -EAGAIN (no answer from the
+ * resolver). */
 int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_server_opts *opts);
 
 /* Adds a route (sl_router.h patterns). `handler` runs as a task with the
@@ -119,21 +147,32 @@ int sl_http_route(sl_http_server *srv, const char *method, const char *pattern,
  *  - CONTROL: health checks and metrics (the built-in /healthz and
  *    /metrics are in it): started at once, never queued or shed, so a busy
  *    server still answers its probes and its scrapes. Keep it to cheap
- *    handlers that do not wait. */
+ *    handlers that do not wait.
+ *  - CONTINUE: work that continues a request admitted before, elsewhere in
+ *    a chain (a payment's callback to the order it pays): shedding it
+ *    wastes all the work done for it upstream. It skips the adaptive limit
+ *    and the queue, up to max_inflight; beyond that, normal admission. Its
+ *    budget is still checked.
+ * UNDO and CONTROL requests are never refused for their budget. */
 enum {
     SL_HTTP_LANE_NORMAL = 0,
     SL_HTTP_LANE_UNDO,
     SL_HTTP_LANE_CONTROL,
+    SL_HTTP_LANE_CONTINUE,
 };
 
 typedef struct sl_http_route_opts {
-    int lane;                    /* SL_HTTP_LANE_NORMAL (default), _UNDO or _CONTROL */
+    int lane;                    /* SL_HTTP_LANE_NORMAL (default), _UNDO, _CONTROL, _CONTINUE */
+    uint32_t need_ms;            /* deadline-aware admission: a request with less budget
+                                    left is refused at once (503); 0: the route's recent
+                                    median time, learned per reactor */
+    bool no_budget_check;        /* never refuse this route's requests for their budget */
 } sl_http_route_opts;
 
 /* Sets the options of a route added before with the same method and
  * pattern (byte for byte). Copies opts. Before start only. Returns 0,
- * -EINVAL (NULL argument, unknown lane), -ENOENT (no such route), -EBUSY
- * (started). */
+ * -EINVAL (NULL argument, unknown lane, need_ms above 24 h), -ENOENT (no
+ * such route), -EBUSY (started). */
 int sl_http_route_set(sl_http_server *srv, const char *method, const char *pattern,
                       const sl_http_route_opts *opts);
 

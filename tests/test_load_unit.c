@@ -283,8 +283,8 @@ static void json_schema(void **st)
     free(text);
     assert_non_null(j);
     const char *keys[] = { "url", "method", "mode", "rate", "connections", "threads", "timeout_ms",
-                           "requests", "duration_s", "rps", "latency_ms", "status", "errors",
-                           "behind_schedule", "series" };
+                           "requests", "duration_s", "rps", "latency_ms", "latency_2xx_ms", "status",
+                           "errors", "behind_schedule", "series" };
     assert_int_equal(json_object_size(j), sizeof keys / sizeof *keys);
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         assert_non_null(json_object_get(j, keys[i]));
@@ -295,6 +295,11 @@ static void json_schema(void **st)
     for (size_t i = 0; i < sizeof lat / sizeof *lat; i++)
         assert_true(json_is_real(json_object_get(json_object_get(j, "latency_ms"), lat[i])));
     assert_true(json_real_value(json_object_get(json_object_get(j, "latency_ms"), "max")) == 2000.0);
+    /* 2xx only: the timeout (2 s) and the 503s are not in it; the 201 of
+     * 7 us is (its min), the slowest 200 (1.299 ms) is its max */
+    json_t *ok = json_object_get(j, "latency_2xx_ms");
+    assert_true(json_real_value(json_object_get(ok, "max")) < 1.31);
+    assert_true(json_real_value(json_object_get(ok, "min")) < 0.01);
     json_t *errs = json_object_get(j, "errors");
     assert_int_equal(json_object_size(errs), 4);
     assert_int_equal(json_integer_value(json_object_get(errs, "timeout")), 1);

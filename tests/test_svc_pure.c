@@ -41,6 +41,7 @@ static void test_opts_defaults(void **s)
     assert_int_equal(o.mode, SVC_SAFE);
     assert_int_equal(o.threads, 0);
     assert_false(o.admin);
+    assert_false(o.admission_off);
     assert_int_equal(svc_opts_timeout_ms(&o), 2000);
     assert_int_equal(o.grace_ms, 5000);
     assert_int_equal(o.max_pending, 0);   /* the default bound (SVC_UNDO_MAX) */
@@ -66,6 +67,10 @@ static void test_opts_all(void **s)
     assert_string_equal(o.upstream, "http://127.0.0.1:1");
     assert_string_equal(o.stock, "a=1");
     assert_string_equal(svc_mode_name(o.mode), "guarded");
+    assert_int_equal(parse(&inv_prog, &o, err, "--admission", "off", NULL), 0);
+    assert_true(o.admission_off);
+    assert_int_equal(parse(&inv_prog, &o, err, "--admission", "on", NULL), 0);
+    assert_false(o.admission_off);
 }
 
 static void test_opts_naive_budget(void **s)
@@ -123,6 +128,8 @@ static void test_opts_errors(void **s)
     assert_int_equal(parse(&order_prog, &o, err, "--timeout-ms", "-0", NULL), -EINVAL);
     assert_int_equal(parse(&order_prog, &o, err, "--listen", "127.0.0.1:0", "--inventory",
                            "http://127.0.0.1:8082/,http://localhost:65535", NULL), 0);
+    assert_int_equal(parse(&order_prog, &o, err, "--admission", "maybe", NULL), -EINVAL);
+    assert_non_null(strstr(err, "--admission wants on or off"));
     /* another program's flags are unknown here */
     assert_int_equal(parse(&order_prog, &o, err, "--payment", "http://x:1", NULL), -EINVAL);
     assert_int_equal(parse(&order_prog, &o, err, "--stock", "a=1", NULL), -EINVAL);

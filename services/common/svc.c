@@ -82,7 +82,7 @@ static void on_stopped(sl_http_server *srv, void *arg)
 static int usage(const svc_prog *p, const char *msg)
 {
     fprintf(stderr, "%s (usage: %s [--listen HOST:PORT] [--threads N] [--timeout-ms MS] [--grace-ms MS] "
-                    "[--max-pending N] [--mode safe|guarded|naive] [--admin] [--access-log] [--trace FILE.json]%s%s%s)\n",
+                    "[--max-pending N] [--mode safe|guarded|naive] [--admission on|off] [--admin] [--access-log] [--trace FILE.json]%s%s%s)\n",
             msg, p->name, p->upstream_flag ? " [" : "", p->upstream_flag ? p->upstream_flag : "",
             p->upstream_flag ? (p->has_stock ? " URLS] [--stock ITEM=N,...]" : " URLS]") : "");
     return 2;
@@ -111,6 +111,11 @@ static int make_all(svc *s, char *err, size_t errlen)
     s->n = sl_runtime_threads(s->rt);
     sl_http_server_opts so = { .listen = s->o.listen, .timeout_ms = svc_opts_timeout_ms(&s->o),
                                .grace_ms = s->o.grace_ms,
+                               /* naive is the seed as written, without sluice's guards:
+                                  no budgets, so nothing to admit by; and its requests
+                                  hang, which an adaptive limit would turn into 503s */
+                               .admission = s->o.admission_off || s->o.mode == SVC_NAIVE
+                                                ? SL_HTTP_ADMISSION_FIXED : SL_HTTP_ADMISSION_ADAPTIVE,
                                .access_log = s->o.access_log, .on_stopped = on_stopped,
                                .on_stopped_arg = s };
     if ((rc = sl_http_server_new(&s->srv, s->rt, &so)) < 0) {

@@ -133,6 +133,10 @@ int svc_opts_parse(svc_opts *o, const svc_prog *p, int argc, char **argv, char *
         } else if (!strcmp(a, "--mode")) {
             if (parse_mode(v, &o->mode) < 0)
                 return fail(err, errlen, "%s: --mode wants safe, guarded or naive, not '%s'", p->name, v);
+        } else if (!strcmp(a, "--admission")) {
+            if (strcmp(v, "on") && strcmp(v, "off"))
+                return fail(err, errlen, "%s: --admission wants on or off, not '%s'", p->name, v);
+            o->admission_off = !strcmp(v, "off");
         } else if (!strcmp(a, "--trace")) {
             o->trace = v;
         } else if (p->upstream_flag && !strcmp(a, p->upstream_flag)) {

@@ -2,7 +2,7 @@
  *
  *   --listen HOST:PORT  --threads N  --timeout-ms MS  --grace-ms MS
  *   --max-pending N (compensations pending before new work is refused)
- *   --mode safe|guarded|naive
+ *   --mode safe|guarded|naive  --admission on|off
  *   --admin  --access-log  --trace FILE.json  and the program's own:
  *   one upstream list (--inventory / --payment / --order) and, for
  *   inventory-svc, --stock ITEM=N,...
@@ -35,6 +35,7 @@ typedef struct svc_opts {
     uint32_t max_pending;          /* 0: not given (SVC_UNDO_MAX, svc_undo.h) */
     svc_mode mode;
     bool admin, access_log;
+    bool admission_off;            /* --admission off: fixed limits only (docs/net.md) */
     const char *trace;             /* NULL: no trace */
     const char *upstream;
     const char *stock;             /* NULL: the default stock */

@@ -23,6 +23,12 @@
 
 const char *const svc_name[NSVC] = { "order", "inventory", "payment" };
 const char *const phase_name[NPHASE] = { "warm-up", "steady", "payment hangs", "recovery" };
+static const char *const overload_phase_name[NPHASE] = { "calm (C/2)", "-", "burst", "after (C/2)" };
+
+const char *demo_phase_name(const mode_result *m, int p)
+{
+    return m->overload ? overload_phase_name[p] : phase_name[p];
+}
 static const char *const svc_prog[NSVC] = { "services/order/order-svc", "services/inventory/inventory-svc",
                                             "services/payment/payment-svc" };
 static const char order_body[] = "{\"item\":\"sku-{{rand:1-10}}\",\"qty\":1,\"amount_cents\":1250}";
@@ -57,7 +63,8 @@ static void stop_chain(chain *c, mode_result *m)
  * chain is a cycle (payment calls order back), so every port must be known
  * before the first program starts. A port taken in between makes that
  * program fail to bind; the caller retries with new ports. */
-static int start_chain(const demo_cfg *cfg, const char *mode, chain *c, char *err, size_t errsz)
+static int start_chain(const demo_cfg *cfg, const char *mode, const char *tag, bool admission_off, chain *c,
+                       char *err, size_t errsz)
 {
     char listen[NSVC][32], url[NSVC][40], threads[16], budget[16], prog[NSVC][1024], log[NSVC][1024];
     char trace[NSVC][1024];
@@ -71,8 +78,8 @@ static int start_chain(const demo_cfg *cfg, const char *mode, chain *c, char *er
         snprintf(listen[s], sizeof listen[s], "127.0.0.1:%d", c->port[s]);
         snprintf(url[s], sizeof url[s], "http://127.0.0.1:%d", c->port[s]);
         snprintf(prog[s], sizeof prog[s], "%s/%s", cfg->bindir, svc_prog[s]);
-        snprintf(log[s], sizeof log[s], "%s/%s-%s.log", cfg->logdir, mode, svc_name[s]);
-        snprintf(trace[s], sizeof trace[s], "%s/%s-%s.json", cfg->trace_dir ? cfg->trace_dir : "", mode,
+        snprintf(log[s], sizeof log[s], "%s/%s-%s.log", cfg->logdir, tag, svc_name[s]);
+        snprintf(trace[s], sizeof trace[s], "%s/%s-%s.json", cfg->trace_dir ? cfg->trace_dir : "", tag,
                  svc_name[s]);
         c->p[s].out = -1;
     }
@@ -83,9 +90,13 @@ static int start_chain(const demo_cfg *cfg, const char *mode, chain *c, char *er
     for (int s = NSVC - 1; s >= 0; s--) {
         /* naive is the seed as written: no budget at all, so no --timeout-ms */
         bool naive = !strcmp(mode, "naive");
-        char *argv[16] = { prog[s], "--listen", listen[s], "--threads", threads, "--mode", (char *)mode,
+        char *argv[18] = { prog[s], "--listen", listen[s], "--threads", threads, "--mode", (char *)mode,
                            (char *)up_opt[s], url[up_of[s]], "--admin" };
         int argc = 10;
+        if (admission_off) {
+            argv[argc++] = "--admission";
+            argv[argc++] = "off";
+        }
         if (!naive) {
             argv[argc++] = "--timeout-ms";
             argv[argc++] = budget;
@@ -196,6 +207,7 @@ static void take_load_json(phase_result *ph, json_t *doc)
     ph->p50 = json_number_value(json_object_get(lat, "p50"));
     ph->p99 = json_number_value(json_object_get(lat, "p99"));
     ph->max = json_number_value(json_object_get(lat, "max"));
+    ph->p99_201 = json_number_value(json_object_get(json_object_get(doc, "latency_2xx_ms"), "p99"));
     const char *k;
     json_t *v;
     json_object_foreach(st, k, v) {
@@ -217,18 +229,20 @@ static void take_load_json(phase_result *ph, json_t *doc)
 }
 
 /* Runs sluice-load for one phase while sampling the services' in-flight
- * requests every 100 ms. Returns 0 or -1 with err set. */
-static int run_phase(const demo_cfg *cfg, chain *c, phase_result *ph, int seconds, bool naive, char *err,
-                     size_t errsz)
+ * requests every 100 ms: open loop at `rps`, or closed loop with 64
+ * connections when rps is 0. Returns 0 or -1 with err set. */
+static int run_phase(const demo_cfg *cfg, chain *c, phase_result *ph, int rps, int seconds, bool naive,
+                     char *err, size_t errsz)
 {
     char prog[1024], url[64], rate[16], dur[16], tmo[16];
     snprintf(prog, sizeof prog, "%s/services/load/sluice-load", cfg->bindir);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/orders", c->port[SVC_ORDER]);
-    snprintf(rate, sizeof rate, "%d", cfg->rate);
+    snprintf(rate, sizeof rate, "%d", rps);
     snprintf(dur, sizeof dur, "%d", seconds);
     snprintf(tmo, sizeof tmo, "%d", cfg->client_timeout_ms);
-    char *argv[] = { prog, url, "--rate", rate, "--duration", dur, "--timeout", tmo, "--method", "POST",
-                     "--body", (char *)order_body, "--connections", "2000", "--json",
+    char *argv[] = { prog, url, rps ? "--rate" : "--warmup", rps ? rate : "0", "--duration", dur,
+                     "--timeout", tmo, "--method", "POST", "--body", (char *)order_body, "--connections",
+                     rps ? "4000" : "64", "--json",
                      naive ? "--no-deadline-header" : NULL, NULL };   /* the seed's client sent none */
     char log[1024];
     snprintf(log, sizeof log, "%s/sluice-load.log", cfg->logdir);
@@ -401,7 +415,7 @@ static void run_mode(const demo_cfg *cfg, mode_result *m)
 {
     chain c;
     int tries = 0;
-    while (start_chain(cfg, m->mode, &c, m->error, sizeof m->error) < 0)
+    while (start_chain(cfg, m->mode, m->mode, false, &c, m->error, sizeof m->error) < 0)
         if (++tries == 3)
             return;
     m->error[0] = '\0';
@@ -419,7 +433,7 @@ static void run_mode(const demo_cfg *cfg, mode_result *m)
         }
         fprintf(stderr, " %s", phase_name[p]);
         m->ph[p].start_s = t;
-        int rc = run_phase(cfg, &c, &m->ph[p], cfg->phase_s[p], !strcmp(m->mode, "naive"), m->error,
+        int rc = run_phase(cfg, &c, &m->ph[p], cfg->rate, cfg->phase_s[p], !strcmp(m->mode, "naive"), m->error,
                            sizeof m->error);
         if (p == PH_FAULT)
             set_fault(c.port[SVC_PAYMENT], NULL);
@@ -439,6 +453,62 @@ static void run_mode(const demo_cfg *cfg, mode_result *m)
         merge_traces(cfg, m->mode);
 }
 
+/* ---- the overload scene (issue 14) -------------------------------------------------- */
+
+/* The safe chain under a short burst of overload_x x its capacity C, with
+ * admission on (m) and off (m + 1), the same rates for both: C is
+ * measured once, closed loop, on the first chain. */
+static void run_overload(const demo_cfg *cfg, mode_result *m)
+{
+    for (int k = 0; k < 2; k++) {
+        mode_result *r = &m[k];
+        chain c;
+        int tries = 0;
+        while (start_chain(cfg, "safe", r->admission_off ? "overload-off" : "overload-on", r->admission_off, &c,
+                           r->error, sizeof r->error) < 0)
+            if (++tries == 3)
+                return;
+        r->error[0] = '\0';
+        r->ran = true;
+        for (int s = 0; s < NSVC; s++)
+            r->tasks_idle[s] = tasks_alive(c.port[s]);
+        fprintf(stderr, "demo: %s:", r->mode);
+        if (k == 0) {
+            phase_result cap;
+            memset(&cap, 0, sizeof cap);
+            fprintf(stderr, " capacity");
+            if (run_phase(cfg, &c, &cap, 0, 2, false, r->error, sizeof r->error) == 0 && cap.duration_s > 0)
+                r->capacity = cap.st201 / cap.duration_s;
+            json_decref(cap.series);
+            if (r->capacity < 10 && !r->error[0])
+                snprintf(r->error, sizeof r->error, "no capacity measured (%ld x 201)", cap.st201);
+            m[1].capacity = r->capacity;
+        }
+        int half = (int)(r->capacity / 2) > 1 ? (int)(r->capacity / 2) : 1;
+        r->rate[PH_WARMUP] = r->rate[PH_RECOVERY] = half;
+        r->rate[PH_FAULT] = (int)(r->capacity * cfg->overload_x);
+        static const int ph[3] = { PH_WARMUP, PH_FAULT, PH_RECOVERY };
+        double t = 0;
+        for (int i = 0; i < 3 && !r->error[0]; i++) {
+            int p = ph[i];
+            fprintf(stderr, " %s", overload_phase_name[p]);
+            r->ph[p].start_s = t;
+            if (run_phase(cfg, &c, &r->ph[p], r->rate[p], cfg->overload_s[i], false, r->error,
+                          sizeof r->error) < 0)
+                break;
+            t += r->ph[p].duration_s;
+        }
+        fprintf(stderr, "\n");
+        settle(&c, 3000);
+        for (int s = 0; s < NSVC; s++) {
+            r->tasks_after[s] = tasks_alive(c.port[s]);
+            r->rss_kib[s] = proc_rss_kib(&c.p[s]);
+        }
+        check_invariant(&c, r);
+        stop_chain(&c, r);
+    }
+}
+
 /* ---- main --------------------------------------------------------------------------- */
 
 static int usage(const char *msg)
@@ -449,16 +519,17 @@ static int usage(const char *msg)
             "usage: sluice-demo [--bindir DIR] [--modes safe,guarded,naive] [--rate R]\n"
             "                   [--phases WARMUP,STEADY,FAULT,RECOVERY (seconds)] [--threads N]\n"
             "                   [--client-timeout-ms MS] [--budget-ms MS] [--report FILE.html]\n"
+            "                   [--overload CALM,BURST,AFTER (seconds) | --overload off] [--overload-x N]\n"
             "                   [--trace DIR]   (DIR/<mode>.json: a Chrome trace of the three services)\n");
     return msg ? 2 : 0;
 }
 
-static int parse_phases(const char *s, int out[NPHASE])
+static int parse_phases(const char *s, int *out, int n)
 {
-    for (int p = 0; p < NPHASE; p++) {
+    for (int p = 0; p < n; p++) {
         char *end;
         long v = strtol(s, &end, 10);
-        if (end == s || v < 1 || v > 600 || (p < NPHASE - 1 ? *end != ',' : *end != '\0'))
+        if (end == s || v < 1 || v > 600 || (p < n - 1 ? *end != ',' : *end != '\0'))
             return -1;
         out[p] = (int)v;
         s = end + 1;
@@ -479,7 +550,8 @@ static int parse_int(const char *s, int lo, int hi, int *out)
 int main(int argc, char **argv)
 {
     demo_cfg cfg = { .bindir = ".", .report = "demo-report.html", .rate = 100, .threads = 1,
-                     .client_timeout_ms = 2000, .budget_ms = 1000, .phase_s = { 2, 5, 5, 5 } };
+                     .client_timeout_ms = 2000, .budget_ms = 1000, .phase_s = { 2, 5, 5, 5 },
+                     .overload_s = { 2, 6, 4 }, .overload_x = 3 };
     const char *modes = "safe,guarded,naive";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -496,10 +568,15 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--threads")) { if (parse_int(v, 1, 64, &cfg.threads)) return usage("bad --threads"); }
         else if (!strcmp(a, "--client-timeout-ms")) { if (parse_int(v, 10, 600000, &cfg.client_timeout_ms)) return usage("bad --client-timeout-ms"); }
         else if (!strcmp(a, "--budget-ms")) { if (parse_int(v, 10, 600000, &cfg.budget_ms)) return usage("bad --budget-ms"); }
-        else if (!strcmp(a, "--phases")) { if (parse_phases(v, cfg.phase_s)) return usage("bad --phases"); }
+        else if (!strcmp(a, "--phases")) { if (parse_phases(v, cfg.phase_s, NPHASE)) return usage("bad --phases"); }
+        else if (!strcmp(a, "--overload")) {
+            if (!strcmp(v, "off")) cfg.overload_s[0] = 0;
+            else if (parse_phases(v, cfg.overload_s, 3)) return usage("bad --overload");
+        }
+        else if (!strcmp(a, "--overload-x")) { if (parse_int(v, 1, 20, &cfg.overload_x)) return usage("bad --overload-x"); }
         else return usage("unknown option");
     }
-    mode_result m[3];
+    mode_result m[5];
     int n = 0;
     memset(m, 0, sizeof m);
     char *list = strdup(modes);
@@ -511,6 +588,11 @@ int main(int argc, char **argv)
         m[n++].mode = !strcmp(tok, "safe") ? "safe" : !strcmp(tok, "guarded") ? "guarded" : "naive";
     }
     free(list);
+    int nfault = n;
+    if (cfg.overload_s[0]) {   /* after the fault scene: the overload scene */
+        m[n++] = (mode_result){ .mode = "safe, admission on", .overload = true };
+        m[n++] = (mode_result){ .mode = "safe, admission off", .overload = true, .admission_off = true };
+    }
     char logdir[] = "/tmp/sluice-demo-XXXXXX";
     if (!mkdtemp(logdir)) {
         perror("sluice-demo: mkdtemp");
@@ -518,8 +600,10 @@ int main(int argc, char **argv)
     }
     cfg.logdir = logdir;
     signal(SIGPIPE, SIG_IGN);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < nfault; i++)
         run_mode(&cfg, &m[i]);
+    if (n > nfault)
+        run_overload(&cfg, &m[nfault]);
     report_text(&cfg, m, n);
     int rc = report_html(&cfg, m, n);
     int failed = rc < 0;

@@ -19,13 +19,20 @@ typedef struct phase_result {
     long st201, st503, st504, st508, st_other;
     long timeouts, errors;       /* client gave up; other transport errors */
     double p50, p99, max;        /* ms, from intended send time */
+    double p99_201;              /* ms, of the 201s alone */
     long peak_inflight[NSVC];    /* sampled from /metrics, -1 unknown */
     json_t *series;              /* sluice-load's per-second series (owned) */
 } phase_result;
 
 typedef struct mode_result {
-    const char *mode;
+    const char *mode;            /* its label ("safe", "safe, admission off") */
     bool ran;
+    /* the overload scene (issue 14): the safe chain under a burst of
+     * overload_x x C in PH_FAULT, at half C in PH_WARMUP and PH_RECOVERY,
+     * no PH_STEADY; admission on or off */
+    bool overload, admission_off;
+    double capacity;             /* C: 201/s in a closed loop of 64 connections */
+    int rate[NPHASE];            /* per phase; 0: cfg->rate */
     char error[512];             /* why the run stopped early, "" if it did not */
     phase_result ph[NPHASE];
     long tasks_idle[NSVC];       /* /debug/tasks before the load */
@@ -43,7 +50,12 @@ typedef struct demo_cfg {
     const char *trace_dir;       /* --trace: one merged Chrome trace per mode, or NULL */
     int rate, threads, client_timeout_ms, budget_ms;
     int phase_s[NPHASE];
+    int overload_s[3];           /* calm, burst, after (seconds); [0] == 0: no overload scene */
+    int overload_x;              /* the burst, in multiples of C */
 } demo_cfg;
+
+/* A phase's name in a mode (the overload scene calls its own). */
+const char *demo_phase_name(const mode_result *m, int p);
 
 /* report.c */
 void report_text(const demo_cfg *cfg, const mode_result *m, int nmodes);

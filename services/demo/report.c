@@ -33,6 +33,16 @@ static void verdict(const demo_cfg *cfg, mode_result *m)
     else
         snprintf(inv, sizeof inv, "the three services agree on all %ld finished orders", m->checked);
     size_t n = sizeof m->verdict;
+    if (m->overload && m->ran && !m->error[0]) {
+        const phase_result *a = &m->ph[PH_RECOVERY];
+        double dur = f->duration_s > 0 ? f->duration_s : 1;
+        snprintf(m->verdict, n, "%s: a %dx burst (%d/s offered, C = %.0f/s): goodput %.0f/s = %.2f C, 201 p99 "
+                 "%.0f ms, %ld x 503, %ld x 504, %ld client timeouts; after it, %.0f%% 201; %s", m->mode,
+                 cfg->overload_x, m->rate[PH_FAULT], m->capacity, f->st201 / dur,
+                 m->capacity > 0 ? f->st201 / dur / m->capacity : 0, f->p99_201, f->st503, f->st504,
+                 f->timeouts, a->requests ? 100.0 * a->st201 / a->requests : 0, inv);
+        return;
+    }
     if (!m->ran || m->error[0])
         snprintf(m->verdict, n, "%s: did not complete: %s", m->mode, m->error[0] ? m->error : "not run");
     else if (to * 100 > req)
@@ -59,12 +69,15 @@ void report_text(const demo_cfg *cfg, const mode_result *mr, int nmodes)
     for (int i = 0; i < nmodes; i++) {
         mode_result *m = (mode_result *)&mr[i];
         verdict(cfg, m);
+        if (m->overload && (i == 0 || !mr[i - 1].overload))
+            printf("Overload: the safe chain, C/2, then a %dx C burst, then C/2 again; admission on, then off "
+                   "(--admission off), the same rates.\n\n", cfg->overload_x);
         for (int p = 0; p < NPHASE; p++) {
             const phase_result *ph = &m->ph[p];
             if (!ph->ran)
                 continue;
             printf("%-8s %-14s %7.1f %8.1f %8.1f %8.1f %6ld %5ld %5ld %5ld %5ld %5ld %4ld  %ld/%ld/%ld\n",
-                   p == 0 ? m->mode : "", phase_name[p], ph->duration_s > 0 ? ph->st201 / ph->duration_s : 0,
+                   p == 0 ? m->mode : "", demo_phase_name(m, p), ph->duration_s > 0 ? ph->st201 / ph->duration_s : 0,
                    ph->p50, ph->p99, ph->max, ph->st201, ph->st503, ph->st504, ph->st508, ph->st_other,
                    ph->timeouts, ph->errors, ph->peak_inflight[0], ph->peak_inflight[1], ph->peak_inflight[2]);
         }
@@ -161,7 +174,7 @@ static void frame(FILE *f, const mode_result *m, double span, const char *ylabel
             fprintf(f, "<line x1='%.1f' x2='%.1f' y1='%d' y2='%d' stroke='#bbb' stroke-dasharray='3,3'/>\n",
                     x, x, MT, H - MB);
         fprintf(f, "<text x='%.1f' y='%d' fill='%s'>%s</text>\n", x + 4, MT - 8,
-                p == PH_FAULT ? "#b22" : "#666", phase_name[p]);
+                p == PH_FAULT ? "#b22" : "#666", demo_phase_name(m, p));
     }
     fprintf(f, "<line x1='%d' x2='%d' y1='%d' y2='%d' stroke='#333'/><line x1='%d' x2='%d' y1='%d' y2='%d' stroke='#333'/>\n",
             ML, W - MR, H - MB, H - MB, ML, ML, MT, H - MB);
@@ -251,6 +264,14 @@ int report_html(const demo_cfg *cfg, const mode_result *mr, int nmodes)
                "until its caller gives up).</p>\n", cfg->rate, cfg->client_timeout_ms, cfg->budget_ms);
     for (int i = 0; i < nmodes; i++) {
         const mode_result *m = &mr[i];
+        if (m->overload && (i == 0 || !mr[i - 1].overload))
+            fprintf(f, "<h1>Overload: admission on and off</h1>\n<p>The safe chain at half its capacity C "
+                       "(201/s in a closed loop of 64 connections: %.0f/s), then in the shaded window a burst of "
+                       "%d x C, then C/2 again. First with sluice's adaptive admission (a concurrency limit that "
+                       "follows latency, CoDel on the queue, refusals by remaining budget), then the same chain "
+                       "with <code>--admission off</code> (fixed limits only), at the same rates. Goodput is the "
+                       "green: a 503 is a quick, cheap no; a client timeout (black) is work wasted.</p>\n",
+                    m->capacity, cfg->overload_x);
         fprintf(f, "<h2>%s</h2><p class='v'>", m->mode);
         html_escape(f, m->verdict);
         fprintf(f, "</p>\n<table><tr><th>phase</th><th>ok/s</th><th>p50 ms</th><th>p99 ms</th><th>max ms</th>"
@@ -263,7 +284,7 @@ int report_html(const demo_cfg *cfg, const mode_result *mr, int nmodes)
                 continue;
             fprintf(f, "<tr><td>%s</td><td>%.1f</td><td>%.1f</td><td>%.1f</td><td>%.1f</td><td>%ld</td><td>%ld</td>"
                        "<td>%ld</td><td>%ld</td><td>%ld</td><td>%ld</td><td>%ld/%ld/%ld</td></tr>\n",
-                    phase_name[p], ph->duration_s > 0 ? ph->st201 / ph->duration_s : 0, ph->p50, ph->p99, ph->max,
+                    demo_phase_name(m, p), ph->duration_s > 0 ? ph->st201 / ph->duration_s : 0, ph->p50, ph->p99, ph->max,
                     ph->st201, ph->st503, ph->st504, ph->st508, ph->st_other, ph->timeouts, ph->peak_inflight[0],
                     ph->peak_inflight[1], ph->peak_inflight[2]);
             ymax = ph->max > ymax ? ph->max : ymax;

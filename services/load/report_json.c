@@ -63,12 +63,13 @@ json_t *report_json(const load_opts *o, const load_result *r)
         if (r->status[i])
             st[n++] = (struct load_status){ i, r->status[i] };
     double rps = r->duration_s > 0 ? (double)r->requests / r->duration_s : 0;
-    return json_pack("{s:s,s:s,s:s,s:o,s:i,s:i,s:I,s:I,s:f,s:f,s:o,s:o,s:o,s:I,s:o}",
+    return json_pack("{s:s,s:s,s:s,s:o,s:i,s:i,s:I,s:I,s:f,s:f,s:o,s:o,s:o,s:o,s:I,s:o}",
                      "url", o->url, "method", o->method, "mode", o->rate > 0 ? "open" : "closed",
                      "rate", o->rate > 0 ? json_real(o->rate) : json_null(),
                      "connections", o->connections, "threads", o->threads,
                      "timeout_ms", (json_int_t)o->timeout_ms, "requests", (json_int_t)r->requests,
                      "duration_s", r->duration_s, "rps", rps, "latency_ms", latency_obj(r->all),
+                     "latency_2xx_ms", latency_obj(r->ok),
                      "status", status_obj(st, n), "errors", errors_obj(r->err),
                      "behind_schedule", (json_int_t)r->behind, "series", series(o, r));
 }

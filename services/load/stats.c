@@ -10,9 +10,10 @@ int load_stats_init(load_stats *s, size_t nsecs)
 {
     memset(s, 0, sizeof *s);
     s->all = hist_new();
+    s->ok = hist_new();
     s->secs = calloc(nsecs ? nsecs : 1, sizeof *s->secs);
     s->nsecs = nsecs;
-    if (!s->all || !s->secs) {
+    if (!s->all || !s->ok || !s->secs) {
         load_stats_free(s);
         return -ENOMEM;
     }
@@ -35,6 +36,7 @@ void load_stats_free(load_stats *s)
     }
     free(s->secs);
     free(s->all);
+    free(s->ok);
     memset(s, 0, sizeof *s);
 }
 
@@ -59,6 +61,8 @@ int load_stats_record(load_stats *s, size_t sec, uint64_t lat_ns, int status, in
     } else {
         s->status[status]++;
         c->open_status[status]++;
+        if (status >= 200 && status < 300)
+            hist_record(s->ok, lat_ns);
     }
     return 0;
 }
@@ -126,12 +130,14 @@ int load_result_merge(load_result *r, load_stats *const *s, int n)
     memset(r, 0, sizeof *r);
     r->npoints = n ? s[0]->nsecs : 0;
     r->all = hist_new();
+    r->ok = hist_new();
     r->points = calloc(r->npoints ? r->npoints : 1, sizeof *r->points);
     hist *tmp = hist_new();
     uint64_t *status = malloc(STATUS_CODES * sizeof *status);
-    int rc = r->all && r->points && tmp && status ? 0 : -ENOMEM;
+    int rc = r->all && r->ok && r->points && tmp && status ? 0 : -ENOMEM;
     for (int w = 0; !rc && w < n; w++) {
         hist_merge(r->all, s[w]->all);
+        hist_merge(r->ok, s[w]->ok);
         r->requests += s[w]->requests;
         r->behind += s[w]->behind;
         for (int k = 0; k < ERR_KINDS; k++)
@@ -154,5 +160,6 @@ void load_result_free(load_result *r)
         free(r->points[i].status);
     free(r->points);
     free(r->all);
+    free(r->ok);
     memset(r, 0, sizeof *r);
 }

@@ -30,6 +30,7 @@ typedef struct load_sec {
 
 typedef struct load_stats {
     hist *all;
+    hist *ok;                      /* 2xx answers only: goodput's latency */
     uint64_t requests, status[STATUS_CODES], err[ERR_KINDS];
     uint64_t behind;               /* sent > LOAD_BEHIND_NS after the intended time */
     uint64_t last_send;            /* ns, of a request of the window */
@@ -58,6 +59,7 @@ typedef struct load_point {
 
 typedef struct load_result {
     hist *all;
+    hist *ok;                      /* 2xx answers only */
     uint64_t requests, status[STATUS_CODES], err[ERR_KINDS], behind;
     double duration_s;
     size_t npoints;

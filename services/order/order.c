@@ -395,7 +395,11 @@ int main(int argc, char **argv)
     if ((rc = svc_route(&S, "POST", "/orders", create_order, sizeof(create_st))) < 0 ||
         (rc = svc_route(&S, "GET", "/orders", order_list, order_list_state_size())) < 0 ||
         (rc = svc_route(&S, "GET", "/orders/{id}", get_order, sizeof(get_st))) < 0 ||
-        (rc = svc_route(&S, "POST", "/orders/{id}/paid", order_paid, sizeof(paid_st))) < 0) {
+        (rc = svc_route(&S, "POST", "/orders/{id}/paid", order_paid, sizeof(paid_st))) < 0 ||
+        /* the callback finishes an order whose chain is done: shedding it
+         * would waste that work and fail the order (issue 14) */
+        (rc = sl_http_route_set(S.srv, "POST", "/orders/{id}/paid",
+                                &(sl_http_route_opts){ .lane = SL_HTTP_LANE_CONTINUE })) < 0) {
         fprintf(stderr, "order-svc: routes: %s\n", strerror(-rc));
         return 1;
     }

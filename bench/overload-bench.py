@@ -1,0 +1,357 @@
+#!/usr/bin/env python3
+"""overload-bench.py: the safe chain past its capacity (issue 14).
+
+    bench/overload-bench.py BUILDDIR [--quick] [--threads N] [--no-go]
+                                     [--admission on|off|both] [--multiples 1,2,3]
+    (`make bench-overload`: --threads 1 then --threads 2)
+
+For each side (sluice with admission on, sluice with --admission off, and
+the Go peer bench/peers/chain), a fresh chain: order, inventory and
+payment, `--threads N --timeout-ms 1000` (Go: GOMAXPROCS=N, -timeout-ms
+1000). With N = 1 the three services share CPU 0 and sluice-load runs on
+CPU 1 (taskset); with N = 2 the services share both cores, the load too.
+
+ 1. C: closed loop, 64 connections (201/s: the capacity).
+ 2. 0.1 C open loop: the steady p99 of the 201s.
+ 3. For each multiple m: open loop at m x C (the side's own C), 4000
+    connections, --timeout 2500, POST /orders
+    {"item":"sku-1","qty":1,"amount_cents":1250}.
+ 4. Recovery: right after the last multiple, 0.5 C; the seconds from the
+    third on (the load dropped 2 s before) must be >= 99 % 201.
+
+Figures per multiple: goodput (201/s) and goodput / C, 201 p50/p99 (ms),
+shares of 503, 504, other answers and no answer (client timeouts, resets),
+and CPU per 503: the three services' CPU time (from /proc) during the run,
+less what the 201s cost at C, over the 503s; also as a share of the CPU of
+a 201 (a 503 must cost a fraction of a served request). That estimate
+is as noisy as the run; shed_cost measures it apart: order-svc refusing
+requests whose 1 ms budget is below what the route needs, its CPU per 503
+against the whole chain's CPU per 201 at C.
+
+One JSON object on stdout, a table on stderr. The machine this runs on may
+be shared: compare sides of the same run, not absolute figures.
+--quick: short phases (2-3 s), for a smoke test.
+
+Environment: GO (default go), SLUICE_LOAD, GOCACHE.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+BODY = '{"item":"sku-1","qty":1,"amount_cents":1250}'
+ME = "overload-bench"
+
+
+def die(msg):
+    print(f"{ME}: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def args():
+    a = sys.argv[1:]
+    if not a or a[0].startswith("--"):
+        die("usage: overload-bench.py BUILDDIR [--quick] [--threads N] [--no-go] "
+            "[--admission on|off|both] [--multiples 1,2,3]")
+    o = {"build": os.path.abspath(a[0]), "quick": False, "threads": 1, "go": True,
+         "admission": "both", "multiples": [1, 2, 3]}
+    i = 1
+    while i < len(a):
+        if a[i] == "--quick":
+            o["quick"] = True
+        elif a[i] == "--no-go":
+            o["go"] = False
+        elif a[i] == "--threads" and i + 1 < len(a):
+            o["threads"] = int(a[i + 1])
+            i += 1
+        elif a[i] == "--admission" and i + 1 < len(a) and a[i + 1] in ("on", "off", "both"):
+            o["admission"] = a[i + 1]
+            i += 1
+        elif a[i] == "--multiples" and i + 1 < len(a):
+            o["multiples"] = [float(x) for x in a[i + 1].split(",")]
+            i += 1
+        else:
+            die(f"unknown argument {a[i]}")
+        i += 1
+    return o
+
+
+def free_ports(n):
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def cpu_s(pid):
+    """utime + stime of a process, in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+
+
+class Chain:
+    def __init__(self, side, o, tmp, peer):
+        self.side, self.o, self.tmp, self.procs = side, o, tmp, []
+        cpus = "0" if o["threads"] == 1 else "0,1"
+        for attempt in range(3):
+            po, pi, pp = free_ports(3)
+            specs = []
+            if side == "go":
+                env = dict(os.environ, GOMAXPROCS=str(o["threads"]))
+                specs = [("payment", [peer, "-role", "payment", "-listen", f"127.0.0.1:{pp}",
+                                      "-order", f"http://127.0.0.1:{po}", "-timeout-ms", "1000"]),
+                         ("inventory", [peer, "-role", "inventory", "-listen", f"127.0.0.1:{pi}",
+                                        "-payment", f"http://127.0.0.1:{pp}", "-timeout-ms", "1000"]),
+                         ("order", [peer, "-role", "order", "-listen", f"127.0.0.1:{po}",
+                                    "-inventory", f"http://127.0.0.1:{pi}", "-timeout-ms", "1000"])]
+            else:
+                env = dict(os.environ)
+                b = o["build"] + "/services"
+                common = ["--threads", str(o["threads"]), "--timeout-ms", "1000", "--mode", "safe",
+                          "--admission", "off" if side == "sluice-off" else "on"]
+                specs = [("payment", [f"{b}/payment/payment-svc", "--listen", f"127.0.0.1:{pp}",
+                                      "--order", f"http://127.0.0.1:{po}"] + common),
+                         ("inventory", [f"{b}/inventory/inventory-svc", "--listen", f"127.0.0.1:{pi}",
+                                        "--payment", f"http://127.0.0.1:{pp}"] + common),
+                         ("order", [f"{b}/order/order-svc", "--listen", f"127.0.0.1:{po}",
+                                    "--inventory", f"http://127.0.0.1:{pi}"] + common)]
+            self.procs = []
+            for name, cmd in specs:
+                out = open(f"{tmp}/{side}-{name}.out", "w")
+                err = open(f"{tmp}/{side}-{name}.err", "w")
+                self.procs.append(subprocess.Popen(["taskset", "-c", cpus] + cmd, stdout=out,
+                                                   stderr=err, env=env))
+            if all(self.listening(p, f"{tmp}/{side}-{n}.out") for p, (n, _) in zip(self.procs, specs)):
+                self.url = f"http://127.0.0.1:{po}/orders"
+                return
+            self.stop()
+        die(f"the {side} chain did not start")
+
+    @staticmethod
+    def listening(p, out):
+        for _ in range(200):
+            try:
+                with open(out) as f:
+                    if f.read().startswith("listening on "):
+                        return True
+            except OSError:
+                pass
+            if p.poll() is not None:
+                return False
+            time.sleep(0.05)
+        return False
+
+    def cpu(self):
+        return sum(cpu_s(p.pid) for p in self.procs)
+
+    def alive(self):
+        return all(p.poll() is None for p in self.procs)
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def load(o, url, extra, duration, warmup=0):
+    cpus = "1" if o["threads"] == 1 else "0,1"
+    cmd = ["taskset", "-c", cpus, o["load"], url, "--method", "POST", "--body", BODY,
+           "--duration", str(duration), "--json", "--quiet"] + extra
+    if warmup:
+        cmd += ["--warmup", str(warmup)]
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=duration + warmup + 60)
+    if r.returncode != 0:
+        die(f"sluice-load failed: {r.stderr.strip()}")
+    return json.loads(r.stdout)
+
+
+def count(j, code):
+    return j["status"].get(str(code), 0)
+
+
+def open_loop(o, url, rate, duration, warmup=0):
+    return load(o, url, ["--rate", f"{rate:.0f}", "--connections", "4000", "--timeout", "2500"],
+                duration, warmup)
+
+
+def summary(j, cap, cpu=None, cpu_201=None):
+    n = max(j["requests"], 1)
+    n201, n503, n504 = count(j, 201), count(j, 503), count(j, 504)
+    noans = sum(j["errors"].values())
+    r = {"offered_per_s": round(j["requests"] / j["duration_s"]),
+         "goodput_per_s": round(n201 / j["duration_s"]),
+         "goodput_over_C": round(n201 / j["duration_s"] / cap, 3) if cap else None,
+         "p50_201_ms": round(j["latency_2xx_ms"]["p50"], 2) if n201 else None,
+         "p99_201_ms": round(j["latency_2xx_ms"]["p99"], 2) if n201 else None,
+         "max_ms": round(j["latency_ms"]["max"], 1),
+         "share_503": round(n503 / n, 4), "share_504": round(n504 / n, 4),
+         "share_other": round((j["requests"] - n201 - n503 - n504 - noans) / n, 4),
+         "share_no_answer": round(noans / n, 4),
+         "requests": j["requests"], "status": j["status"], "errors": j["errors"]}
+    if cpu is not None:
+        r["cpu_s"] = round(cpu, 3)
+        if cpu_201 and n503 >= 1000:
+            per = (cpu - n201 * cpu_201) / n503
+            r["cpu_us_per_503"] = round(per * 1e6, 1)
+            r["cpu_503_over_201"] = round(per / cpu_201, 3)
+    return r
+
+
+def shed_cost(o, ch, cpu_201, duration):
+    """CPU per 503 apart from everything else: closed loop, 64 connections,
+    every request with 1 ms of budget, below what POST /orders needs (its
+    median, learned during the C phase), so order-svc refuses each at once.
+    Only order-svc works; its CPU over the 503s, against the whole chain's
+    CPU per 201."""
+    order = ch.procs[2].pid
+    c0 = cpu_s(order)
+    j = load(o, ch.url, ["--connections", "64", "--no-deadline-header", "--header", "grpc-timeout: 1m"],
+             duration)
+    cpu = cpu_s(order) - c0
+    # 503 (less budget than the route's median) or 504 (the 1 ms was gone
+    # by the time the head was parsed): both refused at once, before a
+    # handler runs
+    n = count(j, 503) + count(j, 504)
+    if n < 100:
+        return {"error": f"only {n} refusals", "status": j["status"]}
+    per = cpu / n
+    return {"refused_per_s": round(n / j["duration_s"]), "cpu_us_per_503": round(per * 1e6, 1),
+            "cpu_503_over_201": round(per / cpu_201, 3), "status": j["status"]}
+
+
+def side_run(side, o, tmp, peer):
+    q = o["quick"]
+    ch = Chain(side, o, tmp, peer)
+    try:
+        load(o, ch.url, ["--connections", "64"], 1)   # warm up
+        c0 = ch.cpu()
+        jc = load(o, ch.url, ["--connections", "64"], 2 if q else 5)
+        cpu_c = ch.cpu() - c0
+        cap = count(jc, 201) / jc["duration_s"]
+        if cap < 10:
+            die(f"{side}: no capacity measured ({jc['status']}, {jc['errors']})")
+        cpu_201 = cpu_c / max(count(jc, 201), 1)
+        res = {"C": round(cap), "cpu_us_per_201": round(cpu_201 * 1e6, 1),
+               "closed_loop": summary(jc, cap)}
+        res["steady"] = summary(open_loop(o, ch.url, 0.1 * cap, 2 if q else 3), cap)
+        if side == "sluice":
+            res["shed_cost"] = shed_cost(o, ch, cpu_201, 2 if q else 5)
+        runs = []
+        for m in o["multiples"]:
+            c0 = ch.cpu()
+            j = open_loop(o, ch.url, m * cap, 3 if q else 10)
+            r = summary(j, cap, ch.cpu() - c0, cpu_201)
+            r["multiple"] = m
+            r["series"] = [{"t": p["t"], "requests": p["requests"], "201": p["status"].get("201", 0),
+                            "503": p["status"].get("503", 0), "504": p["status"].get("504", 0),
+                            "no_answer": sum(p["errors"].values()), "p99_ms": round(p["latency_ms"]["p99"], 1)}
+                           for p in j["series"]]
+            runs.append(r)
+            print(f"{ME}: {side:10} {m:g}C: offered {r['offered_per_s']}/s goodput {r['goodput_per_s']}/s "
+                  f"({r['goodput_over_C']} C) p50/p99 {r['p50_201_ms']}/{r['p99_201_ms']} ms "
+                  f"503 {r['share_503']:.1%} 504 {r['share_504']:.1%} no answer {r['share_no_answer']:.1%}"
+                  + (f" cpu/503 {r['cpu_us_per_503']} us ({r['cpu_503_over_201']} of a 201)"
+                     if "cpu_us_per_503" in r else ""), file=sys.stderr)
+        res["runs"] = runs
+        # recovery: 0.5 C right after the last multiple; seconds 3.. of it
+        j = open_loop(o, ch.url, 0.5 * cap, 5 if not q else 4)
+        late = [p for p in j["series"] if p["t"] >= 3]
+        n = sum(p["requests"] for p in late)
+        ok = sum(p["status"].get("201", 0) for p in late)
+        res["recovery"] = {"share_201_after_2s": round(ok / n, 4) if n else None,
+                           "p99_ms_after_2s": round(max((p["latency_ms"]["p99"] for p in late), default=0), 2),
+                           "series": [{"t": p["t"], "201": p["status"].get("201", 0), "requests": p["requests"],
+                                       "p99_ms": round(p["latency_ms"]["p99"], 1)} for p in j["series"]]}
+        res["alive_after"] = ch.alive()
+        if "shed_cost" in res and "cpu_us_per_503" in res["shed_cost"]:
+            sc = res["shed_cost"]
+            print(f"{ME}: {side:10} a 503 (budget refusal, order-svc) costs {sc['cpu_us_per_503']} us of CPU, "
+                  f"{sc['cpu_503_over_201']} of a 201's ({res['cpu_us_per_201']} us, whole chain)",
+                  file=sys.stderr)
+        print(f"{ME}: {side:10} C {res['C']}/s, recovery: {res['recovery']['share_201_after_2s']} 201 "
+              f"after 2 s, p99 {res['recovery']['p99_ms_after_2s']} ms (steady p99 "
+              f"{res['steady']['p99_201_ms']} ms)", file=sys.stderr)
+        return res
+    finally:
+        ch.stop()
+
+
+def targets(s):
+    """issue 14's targets, for sluice with admission on."""
+    by = {r["multiple"]: r for r in s["runs"]}
+    t = {}
+    if 1 in by:
+        t["goodput_1C_ge_0.9"] = by[1]["goodput_over_C"] >= 0.9
+    for m in (2, 3):
+        if m in by:
+            t[f"goodput_{m}C_ge_0.8"] = by[m]["goodput_over_C"] >= 0.8
+    if 3 in by and s["steady"]["p99_201_ms"] is not None and by[3]["p99_201_ms"] is not None:
+        t["p99_3C_le_max(2x_steady,25ms)"] = by[3]["p99_201_ms"] <= max(2 * s["steady"]["p99_201_ms"], 25)
+    t["no_client_timeouts"] = all(r["errors"]["timeout"] == 0 for r in s["runs"])
+    if s["recovery"]["share_201_after_2s"] is not None:
+        t["recovery_ge_0.99"] = s["recovery"]["share_201_after_2s"] >= 0.99
+    return t
+
+
+def main():
+    o = args()
+    o["load"] = os.environ.get("SLUICE_LOAD", o["build"] + "/services/load/sluice-load")
+    for f in [o["load"]] + [f"{o['build']}/services/{s}/{s}-svc" for s in ("order", "inventory", "payment")]:
+        if not os.access(f, os.X_OK):
+            die(f"no {f} (make it first)")
+    if not shutil.which("taskset"):
+        die("taskset not found (util-linux)")
+    tmp = tempfile.mkdtemp(prefix="overload-bench.")
+    peer = None
+    if o["go"]:
+        go = os.environ.get("GO", "go")
+        if not shutil.which(go):
+            die("'go' not found: install golang-go, or pass --no-go")
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers", "chain")
+        peer = o["build"] + "/bench/peers/chain-peer"
+        os.makedirs(os.path.dirname(peer), exist_ok=True)
+        env = dict(os.environ, GOTOOLCHAIN="local", GOPROXY="off", GOFLAGS="", GOWORK="off", GO111MODULE="on",
+                   GOCACHE=os.environ.get("GOCACHE", f"{tempfile.gettempdir()}/sluice-peers-gocache-{os.getuid()}"))
+        if subprocess.run([go, "build", "-o", peer, "."], cwd=src, env=env).returncode != 0:
+            die("go build failed")
+    sides = {"both": ["sluice", "sluice-off"], "on": ["sluice"], "off": ["sluice-off"]}[o["admission"]]
+    if o["go"]:
+        sides.append("go")
+    with open("/proc/loadavg") as f:
+        before = f.read().split()[:3]
+    out = {"threads": o["threads"], "quick": o["quick"], "multiples": o["multiples"], "loadavg_before": before}
+    try:
+        for side in sides:
+            out[side.replace("-", "_")] = side_run(side, o, tmp, peer)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    with open("/proc/loadavg") as f:
+        out["loadavg_after"] = f.read().split()[:3]
+    if "sluice" in out:
+        out["targets"] = targets(out["sluice"])
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+/* admit.c: the adaptive admission controller (admit.h). */
+#include <errno.h>
+#include "admit.h"
+
+/* The baseline is the quietest window of the last one or two periods: it
+ * follows a lasting change of the workload within 2 periods, but an
+ * overload shorter than that cannot raise it (it is a minimum). */
+#define BASE_PERIOD_WINDOWS 100
+/* A window needs a few samples to mean anything. */
+#define WIN_MIN_SAMPLES 4
+
+/* The growth step, sqrt(limit) rounded down (no libm for one root). */
+static uint32_t root(double x)
+{
+    uint32_t r = 1;
+    while ((double)(r + 1) * (r + 1) <= x)
+        r++;
+    return r;
+}
+
+int sl__admit_check(const sl_admit_cfg *c)
+{
+    if (!c || c->min_limit < 1 || c->max_limit < c->min_limit || !c->target_ns ||
+        c->interval_ns < c->target_ns)
+        return -EINVAL;
+    return 0;
+}
+
+void sl__admit_init(sl_admit *a, const sl_admit_cfg *cfg, uint64_t now)
+{
+    *a = (sl_admit){ .cfg = *cfg };
+    uint32_t l = cfg->initial_limit;
+    l = l < cfg->min_limit ? cfg->min_limit : l > cfg->max_limit ? cfg->max_limit : l;
+    a->limit = cfg->adaptive ? l : cfg->max_limit;
+    a->win_start = a->base_start = now;
+    a->base_cur = a->base_prev = UINT64_MAX;
+    a->cd_end = now + cfg->interval_ns;
+}
+
+uint32_t sl__admit_limit(const sl_admit *a)
+{
+    return (uint32_t)a->limit;
+}
+
+/* The end of a window: the gradient step. */
+static void window_end(sl_admit *a, uint64_t now)
+{
+    uint64_t mean = a->win_sum / a->win_n;
+    a->last_mean = mean;
+    if (now - a->base_start >= (uint64_t)BASE_PERIOD_WINDOWS * a->cfg.interval_ns) {
+        a->base_prev = a->base_cur;
+        a->base_cur = UINT64_MAX;
+        a->base_start = now;
+    }
+    if (mean < a->base_cur)
+        a->base_cur = mean;
+    uint64_t base = a->base_cur < a->base_prev ? a->base_cur : a->base_prev;
+    /* latency may rise by the queue target, or double for slow routes,
+     * before the limit gives way: a little queueing is what keeps the
+     * core busy, more is only delay */
+    double allowed = (double)(2 * base > base + a->cfg.target_ns ? 2 * base : base + a->cfg.target_ns);
+    double g = mean ? allowed / (double)mean : 1.0;
+    g = g < 0.5 ? 0.5 : g > 1.0 ? 1.0 : g;
+    double l = a->limit * g;
+    /* grow only a limit that was in use: an idle server says nothing
+     * about how much more it could take */
+    if (g >= 1.0 && a->win_peak >= (uint32_t)a->limit)
+        l += root(a->limit);
+    l = l < a->cfg.min_limit ? a->cfg.min_limit : l > a->cfg.max_limit ? a->cfg.max_limit : l;
+    a->limit = l;
+    a->win_start = now;
+    a->win_sum = 0;
+    a->win_n = a->win_peak = 0;
+}
+
+void sl__admit_sample(sl_admit *a, uint64_t now, uint64_t lat, uint32_t inflight)
+{
+    if (!a->cfg.adaptive)
+        return;
+    a->win_sum += lat;
+    a->win_n++;
+    if (inflight > a->win_peak)
+        a->win_peak = inflight;
+    if (now - a->win_start >= a->cfg.interval_ns && a->win_n >= WIN_MIN_SAMPLES)
+        window_end(a, now);
+}
+
+bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest)
+{
+    a->last_delay = oldest;
+    if (!a->cfg.adaptive)
+        return false;
+    if (now >= a->cd_end) {
+        /* a queue that never got shorter than the target for a whole
+         * interval is a standing queue; one that did is a burst */
+        a->overloaded = a->cd_seen && a->cd_min > a->cfg.target_ns;
+        a->cd_min = oldest;
+        a->cd_seen = true;
+        a->cd_end = now + a->cfg.interval_ns;
+    } else if (!a->cd_seen || oldest < a->cd_min) {
+        a->cd_min = oldest;
+        a->cd_seen = true;
+    }
+    return a->overloaded && oldest > 2 * a->cfg.target_ns;
+}
+
+bool sl__admit_lifo(const sl_admit *a)
+{
+    return a->cfg.adaptive && a->overloaded;
+}
+
+void sl__admit_need_add(sl_admit_need *m, uint64_t ns)
+{
+    if (m->n++ == 0) {
+        m->med = ns;
+        return;
+    }
+    /* a step of 1/16 of the estimate (at least 1 us): the estimate settles
+     * where as many samples fall above as below, within a few percent */
+    uint64_t step = m->med / 16 > 1000 ? m->med / 16 : 1000;
+    if (ns > m->med)
+        m->med += ns - m->med < step ? ns - m->med : step;
+    else if (ns < m->med)
+        m->med -= m->med - ns < step ? m->med - ns : step;
+}
+
+uint64_t sl__admit_need(const sl_admit_need *m)
+{
+    return m->n >= SL_ADMIT_NEED_MIN_SAMPLES ? m->med : 0;
+}

@@ -1,0 +1,96 @@
+/* admit.h: the adaptive admission controller of one reactor (private to
+ * the server; docs/net.md, "Admission").
+ *
+ * Three mechanisms, each answering one question the server asks:
+ *
+ *  - How many requests may run at once? An adaptive concurrency limit
+ *    (the gradient of Netflix concurrency-limits and Envoy's adaptive
+ *    concurrency): every `interval` it compares the mean time requests took
+ *    in that window with the quietest window seen lately (the baseline) and
+ *    shrinks the limit when the latency rose by more than the queue target
+ *    (and doubled), or grows it by sqrt(limit) when the limit was in use and
+ *    latency stayed low. So the server runs as many requests as keep its
+ *    latency near the baseline, and no more: past that, more concurrency
+ *    only makes every request slower (the congestion collapse of issue 14).
+ *
+ *  - How long may a request wait for its turn? CoDel on the admission queue
+ *    (as in Facebook's wangle): the queue is overloaded when the oldest
+ *    waiter waited more than `target` all through an interval (a standing
+ *    queue, not a burst). While overloaded, a waiter older than 2 x target
+ *    is refused (503), and the queue is served newest first (adaptive LIFO):
+ *    the newest have the most budget left, the oldest are about to be
+ *    refused anyway.
+ *
+ *  - Can this request still make it? Deadline-aware admission: each route
+ *    learns the median time its requests take (a streaming estimate); a
+ *    request whose remaining budget is below it is refused at once instead
+ *    of started to fail later.
+ *
+ * Pure: it sees only what it is told (times in ns, from any clock), so the
+ * tests drive it step by step. Not thread-safe: one per reactor. */
+#ifndef SL_ADMIT_H
+#define SL_ADMIT_H
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct sl_admit_cfg {
+    bool adaptive;            /* false: the limit is max_limit, FIFO, no queue-delay shedding */
+    uint32_t min_limit;       /* the limit never goes below (>= 1) */
+    uint32_t max_limit;       /* nor above (>= min_limit) */
+    uint32_t initial_limit;   /* where it starts (clamped to [min, max]) */
+    uint64_t target_ns;       /* CoDel target queue delay (> 0) */
+    uint64_t interval_ns;     /* CoDel interval and the limit's window (>= target) */
+} sl_admit_cfg;
+
+typedef struct sl_admit {
+    sl_admit_cfg cfg;
+    double limit;
+    /* the current window of latency samples */
+    uint64_t win_start, win_sum;
+    uint32_t win_n, win_peak;
+    /* the baseline: the lowest window mean of this period and the last */
+    uint64_t base_cur, base_prev, base_start;
+    uint64_t last_mean;       /* the last window's mean latency (for /metrics) */
+    /* CoDel */
+    uint64_t cd_end, cd_min;  /* the current interval's end and its least delay */
+    bool cd_seen;             /* cd_min holds an observation */
+    bool overloaded;
+    uint64_t last_delay;      /* the last observed queue delay (for /metrics) */
+} sl_admit;
+
+/* Returns 0, or -EINVAL for a cfg out of the ranges above. */
+int sl__admit_check(const sl_admit_cfg *cfg);
+
+/* Starts the controller at `now` (cfg checked). */
+void sl__admit_init(sl_admit *a, const sl_admit_cfg *cfg, uint64_t now);
+
+/* How many requests may run now (>= 1). */
+uint32_t sl__admit_limit(const sl_admit *a);
+
+/* A request that started with `inflight` requests running (itself
+ * included) ended after `lat` ns. */
+void sl__admit_sample(sl_admit *a, uint64_t now, uint64_t lat, uint32_t inflight);
+
+/* Observes the admission queue: its oldest waiter has waited `oldest` ns
+ * (0: the queue is empty). Returns true when that waiter is to be refused
+ * (overloaded, and it waited more than 2 x target). */
+bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest);
+
+/* Whether the queue is served newest first now (adaptive, overloaded). */
+bool sl__admit_lifo(const sl_admit *a);
+
+/* A route's median service time, estimated from a stream of samples
+ * (stochastic approximation: each sample moves the estimate towards
+ * itself by a step proportional to the estimate). Zeroed is empty. */
+typedef struct sl_admit_need {
+    uint64_t med;             /* ns */
+    uint32_t n;
+} sl_admit_need;
+
+#define SL_ADMIT_NEED_MIN_SAMPLES 16   /* the estimate is used from then on */
+
+void sl__admit_need_add(sl_admit_need *m, uint64_t ns);
+
+/* The estimate, or 0 before SL_ADMIT_NEED_MIN_SAMPLES samples. */
+uint64_t sl__admit_need(const sl_admit_need *m);
+#endif
