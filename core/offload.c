@@ -18,6 +18,7 @@
  * exact. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,7 @@ struct sl_offload_pool {
     item *running;
     size_t qcap;
     int max, started, idle;
+    _Atomic size_t nq;                /* = st.queued, for workers polling without the mutex */
     bool stop;
     pthread_t *th;
     sl_offload_stats st;
@@ -127,7 +129,7 @@ static void on_abort(sl_task *t, void *obj, int err)
     int state = it->state;
     if (state == QUEUED) {
         unlink_item(&p->qhead, &p->qtail, it);
-        p->st.queued--;
+        atomic_store_explicit(&p->nq, --p->st.queued, memory_order_relaxed);
         p->st.dropped++;
         it->state = DROPPED;
     } else if (state == RUNNING) {
@@ -151,6 +153,31 @@ static void on_abort(sl_task *t, void *obj, int err)
 
 /* ---- workers -------------------------------------------------------------------- */
 
+/* A worker that has just returned a result looks for the next call a
+ * little before it sleeps: a task that awaits calls one after another
+ * submits its next one within microseconds of its result landing, and
+ * waking a sleeping thread costs a futex wake and, on a VM, tens of
+ * microseconds more (measured: the empty round trip falls from ~1.6x a
+ * cross-reactor round trip to ~1.0x). As the reactor does (reactor.c,
+ * poll_briefly), it yields the CPU between looks, reads the clock every 8
+ * of them, and polls about as long as the call took, at most 50 us, so
+ * it spends at most about half its time polling. The price: a worker that
+ * polls takes a burst of tiny calls one at a time as they come instead of
+ * sleeping until the burst is queued (64 tasks of empty calls: ~2x fewer
+ * calls/s on the loaded development VM); calls worth offloading are not
+ * tiny. */
+#define SPIN_MAX_NS 50000
+
+static void poll_briefly(struct sl_offload_pool *p, uint64_t worked)
+{
+    uint64_t until = sl_now_ns() + (worked < SPIN_MAX_NS ? worked : SPIN_MAX_NS);
+    for (unsigned i = 1; !atomic_load_explicit(&p->nq, memory_order_relaxed); i++) {
+        if (i % 8 == 0 && sl_now_ns() >= until)
+            return;
+        sched_yield();
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct sl_offload_pool *p = arg;
@@ -165,7 +192,7 @@ static void *worker_main(void *arg)
             break;   /* stopping, and nothing left to run */
         item *it = p->qhead;
         unlink_item(&p->qhead, &p->qtail, it);
-        p->st.queued--;
+        atomic_store_explicit(&p->nq, --p->st.queued, memory_order_relaxed);
         it->state = RUNNING;
         it->next = p->running;
         if (p->running)
@@ -193,7 +220,9 @@ static void *worker_main(void *arg)
         it->result = rc == SL_PENDING ? -EINVAL : rc;
         pthread_mutex_unlock(&p->mu);
         /* DONE: home frees the item once this arrives, and not before */
+        uint64_t started = it->started_at;   /* the item is home's once posted */
         sl_reactor_post_mem(it->home, &it->msg, result_home, it);
+        poll_briefly(p, sl_now_ns() - started);
         pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
@@ -269,7 +298,7 @@ int sl_offload_at_(sl_task *t, sl_offload_fn fn, void *arg, const sl_offload_opt
     else
         p->qhead = it;
     p->qtail = it;
-    p->st.queued++;
+    atomic_store_explicit(&p->nq, ++p->st.queued, memory_order_relaxed);
     p->st.submitted++;
     if (p->idle)
         pthread_cond_signal(&p->cv);
