@@ -6,7 +6,7 @@
  * the runtime's pool of worker threads instead, and the task awaits it like
  * any other wait:
  *
- *     struct lookup { const char *host; struct addrinfo *ai; int rc; };
+ *     struct lookup { const char *host; struct addrinfo *ai; };   // not in the task state
  *
  *     static int resolve(void *arg) {                 // on a worker thread
  *         struct lookup *l = arg;
