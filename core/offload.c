@@ -254,6 +254,8 @@ int sl_offload_at_(sl_task *t, sl_offload_fn fn, void *arg, const sl_offload_opt
     sl_reactor *r = t->reactor_;
     if (!sl__on_reactor(r))
         return -EXDEV;
+    if (t->status_ != SL_TASK_RUNNING)
+        return -EINVAL;   /* only the running task may park itself */
     struct sl_offload_pool *p = r->rt ? r->rt->offload : NULL;
     if (!p)
         return -ENOTSUP;

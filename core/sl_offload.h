@@ -88,7 +88,8 @@ typedef struct sl_offload_opts {
  * work then). Returns SL_PENDING, or at once without queueing anything:
  * -EBUSY the queue is full (counted as a rejection), -ETIMEDOUT the
  * deadline has passed, the cancel error if t is cancelled, -ENOMEM,
- * -EAGAIN no worker thread could be started, -EINVAL NULL t or fn,
+ * -EAGAIN no worker thread could be started, -EINVAL NULL t or fn or t
+ * not the running task,
  * -EXDEV t belongs to another thread's reactor, -ENOTSUP t's reactor has no
  * runtime (sl_reactor_new_on) or the runtime's pool is off
  * (offload_threads < 0). When it returns anything but SL_PENDING, arg is

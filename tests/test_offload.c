@@ -496,13 +496,30 @@ static int pending_fn(void *arg)
     return SL_PENDING;   /* not a result */
 }
 
+static int parked_task(sl_task *t, void *arg)
+{
+    int *rc = arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, *rc, sl_task_park(t, NULL, NULL));
+    SL_END(t);
+}
+
 static int errors_main(sl_task *t, void *arg)
 {
+    static int parked_rc = 1;
     (void)arg;
     SL_BEGIN(t);
     fixture_start(t, 0, 0);
     assert_int_equal(sl_offload(t, NULL, NULL, NULL), -EINVAL);
     assert_int_equal(sl_offload(NULL, count_fn, &F.g2, NULL), -EINVAL);
+    /* a task that is not the one running: it cannot be parked from here */
+    assert_int_equal(sl_spawn(NULL, parked_task, &parked_rc, &F.t1, NULL), 0);
+    assert_int_equal(sl_offload(F.t1, count_fn, &F.g2, NULL), -EINVAL);   /* ready */
+    SL_YIELD(t);
+    assert_int_equal(sl_offload(F.t1, count_fn, &F.g2, NULL), -EINVAL);   /* parked */
+    assert_int_equal(sl_task_unpark(F.t1, 0), 0);
+    SL_YIELD(t);
+    assert_int_equal(parked_rc, 0);
     SL_AWAIT(t, F.rc, sl_offload(t, pending_fn, NULL, NULL));
     assert_int_equal(F.rc, -EINVAL);
     sl_chan_free(t, F.told);
