@@ -9,6 +9,7 @@
 #include "sl_lock.h"
 #include "sl_diag.h"
 #include "sl_trace.h"
+#include "sl_offload.h"
 #include "sl_ctx.h"
 #include "sl_wire.h"
 #endif

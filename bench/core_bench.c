@@ -464,6 +464,173 @@ static double b_cross_chan(long n)
     return -(double)n / ((double)(XC.t1 - XC.t0) / 1e9);
 }
 
+/* ---- round trips: a task awaiting another reactor, or the offload pool ----------------------- */
+
+/* A task parks, a message goes to reactor 1, which posts one back that
+ * wakes the task: the cross-reactor round trip an offload is compared with
+ * (both are a task waiting on another thread and woken through its
+ * reactor's message queue). */
+typedef struct rtt {
+    long n, i;
+    int rc;
+    uint64_t t0, t1;
+    sl_task *t;
+    sl_reactor *home, *far;
+    sl_msg go, back;
+} rtt;
+
+static rtt RT;
+
+static void rtt_back(void *arg)
+{
+    (void)arg;
+    sl_task_unpark(RT.t, 0);
+}
+
+static void rtt_far(void *arg)
+{
+    (void)arg;
+    sl_reactor_post_mem(RT.home, &RT.back, rtt_back, NULL);
+}
+
+static int rtt_send(sl_task *t)
+{
+    int rc = sl_task_park(t, NULL, NULL);
+    if (rc == SL_PENDING)
+        sl_reactor_post_mem(RT.far, &RT.go, rtt_far, NULL);
+    return rc;
+}
+
+static int rtt_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    RT.t = t;
+    RT.home = sl_task_reactor(t);
+    RT.far = sl_runtime_reactor(rt, 1);
+    RT.t0 = sl_now_ns();
+    for (RT.i = 0; RT.i < RT.n; RT.i++)
+        SL_AWAIT(t, RT.rc, rtt_send(t));
+    RT.t1 = sl_now_ns();
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static double b_cross_roundtrip(long n)
+{
+    memset(&RT, 0, sizeof RT);
+    RT.n = n;
+    run_main(rtt_main, NULL, 2);
+    return (double)(RT.t1 - RT.t0) / (double)n;
+}
+
+/* The same shape through the pool: one reactor, one worker, an empty call. */
+static int offload_workers = 1;
+static long offload_sleep_us;    /* what each call does: 0 nothing, else usleep */
+
+static int empty_call(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static int sleep_call(void *arg)
+{
+    (void)arg;
+    usleep((useconds_t)offload_sleep_us);   /* a blocking syscall */
+    return 0;
+}
+
+static void run_pool(sl_step_fn fn, void *st, int tasks)
+{
+    sl_runtime_new(&rt, &(sl_runtime_opts){ .threads = 1, .stall_ms = stall_ms,
+                                            .offload_threads = offload_workers, .offload_queue = 1024 });
+    for (int i = 0; i < tasks; i++)
+        sl_spawn_on(sl_runtime_reactor(rt, 0), fn, st, NULL);
+    sl_runtime_run(rt);
+    if (sl_runtime_free(rt) != 0)
+        fprintf(stderr, "core-bench: leaks reported\n");
+}
+
+static int offload_rtt_main(sl_task *t, void *arg)
+{
+    bst *s = arg;
+    SL_BEGIN(t);
+    s->t0 = sl_now_ns();
+    for (s->i = 0; s->i < s->n; s->i++)
+        SL_AWAIT(t, s->rc, sl_offload(t, empty_call, NULL, NULL));
+    s->t1 = sl_now_ns();
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static double b_offload_roundtrip(long n)
+{
+    bst s = { .n = n };
+    offload_workers = 1;
+    run_pool(offload_rtt_main, &s, 1);
+    return (double)(s.t1 - s.t0) / (double)n;
+}
+
+/* Throughput: 64 tasks on one reactor keep the pool busy, each awaiting
+ * calls in a loop until n calls are done in all. */
+#define POOL_TASKS 64
+
+typedef struct pool_run {
+    long n, done;
+    int live;
+    uint64_t t0, t1;
+} pool_run;
+
+typedef struct pool_task { pool_run *p; int rc; } pool_task;
+
+static pool_task pool_tasks[POOL_TASKS];
+
+static int pool_loop(sl_task *t, void *arg)
+{
+    pool_task *pt = arg;
+    pool_run *p = pt->p;
+    SL_BEGIN(t);
+    if (!p->t0)
+        p->t0 = sl_now_ns();
+    while (p->done < p->n) {
+        SL_AWAIT(t, pt->rc, sl_offload(t, offload_sleep_us ? sleep_call : empty_call, NULL, NULL));
+        p->done++;
+    }
+    if (--p->live == 0) {
+        p->t1 = sl_now_ns();
+        sl_runtime_stop(rt);
+    }
+    SL_END(t);
+}
+
+static int pool_main(sl_task *t, void *arg)
+{
+    (void)t;
+    for (int i = 0; i < POOL_TASKS; i++) {
+        pool_tasks[i] = (pool_task){ .p = arg };
+        sl_spawn(NULL, pool_loop, &pool_tasks[i], NULL, NULL);
+    }
+    ((pool_run *)arg)->live = POOL_TASKS;
+    return 0;
+}
+
+static double b_pool_rate(long n, int workers, long sleep_us)
+{
+    pool_run p = { .n = n };
+    offload_workers = workers;
+    offload_sleep_us = sleep_us;
+    run_pool(pool_main, &p, 1);
+    offload_sleep_us = 0;
+    return (double)p.done / ((double)(p.t1 - p.t0) / 1e9);
+}
+
+static double b_pool_empty_w1(long n) { return -b_pool_rate(n, 1, 0); }
+static double b_pool_empty_w4(long n) { return -b_pool_rate(n, 4, 0); }
+static double b_pool_sleep_w1(long n) { return -b_pool_rate(n, 1, 1000); }
+static double b_pool_sleep_w4(long n) { return -b_pool_rate(n, 4, 1000); }
+static double b_pool_sleep_w16(long n) { return -b_pool_rate(n, 16, 1000); }
+
 /* ---- mutex ---------------------------------------------------------------------------------- */
 
 static int mutex_main(sl_task *t, void *arg)
@@ -526,6 +693,24 @@ int main(int argc, char **argv)
         emit("cross_reactor_post_malloc_msgs_per_s", -best_of3(b_cross_malloc, 5000000 / k), &first);
     if (wanted("cross_reactor_chan_msgs_per_s"))
         emit("cross_reactor_chan_msgs_per_s", -best_of3(b_cross_chan, 1000000 / k), &first);
+    double cross_rtt = 0, off_rtt = 0;
+    if (wanted("cross_reactor_roundtrip_ns") || wanted("offload_vs_cross_roundtrip"))
+        emit("cross_reactor_roundtrip_ns", cross_rtt = best_of3(b_cross_roundtrip, 200000 / k), &first);
+    if (wanted("offload_roundtrip_ns") || wanted("offload_vs_cross_roundtrip"))
+        emit("offload_roundtrip_ns", off_rtt = best_of3(b_offload_roundtrip, 200000 / k), &first);
+    if (cross_rtt > 0 && off_rtt > 0)   /* same run; the target: <= 2 */
+        emit("offload_vs_cross_roundtrip", off_rtt / cross_rtt, &first);
+    if (wanted("offload_items_per_s_w1"))
+        emit("offload_items_per_s_w1", -best_of3(b_pool_empty_w1, 400000 / k), &first);
+    if (wanted("offload_items_per_s_w4"))
+        emit("offload_items_per_s_w4", -best_of3(b_pool_empty_w4, 400000 / k), &first);
+    /* calls that block 1 ms each (usleep): the ideal is 1000/s per worker */
+    if (wanted("offload_sleep1ms_items_per_s_w1"))
+        emit("offload_sleep1ms_items_per_s_w1", -best_of3(b_pool_sleep_w1, 300 / (k > 1 ? 3 : 1)), &first);
+    if (wanted("offload_sleep1ms_items_per_s_w4"))
+        emit("offload_sleep1ms_items_per_s_w4", -best_of3(b_pool_sleep_w4, 1200 / (k > 1 ? 3 : 1)), &first);
+    if (wanted("offload_sleep1ms_items_per_s_w16"))
+        emit("offload_sleep1ms_items_per_s_w16", -best_of3(b_pool_sleep_w16, 4800 / (k > 1 ? 3 : 1)), &first);
     if (wanted("mutex_lock_unlock_ns"))
         emit("mutex_lock_unlock_ns", best_of3(b_mutex, 20000000 / k), &first);
     fflush(stdout);

@@ -15,15 +15,16 @@ const char *sl_task_status_name(sl_task_status s)
 const char *sl_wait_kind_name(sl_wait_kind k)
 {
     static const char *names[] = { "none", "sleep", "send", "recv", "select", "mutex",
-                                   "semaphore", "join", "group", "remote", "external" };
+                                   "semaphore", "join", "group", "remote", "external",
+                                   "offload" };
     return (unsigned)k < sizeof names / sizeof *names ? names[k] : "?";
 }
 
 static const char *wait_obj_name(const sl_task *t)
 {
     const void *o = t->wait_obj_;
-    if (t->wait_kind_ == SL_WAIT_EXTERNAL)
-        return t->w_.buf;   /* sl_task_park_as's description, or NULL */
+    if (t->wait_kind_ == SL_WAIT_EXTERNAL || t->wait_kind_ == SL_WAIT_OFFLOAD)
+        return t->w_.buf;   /* sl_task_park_as's description, the work's name, or NULL */
     if (!o)
         return NULL;
     switch ((sl_wait_kind)t->wait_kind_) {

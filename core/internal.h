@@ -132,6 +132,7 @@ struct sl_runtime {
     _Atomic bool watchdog_stop;
     FILE *trace_file;
     _Atomic bool trace_want;
+    struct sl_offload_pool *offload;  /* offload.c; NULL: off */
 };
 
 /* reactor.c */
@@ -160,6 +161,15 @@ static inline int sl__check(const sl_task *t) { return t->cancel_err_; }
 void sl__wake(sl_task *t, int result);
 /* Removes t's waiter node(s) from whatever it is parked on. */
 void sl__unpark(sl_task *t);
+/* sl_task_park_as with a wait kind of core's own (SL_WAIT_OFFLOAD): no
+ * deadlock suspect, on_abort(t, obj, err) at its deadline or cancel. */
+int sl__park_external(sl_task *t, sl_wait_kind kind, void *obj,
+                      void (*on_abort)(sl_task *, void *, int), const char *what);
+/* Takes back a park of that kind that has just succeeded, before anything
+ * could end it (the work it waits for was refused after all). */
+void sl__park_undo(sl_task *t);
+/* Ends such a wait with `result` (sl_task_unpark for core's own kinds). */
+void sl__external_wake(sl_task *t, int result);
 void sl__timer_fire(sl_reactor *r, uint64_t now);
 void sl__timer_rearm(sl_reactor *r);
 void sl__run_task(sl_task *t);
@@ -201,6 +211,12 @@ static inline void sl__step_mark(sl_reactor *r)
 {
     atomic_store_explicit(&r->step_seq, ++r->seq, memory_order_relaxed);
 }
+
+/* offload.c */
+int sl__offload_new(sl_runtime *rt, const sl_runtime_opts *opts);
+int sl__offload_report(sl_runtime *rt);   /* work still running, as leaks */
+void sl__offload_stop(sl_runtime *rt);    /* waits for it, stops the workers */
+void sl__offload_free(sl_runtime *rt);
 
 /* trace.c */
 void sl__trace_step(sl_reactor *r, const sl_task *t, uint64_t start);

@@ -25,6 +25,12 @@ int sl_runtime_new(sl_runtime **out, const sl_runtime_opts *opts)
     }
     rt->pin = opts && opts->pin_cpus;
     rt->stall_ms = !opts || !opts->stall_ms ? 10 : opts->stall_ms < 0 ? 0 : opts->stall_ms;
+    int prc = sl__offload_new(rt, opts);
+    if (prc < 0) {
+        free(rt->r);
+        free(rt);
+        return prc;
+    }
     for (int i = 0; i < n; i++) {
         rt->r[i] = malloc(sizeof *rt->r[i]);
         int rc = rt->r[i] ? sl__reactor_init(rt->r[i], rt, i, NULL, opts) : -ENOMEM;
@@ -144,8 +150,18 @@ int sl_runtime_free(sl_runtime *rt)
             ran += sl__reactor_drain(rt->r[i]);
     }
     sl__trace_write(rt);   /* still recording at free: write what there is */
+    leaks += sl__offload_report(rt);
     for (int i = 0; i < rt->n; i++)
         leaks += sl__reactor_teardown_tasks(rt->r[i]);
+    /* every task has gone: now wait for the work they left running, and
+     * run its results home (each abandon hook takes its arg back) */
+    sl__offload_stop(rt);
+    for (int ran = 1; ran;) {
+        ran = 0;
+        for (int i = 0; i < rt->n; i++)
+            ran += sl__reactor_drain(rt->r[i]);
+    }
+    sl__offload_free(rt);
     for (int i = 0; i < rt->n; i++) {
         leaks += sl__reactor_teardown(rt->r[i]);
         free(rt->r[i]);

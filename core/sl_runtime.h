@@ -45,6 +45,9 @@ typedef struct sl_runtime_opts {
     int deadlock_check_ms;/* period of the wait-for check; 0: 250, < 0: off */
     int stall_ms;         /* a step running longer is a stall; 0: 10, < 0: off */
     unsigned spin_limit;  /* empty polls in a row that make a busy-poll report; 0: 10000 */
+    int offload_threads;  /* worker threads for blocking calls (sl_offload.h), started at
+                             the first sl_offload; 0: 4, < 0: no pool */
+    int offload_queue;    /* offloaded calls that may wait for a worker; beyond: -EBUSY; <= 0: 256 */
     /* Where reports (deadlock, leaks, misuse) go; NULL: stderr. The sink is
      * called on the reporting reactor's thread. */
     void (*report)(const char *text, void *arg);
@@ -69,9 +72,12 @@ void sl_runtime_stop(sl_runtime *rt);
 
 /* Frees the runtime. Every task still alive is reported as leaked (name,
  * spawn site, what it waits on and for how long) and then freed, its state
- * destructor called; every channel not freed by its owner is reported. Must
+ * destructor called; every channel not freed by its owner is reported.
+ * Offloaded work still running (sl_offload.h) is reported, interrupted and
+ * waited for (it must return), and its arg handed to its abandon hook. Must
  * not be called while sl_runtime_run() is running. Returns the number of
- * leaked tasks plus leaked channels (0 for a clean shutdown). */
+ * leaked tasks plus leaked channels plus offloaded work still running (0
+ * for a clean shutdown). */
 int sl_runtime_free(sl_runtime *rt);
 
 /* The number of reactors, and reactor `i` (NULL when out of range). */

@@ -204,7 +204,8 @@ typedef enum sl_task_status {
 typedef enum sl_wait_kind {
     SL_WAIT_NONE, SL_WAIT_SLEEP, SL_WAIT_SEND, SL_WAIT_RECV, SL_WAIT_SELECT,
     SL_WAIT_MUTEX, SL_WAIT_SEM, SL_WAIT_JOIN, SL_WAIT_GROUP, SL_WAIT_REMOTE,
-    SL_WAIT_EXTERNAL
+    SL_WAIT_EXTERNAL,
+    SL_WAIT_OFFLOAD          /* blocking work on the runtime's pool (sl_offload.h) */
 } sl_wait_kind;
 
 typedef struct sl_task_info {
@@ -214,7 +215,7 @@ typedef struct sl_task_info {
     sl_task_status status;
     sl_wait_kind wait;       /* SL_WAIT_NONE unless parked */
     const void *wait_obj;    /* the channel, lock, task or group */
-    const char *wait_name;   /* that object's name, or NULL */
+    const char *wait_name;   /* that object's name (an offload: the work's), or NULL */
     uint64_t waiting_ns;     /* how long it has been parked */
     uint64_t deadline;       /* 0 none */
     int cancelled;           /* the cancel error, or 0 */

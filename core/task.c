@@ -280,7 +280,7 @@ int sl__park(sl_task *t, sl_wait_kind kind, void *obj, uint64_t until)
         }
         if (t->heap_idx_ == 1 && (!r->timer_at || at < r->timer_at))
             sl__timer_rearm(r);
-    } else if (kind != SL_WAIT_REMOTE && kind != SL_WAIT_EXTERNAL) {
+    } else if (kind != SL_WAIT_REMOTE && kind != SL_WAIT_EXTERNAL && kind != SL_WAIT_OFFLOAD) {
         t->flags_ |= SL_TF_BLOCKED;
         r->blocked++;
         r->check_deadlock = true;
@@ -321,7 +321,8 @@ void sl__unpark(sl_task *t)
     case SL_WAIT_JOIN:   sl__join_unpark(t); break;
     case SL_WAIT_GROUP:  sl__group_unpark(t); break;
     case SL_WAIT_REMOTE: sl__remote_unpark(t); break;
-    case SL_WAIT_EXTERNAL: external_unpark(t, -ECANCELED); break;
+    case SL_WAIT_EXTERNAL:
+    case SL_WAIT_OFFLOAD: external_unpark(t, -ECANCELED); break;
     default: break;
     }
 }
@@ -338,7 +339,7 @@ static void abort_wait(sl_task *t, int err)
         sl__remote_unpark(t);
         return;
     }
-    if (t->wait_kind_ == SL_WAIT_EXTERNAL)
+    if (t->wait_kind_ == SL_WAIT_EXTERNAL || t->wait_kind_ == SL_WAIT_OFFLOAD)
         external_unpark(t, err);
     else
         sl__unpark(t);
@@ -372,14 +373,37 @@ int sl_task_park(sl_task *t, void *obj, void (*on_abort)(sl_task *, void *, int)
 }
 
 /* An external wait leaves t->w_ unused: its buf holds the description. */
-int sl_task_park_as(sl_task *t, void *obj, void (*on_abort)(sl_task *, void *, int), const char *what)
+int sl__park_external(sl_task *t, sl_wait_kind kind, void *obj,
+                      void (*on_abort)(sl_task *, void *, int), const char *what)
 {
-    int rc = sl__park(t, SL_WAIT_EXTERNAL, obj, 0);
+    int rc = sl__park(t, kind, obj, 0);
     if (rc == SL_PENDING) {
         t->abort_ = on_abort;
         t->w_.buf = (void *)(uintptr_t)what;
     }
     return rc;
+}
+
+int sl_task_park_as(sl_task *t, void *obj, void (*on_abort)(sl_task *, void *, int), const char *what)
+{
+    return sl__park_external(t, SL_WAIT_EXTERNAL, obj, on_abort, what);
+}
+
+void sl__park_undo(sl_task *t)
+{
+    if (t->heap_idx_)
+        sl_heap_remove(&t->reactor_->heap, t);
+    t->abort_ = NULL;
+    t->w_.buf = NULL;
+    t->wait_kind_ = SL_WAIT_NONE;
+    t->wait_obj_ = NULL;
+    t->status_ = SL_TASK_RUNNING;
+}
+
+void sl__external_wake(sl_task *t, int result)
+{
+    t->abort_ = NULL;
+    sl__wake(t, result);
 }
 
 int sl_task_unpark(sl_task *t, int result)

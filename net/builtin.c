@@ -14,6 +14,7 @@
 #include "sl_chan.h"
 #include "sl_diag.h"
 #include "sl_lock.h"
+#include "sl_offload.h"
 
 enum { G_METRICS, G_TASKS, G_CHANNELS, G_DEADLOCKS };
 
@@ -299,6 +300,59 @@ static void upstreams_text(gather *g, struct evbuffer *b)
     }
 }
 
+/* The runtime's blocking-work pool (core/sl_offload.h): one pool per
+ * runtime, so one series each, read under the pool's lock from here. */
+static void offload_text(gather *g, struct evbuffer *b)
+{
+    sl_runtime *rt = sl_reactor_runtime(g->srv->sr[0].r);
+    sl_offload_stats o;
+    if (!rt || sl_offload_stats_get(rt, &o) < 0 || !o.threads_max)
+        return;
+    evbuffer_add_printf(b, "# HELP sluice_offload_queue_depth Offloaded calls waiting for a worker thread.\n"
+                           "# TYPE sluice_offload_queue_depth gauge\n"
+                           "sluice_offload_queue_depth %zu\n"
+                           "# HELP sluice_offload_queue_capacity The most that may wait; beyond it sl_offload says -EBUSY.\n"
+                           "# TYPE sluice_offload_queue_capacity gauge\n"
+                           "sluice_offload_queue_capacity %zu\n"
+                           "# HELP sluice_offload_running Offloaded calls running on a worker thread now.\n"
+                           "# TYPE sluice_offload_running gauge\n"
+                           "sluice_offload_running %zu\n"
+                           "# HELP sluice_offload_threads Worker threads started, of the pool's size.\n"
+                           "# TYPE sluice_offload_threads gauge\n"
+                           "sluice_offload_threads{state=\"started\"} %d\n"
+                           "sluice_offload_threads{state=\"max\"} %d\n",
+                        o.queued, o.queue_cap, o.running, o.threads, o.threads_max);
+    evbuffer_add_printf(b, "# HELP sluice_offload_calls_total Offloaded calls by outcome: accepted, rejected "
+                           "(queue full), completed (returned), dropped (never started: their task gave up), "
+                           "abandoned (their task gave up while they ran).\n"
+                           "# TYPE sluice_offload_calls_total counter\n"
+                           "sluice_offload_calls_total{result=\"accepted\"} %llu\n"
+                           "sluice_offload_calls_total{result=\"rejected\"} %llu\n"
+                           "sluice_offload_calls_total{result=\"completed\"} %llu\n"
+                           "sluice_offload_calls_total{result=\"dropped\"} %llu\n"
+                           "sluice_offload_calls_total{result=\"abandoned\"} %llu\n",
+                        (unsigned long long)o.submitted, (unsigned long long)o.rejected,
+                        (unsigned long long)o.completed, (unsigned long long)o.dropped,
+                        (unsigned long long)o.abandoned);
+    uint64_t started = o.submitted - o.dropped - o.queued;
+    evbuffer_add_printf(b, "# HELP sluice_offload_wait_seconds Time offloaded calls waited for a worker.\n"
+                           "# TYPE sluice_offload_wait_seconds summary\n"
+                           "sluice_offload_wait_seconds_sum %.6f\n"
+                           "sluice_offload_wait_seconds_count %llu\n"
+                           "# HELP sluice_offload_wait_seconds_max The longest such wait.\n"
+                           "# TYPE sluice_offload_wait_seconds_max gauge\n"
+                           "sluice_offload_wait_seconds_max %.6f\n"
+                           "# HELP sluice_offload_run_seconds Time offloaded calls ran on a worker.\n"
+                           "# TYPE sluice_offload_run_seconds summary\n"
+                           "sluice_offload_run_seconds_sum %.6f\n"
+                           "sluice_offload_run_seconds_count %llu\n"
+                           "# HELP sluice_offload_run_seconds_max The longest such run.\n"
+                           "# TYPE sluice_offload_run_seconds_max gauge\n"
+                           "sluice_offload_run_seconds_max %.6f\n",
+                        (double)o.wait_ns / 1e9, (unsigned long long)started, (double)o.wait_max_ns / 1e9,
+                        (double)o.run_ns / 1e9, (unsigned long long)o.completed, (double)o.run_max_ns / 1e9);
+}
+
 static void metrics_text(gather *g, struct evbuffer *b)
 {
     static const char *le[LAT_BUCKETS] = { "0.001", "0.002", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
@@ -380,6 +434,7 @@ static void metrics_text(gather *g, struct evbuffer *b)
             evbuffer_add_printf(b, "sluice_channel_length{reactor=\"%d\",channel=\"%s\",capacity=\"%zu\"} %zu\n", i,
                                 g->parts[i]->ch[k].name, g->parts[i]->ch[k].cap, g->parts[i]->ch[k].len);
     upstreams_text(g, b);
+    offload_text(g, b);
 }
 
 static int gather_handler(sl_task *t, void *arg, int kind)

@@ -20,6 +20,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -182,6 +184,59 @@ func spawnJoin(n int) time.Duration {
 		wg.Wait()
 	}
 	return time.Since(start)
+}
+
+// offloadRoundTrip is Go's way to make a blocking call that its caller
+// can give up on: a goroutine makes the call (an empty syscall here,
+// getppid) and hands the result back on a channel, and the caller selects
+// on that and its context. Two Ps, as sluice uses a reactor and a worker
+// thread.
+func offloadRoundTrip(n int) time.Duration {
+	prev := runtime.GOMAXPROCS(*crossProcs)
+	defer runtime.GOMAXPROCS(prev)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var got int64
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		ch := make(chan int64, 1)
+		go func() {
+			r, _, _ := syscall.Syscall(syscall.SYS_GETPPID, 0, 0, 0)
+			ch <- int64(r)
+		}()
+		select {
+		case v := <-ch:
+			got += v
+		case <-ctx.Done():
+		}
+	}
+	d := time.Since(start)
+	sink = got
+	return d
+}
+
+// sleepCalls: w goroutines make n blocking calls of 1 ms (nanosleep) in
+// all, as core-bench's offload_sleep1ms figures do on w worker threads. Go
+// hands a P stuck in a syscall to another thread, so w goroutines block
+// side by side however many Ps there are.
+func sleepCalls(w int) opBench {
+	return func(n int) time.Duration {
+		var wg sync.WaitGroup
+		left := int64(n)
+		start := time.Now()
+		for i := 0; i < w; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for atomic.AddInt64(&left, -1) >= 0 {
+					ts := syscall.Timespec{Nsec: 1000000}
+					syscall.Nanosleep(&ts, nil)
+				}
+			}()
+		}
+		wg.Wait()
+		return time.Since(start)
+	}
 }
 
 func mutex(n int) time.Duration {
@@ -375,6 +430,10 @@ func main() {
 		// core-bench's posted messages and its cross-reactor channel is the
 		// same pipe, measured again for each.
 		{"cross_reactor_chan_msgs_per_s", rateFig(crossThroughput), false},
+		{"offload_roundtrip_ns", nsFig(offloadRoundTrip), false},
+		{"offload_sleep1ms_items_per_s_w1", rateFig(sleepCalls(1)), false},
+		{"offload_sleep1ms_items_per_s_w4", rateFig(sleepCalls(4)), false},
+		{"offload_sleep1ms_items_per_s_w16", rateFig(sleepCalls(16)), false},
 		{"mutex_lock_unlock_ns", nsFig(mutex), false},
 		{"ctx_with_cancel_cancel_ns", nsFig(ctxCancel), false},
 		{"ctx_with_timeout_cancel_ns", nsFig(ctxTimeout), false},
