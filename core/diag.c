@@ -111,9 +111,10 @@ static bool has_way_out(const sl_task *t)
  * could feed a channel and wake someone). */
 bool sl__stuck(sl_reactor *r)
 {
-    if (r->blocked != r->ntasks || r->remote_pending || r->rq_head)
+    if (r->blocked != r->ntasks || r->remote_pending || r->rq_head || r->yq_head)
         return false;
     int ours = 1 + (evtimer_pending(r->timer_ev, NULL) ? 1 : 0) +
+               (evtimer_pending(r->run_ev, NULL) ? 1 : 0) +
                (r->wg_ev && evtimer_pending(r->wg_ev, NULL) ? 1 : 0);
     return event_base_get_num_events(r->base, EVENT_BASE_COUNT_ADDED) <= ours;
 }

@@ -71,7 +71,10 @@ typedef int (*sl_step_fn)(sl_task *t, void *state);
         (rc) = sl_r_;                                                \
     } while (0)
 
-/* Lets every other ready task of the reactor run, then resumes here. */
+/* Goes to the back of the reactor's queue and resumes here on its next turn,
+ * after the reactor has polled its sockets, timers and cross-reactor
+ * messages (and run what they made ready): a task that yields in a loop
+ * slows its reactor but never freezes it. */
 #define SL_YIELD(t)                                                  \
     do {                                                             \
         sl_task_yield_(t);                                           \

@@ -361,7 +361,7 @@ void sl__timer_fire(sl_reactor *r, uint64_t now)
 void sl_task_yield_(sl_task *t)
 {
     sl__spin(t);
-    sl__ready(t);
+    sl__yield(t);
 }
 
 /* ---- external waits --------------------------------------------------------- */
