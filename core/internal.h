@@ -151,6 +151,8 @@ bool sl__on_reactor(const sl_reactor *r);   /* may the calling thread touch r? *
 void sl__ready(sl_task *t);                  /* append to r's run queue */
 void sl__yield(sl_task *t);                  /* ready again after the next I/O poll */
 void sl__report(sl_reactor *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sl__report_text(sl_reactor *r, const char *text);   /* serialized sink call */
+void sl__report_text_from_watchdog(sl_reactor *r, const char *text, int ms);
 uint64_t sl__rand(sl_reactor *r);
 
 /* task.c */
@@ -220,6 +222,7 @@ void sl__deadlock_keep(sl_reactor *r, const char *text);
 bool sl__stuck(sl_reactor *r);
 void sl__callback_end(sl_reactor *r);
 int sl__destroy_leaked_tasks(sl_reactor *r);
+void sl__report_leaks_before_teardown(sl_reactor *r);
 int sl__release_leaked_chans(sl_reactor *r);
 void sl__remote_drop_proxy(sl_waiter *w);
 #endif

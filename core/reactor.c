@@ -6,11 +6,13 @@
  * get their turn between batches. */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include <event2/event.h>
@@ -67,15 +69,47 @@ void sl_reactor_set_report(sl_reactor *r, void (*report)(const char *, void *), 
     r->report_arg = arg;
 }
 
+/* Every call of a report sink, from any reactor's thread or the stall
+ * watchdog's, holds this lock: a sink is never entered twice at once, so it
+ * need not be thread-safe. Recursive: a sink may itself cause a report. */
+static pthread_mutex_t report_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+
+void sl__report_text(sl_reactor *r, const char *text)
+{
+    pthread_mutex_lock(&report_lock);
+    if (r)
+        r->report(text, r->report_arg);
+    else
+        default_report(text, NULL);
+    pthread_mutex_unlock(&report_lock);
+}
+
+/* The watchdog's way in: a reactor that stalls inside its sink holds the
+ * lock, so the watchdog waits at most `ms` and then writes to stderr. */
+void sl__report_text_from_watchdog(sl_reactor *r, const char *text, int ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    if (pthread_mutex_timedlock(&report_lock, &until) != 0) {
+        default_report(text, NULL);
+        return;
+    }
+    r->report(text, r->report_arg);
+    pthread_mutex_unlock(&report_lock);
+}
+
 static void vreport(sl_reactor *r, const char *fmt, va_list ap)
 {
     char *text = NULL;
     if (vasprintf(&text, fmt, ap) < 0)
         return;
-    if (r)
-        r->report(text, r->report_arg);
-    else
-        default_report(text, NULL);
+    sl__report_text(r, text);
     free(text);
 }
 
@@ -555,8 +589,8 @@ int sl__reactor_teardown_tasks(sl_reactor *r)
 {
     sl_reactor *prev = sl__tl_reactor;
     sl__tl_reactor = r;
-    r->tearing_down = true;
     int leaks = r->base ? sl__destroy_leaked_tasks(r) : 0;
+    r->tearing_down = true;
     sl__tl_reactor = prev;
     return leaks;
 }

@@ -45,8 +45,13 @@ typedef struct sl_runtime_opts {
     int deadlock_check_ms;/* period of the wait-for check; 0: 250, < 0: off */
     int stall_ms;         /* a step running longer is a stall; 0: 10, < 0: off */
     unsigned spin_limit;  /* empty polls in a row that make a busy-poll report; 0: 10000 */
-    /* Where reports (deadlock, leaks, misuse) go; NULL: stderr. The sink is
-     * called on the reporting reactor's thread. */
+    /* Where reports (deadlock, leaks, misuse, stalls) go; NULL: stderr.
+     * Calls are serialized across the whole process: the sink is never
+     * entered twice at once, so it need not be thread-safe. It is called on
+     * the reporting reactor's thread, except for stall reports, which come
+     * from the stall watchdog's thread (the stalled reactor cannot run
+     * anything); if a sink call holds the lock for over a second meanwhile,
+     * the stall report goes to stderr instead. */
     void (*report)(const char *text, void *arg);
     void *report_arg;
 } sl_runtime_opts;
