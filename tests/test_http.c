@@ -39,6 +39,7 @@ static int h_sleep(sl_task *t, void *arg)
     const char *q = sl_http_req_query(req, &ql);
     int ms = ql > 3 && !strncmp(q, "ms=", 3) ? atoi(q + 3) : 0;
     SL_BEGIN(t);
+    atomic_store(&handler_started, 1);
     SL_AWAIT(t, s->rc, sl_sleep(t, (uint64_t)ms * SL_NS_PER_MS));
     if (s->rc < 0)
         SL_RETURN(t, s->rc);
@@ -135,8 +136,8 @@ static void start(sl_http_server_opts o)
 
 static void wait_started(void)
 {
-    for (int i = 0; i < 500 && !atomic_load(&handler_started); i++)
-        usleep(2000);
+    for (int i = 0; i < 5000 && !atomic_load(&handler_started); i++)
+        usleep(2000);   /* polls for the event, up to 10 s: not a fixed wait */
     assert_int_equal(atomic_load(&handler_started), 1);
 }
 
@@ -436,8 +437,9 @@ static void test_graceful_drain(void **s)
     assert_int_equal(sl_http_route(TS.srv, "GET", "/sleep", h_sleep, sizeof(wait_st), NULL), 0);
     srv_run(&TS);
     int fd = cli_connect(TS.port);
+    atomic_store(&handler_started, 0);
     cli_send(fd, "GET /sleep?ms=200 HTTP/1.1\r\nHost: t\r\n\r\n");
-    usleep(50000);
+    wait_started();   /* in flight for sure (a fixed 50 ms was not, on a loaded machine) */
     sl_http_server_shutdown(TS.srv);
     sl_http_server_shutdown(TS.srv);   /* idempotent */
     assert_int_equal(cli_read(fd, &r, 5000), 200);   /* in flight: finished */
