@@ -7,6 +7,7 @@
  *
  * Each figure is the best of three runs, so a noisy neighbour inflates at
  * most one of them. */
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,8 @@ static void emit(const char *key, double v, int *first)
 
 static void run_main(sl_step_fn fn, void *st, int threads)
 {
-    sl_runtime_new(&rt, &(sl_runtime_opts){ .threads = threads, .stall_ms = stall_ms });
+    /* no busy-poll report: the yield figure yields a million times on purpose */
+    sl_runtime_new(&rt, &(sl_runtime_opts){ .threads = threads, .stall_ms = stall_ms, .spin_limit = UINT_MAX });
     if (trace_path)
         sl_trace_start(rt, trace_path, 0);
     sl_spawn_on(sl_runtime_reactor(rt, 0), fn, st, NULL);
@@ -654,6 +656,68 @@ static double b_mutex(long n)
     return (double)(s.t1 - s.t0) / (double)n;
 }
 
+/* ---- a yield: one turn of the reactor, through the backend (epoll) ------------------------- */
+
+static int yield_main(sl_task *t, void *arg)
+{
+    bst *s = arg;
+    SL_BEGIN(t);
+    s->t0 = sl_now_ns();
+    for (s->i = 0; s->i < s->n; s->i++)
+        SL_YIELD(t);
+    s->t1 = sl_now_ns();
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static double b_yield(long n)
+{
+    bst s = { .n = n };
+    run_main(yield_main, &s, 1);
+    return (double)(s.t1 - s.t0) / (double)n;
+}
+
+/* ---- timer lateness: how late a sleep of 1, 5 or 20 ms wakes ------------------------------- */
+
+#define LATE_MAX 400
+
+typedef struct late_st {
+    uint64_t ms;
+    int n, i, rc;
+    uint64_t at;
+    double late_us[LATE_MAX];
+} late_st;
+
+static int late_main(sl_task *t, void *arg)
+{
+    late_st *l = arg;
+    SL_BEGIN(t);
+    for (l->i = 0; l->i < l->n; l->i++) {
+        l->at = sl_now_ns() + l->ms * SL_NS_PER_MS;
+        SL_AWAIT(t, l->rc, sl_sleep_until(t, l->at));
+        l->late_us[l->i] = (double)(sl_now_ns() - l->at) / 1e3;
+    }
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* p50 and p99 of the lateness of `n` sleeps of `ms`, in microseconds */
+static void b_late(uint64_t ms, int n, double *p50, double *p99)
+{
+    static late_st l;
+    l = (late_st){ .ms = ms, .n = n < LATE_MAX ? n : LATE_MAX };
+    run_main(late_main, &l, 1);
+    qsort(l.late_us, (size_t)l.n, sizeof *l.late_us, cmp_double);
+    *p50 = l.late_us[l.n / 2];
+    *p99 = l.late_us[(l.n * 99) / 100];
+}
+
 int main(int argc, char **argv)
 {
     int quick = 0, first = 1;
@@ -713,6 +777,20 @@ int main(int argc, char **argv)
         emit("offload_sleep1ms_items_per_s_w16", -best_of3(b_pool_sleep_w16, 4800 / (k > 1 ? 3 : 1)), &first);
     if (wanted("mutex_lock_unlock_ns"))
         emit("mutex_lock_unlock_ns", best_of3(b_mutex, 20000000 / k), &first);
+    if (wanted("yield_turn_ns"))
+        emit("yield_turn_ns", best_of3(b_yield, 1000000 / k), &first);
+    static const struct { uint64_t ms; int n; } lates[] = { { 1, 300 }, { 5, 100 }, { 20, 40 } };
+    for (size_t i = 0; i < sizeof lates / sizeof *lates; i++) {
+        char k50[48], k99[48];
+        snprintf(k50, sizeof k50, "sleep_%dms_late_p50_us", (int)lates[i].ms);
+        snprintf(k99, sizeof k99, "sleep_%dms_late_p99_us", (int)lates[i].ms);
+        if (wanted(k50) || wanted(k99)) {
+            double p50, p99;
+            b_late(lates[i].ms, quick ? lates[i].n / 4 : lates[i].n, &p50, &p99);
+            emit(k50, p50, &first);
+            emit(k99, p99, &first);
+        }
+    }
     fflush(stdout);
     if (!only || !strncmp(only, "ctx_", 4)) {
         if (json && first)   /* only context figures were asked for: open the object */

@@ -213,10 +213,18 @@ static int park_on(sl_task *t, sl_chan *ch, sl_wq *q, sl_wait_kind kind, void *b
     return rc;
 }
 
+/* A send or receive through a stale pointer: the header is in quarantine. */
+static int freed_op(sl_task *t, sl_chan *ch, const char *what)
+{
+    sl__misuse(t->reactor_, t->file_, t->line_, "%s on freed channel '%s' (made at %s:%d) by task '%s'",
+               what, ch->name_, ch->file_, ch->line_, t->name_);
+    return -EPIPE;
+}
+
 int sl_chan_send(sl_task *t, sl_chan *ch, const void *elem)
 {
     if (ch->home_ != t->reactor_)
-        return ch->home_ ? sl__remote_op(t, ch, SL_SEND, (void *)elem) : -EPIPE;
+        return ch->home_ ? sl__remote_op(t, ch, SL_SEND, (void *)elem) : freed_op(t, ch, "send");
     if (t->cancel_err_)
         return t->cancel_err_;
     int rc = sl__chan_do_send(ch, elem);
@@ -228,7 +236,7 @@ int sl_chan_send(sl_task *t, sl_chan *ch, const void *elem)
 int sl_chan_recv(sl_task *t, sl_chan *ch, void *elem)
 {
     if (ch->home_ != t->reactor_)
-        return ch->home_ ? sl__remote_op(t, ch, SL_RECV, elem) : -EPIPE;
+        return ch->home_ ? sl__remote_op(t, ch, SL_RECV, elem) : freed_op(t, ch, "receive");
     if (t->cancel_err_)
         return t->cancel_err_;
     int rc = sl__chan_do_recv(ch, elem);
@@ -285,6 +293,11 @@ void sl__chan_unpark(sl_task *t)
 
 int sl_chan_close_at_(sl_task *t, sl_chan *ch, const char *file, int line)
 {
+    if (ch->freed_) {
+        sl__misuse(sl_reactor_current(), file, line, "close of freed channel '%s' (made at %s:%d)",
+                   ch->name_, ch->file_, ch->line_);
+        return -EALREADY;
+    }
     if (!ch->home_ || !sl__on_reactor(ch->home_) || (t && t->reactor_ != ch->home_))
         return -EXDEV;
     if (ch->closed_) {
@@ -356,12 +369,56 @@ int sl_chan_attach(sl_chan *ch, sl_task *t, int ends)
     return 0;
 }
 
+/* ---- quarantine ------------------------------------------------------------ */
+
+/* A freed channel's header is not given back to malloc at once: a stale
+ * pointer (a second free, a close or send by a task that kept the pointer
+ * but holds no end) must meet a header that says "freed", not memory that
+ * malloc handed to someone else. Headers wait in a FIFO per reactor, at most
+ * SL_CHAN_QUARANTINE of them (some 200 KiB), and all go with the reactor.
+ * The ring, the bulk of a channel, is freed at once. The FIFO links are the
+ * registry's prev_/next_, unused once the channel is unregistered. */
+static void release_header(sl_chan *ch)
+{
+    sl_reactor *r = ch->qhome_;
+    if (!r || r->quar_off) {
+        free(ch);
+        return;
+    }
+    ch->next_ = NULL;
+    if (r->quar_tail)
+        r->quar_tail->next_ = ch;
+    else
+        r->quar_head = ch;
+    r->quar_tail = ch;
+    if (++r->nquar > SL_CHAN_QUARANTINE) {
+        sl_chan *old = r->quar_head;
+        r->quar_head = old->next_;
+        r->nquar--;
+        free(old);
+    }
+}
+
+void sl__chan_quarantine_free(sl_reactor *r)
+{
+    r->quar_off = true;
+    while (r->quar_head) {
+        sl_chan *ch = r->quar_head;
+        r->quar_head = ch->next_;
+        free(ch);
+    }
+    r->quar_tail = NULL;
+    r->nquar = 0;
+}
+
 static void chan_release_mem(sl_chan *ch)
 {
     if (ch->buf_heap_)
         free(ch->buf_);
+    ch->buf_ = NULL;
+    ch->buf_heap_ = 0;
     if (ch->heap_)
-        free(ch);
+        release_header(ch);
 }
 
 static void drop_hold(sl_chan *ch, sl_hold *h)
@@ -460,6 +517,7 @@ int sl_chan_free_at_(sl_task *t, sl_chan *ch, const char *file, int line)
     fail_all(ch, &ch->recvq_, -EPIPE);
     destroy_elems(ch);
     ch->freed_ = 1;
+    ch->qhome_ = ch->home_;
     if (ch->home_)
         unregister(ch);
     if (ch->n_holds_ == 0)

@@ -61,9 +61,22 @@ int sl_task_describe(const sl_task *t, char *buf, size_t size)
                      sl_task_status_name(i.status));
     if (i.status == SL_TASK_PARKED) {
         n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
-                      " on %s%s%s%s for %.3f ms", sl_wait_kind_name(i.wait),
+                      " on %s%s%s%s", sl_wait_kind_name(i.wait),
                       i.wait_name ? " '" : "", i.wait_name ? i.wait_name : "",
-                      i.wait_name ? "'" : "", (double)i.waiting_ns / 1e6);
+                      i.wait_name ? "'" : "");
+        if (i.wait == SL_WAIT_SELECT && i.wait_obj) {
+            /* which channels, which way: "parked on select" alone does not
+             * say what the task waits for */
+            const sl_case *c = i.wait_obj;
+            for (int k = 0; k < t->w_.idx; k++)
+                n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
+                              "%s%s '%s'", k ? ", " : " (", c[k].op == SL_SEND ? "send" : "recv",
+                              c[k].ch ? c[k].ch->name_ : "?");
+            if (t->w_.idx > 0)
+                n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0, ")");
+        }
+        n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
+                      " for %.3f ms", (double)i.waiting_ns / 1e6);
         if (i.wait == SL_WAIT_MUTEX) {
             const sl_mutex *m = i.wait_obj;
             n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
@@ -112,9 +125,10 @@ static bool has_way_out(const sl_task *t)
  * could feed a channel and wake someone). */
 bool sl__stuck(sl_reactor *r)
 {
-    if (r->blocked != r->ntasks || r->remote_pending || r->rq_head)
+    if (r->blocked != r->ntasks || r->remote_pending || r->rq_head || r->yq_head)
         return false;
     int ours = 1 + (evtimer_pending(r->timer_ev, NULL) ? 1 : 0) +
+               (evtimer_pending(r->run_ev, NULL) ? 1 : 0) +
                (r->wg_ev && evtimer_pending(r->wg_ev, NULL) ? 1 : 0);
     return event_base_get_num_events(r->base, EVENT_BASE_COUNT_ADDED) <= ours;
 }
@@ -208,15 +222,39 @@ void sl__deadlock_maybe(sl_reactor *r)
 
 /* ---- leaks at shutdown ------------------------------------------------------ */
 
+/* Reports every task still alive, as it is now. Before anything is torn
+ * down: destroying one leaked task releases its mutexes and channel ends,
+ * which wakes the tasks that waited on them (a four-task cycle read as one
+ * task parked and three ready), so what each waited on is taken first. */
+static void report_leaked_tasks(sl_reactor *r)
+{
+    char line[1024];
+    r->tearing_down = true;   /* from here on, teardown's own effects are not misuse */
+    for (sl_task *t = r->tasks; t; t = t->next_) {
+        sl_task_describe(t, line, sizeof line);
+        sl__report(r, "sluice: leak: %s, still alive at shutdown", line);
+    }
+}
+
+void sl__report_leaks_before_teardown(sl_reactor *r)
+{
+    if (r->tearing_down)
+        return;
+    if (!r->rt) {
+        report_leaked_tasks(r);
+        return;
+    }
+    for (int i = 0; i < r->rt->n; i++)   /* every reactor's, before any is torn down */
+        if (!r->rt->r[i]->tearing_down && r->rt->r[i]->base)
+            report_leaked_tasks(r->rt->r[i]);
+}
+
 int sl__destroy_leaked_tasks(sl_reactor *r)
 {
     int n = 0;
-    char line[512];
+    sl__report_leaks_before_teardown(r);
     while (r->tasks) {
-        sl_task *t = r->tasks;
-        sl_task_describe(t, line, sizeof line);
-        sl__report(r, "sluice: leak: %s, still alive at shutdown", line);
-        sl__task_destroy(t, true);
+        sl__task_destroy(r->tasks, true);
         n++;
     }
     n += sl__free_zombies(r);

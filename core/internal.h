@@ -48,8 +48,9 @@ struct sl_reactor {
     void *_Atomic owner;              /* the owning thread's token; NULL: anyone */
 
     sl_task *rq_head, *rq_tail;       /* ready tasks */
+    sl_task *yq_head, *yq_tail;       /* tasks that yielded: ready after the backend's next look */
     struct event *run_ev;
-    bool run_scheduled, in_run;
+    bool run_scheduled, in_run;       /* run_ev active or armed; a batch under way */
     void (*turn_end)(sl_reactor *);  /* sl_reactor_at_turn_end's fn, or NULL */
 
     sl_task *tasks;                   /* live tasks */
@@ -57,6 +58,9 @@ struct sl_reactor {
     size_t ntasks, blocked;
     sl_chan *chans;
     size_t nchans;
+    sl_chan *quar_head, *quar_tail;   /* freed heap channels' headers, oldest first (chan.c) */
+    unsigned nquar;
+    bool quar_off;                    /* tearing down: free headers at once */
 
     sl_heap heap;
     struct event *timer_ev;
@@ -146,7 +150,10 @@ void sl__set_current_reactor(sl_reactor *r);
 void sl__claim(sl_reactor *r, bool mine);   /* owned by the calling thread, or by nobody */
 bool sl__on_reactor(const sl_reactor *r);   /* may the calling thread touch r? */
 void sl__ready(sl_task *t);                  /* append to r's run queue */
+void sl__yield(sl_task *t);                  /* ready again after the next I/O poll */
 void sl__report(sl_reactor *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sl__report_text(sl_reactor *r, const char *text);   /* serialized sink call */
+void sl__report_text_from_watchdog(sl_reactor *r, const char *text, int ms);
 uint64_t sl__rand(sl_reactor *r);
 
 /* task.c */
@@ -187,6 +194,7 @@ void sl__group_unpark(sl_task *t);
 void sl__group_leave(sl_task *t);
 void sl__chan_release_holds(sl_task *t);
 void sl__chan_teardown(sl_chan *ch);
+void sl__chan_quarantine_free(sl_reactor *r);
 /* Completes a waiter of a channel queue: wakes its task (select aware) or,
  * for a proxy, sends the result home. */
 void sl__waiter_fire(sl_waiter *w, int result);
@@ -230,6 +238,7 @@ void sl__deadlock_keep(sl_reactor *r, const char *text);
 bool sl__stuck(sl_reactor *r);
 void sl__callback_end(sl_reactor *r);
 int sl__destroy_leaked_tasks(sl_reactor *r);
+void sl__report_leaks_before_teardown(sl_reactor *r);
 int sl__release_leaked_chans(sl_reactor *r);
 void sl__remote_drop_proxy(sl_waiter *w);
 #endif

@@ -6,11 +6,13 @@
  * get their turn between batches. */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include <event2/event.h>
@@ -67,15 +69,47 @@ void sl_reactor_set_report(sl_reactor *r, void (*report)(const char *, void *), 
     r->report_arg = arg;
 }
 
+/* Every call of a report sink, from any reactor's thread or the stall
+ * watchdog's, holds this lock: a sink is never entered twice at once, so it
+ * need not be thread-safe. Recursive: a sink may itself cause a report. */
+static pthread_mutex_t report_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+
+void sl__report_text(sl_reactor *r, const char *text)
+{
+    pthread_mutex_lock(&report_lock);
+    if (r)
+        r->report(text, r->report_arg);
+    else
+        default_report(text, NULL);
+    pthread_mutex_unlock(&report_lock);
+}
+
+/* The watchdog's way in: a reactor that stalls inside its sink holds the
+ * lock, so the watchdog waits at most `ms` and then writes to stderr. */
+void sl__report_text_from_watchdog(sl_reactor *r, const char *text, int ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    if (pthread_mutex_timedlock(&report_lock, &until) != 0) {
+        default_report(text, NULL);
+        return;
+    }
+    r->report(text, r->report_arg);
+    pthread_mutex_unlock(&report_lock);
+}
+
 static void vreport(sl_reactor *r, const char *fmt, va_list ap)
 {
     char *text = NULL;
     if (vasprintf(&text, fmt, ap) < 0)
         return;
-    if (r)
-        r->report(text, r->report_arg);
-    else
-        default_report(text, NULL);
+    sl__report_text(r, text);
     free(text);
 }
 
@@ -121,13 +155,44 @@ static sl_reactor *enter(sl_reactor *r)
 
 /* ---- run queue ---------------------------------------------------------- */
 
-static void run_cb(evutil_socket_t fd, short what, void *arg)
+/* A turn that leaves work behind (tasks that yielded, or more ready tasks
+ * than one batch) comes back through the backend: run_ev is armed with a
+ * zero timeout, so libevent first polls its sockets (the eventfd of
+ * cross-reactor messages and sl_runtime_stop among them) and its timer
+ * heap, and runs what became ready, before the next batch. event_active()
+ * would not do: libevent 2.1 runs an event activated during its pass over
+ * the active queue in that same pass, so a task yielding in a loop kept
+ * the reactor from ever reaching epoll or its timers (issue 15). */
+static const struct timeval zero_tv;
+
+static void arm_next_turn(sl_reactor *r)
 {
-    sl_reactor *r = arg;
+    r->run_scheduled = true;
+    event_add(r->run_ev, &zero_tv);
+}
+
+/* Tasks that yielded go behind everything made ready since, including by
+ * the poll that came in between. */
+static void requeue_yielded(sl_reactor *r)
+{
+    if (!r->yq_head)
+        return;
+    if (r->rq_tail)
+        r->rq_tail->run_next_ = r->yq_head;
+    else
+        r->rq_head = r->yq_head;
+    r->rq_tail = r->yq_tail;
+    r->yq_head = r->yq_tail = NULL;
+}
+
+/* One batch of ready tasks. `polled`: we come from the zero timeout, so
+ * the backend has had its look since the yielded tasks yielded. */
+static void run_turn(sl_reactor *r, bool polled)
+{
     sl_reactor *prev = enter(r);
-    (void)fd;
-    (void)what;
     r->run_scheduled = false;
+    if (polled)
+        requeue_yielded(r);
     r->in_run = true;
     r->now = sl_now_coarse_ns();
     for (int n = 0; r->rq_head && n < RUN_BATCH; n++) {
@@ -147,21 +212,28 @@ static void run_cb(evutil_socket_t fd, short what, void *arg)
         fn(r);
     }
     flush_wakes(r);   /* before the deadlock check: a wake we owe is a way out */
-    if (r->rq_head) {
-        r->run_scheduled = true;
-        event_active(r->run_ev, EV_READ, 0);
-    } else if (r->check_deadlock) {
+    if (r->rq_head || r->yq_head)
+        arm_next_turn(r);
+    else if (r->check_deadlock)
         sl__deadlock_maybe(r);
-    }
     sl__callback_end(r);
     sl__tl_reactor = prev;
+}
+
+static void run_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    /* EV_TIMEOUT: the zero timeout of arm_next_turn, after a poll. Only
+     * EV_READ: event_active() in this pass, which also drops the timeout
+     * (run_turn arms it again if yielded tasks still wait). */
+    run_turn(arg, (what & EV_TIMEOUT) != 0);
 }
 
 void sl_reactor_run_ready(sl_reactor *r)
 {
     if (!r || sl__tl_reactor != r || r->in_cb || r->in_run || !r->rq_head)
         return;
-    run_cb(-1, 0, r);
+    run_turn(r, false);
 }
 
 static void schedule_run(sl_reactor *r)
@@ -194,6 +266,20 @@ void sl__ready(sl_task *t)
         r->rq_head = t;
     r->rq_tail = t;
     schedule_run(r);
+}
+
+void sl__yield(sl_task *t)
+{
+    sl_reactor *r = t->reactor_;
+    t->status_ = SL_TASK_READY;
+    t->run_next_ = NULL;
+    if (r->yq_tail)
+        r->yq_tail->run_next_ = t;
+    else
+        r->yq_head = t;
+    r->yq_tail = t;
+    if (!r->in_run && !r->run_scheduled)   /* a batch arms the next turn as it ends */
+        arm_next_turn(r);
 }
 
 /* ---- timers ------------------------------------------------------------- */
@@ -352,7 +438,7 @@ static int drain(sl_reactor *r, int max)
 
 static bool poll_briefly(sl_reactor *r, uint64_t worked)
 {
-    if (r->rq_head || event_base_get_num_events(r->base, EVENT_BASE_COUNT_ACTIVE) > 0)
+    if (r->rq_head || r->yq_head || event_base_get_num_events(r->base, EVENT_BASE_COUNT_ACTIVE) > 0)
         return false;
     uint64_t until = sl_now_ns() + (worked < SPIN_MAX_NS ? worked : SPIN_MAX_NS);
     for (unsigned i = 1;; i++) {
@@ -458,8 +544,13 @@ int sl__reactor_init(sl_reactor *r, sl_runtime *rt, int id, struct event_base *b
         struct event_config *cfg = event_config_new();
         if (!cfg)
             return -ENOMEM;
-        /* one thread owns the base: no locks inside libevent */
-        event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+        /* One thread owns the base: no locks inside libevent. Precise
+         * timers: without the flag libevent reads CLOCK_MONOTONIC_COARSE
+         * (4 ms ticks here), so a 1 ms sleep, deadline or context timeout
+         * took ~4.3 ms. With it, libevent reads the exact clock and arms a
+         * timerfd before each epoll_wait: one more syscall per turn that
+         * sleeps or polls (measured: docs/core.md, "Timers"). */
+        event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_PRECISE_TIMER);
         base = event_base_new_with_config(cfg);
         event_config_free(cfg);
         if (!base)
@@ -498,8 +589,8 @@ int sl__reactor_teardown_tasks(sl_reactor *r)
 {
     sl_reactor *prev = sl__tl_reactor;
     sl__tl_reactor = r;
-    r->tearing_down = true;
     int leaks = r->base ? sl__destroy_leaked_tasks(r) : 0;
+    r->tearing_down = true;
     sl__tl_reactor = prev;
     return leaks;
 }
@@ -509,6 +600,7 @@ int sl__reactor_teardown(sl_reactor *r)
     sl_reactor *prev = sl__tl_reactor;
     sl__tl_reactor = r;
     int leaks = r->base ? sl__release_leaked_chans(r) : 0;
+    sl__chan_quarantine_free(r);
     sl_heap_free(&r->heap);
     sl__watch_free(r);
     for (int i = 0; i < 8; i++)

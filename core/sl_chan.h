@@ -121,9 +121,16 @@ int sl_chan_attach(sl_chan *ch, sl_task *t, int ends);
 int sl_chan_detach(sl_chan *ch, sl_task *t, int ends);
 
 /* Frees the channel: closes it if open (parked tasks get -EPIPE), destroys
- * buffered elements with elem_free, unregisters it. Owner only. The memory
- * goes when the last attached end is released too. Returns 0, -EPERM
+ * buffered elements with elem_free, unregisters it. Owner only. The ring
+ * goes at once; the header when the last attached end is released too, and
+ * then into its reactor's quarantine: it stays readable while the next
+ * SL_CHAN_QUARANTINE channels of that reactor are freed (and until the
+ * reactor is freed), so a stale pointer used in that window meets a freed
+ * channel, not freed memory: a second free or a close returns -EALREADY, a
+ * send or receive -EPIPE (all three reported with the caller's file:line),
+ * try_ operations -EPIPE, attach -EPIPE, select -EINVAL. Returns 0, -EPERM
  * (non-owner, reported), -EXDEV off home, -EALREADY if already freed. */
+#define SL_CHAN_QUARANTINE 1024
 #define sl_chan_free(t, ch) sl_chan_free_at_((t), (ch), __FILE__, __LINE__)
 
 /* Sets (or, with fn NULL, removes) the watermarks and pressure callback after
@@ -191,6 +198,7 @@ struct sl_chan {
     size_t high_water_;
     uint64_t sent_, received_, send_parked_ns_;
     uint32_t remote_ops_;          /* cross-reactor operations under way */
+    sl_reactor *qhome_;            /* freed: the reactor whose quarantine takes the header */
 };
 
 int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,

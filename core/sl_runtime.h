@@ -48,8 +48,13 @@ typedef struct sl_runtime_opts {
     int offload_threads;  /* worker threads for blocking calls (sl_offload.h), started at
                              the first sl_offload; 0: 4, < 0: no pool */
     int offload_queue;    /* offloaded calls that may wait for a worker; beyond: -EBUSY; <= 0: 256 */
-    /* Where reports (deadlock, leaks, misuse) go; NULL: stderr. The sink is
-     * called on the reporting reactor's thread. */
+    /* Where reports (deadlock, leaks, misuse, stalls) go; NULL: stderr.
+     * Calls are serialized across the whole process: the sink is never
+     * entered twice at once, so it need not be thread-safe. It is called on
+     * the reporting reactor's thread, except for stall reports, which come
+     * from the stall watchdog's thread (the stalled reactor cannot run
+     * anything); if a sink call holds the lock for over a second meanwhile,
+     * the stall report goes to stderr instead. */
     void (*report)(const char *text, void *arg);
     void *report_arg;
 } sl_runtime_opts;

@@ -20,8 +20,10 @@
  * RULES. Local variables do NOT survive an SL_AWAIT or SL_YIELD: the C stack
  * is gone when the step function returns. Keep everything that must live
  * across a wait in the task's state struct (`arg`). At most one SL_AWAIT or
- * SL_YIELD per source line (the resume point is the line number), and none
- * inside a `switch` of your own between SL_BEGIN and SL_END.
+ * SL_YIELD per source line (the resume point is named by the line number;
+ * two on a line do not compile). Under GCC and Clang a wait may sit inside a
+ * `switch` of your own; with other compilers it may not (the task then ends
+ * with -EINVAL and a misuse report naming the wait's file:line).
  *
  * Every wait is bounded: a task has a deadline (absolute, sl_now_ns() clock,
  * 0 = none) and can be cancelled. A wait that would last past the deadline
@@ -54,43 +56,113 @@ typedef int (*sl_step_fn)(sl_task *t, void *state);
 
 /* ---- protothread macros ------------------------------------------------ */
 
-#define SL_BEGIN(t) switch ((t)->pc_) { case 0:
+/* Two implementations, one contract. Under GCC and Clang the resume point
+ * is the address of a label (labels as values): SL_BEGIN jumps straight to
+ * it, so an SL_AWAIT or SL_YIELD may sit anywhere in the step function,
+ * inside a switch of your own included. Elsewhere (or with
+ * SL_PROTOTHREAD_SWITCH defined) the resume point is a line number and
+ * SL_BEGIN opens a switch on it (Duff's device): a wait inside a switch of
+ * your own then cannot be resumed, and the task ends with -EINVAL and a
+ * misuse report naming the wait's file:line instead of running on wrongly. */
+#define SL_CAT2_(a, b) a##b
+#define SL_CAT_(a, b) SL_CAT2_(a, b)
+/* The resume point of an ended protothread: SL_BEGIN returns 0 at once. */
+#define SL_ENDED_ ((void *)(uintptr_t)1)
+
+/* The switch form (private names: the test suite runs both forms). */
+#define SL_BEGIN_SW_(t)                                              \
+    switch ((t)->pc_) {                                              \
+    default:                                                         \
+        return sl_task_lost_resume_((t), __FILE__);                  \
+    case 0:
+#define SL_SUSPEND_SW_(t)                                            \
+        (t)->pc_ = __LINE__;                                         \
+        return SL_PENDING;                                           \
+    case __LINE__:
+#define SL_RETURN_SW_(t, rc) do { (t)->pc_ = -1; return (rc); } while (0)
+#define SL_END_SW_(t) case -1:; } (t)->pc_ = -1; return 0
+#define SL_RESET_SW_(t) ((void)((t)->pc_ = 0))
+
+/* The labels-as-values form. */
+#define SL_BEGIN_LV_(t)                                              \
+    {                                                                \
+        if ((t)->lc_) {                                              \
+            if ((t)->lc_ == SL_ENDED_)                               \
+                return 0;                                            \
+            goto *(t)->lc_;                                          \
+        }                                                            \
+        (void)&&sl_top_;   /* a label whose address is taken */     \
+    sl_top_:;
+/* GCC 12's -Wdangling-pointer takes a label's address for a local's. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#define SL_LABEL_STORE_(lhs, label)                                  \
+    _Pragma("GCC diagnostic push")                                   \
+    _Pragma("GCC diagnostic ignored \"-Wdangling-pointer\"")         \
+    lhs = &&label;                                                   \
+    _Pragma("GCC diagnostic pop")
+#else
+#define SL_LABEL_STORE_(lhs, label) lhs = &&label;
+#endif
+#define SL_SUSPEND_LV_(t)                                            \
+        SL_LABEL_STORE_((t)->lc_, SL_CAT_(sl_resume_, __LINE__))     \
+        return SL_PENDING;                                           \
+    SL_CAT_(sl_resume_, __LINE__):
+#define SL_RETURN_LV_(t, rc) do { (t)->lc_ = SL_ENDED_; return (rc); } while (0)
+#define SL_END_LV_(t) } (t)->lc_ = SL_ENDED_; return 0
+#define SL_RESET_LV_(t) ((void)((t)->lc_ = NULL))
+
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(SL_PROTOTHREAD_SWITCH)
+#define SL_BEGIN_ SL_BEGIN_LV_
+#define SL_SUSPEND_ SL_SUSPEND_LV_
+#define SL_RETURN_ SL_RETURN_LV_
+#define SL_END_ SL_END_LV_
+#define SL_RESET_ SL_RESET_LV_
+#else
+#define SL_BEGIN_ SL_BEGIN_SW_
+#define SL_SUSPEND_ SL_SUSPEND_SW_
+#define SL_RETURN_ SL_RETURN_SW_
+#define SL_END_ SL_END_SW_
+#define SL_RESET_ SL_RESET_SW_
+#endif
+
+#define SL_BEGIN(t) SL_BEGIN_(t)
 
 /* Runs `op` (an expression that may return SL_PENDING); if it parked, returns
  * from the step function and resumes here with the final result. Stores the
  * result in `rc` (an lvalue; a local is fine since it is assigned on resume). */
-#define SL_AWAIT(t, rc, op)                                          \
+#define SL_AWAIT(t, rc, op) SL_AWAIT_AS_(t, rc, op, SL_SUSPEND_)
+#define SL_AWAIT_AS_(t, rc, op, suspend)                             \
     do {                                                             \
         int sl_r_ = (op);                                            \
         if (sl_r_ == SL_PENDING) {                                   \
-            (t)->pc_ = __LINE__;                                     \
-            return SL_PENDING;                                       \
-        case __LINE__:                                               \
+            suspend(t)                                               \
             sl_r_ = (t)->wait_result_;                               \
         }                                                            \
         (rc) = sl_r_;                                                \
     } while (0)
 
-/* Lets every other ready task of the reactor run, then resumes here. */
-#define SL_YIELD(t)                                                  \
+/* Goes to the back of the reactor's queue and resumes here on its next turn,
+ * after the reactor has polled its sockets, timers and cross-reactor
+ * messages (and run what they made ready): a task that yields in a loop
+ * slows its reactor but never freezes it. */
+#define SL_YIELD(t) SL_YIELD_AS_(t, SL_SUSPEND_)
+#define SL_YIELD_AS_(t, suspend)                                     \
     do {                                                             \
         sl_task_yield_(t);                                           \
-        (t)->pc_ = __LINE__;                                         \
-        return SL_PENDING;                                           \
-        case __LINE__:;                                              \
+        suspend(t);                                                  \
     } while (0)
 
 /* Ends the task with result `rc`. */
-#define SL_RETURN(t, rc) do { (t)->pc_ = -1; return (rc); } while (0)
+#define SL_RETURN(t, rc) SL_RETURN_(t, rc)
 
 /* Ends the step function; falling off the end ends the task with 0. */
-#define SL_END(t) } (t)->pc_ = -1; return 0
+#define SL_END(t) SL_END_(t)
 
 /* Rewinds t's resume point, so that the next SL_BEGIN starts at the top.
  * For a step that runs protothreads one after another on the same task (a
  * prologue, then a handler), each with its own SL_BEGIN..SL_END: reset
  * between them, never inside one. */
-#define SL_RESET(t) ((void)((t)->pc_ = 0))
+#define SL_RESET(t) SL_RESET_(t)
 
 /* ---- spawning ---------------------------------------------------------- */
 
@@ -289,7 +361,10 @@ typedef struct sl_waiter {
 typedef struct sl_wq { sl_waiter *head, *tail; uint32_t n; } sl_wq;
 
 struct sl_task {
-    int pc_;                     /* resume point for the macros */
+    union {                      /* resume point for the macros: */
+        int pc_;                 /* a line (switch form) */
+        void *lc_;               /* a label's address (labels as values) */
+    };
     int wait_result_;            /* the result an SL_AWAIT resumes with */
     sl_task *run_next_;
     sl_task *prev_, *next_;      /* reactor's list of live tasks */
@@ -334,5 +409,8 @@ int sl_spawn_at_(sl_reactor *r, sl_step_fn fn, void *state, const sl_spawn_opts 
 int sl_spawn_on_at_(sl_reactor *r, sl_step_fn fn, void *state, const sl_spawn_opts *opts,
                     const char *file, int line);
 void sl_task_yield_(sl_task *t);
+/* The switch form's SL_BEGIN met a resume point it cannot reach: reports
+ * the misuse with the wait's file:line; the task ends with -EINVAL. */
+int sl_task_lost_resume_(sl_task *t, const char *file);
 
 #endif

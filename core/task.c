@@ -359,10 +359,23 @@ void sl__timer_fire(sl_reactor *r, uint64_t now)
     }
 }
 
+int sl_task_lost_resume_(sl_task *t, const char *file)
+{
+    if (t->pc_ == -1)
+        return 0;   /* an ended protothread, entered again: nothing to run */
+    sl__misuse(t->reactor_, file, t->pc_,
+               "task '%s' (spawned at %s:%d) cannot resume here: this wait sits inside a switch "
+               "of the step function's own, which the switch form of SL_BEGIN cannot reach "
+               "(build with GCC or Clang, or move the wait out of the switch); ended with -EINVAL",
+               t->name_, t->file_, t->line_);
+    t->pc_ = -1;
+    return -EINVAL;
+}
+
 void sl_task_yield_(sl_task *t)
 {
     sl__spin(t);
-    sl__ready(t);
+    sl__yield(t);
 }
 
 /* ---- external waits --------------------------------------------------------- */

@@ -264,8 +264,9 @@ static void report_stall(sl_runtime *rt, sl_reactor *r, uint64_t ran_ns)
                 r->id, (double)ran_ns / 1e6, rt->stall_ms);
     }
     fclose(f);
-    /* the sink is called on the watchdog's thread: the reactor is stuck */
-    r->report(text, r->report_arg);
+    /* On the watchdog's thread (the reactor is stuck, perhaps for good, so
+     * the report cannot wait for it), serialized with every other sink call. */
+    sl__report_text_from_watchdog(r, text, 1000);
     free(text);
     atomic_store(&r->bt_state, 0);
 }

@@ -236,6 +236,98 @@ static void test_leak_report(void **s)
     assert_non_null(strstr(cap.text, "still alive at shutdown"));
 }
 
+/* ---- the leak report keeps what every task waited on ---------------------------------------- */
+
+/* Four tasks in a lock cycle: each holds mutex i and waits for mutex i+1.
+ * Tearing down the first used to hand its mutex to the next, so the report
+ * read one task parked and three ready, plus "ended holding mutex" noise. */
+#define CY 4
+
+static sl_mutex cy_m[CY];
+static const char *cy_names[CY] = { "cy0", "cy1", "cy2", "cy3" };
+static int cy_rc[CY];
+
+static int cy_task(sl_task *t, void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_mutex_lock(t, &cy_m[i], 0), 0);
+    SL_YIELD(t);   /* every task holds its first mutex before anyone asks for a second */
+    SL_AWAIT(t, cy_rc[i], sl_mutex_lock(t, &cy_m[(i + 1) % CY], 0));
+    SL_END(t);
+}
+
+static int cy_main(sl_task *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    for (int i = 0; i < CY; i++) {
+        sl_mutex_init(&cy_m[i], NULL, cy_names[i], 0);
+        assert_int_equal(sl_spawn(NULL, cy_task, (void *)(intptr_t)i, NULL, &(sl_spawn_opts){ .name = cy_names[i] }), 0);
+    }
+    return 0;
+}
+
+static void test_leak_report_keeps_waits(void **s)
+{
+    (void)s;
+    rt = rt_stopping();   /* the deadlock report stops the run */
+    assert_int_equal(rt_run(rt, cy_main, NULL), CY);
+    char want[128];
+    for (int i = 0; i < CY; i++) {
+        snprintf(want, sizeof want, "sluice: leak: task '%s' (spawned at", cy_names[i]);
+        const char *at = strstr(cap.text, want);
+        assert_non_null(at);
+        snprintf(want, sizeof want, "parked on mutex '%s'", cy_names[(i + 1) % CY]);
+        const char *eol = strchr(at, '\n');
+        const char *p = strstr(at, want);
+        assert_true(p && eol && p < eol);
+    }
+    assert_null(strstr(cap.text, ") ready, still alive"));
+    assert_null(strstr(cap.text, "ended holding mutex"));
+    assert_null(strstr(cap.text, "misuse"));
+}
+
+/* ---- a report of a task parked in select names its cases ------------------------------------ */
+
+static sl_chan *se_in, *se_out;
+static int se_a, se_b;
+static sl_case se_cs[2];
+
+static int se_task(sl_task *t, void *arg)
+{
+    int rc;
+    (void)arg;
+    SL_BEGIN(t);
+    se_cs[0] = (sl_case){ .ch = se_in, .op = SL_RECV, .buf = &se_a };
+    se_cs[1] = (sl_case){ .ch = se_out, .op = SL_SEND, .buf = &se_b };
+    SL_AWAIT(t, rc, sl_select(t, se_cs, 2, 0));
+    (void)rc;
+    SL_END(t);
+}
+
+static int se_main(sl_task *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    assert_int_equal(sl_chan_new(&se_in, sizeof(int), 0, &(sl_chan_opts){ .name = "in", .owner = NULL }), 0);
+    assert_int_equal(sl_chan_new(&se_out, sizeof(int), 0, &(sl_chan_opts){ .name = "out" }), 0);
+    assert_int_equal(sl_spawn(NULL, se_task, NULL, NULL, &(sl_spawn_opts){ .name = "selector" }), 0);
+    return 0;
+}
+
+static void test_select_report_names_cases(void **s)
+{
+    (void)s;
+    rt = rt_stopping();
+    rt_run(rt, se_main, NULL);
+    /* the deadlock report and the leak report both say what it waits for */
+    assert_non_null(strstr(cap.text, "all 1 tasks are parked"));
+    assert_non_null(strstr(cap.text, "task 'selector' (spawned at"));
+    assert_non_null(strstr(cap.text, "parked on select (recv 'in', send 'out') for"));
+    assert_non_null(strstr(cap.text, "sluice: leak: task 'selector'"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -243,6 +335,8 @@ int main(void)
         cmocka_unit_test(test_deadline_is_a_way_out),
         cmocka_unit_test(test_io_is_a_way_out),
         cmocka_unit_test(test_leak_report),
+        cmocka_unit_test(test_leak_report_keeps_waits),
+        cmocka_unit_test(test_select_report_names_cases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -136,8 +136,8 @@ static void start(sl_http_server_opts o)
 
 static void wait_started(void)
 {
-    for (int i = 0; i < 500 && !atomic_load(&handler_started); i++)
-        usleep(2000);
+    for (int i = 0; i < 5000 && !atomic_load(&handler_started); i++)
+        usleep(2000);   /* polls for the event, up to 10 s: not a fixed wait */
     assert_int_equal(atomic_load(&handler_started), 1);
 }
 
@@ -554,9 +554,9 @@ static void test_graceful_drain(void **s)
     TS.rt = rt_new(2, &TS.cap);
     assert_int_equal(sl_http_server_new(&TS.srv, TS.rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0" }), 0);
     assert_int_equal(sl_http_route(TS.srv, "GET", "/sleep", h_sleep, sizeof(wait_st), NULL), 0);
-    atomic_store(&handler_started, 0);
     srv_run(&TS);
     int fd = cli_connect(TS.port);
+    atomic_store(&handler_started, 0);
     cli_send(fd, "GET /sleep?ms=200 HTTP/1.1\r\nHost: t\r\n\r\n");
     wait_started();                   /* in flight, not merely sent */
     sl_http_server_shutdown(TS.srv);

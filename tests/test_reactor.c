@@ -622,11 +622,11 @@ static int te_main(sl_task *t, void *arg)
     assert_int_equal(sl_spawn(x->r, te_child, x, NULL, NULL), 0);
     assert_int_equal(sl_spawn(x->r, te_child, x, NULL, NULL), 0);
     assert_int_equal(x->calls, 0);
-    SL_YIELD(t);   /* still the same turn */
-    assert_int_equal(x->calls, 0);
-    SL_AWAIT(t, x->rc, sl_sleep(t, 5 * SL_NS_PER_MS));   /* several turns pass */
+    SL_YIELD(t);   /* a yield ends the turn: the task resumes after the next poll */
     assert_int_equal(x->calls, 2);              /* the second from fn's own request */
     assert_int_equal(x->tasks_at_call[0], 2);   /* after the ready tasks */
+    SL_AWAIT(t, x->rc, sl_sleep(t, 5 * SL_NS_PER_MS));   /* several turns pass */
+    assert_int_equal(x->calls, 2);              /* nobody asked again */
     x->ev = event_new(sl_reactor_base(x->r), -1, 0, te_cb, x);
     event_active(x->ev, 0, 0);
     SL_END(t);
@@ -678,6 +678,169 @@ static void test_embedded(void **s)
     event_base_free(e.base);
 }
 
+
+/* ---- a yielding task never freezes its reactor ------------------------------------------------ */
+
+/* Each test's yielder gives up after YL_GIVE_UP by its own clock, so a
+ * reactor that never looks at its timers or its eventfd fails the test's
+ * assertions instead of hanging it. */
+#define YL_GIVE_UP (5 * SL_NS_PER_S)
+
+typedef struct yl {
+    sl_chan *ch;
+    sl_task *sleeper, *waiter;
+    uint64_t t0, ended_at;
+    int rc, rc2, got, sent, v, out, yields;
+    bool waiter_done, gave_up;
+    _Atomic bool yielding;
+} yl;
+
+static yl Y;
+
+/* Sends 5 events, 20 ms apart: each needs the timer heap. */
+static int yl_sleeper(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (Y.sent = 0; Y.sent < 5; Y.sent++) {
+        SL_AWAIT(t, Y.rc2, sl_sleep(t, 20 * SL_NS_PER_MS));
+        assert_int_equal(Y.rc2, 0);
+        Y.out = Y.sent;
+        assert_int_equal(sl_chan_try_send(t, Y.ch, &Y.out), 0);
+    }
+    SL_END(t);
+}
+
+/* Go's busy select with default, cured by Gosched: poll, yield, repeat. */
+static int yl_poller(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_new(&Y.ch, sizeof(int), 8, &(sl_chan_opts){ .name = "events" }), 0);
+    assert_int_equal(sl_spawn(NULL, yl_sleeper, NULL, NULL, &(sl_spawn_opts){ .name = "sleeper" }), 0);
+    Y.t0 = sl_now_ns();
+    while (Y.got < 5) {
+        if (sl_now_ns() - Y.t0 > YL_GIVE_UP) {
+            Y.gave_up = true;
+            break;
+        }
+        if (sl_chan_try_recv(t, Y.ch, &Y.v) == 0) {
+            assert_int_equal(Y.v, Y.got);
+            Y.got++;
+        }
+        SL_YIELD(t);
+    }
+    Y.ended_at = sl_now_ns();
+    assert_int_equal(sl_chan_free(t, Y.ch), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_yield_loop_lets_timers_run(void **s)
+{
+    (void)s;
+    memset(&Y, 0, sizeof Y);
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(1, &cap);
+    int leaks = rt_run(rt, yl_poller, NULL);
+    assert_false(Y.gave_up);
+    assert_int_equal(leaks, 0);
+    assert_int_equal(Y.got, 5);
+    assert_true(Y.ended_at - Y.t0 >= 100 * SL_NS_PER_MS);   /* the sleeps did sleep */
+}
+
+/* A 10 ms deadline fires near 10 ms while another task yields in a loop. */
+static int yl_deadline_waiter(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + 10 * SL_NS_PER_MS);
+    SL_AWAIT(t, Y.rc2, sl_chan_recv(t, Y.ch, &Y.v));   /* nobody sends */
+    Y.ended_at = sl_now_ns();
+    Y.waiter_done = true;
+    SL_END(t);
+}
+
+static int yl_spinner(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_new(&Y.ch, sizeof(int), 0, &(sl_chan_opts){ .name = "never" }), 0);
+    Y.t0 = sl_now_ns();
+    assert_int_equal(sl_spawn(NULL, yl_deadline_waiter, NULL, NULL, &(sl_spawn_opts){ .name = "waiter" }), 0);
+    while (!Y.waiter_done) {
+        if (sl_now_ns() - Y.t0 > YL_GIVE_UP) {
+            Y.gave_up = true;
+            break;
+        }
+        SL_YIELD(t);
+    }
+    assert_int_equal(sl_chan_free(t, Y.ch), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_yield_loop_lets_deadline_fire(void **s)
+{
+    (void)s;
+    memset(&Y, 0, sizeof Y);
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(1, &cap);
+    int leaks = rt_run(rt, yl_spinner, NULL);
+    assert_false(Y.gave_up);
+    assert_int_equal(leaks, 0);
+    assert_true(Y.waiter_done);
+    assert_int_equal(Y.rc2, -ETIMEDOUT);
+    /* never early; late by far less than a second even on a loaded machine
+     * (before the fix it never fired while the spinner yielded) */
+    assert_true(Y.ended_at - Y.t0 >= 10 * SL_NS_PER_MS);
+    assert_true(Y.ended_at - Y.t0 < SL_NS_PER_S);
+}
+
+/* sl_runtime_stop() from another thread ends a run in which a task yields
+ * forever (here: until YL_GIVE_UP, so that a broken reactor fails the test
+ * rather than hanging it). */
+static int yl_forever(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    Y.t0 = sl_now_ns();
+    atomic_store(&Y.yielding, true);
+    while (sl_now_ns() - Y.t0 < YL_GIVE_UP) {
+        Y.yields++;
+        SL_YIELD(t);
+    }
+    Y.gave_up = true;
+    SL_END(t);
+}
+
+static void *yl_stopper(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 60000 && !atomic_load(&Y.yielding); i++)
+        usleep(1000);   /* polls for the event, bounded: not a fixed wait */
+    sl_runtime_stop(rt);
+    return NULL;
+}
+
+static void test_stop_while_yielding(void **s)
+{
+    (void)s;
+    memset(&Y, 0, sizeof Y);
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(2, &cap);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), yl_forever, NULL,
+                                 &(sl_spawn_opts){ .name = "yielder" }), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, yl_stopper, NULL), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    pthread_join(th, NULL);
+    assert_false(Y.gave_up);            /* the stop ended the run, not the task */
+    assert_true(Y.yields > 0);
+    assert_int_equal(sl_runtime_free(rt), 1);   /* the yielder, leaked */
+    assert_non_null(strstr(cap.text, "leak: task 'yielder'"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -694,6 +857,9 @@ int main(void)
         cmocka_unit_test(test_run_ready),
         cmocka_unit_test(test_at_turn_end),
         cmocka_unit_test(test_embedded),
+        cmocka_unit_test(test_yield_loop_lets_timers_run),
+        cmocka_unit_test(test_yield_loop_lets_deadline_fire),
+        cmocka_unit_test(test_stop_while_yielding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

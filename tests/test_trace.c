@@ -9,9 +9,9 @@ static capture cap;
 static char path[] = "/tmp/sluice-trace-XXXXXX";
 
 typedef struct prog {
-    sl_chan *ch;
+    sl_chan *ch, *done;
     sl_task *victim;
-    int v, rc, vrc, beta_ran;
+    int v, rc, vrc, beta_ran, one, got;
 } prog;
 
 static prog P;
@@ -24,11 +24,21 @@ static int victim(sl_task *t, void *arg)
     SL_END(t);
 }
 
+/* On reactor 0: tells alpha that beta ran (a message, not a wait of a
+ * guessed length: on a loaded machine reactor 1 may run much later). */
+static void beta_done(void *arg)
+{
+    (void)arg;
+    P.beta_ran = 1;
+    P.one = 1;
+    assert_int_equal(sl_chan_try_send(NULL, P.done, &P.one), 0);
+}
+
 static int beta(sl_task *t, void *arg)
 {
     (void)t;
     (void)arg;
-    P.beta_ran = 1;
+    assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 0), beta_done, NULL), 0);
     return 0;
 }
 
@@ -37,11 +47,18 @@ static int alpha(sl_task *t, void *arg)
     (void)arg;
     SL_BEGIN(t);
     assert_int_equal(sl_chan_new(&P.ch, sizeof(int), 0, &(sl_chan_opts){ .name = "inbox" }), 0);
+    assert_int_equal(sl_chan_new(&P.done, sizeof(int), 1, &(sl_chan_opts){ .name = "beta-done" }), 0);
     assert_int_equal(sl_spawn(NULL, victim, NULL, &P.victim, &(sl_spawn_opts){ .name = "victim" }), 0);
     assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), beta, NULL, &(sl_spawn_opts){ .name = "beta" }), 0);
-    SL_AWAIT(t, P.rc, sl_sleep(t, 2 * SL_NS_PER_MS));
+    /* beta has run on reactor 1, however late; the victim, ready before
+     * alpha parked, is parked on its receive by then */
+    sl_task_set_deadline(t, sl_now_ns() + 60 * SL_NS_PER_S);
+    SL_AWAIT(t, P.rc, sl_chan_recv(t, P.done, &P.got));
+    assert_int_equal(P.rc, 0);
+    sl_task_set_deadline(t, 0);
     assert_int_equal(sl_task_cancel(P.victim, 0), 0);
-    SL_AWAIT(t, P.rc, sl_sleep(t, 2 * SL_NS_PER_MS));
+    SL_AWAIT(t, P.rc, sl_sleep(t, 2 * SL_NS_PER_MS));   /* same reactor: the victim runs first */
+    assert_int_equal(sl_chan_free(t, P.done), 0);
     assert_int_equal(sl_chan_free(t, P.ch), 0);
     sl_trace_instant(sl_task_reactor(t), "app", "done", "by alpha");
     assert_int_equal(sl_trace_stop(rt), 0);       /* written when run returns */

@@ -1,6 +1,8 @@
 /* test_watch.c: deadlocks among some tasks while others run (the wait-for
  * check), its false-positive traps, the cancel policy, stalls, busy polls. */
 #include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
 #include "testutil.h"
 
 static sl_runtime *rt;
@@ -552,6 +554,54 @@ static void test_busy_poll(void **s)
     assert_non_null(strstr(cap.text, "has polled 1000 times in a row"));
 }
 
+/* ---- the sink is never entered twice at once, stall reports included ------------------------- */
+
+static _Atomic int sk_inside, sk_overlap, sk_stalls, sk_misuses;
+
+/* Not thread-safe on purpose: it notices being entered twice. The short
+ * pause only widens the window a racing second call would hit. */
+static void serial_sink(const char *text, void *arg)
+{
+    (void)arg;
+    if (atomic_fetch_add(&sk_inside, 1) != 0)
+        atomic_store(&sk_overlap, 1);
+    if (strstr(text, "sluice: stall on reactor"))
+        atomic_fetch_add(&sk_stalls, 1);
+    if (strstr(text, "misuse"))
+        atomic_fetch_add(&sk_misuses, 1);
+    usleep(200);
+    atomic_fetch_sub(&sk_inside, 1);
+}
+
+/* Stalls for 150 ms while reporting misuse all the time: the watchdog's
+ * stall report meets the reactor's own reports. */
+static int noisy_hog(sl_task *t, void *arg)
+{
+    sl_chan *ch;
+    (void)arg;
+    assert_int_equal(sl_chan_new(&ch, sizeof(int), 0, &(sl_chan_opts){ .name = "twice" }), 0);
+    assert_int_equal(sl_chan_close(t, ch), 0);
+    uint64_t end = sl_now_ns() + 150 * SL_NS_PER_MS;
+    while (sl_now_ns() < end)
+        assert_int_equal(sl_chan_close(t, ch), -EALREADY);   /* a misuse report each */
+    assert_int_equal(sl_chan_free(t, ch), 0);
+    sl_runtime_stop(rt);
+    return 0;
+}
+
+static void test_sink_calls_serialized(void **s)
+{
+    (void)s;
+    sl_runtime_opts o = { .threads = 1, .report = serial_sink, .stall_ms = 20 };
+    assert_int_equal(sl_runtime_new(&rt, &o), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 0), noisy_hog, NULL, &(sl_spawn_opts){ .name = "noisy" }), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    assert_true(atomic_load(&sk_misuses) > 10);
+    assert_int_equal(atomic_load(&sk_stalls), 1);
+    assert_int_equal(atomic_load(&sk_overlap), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -566,6 +616,7 @@ int main(void)
         cmocka_unit_test(test_stall_reported_with_backtrace),
         cmocka_unit_test(test_no_stall_when_steps_are_short),
         cmocka_unit_test(test_repeated_stalls_reported_once),
+        cmocka_unit_test(test_sink_calls_serialized),
         cmocka_unit_test(test_busy_poll),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
