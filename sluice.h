@@ -11,4 +11,5 @@
 #include "sl_trace.h"
 #include "sl_ctx.h"
 #include "sl_wire.h"
+#include "sl_tracestate.h"
 #endif

@@ -11,6 +11,7 @@
 #include <string.h>
 #include "client_int.h"
 #include "server_int.h"
+#include "trace_int.h"
 #include "sl_chan.h"
 #include "sl_diag.h"
 #include "sl_lock.h"
@@ -392,6 +393,8 @@ static void metrics_text(gather *g, struct evbuffer *b)
                                 g->parts[i]->ch[k].cap, g->parts[i]->ch[k].len);
         }
     upstreams_text(g, b);
+    if (g->srv->o.tracer)
+        sl__tracer_metrics(g->srv->o.tracer, b);
 }
 
 static int gather_handler(sl_task *t, void *arg, int kind)

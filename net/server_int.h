@@ -106,7 +106,9 @@ struct sl_http_req {
     char *body;
     size_t body_len, body_cap;
     sl_ctx *ctx;
-    sl_traceparent trace;
+    sl_traceparent trace;       /* the request's own span (sl__trace_req_begin) */
+    uint8_t span_parent[8];     /* the caller's span-id, if span_has_parent */
+    bool span_has_parent;
     uint64_t deadline, t_start;
     int status;                 /* answered, for logs and metrics */
     int immediate;              /* answer this status without a handler */

@@ -14,7 +14,8 @@
  * own deadline): it sends `grpc-timeout` with the remaining budget minus a
  * safety margin, and fails with -ETIMEDOUT without sending anything if
  * nothing would be left; it sends `traceparent` with the caller's trace and
- * a new span. When the context ends before the answer, the connection is
+ * a new span (the call's own: flags hold only `sampled`), and the
+ * caller's `tracestate` if its context carries one. When the context ends before the answer, the connection is
  * closed at once (so the callee sees a disconnect and cancels its own
  * context) and the call returns the context's error.
  *
@@ -65,6 +66,9 @@ typedef struct sl_http_upstream_opts {
     uint32_t eject_ms;           /* the first ejection (1000) */
     uint32_t eject_max_ms;       /* the longest (30000) */
     bool no_eject;               /* keep every replica in rotation */
+    struct sl_tracer *tracer;    /* samples calls made with no trace and exports
+                                    the spans of sampled calls (sl_tracer.h); must
+                                    outlive the upstream */
 } sl_http_upstream_opts;
 
 /* Creates an upstream on `rt` from a comma-separated list of
