@@ -582,6 +582,7 @@ static void test_two_hop_export(void **s)
             s1 = v;
         else
             s2 = v;
+        assert_non_null(v.ts);
         assert_string_equal(v.ts, "k=v");
     }
     assert_non_null(s1.name);
