@@ -26,6 +26,8 @@ typedef struct collector {
     pthread_mutex_t mu;
     json_t *spans;               /* every span received */
     int posts;
+    int bad_posts;               /* bodies that were not JSON */
+    char bad_text[256];          /* why, and where */
     char path[128];              /* of the last POST */
     char ctype[128];
     int held[64];                /* COL_SILENT: connections left unanswered */
@@ -95,10 +97,14 @@ static void *collector_thread(void *arg)
             continue;
         size_t blen;
         char *body = read_request(c, fd, &blen);
-        json_t *doc = body ? json_loadb(body, blen, 0, NULL) : NULL;
-        free(body);
+        json_error_t je;
+        json_t *doc = body ? json_loadb(body, blen, 0, &je) : NULL;
         pthread_mutex_lock(&c->mu);
         c->posts++;
+        if (!doc && c->bad_posts++ == 0)
+            snprintf(c->bad_text, sizeof c->bad_text, "%s at %d: %.120s", body ? je.text : "no body",
+                     body ? je.position : 0, body && (size_t)je.position < blen ? body + je.position : "");
+        free(body);
         json_t *rs = json_object_get(doc, "resourceSpans");
         for (size_t i = 0; i < json_array_size(rs); i++) {
             json_t *r = json_array_get(rs, i);
@@ -519,6 +525,8 @@ static void wait_spans(size_t n)
         if (collector_count(&COL) < n)
             usleep(2000);
     }
+    if (COL.bad_posts)
+        fail_msg("the collector got %d bodies that are not JSON: %s", COL.bad_posts, COL.bad_text);
     assert_int_equal(collector_count(&COL), n);
 }
 
