@@ -60,6 +60,9 @@ static int with_trace(sl_ctx **out, sl_ctx *parent, int kind, uint64_t deadline,
 {
     if (!tp || ts_len > SL_TRACESTATE_MAX || (ts_len && !ts))
         return -EINVAL;
+    for (size_t i = 0; i < ts_len; i++)   /* it goes into headers: no CR, LF or other control */
+        if ((ts[i] < 0x20 && ts[i] != '\t') || ts[i] == 0x7f)
+            return -EINVAL;
     int rc = sl__ctx_make(out, parent, kind, deadline, sizeof(trace_val) + ts_len + 1);
     if (rc < 0)
         return rc;

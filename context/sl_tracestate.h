@@ -44,8 +44,8 @@ int sl_tracestate_parse(const char *s, size_t len, char *out);
 
 /* sl_ctx_with_trace_deadline() (sl_wire.h) that also carries `ts[0..len)`
  * (a value from sl_tracestate_parse; copied; len 0: none). Returns as
- * sl_ctx_with_trace_deadline; -EINVAL also for len > SL_TRACESTATE_MAX or
- * a NULL ts with len > 0. */
+ * sl_ctx_with_trace_deadline; -EINVAL also for len > SL_TRACESTATE_MAX, a
+ * NULL ts with len > 0, or a control byte in ts (it is sent as a header). */
 int sl_ctx_with_trace_state_deadline(sl_ctx **out, sl_ctx *parent, const sl_traceparent *tp,
                                      const char *ts, size_t len, uint64_t deadline);
 

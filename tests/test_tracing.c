@@ -345,6 +345,14 @@ static void test_tracestate_bounds(void **s)
     assert_int_equal(sl_tracestate_parse("", 0, out), 0);
     assert_int_equal(sl_tracestate_parse(" , ", 3, out), 0);
     assert_int_equal(sl_tracestate_parse(NULL, 0, out), -EINVAL);
+    /* what a context carries goes into headers: no CR or LF gets in */
+    sl_ctx *c = NULL;
+    sl_traceparent tp = { .trace_id = { 1 }, .span_id = { 1 } };
+    assert_int_equal(sl_ctx_with_trace_state_deadline(&c, sl_ctx_background(), &tp, "a=1\r\nx: y", 10, 0), -EINVAL);
+    assert_int_equal(sl_ctx_with_trace_state_deadline(&c, sl_ctx_background(), &tp, NULL, 3, 0), -EINVAL);
+    assert_int_equal(sl_ctx_with_trace_state_deadline(&c, sl_ctx_background(), &tp, in, SL_TRACESTATE_MAX + 1, 0),
+                     -EINVAL);
+    assert_null(c);
 }
 
 static void test_flags_zeroed(void **s)
