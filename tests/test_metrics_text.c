@@ -114,6 +114,7 @@ static bool parse_sample(expo *e, const char *s)
     const char *p = s;
     if (!parse_name(&p, name, sizeof name, true))
         return bad(e, "bad metric name", s);
+    static char lbuf[32][1200];   /* no allocation: a refused line leaks nothing */
     char *labels[32];
     int nl = 0;
     bool has_le = false;
@@ -151,9 +152,8 @@ static bool parse_sample(expo *e, const char *s)
                     return bad(e, "duplicate label", ln);
             }
             has_le |= !strcmp(ln, "le");
-            size_t need = strlen(ln) + vn + 4;
-            labels[nl] = malloc(need);
-            snprintf(labels[nl++], need, "%s=\"%s\"", ln, val);
+            labels[nl] = lbuf[nl];
+            snprintf(labels[nl++], sizeof lbuf[0], "%s=\"%s\"", ln, val);
             if (*p == ',')
                 p++;
             else if (*p != '}')
@@ -192,7 +192,6 @@ static bool parse_sample(expo *e, const char *s)
     size_t at = (size_t)snprintf(key, klen, "%s{", name);
     for (int k = 0; k < nl; k++) {
         at += (size_t)snprintf(key + at, klen - at, "%s,", labels[k]);
-        free(labels[k]);
     }
     snprintf(key + at, klen - at, "}");
     for (int k = 0; ok && k < e->nseries; k++)
@@ -324,17 +323,19 @@ static sl_chan *chans[NCH];
 
 static int h_make(sl_task *t, void *arg)
 {
-    (void)t;
     for (size_t i = 0; i < NCH; i++)
-        if (sl_chan_new(&chans[i], sizeof(int), 4, &(sl_chan_opts){ .name = chan_names[i] }) < 0)
+        if (sl_chan_new(&chans[i], sizeof(int), 4, &(sl_chan_opts){ .name = chan_names[i] }) < 0 ||
+            sl_chan_give(chans[i], t, NULL) < 0)   /* owned by no task: /free frees them */
             return sl_http_reply(arg, 500, "text/plain", "no", 2);
     return sl_http_reply(arg, 200, "text/plain", "ok", 2);
 }
 
 static int h_free(sl_task *t, void *arg)
 {
+    (void)t;
     for (size_t i = 0; i < NCH; i++)
-        sl_chan_free(t, chans[i]);
+        if (sl_chan_free(NULL, chans[i]) < 0)
+            return sl_http_reply(arg, 500, "text/plain", "no", 2);
     return sl_http_reply(arg, 200, "text/plain", "ok", 2);
 }
 
