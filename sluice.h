@@ -12,4 +12,5 @@
 #include "sl_offload.h"
 #include "sl_ctx.h"
 #include "sl_wire.h"
+#include "sl_tracestate.h"
 #endif

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <string.h>
 #include "ctx_internal.h"
+#include "sl_tracestate.h"
 #include "sl_wire.h"
 
 /* ---- the budget ------------------------------------------------------------- */
@@ -46,30 +47,61 @@ int sl_ctx_with_grpc_timeout(sl_ctx **out, sl_ctx *parent, const char *s, size_t
 
 static const char trace_key;   /* its address is the key */
 
+/* The value under trace_key: the traceparent first (sl_ctx_trace returns
+ * its address), then the tracestate received with it, if any. */
+typedef struct trace_val {
+    sl_traceparent tp;
+    uint16_t ts_len;
+    char ts[];
+} trace_val;
+
 static int with_trace(sl_ctx **out, sl_ctx *parent, int kind, uint64_t deadline,
-                      const sl_traceparent *tp)
+                      const sl_traceparent *tp, const char *ts, size_t ts_len)
 {
-    if (!tp)
+    if (!tp || ts_len > SL_TRACESTATE_MAX || (ts_len && !ts))
         return -EINVAL;
-    int rc = sl__ctx_make(out, parent, kind, deadline, sizeof *tp);
+    for (size_t i = 0; i < ts_len; i++)   /* it goes into headers: no CR, LF or other control */
+        if ((ts[i] < 0x20 && ts[i] != '\t') || ts[i] == 0x7f)
+            return -EINVAL;
+    int rc = sl__ctx_make(out, parent, kind, deadline, sizeof(trace_val) + ts_len + 1);
     if (rc < 0)
         return rc;
-    sl_traceparent *copy = (sl_traceparent *)(void *)(*out)->tail;
-    *copy = *tp;
+    trace_val *v = (trace_val *)(void *)(*out)->tail;
+    v->tp = *tp;
+    v->ts_len = (uint16_t)ts_len;
+    if (ts_len)
+        memcpy(v->ts, ts, ts_len);
+    v->ts[ts_len] = '\0';
     (*out)->key = &trace_key;
-    (*out)->value = copy;
+    (*out)->value = v;
     return 0;
 }
 
 int sl_ctx_with_trace(sl_ctx **out, sl_ctx *parent, const sl_traceparent *tp)
 {
-    return with_trace(out, parent, K_VALUE, 0, tp);
+    return with_trace(out, parent, K_VALUE, 0, tp, NULL, 0);
 }
 
 int sl_ctx_with_trace_deadline(sl_ctx **out, sl_ctx *parent, const sl_traceparent *tp,
                                uint64_t deadline)
 {
-    return with_trace(out, parent, K_NODE, deadline, tp);
+    return with_trace(out, parent, K_NODE, deadline, tp, NULL, 0);
+}
+
+int sl_ctx_with_trace_state_deadline(sl_ctx **out, sl_ctx *parent, const sl_traceparent *tp,
+                                     const char *ts, size_t len, uint64_t deadline)
+{
+    return with_trace(out, parent, K_NODE, deadline, tp, ts, len);
+}
+
+const char *sl_ctx_tracestate(const sl_ctx *ctx, size_t *len)
+{
+    const trace_val *v = sl_ctx_value(ctx, &trace_key);
+    if (!v || !v->ts_len)
+        return NULL;
+    if (len)
+        *len = v->ts_len;
+    return v->ts;
 }
 
 const sl_traceparent *sl_ctx_trace(const sl_ctx *ctx)

@@ -77,8 +77,9 @@ int sl_traceparent_parse(const char *s, size_t len, sl_traceparent *tp);
  * bytes), whatever version was parsed: we speak 00. Returns 55. */
 int sl_traceparent_format(const sl_traceparent *tp, char *buf);
 
-/* A fresh trace: random non-zero trace-id and span-id, version 00, flags 01
- * (sampled). Ids come from a per-thread generator seeded by getrandom(). */
+/* A fresh trace: random non-zero trace-id and span-id, version 00, flags 00
+ * (not sampled, the spec's default: a sampler sets the flag, sl_tracer.h).
+ * Ids come from a per-thread generator seeded by getrandom(). */
 void sl_traceparent_new(sl_traceparent *tp);
 
 /* The header for an outgoing call: the same trace-id and flags, a new

@@ -167,7 +167,7 @@ static void random_nonzero(uint8_t *p, size_t n)
 void sl_traceparent_new(sl_traceparent *tp)
 {
     tp->version = 0;
-    tp->flags = 1;
+    tp->flags = 0;   /* not sampled: W3C's default; a sampler may say otherwise */
     random_nonzero(tp->trace_id, 16);
     random_nonzero(tp->span_id, 8);
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include "client_int.h"
 #include "server_int.h"
+#include "trace_int.h"
 #include "sl_chan.h"
 #include "sl_diag.h"
 #include "sl_lock.h"
@@ -254,6 +255,44 @@ static int start_gather(sl_task *t, gstate *st, sl_http_server *srv, int kind)
     return 0;
 }
 
+/* A label value in the text exposition format: backslash, double quote and
+ * newline escaped as \\, \" and \n, and the value made valid UTF-8 (each
+ * byte of a malformed sequence becomes U+FFFD), since the format is UTF-8
+ * and one bad byte makes a scraper drop the whole target. Names come from
+ * the application (routes, channels) and may hold anything. */
+static void label_value(struct evbuffer *b, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p;
+        size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+        bool ok = n > 0;
+        for (size_t k = 1; ok && k < n; k++)
+            ok = (p[k] & 0xc0) == 0x80;
+        if (ok && n > 1) {   /* no overlong forms, surrogates or code points past U+10FFFF */
+            uint32_t cp = n == 2 ? (c & 0x1fu) << 6 | (p[1] & 0x3fu)
+                        : n == 3 ? (c & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3fu)
+                                 : (c & 0x07u) << 18 | (p[1] & 0x3fu) << 12 | (p[2] & 0x3fu) << 6 | (p[3] & 0x3fu);
+            static const uint32_t least[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+            ok = cp >= least[n] && cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff);
+        }
+        if (!ok) {
+            evbuffer_add(b, "\xef\xbf\xbd", 3);
+            p++;
+        } else if (c == '\\' || c == '"') {
+            char e[2] = { '\\', (char)c };
+            evbuffer_add(b, e, 2);
+            p++;
+        } else if (c == '\n') {
+            evbuffer_add(b, "\\n", 2);
+            p++;
+        } else {
+            evbuffer_add(b, p, n);
+            p += n;
+        }
+    }
+}
+
 /* Upstream calls summed over reactors: one pool per reactor, one series
  * per upstream (a reactor label would multiply series for nothing). */
 static void upstreams_text(gather *g, struct evbuffer *b)
@@ -362,8 +401,9 @@ static void metrics_text(gather *g, struct evbuffer *b)
     for (int i = 0; i < g->n; i++)
         for (int k = 0; g->parts[i] && k < g->parts[i]->st.nroutes; k++) {
             route_stat *r = &g->parts[i]->st.routes[k];
-            evbuffer_add_printf(b, "sluice_http_requests_total{reactor=\"%d\",route=\"%s\",status=\"%d\"} %llu\n",
-                                i, r->route, r->status, (unsigned long long)r->count);
+            evbuffer_add_printf(b, "sluice_http_requests_total{reactor=\"%d\",route=\"", i);
+            label_value(b, r->route);
+            evbuffer_add_printf(b, "\",status=\"%d\"} %llu\n", r->status, (unsigned long long)r->count);
         }
     evbuffer_add_printf(b, "# HELP sluice_http_request_duration_seconds Time from the request's head to its answer.\n"
                            "# TYPE sluice_http_request_duration_seconds histogram\n");
@@ -429,12 +469,22 @@ static void metrics_text(gather *g, struct evbuffer *b)
                                 sl_task_status_name((sl_task_status)k), g->parts[i]->tasks_by_state[k]);
     evbuffer_add_printf(b, "# HELP sluice_channel_length Elements buffered in a channel.\n"
                            "# TYPE sluice_channel_length gauge\n");
+    /* channel_id tells apart channels of one name on a reactor (the k-th
+     * of that name, from 0), which would otherwise be one series twice */
     for (int i = 0; i < g->n; i++)
-        for (int k = 0; g->parts[i] && k < g->parts[i]->nch; k++)
-            evbuffer_add_printf(b, "sluice_channel_length{reactor=\"%d\",channel=\"%s\",capacity=\"%zu\"} %zu\n", i,
-                                g->parts[i]->ch[k].name, g->parts[i]->ch[k].cap, g->parts[i]->ch[k].len);
+        for (int k = 0; g->parts[i] && k < g->parts[i]->nch; k++) {
+            int same = 0;
+            for (int j = 0; j < k; j++)
+                same += !strcmp(g->parts[i]->ch[j].name, g->parts[i]->ch[k].name);
+            evbuffer_add_printf(b, "sluice_channel_length{reactor=\"%d\",channel=\"", i);
+            label_value(b, g->parts[i]->ch[k].name);
+            evbuffer_add_printf(b, "\",channel_id=\"%d\",capacity=\"%zu\"} %zu\n", same,
+                                g->parts[i]->ch[k].cap, g->parts[i]->ch[k].len);
+        }
     upstreams_text(g, b);
     offload_text(g, b);
+    if (g->srv->o.tracer)
+        sl__tracer_metrics(g->srv->o.tracer, b);
 }
 
 static int gather_handler(sl_task *t, void *arg, int kind)

@@ -26,6 +26,7 @@
 #include "sl_ctx.h"
 #include "sl_http.h"
 #include "sl_wire.h"
+#include "trace_int.h"
 
 #define DEF(v, d) ((v) ? (v) : (d))
 
@@ -131,6 +132,8 @@ struct sl_http_call_priv {
     uint32_t nhdrs;
     char *hbuf;
     char tp[SL_TRACEPARENT_LEN + 1];
+    sl__call_span span;     /* the call's span (trace_int.h) */
+    char *ts;               /* the tracestate to send, or NULL (after line) */
     char what[80];          /* "HTTP POST /reserve", for diagnostics */
     size_t line_len;
     char line[];            /* "METHOD PATH HTTP/1.1\r\n" */
@@ -616,6 +619,15 @@ static bool retry(priv *pv, int rc, bool wrote)
     return true;
 }
 
+/* The call has its result: its span, if sampled. */
+static void span_end(priv *pv, int rc)
+{
+    if (pv->span.on)
+        sl__trace_call_end(pv->pool->up->o.tracer, &pv->span, rc, pv->call->status, pv->line,
+                           pv->pool->up->targets[pv->pool->reps[pv->rep].target].hosthdr, pv->ts,
+                           pv->task ? sl_task_ctx(pv->task) : NULL);
+}
+
 /* An attempt has its result: try again, or wake the task. `wrote`: some
  * of the request may have reached the callee. */
 static void finish_attempt(priv *pv, int rc, bool wrote)
@@ -630,6 +642,7 @@ static void finish_attempt(priv *pv, int rc, bool wrote)
     if (rc < 0 && retry(pv, rc, wrote))
         return;
     pv->done = true;
+    span_end(pv, rc);
     if (pv->task)
         sl_task_unpark(pv->task, rc);
 }
@@ -895,8 +908,9 @@ static void send_request(priv *pv, cconn *c)
         sl_grpc_timeout_format(left, timeout + 14);
         strcat(timeout, "\r\n");
     }
-    evbuffer_add_printf(out, "%.*sHost: %s\r\ntraceparent: %s\r\n%s", (int)pv->line_len, pv->line,
-                        up->targets[pv->pool->reps[c->rep].target].hosthdr, pv->tp, timeout);
+    evbuffer_add_printf(out, "%.*sHost: %s\r\ntraceparent: %s\r\n%s%s%s%s", (int)pv->line_len, pv->line,
+                        up->targets[pv->pool->reps[c->rep].target].hosthdr, pv->tp, pv->ts ? "tracestate: " : "",
+                        pv->ts ? pv->ts : "", pv->ts ? "\r\n" : "", timeout);
     if (pv->retryable && pv->tries < up->o.retries)
         evbuffer_add(out, evbuffer_pullup(pv->req, -1), evbuffer_get_length(pv->req));
     else
@@ -930,10 +944,13 @@ static void on_abort(sl_task *t, void *obj, int err)
 {
     priv *pv = obj;
     (void)t;
-    pv->task = NULL;
-    if (pv->done)
+    if (pv->done) {
+        pv->task = NULL;
         return;
+    }
     pv->done = true;
+    span_end(pv, err);
+    pv->task = NULL;
     count(pv->pool, err);
     pool *pl = pv->pool;
     if (pv->queued) {
@@ -1075,21 +1092,21 @@ int sl_http_call_key(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const
         pl->st.timeouts++;
         return -ETIMEDOUT;
     }
-    /* the caller's trace with a new span (or a fresh trace) */
-    sl_ctx *ctx = sl_task_ctx(t);
-    const sl_traceparent *ptp = ctx ? sl_ctx_trace(ctx) : NULL;
-    sl_traceparent tp;
-    if (ptp)
-        sl_traceparent_child(ptp, &tp);
-    else
-        sl_traceparent_new(&tp);
+    /* the caller's trace with a new span (or a fresh trace), and its tracestate */
+    sl__call_span span;
+    size_t ts_len;
+    const char *ts = sl__trace_call_begin(up->o.tracer, sl_task_ctx(t), &span, &ts_len);
     size_t line_len = strlen(method) + strlen(path) + 12;   /* "M P HTTP/1.1\r\n" */
-    priv *pv = calloc(1, sizeof *pv + line_len + 1);
+    priv *pv = calloc(1, sizeof *pv + line_len + 1 + (ts ? ts_len + 1 : 0));
     if (!pv || !(pv->req = evbuffer_new())) {
         free(pv);
         return -ENOMEM;
     }
-    sl_traceparent_format(&tp, pv->tp);
+    sl_traceparent_format(&span.tp, pv->tp);
+    span.deadline = deadline;
+    pv->span = span;
+    if (ts)
+        pv->ts = memcpy(pv->line + line_len + 1, ts, ts_len + 1);
     snprintf(pv->line, line_len + 1, "%s %s HTTP/1.1\r\n", method, path);
     pv->line_len = line_len;
     pv->deadline = deadline;
@@ -1117,6 +1134,7 @@ int sl_http_call_key(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const
         if (pl->nwait >= up->o.max_waiting) {   /* backpressure: no unbounded queue */
             pl->st.busy++;
             pv->done = true;
+            span_end(pv, -EBUSY);
             return -EBUSY;
         }
         rc = sl_task_park_as(t, pv, on_abort, pv->what);

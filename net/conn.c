@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include "server_int.h"
+#include "trace_int.h"
 
 enum { T_NONE, T_HEADER, T_IDLE };
 
@@ -455,9 +456,7 @@ static void on_head(conn *c)
         req->immediate_msg = "malformed grpc-timeout header";
     }
     req->deadline = req->t_start + budget;
-    const char *tp = sl_http_req_header(req, "traceparent", &len);
-    if (!tp || sl_traceparent_parse(tp, len, &req->trace) < 0)
-        sl_traceparent_new(&req->trace);
+    sl__trace_req_begin(req);
     sl__srv_precheck(req);
     if (sr->draining && !req->immediate) {
         req->immediate = 503;

@@ -11,6 +11,7 @@
 #include "client_int.h"
 #include "resolve.h"
 #include "server_int.h"
+#include "trace_int.h"
 #include "sl_diag.h"
 #include "sl_trace.h"
 
@@ -362,7 +363,7 @@ static int req_step(sl_task *t, void *arg)
 static void start_req(sl_http_req *req)
 {
     srv_reactor *sr = req->sr;
-    int rc = sl_ctx_with_trace_deadline(&req->ctx, sl_ctx_background(), &req->trace, req->deadline);
+    int rc = sl__trace_req_ctx(req);
     if (rc == 0)
         rc = sl_go_mem(req->ctx, req_step, req, &req->task_mem, &req->task,
                        &(sl_spawn_opts){ .name = req->match.pattern,
@@ -635,6 +636,8 @@ void sl__srv_count(srv_reactor *sr, sl_http_req *req)
         st->routes[st->nroutes++] = (route_stat){ route, req->status, 0 };
     if (i < st->nroutes)
         st->routes[i].count++;
+    if (req->trace.flags & 1)
+        sl__trace_req_end(req);
     if (sr->srv->o.access_log) {
         char tid[33];
         sl_trace_id_hex(&req->trace, tid);

@@ -123,7 +123,9 @@ struct sl_http_req {
     char *body;
     size_t body_len, body_cap;
     sl_ctx *ctx;
-    sl_traceparent trace;
+    sl_traceparent trace;       /* the request's own span (sl__trace_req_begin) */
+    uint8_t span_parent[8];     /* the caller's span-id, if span_has_parent */
+    bool span_has_parent;
     uint64_t deadline, t_start;
     uint64_t t_queued, t_run;   /* entered the admission queue; started */
     uint32_t inflight_at;       /* requests running when it started, itself included */

@@ -14,7 +14,8 @@
  * own deadline): it sends `grpc-timeout` with the remaining budget minus a
  * safety margin, and fails with -ETIMEDOUT without sending anything if
  * nothing would be left; it sends `traceparent` with the caller's trace and
- * a new span. When the context ends before the answer, the connection is
+ * a new span (the call's own: flags hold only `sampled`), and the
+ * caller's `tracestate` if its context carries one. When the context ends before the answer, the connection is
  * closed at once (so the callee sees a disconnect and cancels its own
  * context) and the call returns the context's error.
  *
@@ -79,6 +80,9 @@ typedef struct sl_http_upstream_opts {
     const char *hosts;
     uint32_t resolve_min_ms;     /* the shortest time between lookups of a name (1000) */
     uint32_t resolve_max_ms;     /* the longest TTL honoured (300000) */
+    struct sl_tracer *tracer;    /* samples calls made with no trace and exports
+                                    the spans of sampled calls (sl_tracer.h); must
+                                    outlive the upstream */
 } sl_http_upstream_opts;
 
 /* Creates an upstream on `rt` from a comma-separated list of replicas,

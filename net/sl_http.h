@@ -4,7 +4,7 @@
  * accepts and serves its own connections, which never move. Each request
  * runs as a task under a request context whose deadline is the smaller of
  * the caller's `grpc-timeout` and the server's budget, with the caller's
- * `traceparent` (or a fresh one). The connection's read side stays armed
+ * `traceparent` (or a fresh one) and `tracestate`. The connection's read side stays armed
  * while the handler runs, so a client that goes away cancels the request's
  * context (cause "client disconnected") at once. A handler that has not
  * answered when it ends gets an answer for it: 504 if its budget ran out,
@@ -110,6 +110,10 @@ typedef struct sl_http_server_opts {
     uint32_t limit_min;          /* the adaptive limit's floor (16, or max_inflight if
                                     smaller; <= max_inflight) */
     uint32_t limit_initial;      /* where it starts (32) */
+    struct sl_tracer *tracer;    /* samples requests and exports their spans (sl_tracer.h);
+                                    NULL: a request keeps its caller's sampled flag, a
+                                    trace started here is not sampled, nothing is exported.
+                                    Must outlive the server. */
 } sl_http_server_opts;
 
 enum {
@@ -226,8 +230,12 @@ const char *sl_http_req_body(const sl_http_req *req, size_t *len);
 void *sl_http_req_state(sl_http_req *req);
 void *sl_http_req_arg(const sl_http_req *req);
 /* The request's context (its deadline, cancel and cause) and trace. The
- * context carries its own copy of the trace (sl_ctx_trace, sl_wire.h), so
- * contexts derived from it may outlive the request. */
+ * context carries its own copy of the trace (sl_ctx_trace, sl_wire.h) and
+ * the tracestate received with it (sl_ctx_tracestate, sl_tracestate.h), so
+ * contexts derived from it may outlive the request. The trace is the
+ * request's own span: the caller's trace-id (or a fresh one), a span-id of
+ * its own, and flags holding only `sampled`, as the tracer's sampler says
+ * (sl_tracer.h). */
 sl_ctx *sl_http_req_ctx(const sl_http_req *req);
 const sl_traceparent *sl_http_req_trace(const sl_http_req *req);
 /* The client's IPv4 address (host byte order) and port; an IPv6 client's

@@ -14,6 +14,7 @@
 #include "svc_fault.h"
 #include "svc_map.h"
 #include "svc_opts.h"
+#include "svc_tracing.h"
 
 static const svc_prog order_prog = { "order-svc", "127.0.0.1:8081", "--inventory", "http://127.0.0.1:8082", false };
 static const svc_prog inv_prog = { "inventory-svc", "127.0.0.1:8082", "--payment", "http://127.0.0.1:8083", true };
@@ -82,6 +83,67 @@ static void test_opts_naive_budget(void **s)
     assert_int_equal(svc_opts_timeout_ms(&o), 86400000);   /* only the client's timeout ends it */
     assert_int_equal(parse(&order_prog, &o, err, "--mode", "naive", "--timeout-ms", "7", NULL), 0);
     assert_int_equal(svc_opts_timeout_ms(&o), 7);
+}
+
+/* The tracing flags: stored by the parser, checked with OTEL_* when the
+ * tracer is made; a bad value is a one-line error naming it. */
+static void test_opts_tracing(void **s)
+{
+    (void)s;
+    svc_opts o;
+    char err[300];
+    sl_tracer *tr;
+    static const char *vars[] = { "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "OTEL_TRACES_SAMPLER",
+                                  "OTEL_TRACES_SAMPLER_ARG" };
+    for (int i = 0; i < 4; i++)
+        unsetenv(vars[i]);
+    assert_int_equal(parse(&order_prog, &o, err, "--otlp-endpoint", "http://127.0.0.1:4318", "--service-name", "orders",
+                           "--traces-sampler", "traceidratio", "--traces-sampler-arg", "0.25", NULL), 0);
+    assert_string_equal(o.otlp_endpoint, "http://127.0.0.1:4318");
+    assert_string_equal(o.service_name, "orders");
+    assert_string_equal(o.traces_sampler, "traceidratio");
+    assert_string_equal(o.traces_sampler_arg, "0.25");
+    assert_int_equal(svc_tracer_make(&o, "order-svc", &tr, err, sizeof err), 0);
+    assert_non_null(tr);
+    uint8_t id[16] = { 0 };
+    id[15] = 2;   /* low bits 1 (after the shift): well under a quarter */
+    assert_true(sl_tracer_sample(tr, NULL, id));
+    memset(id + 8, 0xff, 8);
+    assert_false(sl_tracer_sample(tr, NULL, id));
+    sl_tracer_free(tr);
+    /* nothing given: no tracer */
+    assert_int_equal(parse(&order_prog, &o, err, NULL), 0);
+    assert_int_equal(svc_tracer_make(&o, "order-svc", &tr, err, sizeof err), 0);
+    assert_null(tr);
+    /* a sampler alone: a tracer that samples but exports nothing */
+    setenv("OTEL_TRACES_SAMPLER", "always_on", 1);
+    assert_int_equal(svc_tracer_make(&o, "order-svc", &tr, err, sizeof err), 0);
+    assert_non_null(tr);
+    assert_true(sl_tracer_sample(tr, NULL, id));
+    sl_tracer_free(tr);
+    /* bad values, from flags and from the environment */
+    static const struct { const char *flag, *val, *env, *says; } bad[] = {
+        { "--traces-sampler", "sometimes", NULL, "--traces-sampler wants" },
+        { "--traces-sampler-arg", "2", NULL, "--traces-sampler-arg wants" },
+        { "--otlp-endpoint", "collector:4318", NULL, "--otlp-endpoint wants" },
+        { NULL, "bogus", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER=\"bogus\"" },
+        { NULL, "x", "OTEL_TRACES_SAMPLER_ARG", "OTEL_TRACES_SAMPLER_ARG=\"x\"" },
+        { NULL, "tcp://c:1", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT=\"tcp://c:1\"" },
+    };
+    unsetenv("OTEL_TRACES_SAMPLER");
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        if (bad[i].flag)
+            assert_int_equal(parse(&order_prog, &o, err, bad[i].flag, bad[i].val, NULL), 0);
+        else
+            assert_int_equal(parse(&order_prog, &o, err, NULL), 0), setenv(bad[i].env, bad[i].val, 1);
+        err[0] = '\0';
+        assert_int_equal(svc_tracer_make(&o, "order-svc", &tr, err, sizeof err), -EINVAL);
+        assert_null(tr);
+        if (!strstr(err, bad[i].says) || strncmp(err, "order-svc: ", 11))
+            fail_msg("error for %s: %s", bad[i].val, err);
+        if (bad[i].env)
+            unsetenv(bad[i].env);
+    }
 }
 
 static void test_opts_errors(void **s)
@@ -321,6 +383,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_opts_defaults), cmocka_unit_test(test_opts_all),
         cmocka_unit_test(test_opts_naive_budget), cmocka_unit_test(test_opts_errors),
+        cmocka_unit_test(test_opts_tracing),
         cmocka_unit_test(test_stock), cmocka_unit_test(test_fault),
         cmocka_unit_test(test_keys), cmocka_unit_test(test_map),
         cmocka_unit_test(test_order_failure),

@@ -166,7 +166,7 @@ static void test_traceparent_new_and_child(void **s)
     sl_traceparent_new(&a);
     sl_traceparent_new(&b);
     assert_memory_not_equal(a.trace_id, b.trace_id, 16);
-    assert_int_equal(a.flags, 1);
+    assert_int_equal(a.flags, 0);   /* not sampled: the spec's default (issue 23) */
     sl_traceparent_format(&a, buf);
     sl_traceparent back;
     assert_int_equal(sl_traceparent_parse(buf, 55, &back), 0);   /* a fresh one is valid */

@@ -3,12 +3,15 @@
  *   examples/hello/hello --listen 127.0.0.1:0 --threads 1
  *
  * GET /hello answers {"message":"Hello, World!"}; /healthz, /metrics and
- * /debug/... come with every server. SIGTERM or SIGINT drain and exit 0. */
+ * /debug/... come with every server. SIGTERM or SIGINT drain and exit 0.
+ * With OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_TRACES_SAMPLER set it samples
+ * and exports spans (sl_tracer.h, docs/diagnostics.md). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "sluice.h"
 #include "sl_http.h"
+#include "sl_tracer.h"
 
 static int hello(sl_task *t, void *arg)
 {
@@ -26,7 +29,7 @@ static int usage(const char *argv0)
 int main(int argc, char **argv)
 {
     const char *listen = "127.0.0.1:8080", *trace = NULL;
-    int threads = 0;
+    int threads = 0, rc;
     sl_http_server_opts o = { 0 };
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--listen") && i + 1 < argc)
@@ -43,9 +46,21 @@ int main(int argc, char **argv)
             return usage(argv[0]);
     }
     o.listen = listen;
+    sl_tracer_opts to;
+    char err[256];
+    if (sl_tracer_opts_env(&to, err, sizeof err) < 0) {
+        fprintf(stderr, "hello: %s\n", err);
+        return 2;
+    }
+    sl_tracer *tracer = NULL;
+    if ((to.endpoint || getenv("OTEL_TRACES_SAMPLER")) && (rc = sl_tracer_new(&tracer, &to)) < 0) {
+        fprintf(stderr, "hello: tracer: %s\n", strerror(-rc));
+        return 1;
+    }
+    o.tracer = tracer;
     sl_runtime *rt;
     sl_http_server *srv;
-    int rc = sl_runtime_new(&rt, &(sl_runtime_opts){ .threads = threads });
+    rc = sl_runtime_new(&rt, &(sl_runtime_opts){ .threads = threads });
     if (rc < 0) {
         fprintf(stderr, "hello: runtime: %s\n", strerror(-rc));
         return 1;
@@ -69,5 +84,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     sl_runtime_run(rt);
     sl_http_server_free(srv);
-    return sl_runtime_free(rt) ? 1 : 0;
+    int leaks = sl_runtime_free(rt);
+    sl_tracer_free(tracer);
+    return leaks ? 1 : 0;
 }

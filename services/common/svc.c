@@ -82,7 +82,8 @@ static void on_stopped(sl_http_server *srv, void *arg)
 static int usage(const svc_prog *p, const char *msg)
 {
     fprintf(stderr, "%s (usage: %s [--listen HOST:PORT] [--threads N] [--timeout-ms MS] [--grace-ms MS] "
-                    "[--max-pending N] [--mode safe|guarded|naive] [--admission on|off] [--admin] [--access-log] [--trace FILE.json]%s%s%s)\n",
+                    "[--max-pending N] [--mode safe|guarded|naive] [--admission on|off] [--admin] [--access-log] [--trace FILE.json] "
+                    "[--otlp-endpoint URL] [--service-name NAME] [--traces-sampler NAME] [--traces-sampler-arg RATIO]%s%s%s)\n",
             msg, p->name, p->upstream_flag ? " [" : "", p->upstream_flag ? p->upstream_flag : "",
             p->upstream_flag ? (p->has_stock ? " URLS] [--stock ITEM=N,...]" : " URLS]") : "");
     return 2;
@@ -94,6 +95,8 @@ static void release_all(svc *s)
     sl_http_upstream_free(s->up);
     if (s->rt)
         sl_runtime_free(s->rt);
+    sl_tracer_free(s->tracer);
+    s->tracer = NULL;
     free(s->shards);
     svc_routes_free(s);
     s->srv = NULL;
@@ -109,7 +112,9 @@ static int make_all(svc *s, char *err, size_t errlen)
     if (rc < 0)
         return snprintf(err, errlen, "%s: runtime: %s", p->name, strerror(-rc)), 1;
     s->n = sl_runtime_threads(s->rt);
-    sl_http_server_opts so = { .listen = s->o.listen, .timeout_ms = svc_opts_timeout_ms(&s->o),
+    if (svc_tracer_make(&s->o, p->name, &s->tracer, err, errlen) < 0)
+        return 2;
+    sl_http_server_opts so = { .tracer = s->tracer, .listen = s->o.listen, .timeout_ms = svc_opts_timeout_ms(&s->o),
                                .grace_ms = s->o.grace_ms,
                                /* naive is the seed as written, without sluice's guards:
                                   no budgets, so nothing to admit by; and its requests
@@ -129,7 +134,8 @@ static int make_all(svc *s, char *err, size_t errlen)
         return snprintf(err, errlen, "%s: --listen: %.120s: %s", p->name, hp.host,
                         rc == -ENOENT || rc == -EAGAIN ? sl__resolve_strerror(rc) : strerror(-rc)), 1;
     }
-    if (p->upstream_flag && (rc = sl_http_upstream_new(&s->up, s->rt, s->o.upstream, NULL)) < 0)
+    if (p->upstream_flag && (rc = sl_http_upstream_new(&s->up, s->rt, s->o.upstream,
+                                                        &(sl_http_upstream_opts){ .tracer = s->tracer })) < 0)
         return snprintf(err, errlen, "%s: %s %s: %s", p->name, rc == -EINVAL ? "bad" : "cannot use", p->upstream_flag,
                         *sl_http_upstream_last_error() ? sl_http_upstream_last_error() : strerror(-rc)),
                rc == -EINVAL ? 2 : 1;
@@ -204,6 +210,8 @@ int svc_run(svc *s)
     sl_http_server_free(s->srv);
     sl_http_upstream_free(s->up);
     int leaks = sl_runtime_free(s->rt);
+    sl_tracer_free(s->tracer);   /* last: sends what is left */
+    s->tracer = NULL;
     teardown(s);
     return leaks ? 1 : 0;
 }

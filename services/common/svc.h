@@ -38,6 +38,7 @@
 #include "sl_http.h"
 #include "svc_fault.h"
 #include "svc_opts.h"
+#include "svc_tracing.h"
 
 typedef struct svc svc;
 typedef struct svc_job svc_job;
@@ -63,6 +64,7 @@ struct svc {
     sl_runtime *rt;
     sl_http_server *srv;
     sl_http_upstream *up;     /* the program's one upstream list */
+    sl_tracer *tracer;        /* NULL: no sampler or endpoint given (svc_tracing.h) */
     int n;                    /* reactors */
     svc_shard *shards;
     struct route_def *routes; /* freed at the end */

@@ -139,6 +139,14 @@ int svc_opts_parse(svc_opts *o, const svc_prog *p, int argc, char **argv, char *
             o->admission_off = !strcmp(v, "off");
         } else if (!strcmp(a, "--trace")) {
             o->trace = v;
+        } else if (!strcmp(a, "--otlp-endpoint")) {   /* these four: checked with OTEL_* in svc_tracing.c */
+            o->otlp_endpoint = v;
+        } else if (!strcmp(a, "--service-name")) {
+            o->service_name = v;
+        } else if (!strcmp(a, "--traces-sampler")) {
+            o->traces_sampler = v;
+        } else if (!strcmp(a, "--traces-sampler-arg")) {
+            o->traces_sampler_arg = v;
         } else if (p->upstream_flag && !strcmp(a, p->upstream_flag)) {
             if (!ports_ok(v))
                 return fail(err, errlen, "%s: %s wants http://HOST:PORT[,...], not '%s'", p->name, a, v);

@@ -3,7 +3,10 @@
  *   --listen HOST:PORT  --threads N  --timeout-ms MS  --grace-ms MS
  *   --max-pending N (compensations pending before new work is refused)
  *   --mode safe|guarded|naive  --admission on|off
- *   --admin  --access-log  --trace FILE.json  and the program's own:
+ *   --admin  --access-log  --trace FILE.json
+ *   --otlp-endpoint URL  --service-name NAME  --traces-sampler NAME
+ *   --traces-sampler-arg RATIO (OpenTelemetry's OTEL_* variables, which
+ *   they override: svc_tracing.h)  and the program's own:
  *   one upstream list (--inventory / --payment / --order) and, for
  *   inventory-svc, --stock ITEM=N,...
  *
@@ -39,6 +42,8 @@ typedef struct svc_opts {
     const char *trace;             /* NULL: no trace */
     const char *upstream;
     const char *stock;             /* NULL: the default stock */
+    /* span export (svc_tracing.h); NULL: not given, OTEL_* or the default */
+    const char *otlp_endpoint, *service_name, *traces_sampler, *traces_sampler_arg;
 } svc_opts;
 
 /* Fills *o from argv (argv[0] is the program). Returns 0, or -EINVAL with a

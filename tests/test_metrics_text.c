@@ -1,0 +1,417 @@
+/* test_metrics_text.c: /metrics parsed whole by a strict parser of the
+ * text exposition format (version 0.0.4), with names that need escaping:
+ * quotes, backslashes, newlines and bytes that are not UTF-8, in channel
+ * names and route patterns; two channels of one name must be two series.
+ * When `promtool` is installed (Debian's prometheus package) the same
+ * exposition goes through `promtool check metrics` too. */
+#include <stdbool.h>
+#include <sys/wait.h>
+#include "httputil.h"
+
+/* ---- a strict exposition parser --------------------------------------------------- */
+
+#define MAX_SERIES 4096
+#define MAX_FAMILIES 256
+
+typedef struct expo {
+    char *series[MAX_SERIES];       /* "name{sorted labels}", to find duplicates */
+    int nseries;
+    char families[MAX_FAMILIES][128];   /* in the order they began */
+    char types[MAX_FAMILIES][16];
+    int nfam;
+    char err[512];
+    int line;
+} expo;
+
+static bool name_start(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+static bool name_char(int c) { return name_start(c) || (c >= '0' && c <= '9'); }
+
+/* Valid UTF-8 (no overlong forms, no surrogates, nothing past U+10FFFF). */
+static bool utf8_ok(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i];
+        size_t k = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+        if (!k || i + k > n)
+            return false;
+        uint32_t cp = k == 1 ? c : k == 2 ? c & 0x1f : k == 3 ? c & 0x0f : c & 0x07;
+        for (size_t j = 1; j < k; j++) {
+            if ((p[i + j] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (p[i + j] & 0x3f);
+        }
+        static const uint32_t least[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+        if (cp < least[k] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += k;
+    }
+    return true;
+}
+
+static bool bad(expo *e, const char *what, const char *at)
+{
+    snprintf(e->err, sizeof e->err, "line %d: %s at \"%.60s\"", e->line, what, at);
+    return false;
+}
+
+/* A metric name at *p; copies it to out. */
+static bool parse_name(const char **p, char *out, size_t cap, bool colon)
+{
+    const char *s = *p;
+    size_t n = 0;
+    if (!name_start(*s) && !(colon && *s == ':'))
+        return false;
+    while (name_char(*s) || (colon && *s == ':')) {
+        if (n + 1 >= cap)
+            return false;
+        out[n++] = *s++;
+    }
+    out[n] = '\0';
+    *p = s;
+    return true;
+}
+
+/* The family a sample belongs to: a histogram's _bucket, _sum and _count
+ * lines are its family's. */
+static void family_of(expo *e, const char *name, char *fam, size_t cap)
+{
+    snprintf(fam, cap, "%s", name);
+    static const char *sfx[] = { "_bucket", "_sum", "_count" };
+    for (int i = 0; i < 3; i++) {
+        size_t nl = strlen(name), sl = strlen(sfx[i]);
+        if (nl > sl && !strcmp(name + nl - sl, sfx[i])) {
+            char base[128];
+            snprintf(base, sizeof base, "%.*s", (int)(nl - sl), name);
+            for (int f = 0; f < e->nfam; f++)
+                if (!strcmp(e->families[f], base) && !strcmp(e->types[f], "histogram"))
+                    snprintf(fam, cap, "%s", base);
+        }
+    }
+}
+
+/* Enters family `fam` (from a TYPE line or a sample): a family that began
+ * before must be the current one; families are contiguous. */
+static int family_enter(expo *e, const char *fam, bool from_type)
+{
+    for (int f = 0; f < e->nfam; f++)
+        if (!strcmp(e->families[f], fam)) {
+            if (f != e->nfam - 1 || from_type)
+                return -1;
+            return f;
+        }
+    if (e->nfam == MAX_FAMILIES)
+        return -1;
+    snprintf(e->families[e->nfam], sizeof e->families[0], "%s", fam);
+    snprintf(e->types[e->nfam], sizeof e->types[0], "untyped");
+    return e->nfam++;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static bool parse_sample(expo *e, const char *s)
+{
+    char name[128], fam[128];
+    const char *p = s;
+    if (!parse_name(&p, name, sizeof name, true))
+        return bad(e, "bad metric name", s);
+    static char lbuf[32][1200];   /* no allocation: a refused line leaks nothing */
+    char *labels[32];
+    int nl = 0;
+    bool has_le = false;
+    if (*p == '{') {
+        p++;
+        while (*p != '}') {
+            char ln[128];
+            if (!parse_name(&p, ln, sizeof ln, false))
+                return bad(e, "bad label name", p);
+            if (*p++ != '=' || *p++ != '"')
+                return bad(e, "expected =\"", p);
+            char val[1024];
+            size_t vn = 0;
+            while (*p != '"') {
+                if (!*p || *p == '\n')
+                    return bad(e, "unterminated label value", p);
+                if (*p == '\\') {
+                    p++;
+                    if (*p != '\\' && *p != '"' && *p != 'n')
+                        return bad(e, "bad escape in label value", p);
+                }
+                if (vn + 1 >= sizeof val)
+                    return bad(e, "label value too long", p);
+                val[vn++] = *p++;
+            }
+            val[vn] = '\0';
+            p++;
+            if (!utf8_ok((const unsigned char *)val, vn))
+                return bad(e, "label value is not UTF-8", val);
+            if (nl == 32)
+                return bad(e, "too many labels", p);
+            for (int k = 0; k < nl; k++) {
+                size_t len = strlen(ln);
+                if (!strncmp(labels[k], ln, len) && labels[k][len] == '=')
+                    return bad(e, "duplicate label", ln);
+            }
+            has_le |= !strcmp(ln, "le");
+            labels[nl] = lbuf[nl];
+            snprintf(labels[nl++], sizeof lbuf[0], "%s=\"%s\"", ln, val);
+            if (*p == ',')
+                p++;
+            else if (*p != '}')
+                return bad(e, "expected , or }", p);
+        }
+        p++;
+    }
+    bool ok = true;
+    if (*p++ != ' ')
+        ok = bad(e, "expected a space before the value", p - 1);
+    char *end = NULL;
+    if (ok && strncmp(p, "+Inf", 4) && strncmp(p, "-Inf", 4) && strncmp(p, "NaN", 3)) {
+        strtod(p, &end);
+        if (end == p || (*end && *end != ' '))
+            ok = bad(e, "bad value", p);
+        else if (*end == ' ') {   /* a timestamp: an integer */
+            const char *ts = end + 1;
+            long long v = strtoll(ts, &end, 10);
+            (void)v;
+            if (end == ts || *end)
+                ok = bad(e, "bad timestamp", ts);
+        }
+    }
+    family_of(e, name, fam, sizeof fam);
+    int f = ok ? family_enter(e, fam, false) : -1;
+    if (ok && f < 0)
+        ok = bad(e, "family not contiguous", fam);
+    if (ok && !strcmp(e->types[f], "histogram") && strlen(name) > 7 &&
+        !strcmp(name + strlen(name) - 7, "_bucket") && !has_le)
+        ok = bad(e, "bucket without le", name);
+    qsort(labels, (size_t)nl, sizeof *labels, cmp_str);
+    size_t klen = strlen(name) + 3;
+    for (int k = 0; k < nl; k++)
+        klen += strlen(labels[k]) + 1;
+    char *key = malloc(klen);
+    size_t at = (size_t)snprintf(key, klen, "%s{", name);
+    for (int k = 0; k < nl; k++) {
+        at += (size_t)snprintf(key + at, klen - at, "%s,", labels[k]);
+    }
+    snprintf(key + at, klen - at, "}");
+    for (int k = 0; ok && k < e->nseries; k++)
+        if (!strcmp(e->series[k], key))
+            ok = bad(e, "duplicate series", key);
+    if (ok && e->nseries < MAX_SERIES)
+        e->series[e->nseries++] = key;
+    else
+        free(key);
+    return ok;
+}
+
+static bool parse_comment(expo *e, const char *s)
+{
+    const char *p = s + 1;
+    if (strncmp(p, " HELP ", 6) && strncmp(p, " TYPE ", 6))
+        return true;   /* any other comment */
+    bool help = p[1] == 'H';
+    p += 6;
+    char name[128];
+    if (!parse_name(&p, name, sizeof name, true))
+        return bad(e, "bad name in HELP/TYPE", s);
+    if (help) {
+        if (*p && *p != ' ')
+            return bad(e, "expected a space after the HELP name", p);
+        for (p += *p == ' '; *p; p++)
+            if (*p == '\\' && p[1] != '\\' && p[1] != 'n')
+                return bad(e, "bad escape in HELP", p);
+            else if (*p == '\\')
+                p++;
+        return true;
+    }
+    if (*p++ != ' ')
+        return bad(e, "expected a type", p);
+    static const char *types[] = { "counter", "gauge", "histogram", "summary", "untyped" };
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(p, types[i])) {
+            int f = family_enter(e, name, true);
+            if (f < 0)
+                return bad(e, "TYPE after its samples or twice", name);
+            snprintf(e->types[f], sizeof e->types[f], "%s", types[i]);
+            return true;
+        }
+    return bad(e, "unknown type", p);
+}
+
+/* Parses the whole text; false with e->err on the first fault. */
+static bool expo_parse(expo *e, const char *text, size_t len)
+{
+    memset(e, 0, sizeof *e);
+    if (!len || text[len - 1] != '\n')
+        return bad(e, "the text does not end with a newline", text);
+    if (!utf8_ok((const unsigned char *)text, len))
+        return bad(e, "the text is not UTF-8", text);
+    const char *p = text;
+    while (p < text + len) {
+        const char *nl = memchr(p, '\n', (size_t)(text + len - p));
+        char line[2048];
+        e->line++;
+        if ((size_t)(nl - p) >= sizeof line)
+            return bad(e, "line too long", p);
+        memcpy(line, p, (size_t)(nl - p));
+        line[nl - p] = '\0';
+        p = nl + 1;
+        if (memchr(line, '\0', strlen(line) + 1) != line + strlen(line))
+            return bad(e, "NUL byte", line);
+        if (!line[0])
+            continue;
+        if (!(line[0] == '#' ? parse_comment(e, line) : parse_sample(e, line)))
+            return false;
+    }
+    return true;
+}
+
+static void expo_free(expo *e)
+{
+    for (int i = 0; i < e->nseries; i++)
+        free(e->series[i]);
+    e->nseries = 0;
+}
+
+/* The parser itself: it must refuse what Prometheus refuses, or passing it
+ * proves nothing. */
+static void test_parser_refuses(void **s)
+{
+    (void)s;
+    static expo e;
+    static const char *bad[] = {
+        "m{a=\"say \"hi\"\"} 1\n",              /* raw quote */
+        "m{a=\"x\ny\"} 1\n",                     /* raw newline */
+        "m{a=\"x\\y\"} 1\n",                     /* unknown escape */
+        "m{a=\"\xff\"} 1\n",                     /* not UTF-8 */
+        "m{a=\"\xc0\xaf\"} 1\n",                 /* overlong */
+        "m{a=\"1\"} 1\nm{a=\"1\"} 2\n",          /* duplicate series */
+        "m 1\nn 1\nm 2\n",                       /* family not contiguous */
+        "m 1\n# TYPE m counter\n",               /* TYPE after samples */
+        "m{a=\"1\",a=\"2\"} 1\n",                /* duplicate label */
+        "m one\n",                               /* bad value */
+        "1m 1\n",                                /* bad name */
+        "m 1",                                   /* no final newline */
+        "# TYPE h histogram\nh_bucket 1\n",      /* bucket without le */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        bool ok = expo_parse(&e, bad[i], strlen(bad[i]));
+        expo_free(&e);
+        if (ok)
+            fail_msg("the parser accepted bad input %zu: %s", i, bad[i]);
+    }
+    static const char good[] = "# HELP m A \\\\ help\\n text.\n# TYPE m counter\n"
+                               "m{a=\"say \\\"hi\\\" \\\\ \\n \xe2\x82\xac\"} 1\nm{a=\"2\",} 2.5e3\n"
+                               "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_sum 0.5\nh_count 1\n";
+    assert_true(expo_parse(&e, good, strlen(good)));
+    assert_int_equal(e.nseries, 5);
+    expo_free(&e);
+}
+
+/* ---- the server ------------------------------------------------------------------ */
+
+static test_srv TS;
+
+/* Names that need everything: quotes, a backslash, a newline, a byte that
+ * is not UTF-8, a truncated multi-byte sequence, and a valid one. */
+static const char *const chan_names[] = {
+    "say \"hi\"", "back\\slash", "new\nline", "bad \xff byte", "cut \xe2\x82", "euro \xe2\x82\xac",
+    "twin", "twin",
+};
+#define NCH (sizeof chan_names / sizeof *chan_names)
+static sl_chan *chans[NCH];
+
+static int h_make(sl_task *t, void *arg)
+{
+    for (size_t i = 0; i < NCH; i++)
+        if (sl_chan_new(&chans[i], sizeof(int), 4, &(sl_chan_opts){ .name = chan_names[i] }) < 0 ||
+            sl_chan_give(chans[i], t, NULL) < 0)   /* owned by no task: /free frees them */
+            return sl_http_reply(arg, 500, "text/plain", "no", 2);
+    return sl_http_reply(arg, 200, "text/plain", "ok", 2);
+}
+
+static int h_free(sl_task *t, void *arg)
+{
+    (void)t;
+    for (size_t i = 0; i < NCH; i++)
+        if (sl_chan_free(NULL, chans[i]) < 0)
+            return sl_http_reply(arg, 500, "text/plain", "no", 2);
+    return sl_http_reply(arg, 200, "text/plain", "ok", 2);
+}
+
+static int h_ok(sl_task *t, void *arg)
+{
+    (void)t;
+    return sl_http_reply(arg, 200, "text/plain", "ok", 2);
+}
+
+/* Runs promtool on the text if it is installed; 1 passed, 0 skipped. */
+static int promtool_check(const char *text, size_t len)
+{
+    if (system("command -v promtool >/dev/null 2>&1") != 0) {
+        print_message("promtool not installed (Debian: apt-get install prometheus): "
+                      "its check is skipped, the strict parser's stands\n");
+        return 0;
+    }
+    char path[] = "/tmp/sluice-metrics-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, len), (ssize_t)len);
+    close(fd);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "promtool check metrics < %s", path);
+    int rc = system(cmd);
+    unlink(path);
+    assert_true(WIFEXITED(rc));
+    assert_int_equal(WEXITSTATUS(rc), 0);
+    return 1;
+}
+
+static void test_exposition_escaped(void **s)
+{
+    (void)s;
+    static resp r;
+    static expo e;
+    TS.rt = rt_new(1, &TS.cap);
+    assert_int_equal(sl_http_server_new(&TS.srv, TS.rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0" }), 0);
+    assert_int_equal(sl_http_route(TS.srv, "POST", "/make", h_make, 0, NULL), 0);
+    assert_int_equal(sl_http_route(TS.srv, "POST", "/free", h_free, 0, NULL), 0);
+    /* a route pattern with a quote and a backslash (a byte that is not UTF-8
+     * never gets past the request-line check: the channels cover that) */
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/q\"uote\\d", h_ok, 0, NULL), 0);
+    srv_run(&TS);
+    int fd = cli_connect(TS.port);
+    cli_send(fd, "POST /make HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    cli_expect(fd, 200, "ok");
+    cli_send(fd, "GET /q\"uote\\d HTTP/1.1\r\nHost: t\r\n\r\n");
+    cli_expect(fd, 200, "ok");
+    assert_int_equal(get(TS.port, "/metrics", &r), 200);
+    cli_send(fd, "POST /free HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    cli_expect(fd, 200, "ok");
+    close(fd);
+    srv_stop(&TS);
+
+    if (!expo_parse(&e, r.body, r.body_len))
+        fail_msg("/metrics does not parse: %s", e.err);
+    expo_free(&e);
+    /* every name is there, escaped, and the twins are two series */
+    assert_non_null(strstr(r.body, "channel=\"say \\\"hi\\\"\",channel_id=\"0\""));
+    assert_non_null(strstr(r.body, "channel=\"back\\\\slash\""));
+    assert_non_null(strstr(r.body, "channel=\"new\\nline\""));
+    assert_non_null(strstr(r.body, "channel=\"bad \xef\xbf\xbd byte\""));
+    assert_non_null(strstr(r.body, "channel=\"cut \xef\xbf\xbd\xef\xbf\xbd\""));
+    assert_non_null(strstr(r.body, "channel=\"euro \xe2\x82\xac\""));
+    assert_non_null(strstr(r.body, "channel=\"twin\",channel_id=\"0\""));
+    assert_non_null(strstr(r.body, "channel=\"twin\",channel_id=\"1\""));
+    assert_non_null(strstr(r.body, "route=\"/q\\\"uote\\\\d\",status=\"200\""));
+    promtool_check(r.body, r.body_len);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parser_refuses),
+        cmocka_unit_test(test_exposition_escaped),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
