@@ -132,6 +132,11 @@ struct sl_runtime {
     _Atomic bool watchdog_stop;
     FILE *trace_file;
     _Atomic bool trace_want;
+    /* opts.stop_when_done: tasks not ended yet, over all reactors, and
+     * sl_spawn_on calls whose task is not created yet */
+    bool stop_when_done;
+    _Atomic long live;
+    _Atomic int stop_err;            /* what run returns: -EDEADLK (policy STOP) */
 };
 
 /* reactor.c */
@@ -147,6 +152,10 @@ bool sl__on_reactor(const sl_reactor *r);   /* may the calling thread touch r? *
 void sl__ready(sl_task *t);                  /* append to r's run queue */
 void sl__report(sl_reactor *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 uint64_t sl__rand(sl_reactor *r);
+
+/* runtime.c: opts.stop_when_done's count of tasks (no-ops without it) */
+void sl__live_add(sl_runtime *rt);
+void sl__live_sub(sl_runtime *rt);
 
 /* task.c */
 /* Parks t on `obj` of kind `kind`; the caller has already queued t's waiter
