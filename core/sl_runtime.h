@@ -86,7 +86,8 @@ typedef struct sl_runtime_opts {
 } sl_runtime_opts;
 
 /* Creates a runtime with its reactors (threads are started by run). `opts`
- * may be NULL. Returns 0, -ENOMEM, or -EINVAL if opts->threads > 1024. */
+ * may be NULL. Returns 0, -ENOMEM, or -EINVAL if opts->threads > 1024 or
+ * opts->deadlock_policy is none of the three. */
 int sl_runtime_new(sl_runtime **out, const sl_runtime_opts *opts);
 
 /* Runs every reactor: reactor 0 on the calling thread, the others on threads

@@ -1,7 +1,7 @@
 #!/bin/sh
 # nocompile.sh: the mistakes the headers turn into compile errors (issue
 # 18), checked the way projects check their static assertions. Each
-# tests/nocompile/*.c holds a correct use and, under -DSL_WRONG, the
+# tests/nocompile-cases/*.c holds a correct use and, under -DSL_WRONG, the
 # mistake; its line `expect: TEXT` names what the compiler must say, and
 # an optional line `flags: ...` adds compiler flags. The
 # correct form must compile (so the failure is the mistake's, not a typo's)
@@ -13,7 +13,7 @@ set -u
 fail=0
 n=0
 out=nocompile.out
-for f in "$top_srcdir"/tests/nocompile/*.c; do
+for f in "$top_srcdir"/tests/nocompile-cases/*.c; do
   n=$((n + 1))
   name=$(basename "$f")
   expect=$(sed -n 's/.*expect: \(.*[^ ]\) *\*\/.*/\1/p' "$f" | head -n 1)
