@@ -7,7 +7,8 @@
 # correct form must compile (so the failure is the mistake's, not a typo's)
 # and the wrong one must fail with TEXT in its errors.
 # Environment (Makefile.am's AM_TESTS_ENVIRONMENT): top_srcdir, CC,
-# SL_CPPFLAGS, SL_CFLAGS (the library's own flags, -Werror included when
+# SL_CPPFLAGS (the staged <sluice/...> headers, as the examples see them),
+# SL_CFLAGS (the library's own flags, -Werror included when
 # configured so).
 set -u
 fail=0

@@ -4,7 +4,7 @@
  * flags: -Werror=incompatible-pointer-types
  * expect: incompatible */
 #include <stdlib.h>
-#include "sluice.h"
+#include <sluice/sluice.h>
 
 static void drop(sl_chan *ch, void *elem) { (void)ch; free(*(char **)elem); }
 

@@ -2,7 +2,7 @@
  * freed it. It is gone; a channel of pointers says .ptr_free = free.
  * expect: elem_free */
 #include <stdlib.h>
-#include "sluice.h"
+#include <sluice/sluice.h>
 
 int use(sl_chan **ch);
 int use(sl_chan **ch)

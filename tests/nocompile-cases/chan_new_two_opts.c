@@ -1,6 +1,6 @@
 /* sl_chan_new with two arguments where the options go.
  * expect: exactly one argument */
-#include "sluice.h"
+#include <sluice/sluice.h>
 
 int use(sl_chan **ch);
 int use(sl_chan **ch)

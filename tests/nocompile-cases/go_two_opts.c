@@ -1,6 +1,6 @@
 /* sl_go given an extra argument (its options are one pointer, or NULL).
  * expect: exactly one argument */
-#include "sluice.h"
+#include <sluice/sluice.h>
 
 static int step(sl_task *t, void *st) { (void)t; (void)st; return 0; }
 

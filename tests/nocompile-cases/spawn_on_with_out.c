@@ -1,7 +1,7 @@
 /* sl_spawn_on has no `out`: given sl_spawn's argument shape, the old macro
  * compiled `(&t, &opts)` as a comma expression and never set t.
  * expect: exactly one argument */
-#include "sluice.h"
+#include <sluice/sluice.h>
 
 static int step(sl_task *t, void *st) { (void)t; (void)st; return 0; }
 

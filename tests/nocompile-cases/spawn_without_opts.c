@@ -1,7 +1,7 @@
 /* sl_spawn without its options argument: was a syntax error deep inside
  * sl_task.h, now the options check names what is missing.
  * expect: exactly one argument */
-#include "sluice.h"
+#include <sluice/sluice.h>
 
 static int step(sl_task *t, void *st) { (void)t; (void)st; return 0; }
 
