@@ -1,5 +1,10 @@
 /* sluice: tasks, bounded channels, contexts and HTTP on libevent.
- * The umbrella header: include this, or the module headers one by one. */
+ * The umbrella header: every public header, core, context and net:
+ *
+ *     #include <sluice/sluice.h>    // cc ... $(pkg-config --cflags --libs sluice)
+ *
+ * The module headers may also be included one by one
+ * (<sluice/sl_chan.h>). */
 #ifndef SLUICE_H
 #define SLUICE_H
 #include "sl_time.h"
@@ -13,4 +18,8 @@
 #include "sl_ctx.h"
 #include "sl_wire.h"
 #include "sl_tracestate.h"
+#include "sl_router.h"
+#include "sl_http.h"
+#include "sl_client.h"
+#include "sl_tracer.h"
 #endif

@@ -195,13 +195,13 @@ int sl_after_stop(sl_after *a);
  * sl_spawn (the state is not freed on failure), -EINVAL for a NULL ctx,
  * -EXDEV for a context of another reactor (reported). */
 #define sl_go(ctx, fn, state, out, ...) \
-    sl_go_at_((ctx), (fn), (state), (out), (__VA_ARGS__), __FILE__, __LINE__)
+    sl_go_at_((ctx), (fn), (state), (out), SL_OPTS_(sl_spawn_opts, __VA_ARGS__), __FILE__, __LINE__)
 
 /* The same, with the caller's storage for the task struct (see
  * sl_spawn_mem): `mem` must stay valid until the task has ended, which its
  * state destructor may use to free it. */
 #define sl_go_mem(ctx, fn, state, mem, out, ...) \
-    sl_go_mem_at_((ctx), (fn), (state), (mem), (out), (__VA_ARGS__), __FILE__, __LINE__)
+    sl_go_mem_at_((ctx), (fn), (state), (mem), (out), SL_OPTS_(sl_spawn_opts, __VA_ARGS__), __FILE__, __LINE__)
 
 /* The context a task was spawned under with sl_go (NULL otherwise, and once
  * the task has ended). */

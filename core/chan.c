@@ -156,6 +156,11 @@ int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,
         return -EINVAL;
     if (mem && cap && !buf)
         return -EINVAL;
+    /* `.elem_drop = (void *)free` would free the ring's slot: ptr_free is
+     * the hook for channels of pointers */
+    if (opts && ((opts->ptr_free && (opts->elem_drop || elem_size != sizeof(void *))) ||
+                 (void (*)(void))opts->elem_drop == (void (*)(void))free))
+        return -EINVAL;
     if (!sl__on_reactor(r))
         return -EXDEV;
     sl_chan *ch = mem ? mem : malloc(sizeof *ch);
@@ -182,7 +187,8 @@ int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,
     if (opts) {
         if (opts->name)
             ch->name_ = opts->name;
-        ch->elem_free_ = opts->elem_free;
+        ch->ptr_free_ = opts->ptr_free;
+        ch->elem_drop_ = opts->elem_drop;
         ch->high_ = opts->high;
         ch->low_ = opts->low;
         ch->on_pressure_ = opts->on_pressure;
@@ -492,8 +498,13 @@ static void destroy_elems(sl_chan *ch)
         void *e = slot(ch, 0);
         ch->head_ = (ch->head_ + 1) % ch->cap_;
         ch->len_--;
-        if (ch->elem_free_)
-            ch->elem_free_(e);
+        if (ch->ptr_free_) {
+            void *p;
+            memcpy(&p, e, sizeof p);   /* a slot need not be aligned for a pointer */
+            ch->ptr_free_(p);
+        } else if (ch->elem_drop_) {
+            ch->elem_drop_(ch, e);
+        }
     }
 }
 

@@ -137,6 +137,11 @@ struct sl_runtime {
     FILE *trace_file;
     _Atomic bool trace_want;
     struct sl_offload_pool *offload;  /* offload.c; NULL: off */
+    /* opts.stop_when_done: tasks not ended yet, over all reactors, and
+     * sl_spawn_on calls whose task is not created yet */
+    bool stop_when_done;
+    _Atomic long live;
+    _Atomic int stop_err;            /* what run returns: -EDEADLK (policy STOP) */
 };
 
 /* reactor.c */
@@ -155,6 +160,10 @@ void sl__report(sl_reactor *r, const char *fmt, ...) __attribute__((format(print
 void sl__report_text(sl_reactor *r, const char *text);   /* serialized sink call */
 void sl__report_text_from_watchdog(sl_reactor *r, const char *text, int ms);
 uint64_t sl__rand(sl_reactor *r);
+
+/* runtime.c: opts.stop_when_done's count of tasks (no-ops without it) */
+void sl__live_add(sl_runtime *rt);
+void sl__live_sub(sl_runtime *rt);
 
 /* task.c */
 /* Parks t on `obj` of kind `kind`; the caller has already queued t's waiter

@@ -11,7 +11,8 @@
 int sl_runtime_new(sl_runtime **out, const sl_runtime_opts *opts)
 {
     int n = opts && opts->threads > 0 ? opts->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (!out || n > 1024)
+    if (!out || n > 1024 || (opts && (opts->deadlock_policy < SL_DEADLOCK_REPORT ||
+                                      opts->deadlock_policy > SL_DEADLOCK_STOP)))
         return -EINVAL;
     if (n < 1)
         n = 1;
@@ -24,6 +25,7 @@ int sl_runtime_new(sl_runtime **out, const sl_runtime_opts *opts)
         return -ENOMEM;
     }
     rt->pin = opts && opts->pin_cpus;
+    rt->stop_when_done = opts && opts->stop_when_done;
     rt->stall_ms = !opts || !opts->stall_ms ? 10 : opts->stall_ms < 0 ? 0 : opts->stall_ms;
     int prc = sl__offload_new(rt, opts);
     if (prc < 0) {
@@ -47,6 +49,22 @@ int sl_runtime_new(sl_runtime **out, const sl_runtime_opts *opts)
 }
 
 int sl_runtime_threads(const sl_runtime *rt) { return rt->n; }
+
+void sl__live_add(sl_runtime *rt)
+{
+    if (rt && rt->stop_when_done)
+        atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
+}
+
+/* A task ended (or a posted spawn failed). Every add is sequenced before
+ * the sub of the task that made it (its spawner ends after spawning), so
+ * the count cannot touch 0 while a task is still to come. */
+void sl__live_sub(sl_runtime *rt)
+{
+    if (rt && rt->stop_when_done &&
+        atomic_fetch_sub_explicit(&rt->live, 1, memory_order_acq_rel) == 1)
+        sl_runtime_stop(rt);
+}
 
 sl_reactor *sl_runtime_reactor(sl_runtime *rt, int i)
 {
@@ -106,8 +124,8 @@ int sl_runtime_run(sl_runtime *rt)
         started++;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc < 0)
-        sl_runtime_stop(rt);
+    if (rc < 0 || (rt->stop_when_done && atomic_load(&rt->live) == 0))
+        sl_runtime_stop(rt);   /* failed, or nothing to run */
     sl_reactor *r0 = rt->r[0];
     sl__claim(r0, true);
     r0->thread = pthread_self();
@@ -129,7 +147,7 @@ int sl_runtime_run(sl_runtime *rt)
         sl__claim(rt->r[i], false);
     free(th);
     atomic_store(&rt->state, 2);
-    return rc;
+    return rc ? rc : atomic_load(&rt->stop_err);
 }
 
 void sl_runtime_stop(sl_runtime *rt)

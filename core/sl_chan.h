@@ -40,7 +40,17 @@ typedef struct sl_chan sl_chan;
 
 typedef struct sl_chan_opts {
     const char *name;                  /* static string, for diagnostics */
-    void (*elem_free)(void *elem);     /* frees leftover elements at free */
+    /* What sl_chan_free (or the teardown of a leaked channel) does with the
+     * elements still buffered, one call each; at most one of the two:
+     *  - ptr_free, for a channel of pointers (elem_size == sizeof(void *))
+     *    that owns what they point to: it receives each element's VALUE,
+     *    so `.ptr_free = free` is right;
+     *  - elem_drop, for elements that own something (a struct holding a
+     *    buffer): it receives a pointer to the element IN THE RING, the
+     *    channel's memory, which it must not free. `free` does not fit its
+     *    type, and is refused if cast to it (-EINVAL). */
+    void (*ptr_free)(void *ptr);
+    void (*elem_drop)(sl_chan *ch, void *elem);
     size_t high, low;                  /* watermarks; high 0 = none */
     void (*on_pressure)(sl_chan *ch, bool high, void *arg);
     void *pressure_arg;
@@ -64,17 +74,20 @@ typedef struct sl_chan_stats {
  * Creates a channel on the current reactor (the calling thread's; a reactor
  * not running yet may be named with sl_chan_new_on). `opts` may be NULL.
  * Records the caller's file:line for leak reports. Returns 0, -ENOMEM, or
- * -EINVAL (elem_size 0 or > 64 KiB, low > high, no reactor). */
+ * -EINVAL (elem_size 0 or > 64 KiB, low > high, no reactor, ptr_free with
+ * elem_size other than sizeof(void *), both ptr_free and elem_drop,
+ * elem_drop == free). The `...` is the options: exactly one argument (a
+ * pointer or NULL), else it does not compile. */
 #define sl_chan_new(out, elem_size, cap, ...) \
-    sl_chan_new_at_((out), NULL, (elem_size), (cap), (__VA_ARGS__), NULL, NULL, __FILE__, __LINE__)
+    sl_chan_new_at_((out), NULL, (elem_size), (cap), SL_OPTS_(sl_chan_opts, __VA_ARGS__), NULL, NULL, __FILE__, __LINE__)
 #define sl_chan_new_on(r, out, elem_size, cap, ...) \
-    sl_chan_new_at_((out), (r), (elem_size), (cap), (__VA_ARGS__), NULL, NULL, __FILE__, __LINE__)
+    sl_chan_new_at_((out), (r), (elem_size), (cap), SL_OPTS_(sl_chan_opts, __VA_ARGS__), NULL, NULL, __FILE__, __LINE__)
 
 /* The _mem twin: `ch` is the caller's storage and `buf` the ring storage of
  * at least cap * elem_size bytes (NULL when cap is 0). Nothing is
  * allocated (attachments excepted). Both must outlive sl_chan_free(). */
 #define sl_chan_mem(ch, buf, elem_size, cap, ...) \
-    sl_chan_new_at_(NULL, NULL, (elem_size), (cap), (__VA_ARGS__), (ch), (buf), __FILE__, __LINE__)
+    sl_chan_new_at_(NULL, NULL, (elem_size), (cap), SL_OPTS_(sl_chan_opts, __VA_ARGS__), (ch), (buf), __FILE__, __LINE__)
 
 /* Sends a copy of *elem. Returns 0 when the element was handed to a parked
  * receiver or buffered; SL_PENDING when the task parked (final result 0, or
@@ -188,7 +201,8 @@ struct sl_chan {
     size_t elem_size_, cap_, len_, head_;
     unsigned char *buf_;
     sl_wq sendq_, recvq_;
-    void (*elem_free_)(void *);
+    void (*ptr_free_)(void *);
+    void (*elem_drop_)(sl_chan *, void *);
     size_t high_, low_;
     void (*on_pressure_)(sl_chan *, bool, void *);
     void *pressure_arg_;

@@ -13,6 +13,18 @@
  *     sl_runtime_run(rt);            // returns after sl_runtime_stop()
  *     sl_runtime_free(rt);           // reports leaked tasks and channels
  *
+ * How a program ends. A server runs until sl_runtime_stop() (a signal, see
+ * sl_http_server_handle_signals). A batch program sets .stop_when_done:
+ * sl_runtime_run() then returns once every task has ended; with
+ * .deadlock_policy = SL_DEADLOCK_STOP a deadlock ends the run too, with
+ * -EDEADLK, instead of leaving the process parked forever:
+ *
+ *     sl_runtime_new(&rt, &(sl_runtime_opts){ .stop_when_done = true,
+ *                                             .deadlock_policy = SL_DEADLOCK_STOP });
+ *     sl_spawn_on(sl_runtime_reactor(rt, 0), main_task, state, NULL);
+ *     int rc = sl_runtime_run(rt);   // 0 when all ended, -EDEADLK
+ *     return sl_runtime_free(rt) == 0 && rc == 0 ? 0 : 1;
+ *
  * A reactor can also be embedded in an existing libevent program: see
  * sl_reactor_new_on(). */
 #ifndef SL_RUNTIME_H
@@ -24,6 +36,20 @@
 struct event_base;
 typedef struct sl_runtime sl_runtime;
 typedef struct sl_reactor sl_reactor;
+
+/* Private, for the macros that take an options pointer last (sl_spawn,
+ * sl_chan_new, sl_go): their `...` is that one argument, so that a
+ * compound literal, whose braces do not protect its commas from the
+ * preprocessor, can be written in place. SL_OPTS_ yields the argument as a
+ * `const type *`, and stops the compilation with the message below when it
+ * is missing or when there are more than one: `sl_spawn_on(r, fn, st, &t,
+ * &opts)` would otherwise pass the comma expression `(&t, &opts)` and never
+ * set t. (The statement expression holds only the assertion: the argument
+ * itself, perhaps a compound literal, stays in the caller's block.) */
+#define SL_OPTS_(type, ...)                                                                 \
+    (__extension__({ _Static_assert(sizeof((const type *[]){ __VA_ARGS__ }) == sizeof(const type *), \
+                                    "the options: exactly one argument, a pointer to " #type " or NULL"); }), \
+     (const type *[]){ __VA_ARGS__ }[0])
 
 /* A cross-reactor message. sl_reactor_post() allocates one; the _mem twin
  * takes the caller's, which must stay valid until `fn` has run. */
@@ -37,11 +63,19 @@ typedef struct sl_msg {
 /* What the runtime does about a deadlock it finds (sl_diag.h). */
 #define SL_DEADLOCK_REPORT 0   /* report it (default) */
 #define SL_DEADLOCK_CANCEL 1   /* report it and cancel one of its tasks with -EDEADLK */
+#define SL_DEADLOCK_STOP   2   /* report it and stop the runtime: sl_runtime_run()
+                                  returns -EDEADLK (an embedded reactor, which has
+                                  no runtime to stop, only reports) */
 
 typedef struct sl_runtime_opts {
     int threads;          /* reactors; <= 0: the number of online CPUs */
     bool pin_cpus;        /* pin reactor i to CPU i % online CPUs */
-    int deadlock_policy;  /* SL_DEADLOCK_REPORT or SL_DEADLOCK_CANCEL */
+    int deadlock_policy;  /* SL_DEADLOCK_REPORT, _CANCEL or _STOP */
+    /* sl_runtime_run() returns once no task is left on any reactor (a task
+     * posted with sl_spawn_on counts from the call): the shape of a batch
+     * program or a test. A server's listeners and connections are not
+     * tasks: leave it false there and stop on a signal. */
+    bool stop_when_done;
     int deadlock_check_ms;/* period of the wait-for check; 0: 250, < 0: off */
     int stall_ms;         /* a step running longer is a stall; 0: 10, < 0: off */
     unsigned spin_limit;  /* empty polls in a row that make a busy-poll report; 0: 10000 */
@@ -60,13 +94,16 @@ typedef struct sl_runtime_opts {
 } sl_runtime_opts;
 
 /* Creates a runtime with its reactors (threads are started by run). `opts`
- * may be NULL. Returns 0, -ENOMEM, or -EINVAL if opts->threads > 1024. */
+ * may be NULL. Returns 0, -ENOMEM, or -EINVAL if opts->threads > 1024 or
+ * opts->deadlock_policy is none of the three. */
 int sl_runtime_new(sl_runtime **out, const sl_runtime_opts *opts);
 
 /* Runs every reactor: reactor 0 on the calling thread, the others on threads
  * of their own, with all signals blocked so that the calling thread receives
- * them. Blocks until sl_runtime_stop() and returns after every reactor has
- * stopped. Returns 0, -EALREADY if the runtime is running or has run, or
+ * them. Blocks until sl_runtime_stop() (or, with opts.stop_when_done, until
+ * the last task has ended, at once if there is none) and returns after every
+ * reactor has stopped. Returns 0, -EDEADLK if the SL_DEADLOCK_STOP policy
+ * stopped it, -EALREADY if the runtime is running or has run, -ENOMEM, or
  * -EAGAIN if a thread could not be started. */
 int sl_runtime_run(sl_runtime *rt);
 

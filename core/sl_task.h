@@ -176,7 +176,9 @@ typedef struct sl_spawn_opts {
     bool joinable;                 /* spawner keeps a reference: join or detach */
 } sl_spawn_opts;
 
-/* The options come last so that a compound literal may be written in place:
+/* The options come last so that a compound literal may be written in place
+ * (the `...` is that one argument, a pointer or NULL: none, or two, does not
+ * compile):
  *     sl_spawn(NULL, fn, st, &t, &(sl_spawn_opts){ .name = "x", .joinable = true });
  *
  * Spawns a task on reactor `r` (NULL: the current reactor), which must be the
@@ -189,13 +191,13 @@ typedef struct sl_spawn_opts {
  * reactor or already closed), -EXDEV (r runs on another thread: use
  * sl_spawn_on). Records the caller's file:line as the spawn site. */
 #define sl_spawn(r, fn, state, out, ...) \
-    sl_spawn_at_((r), (fn), (state), (__VA_ARGS__), (out), NULL, __FILE__, __LINE__)
+    sl_spawn_at_((r), (fn), (state), SL_OPTS_(sl_spawn_opts, __VA_ARGS__), (out), NULL, __FILE__, __LINE__)
 
 /* The same, with the caller's storage for the task struct: nothing is
  * allocated. `mem` must stay valid until the task has ended (and, joinable,
  * been joined or detached). */
 #define sl_spawn_mem(r, fn, state, mem, ...) \
-    sl_spawn_at_((r), (fn), (state), (__VA_ARGS__), NULL, (mem), __FILE__, __LINE__)
+    sl_spawn_at_((r), (fn), (state), SL_OPTS_(sl_spawn_opts, __VA_ARGS__), NULL, (mem), __FILE__, __LINE__)
 
 /* Spawns a detached task on reactor `r` from any thread, through a
  * cross-reactor message; opts->group and opts->joinable are not allowed.
@@ -203,7 +205,7 @@ typedef struct sl_spawn_opts {
  * the state destructor is called and the failure reported. Returns 0,
  * -ENOMEM or -EINVAL. */
 #define sl_spawn_on(r, fn, state, ...) \
-    sl_spawn_on_at_((r), (fn), (state), (__VA_ARGS__), __FILE__, __LINE__)
+    sl_spawn_on_at_((r), (fn), (state), SL_OPTS_(sl_spawn_opts, __VA_ARGS__), __FILE__, __LINE__)
 
 /* ---- waiting ----------------------------------------------------------- */
 

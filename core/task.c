@@ -52,6 +52,7 @@ int sl_spawn_at_(sl_reactor *r, sl_step_fn fn, void *state, const sl_spawn_opts 
     r->tasks = t;
     r->ntasks++;
     r->st.spawned++;
+    sl__live_add(r->rt);
     if (g) {
         t->group_ = g;
         t->gnext_ = g->head_;
@@ -79,6 +80,7 @@ static void spawn_here(void *arg)
 {
     remote_spawn *rs = arg;
     int rc = sl_spawn_at_(rs->r, rs->fn, rs->state, &rs->opts, NULL, NULL, rs->file, rs->line);
+    sl__live_sub(rs->r->rt);   /* the post's count: the task counts itself now */
     if (rc < 0) {
         sl__report(rs->r, "sluice: task spawned at %s:%d could not start on reactor %d: %s",
                    rs->file, rs->line, rs->r->id, strerror(-rc));
@@ -97,9 +99,13 @@ int sl_spawn_on_at_(sl_reactor *r, sl_step_fn fn, void *state, const sl_spawn_op
     if (!rs)
         return -ENOMEM;
     *rs = (remote_spawn){ r, fn, state, opts ? *opts : (sl_spawn_opts){ 0 }, file, line };
+    /* counted from now: the runtime must not stop before the task exists */
+    sl__live_add(r->rt);
     int rc = sl_reactor_post(r, spawn_here, rs);
-    if (rc < 0)
+    if (rc < 0) {
         free(rs);
+        sl__live_sub(r->rt);
+    }
     return rc;
 }
 
@@ -116,6 +122,8 @@ static void unlink_task(sl_task *t)
         t->next_->prev_ = t->prev_;
     t->prev_ = t->next_ = NULL;
     r->ntasks--;
+    if (!r->tearing_down)
+        sl__live_sub(r->rt);
 }
 
 /* Drops a reference. An ended task that its spawner may still join waits in

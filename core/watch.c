@@ -110,6 +110,12 @@ void sl__deadlock_act(sl_reactor *r, sl_task **set, size_t n)
                    r->id, set[0]->name_, set[0]->file_, set[0]->line_);
         sl_task_cancel(set[0], -EDEADLK);
     }
+    if (r->policy == SL_DEADLOCK_STOP && n && r->rt) {
+        sl__report(r, "sluice: deadlock on reactor %d: stopping the runtime (SL_DEADLOCK_STOP)", r->id);
+        int none = 0;
+        atomic_compare_exchange_strong(&r->rt->stop_err, &none, -EDEADLK);
+        sl_runtime_stop(r->rt);
+    }
 }
 
 /* Runs the check once. Returns the number of tasks in a newly found

@@ -31,7 +31,10 @@ const char *svc_path(const char *name)
 {
     static __thread char path[512];   /* threads: usage runs go in parallel */
     const char *dir = getenv("SVC_BINDIR");
-    snprintf(path, sizeof path, "%s/services/%s/%s-svc", dir ? dir : ".", name, name);
+    if (strchr(name, '/'))   /* a program of the build by its path: "examples/http/http" */
+        snprintf(path, sizeof path, "%s/%s", dir ? dir : ".", name);
+    else
+        snprintf(path, sizeof path, "%s/services/%s/%s-svc", dir ? dir : ".", name, name);
     return path;
 }
 

@@ -59,7 +59,9 @@ typedef struct svc {
 /* Milliseconds on the monotonic clock. */
 uint64_t svc_now_ms(void);
 
-/* The path of a program, e.g. svc_path("order") -> "services/order/order-svc". */
+/* The path of a program, e.g. svc_path("order") -> "services/order/order-svc";
+ * a name with a '/' is a path in the build directory already
+ * ("examples/http/http"). */
 const char *svc_path(const char *name);
 
 /* Starts program `name` with `args` (NULL-terminated, without argv[0]) and

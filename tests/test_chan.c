@@ -378,9 +378,9 @@ static void test_receiver_gone_fails_senders(void **s)
 
 static int destroyed;
 
-static void free_elem(void *e)
+/* ptr_free receives the element's value: the pointer itself */
+static void free_elem(void *p)
 {
-    int *p = *(int **)e;
     destroyed++;
     free(p);
 }
@@ -393,7 +393,7 @@ typedef struct left_st {
 static int left_main(sl_task *t, void *arg)
 {
     left_st *m = arg;
-    assert_int_equal(sl_chan_new(&m->ch, sizeof(int *), 8, &(sl_chan_opts){ .elem_free = free_elem }), 0);
+    assert_int_equal(sl_chan_new(&m->ch, sizeof(int *), 8, &(sl_chan_opts){ .ptr_free = free_elem }), 0);
     for (int i = 0; i < 6; i++) {
         m->p = malloc(sizeof *m->p);
         *m->p = i;
@@ -420,6 +420,106 @@ static void test_leftovers_destroyed_once(void **s)
     assert_int_equal(rt_run(rt, left_main, &m), 0);
     assert_int_equal(destroyed, 5);
     assert_int_equal(cap.count, 0);
+}
+
+/* The natural hook for a channel of pointers is plain free (issue 18: with
+ * the old elem_free, which got the slot's address, it freed the ring and
+ * aborted). ASan's leak check would see any buffer left behind. */
+typedef struct plain_st {
+    sl_chan *ch, *ch2;
+    char *p;
+    int i;
+} plain_st;
+
+static int plain_main(sl_task *t, void *arg)
+{
+    plain_st *m = arg;
+    assert_int_equal(sl_chan_new(&m->ch, sizeof(char *), 4, &(sl_chan_opts){ .ptr_free = free }), 0);
+    for (m->i = 0; m->i < 3; m->i++) {
+        m->p = strdup("leftover");
+        assert_non_null(m->p);
+        assert_int_equal(sl_chan_try_send(t, m->ch, &m->p), 0);
+    }
+    assert_int_equal(sl_chan_free(t, m->ch), 0);
+    /* a leaked channel's leftovers go the same way at teardown */
+    assert_int_equal(sl_chan_new(&m->ch2, sizeof(char *), 2, &(sl_chan_opts){ .name = "leaked", .ptr_free = free }), 0);
+    m->p = strdup("leaked");
+    assert_int_equal(sl_chan_try_send(t, m->ch2, &m->p), 0);
+    sl_runtime_stop(rt);
+    return 0;
+}
+
+static void test_ptr_free_is_plain_free(void **s)
+{
+    (void)s;
+    setup_rt();
+    plain_st m = { 0 };
+    assert_int_equal(rt_run(rt, plain_main, &m), 1);   /* the leaked channel */
+    assert_non_null(strstr(cap.text, "channel 'leaked'"));
+}
+
+/* elem_drop gets the element in the ring, for elements that own something. */
+typedef struct owner { int id; char *buf; } owner;
+static int dropped_ids;
+
+static void drop_owner(sl_chan *ch, void *elem)
+{
+    owner *o = elem;
+    assert_non_null(ch);
+    assert_string_equal(o->buf, "owned");
+    dropped_ids += o->id;
+    free(o->buf);
+}
+
+static int drop_main(sl_task *t, void *arg)
+{
+    sl_chan **ch = arg;
+    assert_int_equal(sl_chan_new(ch, sizeof(owner), 4, &(sl_chan_opts){ .elem_drop = drop_owner }), 0);
+    for (int i = 1; i <= 3; i++) {
+        owner o = { i, strdup("owned") };
+        assert_int_equal(sl_chan_try_send(t, *ch, &o), 0);
+    }
+    assert_int_equal(sl_chan_free(t, *ch), 0);
+    sl_runtime_stop(rt);
+    return 0;
+}
+
+static void test_elem_drop_gets_the_slot(void **s)
+{
+    (void)s;
+    setup_rt();
+    dropped_ids = 0;
+    sl_chan *ch = NULL;
+    assert_int_equal(rt_run(rt, drop_main, &ch), 0);
+    assert_int_equal(dropped_ids, 1 + 2 + 3);
+}
+
+/* The hooks that cannot be right are refused. */
+static int bad_hooks_main(sl_task *t, void *arg)
+{
+    sl_chan *ch = NULL;
+    (void)t;
+    (void)arg;
+    /* ptr_free on elements that are not pointers */
+    assert_int_equal(sl_chan_new(&ch, sizeof(int), 4, &(sl_chan_opts){ .ptr_free = free }), -EINVAL);
+    assert_int_equal(sl_chan_new(&ch, 2 * sizeof(void *), 4, &(sl_chan_opts){ .ptr_free = free }), -EINVAL);
+    /* both hooks */
+    assert_int_equal(sl_chan_new(&ch, sizeof(void *), 4,
+                                 &(sl_chan_opts){ .ptr_free = free, .elem_drop = drop_owner }), -EINVAL);
+    /* free forced into elem_drop's type: it would free the ring's slot */
+    assert_int_equal(sl_chan_new(&ch, sizeof(void *), 4,
+                                 &(sl_chan_opts){ .elem_drop = (void (*)(sl_chan *, void *))(void (*)(void))free }),
+                     -EINVAL);
+    assert_null(ch);
+    sl_runtime_stop(rt);
+    return 0;
+}
+
+static void test_bad_elem_hooks_refused(void **s)
+{
+    (void)s;
+    setup_rt();
+    assert_int_equal(rt_run(rt, bad_hooks_main, NULL), 0);
 }
 
 /* ---- watermarks ------------------------------------------------------------------------ */
@@ -658,6 +758,9 @@ int main(void)
         cmocka_unit_test(test_close_by_non_owner),
         cmocka_unit_test(test_receiver_gone_fails_senders),
         cmocka_unit_test(test_leftovers_destroyed_once),
+        cmocka_unit_test(test_ptr_free_is_plain_free),
+        cmocka_unit_test(test_elem_drop_gets_the_slot),
+        cmocka_unit_test(test_bad_elem_hooks_refused),
         cmocka_unit_test(test_watermarks),
         cmocka_unit_test(test_bad_args_and_mem),
         cmocka_unit_test(test_freed_channel_misuse),

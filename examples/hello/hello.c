@@ -1,4 +1,4 @@
-/* hello: the smallest sluice HTTP service.
+/* hello: examples/http/http.c with options: the server the benchmarks measure.
  *
  *   examples/hello/hello --listen 127.0.0.1:0 --threads 1
  *
