@@ -74,6 +74,16 @@ static void test_first_runs_and_ends(void **s)
     assert_string_equal(out, "got 0\ngot 1\ngot 2\n");
 }
 
+/* docs/core.md's offload program: getaddrinfo("localhost") on the pool
+ * (the hosts file answers it; no network). */
+static void test_offload_runs_and_ends(void **s)
+{
+    (void)s;
+    char out[256];
+    assert_int_equal(run_to_end("examples/offload/offload", out, sizeof out), 0);
+    assert_string_equal(out, "localhost resolves\n");
+}
+
 static void test_http_serves_and_stops(void **s)
 {
     (void)s;
@@ -100,6 +110,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_first_runs_and_ends),
+        cmocka_unit_test(test_offload_runs_and_ends),
         cmocka_unit_test(test_http_serves_and_stops),
         cmocka_unit_test(test_http_bad_listen_fails),
     };
