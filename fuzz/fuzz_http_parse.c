@@ -118,7 +118,9 @@ static void run(sl_http_kind kind, unsigned head_mask, int eof, const uint8_t *i
                     r->trail[r->n - 1] = t;
                 }
                 r->ndone++;
-                if (kind == SL_HTTP_RESPONSE && p.msg.status / 100 != 1 && (head_mask >> ++finals) & 1)
+                /* the mask has 3 bits: answers past the 31st are never to a HEAD
+                 * (shifting by 32 or more is undefined) */
+                if (kind == SL_HTTP_RESPONSE && p.msg.status / 100 != 1 && ++finals < 32 && (head_mask >> finals) & 1)
                     sl_http_parser_expect_head_response(&p);
             } else {
                 CHECK(rc == SL_HTTP_EV_NEED_MORE && used == npend && !body.ptr);
