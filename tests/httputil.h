@@ -171,4 +171,18 @@ static inline int get_from(const char *host, int port, const char *path, resp *r
 }
 
 static inline int get(int port, const char *path, resp *r) { return get_from("127.0.0.1", port, path, r); }
+
+/* Polls the server's /metrics (a control-lane route: answered however
+ * busy the server is) until it shows `line`: waits for the event, up to
+ * 5 s, never a fixed time. */
+static inline void wait_metric_on(int port, const char *line)
+{
+    resp r;
+    for (int i = 0; i < 2500; i++) {
+        if (get(port, "/metrics", &r) == 200 && strstr(r.body, line))
+            return;
+        usleep(2000);
+    }
+    fail_msg("/metrics never showed %s", line);
+}
 #endif

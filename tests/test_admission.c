@@ -400,16 +400,7 @@ static void expect_metric(const char *line)
         fail_msg("/metrics lacks %s", line);
 }
 
-static void wait_metric(const char *line)
-{
-    resp r;
-    for (int i = 0; i < 2500; i++) {
-        if (get(TS.port, "/metrics", &r) == 200 && strstr(r.body, line))
-            return;
-        usleep(2000);
-    }
-    fail_msg("/metrics never showed %s", line);
-}
+static void wait_metric(const char *line) { wait_metric_on(TS.port, line); }
 
 static void test_server_bad_options(void **state)
 {

@@ -403,18 +403,7 @@ static void test_grpc_timeout_504(void **s)
 
 /* ---- admission ------------------------------------------------------------------------ */
 
-/* Polls /metrics (a control-lane route: answered however busy) until it
- * shows `line`; a generous bound, no fixed wait. */
-static void wait_metric(const char *line)
-{
-    resp r;
-    for (int i = 0; i < 2500; i++) {
-        if (get(TS.port, "/metrics", &r) == 200 && strstr(r.body, line))
-            return;
-        usleep(2000);
-    }
-    fail_msg("/metrics never showed %s", line);
-}
+static void wait_metric(const char *line) { wait_metric_on(TS.port, line); }
 
 static void test_shedding_503(void **s)
 {
