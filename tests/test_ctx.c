@@ -24,15 +24,9 @@ static int timers_on(sl_task *t)
     return event_base_get_num_events(sl_reactor_base(sl_task_reactor(t)), EVENT_BASE_COUNT_ADDED);
 }
 
-/* ---- cancel down the tree, tasks included -------------------------------------- */
-
-typedef struct tree_st {
-    sl_ctx *root, *child, *val, *grand, *other, *late, *nc;
-    sl_task *tc, *tg, *tv, *to;
-    int rc_c, rc_g, rc_v, rc_o, rc;
-    sl_chan *ch;
-    int v;
-} tree_st;
+/* ---- cancel down the tree, tasks included -------------------------------------- *
+ * One rule per test. Each runs `fn` as the main task of a fresh one-reactor
+ * runtime and checks that no context outlives it. */
 
 static sl_chan *never;   /* a channel nobody sends on */
 static int never_v;
@@ -45,14 +39,41 @@ static int waits_forever(sl_task *t, void *arg)
     SL_END(t);
 }
 
-static int tree_main(sl_task *t, void *arg)
+static void run_scenario(sl_step_fn fn, void *state)
 {
-    tree_st *m = arg;
-    const char *why;
-    SL_BEGIN(t);
+    long before = sl_ctx_live_count();
+    fresh();
+    assert_int_equal(rt_run(rt, fn, state), 0);
+    assert_int_equal(sl_ctx_live_count(), before);
+}
+
+/* Begins a scenario on its reactor: a deadline for the main task, so a
+ * broken wait fails instead of hanging, and the channel tasks park on. */
+static void scenario_begin(sl_task *t)
+{
     bound_test(t);
-    assert_int_equal(sl_chan_new(&m->ch, sizeof(int), 0, NULL), 0);
-    never = m->ch;
+    assert_int_equal(sl_chan_new(&never, sizeof(int), 0, NULL), 0);
+}
+
+/* Ends a scenario: frees the parked-on channel (on the reactor) and stops. */
+static void scenario_end(sl_task *t)
+{
+    assert_int_equal(sl_chan_free(t, never), 0);
+    never = NULL;
+    sl_runtime_stop(rt);
+}
+
+/* root → child → value node → grand, and an unrelated `other`; a parked task
+ * under child, val, grand and other. */
+typedef struct tree_st {
+    sl_ctx *root, *child, *val, *grand, *other, *late;
+    sl_task *tc, *tg, *tv, *to;
+    int rc_c, rc_g, rc_v, rc_o, rc;
+    int v;
+} tree_st;
+
+static void tree_make(sl_task *t, tree_st *m)
+{
     assert_int_equal(sl_ctx_with_cancel(&m->root, sl_ctx_background()), 0);
     assert_int_equal(sl_ctx_with_cancel(&m->child, m->root), 0);
     assert_int_equal(sl_ctx_with_value(&m->val, m->child, &m->v, NULL, NULL), 0);
@@ -65,12 +86,35 @@ static int tree_main(sl_task *t, void *arg)
     assert_ptr_equal(sl_task_ctx(m->tg), m->grand);
     assert_null(sl_task_ctx(t));
     assert_null(sl_task_ctx(NULL));
+}
+
+/* Cancels `other` (its task wakes at the next yield) and drops every ref. */
+static void tree_unref(tree_st *m)
+{
+    sl_ctx_cancel(m->root, SL_CAUSE_SHUTDOWN);
+    sl_ctx_cancel(m->other, SL_CAUSE_SHUTDOWN);
+    sl_ctx_unref(m->grand);
+    sl_ctx_unref(m->val);
+    sl_ctx_unref(m->child);
+    sl_ctx_unref(m->root);
+    sl_ctx_unref(m->other);
+}
+
+/* Cancel is synchronous: the whole subtree, value nodes included, and the
+ * tasks bound to it have ended before sl_ctx_cancel returns; the cause is
+ * readable everywhere below; a context outside the subtree is untouched. */
+static int cancel_reaches_subtree_main(sl_task *t, void *arg)
+{
+    tree_st *m = arg;
+    const char *why;
+    SL_BEGIN(t);
+    scenario_begin(t);
+    tree_make(t, m);
     SL_YIELD(t);   /* every task parks */
     assert_int_equal(sl_ctx_err(m->grand), 0);
     assert_int_equal(sl_ctx_cause(m->grand, &why), SL_CAUSE_NONE);
     assert_string_equal(why, "");
     assert_int_equal(sl_ctx_cancel(m->root, SL_CAUSE_DISCONNECT), 0);
-    /* synchronous: the whole subtree and its tasks ended before cancel returned */
     assert_int_equal(sl_ctx_err(m->child), -ECANCELED);
     assert_int_equal(sl_ctx_err(m->val), -ECANCELED);
     assert_int_equal(sl_ctx_err(m->grand), -ECANCELED);
@@ -78,17 +122,62 @@ static int tree_main(sl_task *t, void *arg)
     assert_int_equal(sl_task_cancelled(m->tc), -ECANCELED);
     assert_int_equal(sl_ctx_cause(m->grand, &why), SL_CAUSE_DISCONNECT);
     assert_string_equal(why, "client disconnected");
-    assert_int_equal(sl_ctx_err(m->other), 0);                            /* not a descendant */
-    /* idempotent, and the first cause stays */
+    assert_int_equal(sl_ctx_err(m->other), 0);   /* not a descendant */
+    SL_YIELD(t);
+    assert_int_equal(m->rc_c, -ECANCELED);       /* bound tasks woke with the error */
+    assert_int_equal(m->rc_v, -ECANCELED);
+    assert_int_equal(m->rc_g, -ECANCELED);
+    assert_int_equal(m->rc_o, 0);                /* still parked */
+    tree_unref(m);
+    SL_YIELD(t);
+    assert_int_equal(m->rc_o, -ECANCELED);
+    scenario_end(t);
+    SL_END(t);
+}
+
+static void test_cancel_reaches_subtree(void **s)
+{
+    (void)s;
+    tree_st m = { 0 };
+    run_scenario(cancel_reaches_subtree_main, &m);
+}
+
+/* A second cancel, of the same node or of one below it, is -EALREADY and the
+ * first cause stays. */
+static int cancel_idempotent_main(sl_task *t, void *arg)
+{
+    tree_st *m = arg;
+    SL_BEGIN(t);
+    scenario_begin(t);
+    tree_make(t, m);
+    assert_int_equal(sl_ctx_cancel(m->root, SL_CAUSE_DISCONNECT), 0);
     assert_int_equal(sl_ctx_cancel(m->root, SL_CAUSE_SHUTDOWN), -EALREADY);
     assert_int_equal(sl_ctx_cancel(m->grand, SL_CAUSE_SHUTDOWN), -EALREADY);
     assert_int_equal(sl_ctx_cause(m->root, NULL), SL_CAUSE_DISCONNECT);
+    assert_int_equal(sl_ctx_cause(m->grand, NULL), SL_CAUSE_DISCONNECT);
     assert_int_equal(sl_ctx_err(m->root), -ECANCELED);
+    tree_unref(m);
     SL_YIELD(t);
-    assert_int_equal(m->rc_c, -ECANCELED);                                /* bound tasks woke */
-    assert_int_equal(m->rc_v, -ECANCELED);
-    assert_int_equal(m->rc_g, -ECANCELED);
-    /* a child of an ended context is born ended, and a task under it starts cancelled */
+    scenario_end(t);
+    SL_END(t);
+}
+
+static void test_cancel_idempotent_first_cause_stays(void **s)
+{
+    (void)s;
+    tree_st m = { 0 };
+    run_scenario(cancel_idempotent_main, &m);
+}
+
+/* A child of an ended context is born ended with its parent's cause, and a
+ * task started under it begins cancelled. */
+static int child_of_ended_main(sl_task *t, void *arg)
+{
+    tree_st *m = arg;
+    SL_BEGIN(t);
+    scenario_begin(t);
+    tree_make(t, m);
+    assert_int_equal(sl_ctx_cancel(m->root, SL_CAUSE_DISCONNECT), 0);
     assert_int_equal(sl_ctx_with_cancel(&m->late, m->grand), 0);
     assert_int_equal(sl_ctx_err(m->late), -ECANCELED);
     assert_int_equal(sl_ctx_cause(m->late, NULL), SL_CAUSE_DISCONNECT);
@@ -97,66 +186,124 @@ static int tree_main(sl_task *t, void *arg)
     SL_YIELD(t);
     assert_int_equal(m->rc, -ECANCELED);
     sl_ctx_unref(m->late);
-    /* cancelling a leaf leaves its parent running; a deadline cause gives -ETIMEDOUT */
+    tree_unref(m);
+    SL_YIELD(t);
+    scenario_end(t);
+    SL_END(t);
+}
+
+static void test_child_of_ended_born_ended(void **s)
+{
+    (void)s;
+    tree_st m = { 0 };
+    run_scenario(child_of_ended_main, &m);
+}
+
+/* Cancelling a leaf leaves its parent running; the deadline cause reads as
+ * -ETIMEDOUT; a value node can be cancelled like any other. */
+static int cancel_leaf_main(sl_task *t, void *arg)
+{
+    tree_st *m = arg;
+    const char *why;
+    SL_BEGIN(t);
+    scenario_begin(t);
+    tree_make(t, m);
     assert_int_equal(sl_ctx_with_cancel(&m->late, m->other), 0);
     assert_int_equal(sl_ctx_cancel(m->late, SL_CAUSE_DEADLINE), 0);
     assert_int_equal(sl_ctx_err(m->late), -ETIMEDOUT);
     assert_int_equal(sl_ctx_err(m->other), 0);
     sl_ctx_unref(m->late);
-    /* a value node can be cancelled like any other */
     assert_int_equal(sl_ctx_with_value(&m->late, m->other, &m->v, NULL, NULL), 0);
     assert_int_equal(sl_ctx_cancel(m->late, SL_CAUSE_UPSTREAM), 0);
     assert_int_equal(sl_ctx_cause(m->late, &why), SL_CAUSE_UPSTREAM);
     assert_string_equal(why, "upstream failed");
+    assert_int_equal(sl_ctx_err(m->other), 0);
     sl_ctx_unref(m->late);
-    /* bad calls */
-    assert_int_equal(sl_ctx_without_cancel(&m->nc, m->other), 0);
-    assert_int_equal(sl_ctx_cancel(m->nc, SL_CAUSE_CANCELED), -EINVAL);   /* cannot be cancelled */
-    sl_ctx_unref(m->nc);
+    tree_unref(m);
+    SL_YIELD(t);
+    scenario_end(t);
+    SL_END(t);
+}
+
+static void test_cancel_leaf_keeps_parent(void **s)
+{
+    (void)s;
+    tree_st m = { 0 };
+    run_scenario(cancel_leaf_main, &m);
+}
+
+/* Every bad argument is -EINVAL (or a neutral answer for the getters), and
+ * nothing is made. */
+static int bad_calls_main(sl_task *t, void *arg)
+{
+    tree_st *m = arg;
+    sl_ctx *nc, *late = NULL;
+    const char *why;
+    SL_BEGIN(t);
+    scenario_begin(t);
+    tree_make(t, m);
+    assert_int_equal(sl_ctx_without_cancel(&nc, m->other), 0);
+    assert_int_equal(sl_ctx_cancel(nc, SL_CAUSE_CANCELED), -EINVAL);   /* cannot be cancelled */
+    sl_ctx_unref(nc);
     assert_int_equal(sl_ctx_cancel(sl_ctx_background(), SL_CAUSE_CANCELED), -EINVAL);
     assert_int_equal(sl_ctx_cancel(m->other, SL_CAUSE_NONE), -EINVAL);
     assert_int_equal(sl_ctx_cancel(m->other, (sl_cause)99), -EINVAL);
     assert_int_equal(sl_ctx_cancel(m->other, (sl_cause)-1), -EINVAL);
     assert_int_equal(sl_ctx_cancel(NULL, SL_CAUSE_CANCELED), -EINVAL);
     assert_int_equal(sl_ctx_with_cancel(NULL, m->other), -EINVAL);
-    assert_int_equal(sl_ctx_with_cancel(&m->late, NULL), -EINVAL);
-    assert_int_equal(sl_ctx_with_deadline(&m->late, NULL, 1), -EINVAL);
+    assert_int_equal(sl_ctx_with_cancel(&late, NULL), -EINVAL);
+    assert_int_equal(sl_ctx_with_deadline(&late, NULL, 1), -EINVAL);
     assert_int_equal(sl_ctx_with_timeout(NULL, m->other, 1), -EINVAL);
-    assert_int_equal(sl_ctx_without_cancel(&m->late, NULL), -EINVAL);
+    assert_int_equal(sl_ctx_without_cancel(&late, NULL), -EINVAL);
+    assert_null(late);
     assert_int_equal(sl_go(NULL, waits_forever, NULL, NULL, NULL), -EINVAL);
     assert_int_equal(sl_ctx_err(NULL), -EINVAL);
     assert_int_equal(sl_ctx_cause(NULL, &why), SL_CAUSE_NONE);
     assert_ptr_equal(sl_ctx_ref(NULL), NULL);
     sl_ctx_unref(NULL);
-    assert_string_equal(sl_cause_text(SL_CAUSE_DEADLINE), "deadline exceeded");
-    assert_string_equal(sl_cause_text(SL_CAUSE_SHUTDOWN), "shutdown");
-    assert_string_equal(sl_cause_text(SL_CAUSE_CANCELED), "canceled");
-    assert_string_equal(sl_cause_text((sl_cause)99), "?");
-    assert_ptr_equal(sl_ctx_reactor(m->root), sl_task_reactor(t));
-    assert_null(sl_ctx_reactor(sl_ctx_background()));
-    assert_null(sl_ctx_reactor(NULL));
-    /* the unrelated task is still parked: cancel it to finish */
-    assert_int_equal(sl_ctx_cancel(m->other, SL_CAUSE_SHUTDOWN), 0);
+    assert_int_equal(sl_ctx_err(m->other), 0);   /* none of it touched a live context */
+    tree_unref(m);
     SL_YIELD(t);
-    assert_int_equal(m->rc_o, -ECANCELED);
-    sl_ctx_unref(m->grand);
-    sl_ctx_unref(m->val);
-    sl_ctx_unref(m->child);
-    sl_ctx_unref(m->root);
-    sl_ctx_unref(m->other);
-    assert_int_equal(sl_chan_free(t, m->ch), 0);
-    sl_runtime_stop(rt);
+    scenario_end(t);
     SL_END(t);
 }
 
-static void test_cancel_tree_and_tasks(void **s)
+static void test_bad_calls(void **s)
 {
     (void)s;
-    long before = sl_ctx_live_count();
-    fresh();
     tree_st m = { 0 };
-    assert_int_equal(rt_run(rt, tree_main, &m), 0);
-    assert_int_equal(sl_ctx_live_count(), before);
+    run_scenario(bad_calls_main, &m);
+}
+
+/* Each cause has its text; an unknown one reads "?". A context belongs to
+ * the reactor that made it; the background to none. */
+static int cause_text_and_reactor_main(sl_task *t, void *arg)
+{
+    tree_st *m = arg;
+    SL_BEGIN(t);
+    scenario_begin(t);
+    tree_make(t, m);
+    assert_string_equal(sl_cause_text(SL_CAUSE_DEADLINE), "deadline exceeded");
+    assert_string_equal(sl_cause_text(SL_CAUSE_SHUTDOWN), "shutdown");
+    assert_string_equal(sl_cause_text(SL_CAUSE_CANCELED), "canceled");
+    assert_string_equal(sl_cause_text(SL_CAUSE_DISCONNECT), "client disconnected");
+    assert_string_equal(sl_cause_text(SL_CAUSE_UPSTREAM), "upstream failed");
+    assert_string_equal(sl_cause_text((sl_cause)99), "?");
+    assert_ptr_equal(sl_ctx_reactor(m->root), sl_task_reactor(t));
+    assert_ptr_equal(sl_ctx_reactor(m->grand), sl_task_reactor(t));
+    assert_null(sl_ctx_reactor(sl_ctx_background()));
+    assert_null(sl_ctx_reactor(NULL));
+    tree_unref(m);
+    SL_YIELD(t);
+    scenario_end(t);
+    SL_END(t);
+}
+
+static void test_cause_text_and_reactor(void **s)
+{
+    (void)s;
+    tree_st m = { 0 };
+    run_scenario(cause_text_and_reactor_main, &m);
 }
 
 /* outside any reactor nothing can be made (a context needs a reactor) */
@@ -212,20 +359,39 @@ static void wake_chan(sl_ctx *c, void *arg)
     assert_int_equal(sl_chan_try_send(NULL, arg, &one), 0);
 }
 
-static int dl_main(sl_task *t, void *arg)
+/* A child asking for a later deadline keeps its parent's. */
+static int later_deadline_main(sl_task *t, void *arg)
 {
     dl_st *m = arg;
-    const char *why;
     SL_BEGIN(t);
-    bound_test(t);
-    /* a child asking for a later deadline keeps its parent's */
+    scenario_begin(t);
     assert_int_equal(sl_ctx_with_timeout(&m->p, sl_ctx_background(), 100), 0);
     assert_int_equal(sl_ctx_with_timeout(&m->c, m->p, 5000), 0);
     assert_true(sl_ctx_deadline(m->c) == sl_ctx_deadline(m->p));
     assert_true(sl_ctx_remaining_ms(m->c) <= 100 && sl_ctx_remaining_ms(m->c) >= 0);
-    /* ... and adds no timer of its own, nor does an equal deadline or a value;
-     * an earlier deadline adds one, armed when the turn that made it ends,
-     * and ending it takes it away */
+    sl_ctx_unref(m->c);
+    sl_ctx_unref(m->p);
+    scenario_end(t);
+    SL_END(t);
+}
+
+static void test_later_deadline_keeps_parents(void **s)
+{
+    (void)s;
+    dl_st m = { 0 };
+    run_scenario(later_deadline_main, &m);
+}
+
+/* Timers cost only what they must: a child with its parent's deadline, or a
+ * value node, adds none; an earlier deadline adds one, armed when the turn
+ * that made it ends; cancelling or freeing it takes it away; one made and
+ * ended within a turn never costs one. */
+static int timers_main(sl_task *t, void *arg)
+{
+    dl_st *m = arg;
+    SL_BEGIN(t);
+    scenario_begin(t);
+    assert_int_equal(sl_ctx_with_timeout(&m->p, sl_ctx_background(), 20000), 0);
     SL_AWAIT(t, m->rc, sl_sleep(t, SL_NS_PER_MS));   /* the turn ends: p's timer is armed */
     m->n = timers_on(t);
     assert_int_equal(sl_ctx_with_deadline(&m->same, m->p, sl_ctx_deadline(m->p)), 0);
@@ -244,7 +410,7 @@ static int dl_main(sl_task *t, void *arg)
     assert_int_equal(timers_on(t), m->n + 1);
     sl_ctx_unref(m->own);
     assert_int_equal(timers_on(t), m->n);
-    /* one made and freed, or cancelled, within a turn never costs a timer */
+    /* made and freed, or cancelled, within a turn */
     assert_int_equal(sl_ctx_with_timeout(&m->own, m->v, 50), 0);
     sl_ctx_unref(m->own);
     assert_int_equal(sl_ctx_with_timeout(&m->own, m->v, 50), 0);
@@ -252,17 +418,59 @@ static int dl_main(sl_task *t, void *arg)
     SL_AWAIT(t, m->rc, sl_sleep(t, SL_NS_PER_MS));
     assert_int_equal(timers_on(t), m->n);
     sl_ctx_unref(m->own);
-    /* 0 means no deadline of its own */
+    sl_ctx_unref(m->v);
+    sl_ctx_unref(m->same);
+    sl_ctx_unref(m->p);
+    scenario_end(t);
+    SL_END(t);
+}
+
+static void test_deadline_timers_cost_only_what_they_must(void **s)
+{
+    (void)s;
+    dl_st m = { 0 };
+    run_scenario(timers_main, &m);
+}
+
+/* 0 means no deadline of its own; an absurd timeout saturates instead of
+ * wrapping into the past. */
+static int zero_and_absurd_main(sl_task *t, void *arg)
+{
+    dl_st *m = arg;
+    SL_BEGIN(t);
+    scenario_begin(t);
     assert_int_equal(sl_ctx_with_deadline(&m->own, sl_ctx_background(), 0), 0);
     assert_int_equal(sl_ctx_deadline(m->own), 0);
     assert_int_equal(sl_ctx_remaining_ms(m->own), -1);
     sl_ctx_unref(m->own);
-    /* an absurd timeout saturates instead of wrapping into the past */
     assert_int_equal(sl_ctx_with_timeout(&m->own, sl_ctx_background(), UINT64_MAX), 0);
     assert_int_equal(sl_ctx_err(m->own), 0);
     assert_true(sl_ctx_deadline(m->own) > sl_now_ns());
     sl_ctx_unref(m->own);
-    /* without_cancel: no deadline, and survives the parent's */
+    scenario_end(t);
+    SL_END(t);
+}
+
+static void test_deadline_zero_and_absurd(void **s)
+{
+    (void)s;
+    dl_st m = { 0 };
+    run_scenario(zero_and_absurd_main, &m);
+}
+
+/* A deadline ends its subtree with -ETIMEDOUT and the deadline cause, never
+ * early; a task bound to it wakes with -ETIMEDOUT even if it dropped its own
+ * deadline; a without_cancel child has no deadline and survives it, and a
+ * task under that child ends by its own (spawn option) deadline. */
+static int deadline_ends_subtree_main(sl_task *t, void *arg)
+{
+    dl_st *m = arg;
+    const char *why;
+    SL_BEGIN(t);
+    scenario_begin(t);
+    assert_int_equal(sl_ctx_with_timeout(&m->p, sl_ctx_background(), 100), 0);
+    assert_int_equal(sl_ctx_with_timeout(&m->c, m->p, 5000), 0);
+    assert_int_equal(sl_ctx_with_value(&m->v, m->c, &m->n, NULL, NULL), 0);
     assert_int_equal(sl_ctx_without_cancel(&m->nocancel, m->p), 0);
     assert_int_equal(sl_ctx_deadline(m->nocancel), 0);
     assert_int_equal(sl_ctx_remaining_ms(m->nocancel), -1);
@@ -292,11 +500,34 @@ static int dl_main(sl_task *t, void *arg)
     SL_YIELD(t);
     assert_int_equal(m->rc_task, -ETIMEDOUT);
     assert_int_equal(m->rc_wide, -ETIMEDOUT);   /* cancelled by the context, with its error */
-    sl_ctx_unref(m->c);
+    SL_AWAIT(t, m->rc, sl_task_join(t, m->task2, &m->joined));
+    assert_int_equal(m->rc, 0);
+    assert_int_equal(m->rc_task2, -ETIMEDOUT);
+    assert_int_equal(sl_ctx_err(m->under_nc), 0);
+    sl_ctx_unref(m->under_nc);
+    sl_ctx_unref(m->nocancel);
     sl_ctx_unref(m->v);
-    sl_ctx_unref(m->same);
+    sl_ctx_unref(m->c);
     sl_ctx_unref(m->p);
-    /* a deadline already past gives a context born ended */
+    scenario_end(t);
+    SL_END(t);
+}
+
+static void test_deadline_ends_subtree(void **s)
+{
+    (void)s;
+    dl_st m = { 0 };
+    run_scenario(deadline_ends_subtree_main, &m);
+}
+
+/* A deadline already past, or a zero timeout, gives a context born ended; a
+ * deadline just ahead (within the coarse clock's lag, so the exact clock
+ * decides) is not past: born running, ended by its timer. */
+static int born_ended_main(sl_task *t, void *arg)
+{
+    dl_st *m = arg;
+    SL_BEGIN(t);
+    scenario_begin(t);
     assert_int_equal(sl_ctx_with_deadline(&m->p, sl_ctx_background(), sl_now_ns() - 1), 0);
     assert_int_equal(sl_ctx_err(m->p), -ETIMEDOUT);
     assert_int_equal(sl_ctx_cause(m->p, NULL), SL_CAUSE_DEADLINE);
@@ -304,34 +535,27 @@ static int dl_main(sl_task *t, void *arg)
     assert_int_equal(sl_ctx_with_timeout(&m->p, sl_ctx_background(), 0), 0);
     assert_int_equal(sl_ctx_err(m->p), -ETIMEDOUT);
     sl_ctx_unref(m->p);
-    /* a deadline just ahead (within the coarse clock's lag, so the exact
-     * clock decides) is not past: born running, ended by its timer */
     m->t0 = sl_now_ns();
     assert_int_equal(sl_ctx_with_deadline(&m->p, sl_ctx_background(), m->t0 + 2 * SL_NS_PER_MS), 0);
     assert_true(sl_now_ns() >= m->t0 + 2 * SL_NS_PER_MS || sl_ctx_err(m->p) == 0);
-    SL_AWAIT(t, m->rc, sl_sleep(t, 5 * SL_NS_PER_MS));
-    SL_YIELD(t);   /* the timer's end reaches us */
-    assert_int_equal(sl_ctx_err(m->p), -ETIMEDOUT);
-    sl_ctx_unref(m->p);
-    /* the task under without_cancel ends by its own (opts) deadline */
-    SL_AWAIT(t, m->rc, sl_task_join(t, m->task2, &m->joined));
+    /* wait for its end through an after-func, not a sleep */
+    assert_int_equal(sl_chan_new(&m->ch, sizeof(int), 1, NULL), 0);
+    assert_int_equal(sl_ctx_after(m->p, &m->a, wake_chan, m->ch), 0);
+    SL_AWAIT(t, m->rc, sl_chan_recv(t, m->ch, &m->n));
     assert_int_equal(m->rc, 0);
-    assert_int_equal(m->rc_task2, -ETIMEDOUT);
-    assert_int_equal(sl_ctx_err(m->under_nc), 0);
-    sl_ctx_unref(m->under_nc);
-    sl_ctx_unref(m->nocancel);
-    sl_runtime_stop(rt);
+    assert_int_equal(sl_chan_free(t, m->ch), 0);
+    assert_int_equal(sl_ctx_err(m->p), -ETIMEDOUT);
+    assert_true(sl_now_ns() >= m->t0 + 2 * SL_NS_PER_MS);   /* never early */
+    sl_ctx_unref(m->p);
+    scenario_end(t);
     SL_END(t);
 }
 
-static void test_deadlines(void **s)
+static void test_deadline_past_born_ended(void **s)
 {
     (void)s;
-    long before = sl_ctx_live_count();
-    fresh();
     dl_st m = { 0 };
-    assert_int_equal(rt_run(rt, dl_main, &m), 0);
-    assert_int_equal(sl_ctx_live_count(), before);
+    run_scenario(born_ended_main, &m);
 }
 
 /* ---- a deadline fires on time ------------------------------------------------------ */
@@ -1097,9 +1321,18 @@ static void test_deep_chain(void **s)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cancel_tree_and_tasks),
+        cmocka_unit_test(test_cancel_reaches_subtree),
+        cmocka_unit_test(test_cancel_idempotent_first_cause_stays),
+        cmocka_unit_test(test_child_of_ended_born_ended),
+        cmocka_unit_test(test_cancel_leaf_keeps_parent),
+        cmocka_unit_test(test_bad_calls),
+        cmocka_unit_test(test_cause_text_and_reactor),
         cmocka_unit_test(test_no_reactor),
-        cmocka_unit_test(test_deadlines),
+        cmocka_unit_test(test_later_deadline_keeps_parents),
+        cmocka_unit_test(test_deadline_timers_cost_only_what_they_must),
+        cmocka_unit_test(test_deadline_zero_and_absurd),
+        cmocka_unit_test(test_deadline_ends_subtree),
+        cmocka_unit_test(test_deadline_past_born_ended),
         cmocka_unit_test(test_deadline_on_time),
         cmocka_unit_test(test_budget_and_narrow),
         cmocka_unit_test(test_narrow_one_wait),
