@@ -288,6 +288,11 @@ int svc_run(svc *s)
         if (n)
             fprintf(stderr, "%s: resuming %ld compensations of the outbox\n", name, n);
     }
+    /* the pool's threads now, not in the first request's step */
+    if (s->store && (rc = sl_offload_start(s->rt)) < 0) {
+        fprintf(stderr, "%s: worker threads: %s\n", name, strerror(-rc));
+        return 1;
+    }
     if ((rc = sl_http_server_start(s->srv)) < 0 || (rc = sl_http_server_handle_signals(s->srv)) < 0) {
         fprintf(stderr, "%s: cannot listen on %s: %s\n", name, s->o.listen, strerror(-rc));
         return 1;
