@@ -342,10 +342,11 @@ static int create_order(sl_task *t, svc_job *job)
     }
     st->status = svc_upstream_status(st->rc, &st->resp);
     st->io.ok = st->status == 200;
-    if (sl_task_cancelled(t)) {   /* the client is gone: it heard of no success */
+    if (sl_task_cancelled(t)) {   /* out of budget, or the client is gone: no success was heard of */
         st->io.ok = false;
         unlock(t, st);
         settle_detached(job, &st->io);
+        reply_failure(job, st);   /* 504 with the order's id; nothing to a client that is gone */
         sl_http_call_end(&st->resp);
         SL_RETURN(t, 0);
     }
