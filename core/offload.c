@@ -244,6 +244,19 @@ static int start_workers(struct sl_offload_pool *p)
     return p->started ? 0 : -EAGAIN;
 }
 
+int sl_offload_start(sl_runtime *rt)
+{
+    if (!rt)
+        return -EINVAL;
+    struct sl_offload_pool *p = rt->offload;
+    if (!p)
+        return -ENOTSUP;
+    pthread_mutex_lock(&p->mu);
+    int rc = p->stop ? -ECANCELED : p->started < p->max ? start_workers(p) : 0;
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
 /* ---- submitting ----------------------------------------------------------------- */
 
 int sl_offload_at_(sl_task *t, sl_offload_fn fn, void *arg, const sl_offload_opts *opts,

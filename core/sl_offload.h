@@ -115,6 +115,14 @@ typedef struct sl_offload_stats {
     uint64_t run_max_ns;
 } sl_offload_stats;
 
+/* Starts rt's worker threads now rather than at the first sl_offload, whose
+ * caller's step would otherwise pay for creating them (with a large pool,
+ * milliseconds: a stall report). Callable from any thread, before or after
+ * sl_runtime_run; idempotent. Returns 0; -EINVAL NULL rt; -ENOTSUP the pool
+ * is off (offload_threads < 0); -EAGAIN no thread could be started;
+ * -ECANCELED the runtime is being freed. */
+int sl_offload_start(sl_runtime *rt);
+
 /* Fills `st` with the counters of rt's pool; callable from any thread.
  * Returns 0, or -EINVAL for NULL arguments. A runtime whose pool is off
  * reports zeros. */

@@ -343,6 +343,47 @@ static void settle(const svc *s, int base)
         fail_msg("%s: %d tasks alive 5 s after the test, idle baseline %d", s->name, n, base);
 }
 
+void svc_kill9(svc *s)
+{
+    int st = 0;
+    assert_true(s->pid > 0);
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, &st, 0);
+    live_del(s);
+    close(s->out_fd);
+    s->pid = 0;
+}
+
+void chain_restart(chain *c, svc *s, const chain_opts *o)
+{
+    argv_b a = { 0 };
+    const char *host = o->host ? o->host : "127.0.0.1";
+    int port = s->port;
+    arg(&a, "--listen");
+    argf(&a, "127.0.0.1:%d", port);
+    if (s == &c->pay) {
+        common_args(&a, o, o->pay_args);
+        arg(&a, "--order");
+        argf(&a, "http://%s:%d", host, c->order.port);
+        assert_int_equal(svc_start(s, "payment", a.v), 0);
+    } else if (s == &c->inv) {
+        common_args(&a, o, o->inv_args);
+        arg(&a, "--payment");
+        argf(&a, "http://%s:%d", host, c->pay.port);
+        if (o->stock)
+            arg(&a, "--stock"), arg(&a, o->stock);
+        assert_int_equal(svc_start(s, "inventory", a.v), 0);
+    } else {
+        common_args(&a, o, o->order_args);
+        arg(&a, "--inventory");
+        argf(&a, "http://%s:%d", host, c->inv.port);
+        if (o->order_timeout_ms)
+            arg(&a, "--timeout-ms"), argf(&a, "%d", o->order_timeout_ms);
+        assert_int_equal(svc_start(s, "order", a.v), 0);
+    }
+    assert_int_equal(s->port, port);
+}
+
 void chain_end(chain *c)
 {
     settle(&c->order, c->base_order);

@@ -117,6 +117,14 @@ void chain_end(chain *c);
 /* Stops the three (exit 0 asserted) without the task check. */
 void chain_stop(chain *c);
 
+/* A crash: SIGKILL and reap (no drain, nothing flushed). */
+void svc_kill9(svc *s);
+
+/* Starts `s` (&c->order, &c->inv or &c->pay) again after svc_kill9, on
+ * the port it had and with the options chain_start gave it (`o`, the
+ * same: --data among the extra options keeps its data). */
+void chain_restart(chain *c, svc *s, const chain_opts *o);
+
 /* ---- HTTP ----------------------------------------------------------------------------- */
 
 typedef struct hresp {

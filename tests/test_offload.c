@@ -620,6 +620,29 @@ static void test_errors(void **s)
     fixture_free();
 }
 
+/* sl_offload_start: the threads run before any work (so that the first
+ * sl_offload's step does not pay for creating them); idempotent; errors. */
+static void test_start_eagerly(void **s)
+{
+    (void)s;
+    sl_offload_stats st;
+    rt = pool_rt(1, 3, 0);
+    assert_int_equal(sl_offload_stats_get(rt, &st), 0);
+    assert_int_equal(st.threads, 0);   /* lazily: none yet */
+    assert_int_equal(sl_offload_start(rt), 0);
+    assert_int_equal(sl_offload_stats_get(rt, &st), 0);
+    assert_int_equal(st.threads, 3);
+    assert_int_equal(sl_offload_start(rt), 0);   /* again: nothing more */
+    assert_int_equal(sl_offload_stats_get(rt, &st), 0);
+    assert_int_equal(st.threads, 3);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    rt = pool_rt(1, -1, 0);   /* the pool off */
+    assert_int_equal(sl_offload_start(rt), -ENOTSUP);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    assert_int_equal(sl_offload_start(NULL), -EINVAL);
+    rt = NULL;
+}
+
 /* ---- shutdown with work running ------------------------------------------------------------- */
 
 static _Atomic int stuck_freed;
@@ -899,6 +922,7 @@ int main(void)
         cmocka_unit_test(test_deadline),
         cmocka_unit_test(test_full_queue_busy),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_start_eagerly),
         cmocka_unit_test(test_shutdown_with_work_running),
         cmocka_unit_test(test_results_on_their_reactor),
         cmocka_unit_test(test_no_stall_no_deadlock),

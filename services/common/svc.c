@@ -1,5 +1,6 @@
 /* svc.c: setting a service up, running it, and ending it cleanly. */
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "svc.h"
 #include "svc_int.h"
 #include "svc_map.h"
+#include "svc_store.h"
 #include "svc_undo.h"
 
 static svc *g_svc;   /* one service per process; read-only once running */
@@ -82,12 +84,14 @@ static void on_stopped(sl_http_server *srv, void *arg)
 static int usage(const svc_prog *p, const char *msg)
 {
     fprintf(stderr, "%s (usage: %s [--listen HOST:PORT] [--threads N] [--timeout-ms MS] [--grace-ms MS] "
-                    "[--max-pending N] [--mode safe|guarded|naive] [--admission on|off] [--admin] [--access-log] [--trace FILE.json] "
+                    "[--max-pending N] [--mode safe|guarded|naive] [--admission on|off] [--data DIR|:memory:] [--sync normal|full] [--admin] [--access-log] [--trace FILE.json] "
                     "[--otlp-endpoint URL] [--service-name NAME] [--traces-sampler NAME] [--traces-sampler-arg RATIO]%s%s%s)\n",
             msg, p->name, p->upstream_flag ? " [" : "", p->upstream_flag ? p->upstream_flag : "",
             p->upstream_flag ? (p->has_stock ? " URLS] [--stock ITEM=N,...]" : " URLS]") : "");
     return 2;
 }
+
+static void close_store(svc *s);
 
 static void release_all(svc *s)
 {
@@ -99,16 +103,86 @@ static void release_all(svc *s)
     s->tracer = NULL;
     free(s->shards);
     svc_routes_free(s);
+    close_store(s);
     s->srv = NULL;
     s->up = NULL;
     s->rt = NULL;
     s->shards = NULL;
 }
 
+/* --data: the program's database (svc_store.h); without it a new
+ * temporary directory, named on stderr, removed at a clean exit. */
+static int open_store(svc *s, char *err, size_t errlen)
+{
+    const char *name = s->prog->name;
+    if (!s->schema)
+        return 0;
+    const char *dir = s->o.data;
+    if (!dir) {
+        const char *tmp = getenv("TMPDIR");
+        size_t n = strlen(tmp && *tmp ? tmp : "/tmp") + strlen(name) + 16;
+        if (!(s->tmp_data = malloc(n)))
+            return snprintf(err, errlen, "%s: out of memory", name), 1;
+        snprintf(s->tmp_data, n, "%s/%s.XXXXXX", tmp && *tmp ? tmp : "/tmp", name);
+        if (!mkdtemp(s->tmp_data))
+            return snprintf(err, errlen, "%s: cannot make a data directory %s: %s", name, s->tmp_data,
+                            strerror(errno)), 1;
+        dir = s->tmp_data;
+        fprintf(stderr, "%s: data in %s (a new directory, removed at a clean exit; --data DIR keeps it)\n",
+                name, dir);
+    }
+    char file[64], why[200];
+    snprintf(file, sizeof file, "%s.db", name);
+    if (svc_store_open(&s->store, dir, file, s->schema, s->o.sync_full, why, sizeof why) < 0)
+        return snprintf(err, errlen, "%s: %.200s", name, why), 1;
+    return 0;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void close_store(svc *s)
+{
+    svc_store_free(s->store);
+    s->store = NULL;
+    if (s->tmp_data)
+        nftw(s->tmp_data, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    free(s->tmp_data);
+    s->tmp_data = NULL;
+}
+
+static int store_stats(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    svc_store_stats st;
+    (void)t;
+    svc_store_stats_get(g_svc->store, &st);
+    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "path", svc_store_path(g_svc->store), "commits",
+                          (json_int_t)st.commits, "steps", (json_int_t)st.steps, "reads", (json_int_t)st.reads,
+                          "failed", (json_int_t)st.failed, "batch_max", (json_int_t)st.batch_max);
+    return o ? sl_http_reply_json(req, 200, o) : -ENOMEM;
+}
+
+/* GET /debug/store: the database's counters (svc_store_stats). */
+static int svc_store_route(svc *s)
+{
+    int rc = sl_http_route(s->srv, "GET", "/debug/store", store_stats, 0, NULL);
+    return rc < 0 ? rc : sl_http_route_set(s->srv, "GET", "/debug/store",
+                                           &(sl_http_route_opts){ .lane = SL_HTTP_LANE_CONTROL });
+}
+
 static int make_all(svc *s, char *err, size_t errlen)
 {
     const svc_prog *p = s->prog;
-    int rc = sl_runtime_new(&s->rt, &(sl_runtime_opts){ .threads = s->o.threads });
+    /* the pool runs the database steps (svc_store.h): its threads bound a
+     * group commit's batch, its queue the steps waiting for a thread */
+    int rc = sl_runtime_new(&s->rt, &(sl_runtime_opts){ .threads = s->o.threads, .offload_threads = 16,
+                                                         .offload_queue = 4096 });
     if (rc < 0)
         return snprintf(err, errlen, "%s: runtime: %s", p->name, strerror(-rc)), 1;
     s->n = sl_runtime_threads(s->rt);
@@ -152,6 +226,8 @@ static int make_all(svc *s, char *err, size_t errlen)
     svc_undo_set_limit(s->o.max_pending);
     if ((rc = svc_undo_route(s)) < 0)
         return snprintf(err, errlen, "%s: compensation route: %s", p->name, strerror(-rc)), 1;
+    if (s->store && (rc = svc_store_route(s)) < 0)
+        return snprintf(err, errlen, "%s: store route: %s", p->name, strerror(-rc)), 1;
     if (s->o.admin && (rc = svc_admin_routes(s)) < 0)
         return snprintf(err, errlen, "%s: admin routes: %s", p->name, strerror(-rc)), 1;
     return 0;
@@ -164,7 +240,9 @@ int svc_setup(svc *s, const svc_prog *p, int argc, char **argv)
     s->prog = p;
     if (svc_opts_parse(&s->o, p, argc, argv, err, sizeof err) < 0 || (s->check && s->check(s, err, sizeof err) < 0))
         return usage(p, err);
-    int rc = make_all(s, err, sizeof err);
+    int rc = open_store(s, err, sizeof err);
+    if (rc == 0)
+        rc = make_all(s, err, sizeof err);
     if (rc) {
         release_all(s);
         return rc == 2 ? usage(p, err) : (fprintf(stderr, "%s\n", err), rc);
@@ -182,6 +260,7 @@ static void teardown(svc *s)
     free(s->shards);
     s->shards = NULL;
     svc_routes_free(s);
+    close_store(s);
 }
 
 int svc_run(svc *s)
@@ -193,6 +272,25 @@ int svc_run(svc *s)
             rc = s->app_init(&s->shards[i]);
     if (rc < 0) {
         fprintf(stderr, "%s: %s\n", name, strerror(-rc));
+        return 1;
+    }
+    if (s->store) {   /* recovery: the program's, then the outbox's rows */
+        char err[256] = "";
+        long n = 0;
+        if (s->recover && (rc = s->recover(s, err, sizeof err)) < 0) {
+            fprintf(stderr, "%s: %s: %s\n", name, svc_store_path(s->store), *err ? err : strerror(-rc));
+            return 1;
+        }
+        if ((rc = svc_undo_resume(s, &n)) < 0) {
+            fprintf(stderr, "%s: %s: reading the outbox: %s\n", name, svc_store_path(s->store), strerror(-rc));
+            return 1;
+        }
+        if (n)
+            fprintf(stderr, "%s: resuming %ld compensations of the outbox\n", name, n);
+    }
+    /* the pool's threads now, not in the first request's step */
+    if (s->store && (rc = sl_offload_start(s->rt)) < 0) {
+        fprintf(stderr, "%s: worker threads: %s\n", name, strerror(-rc));
         return 1;
     }
     if ((rc = sl_http_server_start(s->srv)) < 0 || (rc = sl_http_server_handle_signals(s->srv)) < 0) {

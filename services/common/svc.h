@@ -75,6 +75,16 @@ struct svc {
     int (*check)(svc *s, char *err, size_t errlen);
     int (*app_init)(svc_shard *sh);
     void (*app_free)(svc_shard *sh);
+    /* the program's database (svc_store.h): its schema (SQL, CREATE ... IF
+     * NOT EXISTS), set before svc_setup, which opens --data DIR/<name>.db;
+     * and what to do at start, blocking, before the server runs (NULL:
+     * nothing; < 0: exit 1 with its one-line reason in err): seed the
+     * stock, settle the orders a crash left PENDING. The outbox's rows are
+     * posted again after it (svc_undo_resume). */
+    const char *schema;
+    struct svc_store *store;
+    int (*recover)(svc *s, char *err, size_t errlen);
+    char *tmp_data;           /* the default data directory made (removed at a clean exit) */
 };
 
 /* Hooks for a program whose shard state is one map of malloc'd nodes

@@ -95,6 +95,16 @@ void svc_map_put(svc_map *m, svc_node *n)
     m->count++;
 }
 
+void svc_map_del(svc_map *m, svc_node *n)
+{
+    for (svc_node **p = &m->buckets[bucket(m, n->hash)]; *p; p = &(*p)->next)
+        if (*p == n) {
+            *p = n->next;
+            m->count--;
+            return;
+        }
+}
+
 void svc_map_each(const svc_map *m, void (*fn)(svc_node *, void *), void *arg)
 {
     for (size_t i = 0; m->buckets && i <= m->mask; i++)

@@ -49,6 +49,9 @@ svc_node *svc_map_find(const svc_map *m, const char *key, size_t len);
  * fails the table just gets fuller. */
 void svc_map_put(svc_map *m, svc_node *n);
 
+/* Unlinks `n` (a record of m). */
+void svc_map_del(svc_map *m, svc_node *n);
+
 /* Calls fn(record, arg) on every record, in no particular order; fn must
  * not add or remove records. */
 void svc_map_each(const svc_map *m, void (*fn)(svc_node *, void *), void *arg);

@@ -137,6 +137,14 @@ int svc_opts_parse(svc_opts *o, const svc_prog *p, int argc, char **argv, char *
             if (strcmp(v, "on") && strcmp(v, "off"))
                 return fail(err, errlen, "%s: --admission wants on or off, not '%s'", p->name, v);
             o->admission_off = !strcmp(v, "off");
+        } else if (!strcmp(a, "--data")) {
+            if (!*v)
+                return fail(err, errlen, "%s: --data wants a directory or :memory:", p->name);
+            o->data = v;
+        } else if (!strcmp(a, "--sync")) {
+            if (strcmp(v, "normal") && strcmp(v, "full"))
+                return fail(err, errlen, "%s: --sync wants normal or full, not '%s'", p->name, v);
+            o->sync_full = !strcmp(v, "full");
         } else if (!strcmp(a, "--trace")) {
             o->trace = v;
         } else if (!strcmp(a, "--otlp-endpoint")) {   /* these four: checked with OTEL_* in svc_tracing.c */

@@ -5,6 +5,7 @@
  *   --mode safe|guarded|naive  --admission on|off
  *   --admin  --access-log  --trace FILE.json
  *   --otlp-endpoint URL  --service-name NAME  --traces-sampler NAME
+ *   --data DIR|:memory:  --sync normal|full (svc_store.h)
  *   --traces-sampler-arg RATIO (OpenTelemetry's OTEL_* variables, which
  *   they override: svc_tracing.h)  and the program's own:
  *   one upstream list (--inventory / --payment / --order) and, for
@@ -42,6 +43,8 @@ typedef struct svc_opts {
     const char *trace;             /* NULL: no trace */
     const char *upstream;
     const char *stock;             /* NULL: the default stock */
+    const char *data;              /* --data DIR (NULL: a new temporary directory; ":memory:") */
+    bool sync_full;                /* --sync full (default normal) */
     /* span export (svc_tracing.h); NULL: not given, OTEL_* or the default */
     const char *otlp_endpoint, *service_name, *traces_sampler, *traces_sampler_arg;
 } svc_opts;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "svc_store.h"
 #include "svc_undo.h"
 
 static struct {
@@ -27,6 +28,8 @@ typedef struct undo {
                                  reaches the replica that owns the record */
     int attempts, status, rc;
     bool acked;
+    int64_t seq;              /* its outbox row (0: none) */
+    svc_db db;
     uint64_t backoff_ms, deadline;
     sl_http_resp resp;
 } undo;
@@ -49,6 +52,17 @@ static uint64_t next_backoff(undo *u)
     return ms;
 }
 
+static int outbox_del(svc_conn *c, void *io)
+{
+    sqlite3_stmt *s = svc_conn_stmt(c, "DELETE FROM outbox WHERE seq = ?1");
+    if (!s)
+        return svc_conn_done(c, sqlite3_errcode(svc_conn_db(c)));
+    sqlite3_bind_int64(s, 1, *(int64_t *)io);
+    return svc_conn_done(c, sqlite3_step(s));
+}
+
+static const svc_dbstep outbox_del_step = { "outbox entry acknowledged", outbox_del, .write = true };
+
 static int undo_task(sl_task *t, void *arg)
 {
     undo *u = arg;
@@ -65,13 +79,19 @@ static int undo_task(sl_task *t, void *arg)
         atomic_fetch_add(&U.attempts, 1);
         if (acked(u->status)) {
             u->acked = true;
-            SL_RETURN(t, 0);
+            break;
         }
         if (sl_task_cancelled(t))   /* shutdown: undo_free reports it */
             SL_RETURN(t, 0);
         SL_AWAIT(t, u->rc, sl_sleep(t, next_backoff(u) * SL_NS_PER_MS));
         if (u->rc < 0)
             SL_RETURN(t, 0);
+    }
+    /* acknowledged: the row goes (if this fails, or the service stops
+     * first, the next start posts it again: undos are idempotent) */
+    if (u->seq && u->s->store) {
+        SVC_DB(t, u->rc, &u->db, u->s->store, &outbox_del_step, &u->seq);
+        (void)u->rc;
     }
     SL_END(t);
 }
@@ -91,18 +111,19 @@ static void undo_free(void *arg)
     free(u);
 }
 
-int svc_undo_post(svc_job *job, const char *path, const char *body, size_t len, const char *key)
+static int undo_spawn(svc *s, sl_ctx *base, const char *path, const char *body, size_t len, const char *key,
+                      int64_t seq)
 {
-    svc *s = job->s;
     if (!s->up || !key || len >= SVC_UNDO_BODY_MAX || strlen(path) >= sizeof ((undo *)0)->path ||
         strlen(key) >= sizeof ((undo *)0)->key)
         return -EINVAL;
     atomic_fetch_add(&U.pending, 1);   /* no room check: see svc_undo.h, "Bounded" */
     undo *u = calloc(1, sizeof *u);
-    sl_ctx *base = svc_job_link_ctx(job), *ctx = NULL;
+    sl_ctx *ctx = NULL;
     int rc = !u || !base ? -ENOMEM : sl_ctx_without_cancel(&ctx, base);
     if (rc == 0) {
         u->s = s;
+        u->seq = seq;
         strcpy(u->path, path);
         memcpy(u->body, body, len);
         u->len = len;
@@ -120,6 +141,94 @@ int svc_undo_post(svc_job *job, const char *path, const char *body, size_t len, 
     }
     atomic_fetch_add(&U.posted, 1);
     return 0;
+}
+
+int svc_undo_post(svc_job *job, const char *path, const char *body, size_t len, const char *key, int64_t seq)
+{
+    return undo_spawn(job->s, svc_job_link_ctx(job), path, body, len, key, seq);
+}
+
+int svc_undo_post_bg(svc *s, const char *path, const char *body, size_t len, const char *key, int64_t seq)
+{
+    sl_ctx *base = NULL;
+    sl_traceparent tp;
+    sl_traceparent_new(&tp);   /* a trace of its own, as a request would have */
+    int rc = sl_ctx_with_trace(&base, sl_ctx_background(), &tp);
+    if (rc == 0)
+        rc = undo_spawn(s, base, path, body, len, key, seq);
+    sl_ctx_unref(base);
+    return rc;
+}
+
+/* ---- resumed at start ---------------------------------------------------------------- */
+
+typedef struct resumed {
+    struct resumed *next;
+    int64_t seq;
+    char path[32], key[48];
+    char body[SVC_UNDO_BODY_MAX];
+} resumed;
+
+typedef struct resume_list {
+    resumed *head;
+    svc *s;
+} resume_list;
+
+static int outbox_load(svc_conn *c, void *arg)
+{
+    resume_list *l = arg;
+    sqlite3_stmt *s = svc_conn_stmt(c, "SELECT seq, path, body, key FROM outbox ORDER BY seq DESC");
+    int rc;
+    if (!s)
+        return svc_conn_done(c, sqlite3_errcode(svc_conn_db(c)));
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        resumed *r = calloc(1, sizeof *r);
+        if (!r)
+            return -ENOMEM;
+        r->seq = sqlite3_column_int64(s, 0);
+        snprintf(r->path, sizeof r->path, "%s", (const char *)sqlite3_column_text(s, 1));
+        snprintf(r->body, sizeof r->body, "%s", (const char *)sqlite3_column_text(s, 2));
+        snprintf(r->key, sizeof r->key, "%s", (const char *)sqlite3_column_text(s, 3));
+        r->next = l->head;
+        l->head = r;
+    }
+    return svc_conn_done(c, rc);
+}
+
+/* On reactor 0, once it runs: every row becomes a pending entry again. */
+static void resume_on_reactor(void *arg)
+{
+    resume_list *l = arg;
+    for (resumed *r = l->head, *next; r; r = next) {
+        next = r->next;
+        int rc = svc_undo_post_bg(l->s, r->path, r->body, strlen(r->body), r->key, r->seq);
+        if (rc < 0)
+            fprintf(stderr, "%s: cannot resume undo POST %s %s: %s (the next start retries it)\n",
+                    l->s->prog->name, r->path, r->body, strerror(-rc));
+        free(r);
+    }
+    free(l);
+}
+
+int svc_undo_resume(svc *s, long *n)
+{
+    resume_list *l = calloc(1, sizeof *l);
+    *n = 0;
+    if (!l)
+        return -ENOMEM;
+    l->s = s;
+    int rc = svc_store_exec_now(s->store, outbox_load, l);
+    for (resumed *r = l->head; r; r = r->next)
+        (*n)++;
+    if (rc == 0 && (rc = sl_reactor_post(s->shards[0].r, resume_on_reactor, l)) == 0)
+        return 0;
+    while (l->head) {
+        resumed *r = l->head;
+        l->head = r->next;
+        free(r);
+    }
+    free(l);
+    return rc;
 }
 
 /* ---- GET /debug/compensations ------------------------------------------------------ */

@@ -35,10 +35,14 @@
  * the background tasks are ended (after the drain) are reported on stderr,
  * one line each ("<prog>: shutdown: undo POST /void {...} still pending
  * after N attempts (last answer S)") and counted as abandoned: never
- * silently lost. Durability comes later (issue 16): the outbox is one
- * table there, svc_undo_post an INSERT in the same transaction as the
- * step that decided it, the acknowledgement a DELETE, and a restart
- * re-posts every row; nothing else in the callers changes.
+ * silently lost; their rows stay in the outbox table.
+ *
+ * Durable (issue 16): the outbox is a table of the service's database
+ * (svc_store.h); the step that decides an undo inserts its row in its own
+ * transaction (svc_conn_outbox_add), then posts it here with the row's
+ * seq; the acknowledgement deletes the row; svc_undo_resume posts every
+ * row again at start, so a crash loses no decided undo (an undo may be
+ * sent twice: every undo is idempotent).
  *
  * All functions run on a reactor of the service (inside a handler). */
 #ifndef SVC_UNDO_H
@@ -58,7 +62,21 @@
  * -ECANCELED (the service is shutting down: its background tasks are
  * ending), -ENOMEM. On failure nothing is pending: the caller must not
  * report success. */
-int svc_undo_post(svc_job *job, const char *path, const char *body, size_t len, const char *key);
+int svc_undo_post(svc_job *job, const char *path, const char *body, size_t len, const char *key, int64_t seq);
+
+/* `seq`: the entry's row in the store's outbox table (svc_store.h), which
+ * the step that decided the undo inserted in its own transaction; the
+ * acknowledgement deletes it. 0: no row (nothing to delete).
+ *
+ * The same without a request (a new trace of its own): recovery at
+ * start, on a reactor of the service. */
+int svc_undo_post_bg(svc *s, const char *path, const char *body, size_t len, const char *key, int64_t seq);
+
+/* At start, before the server runs: reads every row of the outbox (the
+ * undos decided but not acknowledged when the service last stopped or
+ * crashed) and has them posted again once reactor 0 runs. *n: how many.
+ * Blocking (before the runtime runs). Returns 0 or a negative errno. */
+int svc_undo_resume(svc *s, long *n);
 
 /* Sets the bound (--max-pending; 0: SVC_UNDO_MAX). Before the service runs. */
 void svc_undo_set_limit(uint32_t max);

@@ -16,175 +16,254 @@
 #include <string.h>
 #include "stock.h"
 #include "svc.h"
-#include "svc_hop.h"
 #include "svc_map.h"
+#include "svc_store.h"
 #include "svc_undo.h"
 
 #define ID_MAX 24
+#define TOMB_TTL_S 3600           /* a tombstone older than this is deleted (docs/services.md) */
 
-typedef struct stock {
-    svc_node node;
-    char item[INV_ITEM_MAX];
-    int64_t avail;
-} stock;
-
-/* A reservation: RESERVED (taken, `done` once the charge went through),
- * then perhaps RELEASED (given back, once). A tombstone is a release that
+/* The stock (a row per item) and the reservations (a row per order):
+ * RESERVED (taken, `done` once the charge went through), then perhaps
+ * RELEASED (given back, once). A tombstone (item NULL) is a release that
  * came first: no stock was taken and none ever will be for this order (a
- * late reserve is refused); it reads as "never reserved" (404). */
-typedef struct resv {
-    svc_node node;
-    char id[ID_MAX];
-    stock *s;                 /* NULL for a tombstone */
-    int64_t qty;
-    bool released, done;
-} resv;
-
-typedef struct ishard { svc_map stock, resv; } ishard;
+ * late reserve is refused); it reads as "never reserved" (404). Tombstones
+ * are deleted TOMB_TTL_S after they were made: a reserve of that order
+ * still on its way after an hour is past any budget. Taking the stock and
+ * recording the reservation is one transaction, so a crash or a cancelled
+ * caller never leaves stock taken and unrecorded. */
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS stock(item TEXT PRIMARY KEY, avail INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS resv(id TEXT PRIMARY KEY, item TEXT, qty INTEGER NOT NULL, "
+    "released INTEGER NOT NULL DEFAULT 0, done INTEGER NOT NULL DEFAULT 0, ts INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS resv_tomb ON resv(ts) WHERE item IS NULL;";
 
 static svc S;
 static inv_item *items;
 static size_t nitems;
 
-static ishard *here(void) { return svc_here()->app; }
-
-/* ---- steps on the item's reactor ---------------------------------------------------- */
+/* ---- steps, on a worker of the pool (svc_store.h) -------------------------------------- */
 
 typedef struct res_io {
     char id[ID_MAX];
     char item[INV_ITEM_MAX];
     int64_t qty;
+    int64_t seq;              /* the void's outbox row (release) */
     int code;                 /* 0: go on; else the status to answer */
     const char *err;          /* static error code */
-    bool found, released;
+    bool found, released, done;
 } res_io;
 
-static int reserve_begin(sl_task *t, void *arg)
+static sqlite3_stmt *stmt(svc_conn *c, const char *sql, int *rc)
 {
-    res_io *io = arg;
-    ishard *sh = here();
-    (void)t;
-    stock *s = (stock *)svc_map_find(&sh->stock, io->item, strlen(io->item));
-    resv *r = (resv *)svc_map_find(&sh->resv, io->id, strlen(io->id));
-    io->code = 0;
+    sqlite3_stmt *s = svc_conn_stmt(c, sql);
     if (!s)
-        io->code = 404, io->err = "unknown_item";
-    else if (r)   /* the same order again: idempotent */
-        io->code = r->released ? 409 : r->done ? 200 : 409, io->err = r->released ? "order_failed" : "in_progress";
-    else if (s->avail < io->qty)
-        io->code = 409, io->err = "out_of_stock";
-    else if (!(r = calloc(1, sizeof *r)))
-        io->code = 503, io->err = "overloaded";
-    else {
-        s->avail -= io->qty;
-        strcpy(r->id, io->id);
-        r->s = s;
-        r->qty = io->qty;
-        r->node.key = r->id;
-        r->node.klen = strlen(r->id);
-        svc_map_put(&sh->resv, &r->node);
-    }
-    return 0;
+        *rc = svc_conn_done(c, sqlite3_errcode(svc_conn_db(c)));
+    return s;
 }
 
-/* Gives the stock back once, whoever asks first. */
-static void give_back(resv *r)
+/* The reservation's row: 1 a reservation (io's item, qty, released
+ * filled), 2 a tombstone, 0 none, or a negative errno. */
+static int resv_row(svc_conn *c, res_io *io)
 {
-    if (!r->released && r->s) {
-        r->released = true;
-        r->s->avail += r->qty;
-    }
+    int rc = 0;
+    sqlite3_stmt *s = stmt(c, "SELECT item, qty, released, done FROM resv WHERE id = ?1", &rc);
+    if (!s)
+        return rc;
+    sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
+    if ((rc = sqlite3_step(s)) != SQLITE_ROW)
+        return svc_conn_done(c, rc);
+    if (sqlite3_column_type(s, 0) == SQLITE_NULL)
+        return 2;
+    snprintf(io->item, sizeof io->item, "%s", (const char *)sqlite3_column_text(s, 0));
+    io->qty = sqlite3_column_int64(s, 1);
+    io->released = sqlite3_column_int(s, 2) != 0;
+    io->done = sqlite3_column_int(s, 3) != 0;
+    return 1;
 }
 
-static int settle_ok_begin(sl_task *t, void *arg)
+/* The stock of io->item: >= 0, -1 unknown item, or a negative errno below -1. */
+static int64_t stock_row(svc_conn *c, const char *item)
 {
-    res_io *io = arg;
-    resv *r = (resv *)svc_map_find(&here()->resv, io->id, strlen(io->id));
-    (void)t;
-    io->code = !r || r->released ? 409 : 200;   /* released meanwhile: the order failed */
-    if (io->code == 200)
-        r->done = true;
-    return 0;
+    int rc = 0;
+    sqlite3_stmt *s = stmt(c, "SELECT avail FROM stock WHERE item = ?1", &rc);
+    if (!s)
+        return rc < -1 ? rc : -EIO;
+    sqlite3_bind_text(s, 1, item, -1, SQLITE_STATIC);
+    if ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        return sqlite3_column_int64(s, 0);
+    rc = svc_conn_done(c, rc);
+    return rc < -1 ? rc : rc < 0 ? -EIO : -1;
 }
 
-/* Finds io->id's reservation on this reactor and tells io how it stands
- * (a tombstone is not found: it is not a reservation). */
-static resv *resv_read(res_io *io)
+static int stock_add(svc_conn *c, const char *item, int64_t qty)
 {
-    resv *r = (resv *)svc_map_find(&here()->resv, io->id, strlen(io->id));
-    if (r && !r->s)
-        r = NULL;
-    io->found = r != NULL;
-    if (r) {
-        strcpy(io->item, r->s->item);
-        io->qty = r->qty;
-        io->released = r->released;
-    }
-    return r;
+    int rc = 0;
+    sqlite3_stmt *s = stmt(c, "UPDATE stock SET avail = avail + ?2 WHERE item = ?1", &rc);
+    if (!s)
+        return rc;
+    sqlite3_bind_text(s, 1, item, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, qty);
+    return svc_conn_done(c, sqlite3_step(s));
 }
 
-static int release_begin(sl_task *t, void *arg)
-{
-    resv *r = resv_read(arg);
-    (void)t;
-    if (r)
-        give_back(r);
-    return 0;
-}
-
-/* The same, and when there is nothing to give back, a tombstone: the
- * release was decided, so a reserve of this order that is still on its way
- * (queued, delayed, retried) must never take stock. */
-static int release_or_tomb_begin(sl_task *t, void *arg)
+static int reserve_fn(svc_conn *c, void *arg)
 {
     res_io *io = arg;
-    release_begin(t, io);
-    if (!io->found && !svc_map_find(&here()->resv, io->id, strlen(io->id))) {
-        resv *r = calloc(1, sizeof *r);
-        if (!r)
-            return -ENOMEM;
-        strcpy(r->id, io->id);
-        r->released = true;
-        r->node.key = r->id;
-        r->node.klen = strlen(r->id);
-        svc_map_put(&here()->resv, &r->node);
+    char item[INV_ITEM_MAX];
+    int64_t qty = io->qty;
+    int64_t avail = stock_row(c, io->item);
+    int rc = 0;
+    io->code = 0;
+    if (avail < -1)
+        return (int)avail;
+    if (avail == -1)
+        return io->code = 404, io->err = "unknown_item", 0;
+    strcpy(item, io->item);
+    int r = resv_row(c, io);
+    if (r < 0)
+        return r;
+    if (r == 1)   /* the same order again: idempotent */
+        return io->code = io->released ? 409 : io->done ? 200 : 409,
+               io->err = io->released ? "order_failed" : "in_progress", 0;
+    if (r == 2)   /* a release came first */
+        return io->code = 409, io->err = "order_failed", 0;
+    strcpy(io->item, item);
+    io->qty = qty;
+    if (avail < io->qty)
+        return io->code = 409, io->err = "out_of_stock", 0;
+    sqlite3_stmt *s = stmt(c, "INSERT INTO resv(id, item, qty, ts) VALUES (?1, ?2, ?3, ?4)", &rc);
+    if (!s)
+        return rc;
+    sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, io->item, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, io->qty);
+    sqlite3_bind_int64(s, 4, svc_conn_now());
+    if ((rc = svc_conn_done(c, sqlite3_step(s))) < 0)
+        return rc;
+    return stock_add(c, io->item, -io->qty);
+}
+
+static int settle_ok_fn(svc_conn *c, void *arg)
+{
+    res_io *io = arg;
+    int rc = 0;
+    sqlite3_stmt *s = stmt(c, "UPDATE resv SET done = 1 WHERE id = ?1 AND item IS NOT NULL AND released = 0", &rc);
+    if (!s)
+        return rc;
+    sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
+    if ((rc = svc_conn_done(c, sqlite3_step(s))) < 0)
+        return rc;
+    io->code = sqlite3_changes(svc_conn_db(c)) ? 200 : 409;   /* released meanwhile: the order failed */
+    return 0;
+}
+
+/* Deletes the tombstones past their time (a few rows with each release). */
+static int expire(svc_conn *c)
+{
+    int rc = 0;
+    sqlite3_stmt *s = stmt(c, "DELETE FROM resv WHERE id IN (SELECT id FROM resv WHERE item IS NULL AND ts < ?1 "
+                              "LIMIT 16)", &rc);
+    if (!s)
+        return rc;
+    sqlite3_bind_int64(s, 1, svc_conn_now() - TOMB_TTL_S);
+    return svc_conn_done(c, sqlite3_step(s));
+}
+
+/* Gives the stock back once, whoever asks first; `tomb`: when there is no
+ * reservation, leaves a tombstone (the release was decided, so a reserve
+ * of this order still on its way must never take stock); `post_void`:
+ * inserts the void at payment into the outbox (io->seq). io->found: there
+ * was a reservation. */
+static int give_back(svc_conn *c, res_io *io, bool tomb, bool post_void)
+{
+    int rc = 0, r = resv_row(c, io);
+    if (r < 0)
+        return r;
+    io->found = r == 1;
+    if (r == 1 && !io->released) {
+        sqlite3_stmt *s = stmt(c, "UPDATE resv SET released = 1 WHERE id = ?1", &rc);
+        if (!s)
+            return rc;
+        sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
+        if ((rc = svc_conn_done(c, sqlite3_step(s))) < 0 || (rc = stock_add(c, io->item, io->qty)) < 0)
+            return rc;
+    }
+    if (r == 0 && tomb) {
+        if ((rc = expire(c)) < 0)
+            return rc;
+        sqlite3_stmt *s = stmt(c, "INSERT INTO resv(id, item, qty, released, ts) VALUES (?1, NULL, 0, 1, ?2)", &rc);
+        if (!s)
+            return rc;
+        sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, svc_conn_now());
+        if ((rc = svc_conn_done(c, sqlite3_step(s))) < 0)
+            return rc;
+    }
+    if (io->found && post_void) {
+        char body[ID_MAX + 32];
+        snprintf(body, sizeof body, "{\"order_id\":\"%s\"}", io->id);
+        return svc_conn_outbox_add(c, "/void", body, io->id, &io->seq);
     }
     return 0;
 }
 
-static int get_begin(sl_task *t, void *arg)
+static int release_fn(svc_conn *c, void *io) { return give_back(c, io, false, false); }
+static int release_or_tomb_fn(svc_conn *c, void *io) { return give_back(c, io, true, false); }
+static int release_void_fn(svc_conn *c, void *io) { return give_back(c, io, true, true); }
+
+static int get_fn(svc_conn *c, void *arg)
 {
     res_io *io = arg;
-    stock *s = (stock *)svc_map_find(&here()->stock, io->item, strlen(io->item));
-    (void)t;
-    io->found = s != NULL;
-    io->qty = s ? s->avail : 0;
+    int64_t avail = stock_row(c, io->item);
+    if (avail < -1)
+        return (int)avail;
+    io->found = avail >= 0;
+    io->qty = avail >= 0 ? avail : 0;
     return 0;
 }
 
-/* A reservation as it stands (on its item's reactor). */
-static int resv_get_begin(sl_task *t, void *arg)
+/* A reservation as it stands (a tombstone is not found: it is not one). */
+static int resv_get_fn(svc_conn *c, void *arg)
 {
-    (void)t;
-    resv_read(arg);
+    res_io *io = arg;
+    int r = resv_row(c, io);
+    if (r < 0)
+        return r;
+    io->found = r == 1;
     return 0;
 }
 
-static const svc_step reserve_step = { .name = "reserve (on the item's reactor)", .begin = reserve_begin };
-static const svc_step settle_ok_step = { .name = "reservation kept", .begin = settle_ok_begin };
-static const svc_step release_step = { .name = "reservation given back", .begin = release_begin, .undo = true };
-static const svc_step release_or_tomb_step = { .name = "reservation given back (or tombstoned)",
-                                               .begin = release_or_tomb_begin, .undo = true };
-static const svc_step get_step = { .name = "stock lookup", .begin = get_begin };
-static const svc_step resv_get_step = { .name = "reservation lookup", .begin = resv_get_begin };
+static const svc_dbstep reserve_step = { .name = "reserve", .fn = reserve_fn, .write = true };
+static const svc_dbstep settle_ok_step = { .name = "reservation kept", .fn = settle_ok_fn, .write = true };
+static const svc_dbstep release_step = { .name = "reservation given back", .fn = release_fn, .write = true };
+static const svc_dbstep release_or_tomb_step = { .name = "reservation given back (or tombstoned)",
+                                                 .fn = release_or_tomb_fn, .write = true };
+static const svc_dbstep release_void_step = { .name = "reservation released", .fn = release_void_fn, .write = true };
+static const svc_dbstep get_step = { .name = "stock lookup", .fn = get_fn };
+static const svc_dbstep resv_get_step = { .name = "reservation lookup", .fn = resv_get_fn };
+
+/* An undo step when the caller is gone: it runs all the same, detached. */
+static void undo_detached(svc_job *job, const svc_dbstep *step, const res_io *io)
+{
+    sl_ctx *ctx = NULL;
+    int rc = svc_compensation_ctx(job, 60000, &ctx);
+    if (rc == 0)
+        rc = svc_db_detach(ctx, S.store, step, io, sizeof *io, NULL);
+    sl_ctx_unref(ctx);
+    if (rc < 0)
+        sl_report(sl_reactor_current(), "inventory-svc: cannot give back the stock of order %s: %s", io->id,
+                  strerror(-rc));
+}
+
+static bool gave_up(int rc) { return rc == -ETIMEDOUT || rc == -ECANCELED; }
 
 /* ---- POST /reserve --------------------------------------------------------------------- */
 
 typedef struct reserve_st {
     res_io io;
     int64_t amount;
-    svc_hop hop;
-    sl_reactor *owner;
+    svc_db db;
     int rc, call_rc, status;
     sl_http_resp resp;
 } reserve_st;
@@ -225,12 +304,14 @@ static int reserve(sl_task *t, svc_job *job)
     SL_BEGIN(t);
     if (parse_reserve(job, &st->io, &st->amount) < 0)
         SL_RETURN(t, 0);
-    st->owner = svc_owner(&S, st->io.item, strlen(st->io.item));
-    SVC_ON(t, st->rc, &st->hop, job, st->owner, &reserve_step, &st->io);
-    if (st->rc < 0) {   /* cancelled on the way: the step may have run all the same */
-        SVC_ON(t, st->call_rc, &st->hop, job, st->owner, &release_or_tomb_step, &st->io);
+    SVC_DB(t, st->rc, &st->db, S.store, &reserve_step, &st->io);
+    if (gave_up(st->rc)) {   /* cancelled on the way: the step may have run all the same */
+        undo_detached(job, &release_or_tomb_step, &st->io);
         SL_RETURN(t, st->rc);
     }
+    if (st->rc < 0)
+        SL_RETURN(t, svc_reply_error(job, 503, "overloaded", NULL, "order %s: not reserved: %s", st->io.id,
+                                     strerror(-st->rc)));
     if (st->io.code == 200)
         SL_RETURN(t, (answer_reserved(job, &st->io), 0));
     if (st->io.code)
@@ -245,13 +326,19 @@ static int reserve(sl_task *t, svc_job *job)
     st->call_rc = st->rc;
     st->status = svc_upstream_status(st->rc, &st->resp);
     if (st->status == 200) {
-        SVC_ON(t, st->rc, &st->hop, job, st->owner, &settle_ok_step, &st->io);
+        SVC_DB(t, st->rc, &st->db, S.store, &settle_ok_step, &st->io);
         if (st->rc == 0 && st->io.code == 200)
             answer_reserved(job, &st->io);
         else if (st->rc == 0)
             svc_reply_error(job, 409, "order_failed", NULL, "order %s was released meanwhile", st->io.id);
+        else if (!gave_up(st->rc))
+            svc_reply_error(job, 503, "overloaded", NULL, "order %s: not settled: %s", st->io.id, strerror(-st->rc));
+    } else if (sl_task_cancelled(t)) {
+        undo_detached(job, &release_step, &st->io);
     } else {
-        SVC_ON(t, st->rc, &st->hop, job, st->owner, &release_step, &st->io);
+        SVC_DB(t, st->rc, &st->db, S.store, &release_step, &st->io);
+        if (st->rc < 0)
+            undo_detached(job, &release_step, &st->io);
         svc_reply_upstream(job, st->call_rc, &st->resp, NULL);
     }
     sl_http_call_end(&st->resp);
@@ -262,8 +349,8 @@ static int reserve(sl_task *t, svc_job *job)
 
 typedef struct release_st {
     res_io io;
-    svc_hop hop;
-    int i, rc;
+    svc_db db;
+    int rc;
 } release_st;
 
 static int parse_release(svc_job *job, res_io *io)
@@ -298,25 +385,18 @@ static int release(sl_task *t, svc_job *job)
         SL_RETURN(t, 0);
     if (svc_undo_full())   /* nothing done yet: order's outbox retries later */
         SL_RETURN(t, svc_reply_error(job, 503, "overloaded", NULL, "%ld voids are pending at payment", svc_undo_pending()));
-    if (st->io.item[0]) {   /* the item names the reactor */
-        SVC_ON(t, st->rc, &st->hop, job, svc_owner(&S, st->io.item, strlen(st->io.item)), &release_or_tomb_step,
-               &st->io);
-    } else {                /* ask each reactor in turn; if none has it, tombstone it on every one */
-        for (st->i = 0; st->i < S.n && !st->io.found; st->i++) {
-            SVC_ON(t, st->rc, &st->hop, job, S.shards[st->i].r, &release_step, &st->io);
-            if (st->rc < 0)
-                break;
-        }
-        for (st->i = 0; st->rc == 0 && st->i < S.n && !st->io.found; st->i++)
-            SVC_ON(t, st->rc, &st->hop, job, S.shards[st->i].r, &release_or_tomb_step, &st->io);
-    }
-    if (st->rc < 0)
+    /* one transaction: the stock back (or a tombstone) and the void's outbox row */
+    SVC_DB(t, st->rc, &st->db, S.store, &release_void_step, &st->io);
+    if (gave_up(st->rc))   /* order's outbox retries (the step may have run: releases are idempotent) */
         SL_RETURN(t, st->rc);
+    if (st->rc < 0)
+        SL_RETURN(t, svc_reply_error(job, 503, "overloaded", NULL, "order %s: not released: %s", st->io.id,
+                                     strerror(-st->rc)));
     if (!st->io.found)
         SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "no reservation for order %s", st->io.id));
     char body[ID_MAX + 32];
     int len = snprintf(body, sizeof body, "{\"order_id\":\"%s\"}", st->io.id);
-    if ((st->rc = svc_undo_post(job, "/void", body, (size_t)len, st->io.id)) < 0)   /* the stock is back; a retry voids */
+    if ((st->rc = svc_undo_post(job, "/void", body, (size_t)len, st->io.id, st->io.seq)) < 0)   /* the stock is back; a retry voids */
         SL_RETURN(t, svc_reply_error(job, 503, "overloaded", NULL, "the void of order %s cannot be queued: %s",
                                      st->io.id, strerror(-st->rc)));
     char out[ID_MAX + 48];
@@ -329,7 +409,7 @@ static int release(sl_task *t, svc_job *job)
 
 typedef struct get_st {
     res_io io;
-    svc_hop hop;
+    svc_db db;
     int rc;
 } get_st;
 
@@ -339,9 +419,11 @@ static int get_stock(sl_task *t, svc_job *job)
     SL_BEGIN(t);
     if (!svc_key_copy(job->param, job->param_len, st->io.item, INV_ITEM_MAX))
         SL_RETURN(t, svc_reply_error(job, 404, "unknown_item", NULL, "no such item"));
-    SVC_ON(t, st->rc, &st->hop, job, svc_owner(&S, st->io.item, job->param_len), &get_step, &st->io);
-    if (st->rc < 0)
+    SVC_DB(t, st->rc, &st->db, S.store, &get_step, &st->io);
+    if (gave_up(st->rc))
         SL_RETURN(t, st->rc);
+    if (st->rc < 0)
+        SL_RETURN(t, svc_reply_error(job, 503, "overloaded", NULL, "item %s: %s", st->io.item, strerror(-st->rc)));
     if (!st->io.found)
         SL_RETURN(t, svc_reply_error(job, 404, "unknown_item", NULL, "no item %s", st->io.item));
     char out[INV_ITEM_MAX + 64];
@@ -352,18 +434,17 @@ static int get_stock(sl_task *t, svc_job *job)
 
 /* ---- GET /reservations/{order_id} ---------------------------------------------------------- */
 
-/* The order id does not name the reactor (the item does): ask each in turn. */
 static int get_reservation(sl_task *t, svc_job *job)
 {
     release_st *st = svc_job_state(job);
     SL_BEGIN(t);
     if (!svc_key_copy(job->param, job->param_len, st->io.id, ID_MAX))
         SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "no such reservation"));
-    for (st->i = 0; st->i < S.n && !st->io.found; st->i++) {
-        SVC_ON(t, st->rc, &st->hop, job, S.shards[st->i].r, &resv_get_step, &st->io);
-        if (st->rc < 0)
-            SL_RETURN(t, st->rc);
-    }
+    SVC_DB(t, st->rc, &st->db, S.store, &resv_get_step, &st->io);
+    if (gave_up(st->rc))
+        SL_RETURN(t, st->rc);
+    if (st->rc < 0)
+        SL_RETURN(t, svc_reply_error(job, 503, "overloaded", NULL, "order %s: %s", st->io.id, strerror(-st->rc)));
     if (!st->io.found)
         SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "order %s was never reserved", st->io.id));
     char out[ID_MAX + INV_ITEM_MAX + 96];
@@ -375,40 +456,29 @@ static int get_reservation(sl_task *t, svc_job *job)
 
 /* ---- the program ----------------------------------------------------------------------------- */
 
-static void node_free(svc_node *n) { free(n); }
-
-static void shard_free(svc_shard *sh)
+/* At start: the --stock items a new database does not have yet (a
+ * restart keeps the stock it had: --stock only seeds). */
+static int seed_fn(svc_conn *c, void *arg)
 {
-    ishard *is = sh->app;
-    if (is) {
-        svc_map_free(&is->resv, node_free);
-        svc_map_free(&is->stock, node_free);
+    int rc = 0;
+    (void)arg;
+    for (size_t i = 0; i < nitems && rc == 0; i++) {
+        sqlite3_stmt *s = stmt(c, "INSERT OR IGNORE INTO stock(item, avail) VALUES (?1, ?2)", &rc);
+        if (!s)
+            break;
+        sqlite3_bind_text(s, 1, items[i].name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, items[i].count);
+        rc = svc_conn_done(c, sqlite3_step(s));
     }
-    free(is);
+    return rc;
 }
 
-/* This reactor's share of the stock: the items that hash to it. */
-static int shard_init(svc_shard *sh)
+static int seed_stock(svc *s, char *err, size_t errlen)
 {
-    ishard *is = calloc(1, sizeof *is);
-    if (!is)
-        return -ENOMEM;
-    sh->app = is;
-    if (svc_map_init(&is->stock, 16) < 0 || svc_map_init(&is->resv, 1024) < 0)
-        return -ENOMEM;
-    for (size_t i = 0; i < nitems; i++) {
-        if (svc_shard_of(items[i].name, strlen(items[i].name), S.n) != sh->id)
-            continue;
-        stock *s = calloc(1, sizeof *s);
-        if (!s)
-            return -ENOMEM;
-        strcpy(s->item, items[i].name);
-        s->avail = items[i].count;
-        s->node.key = s->item;
-        s->node.klen = strlen(s->item);
-        svc_map_put(&is->stock, &s->node);
-    }
-    return 0;
+    int rc = svc_store_exec_now(s->store, seed_fn, NULL);
+    if (rc < 0)
+        snprintf(err, errlen, "seeding the stock: %s", strerror(-rc));
+    return rc;
 }
 
 static int check_stock(svc *s, char *err, size_t errlen)
@@ -424,13 +494,13 @@ static const svc_prog prog = { "inventory-svc", "127.0.0.1:8082", "--payment", "
 int main(int argc, char **argv)
 {
     S.check = check_stock;
+    S.schema = schema;
+    S.recover = seed_stock;
     int rc = svc_setup(&S, &prog, argc, argv);
     if (rc) {
         free(items);
         return rc;
     }
-    S.app_init = shard_init;
-    S.app_free = shard_free;
     if ((rc = svc_route(&S, "POST", "/reserve", reserve, sizeof(reserve_st))) < 0 ||
         (rc = svc_route_undo(&S, "POST", "/release", release, sizeof(release_st))) < 0 ||
         (rc = svc_route(&S, "GET", "/stock/{item}", get_stock, sizeof(get_st))) < 0 ||

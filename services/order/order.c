@@ -11,9 +11,20 @@
  * On any failure the order ends FAILED and the reservation is released by
  * a compensation that outlives the request and is retried until inventory
  * acknowledges it (svc_undo.h): while too many are pending, new orders are
- * refused with 503. An order is created on the
- * reactor that receives it (its id is drawn to hash there), so only the
- * callback and the reads may travel. */
+ * refused with 503.
+ *
+ * The orders are rows of the service's database (svc_store.h); each state
+ * step is one transaction, and FAILED is written in the same transaction
+ * as the release's outbox row. The row lock is in memory, on the reactor
+ * the order's id hashes to (an order is created on the reactor that
+ * receives it: its id is drawn to hash there), and exists only while
+ * someone holds or waits for it: memory does not grow with the orders.
+ * The rows' consistency does not rest on the lock: the callback sets PAID
+ * only over PENDING (one conditional UPDATE), so a FAILED written
+ * meanwhile wins; the lock is the seed's story (held across the calls in
+ * naive and guarded mode, LOOP_CHECKed in guarded). At start, the orders a
+ * crash left PENDING are marked FAILED and their releases posted: their
+ * clients never got a 201. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,31 +33,175 @@
 #include "failure.h"
 #include "order.h"
 #include "svc_hop.h"
+#include "svc_store.h"
 #include "svc_undo.h"
-
-#define MARK_MS 1000             /* one wait for the row lock to mark FAILED */
 
 const char *const order_status_name[3] = { "PENDING", "PAID", "FAILED" };
 
-static svc S;
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS orders(id TEXT PRIMARY KEY, item TEXT NOT NULL, qty INTEGER NOT NULL, "
+    "amount INTEGER NOT NULL, status INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS orders_pending ON orders(status) WHERE status = 0;";
 
-static order *find(const char *id, size_t len)
+svc S_order;
+#define S S_order
+
+/* ---- the row locks: in memory, only while used ---------------------------------------- */
+
+typedef struct olock {
+    svc_node node;
+    char id[ID_MAX];
+    int refs;                 /* holders and waiters */
+    sl_mutex m;
+    char name[ID_MAX + 8];    /* "order:<id>" (/debug/tasks shows it) */
+} olock;
+
+/* The lock of order `id` on this reactor, made if needed, with a reference. */
+static olock *lock_get(const char *id)
 {
-    svc_map *orders = svc_here()->app;
-    return (order *)svc_map_find(orders, id, len);
+    svc_map *locks = svc_here()->app;
+    olock *l = (olock *)svc_map_find(locks, id, strlen(id));
+    if (!l) {
+        if (!(l = calloc(1, sizeof *l)))
+            return NULL;
+        strcpy(l->id, id);
+        snprintf(l->name, sizeof l->name, "order:%s", id);
+        sl_mutex_init(&l->m, NULL, l->name, S.o.mode == SVC_GUARDED ? SL_MUTEX_LOOP_CHECK : 0);
+        l->node.key = l->id;
+        l->node.klen = strlen(l->id);
+        svc_map_put(locks, &l->node);
+    }
+    l->refs++;
+    return l;
 }
+
+static void lock_put(olock *l)
+{
+    if (--l->refs == 0) {
+        svc_map_del(svc_here()->app, &l->node);
+        free(l);
+    }
+}
+
+/* ---- steps, on a worker of the pool (svc_store.h) ------------------------------------ */
+
+typedef struct order_io {
+    char id[ID_MAX];
+    char item[ITEM_MAX];
+    int64_t qty, amount;
+    int status;               /* -1: none */
+    bool ok;                  /* settle: inventory answered 200 */
+    int64_t seq;              /* settle: the release's outbox row (0: none) */
+} order_io;
+
+static sqlite3_stmt *stmt(svc_conn *c, const char *sql, int *rc)
+{
+    sqlite3_stmt *s = svc_conn_stmt(c, sql);
+    if (!s)
+        *rc = svc_conn_done(c, sqlite3_errcode(svc_conn_db(c)));
+    return s;
+}
+
+static int read_row(svc_conn *c, order_io *io)
+{
+    int rc = 0;
+    sqlite3_stmt *s = stmt(c, "SELECT item, qty, amount, status FROM orders WHERE id = ?1", &rc);
+    if (!s)
+        return rc;
+    sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
+    io->status = -1;
+    if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        snprintf(io->item, sizeof io->item, "%s", (const char *)sqlite3_column_text(s, 0));
+        io->qty = sqlite3_column_int64(s, 1);
+        io->amount = sqlite3_column_int64(s, 2);
+        io->status = sqlite3_column_int(s, 3);
+    }
+    return svc_conn_done(c, rc);
+}
+
+static int insert_fn(svc_conn *c, void *arg)
+{
+    order_io *io = arg;
+    int rc = 0;
+    sqlite3_stmt *s = stmt(c, "INSERT INTO orders(id, item, qty, amount, status) VALUES (?1, ?2, ?3, ?4, 0)", &rc);
+    if (!s)
+        return rc;
+    sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, io->item, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, io->qty);
+    sqlite3_bind_int64(s, 4, io->amount);
+    return svc_conn_done(c, sqlite3_step(s));
+}
+
+/* FAILED and the release's outbox row, in one transaction. */
+static int fail_row(svc_conn *c, const char *id, const char *item, int64_t *seq)
+{
+    int rc = 0;
+    sqlite3_stmt *s = stmt(c, "UPDATE orders SET status = 2 WHERE id = ?1", &rc);
+    if (!s)
+        return rc;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    if ((rc = svc_conn_done(c, sqlite3_step(s))) < 0)
+        return rc;
+    char body[ID_MAX + ITEM_MAX + 32];
+    snprintf(body, sizeof body, "{\"order_id\":\"%s\",\"item\":\"%s\"}", id, item);
+    return svc_conn_outbox_add(c, "/release", body, id, seq);
+}
+
+/* After the reserve: PAID stays PAID when inventory answered 200 (the
+ * callback set it); anything else is FAILED, with its release. */
+static int settle_fn(svc_conn *c, void *arg)
+{
+    order_io *io = arg;
+    char item[ITEM_MAX];
+    strcpy(item, io->item);
+    int rc = read_row(c, io);
+    if (rc < 0)
+        return rc;
+    if (io->status < 0)
+        return -EIO;   /* the row was inserted by this request: cannot be */
+    if (io->ok && io->status == PAID)
+        return 0;
+    io->status = FAILED;
+    return fail_row(c, io->id, item, &io->seq);
+}
+
+/* The callback: PAID, only over PENDING. */
+static int paid_fn(svc_conn *c, void *arg)
+{
+    order_io *io = arg;
+    int rc = 0;
+    sqlite3_stmt *s = stmt(c, "UPDATE orders SET status = 1 WHERE id = ?1 AND status = 0", &rc);
+    if (!s)
+        return rc;
+    sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
+    if ((rc = svc_conn_done(c, sqlite3_step(s))) < 0)
+        return rc;
+    if (sqlite3_changes(svc_conn_db(c))) {
+        io->status = PAID;
+        return 0;
+    }
+    return read_row(c, io);
+}
+
+static int get_fn(svc_conn *c, void *io) { return read_row(c, io); }
+
+static const svc_dbstep insert_step = { .name = "order recorded", .fn = insert_fn, .write = true };
+static const svc_dbstep settle_step = { .name = "order settled", .fn = settle_fn, .write = true };
+static const svc_dbstep paid_db_step = { .name = "order paid", .fn = paid_fn, .write = true };
+static const svc_dbstep get_db_step = { .name = "order lookup", .fn = get_fn };
 
 /* ---- POST /orders ------------------------------------------------------------------ */
 
 typedef struct create_st {
-    char id[ID_MAX];
-    order *o;
-    bool held;                /* guarded/naive: the lock stays held across the call */
+    order_io io;
+    olock *lock;              /* held (guarded/naive: across the call) */
+    svc_db db;
     int rc, status;
     sl_http_resp resp;
 } create_st;
 
-/* A fresh id that hashes to this reactor, so the order lives here. */
+/* A fresh id that hashes to this reactor, so the order's lock lives here. */
 static void new_id(svc_shard *sh, char *id)
 {
     do
@@ -54,7 +209,7 @@ static void new_id(svc_shard *sh, char *id)
     while (svc_shard_of(id, 16, S.n) != sh->id);
 }
 
-static int parse_order(svc_job *job, order *o)
+static int parse_order(svc_job *job, order_io *o)
 {
     json_t *root = json_loadb(job->body, job->body_len, 0, NULL), *item, *qty, *amount;
     int ok = json_is_object(root) && json_is_string(item = json_object_get(root, "item")) &&
@@ -76,102 +231,42 @@ static int parse_order(svc_job *job, order *o)
     return ok ? 0 : -EINVAL;
 }
 
-static order *create(svc_job *job, create_st *st)
-{
-    if (svc_undo_full()) {   /* every failure needs a release: none could be posted */
-        svc_reply_error(job, 503, "overloaded", NULL, "%ld releases are pending at inventory", svc_undo_pending());
-        return NULL;
-    }
-    order *o = calloc(1, sizeof *o);
-    if (!o) {
-        svc_reply_error(job, 503, "overloaded", NULL, "out of memory");
-        return NULL;
-    }
-    if (parse_order(job, o) < 0) {
-        free(o);
-        return NULL;
-    }
-    new_id(job->sh, o->id);
-    strcpy(st->id, o->id);
-    snprintf(o->lock_name, sizeof o->lock_name, "order:%s", o->id);
-    sl_mutex_init(&o->lock, NULL, o->lock_name, S.o.mode == SVC_GUARDED ? SL_MUTEX_LOOP_CHECK : 0);
-    o->node.key = o->id;
-    o->node.klen = strlen(o->id);
-    svc_map_put(job->sh->app, &o->node);
-    return o;
-}
-
 /* The compensation of a failed order: the release at inventory, which
- * gives the stock back and has the charge voided. It is posted to the
- * outbox (svc_undo.h), which retries it, each attempt with a budget of its
- * own, until inventory acknowledges it: 200, or 404 (never reserved, and
- * now tombstoned so that a reservation still on its way is refused). It
- * does not depend on the request, whose budget may be spent. */
-static void post_release(svc_job *job, const order *o)
+ * gives the stock back and has the charge voided. Its outbox row was
+ * written with FAILED; the outbox (svc_undo.h) retries it, each attempt
+ * with a budget of its own, until inventory acknowledges it: 200, or 404
+ * (never reserved, and now tombstoned so that a reservation still on its
+ * way is refused). It does not depend on the request, whose budget may be
+ * spent. */
+static void post_release(svc_job *job, const order_io *o)
 {
     char body[ID_MAX + ITEM_MAX + 32];
     int len = snprintf(body, sizeof body, "{\"order_id\":\"%s\",\"item\":\"%s\"}", o->id, o->item);
-    int rc = svc_undo_post(job, "/release", body, (size_t)len, o->id);
-    if (rc < 0)   /* out of memory, or at shutdown: said, not silently lost */
-        sl_report(sl_reactor_current(), "order-svc: cannot post the release of order %s: %s", o->id, strerror(-rc));
+    int rc = job ? svc_undo_post(job, "/release", body, (size_t)len, o->id, o->seq)
+                 : svc_undo_post_bg(&S, "/release", body, (size_t)len, o->id, o->seq);
+    if (rc < 0)   /* out of memory, or at shutdown: the row stays, the next start posts it */
+        sl_report(sl_reactor_current(), "order-svc: cannot post the release of order %s now: %s (its outbox "
+                  "row is kept)", o->id, strerror(-rc));
 }
 
-/* Marks FAILED under the row lock when the request could not take it at
- * once (a callback holds it): whatever the callback does meanwhile, the
- * release posted already undoes, and tombstones refuse what comes late.
- * The mark must happen too (else the order would say PENDING or PAID for
- * an undone chain): each lock wait is bounded, and it is retried until it
- * succeeds; a holder never keeps the lock past its own budget. */
-typedef struct mark_st {
-    char id[ID_MAX];
-    uint64_t tag, deadline;
-    int rc, attempts;
-} mark_st;
-
-static int mark_failed(sl_task *t, void *arg)
+/* A settle the request could not wait for (it was cancelled, or the pool
+ * refused it): detached; the release is posted once FAILED is written. */
+static void settled_detached(void *io, int rc)
 {
-    mark_st *m = arg;
-    order *o = find(m->id, strlen(m->id));
-    SL_BEGIN(t);
-    if (!o)
-        SL_RETURN(t, 0);
-    for (;;) {
-        m->deadline = sl_ctx_narrow(t, MARK_MS);
-        SL_AWAIT(t, m->rc, sl_mutex_lock(t, &o->lock, m->tag));
-        sl_task_set_deadline(t, m->deadline);
-        m->attempts++;
-        if (m->rc == 0) {
-            o->status = FAILED;
-            sl_mutex_unlock(t, &o->lock);
-            SL_RETURN(t, 0);
-        }
-        if (sl_task_cancelled(t))
-            break;
-        /* timed out, or -EDEADLK (guarded: a callback of the order's own
-         * trace holds it; it does not wait for us, so waiting is safe) */
-        SL_AWAIT(t, m->rc, sl_sleep(t, 10 * SL_NS_PER_MS));
-        if (m->rc < 0)
-            break;
-    }
-    fprintf(stderr, "order-svc: shutdown: order %s not yet marked FAILED after %d attempts\n", m->id, m->attempts);
-    SL_END(t);
+    order_io *o = io;
+    if (rc == 0 && o->status == FAILED)
+        post_release(NULL, o);
 }
 
-static void start_mark(svc_job *job, const order *o)
+static void settle_detached(svc_job *job, const order_io *io)
 {
-    mark_st *m = calloc(1, sizeof *m);
     sl_ctx *ctx = NULL;
-    if (m) {
-        strcpy(m->id, o->id);
-        m->tag = job->tag;
-    }
-    sl_ctx *base = svc_job_link_ctx(job);
-    if (!m || !base || sl_ctx_without_cancel(&ctx, base) < 0 ||
-        svc_spawn_bg(ctx, mark_failed, m, "order marked FAILED", free) < 0) {
-        sl_report(sl_reactor_current(), "order-svc: cannot mark order %s FAILED", o->id);
-        free(m);
-    }
+    int rc = svc_compensation_ctx(job, 60000, &ctx);
+    if (rc == 0)
+        rc = svc_db_detach(ctx, S.store, &settle_step, io, sizeof *io, settled_detached);
     sl_ctx_unref(ctx);
+    if (rc < 0)   /* the order stays PENDING: the next start fails and releases it */
+        sl_report(sl_reactor_current(), "order-svc: cannot settle order %s now: %s", io->id, strerror(-rc));
 }
 
 /* Answers inventory's failure as the contract allows (failure.h): its
@@ -180,8 +275,12 @@ static void start_mark(svc_job *job, const order *o)
 static void reply_failure(svc_job *job, const create_st *st)
 {
     const sl_http_resp *resp = &st->resp;
+    if (st->status == 200) {   /* reserved, yet the payment's callback never came */
+        svc_reply_error(job, 502, "upstream_failed", st->io.id, "the payment was never confirmed");
+        return;
+    }
     if (st->rc < 0) {   /* no answer: timed out (504), shed (503), refused, reset, garbled (502) */
-        svc_reply_upstream(job, st->rc, resp, st->id);
+        svc_reply_upstream(job, st->rc, resp, st->io.id);
         return;
     }
     json_t *o = json_loadb(resp->body ? resp->body : "", resp->body_len, 0, NULL);
@@ -190,112 +289,129 @@ static void reply_failure(svc_job *job, const create_st *st)
     const char *out;
     int mapped = order_failure_map(resp->status, code, &out);
     if (mapped == 502)
-        svc_reply_error(job, 502, out, st->id, "inventory answered %d %s%s%s", resp->status, code ? code : "(no error code)",
-                        msg ? ": " : "", msg ? msg : "");
+        svc_reply_error(job, 502, out, st->io.id, "inventory answered %d %s%s%s", resp->status,
+                        code ? code : "(no error code)", msg ? ": " : "", msg ? msg : "");
     else
-        svc_reply_error(job, mapped, out, st->id, "%s", msg ? msg : out);
+        svc_reply_error(job, mapped, out, st->io.id, "%s", msg ? msg : out);
     json_decref(o);
 }
 
-/* After a failed reservation: FAILED under the lock (whatever the callback
- * did: the client hears of a failure, so the order failed, and the
- * release undoes whatever the chain did), released, and answered. */
-static void fail_order(sl_task *t, svc_job *job, create_st *st)
+static void unlock(sl_task *t, create_st *st)
 {
-    order *o = st->o;
-    bool marked = false;
-    if (st->held || sl_mutex_trylock(t, &o->lock, job->tag) == 0) {
-        o->status = FAILED;
-        marked = true;
-        sl_mutex_unlock(t, &o->lock);
-        st->held = false;
+    if (st->lock) {
+        sl_mutex_unlock(t, &st->lock->m);
+        lock_put(st->lock);
+        st->lock = NULL;
     }
-    if (!marked)
-        start_mark(job, o);
-    post_release(job, o);
-    if (st->status == 200)   /* reserved, yet the payment's callback never came */
-        svc_reply_error(job, 502, "upstream_failed", st->id, "the payment was never confirmed");
-    else
-        reply_failure(job, st);
 }
 
 static int create_order(sl_task *t, svc_job *job)
 {
     create_st *st = svc_job_state(job);
     SL_BEGIN(t);
-    if (!(st->o = create(job, st)))
+    if (svc_undo_full())   /* every failure needs a release: none could be posted */
+        SL_RETURN(t, svc_reply_error(job, 503, "overloaded", NULL, "%ld releases are pending at inventory",
+                                     svc_undo_pending()));
+    if (parse_order(job, &st->io) < 0)
         SL_RETURN(t, 0);
-    /* a record made just now: its lock is free, unless this task was cancelled */
-    if ((st->rc = sl_mutex_trylock(t, &st->o->lock, job->tag)) < 0) {
-        st->o->status = FAILED;
+    new_id(job->sh, st->io.id);
+    SVC_DB(t, st->rc, &st->db, S.store, &insert_step, &st->io);
+    if (st->rc == -ETIMEDOUT || st->rc == -ECANCELED) {   /* it may be recorded: fail it */
+        settle_detached(job, &st->io);
         SL_RETURN(t, st->rc);
     }
+    if (st->rc < 0)   /* nothing recorded: no order */
+        SL_RETURN(t, svc_reply_error(job, 503, "overloaded", NULL, "the order cannot be recorded: %s",
+                                     strerror(-st->rc)));
+    /* a lock made just now: free, unless this task was cancelled */
+    if (!(st->lock = lock_get(st->io.id)) || (st->rc = sl_mutex_trylock(t, &st->lock->m, job->tag)) < 0) {
+        if (st->lock)
+            lock_put(st->lock);
+        st->lock = NULL;
+        settle_detached(job, &st->io);
+        SL_RETURN(t, svc_reply_error(job, 503, "overloaded", st->io.id, "the order's lock cannot be taken"));
+    }
     if (S.o.mode == SVC_SAFE)
-        sl_mutex_unlock(t, &st->o->lock);
-    else
-        st->held = true;
+        unlock(t, st);
     {
         char body[ID_MAX + ITEM_MAX + 96];
         int len = snprintf(body, sizeof body, "{\"order_id\":\"%s\",\"item\":\"%s\",\"qty\":%" PRId64
-                           ",\"amount_cents\":%" PRId64 "}", st->id, st->o->item, st->o->qty, st->o->amount);
+                           ",\"amount_cents\":%" PRId64 "}", st->io.id, st->io.item, st->io.qty, st->io.amount);
         SL_AWAIT(t, st->rc, sl_http_call_key(t, &st->resp, S.up, "POST", "/reserve", body, (size_t)len,
-                                                 st->id, strlen(st->id)));
+                                                 st->io.id, strlen(st->io.id)));
     }
     st->status = svc_upstream_status(st->rc, &st->resp);
-    if (st->status == 200 && st->o->status == PAID) {
-        if (st->held)
-            sl_mutex_unlock(t, &st->o->lock);
-        char out[ID_MAX + 48];
-        int len = snprintf(out, sizeof out, "{\"order_id\":\"%s\",\"status\":\"PAID\"}", st->id);
-        svc_reply(job, 201, out, (size_t)len);
-    } else {
-        fail_order(t, job, st);
+    st->io.ok = st->status == 200;
+    if (sl_task_cancelled(t)) {   /* out of budget, or the client is gone: no success was heard of */
+        st->io.ok = false;
+        unlock(t, st);
+        settle_detached(job, &st->io);
+        reply_failure(job, st);   /* 504 with the order's id; nothing to a client that is gone */
+        sl_http_call_end(&st->resp);
+        SL_RETURN(t, 0);
+    }
+    {
+        int rc;
+        SVC_DB(t, rc, &st->db, S.store, &settle_step, &st->io);
+        unlock(t, st);
+        if (rc < 0) {   /* not written: a detached settle tries again (FAILED: the client hears of a failure) */
+            st->io.ok = false;
+            settle_detached(job, &st->io);
+            if (rc != -ETIMEDOUT && rc != -ECANCELED)
+                svc_reply_error(job, 503, "overloaded", st->io.id, "the order cannot be settled: %s", strerror(-rc));
+        } else if (st->io.status == PAID) {
+            char out[ID_MAX + 48];
+            int len = snprintf(out, sizeof out, "{\"order_id\":\"%s\",\"status\":\"PAID\"}", st->io.id);
+            svc_reply(job, 201, out, (size_t)len);
+        } else {
+            post_release(job, &st->io);
+            reply_failure(job, st);
+        }
     }
     sl_http_call_end(&st->resp);
     SL_END(t);
 }
 
-/* ---- POST /orders/{id}/paid: the callback, on the order's reactor ----------------------- */
+/* ---- POST /orders/{id}/paid: the callback ---------------------------------------------- */
 
+/* The row lock, on the order's reactor: taken (the seed's story: in naive
+ * and guarded mode the creator holds it across the chain) and let go. */
 typedef struct paid_io {
     char id[ID_MAX];
     uint64_t tag;
-    order *o;                 /* owner-side, between begin and finish */
-    int status;               /* the answer */
+    olock *l;                 /* owner-side, between begin and finish */
+    int status;               /* 0: the lock was had; else 508, 504 */
 } paid_io;
 
 static int paid_begin(sl_task *t, void *arg)
 {
     paid_io *io = arg;
-    if (!(io->o = find(io->id, strlen(io->id))))
-        return 0;
-    return sl_mutex_lock(t, &io->o->lock, io->tag);
+    if (!(io->l = lock_get(io->id)))
+        return -ENOMEM;
+    return sl_mutex_lock(t, &io->l->m, io->tag);
 }
 
 static int paid_finish(sl_task *t, void *arg, int rc)
 {
     paid_io *io = arg;
-    if (!io->o)
-        io->status = 404;
-    else if (rc == -EDEADLK)
-        io->status = 508;
-    else if (rc < 0)
-        io->status = rc == -ETIMEDOUT ? 504 : 0;
-    else {
-        io->status = io->o->status == FAILED ? 409 : 200;
-        if (io->status == 200)
-            io->o->status = PAID;
-        sl_mutex_unlock(t, &io->o->lock);
-    }
-    io->o = NULL;
-    return 0;
+    if (!io->l)
+        return rc;
+    io->status = rc == -EDEADLK ? 508 : rc == -ETIMEDOUT ? 504 : rc < 0 ? 503 : 0;
+    if (rc == 0)
+        sl_mutex_unlock(t, &io->l->m);
+    lock_put(io->l);
+    io->l = NULL;
+    return rc == -EDEADLK || rc == -ETIMEDOUT ? 0 : rc;
 }
 
-static const svc_step paid_step = { .name = "order paid (on the order's reactor)", .begin = paid_begin, .finish = paid_finish };
+static const svc_step paid_step = { .name = "order lock (on the order's reactor)", .begin = paid_begin,
+                                    .finish = paid_finish };
 
 typedef struct paid_st {
     paid_io io;
+    order_io row;
     svc_hop hop;
+    svc_db db;
     int rc;
 } paid_st;
 
@@ -310,55 +426,41 @@ static int order_paid(sl_task *t, svc_job *job)
     if (st->rc < 0)
         SL_RETURN(t, st->rc);
     const char *id = st->io.id;
-    if (st->io.status == 200) {
-        char out[ID_MAX + 48];
-        int len = snprintf(out, sizeof out, "{\"order_id\":\"%s\",\"status\":\"PAID\"}", id);
-        svc_reply(job, 200, out, (size_t)len);
-    } else if (st->io.status == 404) {
-        svc_reply_error(job, 404, "not_found", id, "no order %s", id);
-    } else if (st->io.status == 409) {
-        svc_reply_error(job, 409, "order_failed", id, "order %s has already failed", id);
-    } else if (st->io.status == 508) {
+    if (st->io.status == 508) {
         char hex[33] = "";
         const sl_traceparent *tp = sl_ctx_trace(job->ctx);
         if (tp)
             sl_trace_id_hex(tp, hex);
-        svc_reply_error(job, 508, "loop_detected", id,
-                        "order lock 'order:%s' is held by trace %s (this request's own trace)", id, hex);
-    } else if (st->io.status == 504) {
-        svc_reply_error(job, 504, "deadline_exceeded", id, "the budget ran out waiting for order lock 'order:%s'", id);
+        SL_RETURN(t, svc_reply_error(job, 508, "loop_detected", id,
+                                     "order lock 'order:%s' is held by trace %s (this request's own trace)", id, hex));
+    }
+    if (st->io.status == 504)
+        SL_RETURN(t, svc_reply_error(job, 504, "deadline_exceeded", id,
+                                     "the budget ran out waiting for order lock 'order:%s'", id));
+    strcpy(st->row.id, st->io.id);
+    SVC_DB(t, st->rc, &st->db, S.store, &paid_db_step, &st->row);
+    if (st->rc == -ETIMEDOUT || st->rc == -ECANCELED)   /* payment voids on anything but 200 */
+        SL_RETURN(t, st->rc);
+    id = st->io.id;
+    if (st->rc < 0) {
+        svc_reply_error(job, 503, "overloaded", id, "order %s: %s", id, strerror(-st->rc));
+    } else if (st->row.status == PAID) {
+        char out[ID_MAX + 48];
+        int len = snprintf(out, sizeof out, "{\"order_id\":\"%s\",\"status\":\"PAID\"}", id);
+        svc_reply(job, 200, out, (size_t)len);
+    } else if (st->row.status < 0) {
+        svc_reply_error(job, 404, "not_found", id, "no order %s", id);
+    } else {
+        svc_reply_error(job, 409, "order_failed", id, "order %s has already failed", id);
     }
     SL_END(t);
 }
 
 /* ---- GET /orders/{id} ---------------------------------------------------------------- */
 
-typedef struct get_io {
-    char id[ID_MAX];
-    char item[ITEM_MAX];
-    int64_t qty, amount;
-    int status;               /* -1: none */
-} get_io;
-
-static int get_begin(sl_task *t, void *arg)
-{
-    get_io *io = arg;
-    order *o = find(io->id, strlen(io->id));
-    (void)t;
-    io->status = o ? o->status : -1;
-    if (o) {
-        strcpy(io->item, o->item);
-        io->qty = o->qty;
-        io->amount = o->amount;
-    }
-    return 0;
-}
-
-static const svc_step get_step = { .name = "order lookup", .begin = get_begin };
-
 typedef struct get_st {
-    get_io io;
-    svc_hop hop;
+    order_io io;
+    svc_db db;
     int rc;
 } get_st;
 
@@ -368,9 +470,11 @@ static int get_order(sl_task *t, svc_job *job)
     SL_BEGIN(t);
     if (!svc_key_copy(job->param, job->param_len, st->io.id, ID_MAX))
         SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "no such order"));
-    SVC_ON(t, st->rc, &st->hop, job, svc_owner(&S, st->io.id, job->param_len), &get_step, &st->io);
-    if (st->rc < 0)
+    SVC_DB(t, st->rc, &st->db, S.store, &get_db_step, &st->io);
+    if (st->rc == -ETIMEDOUT || st->rc == -ECANCELED)
         SL_RETURN(t, st->rc);
+    if (st->rc < 0)
+        SL_RETURN(t, svc_reply_error(job, 503, "overloaded", st->io.id, "order %s: %s", st->io.id, strerror(-st->rc)));
     if (st->io.status < 0)
         SL_RETURN(t, svc_reply_error(job, 404, "not_found", st->io.id, "no order %s", st->io.id));
     char out[ID_MAX + ITEM_MAX + 128];
@@ -381,16 +485,72 @@ static int get_order(sl_task *t, svc_job *job)
     SL_END(t);
 }
 
+/* ---- at start: the orders a crash left PENDING ---------------------------------------- */
+
+static int recover_fn(svc_conn *c, void *arg)
+{
+    long *n = arg;
+    int rc = 0;
+    sqlite3_stmt *s = stmt(c, "SELECT id, item FROM orders WHERE status = 0 LIMIT 256", &rc);
+    if (!s)
+        return rc;
+    char ids[256][ID_MAX], items_[256][ITEM_MAX];
+    int k = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && k < 256) {
+        snprintf(ids[k], ID_MAX, "%s", (const char *)sqlite3_column_text(s, 0));
+        snprintf(items_[k], ITEM_MAX, "%s", (const char *)sqlite3_column_text(s, 1));
+        k++;
+    }
+    if ((rc = svc_conn_done(c, rc)) < 0)
+        return rc;
+    sqlite3_reset(s);
+    for (int i = 0; i < k; i++) {
+        int64_t seq;
+        if ((rc = fail_row(c, ids[i], items_[i], &seq)) < 0)
+            return rc;
+    }
+    *n += k;
+    return k;
+}
+
+/* Their clients never got a 201 (the process died first): FAILED, and
+ * released (the release gives back and voids whatever the chain did). */
+static int recover(svc *s, char *err, size_t errlen)
+{
+    long n = 0;
+    int rc;
+    while ((rc = svc_store_exec_now(s->store, recover_fn, &n)) > 0)
+        ;
+    if (rc < 0)
+        return snprintf(err, errlen, "settling the orders left PENDING: %s", strerror(-rc)), rc;
+    if (n)
+        fprintf(stderr, "order-svc: %ld orders were left PENDING by the last run: FAILED, their releases posted\n", n);
+    return 0;
+}
+
+static int locks_init(svc_shard *sh)
+{
+    svc_map *m = calloc(1, sizeof *m);
+    if (!m || svc_map_init(m, 64) < 0) {
+        free(m);
+        return -ENOMEM;
+    }
+    sh->app = m;
+    return 0;
+}
+
 /* ---- the program ---------------------------------------------------------------------- */
 
 static const svc_prog prog = { "order-svc", "127.0.0.1:8081", "--inventory", "http://127.0.0.1:8082", false };
 
 int main(int argc, char **argv)
 {
+    S.schema = schema;
+    S.recover = recover;
     int rc = svc_setup(&S, &prog, argc, argv);
     if (rc)
         return rc;
-    S.app_init = svc_one_map_init;
+    S.app_init = locks_init;
     S.app_free = svc_one_map_free;
     if ((rc = svc_route(&S, "POST", "/orders", create_order, sizeof(create_st))) < 0 ||
         (rc = svc_route(&S, "GET", "/orders", order_list, order_list_state_size())) < 0 ||

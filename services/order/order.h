@@ -12,17 +12,8 @@
 enum order_status { PENDING, PAID, FAILED };
 extern const char *const order_status_name[3];   /* "PENDING", "PAID", "FAILED" */
 
-typedef struct order {
-    svc_node node;
-    char id[ID_MAX];
-    char item[ITEM_MAX];
-    int64_t qty, amount;
-    int status;
-    sl_mutex lock;            /* the row lock; the record is never freed while running */
-    char lock_name[ID_MAX + 8];
-} order;
-
-/* One reactor's orders: those whose id hashes to it. */
+/* The rows live in the service's database (svc_store.h). */
+extern svc S_order;
 
 /* GET /orders[?status=PENDING|PAID|FAILED] (list.c), and the size of its
  * request state. */

@@ -1,6 +1,6 @@
 /* payment-svc: charges per order, and the callback that closes the loop.
  *
- * POST /charge records the charge (on the reactor hash(order_id) names),
+ * POST /charge records the charge (a row of its database, svc_store.h),
  * calls order's POST /orders/{id}/paid, and keeps the charge only when the
  * order confirmed it: any other answer voids it (409 from the order:
  * 409 order_failed; anything else passed on). POST /void of a charge not
@@ -12,35 +12,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include "svc.h"
-#include "svc_hop.h"
 #include "svc_map.h"
+#include "svc_store.h"
 
 #define ID_MAX 24
+#define TOMB_TTL_S 3600           /* a tombstone older than this is deleted (docs/services.md) */
 
 enum { CHARGED, VOIDED };
 
-/* A charge: CHARGED (confirmed once the order said PAID), then perhaps
- * VOIDED. A tombstone is a void that came first: nothing was charged and
- * nothing will be for this order (a late charge is refused with 409); it
- * reads as "never charged" (404). */
-typedef struct charge {
-    svc_node node;
-    char id[ID_MAX];
-    int64_t amount;
-    int status;
-    bool confirmed;           /* the order said PAID */
-    bool tomb;
-} charge;
+/* A charge (a row of `charges`): CHARGED (confirmed once the order said
+ * PAID), then perhaps VOIDED. A tombstone is a void that came first:
+ * nothing was charged and nothing will be for this order (a late charge is
+ * refused with 409); it reads as "never charged" (404). Tombstones are
+ * deleted TOMB_TTL_S after they were made: a charge of that order still on
+ * its way after an hour is past any budget. */
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS charges(id TEXT PRIMARY KEY, amount INTEGER NOT NULL, status INTEGER NOT NULL, "
+    "confirmed INTEGER NOT NULL DEFAULT 0, tomb INTEGER NOT NULL DEFAULT 0, ts INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS charges_tomb ON charges(ts) WHERE tomb = 1;";
 
 static svc S;
 
-static charge *find(const char *id)
-{
-    svc_map *charges = svc_here()->app;
-    return (charge *)svc_map_find(charges, id, strlen(id));
-}
-
-/* ---- steps on the charge's reactor ------------------------------------------------------ */
+/* ---- steps, on a worker of the pool (svc_store.h) ------------------------------------ */
 
 typedef struct chg_io {
     char id[ID_MAX];
@@ -49,78 +42,122 @@ typedef struct chg_io {
     int status;               /* CHARGED / VOIDED, -1: none */
 } chg_io;
 
-static int open_begin(sl_task *t, void *arg)
+/* The charge's row into io (status -1 when none or a tombstone); whether
+ * there is a row at all. */
+static int row(svc_conn *c, chg_io *io, bool *exists, bool *tomb, bool *confirmed)
+{
+    sqlite3_stmt *s = svc_conn_stmt(c, "SELECT amount, status, confirmed, tomb FROM charges WHERE id = ?1");
+    if (!s)
+        return svc_conn_done(c, sqlite3_errcode(svc_conn_db(c)));
+    sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    *exists = rc == SQLITE_ROW;
+    io->status = -1;
+    if (*exists) {
+        io->amount = sqlite3_column_int64(s, 0);
+        *tomb = sqlite3_column_int(s, 3) != 0;
+        *confirmed = sqlite3_column_int(s, 2) != 0;
+        io->status = *tomb ? -1 : sqlite3_column_int(s, 1);
+    }
+    return svc_conn_done(c, rc);
+}
+
+static int exec_id(svc_conn *c, const char *sql, const chg_io *io)
+{
+    sqlite3_stmt *s = svc_conn_stmt(c, sql);
+    if (!s)
+        return svc_conn_done(c, sqlite3_errcode(svc_conn_db(c)));
+    sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, io->amount);
+    sqlite3_bind_int64(s, 3, svc_conn_now());
+    return svc_conn_done(c, sqlite3_step(s));
+}
+
+static int open_fn(svc_conn *c, void *arg)
 {
     chg_io *io = arg;
-    charge *c = find(io->id);
-    (void)t;
+    bool exists, tomb = false, confirmed = false;
+    int64_t amount = io->amount;
+    int rc = row(c, io, &exists, &tomb, &confirmed);
     io->code = 0;
-    if (c) {   /* the same order again (idempotent), or voided before it came */
-        io->code = c->status == VOIDED ? 409 : c->confirmed ? 200 : 409;
-        io->amount = c->amount;
-    } else if (!(c = calloc(1, sizeof *c))) {
-        io->code = 503;
-    } else {
-        strcpy(c->id, io->id);
-        c->amount = io->amount;
-        c->status = CHARGED;
-        c->node.key = c->id;
-        c->node.klen = strlen(c->id);
-        svc_map_put(svc_here()->app, &c->node);
+    if (rc < 0)
+        return rc;
+    if (exists) {   /* the same order again (idempotent), or voided before it came */
+        io->code = tomb || io->status == VOIDED ? 409 : confirmed ? 200 : 409;
+        return 0;
     }
+    io->amount = amount;
+    return exec_id(c, "INSERT INTO charges(id, amount, status, ts) VALUES (?1, ?2, 0, ?3)", io);
+}
+
+static int confirm_fn(svc_conn *c, void *arg)
+{
+    chg_io *io = arg;
+    int rc = exec_id(c, "UPDATE charges SET confirmed = 1 WHERE id = ?1 AND status = 0 AND tomb = 0", io);
+    if (rc < 0)
+        return rc;
+    io->code = sqlite3_changes(svc_conn_db(c)) ? 200 : 409;   /* voided meanwhile: the order failed */
     return 0;
 }
 
-static int confirm_begin(sl_task *t, void *arg)
+/* Deletes the tombstones past their time (a few rows at a time, with the
+ * voids that make them). */
+static int expire(svc_conn *c)
 {
-    chg_io *io = arg;
-    charge *c = find(io->id);
-    (void)t;
-    io->code = c && c->status == CHARGED ? 200 : 409;   /* voided meanwhile: the order failed */
-    if (io->code == 200)
-        c->confirmed = true;
-    return 0;
+    sqlite3_stmt *s = svc_conn_stmt(c, "DELETE FROM charges WHERE id IN (SELECT id FROM charges WHERE tomb = 1 "
+                                       "AND ts < ?1 LIMIT 16)");
+    if (!s)
+        return svc_conn_done(c, sqlite3_errcode(svc_conn_db(c)));
+    sqlite3_bind_int64(s, 1, svc_conn_now() - TOMB_TTL_S);
+    return svc_conn_done(c, sqlite3_step(s));
 }
 
 /* Voids the charge; when there is none yet, leaves a tombstone: the void
  * was decided, so a charge of this order still on its way (queued,
  * delayed, retried) must be refused. io->status -1: nothing was charged. */
-static int void_begin(sl_task *t, void *arg)
+static int void_fn(svc_conn *c, void *arg)
 {
     chg_io *io = arg;
-    charge *c = find(io->id);
-    (void)t;
-    if (!c) {
-        if (!(c = calloc(1, sizeof *c)))
-            return -ENOMEM;
-        strcpy(c->id, io->id);
-        c->tomb = true;
-        c->node.key = c->id;
-        c->node.klen = strlen(c->id);
-        svc_map_put(svc_here()->app, &c->node);
+    bool exists, tomb = false, confirmed = false;
+    int rc = row(c, io, &exists, &tomb, &confirmed);
+    if (rc < 0 || (rc = expire(c)) < 0)
+        return rc;
+    if (!exists) {
+        io->amount = 0;
+        io->status = -1;
+        return exec_id(c, "INSERT INTO charges(id, amount, status, tomb, ts) VALUES (?1, ?2, 1, 1, ?3)", io);
     }
-    c->status = VOIDED;
-    io->status = c->tomb ? -1 : VOIDED;
-    io->amount = c->amount;
+    if (io->status == CHARGED && (rc = exec_id(c, "UPDATE charges SET status = 1 WHERE id = ?1",
+                                                io)) < 0)
+        return rc;
+    if (io->status >= 0)
+        io->status = VOIDED;
     return 0;
 }
 
-static int get_begin(sl_task *t, void *arg)
+static int get_fn(svc_conn *c, void *arg)
 {
     chg_io *io = arg;
-    charge *c = find(io->id);
-    (void)t;
-    io->status = c && !c->tomb ? c->status : -1;
-    io->amount = c ? c->amount : 0;
-    return 0;
+    bool exists, tomb = false, confirmed = false;
+    return row(c, io, &exists, &tomb, &confirmed);
 }
 
-static const svc_step open_step = { .name = "charge (on the charge's reactor)", .begin = open_begin };
-static const svc_step confirm_step = { .name = "charge confirmed", .begin = confirm_begin };
-static const svc_step void_step = { .name = "charge voided", .begin = void_begin, .undo = true };
-static const svc_step get_step = { .name = "charge lookup", .begin = get_begin };
+static const svc_dbstep open_step = { .name = "charge recorded", .fn = open_fn, .write = true };
+static const svc_dbstep confirm_step = { .name = "charge confirmed", .fn = confirm_fn, .write = true };
+static const svc_dbstep void_step = { .name = "charge voided", .fn = void_fn, .write = true };
+static const svc_dbstep get_step = { .name = "charge lookup", .fn = get_fn };
 
-static sl_reactor *owner(const char *id) { return svc_owner(&S, id, strlen(id)); }
+/* An undo step when the caller is gone: it runs all the same, detached. */
+static void void_detached(svc_job *job, const chg_io *io)
+{
+    sl_ctx *ctx = NULL;
+    int rc = svc_compensation_ctx(job, 60000, &ctx);
+    if (rc == 0)
+        rc = svc_db_detach(ctx, S.store, &void_step, io, sizeof *io, NULL);
+    sl_ctx_unref(ctx);
+    if (rc < 0)
+        sl_report(sl_reactor_current(), "payment-svc: cannot void the charge of order %s: %s", io->id, strerror(-rc));
+}
 
 static void answer(svc_job *job, const chg_io *io, const char *status)
 {
@@ -152,7 +189,7 @@ static int parse(svc_job *job, chg_io *io, bool amount)
 
 typedef struct charge_st {
     chg_io io;
-    svc_hop hop;
+    svc_db db;
     int rc, call_rc, status;
     sl_http_resp resp;
 } charge_st;
@@ -163,11 +200,14 @@ static int charge_order(sl_task *t, svc_job *job)
     SL_BEGIN(t);
     if (parse(job, &st->io, true) < 0)
         SL_RETURN(t, 0);
-    SVC_ON(t, st->rc, &st->hop, job, owner(st->io.id), &open_step, &st->io);
-    if (st->rc < 0) {   /* cancelled on the way: the step may have run all the same */
-        SVC_ON(t, st->call_rc, &st->hop, job, owner(st->io.id), &void_step, &st->io);
+    SVC_DB(t, st->rc, &st->db, S.store, &open_step, &st->io);
+    if (st->rc == -ETIMEDOUT || st->rc == -ECANCELED) {   /* gave up on the way: the step may have run all the same */
+        void_detached(job, &st->io);
         SL_RETURN(t, st->rc);
     }
+    if (st->rc < 0)
+        SL_RETURN(t, svc_reply_error(job, 503, "overloaded", NULL, "order %s: charge not recorded: %s", st->io.id,
+                                     strerror(-st->rc)));
     if (st->io.code == 200)
         SL_RETURN(t, (answer(job, &st->io, "CHARGED"), 0));
     if (st->io.code)
@@ -180,13 +220,20 @@ static int charge_order(sl_task *t, svc_job *job)
     }
     st->status = svc_upstream_status(st->call_rc, &st->resp);
     if (st->status == 200) {
-        SVC_ON(t, st->rc, &st->hop, job, owner(st->io.id), &confirm_step, &st->io);
+        SVC_DB(t, st->rc, &st->db, S.store, &confirm_step, &st->io);
         if (st->rc == 0 && st->io.code == 200)
             answer(job, &st->io, "CHARGED");
         else if (st->rc == 0)
             svc_reply_error(job, 409, "order_failed", NULL, "the charge of order %s was voided meanwhile", st->io.id);
+        else if (st->rc != -ETIMEDOUT && st->rc != -ECANCELED)
+            svc_reply_error(job, 503, "overloaded", NULL, "order %s: confirmation not recorded: %s", st->io.id,
+                            strerror(-st->rc));
+    } else if (sl_task_cancelled(t)) {
+        void_detached(job, &st->io);
     } else {
-        SVC_ON(t, st->rc, &st->hop, job, owner(st->io.id), &void_step, &st->io);
+        SVC_DB(t, st->rc, &st->db, S.store, &void_step, &st->io);
+        if (st->rc == -ETIMEDOUT || st->rc == -ECANCELED || st->rc == -EBUSY)
+            void_detached(job, &st->io);
         if (st->status == 409)
             svc_reply_error(job, 409, "order_failed", NULL, "order %s has failed; its charge is voided", st->io.id);
         else
@@ -200,7 +247,7 @@ static int charge_order(sl_task *t, svc_job *job)
 
 typedef struct void_st {
     chg_io io;
-    svc_hop hop;
+    svc_db db;
     int rc;
 } void_st;
 
@@ -210,9 +257,12 @@ static int void_charge(sl_task *t, svc_job *job)
     SL_BEGIN(t);
     if (parse(job, &st->io, false) < 0)
         SL_RETURN(t, 0);
-    SVC_ON(t, st->rc, &st->hop, job, owner(st->io.id), &void_step, &st->io);
-    if (st->rc < 0)
+    SVC_DB(t, st->rc, &st->db, S.store, &void_step, &st->io);
+    if (st->rc == -ETIMEDOUT || st->rc == -ECANCELED)
         SL_RETURN(t, st->rc);
+    if (st->rc < 0)   /* not acknowledged: inventory's outbox retries */
+        SL_RETURN(t, svc_reply_error(job, 503, "overloaded", NULL, "order %s: void not recorded: %s", st->io.id,
+                                     strerror(-st->rc)));
     if (st->io.status < 0)
         SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "no charge for order %s", st->io.id));
     answer(job, &st->io, "VOIDED");
@@ -225,9 +275,11 @@ static int get_charge(sl_task *t, svc_job *job)
     SL_BEGIN(t);
     if (!svc_key_copy(job->param, job->param_len, st->io.id, ID_MAX))
         SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "no such charge"));
-    SVC_ON(t, st->rc, &st->hop, job, owner(st->io.id), &get_step, &st->io);
-    if (st->rc < 0)
+    SVC_DB(t, st->rc, &st->db, S.store, &get_step, &st->io);
+    if (st->rc == -ETIMEDOUT || st->rc == -ECANCELED)
         SL_RETURN(t, st->rc);
+    if (st->rc < 0)
+        SL_RETURN(t, svc_reply_error(job, 503, "overloaded", NULL, "order %s: %s", st->io.id, strerror(-st->rc)));
     if (st->io.status < 0)
         SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "no charge for order %s", st->io.id));
     answer(job, &st->io, st->io.status == CHARGED ? "CHARGED" : "VOIDED");
@@ -240,11 +292,10 @@ static const svc_prog prog = { "payment-svc", "127.0.0.1:8083", "--order", "http
 
 int main(int argc, char **argv)
 {
+    S.schema = schema;
     int rc = svc_setup(&S, &prog, argc, argv);
     if (rc)
         return rc;
-    S.app_init = svc_one_map_init;
-    S.app_free = svc_one_map_free;
     if ((rc = svc_route(&S, "POST", "/charge", charge_order, sizeof(charge_st))) < 0 ||
         (rc = svc_route_undo(&S, "POST", "/void", void_charge, sizeof(void_st))) < 0 ||
         (rc = svc_route(&S, "GET", "/charges/{order_id}", get_charge, sizeof(void_st))) < 0) {

@@ -1,0 +1,485 @@
+/* svc_store.c: SQLite through the offload pool, with group commit; see
+ * svc_store.h.
+ *
+ * The writer is a role, not a thread: a worker whose write step finds no
+ * writer at work becomes it, and keeps committing batches until the queue
+ * of steps is empty; the other workers park on a condition variable until
+ * their step's batch committed. A dedicated writer thread would add a
+ * thread hop per step; this way the pool's threads are the only ones, and
+ * a lone step commits at once (no batching delay at low load). The batch is
+ * as large as the steps that arrived while the previous commit ran: at
+ * most the pool's threads (svc.c sizes the pool for it). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "svc.h"
+#include "svc_store.h"
+
+#define READERS 16            /* read connections (at most one per pool thread) */
+#define STMTS 32              /* cached statements per connection */
+#define BUSY_MS 5000          /* a reader waiting for a checkpoint's lock, at most */
+
+struct svc_conn {
+    sqlite3 *db;
+    struct svc_conn_stmt_ { const char *sql; sqlite3_stmt *s; } cache[STMTS];
+    int n;
+    bool busy;                /* a reader in use (under the store's mutex) */
+};
+
+typedef struct svc_dbreq {
+    struct svc_dbreq *next;   /* the writer's queue */
+    svc_store *st;
+    const svc_dbstep *step;
+    svc_conn *conn;           /* a read's connection while it runs (under mu) */
+    int rc;
+    bool done;
+    void (*then)(void *io, int rc);   /* svc_db_detach */
+    size_t io_size;
+    alignas(16) unsigned char io[];
+} svc_dbreq;
+
+struct svc_store {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;        /* steps waiting for their batch's commit; readers for a connection */
+    svc_dbreq *head, *tail;   /* write steps waiting for the writer */
+    bool writing;             /* a worker is the writer */
+    svc_conn w;
+    svc_conn r[READERS];
+    int nr;
+    bool memory;
+    _Atomic uint64_t commits, steps, reads, failed, batch_max;
+    char path[];
+};
+
+int64_t svc_conn_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+sqlite3 *svc_conn_db(svc_conn *c) { return c->db; }
+
+sqlite3_stmt *svc_conn_stmt(svc_conn *c, const char *sql)
+{
+    for (int i = 0; i < c->n; i++)
+        if (c->cache[i].sql == sql) {
+            sqlite3_stmt *s = c->cache[i].s;
+            sqlite3_reset(s);
+            sqlite3_clear_bindings(s);
+            return s;
+        }
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK)
+        return NULL;
+    if (c->n < STMTS)   /* else it is prepared each time: correct, slower */
+        c->cache[c->n++] = (struct svc_conn_stmt_){ sql, s };
+    return s;
+}
+
+int svc_conn_done(svc_conn *c, int rc)
+{
+    (void)c;
+    switch (rc & 0xff) {
+    case SQLITE_OK: case SQLITE_DONE: case SQLITE_ROW: return 0;
+    case SQLITE_FULL: return -ENOSPC;
+    case SQLITE_NOMEM: return -ENOMEM;
+    case SQLITE_BUSY: case SQLITE_LOCKED: return -EBUSY;
+    case SQLITE_READONLY: return -EROFS;
+    case SQLITE_INTERRUPT: return -EINTR;
+    case SQLITE_CONSTRAINT: return -EEXIST;
+    default: return -EIO;
+    }
+}
+
+/* Ends every statement the step left on a row: an active statement keeps
+ * its connection's read transaction, hence an old snapshot, open (and
+ * holds back checkpoints). */
+static void conn_idle(svc_conn *c)
+{
+    for (int i = 0; i < c->n; i++)
+        sqlite3_reset(c->cache[i].s);
+}
+
+static int exec(svc_conn *c, const char *sql)
+{
+    sqlite3_stmt *s = svc_conn_stmt(c, sql);
+    return s ? svc_conn_done(c, sqlite3_step(s)) : svc_conn_done(c, sqlite3_errcode(c->db));
+}
+
+int svc_conn_outbox_add(svc_conn *c, const char *path, const char *body, const char *key, int64_t *seq)
+{
+    sqlite3_stmt *s = svc_conn_stmt(c, "INSERT INTO outbox(path, body, key) VALUES (?1, ?2, ?3)");
+    if (!s)
+        return svc_conn_done(c, sqlite3_errcode(c->db));
+    sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, body, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, key, -1, SQLITE_STATIC);
+    int rc = svc_conn_done(c, sqlite3_step(s));
+    if (rc == 0)
+        *seq = sqlite3_last_insert_rowid(c->db);
+    return rc;
+}
+
+/* ---- opening -------------------------------------------------------------------------- */
+
+static void conn_close(svc_conn *c)
+{
+    for (int i = 0; i < c->n; i++)
+        sqlite3_finalize(c->cache[i].s);
+    c->n = 0;
+    sqlite3_close_v2(c->db);
+    c->db = NULL;
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static const char outbox_schema[] =
+    "CREATE TABLE IF NOT EXISTS outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL, "
+    "body TEXT NOT NULL, key TEXT NOT NULL);";
+
+static int conn_open(svc_store *st, svc_conn *c, bool writer, bool sync_full, char *err, size_t errlen)
+{
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(st->path, &c->db, flags, NULL);
+    char *msg = NULL;
+    if (rc != SQLITE_OK)
+        return fail(err, errlen, "%s: %s", st->path, c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+    sqlite3_busy_timeout(c->db, BUSY_MS);
+    sqlite3_extended_result_codes(c->db, 0);
+    if (st->memory)
+        return 0;
+    char sql[160];
+    /* journal_mode answers the mode in force: anything but "wal" is a failure */
+    sqlite3_stmt *s = NULL;
+    rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode=WAL", -1, &s, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW &&
+        strcmp((const char *)sqlite3_column_text(s, 0), "wal") != 0)
+        rc = SQLITE_CANTOPEN;
+    sqlite3_finalize(s);
+    if (rc != SQLITE_ROW)
+        return fail(err, errlen, "%s: %s", st->path, rc == SQLITE_CANTOPEN && writer ? "cannot use WAL mode"
+                                                                                    : sqlite3_errmsg(c->db));
+    snprintf(sql, sizeof sql, "PRAGMA synchronous=%s;", sync_full ? "FULL" : "NORMAL");
+    if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        fail(err, errlen, "%s: %s", st->path, msg ? msg : "synchronous");
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* The data directory: made if missing (its parent must exist). */
+static int data_dir(const char *dir, char *err, size_t errlen)
+{
+    struct stat sb;
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        return fail(err, errlen, "--data %s: cannot create the directory: %s", dir, strerror(errno));
+    if (stat(dir, &sb) < 0)
+        return fail(err, errlen, "--data %s: %s", dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return fail(err, errlen, "--data %s: not a directory", dir);
+    return 0;
+}
+
+int svc_store_open(svc_store **out, const char *dir, const char *file, const char *schema, bool sync_full,
+                   char *err, size_t errlen)
+{
+    bool memory = !strcmp(dir, ":memory:");
+    *out = NULL;
+    if (!memory && data_dir(dir, err, errlen) < 0)
+        return -1;
+    size_t plen = strlen(dir) + strlen(file) + 2;
+    svc_store *st = calloc(1, sizeof *st + plen);
+    if (!st)
+        return fail(err, errlen, "out of memory");
+    if (memory)
+        strcpy(st->path, ":memory:");
+    else
+        snprintf(st->path, plen, "%s/%s", dir, file);
+    st->memory = memory;
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
+    char *msg = NULL;
+    if (conn_open(st, &st->w, true, sync_full, err, errlen) < 0)
+        goto failed;
+    if (sqlite3_exec(st->w.db, outbox_schema, NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(st->w.db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+        fail(err, errlen, "--data %s: %s: %s", dir, st->path, msg ? msg : sqlite3_errmsg(st->w.db));
+        sqlite3_free(msg);
+        goto failed;
+    }
+    /* an in-memory database is one connection's: reads go through the writer */
+    st->nr = memory ? 0 : READERS;
+    for (int i = 0; i < st->nr; i++)
+        if (conn_open(st, &st->r[i], false, sync_full, err, errlen) < 0)
+            goto failed;
+    *out = st;
+    return 0;
+failed:
+    svc_store_free(st);
+    return -1;
+}
+
+void svc_store_free(svc_store *st)
+{
+    if (!st)
+        return;
+    for (int i = 0; i < READERS; i++)
+        if (st->r[i].db)
+            conn_close(&st->r[i]);
+    if (st->w.db)
+        conn_close(&st->w);
+    pthread_mutex_destroy(&st->mu);
+    pthread_cond_destroy(&st->cv);
+    free(st);
+}
+
+const char *svc_store_path(const svc_store *st) { return st->path; }
+
+void svc_store_stats_get(svc_store *st, svc_store_stats *o)
+{
+    *o = (svc_store_stats){ .commits = atomic_load(&st->commits), .steps = atomic_load(&st->steps),
+                            .reads = atomic_load(&st->reads), .failed = atomic_load(&st->failed),
+                            .batch_max = atomic_load(&st->batch_max) };
+}
+
+/* ---- the writer (on a pool worker) -------------------------------------------------- */
+
+/* One batch: every step under its own savepoint, one commit. */
+static void commit_batch(svc_store *st, svc_dbreq *batch)
+{
+    svc_conn *c = &st->w;
+    uint64_t n = 0, bad = 0;
+    int rc = exec(c, "BEGIN IMMEDIATE");
+    for (svc_dbreq *q = batch; q; q = q->next) {
+        n++;
+        if (rc < 0) {
+            q->rc = rc;
+            continue;
+        }
+        if ((q->rc = exec(c, "SAVEPOINT step")) == 0) {
+            q->rc = q->step->fn(c, q->io);
+            conn_idle(c);
+            if (q->rc == -ETIMEDOUT || q->rc == -ECANCELED)   /* reserved for "the caller gave up" */
+                q->rc = -EIO;
+            if (q->rc < 0)
+                exec(c, "ROLLBACK TO step");
+            exec(c, "RELEASE step");
+        }
+    }
+    if (rc == 0 && (rc = exec(c, "COMMIT")) < 0)
+        exec(c, "ROLLBACK");
+    for (svc_dbreq *q = batch; q; q = q->next) {
+        if (rc < 0)
+            q->rc = rc;   /* nothing of the batch is durable */
+        bad += q->rc < 0;
+    }
+    if (rc == 0)
+        atomic_fetch_add(&st->commits, 1);
+    atomic_fetch_add(&st->steps, n - bad);
+    atomic_fetch_add(&st->failed, bad);
+    uint64_t m = atomic_load(&st->batch_max);
+    while (n > m && !atomic_compare_exchange_weak(&st->batch_max, &m, n))
+        ;
+}
+
+static int write_work(svc_dbreq *q)
+{
+    svc_store *st = q->st;
+    pthread_mutex_lock(&st->mu);
+    if (st->tail)
+        st->tail->next = q;
+    else
+        st->head = q;
+    st->tail = q;
+    if (st->writing) {   /* ride along with the writer's next batch */
+        while (!q->done)
+            pthread_cond_wait(&st->cv, &st->mu);
+        pthread_mutex_unlock(&st->mu);
+        return q->rc;
+    }
+    st->writing = true;
+    while (st->head) {
+        svc_dbreq *batch = st->head;
+        st->head = st->tail = NULL;
+        pthread_mutex_unlock(&st->mu);
+        commit_batch(st, batch);
+        pthread_mutex_lock(&st->mu);
+        for (svc_dbreq *b = batch, *next; b; b = next) {
+            next = b->next;   /* once done, b is its waiter's: read next first */
+            b->next = NULL;
+            b->done = true;
+        }
+        pthread_cond_broadcast(&st->cv);
+    }
+    st->writing = false;
+    pthread_mutex_unlock(&st->mu);
+    return q->rc;
+}
+
+static int read_work(svc_dbreq *q)
+{
+    svc_store *st = q->st;
+    svc_conn *c = NULL;
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        for (int i = 0; i < st->nr && !c; i++)
+            if (!st->r[i].busy)
+                c = &st->r[i];
+        if (c)
+            break;
+        pthread_cond_wait(&st->cv, &st->mu);
+    }
+    c->busy = true;
+    q->conn = c;
+    pthread_mutex_unlock(&st->mu);
+    int rc = q->step->fn(c, q->io);
+    conn_idle(c);
+    if (rc == -ETIMEDOUT || rc == -ECANCELED)
+        rc = -EIO;
+    pthread_mutex_lock(&st->mu);
+    q->conn = NULL;
+    c->busy = false;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    atomic_fetch_add(&st->reads, 1);
+    return rc;
+}
+
+static int step_work(void *arg)
+{
+    svc_dbreq *q = arg;
+    return q->step->write || q->st->memory ? write_work(q) : read_work(q);
+}
+
+/* The task gave up while a read runs: stop it (a write is left to finish:
+ * interrupting the writer would fail every step of its batch). */
+static void step_interrupt(void *arg)
+{
+    svc_dbreq *q = arg;
+    svc_store *st = q->st;
+    pthread_mutex_lock(&st->mu);
+    if (q->conn)
+        sqlite3_interrupt(q->conn->db);
+    pthread_mutex_unlock(&st->mu);
+}
+
+static void step_abandon(void *arg, int result)
+{
+    svc_dbreq *q = arg;
+    if (result >= 0 && q->step->drop)
+        q->step->drop(q->io);
+    free(q);
+}
+
+/* ---- on the reactor ----------------------------------------------------------------- */
+
+static svc_dbreq *req_new(svc_store *st, const svc_dbstep *step, const void *io, size_t io_size)
+{
+    svc_dbreq *q = malloc(sizeof *q + io_size);
+    if (q) {
+        *q = (svc_dbreq){ .st = st, .step = step, .io_size = io_size };
+        memcpy(q->io, io, io_size);
+    }
+    return q;
+}
+
+int svc_db_start(sl_task *t, svc_db *h, svc_store *st, const svc_dbstep *step, void *io, size_t io_size)
+{
+    h->req = req_new(st, step, io, io_size);
+    if (!h->req)
+        return -ENOMEM;
+    int rc = sl_offload(t, step_work, h->req, &(sl_offload_opts){ .name = step->name, .interrupt = step_interrupt,
+                                                                   .abandon = step_abandon });
+    if (rc != SL_PENDING) {   /* nothing queued: the request is still ours */
+        free(h->req);
+        h->req = NULL;
+    }
+    return rc;
+}
+
+int svc_db_end(svc_db *h, void *io, int rc)
+{
+    svc_dbreq *q = h->req;
+    h->req = NULL;
+    if (!q || rc == -ETIMEDOUT || rc == -ECANCELED)   /* gave up: q is the pool's (step_abandon) */
+        return rc;
+    memcpy(io, q->io, q->io_size);
+    free(q);
+    return rc;
+}
+
+/* ---- detached steps ------------------------------------------------------------------ */
+
+typedef struct detached {
+    svc_store *st;
+    const svc_dbstep *step;
+    void (*then)(void *io, int rc);
+    svc_db h;
+    int rc;
+    size_t io_size;
+    alignas(16) unsigned char io[];
+} detached;
+
+static int detached_task(sl_task *t, void *arg)
+{
+    detached *d = arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, d->rc, svc_db_start(t, &d->h, d->st, d->step, d->io, d->io_size));
+    d->rc = svc_db_end(&d->h, d->io, d->rc);
+    if (d->rc < 0)
+        sl_report(sl_reactor_current(), "%s: %s failed: %s (recovery at the next start settles it)",
+                  svc_here()->s->prog->name, d->step->name, strerror(-d->rc));
+    if (d->then)
+        d->then(d->io, d->rc);
+    SL_END(t);
+}
+
+int svc_db_detach(sl_ctx *ctx, svc_store *st, const svc_dbstep *step, const void *io, size_t io_size,
+                  void (*then)(void *io, int rc))
+{
+    detached *d = malloc(sizeof *d + io_size);
+    if (!d)
+        return -ENOMEM;
+    *d = (detached){ .st = st, .step = step, .then = then, .io_size = io_size };
+    memcpy(d->io, io, io_size);
+    int rc = svc_spawn_bg(ctx, detached_task, d, step->name, free);
+    if (rc < 0)
+        free(d);
+    return rc;
+}
+
+/* ---- before the runtime runs ------------------------------------------------------------ */
+
+int svc_store_exec_now(svc_store *st, int (*fn)(svc_conn *c, void *arg), void *arg)
+{
+    svc_conn *c = &st->w;
+    int rc = exec(c, "BEGIN IMMEDIATE");
+    if (rc < 0)
+        return rc;
+    int res = fn(c, arg);
+    conn_idle(c);
+    if (res < 0) {
+        exec(c, "ROLLBACK");
+        return res;
+    }
+    if ((rc = exec(c, "COMMIT")) < 0) {
+        exec(c, "ROLLBACK");
+        return rc;
+    }
+    return res;
+}

@@ -1,0 +1,149 @@
+/* svc_store.h: a service's durable state, one SQLite database, stepped
+ * through the runtime's offload pool (issue 16).
+ *
+ * Every state step is a function that runs on a worker thread of the
+ * runtime's pool (core/sl_offload.h), never on a reactor:
+ *
+ *     static int open_charge(svc_conn *c, void *arg) {      // on a worker
+ *         chg_io *io = arg;
+ *         sqlite3_stmt *s = svc_conn_stmt(c, "INSERT INTO charges ...");
+ *         ...
+ *         return svc_conn_done(c, sqlite3_step(s));
+ *     }
+ *     static const svc_dbstep open_step = { "charge", open_charge, .write = true };
+ *
+ *     SVC_DB(t, st->rc, &st->db, &open_step, &st->io);      // in a handler
+ *
+ * A write step runs inside the writer's transaction. There is one writer
+ * connection per database, and group commit: the worker that finds the
+ * writer idle becomes it and drains everything queued meanwhile into one
+ * BEGIN ... COMMIT, each step under a SAVEPOINT of its own (a step that
+ * fails is rolled back alone, the others commit); the workers whose steps
+ * rode along wait for that COMMIT. So a burst of N steps costs one commit
+ * (one WAL append, and with --sync full one fsync), not N. A write step's
+ * result is only given once its transaction committed: an answer sent
+ * after it never names state a crash can take back (with --sync full, not a
+ * power loss either). A read step runs on a read connection of its own
+ * (WAL: readers do not wait for the writer) and sees every committed step.
+ *
+ * Statements are prepared once per connection (svc_conn_stmt caches them
+ * by the address of their SQL text, a string literal).
+ *
+ * Cancel: a step whose task gives up while it is still queued never runs
+ * (the pool drops it). One that is running finishes (a write must: it is in
+ * a transaction with others); a read is interrupted (sqlite3_interrupt on
+ * its own connection). Either way the task resumes at once with
+ * -ETIMEDOUT or -ECANCELED, and io is dropped (step->drop frees what the
+ * step put in it). A step function must therefore never return -ETIMEDOUT
+ * or -ECANCELED itself: svc_conn_done maps SQLite's codes to -EIO,
+ * -ENOSPC, -ENOMEM, -EBUSY, -EROFS, -EINTR.
+ *
+ * `--data :memory:` keeps the same code on an in-memory database (no file,
+ * no fsync; reads go through the writer, as an in-memory database has one
+ * connection): today's behaviour, to compare with.
+ *
+ * The store also holds the outbox of compensations (svc_undo.h): a table
+ * `outbox(seq, path, body, key)` every database has. */
+#ifndef SVC_STORE_H
+#define SVC_STORE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sqlite3.h>
+#include "sluice.h"
+
+typedef struct svc_store svc_store;
+typedef struct svc_conn svc_conn;
+
+/* A step: a function run on a worker (see above) and how. */
+typedef struct svc_dbstep {
+    const char *name;                     /* static: /debug/tasks shows the wait */
+    int (*fn)(svc_conn *c, void *io);     /* >= 0, or a negative errno (never
+                                             -ETIMEDOUT / -ECANCELED) */
+    bool write;                           /* in the writer's transaction */
+    void (*drop)(void *io);               /* NULL, or frees what fn put in io
+                                             when the caller gave up first */
+} svc_dbstep;
+
+/* The awaiting task's handle (in its state). */
+typedef struct svc_db {
+    struct svc_dbreq *req;    /* private */
+} svc_db;
+
+/* Opens (creating them as needed) `dir` and the database dir/<file>, in WAL
+ * mode with synchronous=NORMAL (sync_full: FULL), and runs `schema` (SQL,
+ * CREATE ... IF NOT EXISTS) and the outbox's. dir ":memory:": an in-memory
+ * database. Blocking: before the runtime runs. Returns 0, or -1 with one
+ * line in err ("--data DIR: ...: why"): not a directory, cannot create,
+ * not a database (corrupt), read-only, ... */
+int svc_store_open(svc_store **out, const char *dir, const char *file, const char *schema, bool sync_full,
+                   char *err, size_t errlen);
+
+/* Closes the connections. After the runtime stopped (no step running). */
+void svc_store_free(svc_store *st);
+
+/* The database's path ("DIR/file", or ":memory:"). */
+const char *svc_store_path(const svc_store *st);
+
+/* Runs `step` on the pool of t's runtime; io_size bytes of io are copied to
+ * the worker and back. Returns SL_PENDING (then svc_db_end with the final
+ * result), or at once the errors of sl_offload (-EBUSY pool queue full,
+ * -ETIMEDOUT, the cancel error, -ENOMEM, ...), nothing having run. */
+int svc_db_start(sl_task *t, svc_db *h, svc_store *st, const svc_dbstep *step, void *io, size_t io_size);
+
+/* After the wait: copies the worker's io back when it ran to the end, and
+ * returns rc (fn's result, or why the wait ended first). */
+int svc_db_end(svc_db *h, void *io, int rc);
+
+#define SVC_DB(t, rc, h, st, step, io)                                                 \
+    SL_AWAIT(t, rc, svc_db_start(t, h, st, step, io, sizeof *(io)));                   \
+    (rc) = svc_db_end(h, io, rc)
+
+/* Runs a write step that must happen although the caller gave up (an undo:
+ * give back, void, mark FAILED): in a background task of the calling
+ * shard under `ctx` (a context free of the caller's cancel), not waited
+ * for; `then(io)`, if not NULL, runs on this reactor after it succeeded
+ * (posts the outbox entry the step inserted). Returns 0 or a negative
+ * errno (nothing runs). */
+int svc_db_detach(sl_ctx *ctx, svc_store *st, const svc_dbstep *step, const void *io, size_t io_size,
+                  void (*then)(void *io, int rc));
+
+/* ---- inside a step function (on a worker) ------------------------------------------- */
+
+/* The statement for `sql` (a string literal: cached by address), reset with
+ * its bindings cleared; NULL if it cannot be prepared. */
+sqlite3_stmt *svc_conn_stmt(svc_conn *c, const char *sql);
+
+/* The connection's handle (sqlite3_changes, sqlite3_last_insert_rowid). */
+sqlite3 *svc_conn_db(svc_conn *c);
+
+/* Maps an SQLite result to 0 (SQLITE_OK, _DONE, _ROW) or a negative errno:
+ * -EIO, -ENOSPC (full), -ENOMEM, -EBUSY (locked), -EROFS (read-only),
+ * -EINTR (interrupted), -EEXIST (a constraint). */
+int svc_conn_done(svc_conn *c, int sqlite_rc);
+
+/* Inserts an outbox entry in the step's transaction; its seq in *seq.
+ * Returns 0 or a negative errno. */
+int svc_conn_outbox_add(svc_conn *c, const char *path, const char *body, const char *key, int64_t *seq);
+
+/* Seconds since the epoch (tombstones' age). */
+int64_t svc_conn_now(void);
+
+/* ---- counters (GET /debug/store) ---------------------------------------------------- */
+
+typedef struct svc_store_stats {
+    uint64_t commits;         /* transactions committed by the writer */
+    uint64_t steps;           /* write steps committed */
+    uint64_t reads;           /* read steps run */
+    uint64_t failed;          /* steps that failed (their own error or a failed commit) */
+    uint64_t batch_max;       /* the most steps in one commit */
+} svc_store_stats;
+
+void svc_store_stats_get(svc_store *st, svc_store_stats *out);
+
+/* Blocking, before the runtime runs (recovery at start): runs fn(c, arg) in
+ * one transaction of the writer. Returns fn's result, or a negative errno
+ * if the commit failed. */
+int svc_store_exec_now(svc_store *st, int (*fn)(svc_conn *c, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,372 @@
+/* test_services_durable: the demo chain's state on disk (issue 16).
+ *
+ *  1. a data directory that cannot be used (a file where the directory
+ *     should be, a path under a regular file, a corrupt database) is one
+ *     line on stderr and exit 1, for each service;
+ *  2. an order left PENDING by a crash of order-svc is FAILED and released
+ *     at the restart, and the three services agree;
+ *  3. a release decided but not acknowledged when order-svc crashed (its
+ *     outbox row) is resumed at the restart;
+ *  4. kill -9 of each service in turn in the middle of a stream of
+ *     orders, a restart on the same port and data directory, and the
+ *     ledger walk finds every order's three records agreeing and the stock
+ *     conserved exactly.
+ * No fixed waits: every wait polls for its event within a bound. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "svcutil.h"
+
+/* A fresh directory under the build directory's tmp; its path into out. */
+static void tmpdir(char *out, size_t n, const char *what)
+{
+    snprintf(out, n, "%s/sluice-durable-%s.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", what);
+    assert_non_null(mkdtemp(out));
+}
+
+static void rm_rf(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static long undo_counter(int port, const char *key)
+{
+    hresp *r = malloc(sizeof *r);
+    assert_non_null(r);
+    long v = http_req(port, "GET", "/debug/compensations", NULL, NULL, 3000, r) == 200 ? (long)jint(r, key, -1) : -1;
+    free(r);
+    return v;
+}
+
+static void undo_settles(int port, const char *who, int bound_ms)
+{
+    long n = -1;
+    uint64_t end = svc_now_ms() + (uint64_t)bound_ms;
+    while ((n = undo_counter(port, "pending")) != 0 && svc_now_ms() < end)
+        poll(NULL, 0, 20);
+    if (n != 0)
+        fail_msg("%s still has %ld compensations pending after %d ms", who, n, bound_ms);
+}
+
+/* The reservation's status ("" for 404). */
+static void resv_status(int inv_port, const char *id, char *out, size_t n)
+{
+    char path[128];
+    hresp *r = malloc(sizeof *r);
+    assert_non_null(r);
+    snprintf(path, sizeof path, "/reservations/%s", id);
+    int st = http_req(inv_port, "GET", path, NULL, NULL, 3000, r);
+    out[0] = '\0';
+    if (st == 200)
+        jstr(r, "status", out, n);
+    else if (st != 404)
+        fail_msg("GET %s: %d, want 200 or 404", path, st);
+    free(r);
+}
+
+/* ---- 1. a data directory that cannot be used ---------------------------------------------- */
+
+static void one_line_exit_1(const char *prog, const char *data, const char *want)
+{
+    char err[1024];
+    const char *args[] = { "--listen", "127.0.0.1:0", "--data", data, NULL };
+    int code = svc_run_usage(prog, args, err, sizeof err);
+    if (code != 1 || !strstr(err, want) || strchr(err, '\n') != err + strlen(err) - 1)
+        fail_msg("%s --data %s: exit %d, stderr \"%s\" (want exit 1 and one line with \"%s\")", prog, data, code, err,
+                 want);
+}
+
+static void bad_data_dir_is_one_line_and_exit_1(void **state)
+{
+    (void)state;
+    char dir[256], file[300], under[320], db[320];
+    tmpdir(dir, sizeof dir, "bad");
+    snprintf(file, sizeof file, "%s/a-file", dir);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fputs("not a directory\n", f);
+    fclose(f);
+    snprintf(under, sizeof under, "%s/sub", file);   /* root ignores permissions, not ENOTDIR */
+    const char *progs[] = { "order", "inventory", "payment" };
+    const char *dbs[] = { "order-svc.db", "inventory-svc.db", "payment-svc.db" };
+    for (int i = 0; i < 3; i++) {
+        one_line_exit_1(progs[i], file, "not a directory");
+        one_line_exit_1(progs[i], under, "cannot create");
+        /* a corrupt database: a file of garbage where the database is */
+        snprintf(db, sizeof db, "%s/%s", dir, dbs[i]);
+        f = fopen(db, "w");
+        assert_non_null(f);
+        for (int k = 0; k < 512; k++)
+            fputs("garbage, not SQLite ", f);
+        fclose(f);
+        one_line_exit_1(progs[i], dir, "not a database");
+    }
+    rm_rf(dir);
+}
+
+/* ---- 2. an order left PENDING by a crash ---------------------------------------------------- */
+
+static void pending_order_is_resolved_at_restart(void **state)
+{
+    (void)state;
+    char od[256], id[64], s[16];
+    long amount = -1;
+    tmpdir(od, sizeof od, "pending");
+    chain_opts o = { .admin = true, .stock = "sku-1=1000", .order_args = { "--data", od, NULL } };
+    chain c;
+    chain_start(&c, &o);
+    /* the charge hangs: the order is PENDING, its stock RESERVED */
+    assert_int_equal(fault_set(c.pay.port, "{\"hang\":true,\"path\":\"/charge\"}"), 200);
+    pthread_t th;
+    bg_order *b = order_post_bg(c.order.port, 5, 250, &th);
+    hresp *r = malloc(sizeof *r);
+    assert_non_null(r);
+    id[0] = '\0';
+    for (uint64_t end = svc_now_ms() + 5000; !id[0] && svc_now_ms() < end; poll(NULL, 0, 10))
+        if (http_req(c.order.port, "GET", "/orders?status=PENDING", NULL, NULL, 3000, r) == 200) {
+            json_t *doc = json_loadb(r->body, r->len, 0, NULL);
+            json_t *first = json_array_get(json_object_get(doc, "orders"), 0);
+            if (first)
+                snprintf(id, sizeof id, "%s", json_string_value(json_object_get(first, "order_id")));
+            json_decref(doc);
+        }
+    assert_true(id[0] != '\0');
+    for (uint64_t end = svc_now_ms() + 5000; svc_now_ms() < end; poll(NULL, 0, 10)) {
+        resv_status(c.inv.port, id, s, sizeof s);
+        if (!strcmp(s, "RESERVED"))
+            break;
+    }
+    assert_string_equal(s, "RESERVED");
+    assert_int_equal(stock_of(c.inv.port, "sku-1"), 1000 - 5);
+    svc_kill9(&c.order);   /* the crash, the order PENDING on disk */
+    pthread_join(th, NULL);
+    assert_true(b->r.status != 201);
+    free(b);
+    assert_int_equal(fault_clear(c.pay.port), 200);
+    chain_restart(&c, &c.order, &o);
+    /* at start: FAILED, and its release posted (the stock comes back) */
+    order_status(c.order.port, id, s, sizeof s);
+    assert_string_equal(s, "FAILED");
+    undo_settles(c.order.port, "order", 15000);
+    undo_settles(c.inv.port, "inventory", 15000);
+    resv_status(c.inv.port, id, s, sizeof s);
+    assert_string_equal(s, "RELEASED");
+    assert_int_equal(stock_of(c.inv.port, "sku-1"), 1000);
+    /* the hung charge, released by the fault's end, is voided or refused */
+    for (uint64_t end = svc_now_ms() + 10000; svc_now_ms() < end; poll(NULL, 0, 20)) {
+        charge_status(c.pay.port, id, s, sizeof s, &amount);
+        if (strcmp(s, "CHARGED") != 0)
+            break;
+    }
+    assert_string_not_equal(s, "CHARGED");
+    free(r);
+    chain_stop(&c);
+    rm_rf(od);
+}
+
+/* ---- 3. the outbox resumed after a crash ------------------------------------------------------ */
+
+static void outbox_is_resumed_after_restart(void **state)
+{
+    (void)state;
+    char od[256], id[64], s[16];
+    tmpdir(od, sizeof od, "outbox");
+    chain_opts o = { .admin = true, .stock = "sku-1=1000", .order_args = { "--data", od, NULL } };
+    chain c;
+    chain_start(&c, &o);
+    /* the charge fails (the order FAILED, a release posted), and every
+     * release is refused: it stays in order's outbox */
+    assert_int_equal(fault_set(c.pay.port, "{\"error_rate\":1,\"path\":\"/charge\"}"), 200);
+    assert_int_equal(fault_set(c.inv.port, "{\"error_rate\":1,\"path\":\"/release\"}"), 200);
+    hresp *r = malloc(sizeof *r);
+    assert_non_null(r);
+    order_post(c.order.port, "sku-1", 3, 100, id, r);
+    assert_true(r->status == 502 && id[0]);
+    order_status(c.order.port, id, s, sizeof s);
+    assert_string_equal(s, "FAILED");
+    long attempts = 0;
+    for (uint64_t end = svc_now_ms() + 5000; attempts < 1 && svc_now_ms() < end; poll(NULL, 0, 10))
+        attempts = undo_counter(c.order.port, "attempts");
+    assert_true(attempts >= 1);   /* tried, refused, pending */
+    assert_int_equal(undo_counter(c.order.port, "pending"), 1);
+    svc_kill9(&c.order);
+    assert_int_equal(fault_clear(c.inv.port), 200);
+    assert_int_equal(fault_clear(c.pay.port), 200);
+    chain_restart(&c, &c.order, &o);
+    undo_settles(c.order.port, "order", 15000);
+    assert_int_equal(undo_counter(c.order.port, "completed"), 1);   /* the row, posted again */
+    /* inventory had given the stock back itself when the charge failed;
+     * the resumed release was acknowledged: nothing is left anywhere */
+    undo_settles(c.inv.port, "inventory", 15000);
+    resv_status(c.inv.port, id, s, sizeof s);
+    assert_string_equal(s, "RELEASED");
+    assert_int_equal(stock_of(c.inv.port, "sku-1"), 1000);
+    /* a clean stop and start: nothing left to resume */
+    svc_stop(&c.order);
+    chain_restart(&c, &c.order, &o);
+    assert_int_equal(undo_counter(c.order.port, "posted"), 0);
+    free(r);
+    chain_stop(&c);
+    rm_rf(od);
+}
+
+/* ---- 4. kill -9 of each service in the middle of a stream --------------------------------- */
+
+enum { CLIENTS = 4, ITEMS = 3 };
+
+typedef struct stream {
+    int port;
+    atomic_bool stop;
+    atomic_int made, ok;      /* orders answered, 201s */
+    char (*paid)[24];         /* the 201s' ids */
+    atomic_int npaid;
+    int cap;
+} stream;
+
+static void *client(void *arg)
+{
+    stream *s = arg;
+    hresp *r = malloc(sizeof *r);
+    assert_non_null(r);
+    for (int i = 0; !atomic_load(&s->stop); i++) {
+        char id[64];
+        order_post(s->port, i % 2 ? "sku-1" : i % 3 ? "sku-2" : "sku-3", 1 + i % 3, 100 + i % 50, id, r);
+        atomic_fetch_add(&s->made, 1);
+        if (r->status == 201) {
+            int k = atomic_fetch_add(&s->npaid, 1);
+            if (k < s->cap)
+                snprintf(s->paid[k], sizeof s->paid[k], "%.23s", id);
+            atomic_fetch_add(&s->ok, 1);
+        } else if (r->status <= 0) {   /* refused while order-svc restarts: not a busy loop */
+            poll(NULL, 0, 5);
+        }
+    }
+    free(r);
+    return NULL;
+}
+
+/* Waits until `n` more orders were answered 201 (the chain works). */
+static void more_paid(stream *s, int n, const char *when)
+{
+    int want = atomic_load(&s->ok) + n;
+    uint64_t end = svc_now_ms() + 20000;
+    while (atomic_load(&s->ok) < want && svc_now_ms() < end)
+        poll(NULL, 0, 5);
+    if (atomic_load(&s->ok) < want)
+        fail_msg("%s: fewer than %d orders paid within 20 s", when, n);
+}
+
+/* Every order against its reservation and charge: the disagreements
+ * (printed); adds the PAID quantities per item (1..ITEMS). */
+static int ledger_walk(const chain *c, long taken[ITEMS + 1], int *orders)
+{
+    hresp *r = malloc(sizeof *r);
+    assert_non_null(r);
+    http_req(c->order.port, "GET", "/orders", NULL, NULL, 10000, r);
+    expect_status(r, 200, NULL);
+    json_t *doc = json_loadb(r->body, r->len, 0, NULL), *o;
+    assert_non_null(doc);
+    size_t i;
+    int bad = 0;
+    *orders = 0;
+    json_array_foreach(json_object_get(doc, "orders"), i, o) {
+        const char *id = json_string_value(json_object_get(o, "order_id"));
+        const char *st = json_string_value(json_object_get(o, "status"));
+        const char *item = json_string_value(json_object_get(o, "item"));
+        long qty = (long)json_integer_value(json_object_get(o, "qty"));
+        long amount = (long)json_integer_value(json_object_get(o, "amount_cents"));
+        char resv[16], charge[16];
+        long camount = -1;
+        assert_true(id && st && item);
+        (*orders)++;
+        resv_status(c->inv.port, id, resv, sizeof resv);
+        charge_status(c->pay.port, id, charge, sizeof charge, &camount);
+        bool paid = !strcmp(st, "PAID") && !strcmp(resv, "RESERVED") && !strcmp(charge, "CHARGED") &&
+                    camount == amount;
+        bool failed = !strcmp(st, "FAILED") && strcmp(resv, "RESERVED") != 0 && strcmp(charge, "CHARGED") != 0;
+        if (paid)
+            taken[atoi(item + 4)] += qty;
+        if (!paid && !failed && bad++ < 10)
+            print_message("disagrees: order %s %s, reservation %s, charge %s\n", id, st, resv[0] ? resv : "(none)",
+                          charge[0] ? charge : "(none)");
+    }
+    json_decref(doc);
+    free(r);
+    return bad;
+}
+
+static void kill9_each_service_keeps_the_books(void **state)
+{
+    (void)state;
+    char od[256], id_[256], pd[256];
+    tmpdir(od, sizeof od, "k9-order");
+    tmpdir(id_, sizeof id_, "k9-inv");
+    tmpdir(pd, sizeof pd, "k9-pay");
+    chain_opts o = { .stock = "sku-1=100000,sku-2=100000,sku-3=100000", .order_args = { "--data", od, NULL },
+                     .inv_args = { "--data", id_, NULL }, .pay_args = { "--data", pd, NULL } };
+    chain c;
+    chain_start(&c, &o);
+    stream s = { .port = c.order.port, .cap = 100000 };
+    s.paid = calloc((size_t)s.cap, sizeof *s.paid);
+    assert_non_null(s.paid);
+    pthread_t th[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, client, &s), 0);
+    svc *victims[3] = { &c.pay, &c.inv, &c.order };
+    const char *names[3] = { "payment", "inventory", "order" };
+    for (int v = 0; v < 3; v++) {
+        more_paid(&s, 100, names[v]);   /* in the middle of the stream */
+        svc_kill9(victims[v]);
+        chain_restart(&c, victims[v], &o);
+        print_message("%s killed and restarted after %d orders\n", names[v], atomic_load(&s.made));
+    }
+    more_paid(&s, 100, "after the last restart");
+    atomic_store(&s.stop, true);
+    for (int i = 0; i < CLIENTS; i++)
+        pthread_join(th[i], NULL);
+    undo_settles(c.order.port, "order", 30000);
+    undo_settles(c.inv.port, "inventory", 30000);
+    long taken[ITEMS + 1] = { 0 };
+    int orders = 0, bad = ledger_walk(&c, taken, &orders);
+    print_message("ledger: %d orders walked, %d answered, %d paid, %d disagreements\n", orders,
+                  atomic_load(&s.made), atomic_load(&s.ok), bad);
+    assert_int_equal(bad, 0);
+    int npaid = atomic_load(&s.npaid) < s.cap ? atomic_load(&s.npaid) : s.cap;
+    for (int i = 0; i < npaid; i++) {   /* a 201 is a PAID order, after every crash */
+        char st[16];
+        order_status(c.order.port, s.paid[i], st, sizeof st);
+        if (strcmp(st, "PAID") != 0)
+            fail_msg("order %s was answered 201 but is %s", s.paid[i], st);
+    }
+    for (int k = 1; k <= ITEMS; k++) {   /* stock conserved exactly */
+        char item[8];
+        snprintf(item, sizeof item, "sku-%d", k);
+        assert_int_equal(stock_of(c.inv.port, item), 100000 - taken[k]);
+    }
+    free(s.paid);
+    chain_stop(&c);
+    rm_rf(od);
+    rm_rf(id_);
+    rm_rf(pd);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(bad_data_dir_is_one_line_and_exit_1, svc_teardown),
+        cmocka_unit_test_teardown(pending_order_is_resolved_at_restart, svc_teardown),
+        cmocka_unit_test_teardown(outbox_is_resumed_after_restart, svc_teardown),
+        cmocka_unit_test_teardown(kill9_each_service_keeps_the_books, svc_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
