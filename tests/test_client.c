@@ -963,7 +963,9 @@ static void test_bad_upstreams(void **s)
     static const char *bad[] = { "", "127.0.0.1:80", "http://127.0.0.1", "http://127.0.0.1:0", "http://no_host:80",
                                  "http://127.0.0.1:80,", "http://127.0.0.1:80/path", "https://127.0.0.1:80",
                                  "http://127.0.0.1:99999", "http://::1:80", "http://[::1]", "http://[::g]:80",
-                                 "http://10.0.0.300:80" };
+                                 "http://10.0.0.300:80", "http://127.0.0.1: 80", "http://127.0.0.1:+80",
+                                 "http://127.0.0.1:-80", "http://127.0.0.1:80 ", "http://127.0.0.1:0x50",
+                                 "http://[::1]:+80", "http://127.0.0.1:80, http://127.0.0.1:+81" };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         if (sl_http_upstream_new(&up, r, bad[i], NULL) != -EINVAL)
             fail_msg("accepted '%s'", bad[i]);

@@ -873,6 +873,12 @@ static void test_bad_options(void **s)
     assert_int_equal(sl_http_server_new(&srv, rt, &(sl_http_server_opts){ .listen = "1.2.3:80" }), -EINVAL);
     assert_int_equal(sl_http_server_new(&srv, rt, &(sl_http_server_opts){ .listen = "127.0.0.1:99999" }), -EINVAL);
     assert_int_equal(sl_http_server_new(&srv, rt, &(sl_http_server_opts){ .listen = "127.0.0.1:x" }), -EINVAL);
+    /* a port is digits only: no sign, no blank, no hex (issue 22) */
+    static const char *bad_ports[] = { "127.0.0.1: 80", "127.0.0.1:+80", "127.0.0.1:-0", "127.0.0.1:80 ",
+                                       "127.0.0.1:0x50", "127.0.0.1:\t80", "[::1]:+80", "127.0.0.1:" };
+    for (size_t i = 0; i < sizeof bad_ports / sizeof *bad_ports; i++)
+        if (sl_http_server_new(&srv, rt, &(sl_http_server_opts){ .listen = bad_ports[i] }) != -EINVAL)
+            fail_msg("listens on '%s'", bad_ports[i]);
     assert_int_equal(sl_http_server_new(NULL, rt, NULL), -EINVAL);
     assert_int_equal(sl_http_server_new(&srv, rt, &(sl_http_server_opts){ .debug = 3 }), -EINVAL);
     assert_int_equal(sl_http_server_new(&srv, rt, &(sl_http_server_opts){ .debug = -1 }), -EINVAL);

@@ -1,5 +1,5 @@
 /* test_svc_pure: the pure parts of the demo services: the command line,
- * --stock, fault bodies, keys, the hash and its table, and what order-svc
+ * --stock, fault bodies, business bodies, keys, the hash and its table, and what order-svc
  * answers for inventory's failures. */
 #include <errno.h>
 #include <setjmp.h>
@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include "failure.h"
 #include "stock.h"
+#include "svc_body.h"
 #include "svc_fault.h"
 #include "svc_map.h"
 #include "svc_opts.h"
@@ -271,6 +272,107 @@ static void test_fault(void **s)
     }
 }
 
+#define ORDER_NEED (SVC_BODY_ITEM | SVC_BODY_QTY | SVC_BODY_AMOUNT)
+#define ID SVC_BODY_ORDER_ID
+
+static int body(const char *b, unsigned need, unsigned allow, svc_body *out, char *err, size_t errlen)
+{
+    return svc_body_parse(b, strlen(b), need, allow, out, err, errlen);
+}
+
+static void test_body_ok(void **s)
+{
+    (void)s;
+    svc_body b;
+    char err[160] = "";
+    assert_int_equal(body("{\"item\":\"sku-1\",\"qty\":2,\"amount_cents\":1250,\"note\":[1]}", ORDER_NEED, 0, &b, err,
+                          sizeof err), 0);
+    assert_string_equal(b.item, "sku-1");
+    assert_int_equal(b.qty, 2);
+    assert_int_equal(b.amount_cents, 1250);
+    assert_string_equal(b.order_id, "");   /* not asked for */
+    assert_int_equal(b.has, ORDER_NEED);
+    /* an optional field absent, then present; a field neither needed nor
+     * allowed is ignored, whatever its value */
+    assert_int_equal(body("{\"order_id\":\"o-1\",\"item\":\"x\",\"qty\":1}", ID | SVC_BODY_ITEM | SVC_BODY_QTY,
+                          SVC_BODY_AMOUNT, &b, err, sizeof err), 0);
+    assert_int_equal(b.has, ID | SVC_BODY_ITEM | SVC_BODY_QTY);
+    assert_int_equal(b.amount_cents, 0);
+    assert_int_equal(body("{\"order_id\":\"o-1\",\"item\":\"x\",\"qty\":1,\"amount_cents\":0}",
+                          ID | SVC_BODY_ITEM | SVC_BODY_QTY, SVC_BODY_AMOUNT, &b, err, sizeof err), 0);
+    assert_true(b.has & SVC_BODY_AMOUNT);
+    assert_int_equal(body("{\"order_id\":\"o-1\",\"qty\":-5,\"item\":7}", ID, 0, &b, err, sizeof err), 0);
+    assert_string_equal(b.order_id, "o-1");
+    assert_int_equal(b.has, ID);
+    /* the longest keys, and the largest integers */
+    assert_int_equal(body("{\"order_id\":\"aaaaaaaaaaaaaaaaaaaaaaa\",\"amount_cents\":9223372036854775807}",
+                          ID | SVC_BODY_AMOUNT, 0, &b, err, sizeof err), 0);
+    assert_int_equal(strlen(b.order_id), SVC_BODY_ID_MAX - 1);
+    assert_true(b.amount_cents == INT64_MAX);
+    /* NULL with length 0 is the empty body: not JSON, no crash */
+    assert_int_equal(svc_body_parse(NULL, 0, ID, 0, &b, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "not JSON"));
+}
+
+static void test_body_errors(void **s)
+{
+    (void)s;
+    static const struct {
+        const char *body;
+        unsigned need, allow;
+        const char *reason;   /* a piece of the reason */
+    } bad[] = {
+        { "", ORDER_NEED, 0, "not JSON" },
+        { "not json", ORDER_NEED, 0, "not JSON" },
+        { "{\"item\":\"sku-1\",\"qty\":1,\"amount_cents\":1250", ORDER_NEED, 0, "not JSON" },
+        { "{\"qty\":99999999999999999999}", ORDER_NEED, 0, "not JSON" },   /* beyond int64 */
+        { "[1,2]", ORDER_NEED, 0, "JSON object" },
+        { "\"x\"", ID, 0, "expected" },   /* jansson: "'[' or '{' expected" */
+        { "{\"qty\":1,\"amount_cents\":1250}", ORDER_NEED, 0, "item: missing" },
+        { "{\"item\":\"sku-1\",\"amount_cents\":1250}", ORDER_NEED, 0, "qty: missing" },
+        { "{\"item\":\"sku-1\",\"qty\":1}", ORDER_NEED, 0, "amount_cents: missing" },
+        { "{}", ID, SVC_BODY_ITEM, "order_id: missing" },
+        { "{\"item\":5,\"qty\":1,\"amount_cents\":1250}", ORDER_NEED, 0, "item: want" },
+        { "{\"item\":\"\",\"qty\":1,\"amount_cents\":1250}", ORDER_NEED, 0, "item: want" },
+        { "{\"item\":\"a b\",\"qty\":1,\"amount_cents\":1250}", ORDER_NEED, 0, "item: want" },
+        { "{\"item\":\"a\\u0000b\",\"qty\":1,\"amount_cents\":1250}", ORDER_NEED, 0, "without JSON_ALLOW_NUL" },
+        { "{\"item\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"qty\":1,\"amount_cents\":1}",
+          ORDER_NEED, 0, "item: want" },   /* 64 bytes */
+        { "{\"item\":\"sku-1\",\"qty\":\"1\",\"amount_cents\":1250}", ORDER_NEED, 0, "qty: want" },
+        { "{\"item\":\"sku-1\",\"qty\":1.5,\"amount_cents\":1250}", ORDER_NEED, 0, "qty: want" },
+        { "{\"item\":\"sku-1\",\"qty\":0,\"amount_cents\":1250}", ORDER_NEED, 0, "qty: want" },
+        { "{\"item\":\"sku-1\",\"qty\":-2,\"amount_cents\":1250}", ORDER_NEED, 0, "qty: want" },
+        { "{\"item\":\"sku-1\",\"qty\":1,\"amount_cents\":\"12\"}", ORDER_NEED, 0, "amount_cents: want" },
+        { "{\"item\":\"sku-1\",\"qty\":1,\"amount_cents\":-1}", ORDER_NEED, 0, "amount_cents: want" },
+        { "{\"item\":\"sku-1\",\"qty\":1,\"amount_cents\":null}", ORDER_NEED, 0, "amount_cents: want" },
+        { "{\"order_id\":\"aaaaaaaaaaaaaaaaaaaaaaaa\"}", ID, 0, "order_id: want" },   /* 24 bytes */
+        { "{\"order_id\":\"o/1\"}", ID, 0, "order_id: want" },
+        { "{\"order_id\":\"o-1\",\"item\":false}", ID, SVC_BODY_ITEM, "item: want" },          /* optional, checked */
+        { "{\"order_id\":\"o-1\",\"amount_cents\":-3}", ID, SVC_BODY_AMOUNT, "amount_cents: want" },
+        { "{\"order_id\":\"o-1\",\"order_id\":\"o-2\"}", ID, 0, "not JSON" },                  /* a key twice */
+        { "{\"item\":\"x\",\"qty\":1,\"amount_cents\":1,\"qty\":-1}", ORDER_NEED, 0, "not JSON" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        svc_body b;
+        memset(&b, 0x55, sizeof b);
+        char err[160] = "";
+        int rc = body(bad[i].body, bad[i].need, bad[i].allow, &b, err, sizeof err);
+        if (rc != -EINVAL || !strstr(err, bad[i].reason))
+            fail_msg("%s -> %d '%s', want -EINVAL '%s'", bad[i].body, rc, err, bad[i].reason);
+        /* nothing half-filled */
+        assert_true(b.has == 0 && !b.order_id[0] && !b.item[0] && b.qty == 0 && b.amount_cents == 0);
+    }
+    /* the first broken field in the documented order is the one named */
+    char err[160];
+    svc_body b;
+    assert_int_equal(body("{\"qty\":0}", ID | SVC_BODY_QTY, 0, &b, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "order_id: missing"));
+    /* a short err buffer is truncated, still terminated */
+    char tiny[8];
+    assert_int_equal(body("[]", ID, 0, &b, tiny, sizeof tiny), -EINVAL);
+    assert_int_equal(strlen(tiny), sizeof tiny - 1);
+}
+
 static void test_keys(void **s)
 {
     (void)s;
@@ -385,6 +487,7 @@ int main(void)
         cmocka_unit_test(test_opts_naive_budget), cmocka_unit_test(test_opts_errors),
         cmocka_unit_test(test_opts_tracing),
         cmocka_unit_test(test_stock), cmocka_unit_test(test_fault),
+        cmocka_unit_test(test_body_ok), cmocka_unit_test(test_body_errors),
         cmocka_unit_test(test_keys), cmocka_unit_test(test_map),
         cmocka_unit_test(test_order_failure),
     };

@@ -484,7 +484,9 @@ static void test_bad_config(void **s)
         { "OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318" }, { "OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4318" },
         { "OTEL_EXPORTER_OTLP_ENDPOINT", "http://c" }, { "OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:0" },
         { "OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:99999" }, { "OTEL_EXPORTER_OTLP_ENDPOINT", "http://:4318" },
-        { "OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:43x8" }, { "OTEL_EXPORTER_OTLP_ENDPOINT", "http://[::1:4318" },
+        { "OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:43x8" }, { "OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:+4318" },
+        { "OTEL_EXPORTER_OTLP_ENDPOINT", "http://c: 4318" }, { "OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:-4318" },
+        { "OTEL_EXPORTER_OTLP_ENDPOINT", "http://[::1:4318" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         setenv(bad[i].var, bad[i].val, 1);

@@ -16,12 +16,14 @@
 #include <string.h>
 #include "stock.h"
 #include "svc.h"
+#include "svc_body.h"
 #include "svc_map.h"
 #include "svc_store.h"
 #include "svc_undo.h"
 
 #define ID_MAX 24
 #define TOMB_TTL_S 3600           /* a tombstone older than this is deleted (docs/services.md) */
+_Static_assert(ID_MAX == SVC_BODY_ID_MAX && INV_ITEM_MAX == SVC_BODY_ITEM_MAX, "the body's keys fit the records'");
 
 /* The stock (a row per item) and the reservations (a row per order):
  * RESERVED (taken, `done` once the charge went through), then perhaps
@@ -270,24 +272,18 @@ typedef struct reserve_st {
 
 static int parse_reserve(svc_job *job, res_io *io, int64_t *amount)
 {
-    json_t *root = json_loadb(job->body, job->body_len, 0, NULL), *id, *item, *qty, *am;
-    int ok = json_is_object(root) && json_is_string(id = json_object_get(root, "order_id")) &&
-             json_is_string(item = json_object_get(root, "item")) &&
-             json_is_integer(qty = json_object_get(root, "qty")) &&
-             (!(am = json_object_get(root, "amount_cents")) || json_is_integer(am)) &&
-             svc_key_valid(json_string_value(id), json_string_length(id), ID_MAX) &&
-             svc_key_valid(json_string_value(item), json_string_length(item), INV_ITEM_MAX) &&
-             json_integer_value(qty) >= 1 && (!am || json_integer_value(am) >= 0);
-    if (ok) {
-        strcpy(io->id, json_string_value(id));
-        strcpy(io->item, json_string_value(item));
-        io->qty = json_integer_value(qty);
-        *amount = am ? json_integer_value(am) : 0;
+    svc_body b;
+    char err[160];
+    if (svc_body_parse(job->body, job->body_len, SVC_BODY_ORDER_ID | SVC_BODY_ITEM | SVC_BODY_QTY, SVC_BODY_AMOUNT, &b,
+                       err, sizeof err) < 0) {
+        svc_reply_error(job, 400, "bad_request", NULL, "%s; want {\"order_id\",\"item\",\"qty\" >= 1,\"amount_cents\" >= 0}", err);
+        return -EINVAL;
     }
-    json_decref(root);
-    if (!ok)
-        svc_reply_error(job, 400, "bad_request", NULL, "want {\"order_id\",\"item\",\"qty\" >= 1,\"amount_cents\" >= 0}");
-    return ok ? 0 : -EINVAL;
+    strcpy(io->id, b.order_id);
+    strcpy(io->item, b.item);
+    io->qty = b.qty;
+    *amount = b.amount_cents;
+    return 0;
 }
 
 static void answer_reserved(svc_job *job, const res_io *io)
@@ -355,20 +351,16 @@ typedef struct release_st {
 
 static int parse_release(svc_job *job, res_io *io)
 {
-    json_t *root = json_loadb(job->body, job->body_len, 0, NULL), *id, *item;
-    int ok = json_is_object(root) && json_is_string(id = json_object_get(root, "order_id")) &&
-             svc_key_valid(json_string_value(id), json_string_length(id), ID_MAX) &&
-             (!(item = json_object_get(root, "item")) ||
-              svc_key_valid(json_string_value(item), json_string_length(item), INV_ITEM_MAX));
-    if (ok) {
-        strcpy(io->id, json_string_value(id));
-        if (item)
-            strcpy(io->item, json_string_value(item));
+    svc_body b;
+    char err[160];
+    if (svc_body_parse(job->body, job->body_len, SVC_BODY_ORDER_ID, SVC_BODY_ITEM, &b, err, sizeof err) < 0) {
+        svc_reply_error(job, 400, "bad_request", NULL, "%s; want {\"order_id\"} (and optionally \"item\")", err);
+        return -EINVAL;
     }
-    json_decref(root);
-    if (!ok)
-        svc_reply_error(job, 400, "bad_request", NULL, "want {\"order_id\"} (and optionally \"item\")");
-    return ok ? 0 : -EINVAL;
+    strcpy(io->id, b.order_id);
+    if (b.has & SVC_BODY_ITEM)
+        strcpy(io->item, b.item);
+    return 0;
 }
 
 /* Gives the stock back (or leaves a tombstone), then hands the void at

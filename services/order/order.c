@@ -32,10 +32,12 @@
 #include <string.h>
 #include "failure.h"
 #include "order.h"
+#include "svc_body.h"
 #include "svc_hop.h"
 #include "svc_store.h"
 #include "svc_undo.h"
 
+_Static_assert(ID_MAX == SVC_BODY_ID_MAX && ITEM_MAX == SVC_BODY_ITEM_MAX, "the body's keys fit the records'");
 const char *const order_status_name[3] = { "PENDING", "PAID", "FAILED" };
 
 static const char schema[] =
@@ -211,24 +213,17 @@ static void new_id(svc_shard *sh, char *id)
 
 static int parse_order(svc_job *job, order_io *o)
 {
-    json_t *root = json_loadb(job->body, job->body_len, 0, NULL), *item, *qty, *amount;
-    int ok = json_is_object(root) && json_is_string(item = json_object_get(root, "item")) &&
-             json_is_integer(qty = json_object_get(root, "qty")) &&
-             json_is_integer(amount = json_object_get(root, "amount_cents"));
-    if (ok) {
-        ok = svc_key_valid(json_string_value(item), json_string_length(item), ITEM_MAX) &&
-             json_integer_value(qty) >= 1 && json_integer_value(amount) >= 0;
-        if (ok) {
-            strcpy(o->item, json_string_value(item));
-            o->qty = json_integer_value(qty);
-            o->amount = json_integer_value(amount);
-        }
+    svc_body b;
+    char err[160];
+    if (svc_body_parse(job->body, job->body_len, SVC_BODY_ITEM | SVC_BODY_QTY | SVC_BODY_AMOUNT, 0, &b, err,
+                       sizeof err) < 0) {
+        svc_reply_error(job, 400, "bad_request", NULL, "%s; want {\"item\":\"sku-1\",\"qty\":1,\"amount_cents\":1250}", err);
+        return -EINVAL;
     }
-    json_decref(root);
-    if (!ok)
-        svc_reply_error(job, 400, "bad_request", NULL, "want {\"item\":\"sku-1\",\"qty\":1,\"amount_cents\":1250}: "
-                        "item 1-63 of [A-Za-z0-9._:-], qty >= 1, amount_cents >= 0");
-    return ok ? 0 : -EINVAL;
+    strcpy(o->item, b.item);
+    o->qty = b.qty;
+    o->amount = b.amount_cents;
+    return 0;
 }
 
 /* The compensation of a failed order: the release at inventory, which

@@ -12,11 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include "svc.h"
+#include "svc_body.h"
 #include "svc_map.h"
 #include "svc_store.h"
 
 #define ID_MAX 24
 #define TOMB_TTL_S 3600           /* a tombstone older than this is deleted (docs/services.md) */
+_Static_assert(ID_MAX == SVC_BODY_ID_MAX, "the body's order id fits the record's");
 
 enum { CHARGED, VOIDED };
 
@@ -170,19 +172,17 @@ static void answer(svc_job *job, const chg_io *io, const char *status)
 /* {"order_id"} (and "amount_cents" >= 0 when `amount` is not NULL). */
 static int parse(svc_job *job, chg_io *io, bool amount)
 {
-    json_t *root = json_loadb(job->body, job->body_len, 0, NULL), *id, *am = NULL;
-    int ok = json_is_object(root) && json_is_string(id = json_object_get(root, "order_id")) &&
-             svc_key_valid(json_string_value(id), json_string_length(id), ID_MAX) &&
-             (!amount || (json_is_integer(am = json_object_get(root, "amount_cents")) && json_integer_value(am) >= 0));
-    if (ok) {
-        strcpy(io->id, json_string_value(id));
-        io->amount = am ? json_integer_value(am) : 0;
+    svc_body b;
+    char err[160];
+    if (svc_body_parse(job->body, job->body_len, SVC_BODY_ORDER_ID | (amount ? SVC_BODY_AMOUNT : 0), 0, &b, err,
+                       sizeof err) < 0) {
+        svc_reply_error(job, 400, "bad_request", NULL, "%s; want %s", err,
+                        amount ? "{\"order_id\",\"amount_cents\" >= 0}" : "{\"order_id\"}");
+        return -EINVAL;
     }
-    json_decref(root);
-    if (!ok)
-        svc_reply_error(job, 400, "bad_request", NULL, amount ? "want {\"order_id\",\"amount_cents\" >= 0}"
-                                                              : "want {\"order_id\"}");
-    return ok ? 0 : -EINVAL;
+    strcpy(io->id, b.order_id);
+    io->amount = b.amount_cents;
+    return 0;
 }
 
 /* ---- POST /charge ------------------------------------------------------------------------- */
