@@ -212,7 +212,11 @@ static void fail_order(sl_task *t, svc_job *job, create_st *st)
     }
     if (!marked)
         start_mark(job, o);
-    post_release(job, o);
+    /* -EBUSY: refused before a byte left (the pool full, or its fail-fast):
+     * inventory never saw this reserve, so there is nothing to release,
+     * and under overload the release would only add to inventory's load */
+    if (st->rc != -EBUSY)
+        post_release(job, o);
     if (st->status == 200)   /* reserved, yet the payment's callback never came */
         svc_reply_error(job, 502, "upstream_failed", st->id, "the payment was never confirmed");
     else
