@@ -23,7 +23,12 @@ Figures per multiple: goodput (201/s) and goodput / C, 201 p50/p99 (ms),
 shares of 503, 504, other answers and no answer (client timeouts, resets),
 and CPU per 503: the three services' CPU time (from /proc) during the run,
 less what the 201s cost at C, over the 503s; also as a share of the CPU of
-a 201 (a 503 must cost a fraction of a served request). That estimate
+a 201 (a 503 must cost a fraction of a served request). Also the load
+client's own state: client_behind_share (requests it sent more than 1 ms
+after their time) and client_lag_s (how much longer than asked its run
+took); a run more than 0.25 s behind is client_bound (its CPU could not
+keep the rate, or all its connections waited for answers): its lag turns
+into latency and "no answer", and targets.valid_client_kept_rate is false. That estimate
 is as noisy as the run; shed_cost measures it apart: order-svc refusing
 requests whose 1 ms budget is below what the route needs, its CPU per 503
 against the whole chain's CPU per 201 at C.
@@ -195,7 +200,17 @@ def open_loop(o, url, rate, duration, warmup=0):
                 duration, warmup)
 
 
-def summary(j, cap, cpu=None, cpu_201=None):
+# A run whose load client fell behind its schedule by more than this (its
+# last request left that much after the end of the window) did not offer
+# the rate asked: either its CPU could not keep up (CPU 1 shared with other
+# work) or every one of its 4000 connections was waiting for an answer.
+# Its lag counts in every latency (taken from the intended send times) and
+# turns into "no answer" past --timeout; the servers' /metrics (in flight,
+# queued) and `ss -tn` (unread bytes) tell which side it was.
+CLIENT_LAG_MAX_S = 0.25
+
+
+def summary(j, cap, cpu=None, cpu_201=None, asked_s=None):
     n = max(j["requests"], 1)
     n201, n503, n504 = count(j, 201), count(j, 503), count(j, 504)
     noans = sum(j["errors"].values())
@@ -208,7 +223,13 @@ def summary(j, cap, cpu=None, cpu_201=None):
          "share_503": round(n503 / n, 4), "share_504": round(n504 / n, 4),
          "share_other": round((j["requests"] - n201 - n503 - n504 - noans) / n, 4),
          "share_no_answer": round(noans / n, 4),
-         "requests": j["requests"], "status": j["status"], "errors": j["errors"]}
+         "requests": j["requests"], "status": j["status"], "errors": j["errors"],
+         "client_behind_share": round(j.get("behind_schedule", 0) / n, 4)}
+    if asked_s is not None:
+        # the client sends every request of its schedule, late if it must:
+        # a run longer than asked is a client that could not keep the rate
+        r["client_lag_s"] = round(max(j["duration_s"] - asked_s, 0), 2)
+        r["client_bound"] = r["client_lag_s"] > CLIENT_LAG_MAX_S
     if cpu is not None:
         r["cpu_s"] = round(cpu, 3)
         if cpu_201 and n503 >= 1000:
@@ -260,8 +281,9 @@ def side_run(side, o, tmp, peer):
         runs = []
         for m in o["multiples"]:
             c0 = ch.cpu()
-            j = open_loop(o, ch.url, m * cap, 3 if q else 10)
-            r = summary(j, cap, ch.cpu() - c0, cpu_201)
+            secs = 3 if q else 10
+            j = open_loop(o, ch.url, m * cap, secs)
+            r = summary(j, cap, ch.cpu() - c0, cpu_201, secs)
             r["multiple"] = m
             r["series"] = [{"t": p["t"], "requests": p["requests"], "201": p["status"].get("201", 0),
                             "503": p["status"].get("503", 0), "504": p["status"].get("504", 0),
@@ -272,7 +294,9 @@ def side_run(side, o, tmp, peer):
                   f"({r['goodput_over_C']} C) p50/p99 {r['p50_201_ms']}/{r['p99_201_ms']} ms "
                   f"503 {r['share_503']:.1%} 504 {r['share_504']:.1%} no answer {r['share_no_answer']:.1%}"
                   + (f" cpu/503 {r['cpu_us_per_503']} us ({r['cpu_503_over_201']} of a 201)"
-                     if "cpu_us_per_503" in r else ""), file=sys.stderr)
+                     if "cpu_us_per_503" in r else "")
+                  + (f" CLIENT-BOUND (the load client ran {r['client_lag_s']} s behind)"
+                     if r["client_bound"] else ""), file=sys.stderr)
         res["runs"] = runs
         # recovery: 0.5 C right after the last multiple; seconds 3.. of it
         j = open_loop(o, ch.url, 0.5 * cap, 5 if not q else 4)
@@ -309,6 +333,8 @@ def targets(s):
     if 3 in by and s["steady"]["p99_201_ms"] is not None and by[3]["p99_201_ms"] is not None:
         t["p99_3C_le_max(2x_steady,25ms)"] = by[3]["p99_201_ms"] <= max(2 * s["steady"]["p99_201_ms"], 25)
     t["no_client_timeouts"] = all(r["errors"]["timeout"] == 0 for r in s["runs"])
+    # a run the load client could not keep up with says nothing either way
+    t["valid_client_kept_rate"] = not any(r.get("client_bound") for r in s["runs"])
     if s["recovery"]["share_201_after_2s"] is not None:
         t["recovery_ge_0.99"] = s["recovery"]["share_201_after_2s"] >= 0.99
     return t

@@ -16,6 +16,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include "admit.h"
 #include "client_int.h"
 #include "addr.h"
 #include "http_parse.h"
@@ -94,6 +95,12 @@ struct pool {
     uint32_t nwait, rr;
     uint32_t nout;         /* replicas out of rotation */
     uint32_t tokens;       /* retry budget, in thousandths of a retry */
+    /* fail-fast (sl_http_upstream_opts.no_fail_fast) */
+    sl_admit_need lat;     /* the median time of a call answered below 500 */
+    uint64_t lat_at;       /* when it last learned */
+    uint64_t ff_start;     /* the throttle's window began */
+    uint32_t ff_req, ff_acc;   /* calls made and answered (not 503) in it */
+    uint64_t rng;
     sl_http_upstream_stats st;
 };
 
@@ -128,6 +135,7 @@ struct sl_http_call_priv {
     size_t sent;            /* bytes of this attempt handed to the connection */
     uint32_t tries;
     uint64_t deadline;
+    uint64_t t0;            /* the call began */
     sl_http_header *hdrs;
     uint32_t nhdrs;
     char *hbuf;
@@ -628,6 +636,80 @@ static void span_end(priv *pv, int rc)
                            pv->task ? sl_task_ctx(pv->task) : NULL);
 }
 
+/* ---- fail-fast ------------------------------------------------------------------ */
+
+/* The throttle's window: its counts (calls answered or refused here, and
+ * calls accepted) halve every FF_WINDOW_NS, so it remembers the last
+ * second or so. Calls that got no answer (refused connections, resets,
+ * timeouts) count in neither: outlier ejection deals with those. */
+#define FF_WINDOW_NS (500 * SL_NS_PER_MS)
+/* Calls in the window before the throttle may refuse any: a few 503s are
+ * not a refusing upstream. */
+#define FF_MIN_CALLS 16
+/* Accepted calls count K times (the K of Google's SRE book, "Handling
+ * Overload": with K = 2 the callee still gets up to twice what it
+ * accepts, enough to see it recover). */
+#define FF_K 2
+/* A latency estimate not refreshed for this long is not used: the calls
+ * it turned away would never let it learn that the upstream is fast again. */
+#define FF_STALE_NS SL_NS_PER_S
+
+static void ff_roll(pool *pl, uint64_t now)
+{
+    while (now - pl->ff_start >= FF_WINDOW_NS) {
+        pl->ff_req /= 2;
+        pl->ff_acc /= 2;
+        pl->ff_start += FF_WINDOW_NS;
+        if (!pl->ff_req) {
+            pl->ff_start = now;
+            break;
+        }
+    }
+}
+
+/* An answered call: what it took (an answer below 500: a 5xx may come at
+ * once and says nothing of the time real work takes), and whether the
+ * upstream accepted it (anything but 503). */
+static void learn(pool *pl, const priv *pv)
+{
+    int status = pv->call->status;
+    uint64_t now = sl_now_ns();
+    ff_roll(pl, now);
+    pl->ff_req++;
+    if (status != 503)
+        pl->ff_acc++;
+    if (status < 500) {
+        sl__admit_need_add(&pl->lat, now - pv->t0);
+        pl->lat_at = now;
+    }
+}
+
+/* Whether a call is refused here, before it takes a connection or sends
+ * a byte: its remaining budget cannot cover the upstream's recent median
+ * time, or the upstream has been refusing (503) and this call falls in
+ * the share that client-side throttling turns away: each call is refused
+ * with probability (calls - K x accepted) / (calls + 1) over the window. */
+static bool fail_fast(pool *pl, uint64_t deadline, uint64_t now, uint64_t margin)
+{
+    uint64_t need = sl__admit_need(&pl->lat);
+    if (need && deadline && now - pl->lat_at < FF_STALE_NS && deadline - now < margin + need)
+        return true;
+    ff_roll(pl, now);
+    if (pl->ff_req < FF_MIN_CALLS || pl->ff_req <= FF_K * pl->ff_acc)
+        return false;
+    /* xorshift64: a per-pool stream, no lock, no libc state */
+    uint64_t x = pl->rng ? pl->rng : 0x9e3779b97f4a7c15u ^ (uint64_t)(uintptr_t)pl;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    pl->rng = x;
+    uint64_t num = pl->ff_req - FF_K * (uint64_t)pl->ff_acc, den = (uint64_t)pl->ff_req + 1;
+    if (x % den >= num)
+        return false;
+    pl->ff_req++;   /* a call the caller made, refused: it counts as one */
+    return true;
+}
+
 /* An attempt has its result: try again, or wake the task. `wrote`: some
  * of the request may have reached the callee. */
 static void finish_attempt(priv *pv, int rc, bool wrote)
@@ -642,6 +724,8 @@ static void finish_attempt(priv *pv, int rc, bool wrote)
     if (rc < 0 && retry(pv, rc, wrote))
         return;
     pv->done = true;
+    if (rc == 0)
+        learn(pl, pv);
     span_end(pv, rc);
     if (pv->task)
         sl_task_unpark(pv->task, rc);
@@ -1092,6 +1176,11 @@ int sl_http_call_key(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const
         pl->st.timeouts++;
         return -ETIMEDOUT;
     }
+    if (!up->o.no_fail_fast && fail_fast(pl, deadline, now, margin)) {
+        pl->st.busy++;
+        pl->st.failfast++;
+        return -EBUSY;
+    }
     /* the caller's trace with a new span (or a fresh trace), and its tracestate */
     sl__call_span span;
     size_t ts_len;
@@ -1110,6 +1199,7 @@ int sl_http_call_key(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const
     snprintf(pv->line, line_len + 1, "%s %s HTTP/1.1\r\n", method, path);
     pv->line_len = line_len;
     pv->deadline = deadline;
+    pv->t0 = now;
     pv->call = call;
     pv->task = t;
     pv->pool = pl;

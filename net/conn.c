@@ -92,7 +92,7 @@ static size_t head_size(const sl_http_msg *m)
 
 /* A request, its handler's state and the copy of its head are one
  * allocation (m: the head, or NULL for an answer without one). */
-static sl_http_req *req_new(conn *c, size_t state_size, const sl_http_msg *m)
+static sl_http_req *req_new(conn *c, size_t state_size, const sl_http_msg *m, uint64_t now)
 {
     size_t at = ALIGN_UP(offsetof(sl_http_req, state) + state_size, _Alignof(sl_http_header));
     /* malloc + memset, not calloc: glibc's calloc skips the thread cache,
@@ -108,7 +108,7 @@ static sl_http_req *req_new(conn *c, size_t state_size, const sl_http_msg *m)
     }
     req->c = c;
     req->sr = c->sr;
-    req->t_start = sl_now_ns();
+    req->t_start = now;
     req->keep_alive = true;
     c->alive_reqs++;
     if (c->tail)
@@ -125,7 +125,7 @@ static void answer_now(sl_http_req *req, int status, const char *code, const cha
 {
     if (req->replied)
         return;
-    sl_http_reply_error(req, status, code, "%s", msg);
+    sl__reply_static(req, status, code, msg);
 }
 
 /* ---- timers ------------------------------------------------------------------------ */
@@ -169,7 +169,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     /* a head that took too long: slowloris */
     c->timer_mode = T_NONE;
     c->closing = true;
-    sl_http_req *req = req_new(c, 0, NULL);
+    sl_http_req *req = req_new(c, 0, NULL, now);
     if (!req) {
         conn_free(c);
         return;
@@ -400,6 +400,55 @@ static int debug_denied(const conn *c, const sl_http_req *req)
     return 404;
 }
 
+/* The caller's budget (grpc-timeout), relative, never more than ours; -1
+ * when the header is malformed. */
+static int head_budget(const sl_http_server *srv, const sl_http_msg *m, uint64_t *budget)
+{
+    *budget = (uint64_t)srv->o.timeout_ms * SL_NS_PER_MS;
+    for (uint32_t i = 0; i < m->nheaders; i++) {
+        if (!sl_http_str_ieq(m->headers[i].name, "grpc-timeout", 12))
+            continue;
+        uint64_t ns;
+        if (sl_grpc_timeout_parse(m->headers[i].value.ptr, m->headers[i].value.len, &ns) < 0)
+            return -1;
+        if (ns < *budget)
+            *budget = ns;
+        return 0;
+    }
+    return 0;
+}
+
+/* A request that admission refuses as soon as its head is parsed costs no
+ * copy of its head, no trace span, no context, no task and no log line;
+ * its body is read off the socket and dropped, and its answer is canned
+ * (sl__reply_static). Only what it needs to keep its place in the
+ * pipeline is made. */
+static bool refuse_early(conn *c, const sl_http_msg *m, route_info *ri, const sl_route_match *match,
+                         uint64_t now, uint64_t deadline)
+{
+    const char *code, *msg;
+    int status = sl__srv_precheck(c->sr, ri, now, deadline, &code, &msg);
+    if (!status)
+        return false;
+    sl_http_req *req = req_new(c, 0, NULL, now);
+    if (!req) {
+        c->closing = true;
+        return true;
+    }
+    c->cur = req;
+    req->method = m->method_name;
+    req->is_head = m->method == SL_HTTP_HEAD;
+    req->keep_alive = m->keep_alive;
+    req->match.pattern = match->pattern;   /* the route's label in /metrics */
+    req->route = ri;
+    req->deadline = deadline;
+    req->refused_early = true;
+    req->immediate = status;
+    req->immediate_code = code;
+    req->immediate_msg = msg;
+    return true;
+}
+
 static void on_head(conn *c)
 {
     srv_reactor *sr = c->sr;
@@ -411,7 +460,13 @@ static void on_head(conn *c)
     int rc = sl_router_match(srv->router, m->method_name, strlen(m->method_name), m->target.ptr,
                              m->target.len, &match, allow, sizeof allow);
     route_info *ri = rc == 0 ? match.arg : NULL;
-    sl_http_req *req = req_new(c, ri ? ri->state_size : 0, m);
+    uint64_t now = sl_now_ns(), budget;
+    int bad_budget = head_budget(srv, m, &budget);
+    /* routes under /debug/ meet the debug policy first (debug_denied) */
+    bool debug_path = m->target.len >= 7 && !memcmp(m->target.ptr, "/debug/", 7) && srv->o.debug != SL_HTTP_DEBUG_ON;
+    if (ri && !bad_budget && !debug_path && !sr->draining && refuse_early(c, m, ri, &match, now, now + budget))
+        return;
+    sl_http_req *req = req_new(c, ri ? ri->state_size : 0, m, now);
     if (!req) {
         c->closing = true;
         return;
@@ -442,22 +497,16 @@ static void on_head(conn *c)
         req->immediate_code = "not_found";
         req->immediate_msg = "no such route";
     }
-    /* the caller's budget: relative, never later than ours */
-    uint64_t budget = (uint64_t)srv->o.timeout_ms * SL_NS_PER_MS;
-    size_t len;
-    const char *gt = sl_http_req_header(req, "grpc-timeout", &len);
-    uint64_t ns;
-    if (gt && sl_grpc_timeout_parse(gt, len, &ns) == 0) {
-        if (ns < budget)
-            budget = ns;
-    } else if (gt && !srv->o.bad_timeout_ignored && !req->immediate) {
+    if (bad_budget && !srv->o.bad_timeout_ignored && !req->immediate) {
         req->immediate = 400;
         req->immediate_code = "bad_request";
         req->immediate_msg = "malformed grpc-timeout header";
     }
-    req->deadline = req->t_start + budget;
+    req->deadline = now + budget;
+    if (req->route && !req->immediate)   /* a /debug/ route, a malformed budget ignored */
+        req->immediate = sl__srv_precheck(sr, req->route, now, req->deadline, &req->immediate_code,
+                                          &req->immediate_msg);
     sl__trace_req_begin(req);
-    sl__srv_precheck(req);
     if (sr->draining && !req->immediate) {
         req->immediate = 503;
         req->immediate_code = "shutting_down";
@@ -507,7 +556,7 @@ static void on_parse_error(conn *c, int err)
     c->sr->st.parse_errors++;
     sl_http_req *req = c->cur;
     c->cur = NULL;
-    if (!req && !(req = req_new(c, 0, NULL)))
+    if (!req && !(req = req_new(c, 0, NULL, sl_now_ns())))
         return;
     if (!req->method)
         req->method = "?";

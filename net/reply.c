@@ -245,6 +245,7 @@ int sl__reply_format(sl_http_req *req, int status, const char *ctype, const void
     size_t need = sizeof "HTTP/1.1 200 Request Header Fields Too Large\r\n"   /* the longest */
                   + date_len + sizeof "Content-Length: 18446744073709551615\r\n"
                   + (ctype ? sizeof "Content-Type: \r\n" + ctype_len : 0)
+                  + (req->retry_after ? sizeof "Retry-After: 4294967295\r\n" : 0)
                   + sizeof "Connection: close\r\n" + extra_len + 2 + body_out;
     /* the first in line with nothing queued before it is written before
      * sl_http_reply returns: it borrows the reactor's buffer */
@@ -262,6 +263,11 @@ int sl__reply_format(sl_http_req *req, int status, const char *ctype, const void
     if (ctype) {
         p = PUT_LIT(p, "Content-Type: ");
         p = put(p, ctype, ctype_len);
+        p = PUT_LIT(p, "\r\n");
+    }
+    if (req->retry_after) {
+        p = PUT_LIT(p, "Retry-After: ");
+        p = put_uint(p, sr->srv->o.retry_after_s);
         p = PUT_LIT(p, "\r\n");
     }
     if (close)
@@ -323,10 +329,33 @@ int sl_http_reply_error(sl_http_req *req, int status, const char *code, const ch
     json_t *j = json_pack("{s:s, s:s}", "error", code, "message", msg);
     if (!j)
         return -ENOMEM;
-    if (status == 503) {
-        char ra[16];
-        snprintf(ra, sizeof ra, "%u", req->sr->srv->o.retry_after_s);
-        sl_http_reply_header(req, "Retry-After", ra);
-    }
+    req->retry_after = status == 503;
     return sl_http_reply_json(req, status, j);
+}
+
+/* The server's own answers (refusals above all: under overload most
+ * answers are these) are formatted with memcpy alone: no printf, no JSON
+ * object, no header buffer. A refusal must cost a small fraction of a
+ * served request, or refusing eats the core it means to save (issue 14). */
+int sl__reply_static(sl_http_req *req, int status, const char *code, const char *msg)
+{
+    if (req->replied)
+        return -EALREADY;
+    if (!req->c || req->c->gone) {
+        req->replied = true;
+        req->status = 499;
+        return -EPIPE;
+    }
+    size_t cl = strlen(code), ml = strlen(msg);
+    char body[512];
+    if (cl + ml + sizeof "{\"error\":\"\",\"message\":\"\"}" > sizeof body)
+        return sl_http_reply_error(req, status, code, "%s", msg);
+    char *p = body;
+    p = PUT_LIT(p, "{\"error\":\"");
+    p = put(p, code, cl);
+    p = PUT_LIT(p, "\",\"message\":\"");
+    p = put(p, msg, ml);
+    p = PUT_LIT(p, "\"}");
+    req->retry_after = status == 503;
+    return sl_http_reply(req, status, "application/json", body, (size_t)(p - body));
 }

@@ -178,7 +178,11 @@ static void allow_add(char *allow, size_t size, const char *method)
             return;
         p += ml;
     }
-    snprintf(allow + used, size - used, "%s%s", used ? ", " : "", method);
+    size_t sep = used ? 2 : 0;
+    if (used + sep + ml >= size)
+        return;   /* the caller's buffer is full: the list stops here */
+    memcpy(allow + used, ", ", sep);
+    memcpy(allow + used + sep, method, ml + 1);
 }
 
 int sl_router_match(const sl_router *r, const char *method, size_t method_len,
@@ -218,14 +222,19 @@ int sl_router_match(const sl_router *r, const char *method, size_t method_len,
         if (!match_path(rt, ps, pl, n, NULL, &lit))
             continue;
         path_known = true;
-        if (!method_is(rt, method, method_len)) {
-            allow_add(allow, allow_size, rt->method);
+        if (!method_is(rt, method, method_len))
             continue;
-        }
         if (lit > best_lit) {
             best = rt;
             best_lit = lit;
         }
+    }
+    /* the Allow list only for a 405: a request that matched (POST /orders
+     * beside GET /orders) does not pay for it */
+    for (size_t i = 0; !best && path_known && allow && i < r->n; i++) {
+        const route *rt = &r->v[i];
+        if (rt->nsegs == n && match_path(rt, ps, pl, n, NULL, &lit))
+            allow_add(allow, allow_size, rt->method);
     }
     if (!best) {
         if (path_known && method_len == 4 && !memcmp(method, "HEAD", 4))

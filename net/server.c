@@ -392,20 +392,23 @@ static bool adaptive(const srv_reactor *sr)
     return sr->srv->o.admission == SL_HTTP_ADMISSION_ADAPTIVE;
 }
 
-/* Whether a request can still finish within its budget: 0 if so, else
- * the status that refuses it (504: its budget is gone; 503: less is left
- * than its route needs). */
-static int budget_refusal(const sl_http_req *req, uint64_t now)
+/* Whether a request of route ri can still finish within its budget
+ * (ending at deadline): 0 if so, else the status that refuses it (504: its
+ * budget is gone; 503: less is left than its route needs). */
+static int budget_refusal_ri(const srv_reactor *sr, const route_info *ri, uint64_t deadline, uint64_t now)
 {
-    const route_info *ri = req->route;
-    if (!adaptive(req->sr) || !ri || ri->lane == SL_HTTP_LANE_CONTROL || ri->lane == SL_HTTP_LANE_UNDO ||
+    if (!adaptive(sr) || !ri || ri->lane == SL_HTTP_LANE_CONTROL || ri->lane == SL_HTTP_LANE_UNDO ||
         ri->no_budget_check)
         return 0;
-    if (now >= req->deadline)
+    if (now >= deadline)
         return 504;
-    uint64_t need = ri->need_ms ? (uint64_t)ri->need_ms * SL_NS_PER_MS
-                                : sl__admit_need(&req->sr->need[ri->idx]);
-    return req->deadline - now < need ? 503 : 0;
+    uint64_t need = ri->need_ms ? (uint64_t)ri->need_ms * SL_NS_PER_MS : sl__admit_need(&sr->need[ri->idx]);
+    return deadline - now < need ? 503 : 0;
+}
+
+static int budget_refusal(const sl_http_req *req, uint64_t now)
+{
+    return budget_refusal_ri(req->sr, req->route, req->deadline, now);
 }
 
 static void refuse(sl_http_req *req, int status)
@@ -413,33 +416,42 @@ static void refuse(sl_http_req *req, int status)
     srv_reactor *sr = req->sr;
     if (status == 504) {
         sr->st.expired++;
-        sl_http_reply_error(req, 504, "deadline_exceeded", "the budget ran out before the request started");
+        sl__reply_static(req, 504, "deadline_exceeded", "the budget ran out before the request started");
         return;
     }
     sr->st.shed++;
     sl_trace_instant(sr->r, "http", "shed", req->method);
-    sl_http_reply_error(req, 503, "overloaded", "too many requests in flight; retry later");
+    sl__reply_static(req, 503, "overloaded", "too many requests in flight; retry later");
 }
 
-void sl__srv_precheck(sl_http_req *req)
+int sl__srv_precheck(srv_reactor *sr, const route_info *ri, uint64_t now, uint64_t deadline,
+                     const char **code, const char **msg)
 {
-    if (req->immediate)
-        return;
-    int status = budget_refusal(req, sl_now_ns());
-    if (!status)
-        return;
-    srv_reactor *sr = req->sr;
-    req->immediate = status;
+    const sl_http_server_opts *o = &sr->srv->o;
+    int status = budget_refusal_ri(sr, ri, deadline, now);
     if (status == 504) {
         sr->st.expired++;
-        req->immediate_code = "deadline_exceeded";
-        req->immediate_msg = "the budget ran out before the request started";
-    } else {
+        *code = "deadline_exceeded";
+        *msg = "the budget ran out before the request started";
+        return 504;
+    }
+    if (status == 503) {
         sr->st.shed++;
         sr->st.shed_budget++;
-        req->immediate_code = "overloaded";
-        req->immediate_msg = "less budget left than this route needs; retry later";
+        *code = "overloaded";
+        *msg = "less budget left than this route needs; retry later";
+        return 503;
     }
+    /* a full queue refuses a NORMAL request now (sl__srv_admit would) */
+    if (ri->lane == SL_HTTP_LANE_NORMAL && sr->queued >= o->max_queue &&
+        sr->inflight >= sl__admit_limit(&sr->adm)) {
+        sr->st.shed++;
+        sr->st.shed_full++;
+        *code = "overloaded";
+        *msg = "too many requests in flight; retry later";
+        return 503;
+    }
+    return 0;
 }
 
 /* While requests wait, the queue is looked at every queue target (at
@@ -638,7 +650,9 @@ void sl__srv_count(srv_reactor *sr, sl_http_req *req)
         st->routes[i].count++;
     if (req->trace.flags & 1)
         sl__trace_req_end(req);
-    if (sr->srv->o.access_log) {
+    /* a refusal at the head logs nothing: under overload that would be a
+     * line per refused request; /metrics counts them */
+    if (sr->srv->o.access_log && !req->refused_early) {
         char tid[33];
         sl_trace_id_hex(&req->trace, tid);
         fprintf(stderr, "%s %.*s %d %.3fms trace=%s\n", req->method, (int)req->path_len,

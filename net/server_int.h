@@ -134,6 +134,8 @@ struct sl_http_req {
     const char *immediate_code, *immediate_msg;
     bool is_head, keep_alive, replied, started, task_done, flushed, queued;
     bool reset;                 /* answered by sl_http_req_reset */
+    bool retry_after;           /* the answer carries Retry-After (a 503) */
+    bool refused_early;         /* refused as its head was parsed: no head copy, trace or log */
     bool orphan;                /* its server was freed while its task lived */
     bool undo_slot;             /* started in the undo lane: holds a slot of sr->undo */
     sl_task *task;              /* the handler, while it lives */
@@ -189,10 +191,14 @@ void sl__req_free(sl_http_req *req);
 
 /* server.c */
 void sl__srv_admit(sl_http_req *req);
-/* Deadline-aware admission as soon as the head is parsed (the body is then
- * discarded, not stored): sets req->immediate to 503 or 504 when the
- * request cannot finish within its budget. */
-void sl__srv_precheck(sl_http_req *req);
+/* Admission as soon as a head is parsed, before anything is made for the
+ * request (its body is then discarded, not stored): 0 to go on, or the
+ * status that refuses it at once, 504 when its budget (ending at
+ * `deadline`) is gone, 503 when less is left than the route needs or the
+ * admission queue is full; *code and *msg then name why (literals). Counts
+ * the refusal. */
+int sl__srv_precheck(srv_reactor *sr, const route_info *ri, uint64_t now, uint64_t deadline,
+                     const char **code, const char **msg);
 /* Takes a request that never started out of the admission queue. */
 void sl__srv_unqueue(sl_http_req *req);
 void sl__srv_task_ended(sl_http_req *req);
@@ -208,4 +214,8 @@ size_t sl__builtin_state_size(void);
 
 /* reply.c */
 int sl__reply_format(sl_http_req *req, int status, const char *ctype, const void *body, size_t len);
+/* Answers {"error":code,"message":msg} (+ Retry-After for a 503) without
+ * printf or JSON: code and msg are literals that need no JSON escaping.
+ * The errors of sl_http_reply. */
+int sl__reply_static(sl_http_req *req, int status, const char *code, const char *msg);
 #endif

@@ -26,7 +26,8 @@
  * Errors: -ECONNREFUSED, -ECONNRESET (closed or reset before the answer),
  * -ETIMEDOUT, -ECANCELED (or the context's cancel error), -EPROTO (not a
  * valid HTTP answer: a malformed status line or head, a 101 Switching
- * Protocols), -EBUSY (pool and queue full), -ENOMEM. An HTTP error status
+ * Protocols), -EBUSY (pool and queue full, or refused by fail-fast: see
+ * no_fail_fast), -ENOMEM. An HTTP error status
  * is not an error of the call: rc 0, and status/body hold it. Interim 1xx
  * answers (100 Continue, 103 Early Hints) are skipped, never returned. */
 #ifndef SL_CLIENT_H
@@ -73,6 +74,26 @@ typedef struct sl_http_upstream_opts {
     uint32_t eject_ms;           /* the first ejection (1000) */
     uint32_t eject_max_ms;       /* the longest (30000) */
     bool no_eject;               /* keep every replica in rotation */
+    /* Fail-fast, per reactor (on unless no_fail_fast): a call is refused
+     * with -EBUSY at once, before it takes a connection or sends a byte,
+     *  - when the caller's remaining budget (less margin_ms) is below the
+     *    median time this upstream's calls took lately (answers below 500;
+     *    from 16 answers on, and only while answers keep coming: an
+     *    estimate older than 1 s is not used), since it would most likely
+     *    time out after spending the upstream's work; or
+     *  - when the upstream has been refusing (503): client-side throttling
+     *    (Google SRE, "Handling Overload"), each call refused with
+     *    probability (calls - 2 x accepted) / (calls + 1) over the last
+     *    second or so, once 16 calls were counted in it; calls = those
+     *    answered and those refused here, accepted = answered with
+     *    anything but 503 (a call that got no answer counts in neither:
+     *    outlier ejection deals with those). The upstream keeps getting about twice
+     *    what it accepts, so it is seen to recover.
+     * So a caller under an overloaded chain answers its own 503 without
+     * the round trip, and the refusing service spends nothing on it.
+     * Counted in stats.failfast (and busy). A compensation that must get
+     * through retries on -EBUSY like on any failure. */
+    bool no_fail_fast;
     /* Names (see sl_http_upstream_new). The files are read when the
      * upstream is made (NULL: $SLUICE_RESOLV_CONF and $SLUICE_HOSTS if
      * set, else /etc/resolv.conf and /etc/hosts); the strings are not kept. */
@@ -135,6 +156,7 @@ typedef struct sl_http_upstream_stats {
     uint64_t resolved;    /* lookups answered after the first (at creation) */
     uint64_t resolve_failed;
     uint32_t resolving;   /* lookups under way */
+    uint64_t failfast;    /* calls refused at once by fail-fast (also in busy) */
 } sl_http_upstream_stats;
 void sl_http_upstream_stats_get(sl_http_upstream *up, sl_http_upstream_stats *st);
 

@@ -492,6 +492,51 @@ static void test_deadline_aware_refusal(void **state)
     srv_stop(&TS);
 }
 
+/* A refusal at the head keeps its place in a pipeline and its connection:
+ * on one connection, a served request, a refused one (its body, larger
+ * than one read, is skipped, never handled) and another served one are
+ * answered in order; the 503 is the canned one (JSON error, Retry-After,
+ * Content-Length, keep-alive), and /metrics counts it under its route. */
+static void test_refusal_keeps_connection(void **state)
+{
+    (void)state;
+    resp r;
+    serve((sl_http_server_opts){ .retry_after_s = 7 });
+    static char big[100000];
+    memset(big, 'x', sizeof big - 1);
+    char *msg = malloc(sizeof big + 1024);
+    assert_non_null(msg);
+    int n = snprintf(msg, sizeof big + 1024,
+                     "GET /learn?ms=20 HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 5S\r\n\r\n"
+                     "POST /need HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 50m\r\nContent-Length: %zu\r\n\r\n%s"
+                     "POST /need HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 5S\r\nContent-Length: 2\r\n\r\n{}",
+                     strlen(big), big);
+    assert_true(n > 0);
+    int fd = cli_connect(TS.port);
+    cli_send(fd, msg);
+    free(msg);
+    assert_int_equal(cli_read(fd, &r, 10000), 200);
+    assert_int_equal(cli_read(fd, &r, 10000), 503);
+    assert_non_null(strstr(r.head, "Retry-After: 7\r\n"));
+    assert_non_null(strstr(r.head, "Content-Type: application/json\r\n"));
+    assert_false(r.closed_after);
+    assert_string_equal(r.body, "{\"error\":\"overloaded\",\"message\":"
+                                "\"less budget left than this route needs; retry later\"}");
+    assert_int_equal(cli_read(fd, &r, 10000), 200);
+    assert_int_equal(atomic_load(&ran), 2);   /* the refused one never ran */
+    /* and the connection still serves */
+    cli_send(fd, "POST /need HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 0m\r\nContent-Length: 2\r\n\r\n{}");
+    assert_int_equal(cli_read(fd, &r, 10000), 504);
+    assert_null(strstr(r.head, "Retry-After"));
+    assert_string_equal(r.body, "{\"error\":\"deadline_exceeded\",\"message\":"
+                                "\"the budget ran out before the request started\"}");
+    close(fd);
+    expect_metric("sluice_http_requests_total{reactor=\"0\",route=\"/need\",status=\"503\"} 1");
+    expect_metric("sluice_http_requests_total{reactor=\"0\",route=\"/need\",status=\"504\"} 1");
+    expect_metric("sluice_http_admission_shed_total{reactor=\"0\",reason=\"budget\"} 1");
+    srv_stop(&TS);
+}
+
 /* A request waiting behind a full limit for longer than the target, all
  * through an interval, is refused by CoDel with 503 + Retry-After (the
  * same setup with FIXED admission keeps it queued: test_http.c,
@@ -678,6 +723,7 @@ int main(void)
         cmocka_unit_test(test_sim_overload),
         cmocka_unit_test(test_server_bad_options),
         cmocka_unit_test(test_deadline_aware_refusal),
+        cmocka_unit_test(test_refusal_keeps_connection),
         cmocka_unit_test(test_queue_delay_target),
         cmocka_unit_test(test_queue_delay_without_events),
         cmocka_unit_test(test_queued_deadline_504),

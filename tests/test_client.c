@@ -57,6 +57,22 @@ static int h_status(sl_task *t, void *arg)
     return sl_http_reply_error(req, atoi(code), "as_asked", "status %d as asked", atoi(code));
 }
 
+/* Sleeps ?ms=N, then answers 200. */
+static int h_slow(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    wst *s = sl_http_req_state(req);
+    size_t ql;
+    const char *q = sl_http_req_query(req, &ql);
+    SL_BEGIN(t);
+    calls_served++;
+    SL_AWAIT(t, s->rc, sl_sleep(t, (uint64_t)(ql > 3 ? atoi(q + 3) : 0) * SL_NS_PER_MS));
+    if (s->rc < 0)
+        SL_RETURN(t, s->rc);
+    sl_http_reply(req, 200, "text/plain", "slow", 4);
+    SL_END(t);
+}
+
 /* The server, its routes added, not started (serve_start). */
 /* Sleeps ?ms=N, then resets the connection instead of answering. */
 static int h_reset(sl_task *t, void *arg)
@@ -84,6 +100,7 @@ static void serve_new(void)
     assert_int_equal(sl_http_route(srv, "GET", "/reset", h_reset, sizeof(wst), NULL), 0);
     assert_int_equal(sl_http_route(srv, "POST", "/ok", h_ok, 0, NULL), 0);
     assert_int_equal(sl_http_route(srv, "POST", "/reset", h_reset, sizeof(wst), NULL), 0);
+    assert_int_equal(sl_http_route(srv, "GET", "/slow", h_slow, sizeof(wst), NULL), 0);
 }
 
 static void serve_start(void)
@@ -311,6 +328,117 @@ static void test_pool_exhausted_busy(void **s)
     memset(&C, 0, sizeof C);
     assert_int_equal(rt_run_keep(rt, busy_main, NULL), 0);
     sl_http_upstream_free(C.tight);
+    done(0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
+/* ---- fail-fast: refused here, no connection, no bytes --------------------------------------- */
+
+static struct {
+    sl_http_upstream *off, *fresh;
+    int i, answered, refused, served;
+    uint64_t t0;
+} F;
+
+static int failfast_main(sl_task *t, void *arg)
+{
+    char url[64];
+    sl_http_upstream_stats st;
+    (void)arg;
+    SL_BEGIN(t);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    assert_int_equal(sl_http_upstream_new(&C.up, rt, url, NULL), 0);
+    assert_int_equal(sl_http_upstream_new(&F.off, rt, url, &(sl_http_upstream_opts){ .no_fail_fast = true }), 0);
+    assert_int_equal(sl_http_upstream_new(&F.fresh, rt, url, NULL), 0);
+    /* 1. an upstream that keeps refusing: once 16 answers are in, most
+     * calls are turned away here, and those send nothing */
+    for (F.i = 0; F.i < 200; F.i++) {
+        SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.up, "POST", "/status/503", NULL, 0));
+        if (C.rc == -EBUSY) {
+            F.refused++;
+        } else {
+            assert_int_equal(C.rc, 0);
+            assert_int_equal(C.r.status, 503);
+            F.answered++;
+        }
+        sl_http_call_end(&C.r);
+    }
+    assert_int_equal(calls_served, F.answered);   /* a refused call reached nobody */
+    assert_true(F.answered >= 16);
+    assert_true(F.refused >= 100);
+    sl_http_upstream_stats_get(C.up, &st);
+    assert_int_equal(st.failfast, F.refused);
+    assert_int_equal(st.busy, F.refused);
+    assert_int_equal(st.connects, 1);
+    /* with fail-fast off, every call goes out */
+    F.served = calls_served;
+    for (F.i = 0; F.i < 50; F.i++) {
+        SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, F.off, "POST", "/status/503", NULL, 0));
+        assert_int_equal(C.rc, 0);
+        assert_int_equal(C.r.status, 503);
+        sl_http_call_end(&C.r);
+    }
+    assert_int_equal(calls_served, F.served + 50);
+    /* 2. the upstream serves again: a call gets through (the throttle lets
+     * some through and forgets; 10 s is far more than it needs) */
+    F.t0 = sl_now_ns();
+    for (;;) {
+        SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.up, "GET", "/ok", NULL, 0));
+        F.i = C.rc == 0 && C.r.status == 200;
+        sl_http_call_end(&C.r);
+        if (F.i)
+            break;
+        assert_int_equal(C.rc, -EBUSY);
+        assert_true(sl_now_ns() - F.t0 < 10 * SL_NS_PER_S);
+        SL_AWAIT(t, C.rc2, sl_sleep(t, 10 * SL_NS_PER_MS));
+    }
+    /* 3. a budget below the upstream's median time: refused at once. 16
+     * calls of 20 ms teach a fresh pool its median; a call with 15 ms left
+     * (margin 5 ms) would not make it */
+    for (F.i = 0; F.i < 16; F.i++) {
+        SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, F.fresh, "GET", "/slow?ms=20", NULL, 0));
+        assert_int_equal(C.rc, 0);
+        assert_int_equal(C.r.status, 200);
+        sl_http_call_end(&C.r);
+    }
+    F.served = calls_served;
+    sl_task_set_deadline(t, sl_now_ns() + 15 * SL_NS_PER_MS);
+    C.rc = sl_http_call(t, &C.r, F.fresh, "GET", "/slow?ms=20", NULL, 0);
+    assert_int_equal(C.rc, -EBUSY);
+    sl_http_call_end(&C.r);
+    assert_int_equal(calls_served, F.served);
+    sl_http_upstream_stats_get(F.fresh, &st);
+    assert_int_equal(st.failfast, 1);
+    /* without fail-fast the same call goes out (and runs out of time, or
+     * the server, which learned the route's median too, refuses it) */
+    sl_http_upstream_stats_get(F.off, &st);
+    F.served = (int)(st.connects + st.reused);
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, F.off, "GET", "/slow?ms=20", NULL, 0));
+    assert_true(C.rc == -ETIMEDOUT || (C.rc == 0 && (C.r.status == 504 || C.r.status == 503)));
+    sl_http_call_end(&C.r);
+    sl_http_upstream_stats_get(F.off, &st);
+    assert_int_equal(st.connects + st.reused, F.served + 1);   /* it took a connection */
+    assert_int_equal(st.failfast, 0);
+    /* with time enough, it goes out and is served */
+    sl_task_set_deadline(t, 0);
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, F.fresh, "GET", "/slow?ms=20", NULL, 0));
+    assert_int_equal(C.rc, 0);
+    assert_int_equal(C.r.status, 200);
+    sl_http_call_end(&C.r);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_fail_fast(void **s)
+{
+    (void)s;
+    serve();
+    memset(&C, 0, sizeof C);
+    memset(&F, 0, sizeof F);
+    assert_int_equal(rt_run_keep(rt, failfast_main, NULL), 0);
+    sl_http_upstream_free(C.up);
+    sl_http_upstream_free(F.off);
+    sl_http_upstream_free(F.fresh);
     done(0);
     assert_int_equal(sl_runtime_free(rt), 0);
 }
@@ -1146,6 +1274,7 @@ int main(void)
         cmocka_unit_test(test_budget_and_trace_forwarded),
         cmocka_unit_test(test_caller_abort_cancels_callee),
         cmocka_unit_test(test_pool_exhausted_busy),
+        cmocka_unit_test(test_fail_fast),
         cmocka_unit_test(test_upstream_metrics),
         cmocka_unit_test(test_outlier_ejected_and_probed_back),
         cmocka_unit_test(test_retry_budget_and_methods),

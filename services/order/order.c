@@ -93,6 +93,9 @@ typedef struct order_io {
     int64_t qty, amount;
     int status;               /* -1: none */
     bool ok;                  /* settle: inventory answered 200 */
+    bool unsent;              /* settle: the reserve was refused before a byte left (-EBUSY: the
+                               * pool full, or its fail-fast): inventory never saw it, so there is
+                               * nothing to release, and under overload a release only adds load */
     int64_t seq;              /* settle: the release's outbox row (0: none) */
 } order_io;
 
@@ -135,7 +138,8 @@ static int insert_fn(svc_conn *c, void *arg)
     return svc_conn_done(c, sqlite3_step(s));
 }
 
-/* FAILED and the release's outbox row, in one transaction. */
+/* FAILED and the release's outbox row (none when seq is NULL), in one
+ * transaction. */
 static int fail_row(svc_conn *c, const char *id, const char *item, int64_t *seq)
 {
     int rc = 0;
@@ -143,7 +147,7 @@ static int fail_row(svc_conn *c, const char *id, const char *item, int64_t *seq)
     if (!s)
         return rc;
     sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-    if ((rc = svc_conn_done(c, sqlite3_step(s))) < 0)
+    if ((rc = svc_conn_done(c, sqlite3_step(s))) < 0 || !seq)
         return rc;
     char body[ID_MAX + ITEM_MAX + 32];
     snprintf(body, sizeof body, "{\"order_id\":\"%s\",\"item\":\"%s\"}", id, item);
@@ -165,7 +169,7 @@ static int settle_fn(svc_conn *c, void *arg)
     if (io->ok && io->status == PAID)
         return 0;
     io->status = FAILED;
-    return fail_row(c, io->id, item, &io->seq);
+    return fail_row(c, io->id, item, io->unsent ? NULL : &io->seq);
 }
 
 /* The callback: PAID, only over PENDING. */
@@ -249,7 +253,7 @@ static void post_release(svc_job *job, const order_io *o)
 static void settled_detached(void *io, int rc)
 {
     order_io *o = io;
-    if (rc == 0 && o->status == FAILED)
+    if (rc == 0 && o->status == FAILED && !o->unsent)
         post_release(NULL, o);
 }
 
@@ -337,6 +341,7 @@ static int create_order(sl_task *t, svc_job *job)
     }
     st->status = svc_upstream_status(st->rc, &st->resp);
     st->io.ok = st->status == 200;
+    st->io.unsent = st->rc == -EBUSY;
     if (sl_task_cancelled(t)) {   /* out of budget, or the client is gone: no success was heard of */
         st->io.ok = false;
         unlock(t, st);
@@ -359,7 +364,8 @@ static int create_order(sl_task *t, svc_job *job)
             int len = snprintf(out, sizeof out, "{\"order_id\":\"%s\",\"status\":\"PAID\"}", st->io.id);
             svc_reply(job, 201, out, (size_t)len);
         } else {
-            post_release(job, &st->io);
+            if (!st->io.unsent)
+                post_release(job, &st->io);
             reply_failure(job, st);
         }
     }
