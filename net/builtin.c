@@ -497,7 +497,12 @@ static int gather_handler(sl_task *t, void *arg, int kind)
     for (st->i = 0; st->i < st->g->n; st->i++) {
         SL_AWAIT(t, st->rc, sl_chan_recv(t, st->g->ch, &st->v));
         if (st->rc < 0) {
-            st->g->abandoned = true;   /* the last answer frees it */
+            /* the last answer frees it; if every answer is in already
+             * (some still unread in the channel), nobody else will */
+            if (st->g->pending)
+                st->g->abandoned = true;
+            else
+                gather_free(st->g);
             SL_RETURN(t, st->rc);
         }
     }

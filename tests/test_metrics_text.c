@@ -4,8 +4,10 @@
  * names and route patterns; two channels of one name must be two series.
  * When `promtool` is installed (Debian's prometheus package) the same
  * exposition goes through `promtool check metrics` too. */
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/wait.h>
+#include <event2/event.h>
 #include "httputil.h"
 
 /* ---- a strict exposition parser --------------------------------------------------- */
@@ -407,11 +409,113 @@ static void test_exposition_escaped(void **s)
     promtool_check(r.body, r.body_len);
 }
 
+/* ---- a scrape cancelled once every snapshot has arrived --------------------------- */
+
+/* Three reactors; /spin and a scrape pipelined on one connection land on
+ * the same one, X. In its first turn /spin posts a ping to the two other
+ * reactors and yields; the scrape asks every reactor for a snapshot (X's
+ * own request is queued at once, the two others' behind the pings when the
+ * turn ends). A ping holds its reactor until /spin holds X, and sets a
+ * zero timer first, which fires after the callback that ran the ping and
+ * the snapshot request, so after that callback published its snapshot to
+ * X. /spin holds X (it never parks) until both other reactors have
+ * answered and the second timer to fire has posted X a message that
+ * cancels the scrape's task. When /spin lets go, X runs the snapshots,
+ * then the cancel, before the scrape runs again: the scrape is cancelled
+ * with every snapshot in and nothing left pending. It used to mark the
+ * gather "abandoned" for a last answer that had already come, and the
+ * gather and its channel leaked (issue 23): the runtime then counts a
+ * leaked channel at srv_stop, and ASan reports the memory. */
+static sl_msg spin_msg[2], cancel_msg;
+static _Atomic int spin_seen, scrape_cancelled, x_spinning;
+static sl_reactor *spin_home;
+
+static int cancel_scrape(sl_task *t, void *arg)
+{
+    (void)arg;
+    if (!strcmp(sl_task_name(t), "/metrics") && sl_task_cancel(t, -ECANCELED) == 0)
+        atomic_fetch_add(&scrape_cancelled, 1);
+    return 0;
+}
+
+static void cancel_on_home(void *arg)
+{
+    (void)arg;
+    sl_reactor_foreach_task(spin_home, cancel_scrape, NULL);
+}
+
+static void spin_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (atomic_fetch_add(&spin_seen, 1) == 1) {   /* the second: both have answered */
+        sl_reactor_post_mem(spin_home, &cancel_msg, cancel_on_home, NULL);
+        atomic_fetch_add(&spin_seen, 1);
+    }
+}
+
+static void spin_pong(void *arg)
+{
+    static const struct timeval zero;
+    (void)arg;
+    if (event_base_once(sl_reactor_base(sl_reactor_current()), -1, EV_TIMEOUT, spin_timer, NULL, &zero) < 0)
+        atomic_fetch_sub(&spin_seen, 100);   /* the test sees it */
+    uint64_t give_up = sl_now_ns() + 10 * 1000000000ull;
+    while (!atomic_load(&x_spinning) && sl_now_ns() < give_up)
+        ;
+}
+
+static int h_spin(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    SL_BEGIN(t);
+    spin_home = sl_task_reactor(t);
+    for (int i = 0, k = 0; i < 3; i++)
+        if (sl_runtime_reactor(TS.rt, i) != spin_home)
+            sl_reactor_post_mem(sl_runtime_reactor(TS.rt, i), &spin_msg[k++], spin_pong, NULL);
+    SL_YIELD(t);
+    atomic_store(&x_spinning, 1);
+    uint64_t give_up = sl_now_ns() + 10 * 1000000000ull;
+    while (atomic_load(&spin_seen) < 3 && sl_now_ns() < give_up)
+        ;
+    sl_http_reply(req, 200, "text/plain", "ok", 2);
+    SL_END(t);
+}
+
+static void test_scrape_cancelled_after_all_parts(void **s)
+{
+    (void)s;
+    TS.rt = rt_new(3, &TS.cap);
+    assert_int_equal(sl_http_server_new(&TS.srv, TS.rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0" }), 0);
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/spin", h_spin, 0, NULL), 0);
+    srv_run(&TS);
+    int fd = cli_connect(TS.port);
+    cli_send(fd, "GET /spin HTTP/1.1\r\nHost: t\r\n\r\nGET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
+    static char buf[1 << 16];
+    size_t got = 0;
+    /* /spin's answer, then the scrape's (an error: it was cancelled) */
+    while (!strstr(buf, "\r\n\r\nok") || !strstr(strstr(buf, "\r\n\r\nok"), "\r\n\r\n{")) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        assert_int_equal(poll(&p, 1, 10000), 1);
+        ssize_t n = read(fd, buf + got, sizeof buf - 1 - got);
+        assert_true(n > 0);
+        got += (size_t)n;
+        buf[got] = '\0';
+    }
+    assert_int_equal(atomic_load(&spin_seen), 3);
+    assert_int_equal(atomic_load(&scrape_cancelled), 1);
+    assert_null(strstr(buf, "version=0.0.4"));   /* the scrape did not answer */
+    close(fd);
+    srv_stop(&TS);   /* asserts that the runtime found no channel or task left behind */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parser_refuses),
         cmocka_unit_test(test_exposition_escaped),
+        cmocka_unit_test(test_scrape_cancelled_after_all_parts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
