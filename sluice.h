@@ -22,4 +22,5 @@
 #include "sl_http.h"
 #include "sl_client.h"
 #include "sl_tracer.h"
+#include "sl_metrics.h"
 #endif

@@ -5,11 +5,18 @@
  * each answers by message to the handler's reactor, which wakes the handler
  * through a channel. A handler that gives up (deadline) leaves the gather
  * object to the last answer, which frees it. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include "config.h"
 #include "client_int.h"
+#include "metrics_int.h"
 #include "server_int.h"
 #include "trace_int.h"
 #include "sl_chan.h"
@@ -255,44 +262,6 @@ static int start_gather(sl_task *t, gstate *st, sl_http_server *srv, int kind)
     return 0;
 }
 
-/* A label value in the text exposition format: backslash, double quote and
- * newline escaped as \\, \" and \n, and the value made valid UTF-8 (each
- * byte of a malformed sequence becomes U+FFFD), since the format is UTF-8
- * and one bad byte makes a scraper drop the whole target. Names come from
- * the application (routes, channels) and may hold anything. */
-static void label_value(struct evbuffer *b, const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned c = *p;
-        size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
-        bool ok = n > 0;
-        for (size_t k = 1; ok && k < n; k++)
-            ok = (p[k] & 0xc0) == 0x80;
-        if (ok && n > 1) {   /* no overlong forms, surrogates or code points past U+10FFFF */
-            uint32_t cp = n == 2 ? (c & 0x1fu) << 6 | (p[1] & 0x3fu)
-                        : n == 3 ? (c & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3fu)
-                                 : (c & 0x07u) << 18 | (p[1] & 0x3fu) << 12 | (p[2] & 0x3fu) << 6 | (p[3] & 0x3fu);
-            static const uint32_t least[5] = { 0, 0, 0x80, 0x800, 0x10000 };
-            ok = cp >= least[n] && cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff);
-        }
-        if (!ok) {
-            evbuffer_add(b, "\xef\xbf\xbd", 3);
-            p++;
-        } else if (c == '\\' || c == '"') {
-            char e[2] = { '\\', (char)c };
-            evbuffer_add(b, e, 2);
-            p++;
-        } else if (c == '\n') {
-            evbuffer_add(b, "\\n", 2);
-            p++;
-        } else {
-            evbuffer_add(b, p, n);
-            p += n;
-        }
-    }
-}
-
 /* Upstream calls summed over reactors: one pool per reactor, one series
  * per upstream (a reactor label would multiply series for nothing). */
 static void upstreams_text(gather *g, struct evbuffer *b)
@@ -392,35 +361,172 @@ static void offload_text(gather *g, struct evbuffer *b)
                         (double)o.run_ns / 1e9, (unsigned long long)o.completed, (double)o.run_max_ns / 1e9);
 }
 
-static void metrics_text(gather *g, struct evbuffer *b)
+/* ---- built-in families ------------------------------------------------------------ */
+
+/* The process_* families as Prometheus' client libraries name them, and
+ * sluice_build_info: read from the OS at each scrape (Linux's /proc; a
+ * figure that cannot be read is left out, as 0). */
+struct builtin_fams {
+    sl_series *cpu, *rss, *vms, *fds, *max_fds, *start;
+};
+
+/* When the process started, in seconds since the epoch: its start in clock
+ * ticks since boot (/proc/self/stat, field 22) plus the boot time
+ * (/proc/stat's btime); 0 if /proc cannot tell. */
+static double process_start_time(void)
 {
-    static const char *le[LAT_BUCKETS] = { "0.001", "0.002", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
-                                           "0.5", "1", "2.5", "5", "10", "+Inf" };
-    evbuffer_add_printf(b, "# HELP sluice_http_requests_total Requests answered, by route and status.\n"
-                           "# TYPE sluice_http_requests_total counter\n");
-    for (int i = 0; i < g->n; i++)
-        for (int k = 0; g->parts[i] && k < g->parts[i]->st.nroutes; k++) {
-            route_stat *r = &g->parts[i]->st.routes[k];
-            evbuffer_add_printf(b, "sluice_http_requests_total{reactor=\"%d\",route=\"", i);
-            label_value(b, r->route);
-            evbuffer_add_printf(b, "\",status=\"%d\"} %llu\n", r->status, (unsigned long long)r->count);
-        }
-    evbuffer_add_printf(b, "# HELP sluice_http_request_duration_seconds Time from the request's head to its answer.\n"
-                           "# TYPE sluice_http_request_duration_seconds histogram\n");
-    for (int i = 0; i < g->n; i++) {
-        snap *s = g->parts[i];
-        if (!s)
-            continue;
-        uint64_t cum = 0;
-        for (int k = 0; k < LAT_BUCKETS; k++) {
-            cum += s->st.lat[k];
-            evbuffer_add_printf(b, "sluice_http_request_duration_seconds_bucket{reactor=\"%d\",le=\"%s\"} %llu\n",
-                                i, le[k], (unsigned long long)cum);
-        }
-        evbuffer_add_printf(b, "sluice_http_request_duration_seconds_sum{reactor=\"%d\"} %.6f\n"
-                               "sluice_http_request_duration_seconds_count{reactor=\"%d\"} %llu\n",
-                            i, s->st.lat_sum_s, i, (unsigned long long)cum);
+    char buf[1024];
+    double start = 0;
+    FILE *f = fopen("/proc/self/stat", "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');   /* the command name may hold spaces */
+    unsigned long long ticks = 0;
+    for (int field = 2; p && field < 22; field++)
+        p = strchr(p + 1, ' ');
+    if (!p || sscanf(p + 1, "%llu", &ticks) != 1)
+        return 0;
+    if (!(f = fopen("/proc/stat", "r")))
+        return 0;
+    char line[256];
+    unsigned long long btime = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "btime %llu", &btime) == 1)
+            break;
+    fclose(f);
+    long hz = sysconf(_SC_CLK_TCK);
+    if (btime && hz > 0)
+        start = (double)btime + (double)ticks / (double)hz;
+    return start;
+}
+
+int sl__builtin_register(sl_http_server *srv)
+{
+    sl_metrics *m = srv->metrics;
+    static const char *const by_route[] = { "method", "route", NULL };
+    static const char *const by_status[] = { "method", "route", "status", NULL };
+    static const char *const by_version[] = { "version", NULL };
+    sl_metric *f;
+    struct builtin_fams *bf = srv->fams = calloc(1, sizeof *srv->fams);
+    if (!bf)
+        return -ENOMEM;
+    /* routes are few and fixed; the statuses of each are a handful */
+    int rc = sl_metric_new(m, &srv->m_requests, SL_METRIC_COUNTER, "sluice_http_requests_total",
+                           &(sl_metric_opts){ .help = "Requests answered, by method, route (\"unmatched\" "
+                                              "for a path no route matches) and status.",
+                                              .labels = by_status, .max_series = 1024 });
+    if (rc == 0)
+        rc = sl_metric_new(m, &srv->m_duration, SL_METRIC_HISTOGRAM, "sluice_http_request_duration_seconds",
+                           &(sl_metric_opts){ .help = "Time from the request's head to its answer, by method "
+                                              "and route.", .labels = by_route, .max_series = 256 });
+    struct { sl_series **s; sl_metric_type type; const char *name, *help; } proc[] = {
+        { &bf->cpu, SL_METRIC_COUNTER, "process_cpu_seconds_total", "Total user and system CPU time spent in seconds." },
+        { &bf->rss, SL_METRIC_GAUGE, "process_resident_memory_bytes", "Resident memory size in bytes." },
+        { &bf->vms, SL_METRIC_GAUGE, "process_virtual_memory_bytes", "Virtual memory size in bytes." },
+        { &bf->fds, SL_METRIC_GAUGE, "process_open_fds", "Number of open file descriptors." },
+        { &bf->max_fds, SL_METRIC_GAUGE, "process_max_fds", "Maximum number of open file descriptors." },
+        { &bf->start, SL_METRIC_GAUGE, "process_start_time_seconds",
+          "Start time of the process since unix epoch in seconds." },
+    };
+    for (size_t i = 0; rc == 0 && i < sizeof proc / sizeof *proc; i++)
+        if ((rc = sl_metric_new(m, &f, proc[i].type, proc[i].name, &(sl_metric_opts){ .help = proc[i].help })) == 0)
+            sl_metric_series(f, NULL, proc[i].s);
+    if (rc == 0)
+        rc = sl_metric_new(m, &f, SL_METRIC_GAUGE, "sluice_build_info",
+                           &(sl_metric_opts){ .help = "The sluice library serving: 1, with its version.",
+                                              .labels = by_version });
+    if (rc == 0) {
+        sl_series *one;
+        sl_metric_series(f, (const char *[]){ PACKAGE_VERSION }, &one);
+        sl__series_put(one, 1);
+        sl__series_put(bf->start, process_start_time());
     }
+    return rc;
+}
+
+void sl__builtin_unregister(sl_http_server *srv)
+{
+    sl_metrics_free(srv->metrics);
+    srv->metrics = NULL;
+    free(srv->fams);
+    srv->fams = NULL;
+}
+
+/* Reads the process_* figures now. */
+static void process_figures(sl_http_server *srv)
+{
+    struct builtin_fams *bf = srv->fams;
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        sl__series_put(bf->cpu, (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                                (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long vm, rss;
+    if (f) {
+        if (fscanf(f, "%llu %llu", &vm, &rss) == 2) {
+            double page = (double)sysconf(_SC_PAGESIZE);
+            sl__series_put(bf->vms, (double)vm * page);
+            sl__series_put(bf->rss, (double)rss * page);
+        }
+        fclose(f);
+    }
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        long n = 0;
+        for (struct dirent *e; (e = readdir(d));)
+            n += e->d_name[0] != '.';
+        closedir(d);
+        sl__series_put(bf->fds, (double)(n - 1));   /* not the one that read the directory */
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        sl__series_put(bf->max_fds, rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur);
+}
+
+/* OpenMetrics names a counter family without its _total (its samples keep
+ * it): the HELP and TYPE lines of the counters printed by hand below are
+ * rewritten so. Everything else they print reads the same in both
+ * formats. */
+static void om_counters(struct evbuffer *in, struct evbuffer *out)
+{
+    size_t len = evbuffer_get_length(in);
+    const char *t = (const char *)evbuffer_pullup(in, -1);
+    if (!t)
+        return;
+    for (size_t i = 0; i < len;) {
+        const char *nl = memchr(t + i, '\n', len - i);
+        size_t n = nl ? (size_t)(nl - (t + i)) + 1 : len - i;
+        const char *line = t + i;
+        bool help = n > 7 && !memcmp(line, "# HELP ", 7), type = n > 7 && !memcmp(line, "# TYPE ", 7);
+        const char *name = line + 7, *end = help || type ? memchr(name, ' ', n - 7) : NULL;
+        bool strip = false;
+        if (end && end - name > 6 && !memcmp(end - 6, "_total", 6)) {
+            /* a counter: its TYPE line is this one (TYPE) or the next (HELP) */
+            const char *tl = type ? line : line + n;
+            size_t nlen = (size_t)(end - name);
+            strip = tl + 7 + nlen + 9 <= t + len && !memcmp(tl, "# TYPE ", 7) && !memcmp(tl + 7, name, nlen) &&
+                    !memcmp(tl + 7 + nlen, " counter\n", 9);
+        }
+        if (strip) {
+            evbuffer_add(out, line, (size_t)(end - 6 - line));
+            evbuffer_add(out, end, n - (size_t)(end - line));
+        } else {
+            evbuffer_add(out, line, n);
+        }
+        i += n;
+    }
+}
+
+static void metrics_text(gather *g, struct evbuffer *out, bool om)
+{
+    process_figures(g->srv);
+    sl__metrics_text(g->srv->metrics, out, om);
+    struct evbuffer *b = om ? evbuffer_new() : out;
+    if (!b)
+        return;
 #define GAUGE(name, help, type, expr)                                                            \
     evbuffer_add_printf(b, "# HELP " name " " help "\n# TYPE " name " " type "\n");              \
     for (int i = 0; i < g->n; i++)                                                               \
@@ -477,7 +583,7 @@ static void metrics_text(gather *g, struct evbuffer *b)
             for (int j = 0; j < k; j++)
                 same += !strcmp(g->parts[i]->ch[j].name, g->parts[i]->ch[k].name);
             evbuffer_add_printf(b, "sluice_channel_length{reactor=\"%d\",channel=\"", i);
-            label_value(b, g->parts[i]->ch[k].name);
+            sl__label_value(b, g->parts[i]->ch[k].name);
             evbuffer_add_printf(b, "\",channel_id=\"%d\",capacity=\"%zu\"} %zu\n", same,
                                 g->parts[i]->ch[k].cap, g->parts[i]->ch[k].len);
         }
@@ -485,6 +591,24 @@ static void metrics_text(gather *g, struct evbuffer *b)
     offload_text(g, b);
     if (g->srv->o.tracer)
         sl__tracer_metrics(g->srv->o.tracer, b);
+    if (om) {
+        om_counters(b, out);
+        evbuffer_free(b);
+        evbuffer_add(out, "# EOF\n", 6);
+    }
+}
+
+/* Whether the scraper asks for OpenMetrics (Prometheus does, first, in its
+ * Accept header): the only format with exemplars. */
+static bool wants_openmetrics(const sl_http_req *req)
+{
+    size_t n;
+    const char *a = sl_http_req_header(req, "Accept", &n);
+    static const char om[] = "application/openmetrics-text";
+    for (size_t i = 0; a && i + sizeof om - 1 <= n; i++)
+        if (!strncasecmp(a + i, om, sizeof om - 1))
+            return true;
+    return false;
 }
 
 static int gather_handler(sl_task *t, void *arg, int kind)
@@ -497,16 +621,23 @@ static int gather_handler(sl_task *t, void *arg, int kind)
     for (st->i = 0; st->i < st->g->n; st->i++) {
         SL_AWAIT(t, st->rc, sl_chan_recv(t, st->g->ch, &st->v));
         if (st->rc < 0) {
-            st->g->abandoned = true;   /* the last answer frees it */
+            /* the last answer frees it; if every answer is in already
+             * (some still unread in the channel), nobody else will */
+            if (st->g->pending)
+                st->g->abandoned = true;
+            else
+                gather_free(st->g);
             SL_RETURN(t, st->rc);
         }
     }
     if (kind == G_METRICS) {
         struct evbuffer *b = evbuffer_new();
         if (b) {
-            metrics_text(st->g, b);
+            bool om = wants_openmetrics(req);
+            metrics_text(st->g, b, om);
             size_t n = evbuffer_get_length(b);
-            sl_http_reply(req, 200, "text/plain; version=0.0.4", evbuffer_pullup(b, -1), n);
+            sl_http_reply(req, 200, om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                                       : "text/plain; version=0.0.4", evbuffer_pullup(b, -1), n);
             evbuffer_free(b);
         }
     } else {

@@ -118,6 +118,10 @@ int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_serve
         s->sr[i].r = sl_runtime_reactor(rt, i);
         s->sr[i].fd = -1;
     }
+    if ((rc = sl_metrics_new(&s->metrics, rt)) < 0 || (rc = sl__builtin_register(s)) < 0) {
+        sl_http_server_free(s);
+        return rc;
+    }
     *out = s;
     return 0;
 }
@@ -303,7 +307,10 @@ int sl_http_server_start(sl_http_server *s)
     for (int i = 0; i < s->n; i++) {
         srv_reactor *sr = &s->sr[i];
         free(sr->need);
-        if (!(sr->need = calloc((size_t)nroutes + 1, sizeof *sr->need)))
+        free(sr->rser);
+        sr->rser = NULL;
+        if (!(sr->need = calloc((size_t)nroutes + 1, sizeof *sr->need)) ||
+            !(sr->rser = calloc((size_t)nroutes + 1, sizeof *sr->rser)))
             return -ENOMEM;
         sr->nneed = nroutes;
         sl__admit_init(&sr->adm, &ac, sl_now_ns());
@@ -340,6 +347,8 @@ int sl_http_server_start(sl_http_server *s)
 }
 
 int sl_http_server_port(const sl_http_server *s) { return s->port; }
+
+sl_metrics *sl_http_server_metrics(sl_http_server *s) { return s ? s->metrics : NULL; }
 
 /* ---- requests ---------------------------------------------------------------------- */
 
@@ -625,7 +634,57 @@ void sl__srv_task_ended(sl_http_req *req)
         sl__srv_conn_gone(sr);
 }
 
-static const double lat_le_ms[LAT_BUCKETS - 1] = { 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000 };
+/* The method as a label value: the methods HTTP defines, lower case
+ * (snake_case values), and "other" for anything a client makes up, so a
+ * client cannot add series. */
+static const char *method_label(const char *m)
+{
+    static const char *const upper[] = { "GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT",
+                                         "TRACE" };
+    static const char *const lower[] = { "get", "post", "head", "put", "delete", "patch", "options", "connect",
+                                         "trace" };
+    for (size_t i = 0; m && i < sizeof upper / sizeof *upper; i++)
+        if (!strcmp(m, upper[i]))
+            return lower[i];
+    return "other";
+}
+
+/* The request in sluice_http_requests_total{method,route,status} and
+ * sluice_http_request_duration_seconds{method,route}: the series come from
+ * the reactor's cache for the route, so a request in steady traffic costs
+ * a few compares and the cell updates, no lookup. A request that matched
+ * no route counts under route="unmatched", never its path. */
+static void count_series(srv_reactor *sr, sl_http_req *req, double seconds)
+{
+    sl_http_server *s = sr->srv;
+    if (!s->m_requests)
+        return;
+    int row = (int)(sr - s->sr);
+    const char *m = method_label(req->method);
+    const char *route = req->route ? req->route->pattern : "unmatched";
+    route_series *rs = sr->rser ? &sr->rser[req->route ? req->route->idx : sr->nneed] : NULL;
+    route_series none = { 0 };
+    if (!rs)
+        rs = &none;
+    if (rs->dur_method != m) {
+        sl_metric_series(s->m_duration, (const char *[]){ m, route }, &rs->dur);
+        rs->dur_method = m;
+    }
+    sl__series_observe_at(rs->dur, row, seconds, req->trace.flags & 1 ? req->trace.trace_id : NULL);
+    int k = 0;
+    while (k < 4 && (rs->req[k].status != req->status || rs->req[k].method != m))
+        k++;
+    if (k == 4) {
+        char st[12];
+        snprintf(st, sizeof st, "%d", req->status);
+        k = rs->next;
+        rs->next = (k + 1) % 4;
+        sl_metric_series(s->m_requests, (const char *[]){ m, route, st }, &rs->req[k].s);
+        rs->req[k].method = m;
+        rs->req[k].status = req->status;
+    }
+    sl__series_add_at(rs->req[k].s, row, 1);
+}
 
 void sl__srv_count(srv_reactor *sr, sl_http_req *req)
 {
@@ -634,20 +693,7 @@ void sl__srv_count(srv_reactor *sr, sl_http_req *req)
         sl_trace_async(sr->r, 'e', "http", req->match.pattern, sl_traceparent_tag(&req->trace), NULL);
     double ms = (double)(sl_now_ns() - req->t_start) / 1e6;
     st->requests++;
-    st->lat_sum_s += ms / 1000;
-    int b = 0;
-    while (b < LAT_BUCKETS - 1 && ms > lat_le_ms[b])
-        b++;
-    st->lat[b]++;
-    const char *route = req->match.pattern ? req->match.pattern : "";
-    int i;
-    for (i = 0; i < st->nroutes; i++)
-        if (st->routes[i].route == route && st->routes[i].status == req->status)
-            break;
-    if (i == st->nroutes && st->nroutes < MAX_ROUTE_STATS)
-        st->routes[st->nroutes++] = (route_stat){ route, req->status, 0 };
-    if (i < st->nroutes)
-        st->routes[i].count++;
+    count_series(sr, req, ms / 1000);
     if (req->trace.flags & 1)
         sl__trace_req_end(req);
     /* a refusal at the head logs nothing: under overload that would be a
@@ -785,7 +831,9 @@ void sl_http_server_free(sl_http_server *s)
         free(sr->rbuf);
         free(sr->wbuf);
         free(sr->need);
+        free(sr->rser);
     }
+    sl__builtin_unregister(s);
     if (s->sig_term)
         event_free(s->sig_term);
     if (s->sig_int)

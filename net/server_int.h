@@ -11,6 +11,7 @@
 #include "addr.h"
 #include "admit.h"
 #include "http_parse.h"
+#include "metrics_int.h"
 #include "sl_http.h"
 #include "sl_router.h"
 
@@ -29,14 +30,14 @@ typedef struct route_info {
     struct route_info *next;     /* sl_http_server.routes */
 } route_info;
 
-#define LAT_BUCKETS 14   /* le: 1 2 5 10 25 50 100 250 500 1000 2500 5000 10000 +Inf ms */
-#define MAX_ROUTE_STATS 64
-
-typedef struct route_stat {
-    const char *route;   /* pattern, or "" for unrouted */
-    int status;
-    uint64_t count;
-} route_stat;
+/* The series a reactor last used for a route's requests (sl__srv_count):
+ * one per reactor and route, so no other thread touches it. */
+typedef struct route_series {
+    const char *dur_method;          /* a method label (a static string) */
+    sl_series *dur;                  /* its sluice_http_request_duration_seconds */
+    struct { const char *method; int status; sl_series *s; } req[4];   /* sluice_http_requests_total */
+    int next;                        /* the entry of req to replace */
+} route_series;
 
 typedef struct srv_stats {
     uint32_t inflight_peak;   /* the most requests running at once, ever */
@@ -48,10 +49,6 @@ typedef struct srv_stats {
     uint64_t shed_budget;     /* 503: less budget left than the route needs */
     uint64_t expired;         /* 504: the budget was gone before it started */
     uint64_t ctx_ends[SL_CAUSE_COUNT];
-    uint64_t lat[LAT_BUCKETS];
-    double lat_sum_s;
-    route_stat routes[MAX_ROUTE_STATS];
-    int nroutes;
 } srv_stats;
 
 struct srv_reactor {
@@ -68,6 +65,7 @@ struct srv_reactor {
     sl_admit adm;                    /* the adaptive limit and CoDel (admit.h) */
     sl_admit_need *need;             /* per route (route_info.idx): its median time */
     int nneed;
+    route_series *rser;              /* per route (route_info.idx), then unmatched */
     sl_http_req *running;            /* requests whose handler task is alive */
     bool draining, stopped;
     struct event *grace_ev;
@@ -92,6 +90,9 @@ struct sl_http_server {
     srv_upstream *ups;           /* reported by /metrics; fixed once started */
     int nups;
     sl_http_server_opts o;
+    sl_metrics *metrics;         /* sl_http_server_metrics: built-in families and the application's */
+    sl_metric *m_requests, *m_duration;   /* the built-in families the hot path updates */
+    struct builtin_fams *fams;   /* the rest, set at scrape (builtin.c) */
     sl_router *router;
     route_info *routes;          /* every route added, newest first */
     struct sockaddr_storage addr;   /* where to listen (the port set at start if 0) */
@@ -206,6 +207,9 @@ void sl__srv_conn_gone(srv_reactor *sr);
 void sl__srv_count(srv_reactor *sr, sl_http_req *req);
 
 /* builtin.c */
+/* Registers the built-in families in srv->metrics. Returns 0 or -ENOMEM. */
+int sl__builtin_register(sl_http_server *srv);
+void sl__builtin_unregister(sl_http_server *srv);
 int sl__builtin_metrics(sl_task *t, void *arg);
 int sl__builtin_debug_tasks(sl_task *t, void *arg);
 int sl__builtin_debug_channels(sl_task *t, void *arg);

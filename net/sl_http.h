@@ -43,6 +43,7 @@
 #include "sl_runtime.h"
 #include "sl_task.h"
 #include "sl_wire.h"
+#include "sl_metrics.h"
 
 typedef struct sl_http_server sl_http_server;
 typedef struct sl_http_req sl_http_req;
@@ -189,6 +190,12 @@ int sl_http_server_start(sl_http_server *srv);
 
 /* The bound port (after start). */
 int sl_http_server_port(const sl_http_server *srv);
+
+/* The server's metrics registry (sl_metrics.h): families registered in it
+ * are served by /metrics with the built-in ones, and live until
+ * sl_http_server_free. Register before start (or from one thread at a
+ * time); update from anywhere. NULL only for a NULL server. */
+sl_metrics *sl_http_server_metrics(sl_http_server *srv);
 
 /* Graceful shutdown: stop accepting, answer new requests on open
  * connections with 503 + Connection: close, let in-flight requests finish

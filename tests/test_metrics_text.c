@@ -4,8 +4,12 @@
  * names and route patterns; two channels of one name must be two series.
  * When `promtool` is installed (Debian's prometheus package) the same
  * exposition goes through `promtool check metrics` too. */
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <event2/event.h>
+#include "config.h"
 #include "httputil.h"
 
 /* ---- a strict exposition parser --------------------------------------------------- */
@@ -407,11 +411,219 @@ static void test_exposition_escaped(void **s)
     promtool_check(r.body, r.body_len);
 }
 
+/* ---- the families, from a live /metrics --------------------------------------------- */
+
+/* The value of the one sample whose line starts with `head` (name and
+ * labels, as printed); -1 if there is none. */
+static double sample(const char *text, const char *head)
+{
+    size_t n = strlen(head);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (!strncmp(p, head, n) && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    return -1;
+}
+
+static int h_sampled(sl_task *t, void *arg)
+{
+    (void)t;
+    return sl_http_reply(arg, 201, "text/plain", "made", 4);
+}
+
+#define NREQ 40
+
+static void test_families_live(void **s)
+{
+    (void)s;
+    static resp r;
+    static expo e;
+    TS.rt = rt_new(2, &TS.cap);   /* two reactors: every family sums both */
+    assert_int_equal(sl_http_server_new(&TS.srv, TS.rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0" }), 0);
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/ok", h_ok, 0, NULL), 0);
+    assert_int_equal(sl_http_route(TS.srv, "POST", "/items/{id}", h_sampled, 0, NULL), 0);
+    srv_run(&TS);
+    /* connections of their own, so both reactors take some */
+    for (int i = 0; i < NREQ; i++)
+        assert_int_equal(get(TS.port, "/ok", &r), 200);
+    int fd = cli_connect(TS.port);
+    for (int i = 0; i < 3; i++) {   /* unmatched paths, each different: one series */
+        char req[128];
+        snprintf(req, sizeof req, "GET /no/such/path/%d HTTP/1.1\r\nHost: t\r\n\r\n", i);
+        cli_send(fd, req);
+        assert_int_equal(cli_read(fd, &r, 5000), 404);
+    }
+    cli_send(fd, "BREW /ok HTTP/1.1\r\nHost: t\r\n\r\n");   /* a method nobody defined */
+    assert_true(cli_read(fd, &r, 5000) >= 400);
+    close(fd);   /* it may close after that */
+    fd = cli_connect(TS.port);
+    cli_send(fd, "POST /items/7 HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n"
+                 "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n");
+    assert_int_equal(cli_read(fd, &r, 5000), 201);
+    cli_send(fd, "POST /items/8 HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    assert_int_equal(cli_read(fd, &r, 5000), 201);
+
+    /* the text format */
+    assert_int_equal(get(TS.port, "/metrics", &r), 200);
+    if (!expo_parse(&e, r.body, r.body_len))
+        fail_msg("/metrics does not parse: %s", e.err);
+    expo_free(&e);
+    const char *t = r.body;
+    assert_true(sample(t, "sluice_http_requests_total{method=\"get\",route=\"/ok\",status=\"200\"}") == NREQ);
+    assert_true(sample(t, "sluice_http_requests_total{method=\"get\",route=\"unmatched\",status=\"404\"}") == 3);
+    assert_null(strstr(t, "/no/such"));   /* never the raw path */
+    assert_non_null(strstr(t, "sluice_http_requests_total{method=\"other\","));
+    assert_true(sample(t, "sluice_http_requests_total{method=\"post\",route=\"/items/{id}\",status=\"201\"}") == 2);
+    assert_true(sample(t, "sluice_http_request_duration_seconds_count{method=\"get\",route=\"/ok\"}") == NREQ);
+    assert_true(sample(t, "sluice_http_request_duration_seconds_bucket{method=\"get\",route=\"/ok\",le=\"+Inf\"}") == NREQ);
+    assert_true(sample(t, "sluice_http_request_duration_seconds_bucket{method=\"get\",route=\"/ok\",le=\"2.5e-05\"}") >= 0);
+    assert_true(sample(t, "sluice_http_request_duration_seconds_sum{method=\"get\",route=\"/ok\"}") > 0);
+    assert_true(sample(t, "sluice_http_request_duration_seconds_count{method=\"post\",route=\"/items/{id}\"}") == 2);
+    assert_null(strstr(t, "trace_id"));   /* no exemplars in the text format */
+    assert_true(sample(t, "process_open_fds") > 3);
+    assert_true(sample(t, "process_max_fds") >= sample(t, "process_open_fds"));
+    assert_true(sample(t, "process_resident_memory_bytes") > 1 << 20);
+    assert_true(sample(t, "process_virtual_memory_bytes") >= sample(t, "process_resident_memory_bytes"));
+    assert_true(sample(t, "process_cpu_seconds_total") >= 0);
+    double now = (double)time(NULL), start = sample(t, "process_start_time_seconds");
+    assert_true(start <= now + 1 && start > now - 86400);
+    assert_true(sample(t, "sluice_build_info{version=\"" PACKAGE_VERSION "\"}") == 1);
+    promtool_check(r.body, r.body_len);
+
+    /* OpenMetrics, when asked for: counters' families without _total, an
+     * exemplar carrying the sampled request's trace id, # EOF at the end */
+    cli_send(fd, "GET /metrics HTTP/1.1\r\nHost: t\r\n"
+                 "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\n\r\n");
+    assert_int_equal(cli_read(fd, &r, 5000), 200);
+    assert_non_null(strstr(r.head, "Content-Type: application/openmetrics-text; version=1.0.0; charset=utf-8"));
+    assert_true(r.body_len > 6 && !strcmp(r.body + r.body_len - 6, "# EOF\n"));
+    assert_non_null(strstr(r.body, "\n# TYPE sluice_http_requests counter\n"));
+    assert_null(strstr(r.body, "_total counter\n"));
+    static const char exh[] = " # {trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"} ";
+    const char *ex = strstr(r.body, exh);
+    assert_non_null(ex);
+    const char *line = ex;
+    while (line > r.body && line[-1] != '\n')
+        line--;
+    assert_int_equal(strncmp(line, "sluice_http_request_duration_seconds_bucket{method=\"post\",route=\"/items/{id}\",le=\"",
+                             82), 0);
+    char *end;
+    double v = strtod(ex + sizeof exh - 1, &end);
+    assert_true(v > 0 && *end == '\n');   /* the exemplar's value: the request's duration */
+    double le = strtod(strstr(line, "le=\"") + 4, NULL);
+    assert_true(v <= le);   /* on the bucket it falls in */
+    assert_null(strstr(ex + sizeof exh - 1, "trace_id"));   /* one sampled request, one exemplar */
+    close(fd);
+    srv_stop(&TS);
+}
+
+/* ---- a scrape cancelled once every snapshot has arrived --------------------------- */
+
+/* Three reactors; /spin and a scrape pipelined on one connection land on
+ * the same one, X. In its first turn /spin posts a ping to the two other
+ * reactors and yields; the scrape asks every reactor for a snapshot (X's
+ * own request is queued at once, the two others' behind the pings when the
+ * turn ends). A ping holds its reactor until /spin holds X, and sets a
+ * zero timer first, which fires after the callback that ran the ping and
+ * the snapshot request, so after that callback published its snapshot to
+ * X. /spin holds X (it never parks) until both other reactors have
+ * answered and the second timer to fire has posted X a message that
+ * cancels the scrape's task. When /spin lets go, X runs the snapshots,
+ * then the cancel, before the scrape runs again: the scrape is cancelled
+ * with every snapshot in and nothing left pending. It used to mark the
+ * gather "abandoned" for a last answer that had already come, and the
+ * gather and its channel leaked (issue 23): the runtime then counts a
+ * leaked channel at srv_stop, and ASan reports the memory. */
+static sl_msg spin_msg[2], cancel_msg;
+static _Atomic int spin_seen, scrape_cancelled, x_spinning;
+static sl_reactor *spin_home;
+
+static int cancel_scrape(sl_task *t, void *arg)
+{
+    (void)arg;
+    if (!strcmp(sl_task_name(t), "/metrics") && sl_task_cancel(t, -ECANCELED) == 0)
+        atomic_fetch_add(&scrape_cancelled, 1);
+    return 0;
+}
+
+static void cancel_on_home(void *arg)
+{
+    (void)arg;
+    sl_reactor_foreach_task(spin_home, cancel_scrape, NULL);
+}
+
+static void spin_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (atomic_fetch_add(&spin_seen, 1) == 1) {   /* the second: both have answered */
+        sl_reactor_post_mem(spin_home, &cancel_msg, cancel_on_home, NULL);
+        atomic_fetch_add(&spin_seen, 1);
+    }
+}
+
+static void spin_pong(void *arg)
+{
+    static const struct timeval zero;
+    (void)arg;
+    if (event_base_once(sl_reactor_base(sl_reactor_current()), -1, EV_TIMEOUT, spin_timer, NULL, &zero) < 0)
+        atomic_fetch_sub(&spin_seen, 100);   /* the test sees it */
+    uint64_t give_up = sl_now_ns() + 10 * 1000000000ull;
+    while (!atomic_load(&x_spinning) && sl_now_ns() < give_up)
+        ;
+}
+
+static int h_spin(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    SL_BEGIN(t);
+    spin_home = sl_task_reactor(t);
+    for (int i = 0, k = 0; i < 3; i++)
+        if (sl_runtime_reactor(TS.rt, i) != spin_home)
+            sl_reactor_post_mem(sl_runtime_reactor(TS.rt, i), &spin_msg[k++], spin_pong, NULL);
+    SL_YIELD(t);
+    atomic_store(&x_spinning, 1);
+    uint64_t give_up = sl_now_ns() + 10 * 1000000000ull;
+    while (atomic_load(&spin_seen) < 3 && sl_now_ns() < give_up)
+        ;
+    sl_http_reply(req, 200, "text/plain", "ok", 2);
+    SL_END(t);
+}
+
+static void test_scrape_cancelled_after_all_parts(void **s)
+{
+    (void)s;
+    TS.rt = rt_new(3, &TS.cap);
+    assert_int_equal(sl_http_server_new(&TS.srv, TS.rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0" }), 0);
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/spin", h_spin, 0, NULL), 0);
+    srv_run(&TS);
+    int fd = cli_connect(TS.port);
+    cli_send(fd, "GET /spin HTTP/1.1\r\nHost: t\r\n\r\nGET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
+    static char buf[1 << 16];
+    size_t got = 0;
+    /* /spin's answer, then the scrape's (an error: it was cancelled) */
+    while (!strstr(buf, "\r\n\r\nok") || !strstr(strstr(buf, "\r\n\r\nok"), "\r\n\r\n{")) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        assert_int_equal(poll(&p, 1, 10000), 1);
+        ssize_t n = read(fd, buf + got, sizeof buf - 1 - got);
+        assert_true(n > 0);
+        got += (size_t)n;
+        buf[got] = '\0';
+    }
+    assert_int_equal(atomic_load(&spin_seen), 3);
+    assert_int_equal(atomic_load(&scrape_cancelled), 1);
+    assert_null(strstr(buf, "version=0.0.4"));   /* the scrape did not answer */
+    close(fd);
+    srv_stop(&TS);   /* asserts that the runtime found no channel or task left behind */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parser_refuses),
         cmocka_unit_test(test_exposition_escaped),
+        cmocka_unit_test(test_families_live),
+        cmocka_unit_test(test_scrape_cancelled_after_all_parts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
