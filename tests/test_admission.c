@@ -531,8 +531,8 @@ static void test_refusal_keeps_connection(void **state)
     assert_string_equal(r.body, "{\"error\":\"deadline_exceeded\",\"message\":"
                                 "\"the budget ran out before the request started\"}");
     close(fd);
-    expect_metric("sluice_http_requests_total{reactor=\"0\",route=\"/need\",status=\"503\"} 1");
-    expect_metric("sluice_http_requests_total{reactor=\"0\",route=\"/need\",status=\"504\"} 1");
+    expect_metric("sluice_http_requests_total{method=\"post\",route=\"/need\",status=\"503\"} 1");
+    expect_metric("sluice_http_requests_total{method=\"post\",route=\"/need\",status=\"504\"} 1");
     expect_metric("sluice_http_admission_shed_total{reactor=\"0\",reason=\"budget\"} 1");
     srv_stop(&TS);
 }
