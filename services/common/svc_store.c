@@ -181,7 +181,11 @@ static int conn_open(svc_store *st, svc_conn *c, bool writer, bool sync_full, ch
     if (rc != SQLITE_ROW)
         return fail(err, errlen, "%s: %s", st->path, rc == SQLITE_CANTOPEN && writer ? "cannot use WAL mode"
                                                                                     : sqlite3_errmsg(c->db));
-    snprintf(sql, sizeof sql, "PRAGMA synchronous=%s;", sync_full ? "FULL" : "NORMAL");
+    /* memory: the writer's page cache is SQLite's default (2 MiB), the
+     * readers' and the checkpointer's 512 KiB each: at most ~11 MiB of
+     * cache however large the database grows */
+    snprintf(sql, sizeof sql, "PRAGMA synchronous=%s;%s", sync_full ? "FULL" : "NORMAL",
+             writer ? "" : "PRAGMA cache_size=-512;");
     if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         fail(err, errlen, "%s: %s", st->path, msg ? msg : "synchronous");
         sqlite3_free(msg);
