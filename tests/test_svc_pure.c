@@ -73,6 +73,15 @@ static void test_opts_all(void **s)
     assert_true(o.admission_off);
     assert_int_equal(parse(&inv_prog, &o, err, "--admission", "on", NULL), 0);
     assert_false(o.admission_off);
+    /* the store (issue 16): defaults, then given */
+    assert_null(o.data);
+    assert_false(o.sync_full);
+    assert_int_equal(parse(&inv_prog, &o, err, "--data", "/var/lib/x", "--sync", "full", NULL), 0);
+    assert_string_equal(o.data, "/var/lib/x");
+    assert_true(o.sync_full);
+    assert_int_equal(parse(&inv_prog, &o, err, "--data", ":memory:", "--sync", "normal", NULL), 0);
+    assert_string_equal(o.data, ":memory:");
+    assert_false(o.sync_full);
 }
 
 static void test_opts_naive_budget(void **s)
@@ -193,6 +202,11 @@ static void test_opts_errors(void **s)
                            "http://127.0.0.1:8082/,http://localhost:65535", NULL), 0);
     assert_int_equal(parse(&order_prog, &o, err, "--admission", "maybe", NULL), -EINVAL);
     assert_non_null(strstr(err, "--admission wants on or off"));
+    assert_int_equal(parse(&order_prog, &o, err, "--sync", "always", NULL), -EINVAL);
+    assert_non_null(strstr(err, "--sync wants normal or full"));
+    assert_int_equal(parse(&order_prog, &o, err, "--data", "", NULL), -EINVAL);
+    assert_non_null(strstr(err, "--data wants a directory"));
+    assert_int_equal(parse(&order_prog, &o, err, "--data", NULL), -EINVAL);   /* no value */
     /* another program's flags are unknown here */
     assert_int_equal(parse(&order_prog, &o, err, "--payment", "http://x:1", NULL), -EINVAL);
     assert_int_equal(parse(&order_prog, &o, err, "--stock", "a=1", NULL), -EINVAL);

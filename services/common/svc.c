@@ -162,9 +162,10 @@ static int store_stats(sl_task *t, void *arg)
     svc_store_stats st;
     (void)t;
     svc_store_stats_get(g_svc->store, &st);
-    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "path", svc_store_path(g_svc->store), "commits",
+    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "path", svc_store_path(g_svc->store), "commits",
                           (json_int_t)st.commits, "steps", (json_int_t)st.steps, "reads", (json_int_t)st.reads,
-                          "failed", (json_int_t)st.failed, "batch_max", (json_int_t)st.batch_max);
+                          "failed", (json_int_t)st.failed, "batch_max", (json_int_t)st.batch_max, "checkpoints",
+                          (json_int_t)st.checkpoints);
     return o ? sl_http_reply_json(req, 200, o) : -ENOMEM;
 }
 
@@ -263,6 +264,15 @@ static void teardown(svc *s)
     close_store(s);
 }
 
+/* svc_run could not start: the process ends; its default data directory
+ * (nothing was served from it) goes too. */
+static int run_failed(svc *s)
+{
+    if (s->tmp_data)
+        nftw(s->tmp_data, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    return 1;
+}
+
 int svc_run(svc *s)
 {
     const char *name = s->prog->name;
@@ -272,18 +282,18 @@ int svc_run(svc *s)
             rc = s->app_init(&s->shards[i]);
     if (rc < 0) {
         fprintf(stderr, "%s: %s\n", name, strerror(-rc));
-        return 1;
+        return run_failed(s);
     }
     if (s->store) {   /* recovery: the program's, then the outbox's rows */
         char err[256] = "";
         long n = 0;
         if (s->recover && (rc = s->recover(s, err, sizeof err)) < 0) {
             fprintf(stderr, "%s: %s: %s\n", name, svc_store_path(s->store), *err ? err : strerror(-rc));
-            return 1;
+            return run_failed(s);
         }
         if ((rc = svc_undo_resume(s, &n)) < 0) {
             fprintf(stderr, "%s: %s: reading the outbox: %s\n", name, svc_store_path(s->store), strerror(-rc));
-            return 1;
+            return run_failed(s);
         }
         if (n)
             fprintf(stderr, "%s: resuming %ld compensations of the outbox\n", name, n);
@@ -291,15 +301,15 @@ int svc_run(svc *s)
     /* the pool's threads now, not in the first request's step */
     if (s->store && (rc = sl_offload_start(s->rt)) < 0) {
         fprintf(stderr, "%s: worker threads: %s\n", name, strerror(-rc));
-        return 1;
+        return run_failed(s);
     }
     if ((rc = sl_http_server_start(s->srv)) < 0 || (rc = sl_http_server_handle_signals(s->srv)) < 0) {
         fprintf(stderr, "%s: cannot listen on %s: %s\n", name, s->o.listen, strerror(-rc));
-        return 1;
+        return run_failed(s);
     }
     if (s->o.trace && (rc = sl_trace_start(s->rt, s->o.trace, 0)) < 0) {
         fprintf(stderr, "%s: --trace %s: %s\n", name, s->o.trace, strerror(-rc));
-        return 1;
+        return run_failed(s);
     }
     const char *colon = strrchr(s->o.listen, ':');
     printf("listening on %.*s:%d\n", (int)(colon - s->o.listen), s->o.listen, sl_http_server_port(s->srv));

@@ -105,8 +105,15 @@ static int admin_fault(sl_task *t, void *arg)
 
 int svc_admin_routes(svc *s)
 {
+    /* CONTROL lane: an operator clearing a fault from an overloaded
+     * service must not be shed with the load the fault caused */
+    const sl_http_route_opts control = { .lane = SL_HTTP_LANE_CONTROL };
     int rc = sl_http_route(s->srv, "POST", "/admin/fault", admin_fault, sizeof(admin_state), s);
-    return rc < 0 ? rc : sl_http_route(s->srv, "DELETE", "/admin/fault", admin_fault, sizeof(admin_state), s);
+    if (rc == 0)
+        rc = sl_http_route(s->srv, "DELETE", "/admin/fault", admin_fault, sizeof(admin_state), s);
+    if (rc == 0)
+        rc = sl_http_route_set(s->srv, "POST", "/admin/fault", &control);
+    return rc < 0 ? rc : sl_http_route_set(s->srv, "DELETE", "/admin/fault", &control);
 }
 
 /* ---- the fault a business request meets ---------------------------------------------- */

@@ -25,6 +25,7 @@
 #define READERS 16            /* read connections (at most one per pool thread) */
 #define STMTS 32              /* cached statements per connection */
 #define BUSY_MS 5000          /* a reader waiting for a checkpoint's lock, at most */
+#define CKPT_PAGES 1000       /* the WAL's size (pages) that calls for a checkpoint */
 
 struct svc_conn {
     sqlite3 *db;
@@ -54,6 +55,13 @@ struct svc_store {
     svc_conn r[READERS];
     int nr;
     bool memory;
+    /* the checkpointer: a thread of its own copies the WAL into the
+     * database (and fsyncs both), so that no commit waits for that */
+    svc_conn ck;
+    pthread_t ck_th;
+    bool ck_started, ck_stop, ck_due;
+    pthread_cond_t ck_cv;
+    _Atomic uint64_t checkpoints;
     _Atomic uint64_t commits, steps, reads, failed, batch_max;
     char path[];
 };
@@ -173,13 +181,57 @@ static int conn_open(svc_store *st, svc_conn *c, bool writer, bool sync_full, ch
     if (rc != SQLITE_ROW)
         return fail(err, errlen, "%s: %s", st->path, rc == SQLITE_CANTOPEN && writer ? "cannot use WAL mode"
                                                                                     : sqlite3_errmsg(c->db));
-    snprintf(sql, sizeof sql, "PRAGMA synchronous=%s;", sync_full ? "FULL" : "NORMAL");
+    /* memory: the writer's page cache is SQLite's default (2 MiB), the
+     * readers' and the checkpointer's 512 KiB each: at most ~11 MiB of
+     * cache however large the database grows */
+    snprintf(sql, sizeof sql, "PRAGMA synchronous=%s;%s", sync_full ? "FULL" : "NORMAL",
+             writer ? "" : "PRAGMA cache_size=-512;");
     if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         fail(err, errlen, "%s: %s", st->path, msg ? msg : "synchronous");
         sqlite3_free(msg);
         return -1;
     }
     return 0;
+}
+
+/* After each commit (on the writer): wake the checkpointer when the WAL
+ * has grown past CKPT_PAGES. The writer's own automatic checkpoint is off:
+ * it would run in the commit, holding up every step of the next batch for
+ * a copy and two fsyncs. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    svc_store *st = arg;
+    (void)db;
+    (void)name;
+    if (pages >= CKPT_PAGES) {
+        pthread_mutex_lock(&st->mu);
+        if (!st->ck_due) {
+            st->ck_due = true;
+            pthread_cond_signal(&st->ck_cv);
+        }
+        pthread_mutex_unlock(&st->mu);
+    }
+    return SQLITE_OK;
+}
+
+static void *checkpointer(void *arg)
+{
+    svc_store *st = arg;
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        while (!st->ck_due && !st->ck_stop)
+            pthread_cond_wait(&st->ck_cv, &st->mu);
+        if (st->ck_stop)
+            break;
+        st->ck_due = false;
+        pthread_mutex_unlock(&st->mu);
+        /* PASSIVE: copies what no reader needs, never waits for the writer */
+        sqlite3_wal_checkpoint_v2(st->ck.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        atomic_fetch_add(&st->checkpoints, 1);
+        pthread_mutex_lock(&st->mu);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
 }
 
 /* The data directory: made if missing (its parent must exist). */
@@ -213,6 +265,7 @@ int svc_store_open(svc_store **out, const char *dir, const char *file, const cha
     st->memory = memory;
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv, NULL);
+    pthread_cond_init(&st->ck_cv, NULL);
     char *msg = NULL;
     if (conn_open(st, &st->w, true, sync_full, err, errlen) < 0)
         goto failed;
@@ -227,6 +280,17 @@ int svc_store_open(svc_store **out, const char *dir, const char *file, const cha
     for (int i = 0; i < st->nr; i++)
         if (conn_open(st, &st->r[i], false, sync_full, err, errlen) < 0)
             goto failed;
+    if (!memory) {
+        if (conn_open(st, &st->ck, false, sync_full, err, errlen) < 0)
+            goto failed;
+        sqlite3_wal_autocheckpoint(st->w.db, 0);
+        sqlite3_wal_hook(st->w.db, wal_hook, st);
+        if (pthread_create(&st->ck_th, NULL, checkpointer, st) != 0) {
+            fail(err, errlen, "%s: cannot start the checkpointer thread", st->path);
+            goto failed;
+        }
+        st->ck_started = true;
+    }
     *out = st;
     return 0;
 failed:
@@ -238,6 +302,15 @@ void svc_store_free(svc_store *st)
 {
     if (!st)
         return;
+    if (st->ck_started) {
+        pthread_mutex_lock(&st->mu);
+        st->ck_stop = true;
+        pthread_cond_signal(&st->ck_cv);
+        pthread_mutex_unlock(&st->mu);
+        pthread_join(st->ck_th, NULL);
+    }
+    if (st->ck.db)
+        conn_close(&st->ck);
     for (int i = 0; i < READERS; i++)
         if (st->r[i].db)
             conn_close(&st->r[i]);
@@ -245,6 +318,7 @@ void svc_store_free(svc_store *st)
         conn_close(&st->w);
     pthread_mutex_destroy(&st->mu);
     pthread_cond_destroy(&st->cv);
+    pthread_cond_destroy(&st->ck_cv);
     free(st);
 }
 
@@ -254,7 +328,8 @@ void svc_store_stats_get(svc_store *st, svc_store_stats *o)
 {
     *o = (svc_store_stats){ .commits = atomic_load(&st->commits), .steps = atomic_load(&st->steps),
                             .reads = atomic_load(&st->reads), .failed = atomic_load(&st->failed),
-                            .batch_max = atomic_load(&st->batch_max) };
+                            .batch_max = atomic_load(&st->batch_max),
+                            .checkpoints = atomic_load(&st->checkpoints) };
 }
 
 /* ---- the writer (on a pool worker) -------------------------------------------------- */

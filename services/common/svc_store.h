@@ -42,6 +42,10 @@
  * no fsync; reads go through the writer, as an in-memory database has one
  * connection): today's behaviour, to compare with.
  *
+ * Checkpoints (copying the WAL into the database file, and the fsyncs that
+ * go with them) run on a thread of the store's own, when the WAL passes
+ * 1000 pages, never in a commit: no step waits for them.
+ *
  * The store also holds the outbox of compensations (svc_undo.h): a table
  * `outbox(seq, path, body, key)` every database has. */
 #ifndef SVC_STORE_H
@@ -137,6 +141,7 @@ typedef struct svc_store_stats {
     uint64_t reads;           /* read steps run */
     uint64_t failed;          /* steps that failed (their own error or a failed commit) */
     uint64_t batch_max;       /* the most steps in one commit */
+    uint64_t checkpoints;     /* WAL checkpoints run (by a thread of the store's own) */
 } svc_store_stats;
 
 void svc_store_stats_get(svc_store *st, svc_store_stats *out);

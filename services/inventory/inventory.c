@@ -329,13 +329,15 @@ static int reserve(sl_task *t, svc_job *job)
             svc_reply_error(job, 409, "order_failed", NULL, "order %s was released meanwhile", st->io.id);
         else if (!gave_up(st->rc))
             svc_reply_error(job, 503, "overloaded", NULL, "order %s: not settled: %s", st->io.id, strerror(-st->rc));
-    } else if (sl_task_cancelled(t)) {
-        undo_detached(job, &release_step, &st->io);
     } else {
-        SVC_DB(t, st->rc, &st->db, S.store, &release_step, &st->io);
-        if (st->rc < 0)
+        if (sl_task_cancelled(t)) {   /* out of budget or gone: the stock goes back all the same */
             undo_detached(job, &release_step, &st->io);
-        svc_reply_upstream(job, st->call_rc, &st->resp, NULL);
+        } else {
+            SVC_DB(t, st->rc, &st->db, S.store, &release_step, &st->io);
+            if (st->rc < 0)
+                undo_detached(job, &release_step, &st->io);
+        }
+        svc_reply_upstream(job, st->call_rc, &st->resp, NULL);   /* nothing to a caller that is gone */
     }
     sl_http_call_end(&st->resp);
     SL_END(t);

@@ -228,12 +228,14 @@ static int charge_order(sl_task *t, svc_job *job)
         else if (st->rc != -ETIMEDOUT && st->rc != -ECANCELED)
             svc_reply_error(job, 503, "overloaded", NULL, "order %s: confirmation not recorded: %s", st->io.id,
                             strerror(-st->rc));
-    } else if (sl_task_cancelled(t)) {
-        void_detached(job, &st->io);
     } else {
-        SVC_DB(t, st->rc, &st->db, S.store, &void_step, &st->io);
-        if (st->rc == -ETIMEDOUT || st->rc == -ECANCELED || st->rc == -EBUSY)
+        if (sl_task_cancelled(t)) {   /* out of budget or gone: the void runs all the same */
             void_detached(job, &st->io);
+        } else {
+            SVC_DB(t, st->rc, &st->db, S.store, &void_step, &st->io);
+            if (st->rc == -ETIMEDOUT || st->rc == -ECANCELED || st->rc == -EBUSY)
+                void_detached(job, &st->io);
+        }
         if (st->status == 409)
             svc_reply_error(job, 409, "order_failed", NULL, "order %s has failed; its charge is voided", st->io.id);
         else
