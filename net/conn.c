@@ -35,6 +35,7 @@ void sl__req_free(sl_http_req *req)
         free(req->out);
     if (req->extra)
         evbuffer_free(req->extra);
+    free(req->cause);
     free(req->body);
     free(req);
 }
@@ -448,8 +449,10 @@ static void on_head(conn *c)
     const char *gt = sl_http_req_header(req, "grpc-timeout", &len);
     uint64_t ns;
     if (gt && sl_grpc_timeout_parse(gt, len, &ns) == 0) {
-        if (ns < budget)
+        if (ns < budget) {
             budget = ns;
+            req->callers_deadline = true;   /* its end is the caller's deadline (sluice-cause) */
+        }
     } else if (gt && !srv->o.bad_timeout_ignored && !req->immediate) {
         req->immediate = 400;
         req->immediate_code = "bad_request";
