@@ -35,7 +35,8 @@ void sl__req_free(sl_http_req *req)
         free(req->out);
     if (req->extra)
         evbuffer_free(req->extra);
-    free(req->cause);
+    if (req->cause)   /* only error answers have one: no call per request */
+        free(req->cause);
     free(req->body);
     free(req);
 }
