@@ -17,7 +17,7 @@ static sl_ctx background = { .kind = K_BG, .refs = 1 };
 
 static const char *const cause_texts[SL_CAUSE_COUNT] = {
     "", "canceled", "deadline exceeded", "client disconnected", "shutdown", "upstream failed",
-    "deadlock",
+    "deadlock", "caller's deadline",
 };
 
 sl_ctx *sl_ctx_background(void) { return &background; }
@@ -120,7 +120,8 @@ int sl_ctx_cancel(sl_ctx *ctx, sl_cause cause)
         return -EINVAL;
     if (ctx->err)
         return -EALREADY;
-    sl__ctx_end(ctx, cause == SL_CAUSE_DEADLINE ? -ETIMEDOUT : -ECANCELED, cause);
+    bool timed = cause == SL_CAUSE_DEADLINE || cause == SL_CAUSE_CALLER_DEADLINE;
+    sl__ctx_end(ctx, timed ? -ETIMEDOUT : -ECANCELED, cause);
     return 0;
 }
 

@@ -46,6 +46,7 @@ struct sl_ctx {
     uint32_t refs;
     uint8_t kind;
     bool attached;
+    bool callers;              /* its own deadline is its caller's (sl_ctx_deadline_is_callers) */
     int err;
     sl_cause cause;
     uint64_t deadline;

@@ -31,16 +31,21 @@ int sl_ctx_with_grpc_timeout(sl_ctx **out, sl_ctx *parent, const char *s, size_t
 {
     uint64_t cap = max_ms > UINT64_MAX / SL_NS_PER_MS ? UINT64_MAX : max_ms * SL_NS_PER_MS;
     uint64_t ns = cap;
+    bool callers = false;
     if (s) {
         if (sl_grpc_timeout_parse(s, len, &ns) < 0)
             return -EINVAL;
-        if (cap && cap < ns)
+        callers = !cap || ns < cap;
+        if (!callers)
             ns = cap;
     }
     if (!s && !max_ms)
         return sl_ctx_with_cancel(out, parent);
     uint64_t now = sl_now_ns();
-    return sl_ctx_with_deadline(out, parent, ns > UINT64_MAX - now ? UINT64_MAX : now + ns);
+    int rc = sl_ctx_with_deadline(out, parent, ns > UINT64_MAX - now ? UINT64_MAX : now + ns);
+    if (rc == 0 && callers)
+        (void)sl_ctx_deadline_is_callers(*out);   /* -EINVAL: the parent's deadline is earlier, and stays the cause */
+    return rc;
 }
 
 /* ---- the trace ---------------------------------------------------------------- */

@@ -39,7 +39,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     sl_reactor *prev = sl__tl_reactor;
     sl__tl_reactor = c->r;
     if (!c->err)
-        sl__ctx_end(c, -ETIMEDOUT, SL_CAUSE_DEADLINE);
+        sl__ctx_end(c, -ETIMEDOUT, c->callers ? SL_CAUSE_CALLER_DEADLINE : SL_CAUSE_DEADLINE);
     sl__tl_reactor = prev;
 }
 
@@ -117,6 +117,24 @@ uint64_t sl_ctx_deadline(const sl_ctx *ctx)
     if (!ctx || sl__ctx_foreign(ctx, "sl_ctx_deadline"))
         return 0;
     return ctx->deadline;
+}
+
+int sl_ctx_deadline_is_callers(sl_ctx *ctx)
+{
+    if (!ctx || !sl__ctx_can_end(ctx))
+        return -EINVAL;
+    if (sl__ctx_foreign(ctx, "sl_ctx_deadline_is_callers"))
+        return -EXDEV;
+    /* its own: earlier than the parent's (an equal one ends with the parent) */
+    uint64_t pd = ctx->parent ? ctx->parent->deadline : 0;
+    if (!ctx->deadline || (pd && pd <= ctx->deadline))
+        return -EINVAL;
+    if (ctx->err && ctx->cause != SL_CAUSE_DEADLINE && ctx->cause != SL_CAUSE_CALLER_DEADLINE)
+        return -EINVAL;
+    ctx->callers = true;
+    if (ctx->err)   /* born past its deadline: nothing has read the cause yet */
+        ctx->cause = SL_CAUSE_CALLER_DEADLINE;
+    return 0;
 }
 
 int64_t sl_ctx_remaining_ms(const sl_ctx *ctx)

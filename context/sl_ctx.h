@@ -50,6 +50,9 @@ typedef enum sl_cause {
     SL_CAUSE_SHUTDOWN,        /* "shutdown" */
     SL_CAUSE_UPSTREAM,        /* "upstream failed" */
     SL_CAUSE_DEADLOCK,        /* "deadlock" */
+    SL_CAUSE_CALLER_DEADLINE, /* "caller's deadline" (-ETIMEDOUT): the deadline
+                               * that passed was the caller's, propagated over
+                               * the wire (sl_ctx_deadline_is_callers) */
     SL_CAUSE_COUNT
 } sl_cause;
 
@@ -99,7 +102,7 @@ void *sl_ctx_value(const sl_ctx *ctx, const void *key);
 /* ---- ending ------------------------------------------------------------------ */
 
 /* Ends ctx, every descendant and every bound task, with -ECANCELED and
- * `cause` (SL_CAUSE_DEADLINE gives -ETIMEDOUT), and runs their after-funcs,
+ * `cause` (SL_CAUSE_DEADLINE and SL_CAUSE_CALLER_DEADLINE give -ETIMEDOUT), and runs their after-funcs,
  * all before it returns. Idempotent: the first cause is kept. Returns 0;
  * -EALREADY if ctx had already ended; -EINVAL for a NULL ctx, the background,
  * a context made by sl_ctx_without_cancel (they cannot be cancelled), or a
@@ -124,6 +127,17 @@ const char *sl_cause_text(sl_cause cause);
 /* The deadline (absolute, sl_now_ns() clock), or 0 for none (also for NULL,
  * and from another reactor, reported). */
 uint64_t sl_ctx_deadline(const sl_ctx *ctx);
+
+/* Says that ctx's own deadline is its caller's (a server's request whose
+ * grpc-timeout was below its own cap): when it passes, ctx and the
+ * descendants that end with it end with SL_CAUSE_CALLER_DEADLINE instead of
+ * SL_CAUSE_DEADLINE (same error, -ETIMEDOUT), so the callee's logs say who
+ * ran out of time. Call it right after making ctx; a ctx already ended by
+ * that deadline (born past it) takes the new cause too. Returns 0; -EINVAL
+ * for NULL, the background, a context without a deadline of its own (one
+ * that only inherits its parent's: mark the parent), or one ended for
+ * another reason; -EXDEV from another reactor (reported). */
+int sl_ctx_deadline_is_callers(sl_ctx *ctx);
 
 /* Whole milliseconds left before the deadline (0 once less than 1 ms is
  * left), or -1 when ctx has no deadline. Whether ctx was cancelled does not

@@ -52,8 +52,12 @@ int sl_ctx_grpc_timeout(const sl_ctx *ctx, uint64_t margin_ms, char *buf);
 /* The context for an incoming request: a child of `parent` whose deadline is
  * now + the grpc-timeout in s[0..len), capped at `max_ms` (0: no cap). With
  * s NULL (no header) the deadline is now + max_ms (none if max_ms is 0).
- * Returns 0; -EINVAL for a malformed header (nothing is made: answer 400 or
- * ignore the header, as you choose), and as sl_ctx_with_deadline. */
+ * When the header's budget is the one that counts (below max_ms, and
+ * earlier than the parent's deadline) the deadline is marked as the
+ * caller's (sl_ctx_deadline_is_callers): it ends with
+ * SL_CAUSE_CALLER_DEADLINE. Returns 0; -EINVAL for a malformed header
+ * (nothing is made: answer 400 or ignore the header, as you choose), and as
+ * sl_ctx_with_deadline. */
 int sl_ctx_with_grpc_timeout(sl_ctx **out, sl_ctx *parent, const char *s, size_t len,
                              uint64_t max_ms);
 
@@ -93,6 +97,63 @@ void sl_trace_id_hex(const sl_traceparent *tp, char *buf);
  * the tag that lock holders carry (sl_mutex_lock), so that a request waiting
  * for a lock held by its own trace is refused. */
 uint64_t sl_traceparent_tag(const sl_traceparent *tp);
+
+/* ---- sluice-cause ------------------------------------------------------------------ */
+
+/* Why a call failed, and where: a response header on error answers,
+ *
+ *     sluice-cause: v1;cause=deadline;hop=payment-svc;left-ms=180
+ *
+ * "v1", then `;`-separated key=value pairs, all lowercase: `cause` (one of
+ * the names below), `hop` (the name of the service that decided: 1-47
+ * bytes of [a-z0-9._:[]-]) and optionally `left-ms` (the budget that hop
+ * had left when it was called, 1-8 digits). At most SL_CAUSE_HDR_MAX - 1
+ * bytes. A reader ignores a malformed value whole (no half-understood
+ * cause), and an unknown key of the same syntax (a later v1 may add keys);
+ * another version is malformed to a v1 reader. Diagnostics only: never
+ * trust it for a decision (any peer can send anything). See
+ * docs/context.md. */
+#define SL_CAUSE_HDR "sluice-cause"
+#define SL_CAUSE_HDR_MAX 128
+#define SL_CAUSE_HOP_MAX 48
+
+typedef enum sl_wire_cause {
+    SL_WC_NONE = 0,
+    SL_WC_DEADLINE,           /* "deadline": the hop's own timeout passed */
+    SL_WC_CALLER_DEADLINE,    /* "caller-deadline": the budget its caller gave it passed */
+    SL_WC_DISCONNECT,         /* "disconnect": its client went away */
+    SL_WC_SHUTDOWN,           /* "shutdown": it is shutting down */
+    SL_WC_OVERLOADED,         /* "overloaded": it shed the request (no slot, no budget) */
+    SL_WC_UPSTREAM,           /* "upstream": a call of its failed (no answer, an answer not HTTP) */
+    SL_WC_LOOP,               /* "loop": it refused a request waiting for itself (508) */
+    SL_WC_CANCELED,           /* "canceled": cancelled for any other reason */
+    SL_WC_COUNT
+} sl_wire_cause;
+
+typedef struct sl_cause_info {
+    sl_wire_cause cause;
+    char hop[SL_CAUSE_HOP_MAX];   /* NUL-terminated */
+    int64_t left_ms;              /* -1: not given */
+} sl_cause_info;
+
+/* The wire name of a cause ("caller-deadline"); "" for NONE or out of range. */
+const char *sl_wire_cause_name(sl_wire_cause c);
+
+/* The wire cause for a context's cause (SL_WC_NONE for SL_CAUSE_NONE). */
+sl_wire_cause sl_wire_cause_of(sl_cause c);
+
+/* Parses len bytes (no NUL needed) as above. Returns 0, or -EINVAL (also
+ * for NULL arguments) with *out untouched. */
+int sl_cause_hdr_parse(const char *s, size_t len, sl_cause_info *out);
+
+/* Formats *ci into buf (SL_CAUSE_HDR_MAX bytes), NUL-terminated; returns
+ * the length, or -EINVAL for a cause out of range or a hop that would not
+ * parse back (nothing written then). */
+int sl_cause_hdr_format(const sl_cause_info *ci, char *buf);
+
+/* A sentence for logs and messages into buf (n bytes, truncated):
+ * "deadline at payment-svc (called with 180 ms)". Returns buf. */
+char *sl_cause_info_text(const sl_cause_info *ci, char *buf, size_t n);
 
 /* ---- the trace in a context ---------------------------------------------------------- */
 

@@ -3,6 +3,7 @@
  * be half-understood as some other budget or trace. */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include "sl_time.h"
@@ -185,4 +186,130 @@ uint64_t sl_traceparent_tag(const sl_traceparent *tp)
     for (int i = 8; i < 16; i++)
         t = t << 8 | tp->trace_id[i];
     return t ? t : 1;
+}
+
+/* ---- sluice-cause ---------------------------------------------------------------- */
+
+static const char *const wire_causes[SL_WC_COUNT] = {
+    "", "deadline", "caller-deadline", "disconnect", "shutdown", "overloaded", "upstream", "loop", "canceled",
+};
+
+const char *sl_wire_cause_name(sl_wire_cause c)
+{
+    return (unsigned)c < SL_WC_COUNT ? wire_causes[c] : "";
+}
+
+sl_wire_cause sl_wire_cause_of(sl_cause c)
+{
+    switch (c) {
+    case SL_CAUSE_NONE: return SL_WC_NONE;
+    case SL_CAUSE_DEADLINE: return SL_WC_DEADLINE;
+    case SL_CAUSE_CALLER_DEADLINE: return SL_WC_CALLER_DEADLINE;
+    case SL_CAUSE_DISCONNECT: return SL_WC_DISCONNECT;
+    case SL_CAUSE_SHUTDOWN: return SL_WC_SHUTDOWN;
+    case SL_CAUSE_UPSTREAM: return SL_WC_UPSTREAM;
+    case SL_CAUSE_DEADLOCK: return SL_WC_LOOP;
+    default: return SL_WC_CANCELED;
+    }
+}
+
+static bool hop_ch(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' || c == '-' ||
+           c == '[' || c == ']';
+}
+
+static bool key_ch(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; }
+
+int sl_cause_hdr_parse(const char *s, size_t len, sl_cause_info *out)
+{
+    if (!s || !out || len >= SL_CAUSE_HDR_MAX || len < 3 || memcmp(s, "v1;", 3))
+        return -EINVAL;
+    sl_cause_info ci = { .left_ms = -1 };
+    bool seen_cause = false, seen_hop = false, seen_left = false;
+    for (size_t i = 3; i <= len;) {
+        size_t k = i;
+        while (k < len && key_ch(s[k]))
+            k++;
+        if (k == i || k == len || s[k] != '=')
+            return -EINVAL;
+        size_t v = k + 1, e = v;
+        while (e < len && s[e] != ';')
+            e++;
+        size_t kl = k - i, vl = e - v;
+        const char *key = s + i, *val = s + v;
+        if (vl == 0)
+            return -EINVAL;
+        if (kl == 5 && !memcmp(key, "cause", 5)) {
+            int c = SL_WC_COUNT;
+            for (int w = 1; w < SL_WC_COUNT; w++)
+                if (strlen(wire_causes[w]) == vl && !memcmp(wire_causes[w], val, vl))
+                    c = w;
+            if (seen_cause || c == SL_WC_COUNT)
+                return -EINVAL;
+            ci.cause = (sl_wire_cause)c;
+            seen_cause = true;
+        } else if (kl == 3 && !memcmp(key, "hop", 3)) {
+            if (seen_hop || vl >= SL_CAUSE_HOP_MAX)
+                return -EINVAL;
+            for (size_t j = 0; j < vl; j++)
+                if (!hop_ch(val[j]))
+                    return -EINVAL;
+            memcpy(ci.hop, val, vl);
+            ci.hop[vl] = '\0';
+            seen_hop = true;
+        } else if (kl == 7 && !memcmp(key, "left-ms", 7)) {
+            if (seen_left || vl > 8)
+                return -EINVAL;
+            int64_t n = 0;
+            for (size_t j = 0; j < vl; j++) {
+                if (val[j] < '0' || val[j] > '9')
+                    return -EINVAL;
+                n = n * 10 + (val[j] - '0');
+            }
+            ci.left_ms = n;
+            seen_left = true;
+        } else {   /* a key of a later v1: its value must still be plain */
+            for (size_t j = 0; j < vl; j++)
+                if (!hop_ch(val[j]))
+                    return -EINVAL;
+        }
+        i = e + 1;   /* past the ';' (or past the end: done) */
+        if (e == len)
+            break;
+    }
+    if (!seen_cause || !seen_hop)
+        return -EINVAL;
+    *out = ci;
+    return 0;
+}
+
+int sl_cause_hdr_format(const sl_cause_info *ci, char *buf)
+{
+    if (!ci || !buf || ci->cause <= SL_WC_NONE || ci->cause >= SL_WC_COUNT || ci->left_ms > 99999999)
+        return -EINVAL;
+    size_t hl = strnlen(ci->hop, SL_CAUSE_HOP_MAX);
+    if (hl == 0 || hl >= SL_CAUSE_HOP_MAX)
+        return -EINVAL;
+    for (size_t j = 0; j < hl; j++)
+        if (!hop_ch(ci->hop[j]))
+            return -EINVAL;
+    /* "v1;cause=" 9 + 15 + ";hop=" 5 + 47 + ";left-ms=" 9 + 8 = 93 < 128 */
+    int n = ci->left_ms >= 0
+                ? snprintf(buf, SL_CAUSE_HDR_MAX, "v1;cause=%s;hop=%s;left-ms=%lld", wire_causes[ci->cause], ci->hop,
+                           (long long)ci->left_ms)
+                : snprintf(buf, SL_CAUSE_HDR_MAX, "v1;cause=%s;hop=%s", wire_causes[ci->cause], ci->hop);
+    return n;
+}
+
+char *sl_cause_info_text(const sl_cause_info *ci, char *buf, size_t n)
+{
+    if (!n)
+        return buf;
+    if (ci->left_ms >= 0)
+        snprintf(buf, n, "%s at %s (called with %lld ms)", sl_wire_cause_name(ci->cause), ci->hop,
+                 (long long)ci->left_ms);
+    else
+        snprintf(buf, n, "%s at %s", sl_wire_cause_name(ci->cause), ci->hop);
+    return buf;
 }

@@ -1,5 +1,6 @@
-/* fuzz_wire.c: libFuzzer harness for context/wire.c: grpc-timeout and
- * traceparent. The first byte picks the codec, the rest is a header value.
+/* fuzz_wire.c: libFuzzer harness for context/wire.c: grpc-timeout,
+ * traceparent and sluice-cause. The first byte picks the codec (mod 3: 0
+ * grpc-timeout, 1 traceparent, 2 sluice-cause), the rest is a header value.
  * What parses must format back to a value that parses to the same thing
  * (grpc-timeout: never to a larger budget); what does not parse leaves the
  * output untouched. */
@@ -55,6 +56,27 @@ static void traceparent(const char *s, size_t len)
     CHECK(sl_traceparent_tag(&tp) != 0);
 }
 
+static void cause(const char *s, size_t len)
+{
+    sl_cause_info ci, back;
+    memset(&ci, 0xa5, sizeof ci);
+    sl_cause_info untouched = ci;
+    char buf[SL_CAUSE_HDR_MAX], text[SL_CAUSE_HDR_MAX + 64];
+    int rc = sl_cause_hdr_parse(s, len, &ci);
+    if (rc) {
+        CHECK(rc == -EINVAL && !memcmp(&ci, &untouched, sizeof ci));
+        return;
+    }
+    CHECK(len < SL_CAUSE_HDR_MAX && !memcmp(s, "v1;", 3));
+    CHECK(ci.cause > SL_WC_NONE && ci.cause < SL_WC_COUNT && ci.hop[0] && strlen(ci.hop) < SL_CAUSE_HOP_MAX);
+    CHECK(ci.left_ms >= -1 && ci.left_ms <= 99999999);
+    int n = sl_cause_hdr_format(&ci, buf);   /* canonical: known keys only, in order */
+    CHECK(n > 0 && (size_t)n == strlen(buf) && (size_t)n <= len);
+    CHECK(sl_cause_hdr_parse(buf, (size_t)n, &back) == 0);
+    CHECK(back.cause == ci.cause && !strcmp(back.hop, ci.hop) && back.left_ms == ci.left_ms);
+    CHECK(strlen(sl_cause_info_text(&ci, text, sizeof text)) < sizeof text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -67,10 +89,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!s)
         return 0;
     memcpy(s, data + 1, len);
-    if (data[0] & 1)
-        traceparent(s, len);
-    else
-        grpc_timeout(s, len);
+    switch (data[0] % 3) {
+    case 0: grpc_timeout(s, len); break;
+    case 1: traceparent(s, len); break;
+    default: cause(s, len); break;
+    }
     free(s);
     return 0;
 }

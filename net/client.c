@@ -1266,6 +1266,15 @@ const char *sl_http_resp_header(const sl_http_resp *call, const char *name, size
     return NULL;
 }
 
+int sl_http_resp_cause(const sl_http_resp *call, sl_cause_info *out)
+{
+    size_t len;
+    const char *v = call && out ? sl_http_resp_header(call, SL_CAUSE_HDR, &len) : NULL;
+    if (!v)
+        return call && out ? -ENOENT : -EINVAL;
+    return sl_cause_hdr_parse(v, len, out);
+}
+
 void sl_http_call_end(sl_http_resp *call)
 {
     priv *pv = call->priv_;

@@ -35,6 +35,8 @@ void sl__req_free(sl_http_req *req)
         free(req->out);
     if (req->extra)
         evbuffer_free(req->extra);
+    if (req->cause)   /* only error answers have one: no call per request */
+        free(req->cause);
     free(req->body);
     free(req);
 }
@@ -401,18 +403,22 @@ static int debug_denied(const conn *c, const sl_http_req *req)
 }
 
 /* The caller's budget (grpc-timeout), relative, never more than ours; -1
- * when the header is malformed. */
-static int head_budget(const sl_http_server *srv, const sl_http_msg *m, uint64_t *budget)
+ * when the header is malformed. *callers: the caller's budget is the
+ * shorter, so its end is the caller's deadline (sluice-cause). */
+static int head_budget(const sl_http_server *srv, const sl_http_msg *m, uint64_t *budget, bool *callers)
 {
     *budget = (uint64_t)srv->o.timeout_ms * SL_NS_PER_MS;
+    *callers = false;
     for (uint32_t i = 0; i < m->nheaders; i++) {
         if (!sl_http_str_ieq(m->headers[i].name, "grpc-timeout", 12))
             continue;
         uint64_t ns;
         if (sl_grpc_timeout_parse(m->headers[i].value.ptr, m->headers[i].value.len, &ns) < 0)
             return -1;
-        if (ns < *budget)
+        if (ns < *budget) {
             *budget = ns;
+            *callers = true;
+        }
         return 0;
     }
     return 0;
@@ -461,7 +467,8 @@ static void on_head(conn *c)
                              m->target.len, &match, allow, sizeof allow);
     route_info *ri = rc == 0 ? match.arg : NULL;
     uint64_t now = sl_now_ns(), budget;
-    int bad_budget = head_budget(srv, m, &budget);
+    bool callers;
+    int bad_budget = head_budget(srv, m, &budget, &callers);
     /* routes under /debug/ meet the debug policy first (debug_denied) */
     bool debug_path = m->target.len >= 7 && !memcmp(m->target.ptr, "/debug/", 7) && srv->o.debug != SL_HTTP_DEBUG_ON;
     if (ri && !bad_budget && !debug_path && !sr->draining && refuse_early(c, m, ri, &match, now, now + budget))
@@ -503,6 +510,7 @@ static void on_head(conn *c)
         req->immediate_msg = "malformed grpc-timeout header";
     }
     req->deadline = now + budget;
+    req->callers_deadline = callers;   /* its end is the caller's deadline (sluice-cause) */
     if (req->route && !req->immediate)   /* a /debug/ route, a malformed budget ignored */
         req->immediate = sl__srv_precheck(sr, req->route, now, req->deadline, &req->immediate_code,
                                           &req->immediate_msg);

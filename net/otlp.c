@@ -193,6 +193,8 @@ static void span_json(jbuf *b, const sl__span *sp)
         attr_int(b, &first, "http.response.status_code", sp->status);
     if (sp->cause)
         attr_str(b, &first, "sluice.cancel_cause", sl_cause_text((sl_cause)sp->cause));
+    if (sp->cause_hdr[0])
+        attr_str(b, &first, "sluice.cause", sp->cause_hdr);
     if (sp->has_left)
         attr_int(b, &first, "sluice.deadline_left_ms", sp->left_ms);
     if (sp->err)

@@ -289,6 +289,73 @@ int sl__reply_format(sl_http_req *req, int status, const char *ctype, const void
     return 0;
 }
 
+/* ---- sluice-cause: why an error answer, and which hop decided ---------------------- */
+
+int sl__hop_name_set(char *hop, const char *name)
+{
+    sl_cause_info ci = { .cause = SL_WC_DEADLINE, .left_ms = -1 };
+    char buf[SL_CAUSE_HDR_MAX];
+    if (strlen(name) >= sizeof ci.hop)
+        return -EINVAL;
+    strcpy(ci.hop, name);
+    if (sl_cause_hdr_format(&ci, buf) < 0)   /* its rule for a hop */
+        return -EINVAL;
+    strcpy(hop, name);
+    return 0;
+}
+
+/* The statuses whose answers say why: the ones a deadline, an overload, a
+ * loop or a failed upstream make. */
+static bool cause_status(int status)
+{
+    return status == 502 || status == 503 || status == 504 || status == 508;
+}
+
+int sl_http_req_cause(const sl_http_req *req, int status, sl_cause_info *out)
+{
+    if (req->cause)   /* relayed, or made already */
+        return sl_cause_hdr_parse(req->cause, strlen(req->cause), out) == 0 ? 0 : -ENOENT;
+    if (!cause_status(status))
+        return -ENOENT;
+    sl_cause c = req->ctx ? sl_ctx_cause(req->ctx, NULL) : SL_CAUSE_NONE;
+    sl_wire_cause w = sl_wire_cause_of(c);
+    if (w == SL_WC_NONE)
+        w = status == 503 ? SL_WC_OVERLOADED : status == 504 ? SL_WC_DEADLINE : status == 508 ? SL_WC_LOOP
+                                                                                               : SL_WC_UPSTREAM;
+    *out = (sl_cause_info){ .cause = w, .left_ms = (int64_t)((req->deadline - req->t_start) / SL_NS_PER_MS) };
+    if (out->left_ms > 99999999)
+        out->left_ms = 99999999;
+    strcpy(out->hop, req->sr->srv->hop);
+    return 0;
+}
+
+static int set_cause(sl_http_req *req, const sl_cause_info *ci)
+{
+    char buf[SL_CAUSE_HDR_MAX];
+    if (sl_cause_hdr_format(ci, buf) < 0)
+        return -EINVAL;
+    char *copy = strdup(buf);
+    if (!copy)
+        return -ENOMEM;
+    int rc = sl_http_reply_header(req, SL_CAUSE_HDR, buf);
+    if (rc < 0) {
+        free(copy);
+        return rc;
+    }
+    free(req->cause);
+    req->cause = copy;
+    return 0;
+}
+
+int sl_http_reply_cause(sl_http_req *req, const sl_cause_info *ci)
+{
+    if (req->replied)
+        return -EALREADY;
+    if (!ci || req->cause)   /* one cause per answer */
+        return req->cause ? -EALREADY : -EINVAL;
+    return set_cause(req, ci);
+}
+
 int sl_http_reply(sl_http_req *req, int status, const char *content_type, const void *body, size_t len)
 {
     if (req->replied)
@@ -300,6 +367,9 @@ int sl_http_reply(sl_http_req *req, int status, const char *content_type, const 
         req->status = 499;
         return -EPIPE;
     }
+    sl_cause_info ci;
+    if (cause_status(status) && !req->cause && sl_http_req_cause(req, status, &ci) == 0)
+        (void)set_cause(req, &ci);   /* out of memory: the answer goes without */
     int rc = sl__reply_format(req, status, content_type, body, len);
     if (rc == 0)
         sl__conn_flush(req->c);
@@ -324,8 +394,14 @@ int sl_http_reply_error(sl_http_req *req, int status, const char *code, const ch
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    sl_cause_info ci;
+    if (n >= 0 && (size_t)n < sizeof msg && !req->replied && req->c && !req->c->gone &&
+        sl_http_req_cause(req, status, &ci) == 0) {
+        char why[SL_CAUSE_HDR_MAX + 32];
+        snprintf(msg + n, sizeof msg - (size_t)n, " (cause: %s)", sl_cause_info_text(&ci, why, sizeof why));
+    }
     json_t *j = json_pack("{s:s, s:s}", "error", code, "message", msg);
     if (!j)
         return -ENOMEM;

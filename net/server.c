@@ -84,6 +84,8 @@ int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_serve
     o->limit_min = DEF(o->limit_min, o->max_inflight < 16 ? o->max_inflight : 16);
     o->limit_initial = DEF(o->limit_initial, 32);
     int rc = parse_listen(s, o->listen ? o->listen : "127.0.0.1:8080");
+    if (rc == 0 && o->name && sl__hop_name_set(s->hop, o->name) < 0)
+        rc = -EINVAL;
     sl_admit_cfg ac = admit_cfg(o);
     if (o->debug < SL_HTTP_DEBUG_LOOPBACK || o->debug > SL_HTTP_DEBUG_OFF ||
         o->admission < SL_HTTP_ADMISSION_ADAPTIVE || o->admission > SL_HTTP_ADMISSION_FIXED ||
@@ -326,6 +328,17 @@ int sl_http_server_start(sl_http_server *s)
             return fd;
         }
         s->sr[i].fd = fd;
+    }
+    if (!s->hop[0]) {   /* unnamed: the hop is where it listens (set before
+                         * the reactors start: they only read it) */
+        struct sockaddr_storage sa = s->addr;
+        if (sa.ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)s->port);
+        else
+            ((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)s->port);
+        char buf[SL_ADDR_STR_MAX];
+        sl__sockaddr_format((struct sockaddr *)&sa, buf, sizeof buf);
+        (void)sl__hop_name_set(s->hop, buf);
     }
     for (int i = 0; i < s->n; i++) {
         struct start_msg *m = calloc(1, sizeof *m);
@@ -701,8 +714,9 @@ void sl__srv_count(srv_reactor *sr, sl_http_req *req)
     if (sr->srv->o.access_log && !req->refused_early) {
         char tid[33];
         sl_trace_id_hex(&req->trace, tid);
-        fprintf(stderr, "%s %.*s %d %.3fms trace=%s\n", req->method, (int)req->path_len,
-                req->path ? req->path : "", req->status, ms, tid);
+        fprintf(stderr, "%s %.*s %d %.3fms trace=%s%s%s\n", req->method, (int)req->path_len,
+                req->path ? req->path : "", req->status, ms, tid, req->cause ? " cause=" : "",
+                req->cause ? req->cause : "");
     }
 }
 

@@ -101,6 +101,7 @@ struct sl_http_server {
     bool started;
     int n;
     srv_reactor *sr;
+    char hop[SL_CAUSE_HOP_MAX];  /* this hop in sluice-cause: o.name, or HOST:PORT once listening */
     _Atomic int shutdown_started;
     _Atomic int draining_left;
     struct event *sig_term, *sig_int;
@@ -139,6 +140,8 @@ struct sl_http_req {
     bool refused_early;         /* refused as its head was parsed: no head copy, trace or log */
     bool orphan;                /* its server was freed while its task lived */
     bool undo_slot;             /* started in the undo lane: holds a slot of sr->undo */
+    bool callers_deadline;      /* its deadline is the caller's grpc-timeout (below our own) */
+    char *cause;                /* the sluice-cause its answer carries (malloc'd), or NULL */
     sl_task *task;              /* the handler, while it lives */
     sl_task task_mem;           /* its storage: the request goes after it ends */
     char *out;                  /* the formatted response, until its turn */
@@ -182,6 +185,10 @@ struct conn {
 void sl__conn_accept(srv_reactor *sr, int fd, const struct sockaddr *peer);
 void sl__conn_flush(conn *c);
 void sl__conn_cancel_all(conn *c, sl_cause cause);
+
+/* reply.c: copies `name` into hop (SL_CAUSE_HOP_MAX bytes) if it is a valid
+ * sluice-cause hop (sl_wire.h); 0 or -EINVAL (hop untouched). */
+int sl__hop_name_set(char *hop, const char *name);
 void sl__conn_close_idle(conn *c);
 void sl__conn_drop(conn *c);
 /* Adds up the bytes connections hold: unparsed input, unsent output, and

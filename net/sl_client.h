@@ -37,6 +37,7 @@
 #include "sl_chan.h"
 #include "sl_runtime.h"
 #include "sl_task.h"
+#include "sl_wire.h"
 
 typedef struct sl_http_upstream sl_http_upstream;
 
@@ -197,6 +198,12 @@ int sl_http_call_key(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const
 
 /* A response header (any case), or NULL. */
 const char *sl_http_resp_header(const sl_http_resp *call, const char *name, size_t *len);
+
+/* The answer's sluice-cause (sl_wire.h) in *out: 0; -ENOENT when it has
+ * none; -EINVAL when it is malformed or oversized (ignore it: it says
+ * nothing). Diagnostics only: relay it (sl_http_reply_cause) or log it,
+ * never decide on it. */
+int sl_http_resp_cause(const sl_http_resp *call, sl_cause_info *out);
 
 /* Frees the answer; aborts (closes the connection of) a call still under
  * way. Idempotent. */

@@ -62,6 +62,8 @@ enum {
 
 typedef struct sl_http_server_opts {
     const char *listen;          /* "HOST:PORT" (IPv4, [IPv6] or a name), port 0 picks a free one (default 127.0.0.1:8080) */
+    const char *name;            /* this hop's name in sluice-cause answers: 1-47 bytes of
+                                    [a-z0-9._:[]-] (copied; default: the HOST:PORT it listens on) */
     uint32_t timeout_ms;         /* request budget (10000) */
     uint32_t max_head;           /* request line + headers, bytes (16 KiB) -> 431 */
     uint32_t max_headers;        /* header lines (100) -> 431 */
@@ -289,6 +291,30 @@ int sl_http_reply_error(sl_http_req *req, int status, const char *code, const ch
     __attribute__((format(printf, 4, 5)));
 
 bool sl_http_replied(const sl_http_req *req);
+
+/* ---- why an error answer: the sluice-cause header (sl_wire.h, docs/context.md) ---- */
+
+/* An answer with status 502, 503, 504 or 508 carries a sluice-cause header
+ * saying why and which hop decided, and sl_http_reply_error adds the same
+ * in words to its message ("... (cause: caller-deadline at payment-svc
+ * (called with 180 ms))"). This hop's own cause, unless a handler relayed
+ * another (below): its context's cause once it ended (deadline: its own
+ * timeout; caller-deadline: the grpc-timeout it was called with, when that
+ * was below its own; disconnect; shutdown; ...), else by status (503
+ * overloaded, 504 deadline, 508 loop, 502 upstream); the hop is the
+ * server's name; left-ms the budget the request arrived with. The access
+ * log (cause=...) and the request's span (sluice.cause) show it too.
+ * Fills *out with what an answer with `status` carries (or would). Returns
+ * 0, or -ENOENT: no cause for this status and none relayed. */
+int sl_http_req_cause(const sl_http_req *req, int status, sl_cause_info *out);
+
+/* Makes the coming answer carry *ci (copied) instead of this hop's own
+ * cause, whatever its status: a handler that passes on an upstream's
+ * failure relays the upstream's cause (sl_http_resp_cause), so that a
+ * caller three hops up learns which hop ran out of time and with what
+ * budget. Returns 0; -EALREADY (answered, or a cause set already); -EINVAL
+ * (NULL, or *ci would not format: sl_cause_hdr_format); -ENOMEM. */
+int sl_http_reply_cause(sl_http_req *req, const sl_cause_info *ci);
 
 /* Fault injection: closes the request's connection at once with a TCP
  * reset (SO_LINGER {1, 0}) instead of an answer. The request counts as

@@ -53,8 +53,11 @@ int sl__trace_req_ctx(sl_http_req *req)
     }
     if (any && fits)
         tl = sl_tracestate_parse(joined, n, ts);
-    return sl_ctx_with_trace_state_deadline(&req->ctx, sl_ctx_background(), &req->trace, ts,
-                                            tl > 0 ? (size_t)tl : 0, req->deadline);
+    int rc = sl_ctx_with_trace_state_deadline(&req->ctx, sl_ctx_background(), &req->trace, ts,
+                                              tl > 0 ? (size_t)tl : 0, req->deadline);
+    if (rc == 0 && req->callers_deadline)   /* it ends with "caller's deadline" */
+        (void)sl_ctx_deadline_is_callers(req->ctx);
+    return rc;
 }
 
 static void copy_str(char *dst, size_t cap, const char *s, size_t len)
@@ -94,6 +97,8 @@ void sl__trace_req_end(sl_http_req *req)
     sp.kind = SL__SPAN_SERVER;
     sp.status = req->status;
     sp.cause = req->ctx ? (int)sl_ctx_cause(req->ctx, NULL) : 0;
+    if (req->cause)
+        copy_str(sp.cause_hdr, sizeof sp.cause_hdr, req->cause, strlen(req->cause));
     copy_str(sp.method, sizeof sp.method, req->method ? req->method : "", req->method ? strlen(req->method) : 0);
     if (req->match.pattern)
         copy_str(sp.route, sizeof sp.route, req->match.pattern, strlen(req->match.pattern));

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include "sl_tracer.h"
 #include "sl_tracestate.h"
+#include "sl_wire.h"
 
 struct sl_http_req;
 struct evbuffer;
@@ -29,6 +30,7 @@ typedef struct sl__span {
     char method[16];
     char route[96];                /* server: the pattern; client: the path */
     char peer[64];                 /* server: client IPv4; client: the replica */
+    char cause_hdr[SL_CAUSE_HDR_MAX];  /* server: the sluice-cause its answer carried, or "" */
     char tracestate[SL_TRACESTATE_MAX + 1];
 } sl__span;
 

@@ -1107,6 +1107,119 @@ static void test_bad_upstreams(void **s)
     sl_runtime_free(r);
 }
 
+/* ---- the cause crosses the wire (issue 20): three hops -------------------------------------- */
+
+/* hop-a -> hop-b -> hop-c, three servers in one runtime, each call with a
+ * 200 ms margin: the innermost deadline passes first, by far. hop-c waits
+ * until its context ends; a and b relay a failure with its cause. */
+static sl_http_server *hops[3];
+static sl_http_upstream *hop_up[3];   /* [0]: the test's to hop-a; [i]: hop i-1's to hop i */
+static int hop_end_cause = -1;
+static char hop_reply[3][SL_CAUSE_HDR_MAX + 256];
+
+typedef struct hop_st {
+    sl_http_resp r;
+    int rc;
+} hop_st;
+
+static int h_hop_relay(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    hop_st *s = sl_http_req_state(req);
+    SL_BEGIN(t);
+    SL_AWAIT(t, s->rc, sl_http_call(t, &s->r, *(sl_http_upstream **)sl_http_req_arg(req), "GET", "/next", NULL, 0));
+    if (s->rc == 0) {
+        sl_cause_info ci;
+        if (s->r.status >= 500 && sl_http_resp_cause(&s->r, &ci) == 0)
+            assert_int_equal(sl_http_reply_cause(req, &ci), 0);
+        sl_http_reply_error(req, s->r.status, "relayed", "the next hop answered %d", s->r.status);
+    }
+    sl_http_call_end(&s->r);
+    SL_RETURN(t, s->rc);
+    SL_END(t);
+}
+
+static int h_hop_end(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    hop_st *s = sl_http_req_state(req);
+    SL_BEGIN(t);
+    SL_AWAIT(t, s->rc, sl_sleep(t, 10 * SL_NS_PER_S));   /* until the context ends */
+    hop_end_cause = (int)sl_ctx_cause(sl_http_req_ctx(req), NULL);
+    SL_RETURN(t, s->rc);
+    SL_END(t);
+}
+
+static int hops_call(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, hop_up[0], "GET", "/next", NULL, 0));
+    C.rc2 = C.r.status;
+    size_t len;
+    const char *v = sl_http_resp_header(&C.r, SL_CAUSE_HDR, &len);
+    snprintf(hop_reply[0], sizeof hop_reply[0], "%.*s", v ? (int)len : 0, v ? v : "");
+    snprintf(hop_reply[1], sizeof hop_reply[1], "%s", C.r.body ? C.r.body : "");
+    sl_http_call_end(&C.r);
+    for (int i = 0; i < 3; i++)
+        sl_http_upstream_free(hop_up[i]);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static int hops_main(sl_task *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    for (int i = 0; i < 3; i++) {
+        char url[64];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d", sl_http_server_port(hops[i]));
+        assert_int_equal(sl_http_upstream_new(&hop_up[i], rt, url, &(sl_http_upstream_opts){ .margin_ms = 200 }), 0);
+    }
+    assert_int_equal(sl_ctx_with_timeout(&C.ctx, sl_ctx_background(), 1500), 0);
+    assert_int_equal(sl_go(C.ctx, hops_call, NULL, NULL, NULL), 0);
+    sl_ctx_unref(C.ctx);
+    return 0;
+}
+
+static void test_cause_over_two_hops(void **s)
+{
+    (void)s;
+    memset(&C, 0, sizeof C);
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(1, &cap);
+    static const char *names[3] = { "hop-a", "hop-b", "hop-c" };
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sl_http_server_new(&hops[i], rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0",
+                                                                                    .name = names[i] }), 0);
+        if (i < 2)
+            assert_int_equal(sl_http_route(hops[i], "GET", "/next", h_hop_relay, sizeof(hop_st), &hop_up[i + 1]), 0);
+        else
+            assert_int_equal(sl_http_route(hops[i], "GET", "/next", h_hop_end, sizeof(hop_st), NULL), 0);
+        assert_int_equal(sl_http_server_start(hops[i]), 0);
+    }
+    hop_end_cause = -1;
+    assert_int_equal(rt_run_keep(rt, hops_main, NULL), 0);
+    /* down: the last callee learns that its caller's budget ended it */
+    assert_int_equal(hop_end_cause, SL_CAUSE_CALLER_DEADLINE);
+    /* up: the caller two hops above learns which hop ran out, and with what
+     * budget it was called (1500 - 3 x 200 ms margin, less the time spent) */
+    assert_int_equal(C.rc, 0);
+    assert_int_equal(C.rc2, 504);
+    print_message("sluice-cause: %s\n", hop_reply[0]);
+    sl_cause_info ci;
+    assert_int_equal(sl_cause_hdr_parse(hop_reply[0], strlen(hop_reply[0]), &ci), 0);
+    assert_int_equal(ci.cause, SL_WC_CALLER_DEADLINE);
+    assert_string_equal(ci.hop, "hop-c");
+    assert_true(ci.left_ms > 100 && ci.left_ms <= 900);
+    char text[SL_CAUSE_HDR_MAX + 64], want[SL_CAUSE_HDR_MAX + 80];
+    snprintf(want, sizeof want, "(cause: %s)", sl_cause_info_text(&ci, text, sizeof text));
+    assert_non_null(strstr(hop_reply[1], want));   /* and the message says it */
+    for (int i = 0; i < 3; i++)
+        sl_http_server_free(hops[i]);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
 /* ---- a scripted upstream on raw sockets (issue 22) ----------------------------------- */
 
 /* Answers each request head it reads with the next reply of its script,
@@ -1191,7 +1304,7 @@ static void raw_stop(raw_up *u)
 }
 
 static raw_up RU;
-typedef struct raw_st { int rc[4], status[4]; char body[4][16]; } raw_st;
+typedef struct raw_st { int rc[6], status[6], cause_rc[6]; char body[6][16], hop[6][SL_CAUSE_HOP_MAX]; } raw_st;
 static raw_st RS;
 
 /* Calls GET / `n` times on one upstream, noting each result. */
@@ -1207,6 +1320,10 @@ static int raw_main(sl_task *t, void *arg)
         RS.rc[C.rc2] = C.rc;
         RS.status[C.rc2] = C.r.status;
         snprintf(RS.body[C.rc2], sizeof RS.body[0], "%s", C.r.body ? C.r.body : "");
+        sl_cause_info ci;
+        RS.cause_rc[C.rc2] = sl_http_resp_cause(&C.r, &ci);
+        if (RS.cause_rc[C.rc2] == 0)
+            snprintf(RS.hop[C.rc2], sizeof RS.hop[0], "%s", ci.hop);
         sl_http_call_end(&C.r);
     }
     sl_http_upstream_free(C.up);
@@ -1247,6 +1364,32 @@ static void test_interim_responses(void **s)
     assert_int_equal(RS.status[1], 201);
 }
 
+/* An upstream's sluice-cause: read when well-formed, ignored (-EINVAL)
+ * when malformed or oversized, -ENOENT when absent. */
+static void test_resp_cause(void **s)
+{
+    (void)s;
+    static const char *const replies[] = {
+        "HTTP/1.1 504 Gateway Timeout\r\nsluice-cause: v1;cause=deadline;hop=far;left-ms=7\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 504 Gateway Timeout\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 504 Gateway Timeout\r\nsluice-cause: v2;cause=deadline;hop=far\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 504 Gateway Timeout\r\nsluice-cause: v1;cause=deadline;hop=far;pad=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 503 Service Unavailable\r\nSLUICE-CAUSE: v1;cause=OVERLOADED;hop=far\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 502 Bad Gateway\r\nsluice-cause: v1;cause=upstream;hop=near\r\nContent-Length: 0\r\n\r\n",
+    };
+    raw_calls(replies, 6);
+    static const int want[] = { 0, -ENOENT, -EINVAL, -EINVAL, -EINVAL, 0 };
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(RS.rc[i], 0);
+        if (RS.cause_rc[i] != want[i])
+            fail_msg("reply %d: sl_http_resp_cause %d, want %d", i, RS.cause_rc[i], want[i]);
+    }
+    assert_string_equal(RS.hop[0], "far");
+    assert_string_equal(RS.hop[5], "near");
+    assert_int_equal(sl_http_resp_cause(NULL, NULL), -EINVAL);
+}
+
 /* A status line the client cannot trust, and a 101 nobody asked for, end
  * the call with -EPROTO at once (not status 0, not a wait). */
 static void test_bad_status_lines(void **s)
@@ -1284,6 +1427,8 @@ int main(void)
         cmocka_unit_test(test_key_affinity),
         cmocka_unit_test(test_bad_upstreams),
         cmocka_unit_test(test_interim_responses),
+        cmocka_unit_test(test_resp_cause),
+        cmocka_unit_test(test_cause_over_two_hops),
         cmocka_unit_test(test_bad_status_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

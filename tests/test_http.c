@@ -363,6 +363,19 @@ static void test_disconnect_cancels_context(void **s)
     srv_stop(&TS);
 }
 
+/* The sluice-cause value of a response head ("" when it has none). */
+static const char *cause_of(const resp *r, char *buf, size_t n)
+{
+    const char *h = strstr(r->head, "\r\nsluice-cause: ");
+    buf[0] = '\0';
+    if (h) {
+        h += strlen("\r\nsluice-cause: ");
+        size_t l = strcspn(h, "\r");
+        snprintf(buf, n, "%.*s", (int)l, h);
+    }
+    return buf;
+}
+
 static void test_grpc_timeout_504(void **s)
 {
     (void)s;
@@ -379,7 +392,14 @@ static void test_grpc_timeout_504(void **s)
         took[i] = sl_now_ns() - t0;
         assert_non_null(strstr(r.body, "deadline_exceeded"));
         assert_int_equal(atomic_load(&seen_err), -ETIMEDOUT);
-        assert_int_equal(atomic_load(&seen_cause), SL_CAUSE_DEADLINE);
+        /* the budget that ran out was the caller's (100 ms, below our 5 s):
+         * the handler's context says so, and so does the answer (issue 20) */
+        assert_int_equal(atomic_load(&seen_cause), SL_CAUSE_CALLER_DEADLINE);
+        char want[128], got[128];
+        snprintf(want, sizeof want, "v1;cause=caller-deadline;hop=127.0.0.1:%d;left-ms=100", TS.port);
+        assert_string_equal(cause_of(&r, got, sizeof got), want);
+        snprintf(want, sizeof want, "(cause: caller-deadline at 127.0.0.1:%d (called with 100 ms))", TS.port);
+        assert_non_null(strstr(r.body, want));
         /* the caller's 100 ms, counted from when the server read the head
          * (after t0), not the server's 5 s */
         uint64_t budget = atomic_load(&handler_deadline_ns) - t0;
@@ -399,6 +419,44 @@ static void test_grpc_timeout_504(void **s)
                   (double)mt / 1e6, (double)ml / 1e6);
     assert_true(ml < 500 * SL_NS_PER_MS);
     srv_stop(&TS);
+}
+
+/* Our own budget below the caller's: "deadline", with our name; the
+ * causes a status implies; none on other answers; a bad name refused. */
+static void test_cause_own(void **s)
+{
+    (void)s;
+    resp r;
+    char got[128];
+    start((sl_http_server_opts){ .timeout_ms = 100, .name = "edge-1" });
+    int fd = cli_connect(TS.port);
+    cli_send(fd, "GET /wait HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 10S\r\n\r\n");
+    assert_int_equal(cli_read(fd, &r, 5000), 504);
+    assert_int_equal(atomic_load(&seen_cause), SL_CAUSE_DEADLINE);
+    assert_string_equal(cause_of(&r, got, sizeof got), "v1;cause=deadline;hop=edge-1;left-ms=100");
+    assert_non_null(strstr(r.body, "(cause: deadline at edge-1 (called with 100 ms))"));
+    static const struct { int status; const char *cause; } by_status[] = {
+        { 502, "v1;cause=upstream;hop=edge-1;left-ms=100" }, { 503, "v1;cause=overloaded;hop=edge-1;left-ms=100" },
+        { 504, "v1;cause=deadline;hop=edge-1;left-ms=100" }, { 508, "v1;cause=loop;hop=edge-1;left-ms=100" },
+        { 500, "" }, { 200, "" }, { 404, "" },
+    };
+    for (size_t i = 0; i < sizeof by_status / sizeof *by_status; i++) {
+        char req[96];
+        snprintf(req, sizeof req, "GET /status/%d HTTP/1.1\r\nHost: t\r\n\r\n", by_status[i].status);
+        cli_send(fd, req);
+        assert_int_equal(cli_read(fd, &r, 5000), by_status[i].status);
+        if (strcmp(cause_of(&r, got, sizeof got), by_status[i].cause))
+            fail_msg("%d: sluice-cause '%s', want '%s'", by_status[i].status, got, by_status[i].cause);
+    }
+    close(fd);
+    srv_stop(&TS);
+    sl_runtime *rt = rt_new(1, NULL);
+    sl_http_server *srv = NULL;
+    static const char *bad[] = { "", "Edge", "a b", "a;b", "a=b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (sl_http_server_new(&srv, rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0", .name = bad[i] }) != -EINVAL)
+            fail_msg("took the name '%s'", bad[i]);
+    assert_int_equal(sl_runtime_free(rt), 0);
 }
 
 /* ---- admission ------------------------------------------------------------------------ */
@@ -979,6 +1037,7 @@ int main(void)
         cmocka_unit_test(test_slow_header_408),
         cmocka_unit_test(test_disconnect_cancels_context),
         cmocka_unit_test(test_grpc_timeout_504),
+        cmocka_unit_test(test_cause_own),
         cmocka_unit_test(test_shedding_503),
         cmocka_unit_test(test_control_lane_never_shed),
         cmocka_unit_test(test_undo_lane_bounded),

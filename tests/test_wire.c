@@ -228,6 +228,37 @@ static int ctx_wire_main(sl_task *t, void *arg)
     sl_ctx_unref(c);
     assert_int_equal(sl_ctx_with_grpc_timeout(&c, sl_ctx_background(), "0m", 2, 1000), 0);
     assert_int_equal(sl_ctx_err(c), -ETIMEDOUT);                                /* spent already */
+    const char *why;
+    assert_int_equal(sl_ctx_cause(c, &why), SL_CAUSE_CALLER_DEADLINE);        /* the caller's budget */
+    assert_string_equal(why, "caller's deadline");
+    sl_ctx_unref(c);
+    /* the cap was the budget that counted: a deadline of our own */
+    assert_int_equal(sl_ctx_with_grpc_timeout(&c, sl_ctx_background(), "5S", 2, 1), 0);
+    assert_int_equal(sl_ctx_with_grpc_timeout(&d, c, "0m", 2, 0), 0);   /* a child: the header's is earlier */
+    assert_int_equal(sl_ctx_cause(d, NULL), SL_CAUSE_CALLER_DEADLINE);
+    sl_ctx_unref(d);
+    assert_int_equal(sl_ctx_with_grpc_timeout(&d, c, "5S", 2, 0), 0);   /* the parent's is earlier: not marked */
+    assert_int_equal(sl_ctx_deadline_is_callers(d), -EINVAL);
+    sl_ctx_unref(d);
+    sl_ctx_unref(c);
+    /* marking: only a deadline of its own, only one not ended otherwise */
+    assert_int_equal(sl_ctx_deadline_is_callers(NULL), -EINVAL);
+    assert_int_equal(sl_ctx_deadline_is_callers(sl_ctx_background()), -EINVAL);
+    assert_int_equal(sl_ctx_with_cancel(&c, sl_ctx_background()), 0);
+    assert_int_equal(sl_ctx_deadline_is_callers(c), -EINVAL);                   /* no deadline */
+    assert_int_equal(sl_ctx_with_deadline(&d, c, sl_now_ns() + SL_NS_PER_S), 0);
+    assert_int_equal(sl_ctx_deadline_is_callers(d), 0);
+    assert_int_equal(sl_ctx_cancel(c, SL_CAUSE_DISCONNECT), 0);
+    assert_int_equal(sl_ctx_cause(d, NULL), SL_CAUSE_DISCONNECT);              /* another end: kept */
+    assert_int_equal(sl_ctx_deadline_is_callers(d), -EINVAL);
+    sl_ctx_unref(d);
+    sl_ctx_unref(c);
+    assert_int_equal(sl_ctx_with_timeout(&c, sl_ctx_background(), 1000), 0);
+    assert_int_equal(sl_ctx_with_cancel(&d, c), 0);
+    assert_int_equal(sl_ctx_deadline_is_callers(d), -EINVAL);                   /* only its parent's */
+    sl_ctx_unref(d);
+    assert_int_equal(sl_ctx_cancel(c, SL_CAUSE_CALLER_DEADLINE), 0);           /* by hand: still a timeout */
+    assert_int_equal(sl_ctx_err(c), -ETIMEDOUT);
     sl_ctx_unref(c);
     d = NULL;
     assert_int_equal(sl_ctx_with_grpc_timeout(&d, sl_ctx_background(), "25 m", 4, 1000), -EINVAL);
@@ -379,6 +410,93 @@ static void test_ids_unique(void **s)
     assert_true(sl_traceparent_tag(&z) == 1);
 }
 
+/* sluice-cause: what parses formats back the same; anything else is refused whole */
+static void test_cause_header(void **s)
+{
+    (void)s;
+    sl_cause_info ci;
+    char buf[SL_CAUSE_HDR_MAX], text[160];
+    const char *v = "v1;cause=caller-deadline;hop=payment-svc;left-ms=180";
+    assert_int_equal(sl_cause_hdr_parse(v, strlen(v), &ci), 0);
+    assert_int_equal(ci.cause, SL_WC_CALLER_DEADLINE);
+    assert_string_equal(ci.hop, "payment-svc");
+    assert_int_equal(ci.left_ms, 180);
+    assert_int_equal(sl_cause_hdr_format(&ci, buf), (int)strlen(v));
+    assert_string_equal(buf, v);
+    assert_string_equal(sl_cause_info_text(&ci, text, sizeof text), "caller-deadline at payment-svc (called with 180 ms)");
+    /* left-ms is optional; keys in any order; an unknown key of the same syntax is skipped */
+    v = "v1;hop=[::1]:8081;future-key=x.y;cause=loop";
+    assert_int_equal(sl_cause_hdr_parse(v, strlen(v), &ci), 0);
+    assert_int_equal(ci.cause, SL_WC_LOOP);
+    assert_string_equal(ci.hop, "[::1]:8081");
+    assert_int_equal(ci.left_ms, -1);
+    assert_int_equal(sl_cause_hdr_format(&ci, buf), (int)strlen("v1;cause=loop;hop=[::1]:8081"));
+    assert_string_equal(buf, "v1;cause=loop;hop=[::1]:8081");
+    assert_string_equal(sl_cause_info_text(&ci, text, sizeof text), "loop at [::1]:8081");
+    for (int c = SL_WC_DEADLINE; c < SL_WC_COUNT; c++) {
+        sl_cause_info in = { .cause = (sl_wire_cause)c, .hop = "h", .left_ms = 99999999 }, back;
+        int n = sl_cause_hdr_format(&in, buf);
+        assert_true(n > 0 && n < SL_CAUSE_HDR_MAX);
+        assert_int_equal(sl_cause_hdr_parse(buf, (size_t)n, &back), 0);
+        assert_true(back.cause == in.cause && !strcmp(back.hop, "h") && back.left_ms == 99999999);
+        assert_true(sl_wire_cause_name((sl_wire_cause)c)[0] != '\0');
+    }
+    /* the longest: a 47-byte hop and 8 digits fit well inside the bound */
+    sl_cause_info big = { .cause = SL_WC_CALLER_DEADLINE, .left_ms = 99999999 };
+    memset(big.hop, 'a', SL_CAUSE_HOP_MAX - 1);
+    assert_true(sl_cause_hdr_format(&big, buf) > 0);
+    assert_int_equal(sl_cause_hdr_parse(buf, strlen(buf), &ci), 0);
+    static const char *bad[] = {
+        "", "v1", "v1;", "v2;cause=deadline;hop=a", "V1;cause=deadline;hop=a", "v1;cause=Deadline;hop=a",
+        "v1;cause=deadline;hop=A", "v1;cause=deadline", "v1;hop=a", "v1;cause=late;hop=a",
+        "v1;cause=deadline;hop=a;", "v1;cause=deadline;;hop=a", "v1;cause=deadline;hop=", "v1;cause=;hop=a",
+        "v1;cause=deadline;hop=a;left-ms=", "v1;cause=deadline;hop=a;left-ms=123456789",
+        "v1;cause=deadline;hop=a;left-ms=-1", "v1;cause=deadline;hop=a;left-ms=+1", "v1;cause=deadline;hop=a;left-ms= 1",
+        "v1;cause=deadline;hop=a b", "v1;cause=deadline;hop=a,b", "v1;cause=deadline;hop=a\r\nx: y",
+        "v1;cause=deadline;cause=loop;hop=a", "v1;cause=deadline;hop=a;hop=b", "v1;cause=deadline;hop=a;left-ms=1;left-ms=2",
+        "v1;cause=deadline;hop=a;x", "v1;cause=deadline;hop=a;=x", "v1;cause=deadline;hop=a;X=1",
+        "v1;cause=deadline;hop=a;k=\"q\"", " v1;cause=deadline;hop=a", "v1 ;cause=deadline;hop=a",
+        "v1;cause=deadline;hop=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",   /* a 48-byte hop */
+        /* oversized: 128 bytes or more, however well-formed */
+        "v1;cause=deadline;hop=a;k1=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        memset(&ci, 0x5a, sizeof ci);
+        if (sl_cause_hdr_parse(bad[i], strlen(bad[i]), &ci) != -EINVAL)
+            fail_msg("accepted '%s'", bad[i]);
+        assert_int_equal(ci.left_ms, 0x5a5a5a5a5a5a5a5aLL);   /* untouched */
+    }
+    assert_true(strlen(bad[sizeof bad / sizeof *bad - 1]) >= SL_CAUSE_HDR_MAX);
+    v = "v1;cause=deadline;hop=a";
+    assert_int_equal(sl_cause_hdr_parse(v, strlen(v) - 1, &ci), -EINVAL);   /* cut short: hop= empty */
+    assert_int_equal(sl_cause_hdr_parse(NULL, 3, &ci), -EINVAL);
+    assert_int_equal(sl_cause_hdr_parse(v, strlen(v), NULL), -EINVAL);
+    /* format refuses what would not parse back, writing nothing */
+    static const sl_cause_info nofmt[] = {
+        { .cause = SL_WC_NONE, .hop = "a" }, { .cause = SL_WC_COUNT, .hop = "a" }, { .cause = SL_WC_DEADLINE },
+        { .cause = SL_WC_DEADLINE, .hop = "A" }, { .cause = SL_WC_DEADLINE, .hop = "a;b" },
+        { .cause = SL_WC_DEADLINE, .hop = "a", .left_ms = 100000000 },
+    };
+    for (size_t i = 0; i < sizeof nofmt / sizeof *nofmt; i++) {
+        strcpy(buf, "untouched");
+        assert_int_equal(sl_cause_hdr_format(&nofmt[i], buf), -EINVAL);
+        assert_string_equal(buf, "untouched");
+    }
+    assert_int_equal(sl_cause_hdr_format(NULL, buf), -EINVAL);
+    /* a context's cause on the wire */
+    assert_int_equal(sl_wire_cause_of(SL_CAUSE_NONE), SL_WC_NONE);
+    assert_int_equal(sl_wire_cause_of(SL_CAUSE_DEADLINE), SL_WC_DEADLINE);
+    assert_int_equal(sl_wire_cause_of(SL_CAUSE_CALLER_DEADLINE), SL_WC_CALLER_DEADLINE);
+    assert_int_equal(sl_wire_cause_of(SL_CAUSE_DISCONNECT), SL_WC_DISCONNECT);
+    assert_int_equal(sl_wire_cause_of(SL_CAUSE_SHUTDOWN), SL_WC_SHUTDOWN);
+    assert_int_equal(sl_wire_cause_of(SL_CAUSE_UPSTREAM), SL_WC_UPSTREAM);
+    assert_int_equal(sl_wire_cause_of(SL_CAUSE_DEADLOCK), SL_WC_LOOP);
+    assert_int_equal(sl_wire_cause_of(SL_CAUSE_CANCELED), SL_WC_CANCELED);
+    assert_string_equal(sl_wire_cause_name(SL_WC_COUNT), "");
+    assert_string_equal(sl_wire_cause_name(SL_WC_NONE), "");
+    assert_string_equal(sl_cause_text(SL_CAUSE_CALLER_DEADLINE), "caller's deadline");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -390,6 +508,7 @@ int main(void)
         cmocka_unit_test(test_ctx_on_the_wire),
         cmocka_unit_test(test_trace_deadline_ctx),
         cmocka_unit_test(test_ids_unique),
+        cmocka_unit_test(test_cause_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

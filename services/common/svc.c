@@ -189,7 +189,8 @@ static int make_all(svc *s, char *err, size_t errlen)
     s->n = sl_runtime_threads(s->rt);
     if (svc_tracer_make(&s->o, p->name, &s->tracer, err, errlen) < 0)
         return 2;
-    sl_http_server_opts so = { .tracer = s->tracer, .listen = s->o.listen, .timeout_ms = svc_opts_timeout_ms(&s->o),
+    sl_http_server_opts so = { .tracer = s->tracer, .listen = s->o.listen, .name = p->name,
+                               .timeout_ms = svc_opts_timeout_ms(&s->o),
                                .grace_ms = s->o.grace_ms,
                                /* naive is the seed as written, without sluice's guards:
                                   no budgets, so nothing to admit by; and its requests

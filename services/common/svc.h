@@ -167,6 +167,11 @@ bool svc_replied(const svc_job *job);
  * statuses maps them itself (order-svc: services/order/failure.h). */
 int svc_reply_upstream(svc_job *job, int rc, const sl_http_resp *resp, const char *order_id);
 
+/* Makes the coming answer carry the upstream's sluice-cause (a 5xx that
+ * has a well-formed one), so that the caller learns which hop failed and
+ * why (sl_http_reply_cause); svc_reply_upstream does it itself. */
+void svc_relay_cause(svc_job *job, const sl_http_resp *resp);
+
 /* The status an upstream result stands for (as svc_reply_upstream; 200 for
  * a 2xx, 0 for a cancelled call). */
 int svc_upstream_status(int rc, const sl_http_resp *resp);

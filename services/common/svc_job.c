@@ -48,6 +48,14 @@ int svc_reply_error(svc_job *job, int status, const char *code, const char *orde
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* why, in words, as the sluice-cause header says it (sl_http.h); a
+     * message passed on from upstream says it already */
+    sl_cause_info ci;
+    size_t n = strlen(msg);
+    if (job->req_ && !strstr(msg, "(cause: ") && sl_http_req_cause(job->req_, status, &ci) == 0) {
+        char why[SL_CAUSE_HDR_MAX + 64];
+        snprintf(msg + n, sizeof msg - n, " (cause: %s)", sl_cause_info_text(&ci, why, sizeof why));
+    }
     json_t *o = json_pack("{s:s, s:s}", "error", code, "message", msg);
     if (o && order_id)
         json_object_set_new(o, "order_id", json_string(order_id));
@@ -81,13 +89,21 @@ static const char *upstream_name(const svc_job *job)
     return flag ? flag + 2 : "the upstream";
 }
 
+void svc_relay_cause(svc_job *job, const sl_http_resp *resp)
+{
+    sl_cause_info ci;
+    if (job->req_ && resp->status >= 500 && sl_http_resp_cause(resp, &ci) == 0)
+        (void)sl_http_reply_cause(job->req_, &ci);   /* -EALREADY: one relayed already */
+}
+
 int svc_reply_upstream(svc_job *job, int rc, const sl_http_resp *resp, const char *order_id)
 {
     const char *up = upstream_name(job);
     int st = svc_upstream_status(rc, resp);
     if (st == 0)
         return 0;
-    if (rc == 0) {   /* an HTTP error: pass it on with its code and message */
+    if (rc == 0) {   /* an HTTP error: pass it on with its code, message and cause */
+        svc_relay_cause(job, resp);
         json_t *o = json_loadb(resp->body ? resp->body : "", resp->body_len, 0, NULL);
         const char *code = json_string_value(json_object_get(o, "error"));
         const char *msg = json_string_value(json_object_get(o, "message"));

@@ -282,6 +282,7 @@ static void reply_failure(svc_job *job, const create_st *st)
         svc_reply_upstream(job, st->rc, resp, st->io.id);
         return;
     }
+    svc_relay_cause(job, resp);
     json_t *o = json_loadb(resp->body ? resp->body : "", resp->body_len, 0, NULL);
     const char *code = json_string_value(json_object_get(o, "error"));
     const char *msg = json_string_value(json_object_get(o, "message"));
