@@ -100,6 +100,7 @@ struct pool {
     uint64_t lat_at;       /* when it last learned */
     uint64_t ff_start;     /* the throttle's window began */
     uint32_t ff_req, ff_acc;   /* calls made and answered (not 503) in it */
+    uint64_t ff_last_503;  /* when the upstream last answered 503 (ns); 0: never */
     uint64_t rng;
     sl_http_upstream_stats st;
 };
@@ -678,6 +679,8 @@ static void learn(pool *pl, const priv *pv)
     pl->ff_req++;
     if (status != 503)
         pl->ff_acc++;
+    else
+        pl->ff_last_503 = now;
     if (status < 500) {
         sl__admit_need_add(&pl->lat, now - pv->t0);
         pl->lat_at = now;
@@ -694,6 +697,12 @@ static bool fail_fast(pool *pl, uint64_t deadline, uint64_t now, uint64_t margin
     uint64_t need = sl__admit_need(&pl->lat);
     if (need && deadline && now - pl->lat_at < FF_STALE_NS && deadline - now < margin + need)
         return true;
+    /* an upstream that refused nothing for a window is not refusing: the
+     * counts may still say so for a while (at a low call rate, the few
+     * calls let through cannot outweigh them), and would keep turning most
+     * calls away from an upstream that serves again */
+    if (!pl->ff_last_503 || now - pl->ff_last_503 >= FF_WINDOW_NS)
+        return false;
     ff_roll(pl, now);
     if (pl->ff_req < FF_MIN_CALLS || pl->ff_req <= FF_K * pl->ff_acc)
         return false;

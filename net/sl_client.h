@@ -88,7 +88,9 @@ typedef struct sl_http_upstream_opts {
      *    second or so, once 16 calls were counted in it; calls = those
      *    answered and those refused here, accepted = answered with
      *    anything but 503 (a call that got no answer counts in neither:
-     *    outlier ejection deals with those). The upstream keeps getting about twice
+     *    outlier ejection deals with those); and only while the upstream
+     *    answered 503 within the last 500 ms, so one that serves again is
+     *    let through at once whatever the counts still say. The upstream keeps getting about twice
      *    what it accepts, so it is seen to recover.
      * So a caller under an overloaded chain answers its own 503 without
      * the round trip, and the refusing service spends nothing on it.

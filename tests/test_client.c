@@ -392,6 +392,17 @@ static int failfast_main(sl_task *t, void *arg)
         assert_true(sl_now_ns() - F.t0 < 10 * SL_NS_PER_S);
         SL_AWAIT(t, C.rc2, sl_sleep(t, 10 * SL_NS_PER_MS));
     }
+    /* once the upstream answered nothing but what it accepted for a
+     * window (500 ms), no call is refused here any more, however many it
+     * refused before (at a low call rate the counts alone would keep most
+     * calls away for seconds) */
+    SL_AWAIT(t, C.rc2, sl_sleep(t, 600 * SL_NS_PER_MS));
+    for (F.i = 0; F.i < 20; F.i++) {
+        SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.up, "GET", "/ok", NULL, 0));
+        assert_int_equal(C.rc, 0);
+        assert_int_equal(C.r.status, 200);
+        sl_http_call_end(&C.r);
+    }
     /* 3. a budget below the upstream's median time: refused at once. 16
      * calls of 20 ms teach a fresh pool its median; a call with 15 ms left
      * (margin 5 ms) would not make it */
