@@ -195,6 +195,9 @@ int sl_http_server_add_upstream(sl_http_server *srv, const char *name, sl_http_u
     srv->ups = ups;
     memcpy(ups[srv->nups].name, name, len + 1);
     ups[srv->nups++].up = up;
+    sl__up_metrics m = { .dur = srv->m_up_dur, .attempts = srv->m_up_attempts };
+    memcpy(m.name, name, len + 1);
+    sl__upstream_set_metrics(up, &m);
     return 0;
 }
 
@@ -819,6 +822,8 @@ void sl_http_server_free(sl_http_server *s)
         free(sr->need);
         free(sr->rser);
     }
+    for (int i = 0; i < s->nups; i++)   /* the families go with the server; the upstreams stay */
+        sl__upstream_set_metrics(s->ups[i].up, NULL);
     sl__builtin_unregister(s);
     if (s->sig_term)
         event_free(s->sig_term);
