@@ -18,6 +18,7 @@
 #include "svc.h"
 #include "svc_hop.h"
 #include "svc_map.h"
+#include "svc_metrics.h"
 #include "svc_undo.h"
 
 #define ID_MAX 24
@@ -77,6 +78,7 @@ static int reserve_begin(sl_task *t, void *arg)
         io->code = 503, io->err = "overloaded";
     else {
         s->avail -= io->qty;
+        svc_metrics_stock_add(s->item, -io->qty);
         strcpy(r->id, io->id);
         r->s = s;
         r->qty = io->qty;
@@ -93,6 +95,7 @@ static void give_back(resv *r)
     if (!r->released && r->s) {
         r->released = true;
         r->s->avail += r->qty;
+        svc_metrics_stock_add(r->s->item, r->qty);
     }
 }
 
@@ -404,6 +407,7 @@ static int shard_init(svc_shard *sh)
             return -ENOMEM;
         strcpy(s->item, items[i].name);
         s->avail = items[i].count;
+        svc_metrics_stock_add(s->item, s->avail);
         s->node.key = s->item;
         s->node.klen = strlen(s->item);
         svc_map_put(&is->stock, &s->node);
