@@ -630,10 +630,10 @@ void sl__srv_task_ended(sl_http_req *req)
  * client cannot add series. */
 static const char *method_label(const char *m)
 {
-    static const char *const upper[] = { "GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT",
-                                         "TRACE" };
-    static const char *const lower[] = { "get", "post", "head", "put", "delete", "patch", "options", "connect",
-                                         "trace" };
+    if (m && m[0] == 'G' && m[1] == 'E' && m[2] == 'T' && !m[3])   /* most requests: no call */
+        return "get";
+    static const char *const upper[] = { "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE" };
+    static const char *const lower[] = { "post", "head", "put", "delete", "patch", "options", "connect", "trace" };
     for (size_t i = 0; m && i < sizeof upper / sizeof *upper; i++)
         if (!strcmp(m, upper[i]))
             return lower[i];
@@ -653,10 +653,9 @@ static void count_series(srv_reactor *sr, sl_http_req *req, double seconds)
     int row = (int)(sr - s->sr);
     const char *m = method_label(req->method);
     const char *route = req->route ? req->route->pattern : "unmatched";
-    route_series *rs = sr->rser ? &sr->rser[req->route ? req->route->idx : sr->nneed] : NULL;
-    route_series none = { 0 };
-    if (!rs)
-        rs = &none;
+    if (!sr->rser)   /* not started: nothing to count */
+        return;
+    route_series *rs = &sr->rser[req->route ? req->route->idx : sr->nneed];
     if (rs->dur_method != m) {
         sl_metric_series(s->m_duration, (const char *[]){ m, route }, &rs->dur);
         rs->dur_method = m;
@@ -674,7 +673,7 @@ static void count_series(srv_reactor *sr, sl_http_req *req, double seconds)
         rs->req[k].method = m;
         rs->req[k].status = req->status;
     }
-    sl__series_add_at(rs->req[k].s, row, 1);
+    sl__series_inc_at(rs->req[k].s, row);
 }
 
 void sl__srv_count(srv_reactor *sr, sl_http_req *req)
