@@ -115,7 +115,7 @@ void sl_metrics_free(sl_metrics *m)
 
 static bool name_ok(const char *s, bool colon)
 {
-    if (!s || !*s)
+    if (!s || !*s || strlen(s) > SL_METRIC_NAME_MAX)
         return false;
     for (const char *p = s; *p; p++) {
         char c = *p;
