@@ -266,16 +266,18 @@ static int start_gather(sl_task *t, gstate *st, sl_http_server *srv, int kind)
  * per upstream (a reactor label would multiply series for nothing). */
 static void upstreams_text(gather *g, struct evbuffer *b)
 {
-    static const char *results[] = { "ok", "refused", "reset", "timeout", "cancelled", "busy",
-                                     "protocol", "retried", "ejected" };
+    /* outcomes of attempts, and events (retried: attempts made again,
+     * ejected: replicas taken out of rotation) in a family of their own,
+     * so that a sum over results counts attempts */
+    static const char *results[] = { "ok", "refused", "reset", "timeout", "cancelled", "busy", "protocol" };
+    static const char *events[] = { "retried", "ejected" };
     sl_http_server *srv = g->srv;
     if (!srv->nups)
         return;
-    evbuffer_add_printf(b, "# HELP sluice_upstream_calls_total Attempts of calls to upstreams by result; "
-                           "retried: attempts made again, ejected: replicas taken out of rotation.\n"
-                           "# TYPE sluice_upstream_calls_total counter\n");
-    for (int k = 0; k < srv->nups; k++) {
-        uint64_t sum[9] = { 0 };
+    uint64_t (*sum)[9] = calloc((size_t)srv->nups, sizeof *sum);
+    if (!sum)
+        return;
+    for (int k = 0; k < srv->nups; k++)
         for (int i = 0; i < g->n; i++) {
             const sl_http_upstream_stats *u = g->parts[i] && g->parts[i]->ups ? &g->parts[i]->ups[k] : NULL;
             if (!u)
@@ -283,12 +285,23 @@ static void upstreams_text(gather *g, struct evbuffer *b)
             const uint64_t v[9] = { u->ok, u->refused, u->reset, u->timeouts, u->cancelled, u->busy,
                                     u->protocol, u->retried, u->ejected };
             for (int r = 0; r < 9; r++)
-                sum[r] += v[r];
+                sum[k][r] += v[r];
         }
-        for (int r = 0; r < 9; r++)
+    evbuffer_add_printf(b, "# HELP sluice_upstream_calls_total Attempts of calls to upstreams by result "
+                           "(busy: refused here, the pool's queue was full).\n"
+                           "# TYPE sluice_upstream_calls_total counter\n");
+    for (int k = 0; k < srv->nups; k++)
+        for (int r = 0; r < 7; r++)
             evbuffer_add_printf(b, "sluice_upstream_calls_total{upstream=\"%s\",result=\"%s\"} %llu\n",
-                                srv->ups[k].name, results[r], (unsigned long long)sum[r]);
-    }
+                                srv->ups[k].name, results[r], (unsigned long long)sum[k][r]);
+    evbuffer_add_printf(b, "# HELP sluice_upstream_events_total Events of upstream pools: retried (attempts "
+                           "made again), ejected (replicas taken out of rotation).\n"
+                           "# TYPE sluice_upstream_events_total counter\n");
+    for (int k = 0; k < srv->nups; k++)
+        for (int r = 0; r < 2; r++)
+            evbuffer_add_printf(b, "sluice_upstream_events_total{upstream=\"%s\",event=\"%s\"} %llu\n",
+                                srv->ups[k].name, events[r], (unsigned long long)sum[k][7 + r]);
+    free(sum);
     evbuffer_add_printf(b, "# HELP sluice_upstream_connections Connections to upstreams (active, idle) "
                            "and calls waiting for one, summed over reactors.\n"
                            "# TYPE sluice_upstream_connections gauge\n");
@@ -422,6 +435,18 @@ int sl__builtin_register(sl_http_server *srv)
         rc = sl_metric_new(m, &srv->m_duration, SL_METRIC_HISTOGRAM, "sluice_http_request_duration_seconds",
                            &(sl_metric_opts){ .help = "Time from the request's head to its answer, by method "
                                               "and route.", .labels = by_route, .max_series = 256 });
+    static const char *const by_replica[] = { "upstream", "replica", NULL };
+    static const char *const by_result[] = { "upstream", "replica", "result", NULL };
+    if (rc == 0)
+        rc = sl_metric_new(m, &srv->m_up_dur, SL_METRIC_HISTOGRAM, "sluice_upstream_request_duration_seconds",
+                           &(sl_metric_opts){ .help = "Time of each attempt of a call to an upstream, from its "
+                                              "start on a connection to its answer or failure, by upstream and "
+                                              "replica (address:port).", .labels = by_replica, .max_series = 256 });
+    if (rc == 0)
+        rc = sl_metric_new(m, &srv->m_up_attempts, SL_METRIC_COUNTER, "sluice_upstream_attempts_total",
+                           &(sl_metric_opts){ .help = "Attempts of calls to upstreams by upstream, replica and "
+                                              "result: ok, refused, reset, timeout, protocol, cancelled.",
+                                              .labels = by_result, .max_series = 1024 });
     struct { sl_series **s; sl_metric_type type; const char *name, *help; } proc[] = {
         { &bf->cpu, SL_METRIC_COUNTER, "process_cpu_seconds_total", "Total user and system CPU time spent in seconds." },
         { &bf->rss, SL_METRIC_GAUGE, "process_resident_memory_bytes", "Resident memory size in bytes." },

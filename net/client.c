@@ -53,6 +53,7 @@ struct sl_http_upstream {
     char *resolv_conf;   /* the file each reactor's resolver reads */
     int nreactors;
     pool **pools;    /* one per reactor, each touched by its reactor only */
+    sl__up_metrics met;   /* where attempts are counted (client_int.h) */
 };
 
 /* A replica: one address of a target, in one reactor's pool. Replicas come
@@ -137,6 +138,7 @@ struct sl_http_call_priv {
     uint32_t tries;
     uint64_t deadline;
     uint64_t t0;            /* the call began */
+    uint64_t t_attempt;     /* this attempt began (ns) */
     sl_http_header *hdrs;
     uint32_t nhdrs;
     char *hbuf;
@@ -549,6 +551,40 @@ static void count(pool *pl, int rc)
     }
 }
 
+void sl__upstream_set_metrics(sl_http_upstream *up, const sl__up_metrics *m)
+{
+    up->met = m ? *m : (sl__up_metrics){ 0 };
+}
+
+static const char *result_label(int rc)
+{
+    switch (rc) {
+    case 0: return "ok";
+    case -ECONNREFUSED: return "refused";
+    case -ECONNRESET: return "reset";
+    case -ETIMEDOUT: return "timeout";
+    case -EPROTO: return "protocol";
+    default: return "cancelled";
+    }
+}
+
+/* An attempt ended with rc: its time and result under its upstream and
+ * replica ("10.0.0.7:8081"), if the upstream was added to a server. A
+ * lookup each (upstream calls are not the per-request hot path of a
+ * server: a cache per replica slot is a later saving). */
+static void observe_attempt(priv *pv, int rc)
+{
+    sl_http_upstream *up = pv->pool->up;
+    if (!up->met.dur)
+        return;
+    char rep[SL_ADDR_STR_MAX];
+    sl__sockaddr_format((const struct sockaddr *)&pv->pool->reps[pv->rep].sa, rep, sizeof rep);
+    sl_series *s;
+    sl_metric_series(up->met.dur, (const char *[]){ up->met.name, rep }, &s);
+    sl_series_observe(s, (double)(sl_now_ns() - pv->t_attempt) / 1e9, NULL);
+    sl_metric_add(up->met.attempts, (const char *[]){ up->met.name, rep, result_label(rc) }, 1);
+}
+
 static void start_on(priv *pv, int rep);
 static priv *next_waiter(pool *pl, int rep);
 static int pick(pool *pl, const priv *pv, int avoid, bool *probe);
@@ -727,6 +763,7 @@ static void finish_attempt(priv *pv, int rc, bool wrote)
         return;
     pool *pl = pv->pool;
     count(pl, rc);
+    observe_attempt(pv, rc);
     judge(pl, pv->rep, pv->probe, rc);
     pv->probe = false;
     pl->reps[pv->rep].outstanding--;
@@ -1015,6 +1052,7 @@ static void send_request(priv *pv, cconn *c)
 static void start_on(priv *pv, int rep)
 {
     pool *pl = pv->pool;
+    pv->t_attempt = sl_now_ns();
     cconn *c = pl->reps[rep].idle;
     if (c) {
         pl->reps[rep].idle = c->next;
@@ -1053,6 +1091,7 @@ static void on_abort(sl_task *t, void *obj, int err)
         return;
     }
     pl->reps[pv->rep].outstanding--;
+    observe_attempt(pv, err);
     /* silence until the deadline counts against the replica */
     judge(pl, pv->rep, pv->probe, pv->conn && err == -ETIMEDOUT ? -ETIMEDOUT : -ECANCELED);
     if (pv->conn) {

@@ -3,6 +3,7 @@
 #define SL_CLIENT_INT_H
 #include <signal.h>
 #include "sl_client.h"
+#include "sl_metrics.h"
 
 /* A write to a socket whose peer is gone must fail with EPIPE, not kill
  * the process: libevent writes with writev, which raises SIGPIPE. A
@@ -20,4 +21,14 @@ sl_runtime *sl__upstream_runtime(const sl_http_upstream *up);
 /* The counters of reactor `id`'s pool (zero if it never called), read on
  * that reactor: the pool is that reactor's alone. */
 void sl__upstream_stats_peek(sl_http_upstream *up, int id, sl_http_upstream_stats *st);
+
+/* Where an upstream's attempts are counted (the server it was added to,
+ * sl_http_server_add_upstream): sluice_upstream_request_duration_seconds
+ * {upstream,replica} and sluice_upstream_attempts_total{upstream,replica,
+ * result}. NULL families: nowhere. Set while the runtime does not run. */
+typedef struct sl__up_metrics {
+    sl_metric *dur, *attempts;
+    char name[64];
+} sl__up_metrics;
+void sl__upstream_set_metrics(sl_http_upstream *up, const sl__up_metrics *m);
 #endif

@@ -115,7 +115,7 @@ void sl_metrics_free(sl_metrics *m)
 
 static bool name_ok(const char *s, bool colon)
 {
-    if (!s || !*s)
+    if (!s || !*s || strlen(s) > SL_METRIC_NAME_MAX)
         return false;
     for (const char *p = s; *p; p++) {
         char c = *p;
@@ -332,15 +332,23 @@ void sl__series_add_at(sl_series *s, int row, double v)
     dadd(cells_of(s, row), v, row == f->m->rows - 1);
 }
 
+void sl__series_inc_at(sl_series *s, int row)
+{
+    sl_metric *f = s->f;
+    if (f->type != SL_METRIC_HISTOGRAM)
+        dadd(cells_of(s, row), 1, row == f->m->rows - 1);
+}
+
 void sl__series_observe_at(sl_series *s, int row, double v, const uint8_t *trace_id)
 {
     sl_metric *f = s->f;
-    if (f->type != SL_METRIC_HISTOGRAM || isnan(v))
+    if (f->type != SL_METRIC_HISTOGRAM || !(v == v))   /* v == v: not NaN */
         return;
     bool shared = row == f->m->rows - 1;
     cell *c = cells_of(s, row);
     size_t b = 0;
-    while (b < f->nb && v > f->bounds[b])
+    const double *bound = f->bounds;
+    while (b < f->nb && v > bound[b])
         b++;
     uadd(&c[b], 1, shared);
     dadd(&c[f->nb + H_SUM], v, shared);

@@ -18,6 +18,7 @@ void sl__label_value(struct evbuffer *b, const char *s);
 /* The hot path of the server: the row is the reactor's index, known to
  * the caller, so no thread-local lookup is made. */
 void sl__series_add_at(sl_series *s, int row, double v);
+void sl__series_inc_at(sl_series *s, int row);   /* a counter's add(1) */
 void sl__series_observe_at(sl_series *s, int row, double v, const uint8_t *trace_id);
 
 /* Sets the series to v for a figure read elsewhere (the OS's CPU time):

@@ -197,6 +197,9 @@ int sl_http_server_add_upstream(sl_http_server *srv, const char *name, sl_http_u
     srv->ups = ups;
     memcpy(ups[srv->nups].name, name, len + 1);
     ups[srv->nups++].up = up;
+    sl__up_metrics m = { .dur = srv->m_up_dur, .attempts = srv->m_up_attempts };
+    memcpy(m.name, name, len + 1);
+    sl__upstream_set_metrics(up, &m);
     return 0;
 }
 
@@ -652,10 +655,10 @@ void sl__srv_task_ended(sl_http_req *req)
  * client cannot add series. */
 static const char *method_label(const char *m)
 {
-    static const char *const upper[] = { "GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT",
-                                         "TRACE" };
-    static const char *const lower[] = { "get", "post", "head", "put", "delete", "patch", "options", "connect",
-                                         "trace" };
+    if (m && m[0] == 'G' && m[1] == 'E' && m[2] == 'T' && !m[3])   /* most requests: no call */
+        return "get";
+    static const char *const upper[] = { "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE" };
+    static const char *const lower[] = { "post", "head", "put", "delete", "patch", "options", "connect", "trace" };
     for (size_t i = 0; m && i < sizeof upper / sizeof *upper; i++)
         if (!strcmp(m, upper[i]))
             return lower[i];
@@ -675,10 +678,9 @@ static void count_series(srv_reactor *sr, sl_http_req *req, double seconds)
     int row = (int)(sr - s->sr);
     const char *m = method_label(req->method);
     const char *route = req->route ? req->route->pattern : "unmatched";
-    route_series *rs = sr->rser ? &sr->rser[req->route ? req->route->idx : sr->nneed] : NULL;
-    route_series none = { 0 };
-    if (!rs)
-        rs = &none;
+    if (!sr->rser)   /* not started: nothing to count */
+        return;
+    route_series *rs = &sr->rser[req->route ? req->route->idx : sr->nneed];
     if (rs->dur_method != m) {
         sl_metric_series(s->m_duration, (const char *[]){ m, route }, &rs->dur);
         rs->dur_method = m;
@@ -696,7 +698,7 @@ static void count_series(srv_reactor *sr, sl_http_req *req, double seconds)
         rs->req[k].method = m;
         rs->req[k].status = req->status;
     }
-    sl__series_add_at(rs->req[k].s, row, 1);
+    sl__series_inc_at(rs->req[k].s, row);
 }
 
 void sl__srv_count(srv_reactor *sr, sl_http_req *req)
@@ -847,6 +849,8 @@ void sl_http_server_free(sl_http_server *s)
         free(sr->need);
         free(sr->rser);
     }
+    for (int i = 0; i < s->nups; i++)   /* the families go with the server; the upstreams stay */
+        sl__upstream_set_metrics(s->ups[i].up, NULL);
     sl__builtin_unregister(s);
     if (s->sig_term)
         event_free(s->sig_term);

@@ -92,6 +92,7 @@ struct sl_http_server {
     sl_http_server_opts o;
     sl_metrics *metrics;         /* sl_http_server_metrics: built-in families and the application's */
     sl_metric *m_requests, *m_duration;   /* the built-in families the hot path updates */
+    sl_metric *m_up_dur, *m_up_attempts;  /* upstream attempts (client_int.h) */
     struct builtin_fams *fams;   /* the rest, set at scrape (builtin.c) */
     sl_router *router;
     route_info *routes;          /* every route added, newest first */

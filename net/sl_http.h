@@ -212,8 +212,12 @@ int sl_http_server_handle_signals(sl_http_server *srv);
 
 /* Makes /metrics report the calls of `up` (sl_client.h) under `name`:
  * sluice_upstream_calls_total{upstream="NAME",result="ok|refused|reset|
- * timeout|cancelled|busy|protocol|retried|ejected"}, summed over reactors,
- * and sluice_upstream_connections{upstream,state="active|idle|waiting"}.
+ * timeout|cancelled|busy|protocol"} and sluice_upstream_events_total
+ * {upstream,event="retried|ejected"}, summed over reactors,
+ * sluice_upstream_connections{upstream,state="active|idle|waiting"}, and
+ * each attempt in sluice_upstream_request_duration_seconds{upstream,
+ * replica} and sluice_upstream_attempts_total{upstream,replica,result}
+ * (docs/metrics.md). While the server lives: sl_http_server_free stops it.
  * Before start only; `up` must be on the server's runtime and outlive the
  * server. Returns 0, -EINVAL (NULL, or a name that is empty, longer than
  * 63 bytes or has a character outside [A-Za-z0-9_.-]), -EEXIST (the name

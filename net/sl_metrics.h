@@ -15,7 +15,8 @@
  * FAMILIES. A family has a name, a type, a help text and a fixed list of
  * label names (at most SL_METRIC_LABELS_MAX). A series is one set of label
  * values of a family. Names follow Prometheus: [a-zA-Z_:][a-zA-Z0-9_:]*
- * for families, [a-zA-Z_][a-zA-Z0-9_]* for labels, and no label name
+ * for families, [a-zA-Z_][a-zA-Z0-9_]* for labels, at most
+ * SL_METRIC_NAME_MAX bytes each, and no label name
  * starting with "__" or called "le" (a histogram's own). Label values may
  * hold any bytes: they are escaped (and made valid UTF-8) at scrape.
  *
@@ -49,6 +50,7 @@ typedef struct sl_metric sl_metric;     /* a family */
 typedef struct sl_series sl_series;     /* one set of label values of a family */
 
 #define SL_METRIC_LABELS_MAX 8
+#define SL_METRIC_NAME_MAX 200      /* bytes of a family or label name */
 #define SL_METRIC_BUCKETS_MAX 32
 
 typedef enum sl_metric_type {
@@ -81,7 +83,7 @@ void sl_metrics_free(sl_metrics *m);
 
 /* Registers a family. `opts` may be NULL (no help, no labels, default
  * buckets and cardinality). Returns 0 and the family in *out; -EINVAL for
- * a bad name, label name, type, bucket list (not increasing, not finite,
+ * a NULL m or out, a bad name, label name, type, bucket list (not increasing, not finite,
  * more than SL_METRIC_BUCKETS_MAX, or given for a non-histogram),
  * more than SL_METRIC_LABELS_MAX labels, a label listed twice or
  * max_series > 4096; -EEXIST if the registry has a family of that name;

@@ -504,9 +504,24 @@ static int metrics_main(sl_task *t, void *arg)
     assert_int_equal(metric(m, "sluice_upstream_connections{upstream=\"inventory\",state=\"active\"}"), 0);
     assert_int_equal(metric(m, "sluice_upstream_calls_total{upstream=\"payment.v2\",result=\"refused\"}"), 1);
     assert_int_equal(metric(m, "sluice_upstream_calls_total{upstream=\"payment.v2\",result=\"ok\"}"), 0);
-    assert_int_equal(metric(m, "sluice_upstream_calls_total{upstream=\"payment.v2\",result=\"retried\"}"), 0);
-    assert_int_equal(metric(m, "sluice_upstream_calls_total{upstream=\"payment.v2\",result=\"ejected\"}"), 0);
+    assert_int_equal(metric(m, "sluice_upstream_events_total{upstream=\"payment.v2\",event=\"retried\"}"), 0);
+    assert_int_equal(metric(m, "sluice_upstream_events_total{upstream=\"payment.v2\",event=\"ejected\"}"), 0);
     assert_int_equal(metric(m, "sluice_upstream_calls_total{upstream=\"self\",result=\"ok\"}"), -1);   /* not added */
+    assert_null(strstr(m, "sluice_upstream_calls_total{upstream=\"payment.v2\",result=\"retried\"}"));
+    /* each attempt by upstream and replica: its result, its time */
+    char series[256];
+    snprintf(series, sizeof series, "sluice_upstream_attempts_total{upstream=\"inventory\",replica=\"127.0.0.1:%d\","
+             "result=\"ok\"}", port);
+    assert_int_equal(metric(m, series), 2);
+    assert_int_equal(metric(m, "sluice_upstream_attempts_total{upstream=\"payment.v2\",replica=\"127.0.0.1:1\","
+                               "result=\"refused\"}"), 1);
+    snprintf(series, sizeof series, "sluice_upstream_request_duration_seconds_count{upstream=\"inventory\","
+             "replica=\"127.0.0.1:%d\"}", port);
+    assert_int_equal(metric(m, series), 2);
+    snprintf(series, sizeof series, "sluice_upstream_request_duration_seconds_bucket{upstream=\"inventory\","
+             "replica=\"127.0.0.1:%d\",le=\"10\"}", port);
+    assert_int_equal(metric(m, series), 2);
+    assert_null(strstr(m, "upstream=\"self\""));   /* calls to an upstream not added are not counted */
     assert_int_equal(metric(m, "sluice_http_inflight{reactor=\"0\"}"), 3);
     assert_int_equal(metric(m, "sluice_http_inflight_peak{reactor=\"0\"}"), 3);
     sl_http_call_end(&C.r2);

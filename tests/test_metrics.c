@@ -45,6 +45,15 @@ static void test_registration_errors(void **s)
     for (int i = 0; bad_names[i]; i++)
         assert_int_equal(sl_metric_new(m, &f, SL_METRIC_COUNTER, bad_names[i], NULL), -EINVAL);
     assert_int_equal(sl_metric_new(m, &f, SL_METRIC_COUNTER, NULL, NULL), -EINVAL);
+    char longname[SL_METRIC_NAME_MAX + 2];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    assert_int_equal(sl_metric_new(m, &f, SL_METRIC_COUNTER, longname, NULL), -EINVAL);
+    const char *l_long[] = { longname, NULL };
+    assert_int_equal(sl_metric_new(m, &f, SL_METRIC_GAUGE, "g", &(sl_metric_opts){ .labels = l_long }), -EINVAL);
+    longname[SL_METRIC_NAME_MAX] = '\0';   /* just long enough */
+    assert_int_equal(sl_metric_new(m, &f, SL_METRIC_COUNTER, longname, NULL), 0);
+    assert_int_equal(sl_metric_new(NULL, &f, SL_METRIC_COUNTER, "x", NULL), -EINVAL);
     assert_int_equal(sl_metric_new(m, &f, (sl_metric_type)7, "ok_name", NULL), -EINVAL);
     static const char *const l_dup[] = { "a", "b", "a", NULL }, *const l_le[] = { "le", NULL },
                               *const l_under[] = { "__x", NULL }, *const l_colon[] = { "a:b", NULL },

@@ -3,7 +3,11 @@
  * quotes, backslashes, newlines and bytes that are not UTF-8, in channel
  * names and route patterns; two channels of one name must be two series.
  * When `promtool` is installed (Debian's prometheus package) the same
- * exposition goes through `promtool check metrics` too. */
+ * exposition goes through `promtool check metrics` too. Then the families
+ * of docs/metrics.md from a live two-reactor server (requests by method,
+ * route and status; latency; process_*; build info; an application's own
+ * family; OpenMetrics with an exemplar), and a scrape cancelled once every
+ * reactor's snapshot has arrived (it used to leak). */
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/wait.h>
@@ -424,9 +428,14 @@ static double sample(const char *text, const char *head)
     return -1;
 }
 
+static sl_metric *app_items;
+
 static int h_sampled(sl_task *t, void *arg)
 {
     (void)t;
+    size_t n;
+    const char *id = sl_http_req_param(arg, "id", &n);
+    sl_metric_add(app_items, (const char *[]){ n == 1 && *id == '7' ? "seven" : "other" }, 1);
     return sl_http_reply(arg, 201, "text/plain", "made", 4);
 }
 
@@ -441,6 +450,14 @@ static void test_families_live(void **s)
     assert_int_equal(sl_http_server_new(&TS.srv, TS.rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0" }), 0);
     assert_int_equal(sl_http_route(TS.srv, "GET", "/ok", h_ok, 0, NULL), 0);
     assert_int_equal(sl_http_route(TS.srv, "POST", "/items/{id}", h_sampled, 0, NULL), 0);
+    /* the application's own family, beside the built-in ones (whose names are taken) */
+    sl_metrics *m = sl_http_server_metrics(TS.srv);
+    sl_metric *f;
+    static const char *const by_kind[] = { "kind", NULL };
+    assert_int_equal(sl_metric_new(m, &app_items, SL_METRIC_COUNTER, "app_items_made_total",
+                                   &(sl_metric_opts){ .help = "Items made.", .labels = by_kind }), 0);
+    assert_int_equal(sl_metric_new(m, &f, SL_METRIC_COUNTER, "sluice_http_requests_total", NULL), -EEXIST);
+    assert_int_equal(sl_metric_new(m, &f, SL_METRIC_GAUGE, "process_open_fds", NULL), -EEXIST);
     srv_run(&TS);
     /* connections of their own, so both reactors take some */
     for (int i = 0; i < NREQ; i++)
@@ -487,6 +504,8 @@ static void test_families_live(void **s)
     double now = (double)time(NULL), start = sample(t, "process_start_time_seconds");
     assert_true(start <= now + 1 && start > now - 86400);
     assert_true(sample(t, "sluice_build_info{version=\"" PACKAGE_VERSION "\"}") == 1);
+    assert_true(sample(t, "app_items_made_total{kind=\"seven\"}") == 1);
+    assert_true(sample(t, "app_items_made_total{kind=\"other\"}") == 1);
     promtool_check(r.body, r.body_len);
 
     /* OpenMetrics, when asked for: counters' families without _total, an

@@ -138,6 +138,16 @@ static void out_of_stock_is_409(void **state)
     assert_int_equal(stock_of(c.inv.port, "sku-2"), 3);
     expect_paid(&c, "sku-2", 3, 100, id);                /* exactly what there is */
     assert_int_equal(stock_of(c.inv.port, "sku-2"), 0);
+    /* the services' own families (svc_metrics.h): orders by outcome, stock */
+    assert_true(svc_metric(c.order.port, "sluice_svc_answers_total", "route=\"/orders\",outcome=\"ok\"", NULL) == 2);
+    assert_true(svc_metric(c.order.port, "sluice_svc_answers_total", "route=\"/orders\",outcome=\"out_of_stock\"",
+                           NULL) == 2);
+    assert_true(svc_metric(c.inv.port, "sluice_svc_answers_total", "route=\"/reserve\",outcome=\"out_of_stock\"",
+                           NULL) == 2);
+    assert_true(svc_metric(c.inv.port, "sluice_svc_stock_available", "item=\"sku-1\"", NULL) == 0);
+    assert_true(svc_metric(c.inv.port, "sluice_svc_stock_available", "item=\"sku-2\"", NULL) == 0);
+    assert_true(svc_metric(c.inv.port, "sluice_svc_stock_available", "item=\"sku-3\"", NULL) == 2);
+    assert_true(svc_metric(c.order.port, "sluice_svc_compensations_pending", NULL, NULL) >= 0);   /* present */
 
 
     /* Concurrent orders for the last two: exactly two win, stock ends at 0. */

@@ -136,6 +136,12 @@ static void compensation_outlasts_outage(void **state)
                   (unsigned long long)(svc_now_ms() - down));
     assert_true(attempts >= 4);   /* the 10 s outage took several */
     assert_int_equal(undo_counter(c.order.port, "abandoned"), 0);
+    /* the same in /metrics (svc_metrics.h): posted = completed, the retries, none pending */
+    double posted = svc_metric(c.order.port, "sluice_svc_compensations_total", "event=\"posted\"", NULL);
+    assert_true(posted >= 1);
+    assert_true(svc_metric(c.order.port, "sluice_svc_compensations_total", "event=\"completed\"", NULL) == posted);
+    assert_true(svc_metric(c.order.port, "sluice_svc_compensations_total", "event=\"retried\"", NULL) >= attempts - posted);
+    assert_true(svc_metric(c.order.port, "sluice_svc_compensations_pending", NULL, NULL) == 0);
     free(b);
     chain_end(&c);
 }

@@ -215,6 +215,8 @@ static int make_all(svc *s, char *err, size_t errlen)
         return snprintf(err, errlen, "%s: %s %s: %s", p->name, rc == -EINVAL ? "bad" : "cannot use", p->upstream_flag,
                         *sl_http_upstream_last_error() ? sl_http_upstream_last_error() : strerror(-rc)),
                rc == -EINVAL ? 2 : 1;
+    if ((rc = svc_metrics_setup(s->srv)) < 0)   /* the services' own families (svc_metrics.h) */
+        return snprintf(err, errlen, "%s: metrics: %s", p->name, strerror(-rc)), 1;
     /* /metrics reports the calls to it, under the flag's name ("inventory") */
     if (s->up && (rc = sl_http_server_add_upstream(s->srv, p->upstream_flag + 2, s->up)) < 0)
         return snprintf(err, errlen, "%s: upstream metrics: %s", p->name, strerror(-rc)), 1;

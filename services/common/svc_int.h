@@ -2,6 +2,7 @@
 #ifndef SVC_INT_H
 #define SVC_INT_H
 #include "svc.h"
+#include "svc_metrics.h"
 
 /* A business route. */
 typedef struct route_def {

@@ -27,6 +27,8 @@ bool svc_replied(const svc_job *job)
 
 int svc_reply(svc_job *job, int status, const char *json, size_t len)
 {
+    if (status >= 200 && status < 300)   /* errors are counted with their code by svc_reply_error */
+        svc_metrics_answer(job->route_ ? job->route_->name : NULL, status, NULL);
     if (job->req_)
         return sl_http_reply(job->req_, status, "application/json", json, len);
     svc_naive *nv = job->naive_;
@@ -65,6 +67,7 @@ int svc_reply_error(svc_job *job, int status, const char *code, const char *orde
         return -ENOMEM;
     if (status == 503 && job->req_)
         sl_http_reply_header(job->req_, "Retry-After", "1");
+    svc_metrics_answer(job->route_ ? job->route_->name : NULL, status, code);
     int rc = svc_reply(job, status, text, strlen(text));
     free(text);
     return rc;

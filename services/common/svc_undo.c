@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "svc_store.h"
+#include "svc_metrics.h"
 #include "svc_undo.h"
 
 static struct {
@@ -77,6 +78,8 @@ static int undo_task(sl_task *t, void *arg)
         sl_http_call_end(&u->resp);
         u->attempts++;
         atomic_fetch_add(&U.attempts, 1);
+        if (u->attempts > 1)
+            svc_metrics_undo("retried", 0);
         if (acked(u->status)) {
             u->acked = true;
             break;
@@ -101,6 +104,7 @@ static void undo_free(void *arg)
     undo *u = arg;
     sl_http_call_end(&u->resp);
     atomic_fetch_sub(&U.pending, 1);
+    svc_metrics_undo(u->acked ? "completed" : "abandoned", -1);
     if (u->acked) {
         atomic_fetch_add(&U.completed, 1);
     } else {
@@ -136,10 +140,12 @@ static int undo_spawn(svc *s, sl_ctx *base, const char *path, const char *body, 
     if (rc < 0) {
         atomic_fetch_sub(&U.pending, 1);
         atomic_fetch_add(&U.refused, 1);
+        svc_metrics_undo("refused", 0);
         free(u);
         return rc;
     }
     atomic_fetch_add(&U.posted, 1);
+    svc_metrics_undo("posted", 1);
     return 0;
 }
 

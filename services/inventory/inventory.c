@@ -19,6 +19,7 @@
 #include "svc_body.h"
 #include "svc_map.h"
 #include "svc_store.h"
+#include "svc_metrics.h"
 #include "svc_undo.h"
 
 #define ID_MAX 24
@@ -101,12 +102,19 @@ static int64_t stock_row(svc_conn *c, const char *item)
 static int stock_add(svc_conn *c, const char *item, int64_t qty)
 {
     int rc = 0;
-    sqlite3_stmt *s = stmt(c, "UPDATE stock SET avail = avail + ?2 WHERE item = ?1", &rc);
+    sqlite3_stmt *s = stmt(c, "UPDATE stock SET avail = avail + ?2 WHERE item = ?1 RETURNING avail", &rc);
     if (!s)
         return rc;
     sqlite3_bind_text(s, 1, item, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, qty);
-    return svc_conn_done(c, sqlite3_step(s));
+    if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        /* the gauge is set, not added to, from the store's one writer: a
+         * step whose transaction is rolled back leaves it off by that step
+         * only until the item's next change sets it again */
+        svc_metrics_stock_set(item, sqlite3_column_int64(s, 0));
+        rc = sqlite3_step(s);
+    }
+    return svc_conn_done(c, rc);
 }
 
 static int reserve_fn(svc_conn *c, void *arg)
@@ -462,7 +470,13 @@ static int seed_fn(svc_conn *c, void *arg)
             break;
         sqlite3_bind_text(s, 1, items[i].name, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s, 2, items[i].count);
-        rc = svc_conn_done(c, sqlite3_step(s));
+        if ((rc = svc_conn_done(c, sqlite3_step(s))) < 0)
+            break;
+        int64_t avail = stock_row(c, items[i].name);   /* a restart keeps what it had */
+        if (avail < -1)
+            rc = (int)avail;
+        else if (avail >= 0)
+            svc_metrics_stock_set(items[i].name, avail);
     }
     return rc;
 }
