@@ -81,7 +81,7 @@ static void on_stopped(sl_http_server *srv, void *arg)
 
 static int usage(const svc_prog *p, const char *msg)
 {
-    fprintf(stderr, "%s (usage: %s [--listen HOST:PORT] [--threads N] [--timeout-ms MS] [--grace-ms MS] "
+    fprintf(stderr, "%s (usage: %s [--listen HOST:PORT] [--threads N] [--timeout-ms MS] [--grace-ms MS] [--prestop-ms MS] "
                     "[--max-pending N] [--mode safe|guarded|naive] [--admission on|off] [--admin] [--access-log] [--trace FILE.json] "
                     "[--otlp-endpoint URL] [--service-name NAME] [--traces-sampler NAME] [--traces-sampler-arg RATIO]%s%s%s)\n",
             msg, p->name, p->upstream_flag ? " [" : "", p->upstream_flag ? p->upstream_flag : "",
@@ -116,6 +116,7 @@ static int make_all(svc *s, char *err, size_t errlen)
         return 2;
     sl_http_server_opts so = { .tracer = s->tracer, .listen = s->o.listen, .timeout_ms = svc_opts_timeout_ms(&s->o),
                                .grace_ms = s->o.grace_ms,
+                               .prestop_ms = s->o.prestop_ms ? s->o.prestop_ms : SL_HTTP_PRESTOP_OFF,
                                /* naive is the seed as written, without sluice's guards:
                                   no budgets, so nothing to admit by; and its requests
                                   hang, which an adaptive limit would turn into 503s */

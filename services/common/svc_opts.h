@@ -1,6 +1,6 @@
 /* svc_opts.h: the command line every service of the demo chain shares.
  *
- *   --listen HOST:PORT  --threads N  --timeout-ms MS  --grace-ms MS
+ *   --listen HOST:PORT  --threads N  --timeout-ms MS  --grace-ms MS  --prestop-ms MS
  *   --max-pending N (compensations pending before new work is refused)
  *   --mode safe|guarded|naive  --admission on|off
  *   --admin  --access-log  --trace FILE.json
@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #define SVC_GRACE_MS 5000u
+#define SVC_PRESTOP_MS 2000u
 
 typedef enum svc_mode { SVC_SAFE, SVC_GUARDED, SVC_NAIVE } svc_mode;
 
@@ -35,6 +36,8 @@ typedef struct svc_opts {
     int threads;                   /* 0: online CPUs */
     uint32_t timeout_ms;           /* 0: not given (the mode's default) */
     uint32_t grace_ms;             /* SIGTERM's drain (default SVC_GRACE_MS) */
+    uint32_t prestop_ms;           /* SIGTERM's preStop window, readiness failing while all is
+                                      served (default SVC_PRESTOP_MS; 0: none) */
     uint32_t max_pending;          /* 0: not given (SVC_UNDO_MAX, svc_undo.h) */
     svc_mode mode;
     bool admin, access_log;
