@@ -233,6 +233,32 @@ static int bind_one(sl_http_server *s)
     return fd;
 }
 
+/* SO_REUSEPORT is for this process's reactors: another process listening
+ * on the port would silently split the traffic and the state with us. A
+ * socket bound with SO_REUSEADDR alone conflicts with a *listening* socket
+ * on the port, and not with one merely bound (a test harness's port
+ * reservation): so bind one first, and -EADDRINUSE if someone listens.
+ * (Two processes starting in the same instant may both pass: the check
+ * is not atomic with the binds that follow.) */
+static int probe_port(sl_http_server *s)
+{
+    if (s->port == 0)
+        return 0;   /* a port the kernel picks is free */
+    struct sockaddr_storage sa = s->addr;
+    int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (sa.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)s->port);
+    else
+        ((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)s->port);
+    int rc = bind(fd, (struct sockaddr *)&sa, s->addr_len) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *a, int alen, void *arg)
 {
     srv_reactor *sr = arg;
@@ -311,6 +337,9 @@ int sl_http_server_start(sl_http_server *s)
         sl__admit_init(&sr->adm, &ac, sl_now_ns());
     }
     sl__ignore_sigpipe();
+    int rc = probe_port(s);
+    if (rc < 0)
+        return rc;
     for (int i = 0; i < s->n; i++) {
         int fd = bind_one(s);
         if (fd < 0) {

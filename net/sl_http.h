@@ -187,7 +187,9 @@ typedef struct sl_http_route_opts {
 int sl_http_route_set(sl_http_server *srv, const char *method, const char *pattern,
                       const sl_http_route_opts *opts);
 
-/* Binds one listening socket per reactor (SO_REUSEPORT) and starts serving
+/* Binds one listening socket per reactor (SO_REUSEPORT among this
+ * server's reactors only: if another process already listens on the port,
+ * -EADDRINUSE, rather than sharing its traffic) and starts serving
  * when the reactors run. SIGPIPE is ignored from then on unless the program
  * has its own handler (a client that goes mid-answer must not kill the
  * process). Returns 0, -EALREADY, or -errno from socket/bind/listen

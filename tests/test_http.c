@@ -904,6 +904,12 @@ static void test_bad_options(void **s)
     assert_int_equal(sl_http_server_start(other), -EADDRINUSE);
     sl_http_server_free(other);
     close(taken);
+    /* nor one another server (process) listens on, though its sockets share
+     * among its reactors (SO_REUSEPORT): no silent split (issue 21) */
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", sl_http_server_port(srv));
+    assert_int_equal(sl_http_server_new(&other, rt, &(sl_http_server_opts){ .listen = addr }), 0);
+    assert_int_equal(sl_http_server_start(other), -EADDRINUSE);
+    sl_http_server_free(other);
     sl_http_server_free(srv);
     sl_runtime_free(rt);
 }
