@@ -50,7 +50,12 @@ static void bad_variable_is_named(void **state)
     setenv("SLUICE_INVENTORY", "http://nowhere", 1);   /* no port */
     assert_int_equal(svc_run_usage("order", none, err, sizeof err), 2);
     assert_non_null(strstr(err, "SLUICE_INVENTORY"));
-    /* a variable that names no flag of the program is not its business */
+    setenv("SLUICE_DURATION", "forever", 1);   /* sluice-load too */
+    const char *url[] = { "http://127.0.0.1:1/", NULL };
+    assert_int_equal(svc_run_usage("services/load/sluice-load", url, err, sizeof err), 2);
+    assert_non_null(strstr(err, "SLUICE_DURATION"));
+    unsetenv("SLUICE_DURATION");
+        /* a variable that names no flag of the program is not its business */
     const char *lst[] = { "--listen", "127.0.0.1:0", NULL };
     svc s;
     assert_int_equal(svc_start(&s, "payment", lst), 0);

@@ -87,6 +87,8 @@ static void synopsis(FILE *f, const svc_prog *p)
                "[--otlp-endpoint URL] [--service-name NAME] [--traces-sampler NAME] [--traces-sampler-arg RATIO]%s%s%s",
             p->name, p->upstream_flag ? " [" : "", p->upstream_flag ? p->upstream_flag : "",
             p->upstream_flag ? (p->has_stock ? " URLS] [--stock ITEM=N,...]" : " URLS]") : "");
+    if (p->upstream_flag)
+        fputs(" [--upstream-max-conns N] [--upstream-max-waiting N] [--upstream-margin-ms MS]", f);
 }
 
 static int usage(const svc_prog *p, const char *msg)
@@ -165,7 +167,10 @@ static int make_all(svc *s, char *err, size_t errlen)
                         rc == -ENOENT || rc == -EAGAIN ? sl__resolve_strerror(rc) : strerror(-rc)), 1;
     }
     if (p->upstream_flag && (rc = sl_http_upstream_new(&s->up, s->rt, s->o.upstream,
-                                                        &(sl_http_upstream_opts){ .tracer = s->tracer })) < 0)
+                                                        &(sl_http_upstream_opts){ .tracer = s->tracer,
+                                                            .max_conns = s->o.up_max_conns,
+                                                            .max_waiting = s->o.up_max_waiting,
+                                                            .margin_ms = s->o.up_margin_ms })) < 0)
         return snprintf(err, errlen, "%s: %s %s: %s", p->name, rc == -EINVAL ? "bad" : "cannot use", p->upstream_flag,
                         *sl_http_upstream_last_error() ? sl_http_upstream_last_error() : strerror(-rc)),
                rc == -EINVAL ? 2 : 1;

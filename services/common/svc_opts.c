@@ -156,6 +156,16 @@ int svc_opts_parse(svc_opts *o, const svc_prog *p, int argc, char **argv, char *
             if (!ports_ok(v))
                 return fail(err, errlen, "%s: %s wants http://HOST:PORT[,...], not '%s'", p->name, a, v);
             o->upstream = v;
+        } else if (p->upstream_flag && (!strcmp(a, "--upstream-max-conns") || !strcmp(a, "--upstream-max-waiting") ||
+                                        !strcmp(a, "--upstream-margin-ms"))) {
+            if (number(v, 1, 100000, &n) < 0)
+                return fail(err, errlen, "%s: %s wants 1..100000, not '%s'", p->name, a, v);
+            if (!strcmp(a, "--upstream-max-conns"))
+                o->up_max_conns = (uint32_t)n;
+            else if (!strcmp(a, "--upstream-max-waiting"))
+                o->up_max_waiting = (uint32_t)n;
+            else
+                o->up_margin_ms = (uint32_t)n;
         } else if (p->has_stock && !strcmp(a, "--stock")) {
             o->stock = v;
         } else {

@@ -7,7 +7,8 @@
  *   --otlp-endpoint URL  --service-name NAME  --traces-sampler NAME
  *   --traces-sampler-arg RATIO (OpenTelemetry's OTEL_* variables, which
  *   they override: svc_tracing.h)  and the program's own:
- *   one upstream list (--inventory / --payment / --order) and, for
+ *   one upstream list (--inventory / --payment / --order) with its pool
+ *   (--upstream-max-conns N, --upstream-max-waiting N, --upstream-margin-ms MS) and, for
  *   inventory-svc, --stock ITEM=N,...
  *
  * Pure: parsing touches nothing but the struct, so it is unit-tested. */
@@ -44,6 +45,8 @@ typedef struct svc_opts {
     bool admission_off;            /* --admission off: fixed limits only (docs/net.md) */
     const char *trace;             /* NULL: no trace */
     const char *upstream;
+    /* the upstream client's pool (sl_client.h; 0: its default) */
+    uint32_t up_max_conns, up_max_waiting, up_margin_ms;
     const char *stock;             /* NULL: the default stock */
     /* span export (svc_tracing.h); NULL: not given, OTEL_* or the default */
     const char *otlp_endpoint, *service_name, *traces_sampler, *traces_sampler_arg;
