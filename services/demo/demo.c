@@ -90,9 +90,10 @@ static int start_chain(const demo_cfg *cfg, const char *mode, const char *tag, b
     for (int s = NSVC - 1; s >= 0; s--) {
         /* naive is the seed as written: no budget at all, so no --timeout-ms */
         bool naive = !strcmp(mode, "naive");
-        char *argv[18] = { prog[s], "--listen", listen[s], "--threads", threads, "--mode", (char *)mode,
-                           (char *)up_opt[s], url[up_of[s]], "--admin" };
-        int argc = 10;
+        /* --prestop-ms 0: no load balancer to wait for, the drain at once */
+        char *argv[20] = { prog[s], "--listen", listen[s], "--threads", threads, "--mode", (char *)mode,
+                           (char *)up_opt[s], url[up_of[s]], "--admin", "--prestop-ms", "0" };
+        int argc = 12;
         if (admission_off) {
             argv[argc++] = "--admission";
             argv[argc++] = "off";
