@@ -145,6 +145,11 @@ struct sl_runtime {
 };
 
 /* reactor.c */
+/* cpus.c: the CPU quota (cpu.max, rounded up) of the cgroup v2 named in
+ * `proc_cgroup` (a /proc/self/cgroup) or any above it, under `root`; 0 if
+ * none. Files as arguments: unit-tested on a fake tree. */
+int sl__cpus_quota(const char *proc_cgroup, const char *root);
+
 int sl__reactor_init(sl_reactor *r, sl_runtime *rt, int id, struct event_base *base,
                      const sl_runtime_opts *opts);
 int sl__reactor_teardown(sl_reactor *r);

@@ -10,7 +10,7 @@
 
 int sl_runtime_new(sl_runtime **out, const sl_runtime_opts *opts)
 {
-    int n = opts && opts->threads > 0 ? opts->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    int n = opts && opts->threads > 0 ? opts->threads : sl_cpus_usable();
     if (!out || n > 1024 || (opts && (opts->deadlock_policy < SL_DEADLOCK_REPORT ||
                                       opts->deadlock_policy > SL_DEADLOCK_STOP)))
         return -EINVAL;

@@ -68,7 +68,7 @@ typedef struct sl_msg {
                                   no runtime to stop, only reports) */
 
 typedef struct sl_runtime_opts {
-    int threads;          /* reactors; <= 0: the number of online CPUs */
+    int threads;          /* reactors; <= 0: sl_cpus_usable() */
     bool pin_cpus;        /* pin reactor i to CPU i % online CPUs */
     int deadlock_policy;  /* SL_DEADLOCK_REPORT, _CANCEL or _STOP */
     /* sl_runtime_run() returns once no task is left on any reactor (a task
@@ -121,6 +121,12 @@ void sl_runtime_stop(sl_runtime *rt);
  * leaked tasks plus leaked channels plus offloaded work still running (0
  * for a clean shutdown). */
 int sl_runtime_free(sl_runtime *rt);
+
+/* The CPUs this process may use: its affinity mask (sched_getaffinity:
+ * taskset, cpusets), capped by the cgroup v2 CPU quota of its cgroup or
+ * any above it (cpu.max: docker --cpus, a Kubernetes CPU limit), rounded
+ * up; at least 1. The default number of reactors. */
+int sl_cpus_usable(void);
 
 /* The number of reactors, and reactor `i` (NULL when out of range). */
 int sl_runtime_threads(const sl_runtime *rt);

@@ -515,11 +515,14 @@ static void on_head(conn *c)
         req->immediate = sl__srv_precheck(sr, req->route, now, req->deadline, &req->immediate_code,
                                           &req->immediate_msg);
     sl__trace_req_begin(req);
-    if (sr->draining && !req->immediate) {
+    /* draining: new work is refused; what continues or undoes work in
+     * flight, and probes, are still served (sl_http.h) */
+    if (sr->draining && !req->immediate && req->route && req->route->lane == SL_HTTP_LANE_NORMAL) {
         req->immediate = 503;
         req->immediate_code = "shutting_down";
         req->immediate_msg = "the server is shutting down";
-        c->closing = true;
+        /* not c->closing yet: the body must still be read to answer (the
+         * answer says Connection: close while draining, reply.c) */
     }
     /* Expect: 100-continue, for a request we will serve, when it is the
      * first in line (a 100 must not overtake an earlier response) */

@@ -19,6 +19,7 @@
 #define LISTEN_BACKLOG 4096
 
 static int builtin_healthz(sl_task *t, void *arg);
+static int builtin_readyz(sl_task *t, void *arg);
 static void queue_tick(evutil_socket_t fd, short what, void *arg);
 
 static sl_admit_cfg admit_cfg(const sl_http_server_opts *o)
@@ -75,6 +76,7 @@ int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_serve
     o->max_pipeline = DEF(o->max_pipeline, 16);
     o->retry_after_s = DEF(o->retry_after_s, 1);
     o->grace_ms = DEF(o->grace_ms, 5000);
+    o->prestop_ms = DEF(o->prestop_ms, 2000);
     o->max_undo = DEF(o->max_undo, 256);
     o->queue_target_ms = DEF(o->queue_target_ms, 5);
     o->queue_interval_ms = DEF(o->queue_interval_ms, 100);
@@ -88,6 +90,7 @@ int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_serve
         rc = -EINVAL;
     sl_admit_cfg ac = admit_cfg(o);
     if (o->debug < SL_HTTP_DEBUG_LOOPBACK || o->debug > SL_HTTP_DEBUG_OFF ||
+        (o->prestop_ms > 600000u && o->prestop_ms != SL_HTTP_PRESTOP_OFF) ||
         o->admission < SL_HTTP_ADMISSION_ADAPTIVE || o->admission > SL_HTTP_ADMISSION_FIXED ||
         sl__admit_check(&ac) < 0)
         rc = -EINVAL;
@@ -96,13 +99,16 @@ int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_serve
     if (rc == 0 && !o->no_builtin) {
         size_t st = sl__builtin_state_size();
         if ((rc = sl_http_route(s, "GET", "/healthz", builtin_healthz, 0, NULL)) == 0 &&
+            (rc = sl_http_route(s, "GET", "/livez", builtin_healthz, 0, NULL)) == 0 &&
+            (rc = sl_http_route(s, "GET", "/readyz", builtin_readyz, 0, s)) == 0 &&
             (rc = sl_http_route(s, "GET", "/metrics", sl__builtin_metrics, st, NULL)) == 0 &&
             (rc = sl_http_route(s, "GET", "/debug/tasks", sl__builtin_debug_tasks, st, NULL)) == 0 &&
             (rc = sl_http_route(s, "GET", "/debug/deadlocks", sl__builtin_debug_deadlocks, st, NULL)) == 0)
             rc = sl_http_route(s, "GET", "/debug/channels", sl__builtin_debug_channels, st, NULL);
         /* probes and scrapes are answered however busy the server is */
         for (route_info *ri = s->routes; rc == 0 && ri; ri = ri->next)
-            if (!strcmp(ri->pattern, "/healthz") || !strcmp(ri->pattern, "/metrics"))
+            if (!strcmp(ri->pattern, "/healthz") || !strcmp(ri->pattern, "/metrics") ||
+                !strcmp(ri->pattern, "/livez") || !strcmp(ri->pattern, "/readyz"))
                 ri->lane = SL_HTTP_LANE_CONTROL;
     }
     if (rc < 0) {
@@ -236,15 +242,37 @@ static int bind_one(sl_http_server *s)
     return fd;
 }
 
+/* SO_REUSEPORT is for this process's reactors: another process listening
+ * on the port would silently split the traffic and the state with us. A
+ * socket bound with SO_REUSEADDR alone conflicts with a *listening* socket
+ * on the port, and not with one merely bound (a test harness's port
+ * reservation): so bind one first, and -EADDRINUSE if someone listens.
+ * (Two processes starting in the same instant may both pass: the check
+ * is not atomic with the binds that follow.) */
+static int probe_port(sl_http_server *s)
+{
+    if (s->port == 0)
+        return 0;   /* a port the kernel picks is free */
+    struct sockaddr_storage sa = s->addr;
+    int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (sa.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)s->port);
+    else
+        ((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)s->port);
+    int rc = bind(fd, (struct sockaddr *)&sa, s->addr_len) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *a, int alen, void *arg)
 {
     srv_reactor *sr = arg;
     (void)l;
     (void)alen;
-    if (sr->draining) {
-        close(fd);
-        return;
-    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof one);
     sl__conn_accept(sr, fd, a);
@@ -257,7 +285,7 @@ static void retry_accept(evutil_socket_t fd, short what, void *arg)
     srv_reactor *sr = arg;
     (void)fd;
     (void)what;
-    if (!sr->draining && sr->nconns < sr->srv->o.max_conns)
+    if (!sr->finished && sr->lev && sr->nconns < sr->srv->o.max_conns)
         evconnlistener_enable(sr->lev);
 }
 
@@ -321,6 +349,9 @@ int sl_http_server_start(sl_http_server *s)
         sl__admit_init(&sr->adm, &ac, sl_now_ns());
     }
     sl__ignore_sigpipe();
+    int rc = probe_port(s);
+    if (rc < 0)
+        return rc;
     for (int i = 0; i < s->n; i++) {
         int fd = bind_one(s);
         if (fd < 0) {
@@ -733,15 +764,32 @@ static void stopped_on_0(void *arg)
         sl_runtime_stop(s->rt);
 }
 
+/* Draining (docs/net.md, "Draining"): a shutdown first fails readiness
+ * and serves everything for the preStop window, so that load balancers
+ * stop sending before anything is refused. Then each reactor drains: it
+ * still accepts (a connection that waits in the accept queue would
+ * otherwise be reset), answers new work (the NORMAL lane) 503 +
+ * Connection: close, and serves the requests that belong to work in
+ * flight (CONTINUE, UNDO, CONTROL lanes), each answer closing its
+ * connection. Once no reactor has a request left, each closes its idle
+ * connections and its listener (new clients are then refused, not
+ * reset) and stops when its last connection goes. At the end of the grace
+ * period what still runs is cancelled; HARD_MS later what is left is
+ * dropped. */
+#define DRAIN_TICK_MS 10
+#define HARD_MS 500
+
 /* A draining reactor with nothing left is done; the last one tells
  * reactor 0. */
 static void maybe_drained(srv_reactor *sr)
 {
-    if (sr->stopped || sr->nconns || sr->inflight)
+    if (sr->stopped || !sr->finished || sr->nconns || sr->inflight)
         return;
     sr->stopped = true;
     if (sr->grace_ev)
         evtimer_del(sr->grace_ev);
+    if (sr->hard_ev)
+        evtimer_del(sr->hard_ev);
     sl_http_server *s = sr->srv;
     if (atomic_fetch_sub(&s->draining_left, 1) == 1)
         sl_reactor_post_mem(sl_runtime_reactor(s->rt, 0), &s->m_stopped, stopped_on_0, s);
@@ -750,11 +798,82 @@ static void maybe_drained(srv_reactor *sr)
 /* Called as connections and requests go. */
 void sl__srv_conn_gone(srv_reactor *sr)
 {
-    if (sr->draining) {
+    if (sr->draining)
         maybe_drained(sr);
-    } else if (sr->lev && sr->nconns < sr->srv->o.max_conns && !evtimer_pending(sr->accept_retry, NULL)) {
+    if (!sr->finished && sr->lev && sr->nconns < sr->srv->o.max_conns && !evtimer_pending(sr->accept_retry, NULL))
         evconnlistener_enable(sr->lev);
+}
+
+/* No more connections: the idle ones close; what waits in the accept
+ * queue is taken in (to be answered, not reset), then the listener closes. */
+static void finish(srv_reactor *sr)
+{
+    if (sr->finished)
+        return;
+    sr->finished = true;
+    if (sr->drain_ev)
+        evtimer_del(sr->drain_ev);
+    for (conn *c = sr->conns, *next; c; c = next) {
+        next = c->next;
+        sl__conn_close_idle(c);
     }
+    if (sr->lev) {
+        int lfd = evconnlistener_get_fd(sr->lev);
+        for (int i = 0; i < 1024; i++) {
+            struct sockaddr_storage a;
+            socklen_t alen = sizeof a;
+            int fd = accept4(lfd, (struct sockaddr *)&a, &alen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0)
+                break;
+            accept_cb(sr->lev, fd, (struct sockaddr *)&a, (int)alen, sr);
+        }
+        evconnlistener_free(sr->lev);
+        sr->lev = NULL;
+    }
+    maybe_drained(sr);
+}
+
+static bool reactor_busy(const srv_reactor *sr)
+{
+    if (sr->inflight || sr->queued)
+        return true;
+    for (const conn *c = sr->conns; c; c = c->next)
+        if (c->head || c->cur)
+            return true;
+    return false;
+}
+
+/* Every DRAIN_TICK_MS while draining: whether any reactor still has work. */
+static void drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    srv_reactor *sr = arg;
+    sl_http_server *s = sr->srv;
+    (void)fd;
+    (void)what;
+    bool busy = reactor_busy(sr);
+    if (busy != sr->busy) {
+        sr->busy = busy;
+        if (busy)
+            atomic_fetch_add(&s->busy, 1);
+        else
+            atomic_fetch_sub(&s->busy, 1);
+    }
+    if (!busy && atomic_load(&s->busy) == 0) {
+        finish(sr);
+        return;
+    }
+    struct timeval tv = { 0, DRAIN_TICK_MS * 1000 };
+    evtimer_add(sr->drain_ev, &tv);
+}
+
+static void hard_stop(evutil_socket_t fd, short what, void *arg)
+{
+    srv_reactor *sr = arg;
+    (void)fd;
+    (void)what;
+    while (sr->conns)   /* clients that neither send nor read */
+        sl__conn_drop(sr->conns);
+    maybe_drained(sr);
 }
 
 static void grace_over(evutil_socket_t fd, short what, void *arg)
@@ -765,33 +884,65 @@ static void grace_over(evutil_socket_t fd, short what, void *arg)
     for (conn *c = sr->conns; c; c = c->next)
         sl__conn_cancel_all(c, SL_CAUSE_SHUTDOWN);
     /* handlers end at their next wait; connections close as they answer */
+    finish(sr);
+    struct timeval tv = { 0, HARD_MS * 1000 };
+    if (!sr->stopped && sr->hard_ev)
+        evtimer_add(sr->hard_ev, &tv);
 }
 
 static void shutdown_on_reactor(void *arg)
 {
     srv_reactor *sr = arg;
+    struct event_base *base = sl_reactor_base(sr->r);
     sr->draining = true;
-    if (sr->lev)
-        evconnlistener_disable(sr->lev);
-    for (conn *c = sr->conns, *next; c; c = next) {
-        next = c->next;
-        sl__conn_close_idle(c);
-    }
+    sr->busy = true;   /* counted in s->busy until the first tick says otherwise */
     uint32_t ms = sr->srv->o.grace_ms;
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-    sr->grace_ev = evtimer_new(sl_reactor_base(sr->r), grace_over, sr);
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 }, now = { 0, 0 };
+    sr->grace_ev = evtimer_new(base, grace_over, sr);
+    sr->hard_ev = evtimer_new(base, hard_stop, sr);
+    sr->drain_ev = evtimer_new(base, drain_tick, sr);
     if (sr->grace_ev)
         evtimer_add(sr->grace_ev, &tv);
-    maybe_drained(sr);
+    if (sr->drain_ev)
+        evtimer_add(sr->drain_ev, &now);
+    else
+        finish(sr);   /* out of memory: the old way, at once */
+}
+
+static void start_drain(sl_http_server *s)
+{
+    atomic_store(&s->busy, s->n);
+    atomic_store(&s->draining_left, s->n);
+    for (int i = 0; i < s->n; i++)
+        sl_reactor_post_mem(s->sr[i].r, &s->sr[i].m_shutdown, shutdown_on_reactor, &s->sr[i]);
+}
+
+static void prestop_over(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    start_drain(arg);
+}
+
+static void prestop_on_0(void *arg)
+{
+    sl_http_server *s = arg;
+    uint32_t ms = s->o.prestop_ms;
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    s->prestop_ev = evtimer_new(sl_reactor_base(sl_runtime_reactor(s->rt, 0)), prestop_over, s);
+    if (!s->prestop_ev || evtimer_add(s->prestop_ev, &tv) < 0)
+        start_drain(s);
 }
 
 void sl_http_server_shutdown(sl_http_server *s)
 {
     if (atomic_exchange(&s->shutdown_started, 1))
         return;
-    atomic_store(&s->draining_left, s->n);
-    for (int i = 0; i < s->n; i++)
-        sl_reactor_post_mem(s->sr[i].r, &s->sr[i].m_shutdown, shutdown_on_reactor, &s->sr[i]);
+    atomic_store(&s->not_ready, 1);
+    if (s->o.prestop_ms == SL_HTTP_PRESTOP_OFF)
+        start_drain(s);
+    else
+        sl_reactor_post_mem(sl_runtime_reactor(s->rt, 0), &s->m_prestop, prestop_on_0, s);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -844,6 +995,10 @@ void sl_http_server_free(sl_http_server *s)
             event_free(sr->queue_ev);
         if (sr->grace_ev)
             event_free(sr->grace_ev);
+        if (sr->drain_ev)
+            event_free(sr->drain_ev);
+        if (sr->hard_ev)
+            event_free(sr->hard_ev);
         free(sr->rbuf);
         free(sr->wbuf);
         free(sr->need);
@@ -852,6 +1007,8 @@ void sl_http_server_free(sl_http_server *s)
     for (int i = 0; i < s->nups; i++)   /* the families go with the server; the upstreams stay */
         sl__upstream_set_metrics(s->ups[i].up, NULL);
     sl__builtin_unregister(s);
+    if (s->prestop_ev)
+        event_free(s->prestop_ev);
     if (s->sig_term)
         event_free(s->sig_term);
     if (s->sig_int)
@@ -867,10 +1024,23 @@ void sl_http_server_free(sl_http_server *s)
     free(s);
 }
 
-/* ---- /healthz ----------------------------------------------------------------------- */
+/* ---- /healthz, /livez, /readyz ------------------------------------------------------- */
 
 static int builtin_healthz(sl_task *t, void *arg)
 {
     (void)t;
     return sl_http_reply(arg, 200, "application/json", "{\"status\":\"ok\"}", 15);
+}
+
+/* Ready until a shutdown begins: then 503 for the preStop window and the
+ * drain, so that load balancers and orchestrators stop sending new work
+ * while the server still serves it. */
+static int builtin_readyz(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    sl_http_server *s = sl_http_req_arg(req);
+    (void)t;
+    if (atomic_load(&s->not_ready))
+        return sl_http_reply(req, 503, "application/json", "{\"status\":\"draining\"}", 21);
+    return sl_http_reply(req, 200, "application/json", "{\"status\":\"ready\"}", 18);
 }

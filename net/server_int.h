@@ -68,7 +68,11 @@ struct srv_reactor {
     route_series *rser;              /* per route (route_info.idx), then unmatched */
     sl_http_req *running;            /* requests whose handler task is alive */
     bool draining, stopped;
+    bool busy;                       /* draining: counted in sl_http_server.busy */
+    bool finished;                   /* draining: listener closed, idle connections closed */
     struct event *grace_ev;
+    struct event *drain_ev;          /* draining: looks whether anything is left to do */
+    struct event *hard_ev;           /* after the grace period: drops what is left */
     time_t date_at;
     char date[64];                    /* "Date: ...\r\n" */
     size_t date_len;
@@ -105,8 +109,11 @@ struct sl_http_server {
     char hop[SL_CAUSE_HOP_MAX];  /* this hop in sluice-cause: o.name, or HOST:PORT once listening */
     _Atomic int shutdown_started;
     _Atomic int draining_left;
+    _Atomic int not_ready;       /* /readyz answers 503 (the shutdown began) */
+    _Atomic int busy;            /* draining reactors with work in flight */
+    struct event *prestop_ev;    /* on reactor 0: the end of the preStop window */
     struct event *sig_term, *sig_int;
-    sl_msg m_stopped;
+    sl_msg m_stopped, m_prestop;
 };
 
 struct sl_http_req {

@@ -81,6 +81,9 @@ typedef struct sl_http_server_opts {
                                     buffered bytes) */
     uint32_t retry_after_s;      /* Retry-After of a 503 (1) */
     uint32_t grace_ms;           /* graceful shutdown: time for in-flight requests (5000) */
+    uint32_t prestop_ms;         /* graceful shutdown: the preStop window before the drain,
+                                    /readyz failing and everything still served (2000;
+                                    at most 600000, or SL_HTTP_PRESTOP_OFF: none) */
     bool bad_timeout_ignored;    /* a malformed grpc-timeout: ignore it (default: 400) */
     bool access_log;             /* one line per request to stderr (off) */
     bool no_builtin;             /* no /healthz, /metrics, /debug/...  routes */
@@ -119,6 +122,10 @@ typedef struct sl_http_server_opts {
                                     Must outlive the server. */
 } sl_http_server_opts;
 
+/* sl_http_server_opts.prestop_ms: drain at once (tests; a program whose
+ * load balancer is told otherwise) */
+#define SL_HTTP_PRESTOP_OFF UINT32_MAX
+
 enum {
     SL_HTTP_ADMISSION_ADAPTIVE = 0,
     SL_HTTP_ADMISSION_FIXED,
@@ -130,7 +137,7 @@ enum {
  * name, looked up now, blocking (the hosts file, then DNS: see
  * sl_client.h), to listen on its first address. Returns 0, -ENOMEM,
  * -EINVAL (not HOST:PORT: a bad host or port; an unknown `debug` policy
- * or `admission`; queue_target_ms above queue_interval_ms; limit_min above
+ * or `admission`; prestop_ms above 600000; queue_target_ms above queue_interval_ms; limit_min above
  * max_inflight), -ENOENT (no such name), -EAGAIN (no answer from the
  * resolver). */
 int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_server_opts *opts);
@@ -183,7 +190,9 @@ typedef struct sl_http_route_opts {
 int sl_http_route_set(sl_http_server *srv, const char *method, const char *pattern,
                       const sl_http_route_opts *opts);
 
-/* Binds one listening socket per reactor (SO_REUSEPORT) and starts serving
+/* Binds one listening socket per reactor (SO_REUSEPORT among this
+ * server's reactors only: if another process already listens on the port,
+ * -EADDRINUSE, rather than sharing its traffic) and starts serving
  * when the reactors run. SIGPIPE is ignored from then on unless the program
  * has its own handler (a client that goes mid-answer must not kill the
  * process). Returns 0, -EALREADY, or -errno from socket/bind/listen
@@ -199,11 +208,24 @@ int sl_http_server_port(const sl_http_server *srv);
  * time); update from anywhere. NULL only for a NULL server. */
 sl_metrics *sl_http_server_metrics(sl_http_server *srv);
 
-/* Graceful shutdown: stop accepting, answer new requests on open
- * connections with 503 + Connection: close, let in-flight requests finish
- * within grace_ms, then cancel what is left with cause "shutdown", close
- * everything, and call on_stopped. From any reactor or thread (not from a
- * signal handler: use sl_http_server_handle_signals). Idempotent. */
+/* Graceful shutdown, in the shape orchestrators expect (docs/net.md,
+ * "Draining"):
+ *  1. the preStop window (prestop_ms): GET /readyz answers 503 while
+ *     everything is still served as before, so load balancers stop
+ *     sending new work before any is refused (a plain SIGTERM with no
+ *     preStop hook thus drains without a reset);
+ *  2. the drain: new connections are still accepted, new work (routes of
+ *     the NORMAL lane) gets 503 + Connection: close, requests that belong
+ *     to work in flight (the CONTINUE, UNDO and CONTROL lanes: callbacks,
+ *     compensations, probes) are served, every answer closes its
+ *     connection; once no reactor has a request left, idle connections
+ *     and the listeners close (new clients are refused, not reset);
+ *  3. at grace_ms after the drain began, what still runs is cancelled with
+ *     cause "shutdown" (its clients get 503), and 500 ms later connections
+ *     left are dropped; then on_stopped is called.
+ * So a server exits within prestop_ms + grace_ms + 0.5 s. From any reactor
+ * or thread (not from a signal handler: use sl_http_server_handle_signals).
+ * Idempotent. GET /livez and /healthz answer 200 throughout. */
 void sl_http_server_shutdown(sl_http_server *srv);
 
 /* Makes SIGTERM and SIGINT start a graceful shutdown (libevent signal

@@ -15,7 +15,7 @@ static inline void lsrv_start(test_srv *ts, void (*add)(sl_http_server *))
     memset(ts, 0, sizeof *ts);
     ts->rt = rt_new(1, &ts->cap);
     /* a server that never sheds: fixed admission, generous bounds */
-    sl_http_server_opts o = { .listen = "127.0.0.1:0", .max_inflight = 4096, .max_queue = 4096,
+    sl_http_server_opts o = { .listen = "127.0.0.1:0", .prestop_ms = SL_HTTP_PRESTOP_OFF, .max_inflight = 4096, .max_queue = 4096,
                               .admission = SL_HTTP_ADMISSION_FIXED };
     assert_int_equal(sl_http_server_new(&ts->srv, ts->rt, &o), 0);
     add(ts->srv);

@@ -73,6 +73,9 @@ static pid_t spawn(const char *name, const char *const *args, int *out, int *err
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        /* no preStop window unless a test asks for one (SIGTERM would wait
+         * 2 s per program: docs/net.md, Draining) */
+        setenv("SLUICE_PRESTOP_MS", "0", 0);
         dup2(po[1], 1);
         if (err)
             dup2(pe[1], 2);

@@ -26,6 +26,9 @@
  * (another user's SO_REUSEPORT socket, say), everything is stopped and the
  * whole start is retried with a new reservation, a few times.
  *
+ * Programs are started with SLUICE_PRESTOP_MS=0 (no preStop window on
+ * SIGTERM) unless the test's environment sets it.
+ *
  * Every process started is recorded, so a test that fails half-way (cmocka
  * longjmps out of it) still has them killed by svc_teardown().
  *

@@ -599,7 +599,9 @@ static void test_graceful_drain(void **s)
     resp r;
     memset(&TS.cap, 0, sizeof TS.cap);
     TS.rt = rt_new(2, &TS.cap);
-    assert_int_equal(sl_http_server_new(&TS.srv, TS.rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0" }), 0);
+    /* no preStop window: the drain at once (test_drain.c tests the window) */
+    assert_int_equal(sl_http_server_new(&TS.srv, TS.rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0",
+                                                                                .prestop_ms = SL_HTTP_PRESTOP_OFF }), 0);
     assert_int_equal(sl_http_route(TS.srv, "GET", "/sleep", h_sleep, sizeof(wait_st), NULL), 0);
     srv_run(&TS);
     int fd = cli_connect(TS.port);
@@ -966,6 +968,12 @@ static void test_bad_options(void **s)
     assert_int_equal(sl_http_server_start(other), -EADDRINUSE);
     sl_http_server_free(other);
     close(taken);
+    /* nor one another server (process) listens on, though its sockets share
+     * among its reactors (SO_REUSEPORT): no silent split (issue 21) */
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", sl_http_server_port(srv));
+    assert_int_equal(sl_http_server_new(&other, rt, &(sl_http_server_opts){ .listen = addr }), 0);
+    assert_int_equal(sl_http_server_start(other), -EADDRINUSE);
+    sl_http_server_free(other);
     sl_http_server_free(srv);
     sl_runtime_free(rt);
 }

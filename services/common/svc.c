@@ -9,6 +9,7 @@
 #include "addr.h"
 #include "resolve.h"
 #include "svc.h"
+#include "svc_env.h"
 #include "svc_int.h"
 #include "svc_map.h"
 #include "svc_store.h"
@@ -81,14 +82,44 @@ static void on_stopped(sl_http_server *srv, void *arg)
 
 /* ---- setup ------------------------------------------------------------------------ */
 
+static void synopsis(FILE *f, const svc_prog *p)
+{
+    fprintf(f, "usage: %s [--listen HOST:PORT] [--threads N] [--timeout-ms MS] [--grace-ms MS] [--prestop-ms MS] "
+               "[--max-pending N] [--mode safe|guarded|naive] [--admission on|off] [--data DIR|:memory:] [--sync normal|full] [--admin] [--access-log] [--trace FILE.json] "
+               "[--otlp-endpoint URL] [--service-name NAME] [--traces-sampler NAME] [--traces-sampler-arg RATIO]%s%s%s",
+            p->name, p->upstream_flag ? " [" : "", p->upstream_flag ? p->upstream_flag : "",
+            p->upstream_flag ? (p->has_stock ? " URLS] [--stock ITEM=N,...]" : " URLS]") : "");
+    if (p->upstream_flag)
+        fputs(" [--upstream-max-conns N] [--upstream-max-waiting N] [--upstream-margin-ms MS]", f);
+}
+
 static int usage(const svc_prog *p, const char *msg)
 {
-    fprintf(stderr, "%s (usage: %s [--listen HOST:PORT] [--threads N] [--timeout-ms MS] [--grace-ms MS] "
-                    "[--max-pending N] [--mode safe|guarded|naive] [--admission on|off] [--data DIR|:memory:] [--sync normal|full] [--admin] [--access-log] [--trace FILE.json] "
-                    "[--otlp-endpoint URL] [--service-name NAME] [--traces-sampler NAME] [--traces-sampler-arg RATIO]%s%s%s)\n",
-            msg, p->name, p->upstream_flag ? " [" : "", p->upstream_flag ? p->upstream_flag : "",
-            p->upstream_flag ? (p->has_stock ? " URLS] [--stock ITEM=N,...]" : " URLS]") : "");
+    fprintf(stderr, "%s (", msg);
+    synopsis(stderr, p);
+    fputs(")\n", stderr);
     return 2;
+}
+
+/* --help: the synopsis and where the flags come from, on stdout. */
+static void help(const svc_prog *p)
+{
+    synopsis(stdout, p);
+    printf("\n\nA service of the sluice demo chain (docs/services.md). Every flag may also be\n"
+           "given as an environment variable SLUICE_<FLAG> (upper case, '-' as '_':\n"
+           "SLUICE_TIMEOUT_MS=800); a flag on the command line wins over its variable.\n"
+           "A flag without a value (--admin) is set by 1/true/yes/on. A bad value, on the\n"
+           "command line or in a variable, exits 2 naming it. Defaults: --listen %s,\n"
+           "--threads the CPUs this process may use (affinity and cgroup quota),\n"
+           "--grace-ms %u, --prestop-ms %u (readiness fails first; docs/net.md, Draining).\n"
+           "Probes: GET /livez, GET /readyz; GET /metrics.\n",
+           p->default_listen, SVC_GRACE_MS, SVC_PRESTOP_MS);
+}
+
+static int opts_check(int argc, char **argv, char *err, size_t errlen, void *arg)
+{
+    svc_opts scratch;
+    return svc_opts_parse(&scratch, arg, argc, argv, err, errlen);
 }
 
 static void close_store(svc *s);
@@ -192,6 +223,7 @@ static int make_all(svc *s, char *err, size_t errlen)
     sl_http_server_opts so = { .tracer = s->tracer, .listen = s->o.listen, .name = p->name,
                                .timeout_ms = svc_opts_timeout_ms(&s->o),
                                .grace_ms = s->o.grace_ms,
+                               .prestop_ms = s->o.prestop_ms ? s->o.prestop_ms : SL_HTTP_PRESTOP_OFF,
                                /* naive is the seed as written, without sluice's guards:
                                   no budgets, so nothing to admit by; and its requests
                                   hang, which an adaptive limit would turn into 503s */
@@ -211,7 +243,10 @@ static int make_all(svc *s, char *err, size_t errlen)
                         rc == -ENOENT || rc == -EAGAIN ? sl__resolve_strerror(rc) : strerror(-rc)), 1;
     }
     if (p->upstream_flag && (rc = sl_http_upstream_new(&s->up, s->rt, s->o.upstream,
-                                                        &(sl_http_upstream_opts){ .tracer = s->tracer })) < 0)
+                                                        &(sl_http_upstream_opts){ .tracer = s->tracer,
+                                                            .max_conns = s->o.up_max_conns,
+                                                            .max_waiting = s->o.up_max_waiting,
+                                                            .margin_ms = s->o.up_margin_ms })) < 0)
         return snprintf(err, errlen, "%s: %s %s: %s", p->name, rc == -EINVAL ? "bad" : "cannot use", p->upstream_flag,
                         *sl_http_upstream_last_error() ? sl_http_upstream_last_error() : strerror(-rc)),
                rc == -EINVAL ? 2 : 1;
@@ -242,7 +277,26 @@ int svc_setup(svc *s, const svc_prog *p, int argc, char **argv)
     char err[256];
     g_svc = s;
     s->prog = p;
-    if (svc_opts_parse(&s->o, p, argc, argv, err, sizeof err) < 0 || (s->check && s->check(s, err, sizeof err) < 0))
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            help(p);
+            exit(0);
+        }
+    /* the flags from SLUICE_ variables first: the command line wins. The
+     * options keep pointers to the values (argv's and environ's strings),
+     * none into the array, which goes at once. */
+    char **eargv;
+    int eargc;
+    int erc = svc_env_argv(p->name, argc, argv, NULL, opts_check, (void *)p, &eargv, &eargc, err, sizeof err);
+    if (erc == -ENOMEM)
+        return fprintf(stderr, "%s: out of memory\n", p->name), 1;
+    if (erc < 0) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    erc = svc_opts_parse(&s->o, p, eargc, eargv, err, sizeof err);
+    free(eargv);
+    if (erc < 0 || (s->check && s->check(s, err, sizeof err) < 0))
         return usage(p, err);
     int rc = open_store(s, err, sizeof err);
     if (rc == 0)
@@ -307,7 +361,8 @@ int svc_run(svc *s)
         return run_failed(s);
     }
     if ((rc = sl_http_server_start(s->srv)) < 0 || (rc = sl_http_server_handle_signals(s->srv)) < 0) {
-        fprintf(stderr, "%s: cannot listen on %s: %s\n", name, s->o.listen, strerror(-rc));
+        fprintf(stderr, "%s: cannot listen on %s: %s%s\n", name, s->o.listen, strerror(-rc),
+                rc == -EADDRINUSE ? " (another process listens on this port)" : "");
         return run_failed(s);
     }
     if (s->o.trace && (rc = sl_trace_start(s->rt, s->o.trace, 0)) < 0) {

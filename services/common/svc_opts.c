@@ -95,7 +95,8 @@ static int parse_mode(const char *s, svc_mode *m)
 
 int svc_opts_parse(svc_opts *o, const svc_prog *p, int argc, char **argv, char *err, size_t errlen)
 {
-    *o = (svc_opts){ .listen = p->default_listen, .upstream = p->default_upstream, .grace_ms = SVC_GRACE_MS };
+    *o = (svc_opts){ .listen = p->default_listen, .upstream = p->default_upstream, .grace_ms = SVC_GRACE_MS,
+                   .prestop_ms = SVC_PRESTOP_MS };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool flag = !strcmp(a, "--admin") || !strcmp(a, "--access-log");
@@ -126,6 +127,10 @@ int svc_opts_parse(svc_opts *o, const svc_prog *p, int argc, char **argv, char *
             if (number(v, 1, GRACE_MAX_MS, &n) < 0)
                 return fail(err, errlen, "%s: --grace-ms wants 1..%u, not '%s'", p->name, GRACE_MAX_MS, v);
             o->grace_ms = (uint32_t)n;
+        } else if (!strcmp(a, "--prestop-ms")) {
+            if (number(v, 0, GRACE_MAX_MS, &n) < 0)
+                return fail(err, errlen, "%s: --prestop-ms wants 0..%u, not '%s'", p->name, GRACE_MAX_MS, v);
+            o->prestop_ms = (uint32_t)n;
         } else if (!strcmp(a, "--max-pending")) {
             if (number(v, 1, PENDING_MAX, &n) < 0)
                 return fail(err, errlen, "%s: --max-pending wants 1..%ld, not '%s'", p->name, PENDING_MAX, v);
@@ -159,6 +164,16 @@ int svc_opts_parse(svc_opts *o, const svc_prog *p, int argc, char **argv, char *
             if (!ports_ok(v))
                 return fail(err, errlen, "%s: %s wants http://HOST:PORT[,...], not '%s'", p->name, a, v);
             o->upstream = v;
+        } else if (p->upstream_flag && (!strcmp(a, "--upstream-max-conns") || !strcmp(a, "--upstream-max-waiting") ||
+                                        !strcmp(a, "--upstream-margin-ms"))) {
+            if (number(v, 1, 100000, &n) < 0)
+                return fail(err, errlen, "%s: %s wants 1..100000, not '%s'", p->name, a, v);
+            if (!strcmp(a, "--upstream-max-conns"))
+                o->up_max_conns = (uint32_t)n;
+            else if (!strcmp(a, "--upstream-max-waiting"))
+                o->up_max_waiting = (uint32_t)n;
+            else
+                o->up_margin_ms = (uint32_t)n;
         } else if (p->has_stock && !strcmp(a, "--stock")) {
             o->stock = v;
         } else {

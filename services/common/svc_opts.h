@@ -1,6 +1,6 @@
 /* svc_opts.h: the command line every service of the demo chain shares.
  *
- *   --listen HOST:PORT  --threads N  --timeout-ms MS  --grace-ms MS
+ *   --listen HOST:PORT  --threads N  --timeout-ms MS  --grace-ms MS  --prestop-ms MS
  *   --max-pending N (compensations pending before new work is refused)
  *   --mode safe|guarded|naive  --admission on|off
  *   --admin  --access-log  --trace FILE.json
@@ -8,7 +8,8 @@
  *   --data DIR|:memory:  --sync normal|full (svc_store.h)
  *   --traces-sampler-arg RATIO (OpenTelemetry's OTEL_* variables, which
  *   they override: svc_tracing.h)  and the program's own:
- *   one upstream list (--inventory / --payment / --order) and, for
+ *   one upstream list (--inventory / --payment / --order) with its pool
+ *   (--upstream-max-conns N, --upstream-max-waiting N, --upstream-margin-ms MS) and, for
  *   inventory-svc, --stock ITEM=N,...
  *
  * Pure: parsing touches nothing but the struct, so it is unit-tested. */
@@ -19,6 +20,7 @@
 #include <stdint.h>
 
 #define SVC_GRACE_MS 5000u
+#define SVC_PRESTOP_MS 2000u
 
 typedef enum svc_mode { SVC_SAFE, SVC_GUARDED, SVC_NAIVE } svc_mode;
 
@@ -36,12 +38,16 @@ typedef struct svc_opts {
     int threads;                   /* 0: online CPUs */
     uint32_t timeout_ms;           /* 0: not given (the mode's default) */
     uint32_t grace_ms;             /* SIGTERM's drain (default SVC_GRACE_MS) */
+    uint32_t prestop_ms;           /* SIGTERM's preStop window, readiness failing while all is
+                                      served (default SVC_PRESTOP_MS; 0: none) */
     uint32_t max_pending;          /* 0: not given (SVC_UNDO_MAX, svc_undo.h) */
     svc_mode mode;
     bool admin, access_log;
     bool admission_off;            /* --admission off: fixed limits only (docs/net.md) */
     const char *trace;             /* NULL: no trace */
     const char *upstream;
+    /* the upstream client's pool (sl_client.h; 0: its default) */
+    uint32_t up_max_conns, up_max_waiting, up_margin_ms;
     const char *stock;             /* NULL: the default stock */
     const char *data;              /* --data DIR (NULL: a new temporary directory; ":memory:") */
     bool sync_full;                /* --sync full (default normal) */

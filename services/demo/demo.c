@@ -77,7 +77,7 @@ static int start_chain(const demo_cfg *cfg, const char *mode, const char *tag, b
         }
         snprintf(listen[s], sizeof listen[s], "127.0.0.1:%d", c->port[s]);
         snprintf(url[s], sizeof url[s], "http://127.0.0.1:%d", c->port[s]);
-        snprintf(prog[s], sizeof prog[s], "%s/%s", cfg->bindir, svc_prog[s]);
+        snprintf(prog[s], sizeof prog[s], "%s/%s", cfg->bindir, cfg->flat ? strrchr(svc_prog[s], '/') + 1 : svc_prog[s]);
         snprintf(log[s], sizeof log[s], "%s/%s-%s.log", cfg->logdir, tag, svc_name[s]);
         snprintf(trace[s], sizeof trace[s], "%s/%s-%s.json", cfg->trace_dir ? cfg->trace_dir : "", tag,
                  svc_name[s]);
@@ -90,9 +90,10 @@ static int start_chain(const demo_cfg *cfg, const char *mode, const char *tag, b
     for (int s = NSVC - 1; s >= 0; s--) {
         /* naive is the seed as written: no budget at all, so no --timeout-ms */
         bool naive = !strcmp(mode, "naive");
-        char *argv[18] = { prog[s], "--listen", listen[s], "--threads", threads, "--mode", (char *)mode,
-                           (char *)up_opt[s], url[up_of[s]], "--admin" };
-        int argc = 10;
+        /* --prestop-ms 0: no load balancer to wait for, the drain at once */
+        char *argv[20] = { prog[s], "--listen", listen[s], "--threads", threads, "--mode", (char *)mode,
+                           (char *)up_opt[s], url[up_of[s]], "--admin", "--prestop-ms", "0" };
+        int argc = 12;
         if (admission_off) {
             argv[argc++] = "--admission";
             argv[argc++] = "off";
@@ -235,7 +236,7 @@ static int run_phase(const demo_cfg *cfg, chain *c, phase_result *ph, int rps, i
                      char *err, size_t errsz)
 {
     char prog[1024], url[64], rate[16], dur[16], tmo[16];
-    snprintf(prog, sizeof prog, "%s/services/load/sluice-load", cfg->bindir);
+    snprintf(prog, sizeof prog, "%s/%ssluice-load", cfg->bindir, cfg->flat ? "" : "services/load/");
     snprintf(url, sizeof url, "http://127.0.0.1:%d/orders", c->port[SVC_ORDER]);
     snprintf(rate, sizeof rate, "%d", rps);
     snprintf(dur, sizeof dur, "%d", seconds);
@@ -520,7 +521,10 @@ static int usage(const char *msg)
             "                   [--phases WARMUP,STEADY,FAULT,RECOVERY (seconds)] [--threads N]\n"
             "                   [--client-timeout-ms MS] [--budget-ms MS] [--report FILE.html]\n"
             "                   [--overload CALM,BURST,AFTER (seconds) | --overload off] [--overload-x N]\n"
-            "                   [--trace DIR]   (DIR/<mode>.json: a Chrome trace of the three services)\n");
+            "                   [--trace DIR]   (DIR/<mode>.json: a Chrome trace of the three services)\n"
+            "--bindir: a build directory (DIR/services/...); by default the current one, else the\n"
+            "directory this program is installed in, beside order-svc, inventory-svc, payment-svc\n"
+            "and sluice-load.\n");
     return msg ? 2 : 0;
 }
 
@@ -575,6 +579,20 @@ int main(int argc, char **argv)
         }
         else if (!strcmp(a, "--overload-x")) { if (parse_int(v, 1, 20, &cfg.overload_x)) return usage("bad --overload-x"); }
         else return usage("unknown option");
+    }
+    /* installed (make install): the programs sit beside this one, not in a
+     * build tree's services/ */
+    static char exedir[4096];
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/%s", cfg.bindir, svc_prog[0]);
+    if (access(probe, X_OK) < 0) {
+        ssize_t len = readlink("/proc/self/exe", exedir, sizeof exedir - 1);
+        char *slash = len > 0 ? memrchr(exedir, '/', (size_t)len) : NULL;
+        if (slash) {
+            *slash = '\0';
+            cfg.bindir = exedir;
+            cfg.flat = true;
+        }
     }
     mode_result m[5];
     int n = 0;

@@ -45,6 +45,7 @@ typedef struct mode_result {
 
 typedef struct demo_cfg {
     const char *bindir;          /* build directory holding services/ */
+    bool flat;                   /* bindir holds the programs themselves (installed) */
     const char *report;          /* HTML file */
     const char *logdir;
     const char *trace_dir;       /* --trace: one merged Chrome trace per mode, or NULL */

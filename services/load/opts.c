@@ -42,6 +42,9 @@ void load_usage(FILE *f)
           "  --json              one JSON object on stdout (the summary goes to stderr)\n"
           "  --report F.html     a self-contained HTML report with charts\n"
           "  --quiet             no progress line, no summary on stderr\n"
+          "Every option may also be given as an environment variable SLUICE_<OPTION>\n"
+          "(upper case, '-' as '_': SLUICE_RATE=500, SLUICE_JSON=1); the command line\n"
+          "wins over a variable; a bad value in one exits 2 naming it.\n"
           "Every request started in the measured window is followed to its end\n"
           "(answer, error or timeout). Exit: 0 the run completed (whatever the\n"
           "server answered), 2 bad usage, 1 cannot run.\n", f);
