@@ -312,7 +312,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     r->timer_at = 0;
-    atomic_store_explicit(&r->quiet, false, memory_order_relaxed);
+    sl__callback_begin(r);
     r->now = sl_now_ns();
     sl__timer_fire(r, r->now);
     sl__timer_rearm(r);
@@ -470,7 +470,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     ssize_t n = read(fd, &cnt, sizeof cnt);
     (void)n;   /* EAGAIN when we re-activated ourselves below */
-    atomic_store_explicit(&r->quiet, false, memory_order_seq_cst);
+    sl__callback_begin(r);
     r->st.wakeups++;
     r->now = sl_now_ns();
     int left = DRAIN_MAX;
@@ -535,6 +535,7 @@ int sl__reactor_init(sl_reactor *r, sl_runtime *rt, int id, struct event_base *b
     r->id = id;
     r->wake_fd = -1;
     atomic_store(&r->quiet, true);
+    atomic_store(&r->asleep, -1);   /* its thread publishes the truth as it starts */
     sl_reactor_set_report(r, opts ? opts->report : NULL, opts ? opts->report_arg : NULL);
     r->rng = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)(uintptr_t)r) ^ sl_now_ns();
     if (!r->rng)

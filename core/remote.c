@@ -139,6 +139,12 @@ int sl__remote_op(sl_task *t, sl_chan *ch, int op, void *buf)
     return SL_PENDING;
 }
 
+bool sl__remote_waits(const sl_task *t)
+{
+    const remote_req *q = t->w_.buf;
+    return q && !q->aborting;
+}
+
 /* Caller side: withdraw (deadline, cancel) or, at teardown, orphan. */
 void sl__remote_unpark(sl_task *t)
 {

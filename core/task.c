@@ -294,6 +294,8 @@ int sl__park(sl_task *t, sl_wait_kind kind, void *obj, uint64_t until)
         r->check_deadlock = true;
         if (!r->wg_armed)
             sl__watch_blocked(r);
+    } else if (kind == SL_WAIT_REMOTE && !r->wg_armed) {
+        sl__watch_blocked(r);   /* the all-asleep check across reactors looks then */
     }
     return SL_PENDING;
 }
