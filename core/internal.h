@@ -73,6 +73,8 @@ struct sl_reactor {
     _Atomic bool stopping;
 
     uint32_t remote_pending;          /* cross-reactor ops of our tasks in flight */
+    struct sl_rsend *rsends, *rs_dirty;  /* credit senders (rsend.c): all, and to flush */
+    sl_chan *grant_head;              /* our channels with room for queued asks */
     bool check_deadlock, deadlock_reported;
     /* Published for the other reactors' deadlock checks: nothing is ready
      * and every task waits on something local, with no way out. */
@@ -224,6 +226,21 @@ bool sl__waiter_is_proxy(const sl_waiter *w);
 int sl__remote_op(sl_task *t, sl_chan *ch, int op, void *buf);
 void sl__remote_unpark(sl_task *t);
 bool sl__remote_waits(const sl_task *t);    /* parked remotely, no withdrawal under way */
+
+/* rsend.c: sends by credit on a buffered channel of another reactor. */
+#define SL_RSEND_TAG 0x52534e44u   /* t->w_.tag of a task waiting for credit */
+int sl__rsend(sl_task *t, sl_chan *ch, const void *elem);
+bool sl__rsend_parked(const sl_task *t);
+void sl__rsend_unpark(sl_task *t);
+void sl__rsend_flush(sl_reactor *r, bool all);
+void sl__rsend_free_all(sl_reactor *r);
+void sl__rsend_grant(sl_chan *ch);
+void sl__rsend_fail_asks(sl_chan *ch, int err);
+void sl__rsend_drop_asks(sl_chan *ch);     /* teardown: free them, answer nobody */
+/* chan.c: a batch's elements enter the channel; `returned` credit comes
+ * back with them (their own included). */
+void sl__chan_maybe_release(sl_chan *ch);
+void sl__chan_admit(sl_chan *ch, const unsigned char *elems, uint32_t n, uint32_t returned);
 void sl__proxy_fire(sl_waiter *w, int result);
 
 /* watch.c */

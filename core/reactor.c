@@ -368,6 +368,8 @@ static void publish_deferred(sl_reactor *r)
 static void flush_wakes(sl_reactor *r)
 {
     r->in_cb = false;
+    if (r->rs_dirty || r->grant_head)
+        sl__rsend_flush(r, false);   /* batches of remote sends, grants of credit */
     publish_deferred(r);
 }
 
@@ -579,6 +581,10 @@ int sl__reactor_drain(sl_reactor *r)
     sl_reactor *prev = sl__tl_reactor;
     sl__tl_reactor = r;
     int n = drain(r, INT_MAX);
+    if (r->rs_dirty || r->grant_head) {   /* nothing runs any more: all credit goes back */
+        sl__rsend_flush(r, true);
+        n++;
+    }
     sl__tl_reactor = prev;
     return n;
 }
@@ -602,6 +608,8 @@ int sl__reactor_teardown(sl_reactor *r)
     sl__tl_reactor = r;
     int leaks = r->base ? sl__release_leaked_chans(r) : 0;
     sl__chan_quarantine_free(r);
+    sl__rsend_free_all(r);
+    r->grant_head = NULL;
     sl_heap_free(&r->heap);
     sl__watch_free(r);
     for (int i = 0; i < 8; i++)

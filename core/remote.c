@@ -129,6 +129,7 @@ int sl__remote_op(sl_task *t, sl_chan *ch, int op, void *buf)
         memcpy(q->elem, buf, ch->elem_size_);
     t->w_.buf = q;
     t->w_.err = 0;
+    t->w_.tag = 0;   /* not a credit waiter (rsend.c) */
     int rc = sl__park(t, SL_WAIT_REMOTE, ch, 0);
     if (rc != SL_PENDING) {
         free(q);
@@ -141,6 +142,8 @@ int sl__remote_op(sl_task *t, sl_chan *ch, int op, void *buf)
 
 bool sl__remote_waits(const sl_task *t)
 {
+    if (sl__rsend_parked(t))
+        return true;   /* waits for credit: its ask is at home, or on its way */
     const remote_req *q = t->w_.buf;
     return q && !q->aborting;
 }

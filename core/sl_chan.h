@@ -213,6 +213,12 @@ struct sl_chan {
     uint64_t sent_, received_, send_parked_ns_;
     uint32_t remote_ops_;          /* cross-reactor operations under way */
     sl_reactor *qhome_;            /* freed: the reactor whose quarantine takes the header */
+    /* credit lent to senders on other reactors (core/rsend.c): slots counted
+     * as taken, len_ + reserved_ <= cap_ */
+    size_t reserved_;
+    struct sl_rs_ask *asks_, *asks_tail_;   /* asks for credit waiting for room */
+    sl_chan *grant_next_;          /* in the home's list of channels to serve at turn end */
+    uint8_t grant_queued_;
 };
 
 int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,
