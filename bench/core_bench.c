@@ -466,6 +466,78 @@ static double b_cross_chan(long n)
     return -(double)n / ((double)(XC.t1 - XC.t0) / 1e9);
 }
 
+/* ---- ping-pong across reactors through two channels (issue 17) ------------------------ */
+
+/* A on reactor 1 sends on `a` (home: reactor 0) and receives on `b`; B on
+ * reactor 0 receives on `a` and sends on `b` (home: reactor 1). Capacity 1
+ * each (the Go peer's channels too): each side receives at home and sends
+ * by credit. One round trip per iteration. */
+typedef struct xpp {
+    sl_chan *a, *b;
+    long n, ia, ib;
+    int64_t va, vb;
+    int rca, rcb, finished;
+    uint64_t t0, t1;
+} xpp;
+
+static xpp XPP;
+
+static void xpp_finished(void *arg)
+{
+    (void)arg;
+    if (++XPP.finished == 2)
+        sl_runtime_stop(rt);
+}
+
+static int xpp_b(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (XPP.ib = 0; XPP.ib < XPP.n; XPP.ib++) {
+        SL_AWAIT(t, XPP.rcb, sl_chan_recv(t, XPP.a, &XPP.vb));
+        SL_AWAIT(t, XPP.rcb, sl_chan_send(t, XPP.b, &XPP.vb));
+    }
+    sl_chan_free(t, XPP.a);
+    xpp_finished(NULL);
+    SL_END(t);
+}
+
+static int xpp_a(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_chan_new(&XPP.b, sizeof(int64_t), 1, NULL);   /* B reads it after our first send */
+    XPP.t0 = sl_now_ns();
+    for (XPP.ia = 0; XPP.ia < XPP.n; XPP.ia++) {
+        XPP.va = XPP.ia;
+        SL_AWAIT(t, XPP.rca, sl_chan_send(t, XPP.a, &XPP.va));
+        SL_AWAIT(t, XPP.rca, sl_chan_recv(t, XPP.b, &XPP.va));
+    }
+    XPP.t1 = sl_now_ns();
+    sl_chan_free(t, XPP.b);
+    sl_reactor_post(sl_runtime_reactor(rt, 0), xpp_finished, NULL);
+    SL_END(t);
+}
+
+static int xpp_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    sl_task *b;
+    sl_chan_new(&XPP.a, sizeof(int64_t), 1, NULL);
+    sl_spawn(NULL, xpp_b, NULL, &b, NULL);
+    sl_chan_give(XPP.a, t, b);
+    sl_spawn_on(sl_runtime_reactor(rt, 1), xpp_a, NULL, NULL);
+    return 0;
+}
+
+static double b_cross_pingpong(long n)
+{
+    memset(&XPP, 0, sizeof XPP);
+    XPP.n = n;
+    run_main(xpp_main, NULL, 2);
+    return (double)(XPP.t1 - XPP.t0) / (double)n;
+}
+
 /* ---- round trips: a task awaiting another reactor, or the offload pool ----------------------- */
 
 /* A task parks, a message goes to reactor 1, which posts one back that
@@ -757,6 +829,8 @@ int main(int argc, char **argv)
         emit("cross_reactor_post_malloc_msgs_per_s", -best_of3(b_cross_malloc, 5000000 / k), &first);
     if (wanted("cross_reactor_chan_msgs_per_s"))
         emit("cross_reactor_chan_msgs_per_s", -best_of3(b_cross_chan, 1000000 / k), &first);
+    if (wanted("cross_reactor_chan_pingpong_ns"))
+        emit("cross_reactor_chan_pingpong_ns", best_of3(b_cross_pingpong, 100000 / k), &first);
     double cross_rtt = 0, off_rtt = 0;
     if (wanted("cross_reactor_roundtrip_ns") || wanted("offload_vs_cross_roundtrip"))
         emit("cross_reactor_roundtrip_ns", cross_rtt = best_of3(b_cross_roundtrip, 200000 / k), &first);

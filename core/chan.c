@@ -80,11 +80,26 @@ static void fail_all(sl_chan *ch, sl_wq *q, int err)
 
 /* ---- the operations, shared by send/recv, try_ and select -------------- */
 
-int sl__chan_do_send(sl_chan *ch, const void *elem);
-int sl__chan_do_send(sl_chan *ch, const void *elem)
+/* Credit lent to other reactors (rsend.c) counts as taken room. */
+static bool room(const sl_chan *ch)
 {
-    if (ch->closed_ || ch->receivers_gone_)
-        return -EPIPE;
+    return ch->len_ + ch->reserved_ < ch->cap_;
+}
+
+/* Room opened: queued asks for credit are served at the turn's end, in
+ * one grant, rather than one slot at a time. */
+static void note_room(sl_chan *ch)
+{
+    if (ch->asks_ && !ch->grant_queued_ && ch->home_) {
+        ch->grant_queued_ = 1;
+        ch->grant_next_ = ch->home_->grant_head;
+        ch->home_->grant_head = ch;
+    }
+}
+
+/* The element goes to a parked receiver, or into the ring. */
+static int put(sl_chan *ch, const void *elem)
+{
     sl_waiter *w = ch->recvq_.head;
     if (w) {
         sl_wq_remove(&ch->recvq_, w);
@@ -94,12 +109,20 @@ int sl__chan_do_send(sl_chan *ch, const void *elem)
         sl__waiter_fire(w, 0);
         return 0;
     }
-    if (ch->len_ < ch->cap_) {
+    if (room(ch)) {
         ch->sent_++;
         push_elem(ch, elem);
         return 0;
     }
     return -EAGAIN;
+}
+
+int sl__chan_do_send(sl_chan *ch, const void *elem);
+int sl__chan_do_send(sl_chan *ch, const void *elem)
+{
+    if (ch->closed_ || ch->receivers_gone_)
+        return -EPIPE;
+    return put(ch, elem);
 }
 
 int sl__chan_do_recv(sl_chan *ch, void *elem);
@@ -114,6 +137,8 @@ int sl__chan_do_recv(sl_chan *ch, void *elem)
             ch->sent_++;
             push_elem(ch, w->buf);
             fire_sender(ch, w, 0);
+        } else {
+            note_room(ch);
         }
         pressure_down(ch);
         return 0;
@@ -126,9 +151,39 @@ int sl__chan_do_recv(sl_chan *ch, void *elem)
         fire_sender(ch, w, 0);
         return 0;
     }
-    if (ch->closed_ || ch->senders_gone_)
+    /* credit out: elements may still arrive, admitted before the close */
+    if ((ch->closed_ || ch->senders_gone_) && !ch->reserved_)
         return -EPIPE;
     return -EAGAIN;
+}
+
+static void destroy_elem(sl_chan *ch, void *e);
+
+void sl__chan_admit(sl_chan *ch, const unsigned char *elems, uint32_t n, uint32_t returned)
+{
+    ch->reserved_ -= returned - n;   /* the elements' own credit goes as each enters */
+    for (uint32_t i = 0; i < n; i++) {
+        unsigned char *e = (unsigned char *)elems + (size_t)i * ch->elem_size_;
+        ch->reserved_--;
+        if (ch->freed_)
+            destroy_elem(ch, e);
+        else
+            put(ch, e);   /* room was reserved for it */
+    }
+    if (ch->freed_) {
+        sl__chan_maybe_release(ch);
+        return;
+    }
+    /* credit given back: room for senders parked here, then for asks */
+    sl_waiter *w;
+    while ((w = ch->sendq_.head) && room(ch)) {
+        sl_wq_remove(&ch->sendq_, w);
+        put(ch, w->buf);
+        fire_sender(ch, w, 0);
+    }
+    if ((ch->closed_ || ch->senders_gone_) && !ch->len_ && !ch->reserved_ && !ch->sendq_.head)
+        fail_all(ch, &ch->recvq_, -EPIPE);
+    note_room(ch);
 }
 
 /* Would an operation complete now (including with -EPIPE)? For select. */
@@ -136,8 +191,8 @@ bool sl__chan_ready(const sl_chan *ch, int op);
 bool sl__chan_ready(const sl_chan *ch, int op)
 {
     if (op == SL_SEND)
-        return ch->closed_ || ch->receivers_gone_ || ch->recvq_.head || ch->len_ < ch->cap_;
-    return ch->len_ > 0 || ch->sendq_.head || ch->closed_ || ch->senders_gone_;
+        return ch->closed_ || ch->receivers_gone_ || ch->recvq_.head || room(ch);
+    return ch->len_ > 0 || ch->sendq_.head || ((ch->closed_ || ch->senders_gone_) && !ch->reserved_);
 }
 
 /* ---- creation ----------------------------------------------------------- */
@@ -230,7 +285,9 @@ static int freed_op(sl_task *t, sl_chan *ch, const char *what)
 int sl_chan_send(sl_task *t, sl_chan *ch, const void *elem)
 {
     if (ch->home_ != t->reactor_)
-        return ch->home_ ? sl__remote_op(t, ch, SL_SEND, (void *)elem) : freed_op(t, ch, "send");
+        return !ch->home_ ? freed_op(t, ch, "send")
+               : ch->cap_ ? sl__rsend(t, ch, elem)   /* by credit, in batches */
+               : sl__remote_op(t, ch, SL_SEND, (void *)elem);
     if (t->cancel_err_)
         return t->cancel_err_;
     int rc = sl__chan_do_send(ch, elem);
@@ -319,7 +376,9 @@ int sl_chan_close_at_(sl_task *t, sl_chan *ch, const char *file, int line)
     }
     ch->closed_ = 1;
     fail_all(ch, &ch->sendq_, -EPIPE);
-    fail_all(ch, &ch->recvq_, -EPIPE);
+    sl__rsend_fail_asks(ch, -EPIPE);
+    if (!ch->reserved_)   /* else when the credit is back: elements may still come */
+        fail_all(ch, &ch->recvq_, -EPIPE);
     return 0;
 }
 
@@ -442,8 +501,8 @@ static void drop_hold(sl_chan *ch, sl_hold *h)
         *pp = h->tnext;
     }
     free(h);
-    if (--ch->n_holds_ == 0 && ch->freed_)
-        chan_release_mem(ch);
+    --ch->n_holds_;
+    sl__chan_maybe_release(ch);
 }
 
 int sl_chan_detach(sl_chan *ch, sl_task *t, int ends)
@@ -458,10 +517,11 @@ int sl_chan_detach(sl_chan *ch, sl_task *t, int ends)
         /* nobody will ever receive: no sender may wait for one */
         ch->receivers_gone_ = 1;
         fail_all(ch, &ch->sendq_, -EPIPE);
+        sl__rsend_fail_asks(ch, -EPIPE);
     }
     if ((gone & SL_CHAN_SENDER) && --ch->n_senders_ == 0 && !freed) {
         ch->senders_gone_ = 1;
-        if (ch->len_ == 0 && !ch->sendq_.head)
+        if (ch->len_ == 0 && !ch->sendq_.head && !ch->reserved_)
             fail_all(ch, &ch->recvq_, -EPIPE);
     }
     if (!h->ends)
@@ -492,20 +552,46 @@ static void unregister(sl_chan *ch)
     ch->home_ = NULL;
 }
 
+static void destroy_elem(sl_chan *ch, void *e)
+{
+    if (ch->ptr_free_) {
+        void *p;
+        memcpy(&p, e, sizeof p);   /* a slot need not be aligned for a pointer */
+        ch->ptr_free_(p);
+    } else if (ch->elem_drop_) {
+        ch->elem_drop_(ch, e);
+    }
+}
+
 static void destroy_elems(sl_chan *ch)
 {
     while (ch->len_ > 0) {
         void *e = slot(ch, 0);
         ch->head_ = (ch->head_ + 1) % ch->cap_;
         ch->len_--;
-        if (ch->ptr_free_) {
-            void *p;
-            memcpy(&p, e, sizeof p);   /* a slot need not be aligned for a pointer */
-            ch->ptr_free_(p);
-        } else if (ch->elem_drop_) {
-            ch->elem_drop_(ch, e);
-        }
+        destroy_elem(ch, e);
     }
+}
+
+/* Off the home's list of channels to serve (freeing: rare, so a walk). */
+static void grant_unqueue(sl_chan *ch)
+{
+    if (!ch->grant_queued_ || !ch->qhome_)
+        return;
+    for (sl_chan **pp = &ch->qhome_->grant_head; *pp; pp = &(*pp)->grant_next_)
+        if (*pp == ch) {
+            *pp = ch->grant_next_;
+            break;
+        }
+    ch->grant_queued_ = 0;
+}
+
+/* A freed channel's header goes once no end is attached and no credit is
+ * out (a batch on its way still names it); its ring went at the free. */
+void sl__chan_maybe_release(sl_chan *ch)
+{
+    if (ch->freed_ && !ch->n_holds_ && !ch->reserved_)
+        chan_release_mem(ch);
 }
 
 int sl_chan_free_at_(sl_task *t, sl_chan *ch, const char *file, int line)
@@ -526,13 +612,18 @@ int sl_chan_free_at_(sl_task *t, sl_chan *ch, const char *file, int line)
     ch->closed_ = 1;
     fail_all(ch, &ch->sendq_, -EPIPE);
     fail_all(ch, &ch->recvq_, -EPIPE);
+    sl__rsend_fail_asks(ch, -EPIPE);
     destroy_elems(ch);
     ch->freed_ = 1;
     ch->qhome_ = ch->home_;
+    grant_unqueue(ch);
     if (ch->home_)
         unregister(ch);
-    if (ch->n_holds_ == 0)
-        chan_release_mem(ch);
+    if (ch->buf_heap_)   /* the ring goes at once, whatever keeps the header */
+        free(ch->buf_);
+    ch->buf_ = NULL;
+    ch->buf_heap_ = 0;
+    sl__chan_maybe_release(ch);
     return 0;
 }
 
@@ -551,8 +642,10 @@ void sl__chan_teardown(sl_chan *ch)
         }
     }
     destroy_elems(ch);
+    sl__rsend_drop_asks(ch);   /* the reactor's list of channels to serve goes with it */
     unregister(ch);
     ch->freed_ = 1;
+    ch->reserved_ = 0;   /* every reactor has stopped: no batch will come */
     if (!ch->holds_) {
         chan_release_mem(ch);
         return;

@@ -133,10 +133,169 @@ bool sl__stuck(sl_reactor *r)
     return event_base_get_num_events(r->base, EVENT_BASE_COUNT_ADDED) <= ours;
 }
 
+/* Is every task of r parked with no way out of its own: a local wait with
+ * no deadline, or a cross-reactor operation with no deadline and no
+ * withdrawal under way; with nothing ready and no event on the base but
+ * ours? Returns how many tasks (0 for an idle reactor), or -1. The count
+ * filters first, so a busy reactor pays two compares. */
+static int asleep_count(sl_reactor *r)
+{
+    if (r->rq_head || r->yq_head || r->blocked + r->remote_pending < r->ntasks)
+        return -1;
+    int ours = 1 + (evtimer_pending(r->timer_ev, NULL) ? 1 : 0) +
+               (evtimer_pending(r->run_ev, NULL) ? 1 : 0) +
+               (r->wg_ev && evtimer_pending(r->wg_ev, NULL) ? 1 : 0);
+    if (event_base_get_num_events(r->base, EVENT_BASE_COUNT_ADDED) > ours)
+        return -1;
+    if (r->blocked < r->ntasks)
+        for (sl_task *t = r->tasks; t; t = t->next_)
+            if (!(t->flags_ & SL_TF_BLOCKED) &&
+                (t->status_ != SL_TASK_PARKED || t->wait_kind_ != SL_WAIT_REMOTE ||
+                 t->heap_idx_ || !sl__remote_waits(t)))
+                return -1;
+    return (int)r->ntasks;
+}
+
+void sl__callback_begin(sl_reactor *r)
+{
+    if (r->rt && r->rt->n > 1) {
+        atomic_store_explicit(&r->quiet, false, memory_order_seq_cst);
+        atomic_store_explicit(&r->asleep, -1, memory_order_seq_cst);
+    }
+}
+
 void sl__callback_end(sl_reactor *r)
 {
-    if (r->rt && r->rt->n > 1)
-        atomic_store_explicit(&r->quiet, sl__stuck(r), memory_order_seq_cst);
+    if (!r->rt || r->rt->n < 2)
+        return;
+    atomic_store_explicit(&r->quiet, sl__stuck(r), memory_order_seq_cst);
+    int n = asleep_count(r);
+    atomic_store_explicit(&r->steps_pub, r->st.steps, memory_order_seq_cst);
+    /* tasks the reactor's own check has reported already are not news */
+    atomic_store_explicit(&r->asleep, n > 0 && r->deadlock_reported ? 0 : n, memory_order_seq_cst);
+    atomic_fetch_add_explicit(&r->turns, 1, memory_order_seq_cst);
+}
+
+/* ---- all asleep, across reactors ------------------------------------------- */
+
+/* The report's part of one reactor, made on its own thread (a reactor
+ * reads only its own tasks). */
+typedef struct asleep_msg {
+    sl_reactor *r;
+    uint64_t steps;      /* st.steps when the checker saw it asleep */
+    int total, nr;
+    bool act;            /* the reactor that applies the policy */
+} asleep_msg;
+
+static void asleep_report(void *arg)
+{
+    asleep_msg *m = arg;
+    sl_reactor *r = m->r;
+    /* something ran since the look (a task stepped): the episode is over */
+    if (r->st.steps != m->steps || asleep_count(r) <= 0 || r->deadlock_reported) {
+        free(m);
+        return;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) {
+        free(m);
+        return;
+    }
+    fprintf(f, "sluice: deadlock on reactor %d: all %d tasks of all %d reactors are parked and nothing "
+            "can wake them (cross-reactor waits included); this reactor's %zu:", r->id, m->total, m->nr,
+            r->ntasks);
+    char line[512];
+    for (sl_task *t = r->tasks; t; t = t->next_) {
+        sl_task_describe(t, line, sizeof line);
+        fprintf(f, "\n  %s", line);
+    }
+    fclose(f);
+    r->st.deadlocks++;
+    sl__deadlock_keep(r, text);
+    sl__report(r, "%s", text);
+    free(text);
+    sl_task **set = m->act ? malloc(r->ntasks * sizeof *set) : NULL;
+    if (set) {
+        size_t k = 0;
+        for (sl_task *t = r->tasks; t; t = t->next_)
+            set[k++] = t;
+        sl__deadlock_act(r, set, k);
+        free(set);
+        sl__callback_begin(r);   /* the policy may have readied a task */
+    }
+    free(m);
+}
+
+/* Go's "all goroutines are asleep", over every reactor: every task of every
+ * reactor is parked with no way out of its own (cross-reactor operations
+ * included), no reactor is running a callback and no message waits. The
+ * wait-for check and the per-reactor check treat a cross-reactor wait as a
+ * way out, so a cycle through channels of two reactors is found only here.
+ *
+ * Each reactor publishes its own state at each callback's end; a checker
+ * reads everyone's twice (state, turns, then the message flags) and trusts
+ * it only if nothing moved in between. It reports only when it has seen the
+ * same stamp (the sum of every reactor's step count) on two looks in a row,
+ * a deadlock_check_ms apart: a real deadlock stays, a moment of calm does
+ * not. The stamp also makes it one report per episode, whichever reactor
+ * looks. Messages posted from threads outside the runtime are not foreseen
+ * (the per-reactor check has the same blind spot). */
+void sl__asleep_check(sl_reactor *r)
+{
+    sl_runtime *rt = r->rt;
+    if (!rt || rt->n < 2 || atomic_load(&rt->state) != 1)
+        return;
+    int own = asleep_count(r);
+    if (own < 0 || (own > 0 && r->deadlock_reported))
+        return;
+    int n = rt->n, nr[n];
+    uint64_t turns[n], steps[n];
+    int total = own;
+    uint64_t stamp = 1 + r->st.steps;
+    for (int i = 0; i < n; i++) {
+        sl_reactor *o = rt->r[i];
+        if (o == r)
+            continue;
+        nr[i] = atomic_load(&o->asleep);
+        turns[i] = atomic_load(&o->turns);
+        steps[i] = atomic_load(&o->steps_pub);
+        if (nr[i] < 0 || atomic_load(&o->wake_pending))
+            return;
+        total += nr[i];
+        stamp += steps[i];
+    }
+    for (int i = 0; i < n; i++) {
+        sl_reactor *o = rt->r[i];
+        if (o != r && (atomic_load(&o->asleep) != nr[i] || atomic_load(&o->turns) != turns[i] ||
+                       atomic_load(&o->wake_pending)))
+            return;
+    }
+    if (!total)
+        return;
+    bool again = r->asleep_seen == stamp;
+    r->asleep_seen = stamp;
+    uint64_t last = atomic_load(&rt->asleep_stamp);
+    if (!again || last == stamp || !atomic_compare_exchange_strong(&rt->asleep_stamp, &last, stamp))
+        return;
+    bool acted = false;
+    for (int i = 0; i < n; i++) {
+        sl_reactor *o = rt->r[i];
+        int k = o == r ? own : nr[i];
+        if (!k)
+            continue;
+        asleep_msg *m = malloc(sizeof *m);
+        if (!m)
+            continue;
+        *m = (asleep_msg){ .r = o, .steps = o == r ? r->st.steps : steps[i], .total = total, .nr = n,
+                           .act = !acted };
+        acted = true;
+        if (o == r)
+            asleep_report(m);
+        else if (sl_reactor_post(o, asleep_report, m) < 0)
+            free(m);
+    }
 }
 
 /* Another reactor could still send a message that wakes one of ours unless

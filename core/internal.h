@@ -73,10 +73,22 @@ struct sl_reactor {
     _Atomic bool stopping;
 
     uint32_t remote_pending;          /* cross-reactor ops of our tasks in flight */
+    struct sl_rsend *rsends, *rs_dirty;  /* credit senders (rsend.c): all, and to flush */
+    sl_chan *grant_head;              /* our channels with room for queued asks */
     bool check_deadlock, deadlock_reported;
     /* Published for the other reactors' deadlock checks: nothing is ready
      * and every task waits on something local, with no way out. */
     _Atomic bool quiet;
+    /* Published for the all-asleep check across reactors (diag.c): -1 while
+     * anything of ours may still run (stored at the start of a callback that
+     * may change that); else how many of our tasks are parked with no way out
+     * of their own (local waits and cross-reactor operations without a
+     * deadline) and not reported yet. `turns` counts callback ends and
+     * `steps_pub` is st.steps as of the last one: a checker that reads the
+     * same values twice knows nothing ran in between. */
+    _Atomic int asleep;
+    _Atomic uint64_t turns, steps_pub;
+    uint64_t asleep_seen;             /* the checker's stamp of its previous look */
     bool tearing_down;
 
     /* diagnostics (watch.c) */
@@ -142,6 +154,7 @@ struct sl_runtime {
     bool stop_when_done;
     _Atomic long live;
     _Atomic int stop_err;            /* what run returns: -EDEADLK (policy STOP) */
+    _Atomic uint64_t asleep_stamp;   /* the all-asleep deadlock last reported (diag.c) */
 };
 
 /* reactor.c */
@@ -217,6 +230,22 @@ bool sl__waiter_is_proxy(const sl_waiter *w);
 /* remote.c: cross-reactor send/recv. */
 int sl__remote_op(sl_task *t, sl_chan *ch, int op, void *buf);
 void sl__remote_unpark(sl_task *t);
+bool sl__remote_waits(const sl_task *t);    /* parked remotely, no withdrawal under way */
+
+/* rsend.c: sends by credit on a buffered channel of another reactor. */
+#define SL_RSEND_TAG 0x52534e44u   /* t->w_.tag of a task waiting for credit */
+int sl__rsend(sl_task *t, sl_chan *ch, const void *elem);
+bool sl__rsend_parked(const sl_task *t);
+void sl__rsend_unpark(sl_task *t);
+void sl__rsend_flush(sl_reactor *r, bool all);
+void sl__rsend_free_all(sl_reactor *r);
+void sl__rsend_grant(sl_chan *ch);
+void sl__rsend_fail_asks(sl_chan *ch, int err);
+void sl__rsend_drop_asks(sl_chan *ch);     /* teardown: free them, answer nobody */
+/* chan.c: a batch's elements enter the channel; `returned` credit comes
+ * back with them (their own included). */
+void sl__chan_maybe_release(sl_chan *ch);
+void sl__chan_admit(sl_chan *ch, const unsigned char *elems, uint32_t n, uint32_t returned);
 void sl__proxy_fire(sl_waiter *w, int result);
 
 /* watch.c */
@@ -251,6 +280,8 @@ void sl__deadlock_maybe(sl_reactor *r);
 void sl__deadlock_keep(sl_reactor *r, const char *text);
 bool sl__stuck(sl_reactor *r);
 void sl__callback_end(sl_reactor *r);
+void sl__callback_begin(sl_reactor *r);     /* a callback that may make tasks ready */
+void sl__asleep_check(sl_reactor *r);        /* the all-asleep check across reactors */
 int sl__destroy_leaked_tasks(sl_reactor *r);
 void sl__report_leaks_before_teardown(sl_reactor *r);
 int sl__release_leaked_chans(sl_reactor *r);

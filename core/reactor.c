@@ -312,7 +312,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     r->timer_at = 0;
-    atomic_store_explicit(&r->quiet, false, memory_order_relaxed);
+    sl__callback_begin(r);
     r->now = sl_now_ns();
     sl__timer_fire(r, r->now);
     sl__timer_rearm(r);
@@ -368,6 +368,8 @@ static void publish_deferred(sl_reactor *r)
 static void flush_wakes(sl_reactor *r)
 {
     r->in_cb = false;
+    if (r->rs_dirty || r->grant_head)
+        sl__rsend_flush(r, false);   /* batches of remote sends, grants of credit */
     publish_deferred(r);
 }
 
@@ -470,7 +472,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     ssize_t n = read(fd, &cnt, sizeof cnt);
     (void)n;   /* EAGAIN when we re-activated ourselves below */
-    atomic_store_explicit(&r->quiet, false, memory_order_seq_cst);
+    sl__callback_begin(r);
     r->st.wakeups++;
     r->now = sl_now_ns();
     int left = DRAIN_MAX;
@@ -535,6 +537,7 @@ int sl__reactor_init(sl_reactor *r, sl_runtime *rt, int id, struct event_base *b
     r->id = id;
     r->wake_fd = -1;
     atomic_store(&r->quiet, true);
+    atomic_store(&r->asleep, -1);   /* its thread publishes the truth as it starts */
     sl_reactor_set_report(r, opts ? opts->report : NULL, opts ? opts->report_arg : NULL);
     r->rng = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)(uintptr_t)r) ^ sl_now_ns();
     if (!r->rng)
@@ -578,6 +581,10 @@ int sl__reactor_drain(sl_reactor *r)
     sl_reactor *prev = sl__tl_reactor;
     sl__tl_reactor = r;
     int n = drain(r, INT_MAX);
+    if (r->rs_dirty || r->grant_head) {   /* nothing runs any more: all credit goes back */
+        sl__rsend_flush(r, true);
+        n++;
+    }
     sl__tl_reactor = prev;
     return n;
 }
@@ -601,6 +608,8 @@ int sl__reactor_teardown(sl_reactor *r)
     sl__tl_reactor = r;
     int leaks = r->base ? sl__release_leaked_chans(r) : 0;
     sl__chan_quarantine_free(r);
+    sl__rsend_free_all(r);
+    r->grant_head = NULL;
     sl_heap_free(&r->heap);
     sl__watch_free(r);
     for (int i = 0; i < 8; i++)

@@ -129,6 +129,7 @@ int sl__remote_op(sl_task *t, sl_chan *ch, int op, void *buf)
         memcpy(q->elem, buf, ch->elem_size_);
     t->w_.buf = q;
     t->w_.err = 0;
+    t->w_.tag = 0;   /* not a credit waiter (rsend.c) */
     int rc = sl__park(t, SL_WAIT_REMOTE, ch, 0);
     if (rc != SL_PENDING) {
         free(q);
@@ -137,6 +138,14 @@ int sl__remote_op(sl_task *t, sl_chan *ch, int op, void *buf)
     t->reactor_->remote_pending++;
     sl_reactor_post_mem(ch->home_, &q->msg, home_start, q);
     return SL_PENDING;
+}
+
+bool sl__remote_waits(const sl_task *t)
+{
+    if (sl__rsend_parked(t))
+        return true;   /* waits for credit: its ask is at home, or on its way */
+    const remote_req *q = t->w_.buf;
+    return q && !q->aborting;
 }
 
 /* Caller side: withdraw (deadline, cancel) or, at teardown, orphan. */

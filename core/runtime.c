@@ -95,6 +95,7 @@ static void *reactor_main(void *arg)
     atomic_store(&r->thread_ready, true);
     if (r->rt->pin)
         pin(r);
+    sl__callback_end(r);   /* publish whether it is asleep: an idle reactor runs no callback */
     event_base_loop(r->base, EVLOOP_NO_EXIT_ON_EMPTY);
     sl__set_current_reactor(NULL);
     return NULL;
@@ -136,6 +137,7 @@ int sl_runtime_run(sl_runtime *rt)
     sl__set_current_reactor(r0);
     if (rt->pin)
         pin(r0);
+    sl__callback_end(r0);
     event_base_loop(r0->base, EVLOOP_NO_EXIT_ON_EMPTY);
     sl__set_current_reactor(prev);
     sl__watchdog_stop(rt);

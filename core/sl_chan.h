@@ -24,11 +24,19 @@
  * (a socket) and resumed.
  *
  * REACTORS. A channel lives on the reactor that created it (its home). Tasks
- * of other reactors can sl_chan_send() and sl_chan_recv() on it: the operation
- * travels as a cross-reactor message, always parks the caller, and completes
- * exactly once (an element is never lost or duplicated, even when the caller's
- * deadline fires at the same moment). Every other operation (try_, select,
- * close, attach, free) is home-only and returns -EXDEV elsewhere. */
+ * of other reactors can sl_chan_send() and sl_chan_recv() on it, exactly once
+ * (an element is never lost or duplicated, even when the caller's deadline
+ * fires at the same moment). A send on a buffered channel goes by credit: the
+ * home lends free room to the sender's reactor (counted as taken, so the
+ * capacity holds), a send with credit returns 0 at once and its element
+ * reaches the home in a batch when the sender's callback ends; without
+ * credit the task parks on its own reactor until room is lent. After a
+ * close, elements sent with credit lent before it still arrive, and
+ * receivers get -EPIPE only once the channel is empty and all credit is
+ * back. A receive, and a send on a rendezvous channel, is a round trip to
+ * the home and always parks the caller. Every other operation (try_,
+ * select, close, attach, free) is home-only and returns -EXDEV elsewhere
+ * (docs/core.md, "Across reactors"). */
 #ifndef SL_CHAN_H
 #define SL_CHAN_H
 #include <stdbool.h>
@@ -213,6 +221,12 @@ struct sl_chan {
     uint64_t sent_, received_, send_parked_ns_;
     uint32_t remote_ops_;          /* cross-reactor operations under way */
     sl_reactor *qhome_;            /* freed: the reactor whose quarantine takes the header */
+    /* credit lent to senders on other reactors (core/rsend.c): slots counted
+     * as taken, len_ + reserved_ <= cap_ */
+    size_t reserved_;
+    struct sl_rs_ask *asks_, *asks_tail_;   /* asks for credit waiting for room */
+    sl_chan *grant_next_;          /* in the home's list of channels to serve at turn end */
+    uint8_t grant_queued_;
 };
 
 int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,

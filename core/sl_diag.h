@@ -7,7 +7,11 @@
  *    socket or other event on the base, a cross-reactor operation, a channel
  *    used from another reactor) could wake any of them. Go's "all goroutines
  *    are asleep", as a report rather than a crash. Checked whenever the run
- *    queue drains after a task parked; reported once per episode.
+ *    queue drains after a task parked; reported once per episode. A task
+ *    waiting on a channel of another reactor is a way out there; when every
+ *    task of EVERY reactor is parked with no deadline, cross-reactor waits
+ *    included, and nothing else can run, the check across reactors reports
+ *    it (each reactor its own tasks) within two deadlock_check_ms periods.
  *  - "leak": at sl_runtime_free()/sl_reactor_free(), each task still alive and
  *    each channel not freed, with the file:line that made it.
  *  - "misuse": a double close, a close or free by a non-owner, an unlock by a

@@ -76,7 +76,8 @@ typedef struct sl_runtime_opts {
      * program or a test. A server's listeners and connections are not
      * tasks: leave it false there and stop on a signal. */
     bool stop_when_done;
-    int deadlock_check_ms;/* period of the wait-for check; 0: 250, < 0: off */
+    int deadlock_check_ms;/* period of the wait-for check and of the check
+                           * across reactors; 0: 250, < 0: off */
     int stall_ms;         /* a step running longer is a stall; 0: 10, < 0: off */
     unsigned spin_limit;  /* empty polls in a row that make a busy-poll report; 0: 10000 */
     int offload_threads;  /* worker threads for blocking calls (sl_offload.h), started at

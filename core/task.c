@@ -294,6 +294,8 @@ int sl__park(sl_task *t, sl_wait_kind kind, void *obj, uint64_t until)
         r->check_deadlock = true;
         if (!r->wg_armed)
             sl__watch_blocked(r);
+    } else if (kind == SL_WAIT_REMOTE && !r->wg_armed) {
+        sl__watch_blocked(r);   /* the all-asleep check across reactors looks then */
     }
     return SL_PENDING;
 }
@@ -328,7 +330,12 @@ void sl__unpark(sl_task *t)
     case SL_WAIT_SEM:    sl__sem_unpark(t); break;
     case SL_WAIT_JOIN:   sl__join_unpark(t); break;
     case SL_WAIT_GROUP:  sl__group_unpark(t); break;
-    case SL_WAIT_REMOTE: sl__remote_unpark(t); break;
+    case SL_WAIT_REMOTE:
+        if (sl__rsend_parked(t))
+            sl__rsend_unpark(t);
+        else
+            sl__remote_unpark(t);
+        break;
     case SL_WAIT_EXTERNAL:
     case SL_WAIT_OFFLOAD: external_unpark(t, -ECANCELED); break;
     default: break;
@@ -340,7 +347,7 @@ void sl__unpark(sl_task *t)
  * reactor, so it is withdrawn there first and t wakes when that answers. */
 static void abort_wait(sl_task *t, int err)
 {
-    if (t->wait_kind_ == SL_WAIT_REMOTE) {
+    if (t->wait_kind_ == SL_WAIT_REMOTE && !sl__rsend_parked(t)) {
         if (t->heap_idx_)
             sl_heap_remove(&t->reactor_->heap, t);
         t->w_.err = err;

@@ -166,9 +166,11 @@ static void wg_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     r->wg_armed = false;
-    if (!r->blocked)
+    if (!r->blocked && !r->remote_pending)
         return;
-    sl_reactor_check_waits(r);
+    sl__asleep_check(r);
+    if (r->blocked && sl_reactor_check_waits(r))
+        sl__callback_begin(r);   /* the policy may have readied a task: not asleep */
     sl__watch_blocked(r);
 }
 

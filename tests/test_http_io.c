@@ -343,7 +343,9 @@ static void test_flood_is_pushed_back(void **s)
     }
     assert_true(in >= 192 * 1024);
     assert_true(out >= 192 * 1024);
-    /* and stays within them while the client still has requests to send */
+    /* and stays within them while the client still has requests to send
+     * (20 samples of an invariant, spaced out: not a wait for an event, so
+     * a descheduled test thread cannot make it fail) */
     for (int i = 0; i < 20; i++) {
         uint64_t most = metric("sluice_http_connection_buffered_max_bytes");
         assert_true(most <= 600 * 1024);

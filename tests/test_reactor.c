@@ -425,6 +425,162 @@ static void test_cross_reactor_channel(void **s)
     print_message("cross-reactor channel: %d received, %d receive deadlines fired meanwhile\n", X.n_ok, X.n_timeout);
 }
 
+
+/* ---- sends by credit (issue 17): races from both sides, close among them ------------------ */
+
+/* Two senders on reactors 1 and 2 send distinct values by credit with
+ * random deadlines (a timed-out send is retried: it was not taken); three
+ * receivers (reactor 0's home task, and one on each of reactors 1 and 2)
+ * take them with random deadlines too. Once CR_CLOSE_AT were received, the home
+ * closes the channel while the senders still send: every send that
+ * returned 0 must be received exactly once (receivers drain until -EPIPE),
+ * none that failed, and never more elements accepted than the capacity
+ * (counted as sent minus received, at the home). */
+#define CR_N 3000            /* values per sender */
+#define CR_CAP 8
+#define CR_CLOSE_AT 4000
+
+typedef struct cr {
+    sl_chan *ch;
+    _Atomic long sent_ok, received;
+    _Atomic int seen[2 * CR_N], ok[2 * CR_N];
+    _Atomic int over_cap, bad, timeouts, done;   /* done: tasks finished */
+    int home_rc, home_got, i, closed;
+    uint64_t rng[6];
+} cr;
+
+static cr CR;
+
+static uint64_t cr_rand(int k)
+{
+    CR.rng[k] = CR.rng[k] * 6364136223846793005ULL + 1442695040888963407ULL;
+    return CR.rng[k] >> 33;
+}
+
+static void cr_got(int v)
+{
+    atomic_fetch_add(&CR.received, 1);
+    if (v < 0 || v >= 2 * CR_N || atomic_fetch_add(&CR.seen[v], 1))
+        atomic_store(&CR.bad, 1);
+}
+
+typedef struct crt { int id, i, v, rc; } crt;
+static crt cr_senders[2], cr_receivers[2];
+
+static int cr_sender(sl_task *t, void *arg)
+{
+    crt *c = arg;
+    SL_BEGIN(t);
+    for (c->i = 0; c->i < CR_N;) {
+        c->v = c->id * CR_N + c->i;
+        sl_task_set_deadline(t, sl_now_ns() + (10 + cr_rand(c->id)) % 200 * SL_NS_PER_US);
+        SL_AWAIT(t, c->rc, sl_chan_send(t, CR.ch, &c->v));
+        if (c->rc == -ETIMEDOUT) {
+            atomic_fetch_add(&CR.timeouts, 1);
+            continue;   /* not taken: the same value again */
+        }
+        if (c->rc == -EPIPE)
+            break;
+        assert_int_equal(c->rc, 0);
+        atomic_store(&CR.ok[c->v], 1);
+        atomic_fetch_add(&CR.sent_ok, 1);
+        c->i++;
+    }
+    sl_task_set_deadline(t, 0);
+    atomic_fetch_add(&CR.done, 1);
+    SL_END(t);
+}
+
+static int cr_receiver(sl_task *t, void *arg)   /* on reactor 1 or 2: the round trip */
+{
+    crt *c = arg;
+    SL_BEGIN(t);
+    for (;;) {
+        sl_task_set_deadline(t, sl_now_ns() + (20 + cr_rand(2 + c->id)) % 300 * SL_NS_PER_US);
+        SL_AWAIT(t, c->rc, sl_chan_recv(t, CR.ch, &c->v));
+        if (c->rc == -ETIMEDOUT) {
+            atomic_fetch_add(&CR.timeouts, 1);
+            continue;
+        }
+        if (c->rc == -EPIPE)
+            break;
+        assert_int_equal(c->rc, 0);
+        cr_got(c->v);
+    }
+    sl_task_set_deadline(t, 0);
+    atomic_fetch_add(&CR.done, 1);
+    SL_END(t);
+}
+
+static int cr_home(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_new(&CR.ch, sizeof(int), CR_CAP, &(sl_chan_opts){ .name = "credit" }), 0);
+    for (int k = 0; k < 2; k++) {
+        cr_senders[k] = (crt){ .id = k };
+        cr_receivers[k] = (crt){ .id = k };
+        sl_reactor *r = sl_runtime_reactor(rt, 1 + k);
+        assert_int_equal(sl_spawn_on(r, cr_sender, &cr_senders[k], &(sl_spawn_opts){ .name = "sender" }), 0);
+        assert_int_equal(sl_spawn_on(r, cr_receiver, &cr_receivers[k], &(sl_spawn_opts){ .name = "receiver" }), 0);
+    }
+    for (CR.i = 0;; CR.i++) {
+        /* capacity, counted at the home: what the senders were told is
+         * sent (read first) minus what left the channel (now) */
+        long sent = atomic_load(&CR.sent_ok);
+        sl_chan_stats st;
+        sl_chan_stats_get(CR.ch, &st);
+        if (sent - (long)st.received > CR_CAP)
+            atomic_store(&CR.over_cap, 1);
+        if (atomic_load(&CR.received) >= CR_CLOSE_AT && !CR.closed) {
+            CR.closed = 1;
+            assert_int_equal(sl_chan_close(t, CR.ch), 0);   /* while the senders still send */
+        }
+        sl_task_set_deadline(t, sl_now_ns() + (20 + cr_rand(4)) % 300 * SL_NS_PER_US);
+        SL_AWAIT(t, CR.home_rc, sl_chan_recv(t, CR.ch, &CR.home_got));
+        if (CR.home_rc == -ETIMEDOUT) {
+            atomic_fetch_add(&CR.timeouts, 1);
+            CR.i--;
+            continue;
+        }
+        if (CR.home_rc == -EPIPE)
+            break;
+        assert_int_equal(CR.home_rc, 0);
+        cr_got(CR.home_got);
+    }
+    sl_task_set_deadline(t, 0);
+    /* the others tell by counting; bounded: a lost element fails the counts */
+    for (CR.i = 0; CR.i < 20000 && atomic_load(&CR.done) < 4; CR.i++)
+        SL_AWAIT(t, CR.home_rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_int_equal(sl_chan_free(t, CR.ch), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_credit_sends_race(void **s)
+{
+    (void)s;
+    memset(&CR, 0, sizeof CR);
+    for (int k = 0; k < 6; k++)
+        CR.rng[k] = 0x9E3779B97F4A7C15ULL * (uint64_t)(k + 1);
+    rt = rt_new(3, &cap);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 0), cr_home, NULL, NULL), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    assert_int_equal(atomic_load(&CR.done), 4);
+    assert_int_equal(atomic_load(&CR.bad), 0);
+    assert_int_equal(atomic_load(&CR.over_cap), 0);
+    long ok = 0;
+    for (int v = 0; v < 2 * CR_N; v++) {
+        assert_int_equal(atomic_load(&CR.seen[v]), atomic_load(&CR.ok[v]));   /* exactly once, or never */
+        ok += atomic_load(&CR.ok[v]);
+    }
+    assert_int_equal(ok, atomic_load(&CR.sent_ok));
+    assert_true(ok >= CR_CLOSE_AT);
+    print_message("credit sends: %ld sent and received, %d deadlines fired meanwhile\n", ok,
+                  atomic_load(&CR.timeouts));
+}
+
 /* ---- spawning on another reactor's thread ---------------------------------------------- */
 
 static int noop(sl_task *t, void *arg)
@@ -851,6 +1007,7 @@ int main(void)
         cmocka_unit_test(test_burst_yields),
         cmocka_unit_test(test_long_run_two_destinations),
         cmocka_unit_test(test_cross_reactor_channel),
+        cmocka_unit_test(test_credit_sends_race),
         cmocka_unit_test(test_spawn_other_thread),
         cmocka_unit_test(test_runtime_bad_args),
         cmocka_unit_test(test_stop_from_signal),

@@ -602,6 +602,126 @@ static void test_sink_calls_serialized(void **s)
     assert_int_equal(atomic_load(&sk_overlap), 0);
 }
 
+/* ---- all asleep across reactors (issue 15) -------------------------------------------- */
+
+/* Task a on reactor 0 receives from a channel of reactor 1, task b on
+ * reactor 1 from a channel of reactor 0, reactor 2 has nothing to do: every
+ * task of every reactor is asleep and only the check across reactors sees
+ * it (a cross-reactor wait is a way out for the per-reactor checks). */
+typedef struct xr {
+    sl_chan *c0, *c1;
+    int va, vb, rca, rcb;
+    uint64_t sleep_ns;   /* b's sleep before it sends on c1 (no-deadlock case) */
+} xr;
+
+static xr X;
+
+static int xr_a(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, X.rca, sl_chan_recv(t, X.c1, &X.va));
+    if (X.sleep_ns)
+        sl_runtime_stop(rt);   /* fed: the run is over */
+    SL_END(t);
+}
+
+static int xr_b(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    if (X.sleep_ns) {
+        SL_AWAIT(t, X.rcb, sl_sleep(t, X.sleep_ns));
+        X.vb = 42;
+        SL_AWAIT(t, X.rcb, sl_chan_send(t, X.c1, &X.vb));
+    } else {
+        SL_AWAIT(t, X.rcb, sl_chan_recv(t, X.c0, &X.vb));
+    }
+    SL_END(t);
+}
+
+/* Stops the runtime if it is still running after a generous bound: a
+ * missing report fails the test's asserts instead of hanging it. */
+static pthread_mutex_t bound_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t bound_cond = PTHREAD_COND_INITIALIZER;
+static bool bound_done, bound_fired;
+
+static void *bound_main(void *arg)
+{
+    (void)arg;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    pthread_mutex_lock(&bound_lock);
+    while (!bound_done)
+        if (pthread_cond_timedwait(&bound_cond, &bound_lock, &until)) {
+            bound_fired = true;
+            sl_runtime_stop(rt);
+            break;
+        }
+    pthread_mutex_unlock(&bound_lock);
+    return NULL;
+}
+
+static int run_xr(int policy, uint64_t sleep_ns, int *leaks)
+{
+    memset(&cap, 0, sizeof cap);
+    memset(&X, 0, sizeof X);
+    X.sleep_ns = sleep_ns;
+    sl_runtime_opts o = { .threads = 3, .report = report, .report_arg = &cap, .deadlock_policy = policy,
+                          .deadlock_check_ms = 20, .stall_ms = -1 };
+    assert_int_equal(sl_runtime_new(&rt, &o), 0);
+    sl_reactor *r0 = sl_runtime_reactor(rt, 0), *r1 = sl_runtime_reactor(rt, 1);
+    assert_int_equal(sl_chan_new_on(r0, &X.c0, sizeof(int), 0, &(sl_chan_opts){ .name = "c0" }), 0);
+    assert_int_equal(sl_chan_new_on(r1, &X.c1, sizeof(int), 0, &(sl_chan_opts){ .name = "c1" }), 0);
+    assert_int_equal(sl_spawn_on(r0, xr_a, NULL, &(sl_spawn_opts){ .name = "a" }), 0);
+    assert_int_equal(sl_spawn_on(r1, xr_b, NULL, &(sl_spawn_opts){ .name = "b" }), 0);
+    bound_done = bound_fired = false;
+    pthread_t bound;
+    assert_int_equal(pthread_create(&bound, NULL, bound_main, NULL), 0);
+    int rc = sl_runtime_run(rt);
+    pthread_mutex_lock(&bound_lock);
+    bound_done = true;
+    pthread_cond_signal(&bound_cond);
+    pthread_mutex_unlock(&bound_lock);
+    pthread_join(bound, NULL);
+    *leaks = sl_runtime_free(rt);
+    return rc;
+}
+
+static void test_deadlock_across_reactors(void **s)
+{
+    (void)s;
+    int leaks = 0;
+    int rc = run_xr(SL_DEADLOCK_STOP, 0, &leaks);
+    assert_false(bound_fired);                    /* found while it lasts, not at shutdown */
+    assert_int_equal(rc, -EDEADLK);
+    assert_non_null(strstr(cap.text, "sluice: deadlock on reactor 0: all 2 tasks of all 3 reactors are parked"));
+    assert_non_null(strstr(cap.text, "sluice: deadlock on reactor 1: all 2 tasks of all 3 reactors are parked"));
+    assert_non_null(strstr(cap.text, "task 'a' (spawned at"));
+    assert_non_null(strstr(cap.text, "task 'b' (spawned at"));
+    assert_non_null(strstr(cap.text, "parked on remote 'c1'"));
+    assert_non_null(strstr(cap.text, "parked on remote 'c0'"));
+    /* one report per reactor with tasks, once: the episode is not reported again */
+    char *second = strstr(strstr(cap.text, "reactor 0: all 2 tasks") + 1, "reactor 0: all 2 tasks");
+    assert_null(second);
+    assert_int_equal(leaks, 4);                   /* a, b, c0, c1 */
+}
+
+/* No false alarm: b sleeps (a timer is a way out) before it feeds a. */
+static void test_remote_wait_fed_after_sleep_is_not_deadlock(void **s)
+{
+    (void)s;
+    int leaks = 0;
+    int rc = run_xr(SL_DEADLOCK_STOP, 150 * SL_NS_PER_MS, &leaks);
+    assert_false(bound_fired);
+    assert_int_equal(rc, 0);
+    assert_int_equal(X.rca, 0);
+    assert_int_equal(X.va, 42);
+    assert_null(strstr(cap.text, "deadlock"));
+    assert_int_equal(leaks, 2);                   /* only the two channels */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -618,6 +738,8 @@ int main(void)
         cmocka_unit_test(test_repeated_stalls_reported_once),
         cmocka_unit_test(test_sink_calls_serialized),
         cmocka_unit_test(test_busy_poll),
+        cmocka_unit_test(test_deadlock_across_reactors),
+        cmocka_unit_test(test_remote_wait_fed_after_sleep_is_not_deadlock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -116,6 +116,27 @@ func pingPong(n int) time.Duration {
 	return d
 }
 
+// crossPingPong: pingPong between two Ps, through channels of capacity 1
+// (core-bench's cross_reactor_chan_pingpong_ns: one task on each reactor).
+func crossPingPong(n int) time.Duration {
+	prev := runtime.GOMAXPROCS(*crossProcs)
+	defer runtime.GOMAXPROCS(prev)
+	a, b := make(chan int64, 1), make(chan int64, 1)
+	go func() {
+		for v := range a {
+			b <- v
+		}
+	}()
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		a <- int64(i)
+		<-b
+	}
+	d := time.Since(start)
+	close(a)
+	return d
+}
+
 // produce sends n values to a consumer over a channel of capacity c and
 // times until the consumer has received the last one.
 func produce(n, c int) time.Duration {
@@ -430,6 +451,7 @@ func main() {
 		// core-bench's posted messages and its cross-reactor channel is the
 		// same pipe, measured again for each.
 		{"cross_reactor_chan_msgs_per_s", rateFig(crossThroughput), false},
+		{"cross_reactor_chan_pingpong_ns", nsFig(crossPingPong), false},
 		{"offload_roundtrip_ns", nsFig(offloadRoundTrip), false},
 		{"offload_sleep1ms_items_per_s_w1", rateFig(sleepCalls(1)), false},
 		{"offload_sleep1ms_items_per_s_w4", rateFig(sleepCalls(4)), false},
