@@ -15,11 +15,15 @@ typedef struct wait_st {
 } wait_st;
 
 /* Parks until its context ends; records how and when. */
+static atomic_int state_misaligned;
+
 static int h_wait(sl_task *t, void *arg)
 {
     sl_http_req *req = arg;
     wait_st *s = sl_http_req_state(req);
     SL_BEGIN(t);
+    if ((uintptr_t)s % _Alignof(max_align_t))   /* issue 19: aligned for any type */
+        atomic_store(&state_misaligned, 1);
     atomic_store(&handler_deadline_ns, sl_ctx_deadline(sl_http_req_ctx(req)));
     atomic_store(&handler_started, 1);
     SL_AWAIT(t, s->rc, sl_sleep(t, 30 * SL_NS_PER_S));
@@ -395,6 +399,7 @@ static void test_grpc_timeout_504(void **s)
         /* the budget that ran out was the caller's (100 ms, below our 5 s):
          * the handler's context says so, and so does the answer (issue 20) */
         assert_int_equal(atomic_load(&seen_cause), SL_CAUSE_CALLER_DEADLINE);
+        assert_int_equal(atomic_load(&state_misaligned), 0);
         char want[128], got[128];
         snprintf(want, sizeof want, "v1;cause=caller-deadline;hop=127.0.0.1:%d;left-ms=100", TS.port);
         assert_string_equal(cause_of(&r, got, sizeof got), want);
