@@ -14,11 +14,7 @@
 #include <http_parser.h>
 #include "http_parse.h"
 
-_Static_assert(sizeof(http_parser) <= sizeof(((sl_http_parser *)0)->in_.hp),
-               "sl_http_parser.in_.hp too small for struct http_parser");
-_Static_assert(_Alignof(http_parser) <= 8, "struct http_parser alignment");
-
-#define HP(p) ((http_parser *)(void *)(p)->in_.hp)
+#define HP(p) (&(p)->in_.hp)
 
 enum { PH_IDLE, PH_HEAD, PH_BODY, PH_TRAILER, PH_CLOSED };
 enum { CB_NONE, CB_FIELD, CB_VALUE, CB_SKIP };

@@ -88,6 +88,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <http_parser.h>
 
 typedef enum sl_http_kind { SL_HTTP_REQUEST = 1, SL_HTTP_RESPONSE = 2 } sl_http_kind;
 
@@ -191,7 +192,9 @@ typedef struct sl_http_store_ {
 typedef struct sl_http_parser {
     sl_http_msg msg;
     struct {
-        _Alignas(8) unsigned char hp[40];   /* struct http_parser */
+        http_parser hp;                     /* Debian's, embedded: this header is
+                                             * private to net/ (issue 19: no bytes
+                                             * read through a cast) */
         sl_http_limits lim;
         sl_http_store_ head, trail, *cur;   /* trailers never move the head */
         sl_http_str body;                   /* set by the body callback */

@@ -416,6 +416,16 @@ static int req_step(sl_task *t, void *arg)
     return rc;
 }
 
+_Static_assert(offsetof(sl_http_req, state) % _Alignof(max_align_t) == 0, "request state aligned for any type");
+
+/* The handler task's state destructor: the request, with its own type
+ * (calling sl__srv_task_ended through a cast function pointer would be
+ * undefined behaviour, issue 19). */
+static void task_ended(void *req)
+{
+    sl__srv_task_ended(req);
+}
+
 static void start_req(sl_http_req *req)
 {
     srv_reactor *sr = req->sr;
@@ -423,7 +433,7 @@ static void start_req(sl_http_req *req)
     if (rc == 0)
         rc = sl_go_mem(req->ctx, req_step, req, &req->task_mem, &req->task,
                        &(sl_spawn_opts){ .name = req->match.pattern,
-                                         .state_free = (void (*)(void *))sl__srv_task_ended });
+                                         .state_free = task_ended });
     if (rc < 0) {
         sl_http_reply_error(req, 500, "internal", "cannot start the handler: %s", strerror(-rc));
         return;

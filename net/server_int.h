@@ -2,6 +2,7 @@
 #ifndef SL_SERVER_INT_H
 #define SL_SERVER_INT_H
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -156,7 +157,9 @@ struct sl_http_req {
     size_t out_len;
     bool out_borrowed;          /* out is the reactor's wbuf (written at once) */
     struct evbuffer *extra;     /* headers added by sl_http_reply_header */
-    unsigned char state[];
+    /* the handler's state (sl_http_route's state_size): aligned for any
+     * type, as malloc's memory is (svc.h's job relies on it) */
+    _Alignas(max_align_t) unsigned char state[];
 };
 
 /* A connection reads and writes its socket itself (plain events, not a

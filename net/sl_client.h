@@ -175,7 +175,11 @@ typedef struct sl_http_resp {
 /* Starts a call and parks t until its answer (SL_PENDING; final 0 or an
  * error above). `body` may be NULL; it is sent as application/json. May
  * also return an error at once (-ETIMEDOUT, -EBUSY, -ENOMEM, the cancel
- * error). Call sl_http_call_end() afterwards in every case. */
+ * error). Call sl_http_call_end() afterwards in every case.
+ * Ownership: `method`, `path` and `body` are copied before the call parks
+ * (a retry resends the copy), so they may live on the caller's stack; `up`
+ * must outlive the call; `call` (in the task's state) is written until
+ * sl_http_call_end(), and its body and headers stay valid until then. */
 int sl_http_call(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const char *method,
                  const char *path, const char *body, size_t body_len);
 
@@ -198,7 +202,8 @@ int sl_http_call(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const cha
 int sl_http_call_key(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const char *method,
                      const char *path, const char *body, size_t body_len, const char *key, size_t key_len);
 
-/* A response header (any case), or NULL. */
+/* A response header (any case), or NULL. The value points into the
+ * answer (not NUL-terminated: use *len), valid until sl_http_call_end(). */
 const char *sl_http_resp_header(const sl_http_resp *call, const char *name, size_t *len);
 
 /* The answer's sluice-cause (sl_wire.h) in *out: 0; -ENOENT when it has

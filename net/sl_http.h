@@ -144,7 +144,11 @@ int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_serve
 
 /* Adds a route (sl_router.h patterns). `handler` runs as a task with the
  * request as its state; `state_size` zeroed bytes are its own
- * (sl_http_req_state), `arg` is shared (sl_http_req_arg). Before start only.
+ * (sl_http_req_state, aligned for any type), `arg` is shared
+ * (sl_http_req_arg). Before start only. `method` and `pattern` are copied;
+ * `arg` is not: the server only hands it to every handler, on every
+ * reactor's thread at once, so it must outlive the server
+ * (sl_http_server_free) and be safe to read from all reactors.
  * Returns 0, -EINVAL, -EEXIST, -ENOMEM, -EBUSY (started). */
 int sl_http_route(sl_http_server *srv, const char *method, const char *pattern,
                   sl_step_fn handler, size_t state_size, void *arg);
@@ -251,6 +255,12 @@ int sl_http_server_add_upstream(sl_http_server *srv, const char *name, sl_http_u
 void sl_http_server_free(sl_http_server *srv);
 
 /* ---- requests ------------------------------------------------------------------ */
+
+/* The getters below point into the request's own copy of what arrived:
+ * valid while the request is, that is until its handler task ends (its
+ * last step returned), also after the reply; copy what must outlive it.
+ * They are not NUL-terminated unless said so (path, query, header values,
+ * params: use *len). Call them on the request's reactor only. */
 
 const char *sl_http_req_method(const sl_http_req *req);         /* "GET" */
 /* The path without the query, and the query without '?' (len 0 if none). */

@@ -15,11 +15,15 @@ typedef struct wait_st {
 } wait_st;
 
 /* Parks until its context ends; records how and when. */
+static atomic_int state_misaligned;
+
 static int h_wait(sl_task *t, void *arg)
 {
     sl_http_req *req = arg;
     wait_st *s = sl_http_req_state(req);
     SL_BEGIN(t);
+    if ((uintptr_t)s % _Alignof(max_align_t))   /* issue 19: aligned for any type */
+        atomic_store(&state_misaligned, 1);
     atomic_store(&handler_deadline_ns, sl_ctx_deadline(sl_http_req_ctx(req)));
     atomic_store(&handler_started, 1);
     SL_AWAIT(t, s->rc, sl_sleep(t, 30 * SL_NS_PER_S));
@@ -103,6 +107,29 @@ static int h_silent(sl_task *t, void *arg)
     return 0;   /* ends without answering: the server says 500 */
 }
 
+/* The relay API's rules, noted for the test (issue 20): what
+ * sl_http_reply_cause and sl_http_req_cause return, then a 500 that
+ * carries the relayed cause. */
+static atomic_int relay_rc[7];
+
+static int h_relay(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    sl_cause_info ci, got;
+    (void)t;
+    atomic_store(&relay_rc[0], sl_http_req_cause(req, 200, &got));                 /* -ENOENT */
+    atomic_store(&relay_rc[1], sl_http_reply_cause(req, NULL));                    /* -EINVAL */
+    ci = (sl_cause_info){ .cause = SL_WC_UPSTREAM, .hop = "Far", .left_ms = -1 };
+    atomic_store(&relay_rc[2], sl_http_reply_cause(req, &ci));                     /* -EINVAL: upper case */
+    ci = (sl_cause_info){ .cause = SL_WC_UPSTREAM, .hop = "far", .left_ms = 12 };
+    atomic_store(&relay_rc[3], sl_http_reply_cause(req, &ci));                     /* 0 */
+    atomic_store(&relay_rc[4], sl_http_reply_cause(req, &ci));                     /* -EALREADY: one cause */
+    atomic_store(&relay_rc[5], sl_http_req_cause(req, 200, &got) == 0 && !strcmp(got.hop, "far") ? 0 : -1);
+    sl_http_reply_error(req, 500, "relayed", "relayed");
+    atomic_store(&relay_rc[6], sl_http_reply_cause(req, &ci));                     /* -EALREADY: answered */
+    return 0;
+}
+
 /* Answers with the status in the path. */
 static int h_status(sl_task *t, void *arg)
 {
@@ -127,6 +154,7 @@ static void start(sl_http_server_opts o)
     assert_int_equal(sl_http_route(TS.srv, "GET", "/peer", h_peer, 0, NULL), 0);
     assert_int_equal(sl_http_route(TS.srv, "GET", "/reset", h_reset, sizeof(wait_st), NULL), 0);
     assert_int_equal(sl_http_route(TS.srv, "GET", "/status/{code}", h_status, 0, NULL), 0);
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/relay", h_relay, 0, NULL), 0);
     assert_int_equal(sl_http_route(TS.srv, "GET", "/wait", h_wait, 0, NULL), -EEXIST);
     atomic_store(&seen_cause, -1);
     atomic_store(&seen_err, 1);
@@ -395,6 +423,7 @@ static void test_grpc_timeout_504(void **s)
         /* the budget that ran out was the caller's (100 ms, below our 5 s):
          * the handler's context says so, and so does the answer (issue 20) */
         assert_int_equal(atomic_load(&seen_cause), SL_CAUSE_CALLER_DEADLINE);
+        assert_int_equal(atomic_load(&state_misaligned), 0);
         char want[128], got[128];
         snprintf(want, sizeof want, "v1;cause=caller-deadline;hop=127.0.0.1:%d;left-ms=100", TS.port);
         assert_string_equal(cause_of(&r, got, sizeof got), want);
@@ -448,6 +477,20 @@ static void test_cause_own(void **s)
         if (strcmp(cause_of(&r, got, sizeof got), by_status[i].cause))
             fail_msg("%d: sluice-cause '%s', want '%s'", by_status[i].status, got, by_status[i].cause);
     }
+    /* a relayed cause goes out whatever the status, once */
+    for (int i = 0; i < 7; i++)
+        atomic_store(&relay_rc[i], 1);   /* not yet */
+    cli_send(fd, "GET /relay HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(cli_read(fd, &r, 5000), 500);
+    assert_string_equal(cause_of(&r, got, sizeof got), "v1;cause=upstream;hop=far;left-ms=12");
+    assert_non_null(strstr(r.body, "relayed (cause: upstream at far (called with 12 ms))"));
+    /* the handler notes its last step after the answer has gone: wait for it */
+    for (int k = 0; k < 10000 && atomic_load(&relay_rc[6]) == 1; k++)
+        usleep(1000);
+    static const int want_rc[7] = { -ENOENT, -EINVAL, -EINVAL, 0, -EALREADY, 0, -EALREADY };
+    for (int i = 0; i < 7; i++)
+        if (atomic_load(&relay_rc[i]) != want_rc[i])
+            fail_msg("relay step %d: %d, want %d", i, atomic_load(&relay_rc[i]), want_rc[i]);
     close(fd);
     srv_stop(&TS);
     sl_runtime *rt = rt_new(1, NULL);

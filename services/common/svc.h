@@ -110,7 +110,7 @@ struct svc_job {
     sl_ctx *link_;            /* a context carrying a copy of the trace, for hops */
     const struct route_def *route_;
     int phase_, rc_;
-    alignas(8) unsigned char state_[];   /* the server aligns request state to 8 */
+    alignas(8) unsigned char state_[];   /* sl_http_req_state is aligned for any type (net/server_int.h) */
 };
 
 static inline void *svc_job_state(svc_job *job) { return job->state_; }

@@ -50,7 +50,9 @@ int svc_hop_start(sl_task *t, svc_hop *hop, svc_job *job, sl_reactor *owner, con
 int svc_hop_end(sl_task *t, svc_hop *hop, const svc_step *step, void *io, int rc);
 
 #define SVC_ON(t, rc, hop, job, owner, step, io)                                          \
-    SL_AWAIT(t, rc, svc_hop_start(t, hop, job, owner, step, io, sizeof *(io)));          \
-    (rc) = svc_hop_end(t, hop, step, io, rc)
+    do {                                                                                  \
+        SL_AWAIT(t, rc, svc_hop_start(t, hop, job, owner, step, io, sizeof *(io)));      \
+        (rc) = svc_hop_end(t, hop, step, io, rc);                                         \
+    } while (0)
 
 #endif
