@@ -1028,8 +1028,11 @@ static int affinity_main(sl_task *t, void *arg)
         assert_int_equal(key_seen[k], 'A');
     assert_int_equal(key_moves, 0);
     sl_http_upstream_stats_get(C.up, &st);
-    assert_int_equal(st.refused, 5);   /* B's first five keys, then out */
-    assert_int_equal(st.retried, 5);
+    /* B's first five keys, then out; a round slower than eject_ms (a
+     * loaded machine, a sanitizer build) probes B again once per expiry,
+     * and each probe is refused and retried like the first five */
+    assert_true(st.refused >= 5);
+    assert_int_equal(st.retried, st.refused);
     assert_int_equal(st.out, 1);
     /* B comes up; once its ejection ran out, the first of its keys probes
      * it and brings it back, and from then every key is at its owner */
