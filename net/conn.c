@@ -924,6 +924,11 @@ void sl__conn_drop(conn *c)
     conn_free(c);
 }
 
+void sl__conn_abort(conn *c)
+{
+    conn_free(c);
+}
+
 void sl__conn_close_idle(conn *c)
 {
     if (!c->head && !c->cur)

@@ -882,7 +882,7 @@ static void hard_stop(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     while (sr->conns)   /* clients that neither send nor read */
-        sl__conn_drop(sr->conns);
+        sl__conn_abort(sr->conns);
     maybe_drained(sr);
 }
 

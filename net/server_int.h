@@ -202,6 +202,9 @@ void sl__conn_cancel_all(conn *c, sl_cause cause);
 int sl__hop_name_set(char *hop, const char *name);
 void sl__conn_close_idle(conn *c);
 void sl__conn_drop(conn *c);
+/* Closes c now, its handlers cancelled ("client disconnected"), while the
+ * runtime runs on (sl__conn_drop is for a server being freed). */
+void sl__conn_abort(conn *c);
 /* Adds up the bytes connections hold: unparsed input, unsent output, and
  * the most one connection holds (for /metrics). */
 void sl__conn_buffered(srv_reactor *sr, uint64_t *in, uint64_t *out, uint64_t *most);
