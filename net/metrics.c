@@ -353,17 +353,20 @@ void sl__series_observe_at(sl_series *s, int row, double v, const uint8_t *trace
     uadd(&c[b], 1, shared);
     dadd(&c[f->nb + H_SUM], v, shared);
     uadd(&c[f->nb + H_COUNT], 1, shared);
-    if (trace_id && !shared) {   /* one writer: a sequence number keeps readers whole */
+    if (trace_id && !shared) {
+        /* one writer: a sequence number (odd while written) keeps readers
+         * whole. Release stores of the fields (plain stores on x86; no
+         * fence, which TSan cannot follow): a reader that sees a new field
+         * also sees the odd number stored before it. */
         cell *e = &c[f->nb + H_EX_SEQ];
         uint64_t seq = atomic_load_explicit(e, memory_order_relaxed);
         uint64_t hi, lo;
         memcpy(&hi, trace_id, 8);
         memcpy(&lo, trace_id + 8, 8);
         atomic_store_explicit(e, seq + 1, memory_order_relaxed);
-        atomic_thread_fence(memory_order_release);
-        atomic_store_explicit(&c[f->nb + H_EX_HI], hi, memory_order_relaxed);
-        atomic_store_explicit(&c[f->nb + H_EX_LO], lo, memory_order_relaxed);
-        atomic_store_explicit(&c[f->nb + H_EX_VAL], dbits(v), memory_order_relaxed);
+        atomic_store_explicit(&c[f->nb + H_EX_HI], hi, memory_order_release);
+        atomic_store_explicit(&c[f->nb + H_EX_LO], lo, memory_order_release);
+        atomic_store_explicit(&c[f->nb + H_EX_VAL], dbits(v), memory_order_release);
         atomic_store_explicit(e, seq + 2, memory_order_release);
     }
 }
@@ -516,10 +519,10 @@ static bool exemplar(const sl_series *s, int r, uint8_t id[16], double *v)
         uint64_t s1 = atomic_load_explicit(&c[H_EX_SEQ], memory_order_acquire);
         if (!s1 || (s1 & 1))
             continue;
-        uint64_t hi = atomic_load_explicit(&c[H_EX_HI], memory_order_relaxed);
-        uint64_t lo = atomic_load_explicit(&c[H_EX_LO], memory_order_relaxed);
-        *v = bitsd(atomic_load_explicit(&c[H_EX_VAL], memory_order_relaxed));
-        atomic_thread_fence(memory_order_acquire);
+        /* acquire loads: the second look at the number cannot move before them */
+        uint64_t hi = atomic_load_explicit(&c[H_EX_HI], memory_order_acquire);
+        uint64_t lo = atomic_load_explicit(&c[H_EX_LO], memory_order_acquire);
+        *v = bitsd(atomic_load_explicit(&c[H_EX_VAL], memory_order_acquire));
         if (atomic_load_explicit(&c[H_EX_SEQ], memory_order_relaxed) == s1) {
             memcpy(id, &hi, 8);
             memcpy(id + 8, &lo, 8);
