@@ -176,6 +176,16 @@ void sl__callback_end(sl_reactor *r)
     atomic_fetch_add_explicit(&r->turns, 1, memory_order_seq_cst);
 }
 
+/* One line per task of r, each on a new indented line of f (a deadlock report). */
+static void describe_tasks(FILE *f, const sl_reactor *r)
+{
+    char line[512];
+    for (sl_task *t = r->tasks; t; t = t->next_) {
+        sl_task_describe(t, line, sizeof line);
+        fprintf(f, "\n  %s", line);
+    }
+}
+
 /* ---- all asleep, across reactors ------------------------------------------- */
 
 /* The report's part of one reactor, made on its own thread (a reactor
@@ -206,11 +216,7 @@ static void asleep_report(void *arg)
     fprintf(f, "sluice: deadlock on reactor %d: all %d tasks of all %d reactors are parked and nothing "
             "can wake them (cross-reactor waits included); this reactor's %zu:", r->id, m->total, m->nr,
             r->ntasks);
-    char line[512];
-    for (sl_task *t = r->tasks; t; t = t->next_) {
-        sl_task_describe(t, line, sizeof line);
-        fprintf(f, "\n  %s", line);
-    }
+    describe_tasks(f, r);
     fclose(f);
     r->st.deadlocks++;
     sl__deadlock_keep(r, text);
@@ -326,11 +332,7 @@ int sl_reactor_check_deadlock(sl_reactor *r)
         return 0;
     fprintf(f, "sluice: deadlock on reactor %d: all %zu tasks are parked and nothing can wake them:",
             r->id, r->ntasks);
-    char line[512];
-    for (sl_task *t = r->tasks; t; t = t->next_) {
-        sl_task_describe(t, line, sizeof line);
-        fprintf(f, "\n  %s", line);
-    }
+    describe_tasks(f, r);
     fclose(f);
     r->st.deadlocks++;
     r->deadlock_reported = true;
