@@ -85,7 +85,7 @@ static void on_stopped(sl_http_server *srv, void *arg)
 static void synopsis(FILE *f, const svc_prog *p)
 {
     fprintf(f, "usage: %s [--listen HOST:PORT] [--threads N] [--timeout-ms MS] [--grace-ms MS] [--prestop-ms MS] "
-               "[--max-pending N] [--mode safe|guarded|naive] [--admission on|off] [--data DIR|:memory:] [--sync normal|full] [--admin] [--access-log] [--log-format text|json] [--trace FILE.json] "
+               "[--max-pending N] [--mode safe|guarded|naive] [--admission on|off] [--data DIR|:memory:] [--sync normal|full] [--admin] [--access-log] [--log-format text|json] [--log-buffer BYTES] [--trace FILE.json] "
                "[--otlp-endpoint URL] [--service-name NAME] [--traces-sampler NAME] [--traces-sampler-arg RATIO]%s%s%s",
             p->name, p->upstream_flag ? " [" : "", p->upstream_flag ? p->upstream_flag : "",
             p->upstream_flag ? (p->has_stock ? " URLS] [--stock ITEM=N,...]" : " URLS]") : "");
@@ -112,7 +112,11 @@ static void help(const svc_prog *p)
            "command line or in a variable, exits 2 naming it. Defaults: --listen %s,\n"
            "--threads the CPUs this process may use (affinity and cgroup quota),\n"
            "--grace-ms %u, --prestop-ms %u (readiness fails first; docs/net.md, Draining).\n"
-           "Probes: GET /livez, GET /readyz; GET /metrics.\n",
+           "Probes: GET /livez, GET /readyz; GET /metrics.\n"
+           "Logs: stderr, one line per event (and per request with --access-log), with\n"
+           "a UTC timestamp; --log-format json writes one JSON object per line. A writer\n"
+           "thread writes them: when --log-buffer bytes wait, lines are dropped and\n"
+           "counted (sluice_log_dropped_total), never holding up a request.\n",
            p->default_listen, SVC_GRACE_MS, SVC_PRESTOP_MS);
 }
 
@@ -300,7 +304,8 @@ int svc_setup(svc *s, const svc_prog *p, int argc, char **argv)
         return usage(p, err);
     /* from here on the events (and the access log) go through the sink's
      * writer thread; exit() writes what is buffered (atexit) */
-    int rc = sl_log_open(&(sl_log_opts){ .fd = 2, .format = s->o.log_json ? SL_LOG_JSON : SL_LOG_TEXT });
+    int rc = sl_log_open(&(sl_log_opts){ .fd = 2, .format = s->o.log_json ? SL_LOG_JSON : SL_LOG_TEXT,
+                                         .buffer_bytes = s->o.log_buffer });
     if (rc < 0)
         return fprintf(stderr, "%s: log: %s\n", p->name, strerror(-rc)), 1;
     atexit(sl_log_close);
