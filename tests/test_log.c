@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <unistd.h>
 #include "testutil.h"
 
@@ -15,7 +17,7 @@
 /* Everything a pipe's read end holds once its write end is closed. */
 static char *slurp(int fd)
 {
-    size_t cap = 1 << 20, len = 0;
+    size_t cap = 4 << 20, len = 0;
     char *b = malloc(cap + 1);
     assert_non_null(b);
     for (;;) {
@@ -155,6 +157,60 @@ static void blocked_writer_drops(void **state)
     close(p[1]);
 }
 
+/* Four threads log at once while a reader drains the pipe: every line
+ * arrives whole (no interleaving), none lost with a buffer that is big
+ * enough, each thread's lines in its order. */
+#define PRODUCERS 4
+#define EACH 2000
+
+static void *producer(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    for (int i = 0; i < EACH; i++)
+        sl_log(SL_LOG_INFO, "p%d %d", id, i);
+    return NULL;
+}
+
+static void *reader(void *arg)
+{
+    return slurp((int)(intptr_t)arg);
+}
+
+static void threads_interleave_whole_lines(void **state)
+{
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    uint64_t before = sl_log_dropped();
+    assert_int_equal(sl_log_open(&(sl_log_opts){ .fd = p[1], .format = SL_LOG_JSON, .buffer_bytes = 8 << 20 }), 0);
+    pthread_t rd, th[PRODUCERS];
+    assert_int_equal(pthread_create(&rd, NULL, reader, (void *)(intptr_t)p[0]), 0);
+    for (int i = 0; i < PRODUCERS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, producer, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < PRODUCERS; i++)
+        pthread_join(th[i], NULL);
+    sl_log_close();
+    close(p[1]);   /* the reader sees EOF */
+    void *all;
+    pthread_join(rd, &all);
+    close(p[0]);
+    assert_int_equal(sl_log_dropped(), before);
+    int next[PRODUCERS] = { 0 }, n = 0;
+    for (char *save, *line = strtok_r(all, "\n", &save); line; line = strtok_r(NULL, "\n", &save), n++) {
+        json_t *o = json_loads(line, 0, NULL);
+        if (!o)
+            fail_msg("line %d is torn: %s", n, line);
+        int id, i;
+        assert_int_equal(sscanf(json_string_value(json_object_get(o, "msg")), "p%d %d", &id, &i), 2);
+        assert_true(id >= 0 && id < PRODUCERS);
+        assert_int_equal(i, next[id]);
+        next[id]++;
+        json_decref(o);
+    }
+    assert_int_equal(n, PRODUCERS * EACH);
+    free(all);
+}
+
 static void bad_options(void **state)
 {
     (void)state;
@@ -206,6 +262,7 @@ int main(void)
         cmocka_unit_test(json_lines),
         cmocka_unit_test(text_lines),
         cmocka_unit_test(blocked_writer_drops),
+        cmocka_unit_test(threads_interleave_whole_lines),
         cmocka_unit_test(bad_options),
         cmocka_unit_test(closed_sink_writes_stderr),
     };
