@@ -23,4 +23,5 @@
 #include "sl_client.h"
 #include "sl_tracer.h"
 #include "sl_metrics.h"
+#include "sl_log.h"
 #endif

@@ -23,6 +23,7 @@
 #include "sl_diag.h"
 #include "sl_lock.h"
 #include "sl_offload.h"
+#include "sl_log.h"
 
 enum { G_METRICS, G_TASKS, G_CHANNELS, G_DEADLOCKS };
 
@@ -321,6 +322,16 @@ static void upstreams_text(gather *g, struct evbuffer *b)
     }
 }
 
+/* The process's log sink (sl_log.h): one counter for the process. */
+static void log_text(struct evbuffer *b)
+{
+    evbuffer_add_printf(b, "# HELP sluice_log_dropped_total Log lines dropped because the log sink's buffer "
+                           "was full or its fd failed (sl_log.h).\n"
+                           "# TYPE sluice_log_dropped_total counter\n"
+                           "sluice_log_dropped_total %llu\n",
+                        (unsigned long long)sl_log_dropped());
+}
+
 /* The runtime's blocking-work pool (core/sl_offload.h): one pool per
  * runtime, so one series each, read under the pool's lock from here. */
 static void offload_text(gather *g, struct evbuffer *b)
@@ -614,6 +625,7 @@ static void metrics_text(gather *g, struct evbuffer *out, bool om)
         }
     upstreams_text(g, b);
     offload_text(g, b);
+    log_text(b);
     if (g->srv->o.tracer)
         sl__tracer_metrics(g->srv->o.tracer, b);
     if (om) {

@@ -14,6 +14,7 @@
 #include "trace_int.h"
 #include "sl_diag.h"
 #include "sl_trace.h"
+#include "sl_log.h"
 
 #define DEF(v, d) ((v) ? (v) : (d))
 #define LISTEN_BACKLOG 4096
@@ -757,9 +758,7 @@ void sl__srv_count(srv_reactor *sr, sl_http_req *req)
     if (sr->srv->o.access_log && !req->refused_early) {
         char tid[33];
         sl_trace_id_hex(&req->trace, tid);
-        fprintf(stderr, "%s %.*s %d %.3fms trace=%s%s%s\n", req->method, (int)req->path_len,
-                req->path ? req->path : "", req->status, ms, tid, req->cause ? " cause=" : "",
-                req->cause ? req->cause : "");
+        sl_log_access(req->method, req->path, req->path_len, req->status, ms, tid, req->cause);
     }
 }
 

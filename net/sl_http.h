@@ -85,7 +85,8 @@ typedef struct sl_http_server_opts {
                                     /readyz failing and everything still served (2000;
                                     at most 600000, or SL_HTTP_PRESTOP_OFF: none) */
     bool bad_timeout_ignored;    /* a malformed grpc-timeout: ignore it (default: 400) */
-    bool access_log;             /* one line per request to stderr (off) */
+    bool access_log;             /* one line per request through the log sink (sl_log.h;
+                                    stderr at once if no sink is open) (off) */
     bool no_builtin;             /* no /healthz, /metrics, /debug/...  routes */
     /* called on reactor 0 once a graceful shutdown has closed everything;
      * NULL: sl_runtime_stop() */

@@ -82,6 +82,19 @@ static void test_opts_all(void **s)
     assert_int_equal(parse(&inv_prog, &o, err, "--data", ":memory:", "--sync", "normal", NULL), 0);
     assert_string_equal(o.data, ":memory:");
     assert_false(o.sync_full);
+    /* the logs (issue 21): text and the sink's default buffer, then given */
+    assert_false(o.log_json);
+    assert_int_equal(o.log_buffer, 0);
+    assert_int_equal(parse(&inv_prog, &o, err, "--log-format", "json", "--log-buffer", "4096", NULL), 0);
+    assert_true(o.log_json);
+    assert_int_equal(o.log_buffer, 4096);
+    assert_int_equal(parse(&inv_prog, &o, err, "--log-format", "text", NULL), 0);
+    assert_false(o.log_json);
+    assert_int_equal(parse(&inv_prog, &o, err, "--log-format", "JSON", NULL), -EINVAL);
+    assert_non_null(strstr(err, "--log-format wants text or json, not 'JSON'"));
+    assert_int_equal(parse(&inv_prog, &o, err, "--log-buffer", "4095", NULL), -EINVAL);
+    assert_int_equal(parse(&inv_prog, &o, err, "--log-buffer", "1073741825", NULL), -EINVAL);
+    assert_int_equal(parse(&inv_prog, &o, err, "--log-buffer", "", NULL), -EINVAL);
 }
 
 static void test_opts_naive_budget(void **s)

@@ -85,7 +85,7 @@ static void on_stopped(sl_http_server *srv, void *arg)
 static void synopsis(FILE *f, const svc_prog *p)
 {
     fprintf(f, "usage: %s [--listen HOST:PORT] [--threads N] [--timeout-ms MS] [--grace-ms MS] [--prestop-ms MS] "
-               "[--max-pending N] [--mode safe|guarded|naive] [--admission on|off] [--data DIR|:memory:] [--sync normal|full] [--admin] [--access-log] [--trace FILE.json] "
+               "[--max-pending N] [--mode safe|guarded|naive] [--admission on|off] [--data DIR|:memory:] [--sync normal|full] [--admin] [--access-log] [--log-format text|json] [--log-buffer BYTES] [--trace FILE.json] "
                "[--otlp-endpoint URL] [--service-name NAME] [--traces-sampler NAME] [--traces-sampler-arg RATIO]%s%s%s",
             p->name, p->upstream_flag ? " [" : "", p->upstream_flag ? p->upstream_flag : "",
             p->upstream_flag ? (p->has_stock ? " URLS] [--stock ITEM=N,...]" : " URLS]") : "");
@@ -112,7 +112,11 @@ static void help(const svc_prog *p)
            "command line or in a variable, exits 2 naming it. Defaults: --listen %s,\n"
            "--threads the CPUs this process may use (affinity and cgroup quota),\n"
            "--grace-ms %u, --prestop-ms %u (readiness fails first; docs/net.md, Draining).\n"
-           "Probes: GET /livez, GET /readyz; GET /metrics.\n",
+           "Probes: GET /livez, GET /readyz; GET /metrics.\n"
+           "Logs: stderr, one line per event (and per request with --access-log), with\n"
+           "a UTC timestamp; --log-format json writes one JSON object per line. A writer\n"
+           "thread writes them: when --log-buffer bytes wait, lines are dropped and\n"
+           "counted (sluice_log_dropped_total), never holding up a request.\n",
            p->default_listen, SVC_GRACE_MS, SVC_PRESTOP_MS);
 }
 
@@ -159,8 +163,8 @@ static int open_store(svc *s, char *err, size_t errlen)
             return snprintf(err, errlen, "%s: cannot make a data directory %s: %s", name, s->tmp_data,
                             strerror(errno)), 1;
         dir = s->tmp_data;
-        fprintf(stderr, "%s: data in %s (a new directory, removed at a clean exit; --data DIR keeps it)\n",
-                name, dir);
+        sl_log(SL_LOG_INFO, "%s: data in %s (a new directory, removed at a clean exit; --data DIR keeps it)",
+               name, dir);
     }
     char file[64], why[200];
     snprintf(file, sizeof file, "%s.db", name);
@@ -298,12 +302,19 @@ int svc_setup(svc *s, const svc_prog *p, int argc, char **argv)
     free(eargv);
     if (erc < 0 || (s->check && s->check(s, err, sizeof err) < 0))
         return usage(p, err);
-    int rc = open_store(s, err, sizeof err);
+    /* from here on the events (and the access log) go through the sink's
+     * writer thread; exit() writes what is buffered (atexit) */
+    int rc = sl_log_open(&(sl_log_opts){ .fd = 2, .format = s->o.log_json ? SL_LOG_JSON : SL_LOG_TEXT,
+                                         .buffer_bytes = s->o.log_buffer });
+    if (rc < 0)
+        return fprintf(stderr, "%s: log: %s\n", p->name, strerror(-rc)), 1;
+    atexit(sl_log_close);
+    rc = open_store(s, err, sizeof err);
     if (rc == 0)
         rc = make_all(s, err, sizeof err);
     if (rc) {
         release_all(s);
-        return rc == 2 ? usage(p, err) : (fprintf(stderr, "%s\n", err), rc);
+        return rc == 2 ? usage(p, err) : (sl_log(SL_LOG_ERROR, "%s", err), rc);
     }
     return 0;
 }
@@ -338,40 +349,42 @@ int svc_run(svc *s)
         if (s->app_init)
             rc = s->app_init(&s->shards[i]);
     if (rc < 0) {
-        fprintf(stderr, "%s: %s\n", name, strerror(-rc));
+        sl_log(SL_LOG_ERROR, "%s: %s", name, strerror(-rc));
         return run_failed(s);
     }
     if (s->store) {   /* recovery: the program's, then the outbox's rows */
         char err[256] = "";
         long n = 0;
         if (s->recover && (rc = s->recover(s, err, sizeof err)) < 0) {
-            fprintf(stderr, "%s: %s: %s\n", name, svc_store_path(s->store), *err ? err : strerror(-rc));
+            sl_log(SL_LOG_ERROR, "%s: %s: %s", name, svc_store_path(s->store), *err ? err : strerror(-rc));
             return run_failed(s);
         }
         if ((rc = svc_undo_resume(s, &n)) < 0) {
-            fprintf(stderr, "%s: %s: reading the outbox: %s\n", name, svc_store_path(s->store), strerror(-rc));
+            sl_log(SL_LOG_ERROR, "%s: %s: reading the outbox: %s", name, svc_store_path(s->store), strerror(-rc));
             return run_failed(s);
         }
         if (n)
-            fprintf(stderr, "%s: resuming %ld compensations of the outbox\n", name, n);
+            sl_log(SL_LOG_INFO, "%s: resuming %ld compensations of the outbox", name, n);
     }
     /* the pool's threads now, not in the first request's step */
     if (s->store && (rc = sl_offload_start(s->rt)) < 0) {
-        fprintf(stderr, "%s: worker threads: %s\n", name, strerror(-rc));
+        sl_log(SL_LOG_ERROR, "%s: worker threads: %s", name, strerror(-rc));
         return run_failed(s);
     }
     if ((rc = sl_http_server_start(s->srv)) < 0 || (rc = sl_http_server_handle_signals(s->srv)) < 0) {
-        fprintf(stderr, "%s: cannot listen on %s: %s%s\n", name, s->o.listen, strerror(-rc),
+        sl_log(SL_LOG_ERROR, "%s: cannot listen on %s: %s%s", name, s->o.listen, strerror(-rc),
                 rc == -EADDRINUSE ? " (another process listens on this port)" : "");
         return run_failed(s);
     }
     if (s->o.trace && (rc = sl_trace_start(s->rt, s->o.trace, 0)) < 0) {
-        fprintf(stderr, "%s: --trace %s: %s\n", name, s->o.trace, strerror(-rc));
+        sl_log(SL_LOG_ERROR, "%s: --trace %s: %s", name, s->o.trace, strerror(-rc));
         return run_failed(s);
     }
     const char *colon = strrchr(s->o.listen, ':');
     printf("listening on %.*s:%d\n", (int)(colon - s->o.listen), s->o.listen, sl_http_server_port(s->srv));
     fflush(stdout);
+    sl_log(SL_LOG_INFO, "%s: listening on %.*s:%d (mode %s, %d threads)", name, (int)(colon - s->o.listen),
+           s->o.listen, sl_http_server_port(s->srv), svc_mode_name(s->o.mode), s->n);
     sl_runtime_run(s->rt);
     sl_http_server_free(s->srv);
     sl_http_upstream_free(s->up);
@@ -379,6 +392,7 @@ int svc_run(svc *s)
     sl_tracer_free(s->tracer);   /* last: sends what is left */
     s->tracer = NULL;
     teardown(s);
+    sl_log(SL_LOG_INFO, "%s: stopped", name);
     return leaks ? 1 : 0;
 }
 

@@ -150,6 +150,14 @@ int svc_opts_parse(svc_opts *o, const svc_prog *p, int argc, char **argv, char *
             if (strcmp(v, "normal") && strcmp(v, "full"))
                 return fail(err, errlen, "%s: --sync wants normal or full, not '%s'", p->name, v);
             o->sync_full = !strcmp(v, "full");
+        } else if (!strcmp(a, "--log-format")) {
+            if (strcmp(v, "text") && strcmp(v, "json"))
+                return fail(err, errlen, "%s: --log-format wants text or json, not '%s'", p->name, v);
+            o->log_json = !strcmp(v, "json");
+        } else if (!strcmp(a, "--log-buffer")) {
+            if (number(v, 4096, 1L << 30, &n) < 0)
+                return fail(err, errlen, "%s: --log-buffer wants 4096..%ld bytes, not '%s'", p->name, 1L << 30, v);
+            o->log_buffer = (uint32_t)n;
         } else if (!strcmp(a, "--trace")) {
             o->trace = v;
         } else if (!strcmp(a, "--otlp-endpoint")) {   /* these four: checked with OTEL_* in svc_tracing.c */

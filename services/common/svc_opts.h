@@ -3,7 +3,7 @@
  *   --listen HOST:PORT  --threads N  --timeout-ms MS  --grace-ms MS  --prestop-ms MS
  *   --max-pending N (compensations pending before new work is refused)
  *   --mode safe|guarded|naive  --admission on|off
- *   --admin  --access-log  --trace FILE.json
+ *   --admin  --access-log  --log-format text|json  --log-buffer BYTES  --trace FILE.json
  *   --otlp-endpoint URL  --service-name NAME  --traces-sampler NAME
  *   --data DIR|:memory:  --sync normal|full (svc_store.h)
  *   --traces-sampler-arg RATIO (OpenTelemetry's OTEL_* variables, which
@@ -43,6 +43,8 @@ typedef struct svc_opts {
     uint32_t max_pending;          /* 0: not given (SVC_UNDO_MAX, svc_undo.h) */
     svc_mode mode;
     bool admin, access_log;
+    bool log_json;                 /* --log-format json (default text): sl_log.h */
+    uint32_t log_buffer;           /* --log-buffer: lines waiting for the writer, bytes (0: 1 MiB) */
     bool admission_off;            /* --admission off: fixed limits only (docs/net.md) */
     const char *trace;             /* NULL: no trace */
     const char *upstream;

@@ -109,8 +109,8 @@ static void undo_free(void *arg)
         atomic_fetch_add(&U.completed, 1);
     } else {
         atomic_fetch_add(&U.abandoned, 1);
-        fprintf(stderr, "%s: shutdown: undo POST %s %s still pending after %d attempts (last answer %d)\n",
-                u->s->prog->name, u->path, u->body, u->attempts, u->status);
+        sl_log(SL_LOG_WARN, "%s: shutdown: undo POST %s %s still pending after %d attempts (last answer %d)",
+               u->s->prog->name, u->path, u->body, u->attempts, u->status);
     }
     free(u);
 }
@@ -209,8 +209,8 @@ static void resume_on_reactor(void *arg)
         next = r->next;
         int rc = svc_undo_post_bg(l->s, r->path, r->body, strlen(r->body), r->key, r->seq);
         if (rc < 0)
-            fprintf(stderr, "%s: cannot resume undo POST %s %s: %s (the next start retries it)\n",
-                    l->s->prog->name, r->path, r->body, strerror(-rc));
+            sl_log(SL_LOG_ERROR, "%s: cannot resume undo POST %s %s: %s (the next start retries it)",
+                   l->s->prog->name, r->path, r->body, strerror(-rc));
         free(r);
     }
     free(l);

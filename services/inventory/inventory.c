@@ -513,7 +513,7 @@ int main(int argc, char **argv)
         (rc = svc_route_undo(&S, "POST", "/release", release, sizeof(release_st))) < 0 ||
         (rc = svc_route(&S, "GET", "/stock/{item}", get_stock, sizeof(get_st))) < 0 ||
         (rc = svc_route(&S, "GET", "/reservations/{order_id}", get_reservation, sizeof(release_st))) < 0) {
-        fprintf(stderr, "inventory-svc: routes: %s\n", strerror(-rc));
+        sl_log(SL_LOG_ERROR, "inventory-svc: routes: %s", strerror(-rc));
         return 1;
     }
     rc = svc_run(&S);

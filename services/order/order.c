@@ -526,7 +526,7 @@ static int recover(svc *s, char *err, size_t errlen)
     if (rc < 0)
         return snprintf(err, errlen, "settling the orders left PENDING: %s", strerror(-rc)), rc;
     if (n)
-        fprintf(stderr, "order-svc: %ld orders were left PENDING by the last run: FAILED, their releases posted\n", n);
+        sl_log(SL_LOG_WARN, "order-svc: %ld orders were left PENDING by the last run: FAILED, their releases posted", n);
     return 0;
 }
 
@@ -562,7 +562,7 @@ int main(int argc, char **argv)
          * would waste that work and fail the order (issue 14) */
         (rc = sl_http_route_set(S.srv, "POST", "/orders/{id}/paid",
                                 &(sl_http_route_opts){ .lane = SL_HTTP_LANE_CONTINUE })) < 0) {
-        fprintf(stderr, "order-svc: routes: %s\n", strerror(-rc));
+        sl_log(SL_LOG_ERROR, "order-svc: routes: %s", strerror(-rc));
         return 1;
     }
     return svc_run(&S);

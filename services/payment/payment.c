@@ -301,7 +301,7 @@ int main(int argc, char **argv)
     if ((rc = svc_route(&S, "POST", "/charge", charge_order, sizeof(charge_st))) < 0 ||
         (rc = svc_route_undo(&S, "POST", "/void", void_charge, sizeof(void_st))) < 0 ||
         (rc = svc_route(&S, "GET", "/charges/{order_id}", get_charge, sizeof(void_st))) < 0) {
-        fprintf(stderr, "payment-svc: routes: %s\n", strerror(-rc));
+        sl_log(SL_LOG_ERROR, "payment-svc: routes: %s", strerror(-rc));
         return 1;
     }
     return svc_run(&S);
