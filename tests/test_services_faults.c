@@ -178,6 +178,29 @@ static void hang_answers_504_within_budget(void **state)
 
 /* ---- 7. the admin endpoints and the other faults -------------------------------------- */
 
+/* An order whose own budget ends while its own row is being written (a
+ * slow disk: the store made slower than the budget) is answered 504 with
+ * its id, like every failure of an order that may exist, and ends FAILED
+ * (or never recorded): the server's generic 504 carried no id (seen under
+ * ASan in CI, when the settle's commit outlasted the budget). */
+static void budget_ends_in_own_step_keeps_id(void **state)
+{
+    (void)state;
+    chain c;
+    setenv("SVC_TEST_STORE_DELAY_MS", "400", 1);   /* every commit of the three takes 400 ms */
+    chain_start(&c, &(chain_opts){ .order_timeout_ms = 150, .stock = "sku-1=5" });
+    unsetenv("SVC_TEST_STORE_DELAY_MS");
+    hresp r;
+    char id[64];
+    order_post(c.order.port, "sku-1", 1, 400, id, &r);
+    expect_status(&r, 504, "deadline_exceeded");
+    if (!id[0])
+        fail_msg("504 without an order_id: %.200s", r.body);
+    assert_false(order_check(&c, id, 400));   /* FAILED or never recorded, never PAID */
+    stock_settles(&c, "sku-1", 5);
+    chain_end(&c);
+}
+
 static void admin_rejects_bad_faults(void **state)
 {
     (void)state;
@@ -406,6 +429,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(hang_answers_504_within_budget, setup, svc_teardown),
+        cmocka_unit_test_setup_teardown(budget_ends_in_own_step_keeps_id, setup, svc_teardown),
         cmocka_unit_test_setup_teardown(admin_rejects_bad_faults, setup, svc_teardown),
         cmocka_unit_test_setup_teardown(injected_errors_fail_cleanly, setup, svc_teardown),
         cmocka_unit_test_setup_teardown(delay_adds_latency, setup, svc_teardown),

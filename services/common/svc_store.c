@@ -63,6 +63,7 @@ struct svc_store {
     pthread_cond_t ck_cv;
     _Atomic uint64_t checkpoints;
     _Atomic uint64_t commits, steps, reads, failed, batch_max;
+    unsigned test_delay_ms;   /* SVC_TEST_STORE_DELAY_MS: a slow disk, for the tests */
     char path[];
 };
 
@@ -263,6 +264,10 @@ int svc_store_open(svc_store **out, const char *dir, const char *file, const cha
     else
         snprintf(st->path, plen, "%s/%s", dir, file);
     st->memory = memory;
+    /* tests make the store slow on purpose (a budget that ends while a
+     * step is being written); not a SLUICE_ flag: no deployment wants it */
+    const char *delay = getenv("SVC_TEST_STORE_DELAY_MS");
+    st->test_delay_ms = delay ? (unsigned)strtoul(delay, NULL, 10) % 60001 : 0;
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv, NULL);
     pthread_cond_init(&st->ck_cv, NULL);
@@ -337,6 +342,9 @@ void svc_store_stats_get(svc_store *st, svc_store_stats *o)
 /* One batch: every step under its own savepoint, one commit. */
 static void commit_batch(svc_store *st, svc_dbreq *batch)
 {
+    if (st->test_delay_ms)
+        nanosleep(&(struct timespec){ .tv_sec = st->test_delay_ms / 1000,
+                                      .tv_nsec = (long)(st->test_delay_ms % 1000) * 1000000 }, NULL);
     svc_conn *c = &st->w;
     uint64_t n = 0, bad = 0;
     int rc = exec(c, "BEGIN IMMEDIATE");

@@ -296,6 +296,17 @@ static void reply_failure(svc_job *job, const create_st *st)
     json_decref(o);
 }
 
+/* The order's own budget ended while a step of its own was being written
+ * (the detached settle fails it): 504 with its id, as every failure of an
+ * order that may exist is answered, so the client can look it up (the
+ * server's generic 504 would carry none). Nothing reaches a client that is
+ * gone. */
+static int out_of_budget(svc_job *job, const create_st *st)
+{
+    return svc_reply_error(job, 504, "deadline_exceeded", st->io.id,
+                           "the order's budget ran out while it was being recorded");
+}
+
 static void unlock(sl_task *t, create_st *st)
 {
     if (st->lock) {
@@ -318,7 +329,7 @@ static int create_order(sl_task *t, svc_job *job)
     SVC_DB(t, st->rc, &st->db, S.store, &insert_step, &st->io);
     if (st->rc == -ETIMEDOUT || st->rc == -ECANCELED) {   /* it may be recorded: fail it */
         settle_detached(job, &st->io);
-        SL_RETURN(t, st->rc);
+        SL_RETURN(t, out_of_budget(job, st));
     }
     if (st->rc < 0)   /* nothing recorded: no order */
         SL_RETURN(t, svc_reply_error(job, 503, "overloaded", NULL, "the order cannot be recorded: %s",
@@ -360,6 +371,8 @@ static int create_order(sl_task *t, svc_job *job)
             settle_detached(job, &st->io);
             if (rc != -ETIMEDOUT && rc != -ECANCELED)
                 svc_reply_error(job, 503, "overloaded", st->io.id, "the order cannot be settled: %s", strerror(-rc));
+            else
+                out_of_budget(job, st);
         } else if (st->io.status == PAID) {
             char out[ID_MAX + 48];
             int len = snprintf(out, sizeof out, "{\"order_id\":\"%s\",\"status\":\"PAID\"}", st->io.id);
