@@ -18,7 +18,9 @@
  * as the release's outbox row. The row lock is in memory, on the reactor
  * the order's id hashes to (an order is created on the reactor that
  * receives it: its id is drawn to hash there), and exists only while
- * someone holds or waits for it: memory does not grow with the orders.
+ * someone holds or waits for it, or its creating request lives (the
+ * callback marks it paid, which spares the settle's transaction): memory
+ * does not grow with the orders.
  * The rows' consistency does not rest on the lock: the callback sets PAID
  * only over PENDING (one conditional UPDATE), so a FAILED written
  * meanwhile wins; the lock is the seed's story (held across the calls in
