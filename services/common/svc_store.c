@@ -340,32 +340,19 @@ void svc_store_stats_get(svc_store *st, svc_store_stats *o)
 
 /* ---- the writer (on a pool worker) -------------------------------------------------- */
 
-/* One batch, one commit: every step under its own savepoint (a lone step
- * under the transaction alone). */
+/* One batch: every step under its own savepoint, one commit. */
 static void commit_batch(svc_store *st, svc_dbreq *batch)
 {
     svc_conn *c = &st->w;
     uint64_t n = 0, bad = 0;
     int rc = exec(c, "BEGIN IMMEDIATE");
-    /* a lone step (the common case below saturation) needs no savepoint:
-     * if it fails, the whole transaction is its own to roll back */
-    bool alone = !batch->next;
     for (svc_dbreq *q = batch; q; q = q->next) {
         n++;
         if (rc < 0) {
             q->rc = rc;
             continue;
         }
-        if (alone) {
-            q->rc = q->step->fn(c, q->io);
-            conn_idle(c);
-            if (q->rc == -ETIMEDOUT || q->rc == -ECANCELED)
-                q->rc = -EIO;
-            if (q->rc < 0) {
-                exec(c, "ROLLBACK");
-                rc = 1;   /* nothing to commit; q->rc stands */
-            }
-        } else if ((q->rc = exec(c, "SAVEPOINT step")) == 0) {
+        if ((q->rc = exec(c, "SAVEPOINT step")) == 0) {
             q->rc = q->step->fn(c, q->io);
             conn_idle(c);
             if (q->rc == -ETIMEDOUT || q->rc == -ECANCELED)   /* reserved for "the caller gave up" */
