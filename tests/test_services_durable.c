@@ -10,7 +10,9 @@
  *  4. kill -9 of each service in turn in the middle of a stream of
  *     orders, a restart on the same port and data directory, and the
  *     ledger walk finds every order's three records agreeing and the stock
- *     conserved exactly.
+ *     conserved exactly;
+ *  5. a paid order costs order-svc two transactions, not three: the settle
+ *     is skipped when the callback on the same reactor committed PAID.
  * No fixed waits: every wait polls for its event within a bound. */
 #include <errno.h>
 #include <poll.h>
@@ -359,6 +361,54 @@ static void kill9_each_service_keeps_the_books(void **state)
     rm_rf(pd);
 }
 
+/* ---- 5. a paid order: two transactions at order-svc ------------------------------------------ */
+
+static long store_counter(int port, const char *key)
+{
+    hresp *r = malloc(sizeof *r);
+    assert_non_null(r);
+    long v = http_req(port, "GET", "/debug/store", NULL, NULL, 3000, r) == 200 ? (long)jint(r, key, -1) : -1;
+    free(r);
+    return v;
+}
+
+static void paid_order_skips_the_settle(void **state)
+{
+    (void)state;
+    char od[256], id[64], s[16];
+    tmpdir(od, sizeof od, "settle");
+    chain_opts o = { .stock = "sku-1=1000", .order_args = { "--data", od, NULL } };
+    chain c;
+    chain_start(&c, &o);
+    hresp *r = malloc(sizeof *r);
+    assert_non_null(r);
+    long before = store_counter(c.order.port, "steps");
+    assert_true(before >= 0);
+    enum { N = 20 };
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(order_post(c.order.port, "sku-1", 1, 1250, id, r), 201);
+        order_status(c.order.port, id, s, sizeof s);   /* the 201 is durable PAID */
+        assert_string_equal(s, "PAID");
+    }
+    /* the record and the callback's PAID: no settle transaction */
+    assert_int_equal(store_counter(c.order.port, "steps") - before, 2 * N);
+    assert_int_equal(stock_of(c.inv.port, "sku-1"), 1000 - N);
+    /* a failed order still settles: the record, FAILED with the release's
+     * outbox row, and that row's delete once inventory acknowledged it */
+    before = store_counter(c.order.port, "steps");
+    assert_int_equal(order_post(c.order.port, "sku-1", 5000, 1250, id, r), 409);
+    order_status(c.order.port, id, s, sizeof s);
+    assert_string_equal(s, "FAILED");
+    long d = 0;
+    for (uint64_t end = svc_now_ms() + 10000; (d = store_counter(c.order.port, "steps") - before) < 3 &&
+                                               svc_now_ms() < end;)
+        poll(NULL, 0, 10);
+    assert_int_equal(d, 3);
+    free(r);
+    chain_end(&c);
+    rm_rf(od);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -367,6 +417,7 @@ int main(void)
         cmocka_unit_test_teardown(pending_order_is_resolved_at_restart, svc_teardown),
         cmocka_unit_test_teardown(outbox_is_resumed_after_restart, svc_teardown),
         cmocka_unit_test_teardown(kill9_each_service_keeps_the_books, svc_teardown),
+        cmocka_unit_test_teardown(paid_order_skips_the_settle, svc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

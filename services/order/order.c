@@ -18,7 +18,9 @@
  * as the release's outbox row. The row lock is in memory, on the reactor
  * the order's id hashes to (an order is created on the reactor that
  * receives it: its id is drawn to hash there), and exists only while
- * someone holds or waits for it: memory does not grow with the orders.
+ * someone holds or waits for it, or its creating request lives (the
+ * callback marks it paid, which spares the settle's transaction): memory
+ * does not grow with the orders.
  * The rows' consistency does not rest on the lock: the callback sets PAID
  * only over PENDING (one conditional UPDATE), so a FAILED written
  * meanwhile wins; the lock is the seed's story (held across the calls in
@@ -53,7 +55,8 @@ svc S_order;
 typedef struct olock {
     svc_node node;
     char id[ID_MAX];
-    int refs;                 /* holders and waiters */
+    int refs;                 /* holders and waiters (and the creator's task, to its end) */
+    bool paid;                /* the callback committed PAID (see create_order) */
     sl_mutex m;
     char name[ID_MAX + 8];    /* "order:<id>" (/debug/tasks shows it) */
 } olock;
@@ -201,7 +204,8 @@ static const svc_dbstep get_db_step = { .name = "order lookup", .fn = get_fn };
 
 typedef struct create_st {
     order_io io;
-    olock *lock;              /* held (guarded/naive: across the call) */
+    olock *lock;              /* referenced to the end; held while `held` (guarded/naive: across the call) */
+    bool held;
     svc_db db;
     int rc, status;
     sl_http_resp resp;
@@ -310,7 +314,9 @@ static int out_of_budget(svc_job *job, const create_st *st)
 static void unlock(sl_task *t, create_st *st)
 {
     if (st->lock) {
-        sl_mutex_unlock(t, &st->lock->m);
+        if (st->held)
+            sl_mutex_unlock(t, &st->lock->m);
+        st->held = false;
         lock_put(st->lock);
         st->lock = NULL;
     }
@@ -342,8 +348,13 @@ static int create_order(sl_task *t, svc_job *job)
         settle_detached(job, &st->io);
         SL_RETURN(t, svc_reply_error(job, 503, "overloaded", st->io.id, "the order's lock cannot be taken"));
     }
-    if (S.o.mode == SVC_SAFE)
-        unlock(t, st);
+    st->held = true;
+    /* safe: let go of the lock, but keep the reference, so that the
+     * callback finds this olock and can say it committed PAID (below) */
+    if (S.o.mode == SVC_SAFE) {
+        sl_mutex_unlock(t, &st->lock->m);
+        st->held = false;
+    }
     {
         char body[ID_MAX + ITEM_MAX + 96];
         int len = snprintf(body, sizeof body, "{\"order_id\":\"%s\",\"item\":\"%s\",\"qty\":%" PRId64
@@ -359,6 +370,20 @@ static int create_order(sl_task *t, svc_job *job)
         unlock(t, st);
         settle_detached(job, &st->io);
         reply_failure(job, st);   /* 504 with the order's id; nothing to a client that is gone */
+        sl_http_call_end(&st->resp);
+        SL_RETURN(t, 0);
+    }
+    /* Inventory said 200 and the callback, on this reactor, committed
+     * PAID for this order while we waited: the settle would read PAID and
+     * write nothing (only this task writes FAILED over it while it lives),
+     * so its transaction is skipped: one offload round trip and commit
+     * fewer per order (issue 16). Without the flag (the callback came on
+     * another reactor, or not at all) the settle step decides, as ever. */
+    if (st->io.ok && st->lock && st->lock->paid) {
+        unlock(t, st);
+        char out[ID_MAX + 48];
+        int len = snprintf(out, sizeof out, "{\"order_id\":\"%s\",\"status\":\"PAID\"}", st->io.id);
+        svc_reply(job, 201, out, (size_t)len);
         sl_http_call_end(&st->resp);
         SL_RETURN(t, 0);
     }
@@ -430,6 +455,18 @@ typedef struct paid_st {
     int rc;
 } paid_st;
 
+/* PAID is committed: tell the creator's task, if it waits on this reactor
+ * (its olock is referenced to its end). The map is this reactor's: from
+ * another one, nothing is said (the creator's settle step reads the row). */
+static void paid_seen(const char *id)
+{
+    if (svc_owner(&S, id, strlen(id)) != sl_reactor_current())
+        return;
+    olock *l = (olock *)svc_map_find(svc_here()->app, id, strlen(id));
+    if (l)
+        l->paid = true;
+}
+
 static int order_paid(sl_task *t, svc_job *job)
 {
     paid_st *st = svc_job_state(job);
@@ -460,6 +497,7 @@ static int order_paid(sl_task *t, svc_job *job)
     if (st->rc < 0) {
         svc_reply_error(job, 503, "overloaded", id, "order %s: %s", id, strerror(-st->rc));
     } else if (st->row.status == PAID) {
+        paid_seen(id);
         char out[ID_MAX + 48];
         int len = snprintf(out, sizeof out, "{\"order_id\":\"%s\",\"status\":\"PAID\"}", id);
         svc_reply(job, 200, out, (size_t)len);
