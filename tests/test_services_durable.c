@@ -363,6 +363,45 @@ static void kill9_each_service_keeps_the_books(void **state)
 
 /* ---- 5. a paid order: two transactions at order-svc ------------------------------------------ */
 
+/* order-svc dies right after it committed PAID, before payment hears the
+ * 200 (SVC_TEST_EXIT_AFTER_PAID: the worst moment, every time). Payment
+ * and inventory see a reset: ambiguous, so neither undoes its step, and
+ * after the restart the order is PAID, its stock RESERVED and its charge
+ * CHARGED. Before, payment voided and inventory released on any failure,
+ * and the books disagreed (seen as a flaky kill -9 test). */
+static void order_dies_after_paid_keeps_the_books(void **state)
+{
+    (void)state;
+    char od[256], id_[256], pd[256];
+    tmpdir(od, sizeof od, "ap-order");
+    tmpdir(id_, sizeof id_, "ap-inv");
+    tmpdir(pd, sizeof pd, "ap-pay");
+    chain_opts o = { .stock = "sku-1=10", .order_args = { "--data", od, NULL }, .inv_args = { "--data", id_, NULL },
+                     .pay_args = { "--data", pd, NULL } };
+    chain c;
+    setenv("SVC_TEST_EXIT_AFTER_PAID", "1", 1);   /* read by order-svc only */
+    chain_start(&c, &o);
+    unsetenv("SVC_TEST_EXIT_AFTER_PAID");
+    char id[64];
+    hresp r;
+    order_post(c.order.port, "sku-1", 2, 300, id, &r);
+    assert_true(r.status != 201);   /* order died before answering */
+    svc_kill9(&c.order);            /* reaps it (it is gone already) */
+    chain_restart(&c, &c.order, &o);
+    undo_settles(c.order.port, "order", 30000);
+    undo_settles(c.inv.port, "inventory", 30000);
+    long taken[ITEMS + 1] = { 0 };
+    int orders = 0;
+    assert_int_equal(ledger_walk(&c, taken, &orders), 0);
+    assert_int_equal(orders, 1);
+    assert_int_equal(taken[1], 2);   /* the order is PAID, and its three records agree */
+    assert_int_equal(stock_of(c.inv.port, "sku-1"), 8);
+    chain_stop(&c);
+    rm_rf(od);
+    rm_rf(id_);
+    rm_rf(pd);
+}
+
 static long store_counter(int port, const char *key)
 {
     hresp *r = malloc(sizeof *r);
@@ -418,6 +457,7 @@ int main(void)
         cmocka_unit_test_teardown(outbox_is_resumed_after_restart, svc_teardown),
         cmocka_unit_test_teardown(kill9_each_service_keeps_the_books, svc_teardown),
         cmocka_unit_test_teardown(paid_order_skips_the_settle, svc_teardown),
+        cmocka_unit_test_teardown(order_dies_after_paid_keeps_the_books, svc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -176,6 +176,16 @@ void svc_relay_cause(svc_job *job, const sl_http_resp *resp);
  * a 2xx, 0 for a cancelled call). */
 int svc_upstream_status(int rc, const sl_http_resp *resp);
 
+/* Whether a failed upstream call leaves unknown what the callee did: no
+ * answer after the request may have left (a timeout, a reset, a cancelled
+ * call, anything but -EBUSY and -ECONNREFUSED, which send nothing) or an
+ * answer that does not say (500, 502, 504). A caller then undoes nothing
+ * itself: the order decides (its FAILED posts the release, whose void
+ * follows), so a step the callee did commit (order's PAID before a crash)
+ * is never undone behind the order's back. Definite failures (a 4xx, 503,
+ * 508) may be undone at once. */
+bool svc_upstream_ambiguous(int rc, const sl_http_resp *resp);
+
 /* ---- background work ------------------------------------------------------------ */
 
 /* A context for work that must finish although the request gave up (a

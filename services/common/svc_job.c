@@ -85,6 +85,15 @@ int svc_upstream_status(int rc, const sl_http_resp *resp)
     }
 }
 
+bool svc_upstream_ambiguous(int rc, const sl_http_resp *resp)
+{
+    if (rc == -EBUSY || rc == -ECONNREFUSED)
+        return false;
+    if (rc < 0)
+        return true;
+    return resp->status == 500 || resp->status == 502 || resp->status == 504;
+}
+
 /* The upstream's name for messages: "inventory" for --inventory. */
 static const char *upstream_name(const svc_job *job)
 {

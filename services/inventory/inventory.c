@@ -337,6 +337,11 @@ static int reserve(sl_task *t, svc_job *job)
             svc_reply_error(job, 409, "order_failed", NULL, "order %s was released meanwhile", st->io.id);
         else if (!gave_up(st->rc))
             svc_reply_error(job, 503, "overloaded", NULL, "order %s: not settled: %s", st->io.id, strerror(-st->rc));
+    } else if (svc_upstream_ambiguous(st->call_rc, &st->resp)) {
+        /* payment may have charged and the order committed PAID (and died
+         * before answering): the stock stays taken; if the order fails,
+         * its release gives it back and voids the charge */
+        svc_reply_upstream(job, st->call_rc, &st->resp, NULL);
     } else {
         if (sl_task_cancelled(t)) {   /* out of budget or gone: the stock goes back all the same */
             undo_detached(job, &release_step, &st->io);

@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "failure.h"
 #include "order.h"
 #include "svc_body.h"
@@ -49,6 +50,11 @@ static const char schema[] =
 
 svc S_order;
 #define S S_order
+
+/* SVC_TEST_EXIT_AFTER_PAID: the process dies right after it committed an
+ * order PAID, before answering the callback (tests/test_services_durable:
+ * a crash at the worst moment, made to happen every time). */
+static bool exit_after_paid;
 
 /* ---- the row locks: in memory, only while used ---------------------------------------- */
 
@@ -491,8 +497,10 @@ static int order_paid(sl_task *t, svc_job *job)
                                      "the budget ran out waiting for order lock 'order:%s'", id));
     strcpy(st->row.id, st->io.id);
     SVC_DB(t, st->rc, &st->db, S.store, &paid_db_step, &st->row);
-    if (st->rc == -ETIMEDOUT || st->rc == -ECANCELED)   /* payment voids on anything but 200 */
+    if (st->rc == -ETIMEDOUT || st->rc == -ECANCELED)   /* PAID may be written: the 504 is ambiguous to payment */
         SL_RETURN(t, st->rc);
+    if (exit_after_paid && st->rc == 0 && st->row.status == PAID)
+        _exit(137);   /* a crash between PAID and its answer, for the tests */
     id = st->io.id;
     if (st->rc < 0) {
         svc_reply_error(job, 503, "overloaded", id, "order %s: %s", id, strerror(-st->rc));
@@ -600,6 +608,7 @@ int main(int argc, char **argv)
 {
     S.schema = schema;
     S.recover = recover;
+    exit_after_paid = getenv("SVC_TEST_EXIT_AFTER_PAID") != NULL;
     int rc = svc_setup(&S, &prog, argc, argv);
     if (rc)
         return rc;

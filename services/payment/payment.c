@@ -2,8 +2,10 @@
  *
  * POST /charge records the charge (a row of its database, svc_store.h),
  * calls order's POST /orders/{id}/paid, and keeps the charge only when the
- * order confirmed it: any other answer voids it (409 from the order:
- * 409 order_failed; anything else passed on). POST /void of a charge not
+ * order confirmed it: a definite refusal voids it (409 from the order:
+ * 409 order_failed; anything else passed on); an answer that leaves the
+ * order's state unknown (svc_upstream_ambiguous) keeps it, and the order
+ * decides: its release, if it fails, voids the charge. POST /void of a charge not
  * made yet leaves a tombstone, so that the charge is refused when it
  * comes. */
 #include <errno.h>
@@ -228,6 +230,10 @@ static int charge_order(sl_task *t, svc_job *job)
         else if (st->rc != -ETIMEDOUT && st->rc != -ECANCELED)
             svc_reply_error(job, 503, "overloaded", NULL, "order %s: confirmation not recorded: %s", st->io.id,
                             strerror(-st->rc));
+    } else if (svc_upstream_ambiguous(st->call_rc, &st->resp)) {
+        /* the order may have committed PAID (and died before answering):
+         * the charge stays; if the order fails, its release voids it */
+        svc_reply_upstream(job, st->call_rc, &st->resp, NULL);
     } else {
         if (sl_task_cancelled(t)) {   /* out of budget or gone: the void runs all the same */
             void_detached(job, &st->io);
