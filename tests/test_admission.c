@@ -392,6 +392,22 @@ static int ask(const char *head_and_body, resp *r, uint64_t *took)
     return st;
 }
 
+/* Opens two connections, parks a request (budget `budget`, a grpc-timeout
+ * value) on the first and waits until its handler started (bounded, 5 s):
+ * the one slot is taken. Returns the parked connection, *queued the other. */
+static int park_one(const char *budget, int *queued)
+{
+    char req[128];
+    int running = cli_connect(TS.port);
+    *queued = cli_connect(TS.port);
+    snprintf(req, sizeof req, "GET /park HTTP/1.1\r\nHost: t\r\ngrpc-timeout: %s\r\n\r\n", budget);
+    cli_send(running, req);
+    for (int i = 0; i < 2500 && !atomic_load(&started); i++)
+        usleep(2000);
+    assert_int_equal(atomic_load(&started), 1);
+    return running;
+}
+
 static void expect_metric(const char *line)
 {
     resp r;
@@ -547,11 +563,7 @@ static void test_queue_delay_target(void **state)
     resp r;
     serve((sl_http_server_opts){ .max_inflight = 1, .max_queue = 8, .queue_target_ms = 1,
                                  .queue_interval_ms = 20 });
-    int running = cli_connect(TS.port), queued = cli_connect(TS.port);
-    cli_send(running, "GET /park HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 10S\r\n\r\n");
-    for (int i = 0; i < 2500 && !atomic_load(&started); i++)
-        usleep(2000);
-    assert_int_equal(atomic_load(&started), 1);
+    int queued, running = park_one("10S", &queued);
     uint64_t t0 = sl_now_ns();
     cli_send(queued, "GET /items/q HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 10S\r\n\r\n");
     wait_metric("sluice_http_queued{reactor=\"0\"} 1");
@@ -583,11 +595,7 @@ static void test_queue_delay_without_events(void **state)
     resp r;
     serve((sl_http_server_opts){ .max_inflight = 1, .max_queue = 8, .queue_target_ms = 1,
                                  .queue_interval_ms = 20 });
-    int running = cli_connect(TS.port), queued = cli_connect(TS.port);
-    cli_send(running, "GET /park HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 10S\r\n\r\n");
-    for (int i = 0; i < 2500 && !atomic_load(&started); i++)
-        usleep(2000);
-    assert_int_equal(atomic_load(&started), 1);
+    int queued, running = park_one("10S", &queued);
     cli_send(queued, "GET /items/q HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 10S\r\n\r\n");
     assert_int_equal(cli_read(queued, &r, 5000), 503);   /* long before the 10 s */
     assert_non_null(strstr(r.body, "\"error\":\"overloaded\""));
@@ -605,11 +613,7 @@ static void test_queued_deadline_504(void **state)
     (void)state;
     resp r;
     serve((sl_http_server_opts){ .max_inflight = 1, .max_queue = 8, .admission = SL_HTTP_ADMISSION_FIXED });
-    int running = cli_connect(TS.port), queued = cli_connect(TS.port);
-    cli_send(running, "GET /park HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 20S\r\n\r\n");
-    for (int i = 0; i < 2500 && !atomic_load(&started); i++)
-        usleep(2000);
-    assert_int_equal(atomic_load(&started), 1);
+    int queued, running = park_one("20S", &queued);
     uint64_t t0 = sl_now_ns();
     cli_send(queued, "GET /items/q HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 200m\r\n\r\n");
     assert_int_equal(cli_read(queued, &r, 5000), 504);
@@ -633,11 +637,7 @@ static void test_continue_lane(void **state)
     serve((sl_http_server_opts){ .max_inflight = 2, .limit_min = 1, .limit_initial = 1,
                                  .queue_target_ms = 30000, .queue_interval_ms = 60000 });
     expect_metric("sluice_http_admission_limit{reactor=\"0\"} 1");
-    int running = cli_connect(TS.port), queued = cli_connect(TS.port);
-    cli_send(running, "GET /park HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 10S\r\n\r\n");
-    for (int i = 0; i < 2500 && !atomic_load(&started); i++)
-        usleep(2000);
-    assert_int_equal(atomic_load(&started), 1);
+    int queued, running = park_one("10S", &queued);
     cli_send(queued, "GET /items/q HTTP/1.1\r\nHost: t\r\n\r\n");
     wait_metric("sluice_http_queued{reactor=\"0\"} 1");
     assert_int_equal(get(TS.port, "/cont/c", &r), 200);     /* past the limit */
