@@ -191,6 +191,51 @@ static void test_codel(void **state)
     assert_false(sl__admit_lifo(&a));
 }
 
+/* The target follows the service time: with requests taking 9 ms, a
+ * queue whose oldest waited 8 ms all along is what near-capacity looks
+ * like, not a standing queue (a fixed 5 ms target shed 39 % of the
+ * durable chain's orders at exactly C). Bounded at 4 x target. */
+static void test_codel_target_follows_service_time(void **state)
+{
+    (void)state;
+    sl_admit a;
+    sl_admit_cfg c = cfg();
+    c.min_limit = c.max_limit = 32;   /* the limit is not what is tested */
+    uint64_t now = 0;
+    sl__admit_init(&a, &c, now);
+    assert_int_equal(sl__admit_target(&a), 5 * MS);   /* nothing measured yet */
+    window(&a, &now, 50, 9 * MS, 32);
+    assert_int_equal(sl__admit_target(&a), 9 * MS);
+    for (int i = 0; i < 50; i++) {
+        now += 10 * MS;
+        assert_false(sl__admit_observe(&a, now, 8 * MS));
+        assert_false(sl__admit_lifo(&a));
+    }
+    /* above the service time all along: a standing queue; refused past
+     * 2 x 9 ms, kept within it */
+    for (int i = 0; i < 30; i++) {
+        now += 10 * MS;
+        sl__admit_observe(&a, now, 10 * MS);
+    }
+    assert_true(sl__admit_lifo(&a));
+    assert_false(sl__admit_observe(&a, now, 18 * MS));
+    assert_true(sl__admit_observe(&a, now, 18 * MS + 1));
+    /* a route gone very slow: the target stops at 4 x 5 ms */
+    window(&a, &now, 50, 300 * MS, 32);
+    assert_int_equal(sl__admit_target(&a), 20 * MS);
+    for (int i = 0; i < 30; i++) {
+        now += 10 * MS;
+        sl__admit_observe(&a, now, 25 * MS);
+    }
+    assert_false(sl__admit_observe(&a, now, 40 * MS));
+    assert_true(sl__admit_observe(&a, now, 40 * MS + 1));
+    /* fast requests: the configured target again (the first window
+     * still holds slow samples) */
+    window(&a, &now, 50, 1 * MS, 32);
+    window(&a, &now, 50, 1 * MS, 32);
+    assert_int_equal(sl__admit_target(&a), 5 * MS);
+}
+
 static void test_need_median(void **state)
 {
     (void)state;
@@ -723,6 +768,7 @@ int main(void)
         cmocka_unit_test(test_baseline_forgets),
         cmocka_unit_test(test_fixed_when_not_adaptive),
         cmocka_unit_test(test_codel),
+        cmocka_unit_test(test_codel_target_follows_service_time),
         cmocka_unit_test(test_need_median),
         cmocka_unit_test(test_sim_overload),
         cmocka_unit_test(test_server_bad_options),
