@@ -40,6 +40,7 @@ be shared: compare sides of the same run, not absolute figures.
 Environment: GO (default go), SLUICE_LOAD, GOCACHE.
 """
 import json
+import re
 import os
 import shutil
 import signal
@@ -48,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 BODY = '{"item":"sku-1","qty":1,"amount_cents":1250}'
 ME = "overload-bench"
@@ -142,6 +144,7 @@ class Chain:
                                                    stderr=err, env=env))
             if all(self.listening(p, f"{tmp}/{side}-{n}.out") for p, (n, _) in zip(self.procs, specs)):
                 self.url = f"http://127.0.0.1:{po}/orders"
+                self.ports = (pp, pi, po)
                 return
             self.stop()
         die(f"the {side} chain did not start")
@@ -163,6 +166,13 @@ class Chain:
     def cpu(self):
         return sum(cpu_s(p.pid) for p in self.procs)
 
+    def scrape(self):
+        """Each service's refusal counters from its /metrics (sluice only;
+        {} for the Go peer): {service: {counter: value}}."""
+        if self.side == "go":
+            return {}
+        return {name: refusal_counters(port) for name, port in zip(("payment", "inventory", "order"), self.ports)}
+
     def alive(self):
         return all(p.poll() is None for p in self.procs)
 
@@ -176,6 +186,63 @@ class Chain:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+# What /metrics says about refusals, summed over reactors and label sets
+# not named here: family -> the label whose values split it (None: one
+# figure). A 503 that is none of these was made by a handler (a store or
+# offload step that could not start, an upstream's 503 passed on).
+REFUSALS = {
+    "sluice_http_admission_shed_total": "reason",     # the server's admission, by reason
+    "sluice_http_expired_total": None,                # 504 before a handler ran
+    "sluice_upstream_failfast_total": "reason",       # calls refused by the client
+    "sluice_upstream_calls_total": "result",          # attempts by result (busy: the pool's queue)
+}
+# Gauges read at the end of a run (not differences): where the adaptive
+# limit stood, and how long the oldest waiter had waited.
+GAUGES = ("sluice_http_admission_limit", "sluice_http_queue_delay_seconds", "sluice_http_inflight_peak")
+
+
+def refusal_counters(port):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode("utf-8", "replace")
+    except OSError:
+        return {}
+    out = {}
+    answers = re.compile(r'^sluice_http_requests_total\{[^}]*status="(\d+)"')
+    for line in text.splitlines():
+        if not line or line[0] == "#":
+            continue
+        name, _, rest = line.partition("{")
+        value = line.rsplit(" ", 1)[-1]
+        m = answers.match(line)
+        if m:
+            key = f"answered_{m.group(1)}"
+        elif name.split(" ")[0] in GAUGES:
+            key = "at_end:" + name.split(" ")[0].replace("sluice_http_", "")
+        elif name.split(" ")[0] in REFUSALS:
+            name = name.split(" ")[0]
+            lab = REFUSALS[name]
+            v = re.search(lab + r'="([^"]*)"', rest) if lab else None
+            key = name.replace("sluice_", "") + (f":{v.group(1)}" if v else "")
+        else:
+            continue
+        try:
+            out[key] = out.get(key, 0) + float(value)
+        except ValueError:
+            pass
+    return out
+
+
+def refusal_delta(before, after):
+    """after - before, per service, the counters that moved."""
+    d = {}
+    for svc, a in after.items():
+        b = before.get(svc, {})
+        d[svc] = {k: (round(v, 4) if k.startswith("at_end:") else round(v - b.get(k, 0)))
+                  for k, v in sorted(a.items()) if k.startswith("at_end:") or v - b.get(k, 0)}
+    return d
 
 
 def load(o, url, extra, duration, warmup=0):
@@ -280,16 +347,21 @@ def side_run(side, o, tmp, peer):
             res["shed_cost"] = shed_cost(o, ch, cpu_201, 2 if q else 5)
         runs = []
         for m in o["multiples"]:
-            c0 = ch.cpu()
+            c0, m0 = ch.cpu(), ch.scrape()
             secs = 3 if q else 10
             j = open_loop(o, ch.url, m * cap, secs)
             r = summary(j, cap, ch.cpu() - c0, cpu_201, secs)
             r["multiple"] = m
+            if m0:
+                r["refusals"] = refusal_delta(m0, ch.scrape())
             r["series"] = [{"t": p["t"], "requests": p["requests"], "201": p["status"].get("201", 0),
                             "503": p["status"].get("503", 0), "504": p["status"].get("504", 0),
                             "no_answer": sum(p["errors"].values()), "p99_ms": round(p["latency_ms"]["p99"], 1)}
                            for p in j["series"]]
             runs.append(r)
+            for svc, d in r.get("refusals", {}).items():
+                print(f"{ME}: {side:10} {m:g}C:   {svc}: " + ", ".join(f"{k} {v}" for k, v in d.items()),
+                      file=sys.stderr)
             print(f"{ME}: {side:10} {m:g}C: offered {r['offered_per_s']}/s goodput {r['goodput_per_s']}/s "
                   f"({r['goodput_over_C']} C) p50/p99 {r['p50_201_ms']}/{r['p99_201_ms']} ms "
                   f"503 {r['share_503']:.1%} 504 {r['share_504']:.1%} no answer {r['share_no_answer']:.1%}"

@@ -85,15 +85,32 @@ void sl__admit_sample(sl_admit *a, uint64_t now, uint64_t lat, uint32_t inflight
         window_end(a, now);
 }
 
+/* At most this many times the configured target (see sl__admit_target). */
+#define TARGET_SCALE_MAX 4
+
+uint64_t sl__admit_target(const sl_admit *a)
+{
+    /* A wait shorter than one service time is no standing queue: near
+     * capacity, every request finds about the limit's worth of others
+     * ahead of it and waits about one service time for its turn. With
+     * the durable chain's requests taking 6-10 ms (offload round trips,
+     * group commits), a fixed 5 ms target called that overload and shed
+     * 39 % at exactly C (issue 14). Bounded, so that a route gone slow
+     * cannot let the queue grow without end. */
+    uint64_t t = a->cfg.target_ns, cap = TARGET_SCALE_MAX * t;
+    return a->last_mean <= t ? t : a->last_mean < cap ? a->last_mean : cap;
+}
+
 bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest)
 {
     a->last_delay = oldest;
     if (!a->cfg.adaptive)
         return false;
+    uint64_t target = sl__admit_target(a);
     if (now >= a->cd_end) {
         /* a queue that never got shorter than the target for a whole
          * interval is a standing queue; one that did is a burst */
-        a->overloaded = a->cd_seen && a->cd_min > a->cfg.target_ns;
+        a->overloaded = a->cd_seen && a->cd_min > target;
         a->cd_min = oldest;
         a->cd_seen = true;
         a->cd_end = now + a->cfg.interval_ns;
@@ -101,7 +118,7 @@ bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest)
         a->cd_min = oldest;
         a->cd_seen = true;
     }
-    return a->overloaded && oldest > 2 * a->cfg.target_ns;
+    return a->overloaded && oldest > 2 * target;
 }
 
 bool sl__admit_lifo(const sl_admit *a)

@@ -15,8 +15,10 @@
  *
  *  - How long may a request wait for its turn? CoDel on the admission queue
  *    (as in Facebook's wangle): the queue is overloaded when the oldest
- *    waiter waited more than `target` all through an interval (a standing
- *    queue, not a burst). While overloaded, a waiter older than 2 x target
+ *    waiter waited more than the target all through an interval (a
+ *    standing queue, not a burst). The target is `target_ns`, or the time
+ *    requests take (up to 4 x target_ns) when that is longer: a wait of
+ *    one service time is what any request meets near capacity. While overloaded, a waiter older than 2 x target
  *    is refused (503), and the queue is served newest first (adaptive LIFO):
  *    the newest have the most budget left, the oldest are about to be
  *    refused anyway.
@@ -71,9 +73,15 @@ uint32_t sl__admit_limit(const sl_admit *a);
  * included) ended after `lat` ns. */
 void sl__admit_sample(sl_admit *a, uint64_t now, uint64_t lat, uint32_t inflight);
 
+/* The queue-delay target CoDel holds the queue to now: cfg.target_ns, or
+ * the mean time requests took in the last window (last_mean) when that is
+ * longer, at most 4 x cfg.target_ns. */
+uint64_t sl__admit_target(const sl_admit *a);
+
 /* Observes the admission queue: its oldest waiter has waited `oldest` ns
  * (0: the queue is empty). Returns true when that waiter is to be refused
- * (overloaded, and it waited more than 2 x target). */
+ * (overloaded: it stayed above sl__admit_target all through an interval;
+ * and it waited more than 2 x that target). */
 bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest);
 
 /* Whether the queue is served newest first now (adaptive, overloaded). */

@@ -186,20 +186,7 @@ static void admission_metrics(struct evbuffer *b, const gather *g)
         if (g->parts[i])
             evbuffer_add_printf(b, "sluice_http_queue_delay_seconds{reactor=\"%d\"} %.6f\n", i,
                                 (double)g->parts[i]->adm.last_delay / 1e9);
-    evbuffer_add_printf(b, "# HELP sluice_http_admission_shed_total Requests refused with 503 by "
-                           "admission, by reason.\n# TYPE sluice_http_admission_shed_total counter\n");
-    for (int i = 0; i < g->n; i++) {
-        const snap *s = g->parts[i];
-        if (!s)
-            continue;
-        const struct { const char *reason; uint64_t n; } r[] = {
-            { "queue_full", s->st.shed_full }, { "queue_delay", s->st.shed_delay },
-            { "budget", s->st.shed_budget },
-        };
-        for (size_t k = 0; k < sizeof r / sizeof r[0]; k++)
-            evbuffer_add_printf(b, "sluice_http_admission_shed_total{reactor=\"%d\",reason=\"%s\"} %llu\n",
-                                i, r[k].reason, (unsigned long long)r[k].n);
-    }
+    /* refusals by reason: sluice_http_admission_shed_total, registered by server.c */
 }
 
 /* On reactor i: take the snapshot. */

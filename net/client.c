@@ -54,6 +54,7 @@ struct sl_http_upstream {
     int nreactors;
     pool **pools;    /* one per reactor, each touched by its reactor only */
     sl__up_metrics met;   /* where attempts are counted (client_int.h) */
+    sl_series *ff_series[2];   /* met.failfast{upstream, latency|throttle}, or NULL */
 };
 
 /* A replica: one address of a target, in one reactor's pool. Replicas come
@@ -554,6 +555,12 @@ static void count(pool *pl, int rc)
 void sl__upstream_set_metrics(sl_http_upstream *up, const sl__up_metrics *m)
 {
     up->met = m ? *m : (sl__up_metrics){ 0 };
+    static const char *const reasons[2] = { "latency", "throttle" };
+    for (int i = 0; i < 2; i++) {
+        up->ff_series[i] = NULL;
+        if (up->met.failfast)   /* full or out of memory: the overflow series, still counted */
+            sl_metric_series(up->met.failfast, (const char *[]){ up->met.name, reasons[i] }, &up->ff_series[i]);
+    }
 }
 
 static const char *result_label(int rc)
@@ -724,24 +731,26 @@ static void learn(pool *pl, const priv *pv)
 }
 
 /* Whether a call is refused here, before it takes a connection or sends
- * a byte: its remaining budget cannot cover the upstream's recent median
- * time, or the upstream has been refusing (503) and this call falls in
- * the share that client-side throttling turns away: each call is refused
- * with probability (calls - K x accepted) / (calls + 1) over the window. */
-static bool fail_fast(pool *pl, uint64_t deadline, uint64_t now, uint64_t margin)
+ * a byte: FF_LATENCY, its remaining budget cannot cover the upstream's
+ * recent median time; FF_THROTTLE, the upstream has been refusing (503)
+ * and this call falls in the share that client-side throttling turns
+ * away: each call is refused with probability (calls - K x accepted) /
+ * (calls + 1) over the window. FF_NO: it goes. */
+enum { FF_NO = -1, FF_LATENCY = 0, FF_THROTTLE = 1 };
+static int fail_fast(pool *pl, uint64_t deadline, uint64_t now, uint64_t margin)
 {
     uint64_t need = sl__admit_need(&pl->lat);
     if (need && deadline && now - pl->lat_at < FF_STALE_NS && deadline - now < margin + need)
-        return true;
+        return FF_LATENCY;
     /* an upstream that refused nothing for a window is not refusing: the
      * counts may still say so for a while (at a low call rate, the few
      * calls let through cannot outweigh them), and would keep turning most
      * calls away from an upstream that serves again */
     if (!pl->ff_last_503 || now - pl->ff_last_503 >= FF_WINDOW_NS)
-        return false;
+        return FF_NO;
     ff_roll(pl, now);
     if (pl->ff_req < FF_MIN_CALLS || pl->ff_req <= FF_K * pl->ff_acc)
-        return false;
+        return FF_NO;
     /* xorshift64: a per-pool stream, no lock, no libc state */
     uint64_t x = pl->rng ? pl->rng : 0x9e3779b97f4a7c15u ^ (uint64_t)(uintptr_t)pl;
     x ^= x << 13;
@@ -750,9 +759,9 @@ static bool fail_fast(pool *pl, uint64_t deadline, uint64_t now, uint64_t margin
     pl->rng = x;
     uint64_t num = pl->ff_req - FF_K * (uint64_t)pl->ff_acc, den = (uint64_t)pl->ff_req + 1;
     if (x % den >= num)
-        return false;
+        return FF_NO;
     pl->ff_req++;   /* a call the caller made, refused: it counts as one */
-    return true;
+    return FF_THROTTLE;
 }
 
 /* An attempt has its result: try again, or wake the task. `wrote`: some
@@ -1224,9 +1233,12 @@ int sl_http_call_key(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const
         pl->st.timeouts++;
         return -ETIMEDOUT;
     }
-    if (!up->o.no_fail_fast && fail_fast(pl, deadline, now, margin)) {
+    int ff = up->o.no_fail_fast ? FF_NO : fail_fast(pl, deadline, now, margin);
+    if (ff != FF_NO) {
         pl->st.busy++;
         pl->st.failfast++;
+        if (up->ff_series[ff])
+            sl_series_add(up->ff_series[ff], 1);
         return -EBUSY;
     }
     /* the caller's trace with a new span (or a fresh trace), and its tracestate */

@@ -25,9 +25,11 @@ void sl__upstream_stats_peek(sl_http_upstream *up, int id, sl_http_upstream_stat
 /* Where an upstream's attempts are counted (the server it was added to,
  * sl_http_server_add_upstream): sluice_upstream_request_duration_seconds
  * {upstream,replica} and sluice_upstream_attempts_total{upstream,replica,
- * result}. NULL families: nowhere. Set while the runtime does not run. */
+ * result}, and its calls refused by fail-fast in sluice_upstream_failfast_total
+ * {upstream,reason} (reason: latency or throttle). NULL families: nowhere.
+ * Set while the runtime does not run. */
 typedef struct sl__up_metrics {
-    sl_metric *dur, *attempts;
+    sl_metric *dur, *attempts, *failfast;
     char name[64];
 } sl__up_metrics;
 void sl__upstream_set_metrics(sl_http_upstream *up, const sl__up_metrics *m);

@@ -519,6 +519,7 @@ static void on_head(conn *c)
      * flight, and probes, are still served (sl_http.h) */
     if (sr->draining && !req->immediate && req->route && req->route->lane == SL_HTTP_LANE_NORMAL) {
         req->immediate = 503;
+        sl__srv_shed(sr, SHED_DRAINING);
         req->immediate_code = "shutting_down";
         req->immediate_msg = "the server is shutting down";
         /* not c->closing yet: the body must still be read to answer (the

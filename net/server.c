@@ -58,6 +58,31 @@ static int parse_listen(sl_http_server *s, const char *addr)
     return 0;
 }
 
+/* The refusals' families: the server's by reason (srv_shed), and its
+ * upstreams' fail-fast by reason (client_int.h), resolved once so that
+ * counting a refusal is a store, not a lookup. */
+static int refusals_register(sl_http_server *s)
+{
+    static const char *const reasons[SHED_COUNT] = { "queue_full", "queue_delay", "budget", "draining" };
+    static const char *const by_reason[] = { "reason", NULL };
+    static const char *const by_up[] = { "upstream", "reason", NULL };
+    sl_metric *f;
+    int rc = sl_metric_new(s->metrics, &f, SL_METRIC_COUNTER, "sluice_http_admission_shed_total",
+                           &(sl_metric_opts){ .help = "Requests refused with 503 before a handler ran, by "
+                                              "reason: queue_full, queue_delay (waited past the CoDel "
+                                              "target), budget (less left than the route needs), "
+                                              "draining (the server is stopping).", .labels = by_reason });
+    for (int i = 0; rc == 0 && i < SHED_COUNT; i++)
+        rc = sl_metric_series(f, (const char *[]){ reasons[i] }, &s->m_shed[i]);
+    if (rc == 0)
+        rc = sl_metric_new(s->metrics, &s->m_up_failfast, SL_METRIC_COUNTER, "sluice_upstream_failfast_total",
+                           &(sl_metric_opts){ .help = "Calls to upstreams refused here before a byte was sent, "
+                                              "by upstream and reason: latency (less budget left than the "
+                                              "upstream's median call), throttle (the upstream has been "
+                                              "answering 503).", .labels = by_up, .max_series = 256 });
+    return rc < 0 ? rc : 0;
+}
+
 int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_server_opts *opts)
 {
     if (!out || !rt)
@@ -127,7 +152,8 @@ int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_serve
         s->sr[i].r = sl_runtime_reactor(rt, i);
         s->sr[i].fd = -1;
     }
-    if ((rc = sl_metrics_new(&s->metrics, rt)) < 0 || (rc = sl__builtin_register(s)) < 0) {
+    if ((rc = sl_metrics_new(&s->metrics, rt)) < 0 || (rc = sl__builtin_register(s)) < 0 ||
+        (rc = refusals_register(s)) < 0) {
         sl_http_server_free(s);
         return rc;
     }
@@ -204,7 +230,7 @@ int sl_http_server_add_upstream(sl_http_server *srv, const char *name, sl_http_u
     srv->ups = ups;
     memcpy(ups[srv->nups].name, name, len + 1);
     ups[srv->nups++].up = up;
-    sl__up_metrics m = { .dur = srv->m_up_dur, .attempts = srv->m_up_attempts };
+    sl__up_metrics m = { .dur = srv->m_up_dur, .attempts = srv->m_up_attempts, .failfast = srv->m_up_failfast };
     memcpy(m.name, name, len + 1);
     sl__upstream_set_metrics(up, &m);
     return 0;
@@ -478,6 +504,13 @@ static int budget_refusal(const sl_http_req *req, uint64_t now)
     return budget_refusal_ri(req->sr, req->route, req->deadline, now);
 }
 
+void sl__srv_shed(srv_reactor *sr, srv_shed why)
+{
+    sr->st.shed_by[why]++;
+    if (sr->srv->m_shed[why])
+        sl__series_inc_at(sr->srv->m_shed[why], (int)(sr - sr->srv->sr));
+}
+
 static void refuse(sl_http_req *req, int status)
 {
     srv_reactor *sr = req->sr;
@@ -504,7 +537,7 @@ int sl__srv_precheck(srv_reactor *sr, const route_info *ri, uint64_t now, uint64
     }
     if (status == 503) {
         sr->st.shed++;
-        sr->st.shed_budget++;
+        sl__srv_shed(sr, SHED_BUDGET);
         *code = "overloaded";
         *msg = "less budget left than this route needs; retry later";
         return 503;
@@ -513,7 +546,7 @@ int sl__srv_precheck(srv_reactor *sr, const route_info *ri, uint64_t now, uint64
     if (ri->lane == SL_HTTP_LANE_NORMAL && sr->queued >= o->max_queue &&
         sr->inflight >= sl__admit_limit(&sr->adm)) {
         sr->st.shed++;
-        sr->st.shed_full++;
+        sl__srv_shed(sr, SHED_QUEUE_FULL);
         *code = "overloaded";
         *msg = "too many requests in flight; retry later";
         return 503;
@@ -572,7 +605,7 @@ static void sweep(srv_reactor *sr, uint64_t now)
     while (sr->q_head && sl__admit_observe(&sr->adm, now, now - sr->q_head->t_queued)) {
         sl_http_req *req = sr->q_head;
         sl__srv_unqueue(req);
-        sr->st.shed_delay++;
+        sl__srv_shed(sr, SHED_QUEUE_DELAY);
         refuse(req, 503);
     }
     if (!sr->q_head)
@@ -599,7 +632,7 @@ void sl__srv_admit(sl_http_req *req)
         }
     } else if ((status = budget_refusal(req, now)) != 0) {
         if (status == 503)
-            sr->st.shed_budget++;
+            sl__srv_shed(sr, SHED_BUDGET);
         refuse(req, status);
     } else if (lane == SL_HTTP_LANE_CONTINUE && sr->inflight < o->max_inflight) {
         start_req(req);
@@ -608,7 +641,7 @@ void sl__srv_admit(sl_http_req *req)
     } else if (sr->queued < o->max_queue) {
         enqueue(sr, req, now);
     } else {
-        sr->st.shed_full++;
+        sl__srv_shed(sr, SHED_QUEUE_FULL);
         refuse(req, 503);
     }
     sweep(sr, now);
@@ -628,7 +661,7 @@ static void admit_queued(srv_reactor *sr)
         if (!status && now >= req->deadline)
             status = 504;   /* a FIXED server refuses the expired too */
         if (status == 503)
-            sr->st.shed_budget++;
+            sl__srv_shed(sr, SHED_BUDGET);
         if (status)
             refuse(req, status);
         else

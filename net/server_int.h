@@ -40,14 +40,23 @@ typedef struct route_series {
     int next;                        /* the entry of req to replace */
 } route_series;
 
+/* Why a request was refused with 503 before a handler ran: the reason
+ * label of sluice_http_admission_shed_total (docs/net.md, "Admission"). */
+typedef enum srv_shed {
+    SHED_QUEUE_FULL,          /* the admission queue was full */
+    SHED_QUEUE_DELAY,         /* it waited past the queue-delay target (CoDel) */
+    SHED_BUDGET,              /* less budget left than its route needs */
+    SHED_DRAINING,            /* the server is stopping (not admission: not in shed) */
+    SHED_COUNT
+} srv_shed;
+
 typedef struct srv_stats {
     uint32_t inflight_peak;   /* the most requests running at once, ever */
     uint64_t requests, shed, timeouts, parse_errors, accepted, closed_idle;
     uint64_t undo_started;    /* undo-lane requests started past the limits */
-    /* admission refusals by reason (shed is their sum, with shed_full) */
-    uint64_t shed_full;       /* 503: the queue was full */
-    uint64_t shed_delay;      /* 503: waited past the queue-delay target (CoDel) */
-    uint64_t shed_budget;     /* 503: less budget left than the route needs */
+    /* refusals before a handler ran, by reason (srv_shed; shed is the sum
+     * of the admission ones, every reason but SHED_DRAINING) */
+    uint64_t shed_by[SHED_COUNT];
     uint64_t expired;         /* 504: the budget was gone before it started */
     uint64_t ctx_ends[SL_CAUSE_COUNT];
 } srv_stats;
@@ -98,6 +107,8 @@ struct sl_http_server {
     sl_metrics *metrics;         /* sl_http_server_metrics: built-in families and the application's */
     sl_metric *m_requests, *m_duration;   /* the built-in families the hot path updates */
     sl_metric *m_up_dur, *m_up_attempts;  /* upstream attempts (client_int.h) */
+    sl_metric *m_up_failfast;             /* calls refused by the client (client_int.h) */
+    sl_series *m_shed[SHED_COUNT];        /* sluice_http_admission_shed_total{reason} */
     struct builtin_fams *fams;   /* the rest, set at scrape (builtin.c) */
     sl_router *router;
     route_info *routes;          /* every route added, newest first */
@@ -213,6 +224,9 @@ void sl__req_free(sl_http_req *req);
 
 /* server.c */
 void sl__srv_admit(sl_http_req *req);
+
+/* Counts a refusal of reactor sr's for `why` (stats and /metrics). */
+void sl__srv_shed(srv_reactor *sr, srv_shed why);
 /* Admission as soon as a head is parsed, before anything is made for the
  * request (its body is then discarded, not stored): 0 to go on, or the
  * status that refuses it at once, 504 when its budget (ending at

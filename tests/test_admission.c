@@ -191,6 +191,51 @@ static void test_codel(void **state)
     assert_false(sl__admit_lifo(&a));
 }
 
+/* The target follows the service time: with requests taking 9 ms, a
+ * queue whose oldest waited 8 ms all along is what near-capacity looks
+ * like, not a standing queue (a fixed 5 ms target shed 39 % of the
+ * durable chain's orders at exactly C). Bounded at 4 x target. */
+static void test_codel_target_follows_service_time(void **state)
+{
+    (void)state;
+    sl_admit a;
+    sl_admit_cfg c = cfg();
+    c.min_limit = c.max_limit = 32;   /* the limit is not what is tested */
+    uint64_t now = 0;
+    sl__admit_init(&a, &c, now);
+    assert_int_equal(sl__admit_target(&a), 5 * MS);   /* nothing measured yet */
+    window(&a, &now, 50, 9 * MS, 32);
+    assert_int_equal(sl__admit_target(&a), 9 * MS);
+    for (int i = 0; i < 50; i++) {
+        now += 10 * MS;
+        assert_false(sl__admit_observe(&a, now, 8 * MS));
+        assert_false(sl__admit_lifo(&a));
+    }
+    /* above the service time all along: a standing queue; refused past
+     * 2 x 9 ms, kept within it */
+    for (int i = 0; i < 30; i++) {
+        now += 10 * MS;
+        sl__admit_observe(&a, now, 10 * MS);
+    }
+    assert_true(sl__admit_lifo(&a));
+    assert_false(sl__admit_observe(&a, now, 18 * MS));
+    assert_true(sl__admit_observe(&a, now, 18 * MS + 1));
+    /* a route gone very slow: the target stops at 4 x 5 ms */
+    window(&a, &now, 50, 300 * MS, 32);
+    assert_int_equal(sl__admit_target(&a), 20 * MS);
+    for (int i = 0; i < 30; i++) {
+        now += 10 * MS;
+        sl__admit_observe(&a, now, 25 * MS);
+    }
+    assert_false(sl__admit_observe(&a, now, 40 * MS));
+    assert_true(sl__admit_observe(&a, now, 40 * MS + 1));
+    /* fast requests: the configured target again (the first window
+     * still holds slow samples) */
+    window(&a, &now, 50, 1 * MS, 32);
+    window(&a, &now, 50, 1 * MS, 32);
+    assert_int_equal(sl__admit_target(&a), 5 * MS);
+}
+
 static void test_need_median(void **state)
 {
     (void)state;
@@ -483,7 +528,7 @@ static void test_deadline_aware_refusal(void **state)
     assert_int_equal(ask("POST /free HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 50m\r\n"
                          "Content-Length: 2\r\n\r\n{}", &r, NULL), 200);
     assert_int_equal(atomic_load(&ran), 2);
-    expect_metric("sluice_http_admission_shed_total{reactor=\"0\",reason=\"budget\"} 1");
+    expect_metric("sluice_http_admission_shed_total{reason=\"budget\"} 1");
     expect_metric("sluice_http_expired_total{reactor=\"0\"} 1");
     expect_metric("sluice_http_shed_total{reactor=\"0\"} 1");
 
@@ -504,7 +549,7 @@ static void test_deadline_aware_refusal(void **state)
     assert_int_equal(ask("POST /need HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 50m\r\n"
                          "Content-Length: 2\r\n\r\n{}", &r, NULL), 200);
     assert_int_equal(atomic_load(&ran), 1);
-    expect_metric("sluice_http_admission_shed_total{reactor=\"0\",reason=\"budget\"} 0");
+    expect_metric("sluice_http_admission_shed_total{reason=\"budget\"} 0");
     srv_stop(&TS);
 }
 
@@ -549,7 +594,7 @@ static void test_refusal_keeps_connection(void **state)
     close(fd);
     expect_metric("sluice_http_requests_total{method=\"post\",route=\"/need\",status=\"503\"} 1");
     expect_metric("sluice_http_requests_total{method=\"post\",route=\"/need\",status=\"504\"} 1");
-    expect_metric("sluice_http_admission_shed_total{reactor=\"0\",reason=\"budget\"} 1");
+    expect_metric("sluice_http_admission_shed_total{reason=\"budget\"} 1");
     srv_stop(&TS);
 }
 
@@ -576,7 +621,7 @@ static void test_queue_delay_target(void **state)
     assert_non_null(strstr(r.head, "Retry-After: 1"));
     assert_non_null(strstr(r.body, "\"error\":\"overloaded\""));
     assert_true(took < 5 * SL_NS_PER_S);   /* long before its 10 s budget */
-    expect_metric("sluice_http_admission_shed_total{reactor=\"0\",reason=\"queue_delay\"} 1");
+    expect_metric("sluice_http_admission_shed_total{reason=\"queue_delay\"} 1");
     /* (the overloaded flag is not checked here: it goes back to 0 one
      * interval after the queue emptied, which may already be the case) */
     expect_metric("sluice_http_queued{reactor=\"0\"} 0");
@@ -599,7 +644,7 @@ static void test_queue_delay_without_events(void **state)
     cli_send(queued, "GET /items/q HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 10S\r\n\r\n");
     assert_int_equal(cli_read(queued, &r, 5000), 503);   /* long before the 10 s */
     assert_non_null(strstr(r.body, "\"error\":\"overloaded\""));
-    expect_metric("sluice_http_admission_shed_total{reactor=\"0\",reason=\"queue_delay\"} 1");
+    expect_metric("sluice_http_admission_shed_total{reason=\"queue_delay\"} 1");
     close(queued);
     close(running);
     wait_metric("cause=\"client disconnected\"} 1");
@@ -708,8 +753,8 @@ static void test_metrics_lines(void **state)
     expect_metric("sluice_http_admission_limit{reactor=\"0\"} 32");
     expect_metric("sluice_http_admission_overloaded{reactor=\"0\"} 0");
     expect_metric("sluice_http_queue_delay_seconds{reactor=\"0\"} 0.000000");
-    expect_metric("sluice_http_admission_shed_total{reactor=\"0\",reason=\"queue_full\"} 0");
-    expect_metric("sluice_http_admission_shed_total{reactor=\"0\",reason=\"queue_delay\"} 0");
+    expect_metric("sluice_http_admission_shed_total{reason=\"queue_full\"} 0");
+    expect_metric("sluice_http_admission_shed_total{reason=\"queue_delay\"} 0");
     srv_stop(&TS);
 }
 
@@ -723,6 +768,7 @@ int main(void)
         cmocka_unit_test(test_baseline_forgets),
         cmocka_unit_test(test_fixed_when_not_adaptive),
         cmocka_unit_test(test_codel),
+        cmocka_unit_test(test_codel_target_follows_service_time),
         cmocka_unit_test(test_need_median),
         cmocka_unit_test(test_sim_overload),
         cmocka_unit_test(test_server_bad_options),

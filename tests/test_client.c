@@ -4,6 +4,7 @@
 #include "httputil.h"
 #include "rendezvous.h"
 #include "sl_client.h"
+#include "client_int.h"
 
 static sl_runtime *rt;
 static capture cap;
@@ -338,7 +339,17 @@ static struct {
     sl_http_upstream *off, *fresh;
     int i, answered, refused, served;
     uint64_t t0;
+    sl_metrics *m;
+    sl_metric *ff;
 } F;
+
+/* sluice_upstream_failfast_total{upstream=name,reason=why} in F.m */
+static double failfast_count(const char *name, const char *why)
+{
+    sl_series *s;
+    assert_int_equal(sl_metric_series(F.ff, (const char *[]){ name, why }, &s), 0);
+    return sl_series_value(s);
+}
 
 static int failfast_main(sl_task *t, void *arg)
 {
@@ -350,6 +361,12 @@ static int failfast_main(sl_task *t, void *arg)
     assert_int_equal(sl_http_upstream_new(&C.up, rt, url, NULL), 0);
     assert_int_equal(sl_http_upstream_new(&F.off, rt, url, &(sl_http_upstream_opts){ .no_fail_fast = true }), 0);
     assert_int_equal(sl_http_upstream_new(&F.fresh, rt, url, NULL), 0);
+    /* counted by reason as a server counts them (sl_http_server_add_upstream;
+     * no call has been made yet) */
+    sl__up_metrics um = { .failfast = F.ff, .name = "up" };
+    sl__upstream_set_metrics(C.up, &um);
+    strcpy(um.name, "fresh");
+    sl__upstream_set_metrics(F.fresh, &um);
     /* 1. an upstream that keeps refusing: once 16 answers are in, most
      * calls are turned away here, and those send nothing */
     for (F.i = 0; F.i < 200; F.i++) {
@@ -369,6 +386,8 @@ static int failfast_main(sl_task *t, void *arg)
     sl_http_upstream_stats_get(C.up, &st);
     assert_int_equal(st.failfast, F.refused);
     assert_int_equal(st.busy, F.refused);
+    assert_true(failfast_count("up", "throttle") == F.refused);
+    assert_true(failfast_count("up", "latency") == 0);
     assert_int_equal(st.connects, 1);
     /* with fail-fast off, every call goes out */
     F.served = calls_served;
@@ -421,6 +440,8 @@ static int failfast_main(sl_task *t, void *arg)
     assert_int_equal(calls_served, F.served);
     sl_http_upstream_stats_get(F.fresh, &st);
     assert_int_equal(st.failfast, 1);
+    assert_true(failfast_count("fresh", "latency") == 1);
+    assert_true(failfast_count("fresh", "throttle") == 0);
     /* without fail-fast the same call goes out (and runs out of time, or
      * the server, which learned the route's median too, refuses it) */
     sl_http_upstream_stats_get(F.off, &st);
@@ -448,10 +469,14 @@ static void test_fail_fast(void **s)
     serve();
     memset(&C, 0, sizeof C);
     memset(&F, 0, sizeof F);
+    static const char *const by[] = { "upstream", "reason", NULL };
+    assert_int_equal(sl_metrics_new(&F.m, rt), 0);
+    assert_int_equal(sl_metric_new(F.m, &F.ff, SL_METRIC_COUNTER, "ff_total", &(sl_metric_opts){ .labels = by }), 0);
     assert_int_equal(rt_run_keep(rt, failfast_main, NULL), 0);
     sl_http_upstream_free(C.up);
     sl_http_upstream_free(F.off);
     sl_http_upstream_free(F.fresh);
+    sl_metrics_free(F.m);
     done(0);
     assert_int_equal(sl_runtime_free(rt), 0);
 }

@@ -170,6 +170,8 @@ static void test_drain_serves_work_in_flight(void **s)
     assert_int_equal(get(TS.port, "/readyz", &r), 503);
     assert_int_equal(get(TS.port, "/livez", &r), 200);
     assert_int_equal(get(TS.port, "/metrics", &r), 200);
+    /* the one request refused above counts as a refusal while draining */
+    assert_non_null(strstr(r.body, "sluice_http_admission_shed_total{reason=\"draining\"} 1\n"));
     int later = cli_connect(TS.port);   /* idle: closed when the work is done */
     atomic_store(&gate_open, 1);
     assert_int_equal(cli_read(busy, &r, 10000), 200);
