@@ -83,7 +83,15 @@ typedef struct svc_db {
 int svc_store_open(svc_store **out, const char *dir, const char *file, const char *schema, bool sync_full,
                    char *err, size_t errlen);
 
-/* Closes the connections. After the runtime stopped (no step running). */
+/* Stops the writer thread: the steps still queued are committed and
+ * answered (the replies wait in their reactors' queues: sl_runtime_free
+ * runs them), then it ends. Call it after sl_runtime_run returned and
+ * BEFORE sl_runtime_free, so that no reply is posted to a freed reactor;
+ * svc_db_start refuses (-EBUSY) from then on. Idempotent; NULL is allowed. */
+void svc_store_stop(svc_store *st);
+
+/* Stops the writer (svc_store_stop) and closes the connections. After the
+ * runtime stopped (no step running). */
 void svc_store_free(svc_store *st);
 
 /* The database's path ("DIR/file", or ":memory:"). */
@@ -142,6 +150,8 @@ typedef struct svc_store_stats {
     uint64_t failed;          /* steps that failed (their own error or a failed commit) */
     uint64_t batch_max;       /* the most steps in one commit */
     uint64_t checkpoints;     /* WAL checkpoints run (by a thread of the store's own) */
+    uint64_t replies;         /* messages that took results home: one per reactor per batch */
+    uint64_t queued;          /* write steps waiting for the writer now */
 } svc_store_stats;
 
 void svc_store_stats_get(svc_store *st, svc_store_stats *out);
