@@ -217,8 +217,8 @@ static int svc_store_route(svc *s)
 static int make_all(svc *s, char *err, size_t errlen)
 {
     const svc_prog *p = s->prog;
-    /* the pool runs the database steps (svc_store.h): its threads bound a
-     * group commit's batch, its queue the steps waiting for a thread */
+    /* the pool runs the database's read steps (svc_store.h), one per read
+     * connection at a time; writes go to the store's writer thread */
     int rc = sl_runtime_new(&s->rt, &(sl_runtime_opts){ .threads = s->o.threads, .offload_threads = 16,
                                                          .offload_queue = 4096 });
     if (rc < 0)
