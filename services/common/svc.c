@@ -132,6 +132,7 @@ static void release_all(svc *s)
 {
     sl_http_server_free(s->srv);
     sl_http_upstream_free(s->up);
+    svc_store_stop(s->store);   /* its replies go to reactors that still exist */
     if (s->rt)
         sl_runtime_free(s->rt);
     sl_tracer_free(s->tracer);
@@ -197,10 +198,11 @@ static int store_stats(sl_task *t, void *arg)
     svc_store_stats st;
     (void)t;
     svc_store_stats_get(g_svc->store, &st);
-    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "path", svc_store_path(g_svc->store), "commits",
-                          (json_int_t)st.commits, "steps", (json_int_t)st.steps, "reads", (json_int_t)st.reads,
-                          "failed", (json_int_t)st.failed, "batch_max", (json_int_t)st.batch_max, "checkpoints",
-                          (json_int_t)st.checkpoints);
+    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "path", svc_store_path(g_svc->store),
+                          "commits", (json_int_t)st.commits, "steps", (json_int_t)st.steps, "reads",
+                          (json_int_t)st.reads, "failed", (json_int_t)st.failed, "batch_max",
+                          (json_int_t)st.batch_max, "checkpoints", (json_int_t)st.checkpoints, "replies",
+                          (json_int_t)st.replies, "queued", (json_int_t)st.queued);
     return o ? sl_http_reply_json(req, 200, o) : -ENOMEM;
 }
 
@@ -215,8 +217,8 @@ static int svc_store_route(svc *s)
 static int make_all(svc *s, char *err, size_t errlen)
 {
     const svc_prog *p = s->prog;
-    /* the pool runs the database steps (svc_store.h): its threads bound a
-     * group commit's batch, its queue the steps waiting for a thread */
+    /* the pool runs the database's read steps (svc_store.h), one per read
+     * connection at a time; writes go to the store's writer thread */
     int rc = sl_runtime_new(&s->rt, &(sl_runtime_opts){ .threads = s->o.threads, .offload_threads = 16,
                                                          .offload_queue = 4096 });
     if (rc < 0)
@@ -388,6 +390,7 @@ int svc_run(svc *s)
     sl_runtime_run(s->rt);
     sl_http_server_free(s->srv);
     sl_http_upstream_free(s->up);
+    svc_store_stop(s->store);   /* before the reactors its replies go to are freed */
     int leaks = sl_runtime_free(s->rt);
     sl_tracer_free(s->tracer);   /* last: sends what is left */
     s->tracer = NULL;

@@ -15,22 +15,31 @@
  *     SVC_DB(t, st->rc, &st->db, &open_step, &st->io);      // in a handler
  *
  * A write step runs inside the writer's transaction. There is one writer
- * connection per database, and group commit: the worker that finds the
- * writer idle becomes it and drains everything queued meanwhile into one
- * BEGIN ... COMMIT, each step under a SAVEPOINT of its own (a step that
- * fails is rolled back alone, the others commit); the workers whose steps
- * rode along wait for that COMMIT. So a burst of N steps costs one commit
- * (one WAL append, and with --sync full one fsync), not N. A write step's
- * result is only given once its transaction committed: an answer sent
- * after it never names state a crash can take back (with --sync full, not a
- * power loss either). A read step runs on a read connection of its own
- * (WAL: readers do not wait for the writer) and sees every committed step.
+ * connection per database and one writer THREAD (the store's own), with
+ * group commit: reactors append their write steps to its queue; it takes
+ * everything queued at once into one BEGIN ... COMMIT, each step under a
+ * SAVEPOINT of its own (a step that fails is rolled back alone, the
+ * others commit), and then answers each reactor with ONE message carrying
+ * the results of all that reactor's steps of the batch. So a burst of N
+ * steps costs one commit (one WAL append, and with --sync full one fsync)
+ * and one wake-up of each reactor, not N. The writer sleeps on a condition
+ * variable when its queue is empty and is woken by the step that finds it
+ * asleep; a lone step commits at once (no batching delay at low load). A
+ * write step's result is only given once its transaction committed: an
+ * answer sent after it never names state a crash can take back (with
+ * --sync full, not a power loss either). At most 4096 write steps wait
+ * for the writer: then svc_db_start fails with -EBUSY.
+ *
+ * A read step runs on the runtime's offload pool, on a read connection of
+ * its own (WAL: readers do not wait for the writer) and sees every
+ * committed step.
  *
  * Statements are prepared once per connection (svc_conn_stmt caches them
  * by the address of their SQL text, a string literal).
  *
  * Cancel: a step whose task gives up while it is still queued never runs
- * (the pool drops it). One that is running finishes (a write must: it is in
+ * (taken off the writer's queue, or dropped by the pool). One that is
+ * running (a write taken into the writer's batch) finishes (a write must: it is in
  * a transaction with others); a read is interrupted (sqlite3_interrupt on
  * its own connection). Either way the task resumes at once with
  * -ETIMEDOUT or -ECANCELED, and io is dropped (step->drop frees what the
@@ -39,8 +48,8 @@
  * -ENOSPC, -ENOMEM, -EBUSY, -EROFS, -EINTR.
  *
  * `--data :memory:` keeps the same code on an in-memory database (no file,
- * no fsync; reads go through the writer, as an in-memory database has one
- * connection): today's behaviour, to compare with.
+ * no fsync; reads are steps of the writer thread too, as an in-memory
+ * database has one connection): to compare with.
  *
  * Checkpoints (copying the WAL into the database file, and the fsyncs that
  * go with them) run on a thread of the store's own, when the WAL passes
@@ -83,16 +92,28 @@ typedef struct svc_db {
 int svc_store_open(svc_store **out, const char *dir, const char *file, const char *schema, bool sync_full,
                    char *err, size_t errlen);
 
-/* Closes the connections. After the runtime stopped (no step running). */
+/* Stops the writer thread: the steps still queued are committed and
+ * answered (the replies wait in their reactors' queues: sl_runtime_free
+ * runs them), then it ends. Call it after sl_runtime_run returned and
+ * BEFORE sl_runtime_free, so that no reply is posted to a freed reactor;
+ * svc_db_start refuses (-EBUSY) from then on. Idempotent; NULL is allowed. */
+void svc_store_stop(svc_store *st);
+
+/* Stops the writer (svc_store_stop) and closes the connections. After the
+ * runtime stopped (no step running). */
 void svc_store_free(svc_store *st);
 
 /* The database's path ("DIR/file", or ":memory:"). */
 const char *svc_store_path(const svc_store *st);
 
-/* Runs `step` on the pool of t's runtime; io_size bytes of io are copied to
- * the worker and back. Returns SL_PENDING (then svc_db_end with the final
- * result), or at once the errors of sl_offload (-EBUSY pool queue full,
- * -ETIMEDOUT, the cancel error, -ENOMEM, ...), nothing having run. */
+/* Runs `step`: a write on the store's writer thread, a read on the pool of
+ * t's runtime; io_size bytes of io are copied there and back. t must be
+ * the task running on the calling reactor. Returns SL_PENDING (then
+ * svc_db_end with the final result), or at once, nothing having run:
+ * -EINVAL t is not the running task; -ENOMEM; -EBUSY the writer's queue
+ * is full (4096 steps) or the store is stopped (svc_store_stop), or the
+ * pool's queue is full (a read); -ETIMEDOUT t's deadline has passed; the
+ * cancel error if t is cancelled; a read also sl_offload's other errors. */
 int svc_db_start(sl_task *t, svc_db *h, svc_store *st, const svc_dbstep *step, void *io, size_t io_size);
 
 /* After the wait: copies the worker's io back when it ran to the end, and
@@ -142,6 +163,8 @@ typedef struct svc_store_stats {
     uint64_t failed;          /* steps that failed (their own error or a failed commit) */
     uint64_t batch_max;       /* the most steps in one commit */
     uint64_t checkpoints;     /* WAL checkpoints run (by a thread of the store's own) */
+    uint64_t replies;         /* messages that took results home: one per reactor per batch */
+    uint64_t queued;          /* write steps waiting for the writer now */
 } svc_store_stats;
 
 void svc_store_stats_get(svc_store *st, svc_store_stats *out);

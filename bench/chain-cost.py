@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""chain-cost.py: what one order of the demo chain costs its three services,
+measured as counts that a loaded machine disturbs far less than orders/s:
+CPU time (user + system) and voluntary context switches per 201, summed
+over order-svc, inventory-svc and payment-svc (every thread), read from
+/proc before and after a closed-loop run of sluice-load (issue 16).
+
+    bench/chain-cost.py BUILDDIR [--data :memory:|durable] [--seconds N]
+                        [--connections N] [--sync normal|full] [--go PEER]
+
+--go PEER: the Go peer's binary instead (bench/peers/chain-peer, which
+`bench/chain-bench.sh` builds), GOMAXPROCS=1 per service, as chain-bench
+runs it; --data and --sync do not apply.
+
+Prints one JSON object: orders (201s), orders_per_s, cpu_us_per_order,
+vcsw_per_order, ivcsw_per_order, store (each service's GET /debug/store
+after the run: commits, steps, replies), loadavg. Compare two builds by
+running this alternately on each (same machine, same minute): the
+per-order counts are the figures; orders/s depends on the load."""
+import json, os, shutil, socket, subprocess, sys, tempfile, time, urllib.request
+
+def ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    out = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return out
+
+def proc_cost(pid):
+    """(cpu seconds, voluntary, involuntary switches) of every thread of pid."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tck = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / tck
+    v = iv = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches"):
+                        v += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches"):
+                        iv += int(line.split()[1])
+        except FileNotFoundError:
+            pass   # a thread that ended meanwhile
+    return cpu, v, iv
+
+def main():
+    args = sys.argv[1:]
+    if not args or args[0].startswith("-"):
+        sys.exit(__doc__)
+    build = args.pop(0)
+    opt = {"--data": "durable", "--seconds": "5", "--connections": "32", "--sync": "normal", "--go": ""}
+    while args:
+        k = args.pop(0)
+        if k not in opt or not args:
+            sys.exit(__doc__)
+        opt[k] = args.pop(0)
+    tmp = tempfile.mkdtemp(prefix="chain-cost.")
+    data = opt["--data"] if opt["--data"] == ":memory:" else tmp
+    po, pi, pp = ports(3)
+    svc = lambda name: os.path.join(build, "services", name, name + "-svc")
+    common = ["--threads", "1", "--mode", "safe", "--data", data, "--sync", opt["--sync"]]
+    procs = []
+    try:
+        for name, port, up in (("payment", pp, ["--order", "http://127.0.0.1:%d" % po]),
+                               ("inventory", pi, ["--payment", "http://127.0.0.1:%d" % pp]),
+                               ("order", po, ["--inventory", "http://127.0.0.1:%d" % pi])):
+            if opt["--go"]:
+                cmd = [opt["--go"], "-role", name, "-listen", "127.0.0.1:%d" % port, up[0][1:], up[1]]
+                env = dict(os.environ, GOMAXPROCS="1")
+            else:
+                cmd = [svc(name), "--listen", "127.0.0.1:%d" % port] + common + up
+                env = None
+            p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+            procs.append(p)
+            if not opt["--go"]:
+                line = p.stdout.readline()
+                if not line.startswith("listening on"):
+                    sys.exit("chain-cost.py: %s-svc did not start" % name)
+            else:   # the peer prints nothing: wait until it accepts
+                for _ in range(200):
+                    try:
+                        socket.create_connection(("127.0.0.1", port), 0.1).close()
+                        break
+                    except OSError:
+                        time.sleep(0.05)
+                else:
+                    sys.exit("chain-cost.py: the Go %s peer did not start" % name)
+        load = [os.path.join(build, "services", "load", "sluice-load"), "http://127.0.0.1:%d/orders" % po,
+                "--connections", opt["--connections"], "--method", "POST", "--json",
+                "--body", '{"item":"sku-{{rand:1-10}}","qty":1,"amount_cents":1250}']
+        subprocess.run(load + ["--duration", "1", "--warmup", "0"], stdout=subprocess.DEVNULL, check=True)
+        before = [proc_cost(p.pid) for p in procs]
+        t0 = time.monotonic()
+        r = subprocess.run(load + ["--duration", opt["--seconds"], "--warmup", "0"], stdout=subprocess.PIPE,
+                           check=True, text=True)
+        wall = time.monotonic() - t0
+        after = [proc_cost(p.pid) for p in procs]
+        res = json.loads(r.stdout)
+        n = res.get("status", {}).get("201", 0)
+        store = {}
+        for name, port in (("order", po), ("inventory", pi), ("payment", pp)) if not opt["--go"] else ():
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d/debug/store" % port, timeout=5) as f:
+                    store[name] = json.load(f)
+            except Exception as e:   # an older build without the route's fields: report what there is
+                store[name] = str(e)
+        d = [tuple(a[i] - b[i] for i in range(3)) for a, b in zip(after, before)]
+        out = {"orders": n, "orders_per_s": round(n / wall, 1) if wall else 0,
+               "cpu_us_per_order": round(sum(x[0] for x in d) * 1e6 / n, 1) if n else None,
+               "vcsw_per_order": round(sum(x[1] for x in d) / n, 2) if n else None,
+               "ivcsw_per_order": round(sum(x[2] for x in d) / n, 2) if n else None,
+               "per_service_cpu_us": [round(x[0] * 1e6 / n, 1) for x in d] if n else None,
+               "store": store, "loadavg": open("/proc/loadavg").read().split()[:3]}
+        print(json.dumps(out))
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,336 @@
+/* test_svc_store.c: the services' store (services/common/svc_store.h) and
+ * its writer thread: one batch of write steps from two reactors, a step
+ * that fails rolled back alone (its savepoint), each reactor answered with
+ * one message, a step whose task gives up while queued never runs, one
+ * whose task gives up while it runs commits and is dropped at home, the
+ * store stopped refuses, and an in-memory store reads through its writer.
+ *
+ * The writer is held inside a step that waits on a gate the test opens:
+ * nothing sleeps a guessed time for the writer to be in some state. */
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+#include "testutil.h"
+#include "svc_store.h"
+
+static sl_runtime *rt;
+static capture cap;
+static svc_store *st;
+static char dir[64];
+
+static const char schema[] = "CREATE TABLE IF NOT EXISTS t(k INTEGER PRIMARY KEY, v INTEGER NOT NULL);";
+
+static void store_open(const char *where)
+{
+    char err[256] = "";
+    if (!where) {
+        snprintf(dir, sizeof dir, "/tmp/test_svc_store.XXXXXX");
+        assert_non_null(mkdtemp(dir));
+        where = dir;
+    } else {
+        dir[0] = 0;
+    }
+    assert_int_equal(svc_store_open(&st, where, "t.db", schema, false, err, sizeof err), 0);
+}
+
+static void store_close(void)
+{
+    svc_store_free(st);
+    st = NULL;
+    if (dir[0]) {
+        char p[128];
+        static const char *const files[] = { "t.db", "t.db-wal", "t.db-shm" };
+        for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+            snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+            unlink(p);
+        }
+        rmdir(dir);
+    }
+}
+
+/* ---- steps ---------------------------------------------------------------------------------- */
+
+typedef struct put_io {
+    int k, v;
+    int fail;                 /* return this after the insert (a failing step) */
+    sem_t *gate;              /* wait here (10 s at most) after the insert */
+    sl_reactor *told;         /* ... having posted "held" to this reactor */
+} put_io;
+
+static _Atomic int held;      /* the writer is inside the gate step */
+static _Atomic int drops;     /* put_drop calls */
+static _Atomic int dropped_on_home;
+
+static void note_held(void *arg)
+{
+    (void)arg;
+    atomic_store(&held, 1);
+}
+
+static int put_fn(svc_conn *c, void *arg)
+{
+    put_io *io = arg;
+    sqlite3_stmt *s = svc_conn_stmt(c, "INSERT INTO t(k, v) VALUES (?1, ?2)");
+    if (!s)
+        return -EIO;
+    sqlite3_bind_int(s, 1, io->k);
+    sqlite3_bind_int(s, 2, io->v);
+    int rc = svc_conn_done(c, sqlite3_step(s));
+    if (rc < 0)
+        return rc;
+    if (io->gate) {
+        sl_reactor_post(io->told, note_held, NULL);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 10;
+        if (sem_timedwait(io->gate, &ts) < 0)
+            return -EIO;
+    }
+    io->v = -io->v;   /* what the task reads back */
+    return io->fail ? io->fail : io->k;
+}
+
+static sl_reactor *drop_home;
+
+static void put_drop(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&drops, 1);
+    if (sl_reactor_current() == drop_home)
+        atomic_fetch_add(&dropped_on_home, 1);
+}
+
+static const svc_dbstep put_step = { .name = "put", .fn = put_fn, .write = true, .drop = put_drop };
+
+typedef struct get_io { int k, v; } get_io;
+
+static int get_fn(svc_conn *c, void *arg)
+{
+    get_io *io = arg;
+    sqlite3_stmt *s = svc_conn_stmt(c, "SELECT v FROM t WHERE k = ?1");
+    if (!s)
+        return -EIO;
+    sqlite3_bind_int(s, 1, io->k);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        io->v = sqlite3_column_int(s, 0);
+        return 1;
+    }
+    return svc_conn_done(c, rc);
+}
+
+static const svc_dbstep get_step = { .name = "get", .fn = get_fn };
+
+/* ---- a task that runs one step ---------------------------------------------------------------- */
+
+typedef struct one {
+    put_io io;
+    svc_db h;
+    int rc;
+    uint64_t deadline_ms;     /* 0: none */
+    sl_reactor *r;
+    pthread_t th;
+    _Atomic int done;
+    bool same_place;          /* resumed on the reactor and thread it waited on */
+} one;
+
+static int one_task(sl_task *t, void *arg)
+{
+    one *o = arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + (o->deadline_ms ? o->deadline_ms : 20000) * SL_NS_PER_MS);
+    o->r = sl_reactor_current();
+    o->th = pthread_self();
+    SVC_DB(t, o->rc, &o->h, st, &put_step, &o->io);
+    o->same_place = sl_reactor_current() == o->r && pthread_equal(o->th, pthread_self());
+    atomic_store(&o->done, 1);
+    SL_END(t);
+}
+
+static svc_store_stats stats(void)
+{
+    svc_store_stats s;
+    svc_store_stats_get(st, &s);
+    return s;
+}
+
+/* Bounded polls from the controlling task: sleep 1 ms between looks, give
+ * up after 10 s (the assertion after the loop then fails). */
+#define POLL_UNTIL(t, i, cond)                                                         \
+    for ((i) = 0; (i) < 10000 && !(cond); (i)++)                                       \
+        SL_AWAIT(t, ctl.rc, sl_sleep(t, SL_NS_PER_MS))
+
+static struct {
+    sem_t gate;
+    one a, b, c, d, e;
+    sl_task *ta;
+    int rc, i;
+} ctl;
+
+/* ---- one batch, two reactors, a failing step, cancels ----------------------------------------- */
+
+static int batch_main(sl_task *t, void *arg)
+{
+    sl_reactor *r0 = sl_runtime_reactor(rt, 0), *r1 = sl_runtime_reactor(rt, 1);
+    (void)arg;
+    SL_BEGIN(t);
+    drop_home = r0;
+    /* a: holds the writer inside its step (batch 1) */
+    ctl.a = (one){ .io = { .k = 1, .v = 10, .gate = &ctl.gate, .told = r0 } };
+    assert_int_equal(sl_spawn(NULL, one_task, &ctl.a, &ctl.ta, &(sl_spawn_opts){ .name = "a" }), 0);
+    POLL_UNTIL(t, ctl.i, atomic_load(&held));
+    assert_true(atomic_load(&held));
+    /* b and d on reactor 1, c (which fails after its insert) on reactor 0,
+     * e (deadline 30 ms) on reactor 0: queued behind a */
+    ctl.b = (one){ .io = { .k = 2, .v = 20 } };
+    ctl.c = (one){ .io = { .k = 3, .v = 30, .fail = -ENOSPC } };
+    ctl.d = (one){ .io = { .k = 4, .v = 40 } };
+    ctl.e = (one){ .io = { .k = 5, .v = 50 }, .deadline_ms = 30 };
+    assert_int_equal(sl_spawn_on(r1, one_task, &ctl.b, &(sl_spawn_opts){ .name = "b" }), 0);
+    assert_int_equal(sl_spawn(NULL, one_task, &ctl.c, NULL, &(sl_spawn_opts){ .name = "c" }), 0);
+    assert_int_equal(sl_spawn_on(r1, one_task, &ctl.d, &(sl_spawn_opts){ .name = "d" }), 0);
+    POLL_UNTIL(t, ctl.i, stats().queued == 3);
+    assert_int_equal(stats().queued, 3);
+    assert_int_equal(sl_spawn(NULL, one_task, &ctl.e, NULL, &(sl_spawn_opts){ .name = "e" }), 0);
+    POLL_UNTIL(t, ctl.i, atomic_load(&ctl.e.done));
+    /* e's deadline ended its wait while queued: at once, and taken off */
+    assert_true(atomic_load(&ctl.e.done));
+    assert_int_equal(ctl.e.rc, -ETIMEDOUT);
+    assert_int_equal(stats().queued, 3);
+    /* a is cancelled while its step runs: it resumes at once; the step
+     * goes on (it shares the transaction) and its result is dropped home */
+    assert_int_equal(sl_task_cancel(ctl.ta, 0), 0);
+    POLL_UNTIL(t, ctl.i, atomic_load(&ctl.a.done));
+    assert_int_equal(ctl.a.rc, -ECANCELED);
+    assert_int_equal(atomic_load(&drops), 0);
+    sem_post(&ctl.gate);
+    POLL_UNTIL(t, ctl.i, atomic_load(&ctl.b.done) && atomic_load(&ctl.c.done) && atomic_load(&ctl.d.done) &&
+                         atomic_load(&drops) == 1);
+    assert_int_equal(atomic_load(&drops), 1);
+    assert_int_equal(atomic_load(&dropped_on_home), 1);
+    assert_int_equal(ctl.b.rc, 2);
+    assert_int_equal(ctl.b.io.v, -20);   /* io came back */
+    assert_int_equal(ctl.c.rc, -ENOSPC);
+    assert_int_equal(ctl.d.rc, 4);
+    assert_true(ctl.b.same_place && ctl.c.same_place && ctl.d.same_place);
+    assert_true(ctl.b.r == r1 && ctl.c.r == r0 && ctl.d.r == r1);
+    svc_store_stats s = stats();
+    assert_int_equal(s.commits, 2);       /* a's batch, then b c d together */
+    assert_int_equal(s.batch_max, 3);
+    assert_int_equal(s.steps, 3);         /* a, b, d */
+    assert_int_equal(s.failed, 1);        /* c */
+    assert_int_equal(s.replies, 3);       /* a's; then one to reactor 0 (c), ONE to reactor 1 (b and d) */
+    assert_int_equal(s.queued, 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static int count_rows(svc_conn *c, void *arg)
+{
+    int *out = arg;
+    sqlite3_stmt *s = svc_conn_stmt(c, "SELECT k FROM t ORDER BY k");
+    int n = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        out[n++] = sqlite3_column_int(s, 0);
+    out[n] = 0;
+    return rc == SQLITE_DONE ? n : -EIO;
+}
+
+static void test_batch_two_reactors(void **state)
+{
+    (void)state;
+    memset(&ctl, 0, sizeof ctl);
+    assert_int_equal(sem_init(&ctl.gate, 0, 0), 0);
+    store_open(NULL);
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run_keep(rt, batch_main, NULL), 0);
+    svc_store_stop(st);   /* before the reactors go (svc_store.h) */
+    assert_int_equal(sl_runtime_free(rt), 0);
+    /* on disk: a's row (it ran to the end), b and d; not c (rolled back to
+     * its savepoint), not e (never ran) */
+    int rows[8];
+    assert_int_equal(svc_store_exec_now(st, count_rows, rows), 3);
+    assert_int_equal(rows[0], 1);
+    assert_int_equal(rows[1], 2);
+    assert_int_equal(rows[2], 4);
+    store_close();
+    sem_destroy(&ctl.gate);
+    assert_int_equal(cap.count, 0);
+}
+
+/* ---- refusals: a stopped store, a caller that is not the running task ------------------------- */
+
+static int refuse_main(sl_task *t, void *arg)
+{
+    static put_io io = { .k = 9, .v = 9 };
+    static svc_db h;
+    (void)arg;
+    SL_BEGIN(t);
+    assert_int_equal(svc_db_start(NULL, &h, st, &put_step, &io, sizeof io), -EINVAL);
+    svc_store_stop(st);   /* the writer is idle: returns at once */
+    svc_store_stop(st);   /* idempotent */
+    assert_int_equal(svc_db_start(t, &h, st, &put_step, &io, sizeof io), -EBUSY);
+    assert_null(h.req);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    store_open(NULL);
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(1, &cap);
+    assert_int_equal(rt_run(rt, refuse_main, NULL), 0);
+    assert_int_equal(stats().commits, 0);
+    store_close();
+    svc_store_stop(NULL);
+}
+
+/* ---- :memory: reads go through the writer --------------------------------------------------- */
+
+static struct { put_io io; get_io g; svc_db h; int rc; } mem;
+
+static int memory_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + 20 * SL_NS_PER_S);
+    mem.io = (put_io){ .k = 7, .v = 70 };
+    SVC_DB(t, mem.rc, &mem.h, st, &put_step, &mem.io);
+    assert_int_equal(mem.rc, 7);
+    mem.g = (get_io){ .k = 7 };
+    SVC_DB(t, mem.rc, &mem.h, st, &get_step, &mem.g);
+    assert_int_equal(mem.rc, 1);
+    assert_int_equal(mem.g.v, 70);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_memory_reads_through_writer(void **state)
+{
+    (void)state;
+    store_open(":memory:");
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(1, &cap);
+    assert_int_equal(rt_run_keep(rt, memory_main, NULL), 0);
+    svc_store_stop(st);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    svc_store_stats s = stats();
+    assert_int_equal(s.commits, 2);   /* the read was a step of the writer's */
+    assert_int_equal(s.reads, 0);
+    store_close();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_batch_two_reactors),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_memory_reads_through_writer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
