@@ -27,19 +27,10 @@
 
 enum { G_METRICS, G_TASKS, G_CHANNELS, G_DEADLOCKS };
 
-#define MAX_CHANS 64
-
 typedef struct snap {
-    srv_stats st;
-    uint32_t inflight, queued, nconns, undo;
-    sl_admit adm;
-    uint64_t in_bytes, out_bytes, conn_bytes_max;
-    size_t tasks_by_state[4];
     sl_reactor_stats rs;
     json_t *json;                   /* debug views */
-    int nch;
-    struct { char name[48]; size_t len, cap; uint64_t sent; } ch[MAX_CHANS];
-    sl_http_upstream_stats *ups;    /* one per sl_http_server_add_upstream */
+    sl_metrics_scrape *sc;          /* /metrics: what the collectors reported on this reactor */
 } snap;
 
 typedef struct gather {
@@ -65,7 +56,7 @@ static void gather_free(gather *g)
         if (g->parts[i] && g->parts[i]->json)
             json_decref(g->parts[i]->json);
         if (g->parts[i])
-            free(g->parts[i]->ups);
+            sl__scrape_free(g->parts[i]->sc);
         free(g->parts[i]);
     }
     sl_chan_free(NULL, g->ch);
@@ -76,10 +67,10 @@ static void gather_free(gather *g)
 
 static int count_task(sl_task *t, void *arg)
 {
-    snap *s = arg;
+    size_t *by_state = arg;
     sl_task_info i;
     sl_task_info_get(t, &i);
-    s->tasks_by_state[i.status]++;
+    by_state[i.status]++;
     return 0;
 }
 
@@ -116,21 +107,6 @@ static int task_json(sl_task *t, void *arg)
     return 0;
 }
 
-static int chan_snap(sl_chan *ch, void *arg)
-{
-    snap *s = arg;
-    if (s->nch == MAX_CHANS)
-        return 1;
-    sl_chan_stats st;
-    sl_chan_stats_get(ch, &st);
-    snprintf(s->ch[s->nch].name, sizeof s->ch[s->nch].name, "%s", sl_chan_name(ch));
-    s->ch[s->nch].len = st.len;
-    s->ch[s->nch].cap = st.cap;
-    s->ch[s->nch].sent = st.sent;
-    s->nch++;
-    return 0;
-}
-
 static int deadlock_json(const char *text, uint64_t at, void *arg)
 {
     json_array_append_new(arg, json_pack("{s:f, s:s}", "ms_ago", (double)(sl_now_ns() - at) / 1e6, "report", text));
@@ -153,15 +129,6 @@ static int chan_json(sl_chan *ch, void *arg)
     return 0;
 }
 
-/* Each upstream's pool of reactor i, read on reactor i (its only user). */
-static void upstreams_snap(sl_http_server *srv, int i, snap *s)
-{
-    if (!srv->nups || !(s->ups = calloc((size_t)srv->nups, sizeof *s->ups)))
-        return;
-    for (int k = 0; k < srv->nups; k++)
-        sl__upstream_stats_peek(srv->ups[k].up, i, &s->ups[k]);
-}
-
 /* On the handler's reactor: a snapshot arrived. */
 static void part_back(void *arg)
 {
@@ -176,19 +143,6 @@ static void part_back(void *arg)
     sl_chan_try_send(NULL, g->ch, &m->i);
 }
 
-/* Admission (admit.h): queue delay and refusals by reason, per reactor. */
-static void admission_metrics(struct evbuffer *b, const gather *g)
-{
-    evbuffer_add_printf(b, "# HELP sluice_http_queue_delay_seconds How long the oldest request in the "
-                           "admission queue has waited (last seen).\n"
-                           "# TYPE sluice_http_queue_delay_seconds gauge\n");
-    for (int i = 0; i < g->n; i++)
-        if (g->parts[i])
-            evbuffer_add_printf(b, "sluice_http_queue_delay_seconds{reactor=\"%d\"} %.6f\n", i,
-                                (double)g->parts[i]->adm.last_delay / 1e9);
-    /* refusals by reason: sluice_http_admission_shed_total, registered by server.c */
-}
-
 /* On reactor i: take the snapshot. */
 static void take_part(void *arg)
 {
@@ -197,18 +151,10 @@ static void take_part(void *arg)
     srv_reactor *sr = &g->srv->sr[m->i];
     snap *s = calloc(1, sizeof *s);
     if (s) {
-        s->st = sr->st;
-        s->inflight = sr->inflight;
-        s->queued = sr->queued;
-        s->undo = sr->undo;
-        s->adm = sr->adm;
-        s->nconns = sr->nconns;
-        sl__conn_buffered(sr, &s->in_bytes, &s->out_bytes, &s->conn_bytes_max);
         sl_reactor_stats_get(sr->r, &s->rs);
         if (g->kind == G_METRICS) {
-            sl_reactor_foreach_task(sr->r, count_task, s);
-            sl_reactor_foreach_chan(sr->r, chan_snap, s);
-            upstreams_snap(g->srv, m->i, s);
+            if (sl__scrape_new(&s->sc, g->srv->metrics) == 0)
+                sl__metrics_collect(g->srv->metrics, s->sc, m->i);
         } else if ((s->json = json_array())) {
             if (g->kind == G_TASKS)
                 sl_reactor_foreach_task(sr->r, task_json, s->json);
@@ -250,136 +196,336 @@ static int start_gather(sl_task *t, gstate *st, sl_http_server *srv, int kind)
     return 0;
 }
 
-/* Upstream calls summed over reactors: one pool per reactor, one series
- * per upstream (a reactor label would multiply series for nothing). */
-static void upstreams_text(gather *g, struct evbuffer *b)
-{
-    /* outcomes of attempts, and events (retried: attempts made again,
-     * ejected: replicas taken out of rotation) in a family of their own,
-     * so that a sum over results counts attempts */
-    static const char *results[] = { "ok", "refused", "reset", "timeout", "cancelled", "busy", "protocol" };
-    static const char *events[] = { "retried", "ejected" };
-    sl_http_server *srv = g->srv;
-    if (!srv->nups)
-        return;
-    uint64_t (*sum)[9] = calloc((size_t)srv->nups, sizeof *sum);
-    if (!sum)
-        return;
-    for (int k = 0; k < srv->nups; k++)
-        for (int i = 0; i < g->n; i++) {
-            const sl_http_upstream_stats *u = g->parts[i] && g->parts[i]->ups ? &g->parts[i]->ups[k] : NULL;
-            if (!u)
-                continue;
-            const uint64_t v[9] = { u->ok, u->refused, u->reset, u->timeouts, u->cancelled, u->busy,
-                                    u->protocol, u->retried, u->ejected };
-            for (int r = 0; r < 9; r++)
-                sum[k][r] += v[r];
-        }
-    evbuffer_add_printf(b, "# HELP sluice_upstream_calls_total Attempts of calls to upstreams by result "
-                           "(busy: refused here, the pool's queue was full).\n"
-                           "# TYPE sluice_upstream_calls_total counter\n");
-    for (int k = 0; k < srv->nups; k++)
-        for (int r = 0; r < 7; r++)
-            evbuffer_add_printf(b, "sluice_upstream_calls_total{upstream=\"%s\",result=\"%s\"} %llu\n",
-                                srv->ups[k].name, results[r], (unsigned long long)sum[k][r]);
-    evbuffer_add_printf(b, "# HELP sluice_upstream_events_total Events of upstream pools: retried (attempts "
-                           "made again), ejected (replicas taken out of rotation).\n"
-                           "# TYPE sluice_upstream_events_total counter\n");
-    for (int k = 0; k < srv->nups; k++)
-        for (int r = 0; r < 2; r++)
-            evbuffer_add_printf(b, "sluice_upstream_events_total{upstream=\"%s\",event=\"%s\"} %llu\n",
-                                srv->ups[k].name, events[r], (unsigned long long)sum[k][7 + r]);
-    free(sum);
-    evbuffer_add_printf(b, "# HELP sluice_upstream_connections Connections to upstreams (active, idle) "
-                           "and calls waiting for one, summed over reactors.\n"
-                           "# TYPE sluice_upstream_connections gauge\n");
-    for (int k = 0; k < srv->nups; k++) {
-        uint64_t active = 0, idle = 0, waiting = 0;
-        for (int i = 0; i < g->n; i++)
-            if (g->parts[i] && g->parts[i]->ups) {
-                active += g->parts[i]->ups[k].active;
-                idle += g->parts[i]->ups[k].idle;
-                waiting += g->parts[i]->ups[k].waiting;
-            }
-        evbuffer_add_printf(b, "sluice_upstream_connections{upstream=\"%s\",state=\"active\"} %llu\n"
-                               "sluice_upstream_connections{upstream=\"%s\",state=\"idle\"} %llu\n"
-                               "sluice_upstream_connections{upstream=\"%s\",state=\"waiting\"} %llu\n",
-                            srv->ups[k].name, (unsigned long long)active, srv->ups[k].name,
-                            (unsigned long long)idle, srv->ups[k].name, (unsigned long long)waiting);
-    }
-}
+/* ---- the built-in families ------------------------------------------------------------ */
 
-/* The process's log sink (sl_log.h): one counter for the process. */
-static void log_text(struct evbuffer *b)
-{
-    evbuffer_add_printf(b, "# HELP sluice_log_dropped_total Log lines dropped because the log sink's buffer "
-                           "was full or its fd failed (sl_log.h).\n"
-                           "# TYPE sluice_log_dropped_total counter\n"
-                           "sluice_log_dropped_total %llu\n",
-                        (unsigned long long)sl_log_dropped());
-}
-
-/* The runtime's blocking-work pool (core/sl_offload.h): one pool per
- * runtime, so one series each, read under the pool's lock from here. */
-static void offload_text(gather *g, struct evbuffer *b)
-{
-    sl_runtime *rt = sl_reactor_runtime(g->srv->sr[0].r);
-    sl_offload_stats o;
-    if (!rt || sl_offload_stats_get(rt, &o) < 0 || !o.threads_max)
-        return;
-    evbuffer_add_printf(b, "# HELP sluice_offload_queue_depth Offloaded calls waiting for a worker thread.\n"
-                           "# TYPE sluice_offload_queue_depth gauge\n"
-                           "sluice_offload_queue_depth %zu\n"
-                           "# HELP sluice_offload_queue_capacity The most that may wait; beyond it sl_offload says -EBUSY.\n"
-                           "# TYPE sluice_offload_queue_capacity gauge\n"
-                           "sluice_offload_queue_capacity %zu\n"
-                           "# HELP sluice_offload_running Offloaded calls running on a worker thread now.\n"
-                           "# TYPE sluice_offload_running gauge\n"
-                           "sluice_offload_running %zu\n"
-                           "# HELP sluice_offload_threads Worker threads started, of the pool's size.\n"
-                           "# TYPE sluice_offload_threads gauge\n"
-                           "sluice_offload_threads{state=\"started\"} %d\n"
-                           "sluice_offload_threads{state=\"max\"} %d\n",
-                        o.queued, o.queue_cap, o.running, o.threads, o.threads_max);
-    evbuffer_add_printf(b, "# HELP sluice_offload_calls_total Offloaded calls by outcome: accepted, rejected "
-                           "(queue full), completed (returned), dropped (never started: their task gave up), "
-                           "abandoned (their task gave up while they ran).\n"
-                           "# TYPE sluice_offload_calls_total counter\n"
-                           "sluice_offload_calls_total{result=\"accepted\"} %llu\n"
-                           "sluice_offload_calls_total{result=\"rejected\"} %llu\n"
-                           "sluice_offload_calls_total{result=\"completed\"} %llu\n"
-                           "sluice_offload_calls_total{result=\"dropped\"} %llu\n"
-                           "sluice_offload_calls_total{result=\"abandoned\"} %llu\n",
-                        (unsigned long long)o.submitted, (unsigned long long)o.rejected,
-                        (unsigned long long)o.completed, (unsigned long long)o.dropped,
-                        (unsigned long long)o.abandoned);
-    uint64_t started = o.submitted - o.dropped - o.queued;
-    evbuffer_add_printf(b, "# HELP sluice_offload_wait_seconds Time offloaded calls waited for a worker.\n"
-                           "# TYPE sluice_offload_wait_seconds summary\n"
-                           "sluice_offload_wait_seconds_sum %.6f\n"
-                           "sluice_offload_wait_seconds_count %llu\n"
-                           "# HELP sluice_offload_wait_seconds_max The longest such wait.\n"
-                           "# TYPE sluice_offload_wait_seconds_max gauge\n"
-                           "sluice_offload_wait_seconds_max %.6f\n"
-                           "# HELP sluice_offload_run_seconds Time offloaded calls ran on a worker.\n"
-                           "# TYPE sluice_offload_run_seconds summary\n"
-                           "sluice_offload_run_seconds_sum %.6f\n"
-                           "sluice_offload_run_seconds_count %llu\n"
-                           "# HELP sluice_offload_run_seconds_max The longest such run.\n"
-                           "# TYPE sluice_offload_run_seconds_max gauge\n"
-                           "sluice_offload_run_seconds_max %.6f\n",
-                        (double)o.wait_ns / 1e9, (unsigned long long)started, (double)o.wait_max_ns / 1e9,
-                        (double)o.run_ns / 1e9, (unsigned long long)o.completed, (double)o.run_max_ns / 1e9);
-}
-
-/* ---- built-in families ------------------------------------------------------------ */
-
-/* The process_* families as Prometheus' client libraries name them, and
- * sluice_build_info: read from the OS at each scrape (Linux's /proc; a
- * figure that cannot be read is left out, as 0). */
-struct builtin_fams {
-    sl_series *cpu, *rss, *vms, *fds, *max_fds, *start;
+/* Families whose figures live elsewhere (each reactor's private counters,
+ * the upstream pools, the offload pool, the log sink, the tracer, the OS)
+ * are registered like any other and filled at scrape by the collectors
+ * below, so one writer prints every family (docs/metrics.md). */
+enum {
+    /* per reactor, with a reactor label */
+    F_INFLIGHT, F_INFLIGHT_PEAK, F_QUEUED, F_CONNS, F_BUF_IN, F_BUF_OUT, F_CONN_BUF_MAX, F_SHED, F_ADM_LIMIT,
+    F_ADM_OVERLOADED, F_EXPIRED, F_QUEUE_DELAY, F_UNDO_STARTED, F_UNDO_RUNNING, F_PARSE_ERRORS,
+    F_DEADLOCKS, F_STALLS, F_CTX_ENDS, F_TASKS, F_CHANNELS,
+    /* per upstream, summed over reactors */
+    F_UP_CALLS, F_UP_EVENTS, F_UP_CONNS,
+    /* the process's: reported from reactor 0 */
+    F_OFF_DEPTH, F_OFF_CAP, F_OFF_RUNNING, F_OFF_THREADS, F_OFF_CALLS, F_OFF_WAIT, F_OFF_WAIT_MAX, F_OFF_RUN,
+    F_OFF_RUN_MAX, F_LOG_DROPPED, F_TRACE_SPANS, F_TRACE_QUEUE, F_CPU, F_RSS, F_VMS, F_FDS, F_MAX_FDS,
+    F_COUNT
 };
+
+static const char *const L_R[] = { "reactor", NULL },
+                  *const L_R_CAUSE[] = { "reactor", "cause", NULL }, *const L_R_STATE[] = { "reactor", "state", NULL },
+                  *const L_CHAN[] = { "reactor", "channel", "channel_id", "capacity", NULL },
+                  *const L_UP_RESULT[] = { "upstream", "result", NULL },
+                  *const L_UP_EVENT[] = { "upstream", "event", NULL },
+                  *const L_UP_STATE[] = { "upstream", "state", NULL }, *const L_STATE[] = { "state", NULL },
+                  *const L_RESULT[] = { "result", NULL };
+
+#define CHANS_PER_REACTOR 256   /* channel series per reactor before the overflow series */
+
+static const struct fam_def {
+    sl_metric_type type;
+    const char *name, *help;
+    const char *const *labels;
+    size_t per_reactor;   /* series per reactor (max_series = that x reactors); 0: max_series 1024 */
+} defs[F_COUNT] = {
+    [F_INFLIGHT] = { SL_METRIC_GAUGE, "sluice_http_inflight", "Requests running now.", L_R, 1 },
+    [F_INFLIGHT_PEAK] = { SL_METRIC_GAUGE, "sluice_http_inflight_peak", "The most requests running at once since "
+                          "start (per reactor: their sum bounds the process's peak).", L_R, 1 },
+    [F_QUEUED] = { SL_METRIC_GAUGE, "sluice_http_queued", "Requests admitted and waiting to run.", L_R, 1 },
+    [F_CONNS] = { SL_METRIC_GAUGE, "sluice_http_connections", "Open connections.", L_R, 1 },
+    [F_BUF_IN] = { SL_METRIC_GAUGE, "sluice_http_buffered_input_bytes", "Request bytes read and not yet parsed.",
+                   L_R, 1 },
+    [F_BUF_OUT] = { SL_METRIC_GAUGE, "sluice_http_buffered_output_bytes", "Response bytes waiting for slow "
+                    "clients.", L_R, 1 },
+    [F_CONN_BUF_MAX] = { SL_METRIC_GAUGE, "sluice_http_connection_buffered_max_bytes", "The most bytes one "
+                         "connection holds now (input + output; bounded near 512 KiB plus one batch of answers).",
+                         L_R, 1 },
+    [F_SHED] = { SL_METRIC_COUNTER, "sluice_http_shed_total", "Requests refused with 503 by admission (every "
+                 "reason).", L_R, 1 },
+    [F_ADM_LIMIT] = { SL_METRIC_GAUGE, "sluice_http_admission_limit", "Requests the adaptive limit lets run at "
+                      "once now.", L_R, 1 },
+    [F_ADM_OVERLOADED] = { SL_METRIC_GAUGE, "sluice_http_admission_overloaded", "1 while CoDel sees a standing "
+                           "admission queue.", L_R, 1 },
+    [F_EXPIRED] = { SL_METRIC_COUNTER, "sluice_http_expired_total", "Requests answered 504 because their budget "
+                    "was gone before they started.", L_R, 1 },
+    [F_QUEUE_DELAY] = { SL_METRIC_GAUGE, "sluice_http_queue_delay_seconds", "How long the oldest request in the "
+                        "admission queue has waited (last seen).", L_R, 1 },
+    [F_UNDO_STARTED] = { SL_METRIC_COUNTER, "sluice_http_undo_started_total", "Undo-lane requests "
+                         "(compensations) started past the admission limits.", L_R, 1 },
+    [F_UNDO_RUNNING] = { SL_METRIC_GAUGE, "sluice_http_undo_running", "Undo-lane requests running past the "
+                         "admission limits now.", L_R, 1 },
+    [F_PARSE_ERRORS] = { SL_METRIC_COUNTER, "sluice_http_parse_errors_total", "Malformed requests.", L_R, 1 },
+    [F_DEADLOCKS] = { SL_METRIC_COUNTER, "sluice_deadlocks_total", "Deadlocks reported.", L_R, 1 },
+    [F_STALLS] = { SL_METRIC_COUNTER, "sluice_stalls_total", "Reactor stalls reported.", L_R, 1 },
+    [F_CTX_ENDS] = { SL_METRIC_COUNTER, "sluice_ctx_ends_total", "Request contexts ended, by cause.", L_R_CAUSE,
+                     SL_CAUSE_COUNT },
+    [F_TASKS] = { SL_METRIC_GAUGE, "sluice_tasks", "Tasks alive, by state.", L_R_STATE, 4 },
+    [F_CHANNELS] = { SL_METRIC_GAUGE, "sluice_channel_length", "Elements buffered in a channel (channel_id: "
+                     "the k-th channel of that name on the reactor, from 0).", L_CHAN, CHANS_PER_REACTOR },
+    [F_UP_CALLS] = { SL_METRIC_COUNTER, "sluice_upstream_calls_total", "Attempts of calls to upstreams by result "
+                     "(busy: refused here, the pool's queue was full).", L_UP_RESULT, 0 },
+    [F_UP_EVENTS] = { SL_METRIC_COUNTER, "sluice_upstream_events_total", "Events of upstream pools: retried "
+                      "(attempts made again), ejected (replicas taken out of rotation).", L_UP_EVENT, 0 },
+    [F_UP_CONNS] = { SL_METRIC_GAUGE, "sluice_upstream_connections", "Connections to upstreams (active, idle) "
+                     "and calls waiting for one, summed over reactors.", L_UP_STATE, 0 },
+    [F_OFF_DEPTH] = { SL_METRIC_GAUGE, "sluice_offload_queue_depth", "Offloaded calls waiting for a worker "
+                      "thread.", NULL, 0 },
+    [F_OFF_CAP] = { SL_METRIC_GAUGE, "sluice_offload_queue_capacity", "The most that may wait; beyond it "
+                    "sl_offload says -EBUSY.", NULL, 0 },
+    [F_OFF_RUNNING] = { SL_METRIC_GAUGE, "sluice_offload_running", "Offloaded calls running on a worker thread "
+                        "now.", NULL, 0 },
+    [F_OFF_THREADS] = { SL_METRIC_GAUGE, "sluice_offload_threads", "Worker threads started, of the pool's size.",
+                        L_STATE, 0 },
+    [F_OFF_CALLS] = { SL_METRIC_COUNTER, "sluice_offload_calls_total", "Offloaded calls by outcome: accepted, "
+                      "rejected (queue full), completed (returned), dropped (never started: their task gave up), "
+                      "abandoned (their task gave up while they ran).", L_RESULT, 0 },
+    [F_OFF_WAIT] = { SL_METRIC_SUMMARY, "sluice_offload_wait_seconds", "Time offloaded calls waited for a "
+                     "worker.", NULL, 0 },
+    [F_OFF_WAIT_MAX] = { SL_METRIC_GAUGE, "sluice_offload_wait_seconds_max", "The longest such wait.", NULL, 0 },
+    [F_OFF_RUN] = { SL_METRIC_SUMMARY, "sluice_offload_run_seconds", "Time offloaded calls ran on a worker.",
+                    NULL, 0 },
+    [F_OFF_RUN_MAX] = { SL_METRIC_GAUGE, "sluice_offload_run_seconds_max", "The longest such run.", NULL, 0 },
+    [F_LOG_DROPPED] = { SL_METRIC_COUNTER, "sluice_log_dropped_total", "Log lines dropped because the log sink's "
+                        "buffer was full or its fd failed (sl_log.h).", NULL, 0 },
+    [F_TRACE_SPANS] = { SL_METRIC_COUNTER, "sluice_trace_spans_total", "Sampled spans by fate: exported (the "
+                        "collector took them), dropped (the export queue was full), failed (the collector refused "
+                        "them or did not answer in time).", L_RESULT, 0 },
+    [F_TRACE_QUEUE] = { SL_METRIC_GAUGE, "sluice_trace_queue_spans", "Spans waiting for export.", NULL, 0 },
+    /* the process_* families as Prometheus' client libraries name them */
+    [F_CPU] = { SL_METRIC_COUNTER, "process_cpu_seconds_total", "Total user and system CPU time spent in "
+                "seconds.", NULL, 0 },
+    [F_RSS] = { SL_METRIC_GAUGE, "process_resident_memory_bytes", "Resident memory size in bytes.", NULL, 0 },
+    [F_VMS] = { SL_METRIC_GAUGE, "process_virtual_memory_bytes", "Virtual memory size in bytes.", NULL, 0 },
+    [F_FDS] = { SL_METRIC_GAUGE, "process_open_fds", "Number of open file descriptors.", NULL, 0 },
+    [F_MAX_FDS] = { SL_METRIC_GAUGE, "process_max_fds", "Maximum number of open file descriptors.", NULL, 0 },
+};
+
+struct builtin_fams {
+    sl_metric *f[F_COUNT];
+};
+
+/* Label values of the causes a request context ends with, snake_case
+ * (sl_cause_text is a sentence: "caller's deadline"). */
+static const char *const cause_label[] = {
+    [SL_CAUSE_NONE] = "completed", [SL_CAUSE_CANCELED] = "canceled", [SL_CAUSE_DEADLINE] = "deadline_exceeded",
+    [SL_CAUSE_DISCONNECT] = "client_disconnected", [SL_CAUSE_SHUTDOWN] = "shutdown",
+    [SL_CAUSE_UPSTREAM] = "upstream_failed", [SL_CAUSE_DEADLOCK] = "deadlock",
+    [SL_CAUSE_CALLER_DEADLINE] = "caller_deadline",
+};
+_Static_assert(sizeof cause_label / sizeof *cause_label == SL_CAUSE_COUNT, "a label for every cause");
+
+#define REPORT(fam, values, v)                                                \
+    do {                                                                      \
+        int rc_ = sl_scrape_add(sc, bf->f[fam], values, (double)(v));         \
+        if (rc_ < 0)                                                          \
+            return rc_;                                                       \
+    } while (0)
+
+/* One channel of a reactor, for channel_id: the k-th of its name. */
+typedef struct chan_ent {
+    const char *name;
+    size_t order, len, cap;
+} chan_ent;
+
+typedef struct chan_list {
+    chan_ent *e;
+    size_t n, cap;
+    bool oom;
+} chan_list;
+
+static int chan_add(sl_chan *ch, void *arg)
+{
+    chan_list *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 32;
+        chan_ent *e = realloc(l->e, cap * sizeof *e);
+        if (!e) {
+            l->oom = true;
+            return 1;
+        }
+        l->e = e;
+        l->cap = cap;
+    }
+    const char *name = sl_chan_name(ch);
+    l->e[l->n] = (chan_ent){ .name = name ? name : "", .order = l->n, .len = sl_chan_len(ch), .cap = sl_chan_cap(ch) };
+    l->n++;
+    return 0;
+}
+
+static int chan_cmp(const void *a, const void *b)
+{
+    const chan_ent *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Reactor i's channels: channel_id tells apart channels of one name on a
+ * reactor (the k-th of that name by age, from 0), which would otherwise
+ * be one series twice. */
+static int channels_collect(sl_metrics_scrape *sc, struct builtin_fams *bf, srv_reactor *sr, const char *rid)
+{
+    chan_list l = { 0 };
+    sl_reactor_foreach_chan(sr->r, chan_add, &l);
+    int rc = l.oom ? -ENOMEM : 0;
+    qsort(l.e, l.n, sizeof *l.e, chan_cmp);
+    for (size_t k = 0, same = 0; rc == 0 && k < l.n; k++) {
+        same = k && !strcmp(l.e[k].name, l.e[k - 1].name) ? same + 1 : 0;
+        char id[24], cap[24];
+        snprintf(id, sizeof id, "%zu", same);
+        snprintf(cap, sizeof cap, "%zu", l.e[k].cap);
+        rc = sl_scrape_add(sc, bf->f[F_CHANNELS], (const char *const[]){ rid, l.e[k].name, id, cap },
+                           (double)l.e[k].len);
+    }
+    free(l.e);
+    return rc;
+}
+
+/* The server's figures of reactor i, read on reactor i (their only writer). */
+static int server_collect(sl_metrics_scrape *sc, int i, void *arg)
+{
+    sl_http_server *srv = arg;
+    struct builtin_fams *bf = srv->fams;
+    if (i < 0 || i >= srv->n)
+        return 0;
+    srv_reactor *sr = &srv->sr[i];
+    char rid[16];
+    snprintf(rid, sizeof rid, "%d", i);
+    const char *const r[] = { rid };
+    uint64_t in, out, most;
+    sl__conn_buffered(sr, &in, &out, &most);
+    sl_reactor_stats rs;
+    sl_reactor_stats_get(sr->r, &rs);
+    REPORT(F_INFLIGHT, r, sr->inflight);
+    REPORT(F_INFLIGHT_PEAK, r, sr->st.inflight_peak);
+    REPORT(F_QUEUED, r, sr->queued);
+    REPORT(F_CONNS, r, sr->nconns);
+    REPORT(F_BUF_IN, r, in);
+    REPORT(F_BUF_OUT, r, out);
+    REPORT(F_CONN_BUF_MAX, r, most);
+    REPORT(F_SHED, r, sr->st.shed);
+    REPORT(F_ADM_LIMIT, r, sl__admit_limit(&sr->adm));
+    REPORT(F_ADM_OVERLOADED, r, sr->adm.overloaded);
+    REPORT(F_EXPIRED, r, sr->st.expired);
+    REPORT(F_QUEUE_DELAY, r, (double)sr->adm.last_delay / 1e9);
+    REPORT(F_UNDO_STARTED, r, sr->st.undo_started);
+    REPORT(F_UNDO_RUNNING, r, sr->undo);
+    REPORT(F_PARSE_ERRORS, r, sr->st.parse_errors);
+    REPORT(F_DEADLOCKS, r, rs.deadlocks);
+    REPORT(F_STALLS, r, rs.stalls);
+    for (int c = 0; c < SL_CAUSE_COUNT; c++)
+        REPORT(F_CTX_ENDS, ((const char *const[]){ rid, cause_label[c] }), sr->st.ctx_ends[c]);
+    size_t by_state[4] = { 0 };
+    sl_reactor_foreach_task(sr->r, count_task, by_state);
+    for (int k = 0; k < 4; k++)
+        REPORT(F_TASKS, ((const char *const[]){ rid, sl_task_status_name((sl_task_status)k) }), by_state[k]);
+    return channels_collect(sc, bf, sr, rid);
+}
+
+/* Each upstream's pool of reactor i, read on reactor i (its only user);
+ * the scrape sums the reactors (a reactor label would multiply series for
+ * nothing). Outcomes of attempts and events (retried: attempts made again,
+ * ejected: replicas taken out of rotation) are families of their own, so
+ * that a sum over results counts attempts. */
+static int upstreams_collect(sl_metrics_scrape *sc, int i, void *arg)
+{
+    sl_http_server *srv = arg;
+    struct builtin_fams *bf = srv->fams;
+    for (int k = 0; k < srv->nups; k++) {
+        sl_http_upstream_stats u;
+        sl__upstream_stats_peek(srv->ups[k].up, i, &u);
+        const char *name = srv->ups[k].name;
+        const struct { int fam; const char *what; uint64_t v; } v[] = {
+            { F_UP_CALLS, "ok", u.ok }, { F_UP_CALLS, "refused", u.refused }, { F_UP_CALLS, "reset", u.reset },
+            { F_UP_CALLS, "timeout", u.timeouts }, { F_UP_CALLS, "cancelled", u.cancelled },
+            { F_UP_CALLS, "busy", u.busy }, { F_UP_CALLS, "protocol", u.protocol },
+            { F_UP_EVENTS, "retried", u.retried }, { F_UP_EVENTS, "ejected", u.ejected },
+            { F_UP_CONNS, "active", u.active }, { F_UP_CONNS, "idle", u.idle }, { F_UP_CONNS, "waiting", u.waiting },
+        };
+        for (size_t j = 0; j < sizeof v / sizeof *v; j++)
+            REPORT(v[j].fam, ((const char *const[]){ name, v[j].what }), v[j].v);
+    }
+    return 0;
+}
+
+/* The runtime's blocking-work pool (core/sl_offload.h), read under the
+ * pool's lock: one pool per runtime, so one series each. */
+static int offload_collect(sl_metrics_scrape *sc, struct builtin_fams *bf, sl_runtime *rt)
+{
+    sl_offload_stats o;
+    if (!bf->f[F_OFF_DEPTH] || !rt || sl_offload_stats_get(rt, &o) < 0 || !o.threads_max)
+        return 0;
+    REPORT(F_OFF_DEPTH, NULL, o.queued);
+    REPORT(F_OFF_CAP, NULL, o.queue_cap);
+    REPORT(F_OFF_RUNNING, NULL, o.running);
+    REPORT(F_OFF_THREADS, ((const char *const[]){ "started" }), o.threads);
+    REPORT(F_OFF_THREADS, ((const char *const[]){ "max" }), o.threads_max);
+    const struct { const char *what; uint64_t v; } calls[] = {
+        { "accepted", o.submitted }, { "rejected", o.rejected }, { "completed", o.completed },
+        { "dropped", o.dropped }, { "abandoned", o.abandoned },
+    };
+    for (size_t j = 0; j < sizeof calls / sizeof *calls; j++)
+        REPORT(F_OFF_CALLS, ((const char *const[]){ calls[j].what }), calls[j].v);
+    int rc = sl_scrape_summary(sc, bf->f[F_OFF_WAIT], NULL, (double)o.wait_ns / 1e9,
+                               o.submitted - o.dropped - o.queued);   /* the calls that started */
+    if (rc == 0)
+        rc = sl_scrape_summary(sc, bf->f[F_OFF_RUN], NULL, (double)o.run_ns / 1e9, o.completed);
+    if (rc < 0)
+        return rc;
+    REPORT(F_OFF_WAIT_MAX, NULL, (double)o.wait_max_ns / 1e9);
+    REPORT(F_OFF_RUN_MAX, NULL, (double)o.run_max_ns / 1e9);
+    return 0;
+}
+
+/* The process's figures (reported once: from reactor 0): the OS's (Linux's
+ * /proc; a figure that cannot be read is left out), the offload pool, the
+ * log sink, the tracer. */
+static int process_collect(sl_metrics_scrape *sc, int i, void *arg)
+{
+    sl_http_server *srv = arg;
+    struct builtin_fams *bf = srv->fams;
+    if (i != 0)
+        return 0;
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        REPORT(F_CPU, NULL, (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long vm, rss;
+    if (f) {
+        bool ok = fscanf(f, "%llu %llu", &vm, &rss) == 2;
+        fclose(f);
+        if (ok) {
+            double page = (double)sysconf(_SC_PAGESIZE);
+            REPORT(F_VMS, NULL, (double)vm * page);
+            REPORT(F_RSS, NULL, (double)rss * page);
+        }
+    }
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        long n = 0;
+        for (struct dirent *e; (e = readdir(d));)
+            n += e->d_name[0] != '.';
+        closedir(d);
+        REPORT(F_FDS, NULL, n - 1);   /* not the one that read the directory */
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        REPORT(F_MAX_FDS, NULL, rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur);
+    REPORT(F_LOG_DROPPED, NULL, sl_log_dropped());
+    if (srv->o.tracer && bf->f[F_TRACE_SPANS]) {
+        sl_tracer_stats st;
+        sl_tracer_stats_get(srv->o.tracer, &st);
+        REPORT(F_TRACE_SPANS, ((const char *const[]){ "exported" }), st.exported);
+        REPORT(F_TRACE_SPANS, ((const char *const[]){ "dropped" }), st.dropped);
+        REPORT(F_TRACE_SPANS, ((const char *const[]){ "failed" }), st.failed);
+        REPORT(F_TRACE_QUEUE, NULL, st.queued);
+    }
+    return offload_collect(sc, bf, sl_reactor_runtime(srv->sr[0].r));
+}
+#undef REPORT
 
 /* When the process started, in seconds since the epoch: its start in clock
  * ticks since boot (/proc/self/stat, field 22) plus the boot time
@@ -445,27 +591,40 @@ int sl__builtin_register(sl_http_server *srv)
                            &(sl_metric_opts){ .help = "Attempts of calls to upstreams by upstream, replica and "
                                               "result: ok, refused, reset, timeout, protocol, cancelled.",
                                               .labels = by_result, .max_series = 1024 });
-    struct { sl_series **s; sl_metric_type type; const char *name, *help; } proc[] = {
-        { &bf->cpu, SL_METRIC_COUNTER, "process_cpu_seconds_total", "Total user and system CPU time spent in seconds." },
-        { &bf->rss, SL_METRIC_GAUGE, "process_resident_memory_bytes", "Resident memory size in bytes." },
-        { &bf->vms, SL_METRIC_GAUGE, "process_virtual_memory_bytes", "Virtual memory size in bytes." },
-        { &bf->fds, SL_METRIC_GAUGE, "process_open_fds", "Number of open file descriptors." },
-        { &bf->max_fds, SL_METRIC_GAUGE, "process_max_fds", "Maximum number of open file descriptors." },
-        { &bf->start, SL_METRIC_GAUGE, "process_start_time_seconds",
-          "Start time of the process since unix epoch in seconds." },
-    };
-    for (size_t i = 0; rc == 0 && i < sizeof proc / sizeof *proc; i++)
-        if ((rc = sl_metric_new(m, &f, proc[i].type, proc[i].name, &(sl_metric_opts){ .help = proc[i].help })) == 0)
-            sl_metric_series(f, NULL, proc[i].s);
+    /* the offload pool's families if the runtime has one, the tracer's if
+     * the server has one: no families of zeros for what is not there */
+    sl_offload_stats os;
+    bool pool = sl_offload_stats_get(sl_reactor_runtime(srv->sr[0].r), &os) == 0 && os.threads_max;
+    for (int k = 0; rc == 0 && k < F_COUNT; k++) {
+        const struct fam_def *d = &defs[k];
+        if ((k >= F_OFF_DEPTH && k <= F_OFF_RUN_MAX && !pool) ||
+            ((k == F_TRACE_SPANS || k == F_TRACE_QUEUE) && !srv->o.tracer))
+            continue;
+        size_t max = d->per_reactor ? d->per_reactor * (size_t)srv->n : 1024;
+        rc = sl_metric_new(m, &bf->f[k], d->type, d->name, &(sl_metric_opts){
+            .help = d->help, .labels = d->labels, .max_series = max < 4096 ? max : 4096 });
+    }
     if (rc == 0)
+        rc = sl_metrics_collector(m, "sluice_server", server_collect, srv);
+    if (rc == 0)
+        rc = sl_metrics_collector(m, "sluice_upstreams", upstreams_collect, srv);
+    if (rc == 0)
+        rc = sl_metrics_collector(m, "sluice_process", process_collect, srv);
+    if (rc == 0)
+        rc = sl_metric_new(m, &f, SL_METRIC_GAUGE, "process_start_time_seconds",
+                           &(sl_metric_opts){ .help = "Start time of the process since unix epoch in seconds." });
+    if (rc == 0) {
+        sl_series *start;
+        sl_metric_series(f, NULL, &start);
+        sl__series_put(start, process_start_time());
         rc = sl_metric_new(m, &f, SL_METRIC_GAUGE, "sluice_build_info",
                            &(sl_metric_opts){ .help = "The sluice library serving: 1, with its version.",
                                               .labels = by_version });
+    }
     if (rc == 0) {
         sl_series *one;
         sl_metric_series(f, (const char *[]){ PACKAGE_VERSION }, &one);
         sl__series_put(one, 1);
-        sl__series_put(bf->start, process_start_time());
     }
     return rc;
 }
@@ -478,148 +637,15 @@ void sl__builtin_unregister(sl_http_server *srv)
     srv->fams = NULL;
 }
 
-/* Reads the process_* figures now. */
-static void process_figures(sl_http_server *srv)
-{
-    struct builtin_fams *bf = srv->fams;
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) == 0)
-        sl__series_put(bf->cpu, (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-                                (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long long vm, rss;
-    if (f) {
-        if (fscanf(f, "%llu %llu", &vm, &rss) == 2) {
-            double page = (double)sysconf(_SC_PAGESIZE);
-            sl__series_put(bf->vms, (double)vm * page);
-            sl__series_put(bf->rss, (double)rss * page);
-        }
-        fclose(f);
-    }
-    DIR *d = opendir("/proc/self/fd");
-    if (d) {
-        long n = 0;
-        for (struct dirent *e; (e = readdir(d));)
-            n += e->d_name[0] != '.';
-        closedir(d);
-        sl__series_put(bf->fds, (double)(n - 1));   /* not the one that read the directory */
-    }
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
-        sl__series_put(bf->max_fds, rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur);
-}
-
-/* OpenMetrics names a counter family without its _total (its samples keep
- * it): the HELP and TYPE lines of the counters printed by hand below are
- * rewritten so. Everything else they print reads the same in both
- * formats. */
-static void om_counters(struct evbuffer *in, struct evbuffer *out)
-{
-    size_t len = evbuffer_get_length(in);
-    const char *t = (const char *)evbuffer_pullup(in, -1);
-    if (!t)
-        return;
-    for (size_t i = 0; i < len;) {
-        const char *nl = memchr(t + i, '\n', len - i);
-        size_t n = nl ? (size_t)(nl - (t + i)) + 1 : len - i;
-        const char *line = t + i;
-        bool help = n > 7 && !memcmp(line, "# HELP ", 7), type = n > 7 && !memcmp(line, "# TYPE ", 7);
-        const char *name = line + 7, *end = help || type ? memchr(name, ' ', n - 7) : NULL;
-        bool strip = false;
-        if (end && end - name > 6 && !memcmp(end - 6, "_total", 6)) {
-            /* a counter: its TYPE line is this one (TYPE) or the next (HELP) */
-            const char *tl = type ? line : line + n;
-            size_t nlen = (size_t)(end - name);
-            strip = tl + 7 + nlen + 9 <= t + len && !memcmp(tl, "# TYPE ", 7) && !memcmp(tl + 7, name, nlen) &&
-                    !memcmp(tl + 7 + nlen, " counter\n", 9);
-        }
-        if (strip) {
-            evbuffer_add(out, line, (size_t)(end - 6 - line));
-            evbuffer_add(out, end, n - (size_t)(end - line));
-        } else {
-            evbuffer_add(out, line, n);
-        }
-        i += n;
-    }
-}
-
 static void metrics_text(gather *g, struct evbuffer *out, bool om)
 {
-    process_figures(g->srv);
-    sl__metrics_text(g->srv->metrics, out, om);
-    struct evbuffer *b = om ? evbuffer_new() : out;
-    if (!b)
-        return;
-#define GAUGE(name, help, type, expr)                                                            \
-    evbuffer_add_printf(b, "# HELP " name " " help "\n# TYPE " name " " type "\n");              \
-    for (int i = 0; i < g->n; i++)                                                               \
-        if (g->parts[i])                                                                         \
-            evbuffer_add_printf(b, name "{reactor=\"%d\"} %llu\n", i, (unsigned long long)(expr));
-    GAUGE("sluice_http_inflight", "Requests running now.", "gauge", g->parts[i]->inflight)
-    GAUGE("sluice_http_inflight_peak", "The most requests running at once since start (per reactor: "
-          "their sum bounds the process's peak).", "gauge", g->parts[i]->st.inflight_peak)
-    GAUGE("sluice_http_queued", "Requests admitted and waiting to run.", "gauge", g->parts[i]->queued)
-    GAUGE("sluice_http_connections", "Open connections.", "gauge", g->parts[i]->nconns)
-    GAUGE("sluice_http_buffered_input_bytes", "Request bytes read and not yet parsed.", "gauge",
-          g->parts[i]->in_bytes)
-    GAUGE("sluice_http_buffered_output_bytes", "Response bytes waiting for slow clients.", "gauge",
-          g->parts[i]->out_bytes)
-    GAUGE("sluice_http_connection_buffered_max_bytes", "The most bytes one connection holds now "
-          "(input + output; bounded near 512 KiB plus one batch of answers).", "gauge",
-          g->parts[i]->conn_bytes_max)
-    GAUGE("sluice_http_shed_total", "Requests refused with 503 by admission (every reason).", "counter",
-          g->parts[i]->st.shed)
-    GAUGE("sluice_http_admission_limit", "Requests the adaptive limit lets run at once now.", "gauge",
-          sl__admit_limit(&g->parts[i]->adm))
-    GAUGE("sluice_http_admission_overloaded", "1 while CoDel sees a standing admission queue.", "gauge",
-          g->parts[i]->adm.overloaded)
-    GAUGE("sluice_http_expired_total", "Requests answered 504 because their budget was gone before they "
-          "started.", "counter", g->parts[i]->st.expired)
-    admission_metrics(b, g);
-    GAUGE("sluice_http_undo_started_total", "Undo-lane requests (compensations) started past the "
-          "admission limits.", "counter", g->parts[i]->st.undo_started)
-    GAUGE("sluice_http_undo_running", "Undo-lane requests running past the admission limits now.", "gauge",
-          g->parts[i]->undo)
-    GAUGE("sluice_http_parse_errors_total", "Malformed requests.", "counter", g->parts[i]->st.parse_errors)
-    GAUGE("sluice_deadlocks_total", "Deadlocks reported.", "counter", g->parts[i]->rs.deadlocks)
-    GAUGE("sluice_stalls_total", "Reactor stalls reported.", "counter", g->parts[i]->rs.stalls)
-#undef GAUGE
-    evbuffer_add_printf(b, "# HELP sluice_ctx_ends_total Request contexts ended, by cause.\n"
-                           "# TYPE sluice_ctx_ends_total counter\n");
-    for (int i = 0; i < g->n; i++)
-        for (int c = 0; g->parts[i] && c < SL_CAUSE_COUNT; c++)
-            evbuffer_add_printf(b, "sluice_ctx_ends_total{reactor=\"%d\",cause=\"%s\"} %llu\n", i,
-                                c ? sl_cause_text((sl_cause)c) : "completed",
-                                (unsigned long long)g->parts[i]->st.ctx_ends[c]);
-    evbuffer_add_printf(b, "# HELP sluice_tasks Tasks alive, by state.\n# TYPE sluice_tasks gauge\n");
-    for (int i = 0; i < g->n; i++)
-        for (int k = 0; g->parts[i] && k < 4; k++)
-            evbuffer_add_printf(b, "sluice_tasks{reactor=\"%d\",state=\"%s\"} %zu\n", i,
-                                sl_task_status_name((sl_task_status)k), g->parts[i]->tasks_by_state[k]);
-    evbuffer_add_printf(b, "# HELP sluice_channel_length Elements buffered in a channel.\n"
-                           "# TYPE sluice_channel_length gauge\n");
-    /* channel_id tells apart channels of one name on a reactor (the k-th
-     * of that name, from 0), which would otherwise be one series twice */
-    for (int i = 0; i < g->n; i++)
-        for (int k = 0; g->parts[i] && k < g->parts[i]->nch; k++) {
-            int same = 0;
-            for (int j = 0; j < k; j++)
-                same += !strcmp(g->parts[i]->ch[j].name, g->parts[i]->ch[k].name);
-            evbuffer_add_printf(b, "sluice_channel_length{reactor=\"%d\",channel=\"", i);
-            sl__label_value(b, g->parts[i]->ch[k].name);
-            evbuffer_add_printf(b, "\",channel_id=\"%d\",capacity=\"%zu\"} %zu\n", same,
-                                g->parts[i]->ch[k].cap, g->parts[i]->ch[k].len);
-        }
-    upstreams_text(g, b);
-    offload_text(g, b);
-    log_text(b);
-    if (g->srv->o.tracer)
-        sl__tracer_metrics(g->srv->o.tracer, b);
-    if (om) {
-        om_counters(b, out);
-        evbuffer_free(b);
+    sl_metrics_scrape **sc = calloc((size_t)g->n, sizeof *sc);
+    for (int i = 0; sc && i < g->n; i++)
+        sc[i] = g->parts[i] ? g->parts[i]->sc : NULL;
+    sl__metrics_write(g->srv->metrics, sc, sc ? g->n : 0, out, om);
+    free(sc);
+    if (om)
         evbuffer_add(out, "# EOF\n", 6);
-    }
 }
 
 /* Whether the scraper asks for OpenMetrics (Prometheus does, first, in its

@@ -53,11 +53,37 @@ struct sl_metric {
     pthread_mutex_t lock;       /* appending a series */
 };
 
+typedef struct collector {
+    char *name;
+    sl_metrics_collect_fn fn;
+    void *arg;
+    sl_series *errors;          /* sluice_metrics_collector_errors_total{collector=name} */
+    struct collector *_Atomic next;
+} collector;
+
 struct sl_metrics {
     sl_runtime *rt;
     int rows;                   /* reactors + the shared row */
     sl_metric *head, *tail;
+    collector *_Atomic colls;   /* appended under lock, walked without it */
+    sl_metric *coll_errors;
     pthread_mutex_t lock;       /* registration */
+};
+
+/* One sample a collector reported: its family, label values (one block
+ * with the pointers), value (a summary's sum) and a summary's count. */
+typedef struct sample {
+    const sl_metric *f;
+    uint64_t hash;
+    char **values;
+    double v;
+    uint64_t count;
+} sample;
+
+struct sl_metrics_scrape {
+    sl_metrics *m;
+    sample *s;
+    size_t n, cap;
 };
 
 /* Histogram cells of a series: nb + 1 bucket counts (not cumulative),
@@ -80,6 +106,14 @@ int sl_metrics_new(sl_metrics **out, sl_runtime *rt)
     m->rt = rt;
     m->rows = sl_runtime_threads(rt) + 1;
     pthread_mutex_init(&m->lock, NULL);
+    static const char *const by[] = { "collector", NULL };
+    int rc = sl_metric_new(m, &m->coll_errors, SL_METRIC_COUNTER, "sluice_metrics_collector_errors_total",
+                           &(sl_metric_opts){ .help = "Collector calls that failed (what they reported "
+                                              "was left out of that scrape), by collector.", .labels = by });
+    if (rc < 0) {
+        sl_metrics_free(m);
+        return rc;
+    }
     *out = m;
     return 0;
 }
@@ -108,6 +142,11 @@ void sl_metrics_free(sl_metrics *m)
     for (sl_metric *f = m->head, *next; f; f = next) {
         next = f->next;
         family_free(f);
+    }
+    for (collector *c = atomic_load(&m->colls), *next; c; c = next) {
+        next = atomic_load(&c->next);
+        free(c->name);
+        free(c);
     }
     pthread_mutex_destroy(&m->lock);
     free(m);
@@ -164,12 +203,13 @@ int sl_metric_new(sl_metrics *m, sl_metric **out, sl_metric_type type, const cha
 {
     static const sl_metric_opts none;
     const sl_metric_opts *o = opts ? opts : &none;
-    if (!m || !out || !name_ok(name, true) || type < SL_METRIC_COUNTER || type > SL_METRIC_HISTOGRAM ||
+    if (!m || !out || !name_ok(name, true) || type < SL_METRIC_COUNTER || type > SL_METRIC_SUMMARY ||
         o->max_series > MAX_SERIES_LIMIT || (o->buckets && type != SL_METRIC_HISTOGRAM))
         return -EINVAL;
     int nl = 0;
     for (; o->labels && o->labels[nl]; nl++) {
-        if (nl == SL_METRIC_LABELS_MAX || !label_ok(o->labels[nl]))
+        if (nl == SL_METRIC_LABELS_MAX || !label_ok(o->labels[nl]) ||
+            (type == SL_METRIC_SUMMARY && !strcmp(o->labels[nl], "quantile")))
             return -EINVAL;
         for (int j = 0; j < nl; j++)
             if (!strcmp(o->labels[j], o->labels[nl]))
@@ -197,7 +237,7 @@ int sl_metric_new(sl_metrics *m, sl_metric **out, sl_metric_type type, const cha
         memcpy(f->bounds, b, nb * sizeof *b);
         f->stride = nb + H_EXTRA;
     } else {
-        f->stride = 1;
+        f->stride = type == SL_METRIC_SUMMARY ? 2 : 1;   /* a summary: sum, count */
     }
     size_t cells = (f->max + 1) * f->stride;
     f->row = (cells + CELLS_PER_LINE - 1) / CELLS_PER_LINE * CELLS_PER_LINE;
@@ -327,7 +367,7 @@ static void uadd(cell *c, uint64_t v, bool shared)
 void sl__series_add_at(sl_series *s, int row, double v)
 {
     sl_metric *f = s->f;
-    if (f->type == SL_METRIC_HISTOGRAM || isnan(v) || (f->type == SL_METRIC_COUNTER && v < 0))
+    if (f->type > SL_METRIC_GAUGE || isnan(v) || (f->type == SL_METRIC_COUNTER && v < 0))
         return;
     dadd(cells_of(s, row), v, row == f->m->rows - 1);
 }
@@ -335,17 +375,22 @@ void sl__series_add_at(sl_series *s, int row, double v)
 void sl__series_inc_at(sl_series *s, int row)
 {
     sl_metric *f = s->f;
-    if (f->type != SL_METRIC_HISTOGRAM)
+    if (f->type <= SL_METRIC_GAUGE)
         dadd(cells_of(s, row), 1, row == f->m->rows - 1);
 }
 
 void sl__series_observe_at(sl_series *s, int row, double v, const uint8_t *trace_id)
 {
     sl_metric *f = s->f;
-    if (f->type != SL_METRIC_HISTOGRAM || !(v == v))   /* v == v: not NaN */
+    if ((f->type != SL_METRIC_HISTOGRAM && f->type != SL_METRIC_SUMMARY) || !(v == v))   /* v == v: not NaN */
         return;
     bool shared = row == f->m->rows - 1;
     cell *c = cells_of(s, row);
+    if (f->type == SL_METRIC_SUMMARY) {
+        dadd(&c[0], v, shared);
+        uadd(&c[1], 1, shared);
+        return;
+    }
     size_t b = 0;
     const double *bound = f->bounds;
     while (b < f->nb && v > bound[b])
@@ -430,7 +475,127 @@ static uint64_t sum_u(const sl_series *s, size_t off)
 
 double sl_series_value(const sl_series *s)
 {
-    return s->f->type == SL_METRIC_HISTOGRAM ? (double)sum_u(s, s->f->nb + H_COUNT) : sum_d(s, 0);
+    const sl_metric *f = s->f;
+    return f->type == SL_METRIC_HISTOGRAM ? (double)sum_u(s, f->nb + H_COUNT)
+         : f->type == SL_METRIC_SUMMARY   ? (double)sum_u(s, 1)
+                                          : sum_d(s, 0);
+}
+
+/* ---- collectors ------------------------------------------------------------------- */
+
+int sl_metrics_collector(sl_metrics *m, const char *name, sl_metrics_collect_fn fn, void *arg)
+{
+    if (!m || !name || !*name || !fn)
+        return -EINVAL;
+    collector *c = calloc(1, sizeof *c);
+    if (!c || !(c->name = strdup(name))) {
+        free(c);
+        return -ENOMEM;
+    }
+    c->fn = fn;
+    c->arg = arg;
+    pthread_mutex_lock(&m->lock);
+    collector *_Atomic *at = &m->colls;
+    for (collector *o; (o = atomic_load_explicit(at, memory_order_relaxed)); at = &o->next)
+        if (!strcmp(o->name, name) || (o->fn == fn && o->arg == arg)) {
+            pthread_mutex_unlock(&m->lock);
+            free(c->name);
+            free(c);
+            return -EEXIST;
+        }
+    /* resolved now, so that a failing collector is counted without a lookup */
+    sl_metric_series(m->coll_errors, (const char *const[]){ name }, &c->errors);
+    atomic_store_explicit(at, c, memory_order_release);   /* walked without the lock */
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}
+
+int sl__scrape_new(sl_metrics_scrape **out, sl_metrics *m)
+{
+    if (!(*out = calloc(1, sizeof **out)))
+        return -ENOMEM;
+    (*out)->m = m;
+    return 0;
+}
+
+void sl__scrape_free(sl_metrics_scrape *sc)
+{
+    if (!sc)
+        return;
+    for (size_t i = 0; i < sc->n; i++)
+        free(sc->s[i].values);
+    free(sc->s);
+    free(sc);
+}
+
+/* Drops the samples reported after the n-th. */
+static void scrape_truncate(sl_metrics_scrape *sc, size_t n)
+{
+    while (sc->n > n)
+        free(sc->s[--sc->n].values);
+}
+
+void sl__metrics_collect(sl_metrics *m, sl_metrics_scrape *sc, int reactor)
+{
+    for (collector *c = atomic_load_explicit(&m->colls, memory_order_acquire); c;
+         c = atomic_load_explicit(&c->next, memory_order_acquire)) {
+        size_t before = sc->n;
+        if (c->fn(sc, reactor, c->arg) < 0) {
+            scrape_truncate(sc, before);
+            sl_series_add(c->errors, 1);
+        }
+    }
+}
+
+static int report(sl_metrics_scrape *sc, sl_metric *f, const char *const *values, double v, uint64_t count)
+{
+    if (sc->n == sc->cap) {
+        size_t cap = sc->cap ? 2 * sc->cap : 64;
+        sample *n = realloc(sc->s, cap * sizeof *n);
+        if (!n)
+            return -ENOMEM;
+        sc->s = n;
+        sc->cap = cap;
+    }
+    /* the pointers and the strings in one block */
+    size_t len = (size_t)f->nlabels * sizeof(char *);
+    for (int k = 0; k < f->nlabels; k++)
+        len += strlen(values[k]) + 1;
+    char **block = malloc(len ? len : 1);
+    if (!block)
+        return -ENOMEM;
+    char *p = (char *)(block + f->nlabels);
+    for (int k = 0; k < f->nlabels; k++) {
+        size_t n = strlen(values[k]) + 1;
+        block[k] = memcpy(p, values[k], n);
+        p += n;
+    }
+    sc->s[sc->n++] = (sample){ .f = f, .hash = values_hash(f, values), .values = block, .v = v, .count = count };
+    return 0;
+}
+
+static bool report_ok(const sl_metrics_scrape *sc, const sl_metric *f, const char *const *values)
+{
+    if (!sc || !f || f->m != sc->m)
+        return false;
+    for (int k = 0; k < f->nlabels; k++)
+        if (!values || !values[k])
+            return false;
+    return true;
+}
+
+int sl_scrape_add(sl_metrics_scrape *sc, sl_metric *f, const char *const *values, double v)
+{
+    if (!report_ok(sc, f, values) || f->type > SL_METRIC_GAUGE || isnan(v) || (f->type == SL_METRIC_COUNTER && v < 0))
+        return -EINVAL;
+    return report(sc, f, values, v, 0);
+}
+
+int sl_scrape_summary(sl_metrics_scrape *sc, sl_metric *f, const char *const *values, double sum, uint64_t count)
+{
+    if (!report_ok(sc, f, values) || f->type != SL_METRIC_SUMMARY || isnan(sum))
+        return -EINVAL;
+    return report(sc, f, values, sum, count);
 }
 
 /* ---- exposition -------------------------------------------------------------------- */
@@ -468,14 +633,18 @@ void sl__label_value(struct evbuffer *b, const char *s)
     }
 }
 
-/* HELP text: backslash and newline escaped. */
-static void help_text(struct evbuffer *b, const char *s)
+/* HELP text: backslash and newline escaped, and in OpenMetrics the
+ * double quote too (its HELP is an escaped string like a label value's;
+ * the text format 0.0.4 knows only \\ and \n there). */
+static void help_text(struct evbuffer *b, const char *s, bool om)
 {
     for (; *s; s++)
         if (*s == '\\')
             evbuffer_add(b, "\\\\", 2);
         else if (*s == '\n')
             evbuffer_add(b, "\\n", 2);
+        else if (*s == '"' && om)
+            evbuffer_add(b, "\\\"", 2);
         else
             evbuffer_add(b, s, 1);
 }
@@ -493,22 +662,27 @@ static void number(struct evbuffer *b, double v)
 }
 
 /* name{labels[,le="x"]} */
-static void series_head(struct evbuffer *b, const char *name, const char *suffix, const sl_series *s,
-                        const char *le)
+static void sample_head(struct evbuffer *b, const sl_metric *f, const char *name, const char *suffix,
+                        char *const *values, const char *le)
 {
-    const sl_metric *f = s->f;
     evbuffer_add_printf(b, "%s%s", name, suffix);
     if (!f->nlabels && !le)
         return;
     evbuffer_add(b, "{", 1);
     for (int k = 0; k < f->nlabels; k++) {
         evbuffer_add_printf(b, "%s%s=\"", k ? "," : "", f->labels[k]);
-        sl__label_value(b, s->values[k]);
+        sl__label_value(b, values[k]);
         evbuffer_add(b, "\"", 1);
     }
     if (le)
         evbuffer_add_printf(b, "%sle=\"%s\"", f->nlabels ? "," : "", le);
     evbuffer_add(b, "}", 1);
+}
+
+static void series_head(struct evbuffer *b, const char *name, const char *suffix, const sl_series *s,
+                        const char *le)
+{
+    sample_head(b, s->f, name, suffix, s->values, le);
 }
 
 /* The exemplar of row r of a histogram series, if whole and present. */
@@ -568,13 +742,117 @@ static void histogram_text(struct evbuffer *b, const sl_series *s, bool om)
     evbuffer_add(b, " ", 1);
     number(b, sum_d(s, f->nb + H_SUM));
     evbuffer_add(b, "\n", 1);
+    /* the +Inf bucket's count, not the count cell: read at another moment
+     * while reactors observe, it could differ, and OpenMetrics requires
+     * them equal */
     series_head(b, f->name, "_count", s, NULL);
-    evbuffer_add_printf(b, " %llu\n", (unsigned long long)sum_u(s, f->nb + H_COUNT));
+    evbuffer_add_printf(b, " %llu\n", (unsigned long long)cum);
 }
 
-static void family_text(struct evbuffer *b, const sl_metric *f, bool om)
+/* A series to write: label values, value (a summary's sum) and count. */
+typedef struct entry {
+    char *const *values;
+    double v;
+    uint64_t count;
+    bool shown;
+} entry;
+
+static int cmp_values(const void *a, const void *b)
 {
-    static const char *const types[] = { "counter", "gauge", "histogram" };
+    const sample *x = *(const sample *const *)a, *y = *(const sample *const *)b;
+    for (int k = 0; k < x->f->nlabels; k++) {
+        int c = strcmp(x->values[k], y->values[k]);
+        if (c)
+            return c;
+    }
+    return 0;
+}
+
+/* A counter's, gauge's or summary's series: those in cells, then those
+ * only collectors reported (sorted by label values), then the overflow
+ * series; reports of one series summed. Returns the entries written. */
+static size_t scalar_series(struct evbuffer *b, const sl_metric *f, const char *sname, const char *sfx,
+                            sl_metrics_scrape *const *sc, int nsc, bool write)
+{
+    size_t n = atomic_load_explicit(&f->n, memory_order_acquire);
+    size_t ns = 0;
+    for (int i = 0; i < nsc; i++)
+        for (size_t k = 0; sc[i] && k < sc[i]->n; k++)
+            ns += sc[i]->s[k].f == f;
+    const sample **sm = ns ? malloc(ns * sizeof *sm) : NULL;
+    entry *e = calloc(n + ns + 1, sizeof *e);
+    if (!e || (ns && !sm)) {   /* out of memory: the cells alone */
+        free(e);
+        free(sm);
+        ns = 0;
+        sm = NULL;
+        if (!(e = calloc(n + 1, sizeof *e)))
+            return 0;
+    }
+    ns = 0;
+    for (int i = 0; i < nsc && sm; i++)
+        for (size_t k = 0; sc[i] && k < sc[i]->n; k++)
+            if (sc[i]->s[k].f == f)
+                sm[ns++] = &sc[i]->s[k];
+    qsort(sm, ns, sizeof *sm, cmp_values);
+    bool summary = f->type == SL_METRIC_SUMMARY;
+    for (size_t i = 0; i <= n; i++) {   /* e[n] is the overflow series */
+        const sl_series *s = &f->series[i == n ? f->max : i];
+        e[i] = (entry){ .values = s->values, .v = sum_d(s, 0), .count = summary ? sum_u(s, 1) : 0, .shown = true };
+    }
+    e[n].shown = !f->nlabels || e[n].v != 0 || e[n].count != 0;
+    size_t ne = n + 1;
+    for (size_t i = 0; i < ns;) {
+        double v = 0;
+        uint64_t count = 0;
+        size_t j = i;
+        for (; j < ns && cmp_values(&sm[i], &sm[j]) == 0; j++) {
+            v += sm[j]->v;
+            count += sm[j]->count;
+        }
+        const sl_series *s = f->nlabels ? find((sl_metric *)f, n, (const char *const *)sm[i]->values, sm[i]->hash) : NULL;
+        entry *to;
+        if (s)
+            to = &e[s->idx];
+        else if (!f->nlabels || ne - 1 >= f->max)   /* full: the overflow series */
+            to = &e[n];
+        else
+            (to = &e[ne++])->values = sm[i]->values;
+        to->v += v;
+        to->count += count;
+        to->shown = true;
+        i = j;
+    }
+    size_t written = 0;
+    for (size_t k = 0; k < ne; k++) {
+        size_t i = k < n ? k : k + 1 < ne ? k + 1 : n;   /* cells, reported, overflow */
+        if (!e[i].shown)
+            continue;
+        written++;
+        if (!write)
+            continue;
+        if (summary) {
+            sample_head(b, f, sname, "_sum", e[i].values, NULL);
+            evbuffer_add(b, " ", 1);
+            number(b, e[i].v);
+            evbuffer_add(b, "\n", 1);
+            sample_head(b, f, sname, "_count", e[i].values, NULL);
+            evbuffer_add_printf(b, " %llu\n", (unsigned long long)e[i].count);
+        } else {
+            sample_head(b, f, sname, sfx, e[i].values, NULL);
+            evbuffer_add(b, " ", 1);
+            number(b, e[i].v);
+            evbuffer_add(b, "\n", 1);
+        }
+    }
+    free(e);
+    free(sm);
+    return written;
+}
+
+static void family_text(struct evbuffer *b, const sl_metric *f, sl_metrics_scrape *const *sc, int nsc, bool om)
+{
+    static const char *const types[] = { "counter", "gauge", "histogram", "summary" };
     /* OpenMetrics names a counter's family without _total, its sample with */
     size_t len = strlen(f->name);
     bool strip = om && f->type == SL_METRIC_COUNTER && len > 6 && !strcmp(f->name + len - 6, "_total");
@@ -582,34 +860,35 @@ static void family_text(struct evbuffer *b, const sl_metric *f, bool om)
     const char *sample_sfx = om && f->type == SL_METRIC_COUNTER ? "_total" : "";
     char sname[256];
     snprintf(sname, sizeof sname, "%.*s", flen, f->name);
+    size_t n = atomic_load_explicit(&f->n, memory_order_acquire);
+    const sl_series *ov = &f->series[f->max];
+    bool ov_shown = !f->nlabels || sl_series_value(ov) != 0;
+    /* a family with no series to show is left out: its HELP and TYPE alone
+     * say nothing (an upstream family of a server without upstreams) */
+    if (f->type == SL_METRIC_HISTOGRAM ? !n && !ov_shown : !scalar_series(b, f, sname, "", sc, nsc, false))
+        return;
     if (f->help) {
         evbuffer_add_printf(b, "# HELP %s ", sname);
-        help_text(b, f->help);
+        help_text(b, f->help, om);
         evbuffer_add(b, "\n", 1);
     }
     evbuffer_add_printf(b, "# TYPE %s %s\n", sname, types[f->type]);
-    size_t n = atomic_load_explicit(&f->n, memory_order_acquire);
-    for (size_t i = 0; i <= f->max; i++) {
-        if (i == n && i < f->max)
-            i = f->max;   /* the overflow series, shown once it holds something */
-        const sl_series *s = &f->series[i];
-        if (i == f->max && f->nlabels && sl_series_value(s) == 0)
-            break;
-        if (f->type == SL_METRIC_HISTOGRAM) {
-            histogram_text(b, s, om);
-        } else {
-            series_head(b, sname, sample_sfx, s, NULL);
-            evbuffer_add(b, " ", 1);
-            number(b, sum_d(s, 0));
-            evbuffer_add(b, "\n", 1);
-        }
+    if (f->type != SL_METRIC_HISTOGRAM) {
+        scalar_series(b, f, sname, sample_sfx, sc, nsc, true);
+        return;
     }
+    for (size_t i = 0; i < n; i++)
+        histogram_text(b, &f->series[i], om);
+    if (ov_shown)
+        histogram_text(b, ov, om);   /* the overflow series, shown once it holds something */
 }
 
-void sl__metrics_text(sl_metrics *m, struct evbuffer *b, bool om)
+void sl__metrics_write(sl_metrics *m, sl_metrics_scrape *const *sc, int nsc, struct evbuffer *b, bool om)
 {
     pthread_mutex_lock(&m->lock);   /* against a registration appending */
     for (const sl_metric *f = m->head; f; f = f->next)
-        family_text(b, f, om);
+        family_text(b, f, sc, nsc, om);
     pthread_mutex_unlock(&m->lock);
 }
+
+void sl__metrics_text(sl_metrics *m, struct evbuffer *b, bool om) { sl__metrics_write(m, NULL, 0, b, om); }

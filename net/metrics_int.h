@@ -11,6 +11,16 @@
  * "# EOF"). */
 void sl__metrics_text(sl_metrics *m, struct evbuffer *b, bool om);
 
+/* The same with what collectors reported in scrapes sc[0..nsc) (one per
+ * reactor; NULL entries are skipped). */
+void sl__metrics_write(sl_metrics *m, sl_metrics_scrape *const *sc, int nsc, struct evbuffer *b, bool om);
+
+/* A scrape's samples: made empty (0 or -ENOMEM), filled on reactor i by
+ * sl__metrics_collect (every collector's call for that reactor), freed. */
+int sl__scrape_new(sl_metrics_scrape **out, sl_metrics *m);
+void sl__metrics_collect(sl_metrics *m, sl_metrics_scrape *sc, int reactor);
+void sl__scrape_free(sl_metrics_scrape *sc);
+
 /* A label value in the text formats: \\, \" and \n escaped, and made valid
  * UTF-8 (each byte of a malformed sequence becomes U+FFFD). */
 void sl__label_value(struct evbuffer *b, const char *s);

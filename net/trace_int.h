@@ -40,8 +40,6 @@ bool sl__tracer_exports(const sl_tracer *tr);
 /* Queues a copy of *sp, or counts it dropped. Any thread. */
 void sl__tracer_push(sl_tracer *tr, const sl__span *sp);
 
-/* Appends the tracer's series to a /metrics text. */
-void sl__tracer_metrics(sl_tracer *tr, struct evbuffer *b);
 
 /* Unix time of a moment of sl_now_ns()'s clock. */
 uint64_t sl__unix_ns_of(uint64_t mono_ns);

@@ -320,19 +320,3 @@ int sl_tracer_flush(sl_tracer *tr, uint32_t timeout_ms)
     pthread_mutex_unlock(&tr->mu);
     return rc ? -ETIMEDOUT : 0;
 }
-
-void sl__tracer_metrics(sl_tracer *tr, struct evbuffer *b)
-{
-    sl_tracer_stats st;
-    sl_tracer_stats_get(tr, &st);
-    evbuffer_add_printf(b, "# HELP sluice_trace_spans_total Sampled spans by fate: exported (the collector "
-                           "took them), dropped (the export queue was full), failed (the collector refused "
-                           "them or did not answer in time).\n# TYPE sluice_trace_spans_total counter\n"
-                           "sluice_trace_spans_total{result=\"exported\"} %llu\n"
-                           "sluice_trace_spans_total{result=\"dropped\"} %llu\n"
-                           "sluice_trace_spans_total{result=\"failed\"} %llu\n"
-                           "# HELP sluice_trace_queue_spans Spans waiting for export.\n"
-                           "# TYPE sluice_trace_queue_spans gauge\nsluice_trace_queue_spans %u\n",
-                        (unsigned long long)st.exported, (unsigned long long)st.dropped,
-                        (unsigned long long)st.failed, st.queued);
-}

@@ -530,7 +530,7 @@ static void test_shedding_503(void **s)
     close(queued);
     assert_int_equal(get(TS.port, "/metrics", &r), 200);
     assert_non_null(strstr(r.body, "sluice_http_shed_total{reactor=\"0\"} 1"));
-    assert_non_null(strstr(r.body, "cause=\"client disconnected\"} 1"));
+    assert_non_null(strstr(r.body, "cause=\"client_disconnected\"} 1"));
     srv_stop(&TS);
 }
 

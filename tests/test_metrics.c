@@ -277,6 +277,196 @@ static void test_histogram_exemplar(void **s)
     assert_int_equal(sl_runtime_free(rt), 0);
 }
 
+
+/* ---- collectors ------------------------------------------------------------------- */
+
+static struct {
+    sl_metric *g, *c, *sum, *h;
+    int fail_on;     /* the reactor whose call fails, -1: none */
+    int calls;
+} C;
+
+/* Reports two series per reactor (one of them the same on every reactor:
+ * summed) and a summary; fails on C.fail_on after reporting. */
+static int collect_a(sl_metrics_scrape *sc, int reactor, void *arg)
+{
+    (void)arg;
+    char rid[8];
+    snprintf(rid, sizeof rid, "%d", reactor);
+    C.calls++;
+    if (sl_scrape_add(sc, C.g, (const char *[]){ rid }, 10 + reactor) < 0 ||
+        sl_scrape_add(sc, C.g, (const char *[]){ "all" }, 1) < 0 ||
+        sl_scrape_add(sc, C.c, NULL, 5) < 0 || sl_scrape_summary(sc, C.sum, NULL, 0.5, 2) < 0)
+        return -EIO;
+    return reactor == C.fail_on ? -EIO : 0;
+}
+
+static int collect_b(sl_metrics_scrape *sc, int reactor, void *arg)
+{
+    (void)sc;
+    (void)reactor;
+    (void)arg;
+    return 0;
+}
+
+/* One scrape as the server makes it: every reactor's collectors, then the
+ * text. */
+static char *scrape_of(sl_metrics *m, int reactors, bool om)
+{
+    sl_metrics_scrape *sc[4] = { 0 };
+    assert_true(reactors <= 4);
+    for (int i = 0; i < reactors; i++) {
+        assert_int_equal(sl__scrape_new(&sc[i], m), 0);
+        sl__metrics_collect(m, sc[i], i);
+    }
+    struct evbuffer *b = evbuffer_new();
+    assert_non_null(b);
+    sl__metrics_write(m, sc, reactors, b, om);
+    for (int i = 0; i < reactors; i++)
+        sl__scrape_free(sc[i]);
+    size_t n = evbuffer_get_length(b);
+    char *s = malloc(n + 1);
+    assert_non_null(s);
+    evbuffer_remove(b, s, n);
+    s[n] = '\0';
+    evbuffer_free(b);
+    return s;
+}
+
+static void test_collectors(void **s)
+{
+    (void)s;
+    sl_runtime *rt = rt_new(2, NULL);
+    sl_metrics *m, *other;
+    static const char *const by[] = { "reactor", NULL };
+    assert_int_equal(sl_metrics_new(&m, rt), 0);
+    assert_int_equal(sl_metrics_new(&other, rt), 0);
+    assert_int_equal(sl_metric_new(m, &C.g, SL_METRIC_GAUGE, "depth", &(sl_metric_opts){ .labels = by }), 0);
+    assert_int_equal(sl_metric_new(m, &C.c, SL_METRIC_COUNTER, "things_total", NULL), 0);
+    assert_int_equal(sl_metric_new(m, &C.sum, SL_METRIC_SUMMARY, "wait_seconds", NULL), 0);
+    assert_int_equal(sl_metric_new(m, &C.h, SL_METRIC_HISTOGRAM, "lat_seconds", &(sl_metric_opts){ .labels = by }), 0);
+    /* registration errors */
+    assert_int_equal(sl_metrics_collector(NULL, "a", collect_a, NULL), -EINVAL);
+    assert_int_equal(sl_metrics_collector(m, NULL, collect_a, NULL), -EINVAL);
+    assert_int_equal(sl_metrics_collector(m, "", collect_a, NULL), -EINVAL);
+    assert_int_equal(sl_metrics_collector(m, "a", NULL, NULL), -EINVAL);
+    assert_int_equal(sl_metrics_collector(m, "a", collect_a, NULL), 0);
+    assert_int_equal(sl_metrics_collector(m, "a", collect_b, NULL), -EEXIST);    /* the name */
+    assert_int_equal(sl_metrics_collector(m, "a2", collect_a, NULL), -EEXIST);   /* the same fn and arg */
+    assert_int_equal(sl_metrics_collector(m, "a3", collect_a, &C), 0);           /* another arg */
+    assert_int_equal(sl_metrics_collector(m, "b", collect_b, NULL), 0);
+    /* reporting errors */
+    sl_metrics_scrape *sc;
+    assert_int_equal(sl__scrape_new(&sc, m), 0);
+    assert_int_equal(sl_scrape_add(sc, C.h, (const char *[]){ "x" }, 1), -EINVAL);   /* a histogram */
+    assert_int_equal(sl_scrape_add(sc, C.sum, NULL, 1), -EINVAL);            /* a summary */
+    assert_int_equal(sl_scrape_add(sc, C.c, NULL, -1), -EINVAL);             /* a counter going down */
+    assert_int_equal(sl_scrape_add(sc, C.g, (const char *[]){ "x" }, NAN), -EINVAL);
+    assert_int_equal(sl_scrape_add(sc, C.g, (const char *[]){ NULL }, 1), -EINVAL);
+    assert_int_equal(sl_scrape_add(sc, C.g, NULL, 1), -EINVAL);
+    assert_int_equal(sl_scrape_add(NULL, C.g, (const char *[]){ "x" }, 1), -EINVAL);
+    assert_int_equal(sl_scrape_add(sc, NULL, NULL, 1), -EINVAL);
+    assert_int_equal(sl_scrape_summary(sc, C.g, (const char *[]){ "x" }, 1, 1), -EINVAL);
+    assert_int_equal(sl_scrape_summary(sc, C.sum, NULL, NAN, 1), -EINVAL);
+    sl_metric *foreign;
+    assert_int_equal(sl_metric_new(other, &foreign, SL_METRIC_GAUGE, "foreign", NULL), 0);
+    assert_int_equal(sl_scrape_add(sc, foreign, NULL, 1), -EINVAL);          /* another registry's */
+    sl__scrape_free(sc);
+    assert_int_equal(sl_metric_new(m, &foreign, SL_METRIC_SUMMARY, "q",
+                                   &(sl_metric_opts){ .labels = (const char *const[]){ "quantile", NULL } }), -EINVAL);
+
+    /* two reactors, collect_a registered twice (arg NULL and &C): every
+     * report is summed with its kind, and with the cells */
+    C.fail_on = -1;
+    sl_series *cs, *ss;
+    sl_metric_series(C.c, NULL, &cs);
+    sl_series_add(cs, 1);   /* from this thread: the shared row */
+    sl_metric_series(C.sum, NULL, &ss);
+    sl_series_observe(ss, 0.25, NULL);
+    char *t = scrape_of(m, 2, false);
+    expect_line(t, "# TYPE depth gauge");
+    expect_line(t, "depth{reactor=\"0\"} 20");
+    expect_line(t, "depth{reactor=\"1\"} 22");
+    expect_line(t, "depth{reactor=\"all\"} 4");
+    expect_line(t, "things_total 21");           /* 4 x 5 + the cells' 1 */
+    expect_line(t, "# TYPE wait_seconds summary");
+    expect_line(t, "wait_seconds_sum 2.25");
+    expect_line(t, "wait_seconds_count 9");
+    assert_null(strstr(t, "lat_seconds"));       /* labels and no series: not even its TYPE */
+    expect_line(t, "sluice_metrics_collector_errors_total{collector=\"a\"} 0");   /* there from the start */
+    free(t);
+    assert_int_equal(C.calls, 4);
+    /* reported values last one scrape: nothing reported, only the cells */
+    t = text_of(m, false);
+    assert_null(strstr(t, "depth"));
+    expect_line(t, "things_total 1");
+    expect_line(t, "wait_seconds_count 1");
+    free(t);
+
+    /* a collector failing on reactor 1: what that call reported is left
+     * out, the rest stands, and the failure is counted by name */
+    C.fail_on = 1;
+    t = scrape_of(m, 2, false);
+    expect_line(t, "depth{reactor=\"0\"} 20");
+    assert_null(strstr(t, "depth{reactor=\"1\"}"));
+    expect_line(t, "depth{reactor=\"all\"} 2");
+    expect_line(t, "things_total 11");
+    expect_line(t, "sluice_metrics_collector_errors_total{collector=\"a\"} 1");
+    expect_line(t, "sluice_metrics_collector_errors_total{collector=\"a3\"} 1");
+    expect_line(t, "sluice_metrics_collector_errors_total{collector=\"b\"} 0");
+    free(t);
+    t = scrape_of(m, 2, true);
+    expect_line(t, "# TYPE sluice_metrics_collector_errors counter");
+    expect_line(t, "sluice_metrics_collector_errors_total{collector=\"a\"} 2");
+    expect_line(t, "things_total 11");
+    free(t);
+    sl_metrics_free(other);
+    sl_metrics_free(m);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
+/* A collector reports more series than the family may hold: the first
+ * max_series (by label values) are shown, the rest summed in the
+ * overflow series; series that live in cells count against the bound. */
+static sl_metric *many_f;
+
+static int collect_many(sl_metrics_scrape *sc, int reactor, void *arg)
+{
+    (void)reactor;
+    (void)arg;
+    for (int i = 0; i < 10; i++) {
+        char v[8];
+        snprintf(v, sizeof v, "c%d", i);
+        int rc = sl_scrape_add(sc, many_f, (const char *[]){ v }, i + 1);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void test_collector_overflow(void **s)
+{
+    (void)s;
+    sl_runtime *rt = rt_new(1, NULL);
+    sl_metrics *m;
+    static const char *const by[] = { "chan", NULL };
+    assert_int_equal(sl_metrics_new(&m, rt), 0);
+    assert_int_equal(sl_metric_new(m, &many_f, SL_METRIC_GAUGE, "chans", &(sl_metric_opts){ .labels = by, .max_series = 4 }), 0);
+    sl_metric_set(many_f, (const char *[]){ "cell" }, 100);   /* one in cells */
+    sl_metric_set(many_f, (const char *[]){ "c0" }, 1000);    /* and one both ways */
+    assert_int_equal(sl_metrics_collector(m, "many", collect_many, NULL), 0);
+    char *t = scrape_of(m, 1, false);
+    expect_line(t, "chans{chan=\"cell\"} 100");
+    expect_line(t, "chans{chan=\"c0\"} 1001");
+    expect_line(t, "chans{chan=\"c1\"} 2");
+    expect_line(t, "chans{chan=\"c2\"} 3");
+    assert_null(strstr(t, "chan=\"c3\""));
+    expect_line(t, "chans{chan=\"overflow\"} 49");   /* c3..c9: 4 + 5 + ... + 10 */
+    free(t);
+    sl_metrics_free(m);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -285,6 +475,8 @@ int main(void)
         cmocka_unit_test(test_escaping_and_gauges),
         cmocka_unit_test(test_reactors_summed),
         cmocka_unit_test(test_histogram_exemplar),
+        cmocka_unit_test(test_collectors),
+        cmocka_unit_test(test_collector_overflow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
