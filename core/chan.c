@@ -28,9 +28,15 @@ static unsigned char *slot(const sl_chan *ch, size_t i)
     return ch->buf_ + ((ch->head_ + i) % ch->cap_) * ch->elem_size_;
 }
 
-static void push_elem(sl_chan *ch, const void *elem)
+/* `until`: the element's deadline, 0 none (always 0 unless expiring_) */
+static void push_elem(sl_chan *ch, const void *elem, uint64_t until)
 {
-    copy_elem(ch, slot(ch, ch->len_), elem);
+    size_t i = (ch->head_ + ch->len_) % ch->cap_;
+    copy_elem(ch, ch->buf_ + i * ch->elem_size_, elem);
+    if (ch->dl_) {
+        ch->dl_[i] = until;
+        ch->dl_n_ += until != 0;
+    }
     ch->len_++;
     if (ch->len_ > ch->high_water_)
         ch->high_water_ = ch->len_;
@@ -44,6 +50,8 @@ static void push_elem(sl_chan *ch, const void *elem)
 static void pop_elem(sl_chan *ch, void *elem)
 {
     copy_elem(ch, elem, slot(ch, 0));
+    if (ch->dl_ && ch->dl_[ch->head_])
+        ch->dl_n_--;
     ch->head_ = (ch->head_ + 1) % ch->cap_;
     ch->len_--;
 }
@@ -78,6 +86,110 @@ static void fail_all(sl_chan *ch, sl_wq *q, int err)
     }
 }
 
+/* ---- expiring elements ---------------------------------------------------- */
+
+static void destroy_elem(sl_chan *ch, void *e);
+
+/* Has deadline `d` passed? The coarse clock answers "certainly not" for a
+ * quarter of the exact read's cost; only a deadline near or past it pays
+ * for sl_now_ns(). */
+static bool passed(uint64_t d)
+{
+    if (!d || d > sl_now_coarse_ns() + sl_coarse_slack_ns())
+        return false;
+    return d <= sl_now_ns();
+}
+
+/* An element of the ring (or of a batch) reached its deadline. */
+static void expire_elem(sl_chan *ch, void *e)
+{
+    ch->expired_++;
+    if (ch->on_expire_)
+        ch->on_expire_(ch, e, ch->expire_arg_);
+    destroy_elem(ch, e);
+}
+
+/* The first parked sender whose element is still alive; those whose
+ * element expired while they waited fail with -ETIMEDOUT, nothing taken
+ * (their timer would have said so a moment later). */
+static sl_waiter *live_sender(sl_chan *ch)
+{
+    sl_waiter *w = ch->sendq_.head;
+    if (!ch->expiring_)
+        return w;
+    while (w && w->until && passed(w->until)) {
+        sl_wq_remove(&ch->sendq_, w);
+        fire_sender(ch, w, -ETIMEDOUT);
+        w = ch->sendq_.head;
+    }
+    return w;
+}
+
+static bool room(const sl_chan *ch);
+static void note_room(sl_chan *ch);
+
+/* Room opened: parked senders move in, in order. */
+static void refill(sl_chan *ch)
+{
+    sl_waiter *w;
+    while (room(ch) && (w = live_sender(ch))) {
+        sl_wq_remove(&ch->sendq_, w);
+        ch->sent_++;
+        push_elem(ch, w->buf, w->until);
+        fire_sender(ch, w, 0);
+    }
+    pressure_down(ch);
+    note_room(ch);
+}
+
+/* Drops the expired elements at the head: what a receive must not get. */
+static void expire_head(sl_chan *ch)
+{
+    bool dropped = false;
+    while (ch->len_ && ch->dl_n_ && passed(ch->dl_[ch->head_])) {
+        void *e = ch->buf_ + ch->head_ * ch->elem_size_;
+        ch->head_ = (ch->head_ + 1) % ch->cap_;
+        ch->len_--;
+        ch->dl_n_--;
+        expire_elem(ch, e);   /* before anything may reuse the slot */
+        dropped = true;
+    }
+    if (dropped)
+        refill(ch);
+}
+
+/* A full channel may hold expired elements anywhere: drop them all, the
+ * others keep their order, then parked senders move in. Returns whether
+ * room was made. */
+static bool sweep(sl_chan *ch)
+{
+    size_t n = ch->len_, kept = 0, esz = ch->elem_size_;
+    for (size_t i = 0; i < n; i++) {
+        size_t from = (ch->head_ + i) % ch->cap_;
+        if (ch->dl_[from] && passed(ch->dl_[from])) {
+            ch->dl_n_--;
+            expire_elem(ch, ch->buf_ + from * esz);
+            continue;
+        }
+        if (kept != i) {   /* forward only: an expired slot is overwritten after its callbacks */
+            size_t to = (ch->head_ + kept) % ch->cap_;
+            memcpy(ch->buf_ + to * esz, ch->buf_ + from * esz, esz);
+            ch->dl_[to] = ch->dl_[from];
+        }
+        kept++;
+    }
+    if (kept == n)
+        return false;
+    ch->len_ = kept;
+    refill(ch);
+    return true;
+}
+
+bool sl__chan_sweep(sl_chan *ch)
+{
+    return ch->dl_n_ && sweep(ch);
+}
+
 /* ---- the operations, shared by send/recv, try_ and select -------------- */
 
 /* Credit lent to other reactors (rsend.c) counts as taken room. */
@@ -98,7 +210,7 @@ static void note_room(sl_chan *ch)
 }
 
 /* The element goes to a parked receiver, or into the ring. */
-static int put(sl_chan *ch, const void *elem)
+static int put(sl_chan *ch, const void *elem, uint64_t until)
 {
     sl_waiter *w = ch->recvq_.head;
     if (w) {
@@ -109,33 +221,40 @@ static int put(sl_chan *ch, const void *elem)
         sl__waiter_fire(w, 0);
         return 0;
     }
-    if (room(ch)) {
+    if (room(ch) || (ch->dl_n_ && sweep(ch) && room(ch))) {
         ch->sent_++;
-        push_elem(ch, elem);
+        push_elem(ch, elem, until);
         return 0;
     }
     return -EAGAIN;
 }
 
-int sl__chan_do_send(sl_chan *ch, const void *elem);
-int sl__chan_do_send(sl_chan *ch, const void *elem)
+static int do_send(sl_chan *ch, const void *elem, uint64_t until)
 {
     if (ch->closed_ || ch->receivers_gone_)
         return -EPIPE;
-    return put(ch, elem);
+    return put(ch, elem, until);
+}
+
+int sl__chan_do_send(sl_chan *ch, const void *elem);
+int sl__chan_do_send(sl_chan *ch, const void *elem)
+{
+    return do_send(ch, elem, 0);
 }
 
 int sl__chan_do_recv(sl_chan *ch, void *elem);
 int sl__chan_do_recv(sl_chan *ch, void *elem)
 {
-    sl_waiter *w = ch->sendq_.head;
+    if (ch->dl_n_)
+        expire_head(ch);
+    sl_waiter *w = live_sender(ch);
     if (ch->len_ > 0) {
         pop_elem(ch, elem);
         ch->received_++;
         if (w) {   /* a full buffer had a sender waiting: take its element in */
             sl_wq_remove(&ch->sendq_, w);
             ch->sent_++;
-            push_elem(ch, w->buf);
+            push_elem(ch, w->buf, w->until);
             fire_sender(ch, w, 0);
         } else {
             note_room(ch);
@@ -157,18 +276,22 @@ int sl__chan_do_recv(sl_chan *ch, void *elem)
     return -EAGAIN;
 }
 
-static void destroy_elem(sl_chan *ch, void *e);
-
-void sl__chan_admit(sl_chan *ch, const unsigned char *elems, uint32_t n, uint32_t returned)
+void sl__chan_admit(sl_chan *ch, const unsigned char *elems, const unsigned char *untils,
+                    uint32_t n, uint32_t returned)
 {
     ch->reserved_ -= returned - n;   /* the elements' own credit goes as each enters */
     for (uint32_t i = 0; i < n; i++) {
         unsigned char *e = (unsigned char *)elems + (size_t)i * ch->elem_size_;
+        uint64_t until = 0;
+        if (untils)   /* a batch's array need not be aligned */
+            memcpy(&until, untils + (size_t)i * sizeof until, sizeof until);
         ch->reserved_--;
         if (ch->freed_)
             destroy_elem(ch, e);
+        else if (until && passed(until))
+            expire_elem(ch, e);   /* it expired on its way: its slot is free again */
         else
-            put(ch, e);   /* room was reserved for it */
+            put(ch, e, until);   /* room was reserved for it */
     }
     if (ch->freed_) {
         sl__chan_maybe_release(ch);
@@ -176,9 +299,9 @@ void sl__chan_admit(sl_chan *ch, const unsigned char *elems, uint32_t n, uint32_
     }
     /* credit given back: room for senders parked here, then for asks */
     sl_waiter *w;
-    while ((w = ch->sendq_.head) && room(ch)) {
+    while (room(ch) && (w = live_sender(ch))) {
         sl_wq_remove(&ch->sendq_, w);
-        put(ch, w->buf);
+        put(ch, w->buf, w->until);
         fire_sender(ch, w, 0);
     }
     if ((ch->closed_ || ch->senders_gone_) && !ch->len_ && !ch->reserved_ && !ch->sendq_.head)
@@ -187,12 +310,15 @@ void sl__chan_admit(sl_chan *ch, const unsigned char *elems, uint32_t n, uint32_
 }
 
 /* Would an operation complete now (including with -EPIPE)? For select. */
-bool sl__chan_ready(const sl_chan *ch, int op);
-bool sl__chan_ready(const sl_chan *ch, int op)
+bool sl__chan_ready(sl_chan *ch, int op);
+bool sl__chan_ready(sl_chan *ch, int op)
 {
     if (op == SL_SEND)
-        return ch->closed_ || ch->receivers_gone_ || ch->recvq_.head || room(ch);
-    return ch->len_ > 0 || ch->sendq_.head || ((ch->closed_ || ch->senders_gone_) && !ch->reserved_);
+        return ch->closed_ || ch->receivers_gone_ || ch->recvq_.head || room(ch) ||
+               (ch->dl_n_ && sweep(ch) && room(ch));
+    if (ch->dl_n_)
+        expire_head(ch);   /* a select must not choose a case that would get nothing */
+    return ch->len_ > 0 || live_sender(ch) || ((ch->closed_ || ch->senders_gone_) && !ch->reserved_);
 }
 
 /* ---- creation ----------------------------------------------------------- */
@@ -210,6 +336,11 @@ int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,
     if (opts && opts->high && opts->low > opts->high)
         return -EINVAL;
     if (mem && cap && !buf)
+        return -EINVAL;
+    bool expiring = opts && (opts->expiring || opts->deadlines);
+    /* deadlines are the _mem twin's storage; on_expire needs deadlines */
+    if (opts && ((opts->deadlines && !mem) || (opts->on_expire && !expiring) ||
+                 (mem && expiring && cap && !opts->deadlines)))
         return -EINVAL;
     /* `.elem_drop = (void *)free` would free the ring's slot: ptr_free is
      * the hook for channels of pointers */
@@ -232,6 +363,17 @@ int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,
         }
         ch->buf_heap_ = 1;
     }
+    if (expiring && cap) {
+        ch->dl_ = mem ? opts->deadlines : malloc(cap * sizeof *ch->dl_);
+        if (!ch->dl_) {
+            if (ch->buf_heap_)
+                free(ch->buf_);
+            free(ch);
+            return -ENOMEM;
+        }
+        ch->dl_heap_ = !mem;
+    }
+    ch->expiring_ = expiring;
     ch->home_ = r;
     ch->file_ = file;
     ch->line_ = line;
@@ -250,6 +392,8 @@ int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,
         ch->pressure_arg_ = opts->pressure_arg;
         if (opts->owner)
             ch->owner_ = opts->owner;
+        ch->on_expire_ = opts->on_expire;
+        ch->expire_arg_ = opts->expire_arg;
     }
     ch->next_ = r->chans;
     if (r->chans)
@@ -263,12 +407,14 @@ int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,
 
 /* ---- send and receive ---------------------------------------------------- */
 
-static int park_on(sl_task *t, sl_chan *ch, sl_wq *q, sl_wait_kind kind, void *buf)
+/* `until`: a send's element deadline, which also ends the wait (0 none) */
+static int park_on(sl_task *t, sl_chan *ch, sl_wq *q, sl_wait_kind kind, void *buf, uint64_t until)
 {
     t->w_.task = t;
     t->w_.buf = buf;
+    t->w_.until = until;
     sl_wq_push(q, &t->w_);
-    int rc = sl__park(t, kind, ch, 0);
+    int rc = sl__park(t, kind, ch, until);
     if (rc != SL_PENDING)
         sl_wq_remove(q, &t->w_);
     return rc;
@@ -286,14 +432,42 @@ int sl_chan_send(sl_task *t, sl_chan *ch, const void *elem)
 {
     if (ch->home_ != t->reactor_)
         return !ch->home_ ? freed_op(t, ch, "send")
-               : ch->cap_ ? sl__rsend(t, ch, elem)   /* by credit, in batches */
+               : ch->cap_ ? sl__rsend(t, ch, elem, 0)   /* by credit, in batches */
                : sl__remote_op(t, ch, SL_SEND, (void *)elem);
     if (t->cancel_err_)
         return t->cancel_err_;
-    int rc = sl__chan_do_send(ch, elem);
+    int rc = do_send(ch, elem, 0);
     if (rc != -EAGAIN)
         return rc;
-    return park_on(t, ch, &ch->sendq_, SL_WAIT_SEND, (void *)elem);
+    return park_on(t, ch, &ch->sendq_, SL_WAIT_SEND, (void *)elem, 0);
+}
+
+/* expiring_ is set at creation and never changes: another reactor's
+ * sender may read it, as it reads cap_. */
+static int until_check(const sl_chan *ch, uint64_t until)
+{
+    if (!ch->expiring_)
+        return -EINVAL;
+    return until <= sl_now_ns() ? -ETIMEDOUT : 0;
+}
+
+int sl_chan_send_until(sl_task *t, sl_chan *ch, const void *elem, uint64_t expires)
+{
+    if (!expires)
+        return sl_chan_send(t, ch, elem);
+    if (!ch->home_)
+        return freed_op(t, ch, "send");
+    int rc = until_check(ch, expires);
+    if (rc)
+        return rc;
+    if (ch->home_ != t->reactor_)
+        return ch->cap_ ? sl__rsend(t, ch, elem, expires) : -EXDEV;
+    if (t->cancel_err_)
+        return t->cancel_err_;
+    rc = do_send(ch, elem, expires);
+    if (rc != -EAGAIN)
+        return rc;
+    return park_on(t, ch, &ch->sendq_, SL_WAIT_SEND, (void *)elem, expires);
 }
 
 int sl_chan_recv(sl_task *t, sl_chan *ch, void *elem)
@@ -305,7 +479,7 @@ int sl_chan_recv(sl_task *t, sl_chan *ch, void *elem)
     int rc = sl__chan_do_recv(ch, elem);
     if (rc != -EAGAIN)
         return rc;
-    return park_on(t, ch, &ch->recvq_, SL_WAIT_RECV, elem);
+    return park_on(t, ch, &ch->recvq_, SL_WAIT_RECV, elem, 0);
 }
 
 static int try_check(sl_task *t, const sl_chan *ch)
@@ -333,6 +507,14 @@ int sl_chan_try_send(sl_task *t, sl_chan *ch, const void *elem)
 {
     int rc = try_check(t, ch);
     return rc ? rc : polled(t, sl__chan_do_send(ch, elem));
+}
+
+int sl_chan_try_send_until(sl_task *t, sl_chan *ch, const void *elem, uint64_t expires)
+{
+    int rc = try_check(t, ch);
+    if (!rc && expires)
+        rc = until_check(ch, expires);
+    return rc ? rc : polled(t, do_send(ch, elem, expires));
 }
 
 int sl_chan_try_recv(sl_task *t, sl_chan *ch, void *elem)
@@ -476,12 +658,22 @@ void sl__chan_quarantine_free(sl_reactor *r)
     r->nquar = 0;
 }
 
-static void chan_release_mem(sl_chan *ch)
+static void release_ring(sl_chan *ch)
 {
     if (ch->buf_heap_)
         free(ch->buf_);
     ch->buf_ = NULL;
     ch->buf_heap_ = 0;
+    if (ch->dl_heap_)
+        free(ch->dl_);
+    ch->dl_ = NULL;
+    ch->dl_heap_ = 0;
+    ch->dl_n_ = 0;
+}
+
+static void chan_release_mem(sl_chan *ch)
+{
+    release_ring(ch);
     if (ch->heap_)
         release_header(ch);
 }
@@ -619,10 +811,7 @@ int sl_chan_free_at_(sl_task *t, sl_chan *ch, const char *file, int line)
     grant_unqueue(ch);
     if (ch->home_)
         unregister(ch);
-    if (ch->buf_heap_)   /* the ring goes at once, whatever keeps the header */
-        free(ch->buf_);
-    ch->buf_ = NULL;
-    ch->buf_heap_ = 0;
+    release_ring(ch);   /* the ring goes at once, whatever keeps the header */
     sl__chan_maybe_release(ch);
     return 0;
 }
@@ -683,7 +872,7 @@ void sl_chan_stats_get(const sl_chan *ch, sl_chan_stats *st)
         .len = ch->len_, .cap = ch->cap_, .elem_size = ch->elem_size_,
         .high_water = ch->high_water_, .high = ch->high_, .low = ch->low_,
         .pressured = ch->pressured_, .closed = ch->closed_,
-        .sent = ch->sent_, .received = ch->received_,
+        .sent = ch->sent_, .received = ch->received_, .expired = ch->expired_,
         .send_parked_ns = ch->send_parked_ns_,
         .senders = ch->n_senders_, .receivers = ch->n_receivers_,
         .parked_senders = ch->sendq_.n, .parked_receivers = ch->recvq_.n,

@@ -234,7 +234,7 @@ bool sl__remote_waits(const sl_task *t);    /* parked remotely, no withdrawal un
 
 /* rsend.c: sends by credit on a buffered channel of another reactor. */
 #define SL_RSEND_TAG 0x52534e44u   /* t->w_.tag of a task waiting for credit */
-int sl__rsend(sl_task *t, sl_chan *ch, const void *elem);
+int sl__rsend(sl_task *t, sl_chan *ch, const void *elem, uint64_t until);
 bool sl__rsend_parked(const sl_task *t);
 void sl__rsend_unpark(sl_task *t);
 void sl__rsend_flush(sl_reactor *r, bool all);
@@ -243,9 +243,13 @@ void sl__rsend_grant(sl_chan *ch);
 void sl__rsend_fail_asks(sl_chan *ch, int err);
 void sl__rsend_drop_asks(sl_chan *ch);     /* teardown: free them, answer nobody */
 /* chan.c: a batch's elements enter the channel; `returned` credit comes
- * back with them (their own included). */
+ * back with them (their own included). `untils`: the elements' deadlines
+ * (n unaligned uint64_t), or NULL for none. */
 void sl__chan_maybe_release(sl_chan *ch);
-void sl__chan_admit(sl_chan *ch, const unsigned char *elems, uint32_t n, uint32_t returned);
+void sl__chan_admit(sl_chan *ch, const unsigned char *elems, const unsigned char *untils,
+                    uint32_t n, uint32_t returned);
+/* chan.c: drops a full channel's expired elements; true if room was made */
+bool sl__chan_sweep(sl_chan *ch);
 void sl__proxy_fire(sl_waiter *w, int result);
 
 /* watch.c */

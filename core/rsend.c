@@ -40,6 +40,8 @@ typedef struct rs_batch {
     sl_msg msg;
     sl_chan *ch;
     uint32_t n, room, unused;   /* elements, their room, credit given back */
+    /* elements, then (expiring channel) their deadlines: room * 8 bytes
+     * after the room's elements, unaligned */
     unsigned char elems[];
 } rs_batch;
 
@@ -59,6 +61,7 @@ typedef struct sl_rsend {
     size_t esz;
     uint32_t credit;
     bool asking, used, dirty;
+    bool expiring;               /* the channel's elements carry deadlines */
     sl_wq waitq;
     rs_batch *batch;
 } sl_rsend;
@@ -70,7 +73,8 @@ static void home_batch(void *arg)
 {
     rs_batch *b = arg;
     sl_chan *ch = b->ch;
-    sl__chan_admit(ch, b->elems, b->n, b->n + b->unused);
+    sl__chan_admit(ch, b->elems, ch->expiring_ && b->n ? b->elems + (size_t)b->room * ch->elem_size_ : NULL,
+                   b->n, b->n + b->unused);
     free(b);
 }
 
@@ -96,6 +100,8 @@ void sl__rsend_grant(sl_chan *ch)
             a->err = -EPIPE;
         } else {
             uint32_t g = space(ch);
+            if (!g && ch->dl_n_ && sl__chan_sweep(ch))   /* expired elements hold room */
+                g = space(ch);
             if (!g)
                 return;
             a->granted = g < a->want ? g : a->want;
@@ -181,8 +187,9 @@ static void ship(sl_rsend *s, uint32_t unused)
     sl_reactor_post_mem(s->home, &b->msg, home_batch, b);
 }
 
-/* Copies one element into the batch; the caller has taken its credit. */
-static int append(sl_reactor *r, sl_rsend *s, const void *elem)
+/* Copies one element (and its deadline) into the batch; the caller has
+ * taken its credit. */
+static int append(sl_reactor *r, sl_rsend *s, const void *elem, uint64_t until)
 {
     rs_batch *b = s->batch;
     if (b && b->n == b->room) {
@@ -191,13 +198,15 @@ static int append(sl_reactor *r, sl_rsend *s, const void *elem)
     }
     if (!b) {
         uint32_t room = s->credit + 1;   /* this element's credit is taken already */
-        b = malloc(sizeof *b + room * s->esz);
+        b = malloc(sizeof *b + room * (s->esz + (s->expiring ? sizeof until : 0)));
         if (!b)
             return -ENOMEM;
         *b = (rs_batch){ .ch = s->ch, .room = room };
         s->batch = b;
     }
     memcpy(b->elems + (size_t)b->n * s->esz, elem, s->esz);
+    if (s->expiring)
+        memcpy(b->elems + (size_t)b->room * s->esz + (size_t)b->n * sizeof until, &until, sizeof until);
     b->n++;
     s->used = true;
     mark_dirty(r, s);
@@ -243,8 +252,13 @@ static void rs_granted(void *arg)
             waiter_done(r, w->task, a->err);
     }
     while (s->credit && (w = s->waitq.head)) {
+        if (w->until && w->until <= sl_now_ns()) {   /* expired while it waited: not taken */
+            sl_wq_remove(&s->waitq, w);
+            waiter_done(r, w->task, -ETIMEDOUT);
+            continue;
+        }
         s->credit--;
-        if (append(r, s, w->buf) < 0) {
+        if (append(r, s, w->buf, w->until) < 0) {
             s->credit++;
             break;
         }
@@ -256,7 +270,8 @@ static void rs_granted(void *arg)
     free(a);
 }
 
-int sl__rsend(sl_task *t, sl_chan *ch, const void *elem)
+/* `until`: the element's deadline (0 none); a wait for credit ends then */
+int sl__rsend(sl_task *t, sl_chan *ch, const void *elem, uint64_t until)
 {
     sl_reactor *r = t->reactor_;
     if (t->cancel_err_)
@@ -269,12 +284,13 @@ int sl__rsend(sl_task *t, sl_chan *ch, const void *elem)
         s->ch = ch;
         s->home = ch->home_;
         s->esz = ch->elem_size_;
+        s->expiring = ch->expiring_;
         s->next = r->rsends;
         r->rsends = s;
     }
     if (s->credit && !s->waitq.head) {
         s->credit--;
-        int rc = append(r, s, elem);
+        int rc = append(r, s, elem, until);
         if (rc < 0)
             s->credit++;
         return rc;
@@ -282,8 +298,9 @@ int sl__rsend(sl_task *t, sl_chan *ch, const void *elem)
     t->w_.task = t;
     t->w_.buf = (void *)elem;
     t->w_.tag = SL_RSEND_TAG;
+    t->w_.until = until;
     sl_wq_push(&s->waitq, &t->w_);
-    int rc = sl__park(t, SL_WAIT_REMOTE, ch, 0);
+    int rc = sl__park(t, SL_WAIT_REMOTE, ch, until);
     if (rc != SL_PENDING) {
         sl_wq_remove(&s->waitq, &t->w_);
         t->w_.tag = 0;

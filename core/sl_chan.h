@@ -63,6 +63,20 @@ typedef struct sl_chan_opts {
     void (*on_pressure)(sl_chan *ch, bool high, void *arg);
     void *pressure_arg;
     sl_task *owner;                    /* NULL: the current task (or none) */
+    /* EXPIRING ELEMENTS (sl_chan_send_until). `expiring` gives every slot a
+     * deadline: sl_chan_new allocates cap * 8 bytes for them; sl_chan_mem
+     * takes them in `deadlines` (cap entries, the caller's, outliving the
+     * channel; non-NULL implies expiring). An element whose deadline has
+     * passed is never received: it is dropped, counted in `expired`, handed
+     * to on_expire (if set) and then to the destructor (ptr_free or
+     * elem_drop), each once. on_expire is how a sender is told: it runs on
+     * the home reactor with a pointer to the element in the ring (which it
+     * must not free, and the element usually names its request), must not
+     * operate on the channel, and may not park. */
+    bool expiring;
+    uint64_t *deadlines;
+    void (*on_expire)(sl_chan *ch, void *elem, void *arg);
+    void *expire_arg;
 } sl_chan_opts;
 
 typedef struct sl_chan_stats {
@@ -72,6 +86,7 @@ typedef struct sl_chan_stats {
     bool pressured;                    /* above high, not yet back to low */
     bool closed;
     uint64_t sent, received;
+    uint64_t expired;                  /* elements dropped at their deadline */
     uint64_t send_parked_ns;           /* total time senders spent parked (reactor's
                                         * coarse clock: exact to a batch of steps) */
     uint32_t senders, receivers;       /* attached ends */
@@ -105,6 +120,22 @@ typedef struct sl_chan_stats {
  * while parked. */
 int sl_chan_send(sl_task *t, sl_chan *ch, const void *elem);
 
+/* Sends a copy of *elem that expires at `expires` (absolute, sl_now_ns()
+ * clock; 0: never, as sl_chan_send). Once in the channel the element is
+ * never received after that moment: it is dropped when a receive (or a
+ * select) reaches it, or when a send finds the channel full (a sweep: the
+ * slot is free again at once), its on_expire and destructor run and
+ * `expired` counts it; until then it counts in the length and watermarks.
+ * While it is not in the channel it is the caller's: a send that parks
+ * waits at most until `expires` and then fails with -ETIMEDOUT, nothing
+ * taken. Returns what sl_chan_send returns, and -ETIMEDOUT if `expires` has
+ * passed already (nothing sent), -EINVAL if the channel was not made
+ * `expiring`. Across reactors, on a buffered channel, the deadline travels
+ * with the element: one that expires on its way is dropped at the home
+ * (the send returned 0: on_expire tells); on a rendezvous channel of
+ * another reactor it returns -EXDEV. */
+int sl_chan_send_until(sl_task *t, sl_chan *ch, const void *elem, uint64_t expires);
+
 /* Receives into *elem. Returns 0, SL_PENDING (final result 0, -EPIPE,
  * -ETIMEDOUT, -ECANCELED), -EPIPE when the channel is closed (or has lost its
  * last sender) and empty, or the cancel error. */
@@ -114,6 +145,9 @@ int sl_chan_recv(sl_task *t, sl_chan *ch, void *elem);
  * `t` may be NULL (for code outside tasks, such as socket callbacks). */
 int sl_chan_try_send(sl_task *t, sl_chan *ch, const void *elem);
 int sl_chan_try_recv(sl_task *t, sl_chan *ch, void *elem);
+/* The same for an expiring element: also -ETIMEDOUT (passed already) and
+ * -EINVAL (channel not `expiring`). */
+int sl_chan_try_send_until(sl_task *t, sl_chan *ch, const void *elem, uint64_t expires);
 
 /* Closes the channel: parked senders get -EPIPE, parked receivers -EPIPE,
  * buffered elements stay for receivers to drain. Only the owner may close
@@ -227,6 +261,13 @@ struct sl_chan {
     struct sl_rs_ask *asks_, *asks_tail_;   /* asks for credit waiting for room */
     sl_chan *grant_next_;          /* in the home's list of channels to serve at turn end */
     uint8_t grant_queued_;
+    /* expiring elements: a deadline per slot (0 none), how many are set */
+    uint8_t expiring_, dl_heap_;
+    uint64_t *dl_;
+    size_t dl_n_;
+    uint64_t expired_;
+    void (*on_expire_)(sl_chan *, void *, void *);
+    void *expire_arg_;
 };
 
 int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,

@@ -358,6 +358,7 @@ typedef struct sl_waiter {
     int idx;                     /* case index in a select */
     int err;                     /* a select case's own result */
     uint64_t tag;                /* a lock waiter's tag */
+    uint64_t until;              /* a parked send's element expires then (0 never) */
 } sl_waiter;
 
 typedef struct sl_wq { sl_waiter *head, *tail; uint32_t n; } sl_wq;

@@ -266,8 +266,9 @@ int sl__park(sl_task *t, sl_wait_kind kind, void *obj, uint64_t until)
     /* the exact clock only when a timer is involved; the wait's start is for
      * diagnostics, and the reactor's coarse clock does for that */
     uint64_t now = at ? sl_now_ns() : r->now;
+    /* a wait-specific end is a sleep's (success) or an element's deadline */
     if (at && now >= at)
-        return timer_ok ? 0 : -ETIMEDOUT;
+        return timer_ok && kind == SL_WAIT_SLEEP ? 0 : -ETIMEDOUT;
     t->spins_ = 0;
     if (sl__tracing(r) && kind != SL_WAIT_SLEEP)
         sl_trace_instant(r, "wait", sl_wait_kind_name(kind), t->name_);
@@ -366,8 +367,10 @@ void sl__timer_fire(sl_reactor *r, uint64_t now)
     sl_task *t;
     while ((t = sl_heap_top(&r->heap)) && t->wake_at_ <= now) {
         if (t->flags_ & SL_TF_TIMER_OK) {
+            /* not a sleep: a parked send whose element expired (chan.c, rsend.c) */
+            int rc = t->wait_kind_ == SL_WAIT_SLEEP ? 0 : -ETIMEDOUT;
             sl__unpark(t);
-            sl__wake(t, 0);
+            sl__wake(t, rc);
         } else {
             abort_wait(t, -ETIMEDOUT);
         }
