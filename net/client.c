@@ -134,6 +134,7 @@ struct sl_http_call_priv {
     bool idempotent;        /* may be sent again even once some of it was written */
     bool got_bytes, probe;
     bool keyed;             /* routed by key: only key_hash's replica serves it */
+    bool undo;              /* SL_HTTP_CALL_UNDO: outside fail-fast and what it learns */
     uint64_t key_hash;
     size_t sent;            /* bytes of this attempt handed to the connection */
     uint32_t tries;
@@ -716,6 +717,10 @@ static void ff_roll(pool *pl, uint64_t now)
  * upstream accepted it (anything but 503). */
 static void learn(pool *pl, const priv *pv)
 {
+    /* an undo is admitted on its callee's undo lane however loaded the
+     * callee is: its answer says nothing of what a normal call meets */
+    if (pv->undo)
+        return;
     int status = pv->call->status;
     uint64_t now = sl_now_ns();
     ff_roll(pl, now);
@@ -1211,9 +1216,16 @@ int sl_http_call(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const cha
 int sl_http_call_key(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const char *method,
                      const char *path, const char *body, size_t body_len, const char *key, size_t key_len)
 {
+    return sl_http_call_flags(t, call, up, method, path, body, body_len, key, key_len, 0);
+}
+
+int sl_http_call_flags(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const char *method,
+                       const char *path, const char *body, size_t body_len, const char *key, size_t key_len,
+                       unsigned flags)
+{
     memset(call, 0, sizeof *call);
     if (!up || !method_token(method) || !path || path[0] != '/' || strpbrk(path, " \r\n") || (body_len && !body) ||
-        (key_len && !key))
+        (key_len && !key) || (flags & ~SL_HTTP_CALL_UNDO))
         return -EINVAL;
     int rc = sl_task_cancelled(t);
     if (rc)
@@ -1233,7 +1245,7 @@ int sl_http_call_key(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const
         pl->st.timeouts++;
         return -ETIMEDOUT;
     }
-    int ff = up->o.no_fail_fast ? FF_NO : fail_fast(pl, deadline, now, margin);
+    int ff = up->o.no_fail_fast || (flags & SL_HTTP_CALL_UNDO) ? FF_NO : fail_fast(pl, deadline, now, margin);
     if (ff != FF_NO) {
         pl->st.busy++;
         pl->st.failfast++;
@@ -1266,6 +1278,7 @@ int sl_http_call_key(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const
     pv->head_request = !strcmp(method, "HEAD");
     pv->retryable = up->o.retries > 0;
     pv->keyed = key != NULL;
+    pv->undo = flags & SL_HTTP_CALL_UNDO;
     pv->key_hash = key ? sl__hash_bytes(key, key_len) : 0;
     pv->idempotent = idempotent(method);
     call->priv_ = pv;

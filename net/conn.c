@@ -430,7 +430,7 @@ static int head_budget(const sl_http_server *srv, const sl_http_msg *m, uint64_t
  * (sl__reply_static). Only what it needs to keep its place in the
  * pipeline is made. */
 static bool refuse_early(conn *c, const sl_http_msg *m, route_info *ri, const sl_route_match *match,
-                         uint64_t now, uint64_t deadline)
+                         uint64_t now, uint64_t deadline, bool callers)
 {
     const char *code, *msg;
     int status = sl__srv_precheck(c->sr, ri, now, deadline, &code, &msg);
@@ -448,6 +448,7 @@ static bool refuse_early(conn *c, const sl_http_msg *m, route_info *ri, const sl
     req->match.pattern = match->pattern;   /* the route's label in /metrics */
     req->route = ri;
     req->deadline = deadline;
+    req->callers_deadline = callers;
     req->refused_early = true;
     req->immediate = status;
     req->immediate_code = code;
@@ -471,7 +472,7 @@ static void on_head(conn *c)
     int bad_budget = head_budget(srv, m, &budget, &callers);
     /* routes under /debug/ meet the debug policy first (debug_denied) */
     bool debug_path = m->target.len >= 7 && !memcmp(m->target.ptr, "/debug/", 7) && srv->o.debug != SL_HTTP_DEBUG_ON;
-    if (ri && !bad_budget && !debug_path && !sr->draining && refuse_early(c, m, ri, &match, now, now + budget))
+    if (ri && !bad_budget && !debug_path && !sr->draining && refuse_early(c, m, ri, &match, now, now + budget, callers))
         return;
     sl_http_req *req = req_new(c, ri ? ri->state_size : 0, m, now);
     if (!req) {

@@ -246,7 +246,8 @@ int sl__reply_format(sl_http_req *req, int status, const char *ctype, const void
                   + date_len + sizeof "Content-Length: 18446744073709551615\r\n"
                   + (ctype ? sizeof "Content-Type: \r\n" + ctype_len : 0)
                   + (req->retry_after ? sizeof "Retry-After: 4294967295\r\n" : 0)
-                  + sizeof "Connection: close\r\n" + extra_len + 2 + body_out;
+                  + sizeof "Connection: close\r\n" + extra_len + 2 + body_out
+                  + (req->canned_cause ? sizeof req->sr->srv->canned[0] + 10 : 0);
     /* the first in line with nothing queued before it is written before
      * sl_http_reply returns: it borrows the reactor's buffer */
     srv_reactor *sr = req->sr;
@@ -272,6 +273,13 @@ int sl__reply_format(sl_http_req *req, int status, const char *ctype, const void
     }
     if (close)
         p = PUT_LIT(p, "Connection: close\r\n");
+    if (req->canned_cause) {
+        const sl_http_server *s = sr->srv;
+        uint64_t left = (req->deadline - req->t_start) / SL_NS_PER_MS;
+        p = put(p, s->canned[req->canned_cause - 1], s->canned_len[req->canned_cause - 1]);
+        p = put_uint(p, left > 99999999 ? 99999999 : left);   /* sl_wire.h: 1-8 digits */
+        p = PUT_LIT(p, "\r\n");
+    }
     if (extra_len) {
         evbuffer_copyout(req->extra, p, extra_len);
         p += extra_len;
@@ -433,5 +441,29 @@ int sl__reply_static(sl_http_req *req, int status, const char *code, const char 
     p = put(p, msg, ml);
     p = PUT_LIT(p, "\"}");
     req->retry_after = status == 503;
-    return sl_http_reply(req, status, "application/json", body, (size_t)(p - body));
+    int canned = status == 503 ? 0 : req->callers_deadline ? 2 : 1;
+    if (req->ctx || req->cause || (status != 503 && status != 504) || !req->sr->srv->canned_len[canned])
+        return sl_http_reply(req, status, "application/json", body, (size_t)(p - body));
+    /* refused before it had a context (at its head, or while draining):
+     * the cause is this hop's, from the status alone, and its line is
+     * copied whole but for left-ms (issue 20 item 1), no header buffer */
+    req->canned_cause = (uint8_t)(canned + 1);
+    int rc = sl__reply_format(req, status, "application/json", body, (size_t)(p - body));
+    if (rc == 0)
+        sl__conn_flush(req->c);
+    return rc;
+}
+
+void sl__reply_causes_init(sl_http_server *s)
+{
+    static const sl_wire_cause causes[3] = { SL_WC_OVERLOADED, SL_WC_DEADLINE, SL_WC_CALLER_DEADLINE };
+    for (int i = 0; i < 3; i++) {
+        sl_cause_info ci = { .cause = causes[i], .left_ms = -1 };
+        char v[SL_CAUSE_HDR_MAX];
+        strcpy(ci.hop, s->hop);
+        /* the hop passed sl__hop_name_set: it formats */
+        int n = sl_cause_hdr_format(&ci, v);
+        n = n < 0 ? 0 : snprintf(s->canned[i], sizeof s->canned[i], SL_CAUSE_HDR ": %s;left-ms=", v);
+        s->canned_len[i] = (uint8_t)(n > 0 && (size_t)n < sizeof s->canned[i] ? n : 0);
+    }
 }

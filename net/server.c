@@ -401,6 +401,7 @@ int sl_http_server_start(sl_http_server *s)
         sl__sockaddr_format((struct sockaddr *)&sa, buf, sizeof buf);
         (void)sl__hop_name_set(s->hop, buf);
     }
+    sl__reply_causes_init(s);
     for (int i = 0; i < s->n; i++) {
         struct start_msg *m = calloc(1, sizeof *m);
         if (m) {

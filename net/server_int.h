@@ -119,6 +119,10 @@ struct sl_http_server {
     int n;
     srv_reactor *sr;
     char hop[SL_CAUSE_HOP_MAX];  /* this hop in sluice-cause: o.name, or HOST:PORT once listening */
+    /* the sluice-cause lines of the canned refusals up to "left-ms=", one
+     * per canned_cause (sl__reply_causes_init): a refusal copies one */
+    char canned[3][sizeof SL_CAUSE_HDR ": v1;cause=caller-deadline;hop=;left-ms=" + SL_CAUSE_HOP_MAX];
+    uint8_t canned_len[3];
     _Atomic int shutdown_started;
     _Atomic int draining_left;
     _Atomic int not_ready;       /* /readyz answers 503 (the shutdown began) */
@@ -161,6 +165,7 @@ struct sl_http_req {
     bool orphan;                /* its server was freed while its task lived */
     bool undo_slot;             /* started in the undo lane: holds a slot of sr->undo */
     bool callers_deadline;      /* its deadline is the caller's grpc-timeout (below our own) */
+    uint8_t canned_cause;       /* 1 + the server's canned[] line its answer carries, or 0 */
     char *cause;                /* the sluice-cause its answer carries (malloc'd), or NULL */
     sl_task *task;              /* the handler, while it lives */
     sl_task task_mem;           /* its storage: the request goes after it ends */
@@ -257,4 +262,9 @@ int sl__reply_format(sl_http_req *req, int status, const char *ctype, const void
  * printf or JSON: code and msg are literals that need no JSON escaping.
  * The errors of sl_http_reply. */
 int sl__reply_static(sl_http_req *req, int status, const char *code, const char *msg);
+
+/* Formats the server's canned sluice-cause lines (overloaded, deadline,
+ * caller-deadline) for its hop: once the hop is known, before the
+ * reactors start. */
+void sl__reply_causes_init(sl_http_server *s);
 #endif

@@ -94,8 +94,8 @@ typedef struct sl_http_upstream_opts {
      *    what it accepts, so it is seen to recover.
      * So a caller under an overloaded chain answers its own 503 without
      * the round trip, and the refusing service spends nothing on it.
-     * Counted in stats.failfast (and busy). A compensation that must get
-     * through retries on -EBUSY like on any failure. */
+     * Counted in stats.failfast (and busy). A compensation is never
+     * refused here: it goes with SL_HTTP_CALL_UNDO (sl_http_call_flags). */
     bool no_fail_fast;
     /* Names (see sl_http_upstream_new). The files are read when the
      * upstream is made (NULL: $SLUICE_RESOLV_CONF and $SLUICE_HOSTS if
@@ -201,6 +201,19 @@ int sl_http_call(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const cha
  * for key NULL with key_len > 0. */
 int sl_http_call_key(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const char *method,
                      const char *path, const char *body, size_t body_len, const char *key, size_t key_len);
+
+/* Flags of sl_http_call_flags. */
+#define SL_HTTP_CALL_UNDO 1u   /* a compensation (a release, a void): its callee admits it on
+                                  its undo lane however loaded it is (sl_http.h), so fail-fast
+                                  never refuses it here, and its answers teach fail-fast
+                                  nothing (not its throttle, not its median) */
+
+/* sl_http_call_key with flags (SL_HTTP_CALL_*; 0: the same as
+ * sl_http_call_key). Errors: those of sl_http_call_key; -EINVAL also for
+ * an unknown flag. */
+int sl_http_call_flags(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const char *method,
+                       const char *path, const char *body, size_t body_len, const char *key, size_t key_len,
+                       unsigned flags);
 
 /* A response header (any case), or NULL. The value points into the
  * answer (not NUL-terminated: use *len), valid until sl_http_call_end(). */

@@ -513,12 +513,22 @@ static void test_deadline_aware_refusal(void **state)
     assert_int_equal(ask(req, &r, &took), 503);
     assert_non_null(strstr(r.head, "Retry-After: 2"));
     assert_non_null(strstr(r.body, "\"error\":\"overloaded\""));
+    /* why and where, the canned line (issue 20): this hop, the 50 ms it had */
+    char cause[128];
+    snprintf(cause, sizeof cause, "\r\nsluice-cause: v1;cause=overloaded;hop=127.0.0.1:%d;left-ms=50\r\n", TS.port);
+    if (!strstr(r.head, cause))
+        fail_msg("no '%s' in %s", cause + 2, r.head);
     assert_true(took < SL_NS_PER_S);
     assert_int_equal(atomic_load(&ran), 0);                 /* never started */
-    /* its budget gone (0 ms): 504 */
+    /* its budget gone (0 ms): 504, the caller's deadline (its grpc-timeout
+     * was below this server's own) */
     assert_int_equal(ask("POST /need HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 0m\r\n"
                          "Content-Length: 2\r\n\r\n{}", &r, NULL), 504);
     assert_non_null(strstr(r.body, "deadline_exceeded"));
+    snprintf(cause, sizeof cause, "\r\nsluice-cause: v1;cause=caller-deadline;hop=127.0.0.1:%d;left-ms=0\r\n",
+             TS.port);
+    if (!strstr(r.head, cause))
+        fail_msg("no '%s' in %s", cause + 2, r.head);
     assert_int_equal(atomic_load(&ran), 0);
     /* enough budget: runs */
     assert_int_equal(ask("POST /need HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 1S\r\n"

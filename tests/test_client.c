@@ -389,6 +389,21 @@ static int failfast_main(sl_task *t, void *arg)
     assert_true(failfast_count("up", "throttle") == F.refused);
     assert_true(failfast_count("up", "latency") == 0);
     assert_int_equal(st.connects, 1);
+    /* a compensation goes out all the same (its callee admits it on the
+     * undo lane), and its 503s teach the throttle nothing */
+    F.served = calls_served;
+    for (F.i = 0; F.i < 20; F.i++) {
+        SL_AWAIT(t, C.rc, sl_http_call_flags(t, &C.r, C.up, "POST", "/status/503", NULL, 0, "k", 1,
+                                             SL_HTTP_CALL_UNDO));
+        assert_int_equal(C.rc, 0);
+        assert_int_equal(C.r.status, 503);
+        sl_http_call_end(&C.r);
+    }
+    assert_int_equal(calls_served, F.served + 20);
+    sl_http_upstream_stats_get(C.up, &st);
+    assert_int_equal(st.failfast, F.refused);
+    assert_int_equal(sl_http_call_flags(t, &C.r, C.up, "POST", "/x", NULL, 0, NULL, 0, 2), -EINVAL);
+    sl_http_call_end(&C.r);
     /* with fail-fast off, every call goes out */
     F.served = calls_served;
     for (F.i = 0; F.i < 50; F.i++) {

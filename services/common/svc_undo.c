@@ -71,8 +71,10 @@ static int undo_task(sl_task *t, void *arg)
     for (;;) {
         /* each attempt has a budget of its own; the task has none */
         u->deadline = sl_ctx_narrow(t, SVC_UNDO_CALL_MS);
-        SL_AWAIT(t, u->rc, sl_http_call_key(t, &u->resp, u->s->up, "POST", u->path, u->body, u->len,
-                                                u->key, strlen(u->key)));
+        /* an undo is never refused by fail-fast: the callee admits it
+         * on its undo lane, however many of its orders it sheds */
+        SL_AWAIT(t, u->rc, sl_http_call_flags(t, &u->resp, u->s->up, "POST", u->path, u->body, u->len,
+                                                  u->key, strlen(u->key), SL_HTTP_CALL_UNDO));
         sl_task_set_deadline(t, u->deadline);
         u->status = svc_upstream_status(u->rc, &u->resp);
         sl_http_call_end(&u->resp);
