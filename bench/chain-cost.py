@@ -12,7 +12,7 @@ over order-svc, inventory-svc and payment-svc (every thread), read from
 `bench/chain-bench.sh` builds), GOMAXPROCS=1 per service, as chain-bench
 runs it; --data and --sync do not apply.
 
-Prints one JSON object: orders (201s), orders_per_s, cpu_us_per_order,
+Prints one JSON object: orders (201s), other_answers (the rest), orders_per_s, cpu_us_per_order,
 vcsw_per_order, ivcsw_per_order, store (each service's GET /debug/store
 after the run: commits, steps, replies), loadavg. Compare two builds by
 running this alternately on each (same machine, same minute): the
@@ -92,10 +92,12 @@ def main():
         load = [os.path.join(build, "services", "load", "sluice-load"), "http://127.0.0.1:%d/orders" % po,
                 "--connections", opt["--connections"], "--method", "POST", "--json",
                 "--body", '{"item":"sku-{{rand:1-10}}","qty":1,"amount_cents":1250}']
-        subprocess.run(load + ["--duration", "1", "--warmup", "0"], stdout=subprocess.DEVNULL, check=True)
+        subprocess.run(load + ["--duration", "1", "--warmup", "0"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=True)
         before = [proc_cost(p.pid) for p in procs]
         t0 = time.monotonic()
         r = subprocess.run(load + ["--duration", opt["--seconds"], "--warmup", "0"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL,
                            check=True, text=True)
         wall = time.monotonic() - t0
         after = [proc_cost(p.pid) for p in procs]
@@ -109,7 +111,7 @@ def main():
             except Exception as e:   # an older build without the route's fields: report what there is
                 store[name] = str(e)
         d = [tuple(a[i] - b[i] for i in range(3)) for a, b in zip(after, before)]
-        out = {"orders": n, "orders_per_s": round(n / wall, 1) if wall else 0,
+        out = {"orders": n, "other_answers": res.get("requests", 0) - n, "orders_per_s": round(n / wall, 1) if wall else 0,
                "cpu_us_per_order": round(sum(x[0] for x in d) * 1e6 / n, 1) if n else None,
                "vcsw_per_order": round(sum(x[1] for x in d) / n, 2) if n else None,
                "ivcsw_per_order": round(sum(x[2] for x in d) / n, 2) if n else None,

@@ -55,7 +55,7 @@ static void store_close(void)
 typedef struct put_io {
     int k, v;
     int fail;                 /* return this after the insert (a failing step) */
-    sem_t *gate;              /* wait here (10 s at most) after the insert */
+    sem_t *gate;              /* wait here (60 s at most) after the insert */
     sl_reactor *told;         /* ... having posted "held" to this reactor */
 } put_io;
 
@@ -84,7 +84,7 @@ static int put_fn(svc_conn *c, void *arg)
         sl_reactor_post(io->told, note_held, NULL);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 10;
+        ts.tv_sec += 60;   /* the test's bound, far beyond a loaded machine's delays */
         if (sem_timedwait(io->gate, &ts) < 0)
             return -EIO;
     }
@@ -140,7 +140,7 @@ static int one_task(sl_task *t, void *arg)
 {
     one *o = arg;
     SL_BEGIN(t);
-    sl_task_set_deadline(t, sl_now_ns() + (o->deadline_ms ? o->deadline_ms : 20000) * SL_NS_PER_MS);
+    sl_task_set_deadline(t, sl_now_ns() + (o->deadline_ms ? o->deadline_ms : 90000) * SL_NS_PER_MS);
     o->r = sl_reactor_current();
     o->th = pthread_self();
     SVC_DB(t, o->rc, &o->h, st, &put_step, &o->io);
@@ -157,9 +157,10 @@ static svc_store_stats stats(void)
 }
 
 /* Bounded polls from the controlling task: sleep 1 ms between looks, give
- * up after 10 s (the assertion after the loop then fails). */
+ * up after 30,000 looks (30 s or more; the assertion after the loop then
+ * fails). */
 #define POLL_UNTIL(t, i, cond)                                                         \
-    for ((i) = 0; (i) < 10000 && !(cond); (i)++)                                       \
+    for ((i) = 0; (i) < 30000 && !(cond); (i)++)                                       \
         SL_AWAIT(t, ctl.rc, sl_sleep(t, SL_NS_PER_MS))
 
 static struct {
@@ -199,11 +200,14 @@ static int batch_main(sl_task *t, void *arg)
     assert_true(atomic_load(&ctl.e.done));
     assert_int_equal(ctl.e.rc, -ETIMEDOUT);
     assert_int_equal(stats().queued, 3);
-    /* a is cancelled while its step runs: it resumes at once; the step
-     * goes on (it shares the transaction) and its result is dropped home */
-    assert_int_equal(sl_task_cancel(ctl.ta, 0), 0);
+    /* a is cancelled while its step runs (with an error of the caller's
+     * choosing, not -ECANCELED): it resumes at once; the step goes on (it
+     * shares the transaction) and its result is dropped home. Before
+     * svc_db_end asked the step rather than the error, a's end freed the
+     * step under the writer (ASan: use after free) */
+    assert_int_equal(sl_task_cancel(ctl.ta, -EPIPE), 0);
     POLL_UNTIL(t, ctl.i, atomic_load(&ctl.a.done));
-    assert_int_equal(ctl.a.rc, -ECANCELED);
+    assert_int_equal(ctl.a.rc, -EPIPE);
     assert_int_equal(atomic_load(&drops), 0);
     sem_post(&ctl.gate);
     POLL_UNTIL(t, ctl.i, atomic_load(&ctl.b.done) && atomic_load(&ctl.c.done) && atomic_load(&ctl.d.done) &&

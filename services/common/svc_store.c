@@ -53,6 +53,7 @@ typedef struct svc_dbreq {
     const svc_dbstep *step;
     sl_reactor *home;
     sl_task *task;            /* home's only: the waiting task, NULL once it gave up */
+    bool abandoned;           /* home's only: a write whose task gave up (whatever its error) */
     int state;                /* under st->mu */
     svc_conn *conn;           /* a read's connection while it runs (under mu) */
     int rc;
@@ -506,8 +507,8 @@ static void *writer_main(void *arg)
             pthread_cond_wait(&st->w_cv, &st->mu);
             st->w_idle = false;
         }
-        if (!st->head)
-            break;   /* stopping, and every queued step answered */
+        if (st->w_stop)
+            break;   /* what is queued stays: its tasks' end takes it off (write_abort) */
         svc_dbreq *batch = st->head;
         for (svc_dbreq *q = batch; q; q = q->next)
             q->state = Q_TAKEN;   /* from now on a cancel only orphans it */
@@ -533,6 +534,7 @@ static void write_abort(sl_task *t, void *obj, int err)
     (void)t;
     (void)err;
     q->task = NULL;
+    q->abandoned = true;
     pthread_mutex_lock(&st->mu);
     bool queued = q->state == Q_QUEUED;
     if (queued) {
@@ -673,7 +675,9 @@ int svc_db_end(svc_db *h, void *io, int rc)
 {
     svc_dbreq *q = h->req;
     h->req = NULL;
-    if (!q || rc == -ETIMEDOUT || rc == -ECANCELED)   /* gave up: q is the pool's (step_abandon) */
+    /* gave up: q is the writer's (a reply will free it) or the pool's
+     * (step_abandon). A write knows it whatever the cancel error was. */
+    if (!q || q->abandoned || rc == -ETIMEDOUT || rc == -ECANCELED)
         return rc;
     memcpy(io, q->io, q->io_size);
     free(q);

@@ -92,10 +92,12 @@ typedef struct svc_db {
 int svc_store_open(svc_store **out, const char *dir, const char *file, const char *schema, bool sync_full,
                    char *err, size_t errlen);
 
-/* Stops the writer thread: the steps still queued are committed and
- * answered (the replies wait in their reactors' queues: sl_runtime_free
- * runs them), then it ends. Call it after sl_runtime_run returned and
- * BEFORE sl_runtime_free, so that no reply is posted to a freed reactor;
+/* Stops the writer thread: it finishes the batch it is committing (the
+ * replies wait in their reactors' queues: sl_runtime_free runs them) and
+ * ends; steps still queued never run (their tasks end at sl_runtime_free,
+ * which takes them off the queue, or at their deadline). Blocks for one
+ * commit at most. Call it after sl_runtime_run returned and BEFORE
+ * sl_runtime_free, so that no reply is posted to a freed reactor;
  * svc_db_start refuses (-EBUSY) from then on. Idempotent; NULL is allowed. */
 void svc_store_stop(svc_store *st);
 
