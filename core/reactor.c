@@ -57,10 +57,18 @@ uint64_t sl__rand(sl_reactor *r)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
+/* sl_diag_set_sink's, read and written under report_lock */
+static void (*diag_sink)(const char *, void *);
+static void *diag_sink_arg;
+
+/* A reactor without a sink of its own; called under report_lock. */
 static void default_report(const char *text, void *arg)
 {
     (void)arg;
-    fprintf(stderr, "%s\n", text);
+    if (diag_sink)
+        diag_sink(text, diag_sink_arg);
+    else
+        fprintf(stderr, "%s\n", text);
 }
 
 void sl_reactor_set_report(sl_reactor *r, void (*report)(const char *, void *), void *arg)
@@ -73,6 +81,14 @@ void sl_reactor_set_report(sl_reactor *r, void (*report)(const char *, void *), 
  * watchdog's, holds this lock: a sink is never entered twice at once, so it
  * need not be thread-safe. Recursive: a sink may itself cause a report. */
 static pthread_mutex_t report_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+
+void sl_diag_set_sink(void (*fn)(const char *text, void *arg), void *arg)
+{
+    pthread_mutex_lock(&report_lock);
+    diag_sink = fn;
+    diag_sink_arg = arg;
+    pthread_mutex_unlock(&report_lock);
+}
 
 void sl__report_text(sl_reactor *r, const char *text)
 {
@@ -97,7 +113,7 @@ void sl__report_text_from_watchdog(sl_reactor *r, const char *text, int ms)
         until.tv_nsec -= 1000000000L;
     }
     if (pthread_mutex_timedlock(&report_lock, &until) != 0) {
-        default_report(text, NULL);
+        fprintf(stderr, "%s\n", text);   /* not default_report: its sink may be what is stuck */
         return;
     }
     r->report(text, r->report_arg);

@@ -71,7 +71,15 @@ void sl_report(sl_reactor *r, const char *fmt, ...) __attribute__((format(printf
 void sl__misuse(sl_reactor *r, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Replaces r's report sink (NULL: stderr). */
+/* Replaces r's report sink (NULL: the process's, sl_diag_set_sink). */
 void sl_reactor_set_report(sl_reactor *r, void (*report)(const char *, void *), void *arg);
+
+/* The process's report sink: where the reports of reactors without a sink
+ * of their own go (sl_runtime_opts.report NULL), and those made with no
+ * reactor. fn NULL: stderr (the default). Serialized with every sink call
+ * (see sl_runtime_opts.report), so after it returns no report goes to the
+ * previous sink. The log sink (net/sl_log.h) installs one at sl_log_open
+ * and removes it at sl_log_close: reports become log lines. */
+void sl_diag_set_sink(void (*fn)(const char *text, void *arg), void *arg);
 
 #endif

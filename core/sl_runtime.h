@@ -83,7 +83,8 @@ typedef struct sl_runtime_opts {
     int offload_threads;  /* worker threads for blocking calls (sl_offload.h), started at
                              the first sl_offload; 0: 4, < 0: no pool */
     int offload_queue;    /* offloaded calls that may wait for a worker; beyond: -EBUSY; <= 0: 256 */
-    /* Where reports (deadlock, leaks, misuse, stalls) go; NULL: stderr.
+    /* Where reports (deadlock, leaks, misuse, stalls) go; NULL: the
+     * process's sink (sl_diag_set_sink: stderr unless the log sink is open).
      * Calls are serialized across the whole process: the sink is never
      * entered twice at once, so it need not be thread-safe. It is called on
      * the reporting reactor's thread, except for stall reports, which come

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "sl_diag.h"
 #include "sl_log.h"
 
 #define MSG_MAX 4096
@@ -105,6 +106,17 @@ static void *writer(void *arg)
     return NULL;
 }
 
+/* The runtime's reports (stalls, deadlocks, leaks, misuse: core/sl_diag.h)
+ * as log lines while the sink is open, so --log-format json gives JSON for
+ * them too. Called under core's report lock, which is never taken under
+ * g.mu: no order to invert. */
+static void log_report(const char *text, void *arg)
+{
+    (void)arg;
+    bool error = !strncmp(text, "sluice: deadlock", 16) || !strncmp(text, "sluice: misuse", 14);
+    sl_log(error ? SL_LOG_ERROR : SL_LOG_WARN, "%s", text);
+}
+
 int sl_log_open(const sl_log_opts *opts)
 {
     sl_log_opts o = opts ? *opts : (sl_log_opts){ 0 };
@@ -137,6 +149,7 @@ int sl_log_open(const sl_log_opts *opts)
     }
     g.open = true;
     pthread_mutex_unlock(&g.mu);
+    sl_diag_set_sink(log_report, NULL);
     return 0;
 }
 
@@ -144,6 +157,13 @@ void sl_log_close(void)
 {
     pthread_mutex_lock(&g.mu);
     if (!g.open) {
+        pthread_mutex_unlock(&g.mu);
+        return;
+    }
+    pthread_mutex_unlock(&g.mu);
+    sl_diag_set_sink(NULL, NULL);   /* reports: stderr again (not under g.mu: see log_report) */
+    pthread_mutex_lock(&g.mu);
+    if (!g.open) {   /* closed meanwhile by another thread */
         pthread_mutex_unlock(&g.mu);
         return;
     }

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include "client_int.h"
 #include "resolve.h"
@@ -90,6 +92,7 @@ int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_serve
     sl_http_server *s = calloc(1, sizeof *s);
     if (!s)
         return -ENOMEM;
+    s->claim = -1;
     s->rt = rt;
     s->o = opts ? *opts : (sl_http_server_opts){ 0 };
     sl_http_server_opts *o = &s->o;
@@ -238,6 +241,8 @@ int sl_http_server_add_upstream(sl_http_server *srv, const char *name, sl_http_u
 
 /* ---- listening --------------------------------------------------------------------- */
 
+void (*sl__listen_pause)(void);
+
 static int bind_one(sl_http_server *s)
 {
     struct sockaddr_storage sa = s->addr;
@@ -270,16 +275,64 @@ static int bind_one(sl_http_server *s)
 }
 
 /* SO_REUSEPORT is for this process's reactors: another process listening
- * on the port would silently split the traffic and the state with us. A
- * socket bound with SO_REUSEADDR alone conflicts with a *listening* socket
- * on the port, and not with one merely bound (a test harness's port
- * reservation): so bind one first, and -EADDRINUSE if someone listens.
- * (Two processes starting in the same instant may both pass: the check
- * is not atomic with the binds that follow.) */
-static int probe_port(sl_http_server *s)
+ * on the port would silently split the traffic and the state with us. Two
+ * checks, before the binds:
+ *
+ * The claim, against another sluice server: an abstract Unix socket named
+ * by the address ("sluice-listen 127.0.0.1:8081"), bound for as long as the
+ * server lives. Binding a name is atomic, so of two processes starting on
+ * one address in the same instant exactly one gets it (the other:
+ * -EADDRINUSE) -- a probe and then the binds were not atomic, and both
+ * could pass. The abstract namespace belongs to the network namespace, as
+ * ports do, and the kernel drops the name when the process dies (kill -9
+ * included): nothing to clean up, nothing stale.
+ *
+ * The probe, against any other listener: a socket bound with SO_REUSEADDR
+ * alone conflicts with a *listening* socket on the port, and not with one
+ * merely bound (a test harness's port reservation): bind one, and
+ * -EADDRINUSE if someone listens. (Not atomic with the binds that follow;
+ * the claim covers sluice servers, and a wildcard and a specific address
+ * of one port are two names: such a pair started in the same instant still
+ * has only the probe.) */
+static int claim_port(sl_http_server *s)
 {
     if (s->port == 0)
         return 0;   /* a port the kernel picks is free */
+    struct sockaddr_storage sa = s->addr;
+    if (sa.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)s->port);
+    else
+        ((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)s->port);
+    char addr[SL_ADDR_STR_MAX];
+    sl__sockaddr_format((struct sockaddr *)&sa, addr, sizeof addr);
+    struct sockaddr_un un = { .sun_family = AF_UNIX };
+    /* sun_path[0] == '\0': the abstract namespace, the name not terminated */
+    int len = snprintf(un.sun_path + 1, sizeof un.sun_path - 1, "sluice-listen %s", addr);
+    if (len < 0 || (size_t)len >= sizeof un.sun_path - 1)
+        return -ENAMETOOLONG;   /* cannot happen: an address is < 64 bytes */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (bind(fd, (struct sockaddr *)&un, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)len)) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;   /* EADDRINUSE: another server of this network namespace has it */
+    }
+    s->claim = fd;
+    return 0;
+}
+
+static void claim_drop(sl_http_server *s)
+{
+    if (s->claim >= 0)
+        close(s->claim);
+    s->claim = -1;
+}
+
+static int probe_port(sl_http_server *s)
+{
+    if (s->port == 0)
+        return 0;
     struct sockaddr_storage sa = s->addr;
     int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -376,9 +429,15 @@ int sl_http_server_start(sl_http_server *s)
         sl__admit_init(&sr->adm, &ac, sl_now_ns());
     }
     sl__ignore_sigpipe();
-    int rc = probe_port(s);
+    int rc = claim_port(s);
     if (rc < 0)
         return rc;
+    if ((rc = probe_port(s)) < 0) {
+        claim_drop(s);
+        return rc;
+    }
+    if (sl__listen_pause)
+        sl__listen_pause();
     for (int i = 0; i < s->n; i++) {
         int fd = bind_one(s);
         if (fd < 0) {
@@ -386,6 +445,7 @@ int sl_http_server_start(sl_http_server *s)
                 close(s->sr[j].fd);
                 s->sr[j].fd = -1;
             }
+            claim_drop(s);
             return fd;
         }
         s->sr[i].fd = fd;
@@ -1050,6 +1110,7 @@ void sl_http_server_free(sl_http_server *s)
     for (int i = 0; i < s->nups; i++)   /* the families go with the server; the upstreams stay */
         sl__upstream_set_metrics(s->ups[i].up, NULL);
     sl__builtin_unregister(s);
+    claim_drop(s);
     if (s->prestop_ev)
         event_free(s->prestop_ev);
     if (s->sig_term)

@@ -99,6 +99,11 @@ typedef struct srv_upstream {
     sl_http_upstream *up;
 } srv_upstream;
 
+/* Tests only (tests/test_listen.c): when set, sl_http_server_start calls
+ * it after the check that nobody else listens on the port and before the
+ * binds, to widen the window two processes starting at once race in. */
+extern void (*sl__listen_pause)(void);
+
 struct sl_http_server {
     sl_runtime *rt;
     srv_upstream *ups;           /* reported by /metrics; fixed once started */
@@ -115,6 +120,7 @@ struct sl_http_server {
     struct sockaddr_storage addr;   /* where to listen (the port set at start if 0) */
     socklen_t addr_len;
     int port;
+    int claim;                   /* the port's claim (server.c, claim_port), or -1 */
     bool started;
     int n;
     srv_reactor *sr;

@@ -198,10 +198,14 @@ int sl_http_route_set(sl_http_server *srv, const char *method, const char *patte
 /* Binds one listening socket per reactor (SO_REUSEPORT among this
  * server's reactors only: if another process already listens on the port,
  * -EADDRINUSE, rather than sharing its traffic) and starts serving
- * when the reactors run. SIGPIPE is ignored from then on unless the program
- * has its own handler (a client that goes mid-answer must not kill the
- * process). Returns 0, -EALREADY, or -errno from socket/bind/listen
- * (-EADDRINUSE...). */
+ * when the reactors run. The port is claimed first, atomically (an
+ * abstract Unix socket named "sluice-listen HOST:PORT", held until
+ * sl_http_server_free or the process's end): of two servers starting on
+ * one address in the same instant, in one process or two, exactly one
+ * starts and the other gets -EADDRINUSE. SIGPIPE is ignored from then on
+ * unless the program has its own handler (a client that goes mid-answer
+ * must not kill the process). Returns 0, -EALREADY, or -errno from
+ * socket/bind/listen (-EADDRINUSE...). */
 int sl_http_server_start(sl_http_server *srv);
 
 /* The bound port (after start). */

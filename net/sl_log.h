@@ -21,7 +21,13 @@
  *
  * Before sl_log_open and after sl_log_close lines go to stderr at once
  * (text), as a plain fprintf would: a program that never opens the sink
- * keeps working, only without the writer thread. */
+ * keeps working, only without the writer thread.
+ *
+ * REPORTS. While the sink is open, the runtime's reports (core/sl_diag.h:
+ * stalls, deadlocks, leaks at free, misuse) of reactors without a sink of
+ * their own are log lines too (sl_diag_set_sink): level "error" for a
+ * deadlock or a misuse, "warn" for the rest, the report as the message
+ * (a backtrace's lines joined; longer than 4 KiB: truncated). */
 #ifndef SL_LOG_H
 #define SL_LOG_H
 #include <stddef.h>

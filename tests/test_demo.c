@@ -159,10 +159,149 @@ static void test_demo_bad_usage(void **state)
     }
 }
 
+/* Every option also from a SLUICE_ variable (issue 21), and those are the
+ * demo's own: the programs it starts do not get them (sluice-load would
+ * take SLUICE_TRACE=DIR for its --trace, which takes no value, and exit 2;
+ * before, the demo ignored the variables, ran all three modes at their
+ * default length and every sluice-load failed so). Bounded at 60 s. */
+static void test_demo_reads_sluice_variables(void **state)
+{
+    (void)state;
+    char report[] = "/tmp/sluice-demo-env-XXXXXX.html", tdir[] = "/tmp/sluice-demo-envtr-XXXXXX", trace[64];
+    int fd = mkstemps(report, 5);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_non_null(mkdtemp(tdir));
+    snprintf(trace, sizeof trace, "%s/safe.json", tdir);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        setenv("SLUICE_MODES", "safe", 1);
+        setenv("SLUICE_OVERLOAD", "off", 1);
+        setenv("SLUICE_PHASES", "1,1,1,1", 1);
+        setenv("SLUICE_RATE", "50", 1);
+        setenv("SLUICE_BUDGET_MS", "300", 1);
+        setenv("SLUICE_CLIENT_TIMEOUT_MS", "1000", 1);
+        setenv("SLUICE_REPORT", report, 1);
+        setenv("SLUICE_TRACE", tdir, 1);
+        setenv("SLUICE_BINDIR", BUILDDIR, 1);
+        execl(DEMO_BIN, DEMO_BIN, "--rate", "40", (char *)NULL);   /* the command line wins */
+        _exit(127);
+    }
+    close(fds[1]);
+    static char out[1 << 16];
+    size_t len = 0;
+    time_t end = time(NULL) + 60;
+    for (;;) {
+        struct pollfd p = { .fd = fds[0], .events = POLLIN };
+        int n = poll(&p, 1, 1000);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (time(NULL) > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            fail_msg("sluice-demo did not finish within 60 s: %s", out);
+        }
+        if (n == 0)
+            continue;
+        ssize_t r = read(fds[0], out + len, sizeof out - len - 1);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        out[len] = '\0';
+    }
+    close(fds[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    print_message("%s", out);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_non_null(strstr(out, "POST /orders at 40/s"));         /* --rate over SLUICE_RATE */
+    assert_non_null(strstr(out, "service budget 300 ms"));        /* SLUICE_BUDGET_MS */
+    assert_non_null(strstr(out, "=> safe: did not hang"));        /* SLUICE_MODES: safe only */
+    assert_null(strstr(out, "=> guarded"));
+    assert_null(strstr(out, "Overload:"));                        /* SLUICE_OVERLOAD=off */
+    assert_true(access(report, R_OK) == 0);                       /* SLUICE_REPORT */
+    assert_true(access(trace, R_OK) == 0);                        /* SLUICE_TRACE */
+    unlink(report);
+    unlink(trace);
+    rmdir(tdir);
+}
+
+/* A bad value in a variable exits 2 and names the variable; --help lists
+ * the variables. */
+static void test_demo_bad_variable(void **state)
+{
+    (void)state;
+    static const char *const bad[][2] = { { "SLUICE_RATE", "0" }, { "SLUICE_MODES", "fast" },
+                                          { "SLUICE_PHASES", "1,2" }, { "SLUICE_OVERLOAD_X", "x" } };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int fds[2];
+        assert_int_equal(pipe(fds), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            dup2(fds[1], STDERR_FILENO);
+            close(fds[0]);
+            setenv(bad[i][0], bad[i][1], 1);
+            execl(DEMO_BIN, DEMO_BIN, (char *)NULL);
+            _exit(127);
+        }
+        close(fds[1]);
+        char err[512];
+        size_t len = 0;
+        ssize_t r;
+        while (len < sizeof err - 1 && (r = read(fds[0], err + len, sizeof err - 1 - len)) > 0)
+            len += (size_t)r;
+        err[len] = '\0';
+        close(fds[0]);
+        int st;
+        waitpid(pid, &st, 0);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 2);
+        if (!strstr(err, bad[i][0]))
+            fail_msg("%s=%s: the message does not name the variable: %s", bad[i][0], bad[i][1], err);
+    }
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        execl(DEMO_BIN, DEMO_BIN, "--help", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    static char help[8192];
+    size_t len = 0;
+    ssize_t r;
+    while (len < sizeof help - 1 && (r = read(fds[0], help + len, sizeof help - 1 - len)) > 0)
+        len += (size_t)r;
+    help[len] = '\0';
+    close(fds[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    static const char *const vars[] = { "SLUICE_BINDIR", "SLUICE_MODES", "SLUICE_RATE", "SLUICE_PHASES",
+                                        "SLUICE_THREADS", "SLUICE_CLIENT_TIMEOUT_MS", "SLUICE_BUDGET_MS",
+                                        "SLUICE_REPORT", "SLUICE_OVERLOAD ", "SLUICE_OVERLOAD_X", "SLUICE_TRACE" };
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        if (!strstr(help, vars[i]))
+            fail_msg("--help does not list %s: %s", vars[i], help);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_demo_bad_usage),
+        cmocka_unit_test(test_demo_bad_variable),
+        cmocka_unit_test(test_demo_reads_sluice_variables),
         cmocka_unit_test(test_demo_tells_three_stories),
         cmocka_unit_test(test_demo_overload_scene),
     };

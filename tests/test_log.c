@@ -255,6 +255,94 @@ static void closed_sink_writes_stderr(void **state)
     free(all);
 }
 
+/* ---- the runtime's reports are log lines (issue 21) ---------------------------------- */
+
+static sl_runtime *hog_rt;
+
+static int hog(sl_task *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    uint64_t end = sl_now_ns() + 150 * SL_NS_PER_MS;
+    while (sl_now_ns() < end)
+        ;   /* never returns to the reactor for 150 ms: a stall (threshold 20 ms) */
+    sl_runtime_stop(hog_rt);
+    return 0;
+}
+
+/* The line of `all` whose "msg" contains `what`, parsed; NULL if none.
+ * Every line must parse. */
+static json_t *json_line_with(const char *all, const char *what)
+{
+    json_t *found = NULL;
+    for (const char *l = all; *l;) {
+        const char *nl = strchr(l, '\n');
+        assert_non_null(nl);
+        json_error_t e;
+        json_t *o = json_loadb(l, (size_t)(nl - l), 0, &e);
+        if (!o)
+            fail_msg("not a JSON line (%s): %.*s", e.text, (int)(nl - l), l);
+        const char *msg = json_string_value(json_object_get(o, "msg"));
+        if (!found && msg && strstr(msg, what))
+            found = json_incref(o);
+        json_decref(o);
+        l = nl + 1;
+    }
+    return found;
+}
+
+/* A stall under --log-format json: a JSON line with ts, level "warn" and
+ * the report (backtrace included) as msg, not a plain line on stderr; a
+ * deadlock or misuse report is level "error"; after sl_log_close reports
+ * go to stderr again. Before, core wrote them to stderr whatever the log
+ * format (the pipe got nothing). */
+static void reports_are_log_lines(void **state)
+{
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(sl_log_open(&(sl_log_opts){ .fd = p[1], .format = SL_LOG_JSON }), 0);
+    assert_int_equal(sl_runtime_new(&hog_rt, &(sl_runtime_opts){ .threads = 1, .stall_ms = 20 }), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(hog_rt, 0), hog, NULL, &(sl_spawn_opts){ .name = "hog" }), 0);
+    assert_int_equal(sl_runtime_run(hog_rt), 0);
+    sl_reactor_stats st;
+    sl_reactor_stats_get(sl_runtime_reactor(hog_rt, 0), &st);
+    assert_int_equal(st.stalls, 1);
+    assert_int_equal(sl_runtime_free(hog_rt), 0);
+    sl_report(NULL, "sluice: deadlock on reactor 9: a test's");
+    sl_log_close();
+    /* closed: a report goes to stderr (text), not to the pipe */
+    int e[2];
+    assert_int_equal(pipe(e), 0);
+    int saved = dup(2);
+    assert_true(saved >= 0);
+    assert_int_equal(dup2(e[1], 2), 2);
+    sl_report(NULL, "sluice: after close");
+    assert_int_equal(dup2(saved, 2), 2);
+    close(saved);
+    close(e[1]);
+    char *err = slurp(e[0]);
+    close(e[0]);
+    assert_string_equal(err, "sluice: after close\n");
+    free(err);
+    close(p[1]);
+    char *all = slurp(p[0]);
+    close(p[0]);
+    json_t *stall = json_line_with(all, "sluice: stall on reactor 0: task 'hog'");
+    if (!stall)
+        fail_msg("no stall line in the log: %s", all);
+    assert_string_equal(json_string_value(json_object_get(stall, "level")), "warn");
+    assert_ts(json_string_value(json_object_get(stall, "ts")));
+    assert_non_null(strstr(json_string_value(json_object_get(stall, "msg")), "threshold 20 ms"));
+    json_decref(stall);
+    json_t *dl = json_line_with(all, "sluice: deadlock on reactor 9");
+    assert_non_null(dl);
+    assert_string_equal(json_string_value(json_object_get(dl, "level")), "error");
+    json_decref(dl);
+    assert_null(json_line_with(all, "after close"));
+    free(all);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -265,6 +353,7 @@ int main(void)
         cmocka_unit_test(threads_interleave_whole_lines),
         cmocka_unit_test(bad_options),
         cmocka_unit_test(closed_sink_writes_stderr),
+        cmocka_unit_test(reports_are_log_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "demo.h"
+#include "svc_env.h"
 #include "hget.h"
 #include "proc.h"
 
@@ -512,11 +513,17 @@ static void run_overload(const demo_cfg *cfg, mode_result *m)
 
 /* ---- main --------------------------------------------------------------------------- */
 
+/* The flags, for --help and the SLUICE_ variables that stand for them. */
+static const char *const demo_flags[] = { "--bindir", "--modes", "--rate", "--phases", "--threads",
+                                          "--client-timeout-ms", "--budget-ms", "--report", "--overload",
+                                          "--overload-x", "--trace", NULL };
+
 static int usage(const char *msg)
 {
     if (msg)
         fprintf(stderr, "sluice-demo: %s\n", msg);
-    fprintf(msg ? stderr : stdout,
+    FILE *f = msg ? stderr : stdout;
+    fprintf(f,
             "usage: sluice-demo [--bindir DIR] [--modes safe,guarded,naive] [--rate R]\n"
             "                   [--phases WARMUP,STEADY,FAULT,RECOVERY (seconds)] [--threads N]\n"
             "                   [--client-timeout-ms MS] [--budget-ms MS] [--report FILE.html]\n"
@@ -524,7 +531,15 @@ static int usage(const char *msg)
             "                   [--trace DIR]   (DIR/<mode>.json: a Chrome trace of the three services)\n"
             "--bindir: a build directory (DIR/services/...); by default the current one, else the\n"
             "directory this program is installed in, beside order-svc, inventory-svc, payment-svc\n"
-            "and sluice-load.\n");
+            "and sluice-load.\n"
+            "Every option may also be given as an environment variable (the command line wins;\n"
+            "a bad value exits 2 naming it; the programs the demo starts do not see them):\n ");
+    for (const char *const *fl = demo_flags; *fl; fl++) {
+        fputs(fl - demo_flags == 6 ? "\n  SLUICE_" : " SLUICE_", f);
+        for (const char *c = *fl + 2; *c; c++)
+            fputc(*c == '-' ? '_' : *c - ('a' <= *c && *c <= 'z' ? 'a' - 'A' : 0), f);
+    }
+    fputc('\n', f);
     return msg ? 2 : 0;
 }
 
@@ -551,34 +566,122 @@ static int parse_int(const char *s, int lo, int hi, int *out)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* --modes: a comma-separated list of at most three of safe, guarded, naive. */
+static bool modes_ok(const char *modes)
 {
-    demo_cfg cfg = { .bindir = ".", .report = "demo-report.html", .rate = 100, .threads = 1,
-                     .client_timeout_ms = 2000, .budget_ms = 1000, .phase_s = { 2, 5, 5, 5 },
-                     .overload_s = { 2, 6, 4 }, .overload_x = 3 };
-    const char *modes = "safe,guarded,naive";
+    int n = 0;
+    for (const char *s = modes;; n++) {
+        size_t len = strcspn(s, ",");
+        if (n == 3 || !((len == 4 && !strncmp(s, "safe", 4)) || (len == 7 && !strncmp(s, "guarded", 7)) ||
+                        (len == 5 && !strncmp(s, "naive", 5))))
+            return false;
+        if (!s[len])
+            return true;
+        s += len + 1;
+    }
+}
+
+/* The command line into cfg and *modes: 0, 1 (--help), or -EINVAL with
+ * the mistake in err ("unknown option --x" for a flag that is not ours:
+ * svc_env.h asks so). Writes nothing. */
+static int demo_parse(demo_cfg *cfg, const char **modes, int argc, char **argv, char *err, size_t errlen)
+{
+#define BAD(...) (snprintf(err, errlen, __VA_ARGS__), -EINVAL)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h"))
-            return usage(NULL);
+            return 1;
+        bool known = false;
+        for (const char *const *fl = demo_flags; *fl && !known; fl++)
+            known = !strcmp(a, *fl);
+        if (!known)
+            return BAD("unknown option %s", a);
         if (!v)
-            return usage("an option needs a value");
+            return BAD("%s needs a value", a);
         i++;
-        if (!strcmp(a, "--bindir")) cfg.bindir = v;
-        else if (!strcmp(a, "--report")) cfg.report = v;
-        else if (!strcmp(a, "--modes")) modes = v;
-        else if (!strcmp(a, "--trace")) cfg.trace_dir = v;
-        else if (!strcmp(a, "--rate")) { if (parse_int(v, 1, 100000, &cfg.rate)) return usage("bad --rate"); }
-        else if (!strcmp(a, "--threads")) { if (parse_int(v, 1, 64, &cfg.threads)) return usage("bad --threads"); }
-        else if (!strcmp(a, "--client-timeout-ms")) { if (parse_int(v, 10, 600000, &cfg.client_timeout_ms)) return usage("bad --client-timeout-ms"); }
-        else if (!strcmp(a, "--budget-ms")) { if (parse_int(v, 10, 600000, &cfg.budget_ms)) return usage("bad --budget-ms"); }
-        else if (!strcmp(a, "--phases")) { if (parse_phases(v, cfg.phase_s, NPHASE)) return usage("bad --phases"); }
+        if (!strcmp(a, "--bindir")) cfg->bindir = v;
+        else if (!strcmp(a, "--report")) cfg->report = v;
+        else if (!strcmp(a, "--modes")) { if (!modes_ok(v)) return BAD("--modes takes safe, guarded and naive"); *modes = v; }
+        else if (!strcmp(a, "--trace")) cfg->trace_dir = v;
+        else if (!strcmp(a, "--rate")) { if (parse_int(v, 1, 100000, &cfg->rate)) return BAD("bad --rate"); }
+        else if (!strcmp(a, "--threads")) { if (parse_int(v, 1, 64, &cfg->threads)) return BAD("bad --threads"); }
+        else if (!strcmp(a, "--client-timeout-ms")) { if (parse_int(v, 10, 600000, &cfg->client_timeout_ms)) return BAD("bad --client-timeout-ms"); }
+        else if (!strcmp(a, "--budget-ms")) { if (parse_int(v, 10, 600000, &cfg->budget_ms)) return BAD("bad --budget-ms"); }
+        else if (!strcmp(a, "--phases")) { if (parse_phases(v, cfg->phase_s, NPHASE)) return BAD("bad --phases"); }
         else if (!strcmp(a, "--overload")) {
-            if (!strcmp(v, "off")) cfg.overload_s[0] = 0;
-            else if (parse_phases(v, cfg.overload_s, 3)) return usage("bad --overload");
+            if (!strcmp(v, "off")) cfg->overload_s[0] = 0;
+            else if (parse_phases(v, cfg->overload_s, 3)) return BAD("bad --overload");
         }
-        else if (!strcmp(a, "--overload-x")) { if (parse_int(v, 1, 20, &cfg.overload_x)) return usage("bad --overload-x"); }
-        else return usage("unknown option");
+        else if (!strcmp(a, "--overload-x")) { if (parse_int(v, 1, 20, &cfg->overload_x)) return BAD("bad --overload-x"); }
+    }
+    return 0;
+#undef BAD
+}
+
+static const demo_cfg cfg_default = { .bindir = ".", .report = "demo-report.html", .rate = 100, .threads = 1,
+                                      .client_timeout_ms = 2000, .budget_ms = 1000, .phase_s = { 2, 5, 5, 5 },
+                                      .overload_s = { 2, 6, 4 }, .overload_x = 3 };
+
+/* One flag from a SLUICE_ variable (svc_env.h), parsed into scratch state. */
+static int env_check(int argc, char **argv, char *err, size_t errlen, void *arg)
+{
+    demo_cfg scratch = cfg_default;
+    const char *modes;
+    (void)arg;
+    return demo_parse(&scratch, &modes, argc, argv, err, errlen) < 0 ? -EINVAL : 0;
+}
+
+/* The SLUICE_ variables that stand for our flags are ours: the programs
+ * the demo starts would take SLUICE_REPORT or SLUICE_TRACE for flags of
+ * their own (sluice-load would write its HTML report over ours). They get
+ * the environment without them (proc_env); those of no flag of ours
+ * (SLUICE_HOSTS, SLUICE_LOG_FORMAT, ...) go on to them. */
+static int env_for_programs(void)
+{
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + 1, sizeof *env);
+    if (!env)
+        return -ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *e = environ[i], *eq = strchr(e, '=');
+        bool ours = false;
+        for (const char *const *fl = demo_flags; *fl && !ours && eq && !strncmp(e, "SLUICE_", 7); fl++) {
+            size_t len = strlen(*fl + 2);
+            ours = (size_t)(eq - e - 7) == len;
+            for (size_t c = 0; ours && c < len; c++) {
+                char f = (*fl)[2 + c];
+                ours = e[7 + c] == (f == '-' ? '_' : (char)(f - ('a' <= f && f <= 'z' ? 'a' - 'A' : 0)));
+            }
+        }
+        if (!ours)
+            env[k++] = environ[i];
+    }
+    proc_env = env;   /* for the whole run */
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    demo_cfg cfg = cfg_default;
+    const char *modes = "safe,guarded,naive";
+    char err[512], **eargv;
+    int eargc;
+    /* every flag also from SLUICE_<FLAG> (svc_env.h); the command line wins */
+    int rc = svc_env_argv("sluice-demo", argc, argv, NULL, env_check, NULL, &eargv, &eargc, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "%s\n", rc == -ENOMEM ? "sluice-demo: out of memory" : err);
+        return 2;
+    }
+    rc = demo_parse(&cfg, &modes, eargc, eargv, err, sizeof err);
+    free(eargv);   /* cfg points at the strings (argv's, environ's), not into the array */
+    if (rc)
+        return usage(rc > 0 ? NULL : err);
+    if (env_for_programs() < 0) {
+        fputs("sluice-demo: out of memory\n", stderr);
+        return 1;
     }
     /* installed (make install): the programs sit beside this one, not in a
      * build tree's services/ */
@@ -599,10 +702,6 @@ int main(int argc, char **argv)
     memset(m, 0, sizeof m);
     char *list = strdup(modes);
     for (char *save, *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if ((strcmp(tok, "safe") && strcmp(tok, "guarded") && strcmp(tok, "naive")) || n == 3) {
-            free(list);
-            return usage("--modes takes safe, guarded and naive");
-        }
         m[n++].mode = !strcmp(tok, "safe") ? "safe" : !strcmp(tok, "guarded") ? "guarded" : "naive";
     }
     free(list);
@@ -623,7 +722,7 @@ int main(int argc, char **argv)
     if (n > nfault)
         run_overload(&cfg, &m[nfault]);
     report_text(&cfg, m, n);
-    int rc = report_html(&cfg, m, n);
+    rc = report_html(&cfg, m, n);
     int failed = rc < 0;
     for (int i = 0; i < n; i++) {
         failed |= !m[i].ran || m[i].error[0];

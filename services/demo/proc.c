@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+char **proc_env;
+
 static long long now_ms(void)
 {
     struct timespec ts;
@@ -44,7 +46,7 @@ int proc_start(proc *p, char *const argv[], const char *errlog)
     if (pid == 0) {
         dup2(fds[1], STDOUT_FILENO);
         dup2(err, STDERR_FILENO);
-        execv(argv[0], argv);
+        execve(argv[0], argv, proc_env ? proc_env : environ);
         fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }

@@ -9,7 +9,10 @@ typedef struct proc {
     int out;          /* read end of its stdout, or -1 */
 } proc;
 
-/* Starts argv[0] with argv; its stdout goes to a pipe (proc.out), its stderr
+/* The environment the programs get (NULL: this process's environ). */
+extern char **proc_env;
+
+/* Starts argv[0] with argv and proc_env; its stdout goes to a pipe (proc.out), its stderr
  * to `errlog` (appended; NULL: /dev/null). Returns 0 or -errno. */
 int proc_start(proc *p, char *const argv[], const char *errlog);
 
