@@ -662,6 +662,11 @@ static void test_families_live(void **s)
     double le = strtod(strstr(line, "le=\"") + 4, NULL);
     assert_true(v <= le);   /* on the bucket it falls in */
     assert_null(strstr(ex + sizeof exh - 1, "trace_id"));   /* one sampled request, one exemplar */
+    if (!expo_parse_as(&e, r.body, r.body_len, true))
+        fail_msg("/metrics (OpenMetrics) does not parse: %s", e.err);
+    expo_free(&e);
+    int nf;
+    refparse(r.body, r.body_len, true, &nf);   /* the exemplar where the reference allows it */
     close(fd);
     srv_stop(&TS);
 }
