@@ -29,6 +29,7 @@ typedef struct expo {
     int nfam;
     char err[512];
     int line;
+    bool om;                        /* OpenMetrics 1.0 rules */
 } expo;
 
 static bool name_start(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
@@ -84,14 +85,17 @@ static bool parse_name(const char **p, char *out, size_t cap, bool colon)
 static void family_of(expo *e, const char *name, char *fam, size_t cap)
 {
     snprintf(fam, cap, "%s", name);
-    static const char *sfx[] = { "_bucket", "_sum", "_count" };
-    for (int i = 0; i < 3; i++) {
-        size_t nl = strlen(name), sl = strlen(sfx[i]);
-        if (nl > sl && !strcmp(name + nl - sl, sfx[i])) {
+    static const struct { const char *sfx, *types; } sfx[] = {
+        { "_bucket", "histogram" }, { "_sum", "histogram summary" }, { "_count", "histogram summary" },
+        { "_total", "counter" }, { "_created", "histogram summary counter" },
+    };
+    for (int i = 0; i < 5; i++) {
+        size_t nl = strlen(name), sl = strlen(sfx[i].sfx);
+        if (nl > sl && !strcmp(name + nl - sl, sfx[i].sfx)) {
             char base[128];
             snprintf(base, sizeof base, "%.*s", (int)(nl - sl), name);
             for (int f = 0; f < e->nfam; f++)
-                if (!strcmp(e->families[f], base) && !strcmp(e->types[f], "histogram"))
+                if (!strcmp(e->families[f], base) && strstr(sfx[i].types, e->types[f]))
                     snprintf(fam, cap, "%s", base);
         }
     }
@@ -173,7 +177,10 @@ static bool parse_sample(expo *e, const char *s)
     if (*p++ != ' ')
         ok = bad(e, "expected a space before the value", p - 1);
     char *end = NULL;
-    if (ok && strncmp(p, "+Inf", 4) && strncmp(p, "-Inf", 4) && strncmp(p, "NaN", 3)) {
+    const char *exemplar = NULL;
+    if (ok && e->om && (exemplar = strstr(p, " # ")))   /* OpenMetrics: value # {labels} value */
+        *(char *)exemplar = '\0';
+    if (ok && strcmp(p, "+Inf") && strcmp(p, "-Inf") && strcmp(p, "NaN")) {
         strtod(p, &end);
         if (end == p || (*end && *end != ' '))
             ok = bad(e, "bad value", p);
@@ -189,6 +196,35 @@ static bool parse_sample(expo *e, const char *s)
     int f = ok ? family_enter(e, fam, false) : -1;
     if (ok && f < 0)
         ok = bad(e, "family not contiguous", fam);
+    size_t nlen = strlen(name);
+    if (ok && e->om && !strcmp(e->types[f], "counter") && (nlen < 6 || strcmp(name + nlen - 6, "_total")))
+        ok = bad(e, "an OpenMetrics counter's sample without _total", name);
+    if (ok && e->om && !strcmp(e->types[f], "untyped"))
+        ok = bad(e, "OpenMetrics has no untyped (a sample before its TYPE?)", name);
+    if (ok && exemplar) {
+        /* only on a histogram's bucket or a counter's _total; {labels} and a value */
+        const char *x = exemplar + 3;
+        bool where = (!strcmp(e->types[f], "histogram") && nlen > 7 && !strcmp(name + nlen - 7, "_bucket")) ||
+                     (!strcmp(e->types[f], "counter"));
+        const char *close = strchr(x, '}');
+        char *vend = NULL;
+        if (!where)
+            ok = bad(e, "an exemplar on neither a bucket nor a counter", name);
+        else if (*x != '{' || !close || close[1] != ' ' || close - x - 1 > 128)
+            ok = bad(e, "bad exemplar labels", x);
+        else if (strtod(close + 2, &vend), vend == close + 2 || (*vend && *vend != ' '))
+            ok = bad(e, "bad exemplar value", close + 2);
+        for (const char *q = x + 1; ok && q < close;) {   /* name="value"[,name="value"] */
+            char ln[128];
+            if (!parse_name(&q, ln, sizeof ln, false) || *q++ != '=' || *q++ != '"')
+                ok = bad(e, "bad exemplar label", q);
+            while (ok && *q != '"')
+                q += *q == '\\' ? 2 : 1;
+            q += ok;
+            if (ok && *q == ',')
+                q++;
+        }
+    }
     if (ok && !strcmp(e->types[f], "histogram") && strlen(name) > 7 &&
         !strcmp(name + strlen(name) - 7, "_bucket") && !has_le)
         ok = bad(e, "bucket without le", name);
@@ -226,17 +262,19 @@ static bool parse_comment(expo *e, const char *s)
         if (*p && *p != ' ')
             return bad(e, "expected a space after the HELP name", p);
         for (p += *p == ' '; *p; p++)
-            if (*p == '\\' && p[1] != '\\' && p[1] != 'n')
+            if (*p == '\\' && p[1] != '\\' && p[1] != 'n' && !(e->om && p[1] == '"'))
                 return bad(e, "bad escape in HELP", p);
+            else if (*p == '"' && e->om)
+                return bad(e, "a raw quote in an OpenMetrics HELP", p);
             else if (*p == '\\')
                 p++;
         return true;
     }
     if (*p++ != ' ')
         return bad(e, "expected a type", p);
-    static const char *types[] = { "counter", "gauge", "histogram", "summary", "untyped" };
-    for (int i = 0; i < 5; i++)
-        if (!strcmp(p, types[i])) {
+    static const char *types[] = { "counter", "gauge", "histogram", "summary", "untyped", "unknown" };
+    for (int i = 0; i < 6; i++)   /* OpenMetrics says unknown, 0.0.4 untyped */
+        if (!strcmp(p, types[i]) && (i < 4 || i == 4 + e->om)) {
             int f = family_enter(e, name, true);
             if (f < 0)
                 return bad(e, "TYPE after its samples or twice", name);
@@ -247,9 +285,15 @@ static bool parse_comment(expo *e, const char *s)
 }
 
 /* Parses the whole text; false with e->err on the first fault. */
-static bool expo_parse(expo *e, const char *text, size_t len)
+static bool expo_parse_as(expo *e, const char *text, size_t len, bool om)
 {
     memset(e, 0, sizeof *e);
+    e->om = om;
+    /* OpenMetrics: "# EOF" is the last line, and no line is empty */
+    if (om && (len < 6 || strcmp(text + len - 6, "# EOF\n") || (len > 6 && text[len - 7] != '\n')))
+        return bad(e, "OpenMetrics text not ending with # EOF", text);
+    if (om)
+        len -= 6;
     if (!len || text[len - 1] != '\n')
         return bad(e, "the text does not end with a newline", text);
     if (!utf8_ok((const unsigned char *)text, len))
@@ -266,6 +310,8 @@ static bool expo_parse(expo *e, const char *text, size_t len)
         p = nl + 1;
         if (memchr(line, '\0', strlen(line) + 1) != line + strlen(line))
             return bad(e, "NUL byte", line);
+        if (!line[0] && om)
+            return bad(e, "an empty line in OpenMetrics", line);
         if (!line[0])
             continue;
         if (!(line[0] == '#' ? parse_comment(e, line) : parse_sample(e, line)))
@@ -273,6 +319,8 @@ static bool expo_parse(expo *e, const char *text, size_t len)
     }
     return true;
 }
+
+static bool expo_parse(expo *e, const char *text, size_t len) { return expo_parse_as(e, text, len, false); }
 
 static void expo_free(expo *e)
 {
@@ -308,6 +356,31 @@ static void test_parser_refuses(void **s)
         if (ok)
             fail_msg("the parser accepted bad input %zu: %s", i, bad[i]);
     }
+    static const char *bad_om[] = {
+        "# TYPE m counter\nm_total 1\n",                           /* no # EOF */
+        "# TYPE m counter\nm_total 1\n# EOF\nm_total 2\n",        /* text after it */
+        "# TYPE m counter\nm 1\n# EOF\n",                         /* a counter's sample without _total */
+        "# HELP m say \"hi\"\n# TYPE m gauge\nm 1\n# EOF\n",       /* a raw quote in HELP */
+        "# TYPE m gauge\nm 1 # {trace_id=\"ab\"} 1\n# EOF\n",     /* an exemplar on a gauge */
+        "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1 # {trace_id=ab} 1\nh_sum 1\nh_count 1\n# EOF\n",
+        "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1 # {a=\"b\"}\nh_sum 1\nh_count 1\n# EOF\n",
+        "# TYPE m untyped\nm 1\n# EOF\n",                         /* untyped is 0.0.4's */
+        "# TYPE m gauge\nm 1\n\n# EOF\n",                          /* an empty line */
+    };
+    for (size_t i = 0; i < sizeof bad_om / sizeof *bad_om; i++) {
+        bool ok = expo_parse_as(&e, bad_om[i], strlen(bad_om[i]), true);
+        expo_free(&e);
+        if (ok)
+            fail_msg("the parser accepted bad OpenMetrics %zu: %s", i, bad_om[i]);
+    }
+    static const char good_om[] = "# HELP m A \\\" quote.\n# TYPE m counter\nm_total{a=\"1\"} 1 # {trace_id=\"ab\"} 0.5\n"
+                                  "# TYPE s summary\ns_sum 1\ns_count 2\n# TYPE u unknown\nu 1\n"
+                                  "# TYPE h histogram\nh_bucket{le=\"1\"} 1 # {trace_id=\"ab\"} 0.5\n"
+                                  "h_bucket{le=\"+Inf\"} 1\nh_sum 0.5\nh_count 1\n# EOF\n";
+    if (!expo_parse_as(&e, good_om, strlen(good_om), true))
+        fail_msg("the parser refused good OpenMetrics: %s", e.err);
+    assert_int_equal(e.nfam, 4);
+    expo_free(&e);
     static const char good[] = "# HELP m A \\\\ help\\n text.\n# TYPE m counter\n"
                                "m{a=\"say \\\"hi\\\" \\\\ \\n \xe2\x82\xac\"} 1\nm{a=\"2\",} 2.5e3\n"
                                "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_sum 0.5\nh_count 1\n";
@@ -375,6 +448,62 @@ static int promtool_check(const char *text, size_t len)
     return 1;
 }
 
+
+/* The reference parser: prometheus_client's (the Prometheus project's
+ * Python client; Debian's python3-prometheus-client, which ./bootstrap
+ * installs). It checks what a syntax check does not: a histogram's
+ * buckets cumulative and its _count equal to +Inf's, samples of one
+ * series grouped, exemplars only where they may be, counters never
+ * negative, no family name clashing with another's samples. Returns 1
+ * when it accepted the text, 0 when it is not installed (skipped, said
+ * so); fails the test when it refused it. */
+static const char refparse_py[] =
+    "import sys\n"
+    "try:\n"
+    "    from prometheus_client.parser import text_string_to_metric_families as text\n"
+    "    from prometheus_client.openmetrics.parser import text_string_to_metric_families as om\n"
+    "except ImportError:\n"
+    "    sys.exit(77)\n"
+    "data = open(sys.argv[2], encoding='utf-8').read()\n"
+    "try:\n"
+    "    fams = list((om if sys.argv[1] == 'om' else text)(data))\n"
+    "except Exception as e:\n"
+    "    sys.exit('prometheus_client refused it: %r' % e)\n"
+    "print(len(fams))\n";
+
+static int refparse(const char *text, size_t len, bool om, int *families)
+{
+    /* Debian's python3 first: a python3 earlier in PATH may lack the module */
+    const char *py = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+    char path[] = "/tmp/sluice-metrics-XXXXXX", script[] = "/tmp/sluice-refparse-XXXXXX";
+    int fd = mkstemp(path), sfd = mkstemp(script);
+    assert_true(fd >= 0 && sfd >= 0);
+    assert_int_equal(write(fd, text, len), (ssize_t)len);
+    assert_int_equal(write(sfd, refparse_py, sizeof refparse_py - 1), (ssize_t)(sizeof refparse_py - 1));
+    close(fd);
+    close(sfd);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "%s %s %s %s", py, script, om ? "om" : "text", path);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    int n = -1;
+    if (fscanf(f, "%d", &n) != 1)
+        n = -1;
+    int rc = pclose(f);
+    unlink(path);
+    unlink(script);
+    assert_true(WIFEXITED(rc));
+    if (WEXITSTATUS(rc) == 77) {
+        print_message("prometheus_client not installed (Debian: apt-get install python3-prometheus-client): "
+                      "the reference parser's check is skipped, the strict parser's stands\n");
+        return 0;
+    }
+    if (WEXITSTATUS(rc) != 0)
+        fail_msg("the reference parser refused the %s exposition (its reason above)", om ? "OpenMetrics" : "text");
+    *families = n;
+    return 1;
+}
+
 static void test_exposition_escaped(void **s)
 {
     (void)s;
@@ -413,6 +542,8 @@ static void test_exposition_escaped(void **s)
     assert_non_null(strstr(r.body, "channel=\"twin\",channel_id=\"1\""));
     assert_non_null(strstr(r.body, "route=\"/q\\\"uote\\\\d\",status=\"200\""));
     promtool_check(r.body, r.body_len);
+    int nf;
+    refparse(r.body, r.body_len, false, &nf);
 }
 
 /* ---- the families, from a live /metrics --------------------------------------------- */
@@ -531,8 +662,187 @@ static void test_families_live(void **s)
     double le = strtod(strstr(line, "le=\"") + 4, NULL);
     assert_true(v <= le);   /* on the bucket it falls in */
     assert_null(strstr(ex + sizeof exh - 1, "trace_id"));   /* one sampled request, one exemplar */
+    if (!expo_parse_as(&e, r.body, r.body_len, true))
+        fail_msg("/metrics (OpenMetrics) does not parse: %s", e.err);
+    expo_free(&e);
+    int nf;
+    refparse(r.body, r.body_len, true, &nf);   /* the exemplar where the reference allows it */
     close(fd);
     srv_stop(&TS);
+}
+
+
+/* ---- the families filled by collectors, from a live /metrics ----------------------- */
+
+/* Every family docs/metrics.md lists as filled at scrape, with its type
+ * and label names in order. */
+static const struct { const char *name, *type, *labels; } moved[] = {
+    { "sluice_http_inflight", "gauge", "reactor" },
+    { "sluice_http_inflight_peak", "gauge", "reactor" },
+    { "sluice_http_queued", "gauge", "reactor" },
+    { "sluice_http_connections", "gauge", "reactor" },
+    { "sluice_http_buffered_input_bytes", "gauge", "reactor" },
+    { "sluice_http_buffered_output_bytes", "gauge", "reactor" },
+    { "sluice_http_connection_buffered_max_bytes", "gauge", "reactor" },
+    { "sluice_http_shed_total", "counter", "reactor" },
+    { "sluice_http_admission_limit", "gauge", "reactor" },
+    { "sluice_http_admission_overloaded", "gauge", "reactor" },
+    { "sluice_http_expired_total", "counter", "reactor" },
+    { "sluice_http_queue_delay_seconds", "gauge", "reactor" },
+    { "sluice_http_admission_shed_total", "counter", "reactor,reason" },
+    { "sluice_http_undo_started_total", "counter", "reactor" },
+    { "sluice_http_undo_running", "gauge", "reactor" },
+    { "sluice_http_parse_errors_total", "counter", "reactor" },
+    { "sluice_deadlocks_total", "counter", "reactor" },
+    { "sluice_stalls_total", "counter", "reactor" },
+    { "sluice_ctx_ends_total", "counter", "reactor,cause" },
+    { "sluice_tasks", "gauge", "reactor,state" },
+    { "sluice_channel_length", "gauge", "reactor,channel,channel_id,capacity" },
+    { "sluice_upstream_calls_total", "counter", "upstream,result" },
+    { "sluice_upstream_events_total", "counter", "upstream,event" },
+    { "sluice_upstream_connections", "gauge", "upstream,state" },
+    { "sluice_offload_queue_depth", "gauge", "" },
+    { "sluice_offload_queue_capacity", "gauge", "" },
+    { "sluice_offload_running", "gauge", "" },
+    { "sluice_offload_threads", "gauge", "state" },
+    { "sluice_offload_calls_total", "counter", "result" },
+    { "sluice_offload_wait_seconds", "summary", "" },
+    { "sluice_offload_wait_seconds_max", "gauge", "" },
+    { "sluice_offload_run_seconds", "summary", "" },
+    { "sluice_offload_run_seconds_max", "gauge", "" },
+    { "sluice_log_dropped_total", "counter", "" },
+    { "sluice_trace_spans_total", "counter", "result" },
+    { "sluice_trace_queue_spans", "gauge", "" },
+    { "process_cpu_seconds_total", "counter", "" },
+    { "process_resident_memory_bytes", "gauge", "" },
+    { "process_virtual_memory_bytes", "gauge", "" },
+    { "process_open_fds", "gauge", "" },
+    { "process_max_fds", "gauge", "" },
+    { "sluice_metrics_collector_errors_total", "counter", "collector" },
+};
+
+/* The family's TYPE line is there, once, and its first sample has the
+ * label names `labels` in that order. */
+static void expect_family(const char *t, const char *name, const char *type, const char *labels, bool om)
+{
+    char fam[128], want[192], sname[160];
+    size_t n = strlen(name);
+    bool counter = !strcmp(type, "counter");
+    snprintf(fam, sizeof fam, "%.*s", (int)(om && counter ? n - 6 : n), name);   /* OpenMetrics: no _total */
+    snprintf(want, sizeof want, "\n# TYPE %s %s\n", fam, type);
+    const char *at = strstr(t, want);
+    if (!at)
+        fail_msg("no \"# TYPE %s %s\" (%s)", fam, type, om ? "OpenMetrics" : "text");
+    assert_null(strstr(at + 1, want));
+    snprintf(sname, sizeof sname, "%s%s", name, !strcmp(type, "summary") ? "_sum" : "");
+    const char *line = strstr(at, "\n") + 1;
+    line = strstr(line, "\n") + 1;   /* past the TYPE line */
+    if (strncmp(line, sname, strlen(sname)) || (line[strlen(sname)] != '{' && line[strlen(sname)] != ' '))
+        fail_msg("%s: the sample after TYPE is %.80s", name, line);
+    char got[256] = "";
+    const char *p = line + strlen(sname);
+    if (*p == '{')
+        for (p++; *p != '}';) {
+            const char *eq = strchr(p, '=');
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%.*s", *got ? "," : "", (int)(eq - p), p);
+            p = eq + 2;
+            while (*p != '"')
+                p += *p == '\\' ? 2 : 1;
+            p += 1 + (p[1] == ',');
+        }
+    if (strcmp(got, labels))
+        fail_msg("%s: labels %s, docs/metrics.md says %s", name, got, labels);
+}
+
+static sl_metric *app_many;
+
+/* An application's collectors: one reports more series than its family
+ * holds, one fails on every call. */
+static int app_collect_many(sl_metrics_scrape *sc, int reactor, void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 6; i++) {
+        char v[16];
+        snprintf(v, sizeof v, "r%d-%d", reactor, i);
+        int rc = sl_scrape_add(sc, app_many, (const char *[]){ v }, 1);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int app_collect_fails(sl_metrics_scrape *sc, int reactor, void *arg)
+{
+    (void)arg;
+    (void)reactor;
+    sl_scrape_add(sc, app_many, (const char *[]){ "from-a-failed-call" }, 1000);   /* left out */
+    return -EIO;
+}
+
+static void test_collected_families_live(void **s)
+{
+    (void)s;
+    static resp r, ro;
+    static expo e;
+    sl_tracer *tr;
+    sl_http_upstream *up;
+    assert_int_equal(sl_tracer_new(&tr, &(sl_tracer_opts){ 0 }), 0);
+    TS.rt = rt_new(2, &TS.cap);
+    assert_int_equal(sl_http_server_new(&TS.srv, TS.rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0", .tracer = tr }), 0);
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/ok", h_ok, 0, NULL), 0);
+    assert_int_equal(sl_http_upstream_new(&up, TS.rt, "http://127.0.0.1:1", NULL), 0);
+    assert_int_equal(sl_http_server_add_upstream(TS.srv, "pay\"ment", up), -EINVAL);   /* names are plain */
+    assert_int_equal(sl_http_server_add_upstream(TS.srv, "payment", up), 0);
+    sl_metrics *m = sl_http_server_metrics(TS.srv);
+    static const char *const by_key[] = { "key", NULL };
+    assert_int_equal(sl_metric_new(m, &app_many, SL_METRIC_GAUGE, "app_keys",
+                                   &(sl_metric_opts){ .help = "Keys.", .labels = by_key, .max_series = 8 }), 0);
+    assert_int_equal(sl_metrics_collector(m, "app_many", app_collect_many, NULL), 0);
+    assert_int_equal(sl_metrics_collector(m, "app_fails", app_collect_fails, NULL), 0);
+    assert_int_equal(sl_metrics_collector(m, "app_many", app_collect_fails, NULL), -EEXIST);
+    assert_int_equal(sl_metrics_collector(m, "sluice_server", app_collect_fails, NULL), -EEXIST);   /* built in */
+    assert_int_equal(sl_metric_new(m, &app_items, SL_METRIC_GAUGE, "sluice_channel_length", NULL), -EEXIST);
+    srv_run(&TS);
+    assert_int_equal(get(TS.port, "/ok", &r), 200);
+    assert_int_equal(get(TS.port, "/metrics", &r), 200);
+    int fd = cli_connect(TS.port);
+    cli_send(fd, "GET /metrics HTTP/1.1\r\nHost: t\r\nAccept: application/openmetrics-text; version=1.0.0\r\n\r\n");
+    assert_int_equal(cli_read(fd, &ro, 5000), 200);
+    close(fd);
+    srv_stop(&TS);
+    sl_http_upstream_free(up);
+    sl_tracer_free(tr);
+
+    const struct { resp *r; bool om; } both[] = { { &r, false }, { &ro, true } };
+    for (int k = 0; k < 2; k++) {
+        const char *t = both[k].r->body;
+        if (!expo_parse_as(&e, t, both[k].r->body_len, both[k].om))
+            fail_msg("/metrics (%s) does not parse: %s", both[k].om ? "OpenMetrics" : "text", e.err);
+        int nfam = e.nfam, ref;
+        expo_free(&e);
+        if (refparse(t, both[k].r->body_len, both[k].om, &ref))
+            assert_int_equal(ref, nfam);   /* the two parsers see the same families */
+        for (size_t i = 0; i < sizeof moved / sizeof *moved; i++)
+            expect_family(t, moved[i].name, moved[i].type, moved[i].labels, both[k].om);
+        /* the figures: per reactor, summed over reactors, the process's once */
+        assert_non_null(strstr(t, "sluice_http_connections{reactor=\"1\"} "));
+        assert_non_null(strstr(t, both[k].om ? "sluice_ctx_ends_total{reactor=\"0\",cause=\"client_disconnected\"} "
+                                             : "sluice_ctx_ends_total{reactor=\"0\",cause=\"client_disconnected\"} "));
+        assert_non_null(strstr(t, "sluice_upstream_calls_total{upstream=\"payment\",result=\"ok\"} 0\n"));
+        assert_true(sample(t, "sluice_offload_threads{state=\"max\"}") > 0);
+        assert_true(sample(t, "sluice_trace_spans_total{result=\"dropped\"}") == 0);
+        assert_true(sample(t, "process_open_fds") > 3);
+        /* 12 keys reported, 8 fit, the overflow series has the rest */
+        int keys = 0;
+        for (const char *p = strstr(t, "\napp_keys{"); p; p = strstr(p + 1, "\napp_keys{"))
+            keys++;
+        assert_int_equal(keys, 9);
+        assert_true(sample(t, "app_keys{key=\"overflow\"}") == 4);
+        assert_null(strstr(t, "from-a-failed-call"));
+        /* one failure per reactor per scrape */
+        assert_true(sample(t, "sluice_metrics_collector_errors_total{collector=\"app_fails\"}") == 2 * (k + 1));
+        assert_true(sample(t, "sluice_metrics_collector_errors_total{collector=\"sluice_server\"}") == 0);
+    }
 }
 
 /* ---- a scrape cancelled once every snapshot has arrived --------------------------- */
@@ -642,6 +952,7 @@ int main(void)
         cmocka_unit_test(test_parser_refuses),
         cmocka_unit_test(test_exposition_escaped),
         cmocka_unit_test(test_families_live),
+        cmocka_unit_test(test_collected_families_live),
         cmocka_unit_test(test_scrape_cancelled_after_all_parts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
