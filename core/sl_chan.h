@@ -218,17 +218,33 @@ typedef struct sl_case {
     void *buf;          /* element to send, or where to receive */
     int err;            /* out: the chosen case's own result, 0 or -EPIPE */
     sl_waiter w_;       /* private */
+    uint32_t waited_;   /* private: priority mode's count of choices passed over */
 } sl_case;
 
 #define SL_SELECT_DEFAULT 1   /* never park: -EAGAIN if no case is ready */
 
+/* PRIORITY MODE: SL_SELECT_PRIO(k) (may be or-ed with SL_SELECT_DEFAULT).
+ * Among the ready cases the first (lowest index) is chosen, unless that
+ * would let a ready case be passed over more than k choices in a row: a
+ * ready case is never passed over more than k times while it stays ready
+ * (exactly k when the cases before it are always ready: with two cases
+ * always ready, the second is chosen at every (k+1)-th choice). k must be
+ * at least n - 1 (n cases always ready need a turn each within k + 1
+ * choices): else -EINVAL; 0 <= k <= SL_SELECT_PRIO_MAX. The counts live in
+ * the cases (waited_): keep the array between calls (setting ch, op and buf
+ * again is fine, zeroing it restarts the counts). When the select parks,
+ * no case was ready: the counts start again. */
+#define SL_SELECT_PRIO_ 2
+#define SL_SELECT_PRIO_MAX 0x7fffff
+#define SL_SELECT_PRIO(k) (SL_SELECT_PRIO_ | (int)((unsigned)(k) << 8))
+
 /* Waits until one of the cases can proceed, performs it, and returns its
  * index; cases[i].err is 0, or -EPIPE for a closed channel (a closed
  * channel's case counts as ready). When several are ready one is chosen at
- * random, uniformly. With SL_SELECT_DEFAULT it never parks and returns
+ * random, uniformly (or by priority: SL_SELECT_PRIO above). With SL_SELECT_DEFAULT it never parks and returns
  * -EAGAIN if none is ready. Otherwise it may park: SL_PENDING, then the index
  * or -ETIMEDOUT/-ECANCELED. Returns -EINVAL (n < 1, NULL channel, bad op),
- * -EXDEV (a channel of another reactor), or the cancel error. */
+ * -EXDEV (a channel of another reactor), -EINVAL for a priority k < n - 1, or the cancel error. */
 int sl_select(sl_task *t, sl_case *cases, int n, int flags);
 
 /* ---- private ------------------------------------------------------------ */
