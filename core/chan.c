@@ -114,6 +114,8 @@ static int put(sl_chan *ch, const void *elem)
         push_elem(ch, elem);
         return 0;
     }
+    if (ch->reserved_)
+        sl__rsend_recall(ch);   /* room is lent to another reactor: have it back */
     return -EAGAIN;
 }
 
@@ -186,12 +188,19 @@ void sl__chan_admit(sl_chan *ch, const unsigned char *elems, uint32_t n, uint32_
     note_room(ch);
 }
 
-/* Would an operation complete now (including with -EPIPE)? For select. */
-bool sl__chan_ready(const sl_chan *ch, int op);
-bool sl__chan_ready(const sl_chan *ch, int op)
+/* Would an operation complete now (including with -EPIPE)? For select. A
+ * send that would not, on a channel whose room is lent to other reactors,
+ * calls that credit back (rsend.c), as a parked sender does. */
+bool sl__chan_ready(sl_chan *ch, int op);
+bool sl__chan_ready(sl_chan *ch, int op)
 {
-    if (op == SL_SEND)
-        return ch->closed_ || ch->receivers_gone_ || ch->recvq_.head || room(ch);
+    if (op == SL_SEND) {
+        if (ch->closed_ || ch->receivers_gone_ || ch->recvq_.head || room(ch))
+            return true;
+        if (ch->reserved_)
+            sl__rsend_recall(ch);
+        return false;
+    }
     return ch->len_ > 0 || ch->sendq_.head || ((ch->closed_ || ch->senders_gone_) && !ch->reserved_);
 }
 
@@ -478,6 +487,7 @@ void sl__chan_quarantine_free(sl_reactor *r)
 
 static void chan_release_mem(sl_chan *ch)
 {
+    sl__rsend_free_loans(ch);
     if (ch->buf_heap_)
         free(ch->buf_);
     ch->buf_ = NULL;
@@ -590,7 +600,7 @@ static void grant_unqueue(sl_chan *ch)
  * out (a batch on its way still names it); its ring went at the free. */
 void sl__chan_maybe_release(sl_chan *ch)
 {
-    if (ch->freed_ && !ch->n_holds_ && !ch->reserved_)
+    if (ch->freed_ && !ch->n_holds_ && !ch->reserved_ && !ch->recalls_)
         chan_release_mem(ch);
 }
 
@@ -646,6 +656,7 @@ void sl__chan_teardown(sl_chan *ch)
     unregister(ch);
     ch->freed_ = 1;
     ch->reserved_ = 0;   /* every reactor has stopped: no batch will come */
+    ch->recalls_ = 0;
     if (!ch->holds_) {
         chan_release_mem(ch);
         return;

@@ -9,7 +9,7 @@
 
 int sl__chan_do_send(sl_chan *ch, const void *elem);
 int sl__chan_do_recv(sl_chan *ch, void *elem);
-bool sl__chan_ready(const sl_chan *ch, int op);
+bool sl__chan_ready(sl_chan *ch, int op);
 
 static sl_wq *queue_of(sl_case *c)
 {

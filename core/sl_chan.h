@@ -227,6 +227,8 @@ struct sl_chan {
     struct sl_rs_ask *asks_, *asks_tail_;   /* asks for credit waiting for room */
     sl_chan *grant_next_;          /* in the home's list of channels to serve at turn end */
     uint8_t grant_queued_;
+    struct sl_rs_loan *loans_;     /* credit out, per borrowing reactor (core/rsend.c) */
+    uint32_t recalls_;             /* recalls of credit not answered yet */
 };
 
 int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,
