@@ -128,18 +128,18 @@ static struct {
     sl_case cs[1];
 } C;
 
+typedef struct rc_other { int i, v, rc; } rc_other;
+static rc_other other, lender;   /* each touched by its own task only */
+
 static int rc_lender(sl_task *t, void *arg)   /* reactor 1: takes credit, uses one slot */
 {
-    (void)arg;
+    rc_other *o = arg;
     SL_BEGIN(t);
-    C.v = 100;
-    SL_AWAIT(t, C.rc, sl_chan_send(t, C.ch, &C.v));
-    assert_int_equal(C.rc, 0);
+    o->v = 100;
+    SL_AWAIT(t, o->rc, sl_chan_send(t, C.ch, &o->v));
+    assert_int_equal(o->rc, 0);
     SL_END(t);
 }
-
-typedef struct rc_other { int i, v, rc; } rc_other;
-static rc_other other;
 
 static int rc_other_sender(sl_task *t, void *arg)   /* reactor 2: wants the whole capacity */
 {
@@ -161,7 +161,7 @@ static int rc_main(sl_task *t, void *arg)   /* reactor 0: the channel's home */
     (void)arg;
     SL_BEGIN(t);
     assert_int_equal(sl_chan_new(&C.ch, sizeof(int), RC_CAP, &(sl_chan_opts){ .name = "lent" }), 0);
-    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), rc_lender, NULL, NULL), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), rc_lender, &lender, NULL), 0);
     SL_AWAIT(t, C.rc, sl_chan_recv(t, C.ch, &C.got));   /* its batch is here: the rest is lent */
     assert_int_equal(C.rc, 0);
     assert_int_equal(C.got, 100);
@@ -230,6 +230,7 @@ static void run_recall(int how)
 {
     memset(&C, 0, sizeof C);
     memset(&other, 0, sizeof other);
+    memset(&lender, 0, sizeof lender);
     memset(&cap, 0, sizeof cap);
     C.how = how;
     rt = rt_new(3, &cap);
