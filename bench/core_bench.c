@@ -538,6 +538,113 @@ static double b_cross_pingpong(long n)
     return (double)(XPP.t1 - XPP.t0) / (double)n;
 }
 
+/* ---- worker pool across reactors (issue 17) ---------------------------------------------------- */
+
+/* One producer task sends n jobs on `jobs` (home: reactor 0, cap 1024) and
+ * closes it; a worker task on every reactor receives jobs, works on each
+ * (wp_work) and sends its result on `results` (home: reactor 0, cap 1024);
+ * a collector on reactor 0 receives the n results. The Go peer: the same
+ * with goroutines, a worker per P at GOMAXPROCS=2. Jobs/s: n over the time
+ * from the first send to the last result. */
+#define WP_WORKERS 2
+
+typedef struct wpw { long done; int64_t v; int rc; } wpw;
+
+/* The work per job: 256 steps of an LCG (a few hundred ns), enough that a
+ * second core is worth having; the Go peer's is the same. */
+static int64_t wp_work(int64_t v)
+{
+    uint64_t x = (uint64_t)v;
+    for (int i = 0; i < 256; i++)
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (int64_t)x;
+}
+
+typedef struct wp {
+    sl_chan *jobs, *results;
+    long n, ip, ic;
+    int64_t vp, vc;
+    int rcp, rcc, finished;   /* finished: workers and collector, counted on reactor 0 */
+    uint64_t t0, t1;
+    wpw w[WP_WORKERS];
+} wp;
+
+static wp WP;
+
+static void wp_finished(void *arg)
+{
+    (void)arg;
+    if (++WP.finished == WP_WORKERS + 1) {
+        sl_chan_free(NULL, WP.jobs);
+        sl_chan_free(NULL, WP.results);
+        sl_runtime_stop(rt);
+    }
+}
+
+static int wp_worker(sl_task *t, void *arg)
+{
+    wpw *w = arg;
+    SL_BEGIN(t);
+    for (;;) {
+        SL_AWAIT(t, w->rc, sl_chan_recv(t, WP.jobs, &w->v));
+        if (w->rc)
+            break;   /* -EPIPE: closed and drained */
+        w->v = wp_work(w->v);
+        SL_AWAIT(t, w->rc, sl_chan_send(t, WP.results, &w->v));
+        w->done++;
+    }
+    sl_reactor_post(sl_runtime_reactor(rt, 0), wp_finished, NULL);
+    SL_END(t);
+}
+
+static int wp_producer(sl_task *t, void *arg)   /* reactor 0; owns jobs */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    WP.t0 = sl_now_ns();
+    for (WP.ip = 0; WP.ip < WP.n; WP.ip++) {
+        WP.vp = WP.ip;
+        SL_AWAIT(t, WP.rcp, sl_chan_send(t, WP.jobs, &WP.vp));
+    }
+    sl_chan_close(t, WP.jobs);
+    sl_chan_give(WP.jobs, t, NULL);   /* freed once every worker is done (wp_finished) */
+    SL_END(t);
+}
+
+static int wp_collector(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (WP.ic = 0; WP.ic < WP.n; WP.ic++)
+        SL_AWAIT(t, WP.rcc, sl_chan_recv(t, WP.results, &WP.vc));
+    WP.t1 = sl_now_ns();
+    wp_finished(NULL);
+    SL_END(t);
+}
+
+static int wp_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    sl_task *p;
+    sl_chan_new(&WP.jobs, sizeof(int64_t), 1024, NULL);
+    sl_chan_new(&WP.results, sizeof(int64_t), 1024, NULL);
+    sl_spawn(NULL, wp_producer, NULL, &p, NULL);
+    sl_chan_give(WP.jobs, t, p);
+    sl_chan_give(WP.results, t, NULL);
+    sl_spawn(NULL, wp_collector, NULL, NULL, NULL);
+    for (int k = 0; k < WP_WORKERS; k++)
+        sl_spawn_on(sl_runtime_reactor(rt, k), wp_worker, &WP.w[k], NULL);
+    return 0;
+}
+
+static double b_worker_pool(long n)
+{
+    memset(&WP, 0, sizeof WP);
+    WP.n = n;
+    run_main(wp_main, NULL, WP_WORKERS);
+    return -(double)n / ((double)(WP.t1 - WP.t0) / 1e9);
+}
+
 /* ---- round trips: a task awaiting another reactor, or the offload pool ----------------------- */
 
 /* A task parks, a message goes to reactor 1, which posts one back that
@@ -831,6 +938,8 @@ int main(int argc, char **argv)
         emit("cross_reactor_chan_msgs_per_s", -best_of3(b_cross_chan, 1000000 / k), &first);
     if (wanted("cross_reactor_chan_pingpong_ns"))
         emit("cross_reactor_chan_pingpong_ns", best_of3(b_cross_pingpong, 100000 / k), &first);
+    if (wanted("worker_pool_items_per_s"))
+        emit("worker_pool_items_per_s", -best_of3(b_worker_pool, 200000 / k), &first);
     double cross_rtt = 0, off_rtt = 0;
     if (wanted("cross_reactor_roundtrip_ns") || wanted("offload_vs_cross_roundtrip"))
         emit("cross_reactor_roundtrip_ns", cross_rtt = best_of3(b_cross_roundtrip, 200000 / k), &first);

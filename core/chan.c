@@ -226,6 +226,8 @@ static int put(sl_chan *ch, const void *elem, uint64_t until)
         push_elem(ch, elem, until);
         return 0;
     }
+    if (ch->reserved_)
+        sl__rsend_recall(ch);   /* room is lent to another reactor: have it back */
     return -EAGAIN;
 }
 
@@ -309,13 +311,20 @@ void sl__chan_admit(sl_chan *ch, const unsigned char *elems, const unsigned char
     note_room(ch);
 }
 
-/* Would an operation complete now (including with -EPIPE)? For select. */
+/* Would an operation complete now (including with -EPIPE)? For select. A
+ * send that would not, on a channel whose room is lent to other reactors,
+ * calls that credit back (rsend.c), as a parked sender does. */
 bool sl__chan_ready(sl_chan *ch, int op);
 bool sl__chan_ready(sl_chan *ch, int op)
 {
-    if (op == SL_SEND)
-        return ch->closed_ || ch->receivers_gone_ || ch->recvq_.head || room(ch) ||
-               (ch->dl_n_ && sweep(ch) && room(ch));
+    if (op == SL_SEND) {
+        if (ch->closed_ || ch->receivers_gone_ || ch->recvq_.head || room(ch) ||
+            (ch->dl_n_ && sweep(ch) && room(ch)))
+            return true;
+        if (ch->reserved_)
+            sl__rsend_recall(ch);
+        return false;
+    }
     if (ch->dl_n_)
         expire_head(ch);   /* a select must not choose a case that would get nothing */
     return ch->len_ > 0 || live_sender(ch) || ((ch->closed_ || ch->senders_gone_) && !ch->reserved_);
@@ -660,6 +669,7 @@ void sl__chan_quarantine_free(sl_reactor *r)
 
 static void release_ring(sl_chan *ch)
 {
+    sl__rsend_free_loans(ch);
     if (ch->buf_heap_)
         free(ch->buf_);
     ch->buf_ = NULL;
@@ -782,7 +792,7 @@ static void grant_unqueue(sl_chan *ch)
  * out (a batch on its way still names it); its ring went at the free. */
 void sl__chan_maybe_release(sl_chan *ch)
 {
-    if (ch->freed_ && !ch->n_holds_ && !ch->reserved_)
+    if (ch->freed_ && !ch->n_holds_ && !ch->reserved_ && !ch->recalls_)
         chan_release_mem(ch);
 }
 
@@ -835,6 +845,7 @@ void sl__chan_teardown(sl_chan *ch)
     unregister(ch);
     ch->freed_ = 1;
     ch->reserved_ = 0;   /* every reactor has stopped: no batch will come */
+    ch->recalls_ = 0;
     if (!ch->holds_) {
         chan_release_mem(ch);
         return;

@@ -237,11 +237,13 @@ bool sl__remote_waits(const sl_task *t);    /* parked remotely, no withdrawal un
 int sl__rsend(sl_task *t, sl_chan *ch, const void *elem, uint64_t until);
 bool sl__rsend_parked(const sl_task *t);
 void sl__rsend_unpark(sl_task *t);
-void sl__rsend_flush(sl_reactor *r, bool all);
+int sl__rsend_flush(sl_reactor *r, bool all);   /* how many things it sent or served */
 void sl__rsend_free_all(sl_reactor *r);
 void sl__rsend_grant(sl_chan *ch);
 void sl__rsend_fail_asks(sl_chan *ch, int err);
 void sl__rsend_drop_asks(sl_chan *ch);     /* teardown: free them, answer nobody */
+void sl__rsend_recall(sl_chan *ch);        /* home: room wanted, lent credit comes back */
+void sl__rsend_free_loans(sl_chan *ch);    /* the header goes: its loan records too */
 /* chan.c: a batch's elements enter the channel; `returned` credit comes
  * back with them (their own included). `untils`: the elements' deadlines
  * (n unaligned uint64_t), or NULL for none. */

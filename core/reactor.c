@@ -597,10 +597,8 @@ int sl__reactor_drain(sl_reactor *r)
     sl_reactor *prev = sl__tl_reactor;
     sl__tl_reactor = r;
     int n = drain(r, INT_MAX);
-    if (r->rs_dirty || r->grant_head) {   /* nothing runs any more: all credit goes back */
-        sl__rsend_flush(r, true);
-        n++;
-    }
+    if (r->rs_dirty || r->grant_head || r->rsends)   /* nothing runs any more: all credit goes back */
+        n += sl__rsend_flush(r, true);
     sl__tl_reactor = prev;
     return n;
 }

@@ -11,13 +11,24 @@
  * and one request for credit goes home; the grant wakes the waiters in
  * order, each element joining the batch.
  *
- * Credit that is not used goes back: at the end of a callback in which the
- * reactor sent nothing on the channel, or after which it has nothing ready
- * to run (it may sleep with it), so capacity is never parked on an idle
- * reactor. A task whose deadline or cancel fires while it waits for credit
- * leaves the queue on its own reactor: its element was never taken, and
- * the credit granted for it goes back. Nothing is shared between the
- * threads but the messages.
+ * Credit stays with the sender's reactor until the home calls it back, and
+ * the home tops it up as elements arrive: a batch of n elements is
+ * answered with up to n slots of new credit (if nobody waits here for room
+ * and no ask is queued), so a steady sender, or one that sends one element
+ * per round trip (a ping-pong), sends every element with credit in hand:
+ * one message per element each way, not an ask, a grant and a batch.
+ * Giving credit back whenever the sender idled cost a ping-pong three
+ * messages a leg (55 us a round trip against 18 us). The home keeps a loan
+ * record per borrowing reactor and calls its credit back (a recall, one
+ * message, answered by a batch giving back all unused credit) when
+ * someone else needs the room: a local sender or select that finds the
+ * channel full while credit is out (also try_send), an ask it cannot
+ * serve, close, free, the last receiver leaving. So capacity never stays
+ * parked on an idle reactor while anyone wants it. A task whose deadline
+ * or cancel fires while it waits for credit leaves the queue on its own
+ * reactor: its element was never taken. Nothing is shared between the
+ * threads but the messages (and the fields of a message set before it was
+ * posted).
  *
  * At home (chan.c helpers): a batch's elements enter the channel as if sent
  * there, even if it was closed meanwhile (they were admitted before the
@@ -39,44 +50,50 @@
 typedef struct rs_batch {
     sl_msg msg;
     sl_chan *ch;
+    sl_reactor *from;           /* the sender's reactor: its loan at home */
     uint32_t n, room, unused;   /* elements, their room, credit given back */
+    bool ack;                   /* the answer to a recall */
     /* elements, then (expiring channel) their deadlines: room * 8 bytes
      * after the room's elements, unaligned */
     unsigned char elems[];
 } rs_batch;
 
+/* An ask for credit (sender -> home -> sender), or a top-up (home ->
+ * sender, unasked). */
 typedef struct sl_rs_ask {
     sl_msg msg;
     sl_chan *ch;
-    sl_reactor *from;
+    sl_reactor *from, *home;     /* the sender's reactor; the channel's */
+    size_t esz;
     uint32_t want, granted;
     int err;
+    bool topup;
     struct sl_rs_ask *next;      /* home: the channel's queue of unserved asks */
 } rs_ask;
+
+/* Home: the credit one reactor holds (grants on their way included). */
+typedef struct sl_rs_loan {
+    sl_msg msg;                  /* the recall */
+    sl_chan *ch;
+    sl_reactor *to, *home;       /* the borrower; the channel's home (set once) */
+    uint32_t lent;
+    bool recalling;              /* a recall is out: no top-up until its answer */
+    struct sl_rs_loan *next;
+} rs_loan;
 
 typedef struct sl_rsend {
     struct sl_rsend *next, *dnext;
     sl_chan *ch;
-    sl_reactor *home;
+    sl_reactor *home, *self;
     size_t esz;
     uint32_t credit;
-    bool asking, used, dirty;
+    bool asking, recalled, dirty;
     bool expiring;               /* the channel's elements carry deadlines */
     sl_wq waitq;
     rs_batch *batch;
 } sl_rsend;
 
 /* ---- home side ------------------------------------------------------------ */
-
-/* home: a batch arrived (elements, and credit given back) */
-static void home_batch(void *arg)
-{
-    rs_batch *b = arg;
-    sl_chan *ch = b->ch;
-    sl__chan_admit(ch, b->elems, ch->expiring_ && b->n ? b->elems + (size_t)b->room * ch->elem_size_ : NULL,
-                   b->n, b->n + b->unused);
-    free(b);
-}
 
 static uint32_t space(const sl_chan *ch)
 {
@@ -91,6 +108,100 @@ static void reply(rs_ask *a)
     sl_reactor_post_mem(a->from, &a->msg, rs_granted, a);
 }
 
+static rs_loan *loan_find(sl_chan *ch, const sl_reactor *to)
+{
+    for (rs_loan *l = ch->loans_; l; l = l->next)
+        if (l->to == to)
+            return l;
+    return NULL;
+}
+
+static rs_loan *loan_get(sl_chan *ch, sl_reactor *to)
+{
+    rs_loan *l = loan_find(ch, to);
+    if (l)
+        return l;
+    l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->ch = ch;
+    l->to = to;
+    l->home = ch->home_;
+    l->next = ch->loans_;
+    ch->loans_ = l;
+    return l;
+}
+
+void sl__rsend_free_loans(sl_chan *ch)
+{
+    while (ch->loans_) {
+        rs_loan *l = ch->loans_;
+        ch->loans_ = l->next;
+        free(l);
+    }
+}
+
+static void holder_recall(void *arg);
+
+/* home: call back the credit lent to every reactor but `except` */
+static void recall(sl_chan *ch, const sl_reactor *except)
+{
+    for (rs_loan *l = ch->loans_; l; l = l->next)
+        if (l->lent && !l->recalling && l->to != except) {
+            l->recalling = true;
+            ch->recalls_++;
+            sl_reactor_post_mem(l->to, &l->msg, holder_recall, l);
+        }
+}
+
+void sl__rsend_recall(sl_chan *ch)
+{
+    if (ch->reserved_ && !ch->freed_ && ch->home_)
+        recall(ch, NULL);
+}
+
+/* home: credit for `l`'s reactor, unasked, as its batch made room */
+static void topup(sl_chan *ch, rs_loan *l, uint32_t n)
+{
+    if (!n || l->recalling || ch->asks_ || ch->sendq_.head || ch->closed_ || ch->receivers_gone_ ||
+        ch->freed_)
+        return;
+    uint32_t g = space(ch);
+    if (g > n)
+        g = n;
+    if (!g)
+        return;
+    rs_ask *a = malloc(sizeof *a);
+    if (!a)
+        return;   /* it will ask */
+    *a = (rs_ask){ .ch = ch, .from = l->to, .home = ch->home_, .esz = ch->elem_size_,
+                   .granted = g, .topup = true };
+    ch->reserved_ += g;
+    l->lent += g;
+    reply(a);
+}
+
+/* home: a batch arrived (elements, and credit given back) */
+static void home_batch(void *arg)
+{
+    rs_batch *b = arg;
+    sl_chan *ch = b->ch;
+    rs_loan *l = loan_find(ch, b->from);   /* there is one: credit was lent */
+    if (l) {
+        l->lent -= b->n + b->unused;
+        if (b->ack) {
+            l->recalling = false;
+            ch->recalls_--;
+        }
+    }
+    bool freed = ch->freed_;
+    sl__chan_admit(ch, b->elems, ch->expiring_ && b->n ? b->elems + (size_t)b->room * ch->elem_size_ : NULL,
+                   b->n, b->n + b->unused);   /* may release a freed ch */
+    if (l && !b->ack && !freed)
+        topup(ch, l, b->n);
+    free(b);
+}
+
 /* home: serves queued asks from free space (at the end of a callback) */
 void sl__rsend_grant(sl_chan *ch)
 {
@@ -102,10 +213,13 @@ void sl__rsend_grant(sl_chan *ch)
             uint32_t g = space(ch);
             if (!g && ch->dl_n_ && sl__chan_sweep(ch))   /* expired elements hold room */
                 g = space(ch);
-            if (!g)
+            if (!g) {
+                recall(ch, a->from);   /* room lent elsewhere: have it back */
                 return;
+            }
             a->granted = g < a->want ? g : a->want;
             ch->reserved_ += a->granted;
+            loan_find(ch, a->from)->lent += a->granted;   /* made by home_ask */
         }
         ch->asks_ = a->next;
         if (!ch->asks_)
@@ -114,9 +228,11 @@ void sl__rsend_grant(sl_chan *ch)
     }
 }
 
-/* home: fails every queued ask (close, free, last receiver gone) */
+/* home: fails every queued ask and calls lent credit back (close, free,
+ * last receiver gone) */
 void sl__rsend_fail_asks(sl_chan *ch, int err)
 {
+    recall(ch, NULL);
     rs_ask *a;
     while ((a = ch->asks_)) {
         ch->asks_ = a->next;
@@ -136,6 +252,11 @@ static void home_ask(void *arg)
         reply(a);
         return;
     }
+    if (!loan_get(ch, a->from)) {
+        a->err = -ENOMEM;
+        reply(a);
+        return;
+    }
     a->next = NULL;
     if (ch->asks_tail_)
         ch->asks_tail_->next = a;
@@ -146,6 +267,22 @@ static void home_ask(void *arg)
 }
 
 /* ---- sender side ------------------------------------------------------------ */
+
+static sl_rsend *find(sl_reactor *r, const sl_chan *ch);
+
+static sl_rsend *make(sl_reactor *r, sl_chan *ch, sl_reactor *home, size_t esz)
+{
+    sl_rsend *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->ch = ch;
+    s->home = home;
+    s->self = r;
+    s->esz = esz;
+    s->next = r->rsends;
+    r->rsends = s;
+    return s;
+}
 
 static sl_rsend *find(sl_reactor *r, const sl_chan *ch)
 {
@@ -170,21 +307,27 @@ static void mark_dirty(sl_reactor *r, sl_rsend *s)
     }
 }
 
-static void ship(sl_rsend *s, uint32_t unused)
+/* Sends the batch home with `unused` credit; `ack` answers a recall (and
+ * goes even if empty). False if it could not (no memory: kept for the next
+ * flush, and the credit stays lent). */
+static bool ship(sl_rsend *s, uint32_t unused, bool ack)
 {
     rs_batch *b = s->batch;
     if (!b) {
-        if (!unused)
-            return;
+        if (!unused && !ack)
+            return true;
         b = malloc(sizeof *b);
         if (!b)
-            return;   /* the credit stays lent: kept for the next flush */
+            return false;
         *b = (rs_batch){ .ch = s->ch };
     }
     s->batch = NULL;
+    b->from = s->self;
     b->unused = unused;
+    b->ack = ack;
     s->credit -= unused;
     sl_reactor_post_mem(s->home, &b->msg, home_batch, b);
+    return true;
 }
 
 /* Copies one element (and its deadline) into the batch; the caller has
@@ -193,7 +336,7 @@ static int append(sl_reactor *r, sl_rsend *s, const void *elem, uint64_t until)
 {
     rs_batch *b = s->batch;
     if (b && b->n == b->room) {
-        ship(s, 0);
+        ship(s, 0, false);
         b = NULL;
     }
     if (!b) {
@@ -208,7 +351,6 @@ static int append(sl_reactor *r, sl_rsend *s, const void *elem, uint64_t until)
     if (s->expiring)
         memcpy(b->elems + (size_t)b->room * s->esz + (size_t)b->n * sizeof until, &until, sizeof until);
     b->n++;
-    s->used = true;
     mark_dirty(r, s);
     return 0;
 }
@@ -221,7 +363,7 @@ static void ask(sl_rsend *s, sl_reactor *r)
     uint32_t want = s->waitq.n;
     if (want < WANT_MAX)
         want = s->ch->cap_ < WANT_MAX ? (uint32_t)s->ch->cap_ : WANT_MAX;
-    *a = (rs_ask){ .ch = s->ch, .from = r, .want = want };
+    *a = (rs_ask){ .ch = s->ch, .from = r, .home = s->home, .esz = s->esz, .want = want };
     s->asking = true;
     sl_reactor_post_mem(s->home, &a->msg, home_ask, a);
 }
@@ -233,17 +375,25 @@ static void waiter_done(sl_reactor *r, sl_task *t, int rc)
     sl__wake(t, rc);
 }
 
-/* sender: the answer to an ask */
+/* sender: the answer to an ask, or a top-up */
 static void rs_granted(void *arg)
 {
     rs_ask *a = arg;
     sl_reactor *r = a->from;
     sl_rsend *s = find(r, a->ch);
-    if (!s) {   /* cannot happen: an asking sender is kept */
+    if (!s)   /* a top-up after we went idle (an asking sender is kept) */
+        s = make(r, a->ch, a->home, a->esz);
+    if (!s) {   /* no memory: the credit goes home at once, as a recall's answer would */
+        rs_batch *b = malloc(sizeof *b);
+        if (b) {
+            *b = (rs_batch){ .ch = a->ch, .from = r, .unused = a->granted };
+            sl_reactor_post_mem(a->home, &b->msg, home_batch, b);
+        }   /* else lost until the runtime ends: nothing more can be done */
         free(a);
         return;
     }
-    s->asking = false;
+    if (!a->topup)
+        s->asking = false;
     s->credit += a->granted;
     mark_dirty(r, s);
     sl_waiter *w;
@@ -265,9 +415,29 @@ static void rs_granted(void *arg)
         sl_wq_remove(&s->waitq, w);
         waiter_done(r, w->task, 0);
     }
-    if (s->waitq.head && !s->credit)
+    if (s->waitq.head && !s->credit && !s->asking)
         ask(s, r);
     free(a);
+}
+
+/* holder: the home wants its credit back; the flush answers */
+static void holder_recall(void *arg)
+{
+    rs_loan *l = arg;   /* only ch, to and home are ours to read */
+    sl_reactor *r = l->to;
+    sl_rsend *s = find(r, l->ch);
+    if (!s)
+        s = make(r, l->ch, l->home, 0);   /* nothing held: an empty answer */
+    if (!s) {
+        rs_batch *b = malloc(sizeof *b);
+        if (b) {
+            *b = (rs_batch){ .ch = l->ch, .from = r, .ack = true };
+            sl_reactor_post_mem(l->home, &b->msg, home_batch, b);
+        }
+        return;
+    }
+    s->recalled = true;
+    mark_dirty(r, s);
 }
 
 /* `until`: the element's deadline (0 none); a wait for credit ends then */
@@ -277,17 +447,10 @@ int sl__rsend(sl_task *t, sl_chan *ch, const void *elem, uint64_t until)
     if (t->cancel_err_)
         return t->cancel_err_;
     sl_rsend *s = find(r, ch);
-    if (!s) {
-        s = calloc(1, sizeof *s);
-        if (!s)
-            return -ENOMEM;
-        s->ch = ch;
-        s->home = ch->home_;
-        s->esz = ch->elem_size_;
-        s->expiring = ch->expiring_;
-        s->next = r->rsends;
-        r->rsends = s;
-    }
+    if (!s && !(s = make(r, ch, ch->home_, ch->elem_size_)))
+        return -ENOMEM;
+    s->esz = ch->elem_size_;   /* made by a recall, it did not know */
+    s->expiring = ch->expiring_;
     if (s->credit && !s->waitq.head) {
         s->credit--;
         int rc = append(r, s, elem, until);
@@ -329,22 +492,27 @@ void sl__rsend_unpark(sl_task *t)
     r->remote_pending--;
 }
 
-/* End of a callback: batches go home; credit goes back unless the reactor
- * sent on the channel in this callback and has more to run. `all`: give
- * every credit back (the runtime is being freed). */
-void sl__rsend_flush(sl_reactor *r, bool all)
+/* End of a callback: batches go home; credit stays unless it was called
+ * back. `all`: give every credit back (the runtime is being freed). */
+int sl__rsend_flush(sl_reactor *r, bool all)
 {
-    bool busy = !all && (r->rq_head || r->yq_head);
+    int did = r->grant_head != NULL;
+    if (all)
+        for (sl_rsend *x = r->rsends; x; x = x->next)
+            if (x->credit)
+                mark_dirty(r, x);
     sl_rsend *s = r->rs_dirty;
     r->rs_dirty = NULL;
     while (s) {
         sl_rsend *next = s->dnext;
         s->dirty = false;
-        bool keep = busy && s->used && !s->waitq.head;
-        ship(s, keep ? 0 : s->credit);
-        s->used = false;
-        if (s->credit || s->batch)
-            mark_dirty(r, s);   /* kept (or could not be sent): look again next time */
+        bool back = all || s->recalled;
+        if (s->batch || (back && s->credit) || s->recalled)
+            did++;
+        if (ship(s, back ? s->credit : 0, s->recalled))
+            s->recalled = false;
+        else
+            mark_dirty(r, s);   /* could not be sent: look again next time */
         s = next;
     }
     /* home side: channels that have room for queued asks */
@@ -364,6 +532,7 @@ void sl__rsend_flush(sl_reactor *r, bool all)
             pp = &x->next;
         }
     }
+    return did;
 }
 
 /* Teardown: whatever is left (nothing can run any more). */

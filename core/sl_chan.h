@@ -30,7 +30,11 @@
  * home lends free room to the sender's reactor (counted as taken, so the
  * capacity holds), a send with credit returns 0 at once and its element
  * reaches the home in a batch when the sender's callback ends; without
- * credit the task parks on its own reactor until room is lent. After a
+ * credit the task parks on its own reactor until room is lent. Lent room
+ * stays with that reactor (topped up as its elements arrive) until the home
+ * needs it: a send, try_send or select send case at the home that finds
+ * the channel full while room is lent calls it back, and its -EAGAIN or
+ * wait lasts one round trip between the two reactors. After a
  * close, elements sent with credit lent before it still arrive, and
  * receivers get -EPIPE only once the channel is empty and all credit is
  * back. A receive, and a send on a rendezvous channel, is a round trip to
@@ -284,6 +288,8 @@ struct sl_chan {
     uint64_t expired_;
     void (*on_expire_)(sl_chan *, void *, void *);
     void *expire_arg_;
+    struct sl_rs_loan *loans_;     /* credit out, per borrowing reactor (core/rsend.c) */
+    uint32_t recalls_;             /* recalls of credit not answered yet */
 };
 
 int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,

@@ -170,6 +170,45 @@ func crossThroughput(n int) time.Duration {
 	return produce(n, 1024)
 }
 
+// wpWork is core-bench's wp_work: 256 steps of an LCG.
+func wpWork(v int64) int64 {
+	x := uint64(v)
+	for i := 0; i < 256; i++ {
+		x = x*6364136223846793005 + 1442695040888963407
+	}
+	return int64(x)
+}
+
+// workerPool mirrors core-bench's worker_pool_items_per_s: one producer
+// sends n jobs on a channel of capacity 1024 and closes it, a worker per P
+// (GOMAXPROCS=cross-procs) works on each and sends the result on another
+// channel of capacity 1024, and the caller collects the n results.
+func workerPool(n int) time.Duration {
+	prev := runtime.GOMAXPROCS(*crossProcs)
+	defer runtime.GOMAXPROCS(prev)
+	jobs, results := make(chan int64, 1024), make(chan int64, 1024)
+	for w := 0; w < *crossProcs; w++ {
+		go func() {
+			for v := range jobs {
+				results <- wpWork(v)
+			}
+		}()
+	}
+	start := time.Now()
+	go func() {
+		for i := 0; i < n; i++ {
+			jobs <- int64(i)
+		}
+		close(jobs)
+	}()
+	var s int64
+	for i := 0; i < n; i++ {
+		s += <-results
+	}
+	sink = s
+	return time.Since(start)
+}
+
 // select4 mirrors core-bench: make one of four channels ready, then select.
 func select4(n int) time.Duration {
 	var c [4]chan int64
@@ -452,6 +491,7 @@ func main() {
 		// same pipe, measured again for each.
 		{"cross_reactor_chan_msgs_per_s", rateFig(crossThroughput), false},
 		{"cross_reactor_chan_pingpong_ns", nsFig(crossPingPong), false},
+		{"worker_pool_items_per_s", rateFig(workerPool), false},
 		{"offload_roundtrip_ns", nsFig(offloadRoundTrip), false},
 		{"offload_sleep1ms_items_per_s_w1", rateFig(sleepCalls(1)), false},
 		{"offload_sleep1ms_items_per_s_w4", rateFig(sleepCalls(4)), false},

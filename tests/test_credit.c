@@ -1,0 +1,260 @@
+/* test_credit.c: sends by credit across reactors (core/rsend.c): what they
+ * cost in messages, and the home calling lent credit back when it needs
+ * the room. The races of many senders and receivers are in test_reactor.c
+ * (test_credit_sends_race). */
+#include <stdatomic.h>
+#include "testutil.h"
+
+static sl_runtime *rt;
+static capture cap;
+
+#define LONG_WAIT (10 * SL_NS_PER_S)   /* generous: only a bug runs into it */
+
+/* ---- a ping-pong costs one message per element each way ------------------------------ */
+
+/* A on reactor 1 sends on `a` (home: reactor 0) and receives on `b`; B on
+ * reactor 0 receives on `a` and sends on `b` (home: reactor 1). Each send
+ * has credit in hand (the home tops it up as each element arrives), so a
+ * round trip is two batches and two top-ups: four messages. Credit handed
+ * back while the sender waited for the answer made it six (an ask, a
+ * grant and a batch each way), and twice the wake-ups. */
+#define PP_N 2000
+
+static struct {
+    sl_chan *a, *b;
+    int ia, ib, rca, rcb, finished;
+    int64_t va, vb;
+    long bad;
+    sl_reactor_stats s0, s1;
+} P;
+
+static void pp_finished(void *arg)
+{
+    (void)arg;
+    if (++P.finished == 2)
+        sl_runtime_stop(rt);
+}
+
+static int pp_b(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (P.ib = 0; P.ib < PP_N; P.ib++) {
+        SL_AWAIT(t, P.rcb, sl_chan_recv(t, P.a, &P.vb));
+        assert_int_equal(P.rcb, 0);
+        SL_AWAIT(t, P.rcb, sl_chan_send(t, P.b, &P.vb));
+        assert_int_equal(P.rcb, 0);
+    }
+    sl_reactor_stats_get(sl_task_reactor(t), &P.s0);
+    assert_int_equal(sl_chan_free(t, P.a), 0);
+    pp_finished(NULL);
+    SL_END(t);
+}
+
+static int pp_a(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (P.ia = 0; P.ia < PP_N; P.ia++) {
+        P.va = P.ia;
+        SL_AWAIT(t, P.rca, sl_chan_send(t, P.a, &P.va));
+        assert_int_equal(P.rca, 0);
+        SL_AWAIT(t, P.rca, sl_chan_recv(t, P.b, &P.va));
+        assert_int_equal(P.rca, 0);
+        if (P.va != P.ia)
+            P.bad++;
+    }
+    sl_reactor_stats_get(sl_task_reactor(t), &P.s1);
+    assert_int_equal(sl_chan_free(t, P.b), 0);
+    sl_reactor_post(sl_runtime_reactor(rt, 0), pp_finished, NULL);
+    SL_END(t);
+}
+
+static int pp_start_a(sl_task *t, void *arg)   /* reactor 1: b's home, then A */
+{
+    (void)arg;
+    assert_int_equal(sl_chan_new(&P.b, sizeof(int64_t), 1, NULL), 0);
+    sl_task *a;
+    assert_int_equal(sl_spawn(NULL, pp_a, NULL, &a, NULL), 0);
+    assert_int_equal(sl_chan_give(P.b, t, a), 0);
+    /* B may use b only once it exists: it is made before A's first send */
+    return 0;
+}
+
+static int pp_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    sl_task *b;
+    assert_int_equal(sl_chan_new(&P.a, sizeof(int64_t), 1, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, pp_b, NULL, &b, NULL), 0);
+    assert_int_equal(sl_chan_give(P.a, t, b), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), pp_start_a, NULL, NULL), 0);
+    return 0;
+}
+
+static void test_pingpong_messages(void **s)
+{
+    (void)s;
+    memset(&P, 0, sizeof P);
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, pp_main, NULL), 0);
+    assert_int_equal(P.ib, PP_N);
+    assert_int_equal(P.ia, PP_N);
+    assert_int_equal(P.bad, 0);
+    uint64_t msgs = P.s0.msgs + P.s1.msgs;
+    print_message("ping-pong: %.2f messages, %.2f wake-ups per round trip\n", (double)msgs / PP_N,
+                  (double)(P.s0.wakeups + P.s1.wakeups) / PP_N);
+    /* four a round trip, and a few to start (the first ask and grant) */
+    assert_true(msgs <= 4 * (uint64_t)PP_N + 16);
+}
+
+/* ---- the home calls lent credit back when it needs the room -------------------------- */
+
+/* Reactor 1 sends one element on a channel of capacity 4 at reactor 0 and
+ * ends: its reactor keeps the 3 slots of credit it did not use (nothing
+ * gives them back on its own any more). Then something at the home, or on
+ * a third reactor, needs that room: it must get it, by a recall. */
+#define RC_CAP 4
+
+enum { BY_SEND, BY_TRY_SEND, BY_SELECT, BY_CLOSE, BY_FREE, BY_OTHER_REACTOR };
+
+static struct {
+    int how;
+    sl_chan *ch;
+    int i, rc, v, got, finished;
+    long polls;
+    int other_rc[RC_CAP];
+    _Atomic int other_done;
+    sl_case cs[1];
+} C;
+
+typedef struct rc_other { int i, v, rc; } rc_other;
+static rc_other other, lender;   /* each touched by its own task only */
+
+static int rc_lender(sl_task *t, void *arg)   /* reactor 1: takes credit, uses one slot */
+{
+    rc_other *o = arg;
+    SL_BEGIN(t);
+    o->v = 100;
+    SL_AWAIT(t, o->rc, sl_chan_send(t, C.ch, &o->v));
+    assert_int_equal(o->rc, 0);
+    SL_END(t);
+}
+
+static int rc_other_sender(sl_task *t, void *arg)   /* reactor 2: wants the whole capacity */
+{
+    rc_other *o = arg;
+    SL_BEGIN(t);
+    for (o->i = 0; o->i < RC_CAP; o->i++) {
+        o->v = o->i;
+        sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+        SL_AWAIT(t, o->rc, sl_chan_send(t, C.ch, &o->v));
+        C.other_rc[o->i] = o->rc;
+    }
+    sl_task_set_deadline(t, 0);
+    atomic_store(&C.other_done, 1);
+    SL_END(t);
+}
+
+static int rc_main(sl_task *t, void *arg)   /* reactor 0: the channel's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_new(&C.ch, sizeof(int), RC_CAP, &(sl_chan_opts){ .name = "lent" }), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), rc_lender, &lender, NULL), 0);
+    SL_AWAIT(t, C.rc, sl_chan_recv(t, C.ch, &C.got));   /* its batch is here: the rest is lent */
+    assert_int_equal(C.rc, 0);
+    assert_int_equal(C.got, 100);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    switch (C.how) {
+    case BY_SEND:   /* fills the channel: needs every slot */
+        for (C.i = 0; C.i < RC_CAP; C.i++) {
+            C.v = C.i;
+            SL_AWAIT(t, C.rc, sl_chan_send(t, C.ch, &C.v));
+            assert_int_equal(C.rc, 0);
+        }
+        break;
+    case BY_TRY_SEND:   /* polls, yielding (each yield lets messages in): bounded */
+        for (C.i = 0, C.polls = 0; C.i < RC_CAP && C.polls < 200000; C.polls++) {
+            C.v = C.i;
+            C.rc = sl_chan_try_send(t, C.ch, &C.v);
+            if (C.rc == 0) {
+                C.i++;
+                continue;
+            }
+            assert_int_equal(C.rc, -EAGAIN);
+            SL_YIELD(t);
+        }
+        assert_int_equal(C.i, RC_CAP);
+        break;
+    case BY_SELECT:
+        for (C.i = 0; C.i < RC_CAP; C.i++) {
+            C.v = C.i;
+            C.cs[0] = (sl_case){ .ch = C.ch, .op = SL_SEND, .buf = &C.v };
+            SL_AWAIT(t, C.rc, sl_select(t, C.cs, 1, 0));
+            assert_int_equal(C.rc, 0);
+            assert_int_equal(C.cs[0].err, 0);
+        }
+        break;
+    case BY_CLOSE:   /* receivers get -EPIPE only once the credit is back */
+        assert_int_equal(sl_chan_close(t, C.ch), 0);
+        SL_AWAIT(t, C.rc, sl_chan_recv(t, C.ch, &C.got));
+        assert_int_equal(C.rc, -EPIPE);
+        break;
+    case BY_FREE:   /* the recall's answer meets a freed header (ASan and the leak check tell) */
+        break;
+    case BY_OTHER_REACTOR:
+        assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 2), rc_other_sender, &other, NULL), 0);
+        for (C.i = 0; C.i < 10000 && !atomic_load(&C.other_done); C.i++)
+            SL_AWAIT(t, C.rc, sl_sleep(t, SL_NS_PER_MS));
+        assert_true(atomic_load(&C.other_done));
+        for (C.i = 0; C.i < RC_CAP; C.i++)
+            assert_int_equal(C.other_rc[C.i], 0);
+        break;
+    }
+    sl_task_set_deadline(t, 0);
+    if (C.how != BY_CLOSE && C.how != BY_FREE) {   /* full, every element in order */
+        assert_int_equal(sl_chan_len(C.ch), RC_CAP);
+        for (C.i = 0; C.i < RC_CAP; C.i++) {
+            SL_AWAIT(t, C.rc, sl_chan_recv(t, C.ch, &C.got));
+            assert_int_equal(C.rc, 0);
+            assert_int_equal(C.got, C.i);
+        }
+    }
+    assert_int_equal(sl_chan_free(t, C.ch), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void run_recall(int how)
+{
+    memset(&C, 0, sizeof C);
+    memset(&other, 0, sizeof other);
+    memset(&lender, 0, sizeof lender);
+    memset(&cap, 0, sizeof cap);
+    C.how = how;
+    rt = rt_new(3, &cap);
+    assert_int_equal(rt_run(rt, rc_main, NULL), 0);
+    assert_int_equal(cap.count, 0);
+}
+
+static void test_recall_for_local_send(void **s) { (void)s; run_recall(BY_SEND); }
+static void test_recall_for_try_send(void **s) { (void)s; run_recall(BY_TRY_SEND); }
+static void test_recall_for_select(void **s) { (void)s; run_recall(BY_SELECT); }
+static void test_recall_at_close(void **s) { (void)s; run_recall(BY_CLOSE); }
+static void test_recall_at_free(void **s) { (void)s; run_recall(BY_FREE); }
+static void test_recall_for_other_reactor(void **s) { (void)s; run_recall(BY_OTHER_REACTOR); }
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pingpong_messages),
+        cmocka_unit_test(test_recall_for_local_send),
+        cmocka_unit_test(test_recall_for_try_send),
+        cmocka_unit_test(test_recall_for_select),
+        cmocka_unit_test(test_recall_at_close),
+        cmocka_unit_test(test_recall_at_free),
+        cmocka_unit_test(test_recall_for_other_reactor),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
