@@ -669,7 +669,6 @@ void sl__chan_quarantine_free(sl_reactor *r)
 
 static void release_ring(sl_chan *ch)
 {
-    sl__rsend_free_loans(ch);
     if (ch->buf_heap_)
         free(ch->buf_);
     ch->buf_ = NULL;
@@ -681,8 +680,11 @@ static void release_ring(sl_chan *ch)
     ch->dl_n_ = 0;
 }
 
+/* The loans (rsend.c) go with the header, not the ring: a recall in flight
+ * still points at its loan after the ring is gone. */
 static void chan_release_mem(sl_chan *ch)
 {
+    sl__rsend_free_loans(ch);
     release_ring(ch);
     if (ch->heap_)
         release_header(ch);
