@@ -33,6 +33,17 @@ is as noisy as the run; shed_cost measures it apart: order-svc refusing
 requests whose 1 ms budget is below what the route needs, its CPU per 503
 against the whole chain's CPU per 201 at C.
 
+Where the 503s came from (sluice sides): every service's /metrics is read
+before and after each multiple, and the run's `refusals` holds the
+differences per service: answered_NNN (its answers by status), admission
+refusals by reason (http_admission_shed_total:queue_full, :queue_delay,
+:budget, :upstream, :draining), 504s before a handler ran
+(http_expired_total), its client's fail-fast by reason
+(upstream_failfast_total:latency, :throttle) and its calls by result; and,
+read at the end, at_end:admission_limit, at_end:queue_delay_seconds and
+at_end:inflight_peak. A 503 a service answered that is in none of these
+was its handler's (a store step, an upstream's 503 passed on).
+
 One JSON object on stdout, a table on stderr. The machine this runs on may
 be shared: compare sides of the same run, not absolute figures.
 --quick: short phases (2-3 s), for a smoke test.

@@ -1207,6 +1207,14 @@ static const char *method_token(const char *m)
     return *m ? m : NULL;
 }
 
+bool sl__upstream_would_refuse(sl_http_upstream *up, sl_reactor *r, uint64_t deadline, uint64_t now)
+{
+    if (up->o.no_fail_fast)
+        return false;
+    pool *pl = get_pool(up, r);
+    return pl && fail_fast(pl, deadline, now, (uint64_t)up->o.margin_ms * SL_NS_PER_MS) != FF_NO;
+}
+
 int sl_http_call(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const char *method,
                  const char *path, const char *body, size_t body_len)
 {

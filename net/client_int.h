@@ -33,4 +33,11 @@ typedef struct sl__up_metrics {
     char name[64];
 } sl__up_metrics;
 void sl__upstream_set_metrics(sl_http_upstream *up, const sl__up_metrics *m);
+
+/* On reactor r (the caller's): whether a call to up with `deadline` (0:
+ * none) would be refused by fail-fast now (sl_client.h: the same rules and
+ * the same draw; a refusal counts in the throttle's window as a refused
+ * call, not in stats.failfast: the server counts it). False with
+ * no_fail_fast, or when r's pool cannot be made. */
+bool sl__upstream_would_refuse(sl_http_upstream *up, sl_reactor *r, uint64_t deadline, uint64_t now);
 #endif

@@ -65,7 +65,8 @@ static int parse_listen(sl_http_server *s, const char *addr)
  * counting a refusal is a store, not a lookup. */
 static int refusals_register(sl_http_server *s)
 {
-    static const char *const reasons[SHED_COUNT] = { "queue_full", "queue_delay", "budget", "draining" };
+    static const char *const reasons[SHED_COUNT] = { "queue_full", "queue_delay", "budget", "upstream",
+                                                     "draining" };
     static const char *const by_reason[] = { "reason", NULL };
     static const char *const by_up[] = { "upstream", "reason", NULL };
     sl_metric *f;
@@ -73,6 +74,7 @@ static int refusals_register(sl_http_server *s)
                            &(sl_metric_opts){ .help = "Requests refused with 503 before a handler ran, by "
                                               "reason: queue_full, queue_delay (waited past the CoDel "
                                               "target), budget (less left than the route needs), "
+                                              "upstream (the upstream the route calls would refuse it), "
                                               "draining (the server is stopping).", .labels = by_reason });
     for (int i = 0; rc == 0 && i < SHED_COUNT; i++)
         rc = sl_metric_series(f, (const char *[]){ reasons[i] }, &s->m_shed[i]);
@@ -202,11 +204,14 @@ int sl_http_route_set(sl_http_server *srv, const char *method, const char *patte
         return -EINVAL;
     if (srv->started)
         return -EBUSY;
+    if (opts->upstream && sl__upstream_runtime(opts->upstream) != srv->rt)
+        return -EXDEV;
     for (route_info *ri = srv->routes; ri; ri = ri->next)
         if (!strcmp(ri->method, method) && !strcmp(ri->pattern, pattern)) {
             ri->lane = opts->lane;
             ri->need_ms = opts->need_ms;
             ri->no_budget_check = opts->no_budget_check;
+            ri->upstream = opts->upstream;
             return 0;
         }
     return -ENOENT;
@@ -610,6 +615,17 @@ int sl__srv_precheck(srv_reactor *sr, const route_info *ri, uint64_t now, uint64
         sl__srv_shed(sr, SHED_QUEUE_FULL);
         *code = "overloaded";
         *msg = "too many requests in flight; retry later";
+        return 503;
+    }
+    /* the upstream it needs would refuse its call here: no work is begun
+     * that the refusal would throw away (an order row written, then
+     * failed) */
+    if (ri->upstream && ri->lane == SL_HTTP_LANE_NORMAL && adaptive(sr) &&
+        sl__upstream_would_refuse(ri->upstream, sr->r, deadline, now)) {
+        sr->st.shed++;
+        sl__srv_shed(sr, SHED_UPSTREAM);
+        *code = "overloaded";
+        *msg = "an upstream this route needs is refusing; retry later";
         return 503;
     }
     return 0;

@@ -26,6 +26,7 @@ typedef struct route_info {
     int lane;                    /* SL_HTTP_LANE_... */
     uint32_t need_ms;            /* sl_http_route_opts */
     bool no_budget_check;
+    struct sl_http_upstream *upstream;   /* refused at the head while its fail-fast refuses */
     int idx;                     /* into srv_reactor.need, from start */
     char *method, *pattern;      /* as added, for sl_http_route_set */
     struct route_info *next;     /* sl_http_server.routes */
@@ -46,6 +47,7 @@ typedef enum srv_shed {
     SHED_QUEUE_FULL,          /* the admission queue was full */
     SHED_QUEUE_DELAY,         /* it waited past the queue-delay target (CoDel) */
     SHED_BUDGET,              /* less budget left than its route needs */
+    SHED_UPSTREAM,            /* the upstream its route calls would refuse the call */
     SHED_DRAINING,            /* the server is stopping (not admission: not in shed) */
     SHED_COUNT
 } srv_shed;

@@ -186,12 +186,21 @@ typedef struct sl_http_route_opts {
                                     left is refused at once (503); 0: the route's recent
                                     median time, learned per reactor */
     bool no_budget_check;        /* never refuse this route's requests for their budget */
+    struct sl_http_upstream *upstream;   /* the upstream every request of this route calls
+                                    (sl_client.h; same runtime, must outlive the
+                                    server), or NULL: while that upstream's fail-fast
+                                    would refuse the call (its throttle, or less budget
+                                    than its median), the request is refused at its head
+                                    (503, reason "upstream") instead of started to fail
+                                    at the call with its first steps wasted. NORMAL lane
+                                    and adaptive admission only */
 } sl_http_route_opts;
 
 /* Sets the options of a route added before with the same method and
  * pattern (byte for byte). Copies opts. Before start only. Returns 0,
- * -EINVAL (NULL argument, unknown lane, need_ms above 24 h), -ENOENT (no
- * such route), -EBUSY (started). */
+ * -EINVAL (NULL argument, unknown lane, need_ms above 24 h), -EXDEV (an
+ * upstream made on another runtime), -ENOENT (no such route), -EBUSY
+ * (started). */
 int sl_http_route_set(sl_http_server *srv, const char *method, const char *pattern,
                       const sl_http_route_opts *opts);
 

@@ -755,6 +755,83 @@ static void test_accept_backlog(void **state)
     srv_stop(&TS);
 }
 
+/* ---- refused at the head while the upstream the route calls refuses ---------------- */
+
+static test_srv UP;
+static sl_http_upstream *VIA;
+
+static int h_refuse(sl_task *t, void *arg)
+{
+    (void)t;
+    return sl_http_reply_error(arg, 503, "overloaded", "the upstream sheds everything");
+}
+
+typedef struct via_st {
+    sl_http_resp r;
+    int rc;
+} via_st;
+
+/* Calls the upstream's POST /x, answers its status (503 when refused). */
+static int h_via(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    via_st *st = sl_http_req_state(req);
+    SL_BEGIN(t);
+    atomic_fetch_add(&ran, 1);
+    SL_AWAIT(t, st->rc, sl_http_call(t, &st->r, VIA, "POST", "/x", NULL, 0));
+    sl_http_reply(req, st->rc == 0 ? st->r.status : 503, "text/plain", "v", 1);
+    sl_http_call_end(&st->r);
+    SL_END(t);
+}
+
+/* A route that names its upstream: once that upstream has refused enough
+ * calls for the client's throttle to refuse them, the route's requests are
+ * refused at their head and their handler (which would write an order and
+ * then fail at the call) never runs. */
+static void test_upstream_refusing_refused_at_head(void **state)
+{
+    (void)state;
+    memset(&UP.cap, 0, sizeof UP.cap);
+    UP.rt = rt_new(1, &UP.cap);
+    assert_int_equal(sl_http_server_new(&UP.srv, UP.rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0" }), 0);
+    assert_int_equal(sl_http_route(UP.srv, "POST", "/x", h_refuse, 0, NULL), 0);
+    srv_run(&UP);
+
+    memset(&TS.cap, 0, sizeof TS.cap);
+    TS.rt = rt_new(1, &TS.cap);
+    assert_int_equal(sl_http_server_new(&TS.srv, TS.rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0" }), 0);
+    assert_int_equal(sl_http_route(TS.srv, "POST", "/via", h_via, sizeof(via_st), NULL), 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", UP.port);
+    sl_http_upstream *other;   /* made on another runtime: refused */
+    assert_int_equal(sl_http_upstream_new(&other, UP.rt, url, NULL), 0);
+    assert_int_equal(sl_http_route_set(TS.srv, "POST", "/via", &(sl_http_route_opts){ .upstream = other }), -EXDEV);
+    sl_http_upstream_free(other);
+    assert_int_equal(sl_http_upstream_new(&VIA, TS.rt, url, NULL), 0);
+    assert_int_equal(sl_http_route_set(TS.srv, "POST", "/via", &(sl_http_route_opts){ .upstream = VIA }), 0);
+    atomic_store(&ran, 0);
+    srv_run(&TS);
+
+    resp r;
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(ask("POST /via HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n", &r, NULL), 503);
+    int handled = atomic_load(&ran);
+    print_message("%d of 100 started, the others refused at the head\n", handled);
+    /* 16 calls before the throttle may refuse; then about 19 in 20 (and
+     * one whenever 500 ms passed without a 503: a slow machine) */
+    assert_true(handled >= 16 && handled <= 60);
+    char line[128];
+    snprintf(line, sizeof line, "sluice_http_admission_shed_total{reason=\"upstream\"} %d\n", 100 - handled);
+    expect_metric(line);
+
+    sl_runtime_stop(TS.rt);
+    pthread_join(TS.th, NULL);
+    sl_http_server_free(TS.srv);
+    sl_http_upstream_free(VIA);
+    assert_int_equal(sl_runtime_free(TS.rt), 0);
+    srv_stop(&UP);
+}
+
 /* The admission lines of /metrics, on an idle server. */
 static void test_metrics_lines(void **state)
 {
@@ -789,6 +866,7 @@ int main(void)
         cmocka_unit_test(test_queued_deadline_504),
         cmocka_unit_test(test_continue_lane),
         cmocka_unit_test(test_accept_backlog),
+        cmocka_unit_test(test_upstream_refusing_refused_at_head),
         cmocka_unit_test(test_metrics_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

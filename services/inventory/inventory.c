@@ -515,6 +515,8 @@ int main(int argc, char **argv)
         return rc;
     }
     if ((rc = svc_route(&S, "POST", "/reserve", reserve, sizeof(reserve_st))) < 0 ||
+        /* while payment would be refused, no stock is taken to be given back */
+        (rc = sl_http_route_set(S.srv, "POST", "/reserve", &(sl_http_route_opts){ .upstream = S.up })) < 0 ||
         (rc = svc_route_undo(&S, "POST", "/release", release, sizeof(release_st))) < 0 ||
         (rc = svc_route(&S, "GET", "/stock/{item}", get_stock, sizeof(get_st))) < 0 ||
         (rc = svc_route(&S, "GET", "/reservations/{order_id}", get_reservation, sizeof(release_st))) < 0) {

@@ -615,6 +615,9 @@ int main(int argc, char **argv)
     S.app_init = locks_init;
     S.app_free = svc_one_map_free;
     if ((rc = svc_route(&S, "POST", "/orders", create_order, sizeof(create_st))) < 0 ||
+        /* while inventory would be refused, an order is refused at its
+         * head: no PENDING row written to be failed at once (issue 14) */
+        (rc = sl_http_route_set(S.srv, "POST", "/orders", &(sl_http_route_opts){ .upstream = S.up })) < 0 ||
         (rc = svc_route(&S, "GET", "/orders", order_list, order_list_state_size())) < 0 ||
         (rc = svc_route(&S, "GET", "/orders/{id}", get_order, sizeof(get_st))) < 0 ||
         (rc = svc_route(&S, "POST", "/orders/{id}/paid", order_paid, sizeof(paid_st))) < 0 ||
