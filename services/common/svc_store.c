@@ -53,7 +53,6 @@ typedef struct svc_dbreq {
     const svc_dbstep *step;
     sl_reactor *home;
     sl_task *task;            /* home's only: the waiting task, NULL once it gave up */
-    bool abandoned;           /* home's only: a write whose task gave up (whatever its error) */
     int state;                /* under st->mu */
     svc_conn *conn;           /* a read's connection while it runs (under mu) */
     int rc;
@@ -526,15 +525,19 @@ static void *writer_main(void *arg)
 /* The task gave up (deadline, cancel, or freed at shutdown), on its
  * reactor. Still queued: the step never runs. Taken by the writer: it runs
  * to the end (it shares a transaction with others) and its result, once
- * home, is dropped. */
+ * home, is dropped. Either way the step is no longer the task's: h->req is
+ * cleared here, so svc_db_end leaves it alone whatever error the wait
+ * ended with. (The wait's object is h, in the task's state, alive until
+ * this has run.) */
 static void write_abort(sl_task *t, void *obj, int err)
 {
-    svc_dbreq *q = obj;
+    svc_db *h = obj;
+    svc_dbreq *q = h->req;
     svc_store *st = q->st;
     (void)t;
     (void)err;
+    h->req = NULL;
     q->task = NULL;
-    q->abandoned = true;
     pthread_mutex_lock(&st->mu);
     bool queued = q->state == Q_QUEUED;
     if (queued) {
@@ -553,9 +556,10 @@ static void write_abort(sl_task *t, void *obj, int err)
         free(q);
 }
 
-/* Queues a write step for the writer and parks t on it. */
-static int write_start(sl_task *t, svc_dbreq *q)
+/* Queues a write step (h->req) for the writer and parks t on it. */
+static int write_start(sl_task *t, svc_db *h)
 {
+    svc_dbreq *q = h->req;
     svc_store *st = q->st;
     q->home = sl_reactor_current();
     q->task = t;
@@ -565,7 +569,7 @@ static int write_start(sl_task *t, svc_dbreq *q)
         return -EBUSY;
     }
     /* park first, under the lock: the writer cannot answer before it */
-    int rc = sl_task_park_as(t, q, write_abort, q->step->name);
+    int rc = sl_task_park_as(t, h, write_abort, q->step->name);
     if (rc != SL_PENDING) {
         pthread_mutex_unlock(&st->mu);
         return rc;
@@ -660,7 +664,7 @@ int svc_db_start(sl_task *t, svc_db *h, svc_store *st, const svc_dbstep *step, v
         return -ENOMEM;
     int rc;
     if (step->write || st->memory)   /* an in-memory database has one connection: the writer's */
-        rc = write_start(t, h->req);
+        rc = write_start(t, h);
     else
         rc = sl_offload(t, step_work, h->req, &(sl_offload_opts){ .name = step->name, .interrupt = step_interrupt,
                                                                    .abandon = step_abandon });
@@ -675,9 +679,9 @@ int svc_db_end(svc_db *h, void *io, int rc)
 {
     svc_dbreq *q = h->req;
     h->req = NULL;
-    /* gave up: q is the writer's (a reply will free it) or the pool's
-     * (step_abandon). A write knows it whatever the cancel error was. */
-    if (!q || q->abandoned || rc == -ETIMEDOUT || rc == -ECANCELED)
+    /* gave up: a write's q is the writer's (write_abort cleared h->req;
+     * its reply frees it), a read's the pool's (step_abandon) */
+    if (!q || rc == -ETIMEDOUT || rc == -ECANCELED)
         return rc;
     memcpy(io, q->io, q->io_size);
     free(q);
