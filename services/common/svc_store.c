@@ -489,8 +489,9 @@ static void reply_batch(svc_store *st, svc_dbreq *batch)
             }
         }
         for (int g = 0; g < ng; g++) {
-            sl_reactor_post_mem(first[g]->home, &first[g]->msg, reply_home, first[g]);
+            /* counted first: whoever sees a result sees it counted */
             atomic_fetch_add_explicit(&st->replies, 1, memory_order_relaxed);
+            sl_reactor_post_mem(first[g]->home, &first[g]->msg, reply_home, first[g]);
         }
         batch = rest;
     }
