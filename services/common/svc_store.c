@@ -44,17 +44,14 @@ struct svc_conn {
  * in the writer's queue (under st->mu), in the writer's batch (the writer
  * thread's only), in the reply home (a message), and on its reactor again,
  * which frees it. A read's goes through the offload pool instead. */
-enum { Q_QUEUED, Q_TAKEN };
 
 typedef struct svc_dbreq {
-    struct svc_dbreq *next, *prev;   /* the writer's queue; then its batch and reply */
+    struct svc_dbreq *next;   /* the writer's queue; then its batch and reply */
     sl_msg msg;               /* the reply home, when this step heads its reactor's group */
     svc_store *st;
     const svc_dbstep *step;
     sl_reactor *home;
     sl_task *task;            /* home's only: the waiting task, NULL once it gave up */
-    bool abandoned;           /* home's only: a write whose task gave up (whatever its error) */
-    int state;                /* under st->mu */
     svc_conn *conn;           /* a read's connection while it runs (under mu) */
     int rc;
     size_t io_size;
@@ -363,6 +360,13 @@ void svc_store_free(svc_store *st)
     if (!st)
         return;
     svc_store_stop(st);
+    /* steps left queued at the stop: never run, their tasks gone with the
+     * runtime (write_abort let go of them) */
+    for (svc_dbreq *q = st->head, *next; q; q = next) {
+        next = q->next;
+        free(q);
+    }
+    st->head = st->tail = NULL;
     if (st->ck_started) {
         pthread_mutex_lock(&st->mu);
         st->ck_stop = true;
@@ -490,8 +494,9 @@ static void reply_batch(svc_store *st, svc_dbreq *batch)
             }
         }
         for (int g = 0; g < ng; g++) {
-            sl_reactor_post_mem(first[g]->home, &first[g]->msg, reply_home, first[g]);
+            /* counted first: whoever sees a result sees it counted */
             atomic_fetch_add_explicit(&st->replies, 1, memory_order_relaxed);
+            sl_reactor_post_mem(first[g]->home, &first[g]->msg, reply_home, first[g]);
         }
         batch = rest;
     }
@@ -508,10 +513,8 @@ static void *writer_main(void *arg)
             st->w_idle = false;
         }
         if (st->w_stop)
-            break;   /* what is queued stays: its tasks' end takes it off (write_abort) */
+            break;   /* what is queued stays, unrun (svc_store_free frees it) */
         svc_dbreq *batch = st->head;
-        for (svc_dbreq *q = batch; q; q = q->next)
-            q->state = Q_TAKEN;   /* from now on a cancel only orphans it */
         st->head = st->tail = NULL;
         st->nq = 0;
         pthread_mutex_unlock(&st->mu);
@@ -524,38 +527,29 @@ static void *writer_main(void *arg)
 }
 
 /* The task gave up (deadline, cancel, or freed at shutdown), on its
- * reactor. Still queued: the step never runs. Taken by the writer: it runs
- * to the end (it shares a transaction with others) and its result, once
- * home, is dropped. */
+ * reactor. The write step still happens, queued or already in the
+ * writer's batch, and its result, once home, is dropped (step->drop). Not
+ * taken off the queue: the caller may already have said what the step
+ * does (order-svc's 504 names the order whose row is being written, and
+ * its undo, queued behind it, expects the row), and the pool this replaced
+ * ran a write once a worker had it, which was at once. The step is no
+ * longer the task's: h->req is cleared here, so svc_db_end leaves it alone
+ * whatever error the wait ended with. (The wait's object is h, in the
+ * task's state, alive until this has run.) */
 static void write_abort(sl_task *t, void *obj, int err)
 {
-    svc_dbreq *q = obj;
-    svc_store *st = q->st;
+    svc_db *h = obj;
+    svc_dbreq *q = h->req;
     (void)t;
     (void)err;
+    h->req = NULL;
     q->task = NULL;
-    q->abandoned = true;
-    pthread_mutex_lock(&st->mu);
-    bool queued = q->state == Q_QUEUED;
-    if (queued) {
-        if (q->prev)
-            q->prev->next = q->next;
-        else
-            st->head = q->next;
-        if (q->next)
-            q->next->prev = q->prev;
-        else
-            st->tail = q->prev;
-        st->nq--;
-    }
-    pthread_mutex_unlock(&st->mu);
-    if (queued)
-        free(q);
 }
 
-/* Queues a write step for the writer and parks t on it. */
-static int write_start(sl_task *t, svc_dbreq *q)
+/* Queues a write step (h->req) for the writer and parks t on it. */
+static int write_start(sl_task *t, svc_db *h)
 {
+    svc_dbreq *q = h->req;
     svc_store *st = q->st;
     q->home = sl_reactor_current();
     q->task = t;
@@ -565,14 +559,12 @@ static int write_start(sl_task *t, svc_dbreq *q)
         return -EBUSY;
     }
     /* park first, under the lock: the writer cannot answer before it */
-    int rc = sl_task_park_as(t, q, write_abort, q->step->name);
+    int rc = sl_task_park_as(t, h, write_abort, q->step->name);
     if (rc != SL_PENDING) {
         pthread_mutex_unlock(&st->mu);
         return rc;
     }
-    q->state = Q_QUEUED;
     q->next = NULL;
-    q->prev = st->tail;
     if (st->tail)
         st->tail->next = q;
     else
@@ -660,7 +652,7 @@ int svc_db_start(sl_task *t, svc_db *h, svc_store *st, const svc_dbstep *step, v
         return -ENOMEM;
     int rc;
     if (step->write || st->memory)   /* an in-memory database has one connection: the writer's */
-        rc = write_start(t, h->req);
+        rc = write_start(t, h);
     else
         rc = sl_offload(t, step_work, h->req, &(sl_offload_opts){ .name = step->name, .interrupt = step_interrupt,
                                                                    .abandon = step_abandon });
@@ -675,9 +667,9 @@ int svc_db_end(svc_db *h, void *io, int rc)
 {
     svc_dbreq *q = h->req;
     h->req = NULL;
-    /* gave up: q is the writer's (a reply will free it) or the pool's
-     * (step_abandon). A write knows it whatever the cancel error was. */
-    if (!q || q->abandoned || rc == -ETIMEDOUT || rc == -ECANCELED)
+    /* gave up: a write's q is the writer's (write_abort cleared h->req;
+     * its reply frees it), a read's the pool's (step_abandon) */
+    if (!q || rc == -ETIMEDOUT || rc == -ECANCELED)
         return rc;
     memcpy(io, q->io, q->io_size);
     free(q);

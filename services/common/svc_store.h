@@ -37,15 +37,17 @@
  * Statements are prepared once per connection (svc_conn_stmt caches them
  * by the address of their SQL text, a string literal).
  *
- * Cancel: a step whose task gives up while it is still queued never runs
- * (taken off the writer's queue, or dropped by the pool). One that is
- * running (a write taken into the writer's batch) finishes (a write must: it is in
- * a transaction with others); a read is interrupted (sqlite3_interrupt on
- * its own connection). Either way the task resumes at once with
- * -ETIMEDOUT or -ECANCELED, and io is dropped (step->drop frees what the
- * step put in it). A step function must therefore never return -ETIMEDOUT
- * or -ECANCELED itself: svc_conn_done maps SQLite's codes to -EIO,
- * -ENOSPC, -ENOMEM, -EBUSY, -EROFS, -EINTR.
+ * Cancel: the task resumes at once with -ETIMEDOUT or -ECANCELED (or its
+ * cancel error) and io is dropped (step->drop frees what the step put in
+ * it). A write step still happens once svc_db_start queued it, whether
+ * it was still queued or already in the writer's batch: the caller may
+ * already have told someone about it (order-svc's 504 names the order
+ * whose row is being written), and its undo, queued after it, runs after
+ * it (one writer, first come first served). A read still queued never
+ * runs (the pool drops it); one that runs is interrupted (sqlite3_interrupt
+ * on its own connection). A step function must therefore never return
+ * -ETIMEDOUT or -ECANCELED itself: svc_conn_done maps SQLite's codes to
+ * -EIO, -ENOSPC, -ENOMEM, -EBUSY, -EROFS, -EINTR.
  *
  * `--data :memory:` keeps the same code on an in-memory database (no file,
  * no fsync; reads are steps of the writer thread too, as an in-memory
@@ -94,9 +96,9 @@ int svc_store_open(svc_store **out, const char *dir, const char *file, const cha
 
 /* Stops the writer thread: it finishes the batch it is committing (the
  * replies wait in their reactors' queues: sl_runtime_free runs them) and
- * ends; steps still queued never run (their tasks end at sl_runtime_free,
- * which takes them off the queue, or at their deadline). Blocks for one
- * commit at most. Call it after sl_runtime_run returned and BEFORE
+ * ends; steps still queued never run (their tasks end at sl_runtime_free;
+ * svc_store_free frees them), as after a crash. Blocks for one commit at
+ * most. Call it after sl_runtime_run returned and BEFORE
  * sl_runtime_free, so that no reply is posted to a freed reactor;
  * svc_db_start refuses (-EBUSY) from then on. Idempotent; NULL is allowed. */
 void svc_store_stop(svc_store *st);
