@@ -394,7 +394,7 @@ static int server_collect(sl_metrics_scrape *sc, int i, void *arg)
     char rid[16];
     snprintf(rid, sizeof rid, "%d", i);
     const char *const r[] = { rid };
-    uint64_t in, out, most;
+    uint64_t in = 0, out = 0, most = 0;   /* sl__conn_buffered adds to them */
     sl__conn_buffered(sr, &in, &out, &most);
     sl_reactor_stats rs;
     sl_reactor_stats_get(sr->r, &rs);
