@@ -38,7 +38,7 @@ typedef struct snap {
     sl_reactor_stats rs;
     json_t *json;                   /* debug views */
     int nch;
-    struct { char name[48]; size_t len, cap; uint64_t sent; } ch[MAX_CHANS];
+    struct { char name[48]; size_t len, cap; uint64_t sent, expired; } ch[MAX_CHANS];
     sl_http_upstream_stats *ups;    /* one per sl_http_server_add_upstream */
 } snap;
 
@@ -109,6 +109,25 @@ static int task_json(sl_task *t, void *arg)
         json_object_set_new(o, "holder", json_string(h ? sl_task_name(h) : ""));
         json_object_set_new(o, "holder_tag", json_string(hx));
     }
+    sl_wait_case why[16];   /* what a channel wait waits for (issue 20) */
+    int nwhy = o ? sl_task_why(t, why, 16) : 0;
+    json_t *wa = nwhy ? json_array() : NULL;
+    for (int k = 0; wa && k < nwhy && k < 16; k++) {
+        json_t *w = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "channel", why[k].chan,
+                              "op", why[k].op == SL_SEND ? "send" : why[k].op == SL_RECV ? "recv" : "remote",
+                              "reason", sl_why_name(why[k].why), "len", (json_int_t)why[k].len,
+                              "cap", (json_int_t)why[k].cap, "lent", (json_int_t)why[k].lent);
+        if (w && why[k].ends)
+            json_object_set_new(w, "peers", json_integer(why[k].peers));
+        if (w && why[k].peer)
+            json_object_set_new(w, "peer", json_string(why[k].peer));
+        if (w && why[k].until)
+            json_object_set_new(w, "expires_in_ms", json_real((double)(int64_t)(why[k].until - now) / 1e6));
+        if (w)
+            json_array_append_new(wa, w);
+    }
+    if (wa)
+        json_object_set_new(o, "why", wa);
     if (!i.deadline && o)
         json_object_del(o, "deadline_in_ms");
     if (o)
@@ -127,6 +146,7 @@ static int chan_snap(sl_chan *ch, void *arg)
     s->ch[s->nch].len = st.len;
     s->ch[s->nch].cap = st.cap;
     s->ch[s->nch].sent = st.sent;
+    s->ch[s->nch].expired = st.expired;
     s->nch++;
     return 0;
 }
@@ -148,6 +168,8 @@ static int chan_json(sl_chan *ch, void *arg)
                           "sent", (json_int_t)st.sent, "received", (json_int_t)st.received,
                           "senders", (int)st.senders, "receivers", (int)st.receivers,
                           "parked_senders", (int)st.parked_senders, "parked_receivers", (int)st.parked_receivers);
+    if (o)   /* elements dropped at their deadline (sl_chan_send_until) */
+        json_object_set_new(o, "expired", json_integer((json_int_t)st.expired));
     if (o)
         json_array_append_new(arg, o);
     return 0;
@@ -622,6 +644,18 @@ static void metrics_text(gather *g, struct evbuffer *out, bool om)
             sl__label_value(b, g->parts[i]->ch[k].name);
             evbuffer_add_printf(b, "\",channel_id=\"%d\",capacity=\"%zu\"} %zu\n", same,
                                 g->parts[i]->ch[k].cap, g->parts[i]->ch[k].len);
+        }
+    evbuffer_add_printf(b, "# HELP sluice_channel_expired_total Elements dropped at their deadline, never received.\n"
+                           "# TYPE sluice_channel_expired_total counter\n");
+    for (int i = 0; i < g->n; i++)
+        for (int k = 0; g->parts[i] && k < g->parts[i]->nch; k++) {
+            int same = 0;
+            for (int j = 0; j < k; j++)
+                same += !strcmp(g->parts[i]->ch[j].name, g->parts[i]->ch[k].name);
+            evbuffer_add_printf(b, "sluice_channel_expired_total{reactor=\"%d\",channel=\"", i);
+            sl__label_value(b, g->parts[i]->ch[k].name);
+            evbuffer_add_printf(b, "\",channel_id=\"%d\"} %llu\n", same,
+                                (unsigned long long)g->parts[i]->ch[k].expired);
         }
     upstreams_text(g, b);
     offload_text(g, b);
