@@ -53,6 +53,108 @@ void sl_task_info_get(const sl_task *t, sl_task_info *info)
     };
 }
 
+/* ---- why is it not ready ---------------------------------------------------- */
+
+const char *sl_why_name(sl_why w)
+{
+    static const char *names[] = { "none", "empty", "full", "full (room lent to other reactors)",
+                                   "no receiver", "no sender", "closed, credit out",
+                                   "waits for credit", "waits for the home reactor" };
+    return (unsigned)w < sizeof names / sizeof *names ? names[w] : "?";
+}
+
+/* The tasks holding the end opposite to `op`: how many, and one's name. */
+static void peers_of(const sl_chan *ch, int op, sl_wait_case *c)
+{
+    int want = op == SL_SEND ? SL_CHAN_RECEIVER : SL_CHAN_SENDER;
+    c->ends = ch->n_holds_ > 0;
+    c->peers = op == SL_SEND ? ch->n_receivers_ : ch->n_senders_;
+    for (const sl_hold *h = ch->holds_; h && !c->peer; h = h->cnext)
+        if ((h->ends & want) && h->task)
+            c->peer = h->task->name_;
+}
+
+static void why_local(const sl_chan *ch, int op, uint64_t until, sl_wait_case *c)
+{
+    *c = (sl_wait_case){ .chan = ch->name_, .op = op, .len = ch->len_, .cap = ch->cap_,
+                         .lent = ch->reserved_, .until = until };
+    if (op == SL_SEND)
+        c->why = !ch->cap_ ? SL_WHY_NO_RECEIVER : ch->len_ >= ch->cap_ ? SL_WHY_FULL : SL_WHY_LENT;
+    else
+        c->why = ch->closed_ || ch->senders_gone_ ? SL_WHY_CLOSED : !ch->cap_ ? SL_WHY_NO_SENDER : SL_WHY_EMPTY;
+    peers_of(ch, op, c);
+}
+
+int sl_task_why(const sl_task *t, sl_wait_case *out, int max)
+{
+    if (t->status_ != SL_TASK_PARKED || !t->wait_obj_)
+        return 0;
+    const sl_chan *ch = t->wait_obj_;
+    sl_wait_case c;
+    switch ((sl_wait_kind)t->wait_kind_) {
+    case SL_WAIT_SEND:
+    case SL_WAIT_RECV:
+        if (max > 0)
+            why_local(ch, t->wait_kind_ == SL_WAIT_SEND ? SL_SEND : SL_RECV,
+                      t->wait_kind_ == SL_WAIT_SEND ? t->w_.until : 0, &out[0]);
+        return 1;
+    case SL_WAIT_SELECT: {
+        const sl_case *cs = t->wait_obj_;
+        for (int i = 0; i < t->w_.idx && i < max; i++)
+            why_local(cs[i].ch, cs[i].op, 0, &out[i]);
+        return t->w_.idx;
+    }
+    case SL_WAIT_REMOTE:
+        /* the channel is another reactor's: only what never changes */
+        c = (sl_wait_case){ .chan = ch->name_, .cap = ch->cap_ };
+        if (sl__rsend_parked(t)) {
+            c.op = SL_SEND;
+            c.why = SL_WHY_CREDIT;
+            c.until = t->w_.until;
+        } else {
+            c.why = SL_WHY_REMOTE;
+        }
+        if (max > 0)
+            out[0] = c;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* " [why: 'a' empty 0/4, 1 sender ('p'); 'b' full 4/4]" */
+static int why_text(const sl_task *t, char *buf, size_t size)
+{
+    sl_wait_case cs[8];
+    int n = sl_task_why(t, cs, 8), len = 0;
+    uint64_t now = n ? sl_now_ns() : 0;
+#define WHY_PUT(...) (len += snprintf(buf + ((size_t)len < size ? (size_t)len : size), \
+                                      (size_t)len < size ? size - (size_t)len : 0, __VA_ARGS__))
+    for (int i = 0; i < n && i < 8; i++) {
+        const sl_wait_case *c = &cs[i];
+        WHY_PUT("%s'%s' %s", i ? "; " : " [why: ", c->chan, sl_why_name(c->why));
+        if (c->why != SL_WHY_REMOTE && c->why != SL_WHY_CREDIT)
+            WHY_PUT(" %zu/%zu", c->len, c->cap);
+        if (c->lent)
+            WHY_PUT(", %zu lent", c->lent);
+        if (c->peers)
+            WHY_PUT(", %u %s%s%s%s", c->peers, c->op == SL_SEND ? "receiver" : "sender", c->peers > 1 ? "s" : "",
+                    c->peer ? " incl. '" : "", c->peer ? c->peer : "");
+        if (c->peers && c->peer)
+            WHY_PUT("'");
+        else if (c->ends && !c->peers)
+            WHY_PUT(", no %s attached", c->op == SL_SEND ? "receiver" : "sender");
+        if (c->until)
+            WHY_PUT(", element expires in %.3f ms", (double)(int64_t)(c->until - now) / 1e6);
+    }
+    if (n > 8)
+        WHY_PUT("; %d more", n - 8);
+    if (n)
+        WHY_PUT("]");
+#undef WHY_PUT
+    return len;
+}
+
 int sl_task_describe(const sl_task *t, char *buf, size_t size)
 {
     sl_task_info i;
@@ -77,6 +179,7 @@ int sl_task_describe(const sl_task *t, char *buf, size_t size)
         }
         n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
                       " for %.3f ms", (double)i.waiting_ns / 1e6);
+        n += why_text(t, buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0);
         if (i.wait == SL_WAIT_MUTEX) {
             const sl_mutex *m = i.wait_obj;
             n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,

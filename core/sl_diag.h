@@ -46,6 +46,44 @@ void sl_reactor_stats_get(const sl_reactor *r, sl_reactor_stats *st);
  * length it wanted, like snprintf. */
 int sl_task_describe(const sl_task *t, char *buf, size_t size);
 
+/* WHY IS IT NOT READY. For a task parked on channels (a send, a receive,
+ * a select; also an operation on another reactor's channel), one entry per
+ * channel it waits on, saying what it waits for. */
+typedef enum sl_why {
+    SL_WHY_NONE = 0,       /* not waiting on a channel */
+    SL_WHY_EMPTY,          /* receive: nothing buffered, no sender parked */
+    SL_WHY_FULL,           /* send: the buffer is full of elements */
+    SL_WHY_LENT,           /* send: full only counting the room lent to
+                            * senders of other reactors (credit) */
+    SL_WHY_NO_RECEIVER,    /* send on a rendezvous channel: no receiver waits */
+    SL_WHY_NO_SENDER,      /* receive on a rendezvous channel: no sender waits */
+    SL_WHY_CLOSED,         /* receive on a closed, empty channel whose lent
+                            * credit is not back yet (elements may still come) */
+    SL_WHY_CREDIT,         /* send to another reactor's channel: waits for room lent */
+    SL_WHY_REMOTE,         /* another reactor's channel: waits for its answer */
+} sl_why;
+
+typedef struct sl_wait_case {
+    const char *chan;      /* the channel's name ("" if none) */
+    int op;                /* SL_SEND, SL_RECV, or 0 (a round trip to another reactor) */
+    sl_why why;
+    size_t len, cap;       /* 0 and cap for another reactor's channel (its length is not ours to read) */
+    size_t lent;           /* room lent to other reactors' senders */
+    bool ends;             /* the channel's ends are declared (sl_chan_attach) ... */
+    uint32_t peers;        /* ... and this many holders of the other end */
+    const char *peer;      /* the name of one of them, or NULL */
+    uint64_t until;        /* a send's element deadline (sl_chan_send_until), 0 none */
+} sl_wait_case;
+
+/* Short lowercase words for a reason ("full", "no receiver"). */
+const char *sl_why_name(sl_why w);
+
+/* Fills out[0..max) for `t` (on t's reactor) and returns how many channels
+ * t waits on: 0 when it is not parked on channels, may exceed max (only
+ * max filled). sl_task_describe, /debug/tasks and the deadlock, stall and
+ * leak reports show the same. */
+int sl_task_why(const sl_task *t, sl_wait_case *out, int max);
+
 /* Runs the deadlock check on `r` now (it also runs by itself). Returns the
  * number of tasks in the reported deadlock, or 0 when there is none. */
 int sl_reactor_check_deadlock(sl_reactor *r);

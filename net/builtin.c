@@ -100,6 +100,25 @@ static int task_json(sl_task *t, void *arg)
         json_object_set_new(o, "holder", json_string(h ? sl_task_name(h) : ""));
         json_object_set_new(o, "holder_tag", json_string(hx));
     }
+    sl_wait_case why[16];   /* what a channel wait waits for (issue 20) */
+    int nwhy = o ? sl_task_why(t, why, 16) : 0;
+    json_t *wa = nwhy ? json_array() : NULL;
+    for (int k = 0; wa && k < nwhy && k < 16; k++) {
+        json_t *w = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "channel", why[k].chan,
+                              "op", why[k].op == SL_SEND ? "send" : why[k].op == SL_RECV ? "recv" : "remote",
+                              "reason", sl_why_name(why[k].why), "len", (json_int_t)why[k].len,
+                              "cap", (json_int_t)why[k].cap, "lent", (json_int_t)why[k].lent);
+        if (w && why[k].ends)
+            json_object_set_new(w, "peers", json_integer(why[k].peers));
+        if (w && why[k].peer)
+            json_object_set_new(w, "peer", json_string(why[k].peer));
+        if (w && why[k].until)
+            json_object_set_new(w, "expires_in_ms", json_real((double)(int64_t)(why[k].until - now) / 1e6));
+        if (w)
+            json_array_append_new(wa, w);
+    }
+    if (wa)
+        json_object_set_new(o, "why", wa);
     if (!i.deadline && o)
         json_object_del(o, "deadline_in_ms");
     if (o)
@@ -124,6 +143,8 @@ static int chan_json(sl_chan *ch, void *arg)
                           "sent", (json_int_t)st.sent, "received", (json_int_t)st.received,
                           "senders", (int)st.senders, "receivers", (int)st.receivers,
                           "parked_senders", (int)st.parked_senders, "parked_receivers", (int)st.parked_receivers);
+    if (o)   /* elements dropped at their deadline (sl_chan_send_until) */
+        json_object_set_new(o, "expired", json_integer((json_int_t)st.expired));
     if (o)
         json_array_append_new(arg, o);
     return 0;
@@ -206,7 +227,7 @@ enum {
     /* per reactor, with a reactor label */
     F_INFLIGHT, F_INFLIGHT_PEAK, F_QUEUED, F_CONNS, F_BUF_IN, F_BUF_OUT, F_CONN_BUF_MAX, F_SHED, F_ADM_LIMIT,
     F_ADM_OVERLOADED, F_EXPIRED, F_QUEUE_DELAY, F_UNDO_STARTED, F_UNDO_RUNNING, F_PARSE_ERRORS,
-    F_DEADLOCKS, F_STALLS, F_CTX_ENDS, F_TASKS, F_CHANNELS,
+    F_DEADLOCKS, F_STALLS, F_CTX_ENDS, F_TASKS, F_CHANNELS, F_CHAN_EXPIRED,
     /* per upstream, summed over reactors */
     F_UP_CALLS, F_UP_EVENTS, F_UP_CONNS,
     /* the process's: reported from reactor 0 */
@@ -218,6 +239,7 @@ enum {
 static const char *const L_R[] = { "reactor", NULL },
                   *const L_R_CAUSE[] = { "reactor", "cause", NULL }, *const L_R_STATE[] = { "reactor", "state", NULL },
                   *const L_CHAN[] = { "reactor", "channel", "channel_id", "capacity", NULL },
+                  *const L_CHAN_ID[] = { "reactor", "channel", "channel_id", NULL },
                   *const L_UP_RESULT[] = { "upstream", "result", NULL },
                   *const L_UP_EVENT[] = { "upstream", "event", NULL },
                   *const L_UP_STATE[] = { "upstream", "state", NULL }, *const L_STATE[] = { "state", NULL },
@@ -265,6 +287,8 @@ static const struct fam_def {
     [F_TASKS] = { SL_METRIC_GAUGE, "sluice_tasks", "Tasks alive, by state.", L_R_STATE, 4 },
     [F_CHANNELS] = { SL_METRIC_GAUGE, "sluice_channel_length", "Elements buffered in a channel (channel_id: "
                      "the k-th channel of that name on the reactor, from 0).", L_CHAN, CHANS_PER_REACTOR },
+    [F_CHAN_EXPIRED] = { SL_METRIC_COUNTER, "sluice_channel_expired_total", "Elements dropped at their "
+                         "deadline, never received (sl_chan_send_until).", L_CHAN_ID, CHANS_PER_REACTOR },
     [F_UP_CALLS] = { SL_METRIC_COUNTER, "sluice_upstream_calls_total", "Attempts of calls to upstreams by result "
                      "(busy: refused here, the pool's queue was full).", L_UP_RESULT, 0 },
     [F_UP_EVENTS] = { SL_METRIC_COUNTER, "sluice_upstream_events_total", "Events of upstream pools: retried "
@@ -328,6 +352,7 @@ _Static_assert(sizeof cause_label / sizeof *cause_label == SL_CAUSE_COUNT, "a la
 typedef struct chan_ent {
     const char *name;
     size_t order, len, cap;
+    uint64_t expired;
 } chan_ent;
 
 typedef struct chan_list {
@@ -350,7 +375,10 @@ static int chan_add(sl_chan *ch, void *arg)
         l->cap = cap;
     }
     const char *name = sl_chan_name(ch);
-    l->e[l->n] = (chan_ent){ .name = name ? name : "", .order = l->n, .len = sl_chan_len(ch), .cap = sl_chan_cap(ch) };
+    sl_chan_stats st;
+    sl_chan_stats_get(ch, &st);
+    l->e[l->n] = (chan_ent){ .name = name ? name : "", .order = l->n, .len = st.len, .cap = st.cap,
+                             .expired = st.expired };
     l->n++;
     return 0;
 }
@@ -378,6 +406,9 @@ static int channels_collect(sl_metrics_scrape *sc, struct builtin_fams *bf, srv_
         snprintf(cap, sizeof cap, "%zu", l.e[k].cap);
         rc = sl_scrape_add(sc, bf->f[F_CHANNELS], (const char *const[]){ rid, l.e[k].name, id, cap },
                            (double)l.e[k].len);
+        if (rc == 0)
+            rc = sl_scrape_add(sc, bf->f[F_CHAN_EXPIRED], (const char *const[]){ rid, l.e[k].name, id },
+                               (double)l.e[k].expired);
     }
     free(l.e);
     return rc;

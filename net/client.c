@@ -675,10 +675,18 @@ static bool retry(priv *pv, int rc, bool wrote)
 /* The call has its result: its span, if sampled. */
 static void span_end(priv *pv, int rc)
 {
-    if (pv->span.on)
-        sl__trace_call_end(pv->pool->up->o.tracer, &pv->span, rc, pv->call->status, pv->line,
-                           pv->pool->up->targets[pv->pool->reps[pv->rep].target].hosthdr, pv->ts,
-                           pv->task ? sl_task_ctx(pv->task) : NULL);
+    if (!pv->span.on)
+        return;
+    /* the upstream's sluice-cause (why it failed, which hop decided), as
+     * sent, when it is well formed: diagnostics only */
+    size_t clen = 0;
+    sl_cause_info ci;
+    const char *cause = rc == 0 ? sl_http_resp_header(pv->call, SL_CAUSE_HDR, &clen) : NULL;
+    if (cause && sl_cause_hdr_parse(cause, clen, &ci) < 0)
+        cause = NULL;
+    sl__trace_call_end(pv->pool->up->o.tracer, &pv->span, rc, pv->call->status, pv->line,
+                       pv->pool->up->targets[pv->pool->reps[pv->rep].target].hosthdr, pv->ts,
+                       cause, cause ? clen : 0, pv->task ? sl_task_ctx(pv->task) : NULL);
 }
 
 /* ---- fail-fast ------------------------------------------------------------------ */

@@ -139,7 +139,8 @@ const char *sl__trace_call_begin(sl_tracer *tr, sl_ctx *ctx, sl__call_span *sp, 
 }
 
 void sl__trace_call_end(sl_tracer *tr, sl__call_span *sp, int rc, int status, const char *line,
-                        const char *peer, const char *tracestate, sl_ctx *ctx)
+                        const char *peer, const char *tracestate, const char *cause, size_t cause_len,
+                        sl_ctx *ctx)
 {
     if (!sp->on)
         return;
@@ -157,5 +158,7 @@ void sl__trace_call_end(sl_tracer *tr, sl__call_span *sp, int rc, int status, co
     copy_str(s.peer, sizeof s.peer, peer, strlen(peer));
     if (tracestate)
         copy_str(s.tracestate, sizeof s.tracestate, tracestate, strlen(tracestate));
+    if (cause)   /* the upstream's: on the client span too (issue 20) */
+        copy_str(s.cause_hdr, sizeof s.cause_hdr, cause, cause_len);
     sl__tracer_push(tr, &s);
 }

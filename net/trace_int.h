@@ -30,7 +30,7 @@ typedef struct sl__span {
     char method[16];
     char route[96];                /* server: the pattern; client: the path */
     char peer[64];                 /* server: client IPv4; client: the replica */
-    char cause_hdr[SL_CAUSE_HDR_MAX];  /* server: the sluice-cause its answer carried, or "" */
+    char cause_hdr[SL_CAUSE_HDR_MAX];  /* the sluice-cause of the answer (server: sent; client: received, well formed), or "" */
     char tracestate[SL_TRACESTATE_MAX + 1];
 } sl__span;
 
@@ -74,10 +74,12 @@ const char *sl__trace_call_begin(sl_tracer *tr, sl_ctx *ctx, sl__call_span *sp, 
 /* The call ended with rc (and status when rc is 0). Records its span if
  * sp->on, then clears on (a second end does nothing). line: the request
  * line ("POST /charge HTTP/1.1"), peer: the replica, tracestate: what was
- * sent (NULL: none), ctx: the caller's context, for its cause (may be
- * NULL). */
+ * sent (NULL: none), cause: the answer's well-formed sluice-cause value
+ * (cause_len bytes; NULL: none), ctx: the caller's context, for its cause
+ * (may be NULL). */
 void sl__trace_call_end(sl_tracer *tr, sl__call_span *sp, int rc, int status, const char *line,
-                        const char *peer, const char *tracestate, sl_ctx *ctx);
+                        const char *peer, const char *tracestate, const char *cause, size_t cause_len,
+                        sl_ctx *ctx);
 
 /* ---- OTLP (otlp.c) ----------------------------------------------------------------- */
 

@@ -842,6 +842,107 @@ static void test_free_with_handler_alive(void **s)
     close(fd);
 }
 
+/* ---- expired elements and "why is it not ready", live (issue 20) ------------------------------ */
+
+static sl_chan *why_ch;
+static int why_got;
+
+static int why_waiter(sl_task *t, void *arg)
+{
+    (void)arg;
+    int rc;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_deadline_ms(60000));
+    SL_AWAIT(t, rc, sl_chan_recv(t, why_ch, &why_got));
+    assert_int_equal(rc, 0);
+    SL_END(t);
+}
+
+/* A channel with one element expired in it, and a task waiting on it. */
+static int h_why(sl_task *t, void *arg)
+{
+    int v = 5, rc;
+    uint64_t soon;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_new(&why_ch, sizeof(int), 2, &(sl_chan_opts){ .name = "why-chan", .expiring = true }), 0);
+    assert_int_equal(sl_chan_give(why_ch, t, NULL), 0);
+    soon = sl_deadline_ms(1);
+    assert_int_equal(sl_chan_send_until(t, why_ch, &v, soon), 0);
+    SL_AWAIT(t, rc, sl_sleep_until(t, soon));
+    assert_int_equal(rc, 0);
+    assert_int_equal(sl_chan_try_recv(t, why_ch, &v), -EAGAIN);   /* expired: dropped */
+    assert_int_equal(sl_spawn(NULL, why_waiter, NULL, NULL, &(sl_spawn_opts){ .name = "why-waiter" }), 0);
+    sl_http_reply(arg, 200, "text/plain", "ok", 2);
+    SL_END(t);
+}
+
+static int h_why_end(sl_task *t, void *arg)
+{
+    int v = 6;
+    assert_int_equal(sl_chan_try_send(t, why_ch, &v), 0);   /* to the waiter */
+    assert_int_equal(sl_chan_free(NULL, why_ch), 0);
+    return sl_http_reply(arg, 200, "text/plain", "ok", 2);
+}
+
+static void test_live_why_and_expired(void **s)
+{
+    (void)s;
+    static resp r;
+    memset(&TS.cap, 0, sizeof TS.cap);
+    TS.rt = rt_new(1, &TS.cap);
+    assert_int_equal(sl_http_server_new(&TS.srv, TS.rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0" }), 0);
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/why", h_why, 0, NULL), 0);
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/why-end", h_why_end, 0, NULL), 0);
+    srv_run(&TS);
+    assert_int_equal(get(TS.port, "/why", &r), 200);
+    /* the waiter parks right after the answer: wait for it (bounded) */
+    bool seen = false;
+    for (int i = 0; i < 2500 && !seen; i++) {
+        assert_int_equal(get(TS.port, "/debug/tasks", &r), 200);
+        seen = strstr(r.body, "\"why-waiter\"") && strstr(r.body, "\"why\"");
+        if (!seen)
+            usleep(2000);   /* polls for the event, up to 5 s */
+    }
+    if (!seen)
+        fail_msg("/debug/tasks: %s", r.body);
+    json_error_t je;
+    json_t *doc = json_loads(r.body, 0, &je), *task = NULL;
+    assert_non_null(doc);
+    json_t *rs = json_object_get(doc, "reactors");
+    for (size_t i = 0; i < json_array_size(rs); i++) {
+        json_t *ts = json_object_get(json_array_get(rs, i), "tasks");
+        for (size_t k = 0; k < json_array_size(ts); k++)
+            if (!strcmp(json_string_value(json_object_get(json_array_get(ts, k), "name")), "why-waiter"))
+                task = json_array_get(ts, k);
+    }
+    if (!task)
+        fail_msg("no why-waiter in %s", r.body);
+    json_t *w = json_array_get(json_object_get(task, "why"), 0);
+    assert_non_null(w);
+    assert_string_equal(json_string_value(json_object_get(w, "channel")), "why-chan");
+    assert_string_equal(json_string_value(json_object_get(w, "op")), "recv");
+    assert_string_equal(json_string_value(json_object_get(w, "reason")), "empty");
+    assert_int_equal(json_integer_value(json_object_get(w, "len")), 0);
+    assert_int_equal(json_integer_value(json_object_get(w, "cap")), 2);
+    assert_null(json_object_get(w, "peers"));   /* no ends declared */
+    json_decref(doc);
+    /* the expired element, counted */
+    assert_int_equal(get(TS.port, "/debug/channels", &r), 200);
+    const char *c = strstr(r.body, "\"name\":\"why-chan\"");
+    assert_non_null(c);
+    const char *end = strchr(c, '}');
+    const char *x = strstr(c, "\"expired\":1");
+    assert_true(x && end && x < end);
+    assert_int_equal(get(TS.port, "/metrics", &r), 200);
+    assert_non_null(strstr(r.body, "sluice_channel_expired_total{reactor=\"0\",channel=\"why-chan\",channel_id=\"0\"} 1\n"));
+    assert_int_equal(get(TS.port, "/why-end", &r), 200);
+    sl_runtime_stop(TS.rt);
+    pthread_join(TS.th, NULL);
+    sl_http_server_free(TS.srv);
+    assert_int_equal(sl_runtime_free(TS.rt), 0);
+    assert_int_equal(why_got, 6);
+}
+
 /* ---- who may see /debug/ ------------------------------------------------------------------- */
 
 /* This machine's first IPv4 address that is not loopback, or false. */
@@ -1099,6 +1200,7 @@ int main(void)
         cmocka_unit_test(test_debug_deadlocks_and_trace),
         cmocka_unit_test(test_reset),
         cmocka_unit_test(test_debug_policy),
+        cmocka_unit_test(test_live_why_and_expired),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_derived_ctx_outlives_request),
     };

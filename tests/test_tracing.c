@@ -187,7 +187,10 @@ static int h_hop(sl_task *t, void *arg)
     sl_http_req *req = arg;
     hop_st *s = sl_http_req_state(req);
     SL_BEGIN(t);
-    SL_AWAIT(t, s->rc, sl_http_call(t, &s->r, UP, "GET", "/echo", NULL, 0));
+    /* /hop?anything calls /busy, which fails with a sluice-cause */
+    size_t ql = 0;
+    sl_http_req_query(req, &ql);
+    SL_AWAIT(t, s->rc, sl_http_call(t, &s->r, UP, "GET", ql ? "/busy" : "/echo", NULL, 0));
     if (s->rc == 0)
         sl_http_reply(req, s->r.status, "text/plain", s->r.body, s->r.body_len);
     else
@@ -210,6 +213,16 @@ static int h_echo(sl_task *t, void *arg)
     return sl_http_reply(req, 200, "text/plain", body, (size_t)n);
 }
 
+/* Fails as a far hop that shed the request would. */
+static int h_busy(sl_task *t, void *arg)
+{
+    (void)t;
+    sl_http_req *req = arg;
+    sl_cause_info ci = { .cause = SL_WC_OVERLOADED, .hop = "far-svc", .left_ms = 7 };
+    assert_int_equal(sl_http_reply_cause(req, &ci), 0);
+    return sl_http_reply_error(req, 503, "overloaded", "busy");
+}
+
 /* A server with /hop and /echo, its upstream to itself, both using TR. */
 static void start(void)
 {
@@ -219,6 +232,7 @@ static void start(void)
                                                                                  .tracer = TR }), 0);
     assert_int_equal(sl_http_route(TS.srv, "GET", "/hop", h_hop, sizeof(hop_st), NULL), 0);
     assert_int_equal(sl_http_route(TS.srv, "GET", "/echo", h_echo, 0, NULL), 0);
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/busy", h_busy, 0, NULL), 0);
     assert_int_equal(sl_http_server_start(TS.srv), 0);
     TS.port = sl_http_server_port(TS.srv);
     char url[64];
@@ -631,6 +645,52 @@ static void test_two_hop_export(void **s)
     collector_stop(&COL);
 }
 
+/* The value of attribute `key` of span i, or NULL. */
+static const char *span_attr(size_t i, const char *key)
+{
+    json_t *a = json_object_get(json_array_get(COL.spans, i), "attributes");
+    for (size_t k = 0; k < json_array_size(a); k++)
+        if (!strcmp(json_string_value(json_object_get(json_array_get(a, k), "key")), key))
+            return json_string_value(json_object_get(json_object_get(json_array_get(a, k), "value"), "stringValue"));
+    return NULL;
+}
+
+/* The upstream's sluice-cause reaches the caller's client span as well as
+ * the callee's server span (issue 20). */
+static void test_cause_on_client_span(void **s)
+{
+    (void)s;
+    collector_start(&COL, COL_OK);
+    tracer_to_collector(SL_SAMPLER_ALWAYS_ON, 1.0, 0, 5000);
+    start();
+    int fd = cli_connect(TS.port);
+    static resp r;
+    cli_send(fd, "GET /hop?busy HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(cli_read(fd, &r, 5000), 503);   /* passed on by /hop */
+    close(fd);
+    wait_spans(3);
+    const char *want = "v1;cause=overloaded;hop=far-svc;left-ms=7";
+    int client = 0, callee = 0;
+    for (size_t i = 0; i < 3; i++) {
+        span_v v = span_at(i);
+        const char *c = span_attr(i, "sluice.cause");
+        if (v.kind == 3) {
+            client++;
+            assert_string_equal(v.name, "GET /busy");
+            assert_non_null(c);
+            assert_string_equal(c, want);
+        } else if (!strcmp(v.name, "GET /busy")) {
+            callee++;
+            assert_non_null(c);
+            assert_string_equal(c, want);
+        }
+    }
+    assert_int_equal(client, 1);
+    assert_int_equal(callee, 1);
+    stop();
+    collector_stop(&COL);
+}
+
 /* traceidratio at 0.3: the flag sent downstream and what is exported
  * follow the trace-id, whatever the caller's flag. */
 static void test_ratio_end_to_end(void **s)
@@ -751,6 +811,7 @@ int main(void)
         cmocka_unit_test(test_sampler_decisions),
         cmocka_unit_test(test_bad_config),
         cmocka_unit_test(test_two_hop_export),
+        cmocka_unit_test(test_cause_on_client_span),
         cmocka_unit_test(test_ratio_end_to_end),
         cmocka_unit_test(test_slow_and_down_collector),
     };

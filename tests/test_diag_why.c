@@ -1,0 +1,290 @@
+/* test_diag_why.c: "why is it not ready" (issue 20 item 4): for a task
+ * parked on channels, sl_task_why and sl_task_describe say per channel
+ * what it waits for, for each reason. */
+#include <stdatomic.h>
+#include "testutil.h"
+
+static sl_runtime *rt;
+static capture cap;
+
+/* ---- helper tasks ---------------------------------------------------------- */
+
+typedef struct op_st {
+    sl_chan *ch, *ch2;
+    int v, rc, done;
+    uint64_t until;
+    sl_case cases[2];
+} op_st;
+
+static int recv_task(sl_task *t, void *arg)
+{
+    op_st *o = arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, o->rc, sl_chan_recv(t, o->ch, &o->v));
+    o->done = 1;
+    SL_END(t);
+}
+
+static int send_task(sl_task *t, void *arg)
+{
+    op_st *o = arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, o->rc, sl_chan_send_until(t, o->ch, &o->v, o->until));
+    o->done = 1;
+    SL_END(t);
+}
+
+static int select_task(sl_task *t, void *arg)
+{
+    op_st *o = arg;
+    SL_BEGIN(t);
+    o->cases[0] = (sl_case){ .ch = o->ch, .op = SL_RECV, .buf = &o->v };
+    o->cases[1] = (sl_case){ .ch = o->ch2, .op = SL_SEND, .buf = &o->v };
+    SL_AWAIT(t, o->rc, sl_select(t, o->cases, 2, 0));
+    o->done = 1;
+    SL_END(t);
+}
+
+static int producer_task(sl_task *t, void *arg)
+{
+    op_st *o = arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_attach(o->ch, t, SL_CHAN_SENDER), 0);
+    SL_AWAIT(t, o->rc, sl_sleep(t, 600 * SL_NS_PER_S));   /* until cancelled */
+    SL_END(t);
+}
+
+/* ---- the reasons, one reactor -------------------------------------------------------- */
+
+enum { EMPTY, FULL, NORECV, NOSEND, SELECT, LENT, PROD, NOPS };
+
+typedef struct why_st {
+    sl_chan *ch[8];
+    op_st ops[NOPS];
+    sl_task *tasks[NOPS];
+    int rc, v, res;
+    char text[1024];
+    uint64_t until;
+} why_st;
+
+static void describe_has(sl_task *t, const char *want)
+{
+    char buf[1024];
+    sl_task_describe(t, buf, sizeof buf);
+    if (!strstr(buf, want))
+        fail_msg("'%s' not in: %s", want, buf);
+}
+
+static int why_main(sl_task *t, void *arg)
+{
+    why_st *m = arg;
+    SL_BEGIN(t);
+    static const struct { size_t cap; const char *name; } chs[] = {
+        { 4, "jobs" }, { 2, "full" }, { 0, "rv-send" }, { 0, "rv-recv" }, { 1, "sel-in" }, { 1, "sel-out" },
+        { 4, "lent" },
+    };
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(sl_chan_new(&m->ch[i], sizeof(int), chs[i].cap,
+                                     &(sl_chan_opts){ .name = chs[i].name, .expiring = true }), 0);
+    m->v = 1;
+    assert_int_equal(sl_chan_try_send(t, m->ch[1], &m->v), 0);
+    assert_int_equal(sl_chan_try_send(t, m->ch[1], &m->v), 0);
+    assert_int_equal(sl_chan_try_send(t, m->ch[5], &m->v), 0);
+    assert_int_equal(sl_chan_try_send(t, m->ch[6], &m->v), 0);
+    assert_int_equal(sl_chan_try_send(t, m->ch[6], &m->v), 0);
+    m->ch[6]->reserved_ = 2;   /* as if two slots were lent to another reactor's senders */
+    m->until = sl_deadline_ms(600000);
+    m->ops[PROD] = (op_st){ .ch = m->ch[0] };
+    m->ops[EMPTY] = (op_st){ .ch = m->ch[0] };
+    m->ops[FULL] = (op_st){ .ch = m->ch[1], .until = m->until };
+    m->ops[NORECV] = (op_st){ .ch = m->ch[2] };
+    m->ops[NOSEND] = (op_st){ .ch = m->ch[3] };
+    m->ops[SELECT] = (op_st){ .ch = m->ch[4], .ch2 = m->ch[5] };
+    m->ops[LENT] = (op_st){ .ch = m->ch[6] };
+    static const sl_step_fn fns[NOPS] = { recv_task, send_task, send_task, recv_task, select_task, send_task,
+                                          producer_task };
+    static const char *names[NOPS] = { "consumer", "filler", "rv-sender", "rv-receiver", "selector", "borrower",
+                                       "producer" };
+    for (int i = NOPS - 1; i >= 0; i--)   /* the producer first: it attaches */
+        assert_int_equal(sl_spawn(NULL, fns[i], &m->ops[i], &m->tasks[i],
+                                  &(sl_spawn_opts){ .name = names[i], .joinable = true }), 0);
+    SL_YIELD(t);   /* they all park */
+    {
+        sl_wait_case w[4];
+        for (int i = 0; i < NOPS; i++)
+            assert_int_equal(m->ops[i].done, 0);
+        /* not on a channel: nothing */
+        assert_int_equal(sl_task_why(m->tasks[PROD], w, 4), 0);
+        assert_int_equal(sl_task_why(t, w, 4), 0);
+
+        assert_int_equal(sl_task_why(m->tasks[EMPTY], w, 4), 1);
+        assert_int_equal(w[0].why, SL_WHY_EMPTY);
+        assert_int_equal(w[0].op, SL_RECV);
+        assert_string_equal(w[0].chan, "jobs");
+        assert_int_equal(w[0].len, 0);
+        assert_int_equal(w[0].cap, 4);
+        assert_true(w[0].ends);
+        assert_int_equal(w[0].peers, 1);
+        assert_string_equal(w[0].peer, "producer");
+        describe_has(m->tasks[EMPTY], "on recv 'jobs' for ");
+        describe_has(m->tasks[EMPTY], " [why: 'jobs' empty 0/4, 1 sender incl. 'producer']");
+
+        assert_int_equal(sl_task_why(m->tasks[FULL], w, 4), 1);
+        assert_int_equal(w[0].why, SL_WHY_FULL);
+        assert_int_equal(w[0].op, SL_SEND);
+        assert_int_equal(w[0].len, 2);
+        assert_int_equal(w[0].cap, 2);
+        assert_true(w[0].until == m->until);
+        assert_false(w[0].ends);
+        assert_null(w[0].peer);
+        describe_has(m->tasks[FULL], "[why: 'full' full 2/2, element expires in ");
+
+        assert_int_equal(sl_task_why(m->tasks[NORECV], w, 4), 1);
+        assert_int_equal(w[0].why, SL_WHY_NO_RECEIVER);
+        describe_has(m->tasks[NORECV], "[why: 'rv-send' no receiver 0/0]");
+        assert_int_equal(sl_task_why(m->tasks[NOSEND], w, 4), 1);
+        assert_int_equal(w[0].why, SL_WHY_NO_SENDER);
+        describe_has(m->tasks[NOSEND], "[why: 'rv-recv' no sender 0/0]");
+
+        assert_int_equal(sl_task_why(m->tasks[SELECT], w, 4), 2);
+        assert_int_equal(w[0].why, SL_WHY_EMPTY);
+        assert_int_equal(w[1].why, SL_WHY_FULL);
+        assert_int_equal(w[1].op, SL_SEND);
+        assert_string_equal(w[1].chan, "sel-out");
+        describe_has(m->tasks[SELECT], "[why: 'sel-in' empty 0/1; 'sel-out' full 1/1]");
+        memset(w, 0, sizeof w);
+        assert_int_equal(sl_task_why(m->tasks[SELECT], w, 1), 2);   /* only max filled */
+        assert_string_equal(w[0].chan, "sel-in");
+        assert_null(w[1].chan);
+
+        assert_int_equal(sl_task_why(m->tasks[LENT], w, 4), 1);
+        assert_int_equal(w[0].why, SL_WHY_LENT);
+        assert_int_equal(w[0].lent, 2);
+        describe_has(m->tasks[LENT], "[why: 'lent' full (room lent to other reactors) 2/4, 2 lent]");
+
+        /* ends declared and nobody holds the other one: said */
+        assert_int_equal(sl_chan_attach(m->ch[1], NULL, SL_CHAN_SENDER), 0);
+        describe_has(m->tasks[FULL], "[why: 'full' full 2/2, no receiver attached, element expires in ");
+        assert_int_equal(sl_chan_detach(m->ch[1], NULL, SL_CHAN_SENDER), 0);
+        /* a receive on a closed channel with credit out waits for it */
+        assert_int_equal(sl_chan_close(t, m->ch[0]), 0);
+        assert_int_equal(m->ops[EMPTY].done, 0);   /* no credit out: woken with -EPIPE */
+    }
+    SL_YIELD(t);
+    assert_int_equal(m->ops[EMPTY].done, 1);
+    assert_int_equal(m->ops[EMPTY].rc, -EPIPE);
+    m->ch[4]->reserved_ = 1;   /* as if one slot were lent */
+    assert_int_equal(sl_chan_close(t, m->ch[4]), 0);
+    SL_YIELD(t);
+    assert_int_equal(m->ops[SELECT].done, 0);
+    {
+        sl_wait_case w[2];
+        assert_int_equal(sl_task_why(m->tasks[SELECT], w, 2), 2);
+        assert_int_equal(w[0].why, SL_WHY_CLOSED);
+        describe_has(m->tasks[SELECT], "[why: 'sel-in' closed, credit out 0/1, 1 lent; 'sel-out' full 1/1]");
+    }
+    /* the end */
+    m->ch[4]->reserved_ = 0;
+    m->ch[6]->reserved_ = 0;
+    for (int i = 0; i < NOPS; i++)
+        sl_task_cancel(m->tasks[i], -ECANCELED);
+    for (m->v = 0; m->v < NOPS; m->v++)
+        SL_AWAIT(t, m->rc, sl_task_join(t, m->tasks[m->v], &m->res));
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(sl_chan_free(t, m->ch[i]), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_reasons(void **s)
+{
+    (void)s;
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(1, &cap);
+    why_st m = { 0 };
+    assert_int_equal(rt_run(rt, why_main, &m), 0);
+    assert_int_equal(cap.count, 0);
+}
+
+/* ---- another reactor's channel: a round trip, and credit ---------------------------- */
+
+static struct {
+    sl_chan *ch, *empty;
+    op_st recv_op, send_op;
+    sl_task *r, *s;
+    _Atomic int ready, checked;
+    sl_wait_case wr, ws;
+    int nr, ns, rc, i, res;
+    char text[512];
+} R;
+
+static int remote_probe(sl_task *t, void *arg)   /* on reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    R.recv_op = (op_st){ .ch = R.empty };
+    R.send_op = (op_st){ .ch = R.ch, .v = 3, .until = sl_deadline_ms(600000) };
+    assert_int_equal(sl_spawn(NULL, recv_task, &R.recv_op, &R.r, &(sl_spawn_opts){ .name = "far-recv", .joinable = true }), 0);
+    assert_int_equal(sl_spawn(NULL, send_task, &R.send_op, &R.s, &(sl_spawn_opts){ .name = "far-send", .joinable = true }), 0);
+    SL_YIELD(t);
+    R.nr = sl_task_why(R.r, &R.wr, 1);
+    R.ns = sl_task_why(R.s, &R.ws, 1);
+    sl_task_describe(R.s, R.text, sizeof R.text);
+    atomic_store(&R.checked, 1);
+    sl_task_cancel(R.r, -ECANCELED);
+    sl_task_cancel(R.s, -ECANCELED);
+    SL_AWAIT(t, R.rc, sl_task_join(t, R.r, &R.res));
+    SL_AWAIT(t, R.rc, sl_task_join(t, R.s, &R.res));
+    atomic_store(&R.ready, 1);
+    SL_END(t);
+}
+
+static int remote_home(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    /* full: the far sender waits for credit; empty: the far receiver
+     * waits for the answer of its round trip */
+    assert_int_equal(sl_chan_new(&R.ch, sizeof(int), 1, &(sl_chan_opts){ .name = "far", .expiring = true }), 0);
+    assert_int_equal(sl_chan_new(&R.empty, sizeof(int), 1, &(sl_chan_opts){ .name = "far-empty" }), 0);
+    R.i = 9;
+    assert_int_equal(sl_chan_try_send(t, R.ch, &R.i), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), remote_probe, NULL, &(sl_spawn_opts){ .name = "probe" }), 0);
+    for (R.i = 0; R.i < 10000 && !atomic_load(&R.ready); R.i++)
+        SL_AWAIT(t, R.rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_int_equal(atomic_load(&R.ready), 1);
+    assert_int_equal(sl_chan_free(t, R.ch), 0);
+    assert_int_equal(sl_chan_free(t, R.empty), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_other_reactor(void **s)
+{
+    (void)s;
+    memset(&cap, 0, sizeof cap);
+    memset(&R, 0, sizeof R);
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, remote_home, NULL), 0);
+    assert_int_equal(atomic_load(&R.checked), 1);
+    assert_int_equal(R.nr, 1);
+    assert_int_equal(R.wr.why, SL_WHY_REMOTE);
+    assert_string_equal(R.wr.chan, "far-empty");
+    assert_int_equal(R.wr.op, 0);
+    assert_int_equal(R.ns, 1);
+    assert_int_equal(R.ws.why, SL_WHY_CREDIT);
+    assert_int_equal(R.ws.op, SL_SEND);
+    assert_int_equal(R.ws.cap, 1);
+    assert_true(R.ws.until != 0);
+    if (!strstr(R.text, "[why: 'far' waits for credit, element expires in "))
+        fail_msg("describe: %s", R.text);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reasons),
+        cmocka_unit_test(test_other_reactor),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
