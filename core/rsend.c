@@ -18,7 +18,8 @@
  * per round trip (a ping-pong), sends every element with credit in hand:
  * one message per element each way, not an ask, a grant and a batch.
  * Giving credit back whenever the sender idled cost a ping-pong three
- * messages a leg (55 us a round trip against 18 us). The home keeps a loan
+ * messages a leg and twice the wake-ups (docs/core.md has the figures;
+ * tests/test_credit.c counts the messages). The home keeps a loan
  * record per borrowing reactor and calls its credit back (a recall, one
  * message, answered by a batch giving back all unused credit) when
  * someone else needs the room: a local sender or select that finds the
