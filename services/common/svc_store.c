@@ -560,9 +560,20 @@ static int write_start(sl_task *t, svc_db *h)
     }
     /* park first, under the lock: the writer cannot answer before it */
     int rc = sl_task_park_as(t, h, write_abort, q->step->name);
-    if (rc != SL_PENDING) {
+    if (rc != SL_PENDING && rc != -ETIMEDOUT && rc != sl_task_cancelled(t)) {
         pthread_mutex_unlock(&st->mu);
-        return rc;
+        return rc;   /* nothing queued (-ENOMEM) */
+    }
+    if (rc != SL_PENDING) {
+        /* The task had given up already (its deadline passed, or it was
+         * cancelled): the step is written all the same, as if it had given
+         * up a moment later (write_abort). Its caller cannot tell the two
+         * apart: both are "-ETIMEDOUT: it may be written", and it answers
+         * and undoes accordingly (order-svc's 504 names the order, whose
+         * FAILED step it queues next). Refusing here left an order named
+         * in a 504 that never existed. */
+        q->task = NULL;
+        h->req = NULL;   /* the writer's now */
     }
     q->next = NULL;
     if (st->tail)
@@ -574,7 +585,7 @@ static int write_start(sl_task *t, svc_db *h)
     if (st->w_idle)
         pthread_cond_signal(&st->w_cv);
     pthread_mutex_unlock(&st->mu);
-    return SL_PENDING;
+    return rc;
 }
 
 static int read_work(svc_dbreq *q)

@@ -113,11 +113,14 @@ const char *svc_store_path(const svc_store *st);
 /* Runs `step`: a write on the store's writer thread, a read on the pool of
  * t's runtime; io_size bytes of io are copied there and back. t must be
  * the task running on the calling reactor. Returns SL_PENDING (then
- * svc_db_end with the final result), or at once, nothing having run:
- * -EINVAL t is not the running task; -ENOMEM; -EBUSY the writer's queue
- * is full (4096 steps) or the store is stopped (svc_store_stop), or the
- * pool's queue is full (a read); -ETIMEDOUT t's deadline has passed; the
- * cancel error if t is cancelled; a read also sl_offload's other errors. */
+ * svc_db_end with the final result), or at once: -EINVAL t is not the
+ * running task; -ENOMEM; -EBUSY the writer's queue is full (4096 steps)
+ * or the store is stopped (svc_store_stop), or the pool's queue is full (a
+ * read); -ETIMEDOUT t's deadline has passed, or the cancel error if t is
+ * cancelled: a read then never runs, a WRITE is still queued and written
+ * (as for a task that gives up while it waits: "-ETIMEDOUT" always means
+ * "it may be written"); a read also sl_offload's other errors. Apart from
+ * that case nothing has run when it fails. */
 int svc_db_start(sl_task *t, svc_db *h, svc_store *st, const svc_dbstep *step, void *io, size_t io_size);
 
 /* After the wait: copies the worker's io back when it ran to the end, and
