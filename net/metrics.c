@@ -797,7 +797,8 @@ static void scalar_series(struct evbuffer *b, struct evbuffer *head, const sl_me
         for (size_t k = 0; sc[i] && k < sc[i]->n; k++)
             if (sc[i]->s[k].f == f)
                 sm[ns++] = &sc[i]->s[k];
-    qsort(sm, ns, sizeof *sm, cmp_values);
+    if (ns)   /* qsort wants a non-NULL array even for none */
+        qsort(sm, ns, sizeof *sm, cmp_values);
     bool summary = f->type == SL_METRIC_SUMMARY;
     for (size_t i = 0; i <= n; i++) {   /* e[n] is the overflow series */
         const sl_series *s = &f->series[i == n ? f->max : i];
