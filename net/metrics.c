@@ -770,9 +770,12 @@ static int cmp_values(const void *a, const void *b)
 
 /* A counter's, gauge's or summary's series: those in cells, then those
  * only collectors reported (sorted by label values), then the overflow
- * series; reports of one series summed. Returns the entries written. */
-static size_t scalar_series(struct evbuffer *b, const sl_metric *f, const char *sname, const char *sfx,
-                            sl_metrics_scrape *const *sc, int nsc, bool write)
+ * series; reports of one series summed. `head` (HELP and TYPE) goes
+ * before the first, and not at all when there is none: decided in the
+ * same pass that writes, so a series appearing meanwhile cannot leave
+ * samples without their TYPE. */
+static void scalar_series(struct evbuffer *b, struct evbuffer *head, const sl_metric *f, const char *sname,
+                          const char *sfx, sl_metrics_scrape *const *sc, int nsc)
 {
     size_t n = atomic_load_explicit(&f->n, memory_order_acquire);
     size_t ns = 0;
@@ -787,14 +790,15 @@ static size_t scalar_series(struct evbuffer *b, const sl_metric *f, const char *
         ns = 0;
         sm = NULL;
         if (!(e = calloc(n + 1, sizeof *e)))
-            return 0;
+            return;
     }
     ns = 0;
     for (int i = 0; i < nsc && sm; i++)
         for (size_t k = 0; sc[i] && k < sc[i]->n; k++)
             if (sc[i]->s[k].f == f)
                 sm[ns++] = &sc[i]->s[k];
-    qsort(sm, ns, sizeof *sm, cmp_values);
+    if (ns)   /* qsort wants a non-NULL array even for none */
+        qsort(sm, ns, sizeof *sm, cmp_values);
     bool summary = f->type == SL_METRIC_SUMMARY;
     for (size_t i = 0; i <= n; i++) {   /* e[n] is the overflow series */
         const sl_series *s = &f->series[i == n ? f->max : i];
@@ -823,14 +827,11 @@ static size_t scalar_series(struct evbuffer *b, const sl_metric *f, const char *
         to->shown = true;
         i = j;
     }
-    size_t written = 0;
     for (size_t k = 0; k < ne; k++) {
         size_t i = k < n ? k : k + 1 < ne ? k + 1 : n;   /* cells, reported, overflow */
         if (!e[i].shown)
             continue;
-        written++;
-        if (!write)
-            continue;
+        evbuffer_add_buffer(b, head);   /* the first time only: it empties head */
         if (summary) {
             sample_head(b, f, sname, "_sum", e[i].values, NULL);
             evbuffer_add(b, " ", 1);
@@ -847,7 +848,6 @@ static size_t scalar_series(struct evbuffer *b, const sl_metric *f, const char *
     }
     free(e);
     free(sm);
-    return written;
 }
 
 static void family_text(struct evbuffer *b, const sl_metric *f, sl_metrics_scrape *const *sc, int nsc, bool om)
@@ -860,27 +860,32 @@ static void family_text(struct evbuffer *b, const sl_metric *f, sl_metrics_scrap
     const char *sample_sfx = om && f->type == SL_METRIC_COUNTER ? "_total" : "";
     char sname[256];
     snprintf(sname, sizeof sname, "%.*s", flen, f->name);
-    size_t n = atomic_load_explicit(&f->n, memory_order_acquire);
-    const sl_series *ov = &f->series[f->max];
-    bool ov_shown = !f->nlabels || sl_series_value(ov) != 0;
-    /* a family with no series to show is left out: its HELP and TYPE alone
-     * say nothing (an upstream family of a server without upstreams) */
-    if (f->type == SL_METRIC_HISTOGRAM ? !n && !ov_shown : !scalar_series(b, f, sname, "", sc, nsc, false))
+    struct evbuffer *head = evbuffer_new();
+    if (!head)
         return;
     if (f->help) {
-        evbuffer_add_printf(b, "# HELP %s ", sname);
-        help_text(b, f->help, om);
-        evbuffer_add(b, "\n", 1);
+        evbuffer_add_printf(head, "# HELP %s ", sname);
+        help_text(head, f->help, om);
+        evbuffer_add(head, "\n", 1);
     }
-    evbuffer_add_printf(b, "# TYPE %s %s\n", sname, types[f->type]);
+    evbuffer_add_printf(head, "# TYPE %s %s\n", sname, types[f->type]);
     if (f->type != SL_METRIC_HISTOGRAM) {
-        scalar_series(b, f, sname, sample_sfx, sc, nsc, true);
-        return;
+        scalar_series(b, head, f, sname, sample_sfx, sc, nsc);
+    } else {
+        /* a family with no series to show is left out: its HELP and TYPE
+         * alone say nothing (an upstream family of a server without
+         * upstreams) */
+        size_t n = atomic_load_explicit(&f->n, memory_order_acquire);
+        const sl_series *ov = &f->series[f->max];
+        bool ov_shown = !f->nlabels || sl_series_value(ov) != 0;
+        if (n || ov_shown)
+            evbuffer_add_buffer(b, head);
+        for (size_t i = 0; i < n; i++)
+            histogram_text(b, &f->series[i], om);
+        if (ov_shown)
+            histogram_text(b, ov, om);   /* the overflow series, shown once it holds something */
     }
-    for (size_t i = 0; i < n; i++)
-        histogram_text(b, &f->series[i], om);
-    if (ov_shown)
-        histogram_text(b, ov, om);   /* the overflow series, shown once it holds something */
+    evbuffer_free(head);
 }
 
 void sl__metrics_write(sl_metrics *m, sl_metrics_scrape *const *sc, int nsc, struct evbuffer *b, bool om)
