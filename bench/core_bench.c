@@ -55,6 +55,8 @@ typedef struct bst {
     int rc, res;
     sl_task *child;
     sl_mutex m;
+    int flags;          /* select4: sl_select's flags */
+    bool until;         /* send_recv: every element sent with a deadline */
 } bst;
 
 static double best_of3(double (*f)(long), long n)
@@ -73,12 +75,21 @@ static double best_of3(double (*f)(long), long n)
 static int send_recv_main(sl_task *t, void *arg)
 {
     bst *s = arg;
-    sl_chan_new(&s->a, sizeof(int64_t), 1024, NULL);
+    sl_chan_new(&s->a, sizeof(int64_t), 1024, &(sl_chan_opts){ .expiring = s->until });
+    uint64_t far = sl_deadline_ms(3600 * 1000);   /* never reached: the cost of the check */
     s->t0 = sl_now_ns();
-    for (long i = 0; i < s->n; i++) {
-        s->v = i;
-        sl_chan_try_send(t, s->a, &s->v);
-        sl_chan_try_recv(t, s->a, &s->got);
+    if (s->until) {
+        for (long i = 0; i < s->n; i++) {
+            s->v = i;
+            sl_chan_try_send_until(t, s->a, &s->v, far);
+            sl_chan_try_recv(t, s->a, &s->got);
+        }
+    } else {
+        for (long i = 0; i < s->n; i++) {
+            s->v = i;
+            sl_chan_try_send(t, s->a, &s->v);
+            sl_chan_try_recv(t, s->a, &s->got);
+        }
     }
     s->t1 = sl_now_ns();
     sl_chan_free(t, s->a);
@@ -89,6 +100,14 @@ static int send_recv_main(sl_task *t, void *arg)
 static double b_send_recv(long n)
 {
     bst s = { .n = n };
+    run_main(send_recv_main, &s, 1);
+    return (double)(s.t1 - s.t0) / (double)n;
+}
+
+/* the same with an element deadline on every send (issue 20) */
+static double b_send_until_recv(long n)
+{
+    bst s = { .n = n, .until = true };
     run_main(send_recv_main, &s, 1);
     return (double)(s.t1 - s.t0) / (double)n;
 }
@@ -210,7 +229,7 @@ static int select_main(sl_task *t, void *arg)
     for (long i = 0; i < s->n; i++) {
         s->v = i;
         sl_chan_try_send(t, s->c[i & 3], &s->v);
-        sl_select(t, s->cs, 4, 0);
+        sl_select(t, s->cs, 4, s->flags);
     }
     s->t1 = sl_now_ns();
     for (int i = 0; i < 4; i++)
@@ -224,6 +243,26 @@ static double b_select4(long n)
     bst s = { .n = n };
     run_main(select_main, &s, 1);
     return (double)(s.t1 - s.t0) / (double)n;
+}
+
+/* priority mode, k = 16 (issue 20) */
+static double b_select4_prio(long n)
+{
+    bst s = { .n = n, .flags = SL_SELECT_PRIO(16) };
+    run_main(select_main, &s, 1);
+    return (double)(s.t1 - s.t0) / (double)n;
+}
+
+/* same-run ratios, interleaved so that load on the machine hits both */
+static double ratio_of(double (*a)(long), double (*b)(long), long n)
+{
+    double best = 1e300;
+    for (int i = 0; i < 5; i++) {
+        double x = a(n), y = b(n);
+        if (x / y < best)
+            best = x / y;
+    }
+    return best;
 }
 
 /* ---- spawn + join ------------------------------------------------------------------------- */
@@ -924,8 +963,16 @@ int main(int argc, char **argv)
         emit("chan_pingpong_ns", best_of3(b_pingpong, 2000000 / k), &first);
     if (wanted("chan_throughput_msgs_per_s"))
         emit("chan_throughput_msgs_per_s", -best_of3(b_throughput_neg, 0), &first);
+    if (wanted("chan_send_until_recv_ns"))
+        emit("chan_send_until_recv_ns", best_of3(b_send_until_recv, 20000000 / k), &first);
+    if (wanted("chan_send_until_vs_plain"))
+        emit("chan_send_until_vs_plain", ratio_of(b_send_until_recv, b_send_recv, 5000000 / k), &first);
     if (wanted("select4_ns"))
         emit("select4_ns", best_of3(b_select4, 5000000 / k), &first);
+    if (wanted("select4_prio_ns"))
+        emit("select4_prio_ns", best_of3(b_select4_prio, 5000000 / k), &first);
+    if (wanted("select4_prio_vs_uniform"))
+        emit("select4_prio_vs_uniform", ratio_of(b_select4_prio, b_select4, 2000000 / k), &first);
     if (wanted("task_spawn_join_ns"))
         emit("task_spawn_join_ns", best_of3(b_spawn_join, 2000000 / k), &first);
     if (wanted("bytes_per_parked_task"))

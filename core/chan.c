@@ -452,12 +452,16 @@ int sl_chan_send(sl_task *t, sl_chan *ch, const void *elem)
 }
 
 /* expiring_ is set at creation and never changes: another reactor's
- * sender may read it, as it reads cap_. */
-static int until_check(const sl_chan *ch, uint64_t until)
+ * sender may read it, as it reads cap_. A deadline already behind the
+ * reactor's clock (`r`'s coarse one, read per batch of steps, never ahead)
+ * is refused; one that passed since is accepted and dropped where a
+ * receive meets it (exact there). The send then reads no clock: a send
+ * with a deadline costs about what a plain one does. */
+static int until_check(const sl_reactor *r, const sl_chan *ch, uint64_t until)
 {
     if (!ch->expiring_)
         return -EINVAL;
-    return until <= sl_now_ns() ? -ETIMEDOUT : 0;
+    return until <= r->now ? -ETIMEDOUT : 0;
 }
 
 int sl_chan_send_until(sl_task *t, sl_chan *ch, const void *elem, uint64_t expires)
@@ -466,7 +470,7 @@ int sl_chan_send_until(sl_task *t, sl_chan *ch, const void *elem, uint64_t expir
         return sl_chan_send(t, ch, elem);
     if (!ch->home_)
         return freed_op(t, ch, "send");
-    int rc = until_check(ch, expires);
+    int rc = until_check(t->reactor_, ch, expires);
     if (rc)
         return rc;
     if (ch->home_ != t->reactor_)
@@ -522,7 +526,7 @@ int sl_chan_try_send_until(sl_task *t, sl_chan *ch, const void *elem, uint64_t e
 {
     int rc = try_check(t, ch);
     if (!rc && expires)
-        rc = until_check(ch, expires);
+        rc = until_check(ch->home_, ch, expires);
     return rc ? rc : polled(t, do_send(ch, elem, expires));
 }
 

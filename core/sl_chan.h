@@ -133,7 +133,9 @@ int sl_chan_send(sl_task *t, sl_chan *ch, const void *elem);
  * While it is not in the channel it is the caller's: a send that parks
  * waits at most until `expires` and then fails with -ETIMEDOUT, nothing
  * taken. Returns what sl_chan_send returns, and -ETIMEDOUT if `expires` has
- * passed already (nothing sent), -EINVAL if the channel was not made
+ * passed already by the reactor's clock (read per batch of steps: a
+ * deadline that passed since is accepted, then dropped by the receive that
+ * meets it), nothing sent; -EINVAL if the channel was not made
  * `expiring`. Across reactors, on a buffered channel, the deadline travels
  * with the element: one that expires on its way is dropped at the home
  * (the send returned 0: on_expire tells); on a rendezvous channel of
