@@ -398,7 +398,8 @@ static int channels_collect(sl_metrics_scrape *sc, struct builtin_fams *bf, srv_
     chan_list l = { 0 };
     sl_reactor_foreach_chan(sr->r, chan_add, &l);
     int rc = l.oom ? -ENOMEM : 0;
-    qsort(l.e, l.n, sizeof *l.e, chan_cmp);
+    if (l.n)   /* qsort wants a non-NULL array even for none */
+        qsort(l.e, l.n, sizeof *l.e, chan_cmp);
     for (size_t k = 0, same = 0; rc == 0 && k < l.n; k++) {
         same = k && !strcmp(l.e[k].name, l.e[k - 1].name) ? same + 1 : 0;
         char id[24], cap[24];
