@@ -669,6 +669,8 @@ static loop_st L;
             fail_msg("call: %s", strerror(-L.rc));                                       \
     }
 
+static uint64_t probe_at;
+
 static int eject_main(sl_task *t, void *arg)
 {
     static char url[96];   /* a task's locals do not survive its waits */
@@ -679,44 +681,59 @@ static int eject_main(sl_task *t, void *arg)
     assert_int_equal(sl_http_upstream_new(&C.up, rt, url, &(sl_http_upstream_opts){ .eject_ms = 400 }), 0);
     /* the refusing replica fails 5 times in a row and is taken out: every
      * other call goes to the live one */
+    probe_at = sl_now_ns();
     CALL_LOOP(t, C.up, "GET", 20);
-    assert_int_equal(C.rc2, 5);
-    assert_int_equal(C.rc, 15);
-    assert_int_equal(calls_served, 15);
+    assert_int_equal(C.rc + C.rc2, 20);
+    assert_int_equal(calls_served, C.rc);
     sl_http_upstream_stats_get(C.up, &st);
-    assert_int_equal(st.ejected, 1);
     assert_int_equal(st.out, 1);
-    /* after 400 ms one call probes it: refused, out again for 800 ms */
+    if (sl_now_ns() - probe_at < 400 * SL_NS_PER_MS) {   /* no probe yet */
+        assert_int_equal(C.rc2, 5);
+        assert_int_equal(st.ejected, 1);
+    }
+    /* after 400 ms one call probes it: refused, out again for 800 ms. What
+     * follows holds whatever the scheduler does; the claims that need the
+     * 800 ms window still open are made only when it was (a test thread
+     * descheduled for most of a second must not fail the test). */
     SL_AWAIT(t, L.rc, sl_sleep(t, 450 * SL_NS_PER_MS));
     C.rc = C.rc2 = 0;
+    probe_at = sl_now_ns();   /* the probe is at or after this */
     CALL_LOOP(t, C.up, "GET", 5);
-    assert_int_equal(C.rc2, 1);
-    assert_int_equal(C.rc, 4);
+    assert_int_equal(C.rc + C.rc2, 5);
+    assert_true(C.rc2 >= 1);
     sl_http_upstream_stats_get(C.up, &st);
-    assert_int_equal(st.ejected, 2);
     assert_int_equal(st.out, 1);
-    /* it comes alive; 450 ms later it is still out (800 ms this time) */
+    if (sl_now_ns() - probe_at < 800 * SL_NS_PER_MS) {
+        assert_int_equal(C.rc2, 1);
+        assert_int_equal(st.ejected, 2);
+    }
+    /* it comes alive; while the 800 ms last it is still out */
     char listen[32];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", refusing);
     assert_int_equal(sl_http_server_new(&revived, rt, &(sl_http_server_opts){ .listen = listen }), 0);
     assert_int_equal(sl_http_route(revived, "GET", "/ok", h_revived, 0, NULL), 0);
     assert_int_equal(sl_http_server_start(revived), 0);
-    SL_AWAIT(t, L.rc, sl_sleep(t, 450 * SL_NS_PER_MS));
     C.rc = C.rc2 = 0;
     CALL_LOOP(t, C.up, "GET", 3);
     assert_int_equal(C.rc, 3);
-    assert_int_equal(revived_served, 0);
-    /* once the 800 ms ran out, the probe finds it alive: back in rotation */
-    SL_AWAIT(t, L.rc, sl_sleep(t, 450 * SL_NS_PER_MS));
-    C.rc = C.rc2 = 0;
-    CALL_LOOP(t, C.up, "GET", 1);
-    assert_int_equal(C.rc, 1);
-    assert_int_equal(revived_served, 1);
+    if (sl_now_ns() - probe_at < 800 * SL_NS_PER_MS)
+        assert_int_equal(revived_served, 0);
+    /* once the window ran out, a probe finds it alive: back in rotation,
+     * never before the 800 ms (waited for, with a generous bound) */
+    for (L.i = 0; L.i < 200 && revived_served == 0; L.i++) {
+        SL_AWAIT(t, L.rc, sl_sleep(t, 50 * SL_NS_PER_MS));
+        SL_AWAIT(t, L.rc, sl_http_call(t, &C.r, C.up, "GET", "/ok", NULL, 0));
+        sl_http_call_end(&C.r);
+        assert_int_equal(L.rc, 0);
+    }
+    assert_true(revived_served >= 1);
+    assert_true(sl_now_ns() - probe_at >= 800 * SL_NS_PER_MS);
     sl_http_upstream_stats_get(C.up, &st);
     assert_int_equal(st.out, 0);
-    assert_int_equal(st.ejected, 2);
+    assert_true(st.ejected >= 2);
+    revived_served = 0;
     CALL_LOOP(t, C.up, "GET", 10);
-    assert_true(revived_served >= 4);   /* shared again (alternating: 5 or 6) */
+    assert_true(revived_served >= 4);   /* shared again (alternating: 5) */
     sl_http_upstream_free(C.up);
     C.up = NULL;
     sl_runtime_stop(rt);
