@@ -99,8 +99,15 @@ for f in "${files[@]}"; do
     paths=$(grep -o 'path: /[a-z]*' "$f" | awk '{print $2}'; grep -o 'GET /[a-z]* HTTP' "$f" | awk '{print $2}')
     [ -n "$paths" ] || bad "$f names no probe path"
     for path in $(echo "$paths" | sort -u); do
-      st=$(http_status "$port" "$path")
-      [ "$st" = 200 ] || bad "$prog ($f): GET $path answered '$st', not 200"
+      # readiness may follow "listening on" (the store opens, the outbox is
+      # replayed) and a loaded machine answers late: wait for the 200, up to
+      # 15 s, instead of failing on the first look
+      for _ in $(seq 30); do
+        st=$(http_status "$port" "$path")
+        [ "$st" = 200 ] && break
+        sleep 0.5
+      done
+      [ "$st" = 200 ] || bad "$prog ($f): GET $path answered '$st', not 200 (15 s)"
     done
     kill -TERM "$pid"
     for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
