@@ -215,6 +215,7 @@ static struct {
     _Atomic int ready, checked;
     sl_wait_case wr, ws;
     int nr, ns, rc, i, res;
+    int prc;   /* the probe's own: rc is the home task's (another thread) */
     char text[512];
 } R;
 
@@ -233,8 +234,8 @@ static int remote_probe(sl_task *t, void *arg)   /* on reactor 1 */
     atomic_store(&R.checked, 1);
     sl_task_cancel(R.r, -ECANCELED);
     sl_task_cancel(R.s, -ECANCELED);
-    SL_AWAIT(t, R.rc, sl_task_join(t, R.r, &R.res));
-    SL_AWAIT(t, R.rc, sl_task_join(t, R.s, &R.res));
+    SL_AWAIT(t, R.prc, sl_task_join(t, R.r, &R.res));
+    SL_AWAIT(t, R.prc, sl_task_join(t, R.s, &R.res));
     atomic_store(&R.ready, 1);
     SL_END(t);
 }
