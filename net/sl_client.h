@@ -186,7 +186,9 @@ int sl_http_call(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const cha
 /* The same, routed by `key` (key_len bytes, any content; an empty key is a
  * key too): every call with the same key goes to the same replica, its
  * owner by rendezvous hashing over the replicas' addresses, so that the
- * steps and undos of one order reach the replica that holds its state.
+ * steps of one order reach the replica that holds its state (not its
+ * undos: the step may have gone to a failover choice; an undo goes to
+ * every replica, sl_http_upstream_replicas and sl_http_call_to).
  * Load is not balanced per call, only by the spread of keys (each replica
  * owns about 1/n of them).
  *   - While the owner is out of rotation (ejected), its keys go to their
