@@ -107,6 +107,8 @@ struct pool {
     sl_http_upstream_stats st;
 };
 
+_Static_assert(SL_HTTP_REPLICA_MAX >= SL_ADDR_STR_MAX, "a replica's address must fit");
+
 static _Thread_local char last_error[SL_HOST_MAX + 160];
 
 const char *sl_http_upstream_last_error(void) { return last_error; }
@@ -134,6 +136,7 @@ struct sl_http_call_priv {
     bool idempotent;        /* may be sent again even once some of it was written */
     bool got_bytes, probe;
     bool keyed;             /* routed by key: only key_hash's replica serves it */
+    bool pinned;            /* sl_http_call_to: only `rep` serves it, whatever its state */
     bool undo;              /* SL_HTTP_CALL_UNDO: outside fail-fast and what it learns */
     uint64_t key_hash;
     size_t sent;            /* bytes of this attempt handed to the connection */
@@ -334,6 +337,7 @@ static int rep_add(pool *pl, int t, const struct sockaddr_storage *sa, socklen_t
 static int pick(pool *pl, const priv *pv, int avoid, bool *probe);
 static void unqueue(pool *pl, priv *w);
 static void start_on(priv *pv, int rep);
+static void span_end(priv *pv, int rc);
 
 /* Replica r's name no longer gives it: no new calls; its idle connections
  * close; keyed calls waiting for it wait for their next choice instead. */
@@ -350,6 +354,14 @@ static void rep_gone(pool *pl, int r)
         next = w->qnext;
         if (w->rep != r)
             continue;
+        if (w->pinned) {   /* it asked for this replica and no other */
+            unqueue(pl, w);
+            w->done = true;
+            span_end(w, -ENOENT);
+            if (w->task)
+                sl_task_unpark(w->task, -ENOENT);
+            continue;
+        }
         bool probe;
         w->rep = pick(pl, w, -1, &probe);
         w->probe = false;
@@ -820,11 +832,12 @@ static void unqueue(pool *pl, priv *w)
 }
 
 /* The first call waiting for a connection that one of replica `rep` can
- * serve, taken out of the queue: a keyed call waits for its own replica. */
+ * serve, taken out of the queue: a keyed or pinned call waits for its own
+ * replica. */
 static priv *next_waiter(pool *pl, int rep)
 {
     priv *w = pl->wq_head;
-    while (w && w->keyed && w->rep != rep)
+    while (w && (w->keyed || w->pinned) && w->rep != rep)
         w = w->qnext;
     if (w)
         unqueue(pl, w);
@@ -1235,9 +1248,45 @@ int sl_http_call_key(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const
     return sl_http_call_flags(t, call, up, method, path, body, body_len, key, key_len, 0);
 }
 
-int sl_http_call_flags(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const char *method,
-                       const char *path, const char *body, size_t body_len, const char *key, size_t key_len,
-                       unsigned flags)
+/* The live replica of pl whose address is `addr` ("127.0.0.1:8082"), or -1. */
+static int rep_find(pool *pl, const char *addr)
+{
+    char name[SL_ADDR_STR_MAX];
+    for (int r = 0; r < pl->nreps; r++) {
+        if (pl->reps[r].gone)
+            continue;
+        sl__sockaddr_format((const struct sockaddr *)&pl->reps[r].sa, name, sizeof name);
+        if (!strcmp(name, addr))
+            return r;
+    }
+    return -1;
+}
+
+int sl_http_upstream_replicas(sl_http_upstream *up, sl_http_replica *out, size_t max)
+{
+    if (!up || (max && !out))
+        return -EINVAL;
+    sl_reactor *r = sl_reactor_current();
+    if (!r || sl_reactor_id(r) < 0 || sl_reactor_id(r) >= up->nreactors)
+        return -EPERM;   /* each reactor has its own view: ask on one */
+    pool *pl = get_pool(up, r);
+    if (!pl)
+        return -ENOMEM;
+    int n = 0;
+    for (int i = 0; i < pl->nreps; i++) {
+        if (pl->reps[i].gone)
+            continue;
+        if ((size_t)n < max)
+            sl__sockaddr_format((const struct sockaddr *)&pl->reps[i].sa, out[n].addr, sizeof out[n].addr);
+        n++;
+    }
+    return n;
+}
+
+/* A call: by load (key NULL, replica NULL), by key, or to one replica. */
+static int call_start(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const char *replica,
+                      const char *method, const char *path, const char *body, size_t body_len, const char *key,
+                      size_t key_len, unsigned flags)
 {
     memset(call, 0, sizeof *call);
     if (!up || !method_token(method) || !path || path[0] != '/' || strpbrk(path, " \r\n") || (body_len && !body) ||
@@ -1249,6 +1298,9 @@ int sl_http_call_flags(sl_task *t, sl_http_resp *call, sl_http_upstream *up, con
     pool *pl = get_pool(up, sl_task_reactor(t));
     if (!pl)
         return -ENOMEM;
+    int pin = -1;
+    if (replica && (pin = rep_find(pl, replica)) < 0)
+        return -ENOENT;
     pl->st.calls++;
     uint64_t deadline = sl_task_deadline(t), now = sl_now_ns();
     if (pl->next_resolve && pl->next_resolve <= now)
@@ -1292,15 +1344,16 @@ int sl_http_call_flags(sl_task *t, sl_http_resp *call, sl_http_upstream *up, con
     pv->task = t;
     pv->pool = pl;
     pv->head_request = !strcmp(method, "HEAD");
-    pv->retryable = up->o.retries > 0;
-    pv->keyed = key != NULL;
+    pv->retryable = up->o.retries > 0 && pin < 0;   /* a pinned call has nowhere else to go */
+    pv->pinned = pin >= 0;
+    pv->keyed = key != NULL && pin < 0;
     pv->undo = flags & SL_HTTP_CALL_UNDO;
     pv->key_hash = key ? sl__hash_bytes(key, key_len) : 0;
     pv->idempotent = idempotent(method);
     call->priv_ = pv;
     snprintf(pv->what, sizeof pv->what, "HTTP %s %s", method, path);
-    bool probe;
-    int rep = pick(pl, pv, -1, &probe);
+    bool probe = false;
+    int rep = pin >= 0 ? pin : pick(pl, pv, -1, &probe);   /* pinned: even while it is ejected */
     if (body_len || strcmp(method, "GET"))
         evbuffer_add_printf(pv->req, "Content-Type: application/json\r\nContent-Length: %zu\r\n", body_len);
     evbuffer_add(pv->req, "\r\n", 2);
@@ -1340,6 +1393,23 @@ int sl_http_call_flags(sl_task *t, sl_http_resp *call, sl_http_upstream *up, con
     rp->probing |= probe;
     start_on(pv, rep);
     return SL_PENDING;   /* even if it already failed: the result comes on resume */
+}
+
+int sl_http_call_flags(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const char *method,
+                       const char *path, const char *body, size_t body_len, const char *key, size_t key_len,
+                       unsigned flags)
+{
+    return call_start(t, call, up, NULL, method, path, body, body_len, key, key_len, flags);
+}
+
+int sl_http_call_to(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const char *replica, const char *method,
+                    const char *path, const char *body, size_t body_len, unsigned flags)
+{
+    if (!replica) {
+        memset(call, 0, sizeof *call);
+        return -EINVAL;
+    }
+    return call_start(t, call, up, replica, method, path, body, body_len, NULL, 0, flags);
 }
 
 const char *sl_http_resp_header(const sl_http_resp *call, const char *name, size_t *len)

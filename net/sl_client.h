@@ -186,7 +186,9 @@ int sl_http_call(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const cha
 /* The same, routed by `key` (key_len bytes, any content; an empty key is a
  * key too): every call with the same key goes to the same replica, its
  * owner by rendezvous hashing over the replicas' addresses, so that the
- * steps and undos of one order reach the replica that holds its state.
+ * steps of one order reach the replica that holds its state (not its
+ * undos: the step may have gone to a failover choice; an undo goes to
+ * every replica, sl_http_upstream_replicas and sl_http_call_to).
  * Load is not balanced per call, only by the spread of keys (each replica
  * owns about 1/n of them).
  *   - While the owner is out of rotation (ejected), its keys go to their
@@ -214,6 +216,38 @@ int sl_http_call_key(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const
 int sl_http_call_flags(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const char *method,
                        const char *path, const char *body, size_t body_len, const char *key, size_t key_len,
                        unsigned flags);
+
+/* One replica, named by its address: "127.0.0.1:8082", "[::1]:8082". */
+#define SL_HTTP_REPLICA_MAX 56   /* bytes of an address, its NUL included */
+typedef struct sl_http_replica {
+    char addr[SL_HTTP_REPLICA_MAX];
+} sl_http_replica;
+
+/* The replicas of `up` as the calling reactor sees them now (a name's
+ * addresses one each; a retired one is not listed; an ejected one is),
+ * written to out[0 .. min(n, max) - 1], where n, the return value, is how
+ * many there are (may exceed max: call again with more room). For a call
+ * that must reach every replica (an undo whose step may have gone to any
+ * of them: see sl_http_call_to). The list changes only when a name is
+ * looked up again (sl_http_upstream_new), and may differ briefly from one
+ * reactor to another. Call it on a reactor thread of up's runtime (a
+ * task's). Ownership: out is the caller's, written only. Returns n >= 0;
+ * -EINVAL (up NULL, out NULL with max > 0), -EPERM (not on a reactor of
+ * up's runtime), -ENOMEM (the reactor's pool could not be made). */
+int sl_http_upstream_replicas(sl_http_upstream *up, sl_http_replica *out, size_t max);
+
+/* A call to the one replica whose address is `replica` (as listed by
+ * sl_http_upstream_replicas): no choice by load or key, no failover, no
+ * retry (there is nowhere else to go), sent even while that replica is
+ * ejected (its answer counts for or against it as any other's). When its
+ * connections are busy the call waits for one of them, within the queue's
+ * bound. `flags`: SL_HTTP_CALL_* (as sl_http_call_flags). Ownership: as
+ * sl_http_call; `replica` is read during the call only. Errors: those of
+ * sl_http_call; -EINVAL also for replica NULL or an unknown flag; -ENOENT
+ * when the calling reactor has no such replica now, or when a lookup of
+ * its name retires it while the call waits for a connection. */
+int sl_http_call_to(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const char *replica, const char *method,
+                    const char *path, const char *body, size_t body_len, unsigned flags);
 
 /* A response header (any case), or NULL. The value points into the
  * answer (not NUL-terminated: use *len), valid until sl_http_call_end(). */

@@ -20,17 +20,15 @@
 #      balancer would on the failing readiness;
 #   C. a new order process takes over on the same address and --data and
 #      serves a last run of load.
-#  kill (tests/netns_kill.sh, an expected failure: XFAIL_TESTS):
+#  kill (tests/netns_kill.sh):
 #   A. inventory replica 1 is killed (SIGKILL) while it holds reservations
 #      waiting for their charges (payment stopped meanwhile), and started
-#      again on its --data, so its reservations come back. KNOWN BUG: order
-#      fails those orders (the reserve call was reset) and posts their
-#      release by key; it goes to replica 2 (the key's next choice: the
-#      retry of a call replica 1 refused, or replica 1's ejection), which
-#      knows no such reservation, tombstones it and acknowledges (404):
-#      the reservation stays RESERVED on replica 1 for a FAILED order, and
-#      the stock is short. An undo must reach the replica that holds the step (or every
-#      replica), not the key's failover choice.
+#      again on its --data, so its reservations come back. Order fails
+#      those orders (the reserve call was reset) and posts their release;
+#      it goes to every replica (svc_undo.h) and stays pending until
+#      replica 1 is back and acknowledges, so no reservation stays RESERVED
+#      for a FAILED order. (Before issue 21's fix it went to the key's
+#      failover choice, replica 2, which acknowledged with a tombstone.)
 # Every run of sluice-load must see no transport error of any kind
 # (connect, reset, timeout, protocol). Then the ledger walk
 # (tests/netns_ledger) finds every order agreeing with its reservation on

@@ -1171,6 +1171,109 @@ static void test_key_affinity(void **s)
     assert_int_equal(sl_runtime_free(rt), 0);
 }
 
+/* ---- one given replica (issue 21): sl_http_upstream_replicas, sl_http_call_to ----------- */
+
+/* A (the test's server), B (a second server), C (a refusing port): every
+ * call to a named replica reaches that one, whatever the key would say,
+ * with no failover or retry even while it is ejected. */
+static char to_addr[3][SL_HTTP_REPLICA_MAX];
+
+static int call_to_main(sl_task *t, void *arg)
+{
+    static sl_http_replica list[3];
+    sl_http_upstream_stats st;
+    (void)arg;
+    SL_BEGIN(t);
+    {
+        char url[3 * SL_HTTP_REPLICA_MAX + 32];
+        snprintf(url, sizeof url, "http://%s,http://%s,http://%s", to_addr[0], to_addr[1], to_addr[2]);
+        assert_int_equal(sl_http_upstream_new(&C.up, rt, url,
+                                              &(sl_http_upstream_opts){ .retries = 2, .eject_after = 1 }),
+                         0);
+    }
+    /* the list: all three, in the order written; a short array gets the
+     * first ones and the count of all */
+    assert_int_equal(sl_http_upstream_replicas(C.up, NULL, 0), 3);
+    memset(list, 0, sizeof list);
+    assert_int_equal(sl_http_upstream_replicas(C.up, list, 2), 3);
+    assert_string_equal(list[0].addr, to_addr[0]);
+    assert_string_equal(list[1].addr, to_addr[1]);
+    assert_string_equal(list[2].addr, "");
+    assert_int_equal(sl_http_upstream_replicas(C.up, list, 3), 3);
+    assert_string_equal(list[2].addr, to_addr[2]);
+    /* each call reaches the replica it names, the same key or not */
+    for (C.rc2 = 0; C.rc2 < 6; C.rc2++) {
+        answered_by = 0;
+        SL_AWAIT(t, C.rc, sl_http_call_to(t, &C.r, C.up, list[C.rc2 % 2].addr, "POST", "/k", "{}", 2,
+                                          C.rc2 & 1 ? 0 : SL_HTTP_CALL_UNDO));
+        assert_int_equal(C.rc, 0);
+        assert_int_equal(C.r.status, 200);
+        assert_int_equal(answered_by, C.rc2 % 2 ? 'B' : 'A');
+        sl_http_call_end(&C.r);
+    }
+    /* C refuses: the error comes back, not an answer from A or B, and
+     * nothing is retried elsewhere; C is ejected, and still called */
+    for (C.rc2 = 0; C.rc2 < 2; C.rc2++) {
+        answered_by = 0;
+        SL_AWAIT(t, C.rc, sl_http_call_to(t, &C.r, C.up, list[2].addr, "POST", "/k", "{}", 2, SL_HTTP_CALL_UNDO));
+        assert_int_equal(C.rc, -ECONNREFUSED);
+        assert_int_equal(answered_by, 0);
+        sl_http_call_end(&C.r);
+    }
+    sl_http_upstream_stats_get(C.up, &st);
+    assert_int_equal(st.retried, 0);
+    assert_int_equal(st.out, 1);
+    assert_int_equal(st.refused, 2);
+    /* errors */
+    assert_int_equal(sl_http_call_to(t, &C.r, C.up, NULL, "POST", "/k", NULL, 0, 0), -EINVAL);
+    sl_http_call_end(&C.r);
+    assert_int_equal(sl_http_call_to(t, &C.r, C.up, "127.0.0.1:1", "POST", "/k", NULL, 0, 0), -ENOENT);
+    sl_http_call_end(&C.r);
+    assert_int_equal(sl_http_call_to(t, &C.r, C.up, "", "POST", "/k", NULL, 0, 0), -ENOENT);
+    sl_http_call_end(&C.r);
+    assert_int_equal(sl_http_call_to(t, &C.r, C.up, list[0].addr, "POST", "/k", NULL, 0, 4u), -EINVAL);
+    sl_http_call_end(&C.r);
+    assert_int_equal(sl_http_call_to(t, &C.r, C.up, list[0].addr, "POST", "no-slash", NULL, 0, 0), -EINVAL);
+    sl_http_call_end(&C.r);
+    assert_int_equal(sl_http_call_to(t, &C.r, NULL, list[0].addr, "POST", "/k", NULL, 0, 0), -EINVAL);
+    sl_http_call_end(&C.r);
+    assert_int_equal(sl_http_upstream_replicas(NULL, list, 3), -EINVAL);
+    assert_int_equal(sl_http_upstream_replicas(C.up, NULL, 1), -EINVAL);
+    sl_http_upstream_free(C.up);
+    C.up = NULL;
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_call_to_one_replica(void **s)
+{
+    (void)s;
+    memset(&C, 0, sizeof C);
+    refusing = refusing_port(&refusing_fd);
+    serve_new();
+    assert_int_equal(sl_http_route(srv, "POST", "/k", h_key_a, 0, NULL), 0);
+    serve_start();
+    assert_int_equal(sl_http_server_new(&revived, rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0" }), 0);
+    assert_int_equal(sl_http_route(revived, "POST", "/k", h_key_b, 0, NULL), 0);
+    assert_int_equal(sl_http_server_start(revived), 0);
+    snprintf(to_addr[0], sizeof to_addr[0], "127.0.0.1:%d", port);
+    snprintf(to_addr[1], sizeof to_addr[1], "127.0.0.1:%d", sl_http_server_port(revived));
+    snprintf(to_addr[2], sizeof to_addr[2], "127.0.0.1:%d", refusing);
+    {   /* not on a reactor: each reactor has its own view */
+        sl_http_upstream *up;
+        sl_http_replica one;
+        assert_int_equal(sl_http_upstream_new(&up, rt, "http://127.0.0.1:80", NULL), 0);
+        assert_int_equal(sl_http_upstream_replicas(up, &one, 1), -EPERM);
+        sl_http_upstream_free(up);
+    }
+    assert_int_equal(rt_run_keep(rt, call_to_main, NULL), 0);
+    sl_http_server_free(revived);
+    revived = NULL;
+    close(refusing_fd);
+    done(0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
 static void test_bad_upstreams(void **s)
 {
     (void)s;
@@ -1513,6 +1616,7 @@ int main(void)
         cmocka_unit_test(test_post_retried_when_refused),
         cmocka_unit_test(test_post_retried_when_reset_before_request),
         cmocka_unit_test(test_key_affinity),
+        cmocka_unit_test(test_call_to_one_replica),
         cmocka_unit_test(test_bad_upstreams),
         cmocka_unit_test(test_interim_responses),
         cmocka_unit_test(test_resp_cause),

@@ -473,9 +473,28 @@ static int dns_main(sl_task *t, void *arg)
     CALL_UNTIL(t, H.by_b > 0);
     assert_int_equal(stats().replicas, 2);
     assert_true(stats().resolved >= 1);
+    {   /* both listed, each by its address (issue 21) */
+        sl_http_replica l[2];
+        char a[32], b[32];
+        snprintf(a, sizeof a, "127.0.0.1:%d", port);
+        snprintf(b, sizeof b, "127.0.0.2:%d", port);
+        assert_int_equal(sl_http_upstream_replicas(U.up, l, 2), 2);
+        assert_true((!strcmp(l[0].addr, a) && !strcmp(l[1].addr, b)) ||
+                    (!strcmp(l[0].addr, b) && !strcmp(l[1].addr, a)));
+    }
     /* the first one leaves */
     dns_set(ANSWER, 1, 1, two);
     CALL_UNTIL(t, stats().replicas == 1);
+    {   /* a retired replica is not listed, and cannot be called by its address */
+        sl_http_replica l[2];
+        char a[32], b[32];
+        snprintf(a, sizeof a, "127.0.0.1:%d", port);
+        snprintf(b, sizeof b, "127.0.0.2:%d", port);
+        assert_int_equal(sl_http_upstream_replicas(U.up, l, 2), 1);
+        assert_string_equal(l[0].addr, b);
+        assert_int_equal(sl_http_call_to(t, &U.r, U.up, a, "GET", "/who", NULL, 0, 0), -ENOENT);
+        sl_http_call_end(&U.r);
+    }
     H.by_a = H.by_b = 0;
     CALLS(t, 5);
     assert_int_equal(H.by_b, 5);

@@ -25,14 +25,18 @@ typedef struct undo {
     char body[SVC_UNDO_BODY_MAX];
     size_t len;
     char name[96];            /* the task's name: lives as long as the task */
-    char key[48];             /* the routing key (the order id): every attempt
-                                 reaches the replica that owns the record */
-    int attempts, status, rc;
+    char key[48];             /* the order id: names the task */
+    int attempts, rounds, status, rc;
     bool acked;
     int64_t seq;              /* its outbox row (0: none) */
     svc_db db;
     uint64_t backoff_ms, deadline;
     sl_http_resp resp;
+    /* every replica must acknowledge (svc_undo.h, "Every replica") */
+    sl_http_replica *reps;    /* this round's list of the upstream's replicas */
+    int nreps, i, missing;
+    sl_http_replica *done;    /* those that acknowledged, in any round */
+    int ndone, capdone;
 } undo;
 
 void svc_undo_set_limit(uint32_t max) { U.limit = max ? (long)max : SVC_UNDO_MAX; }
@@ -64,36 +68,87 @@ static int outbox_del(svc_conn *c, void *io)
 
 static const svc_dbstep outbox_del_step = { "outbox entry acknowledged", outbox_del, .write = true };
 
+/* Whether `addr` acknowledged already. */
+static bool done_has(const undo *u, const char *addr)
+{
+    for (int k = 0; k < u->ndone; k++)
+        if (!strcmp(u->done[k].addr, addr))
+            return true;
+    return false;
+}
+
+/* Records that `addr` acknowledged; false when out of memory (it is
+ * asked again next round: harmless, undos are idempotent). */
+static bool done_add(undo *u, const char *addr)
+{
+    if (u->ndone == u->capdone) {
+        int cap = u->capdone ? u->capdone * 2 : 2;
+        sl_http_replica *d = realloc(u->done, (size_t)cap * sizeof *d);
+        if (!d)
+            return false;
+        u->done = d;
+        u->capdone = cap;
+    }
+    u->done[u->ndone++] = u->reps[u->i];
+    return true;
+}
+
+/* This round's list: the replicas the reactor knows now. */
+static int list_replicas(undo *u)
+{
+    int n = sl_http_upstream_replicas(u->s->up, NULL, 0);
+    if (n <= 0)
+        return n;
+    sl_http_replica *r = realloc(u->reps, (size_t)n * sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    u->reps = r;
+    int m = sl_http_upstream_replicas(u->s->up, u->reps, (size_t)n);
+    return m < 0 ? m : (m < n ? m : n);
+}
+
 static int undo_task(sl_task *t, void *arg)
 {
     undo *u = arg;
     SL_BEGIN(t);
     for (;;) {
-        /* each attempt has a budget of its own; the task has none */
-        u->deadline = sl_ctx_narrow(t, SVC_UNDO_CALL_MS);
-        /* an undo is never refused by fail-fast: the callee admits it
-         * on its undo lane, however many of its orders it sheds */
-        SL_AWAIT(t, u->rc, sl_http_call_flags(t, &u->resp, u->s->up, "POST", u->path, u->body, u->len,
-                                                  u->key, strlen(u->key), SL_HTTP_CALL_UNDO));
-        sl_task_set_deadline(t, u->deadline);
-        u->status = svc_upstream_status(u->rc, &u->resp);
-        sl_http_call_end(&u->resp);
-        u->attempts++;
-        atomic_fetch_add(&U.attempts, 1);
-        if (u->attempts > 1)
+        /* a round: every replica listed now that has not acknowledged yet
+         * is asked once, one after the other */
+        u->nreps = list_replicas(u);
+        u->missing = u->nreps <= 0;   /* no list (no memory): not done */
+        if (u->rounds++ > 0)
             svc_metrics_undo("retried", 0);
-        if (acked(u->status)) {
+        for (u->i = 0; u->i < u->nreps; u->i++) {
+            if (done_has(u, u->reps[u->i].addr))
+                continue;
+            /* each attempt has a budget of its own; the task has none */
+            u->deadline = sl_ctx_narrow(t, SVC_UNDO_CALL_MS);
+            /* an undo is never refused by fail-fast: the callee admits it
+             * on its undo lane, however many of its orders it sheds */
+            SL_AWAIT(t, u->rc, sl_http_call_to(t, &u->resp, u->s->up, u->reps[u->i].addr, "POST", u->path,
+                                               u->body, u->len, SL_HTTP_CALL_UNDO));
+            sl_task_set_deadline(t, u->deadline);
+            u->status = svc_upstream_status(u->rc, &u->resp);
+            sl_http_call_end(&u->resp);
+            u->attempts++;
+            atomic_fetch_add(&U.attempts, 1);
+            if (sl_task_cancelled(t))   /* shutdown: undo_free reports it */
+                SL_RETURN(t, 0);
+            if (u->rc == -ENOENT)       /* retired by a lookup meanwhile: not waited for */
+                continue;
+            if (!acked(u->status) || !done_add(u, u->reps[u->i].addr))
+                u->missing++;
+        }
+        if (!u->missing) {
             u->acked = true;
             break;
         }
-        if (sl_task_cancelled(t))   /* shutdown: undo_free reports it */
-            SL_RETURN(t, 0);
         SL_AWAIT(t, u->rc, sl_sleep(t, next_backoff(u) * SL_NS_PER_MS));
         if (u->rc < 0)
             SL_RETURN(t, 0);
     }
-    /* acknowledged: the row goes (if this fails, or the service stops
-     * first, the next start posts it again: undos are idempotent) */
+    /* acknowledged by all: the row goes (if this fails, or the service
+     * stops first, the next start posts it again: undos are idempotent) */
     if (u->seq && u->s->store) {
         SVC_DB(t, u->rc, &u->db, u->s->store, &outbox_del_step, &u->seq);
         (void)u->rc;
@@ -105,14 +160,18 @@ static void undo_free(void *arg)
 {
     undo *u = arg;
     sl_http_call_end(&u->resp);
+    free(u->reps);
+    free(u->done);
     atomic_fetch_sub(&U.pending, 1);
     svc_metrics_undo(u->acked ? "completed" : "abandoned", -1);
     if (u->acked) {
         atomic_fetch_add(&U.completed, 1);
     } else {
         atomic_fetch_add(&U.abandoned, 1);
-        sl_log(SL_LOG_WARN, "%s: shutdown: undo POST %s %s still pending after %d attempts (last answer %d)",
-               u->s->prog->name, u->path, u->body, u->attempts, u->status);
+        sl_log(SL_LOG_WARN,
+               "%s: shutdown: undo POST %s %s still pending after %d attempts (last answer %d; "
+               "acknowledged by %d replicas)",
+               u->s->prog->name, u->path, u->body, u->attempts, u->status, u->ndone);
     }
     free(u);
 }

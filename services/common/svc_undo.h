@@ -14,6 +14,24 @@
  * each sleep drawn from [b/2, b]), so that a callee coming back from an
  * outage is not met by every pending undo at the same instant.
  *
+ * Every replica (issue 21): the callee may be several replicas, and the
+ * step being undone may have gone to any of them (the key's owner, or its
+ * failover choice while the owner was ejected; after this service's own
+ * crash nobody knows which). So an undo goes to EVERY replica the
+ * upstream lists (sl_http_upstream_replicas, sl_http_call_to) and is done
+ * only when each has acknowledged; one that never had the record answers
+ * 404 and keeps a tombstone, which is harmless (the order is failed and
+ * never reserved again). Each round asks, one after the other, the
+ * replicas listed now that have not acknowledged yet; a replica that is
+ * down keeps the entry pending (and its outbox row) and is asked again
+ * after the backoff, until it is back. The list is the reactor's at each
+ * round: a replica that a lookup of its name retires is no longer waited
+ * for (its address is gone; list stateful replicas by stable names, e.g.
+ * a StatefulSet's per-pod names, so that a restart keeps its entry), and
+ * one that joins must acknowledge too. An acknowledgement is remembered
+ * by address for the life of the entry (not across a restart, when every
+ * replica is asked again).
+ *
  * The callee's admission never sheds these calls on a full server: the
  * undo routes are in the server's UNDO lane (svc_route_undo).
  *
@@ -55,9 +73,9 @@
 #define SVC_UNDO_CAP_MS 2000        /* the largest backoff */
 #define SVC_UNDO_BODY_MAX 192
 
-/* Posts `body` (JSON, at most SVC_UNDO_BODY_MAX-1 bytes) to `path` of the
- * program's upstream until acknowledged. `key` (the order id) names the
- * task. The entry keeps the job's trace (a copy) and nothing else of the
+/* Posts `body` (JSON, at most SVC_UNDO_BODY_MAX-1 bytes) to `path` of
+ * every replica of the program's upstream until each acknowledged. `key`
+ * (the order id) names the task. The entry keeps the job's trace (a copy) and nothing else of the
  * job. Returns 0; -EINVAL (no upstream, a path or body too long),
  * -ECANCELED (the service is shutting down: its background tasks are
  * ending), -ENOMEM. On failure nothing is pending: the caller must not
