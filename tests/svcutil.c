@@ -401,3 +401,36 @@ void chain_stop(chain *c)
     svc_stop(&c->inv);
     svc_stop(&c->pay);
 }
+
+void svc_tmpdir(char *out, size_t n, const char *what)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(out, n, "%s/sluice-%s.XXXXXX", tmp && *tmp ? tmp : "/tmp", what);
+    assert_non_null(mkdtemp(out));
+}
+
+void svc_rm_rf(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+long svc_undo_counter(int port, const char *key)
+{
+    hresp *r = malloc(sizeof *r);
+    assert_non_null(r);
+    long v = http_req(port, "GET", "/debug/compensations", NULL, NULL, 3000, r) == 200 ? (long)jint(r, key, -1) : -1;
+    free(r);
+    return v;
+}
+
+void svc_undo_settles(int port, const char *who, int bound_ms)
+{
+    long n = -1;
+    uint64_t end = svc_now_ms() + (uint64_t)bound_ms;
+    while ((n = svc_undo_counter(port, "pending")) != 0 && svc_now_ms() < end)
+        poll(NULL, 0, 20);
+    if (n != 0)
+        fail_msg("%s still has %ld compensations pending after %d ms", who, n, bound_ms);
+}

@@ -207,6 +207,20 @@ int svc_tasks_settle(int port, int want, int bound_ms);
  * excluding those that contain `except` (NULL: none). -1 on failure. */
 double svc_metric(int port, const char *name, const char *label, const char *except);
 
+/* A fresh directory $TMPDIR/sluice-WHAT.XXXXXX (mkdtemp); its path into out. */
+void svc_tmpdir(char *out, size_t n, const char *what);
+
+/* rm -rf dir (a directory svc_tmpdir made); fails the test if it cannot. */
+void svc_rm_rf(const char *dir);
+
+/* GET /debug/compensations at port: one counter ("pending", "posted",
+ * "completed", "attempts"); -1 when the answer is not a 200. */
+long svc_undo_counter(int port, const char *key);
+
+/* Polls until no compensation is pending at port; fails the test, naming
+ * `who`, after bound_ms. */
+void svc_undo_settles(int port, const char *who, int bound_ms);
+
 /* Request contexts that ended other than by completing (sluice_ctx_ends_total
  * without cause="completed"). */
 double svc_ctx_cancelled(int port);

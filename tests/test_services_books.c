@@ -14,28 +14,6 @@
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
-/* GET /debug/compensations: one counter ("pending", "completed", ...); -1
- * on failure. */
-static long undo_counter(int port, const char *key)
-{
-    hresp *r = malloc(sizeof *r);
-    assert_non_null(r);
-    long v = http_req(port, "GET", "/debug/compensations", NULL, NULL, 3000, r) == 200 ? (long)jint(r, key, -1) : -1;
-    free(r);
-    return v;
-}
-
-/* Polls until no compensation is pending at `port`; fails after the bound. */
-static void undo_settles(int port, const char *who, int bound_ms)
-{
-    long n = -1;
-    uint64_t end = svc_now_ms() + (uint64_t)bound_ms;
-    while ((n = undo_counter(port, "pending")) != 0 && svc_now_ms() < end)
-        poll(NULL, 0, 20);
-    if (n != 0)
-        fail_msg("%s still has %ld compensations pending after %d ms", who, n, bound_ms);
-}
-
 /* The three records of one order, as the services tell them. */
 typedef struct books {
     char order[16], resv[16], charge[16];   /* "" : 404 (never made) */
@@ -112,7 +90,7 @@ static void compensation_outlasts_outage(void **state)
     assert_string_equal(k.charge, "CHARGED");
     order_status(c.order.port, b->id, k.order, sizeof k.order);
     assert_string_equal(k.order, "FAILED");
-    assert_true(undo_counter(c.order.port, "pending") >= 1);   /* the release, pending */
+    assert_true(svc_undo_counter(c.order.port, "pending") >= 1);   /* the release, pending */
     /* the outage (a duration of the scene, not a wait for an event) */
     uint64_t now = svc_now_ms();
     if (now < down + OUTAGE_MS)
@@ -129,13 +107,13 @@ static void compensation_outlasts_outage(void **state)
         fail_msg("order %s: order %s, reservation %s, charge %s, stock %ld (want FAILED, not RESERVED, not CHARGED, %d) "
                  "%d s after inventory came back", b->id, k.order, k.resv[0] ? k.resv : "(none)",
                  k.charge[0] ? k.charge : "(none)", k.stock, STOCK, 15);
-    undo_settles(c.order.port, "order", 5000);
-    undo_settles(c.inv.port, "inventory", 5000);
-    long attempts = undo_counter(c.order.port, "attempts");
+    svc_undo_settles(c.order.port, "order", 5000);
+    svc_undo_settles(c.inv.port, "inventory", 5000);
+    long attempts = svc_undo_counter(c.order.port, "attempts");
     print_message("outage: the release completed after %ld attempts, %llu ms after the order failed\n", attempts,
                   (unsigned long long)(svc_now_ms() - down));
     assert_true(attempts >= 4);   /* the 10 s outage took several */
-    assert_int_equal(undo_counter(c.order.port, "abandoned"), 0);
+    assert_int_equal(svc_undo_counter(c.order.port, "abandoned"), 0);
     /* the same in /metrics (svc_metrics.h): posted = completed, the retries, none pending */
     double posted = svc_metric(c.order.port, "sluice_svc_compensations_total", "event=\"posted\"", NULL);
     assert_true(posted >= 1);
@@ -235,8 +213,8 @@ static void undo_races_in_the_chain(void **state)
     snprintf(body, sizeof body, "{\"order_id\":\"%s\",\"item\":\"sku-1\",\"qty\":2,\"amount_cents\":300}", id);
     http_req(c.inv.port, "POST", "/reserve", body, NULL, 3000, r);
     expect_status(r, 409, "order_failed");
-    undo_settles(c.order.port, "order", 5000);
-    undo_settles(c.inv.port, "inventory", 5000);
+    svc_undo_settles(c.order.port, "order", 5000);
+    svc_undo_settles(c.inv.port, "inventory", 5000);
     read_books(&c, id, &k, true);
     assert_true(failed_and_undone(&k, 10));
     free(r);
@@ -326,14 +304,14 @@ static void overload_keeps_the_books(void **state)
         }
     }
     assert_int_equal(fault_clear(c.inv.port), 200);
-    long pending = undo_counter(c.order.port, "pending"), attempts = undo_counter(c.order.port, "attempts");
+    long pending = svc_undo_counter(c.order.port, "pending"), attempts = svc_undo_counter(c.order.port, "attempts");
     print_message("overload: %d orders: %d 201, %d 503, %d 504, %d 502, %d other, %d unanswered; "
                   "%ld releases pending, %ld attempts so far\n", WAVE * WAVES, status[0], status[1], status[2],
                   status[3], status[4], status[5], pending, attempts);
     assert_int_equal(status[5], 0);   /* every order answered within the client's 5 s */
     /* the compensations finish, then the walk */
-    undo_settles(c.order.port, "order", 30000);
-    undo_settles(c.inv.port, "inventory", 30000);
+    svc_undo_settles(c.order.port, "order", 30000);
+    svc_undo_settles(c.inv.port, "inventory", 30000);
     long taken[ITEMS + 1] = { 0 };
     int orders = 0, bad = ledger_walk(&c, taken, &orders);
     for (int i = 0; i < npaid; i++) {   /* a 201 is a PAID order */
@@ -349,8 +327,8 @@ static void overload_keeps_the_books(void **state)
         snprintf(item, sizeof item, "sku-%d", k);
         assert_int_equal(stock_of(c.inv.port, item), STOCK - taken[k]);
     }
-    assert_int_equal(undo_counter(c.order.port, "abandoned"), 0);
-    assert_int_equal(undo_counter(c.inv.port, "abandoned"), 0);
+    assert_int_equal(svc_undo_counter(c.order.port, "abandoned"), 0);
+    assert_int_equal(svc_undo_counter(c.inv.port, "abandoned"), 0);
     free(paid);
     free(jobs);
     chain_end(&c);
@@ -386,9 +364,9 @@ static void pending_compensation_is_visible(void **state)
     expect_status(r, 502, "upstream_failed");
     long attempts = 0;
     for (uint64_t end = svc_now_ms() + 5000; attempts < 2 && svc_now_ms() < end; poll(NULL, 0, 20))
-        attempts = undo_counter(order.port, "attempts");
+        attempts = svc_undo_counter(order.port, "attempts");
     assert_true(attempts >= 2);                               /* retried */
-    assert_int_equal(undo_counter(order.port, "pending"), 1);  /* and still pending */
+    assert_int_equal(svc_undo_counter(order.port, "pending"), 1);  /* and still pending */
     json_t *tasks = svc_tasks(order.port);
     assert_non_null(tasks);
     char *text = json_dumps(tasks, 0), want[160];
@@ -431,8 +409,8 @@ static void full_outbox_refuses_new_work(void **state)
     assert_int_equal(svc_start(&order, "order", oargs), 0);
     order_post(order.port, "sku-1", 1, 5, id, r);
     expect_status(r, 502, "upstream_failed");   /* its release is pending now */
-    assert_int_equal(undo_counter(order.port, "limit"), 1);
-    assert_int_equal(undo_counter(order.port, "pending"), 1);
+    assert_int_equal(svc_undo_counter(order.port, "limit"), 1);
+    assert_int_equal(svc_undo_counter(order.port, "pending"), 1);
     order_post(order.port, "sku-1", 1, 5, id, r);
     expect_status(r, 503, "overloaded");
     assert_true(http_header(r, "Retry-After", s, sizeof s));
@@ -452,10 +430,10 @@ static void full_outbox_refuses_new_work(void **state)
     }
     http_req(inv.port, "POST", "/release", "{\"order_id\":\"full-1\",\"item\":\"sku-1\"}", NULL, 3000, r);
     expect_status(r, 200, NULL);                 /* its void is pending now */
-    assert_int_equal(undo_counter(inv.port, "pending"), 1);
+    assert_int_equal(svc_undo_counter(inv.port, "pending"), 1);
     http_req(inv.port, "POST", "/release", "{\"order_id\":\"full-2\",\"item\":\"sku-1\"}", NULL, 3000, r);
     expect_status(r, 503, "overloaded");
-    assert_int_equal(undo_counter(inv.port, "pending"), 1);
+    assert_int_equal(svc_undo_counter(inv.port, "pending"), 1);
     assert_int_equal(stock_of(inv.port, "sku-1"), 5);
     free(r);
     svc_stop(&inv);

@@ -26,39 +26,6 @@
 #include <unistd.h>
 #include "svcutil.h"
 
-/* A fresh directory under the build directory's tmp; its path into out. */
-static void tmpdir(char *out, size_t n, const char *what)
-{
-    snprintf(out, n, "%s/sluice-durable-%s.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", what);
-    assert_non_null(mkdtemp(out));
-}
-
-static void rm_rf(const char *dir)
-{
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-}
-
-static long undo_counter(int port, const char *key)
-{
-    hresp *r = malloc(sizeof *r);
-    assert_non_null(r);
-    long v = http_req(port, "GET", "/debug/compensations", NULL, NULL, 3000, r) == 200 ? (long)jint(r, key, -1) : -1;
-    free(r);
-    return v;
-}
-
-static void undo_settles(int port, const char *who, int bound_ms)
-{
-    long n = -1;
-    uint64_t end = svc_now_ms() + (uint64_t)bound_ms;
-    while ((n = undo_counter(port, "pending")) != 0 && svc_now_ms() < end)
-        poll(NULL, 0, 20);
-    if (n != 0)
-        fail_msg("%s still has %ld compensations pending after %d ms", who, n, bound_ms);
-}
-
 /* The reservation's status ("" for 404). */
 static void resv_status(int inv_port, const char *id, char *out, size_t n)
 {
@@ -91,7 +58,7 @@ static void bad_data_dir_is_one_line_and_exit_1(void **state)
 {
     (void)state;
     char dir[256], file[300], under[320], db[320];
-    tmpdir(dir, sizeof dir, "bad");
+    svc_tmpdir(dir, sizeof dir, "durable-bad");
     snprintf(file, sizeof file, "%s/a-file", dir);
     FILE *f = fopen(file, "w");
     assert_non_null(f);
@@ -112,7 +79,7 @@ static void bad_data_dir_is_one_line_and_exit_1(void **state)
         fclose(f);
         one_line_exit_1(progs[i], dir, "not a database");
     }
-    rm_rf(dir);
+    svc_rm_rf(dir);
 }
 
 /* ---- 2. an order left PENDING by a crash ---------------------------------------------------- */
@@ -122,7 +89,7 @@ static void pending_order_is_resolved_at_restart(void **state)
     (void)state;
     char od[256], id[64], s[16];
     long amount = -1;
-    tmpdir(od, sizeof od, "pending");
+    svc_tmpdir(od, sizeof od, "durable-pending");
     chain_opts o = { .admin = true, .stock = "sku-1=1000", .order_args = { "--data", od, NULL } };
     chain c;
     chain_start(&c, &o);
@@ -158,8 +125,8 @@ static void pending_order_is_resolved_at_restart(void **state)
     /* at start: FAILED, and its release posted (the stock comes back) */
     order_status(c.order.port, id, s, sizeof s);
     assert_string_equal(s, "FAILED");
-    undo_settles(c.order.port, "order", 15000);
-    undo_settles(c.inv.port, "inventory", 15000);
+    svc_undo_settles(c.order.port, "order", 15000);
+    svc_undo_settles(c.inv.port, "inventory", 15000);
     resv_status(c.inv.port, id, s, sizeof s);
     assert_string_equal(s, "RELEASED");
     assert_int_equal(stock_of(c.inv.port, "sku-1"), 1000);
@@ -172,7 +139,7 @@ static void pending_order_is_resolved_at_restart(void **state)
     assert_string_not_equal(s, "CHARGED");
     free(r);
     chain_stop(&c);
-    rm_rf(od);
+    svc_rm_rf(od);
 }
 
 /* ---- 3. the outbox resumed after a crash ------------------------------------------------------ */
@@ -181,7 +148,7 @@ static void outbox_is_resumed_after_restart(void **state)
 {
     (void)state;
     char od[256], id[64], s[16];
-    tmpdir(od, sizeof od, "outbox");
+    svc_tmpdir(od, sizeof od, "durable-outbox");
     chain_opts o = { .admin = true, .stock = "sku-1=1000", .order_args = { "--data", od, NULL } };
     chain c;
     chain_start(&c, &o);
@@ -197,28 +164,28 @@ static void outbox_is_resumed_after_restart(void **state)
     assert_string_equal(s, "FAILED");
     long attempts = 0;
     for (uint64_t end = svc_now_ms() + 5000; attempts < 1 && svc_now_ms() < end; poll(NULL, 0, 10))
-        attempts = undo_counter(c.order.port, "attempts");
+        attempts = svc_undo_counter(c.order.port, "attempts");
     assert_true(attempts >= 1);   /* tried, refused, pending */
-    assert_int_equal(undo_counter(c.order.port, "pending"), 1);
+    assert_int_equal(svc_undo_counter(c.order.port, "pending"), 1);
     svc_kill9(&c.order);
     assert_int_equal(fault_clear(c.inv.port), 200);
     assert_int_equal(fault_clear(c.pay.port), 200);
     chain_restart(&c, &c.order, &o);
-    undo_settles(c.order.port, "order", 15000);
-    assert_int_equal(undo_counter(c.order.port, "completed"), 1);   /* the row, posted again */
+    svc_undo_settles(c.order.port, "order", 15000);
+    assert_int_equal(svc_undo_counter(c.order.port, "completed"), 1);   /* the row, posted again */
     /* inventory had given the stock back itself when the charge failed;
      * the resumed release was acknowledged: nothing is left anywhere */
-    undo_settles(c.inv.port, "inventory", 15000);
+    svc_undo_settles(c.inv.port, "inventory", 15000);
     resv_status(c.inv.port, id, s, sizeof s);
     assert_string_equal(s, "RELEASED");
     assert_int_equal(stock_of(c.inv.port, "sku-1"), 1000);
     /* a clean stop and start: nothing left to resume */
     svc_stop(&c.order);
     chain_restart(&c, &c.order, &o);
-    assert_int_equal(undo_counter(c.order.port, "posted"), 0);
+    assert_int_equal(svc_undo_counter(c.order.port, "posted"), 0);
     free(r);
     chain_stop(&c);
-    rm_rf(od);
+    svc_rm_rf(od);
 }
 
 /* ---- 4. kill -9 of each service in the middle of a stream --------------------------------- */
@@ -310,9 +277,9 @@ static void kill9_each_service_keeps_the_books(void **state)
 {
     (void)state;
     char od[256], id_[256], pd[256];
-    tmpdir(od, sizeof od, "k9-order");
-    tmpdir(id_, sizeof id_, "k9-inv");
-    tmpdir(pd, sizeof pd, "k9-pay");
+    svc_tmpdir(od, sizeof od, "durable-k9-order");
+    svc_tmpdir(id_, sizeof id_, "durable-k9-inv");
+    svc_tmpdir(pd, sizeof pd, "durable-k9-pay");
     chain_opts o = { .stock = "sku-1=100000,sku-2=100000,sku-3=100000", .order_args = { "--data", od, NULL },
                      .inv_args = { "--data", id_, NULL }, .pay_args = { "--data", pd, NULL } };
     chain c;
@@ -335,8 +302,8 @@ static void kill9_each_service_keeps_the_books(void **state)
     atomic_store(&s.stop, true);
     for (int i = 0; i < CLIENTS; i++)
         pthread_join(th[i], NULL);
-    undo_settles(c.order.port, "order", 30000);
-    undo_settles(c.inv.port, "inventory", 30000);
+    svc_undo_settles(c.order.port, "order", 30000);
+    svc_undo_settles(c.inv.port, "inventory", 30000);
     long taken[ITEMS + 1] = { 0 };
     int orders = 0, bad = ledger_walk(&c, taken, &orders);
     print_message("ledger: %d orders walked, %d answered, %d paid, %d disagreements\n", orders,
@@ -356,9 +323,9 @@ static void kill9_each_service_keeps_the_books(void **state)
     }
     free(s.paid);
     chain_stop(&c);
-    rm_rf(od);
-    rm_rf(id_);
-    rm_rf(pd);
+    svc_rm_rf(od);
+    svc_rm_rf(id_);
+    svc_rm_rf(pd);
 }
 
 /* ---- 5. a paid order: two transactions at order-svc ------------------------------------------ */
@@ -373,9 +340,9 @@ static void order_dies_after_paid_keeps_the_books(void **state)
 {
     (void)state;
     char od[256], id_[256], pd[256];
-    tmpdir(od, sizeof od, "ap-order");
-    tmpdir(id_, sizeof id_, "ap-inv");
-    tmpdir(pd, sizeof pd, "ap-pay");
+    svc_tmpdir(od, sizeof od, "durable-ap-order");
+    svc_tmpdir(id_, sizeof id_, "durable-ap-inv");
+    svc_tmpdir(pd, sizeof pd, "durable-ap-pay");
     chain_opts o = { .stock = "sku-1=10", .order_args = { "--data", od, NULL }, .inv_args = { "--data", id_, NULL },
                      .pay_args = { "--data", pd, NULL } };
     chain c;
@@ -388,8 +355,8 @@ static void order_dies_after_paid_keeps_the_books(void **state)
     assert_true(r.status != 201);   /* order died before answering */
     svc_kill9(&c.order);            /* reaps it (it is gone already) */
     chain_restart(&c, &c.order, &o);
-    undo_settles(c.order.port, "order", 30000);
-    undo_settles(c.inv.port, "inventory", 30000);
+    svc_undo_settles(c.order.port, "order", 30000);
+    svc_undo_settles(c.inv.port, "inventory", 30000);
     long taken[ITEMS + 1] = { 0 };
     int orders = 0;
     assert_int_equal(ledger_walk(&c, taken, &orders), 0);
@@ -397,9 +364,9 @@ static void order_dies_after_paid_keeps_the_books(void **state)
     assert_int_equal(taken[1], 2);   /* the order is PAID, and its three records agree */
     assert_int_equal(stock_of(c.inv.port, "sku-1"), 8);
     chain_stop(&c);
-    rm_rf(od);
-    rm_rf(id_);
-    rm_rf(pd);
+    svc_rm_rf(od);
+    svc_rm_rf(id_);
+    svc_rm_rf(pd);
 }
 
 static long store_counter(int port, const char *key)
@@ -415,7 +382,7 @@ static void paid_order_skips_the_settle(void **state)
 {
     (void)state;
     char od[256], id[64], s[16];
-    tmpdir(od, sizeof od, "settle");
+    svc_tmpdir(od, sizeof od, "durable-settle");
     chain_opts o = { .stock = "sku-1=1000", .order_args = { "--data", od, NULL } };
     chain c;
     chain_start(&c, &o);
@@ -445,7 +412,7 @@ static void paid_order_skips_the_settle(void **state)
     assert_int_equal(d, 3);
     free(r);
     chain_end(&c);
-    rm_rf(od);
+    svc_rm_rf(od);
 }
 
 int main(void)

@@ -27,28 +27,6 @@
 #define N 16          /* orders, each of qty 1 */
 #define STOCK 1000    /* sku-1 at each replica */
 
-static void tmpdir(char *out, size_t n, const char *what)
-{
-    snprintf(out, n, "%s/sluice-replicas-%s.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", what);
-    assert_non_null(mkdtemp(out));
-}
-
-static void rm_rf(const char *dir)
-{
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-}
-
-static long undo_counter(int port, const char *key)
-{
-    hresp *r = malloc(sizeof *r);
-    assert_non_null(r);
-    long v = http_req(port, "GET", "/debug/compensations", NULL, NULL, 3000, r) == 200 ? (long)jint(r, key, -1) : -1;
-    free(r);
-    return v;
-}
-
 /* The reservation's status at one replica ("" for 404, "TOMBSTONE" for a
  * release of an order it never had). */
 static void resv_status(int inv_port, const char *id, char *out, size_t n)
@@ -80,10 +58,10 @@ static void undo_reaches_the_replica_that_holds_the_step(void **state)
 {
     (void)state;
     char od[300], d1[300], d2[300], pd[300];
-    tmpdir(od, sizeof od, "order");
-    tmpdir(d1, sizeof d1, "inv1");
-    tmpdir(d2, sizeof d2, "inv2");
-    tmpdir(pd, sizeof pd, "pay");
+    svc_tmpdir(od, sizeof od, "replicas-order");
+    svc_tmpdir(d1, sizeof d1, "replicas-inv1");
+    svc_tmpdir(d2, sizeof d2, "replicas-inv2");
+    svc_tmpdir(pd, sizeof pd, "replicas-pay");
     svc pay = { 0 }, inv1 = { 0 }, inv2 = { 0 }, order = { 0 };
     int rfd, oport = svc_port_reserve(&rfd);
     char url[64], invs[128], listen[32];
@@ -126,20 +104,20 @@ static void undo_reaches_the_replica_that_holds_the_step(void **state)
         pthread_join(th[i], NULL);
     /* order's releases for replica 1's orders meet a dead replica (and,
      * once it is ejected, used to go to replica 2): let them try a while */
-    long posted = undo_counter(order.port, "posted");
+    long posted = svc_undo_counter(order.port, "posted");
     assert_true(posted >= STOCK - s1);
     end = svc_now_ms() + 10000;
-    while (svc_now_ms() < end && undo_counter(order.port, "pending") != 0 &&
-           undo_counter(order.port, "attempts") < 3 * posted + 10)
+    while (svc_now_ms() < end && svc_undo_counter(order.port, "pending") != 0 &&
+           svc_undo_counter(order.port, "attempts") < 3 * posted + 10)
         poll(NULL, 0, 20);
     print_message("replica 1 down: %ld releases posted, %ld pending, %ld attempts\n", posted,
-                  undo_counter(order.port, "pending"), undo_counter(order.port, "attempts"));
+                  svc_undo_counter(order.port, "pending"), svc_undo_counter(order.port, "attempts"));
 
     /* replica 1 comes back on its data; every release is acknowledged */
     start_inv(&inv1, inv1.port, pay.port, d1);
     long pending = -1;
     end = svc_now_ms() + 20000;
-    while (svc_now_ms() < end && (pending = undo_counter(order.port, "pending")) != 0)
+    while (svc_now_ms() < end && (pending = svc_undo_counter(order.port, "pending")) != 0)
         poll(NULL, 0, 20);
     assert_int_equal(pending, 0);
 
@@ -187,7 +165,7 @@ static void undo_reaches_the_replica_that_holds_the_step(void **state)
     svc_stop(&inv1);
     svc_stop(&inv2);
     svc_stop(&pay);
-    rm_rf(od), rm_rf(d1), rm_rf(d2), rm_rf(pd);
+    svc_rm_rf(od), svc_rm_rf(d1), svc_rm_rf(d2), svc_rm_rf(pd);
 }
 
 int main(void)
