@@ -194,6 +194,11 @@ void order_status(int order_port, const char *id, char *out, size_t n);
  * and its amount. */
 void charge_status(int pay_port, const char *id, char *out, size_t n, long *amount);
 
+/* GET /reservations/{id} at inv_port -> status into out ("" on 404; any
+ * status but 200 and 404 fails the test). A replica that released an order
+ * it never had says TOMBSTONE. */
+void resv_status(int inv_port, const char *id, char *out, size_t n);
+
 /* Total tasks alive over all reactors per /debug/tasks; -1 on failure. */
 int svc_task_count(int port);
 

@@ -26,22 +26,6 @@
 #include <unistd.h>
 #include "svcutil.h"
 
-/* The reservation's status ("" for 404). */
-static void resv_status(int inv_port, const char *id, char *out, size_t n)
-{
-    char path[128];
-    hresp *r = malloc(sizeof *r);
-    assert_non_null(r);
-    snprintf(path, sizeof path, "/reservations/%s", id);
-    int st = http_req(inv_port, "GET", path, NULL, NULL, 3000, r);
-    out[0] = '\0';
-    if (st == 200)
-        jstr(r, "status", out, n);
-    else if (st != 404)
-        fail_msg("GET %s: %d, want 200 or 404", path, st);
-    free(r);
-}
-
 /* ---- 1. a data directory that cannot be used ---------------------------------------------- */
 
 static void one_line_exit_1(const char *prog, const char *data, const char *want)

@@ -27,23 +27,6 @@
 #define N 16          /* orders, each of qty 1 */
 #define STOCK 1000    /* sku-1 at each replica */
 
-/* The reservation's status at one replica ("" for 404, "TOMBSTONE" for a
- * release of an order it never had). */
-static void resv_status(int inv_port, const char *id, char *out, size_t n)
-{
-    char path[128];
-    hresp *r = malloc(sizeof *r);
-    assert_non_null(r);
-    snprintf(path, sizeof path, "/reservations/%s", id);
-    int st = http_req(inv_port, "GET", path, NULL, NULL, 3000, r);
-    out[0] = '\0';
-    if (st == 200)
-        jstr(r, "status", out, n);
-    else if (st != 404)
-        fail_msg("GET %s: %d, want 200 or 404", path, st);
-    free(r);
-}
-
 static void start_inv(svc *s, int port, int pay_port, const char *data)
 {
     char listen[32], pay[48];
