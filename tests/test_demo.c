@@ -18,6 +18,38 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+/* Reads the driver's stdout (fd) into out (NUL-terminated as it comes)
+ * until it closes, within limit_s seconds (else kills it and fails, saying
+ * what it printed), and reaps it: its exit status (128 + the signal). */
+static int collect(pid_t pid, int fd, char *out, size_t size, int limit_s)
+{
+    size_t len = 0;
+    time_t end = time(NULL) + limit_s;
+    out[0] = '\0';
+    for (;;) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int n = poll(&p, 1, 1000);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (time(NULL) > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            fail_msg("sluice-demo did not finish within %d s: %s", limit_s, out);
+        }
+        if (n == 0)
+            continue;
+        ssize_t r = read(fd, out + len, size - len - 1);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        out[len] = '\0';
+    }
+    close(fd);
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 /* Runs the driver with a bound on its time; returns its exit status and
  * its stdout in out (NUL-terminated). overload: the --overload value. */
 static int run_demo(char *out, size_t size, const char *report, int limit_s, const char *modes,
@@ -36,30 +68,7 @@ static int run_demo(char *out, size_t size, const char *report, int limit_s, con
         _exit(127);
     }
     close(fds[1]);
-    size_t len = 0;
-    time_t end = time(NULL) + limit_s;
-    for (;;) {
-        struct pollfd p = { .fd = fds[0], .events = POLLIN };
-        int n = poll(&p, 1, 1000);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (time(NULL) > end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-            fail_msg("sluice-demo did not finish within %d s", limit_s);
-        }
-        if (n == 0)
-            continue;
-        ssize_t r = read(fds[0], out + len, size - len - 1);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-    }
-    out[len] = '\0';
-    close(fds[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return collect(pid, fds[0], out, size, limit_s);
 }
 
 static size_t count(const char *hay, const char *needle)
@@ -194,32 +203,9 @@ static void test_demo_reads_sluice_variables(void **state)
     }
     close(fds[1]);
     static char out[1 << 16];
-    size_t len = 0;
-    time_t end = time(NULL) + 60;
-    for (;;) {
-        struct pollfd p = { .fd = fds[0], .events = POLLIN };
-        int n = poll(&p, 1, 1000);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (time(NULL) > end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-            fail_msg("sluice-demo did not finish within 60 s: %s", out);
-        }
-        if (n == 0)
-            continue;
-        ssize_t r = read(fds[0], out + len, sizeof out - len - 1);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-        out[len] = '\0';
-    }
-    close(fds[0]);
-    int st;
-    waitpid(pid, &st, 0);
+    int st = collect(pid, fds[0], out, sizeof out, 60);
     print_message("%s", out);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_int_equal(st, 0);
     assert_non_null(strstr(out, "POST /orders at 40/s"));         /* --rate over SLUICE_RATE */
     assert_non_null(strstr(out, "service budget 300 ms"));        /* SLUICE_BUDGET_MS */
     assert_non_null(strstr(out, "=> safe: did not hang"));        /* SLUICE_MODES: safe only */
