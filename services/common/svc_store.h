@@ -149,6 +149,10 @@ int svc_db_detach(sl_ctx *ctx, svc_store *st, const svc_dbstep *step, const void
  * its bindings cleared; NULL if it cannot be prepared. */
 sqlite3_stmt *svc_conn_stmt(svc_conn *c, const char *sql);
 
+/* The same, or NULL with *rc set to why (svc_conn_done of the connection's
+ * error; -EIO when it names none): for a step's early return. */
+sqlite3_stmt *svc_conn_prepare(svc_conn *c, const char *sql, int *rc);
+
 /* The connection's handle (sqlite3_changes, sqlite3_last_insert_rowid). */
 sqlite3 *svc_conn_db(svc_conn *c);
 

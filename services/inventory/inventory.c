@@ -57,20 +57,12 @@ typedef struct res_io {
     bool found, released, done;
 } res_io;
 
-static sqlite3_stmt *stmt(svc_conn *c, const char *sql, int *rc)
-{
-    sqlite3_stmt *s = svc_conn_stmt(c, sql);
-    if (!s)
-        *rc = svc_conn_done(c, sqlite3_errcode(svc_conn_db(c)));
-    return s;
-}
-
 /* The reservation's row: 1 a reservation (io's item, qty, released
  * filled), 2 a tombstone, 0 none, or a negative errno. */
 static int resv_row(svc_conn *c, res_io *io)
 {
     int rc = 0;
-    sqlite3_stmt *s = stmt(c, "SELECT item, qty, released, done FROM resv WHERE id = ?1", &rc);
+    sqlite3_stmt *s = svc_conn_prepare(c, "SELECT item, qty, released, done FROM resv WHERE id = ?1", &rc);
     if (!s)
         return rc;
     sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
@@ -89,7 +81,7 @@ static int resv_row(svc_conn *c, res_io *io)
 static int64_t stock_row(svc_conn *c, const char *item)
 {
     int rc = 0;
-    sqlite3_stmt *s = stmt(c, "SELECT avail FROM stock WHERE item = ?1", &rc);
+    sqlite3_stmt *s = svc_conn_prepare(c, "SELECT avail FROM stock WHERE item = ?1", &rc);
     if (!s)
         return rc < -1 ? rc : -EIO;
     sqlite3_bind_text(s, 1, item, -1, SQLITE_STATIC);
@@ -102,7 +94,7 @@ static int64_t stock_row(svc_conn *c, const char *item)
 static int stock_add(svc_conn *c, const char *item, int64_t qty)
 {
     int rc = 0;
-    sqlite3_stmt *s = stmt(c, "UPDATE stock SET avail = avail + ?2 WHERE item = ?1 RETURNING avail", &rc);
+    sqlite3_stmt *s = svc_conn_prepare(c, "UPDATE stock SET avail = avail + ?2 WHERE item = ?1 RETURNING avail", &rc);
     if (!s)
         return rc;
     sqlite3_bind_text(s, 1, item, -1, SQLITE_STATIC);
@@ -142,7 +134,7 @@ static int reserve_fn(svc_conn *c, void *arg)
     io->qty = qty;
     if (avail < io->qty)
         return io->code = 409, io->err = "out_of_stock", 0;
-    sqlite3_stmt *s = stmt(c, "INSERT INTO resv(id, item, qty, ts) VALUES (?1, ?2, ?3, ?4)", &rc);
+    sqlite3_stmt *s = svc_conn_prepare(c, "INSERT INTO resv(id, item, qty, ts) VALUES (?1, ?2, ?3, ?4)", &rc);
     if (!s)
         return rc;
     sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
@@ -158,7 +150,7 @@ static int settle_ok_fn(svc_conn *c, void *arg)
 {
     res_io *io = arg;
     int rc = 0;
-    sqlite3_stmt *s = stmt(c, "UPDATE resv SET done = 1 WHERE id = ?1 AND item IS NOT NULL AND released = 0", &rc);
+    sqlite3_stmt *s = svc_conn_prepare(c, "UPDATE resv SET done = 1 WHERE id = ?1 AND item IS NOT NULL AND released = 0", &rc);
     if (!s)
         return rc;
     sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
@@ -172,7 +164,7 @@ static int settle_ok_fn(svc_conn *c, void *arg)
 static int expire(svc_conn *c)
 {
     int rc = 0;
-    sqlite3_stmt *s = stmt(c, "DELETE FROM resv WHERE id IN (SELECT id FROM resv WHERE item IS NULL AND ts < ?1 "
+    sqlite3_stmt *s = svc_conn_prepare(c, "DELETE FROM resv WHERE id IN (SELECT id FROM resv WHERE item IS NULL AND ts < ?1 "
                               "LIMIT 16)", &rc);
     if (!s)
         return rc;
@@ -202,7 +194,7 @@ static int give_back(svc_conn *c, res_io *io, bool tomb, bool post_void)
         return r;
     io->found = r == 1;
     if (r == 1 && !io->released) {
-        sqlite3_stmt *s = stmt(c, "UPDATE resv SET released = 1 WHERE id = ?1", &rc);
+        sqlite3_stmt *s = svc_conn_prepare(c, "UPDATE resv SET released = 1 WHERE id = ?1", &rc);
         if (!s)
             return rc;
         sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
@@ -212,7 +204,7 @@ static int give_back(svc_conn *c, res_io *io, bool tomb, bool post_void)
     if (r == 0 && tomb) {
         if ((rc = expire(c)) < 0)
             return rc;
-        sqlite3_stmt *s = stmt(c, "INSERT INTO resv(id, item, qty, released, ts) VALUES (?1, NULL, 0, 1, ?2)", &rc);
+        sqlite3_stmt *s = svc_conn_prepare(c, "INSERT INTO resv(id, item, qty, released, ts) VALUES (?1, NULL, 0, 1, ?2)", &rc);
         if (!s)
             return rc;
         sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
@@ -474,7 +466,7 @@ static int seed_fn(svc_conn *c, void *arg)
     int rc = 0;
     (void)arg;
     for (size_t i = 0; i < nitems && rc == 0; i++) {
-        sqlite3_stmt *s = stmt(c, "INSERT OR IGNORE INTO stock(item, avail) VALUES (?1, ?2)", &rc);
+        sqlite3_stmt *s = svc_conn_prepare(c, "INSERT OR IGNORE INTO stock(item, avail) VALUES (?1, ?2)", &rc);
         if (!s)
             break;
         sqlite3_bind_text(s, 1, items[i].name, -1, SQLITE_STATIC);

@@ -50,11 +50,12 @@ typedef struct chg_io {
  * there is a row at all. */
 static int row(svc_conn *c, chg_io *io, bool *exists, bool *tomb, bool *confirmed)
 {
-    sqlite3_stmt *s = svc_conn_stmt(c, "SELECT amount, status, confirmed, tomb FROM charges WHERE id = ?1");
+    int rc;
+    sqlite3_stmt *s = svc_conn_prepare(c, "SELECT amount, status, confirmed, tomb FROM charges WHERE id = ?1", &rc);
     if (!s)
-        return svc_conn_done(c, sqlite3_errcode(svc_conn_db(c)));
+        return rc;
     sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
+    rc = sqlite3_step(s);
     *exists = rc == SQLITE_ROW;
     io->status = -1;
     if (*exists) {
@@ -68,9 +69,10 @@ static int row(svc_conn *c, chg_io *io, bool *exists, bool *tomb, bool *confirme
 
 static int exec_id(svc_conn *c, const char *sql, const chg_io *io)
 {
-    sqlite3_stmt *s = svc_conn_stmt(c, sql);
+    int rc;
+    sqlite3_stmt *s = svc_conn_prepare(c, sql, &rc);
     if (!s)
-        return svc_conn_done(c, sqlite3_errcode(svc_conn_db(c)));
+        return rc;
     sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, io->amount);
     sqlite3_bind_int64(s, 3, svc_conn_now());
@@ -108,10 +110,11 @@ static int confirm_fn(svc_conn *c, void *arg)
  * voids that make them). */
 static int expire(svc_conn *c)
 {
-    sqlite3_stmt *s = svc_conn_stmt(c, "DELETE FROM charges WHERE id IN (SELECT id FROM charges WHERE tomb = 1 "
-                                       "AND ts < ?1 LIMIT 16)");
+    int rc;
+    sqlite3_stmt *s = svc_conn_prepare(c, "DELETE FROM charges WHERE id IN (SELECT id FROM charges WHERE tomb = 1 "
+                                          "AND ts < ?1 LIMIT 16)", &rc);
     if (!s)
-        return svc_conn_done(c, sqlite3_errcode(svc_conn_db(c)));
+        return rc;
     sqlite3_bind_int64(s, 1, svc_conn_now() - TOMB_TTL_S);
     return svc_conn_done(c, sqlite3_step(s));
 }
