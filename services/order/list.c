@@ -61,12 +61,13 @@ typedef struct list_io {
 static int list_fn(svc_conn *c, void *arg)
 {
     list_io *io = arg;
-    sqlite3_stmt *s = svc_conn_stmt(c, io->filter < 0 ? "SELECT id, item, qty, amount, status FROM orders"
-                                                      : "SELECT id, item, qty, amount, status FROM orders WHERE status = ?1");
-    buf b = { 0 };
     int rc;
+    sqlite3_stmt *s = svc_conn_prepare(c, io->filter < 0 ? "SELECT id, item, qty, amount, status FROM orders"
+                                                         : "SELECT id, item, qty, amount, status FROM orders WHERE status = ?1",
+                                       &rc);
+    buf b = { 0 };
     if (!s)
-        return svc_conn_done(c, sqlite3_errcode(svc_conn_db(c)));
+        return rc;
     if (io->filter >= 0)
         sqlite3_bind_int(s, 1, io->filter);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {

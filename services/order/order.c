@@ -109,18 +109,10 @@ typedef struct order_io {
     int64_t seq;              /* settle: the release's outbox row (0: none) */
 } order_io;
 
-static sqlite3_stmt *stmt(svc_conn *c, const char *sql, int *rc)
-{
-    sqlite3_stmt *s = svc_conn_stmt(c, sql);
-    if (!s)
-        *rc = svc_conn_done(c, sqlite3_errcode(svc_conn_db(c)));
-    return s;
-}
-
 static int read_row(svc_conn *c, order_io *io)
 {
     int rc = 0;
-    sqlite3_stmt *s = stmt(c, "SELECT item, qty, amount, status FROM orders WHERE id = ?1", &rc);
+    sqlite3_stmt *s = svc_conn_prepare(c, "SELECT item, qty, amount, status FROM orders WHERE id = ?1", &rc);
     if (!s)
         return rc;
     sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
@@ -138,7 +130,7 @@ static int insert_fn(svc_conn *c, void *arg)
 {
     order_io *io = arg;
     int rc = 0;
-    sqlite3_stmt *s = stmt(c, "INSERT INTO orders(id, item, qty, amount, status) VALUES (?1, ?2, ?3, ?4, 0)", &rc);
+    sqlite3_stmt *s = svc_conn_prepare(c, "INSERT INTO orders(id, item, qty, amount, status) VALUES (?1, ?2, ?3, ?4, 0)", &rc);
     if (!s)
         return rc;
     sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
@@ -165,7 +157,7 @@ static const char *release_body(const char *id, const char *item, char *buf, siz
 static int fail_row(svc_conn *c, const char *id, const char *item, int64_t *seq)
 {
     int rc = 0;
-    sqlite3_stmt *s = stmt(c, "UPDATE orders SET status = 2 WHERE id = ?1", &rc);
+    sqlite3_stmt *s = svc_conn_prepare(c, "UPDATE orders SET status = 2 WHERE id = ?1", &rc);
     if (!s)
         return rc;
     sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
@@ -199,7 +191,7 @@ static int paid_fn(svc_conn *c, void *arg)
 {
     order_io *io = arg;
     int rc = 0;
-    sqlite3_stmt *s = stmt(c, "UPDATE orders SET status = 1 WHERE id = ?1 AND status = 0", &rc);
+    sqlite3_stmt *s = svc_conn_prepare(c, "UPDATE orders SET status = 1 WHERE id = ?1 AND status = 0", &rc);
     if (!s)
         return rc;
     sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
@@ -565,7 +557,7 @@ static int recover_fn(svc_conn *c, void *arg)
 {
     long *n = arg;
     int rc = 0;
-    sqlite3_stmt *s = stmt(c, "SELECT id, item FROM orders WHERE status = 0 LIMIT 256", &rc);
+    sqlite3_stmt *s = svc_conn_prepare(c, "SELECT id, item FROM orders WHERE status = 0 LIMIT 256", &rc);
     if (!s)
         return rc;
     char ids[256][ID_MAX], items_[256][ITEM_MAX];
