@@ -88,12 +88,15 @@ static int collect(pid_t pid, int fd, char *out, size_t size, int limit_s)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/* Runs the driver with a bound on its time; returns its exit status and
- * its stdout in out (NUL-terminated). overload: the --overload value. */
-static int run_demo(char *out, size_t size, const char *report, int limit_s, const char *modes,
+/* Runs the driver with a bound on its time, its report in a new file
+ * (report: a template, see new_report); returns its exit status and its
+ * stdout in out (NUL-terminated), which it also prints. overload: the
+ * --overload value. */
+static int run_demo(char *out, size_t size, char *report, int limit_s, const char *modes,
                     const char *overload)
 {
     int fd;
+    new_report(report);
     pid_t pid = fork_piped(STDOUT_FILENO, &fd);
     if (pid == 0) {
         execl(DEMO_BIN, DEMO_BIN, "--bindir", BUILDDIR, "--rate", "50", "--phases", "1,2,2,2",
@@ -101,7 +104,9 @@ static int run_demo(char *out, size_t size, const char *report, int limit_s, con
               "--overload", overload, (char *)NULL);
         _exit(127);
     }
-    return collect(pid, fd, out, size, limit_s);
+    int st = collect(pid, fd, out, size, limit_s);
+    print_message("%s", out);
+    return st;
 }
 
 static size_t count(const char *hay, const char *needle)
@@ -117,10 +122,7 @@ static void test_demo_tells_three_stories(void **state)
     (void)state;
     static char out[1 << 16];
     char report[] = "/tmp/sluice-demo-test-XXXXXX.html";
-    new_report(report);
-    int rc = run_demo(out, sizeof out, report, 150, "safe,guarded,naive", "off");
-    print_message("%s", out);
-    assert_int_equal(rc, 0);
+    assert_int_equal(run_demo(out, sizeof out, report, 150, "safe,guarded,naive", "off"), 0);
     assert_non_null(strstr(out, "=> safe: did not hang"));
     assert_non_null(strstr(out, "=> guarded: failed fast"));
     assert_non_null(strstr(out, "=> naive: HUNG"));
@@ -148,10 +150,7 @@ static void test_demo_overload_scene(void **state)
     (void)state;
     static char out[1 << 16];
     char report[] = "/tmp/sluice-demo-test-XXXXXX.html";
-    new_report(report);
-    int rc = run_demo(out, sizeof out, report, 150, "safe", "1,2,1");
-    print_message("%s", out);
-    assert_int_equal(rc, 0);
+    assert_int_equal(run_demo(out, sizeof out, report, 150, "safe", "1,2,1"), 0);
     assert_null(strstr(out, "did not complete"));
     assert_non_null(strstr(out, "=> safe, admission on: a 3x burst ("));
     assert_non_null(strstr(out, "=> safe, admission off: a 3x burst ("));
