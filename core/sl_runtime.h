@@ -78,7 +78,18 @@ typedef struct sl_runtime_opts {
     bool stop_when_done;
     int deadlock_check_ms;/* period of the wait-for check and of the check
                            * across reactors; 0: 250, < 0: off */
-    int stall_ms;         /* a step running longer is a stall; 0: 10, < 0: off */
+    /* A step running longer is a stall; 0: 10, < 0: off. While it is on,
+     * sl_runtime_run installs (sigaction, SA_RESTART) a handler for the
+     * real-time signal SIGRTMIN+4, which the watchdog thread sends to a
+     * stalled reactor's thread to take its backtrace; the reactor threads
+     * run with it unblocked. The handler stays installed after run
+     * returns. A program that keeps the watchdog on must not use
+     * SIGRTMIN+4 itself (no handler, timer or sigqueue of its own: the
+     * last sigaction wins and stall reports lose their backtrace, or the
+     * watchdog's handler swallows the program's own), and should not block
+     * it on the thread that calls sl_runtime_run (reactor 0 runs there:
+     * its stalls would be reported without a backtrace). */
+    int stall_ms;
     unsigned spin_limit;  /* empty polls in a row that make a busy-poll report; 0: 10000 */
     int offload_threads;  /* worker threads for blocking calls (sl_offload.h), started at
                              the first sl_offload; 0: 4, < 0: no pool */
