@@ -251,7 +251,7 @@ static int asleep_count(sl_reactor *r)
     if (event_base_get_num_events(r->base, EVENT_BASE_COUNT_ADDED) > ours)
         return -1;
     if (r->blocked < r->ntasks)
-        for (sl_task *t = r->tasks; t; t = t->next_)
+        for (sl_task *t = r->tasks.head; t; t = t->link_.next)
             if (!(t->flags_ & SL_TF_BLOCKED) &&
                 (t->status_ != SL_TASK_PARKED || t->wait_kind_ != SL_WAIT_REMOTE ||
                  t->heap_idx_ || !sl__remote_waits(t)))
@@ -283,7 +283,7 @@ void sl__callback_end(sl_reactor *r)
 static void describe_tasks(FILE *f, const sl_reactor *r)
 {
     char line[512];
-    for (sl_task *t = r->tasks; t; t = t->next_) {
+    for (sl_task *t = r->tasks.head; t; t = t->link_.next) {
         sl_task_describe(t, line, sizeof line);
         fprintf(f, "\n  %s", line);
     }
@@ -328,7 +328,7 @@ static void asleep_report(void *arg)
     sl_task **set = m->act ? malloc(r->ntasks * sizeof *set) : NULL;
     if (set) {
         size_t k = 0;
-        for (sl_task *t = r->tasks; t; t = t->next_)
+        for (sl_task *t = r->tasks.head; t; t = t->link_.next)
             set[k++] = t;
         sl__deadlock_act(r, set, k);
         free(set);
@@ -425,7 +425,7 @@ int sl_reactor_check_deadlock(sl_reactor *r)
 {
     if (!r->ntasks || !sl__stuck(r) || !others_stuck(r))
         return 0;
-    for (sl_task *t = r->tasks; t; t = t->next_)
+    for (sl_task *t = r->tasks.head; t; t = t->link_.next)
         if (has_way_out(t))
             return 0;
     char *text = NULL;
@@ -446,7 +446,7 @@ int sl_reactor_check_deadlock(sl_reactor *r)
     sl_task **set = malloc(r->ntasks * sizeof *set);
     if (set) {
         size_t k = 0;
-        for (sl_task *t = r->tasks; t; t = t->next_)
+        for (sl_task *t = r->tasks.head; t; t = t->link_.next)
             set[k++] = t;
         sl__deadlock_act(r, set, k);
         free(set);
@@ -494,7 +494,7 @@ static void report_leaked_tasks(sl_reactor *r)
 {
     char line[1024];
     r->tearing_down = true;   /* from here on, teardown's own effects are not misuse */
-    for (sl_task *t = r->tasks; t; t = t->next_) {
+    for (sl_task *t = r->tasks.head; t; t = t->link_.next) {
         sl_task_describe(t, line, sizeof line);
         sl__report(r, "sluice: leak: %s, still alive at shutdown", line);
     }
@@ -517,8 +517,8 @@ int sl__destroy_leaked_tasks(sl_reactor *r)
 {
     int n = 0;
     sl__report_leaks_before_teardown(r);
-    while (r->tasks) {
-        sl__task_destroy(r->tasks, true);
+    while (r->tasks.head) {
+        sl__task_destroy(r->tasks.head, true);
         n++;
     }
     n += sl__free_zombies(r);

@@ -5,7 +5,7 @@
 void sl_group_init(sl_group *g, sl_reactor *r)
 {
     g->reactor_ = r ? r : sl_reactor_current();
-    g->head_ = NULL;
+    g->members_.head = g->members_.tail = NULL;
     g->size_ = 0;
     g->waiter_ = NULL;
     g->closing_ = 0;
@@ -21,7 +21,7 @@ int sl_group_cancel(sl_group *g, int err)
     g->cancel_err_ = err ? err : -ECANCELED;
     /* cancelling may end no member synchronously (ends happen in steps), so
      * the list is stable while we walk it */
-    for (sl_task *t = g->head_; t; t = t->gnext_)
+    for (sl_task *t = g->members_.head; t; t = t->glink_.next)
         if (!t->cancel_err_)
             sl_task_cancel(t, g->cancel_err_);
     return n;
@@ -30,13 +30,7 @@ int sl_group_cancel(sl_group *g, int err)
 void sl__group_leave(sl_task *t)
 {
     sl_group *g = t->group_;
-    if (t->gprev_)
-        t->gprev_->gnext_ = t->gnext_;
-    else
-        g->head_ = t->gnext_;
-    if (t->gnext_)
-        t->gnext_->gprev_ = t->gprev_;
-    t->gprev_ = t->gnext_ = NULL;
+    SL_LIST_REMOVE(&g->members_, t, glink_);
     t->group_ = NULL;
     if (--g->size_ == 0 && g->waiter_) {
         sl_task *w = g->waiter_;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "heap.h"
+#include "list.h"
 #include "mpsc.h"
 #include "sl_chan.h"
 #include "sl_diag.h"
@@ -53,8 +54,8 @@ struct sl_reactor {
     bool run_scheduled, in_run;       /* run_ev active or armed; a batch under way */
     void (*turn_end)(sl_reactor *);  /* sl_reactor_at_turn_end's fn, or NULL */
 
-    sl_task *tasks;                   /* live tasks */
-    sl_task *zombies;                 /* ended joinable tasks not yet joined */
+    SL_LIST(sl_task) tasks;           /* live tasks, newest first (by link_) */
+    SL_LIST(sl_task) zombies;         /* ended joinable tasks not yet joined (by link_) */
     size_t ntasks, blocked;
     sl_chan *chans;
     size_t nchans;

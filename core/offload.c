@@ -30,7 +30,7 @@ enum { QUEUED, RUNNING, DONE, DROPPED };
 
 typedef struct item {
     sl_msg msg;                       /* the result, on its way home */
-    struct item *prev, *next;         /* the queue, or the running list */
+    SL_LINK(struct item) link;        /* the queue, or the running list */
     sl_offload_fn fn;
     void *arg;
     void (*interrupt)(void *);
@@ -51,8 +51,8 @@ typedef struct item {
 struct sl_offload_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;                /* workers wait here for work */
-    item *qhead, *qtail;
-    item *running;
+    SL_LIST(item) queue;              /* oldest first */
+    SL_LIST(item) running;
     size_t qcap;
     int max, started, idle;
     _Atomic size_t nq;                /* = st.queued, for workers polling without the mutex */
@@ -92,19 +92,6 @@ int sl__offload_new(sl_runtime *rt, const sl_runtime_opts *opts)
     return 0;
 }
 
-static void unlink_item(item **head, item **tail, item *it)
-{
-    if (it->prev)
-        it->prev->next = it->next;
-    else
-        *head = it->next;
-    if (it->next)
-        it->next->prev = it->prev;
-    else if (tail)
-        *tail = it->prev;
-    it->prev = it->next = NULL;
-}
-
 /* ---- home: the task's reactor -------------------------------------------------- */
 
 /* The result is home: the task takes it, or, if it gave up, abandon takes arg. */
@@ -128,7 +115,7 @@ static void on_abort(sl_task *t, void *obj, int err)
     pthread_mutex_lock(&p->mu);
     int state = it->state;
     if (state == QUEUED) {
-        unlink_item(&p->qhead, &p->qtail, it);
+        SL_LIST_REMOVE(&p->queue, it, link);
         atomic_store_explicit(&p->nq, --p->st.queued, memory_order_relaxed);
         p->st.dropped++;
         it->state = DROPPED;
@@ -183,21 +170,18 @@ static void *worker_main(void *arg)
     struct sl_offload_pool *p = arg;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->qhead && !p->stop) {
+        while (!p->queue.head && !p->stop) {
             p->idle++;
             pthread_cond_wait(&p->cv, &p->mu);
             p->idle--;
         }
-        if (!p->qhead)
+        if (!p->queue.head)
             break;   /* stopping, and nothing left to run */
-        item *it = p->qhead;
-        unlink_item(&p->qhead, &p->qtail, it);
+        item *it = p->queue.head;
+        SL_LIST_REMOVE(&p->queue, it, link);
         atomic_store_explicit(&p->nq, --p->st.queued, memory_order_relaxed);
         it->state = RUNNING;
-        it->next = p->running;
-        if (p->running)
-            p->running->prev = it;
-        p->running = it;
+        SL_LIST_PUSH_FRONT(&p->running, it, link);
         p->st.running++;
         it->started_at = sl_now_ns();
         uint64_t waited = it->started_at - it->queued_at;
@@ -210,7 +194,7 @@ static void *worker_main(void *arg)
 
         uint64_t ran = sl_now_ns() - it->started_at;
         pthread_mutex_lock(&p->mu);
-        unlink_item(&p->running, NULL, it);
+        SL_LIST_REMOVE(&p->running, it, link);
         p->st.running--;
         p->st.completed++;
         p->st.run_ns += ran;
@@ -307,12 +291,7 @@ int sl_offload_at_(sl_task *t, sl_offload_fn fn, void *arg, const sl_offload_opt
         return rc;
     }
     it->queued_at = sl_now_ns();
-    it->prev = p->qtail;
-    if (p->qtail)
-        p->qtail->next = it;
-    else
-        p->qhead = it;
-    p->qtail = it;
+    SL_LIST_PUSH_BACK(&p->queue, it, link);
     atomic_store_explicit(&p->nq, ++p->st.queued, memory_order_relaxed);
     p->st.submitted++;
     if (p->idle)
@@ -349,7 +328,7 @@ int sl__offload_report(sl_runtime *rt)
     int n = 0;
     uint64_t now = sl_now_ns();
     pthread_mutex_lock(&p->mu);
-    for (item *it = p->running; it; it = it->next, n++)
+    for (item *it = p->running.head; it; it = it->link.next, n++)
         sl__report(it->home, "sluice: leak: offloaded work '%s' (submitted at %s:%d by task '%s') "
                    "still running at shutdown after %.3f ms; waiting for it to return",
                    it->name, it->file, it->line, it->task_name, (double)(now - it->started_at) / 1e6);
@@ -368,7 +347,7 @@ void sl__offload_stop(sl_runtime *rt)
     if (!p)
         return;
     pthread_mutex_lock(&p->mu);
-    for (item *it = p->running; it; it = it->next)
+    for (item *it = p->running.head; it; it = it->link.next)
         if (it->interrupt && !it->interrupted) {
             it->interrupted = true;
             it->interrupt(it->arg);
@@ -379,9 +358,9 @@ void sl__offload_stop(sl_runtime *rt)
     for (int i = 0; i < p->started; i++)
         pthread_join(p->th[i], NULL);
     /* the queue is empty unless a task's end did not withdraw its work */
-    while (p->qhead) {
-        item *it = p->qhead;
-        unlink_item(&p->qhead, &p->qtail, it);
+    while (p->queue.head) {
+        item *it = p->queue.head;
+        SL_LIST_REMOVE(&p->queue, it, link);
         if (it->abandon)
             it->abandon(it->arg, -ECANCELED);
         free(it);

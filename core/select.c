@@ -35,7 +35,7 @@ static void dequeue_all(sl_task *t, sl_waiter *keep)
     sl_case *cases = t->wait_obj_;
     int n = t->w_.idx;
     for (int i = 0; i < n; i++)
-        if (&cases[i].w_ != keep && (cases[i].w_.prev || queue_of(&cases[i])->head == &cases[i].w_))
+        if (&cases[i].w_ != keep && sl_wq_has(queue_of(&cases[i]), &cases[i].w_))
             sl_wq_remove(queue_of(&cases[i]), &cases[i].w_);
 }
 

@@ -352,7 +352,7 @@ size_t sl_group_size(const sl_group *g);
 /* ---- private: layout, for _mem storage and the macros ------------------ */
 
 typedef struct sl_waiter {
-    struct sl_waiter *prev, *next;
+    struct { struct sl_waiter *prev, *next; } link;   /* on a sl_wq (core/list.h) */
     sl_task *task;               /* NULL for a cross-reactor proxy */
     void *buf;                   /* send: source, recv: destination */
     int idx;                     /* case index in a select */
@@ -370,8 +370,8 @@ struct sl_task {
     };
     int wait_result_;            /* the result an SL_AWAIT resumes with */
     sl_task *run_next_;
-    sl_task *prev_, *next_;      /* reactor's list of live tasks */
-    sl_task *gprev_, *gnext_;    /* group's members */
+    struct { sl_task *prev, *next; } link_;    /* the reactor's live tasks, or its zombies (core/list.h) */
+    struct { sl_task *prev, *next; } glink_;   /* the group's members */
     sl_reactor *reactor_;
     sl_step_fn step_;
     void *state_;
@@ -400,7 +400,7 @@ struct sl_task {
 
 struct sl_group {
     sl_reactor *reactor_;
-    sl_task *head_;
+    struct { sl_task *head, *tail; } members_;   /* by glink_ (core/list.h) */
     size_t size_;
     sl_task *waiter_;
     int closing_;

@@ -46,19 +46,13 @@ int sl_spawn_at_(sl_reactor *r, sl_step_fn fn, void *state, const sl_spawn_opts 
             t->refs_ = 2;
         }
     }
-    t->next_ = r->tasks;
-    if (r->tasks)
-        r->tasks->prev_ = t;
-    r->tasks = t;
+    SL_LIST_PUSH_FRONT(&r->tasks, t, link_);
     r->ntasks++;
     r->st.spawned++;
     sl__live_add(r->rt);
     if (g) {
         t->group_ = g;
-        t->gnext_ = g->head_;
-        if (g->head_)
-            g->head_->gprev_ = t;
-        g->head_ = t;
+        SL_LIST_PUSH_FRONT(&g->members_, t, glink_);
         g->size_++;
     }
     if (out)
@@ -114,13 +108,7 @@ int sl_spawn_on_at_(sl_reactor *r, sl_step_fn fn, void *state, const sl_spawn_op
 static void unlink_task(sl_task *t)
 {
     sl_reactor *r = t->reactor_;
-    if (t->prev_)
-        t->prev_->next_ = t->next_;
-    else
-        r->tasks = t->next_;
-    if (t->next_)
-        t->next_->prev_ = t->prev_;
-    t->prev_ = t->next_ = NULL;
+    SL_LIST_REMOVE(&r->tasks, t, link_);
     r->ntasks--;
     if (!r->tearing_down)
         sl__live_sub(r->rt);
@@ -132,33 +120,23 @@ static void release(sl_task *t)
 {
     sl_reactor *r = t->reactor_;
     if (--t->refs_ == 0) {
-        if (t->flags_ & SL_TF_ZOMBIE) {
-            if (t->prev_)
-                t->prev_->next_ = t->next_;
-            else
-                r->zombies = t->next_;
-            if (t->next_)
-                t->next_->prev_ = t->prev_;
-        }
+        if (t->flags_ & SL_TF_ZOMBIE)
+            SL_LIST_REMOVE(&r->zombies, t, link_);
         if (!(t->flags_ & SL_TF_MEM))
             free(t);
         return;
     }
     if (t->status_ == SL_TASK_DONE && !(t->flags_ & SL_TF_ZOMBIE)) {
         t->flags_ |= SL_TF_ZOMBIE;
-        t->prev_ = NULL;
-        t->next_ = r->zombies;
-        if (r->zombies)
-            r->zombies->prev_ = t;
-        r->zombies = t;
+        SL_LIST_PUSH_FRONT(&r->zombies, t, link_);
     }
 }
 
 int sl__free_zombies(sl_reactor *r)
 {
     int n = 0;
-    while (r->zombies) {
-        sl_task *t = r->zombies;
+    while (r->zombies.head) {
+        sl_task *t = r->zombies.head;
         sl__report(r, "sluice: leak: joinable task '%s' (spawned at %s:%d) ended with %d but was never joined or detached",
                    t->name_, t->file_, t->line_, t->result_);
         sl_task_detach(t);
@@ -572,8 +550,8 @@ void *sl_task_ext(const sl_task *t) { return t->ext_; }
 
 int sl_reactor_foreach_task(sl_reactor *r, int (*fn)(sl_task *, void *), void *arg)
 {
-    for (sl_task *t = r->tasks, *next; t; t = next) {
-        next = t->next_;
+    for (sl_task *t = r->tasks.head, *next; t; t = next) {
+        next = t->link_.next;
         int rc = fn(t, arg);
         if (rc)
             return rc;

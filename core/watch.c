@@ -71,7 +71,7 @@ static bool way_out(const sl_task *t, bool others_live)
     case SL_WAIT_JOIN:
         return !suspect(t->wait_obj_);
     case SL_WAIT_GROUP:
-        for (const sl_task *m = ((const sl_group *)t->wait_obj_)->head_; m; m = m->gnext_)
+        for (const sl_task *m = ((const sl_group *)t->wait_obj_)->members_.head; m; m = m->glink_.next)
             if (!suspect(m))
                 return true;
         return false;
@@ -123,7 +123,7 @@ void sl__deadlock_act(sl_reactor *r, sl_task **set, size_t n)
 int sl_reactor_check_waits(sl_reactor *r)
 {
     size_t n = 0;
-    for (sl_task *t = r->tasks; t; t = t->next_)
+    for (sl_task *t = r->tasks.head; t; t = t->link_.next)
         if (t->flags_ & SL_TF_BLOCKED) {
             t->flags_ |= SL_TF_INSET;
             n++;
@@ -131,7 +131,7 @@ int sl_reactor_check_waits(sl_reactor *r)
     for (bool changed = true; changed && n;) {
         changed = false;
         bool others_live = r->ntasks > n;
-        for (sl_task *t = r->tasks; t; t = t->next_)
+        for (sl_task *t = r->tasks.head; t; t = t->link_.next)
             if ((t->flags_ & SL_TF_INSET) && way_out(t, others_live)) {
                 t->flags_ &= (uint8_t)~SL_TF_INSET;
                 n--;
@@ -140,7 +140,7 @@ int sl_reactor_check_waits(sl_reactor *r)
     }
     sl_task **set = n ? malloc(n * sizeof *set) : NULL;
     size_t k = 0, fresh = 0;
-    for (sl_task *t = r->tasks; t; t = t->next_)
+    for (sl_task *t = r->tasks.head; t; t = t->link_.next)
         if (t->flags_ & SL_TF_INSET) {
             t->flags_ &= (uint8_t)~SL_TF_INSET;
             if (set)

@@ -20,6 +20,7 @@
 #include "client_int.h"
 #include "addr.h"
 #include "http_parse.h"
+#include "list.h"
 #include "rendezvous.h"
 #include "resolve.h"
 #include "sl_diag.h"
@@ -93,7 +94,7 @@ struct pool {
     uint64_t next_resolve; /* the earliest refresh_at of the targets not being looked up; 0 none */
     sl_dns *dns;           /* made at the first lookup */
     bool freeing;
-    priv *wq_head, *wq_tail;
+    SL_LIST(priv) wq;      /* calls waiting for a connection, oldest first (by qlink) */
     uint32_t nwait, rr;
     uint32_t nout;         /* replicas out of rotation */
     uint32_t tokens;       /* retry budget, in thousandths of a retry */
@@ -130,7 +131,7 @@ struct sl_http_call_priv {
     int rep;
     cconn *conn;
     struct evbuffer *req;   /* what follows the head: framing and body */
-    priv *qnext;
+    SL_LINK(priv) qlink;    /* pool.wq, while queued */
     bool queued, done, head_request;
     bool retryable;         /* retries are on: the request is kept for another attempt */
     bool idempotent;        /* may be sent again even once some of it was written */
@@ -301,7 +302,7 @@ static int rep_slot(pool *pl)
         if (!rp->gone || rp->nconns || rp->outstanding || rp->probing)
             continue;
         bool waited_on = false;
-        for (priv *w = pl->wq_head; w && !waited_on; w = w->qnext)
+        for (priv *w = pl->wq.head; w && !waited_on; w = w->qlink.next)
             waited_on = w->rep == r;
         if (!waited_on)
             return r;
@@ -350,8 +351,8 @@ static void rep_gone(pool *pl, int r)
         rp->out_until = 0;
         pl->nout--;
     }
-    for (priv *w = pl->wq_head, *next; w; w = next) {
-        next = w->qnext;
+    priv *w, *next;
+    SL_LIST_FOREACH_SAFE(w, &pl->wq, qlink, next) {
         if (w->rep != r)
             continue;
         if (w->pinned) {   /* it asked for this replica and no other */
@@ -813,21 +814,13 @@ static void finish_attempt(priv *pv, int rc, bool wrote)
 
 static void finish(priv *pv, int rc) { finish_attempt(pv, rc, true); }
 
-/* Takes w out of the wait queue (if it is there). */
+/* Takes w out of the wait queue (if it is there), in O(1). */
 static void unqueue(pool *pl, priv *w)
 {
-    priv **pp = &pl->wq_head, *prev = NULL;
-    while (*pp && *pp != w) {
-        prev = *pp;
-        pp = &(*pp)->qnext;
-    }
-    if (*pp) {
-        *pp = w->qnext;
-        if (pl->wq_tail == w)
-            pl->wq_tail = prev;
+    if (w->queued) {
+        SL_LIST_REMOVE(&pl->wq, w, qlink);
         pl->nwait--;
     }
-    w->qnext = NULL;
     w->queued = false;
 }
 
@@ -836,9 +829,9 @@ static void unqueue(pool *pl, priv *w)
  * replica. */
 static priv *next_waiter(pool *pl, int rep)
 {
-    priv *w = pl->wq_head;
+    priv *w = pl->wq.head;
     while (w && (w->keyed || w->pinned) && w->rep != rep)
-        w = w->qnext;
+        w = w->qlink.next;
     if (w)
         unqueue(pl, w);
     return w;
@@ -1375,11 +1368,7 @@ static int call_start(sl_task *t, sl_http_resp *call, sl_http_upstream *up, cons
             return rc;
         }
         pv->queued = true;
-        if (pl->wq_tail)
-            pl->wq_tail->qnext = pv;
-        else
-            pl->wq_head = pv;
-        pl->wq_tail = pv;
+        SL_LIST_PUSH_BACK(&pl->wq, pv, qlink);
         pl->nwait++;
         return SL_PENDING;
     }

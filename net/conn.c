@@ -113,11 +113,7 @@ static sl_http_req *req_new(conn *c, size_t state_size, const sl_http_msg *m, ui
     req->t_start = now;
     req->keep_alive = true;
     c->alive_reqs++;
-    if (c->tail)
-        c->tail->next = req;
-    else
-        c->head = req;
-    c->tail = req;
+    SL_LIST_PUSH_BACK(&c->pipe, req, plink);
     c->npipe++;
     return req;
 }
@@ -204,7 +200,7 @@ static void update_timer(conn *c)
         arm(c, T_NONE);
     else if (c->head_started && !c->cur)
         arm(c, T_HEADER);
-    else if (!c->head && !c->cur)
+    else if (!c->pipe.head && !c->cur)
         arm(c, T_IDLE);
     else
         arm(c, T_NONE);   /* requests in flight: their budgets govern */
@@ -282,9 +278,9 @@ void sl__conn_flush(conn *c)
     struct iovec iov[FLUSH_IOV];
     sl_http_req *done[FLUSH_IOV];
     int err = 0;
-    while (c->head && c->head->replied) {
+    while (c->pipe.head && c->pipe.head->replied) {
         int n = 0;
-        for (sl_http_req *req = c->head; req && req->replied && n < FLUSH_IOV; req = req->next) {
+        for (sl_http_req *req = c->pipe.head; req && req->replied && n < FLUSH_IOV; req = req->plink.next) {
             iov[n] = (struct iovec){ req->out, req->out ? req->out_len : 0 };
             done[n++] = req;
         }
@@ -292,9 +288,7 @@ void sl__conn_flush(conn *c)
             err = out_send(c, iov, n);
         for (int i = 0; i < n; i++) {
             sl_http_req *req = done[i];
-            c->head = req->next;
-            if (!c->head)
-                c->tail = NULL;
+            SL_LIST_REMOVE(&c->pipe, req, plink);
             c->npipe--;
             if (!req->keep_alive)
                 c->closing = true;
@@ -307,7 +301,7 @@ void sl__conn_flush(conn *c)
         conn_fail(c);
         return;
     }
-    if (c->closing && !c->head && !c->cur) {
+    if (c->closing && !c->pipe.head && !c->cur) {
         /* close once the output has gone (write_cb), or now if nothing is left */
         if (!out_held(c))
             conn_free(c);
@@ -345,7 +339,7 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
     }
     event_del(c->wev);
     c->writing = false;
-    if (c->closing && !c->head && !c->cur)
+    if (c->closing && !c->pipe.head && !c->cur)
         conn_free(c);
     else if (was_full && !c->in_process)
         conn_process(c);
@@ -353,7 +347,7 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
 
 void sl__conn_buffered(srv_reactor *sr, uint64_t *in, uint64_t *out, uint64_t *most)
 {
-    for (conn *c = sr->conns; c; c = c->next) {
+    for (conn *c = sr->conns.head; c; c = c->link.next) {
         uint64_t i = c->in_borrowed ? 0 : c->in_len - c->in_off, o = out_held(c);
         *in += i;
         *out += o;
@@ -528,7 +522,7 @@ static void on_head(conn *c)
     }
     /* Expect: 100-continue, for a request we will serve, when it is the
      * first in line (a 100 must not overtake an earlier response) */
-    if (m->expect_continue && !req->immediate && c->head == req && !c->gone) {
+    if (m->expect_continue && !req->immediate && c->pipe.head == req && !c->gone) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         struct iovec iov = { (void *)cont, sizeof cont - 1 };
         if (out_send(c, &iov, 1) < 0)
@@ -754,7 +748,7 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 
 void sl__conn_cancel_all(conn *c, sl_cause cause)
 {
-    for (sl_http_req *req = c->head; req; req = req->next)
+    for (sl_http_req *req = c->pipe.head; req; req = req->plink.next)
         if (req->ctx && !req->task_done && !req->reset)
             sl_ctx_cancel(req->ctx, cause);
 }
@@ -794,10 +788,7 @@ void sl__conn_accept(srv_reactor *sr, int fd, const struct sockaddr *peer)
         return;
     }
     c->reading = true;
-    c->next = sr->conns;
-    if (sr->conns)
-        sr->conns->prev = c;
-    sr->conns = c;
+    SL_LIST_PUSH_FRONT(&sr->conns, c, link);
     sr->nconns++;
     sr->st.accepted++;
     update_timer(c);
@@ -834,29 +825,22 @@ static void conn_free(conn *c)
         c->timer = NULL;
     }
     sl_http_parser_fini(&c->p);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        sr->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    SL_LIST_REMOVE(&sr->conns, c, link);
     sr->nconns--;
     /* requests not yet answered: cancel their handlers; their answers go nowhere */
     if (!c->teardown)
         sl__conn_cancel_all(c, SL_CAUSE_DISCONNECT);
-    sl_http_req *req = c->head;
-    c->head = c->tail = NULL;
     c->cur = NULL;
     c->alive_reqs++;   /* hold the struct while its requests let go of it */
-    while (req) {
-        sl_http_req *next = req->next;
+    sl_http_req *req;
+    while ((req = c->pipe.head)) {
+        SL_LIST_REMOVE(&c->pipe, req, plink);
         if (req->queued)   /* never started: take it out of the admission queue */
             sl__srv_unqueue(req);
         if (!req->status)
             req->status = 499;
         req->flushed = true;
         sl__req_release(req);
-        req = next;
     }
     if (--c->alive_reqs == 0)
         free(c);
@@ -933,7 +917,7 @@ void sl__conn_abort(conn *c)
 
 void sl__conn_close_idle(conn *c)
 {
-    if (!c->head && !c->cur)
+    if (!c->pipe.head && !c->cur)
         conn_free(c);
     else
         c->closing = true;

@@ -251,7 +251,7 @@ int sl__reply_format(sl_http_req *req, int status, const char *ctype, const void
     /* the first in line with nothing queued before it is written before
      * sl_http_reply returns: it borrows the reactor's buffer */
     srv_reactor *sr = req->sr;
-    bool borrow = c && c->head == req && !c->gone && c->out_off == c->out_len && need <= WBUF_SIZE
+    bool borrow = c && c->pipe.head == req && !c->gone && c->out_off == c->out_len && need <= WBUF_SIZE
                   && (sr->wbuf || (sr->wbuf = malloc(WBUF_SIZE)));
     char *out = borrow ? sr->wbuf : malloc(need), *p = out;
     if (!out)

@@ -10,6 +10,7 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include "addr.h"
+#include "list.h"
 #include "resolve.h"
 
 const char *sl__resolv_conf_path(const char *resolv_conf)
@@ -72,12 +73,12 @@ typedef struct lookup lookup;
 
 struct sl_dns {
     struct evdns_base *db;
-    lookup *live;         /* lookups under way */
+    SL_LIST(lookup) live; /* lookups under way (core/list.h) */
 };
 
 struct lookup {
     sl_dns *d;            /* NULL once orphaned by sl__dns_free */
-    lookup *prev, *next;
+    SL_LINK(lookup) link; /* sl_dns.live, while d is set */
     sl_dns_cb cb;
     void *arg;
     uint16_t port;
@@ -90,12 +91,7 @@ static void unlink_lookup(lookup *lk)
 {
     if (!lk->d)
         return;
-    if (lk->prev)
-        lk->prev->next = lk->next;
-    else
-        lk->d->live = lk->next;
-    if (lk->next)
-        lk->next->prev = lk->prev;
+    SL_LIST_REMOVE(&lk->d->live, lk, link);
     lk->d = NULL;
 }
 
@@ -123,8 +119,8 @@ void sl__dns_free(sl_dns *d)
      * (no callback of ours runs) and frees itself when evdns has called
      * back for both of its questions, which evdns_base_free(.., 1)
      * guarantees as soon as the event_base runs again. */
-    while (d->live) {
-        lookup *lk = d->live;
+    while (d->live.head) {
+        lookup *lk = d->live.head;
         unlink_lookup(lk);
         lk->cb = NULL;
     }
@@ -186,10 +182,7 @@ int sl__dns_lookup(sl_dns *d, const char *name, uint16_t port, sl_dns_cb cb, voi
     lk->port = port;
     lk->pending = 2;
     lk->d = d;
-    lk->next = d->live;
-    if (d->live)
-        d->live->prev = lk;
-    d->live = lk;
+    SL_LIST_PUSH_FRONT(&d->live, lk, link);
     /* evdns answers from its callbacks only, never within these calls
      * (a failure to start is reported as a callback too) */
     if (!evdns_base_resolve_ipv4(d->db, name, 0, answered, lk)) {

@@ -538,10 +538,7 @@ static void start_req(sl_http_req *req)
     req->inflight_at = sr->inflight;
     if (sl_trace_on(sr->r))
         sl_trace_async(sr->r, 'b', "http", req->match.pattern, sl_traceparent_tag(&req->trace), req->method);
-    req->rnext = sr->running;
-    if (sr->running)
-        sr->running->rprev = req;
-    sr->running = req;
+    SL_LIST_PUSH_FRONT(&sr->running, req, rlink);
 }
 
 /* ---- admission (docs/net.md, "Admission"; the controller is admit.c) ------------------ */
@@ -648,13 +645,7 @@ static void enqueue(srv_reactor *sr, sl_http_req *req, uint64_t now)
 {
     req->queued = true;
     req->t_queued = now;
-    req->qnext = NULL;
-    req->qprev = sr->q_tail;
-    if (sr->q_tail)
-        sr->q_tail->qnext = req;
-    else
-        sr->q_head = req;
-    sr->q_tail = req;
+    SL_LIST_PUSH_BACK(&sr->queue, req, qlink);
     sr->queued++;
     arm_queue_tick(sr);
 }
@@ -662,15 +653,7 @@ static void enqueue(srv_reactor *sr, sl_http_req *req, uint64_t now)
 void sl__srv_unqueue(sl_http_req *req)
 {
     srv_reactor *sr = req->sr;
-    if (req->qprev)
-        req->qprev->qnext = req->qnext;
-    else
-        sr->q_head = req->qnext;
-    if (req->qnext)
-        req->qnext->qprev = req->qprev;
-    else
-        sr->q_tail = req->qprev;
-    req->qnext = req->qprev = NULL;
+    SL_LIST_REMOVE(&sr->queue, req, qlink);
     req->queued = false;
     sr->queued--;
 }
@@ -679,13 +662,13 @@ void sl__srv_unqueue(sl_http_req *req)
  * refuses the oldest while it says they waited too long. */
 static void sweep(srv_reactor *sr, uint64_t now)
 {
-    while (sr->q_head && sl__admit_observe(&sr->adm, now, now - sr->q_head->t_queued)) {
-        sl_http_req *req = sr->q_head;
+    while (sr->queue.head && sl__admit_observe(&sr->adm, now, now - sr->queue.head->t_queued)) {
+        sl_http_req *req = sr->queue.head;
         sl__srv_unqueue(req);
         sl__srv_shed(sr, SHED_QUEUE_DELAY);
         refuse(req, 503);
     }
-    if (!sr->q_head)
+    if (!sr->queue.head)
         sl__admit_observe(&sr->adm, now, 0);
 }
 
@@ -713,7 +696,7 @@ void sl__srv_admit(sl_http_req *req)
         refuse(req, status);
     } else if (lane == SL_HTTP_LANE_CONTINUE && sr->inflight < o->max_inflight) {
         start_req(req);
-    } else if (sr->inflight < sl__admit_limit(&sr->adm) && !sr->q_head) {
+    } else if (sr->inflight < sl__admit_limit(&sr->adm) && !sr->queue.head) {
         start_req(req);
     } else if (sr->queued < o->max_queue) {
         enqueue(sr, req, now);
@@ -728,9 +711,9 @@ static void admit_queued(srv_reactor *sr)
 {
     uint64_t now = sl_now_ns();
     sweep(sr, now);
-    while (sr->q_head && sr->inflight < sl__admit_limit(&sr->adm)) {
+    while (sr->queue.head && sr->inflight < sl__admit_limit(&sr->adm)) {
         /* overloaded: the newest first, they have the most budget left */
-        sl_http_req *req = sl__admit_lifo(&sr->adm) ? sr->q_tail : sr->q_head;
+        sl_http_req *req = sl__admit_lifo(&sr->adm) ? sr->queue.tail : sr->queue.head;
         sl__srv_unqueue(req);
         if (!req->c || req->c->gone)
             continue;
@@ -754,15 +737,15 @@ static void queue_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     uint64_t now = sl_now_ns();
-    for (sl_http_req *req = sr->q_head, *next; req; req = next) {
-        next = req->qnext;
+    for (sl_http_req *req = sr->queue.head, *next; req; req = next) {
+        next = req->qlink.next;
         if (req->c && !req->c->gone && now >= req->deadline) {
             sl__srv_unqueue(req);
             refuse(req, 504);
         }
     }
     admit_queued(sr);
-    if (sr->q_head)
+    if (sr->queue.head)
         arm_queue_tick(sr);
 }
 
@@ -774,12 +757,7 @@ void sl__srv_task_ended(sl_http_req *req)
         return;
     }
     srv_reactor *sr = req->sr;
-    if (req->rprev)
-        req->rprev->rnext = req->rnext;
-    else
-        sr->running = req->rnext;
-    if (req->rnext)
-        req->rnext->rprev = req->rprev;
+    SL_LIST_REMOVE(&sr->running, req, rlink);
     req->task_done = true;
     sr->inflight--;
     if (req->route && req->route->lane != SL_HTTP_LANE_CONTROL) {
@@ -932,8 +910,8 @@ static void finish(srv_reactor *sr)
     sr->finished = true;
     if (sr->drain_ev)
         evtimer_del(sr->drain_ev);
-    for (conn *c = sr->conns, *next; c; c = next) {
-        next = c->next;
+    for (conn *c = sr->conns.head, *next; c; c = next) {
+        next = c->link.next;
         sl__conn_close_idle(c);
     }
     if (sr->lev) {
@@ -956,8 +934,8 @@ static bool reactor_busy(const srv_reactor *sr)
 {
     if (sr->inflight || sr->queued)
         return true;
-    for (const conn *c = sr->conns; c; c = c->next)
-        if (c->head || c->cur)
+    for (const conn *c = sr->conns.head; c; c = c->link.next)
+        if (c->pipe.head || c->cur)
             return true;
     return false;
 }
@@ -990,8 +968,8 @@ static void hard_stop(evutil_socket_t fd, short what, void *arg)
     srv_reactor *sr = arg;
     (void)fd;
     (void)what;
-    while (sr->conns)   /* clients that neither send nor read */
-        sl__conn_abort(sr->conns);
+    while (sr->conns.head)   /* clients that neither send nor read */
+        sl__conn_abort(sr->conns.head);
     maybe_drained(sr);
 }
 
@@ -1000,7 +978,7 @@ static void grace_over(evutil_socket_t fd, short what, void *arg)
     srv_reactor *sr = arg;
     (void)fd;
     (void)what;
-    for (conn *c = sr->conns; c; c = c->next)
+    for (conn *c = sr->conns.head; c; c = c->link.next)
         sl__conn_cancel_all(c, SL_CAUSE_SHUTDOWN);
     /* handlers end at their next wait; connections close as they answer */
     finish(sr);
@@ -1093,8 +1071,8 @@ void sl_http_server_free(sl_http_server *s)
             sr->start->cancelled = true;
         /* handler tasks still alive (the runtime was stopped, not drained)
          * outlive the server: cut them loose, their end frees them */
-        for (sl_http_req *req = sr->running, *next; req; req = next) {
-            next = req->rnext;
+        for (sl_http_req *req = sr->running.head, *next; req; req = next) {
+            next = req->rlink.next;
             req->orphan = true;
             sl_task_set_name(req->task, "http request of a freed server");   /* the route's name goes */
             if (req->c && !req->c->freed && req->c->alive_reqs)
@@ -1102,8 +1080,8 @@ void sl_http_server_free(sl_http_server *s)
             req->c = NULL;
             req->sr = NULL;
         }
-        while (sr->conns)
-            sl__conn_drop(sr->conns);
+        while (sr->conns.head)
+            sl__conn_drop(sr->conns.head);
         if (sr->lev)
             evconnlistener_free(sr->lev);
         else if (sr->fd >= 0)

@@ -12,6 +12,7 @@
 #include "addr.h"
 #include "admit.h"
 #include "http_parse.h"
+#include "list.h"
 #include "metrics_int.h"
 #include "sl_http.h"
 #include "sl_router.h"
@@ -70,15 +71,15 @@ struct srv_reactor {
     struct evconnlistener *lev;
     struct event *accept_retry;
     struct event *queue_ev;          /* looks at the admission queue while it is not empty */
-    conn *conns;
+    SL_LIST(conn) conns;             /* newest first (by conn.link) */
     uint32_t nconns, inflight, queued;
     uint32_t undo;                   /* undo-lane requests started past the limits */
-    sl_http_req *q_head, *q_tail;    /* admission queue, oldest first */
+    SL_LIST(sl_http_req) queue;      /* admission queue, oldest first (by qlink) */
     sl_admit adm;                    /* the adaptive limit and CoDel (admit.h) */
     sl_admit_need *need;             /* per route (route_info.idx): its median time */
     int nneed;
     route_series *rser;              /* per route (route_info.idx), then unmatched */
-    sl_http_req *running;            /* requests whose handler task is alive */
+    SL_LIST(sl_http_req) running;    /* requests whose handler task is alive (by rlink) */
     bool draining, stopped;
     bool busy;                       /* draining: counted in sl_http_server.busy */
     bool finished;                   /* draining: listener closed, idle connections closed */
@@ -143,9 +144,9 @@ struct sl_http_server {
 struct sl_http_req {
     conn *c;
     srv_reactor *sr;
-    sl_http_req *next;          /* the connection's pipeline, in order */
-    sl_http_req *qnext, *qprev; /* admission queue */
-    sl_http_req *rprev, *rnext; /* srv_reactor.running */
+    SL_LINK(sl_http_req) plink; /* conn.pipe: the connection's pipeline, in order */
+    SL_LINK(sl_http_req) qlink; /* srv_reactor.queue, while queued */
+    SL_LINK(sl_http_req) rlink; /* srv_reactor.running, while its task lives */
     char *head;                 /* copies of target and headers */
     const char *method;
     const char *path, *query;
@@ -199,7 +200,8 @@ struct conn {
     char *in, *out;
     size_t in_off, in_len, in_cap, out_off, out_len, out_cap;
     sl_http_parser p;
-    sl_http_req *head, *tail, *cur;
+    SL_LIST(sl_http_req) pipe;  /* requests parsed and not yet flushed, in order (by plink) */
+    sl_http_req *cur;           /* the request being parsed (its head is in, its body not all) */
     uint32_t npipe, alive_reqs;
     struct event *timer;
     uint64_t timer_at;          /* when the pending timer fires (ns), 0 if none */
@@ -213,7 +215,7 @@ struct conn {
         struct sockaddr_in in;
         struct sockaddr_in6 in6;
     } peer;
-    conn *prev, *next;
+    SL_LINK(conn) link;         /* srv_reactor.conns */
 };
 
 /* conn.c */
