@@ -221,13 +221,18 @@ def refusal_counters(port):
     except OSError:
         return {}
     out = {}
-    answers = re.compile(r'^sluice_http_requests_total\{[^}]*status="(\d+)"')
+    # a label value may hold braces (route="/orders/{id}/paid"): match the
+    # quoted values, not up to the first "}" (which counted only the
+    # /metrics scrapes as order's answered_200)
+    answers = re.compile(r'^sluice_http_requests_total\{(?:[^"}]|"(?:[^"\\]|\\.)*")*?status="(\d+)"')
     for line in text.splitlines():
         if not line or line[0] == "#":
             continue
         name, _, rest = line.partition("{")
         value = line.rsplit(" ", 1)[-1]
         m = answers.match(line)
+        if m and 'route="/metrics"' in line:
+            continue   # the bench's own scrapes
         if m:
             key = f"answered_{m.group(1)}"
         elif name.split(" ")[0] in GAUGES:

@@ -103,9 +103,11 @@ typedef struct order_io {
     int64_t qty, amount;
     int status;               /* -1: none */
     bool ok;                  /* settle: inventory answered 200 */
-    bool unsent;              /* settle: the reserve was refused before a byte left (-EBUSY: the
-                               * pool full, or its fail-fast): inventory never saw it, so there is
-                               * nothing to release, and under overload a release only adds load */
+    bool unsent;              /* settle: no byte of the reserve left (sl_http_call_reached: the pool
+                               * or its fail-fast refused it, no budget was left to send it, it timed
+                               * out waiting for a connection, the connection was refused):
+                               * inventory never saw it, so there is nothing to release, and under
+                               * overload a release only adds load (issue 14) */
     int64_t seq;              /* settle: the release's outbox row (0: none) */
 } order_io;
 
@@ -389,7 +391,7 @@ static int create_order(sl_task *t, svc_job *job)
     }
     st->status = svc_upstream_status(st->rc, &st->resp);
     st->io.ok = st->status == 200;
-    st->io.unsent = st->rc == -EBUSY;
+    st->io.unsent = !sl_http_call_reached(&st->resp);
     if (sl_task_cancelled(t)) {   /* out of budget, or the client is gone: no success was heard of */
         st->io.ok = false;
         unlock(t, st);
