@@ -552,9 +552,13 @@ static void test_json_like_jansson(void **state)
     svc_json_int(&j, "qty", 3);
     svc_json_int(&j, "min", INT64_MIN);
     svc_json_int(&j, "max", INT64_MAX);
+    svc_json_int(&j, "zero", 0);
+    svc_json_int(&j, "neg", -42);
+    svc_json_int(&j, "ten", 10);
     svc_json_strn(&j, "nul", "a\0b", 3);
     assert_string_equal(svc_json_end(&j, &len), "{\"order_id\":\"0123abcd\",\"qty\":3,\"min\":-9223372036854775808,"
-                                                 "\"max\":9223372036854775807,\"nul\":\"a\\u0000b\"}");
+                                                 "\"max\":9223372036854775807,\"zero\":0,\"neg\":-42,\"ten\":10,"
+                                                 "\"nul\":\"a\\u0000b\"}");
     assert_int_equal(len, strlen(buf));
     svc_json_init(&j, buf, sizeof buf);
     assert_string_equal(svc_json_end(&j, &len), "{}");

@@ -12,7 +12,9 @@
  * Every answer, error and request body of the demo services is such an
  * object of strings and integers (a list of them for GET /orders), so a
  * tree (jansson: a malloc per value, and one for the text) is not needed to
- * write one; jansson stays the parser (svc_body.h, upstream answers).
+ * write one; jansson stays the parser (svc_body.h, upstream answers) and
+ * the builder of the admin and debug routes' nested answers, which go
+ * through net's sl_http_reply_json.
  * Output is what jansson's JSON_COMPACT writes for the same object: keys in
  * the order added, `"` `\` and control bytes escaped (\n \t ... or \u00XX),
  * UTF-8 kept as is; a byte that is not part of well-formed UTF-8 is written
