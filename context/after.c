@@ -15,15 +15,7 @@ enum {
 
 static void unlink_after(sl_ctx *c, sl_after *a)
 {
-    if (a->prev_)
-        a->prev_->next_ = a->next_;
-    else
-        c->afters = a->next_;
-    if (a->next_)
-        a->next_->prev_ = a->prev_;
-    else
-        c->afters_tail = a->prev_;
-    a->prev_ = a->next_ = NULL;
+    SL_LIST_REMOVE(&c->afters, a, link_);
 }
 
 int sl_ctx_after(sl_ctx *ctx, sl_after *a, void (*fn)(sl_ctx *, void *), void *arg)
@@ -45,12 +37,7 @@ int sl_ctx_after(sl_ctx *ctx, sl_after *a, void (*fn)(sl_ctx *, void *), void *a
         return 0;
     }
     ctx->refs++;
-    a->prev_ = ctx->afters_tail;
-    if (ctx->afters_tail)
-        ctx->afters_tail->next_ = a;
-    else
-        ctx->afters = a;
-    ctx->afters_tail = a;
+    SL_LIST_PUSH_BACK(&ctx->afters, a, link_);
     return 0;
 }
 
@@ -78,7 +65,7 @@ int sl_after_stop(sl_after *a)
 void sl__ctx_fire_afters(sl_ctx *c)
 {
     sl_after *a;
-    while ((a = c->afters)) {
+    while ((a = c->afters.head)) {
         unlink_after(c, a);
         a->state_ = A_RAN;
         a->fn_(c, a->arg_);

@@ -10,7 +10,7 @@
 
 void sl__ctx_cancel_tasks(sl_ctx *c, int err)
 {
-    for (sl_binding *b = c->tasks; b; b = b->next)
+    for (sl_binding *b = c->tasks.head; b; b = b->link.next)
         sl_task_cancel(b->task, err);   /* -EALREADY if someone else was first: fine */
 }
 
@@ -19,14 +19,8 @@ static void unbind(sl_task *t, void *ext)
     sl_binding *b = ext;
     sl_ctx *c = b->ctx;
     (void)t;
-    if (c->kind != K_BG) {   /* the shared background keeps no list */
-        if (b->prev)
-            b->prev->next = b->next;
-        else
-            c->tasks = b->next;
-        if (b->next)
-            b->next->prev = b->prev;
-    }
+    if (c->kind != K_BG)   /* the shared background keeps no list */
+        SL_LIST_REMOVE(&c->tasks, b, link);
     if (b == &c->bind0)
         b->task = NULL;   /* free for the next task */
     else
@@ -61,12 +55,8 @@ static int go(sl_ctx *ctx, sl_step_fn fn, void *state, sl_task *mem, sl_task **o
         *b = (sl_binding){ 0 };
     b->ctx = sl_ctx_ref(ctx);
     b->task = t;
-    if (ctx->kind != K_BG) {
-        b->next = ctx->tasks;
-        if (ctx->tasks)
-            ctx->tasks->prev = b;
-        ctx->tasks = b;
-    }
+    if (ctx->kind != K_BG)
+        SL_LIST_PUSH_FRONT(&ctx->tasks, b, link);
     sl_task_set_ext(t, b, unbind);
     if (ctx->err)
         sl_task_cancel(t, ctx->err);

@@ -43,11 +43,7 @@ bool sl__ctx_foreign_report(const sl_ctx *c, const char *what)
 
 static void attach(sl_ctx *parent, sl_ctx *c)
 {
-    c->cprev = NULL;
-    c->cnext = parent->children;
-    if (parent->children)
-        parent->children->cprev = c;
-    parent->children = c;
+    SL_LIST_PUSH_FRONT(&parent->children, c, clink);
     c->attached = true;
 }
 
@@ -55,13 +51,7 @@ static void detach(sl_ctx *c)
 {
     if (!c->attached)
         return;
-    if (c->cprev)
-        c->cprev->cnext = c->cnext;
-    else
-        c->parent->children = c->cnext;
-    if (c->cnext)
-        c->cnext->cprev = c->cprev;
-    c->cprev = c->cnext = NULL;
+    SL_LIST_REMOVE(&c->parent->children, c, clink);
     c->attached = false;
 }
 
@@ -77,7 +67,7 @@ static void end_one(sl_ctx *c, int err, sl_cause cause, sl_ctx ***fire_tail)
     c->cause = cause;
     sl__ctx_disarm(c);
     sl__ctx_cancel_tasks(c, err);
-    if (c->afters) {
+    if (c->afters.head) {
         c->refs++;
         **fire_tail = c;
         *fire_tail = &c->fire_next;
@@ -90,7 +80,7 @@ void sl__ctx_end(sl_ctx *top, int err, sl_cause cause)
     top->refs++;   /* an after-func may drop the caller's last reference */
     end_one(top, err, cause, &fire_tail);
     for (sl_ctx *cur = top;;) {
-        sl_ctx *ch = cur->children;
+        sl_ctx *ch = cur->children.head;
         if (ch) {
             end_one(ch, err, cause, &fire_tail);
             cur = ch;

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "sl_ctx.h"
+#include "list.h"
 
 enum ctx_kind {
     K_BG,        /* the static background */
@@ -26,7 +27,7 @@ typedef struct sl_binding sl_binding;
 struct sl_binding {
     sl_ctx *ctx;
     sl_task *task;
-    sl_binding *prev, *next;
+    SL_LINK(sl_binding) link;   /* ctx->tasks */
 };
 typedef struct sl_link sl_link;
 
@@ -35,11 +36,11 @@ struct sl_ctx {
     sl_ctx *parent;            /* holds a reference; NULL for the background */
     const sl_ctx *up;          /* where value lookup goes on: the parent, or
                                 * across a link the remote parent */
-    sl_ctx *children;          /* running children: ending this ends them */
-    sl_ctx *cprev, *cnext;     /* in parent->children while attached */
+    SL_LIST(sl_ctx) children;  /* running children, newest first: ending this ends them */
+    SL_LINK(sl_ctx) clink;     /* in parent->children while attached */
     sl_ctx *fire_next;         /* ending: the list of nodes with after-funcs */
-    sl_after *afters, *afters_tail;
-    sl_binding *tasks;
+    SL_LIST(sl_after) afters;  /* armed after-funcs, in order (by sl_after.link_) */
+    SL_LIST(sl_binding) tasks; /* bound tasks, newest first */
     sl_binding bind0;          /* the first bound task's binding (in use while
                                 * bind0.task is set): no allocation for the
                                 * usual one task per context */
@@ -51,7 +52,7 @@ struct sl_ctx {
     sl_cause cause;
     uint64_t deadline;
     struct event *timer;       /* the deadline timer's storage (in tail), or NULL */
-    sl_ctx *tprev, *tnext;     /* in this thread's list of timers to arm */
+    SL_LINK(sl_ctx) tlink;     /* in this thread's list of timers to arm */
     uint8_t tstate;            /* T_NONE, T_PENDING (armed at the turn's end), T_ARMED */
     const void *key;
     void *value;

@@ -49,27 +49,21 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
  * request answered at once) never costs a timer: no heap insert, no
  * delete. The list is this thread's: a context lives on its reactor's
  * thread. */
-static __thread __attribute__((tls_model("initial-exec"))) sl_ctx *pending;
+static __thread __attribute__((tls_model("initial-exec"))) SL_LIST(sl_ctx) pending;
 
 static void pending_unlink(sl_ctx *c)
 {
-    if (c->tprev)
-        c->tprev->tnext = c->tnext;
-    else
-        pending = c->tnext;
-    if (c->tnext)
-        c->tnext->tprev = c->tprev;
-    c->tprev = c->tnext = NULL;
+    SL_LIST_REMOVE(&pending, c, tlink);
 }
 
 static void arm_pending(sl_reactor *r)
 {
-    if (!pending)   /* all ended within the turn */
+    if (!pending.head)   /* all ended within the turn */
         return;
     uint64_t now = sl_now_ns();
     bool again = false;
-    for (sl_ctx *c = pending, *next; c; c = next) {
-        next = c->tnext;
+    for (sl_ctx *c = pending.head, *next; c; c = next) {
+        next = c->tlink.next;
         /* another reactor's (a thread may drive several bases in turn):
          * its own turn's end arms it */
         if (c->r != r)
@@ -92,11 +86,7 @@ int sl__ctx_arm(sl_ctx *c, void *mem)
         return -ENOMEM;
     c->timer = mem;
     c->tstate = T_PENDING;
-    c->tprev = NULL;
-    c->tnext = pending;
-    if (pending)
-        pending->tprev = c;
-    pending = c;
+    SL_LIST_PUSH_FRONT(&pending, c, tlink);
     return 0;
 }
 

@@ -171,7 +171,7 @@ sl_reactor *sl_ctx_reactor(const sl_ctx *ctx);
 /* One after-func, in the caller's storage (nothing is allocated): embed it
  * in the object the callback works on. Zero it, or arm it, before any use. */
 typedef struct sl_after {
-    struct sl_after *prev_, *next_;   /* private */
+    struct { struct sl_after *prev, *next; } link_;   /* private */
     sl_ctx *ctx_;
     void (*fn_)(sl_ctx *, void *);
     void *arg_;

@@ -3,12 +3,15 @@
  * The read side stays armed while handlers run, so EOF or a reset is seen
  * at once and cancels the requests still in flight ("client disconnected").
  * Pipelined requests are parsed up to max_pipeline ahead and answered in
- * order. A connection is freed when the peer is gone (or we closed) and no
- * request of it is still alive (a running handler keeps its request).
+ * order. The states of a connection and of its requests, and who moves
+ * them, are drawn in server_int.h: a connection's socket closes as it goes
+ * GONE, its struct when the last reference (conn_hold/sl__conn_put) goes;
+ * a request goes when its turn has passed and no handler runs for it.
  *
  * The socket is served by two plain events (see struct conn): a request
  * that arrives whole and is answered at once costs one recv and one writev,
  * as with the fastest servers. */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,11 +22,31 @@
 #include "server_int.h"
 #include "trace_int.h"
 
-enum { T_NONE, T_HEADER, T_IDLE };
-
 static void conn_process(conn *c);
 static void conn_free(conn *c);
 static void conn_fail(conn *c);
+
+/* ---- states and references (server_int.h draws them) ------------------------------- */
+
+/* Moves c forward to `to`; states never go back, so asking to close a
+ * connection that is already GONE changes nothing. */
+static void conn_set_state(conn *c, conn_state to)
+{
+    if (to > c->st)
+        c->st = to;
+}
+
+static void conn_hold(conn *c)
+{
+    c->refs++;
+}
+
+void sl__conn_put(conn *c)
+{
+    assert(c->refs > 0);
+    if (--c->refs == 0 && c->st == CONN_GONE)
+        free(c);
+}
 
 /* ---- requests ---------------------------------------------------------------------- */
 
@@ -41,16 +64,32 @@ void sl__req_free(sl_http_req *req)
     free(req);
 }
 
-/* A request goes when its response has been flushed (or can never be) and
- * its handler task has ended (or never started). */
-void sl__req_release(sl_http_req *req)
+/* The one place a request of a connection is freed: once its turn has
+ * passed and no handler runs or waits for it. */
+static void req_maybe_free(sl_http_req *req)
 {
-    if (!(req->flushed && (req->task_done || !req->started)))
+    if (!req->flushed || req->run == REQ_QUEUED || req->run == REQ_RUNNING)
         return;
     conn *c = req->c;
     sl__req_free(req);
-    if (c && --c->alive_reqs == 0 && c->freed)
-        free(c);
+    if (c)
+        sl__conn_put(c);
+}
+
+void sl__req_set_run(sl_http_req *req, req_run to)
+{
+    /* the edges of server_int.h's diagram, and no other */
+    assert((req->run == REQ_PARSED && (to == REQ_QUEUED || to == REQ_RUNNING)) ||
+           (req->run == REQ_QUEUED && to == REQ_PARSED) || (req->run == REQ_RUNNING && to == REQ_ENDED));
+    req->run = to;
+    req_maybe_free(req);
+}
+
+void sl__req_flushed(sl_http_req *req)
+{
+    assert(!req->flushed);
+    req->flushed = true;
+    req_maybe_free(req);
 }
 
 /* Grows *buf (capacity *cap, doubling from `first`) to hold at least
@@ -112,7 +151,7 @@ static sl_http_req *req_new(conn *c, size_t state_size, const sl_http_msg *m, ui
     req->sr = c->sr;
     req->t_start = now;
     req->keep_alive = true;
-    c->alive_reqs++;
+    conn_hold(c);   /* dropped as the request is freed */
     SL_LIST_PUSH_BACK(&c->pipe, req, plink);
     c->npipe++;
     return req;
@@ -128,10 +167,10 @@ static void answer_now(sl_http_req *req, int status, const char *code, const cha
 
 /* ---- timers ------------------------------------------------------------------------ */
 
-static uint64_t mode_ns(const conn *c, int mode)
+static uint64_t mode_ns(const conn *c, conn_timer mode)
 {
     const sl_http_server_opts *o = &c->sr->srv->o;
-    return (uint64_t)(mode == T_HEADER ? o->header_timeout_ms : o->idle_timeout_ms) * SL_NS_PER_MS;
+    return (uint64_t)(mode == TIMER_HEADER ? o->header_timeout_ms : o->idle_timeout_ms) * SL_NS_PER_MS;
 }
 
 static void timer_set(conn *c, uint64_t at, uint64_t now)
@@ -151,22 +190,21 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     c->timer_at = 0;
-    if (c->timer_mode == T_NONE)
+    if (c->timer_mode == TIMER_NONE)
         return;
     uint64_t now = sl_now_ns(), due = c->since + mode_ns(c, c->timer_mode);
     if (now < due) {
         timer_set(c, due, now);
         return;
     }
-    if (c->timer_mode == T_IDLE) {
+    if (c->timer_mode == TIMER_IDLE) {
         c->sr->st.closed_idle++;
-        c->closing = true;
         conn_free(c);
         return;
     }
     /* a head that took too long: slowloris */
-    c->timer_mode = T_NONE;
-    c->closing = true;
+    c->timer_mode = TIMER_NONE;
+    conn_set_state(c, CONN_CLOSING);
     sl_http_req *req = req_new(c, 0, NULL, now);
     if (!req) {
         conn_free(c);
@@ -181,12 +219,12 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
  * late, and the idle timer costs no exact clock read per request. */
 static uint64_t now_or_later(void) { return sl_now_coarse_ns() + sl_coarse_slack_ns(); }
 
-static void arm(conn *c, int mode)
+static void arm(conn *c, conn_timer mode)
 {
     if (c->timer_mode == mode)
         return;
     c->timer_mode = mode;
-    if (mode == T_NONE)
+    if (mode == TIMER_NONE)
         return;
     uint64_t now = now_or_later(), due = now + mode_ns(c, mode);
     c->since = now;
@@ -196,14 +234,14 @@ static void arm(conn *c, int mode)
 
 static void update_timer(conn *c)
 {
-    if (c->closing || c->gone)
-        arm(c, T_NONE);
+    if (c->st != CONN_READING)
+        arm(c, TIMER_NONE);
     else if (c->head_started && !c->cur)
-        arm(c, T_HEADER);
+        arm(c, TIMER_HEADER);
     else if (!c->pipe.head && !c->cur)
-        arm(c, T_IDLE);
+        arm(c, TIMER_IDLE);
     else
-        arm(c, T_NONE);   /* requests in flight: their budgets govern */
+        arm(c, TIMER_NONE);   /* requests in flight: their budgets govern */
 }
 
 /* ---- writing --------------------------------------------------------------------------- */
@@ -284,30 +322,29 @@ void sl__conn_flush(conn *c)
             iov[n] = (struct iovec){ req->out, req->out ? req->out_len : 0 };
             done[n++] = req;
         }
-        if (!c->gone && !err)
+        if (c->st != CONN_GONE && !err)
             err = out_send(c, iov, n);
         for (int i = 0; i < n; i++) {
             sl_http_req *req = done[i];
             SL_LIST_REMOVE(&c->pipe, req, plink);
             c->npipe--;
             if (!req->keep_alive)
-                c->closing = true;
+                conn_set_state(c, CONN_CLOSING);
             sl__srv_count(c->sr, req);
-            req->flushed = true;
-            sl__req_release(req);   /* may free req */
+            sl__req_flushed(req);   /* may free req */
         }
     }
     if (err) {
         conn_fail(c);
         return;
     }
-    if (c->closing && !c->pipe.head && !c->cur) {
+    if (c->st != CONN_READING && !c->pipe.head && !c->cur) {
         /* close once the output has gone (write_cb), or now if nothing is left */
         if (!out_held(c))
             conn_free(c);
         return;
     }
-    if (!c->in_process && !c->gone)
+    if (!c->in_process && c->st != CONN_GONE)
         conn_process(c);   /* room in the pipeline again */
 }
 
@@ -324,7 +361,7 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
     }
     bool was_full = out_held(c) >= OUT_MAX;
     c->out_off += (size_t)n;
-    if (c->timer_mode == T_IDLE)
+    if (c->timer_mode == TIMER_IDLE)
         c->since = now_or_later();   /* idle means no progress: a slow reader makes some */
     if (out_held(c)) {
         if (was_full && out_held(c) < OUT_MAX && !c->in_process)
@@ -339,7 +376,7 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
     }
     event_del(c->wev);
     c->writing = false;
-    if (c->closing && !c->pipe.head && !c->cur)
+    if (c->st == CONN_CLOSING && !c->pipe.head && !c->cur)
         conn_free(c);
     else if (was_full && !c->in_process)
         conn_process(c);
@@ -418,116 +455,166 @@ static int head_budget(const sl_http_server *srv, const sl_http_msg *m, uint64_t
     return 0;
 }
 
+/* ---- a head: routing, then the reasons to answer it ourselves -------------------------- */
+
+/* What routing and the head's budget tell about a head (route_head). */
+typedef struct head_route {
+    int rc;                     /* sl_router_match: 0, -EOPNOTSUPP (405), else 404 */
+    route_info *ri;             /* the route, when rc == 0 */
+    sl_route_match match;       /* its captures point into the parser's store */
+    char allow[128];            /* the Allow header of a 405 */
+    uint64_t now, budget;       /* the request's budget, relative */
+    bool callers;               /* the budget is the caller's grpc-timeout */
+    bool bad_budget;            /* grpc-timeout was malformed */
+    bool debug_path;            /* under /debug/ with a policy other than ON */
+} head_route;
+
+static void route_head(const conn *c, const sl_http_msg *m, head_route *h)
+{
+    const sl_http_server *srv = c->sr->srv;
+    h->rc = sl_router_match(srv->router, m->method_name, strlen(m->method_name), m->target.ptr, m->target.len,
+                            &h->match, h->allow, sizeof h->allow);
+    h->ri = h->rc == 0 ? h->match.arg : NULL;
+    h->now = sl_now_ns();
+    h->bad_budget = head_budget(srv, m, &h->budget, &h->callers) < 0;
+    /* routes under /debug/ meet the debug policy first (debug_denied) */
+    h->debug_path = m->target.len >= 7 && !memcmp(m->target.ptr, "/debug/", 7) && srv->o.debug != SL_HTTP_DEBUG_ON;
+}
+
+/* Notes that the server answers req itself, once its body has been read
+ * past (on_done): status, with a JSON error of code and msg (literals).
+ * The first reason found wins. */
+static void answer_later(sl_http_req *req, int status, const char *code, const char *msg)
+{
+    if (req->immediate)
+        return;
+    req->immediate = status;
+    req->immediate_code = code;
+    req->immediate_msg = msg;
+}
+
 /* A request that admission refuses as soon as its head is parsed costs no
  * copy of its head, no trace span, no context, no task and no log line;
  * its body is read off the socket and dropped, and its answer is canned
  * (sl__reply_static). Only what it needs to keep its place in the
- * pipeline is made. */
-static bool refuse_early(conn *c, const sl_http_msg *m, route_info *ri, const sl_route_match *match,
-                         uint64_t now, uint64_t deadline, bool callers)
+ * pipeline is made. Only for a routed head with nothing else against it. */
+static bool refuse_early(conn *c, const sl_http_msg *m, const head_route *h)
 {
     const char *code, *msg;
-    int status = sl__srv_precheck(c->sr, ri, now, deadline, &code, &msg);
+    uint64_t deadline = h->now + h->budget;
+    int status = sl__srv_precheck(c->sr, h->ri, h->now, deadline, &code, &msg);
     if (!status)
         return false;
-    sl_http_req *req = req_new(c, 0, NULL, now);
+    sl_http_req *req = req_new(c, 0, NULL, h->now);
     if (!req) {
-        c->closing = true;
+        conn_set_state(c, CONN_CLOSING);
         return true;
     }
     c->cur = req;
     req->method = m->method_name;
     req->is_head = m->method == SL_HTTP_HEAD;
     req->keep_alive = m->keep_alive;
-    req->match.pattern = match->pattern;   /* the route's label in /metrics */
-    req->route = ri;
+    req->match.pattern = h->match.pattern;   /* the route's label in /metrics */
+    req->route = h->ri;
     req->deadline = deadline;
-    req->callers_deadline = callers;
+    req->callers_deadline = h->callers;
     req->refused_early = true;
-    req->immediate = status;
-    req->immediate_code = code;
-    req->immediate_msg = msg;
+    answer_later(req, status, code, msg);
     return true;
 }
 
-static void on_head(conn *c)
+/* The request of a head, with a copy of the head, as c->cur. */
+static sl_http_req *req_of_head(conn *c, const sl_http_msg *m, const head_route *h)
 {
-    srv_reactor *sr = c->sr;
-    sl_http_server *srv = sr->srv;
-    const sl_http_msg *m = &c->p.msg;
-    sl_route_match match;
-    char allow[128];
-    c->head_started = false;
-    int rc = sl_router_match(srv->router, m->method_name, strlen(m->method_name), m->target.ptr,
-                             m->target.len, &match, allow, sizeof allow);
-    route_info *ri = rc == 0 ? match.arg : NULL;
-    uint64_t now = sl_now_ns(), budget;
-    bool callers;
-    int bad_budget = head_budget(srv, m, &budget, &callers);
-    /* routes under /debug/ meet the debug policy first (debug_denied) */
-    bool debug_path = m->target.len >= 7 && !memcmp(m->target.ptr, "/debug/", 7) && srv->o.debug != SL_HTTP_DEBUG_ON;
-    if (ri && !bad_budget && !debug_path && !sr->draining && refuse_early(c, m, ri, &match, now, now + budget, callers))
-        return;
-    sl_http_req *req = req_new(c, ri ? ri->state_size : 0, m, now);
-    if (!req) {
-        c->closing = true;
-        return;
-    }
+    sl_http_req *req = req_new(c, h->ri ? h->ri->state_size : 0, m, h->now);
+    if (!req)
+        return NULL;
     c->cur = req;
     req->method = m->method_name;
     req->is_head = m->method == SL_HTTP_HEAD;
     req->keep_alive = m->keep_alive;
     copy_head(req, m);
-    int denied = debug_denied(c, req);
-    if (denied) {
-        req->immediate = denied;
-        req->immediate_code = denied == 403 ? "forbidden" : "not_found";
-        req->immediate_msg = denied == 403 ? "debug endpoints answer loopback clients only" : "no such route";
-    } else if (rc == 0) {
+    req->deadline = h->now + h->budget;
+    req->callers_deadline = h->callers;   /* its end is the caller's deadline (sluice-cause) */
+    return req;
+}
+
+/* The route, or 405/404. */
+static void set_route(sl_http_req *req, const sl_http_msg *m, head_route *h)
+{
+    if (h->rc == 0) {
         /* the captures point into the parser's store: move them to our copy */
-        req->match = match;
-        for (int i = 0; i < match.nparams; i++)
-            req->match.params[i].value = req->head + (match.params[i].value - m->target.ptr);
-        req->route = ri;
-    } else if (rc == -EOPNOTSUPP) {
-        req->immediate = 405;
-        req->immediate_code = "method_not_allowed";
-        req->immediate_msg = "method not allowed for this path";
-        sl_http_reply_header(req, "Allow", allow);
+        req->match = h->match;
+        for (int i = 0; i < h->match.nparams; i++)
+            req->match.params[i].value = req->head + (h->match.params[i].value - m->target.ptr);
+        req->route = h->ri;
+    } else if (h->rc == -EOPNOTSUPP) {
+        answer_later(req, 405, "method_not_allowed", "method not allowed for this path");
+        sl_http_reply_header(req, "Allow", h->allow);
     } else {
-        req->immediate = 404;
-        req->immediate_code = "not_found";
-        req->immediate_msg = "no such route";
+        answer_later(req, 404, "not_found", "no such route");
     }
-    if (bad_budget && !srv->o.bad_timeout_ignored && !req->immediate) {
-        req->immediate = 400;
-        req->immediate_code = "bad_request";
-        req->immediate_msg = "malformed grpc-timeout header";
+}
+
+/* Draining: new work is refused; what continues or undoes work in flight,
+ * and probes, are still served (sl_http.h). */
+static void refuse_draining(srv_reactor *sr, sl_http_req *req)
+{
+    if (!sr->draining || req->immediate || !req->route || req->route->lane != SL_HTTP_LANE_NORMAL)
+        return;
+    sl__srv_shed(sr, SHED_DRAINING);
+    /* not CLOSING yet: the body must still be read to answer (the answer
+     * says Connection: close while draining, reply.c) */
+    answer_later(req, 503, "shutting_down", "the server is shutting down");
+}
+
+/* Expect: 100-continue, for a request we will serve, when it is the first
+ * in line (a 100 must not overtake an earlier response). */
+static void send_continue(conn *c, sl_http_req *req, const sl_http_msg *m)
+{
+    if (!m->expect_continue || req->immediate || c->pipe.head != req || c->st == CONN_GONE)
+        return;
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    struct iovec iov = { (void *)cont, sizeof cont - 1 };
+    if (out_send(c, &iov, 1) < 0)
+        conn_set_state(c, CONN_CLOSING);   /* the read side will see the peer go */
+}
+
+/* A head is in: route it, then, in order, each reason to answer it
+ * ourselves (the first wins): the debug policy (before routing, so that a
+ * 405 cannot tell that a hidden route exists), no route, a malformed
+ * budget, admission, the drain. Then the trace span and 100-continue. */
+static void on_head(conn *c)
+{
+    srv_reactor *sr = c->sr;
+    const sl_http_msg *m = &c->p.msg;
+    head_route h;
+    c->head_started = false;
+    route_head(c, m, &h);
+    if (h.ri && !h.bad_budget && !h.debug_path && !sr->draining && refuse_early(c, m, &h))
+        return;
+    sl_http_req *req = req_of_head(c, m, &h);
+    if (!req) {
+        conn_set_state(c, CONN_CLOSING);
+        return;
     }
-    req->deadline = now + budget;
-    req->callers_deadline = callers;   /* its end is the caller's deadline (sluice-cause) */
-    if (req->route && !req->immediate)   /* a /debug/ route, a malformed budget ignored */
-        req->immediate = sl__srv_precheck(sr, req->route, now, req->deadline, &req->immediate_code,
-                                          &req->immediate_msg);
+    int denied = debug_denied(c, req);
+    if (denied)
+        answer_later(req, denied, denied == 403 ? "forbidden" : "not_found",
+                     denied == 403 ? "debug endpoints answer loopback clients only" : "no such route");
+    else
+        set_route(req, m, &h);
+    if (h.bad_budget && !sr->srv->o.bad_timeout_ignored)
+        answer_later(req, 400, "bad_request", "malformed grpc-timeout header");
+    if (req->route && !req->immediate) {   /* a /debug/ route, a malformed budget ignored */
+        const char *code, *msg;
+        int status = sl__srv_precheck(sr, req->route, h.now, req->deadline, &code, &msg);
+        if (status)
+            answer_later(req, status, code, msg);
+    }
     sl__trace_req_begin(req);
-    /* draining: new work is refused; what continues or undoes work in
-     * flight, and probes, are still served (sl_http.h) */
-    if (sr->draining && !req->immediate && req->route && req->route->lane == SL_HTTP_LANE_NORMAL) {
-        req->immediate = 503;
-        sl__srv_shed(sr, SHED_DRAINING);
-        req->immediate_code = "shutting_down";
-        req->immediate_msg = "the server is shutting down";
-        /* not c->closing yet: the body must still be read to answer (the
-         * answer says Connection: close while draining, reply.c) */
-    }
-    /* Expect: 100-continue, for a request we will serve, when it is the
-     * first in line (a 100 must not overtake an earlier response) */
-    if (m->expect_continue && !req->immediate && c->pipe.head == req && !c->gone) {
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        struct iovec iov = { (void *)cont, sizeof cont - 1 };
-        if (out_send(c, &iov, 1) < 0)
-            c->closing = true;   /* the read side will see the peer go */
-    }
+    refuse_draining(sr, req);
+    send_continue(c, req, m);
 }
 
 static int on_body(conn *c, sl_http_str piece)
@@ -550,7 +637,7 @@ static void on_done(conn *c)
     if (!req)
         return;
     if (!req->keep_alive)
-        c->closing = true;   /* no more requests from this connection */
+        conn_set_state(c, CONN_CLOSING);   /* no more requests from this connection */
     if (req->immediate)
         answer_now(req, req->immediate, req->immediate_code, req->immediate_msg);
     else
@@ -559,7 +646,7 @@ static void on_done(conn *c)
 
 static void on_parse_error(conn *c, int err)
 {
-    c->closing = true;
+    conn_set_state(c, CONN_CLOSING);
     c->sr->st.parse_errors++;
     sl_http_req *req = c->cur;
     c->cur = NULL;
@@ -579,7 +666,7 @@ static void on_parse_error(conn *c, int err)
  * IN_MAX, and the peer still there. */
 static void update_reading(conn *c)
 {
-    bool want = !c->gone && !c->freed && !c->paused && c->in_len - c->in_off < IN_MAX;
+    bool want = c->st != CONN_GONE && !c->paused && c->in_len - c->in_off < IN_MAX;
     if (want == c->reading)
         return;
     if (want)
@@ -596,14 +683,14 @@ static void conn_process(conn *c)
         return;
     }
     c->in_process = true;
-    c->alive_reqs++;   /* hold the struct: an answer can close the connection under us */
+    conn_hold(c);   /* an answer can close the connection under us */
     uint32_t max_pipe = c->sr->srv->o.max_pipeline;
     do {
         c->again = false;
         /* after HEAD or BODY the parser may end the message without another
          * byte (DONE uses 0 bytes): ask it again even with nothing new */
         bool pending = false;
-        while (!c->closing && !c->gone && !c->paused && (c->cur || c->npipe < max_pipe)
+        while (c->st == CONN_READING && !c->paused && (c->cur || c->npipe < max_pipe)
                && out_held(c) < OUT_MAX) {
             size_t len = c->in_len - c->in_off;
             if (!len && !pending)
@@ -628,24 +715,21 @@ static void conn_process(conn *c)
             } else if (ev < 0) {
                 on_parse_error(c, ev);
             }
-            if (c->freed)
+            if (c->st == CONN_GONE)
                 break;
         }
-    } while (c->again && !c->freed);
+    } while (c->again && c->st != CONN_GONE);
     c->in_process = false;
-    if (c->freed) {
-        if (--c->alive_reqs == 0)
-            free(c);
-        return;
+    if (c->st != CONN_GONE) {
+        if (c->in_off == c->in_len && !c->in_borrowed) {   /* an idle connection holds no buffer */
+            free(c->in);
+            c->in = NULL;
+            c->in_off = c->in_len = c->in_cap = 0;
+        }
+        update_reading(c);
+        update_timer(c);
     }
-    c->alive_reqs--;
-    if (c->in_off == c->in_len && !c->in_borrowed) {   /* an idle connection holds no buffer */
-        free(c->in);
-        c->in = NULL;
-        c->in_off = c->in_len = c->in_cap = 0;
-    }
-    update_reading(c);
-    update_timer(c);
+    sl__conn_put(c);
 }
 
 /* What a read into the reactor's buffer left unparsed becomes the
@@ -682,11 +766,10 @@ static char *in_room(conn *c, size_t *room)
     return c->in + c->in_len;
 }
 
-/* The peer closed or reset: everything in flight is for nobody now. */
+/* The peer closed or reset, or a write failed: everything in flight is
+ * for nobody now (conn_free cancels it, "client disconnected"). */
 static void conn_fail(conn *c)
 {
-    c->gone = true;
-    sl__conn_cancel_all(c, SL_CAUSE_DISCONNECT);
     conn_free(c);
 }
 
@@ -713,7 +796,6 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
         size_t room;
         char *at = in_room(c, &room);
         if (!at) {
-            c->closing = true;
             conn_free(c);
             return;
         }
@@ -726,30 +808,24 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
         conn_fail(c);
         return;
     }
-    if (c->closing)   /* nothing more is parsed: what comes is dropped */
+    if (c->st != CONN_READING)   /* nothing more is parsed: what comes is dropped */
         c->in_off = c->in_len;
-    c->alive_reqs++;   /* hold the struct across processing */
+    conn_hold(c);   /* across processing and the handlers it starts */
     conn_process(c);
     /* the handlers run now: what they answer at once goes out before the
      * next connection is read (their answers may parse more of `in`) */
     sl_reactor_run_ready(sr->r);
-    if (!c->freed && c->in_borrowed && keep_unparsed(c) < 0) {
-        c->closing = true;
+    if (c->st != CONN_GONE && c->in_borrowed && keep_unparsed(c) < 0)
         conn_free(c);
-    }
-    if (c->freed) {
-        if (--c->alive_reqs == 0)
-            free(c);
-        return;
-    }
-    c->alive_reqs--;
-    update_reading(c);
+    if (c->st != CONN_GONE)
+        update_reading(c);
+    sl__conn_put(c);
 }
 
 void sl__conn_cancel_all(conn *c, sl_cause cause)
 {
     for (sl_http_req *req = c->pipe.head; req; req = req->plink.next)
-        if (req->ctx && !req->task_done && !req->reset)
+        if (req->ctx && req->run != REQ_ENDED && !req->reset)
             sl_ctx_cancel(req->ctx, cause);
 }
 
@@ -794,13 +870,14 @@ void sl__conn_accept(srv_reactor *sr, int fd, const struct sockaddr *peer)
     update_timer(c);
 }
 
-/* Closes the socket now; the struct stays while requests of it live. */
+/* READING or CLOSING -> GONE: closes the socket now, drops the pipeline
+ * (each request's turn passes unanswered, 499) and cancels the handlers
+ * still running; the struct stays while references to it do. */
 static void conn_free(conn *c)
 {
-    if (c->freed)
+    if (c->st == CONN_GONE)
         return;
-    c->freed = true;
-    c->gone = true;
+    conn_set_state(c, CONN_GONE);
     srv_reactor *sr = c->sr;
     if (c->throttle && !c->teardown) {   /* the channel must not call us any more */
         sl_chan_set_pressure(c->throttle, 0, 0, NULL, NULL);
@@ -831,19 +908,17 @@ static void conn_free(conn *c)
     if (!c->teardown)
         sl__conn_cancel_all(c, SL_CAUSE_DISCONNECT);
     c->cur = NULL;
-    c->alive_reqs++;   /* hold the struct while its requests let go of it */
+    conn_hold(c);   /* while its requests let go of it */
     sl_http_req *req;
     while ((req = c->pipe.head)) {
         SL_LIST_REMOVE(&c->pipe, req, plink);
-        if (req->queued)   /* never started: take it out of the admission queue */
+        if (req->run == REQ_QUEUED)   /* never started: take it out of the admission queue */
             sl__srv_unqueue(req);
         if (!req->status)
             req->status = 499;
-        req->flushed = true;
-        sl__req_release(req);
+        sl__req_flushed(req);   /* may free req */
     }
-    if (--c->alive_reqs == 0)
-        free(c);
+    sl__conn_put(c);   /* may free c */
     sl__srv_conn_gone(sr);
 }
 
@@ -856,7 +931,7 @@ static void on_pressure(sl_chan *ch, bool high, void *arg)
     conn *c = arg;
     (void)ch;
     c->paused = high;
-    if (c->freed)
+    if (c->st == CONN_GONE)
         return;
     update_reading(c);
     if (!high && !c->in_process)
@@ -866,7 +941,7 @@ static void on_pressure(sl_chan *ch, bool high, void *arg)
 int sl_http_req_throttle(sl_http_req *req, sl_chan *ch, size_t high, size_t low)
 {
     conn *c = req->c;
-    if (!c || c->gone)
+    if (!c || c->st == CONN_GONE)
         return -EPIPE;
     if (c->throttle && c->throttle != ch) {   /* one channel per connection */
         sl_chan_set_pressure(c->throttle, 0, 0, NULL, NULL);
@@ -889,7 +964,7 @@ int sl_http_req_reset(sl_http_req *req)
         return -EALREADY;
     req->replied = true;
     conn *c = req->c;
-    if (!c || c->gone || c->fd < 0) {
+    if (!c || c->st == CONN_GONE || c->fd < 0) {
         req->status = 499;
         return -EPIPE;
     }
@@ -899,7 +974,6 @@ int sl_http_req_reset(sl_http_req *req)
     /* linger 0: close() sends RST and drops whatever is unsent */
     struct linger lg = { .l_onoff = 1, .l_linger = 0 };
     setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    c->closing = true;
     conn_free(c);
     return 0;
 }
@@ -920,5 +994,5 @@ void sl__conn_close_idle(conn *c)
     if (!c->pipe.head && !c->cur)
         conn_free(c);
     else
-        c->closing = true;
+        conn_set_state(c, CONN_CLOSING);
 }

@@ -236,7 +236,7 @@ static char *put_uint(char *p, size_t v)
 int sl__reply_format(sl_http_req *req, int status, const char *ctype, const void *body, size_t len)
 {
     conn *c = req->c;
-    bool close = !req->keep_alive || (c && (c->closing || c->sr->draining));
+    bool close = !req->keep_alive || (c && (c->st != CONN_READING || c->sr->draining));
     req->keep_alive = !close;
     size_t date_len, ctype_len = ctype ? strlen(ctype) : 0;
     const char *date = date_line(req->sr, &date_len);
@@ -251,7 +251,7 @@ int sl__reply_format(sl_http_req *req, int status, const char *ctype, const void
     /* the first in line with nothing queued before it is written before
      * sl_http_reply returns: it borrows the reactor's buffer */
     srv_reactor *sr = req->sr;
-    bool borrow = c && c->pipe.head == req && !c->gone && c->out_off == c->out_len && need <= WBUF_SIZE
+    bool borrow = c && c->pipe.head == req && c->st != CONN_GONE && c->out_off == c->out_len && need <= WBUF_SIZE
                   && (sr->wbuf || (sr->wbuf = malloc(WBUF_SIZE)));
     char *out = borrow ? sr->wbuf : malloc(need), *p = out;
     if (!out)
@@ -370,7 +370,7 @@ int sl_http_reply(sl_http_req *req, int status, const char *content_type, const 
         return -EALREADY;
     if (status < 100 || status > 599 || (len && !body))
         return -EINVAL;
-    if (!req->c || req->c->gone) {
+    if (!req->c || req->c->st == CONN_GONE) {
         req->replied = true;
         req->status = 499;
         return -EPIPE;
@@ -405,7 +405,7 @@ int sl_http_reply_error(sl_http_req *req, int status, const char *code, const ch
     int n = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     sl_cause_info ci;
-    if (n >= 0 && (size_t)n < sizeof msg && !req->replied && req->c && !req->c->gone &&
+    if (n >= 0 && (size_t)n < sizeof msg && !req->replied && req->c && req->c->st != CONN_GONE &&
         sl_http_req_cause(req, status, &ci) == 0) {
         char why[SL_CAUSE_HDR_MAX + 32];
         snprintf(msg + n, sizeof msg - (size_t)n, " (cause: %s)", sl_cause_info_text(&ci, why, sizeof why));
@@ -425,7 +425,7 @@ int sl__reply_static(sl_http_req *req, int status, const char *code, const char 
 {
     if (req->replied)
         return -EALREADY;
-    if (!req->c || req->c->gone) {
+    if (!req->c || req->c->st == CONN_GONE) {
         req->replied = true;
         req->status = 499;
         return -EPIPE;

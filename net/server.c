@@ -497,7 +497,7 @@ static int req_step(sl_task *t, void *arg)
 {
     sl_http_req *req = arg;
     int rc = req->route->handler(t, req);
-    if (rc != SL_PENDING && !req->replied && req->c && !req->c->gone) {
+    if (rc != SL_PENDING && !req->replied && req->c && req->c->st != CONN_GONE) {
         if (rc == -ETIMEDOUT || (req->ctx && sl_ctx_err(req->ctx) == -ETIMEDOUT))
             sl_http_reply_error(req, 504, "deadline_exceeded", "the request's budget ran out");
         else if (req->ctx && sl_ctx_cause(req->ctx, NULL) == SL_CAUSE_SHUTDOWN)
@@ -531,7 +531,7 @@ static void start_req(sl_http_req *req)
         sl_http_reply_error(req, 500, "internal", "cannot start the handler: %s", strerror(-rc));
         return;
     }
-    req->started = true;
+    sl__req_set_run(req, REQ_RUNNING);
     req->t_run = sl_now_ns();
     if (++sr->inflight > sr->st.inflight_peak)
         sr->st.inflight_peak = sr->inflight;
@@ -643,7 +643,7 @@ static void arm_queue_tick(srv_reactor *sr)
 
 static void enqueue(srv_reactor *sr, sl_http_req *req, uint64_t now)
 {
-    req->queued = true;
+    sl__req_set_run(req, REQ_QUEUED);
     req->t_queued = now;
     SL_LIST_PUSH_BACK(&sr->queue, req, qlink);
     sr->queued++;
@@ -654,8 +654,8 @@ void sl__srv_unqueue(sl_http_req *req)
 {
     srv_reactor *sr = req->sr;
     SL_LIST_REMOVE(&sr->queue, req, qlink);
-    req->queued = false;
     sr->queued--;
+    sl__req_set_run(req, REQ_PARSED);
 }
 
 /* CoDel: tells the controller how long the oldest waiter waited, and
@@ -685,7 +685,7 @@ void sl__srv_admit(sl_http_req *req)
         start_req(req);
     } else if (lane == SL_HTTP_LANE_UNDO && sr->undo < o->max_undo) {
         start_req(req);
-        if (req->started) {
+        if (req->run == REQ_RUNNING) {
             req->undo_slot = true;
             sr->undo++;
             sr->st.undo_started++;
@@ -715,7 +715,7 @@ static void admit_queued(srv_reactor *sr)
         /* overloaded: the newest first, they have the most budget left */
         sl_http_req *req = sl__admit_lifo(&sr->adm) ? sr->queue.tail : sr->queue.head;
         sl__srv_unqueue(req);
-        if (!req->c || req->c->gone)
+        if (!req->c || req->c->st == CONN_GONE)
             continue;
         int status = budget_refusal(req, now);
         if (!status && now >= req->deadline)
@@ -739,7 +739,7 @@ static void queue_tick(evutil_socket_t fd, short what, void *arg)
     uint64_t now = sl_now_ns();
     for (sl_http_req *req = sr->queue.head, *next; req; req = next) {
         next = req->qlink.next;
-        if (req->c && !req->c->gone && now >= req->deadline) {
+        if (req->c && req->c->st != CONN_GONE && now >= req->deadline) {
             sl__srv_unqueue(req);
             refuse(req, 504);
         }
@@ -758,7 +758,6 @@ void sl__srv_task_ended(sl_http_req *req)
     }
     srv_reactor *sr = req->sr;
     SL_LIST_REMOVE(&sr->running, req, rlink);
-    req->task_done = true;
     sr->inflight--;
     if (req->route && req->route->lane != SL_HTTP_LANE_CONTROL) {
         uint64_t now = sl_now_ns();
@@ -774,7 +773,7 @@ void sl__srv_task_ended(sl_http_req *req)
         sl_cause cause = sl_ctx_cause(req->ctx, NULL);
         sr->st.ctx_ends[cause]++;
     }
-    sl__req_release(req);
+    sl__req_set_run(req, REQ_ENDED);   /* may free req */
     admit_queued(sr);
     if (sr->draining)
         sl__srv_conn_gone(sr);
@@ -834,7 +833,7 @@ static void count_series(srv_reactor *sr, sl_http_req *req, double seconds)
 void sl__srv_count(srv_reactor *sr, sl_http_req *req)
 {
     srv_stats *st = &sr->st;
-    if (req->started && sl_trace_on(sr->r))
+    if (req->run >= REQ_RUNNING && sl_trace_on(sr->r))
         sl_trace_async(sr->r, 'e', "http", req->match.pattern, sl_traceparent_tag(&req->trace), NULL);
     double ms = (double)(sl_now_ns() - req->t_start) / 1e6;
     st->requests++;
@@ -1075,8 +1074,8 @@ void sl_http_server_free(sl_http_server *s)
             next = req->rlink.next;
             req->orphan = true;
             sl_task_set_name(req->task, "http request of a freed server");   /* the route's name goes */
-            if (req->c && !req->c->freed && req->c->alive_reqs)
-                req->c->alive_reqs--;
+            if (req->c)
+                sl__conn_put(req->c);   /* the request's reference: it goes with the server */
             req->c = NULL;
             req->sr = NULL;
         }

@@ -141,6 +141,39 @@ struct sl_http_server {
     sl_msg m_stopped, m_prestop;
 };
 
+/* ---- the life of a request and of a connection (docs/net.md, "Connection and
+ * request states") ----------------------------------------------------------------
+ *
+ * A request has two sides, each moved by one function only:
+ *
+ *   its handler (req->run, sl__req_set_run, asserting the edge):
+ *
+ *       PARSED --admitted, room--------------------------> RUNNING --task ends--> ENDED
+ *       PARSED --admitted, no room--> QUEUED --a slot---> PARSED --> RUNNING
+ *                                     QUEUED --refused (CoDel, deadline) or
+ *                                              its connection gone--> PARSED
+ *
+ *     PARSED is also where a request answered by the server itself stays (a
+ *     404, a refusal, a parse error): it never runs.
+ *
+ *   its turn on the connection (req->flushed, sl__req_flushed): false while
+ *   it is in the pipeline, true once its answer was written in order, or
+ *   dropped because the connection went. Answering (req->replied, the one
+ *   answer a request gets, reply.c) happens in any handler state, before
+ *   its turn or, once the connection is gone, after it.
+ *
+ * A request is freed in one place (sl__req_set_run and sl__req_flushed
+ * both end in req_maybe_free): when its turn has passed and no handler
+ * runs or waits for it (flushed, and PARSED or ENDED). Each live request
+ * holds a reference on its connection.
+ */
+typedef enum req_run {
+    REQ_PARSED,               /* no handler runs nor waits: not admitted yet, refused, or answered by us */
+    REQ_QUEUED,               /* in the admission queue (srv_reactor.queue) */
+    REQ_RUNNING,              /* its handler task lives (srv_reactor.running) */
+    REQ_ENDED                 /* its handler task ended */
+} req_run;
+
 struct sl_http_req {
     conn *c;
     srv_reactor *sr;
@@ -167,7 +200,10 @@ struct sl_http_req {
     int status;                 /* answered, for logs and metrics */
     int immediate;              /* answer this status without a handler */
     const char *immediate_code, *immediate_msg;
-    bool is_head, keep_alive, replied, started, task_done, flushed, queued;
+    req_run run;                /* its handler's state: change it with sl__req_set_run only */
+    bool flushed;               /* its turn passed (written or dropped): sl__req_flushed only */
+    bool replied;               /* it has its one answer (or a refused attempt: -EPIPE) */
+    bool is_head, keep_alive;
     bool reset;                 /* answered by sl_http_req_reset */
     bool retry_after;           /* the answer carries Retry-After (a 503) */
     bool refused_early;         /* refused as its head was parsed: no head copy, trace or log */
@@ -187,6 +223,33 @@ struct sl_http_req {
     _Alignas(max_align_t) unsigned char state[];
 };
 
+/* A connection's life (conn.c, conn_set_state; states only move forward):
+ *
+ *   READING --asked to close (Connection: close, HTTP/1.0, a parse error, the
+ *             408, out of memory, a drain closing idle ones)--> CLOSING
+ *   READING or CLOSING --the peer went (EOF, reset, a write error), the idle
+ *             timeout, a reset by sl_http_req_reset, everything answered and
+ *             written while CLOSING, the server's teardown--> GONE
+ *
+ * READING: requests are parsed and served. CLOSING: nothing more is parsed
+ * (what arrives is dropped); the pipeline is answered and written, then
+ * the socket closes. GONE: the socket is closed and every request of the
+ * pipeline has had its turn (dropped); handlers still running are
+ * cancelled ("client disconnected").
+ *
+ * The struct itself is freed by conn_put when the last reference goes and
+ * it is GONE: each live request holds one (req_new .. the request's free),
+ * and so does any function that calls out (parsing, answering) while the
+ * connection may go under it (conn_hold/conn_put around the call). */
+typedef enum conn_state { CONN_READING, CONN_CLOSING, CONN_GONE } conn_state;
+
+/* What the connection's one timer watches for (conn.c, "timers"). */
+typedef enum conn_timer {
+    TIMER_NONE,               /* requests in flight: their budgets govern */
+    TIMER_HEADER,             /* a head has begun: it must end within header_timeout_ms */
+    TIMER_IDLE                /* nothing in flight: the peer must send within idle_timeout_ms */
+} conn_timer;
+
 /* A connection reads and writes its socket itself (plain events, not a
  * bufferevent: one recv per readable event, no FIONREAD ioctl, and no copy
  * of a request that arrives whole). Unparsed input lives in `in` from
@@ -202,13 +265,18 @@ struct conn {
     sl_http_parser p;
     SL_LIST(sl_http_req) pipe;  /* requests parsed and not yet flushed, in order (by plink) */
     sl_http_req *cur;           /* the request being parsed (its head is in, its body not all) */
-    uint32_t npipe, alive_reqs;
+    uint32_t npipe;             /* requests in pipe */
+    uint32_t refs;              /* conn_hold/conn_put: the struct goes at 0 once GONE */
+    conn_state st;              /* conn_set_state only */
     struct event *timer;
     uint64_t timer_at;          /* when the pending timer fires (ns), 0 if none */
     uint64_t since;             /* when the current timer_mode began (ns) */
-    int timer_mode;             /* 0 none, 1 header, 2 idle */
-    bool head_started, closing, gone, in_process, again, freed, teardown, paused;
-    bool in_borrowed, reading, writing;
+    conn_timer timer_mode;
+    bool head_started;          /* bytes of a head are in, the head is not whole */
+    bool in_process, again;     /* conn_process runs (again: call it once more) */
+    bool teardown;              /* GONE by sl__conn_drop: the runtime stopped, touch no handler */
+    bool paused;                /* the throttle channel is over its high mark */
+    bool in_borrowed, reading, writing;   /* `in` is the reactor's rbuf; rev, wev armed */
     sl_chan *throttle;          /* the channel whose pressure pauses reading */
     union {                     /* the client's address (sa_family 0: unknown) */
         struct sockaddr sa;
@@ -234,8 +302,16 @@ void sl__conn_abort(conn *c);
 /* Adds up the bytes connections hold: unparsed input, unsent output, and
  * the most one connection holds (for /metrics). */
 void sl__conn_buffered(srv_reactor *sr, uint64_t *in, uint64_t *out, uint64_t *most);
-void sl__req_release(sl_http_req *req);
+/* The transitions of a request (the diagram above sl_http_req): each
+ * asserts its edge, and may free the request (when flushed and no handler
+ * runs or waits). */
+void sl__req_set_run(sl_http_req *req, req_run to);
+void sl__req_flushed(sl_http_req *req);
+/* Frees a request whose server is gone (an orphan: no connection). */
 void sl__req_free(sl_http_req *req);
+/* Drops a request's reference on its connection without freeing it
+ * (sl_http_server_free cuts running handlers loose before the drop). */
+void sl__conn_put(conn *c);
 
 /* server.c */
 void sl__srv_admit(sl_http_req *req);
