@@ -39,7 +39,10 @@ differences per service: answered_NNN (its answers by status), admission
 refusals by reason (http_admission_shed_total:queue_full, :queue_delay,
 :budget, :upstream, :draining), 504s before a handler ran
 (http_expired_total), its client's fail-fast by reason
-(upstream_failfast_total:latency, :throttle) and its calls by result; and,
+(upstream_failfast_total:latency, :throttle), its calls by result, its
+compensations by event (svc_compensations_total:posted, ...) and its
+business answers by route and outcome (svc_answers_total:/release:not_found:
+releases of orders inventory never saw); and,
 read at the end, at_end:admission_limit, at_end:queue_delay_seconds and
 at_end:inflight_peak. A 503 a service answered that is in none of these
 was its handler's (a store step, an upstream's 503 passed on).
@@ -200,18 +203,29 @@ class Chain:
 
 
 # What /metrics says about refusals, summed over reactors and label sets
-# not named here: family -> the label whose values split it (None: one
+# not named here: family -> the labels whose values split it (none: one
 # figure). A 503 that is none of these was made by a handler (a store or
 # offload step that could not start, an upstream's 503 passed on).
 REFUSALS = {
-    "sluice_http_admission_shed_total": "reason",     # the server's admission, by reason
-    "sluice_http_expired_total": None,                # 504 before a handler ran
-    "sluice_upstream_failfast_total": "reason",       # calls refused by the client
-    "sluice_upstream_calls_total": "result",          # attempts by result (busy: the pool's queue)
+    "sluice_http_admission_shed_total": ("reason",),     # the server's admission, by reason
+    "sluice_http_expired_total": (),                     # 504 before a handler ran
+    "sluice_upstream_failfast_total": ("reason",),       # calls refused by the client
+    "sluice_upstream_calls_total": ("result",),          # attempts by result (busy: the pool's queue)
+    # compensations posted / retried / completed, and the business routes'
+    # outcomes (svc_answers_total:/release:not_found is a release of an
+    # order inventory never saw)
+    "sluice_svc_compensations_total": ("event",),
+    "sluice_svc_answers_total": ("route", "outcome"),
 }
 # Gauges read at the end of a run (not differences): where the adaptive
 # limit stood, and how long the oldest waiter had waited.
 GAUGES = ("sluice_http_admission_limit", "sluice_http_queue_delay_seconds", "sluice_http_inflight_peak")
+
+# name{labels} value; a label value may hold braces (route="/orders/{id}/paid"),
+# so the labels are read as quoted values, not up to the first "}" (which
+# counted only the bench's /metrics scrapes as order's answered_200)
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[^"}]|"(?:[^"\\]|\\.)*")*)\})? (\S+)$')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
 def refusal_counters(port):
@@ -221,27 +235,20 @@ def refusal_counters(port):
     except OSError:
         return {}
     out = {}
-    # a label value may hold braces (route="/orders/{id}/paid"): match the
-    # quoted values, not up to the first "}" (which counted only the
-    # /metrics scrapes as order's answered_200)
-    answers = re.compile(r'^sluice_http_requests_total\{(?:[^"}]|"(?:[^"\\]|\\.)*")*?status="(\d+)"')
     for line in text.splitlines():
-        if not line or line[0] == "#":
+        m = SAMPLE.match(line)
+        if not m:
             continue
-        name, _, rest = line.partition("{")
-        value = line.rsplit(" ", 1)[-1]
-        m = answers.match(line)
-        if m and 'route="/metrics"' in line:
-            continue   # the bench's own scrapes
-        if m:
-            key = f"answered_{m.group(1)}"
-        elif name.split(" ")[0] in GAUGES:
-            key = "at_end:" + name.split(" ")[0].replace("sluice_http_", "")
-        elif name.split(" ")[0] in REFUSALS:
-            name = name.split(" ")[0]
-            lab = REFUSALS[name]
-            v = re.search(lab + r'="([^"]*)"', rest) if lab else None
-            key = name.replace("sluice_", "") + (f":{v.group(1)}" if v else "")
+        name, value = m.group(1), m.group(3)
+        labels = dict(LABEL.findall(m.group(2) or ""))
+        if name == "sluice_http_requests_total" and "status" in labels:
+            if labels.get("route") == "/metrics":
+                continue   # the bench's own scrapes
+            key = f"answered_{labels['status']}"
+        elif name in GAUGES:
+            key = "at_end:" + name.replace("sluice_http_", "")
+        elif name in REFUSALS:
+            key = name.replace("sluice_", "") + "".join(f":{labels.get(lab, '')}" for lab in REFUSALS[name])
         else:
             continue
         try:
