@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include "failure.h"
 #include "stock.h"
+#include "svc.h"
 #include "svc_body.h"
 #include "svc_fault.h"
 #include "svc_map.h"
@@ -507,6 +508,33 @@ static void test_order_failure(void **s)
     }
 }
 
+/* A failed call is ambiguous only if the callee may have seen it: one
+ * that timed out before any byte left (here: never started, so the client
+ * made no state for it) is as definite as -EBUSY, and the caller undoes
+ * its own step at once instead of keeping the stock for the order's
+ * release (issue 14: before, every -ETIMEDOUT was ambiguous). */
+static void test_upstream_ambiguous(void **state)
+{
+    (void)state;
+    sl_http_resp r;
+    memset(&r, 0, sizeof r);
+    assert_false(svc_upstream_ambiguous(-EBUSY, &r));
+    assert_false(svc_upstream_ambiguous(-ECONNREFUSED, &r));
+    assert_false(svc_upstream_ambiguous(-ETIMEDOUT, &r));   /* never left */
+    assert_false(svc_upstream_ambiguous(-ECANCELED, &r));
+    static const int definite[] = { 200, 404, 409, 503, 508 }, unknown[] = { 500, 502, 504 };
+    for (size_t i = 0; i < sizeof definite / sizeof *definite; i++) {
+        r.status = definite[i];
+        assert_false(svc_upstream_ambiguous(0, &r));
+    }
+    for (size_t i = 0; i < sizeof unknown / sizeof *unknown; i++) {
+        r.status = unknown[i];
+        assert_true(svc_upstream_ambiguous(0, &r));
+    }
+    /* a call that left and then timed out: tests/test_client.c,
+     * test_call_reached (sl_http_call_reached true) */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -516,7 +544,7 @@ int main(void)
         cmocka_unit_test(test_stock), cmocka_unit_test(test_fault),
         cmocka_unit_test(test_body_ok), cmocka_unit_test(test_body_errors),
         cmocka_unit_test(test_keys), cmocka_unit_test(test_map),
-        cmocka_unit_test(test_order_failure),
+        cmocka_unit_test(test_order_failure), cmocka_unit_test(test_upstream_ambiguous),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
