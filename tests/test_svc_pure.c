@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include "failure.h"
 #include "stock.h"
+#include "svc.h"
 #include "svc_body.h"
 #include "svc_fault.h"
 #include "svc_dbroute.h"
@@ -682,6 +683,31 @@ static void test_dbroute_invalid(void **state)
     r = ok, r.no_key = NULL;               /* a capture key needs its 404 message */
     assert_int_equal(svc_route_db(&s, "GET", "/x/{id}", &r), -EINVAL);
     assert_int_equal(svc_route_db(&s, "GET", "/x", &ok), -EINVAL);   /* and a capture */
+/* A failed call is ambiguous only if the callee may have seen it: one
+ * that timed out before any byte left (here: never started, so the client
+ * made no state for it) is as definite as -EBUSY, and the caller undoes
+ * its own step at once instead of keeping the stock for the order's
+ * release (issue 14: before, every -ETIMEDOUT was ambiguous). */
+static void test_upstream_ambiguous(void **state)
+{
+    (void)state;
+    sl_http_resp r;
+    memset(&r, 0, sizeof r);
+    assert_false(svc_upstream_ambiguous(-EBUSY, &r));
+    assert_false(svc_upstream_ambiguous(-ECONNREFUSED, &r));
+    assert_false(svc_upstream_ambiguous(-ETIMEDOUT, &r));   /* never left */
+    assert_false(svc_upstream_ambiguous(-ECANCELED, &r));
+    static const int definite[] = { 200, 404, 409, 503, 508 }, unknown[] = { 500, 502, 504 };
+    for (size_t i = 0; i < sizeof definite / sizeof *definite; i++) {
+        r.status = definite[i];
+        assert_false(svc_upstream_ambiguous(0, &r));
+    }
+    for (size_t i = 0; i < sizeof unknown / sizeof *unknown; i++) {
+        r.status = unknown[i];
+        assert_true(svc_upstream_ambiguous(0, &r));
+    }
+    /* a call that left and then timed out: tests/test_client.c,
+     * test_call_reached (sl_http_call_reached true) */
 }
 
 int main(void)
@@ -696,6 +722,7 @@ int main(void)
         cmocka_unit_test(test_order_failure),
         cmocka_unit_test(test_json_like_jansson), cmocka_unit_test(test_json_bad_utf8),
         cmocka_unit_test(test_json_full), cmocka_unit_test(test_dbroute_invalid),
+        cmocka_unit_test(test_upstream_ambiguous),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

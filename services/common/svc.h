@@ -190,8 +190,9 @@ int svc_upstream_status(int rc, const sl_http_resp *resp);
 
 /* Whether a failed upstream call leaves unknown what the callee did: no
  * answer after the request may have left (a timeout, a reset, a cancelled
- * call, anything but -EBUSY and -ECONNREFUSED, which send nothing) or an
- * answer that does not say (500, 502, 504). A caller then undoes nothing
+ * call, unless sl_http_call_reached says no byte left; -EBUSY and
+ * -ECONNREFUSED never send anything) or an answer that does not say (500,
+ * 502, 504). Call it before sl_http_call_end(resp). A caller then undoes nothing
  * itself: the order decides (its FAILED posts the release, whose void
  * follows), so a step the callee did commit (order's PAID before a crash)
  * is never undone behind the order's back. Definite failures (a 4xx, 503,

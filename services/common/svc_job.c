@@ -93,8 +93,8 @@ bool svc_upstream_ambiguous(int rc, const sl_http_resp *resp)
 {
     if (rc == -EBUSY || rc == -ECONNREFUSED)
         return false;
-    if (rc < 0)
-        return true;
+    if (rc < 0)   /* a timeout or a cancel before any byte left is as definite as -EBUSY */
+        return sl_http_call_reached(resp);
     return resp->status == 500 || resp->status == 502 || resp->status == 504;
 }
 
