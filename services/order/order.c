@@ -478,16 +478,41 @@ typedef struct paid_st {
     int rc;
 } paid_st;
 
-/* PAID is committed: tell the creator's task, if it waits on this reactor
- * (its olock is referenced to its end). The map is this reactor's: from
- * another one, nothing is said (the creator's settle step reads the row). */
-static void paid_seen(const char *id)
+/* PAID is committed: tell the creator's task, if it waits (its olock is
+ * referenced to its end). The map is the order's reactor's. With
+ * --threads 2 the callback lands on the other reactor half the time (the
+ * kernel picks the reactor of payment's connection), and the creator then
+ * ran its settle transaction for nothing on every such order (issue 17: a
+ * write step and a store round trip more per order, about half the
+ * orders). So from another reactor, one message one way: it is queued
+ * before this callback is answered, and the creator reads the flag only
+ * when inventory's answer, which waits for this one, comes back. Should
+ * the message be run after that all the same, the settle step decides, as
+ * without it. Messages still queued at exit are run by sl_runtime_free,
+ * before the shards go. */
+static void mark_paid(const char *id)
 {
-    if (svc_owner(&S, id, strlen(id)) != sl_reactor_current())
-        return;
     olock *l = (olock *)svc_map_find(svc_here()->app, id, strlen(id));
     if (l)
         l->paid = true;
+}
+
+static void paid_note(void *arg)
+{
+    mark_paid(arg);
+    free(arg);
+}
+
+static void paid_seen(const char *id)
+{
+    sl_reactor *owner = svc_owner(&S, id, strlen(id));
+    if (owner == sl_reactor_current()) {
+        mark_paid(id);
+        return;
+    }
+    char *copy = strdup(id);
+    if (copy && sl_reactor_post(owner, paid_note, copy) < 0)
+        free(copy);   /* not told: the creator's settle step decides */
 }
 
 static int order_paid(sl_task *t, svc_job *job)
