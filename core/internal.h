@@ -78,6 +78,7 @@ struct sl_reactor {
      * under way has posted or run a cross-reactor message */
     uint64_t spin_ns;
     bool remote_hot;
+    unsigned spin_skip, spin_backoff; /* spins to leave out, and the next such count */
     struct sl_rsend *rsends, *rs_dirty;  /* credit senders (rsend.c): all, and to flush */
     sl_chan *grant_head;              /* our channels with room for queued asks */
     bool check_deadlock, deadlock_reported;

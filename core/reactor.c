@@ -496,6 +496,28 @@ static bool may_sleep(sl_reactor *r)
  * libevent polls without blocking). Without such traffic it never spins:
  * an idle reactor stays asleep, and a burst costs at most one spin after
  * it. sched_yield() between polls, as poll_briefly. */
+/* The adaptive part. A spin that took much longer than it may (twice its
+ * length) lost the CPU at a sched_yield(): more threads want the CPUs
+ * than there are, the peer's answer waits for a CPU as much as we do, and
+ * a thread that sleeps in epoll is woken ahead of one that yields (on a
+ * loaded 2-vCPU machine spinning made a ping-pong 1.5-3x slower: docs/
+ * core.md). So the next spins are left out, 1, 2, 4, ... up to 1024 of
+ * them while it keeps happening; a spin within its length starts again
+ * from 0. */
+#define SPIN_BACKOFF_MAX 1024
+
+static void spin_adapt(sl_reactor *r, uint64_t took)
+{
+    if (took <= 2 * r->spin_ns) {
+        r->spin_backoff = 0;
+        return;
+    }
+    r->spin_backoff = r->spin_backoff ? r->spin_backoff * 2 : 1;
+    if (r->spin_backoff > SPIN_BACKOFF_MAX)
+        r->spin_backoff = SPIN_BACKOFF_MAX;
+    r->spin_skip = r->spin_backoff;
+}
+
 static void idle_spin(sl_reactor *r)
 {
     if (!r->remote_hot || !r->spin_ns)
@@ -505,26 +527,35 @@ static void idle_spin(sl_reactor *r)
         event_base_get_num_events(r->base, EVENT_BASE_COUNT_ACTIVE) > 0)
         return;
     r->remote_hot = false;
+    if (r->spin_skip) {
+        r->spin_skip--;
+        return;
+    }
     if (atomic_load_explicit(&r->stopping, memory_order_relaxed))
         return;
     /* held already: a producer has written the eventfd, or will */
     if (atomic_exchange_explicit(&r->wake_pending, 1, memory_order_seq_cst))
         return;
     r->st.spins++;
-    uint64_t until = sl_now_ns() + r->spin_ns;
+    uint64_t t0 = sl_now_ns(), until = t0 + r->spin_ns;
+    bool hit = false;
     for (unsigned i = 1;; i++) {
         if (!sl_mpsc_empty(&r->q)) {
-            r->st.spin_hits++;
-            event_active(r->wake_ev, EV_READ, 0);   /* wake_pending stays ours: wake_cb clears it */
-            return;
+            hit = true;
+            break;
         }
         if (i % 8 == 0 && (sl_now_ns() >= until ||
                            atomic_load_explicit(&r->stopping, memory_order_relaxed)))
             break;
         sched_yield();
     }
-    if (!may_sleep(r))
+    spin_adapt(r, sl_now_ns() - t0);
+    if (hit) {
+        r->st.spin_hits++;
+        event_active(r->wake_ev, EV_READ, 0);   /* wake_pending stays ours: wake_cb clears it */
+    } else if (!may_sleep(r)) {
         event_active(r->wake_ev, EV_READ, 0);   /* one slipped in as we let go: ours to run */
+    }
 }
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg)

@@ -141,16 +141,19 @@ static void pingpong_one_at_a_time(int idle_spin_us, sl_reactor_stats *st)
 
 /* With the idle spin (the default), a reactor that has just answered polls
  * its queue instead of sleeping: the next message is mostly met by the
- * poll (holding wake_pending) or by the hand-over from the poll to sleep
- * (may_sleep), the handshake under test here. How many polls see their
- * message depends on the machine's load: only that they happen is
- * asserted (one per message it answered at most). */
+ * poll (holding wake_pending), by the hand-over from the poll to sleep
+ * (may_sleep), or by a reactor asleep after all (the spin is adaptive and
+ * a slow machine's wake-up callback may never end between messages): all
+ * three hand-overs must lose nothing. How often each happens depends on
+ * the machine (under ThreadSanitizer there may be no spin at all), so only
+ * the bounds are asserted: at most one spin per message answered. */
 static void test_pingpong_one_at_a_time(void **s)
 {
     (void)s;
     sl_reactor_stats st;
     pingpong_one_at_a_time(0, &st);
-    assert_true(st.spins > 0);
+    printf("one at a time, spin on: %lu spins, %lu saw their message\n", (unsigned long)st.spins,
+           (unsigned long)st.spin_hits);
     assert_true(st.spins <= ONE_N + 1);
     assert_true(st.spin_hits <= st.spins);
 }
