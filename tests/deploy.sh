@@ -107,7 +107,10 @@ for f in "${files[@]}"; do
         [ "$st" = 200 ] && break
         sleep 0.5
       done
-      [ "$st" = 200 ] || bad "$prog ($f): GET $path answered '$st', not 200 (15 s)"
+      if [ "$st" != 200 ]; then   # say whether it is still there, and what it printed
+        alive=gone; kill -0 "$pid" 2>/dev/null && alive=alive
+        bad "$prog ($f): GET $path answered '$st', not 200 (15 s); the process is $alive; port $port; its stderr: $(tail -c 600 "$tmp/err")"
+      fi
     done
     kill -TERM "$pid"
     for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

@@ -170,8 +170,24 @@ static void hang_answers_504_within_budget(void **state)
     stock_settles(&c, "sku-1", 50);
 
     assert_int_equal(fault_clear(c.pay.port), 200);
-    expect_paid(&c, 400);
-    assert_int_equal(stock_of(c.inv.port, "sku-1"), 49);
+    /* The fault cleared, an order is PAID. Its 500 ms budget is tight for
+     * the whole chain on a loaded machine (the ASan build at load average
+     * 30 answered a deadline's 504 once): such an order must end FAILED
+     * with its stock back, like any, and the next is tried; 5 at most. */
+    for (int i = 0;; i++) {
+        char id[64];
+        order_post(c.order.port, "sku-1", 1, 400, id, &r);
+        if (r.status == 201) {
+            assert_true(order_check(&c, id, 400));
+            break;
+        }
+        expect_status(&r, 504, "deadline_exceeded");
+        assert_false(order_check(&c, id, 400));
+        stock_settles(&c, "sku-1", 50);
+        if (i == 4)
+            fail_msg("5 orders in a row ran out of their 500 ms budget with no fault");
+    }
+    stock_settles(&c, "sku-1", 49);
     chain_end(&c);
     deferred_check();
 }
