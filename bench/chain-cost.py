@@ -7,10 +7,16 @@ over order-svc, inventory-svc and payment-svc (every thread), read from
 
     bench/chain-cost.py BUILDDIR [--data :memory:|durable] [--seconds N]
                         [--connections N] [--sync normal|full] [--go PEER]
+                        [--threads N] [--cpus LIST] [--load-cpus LIST]
 
 --go PEER: the Go peer's binary instead (bench/peers/chain-peer, which
 `bench/chain-bench.sh` builds), GOMAXPROCS=1 per service, as chain-bench
 runs it; --data and --sync do not apply.
+--threads N: each service's --threads (default 1; Go: GOMAXPROCS=N).
+--cpus LIST / --load-cpus LIST: taskset -c LIST for the services / for
+sluice-load (default: no pinning). With 2 vCPUs, `--cpus 0 --load-cpus 1`
+compares --threads 2 against --threads 1 on one CPU: what a second reactor
+costs per order (issue 17).
 
 Prints one JSON object: orders (201s), other_answers (the rest), orders_per_s, cpu_us_per_order,
 vcsw_per_order, ivcsw_per_order, store (each service's GET /debug/store
@@ -52,7 +58,8 @@ def main():
     if not args or args[0].startswith("-"):
         sys.exit(__doc__)
     build = args.pop(0)
-    opt = {"--data": "durable", "--seconds": "5", "--connections": "32", "--sync": "normal", "--go": ""}
+    opt = {"--data": "durable", "--seconds": "5", "--connections": "32", "--sync": "normal", "--go": "",
+           "--threads": "1", "--cpus": "", "--load-cpus": ""}
     while args:
         k = args.pop(0)
         if k not in opt or not args:
@@ -62,7 +69,7 @@ def main():
     data = opt["--data"] if opt["--data"] == ":memory:" else tmp
     po, pi, pp = ports(3)
     svc = lambda name: os.path.join(build, "services", name, name + "-svc")
-    common = ["--threads", "1", "--mode", "safe", "--data", data, "--sync", opt["--sync"]]
+    common = ["--threads", opt["--threads"], "--mode", "safe", "--data", data, "--sync", opt["--sync"]]
     procs = []
     try:
         for name, port, up in (("payment", pp, ["--order", "http://127.0.0.1:%d" % po]),
@@ -70,10 +77,12 @@ def main():
                                ("order", po, ["--inventory", "http://127.0.0.1:%d" % pi])):
             if opt["--go"]:
                 cmd = [opt["--go"], "-role", name, "-listen", "127.0.0.1:%d" % port, up[0][1:], up[1]]
-                env = dict(os.environ, GOMAXPROCS="1")
+                env = dict(os.environ, GOMAXPROCS=opt["--threads"])
             else:
                 cmd = [svc(name), "--listen", "127.0.0.1:%d" % port] + common + up
                 env = None
+            if opt["--cpus"]:
+                cmd = ["taskset", "-c", opt["--cpus"]] + cmd
             p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
             procs.append(p)
             if not opt["--go"]:
@@ -89,7 +98,8 @@ def main():
                         time.sleep(0.05)
                 else:
                     sys.exit("chain-cost.py: the Go %s peer did not start" % name)
-        load = [os.path.join(build, "services", "load", "sluice-load"), "http://127.0.0.1:%d/orders" % po,
+        load = (["taskset", "-c", opt["--load-cpus"]] if opt["--load-cpus"] else []) + [
+                os.path.join(build, "services", "load", "sluice-load"), "http://127.0.0.1:%d/orders" % po,
                 "--connections", opt["--connections"], "--method", "POST", "--json",
                 "--body", '{"item":"sku-{{rand:1-10}}","qty":1,"amount_cents":1250}']
         subprocess.run(load + ["--duration", "1", "--warmup", "0"], stdout=subprocess.DEVNULL,
@@ -111,7 +121,7 @@ def main():
             except Exception as e:   # an older build without the route's fields: report what there is
                 store[name] = str(e)
         d = [tuple(a[i] - b[i] for i in range(3)) for a, b in zip(after, before)]
-        out = {"orders": n, "other_answers": res.get("requests", 0) - n, "orders_per_s": round(n / wall, 1) if wall else 0,
+        out = {"threads": int(opt["--threads"]), "cpus": opt["--cpus"] or None, "orders": n, "other_answers": res.get("requests", 0) - n, "orders_per_s": round(n / wall, 1) if wall else 0,
                "cpu_us_per_order": round(sum(x[0] for x in d) * 1e6 / n, 1) if n else None,
                "vcsw_per_order": round(sum(x[1] for x in d) / n, 2) if n else None,
                "ivcsw_per_order": round(sum(x[2] for x in d) / n, 2) if n else None,

@@ -18,6 +18,7 @@
 void ctx_bench_run(FILE *out, int json, int quick);   /* bench/ctx_bench.c */
 
 static int json;
+static int idle_spin_us;     /* sl_runtime_opts.idle_spin_us of run_main's runtimes: 0 default, -1 off */
 static int stall_ms = -1;   /* the stall watchdog is off in benchmarks; --stall turns it on */
 static const char *trace_path;   /* --trace FILE: record a timeline while measuring */
 static const char *only;         /* --only KEY: just that figure (for profiling) */
@@ -37,7 +38,8 @@ static void emit(const char *key, double v, int *first)
 static void run_main(sl_step_fn fn, void *st, int threads)
 {
     /* no busy-poll report: the yield figure yields a million times on purpose */
-    sl_runtime_new(&rt, &(sl_runtime_opts){ .threads = threads, .stall_ms = stall_ms, .spin_limit = UINT_MAX });
+    sl_runtime_new(&rt, &(sl_runtime_opts){ .threads = threads, .stall_ms = stall_ms, .spin_limit = UINT_MAX,
+                                            .idle_spin_us = idle_spin_us });
     if (trace_path)
         sl_trace_start(rt, trace_path, 0);
     sl_spawn_on(sl_runtime_reactor(rt, 0), fn, st, NULL);
@@ -577,6 +579,16 @@ static double b_cross_pingpong(long n)
     return (double)(XPP.t1 - XPP.t0) / (double)n;
 }
 
+/* The same with the reactors' idle spin off (sl_runtime_opts.idle_spin_us
+ * -1): every leg wakes a sleeping reactor. */
+static double b_cross_pingpong_nospin(long n)
+{
+    idle_spin_us = -1;
+    double v = b_cross_pingpong(n);
+    idle_spin_us = 0;
+    return v;
+}
+
 /* ---- worker pool across reactors (issue 17) ---------------------------------------------------- */
 
 /* One producer task sends n jobs on `jobs` (home: reactor 0, cap 1024) and
@@ -985,6 +997,11 @@ int main(int argc, char **argv)
         emit("cross_reactor_chan_msgs_per_s", -best_of3(b_cross_chan, 1000000 / k), &first);
     if (wanted("cross_reactor_chan_pingpong_ns"))
         emit("cross_reactor_chan_pingpong_ns", best_of3(b_cross_pingpong, 100000 / k), &first);
+    if (wanted("cross_reactor_chan_pingpong_nospin_ns"))
+        emit("cross_reactor_chan_pingpong_nospin_ns", best_of3(b_cross_pingpong_nospin, 20000 / k), &first);
+    if (wanted("cross_reactor_chan_pingpong_nospin_vs_spin"))   /* same run, interleaved: > 1 is the spin's gain */
+        emit("cross_reactor_chan_pingpong_nospin_vs_spin",
+             ratio_of(b_cross_pingpong_nospin, b_cross_pingpong, 20000 / k), &first);
     if (wanted("worker_pool_items_per_s"))
         emit("worker_pool_items_per_s", -best_of3(b_worker_pool, 200000 / k), &first);
     double cross_rtt = 0, off_rtt = 0;

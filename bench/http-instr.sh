@@ -17,7 +17,12 @@
 # the dump, divided by the requests wrk counted in that second run. One
 # JSON object on stdout:
 #   {"sluice": {"requests": N, "instructions_per_request": I}, "nginx": {...},
-#    "ratio_vs_nginx": R}
+#    "ratio_vs_nginx": R, "sluice_threads2": {...}, "threads2_ratio": R2}
+# sluice_threads2 is examples/hello --threads 2 measured the same way
+# (valgrind runs one thread at a time, so two reactors are two threads
+# taking turns): threads2_ratio, its instructions per request over
+# --threads 1's, is what a second reactor adds in user space per request
+# (issue 17; the CPU figure is bench/hello-threads.sh's).
 # Needs valgrind (callgrind_control), wrk and python3; nginx (Debian's
 # /usr/sbin/nginx, NGINX=... for another) is optional: null when missing.
 set -eu
@@ -109,6 +114,13 @@ pid=$!
 sluice=$(measure sluice "$port")
 echo "$me: sluice $sluice" >&2
 
+port=$(free_port)
+$run valgrind --tool=callgrind --callgrind-out-file="$tmp/sluice2.cg" "$hello" --listen 127.0.0.1:"$port" \
+    --threads 2 >"$tmp/sluice2.out" 2>"$tmp/sluice2.err" &
+pid=$!
+sluice2=$(measure sluice2 "$port")
+echo "$me: sluice --threads 2 $sluice2" >&2
+
 nginx=null
 if [ -n "$NGINX" ]; then
     port=$(free_port)
@@ -120,11 +132,13 @@ if [ -n "$NGINX" ]; then
     echo "$me: nginx $nginx" >&2
 fi
 
-python3 - "$sluice" "$nginx" <<'EOF'
+python3 - "$sluice" "$nginx" "$sluice2" <<'EOF'
 import json, sys
-s, n = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-r = None
-if s and n and s["instructions_per_request"] and n["instructions_per_request"]:
-    r = round(s["instructions_per_request"] / n["instructions_per_request"], 3)
-print(json.dumps({"sluice": s, "nginx": n, "ratio_vs_nginx": r}))
+s, n, s2 = (json.loads(a) for a in sys.argv[1:4])
+def ratio(a, b):
+    if a and b and a["instructions_per_request"] and b["instructions_per_request"]:
+        return round(a["instructions_per_request"] / b["instructions_per_request"], 3)
+    return None
+print(json.dumps({"sluice": s, "nginx": n, "ratio_vs_nginx": ratio(s, n),
+                  "sluice_threads2": s2, "threads2_ratio": ratio(s2, s)}))
 EOF

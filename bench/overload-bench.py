@@ -39,10 +39,20 @@ differences per service: answered_NNN (its answers by status), admission
 refusals by reason (http_admission_shed_total:queue_full, :queue_delay,
 :budget, :upstream, :draining), 504s before a handler ran
 (http_expired_total), its client's fail-fast by reason
-(upstream_failfast_total:latency, :throttle) and its calls by result; and,
+(upstream_failfast_total:latency, :throttle), its calls by result, its
+compensations by event (svc_compensations_total:posted, ...) and its
+business answers by route and outcome (svc_answers_total:/release:not_found:
+releases of orders inventory never saw); and,
 read at the end, at_end:admission_limit, at_end:queue_delay_seconds and
 at_end:inflight_peak. A 503 a service answered that is in none of these
 was its handler's (a store step, an upstream's 503 passed on).
+`server_latency` per service and route: the requests it answered in the
+run, their mean time and the histogram bounds under which their p50 and
+p99 fall, as the server measured them (from the parsed head to the
+answer, its admission queue included). A client p99 far above order-svc's
+POST /orders p99 was spent outside the server's parse-to-answer: in the
+kernel's socket queues, a long event-loop turn before the read, or the
+load client (issue 14, "where the 201 p99 comes from").
 
 One JSON object on stdout, a table on stderr. The machine this runs on may
 be shared: compare sides of the same run, not absolute figures.
@@ -200,18 +210,30 @@ class Chain:
 
 
 # What /metrics says about refusals, summed over reactors and label sets
-# not named here: family -> the label whose values split it (None: one
+# not named here: family -> the labels whose values split it (none: one
 # figure). A 503 that is none of these was made by a handler (a store or
 # offload step that could not start, an upstream's 503 passed on).
 REFUSALS = {
-    "sluice_http_admission_shed_total": "reason",     # the server's admission, by reason
-    "sluice_http_expired_total": None,                # 504 before a handler ran
-    "sluice_upstream_failfast_total": "reason",       # calls refused by the client
-    "sluice_upstream_calls_total": "result",          # attempts by result (busy: the pool's queue)
+    "sluice_http_admission_shed_total": ("reason",),     # the server's admission, by reason
+    "sluice_http_expired_total": (),                     # 504 before a handler ran
+    "sluice_upstream_failfast_total": ("reason",),       # calls refused by the client
+    "sluice_upstream_calls_total": ("result",),          # attempts by result (busy: the pool's queue)
+    # compensations posted / retried / completed, and the business routes'
+    # outcomes (svc_answers_total:/release:not_found is a release of an
+    # order inventory never saw)
+    "sluice_svc_compensations_total": ("event",),
+    "sluice_svc_answers_total": ("route", "outcome"),
 }
 # Gauges read at the end of a run (not differences): where the adaptive
 # limit stood, and how long the oldest waiter had waited.
 GAUGES = ("sluice_http_admission_limit", "sluice_http_queue_delay_seconds", "sluice_http_inflight_peak")
+DURATION = "sluice_http_request_duration_seconds"
+
+# name{labels} value; a label value may hold braces (route="/orders/{id}/paid"),
+# so the labels are read as quoted values, not up to the first "}" (which
+# counted only the bench's /metrics scrapes as order's answered_200)
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[^"}]|"(?:[^"\\]|\\.)*")*)\})? (\S+)$')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
 def refusal_counters(port):
@@ -221,22 +243,29 @@ def refusal_counters(port):
     except OSError:
         return {}
     out = {}
-    answers = re.compile(r'^sluice_http_requests_total\{[^}]*status="(\d+)"')
     for line in text.splitlines():
-        if not line or line[0] == "#":
+        m = SAMPLE.match(line)
+        if not m:
             continue
-        name, _, rest = line.partition("{")
-        value = line.rsplit(" ", 1)[-1]
-        m = answers.match(line)
-        if m:
-            key = f"answered_{m.group(1)}"
-        elif name.split(" ")[0] in GAUGES:
-            key = "at_end:" + name.split(" ")[0].replace("sluice_http_", "")
-        elif name.split(" ")[0] in REFUSALS:
-            name = name.split(" ")[0]
-            lab = REFUSALS[name]
-            v = re.search(lab + r'="([^"]*)"', rest) if lab else None
-            key = name.replace("sluice_", "") + (f":{v.group(1)}" if v else "")
+        name, value = m.group(1), m.group(3)
+        labels = dict(LABEL.findall(m.group(2) or ""))
+        if name.startswith(DURATION) and labels.get("route") not in (None, "/metrics"):
+            # the server's own time per request (head parsed to answer), kept
+            # per route as raw histogram figures; server_latency() reads them
+            part = name[len(DURATION):]
+            route = f"{labels.get('method', '')} {labels['route']}"
+            key = (f"dur|{route}|le={labels.get('le', '')}" if part == "_bucket" else
+                   f"dur|{route}|{part[1:]}" if part in ("_sum", "_count") else None)
+            if key is None:
+                continue
+        elif name == "sluice_http_requests_total" and "status" in labels:
+            if labels.get("route") == "/metrics":
+                continue   # the bench's own scrapes
+            key = f"answered_{labels['status']}"
+        elif name in GAUGES:
+            key = "at_end:" + name.replace("sluice_http_", "")
+        elif name in REFUSALS:
+            key = name.replace("sluice_", "") + "".join(f":{labels.get(lab, '')}" for lab in REFUSALS[name])
         else:
             continue
         try:
@@ -246,13 +275,48 @@ def refusal_counters(port):
     return out
 
 
+def server_latency(d):
+    """From one service's histogram differences (dur|ROUTE|... keys, taken
+    out of d): per route, how many requests it answered, their mean time
+    and the bucket bounds their p50 and p99 fall under (ms), as the server
+    measured them (head parsed to answer: its admission queue included,
+    the kernel's socket queues and the load client not). Against the
+    client's p99 it tells where a slow 201 spent its time."""
+    routes = {}
+    for k in [k for k in d if k.startswith("dur|")]:
+        _, route, part = k.split("|", 2)
+        routes.setdefault(route, {})[part] = d.pop(k)
+    out = {}
+    for route, h in sorted(routes.items()):
+        n = h.get("count", 0)
+        if n <= 0:
+            continue
+        buckets = sorted((float(k[3:]), v) for k, v in h.items() if k.startswith("le="))
+
+        def q(f):
+            for le, c in buckets:
+                if c >= f * n:
+                    return le * 1e3
+            return None
+
+        out[route] = {"n": round(n), "mean_ms": round(h.get("sum", 0) / n * 1e3, 2),
+                      "p50_le_ms": q(0.5), "p99_le_ms": q(0.99)}
+    return out
+
+
 def refusal_delta(before, after):
-    """after - before, per service, the counters that moved."""
+    """after - before, per service, the counters that moved; the duration
+    histograms' differences become the service's server_latency."""
     d = {}
     for svc, a in after.items():
         b = before.get(svc, {})
+        raw = {k: v - b.get(k, 0) for k, v in a.items() if k.startswith("dur|")}
         d[svc] = {k: (round(v, 4) if k.startswith("at_end:") else round(v - b.get(k, 0)))
-                  for k, v in sorted(a.items()) if k.startswith("at_end:") or v - b.get(k, 0)}
+                  for k, v in sorted(a.items())
+                  if not k.startswith("dur|") and (k.startswith("at_end:") or v - b.get(k, 0))}
+        lat = server_latency(raw)
+        if lat:
+            d[svc]["server_latency"] = lat
     return d
 
 
@@ -371,8 +435,13 @@ def side_run(side, o, tmp, peer):
                            for p in j["series"]]
             runs.append(r)
             for svc, d in r.get("refusals", {}).items():
-                print(f"{ME}: {side:10} {m:g}C:   {svc}: " + ", ".join(f"{k} {v}" for k, v in d.items()),
+                print(f"{ME}: {side:10} {m:g}C:   {svc}: " + ", ".join(f"{k} {v}" for k, v in d.items()
+                                                                    if k != "server_latency"),
                       file=sys.stderr)
+                for route, h in d.get("server_latency", {}).items():
+                    print(f"{ME}: {side:10} {m:g}C:   {svc}: {route}: {h['n']} answered in {h['mean_ms']} ms "
+                          f"mean, p50 <= {h['p50_le_ms']} ms, p99 <= {h['p99_le_ms']} ms (server side)",
+                          file=sys.stderr)
             print(f"{ME}: {side:10} {m:g}C: offered {r['offered_per_s']}/s goodput {r['goodput_per_s']}/s "
                   f"({r['goodput_over_C']} C) p50/p99 {r['p50_201_ms']}/{r['p99_201_ms']} ms "
                   f"503 {r['share_503']:.1%} 504 {r['share_504']:.1%} no answer {r['share_no_answer']:.1%}"

@@ -74,6 +74,11 @@ struct sl_reactor {
     _Atomic bool stopping;
 
     uint32_t remote_pending;          /* cross-reactor ops of our tasks in flight */
+    /* idle spin (reactor.c): its length (0 off), and whether the callback
+     * under way has posted or run a cross-reactor message */
+    uint64_t spin_ns;
+    bool remote_hot;
+    unsigned spin_skip, spin_backoff; /* spins to leave out, and the next such count */
     struct sl_rsend *rsends, *rs_dirty;  /* credit senders (rsend.c): all, and to flush */
     sl_chan *grant_head;              /* our channels with room for queued asks */
     bool check_deadlock, deadlock_reported;

@@ -158,6 +158,7 @@ void sl__misuse(sl_reactor *r, const char *file, int line, const char *fmt, ...)
 }
 
 static void flush_wakes(sl_reactor *r);
+static void idle_spin(sl_reactor *r);
 
 /* Every callback of ours starts here: this thread runs `r` now. Returns the
  * reactor to restore when it ends (an embedded base may nest callbacks). */
@@ -233,6 +234,7 @@ static void run_turn(sl_reactor *r, bool polled)
     else if (r->check_deadlock)
         sl__deadlock_maybe(r);
     sl__callback_end(r);
+    idle_spin(r);
     sl__tl_reactor = prev;
 }
 
@@ -395,6 +397,8 @@ static void flush_wakes(sl_reactor *r)
 static void publish(sl_reactor *to, sl_msg *m)
 {
     sl_reactor *cur = sl__tl_reactor;
+    if (cur && cur != to)
+        cur->remote_hot = true;   /* an answer may come back soon: idle_spin */
     if (!cur || !cur->in_cb || cur == to || !cur->rt || cur->rt != to->rt) {
         sl_mpsc_push(&to->q, m);
         wake(to);
@@ -480,6 +484,80 @@ static bool may_sleep(sl_reactor *r)
     return atomic_exchange_explicit(&r->wake_pending, 1, memory_order_seq_cst) != 0;
 }
 
+/* The end of a callback that posted or ran a cross-reactor message, with
+ * nothing else of ours due: rather than sleep in epoll at once, poll the
+ * queue for up to spin_ns (sl_runtime_opts.idle_spin_us). In a ping-pong
+ * between two reactors the peer answers within microseconds, while a
+ * sleeping reactor's wake-up (the peer's eventfd write, epoll_wait's
+ * return, libevent's dispatch; on a VM an interrupt to an idle vCPU) cost
+ * most of the round trip: docs/core.md, "Across reactors". While it polls
+ * the reactor holds wake_pending, so a producer skips the eventfd write
+ * too; a message that arrives is run through wake_ev at once (active, so
+ * libevent polls without blocking). Without such traffic it never spins:
+ * an idle reactor stays asleep, and a burst costs at most one spin after
+ * it. sched_yield() between polls, as poll_briefly. */
+/* The adaptive part. A spin that took much longer than it may (twice its
+ * length) lost the CPU at a sched_yield(): more threads want the CPUs
+ * than there are, the peer's answer waits for a CPU as much as we do, and
+ * a thread that sleeps in epoll is woken ahead of one that yields (on a
+ * loaded 2-vCPU machine spinning made a ping-pong 1.5-3x slower: docs/
+ * core.md). So the next spins are left out, 1, 2, 4, ... up to 1024 of
+ * them while it keeps happening; a spin within its length starts again
+ * from 0. */
+#define SPIN_BACKOFF_MAX 1024
+
+static void spin_adapt(sl_reactor *r, uint64_t took)
+{
+    if (took <= 2 * r->spin_ns) {
+        r->spin_backoff = 0;
+        return;
+    }
+    r->spin_backoff = r->spin_backoff ? r->spin_backoff * 2 : 1;
+    if (r->spin_backoff > SPIN_BACKOFF_MAX)
+        r->spin_backoff = SPIN_BACKOFF_MAX;
+    r->spin_skip = r->spin_backoff;
+}
+
+static void idle_spin(sl_reactor *r)
+{
+    if (!r->remote_hot || !r->spin_ns)
+        return;
+    /* something else is due: the callback that runs it spins after it */
+    if (r->rq_head || r->yq_head || r->run_scheduled ||
+        event_base_get_num_events(r->base, EVENT_BASE_COUNT_ACTIVE) > 0)
+        return;
+    r->remote_hot = false;
+    if (r->spin_skip) {
+        r->spin_skip--;
+        return;
+    }
+    if (atomic_load_explicit(&r->stopping, memory_order_relaxed))
+        return;
+    /* held already: a producer has written the eventfd, or will */
+    if (atomic_exchange_explicit(&r->wake_pending, 1, memory_order_seq_cst))
+        return;
+    r->st.spins++;
+    uint64_t t0 = sl_now_ns(), until = t0 + r->spin_ns;
+    bool hit = false;
+    for (unsigned i = 1;; i++) {
+        if (!sl_mpsc_empty(&r->q)) {
+            hit = true;
+            break;
+        }
+        if (i % 8 == 0 && (sl_now_ns() >= until ||
+                           atomic_load_explicit(&r->stopping, memory_order_relaxed)))
+            break;
+        sched_yield();
+    }
+    spin_adapt(r, sl_now_ns() - t0);
+    if (hit) {
+        r->st.spin_hits++;
+        event_active(r->wake_ev, EV_READ, 0);   /* wake_pending stays ours: wake_cb clears it */
+    } else if (!may_sleep(r)) {
+        event_active(r->wake_ev, EV_READ, 0);   /* one slipped in as we let go: ours to run */
+    }
+}
+
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
 {
     sl_reactor *r = arg;
@@ -494,7 +572,10 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     int left = DRAIN_MAX;
     for (;;) {
         uint64_t t0 = sl_now_ns();
-        left -= drain(r, left);
+        int ran = drain(r, left);
+        if (ran)
+            r->remote_hot = true;
+        left -= ran;
         if (!left) {
             /* wake_pending stays ours: come back after the other events */
             event_active(r->wake_ev, EV_READ, 0);
@@ -510,6 +591,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     if (atomic_load_explicit(&r->stopping, memory_order_acquire))
         event_base_loopbreak(r->base);
     sl__callback_end(r);
+    idle_spin(r);
     sl__tl_reactor = prev;
 }
 
@@ -559,6 +641,9 @@ int sl__reactor_init(sl_reactor *r, sl_runtime *rt, int id, struct event_base *b
     if (!r->rng)
         r->rng = 1;
     sl_mpsc_init(&r->q);
+    /* an embedded reactor's loop is its user's: it never spins */
+    int spin_us = opts ? opts->idle_spin_us : 0;
+    r->spin_ns = !rt || spin_us < 0 ? 0 : (uint64_t)(spin_us ? spin_us : SL_IDLE_SPIN_US_DEFAULT) * 1000;
     if (!base) {
         struct event_config *cfg = event_config_new();
         if (!cfg)

@@ -67,6 +67,11 @@ typedef struct sl_msg {
                                   returns -EDEADLK (an embedded reactor, which has
                                   no runtime to stop, only reports) */
 
+/* sl_runtime_opts.idle_spin_us's default (microseconds): about what the
+ * wake-up of a sleeping reactor costs on a VM (docs/core.md, "Across
+ * reactors", has the measurement). */
+#define SL_IDLE_SPIN_US_DEFAULT 20
+
 typedef struct sl_runtime_opts {
     int threads;          /* reactors; <= 0: sl_cpus_usable() */
     bool pin_cpus;        /* pin reactor i to CPU i % online CPUs */
@@ -78,11 +83,34 @@ typedef struct sl_runtime_opts {
     bool stop_when_done;
     int deadlock_check_ms;/* period of the wait-for check and of the check
                            * across reactors; 0: 250, < 0: off */
-    int stall_ms;         /* a step running longer is a stall; 0: 10, < 0: off */
+    /* A step running longer is a stall; 0: 10, < 0: off. While it is on,
+     * sl_runtime_run installs (sigaction, SA_RESTART) a handler for the
+     * real-time signal SIGRTMIN+4, which the watchdog thread sends to a
+     * stalled reactor's thread to take its backtrace; the reactor threads
+     * run with it unblocked. The handler stays installed after run
+     * returns. A program that keeps the watchdog on must not use
+     * SIGRTMIN+4 itself (no handler, timer or sigqueue of its own: the
+     * last sigaction wins and stall reports lose their backtrace, or the
+     * watchdog's handler swallows the program's own), and should not block
+     * it on the thread that calls sl_runtime_run (reactor 0 runs there:
+     * its stalls would be reported without a backtrace). */
+    int stall_ms;
     unsigned spin_limit;  /* empty polls in a row that make a busy-poll report; 0: 10000 */
     int offload_threads;  /* worker threads for blocking calls (sl_offload.h), started at
                              the first sl_offload; 0: 4, < 0: no pool */
     int offload_queue;    /* offloaded calls that may wait for a worker; beyond: -EBUSY; <= 0: 256 */
+    /* IDLE SPIN. A reactor left with nothing to do right after traffic with
+     * another reactor (it posted or ran a cross-reactor message in the
+     * callback that just ended) polls its message queue for up to this many
+     * microseconds before it sleeps in epoll: the answer of a peer that is
+     * busy on another core then arrives without an eventfd write and the
+     * wake-up of a sleeping thread (tens of microseconds on a VM: most of a
+     * cross-reactor round trip). A reactor without such traffic never spins,
+     * so an idle server stays idle; the cost is at most this much CPU per
+     * burst of cross-reactor traffic. It polls with sched_yield(), so a
+     * thread queued on the same CPU still runs. 0: SL_IDLE_SPIN_US_DEFAULT;
+     * < 0: never spin. Counted in sl_reactor_stats.spins and spin_hits. */
+    int idle_spin_us;
     /* Where reports (deadlock, leaks, misuse, stalls) go; NULL: the
      * process's sink (sl_diag_set_sink: stderr unless the log sink is open).
      * Calls are serialized across the whole process: the sink is never

@@ -139,6 +139,7 @@ struct sl_http_call_priv {
     bool keyed;             /* routed by key: only key_hash's replica serves it */
     bool pinned;            /* sl_http_call_to: only `rep` serves it, whatever its state */
     bool undo;              /* SL_HTTP_CALL_UNDO: outside fail-fast and what it learns */
+    bool reached;           /* some byte of some attempt may have left (sl_http_call_reached) */
     uint64_t key_hash;
     size_t sent;            /* bytes of this attempt handed to the connection */
     uint32_t tries;
@@ -796,6 +797,7 @@ static void finish_attempt(priv *pv, int rc, bool wrote)
 {
     if (pv->done)
         return;
+    pv->reached |= wrote;
     pool *pl = pv->pool;
     count(pl, rc);
     observe_attempt(pv, rc);
@@ -1124,9 +1126,14 @@ static void on_abort(sl_task *t, void *obj, int err)
     judge(pl, pv->rep, pv->probe, pv->conn && err == -ETIMEDOUT ? -ETIMEDOUT : -ECANCELED);
     if (pv->conn) {
         cconn *c = pv->conn;
+        /* aborted on its connection: reached unless the whole request
+         * still sits in the output buffer (say, while connecting) */
+        pv->reached |= pv->got_bytes || evbuffer_get_length(bufferevent_get_output(c->bev)) < pv->sent;
         pv->conn = NULL;
         c->call = NULL;
         conn_close(c);
+    } else {
+        pv->reached = true;   /* between attempts: not known, so assumed */
     }
 }
 
@@ -1412,6 +1419,14 @@ const char *sl_http_resp_header(const sl_http_resp *call, const char *name, size
             return pv->hdrs[i].value.ptr;
         }
     return NULL;
+}
+
+bool sl_http_call_reached(const sl_http_resp *call)
+{
+    /* no priv: refused before anything was made (budget, fail-fast,
+     * arguments); a call still under way may reach it any moment */
+    const priv *pv = call ? call->priv_ : NULL;
+    return pv && (pv->reached || !pv->done);
 }
 
 int sl_http_resp_cause(const sl_http_resp *call, sl_cause_info *out)

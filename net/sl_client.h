@@ -249,6 +249,20 @@ int sl_http_upstream_replicas(sl_http_upstream *up, sl_http_replica *out, size_t
 int sl_http_call_to(sl_task *t, sl_http_resp *call, sl_http_upstream *up, const char *replica, const char *method,
                     const char *path, const char *body, size_t body_len, unsigned flags);
 
+/* Whether the callee may have seen the call: false only when no byte of
+ * any attempt left this process — refused at once (-EBUSY: the pool's
+ * queue full or fail-fast; -ETIMEDOUT: no budget left to send; the task
+ * cancelled before it began), cancelled or timed out while waiting for a
+ * connection, or refused while connecting (-ECONNREFUSED, a reset before
+ * a byte of the request was written). Then whatever the call would have
+ * done was not done, and needs no undo (a release of a reservation never
+ * made only costs the callee a request, at the worst time: issue 14).
+ * True for every answer, every failure after a byte may have left, and a
+ * call still under way. An HTTP 503 is an answer: the callee saw it.
+ * Call it after the call returned, before sl_http_call_end (which clears
+ * `call`: false afterwards). */
+bool sl_http_call_reached(const sl_http_resp *call);
+
 /* A response header (any case), or NULL. The value points into the
  * answer (not NUL-terminated: use *len), valid until sl_http_call_end(). */
 const char *sl_http_resp_header(const sl_http_resp *call, const char *name, size_t *len);

@@ -47,6 +47,17 @@ static void reset(void)
     atomic_store(&aexpired, 0);
 }
 
+/* Runs fn(state) as the first task of a new runtime of `threads`
+ * reactors, the counters reset first, and checks that nothing leaked and
+ * nothing was reported. */
+static void run_clean(int threads, sl_step_fn fn, void *state)
+{
+    reset();
+    rt = rt_new(threads, &cap);
+    assert_int_equal(rt_run(rt, fn, state), 0);
+    assert_int_equal(cap.count, 0);
+}
+
 static sl_chan_opts expiring_opts(void)
 {
     return (sl_chan_opts){ .name = "work", .expiring = true, .elem_drop = drop_int,
@@ -123,11 +134,8 @@ static int basic_main(sl_task *t, void *arg)
 static void test_expired_never_received(void **s)
 {
     (void)s;
-    reset();
-    rt = rt_new(1, &cap);
     basic_st m = { 0 };
-    assert_int_equal(rt_run(rt, basic_main, &m), 0);
-    assert_int_equal(cap.count, 0);
+    run_clean(1, basic_main, &m);
 }
 
 /* ---- bad input ------------------------------------------------------------------ */
@@ -185,11 +193,8 @@ static int bad_main(sl_task *t, void *arg)
 static void test_bad_input(void **s)
 {
     (void)s;
-    reset();
-    rt = rt_new(1, &cap);
     bad_st m = { 0 };
-    assert_int_equal(rt_run(rt, bad_main, &m), 0);
-    assert_int_equal(cap.count, 0);
+    run_clean(1, bad_main, &m);
 }
 
 /* ---- capacity and watermarks: an expired element frees its slot ---------------- */
@@ -263,12 +268,9 @@ static int cap_main(sl_task *t, void *arg)
 static void test_capacity_and_watermarks(void **s)
 {
     (void)s;
-    reset();
     npressure = 0;
-    rt = rt_new(1, &cap);
     cap_st m = { 0 };
-    assert_int_equal(rt_run(rt, cap_main, &m), 0);
-    assert_int_equal(cap.count, 0);
+    run_clean(1, cap_main, &m);
 }
 
 /* ---- parked senders: theirs until taken ------------------------------------------- */
@@ -349,11 +351,8 @@ static int park_main(sl_task *t, void *arg)
 static void test_parked_sender(void **s)
 {
     (void)s;
-    reset();
-    rt = rt_new(1, &cap);
     park_st m = { 0 };
-    assert_int_equal(rt_run(rt, park_main, &m), 0);
-    assert_int_equal(cap.count, 0);
+    run_clean(1, park_main, &m);
 }
 
 /* ---- close, and select ------------------------------------------------------------ */
@@ -409,11 +408,8 @@ static int close_main(sl_task *t, void *arg)
 static void test_close_and_select(void **s)
 {
     (void)s;
-    reset();
-    rt = rt_new(1, &cap);
     close_st m = { 0 };
-    assert_int_equal(rt_run(rt, close_main, &m), 0);
-    assert_int_equal(cap.count, 0);
+    run_clean(1, close_main, &m);
 }
 
 /* ---- across reactors: expired on its way, and while waiting for credit ----------- */
@@ -506,11 +502,8 @@ static int x_home(sl_task *t, void *arg)
 static void test_across_reactors(void **s)
 {
     (void)s;
-    reset();
     memset(&X, 0, sizeof X);
-    rt = rt_new(2, &cap);
-    assert_int_equal(rt_run(rt, x_home, NULL), 0);
-    assert_int_equal(cap.count, 0);
+    run_clean(2, x_home, NULL);
 }
 
 int main(void)

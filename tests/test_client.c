@@ -17,6 +17,7 @@ static int seen_cause = -1;
 static uint64_t seen_budget_ms;
 static char seen_trace[33];
 static int calls_served;
+static int waits_ended;   /* GET /wait handlers that ended */
 
 static int h_ok(sl_task *t, void *arg)
 {
@@ -45,6 +46,7 @@ static int h_wait(sl_task *t, void *arg)
     calls_served++;
     SL_AWAIT(t, s->rc, sl_sleep(t, 30 * SL_NS_PER_S));
     seen_cause = (int)sl_ctx_cause(sl_http_req_ctx(req), NULL);
+    waits_ended++;
     SL_END(t);
 }
 
@@ -110,6 +112,7 @@ static void serve_start(void)
     port = sl_http_server_port(srv);
     seen_cause = -1;
     calls_served = 0;
+    waits_ended = 0;
 }
 
 static void serve(void)
@@ -127,7 +130,7 @@ static void done(int expect_leaks)
 /* ---- calls ------------------------------------------------------------------------------ */
 
 typedef struct cst {
-    sl_http_upstream *up, *dead, *tight, *self;
+    sl_http_upstream *up, *up2, *dead, *tight, *self;
     sl_http_resp r, r2, held[2];
     sl_ctx *ctx;
     int rc, rc2;
@@ -329,6 +332,79 @@ static void test_pool_exhausted_busy(void **s)
     memset(&C, 0, sizeof C);
     assert_int_equal(rt_run_keep(rt, busy_main, NULL), 0);
     sl_http_upstream_free(C.tight);
+    done(0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
+/* ---- whether a call may have reached its callee (sl_http_call_reached) ---------------------- */
+
+static int reached_main(sl_task *t, void *arg)
+{
+    char url[64];
+    (void)arg;
+    SL_BEGIN(t);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    assert_int_equal(sl_http_upstream_new(&C.up, rt, url, NULL), 0);
+    assert_int_equal(sl_http_upstream_new(&C.tight, rt, url, &(sl_http_upstream_opts){ .max_conns = 1 }), 0);
+    assert_int_equal(sl_http_upstream_new(&C.dead, rt, "http://127.0.0.1:1", NULL), 0);
+    assert_false(sl_http_call_reached(NULL));
+    /* answered: reached, even with an error status */
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.up, "POST", "/status/503", NULL, 0));
+    assert_int_equal(C.rc, 0);
+    assert_true(sl_http_call_reached(&C.r));
+    sl_http_call_end(&C.r);
+    assert_false(sl_http_call_reached(&C.r));   /* cleared */
+    /* refused while connecting: nothing left */
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.dead, "POST", "/ok", "{}", 2));
+    assert_int_equal(C.rc, -ECONNREFUSED);
+    assert_false(sl_http_call_reached(&C.r));
+    sl_http_call_end(&C.r);
+    /* no budget left to send: refused at once */
+    sl_task_set_deadline(t, sl_now_ns() + 2 * SL_NS_PER_MS);   /* below the 5 ms margin */
+    C.rc = sl_http_call(t, &C.r, C.up, "POST", "/ok", "{}", 2);
+    assert_int_equal(C.rc, -ETIMEDOUT);
+    assert_false(sl_http_call_reached(&C.r));
+    sl_http_call_end(&C.r);
+    sl_task_set_deadline(t, 0);
+    /* the only connection busy: a call that runs out of time waiting for
+     * it never left; one that runs out of time on its connection did */
+    assert_int_equal(sl_ctx_with_cancel(&C.ctx, sl_ctx_background()), 0);
+    C.up2 = C.up;
+    C.up = C.tight;
+    assert_int_equal(sl_go(C.ctx, aborting_call, NULL, &C.caller, NULL), 0);   /* holds it (GET /wait) */
+    while (calls_served < 2)
+        SL_AWAIT(t, C.rc2, sl_sleep(t, SL_NS_PER_MS));
+    sl_task_set_deadline(t, sl_now_ns() + 100 * SL_NS_PER_MS);
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.tight, "POST", "/ok", "{}", 2));
+    assert_int_equal(C.rc, -ETIMEDOUT);
+    assert_false(sl_http_call_reached(&C.r));
+    sl_http_call_end(&C.r);
+    assert_int_equal(calls_served, 2);
+    sl_task_set_deadline(t, sl_now_ns() + 100 * SL_NS_PER_MS);
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.up2, "GET", "/wait", NULL, 0));
+    /* the callee's own budget (ours less the margin) may end first: 504 */
+    assert_true(C.rc == -ETIMEDOUT || (C.rc == 0 && C.r.status == 504));
+    assert_true(sl_http_call_reached(&C.r));
+    sl_http_call_end(&C.r);
+    sl_task_set_deadline(t, 0);
+    sl_ctx_cancel(C.ctx, SL_CAUSE_CANCELED);
+    while (waits_ended < 2)   /* both GET /wait handlers saw their callers go */
+        SL_AWAIT(t, C.rc2, sl_sleep(t, SL_NS_PER_MS));
+    sl_ctx_unref(C.ctx);
+    C.ctx = NULL;
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_call_reached(void **s)
+{
+    (void)s;
+    serve();
+    memset(&C, 0, sizeof C);
+    assert_int_equal(rt_run_keep(rt, reached_main, NULL), 0);
+    sl_http_upstream_free(C.tight);
+    sl_http_upstream_free(C.up2);
+    sl_http_upstream_free(C.dead);
     done(0);
     assert_int_equal(sl_runtime_free(rt), 0);
 }
@@ -1608,6 +1684,7 @@ int main(void)
         cmocka_unit_test(test_budget_and_trace_forwarded),
         cmocka_unit_test(test_caller_abort_cancels_callee),
         cmocka_unit_test(test_pool_exhausted_busy),
+        cmocka_unit_test(test_call_reached),
         cmocka_unit_test(test_fail_fast),
         cmocka_unit_test(test_upstream_metrics),
         cmocka_unit_test(test_outlier_ejected_and_probed_back),

@@ -18,48 +18,95 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-/* Runs the driver with a bound on its time; returns its exit status and
- * its stdout in out (NUL-terminated). overload: the --overload value. */
-static int run_demo(char *out, size_t size, const char *report, int limit_s, const char *modes,
-                    const char *overload)
+/* Forks with the child's fd `which` (stdout or stderr) into a pipe, whose
+ * read end the parent gets in *rfd. Returns the child's pid (0 in the
+ * child, which execs the driver). */
+static pid_t fork_piped(int which, int *rfd)
 {
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
+        dup2(fds[1], which);
         close(fds[0]);
-        execl(DEMO_BIN, DEMO_BIN, "--bindir", BUILDDIR, "--rate", "50", "--phases", "1,2,2,2",
-              "--client-timeout-ms", "1000", "--budget-ms", "300", "--report", report, "--modes", modes,
-              "--overload", overload, (char *)NULL);
-        _exit(127);
+        return 0;
     }
     close(fds[1]);
+    *rfd = fds[0];
+    return pid;
+}
+
+/* A new empty report file: path is a mkstemps template ending in ".html". */
+static void new_report(char *path)
+{
+    int fd = mkstemps(path, 5);
+    assert_true(fd >= 0);
+    close(fd);
+}
+
+/* The report's text into html (NUL-terminated); removes the file. */
+static void read_report(const char *path, char *html, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(html, 1, size - 1, f);
+    html[n] = '\0';
+    fclose(f);
+    unlink(path);
+}
+
+/* Reads the driver's output (fd) into out (NUL-terminated as it comes)
+ * until it closes, within limit_s seconds (else kills it and fails, saying
+ * what it printed), and reaps it: its exit status (128 + the signal). */
+static int collect(pid_t pid, int fd, char *out, size_t size, int limit_s)
+{
     size_t len = 0;
     time_t end = time(NULL) + limit_s;
+    out[0] = '\0';
     for (;;) {
-        struct pollfd p = { .fd = fds[0], .events = POLLIN };
+        struct pollfd p = { .fd = fd, .events = POLLIN };
         int n = poll(&p, 1, 1000);
         if (n < 0 && errno == EINTR)
             continue;
         if (time(NULL) > end) {
             kill(pid, SIGKILL);
             waitpid(pid, NULL, 0);
-            fail_msg("sluice-demo did not finish within %d s", limit_s);
+            fail_msg("sluice-demo did not finish within %d s: %s", limit_s, out);
         }
         if (n == 0)
             continue;
-        ssize_t r = read(fds[0], out + len, size - len - 1);
+        ssize_t r = read(fd, out + len, size - len - 1);
         if (r <= 0)
             break;
         len += (size_t)r;
+        out[len] = '\0';
     }
-    out[len] = '\0';
-    close(fds[0]);
+    close(fd);
     int st;
     waitpid(pid, &st, 0);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Runs the driver with a bound on its time, its report in a new file
+ * (report: a template, see new_report); returns its exit status and its
+ * stdout in out (NUL-terminated), which it also prints. overload: the
+ * --overload value. */
+static int run_demo(char *out, size_t size, char *report, int limit_s, const char *modes,
+                    const char *overload)
+{
+    int fd;
+    new_report(report);
+    pid_t pid = fork_piped(STDOUT_FILENO, &fd);
+    if (pid == 0) {
+        execl(DEMO_BIN, DEMO_BIN, "--bindir", BUILDDIR, "--rate", "50", "--phases", "1,2,2,2",
+              "--client-timeout-ms", "1000", "--budget-ms", "300", "--report", report, "--modes", modes,
+              "--overload", overload, (char *)NULL);
+        _exit(127);
+    }
+    int st = collect(pid, fd, out, size, limit_s);
+    print_message("%s", out);
+    return st;
 }
 
 static size_t count(const char *hay, const char *needle)
@@ -75,12 +122,7 @@ static void test_demo_tells_three_stories(void **state)
     (void)state;
     static char out[1 << 16];
     char report[] = "/tmp/sluice-demo-test-XXXXXX.html";
-    int fd = mkstemps(report, 5);
-    assert_true(fd >= 0);
-    close(fd);
-    int rc = run_demo(out, sizeof out, report, 150, "safe,guarded,naive", "off");
-    print_message("%s", out);
-    assert_int_equal(rc, 0);
+    assert_int_equal(run_demo(out, sizeof out, report, 150, "safe,guarded,naive", "off"), 0);
     assert_non_null(strstr(out, "=> safe: did not hang"));
     assert_non_null(strstr(out, "=> guarded: failed fast"));
     assert_non_null(strstr(out, "=> naive: HUNG"));
@@ -89,13 +131,8 @@ static void test_demo_tells_three_stories(void **state)
     /* every service of every mode exited 0 on SIGTERM */
     assert_int_equal(count(out, "exit 0/0/0"), 3);
     /* the report: two charts per mode, self-contained */
-    FILE *f = fopen(report, "r");
-    assert_non_null(f);
     static char html[1 << 20];
-    size_t n = fread(html, 1, sizeof html - 1, f);
-    html[n] = '\0';
-    fclose(f);
-    unlink(report);
+    read_report(report, html, sizeof html);
     assert_int_equal(count(html, "<svg"), 6);
     assert_non_null(strstr(html, "payment hangs"));
     assert_null(strstr(html, "<script"));
@@ -113,24 +150,14 @@ static void test_demo_overload_scene(void **state)
     (void)state;
     static char out[1 << 16];
     char report[] = "/tmp/sluice-demo-test-XXXXXX.html";
-    int fd = mkstemps(report, 5);
-    assert_true(fd >= 0);
-    close(fd);
-    int rc = run_demo(out, sizeof out, report, 150, "safe", "1,2,1");
-    print_message("%s", out);
-    assert_int_equal(rc, 0);
+    assert_int_equal(run_demo(out, sizeof out, report, 150, "safe", "1,2,1"), 0);
     assert_null(strstr(out, "did not complete"));
     assert_non_null(strstr(out, "=> safe, admission on: a 3x burst ("));
     assert_non_null(strstr(out, "=> safe, admission off: a 3x burst ("));
     assert_non_null(strstr(out, "burst"));
     assert_non_null(strstr(out, "after (C/2)"));
-    FILE *f = fopen(report, "r");
-    assert_non_null(f);
     static char html[1 << 20];
-    size_t n = fread(html, 1, sizeof html - 1, f);
-    html[n] = '\0';
-    fclose(f);
-    unlink(report);
+    read_report(report, html, sizeof html);
     assert_int_equal(count(html, "<svg"), 6);   /* safe, then on and off */
     assert_non_null(strstr(html, "Overload: admission on and off"));
     assert_non_null(strstr(html, "<h2>safe, admission off</h2>"));
@@ -168,18 +195,12 @@ static void test_demo_reads_sluice_variables(void **state)
 {
     (void)state;
     char report[] = "/tmp/sluice-demo-env-XXXXXX.html", tdir[] = "/tmp/sluice-demo-envtr-XXXXXX", trace[64];
-    int fd = mkstemps(report, 5);
-    assert_true(fd >= 0);
-    close(fd);
+    new_report(report);
     assert_non_null(mkdtemp(tdir));
     snprintf(trace, sizeof trace, "%s/safe.json", tdir);
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
+    int fd;
+    pid_t pid = fork_piped(STDOUT_FILENO, &fd);
     if (pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
         setenv("SLUICE_MODES", "safe", 1);
         setenv("SLUICE_OVERLOAD", "off", 1);
         setenv("SLUICE_PHASES", "1,1,1,1", 1);
@@ -192,34 +213,10 @@ static void test_demo_reads_sluice_variables(void **state)
         execl(DEMO_BIN, DEMO_BIN, "--rate", "40", (char *)NULL);   /* the command line wins */
         _exit(127);
     }
-    close(fds[1]);
     static char out[1 << 16];
-    size_t len = 0;
-    time_t end = time(NULL) + 60;
-    for (;;) {
-        struct pollfd p = { .fd = fds[0], .events = POLLIN };
-        int n = poll(&p, 1, 1000);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (time(NULL) > end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-            fail_msg("sluice-demo did not finish within 60 s: %s", out);
-        }
-        if (n == 0)
-            continue;
-        ssize_t r = read(fds[0], out + len, sizeof out - len - 1);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-        out[len] = '\0';
-    }
-    close(fds[0]);
-    int st;
-    waitpid(pid, &st, 0);
+    int st = collect(pid, fd, out, sizeof out, 60);
     print_message("%s", out);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_int_equal(st, 0);
     assert_non_null(strstr(out, "POST /orders at 40/s"));         /* --rate over SLUICE_RATE */
     assert_non_null(strstr(out, "service budget 300 ms"));        /* SLUICE_BUDGET_MS */
     assert_non_null(strstr(out, "=> safe: did not hang"));        /* SLUICE_MODES: safe only */
@@ -240,54 +237,26 @@ static void test_demo_bad_variable(void **state)
     static const char *const bad[][2] = { { "SLUICE_RATE", "0" }, { "SLUICE_MODES", "fast" },
                                           { "SLUICE_PHASES", "1,2" }, { "SLUICE_OVERLOAD_X", "x" } };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        int fds[2];
-        assert_int_equal(pipe(fds), 0);
-        pid_t pid = fork();
-        assert_true(pid >= 0);
+        int fd;
+        pid_t pid = fork_piped(STDERR_FILENO, &fd);
         if (pid == 0) {
-            dup2(fds[1], STDERR_FILENO);
-            close(fds[0]);
             setenv(bad[i][0], bad[i][1], 1);
             execl(DEMO_BIN, DEMO_BIN, (char *)NULL);
             _exit(127);
         }
-        close(fds[1]);
         char err[512];
-        size_t len = 0;
-        ssize_t r;
-        while (len < sizeof err - 1 && (r = read(fds[0], err + len, sizeof err - 1 - len)) > 0)
-            len += (size_t)r;
-        err[len] = '\0';
-        close(fds[0]);
-        int st;
-        waitpid(pid, &st, 0);
-        assert_true(WIFEXITED(st));
-        assert_int_equal(WEXITSTATUS(st), 2);
+        assert_int_equal(collect(pid, fd, err, sizeof err, 30), 2);
         if (!strstr(err, bad[i][0]))
             fail_msg("%s=%s: the message does not name the variable: %s", bad[i][0], bad[i][1], err);
     }
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
+    int fd;
+    pid_t pid = fork_piped(STDOUT_FILENO, &fd);
     if (pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
         execl(DEMO_BIN, DEMO_BIN, "--help", (char *)NULL);
         _exit(127);
     }
-    close(fds[1]);
     static char help[8192];
-    size_t len = 0;
-    ssize_t r;
-    while (len < sizeof help - 1 && (r = read(fds[0], help + len, sizeof help - 1 - len)) > 0)
-        len += (size_t)r;
-    help[len] = '\0';
-    close(fds[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_int_equal(collect(pid, fd, help, sizeof help, 30), 0);
     static const char *const vars[] = { "SLUICE_BINDIR", "SLUICE_MODES", "SLUICE_RATE", "SLUICE_PHASES",
                                         "SLUICE_THREADS", "SLUICE_CLIENT_TIMEOUT_MS", "SLUICE_BUDGET_MS",
                                         "SLUICE_REPORT", "SLUICE_OVERLOAD ", "SLUICE_OVERLOAD_X", "SLUICE_TRACE" };

@@ -336,7 +336,22 @@ static void overload_keeps_the_books(void **state)
 
 /* ---- 4. shutdown reports what is still pending -------------------------------------------- */
 
-/* order-svc alone, its inventory refusing connections: the release of a
+/* An inventory-svc that answers every business request 500 (a fault), its
+ * payment refusing connections (port): a reserve reaches it and fails, so
+ * order-svc fails the order and posts its release, which the same 500
+ * keeps pending. (A refused connection does not do: a reserve that never
+ * left order-svc needs no release, sl_http_call_reached, issue 14.) */
+static void failing_inventory(svc *inv, int port, char *url, size_t len)
+{
+    char pay[64];
+    snprintf(pay, sizeof pay, "http://127.0.0.1:%d", port);
+    const char *args[] = { "--listen", "127.0.0.1:0", "--threads", "1", "--admin", "--payment", pay, NULL };
+    assert_int_equal(svc_start(inv, "inventory", args), 0);
+    assert_int_equal(fault_set(inv->port, "{\"error_rate\":1.0}"), 200);
+    snprintf(url, len, "http://127.0.0.1:%d", inv->port);
+}
+
+/* order-svc, its inventory failing every request: the release of a
  * failed order stays pending; SIGTERM ends the process (exit 0) and the
  * pending release is counted and reported, not silently lost. */
 static void pending_compensation_is_visible(void **state)
@@ -344,7 +359,8 @@ static void pending_compensation_is_visible(void **state)
     (void)state;
     int rfd, port = svc_port_reserve(&rfd);   /* bound, never listening: refused */
     char url[64], id[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    svc inv;
+    failing_inventory(&inv, port, url, sizeof url);
     const char *args[] = { "--listen", "127.0.0.1:0", "--threads", "1", "--inventory", url, NULL };
     svc order;
     /* order-svc's stderr goes to a file: it inherits fd 2, redirected for its start only */
@@ -387,12 +403,13 @@ static void pending_compensation_is_visible(void **state)
     snprintf(want, sizeof want, "shutdown: undo POST /release {\"order_id\":\"%s\"", id);
     if (!strstr(log, want) || !strstr(log, "still pending after"))
         fail_msg("order-svc's stderr does not report the pending release of %s:\n%s", id, log);
+    svc_stop(&inv);
     close(rfd);
 }
 
 /* ---- 5. the outbox is bounded: new work is refused while it is full -------------------- */
 
-/* --max-pending 1: with the callee refusing, one compensation stays
+/* --max-pending 1: with the callee failing, one compensation stays
  * pending; order-svc then refuses a new order (503 + Retry-After) before
  * making it, and inventory-svc refuses a release (503: order's outbox
  * retries it later) before giving anything back. */
@@ -401,9 +418,10 @@ static void full_outbox_refuses_new_work(void **state)
     (void)state;
     int rfd, port = svc_port_reserve(&rfd);   /* bound, never listening: refused */
     char url[64], id[64], s[16];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
     hresp *r = malloc(sizeof *r);
     assert_non_null(r);
+    svc failing;
+    failing_inventory(&failing, port, url, sizeof url);
     const char *oargs[] = { "--listen", "127.0.0.1:0", "--threads", "1", "--max-pending", "1", "--inventory", url, NULL };
     svc order;
     assert_int_equal(svc_start(&order, "order", oargs), 0);
@@ -416,6 +434,8 @@ static void full_outbox_refuses_new_work(void **state)
     assert_true(http_header(r, "Retry-After", s, sizeof s));
     assert_string_equal(id, "");                 /* refused before an order was made */
     svc_stop(&order);
+    svc_stop(&failing);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
 
     const char *iargs[] = { "--listen", "127.0.0.1:0", "--threads", "1", "--max-pending", "1", "--stock", "sku-1=5",
                             "--payment", url, NULL };

@@ -11,8 +11,11 @@
 #include <cmocka.h>
 #include "failure.h"
 #include "stock.h"
+#include "svc.h"
 #include "svc_body.h"
 #include "svc_fault.h"
+#include "svc_dbroute.h"
+#include "svc_json.h"
 #include "svc_map.h"
 #include "svc_opts.h"
 #include "svc_tracing.h"
@@ -507,6 +510,206 @@ static void test_order_failure(void **s)
     }
 }
 
+/* ---- svc_json: the builder writes what jansson writes ------------------------------ */
+
+/* jansson's compact text of {"k":s} (s valid UTF-8), to compare with. */
+static char *jansson_text(const char *s, size_t n)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "k", json_stringn(s, n));
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return text;
+}
+
+static void test_json_like_jansson(void **state)
+{
+    (void)state;
+    static const char *const strs[] = {
+        "", "plain", "a\"quote", "back\\slash", "nl\ncr\rtab\tbs\bff\f", "\x01\x1f\x7f", "slash/",
+        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "(cause: caller-deadline at payment-svc)",
+    };
+    for (size_t i = 0; i < sizeof strs / sizeof *strs; i++) {
+        char buf[128];
+        svc_json j;
+        size_t len;
+        svc_json_init(&j, buf, sizeof buf);
+        svc_json_str(&j, "k", strs[i]);
+        const char *text = svc_json_end(&j, &len);
+        char *want = jansson_text(strs[i], strlen(strs[i]));
+        assert_non_null(text);
+        assert_non_null(want);
+        assert_string_equal(text, want);
+        assert_int_equal(len, strlen(want));
+        free(want);
+    }
+    /* several members, integers at both ends of their range, a string
+     * with a NUL inside (strn) */
+    char buf[256];
+    svc_json j;
+    size_t len;
+    svc_json_init(&j, buf, sizeof buf);
+    svc_json_str(&j, "order_id", "0123abcd");
+    svc_json_int(&j, "qty", 3);
+    svc_json_int(&j, "min", INT64_MIN);
+    svc_json_int(&j, "max", INT64_MAX);
+    svc_json_int(&j, "zero", 0);
+    svc_json_int(&j, "neg", -42);
+    svc_json_int(&j, "ten", 10);
+    svc_json_strn(&j, "nul", "a\0b", 3);
+    assert_string_equal(svc_json_end(&j, &len), "{\"order_id\":\"0123abcd\",\"qty\":3,\"min\":-9223372036854775808,"
+                                                 "\"max\":9223372036854775807,\"zero\":0,\"neg\":-42,\"ten\":10,"
+                                                 "\"nul\":\"a\\u0000b\"}");
+    assert_int_equal(len, strlen(buf));
+    svc_json_init(&j, buf, sizeof buf);
+    assert_string_equal(svc_json_end(&j, &len), "{}");
+    assert_int_equal(len, 2);
+}
+
+/* Bytes that are not well-formed UTF-8 become U+FFFD, each on its own
+ * (jansson refuses the string, so svc_reply_error used to answer nothing). */
+static void test_json_bad_utf8(void **state)
+{
+    (void)state;
+    static const struct { const char *in, *want; } cases[] = {
+        { "\xff", "{\"k\":\"\\uFFFD\"}" },
+        { "a\x80z", "{\"k\":\"a\\uFFFDz\"}" },                 /* a lone continuation byte */
+        { "\xc3", "{\"k\":\"\\uFFFD\"}" },                      /* cut short at the end */
+        { "\xc3(", "{\"k\":\"\\uFFFD(\"}" },                    /* cut short by ASCII */
+        { "\xc0\xaf", "{\"k\":\"\\uFFFD\\uFFFD\"}" },           /* overlong '/' */
+        { "\xe0\x80\xaf", "{\"k\":\"\\uFFFD\\uFFFD\\uFFFD\"}" },/* overlong, 3 bytes */
+        { "\xed\xa0\x80", "{\"k\":\"\\uFFFD\\uFFFD\\uFFFD\"}" },/* a surrogate (U+D800) */
+        { "\xf4\x90\x80\x80", "{\"k\":\"\\uFFFD\\uFFFD\\uFFFD\\uFFFD\"}" },   /* past U+10FFFF */
+        { "\xf0\x9f\x98\x80", "{\"k\":\"\xf0\x9f\x98\x80\"}" }, /* U+1F600, kept */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char buf[64];
+        svc_json j;
+        size_t len;
+        svc_json_init(&j, buf, sizeof buf);
+        svc_json_str(&j, "k", cases[i].in);
+        const char *text = svc_json_end(&j, &len);
+        if (!text || strcmp(text, cases[i].want))
+            fail_msg("case %zu: %s, want %s", i, text ? text : "(null)", cases[i].want);
+        json_t *back = json_loads(text, 0, NULL);   /* and jansson reads it back */
+        assert_non_null(back);
+        json_decref(back);
+    }
+}
+
+/* A member that does not fit leaves the text as it was; the end is NULL. */
+static void test_json_full(void **state)
+{
+    (void)state;
+    char buf[16];
+    svc_json j;
+    size_t len = 99;
+    svc_json_init(&j, buf, sizeof buf);
+    svc_json_str(&j, "a", "bc");                  /* {"a":"bc" : 9 bytes */
+    assert_false(j.failed);
+    svc_json_str(&j, "d", "\"\"\"");              /* ,"d":"\"\"\"" : 13 more: too long */
+    assert_true(j.failed);
+    assert_string_equal(buf, "{\"a\":\"bc\"");   /* as it was */
+    svc_json_int(&j, "e", 1);                     /* fits, but the builder has failed */
+    assert_string_equal(buf, "{\"a\":\"bc\"");
+    assert_null(svc_json_end(&j, &len));
+    assert_int_equal(len, 0);
+    /* exactly full: "{}" and its NUL in 3 bytes; then the closing brace
+     * that does not fit */
+    char tiny[3];
+    svc_json_init(&j, tiny, sizeof tiny);
+    assert_string_equal(svc_json_end(&j, &len), "{}");
+    char two[2] = "x";
+    svc_json_init(&j, two, sizeof two);
+    assert_null(svc_json_end(&j, &len));
+    assert_string_equal(two, "");
+    char nine[9];   /* {"a":"bc" fits in 10 with its NUL, not in 9 */
+    svc_json_init(&j, nine, sizeof nine);
+    svc_json_str(&j, "a", "bc");
+    assert_true(j.failed);
+    assert_string_equal(nine, "{");
+    /* a closed builder takes nothing more */
+    svc_json_init(&j, buf, sizeof buf);
+    assert_non_null(svc_json_end(&j, &len));
+    svc_json_int(&j, "x", 1);
+    assert_string_equal(buf, "{}");
+}
+
+/* ---- svc_route_db: a table it cannot serve is refused before anything is made ---- */
+
+typedef struct t_io {
+    char id[24];
+    int64_t n;
+} t_io;
+
+static int t_step_fn(svc_conn *c, void *io) { (void)c; (void)io; return 0; }
+static int t_answer(svc_job *job, void *io, svc_json *j) { (void)job; (void)io; (void)j; return 404; }
+static const svc_dbstep t_step = { .name = "t", .fn = t_step_fn };
+
+static void test_dbroute_invalid(void **state)
+{
+    (void)state;
+    const svc_dbroute ok = { .step = &t_step, SVC_DBROUTE_IO(t_io, id), .answer = t_answer, .noun = "order",
+                             .missing = "not_found", .no_key = "no such order", .none = "no order %s" };
+    assert_int_equal(ok.io_size, sizeof(t_io));
+    assert_int_equal(ok.key_at, 0);
+    assert_int_equal(ok.key_max, 24);
+    svc s = { 0 };   /* never reached: every call below fails its checks first */
+    assert_int_equal(svc_route_db(&s, "GET", "/x/{id}", NULL), -EINVAL);
+    static const char *const bad_none[] = { "no order", "no order %d", "%s and %s", "100% %s", "%s 100%", "%" };
+    for (size_t i = 0; i < sizeof bad_none / sizeof *bad_none; i++) {
+        svc_dbroute r = ok;
+        r.none = bad_none[i];
+        if (svc_route_db(&s, "GET", "/x/{id}", &r) != -EINVAL)
+            fail_msg("none '%s' was taken", bad_none[i]);
+    }
+    svc_dbroute r = ok;
+    r.step = NULL;
+    assert_int_equal(svc_route_db(&s, "GET", "/x/{id}", &r), -EINVAL);
+    r = ok, r.answer = NULL;
+    assert_int_equal(svc_route_db(&s, "GET", "/x/{id}", &r), -EINVAL);
+    r = ok, r.noun = NULL;
+    assert_int_equal(svc_route_db(&s, "GET", "/x/{id}", &r), -EINVAL);
+    r = ok, r.missing = NULL;
+    assert_int_equal(svc_route_db(&s, "GET", "/x/{id}", &r), -EINVAL);
+    r = ok, r.none = NULL;
+    assert_int_equal(svc_route_db(&s, "GET", "/x/{id}", &r), -EINVAL);
+    r = ok, r.key_max = 0;
+    assert_int_equal(svc_route_db(&s, "GET", "/x/{id}", &r), -EINVAL);
+    r = ok, r.key_at = sizeof(t_io) - 8;   /* the key runs past io's end */
+    assert_int_equal(svc_route_db(&s, "GET", "/x/{id}", &r), -EINVAL);
+    r = ok, r.key_at = SIZE_MAX;           /* and does not wrap around */
+    assert_int_equal(svc_route_db(&s, "GET", "/x/{id}", &r), -EINVAL);
+    r = ok, r.no_key = NULL;               /* a capture key needs its 404 message */
+    assert_int_equal(svc_route_db(&s, "GET", "/x/{id}", &r), -EINVAL);
+    assert_int_equal(svc_route_db(&s, "GET", "/x", &ok), -EINVAL);   /* and a capture */
+/* A failed call is ambiguous only if the callee may have seen it: one
+ * that timed out before any byte left (here: never started, so the client
+ * made no state for it) is as definite as -EBUSY, and the caller undoes
+ * its own step at once instead of keeping the stock for the order's
+ * release (issue 14: before, every -ETIMEDOUT was ambiguous). */
+static void test_upstream_ambiguous(void **state)
+{
+    (void)state;
+    sl_http_resp r;
+    memset(&r, 0, sizeof r);
+    assert_false(svc_upstream_ambiguous(-EBUSY, &r));
+    assert_false(svc_upstream_ambiguous(-ECONNREFUSED, &r));
+    assert_false(svc_upstream_ambiguous(-ETIMEDOUT, &r));   /* never left */
+    assert_false(svc_upstream_ambiguous(-ECANCELED, &r));
+    static const int definite[] = { 200, 404, 409, 503, 508 }, unknown[] = { 500, 502, 504 };
+    for (size_t i = 0; i < sizeof definite / sizeof *definite; i++) {
+        r.status = definite[i];
+        assert_false(svc_upstream_ambiguous(0, &r));
+    }
+    for (size_t i = 0; i < sizeof unknown / sizeof *unknown; i++) {
+        r.status = unknown[i];
+        assert_true(svc_upstream_ambiguous(0, &r));
+    }
+    /* a call that left and then timed out: tests/test_client.c,
+     * test_call_reached (sl_http_call_reached true) */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -517,6 +720,9 @@ int main(void)
         cmocka_unit_test(test_body_ok), cmocka_unit_test(test_body_errors),
         cmocka_unit_test(test_keys), cmocka_unit_test(test_map),
         cmocka_unit_test(test_order_failure),
+        cmocka_unit_test(test_json_like_jansson), cmocka_unit_test(test_json_bad_utf8),
+        cmocka_unit_test(test_json_full), cmocka_unit_test(test_dbroute_invalid),
+        cmocka_unit_test(test_upstream_ambiguous),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -322,7 +322,12 @@ static int memory_main(sl_task *t, void *arg)
     SVC_DB(t, mem.rc, &mem.h, st, &put_step, &mem.io);
     assert_int_equal(mem.rc, 7);
     mem.g = (get_io){ .k = 7 };
-    SVC_DB(t, mem.rc, &mem.h, st, &get_step, &mem.g);
+    /* SVC_DB is one statement: an unbraced if/else around it compiles
+     * (it expanded to two statements, and this did not) */
+    if (mem.rc == 7)
+        SVC_DB(t, mem.rc, &mem.h, st, &get_step, &mem.g);
+    else
+        mem.rc = -1;
     assert_int_equal(mem.rc, 1);
     assert_int_equal(mem.g.v, 70);
     sl_runtime_stop(rt);
@@ -344,12 +349,42 @@ static void test_memory_reads_through_writer(void **state)
     store_close();
 }
 
+/* ---- svc_conn_prepare: a statement that cannot be prepared is an error -------------- */
+
+static int prepare_bad(svc_conn *c, void *arg)
+{
+    int *rc = arg;
+    *rc = 1;   /* must be overwritten */
+    return svc_conn_prepare(c, "SELEC k FROM nowhere", rc) ? 0 : -1;
+}
+
+static int prepare_good(svc_conn *c, void *arg)
+{
+    int *rc = arg;
+    *rc = 1;   /* must be left alone */
+    sqlite3_stmt *s = svc_conn_prepare(c, "SELECT count(*) FROM t", rc);
+    return s && sqlite3_step(s) == SQLITE_ROW ? 0 : -1;
+}
+
+static void test_prepare(void **state)
+{
+    (void)state;
+    store_open(":memory:");
+    int rc = 0;
+    assert_int_equal(svc_store_exec_now(st, prepare_bad, &rc), -1);
+    assert_true(rc < 0);   /* mapped: the step can return it as its own */
+    assert_int_equal(svc_store_exec_now(st, prepare_good, &rc), 0);
+    assert_int_equal(rc, 1);
+    store_close();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_two_reactors),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_memory_reads_through_writer),
+        cmocka_unit_test(test_prepare),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -37,6 +37,7 @@
 #include "sl_client.h"
 #include "sl_http.h"
 #include "svc_fault.h"
+#include "svc_json.h"
 #include "svc_opts.h"
 #include "svc_tracing.h"
 
@@ -110,7 +111,10 @@ struct svc_job {
     sl_ctx *link_;            /* a context carrying a copy of the trace, for hops */
     const struct route_def *route_;
     int phase_, rc_;
-    alignas(8) unsigned char state_[];   /* sl_http_req_state is aligned for any type (net/server_int.h) */
+    /* the handler's state: aligned for any type, as sl_http_req_state is
+     * (net/server_int.h), so that svc_job_state's pointer may be any
+     * struct's */
+    alignas(max_align_t) unsigned char state_[];
 };
 
 static inline void *svc_job_state(svc_job *job) { return job->state_; }
@@ -151,8 +155,16 @@ uint64_t svc_rand(svc_shard *sh);
  * return -EALREADY. */
 int svc_reply(svc_job *job, int status, const char *json, size_t len);
 
+/* Answers `status` with the object j holds (svc_json_end). Returns
+ * svc_reply's result, or -ENOSPC (nothing answered) if j failed (a value
+ * did not fit its buffer). */
+int svc_reply_json(svc_job *job, int status, svc_json *j);
+
 /* Answers {"error":code,"message":...} (and "order_id" when order_id is not
- * NULL); 503 also gets Retry-After. */
+ * NULL; built with svc_json.h); 503 also gets Retry-After. The message is
+ * cut at 511 bytes. Returns svc_reply's result, or -ENOSPC (nothing
+ * answered) when the body passes 3 KiB: only an order_id of hundreds of
+ * bytes can make it. */
 int svc_reply_error(svc_job *job, int status, const char *code, const char *order_id,
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
@@ -178,8 +190,9 @@ int svc_upstream_status(int rc, const sl_http_resp *resp);
 
 /* Whether a failed upstream call leaves unknown what the callee did: no
  * answer after the request may have left (a timeout, a reset, a cancelled
- * call, anything but -EBUSY and -ECONNREFUSED, which send nothing) or an
- * answer that does not say (500, 502, 504). A caller then undoes nothing
+ * call, unless sl_http_call_reached says no byte left; -EBUSY and
+ * -ECONNREFUSED never send anything) or an answer that does not say (500,
+ * 502, 504). Call it before sl_http_call_end(resp). A caller then undoes nothing
  * itself: the order decides (its FAILED posts the release, whose void
  * follows), so a step the callee did commit (order's PAID before a crash)
  * is never undone behind the order's back. Definite failures (a 4xx, 503,

@@ -10,12 +10,16 @@ typedef struct route_def {
     svc *s;
     svc_handler h;
     size_t state_size;
+    const struct svc_dbroute *db;   /* svc_route_db's table, or NULL */
     char param[32];           /* the pattern's capture name, or "" */
     char name[64];            /* the pattern: names the naive workers (outlives the server) */
 } route_def;
 
 /* svc_job.c */
 void svc_routes_free(svc *s);
+/* svc_route and svc_route_undo (undo), with svc_route_db's table (or NULL) */
+int svc__route(svc *s, const char *method, const char *pattern, svc_handler h, size_t state_size, bool undo,
+               const struct svc_dbroute *db);
 
 /* svc_admin.c: the admin routes; the fault a request meets before its
  * handler (a protothread on t: 0 go on, 1 done, < 0 failed, SL_PENDING). */

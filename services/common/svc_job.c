@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "svc_int.h"
+#include "svc_json.h"
 
 /* Naive mode: the request's copy, the worker's job and its answer. */
 typedef struct svc_naive {
@@ -58,19 +59,22 @@ int svc_reply_error(svc_job *job, int status, const char *code, const char *orde
         char why[SL_CAUSE_HDR_MAX + 64];
         snprintf(msg + n, sizeof msg - n, " (cause: %s)", sl_cause_info_text(&ci, why, sizeof why));
     }
-    json_t *o = json_pack("{s:s, s:s}", "error", code, "message", msg);
-    if (o && order_id)
-        json_object_set_new(o, "order_id", json_string(order_id));
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    if (!text)
-        return -ENOMEM;
+    /* room for the message escaped at its worst (\u00XX for each byte) */
+    char buf[sizeof msg * 6 + 256];
+    svc_json j;
+    size_t len;
+    svc_json_init(&j, buf, sizeof buf);
+    svc_json_str(&j, "error", code);
+    svc_json_str(&j, "message", msg);
+    if (order_id)
+        svc_json_str(&j, "order_id", order_id);
+    const char *text = svc_json_end(&j, &len);
+    if (!text)   /* an order_id of kilobytes: no caller passes one */
+        return -ENOSPC;
     if (status == 503 && job->req_)
         sl_http_reply_header(job->req_, "Retry-After", "1");
     svc_metrics_answer(job->route_ ? job->route_->name : NULL, status, code);
-    int rc = svc_reply(job, status, text, strlen(text));
-    free(text);
-    return rc;
+    return svc_reply(job, status, text, len);
 }
 
 int svc_upstream_status(int rc, const sl_http_resp *resp)
@@ -89,8 +93,8 @@ bool svc_upstream_ambiguous(int rc, const sl_http_resp *resp)
 {
     if (rc == -EBUSY || rc == -ECONNREFUSED)
         return false;
-    if (rc < 0)
-        return true;
+    if (rc < 0)   /* a timeout or a cancel before any byte left is as definite as -EBUSY */
+        return sl_http_call_reached(resp);
     return resp->status == 500 || resp->status == 502 || resp->status == 504;
 }
 
@@ -321,12 +325,13 @@ done:
     return rc < 0 ? rc : 0;
 }
 
-int svc_route(svc *s, const char *method, const char *pattern, svc_handler h, size_t state_size)
+int svc__route(svc *s, const char *method, const char *pattern, svc_handler h, size_t state_size, bool undo,
+               const struct svc_dbroute *db)
 {
     route_def *ro = calloc(1, sizeof *ro);
     if (!ro)
         return -ENOMEM;
-    *ro = (route_def){ .next = s->routes, .s = s, .h = h, .state_size = state_size };
+    *ro = (route_def){ .next = s->routes, .s = s, .h = h, .state_size = state_size, .db = db };
     const char *open = strchr(pattern, '{'), *close = open ? strchr(open, '}') : NULL;
     snprintf(ro->name, sizeof ro->name, "%s", pattern);
     if (close && (size_t)(close - open - 1) < sizeof ro->param)
@@ -337,13 +342,25 @@ int svc_route(svc *s, const char *method, const char *pattern, svc_handler h, si
         return rc;
     }
     s->routes = ro;
-    return 0;
+    /* a compensation that is shed leaves the books wrong (svc.h) */
+    return undo ? sl_http_route_set(s->srv, method, pattern, &(sl_http_route_opts){ .lane = SL_HTTP_LANE_UNDO }) : 0;
+}
+
+int svc_route(svc *s, const char *method, const char *pattern, svc_handler h, size_t state_size)
+{
+    return svc__route(s, method, pattern, h, state_size, false, NULL);
 }
 
 int svc_route_undo(svc *s, const char *method, const char *pattern, svc_handler h, size_t state_size)
 {
-    int rc = svc_route(s, method, pattern, h, state_size);
-    return rc < 0 ? rc : sl_http_route_set(s->srv, method, pattern, &(sl_http_route_opts){ .lane = SL_HTTP_LANE_UNDO });
+    return svc__route(s, method, pattern, h, state_size, true, NULL);
+}
+
+int svc_reply_json(svc_job *job, int status, svc_json *j)
+{
+    size_t len;
+    const char *text = svc_json_end(j, &len);
+    return text ? svc_reply(job, status, text, len) : -ENOSPC;
 }
 
 void svc_routes_free(svc *s)

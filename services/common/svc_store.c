@@ -111,6 +111,14 @@ sqlite3_stmt *svc_conn_stmt(svc_conn *c, const char *sql)
     return s;
 }
 
+sqlite3_stmt *svc_conn_prepare(svc_conn *c, const char *sql, int *rc)
+{
+    sqlite3_stmt *s = svc_conn_stmt(c, sql);
+    if (!s && (*rc = svc_conn_done(c, sqlite3_errcode(c->db))) == 0)
+        *rc = -EIO;
+    return s;
+}
+
 int svc_conn_done(svc_conn *c, int rc)
 {
     (void)c;

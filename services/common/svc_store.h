@@ -127,9 +127,12 @@ int svc_db_start(sl_task *t, svc_db *h, svc_store *st, const svc_dbstep *step, v
  * returns rc (fn's result, or why the wait ended first). */
 int svc_db_end(svc_db *h, void *io, int rc);
 
+/* One statement (do { } while (0)), like SVC_ON: safe in an unbraced if. */
 #define SVC_DB(t, rc, h, st, step, io)                                                 \
-    SL_AWAIT(t, rc, svc_db_start(t, h, st, step, io, sizeof *(io)));                   \
-    (rc) = svc_db_end(h, io, rc)
+    do {                                                                               \
+        SL_AWAIT(t, rc, svc_db_start(t, h, st, step, io, sizeof *(io)));               \
+        (rc) = svc_db_end(h, io, rc);                                                  \
+    } while (0)
 
 /* Runs a write step that must happen although the caller gave up (an undo:
  * give back, void, mark FAILED): in a background task of the calling
@@ -145,6 +148,10 @@ int svc_db_detach(sl_ctx *ctx, svc_store *st, const svc_dbstep *step, const void
 /* The statement for `sql` (a string literal: cached by address), reset with
  * its bindings cleared; NULL if it cannot be prepared. */
 sqlite3_stmt *svc_conn_stmt(svc_conn *c, const char *sql);
+
+/* The same, or NULL with *rc set to why (svc_conn_done of the connection's
+ * error; -EIO when it names none): for a step's early return. */
+sqlite3_stmt *svc_conn_prepare(svc_conn *c, const char *sql, int *rc);
 
 /* The connection's handle (sqlite3_changes, sqlite3_last_insert_rowid). */
 sqlite3 *svc_conn_db(svc_conn *c);

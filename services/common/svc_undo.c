@@ -59,9 +59,10 @@ static uint64_t next_backoff(undo *u)
 
 static int outbox_del(svc_conn *c, void *io)
 {
-    sqlite3_stmt *s = svc_conn_stmt(c, "DELETE FROM outbox WHERE seq = ?1");
+    int rc;
+    sqlite3_stmt *s = svc_conn_prepare(c, "DELETE FROM outbox WHERE seq = ?1", &rc);
     if (!s)
-        return svc_conn_done(c, sqlite3_errcode(svc_conn_db(c)));
+        return rc;
     sqlite3_bind_int64(s, 1, *(int64_t *)io);
     return svc_conn_done(c, sqlite3_step(s));
 }
@@ -244,10 +245,10 @@ typedef struct resume_list {
 static int outbox_load(svc_conn *c, void *arg)
 {
     resume_list *l = arg;
-    sqlite3_stmt *s = svc_conn_stmt(c, "SELECT seq, path, body, key FROM outbox ORDER BY seq DESC");
     int rc;
+    sqlite3_stmt *s = svc_conn_prepare(c, "SELECT seq, path, body, key FROM outbox ORDER BY seq DESC", &rc);
     if (!s)
-        return svc_conn_done(c, sqlite3_errcode(svc_conn_db(c)));
+        return rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         resumed *r = calloc(1, sizeof *r);
         if (!r)

@@ -10,13 +10,13 @@
  * through the outbox (svc_undo.h); without "item" it asks every reactor,
  * as GET /reservations/{order_id} does. */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "stock.h"
 #include "svc.h"
 #include "svc_body.h"
+#include "svc_dbroute.h"
 #include "svc_map.h"
 #include "svc_store.h"
 #include "svc_metrics.h"
@@ -57,20 +57,12 @@ typedef struct res_io {
     bool found, released, done;
 } res_io;
 
-static sqlite3_stmt *stmt(svc_conn *c, const char *sql, int *rc)
-{
-    sqlite3_stmt *s = svc_conn_stmt(c, sql);
-    if (!s)
-        *rc = svc_conn_done(c, sqlite3_errcode(svc_conn_db(c)));
-    return s;
-}
-
 /* The reservation's row: 1 a reservation (io's item, qty, released
  * filled), 2 a tombstone, 0 none, or a negative errno. */
 static int resv_row(svc_conn *c, res_io *io)
 {
     int rc = 0;
-    sqlite3_stmt *s = stmt(c, "SELECT item, qty, released, done FROM resv WHERE id = ?1", &rc);
+    sqlite3_stmt *s = svc_conn_prepare(c, "SELECT item, qty, released, done FROM resv WHERE id = ?1", &rc);
     if (!s)
         return rc;
     sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
@@ -89,7 +81,7 @@ static int resv_row(svc_conn *c, res_io *io)
 static int64_t stock_row(svc_conn *c, const char *item)
 {
     int rc = 0;
-    sqlite3_stmt *s = stmt(c, "SELECT avail FROM stock WHERE item = ?1", &rc);
+    sqlite3_stmt *s = svc_conn_prepare(c, "SELECT avail FROM stock WHERE item = ?1", &rc);
     if (!s)
         return rc < -1 ? rc : -EIO;
     sqlite3_bind_text(s, 1, item, -1, SQLITE_STATIC);
@@ -102,7 +94,7 @@ static int64_t stock_row(svc_conn *c, const char *item)
 static int stock_add(svc_conn *c, const char *item, int64_t qty)
 {
     int rc = 0;
-    sqlite3_stmt *s = stmt(c, "UPDATE stock SET avail = avail + ?2 WHERE item = ?1 RETURNING avail", &rc);
+    sqlite3_stmt *s = svc_conn_prepare(c, "UPDATE stock SET avail = avail + ?2 WHERE item = ?1 RETURNING avail", &rc);
     if (!s)
         return rc;
     sqlite3_bind_text(s, 1, item, -1, SQLITE_STATIC);
@@ -142,7 +134,7 @@ static int reserve_fn(svc_conn *c, void *arg)
     io->qty = qty;
     if (avail < io->qty)
         return io->code = 409, io->err = "out_of_stock", 0;
-    sqlite3_stmt *s = stmt(c, "INSERT INTO resv(id, item, qty, ts) VALUES (?1, ?2, ?3, ?4)", &rc);
+    sqlite3_stmt *s = svc_conn_prepare(c, "INSERT INTO resv(id, item, qty, ts) VALUES (?1, ?2, ?3, ?4)", &rc);
     if (!s)
         return rc;
     sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
@@ -158,7 +150,7 @@ static int settle_ok_fn(svc_conn *c, void *arg)
 {
     res_io *io = arg;
     int rc = 0;
-    sqlite3_stmt *s = stmt(c, "UPDATE resv SET done = 1 WHERE id = ?1 AND item IS NOT NULL AND released = 0", &rc);
+    sqlite3_stmt *s = svc_conn_prepare(c, "UPDATE resv SET done = 1 WHERE id = ?1 AND item IS NOT NULL AND released = 0", &rc);
     if (!s)
         return rc;
     sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
@@ -172,12 +164,22 @@ static int settle_ok_fn(svc_conn *c, void *arg)
 static int expire(svc_conn *c)
 {
     int rc = 0;
-    sqlite3_stmt *s = stmt(c, "DELETE FROM resv WHERE id IN (SELECT id FROM resv WHERE item IS NULL AND ts < ?1 "
+    sqlite3_stmt *s = svc_conn_prepare(c, "DELETE FROM resv WHERE id IN (SELECT id FROM resv WHERE item IS NULL AND ts < ?1 "
                               "LIMIT 16)", &rc);
     if (!s)
         return rc;
     sqlite3_bind_int64(s, 1, svc_conn_now() - TOMB_TTL_S);
     return svc_conn_done(c, sqlite3_step(s));
+}
+
+/* The void's body at payment: {"order_id"} (in buf, VOID_BODY_MAX bytes). */
+#define VOID_BODY_MAX (ID_MAX + 32)
+static const char *void_body(const char *id, char *buf, size_t *len)
+{
+    svc_json j;
+    svc_json_init(&j, buf, VOID_BODY_MAX);
+    svc_json_str(&j, "order_id", id);
+    return svc_json_end(&j, len);
 }
 
 /* Gives the stock back once, whoever asks first; `tomb`: when there is no
@@ -192,7 +194,7 @@ static int give_back(svc_conn *c, res_io *io, bool tomb, bool post_void)
         return r;
     io->found = r == 1;
     if (r == 1 && !io->released) {
-        sqlite3_stmt *s = stmt(c, "UPDATE resv SET released = 1 WHERE id = ?1", &rc);
+        sqlite3_stmt *s = svc_conn_prepare(c, "UPDATE resv SET released = 1 WHERE id = ?1", &rc);
         if (!s)
             return rc;
         sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
@@ -202,7 +204,7 @@ static int give_back(svc_conn *c, res_io *io, bool tomb, bool post_void)
     if (r == 0 && tomb) {
         if ((rc = expire(c)) < 0)
             return rc;
-        sqlite3_stmt *s = stmt(c, "INSERT INTO resv(id, item, qty, released, ts) VALUES (?1, NULL, 0, 1, ?2)", &rc);
+        sqlite3_stmt *s = svc_conn_prepare(c, "INSERT INTO resv(id, item, qty, released, ts) VALUES (?1, NULL, 0, 1, ?2)", &rc);
         if (!s)
             return rc;
         sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
@@ -211,9 +213,9 @@ static int give_back(svc_conn *c, res_io *io, bool tomb, bool post_void)
             return rc;
     }
     if (io->found && post_void) {
-        char body[ID_MAX + 32];
-        snprintf(body, sizeof body, "{\"order_id\":\"%s\"}", io->id);
-        return svc_conn_outbox_add(c, "/void", body, io->id, &io->seq);
+        char buf[VOID_BODY_MAX];
+        size_t len;
+        return svc_conn_outbox_add(c, "/void", void_body(io->id, buf, &len), io->id, &io->seq);
     }
     return 0;
 }
@@ -256,11 +258,7 @@ static const svc_dbstep resv_get_step = { .name = "reservation lookup", .fn = re
 /* An undo step when the caller is gone: it runs all the same, detached. */
 static void undo_detached(svc_job *job, const svc_dbstep *step, const res_io *io)
 {
-    sl_ctx *ctx = NULL;
-    int rc = svc_compensation_ctx(job, 60000, &ctx);
-    if (rc == 0)
-        rc = svc_db_detach(ctx, S.store, step, io, sizeof *io, NULL);
-    sl_ctx_unref(ctx);
+    int rc = svc_db_undo(job, step, io, sizeof *io, NULL);
     if (rc < 0)
         sl_report(sl_reactor_current(), "inventory-svc: cannot give back the stock of order %s: %s", io->id,
                   strerror(-rc));
@@ -294,12 +292,22 @@ static int parse_reserve(svc_job *job, res_io *io, int64_t *amount)
     return 0;
 }
 
+/* {"order_id","item","qty","status"} */
+static void resv_json(const res_io *io, const char *status, svc_json *j)
+{
+    svc_json_str(j, "order_id", io->id);
+    svc_json_str(j, "item", io->item);
+    svc_json_int(j, "qty", io->qty);
+    svc_json_str(j, "status", status);
+}
+
 static void answer_reserved(svc_job *job, const res_io *io)
 {
-    char out[ID_MAX + INV_ITEM_MAX + 96];
-    int len = snprintf(out, sizeof out, "{\"order_id\":\"%s\",\"item\":\"%s\",\"qty\":%" PRId64 ",\"status\":\"RESERVED\"}",
-                       io->id, io->item, io->qty);
-    svc_reply(job, 200, out, (size_t)len);
+    char buf[ID_MAX + INV_ITEM_MAX + 96];
+    svc_json j;
+    svc_json_init(&j, buf, sizeof buf);
+    resv_json(io, "RESERVED", &j);
+    svc_reply_json(job, 200, &j);
 }
 
 static int reserve(sl_task *t, svc_job *job)
@@ -322,9 +330,14 @@ static int reserve(sl_task *t, svc_job *job)
         SL_RETURN(t, svc_reply_error(job, st->io.code, st->io.err, NULL, "order %s, item %s: %s", st->io.id,
                                      st->io.item, st->io.err));
     {
-        char body[ID_MAX + 64];
-        int len = snprintf(body, sizeof body, "{\"order_id\":\"%s\",\"amount_cents\":%" PRId64 "}", st->io.id, st->amount);
-        SL_AWAIT(t, st->rc, sl_http_call_key(t, &st->resp, S.up, "POST", "/charge", body, (size_t)len,
+        char buf[ID_MAX + 64];
+        svc_json j;
+        size_t len;
+        svc_json_init(&j, buf, sizeof buf);
+        svc_json_str(&j, "order_id", st->io.id);
+        svc_json_int(&j, "amount_cents", st->amount);
+        const char *body = svc_json_end(&j, &len);   /* fits: an id and a number */
+        SL_AWAIT(t, st->rc, sl_http_call_key(t, &st->resp, S.up, "POST", "/charge", body, len,
                                                  st->io.id, strlen(st->io.id)));
     }
     st->call_rc = st->rc;
@@ -356,16 +369,14 @@ static int reserve(sl_task *t, svc_job *job)
     SL_END(t);
 }
 
-/* ---- POST /release ----------------------------------------------------------------------- */
+/* ---- POST /release, GET /stock/{item}, GET /reservations/{order_id}: one step each
+ * (svc_dbroute.h) ------------------------------------------------------------------------ */
 
-typedef struct release_st {
-    res_io io;
-    svc_db db;
-    int rc;
-} release_st;
-
-static int parse_release(svc_job *job, res_io *io)
+/* {"order_id"} (and optionally "item"); 503 while too many voids are
+ * pending (nothing done yet: order's outbox retries later). */
+static int parse_release(svc_job *job, void *arg)
 {
+    res_io *io = arg;
     svc_body b;
     char err[160];
     if (svc_body_parse(job->body, job->body_len, SVC_BODY_ORDER_ID, SVC_BODY_ITEM, &b, err, sizeof err) < 0) {
@@ -375,91 +386,76 @@ static int parse_release(svc_job *job, res_io *io)
     strcpy(io->id, b.order_id);
     if (b.has & SVC_BODY_ITEM)
         strcpy(io->item, b.item);
+    if (svc_undo_full()) {
+        svc_reply_error(job, 503, "overloaded", NULL, "%ld voids are pending at payment", svc_undo_pending());
+        return -EBUSY;
+    }
     return 0;
 }
 
-/* Gives the stock back (or leaves a tombstone), then hands the void at
- * payment to the outbox (svc_undo.h), which retries it until payment
- * acknowledges it: the release is answered 200 once the stock is back and
- * the void is owned here, whatever payment's state. A release of an order
- * never reserved voids nothing: without a reservation no charge was asked
- * for, and the tombstone keeps one from being asked. */
-static int release(sl_task *t, svc_job *job)
+/* After release_void_fn (one transaction: the stock back, or a
+ * tombstone, and the void's outbox row): hands the void at payment to the
+ * outbox (svc_undo.h), which retries it until payment acknowledges it: the
+ * release is answered 200 once the stock is back and the void is owned
+ * here, whatever payment's state. A release of an order never reserved
+ * voids nothing: without a reservation no charge was asked for, and the
+ * tombstone keeps one from being asked. A release cut short (its caller
+ * gone, or a 503) is retried by order's outbox: releases are idempotent. */
+static int release_answer(svc_job *job, void *arg, svc_json *j)
 {
-    release_st *st = svc_job_state(job);
-    SL_BEGIN(t);
-    if (parse_release(job, &st->io) < 0)
-        SL_RETURN(t, 0);
-    if (svc_undo_full())   /* nothing done yet: order's outbox retries later */
-        SL_RETURN(t, svc_reply_error(job, 503, "overloaded", NULL, "%ld voids are pending at payment", svc_undo_pending()));
-    /* one transaction: the stock back (or a tombstone) and the void's outbox row */
-    SVC_DB(t, st->rc, &st->db, S.store, &release_void_step, &st->io);
-    if (gave_up(st->rc))   /* order's outbox retries (the step may have run: releases are idempotent) */
-        SL_RETURN(t, st->rc);
-    if (st->rc < 0)
-        SL_RETURN(t, svc_reply_error(job, 503, "overloaded", NULL, "order %s: not released: %s", st->io.id,
-                                     strerror(-st->rc)));
-    if (!st->io.found)
-        SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "no reservation for order %s", st->io.id));
-    char body[ID_MAX + 32];
-    int len = snprintf(body, sizeof body, "{\"order_id\":\"%s\"}", st->io.id);
-    if ((st->rc = svc_undo_post(job, "/void", body, (size_t)len, st->io.id, st->io.seq)) < 0)   /* the stock is back; a retry voids */
-        SL_RETURN(t, svc_reply_error(job, 503, "overloaded", NULL, "the void of order %s cannot be queued: %s",
-                                     st->io.id, strerror(-st->rc)));
-    char out[ID_MAX + 48];
-    len = snprintf(out, sizeof out, "{\"order_id\":\"%s\",\"status\":\"RELEASED\"}", st->io.id);
-    svc_reply(job, 200, out, (size_t)len);
-    SL_END(t);
+    res_io *io = arg;
+    if (!io->found)
+        return 404;
+    char buf[VOID_BODY_MAX];
+    size_t len;
+    const char *body = void_body(io->id, buf, &len);
+    int rc = svc_undo_post(job, "/void", body, len, io->id, io->seq);
+    if (rc < 0) {   /* the stock is back; a retry voids */
+        svc_reply_error(job, 503, "overloaded", NULL, "the void of order %s cannot be queued: %s", io->id,
+                        strerror(-rc));
+        return 0;
+    }
+    svc_json_str(j, "order_id", io->id);
+    svc_json_str(j, "status", "RELEASED");
+    return 200;
 }
 
-/* ---- GET /stock/{item} -------------------------------------------------------------------- */
-
-typedef struct get_st {
-    res_io io;
-    svc_db db;
-    int rc;
-} get_st;
-
-static int get_stock(sl_task *t, svc_job *job)
+static int stock_answer(svc_job *job, void *arg, svc_json *j)
 {
-    get_st *st = svc_job_state(job);
-    SL_BEGIN(t);
-    if (!svc_key_copy(job->param, job->param_len, st->io.item, INV_ITEM_MAX))
-        SL_RETURN(t, svc_reply_error(job, 404, "unknown_item", NULL, "no such item"));
-    SVC_DB(t, st->rc, &st->db, S.store, &get_step, &st->io);
-    if (gave_up(st->rc))
-        SL_RETURN(t, st->rc);
-    if (st->rc < 0)
-        SL_RETURN(t, svc_reply_error(job, 503, "overloaded", NULL, "item %s: %s", st->io.item, strerror(-st->rc)));
-    if (!st->io.found)
-        SL_RETURN(t, svc_reply_error(job, 404, "unknown_item", NULL, "no item %s", st->io.item));
-    char out[INV_ITEM_MAX + 64];
-    int len = snprintf(out, sizeof out, "{\"item\":\"%s\",\"available\":%" PRId64 "}", st->io.item, st->io.qty);
-    svc_reply(job, 200, out, (size_t)len);
-    SL_END(t);
+    const res_io *io = arg;
+    (void)job;
+    if (!io->found)
+        return 404;
+    svc_json_str(j, "item", io->item);
+    svc_json_int(j, "available", io->qty);
+    return 200;
 }
 
-/* ---- GET /reservations/{order_id} ---------------------------------------------------------- */
-
-static int get_reservation(sl_task *t, svc_job *job)
+static int resv_answer(svc_job *job, void *arg, svc_json *j)
 {
-    release_st *st = svc_job_state(job);
-    SL_BEGIN(t);
-    if (!svc_key_copy(job->param, job->param_len, st->io.id, ID_MAX))
-        SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "no such reservation"));
-    SVC_DB(t, st->rc, &st->db, S.store, &resv_get_step, &st->io);
-    if (gave_up(st->rc))
-        SL_RETURN(t, st->rc);
-    if (st->rc < 0)
-        SL_RETURN(t, svc_reply_error(job, 503, "overloaded", NULL, "order %s: %s", st->io.id, strerror(-st->rc)));
-    if (!st->io.found)
-        SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "order %s was never reserved", st->io.id));
-    char out[ID_MAX + INV_ITEM_MAX + 96];
-    int len = snprintf(out, sizeof out, "{\"order_id\":\"%s\",\"item\":\"%s\",\"qty\":%" PRId64 ",\"status\":\"%s\"}",
-                       st->io.id, st->io.item, st->io.qty, st->io.released ? "RELEASED" : "RESERVED");
-    svc_reply(job, 200, out, (size_t)len);
-    SL_END(t);
+    const res_io *io = arg;
+    (void)job;
+    if (!io->found)
+        return 404;
+    resv_json(io, io->released ? "RELEASED" : "RESERVED", j);
+    return 200;
 }
+
+static const svc_dbroute release_route = {
+    .step = &release_void_step, SVC_DBROUTE_IO(res_io, id), .parse = parse_release, .answer = release_answer,
+    .noun = "order", .failed = "not released", .missing = "not_found", .none = "no reservation for order %s",
+    .undo = true,
+};
+
+static const svc_dbroute stock_route = {
+    .step = &get_step, SVC_DBROUTE_IO(res_io, item), .answer = stock_answer,
+    .noun = "item", .missing = "unknown_item", .no_key = "no such item", .none = "no item %s",
+};
+
+static const svc_dbroute resv_route = {
+    .step = &resv_get_step, SVC_DBROUTE_IO(res_io, id), .answer = resv_answer,
+    .noun = "order", .missing = "not_found", .no_key = "no such reservation", .none = "order %s was never reserved",
+};
 
 /* ---- the program ----------------------------------------------------------------------------- */
 
@@ -470,7 +466,7 @@ static int seed_fn(svc_conn *c, void *arg)
     int rc = 0;
     (void)arg;
     for (size_t i = 0; i < nitems && rc == 0; i++) {
-        sqlite3_stmt *s = stmt(c, "INSERT OR IGNORE INTO stock(item, avail) VALUES (?1, ?2)", &rc);
+        sqlite3_stmt *s = svc_conn_prepare(c, "INSERT OR IGNORE INTO stock(item, avail) VALUES (?1, ?2)", &rc);
         if (!s)
             break;
         sqlite3_bind_text(s, 1, items[i].name, -1, SQLITE_STATIC);
@@ -502,7 +498,8 @@ static int check_stock(svc *s, char *err, size_t errlen)
     return rc < 0 ? -EINVAL : 0;
 }
 
-static const svc_prog prog = { "inventory-svc", "127.0.0.1:8082", "--payment", "http://127.0.0.1:8083", true };
+static const svc_prog prog = { .name = "inventory-svc", .default_listen = "127.0.0.1:8082", .upstream_flag = "--payment",
+                                .default_upstream = "http://127.0.0.1:8083", .has_stock = true };
 
 int main(int argc, char **argv)
 {
@@ -517,9 +514,9 @@ int main(int argc, char **argv)
     if ((rc = svc_route(&S, "POST", "/reserve", reserve, sizeof(reserve_st))) < 0 ||
         /* while payment would be refused, no stock is taken to be given back */
         (rc = sl_http_route_set(S.srv, "POST", "/reserve", &(sl_http_route_opts){ .upstream = S.up })) < 0 ||
-        (rc = svc_route_undo(&S, "POST", "/release", release, sizeof(release_st))) < 0 ||
-        (rc = svc_route(&S, "GET", "/stock/{item}", get_stock, sizeof(get_st))) < 0 ||
-        (rc = svc_route(&S, "GET", "/reservations/{order_id}", get_reservation, sizeof(release_st))) < 0) {
+        (rc = svc_route_db(&S, "POST", "/release", &release_route)) < 0 ||
+        (rc = svc_route_db(&S, "GET", "/stock/{item}", &stock_route)) < 0 ||
+        (rc = svc_route_db(&S, "GET", "/reservations/{order_id}", &resv_route)) < 0) {
         sl_log(SL_LOG_ERROR, "inventory-svc: routes: %s", strerror(-rc));
         return 1;
     }

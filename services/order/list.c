@@ -6,12 +6,12 @@
  * Thousands of orders cost a few formatted lines each, and no JSON tree is
  * built. */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "order.h"
+#include "svc_json.h"
 #include "svc_store.h"
 
 /* A growing text buffer; `failed` once memory ran out. */
@@ -61,24 +61,31 @@ typedef struct list_io {
 static int list_fn(svc_conn *c, void *arg)
 {
     list_io *io = arg;
-    sqlite3_stmt *s = svc_conn_stmt(c, io->filter < 0 ? "SELECT id, item, qty, amount, status FROM orders"
-                                                      : "SELECT id, item, qty, amount, status FROM orders WHERE status = ?1");
-    buf b = { 0 };
     int rc;
+    sqlite3_stmt *s = svc_conn_prepare(c, io->filter < 0 ? "SELECT id, item, qty, amount, status FROM orders"
+                                                         : "SELECT id, item, qty, amount, status FROM orders WHERE status = ?1",
+                                       &rc);
+    buf b = { 0 };
     if (!s)
-        return svc_conn_done(c, sqlite3_errcode(svc_conn_db(c)));
+        return rc;
     if (io->filter >= 0)
         sqlite3_bind_int(s, 1, io->filter);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         char line[ID_MAX + ITEM_MAX + 128];
         int st = sqlite3_column_int(s, 4);
-        /* ids and items are checked keys (svc_key_valid): nothing to escape */
-        int len = snprintf(line, sizeof line, "%s{\"order_id\":\"%s\",\"item\":\"%s\",\"qty\":%" PRId64
-                           ",\"amount_cents\":%" PRId64 ",\"status\":\"%s\"}", b.len ? "," : "",
-                           (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1),
-                           (int64_t)sqlite3_column_int64(s, 2), (int64_t)sqlite3_column_int64(s, 3),
-                           order_status_name[st >= PENDING && st <= FAILED ? st : FAILED]);
-        buf_add(&b, line, (size_t)len);
+        svc_json j;
+        size_t len;
+        svc_json_init(&j, line, sizeof line);
+        svc_json_str(&j, "order_id", (const char *)sqlite3_column_text(s, 0));
+        svc_json_str(&j, "item", (const char *)sqlite3_column_text(s, 1));
+        svc_json_int(&j, "qty", sqlite3_column_int64(s, 2));
+        svc_json_int(&j, "amount_cents", sqlite3_column_int64(s, 3));
+        svc_json_str(&j, "status", order_status_name[st >= PENDING && st <= FAILED ? st : FAILED]);
+        const char *obj = svc_json_end(&j, &len);   /* NULL only for a row not written by order-svc */
+        if (b.len && obj)
+            buf_add(&b, ",", 1);
+        if (obj)
+            buf_add(&b, obj, len);
     }
     sqlite3_reset(s);
     io->failed = b.failed;

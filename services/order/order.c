@@ -36,6 +36,7 @@
 #include "failure.h"
 #include "order.h"
 #include "svc_body.h"
+#include "svc_dbroute.h"
 #include "svc_hop.h"
 #include "svc_store.h"
 #include "svc_undo.h"
@@ -102,24 +103,18 @@ typedef struct order_io {
     int64_t qty, amount;
     int status;               /* -1: none */
     bool ok;                  /* settle: inventory answered 200 */
-    bool unsent;              /* settle: the reserve was refused before a byte left (-EBUSY: the
-                               * pool full, or its fail-fast): inventory never saw it, so there is
-                               * nothing to release, and under overload a release only adds load */
+    bool unsent;              /* settle: no byte of the reserve left (sl_http_call_reached: the pool
+                               * or its fail-fast refused it, no budget was left to send it, it timed
+                               * out waiting for a connection, the connection was refused):
+                               * inventory never saw it, so there is nothing to release, and under
+                               * overload a release only adds load (issue 14) */
     int64_t seq;              /* settle: the release's outbox row (0: none) */
 } order_io;
-
-static sqlite3_stmt *stmt(svc_conn *c, const char *sql, int *rc)
-{
-    sqlite3_stmt *s = svc_conn_stmt(c, sql);
-    if (!s)
-        *rc = svc_conn_done(c, sqlite3_errcode(svc_conn_db(c)));
-    return s;
-}
 
 static int read_row(svc_conn *c, order_io *io)
 {
     int rc = 0;
-    sqlite3_stmt *s = stmt(c, "SELECT item, qty, amount, status FROM orders WHERE id = ?1", &rc);
+    sqlite3_stmt *s = svc_conn_prepare(c, "SELECT item, qty, amount, status FROM orders WHERE id = ?1", &rc);
     if (!s)
         return rc;
     sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
@@ -137,7 +132,7 @@ static int insert_fn(svc_conn *c, void *arg)
 {
     order_io *io = arg;
     int rc = 0;
-    sqlite3_stmt *s = stmt(c, "INSERT INTO orders(id, item, qty, amount, status) VALUES (?1, ?2, ?3, ?4, 0)", &rc);
+    sqlite3_stmt *s = svc_conn_prepare(c, "INSERT INTO orders(id, item, qty, amount, status) VALUES (?1, ?2, ?3, ?4, 0)", &rc);
     if (!s)
         return rc;
     sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
@@ -147,20 +142,32 @@ static int insert_fn(svc_conn *c, void *arg)
     return svc_conn_done(c, sqlite3_step(s));
 }
 
+/* The release's body at inventory: {"order_id","item"} (in buf,
+ * RELEASE_BODY_MAX bytes). */
+#define RELEASE_BODY_MAX (ID_MAX + ITEM_MAX + 32)
+static const char *release_body(const char *id, const char *item, char *buf, size_t *len)
+{
+    svc_json j;
+    svc_json_init(&j, buf, RELEASE_BODY_MAX);
+    svc_json_str(&j, "order_id", id);
+    svc_json_str(&j, "item", item);
+    return svc_json_end(&j, len);
+}
+
 /* FAILED and the release's outbox row (none when seq is NULL), in one
  * transaction. */
 static int fail_row(svc_conn *c, const char *id, const char *item, int64_t *seq)
 {
     int rc = 0;
-    sqlite3_stmt *s = stmt(c, "UPDATE orders SET status = 2 WHERE id = ?1", &rc);
+    sqlite3_stmt *s = svc_conn_prepare(c, "UPDATE orders SET status = 2 WHERE id = ?1", &rc);
     if (!s)
         return rc;
     sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
     if ((rc = svc_conn_done(c, sqlite3_step(s))) < 0 || !seq)
         return rc;
-    char body[ID_MAX + ITEM_MAX + 32];
-    snprintf(body, sizeof body, "{\"order_id\":\"%s\",\"item\":\"%s\"}", id, item);
-    return svc_conn_outbox_add(c, "/release", body, id, seq);
+    char buf[RELEASE_BODY_MAX];
+    size_t len;
+    return svc_conn_outbox_add(c, "/release", release_body(id, item, buf, &len), id, seq);
 }
 
 /* After the reserve: PAID stays PAID when inventory answered 200 (the
@@ -186,7 +193,7 @@ static int paid_fn(svc_conn *c, void *arg)
 {
     order_io *io = arg;
     int rc = 0;
-    sqlite3_stmt *s = stmt(c, "UPDATE orders SET status = 1 WHERE id = ?1 AND status = 0", &rc);
+    sqlite3_stmt *s = svc_conn_prepare(c, "UPDATE orders SET status = 1 WHERE id = ?1 AND status = 0", &rc);
     if (!s)
         return rc;
     sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
@@ -249,10 +256,11 @@ static int parse_order(svc_job *job, order_io *o)
  * spent. */
 static void post_release(svc_job *job, const order_io *o)
 {
-    char body[ID_MAX + ITEM_MAX + 32];
-    int len = snprintf(body, sizeof body, "{\"order_id\":\"%s\",\"item\":\"%s\"}", o->id, o->item);
-    int rc = job ? svc_undo_post(job, "/release", body, (size_t)len, o->id, o->seq)
-                 : svc_undo_post_bg(&S, "/release", body, (size_t)len, o->id, o->seq);
+    char buf[RELEASE_BODY_MAX];
+    size_t len;
+    const char *body = release_body(o->id, o->item, buf, &len);
+    int rc = job ? svc_undo_post(job, "/release", body, len, o->id, o->seq)
+                 : svc_undo_post_bg(&S, "/release", body, len, o->id, o->seq);
     if (rc < 0)   /* out of memory, or at shutdown: the row stays, the next start posts it */
         sl_report(sl_reactor_current(), "order-svc: cannot post the release of order %s now: %s (its outbox "
                   "row is kept)", o->id, strerror(-rc));
@@ -269,11 +277,7 @@ static void settled_detached(void *io, int rc)
 
 static void settle_detached(svc_job *job, const order_io *io)
 {
-    sl_ctx *ctx = NULL;
-    int rc = svc_compensation_ctx(job, 60000, &ctx);
-    if (rc == 0)
-        rc = svc_db_detach(ctx, S.store, &settle_step, io, sizeof *io, settled_detached);
-    sl_ctx_unref(ctx);
+    int rc = svc_db_undo(job, &settle_step, io, sizeof *io, settled_detached);
     if (rc < 0)   /* the order stays PENDING: the next start fails and releases it */
         sl_report(sl_reactor_current(), "order-svc: cannot settle order %s now: %s", io->id, strerror(-rc));
 }
@@ -315,6 +319,17 @@ static int out_of_budget(svc_job *job, const create_st *st)
 {
     return svc_reply_error(job, 504, "deadline_exceeded", st->io.id,
                            "the order's budget ran out while it was being recorded");
+}
+
+/* {"order_id","status":"PAID"} */
+static void answer_paid(svc_job *job, int status, const char *id)
+{
+    char buf[ID_MAX + 48];
+    svc_json j;
+    svc_json_init(&j, buf, sizeof buf);
+    svc_json_str(&j, "order_id", id);
+    svc_json_str(&j, "status", "PAID");
+    svc_reply_json(job, status, &j);
 }
 
 static void unlock(sl_task *t, create_st *st)
@@ -362,15 +377,21 @@ static int create_order(sl_task *t, svc_job *job)
         st->held = false;
     }
     {
-        char body[ID_MAX + ITEM_MAX + 96];
-        int len = snprintf(body, sizeof body, "{\"order_id\":\"%s\",\"item\":\"%s\",\"qty\":%" PRId64
-                           ",\"amount_cents\":%" PRId64 "}", st->io.id, st->io.item, st->io.qty, st->io.amount);
-        SL_AWAIT(t, st->rc, sl_http_call_key(t, &st->resp, S.up, "POST", "/reserve", body, (size_t)len,
+        char buf[ID_MAX + ITEM_MAX + 96];
+        svc_json j;
+        size_t len;
+        svc_json_init(&j, buf, sizeof buf);
+        svc_json_str(&j, "order_id", st->io.id);
+        svc_json_str(&j, "item", st->io.item);
+        svc_json_int(&j, "qty", st->io.qty);
+        svc_json_int(&j, "amount_cents", st->io.amount);
+        const char *body = svc_json_end(&j, &len);   /* fits: two keys, two numbers */
+        SL_AWAIT(t, st->rc, sl_http_call_key(t, &st->resp, S.up, "POST", "/reserve", body, len,
                                                  st->io.id, strlen(st->io.id)));
     }
     st->status = svc_upstream_status(st->rc, &st->resp);
     st->io.ok = st->status == 200;
-    st->io.unsent = st->rc == -EBUSY;
+    st->io.unsent = !sl_http_call_reached(&st->resp);
     if (sl_task_cancelled(t)) {   /* out of budget, or the client is gone: no success was heard of */
         st->io.ok = false;
         unlock(t, st);
@@ -387,9 +408,7 @@ static int create_order(sl_task *t, svc_job *job)
      * another reactor, or not at all) the settle step decides, as ever. */
     if (st->io.ok && st->lock && st->lock->paid) {
         unlock(t, st);
-        char out[ID_MAX + 48];
-        int len = snprintf(out, sizeof out, "{\"order_id\":\"%s\",\"status\":\"PAID\"}", st->io.id);
-        svc_reply(job, 201, out, (size_t)len);
+        answer_paid(job, 201, st->io.id);
         sl_http_call_end(&st->resp);
         SL_RETURN(t, 0);
     }
@@ -405,9 +424,7 @@ static int create_order(sl_task *t, svc_job *job)
             else
                 out_of_budget(job, st);
         } else if (st->io.status == PAID) {
-            char out[ID_MAX + 48];
-            int len = snprintf(out, sizeof out, "{\"order_id\":\"%s\",\"status\":\"PAID\"}", st->io.id);
-            svc_reply(job, 201, out, (size_t)len);
+            answer_paid(job, 201, st->io.id);
         } else {
             if (!st->io.unsent)
                 post_release(job, &st->io);
@@ -461,16 +478,41 @@ typedef struct paid_st {
     int rc;
 } paid_st;
 
-/* PAID is committed: tell the creator's task, if it waits on this reactor
- * (its olock is referenced to its end). The map is this reactor's: from
- * another one, nothing is said (the creator's settle step reads the row). */
-static void paid_seen(const char *id)
+/* PAID is committed: tell the creator's task, if it waits (its olock is
+ * referenced to its end). The map is the order's reactor's. With
+ * --threads 2 the callback lands on the other reactor half the time (the
+ * kernel picks the reactor of payment's connection), and the creator then
+ * ran its settle transaction for nothing on every such order (issue 17: a
+ * write step and a store round trip more per order, about half the
+ * orders). So from another reactor, one message one way: it is queued
+ * before this callback is answered, and the creator reads the flag only
+ * when inventory's answer, which waits for this one, comes back. Should
+ * the message be run after that all the same, the settle step decides, as
+ * without it. Messages still queued at exit are run by sl_runtime_free,
+ * before the shards go. */
+static void mark_paid(const char *id)
 {
-    if (svc_owner(&S, id, strlen(id)) != sl_reactor_current())
-        return;
     olock *l = (olock *)svc_map_find(svc_here()->app, id, strlen(id));
     if (l)
         l->paid = true;
+}
+
+static void paid_note(void *arg)
+{
+    mark_paid(arg);
+    free(arg);
+}
+
+static void paid_seen(const char *id)
+{
+    sl_reactor *owner = svc_owner(&S, id, strlen(id));
+    if (owner == sl_reactor_current()) {
+        mark_paid(id);
+        return;
+    }
+    char *copy = strdup(id);
+    if (copy && sl_reactor_post(owner, paid_note, copy) < 0)
+        free(copy);   /* not told: the creator's settle step decides */
 }
 
 static int order_paid(sl_task *t, svc_job *job)
@@ -506,9 +548,7 @@ static int order_paid(sl_task *t, svc_job *job)
         svc_reply_error(job, 503, "overloaded", id, "order %s: %s", id, strerror(-st->rc));
     } else if (st->row.status == PAID) {
         paid_seen(id);
-        char out[ID_MAX + 48];
-        int len = snprintf(out, sizeof out, "{\"order_id\":\"%s\",\"status\":\"PAID\"}", id);
-        svc_reply(job, 200, out, (size_t)len);
+        answer_paid(job, 200, id);
     } else if (st->row.status < 0) {
         svc_reply_error(job, 404, "not_found", id, "no order %s", id);
     } else {
@@ -517,34 +557,26 @@ static int order_paid(sl_task *t, svc_job *job)
     SL_END(t);
 }
 
-/* ---- GET /orders/{id} ---------------------------------------------------------------- */
+/* ---- GET /orders/{id}: one step (svc_dbroute.h) --------------------------------------- */
 
-typedef struct get_st {
-    order_io io;
-    svc_db db;
-    int rc;
-} get_st;
-
-static int get_order(sl_task *t, svc_job *job)
+static int order_answer(svc_job *job, void *arg, svc_json *j)
 {
-    get_st *st = svc_job_state(job);
-    SL_BEGIN(t);
-    if (!svc_key_copy(job->param, job->param_len, st->io.id, ID_MAX))
-        SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "no such order"));
-    SVC_DB(t, st->rc, &st->db, S.store, &get_db_step, &st->io);
-    if (st->rc == -ETIMEDOUT || st->rc == -ECANCELED)
-        SL_RETURN(t, st->rc);
-    if (st->rc < 0)
-        SL_RETURN(t, svc_reply_error(job, 503, "overloaded", st->io.id, "order %s: %s", st->io.id, strerror(-st->rc)));
-    if (st->io.status < 0)
-        SL_RETURN(t, svc_reply_error(job, 404, "not_found", st->io.id, "no order %s", st->io.id));
-    char out[ID_MAX + ITEM_MAX + 128];
-    int len = snprintf(out, sizeof out, "{\"order_id\":\"%s\",\"item\":\"%s\",\"qty\":%" PRId64
-                       ",\"amount_cents\":%" PRId64 ",\"status\":\"%s\"}", st->io.id, st->io.item,
-                       st->io.qty, st->io.amount, order_status_name[st->io.status]);
-    svc_reply(job, 200, out, (size_t)len);
-    SL_END(t);
+    const order_io *io = arg;
+    (void)job;
+    if (io->status < 0)
+        return 404;
+    svc_json_str(j, "order_id", io->id);
+    svc_json_str(j, "item", io->item);
+    svc_json_int(j, "qty", io->qty);
+    svc_json_int(j, "amount_cents", io->amount);
+    svc_json_str(j, "status", order_status_name[io->status]);
+    return 200;
 }
+
+static const svc_dbroute get_route = {
+    .step = &get_db_step, SVC_DBROUTE_IO(order_io, id), .answer = order_answer, .noun = "order",
+    .missing = "not_found", .no_key = "no such order", .none = "no order %s", .key_is_order_id = true,
+};
 
 /* ---- at start: the orders a crash left PENDING ---------------------------------------- */
 
@@ -552,7 +584,7 @@ static int recover_fn(svc_conn *c, void *arg)
 {
     long *n = arg;
     int rc = 0;
-    sqlite3_stmt *s = stmt(c, "SELECT id, item FROM orders WHERE status = 0 LIMIT 256", &rc);
+    sqlite3_stmt *s = svc_conn_prepare(c, "SELECT id, item FROM orders WHERE status = 0 LIMIT 256", &rc);
     if (!s)
         return rc;
     char ids[256][ID_MAX], items_[256][ITEM_MAX];
@@ -602,7 +634,8 @@ static int locks_init(svc_shard *sh)
 
 /* ---- the program ---------------------------------------------------------------------- */
 
-static const svc_prog prog = { "order-svc", "127.0.0.1:8081", "--inventory", "http://127.0.0.1:8082", false };
+static const svc_prog prog = { .name = "order-svc", .default_listen = "127.0.0.1:8081", .upstream_flag = "--inventory",
+                                .default_upstream = "http://127.0.0.1:8082" };
 
 int main(int argc, char **argv)
 {
@@ -619,7 +652,7 @@ int main(int argc, char **argv)
          * head: no PENDING row written to be failed at once (issue 14) */
         (rc = sl_http_route_set(S.srv, "POST", "/orders", &(sl_http_route_opts){ .upstream = S.up })) < 0 ||
         (rc = svc_route(&S, "GET", "/orders", order_list, order_list_state_size())) < 0 ||
-        (rc = svc_route(&S, "GET", "/orders/{id}", get_order, sizeof(get_st))) < 0 ||
+        (rc = svc_route_db(&S, "GET", "/orders/{id}", &get_route)) < 0 ||
         (rc = svc_route(&S, "POST", "/orders/{id}/paid", order_paid, sizeof(paid_st))) < 0 ||
         /* the callback finishes an order whose chain is done: shedding it
          * would waste that work and fail the order (issue 14) */

@@ -9,12 +9,12 @@
  * made yet leaves a tombstone, so that the charge is refused when it
  * comes. */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "svc.h"
 #include "svc_body.h"
+#include "svc_dbroute.h"
 #include "svc_map.h"
 #include "svc_store.h"
 
@@ -50,11 +50,12 @@ typedef struct chg_io {
  * there is a row at all. */
 static int row(svc_conn *c, chg_io *io, bool *exists, bool *tomb, bool *confirmed)
 {
-    sqlite3_stmt *s = svc_conn_stmt(c, "SELECT amount, status, confirmed, tomb FROM charges WHERE id = ?1");
+    int rc;
+    sqlite3_stmt *s = svc_conn_prepare(c, "SELECT amount, status, confirmed, tomb FROM charges WHERE id = ?1", &rc);
     if (!s)
-        return svc_conn_done(c, sqlite3_errcode(svc_conn_db(c)));
+        return rc;
     sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
+    rc = sqlite3_step(s);
     *exists = rc == SQLITE_ROW;
     io->status = -1;
     if (*exists) {
@@ -68,9 +69,10 @@ static int row(svc_conn *c, chg_io *io, bool *exists, bool *tomb, bool *confirme
 
 static int exec_id(svc_conn *c, const char *sql, const chg_io *io)
 {
-    sqlite3_stmt *s = svc_conn_stmt(c, sql);
+    int rc;
+    sqlite3_stmt *s = svc_conn_prepare(c, sql, &rc);
     if (!s)
-        return svc_conn_done(c, sqlite3_errcode(svc_conn_db(c)));
+        return rc;
     sqlite3_bind_text(s, 1, io->id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, io->amount);
     sqlite3_bind_int64(s, 3, svc_conn_now());
@@ -108,10 +110,11 @@ static int confirm_fn(svc_conn *c, void *arg)
  * voids that make them). */
 static int expire(svc_conn *c)
 {
-    sqlite3_stmt *s = svc_conn_stmt(c, "DELETE FROM charges WHERE id IN (SELECT id FROM charges WHERE tomb = 1 "
-                                       "AND ts < ?1 LIMIT 16)");
+    int rc;
+    sqlite3_stmt *s = svc_conn_prepare(c, "DELETE FROM charges WHERE id IN (SELECT id FROM charges WHERE tomb = 1 "
+                                          "AND ts < ?1 LIMIT 16)", &rc);
     if (!s)
-        return svc_conn_done(c, sqlite3_errcode(svc_conn_db(c)));
+        return rc;
     sqlite3_bind_int64(s, 1, svc_conn_now() - TOMB_TTL_S);
     return svc_conn_done(c, sqlite3_step(s));
 }
@@ -154,21 +157,27 @@ static const svc_dbstep get_step = { .name = "charge lookup", .fn = get_fn };
 /* An undo step when the caller is gone: it runs all the same, detached. */
 static void void_detached(svc_job *job, const chg_io *io)
 {
-    sl_ctx *ctx = NULL;
-    int rc = svc_compensation_ctx(job, 60000, &ctx);
-    if (rc == 0)
-        rc = svc_db_detach(ctx, S.store, &void_step, io, sizeof *io, NULL);
-    sl_ctx_unref(ctx);
+    int rc = svc_db_undo(job, &void_step, io, sizeof *io, NULL);
     if (rc < 0)
         sl_report(sl_reactor_current(), "payment-svc: cannot void the charge of order %s: %s", io->id, strerror(-rc));
 }
 
-static void answer(svc_job *job, const chg_io *io, const char *status)
+/* {"order_id","amount_cents","status"}. */
+static void charge_json(const chg_io *io, const char *status, svc_json *j)
 {
-    char out[ID_MAX + 96];
-    int len = snprintf(out, sizeof out, "{\"order_id\":\"%s\",\"amount_cents\":%" PRId64 ",\"status\":\"%s\"}",
-                       io->id, io->amount, status);
-    svc_reply(job, 200, out, (size_t)len);
+    svc_json_str(j, "order_id", io->id);
+    svc_json_int(j, "amount_cents", io->amount);
+    svc_json_str(j, "status", status);
+}
+
+/* A charge made (or found made) by POST /charge. */
+static void answer_charged(svc_job *job, const chg_io *io)
+{
+    char buf[ID_MAX + 96];
+    svc_json j;
+    svc_json_init(&j, buf, sizeof buf);
+    charge_json(io, "CHARGED", &j);
+    svc_reply_json(job, 200, &j);
 }
 
 /* {"order_id"} (and "amount_cents" >= 0 when `amount` is not NULL). */
@@ -211,7 +220,7 @@ static int charge_order(sl_task *t, svc_job *job)
         SL_RETURN(t, svc_reply_error(job, 503, "overloaded", NULL, "order %s: charge not recorded: %s", st->io.id,
                                      strerror(-st->rc)));
     if (st->io.code == 200)
-        SL_RETURN(t, (answer(job, &st->io, "CHARGED"), 0));
+        SL_RETURN(t, (answer_charged(job, &st->io), 0));
     if (st->io.code)
         SL_RETURN(t, svc_reply_error(job, st->io.code, st->io.code == 503 ? "overloaded" : "order_failed", NULL,
                                      "order %s: charge %s", st->io.id, st->io.code == 503 ? "not recorded" : "voided or under way"));
@@ -224,7 +233,7 @@ static int charge_order(sl_task *t, svc_job *job)
     if (st->status == 200) {
         SVC_DB(t, st->rc, &st->db, S.store, &confirm_step, &st->io);
         if (st->rc == 0 && st->io.code == 200)
-            answer(job, &st->io, "CHARGED");
+            answer_charged(job, &st->io);
         else if (st->rc == 0)
             svc_reply_error(job, 409, "order_failed", NULL, "the charge of order %s was voided meanwhile", st->io.id);
         else if (st->rc != -ETIMEDOUT && st->rc != -ECANCELED)
@@ -251,52 +260,37 @@ static int charge_order(sl_task *t, svc_job *job)
     SL_END(t);
 }
 
-/* ---- POST /void, GET /charges/{order_id} ---------------------------------------------------- */
+/* ---- POST /void, GET /charges/{order_id}: one step each (svc_dbroute.h) ---------------------- */
 
-typedef struct void_st {
-    chg_io io;
-    svc_db db;
-    int rc;
-} void_st;
+static int parse_void(svc_job *job, void *io) { return parse(job, io, false); }
 
-static int void_charge(sl_task *t, svc_job *job)
+/* After void_fn or get_fn: the charge as it stands; 404 for none (or a
+ * tombstone). */
+static int charge_answer(svc_job *job, void *arg, svc_json *j)
 {
-    void_st *st = svc_job_state(job);
-    SL_BEGIN(t);
-    if (parse(job, &st->io, false) < 0)
-        SL_RETURN(t, 0);
-    SVC_DB(t, st->rc, &st->db, S.store, &void_step, &st->io);
-    if (st->rc == -ETIMEDOUT || st->rc == -ECANCELED)
-        SL_RETURN(t, st->rc);
-    if (st->rc < 0)   /* not acknowledged: inventory's outbox retries */
-        SL_RETURN(t, svc_reply_error(job, 503, "overloaded", NULL, "order %s: void not recorded: %s", st->io.id,
-                                     strerror(-st->rc)));
-    if (st->io.status < 0)
-        SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "no charge for order %s", st->io.id));
-    answer(job, &st->io, "VOIDED");
-    SL_END(t);
+    const chg_io *io = arg;
+    (void)job;
+    if (io->status < 0)
+        return 404;
+    charge_json(io, io->status == CHARGED ? "CHARGED" : "VOIDED", j);
+    return 200;
 }
 
-static int get_charge(sl_task *t, svc_job *job)
-{
-    void_st *st = svc_job_state(job);
-    SL_BEGIN(t);
-    if (!svc_key_copy(job->param, job->param_len, st->io.id, ID_MAX))
-        SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "no such charge"));
-    SVC_DB(t, st->rc, &st->db, S.store, &get_step, &st->io);
-    if (st->rc == -ETIMEDOUT || st->rc == -ECANCELED)
-        SL_RETURN(t, st->rc);
-    if (st->rc < 0)
-        SL_RETURN(t, svc_reply_error(job, 503, "overloaded", NULL, "order %s: %s", st->io.id, strerror(-st->rc)));
-    if (st->io.status < 0)
-        SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "no charge for order %s", st->io.id));
-    answer(job, &st->io, st->io.status == CHARGED ? "CHARGED" : "VOIDED");
-    SL_END(t);
-}
+static const svc_dbroute void_route = {
+    .step = &void_step, SVC_DBROUTE_IO(chg_io, id), .parse = parse_void, .answer = charge_answer,
+    .noun = "order", .failed = "void not recorded",   /* not acknowledged: inventory's outbox retries */
+    .missing = "not_found", .none = "no charge for order %s", .undo = true,
+};
+
+static const svc_dbroute get_route = {
+    .step = &get_step, SVC_DBROUTE_IO(chg_io, id), .answer = charge_answer,
+    .noun = "order", .missing = "not_found", .no_key = "no such charge", .none = "no charge for order %s",
+};
 
 /* ---- the program ------------------------------------------------------------------------------ */
 
-static const svc_prog prog = { "payment-svc", "127.0.0.1:8083", "--order", "http://127.0.0.1:8081", false };
+static const svc_prog prog = { .name = "payment-svc", .default_listen = "127.0.0.1:8083", .upstream_flag = "--order",
+                                .default_upstream = "http://127.0.0.1:8081" };
 
 int main(int argc, char **argv)
 {
@@ -305,8 +299,8 @@ int main(int argc, char **argv)
     if (rc)
         return rc;
     if ((rc = svc_route(&S, "POST", "/charge", charge_order, sizeof(charge_st))) < 0 ||
-        (rc = svc_route_undo(&S, "POST", "/void", void_charge, sizeof(void_st))) < 0 ||
-        (rc = svc_route(&S, "GET", "/charges/{order_id}", get_charge, sizeof(void_st))) < 0) {
+        (rc = svc_route_db(&S, "POST", "/void", &void_route)) < 0 ||
+        (rc = svc_route_db(&S, "GET", "/charges/{order_id}", &get_route)) < 0) {
         sl_log(SL_LOG_ERROR, "payment-svc: routes: %s", strerror(-rc));
         return 1;
     }

@@ -98,9 +98,9 @@ func chanSendRecv(n int) time.Duration {
 	return d
 }
 
-// pingPong: one round trip is a send on a and a receive on b.
-func pingPong(n int) time.Duration {
-	a, b := make(chan int64), make(chan int64)
+// roundTrips: n round trips, each a send on a and a receive on b, with a
+// goroutine echoing a into b; closes a at the end.
+func roundTrips(a, b chan int64, n int) time.Duration {
 	go func() {
 		for v := range a {
 			b <- v
@@ -116,25 +116,17 @@ func pingPong(n int) time.Duration {
 	return d
 }
 
+// pingPong: round trips through unbuffered channels.
+func pingPong(n int) time.Duration {
+	return roundTrips(make(chan int64), make(chan int64), n)
+}
+
 // crossPingPong: pingPong between two Ps, through channels of capacity 1
 // (core-bench's cross_reactor_chan_pingpong_ns: one task on each reactor).
 func crossPingPong(n int) time.Duration {
 	prev := runtime.GOMAXPROCS(*crossProcs)
 	defer runtime.GOMAXPROCS(prev)
-	a, b := make(chan int64, 1), make(chan int64, 1)
-	go func() {
-		for v := range a {
-			b <- v
-		}
-	}()
-	start := time.Now()
-	for i := 0; i < n; i++ {
-		a <- int64(i)
-		<-b
-	}
-	d := time.Since(start)
-	close(a)
-	return d
+	return roundTrips(make(chan int64, 1), make(chan int64, 1), n)
 }
 
 // produce sends n values to a consumer over a channel of capacity c and
