@@ -683,6 +683,8 @@ static void test_dbroute_invalid(void **state)
     r = ok, r.no_key = NULL;               /* a capture key needs its 404 message */
     assert_int_equal(svc_route_db(&s, "GET", "/x/{id}", &r), -EINVAL);
     assert_int_equal(svc_route_db(&s, "GET", "/x", &ok), -EINVAL);   /* and a capture */
+}
+
 /* A failed call is ambiguous only if the callee may have seen it: one
  * that timed out before any byte left (here: never started, so the client
  * made no state for it) is as definite as -EBUSY, and the caller undoes
