@@ -36,16 +36,21 @@ static void conn_set_state(conn *c, conn_state to)
         c->st = to;
 }
 
-static void conn_hold(conn *c)
+static inline void conn_hold(conn *c)
 {
     c->refs++;
 }
 
-void sl__conn_put(conn *c)
+static inline void conn_put(conn *c)
 {
     assert(c->refs > 0);
     if (--c->refs == 0 && c->st == CONN_GONE)
         free(c);
+}
+
+void sl__conn_put(conn *c)
+{
+    conn_put(c);
 }
 
 /* ---- requests ---------------------------------------------------------------------- */
@@ -64,32 +69,12 @@ void sl__req_free(sl_http_req *req)
     free(req);
 }
 
-/* The one place a request of a connection is freed: once its turn has
- * passed and no handler runs or waits for it. */
-static void req_maybe_free(sl_http_req *req)
+void sl__req_done(sl_http_req *req)
 {
-    if (!req->flushed || req->run == REQ_QUEUED || req->run == REQ_RUNNING)
-        return;
     conn *c = req->c;
     sl__req_free(req);
     if (c)
-        sl__conn_put(c);
-}
-
-void sl__req_set_run(sl_http_req *req, req_run to)
-{
-    /* the edges of server_int.h's diagram, and no other */
-    assert((req->run == REQ_PARSED && (to == REQ_QUEUED || to == REQ_RUNNING)) ||
-           (req->run == REQ_QUEUED && to == REQ_PARSED) || (req->run == REQ_RUNNING && to == REQ_ENDED));
-    req->run = to;
-    req_maybe_free(req);
-}
-
-void sl__req_flushed(sl_http_req *req)
-{
-    assert(!req->flushed);
-    req->flushed = true;
-    req_maybe_free(req);
+        conn_put(c);
 }
 
 /* Grows *buf (capacity *cap, doubling from `first`) to hold at least
@@ -729,7 +714,7 @@ static void conn_process(conn *c)
         update_reading(c);
         update_timer(c);
     }
-    sl__conn_put(c);
+    conn_put(c);
 }
 
 /* What a read into the reactor's buffer left unparsed becomes the
@@ -819,7 +804,7 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
         conn_free(c);
     if (c->st != CONN_GONE)
         update_reading(c);
-    sl__conn_put(c);
+    conn_put(c);
 }
 
 void sl__conn_cancel_all(conn *c, sl_cause cause)
@@ -918,7 +903,7 @@ static void conn_free(conn *c)
             req->status = 499;
         sl__req_flushed(req);   /* may free req */
     }
-    sl__conn_put(c);   /* may free c */
+    conn_put(c);   /* may free c */
     sl__srv_conn_gone(sr);
 }
 

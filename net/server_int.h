@@ -1,6 +1,7 @@
 /* server_int.h: what the server's files share (private). */
 #ifndef SL_SERVER_INT_H
 #define SL_SERVER_INT_H
+#include <assert.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdatomic.h>
@@ -302,11 +303,38 @@ void sl__conn_abort(conn *c);
 /* Adds up the bytes connections hold: unparsed input, unsent output, and
  * the most one connection holds (for /metrics). */
 void sl__conn_buffered(srv_reactor *sr, uint64_t *in, uint64_t *out, uint64_t *most);
-/* The transitions of a request (the diagram above sl_http_req): each
- * asserts its edge, and may free the request (when flushed and no handler
- * runs or waits). */
-void sl__req_set_run(sl_http_req *req, req_run to);
-void sl__req_flushed(sl_http_req *req);
+/* Frees a request and drops its reference on its connection (conn.c);
+ * only through the transitions below. */
+void sl__req_done(sl_http_req *req);
+
+/* The one place a request of a connection is freed: once its turn has
+ * passed and no handler runs or waits for it. */
+static inline void sl__req_maybe_free(sl_http_req *req)
+{
+    if (req->flushed && req->run != REQ_QUEUED && req->run != REQ_RUNNING)
+        sl__req_done(req);
+}
+
+/* The edges of the diagram above sl_http_req, a bit each (from * 4 + to). */
+#define REQ_EDGE(from, to) (1u << ((from) * 4 + (to)))
+#define REQ_EDGES (REQ_EDGE(REQ_PARSED, REQ_QUEUED) | REQ_EDGE(REQ_PARSED, REQ_RUNNING) | \
+                   REQ_EDGE(REQ_QUEUED, REQ_PARSED) | REQ_EDGE(REQ_RUNNING, REQ_ENDED))
+
+/* The transitions of a request: each asserts its edge, and may free the
+ * request (inline: they run a few times per request, on the hot path). */
+static inline void sl__req_set_run(sl_http_req *req, req_run to)
+{
+    assert(REQ_EDGES & REQ_EDGE(req->run, to));
+    req->run = to;
+    sl__req_maybe_free(req);
+}
+
+static inline void sl__req_flushed(sl_http_req *req)
+{
+    assert(!req->flushed);
+    req->flushed = true;
+    sl__req_maybe_free(req);
+}
 /* Frees a request whose server is gone (an orphan: no connection). */
 void sl__req_free(sl_http_req *req);
 /* Drops a request's reference on its connection without freeing it
