@@ -133,7 +133,7 @@ typedef struct cst {
     sl_http_upstream *up, *up2, *dead, *tight, *self;
     sl_http_resp r, r2, held[2];
     sl_ctx *ctx;
-    int rc, rc2;
+    int rc, rc2, rc3;
     sl_task *caller;
 } cst;
 
@@ -370,26 +370,29 @@ static int reached_main(sl_task *t, void *arg)
      * it never left; one that runs out of time on its connection did */
     assert_int_equal(sl_ctx_with_cancel(&C.ctx, sl_ctx_background()), 0);
     C.up2 = C.up;
-    C.up = C.tight;
+    C.up = C.tight;   /* aborting_call's; it uses C.r and C.rc, so this task uses C.r2 and C.rc2 from here */
+    C.rc = 1;   /* aborting_call's result, when it ends */
     assert_int_equal(sl_go(C.ctx, aborting_call, NULL, &C.caller, NULL), 0);   /* holds it (GET /wait) */
     while (calls_served < 2)
-        SL_AWAIT(t, C.rc2, sl_sleep(t, SL_NS_PER_MS));
+        SL_AWAIT(t, C.rc3, sl_sleep(t, SL_NS_PER_MS));
     sl_task_set_deadline(t, sl_now_ns() + 100 * SL_NS_PER_MS);
-    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.tight, "POST", "/ok", "{}", 2));
-    assert_int_equal(C.rc, -ETIMEDOUT);
-    assert_false(sl_http_call_reached(&C.r));
-    sl_http_call_end(&C.r);
+    SL_AWAIT(t, C.rc2, sl_http_call(t, &C.r2, C.tight, "POST", "/ok", "{}", 2));
+    assert_int_equal(C.rc2, -ETIMEDOUT);
+    assert_false(sl_http_call_reached(&C.r2));
+    sl_http_call_end(&C.r2);
     assert_int_equal(calls_served, 2);
     sl_task_set_deadline(t, sl_now_ns() + 100 * SL_NS_PER_MS);
-    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.up2, "GET", "/wait", NULL, 0));
+    SL_AWAIT(t, C.rc2, sl_http_call(t, &C.r2, C.up2, "GET", "/wait", NULL, 0));
     /* the callee's own budget (ours less the margin) may end first: 504 */
-    assert_true(C.rc == -ETIMEDOUT || (C.rc == 0 && C.r.status == 504));
-    assert_true(sl_http_call_reached(&C.r));
-    sl_http_call_end(&C.r);
+    assert_true(C.rc2 == -ETIMEDOUT || (C.rc2 == 0 && C.r2.status == 504));
+    assert_true(sl_http_call_reached(&C.r2));
+    sl_http_call_end(&C.r2);
     sl_task_set_deadline(t, 0);
     sl_ctx_cancel(C.ctx, SL_CAUSE_CANCELED);
-    while (waits_ended < 2)   /* both GET /wait handlers saw their callers go */
-        SL_AWAIT(t, C.rc2, sl_sleep(t, SL_NS_PER_MS));
+    while (waits_ended < 2 || C.rc == 1)   /* both GET /wait handlers saw their callers go,
+                                              * and the holder ended its call */
+        SL_AWAIT(t, C.rc3, sl_sleep(t, SL_NS_PER_MS));
+    assert_int_equal(C.rc, -ECANCELED);
     sl_ctx_unref(C.ctx);
     C.ctx = NULL;
     sl_runtime_stop(rt);
