@@ -250,7 +250,11 @@ typedef struct sl_case {
  * random, uniformly (or by priority: SL_SELECT_PRIO above). With SL_SELECT_DEFAULT it never parks and returns
  * -EAGAIN if none is ready. Otherwise it may park: SL_PENDING, then the index
  * or -ETIMEDOUT/-ECANCELED. Returns -EINVAL (n < 1, NULL channel, bad op),
- * -EXDEV (a channel of another reactor), -EINVAL for a priority k < n - 1, or the cancel error. */
+ * -EXDEV (a channel of another reactor, checked before anything is taken
+ * or parked: a case there could complete on the other thread as a local
+ * one fires, taking an element the select then does not take; make the
+ * selecting reactor the channels' home, or relay: docs/core.md, "Across
+ * reactors"), -EINVAL for a priority k < n - 1, or the cancel error. */
 int sl_select(sl_task *t, sl_case *cases, int n, int flags);
 
 /* ---- private ------------------------------------------------------------ */
