@@ -74,12 +74,9 @@ GO=${GO:-go}
 [ "$(nproc)" -ge 2 ] || echo "$me: fewer than 2 CPUs: server and load share a core" >&2
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/http-bench.XXXXXX")
+# shellcheck source=hello-peers.sh
+. "$srcdir/bench/hello-peers.sh"
 pids=''
-stop_servers() {
-    for p in $pids; do kill "$p" 2>/dev/null || true; done
-    for p in $pids; do wait "$p" 2>/dev/null || true; done
-    pids=''
-}
 trap 'stop_servers; rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 
@@ -100,38 +97,6 @@ else
 fi
 [ -x "$NGINX" ] || { echo "$me: no $NGINX; nginx's figures are null" >&2; NGINX=''; }
 
-# shellcheck source=hello-peers.sh
-. "$srcdir/bench/hello-peers.sh"
-
-# start_server NAME WANT-PORT COMMAND...: starts it pinned to CPU 0 in the
-# background; waits for its "listening on HOST:PORT" line (or for
-# WANT-PORT to answer) and sets NAME_pid and NAME_port.
-start_server() {
-    name=$1 want_port=$2; shift 2
-    taskset -c 0 "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-    pid=$!
-    pids="$pids $pid"
-    i=0 port=''
-    while [ $i -lt 500 ]; do
-        if [ -z "$want_port" ]; then
-            port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$tmp/$name.out" | head -n1)
-        elif "$PYTHON" -c 'import socket,sys; socket.create_connection(("127.0.0.1",int(sys.argv[1])),1)' \
-                "$want_port" 2>/dev/null; then
-            port=$want_port
-        fi
-        if [ -n "$port" ]; then
-            eval "${name}_pid=$pid ${name}_port=$port"
-            taskset -c 1 wrk -t1 -c"$conns" -d1s "http://127.0.0.1:$port/hello" >/dev/null 2>&1 || true  # warm-up
-            return 0
-        fi
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.02
-        i=$((i + 1))
-    done
-    echo "$me: $name did not start: $*" >&2
-    cat "$tmp/$name.err" >&2
-    return 1
-}
 
 cpu0() { awk '$1 == "cpu0" { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
 proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -196,15 +161,15 @@ EOF
 # round is a few seconds and many rounds fit: the host's slow spells last
 # longer than a round, and each round's ratio compares servers measured
 # seconds apart.
-start_server sluice '' "$hello" --listen 127.0.0.1:0 --threads 1 || exit 1
+start_server sluice 0 '' "$hello" --listen 127.0.0.1:0 --threads 1 || exit 1
 if [ -n "$NGINX" ]; then
     p=$(free_port)
     nginx_hello "$tmp/nginx" "$p"
-    start_server nginx "$p" "$NGINX" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/logs/error.log" \
+    start_server nginx 0 "$p" "$NGINX" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/logs/error.log" \
         || NGINX=''
 fi
 if [ -n "$go_peer" ]; then
-    start_server go '' env GOMAXPROCS=1 "$go_peer" -listen 127.0.0.1:0 || go_peer=''
+    start_server go 0 '' env GOMAXPROCS=1 "$go_peer" -listen 127.0.0.1:0 || go_peer=''
 fi
 
 # rounds FN: FN NAME ROUND for each server, round after round, in an order
