@@ -18,6 +18,7 @@ set -u
 top=${srcdir:-.}
 bld=$(pwd)
 fail=0
+starts=0
 pids=()
 tmp=$(mktemp -d /tmp/sl-deploy-XXXXXX)
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$tmp"; }
@@ -82,18 +83,24 @@ for f in "${files[@]}"; do
       case $var in SLUICE_LISTEN|SLUICE_PRESTOP_MS) continue ;; esac
       envs+=("$var=$val")
     done < <(vars_of "$f" | awk -v p="$prog" '$2 == p')
-    env "${envs[@]}" SLUICE_LISTEN=127.0.0.1:0 "$p" > "$tmp/out" 2> "$tmp/err" &
+    # a new output file per start: the redirection is made in the child,
+    # so on a loaded machine the loop below could read the file before the
+    # child truncated it and take the PREVIOUS program's "listening on"
+    # line -- a port nobody listens on any more, refused for 15 s
+    starts=$((starts + 1))
+    out="$tmp/out.$starts" err="$tmp/err.$starts"
+    env "${envs[@]}" SLUICE_LISTEN=127.0.0.1:0 "$p" > "$out" 2> "$err" &
     pid=$!
     pids+=("$pid")
     port=""
     for _ in $(seq 150); do
-      port=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$tmp/out")
+      port=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$out" 2>/dev/null)
       [ -n "$port" ] && break
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1   # polls for the line, up to 15 s
     done
     if [ -z "$port" ]; then
-      bad "$prog with the variables of $f did not start: $(head -c 300 "$tmp/err")"
+      bad "$prog with the variables of $f did not start: $(head -c 300 "$err")"
       continue
     fi
     paths=$(grep -o 'path: /[a-z]*' "$f" | awk '{print $2}'; grep -o 'GET /[a-z]* HTTP' "$f" | awk '{print $2}')
@@ -109,7 +116,7 @@ for f in "${files[@]}"; do
       done
       if [ "$st" != 200 ]; then   # say whether it is still there, and what it printed
         alive=gone; kill -0 "$pid" 2>/dev/null && alive=alive
-        bad "$prog ($f): GET $path answered '$st', not 200 (15 s); the process is $alive; port $port; its stderr: $(tail -c 600 "$tmp/err")"
+        bad "$prog ($f): GET $path answered '$st', not 200 (15 s); the process is $alive; port $port; its stderr: $(tail -c 600 "$err")"
       fi
     done
     kill -TERM "$pid"

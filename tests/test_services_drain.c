@@ -36,8 +36,10 @@ static void sigterm_on_order_keeps_orders_in_flight(void **state)
                                    .order_args = { "--admission", "off" },
                                    .inv_args = { "--admission", "off", "--timeout-ms", "15000" },
                                    .pay_args = { "--admission", "off", "--timeout-ms", "15000" } });
-    /* payment holds each charge, so all N are in flight at once */
-    assert_int_equal(fault_set(c.pay.port, "{\"delay_ms\":1000,\"path\":\"/charge\"}"), 200);
+    /* payment holds each charge until the test clears the fault, so all N
+     * are in flight at once however slowly the burst arrives (a fixed
+     * 1000 ms delay ran out before a burst at load 25 was all in) */
+    assert_int_equal(fault_set(c.pay.port, "{\"hold\":true,\"path\":\"/charge\"}"), 200);
     hjob *jobs = calloc(N, sizeof *jobs);
     assert_non_null(jobs);
     for (int i = 0; i < N; i++) {
@@ -61,6 +63,8 @@ static void sigterm_on_order_keeps_orders_in_flight(void **state)
     for (uint64_t end = svc_now_ms() + 5000; st != 503 && svc_now_ms() < end; poll(NULL, 0, 5))
         st = http_req(c.order.port, "GET", "/readyz", NULL, NULL, 3000, &r);
     assert_int_equal(st, 503);
+    /* the held charges go on now, and their callbacks must still get in */
+    assert_int_equal(fault_clear(c.pay.port), 200);
     int stst = svc_stop_status(&c.order, SVC_STOP_MS);   /* SIGTERM again: idempotent */
     uint64_t stop_ms = svc_now_ms() - t0;
     pthread_join(th, NULL);

@@ -284,13 +284,26 @@ static void test_fault(void **s)
     assert_true(again.on && again.reset && !again.hang && again.path[0] == '\0');
     free(shown);
     json_decref(j);
+    /* hold (parks until cleared): parsed, shown, and shown as postable */
+    body = "{\"hold\":true,\"path\":\"/charge\"}";
+    assert_int_equal(svc_fault_parse(body, strlen(body), &f, err, sizeof err), 0);
+    assert_true(f.on && f.hold && !f.hang && !f.reset && f.delay_ms == 0);
+    j = svc_fault_json(&f);
+    assert_true(json_is_true(json_object_get(j, "hold")));
+    shown = json_dumps(j, JSON_COMPACT);
+    assert_int_equal(svc_fault_parse(shown, strlen(shown), &again, err, sizeof err), 0);
+    assert_true(again.on && again.hold && !again.hang && !strcmp(again.path, "/charge"));
+    free(shown);
+    json_decref(j);
+    body = "{\"hold\":false}";
+    assert_int_equal(svc_fault_parse(body, strlen(body), &f, err, sizeof err), -EINVAL);   /* no fault */
     svc_fault off = { 0 };
     assert_false(svc_fault_applies(&off, "/charge", 7, "/charge"));
     j = svc_fault_json(&off);
     assert_true(json_is_null(j));
     json_decref(j);
     static const char *bad[] = { "", "[]", "{bad", "{}", "{\"delay_ms\":0}", "{\"delay_ms\":-1}",
-                                 "{\"delay_ms\":600001}", "{\"delay_ms\":1.5}", "{\"hang\":1}",
+                                 "{\"delay_ms\":600001}", "{\"delay_ms\":1.5}", "{\"hang\":1}", "{\"hold\":\"yes\"}",
                                  "{\"reset\":\"yes\"}", "{\"error_rate\":1.5}", "{\"error_rate\":-0.1}",
                                  "{\"error_rate\":\"x\"}", "{\"hang\":true,\"path\":\"charge\"}",
                                  "{\"hang\":true,\"path\":7}", "{\"hang\":true,\"nope\":1}",

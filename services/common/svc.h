@@ -53,6 +53,7 @@ typedef struct svc_shard {
     sl_group bg;              /* naive workers, hop tasks, compensations */
     bool closing;             /* shutting down: bg takes no more tasks */
     svc_fault fault;          /* this reactor's copy of the fault in force */
+    svc_job *held;            /* requests parked by a "hold" fault, until it changes */
     uint64_t rng;             /* xorshift state (ids, error_rate) */
     void *app;                /* the program's state for this shard */
 } svc_shard;
@@ -110,6 +111,8 @@ struct svc_job {
     struct svc_naive *naive_; /* naive: where the answer goes */
     sl_ctx *link_;            /* a context carrying a copy of the trace, for hops */
     const struct route_def *route_;
+    svc_job *held_prev_, *held_next_;   /* on sh->held while a hold fault parks it */
+    sl_task *held_t_;                   /* the task parked there */
     int phase_, rc_;
     /* the handler's state: aligned for any type, as sl_http_req_state is
      * (net/server_int.h), so that svc_job_state's pointer may be any

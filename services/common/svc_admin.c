@@ -35,11 +35,29 @@ static void bcast_back(void *arg)
         free(b);
 }
 
+static void held_remove(svc_shard *sh, svc_job *job)
+{
+    if (job->held_prev_)
+        job->held_prev_->held_next_ = job->held_next_;
+    else
+        sh->held = job->held_next_;
+    if (job->held_next_)
+        job->held_next_->held_prev_ = job->held_prev_;
+    job->held_prev_ = job->held_next_ = NULL;
+}
+
 static void bcast_apply(void *arg)
 {
     struct bmsg *m = arg;
     bcast *b = m->b;
-    svc_here()->fault = b->f;
+    svc_shard *sh = svc_here();
+    sh->fault = b->f;
+    /* the hold in force has been cleared or replaced: what it held goes on */
+    while (sh->held) {
+        svc_job *job = sh->held;
+        held_remove(sh, job);
+        sl_task_unpark(job->held_t_, 0);
+    }
     if (atomic_fetch_sub(&b->left, 1) == 1)
         sl_reactor_post_mem(b->origin, &b->back, bcast_back, b);
 }
@@ -118,6 +136,30 @@ int svc_admin_routes(svc *s)
 
 /* ---- the fault a business request meets ---------------------------------------------- */
 
+/* A held request's deadline or cancel came first: it leaves the list. */
+static void hold_abort(sl_task *t, void *obj, int err)
+{
+    svc_job *job = obj;
+    (void)t;
+    (void)err;
+    held_remove(job->sh, job);
+}
+
+static int hold_start(sl_task *t, svc_job *job)
+{
+    int rc = sl_task_park_as(t, job, hold_abort, "fault hold (DELETE /admin/fault)");
+    if (rc != SL_PENDING)
+        return rc;
+    svc_shard *sh = job->sh;
+    job->held_t_ = t;
+    job->held_prev_ = NULL;
+    job->held_next_ = sh->held;
+    if (sh->held)
+        sh->held->held_prev_ = job;
+    sh->held = job;
+    return SL_PENDING;
+}
+
 static bool roll(svc_shard *sh, double rate)
 {
     return (double)(svc_rand(sh) >> 11) * 0x1.0p-53 < rate;
@@ -143,6 +185,10 @@ int svc_fault_step(sl_task *t, svc_job *job)
     if (f->hang) {
         SL_AWAIT(t, job->rc_, sl_sleep(t, HANG_NS));
         SL_RETURN(t, job->rc_ < 0 ? job->rc_ : 1);
+    }
+    if (f->hold) {
+        SL_AWAIT(t, job->rc_, hold_start(t, job));
+        SL_RETURN(t, job->rc_ < 0 ? job->rc_ : 0);   /* released: the handler runs */
     }
     if (f->delay_ms) {
         SL_AWAIT(t, job->rc_, sl_sleep(t, (uint64_t)f->delay_ms * SL_NS_PER_MS));

@@ -20,10 +20,10 @@ static int one_key(svc_fault *f, const char *key, json_t *v, char *err, size_t e
         if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > SVC_FAULT_MAX_DELAY_MS)
             return bad(err, errlen, "delay_ms must be an integer 0..%d", SVC_FAULT_MAX_DELAY_MS);
         f->delay_ms = (uint32_t)json_integer_value(v);
-    } else if (!strcmp(key, "hang") || !strcmp(key, "reset")) {
+    } else if (!strcmp(key, "hang") || !strcmp(key, "hold") || !strcmp(key, "reset")) {
         if (!json_is_boolean(v))
             return bad(err, errlen, "%s must be true or false", key);
-        *(key[0] == 'h' ? &f->hang : &f->reset) = json_is_true(v);
+        *(!strcmp(key, "hang") ? &f->hang : !strcmp(key, "hold") ? &f->hold : &f->reset) = json_is_true(v);
     } else if (!strcmp(key, "error_rate")) {
         if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1)
             return bad(err, errlen, "error_rate must be a number 0..1");
@@ -37,7 +37,7 @@ static int one_key(svc_fault *f, const char *key, json_t *v, char *err, size_t e
                        sizeof f->path);
         strcpy(f->path, p);
     } else {
-        return bad(err, errlen, "unknown key '%s' (delay_ms, hang, error_rate, reset, path)", key);
+        return bad(err, errlen, "unknown key '%s' (delay_ms, hang, hold, error_rate, reset, path)", key);
     }
     return 0;
 }
@@ -60,9 +60,9 @@ int svc_fault_parse(const char *body, size_t len, svc_fault *f, char *err, size_
     json_decref(root);
     if (rc < 0)
         return rc;
-    f->on = f->delay_ms || f->hang || f->reset || f->error_rate > 0;
+    f->on = f->delay_ms || f->hang || f->hold || f->reset || f->error_rate > 0;
     if (!f->on)
-        return bad(err, errlen, "no fault given (delay_ms, hang, error_rate or reset)");
+        return bad(err, errlen, "no fault given (delay_ms, hang, hold, error_rate or reset)");
     return 0;
 }
 
@@ -79,6 +79,6 @@ json_t *svc_fault_json(const svc_fault *f)
 {
     if (!f->on)
         return json_null();
-    return json_pack("{s:i, s:b, s:f, s:b, s:s?}", "delay_ms", (int)f->delay_ms, "hang", f->hang,
-                     "error_rate", f->error_rate, "reset", f->reset, "path", f->path[0] ? f->path : NULL);
+    return json_pack("{s:i, s:b, s:b, s:f, s:b, s:s?}", "delay_ms", (int)f->delay_ms, "hang", f->hang,
+                     "hold", f->hold, "error_rate", f->error_rate, "reset", f->reset, "path", f->path[0] ? f->path : NULL);
 }
