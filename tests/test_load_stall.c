@@ -60,6 +60,10 @@ static void open_loop_sees_the_stall(void **st)
     (void)st;
     json_t *j = run((char *[]){ "--rate", "1000", "--duration", "5", NULL });
     double p99 = jnum2(j, "latency_ms", "p99"), p90 = jnum2(j, "latency_ms", "p90");
+    /* the schedule's count, on any machine: sluice-load sends every request
+     * due before the end, late if it must (before, the requests whose
+     * timer had not fired when the run's end woke first were never sent:
+     * fewer than 5,000 on a loaded machine) */
     assert_true(jnum(j, "requests") == 5000);
     assert_true(p99 >= 500);
     assert_true(p90 >= 100);     /* 20% of the requests were due in the stall */

@@ -378,6 +378,68 @@ static void test_prepare(void **state)
     store_close();
 }
 
+/* ---- more statements than the first cache holds: none is left open ------------------- */
+
+#define MANY_STMTS 48   /* past the 32 the cache first holds */
+
+typedef struct many_io {
+    int open_after;           /* the connection's statements when the step ends */
+    int wrong;                /* statements that did not answer their own number */
+} many_io;
+
+/* Distinct SQL at stable addresses, as the cache's contract asks (it keys
+ * by address): made once, never freed. */
+static char many_sql[MANY_STMTS][32];
+
+static int open_stmts(sqlite3 *db)
+{
+    int n = 0;
+    for (sqlite3_stmt *s = sqlite3_next_stmt(db, NULL); s; s = sqlite3_next_stmt(db, s))
+        n++;
+    return n;
+}
+
+static int many_fn(svc_conn *c, void *arg)
+{
+    many_io *io = arg;
+    for (int i = 0; i < MANY_STMTS; i++) {
+        int rc;
+        sqlite3_stmt *s = svc_conn_prepare(c, many_sql[i], &rc);
+        if (!s)
+            return rc;
+        if (sqlite3_step(s) != SQLITE_ROW || sqlite3_column_int(s, 0) != i)
+            io->wrong++;
+    }
+    io->open_after = open_stmts(svc_conn_db(c));
+    return 0;
+}
+
+static void test_many_statements(void **state)
+{
+    (void)state;
+    for (int i = 0; i < MANY_STMTS; i++)
+        snprintf(many_sql[i], sizeof many_sql[i], "SELECT %d", i);
+    store_open(":memory:");
+    /* the first two runs prepare every statement (the first measures
+     * before the COMMIT after it is prepared); each later run must find
+     * them all and prepare none: an open statement more per run is a leak
+     * (before: 16 more each run, never finalized) */
+    many_io first = { 0, 0 };
+    assert_int_equal(svc_store_exec_now(st, many_fn, &first), 0);
+    assert_int_equal(first.wrong, 0);
+    first = (many_io){ 0, 0 };
+    assert_int_equal(svc_store_exec_now(st, many_fn, &first), 0);
+    assert_int_equal(first.wrong, 0);
+    assert_true(first.open_after >= MANY_STMTS);
+    for (int run = 0; run < 5; run++) {
+        many_io again = { 0, 0 };
+        assert_int_equal(svc_store_exec_now(st, many_fn, &again), 0);
+        assert_int_equal(again.wrong, 0);
+        assert_int_equal(again.open_after, first.open_after);
+    }
+    store_close();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -385,6 +447,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_memory_reads_through_writer),
         cmocka_unit_test(test_prepare),
+        cmocka_unit_test(test_many_statements),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

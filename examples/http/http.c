@@ -11,14 +11,17 @@ static int hello(sl_task *t, void *arg) {       /* a handler is a task; arg is t
 
 int main(int argc, char **argv) {
     sl_runtime *rt;
-    sl_http_server *srv;
+    sl_http_server *srv = NULL;
     const char *listen = argc > 1 ? argv[1] : "127.0.0.1:8080";     /* port 0: any free one */
-    if (sl_runtime_new(&rt, NULL) < 0 ||                             /* a reactor per core */
-        sl_http_server_new(&srv, rt, &(sl_http_server_opts){ .listen = listen }) < 0 ||
+    if (sl_runtime_new(&rt, NULL) < 0)                               /* a reactor per core */
+        return 1;
+    if (sl_http_server_new(&srv, rt, &(sl_http_server_opts){ .listen = listen }) < 0 ||
         sl_http_route(srv, "GET", "/hello", hello, 0, NULL) < 0 ||
         sl_http_server_start(srv) < 0 ||                            /* binds */
         sl_http_server_handle_signals(srv) < 0) {                   /* SIGTERM: drain, stop */
         fprintf(stderr, "http: cannot serve on %s\n", listen);
+        sl_http_server_free(srv);       /* NULL if it was not made; the runtime after it */
+        sl_runtime_free(rt);
         return 1;
     }
     printf("listening on %.*s:%d\n", (int)(strrchr(listen, ':') - listen), listen, sl_http_server_port(srv));

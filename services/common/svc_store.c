@@ -29,14 +29,14 @@
 #include "svc_store.h"
 
 #define READERS 16            /* read connections (at most one per pool thread) */
-#define STMTS 32              /* cached statements per connection */
+#define STMTS 32              /* cached statements per connection, at first: it grows */
 #define BUSY_MS 5000          /* a reader waiting for a checkpoint's lock, at most */
 #define CKPT_PAGES 1000       /* the WAL's size (pages) that calls for a checkpoint */
 
 struct svc_conn {
     sqlite3 *db;
-    struct svc_conn_stmt_ { const char *sql; sqlite3_stmt *s; } cache[STMTS];
-    int n;
+    struct svc_conn_stmt_ { const char *sql; sqlite3_stmt *s; } *cache;
+    int n, cap;
     bool busy;                /* a reader in use (under the store's mutex) */
 };
 
@@ -103,11 +103,27 @@ sqlite3_stmt *svc_conn_stmt(svc_conn *c, const char *sql)
             sqlite3_clear_bindings(s);
             return s;
         }
+    /* Every statement prepared is in the cache, which finalizes it at
+     * conn_close: the caller never finalizes. The cache grows rather than
+     * evicting: its keys are string literals, so their number is fixed by
+     * the program's text (the services use ~40), and a statement evicted
+     * while a step still holds it (a SELECT being walked while an INSERT
+     * is prepared) would be finalized under the step's feet. (A statement
+     * past a fixed cache, prepared anew each call and never finalized,
+     * was a leak per call: issue leaks, test_svc_store's
+     * test_many_statements.) */
+    if (c->n == c->cap) {
+        int cap = c->cap ? 2 * c->cap : STMTS;
+        struct svc_conn_stmt_ *more = realloc(c->cache, (size_t)cap * sizeof *more);
+        if (!more)
+            return NULL;   /* out of memory; nothing prepared, nothing to free */
+        c->cache = more;
+        c->cap = cap;
+    }
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK)
         return NULL;
-    if (c->n < STMTS)   /* else it is prepared each time: correct, slower */
-        c->cache[c->n++] = (struct svc_conn_stmt_){ sql, s };
+    c->cache[c->n++] = (struct svc_conn_stmt_){ sql, s };
     return s;
 }
 
@@ -171,7 +187,9 @@ static void conn_close(svc_conn *c)
 {
     for (int i = 0; i < c->n; i++)
         sqlite3_finalize(c->cache[i].s);
-    c->n = 0;
+    free(c->cache);
+    c->cache = NULL;
+    c->n = c->cap = 0;
     sqlite3_close_v2(c->db);
     c->db = NULL;
 }

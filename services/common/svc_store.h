@@ -35,7 +35,10 @@
  * committed step.
  *
  * Statements are prepared once per connection (svc_conn_stmt caches them
- * by the address of their SQL text, a string literal).
+ * by the address of their SQL text, a string literal). The cache owns
+ * every statement it hands out, holds any number of them (it grows; it
+ * never evicts one a step may still hold) and finalizes them when the
+ * store is freed: a step never finalizes one.
  *
  * Cancel: the task resumes at once with -ETIMEDOUT or -ECANCELED (or its
  * cancel error) and io is dropped (step->drop frees what the step put in
@@ -146,7 +149,8 @@ int svc_db_detach(sl_ctx *ctx, svc_store *st, const svc_dbstep *step, const void
 /* ---- inside a step function (on a worker) ------------------------------------------- */
 
 /* The statement for `sql` (a string literal: cached by address), reset with
- * its bindings cleared; NULL if it cannot be prepared. */
+ * its bindings cleared; NULL if it cannot be prepared (or no memory is
+ * left for the cache). The cache owns it: never finalize it. */
 sqlite3_stmt *svc_conn_stmt(svc_conn *c, const char *sql);
 
 /* The same, or NULL with *rc set to why (svc_conn_done of the connection's

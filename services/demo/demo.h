@@ -31,7 +31,8 @@ typedef struct mode_result {
      * overload_x x C in PH_FAULT, at half C in PH_WARMUP and PH_RECOVERY,
      * no PH_STEADY; admission on or off */
     bool overload, admission_off;
-    double capacity;             /* C: 201/s in a closed loop of 64 connections */
+    double capacity;             /* C: 201/s in a closed loop of capacity_conns connections */
+    int capacity_conns;          /* 64; fewer when 64 at once all outlasted the budget (a loaded machine) */
     int rate[NPHASE];            /* per phase; 0: cfg->rate */
     char error[512];             /* why the run stopped early, "" if it did not */
     phase_result ph[NPHASE];

@@ -36,9 +36,12 @@ static void verdict(const demo_cfg *cfg, mode_result *m)
     if (m->overload && m->ran && !m->error[0]) {
         const phase_result *a = &m->ph[PH_RECOVERY];
         double dur = f->duration_s > 0 ? f->duration_s : 1;
-        snprintf(m->verdict, n, "%s: a %dx burst (%d/s offered, C = %.0f/s): goodput %.0f/s = %.2f C, 201 p99 "
+        char low[96] = "";
+        if (m->capacity_conns && m->capacity_conns != 64)   /* see measure_capacity */
+            snprintf(low, sizeof low, ", measured %d at a time: 64 at once all outlasted the budget", m->capacity_conns);
+        snprintf(m->verdict, n, "%s: a %dx burst (%d/s offered, C = %.1f/s%s): goodput %.0f/s = %.2f C, 201 p99 "
                  "%.0f ms, %ld x 503, %ld x 504, %ld client timeouts; after it, %.0f%% 201; %s", m->mode,
-                 cfg->overload_x, m->rate[PH_FAULT], m->capacity, f->st201 / dur,
+                 cfg->overload_x, m->rate[PH_FAULT], m->capacity, low, f->st201 / dur,
                  m->capacity > 0 ? f->st201 / dur / m->capacity : 0, f->p99_201, f->st503, f->st504,
                  f->timeouts, a->requests ? 100.0 * a->st201 / a->requests : 0, inv);
         return;
@@ -266,12 +269,13 @@ int report_html(const demo_cfg *cfg, const mode_result *mr, int nmodes)
         const mode_result *m = &mr[i];
         if (m->overload && (i == 0 || !mr[i - 1].overload))
             fprintf(f, "<h1>Overload: admission on and off</h1>\n<p>The safe chain at half its capacity C "
-                       "(201/s in a closed loop of 64 connections: %.0f/s), then in the shaded window a burst of "
+                       "(201/s in a closed loop of %d connections%s: %.1f/s), then in the shaded window a burst of "
                        "%d x C, then C/2 again. First with sluice's adaptive admission (a concurrency limit that "
                        "follows latency, CoDel on the queue, refusals by remaining budget), then the same chain "
                        "with <code>--admission off</code> (fixed limits only), at the same rates. Goodput is the "
                        "green: a 503 is a quick, cheap no; a client timeout (black) is work wasted.</p>\n",
-                    m->capacity, cfg->overload_x);
+                    m->capacity_conns, m->capacity_conns != 64 ? ", as 64 at once all outlasted the budget on "
+                    "this machine" : "", m->capacity, cfg->overload_x);
         fprintf(f, "<h2>%s</h2><p class='v'>", m->mode);
         html_escape(f, m->verdict);
         fprintf(f, "</p>\n<table><tr><th>phase</th><th>ok/s</th><th>p50 ms</th><th>p99 ms</th><th>max ms</th>"
