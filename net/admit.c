@@ -126,8 +126,9 @@ bool sl__admit_lifo(const sl_admit *a)
     return a->cfg.adaptive && a->overloaded;
 }
 
-void sl__admit_need_add(sl_admit_need *m, uint64_t ns)
+void sl__admit_need_add(sl_admit_need *m, uint64_t now, uint64_t ns)
 {
+    m->at = now;
     if (m->n++ == 0) {
         m->med = ns;
         return;
@@ -141,7 +142,10 @@ void sl__admit_need_add(sl_admit_need *m, uint64_t ns)
         m->med -= m->med - ns < step ? m->med - ns : step;
 }
 
-uint64_t sl__admit_need(const sl_admit_need *m)
+uint64_t sl__admit_need(const sl_admit_need *m, uint64_t now)
 {
-    return m->n >= SL_ADMIT_NEED_MIN_SAMPLES ? m->med : 0;
+    /* now may be older than the last sample (taken before it, in the same turn) */
+    if (m->n < SL_ADMIT_NEED_MIN_SAMPLES || (now > m->at && now - m->at >= SL_ADMIT_NEED_STALE_NS))
+        return 0;
+    return m->med;
 }

@@ -92,13 +92,21 @@ bool sl__admit_lifo(const sl_admit *a);
  * itself by a step proportional to the estimate). Zeroed is empty. */
 typedef struct sl_admit_need {
     uint64_t med;             /* ns */
+    uint64_t at;              /* when the last sample came (the clock of now) */
     uint32_t n;
 } sl_admit_need;
 
 #define SL_ADMIT_NEED_MIN_SAMPLES 16   /* the estimate is used from then on */
+/* An estimate with no sample for this long is not used: the requests it
+ * refuses never run, so they can never teach it that the route got fast
+ * again. Without this, a route whose median rose past the budget during an
+ * overload refused every later request for good (the demo's overload scene
+ * with a 60 ms budget: 0 % 201 after the burst, issue 14). */
+#define SL_ADMIT_NEED_STALE_NS 1000000000ULL
 
-void sl__admit_need_add(sl_admit_need *m, uint64_t ns);
+void sl__admit_need_add(sl_admit_need *m, uint64_t now, uint64_t ns);
 
-/* The estimate, or 0 before SL_ADMIT_NEED_MIN_SAMPLES samples. */
-uint64_t sl__admit_need(const sl_admit_need *m);
+/* The estimate at `now`, or 0 (no refusal) before SL_ADMIT_NEED_MIN_SAMPLES
+ * samples or SL_ADMIT_NEED_STALE_NS after the last one. */
+uint64_t sl__admit_need(const sl_admit_need *m, uint64_t now);
 #endif

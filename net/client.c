@@ -100,7 +100,6 @@ struct pool {
     uint32_t tokens;       /* retry budget, in thousandths of a retry */
     /* fail-fast (sl_http_upstream_opts.no_fail_fast) */
     sl_admit_need lat;     /* the median time of a call answered below 500 */
-    uint64_t lat_at;       /* when it last learned */
     uint64_t ff_start;     /* the throttle's window began */
     uint32_t ff_req, ff_acc;   /* calls made and answered (not 503) in it */
     uint64_t ff_last_503;  /* when the upstream last answered 503 (ns); 0: never */
@@ -717,10 +716,6 @@ static void span_end(priv *pv, int rc)
  * Overload": with K = 2 the callee still gets up to twice what it
  * accepts, enough to see it recover). */
 #define FF_K 2
-/* A latency estimate not refreshed for this long is not used: the calls
- * it turned away would never let it learn that the upstream is fast again. */
-#define FF_STALE_NS SL_NS_PER_S
-
 static void ff_roll(pool *pl, uint64_t now)
 {
     while (now - pl->ff_start >= FF_WINDOW_NS) {
@@ -752,8 +747,7 @@ static void learn(pool *pl, const priv *pv)
     else
         pl->ff_last_503 = now;
     if (status < 500) {
-        sl__admit_need_add(&pl->lat, now - pv->t0);
-        pl->lat_at = now;
+        sl__admit_need_add(&pl->lat, now, now - pv->t0);
     }
 }
 
@@ -766,8 +760,8 @@ static void learn(pool *pl, const priv *pv)
 enum { FF_NO = -1, FF_LATENCY = 0, FF_THROTTLE = 1 };
 static int fail_fast(pool *pl, uint64_t deadline, uint64_t now, uint64_t margin)
 {
-    uint64_t need = sl__admit_need(&pl->lat);
-    if (need && deadline && now - pl->lat_at < FF_STALE_NS && deadline - now < margin + need)
+    uint64_t need = sl__admit_need(&pl->lat, now);   /* 0 once stale (1 s without an answer) */
+    if (need && deadline && deadline - now < margin + need)
         return FF_LATENCY;
     /* an upstream that refused nothing for a window is not refusing: the
      * counts may still say so for a while (at a low call rate, the few

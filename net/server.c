@@ -558,7 +558,7 @@ static int budget_refusal_ri(const srv_reactor *sr, const route_info *ri, uint64
         return 0;
     if (now >= deadline)
         return 504;
-    uint64_t need = ri->need_ms ? (uint64_t)ri->need_ms * SL_NS_PER_MS : sl__admit_need(&sr->need[ri->idx]);
+    uint64_t need = ri->need_ms ? (uint64_t)ri->need_ms * SL_NS_PER_MS : sl__admit_need(&sr->need[ri->idx], now);
     return deadline - now < need ? 503 : 0;
 }
 
@@ -763,7 +763,7 @@ void sl__srv_task_ended(sl_http_req *req)
         uint64_t now = sl_now_ns();
         sl__admit_sample(&sr->adm, now, now - req->t_run, req->inflight_at);
         if (req->status >= 200 && req->status < 500)
-            sl__admit_need_add(&sr->need[req->route->idx], now - req->t_run);
+            sl__admit_need_add(&sr->need[req->route->idx], now, now - req->t_run);
     }
     if (req->undo_slot) {
         req->undo_slot = false;

@@ -240,29 +240,50 @@ static void test_need_median(void **state)
 {
     (void)state;
     sl_admit_need m = { 0 };
-    assert_int_equal(sl__admit_need(&m), 0);
+    assert_int_equal(sl__admit_need(&m, 0), 0);
     /* samples 1..19 ms in a scrambled order, many times: median 10 ms */
     uint32_t x = 12345;
     for (int i = 0; i < SL_ADMIT_NEED_MIN_SAMPLES - 1; i++) {
-        sl__admit_need_add(&m, 10 * MS);
-        assert_int_equal(sl__admit_need(&m), 0);   /* too few yet */
+        sl__admit_need_add(&m, 0, 10 * MS);
+        assert_int_equal(sl__admit_need(&m, 0), 0);   /* too few yet */
     }
     for (int i = 0; i < 5000; i++) {
         x = x * 1103515245u + 12345u;
-        sl__admit_need_add(&m, (1 + (x >> 16) % 19) * MS);
+        sl__admit_need_add(&m, 0, (1 + (x >> 16) % 19) * MS);
     }
-    uint64_t med = sl__admit_need(&m);
+    uint64_t med = sl__admit_need(&m, 0);
     assert_true(med > 8 * MS && med < 12 * MS);
     /* a skewed stream: 90 % at 1 ms, 10 % at 900 ms: the median is 1 ms,
      * where a mean would say 91 */
     for (int i = 0; i < 5000; i++)
-        sl__admit_need_add(&m, i % 10 ? 1 * MS : 900 * MS);
-    med = sl__admit_need(&m);
+        sl__admit_need_add(&m, 0, i % 10 ? 1 * MS : 900 * MS);
+    med = sl__admit_need(&m, 0);
     assert_true(med >= 1 * MS && med < 2 * MS);
     /* it follows a change */
     for (int i = 0; i < 2000; i++)
-        sl__admit_need_add(&m, 50 * MS);
-    assert_int_equal(sl__admit_need(&m), 50 * MS);
+        sl__admit_need_add(&m, 0, 50 * MS);
+    assert_int_equal(sl__admit_need(&m, 0), 50 * MS);
+}
+
+/* An estimate with no new sample for SL_ADMIT_NEED_STALE_NS is not used:
+ * the requests it refuses never run and could never teach it the route got
+ * fast again (a lockout: 0 % served after an overload, issue 14). */
+static void test_need_goes_stale(void **state)
+{
+    (void)state;
+    sl_admit_need m = { 0 };
+    uint64_t t = 5 * SL_ADMIT_NEED_STALE_NS;   /* any clock */
+    for (int i = 0; i < SL_ADMIT_NEED_MIN_SAMPLES; i++)
+        sl__admit_need_add(&m, t, 80 * MS);
+    assert_int_equal(sl__admit_need(&m, t), 80 * MS);
+    assert_int_equal(sl__admit_need(&m, t + SL_ADMIT_NEED_STALE_NS - 1), 80 * MS);
+    assert_int_equal(sl__admit_need(&m, t + SL_ADMIT_NEED_STALE_NS), 0);   /* stale: no refusal */
+    /* one new sample makes it current again, from where it was */
+    sl__admit_need_add(&m, t + 2 * SL_ADMIT_NEED_STALE_NS, 80 * MS);
+    assert_int_equal(sl__admit_need(&m, t + 2 * SL_ADMIT_NEED_STALE_NS), 80 * MS);
+    /* a clock read before the last sample (the same event-loop turn) is not
+     * "a long time since": no unsigned wrap-around to stale */
+    assert_int_equal(sl__admit_need(&m, t + 2 * SL_ADMIT_NEED_STALE_NS - 1), 80 * MS);
 }
 
 /* A simulated server: processor sharing at CAP requests/s (each request
@@ -550,7 +571,21 @@ static void test_deadline_aware_refusal(void **state)
     int before = atomic_load(&ran);
     assert_int_equal(ask("GET /learn?ms=30 HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 10m\r\n\r\n", &r, NULL), 503);
     assert_int_equal(atomic_load(&ran), before);
+    uint64_t learned = sl_now_ns();   /* before the last sample */
     assert_int_equal(ask("GET /learn?ms=30 HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 1S\r\n\r\n", &r, NULL), 200);
+    /* no lockout: requests refused for their budget teach nothing, so
+     * once the estimate is SL_ADMIT_NEED_STALE_NS old a 10 ms request runs
+     * again (and its own budget ends it: 504); polled, bounded at 10 s */
+    int st = 503;
+    before = atomic_load(&ran);
+    while (st == 503 && sl_now_ns() - learned < 10 * SL_NS_PER_S) {
+        st = ask("GET /learn?ms=30 HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 10m\r\n\r\n", &r, NULL);
+        if (st == 503)
+            poll(NULL, 0, 50);
+    }
+    assert_int_equal(st, 504);
+    assert_true(sl_now_ns() - learned >= SL_ADMIT_NEED_STALE_NS);
+    assert_int_equal(atomic_load(&ran), before + 1);
     srv_stop(&TS);
 
     /* admission FIXED: no deadline-aware refusal, the handler runs (and
@@ -857,6 +892,7 @@ int main(void)
         cmocka_unit_test(test_codel),
         cmocka_unit_test(test_codel_target_follows_service_time),
         cmocka_unit_test(test_need_median),
+        cmocka_unit_test(test_need_goes_stale),
         cmocka_unit_test(test_sim_overload),
         cmocka_unit_test(test_server_bad_options),
         cmocka_unit_test(test_deadline_aware_refusal),
