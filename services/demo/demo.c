@@ -306,6 +306,27 @@ static int run_phase(const demo_cfg *cfg, chain *c, phase_result *ph, int rps, i
 
 /* ---- the invariant ------------------------------------------------------------------ */
 
+/* A read of the walk: retried (up to 20 times, 100 ms apart) while it gets
+ * no answer or a 503/504. The services give the walk's reads their own
+ * budget (--budget-ms): right after an overload one can outlast a short one
+ * (a GET /charges answered 504 at 60 ms was counted as a charge missing
+ * from a PAID order: "INVARIANT BROKEN" for books that agreed). Returns
+ * hget's result; r is the last answer. */
+static int walk_get(int port, const char *path, hget_resp *r)
+{
+    for (int i = 0;; i++) {
+        int rc = hget(port, "GET", path, NULL, 10000, r);
+        if (rc == 0 && r->status != 503 && r->status != 504)
+            return 0;
+        if (i == 19)
+            return rc;
+        if (rc == 0)
+            hget_free(r);
+        struct timespec ts = { 0, 100 * 1000 * 1000 };   /* polling remote state */
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* Every finished order must be PAID with its reservation kept and its charge
  * CHARGED, or FAILED with its reservation given back and no charge (or a
  * voided one); the stock the inventory lost must be exactly the quantity of
@@ -313,9 +334,15 @@ static int run_phase(const demo_cfg *cfg, chain *c, phase_result *ph, int rps, i
 static void check_invariant(chain *c, mode_result *m)
 {
     hget_resp r;
-    if (hget(c->port[SVC_ORDER], "GET", "/orders", NULL, 10000, &r) < 0)
+    int rc = walk_get(c->port[SVC_ORDER], "/orders", &r);
+    json_t *doc = rc == 0 && r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
+    if (!doc) {   /* nothing walked is no verdict on the books ("1 of 0 disagree" before) */
+        snprintf(m->error, sizeof m->error, "the books could not be walked: GET /orders %s %d",
+                 rc < 0 ? "failed" : "answered", rc < 0 ? rc : r.status);
+        if (rc == 0)
+            hget_free(&r);
         return;
-    json_t *doc = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
+    }
     hget_free(&r);
     json_t *o;
     size_t i;
@@ -329,13 +356,15 @@ static void check_invariant(chain *c, mode_result *m)
         m->orders++;
         char path[160];
         snprintf(path, sizeof path, "/reservations/%s", id);
-        int rst = hget(c->port[SVC_INVENTORY], "GET", path, NULL, 2000, &r);
+        int rst = walk_get(c->port[SVC_INVENTORY], path, &r);
         bool reserved = rst == 0 && r.status == 200 && strstr(r.body, "\"RESERVED\"");
+        int rstatus = rst == 0 ? r.status : rst;
         if (rst == 0)
             hget_free(&r);
         snprintf(path, sizeof path, "/charges/%s", id);
-        int cst = hget(c->port[SVC_PAYMENT], "GET", path, NULL, 2000, &r);
+        int cst = walk_get(c->port[SVC_PAYMENT], path, &r);
         bool charged = cst == 0 && r.status == 200 && strstr(r.body, "\"CHARGED\"");
+        int cstatus = cst == 0 ? r.status : cst;
         if (cst == 0)
             hget_free(&r);
         if (reserved)
@@ -346,15 +375,21 @@ static void check_invariant(chain *c, mode_result *m)
         }
         m->checked++;
         bool paid = !strcmp(status, "PAID");
-        if (rst < 0 || cst < 0 || reserved != paid || charged != paid)
+        if (rst < 0 || cst < 0 || reserved != paid || charged != paid) {
+            /* the first few named, so a broken invariant can be followed */
+            if (m->disagree < 5)
+                fprintf(stderr, "sluice-demo: %s: order %s is %s, its reservation %s (%d), its charge %s (%d)\n",
+                        m->mode, id, status, reserved ? "RESERVED" : "not reserved", rstatus,
+                        charged ? "CHARGED" : "not charged", cstatus);
             m->disagree++;
+        }
     }
     json_decref(doc);
     long lost = 0;
     for (int k = 1; k <= NITEMS; k++) {
         char path[64];
         snprintf(path, sizeof path, "/stock/sku-%d", k);
-        if (hget(c->port[SVC_INVENTORY], "GET", path, NULL, 2000, &r) < 0)
+        if (walk_get(c->port[SVC_INVENTORY], path, &r) < 0)
             continue;
         json_t *s = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
         lost += s ? STOCK0 - jlong(s, "available") : 0;
@@ -406,7 +441,7 @@ static void merge_traces(const demo_cfg *cfg, const char *mode)
 static void settle(chain *c, int ms)
 {
     long long end = now_ms() + ms;
-    while (now_ms() < end) {
+    for (;;) {
         long sum = 0;
         for (int s = 0; s < NSVC; s++) {
             long v = inflight(c->port[s]), u = undo_pending(c->port[s]);
@@ -415,6 +450,14 @@ static void settle(chain *c, int ms)
         }
         if (sum <= 0)
             return;
+        if (now_ms() >= end) {   /* the walk will say what it finds; this says why */
+            fprintf(stderr, "sluice-demo: still in flight or owed after %d ms:", ms);
+            for (int s = 0; s < NSVC; s++)
+                fprintf(stderr, " %s %ld in flight, %ld undos", svc_name[s], inflight(c->port[s]) - 1,
+                        undo_pending(c->port[s]));
+            fprintf(stderr, "\n");
+            return;
+        }
         struct timespec ts = { 0, 50 * 1000 * 1000 };   /* polling remote state */
         nanosleep(&ts, NULL);
     }
