@@ -404,10 +404,7 @@ int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,
         ch->on_expire_ = opts->on_expire;
         ch->expire_arg_ = opts->expire_arg;
     }
-    ch->next_ = r->chans;
-    if (r->chans)
-        r->chans->prev_ = ch;
-    r->chans = ch;
+    SL_LIST_PUSH_FRONT(&r->chans, ch, link_);
     r->nchans++;
     if (out)
         *out = ch;
@@ -637,7 +634,7 @@ int sl_chan_attach(sl_chan *ch, sl_task *t, int ends)
  * malloc handed to someone else. Headers wait in a FIFO per reactor, at most
  * SL_CHAN_QUARANTINE of them (some 200 KiB), and all go with the reactor.
  * The ring, the bulk of a channel, is freed at once. The FIFO links are the
- * registry's prev_/next_, unused once the channel is unregistered. */
+ * registry's link_, unused once the channel is unregistered. */
 static void release_header(sl_chan *ch)
 {
     sl_reactor *r = ch->qhome_;
@@ -645,15 +642,10 @@ static void release_header(sl_chan *ch)
         free(ch);
         return;
     }
-    ch->next_ = NULL;
-    if (r->quar_tail)
-        r->quar_tail->next_ = ch;
-    else
-        r->quar_head = ch;
-    r->quar_tail = ch;
+    SL_LIST_PUSH_BACK(&r->quar, ch, link_);
     if (++r->nquar > SL_CHAN_QUARANTINE) {
-        sl_chan *old = r->quar_head;
-        r->quar_head = old->next_;
+        sl_chan *old = r->quar.head;
+        SL_LIST_REMOVE(&r->quar, old, link_);
         r->nquar--;
         free(old);
     }
@@ -662,12 +654,11 @@ static void release_header(sl_chan *ch)
 void sl__chan_quarantine_free(sl_reactor *r)
 {
     r->quar_off = true;
-    while (r->quar_head) {
-        sl_chan *ch = r->quar_head;
-        r->quar_head = ch->next_;
+    while (r->quar.head) {
+        sl_chan *ch = r->quar.head;
+        SL_LIST_REMOVE(&r->quar, ch, link_);
         free(ch);
     }
-    r->quar_tail = NULL;
     r->nquar = 0;
 }
 
@@ -750,12 +741,7 @@ void sl__chan_release_holds(sl_task *t)
 static void unregister(sl_chan *ch)
 {
     sl_reactor *r = ch->home_;
-    if (ch->prev_)
-        ch->prev_->next_ = ch->next_;
-    else
-        r->chans = ch->next_;
-    if (ch->next_)
-        ch->next_->prev_ = ch->prev_;
+    SL_LIST_REMOVE(&r->chans, ch, link_);
     r->nchans--;
     ch->home_ = NULL;
 }
@@ -903,8 +889,8 @@ sl_reactor *sl_chan_reactor(const sl_chan *ch) { return ch->home_; }
 
 int sl_reactor_foreach_chan(sl_reactor *r, int (*fn)(sl_chan *, void *), void *arg)
 {
-    for (sl_chan *ch = r->chans, *next; ch; ch = next) {
-        next = ch->next_;
+    sl_chan *ch, *next;
+    SL_LIST_FOREACH_SAFE(ch, &r->chans, link_, next) {
         int rc = fn(ch, arg);
         if (rc)
             return rc;

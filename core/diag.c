@@ -574,8 +574,8 @@ int sl__destroy_leaked_tasks(sl_reactor *r)
 int sl__release_leaked_chans(sl_reactor *r)
 {
     int n = 0;
-    while (r->chans) {
-        sl_chan *ch = r->chans;
+    while (r->chans.head) {
+        sl_chan *ch = r->chans.head;
         sl__report(r, "sluice: leak: channel '%s' (made at %s:%d, %zu of %zu elements buffered) never freed; freed now",
                    ch->name_, ch->file_, ch->line_, ch->len_, ch->cap_);
         sl__chan_teardown(ch);

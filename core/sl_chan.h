@@ -261,7 +261,7 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags);
 
 struct sl_chan {
     sl_reactor *home_;
-    sl_chan *prev_, *next_;
+    struct { sl_chan *prev, *next; } link_;   /* the home's channels, or its quarantine (core/list.h) */
     const char *name_, *file_;
     int line_;
     uint8_t closed_, freed_, heap_, buf_heap_, senders_gone_, receivers_gone_, pressured_;
