@@ -586,7 +586,8 @@ int sl_chan_give(sl_chan *ch, sl_task *from, sl_task *to)
 
 static sl_hold *find_hold(sl_chan *ch, sl_task *t)
 {
-    for (sl_hold *h = ch->holds_; h; h = h->cnext)
+    sl_hold *h;
+    SL_LIST_FOREACH(h, &ch->holds_, clink)
         if (h->task == t)
             return h;
     return NULL;
@@ -607,15 +608,10 @@ int sl_chan_attach(sl_chan *ch, sl_task *t, int ends)
             return -ENOMEM;
         h->ch = ch;
         h->task = t;
-        h->cnext = ch->holds_;
-        if (ch->holds_)
-            ch->holds_->cprev = h;
-        ch->holds_ = h;
+        SL_LIST_PUSH_FRONT(&ch->holds_, h, clink);
         ch->n_holds_++;
-        if (t) {
-            h->tnext = t->holds_;
-            t->holds_ = h;
-        }
+        if (t)
+            SL_LIST_PUSH_FRONT(&t->holds_, h, tlink);
     }
     int added = ends & ~h->ends;
     h->ends |= ends;
@@ -687,18 +683,9 @@ static void chan_release_mem(sl_chan *ch)
 
 static void drop_hold(sl_chan *ch, sl_hold *h)
 {
-    if (h->cprev)
-        h->cprev->cnext = h->cnext;
-    else
-        ch->holds_ = h->cnext;
-    if (h->cnext)
-        h->cnext->cprev = h->cprev;
-    if (h->task) {
-        sl_hold **pp = &h->task->holds_;
-        while (*pp != h)
-            pp = &(*pp)->tnext;
-        *pp = h->tnext;
-    }
+    SL_LIST_REMOVE(&ch->holds_, h, clink);
+    if (h->task)
+        SL_LIST_REMOVE(&h->task->holds_, h, tlink);
     free(h);
     --ch->n_holds_;
     sl__chan_maybe_release(ch);
@@ -730,8 +717,8 @@ int sl_chan_detach(sl_chan *ch, sl_task *t, int ends)
 
 void sl__chan_release_holds(sl_task *t)
 {
-    while (t->holds_) {
-        sl_hold *h = t->holds_;
+    while (t->holds_.head) {
+        sl_hold *h = t->holds_.head;
         sl_chan_detach(h->ch, t, h->ends);
     }
 }
@@ -838,14 +825,14 @@ void sl__chan_teardown(sl_chan *ch)
     ch->freed_ = 1;
     ch->reserved_ = 0;   /* every reactor has stopped: no batch will come */
     ch->recalls_ = 0;
-    if (!ch->holds_) {
+    if (!ch->holds_.head) {
         chan_release_mem(ch);
         return;
     }
     /* holds of non-task code (task holds went with the tasks); the last
      * drop frees the channel */
     for (uint32_t n = ch->n_holds_; n > 0; n--)
-        drop_hold(ch, ch->holds_);
+        drop_hold(ch, ch->holds_.head);
 }
 
 int sl_chan_set_pressure(sl_chan *ch, size_t high, size_t low,

@@ -69,7 +69,7 @@ static void peers_of(const sl_chan *ch, int op, sl_wait_case *c)
     int want = op == SL_SEND ? SL_CHAN_RECEIVER : SL_CHAN_SENDER;
     c->ends = ch->n_holds_ > 0;
     c->peers = op == SL_SEND ? ch->n_receivers_ : ch->n_senders_;
-    for (const sl_hold *h = ch->holds_; h && !c->peer; h = h->cnext)
+    for (const sl_hold *h = ch->holds_.head; h && !c->peer; h = h->clink.next)
         if ((h->ends & want) && h->task)
             c->peer = h->task->name_;
 }

@@ -36,8 +36,8 @@ typedef struct sl_trace_ring sl_trace_ring;
 typedef struct sl_hold {
     sl_chan *ch;
     sl_task *task;
-    struct sl_hold *tnext;            /* task's list */
-    struct sl_hold *cprev, *cnext;    /* channel's list */
+    SL_LINK(struct sl_hold) tlink;    /* the task's holds_ */
+    SL_LINK(struct sl_hold) clink;    /* the channel's holds_ */
     int ends;
 } sl_hold;
 

@@ -276,7 +276,7 @@ struct sl_chan {
     void *pressure_arg_;
     sl_task *owner_;
     uint32_t n_senders_, n_receivers_, n_holds_;
-    struct sl_hold *holds_;
+    struct { struct sl_hold *head, *tail; } holds_;   /* ends attached (core/list.h) */
     size_t high_water_;
     uint64_t sent_, received_, send_parked_ns_;
     uint32_t remote_ops_;          /* cross-reactor operations under way */
