@@ -16,7 +16,7 @@
 
 typedef struct counter {
     _Atomic long n;
-    struct counter *next;
+    SL_LINK(struct counter) link;        /* on `all` */
 } counter;
 
 /* Small per-thread caches of freed blocks, one per size (each takes the
@@ -34,7 +34,7 @@ typedef struct cache {
 static __thread __attribute__((tls_model("initial-exec"))) cache blocks[NCACHES];
 
 static pthread_mutex_t all_mu = PTHREAD_MUTEX_INITIALIZER;
-static counter *all;                 /* every live thread's counter */
+static SL_LIST(counter) all;         /* every live thread's counter (core/list.h) */
 static _Atomic long retired;         /* counts of threads that have exited */
 static pthread_key_t exit_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
@@ -57,11 +57,7 @@ static void retire(void *p)
     counter *c = p;
     drop_cache();
     pthread_mutex_lock(&all_mu);
-    for (counter **pp = &all; *pp; pp = &(*pp)->next)
-        if (*pp == c) {
-            *pp = c->next;
-            break;
-        }
+    SL_LIST_REMOVE(&all, c, link);
     atomic_fetch_add(&retired, atomic_load(&c->n));
     pthread_mutex_unlock(&all_mu);
     mine = NULL;
@@ -82,8 +78,7 @@ static counter *my_counter(void)
     if (!c)
         return NULL;
     pthread_mutex_lock(&all_mu);
-    c->next = all;
-    all = c;
+    SL_LIST_PUSH_FRONT(&all, c, link);
     pthread_mutex_unlock(&all_mu);
     pthread_setspecific(exit_key, c);
     mine = c;
@@ -104,7 +99,8 @@ long sl_ctx_live_count(void)
 {
     pthread_mutex_lock(&all_mu);
     long n = atomic_load(&retired);
-    for (counter *c = all; c; c = c->next)
+    counter *c;
+    SL_LIST_FOREACH(c, &all, link)
         n += atomic_load_explicit(&c->n, memory_order_relaxed);
     pthread_mutex_unlock(&all_mu);
     return n;

@@ -404,10 +404,7 @@ int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,
         ch->on_expire_ = opts->on_expire;
         ch->expire_arg_ = opts->expire_arg;
     }
-    ch->next_ = r->chans;
-    if (r->chans)
-        r->chans->prev_ = ch;
-    r->chans = ch;
+    SL_LIST_PUSH_FRONT(&r->chans, ch, link_);
     r->nchans++;
     if (out)
         *out = ch;
@@ -589,7 +586,8 @@ int sl_chan_give(sl_chan *ch, sl_task *from, sl_task *to)
 
 static sl_hold *find_hold(sl_chan *ch, sl_task *t)
 {
-    for (sl_hold *h = ch->holds_; h; h = h->cnext)
+    sl_hold *h;
+    SL_LIST_FOREACH(h, &ch->holds_, clink)
         if (h->task == t)
             return h;
     return NULL;
@@ -610,15 +608,10 @@ int sl_chan_attach(sl_chan *ch, sl_task *t, int ends)
             return -ENOMEM;
         h->ch = ch;
         h->task = t;
-        h->cnext = ch->holds_;
-        if (ch->holds_)
-            ch->holds_->cprev = h;
-        ch->holds_ = h;
+        SL_LIST_PUSH_FRONT(&ch->holds_, h, clink);
         ch->n_holds_++;
-        if (t) {
-            h->tnext = t->holds_;
-            t->holds_ = h;
-        }
+        if (t)
+            SL_LIST_PUSH_FRONT(&t->holds_, h, tlink);
     }
     int added = ends & ~h->ends;
     h->ends |= ends;
@@ -637,7 +630,7 @@ int sl_chan_attach(sl_chan *ch, sl_task *t, int ends)
  * malloc handed to someone else. Headers wait in a FIFO per reactor, at most
  * SL_CHAN_QUARANTINE of them (some 200 KiB), and all go with the reactor.
  * The ring, the bulk of a channel, is freed at once. The FIFO links are the
- * registry's prev_/next_, unused once the channel is unregistered. */
+ * registry's link_, unused once the channel is unregistered. */
 static void release_header(sl_chan *ch)
 {
     sl_reactor *r = ch->qhome_;
@@ -645,15 +638,10 @@ static void release_header(sl_chan *ch)
         free(ch);
         return;
     }
-    ch->next_ = NULL;
-    if (r->quar_tail)
-        r->quar_tail->next_ = ch;
-    else
-        r->quar_head = ch;
-    r->quar_tail = ch;
+    SL_LIST_PUSH_BACK(&r->quar, ch, link_);
     if (++r->nquar > SL_CHAN_QUARANTINE) {
-        sl_chan *old = r->quar_head;
-        r->quar_head = old->next_;
+        sl_chan *old = r->quar.head;
+        SL_LIST_REMOVE(&r->quar, old, link_);
         r->nquar--;
         free(old);
     }
@@ -662,12 +650,11 @@ static void release_header(sl_chan *ch)
 void sl__chan_quarantine_free(sl_reactor *r)
 {
     r->quar_off = true;
-    while (r->quar_head) {
-        sl_chan *ch = r->quar_head;
-        r->quar_head = ch->next_;
+    while (r->quar.head) {
+        sl_chan *ch = r->quar.head;
+        SL_LIST_REMOVE(&r->quar, ch, link_);
         free(ch);
     }
-    r->quar_tail = NULL;
     r->nquar = 0;
 }
 
@@ -696,18 +683,9 @@ static void chan_release_mem(sl_chan *ch)
 
 static void drop_hold(sl_chan *ch, sl_hold *h)
 {
-    if (h->cprev)
-        h->cprev->cnext = h->cnext;
-    else
-        ch->holds_ = h->cnext;
-    if (h->cnext)
-        h->cnext->cprev = h->cprev;
-    if (h->task) {
-        sl_hold **pp = &h->task->holds_;
-        while (*pp != h)
-            pp = &(*pp)->tnext;
-        *pp = h->tnext;
-    }
+    SL_LIST_REMOVE(&ch->holds_, h, clink);
+    if (h->task)
+        SL_LIST_REMOVE(&h->task->holds_, h, tlink);
     free(h);
     --ch->n_holds_;
     sl__chan_maybe_release(ch);
@@ -739,8 +717,8 @@ int sl_chan_detach(sl_chan *ch, sl_task *t, int ends)
 
 void sl__chan_release_holds(sl_task *t)
 {
-    while (t->holds_) {
-        sl_hold *h = t->holds_;
+    while (t->holds_.head) {
+        sl_hold *h = t->holds_.head;
         sl_chan_detach(h->ch, t, h->ends);
     }
 }
@@ -750,12 +728,7 @@ void sl__chan_release_holds(sl_task *t)
 static void unregister(sl_chan *ch)
 {
     sl_reactor *r = ch->home_;
-    if (ch->prev_)
-        ch->prev_->next_ = ch->next_;
-    else
-        r->chans = ch->next_;
-    if (ch->next_)
-        ch->next_->prev_ = ch->prev_;
+    SL_LIST_REMOVE(&r->chans, ch, link_);
     r->nchans--;
     ch->home_ = NULL;
 }
@@ -852,14 +825,14 @@ void sl__chan_teardown(sl_chan *ch)
     ch->freed_ = 1;
     ch->reserved_ = 0;   /* every reactor has stopped: no batch will come */
     ch->recalls_ = 0;
-    if (!ch->holds_) {
+    if (!ch->holds_.head) {
         chan_release_mem(ch);
         return;
     }
     /* holds of non-task code (task holds went with the tasks); the last
      * drop frees the channel */
     for (uint32_t n = ch->n_holds_; n > 0; n--)
-        drop_hold(ch, ch->holds_);
+        drop_hold(ch, ch->holds_.head);
 }
 
 int sl_chan_set_pressure(sl_chan *ch, size_t high, size_t low,
@@ -903,8 +876,8 @@ sl_reactor *sl_chan_reactor(const sl_chan *ch) { return ch->home_; }
 
 int sl_reactor_foreach_chan(sl_reactor *r, int (*fn)(sl_chan *, void *), void *arg)
 {
-    for (sl_chan *ch = r->chans, *next; ch; ch = next) {
-        next = ch->next_;
+    sl_chan *ch, *next;
+    SL_LIST_FOREACH_SAFE(ch, &r->chans, link_, next) {
         int rc = fn(ch, arg);
         if (rc)
             return rc;

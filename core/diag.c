@@ -69,7 +69,7 @@ static void peers_of(const sl_chan *ch, int op, sl_wait_case *c)
     int want = op == SL_SEND ? SL_CHAN_RECEIVER : SL_CHAN_SENDER;
     c->ends = ch->n_holds_ > 0;
     c->peers = op == SL_SEND ? ch->n_receivers_ : ch->n_senders_;
-    for (const sl_hold *h = ch->holds_; h && !c->peer; h = h->cnext)
+    for (const sl_hold *h = ch->holds_.head; h && !c->peer; h = h->clink.next)
         if ((h->ends & want) && h->task)
             c->peer = h->task->name_;
 }
@@ -574,8 +574,8 @@ int sl__destroy_leaked_tasks(sl_reactor *r)
 int sl__release_leaked_chans(sl_reactor *r)
 {
     int n = 0;
-    while (r->chans) {
-        sl_chan *ch = r->chans;
+    while (r->chans.head) {
+        sl_chan *ch = r->chans.head;
         sl__report(r, "sluice: leak: channel '%s' (made at %s:%d, %zu of %zu elements buffered) never freed; freed now",
                    ch->name_, ch->file_, ch->line_, ch->len_, ch->cap_);
         sl__chan_teardown(ch);

@@ -36,8 +36,8 @@ typedef struct sl_trace_ring sl_trace_ring;
 typedef struct sl_hold {
     sl_chan *ch;
     sl_task *task;
-    struct sl_hold *tnext;            /* task's list */
-    struct sl_hold *cprev, *cnext;    /* channel's list */
+    SL_LINK(struct sl_hold) tlink;    /* the task's holds_ */
+    SL_LINK(struct sl_hold) clink;    /* the channel's holds_ */
     int ends;
 } sl_hold;
 
@@ -57,9 +57,9 @@ struct sl_reactor {
     SL_LIST(sl_task) tasks;           /* live tasks, newest first (by link_) */
     SL_LIST(sl_task) zombies;         /* ended joinable tasks not yet joined (by link_) */
     size_t ntasks, blocked;
-    sl_chan *chans;
+    SL_LIST(sl_chan) chans;           /* registered channels, newest first (by link_) */
     size_t nchans;
-    sl_chan *quar_head, *quar_tail;   /* freed heap channels' headers, oldest first (chan.c) */
+    SL_LIST(sl_chan) quar;            /* freed heap channels' headers, oldest first (chan.c; by link_) */
     unsigned nquar;
     bool quar_off;                    /* tearing down: free headers at once */
 

@@ -261,7 +261,7 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags);
 
 struct sl_chan {
     sl_reactor *home_;
-    sl_chan *prev_, *next_;
+    struct { sl_chan *prev, *next; } link_;   /* the home's channels, or its quarantine (core/list.h) */
     const char *name_, *file_;
     int line_;
     uint8_t closed_, freed_, heap_, buf_heap_, senders_gone_, receivers_gone_, pressured_;
@@ -276,7 +276,7 @@ struct sl_chan {
     void *pressure_arg_;
     sl_task *owner_;
     uint32_t n_senders_, n_receivers_, n_holds_;
-    struct sl_hold *holds_;
+    struct { struct sl_hold *head, *tail; } holds_;   /* ends attached (core/list.h) */
     size_t high_water_;
     uint64_t sent_, received_, send_parked_ns_;
     uint32_t remote_ops_;          /* cross-reactor operations under way */

@@ -391,7 +391,7 @@ struct sl_task {
     sl_group *group_;
     void *ext_;
     void (*ext_end_)(sl_task *, void *);
-    struct sl_hold *holds_;      /* channel ends held (sl_chan_attach) */
+    struct { struct sl_hold *head, *tail; } holds_;   /* channel ends held (sl_chan_attach; core/list.h) */
     struct sl_mutex *mutexes_;   /* mutexes held */
     void (*abort_)(sl_task *, void *, int);   /* sl_task_park's on_abort */
     uint32_t spins_;             /* polls in a row that found nothing */

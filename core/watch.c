@@ -40,7 +40,7 @@ static bool chan_way_out(const sl_chan *ch, int need, bool others_live)
     if (ch->remote_seen_ || ch->remote_ops_ || ch->closed_)
         return true;
     bool tracked = false;
-    for (const sl_hold *h = ch->holds_; h; h = h->cnext) {
+    for (const sl_hold *h = ch->holds_.head; h; h = h->clink.next) {
         if (!(h->ends & need))
             continue;
         tracked = true;
