@@ -362,6 +362,22 @@ static long store_counter(int port, const char *key)
     return v;
 }
 
+/* Makes n orders of 1 x sku-1 on order-svc (each answered 201 and read back
+ * PAID: the 201 is durable) and returns how many store steps order-svc
+ * made meanwhile. */
+static long paid_orders_steps(chain *c, int n, hresp *r)
+{
+    char id[64], s[16];
+    long before = store_counter(c->order.port, "steps");
+    assert_true(before >= 0);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(order_post(c->order.port, "sku-1", 1, 1250, id, r), 201);
+        order_status(c->order.port, id, s, sizeof s);
+        assert_string_equal(s, "PAID");
+    }
+    return store_counter(c->order.port, "steps") - before;
+}
+
 static void paid_order_skips_the_settle(void **state)
 {
     (void)state;
@@ -372,20 +388,13 @@ static void paid_order_skips_the_settle(void **state)
     chain_start(&c, &o);
     hresp *r = malloc(sizeof *r);
     assert_non_null(r);
-    long before = store_counter(c.order.port, "steps");
-    assert_true(before >= 0);
     enum { N = 20 };
-    for (int i = 0; i < N; i++) {
-        assert_int_equal(order_post(c.order.port, "sku-1", 1, 1250, id, r), 201);
-        order_status(c.order.port, id, s, sizeof s);   /* the 201 is durable PAID */
-        assert_string_equal(s, "PAID");
-    }
     /* the record and the callback's PAID: no settle transaction */
-    assert_int_equal(store_counter(c.order.port, "steps") - before, 2 * N);
+    assert_int_equal(paid_orders_steps(&c, N, r), 2 * N);
     assert_int_equal(stock_of(c.inv.port, "sku-1"), 1000 - N);
     /* a failed order still settles: the record, FAILED with the release's
      * outbox row, and that row's delete once inventory acknowledged it */
-    before = store_counter(c.order.port, "steps");
+    long before = store_counter(c.order.port, "steps");
     assert_int_equal(order_post(c.order.port, "sku-1", 5000, 1250, id, r), 409);
     order_status(c.order.port, id, s, sizeof s);
     assert_string_equal(s, "FAILED");
@@ -408,22 +417,16 @@ static void paid_order_skips_the_settle(void **state)
 static void paid_order_skips_the_settle_on_two_reactors(void **state)
 {
     (void)state;
-    char od[256], id[64], s[16];
+    char od[256];
     svc_tmpdir(od, sizeof od, "durable-settle2");
     chain_opts o = { .threads = 2, .stock = "sku-1=1000", .order_args = { "--data", od, NULL } };
     chain c;
     chain_start(&c, &o);
     hresp *r = malloc(sizeof *r);
     assert_non_null(r);
-    long before = store_counter(c.order.port, "steps");
-    assert_true(before >= 0);
     enum { N = 40 };
-    for (int i = 0; i < N; i++) {   /* a connection each: the orders are made on both reactors */
-        assert_int_equal(order_post(c.order.port, "sku-1", 1, 1250, id, r), 201);
-        order_status(c.order.port, id, s, sizeof s);
-        assert_string_equal(s, "PAID");
-    }
-    long settles = store_counter(c.order.port, "steps") - before - 2 * N;
+    /* a connection each: the orders are made on both reactors */
+    long settles = paid_orders_steps(&c, N, r) - 2 * N;
     print_message("%d orders on two reactors: %ld settle transactions\n", N, settles);
     assert_true(settles >= 0);
     /* a note may be run after inventory's answer on a loaded machine: a few */
