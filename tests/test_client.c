@@ -133,7 +133,7 @@ typedef struct cst {
     sl_http_upstream *up, *up2, *dead, *tight, *self;
     sl_http_resp r, r2, held[2];
     sl_ctx *ctx;
-    int rc, rc2, rc3;
+    int rc, rc2, rc3, polls;   /* polls: a bounded wait's count */
     sl_task *caller;
 } cst;
 
@@ -373,8 +373,9 @@ static int reached_main(sl_task *t, void *arg)
     C.up = C.tight;   /* aborting_call's; it uses C.r and C.rc, so this task uses C.r2 and C.rc2 from here */
     C.rc = 1;   /* aborting_call's result, when it ends */
     assert_int_equal(sl_go(C.ctx, aborting_call, NULL, &C.caller, NULL), 0);   /* holds it (GET /wait) */
-    while (calls_served < 2)
+    for (C.polls = 0; calls_served < 2 && C.polls < 10000; C.polls++)   /* up to 10 s */
         SL_AWAIT(t, C.rc3, sl_sleep(t, SL_NS_PER_MS));
+    assert_int_equal(calls_served, 2);
     sl_task_set_deadline(t, sl_now_ns() + 100 * SL_NS_PER_MS);
     SL_AWAIT(t, C.rc2, sl_http_call(t, &C.r2, C.tight, "POST", "/ok", "{}", 2));
     assert_int_equal(C.rc2, -ETIMEDOUT);
@@ -389,9 +390,11 @@ static int reached_main(sl_task *t, void *arg)
     sl_http_call_end(&C.r2);
     sl_task_set_deadline(t, 0);
     sl_ctx_cancel(C.ctx, SL_CAUSE_CANCELED);
-    while (waits_ended < 2 || C.rc == 1)   /* both GET /wait handlers saw their callers go,
-                                              * and the holder ended its call */
+    /* both GET /wait handlers saw their callers go, and the holder ended
+     * its call: waited for, up to 10 s */
+    for (C.polls = 0; (waits_ended < 2 || C.rc == 1) && C.polls < 10000; C.polls++)
         SL_AWAIT(t, C.rc3, sl_sleep(t, SL_NS_PER_MS));
+    assert_true(waits_ended >= 2);
     assert_int_equal(C.rc, -ECANCELED);
     sl_ctx_unref(C.ctx);
     C.ctx = NULL;
