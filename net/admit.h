@@ -57,6 +57,8 @@ typedef struct sl_admit {
     uint64_t cd_end, cd_min;  /* the current interval's end and its least delay */
     bool cd_seen;             /* cd_min holds an observation */
     bool overloaded;
+    uint32_t cd_in, cd_out;   /* arrivals and departures this interval */
+    bool standing;            /* the queue did not empty through the last interval */
     uint64_t last_delay;      /* the last observed queue delay (for /metrics) */
 } sl_admit;
 
@@ -83,6 +85,14 @@ uint64_t sl__admit_target(const sl_admit *a);
  * (overloaded: it stayed above sl__admit_target all through an interval;
  * and it waited more than 2 x that target). */
 bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest);
+
+/* A request of the normal lane came to the controller (it will start or
+ * wait), and one that came ended: what is asked of the server and what it
+ * does, which tell an overload (more comes than leaves) from a queue that
+ * stands still. Departures, not starts: a closed loop sends as many as
+ * end, whatever the limit does meanwhile. */
+void sl__admit_arrive(sl_admit *a);
+void sl__admit_depart(sl_admit *a);
 
 /* Whether the queue is served newest first now (adaptive, overloaded). */
 bool sl__admit_lifo(const sl_admit *a);
