@@ -61,6 +61,14 @@ static void window_end(sl_admit *a, uint64_t now)
     double allowed = (double)(2 * base > base + a->cfg.target_ns ? 2 * base : base + a->cfg.target_ns);
     double g = mean ? allowed / (double)mean : 1.0;
     g = g < 0.5 ? 0.5 : g > 1.0 ? 1.0 : g;
+    /* requests wait and the queue does not grow: the server keeps up, so
+     * running more of them at once costs no latency in all (the wait only
+     * moves from the queue into the server) and may be what it needs to
+     * reach its capacity; a chain whose requests wait on other processes
+     * and on disk needs more than twice its quiet latency to get there, so
+     * the gradient alone held it below C (issue 14) */
+    if (a->standing && !a->overloaded && mean < a->cfg.interval_ns)
+        g = 1.0;
     double l = a->limit * g;
     /* grow only a limit that was in use: an idle server says nothing
      * about how much more it could take */
@@ -101,6 +109,11 @@ uint64_t sl__admit_target(const sl_admit *a)
     return a->last_mean <= t ? t : a->last_mean < cap ? a->last_mean : cap;
 }
 
+/* The server is overloaded when more requests came in an interval than
+ * ended, by more than the noise of one interval (1/8; a real overload
+ * brings 2-3 x). */
+#define GROWTH_SLACK_SHIFT 3
+
 bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest)
 {
     a->last_delay = oldest;
@@ -109,16 +122,34 @@ bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest)
     uint64_t target = sl__admit_target(a);
     if (now >= a->cd_end) {
         /* a queue that never got shorter than the target for a whole
-         * interval is a standing queue; one that did is a burst */
-        a->overloaded = a->cd_seen && a->cd_min > target;
+         * interval is a standing queue; one that did is a burst. A
+         * standing queue is an overload only while it grows: one that
+         * stands still is the concurrency its clients chose (a closed
+         * loop of more clients than the limit), and refusing them does
+         * not shorten it, they send again at once. Past a whole interval
+         * of standing delay it is refused however it came to be. */
+        bool growing = a->cd_in > a->cd_out + (a->cd_out >> GROWTH_SLACK_SHIFT);
+        a->standing = a->cd_seen && a->cd_min > 0;
+        a->overloaded = a->cd_seen && a->cd_min > target && (growing || a->cd_min > a->cfg.interval_ns);
         a->cd_min = oldest;
         a->cd_seen = true;
         a->cd_end = now + a->cfg.interval_ns;
+        a->cd_in = a->cd_out = 0;
     } else if (!a->cd_seen || oldest < a->cd_min) {
         a->cd_min = oldest;
         a->cd_seen = true;
     }
     return a->overloaded && oldest > 2 * target;
+}
+
+void sl__admit_arrive(sl_admit *a)
+{
+    a->cd_in++;
+}
+
+void sl__admit_depart(sl_admit *a)
+{
+    a->cd_out++;
 }
 
 bool sl__admit_lifo(const sl_admit *a)

@@ -12,11 +12,18 @@
  *    latency stayed low. So the server runs as many requests as keep its
  *    latency near the baseline, and no more: past that, more concurrency
  *    only makes every request slower (the congestion collapse of issue 14).
+ *    Except while requests wait and no more come than end (the queue
+ *    stands still, below): then the server keeps up, running more at once
+ *    only moves the wait from the queue into it, and the limit grows while
+ *    in use (up to a mean latency of one interval).
  *
  *  - How long may a request wait for its turn? CoDel on the admission queue
  *    (as in Facebook's wangle): the queue is overloaded when the oldest
  *    waiter waited more than the target all through an interval (a
- *    standing queue, not a burst). The target is `target_ns`, or the time
+ *    standing queue, not a burst) and more requests came in that interval
+ *    than ended, by more than 1/8 (it grows: a closed loop's queue stands
+ *    still, and refusing its clients only makes them send again), or
+ *    when it waited more than a whole interval all through one. The target is `target_ns`, or the time
  *    requests take (up to 4 x target_ns) when that is longer: a wait of
  *    one service time is what any request meets near capacity. While overloaded, a waiter older than 2 x target
  *    is refused (503), and the queue is served newest first (adaptive LIFO):
@@ -57,6 +64,8 @@ typedef struct sl_admit {
     uint64_t cd_end, cd_min;  /* the current interval's end and its least delay */
     bool cd_seen;             /* cd_min holds an observation */
     bool overloaded;
+    uint32_t cd_in, cd_out;   /* arrivals and departures this interval */
+    bool standing;            /* the queue did not empty through the last interval */
     uint64_t last_delay;      /* the last observed queue delay (for /metrics) */
 } sl_admit;
 
@@ -80,9 +89,18 @@ uint64_t sl__admit_target(const sl_admit *a);
 
 /* Observes the admission queue: its oldest waiter has waited `oldest` ns
  * (0: the queue is empty). Returns true when that waiter is to be refused
- * (overloaded: it stayed above sl__admit_target all through an interval;
- * and it waited more than 2 x that target). */
+ * (overloaded: through the last interval it stayed above sl__admit_target
+ * while more came than ended (sl__admit_arrive, _depart), or above
+ * cfg.interval_ns; and it waited more than 2 x that target). */
 bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest);
+
+/* A request of the normal lane came to the controller (it will start or
+ * wait), and one that came ended: what is asked of the server and what it
+ * does, which tell an overload (more comes than leaves) from a queue that
+ * stands still. Departures, not starts: a closed loop sends as many as
+ * end, whatever the limit does meanwhile. */
+void sl__admit_arrive(sl_admit *a);
+void sl__admit_depart(sl_admit *a);
 
 /* Whether the queue is served newest first now (adaptive, overloaded). */
 bool sl__admit_lifo(const sl_admit *a);

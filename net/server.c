@@ -608,6 +608,7 @@ int sl__srv_precheck(srv_reactor *sr, const route_info *ri, uint64_t now, uint64
     /* a full queue refuses a NORMAL request now (sl__srv_admit would) */
     if (ri->lane == SL_HTTP_LANE_NORMAL && sr->queued >= o->max_queue &&
         sr->inflight >= sl__admit_limit(&sr->adm)) {
+        sl__admit_arrive(&sr->adm);
         sr->st.shed++;
         sl__srv_shed(sr, SHED_QUEUE_FULL);
         *code = "overloaded";
@@ -696,13 +697,17 @@ void sl__srv_admit(sl_http_req *req)
         refuse(req, status);
     } else if (lane == SL_HTTP_LANE_CONTINUE && sr->inflight < o->max_inflight) {
         start_req(req);
-    } else if (sr->inflight < sl__admit_limit(&sr->adm) && !sr->queue.head) {
-        start_req(req);
-    } else if (sr->queued < o->max_queue) {
-        enqueue(sr, req, now);
     } else {
-        sl__srv_shed(sr, SHED_QUEUE_FULL);
-        refuse(req, 503);
+        if (lane == SL_HTTP_LANE_NORMAL)   /* demand, for CoDel's "is it growing" */
+            sl__admit_arrive(&sr->adm);
+        if (sr->inflight < sl__admit_limit(&sr->adm) && !sr->queue.head) {
+            start_req(req);
+        } else if (sr->queued < o->max_queue) {
+            enqueue(sr, req, now);
+        } else {
+            sl__srv_shed(sr, SHED_QUEUE_FULL);
+            refuse(req, 503);
+        }
     }
     sweep(sr, now);
 }
@@ -762,6 +767,8 @@ void sl__srv_task_ended(sl_http_req *req)
     if (req->route && req->route->lane != SL_HTTP_LANE_CONTROL) {
         uint64_t now = sl_now_ns();
         sl__admit_sample(&sr->adm, now, now - req->t_run, req->inflight_at);
+        if (req->route->lane == SL_HTTP_LANE_NORMAL)
+            sl__admit_depart(&sr->adm);
         if (req->status >= 200 && req->status < 500)
             sl__admit_need_add(&sr->need[req->route->idx], now, now - req->t_run);
     }

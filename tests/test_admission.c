@@ -155,6 +155,15 @@ static void test_fixed_when_not_adaptive(void **state)
     assert_int_equal(a.last_delay, 900 * MS);   /* still reported */
 }
 
+/* n requests came and m of those ended. */
+static void arrive_depart(sl_admit *a, int n, int m)
+{
+    for (int i = 0; i < n; i++)
+        sl__admit_arrive(a);
+    for (int i = 0; i < m; i++)
+        sl__admit_depart(a);
+}
+
 static void test_codel(void **state)
 {
     (void)state;
@@ -170,11 +179,13 @@ static void test_codel(void **state)
         assert_false(sl__admit_observe(&a, now, d));
         assert_false(sl__admit_lifo(&a));
     }
-    /* a standing queue: the oldest above the target for a whole interval */
+    /* a standing queue that grows (two come for each that ends): the
+     * oldest above the target for a whole interval */
     now += 10 * MS;
     sl__admit_observe(&a, now, 0);   /* the interval that ends here saw 0 */
     while (!sl__admit_lifo(&a)) {
         now += 10 * MS;
+        arrive_depart(&a, 20, 10);
         assert_false(sl__admit_observe(&a, now, 6 * MS));
         assert_true(now < 1000 * MS);
     }
@@ -211,10 +222,11 @@ static void test_codel_target_follows_service_time(void **state)
         assert_false(sl__admit_observe(&a, now, 8 * MS));
         assert_false(sl__admit_lifo(&a));
     }
-    /* above the service time all along: a standing queue; refused past
-     * 2 x 9 ms, kept within it */
+    /* above the service time all along, and growing: an overload; refused
+     * past 2 x 9 ms, kept within it */
     for (int i = 0; i < 30; i++) {
         now += 10 * MS;
+        arrive_depart(&a, 3, 1);
         sl__admit_observe(&a, now, 10 * MS);
     }
     assert_true(sl__admit_lifo(&a));
@@ -225,6 +237,7 @@ static void test_codel_target_follows_service_time(void **state)
     assert_int_equal(sl__admit_target(&a), 20 * MS);
     for (int i = 0; i < 30; i++) {
         now += 10 * MS;
+        arrive_depart(&a, 3, 1);
         sl__admit_observe(&a, now, 25 * MS);
     }
     assert_false(sl__admit_observe(&a, now, 40 * MS));
@@ -314,12 +327,14 @@ static void sim_run(sim *s, sl_admit *a, uint64_t from, uint64_t to, double rate
             int i = s->rh++ % 4096;
             uint64_t lat = now - s->tstart[i];
             sl__admit_sample(a, now, lat, s->inflight_at[i]);
+            sl__admit_depart(a);
             if (now >= warm) {
                 s->done++;
                 s->lat_sum += lat;
             }
         }
         for (arrivals += rate * (double)dt / 1e9; arrivals >= 1; arrivals -= 1) {
+            sl__admit_arrive(a);
             if (s->qn < QMAX)
                 s->q[(s->qh + s->qn++) % QMAX] = now;
             else if (now >= warm)
@@ -388,6 +403,228 @@ static void test_sim_overload(void **state)
                   (double)s.max_wait / 1e6);
     assert_true(mean_ms > 50);
     assert_true(s.max_wait > 50 * MS);
+}
+
+/* A queue that stands still is no overload: a closed loop of more clients
+ * than the limit keeps its queue at (clients - limit) whatever is refused,
+ * as each refused client sends again at once. Its oldest waits above the
+ * target all along, but as many come as end: never LIFO, never refused,
+ * until its standing delay passes a whole interval (the backstop, refused
+ * whatever the rates). */
+static void test_codel_standing_still(void **state)
+{
+    (void)state;
+    sl_admit a;
+    sl_admit_cfg c = cfg();
+    c.min_limit = c.max_limit = 32;
+    uint64_t now = 0;
+    sl__admit_init(&a, &c, now);
+    for (int i = 0; i < 100; i++) {   /* 1 s */
+        now += 10 * MS;
+        arrive_depart(&a, 40, 40);
+        assert_false(sl__admit_observe(&a, now, 60 * MS));
+        assert_false(sl__admit_lifo(&a));
+    }
+    /* within the noise (1/8 more came than ended): the same */
+    for (int i = 0; i < 100; i++) {
+        now += 10 * MS;
+        arrive_depart(&a, 44, 40);
+        assert_false(sl__admit_observe(&a, now, 60 * MS));
+        assert_false(sl__admit_lifo(&a));
+    }
+    /* past a whole interval of standing delay: refused however it came */
+    for (int i = 0; i < 30; i++) {
+        now += 10 * MS;
+        arrive_depart(&a, 40, 40);
+        sl__admit_observe(&a, now, 101 * MS);
+    }
+    assert_true(sl__admit_lifo(&a));
+    assert_true(sl__admit_observe(&a, now, 101 * MS));
+}
+
+/* One CoDel interval in which the oldest waiter waited `delay` and n came
+ * for each m that ended (per 10 ms). */
+static void codel_interval(sl_admit *a, uint64_t *now, uint64_t delay, int n, int m)
+{
+    for (int i = 0; i < 11; i++) {
+        *now += 10 * MS;
+        arrive_depart(a, n, m);
+        sl__admit_observe(a, *now, delay);
+    }
+}
+
+/* While requests wait and no more come than end, the server keeps up: the
+ * limit does not shrink for latency (the wait only moves into the server)
+ * and grows while in use, so a chain that needs more than twice its quiet
+ * latency to reach its capacity is not held below it. A growing queue, or
+ * requests taking longer than an interval, and the gradient holds again. */
+static void test_limit_grows_while_queue_stands(void **state)
+{
+    (void)state;
+    sl_admit a;
+    sl_admit_cfg c = cfg();
+    uint64_t now = 0;
+    sl__admit_init(&a, &c, now);
+    window(&a, &now, 50, 1 * MS, 1);   /* baseline 1 ms: allowed 6 ms */
+    assert_int_equal(sl__admit_limit(&a), 32);
+    codel_interval(&a, &now, 10 * MS, 10, 10);
+    assert_true(a.standing);
+    assert_false(a.overloaded);
+    /* 12 ms, twice the allowed: grows by sqrt(32) instead of halving */
+    assert_int_equal(window(&a, &now, 50, 12 * MS, 32), 32 + 5);
+    /* the queue grows (an overload): the gradient halves it */
+    codel_interval(&a, &now, 10 * MS, 30, 10);
+    assert_true(a.overloaded);
+    assert_int_equal(window(&a, &now, 50, 12 * MS, 37), 18);
+    /* standing still again, but requests take a whole interval: halves */
+    codel_interval(&a, &now, 10 * MS, 10, 10);
+    codel_interval(&a, &now, 10 * MS, 10, 10);
+    assert_false(a.overloaded);
+    window(&a, &now, 50, 100 * MS, 18);   /* its first sample ends the window of 12 ms left over */
+    assert_int_equal(sl__admit_limit(&a), 18 + 4);
+    assert_int_equal(window(&a, &now, 50, 100 * MS, 22), 11);
+}
+
+/* A simulated chain: a processor shared by the running requests at CAP2
+ * units of work per second, each request needing a varied amount (mean
+ * 1: most 0.5-1.1, one in ten 1.5-4.1) and then 2 ms more off the
+ * processor (the chain's waits on other processes and on disk), so it
+ * needs some concurrency to reach its capacity. First 2 s at 0.1 x CAP2
+ * (the quiet baseline), then 3.5 s open loop at `mult` x CAP2 (a fixed
+ * schedule, as sluice-load's) or, with pop > 0, a closed loop of pop
+ * clients; the last 3 s are counted. */
+#define CAP2 4000.0
+#define VMAX 4096
+typedef struct vreq { double work; uint64_t t0, arrived, off_until; uint32_t inflight_at; } vreq;
+typedef struct vsim {
+    vreq run[VMAX];
+    int nrun;
+    uint64_t q[VMAX];
+    int qh, qn;
+    uint64_t came, done, shed;
+    uint32_t seed;
+} vsim;
+
+static double vwork(vsim *s)
+{
+    s->seed = s->seed * 1103515245u + 12345u;
+    double u = (double)(s->seed >> 8 & 0xffff) / 65536.0;
+    s->seed = s->seed * 1103515245u + 12345u;
+    double v = (double)(s->seed >> 8 & 0xffff) / 65536.0;
+    return u < 0.9 ? 0.5 + 0.6 * v : 1.5 + 2.6 * v;
+}
+
+static void vsim_run(vsim *s, sl_admit *a, double mult, int pop)
+{
+    const uint64_t dt = 20 * US, quiet = 2000 * MS, from = quiet + 500 * MS, end = quiet + 3500 * MS;
+    double arrivals = 0;
+    int idle = 0;
+    memset(s, 0, sizeof *s);
+    s->seed = 7;
+    for (uint64_t now = 0; now < end; now += dt) {
+        int on = 0;
+        for (int i = 0; i < s->nrun; i++)
+            on += s->run[i].work > 0;
+        for (int i = 0; i < s->nrun; i++) {
+            vreq *r = &s->run[i];
+            if (r->work > 0) {
+                r->work -= (double)dt / 1e9 * CAP2 / on;
+                if (r->work <= 0)
+                    r->off_until = now + 2 * MS;
+            } else if (now >= r->off_until) {
+                sl__admit_sample(a, now, now - r->t0, r->inflight_at);
+                sl__admit_depart(a);
+                s->done += now >= from;
+                s->run[i--] = s->run[--s->nrun];
+                idle += pop > 0 && now >= quiet;
+            }
+        }
+        int n = 0;
+        if (now == quiet)
+            idle = pop;
+        if (pop && now >= quiet) {
+            n = idle;
+            idle = 0;
+        } else {
+            for (arrivals += (now < quiet ? 0.1 : mult) * CAP2 * (double)dt / 1e9; arrivals >= 1; arrivals -= 1)
+                n++;
+        }
+        for (int i = 0; i < n; i++) {
+            sl__admit_arrive(a);
+            s->came += now >= from;
+            if (s->qn < VMAX) {
+                s->q[(s->qh + s->qn++) % VMAX] = now;
+            } else {
+                s->shed += now >= from;
+                idle += pop > 0;
+            }
+        }
+        while (s->qn && sl__admit_observe(a, now, now - s->q[s->qh])) {
+            s->qh = (s->qh + 1) % VMAX;
+            s->qn--;
+            s->shed += now >= from;
+            idle += pop > 0;
+        }
+        if (!s->qn)
+            sl__admit_observe(a, now, 0);
+        while (s->qn && (uint32_t)s->nrun < sl__admit_limit(a) && s->nrun < VMAX) {
+            uint64_t t;
+            if (sl__admit_lifo(a)) {
+                t = s->q[(s->qh + --s->qn) % VMAX];
+            } else {
+                t = s->q[s->qh];
+                s->qh = (s->qh + 1) % VMAX;
+                s->qn--;
+            }
+            s->run[s->nrun++] = (vreq){ .work = vwork(s), .t0 = now, .arrived = t,
+                                        .inflight_at = (uint32_t)s->nrun + 1 };
+        }
+    }
+}
+
+/* A closed loop cannot overload the server: its queue is bounded by its
+ * clients. 64 and 200 clients (above the limit): none refused, the
+ * server at capacity. Before the growth rule, 43 % and 78 % were refused
+ * (a standing queue above the target, LIFO starving the oldest). */
+static void test_sim_closed_loop_not_shed(void **state)
+{
+    (void)state;
+    static vsim s;
+    static const int pops[] = { 64, 200 };
+    for (size_t i = 0; i < sizeof pops / sizeof *pops; i++) {
+        sl_admit a;
+        sl_admit_cfg c = cfg();
+        c.min_limit = 16;
+        sl__admit_init(&a, &c, 0);
+        vsim_run(&s, &a, 0, pops[i]);
+        print_message("closed loop %d: goodput %.3f C, refused %llu of %llu, limit %u\n", pops[i],
+                      (double)s.done / 3.0 / CAP2, (unsigned long long)s.shed, (unsigned long long)s.came,
+                      sl__admit_limit(&a));
+        assert_int_equal(s.shed, 0);
+        assert_true((double)s.done / 3.0 >= 0.9 * CAP2);
+    }
+}
+
+/* Offered exactly its capacity, the server refuses only what keeps the
+ * queue bounded: under 10 %, goodput >= 0.9 C. 1.5 x: it refuses about
+ * the excess (a third), goodput stays near C. */
+static void test_sim_at_capacity(void **state)
+{
+    (void)state;
+    static vsim s;
+    static const double mults[] = { 1.0, 1.5 };
+    for (size_t i = 0; i < sizeof mults / sizeof *mults; i++) {
+        sl_admit a;
+        sl_admit_cfg c = cfg();
+        c.min_limit = 16;
+        sl__admit_init(&a, &c, 0);
+        vsim_run(&s, &a, mults[i], 0);
+        double share = (double)s.shed / (double)s.came, goodput = (double)s.done / 3.0 / CAP2;
+        print_message("%.1f C: goodput %.3f C, refused %.1f %%, limit %u\n", mults[i], goodput, 100 * share,
+                      sl__admit_limit(&a));
+        assert_true(goodput >= 0.9);
+        assert_true(share <= 1 - 1 / mults[i] + 0.1);
+    }
 }
 
 /* ---- the server ------------------------------------------------------------------ */
@@ -894,6 +1131,10 @@ int main(void)
         cmocka_unit_test(test_need_median),
         cmocka_unit_test(test_need_goes_stale),
         cmocka_unit_test(test_sim_overload),
+        cmocka_unit_test(test_codel_standing_still),
+        cmocka_unit_test(test_limit_grows_while_queue_stands),
+        cmocka_unit_test(test_sim_closed_loop_not_shed),
+        cmocka_unit_test(test_sim_at_capacity),
         cmocka_unit_test(test_server_bad_options),
         cmocka_unit_test(test_deadline_aware_refusal),
         cmocka_unit_test(test_refusal_keeps_connection),
