@@ -32,7 +32,15 @@ keep the rate, or all its connections waited for answers): its lag turns
 into latency and "no answer", and targets.valid_client_kept_rate is false. That estimate
 is as noisy as the run; shed_cost measures it apart: order-svc refusing
 requests whose 1 ms budget is below what the route needs, its CPU per 503
-against the whole chain's CPU per 201 at C.
+against the whole chain's CPU per 201 at C. And the estimate is biased: it
+takes a 201 at its closed-loop cost, but a 201 costs more when fewer
+requests share each wake-up and each group commit (open loop, admission's
+limit). per_service (closed loop and every run) splits each service's CPU
+per request into user and kernel (us) and context switches;
+downstream_201_over_closed is inventory's and payment's CPU per 201 in the
+run over the closed loop's (they see only the orders order-svc let
+through): above 1, part of what cpu_us_per_503 charges to the 503s is the
+201s' own (issue 14, docs/net.md "Where the CPU goes under overload").
 
 Where the 503s came from (sluice sides): every service's /metrics is read
 before and after each multiple, and the run's `refusals` holds the
@@ -132,6 +140,32 @@ def cpu_s(pid):
         return 0.0
 
 
+def usage(pid):
+    """A process's user and kernel CPU (s) and its context switches
+    (voluntary: it slept; involuntary: it was preempted), from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/status") as f:
+            st = dict(line.split(":", 1) for line in f if ":" in line)
+        tck = os.sysconf("SC_CLK_TCK")
+        return {"user": int(fields[11]) / tck, "sys": int(fields[12]) / tck,
+                "vcs": int(st["voluntary_ctxt_switches"]), "ncs": int(st["nonvoluntary_ctxt_switches"])}
+    except (OSError, KeyError, ValueError):
+        return {"user": 0.0, "sys": 0.0, "vcs": 0, "ncs": 0}
+
+
+def per_service(u0, u1, n):
+    """Per service, from two Chain.usage() readings over n requests: user
+    and kernel CPU in us and context switches, per request."""
+    out = {}
+    for svc in u1:
+        d = {k: u1[svc][k] - u0.get(svc, {}).get(k, 0) for k in u1[svc]}
+        out[svc] = {"user_us": round(d["user"] / n * 1e6, 1), "sys_us": round(d["sys"] / n * 1e6, 1),
+                    "cs": round((d["vcs"] + d["ncs"]) / n, 2)}
+    return out
+
+
 class Chain:
     def __init__(self, side, o, tmp, peer):
         self.side, self.o, self.tmp, self.procs = side, o, tmp, []
@@ -187,6 +221,10 @@ class Chain:
 
     def cpu(self):
         return sum(cpu_s(p.pid) for p in self.procs)
+
+    def usage(self):
+        """{service: usage()} (payment, inventory, order)."""
+        return {name: usage(p.pid) for name, p in zip(("payment", "inventory", "order"), self.procs)}
 
     def scrape(self):
         """Each service's refusal counters from its /metrics (sluice only;
@@ -414,26 +452,42 @@ def side_run(side, o, tmp, peer):
         # machine), and every figure below is a multiple of it
         samples = []
         for _ in range(3):
-            c0 = ch.cpu()
+            c0, u0 = ch.cpu(), ch.usage()
             j = load(o, ch.url, ["--connections", "64"], 2 if q else 5)
-            samples.append((count(j, 201) / j["duration_s"], j, ch.cpu() - c0))
+            samples.append((count(j, 201) / j["duration_s"], j, ch.cpu() - c0, u0, ch.usage()))
         samples.sort(key=lambda x: x[0])
-        cap, jc, cpu_c = samples[1]
+        cap, jc, cpu_c, cu0, cu1 = samples[1]
         if cap < 10:
             die(f"{side}: no capacity measured ({jc['status']}, {jc['errors']})")
         cpu_201 = cpu_c / max(count(jc, 201), 1)
         res = {"C": round(cap), "C_samples": [round(x[0]) for x in samples],
                "cpu_us_per_201": round(cpu_201 * 1e6, 1),
                "closed_loop": summary(jc, cap)}
+        # where a 201's CPU goes at C, per service: user, kernel, context
+        # switches (per request: in the closed loop nearly all are 201s)
+        res["closed_loop"]["per_service"] = per_service(cu0, cu1, max(jc["requests"], 1))
         res["steady"] = summary(open_loop(o, ch.url, 0.1 * cap, 2 if q else 3), cap)
         if side == "sluice":
             res["shed_cost"] = shed_cost(o, ch, cpu_201, 2 if q else 5)
         runs = []
         for m in o["multiples"]:
-            c0, m0 = ch.cpu(), ch.scrape()
+            c0, m0, u0 = ch.cpu(), ch.scrape(), ch.usage()
             secs = 3 if q else 10
             j = open_loop(o, ch.url, m * cap, secs)
             r = summary(j, cap, ch.cpu() - c0, cpu_201, secs)
+            u1 = ch.usage()
+            r["per_service"] = per_service(u0, u1, max(j["requests"], 1))
+            # inventory and payment see only the orders that order-svc let
+            # through: their CPU per 201 against the closed loop's says
+            # whether a 201 got dearer here (fewer requests per wake-up and
+            # per group commit), which cpu_us_per_503 would blame on the
+            # 503s (it takes a 201 at its closed-loop cost)
+            n201 = count(j, 201)
+            ds = sum(u1[s]["user"] + u1[s]["sys"] - u0[s]["user"] - u0[s]["sys"] for s in ("inventory", "payment"))
+            dc = sum(cu1[s]["user"] + cu1[s]["sys"] - cu0[s]["user"] - cu0[s]["sys"] for s in ("inventory", "payment"))
+            if n201 >= 100 and count(jc, 201):
+                r["downstream_cpu_us_per_201"] = round(ds / n201 * 1e6, 1)
+                r["downstream_201_over_closed"] = round(ds / n201 / (dc / count(jc, 201)), 3) if dc > 0 else None
             r["multiple"] = m
             if m0:
                 r["refusals"] = refusal_delta(m0, ch.scrape())
@@ -455,6 +509,8 @@ def side_run(side, o, tmp, peer):
                   f"503 {r['share_503']:.1%} 504 {r['share_504']:.1%} no answer {r['share_no_answer']:.1%}"
                   + (f" cpu/503 {r['cpu_us_per_503']} us ({r['cpu_503_over_201']} of a 201)"
                      if "cpu_us_per_503" in r else "")
+                  + (f" inv+pay cpu/201 x{r['downstream_201_over_closed']} of C's"
+                     if r.get("downstream_201_over_closed") else "")
                   + (f" CLIENT-BOUND (the load client ran {r['client_lag_s']} s behind)"
                      if r["client_bound"] else ""), file=sys.stderr)
         res["runs"] = runs

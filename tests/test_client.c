@@ -192,6 +192,88 @@ static void test_calls(void **s)
     assert_int_equal(sl_runtime_free(rt), 0);
 }
 
+/* ---- a request larger than the socket takes at once ---------------------------------- */
+
+/* Answers the body's length and a sum of its bytes. */
+static int h_len(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    (void)t;
+    size_t n;
+    const unsigned char *b = (const unsigned char *)sl_http_req_body(req, &n);
+    unsigned long sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum = sum * 31 + b[i];
+    calls_served++;
+    char out[64];
+    int len = snprintf(out, sizeof out, "%zu %lu", n, sum);
+    return sl_http_reply(req, 200, "text/plain", out, (size_t)len);
+}
+
+#define BIG_BODY (8u << 20)
+
+static char *big;
+static char big_expect[64];
+
+static int big_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    char url[64];
+    sl_http_upstream_stats st;
+    SL_BEGIN(t);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    assert_int_equal(sl_http_upstream_new(&C.up, rt, url, NULL), 0);
+    /* the first call connects: the bufferevent writes it */
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.up, "POST", "/len", "x", 1));
+    assert_int_equal(C.rc, 0);
+    assert_string_equal(C.r.body, "1 120");
+    sl_http_call_end(&C.r);
+    /* on the idle connection now: written at once, and 8 MiB is more than
+     * a loopback socket takes, so the rest goes through the bufferevent */
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.up, "POST", "/len", big, BIG_BODY));
+    assert_int_equal(C.rc, 0);
+    assert_int_equal(C.r.status, 200);
+    assert_string_equal(C.r.body, big_expect);
+    sl_http_call_end(&C.r);
+    /* and a small one after it, whole in one send */
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.up, "POST", "/len", "ab", 2));
+    assert_int_equal(C.rc, 0);
+    assert_string_equal(C.r.body, "2 3105");
+    sl_http_call_end(&C.r);
+    sl_http_upstream_stats_get(C.up, &st);
+    assert_int_equal(st.connects, 1);
+    assert_int_equal(st.reused, 2);
+    assert_int_equal(st.ok, 3);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_large_request_written_in_parts(void **s)
+{
+    (void)s;
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(1, &cap);
+    assert_int_equal(sl_http_server_new(&srv, rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0",
+                                                                          .max_body = 2 * BIG_BODY }), 0);
+    assert_int_equal(sl_http_route(srv, "POST", "/len", h_len, 0, NULL), 0);
+    serve_start();
+    big = malloc(BIG_BODY);
+    assert_non_null(big);
+    unsigned long sum = 0;
+    for (size_t i = 0; i < BIG_BODY; i++) {
+        big[i] = (char)('a' + (i * 7 + i / 4096) % 26);
+        sum = sum * 31 + (unsigned char)big[i];
+    }
+    snprintf(big_expect, sizeof big_expect, "%u %lu", BIG_BODY, sum);
+    memset(&C, 0, sizeof C);
+    assert_int_equal(rt_run_keep(rt, big_main, NULL), 0);
+    assert_int_equal(calls_served, 3);
+    sl_http_upstream_free(C.up);
+    free(big);
+    done(0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
 /* ---- budgets and traces --------------------------------------------------------------- */
 
 static int budget_call(sl_task *t, void *arg)
@@ -1687,6 +1769,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_calls),
+        cmocka_unit_test(test_large_request_written_in_parts),
         cmocka_unit_test(test_budget_and_trace_forwarded),
         cmocka_unit_test(test_caller_abort_cancels_callee),
         cmocka_unit_test(test_pool_exhausted_busy),
