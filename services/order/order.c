@@ -354,6 +354,11 @@ static int create_order(sl_task *t, svc_job *job)
         SL_RETURN(t, 0);
     new_id(job->sh, st->io.id);
     SVC_DB(t, st->rc, &st->db, S.store, &insert_step, &st->io);
+    /* until the reserve is sent, a failure has nothing to release (issue
+     * 14: the release of a reserve that never left is a round trip to
+     * inventory for a 404 and a tombstone, and under overload thousands
+     * of them queued for the pool with the reserves) */
+    st->io.unsent = true;
     if (st->rc == -ETIMEDOUT || st->rc == -ECANCELED) {   /* it may be recorded: fail it */
         settle_detached(job, &st->io);
         SL_RETURN(t, out_of_budget(job, st));
