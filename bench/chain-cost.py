@@ -17,6 +17,12 @@ runs it; --data and --sync do not apply.
 sluice-load (default: no pinning). With 2 vCPUs, `--cpus 0 --load-cpus 1`
 compares --threads 2 against --threads 1 on one CPU: what a second reactor
 costs per order (issue 17).
+--vs-threads B [--pairs N]: --threads A (--threads' value) against
+--threads B in one run, alternating B A B A ... N pairs (default 5), each
+a fresh chain; prints the per-pair ratios A/B of CPU time and voluntary
+switches per order and the median of the CPU ratio
+(cpu_per_order_ratio_median), then each pair's figures:
+    bench/chain-cost.py . --threads 2 --vs-threads 1 --cpus 0 --load-cpus 1
 
 Prints one JSON object: orders (201s), other_answers (the rest), orders_per_s, cpu_us_per_order,
 vcsw_per_order, ivcsw_per_order, store (each service's GET /debug/store
@@ -59,12 +65,41 @@ def main():
         sys.exit(__doc__)
     build = args.pop(0)
     opt = {"--data": "durable", "--seconds": "5", "--connections": "32", "--sync": "normal", "--go": "",
-           "--threads": "1", "--cpus": "", "--load-cpus": ""}
+           "--threads": "1", "--cpus": "", "--load-cpus": "", "--vs-threads": "", "--pairs": "5"}
     while args:
         k = args.pop(0)
         if k not in opt or not args:
             sys.exit(__doc__)
         opt[k] = args.pop(0)
+    if not opt["--vs-threads"]:
+        print(json.dumps(run(build, opt)))
+        return
+    # --threads A against --vs-threads B in one run, B A B A ...: the ratio
+    # of each pair, taken a minute apart at most, so the machine's drift
+    # (other work, CPU frequency) cancels in it; the median of the pairs
+    a, b = dict(opt), dict(opt, **{"--threads": opt["--vs-threads"]})
+    pairs = []
+    for _ in range(int(opt["--pairs"])):
+        rb, ra = run(build, b), run(build, a)
+        pairs.append({"b": rb, "a": ra})
+        print("chain-cost.py: --threads %s %s us/order, --threads %s %s us/order: %.3f" %
+              (a["--threads"], ra["cpu_us_per_order"], b["--threads"], rb["cpu_us_per_order"],
+               ra["cpu_us_per_order"] / rb["cpu_us_per_order"]), file=sys.stderr)
+    def med(xs):
+        xs = sorted(xs)
+        return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+    ratio = lambda k: [round(p["a"][k] / p["b"][k], 3) for p in pairs if p["a"][k] and p["b"][k]]
+    out = {"threads": int(a["--threads"]), "vs_threads": int(b["--threads"]), "cpus": opt["--cpus"] or None,
+           "cpu_per_order_ratio": ratio("cpu_us_per_order"), "vcsw_per_order_ratio": ratio("vcsw_per_order"),
+           "pairs": [{"cpu_us_per_order": [p["a"]["cpu_us_per_order"], p["b"]["cpu_us_per_order"]],
+                      "vcsw_per_order": [p["a"]["vcsw_per_order"], p["b"]["vcsw_per_order"]],
+                      "orders_per_s": [p["a"]["orders_per_s"], p["b"]["orders_per_s"]],
+                      "loadavg": p["a"]["loadavg"]} for p in pairs]}
+    out["cpu_per_order_ratio_median"] = med(out["cpu_per_order_ratio"])
+    print(json.dumps(out))
+
+def run(build, opt):
+    """One chain, one closed-loop run: the per-order figures (a dict)."""
     tmp = tempfile.mkdtemp(prefix="chain-cost.")
     data = opt["--data"] if opt["--data"] == ":memory:" else tmp
     po, pi, pp = ports(3)
@@ -127,7 +162,7 @@ def main():
                "ivcsw_per_order": round(sum(x[2] for x in d) / n, 2) if n else None,
                "per_service_cpu_us": [round(x[0] * 1e6 / n, 1) for x in d] if n else None,
                "store": store, "loadavg": open("/proc/loadavg").read().split()[:3]}
-        print(json.dumps(out))
+        return out
     finally:
         for p in procs:
             p.terminate()

@@ -522,6 +522,8 @@ def side_run(side, o, tmp, peer):
         res["recovery"] = {"share_201_after_2s": round(ok / n, 4) if n else None,
                            "p99_ms_after_2s": round(max((p["latency_ms"]["p99"] for p in late), default=0), 2),
                            "series": [{"t": p["t"], "201": p["status"].get("201", 0), "requests": p["requests"],
+                                       "503": p["status"].get("503", 0), "504": p["status"].get("504", 0),
+                                       "no_answer": sum(p["errors"].values()),
                                        "p99_ms": round(p["latency_ms"]["p99"], 1)} for p in j["series"]]}
         res["alive_after"] = ch.alive()
         if "shed_cost" in res and "cpu_us_per_503" in res["shed_cost"]:

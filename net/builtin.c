@@ -227,7 +227,7 @@ enum {
     /* per reactor, with a reactor label */
     F_INFLIGHT, F_INFLIGHT_PEAK, F_QUEUED, F_CONNS, F_BUF_IN, F_BUF_OUT, F_CONN_BUF_MAX, F_SHED, F_ADM_LIMIT,
     F_ADM_OVERLOADED, F_EXPIRED, F_QUEUE_DELAY, F_UNDO_STARTED, F_UNDO_RUNNING, F_PARSE_ERRORS,
-    F_DEADLOCKS, F_STALLS, F_CTX_ENDS, F_TASKS, F_CHANNELS, F_CHAN_EXPIRED,
+    F_DEADLOCKS, F_STALLS, F_MSGS, F_WAKEUPS, F_CTX_ENDS, F_TASKS, F_CHANNELS, F_CHAN_EXPIRED,
     /* per upstream, summed over reactors */
     F_UP_CALLS, F_UP_EVENTS, F_UP_CONNS,
     /* the process's: reported from reactor 0 */
@@ -282,6 +282,10 @@ static const struct fam_def {
     [F_PARSE_ERRORS] = { SL_METRIC_COUNTER, "sluice_http_parse_errors_total", "Malformed requests.", L_R, 1 },
     [F_DEADLOCKS] = { SL_METRIC_COUNTER, "sluice_deadlocks_total", "Deadlocks reported.", L_R, 1 },
     [F_STALLS] = { SL_METRIC_COUNTER, "sluice_stalls_total", "Reactor stalls reported.", L_R, 1 },
+    [F_MSGS] = { SL_METRIC_COUNTER, "sluice_reactor_messages_total", "Cross-reactor messages run (from other "
+                 "reactors and threads: hops, offload and store replies).", L_R, 1 },
+    [F_WAKEUPS] = { SL_METRIC_COUNTER, "sluice_reactor_wakeups_total", "Times the message queue woke the "
+                    "reactor.", L_R, 1 },
     [F_CTX_ENDS] = { SL_METRIC_COUNTER, "sluice_ctx_ends_total", "Request contexts ended, by cause.", L_R_CAUSE,
                      SL_CAUSE_COUNT },
     [F_TASKS] = { SL_METRIC_GAUGE, "sluice_tasks", "Tasks alive, by state.", L_R_STATE, 4 },
@@ -447,6 +451,8 @@ static int server_collect(sl_metrics_scrape *sc, int i, void *arg)
     REPORT(F_PARSE_ERRORS, r, sr->st.parse_errors);
     REPORT(F_DEADLOCKS, r, rs.deadlocks);
     REPORT(F_STALLS, r, rs.stalls);
+    REPORT(F_MSGS, r, rs.msgs);
+    REPORT(F_WAKEUPS, r, rs.wakeups);
     for (int c = 0; c < SL_CAUSE_COUNT; c++)
         REPORT(F_CTX_ENDS, ((const char *const[]){ rid, cause_label[c] }), sr->st.ctx_ends[c]);
     size_t by_state[4] = { 0 };

@@ -18,9 +18,10 @@
  * as the release's outbox row. The row lock is in memory, on the reactor
  * the order's id hashes to (an order is created on the reactor that
  * receives it: its id is drawn to hash there), and exists only while
- * someone holds or waits for it, or its creating request lives (the
- * callback marks it paid, which spares the settle's transaction): memory
- * does not grow with the orders.
+ * someone holds or waits for it: memory does not grow with the orders.
+ * The callback tells the creator that it committed PAID through a note
+ * any reactor can read (paid_note), which spares the settle's
+ * transaction.
  * The rows' consistency does not rest on the lock: the callback sets PAID
  * only over PENDING (one conditional UPDATE), so a FAILED written
  * meanwhile wins; the lock is the seed's story (held across the calls in
@@ -29,6 +30,7 @@
  * clients never got a 201. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +65,6 @@ typedef struct olock {
     svc_node node;
     char id[ID_MAX];
     int refs;                 /* holders and waiters (and the creator's task, to its end) */
-    bool paid;                /* the callback committed PAID (see create_order) */
     sl_mutex m;
     char name[ID_MAX + 8];    /* "order:<id>" (/debug/tasks shows it) */
 } olock;
@@ -93,6 +94,59 @@ static void lock_put(olock *l)
         svc_map_del(svc_here()->app, &l->node);
         free(l);
     }
+}
+
+/* ---- the callback's note to the creator: PAID is committed -------------------------- */
+
+/* An order's id is 16 hex digits, a random 64-bit number (new_id). The
+ * callback, once it committed PAID, stores that number in the slot it
+ * indexes; the creator, once inventory answered 200, finds it there and
+ * skips its settle transaction (create_order). The slots are atomics
+ * that every reactor reads and writes, not state of one reactor: the
+ * callback lands on whichever reactor the kernel gave payment's
+ * connection, with --threads 2 half the time not the order's, and a
+ * message to the order's reactor (as before) woke a sleeping reactor for
+ * one flag, on one CPU a context switch per such order (issue 17). A
+ * match is exact (a slot holds a whole id: it is this order's own PAID);
+ * two orders under way whose ids share a slot can lose a note, and that
+ * creator then settles, as without one. The store comes before the
+ * callback's answer, which payment's answer to inventory and inventory's
+ * answer to the creator wait for (release/acquire say so to the
+ * compiler and to ThreadSanitizer). */
+#define PAID_NOTES 16384      /* slots, a power of two: 128 KiB, touched as used */
+static _Atomic uint64_t paid_notes[PAID_NOTES];
+
+/* The number an order id stands for: exactly 16 lowercase hex digits, not
+ * 0 (an empty slot; new_id never draws it); else false. */
+static bool id_number(const char *id, uint64_t *v)
+{
+    uint64_t x = 0;
+    int i = 0;
+    for (; id[i] && i < 16; i++) {
+        char ch = id[i];
+        if (ch >= '0' && ch <= '9')
+            x = x << 4 | (uint64_t)(ch - '0');
+        else if (ch >= 'a' && ch <= 'f')
+            x = x << 4 | (uint64_t)(ch - 'a' + 10);
+        else
+            return false;
+    }
+    *v = x;
+    return i == 16 && !id[i] && x != 0;
+}
+
+static void paid_note(const char *id)
+{
+    uint64_t v;
+    if (id_number(id, &v))
+        atomic_store_explicit(&paid_notes[v & (PAID_NOTES - 1)], v, memory_order_release);
+}
+
+static bool paid_noted(const char *id)
+{
+    uint64_t v;
+    return id_number(id, &v) &&
+           atomic_load_explicit(&paid_notes[v & (PAID_NOTES - 1)], memory_order_acquire) == v;
 }
 
 /* ---- steps, on a worker of the pool (svc_store.h) ------------------------------------ */
@@ -224,12 +278,14 @@ typedef struct create_st {
     sl_http_resp resp;
 } create_st;
 
-/* A fresh id that hashes to this reactor, so the order's lock lives here. */
+/* A fresh id that hashes to this reactor, so the order's lock lives here
+ * (never 0: see paid_note). */
 static void new_id(svc_shard *sh, char *id)
 {
+    uint64_t v;
     do
-        snprintf(id, ID_MAX, "%016" PRIx64, svc_rand(sh));
-    while (svc_shard_of(id, 16, S.n) != sh->id);
+        snprintf(id, ID_MAX, "%016" PRIx64, v = svc_rand(sh));
+    while (v == 0 || svc_shard_of(id, 16, S.n) != sh->id);
 }
 
 static int parse_order(svc_job *job, order_io *o)
@@ -354,6 +410,11 @@ static int create_order(sl_task *t, svc_job *job)
         SL_RETURN(t, 0);
     new_id(job->sh, st->io.id);
     SVC_DB(t, st->rc, &st->db, S.store, &insert_step, &st->io);
+    /* until the reserve is sent, a failure has nothing to release (issue
+     * 14: the release of a reserve that never left is a round trip to
+     * inventory for a 404 and a tombstone, and under overload thousands
+     * of them queued for the pool with the reserves) */
+    st->io.unsent = true;
     if (st->rc == -ETIMEDOUT || st->rc == -ECANCELED) {   /* it may be recorded: fail it */
         settle_detached(job, &st->io);
         SL_RETURN(t, out_of_budget(job, st));
@@ -370,12 +431,8 @@ static int create_order(sl_task *t, svc_job *job)
         SL_RETURN(t, svc_reply_error(job, 503, "overloaded", st->io.id, "the order's lock cannot be taken"));
     }
     st->held = true;
-    /* safe: let go of the lock, but keep the reference, so that the
-     * callback finds this olock and can say it committed PAID (below) */
-    if (S.o.mode == SVC_SAFE) {
-        sl_mutex_unlock(t, &st->lock->m);
-        st->held = false;
-    }
+    if (S.o.mode == SVC_SAFE)   /* safe: held only to create */
+        unlock(t, st);
     {
         char buf[ID_MAX + ITEM_MAX + 96];
         svc_json j;
@@ -400,13 +457,14 @@ static int create_order(sl_task *t, svc_job *job)
         sl_http_call_end(&st->resp);
         SL_RETURN(t, 0);
     }
-    /* Inventory said 200 and the callback, on this reactor, committed
-     * PAID for this order while we waited: the settle would read PAID and
-     * write nothing (only this task writes FAILED over it while it lives),
-     * so its transaction is skipped: one offload round trip and commit
-     * fewer per order (issue 16). Without the flag (the callback came on
-     * another reactor, or not at all) the settle step decides, as ever. */
-    if (st->io.ok && st->lock && st->lock->paid) {
+    /* Inventory said 200 and the callback, on either reactor, committed
+     * PAID for this order while we waited (its note): the settle would
+     * read PAID and write nothing (only this task writes FAILED over it
+     * while it lives), so its transaction is skipped: one store round
+     * trip and commit fewer per order (issue 16). Without the note (the
+     * callback never came, or its slot was taken by another order's) the
+     * settle step decides, as ever. */
+    if (st->io.ok && paid_noted(st->io.id)) {
         unlock(t, st);
         answer_paid(job, 201, st->io.id);
         sl_http_call_end(&st->resp);
@@ -478,43 +536,6 @@ typedef struct paid_st {
     int rc;
 } paid_st;
 
-/* PAID is committed: tell the creator's task, if it waits (its olock is
- * referenced to its end). The map is the order's reactor's. With
- * --threads 2 the callback lands on the other reactor half the time (the
- * kernel picks the reactor of payment's connection), and the creator then
- * ran its settle transaction for nothing on every such order (issue 17: a
- * write step and a store round trip more per order, about half the
- * orders). So from another reactor, one message one way: it is queued
- * before this callback is answered, and the creator reads the flag only
- * when inventory's answer, which waits for this one, comes back. Should
- * the message be run after that all the same, the settle step decides, as
- * without it. Messages still queued at exit are run by sl_runtime_free,
- * before the shards go. */
-static void mark_paid(const char *id)
-{
-    olock *l = (olock *)svc_map_find(svc_here()->app, id, strlen(id));
-    if (l)
-        l->paid = true;
-}
-
-static void paid_note(void *arg)
-{
-    mark_paid(arg);
-    free(arg);
-}
-
-static void paid_seen(const char *id)
-{
-    sl_reactor *owner = svc_owner(&S, id, strlen(id));
-    if (owner == sl_reactor_current()) {
-        mark_paid(id);
-        return;
-    }
-    char *copy = strdup(id);
-    if (copy && sl_reactor_post(owner, paid_note, copy) < 0)
-        free(copy);   /* not told: the creator's settle step decides */
-}
-
 static int order_paid(sl_task *t, svc_job *job)
 {
     paid_st *st = svc_job_state(job);
@@ -522,7 +543,24 @@ static int order_paid(sl_task *t, svc_job *job)
     if (!svc_key_copy(job->param, job->param_len, st->io.id, ID_MAX))
         SL_RETURN(t, svc_reply_error(job, 404, "not_found", NULL, "no such order"));
     st->io.tag = job->tag;
-    SVC_ON(t, st->rc, &st->hop, job, svc_owner(&S, st->io.id, job->param_len), &paid_step, &st->io);
+    /* Safe mode on another reactor than the order's: no lock. In safe
+     * mode no task holds an order's lock across a wait (the creator lets
+     * go of it in the step that took it, and the callback below in the
+     * step that got it), so the callback would always find it free and
+     * taking it would order nothing: PAID is written only over PENDING
+     * (paid_fn), which is what keeps the books. Taking it there was a hop
+     * to the order's reactor and back for every callback the kernel put
+     * on the other reactor, about half of them with --threads 2: a
+     * context linked there, a task, three cross-reactor messages per such
+     * order (issue 17). On its own reactor it is taken as ever (it costs
+     * nothing there), and in guarded and naive mode always: there it is
+     * the story (held across the chain by the creator). */
+    if (S.o.mode == SVC_SAFE && svc_owner(&S, st->io.id, job->param_len) != sl_reactor_current()) {
+        st->rc = 0;
+        st->io.status = 0;
+    } else {
+        SVC_ON(t, st->rc, &st->hop, job, svc_owner(&S, st->io.id, job->param_len), &paid_step, &st->io);
+    }
     if (st->rc < 0)
         SL_RETURN(t, st->rc);
     const char *id = st->io.id;
@@ -547,7 +585,7 @@ static int order_paid(sl_task *t, svc_job *job)
     if (st->rc < 0) {
         svc_reply_error(job, 503, "overloaded", id, "order %s: %s", id, strerror(-st->rc));
     } else if (st->row.status == PAID) {
-        paid_seen(id);
+        paid_note(id);
         answer_paid(job, 200, id);
     } else if (st->row.status < 0) {
         svc_reply_error(job, 404, "not_found", id, "no order %s", id);
