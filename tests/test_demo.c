@@ -15,8 +15,10 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "demo.h"
 
 /* Forks with the child's fd `which` (stdout or stderr) into a pipe, whose
  * read end the parent gets in *rfd. Returns the child's pid (0 in the
@@ -171,6 +173,193 @@ static void test_demo_tells_three_stories(void **state)
     assert_null(strstr(html, "href="));
 }
 
+/* A load client that runs late is not a chain that hangs: the driver runs
+ * sluice-load through a wrapper that stops it for 900 ms half a second
+ * into every phase, as a busy machine does (test_demo failed at load 20
+ * with 5 client timeouts of 350 in guarded). While payment hangs, answers
+ * the chain gave in time are read after the client's deadline: client
+ * timeouts. Before, more than 1 % of them made the verdict HUNG; now the
+ * verdict counts what order did not answer in time by its own clock, and
+ * says how many the client gave up on. */
+static void test_demo_late_client_is_no_hang(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sluice-demo-late-XXXXXX", path[4096], target[4096];
+    assert_non_null(mkdtemp(dir));
+    static const char *const progs[] = { "order/order-svc", "inventory/inventory-svc", "payment/payment-svc" };
+    static const char *const subdirs[] = { "services", "services/order", "services/inventory",
+                                           "services/payment", "services/load" };
+    for (size_t i = 0; i < sizeof subdirs / sizeof *subdirs; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, subdirs[i]);
+        assert_int_equal(mkdir(path, 0700), 0);
+    }
+    for (size_t i = 0; i < sizeof progs / sizeof *progs; i++) {
+        snprintf(path, sizeof path, "%s/services/%s", dir, progs[i]);
+        snprintf(target, sizeof target, "%s/services/%s", BUILDDIR, progs[i]);
+        assert_int_equal(symlink(target, path), 0);
+    }
+    snprintf(path, sizeof path, "%s/services/load/sluice-load", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    /* the stop is the scene (a stalled client), not a wait for an event */
+    fprintf(f, "#!/bin/sh\n%s/services/load/sluice-load \"$@\" &\npid=$!\n"
+               "sleep 0.5; kill -STOP $pid; sleep 0.9; kill -CONT $pid\nwait $pid\n", BUILDDIR);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(path, 0700), 0);
+
+    static char out[1 << 16];
+    char report[] = "/tmp/sluice-demo-test-XXXXXX.html";
+    int fd;
+    new_report(report);
+    pid_t pid = fork_piped(STDOUT_FILENO, &fd);
+    if (pid == 0) {
+        execl(DEMO_BIN, DEMO_BIN, "--bindir", dir, "--rate", "50", "--phases", "1,1,2,1", "--client-timeout-ms",
+              "1000", "--budget-ms", "300", "--report", report, "--modes", "guarded", "--overload", "off",
+              (char *)NULL);
+        _exit(127);
+    }
+    int st = collect(pid, fd, out, sizeof out, 90);
+    print_message("%s", out);
+    unlink(report);
+    static const char *const rm[] = { "services/order/order-svc", "services/inventory/inventory-svc",
+                                      "services/payment/payment-svc", "services/load/sluice-load",
+                                      "services/load", "services/payment", "services/inventory",
+                                      "services/order", "services", "" };
+    for (size_t i = 0; i < sizeof rm / sizeof *rm; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, rm[i]);
+        assert_int_equal(remove(path), 0);
+    }
+    assert_int_equal(st, 0);
+    EXPECT_IN(out, "=> guarded: failed fast");
+    /* the stop did make the client give up on some: said in the verdict */
+    EXPECT_IN(out, "client timeouts, yet order answered");
+    EXPECT_NOT_IN(out, "INVARIANT BROKEN");
+}
+
+/* ---- the verdict, from numbers alone (verdict.c) ---- */
+
+static const demo_cfg verdict_cfg = { .client_timeout_ms = 1000, .budget_ms = 300, .overload_x = 3 };
+
+/* A fault mode that ran: 350 requests, 50/100/100/100 per phase. */
+static mode_result ran_mode(const char *mode)
+{
+    mode_result m;
+    memset(&m, 0, sizeof m);
+    m.mode = mode;
+    m.ran = true;
+    static const long per[NPHASE] = { 50, 100, 100, 100 };
+    for (int p = 0; p < NPHASE; p++) {
+        m.ph[p].ran = true;
+        m.ph[p].requests = per[p];
+    }
+    m.answered_in_time = 350;
+    m.in_time_s = 1;
+    m.checked = 350;
+    return m;
+}
+
+#define VERDICT_IS(m, text)                                                            \
+    do {                                                                               \
+        demo_verdict(&verdict_cfg, &(m));                                              \
+        if (!strstr((m).verdict, (text)))                                              \
+            fail_msg("verdict \"%s\" does not say \"%s\"", (m).verdict, (text));       \
+    } while (0)
+
+static void test_verdict_hang_is_what_order_held(void **state)
+{
+    (void)state;
+    /* the seed: order never answered 192, the client gave up on them */
+    mode_result m = ran_mode("naive");
+    m.answered_in_time = 158;
+    m.ph[PH_WARMUP].timeouts = 50, m.ph[PH_STEADY].timeouts = 100, m.ph[PH_FAULT].timeouts = 42;
+    m.ph[PH_FAULT].st503 = 58, m.ph[PH_RECOVERY].st503 = 100;
+    m.tasks_idle[SVC_ORDER] = 4, m.tasks_after[SVC_ORDER] = 324;
+    VERDICT_IS(m, "naive: HUNG - 192 of 350 requests got no answer from order within 1000 ms (the client's "
+                  "timeout 1000 ms: 192 timeouts); 320 tasks still stuck in order");
+
+    /* order held 4 past the timeout (> 1 %) though the client saw none */
+    m = ran_mode("guarded");
+    m.ph[PH_STEADY].st508 = 346;
+    m.answered_in_time = 346;
+    VERDICT_IS(m, "guarded: HUNG - 4 of 350");
+    m.answered_in_time = 347;   /* 3 of 350 is within 1 % */
+    VERDICT_IS(m, "guarded: failed fast");
+
+    /* answered more than the client counted (one the client did not
+     * measure): none held */
+    m.answered_in_time = 400;
+    VERDICT_IS(m, "guarded: failed fast - the lock cycle was detected (346 x 508");
+}
+
+static void test_verdict_late_client_is_no_hang(void **state)
+{
+    (void)state;
+    /* guarded at load 20: 5 client timeouts of 350, order answered all */
+    mode_result m = ran_mode("guarded");
+    m.ph[PH_WARMUP].st508 = 50, m.ph[PH_STEADY].st508 = 100, m.ph[PH_RECOVERY].st508 = 100;
+    m.ph[PH_FAULT].timeouts = 5;
+    VERDICT_IS(m, "guarded: failed fast - the lock cycle was detected (250 x 508");
+    VERDICT_IS(m, "; 5 client timeouts, yet order answered every request within 1000 ms by its own clock");
+    m.answered_in_time = 348;
+    VERDICT_IS(m, "5 client timeouts, yet order answered all but 2 within 1000 ms");
+
+    m = ran_mode("safe");
+    m.ph[PH_STEADY].st201 = 250;
+    m.ph[PH_FAULT].timeouts = 18;
+    VERDICT_IS(m, "safe: did not hang - 250 orders PAID");
+    VERDICT_IS(m, "; 18 client timeouts, yet order answered every request");
+    m.ph[PH_FAULT].timeouts = 0;   /* none: nothing said of them */
+    demo_verdict(&verdict_cfg, &m);
+    assert_null(strstr(m.verdict, "client timeouts"));
+}
+
+static void test_verdict_did_not_complete(void **state)
+{
+    (void)state;
+    mode_result m = ran_mode("safe");
+    m.answered_in_time = -1;   /* order's /metrics unread: no verdict on a hang */
+    VERDICT_IS(m, "safe: did not complete: order's answers were not counted");
+    m = ran_mode("safe");
+    snprintf(m.error, sizeof m.error, "sluice-load failed");
+    VERDICT_IS(m, "safe: did not complete: sluice-load failed");
+    m = ran_mode("naive");
+    m.ran = false;
+    VERDICT_IS(m, "naive: did not complete: not run");
+    m = ran_mode("safe");
+    m.disagree = 2;
+    m.ph[PH_STEADY].st201 = 250;
+    VERDICT_IS(m, "INVARIANT BROKEN: 2 of 350 finished orders disagree");
+}
+
+static void test_hist_within(void **state)
+{
+    (void)state;
+    static const char text[] =
+        "# TYPE sluice_http_request_duration_seconds histogram\n"
+        "sluice_http_request_duration_seconds_bucket{method=\"get\",route=\"/healthz\",le=\"1\"} 7\n"
+        "sluice_http_request_duration_seconds_bucket{method=\"post\",route=\"/orders\",le=\"2.5e-05\"} 0\n"
+        "sluice_http_request_duration_seconds_bucket{method=\"post\",route=\"/orders\",le=\"0.5\"} 388\n"
+        "sluice_http_request_duration_seconds_bucket{method=\"post\",route=\"/orders\",le=\"bad\"} 5\n"
+        "sluice_http_request_duration_seconds_bucket{method=\"post\",route=\"/orders\",le=\"1\"} 399\n"
+        "sluice_http_request_duration_seconds_bucket{method=\"post\",route=\"/orders\",le=\"2.5\"} 400\n"
+        "sluice_http_request_duration_seconds_bucket{method=\"post\",route=\"/orders\",le=\"+Inf\"} 402\n"
+        "sluice_http_request_duration_seconds_count{method=\"post\",route=\"/orders\"} 402\n";
+    static const char fam[] = "sluice_http_request_duration_seconds", orders[] = "method=\"post\",route=\"/orders\"";
+    double b = -1;
+    assert_int_equal(demo_hist_within(text, fam, orders, 1.0, &b), 399);   /* a bound exactly */
+    assert_true(b == 1.0);
+    assert_int_equal(demo_hist_within(text, fam, orders, 2.0, &b), 399);   /* between bounds: the lower */
+    assert_true(b == 1.0);
+    assert_int_equal(demo_hist_within(text, fam, orders, 60.0, &b), 400);  /* never +Inf */
+    assert_true(b == 2.5);
+    assert_int_equal(demo_hist_within(text, fam, orders, 1e-6, &b), 0);    /* below every bound */
+    assert_true(b == 0);
+    assert_int_equal(demo_hist_within(text, fam, "method=\"get\",route=\"/healthz\"", 1.0, &b), 7);
+    assert_int_equal(demo_hist_within(text, fam, "method=\"post\",route=\"/charge\"", 1.0, &b), 0);  /* absent */
+    assert_true(b == 0);
+    assert_int_equal(demo_hist_within("", fam, orders, 1.0, &b), 0);
+}
+
 /* The overload scene: C measured, a burst, admission on and then off at
  * the same rates, each in the table and the report. (Whether the books
  * balance after an overload is issue 14's item 2, tested with the
@@ -301,7 +490,12 @@ int main(void)
         cmocka_unit_test(test_demo_bad_usage),
         cmocka_unit_test(test_demo_bad_variable),
         cmocka_unit_test(test_demo_reads_sluice_variables),
+        cmocka_unit_test(test_verdict_hang_is_what_order_held),
+        cmocka_unit_test(test_verdict_late_client_is_no_hang),
+        cmocka_unit_test(test_verdict_did_not_complete),
+        cmocka_unit_test(test_hist_within),
         cmocka_unit_test(test_demo_tells_three_stories),
+        cmocka_unit_test(test_demo_late_client_is_no_hang),
         cmocka_unit_test(test_demo_overload_scene),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -327,6 +327,20 @@ static int walk_get(int port, const char *path, hget_resp *r)
     }
 }
 
+/* How many POST /orders order answered within within_s by its own clock
+ * (demo_hist_within; *bound_s the bound it counted to); -1 when its
+ * /metrics could not be read. */
+static long order_answered_within(int port, double within_s, double *bound_s)
+{
+    hget_resp r;
+    if (walk_get(port, "/metrics", &r) < 0)
+        return -1;
+    long n = r.status == 200 ? demo_hist_within(r.body, "sluice_http_request_duration_seconds",
+                                                "method=\"post\",route=\"/orders\"", within_s, bound_s) : -1;
+    hget_free(&r);
+    return n;
+}
+
 /* Every finished order must be PAID with its reservation kept and its charge
  * CHARGED, or FAILED with its reservation given back and no charge (or a
  * voided one); the stock the inventory lost must be exactly the quantity of
@@ -499,6 +513,10 @@ static void run_mode(const demo_cfg *cfg, mode_result *m)
         m->tasks_after[s] = tasks_alive(c.port[s]);
         m->rss_kib[s] = proc_rss_kib(&c.p[s]);
     }
+    /* after the settle: a request order held past the timeout counts too */
+    m->answered_in_time = order_answered_within(c.port[SVC_ORDER], cfg->client_timeout_ms / 1000.0, &m->in_time_s);
+    if (m->answered_in_time < 0 && !m->error[0])
+        snprintf(m->error, sizeof m->error, "order's /metrics could not be read after the run");
     check_invariant(&c, m);
     stop_chain(&c, m);
     if (cfg->trace_dir)

@@ -7,61 +7,6 @@
 #include <string.h>
 #include "demo.h"
 
-static long total(const mode_result *m, size_t off)
-{
-    long n = 0;
-    for (int p = 0; p < NPHASE; p++)
-        n += *(const long *)((const char *)&m->ph[p] + off);
-    return n;
-}
-#define TOTAL(m, field) total((m), offsetof(phase_result, field))
-
-static long leftover(const mode_result *m, int s)
-{
-    return m->tasks_after[s] < 0 || m->tasks_idle[s] < 0 ? -1 : m->tasks_after[s] - m->tasks_idle[s];
-}
-
-/* One line that says what happened, from the numbers alone. */
-static void verdict(const demo_cfg *cfg, mode_result *m)
-{
-    long req = TOTAL(m, requests), to = TOTAL(m, timeouts), ok = TOTAL(m, st201);
-    long s508 = TOTAL(m, st508);
-    const phase_result *f = &m->ph[PH_FAULT];
-    char inv[160];
-    if (m->disagree)
-        snprintf(inv, sizeof inv, "INVARIANT BROKEN: %ld of %ld finished orders disagree", m->disagree, m->checked);
-    else
-        snprintf(inv, sizeof inv, "the three services agree on all %ld finished orders", m->checked);
-    size_t n = sizeof m->verdict;
-    if (m->overload && m->ran && !m->error[0]) {
-        const phase_result *a = &m->ph[PH_RECOVERY];
-        double dur = f->duration_s > 0 ? f->duration_s : 1;
-        char low[96] = "";
-        if (m->capacity_conns && m->capacity_conns != 64)   /* see measure_capacity */
-            snprintf(low, sizeof low, ", measured %d at a time: 64 at once all outlasted the budget", m->capacity_conns);
-        snprintf(m->verdict, n, "%s: a %dx burst (%d/s offered, C = %.1f/s%s): goodput %.0f/s = %.2f C, 201 p99 "
-                 "%.0f ms, %ld x 503, %ld x 504, %ld client timeouts; after it, %.0f%% 201; %s", m->mode,
-                 cfg->overload_x, m->rate[PH_FAULT], m->capacity, low, f->st201 / dur,
-                 m->capacity > 0 ? f->st201 / dur / m->capacity : 0, f->p99_201, f->st503, f->st504,
-                 f->timeouts, a->requests ? 100.0 * a->st201 / a->requests : 0, inv);
-        return;
-    }
-    if (!m->ran || m->error[0])
-        snprintf(m->verdict, n, "%s: did not complete: %s", m->mode, m->error[0] ? m->error : "not run");
-    else if (to * 100 > req)
-        snprintf(m->verdict, n, "%s: HUNG - %ld of %ld requests got no answer within the client's %d ms; "
-                 "%ld tasks still stuck in order after the run; %s", m->mode, to, req,
-                 cfg->client_timeout_ms, leftover(m, SVC_ORDER), inv);
-    else if (s508 > ok)
-        snprintf(m->verdict, n, "%s: failed fast - the lock cycle was detected (%ld x 508, p99 %.1f ms), "
-                 "nothing hung, %ld tasks left; %s", m->mode, s508, m->ph[PH_STEADY].p99,
-                 leftover(m, SVC_ORDER) + leftover(m, SVC_INVENTORY) + leftover(m, SVC_PAYMENT), inv);
-    else
-        snprintf(m->verdict, n, "%s: did not hang - %ld orders PAID; while payment hung order answered 504 "
-                 "within its %d ms budget (max %.0f ms) and recovered at once; %s", m->mode, ok,
-                 cfg->budget_ms, f->max, inv);
-}
-
 void report_text(const demo_cfg *cfg, const mode_result *mr, int nmodes)
 {
     printf("\nsluice demo: POST /orders at %d/s (open loop) through order -> inventory -> payment -> order,\n"
@@ -71,7 +16,7 @@ void report_text(const demo_cfg *cfg, const mode_result *mr, int nmodes)
            "p99 ms", "max ms", "201", "503", "504", "508", "other", "t/o", "err", "peak in-flight o/i/p");
     for (int i = 0; i < nmodes; i++) {
         mode_result *m = (mode_result *)&mr[i];
-        verdict(cfg, m);
+        demo_verdict(cfg, m);
         if (m->overload && (i == 0 || !mr[i - 1].overload))
             printf("Overload: the safe chain, C/2, then a %dx C burst, then C/2 again; admission on, then off "
                    "(--admission off), the same rates.\n\n", cfg->overload_x);
@@ -86,8 +31,8 @@ void report_text(const demo_cfg *cfg, const mode_result *mr, int nmodes)
         }
         if (m->ran)
             printf("%-8s after the run: tasks left beyond idle %ld/%ld/%ld, RSS %.1f/%.1f/%.1f MiB, "
-                   "exit %d/%d/%d (order/inventory/payment)\n", "", leftover(m, 0), leftover(m, 1),
-                   leftover(m, 2), m->rss_kib[0] / 1024.0, m->rss_kib[1] / 1024.0, m->rss_kib[2] / 1024.0,
+                   "exit %d/%d/%d (order/inventory/payment)\n", "", demo_tasks_left(m, 0), demo_tasks_left(m, 1),
+                   demo_tasks_left(m, 2), m->rss_kib[0] / 1024.0, m->rss_kib[1] / 1024.0, m->rss_kib[2] / 1024.0,
                    m->exit_status[0], m->exit_status[1], m->exit_status[2]);
         printf("\n");
     }
@@ -294,7 +239,7 @@ int report_html(const demo_cfg *cfg, const mode_result *mr, int nmodes)
             ymax = ph->max > ymax ? ph->max : ymax;
         }
         fprintf(f, "</table>\n<p>After the run: tasks beyond idle %ld / %ld / %ld, RSS %.1f / %.1f / %.1f MiB "
-                   "(order / inventory / payment).</p>\n", leftover(m, 0), leftover(m, 1), leftover(m, 2),
+                   "(order / inventory / payment).</p>\n", demo_tasks_left(m, 0), demo_tasks_left(m, 1), demo_tasks_left(m, 2),
                 m->rss_kib[0] / 1024.0, m->rss_kib[1] / 1024.0, m->rss_kib[2] / 1024.0);
         point *pts;
         int n = points(m, &pts);
