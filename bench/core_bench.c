@@ -507,6 +507,66 @@ static double b_cross_chan(long n)
     return -(double)n / ((double)(XC.t1 - XC.t0) / 1e9);
 }
 
+/* ---- the other way: the producer at the channel's home, the consumer on
+ * reactor 1 (its receives fed ahead: core/rrecv.c) ---------------------------------------- */
+
+typedef struct xrc { long i; int64_t got; int rc; } xrc;
+
+static xrc XR;
+
+static void xr_done(void *arg)   /* the consumer's last report is in: nothing is lent any more */
+{
+    (void)arg;
+    if (++XC.finished == 2) {
+        sl_chan_free(NULL, XC.ch);
+        sl_runtime_stop(rt);
+    }
+}
+
+static int xr_consumer(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (XR.i = 0; XR.i < XC.n; XR.i++)
+        SL_AWAIT(t, XR.rc, sl_chan_recv(t, XC.ch, &XR.got));
+    XC.t1 = sl_now_ns();
+    sl_reactor_post(sl_runtime_reactor(rt, 0), xr_done, NULL);
+    SL_END(t);
+}
+
+static int xr_producer(sl_task *t, void *arg)   /* reactor 0: the channel's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    XC.t0 = sl_now_ns();
+    for (XC.i = 0; XC.i < XC.n; XC.i++) {
+        XC.v = XC.i;
+        SL_AWAIT(t, XC.rc, sl_chan_send(t, XC.ch, &XC.v));
+    }
+    SL_END(t);
+}
+
+static int xr_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    sl_chan_new(&XC.ch, sizeof(int64_t), 1024, NULL);
+    sl_task *p;
+    sl_spawn(NULL, xr_producer, NULL, &p, NULL);
+    sl_chan_give(XC.ch, t, NULL);
+    XC.finished = 1;   /* xr_done: the consumer's end makes 2 */
+    sl_spawn_on(sl_runtime_reactor(rt, 1), xr_consumer, NULL, NULL);
+    return 0;
+}
+
+static double b_cross_chan_recv(long n)
+{
+    memset(&XC, 0, sizeof XC);
+    memset(&XR, 0, sizeof XR);
+    XC.n = n;
+    run_main(xr_main, NULL, 2);
+    return -(double)n / ((double)(XC.t1 - XC.t0) / 1e9);
+}
+
 /* ---- ping-pong across reactors through two channels (issue 17) ------------------------ */
 
 /* A on reactor 1 sends on `a` (home: reactor 0) and receives on `b`; B on
@@ -995,6 +1055,8 @@ int main(int argc, char **argv)
         emit("cross_reactor_post_malloc_msgs_per_s", -best_of3(b_cross_malloc, 5000000 / k), &first);
     if (wanted("cross_reactor_chan_msgs_per_s"))
         emit("cross_reactor_chan_msgs_per_s", -best_of3(b_cross_chan, 1000000 / k), &first);
+    if (wanted("cross_reactor_chan_recv_msgs_per_s"))   /* receives from another reactor */
+        emit("cross_reactor_chan_recv_msgs_per_s", -best_of3(b_cross_chan_recv, 1000000 / k), &first);
     if (wanted("cross_reactor_chan_pingpong_ns"))
         emit("cross_reactor_chan_pingpong_ns", best_of3(b_cross_pingpong, 100000 / k), &first);
     if (wanted("cross_reactor_chan_pingpong_nospin_ns"))

@@ -1,8 +1,9 @@
 /* chan.c: bounded channels (home-reactor operations).
  *
- * Invariants: receivers park only on an empty channel, senders only on a
- * full one (cap 0 is always full and empty), so at most one of the two
- * queues is non-empty. A sender's element stays in its own buffer while it is
+ * Invariants: receivers park only on an empty channel, or one whose front
+ * is lent to another reactor (rrecv.c: nobody receives past a lent
+ * element), senders only on a full one (cap 0 is always full and empty),
+ * so without a lend at most one of the two queues is non-empty. A sender's element stays in its own buffer while it is
  * parked and is copied exactly once, by whoever takes it. */
 #include <errno.h>
 #include <stdlib.h>
@@ -38,6 +39,8 @@ static void push_elem(sl_chan *ch, const void *elem, uint64_t until)
         ch->dl_n_ += until != 0;
     }
     ch->len_++;
+    if (ch->rasks_)
+        sl__chan_turn_end(ch);   /* another reactor's receivers wait: lend at the turn's end */
     if (ch->len_ > ch->high_water_)
         ch->high_water_ = ch->len_;
     if (ch->high_ && !ch->pressured_ && ch->len_ >= ch->high_) {
@@ -200,19 +203,25 @@ static bool room(const sl_chan *ch)
 
 /* Room opened: queued asks for credit are served at the turn's end, in
  * one grant, rather than one slot at a time. */
-static void note_room(sl_chan *ch)
+void sl__chan_turn_end(sl_chan *ch)
 {
-    if (ch->asks_ && !ch->grant_queued_ && ch->home_) {
+    if (!ch->grant_queued_ && ch->home_) {
         ch->grant_queued_ = 1;
         ch->grant_next_ = ch->home_->grant_head;
         ch->home_->grant_head = ch;
     }
 }
 
+static void note_room(sl_chan *ch)
+{
+    if (ch->asks_)
+        sl__chan_turn_end(ch);
+}
+
 /* The element goes to a parked receiver, or into the ring. */
 static int put(sl_chan *ch, const void *elem, uint64_t until)
 {
-    sl_waiter *w = ch->recvq_.head;
+    sl_waiter *w = ch->lent_ ? NULL : ch->recvq_.head;   /* no receive past a lent element */
     if (w) {
         sl_wq_remove(&ch->recvq_, w);
         copy_elem(ch, w->buf, elem);
@@ -247,6 +256,10 @@ int sl__chan_do_send(sl_chan *ch, const void *elem)
 int sl__chan_do_recv(sl_chan *ch, void *elem);
 int sl__chan_do_recv(sl_chan *ch, void *elem)
 {
+    if (ch->lent_) {   /* lent to another reactor: have it back (rrecv.c) */
+        sl__rrecv_recall(ch, true);
+        return -EAGAIN;
+    }
     if (ch->dl_n_)
         expire_head(ch);
     sl_waiter *w = live_sender(ch);
@@ -308,6 +321,8 @@ void sl__chan_admit(sl_chan *ch, const unsigned char *elems, const unsigned char
     }
     if ((ch->closed_ || ch->senders_gone_) && !ch->len_ && !ch->reserved_ && !ch->sendq_.head)
         fail_all(ch, &ch->recvq_, -EPIPE);
+    if (ch->rasks_)
+        sl__chan_turn_end(ch);   /* credit back: other reactors' receivers may get -EPIPE now */
     note_room(ch);
 }
 
@@ -323,6 +338,10 @@ bool sl__chan_ready(sl_chan *ch, int op)
             return true;
         if (ch->reserved_)
             sl__rsend_recall(ch);
+        return false;
+    }
+    if (ch->lent_) {
+        sl__rrecv_recall(ch, true);
         return false;
     }
     if (ch->dl_n_)
@@ -483,7 +502,9 @@ int sl_chan_send_until(sl_task *t, sl_chan *ch, const void *elem, uint64_t expir
 int sl_chan_recv(sl_task *t, sl_chan *ch, void *elem)
 {
     if (ch->home_ != t->reactor_)
-        return ch->home_ ? sl__remote_op(t, ch, SL_RECV, elem) : freed_op(t, ch, "receive");
+        return !ch->home_ ? freed_op(t, ch, "receive")
+               : sl__rrecv_wanted(t->reactor_, ch) ? sl__rrecv(t, ch, elem)   /* fed ahead */
+               : sl__remote_op(t, ch, SL_RECV, elem);
     if (t->cancel_err_)
         return t->cancel_err_;
     int rc = sl__chan_do_recv(ch, elem);
@@ -569,8 +590,10 @@ int sl_chan_close_at_(sl_task *t, sl_chan *ch, const char *file, int line)
     ch->closed_ = 1;
     fail_all(ch, &ch->sendq_, -EPIPE);
     sl__rsend_fail_asks(ch, -EPIPE);
-    if (!ch->reserved_)   /* else when the credit is back: elements may still come */
+    if (!ch->reserved_ && !ch->len_)   /* else when the credit is back: elements may still come */
         fail_all(ch, &ch->recvq_, -EPIPE);
+    if (ch->rasks_)
+        sl__chan_turn_end(ch);   /* other reactors' receivers: -EPIPE once nothing is left */
     return 0;
 }
 
@@ -709,6 +732,8 @@ int sl_chan_detach(sl_chan *ch, sl_task *t, int ends)
         ch->senders_gone_ = 1;
         if (ch->len_ == 0 && !ch->sendq_.head && !ch->reserved_)
             fail_all(ch, &ch->recvq_, -EPIPE);
+        if (ch->rasks_)
+            sl__chan_turn_end(ch);
     }
     if (!h->ends)
         drop_hold(ch, h);   /* may free ch */
@@ -744,13 +769,13 @@ static void destroy_elem(sl_chan *ch, void *e)
     }
 }
 
+/* The elements not lent (a lent one may be received there: rrecv.c
+ * destroys it when it comes back unreceived). */
 static void destroy_elems(sl_chan *ch)
 {
-    while (ch->len_ > 0) {
-        void *e = slot(ch, 0);
-        ch->head_ = (ch->head_ + 1) % ch->cap_;
+    while (ch->len_ > ch->lent_) {
         ch->len_--;
-        destroy_elem(ch, e);
+        destroy_elem(ch, slot(ch, ch->len_));
     }
 }
 
@@ -771,8 +796,49 @@ static void grant_unqueue(sl_chan *ch)
  * out (a batch on its way still names it); its ring went at the free. */
 void sl__chan_maybe_release(sl_chan *ch)
 {
-    if (ch->freed_ && !ch->n_holds_ && !ch->reserved_ && !ch->recalls_)
+    if (ch->freed_ && !ch->n_holds_ && !ch->reserved_ && !ch->recalls_ && !ch->lent_ && !ch->lrecall_)
         chan_release_mem(ch);
+}
+
+/* ---- elements lent to another reactor (rrecv.c) ------------------------------ */
+
+void sl__chan_lent_taken(sl_chan *ch, size_t n)
+{
+    ch->head_ = (ch->head_ + n) % ch->cap_;
+    ch->len_ -= n;
+    ch->lent_ -= n;
+    ch->received_ += n;
+    if (!ch->freed_)
+        refill(ch);   /* parked senders move in; watermarks; credit asks */
+}
+
+void sl__chan_lent_back(sl_chan *ch)
+{
+    if (ch->freed_) {
+        while (ch->lent_) {   /* at the front, in order */
+            void *e = slot(ch, 0);
+            ch->head_ = (ch->head_ + 1) % ch->cap_;
+            ch->len_--;
+            ch->lent_--;
+            destroy_elem(ch, e);
+        }
+    }
+    ch->lent_ = 0;
+    ch->lessee_ = NULL;
+}
+
+/* Nothing lent any more: receivers parked at the home take what is there,
+ * or get -EPIPE (closed and empty). */
+void sl__chan_serve_local(sl_chan *ch)
+{
+    sl_waiter *w;
+    while (!ch->lent_ && !ch->freed_ && (w = ch->recvq_.head)) {
+        int rc = sl__chan_do_recv(ch, w->buf);
+        if (rc == -EAGAIN)
+            return;
+        sl_wq_remove(&ch->recvq_, w);
+        sl__waiter_fire(w, rc);
+    }
 }
 
 int sl_chan_free_at_(sl_task *t, sl_chan *ch, const char *file, int line)
@@ -794,13 +860,16 @@ int sl_chan_free_at_(sl_task *t, sl_chan *ch, const char *file, int line)
     fail_all(ch, &ch->sendq_, -EPIPE);
     fail_all(ch, &ch->recvq_, -EPIPE);
     sl__rsend_fail_asks(ch, -EPIPE);
-    destroy_elems(ch);
-    ch->freed_ = 1;
     ch->qhome_ = ch->home_;
+    ch->freed_ = 1;
+    sl__rrecv_fail_asks(ch, -EPIPE);
+    sl__rrecv_recall(ch, false);   /* lent elements: destroyed when back unreceived */
+    destroy_elems(ch);
     grant_unqueue(ch);
     if (ch->home_)
         unregister(ch);
-    release_ring(ch);   /* the ring goes at once, whatever keeps the header */
+    if (!ch->lent_)
+        release_ring(ch);   /* the ring goes at once, whatever keeps the header (else when lent ones are back) */
     sl__chan_maybe_release(ch);
     return 0;
 }
@@ -819,8 +888,11 @@ void sl__chan_teardown(sl_chan *ch)
                 sl__remote_drop_proxy(w);   /* its task is gone already */
         }
     }
+    ch->lent_ = 0;   /* every reactor has drained: what was lent is back or received */
+    ch->lrecall_ = 0;
     destroy_elems(ch);
     sl__rsend_drop_asks(ch);   /* the reactor's list of channels to serve goes with it */
+    sl__rrecv_drop_asks(ch);
     unregister(ch);
     ch->freed_ = 1;
     ch->reserved_ = 0;   /* every reactor has stopped: no batch will come */

@@ -111,6 +111,9 @@ int sl_task_why(const sl_task *t, sl_wait_case *out, int max)
             c.op = SL_SEND;
             c.why = SL_WHY_CREDIT;
             c.until = t->w_.until;
+        } else if (sl__rrecv_parked(t)) {
+            c.op = SL_RECV;
+            c.why = SL_WHY_REMOTE;
         } else {
             c.why = SL_WHY_REMOTE;
         }

@@ -80,6 +80,7 @@ struct sl_reactor {
     bool remote_hot;
     unsigned spin_skip, spin_backoff; /* spins to leave out, and the next such count */
     struct sl_rsend *rsends, *rs_dirty;  /* credit senders (rsend.c): all, and to flush */
+    struct sl_rrecv *rrecvs, *rr_dirty;  /* fed receivers (rrecv.c): all, and to flush */
     sl_chan *grant_head;              /* our channels with room for queued asks */
     bool check_deadlock, deadlock_reported;
     /* Published for the other reactors' deadlock checks: nothing is ready
@@ -250,6 +251,31 @@ void sl__rsend_fail_asks(sl_chan *ch, int err);
 void sl__rsend_drop_asks(sl_chan *ch);     /* teardown: free them, answer nobody */
 void sl__rsend_recall(sl_chan *ch);        /* home: room wanted, lent credit comes back */
 void sl__rsend_free_loans(sl_chan *ch);    /* the header goes: its loan records too */
+/* rrecv.c: receives on a buffered channel of another reactor, fed ahead. */
+#define SL_RRECV_TAG 0x52524356u   /* t->w_.tag of a task waiting for a lend */
+bool sl__rrecv_wanted(sl_reactor *r, const sl_chan *ch);   /* lend, not a round trip? */
+int sl__rrecv(sl_task *t, sl_chan *ch, void *elem);
+bool sl__rrecv_parked(const sl_task *t);
+void sl__rrecv_unpark(sl_task *t);
+int sl__rrecv_flush(sl_reactor *r, bool all);
+void sl__rrecv_free_all(sl_reactor *r);
+void sl__rrecv_serve(sl_chan *ch);              /* home, turn end: lend to queued asks */
+void sl__rrecv_recall(sl_chan *ch, bool contended);
+void sl__rrecv_fail_asks(sl_chan *ch, int err);
+void sl__rrecv_drop_asks(sl_chan *ch);
+/* A wait that ends on the task's own reactor (credit, lend): a deadline
+ * or cancel just leaves it, nothing was taken. */
+static inline bool sl__remote_local(const sl_task *t)
+{
+    return t->wait_kind_ == SL_WAIT_REMOTE && (t->w_.tag == SL_RSEND_TAG || t->w_.tag == SL_RRECV_TAG);
+}
+/* chan.c, for rrecv.c: the first n lent elements were received there; the
+ * lent ones left come back (freed channel: destroyed); parked receivers
+ * at the home take from the ring once nothing is lent. */
+void sl__chan_lent_taken(sl_chan *ch, size_t n);
+void sl__chan_lent_back(sl_chan *ch);
+void sl__chan_serve_local(sl_chan *ch);
+void sl__chan_turn_end(sl_chan *ch);
 /* chan.c: a batch's elements enter the channel; `returned` credit comes
  * back with them (their own included). `untils`: the elements' deadlines
  * (n unaligned uint64_t), or NULL for none. */

@@ -386,6 +386,8 @@ static void publish_deferred(sl_reactor *r)
 static void flush_wakes(sl_reactor *r)
 {
     r->in_cb = false;
+    if (r->rr_dirty)
+        sl__rrecv_flush(r, false);   /* reports and asks of fed receivers */
     if (r->rs_dirty || r->grant_head)
         sl__rsend_flush(r, false);   /* batches of remote sends, grants of credit */
     publish_deferred(r);
@@ -682,6 +684,8 @@ int sl__reactor_drain(sl_reactor *r)
     sl_reactor *prev = sl__tl_reactor;
     sl__tl_reactor = r;
     int n = drain(r, INT_MAX);
+    if (r->rr_dirty || r->rrecvs)   /* lent elements go back */
+        n += sl__rrecv_flush(r, true);
     if (r->rs_dirty || r->grant_head || r->rsends)   /* nothing runs any more: all credit goes back */
         n += sl__rsend_flush(r, true);
     sl__tl_reactor = prev;
@@ -708,6 +712,7 @@ int sl__reactor_teardown(sl_reactor *r)
     int leaks = r->base ? sl__release_leaked_chans(r) : 0;
     sl__chan_quarantine_free(r);
     sl__rsend_free_all(r);
+    sl__rrecv_free_all(r);
     r->grant_head = NULL;
     sl_heap_free(&r->heap);
     sl__watch_free(r);

@@ -142,8 +142,8 @@ int sl__remote_op(sl_task *t, sl_chan *ch, int op, void *buf)
 
 bool sl__remote_waits(const sl_task *t)
 {
-    if (sl__rsend_parked(t))
-        return true;   /* waits for credit: its ask is at home, or on its way */
+    if (sl__remote_local(t))
+        return true;   /* waits for credit or a lend: its ask is at home, or on its way */
     const remote_req *q = t->w_.buf;
     return q && !q->aborting;
 }

@@ -523,6 +523,8 @@ int sl__rsend_flush(sl_reactor *r, bool all)
         ch->grant_next_ = NULL;
         ch->grant_queued_ = 0;
         sl__rsend_grant(ch);
+        if (ch->rasks_ || (!ch->lent_ && ch->recvq_.head))
+            sl__rrecv_serve(ch);   /* lends to other reactors' receivers (rrecv.c) */
     }
     /* free the idle ones */
     for (sl_rsend **pp = &r->rsends, *x; (x = *pp);) {

@@ -296,6 +296,13 @@ struct sl_chan {
     void *expire_arg_;
     struct sl_rs_loan *loans_;     /* credit out, per borrowing reactor (core/rsend.c) */
     uint32_t recalls_;             /* recalls of credit not answered yet */
+    /* elements lent to a receiving reactor (core/rrecv.c): the first lent_
+     * of the ring, still counted in len_, all lent to lessee_ */
+    size_t lent_;
+    sl_reactor *lessee_;
+    uint8_t lrecall_;              /* a recall of the lent elements is out */
+    uint8_t lend_off_;             /* contended: lend no more (read by other reactors: __atomic) */
+    struct sl_rr_up *rasks_, *rasks_tail_;   /* other reactors' receivers waiting for a lend */
 };
 
 int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,

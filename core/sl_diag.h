@@ -70,7 +70,8 @@ typedef enum sl_why {
 
 typedef struct sl_wait_case {
     const char *chan;      /* the channel's name ("" if none) */
-    int op;                /* SL_SEND, SL_RECV, or 0 (a round trip to another reactor) */
+    int op;                /* SL_SEND, SL_RECV, or 0 (a round trip to another reactor;
+                            * a receive fed ahead, waiting for a lend, says SL_RECV) */
     sl_why why;
     size_t len, cap;       /* 0 and cap for another reactor's channel (its length is not ours to read) */
     size_t lent;           /* room lent to other reactors' senders */

@@ -312,6 +312,8 @@ void sl__unpark(sl_task *t)
     case SL_WAIT_REMOTE:
         if (sl__rsend_parked(t))
             sl__rsend_unpark(t);
+        else if (sl__rrecv_parked(t))
+            sl__rrecv_unpark(t);
         else
             sl__remote_unpark(t);
         break;
@@ -326,7 +328,7 @@ void sl__unpark(sl_task *t)
  * reactor, so it is withdrawn there first and t wakes when that answers. */
 static void abort_wait(sl_task *t, int err)
 {
-    if (t->wait_kind_ == SL_WAIT_REMOTE && !sl__rsend_parked(t)) {
+    if (t->wait_kind_ == SL_WAIT_REMOTE && !sl__remote_local(t)) {
         if (t->heap_idx_)
             sl_heap_remove(&t->reactor_->heap, t);
         t->w_.err = err;

@@ -245,7 +245,7 @@ static int remote_home(sl_task *t, void *arg)
     (void)arg;
     SL_BEGIN(t);
     /* full: the far sender waits for credit; empty: the far receiver
-     * waits for the answer of its round trip */
+     * waits for elements to be lent */
     assert_int_equal(sl_chan_new(&R.ch, sizeof(int), 1, &(sl_chan_opts){ .name = "far", .expiring = true }), 0);
     assert_int_equal(sl_chan_new(&R.empty, sizeof(int), 1, &(sl_chan_opts){ .name = "far-empty" }), 0);
     R.i = 9;
@@ -271,7 +271,7 @@ static void test_other_reactor(void **s)
     assert_int_equal(R.nr, 1);
     assert_int_equal(R.wr.why, SL_WHY_REMOTE);
     assert_string_equal(R.wr.chan, "far-empty");
-    assert_int_equal(R.wr.op, 0);
+    assert_int_equal(R.wr.op, SL_RECV);   /* fed ahead (core/rrecv.c): waits for a lend */
     assert_int_equal(R.ns, 1);
     assert_int_equal(R.ws.why, SL_WHY_CREDIT);
     assert_int_equal(R.ws.op, SL_SEND);

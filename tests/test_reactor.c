@@ -529,8 +529,9 @@ typedef struct cr {
     sl_chan *ch;
     _Atomic long sent_ok, received;
     _Atomic int seen[2 * CR_N], ok[2 * CR_N];
-    _Atomic int over_cap, bad, timeouts, done;   /* done: tasks finished */
+    _Atomic int over_cap, bad, disorder, timeouts, done;   /* done: tasks finished */
     int home_rc, home_got, i, closed;
+    int home_last[2];
     uint64_t rng[6];
 } cr;
 
@@ -542,14 +543,20 @@ static uint64_t cr_rand(int k)
     return CR.rng[k] >> 33;
 }
 
-static void cr_got(int v)
+/* `last`: the receiver's last value from each sender (-1 none): a
+ * sender's values reach each receiver in the order sent */
+static void cr_got(int v, int last[2])
 {
     atomic_fetch_add(&CR.received, 1);
     if (v < 0 || v >= 2 * CR_N || atomic_fetch_add(&CR.seen[v], 1))
         atomic_store(&CR.bad, 1);
+    else if (v <= last[v / CR_N])
+        atomic_store(&CR.disorder, 1);
+    else
+        last[v / CR_N] = v;
 }
 
-typedef struct crt { int id, i, v, rc; } crt;
+typedef struct crt { int id, i, v, rc; int last[2]; } crt;
 static crt cr_senders[2], cr_receivers[2];
 
 static int cr_sender(sl_task *t, void *arg)
@@ -590,7 +597,7 @@ static int cr_receiver(sl_task *t, void *arg)   /* on reactor 1 or 2: the round 
         if (c->rc == -EPIPE)
             break;
         assert_int_equal(c->rc, 0);
-        cr_got(c->v);
+        cr_got(c->v, c->last);
     }
     sl_task_set_deadline(t, 0);
     atomic_fetch_add(&CR.done, 1);
@@ -604,7 +611,7 @@ static int cr_home(sl_task *t, void *arg)
     assert_int_equal(sl_chan_new(&CR.ch, sizeof(int), CR_CAP, &(sl_chan_opts){ .name = "credit" }), 0);
     for (int k = 0; k < 2; k++) {
         cr_senders[k] = (crt){ .id = k };
-        cr_receivers[k] = (crt){ .id = k };
+        cr_receivers[k] = (crt){ .id = k, .last = { -1, -1 } };
         sl_reactor *r = sl_runtime_reactor(rt, 1 + k);
         assert_int_equal(sl_spawn_on(r, cr_sender, &cr_senders[k], &(sl_spawn_opts){ .name = "sender" }), 0);
         assert_int_equal(sl_spawn_on(r, cr_receiver, &cr_receivers[k], &(sl_spawn_opts){ .name = "receiver" }), 0);
@@ -631,7 +638,7 @@ static int cr_home(sl_task *t, void *arg)
         if (CR.home_rc == -EPIPE)
             break;
         assert_int_equal(CR.home_rc, 0);
-        cr_got(CR.home_got);
+        cr_got(CR.home_got, CR.home_last);
     }
     sl_task_set_deadline(t, 0);
     /* the others tell by counting; bounded: a lost element fails the counts */
@@ -646,6 +653,7 @@ static void test_credit_sends_race(void **s)
 {
     (void)s;
     memset(&CR, 0, sizeof CR);
+    CR.home_last[0] = CR.home_last[1] = -1;
     for (int k = 0; k < 6; k++)
         CR.rng[k] = 0x9E3779B97F4A7C15ULL * (uint64_t)(k + 1);
     rt = rt_new(3, &cap);
@@ -654,6 +662,7 @@ static void test_credit_sends_race(void **s)
     assert_int_equal(sl_runtime_free(rt), 0);
     assert_int_equal(atomic_load(&CR.done), 4);
     assert_int_equal(atomic_load(&CR.bad), 0);
+    assert_int_equal(atomic_load(&CR.disorder), 0);
     assert_int_equal(atomic_load(&CR.over_cap), 0);
     long ok = 0;
     for (int v = 0; v < 2 * CR_N; v++) {
@@ -664,6 +673,188 @@ static void test_credit_sends_race(void **s)
     assert_true(ok >= CR_CLOSE_AT);
     print_message("credit sends: %ld sent and received, %d deadlines fired meanwhile\n", ok,
                   atomic_load(&CR.timeouts));
+}
+
+/* ---- receives fed ahead (core/rrecv.c): deadlines, cancels and a close racing ----------- */
+
+/* The channel lives on reactor 0; its only receivers are three tasks on
+ * reactor 1 (so elements are lent there in batches), with random
+ * deadlines, and a fourth task there cancels them at random (a cancelled
+ * receiver is replaced by a new one). Two senders (reactor 0, locally,
+ * and reactor 2, by credit) send with random deadlines (a timed-out send
+ * is retried); the home closes the channel after FR_CLOSE_AT receives,
+ * while both still send. Every send that returned 0 is received exactly
+ * once, none that failed; each receiver gets each sender's values in
+ * order; what the senders were told is sent minus what left the channel
+ * never exceeds the capacity, counted at the home. */
+#define FR_N 3000
+#define FR_CAP 16
+#define FR_CLOSE_AT 4500
+#define FR_RECEIVERS 3
+
+typedef struct frr { sl_task *task; int slot, rc, v, last[2]; bool piped; } frr;
+
+static struct {
+    sl_chan *ch;
+    _Atomic long sent_ok, received;
+    _Atomic int seen[2 * FR_N], ok[2 * FR_N];
+    _Atomic int over_cap, bad, disorder, timeouts, cancels, senders_done, piped, canceller_done;
+    _Atomic bool closed;
+    int home_rc, i, crc, k;
+    frr r[FR_RECEIVERS];
+    uint64_t rng[4];
+    sl_reactor_stats s1;
+} FR;
+
+static uint64_t fr_rand(int k)
+{
+    FR.rng[k] = FR.rng[k] * 6364136223846793005ULL + 1442695040888963407ULL;
+    return FR.rng[k] >> 33;
+}
+
+static int fr_sender(sl_task *t, void *arg)
+{
+    crt *c = arg;
+    SL_BEGIN(t);
+    for (c->i = 0; c->i < FR_N;) {
+        c->v = c->id * FR_N + c->i;
+        sl_task_set_deadline(t, sl_now_ns() + (10 + fr_rand(c->id)) % 200 * SL_NS_PER_US);
+        SL_AWAIT(t, c->rc, sl_chan_send(t, FR.ch, &c->v));
+        if (c->rc == -ETIMEDOUT) {
+            atomic_fetch_add(&FR.timeouts, 1);
+            continue;   /* not taken: the same value again */
+        }
+        if (c->rc == -EPIPE)
+            break;
+        assert_int_equal(c->rc, 0);
+        atomic_store(&FR.ok[c->v], 1);
+        atomic_fetch_add(&FR.sent_ok, 1);
+        c->i++;
+    }
+    sl_task_set_deadline(t, 0);
+    atomic_fetch_add(&FR.senders_done, 1);
+    SL_END(t);
+}
+
+static int fr_receiver(sl_task *t, void *arg)   /* reactor 1 */
+{
+    frr *c = arg;
+    SL_BEGIN(t);
+    for (;;) {
+        sl_task_set_deadline(t, sl_now_ns() + (20 + fr_rand(2)) % 300 * SL_NS_PER_US);
+        SL_AWAIT(t, c->rc, sl_chan_recv(t, FR.ch, &c->v));
+        if (c->rc == -ETIMEDOUT) {
+            atomic_fetch_add(&FR.timeouts, 1);
+            continue;
+        }
+        if (c->rc == -ECANCELED || c->rc == -EPIPE)
+            break;
+        assert_int_equal(c->rc, 0);
+        atomic_fetch_add(&FR.received, 1);
+        if (c->v < 0 || c->v >= 2 * FR_N || atomic_fetch_add(&FR.seen[c->v], 1))
+            atomic_store(&FR.bad, 1);
+        else if (c->v <= c->last[c->v / FR_N])
+            atomic_store(&FR.disorder, 1);
+        else
+            c->last[c->v / FR_N] = c->v;
+    }
+    if (c->rc == -EPIPE) {
+        c->piped = true;
+        atomic_fetch_add(&FR.piped, 1);
+    }
+    c->task = NULL;   /* the canceller (same reactor) replaces a cancelled one */
+    SL_END(t);
+}
+
+static int fr_spawn_receiver(int k)
+{
+    FR.r[k] = (frr){ .slot = k, .last = { -1, -1 } };
+    return sl_spawn(NULL, fr_receiver, &FR.r[k], &FR.r[k].task, &(sl_spawn_opts){ .name = "fed-receiver" });
+}
+
+static int fr_canceller(sl_task *t, void *arg)   /* reactor 1: cancels receivers, replaces them */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (FR.k = 0; FR.k < FR_RECEIVERS; FR.k++)
+        assert_int_equal(fr_spawn_receiver(FR.k), 0);
+    while (atomic_load(&FR.piped) < FR_RECEIVERS) {
+        SL_AWAIT(t, FR.crc, sl_sleep(t, (100 + fr_rand(3) % 300) * SL_NS_PER_US));
+        FR.k = (int)(fr_rand(3) % FR_RECEIVERS);
+        if (FR.r[FR.k].task) {
+            if (fr_rand(3) % 2 == 0) {
+                sl_task_cancel(FR.r[FR.k].task, -ECANCELED);
+                atomic_fetch_add(&FR.cancels, 1);
+            }
+        } else if (!FR.r[FR.k].piped) {
+            assert_int_equal(fr_spawn_receiver(FR.k), 0);
+        }
+    }
+    sl_reactor_stats_get(sl_task_reactor(t), &FR.s1);
+    atomic_store(&FR.canceller_done, 1);
+    SL_END(t);
+}
+
+static crt fr_senders[2];
+
+static int fr_home(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_new(&FR.ch, sizeof(int), FR_CAP, &(sl_chan_opts){ .name = "fed" }), 0);
+    fr_senders[0] = (crt){ .id = 0 };
+    fr_senders[1] = (crt){ .id = 1 };
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), fr_canceller, NULL, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, fr_sender, &fr_senders[0], NULL, &(sl_spawn_opts){ .name = "sender" }), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 2), fr_sender, &fr_senders[1], &(sl_spawn_opts){ .name = "sender" }), 0);
+    /* bounded: 60 s of 100 us naps at least; a lost element fails the counts */
+    for (FR.i = 0; FR.i < 600000 && atomic_load(&FR.piped) < FR_RECEIVERS; FR.i++) {
+        long sent = atomic_load(&FR.sent_ok);   /* read first: what left can only grow */
+        sl_chan_stats st;
+        sl_chan_stats_get(FR.ch, &st);
+        if (sent - (long)st.received > FR_CAP)
+            atomic_store(&FR.over_cap, 1);
+        if (atomic_load(&FR.received) >= FR_CLOSE_AT && !atomic_load(&FR.closed)) {
+            atomic_store(&FR.closed, true);
+            assert_int_equal(sl_chan_close(t, FR.ch), 0);   /* while the senders still send */
+        }
+        SL_AWAIT(t, FR.home_rc, sl_sleep(t, 100 * SL_NS_PER_US));
+    }
+    for (FR.i = 0; FR.i < 20000 && (atomic_load(&FR.senders_done) < 2 || !atomic_load(&FR.canceller_done)); FR.i++)
+        SL_AWAIT(t, FR.home_rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_int_equal(sl_chan_free(t, FR.ch), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_fed_receives_race(void **s)
+{
+    (void)s;
+    memset(&FR, 0, sizeof FR);
+    for (int k = 0; k < 4; k++)
+        FR.rng[k] = 0xD1B54A32D192ED03ULL * (uint64_t)(k + 1);
+    rt = rt_new(3, &cap);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 0), fr_home, NULL, NULL), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    int leaks = sl_runtime_free(rt);
+    if (leaks)
+        print_message("reports:\n%s", cap.text);
+    assert_int_equal(leaks, 0);
+    assert_int_equal(atomic_load(&FR.piped), FR_RECEIVERS);
+    assert_int_equal(atomic_load(&FR.senders_done), 2);
+    assert_int_equal(atomic_load(&FR.bad), 0);
+    assert_int_equal(atomic_load(&FR.disorder), 0);
+    assert_int_equal(atomic_load(&FR.over_cap), 0);
+    long ok = 0;
+    for (int v = 0; v < 2 * FR_N; v++) {
+        assert_int_equal(atomic_load(&FR.seen[v]), atomic_load(&FR.ok[v]));   /* exactly once, or never */
+        ok += atomic_load(&FR.ok[v]);
+    }
+    assert_int_equal(ok, atomic_load(&FR.sent_ok));
+    assert_int_equal(ok, atomic_load(&FR.received));
+    assert_true(ok >= FR_CLOSE_AT);
+    print_message("fed receives: %ld sent and received, %d deadlines, %d cancels; %lu messages at the receivers' reactor\n",
+                  ok, atomic_load(&FR.timeouts), atomic_load(&FR.cancels), (unsigned long)FR.s1.msgs);
 }
 
 /* ---- spawning on another reactor's thread ---------------------------------------------- */
@@ -1095,6 +1286,7 @@ int main(void)
         cmocka_unit_test(test_long_run_two_destinations),
         cmocka_unit_test(test_cross_reactor_channel),
         cmocka_unit_test(test_credit_sends_race),
+        cmocka_unit_test(test_fed_receives_race),
         cmocka_unit_test(test_spawn_other_thread),
         cmocka_unit_test(test_runtime_bad_args),
         cmocka_unit_test(test_stop_from_signal),

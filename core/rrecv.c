@@ -1,0 +1,474 @@
+/* rrecv.c: receives on a buffered channel of another reactor, fed ahead.
+ *
+ * A round trip per element costs microseconds, so a receiving reactor does
+ * not ask the home for each element. The home LENDS it elements: the first
+ * n of the ring, copied into one message. They stay in the home's ring,
+ * counted in its length (so the capacity, the watermarks and the senders
+ * see them as there) and marked lent (ch->lent_: always a prefix of the
+ * ring, all lent to one reactor, ch->lessee_). A receive on the lessee
+ * takes the next lent element at once, without parking; what its tasks
+ * took is reported home at the end of the callback (one message for all),
+ * and only then do those slots leave the ring. A receive that finds
+ * nothing lent parks its task on its own reactor, FIFO, and one ask goes
+ * home for as many elements as wait there plus a window (doubled at every
+ * ask, quartered at every recall, 1..256); the lend feeds the waiting
+ * tasks in order and keeps the rest for the next receives.
+ *
+ * Why a prefix, one lessee, and no receive past it. Lent elements may
+ * come back unreceived (a recall, below). Put back where they were, they
+ * are again the oldest; had anyone received a later element meanwhile, it
+ * would then receive an earlier one of the same sender after it. So while
+ * anything is lent, nobody else receives: a receive at the home (receive,
+ * try_receive, a select case) that finds the front lent calls it back and
+ * waits one round trip (try_receive: -EAGAIN), and so does another
+ * reactor's ask. Lent elements come back by a RECALL (one message; the
+ * answer reports what was taken and gives back all the rest). Such a
+ * contended recall also turns lending off for the channel for good
+ * (ch->lend_off_): its receivers on other reactors then use the round
+ * trip (remote.c), which takes elements out of the ring one at a time
+ * and lets the home's own receivers go on, so a worker pool keeps the
+ * pace it had. Lending suits a channel read from one other reactor.
+ *
+ * A receiver's deadline or cancel just leaves the queue on its own
+ * reactor: nothing was taken (lent elements stay with the reactor for its
+ * next receive, or go back when recalled). Close: lent elements still get
+ * received; asks are answered -EPIPE once nothing is left, lent or not.
+ * Free: parked receivers get -EPIPE, unlent elements are destroyed at
+ * once, lent ones are recalled and destroyed when they come back unless
+ * received; the header and the ring stay until then. Not lent: rendezvous
+ * channels (no ring), expiring ones (a deadline met at another reactor
+ * would have to run on_expire there) and _mem ones (their storage is the
+ * caller's once freed): those keep the round trip. Nothing is shared
+ * between the threads but the messages and fields set at creation. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+#include "list.h"
+
+#define WIN_MIN 1
+#define WIN_START 16
+#define WIN_MAX 256
+
+/* Receiver -> home: what was taken, lent elements given back, an ask.
+ * Kept at home as the ask node while it waits for elements. */
+typedef struct sl_rr_up {
+    sl_msg msg;
+    sl_chan *ch;
+    sl_reactor *from;
+    uint32_t taken;              /* lent elements received since the last report */
+    uint32_t want;               /* an ask: up to this many (0: none) */
+    bool back;                   /* every lent element not taken comes back */
+    bool ack;                    /* this answers a recall */
+    struct sl_rr_up *next;       /* home: the channel's asks */
+} rr_up;
+
+/* Home -> receiver: elements lent (n), or the ask's error. */
+typedef struct rr_lend {
+    sl_msg msg;
+    sl_chan *ch;
+    sl_reactor *home;
+    uint32_t n;
+    int err;
+    unsigned char elems[];
+} rr_lend;
+
+typedef struct rr_recall {
+    sl_msg msg;
+    sl_chan *ch;
+    sl_reactor *home;
+} rr_recall;
+
+typedef struct sl_rrecv {
+    struct sl_rrecv *next, *dnext;
+    sl_chan *ch;
+    sl_reactor *home, *self;
+    size_t esz;
+    rr_lend *lend;               /* elements lent and not taken: lend->elems[pos..n) */
+    uint32_t pos, taken, win;
+    bool asking, recalled, was_recalled, dirty;
+    sl_wq waitq;
+} sl_rrecv;
+
+static uint8_t lend_off(const sl_chan *ch)
+{
+    return __atomic_load_n(&ch->lend_off_, __ATOMIC_RELAXED);
+}
+
+/* ---- home side ------------------------------------------------------------ */
+
+static void rr_lent(void *arg);
+static void rr_recalled(void *arg);
+
+static void answer(rr_up *a, rr_lend *l)
+{
+    sl_reactor_post_mem(a->from, &l->msg, rr_lent, l);
+    free(a);
+}
+
+/* False if it could not (no memory): `a` is queued again, first. */
+static bool answer_err(sl_chan *ch, rr_up *a, int err)
+{
+    rr_lend *l = malloc(sizeof *l);
+    if (!l) {   /* served again at the next turn's end */
+        a->next = ch->rasks_;
+        ch->rasks_ = a;
+        if (!ch->rasks_tail_)
+            ch->rasks_tail_ = a;
+        return false;
+    }
+    *l = (rr_lend){ .ch = ch, .home = ch->home_ ? ch->home_ : ch->qhome_, .err = err };
+    answer(a, l);
+    return true;
+}
+
+/* `contended`: someone else wants the lent elements (not a close or free) */
+void sl__rrecv_recall(sl_chan *ch, bool contended)
+{
+    if (contended)
+        __atomic_store_n(&ch->lend_off_, 1, __ATOMIC_RELAXED);
+    if (!ch->lent_ || ch->lrecall_)
+        return;
+    rr_recall *m = malloc(sizeof *m);
+    if (!m)
+        return;   /* asked again by the next receive or turn's end */
+    m->ch = ch;
+    m->home = ch->home_ ? ch->home_ : ch->qhome_;
+    ch->lrecall_ = 1;
+    sl_reactor_post_mem(ch->lessee_, &m->msg, rr_recalled, m);
+}
+
+static rr_up *pop_ask(sl_chan *ch)
+{
+    rr_up *a = ch->rasks_;
+    ch->rasks_ = a->next;
+    if (!ch->rasks_)
+        ch->rasks_tail_ = NULL;
+    return a;
+}
+
+void sl__rrecv_fail_asks(sl_chan *ch, int err)
+{
+    while (ch->rasks_ && answer_err(ch, pop_ask(ch), err))
+        ;
+}
+
+void sl__rrecv_drop_asks(sl_chan *ch)
+{
+    while (ch->rasks_)
+        free(pop_ask(ch));
+}
+
+/* Home, at a turn's end (and after a report): parked receivers at the home
+ * first, then asks in order, each lent what is there, up to its want. */
+void sl__rrecv_serve(sl_chan *ch)
+{
+    if (!ch->lent_)
+        sl__chan_serve_local(ch);
+    while (ch->rasks_) {
+        rr_up *a = ch->rasks_;
+        if (ch->freed_) {
+            sl__rrecv_fail_asks(ch, -EPIPE);
+            return;
+        }
+        if (ch->lent_ && ch->lessee_ != a->from) {
+            sl__rrecv_recall(ch, true);   /* a second receiving reactor */
+            return;
+        }
+        if (ch->recvq_.head)
+            return;   /* the home's receivers wait for the lent ones: theirs first */
+        size_t avail = ch->len_ - ch->lent_;
+        if (!avail) {
+            if ((ch->closed_ || ch->senders_gone_) && !ch->len_ && !ch->reserved_ && !ch->sendq_.head) {
+                if (!answer_err(ch, pop_ask(ch), -EPIPE))
+                    return;
+                continue;
+            }
+            return;   /* served when elements come (push_elem) */
+        }
+        uint32_t n = avail < a->want ? (uint32_t)avail : a->want;
+        size_t esz = ch->elem_size_;
+        rr_lend *l = malloc(sizeof *l + (size_t)n * esz);
+        if (!l)
+            return;   /* tried again at the next turn's end */
+        *l = (rr_lend){ .ch = ch, .home = ch->home_, .n = n };
+        for (uint32_t i = 0; i < n; i++) {
+            size_t at = (ch->head_ + ch->lent_ + i) % ch->cap_;
+            memcpy(l->elems + (size_t)i * esz, ch->buf_ + at * esz, esz);
+        }
+        ch->lent_ += n;
+        ch->lessee_ = a->from;
+        pop_ask(ch);
+        answer(a, l);
+    }
+}
+
+static void home_up(void *arg)
+{
+    rr_up *u = arg;
+    sl_chan *ch = u->ch;
+    ch->remote_seen_ = 1;
+    if (u->taken)
+        sl__chan_lent_taken(ch, u->taken);
+    if (u->back)
+        sl__chan_lent_back(ch);
+    if (u->ack)
+        ch->lrecall_ = 0;
+    if (u->want) {
+        u->next = NULL;
+        if (ch->rasks_tail_)
+            ch->rasks_tail_->next = u;
+        else
+            ch->rasks_ = u;
+        ch->rasks_tail_ = u;
+    } else {
+        free(u);
+    }
+    if (ch->freed_) {
+        sl__rrecv_fail_asks(ch, -EPIPE);
+        sl__chan_maybe_release(ch);
+        return;
+    }
+    sl__rrecv_serve(ch);
+}
+
+/* ---- receiver side ------------------------------------------------------------ */
+
+static sl_rrecv *find(sl_reactor *r, const sl_chan *ch)
+{
+    for (sl_rrecv **pp = &r->rrecvs, *s; (s = *pp); pp = &s->next)
+        if (s->ch == ch) {
+            if (pp != &r->rrecvs) {   /* to the front: one channel is usually hot */
+                *pp = s->next;
+                s->next = r->rrecvs;
+                r->rrecvs = s;
+            }
+            return s;
+        }
+    return NULL;
+}
+
+/* `home`, `esz`: the channel's, passed in (once freed it is not ours to read) */
+static sl_rrecv *make(sl_reactor *r, sl_chan *ch, sl_reactor *home, size_t esz)
+{
+    sl_rrecv *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->ch = ch;
+    s->home = home;
+    s->self = r;
+    s->esz = esz;
+    s->win = WIN_START;
+    s->next = r->rrecvs;
+    r->rrecvs = s;
+    return s;
+}
+
+static void mark_dirty(sl_reactor *r, sl_rrecv *s)
+{
+    if (!s->dirty) {
+        s->dirty = true;
+        s->dnext = r->rr_dirty;
+        r->rr_dirty = s;
+    }
+}
+
+/* The next lent element is received into `dst`. */
+static void take(sl_reactor *r, sl_rrecv *s, void *dst)
+{
+    memcpy(dst, s->lend->elems + (size_t)s->pos * s->esz, s->esz);
+    s->taken++;
+    if (++s->pos == s->lend->n) {
+        free(s->lend);
+        s->lend = NULL;
+        s->pos = 0;
+    }
+    mark_dirty(r, s);
+}
+
+static void waiter_done(sl_reactor *r, sl_task *t, int rc)
+{
+    r->remote_pending--;
+    t->w_.tag = 0;
+    sl__wake(t, rc);
+}
+
+/* receiver: a lend, or an ask's error */
+static void rr_lent(void *arg)
+{
+    rr_lend *l = arg;
+    sl_reactor *r = sl__current_reactor_raw();
+    sl_rrecv *s = find(r, l->ch);   /* kept while asking: always there */
+    if (!s && !(s = make(r, l->ch, l->home, 0))) {
+        free(l);   /* cannot happen (see above); its elements stay lent until a recall */
+        return;
+    }
+    s->asking = false;
+    if (l->err) {
+        sl_waiter *w;
+        while ((w = sl_wq_pop(&s->waitq)))
+            waiter_done(r, w->task, l->err);
+        free(l);
+        return;
+    }
+    s->lend = l;
+    s->pos = 0;
+    sl_waiter *w;
+    while (s->lend && (w = sl_wq_pop(&s->waitq))) {
+        take(r, s, w->buf);
+        waiter_done(r, w->task, 0);
+    }
+    mark_dirty(r, s);   /* still waiters: ask again; else the report */
+}
+
+static void rr_recalled(void *arg)
+{
+    rr_recall *m = arg;
+    sl_reactor *r = sl__current_reactor_raw();
+    sl_rrecv *s = find(r, m->ch);
+    if (!s)
+        s = make(r, m->ch, m->home, 0);   /* everything was taken, and reported: an empty answer */
+    if (!s) {   /* no memory: answer from here */
+        rr_up *u = malloc(sizeof *u);
+        if (u) {
+            *u = (rr_up){ .ch = m->ch, .from = r, .back = true, .ack = true };
+            sl_reactor_post_mem(m->home, &u->msg, home_up, u);
+        }
+        free(m);
+        return;
+    }
+    free(m);
+    s->recalled = true;
+    mark_dirty(r, s);
+}
+
+bool sl__rrecv_wanted(sl_reactor *r, const sl_chan *ch)
+{
+    if (!ch->cap_ || ch->expiring_ || !ch->heap_)
+        return false;
+    if (!lend_off(ch))
+        return true;
+    const sl_rrecv *s;   /* off: what is lent here is received first, in order */
+    for (s = r->rrecvs; s; s = s->next)
+        if (s->ch == ch)
+            return s->lend || s->waitq.head || s->asking;
+    return false;
+}
+
+int sl__rrecv(sl_task *t, sl_chan *ch, void *elem)
+{
+    sl_reactor *r = t->reactor_;
+    if (t->cancel_err_)
+        return t->cancel_err_;
+    sl_rrecv *s = find(r, ch);
+    if (!s && !(s = make(r, ch, ch->home_, ch->elem_size_)))
+        return -ENOMEM;
+    s->esz = ch->elem_size_;   /* made by a recall, it did not know */
+    if (s->lend && !s->waitq.head) {
+        take(r, s, elem);
+        return 0;
+    }
+    t->w_.task = t;
+    t->w_.buf = elem;
+    t->w_.tag = SL_RRECV_TAG;
+    t->w_.until = 0;
+    sl_wq_push(&s->waitq, &t->w_);
+    int rc = sl__park(t, SL_WAIT_REMOTE, ch, 0);
+    if (rc != SL_PENDING) {
+        sl_wq_remove(&s->waitq, &t->w_);
+        t->w_.tag = 0;
+        return rc;
+    }
+    r->remote_pending++;
+    mark_dirty(r, s);   /* the ask goes at the callback's end */
+    return SL_PENDING;
+}
+
+bool sl__rrecv_parked(const sl_task *t)
+{
+    return t->wait_kind_ == SL_WAIT_REMOTE && t->w_.tag == SL_RRECV_TAG;
+}
+
+/* deadline, cancel, teardown: leave the queue; nothing was taken */
+void sl__rrecv_unpark(sl_task *t)
+{
+    sl_reactor *r = t->reactor_;
+    sl_rrecv *s = find(r, t->wait_obj_);
+    if (s)
+        sl_wq_remove(&s->waitq, &t->w_);
+    t->w_.tag = 0;
+    r->remote_pending--;
+}
+
+/* End of a callback: reports, answers to recalls and asks go home. `all`:
+ * give every lent element back (the runtime is being freed). */
+int sl__rrecv_flush(sl_reactor *r, bool all)
+{
+    int did = 0;
+    if (all)
+        for (sl_rrecv *x = r->rrecvs; x; x = x->next)
+            if (x->lend)
+                mark_dirty(r, x);
+    sl_rrecv *s = r->rr_dirty;
+    r->rr_dirty = NULL;
+    while (s) {
+        sl_rrecv *next = s->dnext;
+        s->dirty = false;
+        bool back = s->recalled || (all && s->lend);
+        bool ask = !all && s->waitq.head && !s->asking && (!s->lend || back);
+        if (s->taken || back || ask) {
+            rr_up *u = malloc(sizeof *u);
+            if (!u) {
+                mark_dirty(r, s);   /* could not be sent: look again next time */
+            } else {
+                uint32_t want = 0;
+                if (ask) {
+                    if (s->was_recalled)
+                        s->was_recalled = false;
+                    else if (s->win < WIN_MAX)
+                        s->win *= 2;
+                    want = s->waitq.n > s->win ? s->waitq.n : s->win;
+                    s->asking = true;
+                }
+                if (s->recalled) {
+                    s->win = s->win / 4 < WIN_MIN ? WIN_MIN : s->win / 4;
+                    s->was_recalled = true;
+                }
+                *u = (rr_up){ .ch = s->ch, .from = r, .taken = s->taken, .want = want,
+                              .back = back, .ack = s->recalled };
+                if (back) {
+                    free(s->lend);
+                    s->lend = NULL;
+                    s->pos = 0;
+                }
+                s->taken = 0;
+                s->recalled = false;
+                did++;
+                sl_reactor_post_mem(s->home, &u->msg, home_up, u);
+            }
+        }
+        s = next;
+    }
+    /* free the idle ones */
+    for (sl_rrecv **pp = &r->rrecvs, *x; (x = *pp);) {
+        if (!x->lend && !x->asking && !x->waitq.head && !x->dirty && !x->taken && !x->recalled) {
+            *pp = x->next;
+            free(x);
+        } else {
+            pp = &x->next;
+        }
+    }
+    return did;
+}
+
+/* Teardown: whatever is left (nothing can run any more). */
+void sl__rrecv_free_all(sl_reactor *r)
+{
+    while (r->rrecvs) {
+        sl_rrecv *s = r->rrecvs;
+        r->rrecvs = s->next;
+        free(s->lend);
+        free(s);
+    }
+    r->rr_dirty = NULL;
+}
