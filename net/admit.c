@@ -142,14 +142,18 @@ bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest)
     return a->overloaded && oldest > 2 * target;
 }
 
+/* (Counted only when adaptive: a fixed controller never ends an
+ * interval, so its counts would only pile up.) */
 void sl__admit_arrive(sl_admit *a)
 {
-    a->cd_in++;
+    if (a->cfg.adaptive)
+        a->cd_in++;
 }
 
 void sl__admit_depart(sl_admit *a)
 {
-    a->cd_out++;
+    if (a->cfg.adaptive)
+        a->cd_out++;
 }
 
 bool sl__admit_lifo(const sl_admit *a)

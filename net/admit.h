@@ -23,7 +23,8 @@
  *    standing queue, not a burst) and more requests came in that interval
  *    than ended, by more than 1/8 (it grows: a closed loop's queue stands
  *    still, and refusing its clients only makes them send again), or
- *    when it waited more than a whole interval all through one. The target is `target_ns`, or the time
+ *    when it waited more than a whole interval all through one. The
+ *    target is `target_ns`, or the time
  *    requests take (up to 4 x target_ns) when that is longer: a wait of
  *    one service time is what any request meets near capacity. While overloaded, a waiter older than 2 x target
  *    is refused (503), and the queue is served newest first (adaptive LIFO):

@@ -136,6 +136,15 @@ static void test_baseline_forgets(void **state)
     assert_int_equal(a.base_prev, 40 * MS);
 }
 
+/* n requests came and m of those ended. */
+static void arrive_depart(sl_admit *a, int n, int m)
+{
+    for (int i = 0; i < n; i++)
+        sl__admit_arrive(a);
+    for (int i = 0; i < m; i++)
+        sl__admit_depart(a);
+}
+
 static void test_fixed_when_not_adaptive(void **state)
 {
     (void)state;
@@ -149,19 +158,13 @@ static void test_fixed_when_not_adaptive(void **state)
     assert_int_equal(window(&a, &now, 50, 900 * MS, 100), 100);
     for (int i = 0; i < 50; i++) {
         now += 10 * MS;
+        arrive_depart(&a, 30, 10);
         assert_false(sl__admit_observe(&a, now, 900 * MS));
     }
     assert_false(sl__admit_lifo(&a));
     assert_int_equal(a.last_delay, 900 * MS);   /* still reported */
-}
-
-/* n requests came and m of those ended. */
-static void arrive_depart(sl_admit *a, int n, int m)
-{
-    for (int i = 0; i < n; i++)
-        sl__admit_arrive(a);
-    for (int i = 0; i < m; i++)
-        sl__admit_depart(a);
+    assert_int_equal(a.cd_in, 0);   /* nothing counted that no interval would reset */
+    assert_int_equal(a.cd_out, 0);
 }
 
 static void test_codel(void **state)
@@ -485,11 +488,13 @@ static void test_limit_grows_while_queue_stands(void **state)
     assert_int_equal(window(&a, &now, 50, 100 * MS, 22), 11);
 }
 
-/* A simulated chain: a processor shared by the running requests at CAP2
- * units of work per second, each request needing a varied amount (mean
- * 1: most 0.5-1.1, one in ten 1.5-4.1) and then 2 ms more off the
- * processor (the chain's waits on other processes and on disk), so it
- * needs some concurrency to reach its capacity. First 2 s at 0.1 x CAP2
+/* A simulated chain: a processor shared by the running requests, each
+ * needing a varied amount of work (mean 1: most 0.5-1.1, one in ten
+ * 1.5-4.1) and then 2 ms more off the processor (the chain's waits on
+ * other processes and on disk). Like the real chain it needs concurrency
+ * to reach its capacity, and its C is what 64 clients get (CAP2): 8 in
+ * flight get 0.7 C, 16 0.85 C, 32 0.94 C (the real one on a loaded
+ * machine: 0.77 C at 8, ~C at 16-32). First 2 s at 0.1 x CAP2
  * (the quiet baseline), then 3.5 s open loop at `mult` x CAP2 (a fixed
  * schedule, as sluice-load's) or, with pop > 0, a closed loop of pop
  * clients; the last 3 s are counted. */
@@ -525,10 +530,14 @@ static void vsim_run(vsim *s, sl_admit *a, double mult, int pop)
         int on = 0;
         for (int i = 0; i < s->nrun; i++)
             on += s->run[i].work > 0;
+        /* the processor gets more done the more requests it holds (fewer
+         * switches between the chain's processes per request): its rate
+         * is on / (on + 3) of the most, and CAP2 at 64 */
+        double rate = on ? CAP2 * on / (on + 3.0) * 67.0 / 64.0 : 0;
         for (int i = 0; i < s->nrun; i++) {
             vreq *r = &s->run[i];
             if (r->work > 0) {
-                r->work -= (double)dt / 1e9 * CAP2 / on;
+                r->work -= (double)dt / 1e9 * rate / on;
                 if (r->work <= 0)
                     r->off_until = now + 2 * MS;
             } else if (now >= r->off_until) {
@@ -606,8 +615,10 @@ static void test_sim_closed_loop_not_shed(void **state)
 }
 
 /* Offered exactly its capacity, the server refuses only what keeps the
- * queue bounded: under 10 %, goodput >= 0.9 C. 1.5 x: it refuses about
- * the excess (a third), goodput stays near C. */
+ * queue bounded: here (no noise) at most 3 %, goodput >= 0.96 C; without
+ * the limit that grows while the queue stands still it ran at 33 and
+ * refused 7.7 % (0.92 C), without the growth rule 4.6 % (0.95 C). 1.5 x: it
+ * refuses about the excess (a third), goodput stays near C. */
 static void test_sim_at_capacity(void **state)
 {
     (void)state;
@@ -622,8 +633,13 @@ static void test_sim_at_capacity(void **state)
         double share = (double)s.shed / (double)s.came, goodput = (double)s.done / 3.0 / CAP2;
         print_message("%.1f C: goodput %.3f C, refused %.1f %%, limit %u\n", mults[i], goodput, 100 * share,
                       sl__admit_limit(&a));
-        assert_true(goodput >= 0.9);
-        assert_true(share <= 1 - 1 / mults[i] + 0.1);
+        if (mults[i] == 1.0) {
+            assert_true(goodput >= 0.96);
+            assert_true(share <= 0.03);
+        } else {
+            assert_true(goodput >= 0.9);
+            assert_true(share <= 1 - 1 / mults[i] + 0.1);
+        }
     }
 }
 
