@@ -370,10 +370,7 @@ static void sigterm_drains_in_flight(void **state)
      * request itself). Inventory, not order, is stopped: the chain's
      * callback needs a new connection to order, which a draining order
      * no longer accepts. */
-    double inflight = 0;
-    for (uint64_t end = svc_now_ms() + 3000; inflight < 2 && svc_now_ms() < end; poll(NULL, 0, 5))
-        inflight = svc_metric(c.inv.port, "sluice_http_inflight", NULL, NULL);
-    assert_true(inflight >= 2);
+    svc_wait_inflight(c.inv.port, "inventory", 2, 10000);
     uint64_t t0 = svc_now_ms();
     int st = svc_stop_status(&c.inv, SVC_STOP_MS);
     uint64_t stop_ms = svc_now_ms() - t0;
