@@ -218,7 +218,7 @@ int order_post(int port, const char *item, int qty, long amount, char id[64], hr
 {
     char body[200];
     snprintf(body, sizeof body, "{\"item\":\"%s\",\"qty\":%d,\"amount_cents\":%ld}", item, qty, amount);
-    http_req(port, "POST", "/orders", body, NULL, 5000, r);
+    http_req(port, "POST", "/orders", body, NULL, 20000, r);   /* the chain answers within its budgets */
     jstr(r, "order_id", id, 64);
     return r->status;
 }
