@@ -3,9 +3,7 @@
  * that fails rolled back alone (its savepoint), each reactor answered with
  * one message, a step whose task gives up (queued, or while it runs) ends
  * the wait at once and still commits, its result dropped at home, the
- * store stopped refuses, and an in-memory store reads through its writer;
- * and the WAL's VFS writes a frame with one write, which the default VFS
- * reads and recovers.
+ * store stopped refuses, and an in-memory store reads through its writer.
  *
  * The writer is held inside a step that waits on a gate the test opens:
  * nothing sleeps a guessed time for the writer to be in some state. */
@@ -442,178 +440,6 @@ static void test_many_statements(void **state)
     store_close();
 }
 
-/* ---- the WAL's VFS (svc_walvfs.c) ------------------------------------------------------------ */
-
-static int wal_frames;   /* the WAL's size in frames after the last commit (wal_hook) */
-
-static int count_frames(void *arg, sqlite3 *db, const char *name, int pages)
-{
-    (void)arg;
-    (void)db;
-    (void)name;
-    wal_frames = pages;
-    return SQLITE_OK;
-}
-
-static void exec_ok(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg ? msg : sqlite3_errstr(rc));
-}
-
-static int count_of(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *s = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    int n = sqlite3_column_int(s, 0);
-    sqlite3_finalize(s);
-    return n;
-}
-
-static void copy_file(const char *from, const char *to)
-{
-    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-    assert_non_null(in);
-    assert_non_null(out);
-    char b[8192];
-    size_t n;
-    while ((n = fread(b, 1, sizeof b, in)) > 0)
-        assert_int_equal(fwrite(b, 1, n, out), n);
-    fclose(in);
-    assert_int_equal(fclose(out), 0);
-}
-
-/* A commit of N pages reaches the WAL in N writes, each a whole frame
- * (before: 2N, a header and a page); another connection on the default
- * VFS reads what it wrote, and a copy of the files taken before any
- * checkpoint (as a crash leaves them) recovers every row from the WAL. */
-static void test_wal_frame_one_write(void **state)
-{
-    (void)state;
-    char d[64], p[128], q[128];
-    snprintf(d, sizeof d, "/tmp/test_svc_walvfs.XXXXXX");
-    assert_non_null(mkdtemp(d));
-    snprintf(p, sizeof p, "%s/w.db", d);
-    const char *name = svc_walvfs_name();
-    assert_non_null(name);
-    sqlite3 *db = NULL, *other = NULL;
-    assert_int_equal(sqlite3_open_v2(p, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, name), SQLITE_OK);
-    exec_ok(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
-    sqlite3_wal_autocheckpoint(db, 0);
-    sqlite3_wal_hook(db, count_frames, NULL);
-    exec_ok(db, "CREATE TABLE o(id TEXT PRIMARY KEY, s INTEGER NOT NULL) WITHOUT ROWID;"
-                "CREATE INDEX o_s ON o(s) WHERE s = 0;");
-    int rows = 0;
-    for (int txn = 0; txn < 20; txn++) {
-        uint64_t w0, j0, w1, j1;
-        int f0 = wal_frames;
-        svc_walvfs_counts(&w0, &j0);
-        char sql[160];
-        /* a table page and an index page; every 5th commit 30 rows: more pages */
-        exec_ok(db, "BEGIN");
-        for (int i = 0; i < (txn % 5 ? 1 : 30); i++, rows++) {
-            snprintf(sql, sizeof sql, "INSERT INTO o VALUES ('order-%06d-%0100d', 0)", rows, rows);
-            exec_ok(db, sql);
-        }
-        exec_ok(db, "COMMIT");
-        svc_walvfs_counts(&w1, &j1);
-        int frames = wal_frames - f0;
-        assert_true(frames >= 2);
-        /* this test's only WAL is this one (no other store is open) */
-        assert_int_equal(w1 - w0, (uint64_t)frames);
-        assert_int_equal(j1 - j0, (uint64_t)frames);
-    }
-    /* another connection, the default VFS's, reads every row */
-    assert_int_equal(sqlite3_open_v2(p, &other, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(count_of(other, "SELECT count(*) FROM o WHERE s = 0"), rows);
-    sqlite3_close(other);
-    /* the files as a crash would leave them: nothing checkpointed */
-    snprintf(q, sizeof q, "%s/c.db", d);
-    copy_file(p, q);
-    char pw[140], qw[140];
-    snprintf(pw, sizeof pw, "%s-wal", p);
-    snprintf(qw, sizeof qw, "%s-wal", q);
-    copy_file(pw, qw);
-    assert_int_equal(sqlite3_open_v2(q, &other, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    assert_int_equal(count_of(other, "SELECT count(*) FROM o"), rows);
-    sqlite3_stmt *s = NULL;
-    assert_int_equal(sqlite3_prepare_v2(other, "PRAGMA integrity_check", -1, &s, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(s, 0), "ok");
-    sqlite3_finalize(s);
-    sqlite3_close(other);
-    assert_int_equal(sqlite3_close(db), SQLITE_OK);
-    static const char *const files[] = { "w.db", "w.db-wal", "w.db-shm", "c.db", "c.db-wal", "c.db-shm" };
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        snprintf(p, sizeof p, "%s/%s", d, files[i]);
-        unlink(p);
-    }
-    rmdir(d);
-}
-
-/* A held header is written before anything else touches the file: a read
- * of it, a write elsewhere, a sync, the close. */
-static void test_wal_held_header_flushed(void **state)
-{
-    (void)state;
-    char d[64], p[128];
-    snprintf(d, sizeof d, "/tmp/test_svc_walvfs.XXXXXX");
-    assert_non_null(mkdtemp(d));
-    snprintf(p, sizeof p, "%s/x", d);
-    FILE *mainf = fopen(p, "wb");   /* a WAL's database must exist (its mode is the WAL's) */
-    assert_non_null(mainf);
-    fclose(mainf);
-    char pm[128];
-    snprintf(pm, sizeof pm, "%s", p);
-    snprintf(p, sizeof p, "%s/x-wal", d);
-    sqlite3_vfs *v = sqlite3_vfs_find(svc_walvfs_name());
-    assert_non_null(v);
-    sqlite3_file *f = calloc(1, (size_t)v->szOsFile);
-    assert_non_null(f);
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_WAL, out = 0;
-    assert_int_equal(v->xOpen(v, p, f, flags, &out), SQLITE_OK);
-    unsigned char h1[24], h2[24], h3[24], pg[512], b[24];
-    memset(h1, 'a', sizeof h1);
-    memset(h2, 'b', sizeof h2);
-    memset(h3, 'c', sizeof h3);
-    memset(pg, 'p', sizeof pg);
-    uint64_t w0, j0, w1, j1;
-    svc_walvfs_counts(&w0, &j0);
-    /* held, then read back: the read sees it */
-    assert_int_equal(f->pMethods->xWrite(f, h1, 24, 0), SQLITE_OK);
-    assert_int_equal(f->pMethods->xRead(f, b, 24, 0), SQLITE_OK);
-    assert_memory_equal(b, h1, 24);
-    /* held, then a write that does not continue it: both land */
-    assert_int_equal(f->pMethods->xWrite(f, h2, 24, 1000), SQLITE_OK);
-    assert_int_equal(f->pMethods->xWrite(f, pg, 512, 2000), SQLITE_OK);
-    /* held, then a page that continues it: one write */
-    assert_int_equal(f->pMethods->xWrite(f, h3, 24, 3000), SQLITE_OK);
-    assert_int_equal(f->pMethods->xWrite(f, pg, 512, 3024), SQLITE_OK);
-    svc_walvfs_counts(&w1, &j1);
-    assert_int_equal(w1 - w0, 4);   /* h1, h2, the page at 2000, h3 with its page */
-    assert_int_equal(j1 - j0, 1);
-    /* held at the close: written */
-    assert_int_equal(f->pMethods->xWrite(f, h1, 24, 4000), SQLITE_OK);
-    assert_int_equal(f->pMethods->xClose(f), SQLITE_OK);
-    FILE *in = fopen(p, "rb");
-    assert_non_null(in);
-    unsigned char all[4024];
-    assert_int_equal(fread(all, 1, sizeof all, in), sizeof all);
-    fclose(in);
-    assert_memory_equal(all + 1000, h2, 24);
-    assert_memory_equal(all + 2000, pg, 512);
-    assert_memory_equal(all + 3000, h3, 24);
-    assert_memory_equal(all + 3024, pg, 512);
-    assert_memory_equal(all + 4000, h1, 24);
-    free(f);
-    unlink(p);
-    unlink(pm);
-    rmdir(d);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -622,8 +448,6 @@ int main(void)
         cmocka_unit_test(test_memory_reads_through_writer),
         cmocka_unit_test(test_prepare),
         cmocka_unit_test(test_many_statements),
-        cmocka_unit_test(test_wal_frame_one_write),
-        cmocka_unit_test(test_wal_held_header_flushed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -211,8 +211,7 @@ static const char outbox_schema[] =
 static int conn_open(svc_store *st, svc_conn *c, bool writer, bool sync_full, char *err, size_t errlen)
 {
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    /* a file's connections write each WAL frame with one pwrite (svc_walvfs.c) */
-    int rc = sqlite3_open_v2(st->path, &c->db, flags, st->memory ? NULL : svc_walvfs_name());
+    int rc = sqlite3_open_v2(st->path, &c->db, flags, NULL);
     char *msg = NULL;
     if (rc != SQLITE_OK)
         return fail(err, errlen, "%s: %s", st->path, c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));

@@ -187,20 +187,6 @@ typedef struct svc_store_stats {
 
 void svc_store_stats_get(svc_store *st, svc_store_stats *out);
 
-/* The VFS every file-backed store opens its connections with
- * (svc_walvfs.c): SQLite's default one, except that each WAL frame (its
- * 24-byte header and its page) reaches the file in one pwrite, not two,
- * in the same order and before anything else is done with the file: no
- * guarantee changes, half of the WAL's write syscalls go (issue 14).
- * Registered (not as the default) at the first call; NULL if the default
- * VFS could not be wrapped (then the stores use it directly). */
-const char *svc_walvfs_name(void);
-
-/* Process-wide, since the start: the writes of WAL files that reached the
- * default VFS, and how many of them carried a frame's header with its
- * page (the writes saved). For the tests and /debug/store. */
-void svc_walvfs_counts(uint64_t *writes, uint64_t *joined);
-
 /* Blocking, before the runtime runs (recovery at start): runs fn(c, arg) in
  * one transaction of the writer. Returns fn's result, or a negative errno
  * if the commit failed. */
