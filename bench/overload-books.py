@@ -203,6 +203,15 @@ def statuses(j):
     return s
 
 
+def per_second(j):
+    """[[t, 201, 503, 504, 502, no answer], ...] from the load's series."""
+    out = []
+    for e in j.get("series", []):
+        st, er = e.get("status", {}), e.get("errors", {})
+        out.append([e["t"]] + [st.get(c, 0) for c in ("201", "503", "504", "502")] + [er.get("timeout", 0)])
+    return out
+
+
 def fault_matrix(port, seconds, stop, log):
     step = seconds / len(FAULTS)
     t0 = time.monotonic()
@@ -277,8 +286,11 @@ def main():
         t.join()
         rec = load(o, url, ["--rate", f"{0.5 * cap:.0f}", "--connections", "4000", "--timeout", "2500"], 3)
         res["faults"] = log
-        res["overload"] = {"offered_per_s": round(rate), "requests": over["requests"], "status": statuses(over)}
-        res["recovery"] = {"offered_per_s": round(0.5 * cap), "requests": rec["requests"], "status": statuses(rec)}
+        res["overload"] = {"offered_per_s": round(rate), "requests": over["requests"], "status": statuses(over),
+                           "behind_schedule": over.get("behind_schedule"),
+                           "per_second_201_503_504_502_noanswer": per_second(over)}
+        res["recovery"] = {"offered_per_s": round(0.5 * cap), "requests": rec["requests"], "status": statuses(rec),
+                           "per_second_201_503_504_502_noanswer": per_second(rec)}
         t0 = time.monotonic()
         w = subprocess.run([f"{o['build']}/tests/netns_ledger", "--order", f"127.0.0.1:{po}", "--payment",
                             f"127.0.0.1:{pp}", "--inventory", f"127.0.0.1:{pi}", "--items", "1", "--stock",
