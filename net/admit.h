@@ -52,6 +52,13 @@ typedef struct sl_admit_cfg {
     uint64_t interval_ns;     /* CoDel interval and the limit's window (>= target) */
 } sl_admit_cfg;
 
+/* Bands of limits whose throughput is remembered: enough for a limit of
+ * 10,000 (each band ~25 % wider than the one below). */
+#define SL_ADMIT_BANDS 48
+/* A band's throughput is forgotten this many windows after it was last
+ * measured (2 x the baseline's period: a changed workload is relearnt). */
+#define SL_ADMIT_BAND_WINDOWS 200
+
 typedef struct sl_admit {
     sl_admit_cfg cfg;
     double limit;
@@ -61,6 +68,14 @@ typedef struct sl_admit {
     /* the baseline: the lowest window mean of this period and the last */
     uint64_t base_cur, base_prev, base_start;
     uint64_t last_mean;       /* the last window's mean latency (for /metrics) */
+    /* the throughput of windows that ran at their limit, per band of
+     * limits (each band ~1/4 wider than the last): the knee below which
+     * an overload does not cut the limit (sl__admit_floor) */
+    struct sl_admit_band {
+        double rate;          /* requests ended per second (a moving mean) */
+        uint64_t at;          /* when it was last measured (0: never) */
+        uint32_t limit;       /* the limit it was last measured at */
+    } band[SL_ADMIT_BANDS];
     /* CoDel */
     uint64_t cd_end, cd_min;  /* the current interval's end and its least delay */
     bool cd_seen;             /* cd_min holds an observation */
@@ -82,6 +97,13 @@ uint32_t sl__admit_limit(const sl_admit *a);
 /* A request that started with `inflight` requests running (itself
  * included) ended after `lat` ns. */
 void sl__admit_sample(sl_admit *a, uint64_t now, uint64_t lat, uint32_t inflight);
+
+/* The least limit an overload may cut the limit to, at `now` (0: none
+ * known): the smallest limit band whose remembered throughput is within
+ * 1/16 of the best remembered, but no more than the best throughput
+ * keeps within a mean latency of the baseline + 4 x cfg.target_ns
+ * (Little's law). */
+uint32_t sl__admit_floor(const sl_admit *a, uint64_t now);
 
 /* The queue-delay target CoDel holds the queue to now: cfg.target_ns, or
  * the mean time requests took in the last window (last_mean) when that is
