@@ -16,6 +16,11 @@
  *    stands still, below): then the server keeps up, running more at once
  *    only moves the wait from the queue into it, and the limit grows while
  *    in use (up to a mean latency of one interval).
+ *    And while overloaded (the queue grows) it is not cut below the knee,
+ *    the least limit at which the server had its best throughput: past
+ *    capacity the latency rises whatever the limit, and the gradient
+ *    following it cut the chain's limit to 16-24, where it serves less
+ *    than at ~64 (sl__admit_floor).
  *
  *  - How long may a request wait for its turn? CoDel on the admission queue
  *    (as in Facebook's wangle): the queue is overloaded when the oldest
