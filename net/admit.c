@@ -60,7 +60,9 @@ static int band_of(uint32_t limit)
 
 static bool band_fresh(const sl_admit *a, const struct sl_admit_band *b, uint64_t now)
 {
-    return b->at && now - b->at < (uint64_t)SL_ADMIT_BAND_WINDOWS * a->cfg.interval_ns;
+    /* now may be older than the measure (a clock read earlier in the
+     * same turn): no unsigned wrap to "forgotten" */
+    return b->at && (now <= b->at || now - b->at < (uint64_t)SL_ADMIT_BAND_WINDOWS * a->cfg.interval_ns);
 }
 
 /* A window that ran at its limit measured the throughput of that limit. */

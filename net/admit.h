@@ -57,8 +57,8 @@ typedef struct sl_admit_cfg {
     uint64_t interval_ns;     /* CoDel interval and the limit's window (>= target) */
 } sl_admit_cfg;
 
-/* Bands of limits whose throughput is remembered: enough for a limit of
- * 10,000 (each band ~25 % wider than the one below). */
+/* Bands of limits whose throughput is remembered (each ~25 % wider than
+ * the one below; the last starts at 49,358 and holds all above). */
 #define SL_ADMIT_BANDS 48
 /* A band's throughput is forgotten this many windows after it was last
  * measured (2 x the baseline's period: a changed workload is relearnt). */
@@ -109,6 +109,8 @@ void sl__admit_sample(sl_admit *a, uint64_t now, uint64_t lat, uint32_t inflight
  * keeps within a mean latency of the baseline + 4 x cfg.target_ns
  * (Little's law). */
 uint32_t sl__admit_floor(const sl_admit *a, uint64_t now);
+/* (While overloaded and that knee is also the highest band measured, the
+ * gradient step tries the band above it for a window.) */
 
 /* The queue-delay target CoDel holds the queue to now: cfg.target_ns, or
  * the mean time requests took in the last window (last_mean) when that is

@@ -541,7 +541,10 @@ static void test_overload_keeps_knee(void **state)
     assert_int_equal(busy_window(&a, &now, 500, 8 * MS, 30, 30 * MS, 30, 10), 30);
     assert_int_equal(sl__admit_floor(&a, now), 30);
     /* forgotten SL_ADMIT_BAND_WINDOWS windows after the last measure */
+    assert_int_equal(sl__admit_floor(&a, now + (uint64_t)SL_ADMIT_BAND_WINDOWS * c.interval_ns - 2), 30);
     assert_int_equal(sl__admit_floor(&a, now + (uint64_t)SL_ADMIT_BAND_WINDOWS * c.interval_ns), 0);
+    /* a clock read before the last measure is not "long after" */
+    assert_int_equal(sl__admit_floor(&a, now - 1), 30);
 
     /* Little's law bounds it: at 500/s a mean of 1 + 20 ms is 10 in flight */
     sl__admit_init(&a, &c, now = 0);
