@@ -434,28 +434,62 @@ static void test_select_cycle(void **s)
 
 /* ---- stalls --------------------------------------------------------------------------------- */
 
+static size_t occurrences(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* How many reports so far contain `what`. */
+static size_t reported(const char *what)
+{
+    pthread_mutex_lock(&cap_lock);
+    size_t n = occurrences(cap.text, what);
+    pthread_mutex_unlock(&cap_lock);
+    return n;
+}
+
+#define HOG_SAYS "sluice: stall on reactor 0: task 'hog' (spawned at"
+#define NO_BT "; no backtrace"
+
+/* Never returns to the reactor until its stall has been reported (at most
+ * 30 s a step). It used to run a fixed 150 ms: on a loaded machine the
+ * watchdog thread did not get the CPU twice within that window, or the
+ * backtrace signal came after the hog had returned, and no stall of 'hog'
+ * was seen. A stall reported without a backtrace (this thread did not run
+ * the signal handler within the watchdog's 100 ms) is tried again, in a new
+ * step, a few times. */
 static int hog(sl_task *t, void *arg)
 {
-    (void)t;
-    (void)arg;
-    uint64_t end = sl_now_ns() + 150 * SL_NS_PER_MS;
-    while (sl_now_ns() < end)
-        ;   /* never returns to the reactor for 150 ms */
+    int *tries = arg;
+    SL_BEGIN(t);
+    for (*tries = 0; *tries < 5 && !reported(HOG_SAYS); (*tries)++) {
+        uint64_t end = sl_now_ns() + 30 * SL_NS_PER_S;
+        while (!reported(HOG_SAYS) && reported(NO_BT) <= (size_t)*tries && sl_now_ns() < end)
+            ;
+        SL_YIELD(t);
+    }
     sl_runtime_stop(rt);
-    return 0;
+    SL_END(t);
 }
 
 static void test_stall_reported_with_backtrace(void **s)
 {
     (void)s;
+    int tries = 0;
     rt = watch_rt(SL_DEADLOCK_REPORT, 20, 0);
-    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 0), hog, NULL, &(sl_spawn_opts){ .name = "hog" }), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 0), hog, &tries, &(sl_spawn_opts){ .name = "hog" }), 0);
     assert_int_equal(sl_runtime_run(rt), 0);
     sl_reactor_stats st;
     sl_reactor_stats_get(sl_runtime_reactor(rt, 0), &st);
-    assert_int_equal(st.stalls, 1);
     assert_int_equal(sl_runtime_free(rt), 0);
-    assert_non_null(strstr(cap.text, "sluice: stall on reactor 0: task 'hog' (spawned at"));
+    /* counted, and reported once although the watchdog saw it on many ticks
+     * (another, short step preempted past 20 ms on a busy machine is a
+     * stall too: the count is at least one) */
+    assert_true(st.stalls >= 1);
+    assert_int_equal(occurrences(cap.text, HOG_SAYS), 1);
     assert_non_null(strstr(cap.text, "threshold 20 ms"));
     assert_non_null(strstr(cap.text, "Backtrace:\n  "));
 }
@@ -474,14 +508,6 @@ static int hog_again(sl_task *t, void *arg)
     }
     sl_runtime_stop(rt);
     SL_END(t);
-}
-
-static size_t occurrences(const char *hay, const char *needle)
-{
-    size_t n = 0;
-    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
-        n++;
-    return n;
 }
 
 static void test_repeated_stalls_reported_once(void **s)
