@@ -79,7 +79,8 @@ static void band_add(sl_admit *a, uint64_t now, double rate)
 /* Within 1/16 of the best: one band's step buys less than that past the knee. */
 #define KNEE_SLACK 16.0
 
-/* The knee (sl__admit_floor), and whether no band above it was measured. */
+/* The knee (sl__admit_floor), and whether the band above it is to be
+ * tried (none above measured lately). */
 static uint32_t knee_of(const sl_admit *a, uint64_t now, bool *top)
 {
     double best = 0;
@@ -96,7 +97,15 @@ static uint32_t knee_of(const sl_admit *a, uint64_t now, bool *top)
         if (band_fresh(a, &a->band[i], now) && a->band[i].rate >= best * (1 - 1 / KNEE_SLACK))
             k = i;
     uint32_t knee = a->band[k].limit;
-    *top = k == hi;
+    /* the band above is tried again once no band above the knee was
+     * measured for SL_ADMIT_PROBE_WINDOWS: one window that did no better
+     * (the noise of a few hundred requests, a stall of the machine) must
+     * not hold the limit at the knee until it is forgotten */
+    *top = true;
+    for (int i = k + 1; i <= hi; i++)
+        if (band_fresh(a, &a->band[i], now) &&
+            (now <= a->band[i].at || now - a->band[i].at < (uint64_t)SL_ADMIT_PROBE_WINDOWS * a->cfg.interval_ns))
+            *top = false;
     /* the latency it may cost: at most a mean of baseline + 4 x target
      * at the best throughput (Little's law: in flight = rate x latency) */
     uint64_t base = a->base_cur < a->base_prev ? a->base_cur : a->base_prev;
@@ -224,7 +233,17 @@ bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest)
          * of standing delay it is refused however it came to be. */
         bool growing = a->cd_in > a->cd_out + (a->cd_out >> GROWTH_SLACK_SHIFT);
         a->standing = a->cd_seen && a->cd_min > 0;
-        a->overloaded = a->cd_seen && a->cd_min > target && (growing || a->cd_min > a->cfg.interval_ns);
+        /* Once refusing, it goes on while the queue did not empty and
+         * still grows: its own refusals keep the oldest waiter below 2 x
+         * target, and requests come in batches (all that one event-loop
+         * turn read), so the oldest left after a refusal is often younger
+         * than the target. Judged by the target again, every other
+         * interval was "no overload": FIFO, no refusal, the queue filled
+         * to max_queue, the 201s that came through waited the whole
+         * interval and the rest were refused as queue_full (issue 14). A
+         * queue that empties, or stops growing, ends it. */
+        bool above = a->overloaded ? a->standing : a->cd_seen && a->cd_min > target;
+        a->overloaded = above && (growing || a->cd_min > a->cfg.interval_ns);
         a->cd_min = oldest;
         a->cd_seen = true;
         a->cd_end = now + a->cfg.interval_ns;

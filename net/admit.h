@@ -63,6 +63,9 @@ typedef struct sl_admit_cfg {
 /* A band's throughput is forgotten this many windows after it was last
  * measured (2 x the baseline's period: a changed workload is relearnt). */
 #define SL_ADMIT_BAND_WINDOWS 200
+/* While overloaded, the band above the knee is tried for a window when no
+ * band above it was measured for this many windows. */
+#define SL_ADMIT_PROBE_WINDOWS 5
 
 typedef struct sl_admit {
     sl_admit_cfg cfg;
@@ -109,8 +112,9 @@ void sl__admit_sample(sl_admit *a, uint64_t now, uint64_t lat, uint32_t inflight
  * keeps within a mean latency of the baseline + 4 x cfg.target_ns
  * (Little's law). */
 uint32_t sl__admit_floor(const sl_admit *a, uint64_t now);
-/* (While overloaded and that knee is also the highest band measured, the
- * gradient step tries the band above it for a window.) */
+/* (While overloaded and no band above that knee was measured in the last
+ * SL_ADMIT_PROBE_WINDOWS windows, the gradient step tries the band above
+ * it for a window.) */
 
 /* The queue-delay target CoDel holds the queue to now: cfg.target_ns, or
  * the mean time requests took in the last window (last_mean) when that is
