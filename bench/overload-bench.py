@@ -610,7 +610,9 @@ def side_run(side, o, tmp, peer):
             sc = Syscalls(o, ch, tmp)
             c0, m0, u0 = ch.cpu(), ch.scrape(), ch.usage()
             secs = 3 if q else 10
+            tr = Tracer(ch)
             j = open_loop(o, ch.url, m * cap, secs)
+            trace = tr.stop()
             scr = sc.stop(max(j["requests"], 1))
             r = summary(j, cap, ch.cpu() - c0, cpu_201, secs)
             u1 = ch.usage()
@@ -629,6 +631,19 @@ def side_run(side, o, tmp, peer):
                 r["downstream_cpu_us_per_201"] = round(ds / n201 * 1e6, 1)
                 r["downstream_201_over_closed"] = round(ds / n201 / (dc / count(jc, 201)), 3) if dc > 0 else None
             r["multiple"] = m
+            if trace:
+                # order-svc's admission over the run, every 0.25 s: how
+                # often CoDel's overload state changed, the share of
+                # samples overloaded, the limit and the queue
+                ov = [t.get("admission_overloaded", 0) for t in trace]
+                r["order_admission"] = {
+                    "samples": len(trace), "overloaded_share": round(sum(ov) / len(ov), 3),
+                    "state_changes": sum(1 for a, b in zip(ov, ov[1:]) if a != b),
+                    "limit_mean": round(sum(t.get("admission_limit", 0) for t in trace) / len(trace), 1),
+                    "queued_mean": round(sum(t.get("queued", 0) for t in trace) / len(trace), 1),
+                    "queued_max": max(t.get("queued", 0) for t in trace)}
+                print(f"{ME}: {side:10} {m:g}C:   order-svc admission every 0.25 s: " +
+                      ", ".join(f"{k} {v}" for k, v in r["order_admission"].items()), file=sys.stderr)
             if m0:
                 r["refusals"] = refusal_delta(m0, ch.scrape())
             r["series"] = [{"t": p["t"], "requests": p["requests"], "201": p["status"].get("201", 0),
