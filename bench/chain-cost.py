@@ -93,6 +93,7 @@ def main():
            "cpu_per_order_ratio": ratio("cpu_us_per_order"), "vcsw_per_order_ratio": ratio("vcsw_per_order"),
            "pairs": [{"cpu_us_per_order": [p["a"]["cpu_us_per_order"], p["b"]["cpu_us_per_order"]],
                       "vcsw_per_order": [p["a"]["vcsw_per_order"], p["b"]["vcsw_per_order"]],
+                      "other_answers": [p["a"]["other_answers"], p["b"]["other_answers"]],
                       "orders_per_s": [p["a"]["orders_per_s"], p["b"]["orders_per_s"]],
                       "loadavg": p["a"]["loadavg"]} for p in pairs]}
     out["cpu_per_order_ratio_median"] = med(out["cpu_per_order_ratio"])

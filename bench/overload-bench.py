@@ -3,6 +3,7 @@
 
     bench/overload-bench.py BUILDDIR [--quick] [--threads N] [--no-go]
                                      [--admission on|off|both] [--multiples 1,2,3]
+                                     [--syscalls]
     (`make bench-overload`: --threads 1 then --threads 2)
 
 For each side (sluice with admission on, sluice with --admission off, and
@@ -63,6 +64,12 @@ POST /orders p99 was spent outside the server's parse-to-answer: in the
 kernel's socket queues, a long event-loop turn before the read, or the
 load client (issue 14, "where the 201 p99 comes from").
 
+--syscalls (needs perf and root or perf_event_paranoid <= 1): each
+service's syscalls per request by kind, and its context switches, in the
+closed loop and every run (`syscalls`; `perf stat -e
+syscalls:sys_enter_NAME -p PID`). The tracepoints make every syscall
+dearer, so the CPU figures of such a run are not comparable with others.
+
 One JSON object on stdout, a table on stderr. The machine this runs on may
 be shared: compare sides of the same run, not absolute figures.
 --quick: short phases (2-3 s), for a smoke test.
@@ -94,15 +101,17 @@ def args():
     a = sys.argv[1:]
     if not a or a[0].startswith("--"):
         die("usage: overload-bench.py BUILDDIR [--quick] [--threads N] [--no-go] "
-            "[--admission on|off|both] [--multiples 1,2,3]")
+            "[--admission on|off|both] [--multiples 1,2,3] [--syscalls]")
     o = {"build": os.path.abspath(a[0]), "quick": False, "threads": 1, "go": True,
-         "admission": "both", "multiples": [1, 2, 3]}
+         "admission": "both", "multiples": [1, 2, 3], "syscalls": False}
     i = 1
     while i < len(a):
         if a[i] == "--quick":
             o["quick"] = True
         elif a[i] == "--no-go":
             o["go"] = False
+        elif a[i] == "--syscalls":
+            o["syscalls"] = True
         elif a[i] == "--threads" and i + 1 < len(a):
             o["threads"] = int(a[i + 1])
             i += 1
@@ -141,17 +150,26 @@ def cpu_s(pid):
 
 
 def usage(pid):
-    """A process's user and kernel CPU (s) and its context switches
-    (voluntary: it slept; involuntary: it was preempted), from /proc."""
+    """A process's user and kernel CPU (s, all its threads) and its
+    threads' context switches (voluntary: one slept; involuntary: one was
+    preempted), from /proc (a process's own status counts only its first
+    thread's switches: the threads' are summed; a thread that ended in
+    between is lost)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        with open(f"/proc/{pid}/status") as f:
-            st = dict(line.split(":", 1) for line in f if ":" in line)
         tck = os.sysconf("SC_CLK_TCK")
-        return {"user": int(fields[11]) / tck, "sys": int(fields[12]) / tck,
-                "vcs": int(st["voluntary_ctxt_switches"]), "ncs": int(st["nonvoluntary_ctxt_switches"])}
-    except (OSError, KeyError, ValueError):
+        out = {"user": int(fields[11]) / tck, "sys": int(fields[12]) / tck, "vcs": 0, "ncs": 0}
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    st = dict(line.split(":", 1) for line in f if ":" in line)
+                out["vcs"] += int(st["voluntary_ctxt_switches"])
+                out["ncs"] += int(st["nonvoluntary_ctxt_switches"])
+            except (OSError, KeyError, ValueError):
+                pass
+        return out
+    except (OSError, ValueError):
         return {"user": 0.0, "sys": 0.0, "vcs": 0, "ncs": 0}
 
 
@@ -164,6 +182,53 @@ def per_service(u0, u1, n):
         out[svc] = {"user_us": round(d["user"] / n * 1e6, 1), "sys_us": round(d["sys"] / n * 1e6, 1),
                     "cs": round((d["vcs"] + d["ncs"]) / n, 2)}
     return out
+
+
+# The syscalls --syscalls counts: a request's network and loop, the SQLite
+# writer's, and the hand-offs between threads. A short list: with every
+# syscall tracepoint attached the services slowed until the load timed out.
+SYSCALLS = ("recvfrom", "sendto", "sendmsg", "writev", "readv", "ioctl", "epoll_wait", "epoll_ctl",
+            "timerfd_settime", "accept4", "close", "setsockopt", "futex", "read", "write", "pwrite64",
+            "pread64", "fcntl", "fdatasync", "clock_nanosleep")
+
+
+class Syscalls:
+    """perf stat on every service of a chain while a run lasts (--syscalls);
+    a no-op without it."""
+
+    def __init__(self, o, ch, tmp):
+        self.procs, self.files = [], []
+        if not o.get("syscalls") or ch.side == "go":
+            return
+        events = ",".join(f"syscalls:sys_enter_{n}" for n in SYSCALLS) + ",context-switches"
+        for name, p in zip(("payment", "inventory", "order"), ch.procs):
+            f = f"{tmp}/perf-{name}"
+            self.files.append((name, f))
+            self.procs.append(subprocess.Popen(["perf", "stat", "-x", ",", "-o", f, "-e", events, "-p", str(p.pid)],
+                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(0.3)   # attached before the run starts
+
+    def stop(self, n):
+        """{service: {syscall: per request}} over n requests, or None."""
+        if not self.procs:
+            return None
+        for p in self.procs:
+            p.send_signal(signal.SIGINT)
+        for p in self.procs:
+            p.wait()
+        out = {}
+        for name, f in self.files:
+            d = {}
+            try:
+                with open(f) as fh:
+                    for line in fh:
+                        parts = line.strip().split(",")
+                        if len(parts) > 3 and parts[0].isdigit() and int(parts[0]) > 0:
+                            d[parts[2].replace("syscalls:sys_enter_", "")] = round(int(parts[0]) / n, 3)
+            except OSError:
+                pass
+            out[name] = dict(sorted(d.items(), key=lambda kv: -kv[1]))
+        return out
 
 
 class Chain:
@@ -452,11 +517,13 @@ def side_run(side, o, tmp, peer):
         # machine), and every figure below is a multiple of it
         samples = []
         for _ in range(3):
+            sc = Syscalls(o, ch, tmp)
             c0, u0 = ch.cpu(), ch.usage()
             j = load(o, ch.url, ["--connections", "64"], 2 if q else 5)
-            samples.append((count(j, 201) / j["duration_s"], j, ch.cpu() - c0, u0, ch.usage()))
+            samples.append((count(j, 201) / j["duration_s"], j, ch.cpu() - c0, u0, ch.usage(),
+                            sc.stop(max(j["requests"], 1))))
         samples.sort(key=lambda x: x[0])
-        cap, jc, cpu_c, cu0, cu1 = samples[1]
+        cap, jc, cpu_c, cu0, cu1, csc = samples[1]
         if cap < 10:
             die(f"{side}: no capacity measured ({jc['status']}, {jc['errors']})")
         cpu_201 = cpu_c / max(count(jc, 201), 1)
@@ -466,17 +533,23 @@ def side_run(side, o, tmp, peer):
         # where a 201's CPU goes at C, per service: user, kernel, context
         # switches (per request: in the closed loop nearly all are 201s)
         res["closed_loop"]["per_service"] = per_service(cu0, cu1, max(jc["requests"], 1))
+        if csc:
+            res["closed_loop"]["syscalls"] = csc
         res["steady"] = summary(open_loop(o, ch.url, 0.1 * cap, 2 if q else 3), cap)
         if side == "sluice":
             res["shed_cost"] = shed_cost(o, ch, cpu_201, 2 if q else 5)
         runs = []
         for m in o["multiples"]:
+            sc = Syscalls(o, ch, tmp)
             c0, m0, u0 = ch.cpu(), ch.scrape(), ch.usage()
             secs = 3 if q else 10
             j = open_loop(o, ch.url, m * cap, secs)
+            scr = sc.stop(max(j["requests"], 1))
             r = summary(j, cap, ch.cpu() - c0, cpu_201, secs)
             u1 = ch.usage()
             r["per_service"] = per_service(u0, u1, max(j["requests"], 1))
+            if scr:
+                r["syscalls"] = scr
             # inventory and payment see only the orders that order-svc let
             # through: their CPU per 201 against the closed loop's says
             # whether a 201 got dearer here (fewer requests per wake-up and

@@ -2,7 +2,7 @@
 # shed-cpu.sh: the CPU time (user + kernel) order-svc spends per refusal,
 # with the open-loop load of the overload benchmark (issue 14).
 #
-#   bench/shed-cpu.sh BUILDDIR [--rate R] [--duration S]
+#   bench/shed-cpu.sh BUILDDIR [--rate R] [--duration S] [--syscalls]
 #
 # order-svc alone (--threads 1, pinned to CPU 0; its inventory is nobody,
 # it is never called), sluice-load on CPU 1 at R requests/s (default
@@ -13,25 +13,31 @@
 # divided by the refusals answered meanwhile. Unlike shed-instr.py this
 # counts the kernel (the recv and send of each refusal, most of its cost),
 # and so moves with the machine: compare builds in the same minute.
-# One JSON object on stdout.
+# user_us and sys_us split it. --syscalls (perf, root or
+# perf_event_paranoid <= 1): order-svc's syscalls per refusal by kind and
+# its context switches (`perf stat -e syscalls:sys_enter_NAME -p PID`; the
+# tracepoints make each syscall dearer, so the CPU of such a run is not
+# comparable). One JSON object on stdout.
 set -eu
 me=shed-cpu.sh
-usage() { echo "usage: $me BUILDDIR [--rate R] [--duration S]" >&2; exit 2; }
+usage() { echo "usage: $me BUILDDIR [--rate R] [--duration S] [--syscalls]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 b=$(cd "$1" && pwd) || usage
 shift
-rate=20000 duration=5
+rate=20000 duration=5 syscalls=0
 while [ $# -gt 0 ]; do
     case $1 in
     --rate) [ $# -ge 2 ] || usage; rate=$2; shift ;;
     --duration) [ $# -ge 2 ] || usage; duration=$2; shift ;;
+    --syscalls) syscalls=1 ;;
     *) usage ;;
     esac
     shift
 done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shed-cpu.XXXXXX")
-pid=''
+pid='' perf_pid=''
 cleanup() {
+    if [ -n "$perf_pid" ]; then kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; fi
     if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
     rm -rf "$tmp"
 }
@@ -48,22 +54,49 @@ until grep -q '^listening on ' "$tmp/order.out" 2>/dev/null; do
     sleep 0.05
 done
 url=http://$(sed -n 's/^listening on //p' "$tmp/order.out" | head -1)/orders
-cpu() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
+cpu() { awk '{ print $14, $15 }' "/proc/$pid/stat"; }
 load() {
     taskset -c 1 "$b/services/load/sluice-load" "$url" --method POST \
         --body '{"item":"sku-1","qty":1,"amount_cents":1250}' --rate "$rate" --connections 4000 \
         --timeout 2500 --duration "$1" --json --quiet --no-deadline-header --header 'grpc-timeout: 0m'
 }
 load 1 >/dev/null
+: >"$tmp/perf"
+if [ "$syscalls" = 1 ]; then
+    ev=''
+    for s in recvfrom sendto sendmsg writev readv epoll_wait epoll_ctl timerfd_settime accept4 close setsockopt \
+             futex read write; do
+        ev="${ev}syscalls:sys_enter_$s,"
+    done
+    perf stat -x, -o "$tmp/perf" -e "${ev}context-switches" -p "$pid" &
+    perf_pid=$!
+    sleep 0.3
+fi
 c0=$(cpu)
 load "$duration" >"$tmp/load.json"
 c1=$(cpu)
-python3 - "$tmp/load.json" "$c0" "$c1" "$(getconf CLK_TCK)" <<'EOF'
+if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; perf_pid=''; fi
+python3 - "$tmp/load.json" "$c0" "$c1" "$(getconf CLK_TCK)" "$tmp/perf" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1]))
-cpu = (float(sys.argv[3]) - float(sys.argv[2])) / float(sys.argv[4])
+(u0, s0), (u1, s1), tck = map(float, sys.argv[2].split()), map(float, sys.argv[3].split()), float(sys.argv[4])
+cpu = (u1 + s1 - u0 - s0) / tck
 n = j["status"].get("504", 0) + j["status"].get("503", 0)
-print(json.dumps({"refused": n, "refused_per_s": round(n / j["duration_s"]), "cpu_s": round(cpu, 2),
-                  "cpu_us_per_refusal": round(cpu / n * 1e6, 1) if n else None,
-                  "status": j["status"], "errors": j["errors"]}))
+out = {"refused": n, "refused_per_s": round(n / j["duration_s"]), "cpu_s": round(cpu, 2),
+       "cpu_us_per_refusal": round(cpu / n * 1e6, 1) if n else None,
+       "user_us": round((u1 - u0) / tck / n * 1e6, 1) if n else None,
+       "sys_us": round((s1 - s0) / tck / n * 1e6, 1) if n else None,
+       "status": j["status"], "errors": j["errors"],
+       # a run whose requests timed out measured a starved order-svc (or
+       # load client): the load reconnects, and accepts and closes enter
+       # every figure
+       "valid": sum(j["errors"].values()) == 0}
+sc = {}
+for line in open(sys.argv[5]):
+    p = line.strip().split(",")
+    if len(p) > 3 and p[0].isdigit() and int(p[0]) > 0 and n:
+        sc[p[2].replace("syscalls:sys_enter_", "")] = round(int(p[0]) / n, 3)
+if sc:
+    out["syscalls_per_refusal"] = sc
+print(json.dumps(out))
 EOF

@@ -207,6 +207,7 @@ static void home_up(void *arg)
 {
     rr_up *u = arg;
     sl_chan *ch = u->ch;
+    bool held = ch->lent_ || ch->lrecall_;   /* what keeps a freed header */
     ch->remote_seen_ = 1;
     if (u->taken)
         sl__chan_lent_taken(ch, u->taken);
@@ -224,9 +225,10 @@ static void home_up(void *arg)
     } else {
         free(u);
     }
-    if (ch->freed_) {
+    if (ch->freed_) {   /* an ask that crossed the free: -EPIPE */
         sl__rrecv_fail_asks(ch, -EPIPE);
-        sl__chan_maybe_release(ch);
+        if (held)   /* else it went already (a quarantined header answers) */
+            sl__chan_maybe_release(ch);
         return;
     }
     sl__rrecv_serve(ch);

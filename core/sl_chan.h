@@ -37,10 +37,26 @@
  * wait lasts one round trip between the two reactors. After a
  * close, elements sent with credit lent before it still arrive, and
  * receivers get -EPIPE only once the channel is empty and all credit is
- * back. A receive, and a send on a rendezvous channel, is a round trip to
- * the home and always parks the caller. Every other operation (try_,
- * select, close, attach, free) is home-only and returns -EXDEV elsewhere
- * (docs/core.md, "Across reactors"). */
+ * back. A receive on a buffered channel is fed ahead (core/rrecv.c): the
+ * home lends the receiver's reactor the first elements of its ring, in
+ * one message, still counted in the length (so the capacity and the
+ * watermarks hold), and a receive there with a lent element in hand
+ * returns 0 at once; without one the task parks on its own reactor until
+ * elements are lent. Lent elements stay at the front of the ring until
+ * received (reported home at the end of the callback), and while any are
+ * lent nobody else receives: a receive, try_recv or select receive case
+ * at the home, or another reactor's receive, calls them back (try_recv:
+ * -EAGAIN meanwhile) and waits one round trip; such a recall also ends
+ * lending on that channel, whose other-reactor receivers then use the
+ * round trip. So each receiver gets each sender's elements in the order
+ * sent, every element is received exactly once, and a receiver's
+ * deadline or cancel takes nothing. After a close, what was lent is
+ * still received there; -EPIPE once nothing is left. Free destroys the
+ * lent elements not received when they come back. A receive on an
+ * expiring or _mem channel, and a send or receive on a rendezvous
+ * channel, is a round trip to the home and always parks the caller.
+ * Every other operation (try_, select, close, attach, free) is home-only
+ * and returns -EXDEV elsewhere (docs/core.md, "Across reactors"). */
 #ifndef SL_CHAN_H
 #define SL_CHAN_H
 #include <stdbool.h>
@@ -144,11 +160,17 @@ int sl_chan_send_until(sl_task *t, sl_chan *ch, const void *elem, uint64_t expir
 
 /* Receives into *elem. Returns 0, SL_PENDING (final result 0, -EPIPE,
  * -ETIMEDOUT, -ECANCELED), -EPIPE when the channel is closed (or has lost its
- * last sender) and empty, or the cancel error. */
+ * last sender) and empty, or the cancel error. At the home, a receive that
+ * finds the front of the ring lent to another reactor parks (SL_PENDING)
+ * for the recall's round trip. From another reactor: also -ENOMEM (no
+ * memory for the receiver's record), and SL_PENDING ends with -EPIPE when
+ * the channel is freed meanwhile. */
 int sl_chan_recv(sl_task *t, sl_chan *ch, void *elem);
 
-/* Never park: 0, -EAGAIN when they would have to, -EPIPE, -EXDEV off home.
- * `t` may be NULL (for code outside tasks, such as socket callbacks). */
+/* Never park: 0, -EAGAIN when they would have to (try_recv also while the
+ * front of the ring is lent to another reactor: it is being called back),
+ * -EPIPE, -EXDEV off home. `t` may be NULL (for code outside tasks, such
+ * as socket callbacks). */
 int sl_chan_try_send(sl_task *t, sl_chan *ch, const void *elem);
 int sl_chan_try_recv(sl_task *t, sl_chan *ch, void *elem);
 /* The same for an expiring element: also -ETIMEDOUT (passed already) and

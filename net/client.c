@@ -1012,28 +1012,26 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
 
 /* What one recv of an answer may take (level-triggered: more waiting is
  * read on the next turn). */
-#define CONN_READ_MAX 8192
+#define CONN_READ_MAX 16384
 
-/* Reads an answer with one recv into the input buffer's own space. The
- * bufferevent's reading asked the socket how much waited (ioctl
- * FIONREAD) before each readv: one syscall more per answer, three per
- * order over the chain (issue 14). EOF and errors go where the
- * bufferevent sent them (conn_event), errno still the socket's. */
+/* Reads an answer with one recv, then hands it to the input buffer (a
+ * chain the size of what came, not of what might). The bufferevent's
+ * reading asked the socket how much waited (ioctl FIONREAD) before each
+ * readv: one syscall more per answer, three per order over the chain
+ * (issue 14). EOF and errors go where the bufferevent sent them
+ * (conn_event), errno still the socket's. */
 static void conn_readable(evutil_socket_t fd, short what, void *arg)
 {
     cconn *c = arg;
     (void)what;
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    struct evbuffer_iovec v;
-    if (evbuffer_reserve_space(in, CONN_READ_MAX, &v, 1) < 1) {
-        errno = ENOMEM;
-        conn_event(c->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, c);
-        return;
-    }
-    ssize_t n = recv(fd, v.iov_base, v.iov_len < CONN_READ_MAX ? v.iov_len : CONN_READ_MAX, 0);
+    char buf[CONN_READ_MAX];
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
     if (n > 0) {
-        v.iov_len = (size_t)n;
-        evbuffer_commit_space(in, &v, 1);
+        if (evbuffer_add(bufferevent_get_input(c->bev), buf, (size_t)n) < 0) {
+            errno = ENOMEM;
+            conn_event(c->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, c);
+            return;
+        }
         conn_read(c->bev, c);
         return;
     }

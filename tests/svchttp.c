@@ -218,7 +218,7 @@ int order_post(int port, const char *item, int qty, long amount, char id[64], hr
 {
     char body[200];
     snprintf(body, sizeof body, "{\"item\":\"%s\",\"qty\":%d,\"amount_cents\":%ld}", item, qty, amount);
-    http_req(port, "POST", "/orders", body, NULL, 5000, r);
+    http_req(port, "POST", "/orders", body, NULL, 20000, r);   /* the chain answers within its budgets */
     jstr(r, "order_id", id, 64);
     return r->status;
 }
@@ -274,6 +274,46 @@ void charge_status(int pay_port, const char *id, char *out, size_t n, long *amou
         fail_msg("GET %s: %d, want 200 or 404", path, st);
     }
     free(r);
+}
+
+int ledger_walk(const chain *c, long *taken, int nitems, int *orders)
+{
+    hresp *r = malloc(sizeof *r);
+    assert_non_null(r);
+    http_req(c->order.port, "GET", "/orders", NULL, NULL, 10000, r);
+    expect_status(r, 200, NULL);
+    json_t *doc = json_loadb(r->body, r->len, 0, NULL), *o;
+    assert_non_null(doc);
+    size_t i;
+    int bad = 0;
+    *orders = 0;
+    json_array_foreach(json_object_get(doc, "orders"), i, o) {
+        const char *id = json_string_value(json_object_get(o, "order_id"));
+        const char *st = json_string_value(json_object_get(o, "status"));
+        const char *item = json_string_value(json_object_get(o, "item"));
+        long qty = (long)json_integer_value(json_object_get(o, "qty"));
+        long amount = (long)json_integer_value(json_object_get(o, "amount_cents"));
+        char resv[16], charge[16];
+        long camount = -1;
+        assert_true(id && st && item);
+        (*orders)++;
+        resv_status(c->inv.port, id, resv, sizeof resv);
+        charge_status(c->pay.port, id, charge, sizeof charge, &camount);
+        bool paid = !strcmp(st, "PAID") && !strcmp(resv, "RESERVED") && !strcmp(charge, "CHARGED") &&
+                    camount == amount;
+        bool failed = !strcmp(st, "FAILED") && strcmp(resv, "RESERVED") != 0 && strcmp(charge, "CHARGED") != 0;
+        int k = strncmp(item, "sku-", 4) ? 0 : atoi(item + 4);
+        if (k < 1 || k > nitems)
+            fail_msg("order %s: item %s is not one of sku-1..sku-%d", id, item, nitems);
+        if (paid)
+            taken[k] += qty;
+        if (!paid && !failed && bad++ < 10)
+            print_message("disagrees: order %s %s, reservation %s, charge %s\n", id, st, resv[0] ? resv : "(none)",
+                          charge[0] ? charge : "(none)");
+    }
+    json_decref(doc);
+    free(r);
+    return bad;
 }
 
 bool order_check(const chain *c, const char *id, long amount)
@@ -350,6 +390,15 @@ double svc_metric(int port, const char *name, const char *label, const char *exc
 double svc_ctx_cancelled(int port)
 {
     return svc_metric(port, "sluice_ctx_ends_total", NULL, "cause=\"completed\"");
+}
+
+void svc_wait_inflight(int port, const char *who, int n, int bound_ms)
+{
+    double v = -1;
+    for (uint64_t end = svc_now_ms() + (uint64_t)bound_ms; svc_now_ms() < end; poll(NULL, 0, 5))
+        if ((v = svc_metric(port, "sluice_http_inflight", NULL, NULL)) >= n)
+            return;
+    fail_msg("%s: %.0f requests in flight after %d ms (this /metrics included), want %d", who, v, bound_ms, n);
 }
 
 int fault_set(int port, const char *json)

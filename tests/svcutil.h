@@ -226,6 +226,11 @@ long svc_undo_counter(int port, const char *key);
  * `who`, after bound_ms. */
 void svc_undo_settles(int port, const char *who, int bound_ms);
 
+/* Polls (bounded by bound_ms) until at least n requests are in flight at
+ * port (sluice_http_inflight over its reactors, this /metrics request
+ * included); fails the test, naming `who`, after the bound. */
+void svc_wait_inflight(int port, const char *who, int n, int bound_ms);
+
 /* Request contexts that ended other than by completing (sluice_ctx_ends_total
  * without cause="completed"). */
 double svc_ctx_cancelled(int port);
@@ -234,6 +239,13 @@ double svc_ctx_cancelled(int port);
  * (charge absent or VOIDED). Returns true for PAID. Polls a bounded while
  * for compensation still under way (a FAILED order's VOID). */
 bool order_check(const chain *c, const char *id, long amount);
+
+/* Every order of GET /orders against its reservation and its charge: PAID
+ * with both kept (the charge's amount the order's), or FAILED with neither.
+ * Returns the disagreements (the first ten printed); adds the PAID
+ * quantities per item into taken[1..nitems] (items sku-1..sku-nitems; any
+ * other fails the test); *orders gets how many were walked. */
+int ledger_walk(const chain *c, long *taken, int nitems, int *orders);
 
 /* Posts the fault (JSON) to a service's /admin/fault; returns the status. */
 int fault_set(int port, const char *json);

@@ -254,9 +254,13 @@ static void expect_reservation(int port, const char *id, int status, const char 
 static void lists_of_orders_and_reservations(void **state)
 {
     (void)state;
-    /* two reactors: the lists gather from both */
+    /* two reactors: the lists gather from both. Budgets of 10 s: the lists
+     * are the claim, not the time (an order ran out of the default 2 s
+     * waiting for inventory at load 30, 504 where 201 was wanted) */
     chain c;
-    chain_start(&c, &(chain_opts){ .threads = 2, .admin = true, .stock = "sku-1=10,sku-2=0" });
+    chain_start(&c, &(chain_opts){ .threads = 2, .admin = true, .stock = "sku-1=10,sku-2=0", .order_timeout_ms = 10000,
+                                   .inv_args = { "--timeout-ms", "10000", NULL },
+                                   .pay_args = { "--timeout-ms", "10000", NULL } });
     json_t *doc = list_orders(c.order.port, "");
     assert_int_equal(json_array_size(json_object_get(doc, "orders")), 0);
     json_decref(doc);

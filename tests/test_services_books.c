@@ -22,19 +22,9 @@ typedef struct books {
 
 static void read_books(const chain *c, const char *id, books *b, bool stock)
 {
-    char path[128];
     long amount;
-    hresp *r = malloc(sizeof *r);
-    assert_non_null(r);
     order_status(c->order.port, id, b->order, sizeof b->order);
-    snprintf(path, sizeof path, "/reservations/%s", id);
-    int st = http_req(c->inv.port, "GET", path, NULL, NULL, 3000, r);
-    b->resv[0] = '\0';
-    if (st == 200)
-        jstr(r, "status", b->resv, sizeof b->resv);
-    else if (st != 404)
-        fail_msg("GET %s: %d, want 200 or 404", path, st);
-    free(r);
+    resv_status(c->inv.port, id, b->resv, sizeof b->resv);
     charge_status(c->pay.port, id, b->charge, sizeof b->charge, &amount);
     b->stock = stock ? stock_of(c->inv.port, "sku-1") : -1;
 }
@@ -70,10 +60,7 @@ static void compensation_outlasts_outage(void **state)
     bg_order *b = order_post_bg(c.order.port, 1, 500, &th);
     /* the charge is in payment's delay (this /metrics request is the other
      * one in flight): stop inventory before payment answers it */
-    double inflight = 0;
-    for (uint64_t end = svc_now_ms() + 5000; inflight < 2 && svc_now_ms() < end; poll(NULL, 0, 2))
-        inflight = svc_metric(c.pay.port, "sluice_http_inflight", NULL, NULL);
-    assert_true(inflight >= 2);
+    svc_wait_inflight(c.pay.port, "payment", 2, 10000);
     assert_int_equal(kill(c.inv.pid, SIGSTOP), 0);
     uint64_t down = svc_now_ms();
     pthread_join(th, NULL);
@@ -225,45 +212,6 @@ static void undo_races_in_the_chain(void **state)
 
 enum { WAVE = 250, WAVES = 4, ITEMS = 3, STOCK = 100000 };
 
-/* Every order against its reservation and its charge; returns the
- * disagreements (each printed), and adds the PAID quantities per item. */
-static int ledger_walk(const chain *c, long taken[ITEMS + 1], int *orders)
-{
-    hresp *r = malloc(sizeof *r);
-    assert_non_null(r);
-    http_req(c->order.port, "GET", "/orders", NULL, NULL, 10000, r);
-    expect_status(r, 200, NULL);
-    json_t *doc = json_loadb(r->body, r->len, 0, NULL), *o;
-    assert_non_null(doc);
-    size_t i;
-    int bad = 0;
-    *orders = 0;
-    json_array_foreach(json_object_get(doc, "orders"), i, o) {
-        const char *id = json_string_value(json_object_get(o, "order_id"));
-        const char *st = json_string_value(json_object_get(o, "status"));
-        const char *item = json_string_value(json_object_get(o, "item"));
-        long qty = (long)json_integer_value(json_object_get(o, "qty"));
-        long amount = (long)json_integer_value(json_object_get(o, "amount_cents"));
-        assert_true(id && st && item);
-        (*orders)++;
-        books k;
-        read_books(c, id, &k, false);
-        long camount = -1;
-        charge_status(c->pay.port, id, k.charge, sizeof k.charge, &camount);
-        bool paid = !strcmp(st, "PAID") && !strcmp(k.resv, "RESERVED") && !strcmp(k.charge, "CHARGED") &&
-                    camount == amount;
-        bool failed = !strcmp(st, "FAILED") && strcmp(k.resv, "RESERVED") != 0 && strcmp(k.charge, "CHARGED") != 0;
-        if (paid)
-            taken[atoi(item + 4)] += qty;
-        if (!paid && !failed && bad++ < 10)
-            print_message("disagrees: order %s %s, reservation %s, charge %s\n", id, st, k.resv[0] ? k.resv : "(none)",
-                          k.charge[0] ? k.charge : "(none)");
-    }
-    json_decref(doc);
-    free(r);
-    return bad;
-}
-
 /* With `threads` reactors per service. */
 static void overload_books(int threads)
 {
@@ -313,7 +261,7 @@ static void overload_books(int threads)
     svc_undo_settles(c.order.port, "order", 30000);
     svc_undo_settles(c.inv.port, "inventory", 30000);
     long taken[ITEMS + 1] = { 0 };
-    int orders = 0, bad = ledger_walk(&c, taken, &orders);
+    int orders = 0, bad = ledger_walk(&c, taken, ITEMS, &orders);
     for (int i = 0; i < npaid; i++) {   /* a 201 is a PAID order */
         char s[16];
         order_status(c.order.port, paid[i], s, sizeof s);

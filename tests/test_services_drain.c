@@ -50,10 +50,7 @@ static void sigterm_on_order_keeps_orders_in_flight(void **state)
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, run_burst, &b), 0);
     /* wait for the event: N orders in flight at order (held at payment) */
-    double held = 0;
-    for (uint64_t end = svc_now_ms() + 15000; held < N && svc_now_ms() < end; poll(NULL, 0, 5))
-        held = svc_metric(c.order.port, "sluice_http_inflight", NULL, NULL) - 1;   /* this /metrics */
-    assert_true(held >= N);
+    svc_wait_inflight(c.order.port, "order", N + 1, 15000);   /* and this /metrics */
     hresp r;
     assert_int_equal(http_req(c.order.port, "GET", "/readyz", NULL, NULL, 3000, &r), 200);
     uint64_t t0 = svc_now_ms();

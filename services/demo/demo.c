@@ -162,11 +162,19 @@ static long undo_pending(int port)
 }
 
 /* Tasks alive in a service, as /debug/tasks lists them (the task answering
- * the question included). */
+ * the question included); -1 when three tries of 5 s each got no list
+ * (the hang verdict needs the count after the run: a busy machine must
+ * not lose it). */
 static long tasks_alive(int port)
 {
     hget_resp r;
-    if (hget(port, "GET", "/debug/tasks", NULL, 2000, &r) < 0)
+    int rc = -1;
+    for (int i = 0; i < 3 && rc < 0; i++)
+        if ((rc = hget(port, "GET", "/debug/tasks", NULL, 5000, &r)) == 0 && r.status != 200) {
+            hget_free(&r);
+            rc = -1;
+        }
+    if (rc < 0)
         return -1;
     long n = -1;
     json_t *doc = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
@@ -325,20 +333,6 @@ static int walk_get(int port, const char *path, hget_resp *r)
         struct timespec ts = { 0, 100 * 1000 * 1000 };   /* polling remote state */
         nanosleep(&ts, NULL);
     }
-}
-
-/* How many POST /orders order answered within within_s by its own clock
- * (demo_hist_within; *bound_s the bound it counted to); -1 when its
- * /metrics could not be read. */
-static long order_answered_within(int port, double within_s, double *bound_s)
-{
-    hget_resp r;
-    if (walk_get(port, "/metrics", &r) < 0)
-        return -1;
-    long n = r.status == 200 ? demo_hist_within(r.body, "sluice_http_request_duration_seconds",
-                                                "method=\"post\",route=\"/orders\"", within_s, bound_s) : -1;
-    hget_free(&r);
-    return n;
 }
 
 /* Every finished order must be PAID with its reservation kept and its charge
@@ -508,15 +502,14 @@ static void run_mode(const demo_cfg *cfg, mode_result *m)
         t += m->ph[p].duration_s;
     }
     fprintf(stderr, "\n");
-    settle(&c, 2000);
+    /* a chain with budgets lets go of everything: waited for, generously,
+     * as a busy machine may be slow to (the hang verdict counts what order
+     * holds after it); naive's requests have no end to wait for */
+    settle(&c, strcmp(m->mode, "naive") ? 20000 : 2000);
     for (int s = 0; s < NSVC; s++) {
         m->tasks_after[s] = tasks_alive(c.port[s]);
         m->rss_kib[s] = proc_rss_kib(&c.p[s]);
     }
-    /* after the settle: a request order held past the timeout counts too */
-    m->answered_in_time = order_answered_within(c.port[SVC_ORDER], cfg->client_timeout_ms / 1000.0, &m->in_time_s);
-    if (m->answered_in_time < 0 && !m->error[0])
-        snprintf(m->error, sizeof m->error, "order's /metrics could not be read after the run");
     check_invariant(&c, m);
     stop_chain(&c, m);
     if (cfg->trace_dir)

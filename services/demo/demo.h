@@ -41,12 +41,6 @@ typedef struct mode_result {
     long rss_kib[NSVC];
     int exit_status[NSVC];       /* after SIGTERM; -1 had to be killed */
     long orders, checked, disagree, unfinished;   /* the invariant */
-    /* POST /orders that order answered within in_time_s by its own clock
-     * (its request-duration histogram, read after the run; in_time_s the
-     * largest bucket bound within the client's timeout): what the hang
-     * verdict counts. -1: not read (the overload scene does not) */
-    long answered_in_time;
-    double in_time_s;
     char verdict[768];
 } mode_result;
 
@@ -68,25 +62,16 @@ const char *demo_phase_name(const mode_result *m, int p);
 /* verdict.c */
 
 /* Writes m->verdict, one line that says what happened, from m's numbers
- * alone (an overload scene's, or a fault mode's: HUNG when order did not
- * answer more than 1 % of the requests within the client's timeout by its
- * own clock; else failed fast when 508s outnumber 201s; else did not
- * hang). A mode that did not run, stopped early (m->error) or whose
- * answers were not counted (answered_in_time < 0) "did not complete". */
+ * alone (an overload scene's, or a fault mode's: HUNG when more than 1 %
+ * of the requests got no answer within the client's timeout and order
+ * still holds tasks after the run (or they could not be counted); else
+ * failed fast when 508s outnumber 201s; else did not hang). A mode that
+ * did not run or stopped early (m->error) "did not complete". */
 void demo_verdict(const demo_cfg *cfg, mode_result *m);
 
 /* Tasks alive in service s after the run beyond those before the load;
  * -1 unknown. */
 long demo_tasks_left(const mode_result *m, int s);
-
-/* From Prometheus text: how many observations of the histogram `family`
- * with the label set `labels` (as written between '{' and ",le=", e.g.
- * method="post",route="/orders") fell within within_s seconds: the
- * count of the largest bucket bound <= within_s, which *bound_s gets (an
- * undercount when within_s is no bound). 0 and *bound_s 0 when there is
- * no such bucket (nothing observed yet, or no bound that small). Pure. */
-long demo_hist_within(const char *text, const char *family, const char *labels, double within_s,
-                      double *bound_s);
 
 /* report.c */
 void report_text(const demo_cfg *cfg, const mode_result *m, int nmodes);

@@ -18,7 +18,8 @@
  * as the release's outbox row. The row lock is in memory, on the reactor
  * the order's id hashes to (an order is created on the reactor that
  * receives it: its id is drawn to hash there), and exists only while
- * someone holds or waits for it: memory does not grow with the orders.
+ * someone holds or waits for it, or its creating request lives: memory
+ * does not grow with the orders.
  * The callback tells the creator that it committed PAID through a note
  * any reactor can read (paid_note), which spares the settle's
  * transaction.
@@ -431,8 +432,13 @@ static int create_order(sl_task *t, svc_job *job)
         SL_RETURN(t, svc_reply_error(job, 503, "overloaded", st->io.id, "the order's lock cannot be taken"));
     }
     st->held = true;
-    if (S.o.mode == SVC_SAFE)   /* safe: held only to create */
-        unlock(t, st);
+    /* safe: held only to create; the reference stays to the end, so that
+     * a callback on this reactor finds the lock made (one malloc and
+     * mutex init per order, not two) */
+    if (S.o.mode == SVC_SAFE) {
+        sl_mutex_unlock(t, &st->lock->m);
+        st->held = false;
+    }
     {
         char buf[ID_MAX + ITEM_MAX + 96];
         svc_json j;
