@@ -313,6 +313,73 @@ class Chain:
                 p.wait()
 
 
+class Tracer:
+    """order-svc's admission state every 0.25 s while a run lasts (a
+    thread; sluice sides only): the gauges as they are, the counters as
+    differences from the last sample."""
+    GAUGES = ("sluice_http_admission_limit", "sluice_http_admission_overloaded",
+              "sluice_http_queue_delay_seconds", "sluice_http_inflight", "sluice_http_queued")
+    COUNTERS = ("sluice_http_admission_shed_total", "sluice_http_expired_total")
+
+    def __init__(self, ch):
+        import threading
+        self.out, self.port, self.done = [], None if ch.side == "go" else ch.ports[2], threading.Event()
+        if self.port is None:
+            return
+        self.t0 = time.monotonic()
+        self.th = threading.Thread(target=self.run, daemon=True)
+        self.th.start()
+
+    def sample(self):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
+                text = r.read().decode("utf-8", "replace")
+        except OSError:
+            return None
+        d = {}
+        for line in text.splitlines():
+            m = SAMPLE.match(line)
+            if not m:
+                continue
+            name = m.group(1)
+            labels = dict(LABEL.findall(m.group(2) or ""))
+            if name in self.GAUGES:
+                key = name.replace("sluice_http_", "")
+            elif name in self.COUNTERS:
+                key = name.replace("sluice_http_", "") + (f":{labels['reason']}" if "reason" in labels else "")
+            elif name == "sluice_http_requests_total" and labels.get("route") == "/orders":
+                key = f"answered_{labels.get('status')}"
+            else:
+                continue
+            try:
+                d[key] = d.get(key, 0) + float(m.group(3))
+            except ValueError:
+                pass
+        return d
+
+    def run(self):
+        last = self.sample() or {}
+        while not self.done.wait(0.25):
+            d = self.sample()
+            if d is None:
+                continue
+            row = {"t": round(time.monotonic() - self.t0, 2)}
+            for k, v in sorted(d.items()):
+                if k.split(":")[0] in [g.replace("sluice_http_", "") for g in self.GAUGES]:
+                    row[k] = round(v, 4)
+                elif v - last.get(k, 0):
+                    row[k] = round(v - last.get(k, 0))
+            last = d
+            self.out.append(row)
+
+    def stop(self):
+        if self.port is None:
+            return None
+        self.done.set()
+        self.th.join()
+        return self.out
+
+
 # What /metrics says about refusals, summed over reactors and label sets
 # not named here: family -> the labels whose values split it (none: one
 # figure). A 503 that is none of these was made by a handler (a store or
@@ -543,7 +610,9 @@ def side_run(side, o, tmp, peer):
             sc = Syscalls(o, ch, tmp)
             c0, m0, u0 = ch.cpu(), ch.scrape(), ch.usage()
             secs = 3 if q else 10
+            tr = Tracer(ch)
             j = open_loop(o, ch.url, m * cap, secs)
+            trace = tr.stop()
             scr = sc.stop(max(j["requests"], 1))
             r = summary(j, cap, ch.cpu() - c0, cpu_201, secs)
             u1 = ch.usage()
@@ -562,6 +631,19 @@ def side_run(side, o, tmp, peer):
                 r["downstream_cpu_us_per_201"] = round(ds / n201 * 1e6, 1)
                 r["downstream_201_over_closed"] = round(ds / n201 / (dc / count(jc, 201)), 3) if dc > 0 else None
             r["multiple"] = m
+            if trace:
+                # order-svc's admission over the run, every 0.25 s: how
+                # often CoDel's overload state changed, the share of
+                # samples overloaded, the limit and the queue
+                ov = [t.get("admission_overloaded", 0) for t in trace]
+                r["order_admission"] = {
+                    "samples": len(trace), "overloaded_share": round(sum(ov) / len(ov), 3),
+                    "state_changes": sum(1 for a, b in zip(ov, ov[1:]) if a != b),
+                    "limit_mean": round(sum(t.get("admission_limit", 0) for t in trace) / len(trace), 1),
+                    "queued_mean": round(sum(t.get("queued", 0) for t in trace) / len(trace), 1),
+                    "queued_max": max(t.get("queued", 0) for t in trace)}
+                print(f"{ME}: {side:10} {m:g}C:   order-svc admission every 0.25 s: " +
+                      ", ".join(f"{k} {v}" for k, v in r["order_admission"].items()), file=sys.stderr)
             if m0:
                 r["refusals"] = refusal_delta(m0, ch.scrape())
             r["series"] = [{"t": p["t"], "requests": p["requests"], "201": p["status"].get("201", 0),
@@ -587,8 +669,13 @@ def side_run(side, o, tmp, peer):
                   + (f" CLIENT-BOUND (the load client ran {r['client_lag_s']} s behind)"
                      if r["client_bound"] else ""), file=sys.stderr)
         res["runs"] = runs
-        # recovery: 0.5 C right after the last multiple; seconds 3.. of it
+        # recovery: 0.5 C right after the last multiple; seconds 3.. of it,
+        # with order-svc's admission state every 0.25 s meanwhile (why a
+        # second of it refused: the limit, CoDel's state, the queue delay,
+        # the refusals by reason)
+        tr = Tracer(ch)
         j = open_loop(o, ch.url, 0.5 * cap, 5 if not q else 4)
+        trace = tr.stop()
         late = [p for p in j["series"] if p["t"] >= 3]
         n = sum(p["requests"] for p in late)
         ok = sum(p["status"].get("201", 0) for p in late)
@@ -598,6 +685,11 @@ def side_run(side, o, tmp, peer):
                                        "503": p["status"].get("503", 0), "504": p["status"].get("504", 0),
                                        "no_answer": sum(p["errors"].values()),
                                        "p99_ms": round(p["latency_ms"]["p99"], 1)} for p in j["series"]]}
+        if trace:
+            res["recovery"]["order_trace"] = trace
+            for t in trace:
+                print(f"{ME}: {side:10} recovery t={t['t']:.2f}s order-svc: " +
+                      ", ".join(f"{k} {v}" for k, v in t.items() if k != "t"), file=sys.stderr)
         res["alive_after"] = ch.alive()
         if "shed_cost" in res and "cpu_us_per_503" in res["shed_cost"]:
             sc = res["shed_cost"]

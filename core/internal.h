@@ -71,6 +71,7 @@ struct sl_reactor {
     int wake_fd;
     struct event *wake_ev;
     _Atomic int wake_pending;
+    bool self_woken;                  /* wake_ev made active by us, not by the eventfd: no read */
     _Atomic bool stopping;
 
     uint32_t remote_pending;          /* cross-reactor ops of our tasks in flight */

@@ -554,8 +554,10 @@ static void idle_spin(sl_reactor *r)
     spin_adapt(r, sl_now_ns() - t0);
     if (hit) {
         r->st.spin_hits++;
+        r->self_woken = true;
         event_active(r->wake_ev, EV_READ, 0);   /* wake_pending stays ours: wake_cb clears it */
     } else if (!may_sleep(r)) {
+        r->self_woken = true;
         event_active(r->wake_ev, EV_READ, 0);   /* one slipped in as we let go: ours to run */
     }
 }
@@ -566,8 +568,16 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     sl_reactor *prev = enter(r);
     uint64_t cnt;
     (void)what;
-    ssize_t n = read(fd, &cnt, sizeof cnt);
-    (void)n;   /* EAGAIN when we re-activated ourselves below */
+    /* Made active by ourselves (a spin's hit, a drain cut short): we held
+     * wake_pending throughout, so no producer wrote the eventfd and a read
+     * is a syscall for EAGAIN, one per leg of a ping-pong. Should it hold
+     * a count anyway, it stays readable and the next poll brings us back. */
+    if (r->self_woken) {
+        r->self_woken = false;
+    } else {
+        ssize_t n = read(fd, &cnt, sizeof cnt);
+        (void)n;
+    }
     sl__callback_begin(r);
     r->st.wakeups++;
     r->now = sl_now_ns();
@@ -580,6 +590,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
         left -= ran;
         if (!left) {
             /* wake_pending stays ours: come back after the other events */
+            r->self_woken = true;
             event_active(r->wake_ev, EV_READ, 0);
             break;
         }
