@@ -771,6 +771,10 @@ static int metrics_main(sl_task *t, void *arg)
     assert_int_equal(metric(m, "sluice_upstream_calls_total{upstream=\"payment.v2\",result=\"ok\"}"), 0);
     assert_int_equal(metric(m, "sluice_upstream_events_total{upstream=\"payment.v2\",event=\"retried\"}"), 0);
     assert_int_equal(metric(m, "sluice_upstream_events_total{upstream=\"payment.v2\",event=\"ejected\"}"), 0);
+    /* two calls to inventory: one connection made, then kept alive */
+    assert_int_equal(metric(m, "sluice_upstream_events_total{upstream=\"inventory\",event=\"connected\"}"), 1);
+    assert_int_equal(metric(m, "sluice_upstream_events_total{upstream=\"inventory\",event=\"reused\"}"), 1);
+    assert_int_equal(metric(m, "sluice_upstream_events_total{upstream=\"inventory\",event=\"expired\"}"), 0);
     assert_int_equal(metric(m, "sluice_upstream_calls_total{upstream=\"self\",result=\"ok\"}"), -1);   /* not added */
     assert_null(strstr(m, "sluice_upstream_calls_total{upstream=\"payment.v2\",result=\"retried\"}"));
     /* each attempt by upstream and replica: its result, its time */
