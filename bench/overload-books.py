@@ -17,10 +17,11 @@ After it all, the books (tests/netns_ledger, the walk tests/netns.sh uses):
 every compensation settled, every order against its reservation and its
 charge (PAID: RESERVED and CHARGED of its amount; FAILED: neither), and the
 stock conserved exactly. And the leftovers: each service's open fds and
-connections and its tasks back at the warm chain's idle baseline, read
-once the closed loop's connections have closed (the upstream pools keep
-their keep-alive connections open while idle, as they should); waited for,
-bounded.
+tasks and its fds other than connections back at the warm chain's idle
+baseline (read once the closed loop's connections have closed), and every
+connection it serves held by a caller's upstream pool (the pools keep
+their keep-alive connections open while idle, as they should); waited
+for, bounded.
 
 One JSON object on stdout; exit 0 when the books balance and nothing is
 left over, 1 otherwise, 2 when the scene could not be set up.
@@ -98,11 +99,12 @@ SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
 
 
 def gauges(port):
-    """{'connections': n, 'tasks': n (not done)} from /metrics, summed over reactors."""
+    """{'connections': served, 'upstream': connections to upstreams (any
+    state), 'tasks': n (not done)} from /metrics, summed over reactors."""
     st, text = http(port, "GET", "/metrics")
     if st != 200:
         return None
-    out = {"connections": 0.0, "tasks": 0.0}
+    out = {"connections": 0.0, "upstream": 0.0, "tasks": 0.0}
     for line in text.splitlines():
         m = SAMPLE.match(line)
         if not m:
@@ -110,6 +112,8 @@ def gauges(port):
         name, labels, v = m.groups()
         if name == "sluice_http_connections":
             out["connections"] += float(v)
+        elif name == "sluice_upstream_connections" and 'state="waiting"' not in (labels or ""):
+            out["upstream"] += float(v)
         elif name == "sluice_tasks" and 'state="done"' not in (labels or ""):
             out["tasks"] += float(v)
     return out
@@ -165,11 +169,14 @@ class Chain:
         return False
 
     def idle(self):
-        """{service: {fds, connections, tasks}}."""
+        """{service: {fds, connections, upstream, tasks, other_fds}}:
+        other_fds are the fds that are not connections (listeners, the
+        databases, pipes, epoll): a leak of anything but a connection."""
         out = {}
         for name, p, port in zip(self.NAMES, self.procs, self.ports):
             g = gauges(port) or {}
-            out[name] = {"fds": fds(p.pid), **g}
+            f = fds(p.pid)
+            out[name] = {"fds": f, **g, "other_fds": f - g.get("connections", 0) - g.get("upstream", 0)}
         return out
 
     def stop(self):
@@ -239,17 +246,35 @@ def steady(chain, bound_s=30):
         time.sleep(0.3)
 
 
+# who calls whom: a service's served connections are its callers' pool
+# connections (payment's callback to order) and the scrape's own
+CALLERS = {"payment": ("inventory",), "inventory": ("order",), "order": ("payment",)}
+
+
+def leftovers(now, base):
+    """What is left that should not be: tasks above the idle baseline, fds
+    that are not connections above it, and served connections that no
+    caller's pool holds (an upstream pool keeps its keep-alive connections
+    open while idle, up to max_conns per reactor, as it should: those are
+    not a leak)."""
+    left = {}
+    for name in Chain.NAMES:
+        for k in ("tasks", "other_fds"):
+            if k in now[name] and k in base[name] and now[name][k] > base[name][k]:
+                left.setdefault(name, {})[k] = now[name][k] - base[name][k]
+        held = sum(now[c].get("upstream", 0) for c in CALLERS[name])
+        extra = now[name].get("connections", 0) - held - 1   # (the scrape's own)
+        if extra > 0:
+            left.setdefault(name, {})["connections_no_pool_holds"] = extra
+    return left
+
+
 def settled(chain, base, bound_s=30):
-    """Waits (bounded) for every service's fds, connections and tasks to be
-    back at the idle baseline; returns what is left above it."""
+    """Waits (bounded) until nothing is left over (leftovers()); returns
+    what is, {} when nothing."""
     end = time.monotonic() + bound_s
     while True:
-        now = chain.idle()
-        left = {}
-        for name in Chain.NAMES:
-            for k, v in now[name].items():
-                if k in base[name] and v > base[name][k]:
-                    left.setdefault(name, {})[k] = v - base[name][k]
+        left = leftovers(chain.idle(), base)
         if not left or time.monotonic() > end:
             return left
         time.sleep(0.2)
@@ -304,6 +329,7 @@ def main():
             res["books"].update(orders=int(m[1]), paid=int(m[2]), failed=int(m[3]), disagreements=int(m[4]),
                                 wrong_stock_items=int(m[5]))
         res["left_over"] = settled(chain, base)
+        res["after"] = chain.idle()
         res["alive"] = all(p.poll() is None for p in chain.procs)
     finally:
         chain.stop()
