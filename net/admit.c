@@ -76,6 +76,17 @@ static void band_add(sl_admit *a, uint64_t now, double rate)
     b->limit = (uint32_t)a->limit;
 }
 
+/* The best throughput remembered (requests/s; 0: none), what the server
+ * can do when it is never short of work. */
+static double best_rate(const sl_admit *a, uint64_t now)
+{
+    double best = 0;
+    for (int i = 0; i < SL_ADMIT_BANDS; i++)
+        if (band_fresh(a, &a->band[i], now) && a->band[i].rate > best)
+            best = a->band[i].rate;
+    return best;
+}
+
 /* Within 1/16 of the best: one band's step buys less than that past the knee. */
 #define KNEE_SLACK 16.0
 
@@ -231,7 +242,21 @@ bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest)
          * loop of more clients than the limit), and refusing them does
          * not shorten it, they send again at once. Past a whole interval
          * of standing delay it is refused however it came to be. */
-        bool growing = a->cd_in > a->cd_out + (a->cd_out >> GROWTH_SLACK_SHIFT);
+        /* what the server ends in an interval: what it did, or what it
+         * has shown it can do (its best throughput) if more: a queue that
+         * piled up in a stall (a checkpoint, the process descheduled),
+         * when nothing ended, is no overload while fewer come than the
+         * server can serve; it drains once the stall is over. At 0.5 C
+         * after 3 C, one stall of ~100 ms (order-svc's limit full, 374
+         * queued, the oldest 82 ms) had CoDel refuse 843 requests whose
+         * budgets were 10 x what they waited, and main's gradient then
+         * cut the limit from 72 to 22: 89 % 201 in the recovery, where
+         * admission off had 100 % (issue 14) */
+        uint64_t out = a->cd_out;
+        double can = best_rate(a, now) * (double)(now - (a->cd_end - a->cfg.interval_ns)) / 1e9;
+        if (can > (double)out)
+            out = can > (double)UINT32_MAX ? UINT32_MAX : (uint64_t)can;
+        bool growing = a->cd_in > out + (out >> GROWTH_SLACK_SHIFT);
         a->standing = a->cd_seen && a->cd_min > 0;
         /* Once refusing, it goes on while the queue did not empty and
          * still grows: its own refusals keep the oldest waiter below 2 x

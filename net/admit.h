@@ -27,7 +27,9 @@
  *    waiter waited more than the target all through an interval (a
  *    standing queue, not a burst) and more requests came in that interval
  *    than ended, by more than 1/8 (it grows: a closed loop's queue stands
- *    still, and refusing its clients only makes them send again), or
+ *    still, and refusing its clients only makes them send again; and
+ *    more than the best throughput remembered could serve: a queue piled
+ *    up in a stall drains by itself), or
  *    when it waited more than a whole interval all through one. The
  *    target is `target_ns`, or the time
  *    requests take (up to 4 x target_ns) when that is longer: a wait of
@@ -124,8 +126,10 @@ uint64_t sl__admit_target(const sl_admit *a);
 /* Observes the admission queue: its oldest waiter has waited `oldest` ns
  * (0: the queue is empty). Returns true when that waiter is to be refused
  * (overloaded: through the last interval it stayed above sl__admit_target
- * while more came than ended (sl__admit_arrive, _depart), or above
- * cfg.interval_ns; and it waited more than 2 x that target). */
+ * while more came than ended (sl__admit_arrive, _depart) and than the best
+ * throughput remembered could serve, or above cfg.interval_ns; once
+ * overloaded, it stays so while the queue never empties and still grows;
+ * and it waited more than 2 x that target). */
 bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest);
 
 /* A request of the normal lane came to the controller (it will start or
