@@ -855,6 +855,35 @@ static void test_sim_overload_keeps_knee(void **state)
     }
 }
 
+/* A standing queue is an overload only while more come than the server
+ * ends and than its best throughput remembered could serve: one piled up
+ * in a stall (nothing ends) at half of what the server has shown it can
+ * do drains by itself; more than the best, by any margin, is an overload
+ * (the best is a maximum of noisy measures, already above what the server
+ * does). */
+static void test_codel_capacity(void **state)
+{
+    (void)state;
+    sl_admit a;
+    sl_admit_cfg c = cfg();
+    uint64_t now = 0;
+    sl__admit_init(&a, &c, now);
+    window(&a, &now, 50, 1 * MS, 1);
+    busy_window(&a, &now, 400, 8 * MS, 32, 30 * MS, 100, 10);
+    busy_window(&a, &now, 400, 8 * MS, 24, 30 * MS, 100, 10);
+    assert_true(a.overloaded);
+    assert_int_equal(sl__admit_floor(&a, now), 24);   /* ~4,000/s measured: 400 an interval */
+    /* a stall: nothing ends, 200 come an interval, the oldest waits 30 ms */
+    codel_interval(&a, &now, 30 * MS, 20, 0);
+    codel_interval(&a, &now, 30 * MS, 20, 0);
+    assert_false(a.overloaded);
+    assert_false(sl__admit_observe(&a, now, 30 * MS));
+    /* 440 come, 300 end: more than the best could serve */
+    codel_interval(&a, &now, 30 * MS, 44, 30);
+    codel_interval(&a, &now, 30 * MS, 44, 30);
+    assert_true(a.overloaded);
+}
+
 /* The same chain with its event loop running only every 5-15 ms (its core
  * shared with the two other services and the machine's other work), as the
  * server's queue sees it: requests come in batches, one per loop turn, and
@@ -1430,6 +1459,7 @@ int main(void)
         cmocka_unit_test(test_sim_overload),
         cmocka_unit_test(test_codel_standing_still),
         cmocka_unit_test(test_codel_stays_overloaded),
+        cmocka_unit_test(test_codel_capacity),
         cmocka_unit_test(test_limit_grows_while_queue_stands),
         cmocka_unit_test(test_overload_keeps_knee),
         cmocka_unit_test(test_sim_closed_loop_not_shed),
