@@ -242,23 +242,22 @@ bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest)
          * loop of more clients than the limit), and refusing them does
          * not shorten it, they send again at once. Past a whole interval
          * of standing delay it is refused however it came to be. */
-        /* what the server ends in an interval: what it did, or what it
-         * has shown it can do (its best throughput) if more: a queue that
-         * piled up in a stall (a checkpoint, the process descheduled),
-         * when nothing ended, is no overload while fewer come than the
-         * server can serve; it drains once the stall is over. At 0.5 C
-         * after 3 C, one stall of ~100 ms (order-svc's limit full, 374
-         * queued, the oldest 82 ms) had CoDel refuse 843 requests whose
-         * budgets were 10 x what they waited, and main's gradient then
-         * cut the limit from 72 to 22: 89 % 201 in the recovery, where
-         * admission off had 100 % (issue 14) */
-        /* (No slack on the best: it is a maximum over bands of noisy
-         * measures, ~10-15 % above what the server does; with the 1/8 on
-         * top, an open loop at 1 C, 1.25 x what the chain serves open
-         * loop, was no overload, its queue stood at the backstop and the
-         * limit grew to 136-240 where the p99 was 347-815 ms.) */
+        /* A queue that piled up in a stall (a downstream's checkpoint, a
+         * process descheduled: nothing ends for 100 ms) is no overload
+         * while fewer than 2/3 of what the server has shown it can serve
+         * come (its best throughput remembered): the backlog drains
+         * within twice the time it took to form. At 0.5 C after 3 C, one
+         * stall of ~100 ms (order-svc's limit full, 374 queued, the
+         * oldest 82 ms) had CoDel refuse 843 requests whose budgets were
+         * 10 x what they waited, and main's gradient then cut the limit
+         * from 72 to 22: 89 % 201 in the recovery, where admission off
+         * had 100 % (issue 14). Not more than 2/3: the best was measured
+         * closed loop and in bursts, above what the chain serves open
+         * loop; counted as what the server could end, it made a 1 C open
+         * loop no overload, its queue stood at the backstop and the 201
+         * p99 rose from 69 to 954 ms. */
         double can = best_rate(a, now) * (double)(now - (a->cd_end - a->cfg.interval_ns)) / 1e9;
-        bool growing = a->cd_in > a->cd_out + (a->cd_out >> GROWTH_SLACK_SHIFT) && (double)a->cd_in > can;
+        bool growing = a->cd_in > a->cd_out + (a->cd_out >> GROWTH_SLACK_SHIFT) && 3.0 * a->cd_in >= 2.0 * can;
         a->standing = a->cd_seen && a->cd_min > 0;
         /* Once refusing, it goes on while the queue did not empty and
          * still grows: its own refusals keep the oldest waiter below 2 x
