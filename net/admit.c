@@ -169,20 +169,27 @@ static void window_end(sl_admit *a, uint64_t now)
     if (a->standing && !a->overloaded && mean < a->cfg.interval_ns)
         g = 1.0;
     double l = a->limit * g;
-    /* an overload does not cut the limit below the knee, the least
+    /* the gradient does not cut the limit below the knee, the least
      * concurrency at which the server had its best throughput: past
      * capacity the latency rises whatever the limit, and the gradient
      * followed it down to 16-24 where the chain, whose requests wait on
      * two other processes and on disk, needs ~64 to serve C (issue 14).
-     * Only what would be cut: a limit above the knee still shrinks. */
-    if (a->overloaded && g < 1.0) {
+     * Nor without an overload: below the knee a cut either does not bind
+     * (fewer run than the limit: they are not slow for their number) or
+     * costs throughput; on a machine at load 28, the chain's latency rose
+     * in the recovery at 0.5 C, the gradient cut order-svc's limit from
+     * 50 to 16, and the queue that then formed had 788 refused. Only
+     * what would be cut: a limit above the knee still shrinks, and the
+     * knee is bounded by Little's law (knee_of). */
+    if (g < 1.0) {
         bool top = false;
         uint32_t knee = knee_of(a, now, &top);
-        /* the best is the highest limit measured: the one above may do
-         * better still, so it is tried (for one window; if it does not
-         * beat the knee by 1/16, the limit goes back and stays until
-         * that band's measure is forgotten) */
-        if (top && knee)
+        /* while overloaded and no band above the knee was measured
+         * lately, the one above may do better still, so it is tried (for
+         * one window; if it does not beat the knee by 1/16, the limit
+         * goes back, and it is tried again SL_ADMIT_PROBE_WINDOWS
+         * windows later) */
+        if (top && knee && a->overloaded)
             knee += knee / 4 > 1 ? knee / 4 : 1;
         if (l < knee)
             l = knee;

@@ -609,6 +609,33 @@ static void test_overload_keeps_knee(void **state)
     assert_int_equal(busy_window(&a, &now, 50, 8 * MS, 18, 30 * MS, 100, 10), 13);
 }
 
+/* Nor does the gradient cut below the knee without an overload: fewer run
+ * than the limit (their latency is not their number's doing) or a cut
+ * there costs throughput. On a loaded machine the chain's latency rose at
+ * 0.5 C, the limit went from 50 to 16 and the queue that then formed had
+ * 788 refused. Above the knee it still shrinks. */
+static void test_knee_without_overload(void **state)
+{
+    (void)state;
+    sl_admit a;
+    sl_admit_cfg c = cfg();
+    uint64_t now = 0;
+    sl__admit_init(&a, &c, now);
+    window(&a, &now, 50, 1 * MS, 1);   /* baseline 1 ms: allowed 6 ms */
+    busy_window(&a, &now, 400, 8 * MS, 32, 30 * MS, 100, 10);
+    busy_window(&a, &now, 400, 8 * MS, 24, 30 * MS, 100, 10);
+    assert_int_equal(busy_window(&a, &now, 500, 8 * MS, 30, 30 * MS, 100, 10), 37);
+    assert_int_equal(sl__admit_floor(&a, now), 30);
+    /* the queue empties: no overload, no standing queue */
+    codel_interval(&a, &now, 0, 10, 10);
+    codel_interval(&a, &now, 0, 10, 10);
+    assert_false(a.overloaded);
+    assert_false(a.standing);
+    /* 12 ms at 20 in flight: the gradient halves 37 to 18, held at 30 */
+    assert_int_equal(window(&a, &now, 50, 12 * MS, 20), 30);
+    assert_int_equal(window(&a, &now, 50, 12 * MS, 20), 30);
+}
+
 /* A simulated chain: a processor shared by the running requests, each
  * needing a varied amount of work (mean 1: most 0.5-1.1, one in ten
  * 1.5-4.1) and then 2 ms more off the processor (the chain's waits on
@@ -1464,6 +1491,7 @@ int main(void)
         cmocka_unit_test(test_codel_capacity),
         cmocka_unit_test(test_limit_grows_while_queue_stands),
         cmocka_unit_test(test_overload_keeps_knee),
+        cmocka_unit_test(test_knee_without_overload),
         cmocka_unit_test(test_sim_closed_loop_not_shed),
         cmocka_unit_test(test_sim_at_capacity),
         cmocka_unit_test(test_sim_overload_keeps_knee),
