@@ -674,12 +674,18 @@ def side_run(side, o, tmp, peer):
         # second of it refused: the limit, CoDel's state, the queue delay,
         # the refusals by reason)
         tr = Tracer(ch)
-        j = open_loop(o, ch.url, 0.5 * cap, 5 if not q else 4)
+        rsecs = 5 if not q else 4
+        j = open_loop(o, ch.url, 0.5 * cap, rsecs)
         trace = tr.stop()
         late = [p for p in j["series"] if p["t"] >= 3]
         n = sum(p["requests"] for p in late)
         ok = sum(p["status"].get("201", 0) for p in late)
         res["recovery"] = {"share_201_after_2s": round(ok / n, 4) if n else None,
+                           # the load client's own lag (as summary()'s): a
+                           # recovery whose requests got no answer while
+                           # order_trace shows order-svc idle measured the
+                           # client or the machine, not admission
+                           "client_lag_s": round(max(j["duration_s"] - rsecs, 0), 2),
                            "p99_ms_after_2s": round(max((p["latency_ms"]["p99"] for p in late), default=0), 2),
                            "series": [{"t": p["t"], "201": p["status"].get("201", 0), "requests": p["requests"],
                                        "503": p["status"].get("503", 0), "504": p["status"].get("504", 0),
@@ -697,6 +703,7 @@ def side_run(side, o, tmp, peer):
                   f"{sc['cpu_503_over_201']} of a 201's ({res['cpu_us_per_201']} us, whole chain)",
                   file=sys.stderr)
         print(f"{ME}: {side:10} C {res['C']}/s (samples {res['C_samples']}), recovery: {res['recovery']['share_201_after_2s']} 201 "
+              f"(client lag {res['recovery']['client_lag_s']} s) "
               f"after 2 s, p99 {res['recovery']['p99_ms_after_2s']} ms (steady p99 "
               f"{res['steady']['p99_201_ms']} ms)", file=sys.stderr)
         return res

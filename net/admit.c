@@ -76,6 +76,17 @@ static void band_add(sl_admit *a, uint64_t now, double rate)
     b->limit = (uint32_t)a->limit;
 }
 
+/* The best throughput remembered (requests/s; 0: none), what the server
+ * can do when it is never short of work. */
+static double best_rate(const sl_admit *a, uint64_t now)
+{
+    double best = 0;
+    for (int i = 0; i < SL_ADMIT_BANDS; i++)
+        if (band_fresh(a, &a->band[i], now) && a->band[i].rate > best)
+            best = a->band[i].rate;
+    return best;
+}
+
 /* Within 1/16 of the best: one band's step buys less than that past the knee. */
 #define KNEE_SLACK 16.0
 
@@ -158,20 +169,27 @@ static void window_end(sl_admit *a, uint64_t now)
     if (a->standing && !a->overloaded && mean < a->cfg.interval_ns)
         g = 1.0;
     double l = a->limit * g;
-    /* an overload does not cut the limit below the knee, the least
+    /* the gradient does not cut the limit below the knee, the least
      * concurrency at which the server had its best throughput: past
      * capacity the latency rises whatever the limit, and the gradient
      * followed it down to 16-24 where the chain, whose requests wait on
      * two other processes and on disk, needs ~64 to serve C (issue 14).
-     * Only what would be cut: a limit above the knee still shrinks. */
-    if (a->overloaded && g < 1.0) {
+     * Nor without an overload: below the knee a cut either does not bind
+     * (fewer run than the limit: they are not slow for their number) or
+     * costs throughput; on a machine at load 28, the chain's latency rose
+     * in the recovery at 0.5 C, the gradient cut order-svc's limit from
+     * 50 to 16, and the queue that then formed had 788 refused. Only
+     * what would be cut: a limit above the knee still shrinks, and the
+     * knee is bounded by Little's law (knee_of). */
+    if (g < 1.0) {
         bool top = false;
         uint32_t knee = knee_of(a, now, &top);
-        /* the best is the highest limit measured: the one above may do
-         * better still, so it is tried (for one window; if it does not
-         * beat the knee by 1/16, the limit goes back and stays until
-         * that band's measure is forgotten) */
-        if (top && knee)
+        /* while overloaded and no band above the knee was measured
+         * lately, the one above may do better still, so it is tried (for
+         * one window; if it does not beat the knee by 1/16, the limit
+         * goes back, and it is tried again SL_ADMIT_PROBE_WINDOWS
+         * windows later) */
+        if (top && knee && a->overloaded)
             knee += knee / 4 > 1 ? knee / 4 : 1;
         if (l < knee)
             l = knee;
@@ -231,7 +249,22 @@ bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest)
          * loop of more clients than the limit), and refusing them does
          * not shorten it, they send again at once. Past a whole interval
          * of standing delay it is refused however it came to be. */
-        bool growing = a->cd_in > a->cd_out + (a->cd_out >> GROWTH_SLACK_SHIFT);
+        /* A queue that piled up in a stall (a downstream's checkpoint, a
+         * process descheduled: nothing ends for 100 ms) is no overload
+         * while fewer than 2/3 of what the server has shown it can serve
+         * come (its best throughput remembered): the backlog drains
+         * within twice the time it took to form. At 0.5 C after 3 C, one
+         * stall of ~100 ms (order-svc's limit full, 374 queued, the
+         * oldest 82 ms) had CoDel refuse 843 requests whose budgets were
+         * 10 x what they waited, and main's gradient then cut the limit
+         * from 72 to 22: 89 % 201 in the recovery, where admission off
+         * had 100 % (issue 14). Not more than 2/3: the best was measured
+         * closed loop and in bursts, above what the chain serves open
+         * loop; counted as what the server could end, it made a 1 C open
+         * loop no overload, its queue stood at the backstop and the 201
+         * p99 rose from 69 to 954 ms. */
+        double can = best_rate(a, now) * (double)(now - (a->cd_end - a->cfg.interval_ns)) / 1e9;
+        bool growing = a->cd_in > a->cd_out + (a->cd_out >> GROWTH_SLACK_SHIFT) && 3.0 * a->cd_in >= 2.0 * can;
         a->standing = a->cd_seen && a->cd_min > 0;
         /* Once refusing, it goes on while the queue did not empty and
          * still grows: its own refusals keep the oldest waiter below 2 x
