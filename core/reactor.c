@@ -511,15 +511,17 @@ static bool may_sleep(sl_reactor *r)
 /* The first polls of a spin pause rather than yield: a sched_yield() is a
  * syscall and a pass through the scheduler (about a microsecond on this
  * VM), and a peer running on another CPU answers a ping-pong's leg within
- * a few: polling in user space cut the round trip from 1.0-3.6 us to
- * 0.6-0.8 us at a load average of 8 (docs/core.md, "The idle spin").
+ * a few: in one run with CPUs free (load average 8), pauses in every
+ * spin made the ping-pong's round trip 0.6-0.8 us against 1.0-3.6 us.
  * But a peer that waits for our CPU answers only once we yield, and
- * pausing first delays it (at a load of 20, pauses in every spin made
- * the round trip 1.7-3.6x slower). So the pauses
+ * pausing first delays it (loads 9-20: pauses in every spin 1.4-3.6x
+ * slower than yields alone). So the pauses
  * stay only while a spin's message comes during them; a spin whose
  * message came after the yields, or not at all, leaves them out of the
- * next 1, 2, 4 ... up to PAUSE_BACKOFF_MAX spins. About 64 polls of a
- * pause (48 ns here) are some 4 us. */
+ * next 1, 2, 4 ... up to PAUSE_BACKOFF_MAX spins (measured at loads 6-20:
+ * 0.6-1.8x the yields' round trip, median about 1, where pauses in every
+ * spin were 1.4-3.6x; docs/core.md). About 64 polls of a pause (48 ns
+ * here) are some 4 us. */
 #define SPIN_PAUSES 64
 #define PAUSE_BACKOFF_MAX 1024
 /* -DPAUSE_ADAPT=0: pauses in every spin (the comparison in docs/core.md) */
