@@ -80,6 +80,7 @@ struct sl_reactor {
     uint64_t spin_ns;
     bool remote_hot;
     unsigned spin_skip, spin_backoff; /* spins to leave out, and the next such count */
+    unsigned pause_skip, pause_backoff; /* spins that only yield, and the next such count */
     struct sl_rsend *rsends, *rs_dirty;  /* credit senders (rsend.c): all, and to flush */
     struct sl_rrecv *rrecvs, *rr_dirty;  /* fed receivers (rrecv.c): all, and to flush */
     sl_chan *grant_head;              /* our channels with room for queued asks */
