@@ -36,9 +36,10 @@
 # exact.
 #
 # Needs root and `ip netns`: otherwise "SKIP: needs root and ip netns"
-# (exit 77). Bounded: about 16 s (drain: the 10 s preStop window) and 10 s (kill), rate 60/s; everything is torn down on
-# every path (trap), and namespaces left by a killed earlier run (prefix
-# snt<PID>-, that PID gone) are removed first.
+# (exit 77). Bounded: about 16 s (drain, with its 10 s preStop window) and
+# 10 s (kill), rate 60/s; everything is torn down on every path (trap),
+# and namespaces left by a killed earlier run (prefix snt<PID>-, that PID
+# gone) are removed first.
 set -u
 bld=$(pwd)
 # drain (tests/netns.sh) or kill (tests/netns_kill.sh)
