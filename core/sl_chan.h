@@ -53,7 +53,7 @@
  * deadline or cancel takes nothing. After a close, what was lent is
  * still received there; -EPIPE once nothing is left. Free destroys the
  * lent elements not received when they come back. Not fair across
- * reactors: a remote receive (or send waiting for credit) is served from
+ * reactors: a receive fed ahead (or a send waiting for credit) is served from
  * what the home's own receivers (senders) leave at the end of a turn, so
  * while they keep the ring drained (full) it may wait until they pause
  * (docs/core.md, "Across reactors": the worker pool). A receive on an
