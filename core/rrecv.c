@@ -60,6 +60,7 @@ typedef struct sl_rr_up {
     uint32_t want;               /* an ask: up to this many (0: none) */
     bool back;                   /* every lent element not taken comes back */
     bool ack;                    /* this answers a recall */
+    bool passed;                 /* home: a receiver here was handed an element it waited for */
     struct sl_rr_up *next;       /* home: the channel's asks */
 } rr_up;
 
@@ -163,7 +164,8 @@ void sl__rrecv_drop_asks(sl_chan *ch)
  * first, then asks in order, each lent what is there, up to its want. */
 void sl__rrecv_serve(sl_chan *ch)
 {
-    if (!ch->lent_)
+    bool first = ch->rasks_ && ch->rasks_->passed;   /* the ask goes before the home's receivers */
+    if (!ch->lent_ && !first)
         sl__chan_serve_local(ch);
     while (ch->rasks_) {
         rr_up *a = ch->rasks_;
@@ -175,7 +177,7 @@ void sl__rrecv_serve(sl_chan *ch)
             sl__rrecv_recall(ch, true);   /* a second receiving reactor */
             return;
         }
-        if (ch->recvq_.head)
+        if (ch->recvq_.head && !a->passed)
             return;   /* the home's receivers wait for the lent ones: theirs first */
         /* A recall is out: its answer gives back all that is lent then, so
          * a lend made now (to the lessee's ask that crossed the recall)
@@ -207,6 +209,34 @@ void sl__rrecv_serve(sl_chan *ch)
         pop_ask(ch);
         answer(a, l);
     }
+    if (first && ch->recvq_.head) {
+        /* The home's receivers must not idle behind what was lent: what the
+         * lessee has not taken comes back, and lending ends (the round trip
+         * queues its receives in the home's FIFO from then on). */
+        if (ch->lent_)
+            sl__rrecv_recall(ch, true);
+        else
+            sl__chan_serve_local(ch);
+    }
+}
+
+/* home: `put` has an element for a receiver parked here. FIFO between the
+ * home's parked receivers and other reactors' asks: the first ask, once
+ * passed over (a receiver here was handed an element while it waited),
+ * gets the next elements ahead of them, up to what it asked for: they go
+ * into the ring and are lent to it at the callback's end. True if the
+ * element is the ask's (the caller puts it in the ring). */
+bool sl__rrecv_ask_first(sl_chan *ch)
+{
+    rr_up *a = ch->rasks_;
+    if (!a || ch->lent_ || ch->lrecall_ || ch->freed_ || ch->len_ >= a->want)
+        return false;
+    if (!a->passed) {
+        a->passed = true;   /* this receiver goes first; the ask gets the next element */
+        return false;
+    }
+    sl__chan_turn_end(ch);
+    return true;
 }
 
 static void home_up(void *arg)
