@@ -224,8 +224,12 @@ static void note_room(sl_chan *ch)
 static int put(sl_chan *ch, const void *elem, uint64_t until)
 {
     sl_waiter *w = ch->lent_ ? NULL : ch->recvq_.head;   /* no receive past a lent element */
-    if (w && ch->rasks_ && room(ch) && sl__rrecv_ask_first(ch))
-        w = NULL;   /* another reactor's ask is first in line: into the ring, lent at the turn's end */
+    if (w && ch->rasks_ && room(ch) && sl__rrecv_ask_first(ch)) {
+        ch->sent_++;   /* another reactor's ask is first in line: it is lent the element */
+        push_elem(ch, elem, until);
+        sl__rrecv_lend_first(ch);
+        return 0;
+    }
     if (w) {
         sl_wq_remove(&ch->recvq_, w);
         copy_elem(ch, w->buf, elem);

@@ -263,6 +263,7 @@ void sl__rrecv_unpark(sl_task *t);
 int sl__rrecv_flush(sl_reactor *r, bool all);
 void sl__rrecv_free_all(sl_reactor *r);
 bool sl__rrecv_ask_first(sl_chan *ch);         /* home: element goes to a passed-over ask? */
+void sl__rrecv_lend_first(sl_chan *ch);
 void sl__rrecv_serve(sl_chan *ch);              /* home, turn end: lend to queued asks */
 void sl__rrecv_recall(sl_chan *ch, bool contended);
 void sl__rrecv_fail_asks(sl_chan *ch, int err);
