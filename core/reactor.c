@@ -231,7 +231,7 @@ static void run_turn(sl_reactor *r, bool polled)
          * published when the callback ends) or credit to grant, the turn
          * ends after TURN_MSG_NS, else the remote worker's round-trip
          * receive, served at once, waited milliseconds for its reply
-         * (tests/test_credit.c test_fair_busy_home). */
+         * (tests/test_reactor.c test_busy_turn_publishes). */
         if (n && (!sl_mpsc_empty(&r->q) || r->ndefer || r->grant_head) &&
             sl_now_ns() - t0 >= TURN_MSG_NS)
             break;
