@@ -748,11 +748,16 @@ static int wp_main(sl_task *t, void *arg)
     return 0;
 }
 
+/* What share of the jobs the worker on reactor 1 (not the channel's home)
+ * did in the last run: it says how far the pool used the second core. */
+static double wp_far_share;
+
 static double b_worker_pool(long n)
 {
     memset(&WP, 0, sizeof WP);
     WP.n = n;
     run_main(wp_main, NULL, WP_WORKERS);
+    wp_far_share = (double)WP.w[1].done / (double)n;
     return -(double)n / ((double)(WP.t1 - WP.t0) / 1e9);
 }
 
@@ -1066,6 +1071,11 @@ int main(int argc, char **argv)
              ratio_of(b_cross_pingpong_nospin, b_cross_pingpong, 20000 / k), &first);
     if (wanted("worker_pool_items_per_s"))
         emit("worker_pool_items_per_s", -best_of3(b_worker_pool, 200000 / k), &first);
+    if (wanted("worker_pool_far_share")) {   /* no Go peer: Go's scheduler does not say */
+        if (only)
+            b_worker_pool(200000 / k);
+        emit("worker_pool_far_share", wp_far_share, &first);
+    }
     double cross_rtt = 0, off_rtt = 0;
     if (wanted("cross_reactor_roundtrip_ns") || wanted("offload_vs_cross_roundtrip"))
         emit("cross_reactor_roundtrip_ns", cross_rtt = best_of3(b_cross_roundtrip, 200000 / k), &first);

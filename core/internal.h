@@ -71,6 +71,7 @@ struct sl_reactor {
     int wake_fd;
     struct event *wake_ev;
     _Atomic int wake_pending;
+    bool self_woken;                  /* wake_ev made active by us, not by the eventfd: no read */
     _Atomic bool stopping;
 
     uint32_t remote_pending;          /* cross-reactor ops of our tasks in flight */
@@ -79,6 +80,7 @@ struct sl_reactor {
     uint64_t spin_ns;
     bool remote_hot;
     unsigned spin_skip, spin_backoff; /* spins to leave out, and the next such count */
+    unsigned pause_skip, pause_backoff; /* spins that only yield, and the next such count */
     struct sl_rsend *rsends, *rs_dirty;  /* credit senders (rsend.c): all, and to flush */
     struct sl_rrecv *rrecvs, *rr_dirty;  /* fed receivers (rrecv.c): all, and to flush */
     sl_chan *grant_head;              /* our channels with room for queued asks */

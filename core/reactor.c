@@ -19,6 +19,7 @@
 #include "internal.h"
 
 #define RUN_BATCH 4096
+#define TURN_MSG_NS (50 * 1000)   /* a turn's length while messages wait (run_turn) */
 
 
 /* initial-exec: a direct %fs access instead of a __tls_get_addr call; the
@@ -212,9 +213,22 @@ static void run_turn(sl_reactor *r, bool polled)
         requeue_yielded(r);
     r->in_run = true;
     r->now = sl_now_coarse_ns();
+    uint64_t t0 = sl_now_ns();
     for (int n = 0; r->rq_head && n < RUN_BATCH; n++) {
         if ((n & 63) == 63)
             r->now = sl_now_coarse_ns();
+        /* Messages from other reactors wait while a turn runs: once one
+         * waits and the turn has run TURN_MSG_NS, end it (the next turn
+         * comes after libevent's poll has run them). Else a reactor whose
+         * tasks keep each other ready ran up to 4096 steps first, and a
+         * step may be long: a worker pool's producer, home worker and
+         * collector passed 200,000 jobs in one turn of about 50 ms (some
+         * 600 steps of up to 1024 jobs), and the worker on another
+         * reactor, whose receive waited in that queue, got none of them
+         * (bench: worker_pool_far_share). The look is one load; the clock
+         * is read only while a message waits. */
+        if (n && !sl_mpsc_empty(&r->q) && sl_now_ns() - t0 >= TURN_MSG_NS)
+            break;
         sl_task *t = r->rq_head;
         r->rq_head = t->run_next_;
         if (!r->rq_head)
@@ -508,6 +522,48 @@ static bool may_sleep(sl_reactor *r)
  * from 0. */
 #define SPIN_BACKOFF_MAX 1024
 
+/* The first polls of a spin pause rather than yield: a sched_yield() is a
+ * syscall and a pass through the scheduler (about a microsecond on this
+ * VM), and a peer running on another CPU answers a ping-pong's leg within
+ * a few: in one run with CPUs free (load average 8), pauses in every
+ * spin made the ping-pong's round trip 0.6-0.8 us against 1.0-3.6 us.
+ * But a peer that waits for our CPU answers only once we yield, and
+ * pausing first delays it (loads 9-20: pauses in every spin 1.4-3.6x
+ * slower than yields alone). So the pauses
+ * stay only while a spin's message comes during them; a spin whose
+ * message came after the yields, or not at all, leaves them out of the
+ * next 1, 2, 4 ... up to PAUSE_BACKOFF_MAX spins (measured at loads 6-20:
+ * 0.6-1.8x the yields' round trip, median about 1, where pauses in every
+ * spin were 1.4-3.6x; docs/core.md). About 64 polls of a pause (48 ns
+ * here) are some 4 us. */
+#define SPIN_PAUSES 64
+#define PAUSE_BACKOFF_MAX 1024
+/* -DPAUSE_ADAPT=0: pauses in every spin (the comparison in docs/core.md) */
+#ifndef PAUSE_ADAPT
+#define PAUSE_ADAPT 1
+#endif
+
+static void pause_adapt(sl_reactor *r, bool early)
+{
+    if (early) {
+        r->pause_backoff = 0;
+        return;
+    }
+    r->pause_backoff = r->pause_backoff ? r->pause_backoff * 2 : 1;
+    if (r->pause_backoff > PAUSE_BACKOFF_MAX)
+        r->pause_backoff = PAUSE_BACKOFF_MAX;
+    r->pause_skip = r->pause_backoff;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 static void spin_adapt(sl_reactor *r, uint64_t took)
 {
     if (took <= 2 * r->spin_ns) {
@@ -541,7 +597,10 @@ static void idle_spin(sl_reactor *r)
     r->st.spins++;
     uint64_t t0 = sl_now_ns(), until = t0 + r->spin_ns;
     bool hit = false;
-    for (unsigned i = 1;; i++) {
+    unsigned pauses = r->pause_skip ? 0 : SPIN_PAUSES, i;
+    if (r->pause_skip)
+        r->pause_skip--;
+    for (i = 1;; i++) {
         if (!sl_mpsc_empty(&r->q)) {
             hit = true;
             break;
@@ -549,13 +608,20 @@ static void idle_spin(sl_reactor *r)
         if (i % 8 == 0 && (sl_now_ns() >= until ||
                            atomic_load_explicit(&r->stopping, memory_order_relaxed)))
             break;
-        sched_yield();
+        if (i <= pauses)
+            cpu_relax();
+        else
+            sched_yield();
     }
+    if (pauses && PAUSE_ADAPT)
+        pause_adapt(r, hit && i <= pauses);
     spin_adapt(r, sl_now_ns() - t0);
     if (hit) {
         r->st.spin_hits++;
+        r->self_woken = true;
         event_active(r->wake_ev, EV_READ, 0);   /* wake_pending stays ours: wake_cb clears it */
     } else if (!may_sleep(r)) {
+        r->self_woken = true;
         event_active(r->wake_ev, EV_READ, 0);   /* one slipped in as we let go: ours to run */
     }
 }
@@ -566,8 +632,16 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     sl_reactor *prev = enter(r);
     uint64_t cnt;
     (void)what;
-    ssize_t n = read(fd, &cnt, sizeof cnt);
-    (void)n;   /* EAGAIN when we re-activated ourselves below */
+    /* Made active by ourselves (a spin's hit, a drain cut short): we held
+     * wake_pending throughout, so no producer wrote the eventfd and a read
+     * is a syscall for EAGAIN, one per leg of a ping-pong. Should it hold
+     * a count anyway, it stays readable and the next poll brings us back. */
+    if (r->self_woken) {
+        r->self_woken = false;
+    } else {
+        ssize_t n = read(fd, &cnt, sizeof cnt);
+        (void)n;
+    }
     sl__callback_begin(r);
     r->st.wakeups++;
     r->now = sl_now_ns();
@@ -580,6 +654,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
         left -= ran;
         if (!left) {
             /* wake_pending stays ours: come back after the other events */
+            r->self_woken = true;
             event_active(r->wake_ev, EV_READ, 0);
             break;
         }

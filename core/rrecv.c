@@ -177,6 +177,12 @@ void sl__rrecv_serve(sl_chan *ch)
         }
         if (ch->recvq_.head)
             return;   /* the home's receivers wait for the lent ones: theirs first */
+        /* A recall is out: its answer gives back all that is lent then, so
+         * a lend made now (to the lessee's ask that crossed the recall)
+         * would be counted back while still out there, and received twice.
+         * The answer serves the asks (home_up). */
+        if (ch->lrecall_)
+            return;
         size_t avail = ch->len_ - ch->lent_;
         if (!avail) {
             if ((ch->closed_ || ch->senders_gone_) && !ch->len_ && !ch->reserved_ && !ch->sendq_.head) {

@@ -52,7 +52,11 @@
  * sent, every element is received exactly once, and a receiver's
  * deadline or cancel takes nothing. After a close, what was lent is
  * still received there; -EPIPE once nothing is left. Free destroys the
- * lent elements not received when they come back. A receive on an
+ * lent elements not received when they come back. Not fair across
+ * reactors: a receive fed ahead (or a send waiting for credit) is served from
+ * what the home's own receivers (senders) leave at the end of a turn, so
+ * while they keep the ring drained (full) it may wait until they pause
+ * (docs/core.md, "Across reactors": the worker pool). A receive on an
  * expiring or _mem channel, and a send or receive on a rendezvous
  * channel, is a round trip to the home and always parks the caller.
  * Every other operation (try_, select, close, attach, free) is home-only

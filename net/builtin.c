@@ -296,7 +296,9 @@ static const struct fam_def {
     [F_UP_CALLS] = { SL_METRIC_COUNTER, "sluice_upstream_calls_total", "Attempts of calls to upstreams by result "
                      "(busy: refused here, the pool's queue was full).", L_UP_RESULT, 0 },
     [F_UP_EVENTS] = { SL_METRIC_COUNTER, "sluice_upstream_events_total", "Events of upstream pools: retried "
-                      "(attempts made again), ejected (replicas taken out of rotation).", L_UP_EVENT, 0 },
+                      "(attempts made again), ejected (replicas taken out of rotation), connected (connections "
+                      "made), reused (attempts on a kept-alive connection), expired (idle connections closed "
+                      "past idle_timeout_ms).", L_UP_EVENT, 0 },
     [F_UP_CONNS] = { SL_METRIC_GAUGE, "sluice_upstream_connections", "Connections to upstreams (active, idle) "
                      "and calls waiting for one, summed over reactors.", L_UP_STATE, 0 },
     [F_OFF_DEPTH] = { SL_METRIC_GAUGE, "sluice_offload_queue_depth", "Offloaded calls waiting for a worker "
@@ -480,6 +482,8 @@ static int upstreams_collect(sl_metrics_scrape *sc, int i, void *arg)
             { F_UP_CALLS, "timeout", u.timeouts }, { F_UP_CALLS, "cancelled", u.cancelled },
             { F_UP_CALLS, "busy", u.busy }, { F_UP_CALLS, "protocol", u.protocol },
             { F_UP_EVENTS, "retried", u.retried }, { F_UP_EVENTS, "ejected", u.ejected },
+            { F_UP_EVENTS, "connected", u.connects }, { F_UP_EVENTS, "reused", u.reused },
+            { F_UP_EVENTS, "expired", u.expired },
             { F_UP_CONNS, "active", u.active }, { F_UP_CONNS, "idle", u.idle }, { F_UP_CONNS, "waiting", u.waiting },
         };
         for (size_t j = 0; j < sizeof v / sizeof *v; j++)

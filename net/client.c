@@ -121,6 +121,7 @@ struct cconn {
     sl_http_parser p;
     priv *call;          /* NULL while idle */
     cconn *next;         /* idle list */
+    uint64_t idle_since; /* when it last went idle (sl_now_ns) */
     bool connected;
 };
 
@@ -219,6 +220,7 @@ int sl_http_upstream_new(sl_http_upstream **out, sl_runtime *rt, const char *rep
     up->o.max_waiting = up->o.no_wait ? 0 : DEF(up->o.max_waiting, 128);
     up->o.margin_ms = DEF(up->o.margin_ms, 5);
     up->o.connect_timeout_ms = DEF(up->o.connect_timeout_ms, 1000);
+    up->o.idle_timeout_ms = DEF(up->o.idle_timeout_ms, 30000);
     up->o.retry_budget_pct = DEF(up->o.retry_budget_pct, 10);
     up->o.retry_budget_cap = DEF(up->o.retry_budget_cap, 10);
     up->o.eject_after = DEF(up->o.eject_after, 5);
@@ -839,6 +841,7 @@ static void conn_release(cconn *c)
 {
     pool *pl = c->pool;
     c->call = NULL;
+    c->idle_since = sl_now_ns();
     priv *w = next_waiter(pl, c->rep);
     if (w) {
         if (w->probe && w->rep != c->rep) {   /* it goes elsewhere: no probe */
@@ -856,17 +859,24 @@ static void conn_release(cconn *c)
     pl->reps[c->rep].idle = c;
 }
 
-static void conn_close(cconn *c)
+/* Frees it; its slot is free for the next connection. */
+static void conn_drop(cconn *c)
 {
     pool *pl = c->pool;
-    int rep = c->rep;
     if (c->rev)
         event_free(c->rev);
     if (c->bev)
         bufferevent_free(c->bev);
     sl_http_parser_fini(&c->p);
-    pl->reps[rep].nconns--;
+    pl->reps[c->rep].nconns--;
     free(c);
+}
+
+static void conn_close(cconn *c)
+{
+    pool *pl = c->pool;
+    int rep = c->rep;
+    conn_drop(c);
     /* a waiting call can have the slot */
     priv *w = next_waiter(pl, rep);
     if (w) {
@@ -1160,14 +1170,38 @@ static void send_request(priv *pv, cconn *c)
     pv->sent = evbuffer_get_length(out);
 }
 
+/* The most recently used idle connection of `rep`, taken off the list, or
+ * NULL. One idle past idle_timeout_ms is closed instead (see
+ * sl_http_upstream_opts.idle_timeout_ms), and so are those behind it: the
+ * list is most recently used first, so they have been idle longer. Closed
+ * without handing their slots to waiting calls: a replica with idle
+ * connections has none waiting, and the caller takes a slot now. */
+static cconn *take_idle(pool *pl, int rep, uint64_t now)
+{
+    rep_pool *rp = &pl->reps[rep];
+    cconn *c = rp->idle;
+    if (c && now > c->idle_since && now - c->idle_since >= (uint64_t)pl->up->o.idle_timeout_ms * SL_NS_PER_MS) {
+        rp->idle = NULL;
+        while (c) {
+            cconn *next = c->next;
+            conn_drop(c);
+            pl->st.expired++;
+            c = next;
+        }
+        return NULL;
+    }
+    if (c)
+        rp->idle = c->next;
+    return c;
+}
+
 /* Sends pv on an idle connection of `rep`, or a new one. */
 static void start_on(priv *pv, int rep)
 {
     pool *pl = pv->pool;
     pv->t_attempt = sl_now_ns();
-    cconn *c = pl->reps[rep].idle;
+    cconn *c = take_idle(pl, rep, pv->t_attempt);
     if (c) {
-        pl->reps[rep].idle = c->next;
         pl->st.reused++;
     } else if (!(c = conn_new(pl, rep))) {
         finish_attempt(pv, -ECONNREFUSED, false);

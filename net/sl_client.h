@@ -47,6 +47,15 @@ typedef struct sl_http_upstream_opts {
     bool no_wait;             /* no queue at all: -EBUSY as soon as the connections are busy */
     uint32_t margin_ms;       /* kept back from the budget sent downstream (5) */
     uint32_t connect_timeout_ms; /* when the caller has no deadline (1000) */
+    /* A connection idle this long is not used again: it is closed when a
+     * call would have taken it, and the call gets a fresh one. A server
+     * closes a keep-alive connection after its own idle timeout (sluice's
+     * server: 60000 ms, sl_http_server_opts.idle_timeout_ms; nginx 75 s;
+     * Node.js 5 s), and a request written while that close is on its way
+     * is lost: the connection is reset after the request left, so a POST
+     * is not sent again (-ECONNRESET). Keep it below the upstream's own
+     * idle timeout. Counted in stats.expired. */
+    uint32_t idle_timeout_ms;    /* (30000) */
     /* Retries (off by default: a retry changes what the callee sees). A
      * call of any method whose connection was refused (or failed to
      * connect), or was reset before any byte of the request was written,
@@ -151,6 +160,7 @@ void sl_http_upstream_free(sl_http_upstream *up);
 typedef struct sl_http_upstream_stats {
     uint64_t calls, ok, refused, reset, timeouts, cancelled, busy, protocol;
     uint64_t connects, reused;
+    uint64_t expired;     /* idle connections closed for idle_timeout_ms instead of reused */
     uint32_t idle, active, waiting;
     uint64_t retried;     /* attempts made again (each also counted by its result above) */
     uint64_t ejected;     /* times a replica was taken out of rotation */

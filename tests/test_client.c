@@ -192,6 +192,65 @@ static void test_calls(void **s)
     assert_int_equal(sl_runtime_free(rt), 0);
 }
 
+/* ---- an idle connection past its time is not used again ------------------------------ */
+
+/* With idle_timeout_ms 50: a call right after another reuses its
+ * connection only while it has been idle less than that; one idle longer
+ * is closed and the call takes a new one (a server's own idle timeout may
+ * be closing it: a POST written on it would be lost). */
+static int expiry_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    char url[64];
+    sl_http_upstream_stats st;
+    SL_BEGIN(t);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    assert_int_equal(sl_http_upstream_new(&C.up, rt, url, &(sl_http_upstream_opts){ .idle_timeout_ms = 50 }), 0);
+    assert_int_equal(sl_http_upstream_new(&C.up2, rt, url, NULL), 0);   /* (url lives until the first wait) */
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.up, "POST", "/ok", "{}", 2));
+    assert_int_equal(C.rc, 0);
+    assert_int_equal(C.r.status, 200);
+    sl_http_call_end(&C.r);
+    /* idle at least 50 ms by this reactor's own clock (the test's claim is
+     * what the pool does with a connection that old, not how fast it got
+     * there) */
+    SL_AWAIT(t, C.rc, sl_sleep(t, 60 * SL_NS_PER_MS));
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.up, "POST", "/ok", "{}", 2));
+    assert_int_equal(C.rc, 0);
+    assert_int_equal(C.r.status, 200);
+    sl_http_call_end(&C.r);
+    sl_http_upstream_stats_get(C.up, &st);
+    assert_int_equal(st.connects, 2);
+    assert_int_equal(st.reused, 0);
+    assert_int_equal(st.expired, 1);
+    assert_int_equal(st.idle, 1);      /* the old one is gone, the new one idle */
+    /* the default (30 s) keeps a connection idle for a moment */
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.up2, "GET", "/ok", NULL, 0));
+    sl_http_call_end(&C.r);
+    SL_AWAIT(t, C.rc, sl_sleep(t, 60 * SL_NS_PER_MS));
+    SL_AWAIT(t, C.rc, sl_http_call(t, &C.r, C.up2, "GET", "/ok", NULL, 0));
+    assert_int_equal(C.rc, 0);
+    sl_http_call_end(&C.r);
+    sl_http_upstream_stats_get(C.up2, &st);
+    assert_int_equal(st.connects, 1);
+    assert_int_equal(st.reused, 1);
+    assert_int_equal(st.expired, 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_idle_connection_expires(void **s)
+{
+    (void)s;
+    serve();
+    memset(&C, 0, sizeof C);
+    assert_int_equal(rt_run_keep(rt, expiry_main, NULL), 0);
+    sl_http_upstream_free(C.up);
+    sl_http_upstream_free(C.up2);
+    done(0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
 /* ---- a request larger than the socket takes at once ---------------------------------- */
 
 /* Answers the body's length and a sum of its bytes. */
@@ -712,6 +771,10 @@ static int metrics_main(sl_task *t, void *arg)
     assert_int_equal(metric(m, "sluice_upstream_calls_total{upstream=\"payment.v2\",result=\"ok\"}"), 0);
     assert_int_equal(metric(m, "sluice_upstream_events_total{upstream=\"payment.v2\",event=\"retried\"}"), 0);
     assert_int_equal(metric(m, "sluice_upstream_events_total{upstream=\"payment.v2\",event=\"ejected\"}"), 0);
+    /* two calls to inventory: one connection made, then kept alive */
+    assert_int_equal(metric(m, "sluice_upstream_events_total{upstream=\"inventory\",event=\"connected\"}"), 1);
+    assert_int_equal(metric(m, "sluice_upstream_events_total{upstream=\"inventory\",event=\"reused\"}"), 1);
+    assert_int_equal(metric(m, "sluice_upstream_events_total{upstream=\"inventory\",event=\"expired\"}"), 0);
     assert_int_equal(metric(m, "sluice_upstream_calls_total{upstream=\"self\",result=\"ok\"}"), -1);   /* not added */
     assert_null(strstr(m, "sluice_upstream_calls_total{upstream=\"payment.v2\",result=\"retried\"}"));
     /* each attempt by upstream and replica: its result, its time */
@@ -1785,6 +1848,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_calls),
+        cmocka_unit_test(test_idle_connection_expires),
         cmocka_unit_test(test_large_request_written_in_parts),
         cmocka_unit_test(test_budget_and_trace_forwarded),
         cmocka_unit_test(test_caller_abort_cancels_callee),

@@ -1273,6 +1273,105 @@ static void test_stop_while_yielding(void **s)
     assert_non_null(strstr(cap.text, "leak: task 'yielder'"));
 }
 
+/* ---- a busy turn lets messages in ------------------------------------------------- */
+
+/* Two tasks of reactor 0 keep each other ready (a ping-pong through local
+ * channels), so its run queue never empties. A message posted to it from
+ * reactor 1 runs within about 50 us of the turn, not after the turn's
+ * 4096 steps (a worker pool's whole run was one turn, and the receive of
+ * its worker on another reactor waited in the queue to the end). The
+ * first step of A begins a turn (it comes from a timer) and holds it
+ * until the message is posted: before, the message ran some 2,000
+ * iterations later. */
+#define BT_N 3000
+
+static struct {
+    sl_chan *a, *b;
+    int i, ib, rc, rcb, rcf, polls, seen_at, ran;
+    int64_t va, vb;
+    uint64_t until;
+    _Atomic int busy, posted;
+} BT;
+
+static void bt_msg(void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    BT.ran = 1;
+}
+
+static int bt_far(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (BT.polls = 0; BT.polls < 10000 && !atomic_load(&BT.busy); BT.polls++)
+        SL_AWAIT(t, BT.rcf, sl_sleep(t, SL_NS_PER_MS));   /* A holds reactor 0's turn */
+    assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 0), bt_msg, NULL), 0);
+    SL_AWAIT(t, BT.rcf, sl_sleep(t, SL_NS_PER_MS));   /* a later callback: the message is out */
+    atomic_store(&BT.posted, 1);
+    SL_END(t);
+}
+
+static int bt_b(sl_task *t, void *arg)   /* reactor 0: echoes a into b */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (BT.ib = 0; BT.ib < BT_N; BT.ib++) {
+        SL_AWAIT(t, BT.rcb, sl_chan_recv(t, BT.a, &BT.vb));
+        assert_int_equal(BT.rcb, 0);
+        SL_AWAIT(t, BT.rcb, sl_chan_send(t, BT.b, &BT.vb));
+        assert_int_equal(BT.rcb, 0);
+    }
+    SL_END(t);
+}
+
+static int bt_a(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + 10 * SL_NS_PER_S);
+    assert_int_equal(sl_chan_new(&BT.a, sizeof(int64_t), 1, NULL), 0);
+    assert_int_equal(sl_chan_new(&BT.b, sizeof(int64_t), 1, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, bt_b, NULL, NULL, NULL), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), bt_far, NULL, NULL), 0);
+    SL_AWAIT(t, BT.rc, sl_sleep(t, SL_NS_PER_MS));   /* the next step begins a turn */
+    atomic_store(&BT.busy, 1);
+    BT.until = sl_now_ns() + 10 * SL_NS_PER_S;
+    while (!atomic_load(&BT.posted) && sl_now_ns() < BT.until)
+        ;
+    assert_true(atomic_load(&BT.posted));
+    BT.seen_at = -1;
+    for (BT.i = 0; BT.i < BT_N; BT.i++) {
+        if (BT.ran && BT.seen_at < 0)
+            BT.seen_at = BT.i;
+        BT.va = BT.i;
+        SL_AWAIT(t, BT.rc, sl_chan_send(t, BT.a, &BT.va));
+        assert_int_equal(BT.rc, 0);
+        SL_AWAIT(t, BT.rc, sl_chan_recv(t, BT.b, &BT.va));
+        assert_int_equal(BT.rc, 0);
+        assert_int_equal(BT.va, BT.i);
+    }
+    sl_task_set_deadline(t, 0);
+    assert_int_equal(sl_chan_free(t, BT.a), 0);
+    assert_int_equal(sl_chan_free(t, BT.b), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_busy_turn_runs_messages(void **s)
+{
+    (void)s;
+    memset(&BT, 0, sizeof BT);
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, bt_a, NULL), 0);
+    if (cap.count)
+        print_message("reports:\n%s", cap.text);
+    assert_int_equal(cap.count, 0);
+    print_message("the message ran at iteration %d of %d\n", BT.seen_at, BT_N);
+    assert_true(BT.seen_at >= 0);
+    assert_true(BT.seen_at < 64);   /* each step is short: a few after the post */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1296,6 +1395,7 @@ int main(void)
         cmocka_unit_test(test_yield_loop_lets_timers_run),
         cmocka_unit_test(test_yield_loop_lets_deadline_fire),
         cmocka_unit_test(test_stop_while_yielding),
+        cmocka_unit_test(test_busy_turn_runs_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

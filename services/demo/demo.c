@@ -162,15 +162,15 @@ static long undo_pending(int port)
 }
 
 /* Tasks alive in a service, as /debug/tasks lists them (the task answering
- * the question included); -1 when three tries of 5 s each got no list
- * (the hang verdict needs the count after the run: a busy machine must
- * not lose it). */
-static long tasks_alive(int port)
+ * the question included); -1 when `tries` tries of timeout_ms each got no
+ * list. names: when not NULL, how many of each name ("3 x /orders, ..."),
+ * cut to size. */
+static long tasks_listed(int port, int tries, int timeout_ms, char *names, size_t size)
 {
     hget_resp r;
     int rc = -1;
-    for (int i = 0; i < 3 && rc < 0; i++)
-        if ((rc = hget(port, "GET", "/debug/tasks", NULL, 5000, &r)) == 0 && r.status != 200) {
+    for (int i = 0; i < tries && rc < 0; i++)
+        if ((rc = hget(port, "GET", "/debug/tasks", NULL, timeout_ms, &r)) == 0 && r.status != 200) {
             hget_free(&r);
             rc = -1;
         }
@@ -178,16 +178,44 @@ static long tasks_alive(int port)
         return -1;
     long n = -1;
     json_t *doc = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
-    size_t i;
-    json_t *re;
+    size_t i, k;
+    json_t *re, *t, *by_name = json_object();
     if (doc) {
         n = 0;
-        json_array_foreach(json_object_get(doc, "reactors"), i, re)
+        json_array_foreach(json_object_get(doc, "reactors"), i, re) {
             n += (long)json_array_size(json_object_get(re, "tasks"));
+            json_array_foreach(json_object_get(re, "tasks"), k, t) {
+                const char *name = json_string_value(json_object_get(t, "name"));
+                name = name ? name : "?";
+                json_object_set_new(by_name, name,
+                                    json_integer(json_integer_value(json_object_get(by_name, name)) + 1));
+            }
+        }
     }
+    if (names && size) {
+        size_t len = 0;
+        const char *name;
+        json_t *v;
+        names[0] = '\0';
+        json_object_foreach(by_name, name, v) {
+            if (len >= size)
+                break;
+            int w = snprintf(names + len, size - len, "%s%lld x %s", len ? ", " : "",
+                             (long long)json_integer_value(v), name);
+            len += w > 0 ? (size_t)w : 0;
+        }
+    }
+    json_decref(by_name);
     json_decref(doc);
     hget_free(&r);
     return n;
+}
+
+/* The count the hang verdict reads after the run: three tries of 5 s each,
+ * as a busy machine must not lose it. */
+static long tasks_alive(int port)
+{
+    return tasks_listed(port, 3, 5000, NULL, 0);
 }
 
 static int set_fault(int port, const char *json)
@@ -443,10 +471,15 @@ static void merge_traces(const demo_cfg *cfg, const char *mode)
 
 /* ---- one mode ----------------------------------------------------------------------- */
 
-/* Waits, within `ms`, until nothing is in flight in the three services and
- * no compensation is pending in their outboxes, so the walk sees the books
- * as they end. */
-static void settle(chain *c, int ms)
+/* Waits, within `ms`, until nothing is in flight in the three services, no
+ * compensation is pending in their outboxes and no service has more tasks
+ * than before the load (idle, -1 unknown), so the walk sees the books as
+ * they end and the hang verdict counts only what stays. The tasks too: a
+ * write that a request left behind (order's detached settle, through the
+ * blocking-work pool) is in flight nowhere, yet a task until it is done;
+ * counted while a loaded machine was slow to finish it, it read as a held
+ * request. What the chain does hold, it still holds after `ms`. */
+static void settle(chain *c, int ms, const long *idle)
 {
     long long end = now_ms() + ms;
     for (;;) {
@@ -456,13 +489,20 @@ static void settle(chain *c, int ms)
             sum += v < 0 ? 1 : v - 1;   /* the /metrics request itself is in flight */
             sum += u < 0 ? 1 : u;       /* and the compensations still owed */
         }
+        for (int s = 0; s < NSVC && sum <= 0; s++) {
+            long n = idle[s] < 0 ? -1 : tasks_listed(c->port[s], 1, 500, NULL, 0);
+            sum += idle[s] < 0 ? 0 : n < 0 ? 1 : n > idle[s] ? n - idle[s] : 0;
+        }
         if (sum <= 0)
             return;
         if (now_ms() >= end) {   /* the walk will say what it finds; this says why */
-            fprintf(stderr, "sluice-demo: still in flight or owed after %d ms:", ms);
-            for (int s = 0; s < NSVC; s++)
-                fprintf(stderr, " %s %ld in flight, %ld undos", svc_name[s], inflight(c->port[s]) - 1,
-                        undo_pending(c->port[s]));
+            fprintf(stderr, "sluice-demo: still in flight, owed or alive after %d ms:", ms);
+            for (int s = 0; s < NSVC; s++) {
+                char names[512];
+                long n = tasks_listed(c->port[s], 1, 2000, names, sizeof names);
+                fprintf(stderr, " %s %ld in flight, %ld undos, %ld tasks (%ld before the load: %s);", svc_name[s],
+                        inflight(c->port[s]) - 1, undo_pending(c->port[s]), n, idle[s], n < 0 ? "?" : names);
+            }
             fprintf(stderr, "\n");
             return;
         }
@@ -505,7 +545,7 @@ static void run_mode(const demo_cfg *cfg, mode_result *m)
     /* a chain with budgets lets go of everything: waited for, generously,
      * as a busy machine may be slow to (the hang verdict counts what order
      * holds after it); naive's requests have no end to wait for */
-    settle(&c, strcmp(m->mode, "naive") ? 20000 : 2000);
+    settle(&c, strcmp(m->mode, "naive") ? 20000 : 2000, m->tasks_idle);
     for (int s = 0; s < NSVC; s++) {
         m->tasks_after[s] = tasks_alive(c.port[s]);
         m->rss_kib[s] = proc_rss_kib(&c.p[s]);
@@ -599,7 +639,7 @@ static void run_overload(const demo_cfg *cfg, mode_result *m)
             t += r->ph[p].duration_s;
         }
         fprintf(stderr, "\n");
-        settle(&c, 3000);
+        settle(&c, 3000, r->tasks_idle);
         for (int s = 0; s < NSVC; s++) {
             r->tasks_after[s] = tasks_alive(c.port[s]);
             r->rss_kib[s] = proc_rss_kib(&c.p[s]);

@@ -482,6 +482,9 @@ func main() {
 		// core-bench's posted messages and its cross-reactor channel is the
 		// same pipe, measured again for each.
 		{"cross_reactor_chan_msgs_per_s", rateFig(crossThroughput), false},
+		// core-bench's receive-side figure (the consumer on the other
+		// reactor) is, for Go, the same two goroutines again.
+		{"cross_reactor_chan_recv_msgs_per_s", rateFig(crossThroughput), false},
 		{"cross_reactor_chan_pingpong_ns", nsFig(crossPingPong), false},
 		{"worker_pool_items_per_s", rateFig(workerPool), false},
 		{"offload_roundtrip_ns", nsFig(offloadRoundTrip), false},
