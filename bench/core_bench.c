@@ -1076,6 +1076,11 @@ int main(int argc, char **argv)
             b_worker_pool(200000 / k);
         emit("worker_pool_far_share", wp_far_share, &first);
     }
+    if (wanted("worker_pool_far_jobs")) {   /* the same as a count: the share rounds to 0.000 */
+        if (only)
+            b_worker_pool(200000 / k);
+        emit("worker_pool_far_jobs", (double)WP.w[1].done, &first);
+    }
     double cross_rtt = 0, off_rtt = 0;
     if (wanted("cross_reactor_roundtrip_ns") || wanted("offload_vs_cross_roundtrip"))
         emit("cross_reactor_roundtrip_ns", cross_rtt = best_of3(b_cross_roundtrip, 200000 / k), &first);

@@ -136,6 +136,8 @@ static void refill(sl_chan *ch)
 {
     sl_waiter *w;
     while (room(ch) && (w = live_sender(ch))) {
+        if (sl__rsend_ask_first(ch))
+            continue;   /* the slot went to another reactor's ask, first in line */
         sl_wq_remove(&ch->sendq_, w);
         ch->sent_++;
         push_elem(ch, w->buf, w->until);
@@ -222,6 +224,12 @@ static void note_room(sl_chan *ch)
 static int put(sl_chan *ch, const void *elem, uint64_t until)
 {
     sl_waiter *w = ch->lent_ ? NULL : ch->recvq_.head;   /* no receive past a lent element */
+    if (w && ch->rasks_ && room(ch) && sl__rrecv_ask_first(ch)) {
+        ch->sent_++;   /* another reactor's ask is first in line: it is lent the element */
+        push_elem(ch, elem, until);
+        sl__rrecv_lend_first(ch);
+        return 0;
+    }
     if (w) {
         sl_wq_remove(&ch->recvq_, w);
         copy_elem(ch, w->buf, elem);
@@ -266,7 +274,7 @@ int sl__chan_do_recv(sl_chan *ch, void *elem)
     if (ch->len_ > 0) {
         pop_elem(ch, elem);
         ch->received_++;
-        if (w) {   /* a full buffer had a sender waiting: take its element in */
+        if (w && !sl__rsend_ask_first(ch)) {   /* a full buffer had a sender waiting: take its element in */
             sl_wq_remove(&ch->sendq_, w);
             ch->sent_++;
             push_elem(ch, w->buf, w->until);
@@ -315,6 +323,8 @@ void sl__chan_admit(sl_chan *ch, const unsigned char *elems, const unsigned char
     /* credit given back: room for senders parked here, then for asks */
     sl_waiter *w;
     while (room(ch) && (w = live_sender(ch))) {
+        if (sl__rsend_ask_first(ch))
+            continue;
         sl_wq_remove(&ch->sendq_, w);
         put(ch, w->buf, w->until);
         fire_sender(ch, w, 0);

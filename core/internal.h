@@ -249,6 +249,7 @@ void sl__rsend_unpark(sl_task *t);
 int sl__rsend_flush(sl_reactor *r, bool all);   /* how many things it sent or served */
 void sl__rsend_free_all(sl_reactor *r);
 void sl__rsend_grant(sl_chan *ch);
+bool sl__rsend_ask_first(sl_chan *ch);   /* home: room goes to a passed-over ask? */
 void sl__rsend_fail_asks(sl_chan *ch, int err);
 void sl__rsend_drop_asks(sl_chan *ch);     /* teardown: free them, answer nobody */
 void sl__rsend_recall(sl_chan *ch);        /* home: room wanted, lent credit comes back */
@@ -261,6 +262,8 @@ bool sl__rrecv_parked(const sl_task *t);
 void sl__rrecv_unpark(sl_task *t);
 int sl__rrecv_flush(sl_reactor *r, bool all);
 void sl__rrecv_free_all(sl_reactor *r);
+bool sl__rrecv_ask_first(sl_chan *ch);         /* home: element goes to a passed-over ask? */
+void sl__rrecv_lend_first(sl_chan *ch);
 void sl__rrecv_serve(sl_chan *ch);              /* home, turn end: lend to queued asks */
 void sl__rrecv_recall(sl_chan *ch, bool contended);
 void sl__rrecv_fail_asks(sl_chan *ch, int err);

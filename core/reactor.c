@@ -226,8 +226,14 @@ static void run_turn(sl_reactor *r, bool polled)
          * 600 steps of up to 1024 jobs), and the worker on another
          * reactor, whose receive waited in that queue, got none of them
          * (bench: worker_pool_far_share). The look is one load; the clock
-         * is read only while a message waits. */
-        if (n && !sl_mpsc_empty(&r->q) && sl_now_ns() - t0 >= TURN_MSG_NS)
+         * is read only while a message waits. The other way too: once we
+         * hold a message for another reactor (a reply, a lend, a recall:
+         * published when the callback ends) or credit to grant, the turn
+         * ends after TURN_MSG_NS, else the remote worker's round-trip
+         * receive, served at once, waited milliseconds for its reply
+         * (tests/test_reactor.c test_busy_turn_publishes). */
+        if (n && (!sl_mpsc_empty(&r->q) || r->ndefer || r->grant_head) &&
+            sl_now_ns() - t0 >= TURN_MSG_NS)
             break;
         sl_task *t = r->rq_head;
         r->rq_head = t->run_next_;

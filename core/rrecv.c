@@ -60,6 +60,7 @@ typedef struct sl_rr_up {
     uint32_t want;               /* an ask: up to this many (0: none) */
     bool back;                   /* every lent element not taken comes back */
     bool ack;                    /* this answers a recall */
+    bool passed;                 /* home: a receiver here was handed an element it waited for */
     struct sl_rr_up *next;       /* home: the channel's asks */
 } rr_up;
 
@@ -159,11 +160,34 @@ void sl__rrecv_drop_asks(sl_chan *ch)
         free(pop_ask(ch));
 }
 
+/* Lends the head ask up to `avail` elements of the ring (after the lent
+ * prefix) and answers it. False if out of memory (the ask stays). */
+static bool lend(sl_chan *ch, size_t avail)
+{
+    rr_up *a = ch->rasks_;
+    uint32_t n = avail < a->want ? (uint32_t)avail : a->want;
+    size_t esz = ch->elem_size_;
+    rr_lend *l = malloc(sizeof *l + (size_t)n * esz);
+    if (!l)
+        return false;
+    *l = (rr_lend){ .ch = ch, .home = ch->home_, .n = n };
+    for (uint32_t i = 0; i < n; i++) {
+        size_t at = (ch->head_ + ch->lent_ + i) % ch->cap_;
+        memcpy(l->elems + (size_t)i * esz, ch->buf_ + at * esz, esz);
+    }
+    ch->lent_ += n;
+    ch->lessee_ = a->from;
+    pop_ask(ch);
+    answer(a, l);
+    return true;
+}
+
 /* Home, at a turn's end (and after a report): parked receivers at the home
  * first, then asks in order, each lent what is there, up to its want. */
 void sl__rrecv_serve(sl_chan *ch)
 {
-    if (!ch->lent_)
+    bool first = ch->rasks_ && ch->rasks_->passed;   /* the ask goes before the home's receivers */
+    if (!ch->lent_ && !first)
         sl__chan_serve_local(ch);
     while (ch->rasks_) {
         rr_up *a = ch->rasks_;
@@ -175,7 +199,7 @@ void sl__rrecv_serve(sl_chan *ch)
             sl__rrecv_recall(ch, true);   /* a second receiving reactor */
             return;
         }
-        if (ch->recvq_.head)
+        if (ch->recvq_.head && !a->passed)
             return;   /* the home's receivers wait for the lent ones: theirs first */
         /* A recall is out: its answer gives back all that is lent then, so
          * a lend made now (to the lessee's ask that crossed the recall)
@@ -192,20 +216,51 @@ void sl__rrecv_serve(sl_chan *ch)
             }
             return;   /* served when elements come (push_elem) */
         }
-        uint32_t n = avail < a->want ? (uint32_t)avail : a->want;
-        size_t esz = ch->elem_size_;
-        rr_lend *l = malloc(sizeof *l + (size_t)n * esz);
-        if (!l)
+        if (!lend(ch, avail))
             return;   /* tried again at the next turn's end */
-        *l = (rr_lend){ .ch = ch, .home = ch->home_, .n = n };
-        for (uint32_t i = 0; i < n; i++) {
-            size_t at = (ch->head_ + ch->lent_ + i) % ch->cap_;
-            memcpy(l->elems + (size_t)i * esz, ch->buf_ + at * esz, esz);
-        }
-        ch->lent_ += n;
-        ch->lessee_ = a->from;
-        pop_ask(ch);
-        answer(a, l);
+    }
+    if (first && ch->recvq_.head) {
+        /* The home's receivers must not idle behind what was lent: what the
+         * lessee has not taken comes back, and lending ends (the round trip
+         * queues its receives in the home's FIFO from then on). */
+        if (ch->lent_)
+            sl__rrecv_recall(ch, true);
+        else
+            sl__chan_serve_local(ch);
+    }
+}
+
+/* home: `put` has an element for a receiver parked here. FIFO between the
+ * home's parked receivers and other reactors' asks: the first ask, once
+ * passed over (a receiver here was handed an element while it waited),
+ * gets the next element ahead of them. True if it does: the caller puts
+ * the element in the ring and calls sl__rrecv_lend_first. */
+bool sl__rrecv_ask_first(sl_chan *ch)
+{
+    rr_up *a = ch->rasks_;
+    if (!a || ch->lent_ || ch->lrecall_ || ch->freed_ || !ch->home_)
+        return false;
+    if (!a->passed) {
+        a->passed = true;   /* this receiver goes first; the ask gets the next element */
+        return false;
+    }
+    return true;
+}
+
+/* home: the element `put` just put in the ring (nothing else there: a
+ * receiver was parked) is lent at once, before anything here can receive
+ * it. The receivers parked here then wait for it: it is recalled (a
+ * contended recall, so lending ends and the round trip queues that
+ * reactor's receives in the home's FIFO from then on), and what the
+ * lessee has not taken when the recall reaches it comes back to them.
+ * No memory for the lend: the element goes to them after all. */
+void sl__rrecv_lend_first(sl_chan *ch)
+{
+    if (lend(ch, ch->len_ - ch->lent_)) {
+        if (ch->recvq_.head)
+            sl__rrecv_recall(ch, true);
+    } else {
+        sl__chan_serve_local(ch);
     }
 }
 

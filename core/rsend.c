@@ -69,6 +69,7 @@ typedef struct sl_rs_ask {
     uint32_t want, granted;
     int err;
     bool topup;
+    bool passed;                 /* home: a local sender took room it waited for */
     struct sl_rs_ask *next;      /* home: the channel's queue of unserved asks */
 } rs_ask;
 
@@ -103,6 +104,18 @@ static uint32_t space(const sl_chan *ch)
 }
 
 static void rs_granted(void *arg);
+
+static rs_loan *loan_find(sl_chan *ch, const sl_reactor *to);
+
+/* An ask that fails gives back the slots reserved for it. */
+static void unreserve(sl_chan *ch, rs_ask *a)
+{
+    if (a->granted) {
+        ch->reserved_ -= a->granted;
+        loan_find(ch, a->from)->lent -= a->granted;
+        a->granted = 0;
+    }
+}
 
 static void reply(rs_ask *a)
 {
@@ -203,24 +216,30 @@ static void home_batch(void *arg)
     free(b);
 }
 
-/* home: serves queued asks from free space (at the end of a callback) */
+/* home: serves queued asks from free space (at the end of a callback). An
+ * ask may hold slots reserved for it already (sl__rsend_ask_first): those
+ * go with whatever free space adds, and it is answered even if that is 0. */
 void sl__rsend_grant(sl_chan *ch)
 {
     rs_ask *a;
     while ((a = ch->asks_) && !ch->freed_) {
         if (ch->closed_ || ch->receivers_gone_) {
+            unreserve(ch, a);
             a->err = -EPIPE;
         } else {
             uint32_t g = space(ch);
             if (!g && ch->dl_n_ && sl__chan_sweep(ch))   /* expired elements hold room */
                 g = space(ch);
-            if (!g) {
+            if (!g && !a->granted) {
                 recall(ch, a->from);   /* room lent elsewhere: have it back */
                 return;
             }
-            a->granted = g < a->want ? g : a->want;
-            ch->reserved_ += a->granted;
-            loan_find(ch, a->from)->lent += a->granted;   /* made by home_ask */
+            uint32_t more = a->want - a->granted;
+            if (g < more)
+                more = g;
+            a->granted += more;
+            ch->reserved_ += more;
+            loan_find(ch, a->from)->lent += more;   /* made by home_ask */
         }
         ch->asks_ = a->next;
         if (!ch->asks_)
@@ -229,12 +248,38 @@ void sl__rsend_grant(sl_chan *ch)
     }
 }
 
+/* home: room opened and a sender parked here is next in line. FIFO between
+ * the home's parked senders and other reactors' asks: the first ask, once
+ * passed over (a parked sender moved in while it waited), gets the next
+ * room ahead of them: the slot is reserved for it now (counted as lent, so
+ * len + reserved <= cap holds and the channel stays full to everyone
+ * here) and granted with the rest at the callback's end. True if the room
+ * went to the ask (the caller leaves the sender parked). */
+bool sl__rsend_ask_first(sl_chan *ch)
+{
+    rs_ask *a = ch->asks_;
+    if (!a || a->granted >= a->want || ch->closed_ || ch->receivers_gone_ || ch->freed_ ||
+        !ch->home_)
+        return false;
+    if (!a->passed) {
+        a->passed = true;   /* this sender goes first; the ask gets the next room */
+        return false;
+    }
+    a->granted++;
+    ch->reserved_++;
+    loan_find(ch, a->from)->lent++;
+    sl__chan_turn_end(ch);
+    return true;
+}
+
 /* home: fails every queued ask and calls lent credit back (close, free,
  * last receiver gone) */
 void sl__rsend_fail_asks(sl_chan *ch, int err)
 {
-    recall(ch, NULL);
     rs_ask *a;
+    for (a = ch->asks_; a; a = a->next)
+        unreserve(ch, a);   /* never sent: not part of what the recall gets back */
+    recall(ch, NULL);
     while ((a = ch->asks_)) {
         ch->asks_ = a->next;
         a->err = err;

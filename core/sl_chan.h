@@ -52,11 +52,11 @@
  * sent, every element is received exactly once, and a receiver's
  * deadline or cancel takes nothing. After a close, what was lent is
  * still received there; -EPIPE once nothing is left. Free destroys the
- * lent elements not received when they come back. Not fair across
- * reactors: a receive fed ahead (or a send waiting for credit) is served from
- * what the home's own receivers (senders) leave at the end of a turn, so
- * while they keep the ring drained (full) it may wait until they pause
- * (docs/core.md, "Across reactors": the worker pool). A receive on an
+ * lent elements not received when they come back. Fair across reactors
+ * within one pass: a receive (a send waiting for credit) from another
+ * reactor that waits at the home and is passed over once by the home's
+ * parked receivers (senders) gets the next element (room) before them
+ * (docs/core.md, "Fair between the home and other reactors"). A receive on an
  * expiring or _mem channel, and a send or receive on a rendezvous
  * channel, is a round trip to the home and always parks the caller.
  * Every other operation (try_, select, close, attach, free) is home-only

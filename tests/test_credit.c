@@ -4,6 +4,7 @@
  * (test_credit_sends_race). */
 #include <stdatomic.h>
 #include "testutil.h"
+#include "internal.h"   /* the home polls for a queued ask: ch->rasks_, ch->asks_ */
 
 static sl_runtime *rt;
 static capture cap;
@@ -647,6 +648,247 @@ static void test_fed_recall_crosses_an_ask(void **s)
     }
 }
 
+/* ---- FIFO between the home's parked parties and other reactors' asks ---------------- */
+
+/* Receive: L, a receiver on the home, parks first; then F on reactor 1
+ * parks and its ask reaches the home. Element 0 goes to L (first in
+ * line), which parks again, behind the ask; element 1 must then go to F.
+ * Before, the home handed every element to its parked receiver and lent
+ * the ask only what was in the ring at a turn's end: nothing, so a worker
+ * pool's remote worker got no job (bench: worker_pool_far_share). Every
+ * step waits for its event (atomics, or the home's own state polled on
+ * the home with 1 ms naps, bounded). */
+#define FR_N 6
+
+static struct {
+    sl_chan *ch;
+    int i, rc, polls;
+    int64_t v;
+    int l_rc, l_n;
+    int64_t l_got[FR_N];
+    _Atomic int f_rc, f_n, f_done;
+    _Atomic int64_t f_got[FR_N];
+} FR;
+
+static struct { int rc; int64_t v; } frl, frf;   /* each task's own */
+
+static int fr_local(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (;;) {
+        SL_AWAIT(t, frl.rc, sl_chan_recv(t, FR.ch, &frl.v));
+        if (frl.rc)
+            break;
+        if (FR.l_n < FR_N)
+            FR.l_got[FR.l_n] = frl.v;
+        FR.l_n++;
+    }
+    FR.l_rc = frl.rc;
+    SL_END(t);
+}
+
+static int fr_far(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (;;) {
+        SL_AWAIT(t, frf.rc, sl_chan_recv(t, FR.ch, &frf.v));
+        if (frf.rc)
+            break;
+        int n = atomic_load(&FR.f_n);
+        if (n < FR_N)
+            atomic_store(&FR.f_got[n], frf.v);
+        atomic_store(&FR.f_n, n + 1);
+    }
+    atomic_store(&FR.f_rc, frf.rc);
+    atomic_store(&FR.f_done, 1);
+    SL_END(t);
+}
+
+static bool fr_local_parked(void)
+{
+    sl_chan_stats st;
+    sl_chan_stats_get(FR.ch, &st);
+    return st.parked_receivers == 1;
+}
+
+static int fr_main(sl_task *t, void *arg)   /* reactor 0: the channel's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&FR.ch, sizeof(int64_t), 8, &(sl_chan_opts){ .name = "fair-recv" }), 0);
+    assert_int_equal(sl_spawn(NULL, fr_local, NULL, NULL, NULL), 0);
+    for (FR.polls = 0; FR.polls < FW_POLLS && !fr_local_parked(); FR.polls++)
+        SL_AWAIT(t, FR.rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_true(fr_local_parked());
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), fr_far, NULL, NULL), 0);
+    for (FR.polls = 0; FR.polls < FW_POLLS && !FR.ch->rasks_; FR.polls++)
+        SL_AWAIT(t, FR.rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_non_null(FR.ch->rasks_);   /* F's ask waits at the home, behind L */
+    FR.v = 0;
+    assert_int_equal(sl_chan_try_send(t, FR.ch, &FR.v), 0);   /* L's: it parked first */
+    for (FR.polls = 0; FR.polls < FW_POLLS && !(FR.l_n == 1 && fr_local_parked()); FR.polls++)
+        SL_AWAIT(t, FR.rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_int_equal(FR.l_n, 1);
+    assert_true(fr_local_parked());   /* L is back in line, behind F's ask */
+    FR.v = 1;
+    assert_int_equal(sl_chan_try_send(t, FR.ch, &FR.v), 0);   /* F's */
+    for (FR.polls = 0; FR.polls < FW_POLLS && atomic_load(&FR.f_n) < 1; FR.polls++)
+        SL_AWAIT(t, FR.rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_int_equal(atomic_load(&FR.f_n), 1);
+    assert_int_equal(atomic_load(&FR.f_got[0]), 1);
+    assert_int_equal(FR.l_got[0], 0);
+    for (FR.v = 2; FR.v < FR_N; FR.v++)   /* the rest to either, each once */
+        SL_AWAIT(t, FR.rc, sl_chan_send(t, FR.ch, &FR.v));
+    for (FR.polls = 0; FR.polls < FW_POLLS && FR.l_n + atomic_load(&FR.f_n) < FR_N; FR.polls++)
+        SL_AWAIT(t, FR.rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_int_equal(sl_chan_close(t, FR.ch), 0);
+    for (FR.polls = 0; FR.polls < FW_POLLS && !(atomic_load(&FR.f_done) && FR.l_rc); FR.polls++)
+        SL_AWAIT(t, FR.rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_int_equal(FR.l_rc, -EPIPE);
+    assert_int_equal(atomic_load(&FR.f_rc), -EPIPE);
+    assert_int_equal(FR.l_n + atomic_load(&FR.f_n), FR_N);
+    {
+        int seen[FR_N] = { 0 };
+        for (int k = 0; k < FR.l_n; k++)
+            seen[FR.l_got[k]]++;
+        for (int k = 0; k < atomic_load(&FR.f_n); k++)
+            seen[atomic_load(&FR.f_got[k])]++;
+        for (int k = 0; k < FR_N; k++)
+            assert_int_equal(seen[k], 1);   /* each exactly once */
+    }
+    sl_task_set_deadline(t, 0);
+    assert_int_equal(sl_chan_free(t, FR.ch), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_fair_recv_first_asker(void **s)
+{
+    (void)s;
+    memset(&FR, 0, sizeof FR);
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, fr_main, NULL), 0);
+    if (cap.count)
+        print_message("reports:\n%s", cap.text);
+    assert_int_equal(cap.count, 0);
+}
+
+/* Send: the channel (capacity 1) is full; S, a sender on the home, parks
+ * first; then F on reactor 1 parks for credit and its ask waits at the
+ * home. The first room goes to S (first in line), which parks again with
+ * its next element, behind the ask; the next room must then go to F: its
+ * send completes while S stays parked. Before, S's parked
+ * sends always took the room first, and F's ask was served only from
+ * room left at a turn's end: the worker pool's remote worker waited for
+ * credit for its result until the end. */
+static struct {
+    sl_chan *ch;
+    int i, rc, polls;
+    int64_t v, got[4];
+    int s_rc;
+    _Atomic int f_rc, f_done;
+} FS;
+
+static struct { int rc; int64_t v; } fss, fsf;
+
+static int fs_local(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    fss.v = 0;
+    SL_AWAIT(t, fss.rc, sl_chan_send(t, FS.ch, &fss.v));
+    assert_int_equal(fss.rc, 0);
+    fss.v = 2;
+    SL_AWAIT(t, fss.rc, sl_chan_send(t, FS.ch, &fss.v));
+    FS.s_rc = fss.rc == 0 ? 1 : fss.rc;
+    SL_END(t);
+}
+
+static int fs_far(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    fsf.v = 1;
+    SL_AWAIT(t, fsf.rc, sl_chan_send(t, FS.ch, &fsf.v));
+    atomic_store(&FS.f_rc, fsf.rc);
+    atomic_store(&FS.f_done, 1);
+    SL_END(t);
+}
+
+static bool fs_local_parked(void)
+{
+    sl_chan_stats st;
+    sl_chan_stats_get(FS.ch, &st);
+    return st.parked_senders == 1;
+}
+
+static int fs_main(sl_task *t, void *arg)   /* reactor 0: the channel's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&FS.ch, sizeof(int64_t), 1, &(sl_chan_opts){ .name = "fair-send" }), 0);
+    FS.v = 100;
+    assert_int_equal(sl_chan_try_send(t, FS.ch, &FS.v), 0);   /* full */
+    assert_int_equal(sl_spawn(NULL, fs_local, NULL, NULL, NULL), 0);
+    for (FS.polls = 0; FS.polls < FW_POLLS && !fs_local_parked(); FS.polls++)
+        SL_AWAIT(t, FS.rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_true(fs_local_parked());
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), fs_far, NULL, NULL), 0);
+    for (FS.polls = 0; FS.polls < FW_POLLS && !FS.ch->asks_; FS.polls++)
+        SL_AWAIT(t, FS.rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_non_null(FS.ch->asks_);   /* F's ask waits at the home, behind S */
+    SL_AWAIT(t, FS.rc, sl_chan_recv(t, FS.ch, &FS.got[0]));
+    assert_int_equal(FS.rc, 0);
+    assert_int_equal(FS.got[0], 100);
+    /* the room went to S (first in line): it moves in with 0 and parks with 2 */
+    for (FS.polls = 0; FS.polls < FW_POLLS && !fs_local_parked(); FS.polls++)
+        SL_AWAIT(t, FS.rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_true(fs_local_parked());
+    SL_AWAIT(t, FS.rc, sl_chan_recv(t, FS.ch, &FS.got[1]));
+    assert_int_equal(FS.rc, 0);
+    assert_int_equal(FS.got[1], 0);
+    /* this room is F's: its send completes while S stays parked (before,
+     * S took it and F waited for credit for as long as nobody received) */
+    for (FS.polls = 0; FS.polls < FW_POLLS && !atomic_load(&FS.f_done); FS.polls++)
+        SL_AWAIT(t, FS.rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_true(atomic_load(&FS.f_done));
+    assert_int_equal(atomic_load(&FS.f_rc), 0);
+    assert_true(fs_local_parked());
+    assert_int_equal(FS.s_rc, 0);
+    for (FS.i = 2; FS.i < 4; FS.i++) {   /* 1 and 2, in either order */
+        SL_AWAIT(t, FS.rc, sl_chan_recv(t, FS.ch, &FS.got[FS.i]));
+        assert_int_equal(FS.rc, 0);
+    }
+    assert_int_equal(FS.got[2] + FS.got[3], 3);
+    assert_true(FS.got[2] == 1 || FS.got[3] == 1);
+    for (FS.polls = 0; FS.polls < FW_POLLS && !(atomic_load(&FS.f_done) && FS.s_rc); FS.polls++)
+        SL_AWAIT(t, FS.rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_int_equal(atomic_load(&FS.f_rc), 0);
+    assert_int_equal(FS.s_rc, 1);
+    assert_int_equal(sl_chan_len(FS.ch), 0);
+    sl_task_set_deadline(t, 0);
+    assert_int_equal(sl_chan_free(t, FS.ch), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_fair_send_first_asker(void **s)
+{
+    (void)s;
+    memset(&FS, 0, sizeof FS);
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, fs_main, NULL), 0);
+    if (cap.count)
+        print_message("reports:\n%s", cap.text);
+    assert_int_equal(cap.count, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -665,6 +907,8 @@ int main(void)
         cmocka_unit_test(test_fed_close_drains_the_lent),
         cmocka_unit_test(test_fed_deadline_loses_nothing),
         cmocka_unit_test(test_fed_recall_crosses_an_ask),
+        cmocka_unit_test(test_fair_recv_first_asker),
+        cmocka_unit_test(test_fair_send_first_asker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
