@@ -8,8 +8,6 @@
 #define BASE_PERIOD_WINDOWS 100
 /* A window needs a few samples to mean anything. */
 #define WIN_MIN_SAMPLES 4
-/* At most this many times the configured target (see sl__admit_target). */
-#define TARGET_SCALE_MAX 4
 
 /* The growth step, sqrt(limit) rounded down (no libm for one root). */
 static uint32_t root(double x)
@@ -44,108 +42,11 @@ uint32_t sl__admit_limit(const sl_admit *a)
     return (uint32_t)a->limit;
 }
 
-/* The band of a limit: bands start at 1, 2, 3, ... 8, 10, 12, 15, 18, 22,
- * 27, 33, 41, 51, 63, 78, 97 ... (each ~1/4 wider than the last, as the
- * noise of a throughput is in proportion to it). */
-static int band_of(uint32_t limit)
-{
-    int b = 0;
-    for (uint32_t lo = 1;; b++) {
-        uint32_t step = lo / 4 > 1 ? lo / 4 : 1;
-        if (limit < lo + step || b == SL_ADMIT_BANDS - 1)
-            return b;
-        lo += step;
-    }
-}
-
-static bool band_fresh(const sl_admit *a, const struct sl_admit_band *b, uint64_t now)
-{
-    /* now may be older than the measure (a clock read earlier in the
-     * same turn): no unsigned wrap to "forgotten" */
-    return b->at && (now <= b->at || now - b->at < (uint64_t)SL_ADMIT_BAND_WINDOWS * a->cfg.interval_ns);
-}
-
-/* A window that ran at its limit measured the throughput of that limit. */
-static void band_add(sl_admit *a, uint64_t now, double rate)
-{
-    struct sl_admit_band *b = &a->band[band_of((uint32_t)a->limit)];
-    /* a moving mean over ~4 windows: one window of a few hundred
-     * requests is ~5 % noise, about what tells one band from the next */
-    b->rate = band_fresh(a, b, now) ? b->rate + (rate - b->rate) / 4 : rate;
-    b->at = now;
-    b->limit = (uint32_t)a->limit;
-}
-
-/* The best throughput remembered (requests/s; 0: none), what the server
- * can do when it is never short of work. */
-static double best_rate(const sl_admit *a, uint64_t now)
-{
-    double best = 0;
-    for (int i = 0; i < SL_ADMIT_BANDS; i++)
-        if (band_fresh(a, &a->band[i], now) && a->band[i].rate > best)
-            best = a->band[i].rate;
-    return best;
-}
-
-/* Within 1/16 of the best: one band's step buys less than that past the knee. */
-#define KNEE_SLACK 16.0
-
-/* The knee (sl__admit_floor), and whether the band above it is to be
- * tried (none above measured lately). */
-static uint32_t knee_of(const sl_admit *a, uint64_t now, bool *top)
-{
-    double best = 0;
-    int hi = -1, k = -1;
-    for (int i = 0; i < SL_ADMIT_BANDS; i++)
-        if (band_fresh(a, &a->band[i], now)) {
-            hi = i;
-            if (a->band[i].rate > best)
-                best = a->band[i].rate;
-        }
-    if (hi < 0)
-        return 0;
-    for (int i = 0; i <= hi && k < 0; i++)
-        if (band_fresh(a, &a->band[i], now) && a->band[i].rate >= best * (1 - 1 / KNEE_SLACK))
-            k = i;
-    uint32_t knee = a->band[k].limit;
-    /* the band above is tried again once no band above the knee was
-     * measured for SL_ADMIT_PROBE_WINDOWS: one window that did no better
-     * (the noise of a few hundred requests, a stall of the machine) must
-     * not hold the limit at the knee until it is forgotten */
-    *top = true;
-    for (int i = k + 1; i <= hi; i++)
-        if (band_fresh(a, &a->band[i], now) &&
-            (now <= a->band[i].at || now - a->band[i].at < (uint64_t)SL_ADMIT_PROBE_WINDOWS * a->cfg.interval_ns))
-            *top = false;
-    /* the latency it may cost: at most a mean of baseline + 4 x target
-     * at the best throughput (Little's law: in flight = rate x latency) */
-    uint64_t base = a->base_cur < a->base_prev ? a->base_cur : a->base_prev;
-    if (base != UINT64_MAX) {
-        double cap = best * (double)(base + TARGET_SCALE_MAX * a->cfg.target_ns) / 1e9;
-        if (knee > cap) {
-            knee = cap < 1 ? 1 : (uint32_t)cap;
-            *top = false;   /* nothing above is to be tried */
-        }
-    }
-    return knee;
-}
-
-uint32_t sl__admit_floor(const sl_admit *a, uint64_t now)
-{
-    bool top;
-    return knee_of(a, now, &top);
-}
-
 /* The end of a window: the gradient step. */
 static void window_end(sl_admit *a, uint64_t now)
 {
     uint64_t mean = a->win_sum / a->win_n;
     a->last_mean = mean;
-    /* only while requests waited all through: then the server was never
-     * short of work at this limit, and what it ended is what the limit
-     * can serve (otherwise it is only what was asked) */
-    if (a->standing && a->win_peak >= (uint32_t)a->limit)
-        band_add(a, now, (double)a->win_n * 1e9 / (double)(now - a->win_start));
     if (now - a->base_start >= (uint64_t)BASE_PERIOD_WINDOWS * a->cfg.interval_ns) {
         a->base_prev = a->base_cur;
         a->base_cur = UINT64_MAX;
@@ -169,31 +70,6 @@ static void window_end(sl_admit *a, uint64_t now)
     if (a->standing && !a->overloaded && mean < a->cfg.interval_ns)
         g = 1.0;
     double l = a->limit * g;
-    /* the gradient does not cut the limit below the knee, the least
-     * concurrency at which the server had its best throughput: past
-     * capacity the latency rises whatever the limit, and the gradient
-     * followed it down to 16-24 where the chain, whose requests wait on
-     * two other processes and on disk, needs ~64 to serve C (issue 14).
-     * Nor without an overload: below the knee a cut either does not bind
-     * (fewer run than the limit: they are not slow for their number) or
-     * costs throughput; on a machine at load 28, the chain's latency rose
-     * in the recovery at 0.5 C, the gradient cut order-svc's limit from
-     * 50 to 16, and the queue that then formed had 788 refused. Only
-     * what would be cut: a limit above the knee still shrinks, and the
-     * knee is bounded by Little's law (knee_of). */
-    if (g < 1.0) {
-        bool top = false;
-        uint32_t knee = knee_of(a, now, &top);
-        /* while overloaded and no band above the knee was measured
-         * lately, the one above may do better still, so it is tried (for
-         * one window; if it does not beat the knee by 1/16, the limit
-         * goes back, and it is tried again SL_ADMIT_PROBE_WINDOWS
-         * windows later) */
-        if (top && knee && a->overloaded)
-            knee += knee / 4 > 1 ? knee / 4 : 1;
-        if (l < knee)
-            l = knee;
-    }
     /* grow only a limit that was in use: an idle server says nothing
      * about how much more it could take */
     if (g >= 1.0 && a->win_peak >= (uint32_t)a->limit)
@@ -216,6 +92,9 @@ void sl__admit_sample(sl_admit *a, uint64_t now, uint64_t lat, uint32_t inflight
     if (now - a->win_start >= a->cfg.interval_ns && a->win_n >= WIN_MIN_SAMPLES)
         window_end(a, now);
 }
+
+/* At most this many times the configured target (see sl__admit_target). */
+#define TARGET_SCALE_MAX 4
 
 uint64_t sl__admit_target(const sl_admit *a)
 {
@@ -249,34 +128,9 @@ bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest)
          * loop of more clients than the limit), and refusing them does
          * not shorten it, they send again at once. Past a whole interval
          * of standing delay it is refused however it came to be. */
-        /* A queue that piled up in a stall (a downstream's checkpoint, a
-         * process descheduled: nothing ends for 100 ms) is no overload
-         * while fewer than 2/3 of what the server has shown it can serve
-         * come (its best throughput remembered): the backlog drains
-         * within twice the time it took to form. At 0.5 C after 3 C, one
-         * stall of ~100 ms (order-svc's limit full, 374 queued, the
-         * oldest 82 ms) had CoDel refuse 843 requests whose budgets were
-         * 10 x what they waited, and main's gradient then cut the limit
-         * from 72 to 22: 89 % 201 in the recovery, where admission off
-         * had 100 % (issue 14). Not more than 2/3: the best was measured
-         * closed loop and in bursts, above what the chain serves open
-         * loop; counted as what the server could end, it made a 1 C open
-         * loop no overload, its queue stood at the backstop and the 201
-         * p99 rose from 69 to 954 ms. */
-        double can = best_rate(a, now) * (double)(now - (a->cd_end - a->cfg.interval_ns)) / 1e9;
-        bool growing = a->cd_in > a->cd_out + (a->cd_out >> GROWTH_SLACK_SHIFT) && 3.0 * a->cd_in >= 2.0 * can;
+        bool growing = a->cd_in > a->cd_out + (a->cd_out >> GROWTH_SLACK_SHIFT);
         a->standing = a->cd_seen && a->cd_min > 0;
-        /* Once refusing, it goes on while the queue did not empty and
-         * still grows: its own refusals keep the oldest waiter below 2 x
-         * target, and requests come in batches (all that one event-loop
-         * turn read), so the oldest left after a refusal is often younger
-         * than the target. Judged by the target again, every other
-         * interval was "no overload": FIFO, no refusal, the queue filled
-         * to max_queue, the 201s that came through waited the whole
-         * interval and the rest were refused as queue_full (issue 14). A
-         * queue that empties, or stops growing, ends it. */
-        bool above = a->overloaded ? a->standing : a->cd_seen && a->cd_min > target;
-        a->overloaded = above && (growing || a->cd_min > a->cfg.interval_ns);
+        a->overloaded = a->cd_seen && a->cd_min > target && (growing || a->cd_min > a->cfg.interval_ns);
         a->cd_min = oldest;
         a->cd_seen = true;
         a->cd_end = now + a->cfg.interval_ns;

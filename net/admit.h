@@ -16,21 +16,13 @@
  *    stands still, below): then the server keeps up, running more at once
  *    only moves the wait from the queue into it, and the limit grows while
  *    in use (up to a mean latency of one interval).
- *    And it is not cut below the knee, the least limit at which the
- *    server had its best throughput (while overloaded, the band above
- *    is tried now and then): past capacity the latency rises whatever
- *    the limit, and the gradient following it cut the chain's limit to
- *    16-24, where it serves less than at ~64 (sl__admit_floor); below
- *    the knee a cut either does not bind or costs throughput.
  *
  *  - How long may a request wait for its turn? CoDel on the admission queue
  *    (as in Facebook's wangle): the queue is overloaded when the oldest
  *    waiter waited more than the target all through an interval (a
  *    standing queue, not a burst) and more requests came in that interval
  *    than ended, by more than 1/8 (it grows: a closed loop's queue stands
- *    still, and refusing its clients only makes them send again; and
- *    more than the best throughput remembered could serve: a queue piled
- *    up in a stall drains by itself), or
+ *    still, and refusing its clients only makes them send again), or
  *    when it waited more than a whole interval all through one. The
  *    target is `target_ns`, or the time
  *    requests take (up to 4 x target_ns) when that is longer: a wait of
@@ -60,16 +52,6 @@ typedef struct sl_admit_cfg {
     uint64_t interval_ns;     /* CoDel interval and the limit's window (>= target) */
 } sl_admit_cfg;
 
-/* Bands of limits whose throughput is remembered (each ~25 % wider than
- * the one below; the last starts at 49,358 and holds all above). */
-#define SL_ADMIT_BANDS 48
-/* A band's throughput is forgotten this many windows after it was last
- * measured (2 x the baseline's period: a changed workload is relearnt). */
-#define SL_ADMIT_BAND_WINDOWS 200
-/* While overloaded, the band above the knee is tried for a window when no
- * band above it was measured for this many windows. */
-#define SL_ADMIT_PROBE_WINDOWS 5
-
 typedef struct sl_admit {
     sl_admit_cfg cfg;
     double limit;
@@ -79,14 +61,6 @@ typedef struct sl_admit {
     /* the baseline: the lowest window mean of this period and the last */
     uint64_t base_cur, base_prev, base_start;
     uint64_t last_mean;       /* the last window's mean latency (for /metrics) */
-    /* the throughput of windows that ran at their limit, per band of
-     * limits (each band ~1/4 wider than the last): the knee below which
-     * the gradient does not cut the limit (sl__admit_floor) */
-    struct sl_admit_band {
-        double rate;          /* requests ended per second (a moving mean) */
-        uint64_t at;          /* when it was last measured (0: never) */
-        uint32_t limit;       /* the limit it was last measured at */
-    } band[SL_ADMIT_BANDS];
     /* CoDel */
     uint64_t cd_end, cd_min;  /* the current interval's end and its least delay */
     bool cd_seen;             /* cd_min holds an observation */
@@ -109,16 +83,6 @@ uint32_t sl__admit_limit(const sl_admit *a);
  * included) ended after `lat` ns. */
 void sl__admit_sample(sl_admit *a, uint64_t now, uint64_t lat, uint32_t inflight);
 
-/* The least limit the gradient may cut the limit to, at `now` (0: none
- * known): the smallest limit band whose remembered throughput is within
- * 1/16 of the best remembered, but no more than the best throughput
- * keeps within a mean latency of the baseline + 4 x cfg.target_ns
- * (Little's law). */
-uint32_t sl__admit_floor(const sl_admit *a, uint64_t now);
-/* (While overloaded and no band above that knee was measured in the last
- * SL_ADMIT_PROBE_WINDOWS windows, the gradient step tries the band above
- * it for a window.) */
-
 /* The queue-delay target CoDel holds the queue to now: cfg.target_ns, or
  * the mean time requests took in the last window (last_mean) when that is
  * longer, at most 4 x cfg.target_ns. */
@@ -127,10 +91,8 @@ uint64_t sl__admit_target(const sl_admit *a);
 /* Observes the admission queue: its oldest waiter has waited `oldest` ns
  * (0: the queue is empty). Returns true when that waiter is to be refused
  * (overloaded: through the last interval it stayed above sl__admit_target
- * while more came than ended (sl__admit_arrive, _depart) and than the best
- * throughput remembered could serve, or above cfg.interval_ns; once
- * overloaded, it stays so while the queue never empties and still grows;
- * and it waited more than 2 x that target). */
+ * while more came than ended (sl__admit_arrive, _depart), or above
+ * cfg.interval_ns; and it waited more than 2 x that target). */
 bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest);
 
 /* A request of the normal lane came to the controller (it will start or

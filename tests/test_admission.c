@@ -456,52 +456,6 @@ static void codel_interval(sl_admit *a, uint64_t *now, uint64_t delay, int n, in
     }
 }
 
-/* Once overloaded, CoDel stays so while the queue never empties and still
- * grows, however short its own refusals keep the oldest waiter: requests
- * come in batches (one per event-loop turn), so the oldest left after a
- * sweep is often younger than the target, and judged by the target again
- * the overload ended every other interval (FIFO, no refusal, the queue
- * filling to max_queue: test_sim_batched_arrivals). It ends when the
- * queue stands still or empties. */
-static void test_codel_stays_overloaded(void **state)
-{
-    (void)state;
-    sl_admit a;
-    sl_admit_cfg c = cfg();
-    uint64_t now = 0;
-    sl__admit_init(&a, &c, now);
-    /* a growing queue whose oldest waits 30 ms: overloaded */
-    codel_interval(&a, &now, 30 * MS, 30, 10);
-    codel_interval(&a, &now, 30 * MS, 30, 10);
-    assert_true(a.overloaded);
-    /* the refusals keep the oldest at 3 ms, below the 5 ms target; still
-     * three come for each that ends: still overloaded, newest first */
-    codel_interval(&a, &now, 3 * MS, 30, 10);
-    codel_interval(&a, &now, 3 * MS, 30, 10);
-    assert_true(a.overloaded);
-    assert_true(sl__admit_lifo(&a));
-    /* as many end as come: over */
-    codel_interval(&a, &now, 3 * MS, 10, 10);
-    codel_interval(&a, &now, 3 * MS, 10, 10);
-    assert_false(a.overloaded);
-    /* and below the target it does not start again, however it grows */
-    codel_interval(&a, &now, 3 * MS, 30, 10);
-    codel_interval(&a, &now, 3 * MS, 30, 10);
-    assert_false(a.overloaded);
-    /* overloaded again, then the queue empties once in an interval: over */
-    codel_interval(&a, &now, 30 * MS, 30, 10);
-    codel_interval(&a, &now, 30 * MS, 30, 10);
-    assert_true(a.overloaded);
-    for (int i = 0; i < 11; i++) {
-        now += 10 * MS;
-        arrive_depart(&a, 30, 10);
-        sl__admit_observe(&a, now, i == 5 ? 0 : 3 * MS);
-    }
-    codel_interval(&a, &now, 3 * MS, 30, 10);
-    assert_false(a.overloaded);
-    assert_false(sl__admit_lifo(&a));
-}
-
 /* While requests wait and no more come than end, the server keeps up: the
  * limit does not shrink for latency (the wait only moves into the server)
  * and grows while in use, so a chain that needs more than twice its quiet
@@ -534,108 +488,6 @@ static void test_limit_grows_while_queue_stands(void **state)
     assert_int_equal(window(&a, &now, 50, 100 * MS, 22), 11);
 }
 
-/* One window of `n` samples of latency `lat` at `inflight` (as window())
- * while the queue's oldest waits `delay` and `in` requests come for each
- * `out` that end (ten times in the window; for an overload, more must come
- * than the best throughput measured could serve). */
-static uint32_t busy_window(sl_admit *a, uint64_t *now, int n, uint64_t lat, uint32_t inflight, uint64_t delay,
-                            int in, int out)
-{
-    for (int i = 0; i < n; i++) {
-        *now += a->cfg.interval_ns / (uint64_t)n;
-        sl__admit_sample(a, *now, lat, inflight);
-        if (i % (n / 10) == 0) {
-            arrive_depart(a, in, out);
-            sl__admit_observe(a, *now, delay);
-        }
-    }
-    *now += 1;
-    sl__admit_sample(a, *now, lat, inflight);   /* ends the window */
-    return sl__admit_limit(a);
-}
-
-/* Under overload the gradient does not cut the limit below the knee: the
- * least band of limits whose throughput, measured in windows that ran at
- * their limit while requests waited, is within 1/16 of the best; while
- * the best is the highest band measured the band above is tried. Bounded
- * by Little's law (best rate x (baseline + 4 x target)), forgotten after
- * SL_ADMIT_BAND_WINDOWS windows. */
-static void test_overload_keeps_knee(void **state)
-{
-    (void)state;
-    sl_admit a;
-    sl_admit_cfg c = cfg();
-    uint64_t now = 0;
-    sl__admit_init(&a, &c, now);
-    window(&a, &now, 50, 1 * MS, 1);   /* baseline 1 ms: allowed 6 ms */
-    /* 8 ms at the limit, not yet overloaded (no queue seen): the gradient
-     * cuts 32 to 24, and the window measured no throughput */
-    assert_int_equal(busy_window(&a, &now, 400, 8 * MS, 32, 30 * MS, 100, 10), 24);
-    assert_false(a.overloaded);
-    assert_int_equal(sl__admit_floor(&a, now), 0);
-    /* overloaded (the queue grows, its oldest waits 30 ms): the gradient
-     * would cut 24 to 18, but 24 ran at 4,010/s, the best measured and
-     * the highest: the band above, 30, is tried */
-    assert_int_equal(busy_window(&a, &now, 400, 8 * MS, 24, 30 * MS, 100, 10), 30);
-    assert_true(a.overloaded);
-    assert_int_equal(sl__admit_floor(&a, now), 24);
-    /* 30 does better by more than 1/16 (5,010/s): the knee, and 37 tried */
-    assert_int_equal(busy_window(&a, &now, 500, 8 * MS, 30, 30 * MS, 100, 10), 37);
-    assert_int_equal(sl__admit_floor(&a, now), 30);
-    /* 37 does no better: back to 30, and there it stays until no band
-     * above was measured for SL_ADMIT_PROBE_WINDOWS windows, when 37 is
-     * tried again (one window's measure is ~15 % noise on the chain: one
-     * bad window held the limit at the knee for 200 windows before) */
-    assert_int_equal(busy_window(&a, &now, 500, 8 * MS, 37, 30 * MS, 100, 10), 30);
-    for (int i = 1; i < SL_ADMIT_PROBE_WINDOWS; i++)
-        assert_int_equal(busy_window(&a, &now, 500, 8 * MS, 30, 30 * MS, 100, 10), 30);
-    assert_int_equal(busy_window(&a, &now, 500, 8 * MS, 30, 30 * MS, 100, 10), 37);
-    assert_int_equal(busy_window(&a, &now, 500, 8 * MS, 37, 30 * MS, 100, 10), 30);
-    assert_int_equal(busy_window(&a, &now, 500, 8 * MS, 30, 30 * MS, 100, 10), 30);
-    assert_int_equal(sl__admit_floor(&a, now), 30);
-    /* forgotten SL_ADMIT_BAND_WINDOWS windows after the last measure */
-    assert_int_equal(sl__admit_floor(&a, now + (uint64_t)SL_ADMIT_BAND_WINDOWS * c.interval_ns - 2), 30);
-    assert_int_equal(sl__admit_floor(&a, now + (uint64_t)SL_ADMIT_BAND_WINDOWS * c.interval_ns), 0);
-    /* a clock read before the last measure is not "long after" */
-    assert_int_equal(sl__admit_floor(&a, now - 1), 30);
-
-    /* Little's law bounds it: at 500/s a mean of 1 + 20 ms is 10 in flight */
-    sl__admit_init(&a, &c, now = 0);
-    window(&a, &now, 50, 1 * MS, 1);
-    busy_window(&a, &now, 50, 8 * MS, 32, 30 * MS, 100, 10);
-    assert_int_equal(busy_window(&a, &now, 50, 8 * MS, 24, 30 * MS, 100, 10), 18);
-    assert_true(a.overloaded);
-    assert_int_equal(sl__admit_floor(&a, now), 10);
-    assert_int_equal(busy_window(&a, &now, 50, 8 * MS, 18, 30 * MS, 100, 10), 13);
-}
-
-/* Nor does the gradient cut below the knee without an overload: fewer run
- * than the limit (their latency is not their number's doing) or a cut
- * there costs throughput. On a loaded machine the chain's latency rose at
- * 0.5 C, the limit went from 50 to 16 and the queue that then formed had
- * 788 refused. Above the knee it still shrinks. */
-static void test_knee_without_overload(void **state)
-{
-    (void)state;
-    sl_admit a;
-    sl_admit_cfg c = cfg();
-    uint64_t now = 0;
-    sl__admit_init(&a, &c, now);
-    window(&a, &now, 50, 1 * MS, 1);   /* baseline 1 ms: allowed 6 ms */
-    busy_window(&a, &now, 400, 8 * MS, 32, 30 * MS, 100, 10);
-    busy_window(&a, &now, 400, 8 * MS, 24, 30 * MS, 100, 10);
-    assert_int_equal(busy_window(&a, &now, 500, 8 * MS, 30, 30 * MS, 100, 10), 37);
-    assert_int_equal(sl__admit_floor(&a, now), 30);
-    /* the queue empties: no overload, no standing queue */
-    codel_interval(&a, &now, 0, 10, 10);
-    codel_interval(&a, &now, 0, 10, 10);
-    assert_false(a.overloaded);
-    assert_false(a.standing);
-    /* 12 ms at 20 in flight: the gradient halves 37 to 18, held at 30 */
-    assert_int_equal(window(&a, &now, 50, 12 * MS, 20), 30);
-    assert_int_equal(window(&a, &now, 50, 12 * MS, 20), 30);
-}
-
 /* A simulated chain: a processor shared by the running requests, each
  * needing a varied amount of work (mean 1: most 0.5-1.1, one in ten
  * 1.5-4.1) and then 2 ms more off the processor (the chain's waits on
@@ -654,12 +506,8 @@ typedef struct vsim {
     int nrun;
     uint64_t q[VMAX];
     int qh, qn;
-    uint64_t came, done, shed, lat_sum;   /* lat_sum: of those done, from their arrival */
-    uint64_t full, slow;         /* refused for a full queue; done more than 25 ms after arrival */
-    uint32_t seed, tseed;
-    int flips;                   /* how often CoDel's overload state changed (after the quiet) */
-    uint64_t rec_came, rec_done, rec_shed;   /* in the recovery, from its second second on */
-    double debt;                 /* work the refusals cost, not yet paid */
+    uint64_t came, done, shed;
+    uint32_t seed;
 } vsim;
 
 static double vwork(vsim *s)
@@ -671,30 +519,13 @@ static double vwork(vsim *s)
     return u < 0.9 ? 0.5 + 0.6 * v : 1.5 + 2.6 * v;
 }
 
-/* A refusal costs `rcost` of a request's work (0: free), taken from the
- * processor before the running requests get theirs. With `turn` > 0 the
- * server's event loop runs only every 0.5-1.5 x turn (a core shared with
- * other processes): what arrives meanwhile waits in its socket and comes
- * in one batch, and ended requests free their slots only then. `qmax`:
- * the queue's bound (0: VMAX). */
-typedef struct vplan {
-    uint64_t rec_ns;             /* then this long at 0.5 x CAP2 (the recovery) */
-    uint64_t stall_at, stall_ns; /* into it, the work stalls this long */
-} vplan;
-
-static void vsim_run_plan(vsim *s, sl_admit *a, double mult, int pop, double rcost, uint64_t turn, int qmax,
-                          const vplan *p)
+static void vsim_run(vsim *s, sl_admit *a, double mult, int pop)
 {
-    const uint64_t dt = 20 * US, quiet = 2000 * MS, from = quiet + 500 * MS, over = quiet + 3500 * MS;
-    const uint64_t end = over + (p ? p->rec_ns : 0), rec_from = over + 1000 * MS;
+    const uint64_t dt = 20 * US, quiet = 2000 * MS, from = quiet + 500 * MS, end = quiet + 3500 * MS;
     double arrivals = 0;
-    int idle = 0, pending = 0;
-    bool was_over = false;
-    uint64_t next_turn = 0;
+    int idle = 0;
     memset(s, 0, sizeof *s);
     s->seed = 7;
-    s->tseed = 99;
-    qmax = qmax ? qmax : VMAX;
     for (uint64_t now = 0; now < end; now += dt) {
         int on = 0;
         for (int i = 0; i < s->nrun; i++)
@@ -702,30 +533,17 @@ static void vsim_run_plan(vsim *s, sl_admit *a, double mult, int pop, double rco
         /* the processor gets more done the more requests it holds (fewer
          * switches between the chain's processes per request): its rate
          * is on / (on + 3) of the most, and CAP2 at 64 */
-        double rate = on ? CAP2 * on / (on + 3.0) * 67.0 / 64.0 : CAP2;
-        double cpu = (double)dt / 1e9 * rate;
-        /* stalled: the work the requests wait for does not progress (a
-         * downstream's checkpoint; the server itself still admits) */
-        if (p && now >= over + p->stall_at && now < over + p->stall_at + p->stall_ns)
-            cpu = 0;
-        if (s->debt > 0) {
-            double x = s->debt < cpu ? s->debt : cpu;
-            s->debt -= x;
-            cpu -= x;
-        }
+        double rate = on ? CAP2 * on / (on + 3.0) * 67.0 / 64.0 : 0;
         for (int i = 0; i < s->nrun; i++) {
             vreq *r = &s->run[i];
             if (r->work > 0) {
-                r->work -= cpu / on;
+                r->work -= (double)dt / 1e9 * rate / on;
                 if (r->work <= 0)
                     r->off_until = now + 2 * MS;
             } else if (now >= r->off_until) {
                 sl__admit_sample(a, now, now - r->t0, r->inflight_at);
                 sl__admit_depart(a);
-                s->done += now >= from && now < over;
-                s->rec_done += now >= rec_from;
-                s->lat_sum += now >= from && now < over ? now - r->arrived : 0;
-                s->slow += now >= from && now < over && now - r->arrived > 25 * MS;
+                s->done += now >= from;
                 s->run[i--] = s->run[--s->nrun];
                 idle += pop > 0 && now >= quiet;
             }
@@ -737,49 +555,27 @@ static void vsim_run_plan(vsim *s, sl_admit *a, double mult, int pop, double rco
             n = idle;
             idle = 0;
         } else {
-            for (arrivals += (now < quiet ? 0.1 : now < over ? mult : 0.5) * CAP2 * (double)dt / 1e9; arrivals >= 1;
-                 arrivals -= 1)
+            for (arrivals += (now < quiet ? 0.1 : mult) * CAP2 * (double)dt / 1e9; arrivals >= 1; arrivals -= 1)
                 n++;
-        }
-        if (!turn) {
-            n += pending;
-            pending = 0;
-        } else {
-            pending += n;
-            if (now < next_turn)
-                continue;
-            s->tseed = s->tseed * 1103515245u + 12345u;
-            next_turn = now + turn / 2 + (uint64_t)((double)turn * (double)(s->tseed >> 8 & 0xffff) / 65536.0);
-            n = pending;
-            pending = 0;
         }
         for (int i = 0; i < n; i++) {
             sl__admit_arrive(a);
-            s->came += now >= from && now < over;
-            s->rec_came += now >= rec_from;
-            if (s->qn < qmax) {
+            s->came += now >= from;
+            if (s->qn < VMAX) {
                 s->q[(s->qh + s->qn++) % VMAX] = now;
             } else {
-                s->full += now >= from && now < over;
-                s->shed += now >= from && now < over;
-                s->rec_shed += now >= rec_from;
-                s->debt += rcost;
+                s->shed += now >= from;
                 idle += pop > 0;
             }
         }
         while (s->qn && sl__admit_observe(a, now, now - s->q[s->qh])) {
             s->qh = (s->qh + 1) % VMAX;
             s->qn--;
-            s->shed += now >= from && now < over;
-            s->rec_shed += now >= rec_from;
-            s->debt += rcost;
+            s->shed += now >= from;
             idle += pop > 0;
         }
         if (!s->qn)
             sl__admit_observe(a, now, 0);
-        if (now >= from && now < over && a->overloaded != was_over)
-            s->flips++;
-        was_over = a->overloaded;
         while (s->qn && (uint32_t)s->nrun < sl__admit_limit(a) && s->nrun < VMAX) {
             uint64_t t;
             if (sl__admit_lifo(a)) {
@@ -793,11 +589,6 @@ static void vsim_run_plan(vsim *s, sl_admit *a, double mult, int pop, double rco
                                         .inflight_at = (uint32_t)s->nrun + 1 };
         }
     }
-}
-
-static void vsim_run(vsim *s, sl_admit *a, double mult, int pop, double rcost, uint64_t turn, int qmax)
-{
-    vsim_run_plan(s, a, mult, pop, rcost, turn, qmax, NULL);
 }
 
 /* A closed loop cannot overload the server: its queue is bounded by its
@@ -814,7 +605,7 @@ static void test_sim_closed_loop_not_shed(void **state)
         sl_admit_cfg c = cfg();
         c.min_limit = 16;
         sl__admit_init(&a, &c, 0);
-        vsim_run(&s, &a, 0, pops[i], 0, 0, 0);
+        vsim_run(&s, &a, 0, pops[i]);
         print_message("closed loop %d: goodput %.3f C, refused %llu of %llu, limit %u\n", pops[i],
                       (double)s.done / 3.0 / CAP2, (unsigned long long)s.shed, (unsigned long long)s.came,
                       sl__admit_limit(&a));
@@ -838,7 +629,7 @@ static void test_sim_at_capacity(void **state)
         sl_admit_cfg c = cfg();
         c.min_limit = 16;
         sl__admit_init(&a, &c, 0);
-        vsim_run(&s, &a, mults[i], 0, 0, 0, 0);
+        vsim_run(&s, &a, mults[i], 0);
         double share = (double)s.shed / (double)s.came, goodput = (double)s.done / 3.0 / CAP2;
         print_message("%.1f C: goodput %.3f C, refused %.1f %%, limit %u\n", mults[i], goodput, 100 * share,
                       sl__admit_limit(&a));
@@ -850,136 +641,6 @@ static void test_sim_at_capacity(void **state)
             assert_true(share <= 1 - 1 / mults[i] + 0.1);
         }
     }
-}
-
-/* Past capacity the latency rises whatever the limit (the queue is full
- * of work the server cannot do, and every refusal takes some of its
- * processor: here a tenth of a request, the low end of what the real
- * chain's cost), so the gradient alone cut the limit to 19-27, where this
- * chain, like the real one, serves less than it can: 0.774 C at 2 C and
- * 0.622 C at 3 C. Held at the knee (the least band of limits whose
- * measured throughput was within 1/16 of the best, the band above tried
- * while the best is the highest measured): 0.835 C and 0.730 C (the
- * refusals' own cost bounds them at 0.9 C and 0.8 C), the mean time of a
- * request from its arrival still well under the 25 ms of the p99 target. */
-static void test_sim_overload_keeps_knee(void **state)
-{
-    (void)state;
-    static vsim s;
-    static const double mults[] = { 2.0, 3.0 }, least[] = { 0.8, 0.7 };
-    for (size_t i = 0; i < sizeof mults / sizeof *mults; i++) {
-        sl_admit a;
-        sl_admit_cfg c = cfg();
-        c.min_limit = 16;
-        sl__admit_init(&a, &c, 0);
-        vsim_run(&s, &a, mults[i], 0, 0.1, 0, 0);
-        double goodput = (double)s.done / 3.0 / CAP2, mean_ms = (double)s.lat_sum / (double)s.done / 1e6;
-        print_message("%.1f C, refusal 0.1: goodput %.3f C, refused %.1f %%, mean %.1f ms, limit %u\n", mults[i],
-                      goodput, 100.0 * (double)s.shed / (double)s.came, mean_ms, sl__admit_limit(&a));
-        assert_true(goodput >= least[i]);
-        assert_true(sl__admit_limit(&a) > 27);
-        assert_true(mean_ms < 20);
-    }
-}
-
-/* A standing queue is an overload only while more come than the server
- * ends and at least 2/3 of its best throughput remembered: one piled up
- * in a stall (nothing ends) at half of what the server has shown it can
- * do drains by itself; 2/3 or more is an overload (the best was measured
- * closed loop and in bursts, above what the chain serves open loop). */
-static void test_codel_capacity(void **state)
-{
-    (void)state;
-    sl_admit a;
-    sl_admit_cfg c = cfg();
-    uint64_t now = 0;
-    sl__admit_init(&a, &c, now);
-    window(&a, &now, 50, 1 * MS, 1);
-    busy_window(&a, &now, 400, 8 * MS, 32, 30 * MS, 100, 10);
-    busy_window(&a, &now, 400, 8 * MS, 24, 30 * MS, 100, 10);
-    assert_true(a.overloaded);
-    assert_int_equal(sl__admit_floor(&a, now), 24);   /* ~4,000/s measured: 400 an interval */
-    /* a stall: nothing ends, 200 come an interval, the oldest waits 30 ms */
-    codel_interval(&a, &now, 30 * MS, 20, 0);
-    codel_interval(&a, &now, 30 * MS, 20, 0);
-    assert_false(a.overloaded);
-    assert_false(sl__admit_observe(&a, now, 30 * MS));
-    /* 300 come, 200 end: 3/4 of the best, an overload */
-    codel_interval(&a, &now, 30 * MS, 30, 20);
-    codel_interval(&a, &now, 30 * MS, 30, 20);
-    assert_true(a.overloaded);
-}
-
-/* The same chain with its event loop running only every 5-15 ms (its core
- * shared with the two other services and the machine's other work), as the
- * server's queue sees it: requests come in batches, one per loop turn, and
- * a refusal sweep leaves a queue whose oldest is often younger than the
- * target. Judged by the target again every interval, CoDel's overload
- * state went off every other interval (20 changes in 3 s at 3 C): then
- * FIFO and no refusal, the queue filled to its bound (1,024, as the
- * server's max_queue), 3,489 were refused as queue_full and the 201s that
- * came through had waited the whole interval (55 % took more than 25 ms
- * from their arrival, mean 49 ms). Overloaded stays overloaded while the
- * queue never empties and still grows; the knee is tried every
- * SL_ADMIT_PROBE_WINDOWS windows (its band measured in one window of
- * ~15 % noise). */
-static void test_sim_batched_arrivals(void **state)
-{
-    (void)state;
-    static vsim s;
-    static const double mults[] = { 2.0, 3.0 };
-    for (size_t i = 0; i < sizeof mults / sizeof *mults; i++) {
-        sl_admit a;
-        sl_admit_cfg c = cfg();
-        c.min_limit = 16;
-        sl__admit_init(&a, &c, 0);
-        vsim_run(&s, &a, mults[i], 0, 0.1, 10 * MS, 1024);
-        double goodput = (double)s.done / 3.0 / CAP2, slow = (double)s.slow / (double)s.done;
-        print_message("%.1f C, loop turns 5-15 ms: goodput %.3f C, refused %.1f %% (queue full %llu), "
-                      "mean %.1f ms, over 25 ms %.1f %%, overload state changed %d times, limit %u\n",
-                      mults[i], goodput, 100.0 * (double)s.shed / (double)s.came, (unsigned long long)s.full,
-                      (double)s.lat_sum / (double)s.done / 1e6, 100 * slow, s.flips, sl__admit_limit(&a));
-        assert_true(s.flips <= 2);
-        assert_int_equal(s.full, 0);
-        assert_true(slow < 0.2);
-        assert_true(goodput >= 0.5);
-    }
-}
-
-/* The recovery: 3 C, then 0.5 C, and 2 s into it the work stalls for
- * `stall` while the server still admits (a downstream's WAL checkpoint
- * after the flood, a process descheduled; the real chain showed one of
- * ~100 ms there: order-svc's limit full, 374 queued, the oldest 82 ms). What piled up in the stall
- * is no overload: fewer come than the server has shown it can serve, and
- * every waiter's budget is many times its wait. Before, CoDel saw a
- * standing queue that grew (nothing ended in the stall) and refused, and
- * the gradient cut the limit for the stall's latency: on the chain 843
- * refusals and the limit from 72 to 22, 89 % 201 in the recovery where
- * admission off had 100 %. */
-static void test_sim_recovery_after_stall(void **state)
-{
-    (void)state;
-    static vsim s;
-    /* (the batched loop serves only ~0.6 C here: 0.5 C is then most of
-     * what it can do, and a backlog of 150 ms drains too slowly to wait
-     * for; it is tried with 100 ms) */
-    static const uint64_t stalls[] = { 100 * MS, 150 * MS, 100 * MS }, turns[] = { 0, 0, 10 * MS };
-    for (size_t i = 0; i < sizeof stalls / sizeof *stalls; i++)
-        for (size_t j = i; j == i; j++) {
-            sl_admit a;
-            sl_admit_cfg c = cfg();
-            c.min_limit = 16;
-            sl__admit_init(&a, &c, 0);
-            vplan p = { .rec_ns = 4000 * MS, .stall_at = 2000 * MS, .stall_ns = stalls[i] };
-            vsim_run_plan(&s, &a, 3.0, 0, 0.1, turns[j], 1024, &p);
-            print_message("3 C, then 0.5 C with a %llu ms stall (loop turns %llu ms): refused %llu of %llu "
-                          "after its first second, limit %u\n", (unsigned long long)(stalls[i] / MS),
-                          (unsigned long long)(turns[j] / MS), (unsigned long long)s.rec_shed,
-                          (unsigned long long)s.rec_came, sl__admit_limit(&a));
-            assert_true(s.rec_came > 5000);
-            assert_int_equal(s.rec_shed, 0);
-            assert_true(s.rec_done >= s.rec_came - 100);
-        }
 }
 
 /* ---- the server ------------------------------------------------------------------ */
@@ -1487,16 +1148,9 @@ int main(void)
         cmocka_unit_test(test_need_goes_stale),
         cmocka_unit_test(test_sim_overload),
         cmocka_unit_test(test_codel_standing_still),
-        cmocka_unit_test(test_codel_stays_overloaded),
-        cmocka_unit_test(test_codel_capacity),
         cmocka_unit_test(test_limit_grows_while_queue_stands),
-        cmocka_unit_test(test_overload_keeps_knee),
-        cmocka_unit_test(test_knee_without_overload),
         cmocka_unit_test(test_sim_closed_loop_not_shed),
         cmocka_unit_test(test_sim_at_capacity),
-        cmocka_unit_test(test_sim_overload_keeps_knee),
-        cmocka_unit_test(test_sim_batched_arrivals),
-        cmocka_unit_test(test_sim_recovery_after_stall),
         cmocka_unit_test(test_server_bad_options),
         cmocka_unit_test(test_deadline_aware_refusal),
         cmocka_unit_test(test_refusal_keeps_connection),
