@@ -226,9 +226,24 @@ static void test_demo_late_client_is_no_hang(void **state)
     }
     assert_int_equal(st, 0);
     EXPECT_IN(out, "=> guarded: failed fast");
-    /* the stop did make the client give up on some: said in the verdict */
-    EXPECT_IN(out, "client timeouts, yet order held nothing after the run");
+    EXPECT_NOT_IN(out, "HUNG");
     EXPECT_NOT_IN(out, "INVARIANT BROKEN");
+    /* Whether the stopped client counted timeouts is its own race: once
+     * it runs again, its timers and the answers that came meanwhile are
+     * ready in the same turn (a quiet CI run under ASan read every answer
+     * first: 0 timeouts, the phase's max 1,183 ms). When it did give up on
+     * some, the verdict says so. */
+    const char *row = strstr(out, "payment hangs  ");
+    assert_non_null(row);
+    double okps, p50, p99, max;
+    int n201, n503, n504, n508, other, timeouts = -1;
+    assert_int_equal(sscanf(row + strlen("payment hangs"), "%lf %lf %lf %lf %d %d %d %d %d %d", &okps, &p50, &p99,
+                            &max, &n201, &n503, &n504, &n508, &other, &timeouts),
+                     10);
+    if (timeouts > 0)
+        EXPECT_IN(out, "client timeouts, yet order held nothing after the run");
+    else
+        EXPECT_NOT_IN(out, "client timeouts, yet");
 }
 
 /* ---- the verdict, from numbers alone (verdict.c) ---- */
