@@ -88,6 +88,9 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchproc import free_ports, listening  # noqa: E402
+
 BODY = '{"item":"sku-1","qty":1,"amount_cents":1250}'
 ME = "overload-bench"
 
@@ -125,18 +128,6 @@ def args():
             die(f"unknown argument {a[i]}")
         i += 1
     return o
-
-
-def free_ports(n):
-    socks = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def cpu_s(pid):
@@ -263,26 +254,12 @@ class Chain:
                 err = open(f"{tmp}/{side}-{name}.err", "w")
                 self.procs.append(subprocess.Popen(["taskset", "-c", cpus] + cmd, stdout=out,
                                                    stderr=err, env=env))
-            if all(self.listening(p, f"{tmp}/{side}-{n}.out") for p, (n, _) in zip(self.procs, specs)):
+            if all(listening(p, f"{tmp}/{side}-{n}.out", 10) for p, (n, _) in zip(self.procs, specs)):
                 self.url = f"http://127.0.0.1:{po}/orders"
                 self.ports = (pp, pi, po)
                 return
             self.stop()
         die(f"the {side} chain did not start")
-
-    @staticmethod
-    def listening(p, out):
-        for _ in range(200):
-            try:
-                with open(out) as f:
-                    if f.read().startswith("listening on "):
-                        return True
-            except OSError:
-                pass
-            if p.poll() is not None:
-                return False
-            time.sleep(0.05)
-        return False
 
     def cpu(self):
         return sum(cpu_s(p.pid) for p in self.procs)

@@ -37,6 +37,9 @@ import threading
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchproc import free_ports, listening  # noqa: E402
+
 BODY = '{"item":"sku-1","qty":1,"amount_cents":1250}'
 STOCK = 10_000_000
 FAULTS = [None,
@@ -70,16 +73,6 @@ def args():
     if o["admission"] not in ("on", "off") or o["threads"] < 1 or o["seconds"] < 5 or o["multiple"] <= 0:
         die("--admission on|off, --threads >= 1, --seconds >= 5, --multiple > 0")
     return o
-
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def http(port, method, path, body=None, timeout=5):
@@ -150,23 +143,9 @@ class Chain:
             err = open(f"{tmp}/{name}.err", "w")
             self.procs.append(subprocess.Popen(["taskset", "-c", cpus] + cmd + common, stdout=out, stderr=err))
         for p, name in zip(self.procs, self.NAMES):
-            if not self.listening(p, f"{tmp}/{name}.out"):
+            if not listening(p, f"{tmp}/{name}.out"):
                 self.stop()
                 die(f"{name}-svc did not start (see {tmp}/{name}.err)")
-
-    @staticmethod
-    def listening(p, out):
-        for _ in range(400):
-            try:
-                with open(out) as f:
-                    if f.read().startswith("listening on "):
-                        return True
-            except OSError:
-                pass
-            if p.poll() is not None:
-                return False
-            time.sleep(0.05)
-        return False
 
     def idle(self):
         """{service: {fds, connections, upstream, tasks, other_fds}}:

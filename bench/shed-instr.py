@@ -45,6 +45,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchproc import free_ports, listening  # noqa: E402
+
 ME = "shed-instr"
 BODY = '{"item":"sku-1","qty":1,"amount_cents":1250}'
 
@@ -52,33 +55,6 @@ BODY = '{"item":"sku-1","qty":1,"amount_cents":1250}'
 def die(msg):
     print(f"{ME}: {msg}", file=sys.stderr)
     sys.exit(1)
-
-
-def free_ports(n):
-    socks = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def listening(p, out, secs=60):
-    end = time.time() + secs
-    while time.time() < end:
-        try:
-            with open(out) as f:
-                if f.read().startswith("listening on "):
-                    return True
-        except OSError:
-            pass
-        if p.poll() is not None:
-            return False
-        time.sleep(0.1)
-    return False
 
 
 def ctl(flag, pid):
@@ -130,7 +106,7 @@ def main():
             procs[name] = subprocess.Popen(run + vg + cmd, stdout=open(f"{tmp}/{name}.out", "w"),
                                            stderr=open(f"{tmp}/{name}.err", "w"))
         for name in procs:
-            if not listening(procs[name], f"{tmp}/{name}.out"):
+            if not listening(procs[name], f"{tmp}/{name}.out", 60):
                 die(f"{name} did not start: {open(f'{tmp}/{name}.err').read()[-2000:]}")
         url = f"http://127.0.0.1:{po}/orders"
 
