@@ -52,6 +52,7 @@ struct sl_reactor {
     sl_task *yq_head, *yq_tail;       /* tasks that yielded: ready after the backend's next look */
     struct event *run_ev;
     bool run_scheduled, in_run;       /* run_ev active or armed; a batch under way */
+    uint64_t turn_t0;                 /* when the batch under way began (sl_task_await_due_) */
     void (*turn_end)(sl_reactor *);  /* sl_reactor_at_turn_end's fn, or NULL */
 
     SL_LIST(sl_task) tasks;           /* live tasks, newest first (by link_) */
