@@ -130,8 +130,12 @@ static sl_waiter *live_sender(sl_chan *ch)
 
 static bool room(const sl_chan *ch);
 static void note_room(sl_chan *ch);
+static int put(sl_chan *ch, const void *elem, uint64_t until);
 
-/* Room opened: parked senders move in, in order. */
+/* Room opened: parked senders move in, in order. Through put: with
+ * elements given to other reactors (rrecv.c) the room they hold may be
+ * all there is, so a receiver may be parked here on an empty ring while
+ * senders wait for room, and it takes the element. */
 static void refill(sl_chan *ch)
 {
     sl_waiter *w;
@@ -139,8 +143,7 @@ static void refill(sl_chan *ch)
         if (sl__rsend_ask_first(ch))
             continue;   /* the slot went to another reactor's ask, first in line */
         sl_wq_remove(&ch->sendq_, w);
-        ch->sent_++;
-        push_elem(ch, w->buf, w->until);
+        put(ch, w->buf, w->until);
         fire_sender(ch, w, 0);
     }
     pressure_down(ch);
