@@ -150,8 +150,7 @@ void sl__rrecv_recall(sl_chan *ch, bool contended)
     rr_recall *m = malloc(sizeof *m);
     if (!m)
         return;   /* asked again by the next receive or turn's end */
-    m->ch = ch;
-    m->home = ch->home_ ? ch->home_ : ch->qhome_;
+    *m = (rr_recall){ .ch = ch, .home = ch->home_ ? ch->home_ : ch->qhome_ };
     ch->lrecall_ = 1;
     sl_reactor_post_mem(ch->lessee_, &m->msg, rr_recalled, m);
 }
