@@ -191,7 +191,13 @@ static rr_give **give_find(sl_chan *ch, const sl_reactor *r)
 static bool give(sl_chan *ch, size_t avail)
 {
     rr_up *a = ch->rasks_;
-    uint32_t n = avail < a->want ? (uint32_t)avail : a->want;
+    /* Half of what is there (at least one): lending went off because
+     * receivers here want elements too, and what is given cannot come
+     * back; a reactor whose worker is busy with a long job must not hold
+     * the whole ring while the home's workers idle (tests/test_credit.c
+     * test_given_worker_pool: both workers made to keep pace). */
+    size_t half = avail > 1 ? avail / 2 : avail;
+    uint32_t n = half < a->want ? (uint32_t)half : a->want;
     size_t esz = ch->elem_size_;
     rr_give **pp = give_find(ch, a->from), *g = *pp;
     if (!g) {

@@ -898,9 +898,13 @@ static void test_fair_send_first_asker(void **s)
  * task on reactor 1 receives one (all of it is lent there), then a receive
  * at the home calls the rest back (lending off). Then:
  *   GV_POOL: a worker pool. The far worker and a home worker receive N
- *     jobs the home sends; the home worker, after each job, waits while it
- *     is more than GV_AHEAD jobs ahead of the far one (both busy at the
- *     same pace: a condition the test controls, not a timing). Before,
+ *     jobs the home sends; each, after a job, waits while it is more than
+ *     GV_AHEAD jobs ahead of the other (both busy at the same pace: a
+ *     condition the test controls, not a timing; before the far one was
+ *     held back too, it did all 3,983 jobs while the home one slept its
+ *     first 20 us). A reactor holding all the given jobs while its worker
+ *     waits would leave the home worker nothing: the home gives half of
+ *     what is there. Before,
  *     every far receive was a round trip (two messages at reactor 1 per
  *     job); given in batches, a few per window.
  *   GV_FREE: the far task holds given elements it has not received when
@@ -911,7 +915,7 @@ static void test_fair_send_first_asker(void **s)
  *   GV_DEADLINE: the far receive times out with nothing there (its ask
  *     stays out); what the home sends then is given, held, and received by
  *     the next receive, in order: nothing lost. */
-#define GV_CAP 16
+#define GV_CAP 64
 #define GV_N 4000
 #define GV_AHEAD 16
 
@@ -923,7 +927,7 @@ static struct {
     int i, rc, polls, home_n;
     int64_t v, got, home_last;
     long bad;
-    _Atomic int stage, far_done, far_n;
+    _Atomic int stage, far_done, far_n, home_n_pub, home_done;
     _Atomic long destroyed;
     _Atomic int cap_exceeded;
     sl_reactor_stats s1a, s1b;
@@ -987,6 +991,11 @@ static int gv_far(sl_task *t, void *arg)   /* reactor 1 */
             atomic_fetch_add(&G.far_seen[gf.got], 1);
         gf.last = gf.got;
         atomic_store(&G.far_n, gf.i + 1);
+        /* GV_POOL: no more than GV_AHEAD jobs ahead of the home worker either */
+        for (gf.n = 0; G.how == GV_POOL && gf.n < 100000 &&
+                       gf.i + 1 > atomic_load(&G.home_n_pub) + GV_AHEAD && !atomic_load(&G.home_done);
+             gf.n++)
+            SL_AWAIT(t, gf.rc, sl_sleep(t, 20 * SL_NS_PER_US));
         if (G.how == GV_FREE || (G.how == GV_CLOSE && gf.i == 1)) {
             atomic_store(&G.stage, 3);   /* holding given ones: the home frees or closes now */
             if (G.how == GV_FREE)
@@ -1032,6 +1041,7 @@ static int gv_home_worker(sl_task *t, void *arg)   /* reactor 0 (GV_POOL) */
             break;
         gv_check_cap();
         gv_home_got(h.got);
+        atomic_store(&G.home_n_pub, G.home_n);
         /* busy as long as the far worker: no more than GV_AHEAD jobs ahead */
         for (h.polls = 0; h.polls < 100000 && G.home_n > atomic_load(&G.far_n) + GV_AHEAD &&
                           !atomic_load(&G.far_done);
@@ -1039,6 +1049,7 @@ static int gv_home_worker(sl_task *t, void *arg)   /* reactor 0 (GV_POOL) */
             SL_AWAIT(t, h.rc, sl_sleep(t, 20 * SL_NS_PER_US));
     }
     assert_int_equal(h.rc, -EPIPE);
+    atomic_store(&G.home_done, 1);
     atomic_store(&G.stage, 9);
     SL_END(t);
 }
