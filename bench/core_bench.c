@@ -44,6 +44,16 @@ static void run_main(sl_step_fn fn, void *st, int threads)
         sl_trace_start(rt, trace_path, 0);
     sl_spawn_on(sl_runtime_reactor(rt, 0), fn, st, NULL);
     sl_runtime_run(rt);
+    if (getenv("CORE_BENCH_STATS"))   /* each reactor's counters, for accounting a figure (docs/core.md) */
+        for (int i = 0; i < threads; i++) {
+            sl_reactor_stats s;
+            sl_reactor_stats_get(sl_runtime_reactor(rt, i), &s);
+            fprintf(stderr, "reactor %d: steps %llu msgs %llu wakeups %llu spins %llu spin_hits %llu "
+                    "spin_runs %llu spin_bounds %llu\n", i, (unsigned long long)s.steps,
+                    (unsigned long long)s.msgs, (unsigned long long)s.wakeups, (unsigned long long)s.spins,
+                    (unsigned long long)s.spin_hits, (unsigned long long)s.spin_runs,
+                    (unsigned long long)s.spin_bounds);
+        }
     if (sl_runtime_free(rt) != 0)
         fprintf(stderr, "core-bench: leaks reported\n");
 }

@@ -226,14 +226,14 @@ static bool has_way_out(const sl_task *t)
 }
 
 /* The most events of the reactor's own that can be on its base: wake_ev,
- * timer_ev, run_ev and wg_ev. */
-#define OWN_EVENTS_MAX 4
+ * timer_ev, run_ev, resume_ev and wg_ev. */
+#define OWN_EVENTS_MAX 5
 
 /* Is nothing on r's base but the reactor's own events (a socket, a signal
  * or a user timer could feed a channel and wake someone)? A base with more
  * events than ours can ever be answers at once: a server's reactor has a
  * socket per connection, and this runs at the end of every callback of a
- * runtime with two reactors or more, so the three evtimer_pending looks are
+ * runtime with two reactors or more, so the evtimer_pending looks are
  * kept for the bases that could be quiet (they were 6 % of a hello request
  * on two reactors, callgrind). */
 static bool only_own_events(sl_reactor *r)
@@ -243,6 +243,7 @@ static bool only_own_events(sl_reactor *r)
         return false;
     int ours = 1 + (evtimer_pending(r->timer_ev, NULL) ? 1 : 0) +
                (evtimer_pending(r->run_ev, NULL) ? 1 : 0) +
+               (r->resume_ev && evtimer_pending(r->resume_ev, NULL) ? 1 : 0) +
                (r->wg_ev && evtimer_pending(r->wg_ev, NULL) ? 1 : 0);
     return added <= ours;
 }

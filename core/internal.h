@@ -70,8 +70,10 @@ struct sl_reactor {
     sl_mpsc q;
     int wake_fd;
     struct event *wake_ev;
+    /* wake_cb's work again after libevent's next poll, without an eventfd
+     * read (a zero-timeout timer: reactor.c, resume_later) */
+    struct event *resume_ev;
     _Atomic int wake_pending;
-    bool self_woken;                  /* wake_ev made active by us, not by the eventfd: no read */
     _Atomic bool stopping;
 
     uint32_t remote_pending;          /* cross-reactor ops of our tasks in flight */
@@ -79,6 +81,7 @@ struct sl_reactor {
      * under way has posted or run a cross-reactor message */
     uint64_t spin_ns;
     bool remote_hot;
+    bool in_spin_run;                 /* spin_run's drain: a task made ready waits for its run_batch */
     unsigned spin_skip, spin_backoff; /* spins to leave out, and the next such count */
     unsigned pause_skip, pause_backoff; /* spins that only yield, and the next such count */
     struct sl_rsend *rsends, *rs_dirty;  /* credit senders (rsend.c): all, and to flush */

@@ -203,11 +203,11 @@ static void requeue_yielded(sl_reactor *r)
     r->yq_head = r->yq_tail = NULL;
 }
 
-/* One batch of ready tasks. `polled`: we come from the zero timeout, so
- * the backend has had its look since the yielded tasks yielded. */
-static void run_turn(sl_reactor *r, bool polled)
+/* One batch of ready tasks, then the turn_end hook. `polled`: we come from
+ * the zero timeout, so the backend has had its look since the yielded
+ * tasks yielded. Publishes nothing: turn_finish does. */
+static void run_batch(sl_reactor *r, bool polled)
 {
-    sl_reactor *prev = enter(r);
     r->run_scheduled = false;
     if (polled)
         requeue_yielded(r);
@@ -248,12 +248,25 @@ static void run_turn(sl_reactor *r, bool polled)
         r->turn_end = NULL;   /* fn may ask again */
         fn(r);
     }
+}
+
+/* The end of a callback that ran tasks: publish what they posted, come
+ * back for what is left, look for a deadlock. */
+static void turn_finish(sl_reactor *r)
+{
     flush_wakes(r);   /* before the deadlock check: a wake we owe is a way out */
     if (r->rq_head || r->yq_head)
         arm_next_turn(r);
     else if (r->check_deadlock)
         sl__deadlock_maybe(r);
     sl__callback_end(r);
+}
+
+static void run_turn(sl_reactor *r, bool polled)
+{
+    sl_reactor *prev = enter(r);
+    run_batch(r, polled);
+    turn_finish(r);
     idle_spin(r);
     sl__tl_reactor = prev;
 }
@@ -276,7 +289,8 @@ void sl_reactor_run_ready(sl_reactor *r)
 
 static void schedule_run(sl_reactor *r)
 {
-    if (!r->in_run && !r->run_scheduled) {
+    /* in_spin_run: spin_run runs the batch itself once its drain ends */
+    if (!r->in_run && !r->run_scheduled && !r->in_spin_run) {
         r->run_scheduled = true;
         event_active(r->run_ev, EV_READ, 0);
     }
@@ -582,26 +596,43 @@ static void spin_adapt(sl_reactor *r, uint64_t took)
     r->spin_skip = r->spin_backoff;
 }
 
-static void idle_spin(sl_reactor *r)
+/* Run in a row inside one spin (the spin's messages, the tasks they made
+ * ready, a spin again for the answer) before a hit goes through libevent
+ * instead: its poll is the only way a socket, a signal or a timer of
+ * libevent's is seen, so a ping-pong must not keep it out. At most
+ * SL_SPIN_RUN_LEGS hits (sl_diag.h), so a ready socket waits that many
+ * legs at most (tests/test_reactor.c test_spin_lets_io_in counts them), and
+ * at most SPIN_RUN_NS: the bound TURN_MSG_NS puts on a busy turn, so
+ * neither way of being busy holds the poll longer than the other; a
+ * libevent turn (a timerfd_settime and an epoll_wait) every 64 legs of
+ * a few hundred ns is a few per cent of them. A timer of ours that is due
+ * ends the run at once (libevent's own timers wait up to SPIN_RUN_NS). */
+#define SPIN_RUN_NS TURN_MSG_NS
+
+/* Anything of ours to run other than messages: its callback spins after it. */
+static bool other_due(sl_reactor *r)
 {
-    if (!r->remote_hot || !r->spin_ns)
-        return;
-    /* something else is due: the callback that runs it spins after it */
-    if (r->rq_head || r->yq_head || r->run_scheduled ||
-        event_base_get_num_events(r->base, EVENT_BASE_COUNT_ACTIVE) > 0)
-        return;
-    r->remote_hot = false;
-    if (r->spin_skip) {
-        r->spin_skip--;
-        return;
-    }
-    if (atomic_load_explicit(&r->stopping, memory_order_relaxed))
-        return;
-    /* held already: a producer has written the eventfd, or will */
-    if (atomic_exchange_explicit(&r->wake_pending, 1, memory_order_seq_cst))
-        return;
+    return r->rq_head || r->yq_head || r->run_scheduled ||
+           event_base_get_num_events(r->base, EVENT_BASE_COUNT_ACTIVE) > 0;
+}
+
+/* wake_cb's work after libevent's next poll: a zero timeout, not
+ * event_active(), which libevent 2.1 runs in the pass under way, so that
+ * a reactor whose every callback ends in a hit never polled at all (a
+ * ping-pong of 30,000 round trips made 39 epoll_waits). wake_pending
+ * stays ours until that callback clears it: no producer writes the
+ * eventfd meanwhile, and the callback does not read it. */
+static void resume_later(sl_reactor *r)
+{
+    event_add(r->resume_ev, &zero_tv);
+}
+
+/* One poll of the spin, holding wake_pending: true if a message came.
+ * *now: the clock as it ends. */
+static bool spin_poll(sl_reactor *r, uint64_t *now)
+{
     r->st.spins++;
-    uint64_t t0 = sl_now_ns(), until = t0 + r->spin_ns;
+    uint64_t t0 = sl_now_ns(), until = t0 + r->spin_ns, t;
     bool hit = false;
     unsigned pauses = r->pause_skip ? 0 : SPIN_PAUSES, i;
     if (r->pause_skip)
@@ -621,31 +652,98 @@ static void idle_spin(sl_reactor *r)
     }
     if (pauses && PAUSE_ADAPT)
         pause_adapt(r, hit && i <= pauses);
-    spin_adapt(r, sl_now_ns() - t0);
-    if (hit) {
+    *now = t = sl_now_ns();
+    spin_adapt(r, t - t0);
+    if (hit)
         r->st.spin_hits++;
-        r->self_woken = true;
-        event_active(r->wake_ev, EV_READ, 0);   /* wake_pending stays ours: wake_cb clears it */
-    } else if (!may_sleep(r)) {
-        r->self_woken = true;
-        event_active(r->wake_ev, EV_READ, 0);   /* one slipped in as we let go: ours to run */
+    return hit;
+}
+
+/* A hit, run inside the spin: what wake_cb and run_turn would do in two
+ * libevent callbacks (and, for the reactor's own timers and sockets, a
+ * poll between them), in one: the messages, then the tasks they made
+ * ready, then one publication of everything posted, so a credit grant and
+ * the next element's batch leave together. wake_pending stays ours: the
+ * spin goes on polling after it. */
+static void spin_run(sl_reactor *r, uint64_t now)
+{
+    r->in_cb = true;
+    sl__callback_begin(r);
+    r->st.spin_runs++;
+    r->now = now;
+    r->in_spin_run = true;
+    if (drain(r, DRAIN_MAX))
+        r->remote_hot = true;
+    r->in_spin_run = false;
+    /* a task that yielded in a message has armed the next turn already */
+    if ((r->rq_head || r->turn_end) && !r->run_scheduled)
+        run_batch(r, false);
+    turn_finish(r);
+}
+
+/* We hold wake_pending and stop: sleep, unless a message slipped in as we
+ * let go (may_sleep), which is then ours to run. */
+static void spin_release(sl_reactor *r)
+{
+    if (!may_sleep(r))
+        resume_later(r);
+}
+
+static void idle_spin(sl_reactor *r)
+{
+    if (!r->remote_hot || !r->spin_ns)
+        return;
+    /* something else is due: the callback that runs it spins after it */
+    if (other_due(r))
+        return;
+    r->remote_hot = false;
+    if (r->spin_skip) {
+        r->spin_skip--;
+        return;
+    }
+    if (atomic_load_explicit(&r->stopping, memory_order_relaxed))
+        return;
+    /* held already: a producer has written the eventfd, or will */
+    if (atomic_exchange_explicit(&r->wake_pending, 1, memory_order_seq_cst))
+        return;
+    uint64_t now, start = 0;
+    for (unsigned legs = 0;; legs++) {
+        if (!spin_poll(r, &now)) {
+            spin_release(r);
+            return;
+        }
+        if (!legs)
+            start = now;
+        if (legs == SL_SPIN_RUN_LEGS || now - start >= SPIN_RUN_NS ||
+            (r->timer_at && r->timer_at <= now)) {
+            r->st.spin_bounds++;
+            resume_later(r);
+            return;
+        }
+        spin_run(r, now);
+        /* as at the top: the spin goes on only as a new one would start */
+        if (!r->remote_hot || other_due(r) ||
+            atomic_load_explicit(&r->stopping, memory_order_relaxed)) {
+            spin_release(r);
+            return;
+        }
+        r->remote_hot = false;
+        if (r->spin_skip) {
+            r->spin_skip--;
+            spin_release(r);
+            return;
+        }
     }
 }
 
-static void wake_cb(evutil_socket_t fd, short what, void *arg)
+/* The messages, after a wake-up: the eventfd's (read_fd: take its count)
+ * or resume_later's. */
+static void wake_run(sl_reactor *r, bool read_fd)
 {
-    sl_reactor *r = arg;
     sl_reactor *prev = enter(r);
     uint64_t cnt;
-    (void)what;
-    /* Made active by ourselves (a spin's hit, a drain cut short): we held
-     * wake_pending throughout, so no producer wrote the eventfd and a read
-     * is a syscall for EAGAIN, one per leg of a ping-pong. Should it hold
-     * a count anyway, it stays readable and the next poll brings us back. */
-    if (r->self_woken) {
-        r->self_woken = false;
-    } else {
-        ssize_t n = read(fd, &cnt, sizeof cnt);
+    if (read_fd) {
+        ssize_t n = read(r->wake_fd, &cnt, sizeof cnt);
         (void)n;
     }
     sl__callback_begin(r);
@@ -660,8 +758,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
         left -= ran;
         if (!left) {
             /* wake_pending stays ours: come back after the other events */
-            r->self_woken = true;
-            event_active(r->wake_ev, EV_READ, 0);
+            resume_later(r);
             break;
         }
         publish_deferred(r);   /* before polling: the peer may be waiting for them */
@@ -676,6 +773,24 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     sl__callback_end(r);
     idle_spin(r);
     sl__tl_reactor = prev;
+}
+
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    wake_run(arg, true);
+}
+
+/* resume_later's: we held wake_pending throughout, so no producer wrote
+ * the eventfd and a read would be a syscall for EAGAIN (once per leg of a
+ * ping-pong before). Should it hold a count anyway (sl_runtime_stop), it
+ * stays readable and wake_cb takes it. */
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    wake_run(arg, false);
 }
 
 int sl_reactor_post_mem(sl_reactor *r, sl_msg *m, void (*fn)(void *), void *arg)
@@ -751,7 +866,8 @@ int sl__reactor_init(sl_reactor *r, sl_runtime *rt, int id, struct event_base *b
     r->run_ev = event_new(base, -1, 0, run_cb, r);
     r->timer_ev = evtimer_new(base, timer_cb, r);
     r->wake_ev = event_new(base, r->wake_fd, EV_READ | EV_PERSIST, wake_cb, r);
-    if (!r->run_ev || !r->timer_ev || !r->wake_ev)
+    r->resume_ev = evtimer_new(base, resume_cb, r);
+    if (!r->run_ev || !r->timer_ev || !r->wake_ev || !r->resume_ev)
         return -ENOMEM;
     event_add(r->wake_ev, NULL);
     sl__watch_init(r, opts);
@@ -805,6 +921,8 @@ int sl__reactor_teardown(sl_reactor *r)
         event_free(r->timer_ev);
     if (r->wake_ev)
         event_free(r->wake_ev);
+    if (r->resume_ev)
+        event_free(r->resume_ev);
     if (r->wake_fd >= 0)
         close(r->wake_fd);
     if (r->own_base && r->base)
