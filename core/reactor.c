@@ -661,10 +661,9 @@ static bool spin_poll(sl_reactor *r, uint64_t *now)
 
 /* A hit, run inside the spin: what wake_cb and run_turn would do in two
  * libevent callbacks (and, for the reactor's own timers and sockets, a
- * poll between them), in one: the messages, then the tasks they made
- * ready, then one publication of everything posted, so a credit grant and
- * the next element's batch leave together. wake_pending stays ours: the
- * spin goes on polling after it. */
+ * poll between them), in one: the messages, what they posted, then the
+ * tasks they made ready and what those posted. wake_pending stays ours:
+ * the spin goes on polling after it. */
 static void spin_run(sl_reactor *r, uint64_t now)
 {
     r->in_cb = true;
@@ -676,8 +675,18 @@ static void spin_run(sl_reactor *r, uint64_t now)
         r->remote_hot = true;
     r->in_spin_run = false;
     /* a task that yielded in a message has armed the next turn already */
-    if ((r->rq_head || r->turn_end) && !r->run_scheduled)
+    if ((r->rq_head || r->turn_end) && !r->run_scheduled) {
+        /* What the messages did is published before a task runs, as when
+         * wake_cb and run_cb ran them apart: running the tasks first (one
+         * publication for both) let a receive at a channel's home take an
+         * element past one being lent to another reactor in the same pass
+         * (test_credit_sends_race: disorder at the home's receiver in
+         * every run), and publishing the flushes' messages deferred, behind
+         * the tasks', did the same. */
+        flush_wakes(r);
+        r->in_cb = true;
         run_batch(r, false);
+    }
     turn_finish(r);
 }
 

@@ -1463,6 +1463,8 @@ static void test_busy_turn_publishes(void **s)
 
 int main(void)
 {
+    if (getenv("TEST_FILTER"))   /* one test: TEST_FILTER=test_name tests/test_reactor */
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pingpong_million),
         cmocka_unit_test(test_foreign_threads),
