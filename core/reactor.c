@@ -554,9 +554,13 @@ static bool may_sleep(sl_reactor *r)
  * message came after the yields, or not at all, leaves them out of the
  * next 1, 2, 4 ... up to PAUSE_BACKOFF_MAX spins (measured at loads 6-20:
  * 0.6-1.8x the yields' round trip, median about 1, where pauses in every
- * spin were 1.4-3.6x; docs/core.md). About 64 polls of a pause (48 ns
- * here) are some 4 us. */
-#define SPIN_PAUSES 64
+ * spin were 1.4-3.6x; docs/core.md). The pauses last SPIN_PAUSE_NS, by
+ * the clock the spin reads every 8 polls anyway: they were 64 polls, meant
+ * as 4 us at 48 ns a pause, but a pause is 23 ns on today's host
+ * (/tmp-free check: a loop of 10^6 pauses), so 1.5 us, shorter than a
+ * ping-pong leg that meets a cache miss or two, and every such leg sent
+ * the next spins to the 380 ns yields. */
+#define SPIN_PAUSE_NS 4000
 #define PAUSE_BACKOFF_MAX 1024
 /* -DPAUSE_ADAPT=0: pauses in every spin (the comparison in docs/core.md) */
 #ifndef PAUSE_ADAPT
@@ -633,25 +637,29 @@ static bool spin_poll(sl_reactor *r, uint64_t *now)
 {
     r->st.spins++;
     uint64_t t0 = sl_now_ns(), until = t0 + r->spin_ns, t;
-    bool hit = false;
-    unsigned pauses = r->pause_skip ? 0 : SPIN_PAUSES, i;
+    uint64_t pause_until = r->pause_skip ? 0 : t0 + SPIN_PAUSE_NS;
+    bool hit = false, pausing = pause_until != 0;
     if (r->pause_skip)
         r->pause_skip--;
-    for (i = 1;; i++) {
+    for (unsigned i = 1;; i++) {
         if (!sl_mpsc_empty(&r->q)) {
             hit = true;
             break;
         }
-        if (i % 8 == 0 && (sl_now_ns() >= until ||
-                           atomic_load_explicit(&r->stopping, memory_order_relaxed)))
-            break;
-        if (i <= pauses)
+        if (i % 8 == 0) {
+            t = sl_now_ns();
+            if (t >= until || atomic_load_explicit(&r->stopping, memory_order_relaxed))
+                break;
+            if (t >= pause_until)
+                pausing = false;
+        }
+        if (pausing)
             cpu_relax();
         else
             sched_yield();
     }
-    if (pauses && PAUSE_ADAPT)
-        pause_adapt(r, hit && i <= pauses);
+    if (pause_until && PAUSE_ADAPT)
+        pause_adapt(r, hit && pausing);
     *now = t = sl_now_ns();
     spin_adapt(r, t - t0);
     if (hit)
