@@ -82,6 +82,10 @@ struct sl_reactor {
     uint64_t spin_ns;
     bool remote_hot;
     bool in_spin_run;                 /* spin_run's drain: a task made ready waits for its run_batch */
+    /* hits run inside spins since libevent last polled, and the time of
+     * the first: bounded (reactor.c, SL_SPIN_RUN_LEGS and SPIN_RUN_NS) */
+    unsigned spin_legs;
+    uint64_t spin_since;
     unsigned spin_skip, spin_backoff; /* spins to leave out, and the next such count */
     unsigned pause_skip, pause_backoff; /* spins that only yield, and the next such count */
     struct sl_rsend *rsends, *rs_dirty;  /* credit senders (rsend.c): all, and to flush */

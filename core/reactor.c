@@ -277,7 +277,10 @@ static void run_cb(evutil_socket_t fd, short what, void *arg)
     /* EV_TIMEOUT: the zero timeout of arm_next_turn, after a poll. Only
      * EV_READ: event_active() in this pass, which also drops the timeout
      * (run_turn arms it again if yielded tasks still wait). */
-    run_turn(arg, (what & EV_TIMEOUT) != 0);
+    sl_reactor *r = arg;
+    if (what & EV_TIMEOUT)
+        r->spin_legs = 0;   /* libevent has polled: the spin's bound starts again */
+    run_turn(r, (what & EV_TIMEOUT) != 0);
 }
 
 void sl_reactor_run_ready(sl_reactor *r)
@@ -364,6 +367,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     r->timer_at = 0;
+    r->spin_legs = 0;   /* libevent has polled */
     sl__callback_begin(r);
     r->now = sl_now_ns();
     sl__timer_fire(r, r->now);
@@ -723,20 +727,24 @@ static void idle_spin(sl_reactor *r)
     /* held already: a producer has written the eventfd, or will */
     if (atomic_exchange_explicit(&r->wake_pending, 1, memory_order_seq_cst))
         return;
-    uint64_t now, start = 0;
-    for (unsigned legs = 0;; legs++) {
+    uint64_t now;
+    for (;;) {
         if (!spin_poll(r, &now)) {
             spin_release(r);
             return;
         }
-        if (!legs)
-            start = now;
-        if (legs == SL_SPIN_RUN_LEGS || now - start >= SPIN_RUN_NS ||
+        /* counted since libevent's last poll, not per spin: a spin that
+         * ends with a task ready returns to libevent's pass under way
+         * (run_ev made active), whose next callback spins again */
+        if (!r->spin_legs)
+            r->spin_since = now;
+        if (r->spin_legs == SL_SPIN_RUN_LEGS || now - r->spin_since >= SPIN_RUN_NS ||
             (r->timer_at && r->timer_at <= now)) {
             r->st.spin_bounds++;
             resume_later(r);
             return;
         }
+        r->spin_legs++;
         spin_run(r, now);
         /* as at the top: the spin goes on only as a new one would start */
         if (!r->remote_hot || other_due(r) ||
@@ -759,6 +767,7 @@ static void wake_run(sl_reactor *r, bool read_fd)
 {
     sl_reactor *prev = enter(r);
     uint64_t cnt;
+    r->spin_legs = 0;   /* both ways in come from a poll */
     if (read_fd) {
         ssize_t n = read(r->wake_fd, &cnt, sizeof cnt);
         (void)n;

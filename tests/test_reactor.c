@@ -1461,6 +1461,146 @@ static void test_busy_turn_publishes(void **s)
     assert_true(BP.published_at < 64);   /* 50 us of 10 us steps: a few */
 }
 
+/* ---- a reactor busy in a cross-reactor ping-pong still polls (issue 17) -------------- */
+
+/* The bench's ping-pong (A on reactor 1 sends on `a`, home reactor 0, and
+ * receives on `b`; B on reactor 0 the other way; capacity 1, so every
+ * element goes by credit), with the idle spin on. At B's iteration
+ * SP_AT a pipe watched on reactor 0 becomes readable and a task there
+ * sleeps SP_SLEEP_US. Both must run within a bounded number of B's
+ * iterations (each is at least one leg run at reactor 0): a spin runs at
+ * most SL_SPIN_RUN_LEGS hits before libevent polls. Counted in legs, not
+ * time. Before: a spin's hit was made active in libevent's pass under way,
+ * so a ping-pong never reached epoll_wait (39 of them in 30,000 round
+ * trips), and the socket and the timer waited for the first spin to miss. */
+#define SP_N 50000
+#define SP_AT 1000
+#define SP_SLEEP_US 300
+
+typedef struct spp {
+    sl_chan *a, *b;
+    long ia, ib;
+    int64_t va, vb;
+    int rca, rcb, rcs, finished;
+    int fd[2];
+    struct event *ev;
+    long io_at, io_ran;        /* B's iteration as the pipe was written, as its callback ran */
+    uint64_t due;              /* the sleeper's wake time */
+    long due_at, timer_ran;    /* B's first iteration at or past it; the one as the sleeper woke */
+    long bad;
+} spp;
+
+static spp SP;
+
+static void sp_finished(void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    if (++SP.finished == 3)
+        sl_runtime_stop(rt);
+}
+
+static void sp_io(evutil_socket_t fd, short what, void *arg)
+{
+    char c;
+    (void)what;
+    (void)arg;
+    if (read(fd, &c, 1) == 1 && SP.io_ran < 0)
+        SP.io_ran = SP.ib;
+}
+
+static int sp_sleeper(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SP.due = sl_now_ns() + SP_SLEEP_US * SL_NS_PER_US;
+    SL_AWAIT(t, SP.rcs, sl_sleep_until(t, SP.due));
+    assert_int_equal(SP.rcs, 0);
+    SP.timer_ran = SP.ib;
+    if (SP.due_at < 0)   /* B has not looked at the clock since: no leg in between */
+        SP.due_at = SP.ib;
+    sp_finished(NULL);
+    SL_END(t);
+}
+
+static int sp_b(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (SP.ib = 0; SP.ib < SP_N; SP.ib++) {
+        if (SP.ib == SP_AT) {
+            assert_int_equal(write(SP.fd[1], "x", 1), 1);
+            SP.io_at = SP.ib;
+            assert_int_equal(sl_spawn(NULL, sp_sleeper, NULL, NULL, &(sl_spawn_opts){ .name = "sleeper" }), 0);
+        }
+        if (SP.due && SP.due_at < 0 && sl_now_ns() >= SP.due)
+            SP.due_at = SP.ib;
+        SL_AWAIT(t, SP.rcb, sl_chan_recv(t, SP.a, &SP.vb));
+        assert_int_equal(SP.rcb, 0);
+        if (SP.vb != SP.ib)
+            SP.bad++;
+        SL_AWAIT(t, SP.rcb, sl_chan_send(t, SP.b, &SP.vb));
+        assert_int_equal(SP.rcb, 0);
+    }
+    event_free(SP.ev);
+    sl_chan_free(t, SP.a);
+    sp_finished(NULL);
+    SL_END(t);
+}
+
+static int sp_a(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_new(&SP.b, sizeof(int64_t), 1, NULL), 0);   /* B reads it after our first send */
+    for (SP.ia = 0; SP.ia < SP_N; SP.ia++) {
+        SP.va = SP.ia;
+        SL_AWAIT(t, SP.rca, sl_chan_send(t, SP.a, &SP.va));
+        assert_int_equal(SP.rca, 0);
+        SL_AWAIT(t, SP.rca, sl_chan_recv(t, SP.b, &SP.va));
+        assert_int_equal(SP.rca, 0);
+        assert_int_equal(SP.va, SP.ia);
+    }
+    sl_chan_free(t, SP.b);
+    assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 0), sp_finished, NULL), 0);
+    SL_END(t);
+}
+
+static int sp_main(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    sl_task *b;
+    sl_reactor *r0 = sl_runtime_reactor(rt, 0);
+    SP.ev = event_new(sl_reactor_base(r0), SP.fd[0], EV_READ | EV_PERSIST, sp_io, NULL);
+    assert_non_null(SP.ev);
+    assert_int_equal(event_add(SP.ev, NULL), 0);
+    assert_int_equal(sl_chan_new(&SP.a, sizeof(int64_t), 1, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, sp_b, NULL, &b, &(sl_spawn_opts){ .name = "B" }), 0);
+    sl_chan_give(SP.a, t, b);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), sp_a, NULL, &(sl_spawn_opts){ .name = "A" }), 0);
+    return 0;
+}
+
+static void test_spin_lets_io_in(void **s)
+{
+    (void)s;
+    memset(&SP, 0, sizeof SP);
+    SP.io_at = SP.io_ran = SP.due_at = SP.timer_ran = -1;
+    assert_int_equal(pipe(SP.fd), 0);
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, sp_main, NULL), 0);
+    close(SP.fd[0]);
+    close(SP.fd[1]);
+    print_message("ping-pong of %d: the socket ran %ld iterations after it became readable, the timer %ld "
+                  "after it was due (bound %d)\n", SP_N, SP.io_ran - SP.io_at, SP.timer_ran - SP.due_at,
+                  SL_SPIN_RUN_LEGS);
+    assert_int_equal(SP.bad, 0);
+    assert_true(SP.io_ran >= SP.io_at && SP.io_at == SP_AT);
+    assert_true(SP.io_ran - SP.io_at <= SL_SPIN_RUN_LEGS + 2);
+    assert_true(SP.timer_ran >= 0 && SP.due_at >= 0);
+    assert_true(SP.timer_ran - SP.due_at <= SL_SPIN_RUN_LEGS + 2);
+}
+
 int main(void)
 {
     if (getenv("TEST_FILTER"))   /* one test: TEST_FILTER=test_name tests/test_reactor */
@@ -1488,6 +1628,7 @@ int main(void)
         cmocka_unit_test(test_stop_while_yielding),
         cmocka_unit_test(test_busy_turn_runs_messages),
         cmocka_unit_test(test_busy_turn_publishes),
+        cmocka_unit_test(test_spin_lets_io_in),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
