@@ -1601,6 +1601,139 @@ static void test_spin_lets_io_in(void **s)
     assert_true(SP.timer_ran - SP.due_at <= SL_SPIN_RUN_LEGS + 2);
 }
 
+/* ---- the spin's inline path keeps FIFO per sender and exactly-once (issue 17) ---------- */
+
+/* Two senders, tasks on reactors 1 and 2, send numbered elements by credit
+ * on `in` (home: reactor 0, capacity 2 * SF_WIN + 2) with up to SF_WIN
+ * unanswered; a task on reactor 0 receives them and answers each on its
+ * sender's `ack` channel (home: the sender's reactor, capacity SF_WIN, so
+ * also by credit). The capacities hold all that can be unanswered, so a
+ * sender waiting for room in `in` never holds up the answer it waits for. So
+ * reactor 0 mostly meets the next batch in its spin and runs it there:
+ * the messages, the receiver they wake, the answers it sends, then spins
+ * again, and the senders meet their answers the same way. Every element
+ * must reach reactor 0 once, in each sender's order, and every answer its
+ * sender in order. The inline runs are counted and reported (under
+ * ThreadSanitizer a spin may never meet its message); the count must stay
+ * within the spins' hits. */
+#define SF_N 20000
+#define SF_WIN 3
+
+typedef struct sfs { int id; long i, j; int64_t v, a; int rc; } sfs;
+
+typedef struct sf {
+    sl_chan *in, *ack[2];
+    sfs s[2];
+    long next[2], got;          /* reactor 0's: the next value expected from each sender */
+    int64_t v;
+    int rc, finished;
+    _Atomic long bad;
+} sf;
+
+static sf SF;
+
+static void sf_finished(void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    if (++SF.finished == 3)
+        sl_runtime_stop(rt);
+}
+
+static int sf_sender(sl_task *t, void *arg)   /* reactor 1 or 2 */
+{
+    sfs *c = arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_new(&SF.ack[c->id], sizeof(int64_t), SF_WIN, NULL), 0);
+    /* reactor 0 reads SF.ack[id] only after our first element: it sees it */
+    for (c->i = 0, c->j = 0; c->i < SF_N; c->i++) {
+        c->v = (int64_t)c->id << 32 | c->i;
+        SL_AWAIT(t, c->rc, sl_chan_send(t, SF.in, &c->v));
+        assert_int_equal(c->rc, 0);
+        while (c->j <= c->i - SF_WIN || (c->i == SF_N - 1 && c->j < SF_N)) {
+            SL_AWAIT(t, c->rc, sl_chan_recv(t, SF.ack[c->id], &c->a));
+            assert_int_equal(c->rc, 0);
+            if (c->a != c->j)
+                atomic_fetch_add(&SF.bad, 1);
+            c->j++;
+        }
+    }
+    sl_chan_free(t, SF.ack[c->id]);
+    assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 0), sf_finished, NULL), 0);
+    SL_END(t);
+}
+
+static int sf_receiver(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (SF.got = 0; SF.got < 2 * SF_N; SF.got++) {
+        SL_AWAIT(t, SF.rc, sl_chan_recv(t, SF.in, &SF.v));
+        assert_int_equal(SF.rc, 0);
+        int id = (int)(SF.v >> 32);
+        long i = (long)(SF.v & 0xffffffff);
+        if (id < 0 || id > 1 || i != SF.next[id]) {   /* lost, twice or out of order */
+            atomic_fetch_add(&SF.bad, 1);
+            continue;
+        }
+        SF.next[id]++;
+        SF.v = i;
+        SL_AWAIT(t, SF.rc, sl_chan_send(t, SF.ack[id], &SF.v));
+        assert_int_equal(SF.rc, 0);
+    }
+    sl_chan_free(t, SF.in);
+    sf_finished(NULL);
+    SL_END(t);
+}
+
+static int sf_main(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    sl_task *r;
+    assert_int_equal(sl_chan_new(&SF.in, sizeof(int64_t), 2 * SF_WIN + 2, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, sf_receiver, NULL, &r, &(sl_spawn_opts){ .name = "receiver" }), 0);
+    sl_chan_give(SF.in, t, r);
+    for (int k = 0; k < 2; k++) {
+        SF.s[k] = (sfs){ .id = k };
+        assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1 + k), sf_sender, &SF.s[k],
+                                     &(sl_spawn_opts){ .name = "sender" }), 0);
+    }
+    return 0;
+}
+
+static void test_spin_run_fifo(void **s)
+{
+    (void)s;
+    memset(&SF, 0, sizeof SF);
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(3, &cap);
+    _Atomic bool done = false;
+    pthread_t g;
+    assert_int_equal(pthread_create(&g, NULL, guard, &done), 0);   /* a hang fails the counts */
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 0), sf_main, NULL, NULL), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    atomic_store(&done, true);
+    pthread_join(g, NULL);
+    sl_reactor_stats st[3];
+    for (int i = 0; i < 3; i++)
+        sl_reactor_stats_get(sl_runtime_reactor(rt, i), &st[i]);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    if (cap.count)
+        print_message("reports:\n%s", cap.text);
+    assert_int_equal(cap.count, 0);
+    print_message("spin fifo: %ld received; hits run inside the spin: %lu / %lu / %lu of %lu / %lu / %lu hits\n",
+                  SF.got, (unsigned long)st[0].spin_runs, (unsigned long)st[1].spin_runs,
+                  (unsigned long)st[2].spin_runs, (unsigned long)st[0].spin_hits,
+                  (unsigned long)st[1].spin_hits, (unsigned long)st[2].spin_hits);
+    assert_int_equal(atomic_load(&SF.bad), 0);
+    assert_int_equal(SF.got, 2 * SF_N);
+    assert_int_equal(SF.next[0], SF_N);
+    assert_int_equal(SF.next[1], SF_N);
+    assert_int_equal(SF.s[0].j, SF_N);
+    assert_int_equal(SF.s[1].j, SF_N);
+    for (int i = 0; i < 3; i++)
+        assert_true(st[i].spin_runs <= st[i].spin_hits);
+}
+
 int main(void)
 {
     if (getenv("TEST_FILTER"))   /* one test: TEST_FILTER=test_name tests/test_reactor */
@@ -1629,6 +1762,7 @@ int main(void)
         cmocka_unit_test(test_busy_turn_runs_messages),
         cmocka_unit_test(test_busy_turn_publishes),
         cmocka_unit_test(test_spin_lets_io_in),
+        cmocka_unit_test(test_spin_run_fifo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
