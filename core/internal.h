@@ -73,7 +73,13 @@ struct sl_reactor {
     /* wake_cb's work again after libevent's next poll, without an eventfd
      * read (a zero-timeout timer: reactor.c, resume_later) */
     struct event *resume_ev;
+    /* Read by every producer after every push (reactor.c, wake()): on a
+     * line of its own, whatever the struct's alignment, so that our own
+     * writes of every leg (the queue's tail, the spin's counters) do not
+     * make it a cache miss on each post of a ping-pong. */
+    char wake_pad0_[64];
     _Atomic int wake_pending;
+    char wake_pad1_[64 - sizeof(int)];
     _Atomic bool stopping;
 
     uint32_t remote_pending;          /* cross-reactor ops of our tasks in flight */
@@ -137,6 +143,7 @@ struct sl_reactor {
      * (Seastar batches the same way) instead of one of each per message;
      * a chain that grows to CHAIN_MAX (reactor.c) goes at once. */
     bool in_cb;
+    sl_reactor *same_rt;              /* publish(): the last destination seen to be of our runtime */
     int ndefer;
     struct { sl_reactor *to; sl_msg *first, *last; int n; } defer[32];
 

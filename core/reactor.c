@@ -441,11 +441,15 @@ static void publish(sl_reactor *to, sl_msg *m)
     sl_reactor *cur = sl__tl_reactor;
     if (cur && cur != to)
         cur->remote_hot = true;   /* an answer may come back soon: idle_spin */
-    if (!cur || !cur->in_cb || cur == to || !cur->rt || cur->rt != to->rt) {
+    /* to->rt shares its line with to's run queue, written at every step
+     * there: read it once per destination, not once per message */
+    if (!cur || !cur->in_cb || cur == to || !cur->rt ||
+        (cur->same_rt != to && cur->rt != to->rt)) {
         sl_mpsc_push(&to->q, m);
         wake(to);
         return;
     }
+    cur->same_rt = to;
     atomic_store_explicit(&m->next_, NULL, memory_order_relaxed);
     for (int i = 0; i < cur->ndefer; i++)
         if (cur->defer[i].to == to) {
