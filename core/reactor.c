@@ -538,8 +538,8 @@ static bool may_sleep(sl_reactor *r)
  * return, libevent's dispatch; on a VM an interrupt to an idle vCPU) cost
  * most of the round trip: docs/core.md, "Across reactors". While it polls
  * the reactor holds wake_pending, so a producer skips the eventfd write
- * too; a message that arrives is run through wake_ev at once (active, so
- * libevent polls without blocking). Without such traffic it never spins:
+ * too; a message that arrives is run inside the spin (spin_run, bounded:
+ * SPIN_RUN_NS below). Without such traffic it never spins:
  * an idle reactor stays asleep, and a burst costs at most one spin after
  * it. sched_yield() between polls, as poll_briefly. */
 /* The adaptive part. A spin that took much longer than it may (twice its
@@ -566,10 +566,10 @@ static bool may_sleep(sl_reactor *r)
  * 0.6-1.8x the yields' round trip, median about 1, where pauses in every
  * spin were 1.4-3.6x; docs/core.md). The pauses last SPIN_PAUSE_NS, by
  * the clock the spin reads every 8 polls anyway: they were 64 polls, meant
- * as 4 us at 48 ns a pause, but a pause is 23 ns on today's host
- * (/tmp-free check: a loop of 10^6 pauses), so 1.5 us, shorter than a
- * ping-pong leg that meets a cache miss or two, and every such leg sent
- * the next spins to the 380 ns yields. */
+ * as 4 us at 48 ns a pause, but a pause is 23 ns on today's host (a loop
+ * of 10^6 of them), so 1.5 us, shorter than a ping-pong leg that meets a
+ * cache miss or two, and every such leg sent the next spins to the yields
+ * (380 ns each here). */
 #define SPIN_PAUSE_NS 4000
 #define PAUSE_BACKOFF_MAX 1024
 /* -DPAUSE_ADAPT=0: pauses in every spin (the comparison in docs/core.md) */
