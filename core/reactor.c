@@ -736,6 +736,8 @@ static void idle_spin(sl_reactor *r)
     uint64_t now;
     for (;;) {
         if (!spin_poll(r, &now)) {
+            /* nothing else was due, so libevent's next step is a poll */
+            r->spin_legs = 0;
             spin_release(r);
             return;
         }
