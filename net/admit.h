@@ -50,6 +50,8 @@ typedef struct sl_admit_cfg {
     uint32_t initial_limit;   /* where it starts (clamped to [min, max]) */
     uint64_t target_ns;       /* CoDel target queue delay (> 0) */
     uint64_t interval_ns;     /* CoDel interval and the limit's window (>= target) */
+    uint64_t max_wait_ns;     /* the longest wait in the queue (0: 2 x sl__admit_target;
+                                 else >= target_ns) */
 } sl_admit_cfg;
 
 typedef struct sl_admit {
@@ -68,6 +70,11 @@ typedef struct sl_admit {
     uint32_t cd_in, cd_out;   /* arrivals and departures this interval */
     bool standing;            /* the queue did not empty through the last interval */
     uint64_t last_delay;      /* the last observed queue delay (for /metrics) */
+    /* the drain rate (sl__admit_drain) */
+    uint64_t dr_start;        /* the current window's start */
+    uint32_t dr_n;            /* departures in it */
+    bool dr_busy;             /* requests waited at every observation in it */
+    double drain;             /* departures per second; 0: none measured yet */
 } sl_admit;
 
 /* Returns 0, or -EINVAL for a cfg out of the ranges above. */
@@ -88,12 +95,44 @@ void sl__admit_sample(sl_admit *a, uint64_t now, uint64_t lat, uint32_t inflight
  * longer, at most 4 x cfg.target_ns. */
 uint64_t sl__admit_target(const sl_admit *a);
 
+/* What sl__admit_observe says of the oldest waiter. */
+enum {
+    SL_ADMIT_KEEP = 0,        /* it waits on */
+    SL_ADMIT_CODEL,           /* refuse it: CoDel (overloaded, past 2 x target) */
+    SL_ADMIT_WAITED,          /* refuse it: it waited past sl__admit_max_wait */
+};
+
 /* Observes the admission queue: its oldest waiter has waited `oldest` ns
- * (0: the queue is empty). Returns true when that waiter is to be refused
- * (overloaded: through the last interval it stayed above sl__admit_target
+ * (0: the queue is empty). Returns SL_ADMIT_KEEP, or why that waiter is
+ * to be refused: SL_ADMIT_WAITED when it waited more than
+ * sl__admit_max_wait, whatever CoDel's state (a request that old is not
+ * started: its answer would come back late); else SL_ADMIT_CODEL when
+ * overloaded (through the last interval it stayed above sl__admit_target
  * while more came than ended (sl__admit_arrive, _depart), or above
- * cfg.interval_ns; and it waited more than 2 x that target). */
-bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest);
+ * cfg.interval_ns) and it waited more than 2 x that target. Also ends the
+ * drain rate's windows (sl__admit_drain). */
+int sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest);
+
+/* How fast the server drains its queue: requests ended per second (an
+ * EWMA over windows of interval_ns / 4, ended by sl__admit_observe), 0
+ * before any is measured. A window in which requests waited all through
+ * is the server at its limit: its departures are the rate, and move the
+ * estimate by a quarter towards them (down too: the server got slower).
+ * A window in which the queue emptied says only that the server can do at
+ * least that much: it may raise the estimate, never lower it, so an idle
+ * or quiet server keeps what it measured under load. */
+double sl__admit_drain(const sl_admit *a);
+
+/* The longest a request may wait in the queue: cfg.max_wait_ns, or 2 x
+ * sl__admit_target (the age at which CoDel refuses a waiter of a standing
+ * queue). */
+uint64_t sl__admit_max_wait(const sl_admit *a);
+
+/* Whether a request that would wait behind `ahead` others (it starts
+ * after ahead + 1 departures) would wait past sl__admit_max_wait at the
+ * drain rate: then it is refused at once, at its head, instead of queued
+ * to be refused later (false when not adaptive or no rate is known). */
+bool sl__admit_wait_exceeds(const sl_admit *a, uint32_t ahead);
 
 /* A request of the normal lane came to the controller (it will start or
  * wait), and one that came ended: what is asked of the server and what it

@@ -31,7 +31,8 @@ static sl_admit_cfg admit_cfg(const sl_http_server_opts *o)
                            .min_limit = o->limit_min, .max_limit = o->max_inflight,
                            .initial_limit = o->limit_initial,
                            .target_ns = (uint64_t)o->queue_target_ms * SL_NS_PER_MS,
-                           .interval_ns = (uint64_t)o->queue_interval_ms * SL_NS_PER_MS };
+                           .interval_ns = (uint64_t)o->queue_interval_ms * SL_NS_PER_MS,
+                           .max_wait_ns = (uint64_t)o->queue_wait_ms * SL_NS_PER_MS };
 }
 
 /* HOST:PORT (addr.h); a name is looked up now (the hosts file, then DNS):
@@ -66,7 +67,7 @@ static int parse_listen(sl_http_server *s, const char *addr)
 static int refusals_register(sl_http_server *s)
 {
     static const char *const reasons[SHED_COUNT] = { "queue_full", "queue_delay", "budget", "upstream",
-                                                     "draining" };
+                                                     "queue_time", "draining" };
     static const char *const by_reason[] = { "reason", NULL };
     static const char *const by_up[] = { "upstream", "reason", NULL };
     sl_metric *f;
@@ -75,7 +76,8 @@ static int refusals_register(sl_http_server *s)
                                               "reason: queue_full, queue_delay (waited past the CoDel "
                                               "target), budget (less left than the route needs), "
                                               "upstream (the upstream the route calls would refuse it), "
-                                              "draining (the server is stopping).", .labels = by_reason });
+                                              "queue_time (it would wait, or waited, past the queue's "
+                                              "time bound), draining (the server is stopping).", .labels = by_reason });
     for (int i = 0; rc == 0 && i < SHED_COUNT; i++)
         rc = sl_metric_series(f, (const char *[]){ reasons[i] }, &s->m_shed[i]);
     if (rc == 0)
@@ -615,6 +617,18 @@ int sl__srv_precheck(srv_reactor *sr, const route_info *ri, uint64_t now, uint64
         *msg = "too many requests in flight; retry later";
         return 503;
     }
+    /* it would have to wait, longer than the queue's bound at the rate
+     * the server drains it: refused now, before it is read, copied and
+     * queued to be refused later (or started late) */
+    if (ri->lane == SL_HTTP_LANE_NORMAL && (sr->queue.head || sr->inflight >= sl__admit_limit(&sr->adm)) &&
+        sl__admit_wait_exceeds(&sr->adm, sr->queued)) {
+        sl__admit_arrive(&sr->adm);
+        sr->st.shed++;
+        sl__srv_shed(sr, SHED_QUEUE_TIME);
+        *code = "overloaded";
+        *msg = "too many requests in flight; retry later";
+        return 503;
+    }
     /* the upstream it needs would refuse its call here: no work is begun
      * that the refusal would throw away (an order row written, then
      * failed) */
@@ -659,14 +673,19 @@ void sl__srv_unqueue(sl_http_req *req)
     sl__req_set_run(req, REQ_PARSED);
 }
 
-/* CoDel: tells the controller how long the oldest waiter waited, and
- * refuses the oldest while it says they waited too long. */
+/* Tells the controller how long the oldest waiter waited, and refuses
+ * the oldest while it says they waited too long (past the queue's time
+ * bound, or CoDel's). A waiter queued this very turn counts as waiting
+ * (1 ns): the drain rate needs to know the queue was not empty. */
 static void sweep(srv_reactor *sr, uint64_t now)
 {
-    while (sr->queue.head && sl__admit_observe(&sr->adm, now, now - sr->queue.head->t_queued)) {
+    int why;
+    while (sr->queue.head &&
+           (why = sl__admit_observe(&sr->adm, now,
+                                    now > sr->queue.head->t_queued ? now - sr->queue.head->t_queued : 1))) {
         sl_http_req *req = sr->queue.head;
         sl__srv_unqueue(req);
-        sl__srv_shed(sr, SHED_QUEUE_DELAY);
+        sl__srv_shed(sr, why == SL_ADMIT_WAITED ? SHED_QUEUE_TIME : SHED_QUEUE_DELAY);
         refuse(req, 503);
     }
     if (!sr->queue.head)
@@ -702,6 +721,10 @@ void sl__srv_admit(sl_http_req *req)
             sl__admit_arrive(&sr->adm);
         if (sr->inflight < sl__admit_limit(&sr->adm) && !sr->queue.head) {
             start_req(req);
+        } else if (lane == SL_HTTP_LANE_NORMAL && sl__admit_wait_exceeds(&sr->adm, sr->queued)) {
+            /* the queue grew since its head was parsed (sl__srv_precheck) */
+            sl__srv_shed(sr, SHED_QUEUE_TIME);
+            refuse(req, 503);
         } else if (sr->queued < o->max_queue) {
             enqueue(sr, req, now);
         } else {

@@ -50,6 +50,7 @@ typedef enum srv_shed {
     SHED_QUEUE_DELAY,         /* it waited past the queue-delay target (CoDel) */
     SHED_BUDGET,              /* less budget left than its route needs */
     SHED_UPSTREAM,            /* the upstream its route calls would refuse the call */
+    SHED_QUEUE_TIME,          /* it would wait, or waited, past the queue's time bound */
     SHED_DRAINING,            /* the server is stopping (not admission: not in shed) */
     SHED_COUNT
 } srv_shed;

@@ -117,6 +117,11 @@ typedef struct sl_http_server_opts {
     uint32_t limit_min;          /* the adaptive limit's floor (16, or max_inflight if
                                     smaller; <= max_inflight) */
     uint32_t limit_initial;      /* where it starts (32) */
+    uint32_t queue_wait_ms;      /* the longest a request may wait in the queue (0: twice
+                                    CoDel's target now, 10-40 ms; else >= queue_target_ms):
+                                    a request that would wait longer at the rate the server
+                                    drains its queue is refused at its head, one that
+                                    waited longer is refused when seen */
     struct sl_tracer *tracer;    /* samples requests and exports their spans (sl_tracer.h);
                                     NULL: a request keeps its caller's sampled flag, a
                                     trace started here is not sampled, nothing is exported.
@@ -138,7 +143,8 @@ enum {
  * name, looked up now, blocking (the hosts file, then DNS: see
  * sl_client.h), to listen on its first address. Returns 0, -ENOMEM,
  * -EINVAL (not HOST:PORT: a bad host or port; an unknown `debug` policy
- * or `admission`; prestop_ms above 600000; queue_target_ms above queue_interval_ms; limit_min above
+ * or `admission`; prestop_ms above 600000; queue_target_ms above queue_interval_ms; queue_wait_ms below
+ * queue_target_ms (but not 0); limit_min above
  * max_inflight), -ENOENT (no such name), -EAGAIN (no answer from the
  * resolver). */
 int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_server_opts *opts);
