@@ -315,7 +315,7 @@ typedef struct sim {
     int rh, rt;                  /* running: a ring, oldest first */
     uint64_t q[QMAX];            /* arrival times of the waiting: a ring, oldest at qh */
     int qh, qn;
-    uint64_t done, shed, max_wait, lat_sum;
+    uint64_t done, shed, shed_head, max_wait, lat_sum;
 } sim;
 
 static void sim_run(sim *s, sl_admit *a, uint64_t from, uint64_t to, double rate, uint64_t warm)
@@ -338,7 +338,13 @@ static void sim_run(sim *s, sl_admit *a, uint64_t from, uint64_t to, double rate
         }
         for (arrivals += rate * (double)dt / 1e9; arrivals >= 1; arrivals -= 1) {
             sl__admit_arrive(a);
-            if (s->qn < QMAX)
+            if ((s->qn || (uint32_t)(s->rt - s->rh) >= sl__admit_limit(a)) &&
+                sl__admit_wait_exceeds(a, (uint32_t)s->qn)) {   /* refused at its head */
+                if (now >= warm) {
+                    s->shed++;
+                    s->shed_head++;
+                }
+            } else if (s->qn < QMAX)
                 s->q[(s->qh + s->qn++) % QMAX] = now;
             else if (now >= warm)
                 s->shed++;
@@ -506,7 +512,8 @@ typedef struct vsim {
     int nrun;
     uint64_t q[VMAX];
     int qh, qn;
-    uint64_t came, done, shed;
+    uint64_t came, done, shed, shed_head;
+    uint64_t max_wait;           /* the longest wait of a request started (counted part) */
     uint32_t seed;
 } vsim;
 
@@ -561,7 +568,11 @@ static void vsim_run(vsim *s, sl_admit *a, double mult, int pop)
         for (int i = 0; i < n; i++) {
             sl__admit_arrive(a);
             s->came += now >= from;
-            if (s->qn < VMAX) {
+            if ((s->qn || (uint32_t)s->nrun >= sl__admit_limit(a)) && sl__admit_wait_exceeds(a, (uint32_t)s->qn)) {
+                s->shed += now >= from;   /* refused at its head */
+                s->shed_head += now >= from;
+                idle += pop > 0;
+            } else if (s->qn < VMAX) {
                 s->q[(s->qh + s->qn++) % VMAX] = now;
             } else {
                 s->shed += now >= from;
@@ -578,13 +589,15 @@ static void vsim_run(vsim *s, sl_admit *a, double mult, int pop)
             sl__admit_observe(a, now, 0);
         while (s->qn && (uint32_t)s->nrun < sl__admit_limit(a) && s->nrun < VMAX) {
             uint64_t t;
-            if (sl__admit_lifo(a)) {
+            if (sl__admit_lifo(a) && !getenv("NOLIFO")) {
                 t = s->q[(s->qh + --s->qn) % VMAX];
             } else {
                 t = s->q[s->qh];
                 s->qh = (s->qh + 1) % VMAX;
                 s->qn--;
             }
+            if (now >= from && now - t > s->max_wait)
+                s->max_wait = now - t;
             s->run[s->nrun++] = (vreq){ .work = vwork(s), .t0 = now, .arrived = t,
                                         .inflight_at = (uint32_t)s->nrun + 1 };
         }
@@ -606,9 +619,10 @@ static void test_sim_closed_loop_not_shed(void **state)
         c.min_limit = 16;
         sl__admit_init(&a, &c, 0);
         vsim_run(&s, &a, 0, pops[i]);
-        print_message("closed loop %d: goodput %.3f C, refused %llu of %llu, limit %u\n", pops[i],
-                      (double)s.done / 3.0 / CAP2, (unsigned long long)s.shed, (unsigned long long)s.came,
-                      sl__admit_limit(&a));
+        print_message("closed loop %d: goodput %.3f C, refused %llu of %llu (%llu at the head), limit %u, "
+                      "max wait %.1f ms (bound %.1f)\n", pops[i], (double)s.done / 3.0 / CAP2,
+                      (unsigned long long)s.shed, (unsigned long long)s.came, (unsigned long long)s.shed_head,
+                      sl__admit_limit(&a), (double)s.max_wait / 1e6, (double)sl__admit_max_wait(&a) / 1e6);
         assert_int_equal(s.shed, 0);
         assert_true((double)s.done / 3.0 >= 0.9 * CAP2);
     }
@@ -623,7 +637,7 @@ static void test_sim_at_capacity(void **state)
 {
     (void)state;
     static vsim s;
-    static const double mults[] = { 1.0, 1.5 };
+    static const double mults[] = { 1.0, 1.5, 3.0 };
     for (size_t i = 0; i < sizeof mults / sizeof *mults; i++) {
         sl_admit a;
         sl_admit_cfg c = cfg();
@@ -631,8 +645,10 @@ static void test_sim_at_capacity(void **state)
         sl__admit_init(&a, &c, 0);
         vsim_run(&s, &a, mults[i], 0);
         double share = (double)s.shed / (double)s.came, goodput = (double)s.done / 3.0 / CAP2;
-        print_message("%.1f C: goodput %.3f C, refused %.1f %%, limit %u\n", mults[i], goodput, 100 * share,
-                      sl__admit_limit(&a));
+        print_message("%.1f C: goodput %.3f C, refused %.1f %% (%llu of %llu at the head), limit %u, "
+                      "max wait %.1f ms (bound %.1f), drain %.0f/s\n", mults[i], goodput, 100 * share,
+                      (unsigned long long)s.shed_head, (unsigned long long)s.shed, sl__admit_limit(&a),
+                      (double)s.max_wait / 1e6, (double)sl__admit_max_wait(&a) / 1e6, sl__admit_drain(&a));
         if (mults[i] == 1.0) {
             assert_true(goodput >= 0.96);
             assert_true(share <= 0.03);
