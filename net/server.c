@@ -73,11 +73,13 @@ static int refusals_register(sl_http_server *s)
     sl_metric *f;
     int rc = sl_metric_new(s->metrics, &f, SL_METRIC_COUNTER, "sluice_http_admission_shed_total",
                            &(sl_metric_opts){ .help = "Requests refused with 503 before a handler ran, by "
-                                              "reason: queue_full, queue_delay (waited past the CoDel "
-                                              "target), budget (less left than the route needs), "
+                                              "reason: queue_full, queue_delay (waited in the queue past "
+                                              "its time bound, then refused), budget (less left than "
+                                              "the route needs), "
                                               "upstream (the upstream the route calls would refuse it), "
-                                              "queue_time (it would wait, or waited, past the queue's "
-                                              "time bound), draining (the server is stopping).", .labels = by_reason });
+                                              "queue_time (would have waited past the queue's time "
+                                              "bound: refused before it was queued), draining (the "
+                                              "server is stopping).", .labels = by_reason });
     for (int i = 0; rc == 0 && i < SHED_COUNT; i++)
         rc = sl_metric_series(f, (const char *[]){ reasons[i] }, &s->m_shed[i]);
     if (rc == 0)
@@ -679,13 +681,11 @@ void sl__srv_unqueue(sl_http_req *req)
  * (1 ns): the drain rate needs to know the queue was not empty. */
 static void sweep(srv_reactor *sr, uint64_t now)
 {
-    int why;
     while (sr->queue.head &&
-           (why = sl__admit_observe(&sr->adm, now,
-                                    now > sr->queue.head->t_queued ? now - sr->queue.head->t_queued : 1))) {
+           sl__admit_observe(&sr->adm, now, now > sr->queue.head->t_queued ? now - sr->queue.head->t_queued : 1)) {
         sl_http_req *req = sr->queue.head;
         sl__srv_unqueue(req);
-        sl__srv_shed(sr, why == SL_ADMIT_WAITED ? SHED_QUEUE_TIME : SHED_QUEUE_DELAY);
+        sl__srv_shed(sr, SHED_QUEUE_DELAY);   /* past the bound or CoDel's: it waited, then was refused */
         refuse(req, 503);
     }
     if (!sr->queue.head)

@@ -47,10 +47,11 @@ typedef struct route_series {
  * label of sluice_http_admission_shed_total (docs/net.md, "Admission"). */
 typedef enum srv_shed {
     SHED_QUEUE_FULL,          /* the admission queue was full */
-    SHED_QUEUE_DELAY,         /* it waited past the queue-delay target (CoDel) */
+    SHED_QUEUE_DELAY,         /* it waited in the queue past its time bound, or CoDel's */
     SHED_BUDGET,              /* less budget left than its route needs */
     SHED_UPSTREAM,            /* the upstream its route calls would refuse the call */
-    SHED_QUEUE_TIME,          /* it would wait, or waited, past the queue's time bound */
+    SHED_QUEUE_TIME,          /* it would have waited past the queue's time bound: refused
+                                 before it was queued */
     SHED_DRAINING,            /* the server is stopping (not admission: not in shed) */
     SHED_COUNT
 } srv_shed;
