@@ -1289,6 +1289,69 @@ static void test_upstream_refusing_refused_at_head(void **state)
     srv_stop(&UP);
 }
 
+/* The value on the /metrics line that starts with `prefix` (0 if none). */
+static double metric_value(const char *prefix)
+{
+    resp r;
+    assert_int_equal(get(TS.port, "/metrics", &r), 200);
+    const char *p = strstr(r.body, prefix);
+    return p ? strtod(p + strlen(prefix), NULL) : 0;
+}
+
+/* A server whose one slot is held by a parked handler, flooded: once it
+ * knows its drain rate, the requests that would wait past the queue's
+ * bound get a 503 with Retry-After at their head (queue_time), the few it
+ * queued get theirs once they waited past the bound (queue_delay); no
+ * handler starts for any of them, and it serves again once the slot
+ * frees. Before the bound, all of them were queued (max_queue 1024) and
+ * waited for CoDel's interval. */
+static void test_flood_refused_at_head(void **state)
+{
+    (void)state;
+    enum { TEACH = 12, FLOOD = 200 };
+    static int fds[FLOOD];
+    resp r;
+    serve((sl_http_server_opts){ .max_inflight = 1, .queue_wait_ms = 300 });
+    /* its drain rate: TEACH requests of 5 ms at once, one runs, the rest wait */
+    for (int i = 0; i < TEACH; i++) {
+        fds[i] = cli_connect(TS.port);
+        cli_send(fds[i], "GET /learn?ms=5 HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 10S\r\n\r\n");
+    }
+    for (int i = 0; i < TEACH; i++) {
+        assert_int_equal(cli_read(fds[i], &r, 10000), 200);
+        close(fds[i]);
+    }
+    double rate = metric_value("sluice_http_admission_drain_per_second{reactor=\"0\"} ");
+    print_message("drain rate %.0f/s\n", rate);
+    assert_true(rate > 0);
+    int other, running = park_one("10S", &other);
+    close(other);
+    int ran0 = atomic_load(&ran);
+    for (int i = 0; i < FLOOD; i++) {
+        fds[i] = cli_connect(TS.port);
+        cli_send(fds[i], "GET /learn HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 10S\r\n\r\n");
+    }
+    for (int i = 0; i < FLOOD; i++) {
+        assert_int_equal(cli_read(fds[i], &r, 10000), 503);
+        assert_non_null(strstr(r.head, "Retry-After: 1"));
+        close(fds[i]);
+    }
+    assert_int_equal(atomic_load(&ran), ran0);   /* no handler started for them */
+    double head = metric_value("sluice_http_admission_shed_total{reason=\"queue_time\"} "),
+           waited = metric_value("sluice_http_admission_shed_total{reason=\"queue_delay\"} ");
+    print_message("flood of %d: %.0f refused at the head, %.0f after waiting\n", FLOOD, head, waited);
+    assert_true(head + waited == FLOOD);
+    assert_true(head >= FLOOD / 2);
+    /* the slot frees: it serves again */
+    close(running);
+    wait_metric("cause=\"client_disconnected\"} 1");
+    int fd = cli_connect(TS.port);
+    cli_send(fd, "GET /learn HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 10S\r\n\r\n");
+    assert_int_equal(cli_read(fd, &r, 10000), 200);
+    close(fd);
+    srv_stop(&TS);
+}
+
 /* The admission lines of /metrics, on an idle server. */
 static void test_metrics_lines(void **state)
 {
@@ -1299,6 +1362,9 @@ static void test_metrics_lines(void **state)
     expect_metric("sluice_http_queue_delay_seconds{reactor=\"0\"} 0\n");
     expect_metric("sluice_http_admission_shed_total{reason=\"queue_full\"} 0");
     expect_metric("sluice_http_admission_shed_total{reason=\"queue_delay\"} 0");
+    expect_metric("sluice_http_admission_shed_total{reason=\"queue_time\"} 0");
+    expect_metric("sluice_http_admission_drain_per_second{reactor=\"0\"} 0\n");
+    expect_metric("sluice_http_admission_max_wait_seconds{reactor=\"0\"} 0.01\n");
     srv_stop(&TS);
 }
 
@@ -1332,6 +1398,7 @@ int main(void)
         cmocka_unit_test(test_continue_lane),
         cmocka_unit_test(test_accept_backlog),
         cmocka_unit_test(test_upstream_refusing_refused_at_head),
+        cmocka_unit_test(test_flood_refused_at_head),
         cmocka_unit_test(test_metrics_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
