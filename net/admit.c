@@ -156,11 +156,11 @@ bool sl__admit_wait_exceeds(const sl_admit *a, uint32_t ahead)
     return ((double)ahead + 1) * 1e9 / a->drain > (double)sl__admit_max_wait(a);
 }
 
-int sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest)
+bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest)
 {
     a->last_delay = oldest;
     if (!a->cfg.adaptive)
-        return SL_ADMIT_KEEP;
+        return false;
     drain_observe(a, now, oldest > 0);
     uint64_t target = sl__admit_target(a);
     if (now >= a->cd_end) {
@@ -182,9 +182,7 @@ int sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest)
         a->cd_min = oldest;
         a->cd_seen = true;
     }
-    if (oldest > sl__admit_max_wait(a))
-        return SL_ADMIT_WAITED;
-    return a->overloaded && oldest > 2 * target ? SL_ADMIT_CODEL : SL_ADMIT_KEEP;
+    return oldest > sl__admit_max_wait(a);
 }
 
 /* (Counted only when adaptive: a fixed controller never ends an
@@ -201,11 +199,6 @@ void sl__admit_depart(sl_admit *a)
         a->cd_out++;
         a->dr_n++;
     }
-}
-
-bool sl__admit_lifo(const sl_admit *a)
-{
-    return a->cfg.adaptive && a->overloaded;
 }
 
 void sl__admit_need_add(sl_admit_need *m, uint64_t now, uint64_t ns)

@@ -270,7 +270,7 @@ static const struct fam_def {
     [F_ADM_LIMIT] = { SL_METRIC_GAUGE, "sluice_http_admission_limit", "Requests the adaptive limit lets run at "
                       "once now.", L_R, 1 },
     [F_ADM_OVERLOADED] = { SL_METRIC_GAUGE, "sluice_http_admission_overloaded", "1 while CoDel sees a standing "
-                           "admission queue.", L_R, 1 },
+                           "admission queue that grows.", L_R, 1 },
     [F_ADM_DRAIN] = { SL_METRIC_GAUGE, "sluice_http_admission_drain_per_second", "How many requests the "
                       "server ends per second at its limit (estimated; 0: not measured yet).", L_R, 1 },
     [F_ADM_MAX_WAIT] = { SL_METRIC_GAUGE, "sluice_http_admission_max_wait_seconds", "The longest a request may "

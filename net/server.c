@@ -647,8 +647,9 @@ int sl__srv_precheck(srv_reactor *sr, const route_info *ri, uint64_t now, uint64
 
 /* While requests wait, the queue is looked at every queue target (at
  * least 1 ms) even when nothing else happens on the reactor: a waiter
- * behind requests that run for a long time must still meet CoDel and its
- * own deadline, not wait for a slot that does not come. */
+ * behind requests that run for a long time must still meet the queue's
+ * time bound and its own deadline, not wait for a slot that does not
+ * come. */
 static void arm_queue_tick(srv_reactor *sr)
 {
     if (!sr->queue_ev || evtimer_pending(sr->queue_ev, NULL))
@@ -677,7 +678,7 @@ void sl__srv_unqueue(sl_http_req *req)
 
 /* Tells the controller how long the oldest waiter waited, and refuses
  * the oldest while it says they waited too long (past the queue's time
- * bound, or CoDel's). A waiter queued this very turn counts as waiting
+ * bound). A waiter queued this very turn counts as waiting
  * (1 ns): the drain rate needs to know the queue was not empty. */
 static void sweep(srv_reactor *sr, uint64_t now)
 {
@@ -685,15 +686,16 @@ static void sweep(srv_reactor *sr, uint64_t now)
            sl__admit_observe(&sr->adm, now, now > sr->queue.head->t_queued ? now - sr->queue.head->t_queued : 1)) {
         sl_http_req *req = sr->queue.head;
         sl__srv_unqueue(req);
-        sl__srv_shed(sr, SHED_QUEUE_DELAY);   /* past the bound or CoDel's: it waited, then was refused */
+        sl__srv_shed(sr, SHED_QUEUE_DELAY);   /* it waited, then was refused */
         refuse(req, 503);
     }
     if (!sr->queue.head)
         sl__admit_observe(&sr->adm, now, 0);
 }
 
-/* Load shedding: an adaptive number run, a bounded number wait (as long
- * as CoDel lets them), the rest are told at once to come back later. */
+/* Load shedding: an adaptive number run, others wait as long as the
+ * queue's time bound lets them, the rest are told at once to come back
+ * later. */
 void sl__srv_admit(sl_http_req *req)
 {
     srv_reactor *sr = req->sr;
@@ -740,8 +742,10 @@ static void admit_queued(srv_reactor *sr)
     uint64_t now = sl_now_ns();
     sweep(sr, now);
     while (sr->queue.head && sr->inflight < sl__admit_limit(&sr->adm)) {
-        /* overloaded: the newest first, they have the most budget left */
-        sl_http_req *req = sl__admit_lifo(&sr->adm) ? sr->queue.tail : sr->queue.head;
+        /* first come first served: a newcomer's wait is then what its
+         * place says (sl__admit_wait_exceeds), and none waits past the
+         * bound (sweep) */
+        sl_http_req *req = sr->queue.head;
         sl__srv_unqueue(req);
         if (!req->c || req->c->st == CONN_GONE)
             continue;
@@ -757,8 +761,8 @@ static void admit_queued(srv_reactor *sr)
     }
 }
 
-/* The queue's timer: refuses the waiters whose budget is gone (504), runs
- * CoDel and starts what the limit allows. */
+/* The queue's timer: refuses the waiters whose budget is gone (504) and
+ * those past the queue's time bound, and starts what the limit allows. */
 static void queue_tick(evutil_socket_t fd, short what, void *arg)
 {
     srv_reactor *sr = arg;

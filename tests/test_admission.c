@@ -167,7 +167,7 @@ static void test_fixed_when_not_adaptive(void **state)
         arrive_depart(&a, 30, 10);
         assert_false(sl__admit_observe(&a, now, 900 * MS));
     }
-    assert_false(sl__admit_lifo(&a));
+    assert_false(a.overloaded);
     assert_int_equal(a.last_delay, 900 * MS);   /* still reported */
     assert_int_equal(a.cd_in, 0);   /* nothing counted that no interval would reset */
     assert_int_equal(a.cd_out, 0);
@@ -182,34 +182,33 @@ static void test_codel(void **state)
     uint64_t now = 0;
     sl__admit_init(&a, &c, now);
     /* a burst: delays up to 50 ms, but the queue empties within the
-     * interval: never overloaded, nothing shed, FIFO */
+     * interval: never overloaded */
     for (int i = 0; i < 30; i++) {
         now += 10 * MS;
         uint64_t d = i % 5 == 4 ? 0 : 50 * MS;
         assert_false(sl__admit_observe(&a, now, d));
-        assert_false(sl__admit_lifo(&a));
+        assert_false(a.overloaded);
     }
     /* a standing queue that grows (two come for each that ends): the
      * oldest above the target for a whole interval */
     now += 10 * MS;
     sl__admit_observe(&a, now, 0);   /* the interval that ends here saw 0 */
-    while (!sl__admit_lifo(&a)) {
+    while (!a.overloaded) {
         now += 10 * MS;
         arrive_depart(&a, 20, 10);
         assert_false(sl__admit_observe(&a, now, 6 * MS));
         assert_true(now < 1000 * MS);
     }
-    /* overloaded: served newest first; a waiter past 2 x target goes, one
-     * within it stays */
-    assert_true(sl__admit_observe(&a, now, 10 * MS + 1));
-    assert_false(sl__admit_observe(&a, now, 10 * MS));
-    assert_true(sl__admit_lifo(&a));
+    /* overloaded: CoDel itself refuses no one (it used to refuse waiters
+     * past 2 x target and serve the newest first; the queue's time bound
+     * does the refusing now, test_queue_time_bound) */
+    assert_false(sl__admit_observe(&a, now, 10 * MS + 1));
     /* the queue drains: after the next interval, no longer overloaded */
     now += 1 * MS;
     assert_false(sl__admit_observe(&a, now, 0));
     now += 100 * MS;
     assert_false(sl__admit_observe(&a, now, 30 * MS));
-    assert_false(sl__admit_lifo(&a));
+    assert_false(a.overloaded);
 }
 
 /* The target follows the service time: with requests taking 9 ms, a
@@ -230,16 +229,16 @@ static void test_codel_target_follows_service_time(void **state)
     for (int i = 0; i < 50; i++) {
         now += 10 * MS;
         assert_false(sl__admit_observe(&a, now, 8 * MS));
-        assert_false(sl__admit_lifo(&a));
+        assert_false(a.overloaded);
     }
-    /* above the service time all along, and growing: an overload; refused
-     * past 2 x 9 ms, kept within it */
+    /* above the service time all along, and growing: an overload; the
+     * queue's bound follows the target: refused past 2 x 9 ms, kept within */
     for (int i = 0; i < 30; i++) {
         now += 10 * MS;
         arrive_depart(&a, 3, 1);
         sl__admit_observe(&a, now, 10 * MS);
     }
-    assert_true(sl__admit_lifo(&a));
+    assert_true(a.overloaded);
     assert_false(sl__admit_observe(&a, now, 18 * MS));
     assert_true(sl__admit_observe(&a, now, 18 * MS + 1));
     /* a route gone very slow: the target stops at 4 x 5 ms */
@@ -404,12 +403,11 @@ static void test_queue_time_bound(void **state)
     for (int i = 0; i < 30; i++) {
         now += 10 * MS;
         uint64_t d = i % 5 == 4 ? 0 : 8 * MS;
-        assert_int_equal(sl__admit_observe(&a, now, d), SL_ADMIT_KEEP);
+        assert_false(sl__admit_observe(&a, now, d));
     }
     assert_false(a.overloaded);
-    assert_int_equal(sl__admit_observe(&a, now, 10 * MS), SL_ADMIT_KEEP);
-    assert_int_equal(sl__admit_observe(&a, now, 10 * MS + 1), SL_ADMIT_WAITED);
-    assert_false(sl__admit_lifo(&a));
+    assert_false(sl__admit_observe(&a, now, 10 * MS));
+    assert_true(sl__admit_observe(&a, now, 10 * MS + 1));
     /* the bound follows the target (requests taking 9 ms: 18 ms) */
     window(&a, &now, 50, 9 * MS, 32);
     assert_int_equal(sl__admit_max_wait(&a), 18 * MS);
@@ -417,8 +415,8 @@ static void test_queue_time_bound(void **state)
     c.max_wait_ns = 50 * MS;
     sl__admit_init(&a, &c, now);
     assert_int_equal(sl__admit_max_wait(&a), 50 * MS);
-    assert_int_equal(sl__admit_observe(&a, now, 50 * MS), SL_ADMIT_KEEP);
-    assert_int_equal(sl__admit_observe(&a, now, 50 * MS + 1), SL_ADMIT_WAITED);
+    assert_false(sl__admit_observe(&a, now, 50 * MS));
+    assert_true(sl__admit_observe(&a, now, 50 * MS + 1));
 }
 
 /* A simulated server: processor sharing at CAP requests/s (each request
@@ -435,6 +433,7 @@ typedef struct sim {
     uint64_t q[QMAX];            /* arrival times of the waiting: a ring, oldest at qh */
     int qh, qn;
     uint64_t done, shed, shed_head, max_wait, lat_sum;
+    uint64_t late;               /* started after waiting past the bound of then */
 } sim;
 
 static void sim_run(sim *s, sl_admit *a, uint64_t from, uint64_t to, double rate, uint64_t warm)
@@ -478,16 +477,12 @@ static void sim_run(sim *s, sl_admit *a, uint64_t from, uint64_t to, double rate
         if (!s->qn)
             sl__admit_observe(a, now, 0);
         while (s->qn && (uint32_t)(s->rt - s->rh) < sl__admit_limit(a)) {
-            uint64_t arrived;
-            if (sl__admit_lifo(a)) {
-                arrived = s->q[(s->qh + --s->qn) % QMAX];
-            } else {
-                arrived = s->q[s->qh];
-                s->qh = (s->qh + 1) % QMAX;
-                s->qn--;
-            }
+            uint64_t arrived = s->q[s->qh];
+            s->qh = (s->qh + 1) % QMAX;
+            s->qn--;
             if (now >= warm && now - arrived > s->max_wait)
                 s->max_wait = now - arrived;
+            s->late += now >= warm && now - arrived > sl__admit_max_wait(a);
             int i = s->rt++ % 4096;
             s->vstart[i] = v;
             s->tstart[i] = now;
@@ -516,8 +511,10 @@ static void test_sim_overload(void **state)
     /* latency near the quiet baseline (0.1 ms) plus the target, not the
      * 102 ms that 1024 in flight would take */
     assert_true(mean_ms < 2 * 5.0 + 1);
-    /* no one waits in the queue past 2 x target (+ one step) */
-    assert_true(s.max_wait <= 10 * MS + 10 * US);
+    /* no one starts after waiting past the queue's bound (2 x the target,
+     * which follows the service time: here ~17 ms) */
+    assert_int_equal(s.late, 0);
+    assert_true(s.max_wait <= 2 * 4 * 5 * MS);
     assert_true(s.shed > 0);
 
     /* the same without the controller: the limit is 1024, FIFO, and every
@@ -536,9 +533,9 @@ static void test_sim_overload(void **state)
 /* A queue that stands still is no overload: a closed loop of more clients
  * than the limit keeps its queue at (clients - limit) whatever is refused,
  * as each refused client sends again at once. Its oldest waits above the
- * target all along, but as many come as end: never LIFO, never refused,
- * until its standing delay passes a whole interval (the backstop, refused
- * whatever the rates). */
+ * target all along, but as many come as end: not overloaded (the limit
+ * may grow), until its standing delay passes a whole interval (the
+ * backstop, overloaded whatever the rates). */
 static void test_codel_standing_still(void **state)
 {
     (void)state;
@@ -552,14 +549,14 @@ static void test_codel_standing_still(void **state)
         now += 10 * MS;
         arrive_depart(&a, 40, 40);
         assert_false(sl__admit_observe(&a, now, 60 * MS));
-        assert_false(sl__admit_lifo(&a));
+        assert_false(a.overloaded);
     }
     /* within the noise (1/8 more came than ended): the same */
     for (int i = 0; i < 100; i++) {
         now += 10 * MS;
         arrive_depart(&a, 44, 40);
         assert_false(sl__admit_observe(&a, now, 60 * MS));
-        assert_false(sl__admit_lifo(&a));
+        assert_false(a.overloaded);
     }
     /* past a whole interval of standing delay: refused however it came */
     for (int i = 0; i < 30; i++) {
@@ -567,8 +564,7 @@ static void test_codel_standing_still(void **state)
         arrive_depart(&a, 40, 40);
         sl__admit_observe(&a, now, 101 * MS);
     }
-    assert_true(sl__admit_lifo(&a));
-    assert_true(sl__admit_observe(&a, now, 101 * MS));
+    assert_true(a.overloaded);
 }
 
 /* One CoDel interval in which the oldest waiter waited `delay` and n came
@@ -709,14 +705,9 @@ static void vsim_run(vsim *s, sl_admit *a, double mult, int pop)
         if (!s->qn)
             sl__admit_observe(a, now, 0);
         while (s->qn && (uint32_t)s->nrun < sl__admit_limit(a) && s->nrun < VMAX) {
-            uint64_t t;
-            if (sl__admit_lifo(a)) {
-                t = s->q[(s->qh + --s->qn) % VMAX];
-            } else {
-                t = s->q[s->qh];
-                s->qh = (s->qh + 1) % VMAX;
-                s->qn--;
-            }
+            uint64_t t = s->q[s->qh];
+            s->qh = (s->qh + 1) % VMAX;
+            s->qn--;
             if (now >= from && now - t > s->max_wait)
                 s->max_wait = now - t;
             s->late += now >= from && now - t > sl__admit_max_wait(a);
