@@ -68,8 +68,13 @@ static void window_end(sl_admit *a, uint64_t now)
      * moves from the queue into the server) and may be what it needs to
      * reach its capacity; a chain whose requests wait on other processes
      * and on disk needs more than twice its quiet latency to get there, so
-     * the gradient alone held it below C (issue 14) */
-    if (a->standing && !a->overloaded && mean < a->cfg.interval_ns)
+     * the gradient alone held it below C (issue 14). Not while more come
+     * than end, though: a queue refused at its head for queue time stands
+     * still too (a request refused there counts as come), and a limit that
+     * grew then only made every request slower, and with it the target
+     * and the queue's bound (the chain at 3 C: the limit at 70-85, twice
+     * main's, and the 201s' p50 25-27 ms) */
+    if (a->standing && !a->growing && !a->overloaded && mean < a->cfg.interval_ns)
         g = 1.0;
     double l = a->limit * g;
     /* grow only a limit that was in use: an idle server says nothing
@@ -173,6 +178,7 @@ bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest)
          * of standing delay it is refused however it came to be. */
         bool growing = a->cd_in > a->cd_out + (a->cd_out >> GROWTH_SLACK_SHIFT);
         a->standing = a->cd_seen && a->cd_min > 0;
+        a->growing = growing;
         a->overloaded = a->cd_seen && a->cd_min > target && (growing || a->cd_min > a->cfg.interval_ns);
         a->cd_min = oldest;
         a->cd_seen = true;

@@ -77,6 +77,7 @@ typedef struct sl_admit {
     bool overloaded;
     uint32_t cd_in, cd_out;   /* arrivals and departures this interval */
     bool standing;            /* the queue did not empty through the last interval */
+    bool growing;             /* and more came in it than ended (by 1/8) */
     uint64_t last_delay;      /* the last observed queue delay (for /metrics) */
     /* the drain rate (sl__admit_drain) */
     uint64_t dr_start;        /* the current window's start */
