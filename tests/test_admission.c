@@ -610,6 +610,32 @@ static void test_limit_grows_while_queue_stands(void **state)
     assert_int_equal(window(&a, &now, 50, 100 * MS, 22), 11);
 }
 
+/* A queue refused at its head for queue time stands still and stays
+ * short (its oldest below the target: not CoDel's overload), but more
+ * come than end: the limit does not grow for standing, the gradient
+ * holds. Before, it grew (the chain at 3 C: the limit at 70-85). */
+static void test_limit_holds_while_refused_at_head(void **state)
+{
+    (void)state;
+    sl_admit a;
+    sl_admit_cfg c = cfg();
+    uint64_t now = 0;
+    sl__admit_init(&a, &c, now);
+    window(&a, &now, 50, 1 * MS, 1);   /* baseline 1 ms: allowed 6 ms */
+    codel_interval(&a, &now, 3 * MS, 30, 10);
+    assert_true(a.standing);
+    assert_false(a.overloaded);
+    /* the gradient: twice the allowed latency, it shrinks (the window
+     * that ends first holds the baseline's last 1 ms sample: 20, not 16);
+     * before, it grew by sqrt(32) to 37 */
+    uint32_t l = window(&a, &now, 50, 12 * MS, 32);
+    assert_int_equal(l, 20);
+    /* as many come as end: it grows again */
+    codel_interval(&a, &now, 3 * MS, 10, 10);
+    assert_false(a.growing);
+    assert_int_equal(window(&a, &now, 50, 12 * MS, 20), 20 + 4);
+}
+
 /* A simulated chain: a processor shared by the running requests, each
  * needing a varied amount of work (mean 1: most 0.5-1.1, one in ten
  * 1.5-4.1) and then 2 ms more off the processor (the chain's waits on
@@ -1375,6 +1401,7 @@ int main(void)
         cmocka_unit_test(test_sim_overload),
         cmocka_unit_test(test_codel_standing_still),
         cmocka_unit_test(test_limit_grows_while_queue_stands),
+        cmocka_unit_test(test_limit_holds_while_refused_at_head),
         cmocka_unit_test(test_sim_closed_loop_not_shed),
         cmocka_unit_test(test_sim_at_capacity),
         cmocka_unit_test(test_drain_rate),
