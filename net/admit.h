@@ -36,8 +36,8 @@
  *    any request meets near capacity. CoDel's own actions, refusing
  *    waiters past 2 x target and serving newest first (adaptive LIFO),
  *    are gone: the time bound refuses the same waiters earlier, at their
- *    head, and LIFO made no difference the overload benchmark could see
- *    once the queue was bounded in time (docs/net.md, "Admission").
+ *    head, and with the bound CoDel's state was never on at 3 C in the
+ *    overload benchmark, so LIFO never engaged (docs/net.md, "Admission").
  *
  *  - Can this request still make it? Deadline-aware admission: each route
  *    learns the median time its requests take (a streaming estimate); a
