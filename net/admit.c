@@ -151,7 +151,15 @@ double sl__admit_drain(const sl_admit *a)
 
 uint64_t sl__admit_max_wait(const sl_admit *a)
 {
-    return a->cfg.max_wait_ns ? a->cfg.max_wait_ns : 2 * sl__admit_target(a);
+    if (a->cfg.max_wait_ns)
+        return a->cfg.max_wait_ns;
+    /* Twice the service time, as the target, but not capped with it: a
+     * route whose requests take 1 s drains 16 a second at a limit of 16,
+     * so under a capped bound (40 ms) even its first waiter would be
+     * refused, and such a server would have no queue at all. The queue
+     * stays bounded: at most about two limits' worth wait (Little). */
+    uint64_t t = a->cfg.target_ns;
+    return 2 * (a->last_mean > t ? a->last_mean : t);
 }
 
 bool sl__admit_wait_exceeds(const sl_admit *a, uint32_t ahead)

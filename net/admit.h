@@ -125,9 +125,10 @@ bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest);
 double sl__admit_drain(const sl_admit *a);
 
 /* The longest a request may wait in the queue: cfg.max_wait_ns, or 2 x
- * sl__admit_target (the age at which CoDel refused a waiter of a standing
- * queue: near capacity a request waits about one service time, twice that
- * is a queue, not a burst). */
+ * the longer of the target and the mean time the last window's requests
+ * ran (near capacity a request waits about one service time, twice that
+ * is a queue, not a burst); unlike sl__admit_target not capped, so a
+ * route of slow requests keeps a queue. */
 uint64_t sl__admit_max_wait(const sl_admit *a);
 
 /* Whether a request that would wait behind `ahead` others (it starts

@@ -121,7 +121,8 @@ typedef struct sl_http_server_opts {
                                     smaller; <= max_inflight) */
     uint32_t limit_initial;      /* where it starts (32) */
     uint32_t queue_wait_ms;      /* the longest a request may wait in the queue (0: twice
-                                    CoDel's target now, 10-40 ms; else >= queue_target_ms):
+                                    the longer of queue_target_ms and the requests'
+                                    recent mean time; else >= queue_target_ms):
                                     a request that would wait longer at the rate the server
                                     drains its queue is refused at its head, one that
                                     waited longer is refused when seen */

@@ -249,8 +249,13 @@ static void test_codel_target_follows_service_time(void **state)
         arrive_depart(&a, 3, 1);
         sl__admit_observe(&a, now, 25 * MS);
     }
-    assert_false(sl__admit_observe(&a, now, 40 * MS));
-    assert_true(sl__admit_observe(&a, now, 40 * MS + 1));
+    /* ... but a waiter's bound follows the service time, uncapped: 2 x
+     * the window's mean (test_slow_route_keeps_a_queue) */
+    uint64_t w = sl__admit_max_wait(&a);
+    assert_int_equal(w, 2 * a.last_mean);
+    assert_true(w > 40 * MS);
+    assert_false(sl__admit_observe(&a, now, w));
+    assert_true(sl__admit_observe(&a, now, w + 1));
     /* fast requests: the configured target again (the first window
      * still holds slow samples) */
     window(&a, &now, 50, 1 * MS, 32);
@@ -417,6 +422,31 @@ static void test_queue_time_bound(void **state)
     assert_int_equal(sl__admit_max_wait(&a), 50 * MS);
     assert_false(sl__admit_observe(&a, now, 50 * MS));
     assert_true(sl__admit_observe(&a, now, 50 * MS + 1));
+}
+
+/* A route of slow requests keeps a queue: requests of 1 s at a limit of
+ * 16 drain 16 a second, so the first waiter waits ~62 ms. With the bound
+ * capped as CoDel's target is (4 x 5 ms, so 40 ms) it was refused at its
+ * head, and such a server refused every request past its limit. */
+static void test_slow_route_keeps_a_queue(void **state)
+{
+    (void)state;
+    sl_admit a;
+    sl_admit_cfg c = cfg();
+    c.min_limit = c.max_limit = 16;
+    uint64_t now = 0;
+    sl__admit_init(&a, &c, now);
+    window(&a, &now, 16, 1000 * MS, 16);   /* requests ran 1 s each */
+    for (int i = 0; i < 32; i++) {         /* 16 a second, always someone waiting */
+        now += 62500 * US;
+        sl__admit_depart(&a);
+        sl__admit_observe(&a, now, 1 * MS);
+    }
+    assert_true(sl__admit_drain(&a) > 15.0 && sl__admit_drain(&a) < 17.0);
+    assert_int_equal(sl__admit_max_wait(&a), 2000 * MS);
+    assert_false(sl__admit_wait_exceeds(&a, 0));    /* ~62 ms */
+    assert_false(sl__admit_wait_exceeds(&a, 30));   /* 31 / 16 s: within 2 s */
+    assert_true(sl__admit_wait_exceeds(&a, 32));    /* 33 / 16 s: past it */
 }
 
 /* A simulated server: processor sharing at CAP requests/s (each request
@@ -1406,6 +1436,7 @@ int main(void)
         cmocka_unit_test(test_sim_at_capacity),
         cmocka_unit_test(test_drain_rate),
         cmocka_unit_test(test_queue_time_bound),
+        cmocka_unit_test(test_slow_route_keeps_a_queue),
         cmocka_unit_test(test_sim_queue_time),
         cmocka_unit_test(test_server_bad_options),
         cmocka_unit_test(test_deadline_aware_refusal),
