@@ -8,6 +8,8 @@
  * Each figure is the best of three runs, so a noisy neighbour inflates at
  * most one of them. */
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +46,16 @@ static void run_main(sl_step_fn fn, void *st, int threads)
         sl_trace_start(rt, trace_path, 0);
     sl_spawn_on(sl_runtime_reactor(rt, 0), fn, st, NULL);
     sl_runtime_run(rt);
+    if (getenv("CORE_BENCH_STATS"))   /* each reactor's counters, for accounting a figure (docs/core.md) */
+        for (int i = 0; i < threads; i++) {
+            sl_reactor_stats s;
+            sl_reactor_stats_get(sl_runtime_reactor(rt, i), &s);
+            fprintf(stderr, "reactor %d: steps %llu msgs %llu wakeups %llu spins %llu spin_hits %llu "
+                    "spin_runs %llu spin_bounds %llu\n", i, (unsigned long long)s.steps,
+                    (unsigned long long)s.msgs, (unsigned long long)s.wakeups, (unsigned long long)s.spins,
+                    (unsigned long long)s.spin_hits, (unsigned long long)s.spin_runs,
+                    (unsigned long long)s.spin_bounds);
+        }
     if (sl_runtime_free(rt) != 0)
         fprintf(stderr, "core-bench: leaks reported\n");
 }
@@ -649,6 +661,53 @@ static double b_cross_pingpong_nospin(long n)
     return v;
 }
 
+/* ---- the floor under a cross-reactor ping-pong ----------------------------------------- */
+
+/* Two bare threads hand a counter back and forth through two atomic
+ * words, polling with a pause: what a round trip between two CPUs costs
+ * in cache-line transfers alone, with no queue, message or task around
+ * it (docs/core.md, "The ping-pong"). Both threads must have a CPU: on a
+ * loaded machine this measures the scheduler instead. */
+static _Atomic long flag_ab, flag_ba;
+static long flag_n;
+
+static inline void bench_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void *flag_peer(void *arg)
+{
+    (void)arg;
+    for (long i = 1; i <= flag_n; i++) {
+        while (atomic_load_explicit(&flag_ab, memory_order_acquire) != i)
+            bench_relax();
+        atomic_store_explicit(&flag_ba, i, memory_order_release);
+    }
+    return NULL;
+}
+
+static double b_flag_roundtrip(long n)
+{
+    pthread_t t;
+    flag_n = n;
+    atomic_store(&flag_ab, 0);
+    atomic_store(&flag_ba, 0);
+    if (pthread_create(&t, NULL, flag_peer, NULL) != 0)
+        return -1;
+    uint64_t t0 = sl_now_ns();
+    for (long i = 1; i <= n; i++) {
+        atomic_store_explicit(&flag_ab, i, memory_order_release);
+        while (atomic_load_explicit(&flag_ba, memory_order_acquire) != i)
+            bench_relax();
+    }
+    uint64_t t1 = sl_now_ns();
+    pthread_join(t, NULL);
+    return (double)(t1 - t0) / (double)n;
+}
+
 /* ---- worker pool across reactors (issue 17) ---------------------------------------------------- */
 
 /* One producer task sends n jobs on `jobs` (home: reactor 0, cap 1024) and
@@ -1062,6 +1121,8 @@ int main(int argc, char **argv)
         emit("cross_reactor_chan_msgs_per_s", -best_of3(b_cross_chan, 1000000 / k), &first);
     if (wanted("cross_reactor_chan_recv_msgs_per_s"))   /* receives from another reactor */
         emit("cross_reactor_chan_recv_msgs_per_s", -best_of3(b_cross_chan_recv, 1000000 / k), &first);
+    if (only && !strcmp(only, "thread_flag_roundtrip_ns"))   /* asked for only: a floor, not a figure of sluice */
+        emit("thread_flag_roundtrip_ns", best_of3(b_flag_roundtrip, 1000000 / k), &first);
     if (wanted("cross_reactor_chan_pingpong_ns"))
         emit("cross_reactor_chan_pingpong_ns", best_of3(b_cross_pingpong, 100000 / k), &first);
     if (wanted("cross_reactor_chan_pingpong_nospin_ns"))

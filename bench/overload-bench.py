@@ -46,14 +46,16 @@ through): above 1, part of what cpu_us_per_503 charges to the 503s is the
 Where the 503s came from (sluice sides): every service's /metrics is read
 before and after each multiple, and the run's `refusals` holds the
 differences per service: answered_NNN (its answers by status), admission
-refusals by reason (http_admission_shed_total:queue_full, :queue_delay,
-:budget, :upstream, :draining), 504s before a handler ran
+refusals by reason (http_admission_shed_total:queue_full, :queue_delay
+(waited, then refused), :queue_time (refused at the head: it would have
+waited past the queue's time bound), :budget, :upstream, :draining), 504s before a handler ran
 (http_expired_total), its client's fail-fast by reason
 (upstream_failfast_total:latency, :throttle), its calls by result, its
 compensations by event (svc_compensations_total:posted, ...) and its
 business answers by route and outcome (svc_answers_total:/release:not_found:
 releases of orders inventory never saw); and,
-read at the end, at_end:admission_limit, at_end:queue_delay_seconds and
+read at the end, at_end:admission_limit, at_end:queue_delay_seconds,
+at_end:admission_drain_per_second, at_end:admission_max_wait_seconds and
 at_end:inflight_peak. A 503 a service answered that is in none of these
 was its handler's (a store step, an upstream's 503 passed on).
 `server_latency` per service and route: the requests it answered in the
@@ -295,7 +297,8 @@ class Tracer:
     thread; sluice sides only): the gauges as they are, the counters as
     differences from the last sample."""
     GAUGES = ("sluice_http_admission_limit", "sluice_http_admission_overloaded",
-              "sluice_http_queue_delay_seconds", "sluice_http_inflight", "sluice_http_queued")
+              "sluice_http_queue_delay_seconds", "sluice_http_inflight", "sluice_http_queued",
+              "sluice_http_admission_drain_per_second")
     COUNTERS = ("sluice_http_admission_shed_total", "sluice_http_expired_total")
 
     def __init__(self, ch):
@@ -374,7 +377,8 @@ REFUSALS = {
 }
 # Gauges read at the end of a run (not differences): where the adaptive
 # limit stood, and how long the oldest waiter had waited.
-GAUGES = ("sluice_http_admission_limit", "sluice_http_queue_delay_seconds", "sluice_http_inflight_peak")
+GAUGES = ("sluice_http_admission_limit", "sluice_http_queue_delay_seconds", "sluice_http_inflight_peak",
+          "sluice_http_admission_drain_per_second", "sluice_http_admission_max_wait_seconds")
 DURATION = "sluice_http_request_duration_seconds"
 
 # name{labels} value; a label value may hold braces (route="/orders/{id}/paid"),

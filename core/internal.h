@@ -71,8 +71,16 @@ struct sl_reactor {
     sl_mpsc q;
     int wake_fd;
     struct event *wake_ev;
+    /* wake_cb's work again after libevent's next poll, without an eventfd
+     * read (a zero-timeout timer: reactor.c, resume_later) */
+    struct event *resume_ev;
+    /* Read by every producer after every push (reactor.c, wake()): on a
+     * line of its own, whatever the struct's alignment, so that our own
+     * writes of every leg (the queue's tail, the spin's counters) do not
+     * make it a cache miss on each post of a ping-pong. */
+    char wake_pad0_[64];
     _Atomic int wake_pending;
-    bool self_woken;                  /* wake_ev made active by us, not by the eventfd: no read */
+    char wake_pad1_[64 - sizeof(int)];
     _Atomic bool stopping;
 
     uint32_t remote_pending;          /* cross-reactor ops of our tasks in flight */
@@ -80,6 +88,11 @@ struct sl_reactor {
      * under way has posted or run a cross-reactor message */
     uint64_t spin_ns;
     bool remote_hot;
+    bool in_spin_run;                 /* spin_run's drain: a task made ready waits for its run_batch */
+    /* hits run inside spins since libevent last polled, and the time of
+     * the first: bounded (reactor.c, SL_SPIN_RUN_LEGS and SPIN_RUN_NS) */
+    unsigned spin_legs;
+    uint64_t spin_since;
     unsigned spin_skip, spin_backoff; /* spins to leave out, and the next such count */
     unsigned pause_skip, pause_backoff; /* spins that only yield, and the next such count */
     struct sl_rsend *rsends, *rs_dirty;  /* credit senders (rsend.c): all, and to flush */
@@ -131,6 +144,7 @@ struct sl_reactor {
      * (Seastar batches the same way) instead of one of each per message;
      * a chain that grows to CHAIN_MAX (reactor.c) goes at once. */
     bool in_cb;
+    sl_reactor *same_rt;              /* publish(): the last destination seen to be of our runtime */
     int ndefer;
     struct { sl_reactor *to; sl_msg *first, *last; int n; } defer[32];
 

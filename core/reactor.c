@@ -203,17 +203,19 @@ static void requeue_yielded(sl_reactor *r)
     r->yq_head = r->yq_tail = NULL;
 }
 
-/* One batch of ready tasks. `polled`: we come from the zero timeout, so
- * the backend has had its look since the yielded tasks yielded. */
-static void run_turn(sl_reactor *r, bool polled)
+/* One batch of ready tasks, then the turn_end hook. `polled`: we come from
+ * the zero timeout, so the backend has had its look since the yielded
+ * tasks yielded. Publishes nothing: turn_finish does. */
+static void run_batch(sl_reactor *r, bool polled, uint64_t now)
 {
-    sl_reactor *prev = enter(r);
     r->run_scheduled = false;
     if (polled)
         requeue_yielded(r);
     r->in_run = true;
-    r->now = sl_now_coarse_ns();
-    uint64_t t0 = sl_now_ns();
+    /* now: the exact clock, read by the caller a moment ago (a spin), or
+     * 0; two clock reads are some 40 ns, a tenth of a ping-pong's leg */
+    uint64_t t0 = now ? now : sl_now_ns();
+    r->now = now ? now : sl_now_coarse_ns();
     r->turn_t0 = t0;
     for (int n = 0; r->rq_head && n < RUN_BATCH; n++) {
         if ((n & 63) == 63)
@@ -249,12 +251,25 @@ static void run_turn(sl_reactor *r, bool polled)
         r->turn_end = NULL;   /* fn may ask again */
         fn(r);
     }
+}
+
+/* The end of a callback that ran tasks: publish what they posted, come
+ * back for what is left, look for a deadlock. */
+static void turn_finish(sl_reactor *r)
+{
     flush_wakes(r);   /* before the deadlock check: a wake we owe is a way out */
     if (r->rq_head || r->yq_head)
         arm_next_turn(r);
     else if (r->check_deadlock)
         sl__deadlock_maybe(r);
     sl__callback_end(r);
+}
+
+static void run_turn(sl_reactor *r, bool polled)
+{
+    sl_reactor *prev = enter(r);
+    run_batch(r, polled, 0);
+    turn_finish(r);
     idle_spin(r);
     sl__tl_reactor = prev;
 }
@@ -265,7 +280,10 @@ static void run_cb(evutil_socket_t fd, short what, void *arg)
     /* EV_TIMEOUT: the zero timeout of arm_next_turn, after a poll. Only
      * EV_READ: event_active() in this pass, which also drops the timeout
      * (run_turn arms it again if yielded tasks still wait). */
-    run_turn(arg, (what & EV_TIMEOUT) != 0);
+    sl_reactor *r = arg;
+    if (what & EV_TIMEOUT)
+        r->spin_legs = 0;   /* libevent has polled: the spin's bound starts again */
+    run_turn(r, (what & EV_TIMEOUT) != 0);
 }
 
 void sl_reactor_run_ready(sl_reactor *r)
@@ -277,7 +295,8 @@ void sl_reactor_run_ready(sl_reactor *r)
 
 static void schedule_run(sl_reactor *r)
 {
-    if (!r->in_run && !r->run_scheduled) {
+    /* in_spin_run: spin_run runs the batch itself once its drain ends */
+    if (!r->in_run && !r->run_scheduled && !r->in_spin_run) {
         r->run_scheduled = true;
         event_active(r->run_ev, EV_READ, 0);
     }
@@ -377,6 +396,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     r->timer_at = 0;
+    r->spin_legs = 0;   /* libevent has polled */
     sl__callback_begin(r);
     r->now = sl_now_ns();
     sl__timer_fire(r, r->now);
@@ -440,6 +460,17 @@ static void flush_wakes(sl_reactor *r)
     publish_deferred(r);
 }
 
+/* flush_wakes's flushes inside a callback (in_cb stays set): their
+ * messages join the chains of what the callback posted, in order, and
+ * leave with them (spin_run) */
+static void flush_chained(sl_reactor *r)
+{
+    if (r->rr_dirty)
+        sl__rrecv_flush(r, false);
+    if (r->rs_dirty || r->grant_head)
+        sl__rsend_flush(r, false);
+}
+
 /* Queues m for `to`: at once (and wakes it) when posted from outside one of
  * our callbacks or to ourselves, else in a chain published at its end (or
  * when it is CHAIN_MAX long). */
@@ -448,11 +479,15 @@ static void publish(sl_reactor *to, sl_msg *m)
     sl_reactor *cur = sl__tl_reactor;
     if (cur && cur != to)
         cur->remote_hot = true;   /* an answer may come back soon: idle_spin */
-    if (!cur || !cur->in_cb || cur == to || !cur->rt || cur->rt != to->rt) {
+    /* to->rt shares its line with to's run queue, written at every step
+     * there: read it once per destination, not once per message */
+    if (!cur || !cur->in_cb || cur == to || !cur->rt ||
+        (cur->same_rt != to && cur->rt != to->rt)) {
         sl_mpsc_push(&to->q, m);
         wake(to);
         return;
     }
+    cur->same_rt = to;
     atomic_store_explicit(&m->next_, NULL, memory_order_relaxed);
     for (int i = 0; i < cur->ndefer; i++)
         if (cur->defer[i].to == to) {
@@ -541,8 +576,8 @@ static bool may_sleep(sl_reactor *r)
  * return, libevent's dispatch; on a VM an interrupt to an idle vCPU) cost
  * most of the round trip: docs/core.md, "Across reactors". While it polls
  * the reactor holds wake_pending, so a producer skips the eventfd write
- * too; a message that arrives is run through wake_ev at once (active, so
- * libevent polls without blocking). Without such traffic it never spins:
+ * too; a message that arrives is run inside the spin (spin_run, bounded:
+ * SPIN_RUN_NS below). Without such traffic it never spins:
  * an idle reactor stays asleep, and a burst costs at most one spin after
  * it. sched_yield() between polls, as poll_briefly. */
 /* The adaptive part. A spin that took much longer than it may (twice its
@@ -567,9 +602,13 @@ static bool may_sleep(sl_reactor *r)
  * message came after the yields, or not at all, leaves them out of the
  * next 1, 2, 4 ... up to PAUSE_BACKOFF_MAX spins (measured at loads 6-20:
  * 0.6-1.8x the yields' round trip, median about 1, where pauses in every
- * spin were 1.4-3.6x; docs/core.md). About 64 polls of a pause (48 ns
- * here) are some 4 us. */
-#define SPIN_PAUSES 64
+ * spin were 1.4-3.6x; docs/core.md). The pauses last SPIN_PAUSE_NS, by
+ * the clock the spin reads every 8 polls anyway: they were 64 polls, meant
+ * as 4 us at 48 ns a pause, but a pause is 23 ns on today's host (a loop
+ * of 10^6 of them), so 1.5 us, shorter than a ping-pong leg that meets a
+ * cache miss or two, and every such leg sent the next spins to the yields
+ * (380 ns each here). */
+#define SPIN_PAUSE_NS 4000
 #define PAUSE_BACKOFF_MAX 1024
 /* -DPAUSE_ADAPT=0: pauses in every spin (the comparison in docs/core.md) */
 #ifndef PAUSE_ADAPT
@@ -609,13 +648,124 @@ static void spin_adapt(sl_reactor *r, uint64_t took)
     r->spin_skip = r->spin_backoff;
 }
 
+/* Run in a row inside one spin (the spin's messages, the tasks they made
+ * ready, a spin again for the answer) before a hit goes through libevent
+ * instead: its poll is the only way a socket, a signal or a timer of
+ * libevent's is seen, so a ping-pong must not keep it out. At most
+ * SL_SPIN_RUN_LEGS hits (sl_diag.h), so a ready socket waits that many
+ * legs at most (tests/test_reactor.c test_spin_lets_io_in counts them), and
+ * at most SPIN_RUN_NS: the bound TURN_MSG_NS puts on a busy turn, so
+ * neither way of being busy holds the poll longer than the other; a
+ * libevent turn (a timerfd_settime and an epoll_wait) every 64 legs of
+ * a few hundred ns is a few per cent of them. A timer of ours that is due
+ * ends the run at once (libevent's own timers wait up to SPIN_RUN_NS). */
+#define SPIN_RUN_NS TURN_MSG_NS
+
+/* Anything of ours to run other than messages: its callback spins after it. */
+static bool other_due(sl_reactor *r)
+{
+    return r->rq_head || r->yq_head || r->run_scheduled ||
+           event_base_get_num_events(r->base, EVENT_BASE_COUNT_ACTIVE) > 0;
+}
+
+/* wake_cb's work after libevent's next poll: a zero timeout, not
+ * event_active(), which libevent 2.1 runs in the pass under way, so that
+ * a reactor whose every callback ends in a hit never polled at all (a
+ * ping-pong of 30,000 round trips made 39 epoll_waits). wake_pending
+ * stays ours until that callback clears it: no producer writes the
+ * eventfd meanwhile, and the callback does not read it. */
+static void resume_later(sl_reactor *r)
+{
+    event_add(r->resume_ev, &zero_tv);
+}
+
+/* One poll of the spin, holding wake_pending: true if a message came.
+ * *now: the clock as it ends. */
+static bool spin_poll(sl_reactor *r, uint64_t *now)
+{
+    r->st.spins++;
+    uint64_t t0 = sl_now_ns(), until = t0 + r->spin_ns, t;
+    uint64_t pause_until = r->pause_skip ? 0 : t0 + SPIN_PAUSE_NS;
+    bool hit = false, pausing = pause_until != 0;
+    if (r->pause_skip)
+        r->pause_skip--;
+    for (unsigned i = 1;; i++) {
+        if (!sl_mpsc_empty(&r->q)) {
+            hit = true;
+            break;
+        }
+        if (i % 8 == 0) {
+            t = sl_now_ns();
+            if (t >= until || atomic_load_explicit(&r->stopping, memory_order_relaxed))
+                break;
+            if (t >= pause_until)
+                pausing = false;
+        }
+        if (pausing)
+            cpu_relax();
+        else
+            sched_yield();
+    }
+    if (pause_until && PAUSE_ADAPT)
+        pause_adapt(r, hit && pausing);
+    *now = t = sl_now_ns();
+    spin_adapt(r, t - t0);
+    if (hit)
+        r->st.spin_hits++;
+    return hit;
+}
+
+/* A hit, run inside the spin: what wake_cb and run_turn would do in two
+ * libevent callbacks (and, for the reactor's own timers and sockets, a
+ * poll between them), in one: the messages, what they posted, then the
+ * tasks they made ready and what those posted. wake_pending stays ours:
+ * the spin goes on polling after it. */
+static void spin_run(sl_reactor *r, uint64_t now)
+{
+    r->in_cb = true;
+    sl__callback_begin(r);
+    r->st.spin_runs++;
+    r->now = now;
+    r->in_spin_run = true;
+    if (drain(r, DRAIN_MAX))
+        r->remote_hot = true;
+    r->in_spin_run = false;
+    /* a task that yielded in a message has armed the next turn already */
+    if ((r->rq_head || r->turn_end) && !r->run_scheduled) {
+        /* What the messages did is flushed (rsend.c's grants, rrecv.c's
+         * lends and reports) before a task runs, as when wake_cb and
+         * run_cb ran them apart: running the tasks first let a receive at
+         * a channel's home take an element past one being lent to another
+         * reactor (test_credit_sends_race: disorder at the home's receiver
+         * in every run). Its messages are not pushed at once, as
+         * flush_wakes does, but chained behind what the messages posted,
+         * and the tasks' after them, all published in one chain per
+         * destination at the end: a leg's top-up and its next batch then
+         * reach the peer in one push and one hit, not two (0.76-0.98x the
+         * round trip, 6 of 6 alternations, load 6.3). Pushing the first
+         * flush's messages at once while the rest waited for the end put
+         * the end's flush ahead of them: disorder again. */
+        flush_chained(r);
+        run_batch(r, false, now);
+        flush_chained(r);
+    }
+    turn_finish(r);
+}
+
+/* We hold wake_pending and stop: sleep, unless a message slipped in as we
+ * let go (may_sleep), which is then ours to run. */
+static void spin_release(sl_reactor *r)
+{
+    if (!may_sleep(r))
+        resume_later(r);
+}
+
 static void idle_spin(sl_reactor *r)
 {
     if (!r->remote_hot || !r->spin_ns)
         return;
     /* something else is due: the callback that runs it spins after it */
-    if (r->rq_head || r->yq_head || r->run_scheduled ||
-        event_base_get_num_events(r->base, EVENT_BASE_COUNT_ACTIVE) > 0)
+    if (other_due(r))
         return;
     r->remote_hot = false;
     if (r->spin_skip) {
@@ -627,52 +777,51 @@ static void idle_spin(sl_reactor *r)
     /* held already: a producer has written the eventfd, or will */
     if (atomic_exchange_explicit(&r->wake_pending, 1, memory_order_seq_cst))
         return;
-    r->st.spins++;
-    uint64_t t0 = sl_now_ns(), until = t0 + r->spin_ns;
-    bool hit = false;
-    unsigned pauses = r->pause_skip ? 0 : SPIN_PAUSES, i;
-    if (r->pause_skip)
-        r->pause_skip--;
-    for (i = 1;; i++) {
-        if (!sl_mpsc_empty(&r->q)) {
-            hit = true;
-            break;
+    uint64_t now;
+    for (;;) {
+        if (!spin_poll(r, &now)) {
+            /* nothing else was due, so libevent's next step is a poll */
+            r->spin_legs = 0;
+            spin_release(r);
+            return;
         }
-        if (i % 8 == 0 && (sl_now_ns() >= until ||
-                           atomic_load_explicit(&r->stopping, memory_order_relaxed)))
-            break;
-        if (i <= pauses)
-            cpu_relax();
-        else
-            sched_yield();
-    }
-    if (pauses && PAUSE_ADAPT)
-        pause_adapt(r, hit && i <= pauses);
-    spin_adapt(r, sl_now_ns() - t0);
-    if (hit) {
-        r->st.spin_hits++;
-        r->self_woken = true;
-        event_active(r->wake_ev, EV_READ, 0);   /* wake_pending stays ours: wake_cb clears it */
-    } else if (!may_sleep(r)) {
-        r->self_woken = true;
-        event_active(r->wake_ev, EV_READ, 0);   /* one slipped in as we let go: ours to run */
+        /* counted since libevent's last poll, not per spin: a spin that
+         * ends with a task ready returns to libevent's pass under way
+         * (run_ev made active), whose next callback spins again */
+        if (!r->spin_legs)
+            r->spin_since = now;
+        if (r->spin_legs == SL_SPIN_RUN_LEGS || now - r->spin_since >= SPIN_RUN_NS ||
+            (r->timer_at && r->timer_at <= now)) {
+            r->st.spin_bounds++;
+            resume_later(r);
+            return;
+        }
+        r->spin_legs++;
+        spin_run(r, now);
+        /* as at the top: the spin goes on only as a new one would start */
+        if (!r->remote_hot || other_due(r) ||
+            atomic_load_explicit(&r->stopping, memory_order_relaxed)) {
+            spin_release(r);
+            return;
+        }
+        r->remote_hot = false;
+        if (r->spin_skip) {
+            r->spin_skip--;
+            spin_release(r);
+            return;
+        }
     }
 }
 
-static void wake_cb(evutil_socket_t fd, short what, void *arg)
+/* The messages, after a wake-up: the eventfd's (read_fd: take its count)
+ * or resume_later's. */
+static void wake_run(sl_reactor *r, bool read_fd)
 {
-    sl_reactor *r = arg;
     sl_reactor *prev = enter(r);
     uint64_t cnt;
-    (void)what;
-    /* Made active by ourselves (a spin's hit, a drain cut short): we held
-     * wake_pending throughout, so no producer wrote the eventfd and a read
-     * is a syscall for EAGAIN, one per leg of a ping-pong. Should it hold
-     * a count anyway, it stays readable and the next poll brings us back. */
-    if (r->self_woken) {
-        r->self_woken = false;
-    } else {
-        ssize_t n = read(fd, &cnt, sizeof cnt);
+    r->spin_legs = 0;   /* both ways in come from a poll */
+    if (read_fd) {
+        ssize_t n = read(r->wake_fd, &cnt, sizeof cnt);
         (void)n;
     }
     sl__callback_begin(r);
@@ -687,8 +836,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
         left -= ran;
         if (!left) {
             /* wake_pending stays ours: come back after the other events */
-            r->self_woken = true;
-            event_active(r->wake_ev, EV_READ, 0);
+            resume_later(r);
             break;
         }
         publish_deferred(r);   /* before polling: the peer may be waiting for them */
@@ -703,6 +851,24 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     sl__callback_end(r);
     idle_spin(r);
     sl__tl_reactor = prev;
+}
+
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    wake_run(arg, true);
+}
+
+/* resume_later's: we held wake_pending throughout, so no producer wrote
+ * the eventfd and a read would be a syscall for EAGAIN (once per leg of a
+ * ping-pong before). Should it hold a count anyway (sl_runtime_stop), it
+ * stays readable and wake_cb takes it. */
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    wake_run(arg, false);
 }
 
 int sl_reactor_post_mem(sl_reactor *r, sl_msg *m, void (*fn)(void *), void *arg)
@@ -778,7 +944,8 @@ int sl__reactor_init(sl_reactor *r, sl_runtime *rt, int id, struct event_base *b
     r->run_ev = event_new(base, -1, 0, run_cb, r);
     r->timer_ev = evtimer_new(base, timer_cb, r);
     r->wake_ev = event_new(base, r->wake_fd, EV_READ | EV_PERSIST, wake_cb, r);
-    if (!r->run_ev || !r->timer_ev || !r->wake_ev)
+    r->resume_ev = evtimer_new(base, resume_cb, r);
+    if (!r->run_ev || !r->timer_ev || !r->wake_ev || !r->resume_ev)
         return -ENOMEM;
     event_add(r->wake_ev, NULL);
     sl__watch_init(r, opts);
@@ -832,6 +999,8 @@ int sl__reactor_teardown(sl_reactor *r)
         event_free(r->timer_ev);
     if (r->wake_ev)
         event_free(r->wake_ev);
+    if (r->resume_ev)
+        event_free(r->resume_ev);
     if (r->wake_fd >= 0)
         close(r->wake_fd);
     if (r->own_base && r->base)

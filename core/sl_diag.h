@@ -41,7 +41,16 @@ typedef struct sl_reactor_stats {
      * queue instead of sleeping at once, and how many of those polls saw a
      * message arrive (a wake-up saved). */
     uint64_t spins, spin_hits;
+    /* Hits run inside the spin (its messages, the tasks they made ready,
+     * and a spin again for the answer) without a libevent turn, and the
+     * times a spin handed a hit to libevent instead, to let its poll and
+     * timers in (at most SL_SPIN_RUN_LEGS legs or 50 us in a row, or a
+     * timer due). */
+    uint64_t spin_runs, spin_bounds;
 } sl_reactor_stats;
+
+/* The most hits a spin runs in a row before it lets libevent poll. */
+#define SL_SPIN_RUN_LEGS 64
 
 /* Counters of `r`; call on r's thread, or when r is not running. */
 void sl_reactor_stats_get(const sl_reactor *r, sl_reactor_stats *st);

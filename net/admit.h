@@ -17,19 +17,27 @@
  *    only moves the wait from the queue into it, and the limit grows while
  *    in use (up to a mean latency of one interval).
  *
- *  - How long may a request wait for its turn? CoDel on the admission queue
- *    (as in Facebook's wangle): the queue is overloaded when the oldest
- *    waiter waited more than the target all through an interval (a
- *    standing queue, not a burst) and more requests came in that interval
- *    than ended, by more than 1/8 (it grows: a closed loop's queue stands
- *    still, and refusing its clients only makes them send again), or
- *    when it waited more than a whole interval all through one. The
- *    target is `target_ns`, or the time
- *    requests take (up to 4 x target_ns) when that is longer: a wait of
- *    one service time is what any request meets near capacity. While overloaded, a waiter older than 2 x target
- *    is refused (503), and the queue is served newest first (adaptive LIFO):
- *    the newest have the most budget left, the oldest are about to be
- *    refused anyway.
+ *  - How long may a request wait for its turn? At most a bound in time
+ *    (sl__admit_max_wait: 2 x the target below), served first come first
+ *    served. The server measures how fast it drains its queue (requests
+ *    ended per second at its limit); a request that would wait past the
+ *    bound at that rate is refused at once, at its head, and a waiter that
+ *    nonetheless waited past it (the rate fell) is refused when seen.
+ *
+ *  - Is the queue growing, or standing still? CoDel's state (as in
+ *    Facebook's wangle), kept for the limit: the queue is overloaded when
+ *    the oldest waiter waited more than the target all through an
+ *    interval (a standing queue, not a burst) and more requests came in
+ *    that interval than ended, by more than 1/8 (it grows: a closed loop's
+ *    queue stands still, and refusing its clients only makes them send
+ *    again), or when it waited more than a whole interval all through one.
+ *    The target is `target_ns`, or the time requests take (up to 4 x
+ *    target_ns) when that is longer: a wait of one service time is what
+ *    any request meets near capacity. CoDel's own actions, refusing
+ *    waiters past 2 x target and serving newest first (adaptive LIFO),
+ *    are gone: the time bound refuses the same waiters earlier, at their
+ *    head, and with the bound CoDel's state was never on at 3 C in the
+ *    overload benchmark, so LIFO never engaged (docs/net.md, "Admission").
  *
  *  - Can this request still make it? Deadline-aware admission: each route
  *    learns the median time its requests take (a streaming estimate); a
@@ -44,12 +52,14 @@
 #include <stdint.h>
 
 typedef struct sl_admit_cfg {
-    bool adaptive;            /* false: the limit is max_limit, FIFO, no queue-delay shedding */
+    bool adaptive;            /* false: the limit is max_limit, no refusal for queue time */
     uint32_t min_limit;       /* the limit never goes below (>= 1) */
     uint32_t max_limit;       /* nor above (>= min_limit) */
     uint32_t initial_limit;   /* where it starts (clamped to [min, max]) */
     uint64_t target_ns;       /* CoDel target queue delay (> 0) */
     uint64_t interval_ns;     /* CoDel interval and the limit's window (>= target) */
+    uint64_t max_wait_ns;     /* the longest wait in the queue (0: 2 x sl__admit_target;
+                                 else >= target_ns) */
 } sl_admit_cfg;
 
 typedef struct sl_admit {
@@ -67,7 +77,13 @@ typedef struct sl_admit {
     bool overloaded;
     uint32_t cd_in, cd_out;   /* arrivals and departures this interval */
     bool standing;            /* the queue did not empty through the last interval */
+    bool growing;             /* and more came in it than ended (by 1/8) */
     uint64_t last_delay;      /* the last observed queue delay (for /metrics) */
+    /* the drain rate (sl__admit_drain) */
+    uint64_t dr_start;        /* the current window's start */
+    uint32_t dr_n;            /* departures in it */
+    bool dr_busy;             /* requests waited at every observation in it */
+    double drain;             /* departures per second; 0: none measured yet */
 } sl_admit;
 
 /* Returns 0, or -EINVAL for a cfg out of the ranges above. */
@@ -89,11 +105,37 @@ void sl__admit_sample(sl_admit *a, uint64_t now, uint64_t lat, uint32_t inflight
 uint64_t sl__admit_target(const sl_admit *a);
 
 /* Observes the admission queue: its oldest waiter has waited `oldest` ns
- * (0: the queue is empty). Returns true when that waiter is to be refused
- * (overloaded: through the last interval it stayed above sl__admit_target
- * while more came than ended (sl__admit_arrive, _depart), or above
- * cfg.interval_ns; and it waited more than 2 x that target). */
+ * (0: the queue is empty). Returns true when that waiter is to be
+ * refused: it waited more than sl__admit_max_wait, whatever CoDel's state
+ * (a request that old is not started: its answer would come back late).
+ * Also ends CoDel's intervals (overloaded: through the last one the
+ * oldest stayed above sl__admit_target while more came than ended
+ * (sl__admit_arrive, _depart), or above cfg.interval_ns) and the drain
+ * rate's windows (sl__admit_drain). */
 bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest);
+
+/* How fast the server drains its queue: requests ended per second (an
+ * EWMA over windows of interval_ns / 4, ended by sl__admit_observe), 0
+ * before any is measured. A window in which requests waited all through
+ * is the server at its limit: its departures are the rate, and move the
+ * estimate by a quarter towards them (down too: the server got slower).
+ * A window in which the queue emptied says only that the server can do at
+ * least that much: it may raise the estimate, never lower it, so an idle
+ * or quiet server keeps what it measured under load. */
+double sl__admit_drain(const sl_admit *a);
+
+/* The longest a request may wait in the queue: cfg.max_wait_ns, or 2 x
+ * the longer of the target and the mean time the last window's requests
+ * ran (near capacity a request waits about one service time, twice that
+ * is a queue, not a burst); unlike sl__admit_target not capped, so a
+ * route of slow requests keeps a queue. */
+uint64_t sl__admit_max_wait(const sl_admit *a);
+
+/* Whether a request that would wait behind `ahead` others (it starts
+ * after ahead + 1 departures) would wait past sl__admit_max_wait at the
+ * drain rate: then it is refused at once, at its head, instead of queued
+ * to be refused later (false when not adaptive or no rate is known). */
+bool sl__admit_wait_exceeds(const sl_admit *a, uint32_t ahead);
 
 /* A request of the normal lane came to the controller (it will start or
  * wait), and one that came ended: what is asked of the server and what it
@@ -102,9 +144,6 @@ bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest);
  * end, whatever the limit does meanwhile. */
 void sl__admit_arrive(sl_admit *a);
 void sl__admit_depart(sl_admit *a);
-
-/* Whether the queue is served newest first now (adaptive, overloaded). */
-bool sl__admit_lifo(const sl_admit *a);
 
 /* A route's median service time, estimated from a stream of samples
  * (stochastic approximation: each sample moves the estimate towards

@@ -31,7 +31,8 @@ static sl_admit_cfg admit_cfg(const sl_http_server_opts *o)
                            .min_limit = o->limit_min, .max_limit = o->max_inflight,
                            .initial_limit = o->limit_initial,
                            .target_ns = (uint64_t)o->queue_target_ms * SL_NS_PER_MS,
-                           .interval_ns = (uint64_t)o->queue_interval_ms * SL_NS_PER_MS };
+                           .interval_ns = (uint64_t)o->queue_interval_ms * SL_NS_PER_MS,
+                           .max_wait_ns = (uint64_t)o->queue_wait_ms * SL_NS_PER_MS };
 }
 
 /* HOST:PORT (addr.h); a name is looked up now (the hosts file, then DNS):
@@ -66,16 +67,19 @@ static int parse_listen(sl_http_server *s, const char *addr)
 static int refusals_register(sl_http_server *s)
 {
     static const char *const reasons[SHED_COUNT] = { "queue_full", "queue_delay", "budget", "upstream",
-                                                     "draining" };
+                                                     "queue_time", "draining" };
     static const char *const by_reason[] = { "reason", NULL };
     static const char *const by_up[] = { "upstream", "reason", NULL };
     sl_metric *f;
     int rc = sl_metric_new(s->metrics, &f, SL_METRIC_COUNTER, "sluice_http_admission_shed_total",
                            &(sl_metric_opts){ .help = "Requests refused with 503 before a handler ran, by "
-                                              "reason: queue_full, queue_delay (waited past the CoDel "
-                                              "target), budget (less left than the route needs), "
+                                              "reason: queue_full, queue_delay (waited in the queue past "
+                                              "its time bound, then refused), budget (less left than "
+                                              "the route needs), "
                                               "upstream (the upstream the route calls would refuse it), "
-                                              "draining (the server is stopping).", .labels = by_reason });
+                                              "queue_time (would have waited past the queue's time "
+                                              "bound: refused before it was queued), draining (the "
+                                              "server is stopping).", .labels = by_reason });
     for (int i = 0; rc == 0 && i < SHED_COUNT; i++)
         rc = sl_metric_series(f, (const char *[]){ reasons[i] }, &s->m_shed[i]);
     if (rc == 0)
@@ -615,6 +619,18 @@ int sl__srv_precheck(srv_reactor *sr, const route_info *ri, uint64_t now, uint64
         *msg = "too many requests in flight; retry later";
         return 503;
     }
+    /* it would have to wait, longer than the queue's bound at the rate
+     * the server drains it: refused now, before it is read, copied and
+     * queued to be refused later (or started late) */
+    if (ri->lane == SL_HTTP_LANE_NORMAL && (sr->queue.head || sr->inflight >= sl__admit_limit(&sr->adm)) &&
+        sl__admit_wait_exceeds(&sr->adm, sr->queued)) {
+        sl__admit_arrive(&sr->adm);
+        sr->st.shed++;
+        sl__srv_shed(sr, SHED_QUEUE_TIME);
+        *code = "overloaded";
+        *msg = "too many requests in flight; retry later";
+        return 503;
+    }
     /* the upstream it needs would refuse its call here: no work is begun
      * that the refusal would throw away (an order row written, then
      * failed) */
@@ -631,8 +647,9 @@ int sl__srv_precheck(srv_reactor *sr, const route_info *ri, uint64_t now, uint64
 
 /* While requests wait, the queue is looked at every queue target (at
  * least 1 ms) even when nothing else happens on the reactor: a waiter
- * behind requests that run for a long time must still meet CoDel and its
- * own deadline, not wait for a slot that does not come. */
+ * behind requests that run for a long time must still meet the queue's
+ * time bound and its own deadline, not wait for a slot that does not
+ * come. */
 static void arm_queue_tick(srv_reactor *sr)
 {
     if (!sr->queue_ev || evtimer_pending(sr->queue_ev, NULL))
@@ -659,22 +676,26 @@ void sl__srv_unqueue(sl_http_req *req)
     sl__req_set_run(req, REQ_PARSED);
 }
 
-/* CoDel: tells the controller how long the oldest waiter waited, and
- * refuses the oldest while it says they waited too long. */
+/* Tells the controller how long the oldest waiter waited, and refuses
+ * the oldest while it says they waited too long (past the queue's time
+ * bound). A waiter queued this very turn counts as waiting
+ * (1 ns): the drain rate needs to know the queue was not empty. */
 static void sweep(srv_reactor *sr, uint64_t now)
 {
-    while (sr->queue.head && sl__admit_observe(&sr->adm, now, now - sr->queue.head->t_queued)) {
+    while (sr->queue.head &&
+           sl__admit_observe(&sr->adm, now, now > sr->queue.head->t_queued ? now - sr->queue.head->t_queued : 1)) {
         sl_http_req *req = sr->queue.head;
         sl__srv_unqueue(req);
-        sl__srv_shed(sr, SHED_QUEUE_DELAY);
+        sl__srv_shed(sr, SHED_QUEUE_DELAY);   /* it waited, then was refused */
         refuse(req, 503);
     }
     if (!sr->queue.head)
         sl__admit_observe(&sr->adm, now, 0);
 }
 
-/* Load shedding: an adaptive number run, a bounded number wait (as long
- * as CoDel lets them), the rest are told at once to come back later. */
+/* Load shedding: an adaptive number run, others wait as long as the
+ * queue's time bound lets them, the rest are told at once to come back
+ * later. */
 void sl__srv_admit(sl_http_req *req)
 {
     srv_reactor *sr = req->sr;
@@ -702,6 +723,10 @@ void sl__srv_admit(sl_http_req *req)
             sl__admit_arrive(&sr->adm);
         if (sr->inflight < sl__admit_limit(&sr->adm) && !sr->queue.head) {
             start_req(req);
+        } else if (lane == SL_HTTP_LANE_NORMAL && sl__admit_wait_exceeds(&sr->adm, sr->queued)) {
+            /* the queue grew since its head was parsed (sl__srv_precheck) */
+            sl__srv_shed(sr, SHED_QUEUE_TIME);
+            refuse(req, 503);
         } else if (sr->queued < o->max_queue) {
             enqueue(sr, req, now);
         } else {
@@ -717,8 +742,10 @@ static void admit_queued(srv_reactor *sr)
     uint64_t now = sl_now_ns();
     sweep(sr, now);
     while (sr->queue.head && sr->inflight < sl__admit_limit(&sr->adm)) {
-        /* overloaded: the newest first, they have the most budget left */
-        sl_http_req *req = sl__admit_lifo(&sr->adm) ? sr->queue.tail : sr->queue.head;
+        /* first come first served: a newcomer's wait is then what its
+         * place says (sl__admit_wait_exceeds), and none waits past the
+         * bound (sweep) */
+        sl_http_req *req = sr->queue.head;
         sl__srv_unqueue(req);
         if (!req->c || req->c->st == CONN_GONE)
             continue;
@@ -734,8 +761,8 @@ static void admit_queued(srv_reactor *sr)
     }
 }
 
-/* The queue's timer: refuses the waiters whose budget is gone (504), runs
- * CoDel and starts what the limit allows. */
+/* The queue's timer: refuses the waiters whose budget is gone (504) and
+ * those past the queue's time bound, and starts what the limit allows. */
 static void queue_tick(evutil_socket_t fd, short what, void *arg)
 {
     srv_reactor *sr = arg;

@@ -47,9 +47,11 @@ typedef struct route_series {
  * label of sluice_http_admission_shed_total (docs/net.md, "Admission"). */
 typedef enum srv_shed {
     SHED_QUEUE_FULL,          /* the admission queue was full */
-    SHED_QUEUE_DELAY,         /* it waited past the queue-delay target (CoDel) */
+    SHED_QUEUE_DELAY,         /* it waited in the queue past its time bound */
     SHED_BUDGET,              /* less budget left than its route needs */
     SHED_UPSTREAM,            /* the upstream its route calls would refuse the call */
+    SHED_QUEUE_TIME,          /* it would have waited past the queue's time bound: refused
+                                 before it was queued */
     SHED_DRAINING,            /* the server is stopping (not admission: not in shed) */
     SHED_COUNT
 } srv_shed;
@@ -76,7 +78,7 @@ struct srv_reactor {
     uint32_t nconns, inflight, queued;
     uint32_t undo;                   /* undo-lane requests started past the limits */
     SL_LIST(sl_http_req) queue;      /* admission queue, oldest first (by qlink) */
-    sl_admit adm;                    /* the adaptive limit and CoDel (admit.h) */
+    sl_admit adm;                    /* the adaptive limit, the queue's bound, CoDel's state (admit.h) */
     sl_admit_need *need;             /* per route (route_info.idx): its median time */
     int nneed;
     route_series *rser;              /* per route (route_info.idx), then unmatched */
@@ -151,7 +153,7 @@ struct sl_http_server {
  *
  *       PARSED --admitted, room--------------------------> RUNNING --task ends--> ENDED
  *       PARSED --admitted, no room--> QUEUED --a slot---> PARSED --> RUNNING
- *                                     QUEUED --refused (CoDel, deadline) or
+ *                                     QUEUED --refused (time bound, deadline) or
  *                                              its connection gone--> PARSED
  *
  *     PARSED is also where a request answered by the server itself stays (a

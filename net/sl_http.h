@@ -101,22 +101,31 @@ typedef struct sl_http_server_opts {
      *  - a concurrency limit that follows measured latency: it shrinks
      *    while requests take longer than their quiet baseline plus
      *    queue_target_ms (or twice it), grows while they do not;
-     *  - CoDel on the queue: once its oldest waiter stayed past
-     *    queue_target_ms for a whole queue_interval_ms, waiters past twice
-     *    the target are refused (503) and the newest are served first;
+     *  - a queue bounded in time (queue_wait_ms), first come first
+     *    served: a request that would wait longer, at the rate the
+     *    server drains its queue, is refused at once (503), one that
+     *    waited longer when seen; CoDel's state (its oldest waiter past
+     *    queue_target_ms for a whole queue_interval_ms, and growing) tells
+     *    the limit an overload from a queue that stands still;
      *  - deadline-aware: a request whose remaining budget is below what its
      *    route needs (sl_http_route_opts.need_ms, else the route's recent
      *    median time) is refused at once (503), before its body is stored;
      *    one whose budget is gone gets 504.
-     * SL_HTTP_ADMISSION_FIXED turns all three off: max_inflight run, the
+     * SL_HTTP_ADMISSION_FIXED turns them all off: max_inflight run, the
      * queue is FIFO up to max_queue, the rest get 503 (the behaviour
      * before issue 14, for comparisons). */
     int admission;               /* SL_HTTP_ADMISSION_ADAPTIVE (default) or _FIXED */
-    uint32_t queue_target_ms;    /* CoDel target (5) */
+    uint32_t queue_target_ms;    /* CoDel's target (5; or the service time, up to 4 x) */
     uint32_t queue_interval_ms;  /* CoDel interval and the limit's window (100; >= target) */
     uint32_t limit_min;          /* the adaptive limit's floor (16, or max_inflight if
                                     smaller; <= max_inflight) */
     uint32_t limit_initial;      /* where it starts (32) */
+    uint32_t queue_wait_ms;      /* the longest a request may wait in the queue (0: twice
+                                    the longer of queue_target_ms and the requests'
+                                    recent mean time; else >= queue_target_ms):
+                                    a request that would wait longer at the rate the server
+                                    drains its queue is refused at its head, one that
+                                    waited longer is refused when seen */
     struct sl_tracer *tracer;    /* samples requests and exports their spans (sl_tracer.h);
                                     NULL: a request keeps its caller's sampled flag, a
                                     trace started here is not sampled, nothing is exported.
@@ -138,7 +147,8 @@ enum {
  * name, looked up now, blocking (the hosts file, then DNS: see
  * sl_client.h), to listen on its first address. Returns 0, -ENOMEM,
  * -EINVAL (not HOST:PORT: a bad host or port; an unknown `debug` policy
- * or `admission`; prestop_ms above 600000; queue_target_ms above queue_interval_ms; limit_min above
+ * or `admission`; prestop_ms above 600000; queue_target_ms above queue_interval_ms; queue_wait_ms below
+ * queue_target_ms (but not 0); limit_min above
  * max_inflight), -ENOENT (no such name), -EAGAIN (no answer from the
  * resolver). */
 int sl_http_server_new(sl_http_server **out, sl_runtime *rt, const sl_http_server_opts *opts);

@@ -6,6 +6,7 @@
  * Then the server over real sockets: bad options, deadline-aware refusal
  * before the body, CoDel refusing a standing queue, the continue lane,
  * per-route settings and the /metrics lines. */
+#include <math.h>
 #include <stdatomic.h>
 #include "httputil.h"
 #include "admit.h"
@@ -38,6 +39,11 @@ static void test_bad_cfg(void **state)
     assert_int_equal(sl__admit_check(&c), -EINVAL);
     c = cfg();
     c.interval_ns = c.target_ns;   /* the edge is allowed */
+    assert_int_equal(sl__admit_check(&c), 0);
+    c = cfg();
+    c.max_wait_ns = c.target_ns - 1;   /* a bound below the target */
+    assert_int_equal(sl__admit_check(&c), -EINVAL);
+    c.max_wait_ns = c.target_ns;
     assert_int_equal(sl__admit_check(&c), 0);
 }
 
@@ -161,7 +167,7 @@ static void test_fixed_when_not_adaptive(void **state)
         arrive_depart(&a, 30, 10);
         assert_false(sl__admit_observe(&a, now, 900 * MS));
     }
-    assert_false(sl__admit_lifo(&a));
+    assert_false(a.overloaded);
     assert_int_equal(a.last_delay, 900 * MS);   /* still reported */
     assert_int_equal(a.cd_in, 0);   /* nothing counted that no interval would reset */
     assert_int_equal(a.cd_out, 0);
@@ -172,37 +178,37 @@ static void test_codel(void **state)
     (void)state;
     sl_admit a;
     sl_admit_cfg c = cfg();
+    c.max_wait_ns = 1000 * MS;   /* CoDel alone: the time bound far away */
     uint64_t now = 0;
     sl__admit_init(&a, &c, now);
     /* a burst: delays up to 50 ms, but the queue empties within the
-     * interval: never overloaded, nothing shed, FIFO */
+     * interval: never overloaded */
     for (int i = 0; i < 30; i++) {
         now += 10 * MS;
         uint64_t d = i % 5 == 4 ? 0 : 50 * MS;
         assert_false(sl__admit_observe(&a, now, d));
-        assert_false(sl__admit_lifo(&a));
+        assert_false(a.overloaded);
     }
     /* a standing queue that grows (two come for each that ends): the
      * oldest above the target for a whole interval */
     now += 10 * MS;
     sl__admit_observe(&a, now, 0);   /* the interval that ends here saw 0 */
-    while (!sl__admit_lifo(&a)) {
+    while (!a.overloaded) {
         now += 10 * MS;
         arrive_depart(&a, 20, 10);
         assert_false(sl__admit_observe(&a, now, 6 * MS));
         assert_true(now < 1000 * MS);
     }
-    /* overloaded: served newest first; a waiter past 2 x target goes, one
-     * within it stays */
-    assert_true(sl__admit_observe(&a, now, 10 * MS + 1));
-    assert_false(sl__admit_observe(&a, now, 10 * MS));
-    assert_true(sl__admit_lifo(&a));
+    /* overloaded: CoDel itself refuses no one (it used to refuse waiters
+     * past 2 x target and serve the newest first; the queue's time bound
+     * does the refusing now, test_queue_time_bound) */
+    assert_false(sl__admit_observe(&a, now, 10 * MS + 1));
     /* the queue drains: after the next interval, no longer overloaded */
     now += 1 * MS;
     assert_false(sl__admit_observe(&a, now, 0));
     now += 100 * MS;
     assert_false(sl__admit_observe(&a, now, 30 * MS));
-    assert_false(sl__admit_lifo(&a));
+    assert_false(a.overloaded);
 }
 
 /* The target follows the service time: with requests taking 9 ms, a
@@ -223,16 +229,16 @@ static void test_codel_target_follows_service_time(void **state)
     for (int i = 0; i < 50; i++) {
         now += 10 * MS;
         assert_false(sl__admit_observe(&a, now, 8 * MS));
-        assert_false(sl__admit_lifo(&a));
+        assert_false(a.overloaded);
     }
-    /* above the service time all along, and growing: an overload; refused
-     * past 2 x 9 ms, kept within it */
+    /* above the service time all along, and growing: an overload; the
+     * queue's bound follows the target: refused past 2 x 9 ms, kept within */
     for (int i = 0; i < 30; i++) {
         now += 10 * MS;
         arrive_depart(&a, 3, 1);
         sl__admit_observe(&a, now, 10 * MS);
     }
-    assert_true(sl__admit_lifo(&a));
+    assert_true(a.overloaded);
     assert_false(sl__admit_observe(&a, now, 18 * MS));
     assert_true(sl__admit_observe(&a, now, 18 * MS + 1));
     /* a route gone very slow: the target stops at 4 x 5 ms */
@@ -243,8 +249,13 @@ static void test_codel_target_follows_service_time(void **state)
         arrive_depart(&a, 3, 1);
         sl__admit_observe(&a, now, 25 * MS);
     }
-    assert_false(sl__admit_observe(&a, now, 40 * MS));
-    assert_true(sl__admit_observe(&a, now, 40 * MS + 1));
+    /* ... but a waiter's bound follows the service time, uncapped: 2 x
+     * the window's mean (test_slow_route_keeps_a_queue) */
+    uint64_t w = sl__admit_max_wait(&a);
+    assert_int_equal(w, 2 * a.last_mean);
+    assert_true(w > 40 * MS);
+    assert_false(sl__admit_observe(&a, now, w));
+    assert_true(sl__admit_observe(&a, now, w + 1));
     /* fast requests: the configured target again (the first window
      * still holds slow samples) */
     window(&a, &now, 50, 1 * MS, 32);
@@ -302,6 +313,142 @@ static void test_need_goes_stale(void **state)
     assert_int_equal(sl__admit_need(&m, t + 2 * SL_ADMIT_NEED_STALE_NS - 1), 80 * MS);
 }
 
+/* One drain window (a quarter of the 100 ms interval) in 5 steps: n
+ * requests end, the queue observed with (waiting) or without waiters. */
+static void drain_window(sl_admit *a, uint64_t *now, int n, bool waiting)
+{
+    for (int step = 0; step < 5; step++) {
+        *now += 5 * MS;
+        for (int i = 0; i < n / 5; i++)
+            sl__admit_depart(a);
+        sl__admit_observe(a, *now, waiting ? 1 * MS : 0);
+    }
+}
+
+/* The drain rate: steady, rising, falling, and an idle server keeps it. */
+static void test_drain_rate(void **state)
+{
+    (void)state;
+    sl_admit a;
+    sl_admit_cfg c = cfg();
+    c.max_wait_ns = 1000 * MS;   /* no waiter refused here */
+    uint64_t now = 0;
+    sl__admit_init(&a, &c, now);
+    assert_true(sl__admit_drain(&a) == 0);   /* none measured */
+    /* steady: 100 per 25 ms with waiters all through, 4,000/s */
+    for (int i = 0; i < 10; i++)
+        drain_window(&a, &now, 100, true);
+    assert_true(fabs(sl__admit_drain(&a) - 4000) < 1);
+    /* rising, at its limit: 200 per window; a quarter of the way each */
+    drain_window(&a, &now, 200, true);
+    assert_true(fabs(sl__admit_drain(&a) - 5000) < 1);
+    for (int i = 0; i < 30; i++)
+        drain_window(&a, &now, 200, true);
+    assert_true(fabs(sl__admit_drain(&a) - 8000) < 10);
+    /* falling: the server got slower, 50 per window */
+    double before = sl__admit_drain(&a);
+    drain_window(&a, &now, 50, true);
+    assert_true(sl__admit_drain(&a) < before);
+    for (int i = 0; i < 30; i++)
+        drain_window(&a, &now, 50, true);
+    assert_true(fabs(sl__admit_drain(&a) - 2000) < 10);
+    /* stalled (waiters, no departures): it falls towards 0 */
+    drain_window(&a, &now, 0, true);
+    assert_true(sl__admit_drain(&a) < 1600);
+    for (int i = 0; i < 30; i++)
+        drain_window(&a, &now, 50, true);
+    before = sl__admit_drain(&a);
+    /* idle: no waiters, nothing ends, for windows and for 10 s: kept */
+    for (int i = 0; i < 10; i++)
+        drain_window(&a, &now, 0, false);
+    now += 10000 * MS;
+    sl__admit_observe(&a, now, 0);
+    assert_true(sl__admit_drain(&a) == before);
+    /* quiet (waiters in part of the window only): fewer than the rate
+     * say nothing; more raise it (it can do at least that) */
+    for (int step = 0; step < 5; step++) {
+        now += 5 * MS;
+        for (int i = 0; i < 4; i++)
+            sl__admit_depart(&a);
+        sl__admit_observe(&a, now, step == 2 ? 1 * MS : 0);
+    }
+    assert_true(sl__admit_drain(&a) == before);
+    drain_window(&a, &now, 400, false);
+    assert_true(fabs(sl__admit_drain(&a) - 16000) < 1);
+    /* a fixed controller measures nothing */
+    c.adaptive = false;
+    sl__admit_init(&a, &c, now);
+    drain_window(&a, &now, 100, true);
+    assert_true(sl__admit_drain(&a) == 0);
+    assert_false(sl__admit_wait_exceeds(&a, 1000000));
+}
+
+/* The queue's time bound: 2 x the target (or cfg.max_wait_ns); a request
+ * that would wait past it at the drain rate is refused at its head, a
+ * waiter past it is refused whatever CoDel's state (before: a burst's
+ * waiters were kept up to a whole interval, a standing queue's while CoDel
+ * was off). */
+static void test_queue_time_bound(void **state)
+{
+    (void)state;
+    sl_admit a;
+    sl_admit_cfg c = cfg();
+    c.min_limit = c.max_limit = 32;
+    uint64_t now = 0;
+    sl__admit_init(&a, &c, now);
+    assert_int_equal(sl__admit_max_wait(&a), 10 * MS);
+    assert_false(sl__admit_wait_exceeds(&a, 1000000));   /* no rate known: not refused */
+    for (int i = 0; i < 10; i++)
+        drain_window(&a, &now, 100, true);   /* 4,000/s: 0.25 ms each */
+    assert_false(sl__admit_wait_exceeds(&a, 0));
+    assert_false(sl__admit_wait_exceeds(&a, 39));   /* 40 x 0.25 ms = 10 ms: within */
+    assert_true(sl__admit_wait_exceeds(&a, 40));
+    /* a burst (the queue empties every 50 ms): not CoDel's overload, yet
+     * its waiters past the bound are refused */
+    for (int i = 0; i < 30; i++) {
+        now += 10 * MS;
+        uint64_t d = i % 5 == 4 ? 0 : 8 * MS;
+        assert_false(sl__admit_observe(&a, now, d));
+    }
+    assert_false(a.overloaded);
+    assert_false(sl__admit_observe(&a, now, 10 * MS));
+    assert_true(sl__admit_observe(&a, now, 10 * MS + 1));
+    /* the bound follows the target (requests taking 9 ms: 18 ms) */
+    window(&a, &now, 50, 9 * MS, 32);
+    assert_int_equal(sl__admit_max_wait(&a), 18 * MS);
+    /* or is what it is told */
+    c.max_wait_ns = 50 * MS;
+    sl__admit_init(&a, &c, now);
+    assert_int_equal(sl__admit_max_wait(&a), 50 * MS);
+    assert_false(sl__admit_observe(&a, now, 50 * MS));
+    assert_true(sl__admit_observe(&a, now, 50 * MS + 1));
+}
+
+/* A route of slow requests keeps a queue: requests of 1 s at a limit of
+ * 16 drain 16 a second, so the first waiter waits ~62 ms. With the bound
+ * capped as CoDel's target is (4 x 5 ms, so 40 ms) it was refused at its
+ * head, and such a server refused every request past its limit. */
+static void test_slow_route_keeps_a_queue(void **state)
+{
+    (void)state;
+    sl_admit a;
+    sl_admit_cfg c = cfg();
+    c.min_limit = c.max_limit = 16;
+    uint64_t now = 0;
+    sl__admit_init(&a, &c, now);
+    window(&a, &now, 16, 1000 * MS, 16);   /* requests ran 1 s each */
+    for (int i = 0; i < 32; i++) {         /* 16 a second, always someone waiting */
+        now += 62500 * US;
+        sl__admit_depart(&a);
+        sl__admit_observe(&a, now, 1 * MS);
+    }
+    assert_true(sl__admit_drain(&a) > 15.0 && sl__admit_drain(&a) < 17.0);
+    assert_int_equal(sl__admit_max_wait(&a), 2000 * MS);
+    assert_false(sl__admit_wait_exceeds(&a, 0));    /* ~62 ms */
+    assert_false(sl__admit_wait_exceeds(&a, 30));   /* 31 / 16 s: within 2 s */
+    assert_true(sl__admit_wait_exceeds(&a, 32));    /* 33 / 16 s: past it */
+}
+
 /* A simulated server: processor sharing at CAP requests/s (each request
  * is one unit of work; n running each get CAP/n units per second), offered
  * 3 x CAP, with the controller deciding who starts and whom the queue
@@ -315,7 +462,8 @@ typedef struct sim {
     int rh, rt;                  /* running: a ring, oldest first */
     uint64_t q[QMAX];            /* arrival times of the waiting: a ring, oldest at qh */
     int qh, qn;
-    uint64_t done, shed, max_wait, lat_sum;
+    uint64_t done, shed, shed_head, max_wait, lat_sum;
+    uint64_t late;               /* started after waiting past the bound of then */
 } sim;
 
 static void sim_run(sim *s, sl_admit *a, uint64_t from, uint64_t to, double rate, uint64_t warm)
@@ -338,7 +486,13 @@ static void sim_run(sim *s, sl_admit *a, uint64_t from, uint64_t to, double rate
         }
         for (arrivals += rate * (double)dt / 1e9; arrivals >= 1; arrivals -= 1) {
             sl__admit_arrive(a);
-            if (s->qn < QMAX)
+            if ((s->qn || (uint32_t)(s->rt - s->rh) >= sl__admit_limit(a)) &&
+                sl__admit_wait_exceeds(a, (uint32_t)s->qn)) {   /* refused at its head */
+                if (now >= warm) {
+                    s->shed++;
+                    s->shed_head++;
+                }
+            } else if (s->qn < QMAX)
                 s->q[(s->qh + s->qn++) % QMAX] = now;
             else if (now >= warm)
                 s->shed++;
@@ -353,16 +507,12 @@ static void sim_run(sim *s, sl_admit *a, uint64_t from, uint64_t to, double rate
         if (!s->qn)
             sl__admit_observe(a, now, 0);
         while (s->qn && (uint32_t)(s->rt - s->rh) < sl__admit_limit(a)) {
-            uint64_t arrived;
-            if (sl__admit_lifo(a)) {
-                arrived = s->q[(s->qh + --s->qn) % QMAX];
-            } else {
-                arrived = s->q[s->qh];
-                s->qh = (s->qh + 1) % QMAX;
-                s->qn--;
-            }
+            uint64_t arrived = s->q[s->qh];
+            s->qh = (s->qh + 1) % QMAX;
+            s->qn--;
             if (now >= warm && now - arrived > s->max_wait)
                 s->max_wait = now - arrived;
+            s->late += now >= warm && now - arrived > sl__admit_max_wait(a);
             int i = s->rt++ % 4096;
             s->vstart[i] = v;
             s->tstart[i] = now;
@@ -391,8 +541,10 @@ static void test_sim_overload(void **state)
     /* latency near the quiet baseline (0.1 ms) plus the target, not the
      * 102 ms that 1024 in flight would take */
     assert_true(mean_ms < 2 * 5.0 + 1);
-    /* no one waits in the queue past 2 x target (+ one step) */
-    assert_true(s.max_wait <= 10 * MS + 10 * US);
+    /* no one starts after waiting past the queue's bound (2 x the target,
+     * which follows the service time: here ~17 ms) */
+    assert_int_equal(s.late, 0);
+    assert_true(s.max_wait <= 2 * 4 * 5 * MS);
     assert_true(s.shed > 0);
 
     /* the same without the controller: the limit is 1024, FIFO, and every
@@ -411,14 +563,15 @@ static void test_sim_overload(void **state)
 /* A queue that stands still is no overload: a closed loop of more clients
  * than the limit keeps its queue at (clients - limit) whatever is refused,
  * as each refused client sends again at once. Its oldest waits above the
- * target all along, but as many come as end: never LIFO, never refused,
- * until its standing delay passes a whole interval (the backstop, refused
- * whatever the rates). */
+ * target all along, but as many come as end: not overloaded (the limit
+ * may grow), until its standing delay passes a whole interval (the
+ * backstop, overloaded whatever the rates). */
 static void test_codel_standing_still(void **state)
 {
     (void)state;
     sl_admit a;
     sl_admit_cfg c = cfg();
+    c.max_wait_ns = 1000 * MS;   /* CoDel alone: the time bound far away */
     c.min_limit = c.max_limit = 32;
     uint64_t now = 0;
     sl__admit_init(&a, &c, now);
@@ -426,14 +579,14 @@ static void test_codel_standing_still(void **state)
         now += 10 * MS;
         arrive_depart(&a, 40, 40);
         assert_false(sl__admit_observe(&a, now, 60 * MS));
-        assert_false(sl__admit_lifo(&a));
+        assert_false(a.overloaded);
     }
     /* within the noise (1/8 more came than ended): the same */
     for (int i = 0; i < 100; i++) {
         now += 10 * MS;
         arrive_depart(&a, 44, 40);
         assert_false(sl__admit_observe(&a, now, 60 * MS));
-        assert_false(sl__admit_lifo(&a));
+        assert_false(a.overloaded);
     }
     /* past a whole interval of standing delay: refused however it came */
     for (int i = 0; i < 30; i++) {
@@ -441,8 +594,7 @@ static void test_codel_standing_still(void **state)
         arrive_depart(&a, 40, 40);
         sl__admit_observe(&a, now, 101 * MS);
     }
-    assert_true(sl__admit_lifo(&a));
-    assert_true(sl__admit_observe(&a, now, 101 * MS));
+    assert_true(a.overloaded);
 }
 
 /* One CoDel interval in which the oldest waiter waited `delay` and n came
@@ -488,6 +640,32 @@ static void test_limit_grows_while_queue_stands(void **state)
     assert_int_equal(window(&a, &now, 50, 100 * MS, 22), 11);
 }
 
+/* A queue refused at its head for queue time stands still and stays
+ * short (its oldest below the target: not CoDel's overload), but more
+ * come than end: the limit does not grow for standing, the gradient
+ * holds. Before, it grew (the chain at 3 C: the limit at 70-85). */
+static void test_limit_holds_while_refused_at_head(void **state)
+{
+    (void)state;
+    sl_admit a;
+    sl_admit_cfg c = cfg();
+    uint64_t now = 0;
+    sl__admit_init(&a, &c, now);
+    window(&a, &now, 50, 1 * MS, 1);   /* baseline 1 ms: allowed 6 ms */
+    codel_interval(&a, &now, 3 * MS, 30, 10);
+    assert_true(a.standing);
+    assert_false(a.overloaded);
+    /* the gradient: twice the allowed latency, it shrinks (the window
+     * that ends first holds the baseline's last 1 ms sample: 20, not 16);
+     * before, it grew by sqrt(32) to 37 */
+    uint32_t l = window(&a, &now, 50, 12 * MS, 32);
+    assert_int_equal(l, 20);
+    /* as many come as end: it grows again */
+    codel_interval(&a, &now, 3 * MS, 10, 10);
+    assert_false(a.growing);
+    assert_int_equal(window(&a, &now, 50, 12 * MS, 20), 20 + 4);
+}
+
 /* A simulated chain: a processor shared by the running requests, each
  * needing a varied amount of work (mean 1: most 0.5-1.1, one in ten
  * 1.5-4.1) and then 2 ms more off the processor (the chain's waits on
@@ -506,7 +684,9 @@ typedef struct vsim {
     int nrun;
     uint64_t q[VMAX];
     int qh, qn;
-    uint64_t came, done, shed;
+    uint64_t came, done, shed, shed_head;
+    uint64_t max_wait;           /* the longest wait of a request started (counted part) */
+    uint64_t late;               /* requests started after waiting past the bound of then */
     uint32_t seed;
 } vsim;
 
@@ -561,7 +741,11 @@ static void vsim_run(vsim *s, sl_admit *a, double mult, int pop)
         for (int i = 0; i < n; i++) {
             sl__admit_arrive(a);
             s->came += now >= from;
-            if (s->qn < VMAX) {
+            if ((s->qn || (uint32_t)s->nrun >= sl__admit_limit(a)) && sl__admit_wait_exceeds(a, (uint32_t)s->qn)) {
+                s->shed += now >= from;   /* refused at its head */
+                s->shed_head += now >= from;
+                idle += pop > 0;
+            } else if (s->qn < VMAX) {
                 s->q[(s->qh + s->qn++) % VMAX] = now;
             } else {
                 s->shed += now >= from;
@@ -577,14 +761,12 @@ static void vsim_run(vsim *s, sl_admit *a, double mult, int pop)
         if (!s->qn)
             sl__admit_observe(a, now, 0);
         while (s->qn && (uint32_t)s->nrun < sl__admit_limit(a) && s->nrun < VMAX) {
-            uint64_t t;
-            if (sl__admit_lifo(a)) {
-                t = s->q[(s->qh + --s->qn) % VMAX];
-            } else {
-                t = s->q[s->qh];
-                s->qh = (s->qh + 1) % VMAX;
-                s->qn--;
-            }
+            uint64_t t = s->q[s->qh];
+            s->qh = (s->qh + 1) % VMAX;
+            s->qn--;
+            if (now >= from && now - t > s->max_wait)
+                s->max_wait = now - t;
+            s->late += now >= from && now - t > sl__admit_max_wait(a);
             s->run[s->nrun++] = (vreq){ .work = vwork(s), .t0 = now, .arrived = t,
                                         .inflight_at = (uint32_t)s->nrun + 1 };
         }
@@ -592,9 +774,13 @@ static void vsim_run(vsim *s, sl_admit *a, double mult, int pop)
 }
 
 /* A closed loop cannot overload the server: its queue is bounded by its
- * clients. 64 and 200 clients (above the limit): none refused, the
- * server at capacity. Before the growth rule, 43 % and 78 % were refused
- * (a standing queue above the target, LIFO starving the oldest). */
+ * clients. 64 clients (above the limit): none refused, the server at
+ * capacity. Before the growth rule, 43 % were refused (a standing queue
+ * above the target, LIFO starving the oldest). 200 clients: their queue
+ * (~170 behind a limit of 33) would take ~44 ms to drain, past the
+ * queue's time bound (~15 ms), so they are refused at the head and send
+ * again at once; none starts late, goodput stays >= 0.9 C (0.92; before
+ * the bound, none was refused and the limit grew: 1.0 C). */
 static void test_sim_closed_loop_not_shed(void **state)
 {
     (void)state;
@@ -606,12 +792,37 @@ static void test_sim_closed_loop_not_shed(void **state)
         c.min_limit = 16;
         sl__admit_init(&a, &c, 0);
         vsim_run(&s, &a, 0, pops[i]);
-        print_message("closed loop %d: goodput %.3f C, refused %llu of %llu, limit %u\n", pops[i],
-                      (double)s.done / 3.0 / CAP2, (unsigned long long)s.shed, (unsigned long long)s.came,
-                      sl__admit_limit(&a));
-        assert_int_equal(s.shed, 0);
+        print_message("closed loop %d: goodput %.3f C, refused %llu of %llu (%llu at the head), limit %u, "
+                      "max wait %.1f ms (bound %.1f)\n", pops[i], (double)s.done / 3.0 / CAP2,
+                      (unsigned long long)s.shed, (unsigned long long)s.came, (unsigned long long)s.shed_head,
+                      sl__admit_limit(&a), (double)s.max_wait / 1e6, (double)sl__admit_max_wait(&a) / 1e6);
+        if (pops[i] == 64)
+            assert_int_equal(s.shed, 0);
+        assert_int_equal(s.late, 0);
         assert_true((double)s.done / 3.0 >= 0.9 * CAP2);
     }
+}
+
+/* 3 x C on the simulated chain: no request starts after waiting past the
+ * queue's time bound (before it: FIFO waits up to a whole interval while
+ * CoDel's state was off), and most refusals are made at the head, before
+ * the request is queued (before: none). */
+static void test_sim_queue_time(void **state)
+{
+    (void)state;
+    static vsim s;
+    sl_admit a;
+    sl_admit_cfg c = cfg();
+    c.min_limit = 16;
+    sl__admit_init(&a, &c, 0);
+    vsim_run(&s, &a, 3.0, 0);
+    double goodput = (double)s.done / 3.0 / CAP2;
+    print_message("3 C: goodput %.3f C, refused %llu of %llu, %llu at the head, %llu started late, max wait "
+                  "%.1f ms\n", goodput, (unsigned long long)s.shed, (unsigned long long)s.came,
+                  (unsigned long long)s.shed_head, (unsigned long long)s.late, (double)s.max_wait / 1e6);
+    assert_int_equal(s.late, 0);
+    assert_true(s.shed_head * 2 > s.shed);
+    assert_true(goodput >= 0.9);
 }
 
 /* Offered exactly its capacity, the server refuses only what keeps the
@@ -623,7 +834,7 @@ static void test_sim_at_capacity(void **state)
 {
     (void)state;
     static vsim s;
-    static const double mults[] = { 1.0, 1.5 };
+    static const double mults[] = { 1.0, 1.5, 3.0 };
     for (size_t i = 0; i < sizeof mults / sizeof *mults; i++) {
         sl_admit a;
         sl_admit_cfg c = cfg();
@@ -631,8 +842,10 @@ static void test_sim_at_capacity(void **state)
         sl__admit_init(&a, &c, 0);
         vsim_run(&s, &a, mults[i], 0);
         double share = (double)s.shed / (double)s.came, goodput = (double)s.done / 3.0 / CAP2;
-        print_message("%.1f C: goodput %.3f C, refused %.1f %%, limit %u\n", mults[i], goodput, 100 * share,
-                      sl__admit_limit(&a));
+        print_message("%.1f C: goodput %.3f C, refused %.1f %% (%llu of %llu at the head), limit %u, "
+                      "max wait %.1f ms (bound %.1f), drain %.0f/s\n", mults[i], goodput, 100 * share,
+                      (unsigned long long)s.shed_head, (unsigned long long)s.shed, sl__admit_limit(&a),
+                      (double)s.max_wait / 1e6, (double)sl__admit_max_wait(&a) / 1e6, sl__admit_drain(&a));
         if (mults[i] == 1.0) {
             assert_true(goodput >= 0.96);
             assert_true(share <= 0.03);
@@ -748,6 +961,7 @@ static void test_server_bad_options(void **state)
         { .queue_target_ms = 101 },                       /* above the default interval */
         { .queue_target_ms = 20, .queue_interval_ms = 10 },
         { .limit_min = 11, .max_inflight = 10 },
+        { .queue_wait_ms = 4 },                           /* below the default target (5) */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sl_http_server_opts o = bad[i];
@@ -896,10 +1110,13 @@ static void test_refusal_keeps_connection(void **state)
     srv_stop(&TS);
 }
 
-/* A request waiting behind a full limit for longer than the target, all
- * through an interval, is refused by CoDel with 503 + Retry-After (the
- * same setup with FIXED admission keeps it queued: test_http.c,
- * test_shedding_503). Other requests go on: each one checks the queue. */
+/* A request waiting behind a full limit for longer than the queue's time
+ * bound (here 2 x the 1 ms target) is refused with 503 + Retry-After,
+ * whatever CoDel's state (the same setup with FIXED admission keeps it
+ * queued: test_http.c, test_shedding_503). Other requests go on: each one
+ * checks the queue. Before the bound it was CoDel's refusal (queue_delay),
+ * once the queue had stood through an interval (the same reason: it
+ * waited, then was refused). */
 static void test_queue_delay_target(void **state)
 {
     (void)state;
@@ -930,8 +1147,7 @@ static void test_queue_delay_target(void **state)
 }
 
 /* With nothing else happening on the reactor (no probes, no request
- * ending), the queue's own timer still refuses a waiter that CoDel would
- * not keep. */
+ * ending), the queue's own timer still refuses a waiter past the bound. */
 static void test_queue_delay_without_events(void **state)
 {
     (void)state;
@@ -1120,6 +1336,69 @@ static void test_upstream_refusing_refused_at_head(void **state)
     srv_stop(&UP);
 }
 
+/* The value on the /metrics line that starts with `prefix` (0 if none). */
+static double metric_value(const char *prefix)
+{
+    resp r;
+    assert_int_equal(get(TS.port, "/metrics", &r), 200);
+    const char *p = strstr(r.body, prefix);
+    return p ? strtod(p + strlen(prefix), NULL) : 0;
+}
+
+/* A server whose one slot is held by a parked handler, flooded: once it
+ * knows its drain rate, the requests that would wait past the queue's
+ * bound get a 503 with Retry-After at their head (queue_time), the few it
+ * queued get theirs once they waited past the bound (queue_delay); no
+ * handler starts for any of them, and it serves again once the slot
+ * frees. Before the bound, all of them were queued (max_queue 1024) and
+ * waited for CoDel's interval. */
+static void test_flood_refused_at_head(void **state)
+{
+    (void)state;
+    enum { TEACH = 12, FLOOD = 200 };
+    static int fds[FLOOD];
+    resp r;
+    serve((sl_http_server_opts){ .max_inflight = 1, .queue_wait_ms = 300 });
+    /* its drain rate: TEACH requests of 5 ms at once, one runs, the rest wait */
+    for (int i = 0; i < TEACH; i++) {
+        fds[i] = cli_connect(TS.port);
+        cli_send(fds[i], "GET /learn?ms=5 HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 10S\r\n\r\n");
+    }
+    for (int i = 0; i < TEACH; i++) {
+        assert_int_equal(cli_read(fds[i], &r, 10000), 200);
+        close(fds[i]);
+    }
+    double rate = metric_value("sluice_http_admission_drain_per_second{reactor=\"0\"} ");
+    print_message("drain rate %.0f/s\n", rate);
+    assert_true(rate > 0);
+    int other, running = park_one("10S", &other);
+    close(other);
+    int ran0 = atomic_load(&ran);
+    for (int i = 0; i < FLOOD; i++) {
+        fds[i] = cli_connect(TS.port);
+        cli_send(fds[i], "GET /learn HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 10S\r\n\r\n");
+    }
+    for (int i = 0; i < FLOOD; i++) {
+        assert_int_equal(cli_read(fds[i], &r, 10000), 503);
+        assert_non_null(strstr(r.head, "Retry-After: 1"));
+        close(fds[i]);
+    }
+    assert_int_equal(atomic_load(&ran), ran0);   /* no handler started for them */
+    double head = metric_value("sluice_http_admission_shed_total{reason=\"queue_time\"} "),
+           waited = metric_value("sluice_http_admission_shed_total{reason=\"queue_delay\"} ");
+    print_message("flood of %d: %.0f refused at the head, %.0f after waiting\n", FLOOD, head, waited);
+    assert_true(head + waited == FLOOD);
+    assert_true(head >= FLOOD / 2);
+    /* the slot frees: it serves again */
+    close(running);
+    wait_metric("cause=\"client_disconnected\"} 1");
+    int fd = cli_connect(TS.port);
+    cli_send(fd, "GET /learn HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 10S\r\n\r\n");
+    assert_int_equal(cli_read(fd, &r, 10000), 200);
+    close(fd);
+    srv_stop(&TS);
+}
+
 /* The admission lines of /metrics, on an idle server. */
 static void test_metrics_lines(void **state)
 {
@@ -1130,6 +1409,9 @@ static void test_metrics_lines(void **state)
     expect_metric("sluice_http_queue_delay_seconds{reactor=\"0\"} 0\n");
     expect_metric("sluice_http_admission_shed_total{reason=\"queue_full\"} 0");
     expect_metric("sluice_http_admission_shed_total{reason=\"queue_delay\"} 0");
+    expect_metric("sluice_http_admission_shed_total{reason=\"queue_time\"} 0");
+    expect_metric("sluice_http_admission_drain_per_second{reactor=\"0\"} 0\n");
+    expect_metric("sluice_http_admission_max_wait_seconds{reactor=\"0\"} 0.01\n");
     srv_stop(&TS);
 }
 
@@ -1149,8 +1431,13 @@ int main(void)
         cmocka_unit_test(test_sim_overload),
         cmocka_unit_test(test_codel_standing_still),
         cmocka_unit_test(test_limit_grows_while_queue_stands),
+        cmocka_unit_test(test_limit_holds_while_refused_at_head),
         cmocka_unit_test(test_sim_closed_loop_not_shed),
         cmocka_unit_test(test_sim_at_capacity),
+        cmocka_unit_test(test_drain_rate),
+        cmocka_unit_test(test_queue_time_bound),
+        cmocka_unit_test(test_slow_route_keeps_a_queue),
+        cmocka_unit_test(test_sim_queue_time),
         cmocka_unit_test(test_server_bad_options),
         cmocka_unit_test(test_deadline_aware_refusal),
         cmocka_unit_test(test_refusal_keeps_connection),
@@ -1160,6 +1447,7 @@ int main(void)
         cmocka_unit_test(test_continue_lane),
         cmocka_unit_test(test_accept_backlog),
         cmocka_unit_test(test_upstream_refusing_refused_at_head),
+        cmocka_unit_test(test_flood_refused_at_head),
         cmocka_unit_test(test_metrics_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
