@@ -130,8 +130,12 @@ static sl_waiter *live_sender(sl_chan *ch)
 
 static bool room(const sl_chan *ch);
 static void note_room(sl_chan *ch);
+static int put(sl_chan *ch, const void *elem, uint64_t until);
 
-/* Room opened: parked senders move in, in order. */
+/* Room opened: parked senders move in, in order. Through put: with
+ * elements given to other reactors (rrecv.c) the room they hold may be
+ * all there is, so a receiver may be parked here on an empty ring while
+ * senders wait for room, and it takes the element. */
 static void refill(sl_chan *ch)
 {
     sl_waiter *w;
@@ -139,8 +143,7 @@ static void refill(sl_chan *ch)
         if (sl__rsend_ask_first(ch))
             continue;   /* the slot went to another reactor's ask, first in line */
         sl_wq_remove(&ch->sendq_, w);
-        ch->sent_++;
-        push_elem(ch, w->buf, w->until);
+        put(ch, w->buf, w->until);
         fire_sender(ch, w, 0);
     }
     pressure_down(ch);
@@ -197,10 +200,11 @@ bool sl__chan_sweep(sl_chan *ch)
 
 /* ---- the operations, shared by send/recv, try_ and select -------------- */
 
-/* Credit lent to other reactors (rsend.c) counts as taken room. */
+/* Credit lent to other reactors (rsend.c) and elements given to them
+ * (rrecv.c) count as taken room. */
 static bool room(const sl_chan *ch)
 {
-    return ch->len_ + ch->reserved_ < ch->cap_;
+    return ch->len_ + ch->reserved_ + ch->given_ < ch->cap_;
 }
 
 /* Room opened: queued asks for credit are served at the turn's end, in
@@ -709,6 +713,7 @@ static void release_ring(sl_chan *ch)
 static void chan_release_mem(sl_chan *ch)
 {
     sl__rsend_free_loans(ch);
+    sl__rrecv_drop_given(ch);   /* records of reactors holding none */
     release_ring(ch);
     if (ch->heap_)
         release_header(ch);
@@ -806,7 +811,8 @@ static void grant_unqueue(sl_chan *ch)
  * out (a batch on its way still names it); its ring went at the free. */
 void sl__chan_maybe_release(sl_chan *ch)
 {
-    if (ch->freed_ && !ch->n_holds_ && !ch->reserved_ && !ch->recalls_ && !ch->lent_ && !ch->lrecall_)
+    if (ch->freed_ && !ch->n_holds_ && !ch->reserved_ && !ch->recalls_ && !ch->lent_ && !ch->lrecall_ &&
+        !ch->given_)
         chan_release_mem(ch);
 }
 
@@ -820,6 +826,33 @@ void sl__chan_lent_taken(sl_chan *ch, size_t n)
     ch->received_ += n;
     if (!ch->freed_)
         refill(ch);   /* parked senders move in; watermarks; credit asks */
+}
+
+/* Elements given to another reactor were received there: their room opens. */
+void sl__chan_given_taken(sl_chan *ch, size_t n)
+{
+    ch->given_ -= n;
+    ch->received_ += n;
+    if (!ch->freed_)
+        refill(ch);
+}
+
+/* Given elements came back unreceived (free, teardown): destroyed if the
+ * channel is freed, else put back at the front, in order (only at
+ * teardown, when nobody receives any more, so order there is moot). */
+void sl__chan_given_back(sl_chan *ch, const unsigned char *elems, size_t n)
+{
+    ch->given_ -= n;
+    for (size_t i = n; i-- > 0;) {
+        unsigned char *e = (unsigned char *)elems + i * ch->elem_size_;
+        if (ch->freed_ || !ch->buf_) {
+            destroy_elem(ch, e);
+            continue;
+        }
+        ch->head_ = (ch->head_ + ch->cap_ - 1) % ch->cap_;
+        copy_elem(ch, slot(ch, 0), e);
+        ch->len_++;
+    }
 }
 
 void sl__chan_lent_back(sl_chan *ch)
@@ -874,6 +907,7 @@ int sl_chan_free_at_(sl_task *t, sl_chan *ch, const char *file, int line)
     ch->freed_ = 1;
     sl__rrecv_fail_asks(ch, -EPIPE);
     sl__rrecv_recall(ch, false);   /* lent elements: destroyed when back unreceived */
+    sl__rrecv_recall_given(ch);    /* given ones too */
     destroy_elems(ch);
     grant_unqueue(ch);
     if (ch->home_)
@@ -900,6 +934,7 @@ void sl__chan_teardown(sl_chan *ch)
     }
     ch->lent_ = 0;   /* every reactor has drained: what was lent is back or received */
     ch->lrecall_ = 0;
+    sl__rrecv_drop_given(ch);   /* given: back or received too */
     destroy_elems(ch);
     sl__rsend_drop_asks(ch);   /* the reactor's list of channels to serve goes with it */
     sl__rrecv_drop_asks(ch);

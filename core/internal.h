@@ -52,6 +52,7 @@ struct sl_reactor {
     sl_task *yq_head, *yq_tail;       /* tasks that yielded: ready after the backend's next look */
     struct event *run_ev;
     bool run_scheduled, in_run;       /* run_ev active or armed; a batch under way */
+    uint64_t turn_t0;                 /* when the batch under way began (sl_task_await_due_) */
     void (*turn_end)(sl_reactor *);  /* sl_reactor_at_turn_end's fn, or NULL */
 
     SL_LIST(sl_task) tasks;           /* live tasks, newest first (by link_) */
@@ -293,6 +294,10 @@ static inline bool sl__remote_local(const sl_task *t)
  * at the home take from the ring once nothing is lent. */
 void sl__chan_lent_taken(sl_chan *ch, size_t n);
 void sl__chan_lent_back(sl_chan *ch);
+void sl__chan_given_taken(sl_chan *ch, size_t n);
+void sl__chan_given_back(sl_chan *ch, const unsigned char *elems, size_t n);
+void sl__rrecv_recall_given(sl_chan *ch);   /* free: given elements come back, destroyed */
+void sl__rrecv_drop_given(sl_chan *ch);     /* teardown: forget the records */
 void sl__chan_serve_local(sl_chan *ch);
 void sl__chan_turn_end(sl_chan *ch);
 /* chan.c: a batch's elements enter the channel; `returned` credit comes

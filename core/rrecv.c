@@ -62,6 +62,9 @@ typedef struct sl_rr_up {
     bool ack;                    /* this answers a recall */
     bool passed;                 /* home: a receiver here was handed an element it waited for */
     struct sl_rr_up *next;       /* home: the channel's asks */
+    uint32_t gtaken;             /* given elements received since the last report */
+    uint32_t nback;              /* given elements not received, coming back (free, teardown) */
+    unsigned char elems[];       /* ... here */
 } rr_up;
 
 /* Home -> receiver: elements lent (n), or the ask's error. */
@@ -71,6 +74,8 @@ typedef struct rr_lend {
     sl_reactor *home;
     uint32_t n;
     int err;
+    bool given;                  /* given, not lent: out of the home's ring for good */
+    struct rr_lend *next;        /* receiver: the next one held */
     unsigned char elems[];
 } rr_lend;
 
@@ -78,16 +83,28 @@ typedef struct rr_recall {
     sl_msg msg;
     sl_chan *ch;
     sl_reactor *home;
+    bool given;                  /* the given elements, not the lent ones (free) */
 } rr_recall;
+
+/* Home: how many given elements one receiving reactor holds. */
+typedef struct sl_rr_give {
+    struct sl_rr_give *next;
+    sl_reactor *r;
+    size_t n;
+} rr_give;
 
 typedef struct sl_rrecv {
     struct sl_rrecv *next, *dnext;
     sl_chan *ch;
     sl_reactor *home, *self;
     size_t esz;
-    rr_lend *lend;               /* elements lent and not taken: lend->elems[pos..n) */
-    uint32_t pos, taken, win;
+    /* elements held, not taken: lend->elems[pos..n), then the next ones;
+     * one lent message, or given ones in the order given */
+    rr_lend *lend, *lend_tail;
+    uint32_t pos, taken, gtaken, win, avail;
     bool asking, recalled, was_recalled, dirty;
+    bool grecalled;              /* free: give the given elements back */
+    bool giving;                 /* the home answered the last ask with a give */
     sl_wq waitq;
 } sl_rrecv;
 
@@ -133,8 +150,7 @@ void sl__rrecv_recall(sl_chan *ch, bool contended)
     rr_recall *m = malloc(sizeof *m);
     if (!m)
         return;   /* asked again by the next receive or turn's end */
-    m->ch = ch;
-    m->home = ch->home_ ? ch->home_ : ch->qhome_;
+    *m = (rr_recall){ .ch = ch, .home = ch->home_ ? ch->home_ : ch->qhome_ };
     ch->lrecall_ = 1;
     sl_reactor_post_mem(ch->lessee_, &m->msg, rr_recalled, m);
 }
@@ -160,6 +176,93 @@ void sl__rrecv_drop_asks(sl_chan *ch)
         free(pop_ask(ch));
 }
 
+static rr_give **give_find(sl_chan *ch, const sl_reactor *r)
+{
+    rr_give **pp = &ch->gives_;
+    while (*pp && (*pp)->r != r)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+/* Once lending is off: gives the head ask up to `avail` elements from the
+ * front of the ring. They leave the ring for good (the home's receivers go
+ * on past them) and count as taken room until reported received. False if
+ * out of memory (the ask stays). */
+static bool give(sl_chan *ch, size_t avail)
+{
+    rr_up *a = ch->rasks_;
+    /* Half of what is there (at least one): lending went off because
+     * receivers here want elements too, and what is given cannot come
+     * back; a reactor whose worker is busy with a long job must not hold
+     * the whole ring while the home's workers idle (tests/test_credit.c
+     * test_given_worker_pool: both workers made to keep pace). */
+    size_t half = avail > 1 ? avail / 2 : avail;
+    uint32_t n = half < a->want ? (uint32_t)half : a->want;
+    size_t esz = ch->elem_size_;
+    rr_give **pp = give_find(ch, a->from), *g = *pp;
+    if (!g) {
+        if (!(g = calloc(1, sizeof *g)))
+            return false;
+        g->r = a->from;
+        *pp = g;
+    }
+    rr_lend *l = malloc(sizeof *l + (size_t)n * esz);
+    if (!l)
+        return false;   /* g stays, holding 0: freed with the others */
+    *l = (rr_lend){ .ch = ch, .home = ch->home_, .n = n, .given = true };
+    for (uint32_t i = 0; i < n; i++) {
+        memcpy(l->elems + (size_t)i * esz, ch->buf_ + ch->head_ * esz, esz);
+        ch->head_ = (ch->head_ + 1) % ch->cap_;
+    }
+    ch->len_ -= n;
+    ch->given_ += n;
+    g->n += n;
+    pop_ask(ch);
+    answer(a, l);
+    return true;
+}
+
+/* home: given elements were received there (taken), or came back (nback) */
+static void given_done(sl_chan *ch, rr_up *u)
+{
+    rr_give **pp = give_find(ch, u->from), *g = *pp;
+    size_t n = (size_t)u->gtaken + u->nback;
+    if (g) {   /* always (a reactor reports only what it was given) */
+        g->n -= n < g->n ? n : g->n;
+        if (!g->n) {
+            *pp = g->next;
+            free(g);
+        }
+    }
+    if (u->nback)
+        sl__chan_given_back(ch, u->elems, u->nback);
+    if (u->gtaken)
+        sl__chan_given_taken(ch, u->gtaken);
+}
+
+void sl__rrecv_recall_given(sl_chan *ch)
+{
+    for (rr_give *g = ch->gives_; g; g = g->next) {
+        if (!g->n)
+            continue;
+        rr_recall *m = malloc(sizeof *m);
+        if (!m)
+            continue;   /* those stay there, and keep the header: a leak, not a fault */
+        *m = (rr_recall){ .ch = ch, .home = ch->home_ ? ch->home_ : ch->qhome_, .given = true };
+        sl_reactor_post_mem(g->r, &m->msg, rr_recalled, m);
+    }
+}
+
+void sl__rrecv_drop_given(sl_chan *ch)
+{
+    while (ch->gives_) {
+        rr_give *g = ch->gives_;
+        ch->gives_ = g->next;
+        free(g);
+    }
+    ch->given_ = 0;
+}
+
 /* Lends the head ask up to `avail` elements of the ring (after the lent
  * prefix) and answers it. False if out of memory (the ask stays). */
 static bool lend(sl_chan *ch, size_t avail)
@@ -180,6 +283,13 @@ static bool lend(sl_chan *ch, size_t avail)
     pop_ask(ch);
     answer(a, l);
     return true;
+}
+
+/* The head ask is served: given once lending is off (and the lent
+ * elements are back), else lent. */
+static bool serve_head(sl_chan *ch, size_t avail)
+{
+    return lend_off(ch) ? give(ch, avail) : lend(ch, avail);
 }
 
 /* Home, at a turn's end (and after a report): parked receivers at the home
@@ -207,6 +317,10 @@ void sl__rrecv_serve(sl_chan *ch)
          * The answer serves the asks (home_up). */
         if (ch->lrecall_)
             return;
+        if (ch->lent_ && lend_off(ch)) {   /* lent before it went off: back first, then gives */
+            sl__rrecv_recall(ch, true);
+            return;
+        }
         size_t avail = ch->len_ - ch->lent_;
         if (!avail) {
             if ((ch->closed_ || ch->senders_gone_) && !ch->len_ && !ch->reserved_ && !ch->sendq_.head) {
@@ -216,7 +330,7 @@ void sl__rrecv_serve(sl_chan *ch)
             }
             return;   /* served when elements come (push_elem) */
         }
-        if (!lend(ch, avail))
+        if (!serve_head(ch, avail))
             return;   /* tried again at the next turn's end */
     }
     if (first && ch->recvq_.head) {
@@ -256,8 +370,8 @@ bool sl__rrecv_ask_first(sl_chan *ch)
  * No memory for the lend: the element goes to them after all. */
 void sl__rrecv_lend_first(sl_chan *ch)
 {
-    if (lend(ch, ch->len_ - ch->lent_)) {
-        if (ch->recvq_.head)
+    if (serve_head(ch, ch->len_ - ch->lent_)) {
+        if (ch->lent_ && ch->recvq_.head)   /* a give leaves nothing here to wait for */
             sl__rrecv_recall(ch, true);
     } else {
         sl__chan_serve_local(ch);
@@ -268,10 +382,12 @@ static void home_up(void *arg)
 {
     rr_up *u = arg;
     sl_chan *ch = u->ch;
-    bool held = ch->lent_ || ch->lrecall_;   /* what keeps a freed header */
+    bool held = ch->lent_ || ch->lrecall_ || ch->given_;   /* what keeps a freed header */
     ch->remote_seen_ = 1;
     if (u->taken)
         sl__chan_lent_taken(ch, u->taken);
+    if (u->gtaken || u->nback)
+        given_done(ch, u);
     if (u->back)
         sl__chan_lent_back(ch);
     if (u->ack)
@@ -336,14 +452,33 @@ static void mark_dirty(sl_reactor *r, sl_rrecv *s)
     }
 }
 
-/* The next lent element is received into `dst`. */
+static void drop_held(sl_rrecv *s)
+{
+    while (s->lend) {
+        rr_lend *l = s->lend;
+        s->lend = l->next;
+        free(l);
+    }
+    s->lend_tail = NULL;
+    s->pos = 0;
+    s->avail = 0;
+}
+
+/* The next element held is received into `dst`. */
 static void take(sl_reactor *r, sl_rrecv *s, void *dst)
 {
-    memcpy(dst, s->lend->elems + (size_t)s->pos * s->esz, s->esz);
-    s->taken++;
-    if (++s->pos == s->lend->n) {
-        free(s->lend);
-        s->lend = NULL;
+    rr_lend *l = s->lend;
+    memcpy(dst, l->elems + (size_t)s->pos * s->esz, s->esz);
+    if (l->given)
+        s->gtaken++;
+    else
+        s->taken++;
+    s->avail--;
+    if (++s->pos == l->n) {
+        s->lend = l->next;
+        if (!s->lend)
+            s->lend_tail = NULL;
+        free(l);
         s->pos = 0;
     }
     mark_dirty(r, s);
@@ -367,16 +502,21 @@ static void rr_lent(void *arg)
         return;
     }
     s->asking = false;
+    sl_waiter *w;
     if (l->err) {
-        sl_waiter *w;
-        while ((w = sl_wq_pop(&s->waitq)))
+        while ((w = sl_wq_pop(&s->waitq)))   /* none while elements are held: they took them */
             waiter_done(r, w->task, l->err);
         free(l);
         return;
     }
-    s->lend = l;
-    s->pos = 0;
-    sl_waiter *w;
+    s->giving = l->given;
+    l->next = NULL;
+    if (s->lend_tail)   /* given ones asked for ahead: after those held */
+        s->lend_tail->next = l;
+    else
+        s->lend = l;
+    s->lend_tail = l;
+    s->avail += l->n;
     while (s->lend && (w = sl_wq_pop(&s->waitq))) {
         take(r, s, w->buf);
         waiter_done(r, w->task, 0);
@@ -389,6 +529,14 @@ static void rr_recalled(void *arg)
     rr_recall *m = arg;
     sl_reactor *r = sl__current_reactor_raw();
     sl_rrecv *s = find(r, m->ch);
+    if (m->given) {   /* free: what was given and not taken goes back (none held: nothing to say) */
+        if (s && s->lend && s->lend->given) {
+            s->grecalled = true;
+            mark_dirty(r, s);
+        }
+        free(m);
+        return;
+    }
     if (!s)
         s = make(r, m->ch, m->home, 0);   /* everything was taken, and reported: an empty answer */
     if (!s) {   /* no memory: answer from here */
@@ -409,13 +557,8 @@ bool sl__rrecv_wanted(sl_reactor *r, const sl_chan *ch)
 {
     if (!ch->cap_ || ch->expiring_ || !ch->heap_)
         return false;
-    if (!lend_off(ch))
-        return true;
-    const sl_rrecv *s;   /* off: what is lent here is received first, in order */
-    for (s = r->rrecvs; s; s = s->next)
-        if (s->ch == ch)
-            return s->lend || s->waitq.head || s->asking;
-    return false;
+    (void)r;   /* lending off: elements are given instead (the round trip is not used) */
+    return true;
 }
 
 int sl__rrecv(sl_task *t, sl_chan *ch, void *elem)
@@ -477,20 +620,34 @@ int sl__rrecv_flush(sl_reactor *r, bool all)
     while (s) {
         sl_rrecv *next = s->dnext;
         s->dirty = false;
-        bool back = s->recalled || (all && s->lend);
-        bool ask = !all && s->waitq.head && !s->asking && (!s->lend || back);
-        if (s->taken || back || ask) {
-            rr_up *u = malloc(sizeof *u);
+        bool given_held = s->lend && s->lend->given;
+        bool back = s->recalled || (all && s->lend && !given_held);
+        bool gback = given_held && (s->grecalled || all);
+        bool dry = s->waitq.head && (!s->lend || back || gback);
+        /* Asking ahead, for given elements only (a lend is one at a time:
+         * a recall must get back all that is lent): a reactor whose tasks
+         * received here since the last report and hold half a window or
+         * less asks for the next window, so the next element is here when
+         * they want it, not a round trip later. A reactor that stops
+         * receiving stops asking: what it holds is at most two windows. */
+        bool ahead = s->giving && given_held && !gback && s->gtaken && s->avail <= s->win / 2;
+        bool ask = !all && !s->asking && (dry || ahead);
+        uint32_t nback = gback ? s->avail : 0;
+        if (s->taken || s->gtaken || back || gback || ask) {
+            rr_up *u = malloc(sizeof *u + (size_t)nback * s->esz);
             if (!u) {
                 mark_dirty(r, s);   /* could not be sent: look again next time */
             } else {
                 uint32_t want = 0;
-                if (ask) {
+                if (ask && dry) {
                     if (s->was_recalled)
                         s->was_recalled = false;
                     else if (s->win < WIN_MAX)
-                        s->win *= 2;
+                        s->win *= 2;   /* it ran dry: a larger window */
                     want = s->waitq.n > s->win ? s->waitq.n : s->win;
+                    s->asking = true;
+                } else if (ask) {
+                    want = s->win;
                     s->asking = true;
                 }
                 if (s->recalled) {
@@ -498,14 +655,21 @@ int sl__rrecv_flush(sl_reactor *r, bool all)
                     s->was_recalled = true;
                 }
                 *u = (rr_up){ .ch = s->ch, .from = r, .taken = s->taken, .want = want,
-                              .back = back, .ack = s->recalled };
-                if (back) {
-                    free(s->lend);
-                    s->lend = NULL;
-                    s->pos = 0;
+                              .back = back, .ack = s->recalled, .gtaken = s->gtaken,
+                              .nback = nback };
+                if (gback) {   /* in order, from the one taken from */
+                    uint32_t k = 0;
+                    for (rr_lend *l = s->lend; l; l = l->next)
+                        for (uint32_t i = l == s->lend ? s->pos : 0; i < l->n; i++, k++)
+                            memcpy(u->elems + (size_t)k * s->esz, l->elems + (size_t)i * s->esz,
+                                   s->esz);
                 }
+                if (back || gback)
+                    drop_held(s);
                 s->taken = 0;
+                s->gtaken = 0;
                 s->recalled = false;
+                s->grecalled = false;
                 did++;
                 sl_reactor_post_mem(s->home, &u->msg, home_up, u);
             }
@@ -514,7 +678,8 @@ int sl__rrecv_flush(sl_reactor *r, bool all)
     }
     /* free the idle ones */
     for (sl_rrecv **pp = &r->rrecvs, *x; (x = *pp);) {
-        if (!x->lend && !x->asking && !x->waitq.head && !x->dirty && !x->taken && !x->recalled) {
+        if (!x->lend && !x->asking && !x->waitq.head && !x->dirty && !x->taken && !x->gtaken &&
+            !x->recalled) {
             *pp = x->next;
             free(x);
         } else {
@@ -530,7 +695,7 @@ void sl__rrecv_free_all(sl_reactor *r)
     while (r->rrecvs) {
         sl_rrecv *s = r->rrecvs;
         r->rrecvs = s->next;
-        free(s->lend);
+        drop_held(s);
         free(s);
     }
     r->rr_dirty = NULL;

@@ -99,7 +99,7 @@ typedef struct sl_rsend {
 
 static uint32_t space(const sl_chan *ch)
 {
-    size_t used = ch->len_ + ch->reserved_;
+    size_t used = ch->len_ + ch->reserved_ + ch->given_;   /* given: rrecv.c */
     return used < ch->cap_ ? (uint32_t)(ch->cap_ - used) : 0;
 }
 

@@ -308,7 +308,7 @@ struct sl_chan {
     uint32_t remote_ops_;          /* cross-reactor operations under way */
     sl_reactor *qhome_;            /* freed: the reactor whose quarantine takes the header */
     /* credit lent to senders on other reactors (core/rsend.c): slots counted
-     * as taken, len_ + reserved_ <= cap_ */
+     * as taken, len_ + reserved_ (+ given_) <= cap_ */
     size_t reserved_;
     struct sl_rs_ask *asks_, *asks_tail_;   /* asks for credit waiting for room */
     sl_chan *grant_next_;          /* in the home's list of channels to serve at turn end */
@@ -329,6 +329,11 @@ struct sl_chan {
     uint8_t lrecall_;              /* a recall of the lent elements is out */
     uint8_t lend_off_;             /* contended: lend no more (read by other reactors: __atomic) */
     struct sl_rr_up *rasks_, *rasks_tail_;   /* other reactors' receivers waiting for a lend */
+    /* once lending is off, elements GIVEN to receiving reactors (core/rrecv.c):
+     * out of the ring, counted as taken room until reported received,
+     * len_ + reserved_ + given_ <= cap_; gives_ says how many each holds */
+    size_t given_;
+    struct sl_rr_give *gives_;
 };
 
 int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,

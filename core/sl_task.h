@@ -129,12 +129,18 @@ typedef int (*sl_step_fn)(sl_task *t, void *state);
 
 /* Runs `op` (an expression that may return SL_PENDING); if it parked, returns
  * from the step function and resumes here with the final result. Stores the
- * result in `rc` (an lvalue; a local is fine since it is assigned on resume). */
+ * result in `rc` (an lvalue; a local is fine since it is assigned on resume).
+ * An op that completed at once may still yield here (rarely: every 32nd
+ * such await looks): when the reactor's turn has run 50 us while messages
+ * wait to run or to leave, the task resumes with the op's result on the
+ * next turn, after them. The op is done either way (core/reactor.c,
+ * sl_task_await_due_). */
 #define SL_AWAIT(t, rc, op) SL_AWAIT_AS_(t, rc, op, SL_SUSPEND_)
 #define SL_AWAIT_AS_(t, rc, op, suspend)                             \
     do {                                                             \
         int sl_r_ = (op);                                            \
-        if (sl_r_ == SL_PENDING) {                                   \
+        if (sl_r_ == SL_PENDING ||                                   \
+            ((++(t)->awaits_ & 31) == 0 && sl_task_await_due_(t, sl_r_))) { \
             suspend(t)                                               \
             sl_r_ = (t)->wait_result_;                               \
         }                                                            \
@@ -395,6 +401,7 @@ struct sl_task {
     struct sl_mutex *mutexes_;   /* mutexes held */
     void (*abort_)(sl_task *, void *, int);   /* sl_task_park's on_abort */
     uint32_t spins_;             /* polls in a row that found nothing */
+    uint32_t awaits_;            /* SL_AWAITs that completed at once: every 32nd looks at the turn */
     uint64_t spawned_ns_;
 };
 
@@ -412,6 +419,7 @@ int sl_spawn_at_(sl_reactor *r, sl_step_fn fn, void *state, const sl_spawn_opts 
 int sl_spawn_on_at_(sl_reactor *r, sl_step_fn fn, void *state, const sl_spawn_opts *opts,
                     const char *file, int line);
 void sl_task_yield_(sl_task *t);
+int sl_task_await_due_(sl_task *t, int rc);   /* SL_AWAIT: yield with rc? (core/reactor.c) */
 /* The switch form's SL_BEGIN met a resume point it cannot reach: reports
  * the misuse with the wait's file:line; the task ends with -EINVAL. */
 int sl_task_lost_resume_(sl_task *t, const char *file);

@@ -889,6 +889,320 @@ static void test_fair_send_first_asker(void **s)
     assert_int_equal(cap.count, 0);
 }
 
+/* ---- given elements: a worker pool across reactors -------------------------------------- */
+
+/* Once a receive at the home has called lent elements back (lending off),
+ * another reactor's receives are GIVEN elements (core/rrecv.c): out of the
+ * ring for good, counted as taken room until reported, asked for ahead.
+ * Every scene starts the same way: the ring is full (cap GV_CAP), the far
+ * task on reactor 1 receives one (all of it is lent there), then a receive
+ * at the home calls the rest back (lending off). Then:
+ *   GV_POOL: a worker pool. The far worker and a home worker receive N
+ *     jobs the home sends; each, after a job, waits while it is more than
+ *     GV_AHEAD jobs ahead of the other (both busy at the same pace: a
+ *     condition the test controls, not a timing; before the far one was
+ *     held back too, it did all 3,983 jobs while the home one slept its
+ *     first 20 us). A reactor holding all the given jobs while its worker
+ *     waits would leave the home worker nothing: the home gives half of
+ *     what is there. Before,
+ *     every far receive was a round trip (two messages at reactor 1 per
+ *     job); given in batches, a few per window.
+ *   GV_FREE: the far task holds given elements it has not received when
+ *     the home frees the channel: they come back and are destroyed, each
+ *     once (ptr_free counts; ASan tells a second).
+ *   GV_CLOSE: the far task holds given elements when the home closes the
+ *     channel: it still receives them, in order, then -EPIPE.
+ *   GV_DEADLINE: the far receive times out with nothing there (its ask
+ *     stays out); what the home sends then is given, held, and received by
+ *     the next receive, in order: nothing lost. */
+#define GV_CAP 64
+#define GV_N 4000
+#define GV_AHEAD 16
+
+enum { GV_POOL, GV_FREE, GV_CLOSE, GV_DEADLINE };
+
+static struct {
+    int how;
+    sl_chan *ch;
+    int i, rc, polls, home_n;
+    int64_t v, got, home_last;
+    long bad;
+    _Atomic int stage, far_done, far_n, home_n_pub, home_done;
+    _Atomic long destroyed;
+    _Atomic int cap_exceeded;
+    sl_reactor_stats s1a, s1b;
+    unsigned char seen[GV_N];   /* how often each job was received at the home */
+    _Atomic unsigned char far_seen[GV_N];   /* ... and at the far task */
+} G;
+
+static struct { int i, rc, n; int64_t got, last; void *p; } gf;   /* the far task's own */
+
+static void gv_ptr_free(void *p)
+{
+    atomic_fetch_add(&G.destroyed, 1);
+    free(p);
+}
+
+
+static int64_t gv_val(const void *elem)
+{
+    if (G.how != GV_FREE)
+        return *(const int64_t *)elem;
+    int64_t *p;
+    memcpy(&p, elem, sizeof p);
+    return *p;
+}
+
+static int gv_far(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    gf.last = -1;
+    SL_AWAIT(t, gf.rc, sl_chan_recv(t, G.ch, &gf.p));   /* the ring is lent here */
+    assert_int_equal(gf.rc, 0);
+    gf.got = gv_val(&gf.p);
+    if (G.how == GV_FREE)
+        free(gf.p);
+    assert_int_equal(gf.got, 0);
+    gf.last = 0;
+    atomic_fetch_add(&G.far_seen[0], 1);
+    atomic_store(&G.stage, 1);   /* the home receives now: a contended recall, lending off */
+    for (gf.n = 0; gf.n < FW_POLLS && atomic_load(&G.stage) < 2; gf.n++)
+        SL_AWAIT(t, gf.rc, sl_sleep(t, SL_NS_PER_MS));
+    sl_reactor_stats_get(sl_task_reactor(t), &G.s1a);
+    if (G.how == GV_DEADLINE) {
+        sl_task_set_deadline(t, sl_now_ns() + SL_NS_PER_MS);   /* the home took them all */
+        SL_AWAIT(t, gf.rc, sl_chan_recv(t, G.ch, &gf.got));
+        assert_int_equal(gf.rc, -ETIMEDOUT);
+        sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+        atomic_store(&G.stage, 3);   /* the home sends now */
+    }
+    for (gf.i = 1;; gf.i++) {
+        SL_AWAIT(t, gf.rc, sl_chan_recv(t, G.ch, &gf.p));
+        if (gf.rc)
+            break;
+        gf.got = gv_val(&gf.p);
+        if (G.how == GV_FREE)
+            free(gf.p);
+        if (gf.got <= gf.last || gf.got >= GV_N)
+            G.bad++;   /* one sender: each receiver sees its elements in the order sent */
+        else
+            atomic_fetch_add(&G.far_seen[gf.got], 1);
+        gf.last = gf.got;
+        atomic_store(&G.far_n, gf.i + 1);
+        /* GV_POOL: no more than GV_AHEAD jobs ahead of the home worker either */
+        for (gf.n = 0; G.how == GV_POOL && gf.n < 100000 &&
+                       gf.i + 1 > atomic_load(&G.home_n_pub) + GV_AHEAD && !atomic_load(&G.home_done);
+             gf.n++)
+            SL_AWAIT(t, gf.rc, sl_sleep(t, 20 * SL_NS_PER_US));
+        if (G.how == GV_FREE || (G.how == GV_CLOSE && gf.i == 1)) {
+            atomic_store(&G.stage, 3);   /* holding given ones: the home frees or closes now */
+            if (G.how == GV_FREE)
+                break;
+            for (gf.n = 0; gf.n < FW_POLLS && atomic_load(&G.stage) < 4; gf.n++)
+                SL_AWAIT(t, gf.rc, sl_sleep(t, SL_NS_PER_MS));
+        }
+        if (G.how == GV_DEADLINE && gf.i == 5)
+            break;
+    }
+    if (G.how == GV_POOL || G.how == GV_CLOSE)
+        assert_int_equal(gf.rc, -EPIPE);
+    sl_reactor_stats_get(sl_task_reactor(t), &G.s1b);
+    atomic_store(&G.far_done, 1);
+    SL_END(t);
+}
+
+static void gv_home_got(int64_t v)
+{
+    if (v <= G.home_last || v >= GV_N)
+        G.bad++;
+    else
+        G.seen[v]++;
+    G.home_last = v;
+    G.home_n++;
+}
+
+static void gv_check_cap(void)
+{
+    if (G.ch->len_ + G.ch->reserved_ + G.ch->given_ > G.ch->cap_)
+        atomic_store(&G.cap_exceeded, 1);
+}
+
+static int gv_home_worker(sl_task *t, void *arg)   /* reactor 0 (GV_POOL) */
+{
+    (void)arg;
+    static struct { int rc, polls; int64_t got; } h;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    for (;;) {
+        SL_AWAIT(t, h.rc, sl_chan_recv(t, G.ch, &h.got));
+        if (h.rc)
+            break;
+        gv_check_cap();
+        gv_home_got(h.got);
+        atomic_store(&G.home_n_pub, G.home_n);
+        /* busy as long as the far worker: no more than GV_AHEAD jobs ahead */
+        for (h.polls = 0; h.polls < 100000 && G.home_n > atomic_load(&G.far_n) + GV_AHEAD &&
+                          !atomic_load(&G.far_done);
+             h.polls++)
+            SL_AWAIT(t, h.rc, sl_sleep(t, 20 * SL_NS_PER_US));
+    }
+    assert_int_equal(h.rc, -EPIPE);
+    atomic_store(&G.home_done, 1);
+    atomic_store(&G.stage, 9);
+    SL_END(t);
+}
+
+static int gv_send(sl_task *t, int64_t v)
+{
+    if (G.how != GV_FREE) {
+        G.v = v;
+        return sl_chan_try_send(t, G.ch, &G.v);
+    }
+    int64_t *p = malloc(sizeof *p);
+    assert_non_null(p);
+    *p = v;
+    return sl_chan_try_send(t, G.ch, &p);
+}
+
+static int gv_main(sl_task *t, void *arg)   /* reactor 0: the channel's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    G.home_last = -1;
+    assert_int_equal(sl_chan_new(&G.ch, sizeof(int64_t), GV_CAP,
+                                 &(sl_chan_opts){ .name = "given", .ptr_free = G.how == GV_FREE ? gv_ptr_free : NULL }),
+                     0);
+    for (G.v = 0; G.v < GV_CAP; G.v++)
+        assert_int_equal(gv_send(t, G.v), 0);
+    G.v = GV_CAP;
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), gv_far, NULL, NULL), 0);
+    for (G.polls = 0; G.polls < FW_POLLS && atomic_load(&G.stage) < 1; G.polls++)
+        SL_AWAIT(t, G.rc, sl_sleep(t, SL_NS_PER_MS));
+    SL_AWAIT(t, G.rc, sl_chan_recv(t, G.ch, &G.got));   /* lent: recalled, lending off */
+    assert_int_equal(G.rc, 0);
+    gv_home_got(gv_val(&G.got));
+    if (G.how == GV_FREE) {
+        void *p;
+        memcpy(&p, &G.got, sizeof p);
+        free(p);
+    }
+    assert_int_equal(G.home_last, 1);
+    assert_int_equal(G.ch->lend_off_, 1);
+    if (G.how == GV_DEADLINE) {   /* the rest here: the far receive finds nothing */
+        while (sl_chan_try_recv(t, G.ch, &G.got) == 0)
+            gv_home_got(G.got);
+        assert_int_equal(G.home_n, GV_CAP - 1);
+    }
+    atomic_store(&G.stage, 2);
+    if (G.how == GV_POOL) {
+        assert_int_equal(sl_spawn(NULL, gv_home_worker, NULL, NULL, NULL), 0);
+        for (G.i = GV_CAP; G.i < GV_N; G.i++) {
+            G.v = G.i;
+            SL_AWAIT(t, G.rc, sl_chan_send(t, G.ch, &G.v));
+            assert_int_equal(G.rc, 0);
+            gv_check_cap();
+        }
+        assert_int_equal(sl_chan_close(t, G.ch), 0);
+        for (G.polls = 0; G.polls < FW_POLLS && (!atomic_load(&G.far_done) || atomic_load(&G.stage) != 9);
+             G.polls++)
+            SL_AWAIT(t, G.rc, sl_sleep(t, SL_NS_PER_MS));
+    } else {
+        for (G.polls = 0; G.polls < FW_POLLS && atomic_load(&G.stage) < 3; G.polls++)
+            SL_AWAIT(t, G.rc, sl_sleep(t, SL_NS_PER_MS));
+        assert_int_equal(atomic_load(&G.stage), 3);
+        if (G.how == GV_DEADLINE) {
+            for (G.i = GV_CAP; G.i < GV_CAP + 5; G.i++)
+                assert_int_equal(gv_send(t, G.i), 0);
+        } else if (G.how == GV_CLOSE) {   /* what is left here, then the close */
+            assert_true(G.ch->given_ > 0);   /* the far task holds given ones */
+            while (sl_chan_try_recv(t, G.ch, &G.got) == 0)
+                gv_home_got(G.got);
+            assert_int_equal(sl_chan_close(t, G.ch), 0);
+            atomic_store(&G.stage, 4);
+        }
+        for (G.polls = 0; G.polls < FW_POLLS && !atomic_load(&G.far_done); G.polls++)
+            SL_AWAIT(t, G.rc, sl_sleep(t, SL_NS_PER_MS));
+    }
+    assert_true(atomic_load(&G.far_done));
+    sl_task_set_deadline(t, 0);
+    if (G.how == GV_FREE) {
+        /* the far task's report of what it received reaches the home */
+        for (G.polls = 0; G.polls < FW_POLLS && (int)(G.ch->given_ + sl_chan_len(G.ch)) + 1 +
+                                                        atomic_load(&G.far_n) != GV_CAP;
+             G.polls++)
+            SL_AWAIT(t, G.rc, sl_sleep(t, SL_NS_PER_MS));
+        G.i = (int)G.ch->given_;   /* held there, not received */
+        assert_true(G.i > 0);
+        G.home_n = (int)sl_chan_len(G.ch);   /* destroyed at once */
+        assert_int_equal(sl_chan_free(t, G.ch), 0);
+        /* the given ones come back (a recall) and are destroyed at the home */
+        for (G.polls = 0; G.polls < FW_POLLS && atomic_load(&G.destroyed) < G.home_n + G.i; G.polls++)
+            SL_AWAIT(t, G.rc, sl_sleep(t, SL_NS_PER_MS));
+        assert_int_equal(atomic_load(&G.destroyed), G.home_n + G.i);
+        assert_int_equal(G.home_n + G.i + 1 + atomic_load(&G.far_n), GV_CAP);
+    } else {
+        assert_int_equal(sl_chan_free(t, G.ch), 0);
+    }
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void run_given(int how)
+{
+    memset(&G, 0, sizeof G);
+    memset(&gf, 0, sizeof gf);
+    memset(&cap, 0, sizeof cap);
+    G.how = how;
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, gv_main, NULL), 0);
+    if (cap.count)
+        print_message("reports:\n%s", cap.text);
+    assert_int_equal(cap.count, 0);
+    assert_int_equal(G.bad, 0);
+    assert_int_equal(atomic_load(&G.cap_exceeded), 0);
+}
+
+static void test_given_worker_pool(void **s)
+{
+    (void)s;
+    run_given(GV_POOL);
+    long far_n = atomic_load(&G.far_n), msgs = (long)(G.s1b.msgs - G.s1a.msgs);
+    print_message("given: the far worker received %ld of %d jobs in %ld messages there, the home one %d\n",
+                  far_n, GV_N, msgs, G.home_n);
+    for (int i = 0; i < GV_N; i++)   /* exactly once */
+        if (G.seen[i] + atomic_load(&G.far_seen[i]) != 1)
+            fail_msg("job %d received %d times", i, G.seen[i] + atomic_load(&G.far_seen[i]));
+    assert_true(far_n >= GV_N / 3);
+    /* nor the home's left parked beside elements in the ring (a sender moved
+     * into room that given elements made: 17 jobs before refill used put) */
+    assert_true(G.home_n >= GV_N / 10);
+    /* a round trip per job was two messages there per job */
+    assert_true(msgs < far_n / 4);
+}
+
+static void test_given_free_destroys_the_held(void **s) { (void)s; run_given(GV_FREE); }
+
+static void test_given_close_drains_the_held(void **s)
+{
+    (void)s;
+    run_given(GV_CLOSE);
+    assert_true(atomic_load(&G.far_n) > 2);   /* received after the close: given before it */
+    for (int i = 0; i < GV_CAP; i++)
+        assert_int_equal(G.seen[i] + atomic_load(&G.far_seen[i]), 1);
+}
+
+static void test_given_deadline_loses_nothing(void **s)
+{
+    (void)s;
+    run_given(GV_DEADLINE);
+    assert_int_equal(atomic_load(&G.far_n), 6);
+    for (int i = 0; i < GV_CAP + 5; i++)
+        assert_int_equal(G.seen[i] + atomic_load(&G.far_seen[i]), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -909,6 +1223,10 @@ int main(void)
         cmocka_unit_test(test_fed_recall_crosses_an_ask),
         cmocka_unit_test(test_fair_recv_first_asker),
         cmocka_unit_test(test_fair_send_first_asker),
+        cmocka_unit_test(test_given_worker_pool),
+        cmocka_unit_test(test_given_free_destroys_the_held),
+        cmocka_unit_test(test_given_close_drains_the_held),
+        cmocka_unit_test(test_given_deadline_loses_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -703,7 +703,10 @@ static struct {
     _Atomic bool closed;
     int home_rc, i, crc, k;
     frr r[FR_RECEIVERS];
-    uint64_t rng[4];
+    frr hr;                      /* test_given_receives_race: a receiver at the home too */
+    bool given;
+    int home_piped;
+    uint64_t rng[5];
     sl_reactor_stats s1;
 } FR;
 
@@ -742,7 +745,7 @@ static int fr_receiver(sl_task *t, void *arg)   /* reactor 1 */
     frr *c = arg;
     SL_BEGIN(t);
     for (;;) {
-        sl_task_set_deadline(t, sl_now_ns() + (20 + fr_rand(2)) % 300 * SL_NS_PER_US);
+        sl_task_set_deadline(t, sl_now_ns() + (20 + fr_rand(c == &FR.hr ? 4 : 2)) % 300 * SL_NS_PER_US);
         SL_AWAIT(t, c->rc, sl_chan_recv(t, FR.ch, &c->v));
         if (c->rc == -ETIMEDOUT) {
             atomic_fetch_add(&FR.timeouts, 1);
@@ -761,7 +764,10 @@ static int fr_receiver(sl_task *t, void *arg)   /* reactor 1 */
     }
     if (c->rc == -EPIPE) {
         c->piped = true;
-        atomic_fetch_add(&FR.piped, 1);
+        if (c == &FR.hr)
+            FR.home_piped = 1;   /* reactor 0's own: only fr_home reads it */
+        else
+            atomic_fetch_add(&FR.piped, 1);
     }
     c->task = NULL;   /* the canceller (same reactor) replaces a cancelled one */
     SL_END(t);
@@ -803,11 +809,21 @@ static int fr_home(sl_task *t, void *arg)   /* reactor 0 */
     (void)arg;
     SL_BEGIN(t);
     assert_int_equal(sl_chan_new(&FR.ch, sizeof(int), FR_CAP, &(sl_chan_opts){ .name = "fed" }), 0);
+    /* given: lending off from the start, as a contended recall leaves it
+     * (whether one happens early is the scheduler's: under TSan reactor 1's
+     * first ask once waited the whole run while the home's receiver and
+     * the credit out took every element and all the room) */
+    if (FR.given)
+        __atomic_store_n(&FR.ch->lend_off_, 1, __ATOMIC_RELAXED);
     fr_senders[0] = (crt){ .id = 0 };
     fr_senders[1] = (crt){ .id = 1 };
     assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), fr_canceller, NULL, NULL), 0);
     assert_int_equal(sl_spawn(NULL, fr_sender, &fr_senders[0], NULL, &(sl_spawn_opts){ .name = "sender" }), 0);
     assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 2), fr_sender, &fr_senders[1], &(sl_spawn_opts){ .name = "sender" }), 0);
+    if (FR.given) {   /* its receives call lent elements back: lending off, reactor 1's are given */
+        FR.hr = (frr){ .slot = -1, .last = { -1, -1 } };
+        assert_int_equal(sl_spawn(NULL, fr_receiver, &FR.hr, &FR.hr.task, &(sl_spawn_opts){ .name = "home-receiver" }), 0);
+    }
     /* bounded: 60 s of 100 us naps at least; a lost element fails the counts */
     for (FR.i = 0; FR.i < 600000 && atomic_load(&FR.piped) < FR_RECEIVERS; FR.i++) {
         long sent = atomic_load(&FR.sent_ok);   /* read first: what left can only grow */
@@ -821,18 +837,20 @@ static int fr_home(sl_task *t, void *arg)   /* reactor 0 */
         }
         SL_AWAIT(t, FR.home_rc, sl_sleep(t, 100 * SL_NS_PER_US));
     }
-    for (FR.i = 0; FR.i < 20000 && (atomic_load(&FR.senders_done) < 2 || !atomic_load(&FR.canceller_done)); FR.i++)
+    for (FR.i = 0; FR.i < 20000 && (atomic_load(&FR.senders_done) < 2 || !atomic_load(&FR.canceller_done) ||
+                                     (FR.given && !FR.home_piped));
+         FR.i++)
         SL_AWAIT(t, FR.home_rc, sl_sleep(t, SL_NS_PER_MS));
     assert_int_equal(sl_chan_free(t, FR.ch), 0);
     sl_runtime_stop(rt);
     SL_END(t);
 }
 
-static void test_fed_receives_race(void **s)
+static void run_fed_receives_race(bool given)
 {
-    (void)s;
     memset(&FR, 0, sizeof FR);
-    for (int k = 0; k < 4; k++)
+    FR.given = given;
+    for (int k = 0; k < 5; k++)
         FR.rng[k] = 0xD1B54A32D192ED03ULL * (uint64_t)(k + 1);
     rt = rt_new(3, &cap);
     assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 0), fr_home, NULL, NULL), 0);
@@ -854,9 +872,20 @@ static void test_fed_receives_race(void **s)
     assert_int_equal(ok, atomic_load(&FR.sent_ok));
     assert_int_equal(ok, atomic_load(&FR.received));
     assert_true(ok >= FR_CLOSE_AT);
-    print_message("fed receives: %ld sent and received, %d deadlines, %d cancels; %lu messages at the receivers' reactor\n",
-                  ok, atomic_load(&FR.timeouts), atomic_load(&FR.cancels), (unsigned long)FR.s1.msgs);
+    print_message("%s receives: %ld sent and received, %d deadlines, %d cancels; %lu messages at the receivers' reactor\n",
+                  given ? "given" : "fed", ok, atomic_load(&FR.timeouts), atomic_load(&FR.cancels),
+                  (unsigned long)FR.s1.msgs);
+    if (given)
+        assert_int_equal(FR.home_piped, 1);
 }
+
+static void test_fed_receives_race(void **s) { (void)s; run_fed_receives_race(false); }
+
+/* The same with a fourth receiver, at the home, and lending off from the
+ * start (as a contended recall leaves it): reactor 1's receivers are given
+ * elements (core/rrecv.c), held there across their deadlines and cancels;
+ * the home's receiver goes on past them. */
+static void test_given_receives_race(void **s) { (void)s; run_fed_receives_race(true); }
 
 /* ---- spawning on another reactor's thread ---------------------------------------------- */
 
@@ -1461,6 +1490,83 @@ static void test_busy_turn_publishes(void **s)
     assert_true(BP.published_at < 64);   /* 50 us of 10 us steps: a few */
 }
 
+/* A step that never parks: every SL_AWAIT completes at once. The check
+ * between steps cannot cut it, so a message it posted to another reactor
+ * at its start was held until it ended (and messages to it waited as
+ * long): a worker pool's home worker received 1,024 jobs in one step while
+ * the far worker waited for its ask. Now every 32nd such await looks, and
+ * once the turn has run 50 us with messages held or waiting, the task
+ * yields with the op's result (sl_task_await_due_). A posts, then loops
+ * in one step over a send and a receive on a channel of its own (both at
+ * once) with 10 us of work each: before, the message left after the last
+ * iteration (BS_N); now within a few. The ops are done: every value comes
+ * back in order. */
+#define BS_N 2000
+
+static struct {
+    sl_chan *ch;
+    int i, rc, polls, published_at;
+    int64_t v, got;
+    uint64_t until;
+    long bad;
+    _Atomic int ran;
+} BS;
+
+static void bs_msg(void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    atomic_store(&BS.ran, 1);
+}
+
+static int bs_a(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + 10 * SL_NS_PER_S);
+    assert_int_equal(sl_chan_new(&BS.ch, sizeof(int64_t), 1, NULL), 0);
+    SL_AWAIT(t, BS.rc, sl_sleep(t, SL_NS_PER_MS));   /* the next step begins a turn */
+    assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 1), bs_msg, NULL), 0);
+    assert_int_equal(sl_task_reactor(t)->ndefer, 1);   /* held: we are in a callback */
+    BS.published_at = -1;
+    for (BS.i = 0; BS.i < BS_N; BS.i++) {
+        if (BS.published_at < 0 && sl_task_reactor(t)->ndefer == 0)
+            BS.published_at = BS.i;
+        BS.until = sl_now_ns() + BP_STEP_NS;
+        while (sl_now_ns() < BS.until)
+            ;
+        BS.v = BS.i;
+        SL_AWAIT(t, BS.rc, sl_chan_send(t, BS.ch, &BS.v));
+        assert_int_equal(BS.rc, 0);
+        SL_AWAIT(t, BS.rc, sl_chan_recv(t, BS.ch, &BS.got));
+        assert_int_equal(BS.rc, 0);
+        if (BS.got != BS.i)
+            BS.bad++;
+    }
+    for (BS.polls = 0; BS.polls < 10000 && !atomic_load(&BS.ran); BS.polls++)
+        SL_AWAIT(t, BS.rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_true(atomic_load(&BS.ran));
+    sl_task_set_deadline(t, 0);
+    assert_int_equal(sl_chan_free(t, BS.ch), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_busy_step_yields(void **s)
+{
+    (void)s;
+    memset(&BS, 0, sizeof BS);
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, bs_a, NULL), 0);
+    if (cap.count)
+        print_message("reports:\n%s", cap.text);
+    assert_int_equal(cap.count, 0);
+    assert_int_equal(BS.bad, 0);
+    print_message("the message left at iteration %d of %d\n", BS.published_at, BS_N);
+    assert_true(BS.published_at >= 0);
+    assert_true(BS.published_at < 64);   /* 50 us of 10 us iterations, then at most 32 awaits */
+}
+
 /* ---- a reactor busy in a cross-reactor ping-pong still polls (issue 17) -------------- */
 
 /* The bench's ping-pong (A on reactor 1 sends on `a`, home reactor 0, and
@@ -1750,6 +1856,7 @@ int main(void)
         cmocka_unit_test(test_cross_reactor_channel),
         cmocka_unit_test(test_credit_sends_race),
         cmocka_unit_test(test_fed_receives_race),
+        cmocka_unit_test(test_given_receives_race),
         cmocka_unit_test(test_spawn_other_thread),
         cmocka_unit_test(test_runtime_bad_args),
         cmocka_unit_test(test_stop_from_signal),
@@ -1761,6 +1868,7 @@ int main(void)
         cmocka_unit_test(test_stop_while_yielding),
         cmocka_unit_test(test_busy_turn_runs_messages),
         cmocka_unit_test(test_busy_turn_publishes),
+        cmocka_unit_test(test_busy_step_yields),
         cmocka_unit_test(test_spin_lets_io_in),
         cmocka_unit_test(test_spin_run_fifo),
     };
