@@ -484,8 +484,14 @@ static void take(sl_reactor *r, sl_rrecv *s, void *dst)
     mark_dirty(r, s);
 }
 
-static void waiter_done(sl_reactor *r, sl_task *t, int rc)
+/* A select's case: as in rsend.c. */
+static void waiter_done(sl_reactor *r, sl_waiter *w, int rc)
 {
+    sl_task *t = w->task;
+    if (t->wait_kind_ == SL_WAIT_SELECT) {
+        sl__waiter_fire(w, rc);
+        return;
+    }
     r->remote_pending--;
     t->w_.tag = 0;
     sl__wake(t, rc);
@@ -505,7 +511,7 @@ static void rr_lent(void *arg)
     sl_waiter *w;
     if (l->err) {
         while ((w = sl_wq_pop(&s->waitq)))   /* none while elements are held: they took them */
-            waiter_done(r, w->task, l->err);
+            waiter_done(r, w, l->err);
         free(l);
         return;
     }
@@ -519,7 +525,7 @@ static void rr_lent(void *arg)
     s->avail += l->n;
     while (s->lend && (w = sl_wq_pop(&s->waitq))) {
         take(r, s, w->buf);
-        waiter_done(r, w->task, 0);
+        waiter_done(r, w, 0);
     }
     mark_dirty(r, s);   /* still waiters: ask again; else the report */
 }
@@ -588,6 +594,36 @@ int sl__rrecv(sl_task *t, sl_chan *ch, void *elem)
     r->remote_pending++;
     mark_dirty(r, s);   /* the ask goes at the callback's end */
     return SL_PENDING;
+}
+
+/* ---- select (select.c) -------------------------------------------------------- */
+
+/* A receive case is ready when a receive would complete at once: an
+ * element held here (lent or given) and nobody before it in the queue. */
+bool sl__rrecv_ready(sl_reactor *r, const sl_chan *ch)
+{
+    sl_rrecv *s = find(r, ch);
+    return s && s->lend && !s->waitq.head;
+}
+
+sl_wq *sl__rrecv_queue(sl_reactor *r, const sl_chan *ch)
+{
+    sl_rrecv *s = find(r, ch);
+    return s ? &s->waitq : NULL;
+}
+
+/* Queues a select's receive case `w` (w->buf: where the element goes);
+ * the ask goes home at the callback's end (the flush sees a waiter and
+ * nothing held), and the lend fires it like a parked receive. */
+int sl__rrecv_push(sl_reactor *r, sl_chan *ch, sl_waiter *w)
+{
+    sl_rrecv *s = find(r, ch);
+    if (!s && !(s = make(r, ch, ch->home_, ch->elem_size_)))
+        return -ENOMEM;
+    s->esz = ch->elem_size_;
+    sl_wq_push(&s->waitq, w);
+    mark_dirty(r, s);
+    return 0;
 }
 
 bool sl__rrecv_parked(const sl_task *t)
