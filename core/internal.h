@@ -275,6 +275,7 @@ bool sl__rsend_ready(sl_reactor *r, const sl_chan *ch);
 sl_wq *sl__rsend_queue(sl_reactor *r, const sl_chan *ch);   /* NULL: none */
 int sl__rsend_push(sl_reactor *r, sl_chan *ch, sl_waiter *w);
 void sl__rsend_want(sl_reactor *r, const sl_chan *ch);     /* parked: ask home */
+int sl__rsend_poll(sl_reactor *r, sl_chan *ch);            /* not ready, not parking: ask */
 /* rrecv.c: receives on a buffered channel of another reactor, fed ahead. */
 #define SL_RRECV_TAG 0x52524356u   /* t->w_.tag of a task waiting for a lend */
 bool sl__rrecv_wanted(sl_reactor *r, const sl_chan *ch);   /* lend, not a round trip? */
@@ -293,6 +294,7 @@ void sl__rrecv_drop_asks(sl_chan *ch);
 bool sl__rrecv_ready(sl_reactor *r, const sl_chan *ch);
 sl_wq *sl__rrecv_queue(sl_reactor *r, const sl_chan *ch);   /* NULL: none */
 int sl__rrecv_push(sl_reactor *r, sl_chan *ch, sl_waiter *w);
+int sl__rrecv_poll(sl_reactor *r, sl_chan *ch);            /* not ready, not parking: ask */
 /* A wait that ends on the task's own reactor (credit, lend): a deadline
  * or cancel just leaves it, nothing was taken. */
 static inline bool sl__remote_local(const sl_task *t)

@@ -105,6 +105,7 @@ typedef struct sl_rrecv {
     bool asking, recalled, was_recalled, dirty;
     bool grecalled;              /* free: give the given elements back */
     bool giving;                 /* the home answered the last ask with a give */
+    bool polled;                 /* a select with a default found nothing held: ask */
     sl_wq waitq;
 } sl_rrecv;
 
@@ -626,6 +627,20 @@ int sl__rrecv_push(sl_reactor *r, sl_chan *ch, sl_waiter *w)
     return 0;
 }
 
+/* A select with SL_SELECT_DEFAULT found nothing held: the flush asks
+ * home as for a parked receiver, so that polling gets elements at all
+ * (what comes is held for the next receive or select). */
+int sl__rrecv_poll(sl_reactor *r, sl_chan *ch)
+{
+    sl_rrecv *s = find(r, ch);
+    if (!s && !(s = make(r, ch, ch->home_, ch->elem_size_)))
+        return -ENOMEM;
+    s->esz = ch->elem_size_;
+    s->polled = true;
+    mark_dirty(r, s);
+    return 0;
+}
+
 bool sl__rrecv_parked(const sl_task *t)
 {
     return t->wait_kind_ == SL_WAIT_REMOTE && t->w_.tag == SL_RRECV_TAG;
@@ -659,7 +674,8 @@ int sl__rrecv_flush(sl_reactor *r, bool all)
         bool given_held = s->lend && s->lend->given;
         bool back = s->recalled || (all && s->lend && !given_held);
         bool gback = given_held && (s->grecalled || all);
-        bool dry = s->waitq.head && (!s->lend || back || gback);
+        bool dry = (s->waitq.head || s->polled) && (!s->lend || back || gback);
+        s->polled = false;
         /* Asking ahead, for given elements only (a lend is one at a time:
          * a recall must get back all that is lent): a reactor whose tasks
          * received here since the last report and hold half a window or

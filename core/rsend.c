@@ -572,6 +572,20 @@ void sl__rsend_want(sl_reactor *r, const sl_chan *ch)
         ask(s, r);
 }
 
+/* A select with SL_SELECT_DEFAULT found no credit: ask for some (kept
+ * as credit in hand when it comes), so that polling gets to send at all. */
+int sl__rsend_poll(sl_reactor *r, sl_chan *ch)
+{
+    sl_rsend *s = find(r, ch);
+    if (!s && !(s = make(r, ch, ch->home_, ch->elem_size_)))
+        return -ENOMEM;
+    s->esz = ch->elem_size_;
+    s->expiring = ch->expiring_;
+    if (!s->asking && !s->credit)
+        ask(s, r);
+    return 0;
+}
+
 bool sl__rsend_parked(const sl_task *t)
 {
     return t->wait_kind_ == SL_WAIT_REMOTE && t->w_.tag == SL_RSEND_TAG;

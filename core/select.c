@@ -193,6 +193,13 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
         return chosen;
     }
     if (flags & SL_SELECT_DEFAULT) {
+        /* A remote case gets ready only by what is asked home: a poll
+         * asks as a parked case would (what comes stays for later). */
+        sl_reactor *r = t->reactor_;
+        for (int i = 0; i < n; i++)
+            if (is_remote(&cases[i], r))
+                (void)(cases[i].op == SL_SEND ? sl__rsend_poll(r, cases[i].ch)
+                                              : sl__rrecv_poll(r, cases[i].ch));   /* no memory: asked next time */
         sl__spin(t);
         return -EAGAIN;
     }

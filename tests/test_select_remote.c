@@ -400,6 +400,97 @@ static void test_recv_deadline_loses_nothing(void **s) { (void)s; run_dl(DL_RECV
 static void test_recv_cancel_loses_nothing(void **s) { (void)s; run_dl(DL_RECV_CANCEL); }
 static void test_send_deadline_sends_nothing(void **s) { (void)s; run_dl(DL_SEND_DEADLINE); }
 
+/* ---- polling (SL_SELECT_DEFAULT) gets elements and credit ------------------------------- */
+
+/* A task on reactor 1 polls a select with a default over a receive from R
+ * and then over a send to Q (both homed at reactor 0), napping between
+ * -EAGAINs: the poll must ask home as a parked case would, or nothing
+ * ever becomes ready there. Each element once, in order. */
+#define POLL_N 200
+
+static struct {
+    sl_chan *r, *q;
+    _Atomic int done;
+    int rc, polls;
+    int64_t v, got;
+    long bad;
+    sl_case cs[1];
+    struct { int rc; long polls; int64_t v, got; } f;
+} P;
+
+static int poll_far(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    for (P.f.v = 0, P.f.polls = 0; P.f.v < POLL_N && P.f.polls < 100 * POLLS; P.f.polls++) {
+        P.cs[0] = (sl_case){ .ch = P.r, .op = SL_RECV, .buf = &P.f.got };
+        P.f.rc = sl_select(t, P.cs, 1, SL_SELECT_DEFAULT);
+        if (P.f.rc == -EAGAIN) {
+            SL_AWAIT(t, P.f.rc, sl_sleep(t, 100 * SL_NS_PER_US));
+            continue;
+        }
+        assert_int_equal(P.f.rc, 0);
+        assert_int_equal(P.cs[0].err, 0);
+        if (P.f.got != P.f.v)
+            P.bad++;
+        P.f.v++;
+    }
+    assert_int_equal(P.f.v, POLL_N);
+    for (P.f.v = 0, P.f.polls = 0; P.f.v < POLL_N && P.f.polls < 100 * POLLS; P.f.polls++) {
+        P.cs[0] = (sl_case){ .ch = P.q, .op = SL_SEND, .buf = &P.f.v };
+        P.f.rc = sl_select(t, P.cs, 1, SL_SELECT_DEFAULT);
+        if (P.f.rc == -EAGAIN) {
+            SL_AWAIT(t, P.f.rc, sl_sleep(t, 100 * SL_NS_PER_US));
+            continue;
+        }
+        assert_int_equal(P.f.rc, 0);
+        assert_int_equal(P.cs[0].err, 0);
+        P.f.v++;
+    }
+    assert_int_equal(P.f.v, POLL_N);
+    SL_END(t);
+}
+
+static int poll_main(sl_task *t, void *arg)   /* reactor 0: the home of R and Q */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&P.r, sizeof(int64_t), 16, &(sl_chan_opts){ .name = "r" }), 0);
+    assert_int_equal(sl_chan_new(&P.q, sizeof(int64_t), 16, &(sl_chan_opts){ .name = "q" }), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), poll_far, NULL, NULL), 0);
+    for (P.v = 0; P.v < POLL_N; P.v++) {
+        SL_AWAIT(t, P.rc, sl_chan_send(t, P.r, &P.v));
+        assert_int_equal(P.rc, 0);
+    }
+    for (P.v = 0; P.v < POLL_N; P.v++) {
+        SL_AWAIT(t, P.rc, sl_chan_recv(t, P.q, &P.got));
+        assert_int_equal(P.rc, 0);
+        if (P.got != P.v)
+            P.bad++;
+    }
+    assert_int_equal(sl_chan_len(P.r), 0);
+    sl_task_set_deadline(t, 0);
+    assert_int_equal(sl_chan_free(t, P.r), 0);
+    assert_int_equal(sl_chan_free(t, P.q), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_poll_asks_home(void **s)
+{
+    (void)s;
+    memset(&P, 0, sizeof P);
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, poll_main, NULL), 0);
+    if (cap.count)
+        print_message("reports:\n%s", cap.text);
+    assert_int_equal(cap.count, 0);
+    assert_int_equal(P.bad, 0);
+}
+
 /* ---- what stays -EXDEV ---------------------------------------------------------------- */
 
 /* Rendezvous channels (any case) and receive cases on expiring channels
@@ -469,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_recv_deadline_loses_nothing),
         cmocka_unit_test(test_recv_cancel_loses_nothing),
         cmocka_unit_test(test_send_deadline_sends_nothing),
+        cmocka_unit_test(test_poll_asks_home),
         cmocka_unit_test(test_exdev_round_trip_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
