@@ -276,6 +276,8 @@ static struct {
     struct { int rc, i, polls; int64_t v, got; sl_chan *l; } f;   /* reactor 1's own */
 } D;
 
+static int dl_after(sl_task *t, void *arg);
+
 static int dl_cancel(sl_task *t, void *arg)   /* reactor 1 */
 {
     (void)t;
@@ -295,6 +297,11 @@ static int dl_far(sl_task *t, void *arg)   /* reactor 1 */
     D.sel = t;
     sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
     assert_int_equal(sl_chan_new(&D.f.l, sizeof(int64_t), 4, &(sl_chan_opts){ .name = "near" }), 0);
+    {
+        sl_task *after;   /* goes on once the select ended, and frees L */
+        assert_int_equal(sl_spawn(NULL, dl_after, NULL, &after, NULL), 0);
+        assert_int_equal(sl_chan_give(D.f.l, t, after), 0);
+    }
     if (D.how == DL_SEND_DEADLINE) {
         D.f.v = 999;
         D.cs[0] = (sl_case){ .ch = D.r, .op = SL_SEND, .buf = &D.f.v };
@@ -316,7 +323,7 @@ static int dl_far(sl_task *t, void *arg)   /* reactor 1 */
     SL_END(t);
 }
 
-static int dl_after(sl_task *t, void *arg)   /* reactor 1, once the select ended */
+static int dl_after(sl_task *t, void *arg)   /* reactor 1: once the select ended */
 {
     (void)arg;
     SL_BEGIN(t);
@@ -356,7 +363,6 @@ static int dl_main(sl_task *t, void *arg)   /* reactor 0: R's home */
     for (D.polls = 0; D.polls < POLLS && atomic_load(&D.stage) < 1; D.polls++)
         SL_AWAIT(t, D.rc, sl_sleep(t, SL_NS_PER_MS));
     assert_int_equal(atomic_load(&D.stage), 1);
-    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), dl_after, NULL, NULL), 0);
     if (D.how == DL_SEND_DEADLINE) {
         /* the two that were there, then the five sent after: 999 never */
         atomic_store(&D.stage, 2);
