@@ -28,7 +28,8 @@ static struct {
     sl_chan *r, *l;
     _Atomic int r_ready, sel_done;
     int64_t got;
-    int rc, i, polls;
+    int rc, i;
+    int mrc, mpolls;   /* reactor 0's own */
     int64_t next[2];   /* the next element expected of each sender */
     long bad, from[2];
     sl_case cs[2];
@@ -95,8 +96,8 @@ static int mix_main(sl_task *t, void *arg)   /* reactor 0: R's home */
     assert_int_equal(sl_chan_new(&M.r, sizeof(int64_t), MIX_CAP, &(sl_chan_opts){ .name = "far" }), 0);
     assert_int_equal(sl_spawn(NULL, mix_send_far, NULL, NULL, NULL), 0);
     assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), mix_select, NULL, NULL), 0);
-    for (M.polls = 0; M.polls < POLLS && !atomic_load(&M.sel_done); M.polls++)
-        SL_AWAIT(t, M.rc, sl_sleep(t, SL_NS_PER_MS));
+    for (M.mpolls = 0; M.mpolls < POLLS && !atomic_load(&M.sel_done); M.mpolls++)
+        SL_AWAIT(t, M.mrc, sl_sleep(t, SL_NS_PER_MS));
     assert_true(atomic_load(&M.sel_done));
     assert_int_equal(sl_chan_len(M.r), 0);
     sl_task_set_deadline(t, 0);
@@ -137,6 +138,7 @@ static struct {
     sl_chan *r, *l;
     _Atomic int far_done, sel_done;
     int rc, polls;
+    int mrc, mpolls;   /* reactor 0's own */
     int64_t v, end;
     long sent[2];
     sl_case cs[2];
@@ -225,8 +227,8 @@ static int snd_main(sl_task *t, void *arg)   /* reactor 0: R's home */
     assert_int_equal(sl_chan_new(&S.r, sizeof(int64_t), 8, &(sl_chan_opts){ .name = "far" }), 0);
     assert_int_equal(sl_spawn(NULL, snd_recv_far, NULL, NULL, NULL), 0);
     assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), snd_select, NULL, NULL), 0);
-    for (S.polls = 0; S.polls < POLLS && !(atomic_load(&S.sel_done) && atomic_load(&S.far_done)); S.polls++)
-        SL_AWAIT(t, S.rc, sl_sleep(t, SL_NS_PER_MS));
+    for (S.mpolls = 0; S.mpolls < POLLS && !(atomic_load(&S.sel_done) && atomic_load(&S.far_done)); S.mpolls++)
+        SL_AWAIT(t, S.mrc, sl_sleep(t, SL_NS_PER_MS));
     assert_true(atomic_load(&S.sel_done) && atomic_load(&S.far_done));
     sl_task_set_deadline(t, 0);
     assert_int_equal(sl_chan_free(t, S.r), 0);
