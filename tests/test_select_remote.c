@@ -288,6 +288,14 @@ static int dl_cancel(sl_task *t, void *arg)   /* reactor 1 */
     sl_task_info_get(D.sel, &i);
     assert_int_equal(i.status, SL_TASK_PARKED);
     assert_int_equal(i.wait, SL_WAIT_SELECT);
+    /* what it waits for: the remote case says so without reading the
+     * other reactor's channel (a data race under TSan before) */
+    sl_wait_case why[2];
+    assert_int_equal(sl_task_why(D.sel, why, 2), 2);
+    assert_int_equal(why[0].why, SL_WHY_EMPTY);
+    assert_int_equal(why[1].why, SL_WHY_REMOTE);
+    assert_int_equal(why[1].op, SL_RECV);
+    assert_string_equal(why[1].chan, "far");
     assert_int_equal(sl_task_cancel(D.sel, -ECANCELED), 0);
     return 0;
 }
