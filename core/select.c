@@ -33,10 +33,12 @@ static bool is_remote(const sl_case *c, const sl_reactor *r)
     return c->ch->home_ != r;
 }
 
-/* NULL: a remote case's queue that does not exist (its node is on none) */
+/* NULL: a remote case's queue that does not exist (its node is on none).
+ * Whether a parked case is remote was noted when it parked (w_.tag): a
+ * channel freed meanwhile no longer says where its home was. */
 static sl_wq *queue_of(sl_case *c, sl_reactor *r)
 {
-    if (is_remote(c, r))
+    if (c->w_.tag)
         return c->op == SL_SEND ? sl__rsend_queue(r, c->ch) : sl__rrecv_queue(r, c->ch);
     return c->op == SL_SEND ? &c->ch->sendq_ : &c->ch->recvq_;
 }
@@ -207,13 +209,13 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
     bool remote = false;
     for (int i = 0; i < n; i++) {
         cases[i].err = 0;
-        cases[i].w_ = (sl_waiter){ .task = t, .buf = cases[i].buf, .idx = i };
+        cases[i].w_ = (sl_waiter){ .task = t, .buf = cases[i].buf, .idx = i, .tag = is_remote(&cases[i], r) };
     }
     t->w_.tag = 0;
     t->w_.idx = n;
     t->wait_obj_ = cases;   /* for dequeue_all, until sl__park sets it */
     for (int i = 0; i < n; i++) {
-        if (!is_remote(&cases[i], r)) {
+        if (!cases[i].w_.tag) {
             sl_wq_push(queue_of(&cases[i], r), &cases[i].w_);
             continue;
         }
@@ -244,7 +246,7 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
         t->w_.tag = SL_SELR_TAG;
         r->remote_pending++;
         for (int i = 0; i < n; i++)
-            if (is_remote(&cases[i], r) && cases[i].op == SL_SEND)
+            if (cases[i].w_.tag && cases[i].op == SL_SEND)
                 sl__rsend_want(r, cases[i].ch);   /* receive cases: asked by the flush */
     }
     return rc;
