@@ -125,6 +125,145 @@ static void run_mix(int flags)
 static void test_recv_local_and_remote(void **s) { (void)s; run_mix(0); }
 static void test_recv_local_and_remote_prio(void **s) { (void)s; run_mix(SL_SELECT_PRIO(1)); }
 
+/* ---- the same with a receiver at the remote channel's home too ----------------------- */
+
+/* R's home (reactor 0) receives from R as well: what was lent to reactor 1
+ * is recalled, lending turns off and elements are given instead, all
+ * while the select's receive case is parked or holds elements. Every
+ * element of R is received exactly once, by one side or the other, each
+ * side's in increasing order; L's all by the select, in order. The sender
+ * ends R with two -1s, one for each side (a side stops at its first). */
+#define CT_N 20000
+
+static struct {
+    sl_chan *r, *l;
+    _Atomic int sel_done, home_done;
+    int mrc, mpolls;
+    unsigned char hseen[CT_N], sseen[CT_N];   /* the home's, the select's */
+    struct { int i, rc; int64_t v; } s0, s1;
+    struct { int rc, n; int64_t got, last; long bad; } h;
+    struct { int rc, n; int64_t got, last, next_l; long bad, from_r; bool r_end; sl_case cs[2]; } x;
+} CT;
+
+static int ct_send_far(sl_task *t, void *arg)   /* reactor 0: feeds R */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    for (CT.s0.i = 0; CT.s0.i < CT_N + 2; CT.s0.i++) {
+        CT.s0.v = CT.s0.i < CT_N ? CT.s0.i : -1;
+        SL_AWAIT(t, CT.s0.rc, sl_chan_send(t, CT.r, &CT.s0.v));
+        assert_int_equal(CT.s0.rc, 0);
+    }
+    SL_END(t);
+}
+
+static int ct_recv_home(sl_task *t, void *arg)   /* reactor 0: competes for R */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    for (CT.h.last = -1;;) {
+        SL_AWAIT(t, CT.h.rc, sl_chan_recv(t, CT.r, &CT.h.got));
+        assert_int_equal(CT.h.rc, 0);
+        if (CT.h.got < 0)
+            break;
+        if (CT.h.got <= CT.h.last || CT.h.got >= CT_N)
+            CT.h.bad++;
+        else
+            CT.hseen[CT.h.got]++;
+        CT.h.last = CT.h.got;
+        CT.h.n++;
+    }
+    atomic_store(&CT.home_done, 1);
+    SL_END(t);
+}
+
+static int ct_send_near(sl_task *t, void *arg)   /* reactor 1: feeds L */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    for (CT.s1.i = 0; CT.s1.i < CT_N; CT.s1.i++) {
+        CT.s1.v = 1000000 + CT.s1.i;
+        SL_AWAIT(t, CT.s1.rc, sl_chan_send(t, CT.l, &CT.s1.v));
+        assert_int_equal(CT.s1.rc, 0);
+    }
+    SL_END(t);
+}
+
+static int ct_select(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&CT.l, sizeof(int64_t), MIX_CAP, &(sl_chan_opts){ .name = "near" }), 0);
+    assert_int_equal(sl_spawn(NULL, ct_send_near, NULL, NULL, NULL), 0);
+    CT.x.cs[0] = (sl_case){ .ch = CT.l, .op = SL_RECV, .buf = &CT.x.got };
+    CT.x.cs[1] = (sl_case){ .ch = CT.r, .op = SL_RECV, .buf = &CT.x.got };
+    for (CT.x.last = -1; !CT.x.r_end || CT.x.next_l < CT_N;) {
+        SL_AWAIT(t, CT.x.rc, sl_select(t, CT.x.cs, CT.x.r_end ? 1 : 2, 0));
+        assert_true(CT.x.rc == 0 || CT.x.rc == 1);
+        assert_int_equal(CT.x.cs[CT.x.rc].err, 0);
+        if (CT.x.rc == 0) {
+            if (CT.x.got != 1000000 + CT.x.next_l)
+                CT.x.bad++;
+            CT.x.next_l++;
+        } else if (CT.x.got < 0) {
+            CT.x.r_end = true;
+        } else {
+            if (CT.x.got <= CT.x.last || CT.x.got >= CT_N)
+                CT.x.bad++;
+            else
+                CT.sseen[CT.x.got]++;
+            CT.x.last = CT.x.got;
+            CT.x.from_r++;
+        }
+    }
+    assert_int_equal(sl_chan_free(t, CT.l), 0);
+    atomic_store(&CT.sel_done, 1);
+    SL_END(t);
+}
+
+static int ct_main(sl_task *t, void *arg)   /* reactor 0: R's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&CT.r, sizeof(int64_t), MIX_CAP, &(sl_chan_opts){ .name = "far" }), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), ct_select, NULL, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, ct_send_far, NULL, NULL, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, ct_recv_home, NULL, NULL, NULL), 0);
+    for (CT.mpolls = 0; CT.mpolls < POLLS && !(atomic_load(&CT.sel_done) && atomic_load(&CT.home_done));
+         CT.mpolls++)
+        SL_AWAIT(t, CT.mrc, sl_sleep(t, SL_NS_PER_MS));
+    assert_true(atomic_load(&CT.sel_done) && atomic_load(&CT.home_done));
+    assert_int_equal(sl_chan_len(CT.r), 0);
+    sl_task_set_deadline(t, 0);
+    assert_int_equal(sl_chan_free(t, CT.r), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_recv_remote_contended(void **s)
+{
+    (void)s;
+    memset(&CT, 0, sizeof CT);
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, ct_main, NULL), 0);
+    if (cap.count)
+        print_message("reports:\n%s", cap.text);
+    assert_int_equal(cap.count, 0);
+    print_message("contended: the home received %d of R, the select %ld\n", CT.h.n, CT.x.from_r);
+    assert_int_equal(CT.h.bad, 0);
+    assert_int_equal(CT.x.bad, 0);
+    assert_int_equal(CT.x.next_l, CT_N);
+    for (int i = 0; i < CT_N; i++)   /* exactly once */
+        if (CT.hseen[i] + CT.sseen[i] != 1)
+            fail_msg("element %d received %d times", i, CT.hseen[i] + CT.sseen[i]);
+}
+
 /* ---- send cases: by credit to a remote channel, or to a local one -------------------- */
 
 /* A task on reactor 1 sends 0..SND_N-1, each by one select over a send
@@ -572,6 +711,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_recv_local_and_remote),
         cmocka_unit_test(test_recv_local_and_remote_prio),
+        cmocka_unit_test(test_recv_remote_contended),
         cmocka_unit_test(test_send_local_and_remote),
         cmocka_unit_test(test_recv_deadline_loses_nothing),
         cmocka_unit_test(test_recv_cancel_loses_nothing),
