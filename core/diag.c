@@ -100,8 +100,13 @@ int sl_task_why(const sl_task *t, sl_wait_case *out, int max)
         return 1;
     case SL_WAIT_SELECT: {
         const sl_case *cs = t->wait_obj_;
-        for (int i = 0; i < t->w_.idx && i < max; i++)
-            why_local(cs[i].ch, cs[i].op, 0, &out[i]);
+        for (int i = 0; i < t->w_.idx && i < max; i++) {
+            if (cs[i].ch->home_ == t->reactor_)
+                why_local(cs[i].ch, cs[i].op, 0, &out[i]);
+            else   /* another reactor's (select.c): only what never changes, as below */
+                out[i] = (sl_wait_case){ .chan = cs[i].ch->name_, .cap = cs[i].ch->cap_, .op = cs[i].op,
+                                         .why = cs[i].op == SL_SEND ? SL_WHY_CREDIT : SL_WHY_REMOTE };
+        }
         return t->w_.idx;
     }
     case SL_WAIT_REMOTE:

@@ -269,6 +269,13 @@ void sl__rsend_fail_asks(sl_chan *ch, int err);
 void sl__rsend_drop_asks(sl_chan *ch);     /* teardown: free them, answer nobody */
 void sl__rsend_recall(sl_chan *ch);        /* home: room wanted, lent credit comes back */
 void sl__rsend_free_loans(sl_chan *ch);    /* the header goes: its loan records too */
+/* select.c's remote send cases (sl_select): ready = credit in hand here;
+ * the case node waits in this reactor's queue for credit. */
+bool sl__rsend_ready(sl_reactor *r, const sl_chan *ch);
+sl_wq *sl__rsend_queue(sl_reactor *r, const sl_chan *ch);   /* NULL: none */
+int sl__rsend_push(sl_reactor *r, sl_chan *ch, sl_waiter *w);
+void sl__rsend_want(sl_reactor *r, const sl_chan *ch);     /* parked: ask home */
+int sl__rsend_poll(sl_reactor *r, sl_chan *ch);            /* not ready, not parking: ask */
 /* rrecv.c: receives on a buffered channel of another reactor, fed ahead. */
 #define SL_RRECV_TAG 0x52524356u   /* t->w_.tag of a task waiting for a lend */
 bool sl__rrecv_wanted(sl_reactor *r, const sl_chan *ch);   /* lend, not a round trip? */
@@ -283,6 +290,11 @@ void sl__rrecv_serve(sl_chan *ch);              /* home, turn end: lend to queue
 void sl__rrecv_recall(sl_chan *ch, bool contended);
 void sl__rrecv_fail_asks(sl_chan *ch, int err);
 void sl__rrecv_drop_asks(sl_chan *ch);
+/* select.c's remote receive cases: ready = an element held here. */
+bool sl__rrecv_ready(sl_reactor *r, const sl_chan *ch);
+sl_wq *sl__rrecv_queue(sl_reactor *r, const sl_chan *ch);   /* NULL: none */
+int sl__rrecv_push(sl_reactor *r, sl_chan *ch, sl_waiter *w);
+int sl__rrecv_poll(sl_reactor *r, sl_chan *ch);            /* not ready, not parking: ask */
 /* A wait that ends on the task's own reactor (credit, lend): a deadline
  * or cancel just leaves it, nothing was taken. */
 static inline bool sl__remote_local(const sl_task *t)

@@ -105,6 +105,7 @@ typedef struct sl_rrecv {
     bool asking, recalled, was_recalled, dirty;
     bool grecalled;              /* free: give the given elements back */
     bool giving;                 /* the home answered the last ask with a give */
+    bool polled;                 /* a select with a default found nothing held: ask */
     sl_wq waitq;
 } sl_rrecv;
 
@@ -484,8 +485,14 @@ static void take(sl_reactor *r, sl_rrecv *s, void *dst)
     mark_dirty(r, s);
 }
 
-static void waiter_done(sl_reactor *r, sl_task *t, int rc)
+/* A select's case: as in rsend.c. */
+static void waiter_done(sl_reactor *r, sl_waiter *w, int rc)
 {
+    sl_task *t = w->task;
+    if (t->wait_kind_ == SL_WAIT_SELECT) {
+        sl__waiter_fire(w, rc);
+        return;
+    }
     r->remote_pending--;
     t->w_.tag = 0;
     sl__wake(t, rc);
@@ -505,7 +512,7 @@ static void rr_lent(void *arg)
     sl_waiter *w;
     if (l->err) {
         while ((w = sl_wq_pop(&s->waitq)))   /* none while elements are held: they took them */
-            waiter_done(r, w->task, l->err);
+            waiter_done(r, w, l->err);
         free(l);
         return;
     }
@@ -519,7 +526,7 @@ static void rr_lent(void *arg)
     s->avail += l->n;
     while (s->lend && (w = sl_wq_pop(&s->waitq))) {
         take(r, s, w->buf);
-        waiter_done(r, w->task, 0);
+        waiter_done(r, w, 0);
     }
     mark_dirty(r, s);   /* still waiters: ask again; else the report */
 }
@@ -590,6 +597,50 @@ int sl__rrecv(sl_task *t, sl_chan *ch, void *elem)
     return SL_PENDING;
 }
 
+/* ---- select (select.c) -------------------------------------------------------- */
+
+/* A receive case is ready when a receive would complete at once: an
+ * element held here (lent or given) and nobody before it in the queue. */
+bool sl__rrecv_ready(sl_reactor *r, const sl_chan *ch)
+{
+    sl_rrecv *s = find(r, ch);
+    return s && s->lend && !s->waitq.head;
+}
+
+sl_wq *sl__rrecv_queue(sl_reactor *r, const sl_chan *ch)
+{
+    sl_rrecv *s = find(r, ch);
+    return s ? &s->waitq : NULL;
+}
+
+/* Queues a select's receive case `w` (w->buf: where the element goes);
+ * the ask goes home at the callback's end (the flush sees a waiter and
+ * nothing held), and the lend fires it like a parked receive. */
+int sl__rrecv_push(sl_reactor *r, sl_chan *ch, sl_waiter *w)
+{
+    sl_rrecv *s = find(r, ch);
+    if (!s && !(s = make(r, ch, ch->home_, ch->elem_size_)))
+        return -ENOMEM;
+    s->esz = ch->elem_size_;
+    sl_wq_push(&s->waitq, w);
+    mark_dirty(r, s);
+    return 0;
+}
+
+/* A select with SL_SELECT_DEFAULT found nothing held: the flush asks
+ * home as for a parked receiver, so that polling gets elements at all
+ * (what comes is held for the next receive or select). */
+int sl__rrecv_poll(sl_reactor *r, sl_chan *ch)
+{
+    sl_rrecv *s = find(r, ch);
+    if (!s && !(s = make(r, ch, ch->home_, ch->elem_size_)))
+        return -ENOMEM;
+    s->esz = ch->elem_size_;
+    s->polled = true;
+    mark_dirty(r, s);
+    return 0;
+}
+
 bool sl__rrecv_parked(const sl_task *t)
 {
     return t->wait_kind_ == SL_WAIT_REMOTE && t->w_.tag == SL_RRECV_TAG;
@@ -623,7 +674,8 @@ int sl__rrecv_flush(sl_reactor *r, bool all)
         bool given_held = s->lend && s->lend->given;
         bool back = s->recalled || (all && s->lend && !given_held);
         bool gback = given_held && (s->grecalled || all);
-        bool dry = s->waitq.head && (!s->lend || back || gback);
+        bool dry = (s->waitq.head || s->polled) && (!s->lend || back || gback);
+        s->polled = false;
         /* Asking ahead, for given elements only (a lend is one at a time:
          * a recall must get back all that is lent): a reactor whose tasks
          * received here since the last report and hold half a window or

@@ -414,8 +414,16 @@ static void ask(sl_rsend *s, sl_reactor *r)
     sl_reactor_post_mem(s->home, &a->msg, home_ask, a);
 }
 
-static void waiter_done(sl_reactor *r, sl_task *t, int rc)
+/* A select's case (sl_select parks its case nodes here) completes by
+ * sl__waiter_fire, which takes the select's other cases off their queues
+ * and keeps select.c's own count of remote waits. */
+static void waiter_done(sl_reactor *r, sl_waiter *w, int rc)
 {
+    sl_task *t = w->task;
+    if (t->wait_kind_ == SL_WAIT_SELECT) {
+        sl__waiter_fire(w, rc);
+        return;
+    }
     r->remote_pending--;
     t->w_.tag = 0;
     sl__wake(t, rc);
@@ -445,12 +453,12 @@ static void rs_granted(void *arg)
     sl_waiter *w;
     if (a->err) {
         while ((w = sl_wq_pop(&s->waitq)))
-            waiter_done(r, w->task, a->err);
+            waiter_done(r, w, a->err);
     }
     while (s->credit && (w = s->waitq.head)) {
         if (w->until && w->until <= sl_now_ns()) {   /* expired while it waited: not taken */
             sl_wq_remove(&s->waitq, w);
-            waiter_done(r, w->task, -ETIMEDOUT);
+            waiter_done(r, w, -ETIMEDOUT);
             continue;
         }
         s->credit--;
@@ -459,7 +467,7 @@ static void rs_granted(void *arg)
             break;
         }
         sl_wq_remove(&s->waitq, w);
-        waiter_done(r, w->task, 0);
+        waiter_done(r, w, 0);
     }
     if (s->waitq.head && !s->credit && !s->asking)
         ask(s, r);
@@ -520,6 +528,62 @@ int sl__rsend(sl_task *t, sl_chan *ch, const void *elem, uint64_t until)
     if (!s->asking)
         ask(s, r);
     return SL_PENDING;
+}
+
+/* ---- select (select.c) -------------------------------------------------------- */
+
+/* A send case is ready when a send would complete at once: credit in
+ * hand and nobody before it in this reactor's queue. */
+bool sl__rsend_ready(sl_reactor *r, const sl_chan *ch)
+{
+    sl_rsend *s = find(r, ch);
+    return s && s->credit && !s->waitq.head;
+}
+
+/* This reactor's queue of senders waiting for ch's credit, or NULL if
+ * there is none (nobody waits, no credit held). */
+sl_wq *sl__rsend_queue(sl_reactor *r, const sl_chan *ch)
+{
+    sl_rsend *s = find(r, ch);
+    return s ? &s->waitq : NULL;
+}
+
+/* Queues a select's send case `w` (w->buf: the element) behind the
+ * senders waiting here; credit arriving fires it like a parked send. */
+int sl__rsend_push(sl_reactor *r, sl_chan *ch, sl_waiter *w)
+{
+    sl_rsend *s = find(r, ch);
+    if (!s && !(s = make(r, ch, ch->home_, ch->elem_size_)))
+        return -ENOMEM;
+    s->esz = ch->elem_size_;
+    s->expiring = ch->expiring_;
+    sl_wq_push(&s->waitq, w);
+    return 0;
+}
+
+/* The select parked: an ask for credit goes home (one per reactor). */
+void sl__rsend_want(sl_reactor *r, const sl_chan *ch)
+{
+    sl_rsend *s = find(r, ch);
+    if (!s)
+        return;
+    mark_dirty(r, s);
+    if (!s->asking)
+        ask(s, r);
+}
+
+/* A select with SL_SELECT_DEFAULT found no credit: ask for some (kept
+ * as credit in hand when it comes), so that polling gets to send at all. */
+int sl__rsend_poll(sl_reactor *r, sl_chan *ch)
+{
+    sl_rsend *s = find(r, ch);
+    if (!s && !(s = make(r, ch, ch->home_, ch->elem_size_)))
+        return -ENOMEM;
+    s->esz = ch->elem_size_;
+    s->expiring = ch->expiring_;
+    if (!s->asking && !s->credit)
+        ask(s, r);
+    return 0;
 }
 
 bool sl__rsend_parked(const sl_task *t)

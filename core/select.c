@@ -1,8 +1,21 @@
 /* select.c: wait on several channel operations, perform exactly one.
  *
- * While parked, every case's waiter node sits in its channel's queue; the
- * first counterpart to take one fires it, and firing removes all the others
- * before the task wakes, so a select can never complete twice. */
+ * While parked, every case's waiter node sits in a queue; the first
+ * counterpart to take one fires it, and firing removes all the others
+ * before the task wakes, so a select can never complete twice.
+ *
+ * A case on a buffered channel of another reactor (issue 17) is decided
+ * on the selecting task's own reactor, like a local one: a send case is
+ * ready with credit in hand (rsend.c), a receive case with a lent or
+ * given element in hand (rrecv.c), and a parked case waits in this
+ * reactor's queue of senders waiting for credit / receivers waiting for a
+ * lend, which the grant / lend serves on this thread. So every queue a
+ * select waits in is drained by its own thread, and the first case fired
+ * removes the others as for local channels. What was asked home for a
+ * case that was not chosen stays here as credit in hand or an element
+ * held, for the next send or receive: nothing is lost or duplicated.
+ * Rendezvous channels (and receive cases on expiring or _mem channels)
+ * have only the round trip, decided at the home: -EXDEV. */
 #include <errno.h>
 #include "internal.h"
 #include "list.h"
@@ -11,9 +24,37 @@ int sl__chan_do_send(sl_chan *ch, const void *elem);
 int sl__chan_do_recv(sl_chan *ch, void *elem);
 bool sl__chan_ready(sl_chan *ch, int op);
 
-static sl_wq *queue_of(sl_case *c)
+/* t->w_.tag of a select parked with remote cases: counted in the
+ * reactor's remote_pending (it waits for another reactor) */
+#define SL_SELR_TAG 0x53454c52u
+
+static bool is_remote(const sl_case *c, const sl_reactor *r)
 {
+    return c->ch->home_ != r;
+}
+
+/* NULL: a remote case's queue that does not exist (its node is on none).
+ * Whether a parked case is remote was noted when it parked (w_.tag): a
+ * channel freed meanwhile no longer says where its home was. */
+static sl_wq *queue_of(sl_case *c, sl_reactor *r)
+{
+    if (c->w_.tag)
+        return c->op == SL_SEND ? sl__rsend_queue(r, c->ch) : sl__rrecv_queue(r, c->ch);
     return c->op == SL_SEND ? &c->ch->sendq_ : &c->ch->recvq_;
+}
+
+static bool case_ready(sl_case *c, sl_reactor *r)
+{
+    if (is_remote(c, r))
+        return c->op == SL_SEND ? sl__rsend_ready(r, c->ch) : sl__rrecv_ready(r, c->ch);
+    return sl__chan_ready(c->ch, c->op);
+}
+
+static int case_do(sl_task *t, sl_case *c)
+{
+    if (is_remote(c, t->reactor_))   /* ready: completes at once, never parks */
+        return c->op == SL_SEND ? sl__rsend(t, c->ch, c->buf, 0) : sl__rrecv(t, c->ch, c->buf);
+    return c->op == SL_SEND ? sl__chan_do_send(c->ch, c->buf) : sl__chan_do_recv(c->ch, c->buf);
 }
 
 static int check_cases(const sl_task *t, const sl_case *cases, int n)
@@ -21,10 +62,16 @@ static int check_cases(const sl_task *t, const sl_case *cases, int n)
     if (!cases || n < 1)
         return -EINVAL;
     for (int i = 0; i < n; i++) {
-        if (!cases[i].ch || (cases[i].op != SL_SEND && cases[i].op != SL_RECV))
+        const sl_chan *ch = cases[i].ch;
+        if (!ch || (cases[i].op != SL_SEND && cases[i].op != SL_RECV))
             return -EINVAL;
-        if (cases[i].ch->home_ != t->reactor_)
-            return cases[i].ch->home_ ? -EXDEV : -EINVAL;
+        if (ch->home_ == t->reactor_)
+            continue;
+        if (!ch->home_)
+            return -EINVAL;
+        /* cap_, expiring_ and heap_ are set at creation: safe to read here */
+        if (cases[i].op == SL_SEND ? !ch->cap_ : !sl__rrecv_wanted(t->reactor_, ch))
+            return -EXDEV;   /* round trip only: decided at the home */
     }
     return 0;
 }
@@ -34,9 +81,16 @@ static void dequeue_all(sl_task *t, sl_waiter *keep)
 {
     sl_case *cases = t->wait_obj_;
     int n = t->w_.idx;
-    for (int i = 0; i < n; i++)
-        if (&cases[i].w_ != keep && sl_wq_has(queue_of(&cases[i]), &cases[i].w_))
-            sl_wq_remove(queue_of(&cases[i]), &cases[i].w_);
+    sl_reactor *r = t->reactor_;
+    for (int i = 0; i < n; i++) {
+        sl_wq *q = queue_of(&cases[i], r);
+        if (&cases[i].w_ != keep && q && sl_wq_has(q, &cases[i].w_))
+            sl_wq_remove(q, &cases[i].w_);
+    }
+    if (t->w_.tag == SL_SELR_TAG) {
+        t->w_.tag = 0;
+        r->remote_pending--;
+    }
 }
 
 void sl__select_unpark(sl_task *t)
@@ -75,11 +129,10 @@ void sl__waiter_fire(sl_waiter *w, int result)
 
 static int choose_prio(sl_task *t, sl_case *cases, int n, uint32_t k)
 {
-    (void)t;
     int first = -1, least = -1, ready = 0;
     uint32_t min_slack = NOT_READY;
     for (int i = 0; i < n; i++) {
-        if (!sl__chan_ready(cases[i].ch, cases[i].op)) {
+        if (!case_ready(&cases[i], t->reactor_)) {
             cases[i].waited_ = NOT_READY;   /* not waiting: its count starts again */
             continue;
         }
@@ -131,31 +184,70 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
     } else {
         /* choose uniformly among the ready cases (reservoir sampling) */
         for (int i = 0; i < n; i++) {
-            if (sl__chan_ready(cases[i].ch, cases[i].op) && sl__rand(t->reactor_) % (uint64_t)++ready == 0)
+            if (case_ready(&cases[i], t->reactor_) && sl__rand(t->reactor_) % (uint64_t)++ready == 0)
                 chosen = i;
         }
     }
     if (chosen >= 0) {
         sl_case *c = &cases[chosen];
-        c->err = c->op == SL_SEND ? sl__chan_do_send(c->ch, c->buf) : sl__chan_do_recv(c->ch, c->buf);
+        c->err = case_do(t, c);
         t->spins_ = 0;
         return chosen;
     }
     if (flags & SL_SELECT_DEFAULT) {
+        /* A remote case gets ready only by what is asked home: a poll
+         * asks as a parked case would (what comes stays for later). */
+        sl_reactor *r = t->reactor_;
+        for (int i = 0; i < n; i++)
+            if (is_remote(&cases[i], r))
+                (void)(cases[i].op == SL_SEND ? sl__rsend_poll(r, cases[i].ch)
+                                              : sl__rrecv_poll(r, cases[i].ch));   /* no memory: asked next time */
         sl__spin(t);
         return -EAGAIN;
     }
+    sl_reactor *r = t->reactor_;
+    bool remote = false;
     for (int i = 0; i < n; i++) {
         cases[i].err = 0;
-        cases[i].w_ = (sl_waiter){ .task = t, .buf = cases[i].buf, .idx = i };
-        sl_wq_push(queue_of(&cases[i]), &cases[i].w_);
+        cases[i].w_ = (sl_waiter){ .task = t, .buf = cases[i].buf, .idx = i, .tag = is_remote(&cases[i], r) };
     }
+    t->w_.tag = 0;
     t->w_.idx = n;
+    t->wait_obj_ = cases;   /* for dequeue_all, until sl__park sets it */
+    for (int i = 0; i < n; i++) {
+        if (!cases[i].w_.tag) {
+            sl_wq_push(queue_of(&cases[i], r), &cases[i].w_);
+            continue;
+        }
+        remote = true;
+        rc = cases[i].op == SL_SEND ? sl__rsend_push(r, cases[i].ch, &cases[i].w_)
+                                    : sl__rrecv_push(r, cases[i].ch, &cases[i].w_);
+        if (rc < 0) {   /* no memory for this reactor's record: nothing parked */
+            dequeue_all(t, NULL);
+            t->wait_obj_ = NULL;
+            return rc;
+        }
+    }
     rc = sl__park(t, SL_WAIT_SELECT, cases, 0);
     if (rc != SL_PENDING) {
         t->wait_obj_ = cases;
         dequeue_all(t, NULL);
         t->wait_obj_ = NULL;
+        return rc;
+    }
+    if (remote) {
+        /* It waits for another reactor (a grant, a lend), not for a task
+         * of ours: counted as a cross-reactor wait, so this reactor's
+         * deadlock check does not take it for blocked. */
+        if (t->flags_ & SL_TF_BLOCKED) {
+            t->flags_ &= (uint8_t)~SL_TF_BLOCKED;
+            r->blocked--;
+        }
+        t->w_.tag = SL_SELR_TAG;
+        r->remote_pending++;
+        for (int i = 0; i < n; i++)
+            if (cases[i].w_.tag && cases[i].op == SL_SEND)
+                sl__rsend_want(r, cases[i].ch);   /* receive cases: asked by the flush */
     }
     return rc;
 }

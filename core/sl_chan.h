@@ -275,12 +275,18 @@ typedef struct sl_case {
  * channel's case counts as ready). When several are ready one is chosen at
  * random, uniformly (or by priority: SL_SELECT_PRIO above). With SL_SELECT_DEFAULT it never parks and returns
  * -EAGAIN if none is ready. Otherwise it may park: SL_PENDING, then the index
- * or -ETIMEDOUT/-ECANCELED. Returns -EINVAL (n < 1, NULL channel, bad op),
- * -EXDEV (a channel of another reactor, checked before anything is taken
- * or parked: a case there could complete on the other thread as a local
- * one fires, taking an element the select then does not take; make the
- * selecting reactor the channels' home, or relay: docs/core.md, "Across
- * reactors"), -EINVAL for a priority k < n - 1, or the cancel error. */
+ * or -ETIMEDOUT/-ECANCELED. Cases may name buffered channels of other
+ * reactors: such a case is decided on the calling task's reactor (a send
+ * is ready with credit in hand there, a receive with a lent or given
+ * element in hand there, and a parked case waits in that reactor's own
+ * queue for credit or a lend), so exactly one case completes; what comes
+ * for a case not chosen stays for the next send or receive. Returns
+ * -EINVAL (n < 1, NULL channel, bad op), -EXDEV (checked before anything
+ * is taken or parked: a case on another reactor's rendezvous channel, or
+ * a receive case on another reactor's expiring or _mem channel: those
+ * are decided at their home; docs/core.md, "sl_select over channels of
+ * other reactors"), -EINVAL for a priority k < n - 1, or the cancel
+ * error. */
 int sl_select(sl_task *t, sl_case *cases, int n, int flags);
 
 /* ---- private ------------------------------------------------------------ */

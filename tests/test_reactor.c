@@ -406,23 +406,7 @@ static int x_sender(sl_task *t, void *arg)   /* on reactor 1 */
     SL_BEGIN(t);
     assert_ptr_equal(sl_task_reactor(t), sl_runtime_reactor(rt, 1));
     assert_int_equal(sl_chan_try_send(t, X.ch, &X.v), -EXDEV);
-    {
-        /* a select naming another reactor's channel: -EXDEV before
-         * anything is taken, even with a local case ready */
-        sl_chan *mine;
-        int64_t one = 1, got = 0;
-        assert_int_equal(sl_chan_new(&mine, sizeof(int64_t), 1, NULL), 0);
-        assert_int_equal(sl_chan_try_send(t, mine, &one), 0);
-        sl_case cs[2] = { { .ch = mine, .op = SL_RECV, .buf = &got },
-                          { .ch = X.ch, .op = SL_RECV, .buf = &got } };
-        assert_int_equal(sl_select(t, cs, 2, 0), -EXDEV);
-        assert_int_equal(sl_select(t, cs, 2, SL_SELECT_DEFAULT), -EXDEV);
-        cs[1].op = SL_SEND;
-        assert_int_equal(sl_select(t, cs, 2, 0), -EXDEV);
-        assert_int_equal(sl_chan_len(mine), 1);
-        assert_int_equal(got, 0);
-        assert_int_equal(sl_chan_free(t, mine), 0);
-    }
+    /* select over this buffered channel of reactor 0: tests/test_select_remote.c */
     for (X.i = 0; X.i < XN; X.i++) {
         X.v = X.i;
         SL_AWAIT(t, X.rc, sl_chan_send(t, X.ch, &X.v));
