@@ -227,7 +227,11 @@ static void note_room(sl_chan *ch)
 /* The element goes to a parked receiver, or into the ring. */
 static int put(sl_chan *ch, const void *elem, uint64_t until)
 {
-    sl_waiter *w = ch->lent_ ? NULL : ch->recvq_.head;   /* no receive past a lent element */
+    /* No receive past a lent element, nor past one in the ring: a receiver
+     * can be parked here while the ring holds elements (lent ones just
+     * come back, not yet served to it), and a sender moved in by refill
+     * must go behind them. */
+    sl_waiter *w = ch->lent_ || ch->len_ ? NULL : ch->recvq_.head;
     if (w && ch->rasks_ && room(ch) && sl__rrecv_ask_first(ch)) {
         ch->sent_++;   /* another reactor's ask is first in line: it is lent the element */
         push_elem(ch, elem, until);

@@ -311,7 +311,7 @@ void sl__rrecv_serve(sl_chan *ch)
             return;
         }
         if (ch->recvq_.head && !a->passed)
-            return;   /* the home's receivers wait for the lent ones: theirs first */
+            break;   /* the home's receivers first: theirs is what is there (below) */
         /* A recall is out: its answer gives back all that is lent then, so
          * a lend made now (to the lessee's ask that crossed the recall)
          * would be counted back while still out there, and received twice.
@@ -334,14 +334,16 @@ void sl__rrecv_serve(sl_chan *ch)
         if (!serve_head(ch, avail))
             return;   /* tried again at the next turn's end */
     }
-    if (first && ch->recvq_.head) {
+    if (ch->recvq_.head) {
         /* The home's receivers must not idle behind what was lent: what the
-         * lessee has not taken comes back, and lending ends (the round trip
-         * queues its receives in the home's FIFO from then on). */
-        if (ch->lent_)
-            sl__rrecv_recall(ch, true);
-        else
+         * lessee has not taken comes back, and lending ends (gives from
+         * then on). Nor behind what is in the ring: a first ask was given
+         * its share and the next waits behind them, or lent elements just
+         * came back (put then moves senders in behind them). */
+        if (!ch->lent_)
             sl__chan_serve_local(ch);
+        else if (first)
+            sl__rrecv_recall(ch, true);
     }
 }
 
