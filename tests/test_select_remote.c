@@ -17,6 +17,28 @@ static capture cap;
 
 /* ---- receive cases: a local channel and a remote one, both fed ---------------------- */
 
+/* A sender task: n elements base, base + 1, ... on *ch, then `ends` x -1
+ * (one for each receiving side: a side stops at its first -1). Its state
+ * is the caller's (a feeder in the scene's struct). */
+typedef struct feeder {
+    sl_chan **ch;
+    int n, ends, i, rc;
+    int64_t base, v;
+} feeder;
+
+static int feed(sl_task *t, void *arg)
+{
+    feeder *f = arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    for (f->i = 0; f->i < f->n + f->ends; f->i++) {
+        f->v = f->i < f->n ? f->base + f->i : -1;
+        SL_AWAIT(t, f->rc, sl_chan_send(t, *f->ch, &f->v));
+        assert_int_equal(f->rc, 0);
+    }
+    SL_END(t);
+}
+
 /* R's home is reactor 0, fed there by one sender; L is reactor 1's, fed
  * there by another. A task on reactor 1 selects over both until it has
  * every element: each exactly once, each sender's in order. */
@@ -33,34 +55,8 @@ static struct {
     int64_t next[2];   /* the next element expected of each sender */
     long bad, from[2];
     sl_case cs[2];
-    struct { int i, rc; int64_t v; } s0, s1;   /* the senders' own */
+    feeder s0, s1;   /* the senders' own: R's, L's */
 } M;
-
-static int mix_send_far(sl_task *t, void *arg)   /* reactor 0: feeds R */
-{
-    (void)arg;
-    SL_BEGIN(t);
-    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
-    for (M.s0.i = 0; M.s0.i < MIX_N; M.s0.i++) {
-        M.s0.v = M.s0.i;
-        SL_AWAIT(t, M.s0.rc, sl_chan_send(t, M.r, &M.s0.v));
-        assert_int_equal(M.s0.rc, 0);
-    }
-    SL_END(t);
-}
-
-static int mix_send_near(sl_task *t, void *arg)   /* reactor 1: feeds L */
-{
-    (void)arg;
-    SL_BEGIN(t);
-    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
-    for (M.s1.i = 0; M.s1.i < MIX_N; M.s1.i++) {
-        M.s1.v = 1000000 + M.s1.i;
-        SL_AWAIT(t, M.s1.rc, sl_chan_send(t, M.l, &M.s1.v));
-        assert_int_equal(M.s1.rc, 0);
-    }
-    SL_END(t);
-}
 
 static int mix_select(sl_task *t, void *arg)   /* reactor 1 */
 {
@@ -68,7 +64,8 @@ static int mix_select(sl_task *t, void *arg)   /* reactor 1 */
     SL_BEGIN(t);
     sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
     assert_int_equal(sl_chan_new(&M.l, sizeof(int64_t), MIX_CAP, &(sl_chan_opts){ .name = "near" }), 0);
-    assert_int_equal(sl_spawn(NULL, mix_send_near, NULL, NULL, NULL), 0);
+    M.s1 = (feeder){ .ch = &M.l, .n = MIX_N, .base = 1000000 };
+    assert_int_equal(sl_spawn(NULL, feed, &M.s1, NULL, NULL), 0);
     M.cs[0] = (sl_case){ .ch = M.l, .op = SL_RECV, .buf = &M.got };
     M.cs[1] = (sl_case){ .ch = M.r, .op = SL_RECV, .buf = &M.got };
     for (M.i = 0; M.i < 2 * MIX_N; M.i++) {
@@ -94,7 +91,8 @@ static int mix_main(sl_task *t, void *arg)   /* reactor 0: R's home */
     SL_BEGIN(t);
     sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
     assert_int_equal(sl_chan_new(&M.r, sizeof(int64_t), MIX_CAP, &(sl_chan_opts){ .name = "far" }), 0);
-    assert_int_equal(sl_spawn(NULL, mix_send_far, NULL, NULL, NULL), 0);
+    M.s0 = (feeder){ .ch = &M.r, .n = MIX_N };
+    assert_int_equal(sl_spawn(NULL, feed, &M.s0, NULL, NULL), 0);
     assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), mix_select, NULL, NULL), 0);
     for (M.mpolls = 0; M.mpolls < POLLS && !atomic_load(&M.sel_done); M.mpolls++)
         SL_AWAIT(t, M.mrc, sl_sleep(t, SL_NS_PER_MS));
@@ -141,24 +139,11 @@ static struct {
     _Atomic int sel_done, home_done;
     int mrc, mpolls;
     unsigned char hseen[CT_N], sseen[CT_N];   /* the home's, the select's */
-    struct { int i, rc; int64_t v; } s0, s1;
+    feeder s0, s1;   /* R's sender, L's */
     struct { int rc, n; int64_t got, last; long bad, order; } h;
     struct { int rc, n; int64_t got, last, next_l; long bad, from_r; bool r_end; sl_case cs[2]; } x;
     bool plain;                  /* reactor 1 receives R with sl_chan_recv, not select */
 } CT;
-
-static int ct_send_far(sl_task *t, void *arg)   /* reactor 0: feeds R */
-{
-    (void)arg;
-    SL_BEGIN(t);
-    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
-    for (CT.s0.i = 0; CT.s0.i < CT_N + 2; CT.s0.i++) {
-        CT.s0.v = CT.s0.i < CT_N ? CT.s0.i : -1;
-        SL_AWAIT(t, CT.s0.rc, sl_chan_send(t, CT.r, &CT.s0.v));
-        assert_int_equal(CT.s0.rc, 0);
-    }
-    SL_END(t);
-}
 
 static int ct_recv_home(sl_task *t, void *arg)   /* reactor 0: competes for R */
 {
@@ -185,26 +170,14 @@ static int ct_recv_home(sl_task *t, void *arg)   /* reactor 0: competes for R */
     SL_END(t);
 }
 
-static int ct_send_near(sl_task *t, void *arg)   /* reactor 1: feeds L */
-{
-    (void)arg;
-    SL_BEGIN(t);
-    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
-    for (CT.s1.i = 0; CT.s1.i < CT_N; CT.s1.i++) {
-        CT.s1.v = 1000000 + CT.s1.i;
-        SL_AWAIT(t, CT.s1.rc, sl_chan_send(t, CT.l, &CT.s1.v));
-        assert_int_equal(CT.s1.rc, 0);
-    }
-    SL_END(t);
-}
-
 static int ct_select(sl_task *t, void *arg)   /* reactor 1 */
 {
     (void)arg;
     SL_BEGIN(t);
     sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
     assert_int_equal(sl_chan_new(&CT.l, sizeof(int64_t), MIX_CAP, &(sl_chan_opts){ .name = "near" }), 0);
-    assert_int_equal(sl_spawn(NULL, ct_send_near, NULL, NULL, NULL), 0);
+    CT.s1 = (feeder){ .ch = &CT.l, .n = CT_N, .base = 1000000 };
+    assert_int_equal(sl_spawn(NULL, feed, &CT.s1, NULL, NULL), 0);
     CT.x.cs[0] = (sl_case){ .ch = CT.l, .op = SL_RECV, .buf = &CT.x.got };
     CT.x.cs[1] = (sl_case){ .ch = CT.r, .op = SL_RECV, .buf = &CT.x.got };
     /* plain rounds: receives of R instead of the select (the home-side
@@ -254,7 +227,8 @@ static int ct_main(sl_task *t, void *arg)   /* reactor 0: R's home */
     sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
     assert_int_equal(sl_chan_new(&CT.r, sizeof(int64_t), MIX_CAP, &(sl_chan_opts){ .name = "far" }), 0);
     assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), ct_select, NULL, NULL), 0);
-    assert_int_equal(sl_spawn(NULL, ct_send_far, NULL, NULL, NULL), 0);
+    CT.s0 = (feeder){ .ch = &CT.r, .n = CT_N, .ends = 2 };
+    assert_int_equal(sl_spawn(NULL, feed, &CT.s0, NULL, NULL), 0);
     assert_int_equal(sl_spawn(NULL, ct_recv_home, NULL, NULL, NULL), 0);
     for (CT.mpolls = 0; CT.mpolls < POLLS && !(atomic_load(&CT.sel_done) && atomic_load(&CT.home_done));
          CT.mpolls++)
