@@ -15,6 +15,18 @@
 static sl_runtime *rt;
 static capture cap;
 
+/* Runs a scene on a runtime of two reactors, `main` on reactor 0; no
+ * report of the runtime (misuse, deadlock) may come out of it. */
+static void run_scene(sl_step_fn main)
+{
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, main, NULL), 0);
+    if (cap.count)
+        print_message("reports:\n%s", cap.text);
+    assert_int_equal(cap.count, 0);
+}
+
 /* ---- receive cases: a local channel and a remote one, both fed ---------------------- */
 
 /* A sender task: n elements base, base + 1, ... on *ch, then `ends` x -1
@@ -107,13 +119,8 @@ static int mix_main(sl_task *t, void *arg)   /* reactor 0: R's home */
 static void run_mix(int flags)
 {
     memset(&M, 0, sizeof M);
-    memset(&cap, 0, sizeof cap);
     M.flags = flags;
-    rt = rt_new(2, &cap);
-    assert_int_equal(rt_run(rt, mix_main, NULL), 0);
-    if (cap.count)
-        print_message("reports:\n%s", cap.text);
-    assert_int_equal(cap.count, 0);
+    run_scene(mix_main);
     print_message("select: %ld from the local channel, %ld from the remote one\n", M.from[0], M.from[1]);
     assert_int_equal(M.bad, 0);
     assert_int_equal(M.next[0], MIX_N);
@@ -249,13 +256,8 @@ static int ct_main(sl_task *t, void *arg)   /* reactor 0: R's home */
 static void ct_round(bool plain)
 {
     memset(&CT, 0, sizeof CT);
-    memset(&cap, 0, sizeof cap);
     CT.plain = plain;
-    rt = rt_new(2, &cap);
-    assert_int_equal(rt_run(rt, ct_main, NULL), 0);
-    if (cap.count)
-        print_message("reports:\n%s", cap.text);
-    assert_int_equal(cap.count, 0);
+    run_scene(ct_main);
     /* The home's receiver in order too. It got an element 8 places before
      * the one it received last ("home: 13399 after 13407") in about one
      * round in ten: when lent elements came back while it was parked, a
@@ -395,12 +397,7 @@ static void test_send_local_and_remote(void **s)
 {
     (void)s;
     memset(&S, 0, sizeof S);
-    memset(&cap, 0, sizeof cap);
-    rt = rt_new(2, &cap);
-    assert_int_equal(rt_run(rt, snd_main, NULL), 0);
-    if (cap.count)
-        print_message("reports:\n%s", cap.text);
-    assert_int_equal(cap.count, 0);
+    run_scene(snd_main);
     print_message("select: %ld sent to the remote channel, %ld to the local one\n", S.sent[0], S.sent[1]);
     assert_int_equal(atomic_load(&S.bad), 0);
     assert_int_equal(S.far.n, S.sent[0]);
@@ -557,13 +554,8 @@ static int dl_main(sl_task *t, void *arg)   /* reactor 0: R's home */
 static void run_dl(int how)
 {
     memset(&D, 0, sizeof D);
-    memset(&cap, 0, sizeof cap);
     D.how = how;
-    rt = rt_new(2, &cap);
-    assert_int_equal(rt_run(rt, dl_main, NULL), 0);
-    if (cap.count)
-        print_message("reports:\n%s", cap.text);
-    assert_int_equal(cap.count, 0);
+    run_scene(dl_main);
     assert_int_equal(D.bad, 0);
 }
 
@@ -653,12 +645,7 @@ static void test_poll_asks_home(void **s)
 {
     (void)s;
     memset(&P, 0, sizeof P);
-    memset(&cap, 0, sizeof cap);
-    rt = rt_new(2, &cap);
-    assert_int_equal(rt_run(rt, poll_main, NULL), 0);
-    if (cap.count)
-        print_message("reports:\n%s", cap.text);
-    assert_int_equal(cap.count, 0);
+    run_scene(poll_main);
     assert_int_equal(P.bad, 0);
 }
 
@@ -716,10 +703,7 @@ static void test_exdev_round_trip_only(void **s)
 {
     (void)s;
     memset(&X, 0, sizeof X);
-    memset(&cap, 0, sizeof cap);
-    rt = rt_new(2, &cap);
-    assert_int_equal(rt_run(rt, x_main, NULL), 0);
-    assert_int_equal(cap.count, 0);
+    run_scene(x_main);
 }
 
 int main(void)
