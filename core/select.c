@@ -167,6 +167,28 @@ static int choose_prio(sl_task *t, sl_case *cases, int n, uint32_t k)
     return chosen;
 }
 
+/* A select that did not park (a case completed at once, or a default)
+ * asks home for every remote case that was not ready, as a parked case
+ * would: a remote case gets ready only by what is asked home (credit, or
+ * elements held here), so without this a select whose local cases are
+ * always ready, or a polling loop, would never see a remote case ready
+ * and that channel would starve (test_recv_remote_not_starved,
+ * test_send_remote_not_starved, test_poll_asks_home). Bounded: the polls
+ * ask only if no ask of this reactor for that channel is in flight and
+ * nothing is held. What comes stays here for the next send, receive or
+ * select. `skip`: the case that completed (-1: none). */
+static void ask_unready(sl_task *t, sl_case *cases, int n, int skip)
+{
+    sl_reactor *r = t->reactor_;
+    for (int i = 0; i < n; i++) {
+        sl_case *c = &cases[i];
+        if (i == skip || !is_remote(c, r) || case_ready(c, r))
+            continue;
+        /* no memory for this reactor's record: asked at the next select */
+        (void)(c->op == SL_SEND ? sl__rsend_poll(r, c->ch) : sl__rrecv_poll(r, c->ch));
+    }
+}
+
 int sl_select(sl_task *t, sl_case *cases, int n, int flags)
 {
     int rc = check_cases(t, cases, n);
@@ -192,16 +214,11 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
         sl_case *c = &cases[chosen];
         c->err = case_do(t, c);
         t->spins_ = 0;
+        ask_unready(t, cases, n, chosen);
         return chosen;
     }
     if (flags & SL_SELECT_DEFAULT) {
-        /* A remote case gets ready only by what is asked home: a poll
-         * asks as a parked case would (what comes stays for later). */
-        sl_reactor *r = t->reactor_;
-        for (int i = 0; i < n; i++)
-            if (is_remote(&cases[i], r))
-                (void)(cases[i].op == SL_SEND ? sl__rsend_poll(r, cases[i].ch)
-                                              : sl__rrecv_poll(r, cases[i].ch));   /* no memory: asked next time */
+        ask_unready(t, cases, n, -1);
         sl__spin(t);
         return -EAGAIN;
     }

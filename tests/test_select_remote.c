@@ -8,6 +8,7 @@
  * generous deadline so that a lost element fails the test, never hangs it. */
 #include <stdatomic.h>
 #include "testutil.h"
+#include "internal.h"   /* sl__rrecv_ready, sl__rsend_ready: was the remote case ready before a pick */
 
 #define LONG_WAIT (10 * SL_NS_PER_S)   /* only a bug runs into it */
 #define POLLS 20000
@@ -129,6 +130,161 @@ static void run_mix(int flags)
 
 static void test_recv_local_and_remote(void **s) { (void)s; run_mix(0); }
 static void test_recv_local_and_remote_prio(void **s) { (void)s; run_mix(SL_SELECT_PRIO(1)); }
+
+/* ---- an always-ready local case does not starve a remote one ------------------------- */
+
+/* A select that completes at once on a local case never parks; before,
+ * nothing then asked the remote case's home, so a remote receive case
+ * (ready only with an element held here) or send case (ready only with
+ * credit here) never got ready while the local case stayed ready: the
+ * remote channel starved for good. A select that completes while a remote
+ * case was not ready now asks home for it (bounded: one ask in flight per
+ * channel and reactor). The scenes below keep the local case always ready
+ * and count picks, not time: of the picks made while both cases were
+ * ready, the remote one must win at least a quarter (the uniform choice
+ * gives it half); every remote element arrives exactly once and in order.
+ * The loop is bounded by a number of picks so that the fault fails the
+ * test instead of hanging it. */
+#define FAIR_N 4000
+#define FAIR_MAX_PICKS 20000000L
+
+static struct {
+    sl_chan *r, *l;
+    _Atomic int done;
+    int rc, mrc, mpolls;
+    int64_t got, v, lv, next, end;
+    long picks, both, both_remote, from[2], bad;
+    bool send, r_end;   /* send: the send scene */
+    sl_case cs[2];
+    feeder s0;
+    struct { int rc; int64_t got, next; long bad; } home;   /* the send scene's receiver at Q's home */
+} F;
+
+static int fair_recv_select(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&F.l, sizeof(int64_t), 4, &(sl_chan_opts){ .name = "near" }), 0);
+    for (F.lv = 0; F.lv < 4; F.lv++)   /* always full: each one received goes back in */
+        assert_int_equal(sl_chan_try_send(t, F.l, &F.lv), 0);
+    F.cs[0] = (sl_case){ .ch = F.l, .op = SL_RECV, .buf = &F.got };
+    F.cs[1] = (sl_case){ .ch = F.r, .op = SL_RECV, .buf = &F.got };
+    for (; !F.r_end && F.picks < FAIR_MAX_PICKS; F.picks++) {
+        F.both += sl__rrecv_ready(t->reactor_, F.r);   /* the local case always is */
+        SL_AWAIT(t, F.rc, sl_select(t, F.cs, 2, 0));
+        assert_true(F.rc == 0 || F.rc == 1);
+        assert_int_equal(F.cs[F.rc].err, 0);
+        F.from[F.rc]++;
+        if (F.rc == 0) {
+            assert_int_equal(sl_chan_try_send(t, F.l, &F.got), 0);
+            continue;
+        }
+        F.both_remote++;   /* a remote pick: it was ready */
+        if (F.got < 0)
+            F.r_end = true;
+        else if (F.got != F.next++)
+            F.bad++;   /* lost, twice or out of order */
+    }
+    assert_int_equal(sl_chan_free(t, F.l), 0);
+    atomic_store(&F.done, 1);
+    SL_END(t);
+}
+
+static int fair_send_select(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&F.l, sizeof(int64_t), 4, &(sl_chan_opts){ .name = "near" }), 0);
+    F.cs[0] = (sl_case){ .ch = F.l, .op = SL_SEND, .buf = &F.lv };   /* always room: emptied at once */
+    F.cs[1] = (sl_case){ .ch = F.r, .op = SL_SEND, .buf = &F.v };
+    for (F.v = 0; F.v < FAIR_N && F.picks < FAIR_MAX_PICKS; F.picks++) {
+        F.both += sl__rsend_ready(t->reactor_, F.r);
+        SL_AWAIT(t, F.rc, sl_select(t, F.cs, 2, 0));
+        assert_true(F.rc == 0 || F.rc == 1);
+        assert_int_equal(F.cs[F.rc].err, 0);
+        F.from[F.rc]++;
+        if (F.rc == 0) {
+            assert_int_equal(sl_chan_try_recv(t, F.l, &F.got), 0);
+            continue;
+        }
+        F.both_remote++;
+        F.v++;
+    }
+    F.end = -1;
+    SL_AWAIT(t, F.rc, sl_chan_send(t, F.r, &F.end));
+    assert_int_equal(F.rc, 0);
+    assert_int_equal(sl_chan_free(t, F.l), 0);
+    SL_END(t);
+}
+
+static int fair_home_recv(sl_task *t, void *arg)   /* reactor 0: Q's receiver */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    for (;;) {
+        SL_AWAIT(t, F.home.rc, sl_chan_recv(t, F.r, &F.home.got));
+        assert_int_equal(F.home.rc, 0);
+        if (F.home.got < 0)
+            break;
+        if (F.home.got != F.home.next++)
+            F.home.bad++;
+    }
+    atomic_store(&F.done, 1);
+    SL_END(t);
+}
+
+static int fair_main(sl_task *t, void *arg)   /* reactor 0: the remote channel's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&F.r, sizeof(int64_t), 16, &(sl_chan_opts){ .name = "far" }), 0);
+    if (F.send) {
+        assert_int_equal(sl_spawn(NULL, fair_home_recv, NULL, NULL, NULL), 0);
+    } else {
+        F.s0 = (feeder){ .ch = &F.r, .n = FAIR_N, .ends = 1 };
+        assert_int_equal(sl_spawn(NULL, feed, &F.s0, NULL, NULL), 0);
+    }
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), F.send ? fair_send_select : fair_recv_select, NULL,
+                                 NULL),
+                     0);
+    for (F.mpolls = 0; F.mpolls < POLLS && !atomic_load(&F.done); F.mpolls++)
+        SL_AWAIT(t, F.mrc, sl_sleep(t, SL_NS_PER_MS));
+    assert_true(atomic_load(&F.done));
+    assert_true(F.send || F.r_end);   /* else the remote case starved: nothing received the feeder's end */
+    for (F.mpolls = 0; F.mpolls < POLLS && sl_chan_len(F.r); F.mpolls++)   /* the last report */
+        SL_AWAIT(t, F.mrc, sl_sleep(t, SL_NS_PER_MS));
+    assert_int_equal(sl_chan_len(F.r), 0);
+    sl_task_set_deadline(t, 0);
+    assert_int_equal(sl_chan_free(t, F.r), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void run_fair(bool send)
+{
+    memset(&F, 0, sizeof F);
+    F.send = send;
+    run_scene(fair_main);
+    print_message("select: %ld picks, %ld local, %ld remote; both ready at %ld, the remote won %ld\n", F.picks,
+                  F.from[0], F.from[1], F.both, F.both_remote);
+    assert_int_equal(F.bad, 0);
+    assert_int_equal(F.home.bad, 0);
+    if (send) {
+        assert_int_equal(F.v, FAIR_N);
+        assert_int_equal(F.home.next, FAIR_N);
+    } else {
+        assert_true(F.r_end);
+        assert_int_equal(F.next, FAIR_N);
+    }
+    assert_true(F.both_remote * 4 >= F.both);
+}
+
+static void test_recv_remote_not_starved(void **s) { (void)s; run_fair(false); }
+static void test_send_remote_not_starved(void **s) { (void)s; run_fair(true); }
 
 /* ---- the same with a receiver at the remote channel's home too ----------------------- */
 
@@ -712,6 +868,8 @@ int main(void)
         cmocka_unit_test(test_recv_local_and_remote),
         cmocka_unit_test(test_recv_local_and_remote_prio),
         cmocka_unit_test(test_recv_remote_contended),
+        cmocka_unit_test(test_recv_remote_not_starved),
+        cmocka_unit_test(test_send_remote_not_starved),
         cmocka_unit_test(test_send_local_and_remote),
         cmocka_unit_test(test_recv_deadline_loses_nothing),
         cmocka_unit_test(test_recv_cancel_loses_nothing),
