@@ -143,17 +143,19 @@ static void test_recv_local_and_remote_prio(void **s) { (void)s; run_mix(SL_SELE
  * and count picks, not time: of the picks made while both cases were
  * ready, the remote one must win at least a quarter (the uniform choice
  * gives it half); every remote element arrives exactly once and in order.
- * The loop is bounded by a number of picks so that the fault fails the
- * test instead of hanging it. */
+ * The loop ends, failing, after FAIR_STALL picks in a row without a remote
+ * one, so that the fault fails the test instead of hanging it (with the
+ * fix a round trip home took 10,000-50,000 local picks here at a load
+ * average of 3: the local case is picked about every 50 ns). */
 #define FAIR_N 4000
-#define FAIR_MAX_PICKS 20000000L
+#define FAIR_STALL 20000000L
 
 static struct {
     sl_chan *r, *l;
     _Atomic int done;
     int rc, mrc, mpolls;
     int64_t got, v, lv, next, end;
-    long picks, both, both_remote, from[2], bad;
+    long picks, last_remote, both, both_remote, from[2], bad;
     bool send, r_end;   /* send: the send scene */
     sl_case cs[2];
     feeder s0;
@@ -170,7 +172,7 @@ static int fair_recv_select(sl_task *t, void *arg)   /* reactor 1 */
         assert_int_equal(sl_chan_try_send(t, F.l, &F.lv), 0);
     F.cs[0] = (sl_case){ .ch = F.l, .op = SL_RECV, .buf = &F.got };
     F.cs[1] = (sl_case){ .ch = F.r, .op = SL_RECV, .buf = &F.got };
-    for (; !F.r_end && F.picks < FAIR_MAX_PICKS; F.picks++) {
+    for (; !F.r_end && F.picks - F.last_remote < FAIR_STALL; F.picks++) {
         F.both += sl__rrecv_ready(t->reactor_, F.r);   /* the local case always is */
         SL_AWAIT(t, F.rc, sl_select(t, F.cs, 2, 0));
         assert_true(F.rc == 0 || F.rc == 1);
@@ -181,6 +183,7 @@ static int fair_recv_select(sl_task *t, void *arg)   /* reactor 1 */
             continue;
         }
         F.both_remote++;   /* a remote pick: it was ready */
+        F.last_remote = F.picks;
         if (F.got < 0)
             F.r_end = true;
         else if (F.got != F.next++)
@@ -199,7 +202,7 @@ static int fair_send_select(sl_task *t, void *arg)   /* reactor 1 */
     assert_int_equal(sl_chan_new(&F.l, sizeof(int64_t), 4, &(sl_chan_opts){ .name = "near" }), 0);
     F.cs[0] = (sl_case){ .ch = F.l, .op = SL_SEND, .buf = &F.lv };   /* always room: emptied at once */
     F.cs[1] = (sl_case){ .ch = F.r, .op = SL_SEND, .buf = &F.v };
-    for (F.v = 0; F.v < FAIR_N && F.picks < FAIR_MAX_PICKS; F.picks++) {
+    for (F.v = 0; F.v < FAIR_N && F.picks - F.last_remote < FAIR_STALL; F.picks++) {
         F.both += sl__rsend_ready(t->reactor_, F.r);
         SL_AWAIT(t, F.rc, sl_select(t, F.cs, 2, 0));
         assert_true(F.rc == 0 || F.rc == 1);
@@ -210,6 +213,7 @@ static int fair_send_select(sl_task *t, void *arg)   /* reactor 1 */
             continue;
         }
         F.both_remote++;
+        F.last_remote = F.picks;
         F.v++;
     }
     F.end = -1;
