@@ -127,13 +127,14 @@ void sl__waiter_fire(sl_waiter *w, int result)
  * number of ready cases, which is the usual case with k well above n. */
 #define NOT_READY UINT32_MAX
 
-static int choose_prio(sl_task *t, sl_case *cases, int n, uint32_t k)
+static int choose_prio(sl_task *t, sl_case *cases, int n, uint32_t k, bool *unready_remote)
 {
     int first = -1, least = -1, ready = 0;
     uint32_t min_slack = NOT_READY;
     for (int i = 0; i < n; i++) {
         if (!case_ready(&cases[i], t->reactor_)) {
             cases[i].waited_ = NOT_READY;   /* not waiting: its count starts again */
+            *unready_remote |= is_remote(&cases[i], t->reactor_);
             continue;
         }
         if (cases[i].waited_ > k)
@@ -201,12 +202,15 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
     if (t->cancel_err_)
         return t->cancel_err_;
     int chosen = -1, ready = 0;
+    bool unready_remote = false;   /* what ask_unready is for: only then is it called */
     if (prio) {
-        chosen = choose_prio(t, cases, n, k);
+        chosen = choose_prio(t, cases, n, k, &unready_remote);
     } else {
         /* choose uniformly among the ready cases (reservoir sampling) */
         for (int i = 0; i < n; i++) {
-            if (case_ready(&cases[i], t->reactor_) && sl__rand(t->reactor_) % (uint64_t)++ready == 0)
+            if (!case_ready(&cases[i], t->reactor_))
+                unready_remote |= is_remote(&cases[i], t->reactor_);
+            else if (sl__rand(t->reactor_) % (uint64_t)++ready == 0)
                 chosen = i;
         }
     }
@@ -214,7 +218,8 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
         sl_case *c = &cases[chosen];
         c->err = case_do(t, c);
         t->spins_ = 0;
-        ask_unready(t, cases, n, chosen);
+        if (unready_remote)
+            ask_unready(t, cases, n, chosen);
         return chosen;
     }
     if (flags & SL_SELECT_DEFAULT) {
