@@ -15,17 +15,57 @@
 
 static sl_runtime *rt;
 static capture cap;
+static struct {   /* end_scene's */
+    sl_chan *ch;
+    _Atomic int *done;
+    int need, polls, rc;
+} E;
 
 /* Runs a scene on a runtime of two reactors, `main` on reactor 0; no
  * report of the runtime (misuse, deadlock) may come out of it. */
 static void run_scene(sl_step_fn main)
 {
     memset(&cap, 0, sizeof cap);
+    memset(&E, 0, sizeof E);
     rt = rt_new(2, &cap);
     assert_int_equal(rt_run(rt, main, NULL), 0);
     if (cap.count)
         print_message("reports:\n%s", cap.text);
     assert_int_equal(cap.count, 0);
+}
+
+/* The end of a scene, at the remote channel's home (reactor 0): once
+ * `need` tasks have said done (bounded), and the last report of what
+ * reactor 1 received has reached the home (a message after its task is
+ * done: the length counts lent and given elements until then), the
+ * channel is freed and the runtime stopped. The scene's main task hands
+ * it the channel and ends. */
+static int end_scene(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    for (E.polls = 0; E.polls < POLLS && atomic_load(E.done) < E.need; E.polls++)
+        SL_AWAIT(t, E.rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_int_equal(atomic_load(E.done), E.need);
+    for (E.polls = 0; E.polls < POLLS && sl_chan_len(E.ch); E.polls++)
+        SL_AWAIT(t, E.rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_int_equal(sl_chan_len(E.ch), 0);
+    sl_task_set_deadline(t, 0);
+    assert_int_equal(sl_chan_free(t, E.ch), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+/* `t` owns `ch` (the scene's main task, on reactor 0) */
+static void end_when_done(sl_task *t, sl_chan *ch, _Atomic int *done, int need)
+{
+    sl_task *et;
+    E.ch = ch;
+    E.done = done;
+    E.need = need;
+    assert_int_equal(sl_spawn(NULL, end_scene, NULL, &et, NULL), 0);
+    assert_int_equal(sl_chan_give(ch, t, et), 0);
 }
 
 /* ---- receive cases: a local channel and a remote one, both fed ---------------------- */
@@ -64,7 +104,6 @@ static struct {
     _Atomic int r_ready, sel_done;
     int64_t got;
     int rc, i;
-    int mrc, mpolls;   /* reactor 0's own */
     int64_t next[2];   /* the next element expected of each sender */
     long bad, from[2];
     sl_case cs[2];
@@ -107,13 +146,7 @@ static int mix_main(sl_task *t, void *arg)   /* reactor 0: R's home */
     M.s0 = (feeder){ .ch = &M.r, .n = MIX_N };
     assert_int_equal(sl_spawn(NULL, feed, &M.s0, NULL, NULL), 0);
     assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), mix_select, NULL, NULL), 0);
-    for (M.mpolls = 0; M.mpolls < POLLS && !atomic_load(&M.sel_done); M.mpolls++)
-        SL_AWAIT(t, M.mrc, sl_sleep(t, SL_NS_PER_MS));
-    assert_true(atomic_load(&M.sel_done));
-    assert_int_equal(sl_chan_len(M.r), 0);
-    sl_task_set_deadline(t, 0);
-    assert_int_equal(sl_chan_free(t, M.r), 0);
-    sl_runtime_stop(rt);
+    end_when_done(t, M.r, &M.sel_done, 1);
     SL_END(t);
 }
 
@@ -153,7 +186,7 @@ static void test_recv_local_and_remote_prio(void **s) { (void)s; run_mix(SL_SELE
 static struct {
     sl_chan *r, *l;
     _Atomic int done;
-    int rc, mrc, mpolls;
+    int rc;
     int64_t got, v, lv, next, end;
     long picks, last_remote, both, both_remote, from[2], bad;
     bool send, r_end;   /* send: the send scene */
@@ -255,16 +288,8 @@ static int fair_main(sl_task *t, void *arg)   /* reactor 0: the remote channel's
     assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), F.send ? fair_send_select : fair_recv_select, NULL,
                                  NULL),
                      0);
-    for (F.mpolls = 0; F.mpolls < POLLS && !atomic_load(&F.done); F.mpolls++)
-        SL_AWAIT(t, F.mrc, sl_sleep(t, SL_NS_PER_MS));
-    assert_true(atomic_load(&F.done));
-    assert_true(F.send || F.r_end);   /* else the remote case starved: nothing received the feeder's end */
-    for (F.mpolls = 0; F.mpolls < POLLS && sl_chan_len(F.r); F.mpolls++)   /* the last report */
-        SL_AWAIT(t, F.mrc, sl_sleep(t, SL_NS_PER_MS));
-    assert_int_equal(sl_chan_len(F.r), 0);
-    sl_task_set_deadline(t, 0);
-    assert_int_equal(sl_chan_free(t, F.r), 0);
-    sl_runtime_stop(rt);
+    /* a starved remote case (before) leaves R full: the end fails there */
+    end_when_done(t, F.r, &F.done, 1);
     SL_END(t);
 }
 
@@ -303,8 +328,7 @@ static void test_send_remote_not_starved(void **s) { (void)s; run_fair(true); }
 
 static struct {
     sl_chan *r, *l;
-    _Atomic int sel_done, home_done;
-    int mrc, mpolls;
+    _Atomic int done;   /* the select's and the home receiver's */
     unsigned char hseen[CT_N], sseen[CT_N];   /* the home's, the select's */
     feeder s0, s1;   /* R's sender, L's */
     struct { int rc, n; int64_t got, last; long bad, order; } h;
@@ -333,7 +357,7 @@ static int ct_recv_home(sl_task *t, void *arg)   /* reactor 0: competes for R */
         CT.h.last = CT.h.got;
         CT.h.n++;
     }
-    atomic_store(&CT.home_done, 1);
+    atomic_fetch_add(&CT.done, 1);
     SL_END(t);
 }
 
@@ -383,7 +407,7 @@ static int ct_select(sl_task *t, void *arg)   /* reactor 1 */
         }
     }
     assert_int_equal(sl_chan_free(t, CT.l), 0);
-    atomic_store(&CT.sel_done, 1);
+    atomic_fetch_add(&CT.done, 1);
     SL_END(t);
 }
 
@@ -397,18 +421,7 @@ static int ct_main(sl_task *t, void *arg)   /* reactor 0: R's home */
     CT.s0 = (feeder){ .ch = &CT.r, .n = CT_N, .ends = 2 };
     assert_int_equal(sl_spawn(NULL, feed, &CT.s0, NULL, NULL), 0);
     assert_int_equal(sl_spawn(NULL, ct_recv_home, NULL, NULL, NULL), 0);
-    for (CT.mpolls = 0; CT.mpolls < POLLS && !(atomic_load(&CT.sel_done) && atomic_load(&CT.home_done));
-         CT.mpolls++)
-        SL_AWAIT(t, CT.mrc, sl_sleep(t, SL_NS_PER_MS));
-    assert_true(atomic_load(&CT.sel_done) && atomic_load(&CT.home_done));
-    /* what reactor 1 took of a lend reaches the home in its report, a
-     * message after its task is done: wait for it (bounded) */
-    for (CT.mpolls = 0; CT.mpolls < POLLS && sl_chan_len(CT.r); CT.mpolls++)
-        SL_AWAIT(t, CT.mrc, sl_sleep(t, SL_NS_PER_MS));
-    assert_int_equal(sl_chan_len(CT.r), 0);
-    sl_task_set_deadline(t, 0);
-    assert_int_equal(sl_chan_free(t, CT.r), 0);
-    sl_runtime_stop(rt);
+    end_when_done(t, CT.r, &CT.done, 2);
     SL_END(t);
 }
 
@@ -453,9 +466,8 @@ static void test_recv_remote_contended(void **s)
 
 static struct {
     sl_chan *r, *l;
-    _Atomic int far_done, sel_done;
+    _Atomic int done;   /* the select's and the far receiver's */
     int rc, polls;
-    int mrc, mpolls;   /* reactor 0's own */
     int64_t v, end;
     long sent[2];
     sl_case cs[2];
@@ -481,7 +493,7 @@ static int snd_recv_far(sl_task *t, void *arg)   /* reactor 0 */
         S.far.last = S.far.got;
         S.far.n++;
     }
-    atomic_store(&S.far_done, 1);
+    atomic_fetch_add(&S.done, 1);
     SL_END(t);
 }
 
@@ -532,7 +544,7 @@ static int snd_select(sl_task *t, void *arg)   /* reactor 1 */
     for (S.polls = 0; S.polls < POLLS && S.near.got >= 0; S.polls++)
         SL_AWAIT(t, S.rc, sl_sleep(t, SL_NS_PER_MS));
     assert_int_equal(sl_chan_free(t, S.l), 0);
-    atomic_store(&S.sel_done, 1);
+    atomic_fetch_add(&S.done, 1);
     SL_END(t);
 }
 
@@ -544,12 +556,7 @@ static int snd_main(sl_task *t, void *arg)   /* reactor 0: R's home */
     assert_int_equal(sl_chan_new(&S.r, sizeof(int64_t), 8, &(sl_chan_opts){ .name = "far" }), 0);
     assert_int_equal(sl_spawn(NULL, snd_recv_far, NULL, NULL, NULL), 0);
     assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), snd_select, NULL, NULL), 0);
-    for (S.mpolls = 0; S.mpolls < POLLS && !(atomic_load(&S.sel_done) && atomic_load(&S.far_done)); S.mpolls++)
-        SL_AWAIT(t, S.mrc, sl_sleep(t, SL_NS_PER_MS));
-    assert_true(atomic_load(&S.sel_done) && atomic_load(&S.far_done));
-    sl_task_set_deadline(t, 0);
-    assert_int_equal(sl_chan_free(t, S.r), 0);
-    sl_runtime_stop(rt);
+    end_when_done(t, S.r, &S.done, 2);
     SL_END(t);
 }
 
