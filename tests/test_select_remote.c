@@ -190,6 +190,7 @@ static struct {
     int64_t got, v, lv, next, end;
     long picks, last_remote, both, both_remote, from[2], bad;
     bool send, r_end;   /* send: the send scene */
+    int flags;          /* sl_select's */
     sl_case cs[2];
     feeder s0;
     struct { int rc; int64_t got, next; long bad; } home;   /* the send scene's receiver at Q's home */
@@ -209,7 +210,7 @@ static int fair_recv_select(sl_task *t, void *arg)   /* reactor 1 */
     sl_reactor_stats_get(sl_task_reactor(t), &F.s1a);
     for (; !F.r_end && F.picks - F.last_remote < FAIR_STALL; F.picks++) {
         F.both += sl__rrecv_ready(t->reactor_, F.r);   /* the local case always is */
-        SL_AWAIT(t, F.rc, sl_select(t, F.cs, 2, 0));
+        SL_AWAIT(t, F.rc, sl_select(t, F.cs, 2, F.flags));
         assert_true(F.rc == 0 || F.rc == 1);
         assert_int_equal(F.cs[F.rc].err, 0);
         F.from[F.rc]++;
@@ -241,7 +242,7 @@ static int fair_send_select(sl_task *t, void *arg)   /* reactor 1 */
     sl_reactor_stats_get(sl_task_reactor(t), &F.s1a);
     for (F.v = 0; F.v < FAIR_N && F.picks - F.last_remote < FAIR_STALL; F.picks++) {
         F.both += sl__rsend_ready(t->reactor_, F.r);
-        SL_AWAIT(t, F.rc, sl_select(t, F.cs, 2, 0));
+        SL_AWAIT(t, F.rc, sl_select(t, F.cs, 2, F.flags));
         assert_true(F.rc == 0 || F.rc == 1);
         assert_int_equal(F.cs[F.rc].err, 0);
         F.from[F.rc]++;
@@ -298,10 +299,11 @@ static int fair_main(sl_task *t, void *arg)   /* reactor 0: the remote channel's
     SL_END(t);
 }
 
-static void run_fair(bool send)
+static void run_fair(bool send, int flags)
 {
     memset(&F, 0, sizeof F);
     F.send = send;
+    F.flags = flags;
     run_scene(fair_main);
     long msgs = (long)(F.s1b.msgs - F.s1a.msgs);
     print_message("select: %ld picks, %ld local, %ld remote; both ready at %ld, the remote won %ld; "
@@ -323,8 +325,10 @@ static void run_fair(bool send)
     assert_true(msgs <= FAIR_N + 64);
 }
 
-static void test_recv_remote_not_starved(void **s) { (void)s; run_fair(false); }
-static void test_send_remote_not_starved(void **s) { (void)s; run_fair(true); }
+static void test_recv_remote_not_starved(void **s) { (void)s; run_fair(false, 0); }
+static void test_send_remote_not_starved(void **s) { (void)s; run_fair(true, 0); }
+/* priority mode, k = 1: a ready case is passed over at most once */
+static void test_recv_remote_not_starved_prio(void **s) { (void)s; run_fair(false, SL_SELECT_PRIO(1)); }
 
 /* ---- the same with a receiver at the remote channel's home too ----------------------- */
 
@@ -892,6 +896,7 @@ int main(void)
         cmocka_unit_test(test_recv_remote_contended),
         cmocka_unit_test(test_recv_remote_not_starved),
         cmocka_unit_test(test_send_remote_not_starved),
+        cmocka_unit_test(test_recv_remote_not_starved_prio),
         cmocka_unit_test(test_send_local_and_remote),
         cmocka_unit_test(test_recv_deadline_loses_nothing),
         cmocka_unit_test(test_recv_cancel_loses_nothing),
