@@ -14,6 +14,9 @@
  * removes the others as for local channels. What was asked home for a
  * case that was not chosen stays here as credit in hand or an element
  * held, for the next send or receive: nothing is lost or duplicated.
+ * A select that does not park (a case completed at once, or a default)
+ * asks home for its remote cases that were not ready, so that a busy
+ * select's remote cases get ready too (ask_unready).
  * Rendezvous channels (and receive cases on expiring or _mem channels)
  * have only the round trip, decided at the home: -EXDEV. */
 #include <errno.h>
