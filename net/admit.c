@@ -120,6 +120,9 @@ uint64_t sl__admit_target(const sl_admit *a)
  * ended, by more than the noise of one interval (1/8; a real overload
  * brings 2-3 x). */
 #define GROWTH_SLACK_SHIFT 3
+/* A flood: half again as many came as ended (3 C brings 3 x; a closed
+ * loop as many as end, unless refused at the head already). */
+#define FLOOD_SLACK_SHIFT 1
 
 /* The drain rate's window: a quarter of an interval (at 7,000 requests/s,
  * 175 departures), and its EWMA weight, a quarter: the estimate follows a
@@ -158,8 +161,18 @@ uint64_t sl__admit_max_wait(const sl_admit *a)
      * so under a capped bound (40 ms) even its first waiter would be
      * refused, and such a server would have no queue at all. The queue
      * stays bounded: at most about two limits' worth wait (Little). */
-    uint64_t t = a->cfg.target_ns;
-    return 2 * (a->last_mean > t ? a->last_mean : t);
+    uint64_t t = a->cfg.target_ns, m = a->last_mean > t ? a->last_mean : t;
+    /* A flood (the queue did not empty all through the last interval
+     * while half again as many came as ended) refills the queue at once:
+     * it needs to cover only the jitter of the departures to keep the
+     * server busy, and a longer wait only makes every 201 later (the chain
+     * at 3 C: 201 p50 18 ms, ~8 ms of it in order-svc's queue). So one
+     * service time, as Facebook's CoDel drops its queue's timeout from the
+     * interval to the target while the queue has not been empty. Not for
+     * a queue that stands still (a closed loop of more clients than the
+     * limit: as many come as end, and a refused client sends again at
+     * once) or a burst (the queue empties now and then). */
+    return a->flooded ? m : 2 * m;
 }
 
 bool sl__admit_wait_exceeds(const sl_admit *a, uint32_t ahead)
@@ -187,6 +200,7 @@ bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest)
         bool growing = a->cd_in > a->cd_out + (a->cd_out >> GROWTH_SLACK_SHIFT);
         a->standing = a->cd_seen && a->cd_min > 0;
         a->growing = growing;
+        a->flooded = a->standing && a->cd_in > a->cd_out + (a->cd_out >> FLOOD_SLACK_SHIFT);
         a->overloaded = a->cd_seen && a->cd_min > target && (growing || a->cd_min > a->cfg.interval_ns);
         a->cd_min = oldest;
         a->cd_seen = true;

@@ -232,15 +232,17 @@ static void test_codel_target_follows_service_time(void **state)
         assert_false(a.overloaded);
     }
     /* above the service time all along, and growing: an overload; the
-     * queue's bound follows the target: refused past 2 x 9 ms, kept within */
+     * queue's bound follows the target: a flood (three come for each that
+     * ends) is refused past one service time, 9 ms, kept within */
     for (int i = 0; i < 30; i++) {
         now += 10 * MS;
         arrive_depart(&a, 3, 1);
         sl__admit_observe(&a, now, 10 * MS);
     }
     assert_true(a.overloaded);
-    assert_false(sl__admit_observe(&a, now, 18 * MS));
-    assert_true(sl__admit_observe(&a, now, 18 * MS + 1));
+    assert_true(a.flooded);
+    assert_false(sl__admit_observe(&a, now, 9 * MS));
+    assert_true(sl__admit_observe(&a, now, 9 * MS + 1));
     /* a route gone very slow: the target stops at 4 x 5 ms */
     window(&a, &now, 50, 300 * MS, 32);
     assert_int_equal(sl__admit_target(&a), 20 * MS);
@@ -249,10 +251,10 @@ static void test_codel_target_follows_service_time(void **state)
         arrive_depart(&a, 3, 1);
         sl__admit_observe(&a, now, 25 * MS);
     }
-    /* ... but a waiter's bound follows the service time, uncapped: 2 x
-     * the window's mean (test_slow_route_keeps_a_queue) */
+    /* ... but a waiter's bound follows the service time, uncapped: the
+     * window's mean while flooded (test_slow_route_keeps_a_queue) */
     uint64_t w = sl__admit_max_wait(&a);
-    assert_int_equal(w, 2 * a.last_mean);
+    assert_int_equal(w, a.last_mean);
     assert_true(w > 40 * MS);
     assert_false(sl__admit_observe(&a, now, w));
     assert_true(sl__admit_observe(&a, now, w + 1));
@@ -422,6 +424,64 @@ static void test_queue_time_bound(void **state)
     assert_int_equal(sl__admit_max_wait(&a), 50 * MS);
     assert_false(sl__admit_observe(&a, now, 50 * MS));
     assert_true(sl__admit_observe(&a, now, 50 * MS + 1));
+}
+
+/* One CoDel interval in which the oldest waiter waited `delay` and n came
+ * for each m that ended (per 10 ms). */
+static void codel_interval(sl_admit *a, uint64_t *now, uint64_t delay, int n, int m)
+{
+    for (int i = 0; i < 11; i++) {
+        *now += 10 * MS;
+        arrive_depart(a, n, m);
+        sl__admit_observe(a, *now, delay);
+    }
+}
+
+/* A queue flooded (it did not empty all through an interval while half
+ * again as many requests came as ended: refusals at the head count as
+ * come) is bounded by one service time, not two: the queue refills at
+ * once, so a longer wait keeps the server no busier and makes every 201
+ * later (the chain at 3 C: 201 p50 18 ms, ~8 ms of it in order-svc's
+ * queue). A queue that stands still (a closed loop: as many come as end)
+ * or empties now and then (a burst) keeps twice the service time, and a
+ * flood ends with the first interval in which the queue emptied. */
+static void test_flooded_queue_bound(void **state)
+{
+    (void)state;
+    sl_admit a;
+    sl_admit_cfg c = cfg();
+    c.min_limit = c.max_limit = 32;
+    uint64_t now = 0;
+    sl__admit_init(&a, &c, now);
+    window(&a, &now, 50, 8 * MS, 32);   /* requests take 8 ms */
+    assert_int_equal(sl__admit_max_wait(&a), 16 * MS);
+    codel_interval(&a, &now, 6 * MS, 40, 40);   /* stands still: a closed loop */
+    assert_true(a.standing);
+    assert_false(a.flooded);
+    assert_int_equal(sl__admit_max_wait(&a), 16 * MS);
+    codel_interval(&a, &now, 6 * MS, 55, 40);   /* more, but not half again as many */
+    assert_false(a.flooded);
+    assert_int_equal(sl__admit_max_wait(&a), 16 * MS);
+    codel_interval(&a, &now, 6 * MS, 61, 40);   /* a flood */
+    assert_true(a.flooded);
+    assert_int_equal(sl__admit_max_wait(&a), 8 * MS);
+    assert_false(sl__admit_observe(&a, now, 8 * MS));
+    assert_true(sl__admit_observe(&a, now, 8 * MS + 1));
+    /* three times as many, but the queue emptied in the interval: a burst */
+    for (int i = 0; i < 11; i++) {
+        now += 10 * MS;
+        arrive_depart(&a, 120, 40);
+        sl__admit_observe(&a, now, i == 5 ? 0 : 6 * MS);
+    }
+    assert_false(a.flooded);
+    assert_int_equal(sl__admit_max_wait(&a), 16 * MS);
+    /* a bound that is told stays what it is told */
+    c.max_wait_ns = 50 * MS;
+    sl__admit_init(&a, &c, now);
+    codel_interval(&a, &now, 6 * MS, 120, 40);
+    codel_interval(&a, &now, 6 * MS, 120, 40);
+    assert_true(a.flooded);
+    assert_int_equal(sl__admit_max_wait(&a), 50 * MS);
 }
 
 /* A route of slow requests keeps a queue: requests of 1 s at a limit of
@@ -595,17 +655,6 @@ static void test_codel_standing_still(void **state)
         sl__admit_observe(&a, now, 101 * MS);
     }
     assert_true(a.overloaded);
-}
-
-/* One CoDel interval in which the oldest waiter waited `delay` and n came
- * for each m that ended (per 10 ms). */
-static void codel_interval(sl_admit *a, uint64_t *now, uint64_t delay, int n, int m)
-{
-    for (int i = 0; i < 11; i++) {
-        *now += 10 * MS;
-        arrive_depart(a, n, m);
-        sl__admit_observe(a, *now, delay);
-    }
 }
 
 /* While requests wait and no more come than end, the server keeps up: the
@@ -804,7 +853,7 @@ static void test_sim_closed_loop_not_shed(void **state)
 }
 
 /* 3 x C on the simulated chain: no request starts after waiting past the
- * queue's time bound (before it: FIFO waits up to a whole interval while
+ * queue's time bound, which is one service time in such a flood (before it: FIFO waits up to a whole interval while
  * CoDel's state was off), and most refusals are made at the head, before
  * the request is queued (before: none). */
 static void test_sim_queue_time(void **state)
@@ -823,6 +872,10 @@ static void test_sim_queue_time(void **state)
     assert_int_equal(s.late, 0);
     assert_true(s.shed_head * 2 > s.shed);
     assert_true(goodput >= 0.9);
+    /* flooded, the queue holds about one service time, not two (before:
+     * a max wait of 18.9 ms, 2.6 x the 7.3 ms requests took) */
+    assert_true(a.flooded);
+    assert_true(s.max_wait * 2 <= 3 * a.last_mean);
 }
 
 /* Offered exactly its capacity, the server refuses only what keeps the
@@ -1437,6 +1490,7 @@ int main(void)
         cmocka_unit_test(test_drain_rate),
         cmocka_unit_test(test_queue_time_bound),
         cmocka_unit_test(test_slow_route_keeps_a_queue),
+        cmocka_unit_test(test_flooded_queue_bound),
         cmocka_unit_test(test_sim_queue_time),
         cmocka_unit_test(test_server_bad_options),
         cmocka_unit_test(test_deadline_aware_refusal),
