@@ -428,6 +428,7 @@ void svc_store_stats_get(svc_store *st, svc_store_stats *o)
                             .batch_max = atomic_load(&st->batch_max),
                             .checkpoints = atomic_load(&st->checkpoints),
                             .replies = atomic_load(&st->replies) };
+    svc_walvfs_counts(&o->wal_frames, &o->wal_writes);
     pthread_mutex_lock(&st->mu);
     o->queued = st->nq;
     pthread_mutex_unlock(&st->mu);

@@ -16,6 +16,7 @@
  * pair them) has a mutex. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -51,6 +52,7 @@ static sqlite3_vfs vfs;
 static sqlite3_vfs *orig;
 static pthread_mutex_t list_mu = PTHREAD_MUTEX_INITIALIZER;
 static dbfile *dbs;
+static _Atomic uint64_t n_frames, n_writes;   /* svc_walvfs_counts */
 
 static void *after(void *obj, size_t size)
 {
@@ -68,6 +70,7 @@ static int wal_flush(walfile *f)
     if (!f->len)
         return SQLITE_OK;
     int rc = f->sub->pMethods->xWrite(f->sub, f->buf, (int)f->len, f->off);
+    atomic_fetch_add_explicit(&n_writes, 1, memory_order_relaxed);
     f->len = 0;
     return rc;
 }
@@ -82,6 +85,8 @@ static int wal_write(sqlite3_file *file, const void *data, int amt, sqlite3_int6
     bool commit_hdr = amt == FRAME_HDR && (h[4] | h[5] | h[6] | h[7]) != 0;
     bool ends = f->ends_txn, after_read = f->after_read;
     f->after_read = false;
+    if (amt == FRAME_HDR)
+        atomic_fetch_add_explicit(&n_frames, 1, memory_order_relaxed);
     /* not an append to what is held: write that first */
     if (f->len && (off != f->off + (sqlite3_int64)f->len || f->len + (size_t)amt > HOLD_MAX) &&
         (rc = wal_flush(f)) != SQLITE_OK)
@@ -91,6 +96,7 @@ static int wal_write(sqlite3_file *file, const void *data, int amt, sqlite3_int6
     if (after_read || (size_t)amt > HOLD_MAX) {
         if ((rc = wal_flush(f)) == SQLITE_OK)
             rc = f->sub->pMethods->xWrite(f->sub, data, amt, off);
+        atomic_fetch_add_explicit(&n_writes, 1, memory_order_relaxed);
         f->ends_txn = commit_hdr;
         return rc;
     }
@@ -102,6 +108,7 @@ static int wal_write(sqlite3_file *file, const void *data, int amt, sqlite3_int6
         if (!b) {   /* no memory to hold it: write as the default VFS does */
             if ((rc = wal_flush(f)) == SQLITE_OK)
                 rc = f->sub->pMethods->xWrite(f->sub, data, amt, off);
+            atomic_fetch_add_explicit(&n_writes, 1, memory_order_relaxed);
             f->ends_txn = commit_hdr;
             return rc;
         }
@@ -325,4 +332,10 @@ int svc_walvfs_register(void)
 {
     pthread_once(&once, reg);
     return reg_rc;
+}
+
+void svc_walvfs_counts(uint64_t *frames, uint64_t *writes)
+{
+    *frames = atomic_load_explicit(&n_frames, memory_order_relaxed);
+    *writes = atomic_load_explicit(&n_writes, memory_order_relaxed);
 }

@@ -26,10 +26,17 @@
 #ifndef SVC_WALVFS_H
 #define SVC_WALVFS_H
 
+#include <stdint.h>
+
 #define SVC_WALVFS "sluice-wal"
 
 /* Registers the VFS (not as the default). Returns 0, or -ENOMEM / -ENOENT
  * (no default VFS to wrap). */
 int svc_walvfs_register(void);
+
+/* The process's WAL frames written through this VFS (pages, one header
+ * each) and the write syscalls they took, since it started (GET
+ * /debug/store: wal_frames, wal_writes). */
+void svc_walvfs_counts(uint64_t *frames, uint64_t *writes);
 
 #endif
