@@ -572,11 +572,16 @@ static void test_commit_is_one_write(void **state)
     store_open(NULL);
     int base = 0;
     assert_int_equal(svc_store_exec_now(st, big_fn, &base), 0);   /* the WAL's header written, and synced */
+    svc_store_stats s0, s1;
+    svc_store_stats_get(st, &s0);
     long long before = write_syscalls();
     assert_true(before >= 0);
     base = 100;
     assert_int_equal(svc_store_exec_now(st, big_fn, &base), 0);
     long long writes = write_syscalls() - before;
+    svc_store_stats_get(st, &s1);   /* the VFS's counts say the same */
+    assert_true(s1.wal_frames - s0.wal_frames >= BIG_ROWS + 1);
+    assert_int_equal(s1.wal_writes - s0.wal_writes, 1);
     print_message("a commit of %d pages: %lld write syscalls\n", BIG_ROWS, writes);
     assert_int_equal(writes, 1);
     char path[128];
