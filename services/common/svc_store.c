@@ -233,8 +233,11 @@ static int conn_open(svc_store *st, svc_conn *c, bool writer, bool sync_full, ch
         rc = SQLITE_CANTOPEN;
     sqlite3_finalize(s);
     if (rc != SQLITE_ROW)
-        return fail(err, errlen, "%s: %s", st->path, rc == SQLITE_CANTOPEN && writer ? "cannot use WAL mode"
-                                                                                    : sqlite3_errmsg(c->db));
+        return fail(err, errlen, "%s: %s", st->path,
+                    rc == SQLITE_CANTOPEN && writer ? "cannot use WAL mode"
+                    : (rc & 0xff) == SQLITE_BUSY    ? "database is locked: another process has it open "
+                                                      "(one process per data directory)"
+                                                    : sqlite3_errmsg(c->db));
     /* memory: the writer's page cache is SQLite's default (2 MiB), the
      * readers' and the checkpointer's 512 KiB each: at most ~11 MiB of
      * cache however large the database grows */

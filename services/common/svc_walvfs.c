@@ -313,7 +313,13 @@ static void reg(void)
         reg_rc = -ENOMEM;
         return;
     }
-    if (!(orig = sqlite3_vfs_find(NULL)) || orig->iVersion < 2 || !orig->xCurrentTimeInt64) {
+    /* "unix-excl": the unix VFS that takes the database file's lock once,
+     * exclusively, for the whole process (another process's open fails:
+     * SQLITE_BUSY, "database is locked"), so that the WAL's read and write
+     * locks are the process's own, in memory (the wal-index is in the heap,
+     * no -shm file): no fcntl per transaction. The readers, the
+     * checkpointer and the writer are connections of this one process. */
+    if (!(orig = sqlite3_vfs_find("unix-excl")) || orig->iVersion < 2 || !orig->xCurrentTimeInt64) {
         reg_rc = -ENOENT;
         return;
     }

@@ -21,6 +21,17 @@
  * before the WAL index names new frames) write what the connection's WAL
  * still holds.
  *
+ * It wraps SQLite's "unix-excl" VFS, not the default "unix": the first
+ * connection to read the database takes its file lock exclusively for the
+ * whole process, so every connection of the process (the store's writer,
+ * readers and checkpointer) shares the database and another process
+ * cannot open it (SQLITE_BUSY, "database is locked", after the busy
+ * timeout: never two processes writing one database). In exchange the
+ * WAL's locks are the process's own: the wal-index is in the heap (no
+ * -shm file) and a transaction takes no fcntl lock (the default VFS: ~4
+ * per commit). A crash releases the lock with the process; the next start
+ * rebuilds the index from the WAL.
+ *
  * Register once before opening (idempotent, thread-safe); open with
  * sqlite3_open_v2(..., SVC_WALVFS). */
 #ifndef SVC_WALVFS_H
@@ -31,7 +42,7 @@
 #define SVC_WALVFS "sluice-wal"
 
 /* Registers the VFS (not as the default). Returns 0, or -ENOMEM / -ENOENT
- * (no default VFS to wrap). */
+ * (no "unix-excl" VFS to wrap). */
 int svc_walvfs_register(void);
 
 /* The process's WAL frames written through this VFS (pages, one header
