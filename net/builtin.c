@@ -272,7 +272,7 @@ static const struct fam_def {
     [F_ADM_OVERLOADED] = { SL_METRIC_GAUGE, "sluice_http_admission_overloaded", "1 while CoDel sees a standing "
                            "admission queue that grows.", L_R, 1 },
     [F_ADM_FLOODED] = { SL_METRIC_GAUGE, "sluice_http_admission_flooded", "1 while the admission queue is "
-                        "flooded (not empty all through an interval, half again as many coming as ending): "
+                        "flooded (hardly ever empty through an interval, refusing many clients): "
                         "its time bound is one service time, not two.", L_R, 1 },
     [F_ADM_DRAIN] = { SL_METRIC_GAUGE, "sluice_http_admission_drain_per_second", "How many requests the "
                       "server ends per second at its limit (estimated; 0: not measured yet).", L_R, 1 },
