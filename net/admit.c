@@ -124,18 +124,20 @@ uint64_t sl__admit_target(const sl_admit *a)
 /* A flood: the queue refused more clients than half as many requests as
  * ended (at 2-3 C it refuses 60-75 % of what comes, each of the load's
  * 4,000 connections about once an interval), and was found empty at no
- * more than one look in eight. Clients refused, not requests refused nor
+ * more than half of the looks. Clients refused, not requests refused nor
  * requests come: a closed loop's client sends again as soon as it is
  * refused, so once refused (a stale drain rate after a quiet spell
  * refuses the start of one) its requests come and are refused without
  * end, and under one service time a closed loop whose clients wait
  * between one and two would stay flooded for good; its clients are few.
- * Not "never empty" (CoDel's standing): a flooded queue still empties for
- * an instant when a group commit ends many requests at once and the
- * limit takes every waiter in; at 3 C the chain's queue did that in about
- * half of the intervals. A burst's queue is empty at most looks. */
+ * Not "never empty" (CoDel's standing) nor "empty at one look in eight":
+ * a flooded queue still empties whenever a group commit ends many
+ * requests at once and the limit takes every waiter in, and the limit,
+ * not the queue, holds back much of a flood; at 3 C the chain's queue was
+ * never empty all through about half of the intervals, and hardly ever
+ * empty in one of five. A burst's queue is empty at most looks. */
 #define FLOOD_REFUSED_SHIFT 1
-#define FLOOD_EMPTY_SHIFT 3
+#define FLOOD_EMPTY_SHIFT 1
 
 /* The drain rate's window: a quarter of an interval (at 7,000 requests/s,
  * 175 departures), and its EWMA weight, a quarter: the estimate follows a

@@ -78,7 +78,7 @@ typedef struct sl_admit {
     uint32_t cd_in, cd_out;   /* arrivals and departures this interval */
     bool standing;            /* the queue did not empty through the last interval */
     bool growing;             /* and more came in it than ended (by 1/8) */
-    bool flooded;             /* the queue empty at <= 1/8 of the looks, and it
+    bool flooded;             /* the queue empty at <= 1/2 of the looks, and it
                                  refused more clients than half as many as ended */
     uint32_t cd_looks, cd_empty;   /* observations this interval, and of an empty queue */
     uint32_t cd_refused;      /* clients the queue refused this interval (sl__admit_refused) */
@@ -133,7 +133,7 @@ double sl__admit_drain(const sl_admit *a);
  * the longer of the target and the mean time the last window's requests
  * ran (near capacity a request waits about one service time, twice that
  * is a queue, not a burst), 1 x while flooded (through the last CoDel
- * interval the queue was empty at no more than one look in eight and
+ * interval the queue was empty at no more than half of the looks and
  * refused more clients than half as many requests as ended,
  * sl__admit_refused: the queue
  * refills at once, a longer wait only delays every answer); unlike sl__admit_target not capped, so a route of slow

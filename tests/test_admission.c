@@ -444,7 +444,7 @@ static void codel_interval(sl_admit *a, uint64_t *now, uint64_t delay, int n, in
 /* One CoDel interval (11 looks, 10 ms apart) in which `ended` requests
  * ended and the queue refused `refused` per 10 ms, the oldest waiter
  * waiting `delay`, the queue found empty at every `empty_every`-th look
- * (0: never). The refused are clients of their own (marks NULL) or the 16
+ * (0: never; -k: at all but every k-th). The refused are clients of their own (marks NULL) or the 16
  * clients whose marks are marks[0..15]. */
 static void flood_interval(sl_admit *a, uint64_t *now, uint64_t delay, int refused, int ended, int empty_every,
                            uint32_t *marks)
@@ -454,12 +454,14 @@ static void flood_interval(sl_admit *a, uint64_t *now, uint64_t delay, int refus
         arrive_depart(a, refused + ended, ended);
         for (int k = 0; k < refused; k++)
             sl__admit_refused(a, marks ? &marks[k % 16] : NULL);
-        sl__admit_observe(a, *now, empty_every && i % empty_every == 0 ? 0 : delay);
+        bool empty = empty_every > 0 ? i % empty_every == 0 : empty_every < 0 && i % -empty_every != 0;
+        sl__admit_observe(a, *now, empty ? 0 : delay);
     }
 }
 
-/* A flooded queue (through an interval it was empty at no more than one
- * look in eight, and it refused more than half as many as ended) is
+/* A flooded queue (through an interval it was empty at no more than half
+ * of the looks, and it refused more clients than half as many requests
+ * as ended) is
  * bounded by one service time, not two: it refills at once, so a longer
  * wait keeps the server no busier and makes every 201 later (the chain at
  * 3 C: 201 p50 18 ms, ~8 ms of it in order-svc's queue). Clients count,
@@ -500,10 +502,10 @@ static void test_flooded_queue_bound(void **state)
     assert_int_equal(sl__admit_max_wait(&a), 8 * MS);
     assert_false(sl__admit_observe(&a, now, 8 * MS));
     assert_true(sl__admit_observe(&a, now, 8 * MS + 1));
-    /* empty at one look in eleven: still a flood (a group commit ended
+    /* empty at one look in three: still a flood (a group commit ended
      * many at once and the limit took every waiter in) */
     for (int k = 0; k < 2; k++)
-        flood_interval(&a, &now, 6 * MS, 80, 40, 11, NULL);
+        flood_interval(&a, &now, 6 * MS, 80, 40, 3, NULL);
     assert_true(a.flooded);
     /* as many refusals, of 16 clients that send again at once (a closed
      * loop refused): few clients, no flood */
@@ -514,9 +516,9 @@ static void test_flooded_queue_bound(void **state)
     for (int k = 0; k < 2; k++)
         flood_interval(&a, &now, 6 * MS, 80, 40, 0, NULL);
     assert_true(a.flooded);
-    /* refusing as much, but the queue empty at every other look: a burst */
+    /* refusing as much, but the queue empty at most looks: a burst */
     for (int k = 0; k < 2; k++)
-        flood_interval(&a, &now, 6 * MS, 80, 40, 2, NULL);
+        flood_interval(&a, &now, 6 * MS, 80, 40, -3, NULL);
     assert_false(a.flooded);
     assert_int_equal(sl__admit_max_wait(&a), 16 * MS);
     /* a bound that is told stays what it is told */
