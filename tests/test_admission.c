@@ -237,8 +237,8 @@ static void test_codel_target_follows_service_time(void **state)
     for (int i = 0; i < 30; i++) {
         now += 10 * MS;
         arrive_depart(&a, 3, 1);
-        sl__admit_refused(&a, NULL);   /* two of the three refused */
-        sl__admit_refused(&a, NULL);
+        sl__admit_refused(&a);   /* two of the three refused */
+        sl__admit_refused(&a);
         sl__admit_observe(&a, now, 10 * MS);
     }
     assert_true(a.overloaded);
@@ -251,8 +251,8 @@ static void test_codel_target_follows_service_time(void **state)
     for (int i = 0; i < 30; i++) {
         now += 10 * MS;
         arrive_depart(&a, 3, 1);
-        sl__admit_refused(&a, NULL);
-        sl__admit_refused(&a, NULL);
+        sl__admit_refused(&a);
+        sl__admit_refused(&a);
         sl__admit_observe(&a, now, 25 * MS);
     }
     /* ... but a waiter's bound follows the service time, uncapped: the
@@ -444,29 +444,27 @@ static void codel_interval(sl_admit *a, uint64_t *now, uint64_t delay, int n, in
 /* One CoDel interval (11 looks, 10 ms apart) in which `ended` requests
  * ended and the queue refused `refused` per 10 ms, the oldest waiter
  * waiting `delay`, the queue found empty at every `empty_every`-th look
- * (0: never; -k: at all but every k-th). The refused are clients of their own (marks NULL) or the 16
- * clients whose marks are marks[0..15]. */
-static void flood_interval(sl_admit *a, uint64_t *now, uint64_t delay, int refused, int ended, int empty_every,
-                           uint32_t *marks)
+ * (0: never; -k: at all but every k-th). */
+static void flood_interval(sl_admit *a, uint64_t *now, uint64_t delay, int refused, int ended, int empty_every)
 {
     for (int i = 0; i < 11; i++) {
         *now += 10 * MS;
         arrive_depart(a, refused + ended, ended);
         for (int k = 0; k < refused; k++)
-            sl__admit_refused(a, marks ? &marks[k % 16] : NULL);
+            sl__admit_refused(a);
         bool empty = empty_every > 0 ? i % empty_every == 0 : empty_every < 0 && i % -empty_every != 0;
         sl__admit_observe(a, *now, empty ? 0 : delay);
     }
 }
 
 /* A flooded queue (through an interval it was empty at no more than half
- * of the looks, and it refused more clients than half as many requests
- * as ended) is
+ * of the looks, and it refused from half to 8 times as many requests as
+ * ended) is
  * bounded by one service time, not two: it refills at once, so a longer
  * wait keeps the server no busier and makes every 201 later (the chain at
- * 3 C: 201 p50 18 ms, ~8 ms of it in order-svc's queue). Clients count,
- * not requests: a closed loop's few clients, refused, send again at once.
- * A queue that stands still (a closed loop: as many come as end, none
+ * 3 C: 201 p50 18 ms, ~8 ms of it in order-svc's queue). Refusals past
+ * 8 x the departures are clients sending again the moment they are
+ * refused (a closed loop), not a flood. A queue that stands still (a closed loop: as many come as end, none
  * refused), that
  * fills faster than it drains but refuses no one (a closed loop starting
  * all at once), or that is often empty (a burst) keeps twice the service
@@ -474,7 +472,6 @@ static void flood_interval(sl_admit *a, uint64_t *now, uint64_t delay, int refus
 static void test_flooded_queue_bound(void **state)
 {
     (void)state;
-    static uint32_t marks[16];
     sl_admit a;
     sl_admit_cfg c = cfg();
     c.min_limit = c.max_limit = 32;
@@ -485,7 +482,7 @@ static void test_flooded_queue_bound(void **state)
     /* each scene lasts two intervals (11 looks are 110 ms, an interval 100
      * ms): the second interval ends within it */
     for (int k = 0; k < 2; k++)
-        flood_interval(&a, &now, 6 * MS, 0, 40, 0, NULL);   /* stands still: a closed loop */
+        flood_interval(&a, &now, 6 * MS, 0, 40, 0);   /* stands still: a closed loop */
     assert_true(a.standing);
     assert_false(a.flooded);
     assert_int_equal(sl__admit_max_wait(&a), 16 * MS);
@@ -493,11 +490,11 @@ static void test_flooded_queue_bound(void **state)
         codel_interval(&a, &now, 6 * MS, 120, 40);   /* fills fast, refuses no one */
     assert_false(a.flooded);
     for (int k = 0; k < 2; k++)
-        flood_interval(&a, &now, 6 * MS, 20, 40, 0, NULL);   /* refuses half as many as end: not yet */
+        flood_interval(&a, &now, 6 * MS, 20, 40, 0);   /* refuses half as many as end: not yet */
     assert_false(a.flooded);
     assert_int_equal(sl__admit_max_wait(&a), 16 * MS);
     for (int k = 0; k < 2; k++)
-        flood_interval(&a, &now, 6 * MS, 21, 40, 0, NULL);   /* a flood */
+        flood_interval(&a, &now, 6 * MS, 21, 40, 0);   /* a flood */
     assert_true(a.flooded);
     assert_int_equal(sl__admit_max_wait(&a), 8 * MS);
     assert_false(sl__admit_observe(&a, now, 8 * MS));
@@ -505,27 +502,27 @@ static void test_flooded_queue_bound(void **state)
     /* empty at one look in three: still a flood (a group commit ended
      * many at once and the limit took every waiter in) */
     for (int k = 0; k < 2; k++)
-        flood_interval(&a, &now, 6 * MS, 80, 40, 3, NULL);
+        flood_interval(&a, &now, 6 * MS, 80, 40, 3);
     assert_true(a.flooded);
-    /* as many refusals, of 16 clients that send again at once (a closed
-     * loop refused): few clients, no flood */
+    /* refusals 50 x the departures: clients that send again the moment
+     * they are refused (a closed loop), not a flood */
     for (int k = 0; k < 2; k++)
-        flood_interval(&a, &now, 6 * MS, 80, 40, 0, marks);
+        flood_interval(&a, &now, 6 * MS, 2000, 40, 0);
     assert_false(a.flooded);
     assert_int_equal(sl__admit_max_wait(&a), 16 * MS);
     for (int k = 0; k < 2; k++)
-        flood_interval(&a, &now, 6 * MS, 80, 40, 0, NULL);
+        flood_interval(&a, &now, 6 * MS, 80, 40, 0);
     assert_true(a.flooded);
     /* refusing as much, but the queue empty at most looks: a burst */
     for (int k = 0; k < 2; k++)
-        flood_interval(&a, &now, 6 * MS, 80, 40, -3, NULL);
+        flood_interval(&a, &now, 6 * MS, 80, 40, -3);
     assert_false(a.flooded);
     assert_int_equal(sl__admit_max_wait(&a), 16 * MS);
     /* a bound that is told stays what it is told */
     c.max_wait_ns = 50 * MS;
     sl__admit_init(&a, &c, now);
     for (int k = 0; k < 2; k++)
-        flood_interval(&a, &now, 6 * MS, 80, 40, 0, NULL);
+        flood_interval(&a, &now, 6 * MS, 80, 40, 0);
     assert_true(a.flooded);
     assert_int_equal(sl__admit_max_wait(&a), 50 * MS);
 }
@@ -594,7 +591,7 @@ static void sim_run(sim *s, sl_admit *a, uint64_t from, uint64_t to, double rate
             sl__admit_arrive(a);
             if ((s->qn || (uint32_t)(s->rt - s->rh) >= sl__admit_limit(a)) &&
                 sl__admit_wait_exceeds(a, (uint32_t)s->qn)) {   /* refused at its head */
-                sl__admit_refused(a, NULL);
+                sl__admit_refused(a);
                 if (now >= warm) {
                     s->shed++;
                     s->shed_head++;
@@ -602,13 +599,13 @@ static void sim_run(sim *s, sl_admit *a, uint64_t from, uint64_t to, double rate
             } else if (s->qn < QMAX) {
                 s->q[(s->qh + s->qn++) % QMAX] = now;
             } else {
-                sl__admit_refused(a, NULL);
+                sl__admit_refused(a);
                 s->shed += now >= warm;
             }
         }
         /* refuse the oldest while the controller says so */
         while (s->qn && sl__admit_observe(a, now, now - s->q[s->qh])) {
-            sl__admit_refused(a, NULL);
+            sl__admit_refused(a);
             s->qh = (s->qh + 1) % QMAX;
             s->qn--;
             if (now >= warm)
@@ -786,7 +783,6 @@ typedef struct vsim {
     int qh, qn;
     int idle[VMAX], nidle;       /* the closed loop's clients with nothing sent */
     int nclients;                /* the closed loop's clients (ids 0 ..) */
-    uint32_t mark[VMAX];         /* each client's mark (sl__admit_refused) */
     uint64_t came, done, shed, shed_head;
     uint64_t max_wait;           /* the longest wait of a request started (counted part) */
     uint64_t late;               /* requests started after waiting past the bound of then */
@@ -802,11 +798,11 @@ static double vwork(vsim *s)
     return u < 0.9 ? 0.5 + 0.6 * v : 1.5 + 2.6 * v;
 }
 
-/* A request of `client` was refused by the queue: the controller counts
- * the client; a closed loop's client sends again at once. */
+/* A request of `client` was refused by the queue: a closed loop's client
+ * sends again at once. */
 static void vrefused(vsim *s, sl_admit *a, int client, bool counted)
 {
-    sl__admit_refused(a, client >= 0 ? &s->mark[client] : NULL);
+    sl__admit_refused(a);
     s->shed += counted;
     if (client >= 0)
         s->idle[s->nidle++] = client;
