@@ -1082,6 +1082,8 @@ static void test_server_bad_options(void **state)
         { .queue_target_ms = 20, .queue_interval_ms = 10 },
         { .limit_min = 11, .max_inflight = 10 },
         { .queue_wait_ms = 4 },                           /* below the default target (5) */
+        { .flood_batch_us = 10001 },
+        { .flood_batch_us = SL_HTTP_FLOOD_BATCH_OFF - 1 },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sl_http_server_opts o = bad[i];
@@ -1090,7 +1092,7 @@ static void test_server_bad_options(void **state)
     }
     sl_http_server_opts ok = { .listen = "127.0.0.1:0", .limit_min = 10, .max_inflight = 10,
                                .queue_target_ms = 100, .queue_interval_ms = 100,
-                               .admission = SL_HTTP_ADMISSION_FIXED };
+                               .admission = SL_HTTP_ADMISSION_FIXED, .flood_batch_us = 10000 };
     assert_int_equal(sl_http_server_new(&srv, rt, &ok), 0);
     assert_int_equal(sl_http_route(srv, "GET", "/x", h_item, 0, NULL), 0);
     sl_http_route_opts o = { .lane = SL_HTTP_LANE_CONTINUE + 1 };
@@ -1519,6 +1521,56 @@ static void test_flood_refused_at_head(void **state)
     srv_stop(&TS);
 }
 
+/* A flood is read in batches: once the queue is flooded, the first read
+ * of a loop pass sleeps out the rest of flood_batch_us (the naps are
+ * counted); with flood_batch_us off it never does. Rounds of 48 requests
+ * of 20 ms at once on a server that runs 4: most are refused, the queue is
+ * seldom empty; rounds until the flood is seen, at most 200. */
+static void test_flood_read_in_batches(void **state)
+{
+    (void)state;
+    enum { CONNS = 48 };
+    static int fds[CONNS];
+    resp r;
+    for (int off = 0; off < 2; off++) {
+        serve((sl_http_server_opts){ .max_inflight = 4, .limit_min = 4,
+                                     .flood_batch_us = off ? SL_HTTP_FLOOD_BATCH_OFF : 0 });
+        assert_true(metric_value("sluice_http_flood_batch_naps_total{reactor=\"0\"} ") == 0);
+        bool flooded = false;
+        int rounds = 0;
+        for (; rounds < 200 && !flooded; rounds++) {
+            for (int i = 0; i < CONNS; i++) {
+                fds[i] = cli_connect(TS.port);
+                cli_send(fds[i], "GET /learn?ms=20 HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 10S\r\n\r\n");
+            }
+            for (int i = 0; i < CONNS; i++) {
+                int st = cli_read(fds[i], &r, 10000);
+                assert_true(st == 200 || st == 503);
+                close(fds[i]);
+            }
+            flooded = metric_value("sluice_http_admission_flooded{reactor=\"0\"} ") == 1;
+        }
+        assert_true(flooded);
+        /* one more round, read by a flooded reactor */
+        for (int i = 0; i < CONNS; i++) {
+            fds[i] = cli_connect(TS.port);
+            cli_send(fds[i], "GET /learn?ms=20 HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 10S\r\n\r\n");
+        }
+        for (int i = 0; i < CONNS; i++) {
+            int st = cli_read(fds[i], &r, 10000);
+            assert_true(st == 200 || st == 503);
+            close(fds[i]);
+        }
+        double naps = metric_value("sluice_http_flood_batch_naps_total{reactor=\"0\"} ");
+        print_message("flood_batch_us %s: flooded after %d rounds, %.0f naps\n", off ? "off" : "500", rounds, naps);
+        if (off)
+            assert_true(naps == 0);
+        else
+            assert_true(naps > 0);
+        srv_stop(&TS);
+    }
+}
+
 /* The admission lines of /metrics, on an idle server. */
 static void test_metrics_lines(void **state)
 {
@@ -1570,6 +1622,7 @@ int main(void)
         cmocka_unit_test(test_accept_backlog),
         cmocka_unit_test(test_upstream_refusing_refused_at_head),
         cmocka_unit_test(test_flood_refused_at_head),
+        cmocka_unit_test(test_flood_read_in_batches),
         cmocka_unit_test(test_metrics_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
