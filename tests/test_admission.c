@@ -60,6 +60,16 @@ static void test_initial_limit_clamped(void **state)
     assert_int_equal(sl__admit_limit(&a), 1024);
 }
 
+/* A controller at a fixed limit (the limit is not what is tested), its
+ * clock at 0. */
+static void start_fixed(sl_admit *a, sl_admit_cfg *c, uint64_t *now, uint32_t limit)
+{
+    *c = cfg();
+    c->min_limit = c->max_limit = limit;
+    *now = 0;
+    sl__admit_init(a, c, *now);
+}
+
 /* Feeds one window of `n` samples of latency `lat` at `inflight`,
  * starting at *now; returns the limit after it. */
 static uint32_t window(sl_admit *a, uint64_t *now, int n, uint64_t lat, uint32_t inflight)
@@ -398,10 +408,9 @@ static void test_queue_time_bound(void **state)
 {
     (void)state;
     sl_admit a;
-    sl_admit_cfg c = cfg();
-    c.min_limit = c.max_limit = 32;
-    uint64_t now = 0;
-    sl__admit_init(&a, &c, now);
+    sl_admit_cfg c;
+    uint64_t now;
+    start_fixed(&a, &c, &now, 32);
     assert_int_equal(sl__admit_max_wait(&a), 10 * MS);
     assert_false(sl__admit_wait_exceeds(&a, 1000000));   /* no rate known: not refused */
     for (int i = 0; i < 10; i++)
@@ -464,19 +473,18 @@ static void flood_interval(sl_admit *a, uint64_t *now, uint64_t delay, int refus
  * wait keeps the server no busier and makes every 201 later (the chain at
  * 3 C: 201 p50 18 ms, ~8 ms of it in order-svc's queue). Refusals past
  * 8 x the departures are clients sending again the moment they are
- * refused (a closed loop), not a flood. A queue that stands still (a closed loop: as many come as end, none
- * refused), that
- * fills faster than it drains but refuses no one (a closed loop starting
- * all at once), or that is often empty (a burst) keeps twice the service
- * time; a flood ends with the first interval that is not one. */
+ * refused (a closed loop), not a flood. A queue that stands still (a
+ * closed loop: as many come as end, none refused), that fills faster than
+ * it drains but refuses no one (a closed loop starting all at once), or
+ * that is often empty (a burst) keeps twice the service time; a flood ends
+ * with the first interval that is not one. */
 static void test_flooded_queue_bound(void **state)
 {
     (void)state;
     sl_admit a;
-    sl_admit_cfg c = cfg();
-    c.min_limit = c.max_limit = 32;
-    uint64_t now = 0;
-    sl__admit_init(&a, &c, now);
+    sl_admit_cfg c;
+    uint64_t now;
+    start_fixed(&a, &c, &now, 32);
     window(&a, &now, 50, 8 * MS, 32);   /* requests take 8 ms */
     assert_int_equal(sl__admit_max_wait(&a), 16 * MS);
     /* each scene lasts two intervals (11 looks are 110 ms, an interval 100
@@ -535,10 +543,9 @@ static void test_slow_route_keeps_a_queue(void **state)
 {
     (void)state;
     sl_admit a;
-    sl_admit_cfg c = cfg();
-    c.min_limit = c.max_limit = 16;
-    uint64_t now = 0;
-    sl__admit_init(&a, &c, now);
+    sl_admit_cfg c;
+    uint64_t now;
+    start_fixed(&a, &c, &now, 16);
     window(&a, &now, 16, 1000 * MS, 16);   /* requests ran 1 s each */
     for (int i = 0; i < 32; i++) {         /* 16 a second, always someone waiting */
         now += 62500 * US;
@@ -1526,12 +1533,25 @@ static void test_flood_refused_at_head(void **state)
  * counted); with flood_batch_us off it never does. Rounds of 48 requests
  * of 20 ms at once on a server that runs 4: most are refused, the queue is
  * seldom empty; rounds until the flood is seen, at most 200. */
-static void test_flood_read_in_batches(void **state)
+static void flood_round(void)
 {
-    (void)state;
     enum { CONNS = 48 };
     static int fds[CONNS];
     resp r;
+    for (int i = 0; i < CONNS; i++) {
+        fds[i] = cli_connect(TS.port);
+        cli_send(fds[i], "GET /learn?ms=20 HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 10S\r\n\r\n");
+    }
+    for (int i = 0; i < CONNS; i++) {
+        int st = cli_read(fds[i], &r, 10000);
+        assert_true(st == 200 || st == 503);
+        close(fds[i]);
+    }
+}
+
+static void test_flood_read_in_batches(void **state)
+{
+    (void)state;
     for (int off = 0; off < 2; off++) {
         serve((sl_http_server_opts){ .max_inflight = 4, .limit_min = 4,
                                      .flood_batch_us = off ? SL_HTTP_FLOOD_BATCH_OFF : 0 });
@@ -1539,28 +1559,12 @@ static void test_flood_read_in_batches(void **state)
         bool flooded = false;
         int rounds = 0;
         for (; rounds < 200 && !flooded; rounds++) {
-            for (int i = 0; i < CONNS; i++) {
-                fds[i] = cli_connect(TS.port);
-                cli_send(fds[i], "GET /learn?ms=20 HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 10S\r\n\r\n");
-            }
-            for (int i = 0; i < CONNS; i++) {
-                int st = cli_read(fds[i], &r, 10000);
-                assert_true(st == 200 || st == 503);
-                close(fds[i]);
-            }
+            flood_round();
             flooded = metric_value("sluice_http_admission_flooded{reactor=\"0\"} ") == 1;
         }
         assert_true(flooded);
         /* one more round, read by a flooded reactor */
-        for (int i = 0; i < CONNS; i++) {
-            fds[i] = cli_connect(TS.port);
-            cli_send(fds[i], "GET /learn?ms=20 HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 10S\r\n\r\n");
-        }
-        for (int i = 0; i < CONNS; i++) {
-            int st = cli_read(fds[i], &r, 10000);
-            assert_true(st == 200 || st == 503);
-            close(fds[i]);
-        }
+        flood_round();
         double naps = metric_value("sluice_http_flood_batch_naps_total{reactor=\"0\"} ");
         print_message("flood_batch_us %s: flooded after %d rounds, %.0f naps\n", off ? "off" : "500", rounds, naps);
         if (off)
