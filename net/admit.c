@@ -32,7 +32,6 @@ void sl__admit_init(sl_admit *a, const sl_admit_cfg *cfg, uint64_t now)
     uint32_t l = cfg->initial_limit;
     l = l < cfg->min_limit ? cfg->min_limit : l > cfg->max_limit ? cfg->max_limit : l;
     a->limit = cfg->adaptive ? l : cfg->max_limit;
-    a->cd_mark = 1;   /* a client's mark starts at 0: never this */
     a->win_start = a->base_start = now;
     a->base_cur = a->base_prev = UINT64_MAX;
     a->cd_end = now + cfg->interval_ns;
@@ -121,23 +120,29 @@ uint64_t sl__admit_target(const sl_admit *a)
  * ended, by more than the noise of one interval (1/8; a real overload
  * brings 2-3 x). */
 #define GROWTH_SLACK_SHIFT 3
-/* A flood: the queue refused more clients than half as many requests as
- * ended (at 2-3 C it refuses 60-75 % of what comes, each of the load's
- * 4,000 connections about once an interval), and was found empty at no
- * more than half of the looks. Clients refused, not requests refused nor
- * requests come: a closed loop's client sends again as soon as it is
- * refused, so once refused (a stale drain rate after a quiet spell
- * refuses the start of one) its requests come and are refused without
- * end, and under one service time a closed loop whose clients wait
- * between one and two would stay flooded for good; its clients are few.
- * Not "never empty" (CoDel's standing) nor "empty at one look in eight":
- * a flooded queue still empties whenever a group commit ends many
+/* A flood: the queue refused more than half as many requests as ended
+ * (at 2-3 C it refuses 60-75 % of what comes), and was found empty at no
+ * more than half of the looks. Not "never empty" (CoDel's standing
+ * queue): a flooded queue still empties whenever a group commit ends many
  * requests at once and the limit takes every waiter in, and the limit,
  * not the queue, holds back much of a flood; at 3 C the chain's queue was
- * never empty all through about half of the intervals, and hardly ever
- * empty in one of five. A burst's queue is empty at most looks. */
+ * never empty all through only about half of the intervals. A burst's
+ * queue is empty at most looks.
+ * And no more than 8 times as many refused as ended: a closed loop's
+ * client sends again as soon as it is refused, so once some of its
+ * requests are refused (a drain rate learned in a quiet spell refuses the
+ * start of one) it sends and is refused without end, and under one
+ * service time a closed loop whose clients wait between one and two
+ * would be refused for good (the simulated chain's 64 clients: 1.1 M
+ * refusals in 3 s, ~100 for each request that ended). Counting clients
+ * instead (a connection once an interval) failed the other way: the load
+ * reuses the connections it has free, so at 2 C its 1,200 refusals an
+ * interval came from ~230 connections. Past 9 x what the server drains,
+ * an offered load looks like such clients, and the bound goes back to two
+ * service times: longer waits, no more refusals. */
 #define FLOOD_REFUSED_SHIFT 1
 #define FLOOD_EMPTY_SHIFT 1
+#define FLOOD_MAX 8
 
 /* The drain rate's window: a quarter of an interval (at 7,000 requests/s,
  * 175 departures), and its EWMA weight, a quarter: the estimate follows a
@@ -177,8 +182,8 @@ uint64_t sl__admit_max_wait(const sl_admit *a)
      * refused, and such a server would have no queue at all. The queue
      * stays bounded: at most about two limits' worth wait (Little). */
     uint64_t t = a->cfg.target_ns, m = a->last_mean > t ? a->last_mean : t;
-    /* A flood (the queue was hardly ever empty through the last interval
-     * and refused many clients) refills the queue at once:
+    /* A flood (the queue was seldom empty through the last interval and
+     * refused more than half as many as ended) refills the queue at once:
      * it needs to cover only the jitter of the departures to keep the
      * server busy, and a longer wait only makes every 201 later (the chain
      * at 3 C: 201 p50 18 ms, ~8 ms of it in order-svc's queue). So one
@@ -216,9 +221,9 @@ bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest)
         a->standing = a->cd_seen && a->cd_min > 0;
         a->growing = growing;
         a->flooded = a->cd_looks && a->cd_empty <= a->cd_looks >> FLOOD_EMPTY_SHIFT &&
-                     a->cd_refused > a->cd_out >> FLOOD_REFUSED_SHIFT;
+                     a->cd_refused > a->cd_out >> FLOOD_REFUSED_SHIFT &&
+                     a->cd_refused <= (uint64_t)a->cd_out * FLOOD_MAX;
         a->cd_looks = a->cd_empty = a->cd_refused = 0;
-        a->cd_mark = a->cd_mark == UINT32_MAX ? 1 : a->cd_mark + 1;
         a->overloaded = a->cd_seen && a->cd_min > target && (growing || a->cd_min > a->cfg.interval_ns);
         a->cd_min = oldest;
         a->cd_seen = true;
@@ -241,13 +246,10 @@ void sl__admit_arrive(sl_admit *a)
         a->cd_in++;
 }
 
-void sl__admit_refused(sl_admit *a, uint32_t *mark)
+void sl__admit_refused(sl_admit *a)
 {
-    if (!a->cfg.adaptive || (mark && *mark == a->cd_mark))
-        return;
-    if (mark)
-        *mark = a->cd_mark;
-    a->cd_refused++;
+    if (a->cfg.adaptive)
+        a->cd_refused++;
 }
 
 void sl__admit_depart(sl_admit *a)
