@@ -235,7 +235,7 @@ static void run_batch(sl_reactor *r, bool polled, uint64_t now)
          * ends after TURN_MSG_NS, else the remote worker's round-trip
          * receive, served at once, waited milliseconds for its reply
          * (tests/test_reactor.c test_busy_turn_publishes). */
-        if (n && (!sl_mpsc_empty(&r->q) || r->ndefer || r->grant_head) &&
+        if (n && (!sl_mpsc_empty(&r->q) || r->ndefer || r->grant_head || r->rs_owed) &&
             sl_now_ns() - t0 >= TURN_MSG_NS)
             break;
         sl_task *t = r->rq_head;
@@ -343,7 +343,8 @@ int sl_task_await_due_(sl_task *t, int rc)
     sl_reactor *r = t->reactor_;
     if (!r->in_run || r->current != t)
         return 0;
-    if (sl_mpsc_empty(&r->q) && !r->ndefer && !r->grant_head && !r->rr_dirty && !r->rs_dirty)
+    if (sl_mpsc_empty(&r->q) && !r->ndefer && !r->grant_head && !r->rr_dirty && !r->rs_dirty &&
+        !r->rs_owed)
         return 0;
     if (sl_now_ns() - r->turn_t0 < TURN_MSG_NS)
         return 0;
@@ -455,8 +456,8 @@ static void flush_wakes(sl_reactor *r)
     r->in_cb = false;
     if (r->rr_dirty)
         sl__rrecv_flush(r, false);   /* reports and asks of fed receivers */
-    if (r->rs_dirty || r->grant_head)
-        sl__rsend_flush(r, false);   /* batches of remote sends, grants of credit */
+    if (r->rs_dirty || r->grant_head || r->rs_owed)
+        sl__rsend_flush(r, false);   /* batches of remote sends, grants of credit, top-ups */
     publish_deferred(r);
 }
 
@@ -467,7 +468,7 @@ static void flush_chained(sl_reactor *r)
 {
     if (r->rr_dirty)
         sl__rrecv_flush(r, false);
-    if (r->rs_dirty || r->grant_head)
+    if (r->rs_dirty || r->grant_head || r->rs_owed)
         sl__rsend_flush(r, false);
 }
 
@@ -745,7 +746,12 @@ static void spin_run(sl_reactor *r, uint64_t now)
          * round trip, 6 of 6 alternations, load 6.3). Pushing the first
          * flush's messages at once while the rest waited for the end put
          * the end's flush ahead of them: disorder again. */
+        /* Top-ups owed (rsend.c) stay for the second flush: a task made
+         * ready here usually answers, and the answer's batch carries
+         * them, one message a leg instead of two. */
+        r->hold_topups = true;
         flush_chained(r);
+        r->hold_topups = false;
         run_batch(r, false, now);
         flush_chained(r);
     }
@@ -845,7 +851,11 @@ static void wake_run(sl_reactor *r, bool read_fd)
         if (may_sleep(r))
             break;
     }
+    /* tasks made ready run in run_cb, in this pass of libevent's: top-ups
+     * owed wait for its flush, to ride in what they send (rsend.c) */
+    r->hold_topups = r->rq_head && r->run_scheduled;
     flush_wakes(r);
+    r->hold_topups = false;
     if (atomic_load_explicit(&r->stopping, memory_order_acquire))
         event_base_loopbreak(r->base);
     sl__callback_end(r);
@@ -961,7 +971,7 @@ int sl__reactor_drain(sl_reactor *r)
     int n = drain(r, INT_MAX);
     if (r->rr_dirty || r->rrecvs)   /* lent elements go back */
         n += sl__rrecv_flush(r, true);
-    if (r->rs_dirty || r->grant_head || r->rsends)   /* nothing runs any more: all credit goes back */
+    if (r->rs_dirty || r->grant_head || r->rsends || r->rs_owed)   /* nothing runs any more: all credit goes back */
         n += sl__rsend_flush(r, true);
     sl__tl_reactor = prev;
     return n;

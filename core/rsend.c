@@ -52,8 +52,15 @@ typedef struct rs_batch {
     sl_msg msg;
     sl_chan *ch;
     sl_reactor *from;           /* the sender's reactor: its loan at home */
+    sl_reactor *to;             /* the channel's home, where it goes */
     uint32_t n, room, unused;   /* elements, their room, credit given back */
     bool ack;                   /* the answer to a recall */
+    /* A top-up riding along (tn > 0): tn slots of credit for channel tch,
+     * whose home is `from`, lent to the batch's destination (which is
+     * that loan's borrower). Copies, not the loan: the loan is the home's. */
+    uint32_t tn;
+    sl_chan *tch;
+    size_t tesz;
     /* elements, then (expiring channel) their deadlines: room * 8 bytes
      * after the room's elements, unaligned */
     unsigned char elems[];
@@ -79,8 +86,14 @@ typedef struct sl_rs_loan {
     sl_chan *ch;
     sl_reactor *to, *home;       /* the borrower; the channel's home (set once) */
     uint32_t lent;
+    /* Top-up owed: reserved and counted in `lent`, not sent yet. It leaves
+     * with the next batch the home's reactor sends to `to` (one message a
+     * leg in a ping-pong, not two), or alone at the callback's end; a
+     * recall cancels it (never sent: nothing to get back). */
+    uint32_t owed;
     bool recalling;              /* a recall is out: no top-up until its answer */
     struct sl_rs_loan *next;
+    struct sl_rs_loan *onext;    /* the home reactor's list of loans with a top-up owed */
 } rs_loan;
 
 typedef struct sl_rsend {
@@ -104,6 +117,8 @@ static uint32_t space(const sl_chan *ch)
 }
 
 static void rs_granted(void *arg);
+static void credit_in(sl_reactor *r, sl_chan *ch, sl_reactor *home, size_t esz, uint32_t granted,
+                      int err, bool topup);
 
 static rs_loan *loan_find(sl_chan *ch, const sl_reactor *to);
 
@@ -157,15 +172,35 @@ void sl__rsend_free_loans(sl_chan *ch)
 
 static void holder_recall(void *arg);
 
-/* home: call back the credit lent to every reactor but `except` */
+/* home: the top-up owed to l's reactor is not sent after all; its slots
+ * are free again */
+static void owed_cancel(rs_loan *l)
+{
+    sl_reactor *r = l->home;
+    for (rs_loan **pp = &r->rs_owed; *pp; pp = &(*pp)->onext)
+        if (*pp == l) {
+            *pp = l->onext;
+            break;
+        }
+    l->onext = NULL;
+    l->ch->reserved_ -= l->owed;
+    l->lent -= l->owed;
+    l->owed = 0;
+}
+
+/* home: call back the credit lent to every reactor but `except` (a top-up
+ * owed to one is cancelled first: what is left is what it holds) */
 static void recall(sl_chan *ch, const sl_reactor *except)
 {
-    for (rs_loan *l = ch->loans_; l; l = l->next)
+    for (rs_loan *l = ch->loans_; l; l = l->next) {
+        if (l->owed && l->to != except)
+            owed_cancel(l);
         if (l->lent && !l->recalling && l->to != except) {
             l->recalling = true;
             ch->recalls_++;
             sl_reactor_post_mem(l->to, &l->msg, holder_recall, l);
         }
+    }
 }
 
 void sl__rsend_recall(sl_chan *ch)
@@ -174,7 +209,11 @@ void sl__rsend_recall(sl_chan *ch)
         recall(ch, NULL);
 }
 
-/* home: credit for `l`'s reactor, unasked, as its batch made room */
+/* home: credit for `l`'s reactor, unasked, as its batch made room. Owed,
+ * not posted: the flush at the callback's end sends it inside a batch
+ * going to that reactor if there is one (in a ping-pong the answer is),
+ * else alone (sl__rsend_flush). The slots are reserved now, so capacity
+ * is counted as it was when the top-up was a message of its own. */
 static void topup(sl_chan *ch, rs_loan *l, uint32_t n)
 {
     if (!n || l->recalling || ch->asks_ || ch->sendq_.head || ch->closed_ || ch->receivers_gone_ ||
@@ -185,14 +224,43 @@ static void topup(sl_chan *ch, rs_loan *l, uint32_t n)
         g = n;
     if (!g)
         return;
-    rs_ask *a = malloc(sizeof *a);
-    if (!a)
-        return;   /* it will ask */
-    *a = (rs_ask){ .ch = ch, .from = l->to, .home = ch->home_, .esz = ch->elem_size_,
-                   .granted = g, .topup = true };
     ch->reserved_ += g;
     l->lent += g;
+    if (!l->owed) {
+        sl_reactor *r = l->home;
+        l->onext = r->rs_owed;
+        r->rs_owed = l;
+    }
+    l->owed += g;
+}
+
+/* home: the top-up owed, sent alone */
+static void owed_send(rs_loan *l)
+{
+    rs_ask *a = malloc(sizeof *a);
+    if (!a) {
+        owed_cancel(l);   /* it will ask */
+        return;
+    }
+    *a = (rs_ask){ .ch = l->ch, .from = l->to, .home = l->home, .esz = l->ch->elem_size_,
+                   .granted = l->owed, .topup = true };
+    l->owed = 0;
     reply(a);
+}
+
+/* home: the top-up owed to `to`, if any, rides in batch b (going there) */
+static void owed_attach(sl_reactor *r, rs_batch *b, const sl_reactor *to)
+{
+    for (rs_loan **pp = &r->rs_owed, *l; (l = *pp); pp = &l->onext)
+        if (l->to == to) {
+            *pp = l->onext;
+            l->onext = NULL;
+            b->tch = l->ch;
+            b->tesz = l->ch->elem_size_;
+            b->tn = l->owed;
+            l->owed = 0;
+            return;
+        }
 }
 
 /* home: a batch arrived (elements, and credit given back) */
@@ -200,6 +268,10 @@ static void home_batch(void *arg)
 {
     rs_batch *b = arg;
     sl_chan *ch = b->ch;
+    /* first the top-up riding along: it was owed before the elements
+     * below were sent (a top-up alone would have come first too) */
+    if (b->tn)
+        credit_in(b->to, b->tch, b->from, b->tesz, b->tn, 0, true);
     rs_loan *l = loan_find(ch, b->from);   /* there is one: credit was lent */
     if (l) {
         l->lent -= b->n + b->unused;
@@ -369,8 +441,12 @@ static bool ship(sl_rsend *s, uint32_t unused, bool ack)
     }
     s->batch = NULL;
     b->from = s->self;
+    b->to = s->home;
     b->unused = unused;
     b->ack = ack;
+    b->tn = 0;
+    if (s->self->rs_owed)
+        owed_attach(s->self, b, s->home);
     s->credit -= unused;
     sl_reactor_post_mem(s->home, &b->msg, home_batch, b);
     return true;
@@ -429,31 +505,30 @@ static void waiter_done(sl_reactor *r, sl_waiter *w, int rc)
     sl__wake(t, rc);
 }
 
-/* sender: the answer to an ask, or a top-up */
-static void rs_granted(void *arg)
+/* sender: credit for ch arrived from its home (an answer to an ask, err
+ * set if it failed; or a top-up, alone or inside a batch) */
+static void credit_in(sl_reactor *r, sl_chan *ch, sl_reactor *home, size_t esz, uint32_t granted,
+                      int err, bool topup)
 {
-    rs_ask *a = arg;
-    sl_reactor *r = a->from;
-    sl_rsend *s = find(r, a->ch);
+    sl_rsend *s = find(r, ch);
     if (!s)   /* a top-up after we went idle (an asking sender is kept) */
-        s = make(r, a->ch, a->home, a->esz);
+        s = make(r, ch, home, esz);
     if (!s) {   /* no memory: the credit goes home at once, as a recall's answer would */
         rs_batch *b = malloc(sizeof *b);
         if (b) {
-            *b = (rs_batch){ .ch = a->ch, .from = r, .unused = a->granted };
-            sl_reactor_post_mem(a->home, &b->msg, home_batch, b);
+            *b = (rs_batch){ .ch = ch, .from = r, .to = home, .unused = granted };
+            sl_reactor_post_mem(home, &b->msg, home_batch, b);
         }   /* else lost until the runtime ends: nothing more can be done */
-        free(a);
         return;
     }
-    if (!a->topup)
+    if (!topup)
         s->asking = false;
-    s->credit += a->granted;
+    s->credit += granted;
     mark_dirty(r, s);
     sl_waiter *w;
-    if (a->err) {
+    if (err) {
         while ((w = sl_wq_pop(&s->waitq)))
-            waiter_done(r, w, a->err);
+            waiter_done(r, w, err);
     }
     while (s->credit && (w = s->waitq.head)) {
         if (w->until && w->until <= sl_now_ns()) {   /* expired while it waited: not taken */
@@ -471,6 +546,13 @@ static void rs_granted(void *arg)
     }
     if (s->waitq.head && !s->credit && !s->asking)
         ask(s, r);
+}
+
+/* sender: the answer to an ask, or a top-up sent alone */
+static void rs_granted(void *arg)
+{
+    rs_ask *a = arg;
+    credit_in(a->from, a->ch, a->home, a->esz, a->granted, a->err, a->topup);
     free(a);
 }
 
@@ -485,7 +567,7 @@ static void holder_recall(void *arg)
     if (!s) {
         rs_batch *b = malloc(sizeof *b);
         if (b) {
-            *b = (rs_batch){ .ch = l->ch, .from = r, .ack = true };
+            *b = (rs_batch){ .ch = l->ch, .from = r, .to = l->home, .ack = true };
             sl_reactor_post_mem(l->home, &b->msg, home_batch, b);
         }
         return;
@@ -635,6 +717,17 @@ int sl__rsend_flush(sl_reactor *r, bool all)
         if (ch->rasks_ || (!ch->lent_ && ch->recvq_.head))
             sl__rrecv_serve(ch);   /* lends to other reactors' receivers (rrecv.c) */
     }
+    /* home side: top-ups no batch took along go alone, unless the tasks
+     * about to run may send one that way (hold_topups: spin_run, before
+     * the tasks its messages made ready run; their flush comes next) */
+    if (!r->hold_topups || all)
+        while (r->rs_owed) {
+            rs_loan *l = r->rs_owed;
+            r->rs_owed = l->onext;
+            l->onext = NULL;
+            owed_send(l);
+            did++;
+        }
     /* free the idle ones */
     for (sl_rsend **pp = &r->rsends, *x; (x = *pp);) {
         if (!x->credit && !x->asking && !x->batch && !x->waitq.head && !x->dirty) {
@@ -657,6 +750,7 @@ void sl__rsend_free_all(sl_reactor *r)
         free(s);
     }
     r->rs_dirty = NULL;
+    r->rs_owed = NULL;   /* the loans went with their channels */
 }
 
 void sl__rsend_drop_asks(sl_chan *ch)
