@@ -254,22 +254,25 @@ static void run_batch(sl_reactor *r, bool polled, uint64_t now)
 }
 
 /* The end of a callback that ran tasks: publish what they posted, come
- * back for what is left, look for a deadlock. */
-static void turn_finish(sl_reactor *r)
+ * back for what is left, look for a deadlock. `publish`: the state the
+ * other reactors' checks read (diag.c); a spin publishes it once, as it
+ * ends (spin_run). */
+static void turn_finish(sl_reactor *r, bool publish)
 {
     flush_wakes(r);   /* before the deadlock check: a wake we owe is a way out */
     if (r->rq_head || r->yq_head)
         arm_next_turn(r);
     else if (r->check_deadlock)
         sl__deadlock_maybe(r);
-    sl__callback_end(r);
+    if (publish)
+        sl__callback_end(r);
 }
 
 static void run_turn(sl_reactor *r, bool polled)
 {
     sl_reactor *prev = enter(r);
     run_batch(r, polled, 0);
-    turn_finish(r);
+    turn_finish(r, true);
     idle_spin(r);
     sl__tl_reactor = prev;
 }
@@ -724,7 +727,15 @@ static bool spin_poll(sl_reactor *r, uint64_t *now)
 static void spin_run(sl_reactor *r, uint64_t now)
 {
     r->in_cb = true;
-    sl__callback_begin(r);
+    /* No sl__callback_begin, and turn_finish publishes nothing: what the
+     * other reactors' deadlock checks read (diag.c: `quiet`, `asleep`,
+     * `turns`, `steps_pub`) is published once when the spin ends
+     * (idle_spin), not at every hit. Those checks give up on a reactor
+     * whose wake_pending is set, and the spin holds it from before its
+     * first hit until after that publication (spin_release clears it,
+     * seq_cst, after the stores): no checker can act on the stale state
+     * meanwhile. They were four to six locked stores a leg on each side
+     * (quiet and asleep flip at every hit of a ping-pong). */
     r->st.spin_runs++;
     r->now = now;
     r->in_spin_run = true;
@@ -755,7 +766,7 @@ static void spin_run(sl_reactor *r, uint64_t now)
         run_batch(r, false, now);
         flush_chained(r);
     }
-    turn_finish(r);
+    turn_finish(r, false);
 }
 
 /* We hold wake_pending and stop: sleep, unless a message slipped in as we
@@ -784,10 +795,13 @@ static void idle_spin(sl_reactor *r)
     if (atomic_exchange_explicit(&r->wake_pending, 1, memory_order_seq_cst))
         return;
     uint64_t now;
+    bool ran = false;   /* a hit ran here: its state is not published yet */
     for (;;) {
         if (!spin_poll(r, &now)) {
             /* nothing else was due, so libevent's next step is a poll */
             r->spin_legs = 0;
+            if (ran)
+                sl__callback_end(r);
             spin_release(r);
             return;
         }
@@ -799,20 +813,25 @@ static void idle_spin(sl_reactor *r)
         if (r->spin_legs == SL_SPIN_RUN_LEGS || now - r->spin_since >= SPIN_RUN_NS ||
             (r->timer_at && r->timer_at <= now)) {
             r->st.spin_bounds++;
+            if (ran)
+                sl__callback_end(r);
             resume_later(r);
             return;
         }
         r->spin_legs++;
         spin_run(r, now);
+        ran = true;
         /* as at the top: the spin goes on only as a new one would start */
         if (!r->remote_hot || other_due(r) ||
             atomic_load_explicit(&r->stopping, memory_order_relaxed)) {
+            sl__callback_end(r);   /* before wake_pending goes: see spin_run */
             spin_release(r);
             return;
         }
         r->remote_hot = false;
         if (r->spin_skip) {
             r->spin_skip--;
+            sl__callback_end(r);
             spin_release(r);
             return;
         }
