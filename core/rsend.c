@@ -61,6 +61,8 @@ typedef struct rs_batch {
     uint32_t tn;
     sl_chan *tch;
     size_t tesz;
+    bool small;                 /* BATCH_SMALL bytes: goes to a reactor's spares when done */
+    struct rs_batch *spare_next;
     /* elements, then (expiring channel) their deadlines: room * 8 bytes
      * after the room's elements, unaligned */
     unsigned char elems[];
@@ -107,6 +109,48 @@ typedef struct sl_rsend {
     sl_wq waitq;
     rs_batch *batch;
 } sl_rsend;
+
+/* ---- batches' memory ---------------------------------------------------------- */
+
+/* A batch that fits in BATCH_SMALL bytes (a ping-pong's one element, a few
+ * small ones) is not freed at the home but kept in the home reactor's
+ * spares (at most SPARES_MAX), and the next batch that reactor sends, to
+ * any reactor, takes one: no malloc and free a leg. Safe to reuse because
+ * (1) the home's queue is done with its node: sl_mpsc_pop returns a node
+ * only once its next_ is linked (or, the last one, once the stub is linked
+ * behind it), so no producer writes into it after, and (2) home_batch is
+ * done with it: it goes to the spares at its end, on the home's thread,
+ * and only that thread takes spares. The memory just changes threads, as
+ * with malloc on one and free on the other. */
+#define BATCH_SMALL 192
+#define SPARES_MAX 8
+
+static rs_batch *batch_alloc(sl_reactor *r, size_t size)
+{
+    rs_batch *b;
+    if (size <= BATCH_SMALL && (b = r->rs_spares)) {
+        r->rs_spares = b->spare_next;
+        r->rs_nspares--;
+    } else {
+        b = malloc(size <= BATCH_SMALL ? BATCH_SMALL : size);
+        if (!b)
+            return NULL;
+        r->rs_batch_mallocs++;
+    }
+    *b = (rs_batch){ .small = size <= BATCH_SMALL };
+    return b;
+}
+
+static void batch_done(sl_reactor *r, rs_batch *b)
+{
+    if (b->small && r->rs_nspares < SPARES_MAX) {
+        b->spare_next = r->rs_spares;
+        r->rs_spares = b;
+        r->rs_nspares++;
+    } else {
+        free(b);
+    }
+}
 
 /* ---- home side ------------------------------------------------------------ */
 
@@ -285,7 +329,7 @@ static void home_batch(void *arg)
                    b->n, b->n + b->unused);   /* may release a freed ch */
     if (l && !b->ack && !freed)
         topup(ch, l, b->n);
-    free(b);
+    batch_done(b->to, b);
 }
 
 /* home: serves queued asks from free space (at the end of a callback). An
@@ -434,10 +478,10 @@ static bool ship(sl_rsend *s, uint32_t unused, bool ack)
     if (!b) {
         if (!unused && !ack)
             return true;
-        b = malloc(sizeof *b);
+        b = batch_alloc(s->self, sizeof *b);
         if (!b)
             return false;
-        *b = (rs_batch){ .ch = s->ch };
+        b->ch = s->ch;
     }
     s->batch = NULL;
     b->from = s->self;
@@ -463,10 +507,11 @@ static int append(sl_reactor *r, sl_rsend *s, const void *elem, uint64_t until)
     }
     if (!b) {
         uint32_t room = s->credit + 1;   /* this element's credit is taken already */
-        b = malloc(sizeof *b + room * (s->esz + (s->expiring ? sizeof until : 0)));
+        b = batch_alloc(r, sizeof *b + room * (s->esz + (s->expiring ? sizeof until : 0)));
         if (!b)
             return -ENOMEM;
-        *b = (rs_batch){ .ch = s->ch, .room = room };
+        b->ch = s->ch;
+        b->room = room;
         s->batch = b;
     }
     memcpy(b->elems + (size_t)b->n * s->esz, elem, s->esz);
@@ -749,6 +794,12 @@ void sl__rsend_free_all(sl_reactor *r)
         free(s->batch);
         free(s);
     }
+    while (r->rs_spares) {
+        rs_batch *b = r->rs_spares;
+        r->rs_spares = b->spare_next;
+        free(b);
+    }
+    r->rs_nspares = 0;
     r->rs_dirty = NULL;
     r->rs_owed = NULL;   /* the loans went with their channels */
 }

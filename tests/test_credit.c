@@ -29,6 +29,7 @@ static struct {
     long bad;
     sl_reactor_stats s0a, s0, s1;
     uint64_t turns0a, turns0;   /* reactor 0's publications for the deadlock checks (diag.c) */
+    uint64_t mallocs0a, mallocs0, mallocs1a, mallocs1;   /* batches' mallocs (rsend.c) */
 } P;
 
 static void pp_finished(void *arg)
@@ -46,6 +47,7 @@ static int pp_b(sl_task *t, void *arg)   /* reactor 0 */
         if (P.ib == 1) {   /* past the start's ask and grant */
             sl_reactor_stats_get(sl_task_reactor(t), &P.s0a);
             P.turns0a = atomic_load(&sl_task_reactor(t)->turns);
+            P.mallocs0a = sl_task_reactor(t)->rs_batch_mallocs;
         }
         SL_AWAIT(t, P.rcb, sl_chan_recv(t, P.a, &P.vb));
         assert_int_equal(P.rcb, 0);
@@ -54,6 +56,7 @@ static int pp_b(sl_task *t, void *arg)   /* reactor 0 */
     }
     sl_reactor_stats_get(sl_task_reactor(t), &P.s0);
     P.turns0 = atomic_load(&sl_task_reactor(t)->turns);
+    P.mallocs0 = sl_task_reactor(t)->rs_batch_mallocs;
     assert_int_equal(sl_chan_free(t, P.a), 0);
     pp_finished(NULL);
     SL_END(t);
@@ -64,6 +67,8 @@ static int pp_a(sl_task *t, void *arg)   /* reactor 1 */
     (void)arg;
     SL_BEGIN(t);
     for (P.ia = 0; P.ia < PP_N; P.ia++) {
+        if (P.ia == 1)
+            P.mallocs1a = sl_task_reactor(t)->rs_batch_mallocs;
         P.va = P.ia;
         SL_AWAIT(t, P.rca, sl_chan_send(t, P.a, &P.va));
         assert_int_equal(P.rca, 0);
@@ -73,6 +78,7 @@ static int pp_a(sl_task *t, void *arg)   /* reactor 1 */
             P.bad++;
     }
     sl_reactor_stats_get(sl_task_reactor(t), &P.s1);
+    P.mallocs1 = sl_task_reactor(t)->rs_batch_mallocs;
     assert_int_equal(sl_chan_free(t, P.b), 0);
     sl_reactor_post(sl_runtime_reactor(rt, 0), pp_finished, NULL);
     SL_END(t);
@@ -124,6 +130,12 @@ static void test_pingpong_messages(void **s)
                   (unsigned long)turns);
     if (runs >= PP_N / 2)
         assert_true(turns < runs / 2);
+    /* No malloc a batch: each reactor sends in the memory of the batches
+     * it received (rsend.c, the spares); a few to start. */
+    print_message("batches malloc'ed: %lu at reactor 0, %lu at reactor 1\n",
+                  (unsigned long)(P.mallocs0 - P.mallocs0a), (unsigned long)(P.mallocs1 - P.mallocs1a));
+    assert_true(P.mallocs0 - P.mallocs0a <= 4);
+    assert_true(P.mallocs1 - P.mallocs1a <= 4);
 }
 
 /* ---- the home calls lent credit back when it needs the room -------------------------- */
