@@ -102,6 +102,8 @@ struct sl_reactor {
     bool hold_topups;                 /* the flush keeps them for a batch the next tasks may send */
     struct rs_batch *rs_spares;       /* small batches' memory, done with, for our next (rsend.c) */
     unsigned rs_nspares;
+    struct sl_rsend *rs_idle;         /* idle sender records' memory, for the next (rsend.c) */
+    unsigned rs_nidle;
     uint64_t rs_batch_mallocs;        /* batches not made from spares (tests/test_credit.c counts them) */
     bool check_deadlock, deadlock_reported;
     /* Published for the other reactors' deadlock checks: nothing is ready

@@ -432,11 +432,22 @@ static void home_ask(void *arg)
 
 static sl_rsend *find(sl_reactor *r, const sl_chan *ch);
 
+/* A sender record goes when idle (no credit, nothing asked or waiting),
+ * which in a ping-pong of capacity 1 is after every send; the top-up
+ * makes it again. Its memory is kept for that (the reactor's rs_idle, at
+ * most IDLE_MAX), instead of a calloc and a free a leg. */
+#define IDLE_MAX 4
+
 static sl_rsend *make(sl_reactor *r, sl_chan *ch, sl_reactor *home, size_t esz)
 {
-    sl_rsend *s = calloc(1, sizeof *s);
-    if (!s)
+    sl_rsend *s = r->rs_idle;
+    if (s) {
+        r->rs_idle = s->next;
+        r->rs_nidle--;
+        *s = (sl_rsend){ 0 };
+    } else if (!(s = calloc(1, sizeof *s))) {
         return NULL;
+    }
     s->ch = ch;
     s->home = home;
     s->self = r;
@@ -777,7 +788,13 @@ int sl__rsend_flush(sl_reactor *r, bool all)
     for (sl_rsend **pp = &r->rsends, *x; (x = *pp);) {
         if (!x->credit && !x->asking && !x->batch && !x->waitq.head && !x->dirty) {
             *pp = x->next;
-            free(x);
+            if (r->rs_nidle < IDLE_MAX) {
+                x->next = r->rs_idle;
+                r->rs_idle = x;
+                r->rs_nidle++;
+            } else {
+                free(x);
+            }
         } else {
             pp = &x->next;
         }
@@ -794,6 +811,12 @@ void sl__rsend_free_all(sl_reactor *r)
         free(s->batch);
         free(s);
     }
+    while (r->rs_idle) {
+        sl_rsend *s = r->rs_idle;
+        r->rs_idle = s->next;
+        free(s);
+    }
+    r->rs_nidle = 0;
     while (r->rs_spares) {
         rs_batch *b = r->rs_spares;
         r->rs_spares = b->spare_next;
