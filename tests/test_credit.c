@@ -133,7 +133,7 @@ static void test_pingpong_messages(void **s)
     uint64_t wakes = P.s0.wakeups - P.s0a.wakeups;
     print_message("reactor 0: %lu hits run inside the spin, %lu wake-ups, %lu publications\n",
                   (unsigned long)runs, (unsigned long)wakes, (unsigned long)turns);
-    if (runs >= PP_N / 2 && wakes <= runs / 16)
+    if (runs >= PP_N / 2 && wakes <= runs / 8)
         assert_true(turns <= runs / 2 + 3 * wakes + 16);
     /* No malloc a batch: each reactor sends in the memory of the batches
      * it received (rsend.c, the spares); a few to start. */
