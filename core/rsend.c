@@ -278,10 +278,6 @@ static void topup(sl_chan *ch, rs_loan *l, uint32_t n)
     l->owed += g;
 }
 
-/* Most slots of top-up a flush holds for the answer to carry (a
- * ping-pong's is 1); more go at once (sl__rsend_flush). */
-#define HOLD_MAX 16
-
 /* home: the top-up owed, sent alone */
 static void owed_send(rs_loan *l)
 {
@@ -779,20 +775,15 @@ int sl__rsend_flush(sl_reactor *r, bool all)
     }
     /* home side: top-ups no batch took along go alone, unless the tasks
      * about to run may send one that way (hold_topups: spin_run, before
-     * the tasks its messages made ready run, and a wake-up whose tasks
-     * run next; their flush comes next). Only small ones wait: a stream's
-     * top-up of a whole batch is what its producer waits for, while the
-     * consumer here works through that batch. */
-    for (rs_loan **pp = &r->rs_owed, *l; (l = *pp);) {
-        if (r->hold_topups && !all && l->owed <= HOLD_MAX) {
-            pp = &l->onext;
-            continue;
+     * the tasks its messages made ready run; their flush comes next) */
+    if (!r->hold_topups || all)
+        while (r->rs_owed) {
+            rs_loan *l = r->rs_owed;
+            r->rs_owed = l->onext;
+            l->onext = NULL;
+            owed_send(l);
+            did++;
         }
-        *pp = l->onext;
-        l->onext = NULL;
-        owed_send(l);
-        did++;
-    }
     /* free the idle ones */
     for (sl_rsend **pp = &r->rsends, *x; (x = *pp);) {
         if (!x->credit && !x->asking && !x->batch && !x->waitq.head && !x->dirty) {
