@@ -24,6 +24,17 @@ static inline void copy_elem(const sl_chan *ch, void *dst, const void *src)
     }
 }
 
+/* What the channel holds, as its length, statistics and watermarks count
+ * it: the ring (lent elements included) and the elements given to other
+ * reactors (rrecv.c) not yet reported received. A give takes elements out
+ * of the ring but not out of the channel: until received they still hold
+ * room (len_ + reserved_ + given_ <= cap_), so a channel read as emptier
+ * would say "low" while it is full (issue 17). */
+static size_t occupied(const sl_chan *ch)
+{
+    return ch->len_ + ch->given_;
+}
+
 static unsigned char *slot(const sl_chan *ch, size_t i)
 {
     return ch->buf_ + ((ch->head_ + i) % ch->cap_) * ch->elem_size_;
@@ -41,9 +52,9 @@ static void push_elem(sl_chan *ch, const void *elem, uint64_t until)
     ch->len_++;
     if (ch->rasks_)
         sl__chan_turn_end(ch);   /* another reactor's receivers wait: lend at the turn's end */
-    if (ch->len_ > ch->high_water_)
-        ch->high_water_ = ch->len_;
-    if (ch->high_ && !ch->pressured_ && ch->len_ >= ch->high_) {
+    if (occupied(ch) > ch->high_water_)
+        ch->high_water_ = occupied(ch);
+    if (ch->high_ && !ch->pressured_ && occupied(ch) >= ch->high_) {
         ch->pressured_ = 1;
         if (ch->on_pressure_)
             ch->on_pressure_(ch, true, ch->pressure_arg_);
@@ -61,7 +72,7 @@ static void pop_elem(sl_chan *ch, void *elem)
 
 static void pressure_down(sl_chan *ch)
 {
-    if (ch->pressured_ && ch->len_ <= ch->low_) {
+    if (ch->pressured_ && occupied(ch) <= ch->low_) {
         ch->pressured_ = 0;
         if (ch->on_pressure_)
             ch->on_pressure_(ch, false, ch->pressure_arg_);
@@ -968,7 +979,7 @@ int sl_chan_set_pressure(sl_chan *ch, size_t high, size_t low,
     ch->on_pressure_ = fn;
     ch->pressure_arg_ = arg;
     ch->pressured_ = 0;
-    if (fn && ch->len_ >= high) {
+    if (fn && occupied(ch) >= high) {
         ch->pressured_ = 1;
         fn(ch, true, arg);
     }
@@ -980,7 +991,7 @@ int sl_chan_set_pressure(sl_chan *ch, size_t high, size_t low,
 void sl_chan_stats_get(const sl_chan *ch, sl_chan_stats *st)
 {
     *st = (sl_chan_stats){
-        .len = ch->len_, .cap = ch->cap_, .elem_size = ch->elem_size_,
+        .len = occupied(ch), .cap = ch->cap_, .elem_size = ch->elem_size_,
         .high_water = ch->high_water_, .high = ch->high_, .low = ch->low_,
         .pressured = ch->pressured_, .closed = ch->closed_,
         .sent = ch->sent_, .received = ch->received_, .expired = ch->expired_,
@@ -990,7 +1001,7 @@ void sl_chan_stats_get(const sl_chan *ch, sl_chan_stats *st)
     };
 }
 
-size_t sl_chan_len(const sl_chan *ch) { return ch->len_; }
+size_t sl_chan_len(const sl_chan *ch) { return occupied(ch); }
 size_t sl_chan_cap(const sl_chan *ch) { return ch->cap_; }
 const char *sl_chan_name(const sl_chan *ch) { return ch->name_; }
 sl_reactor *sl_chan_reactor(const sl_chan *ch) { return ch->home_; }

@@ -14,6 +14,9 @@
  * removes the others as for local channels. What was asked home for a
  * case that was not chosen stays here as credit in hand or an element
  * held, for the next send or receive: nothing is lost or duplicated.
+ * A select that does not park (a case completed at once, or a default)
+ * asks home for its remote cases that were not ready, so that a busy
+ * select's remote cases get ready too (ask_unready).
  * Rendezvous channels (and receive cases on expiring or _mem channels)
  * have only the round trip, decided at the home: -EXDEV. */
 #include <errno.h>
@@ -127,13 +130,14 @@ void sl__waiter_fire(sl_waiter *w, int result)
  * number of ready cases, which is the usual case with k well above n. */
 #define NOT_READY UINT32_MAX
 
-static int choose_prio(sl_task *t, sl_case *cases, int n, uint32_t k)
+static int choose_prio(sl_task *t, sl_case *cases, int n, uint32_t k, bool *unready_remote)
 {
     int first = -1, least = -1, ready = 0;
     uint32_t min_slack = NOT_READY;
     for (int i = 0; i < n; i++) {
         if (!case_ready(&cases[i], t->reactor_)) {
             cases[i].waited_ = NOT_READY;   /* not waiting: its count starts again */
+            *unready_remote |= is_remote(&cases[i], t->reactor_);
             continue;
         }
         if (cases[i].waited_ > k)
@@ -167,6 +171,28 @@ static int choose_prio(sl_task *t, sl_case *cases, int n, uint32_t k)
     return chosen;
 }
 
+/* A select that did not park (a case completed at once, or a default)
+ * asks home for every remote case that was not ready, as a parked case
+ * would: a remote case gets ready only by what is asked home (credit, or
+ * elements held here), so without this a select whose local cases are
+ * always ready, or a polling loop, would never see a remote case ready
+ * and that channel would starve (test_recv_remote_not_starved,
+ * test_send_remote_not_starved, test_poll_asks_home). Bounded: the polls
+ * ask only if no ask of this reactor for that channel is in flight and
+ * nothing is held. What comes stays here for the next send, receive or
+ * select. `skip`: the case that completed (-1: none). */
+static void ask_unready(sl_task *t, sl_case *cases, int n, int skip)
+{
+    sl_reactor *r = t->reactor_;
+    for (int i = 0; i < n; i++) {
+        sl_case *c = &cases[i];
+        if (i == skip || !is_remote(c, r) || case_ready(c, r))
+            continue;
+        /* no memory for this reactor's record: asked at the next select */
+        (void)(c->op == SL_SEND ? sl__rsend_poll(r, c->ch) : sl__rrecv_poll(r, c->ch));
+    }
+}
+
 int sl_select(sl_task *t, sl_case *cases, int n, int flags)
 {
     int rc = check_cases(t, cases, n);
@@ -179,12 +205,15 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
     if (t->cancel_err_)
         return t->cancel_err_;
     int chosen = -1, ready = 0;
+    bool unready_remote = false;   /* what ask_unready is for: only then is it called */
     if (prio) {
-        chosen = choose_prio(t, cases, n, k);
+        chosen = choose_prio(t, cases, n, k, &unready_remote);
     } else {
         /* choose uniformly among the ready cases (reservoir sampling) */
         for (int i = 0; i < n; i++) {
-            if (case_ready(&cases[i], t->reactor_) && sl__rand(t->reactor_) % (uint64_t)++ready == 0)
+            if (!case_ready(&cases[i], t->reactor_))
+                unready_remote |= is_remote(&cases[i], t->reactor_);
+            else if (sl__rand(t->reactor_) % (uint64_t)++ready == 0)
                 chosen = i;
         }
     }
@@ -192,16 +221,12 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
         sl_case *c = &cases[chosen];
         c->err = case_do(t, c);
         t->spins_ = 0;
+        if (unready_remote)
+            ask_unready(t, cases, n, chosen);
         return chosen;
     }
     if (flags & SL_SELECT_DEFAULT) {
-        /* A remote case gets ready only by what is asked home: a poll
-         * asks as a parked case would (what comes stays for later). */
-        sl_reactor *r = t->reactor_;
-        for (int i = 0; i < n; i++)
-            if (is_remote(&cases[i], r))
-                (void)(cases[i].op == SL_SEND ? sl__rsend_poll(r, cases[i].ch)
-                                              : sl__rrecv_poll(r, cases[i].ch));   /* no memory: asked next time */
+        ask_unready(t, cases, n, -1);
         sl__spin(t);
         return -EAGAIN;
     }

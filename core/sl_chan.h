@@ -104,7 +104,7 @@ typedef struct sl_chan_opts {
 } sl_chan_opts;
 
 typedef struct sl_chan_stats {
-    size_t len, cap, elem_size;
+    size_t len, cap, elem_size;        /* len: as sl_chan_len */
     size_t high_water;                 /* greatest length ever seen */
     size_t high, low;                  /* the watermarks */
     bool pressured;                    /* above high, not yet back to low */
@@ -228,6 +228,10 @@ int sl_chan_set_pressure(sl_chan *ch, size_t high, size_t low,
                          void (*fn)(sl_chan *ch, bool high, void *arg), void *arg);
 
 void sl_chan_stats_get(const sl_chan *ch, sl_chan_stats *st);
+/* How many elements the channel holds (home only): those in its ring and
+ * those given to receivers on other reactors that they have not yet
+ * reported received (docs/core.md "Given elements"), since those still
+ * hold room. The watermarks and the statistics count the same. */
 size_t sl_chan_len(const sl_chan *ch);
 size_t sl_chan_cap(const sl_chan *ch);
 const char *sl_chan_name(const sl_chan *ch);

@@ -18,8 +18,8 @@
  *    in use (up to a mean latency of one interval).
  *
  *  - How long may a request wait for its turn? At most a bound in time
- *    (sl__admit_max_wait: 2 x the target below), served first come first
- *    served. The server measures how fast it drains its queue (requests
+ *    (sl__admit_max_wait: 2 x the service time, 1 x in a flood), served
+ *    first come first served. The server measures how fast it drains its queue (requests
  *    ended per second at its limit); a request that would wait past the
  *    bound at that rate is refused at once, at its head, and a waiter that
  *    nonetheless waited past it (the rate fell) is refused when seen.
@@ -78,6 +78,11 @@ typedef struct sl_admit {
     uint32_t cd_in, cd_out;   /* arrivals and departures this interval */
     bool standing;            /* the queue did not empty through the last interval */
     bool growing;             /* and more came in it than ended (by 1/8) */
+    bool flooded;             /* the queue empty at <= 1/2 of the looks, and it
+                                 refused more clients than half as many as ended */
+    uint32_t cd_looks, cd_empty;   /* observations this interval, and of an empty queue */
+    uint32_t cd_refused;      /* clients the queue refused this interval (sl__admit_refused) */
+    uint32_t cd_mark;         /* the interval's number, for the clients' marks (never 0) */
     uint64_t last_delay;      /* the last observed queue delay (for /metrics) */
     /* the drain rate (sl__admit_drain) */
     uint64_t dr_start;        /* the current window's start */
@@ -127,8 +132,12 @@ double sl__admit_drain(const sl_admit *a);
 /* The longest a request may wait in the queue: cfg.max_wait_ns, or 2 x
  * the longer of the target and the mean time the last window's requests
  * ran (near capacity a request waits about one service time, twice that
- * is a queue, not a burst); unlike sl__admit_target not capped, so a
- * route of slow requests keeps a queue. */
+ * is a queue, not a burst), 1 x while flooded (through the last CoDel
+ * interval the queue was empty at no more than half of the looks and
+ * refused more clients than half as many requests as ended,
+ * sl__admit_refused: the queue
+ * refills at once, a longer wait only delays every answer); unlike sl__admit_target not capped, so a route of slow
+ * requests keeps a queue. */
 uint64_t sl__admit_max_wait(const sl_admit *a);
 
 /* Whether a request that would wait behind `ahead` others (it starts
@@ -144,6 +153,13 @@ bool sl__admit_wait_exceeds(const sl_admit *a, uint32_t ahead);
  * end, whatever the limit does meanwhile. */
 void sl__admit_arrive(sl_admit *a);
 void sl__admit_depart(sl_admit *a);
+/* The queue refused a request (at its head for queue time, a waiter past
+ * the bound, or a full queue) of the client whose mark is *mark (the
+ * caller's storage, zeroed at first; NULL: a client of its own): what
+ * tells a flood (sl__admit_max_wait). Each client counts once an
+ * interval: a flood is many clients refused, not one refused many times
+ * (a closed loop's client sends again as soon as it is refused). */
+void sl__admit_refused(sl_admit *a, uint32_t *mark);
 
 /* A route's median service time, estimated from a stream of samples
  * (stochastic approximation: each sample moves the estimate towards

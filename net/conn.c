@@ -487,7 +487,7 @@ static bool refuse_early(conn *c, const sl_http_msg *m, const head_route *h)
 {
     const char *code, *msg;
     uint64_t deadline = h->now + h->budget;
-    int status = sl__srv_precheck(c->sr, h->ri, h->now, deadline, &code, &msg);
+    int status = sl__srv_precheck(c->sr, c, h->ri, h->now, deadline, &code, &msg);
     if (!status)
         return false;
     sl_http_req *req = req_new(c, 0, NULL, h->now);
@@ -593,7 +593,7 @@ static void on_head(conn *c)
         answer_later(req, 400, "bad_request", "malformed grpc-timeout header");
     if (req->route && !req->immediate) {   /* a /debug/ route, a malformed budget ignored */
         const char *code, *msg;
-        int status = sl__srv_precheck(sr, req->route, h.now, req->deadline, &code, &msg);
+        int status = sl__srv_precheck(sr, req->c, req->route, h.now, req->deadline, &code, &msg);
         if (status)
             answer_later(req, status, code, msg);
     }

@@ -578,6 +578,12 @@ void sl__srv_shed(srv_reactor *sr, srv_shed why)
         sl__series_inc_at(sr->srv->m_shed[why], (int)(sr - sr->srv->sr));
 }
 
+void sl__srv_shed_queue(srv_reactor *sr, srv_shed why, conn *c)
+{
+    sl__srv_shed(sr, why);
+    sl__admit_refused(&sr->adm, c ? &c->refused_mark : NULL);   /* is the queue flooded? */
+}
+
 static void refuse(sl_http_req *req, int status)
 {
     srv_reactor *sr = req->sr;
@@ -591,7 +597,7 @@ static void refuse(sl_http_req *req, int status)
     sl__reply_static(req, 503, "overloaded", "too many requests in flight; retry later");
 }
 
-int sl__srv_precheck(srv_reactor *sr, const route_info *ri, uint64_t now, uint64_t deadline,
+int sl__srv_precheck(srv_reactor *sr, conn *c, const route_info *ri, uint64_t now, uint64_t deadline,
                      const char **code, const char **msg)
 {
     const sl_http_server_opts *o = &sr->srv->o;
@@ -614,7 +620,7 @@ int sl__srv_precheck(srv_reactor *sr, const route_info *ri, uint64_t now, uint64
         sr->inflight >= sl__admit_limit(&sr->adm)) {
         sl__admit_arrive(&sr->adm);
         sr->st.shed++;
-        sl__srv_shed(sr, SHED_QUEUE_FULL);
+        sl__srv_shed_queue(sr, SHED_QUEUE_FULL, c);
         *code = "overloaded";
         *msg = "too many requests in flight; retry later";
         return 503;
@@ -626,7 +632,7 @@ int sl__srv_precheck(srv_reactor *sr, const route_info *ri, uint64_t now, uint64
         sl__admit_wait_exceeds(&sr->adm, sr->queued)) {
         sl__admit_arrive(&sr->adm);
         sr->st.shed++;
-        sl__srv_shed(sr, SHED_QUEUE_TIME);
+        sl__srv_shed_queue(sr, SHED_QUEUE_TIME, c);
         *code = "overloaded";
         *msg = "too many requests in flight; retry later";
         return 503;
@@ -686,7 +692,7 @@ static void sweep(srv_reactor *sr, uint64_t now)
            sl__admit_observe(&sr->adm, now, now > sr->queue.head->t_queued ? now - sr->queue.head->t_queued : 1)) {
         sl_http_req *req = sr->queue.head;
         sl__srv_unqueue(req);
-        sl__srv_shed(sr, SHED_QUEUE_DELAY);   /* it waited, then was refused */
+        sl__srv_shed_queue(sr, SHED_QUEUE_DELAY, req->c);   /* it waited, then was refused */
         refuse(req, 503);
     }
     if (!sr->queue.head)
@@ -725,12 +731,12 @@ void sl__srv_admit(sl_http_req *req)
             start_req(req);
         } else if (lane == SL_HTTP_LANE_NORMAL && sl__admit_wait_exceeds(&sr->adm, sr->queued)) {
             /* the queue grew since its head was parsed (sl__srv_precheck) */
-            sl__srv_shed(sr, SHED_QUEUE_TIME);
+            sl__srv_shed_queue(sr, SHED_QUEUE_TIME, req->c);
             refuse(req, 503);
         } else if (sr->queued < o->max_queue) {
             enqueue(sr, req, now);
         } else {
-            sl__srv_shed(sr, SHED_QUEUE_FULL);
+            sl__srv_shed_queue(sr, SHED_QUEUE_FULL, req->c);
             refuse(req, 503);
         }
     }

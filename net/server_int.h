@@ -281,6 +281,8 @@ struct conn {
     bool paused;                /* the throttle channel is over its high mark */
     bool in_borrowed, reading, writing;   /* `in` is the reactor's rbuf; rev, wev armed */
     sl_chan *throttle;          /* the channel whose pressure pauses reading */
+    uint32_t refused_mark;      /* admission: the interval its last queue refusal was
+                                   counted in (sl__admit_refused) */
     union {                     /* the client's address (sa_family 0: unknown) */
         struct sockaddr sa;
         struct sockaddr_in in;
@@ -348,13 +350,17 @@ void sl__srv_admit(sl_http_req *req);
 
 /* Counts a refusal of reactor sr's for `why` (stats and /metrics). */
 void sl__srv_shed(srv_reactor *sr, srv_shed why);
+/* The same for a refusal by the admission queue (full, queue time, queue
+ * delay) of a request of connection `c` (NULL: unknown): it also tells the
+ * controller, which counts each connection once an interval. */
+void sl__srv_shed_queue(srv_reactor *sr, srv_shed why, conn *c);
 /* Admission as soon as a head is parsed, before anything is made for the
  * request (its body is then discarded, not stored): 0 to go on, or the
  * status that refuses it at once, 504 when its budget (ending at
  * `deadline`) is gone, 503 when less is left than the route needs or the
  * admission queue is full; *code and *msg then name why (literals). Counts
  * the refusal. */
-int sl__srv_precheck(srv_reactor *sr, const route_info *ri, uint64_t now, uint64_t deadline,
+int sl__srv_precheck(srv_reactor *sr, conn *c, const route_info *ri, uint64_t now, uint64_t deadline,
                      const char **code, const char **msg);
 /* Takes a request that never started out of the admission queue. */
 void sl__srv_unqueue(sl_http_req *req);

@@ -122,7 +122,10 @@ typedef struct sl_http_server_opts {
     uint32_t limit_initial;      /* where it starts (32) */
     uint32_t queue_wait_ms;      /* the longest a request may wait in the queue (0: twice
                                     the longer of queue_target_ms and the requests'
-                                    recent mean time; else >= queue_target_ms):
+                                    recent mean time, once it while the queue is flooded:
+                                    hardly ever empty for an interval, refusing more
+                                    clients than half the requests that ended; else
+                                    >= queue_target_ms):
                                     a request that would wait longer at the rate the server
                                     drains its queue is refused at its head, one that
                                     waited longer is refused when seen */

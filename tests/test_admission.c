@@ -232,27 +232,33 @@ static void test_codel_target_follows_service_time(void **state)
         assert_false(a.overloaded);
     }
     /* above the service time all along, and growing: an overload; the
-     * queue's bound follows the target: refused past 2 x 9 ms, kept within */
+     * queue's bound follows the target: a flood (three come for each that
+     * ends) is refused past one service time, 9 ms, kept within */
     for (int i = 0; i < 30; i++) {
         now += 10 * MS;
         arrive_depart(&a, 3, 1);
+        sl__admit_refused(&a, NULL);   /* two of the three refused */
+        sl__admit_refused(&a, NULL);
         sl__admit_observe(&a, now, 10 * MS);
     }
     assert_true(a.overloaded);
-    assert_false(sl__admit_observe(&a, now, 18 * MS));
-    assert_true(sl__admit_observe(&a, now, 18 * MS + 1));
+    assert_true(a.flooded);
+    assert_false(sl__admit_observe(&a, now, 9 * MS));
+    assert_true(sl__admit_observe(&a, now, 9 * MS + 1));
     /* a route gone very slow: the target stops at 4 x 5 ms */
     window(&a, &now, 50, 300 * MS, 32);
     assert_int_equal(sl__admit_target(&a), 20 * MS);
     for (int i = 0; i < 30; i++) {
         now += 10 * MS;
         arrive_depart(&a, 3, 1);
+        sl__admit_refused(&a, NULL);
+        sl__admit_refused(&a, NULL);
         sl__admit_observe(&a, now, 25 * MS);
     }
-    /* ... but a waiter's bound follows the service time, uncapped: 2 x
-     * the window's mean (test_slow_route_keeps_a_queue) */
+    /* ... but a waiter's bound follows the service time, uncapped: the
+     * window's mean while flooded (test_slow_route_keeps_a_queue) */
     uint64_t w = sl__admit_max_wait(&a);
-    assert_int_equal(w, 2 * a.last_mean);
+    assert_int_equal(w, a.last_mean);
     assert_true(w > 40 * MS);
     assert_false(sl__admit_observe(&a, now, w));
     assert_true(sl__admit_observe(&a, now, w + 1));
@@ -424,6 +430,106 @@ static void test_queue_time_bound(void **state)
     assert_true(sl__admit_observe(&a, now, 50 * MS + 1));
 }
 
+/* One CoDel interval in which the oldest waiter waited `delay` and n came
+ * for each m that ended (per 10 ms). */
+static void codel_interval(sl_admit *a, uint64_t *now, uint64_t delay, int n, int m)
+{
+    for (int i = 0; i < 11; i++) {
+        *now += 10 * MS;
+        arrive_depart(a, n, m);
+        sl__admit_observe(a, *now, delay);
+    }
+}
+
+/* One CoDel interval (11 looks, 10 ms apart) in which `ended` requests
+ * ended and the queue refused `refused` per 10 ms, the oldest waiter
+ * waiting `delay`, the queue found empty at every `empty_every`-th look
+ * (0: never; -k: at all but every k-th). The refused are clients of their own (marks NULL) or the 16
+ * clients whose marks are marks[0..15]. */
+static void flood_interval(sl_admit *a, uint64_t *now, uint64_t delay, int refused, int ended, int empty_every,
+                           uint32_t *marks)
+{
+    for (int i = 0; i < 11; i++) {
+        *now += 10 * MS;
+        arrive_depart(a, refused + ended, ended);
+        for (int k = 0; k < refused; k++)
+            sl__admit_refused(a, marks ? &marks[k % 16] : NULL);
+        bool empty = empty_every > 0 ? i % empty_every == 0 : empty_every < 0 && i % -empty_every != 0;
+        sl__admit_observe(a, *now, empty ? 0 : delay);
+    }
+}
+
+/* A flooded queue (through an interval it was empty at no more than half
+ * of the looks, and it refused more clients than half as many requests
+ * as ended) is
+ * bounded by one service time, not two: it refills at once, so a longer
+ * wait keeps the server no busier and makes every 201 later (the chain at
+ * 3 C: 201 p50 18 ms, ~8 ms of it in order-svc's queue). Clients count,
+ * not requests: a closed loop's few clients, refused, send again at once.
+ * A queue that stands still (a closed loop: as many come as end, none
+ * refused), that
+ * fills faster than it drains but refuses no one (a closed loop starting
+ * all at once), or that is often empty (a burst) keeps twice the service
+ * time; a flood ends with the first interval that is not one. */
+static void test_flooded_queue_bound(void **state)
+{
+    (void)state;
+    static uint32_t marks[16];
+    sl_admit a;
+    sl_admit_cfg c = cfg();
+    c.min_limit = c.max_limit = 32;
+    uint64_t now = 0;
+    sl__admit_init(&a, &c, now);
+    window(&a, &now, 50, 8 * MS, 32);   /* requests take 8 ms */
+    assert_int_equal(sl__admit_max_wait(&a), 16 * MS);
+    /* each scene lasts two intervals (11 looks are 110 ms, an interval 100
+     * ms): the second interval ends within it */
+    for (int k = 0; k < 2; k++)
+        flood_interval(&a, &now, 6 * MS, 0, 40, 0, NULL);   /* stands still: a closed loop */
+    assert_true(a.standing);
+    assert_false(a.flooded);
+    assert_int_equal(sl__admit_max_wait(&a), 16 * MS);
+    for (int k = 0; k < 2; k++)
+        codel_interval(&a, &now, 6 * MS, 120, 40);   /* fills fast, refuses no one */
+    assert_false(a.flooded);
+    for (int k = 0; k < 2; k++)
+        flood_interval(&a, &now, 6 * MS, 20, 40, 0, NULL);   /* refuses half as many as end: not yet */
+    assert_false(a.flooded);
+    assert_int_equal(sl__admit_max_wait(&a), 16 * MS);
+    for (int k = 0; k < 2; k++)
+        flood_interval(&a, &now, 6 * MS, 21, 40, 0, NULL);   /* a flood */
+    assert_true(a.flooded);
+    assert_int_equal(sl__admit_max_wait(&a), 8 * MS);
+    assert_false(sl__admit_observe(&a, now, 8 * MS));
+    assert_true(sl__admit_observe(&a, now, 8 * MS + 1));
+    /* empty at one look in three: still a flood (a group commit ended
+     * many at once and the limit took every waiter in) */
+    for (int k = 0; k < 2; k++)
+        flood_interval(&a, &now, 6 * MS, 80, 40, 3, NULL);
+    assert_true(a.flooded);
+    /* as many refusals, of 16 clients that send again at once (a closed
+     * loop refused): few clients, no flood */
+    for (int k = 0; k < 2; k++)
+        flood_interval(&a, &now, 6 * MS, 80, 40, 0, marks);
+    assert_false(a.flooded);
+    assert_int_equal(sl__admit_max_wait(&a), 16 * MS);
+    for (int k = 0; k < 2; k++)
+        flood_interval(&a, &now, 6 * MS, 80, 40, 0, NULL);
+    assert_true(a.flooded);
+    /* refusing as much, but the queue empty at most looks: a burst */
+    for (int k = 0; k < 2; k++)
+        flood_interval(&a, &now, 6 * MS, 80, 40, -3, NULL);
+    assert_false(a.flooded);
+    assert_int_equal(sl__admit_max_wait(&a), 16 * MS);
+    /* a bound that is told stays what it is told */
+    c.max_wait_ns = 50 * MS;
+    sl__admit_init(&a, &c, now);
+    for (int k = 0; k < 2; k++)
+        flood_interval(&a, &now, 6 * MS, 80, 40, 0, NULL);
+    assert_true(a.flooded);
+    assert_int_equal(sl__admit_max_wait(&a), 50 * MS);
+}
+
 /* A route of slow requests keeps a queue: requests of 1 s at a limit of
  * 16 drain 16 a second, so the first waiter waits ~62 ms. With the bound
  * capped as CoDel's target is (4 x 5 ms, so 40 ms) it was refused at its
@@ -488,17 +594,21 @@ static void sim_run(sim *s, sl_admit *a, uint64_t from, uint64_t to, double rate
             sl__admit_arrive(a);
             if ((s->qn || (uint32_t)(s->rt - s->rh) >= sl__admit_limit(a)) &&
                 sl__admit_wait_exceeds(a, (uint32_t)s->qn)) {   /* refused at its head */
+                sl__admit_refused(a, NULL);
                 if (now >= warm) {
                     s->shed++;
                     s->shed_head++;
                 }
-            } else if (s->qn < QMAX)
+            } else if (s->qn < QMAX) {
                 s->q[(s->qh + s->qn++) % QMAX] = now;
-            else if (now >= warm)
-                s->shed++;
+            } else {
+                sl__admit_refused(a, NULL);
+                s->shed += now >= warm;
+            }
         }
         /* refuse the oldest while the controller says so */
         while (s->qn && sl__admit_observe(a, now, now - s->q[s->qh])) {
+            sl__admit_refused(a, NULL);
             s->qh = (s->qh + 1) % QMAX;
             s->qn--;
             if (now >= warm)
@@ -597,17 +707,6 @@ static void test_codel_standing_still(void **state)
     assert_true(a.overloaded);
 }
 
-/* One CoDel interval in which the oldest waiter waited `delay` and n came
- * for each m that ended (per 10 ms). */
-static void codel_interval(sl_admit *a, uint64_t *now, uint64_t delay, int n, int m)
-{
-    for (int i = 0; i < 11; i++) {
-        *now += 10 * MS;
-        arrive_depart(a, n, m);
-        sl__admit_observe(a, *now, delay);
-    }
-}
-
 /* While requests wait and no more come than end, the server keeps up: the
  * limit does not shrink for latency (the wait only moves into the server)
  * and grows while in use, so a chain that needs more than twice its quiet
@@ -678,12 +777,16 @@ static void test_limit_holds_while_refused_at_head(void **state)
  * clients; the last 3 s are counted. */
 #define CAP2 4000.0
 #define VMAX 4096
-typedef struct vreq { double work; uint64_t t0, arrived, off_until; uint32_t inflight_at; } vreq;
+typedef struct vreq { double work; uint64_t t0, arrived, off_until; uint32_t inflight_at; int client; } vreq;
 typedef struct vsim {
     vreq run[VMAX];
     int nrun;
     uint64_t q[VMAX];
+    int qc[VMAX];                /* the client of each waiter (-1: the open loop's) */
     int qh, qn;
+    int idle[VMAX], nidle;       /* the closed loop's clients with nothing sent */
+    int nclients;                /* the closed loop's clients (ids 0 ..) */
+    uint32_t mark[VMAX];         /* each client's mark (sl__admit_refused) */
     uint64_t came, done, shed, shed_head;
     uint64_t max_wait;           /* the longest wait of a request started (counted part) */
     uint64_t late;               /* requests started after waiting past the bound of then */
@@ -699,11 +802,20 @@ static double vwork(vsim *s)
     return u < 0.9 ? 0.5 + 0.6 * v : 1.5 + 2.6 * v;
 }
 
+/* A request of `client` was refused by the queue: the controller counts
+ * the client; a closed loop's client sends again at once. */
+static void vrefused(vsim *s, sl_admit *a, int client, bool counted)
+{
+    sl__admit_refused(a, client >= 0 ? &s->mark[client] : NULL);
+    s->shed += counted;
+    if (client >= 0)
+        s->idle[s->nidle++] = client;
+}
+
 static void vsim_run(vsim *s, sl_admit *a, double mult, int pop)
 {
     const uint64_t dt = 20 * US, quiet = 2000 * MS, from = quiet + 500 * MS, end = quiet + 3500 * MS;
     double arrivals = 0;
-    int idle = 0;
     memset(s, 0, sizeof *s);
     s->seed = 7;
     for (uint64_t now = 0; now < end; now += dt) {
@@ -724,51 +836,59 @@ static void vsim_run(vsim *s, sl_admit *a, double mult, int pop)
                 sl__admit_sample(a, now, now - r->t0, r->inflight_at);
                 sl__admit_depart(a);
                 s->done += now >= from;
+                if (r->client >= 0)
+                    s->idle[s->nidle++] = r->client;
+                else if (pop && now >= quiet && s->nclients < VMAX)   /* the quiet phase's, done: */
+                    s->idle[s->nidle++] = s->nclients++;              /* a client of the loop too */
                 s->run[i--] = s->run[--s->nrun];
-                idle += pop > 0 && now >= quiet;
             }
         }
         int n = 0;
-        if (now == quiet)
-            idle = pop;
+        if (pop && now == quiet)
+            for (; s->nclients < pop; s->nclients++)
+                s->idle[s->nidle++] = s->nclients;
         if (pop && now >= quiet) {
-            n = idle;
-            idle = 0;
+            n = s->nidle;
         } else {
             for (arrivals += (now < quiet ? 0.1 : mult) * CAP2 * (double)dt / 1e9; arrivals >= 1; arrivals -= 1)
                 n++;
         }
+        int sending[VMAX];
+        for (int i = 0; i < n; i++)
+            sending[i] = pop && now >= quiet ? s->idle[i] : -1;
+        if (pop && now >= quiet)
+            s->nidle = 0;
         for (int i = 0; i < n; i++) {
             sl__admit_arrive(a);
             s->came += now >= from;
             if ((s->qn || (uint32_t)s->nrun >= sl__admit_limit(a)) && sl__admit_wait_exceeds(a, (uint32_t)s->qn)) {
-                s->shed += now >= from;   /* refused at its head */
-                s->shed_head += now >= from;
-                idle += pop > 0;
+                s->shed_head += now >= from;   /* refused at its head */
+                vrefused(s, a, sending[i], now >= from);
             } else if (s->qn < VMAX) {
+                s->qc[(s->qh + s->qn) % VMAX] = sending[i];
                 s->q[(s->qh + s->qn++) % VMAX] = now;
             } else {
-                s->shed += now >= from;
-                idle += pop > 0;
+                vrefused(s, a, sending[i], now >= from);
             }
         }
         while (s->qn && sl__admit_observe(a, now, now - s->q[s->qh])) {
+            int c = s->qc[s->qh];
             s->qh = (s->qh + 1) % VMAX;
             s->qn--;
-            s->shed += now >= from;
-            idle += pop > 0;
+            vrefused(s, a, c, now >= from);
         }
         if (!s->qn)
             sl__admit_observe(a, now, 0);
         while (s->qn && (uint32_t)s->nrun < sl__admit_limit(a) && s->nrun < VMAX) {
             uint64_t t = s->q[s->qh];
+            int c = s->qc[s->qh];
             s->qh = (s->qh + 1) % VMAX;
             s->qn--;
             if (now >= from && now - t > s->max_wait)
                 s->max_wait = now - t;
             s->late += now >= from && now - t > sl__admit_max_wait(a);
             s->run[s->nrun++] = (vreq){ .work = vwork(s), .t0 = now, .arrived = t,
-                                        .inflight_at = (uint32_t)s->nrun + 1 };
+                                        .inflight_at = (uint32_t)s->nrun + 1, .client = c };
         }
     }
 }
@@ -804,7 +924,7 @@ static void test_sim_closed_loop_not_shed(void **state)
 }
 
 /* 3 x C on the simulated chain: no request starts after waiting past the
- * queue's time bound (before it: FIFO waits up to a whole interval while
+ * queue's time bound, which is one service time in such a flood (before it: FIFO waits up to a whole interval while
  * CoDel's state was off), and most refusals are made at the head, before
  * the request is queued (before: none). */
 static void test_sim_queue_time(void **state)
@@ -823,6 +943,10 @@ static void test_sim_queue_time(void **state)
     assert_int_equal(s.late, 0);
     assert_true(s.shed_head * 2 > s.shed);
     assert_true(goodput >= 0.9);
+    /* flooded, the queue holds about one service time, not two (before:
+     * a max wait of 18.9 ms, 2.6 x the 7.3 ms requests took) */
+    assert_true(a.flooded);
+    assert_true(s.max_wait * 2 <= 3 * a.last_mean);
 }
 
 /* Offered exactly its capacity, the server refuses only what keeps the
@@ -1406,6 +1530,7 @@ static void test_metrics_lines(void **state)
     serve((sl_http_server_opts){ 0 });
     expect_metric("sluice_http_admission_limit{reactor=\"0\"} 32");
     expect_metric("sluice_http_admission_overloaded{reactor=\"0\"} 0");
+    expect_metric("sluice_http_admission_flooded{reactor=\"0\"} 0");
     expect_metric("sluice_http_queue_delay_seconds{reactor=\"0\"} 0\n");
     expect_metric("sluice_http_admission_shed_total{reason=\"queue_full\"} 0");
     expect_metric("sluice_http_admission_shed_total{reason=\"queue_delay\"} 0");
@@ -1437,6 +1562,7 @@ int main(void)
         cmocka_unit_test(test_drain_rate),
         cmocka_unit_test(test_queue_time_bound),
         cmocka_unit_test(test_slow_route_keeps_a_queue),
+        cmocka_unit_test(test_flooded_queue_bound),
         cmocka_unit_test(test_sim_queue_time),
         cmocka_unit_test(test_server_bad_options),
         cmocka_unit_test(test_deadline_aware_refusal),

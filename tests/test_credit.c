@@ -948,12 +948,20 @@ static void test_fair_send_first_asker(void **s)
  *     channel: it still receives them, in order, then -EPIPE.
  *   GV_DEADLINE: the far receive times out with nothing there (its ask
  *     stays out); what the home sends then is given, held, and received by
- *     the next receive, in order: nothing lost. */
+ *     the next receive, in order: nothing lost.
+ *   GV_PRESSURE: as GV_CLOSE, with watermarks (high GV_CAP, low GV_CAP -
+ *     8) set before the ring is filled. While the far task holds given
+ *     elements, sl_chan_len, the statistics and the watermarks count them
+ *     until reported received: the length is the capacity minus what was
+ *     received; "low" comes when that reaches the low mark, not when the
+ *     give empties the ring (before: at the report of the first given
+ *     element received, with 61 of 64 taken), and "high" again when the
+ *     home fills what is left (before: never, the ring alone was short). */
 #define GV_CAP 64
 #define GV_N 4000
 #define GV_AHEAD 16
 
-enum { GV_POOL, GV_FREE, GV_CLOSE, GV_DEADLINE };
+enum { GV_POOL, GV_FREE, GV_CLOSE, GV_DEADLINE, GV_PRESSURE };
 
 static struct {
     int how;
@@ -967,7 +975,20 @@ static struct {
     sl_reactor_stats s1a, s1b;
     unsigned char seen[GV_N];   /* how often each job was received at the home */
     _Atomic unsigned char far_seen[GV_N];   /* ... and at the far task */
+    int nev, ev[8];              /* GV_PRESSURE: the callback's calls (1 high, 0 low) */
+    size_t ev_len[8];            /* ... and sl_chan_len then */
+    int sent_more;               /* GV_PRESSURE: sent into the room left */
 } G;
+
+static void gv_pressure(sl_chan *ch, bool high, void *arg)
+{
+    (void)arg;
+    if (G.nev < 8) {
+        G.ev[G.nev] = high;
+        G.ev_len[G.nev] = sl_chan_len(ch);
+    }
+    G.nev++;
+}
 
 static struct { int i, rc, n; int64_t got, last; void *p; } gf;   /* the far task's own */
 
@@ -1030,7 +1051,7 @@ static int gv_far(sl_task *t, void *arg)   /* reactor 1 */
                        gf.i + 1 > atomic_load(&G.home_n_pub) + GV_AHEAD && !atomic_load(&G.home_done);
              gf.n++)
             SL_AWAIT(t, gf.rc, sl_sleep(t, 20 * SL_NS_PER_US));
-        if (G.how == GV_FREE || (G.how == GV_CLOSE && gf.i == 1)) {
+        if (G.how == GV_FREE || ((G.how == GV_CLOSE || G.how == GV_PRESSURE) && gf.i == 1)) {
             atomic_store(&G.stage, 3);   /* holding given ones: the home frees or closes now */
             if (G.how == GV_FREE)
                 break;
@@ -1040,7 +1061,7 @@ static int gv_far(sl_task *t, void *arg)   /* reactor 1 */
         if (G.how == GV_DEADLINE && gf.i == 5)
             break;
     }
-    if (G.how == GV_POOL || G.how == GV_CLOSE)
+    if (G.how == GV_POOL || G.how == GV_CLOSE || G.how == GV_PRESSURE)
         assert_int_equal(gf.rc, -EPIPE);
     sl_reactor_stats_get(sl_task_reactor(t), &G.s1b);
     atomic_store(&G.far_done, 1);
@@ -1100,6 +1121,48 @@ static int gv_send(sl_task *t, int64_t v)
     return sl_chan_try_send(t, G.ch, &p);
 }
 
+static uint64_t gv_received(void)
+{
+    sl_chan_stats st;
+    sl_chan_stats_get(G.ch, &st);
+    return st.received;
+}
+
+/* GV_PRESSURE at the home, the far task holding given elements: it has
+ * received two (0 and 2), the home one (1). */
+static void gv_pressure_steps(sl_task *t)
+{
+    sl_chan_stats st;
+    sl_chan_stats_get(G.ch, &st);
+    assert_int_equal(st.received, 3);
+    assert_true(G.ch->given_ > 0);   /* held there, not received */
+    assert_int_equal(sl_chan_len(G.ch), GV_CAP - 3);
+    assert_int_equal(st.len, GV_CAP - 3);
+    assert_int_equal(st.high_water, GV_CAP);
+    assert_int_equal(G.nev, 1);   /* the high when filled; no low */
+    assert_int_equal(G.ev[0], 1);
+    assert_int_equal(G.ev_len[0], GV_CAP);
+    /* down to the low mark: 5 receives here (the ring holds more) */
+    for (G.i = 0; G.i < 5; G.i++) {
+        assert_int_equal(G.nev, 1);
+        assert_int_equal(sl_chan_try_recv(t, G.ch, &G.got), 0);
+        gv_home_got(G.got);
+    }
+    assert_int_equal(G.nev, 2);
+    assert_int_equal(G.ev[1], 0);
+    assert_int_equal(G.ev_len[1], GV_CAP - 8);
+    /* filled up again: high once the room the given elements hold is all
+     * that is left */
+    for (G.i = GV_CAP; gv_send(t, G.i) == 0; G.i++) {
+        G.sent_more++;
+        assert_int_equal(G.nev, G.sent_more == 8 ? 3 : 2);
+    }
+    assert_int_equal(G.sent_more, 8);
+    assert_int_equal(G.ev[2], 1);
+    assert_int_equal(G.ev_len[2], GV_CAP);
+    assert_int_equal(sl_chan_len(G.ch), GV_CAP);
+}
+
 static int gv_main(sl_task *t, void *arg)   /* reactor 0: the channel's home */
 {
     (void)arg;
@@ -1109,6 +1172,8 @@ static int gv_main(sl_task *t, void *arg)   /* reactor 0: the channel's home */
     assert_int_equal(sl_chan_new(&G.ch, sizeof(int64_t), GV_CAP,
                                  &(sl_chan_opts){ .name = "given", .ptr_free = G.how == GV_FREE ? gv_ptr_free : NULL }),
                      0);
+    if (G.how == GV_PRESSURE)
+        assert_int_equal(sl_chan_set_pressure(G.ch, GV_CAP, GV_CAP - 8, gv_pressure, NULL), 0);
     for (G.v = 0; G.v < GV_CAP; G.v++)
         assert_int_equal(gv_send(t, G.v), 0);
     G.v = GV_CAP;
@@ -1150,7 +1215,13 @@ static int gv_main(sl_task *t, void *arg)   /* reactor 0: the channel's home */
         if (G.how == GV_DEADLINE) {
             for (G.i = GV_CAP; G.i < GV_CAP + 5; G.i++)
                 assert_int_equal(gv_send(t, G.i), 0);
-        } else if (G.how == GV_CLOSE) {   /* what is left here, then the close */
+        } else if (G.how == GV_PRESSURE) {
+            /* the far task's report of its second receive */
+            for (G.polls = 0; G.polls < FW_POLLS && gv_received() < 3; G.polls++)
+                SL_AWAIT(t, G.rc, sl_sleep(t, SL_NS_PER_MS));
+            gv_pressure_steps(t);
+        }
+        if (G.how == GV_CLOSE || G.how == GV_PRESSURE) {   /* what is left here, then the close */
             assert_true(G.ch->given_ > 0);   /* the far task holds given ones */
             while (sl_chan_try_recv(t, G.ch, &G.got) == 0)
                 gv_home_got(G.got);
@@ -1164,13 +1235,13 @@ static int gv_main(sl_task *t, void *arg)   /* reactor 0: the channel's home */
     sl_task_set_deadline(t, 0);
     if (G.how == GV_FREE) {
         /* the far task's report of what it received reaches the home */
-        for (G.polls = 0; G.polls < FW_POLLS && (int)(G.ch->given_ + sl_chan_len(G.ch)) + 1 +
+        for (G.polls = 0; G.polls < FW_POLLS && (int)sl_chan_len(G.ch) + 1 +
                                                         atomic_load(&G.far_n) != GV_CAP;
              G.polls++)
             SL_AWAIT(t, G.rc, sl_sleep(t, SL_NS_PER_MS));
         G.i = (int)G.ch->given_;   /* held there, not received */
         assert_true(G.i > 0);
-        G.home_n = (int)sl_chan_len(G.ch);   /* destroyed at once */
+        G.home_n = (int)G.ch->len_;   /* the ring's: destroyed at once (sl_chan_len counts the given too) */
         assert_int_equal(sl_chan_free(t, G.ch), 0);
         /* the given ones come back (a recall) and are destroyed at the home */
         for (G.polls = 0; G.polls < FW_POLLS && atomic_load(&G.destroyed) < G.home_n + G.i; G.polls++)
@@ -1228,6 +1299,18 @@ static void test_given_close_drains_the_held(void **s)
         assert_int_equal(G.seen[i] + atomic_load(&G.far_seen[i]), 1);
 }
 
+static void test_given_len_and_pressure(void **s)
+{
+    (void)s;
+    run_given(GV_PRESSURE);
+    assert_int_equal(G.sent_more, 8);
+    for (int i = 0; i < GV_CAP + G.sent_more; i++)   /* exactly once */
+        assert_int_equal(G.seen[i] + atomic_load(&G.far_seen[i]), 1);
+    /* closed and drained: low when the far task reported the last */
+    assert_int_equal(G.nev, 4);
+    assert_int_equal(G.ev[3], 0);
+}
+
 static void test_given_deadline_loses_nothing(void **s)
 {
     (void)s;
@@ -1261,6 +1344,7 @@ int main(void)
         cmocka_unit_test(test_given_free_destroys_the_held),
         cmocka_unit_test(test_given_close_drains_the_held),
         cmocka_unit_test(test_given_deadline_loses_nothing),
+        cmocka_unit_test(test_given_len_and_pressure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
