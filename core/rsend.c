@@ -216,9 +216,8 @@ void sl__rsend_free_loans(sl_chan *ch)
 
 static void holder_recall(void *arg);
 
-/* home: the top-up owed to l's reactor is not sent after all; its slots
- * are free again */
-static void owed_cancel(rs_loan *l)
+/* home: off its reactor's list of loans with a top-up owed */
+static void owed_unlink(rs_loan *l)
 {
     sl_reactor *r = l->home;
     for (rs_loan **pp = &r->rs_owed; *pp; pp = &(*pp)->onext)
@@ -227,18 +226,34 @@ static void owed_cancel(rs_loan *l)
             break;
         }
     l->onext = NULL;
+}
+
+/* home: the top-up owed to l's reactor is not sent after all (no memory
+ * to send it: the borrower will ask); its slots are free again */
+static void owed_cancel(rs_loan *l)
+{
+    owed_unlink(l);
     l->ch->reserved_ -= l->owed;
     l->lent -= l->owed;
     l->owed = 0;
 }
 
-/* home: call back the credit lent to every reactor but `except` (a top-up
- * owed to one is cancelled first: what is left is what it holds) */
+static void owed_send(rs_loan *l);
+
+/* home: call back the credit lent to every reactor but `except`. A top-up
+ * owed to one goes first, and the recall's answer brings it back with the
+ * rest, as when a top-up was posted at once. Not cancelled: that freed its
+ * slots here with no recall under way when it was all that was lent, and
+ * nothing moved the sender that wanted them in (it parks after this
+ * returns), nor served the ask that wanted them: they waited for their
+ * deadlines (tests/test_credit.c test_local_send_meets_owed_topup). */
 static void recall(sl_chan *ch, const sl_reactor *except)
 {
     for (rs_loan *l = ch->loans_; l; l = l->next) {
-        if (l->owed && l->to != except)
-            owed_cancel(l);
+        if (l->owed && l->to != except && !l->recalling) {
+            owed_unlink(l);
+            owed_send(l);
+        }
         if (l->lent && !l->recalling && l->to != except) {
             l->recalling = true;
             ch->recalls_++;

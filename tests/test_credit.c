@@ -143,6 +143,62 @@ static void test_pingpong_messages(void **s)
     assert_true(P.mallocs1 - P.mallocs1a <= 4);
 }
 
+/* ---- a top-up owed when the home wants the room --------------------------------------- */
+
+/* Capacity 1: reactor 1 sends one element, using all its credit; the
+ * batch is answered by a top-up, owed at the home until its callback ends
+ * (rsend.c). The receiver at the home takes the element and, in the same
+ * step, sends on the channel: full, the top-up's slot reserved, so it
+ * calls the credit back and parks. Cancelling the owed top-up there freed
+ * the slot with no recall under way (the top-up was all that was lent)
+ * and nobody moved the parked sender in: it waited for its deadline. */
+static struct {
+    sl_chan *ch;
+    int v, got, rc, sent_rc;
+} OW;
+
+static int ow_sender(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    OW.v = 7;
+    SL_AWAIT(t, OW.sent_rc, sl_chan_send(t, OW.ch, &OW.v));
+    SL_END(t);
+}
+
+static int ow_main(sl_task *t, void *arg)   /* reactor 0: the channel's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_new(&OW.ch, sizeof(int), 1, &(sl_chan_opts){ .name = "owed" }), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), ow_sender, NULL, NULL), 0);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    SL_AWAIT(t, OW.rc, sl_chan_recv(t, OW.ch, &OW.got));
+    assert_int_equal(OW.rc, 0);
+    assert_int_equal(OW.got, 7);
+    OW.v = 8;   /* at once, in the step the element woke */
+    SL_AWAIT(t, OW.rc, sl_chan_send(t, OW.ch, &OW.v));
+    assert_int_equal(OW.rc, 0);
+    SL_AWAIT(t, OW.rc, sl_chan_recv(t, OW.ch, &OW.got));
+    assert_int_equal(OW.rc, 0);
+    assert_int_equal(OW.got, 8);
+    sl_task_set_deadline(t, 0);
+    assert_int_equal(sl_chan_free(t, OW.ch), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_local_send_meets_owed_topup(void **s)
+{
+    (void)s;
+    memset(&OW, 0, sizeof OW);
+    for (int round = 0; round < 20; round++) {
+        rt = rt_new(2, &cap);
+        assert_int_equal(rt_run(rt, ow_main, NULL), 0);
+        assert_int_equal(OW.sent_rc, 0);
+    }
+}
+
 /* ---- the home calls lent credit back when it needs the room -------------------------- */
 
 /* Reactor 1 sends one element on a channel of capacity 4 at reactor 0 and
@@ -1324,6 +1380,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pingpong_messages),
+        cmocka_unit_test(test_local_send_meets_owed_topup),
         cmocka_unit_test(test_recall_for_local_send),
         cmocka_unit_test(test_recall_for_try_send),
         cmocka_unit_test(test_recall_for_select),
