@@ -477,18 +477,19 @@ static bool others_stuck(const sl_reactor *r)
 
 int sl_reactor_check_deadlock(sl_reactor *r)
 {
-    if (!r->ntasks || !sl__stuck(r))
+    if (!r->ntasks || r->blocked != r->ntasks || r->remote_pending || r->rq_head || r->yq_head)
         return 0;
     /* Our own tasks first: others_stuck reads every other reactor's
      * `quiet` and `wake_pending`, lines their owners write on every
      * callback, so in a cross-reactor ping-pong (a task parks on a channel
      * other reactors use, every leg) it was a cache miss or two per leg,
      * while a task with a way out, the usual case there, answers from our
-     * own memory. */
+     * own memory. Before the base's events too (sl__stuck's last look:
+     * five calls into libevent, also at every leg of a ping-pong). */
     for (sl_task *t = r->tasks.head; t; t = t->link_.next)
         if (has_way_out(t))
             return 0;
-    if (!others_stuck(r))
+    if (!sl__stuck(r) || !others_stuck(r))
         return 0;
     char *text = NULL;
     size_t len = 0;

@@ -98,6 +98,13 @@ struct sl_reactor {
     struct sl_rsend *rsends, *rs_dirty;  /* credit senders (rsend.c): all, and to flush */
     struct sl_rrecv *rrecvs, *rr_dirty;  /* fed receivers (rrecv.c): all, and to flush */
     sl_chan *grant_head;              /* our channels with room for queued asks */
+    struct sl_rs_loan *rs_owed;       /* loans of our channels with a top-up owed (rsend.c) */
+    bool hold_topups;                 /* the flush keeps them for a batch the next tasks may send */
+    struct rs_batch *rs_spares;       /* small batches' memory, done with, for our next (rsend.c) */
+    unsigned rs_nspares;
+    struct sl_rsend *rs_idle;         /* idle sender records' memory, for the next (rsend.c) */
+    unsigned rs_nidle;
+    uint64_t rs_batch_mallocs;        /* batches not made from spares (tests/test_credit.c counts them) */
     bool check_deadlock, deadlock_reported;
     /* Published for the other reactors' deadlock checks: nothing is ready
      * and every task waits on something local, with no way out. */

@@ -235,7 +235,7 @@ static void run_batch(sl_reactor *r, bool polled, uint64_t now)
          * ends after TURN_MSG_NS, else the remote worker's round-trip
          * receive, served at once, waited milliseconds for its reply
          * (tests/test_reactor.c test_busy_turn_publishes). */
-        if (n && (!sl_mpsc_empty(&r->q) || r->ndefer || r->grant_head) &&
+        if (n && (!sl_mpsc_empty(&r->q) || r->ndefer || r->grant_head || r->rs_owed) &&
             sl_now_ns() - t0 >= TURN_MSG_NS)
             break;
         sl_task *t = r->rq_head;
@@ -254,22 +254,25 @@ static void run_batch(sl_reactor *r, bool polled, uint64_t now)
 }
 
 /* The end of a callback that ran tasks: publish what they posted, come
- * back for what is left, look for a deadlock. */
-static void turn_finish(sl_reactor *r)
+ * back for what is left, look for a deadlock. `publish`: the state the
+ * other reactors' checks read (diag.c); a spin publishes it once, as it
+ * ends (spin_run). */
+static void turn_finish(sl_reactor *r, bool publish)
 {
     flush_wakes(r);   /* before the deadlock check: a wake we owe is a way out */
     if (r->rq_head || r->yq_head)
         arm_next_turn(r);
     else if (r->check_deadlock)
         sl__deadlock_maybe(r);
-    sl__callback_end(r);
+    if (publish)
+        sl__callback_end(r);
 }
 
 static void run_turn(sl_reactor *r, bool polled)
 {
     sl_reactor *prev = enter(r);
     run_batch(r, polled, 0);
-    turn_finish(r);
+    turn_finish(r, true);
     idle_spin(r);
     sl__tl_reactor = prev;
 }
@@ -343,7 +346,8 @@ int sl_task_await_due_(sl_task *t, int rc)
     sl_reactor *r = t->reactor_;
     if (!r->in_run || r->current != t)
         return 0;
-    if (sl_mpsc_empty(&r->q) && !r->ndefer && !r->grant_head && !r->rr_dirty && !r->rs_dirty)
+    if (sl_mpsc_empty(&r->q) && !r->ndefer && !r->grant_head && !r->rr_dirty && !r->rs_dirty &&
+        !r->rs_owed)
         return 0;
     if (sl_now_ns() - r->turn_t0 < TURN_MSG_NS)
         return 0;
@@ -455,8 +459,8 @@ static void flush_wakes(sl_reactor *r)
     r->in_cb = false;
     if (r->rr_dirty)
         sl__rrecv_flush(r, false);   /* reports and asks of fed receivers */
-    if (r->rs_dirty || r->grant_head)
-        sl__rsend_flush(r, false);   /* batches of remote sends, grants of credit */
+    if (r->rs_dirty || r->grant_head || r->rs_owed)
+        sl__rsend_flush(r, false);   /* batches of remote sends, grants of credit, top-ups */
     publish_deferred(r);
 }
 
@@ -467,7 +471,7 @@ static void flush_chained(sl_reactor *r)
 {
     if (r->rr_dirty)
         sl__rrecv_flush(r, false);
-    if (r->rs_dirty || r->grant_head)
+    if (r->rs_dirty || r->grant_head || r->rs_owed)
         sl__rsend_flush(r, false);
 }
 
@@ -681,9 +685,26 @@ static void resume_later(sl_reactor *r)
 
 /* One poll of the spin, holding wake_pending: true if a message came.
  * *now: the clock as it ends. */
+/* Polls with pauses and no clock read at first: a ping-pong's answer
+ * usually comes within them, and a clock read is 20-40 ns here (a spin
+ * read it as it began, every 8 polls and as it ended: three or four a
+ * leg). The spin's length counts from after them. */
+#define SPIN_QUICK_POLLS 16
+
 static bool spin_poll(sl_reactor *r, uint64_t *now)
 {
     r->st.spins++;
+    if (!r->pause_skip)
+        for (int i = 0; i < SPIN_QUICK_POLLS; i++) {
+            if (!sl_mpsc_empty(&r->q)) {
+                pause_adapt(r, true);   /* came while pausing: as below */
+                r->spin_backoff = 0;    /* spin_adapt's verdict on a spin this short */
+                *now = sl_now_ns();
+                r->st.spin_hits++;
+                return true;
+            }
+            cpu_relax();
+        }
     uint64_t t0 = sl_now_ns(), until = t0 + r->spin_ns, t;
     uint64_t pause_until = r->pause_skip ? 0 : t0 + SPIN_PAUSE_NS;
     bool hit = false, pausing = pause_until != 0;
@@ -723,7 +744,15 @@ static bool spin_poll(sl_reactor *r, uint64_t *now)
 static void spin_run(sl_reactor *r, uint64_t now)
 {
     r->in_cb = true;
-    sl__callback_begin(r);
+    /* No sl__callback_begin, and turn_finish publishes nothing: what the
+     * other reactors' deadlock checks read (diag.c: `quiet`, `asleep`,
+     * `turns`, `steps_pub`) is published once when the spin ends
+     * (idle_spin), not at every hit. Those checks give up on a reactor
+     * whose wake_pending is set, and the spin holds it from before its
+     * first hit until after that publication (spin_release clears it,
+     * seq_cst, after the stores): no checker can act on the stale state
+     * meanwhile. They were four to six locked stores a leg on each side
+     * (quiet and asleep flip at every hit of a ping-pong). */
     r->st.spin_runs++;
     r->now = now;
     r->in_spin_run = true;
@@ -745,11 +774,16 @@ static void spin_run(sl_reactor *r, uint64_t now)
          * round trip, 6 of 6 alternations, load 6.3). Pushing the first
          * flush's messages at once while the rest waited for the end put
          * the end's flush ahead of them: disorder again. */
+        /* Top-ups owed (rsend.c) stay for the second flush: a task made
+         * ready here usually answers, and the answer's batch carries
+         * them, one message a leg instead of two. */
+        r->hold_topups = true;
         flush_chained(r);
+        r->hold_topups = false;
         run_batch(r, false, now);
         flush_chained(r);
     }
-    turn_finish(r);
+    turn_finish(r, false);
 }
 
 /* We hold wake_pending and stop: sleep, unless a message slipped in as we
@@ -778,10 +812,13 @@ static void idle_spin(sl_reactor *r)
     if (atomic_exchange_explicit(&r->wake_pending, 1, memory_order_seq_cst))
         return;
     uint64_t now;
+    bool ran = false;   /* a hit ran here: its state is not published yet */
     for (;;) {
         if (!spin_poll(r, &now)) {
             /* nothing else was due, so libevent's next step is a poll */
             r->spin_legs = 0;
+            if (ran)
+                sl__callback_end(r);
             spin_release(r);
             return;
         }
@@ -793,20 +830,25 @@ static void idle_spin(sl_reactor *r)
         if (r->spin_legs == SL_SPIN_RUN_LEGS || now - r->spin_since >= SPIN_RUN_NS ||
             (r->timer_at && r->timer_at <= now)) {
             r->st.spin_bounds++;
+            if (ran)
+                sl__callback_end(r);
             resume_later(r);
             return;
         }
         r->spin_legs++;
         spin_run(r, now);
+        ran = true;
         /* as at the top: the spin goes on only as a new one would start */
         if (!r->remote_hot || other_due(r) ||
             atomic_load_explicit(&r->stopping, memory_order_relaxed)) {
+            sl__callback_end(r);   /* before wake_pending goes: see spin_run */
             spin_release(r);
             return;
         }
         r->remote_hot = false;
         if (r->spin_skip) {
             r->spin_skip--;
+            sl__callback_end(r);
             spin_release(r);
             return;
         }
@@ -845,7 +887,11 @@ static void wake_run(sl_reactor *r, bool read_fd)
         if (may_sleep(r))
             break;
     }
+    /* tasks made ready run in run_cb, in this pass of libevent's: top-ups
+     * owed wait for its flush, to ride in what they send (rsend.c) */
+    r->hold_topups = r->rq_head && r->run_scheduled;
     flush_wakes(r);
+    r->hold_topups = false;
     if (atomic_load_explicit(&r->stopping, memory_order_acquire))
         event_base_loopbreak(r->base);
     sl__callback_end(r);
@@ -961,7 +1007,7 @@ int sl__reactor_drain(sl_reactor *r)
     int n = drain(r, INT_MAX);
     if (r->rr_dirty || r->rrecvs)   /* lent elements go back */
         n += sl__rrecv_flush(r, true);
-    if (r->rs_dirty || r->grant_head || r->rsends)   /* nothing runs any more: all credit goes back */
+    if (r->rs_dirty || r->grant_head || r->rsends || r->rs_owed)   /* nothing runs any more: all credit goes back */
         n += sl__rsend_flush(r, true);
     sl__tl_reactor = prev;
     return n;

@@ -52,8 +52,17 @@ typedef struct rs_batch {
     sl_msg msg;
     sl_chan *ch;
     sl_reactor *from;           /* the sender's reactor: its loan at home */
+    sl_reactor *to;             /* the channel's home, where it goes */
     uint32_t n, room, unused;   /* elements, their room, credit given back */
     bool ack;                   /* the answer to a recall */
+    /* A top-up riding along (tn > 0): tn slots of credit for channel tch,
+     * whose home is `from`, lent to the batch's destination (which is
+     * that loan's borrower). Copies, not the loan: the loan is the home's. */
+    uint32_t tn;
+    sl_chan *tch;
+    size_t tesz;
+    bool small;                 /* BATCH_SMALL bytes: goes to a reactor's spares when done */
+    struct rs_batch *spare_next;
     /* elements, then (expiring channel) their deadlines: room * 8 bytes
      * after the room's elements, unaligned */
     unsigned char elems[];
@@ -79,8 +88,14 @@ typedef struct sl_rs_loan {
     sl_chan *ch;
     sl_reactor *to, *home;       /* the borrower; the channel's home (set once) */
     uint32_t lent;
+    /* Top-up owed: reserved and counted in `lent`, not sent yet. It leaves
+     * with the next batch the home's reactor sends to `to` (one message a
+     * leg in a ping-pong, not two), or alone at the callback's end; a
+     * recall cancels it (never sent: nothing to get back). */
+    uint32_t owed;
     bool recalling;              /* a recall is out: no top-up until its answer */
     struct sl_rs_loan *next;
+    struct sl_rs_loan *onext;    /* the home reactor's list of loans with a top-up owed */
 } rs_loan;
 
 typedef struct sl_rsend {
@@ -95,6 +110,48 @@ typedef struct sl_rsend {
     rs_batch *batch;
 } sl_rsend;
 
+/* ---- batches' memory ---------------------------------------------------------- */
+
+/* A batch that fits in BATCH_SMALL bytes (a ping-pong's one element, a few
+ * small ones) is not freed at the home but kept in the home reactor's
+ * spares (at most SPARES_MAX), and the next batch that reactor sends, to
+ * any reactor, takes one: no malloc and free a leg. Safe to reuse because
+ * (1) the home's queue is done with its node: sl_mpsc_pop returns a node
+ * only once its next_ is linked (or, the last one, once the stub is linked
+ * behind it), so no producer writes into it after, and (2) home_batch is
+ * done with it: it goes to the spares at its end, on the home's thread,
+ * and only that thread takes spares. The memory just changes threads, as
+ * with malloc on one and free on the other. */
+#define BATCH_SMALL 192
+#define SPARES_MAX 8
+
+static rs_batch *batch_alloc(sl_reactor *r, size_t size)
+{
+    rs_batch *b;
+    if (size <= BATCH_SMALL && (b = r->rs_spares)) {
+        r->rs_spares = b->spare_next;
+        r->rs_nspares--;
+    } else {
+        b = malloc(size <= BATCH_SMALL ? BATCH_SMALL : size);
+        if (!b)
+            return NULL;
+        r->rs_batch_mallocs++;
+    }
+    *b = (rs_batch){ .small = size <= BATCH_SMALL };
+    return b;
+}
+
+static void batch_done(sl_reactor *r, rs_batch *b)
+{
+    if (b->small && r->rs_nspares < SPARES_MAX) {
+        b->spare_next = r->rs_spares;
+        r->rs_spares = b;
+        r->rs_nspares++;
+    } else {
+        free(b);
+    }
+}
+
 /* ---- home side ------------------------------------------------------------ */
 
 static uint32_t space(const sl_chan *ch)
@@ -104,6 +161,8 @@ static uint32_t space(const sl_chan *ch)
 }
 
 static void rs_granted(void *arg);
+static void credit_in(sl_reactor *r, sl_chan *ch, sl_reactor *home, size_t esz, uint32_t granted,
+                      int err, bool topup);
 
 static rs_loan *loan_find(sl_chan *ch, const sl_reactor *to);
 
@@ -157,15 +216,50 @@ void sl__rsend_free_loans(sl_chan *ch)
 
 static void holder_recall(void *arg);
 
-/* home: call back the credit lent to every reactor but `except` */
+/* home: off its reactor's list of loans with a top-up owed */
+static void owed_unlink(rs_loan *l)
+{
+    sl_reactor *r = l->home;
+    for (rs_loan **pp = &r->rs_owed; *pp; pp = &(*pp)->onext)
+        if (*pp == l) {
+            *pp = l->onext;
+            break;
+        }
+    l->onext = NULL;
+}
+
+/* home: the top-up owed to l's reactor is not sent after all (no memory
+ * to send it: the borrower will ask); its slots are free again */
+static void owed_cancel(rs_loan *l)
+{
+    owed_unlink(l);
+    l->ch->reserved_ -= l->owed;
+    l->lent -= l->owed;
+    l->owed = 0;
+}
+
+static void owed_send(rs_loan *l);
+
+/* home: call back the credit lent to every reactor but `except`. A top-up
+ * owed to one goes first, and the recall's answer brings it back with the
+ * rest, as when a top-up was posted at once. Not cancelled: that freed its
+ * slots here with no recall under way when it was all that was lent, and
+ * nothing moved the sender that wanted them in (it parks after this
+ * returns), nor served the ask that wanted them: they waited for their
+ * deadlines (tests/test_credit.c test_local_send_meets_owed_topup). */
 static void recall(sl_chan *ch, const sl_reactor *except)
 {
-    for (rs_loan *l = ch->loans_; l; l = l->next)
+    for (rs_loan *l = ch->loans_; l; l = l->next) {
+        if (l->owed && l->to != except && !l->recalling) {
+            owed_unlink(l);
+            owed_send(l);
+        }
         if (l->lent && !l->recalling && l->to != except) {
             l->recalling = true;
             ch->recalls_++;
             sl_reactor_post_mem(l->to, &l->msg, holder_recall, l);
         }
+    }
 }
 
 void sl__rsend_recall(sl_chan *ch)
@@ -174,7 +268,11 @@ void sl__rsend_recall(sl_chan *ch)
         recall(ch, NULL);
 }
 
-/* home: credit for `l`'s reactor, unasked, as its batch made room */
+/* home: credit for `l`'s reactor, unasked, as its batch made room. Owed,
+ * not posted: the flush at the callback's end sends it inside a batch
+ * going to that reactor if there is one (in a ping-pong the answer is),
+ * else alone (sl__rsend_flush). The slots are reserved now, so capacity
+ * is counted as it was when the top-up was a message of its own. */
 static void topup(sl_chan *ch, rs_loan *l, uint32_t n)
 {
     if (!n || l->recalling || ch->asks_ || ch->sendq_.head || ch->closed_ || ch->receivers_gone_ ||
@@ -185,14 +283,43 @@ static void topup(sl_chan *ch, rs_loan *l, uint32_t n)
         g = n;
     if (!g)
         return;
-    rs_ask *a = malloc(sizeof *a);
-    if (!a)
-        return;   /* it will ask */
-    *a = (rs_ask){ .ch = ch, .from = l->to, .home = ch->home_, .esz = ch->elem_size_,
-                   .granted = g, .topup = true };
     ch->reserved_ += g;
     l->lent += g;
+    if (!l->owed) {
+        sl_reactor *r = l->home;
+        l->onext = r->rs_owed;
+        r->rs_owed = l;
+    }
+    l->owed += g;
+}
+
+/* home: the top-up owed, sent alone */
+static void owed_send(rs_loan *l)
+{
+    rs_ask *a = malloc(sizeof *a);
+    if (!a) {
+        owed_cancel(l);   /* it will ask */
+        return;
+    }
+    *a = (rs_ask){ .ch = l->ch, .from = l->to, .home = l->home, .esz = l->ch->elem_size_,
+                   .granted = l->owed, .topup = true };
+    l->owed = 0;
     reply(a);
+}
+
+/* home: the top-up owed to `to`, if any, rides in batch b (going there) */
+static void owed_attach(sl_reactor *r, rs_batch *b, const sl_reactor *to)
+{
+    for (rs_loan **pp = &r->rs_owed, *l; (l = *pp); pp = &l->onext)
+        if (l->to == to) {
+            *pp = l->onext;
+            l->onext = NULL;
+            b->tch = l->ch;
+            b->tesz = l->ch->elem_size_;
+            b->tn = l->owed;
+            l->owed = 0;
+            return;
+        }
 }
 
 /* home: a batch arrived (elements, and credit given back) */
@@ -200,6 +327,10 @@ static void home_batch(void *arg)
 {
     rs_batch *b = arg;
     sl_chan *ch = b->ch;
+    /* first the top-up riding along: it was owed before the elements
+     * below were sent (a top-up alone would have come first too) */
+    if (b->tn)
+        credit_in(b->to, b->tch, b->from, b->tesz, b->tn, 0, true);
     rs_loan *l = loan_find(ch, b->from);   /* there is one: credit was lent */
     if (l) {
         l->lent -= b->n + b->unused;
@@ -213,7 +344,7 @@ static void home_batch(void *arg)
                    b->n, b->n + b->unused);   /* may release a freed ch */
     if (l && !b->ack && !freed)
         topup(ch, l, b->n);
-    free(b);
+    batch_done(b->to, b);
 }
 
 /* home: serves queued asks from free space (at the end of a callback). An
@@ -316,11 +447,22 @@ static void home_ask(void *arg)
 
 static sl_rsend *find(sl_reactor *r, const sl_chan *ch);
 
+/* A sender record goes when idle (no credit, nothing asked or waiting),
+ * which in a ping-pong of capacity 1 is after every send; the top-up
+ * makes it again. Its memory is kept for that (the reactor's rs_idle, at
+ * most IDLE_MAX), instead of a calloc and a free a leg. */
+#define IDLE_MAX 4
+
 static sl_rsend *make(sl_reactor *r, sl_chan *ch, sl_reactor *home, size_t esz)
 {
-    sl_rsend *s = calloc(1, sizeof *s);
-    if (!s)
+    sl_rsend *s = r->rs_idle;
+    if (s) {
+        r->rs_idle = s->next;
+        r->rs_nidle--;
+        *s = (sl_rsend){ 0 };
+    } else if (!(s = calloc(1, sizeof *s))) {
         return NULL;
+    }
     s->ch = ch;
     s->home = home;
     s->self = r;
@@ -362,15 +504,19 @@ static bool ship(sl_rsend *s, uint32_t unused, bool ack)
     if (!b) {
         if (!unused && !ack)
             return true;
-        b = malloc(sizeof *b);
+        b = batch_alloc(s->self, sizeof *b);
         if (!b)
             return false;
-        *b = (rs_batch){ .ch = s->ch };
+        b->ch = s->ch;
     }
     s->batch = NULL;
     b->from = s->self;
+    b->to = s->home;
     b->unused = unused;
     b->ack = ack;
+    b->tn = 0;
+    if (s->self->rs_owed)
+        owed_attach(s->self, b, s->home);
     s->credit -= unused;
     sl_reactor_post_mem(s->home, &b->msg, home_batch, b);
     return true;
@@ -387,10 +533,11 @@ static int append(sl_reactor *r, sl_rsend *s, const void *elem, uint64_t until)
     }
     if (!b) {
         uint32_t room = s->credit + 1;   /* this element's credit is taken already */
-        b = malloc(sizeof *b + room * (s->esz + (s->expiring ? sizeof until : 0)));
+        b = batch_alloc(r, sizeof *b + room * (s->esz + (s->expiring ? sizeof until : 0)));
         if (!b)
             return -ENOMEM;
-        *b = (rs_batch){ .ch = s->ch, .room = room };
+        b->ch = s->ch;
+        b->room = room;
         s->batch = b;
     }
     memcpy(b->elems + (size_t)b->n * s->esz, elem, s->esz);
@@ -429,31 +576,30 @@ static void waiter_done(sl_reactor *r, sl_waiter *w, int rc)
     sl__wake(t, rc);
 }
 
-/* sender: the answer to an ask, or a top-up */
-static void rs_granted(void *arg)
+/* sender: credit for ch arrived from its home (an answer to an ask, err
+ * set if it failed; or a top-up, alone or inside a batch) */
+static void credit_in(sl_reactor *r, sl_chan *ch, sl_reactor *home, size_t esz, uint32_t granted,
+                      int err, bool topup)
 {
-    rs_ask *a = arg;
-    sl_reactor *r = a->from;
-    sl_rsend *s = find(r, a->ch);
+    sl_rsend *s = find(r, ch);
     if (!s)   /* a top-up after we went idle (an asking sender is kept) */
-        s = make(r, a->ch, a->home, a->esz);
+        s = make(r, ch, home, esz);
     if (!s) {   /* no memory: the credit goes home at once, as a recall's answer would */
         rs_batch *b = malloc(sizeof *b);
         if (b) {
-            *b = (rs_batch){ .ch = a->ch, .from = r, .unused = a->granted };
-            sl_reactor_post_mem(a->home, &b->msg, home_batch, b);
+            *b = (rs_batch){ .ch = ch, .from = r, .to = home, .unused = granted };
+            sl_reactor_post_mem(home, &b->msg, home_batch, b);
         }   /* else lost until the runtime ends: nothing more can be done */
-        free(a);
         return;
     }
-    if (!a->topup)
+    if (!topup)
         s->asking = false;
-    s->credit += a->granted;
+    s->credit += granted;
     mark_dirty(r, s);
     sl_waiter *w;
-    if (a->err) {
+    if (err) {
         while ((w = sl_wq_pop(&s->waitq)))
-            waiter_done(r, w, a->err);
+            waiter_done(r, w, err);
     }
     while (s->credit && (w = s->waitq.head)) {
         if (w->until && w->until <= sl_now_ns()) {   /* expired while it waited: not taken */
@@ -471,6 +617,13 @@ static void rs_granted(void *arg)
     }
     if (s->waitq.head && !s->credit && !s->asking)
         ask(s, r);
+}
+
+/* sender: the answer to an ask, or a top-up sent alone */
+static void rs_granted(void *arg)
+{
+    rs_ask *a = arg;
+    credit_in(a->from, a->ch, a->home, a->esz, a->granted, a->err, a->topup);
     free(a);
 }
 
@@ -485,7 +638,7 @@ static void holder_recall(void *arg)
     if (!s) {
         rs_batch *b = malloc(sizeof *b);
         if (b) {
-            *b = (rs_batch){ .ch = l->ch, .from = r, .ack = true };
+            *b = (rs_batch){ .ch = l->ch, .from = r, .to = l->home, .ack = true };
             sl_reactor_post_mem(l->home, &b->msg, home_batch, b);
         }
         return;
@@ -635,11 +788,28 @@ int sl__rsend_flush(sl_reactor *r, bool all)
         if (ch->rasks_ || (!ch->lent_ && ch->recvq_.head))
             sl__rrecv_serve(ch);   /* lends to other reactors' receivers (rrecv.c) */
     }
+    /* home side: top-ups no batch took along go alone, unless the tasks
+     * about to run may send one that way (hold_topups: spin_run, before
+     * the tasks its messages made ready run; their flush comes next) */
+    if (!r->hold_topups || all)
+        while (r->rs_owed) {
+            rs_loan *l = r->rs_owed;
+            r->rs_owed = l->onext;
+            l->onext = NULL;
+            owed_send(l);
+            did++;
+        }
     /* free the idle ones */
     for (sl_rsend **pp = &r->rsends, *x; (x = *pp);) {
         if (!x->credit && !x->asking && !x->batch && !x->waitq.head && !x->dirty) {
             *pp = x->next;
-            free(x);
+            if (r->rs_nidle < IDLE_MAX) {
+                x->next = r->rs_idle;
+                r->rs_idle = x;
+                r->rs_nidle++;
+            } else {
+                free(x);
+            }
         } else {
             pp = &x->next;
         }
@@ -656,7 +826,20 @@ void sl__rsend_free_all(sl_reactor *r)
         free(s->batch);
         free(s);
     }
+    while (r->rs_idle) {
+        sl_rsend *s = r->rs_idle;
+        r->rs_idle = s->next;
+        free(s);
+    }
+    r->rs_nidle = 0;
+    while (r->rs_spares) {
+        rs_batch *b = r->rs_spares;
+        r->rs_spares = b->spare_next;
+        free(b);
+    }
+    r->rs_nspares = 0;
     r->rs_dirty = NULL;
+    r->rs_owed = NULL;   /* the loans went with their channels */
 }
 
 void sl__rsend_drop_asks(sl_chan *ch)
