@@ -250,9 +250,10 @@ static void run_recall(int how)
     memset(&cap, 0, sizeof cap);
     C.how = how;
     rt = rt_new(3, &cap);
-    assert_int_equal(rt_run(rt, rc_main, NULL), 0);
-    if (cap.count)
+    int leaks = rt_run(rt, rc_main, NULL);
+    if (cap.count)   /* before the leak count: what leaked is in them */
         print_message("reports:\n%s", cap.text);
+    assert_int_equal(leaks, 0);
     assert_int_equal(cap.count, 0);
 }
 
@@ -1288,6 +1289,12 @@ static void test_given_deadline_loses_nothing(void **s)
 
 int main(void)
 {
+    /* CMOCKA_TEST_FILTER=test_recall_at_free (a glob) runs only those: a
+     * flaky one is run hundreds of times alone (cmocka 1.1 has the call,
+     * not the variable) */
+    const char *filter = getenv("CMOCKA_TEST_FILTER");
+    if (filter && *filter)
+        cmocka_set_test_filter(filter);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pingpong_messages),
         cmocka_unit_test(test_recall_for_local_send),
