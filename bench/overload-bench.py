@@ -297,6 +297,7 @@ class Tracer:
     thread; sluice sides only): the gauges as they are, the counters as
     differences from the last sample."""
     GAUGES = ("sluice_http_admission_limit", "sluice_http_admission_overloaded",
+              "sluice_http_admission_flooded", "sluice_http_admission_max_wait_seconds",
               "sluice_http_queue_delay_seconds", "sluice_http_inflight", "sluice_http_queued",
               "sluice_http_admission_drain_per_second")
     COUNTERS = ("sluice_http_admission_shed_total", "sluice_http_expired_total")
@@ -619,6 +620,9 @@ def side_run(side, o, tmp, peer):
                 ov = [t.get("admission_overloaded", 0) for t in trace]
                 r["order_admission"] = {
                     "samples": len(trace), "overloaded_share": round(sum(ov) / len(ov), 3),
+                    "flooded_share": round(sum(t.get("admission_flooded", 0) for t in trace) / len(trace), 3),
+                    "max_wait_ms_mean": round(sum(t.get("admission_max_wait_seconds", 0) for t in trace)
+                                              / len(trace) * 1e3, 1),
                     "state_changes": sum(1 for a, b in zip(ov, ov[1:]) if a != b),
                     "limit_mean": round(sum(t.get("admission_limit", 0) for t in trace) / len(trace), 1),
                     "queued_mean": round(sum(t.get("queued", 0) for t in trace) / len(trace), 1),

@@ -2,7 +2,8 @@
 """shed-instr.py: what a refusal costs against a served order, in user-space
 instructions (callgrind), for the safe chain (issue 14).
 
-    bench/shed-instr.py BUILDDIR [--duration S]      (`make bench-shed-instr`)
+    bench/shed-instr.py BUILDDIR [--duration S] [--grpc-timeout V]
+                                                  (`make bench-shed-instr`)
 
 CPU time per 503 measured under load swings with whatever else the machine
 runs; an instruction count does not, so it is the figure to compare changes
@@ -25,6 +26,11 @@ finish), then:
     `grpc-timeout: 1m` (below the route's median), so order-svc refuses each
     request as soon as its head is parsed; its instructions over the
     503s and 504s (the 1 ms may be gone by then: refused the same way).
+    --grpc-timeout V sends V instead of 1m: `0m` makes every request one
+    whose budget is gone when its head is read, refused there (504) on
+    any machine; with 1m a loaded machine may admit some (issue 14,
+    cost14b: 2,018 of 2,321 were admitted and then ran out, ~100,000
+    instructions each, on main at load 11).
 
 One JSON object on stdout:
   {"served": {"requests": N, "instructions_per_201": I, "by_service": {...}},
@@ -78,12 +84,17 @@ def last_dump_ir(prefix):
 def main():
     a = sys.argv[1:]
     if not a or a[0].startswith("--"):
-        die("usage: shed-instr.py BUILDDIR [--duration S]")
-    build, duration = os.path.abspath(a[0]), 4.0
-    if len(a) == 3 and a[1] == "--duration":
-        duration = float(a[2])
-    elif len(a) != 1:
-        die("usage: shed-instr.py BUILDDIR [--duration S]")
+        die("usage: shed-instr.py BUILDDIR [--duration S] [--grpc-timeout V]")
+    build, duration, budget = os.path.abspath(a[0]), 4.0, "1m"
+    rest = a[1:]
+    while rest:
+        if len(rest) >= 2 and rest[0] == "--duration":
+            duration = float(rest[1])
+        elif len(rest) >= 2 and rest[0] == "--grpc-timeout":
+            budget = rest[1]
+        else:
+            die("usage: shed-instr.py BUILDDIR [--duration S] [--grpc-timeout V]")
+        rest = rest[2:]
     for tool in ("valgrind", "callgrind_control"):
         if not shutil.which(tool):
             die(f"'{tool}' not found")
@@ -150,7 +161,7 @@ def main():
         order = procs["order"].pid
         ctl("-z", order)
         t0 = time.time()
-        j = load(8, duration, ["--no-deadline-header", "--header", "grpc-timeout: 1m"])
+        j = load(8, duration, ["--no-deadline-header", "--header", f"grpc-timeout: {budget}"])
         ctl("-d", order)
         secs = time.time() - t0
         nref = j["status"].get("503", 0) + j["status"].get("504", 0)

@@ -120,9 +120,29 @@ uint64_t sl__admit_target(const sl_admit *a)
  * ended, by more than the noise of one interval (1/8; a real overload
  * brings 2-3 x). */
 #define GROWTH_SLACK_SHIFT 3
-/* A flood: half again as many came as ended (3 C brings 3 x; a closed
- * loop as many as end, unless refused at the head already). */
-#define FLOOD_SLACK_SHIFT 1
+/* A flood: the queue refused more than half as many requests as ended
+ * (at 2-3 C it refuses 60-75 % of what comes), and was found empty at no
+ * more than half of the looks. Not "never empty" (CoDel's standing
+ * queue): a flooded queue still empties whenever a group commit ends many
+ * requests at once and the limit takes every waiter in, and the limit,
+ * not the queue, holds back much of a flood; at 3 C the chain's queue was
+ * never empty all through only about half of the intervals. A burst's
+ * queue is empty at most looks.
+ * And no more than 8 times as many refused as ended: a closed loop's
+ * client sends again as soon as it is refused, so once some of its
+ * requests are refused (a drain rate learned in a quiet spell refuses the
+ * start of one) it sends and is refused without end, and under one
+ * service time a closed loop whose clients wait between one and two
+ * would be refused for good (the simulated chain's 64 clients: 1.1 M
+ * refusals in 3 s, ~100 for each request that ended). Counting clients
+ * instead (a connection once an interval) failed the other way: the load
+ * reuses the connections it has free, so at 2 C its 1,200 refusals an
+ * interval came from ~230 connections. Past 9 x what the server drains,
+ * an offered load looks like such clients, and the bound goes back to two
+ * service times: longer waits, no more refusals. */
+#define FLOOD_REFUSED_SHIFT 1
+#define FLOOD_EMPTY_SHIFT 1
+#define FLOOD_MAX 8
 
 /* The drain rate's window: a quarter of an interval (at 7,000 requests/s,
  * 175 departures), and its EWMA weight, a quarter: the estimate follows a
@@ -162,8 +182,8 @@ uint64_t sl__admit_max_wait(const sl_admit *a)
      * refused, and such a server would have no queue at all. The queue
      * stays bounded: at most about two limits' worth wait (Little). */
     uint64_t t = a->cfg.target_ns, m = a->last_mean > t ? a->last_mean : t;
-    /* A flood (the queue did not empty all through the last interval
-     * while half again as many came as ended) refills the queue at once:
+    /* A flood (the queue was seldom empty through the last interval and
+     * refused more than half as many as ended) refills the queue at once:
      * it needs to cover only the jitter of the departures to keep the
      * server busy, and a longer wait only makes every 201 later (the chain
      * at 3 C: 201 p50 18 ms, ~8 ms of it in order-svc's queue). So one
@@ -200,7 +220,10 @@ bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest)
         bool growing = a->cd_in > a->cd_out + (a->cd_out >> GROWTH_SLACK_SHIFT);
         a->standing = a->cd_seen && a->cd_min > 0;
         a->growing = growing;
-        a->flooded = a->standing && a->cd_in > a->cd_out + (a->cd_out >> FLOOD_SLACK_SHIFT);
+        a->flooded = a->cd_looks && a->cd_empty <= a->cd_looks >> FLOOD_EMPTY_SHIFT &&
+                     a->cd_refused > a->cd_out >> FLOOD_REFUSED_SHIFT &&
+                     a->cd_refused <= (uint64_t)a->cd_out * FLOOD_MAX;
+        a->cd_looks = a->cd_empty = a->cd_refused = 0;
         a->overloaded = a->cd_seen && a->cd_min > target && (growing || a->cd_min > a->cfg.interval_ns);
         a->cd_min = oldest;
         a->cd_seen = true;
@@ -210,6 +233,8 @@ bool sl__admit_observe(sl_admit *a, uint64_t now, uint64_t oldest)
         a->cd_min = oldest;
         a->cd_seen = true;
     }
+    a->cd_looks++;
+    a->cd_empty += !oldest;
     return oldest > sl__admit_max_wait(a);
 }
 
@@ -219,6 +244,12 @@ void sl__admit_arrive(sl_admit *a)
 {
     if (a->cfg.adaptive)
         a->cd_in++;
+}
+
+void sl__admit_refused(sl_admit *a)
+{
+    if (a->cfg.adaptive)
+        a->cd_refused++;
 }
 
 void sl__admit_depart(sl_admit *a)

@@ -78,7 +78,10 @@ typedef struct sl_admit {
     uint32_t cd_in, cd_out;   /* arrivals and departures this interval */
     bool standing;            /* the queue did not empty through the last interval */
     bool growing;             /* and more came in it than ended (by 1/8) */
-    bool flooded;             /* standing, and half again as many came as ended */
+    bool flooded;             /* the queue empty at <= 1/2 of the looks, and it
+                                 refused 1/2 to 8 x as many as ended */
+    uint32_t cd_looks, cd_empty;   /* observations this interval, and of an empty queue */
+    uint32_t cd_refused;      /* requests the queue refused this interval (sl__admit_refused) */
     uint64_t last_delay;      /* the last observed queue delay (for /metrics) */
     /* the drain rate (sl__admit_drain) */
     uint64_t dr_start;        /* the current window's start */
@@ -128,10 +131,11 @@ double sl__admit_drain(const sl_admit *a);
 /* The longest a request may wait in the queue: cfg.max_wait_ns, or 2 x
  * the longer of the target and the mean time the last window's requests
  * ran (near capacity a request waits about one service time, twice that
- * is a queue, not a burst), 1 x while flooded (the queue did not empty
- * all through the last CoDel interval and half again as many came as
- * ended: the queue refills at once, a longer wait only delays every
- * answer); unlike sl__admit_target not capped, so a route of slow
+ * is a queue, not a burst), 1 x while flooded (through the last CoDel
+ * interval the queue was empty at no more than half of the looks and
+ * refused more than half as many requests as ended, and no more than 8
+ * times as many, sl__admit_refused: the queue
+ * refills at once, a longer wait only delays every answer); unlike sl__admit_target not capped, so a route of slow
  * requests keeps a queue. */
 uint64_t sl__admit_max_wait(const sl_admit *a);
 
@@ -148,6 +152,9 @@ bool sl__admit_wait_exceeds(const sl_admit *a, uint32_t ahead);
  * end, whatever the limit does meanwhile. */
 void sl__admit_arrive(sl_admit *a);
 void sl__admit_depart(sl_admit *a);
+/* The queue refused a request (at its head for queue time, a waiter past
+ * the bound, or a full queue): what tells a flood (sl__admit_max_wait). */
+void sl__admit_refused(sl_admit *a);
 
 /* A route's median service time, estimated from a stream of samples
  * (stochastic approximation: each sample moves the estimate towards

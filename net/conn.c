@@ -766,6 +766,7 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
     conn *c = arg;
     srv_reactor *sr = c->sr;
     (void)what;
+    sl__srv_batch(sr);   /* flooded: one poll a period */
     if (!sr->rbuf && !(sr->rbuf = malloc(RBUF_SIZE)))
         return;   /* level-triggered: tried again on the next turn */
     ssize_t n;

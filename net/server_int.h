@@ -64,6 +64,7 @@ typedef struct srv_stats {
      * of the admission ones, every reason but SHED_DRAINING) */
     uint64_t shed_by[SHED_COUNT];
     uint64_t expired;         /* 504: the budget was gone before it started */
+    uint64_t batch_naps;      /* flooded: sleeps out the rest of a batch period (sl__srv_batch) */
     uint64_t ctx_ends[SL_CAUSE_COUNT];
 } srv_stats;
 
@@ -79,6 +80,8 @@ struct srv_reactor {
     uint32_t undo;                   /* undo-lane requests started past the limits */
     SL_LIST(sl_http_req) queue;      /* admission queue, oldest first (by qlink) */
     sl_admit adm;                    /* the adaptive limit, the queue's bound, CoDel's state (admit.h) */
+    struct timeval batch_pass;       /* flooded: the loop pass last batched (libevent's cached time) */
+    uint64_t batch_end;              /* and when its sleep ended */
     sl_admit_need *need;             /* per route (route_info.idx): its median time */
     int nneed;
     route_series *rser;              /* per route (route_info.idx), then unmatched */
@@ -348,6 +351,15 @@ void sl__srv_admit(sl_http_req *req);
 
 /* Counts a refusal of reactor sr's for `why` (stats and /metrics). */
 void sl__srv_shed(srv_reactor *sr, srv_shed why);
+/* A connection is readable (its read event's callback, before it reads):
+ * while the admission queue is flooded, the first of a loop pass sleeps
+ * out what is left of flood_batch_us since the last pass's sleep ended, so
+ * the reactor polls its sockets once a period and takes what came in it
+ * as one batch (docs/net.md, "Admission": "A flood is read in batches"). */
+void sl__srv_batch(srv_reactor *sr);
+/* The same for a refusal by the admission queue (full, queue time, queue
+ * delay): it also tells the controller (is the queue flooded?). */
+void sl__srv_shed_queue(srv_reactor *sr, srv_shed why);
 /* Admission as soon as a head is parsed, before anything is made for the
  * request (its body is then discarded, not stored): 0 to go on, or the
  * status that refuses it at once, 504 when its budget (ending at

@@ -123,11 +123,16 @@ typedef struct sl_http_server_opts {
     uint32_t queue_wait_ms;      /* the longest a request may wait in the queue (0: twice
                                     the longer of queue_target_ms and the requests'
                                     recent mean time, once it while the queue is flooded:
-                                    not empty for an interval, half again as many
-                                    coming as ending; else >= queue_target_ms):
+                                    seldom empty for an interval, refusing more than
+                                    half as many as ended; else
+                                    >= queue_target_ms):
                                     a request that would wait longer at the rate the server
                                     drains its queue is refused at its head, one that
                                     waited longer is refused when seen */
+    uint32_t flood_batch_us;     /* while the admission queue is flooded, the reactor reads
+                                    its connections in batches: it polls them at most once
+                                    this period, sleeping out the rest after a pass (500;
+                                    at most 10000, or SL_HTTP_FLOOD_BATCH_OFF: never) */
     struct sl_tracer *tracer;    /* samples requests and exports their spans (sl_tracer.h);
                                     NULL: a request keeps its caller's sampled flag, a
                                     trace started here is not sampled, nothing is exported.
@@ -137,6 +142,7 @@ typedef struct sl_http_server_opts {
 /* sl_http_server_opts.prestop_ms: drain at once (tests; a program whose
  * load balancer is told otherwise) */
 #define SL_HTTP_PRESTOP_OFF UINT32_MAX
+#define SL_HTTP_FLOOD_BATCH_OFF UINT32_MAX
 
 enum {
     SL_HTTP_ADMISSION_ADAPTIVE = 0,
@@ -149,7 +155,8 @@ enum {
  * name, looked up now, blocking (the hosts file, then DNS: see
  * sl_client.h), to listen on its first address. Returns 0, -ENOMEM,
  * -EINVAL (not HOST:PORT: a bad host or port; an unknown `debug` policy
- * or `admission`; prestop_ms above 600000; queue_target_ms above queue_interval_ms; queue_wait_ms below
+ * or `admission`; prestop_ms above 600000; flood_batch_us above 10000; queue_target_ms above
+ * queue_interval_ms; queue_wait_ms below
  * queue_target_ms (but not 0); limit_min above
  * max_inflight), -ENOENT (no such name), -EAGAIN (no answer from the
  * resolver). */

@@ -199,7 +199,9 @@ int svc_run_usage(const char *name, const char *const *args, char *err, size_t e
     for (;;) {   /* stderr to EOF, bounded */
         uint64_t now = svc_now_ms();
         struct pollfd p = { .fd = efd, .events = POLLIN };
-        if (now >= end || poll(&p, 1, (int)(end - now)) < 0)
+        /* 0: the bound passed with nothing to read (a program that does
+         * not exit): a read now would wait for it forever */
+        if (now >= end || poll(&p, 1, (int)(end - now)) <= 0)
             break;
         char tmp[512];
         ssize_t k = read(efd, tmp, sizeof tmp);

@@ -60,6 +60,16 @@ static void test_initial_limit_clamped(void **state)
     assert_int_equal(sl__admit_limit(&a), 1024);
 }
 
+/* A controller at a fixed limit (the limit is not what is tested), its
+ * clock at 0. */
+static void start_fixed(sl_admit *a, sl_admit_cfg *c, uint64_t *now, uint32_t limit)
+{
+    *c = cfg();
+    c->min_limit = c->max_limit = limit;
+    *now = 0;
+    sl__admit_init(a, c, *now);
+}
+
 /* Feeds one window of `n` samples of latency `lat` at `inflight`,
  * starting at *now; returns the limit after it. */
 static uint32_t window(sl_admit *a, uint64_t *now, int n, uint64_t lat, uint32_t inflight)
@@ -237,6 +247,8 @@ static void test_codel_target_follows_service_time(void **state)
     for (int i = 0; i < 30; i++) {
         now += 10 * MS;
         arrive_depart(&a, 3, 1);
+        sl__admit_refused(&a);   /* two of the three refused */
+        sl__admit_refused(&a);
         sl__admit_observe(&a, now, 10 * MS);
     }
     assert_true(a.overloaded);
@@ -249,6 +261,8 @@ static void test_codel_target_follows_service_time(void **state)
     for (int i = 0; i < 30; i++) {
         now += 10 * MS;
         arrive_depart(&a, 3, 1);
+        sl__admit_refused(&a);
+        sl__admit_refused(&a);
         sl__admit_observe(&a, now, 25 * MS);
     }
     /* ... but a waiter's bound follows the service time, uncapped: the
@@ -394,10 +408,9 @@ static void test_queue_time_bound(void **state)
 {
     (void)state;
     sl_admit a;
-    sl_admit_cfg c = cfg();
-    c.min_limit = c.max_limit = 32;
-    uint64_t now = 0;
-    sl__admit_init(&a, &c, now);
+    sl_admit_cfg c;
+    uint64_t now;
+    start_fixed(&a, &c, &now, 32);
     assert_int_equal(sl__admit_max_wait(&a), 10 * MS);
     assert_false(sl__admit_wait_exceeds(&a, 1000000));   /* no rate known: not refused */
     for (int i = 0; i < 10; i++)
@@ -437,49 +450,87 @@ static void codel_interval(sl_admit *a, uint64_t *now, uint64_t delay, int n, in
     }
 }
 
-/* A queue flooded (it did not empty all through an interval while half
- * again as many requests came as ended: refusals at the head count as
- * come) is bounded by one service time, not two: the queue refills at
- * once, so a longer wait keeps the server no busier and makes every 201
- * later (the chain at 3 C: 201 p50 18 ms, ~8 ms of it in order-svc's
- * queue). A queue that stands still (a closed loop: as many come as end)
- * or empties now and then (a burst) keeps twice the service time, and a
- * flood ends with the first interval in which the queue emptied. */
+/* One CoDel interval (11 looks, 10 ms apart) in which `ended` requests
+ * ended and the queue refused `refused` per 10 ms, the oldest waiter
+ * waiting `delay`, the queue found empty at every `empty_every`-th look
+ * (0: never; -k: at all but every k-th). */
+static void flood_interval(sl_admit *a, uint64_t *now, uint64_t delay, int refused, int ended, int empty_every)
+{
+    for (int i = 0; i < 11; i++) {
+        *now += 10 * MS;
+        arrive_depart(a, refused + ended, ended);
+        for (int k = 0; k < refused; k++)
+            sl__admit_refused(a);
+        bool empty = empty_every > 0 ? i % empty_every == 0 : empty_every < 0 && i % -empty_every != 0;
+        sl__admit_observe(a, *now, empty ? 0 : delay);
+    }
+}
+
+/* A flooded queue (through an interval it was empty at no more than half
+ * of the looks, and it refused from half to 8 times as many requests as
+ * ended) is
+ * bounded by one service time, not two: it refills at once, so a longer
+ * wait keeps the server no busier and makes every 201 later (the chain at
+ * 3 C: 201 p50 18 ms, ~8 ms of it in order-svc's queue). Refusals past
+ * 8 x the departures are clients sending again the moment they are
+ * refused (a closed loop), not a flood. A queue that stands still (a
+ * closed loop: as many come as end, none refused), that fills faster than
+ * it drains but refuses no one (a closed loop starting all at once), or
+ * that is often empty (a burst) keeps twice the service time; a flood ends
+ * with the first interval that is not one. */
 static void test_flooded_queue_bound(void **state)
 {
     (void)state;
     sl_admit a;
-    sl_admit_cfg c = cfg();
-    c.min_limit = c.max_limit = 32;
-    uint64_t now = 0;
-    sl__admit_init(&a, &c, now);
+    sl_admit_cfg c;
+    uint64_t now;
+    start_fixed(&a, &c, &now, 32);
     window(&a, &now, 50, 8 * MS, 32);   /* requests take 8 ms */
     assert_int_equal(sl__admit_max_wait(&a), 16 * MS);
-    codel_interval(&a, &now, 6 * MS, 40, 40);   /* stands still: a closed loop */
+    /* each scene lasts two intervals (11 looks are 110 ms, an interval 100
+     * ms): the second interval ends within it */
+    for (int k = 0; k < 2; k++)
+        flood_interval(&a, &now, 6 * MS, 0, 40, 0);   /* stands still: a closed loop */
     assert_true(a.standing);
     assert_false(a.flooded);
     assert_int_equal(sl__admit_max_wait(&a), 16 * MS);
-    codel_interval(&a, &now, 6 * MS, 55, 40);   /* more, but not half again as many */
+    for (int k = 0; k < 2; k++)
+        codel_interval(&a, &now, 6 * MS, 120, 40);   /* fills fast, refuses no one */
+    assert_false(a.flooded);
+    for (int k = 0; k < 2; k++)
+        flood_interval(&a, &now, 6 * MS, 20, 40, 0);   /* refuses half as many as end: not yet */
     assert_false(a.flooded);
     assert_int_equal(sl__admit_max_wait(&a), 16 * MS);
-    codel_interval(&a, &now, 6 * MS, 61, 40);   /* a flood */
+    for (int k = 0; k < 2; k++)
+        flood_interval(&a, &now, 6 * MS, 21, 40, 0);   /* a flood */
     assert_true(a.flooded);
     assert_int_equal(sl__admit_max_wait(&a), 8 * MS);
     assert_false(sl__admit_observe(&a, now, 8 * MS));
     assert_true(sl__admit_observe(&a, now, 8 * MS + 1));
-    /* three times as many, but the queue emptied in the interval: a burst */
-    for (int i = 0; i < 11; i++) {
-        now += 10 * MS;
-        arrive_depart(&a, 120, 40);
-        sl__admit_observe(&a, now, i == 5 ? 0 : 6 * MS);
-    }
+    /* empty at one look in three: still a flood (a group commit ended
+     * many at once and the limit took every waiter in) */
+    for (int k = 0; k < 2; k++)
+        flood_interval(&a, &now, 6 * MS, 80, 40, 3);
+    assert_true(a.flooded);
+    /* refusals 50 x the departures: clients that send again the moment
+     * they are refused (a closed loop), not a flood */
+    for (int k = 0; k < 2; k++)
+        flood_interval(&a, &now, 6 * MS, 2000, 40, 0);
+    assert_false(a.flooded);
+    assert_int_equal(sl__admit_max_wait(&a), 16 * MS);
+    for (int k = 0; k < 2; k++)
+        flood_interval(&a, &now, 6 * MS, 80, 40, 0);
+    assert_true(a.flooded);
+    /* refusing as much, but the queue empty at most looks: a burst */
+    for (int k = 0; k < 2; k++)
+        flood_interval(&a, &now, 6 * MS, 80, 40, -3);
     assert_false(a.flooded);
     assert_int_equal(sl__admit_max_wait(&a), 16 * MS);
     /* a bound that is told stays what it is told */
     c.max_wait_ns = 50 * MS;
     sl__admit_init(&a, &c, now);
-    codel_interval(&a, &now, 6 * MS, 120, 40);
-    codel_interval(&a, &now, 6 * MS, 120, 40);
+    for (int k = 0; k < 2; k++)
+        flood_interval(&a, &now, 6 * MS, 80, 40, 0);
     assert_true(a.flooded);
     assert_int_equal(sl__admit_max_wait(&a), 50 * MS);
 }
@@ -492,10 +543,9 @@ static void test_slow_route_keeps_a_queue(void **state)
 {
     (void)state;
     sl_admit a;
-    sl_admit_cfg c = cfg();
-    c.min_limit = c.max_limit = 16;
-    uint64_t now = 0;
-    sl__admit_init(&a, &c, now);
+    sl_admit_cfg c;
+    uint64_t now;
+    start_fixed(&a, &c, &now, 16);
     window(&a, &now, 16, 1000 * MS, 16);   /* requests ran 1 s each */
     for (int i = 0; i < 32; i++) {         /* 16 a second, always someone waiting */
         now += 62500 * US;
@@ -548,17 +598,21 @@ static void sim_run(sim *s, sl_admit *a, uint64_t from, uint64_t to, double rate
             sl__admit_arrive(a);
             if ((s->qn || (uint32_t)(s->rt - s->rh) >= sl__admit_limit(a)) &&
                 sl__admit_wait_exceeds(a, (uint32_t)s->qn)) {   /* refused at its head */
+                sl__admit_refused(a);
                 if (now >= warm) {
                     s->shed++;
                     s->shed_head++;
                 }
-            } else if (s->qn < QMAX)
+            } else if (s->qn < QMAX) {
                 s->q[(s->qh + s->qn++) % QMAX] = now;
-            else if (now >= warm)
-                s->shed++;
+            } else {
+                sl__admit_refused(a);
+                s->shed += now >= warm;
+            }
         }
         /* refuse the oldest while the controller says so */
         while (s->qn && sl__admit_observe(a, now, now - s->q[s->qh])) {
+            sl__admit_refused(a);
             s->qh = (s->qh + 1) % QMAX;
             s->qn--;
             if (now >= warm)
@@ -727,12 +781,15 @@ static void test_limit_holds_while_refused_at_head(void **state)
  * clients; the last 3 s are counted. */
 #define CAP2 4000.0
 #define VMAX 4096
-typedef struct vreq { double work; uint64_t t0, arrived, off_until; uint32_t inflight_at; } vreq;
+typedef struct vreq { double work; uint64_t t0, arrived, off_until; uint32_t inflight_at; int client; } vreq;
 typedef struct vsim {
     vreq run[VMAX];
     int nrun;
     uint64_t q[VMAX];
+    int qc[VMAX];                /* the client of each waiter (-1: the open loop's) */
     int qh, qn;
+    int idle[VMAX], nidle;       /* the closed loop's clients with nothing sent */
+    int nclients;                /* the closed loop's clients (ids 0 ..) */
     uint64_t came, done, shed, shed_head;
     uint64_t max_wait;           /* the longest wait of a request started (counted part) */
     uint64_t late;               /* requests started after waiting past the bound of then */
@@ -748,11 +805,20 @@ static double vwork(vsim *s)
     return u < 0.9 ? 0.5 + 0.6 * v : 1.5 + 2.6 * v;
 }
 
+/* A request of `client` was refused by the queue: a closed loop's client
+ * sends again at once. */
+static void vrefused(vsim *s, sl_admit *a, int client, bool counted)
+{
+    sl__admit_refused(a);
+    s->shed += counted;
+    if (client >= 0)
+        s->idle[s->nidle++] = client;
+}
+
 static void vsim_run(vsim *s, sl_admit *a, double mult, int pop)
 {
     const uint64_t dt = 20 * US, quiet = 2000 * MS, from = quiet + 500 * MS, end = quiet + 3500 * MS;
     double arrivals = 0;
-    int idle = 0;
     memset(s, 0, sizeof *s);
     s->seed = 7;
     for (uint64_t now = 0; now < end; now += dt) {
@@ -773,51 +839,59 @@ static void vsim_run(vsim *s, sl_admit *a, double mult, int pop)
                 sl__admit_sample(a, now, now - r->t0, r->inflight_at);
                 sl__admit_depart(a);
                 s->done += now >= from;
+                if (r->client >= 0)
+                    s->idle[s->nidle++] = r->client;
+                else if (pop && now >= quiet && s->nclients < VMAX)   /* the quiet phase's, done: */
+                    s->idle[s->nidle++] = s->nclients++;              /* a client of the loop too */
                 s->run[i--] = s->run[--s->nrun];
-                idle += pop > 0 && now >= quiet;
             }
         }
         int n = 0;
-        if (now == quiet)
-            idle = pop;
+        if (pop && now == quiet)
+            for (; s->nclients < pop; s->nclients++)
+                s->idle[s->nidle++] = s->nclients;
         if (pop && now >= quiet) {
-            n = idle;
-            idle = 0;
+            n = s->nidle;
         } else {
             for (arrivals += (now < quiet ? 0.1 : mult) * CAP2 * (double)dt / 1e9; arrivals >= 1; arrivals -= 1)
                 n++;
         }
+        int sending[VMAX];
+        for (int i = 0; i < n; i++)
+            sending[i] = pop && now >= quiet ? s->idle[i] : -1;
+        if (pop && now >= quiet)
+            s->nidle = 0;
         for (int i = 0; i < n; i++) {
             sl__admit_arrive(a);
             s->came += now >= from;
             if ((s->qn || (uint32_t)s->nrun >= sl__admit_limit(a)) && sl__admit_wait_exceeds(a, (uint32_t)s->qn)) {
-                s->shed += now >= from;   /* refused at its head */
-                s->shed_head += now >= from;
-                idle += pop > 0;
+                s->shed_head += now >= from;   /* refused at its head */
+                vrefused(s, a, sending[i], now >= from);
             } else if (s->qn < VMAX) {
+                s->qc[(s->qh + s->qn) % VMAX] = sending[i];
                 s->q[(s->qh + s->qn++) % VMAX] = now;
             } else {
-                s->shed += now >= from;
-                idle += pop > 0;
+                vrefused(s, a, sending[i], now >= from);
             }
         }
         while (s->qn && sl__admit_observe(a, now, now - s->q[s->qh])) {
+            int c = s->qc[s->qh];
             s->qh = (s->qh + 1) % VMAX;
             s->qn--;
-            s->shed += now >= from;
-            idle += pop > 0;
+            vrefused(s, a, c, now >= from);
         }
         if (!s->qn)
             sl__admit_observe(a, now, 0);
         while (s->qn && (uint32_t)s->nrun < sl__admit_limit(a) && s->nrun < VMAX) {
             uint64_t t = s->q[s->qh];
+            int c = s->qc[s->qh];
             s->qh = (s->qh + 1) % VMAX;
             s->qn--;
             if (now >= from && now - t > s->max_wait)
                 s->max_wait = now - t;
             s->late += now >= from && now - t > sl__admit_max_wait(a);
             s->run[s->nrun++] = (vreq){ .work = vwork(s), .t0 = now, .arrived = t,
-                                        .inflight_at = (uint32_t)s->nrun + 1 };
+                                        .inflight_at = (uint32_t)s->nrun + 1, .client = c };
         }
     }
 }
@@ -1015,6 +1089,8 @@ static void test_server_bad_options(void **state)
         { .queue_target_ms = 20, .queue_interval_ms = 10 },
         { .limit_min = 11, .max_inflight = 10 },
         { .queue_wait_ms = 4 },                           /* below the default target (5) */
+        { .flood_batch_us = 10001 },
+        { .flood_batch_us = SL_HTTP_FLOOD_BATCH_OFF - 1 },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sl_http_server_opts o = bad[i];
@@ -1023,7 +1099,7 @@ static void test_server_bad_options(void **state)
     }
     sl_http_server_opts ok = { .listen = "127.0.0.1:0", .limit_min = 10, .max_inflight = 10,
                                .queue_target_ms = 100, .queue_interval_ms = 100,
-                               .admission = SL_HTTP_ADMISSION_FIXED };
+                               .admission = SL_HTTP_ADMISSION_FIXED, .flood_batch_us = 10000 };
     assert_int_equal(sl_http_server_new(&srv, rt, &ok), 0);
     assert_int_equal(sl_http_route(srv, "GET", "/x", h_item, 0, NULL), 0);
     sl_http_route_opts o = { .lane = SL_HTTP_LANE_CONTINUE + 1 };
@@ -1452,6 +1528,53 @@ static void test_flood_refused_at_head(void **state)
     srv_stop(&TS);
 }
 
+/* A flood is read in batches: once the queue is flooded, the first read
+ * of a loop pass sleeps out the rest of flood_batch_us (the naps are
+ * counted); with flood_batch_us off it never does. Rounds of 48 requests
+ * of 20 ms at once on a server that runs 4: most are refused, the queue is
+ * seldom empty; rounds until the flood is seen, at most 200. */
+static void flood_round(void)
+{
+    enum { CONNS = 48 };
+    static int fds[CONNS];
+    resp r;
+    for (int i = 0; i < CONNS; i++) {
+        fds[i] = cli_connect(TS.port);
+        cli_send(fds[i], "GET /learn?ms=20 HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 10S\r\n\r\n");
+    }
+    for (int i = 0; i < CONNS; i++) {
+        int st = cli_read(fds[i], &r, 10000);
+        assert_true(st == 200 || st == 503);
+        close(fds[i]);
+    }
+}
+
+static void test_flood_read_in_batches(void **state)
+{
+    (void)state;
+    for (int off = 0; off < 2; off++) {
+        serve((sl_http_server_opts){ .max_inflight = 4, .limit_min = 4,
+                                     .flood_batch_us = off ? SL_HTTP_FLOOD_BATCH_OFF : 0 });
+        assert_true(metric_value("sluice_http_flood_batch_naps_total{reactor=\"0\"} ") == 0);
+        bool flooded = false;
+        int rounds = 0;
+        for (; rounds < 200 && !flooded; rounds++) {
+            flood_round();
+            flooded = metric_value("sluice_http_admission_flooded{reactor=\"0\"} ") == 1;
+        }
+        assert_true(flooded);
+        /* one more round, read by a flooded reactor */
+        flood_round();
+        double naps = metric_value("sluice_http_flood_batch_naps_total{reactor=\"0\"} ");
+        print_message("flood_batch_us %s: flooded after %d rounds, %.0f naps\n", off ? "off" : "500", rounds, naps);
+        if (off)
+            assert_true(naps == 0);
+        else
+            assert_true(naps > 0);
+        srv_stop(&TS);
+    }
+}
+
 /* The admission lines of /metrics, on an idle server. */
 static void test_metrics_lines(void **state)
 {
@@ -1459,6 +1582,7 @@ static void test_metrics_lines(void **state)
     serve((sl_http_server_opts){ 0 });
     expect_metric("sluice_http_admission_limit{reactor=\"0\"} 32");
     expect_metric("sluice_http_admission_overloaded{reactor=\"0\"} 0");
+    expect_metric("sluice_http_admission_flooded{reactor=\"0\"} 0");
     expect_metric("sluice_http_queue_delay_seconds{reactor=\"0\"} 0\n");
     expect_metric("sluice_http_admission_shed_total{reason=\"queue_full\"} 0");
     expect_metric("sluice_http_admission_shed_total{reason=\"queue_delay\"} 0");
@@ -1502,6 +1626,7 @@ int main(void)
         cmocka_unit_test(test_accept_backlog),
         cmocka_unit_test(test_upstream_refusing_refused_at_head),
         cmocka_unit_test(test_flood_refused_at_head),
+        cmocka_unit_test(test_flood_read_in_batches),
         cmocka_unit_test(test_metrics_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

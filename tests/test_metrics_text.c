@@ -687,6 +687,8 @@ static const struct { const char *name, *type, *labels; } moved[] = {
     { "sluice_http_shed_total", "counter", "reactor" },
     { "sluice_http_admission_limit", "gauge", "reactor" },
     { "sluice_http_admission_overloaded", "gauge", "reactor" },
+    { "sluice_http_admission_flooded", "gauge", "reactor" },
+    { "sluice_http_flood_batch_naps_total", "counter", "reactor" },
     { "sluice_http_admission_drain_per_second", "gauge", "reactor" },
     { "sluice_http_admission_max_wait_seconds", "gauge", "reactor" },
     { "sluice_http_expired_total", "counter", "reactor" },

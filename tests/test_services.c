@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "svcutil.h"
 
@@ -25,6 +26,32 @@ static void expect_paid(const chain *c, const char *item, int qty, long amount, 
 }
 
 /* ---- 1. safe mode --------------------------------------------------------------------- */
+
+/* Order ids begin with the time in seconds (6 hex digits, mod 2^24), so
+ * that each service's rows of consecutive orders sit on the same B-tree
+ * page (issue 14: one page per group commit, not one random leaf per
+ * order). Before: 16 random hex digits, whose first 6 are the clock's
+ * in one run of 2^24. */
+static void order_ids_sort_by_time(void **state)
+{
+    (void)state;
+    chain c;
+    chain_start(&c, &(chain_opts){ 0 });
+    uint64_t t0 = (uint64_t)time(NULL) & 0xffffff, prev = t0;
+    for (int i = 0; i < 8; i++) {
+        char id[64], pre[7];
+        expect_paid(&c, "sku-1", 1, 100, id);
+        assert_int_equal(strlen(id), 16);
+        assert_int_equal(strspn(id, "0123456789abcdef"), 16);
+        memcpy(pre, id, 6);
+        pre[6] = 0;
+        uint64_t t = strtoull(pre, NULL, 16), now = (uint64_t)time(NULL) & 0xffffff;
+        /* modulo 2^24: made at or after the previous one, not after now */
+        assert_true(((t - prev) & 0xffffff) <= ((now - prev) & 0xffffff));
+        prev = t;
+    }
+    chain_stop(&c);
+}
 
 static void safe_order_is_paid(void **state)
 {
@@ -601,6 +628,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(safe_order_is_paid, svc_teardown),
+        cmocka_unit_test_teardown(order_ids_sort_by_time, svc_teardown),
         cmocka_unit_test_teardown(out_of_stock_is_409, svc_teardown),
         cmocka_unit_test_teardown(bad_requests_are_refused, svc_teardown),
         cmocka_unit_test_teardown(two_threads_keep_the_invariant, svc_teardown),

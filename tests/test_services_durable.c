@@ -66,6 +66,32 @@ static void bad_data_dir_is_one_line_and_exit_1(void **state)
     svc_rm_rf(dir);
 }
 
+/* A data directory a running service holds: a second process refuses it
+ * in one line and exit 1 (after the store's busy timeout, 5 s), and the
+ * first goes on serving with its books intact. The store takes the
+ * database for its process alone (svc_walvfs.h, issue 14: no fcntl lock
+ * per transaction); before, a second order-svc on the same directory
+ * started and both wrote one database. */
+static void data_dir_in_use_is_refused(void **state)
+{
+    (void)state;
+    char od[256];
+    svc_tmpdir(od, sizeof od, "durable-inuse");
+    chain c;
+    chain_opts o = { .stock = "sku-1=1000", .order_args = { "--data", od, NULL } };
+    chain_start(&c, &o);
+    char id[64];
+    hresp r;
+    order_post(c.order.port, "sku-1", 1, 100, id, &r);
+    expect_status(&r, 201, NULL);
+    one_line_exit_1("order", od, "database is locked: another process has it open");
+    order_post(c.order.port, "sku-1", 1, 100, id, &r);
+    expect_status(&r, 201, NULL);
+    assert_true(order_check(&c, id, 100));
+    chain_stop(&c);
+    svc_rm_rf(od);
+}
+
 /* ---- 2. an order left PENDING by a crash ---------------------------------------------------- */
 
 static void pending_order_is_resolved_at_restart(void **state)
@@ -416,6 +442,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(bad_data_dir_is_one_line_and_exit_1, svc_teardown),
+        cmocka_unit_test_teardown(data_dir_in_use_is_refused, svc_teardown),
         cmocka_unit_test_teardown(pending_order_is_resolved_at_restart, svc_teardown),
         cmocka_unit_test_teardown(outbox_is_resumed_after_restart, svc_teardown),
         cmocka_unit_test_teardown(kill9_each_service_keeps_the_books, svc_teardown),

@@ -183,6 +183,8 @@ typedef struct svc_store_stats {
     uint64_t checkpoints;     /* WAL checkpoints run (by a thread of the store's own) */
     uint64_t replies;         /* messages that took results home: one per reactor per batch */
     uint64_t queued;          /* write steps waiting for the writer now */
+    uint64_t wal_frames;      /* WAL frames (pages) written, by the process (svc_walvfs.h) */
+    uint64_t wal_writes;      /* ... and the write syscalls they took */
 } svc_store_stats;
 
 void svc_store_stats_get(svc_store *st, svc_store_stats *out);
