@@ -204,10 +204,20 @@ static void test_local_send_meets_owed_topup(void **s)
 /* Reactor 1 sends one element on a channel of capacity 4 at reactor 0 and
  * ends: its reactor keeps the 3 slots of credit it did not use (nothing
  * gives them back on its own any more). Then something at the home, or on
- * a third reactor, needs that room: it must get it, by a recall. */
+ * a third reactor, needs that room: it must get it, by a recall.
+ *
+ * The home stops the runtime only once the lender has ended (lender_done).
+ * The grant wakes the lender's send and its element leaves in a batch at
+ * the end of that callback; the task runs (and ends) in a later one. So
+ * the home can receive, free and stop in between, and a stop ends a
+ * reactor after its current callback, tasks alive or not (sl_runtime.h):
+ * the lender was reported leaked, "ready" (3 in 450 runs of the binary
+ * under ASan, 3 copies at once beside a busy loop per CPU: issue 17).
+ * BY_FREE_HELD keeps the lender alive across the free, so that stopping
+ * without that wait leaks it in every run. */
 #define RC_CAP 4
 
-enum { BY_SEND, BY_TRY_SEND, BY_SELECT, BY_CLOSE, BY_FREE, BY_OTHER_REACTOR };
+enum { BY_SEND, BY_TRY_SEND, BY_SELECT, BY_CLOSE, BY_FREE, BY_FREE_HELD, BY_OTHER_REACTOR };
 
 static struct {
     int how;
@@ -215,7 +225,7 @@ static struct {
     int i, rc, v, got, finished;
     long polls;
     int other_rc[RC_CAP];
-    _Atomic int other_done;
+    _Atomic int other_done, freed, lender_done;
     sl_case cs[1];
 } C;
 
@@ -229,6 +239,15 @@ static int rc_lender(sl_task *t, void *arg)   /* reactor 1: takes credit, uses o
     o->v = 100;
     SL_AWAIT(t, o->rc, sl_chan_send(t, C.ch, &o->v));
     assert_int_equal(o->rc, 0);
+    /* BY_FREE_HELD: alive until the home has freed the channel (its recall
+     * then comes to a reactor where the sender still runs) */
+    for (o->i = 0; C.how == BY_FREE_HELD && o->i < 30000 && !atomic_load(&C.freed); o->i++) {
+        SL_AWAIT(t, o->rc, sl_sleep(t, SL_NS_PER_MS));
+        assert_int_equal(o->rc, 0);
+    }
+    /* in the last step: once the home reads it, the task ends within the
+     * callback under way, and a stop takes effect only after that */
+    atomic_store(&C.lender_done, 1);
     SL_END(t);
 }
 
@@ -295,6 +314,7 @@ static int rc_main(sl_task *t, void *arg)   /* reactor 0: the channel's home */
         assert_int_equal(C.rc, -EPIPE);
         break;
     case BY_FREE:   /* the recall's answer meets a freed header (ASan and the leak check tell) */
+    case BY_FREE_HELD:
         break;
     case BY_OTHER_REACTOR:
         /* Two waits for events on the other thread, each bounded by its
@@ -319,7 +339,7 @@ static int rc_main(sl_task *t, void *arg)   /* reactor 0: the channel's home */
         break;
     }
     sl_task_set_deadline(t, 0);
-    if (C.how != BY_CLOSE && C.how != BY_FREE) {   /* full, every element in order */
+    if (C.how != BY_CLOSE && C.how != BY_FREE && C.how != BY_FREE_HELD) {   /* full, every element in order */
         assert_int_equal(sl_chan_len(C.ch), RC_CAP);
         for (C.i = 0; C.i < RC_CAP; C.i++) {
             SL_AWAIT(t, C.rc, sl_chan_recv(t, C.ch, &C.got));
@@ -328,6 +348,12 @@ static int rc_main(sl_task *t, void *arg)   /* reactor 0: the channel's home */
         }
     }
     assert_int_equal(sl_chan_free(t, C.ch), 0);
+    atomic_store(&C.freed, 1);
+    for (C.i = 0; C.i < 30000 && !atomic_load(&C.lender_done); C.i++) {   /* 30 s at least */
+        SL_AWAIT(t, C.rc, sl_sleep(t, SL_NS_PER_MS));
+        assert_int_equal(C.rc, 0);
+    }
+    assert_true(atomic_load(&C.lender_done));
     sl_runtime_stop(rt);
     SL_END(t);
 }
@@ -340,9 +366,10 @@ static void run_recall(int how)
     memset(&cap, 0, sizeof cap);
     C.how = how;
     rt = rt_new(3, &cap);
-    assert_int_equal(rt_run(rt, rc_main, NULL), 0);
-    if (cap.count)
+    int leaks = rt_run(rt, rc_main, NULL);
+    if (cap.count)   /* before the leak count: what leaked is in them */
         print_message("reports:\n%s", cap.text);
+    assert_int_equal(leaks, 0);
     assert_int_equal(cap.count, 0);
 }
 
@@ -351,6 +378,7 @@ static void test_recall_for_try_send(void **s) { (void)s; run_recall(BY_TRY_SEND
 static void test_recall_for_select(void **s) { (void)s; run_recall(BY_SELECT); }
 static void test_recall_at_close(void **s) { (void)s; run_recall(BY_CLOSE); }
 static void test_recall_at_free(void **s) { (void)s; run_recall(BY_FREE); }
+static void test_recall_at_free_lender_alive(void **s) { (void)s; run_recall(BY_FREE_HELD); }
 static void test_recall_for_other_reactor(void **s) { (void)s; run_recall(BY_OTHER_REACTOR); }
 
 /* ---- receives fed ahead (core/rrecv.c) ------------------------------------------------- */
@@ -1378,6 +1406,12 @@ static void test_given_deadline_loses_nothing(void **s)
 
 int main(void)
 {
+    /* CMOCKA_TEST_FILTER=test_recall_at_free (a glob) runs only those: a
+     * flaky one is run hundreds of times alone (cmocka 1.1 has the call,
+     * not the variable) */
+    const char *filter = getenv("CMOCKA_TEST_FILTER");
+    if (filter && *filter)
+        cmocka_set_test_filter(filter);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pingpong_messages),
         cmocka_unit_test(test_local_send_meets_owed_topup),
@@ -1386,6 +1420,7 @@ int main(void)
         cmocka_unit_test(test_recall_for_select),
         cmocka_unit_test(test_recall_at_close),
         cmocka_unit_test(test_recall_at_free),
+        cmocka_unit_test(test_recall_at_free_lender_alive),
         cmocka_unit_test(test_recall_for_other_reactor),
         cmocka_unit_test(test_fed_batches),
         cmocka_unit_test(test_fed_recall_for_home_recv),
