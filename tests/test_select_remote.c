@@ -487,6 +487,8 @@ static void test_recv_remote_contended(void **s)
  * value arrives exactly once, each channel's in increasing order. */
 #define SND_N 20000
 
+typedef struct snd_side { int rc; int64_t got, last; long n; } snd_side;
+
 static struct {
     sl_chan *r, *l;
     _Atomic int done;   /* the select's and the far receiver's */
@@ -496,47 +498,31 @@ static struct {
     sl_case cs[2];
     unsigned char seen[SND_N];   /* reactor 0 marks R's, reactor 1 L's: told apart below */
     _Atomic long bad;
-    struct { int rc; int64_t got, last; long n; } far, near;
+    snd_side far, near;
 } S;
 
-static int snd_recv_far(sl_task *t, void *arg)   /* reactor 0 */
+/* A channel's receiver at its home, until the -1: R's on reactor 0 (arg
+ * NULL; it counts in S.done), L's on reactor 1 (arg non-NULL). */
+static int snd_recv(sl_task *t, void *arg)
 {
-    (void)arg;
+    bool near = arg != NULL;
+    snd_side *me = near ? &S.near : &S.far;
     SL_BEGIN(t);
     sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
-    for (S.far.last = -1;;) {
-        SL_AWAIT(t, S.far.rc, sl_chan_recv(t, S.r, &S.far.got));
-        assert_int_equal(S.far.rc, 0);
-        if (S.far.got < 0)
+    for (me->last = -1;;) {
+        SL_AWAIT(t, me->rc, sl_chan_recv(t, near ? S.l : S.r, &me->got));
+        assert_int_equal(me->rc, 0);
+        if (me->got < 0)
             break;
-        if (S.far.got <= S.far.last || S.far.got >= SND_N)
+        if (me->got <= me->last || me->got >= SND_N)
             atomic_fetch_add(&S.bad, 1);
         else
-            S.seen[S.far.got] |= 1;
-        S.far.last = S.far.got;
-        S.far.n++;
+            S.seen[me->got] |= near ? 2 : 1;
+        me->last = me->got;
+        me->n++;
     }
-    atomic_fetch_add(&S.done, 1);
-    SL_END(t);
-}
-
-static int snd_recv_near(sl_task *t, void *arg)   /* reactor 1 */
-{
-    (void)arg;
-    SL_BEGIN(t);
-    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
-    for (S.near.last = -1;;) {
-        SL_AWAIT(t, S.near.rc, sl_chan_recv(t, S.l, &S.near.got));
-        assert_int_equal(S.near.rc, 0);
-        if (S.near.got < 0)
-            break;
-        if (S.near.got <= S.near.last || S.near.got >= SND_N)
-            atomic_fetch_add(&S.bad, 1);
-        else
-            S.seen[S.near.got] |= 2;
-        S.near.last = S.near.got;
-        S.near.n++;
-    }
+    if (!near)
+        atomic_fetch_add(&S.done, 1);
     SL_END(t);
 }
 
@@ -553,7 +539,7 @@ static int snd_select(sl_task *t, void *arg)   /* reactor 1 */
          * and the rest goes to R, by credit in hand or by a case parked
          * for credit */
         if (S.v == SND_N / 2)
-            assert_int_equal(sl_spawn(NULL, snd_recv_near, NULL, NULL, NULL), 0);
+            assert_int_equal(sl_spawn(NULL, snd_recv, &S.near, NULL, NULL), 0);
         SL_AWAIT(t, S.rc, sl_select(t, S.cs, 2, 0));
         assert_true(S.rc == 0 || S.rc == 1);
         assert_int_equal(S.cs[S.rc].err, 0);
@@ -577,7 +563,7 @@ static int snd_main(sl_task *t, void *arg)   /* reactor 0: R's home */
     SL_BEGIN(t);
     sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
     assert_int_equal(sl_chan_new(&S.r, sizeof(int64_t), 8, &(sl_chan_opts){ .name = "far" }), 0);
-    assert_int_equal(sl_spawn(NULL, snd_recv_far, NULL, NULL, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, snd_recv, NULL, NULL, NULL), 0);
     assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), snd_select, NULL, NULL), 0);
     end_when_done(t, S.r, &S.done, 2);
     SL_END(t);
