@@ -570,17 +570,24 @@ static int fw_main(sl_task *t, void *arg)   /* reactor 0: the channel's home */
     SL_END(t);
 }
 
+/* Runs `main` on reactor 0 of a two-reactor runtime (rt, reports in
+ * cap): it must end with nothing reported (no leak, no misuse). */
+static void run_clean(sl_step_fn main)
+{
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, main, NULL), 0);
+    if (cap.count)
+        print_message("reports:\n%s", cap.text);
+    assert_int_equal(cap.count, 0);
+}
+
 static void run_fed(int how)
 {
     memset(&F, 0, sizeof F);
     memset(&far, 0, sizeof far);
     memset(&cap, 0, sizeof cap);
     F.how = how;
-    rt = rt_new(2, &cap);
-    assert_int_equal(rt_run(rt, fw_main, NULL), 0);
-    if (cap.count)
-        print_message("reports:\n%s", cap.text);
-    assert_int_equal(cap.count, 0);
+    run_clean(fw_main);
     assert_int_equal(far.bad, 0);
 }
 
@@ -757,11 +764,7 @@ static void test_fed_recall_crosses_an_ask(void **s)
         memset(&xr, 0, sizeof xr);
         memset(&xw, 0, sizeof xw);
         memset(&cap, 0, sizeof cap);
-        rt = rt_new(2, &cap);
-        assert_int_equal(rt_run(rt, x_main, NULL), 0);
-        if (cap.count)
-            print_message("reports:\n%s", cap.text);
-        assert_int_equal(cap.count, 0);
+        run_clean(x_main);
         assert_int_equal(X.bad, 0);
     }
 }
@@ -888,11 +891,7 @@ static void test_fair_recv_first_asker(void **s)
     (void)s;
     memset(&FR, 0, sizeof FR);
     memset(&cap, 0, sizeof cap);
-    rt = rt_new(2, &cap);
-    assert_int_equal(rt_run(rt, fr_main, NULL), 0);
-    if (cap.count)
-        print_message("reports:\n%s", cap.text);
-    assert_int_equal(cap.count, 0);
+    run_clean(fr_main);
 }
 
 /* Send: the channel (capacity 1) is full; S, a sender on the home, parks
@@ -1000,11 +999,7 @@ static void test_fair_send_first_asker(void **s)
     (void)s;
     memset(&FS, 0, sizeof FS);
     memset(&cap, 0, sizeof cap);
-    rt = rt_new(2, &cap);
-    assert_int_equal(rt_run(rt, fs_main, NULL), 0);
-    if (cap.count)
-        print_message("reports:\n%s", cap.text);
-    assert_int_equal(cap.count, 0);
+    run_clean(fs_main);
 }
 
 /* ---- given elements: a worker pool across reactors -------------------------------------- */
@@ -1345,11 +1340,7 @@ static void run_given(int how)
     memset(&gf, 0, sizeof gf);
     memset(&cap, 0, sizeof cap);
     G.how = how;
-    rt = rt_new(2, &cap);
-    assert_int_equal(rt_run(rt, gv_main, NULL), 0);
-    if (cap.count)
-        print_message("reports:\n%s", cap.text);
-    assert_int_equal(cap.count, 0);
+    run_clean(gv_main);
     assert_int_equal(G.bad, 0);
     assert_int_equal(atomic_load(&G.cap_exceeded), 0);
 }
