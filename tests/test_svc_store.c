@@ -406,8 +406,9 @@ static int turn_main(sl_task *t, void *arg)
 {
     (void)arg;
     SL_BEGIN(t);
-    /* the writer sleeps (it has never had a step) */
-    POLL_UNTIL(t, tn.i, stats().queued == 0);
+    /* the writer sleeps (it has never had a step: once it has started) */
+    POLL_UNTIL(t, tn.i, stats().asleep);
+    assert_true(stats().asleep);
     spawn_puts(TURN_N, 100);
     POLL_UNTIL(t, tn.i, puts_done());
     assert_true(puts_done());
@@ -429,6 +430,8 @@ static int turn_main(sl_task *t, void *arg)
 
     /* The hook's slots taken (four other fns wait for this turn's end):
      * the step wakes the writer at once, and still commits. */
+    POLL_UNTIL(t, tn.i, stats().asleep);
+    assert_true(stats().asleep);
     assert_int_equal(sl_reactor_at_turn_end(sl_reactor_current(), hog_a), 0);
     assert_int_equal(sl_reactor_at_turn_end(sl_reactor_current(), hog_b), 0);
     assert_int_equal(sl_reactor_at_turn_end(sl_reactor_current(), hog_c), 0);

@@ -449,6 +449,7 @@ void svc_store_stats_get(svc_store *st, svc_store_stats *o)
     svc_walvfs_counts(&o->wal_frames, &o->wal_writes);
     pthread_mutex_lock(&st->mu);
     o->queued = st->nq;
+    o->asleep = st->w_idle;
     pthread_mutex_unlock(&st->mu);
 }
 

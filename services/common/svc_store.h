@@ -188,6 +188,7 @@ typedef struct svc_store_stats {
     uint64_t wakeups;         /* times a reactor woke the sleeping writer: one per turn that
                                  queued steps while it slept (at the turn's end) */
     uint64_t queued;          /* write steps waiting for the writer now */
+    uint64_t asleep;          /* 1 while the writer sleeps, waiting for a step */
     uint64_t wal_frames;      /* WAL frames (pages) written, by the process (svc_walvfs.h) */
     uint64_t wal_writes;      /* ... and the write syscalls they took */
 } svc_store_stats;
