@@ -4,8 +4,9 @@
  * The writer is a thread of the store's own. Reactors append write steps
  * to its queue (a mutex-guarded list: three stores under an uncontended
  * lock, and it makes cancel-while-queued exact) and wake it, when it
- * sleeps, once at the end of the turn that queued them; it takes everything queued at once, runs it as one transaction
- * (a savepoint per step), commits, and answers each reactor with ONE
+ * sleeps, once at the end of the turn that queued them; it takes
+ * everything queued at once, runs it as one transaction (a savepoint per
+ * step), commits, and answers each reactor with ONE
  * message carrying the results of all that reactor's steps of the batch.
  * So a step costs at most two thread switches (reactor -> writer ->
  * reactor), and under load fewer: a batch of N steps from one reactor
