@@ -16,6 +16,7 @@
  * workers polled with sched_yield between them (issue 16's profile: ~40%
  * of the chain's CPU in the kernel switching threads). */
 #include <errno.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include "svc.h"
@@ -68,10 +70,14 @@ struct svc_store {
     /* the writer thread's queue, under mu */
     svc_dbreq *head, *tail;
     size_t nq;
-    bool w_idle;              /* the writer sleeps on w_cv */
+    bool w_idle;              /* the writer sleeps (on w_seq) */
     bool w_stop;              /* svc_store_stop: drain the queue, then end */
     bool w_started, w_joined;
-    pthread_cond_t w_cv;
+    /* The writer's sleep: a futex word, bumped by whoever wakes it. A
+     * condition variable cost four futex calls a sleep (glibc: the signal
+     * woke both of its group words, and the writer, relocking the mutex
+     * as contended, woke it at its unlock for nobody): two here. */
+    _Atomic uint32_t w_seq;
     pthread_t w_th;
     svc_conn w;
     svc_conn r[READERS];
@@ -190,6 +196,7 @@ int svc_conn_outbox_add(svc_conn *c, const char *path, const char *body, const c
 }
 
 static void *writer_main(void *arg);
+static void writer_signal(svc_store *st);
 
 /* ---- opening -------------------------------------------------------------------------- */
 
@@ -342,7 +349,6 @@ int svc_store_open(svc_store **out, const char *dir, const char *file, const cha
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv, NULL);
     pthread_cond_init(&st->ck_cv, NULL);
-    pthread_cond_init(&st->w_cv, NULL);
     char *msg = NULL;
     if (conn_open(st, &st->w, true, sync_full, err, errlen) < 0)
         goto failed;
@@ -394,8 +400,8 @@ void svc_store_stop(svc_store *st)
         return;
     pthread_mutex_lock(&st->mu);
     st->w_stop = true;
-    pthread_cond_signal(&st->w_cv);
     pthread_mutex_unlock(&st->mu);
+    writer_signal(st);
     pthread_join(st->w_th, NULL);
     st->w_joined = true;   /* w_stop stays: svc_db_start refuses from now on */
 }
@@ -434,7 +440,6 @@ void svc_store_free(svc_store *st)
     pthread_mutex_destroy(&st->mu);
     pthread_cond_destroy(&st->cv);
     pthread_cond_destroy(&st->ck_cv);
-    pthread_cond_destroy(&st->w_cv);
     free(st);
 }
 
@@ -561,7 +566,13 @@ static void *writer_main(void *arg)
     for (;;) {
         while (!st->head && !st->w_stop) {
             st->w_idle = true;
-            pthread_cond_wait(&st->w_cv, &st->mu);
+            /* read under mu: a waker sets w_idle false under it and then
+             * bumps w_seq, so a wake that comes before the wait below
+             * makes it return at once (the word moved) */
+            uint32_t seq = atomic_load(&st->w_seq);
+            pthread_mutex_unlock(&st->mu);
+            syscall(SYS_futex, &st->w_seq, FUTEX_WAIT_PRIVATE, seq, NULL, NULL, 0);
+            pthread_mutex_lock(&st->mu);
             st->w_idle = false;
         }
         if (st->w_stop)
@@ -598,6 +609,13 @@ static void write_abort(sl_task *t, void *obj, int err)
     q->task = NULL;
 }
 
+/* Ends the writer's futex wait (or the one it is about to begin). */
+static void writer_signal(svc_store *st)
+{
+    atomic_fetch_add(&st->w_seq, 1);
+    syscall(SYS_futex, &st->w_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
 /* Wakes the writer if it sleeps. Signalled after the unlock: signalled
  * under it, the writer (on the same core as the reactor when the process
  * is pinned) woke only to block on the mutex the reactor still held, a
@@ -611,7 +629,7 @@ static void writer_wake(svc_store *st)
     pthread_mutex_unlock(&st->mu);
     if (wake) {
         atomic_fetch_add_explicit(&st->wakeups, 1, memory_order_relaxed);
-        pthread_cond_signal(&st->w_cv);
+        writer_signal(st);
     }
 }
 
