@@ -22,8 +22,8 @@
  * others commit), and then answers each reactor with ONE message carrying
  * the results of all that reactor's steps of the batch. So a burst of N
  * steps costs one commit (one WAL append, and with --sync full one fsync)
- * and one wake-up of each reactor, not N. The writer sleeps on a condition
- * variable when its queue is empty and is woken at the end of the reactor
+ * and one wake-up of each reactor, not N. The writer sleeps on a futex
+ * word when its queue is empty and is woken at the end of the reactor
  * turn that queued steps while it slept (sl_reactor_at_turn_end): all the
  * steps of a turn go in one batch, and the writer does not preempt the
  * reactor (on a shared core) at the turn's first step. A lone step commits
