@@ -344,6 +344,10 @@ struct sl_chan {
      * len_ + reserved_ + given_ <= cap_; gives_ says how many each holds */
     size_t given_;
     struct sl_rr_give *gives_;
+    /* selects of other reactors waiting by proxy (core/rsel.c, rendezvous
+     * channels): proxies in sendq_ / recvq_, and those queued or offered
+     * (the header stays while any is) */
+    uint32_t rv_sendq_, rv_recvq_, rv_out_;
 };
 
 int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,
