@@ -343,6 +343,7 @@ void sl__rsel_fire(sl_waiter *w, int err);
 void sl__rsel_drop_queued(sl_waiter *w);
 void sl__rsel_task_abort(sl_task *t);
 void sl__rsel_inject_failure(int nth);   /* tests: the nth proxy from now fails (-1: none) */
+void sl__rsel_set_hooks(void (*at_r_offer)(void *), void (*at_h_offer)(void *), void *arg);   /* tests */
 /* remote.c, for rsel.c: a round trip's request as an offering counterpart */
 void sl__remote_offered(sl_waiter *w);
 bool sl__remote_offer_aborted(const sl_waiter *w);

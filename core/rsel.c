@@ -68,6 +68,19 @@ void sl__rsel_inject_failure(int nth)
     atomic_store(&fail_at, nth);
 }
 
+/* Tests force interleavings here (set before the runtime runs, or on
+ * the thread that calls them): at R before an offer is decided, at H
+ * right after an offer is posted (it leaves at the callback's end). */
+static void (*hook_r_offer)(void *), (*hook_h_offer)(void *);
+static void *hook_arg;
+
+void sl__rsel_set_hooks(void (*at_r_offer)(void *), void (*at_h_offer)(void *), void *arg)
+{
+    hook_r_offer = at_r_offer;
+    hook_h_offer = at_h_offer;
+    hook_arg = arg;
+}
+
 static rv_proxy *proxy_of(const sl_case *c)
 {
     return (rv_proxy *)(uintptr_t)c->w_.until;
@@ -143,6 +156,8 @@ void sl__rsel_detach(sl_reactor *r, sl_case *c)
 static void r_offer(void *arg)
 {
     rv_proxy *p = arg;
+    if (hook_r_offer)
+        hook_r_offer(hook_arg);
     sl_task *t = p->task;
     p->accept = t != NULL;
     if (t) {
@@ -196,6 +211,8 @@ static void offer(rv_proxy *p, sl_waiter *cp)
     if (p->op == SL_RECV)   /* O sends: its element travels in the offer */
         memcpy(p->elem, cp->buf, p->ch->elem_size_);
     sl_reactor_post_mem(p->from, &p->back, r_offer, p);
+    if (hook_h_offer)
+        hook_h_offer(hook_arg);
 }
 
 /* The first proxy a counterpart doing `cp_op` may offer to. */
