@@ -135,6 +135,10 @@ void sl__waiter_fire(sl_waiter *w, int result)
         return;
     }
     if (t->wait_kind_ == SL_WAIT_SELECT) {
+        /* the case's own result, where sl_select's caller reads it (a
+         * parked select's cases[i].err stayed 0 before: a channel closed
+         * while it waited said 0, not -EPIPE) */
+        SL_CONTAINER_OF(w, sl_case, w_)->err = result;
         w->err = result;
         dequeue_all(t, w);   /* w itself was already taken off its queue */
         sl__wake(t, w->idx);
