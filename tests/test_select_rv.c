@@ -60,6 +60,7 @@ static struct {
     int64_t fv[2], rvv[2];
     int frc[2], fi[2], rrc[2];
     int64_t last[2], sum[2];
+    int y;
     long seen[2], dbad[2];
 } M;
 
@@ -94,6 +95,8 @@ static int mix_drain(sl_task *t, void *arg)
         M.last[k] = M.rvv[k];
         M.seen[k]++;
         M.sum[k] += M.rvv[k];
+        if (k)   /* the local one paces itself: the select parks, and offers come in */
+            SL_AWAIT(t, M.y, sl_sleep(t, 20000));
     }
     atomic_fetch_add(&M.done, 1);
     SL_END(t);
