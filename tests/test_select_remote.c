@@ -843,16 +843,18 @@ static int x_far(sl_task *t, void *arg)   /* reactor 1 */
     int64_t one = 1, got = 0;
     assert_int_equal(sl_chan_new(&mine, sizeof(int64_t), 1, NULL), 0);
     assert_int_equal(sl_chan_try_send(t, mine, &one), 0);
-    sl_case cs[2] = { { .ch = mine, .op = SL_RECV, .buf = &got }, { .ch = X.rv, .op = SL_RECV, .buf = &got } };
+    sl_case cs[2] = { { .ch = mine, .op = SL_RECV, .buf = &got }, { .ch = X.exp, .op = SL_RECV, .buf = &got } };
     assert_int_equal(sl_select(t, cs, 2, 0), -EXDEV);
     assert_int_equal(sl_select(t, cs, 2, SL_SELECT_DEFAULT), -EXDEV);
     assert_int_equal(sl_select(t, cs, 2, SL_SELECT_PRIO(1)), -EXDEV);
-    cs[1].op = SL_SEND;
-    assert_int_equal(sl_select(t, cs, 2, 0), -EXDEV);
-    cs[1] = (sl_case){ .ch = X.exp, .op = SL_RECV, .buf = &got };
-    assert_int_equal(sl_select(t, cs, 2, 0), -EXDEV);
     assert_int_equal(sl_chan_len(mine), 1);
     assert_int_equal(got, 0);
+    /* a rendezvous case is allowed now (by offer: tests/test_select_rv.c),
+     * and never ready at a select's start: a polling select passes it by */
+    sl_case rv[1] = { { .ch = X.rv, .op = SL_RECV, .buf = &got } };
+    assert_int_equal(sl_select(t, rv, 1, SL_SELECT_DEFAULT), -EAGAIN);
+    rv[0].op = SL_SEND;
+    assert_int_equal(sl_select(t, rv, 1, SL_SELECT_DEFAULT), -EAGAIN);
     assert_int_equal(sl_chan_free(t, mine), 0);
     atomic_store(&X.done, 1);
     return 0;
@@ -875,7 +877,7 @@ static int x_main(sl_task *t, void *arg)   /* reactor 0 */
     SL_END(t);
 }
 
-static void test_exdev_round_trip_only(void **s)
+static void test_exdev_expiring_recv_only(void **s)
 {
     (void)s;
     memset(&X, 0, sizeof X);
@@ -896,7 +898,7 @@ int main(void)
         cmocka_unit_test(test_recv_cancel_loses_nothing),
         cmocka_unit_test(test_send_deadline_sends_nothing),
         cmocka_unit_test(test_poll_asks_home),
-        cmocka_unit_test(test_exdev_round_trip_only),
+        cmocka_unit_test(test_exdev_expiring_recv_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -571,6 +571,52 @@ static void test_rv_proxy_enomem(void **s)
     run_scene(2, n_main);
 }
 
+/* ---- a local select's case fired -EPIPE while parked: cases[i].err says so ---- */
+
+static struct {
+    sl_chan *ch;
+    int rc, err;
+    int64_t v;
+    sl_case cs[1];
+} P;
+
+static int p_select(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    P.v = 3;
+    P.cs[0] = (sl_case){ .ch = P.ch, .op = SL_RECV, .buf = &P.v };
+    SL_AWAIT(t, P.rc, sl_select(t, P.cs, 1, 0));
+    P.err = P.cs[0].err;
+    SL_END(t);
+}
+
+static int p_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_new(&P.ch, sizeof(int64_t), 0, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, p_select, NULL, NULL, NULL), 0);
+    SL_YIELD(t);   /* it parks */
+    assert_int_equal(P.ch->recvq_.n, 1);
+    assert_int_equal(sl_chan_close(t, P.ch), 0);
+    SL_YIELD(t);
+    assert_int_equal(sl_chan_free(t, P.ch), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_parked_select_epipe_err(void **s)
+{
+    (void)s;
+    memset(&P, 0, sizeof P);
+    P.err = 1;
+    run_scene(1, p_main);
+    assert_int_equal(P.rc, 0);
+    assert_int_equal(P.err, -EPIPE);   /* was 0 */
+    assert_int_equal(P.v, 3);
+}
+
 /* ---- the race ------------------------------------------------------------------------ */
 
 /* rv (cap 0) at reactor 0. Senders: one at the home (blocking: offers) and
@@ -830,6 +876,7 @@ int main(void)
         cmocka_unit_test(test_rv_free_with_send_proxy),
         cmocka_unit_test(test_rv_closed_before_park),
         cmocka_unit_test(test_rv_proxy_enomem),
+        cmocka_unit_test(test_parked_select_epipe_err),
         cmocka_unit_test(test_rv_race),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
