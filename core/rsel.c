@@ -100,7 +100,6 @@ static uint32_t *count_for(sl_chan *ch, int op)
 
 int sl__rsel_prepare(sl_task *t, sl_case *c)
 {
-    (void)t;
     int n = atomic_load(&fail_at);
     if (n >= 0 && atomic_fetch_sub(&fail_at, 1) == 0)
         return -ENOMEM;   /* the tests' injected failure (fail_at is -1 now) */
@@ -246,8 +245,11 @@ int sl__rsel_offer_task(sl_task *t, sl_chan *ch, int op, void *buf)
         return -EAGAIN;
     t->w_ = (sl_waiter){ .task = t, .buf = buf, .tag = SL_OFFER_TAG, .until = (uint64_t)(uintptr_t)p };
     int rc = sl__park(t, SL_WAIT_REMOTE, ch, 0);
-    if (rc != SL_PENDING)
+    if (rc != SL_PENDING) {
+        t->w_.tag = 0;
+        t->w_.until = 0;
         return rc;
+    }
     t->reactor_->remote_pending++;
     offer(p, &t->w_);
     return SL_PENDING;
