@@ -51,7 +51,7 @@ static struct {
     int flags, how;            /* how: 0 send cases; 1 receive, fed at the home; 2 receive, fed by a round trip */
     sl_chan *rv, *l;
     _Atomic int done;
-    int rc, i, polls;
+    int rc, i, polls, mrc, mpolls;   /* m*: the home's main (each thread its own fields) */
     int64_t got, v;
     int64_t next[2];
     long bad, from[2];
@@ -162,7 +162,7 @@ static int mix_main(sl_task *t, void *arg)   /* reactor 0: rv's home */
     if (M.how == 0)
         assert_int_equal(sl_spawn(NULL, mix_drain, (void *)0, NULL, NULL), 0);
     assert_int_equal(sl_spawn_on(R(1), mix_select, NULL, NULL), 0);
-    WAIT_FOR(t, atomic_load(&M.done) == 12, M.polls, M.rc);   /* the select, and two feeders or drains */
+    WAIT_FOR(t, atomic_load(&M.done) == 12, M.mpolls, M.mrc);   /* the select, and two feeders or drains */
     assert_int_equal(M.rv->rv_out_, 0);   /* no proxy left behind */
     assert_int_equal(sl_chan_free(t, M.rv), 0);
     sl_runtime_stop(rt);
@@ -514,7 +514,7 @@ static void test_rv_closed_before_park(void **s) { (void)s; run_q(Q_CLOSED_BEFOR
 static struct {
     sl_chan *rv, *rv2, *l;
     _Atomic int done, go;
-    int rc, polls;
+    int rc, mrc, polls;
     int64_t v, got;
     sl_case cs[3];
 } N;
@@ -551,13 +551,13 @@ static int n_main(sl_task *t, void *arg)   /* reactor 0 */
     assert_int_equal(sl_chan_new(&N.rv, sizeof(int64_t), 0, NULL), 0);
     assert_int_equal(sl_chan_new(&N.rv2, sizeof(int64_t), 0, NULL), 0);
     assert_int_equal(sl_spawn_on(R(1), n_far, NULL, NULL), 0);
-    WAIT_FOR(t, atomic_load(&N.go), N.polls, N.rc);
-    WAIT_FOR(t, N.rv2->rv_recvq_ == 1, N.polls, N.rc);
+    WAIT_FOR(t, atomic_load(&N.go), N.polls, N.mrc);
+    WAIT_FOR(t, N.rv2->rv_recvq_ == 1, N.polls, N.mrc);
     N.v = 9;
-    SL_AWAIT(t, N.rc, sl_chan_send(t, N.rv2, &N.v));
-    assert_int_equal(N.rc, 0);
-    WAIT_FOR(t, atomic_load(&N.done), N.polls, N.rc);
-    WAIT_FOR(t, N.rv->rv_out_ == 0, N.polls, N.rc);   /* the other proxy withdrawn */
+    SL_AWAIT(t, N.mrc, sl_chan_send(t, N.rv2, &N.v));
+    assert_int_equal(N.mrc, 0);
+    WAIT_FOR(t, atomic_load(&N.done), N.polls, N.mrc);
+    WAIT_FOR(t, N.rv->rv_out_ == 0, N.polls, N.mrc);   /* the other proxy withdrawn */
     assert_int_equal(sl_chan_free(t, N.rv), 0);
     assert_int_equal(sl_chan_free(t, N.rv2), 0);
     sl_runtime_stop(rt);
@@ -581,7 +581,7 @@ static void test_rv_proxy_enomem(void **s)
 static struct {
     bool with_offer;
     sl_chan *rv;
-    int rc, polls;
+    int rc, src, polls;
     int64_t v, got;
     sl_case cs[1];
 } T;
@@ -591,7 +591,7 @@ static int t_select(sl_task *t, void *arg)   /* reactor 1: never resumed */
     (void)arg;
     SL_BEGIN(t);
     T.cs[0] = (sl_case){ .ch = T.rv, .op = SL_RECV, .buf = &T.got };
-    SL_AWAIT(t, T.rc, sl_select(t, T.cs, 1, 0));
+    SL_AWAIT(t, T.src, sl_select(t, T.cs, 1, 0));
     SL_END(t);
 }
 
