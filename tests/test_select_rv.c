@@ -20,11 +20,30 @@
 static sl_runtime *rt;
 static capture cap;
 
+/* A scene whose assert failed on reactor 0's thread (the test's) was left
+ * by cmocka's longjmp with its other reactors still running on the
+ * scene's static structs: the next test must not reset those under them
+ * (an UBSan report in select.c, a case's channel read as NULL, came from
+ * that). Stop the process instead: the failure is the earlier scene's. */
+static bool scene_live;
+
+static int scene_guard(void **state)   /* each test's setup: before it resets anything */
+{
+    (void)state;
+    if (scene_live) {
+        print_error("an earlier scene failed with its reactors still running: stopping here\n");
+        exit(1);
+    }
+    return 0;
+}
+
 static void run_scene(int threads, sl_step_fn main)
 {
+    scene_live = true;
     memset(&cap, 0, sizeof cap);
     rt = rt_new(threads, &cap);
     assert_int_equal(rt_run(rt, main, NULL), 0);   /* and nothing leaked */
+    scene_live = false;
     sl__rsel_set_hooks(NULL, NULL, NULL);
     sl__rsel_inject_failure(-1);
     if (cap.count)
@@ -633,9 +652,11 @@ static void run_teardown(bool with_offer)
     T.with_offer = with_offer;
     if (with_offer)
         sl__rsel_set_hooks(NULL, t_stop_at_offer, NULL);
+    scene_live = true;
     rt = rt_new(2, &cap);
     assert_int_equal(rt_run_keep(rt, t_main, NULL), 0);
     int leaks = sl_runtime_free(rt);
+    scene_live = false;
     sl__rsel_set_hooks(NULL, NULL, NULL);
     print_message("teardown: %d leaks reported\n", leaks);
     /* the channel and S at least (O's offer was decided at the drain) */
@@ -928,32 +949,32 @@ static void test_rv_race(void **s)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rv_recv_fed_at_home),
-        cmocka_unit_test(test_rv_recv_fed_at_home_prio),
-        cmocka_unit_test(test_rv_recv_fed_by_round_trip),
-        cmocka_unit_test(test_rv_send_cases),
-        cmocka_unit_test(test_rv_send_cases_prio),
-        cmocka_unit_test(test_rv_offer_accepted),
-        cmocka_unit_test(test_rv_offer_declined_local_fired),
-        cmocka_unit_test(test_rv_offer_select_cancelled),
-        cmocka_unit_test(test_rv_offer_select_deadline),
-        cmocka_unit_test(test_rv_offer_sender_cancelled_accepted),
-        cmocka_unit_test(test_rv_offer_sender_deadline_accepted),
-        cmocka_unit_test(test_rv_offer_sender_cancelled_declined),
-        cmocka_unit_test(test_rv_offer_sender_deadline_declined),
-        cmocka_unit_test(test_rv_offer_out_close_accepted),
-        cmocka_unit_test(test_rv_offer_out_free_accepted),
-        cmocka_unit_test(test_rv_offer_out_free_declined),
-        cmocka_unit_test(test_rv_close_with_recv_proxy),
-        cmocka_unit_test(test_rv_close_with_send_proxy),
-        cmocka_unit_test(test_rv_free_with_recv_proxy),
-        cmocka_unit_test(test_rv_free_with_send_proxy),
-        cmocka_unit_test(test_rv_closed_before_park),
-        cmocka_unit_test(test_rv_proxy_enomem),
-        cmocka_unit_test(test_rv_teardown_proxy_queued),
-        cmocka_unit_test(test_rv_teardown_offer_out),
-        cmocka_unit_test(test_parked_select_epipe_err),
-        cmocka_unit_test(test_rv_race),
+        cmocka_unit_test_setup(test_rv_recv_fed_at_home, scene_guard),
+        cmocka_unit_test_setup(test_rv_recv_fed_at_home_prio, scene_guard),
+        cmocka_unit_test_setup(test_rv_recv_fed_by_round_trip, scene_guard),
+        cmocka_unit_test_setup(test_rv_send_cases, scene_guard),
+        cmocka_unit_test_setup(test_rv_send_cases_prio, scene_guard),
+        cmocka_unit_test_setup(test_rv_offer_accepted, scene_guard),
+        cmocka_unit_test_setup(test_rv_offer_declined_local_fired, scene_guard),
+        cmocka_unit_test_setup(test_rv_offer_select_cancelled, scene_guard),
+        cmocka_unit_test_setup(test_rv_offer_select_deadline, scene_guard),
+        cmocka_unit_test_setup(test_rv_offer_sender_cancelled_accepted, scene_guard),
+        cmocka_unit_test_setup(test_rv_offer_sender_deadline_accepted, scene_guard),
+        cmocka_unit_test_setup(test_rv_offer_sender_cancelled_declined, scene_guard),
+        cmocka_unit_test_setup(test_rv_offer_sender_deadline_declined, scene_guard),
+        cmocka_unit_test_setup(test_rv_offer_out_close_accepted, scene_guard),
+        cmocka_unit_test_setup(test_rv_offer_out_free_accepted, scene_guard),
+        cmocka_unit_test_setup(test_rv_offer_out_free_declined, scene_guard),
+        cmocka_unit_test_setup(test_rv_close_with_recv_proxy, scene_guard),
+        cmocka_unit_test_setup(test_rv_close_with_send_proxy, scene_guard),
+        cmocka_unit_test_setup(test_rv_free_with_recv_proxy, scene_guard),
+        cmocka_unit_test_setup(test_rv_free_with_send_proxy, scene_guard),
+        cmocka_unit_test_setup(test_rv_closed_before_park, scene_guard),
+        cmocka_unit_test_setup(test_rv_proxy_enomem, scene_guard),
+        cmocka_unit_test_setup(test_rv_teardown_proxy_queued, scene_guard),
+        cmocka_unit_test_setup(test_rv_teardown_offer_out, scene_guard),
+        cmocka_unit_test_setup(test_parked_select_epipe_err, scene_guard),
+        cmocka_unit_test_setup(test_rv_race, scene_guard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
