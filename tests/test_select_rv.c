@@ -946,6 +946,169 @@ static void test_rv_race(void **s)
         race_round();
 }
 
+/* ---- the race, send cases --------------------------------------------------------------- */
+
+/* rv (cap 0) at reactor 0. Senders: select workers on reactors 1 and 2
+ * over [rv SEND, a local channel SEND], a fresh value per attempt, random
+ * deadlines, cancelled at random and replaced. Receivers: a plain one at
+ * the home (offers to the send proxies) and a round trip from reactor 2,
+ * both with random deadlines, and a drain of each local channel. A value
+ * is received from rv iff its select returned the rv case, exactly once. */
+#define SR_TARGET 4000
+#define SR_VALS (1 << 20)
+
+static struct {
+    sl_chan *rv, *l[3];
+    _Atomic int stop, stop_recv, workers_done, recv_done;
+    _Atomic long rv_ok, rv_got, l_ok, l_got, dup, selects, cancels, timeouts;
+    _Atomic unsigned char sent[SR_VALS], got[SR_VALS];
+    _Atomic long next[3];
+    int rc, polls;
+} Y;
+
+typedef struct { int k, rc; int64_t v; sl_case cs[2]; } y_worker;
+typedef struct { int k, rc, wrc; sl_task *w; y_worker ws; } y_driver;
+typedef struct { int k, rc; int64_t got; bool local; } y_recv;
+
+static int y_work(sl_task *t, void *arg)
+{
+    y_worker *w = arg;
+    SL_BEGIN(t);
+    while (!atomic_load(&Y.stop)) {
+        w->v = (int64_t)w->k * (SR_VALS / 4) + atomic_fetch_add(&Y.next[w->k], 1);
+        assert_true(w->v < (int64_t)w->k * (SR_VALS / 4) + SR_VALS / 4);
+        w->cs[0] = (sl_case){ .ch = Y.rv, .op = SL_SEND, .buf = &w->v };
+        w->cs[1] = (sl_case){ .ch = Y.l[w->k], .op = SL_SEND, .buf = &w->v };
+        sl_task_set_deadline(t, x_dl(t, 3));
+        SL_AWAIT(t, w->rc, sl_select(t, w->cs, 2, 0));
+        atomic_fetch_add(&Y.selects, 1);
+        if (w->rc == -ECANCELED)
+            break;
+        if (w->rc == -ETIMEDOUT) {
+            atomic_fetch_add(&Y.timeouts, 1);
+            continue;
+        }
+        assert_true(w->rc == 0 || w->rc == 1);
+        assert_int_equal(w->cs[w->rc].err, 0);
+        if (w->rc == 0) {
+            atomic_store(&Y.sent[w->v], 1);
+            atomic_fetch_add(&Y.rv_ok, 1);
+        } else {
+            atomic_fetch_add(&Y.l_ok, 1);
+        }
+    }
+    SL_END(t);
+}
+
+static int y_drive(sl_task *t, void *arg)
+{
+    y_driver *d = arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    while (!atomic_load(&Y.stop)) {
+        d->ws = (y_worker){ .k = d->k };
+        assert_int_equal(sl_spawn(NULL, y_work, &d->ws, &d->w, &(sl_spawn_opts){ .joinable = true }), 0);
+        SL_AWAIT(t, d->rc, sl_sleep(t, (sl__rand(t->reactor_) % 200) * 1000));
+        if (sl_task_cancel(d->w, 0) == 0)
+            atomic_fetch_add(&Y.cancels, 1);
+        SL_AWAIT(t, d->rc, sl_task_join(t, d->w, &d->wrc));
+        assert_int_equal(d->rc, 0);
+    }
+    atomic_fetch_add(&Y.workers_done, 1);
+    SL_END(t);
+}
+
+static int y_receive(sl_task *t, void *arg)   /* rv at the home or by round trip; or a local drain */
+{
+    y_recv *r = arg;
+    SL_BEGIN(t);
+    while (!atomic_load(&Y.stop_recv)) {
+        sl_task_set_deadline(t, x_dl(t, 4));
+        SL_AWAIT(t, r->rc, sl_chan_recv(t, r->local ? Y.l[r->k] : Y.rv, &r->got));
+        if (r->rc == -ETIMEDOUT)
+            continue;
+        assert_int_equal(r->rc, 0);
+        if (r->local) {   /* paced: the local channel is often full, so selects park */
+            atomic_fetch_add(&Y.l_got, 1);
+            SL_AWAIT(t, r->rc, sl_sleep(t, 50000));
+            continue;
+        }
+        if (r->got < 0 || r->got >= SR_VALS || atomic_fetch_add(&Y.got[r->got], 1) != 0)
+            atomic_fetch_add(&Y.dup, 1);
+        atomic_fetch_add(&Y.rv_got, 1);
+    }
+    atomic_fetch_add(&Y.recv_done, 1);
+    SL_END(t);
+}
+
+static y_driver yd[3];
+static y_recv yr[6];
+
+static int y_far(sl_task *t, void *arg)
+{
+    int k = (int)(intptr_t)arg;
+    assert_int_equal(sl_chan_new(&Y.l[k], sizeof(int64_t), 2, NULL), 0);
+    assert_int_equal(sl_chan_give(Y.l[k], t, NULL), 0);
+    yd[k] = (y_driver){ .k = k };
+    yr[k] = (y_recv){ .k = k, .local = true };
+    assert_int_equal(sl_spawn(NULL, y_drive, &yd[k], NULL, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, y_receive, &yr[k], NULL, NULL), 0);
+    if (k == 2) {
+        yr[3] = (y_recv){ .k = 2 };
+        assert_int_equal(sl_spawn(NULL, y_receive, &yr[3], NULL, NULL), 0);   /* by round trip */
+    }
+    return 0;
+}
+
+static int y_free_local(sl_task *t, void *arg)
+{
+    int k = (int)(intptr_t)arg;
+    (void)t;
+    assert_int_equal(sl_chan_len(Y.l[k]), 0);
+    assert_int_equal(sl_chan_free(NULL, Y.l[k]), 0);
+    atomic_fetch_add(&Y.recv_done, 10);
+    return 0;
+}
+
+static int y_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + 6 * LONG_WAIT);
+    assert_int_equal(sl_chan_new(&Y.rv, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "rv" }), 0);
+    yr[0] = (y_recv){ .k = 0 };
+    assert_int_equal(sl_spawn(NULL, y_receive, &yr[0], NULL, NULL), 0);
+    assert_int_equal(sl_spawn_on(R(1), y_far, (void *)1, NULL), 0);
+    assert_int_equal(sl_spawn_on(R(2), y_far, (void *)2, NULL), 0);
+    WAIT_FOR(t, atomic_load(&Y.rv_ok) >= SR_TARGET, Y.polls, Y.rc);
+    atomic_store(&Y.stop, 1);
+    WAIT_FOR(t, atomic_load(&Y.workers_done) == 2, Y.polls, Y.rc);
+    WAIT_FOR(t, atomic_load(&Y.rv_got) == atomic_load(&Y.rv_ok) && atomic_load(&Y.l_got) == atomic_load(&Y.l_ok),
+             Y.polls, Y.rc);
+    atomic_store(&Y.stop_recv, 1);
+    WAIT_FOR(t, atomic_load(&Y.recv_done) == 4, Y.polls, Y.rc);
+    assert_int_equal(sl_spawn_on(R(1), y_free_local, (void *)1, NULL), 0);
+    assert_int_equal(sl_spawn_on(R(2), y_free_local, (void *)2, NULL), 0);
+    WAIT_FOR(t, atomic_load(&Y.recv_done) == 24 && Y.rv->rv_out_ == 0, Y.polls, Y.rc);
+    assert_int_equal(sl_chan_free(t, Y.rv), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_rv_race_send_cases(void **s)
+{
+    (void)s;
+    memset(&Y, 0, sizeof Y);
+    run_scene(3, y_main);
+    long bad = 0;
+    for (long v = 0; v < SR_VALS; v++)
+        bad += Y.sent[v] != Y.got[v];
+    print_message("send race: %ld by the rendezvous case, %ld by the local one; %ld selects, %ld cancels, %ld timeouts\n",
+                  (long)Y.rv_ok, (long)Y.l_ok, (long)Y.selects, (long)Y.cancels, (long)Y.timeouts);
+    assert_int_equal(Y.dup, 0);
+    assert_int_equal(bad, 0);   /* received from rv iff its select chose the rv case */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -975,6 +1138,7 @@ int main(void)
         cmocka_unit_test_setup(test_rv_teardown_offer_out, scene_guard),
         cmocka_unit_test_setup(test_parked_select_epipe_err, scene_guard),
         cmocka_unit_test_setup(test_rv_race, scene_guard),
+        cmocka_unit_test_setup(test_rv_race_send_cases, scene_guard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
