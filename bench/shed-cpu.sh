@@ -2,7 +2,7 @@
 # shed-cpu.sh: the CPU time (user + kernel) order-svc spends per refusal,
 # with the open-loop load of the overload benchmark (issue 14).
 #
-#   bench/shed-cpu.sh BUILDDIR [--rate R] [--duration S] [--syscalls]
+#   bench/shed-cpu.sh BUILDDIR [--rate R] [--duration S] [--syscalls] [--peer nginx]
 #
 # order-svc alone (--threads 1, pinned to CPU 0; its inventory is nobody,
 # it is never called), sluice-load on CPU 1 at R requests/s (default
@@ -18,15 +18,22 @@
 # its context switches (`perf stat -e syscalls:sys_enter_NAME -p PID`; the
 # tracepoints make each syscall dearer, so the CPU of such a run is not
 # comparable). One JSON object on stdout.
+#
+# --peer nginx: Debian's nginx (one worker, pinned to CPU 0) in order-svc's
+# place, answering every POST /orders with `return 503` and a Retry-After:
+# the cheapest refusal an HTTP/1.1 server makes, the floor to hold
+# order-svc's against (run both in the same minute; docs/net.md, "Where the
+# CPU goes under overload").
 set -eu
 me=shed-cpu.sh
-usage() { echo "usage: $me BUILDDIR [--rate R] [--duration S] [--syscalls]" >&2; exit 2; }
+usage() { echo "usage: $me BUILDDIR [--rate R] [--duration S] [--syscalls] [--peer nginx]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 b=$(cd "$1" && pwd) || usage
 shift
-rate=20000 duration=5 syscalls=0
+rate=20000 duration=5 syscalls=0 peer=''
 while [ $# -gt 0 ]; do
     case $1 in
+    --peer) [ $# -ge 2 ] && [ "$2" = nginx ] || usage; peer=$2; shift ;;
     --rate) [ $# -ge 2 ] || usage; rate=$2; shift ;;
     --duration) [ $# -ge 2 ] || usage; duration=$2; shift ;;
     --syscalls) syscalls=1 ;;
@@ -44,15 +51,56 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-taskset -c 0 "$b/services/order/order-svc" --listen 127.0.0.1:0 --inventory http://127.0.0.1:1 \
-    --threads 1 --timeout-ms 1000 >"$tmp/order.out" 2>"$tmp/order.err" &
-pid=$!
-i=0
-until grep -q '^listening on ' "$tmp/order.out" 2>/dev/null; do
-    i=$((i + 1))
-    [ $i -lt 300 ] && kill -0 "$pid" 2>/dev/null || { echo "$me: order-svc did not start" >&2; exit 1; }
-    sleep 0.05
-done
+if [ "$peer" = nginx ]; then
+    command -v nginx >/dev/null || { echo "$me: nginx not found (apt-get install nginx-light)" >&2; exit 1; }
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    mkdir -p "$tmp/logs"
+    cat >"$tmp/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $tmp/nginx.pid;
+error_log $tmp/logs/error.log;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    keepalive_requests 100000000;
+    keepalive_timeout 60s;
+    client_body_temp_path $tmp/body;
+    proxy_temp_path $tmp/proxy;
+    fastcgi_temp_path $tmp/fastcgi;
+    uwsgi_temp_path $tmp/uwsgi;
+    scgi_temp_path $tmp/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        location /orders {
+            add_header Retry-After 1 always;
+            default_type application/json;
+            return 503 '{"error":"overloaded"}';
+        }
+    }
+}
+EOF
+    taskset -c 0 nginx -p "$tmp" -c "$tmp/nginx.conf" >"$tmp/nginx.out" 2>"$tmp/nginx.err" &
+    pid=$!
+    i=0
+    until python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; do
+        i=$((i + 1))
+        [ $i -lt 300 ] && kill -0 "$pid" 2>/dev/null || { echo "$me: nginx did not start" >&2; exit 1; }
+        sleep 0.05
+    done
+    echo "listening on 127.0.0.1:$port" >"$tmp/order.out"
+else
+    taskset -c 0 "$b/services/order/order-svc" --listen 127.0.0.1:0 --inventory http://127.0.0.1:1 \
+        --threads 1 --timeout-ms 1000 >"$tmp/order.out" 2>"$tmp/order.err" &
+    pid=$!
+    i=0
+    until grep -q '^listening on ' "$tmp/order.out" 2>/dev/null; do
+        i=$((i + 1))
+        [ $i -lt 300 ] && kill -0 "$pid" 2>/dev/null || { echo "$me: order-svc did not start" >&2; exit 1; }
+        sleep 0.05
+    done
+fi
 url=http://$(sed -n 's/^listening on //p' "$tmp/order.out" | head -1)/orders
 cpu() { awk '{ print $14, $15 }' "/proc/$pid/stat"; }
 load() {

@@ -79,7 +79,7 @@ typedef struct sl_admit {
     bool standing;            /* the queue did not empty through the last interval */
     bool growing;             /* and more came in it than ended (by 1/8) */
     bool flooded;             /* the queue empty at <= 1/2 of the looks, and it
-                                 refused 1/2 to 8 x as many as ended */
+                                 refused 1 to 8 x as many as ended */
     uint32_t cd_looks, cd_empty;   /* observations this interval, and of an empty queue */
     uint32_t cd_refused;      /* requests the queue refused this interval (sl__admit_refused) */
     uint64_t last_delay;      /* the last observed queue delay (for /metrics) */
@@ -133,7 +133,7 @@ double sl__admit_drain(const sl_admit *a);
  * ran (near capacity a request waits about one service time, twice that
  * is a queue, not a burst), 1 x while flooded (through the last CoDel
  * interval the queue was empty at no more than half of the looks and
- * refused more than half as many requests as ended, and no more than 8
+ * refused more requests than ended, and no more than 8
  * times as many, sl__admit_refused: the queue
  * refills at once, a longer wait only delays every answer); unlike sl__admit_target not capped, so a route of slow
  * requests keeps a queue. */

@@ -272,7 +272,7 @@ static const struct fam_def {
     [F_ADM_OVERLOADED] = { SL_METRIC_GAUGE, "sluice_http_admission_overloaded", "1 while CoDel sees a standing "
                            "admission queue that grows.", L_R, 1 },
     [F_ADM_FLOODED] = { SL_METRIC_GAUGE, "sluice_http_admission_flooded", "1 while the admission queue is "
-                        "flooded (seldom empty through an interval, refusing more than half as many as end): "
+                        "flooded (seldom empty through an interval, refusing more than end): "
                         "its time bound is one service time, not two.", L_R, 1 },
     [F_ADM_BATCH_NAPS] = { SL_METRIC_COUNTER, "sluice_http_flood_batch_naps_total", "Loop passes that slept "
                            "out the rest of flood_batch_us while flooded, to read the next batch at once.",

@@ -123,8 +123,8 @@ typedef struct sl_http_server_opts {
     uint32_t queue_wait_ms;      /* the longest a request may wait in the queue (0: twice
                                     the longer of queue_target_ms and the requests'
                                     recent mean time, once it while the queue is flooded:
-                                    seldom empty for an interval, refusing more than
-                                    half as many as ended; else
+                                    seldom empty for an interval, refusing more
+                                    than ended; else
                                     >= queue_target_ms):
                                     a request that would wait longer at the rate the server
                                     drains its queue is refused at its head, one that

@@ -467,8 +467,8 @@ static void flood_interval(sl_admit *a, uint64_t *now, uint64_t delay, int refus
 }
 
 /* A flooded queue (through an interval it was empty at no more than half
- * of the looks, and it refused from half to 8 times as many requests as
- * ended) is
+ * of the looks, and it refused more requests than ended, and no more than
+ * 8 times as many) is
  * bounded by one service time, not two: it refills at once, so a longer
  * wait keeps the server no busier and makes every 201 later (the chain at
  * 3 C: 201 p50 18 ms, ~8 ms of it in order-svc's queue). Refusals past
@@ -498,11 +498,14 @@ static void test_flooded_queue_bound(void **state)
         codel_interval(&a, &now, 6 * MS, 120, 40);   /* fills fast, refuses no one */
     assert_false(a.flooded);
     for (int k = 0; k < 2; k++)
-        flood_interval(&a, &now, 6 * MS, 20, 40, 0);   /* refuses half as many as end: not yet */
+        flood_interval(&a, &now, 6 * MS, 28, 40, 0);   /* refuses 0.7 for each that ends: 1 C dipping */
     assert_false(a.flooded);
     assert_int_equal(sl__admit_max_wait(&a), 16 * MS);
     for (int k = 0; k < 2; k++)
-        flood_interval(&a, &now, 6 * MS, 21, 40, 0);   /* a flood */
+        flood_interval(&a, &now, 6 * MS, 40, 40, 0);   /* as many as end: not yet */
+    assert_false(a.flooded);
+    for (int k = 0; k < 2; k++)
+        flood_interval(&a, &now, 6 * MS, 41, 40, 0);   /* a flood */
     assert_true(a.flooded);
     assert_int_equal(sl__admit_max_wait(&a), 8 * MS);
     assert_false(sl__admit_observe(&a, now, 8 * MS));

@@ -617,9 +617,16 @@ static int write_start(sl_task *t, svc_db *h)
         st->head = q;
     st->tail = q;
     st->nq++;
-    if (st->w_idle)
-        pthread_cond_signal(&st->w_cv);
+    /* Signalled after the unlock: signalled under it, the writer (on the
+     * same core as this reactor when the process is pinned) woke only to
+     * block on the mutex this thread still held, a second switch and two
+     * more futex calls per wake-up. The writer rechecks st->head under
+     * the mutex, so a signal that comes late is never lost. */
+    bool wake = st->w_idle;
+    st->w_idle = false;
     pthread_mutex_unlock(&st->mu);
+    if (wake)
+        pthread_cond_signal(&st->w_cv);
     return rc;
 }
 

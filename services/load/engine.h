@@ -31,6 +31,7 @@
 #include "opts.h"
 #include "sluice.h"
 #include "stats.h"
+#include "tick.h"
 
 #define LOAD_BEHIND_NS (1 * SL_NS_PER_MS)   /* sent this late: behind schedule */
 #define LOAD_RBUF (64 * 1024)
@@ -87,6 +88,7 @@ typedef struct worker {
     uint64_t seq;               /* closed loop */
     bool gen_done;              /* no more requests will start */
     int tfd;
+    load_tick tick;             /* open loop: the timer's phase (tick.h) */
     struct event *tev, *sweep;
     lreq *pq;                   /* open loop: requests waiting for a connection */
     size_t pq_cap, pq_head, pq_len;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <event2/event.h>
 #include "engine.h"
+#include "tick.h"
 
 #define SWEEP_MAX_NS (10 * SL_NS_PER_MS)
 #define DRAIN_SLACK_NS (1 * SL_NS_PER_S)
@@ -193,11 +194,19 @@ static uint64_t due(const worker *w, uint64_t j)
     return w->sh->t_begin + (uint64_t)((double)j * w->sh->period_ns);
 }
 
-static void arm(worker *w, uint64_t at)
+/* Arms the timer to tick from `at` (request j's due time) every
+ * w->tick.iv ns, or disarms it (at 0). tick.h says why periodic. */
+static void arm(worker *w, uint64_t at, uint64_t j)
 {
-    at--;   /* sl_now_ns() is CLOCK_MONOTONIC + 1 */
-    struct itimerspec its = { .it_value = { .tv_sec = (time_t)(at / SL_NS_PER_S),
-                                            .tv_nsec = (long)(at % SL_NS_PER_S) } };
+    struct itimerspec its = { { 0, 0 }, { 0, 0 } };
+    if (at) {
+        uint64_t a = at - 1;   /* sl_now_ns() is CLOCK_MONOTONIC + 1 */
+        its.it_value = (struct timespec){ .tv_sec = (time_t)(a / SL_NS_PER_S), .tv_nsec = (long)(a % SL_NS_PER_S) };
+        its.it_interval = (struct timespec){ .tv_sec = (time_t)(w->tick.iv / SL_NS_PER_S),
+                                             .tv_nsec = (long)(w->tick.iv % SL_NS_PER_S) };
+    }
+    w->tick.tick0 = at;
+    w->tick.j0 = j;
     timerfd_settime(w->tfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
@@ -208,10 +217,13 @@ static void gen_tick(worker *w)
         uint64_t t = due(w, w->next_j);
         if (t >= w->t_end) {
             w->gen_done = true;
+            if (w->tick.tick0)
+                arm(w, 0, 0);   /* no ticks through the drain */
             break;
         }
         if (t > now) {
-            arm(w, t);
+            if (!load_tick_keeps(&w->tick, w->next_j, w->sh->nthreads, t, LOAD_TICK_SLACK_NS))
+                arm(w, t, w->next_j);
             break;
         }
         lreq rq = { t, w->next_j, t >= w->sh->t0 };
@@ -225,6 +237,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     uint64_t n;
     (void)what;
+    /* read, whatever the count: a periodic timerfd is started again by
+     * its read (an unread one stays expired and never ticks again) */
     if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN)
         return;
     gen_tick(arg);
@@ -289,6 +303,7 @@ static int setup(worker *w)
         return -ENOMEM;
     if (!open_loop(w))
         return 0;
+    w->tick.iv = load_tick_interval(w->sh->period_ns, w->sh->nthreads);
     w->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (w->tfd < 0)
         return -errno;
