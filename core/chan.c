@@ -125,13 +125,13 @@ static void expire_elem(sl_chan *ch, void *e)
 
 /* The first waiter of q that is not another reactor's select's proxy
  * (rsel.c): those are met only by a counterpart that offers, after the
- * plain waiters (which complete at once). `n`: how many proxies q holds. */
-static inline sl_waiter *plain_head(const sl_wq *q, uint32_t n)
+ * plain waiters (which complete at once). An empty queue costs the one
+ * test it cost before; a head costs a look at its task, read next anyway. */
+static inline sl_waiter *plain_head(const sl_wq *q)
 {
     sl_waiter *w = q->head;
-    if (n)
-        while (w && sl__waiter_is_rvproxy(w))
-            w = w->link.next;
+    while (w && sl__waiter_is_rvproxy(w))
+        w = w->link.next;
     return w;
 }
 
@@ -140,13 +140,13 @@ static inline sl_waiter *plain_head(const sl_wq *q, uint32_t n)
  * (their timer would have said so a moment later). */
 static sl_waiter *live_sender(sl_chan *ch)
 {
-    sl_waiter *w = plain_head(&ch->sendq_, ch->rv_sendq_);
+    sl_waiter *w = plain_head(&ch->sendq_);
     if (!ch->expiring_)
         return w;
     while (w && w->until && passed(w->until)) {
         sl_wq_remove(&ch->sendq_, w);
         fire_sender(ch, w, -ETIMEDOUT);
-        w = plain_head(&ch->sendq_, ch->rv_sendq_);
+        w = plain_head(&ch->sendq_);
     }
     return w;
 }
@@ -254,7 +254,7 @@ static int put(sl_chan *ch, const void *elem, uint64_t until)
      * can be parked here while the ring holds elements (lent ones just
      * come back, not yet served to it), and a sender moved in by refill
      * must go behind them. */
-    sl_waiter *w = ch->lent_ || ch->len_ ? NULL : plain_head(&ch->recvq_, ch->rv_recvq_);
+    sl_waiter *w = ch->lent_ || ch->len_ ? NULL : plain_head(&ch->recvq_);
     if (w && ch->rasks_ && room(ch) && sl__rrecv_ask_first(ch)) {
         ch->sent_++;   /* another reactor's ask is first in line: it is lent the element */
         push_elem(ch, elem, until);
@@ -374,7 +374,7 @@ bool sl__chan_ready(sl_chan *ch, int op);
 bool sl__chan_ready(sl_chan *ch, int op)
 {
     if (op == SL_SEND) {
-        if (ch->closed_ || ch->receivers_gone_ || plain_head(&ch->recvq_, ch->rv_recvq_) || room(ch) ||
+        if (ch->closed_ || ch->receivers_gone_ || plain_head(&ch->recvq_) || room(ch) ||
             (ch->dl_n_ && sweep(ch) && room(ch)))
             return true;
         if (ch->reserved_)

@@ -63,13 +63,13 @@ static sl_wq *queue_of(sl_case *c, sl_reactor *r)
     return c->op == SL_SEND ? &c->ch->sendq_ : &c->ch->recvq_;
 }
 
-static bool case_ready(sl_case *c, sl_reactor *r)
+static inline __attribute__((always_inline)) bool case_ready(sl_case *c, sl_reactor *r)
 {
-    if (is_remote(c, r) && !c->ch->cap_)
+    if (!is_remote(c, r))
+        return sl__chan_ready(c->ch, c->op);
+    if (!c->ch->cap_)
         return false;   /* rendezvous: decided by an offer from its home, once parked */
-    if (is_remote(c, r))
-        return c->op == SL_SEND ? sl__rsend_ready(r, c->ch) : sl__rrecv_ready(r, c->ch);
-    return sl__chan_ready(c->ch, c->op);
+    return c->op == SL_SEND ? sl__rsend_ready(r, c->ch) : sl__rrecv_ready(r, c->ch);
 }
 
 static int case_do(sl_task *t, sl_case *c)
