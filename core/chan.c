@@ -933,6 +933,7 @@ int sl_chan_free_at_(sl_task *t, sl_chan *ch, const char *file, int line)
     ch->closed_ = 1;
     fail_all(ch, &ch->sendq_, -EPIPE);
     fail_all(ch, &ch->recvq_, -EPIPE);
+    sl__rsel_chan_freed(ch);   /* offers out: their answers will not touch ch (rsel.c) */
     sl__rsend_fail_asks(ch, -EPIPE);
     ch->qhome_ = ch->home_;
     ch->freed_ = 1;

@@ -349,6 +349,8 @@ void sl__remote_offered(sl_waiter *w);
 bool sl__remote_offer_aborted(const sl_waiter *w);
 void sl__remote_offer_end(sl_waiter *w, int rc, bool withdrawn);
 void sl__remote_requeued(sl_waiter *w);
+void sl__remote_chan_gone(sl_waiter *w);
+void sl__rsel_chan_freed(sl_chan *ch);   /* chan.c's free: offers out forget the channel */
 
 /* watch.c */
 void sl__watch_init(sl_reactor *r, const sl_runtime_opts *opts);

@@ -31,6 +31,8 @@ typedef struct remote_req {
     int op;
     /* home side */
     bool queued, offered, abort_seen;   /* offered: to a select's proxy (rsel.c) */
+    bool ch_gone;            /* freed with our offer out: the channel is not touched again */
+    size_t esz;              /* the element's size, read without the channel */
     int result;
     sl_waiter w;
     /* caller side */
@@ -59,7 +61,7 @@ static void caller_done(void *arg)
         if (rc == WITHDRAWN)
             rc = t->w_.err;
         else if (rc == 0 && q->op == SL_RECV)
-            memcpy(q->dst, q->elem, q->ch->elem_size_);
+            memcpy(q->dst, q->elem, q->esz);
         t->w_.buf = NULL;
         sl__wake(t, rc);
     }
@@ -77,7 +79,8 @@ static void caller_ack(void *arg)
 static void complete(remote_req *q, int result)
 {
     q->queued = false;
-    q->ch->remote_ops_--;
+    if (!q->ch_gone)
+        q->ch->remote_ops_--;
     q->result = result;
     sl_reactor_post_mem(q->from, &q->msg, caller_done, q);
 }
@@ -131,6 +134,7 @@ int sl__remote_op(sl_task *t, sl_chan *ch, int op, void *buf)
     if (!q)
         return -ENOMEM;
     q->ch = ch;
+    q->esz = ch->elem_size_;
     q->op = op;
     q->task = t;
     q->from = t->reactor_;
@@ -192,6 +196,15 @@ void sl__remote_offered(sl_waiter *w)
     remote_req *q = SL_CONTAINER_OF(w, remote_req, w);
     q->queued = false;
     q->offered = true;
+}
+
+/* its channel is freed while its offer is out: the answer ends it without
+ * touching the channel (a _mem channel's storage is the caller's again) */
+void sl__remote_chan_gone(sl_waiter *w)
+{
+    remote_req *q = SL_CONTAINER_OF(w, remote_req, w);
+    q->ch->remote_ops_--;
+    q->ch_gone = true;
 }
 
 bool sl__remote_offer_aborted(const sl_waiter *w)

@@ -55,6 +55,8 @@ typedef struct rv_proxy {
     bool posted;
     /* H's side */
     int hstate;
+    bool ch_gone;            /* freed with the offer out: the answer does not touch ch */
+    struct rv_proxy *onext, *oprev;   /* ch->rv_offers_ */
     sl_waiter *cp;           /* the counterpart while an offer is out (NULL: gone at teardown) */
     /* R -> H with the answer */
     bool accept;
@@ -207,6 +209,11 @@ static void offer(rv_proxy *p, sl_waiter *cp)
     }
     p->hstate = H_OFFERED;
     p->cp = cp;
+    p->oprev = NULL;
+    p->onext = p->ch->rv_offers_;
+    if (p->onext)
+        p->onext->oprev = p;
+    p->ch->rv_offers_ = p;
     if (p->op == SL_RECV)   /* O sends: its element travels in the offer */
         memcpy(p->elem, cp->buf, p->ch->elem_size_);
     sl_reactor_post_mem(p->from, &p->back, r_offer, p);
@@ -387,12 +394,54 @@ static void cp_retry(sl_chan *ch, sl_waiter *cp, int op)
     q->n++;
 }
 
+/* The channel was freed with p's offer out (sl_chan_free returned: a _mem
+ * channel's storage may be the caller's again): the counterpart ends by
+ * the answer alone, as a retry on the freed channel would (-EPIPE). */
+static void answer_gone(rv_proxy *p)
+{
+    sl_waiter *cp = p->cp;
+    if (cp && p->accept) {
+        if (p->op == SL_SEND)
+            memcpy(cp->buf, p->elem, p->esz);
+        cp_done(cp, 0);
+    } else if (cp) {
+        sl_task *t = cp->task;
+        bool aborted = t ? t->w_.tag == SL_OFFER_ABORT_TAG : sl__remote_offer_aborted(cp);
+        if (!t)
+            sl__remote_offer_end(cp, -EPIPE, aborted);
+        else
+            cp_done(cp, aborted ? t->w_.err : -EPIPE);
+    }
+    free(p);
+}
+
+void sl__rsel_chan_freed(sl_chan *ch)
+{
+    for (rv_proxy *p = ch->rv_offers_; p; p = p->onext) {
+        p->ch_gone = true;
+        ch->rv_out_--;
+        if (p->cp && !p->cp->task)
+            sl__remote_chan_gone(p->cp);
+    }
+    ch->rv_offers_ = NULL;
+}
+
 static void h_answer(void *arg)
 {
     rv_proxy *p = arg;
+    if (p->ch_gone) {
+        answer_gone(p);
+        return;
+    }
     sl_chan *ch = p->ch;
     sl_waiter *cp = p->cp;
     ch->rv_out_--;
+    if (p->oprev)
+        p->oprev->onext = p->onext;
+    else
+        ch->rv_offers_ = p->onext;
+    if (p->onext)
+        p->onext->oprev = p->oprev;
     if (cp && p->accept) {
         if (p->op == SL_SEND)   /* O receives the select's element */
             memcpy(cp->buf, p->elem, ch->elem_size_);
