@@ -221,7 +221,7 @@ static void test_rv_send_cases_prio(void **s) { (void)s; run_mix(0, SL_SELECT_PR
  *   local case (declined), cancel S, or fire S's deadline;
  *   H side, right after O's offer left: nothing, cancel O, fire O's
  *   deadline, close or free rv. */
-enum { RS_NONE, RS_LOCAL, RS_CANCEL, RS_DEADLINE };
+enum { RS_NONE, RS_LOCAL, RS_CANCEL, RS_DEADLINE, RS_CANCEL_O, RS_LOCAL_CANCEL_O };
 enum { HS_NONE, HS_CANCEL, HS_DEADLINE, HS_CLOSE, HS_FREE };
 
 static struct {
@@ -231,11 +231,17 @@ static struct {
     sl_chan *rv, *l;
     sl_task *s, *o, *main;
     _Atomic int s_done, late_done;
-    bool o_done;
+    _Atomic int o_done;
+    bool o_far;                /* O is a round trip from reactor 1 (S's): the R hook may cancel it */
     int s_rc, s_err, o_rc, late_rc, rc, polls, r_hooks, h_hooks;
     int64_t o_v, got, late_got, local_v;
     sl_case cs[2];
 } F;
+
+static int fire_s_local(void)   /* fires S's local case */
+{
+    return sl_chan_try_send(NULL, F.l, &F.local_v);
+}
 
 static void f_r_hook(void *arg)   /* reactor 1, before the offer is decided */
 {
@@ -246,10 +252,17 @@ static void f_r_hook(void *arg)   /* reactor 1, before the offer is decided */
     switch (F.r_how) {
     case RS_LOCAL:
         F.local_v = 777;
-        assert_int_equal(sl_chan_try_send(NULL, F.l, &F.local_v), 0);   /* fires S's local case */
+        assert_int_equal(fire_s_local(), 0);
         break;
     case RS_CANCEL: assert_int_equal(sl_task_cancel(F.s, 0), 0); break;
     case RS_DEADLINE: sl__timer_fire(R(1), F.s->wake_at_); break;   /* S's deadline, now */
+    case RS_LOCAL_CANCEL_O:
+        F.local_v = 777;
+        assert_int_equal(fire_s_local(), 0);
+        /* fall through */
+    case RS_CANCEL_O:   /* O's withdraw reaches the home before this offer's answer */
+        assert_int_equal(sl_task_cancel(F.o, 0), 0);
+        break;
     }
 }
 
@@ -275,11 +288,12 @@ static int f_sender(sl_task *t, void *arg)   /* reactor 0: O */
 {
     (void)arg;
     SL_BEGIN(t);
+    F.o = t;   /* for the hooks, on this task's reactor */
     /* a deadline of its own the scene may fire early; the other tasks' are later */
     sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT / 2);
     F.o_v = 42;
     SL_AWAIT(t, F.o_rc, sl_chan_send(t, F.rv, &F.o_v));
-    F.o_done = true;
+    atomic_store(&F.o_done, 1);
     SL_END(t);
 }
 
@@ -329,13 +343,16 @@ static int f_main(sl_task *t, void *arg)   /* reactor 0: rv's home */
     assert_int_equal(sl_chan_give(F.rv, t, NULL), 0);   /* the hooks may close or free it */
     assert_int_equal(sl_spawn_on(R(1), f_select, NULL, NULL), 0);
     WAIT_FOR(t, F.rv->rv_recvq_ == 1, F.polls, F.rc);   /* S's proxy is queued here */
-    assert_int_equal(sl_spawn(NULL, f_sender, NULL, &F.o, NULL), 0);
+    if (F.o_far)
+        assert_int_equal(sl_spawn_on(R(1), f_sender, NULL, NULL), 0);   /* a round trip: offers from remote.c */
+    else
+        assert_int_equal(sl_spawn(NULL, f_sender, NULL, NULL, NULL), 0);
     WAIT_FOR(t, atomic_load(&F.s_done), F.polls, F.rc);
-    if (F.r_how != RS_NONE && F.h_how == HS_NONE) {   /* declined: O's element is still to be received */
+    if (F.r_how >= RS_LOCAL && F.r_how <= RS_DEADLINE && F.h_how == HS_NONE) {   /* declined: O's element is still to be received */
         assert_int_equal(sl_spawn_on(R(1), f_late, NULL, NULL), 0);
         WAIT_FOR(t, atomic_load(&F.late_done), F.polls, F.rc);
     }
-    WAIT_FOR(t, F.o_done, F.polls, F.rc);
+    WAIT_FOR(t, atomic_load(&F.o_done), F.polls, F.rc);
     if (F.h_how != HS_FREE) {
         assert_int_equal(F.rv->rv_out_, 0);   /* no proxy left behind */
         assert_int_equal(sl_chan_free(NULL, F.rv), 0);
@@ -483,6 +500,39 @@ static void test_rv_offer_out_free_declined(void **s)
 
 /* a _mem channel's storage is the caller's once sl_chan_free returns (it
  * is scribbled on here): the offer's answer ends O without reading it */
+/* O is a round trip from S's own reactor, cancelled while its offer is out
+ * (its withdraw reaches the home before the answer): accepted, its send
+ * happened; declined, it ends -ECANCELED and its element went nowhere */
+static void test_rv_offer_round_trip_cancelled_accepted(void **s)
+{
+    (void)s;
+    memset(&F, 0, sizeof F);
+    F.o_far = true;
+    F.r_how = RS_CANCEL_O;
+    F.o_rc = SL_PENDING;
+    sl__rsel_set_hooks(f_r_hook, f_h_hook, NULL);
+    run_scene(2, f_main);
+    assert_int_equal(F.r_hooks, 1);
+    assert_int_equal(F.s_rc, 1);
+    assert_int_equal(F.got, 42);
+    assert_int_equal(F.o_rc, 0);
+}
+
+static void test_rv_offer_round_trip_cancelled_declined(void **s)
+{
+    (void)s;
+    memset(&F, 0, sizeof F);
+    F.o_far = true;
+    F.r_how = RS_LOCAL_CANCEL_O;
+    F.o_rc = SL_PENDING;
+    sl__rsel_set_hooks(f_r_hook, f_h_hook, NULL);
+    run_scene(2, f_main);
+    assert_int_equal(F.r_hooks, 1);
+    assert_int_equal(F.s_rc, 0);
+    assert_int_equal(F.got, 777);
+    assert_int_equal(F.o_rc, -ECANCELED);
+}
+
 static void test_rv_offer_out_free_mem_accepted(void **s)
 {
     (void)s;
@@ -1174,6 +1224,8 @@ int main(void)
         cmocka_unit_test_setup(test_rv_offer_out_close_accepted, scene_guard),
         cmocka_unit_test_setup(test_rv_offer_out_free_accepted, scene_guard),
         cmocka_unit_test_setup(test_rv_offer_out_free_declined, scene_guard),
+        cmocka_unit_test_setup(test_rv_offer_round_trip_cancelled_accepted, scene_guard),
+        cmocka_unit_test_setup(test_rv_offer_round_trip_cancelled_declined, scene_guard),
         cmocka_unit_test_setup(test_rv_offer_out_free_mem_accepted, scene_guard),
         cmocka_unit_test_setup(test_rv_offer_out_free_mem_declined, scene_guard),
         cmocka_unit_test_setup(test_rv_close_with_recv_proxy, scene_guard),
