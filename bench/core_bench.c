@@ -651,6 +651,78 @@ static double b_cross_pingpong(long n)
     return (double)(XPP.t1 - XPP.t0) / (double)n;
 }
 
+/* ---- a select on reactor 1 over an idle local channel and a rendezvous
+ * channel of reactor 0, fed there by a blocking sender (issue 17: by
+ * offer, core/rsel.c): ns per element received through the rendezvous
+ * case. Each element: the select parks (a proxy goes home), the sender
+ * offers, the select accepts, the sender completes. The Go peer: a select
+ * over two unbuffered channels, one fed from another goroutine, two Ps. */
+typedef struct xsr {
+    sl_chan *rv, *idle;
+    long n, is, ir;
+    int64_t vs, got;
+    int rcs, rcr, finished;
+    sl_case cs[2];
+    uint64_t t0, t1;
+} xsr;
+
+static xsr XS;
+
+static void xs_finished(void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    if (++XS.finished == 2) {
+        sl_chan_free(NULL, XS.rv);
+        sl_runtime_stop(rt);
+    }
+}
+
+static int xs_sender(sl_task *t, void *arg)   /* reactor 0: the rendezvous channel's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (XS.is = 0; XS.is < XS.n; XS.is++) {
+        XS.vs = XS.is;
+        SL_AWAIT(t, XS.rcs, sl_chan_send(t, XS.rv, &XS.vs));
+    }
+    xs_finished(NULL);
+    SL_END(t);
+}
+
+static int xs_select(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_chan_new(&XS.idle, sizeof(int64_t), 1, NULL);
+    XS.cs[0] = (sl_case){ .ch = XS.idle, .op = SL_RECV, .buf = &XS.got };
+    XS.cs[1] = (sl_case){ .ch = XS.rv, .op = SL_RECV, .buf = &XS.got };
+    XS.t0 = sl_now_ns();
+    for (XS.ir = 0; XS.ir < XS.n; XS.ir++)
+        SL_AWAIT(t, XS.rcr, sl_select(t, XS.cs, 2, 0));
+    XS.t1 = sl_now_ns();
+    sl_chan_free(t, XS.idle);
+    sl_reactor_post(sl_runtime_reactor(rt, 0), xs_finished, NULL);
+    SL_END(t);
+}
+
+static int xs_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    sl_chan_new(&XS.rv, sizeof(int64_t), 0, NULL);
+    sl_chan_give(XS.rv, t, NULL);
+    sl_spawn(NULL, xs_sender, NULL, NULL, NULL);
+    sl_spawn_on(sl_runtime_reactor(rt, 1), xs_select, NULL, NULL);
+    return 0;
+}
+
+static double b_cross_select_rv(long n)
+{
+    memset(&XS, 0, sizeof XS);
+    XS.n = n;
+    run_main(xs_main, NULL, 2);
+    return (double)(XS.t1 - XS.t0) / (double)n;
+}
+
 /* The same with the reactors' idle spin off (sl_runtime_opts.idle_spin_us
  * -1): every leg wakes a sleeping reactor. */
 static double b_cross_pingpong_nospin(long n)
@@ -1130,6 +1202,8 @@ int main(int argc, char **argv)
     if (wanted("cross_reactor_chan_pingpong_nospin_vs_spin"))   /* same run, interleaved: > 1 is the spin's gain */
         emit("cross_reactor_chan_pingpong_nospin_vs_spin",
              ratio_of(b_cross_pingpong_nospin, b_cross_pingpong, 20000 / k), &first);
+    if (wanted("cross_reactor_select_rv_ns"))   /* a select's rendezvous case on another reactor */
+        emit("cross_reactor_select_rv_ns", best_of3(b_cross_select_rv, 100000 / k), &first);
     if (wanted("worker_pool_items_per_s"))
         emit("worker_pool_items_per_s", -best_of3(b_worker_pool, 200000 / k), &first);
     if (wanted("worker_pool_far_share")) {   /* no Go peer: Go's scheduler does not say */

@@ -123,18 +123,30 @@ static void expire_elem(sl_chan *ch, void *e)
     destroy_elem(ch, e);
 }
 
+/* The first waiter of q that is not another reactor's select's proxy
+ * (rsel.c): those are met only by a counterpart that offers, after the
+ * plain waiters (which complete at once). An empty queue costs the one
+ * test it cost before; a head costs a look at its task, read next anyway. */
+static inline sl_waiter *plain_head(const sl_wq *q)
+{
+    sl_waiter *w = q->head;
+    while (w && sl__waiter_is_rvproxy(w))
+        w = w->link.next;
+    return w;
+}
+
 /* The first parked sender whose element is still alive; those whose
  * element expired while they waited fail with -ETIMEDOUT, nothing taken
  * (their timer would have said so a moment later). */
 static sl_waiter *live_sender(sl_chan *ch)
 {
-    sl_waiter *w = ch->sendq_.head;
+    sl_waiter *w = plain_head(&ch->sendq_);
     if (!ch->expiring_)
         return w;
     while (w && w->until && passed(w->until)) {
         sl_wq_remove(&ch->sendq_, w);
         fire_sender(ch, w, -ETIMEDOUT);
-        w = ch->sendq_.head;
+        w = plain_head(&ch->sendq_);
     }
     return w;
 }
@@ -242,7 +254,7 @@ static int put(sl_chan *ch, const void *elem, uint64_t until)
      * can be parked here while the ring holds elements (lent ones just
      * come back, not yet served to it), and a sender moved in by refill
      * must go behind them. */
-    sl_waiter *w = ch->lent_ || ch->len_ ? NULL : ch->recvq_.head;
+    sl_waiter *w = ch->lent_ || ch->len_ ? NULL : plain_head(&ch->recvq_);
     if (w && ch->rasks_ && room(ch) && sl__rrecv_ask_first(ch)) {
         ch->sent_++;   /* another reactor's ask is first in line: it is lent the element */
         push_elem(ch, elem, until);
@@ -362,7 +374,7 @@ bool sl__chan_ready(sl_chan *ch, int op);
 bool sl__chan_ready(sl_chan *ch, int op)
 {
     if (op == SL_SEND) {
-        if (ch->closed_ || ch->receivers_gone_ || ch->recvq_.head || room(ch) ||
+        if (ch->closed_ || ch->receivers_gone_ || plain_head(&ch->recvq_) || room(ch) ||
             (ch->dl_n_ && sweep(ch) && room(ch)))
             return true;
         if (ch->reserved_)
@@ -493,6 +505,8 @@ int sl_chan_send(sl_task *t, sl_chan *ch, const void *elem)
     int rc = do_send(ch, elem, 0);
     if (rc != -EAGAIN)
         return rc;
+    if (ch->rv_recvq_ && (rc = sl__rsel_offer_task(t, ch, SL_SEND, (void *)elem)) != -EAGAIN)
+        return rc;   /* offered to another reactor's select (rsel.c) */
     return park_on(t, ch, &ch->sendq_, SL_WAIT_SEND, (void *)elem, 0);
 }
 
@@ -539,6 +553,8 @@ int sl_chan_recv(sl_task *t, sl_chan *ch, void *elem)
     int rc = sl__chan_do_recv(ch, elem);
     if (rc != -EAGAIN)
         return rc;
+    if (ch->rv_sendq_ && (rc = sl__rsel_offer_task(t, ch, SL_RECV, elem)) != -EAGAIN)
+        return rc;   /* offered to another reactor's select (rsel.c) */
     return park_on(t, ch, &ch->recvq_, SL_WAIT_RECV, elem, 0);
 }
 
@@ -827,7 +843,7 @@ static void grant_unqueue(sl_chan *ch)
 void sl__chan_maybe_release(sl_chan *ch)
 {
     if (ch->freed_ && !ch->n_holds_ && !ch->reserved_ && !ch->recalls_ && !ch->lent_ && !ch->lrecall_ &&
-        !ch->given_)
+        !ch->given_ && !ch->rv_out_)
         chan_release_mem(ch);
 }
 
@@ -917,6 +933,7 @@ int sl_chan_free_at_(sl_task *t, sl_chan *ch, const char *file, int line)
     ch->closed_ = 1;
     fail_all(ch, &ch->sendq_, -EPIPE);
     fail_all(ch, &ch->recvq_, -EPIPE);
+    sl__rsel_chan_freed(ch);   /* offers out: their answers will not touch ch (rsel.c) */
     sl__rsend_fail_asks(ch, -EPIPE);
     ch->qhome_ = ch->home_;
     ch->freed_ = 1;
@@ -943,6 +960,8 @@ void sl__chan_teardown(sl_chan *ch)
         while ((w = sl_wq_pop(qs[i]))) {
             if (w->task)
                 sl__waiter_fire(w, -EPIPE);
+            else if (sl__waiter_is_rvproxy(w))
+                sl__rsel_drop_queued(w);   /* its select is gone already */
             else
                 sl__remote_drop_proxy(w);   /* its task is gone already */
         }

@@ -330,6 +330,29 @@ void sl__chan_admit(sl_chan *ch, const unsigned char *elems, const unsigned char
 bool sl__chan_sweep(sl_chan *ch);
 void sl__proxy_fire(sl_waiter *w, int result);
 
+/* rsel.c: select cases on another reactor's rendezvous channel, by offer */
+#define SL_OFFER_TAG 0x4f464652u         /* t->w_.tag of a home task whose offer is out */
+#define SL_OFFER_ABORT_TAG 0x4f464641u   /* ... whose deadline or cancel came meanwhile */
+/* A select's proxy from another reactor (rsel.c), in a channel queue */
+static inline bool sl__waiter_is_rvproxy(const sl_waiter *w) { return !w->task && w->idx < 0; }
+int sl__rsel_prepare(sl_task *t, sl_case *c);      /* R: the case's proxy; -ENOMEM */
+void sl__rsel_post(sl_task *t, sl_case *c);        /* R: parked: it goes home */
+void sl__rsel_detach(sl_reactor *r, sl_case *c);   /* R: the select stops waiting */
+bool sl__rsel_offer(sl_chan *ch, int cp_op, sl_waiter *cp);   /* H: a round trip offers */
+int sl__rsel_offer_task(sl_task *t, sl_chan *ch, int op, void *buf);   /* H: -EAGAIN: none */
+void sl__rsel_fire(sl_waiter *w, int err);
+void sl__rsel_drop_queued(sl_waiter *w);
+void sl__rsel_task_abort(sl_task *t);
+void sl__rsel_inject_failure(int nth);   /* tests: the nth proxy from now fails (-1: none) */
+void sl__rsel_set_hooks(void (*at_r_offer)(void *), void (*at_h_offer)(void *), void *arg);   /* tests */
+/* remote.c, for rsel.c: a round trip's request as an offering counterpart */
+void sl__remote_offered(sl_waiter *w);
+bool sl__remote_offer_aborted(const sl_waiter *w);
+void sl__remote_offer_end(sl_waiter *w, int rc, bool withdrawn);
+void sl__remote_requeued(sl_waiter *w);
+void sl__remote_chan_gone(sl_waiter *w);
+void sl__rsel_chan_freed(sl_chan *ch);   /* chan.c's free: offers out forget the channel */
+
 /* watch.c */
 void sl__watch_init(sl_reactor *r, const sl_runtime_opts *opts);
 void sl__watch_free(sl_reactor *r);

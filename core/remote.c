@@ -30,7 +30,9 @@ typedef struct remote_req {
     sl_chan *ch;
     int op;
     /* home side */
-    bool queued;
+    bool queued, offered, abort_seen;   /* offered: to a select's proxy (rsel.c) */
+    bool ch_gone;            /* freed with our offer out: the channel is not touched again */
+    size_t esz;              /* the element's size, read without the channel */
     int result;
     sl_waiter w;
     /* caller side */
@@ -59,7 +61,7 @@ static void caller_done(void *arg)
         if (rc == WITHDRAWN)
             rc = t->w_.err;
         else if (rc == 0 && q->op == SL_RECV)
-            memcpy(q->dst, q->elem, q->ch->elem_size_);
+            memcpy(q->dst, q->elem, q->esz);
         t->w_.buf = NULL;
         sl__wake(t, rc);
     }
@@ -77,13 +79,18 @@ static void caller_ack(void *arg)
 static void complete(remote_req *q, int result)
 {
     q->queued = false;
-    q->ch->remote_ops_--;
+    if (!q->ch_gone)
+        q->ch->remote_ops_--;
     q->result = result;
     sl_reactor_post_mem(q->from, &q->msg, caller_done, q);
 }
 
 void sl__proxy_fire(sl_waiter *w, int result)
 {
+    if (sl__waiter_is_rvproxy(w)) {
+        sl__rsel_fire(w, result);
+        return;
+    }
     complete(SL_CONTAINER_OF(w, remote_req, w), result);
 }
 
@@ -98,8 +105,12 @@ static void home_start(void *arg)
         complete(q, rc);
         return;
     }
-    q->queued = true;
     q->w = (sl_waiter){ .task = NULL, .buf = q->elem };
+    if (!ch->cap_ && sl__rsel_offer(ch, q->op, &q->w)) {
+        q->offered = true;   /* to another reactor's select: its answer ends or requeues it */
+        return;
+    }
+    q->queued = true;
     sl_wq_push(q->op == SL_SEND ? &ch->sendq_ : &ch->recvq_, &q->w);
 }
 
@@ -109,6 +120,8 @@ static void home_abort(void *arg)
     if (q->queued) {
         sl_wq_remove(q->op == SL_SEND ? &q->ch->sendq_ : &q->ch->recvq_, &q->w);
         complete(q, WITHDRAWN);
+    } else if (q->offered) {
+        q->abort_seen = true;   /* the offer's answer decides: accepted, or withdrawn */
     }
     sl_reactor_post_mem(q->from, &q->abort_msg, caller_ack, q);
 }
@@ -121,6 +134,7 @@ int sl__remote_op(sl_task *t, sl_chan *ch, int op, void *buf)
     if (!q)
         return -ENOMEM;
     q->ch = ch;
+    q->esz = ch->elem_size_;
     q->op = op;
     q->task = t;
     q->from = t->reactor_;
@@ -142,8 +156,10 @@ int sl__remote_op(sl_task *t, sl_chan *ch, int op, void *buf)
 
 bool sl__remote_waits(const sl_task *t)
 {
-    if (sl__remote_local(t))
-        return true;   /* waits for credit or a lend: its ask is at home, or on its way */
+    if (sl__remote_local(t) || t->w_.tag == SL_OFFER_TAG)
+        return true;   /* waits for credit or a lend (its ask is at home, or on its way), or an offer's answer */
+    if (t->w_.tag == SL_OFFER_ABORT_TAG)
+        return false;
     const remote_req *q = t->w_.buf;
     return q && !q->aborting;
 }
@@ -151,6 +167,10 @@ bool sl__remote_waits(const sl_task *t)
 /* Caller side: withdraw (deadline, cancel) or, at teardown, orphan. */
 void sl__remote_unpark(sl_task *t)
 {
+    if (t->w_.tag == SL_OFFER_TAG || t->w_.tag == SL_OFFER_ABORT_TAG) {
+        sl__rsel_task_abort(t);   /* a home task's offer is out (rsel.c) */
+        return;
+    }
     remote_req *q = t->w_.buf;
     if (!q || q->aborting)
         return;
@@ -167,4 +187,43 @@ void sl__remote_unpark(sl_task *t)
 void sl__remote_drop_proxy(sl_waiter *w)
 {
     free(SL_CONTAINER_OF(w, remote_req, w));
+}
+
+/* ---- a round trip offering itself to another reactor's select (rsel.c) ---- */
+
+void sl__remote_offered(sl_waiter *w)
+{
+    remote_req *q = SL_CONTAINER_OF(w, remote_req, w);
+    q->queued = false;
+    q->offered = true;
+}
+
+/* its channel is freed while its offer is out: the answer ends it without
+ * touching the channel (a _mem channel's storage is the caller's again) */
+void sl__remote_chan_gone(sl_waiter *w)
+{
+    remote_req *q = SL_CONTAINER_OF(w, remote_req, w);
+    q->ch->remote_ops_--;
+    q->ch_gone = true;
+}
+
+bool sl__remote_offer_aborted(const sl_waiter *w)
+{
+    return SL_CONTAINER_OF(w, remote_req, w)->abort_seen;
+}
+
+void sl__remote_offer_end(sl_waiter *w, int rc, bool withdrawn)
+{
+    remote_req *q = SL_CONTAINER_OF(w, remote_req, w);
+    q->offered = false;
+    complete(q, withdrawn ? WITHDRAWN : rc);
+}
+
+/* declined, and nobody else there: waits in the queue again (rsel.c puts
+ * it first) */
+void sl__remote_requeued(sl_waiter *w)
+{
+    remote_req *q = SL_CONTAINER_OF(w, remote_req, w);
+    q->offered = false;
+    q->queued = true;
 }

@@ -17,8 +17,12 @@
  * A select that does not park (a case completed at once, or a default)
  * asks home for its remote cases that were not ready, so that a busy
  * select's remote cases get ready too (ask_unready).
- * Rendezvous channels (and receive cases on expiring or _mem channels)
- * have only the round trip, decided at the home: -EXDEV. */
+ * A case on another reactor's rendezvous channel is never ready here (only
+ * the home sees its counterpart): a parked select sends a proxy home for
+ * it, and a counterpart there offers itself; the case fires here, on
+ * this thread, only when the offer is accepted, and the others are
+ * withdrawn (rsel.c). Receive cases on another reactor's expiring or _mem
+ * channels have only the round trip, decided at the home: -EXDEV. */
 #include <errno.h>
 #include "internal.h"
 #include "list.h"
@@ -36,21 +40,36 @@ static bool is_remote(const sl_case *c, const sl_reactor *r)
     return c->ch->home_ != r;
 }
 
+/* w_.tag of a parked case: 0 local, REMOTE_BUF another reactor's buffered
+ * channel (a queue of ours), REMOTE_RV its rendezvous one (a proxy there:
+ * w_.until points at it while attached, rsel.c) */
+enum { REMOTE_BUF = 1, REMOTE_RV = 2 };
+
+/* A remote case that asks home for credit or elements (not a rendezvous one) */
+static bool asks_home(const sl_case *c, const sl_reactor *r)
+{
+    return is_remote(c, r) && c->ch->cap_;
+}
+
 /* NULL: a remote case's queue that does not exist (its node is on none).
  * Whether a parked case is remote was noted when it parked (w_.tag): a
  * channel freed meanwhile no longer says where its home was. */
 static sl_wq *queue_of(sl_case *c, sl_reactor *r)
 {
+    if (c->w_.tag == REMOTE_RV)
+        return NULL;
     if (c->w_.tag)
         return c->op == SL_SEND ? sl__rsend_queue(r, c->ch) : sl__rrecv_queue(r, c->ch);
     return c->op == SL_SEND ? &c->ch->sendq_ : &c->ch->recvq_;
 }
 
-static bool case_ready(sl_case *c, sl_reactor *r)
+static inline __attribute__((always_inline)) bool case_ready(sl_case *c, sl_reactor *r)
 {
-    if (is_remote(c, r))
-        return c->op == SL_SEND ? sl__rsend_ready(r, c->ch) : sl__rrecv_ready(r, c->ch);
-    return sl__chan_ready(c->ch, c->op);
+    if (!is_remote(c, r))
+        return sl__chan_ready(c->ch, c->op);
+    if (!c->ch->cap_)
+        return false;   /* rendezvous: decided by an offer from its home, once parked */
+    return c->op == SL_SEND ? sl__rsend_ready(r, c->ch) : sl__rrecv_ready(r, c->ch);
 }
 
 static int case_do(sl_task *t, sl_case *c)
@@ -73,7 +92,9 @@ static int check_cases(const sl_task *t, const sl_case *cases, int n)
         if (!ch->home_)
             return -EINVAL;
         /* cap_, expiring_ and heap_ are set at creation: safe to read here */
-        if (cases[i].op == SL_SEND ? !ch->cap_ : !sl__rrecv_wanted(t->reactor_, ch))
+        if (!ch->cap_)
+            continue;   /* rendezvous: by offer (rsel.c) */
+        if (cases[i].op == SL_SEND ? false : !sl__rrecv_wanted(t->reactor_, ch))
             return -EXDEV;   /* round trip only: decided at the home */
     }
     return 0;
@@ -86,6 +107,11 @@ static void dequeue_all(sl_task *t, sl_waiter *keep)
     int n = t->w_.idx;
     sl_reactor *r = t->reactor_;
     for (int i = 0; i < n; i++) {
+        if (cases[i].w_.tag == REMOTE_RV) {
+            if (cases[i].w_.until)
+                sl__rsel_detach(r, &cases[i]);   /* its proxy is withdrawn */
+            continue;
+        }
         sl_wq *q = queue_of(&cases[i], r);
         if (&cases[i].w_ != keep && q && sl_wq_has(q, &cases[i].w_))
             sl_wq_remove(q, &cases[i].w_);
@@ -109,6 +135,10 @@ void sl__waiter_fire(sl_waiter *w, int result)
         return;
     }
     if (t->wait_kind_ == SL_WAIT_SELECT) {
+        /* the case's own result, where sl_select's caller reads it (a
+         * parked select's cases[i].err stayed 0 before: a channel closed
+         * while it waited said 0, not -EPIPE) */
+        SL_CONTAINER_OF(w, sl_case, w_)->err = result;
         w->err = result;
         dequeue_all(t, w);   /* w itself was already taken off its queue */
         sl__wake(t, w->idx);
@@ -137,7 +167,7 @@ static int choose_prio(sl_task *t, sl_case *cases, int n, uint32_t k, bool *unre
     for (int i = 0; i < n; i++) {
         if (!case_ready(&cases[i], t->reactor_)) {
             cases[i].waited_ = NOT_READY;   /* not waiting: its count starts again */
-            *unready_remote |= is_remote(&cases[i], t->reactor_);
+            *unready_remote |= asks_home(&cases[i], t->reactor_);
             continue;
         }
         if (cases[i].waited_ > k)
@@ -186,7 +216,7 @@ static void ask_unready(sl_task *t, sl_case *cases, int n, int skip)
     sl_reactor *r = t->reactor_;
     for (int i = 0; i < n; i++) {
         sl_case *c = &cases[i];
-        if (i == skip || !is_remote(c, r) || case_ready(c, r))
+        if (i == skip || !asks_home(c, r) || case_ready(c, r))
             continue;
         /* no memory for this reactor's record: asked at the next select */
         (void)(c->op == SL_SEND ? sl__rsend_poll(r, c->ch) : sl__rrecv_poll(r, c->ch));
@@ -212,7 +242,7 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
         /* choose uniformly among the ready cases (reservoir sampling) */
         for (int i = 0; i < n; i++) {
             if (!case_ready(&cases[i], t->reactor_))
-                unready_remote |= is_remote(&cases[i], t->reactor_);
+                unready_remote |= asks_home(&cases[i], t->reactor_);
             else if (sl__rand(t->reactor_) % (uint64_t)++ready == 0)
                 chosen = i;
         }
@@ -234,7 +264,17 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
     bool remote = false;
     for (int i = 0; i < n; i++) {
         cases[i].err = 0;
-        cases[i].w_ = (sl_waiter){ .task = t, .buf = cases[i].buf, .idx = i, .tag = is_remote(&cases[i], r) };
+        cases[i].w_ = (sl_waiter){ .task = t, .buf = cases[i].buf, .idx = i,
+                                   .tag = !is_remote(&cases[i], r) ? 0 : cases[i].ch->cap_ ? REMOTE_BUF : REMOTE_RV };
+    }
+    /* proxies first: a failure there leaves nothing parked anywhere */
+    for (int i = 0; i < n; i++) {
+        if (cases[i].w_.tag != REMOTE_RV || (rc = sl__rsel_prepare(t, &cases[i])) == 0)
+            continue;
+        for (int j = 0; j < i; j++)
+            if (cases[j].w_.tag == REMOTE_RV)
+                sl__rsel_detach(r, &cases[j]);   /* never posted: freed */
+        return rc;
     }
     t->w_.tag = 0;
     t->w_.idx = n;
@@ -245,6 +285,8 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
             continue;
         }
         remote = true;
+        if (cases[i].w_.tag == REMOTE_RV)
+            continue;   /* posted once parked */
         rc = cases[i].op == SL_SEND ? sl__rsend_push(r, cases[i].ch, &cases[i].w_)
                                     : sl__rrecv_push(r, cases[i].ch, &cases[i].w_);
         if (rc < 0) {   /* no memory for this reactor's record: nothing parked */
@@ -271,7 +313,9 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
         t->w_.tag = SL_SELR_TAG;
         r->remote_pending++;
         for (int i = 0; i < n; i++)
-            if (cases[i].w_.tag && cases[i].op == SL_SEND)
+            if (cases[i].w_.tag == REMOTE_RV)
+                sl__rsel_post(t, &cases[i]);
+            else if (cases[i].w_.tag && cases[i].op == SL_SEND)
                 sl__rsend_want(r, cases[i].ch);   /* receive cases: asked by the flush */
     }
     return rc;

@@ -59,8 +59,9 @@
  * (docs/core.md, "Fair between the home and other reactors"). A receive on an
  * expiring or _mem channel, and a send or receive on a rendezvous
  * channel, is a round trip to the home and always parks the caller.
- * Every other operation (try_, select, close, attach, free) is home-only
- * and returns -EXDEV elsewhere (docs/core.md, "Across reactors"). */
+ * sl_select takes cases on other reactors' channels (below). Every other
+ * operation (try_, close, attach, free) is home-only and returns -EXDEV
+ * elsewhere (docs/core.md, "Across reactors"). */
 #ifndef SL_CHAN_H
 #define SL_CHAN_H
 #include <stdbool.h>
@@ -284,13 +285,19 @@ typedef struct sl_case {
  * is ready with credit in hand there, a receive with a lent or given
  * element in hand there, and a parked case waits in that reactor's own
  * queue for credit or a lend), so exactly one case completes; what comes
- * for a case not chosen stays for the next send or receive. Returns
- * -EINVAL (n < 1, NULL channel, bad op), -EXDEV (checked before anything
- * is taken or parked: a case on another reactor's rendezvous channel, or
- * a receive case on another reactor's expiring or _mem channel: those
- * are decided at their home; docs/core.md, "sl_select over channels of
- * other reactors"), -EINVAL for a priority k < n - 1, or the cancel
- * error. */
+ * for a case not chosen stays for the next send or receive. A case on
+ * another reactor's rendezvous channel is never ready at the start (a
+ * select with SL_SELECT_DEFAULT passes it by); a select that parks sends
+ * a proxy home for it, and the case fires when a counterpart there offers
+ * itself and the select still waits (docs/core.md, "Rendezvous cases by
+ * offer"); its cases[i].err is 0 or -EPIPE (closed or freed at the home).
+ * Returns -EINVAL (n < 1, NULL channel, bad op), -EXDEV (checked before
+ * anything is taken or parked: a receive case on another reactor's
+ * expiring or _mem channel, decided at its home; docs/core.md,
+ * "sl_select over channels of other reactors"), -ENOMEM (no memory for
+ * this reactor's record of a remote buffered channel, or for a
+ * rendezvous case's proxy: nothing parked), -EINVAL for a priority
+ * k < n - 1, or the cancel error. */
 int sl_select(sl_task *t, sl_case *cases, int n, int flags);
 
 /* ---- private ------------------------------------------------------------ */
@@ -344,6 +351,11 @@ struct sl_chan {
      * len_ + reserved_ + given_ <= cap_; gives_ says how many each holds */
     size_t given_;
     struct sl_rr_give *gives_;
+    /* selects of other reactors waiting by proxy (core/rsel.c, rendezvous
+     * channels): proxies in sendq_ / recvq_, and those queued or offered
+     * (the header stays while any is) */
+    uint32_t rv_sendq_, rv_recvq_, rv_out_;
+    struct rv_proxy *rv_offers_;   /* those with an offer out (a free detaches them) */
 };
 
 int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,

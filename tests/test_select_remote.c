@@ -23,12 +23,31 @@ static struct {   /* end_scene's */
 
 /* Runs a scene on a runtime of two reactors, `main` on reactor 0; no
  * report of the runtime (misuse, deadlock) may come out of it. */
+/* A scene whose assert failed on reactor 0's thread (the test's) was left
+ * by cmocka's longjmp with its other reactors still running on the
+ * scene's static structs: the next test must not reset those under them
+ * (an UBSan report in select.c, a case's channel read as NULL, came from
+ * that). Stop the process instead: the failure is the earlier scene's. */
+static bool scene_live;
+
+static int scene_guard(void **state)   /* each test's setup: before it resets anything */
+{
+    (void)state;
+    if (scene_live) {
+        print_error("an earlier scene failed with its reactors still running: stopping here\n");
+        exit(1);
+    }
+    return 0;
+}
+
 static void run_scene(sl_step_fn main)
 {
+    scene_live = true;
     memset(&cap, 0, sizeof cap);
     memset(&E, 0, sizeof E);
     rt = rt_new(2, &cap);
     assert_int_equal(rt_run(rt, main, NULL), 0);
+    scene_live = false;
     if (cap.count)
         print_message("reports:\n%s", cap.text);
     assert_int_equal(cap.count, 0);
@@ -843,16 +862,18 @@ static int x_far(sl_task *t, void *arg)   /* reactor 1 */
     int64_t one = 1, got = 0;
     assert_int_equal(sl_chan_new(&mine, sizeof(int64_t), 1, NULL), 0);
     assert_int_equal(sl_chan_try_send(t, mine, &one), 0);
-    sl_case cs[2] = { { .ch = mine, .op = SL_RECV, .buf = &got }, { .ch = X.rv, .op = SL_RECV, .buf = &got } };
+    sl_case cs[2] = { { .ch = mine, .op = SL_RECV, .buf = &got }, { .ch = X.exp, .op = SL_RECV, .buf = &got } };
     assert_int_equal(sl_select(t, cs, 2, 0), -EXDEV);
     assert_int_equal(sl_select(t, cs, 2, SL_SELECT_DEFAULT), -EXDEV);
     assert_int_equal(sl_select(t, cs, 2, SL_SELECT_PRIO(1)), -EXDEV);
-    cs[1].op = SL_SEND;
-    assert_int_equal(sl_select(t, cs, 2, 0), -EXDEV);
-    cs[1] = (sl_case){ .ch = X.exp, .op = SL_RECV, .buf = &got };
-    assert_int_equal(sl_select(t, cs, 2, 0), -EXDEV);
     assert_int_equal(sl_chan_len(mine), 1);
     assert_int_equal(got, 0);
+    /* a rendezvous case is allowed now (by offer: tests/test_select_rv.c),
+     * and never ready at a select's start: a polling select passes it by */
+    sl_case rv[1] = { { .ch = X.rv, .op = SL_RECV, .buf = &got } };
+    assert_int_equal(sl_select(t, rv, 1, SL_SELECT_DEFAULT), -EAGAIN);
+    rv[0].op = SL_SEND;
+    assert_int_equal(sl_select(t, rv, 1, SL_SELECT_DEFAULT), -EAGAIN);
     assert_int_equal(sl_chan_free(t, mine), 0);
     atomic_store(&X.done, 1);
     return 0;
@@ -875,7 +896,7 @@ static int x_main(sl_task *t, void *arg)   /* reactor 0 */
     SL_END(t);
 }
 
-static void test_exdev_round_trip_only(void **s)
+static void test_exdev_expiring_recv_only(void **s)
 {
     (void)s;
     memset(&X, 0, sizeof X);
@@ -885,18 +906,18 @@ static void test_exdev_round_trip_only(void **s)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_recv_local_and_remote),
-        cmocka_unit_test(test_recv_local_and_remote_prio),
-        cmocka_unit_test(test_recv_remote_contended),
-        cmocka_unit_test(test_recv_remote_not_starved),
-        cmocka_unit_test(test_send_remote_not_starved),
-        cmocka_unit_test(test_recv_remote_not_starved_prio),
-        cmocka_unit_test(test_send_local_and_remote),
-        cmocka_unit_test(test_recv_deadline_loses_nothing),
-        cmocka_unit_test(test_recv_cancel_loses_nothing),
-        cmocka_unit_test(test_send_deadline_sends_nothing),
-        cmocka_unit_test(test_poll_asks_home),
-        cmocka_unit_test(test_exdev_round_trip_only),
+        cmocka_unit_test_setup(test_recv_local_and_remote, scene_guard),
+        cmocka_unit_test_setup(test_recv_local_and_remote_prio, scene_guard),
+        cmocka_unit_test_setup(test_recv_remote_contended, scene_guard),
+        cmocka_unit_test_setup(test_recv_remote_not_starved, scene_guard),
+        cmocka_unit_test_setup(test_send_remote_not_starved, scene_guard),
+        cmocka_unit_test_setup(test_recv_remote_not_starved_prio, scene_guard),
+        cmocka_unit_test_setup(test_send_local_and_remote, scene_guard),
+        cmocka_unit_test_setup(test_recv_deadline_loses_nothing, scene_guard),
+        cmocka_unit_test_setup(test_recv_cancel_loses_nothing, scene_guard),
+        cmocka_unit_test_setup(test_send_deadline_sends_nothing, scene_guard),
+        cmocka_unit_test_setup(test_poll_asks_home, scene_guard),
+        cmocka_unit_test_setup(test_exdev_expiring_recv_only, scene_guard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -129,6 +129,34 @@ func crossPingPong(n int) time.Duration {
 	return roundTrips(make(chan int64, 1), make(chan int64, 1), n)
 }
 
+// crossSelectRv: a select over two unbuffered channels, one fed from a
+// goroutine, the other idle, on two Ps (core-bench's
+// cross_reactor_select_rv_ns: the select on one reactor, the sender at the
+// rendezvous channel's home on the other).
+func crossSelectRv(n int) time.Duration {
+	prev := runtime.GOMAXPROCS(*crossProcs)
+	defer runtime.GOMAXPROCS(prev)
+	rv, idle := make(chan int64), make(chan int64)
+	go func() {
+		for i := 0; i < n; i++ {
+			rv <- int64(i)
+		}
+	}()
+	var got int64
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		select {
+		case v := <-rv:
+			got += v
+		case v := <-idle:
+			got += v
+		}
+	}
+	d := time.Since(start)
+	sink = got
+	return d
+}
+
 // produce sends n values to a consumer over a channel of capacity c and
 // times until the consumer has received the last one.
 func produce(n, c int) time.Duration {
@@ -486,6 +514,7 @@ func main() {
 		// reactor) is, for Go, the same two goroutines again.
 		{"cross_reactor_chan_recv_msgs_per_s", rateFig(crossThroughput), false},
 		{"cross_reactor_chan_pingpong_ns", nsFig(crossPingPong), false},
+		{"cross_reactor_select_rv_ns", nsFig(crossSelectRv), false},
 		{"worker_pool_items_per_s", rateFig(workerPool), false},
 		{"offload_roundtrip_ns", nsFig(offloadRoundTrip), false},
 		{"offload_sleep1ms_items_per_s_w1", rateFig(sleepCalls(1)), false},

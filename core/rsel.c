@@ -1,0 +1,494 @@
+/* rsel.c: sl_select cases on another reactor's rendezvous channel, by
+ * offer (issue 17; docs/core.md "Rendezvous cases by offer").
+ *
+ * A rendezvous case can be decided neither where the select waits (only
+ * the home sees the counterpart) nor at the home (the select may fire
+ * another case on its own thread at the same moment). So a select S on
+ * reactor R that parks posts a PROXY per such case to the channel's home
+ * H, where it waits in the channel's queue; a blocking counterpart O at H
+ * (sl_chan_send/recv there, or another reactor's round trip, remote.c)
+ * that finds no plain waiter but a proxy takes the proxy off, waits in no
+ * queue, and OFFERs itself to R. R accepts iff S still waits (the proxy
+ * is still attached to it): the case fires there, on R's thread, which
+ * detaches S's other proxies; else it declines. At H, an accept completes
+ * O; a decline lets O go on as if it had just arrived, first in line.
+ *
+ * One proxy, one record, owned in turn by the side that holds it. The
+ * messages (each embedded: nothing is allocated after the proxy itself):
+ *   R -> H  go      PARK, later the ANSWER to an offer (never both in flight)
+ *   R -> H  wd      WITHDRAW: S stopped waiting (fired elsewhere, deadline,
+ *                   cancel) while the proxy was not accepted
+ *   H -> R  back    OFFER, or EPIPE (closed or freed: the case fires -EPIPE)
+ *   H -> R  ack     the WITHDRAW's answer, when no offer is out
+ * Who frees it: H after an ANSWER (R forgot it when it answered); R at an
+ * ACK (every earlier H -> R message of the proxy has arrived, and H
+ * touches it no more), or at an EPIPE while S still waits (no WITHDRAW
+ * will go). A WITHDRAW that finds an offer out is not answered: the
+ * offer reaches R after S stopped, so R declines, and H frees at that.
+ *
+ * Counterparts that can wait a round trip offer; try_send/try_recv, a
+ * select at the home and proxies of other selects skip proxies (two
+ * selects do not meet). Plain waiters go before proxies: a counterpart
+ * that finds one completes at once. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+#include "list.h"
+
+int sl__chan_do_send(sl_chan *ch, const void *elem);
+int sl__chan_do_recv(sl_chan *ch, void *elem);
+
+enum { H_NEW, H_QUEUED, H_OFFERED, H_FIRED };
+
+typedef struct rv_proxy {
+    sl_waiter w;             /* in the channel's queue at H: task NULL, idx -1 */
+    sl_msg go, wd, back, ack;
+    sl_chan *ch;
+    sl_reactor *from, *home; /* R, H: R never reads the channel (H may free it) */
+    size_t esz;
+    int op;                  /* the case's: SL_SEND waits in sendq_ */
+    /* R's side */
+    sl_task *task;           /* S while the proxy is attached to its wait; else NULL */
+    sl_case *c;
+    bool posted;
+    /* H's side */
+    int hstate;
+    bool ch_gone;            /* freed with the offer out: the answer does not touch ch */
+    struct rv_proxy *onext, *oprev;   /* ch->rv_offers_ */
+    sl_waiter *cp;           /* the counterpart while an offer is out (NULL: gone at teardown) */
+    /* R -> H with the answer */
+    bool accept;
+    unsigned char elem[];    /* a send case's copy, or the offering sender's element */
+} rv_proxy;
+
+static _Atomic int fail_at = -1;
+
+void sl__rsel_inject_failure(int nth)
+{
+    atomic_store(&fail_at, nth);
+}
+
+/* Tests force interleavings here (set before the runtime runs, or on
+ * the thread that calls them): at R before an offer is decided, at H
+ * right after an offer is posted (it leaves at the callback's end). */
+static void (*hook_r_offer)(void *), (*hook_h_offer)(void *);
+static void *hook_arg;
+
+void sl__rsel_set_hooks(void (*at_r_offer)(void *), void (*at_h_offer)(void *), void *arg)
+{
+    hook_r_offer = at_r_offer;
+    hook_h_offer = at_h_offer;
+    hook_arg = arg;
+}
+
+static rv_proxy *proxy_of(const sl_case *c)
+{
+    return (rv_proxy *)(uintptr_t)c->w_.until;
+}
+
+static sl_wq *queue_for(sl_chan *ch, int op)
+{
+    return op == SL_SEND ? &ch->sendq_ : &ch->recvq_;
+}
+
+static uint32_t *count_for(sl_chan *ch, int op)
+{
+    return op == SL_SEND ? &ch->rv_sendq_ : &ch->rv_recvq_;
+}
+
+/* ---- R: the select's side -------------------------------------------------- */
+
+int sl__rsel_prepare(sl_task *t, sl_case *c)
+{
+    int n = atomic_load(&fail_at);
+    if (n >= 0 && atomic_fetch_sub(&fail_at, 1) == 0)
+        return -ENOMEM;   /* the tests' injected failure (fail_at is -1 now) */
+    rv_proxy *p = malloc(sizeof *p + c->ch->elem_size_);
+    if (!p)
+        return -ENOMEM;
+    memset(p, 0, sizeof *p);
+    p->w.idx = -1;   /* sl__waiter_is_rvproxy */
+    p->w.buf = p->elem;
+    p->ch = c->ch;
+    p->op = c->op;
+    p->from = t->reactor_;
+    p->home = c->ch->home_;
+    p->esz = c->ch->elem_size_;
+    p->c = c;
+    if (c->op == SL_SEND)
+        memcpy(p->elem, c->buf, c->ch->elem_size_);   /* the select's caller keeps its element */
+    c->w_.until = (uint64_t)(uintptr_t)p;
+    return 0;
+}
+
+static void h_park(void *arg);
+static void h_withdraw(void *arg);
+static void h_answer(void *arg);
+
+/* S parked: the proxy goes home. */
+void sl__rsel_post(sl_task *t, sl_case *c)
+{
+    rv_proxy *p = proxy_of(c);
+    p->task = t;
+    p->posted = true;
+    sl_reactor_post_mem(p->home, &p->go, h_park, p);
+}
+
+/* S stops waiting (another case fired, deadline, cancel, teardown): the
+ * proxy is withdrawn at H. One never posted (the park failed) is freed. */
+void sl__rsel_detach(sl_reactor *r, sl_case *c)
+{
+    rv_proxy *p = proxy_of(c);
+    c->w_.until = 0;
+    if (!p)
+        return;
+    if (!p->posted) {
+        free(p);
+        return;
+    }
+    p->task = NULL;
+    if (!r->tearing_down)   /* teardown: the home's teardown drops it */
+        sl_reactor_post_mem(p->home, &p->wd, h_withdraw, p);
+}
+
+/* An offer from H: accepted iff S still waits in this select. */
+static void r_offer(void *arg)
+{
+    rv_proxy *p = arg;
+    if (hook_r_offer)
+        hook_r_offer(hook_arg);
+    sl_task *t = p->task;
+    p->accept = t != NULL;
+    if (t) {
+        sl_case *c = p->c;
+        p->task = NULL;
+        c->w_.until = 0;   /* accepted: not withdrawn with the others */
+        if (p->op == SL_RECV)
+            memcpy(c->buf, p->elem, p->esz);
+        sl__waiter_fire(&c->w_, 0);   /* removes S's other nodes, withdraws its other proxies */
+    }
+    sl_reactor_post_mem(p->home, &p->go, h_answer, p);   /* H owns it now */
+}
+
+/* Closed or freed at H: the case fires with -EPIPE if S still waits;
+ * else a WITHDRAW is on its way, and its ACK frees the proxy. */
+static void r_epipe(void *arg)
+{
+    rv_proxy *p = arg;
+    sl_task *t = p->task;
+    if (!t)
+        return;
+    sl_case *c = p->c;
+    p->task = NULL;
+    c->w_.until = 0;
+    free(p);
+    sl__waiter_fire(&c->w_, -EPIPE);
+}
+
+static void r_ack(void *arg)
+{
+    free(arg);
+}
+
+/* ---- H: the channel's side ------------------------------------------------- */
+
+static void h_fire_epipe(rv_proxy *p)
+{
+    p->hstate = H_FIRED;
+    sl_reactor_post_mem(p->from, &p->back, r_epipe, p);
+}
+
+/* O (a waiter not in any queue now) offers itself to p. */
+static void offer(rv_proxy *p, sl_waiter *cp)
+{
+    if (p->hstate == H_QUEUED) {
+        sl_wq_remove(queue_for(p->ch, p->op), &p->w);
+        (*count_for(p->ch, p->op))--;
+    }
+    p->hstate = H_OFFERED;
+    p->cp = cp;
+    p->oprev = NULL;
+    p->onext = p->ch->rv_offers_;
+    if (p->onext)
+        p->onext->oprev = p;
+    p->ch->rv_offers_ = p;
+    if (p->op == SL_RECV)   /* O sends: its element travels in the offer */
+        memcpy(p->elem, cp->buf, p->ch->elem_size_);
+    sl_reactor_post_mem(p->from, &p->back, r_offer, p);
+    if (hook_h_offer)
+        hook_h_offer(hook_arg);
+}
+
+/* The first proxy a counterpart doing `cp_op` may offer to. */
+static rv_proxy *first_proxy(sl_chan *ch, int cp_op)
+{
+    int op = cp_op == SL_SEND ? SL_RECV : SL_SEND;
+    if (!*count_for(ch, op))
+        return NULL;
+    for (sl_waiter *w = queue_for(ch, op)->head; w; w = w->link.next)
+        if (sl__waiter_is_rvproxy(w))
+            return SL_CONTAINER_OF(w, rv_proxy, w);
+    return NULL;
+}
+
+bool sl__rsel_offer(sl_chan *ch, int cp_op, sl_waiter *cp)
+{
+    rv_proxy *p = first_proxy(ch, cp_op);
+    if (!p)
+        return false;
+    offer(p, cp);
+    return true;
+}
+
+/* A task of H's blocking in sl_chan_send/recv that found no plain
+ * counterpart: it offers itself to the first proxy, parked in no queue.
+ * -EAGAIN: no proxy, park as usual. */
+int sl__rsel_offer_task(sl_task *t, sl_chan *ch, int op, void *buf)
+{
+    rv_proxy *p = first_proxy(ch, op);
+    if (!p)
+        return -EAGAIN;
+    t->w_ = (sl_waiter){ .task = t, .buf = buf, .tag = SL_OFFER_TAG, .until = (uint64_t)(uintptr_t)p };
+    int rc = sl__park(t, SL_WAIT_REMOTE, ch, 0);
+    if (rc != SL_PENDING) {
+        t->w_.tag = 0;
+        t->w_.until = 0;
+        return rc;
+    }
+    t->reactor_->remote_pending++;
+    offer(p, &t->w_);
+    return SL_PENDING;
+}
+
+/* A plain waiter parked at H that may offer: a blocking task (not a
+ * select's node, not a send with an element deadline) or a round trip. */
+static bool can_offer(const sl_waiter *w)
+{
+    if (sl__waiter_is_rvproxy(w) || w->until)
+        return false;
+    return !w->task || w->task->wait_kind_ == SL_WAIT_SEND || w->task->wait_kind_ == SL_WAIT_RECV;
+}
+
+/* A parked task becomes an offering one: a cross-reactor wait now (its
+ * deadline or cancel cannot walk away: sl__rsel_task_abort). */
+static void task_to_offer(sl_task *t, rv_proxy *p)
+{
+    sl_reactor *r = t->reactor_;
+    if (t->flags_ & SL_TF_BLOCKED) {
+        t->flags_ &= (uint8_t)~SL_TF_BLOCKED;
+        r->blocked--;
+    }
+    t->wait_kind_ = SL_WAIT_REMOTE;
+    t->w_.tag = SL_OFFER_TAG;
+    t->w_.until = (uint64_t)(uintptr_t)p;
+    r->remote_pending++;
+}
+
+static void h_park(void *arg)
+{
+    rv_proxy *p = arg;
+    sl_chan *ch = p->ch;
+    if (ch->freed_ || (p->op == SL_SEND && (ch->closed_ || ch->receivers_gone_))) {
+        h_fire_epipe(p);
+        return;
+    }
+    ch->remote_seen_ = 1;
+    ch->rv_out_++;
+    sl_wq *other = queue_for(ch, p->op == SL_SEND ? SL_RECV : SL_SEND);
+    for (sl_waiter *w = other->head; w; w = w->link.next) {
+        if (!can_offer(w))
+            continue;
+        sl_wq_remove(other, w);
+        if (w->task)
+            task_to_offer(w->task, p);
+        else
+            sl__remote_offered(w);
+        offer(p, w);
+        return;
+    }
+    if (p->op == SL_RECV && (ch->closed_ || ch->senders_gone_)) {
+        ch->rv_out_--;
+        h_fire_epipe(p);
+        return;
+    }
+    p->hstate = H_QUEUED;
+    sl_wq_push(queue_for(ch, p->op), &p->w);
+    (*count_for(ch, p->op))++;
+}
+
+static void h_withdraw(void *arg)
+{
+    rv_proxy *p = arg;
+    sl_chan *ch = p->ch;
+    if (p->hstate == H_OFFERED)
+        return;   /* R declines the offer: the answer frees it here */
+    if (p->hstate == H_QUEUED) {
+        sl_wq_remove(queue_for(ch, p->op), &p->w);
+        (*count_for(ch, p->op))--;
+        ch->rv_out_--;
+        p->hstate = H_FIRED;
+        if (ch->freed_)
+            sl__chan_maybe_release(ch);
+    }
+    sl_reactor_post_mem(p->from, &p->ack, r_ack, p);
+}
+
+/* O's wait ends with rc. */
+static void cp_done(sl_waiter *cp, int rc)
+{
+    sl_task *t = cp->task;
+    if (!t) {
+        sl__remote_offer_end(cp, rc, false);
+        return;
+    }
+    t->reactor_->remote_pending--;
+    t->w_.tag = 0;
+    t->w_.until = 0;
+    sl__wake(t, rc);
+}
+
+/* Declined: O goes on as if it had just arrived, first in line. */
+static void cp_retry(sl_chan *ch, sl_waiter *cp, int op)
+{
+    sl_task *t = cp->task;
+    if (t ? t->w_.tag == SL_OFFER_ABORT_TAG : sl__remote_offer_aborted(cp)) {
+        if (t)
+            cp_done(cp, t->w_.err);   /* its deadline or cancel came meanwhile */
+        else
+            sl__remote_offer_end(cp, 0, true);
+        return;
+    }
+    int rc = op == SL_SEND ? sl__chan_do_send(ch, cp->buf) : sl__chan_do_recv(ch, cp->buf);
+    if (rc != -EAGAIN) {
+        cp_done(cp, rc);
+        return;
+    }
+    rv_proxy *p = first_proxy(ch, op);
+    if (p) {
+        if (t)
+            t->w_.until = (uint64_t)(uintptr_t)p;
+        offer(p, cp);
+        return;
+    }
+    /* parks again at the head of its queue: its place */
+    if (t) {
+        sl_reactor *r = t->reactor_;
+        r->remote_pending--;
+        t->w_.tag = 0;
+        t->w_.until = 0;
+        t->wait_kind_ = (uint8_t)(op == SL_SEND ? SL_WAIT_SEND : SL_WAIT_RECV);
+        if (!t->heap_idx_) {   /* as sl__park counts a wait with no end */
+            t->flags_ |= SL_TF_BLOCKED;
+            r->blocked++;
+            r->check_deadlock = true;
+            if (!r->wg_armed)
+                sl__watch_blocked(r);
+        }
+    } else {
+        sl__remote_requeued(cp);
+    }
+    sl_wq *q = queue_for(ch, op);
+    SL_LIST_PUSH_FRONT(q, cp, link);
+    q->n++;
+}
+
+/* The channel was freed with p's offer out (sl_chan_free returned: a _mem
+ * channel's storage may be the caller's again): the counterpart ends by
+ * the answer alone, as a retry on the freed channel would (-EPIPE). */
+static void answer_gone(rv_proxy *p)
+{
+    sl_waiter *cp = p->cp;
+    if (cp && p->accept) {
+        if (p->op == SL_SEND)
+            memcpy(cp->buf, p->elem, p->esz);
+        cp_done(cp, 0);
+    } else if (cp) {
+        sl_task *t = cp->task;
+        bool aborted = t ? t->w_.tag == SL_OFFER_ABORT_TAG : sl__remote_offer_aborted(cp);
+        if (!t)
+            sl__remote_offer_end(cp, -EPIPE, aborted);
+        else
+            cp_done(cp, aborted ? t->w_.err : -EPIPE);
+    }
+    free(p);
+}
+
+void sl__rsel_chan_freed(sl_chan *ch)
+{
+    for (rv_proxy *p = ch->rv_offers_; p; p = p->onext) {
+        p->ch_gone = true;
+        ch->rv_out_--;
+        if (p->cp && !p->cp->task)
+            sl__remote_chan_gone(p->cp);
+    }
+    ch->rv_offers_ = NULL;
+}
+
+static void h_answer(void *arg)
+{
+    rv_proxy *p = arg;
+    if (p->ch_gone) {
+        answer_gone(p);
+        return;
+    }
+    sl_chan *ch = p->ch;
+    sl_waiter *cp = p->cp;
+    ch->rv_out_--;
+    if (p->oprev)
+        p->oprev->onext = p->onext;
+    else
+        ch->rv_offers_ = p->onext;
+    if (p->onext)
+        p->onext->oprev = p->oprev;
+    if (cp && p->accept) {
+        if (p->op == SL_SEND)   /* O receives the select's element */
+            memcpy(cp->buf, p->elem, ch->elem_size_);
+        ch->sent_++;
+        ch->received_++;
+        cp_done(cp, 0);
+    } else if (cp) {
+        cp_retry(ch, cp, p->op == SL_SEND ? SL_RECV : SL_SEND);
+    }
+    free(p);
+    if (ch->freed_)
+        sl__chan_maybe_release(ch);
+}
+
+/* Close, free, the last end of the other side: a queued proxy fires -EPIPE. */
+void sl__rsel_fire(sl_waiter *w, int err)
+{
+    rv_proxy *p = SL_CONTAINER_OF(w, rv_proxy, w);
+    (void)err;   /* the only error a queued proxy is failed with */
+    (*count_for(p->ch, p->op))--;
+    p->ch->rv_out_--;
+    h_fire_epipe(p);
+}
+
+/* Teardown: a proxy still queued has no select any more (every reactor
+ * drained): it goes. */
+void sl__rsel_drop_queued(sl_waiter *w)
+{
+    rv_proxy *p = SL_CONTAINER_OF(w, rv_proxy, w);
+    (*count_for(p->ch, p->op))--;
+    p->ch->rv_out_--;
+    free(p);
+}
+
+/* O's deadline or cancel while its offer is out: it cannot walk away (its
+ * element may be moving); the answer ends its wait, with 0 if accepted,
+ * else with this error (t->w_.err, set by the caller). Once the runtime
+ * stops it is only forgotten (no offer is out after the teardown's first
+ * drain: this is for a task destroyed with one out all the same). */
+void sl__rsel_task_abort(sl_task *t)
+{
+    if (t->w_.tag != SL_OFFER_TAG)
+        return;
+    if (t->reactor_->tearing_down || atomic_load(&t->reactor_->stopping)) {
+        ((rv_proxy *)(uintptr_t)t->w_.until)->cp = NULL;
+        t->w_.tag = 0;
+        return;
+    }
+    t->w_.tag = SL_OFFER_ABORT_TAG;
+}
