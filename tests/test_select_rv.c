@@ -11,6 +11,7 @@
  * lost element fails the test, never hangs it. On main every scene fails
  * at its first select: a rendezvous case of another reactor was -EXDEV. */
 #include <stdatomic.h>
+#include <time.h>
 #include "testutil.h"
 #include "internal.h"   /* the hooks, the proxy counts, sl__timer_fire */
 
@@ -624,6 +625,195 @@ static void test_rv_free_with_recv_proxy(void **s) { (void)s; run_q(Q_FREE, SL_R
 static void test_rv_free_with_send_proxy(void **s) { (void)s; run_q(Q_FREE, SL_SEND); }
 static void test_rv_closed_before_park(void **s) { (void)s; run_q(Q_CLOSED_BEFORE, SL_RECV); }
 
+/* ---- _mem channels and other reactors (issue 17) ------------------------------------ */
+
+/* A _mem channel's storage is the caller's once sl_chan_free returns, so
+ * nothing may be on its way to the home naming it then. An operation that
+ * another reactor posted just before the free used to reach the home after
+ * it and read (then write) the header there: a round trip (remote.c), an
+ * ask for credit (rsend.c), a select's proxy (rsel.c). Here the header and
+ * the ring are malloc'd and freed right after sl_chan_free (AddressSanitizer:
+ * heap-use-after-free in home_start, home_ask, h_park), and the home's
+ * thread is held, by a bounded poll, until reactor 1's operation has been
+ * tried: the home runs what it posted only after the free. Now such an
+ * operation is refused with -EXDEV on reactor 1 before anything leaves. */
+enum { M_RECV_RV, M_SEND_RV, M_SEND_BUF, M_SEND_UNTIL_BUF, M_RECV_BUF, M_SELECT_RECV_RV,
+       M_SELECT_SEND_RV, M_SELECT_SEND_BUF };
+
+static struct {
+    int how;
+    sl_chan *ch;               /* malloc'd: freed right after sl_chan_free */
+    int64_t *ring;
+    uint64_t *dls;             /* the slots' deadlines (M_SEND_UNTIL_BUF) */
+    _Atomic int tried, done;
+    int rc, polls;
+    int64_t v;
+    sl_case cs[1];
+} MM;
+
+static int m_op(sl_task *t)   /* reactor 1 */
+{
+    int rc;
+    switch (MM.how) {
+    case M_RECV_RV:
+    case M_RECV_BUF:
+        rc = sl_chan_recv(t, MM.ch, &MM.v);
+        break;
+    case M_SEND_RV:
+    case M_SEND_BUF:
+        rc = sl_chan_send(t, MM.ch, &MM.v);
+        break;
+    case M_SEND_UNTIL_BUF:
+        rc = sl_chan_send_until(t, MM.ch, &MM.v, sl_now_ns() + LONG_WAIT);
+        break;
+    default:
+        MM.cs[0] = (sl_case){ .ch = MM.ch, .op = MM.how == M_SELECT_RECV_RV ? SL_RECV : SL_SEND, .buf = &MM.v };
+        rc = sl_select(t, MM.cs, 1, 0);
+        break;
+    }
+    atomic_store(&MM.tried, 1);   /* posted, if it was going to be */
+    return rc;
+}
+
+static int m_far(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    SL_AWAIT(t, MM.rc, m_op(t));
+    atomic_store(&MM.done, 1);
+    SL_END(t);
+}
+
+static int m_main(sl_task *t, void *arg)   /* reactor 0: the channel's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    bool buffered = MM.how == M_SEND_BUF || MM.how == M_SEND_UNTIL_BUF || MM.how == M_RECV_BUF ||
+                    MM.how == M_SELECT_SEND_BUF;
+    MM.ch = malloc(sizeof *MM.ch);
+    MM.ring = buffered ? malloc(4 * sizeof *MM.ring) : NULL;
+    MM.dls = MM.how == M_SEND_UNTIL_BUF ? calloc(4, sizeof *MM.dls) : NULL;
+    assert_non_null(MM.ch);
+    assert_int_equal(sl_chan_mem(MM.ch, MM.ring, sizeof(int64_t), buffered ? 4 : 0,
+                                 &(sl_chan_opts){ .name = "mem", .deadlines = MM.dls }), 0);
+    assert_int_equal(sl_spawn_on(R(1), m_far, NULL, NULL), 0);
+    /* this thread waits (no step of it runs) until reactor 1 has tried */
+    for (MM.polls = 0; MM.polls < 100 * POLLS && !atomic_load(&MM.tried); MM.polls++)
+        nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 }, NULL);
+    assert_true(atomic_load(&MM.tried));
+    assert_int_equal(sl_chan_free(t, MM.ch), 0);
+    memset(MM.ch, 0xa5, sizeof *MM.ch);   /* the caller's again */
+    free(MM.ch);
+    free(MM.ring);
+    free(MM.dls);
+    WAIT_FOR(t, atomic_load(&MM.done), MM.polls, MM.rc);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void run_m(int how)
+{
+    memset(&MM, 0, sizeof MM);
+    MM.how = how;
+    MM.v = 9;
+    run_scene(2, m_main);
+    assert_int_equal(MM.rc, -EXDEV);
+    assert_int_equal(MM.v, 9);   /* nothing received into it */
+}
+
+static void test_mem_round_trip_recv_rv(void **s) { (void)s; run_m(M_RECV_RV); }
+static void test_mem_round_trip_send_rv(void **s) { (void)s; run_m(M_SEND_RV); }
+static void test_mem_round_trip_recv_buffered(void **s) { (void)s; run_m(M_RECV_BUF); }
+static void test_mem_credit_send(void **s) { (void)s; run_m(M_SEND_BUF); }
+static void test_mem_credit_send_until(void **s) { (void)s; run_m(M_SEND_UNTIL_BUF); }
+static void test_mem_select_recv_rv(void **s) { (void)s; run_m(M_SELECT_RECV_RV); }
+static void test_mem_select_send_rv(void **s) { (void)s; run_m(M_SELECT_SEND_RV); }
+static void test_mem_select_send_buffered(void **s) { (void)s; run_m(M_SELECT_SEND_BUF); }
+
+/* ---- the last sender end goes while another reactor's select offers to send ---------------- */
+
+/* A select S1 at the home waits to receive on rv; another reactor's select
+ * S2 waits to send on it (its proxy queued in rv's sendq_). Two selects do
+ * not meet, so S2 can never serve S1. When the last attached sender end
+ * goes, S1 must get -EPIPE, as it would without S2 (and as a blocking
+ * receiver arriving then does, sl__chan_do_recv skipping proxies). The
+ * check "no parked sender" read sendq_.head and counted S2's proxy as a
+ * sender: S1 stayed parked until its deadline (-ETIMEDOUT). */
+static struct {
+    sl_chan *rv, *l0, *l1;
+    _Atomic int s2_done;
+    int s1_done, s1_rc, s1_err, s2_rc, s2_err, rc, polls;
+    int64_t v1, v2;
+    sl_case c1[2], c2[2];
+} LS;
+
+static int ls_s1(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    LS.c1[0] = (sl_case){ .ch = LS.l0, .op = SL_RECV, .buf = &LS.v1 };
+    LS.c1[1] = (sl_case){ .ch = LS.rv, .op = SL_RECV, .buf = &LS.v1 };
+    SL_AWAIT(t, LS.s1_rc, sl_select(t, LS.c1, 2, 0));
+    if (LS.s1_rc >= 0)
+        LS.s1_err = LS.c1[LS.s1_rc].err;
+    LS.s1_done = 1;
+    SL_END(t);
+}
+
+static int ls_s2(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&LS.l1, sizeof(int64_t), 1, NULL), 0);
+    LS.v2 = 7;
+    LS.c2[0] = (sl_case){ .ch = LS.l1, .op = SL_RECV, .buf = &LS.v2 };
+    LS.c2[1] = (sl_case){ .ch = LS.rv, .op = SL_SEND, .buf = &LS.v2 };
+    SL_AWAIT(t, LS.s2_rc, sl_select(t, LS.c2, 2, 0));
+    if (LS.s2_rc >= 0)
+        LS.s2_err = LS.c2[LS.s2_rc].err;
+    assert_int_equal(sl_chan_free(t, LS.l1), 0);
+    atomic_store(&LS.s2_done, 1);
+    SL_END(t);
+}
+
+static int ls_main(sl_task *t, void *arg)   /* reactor 0: rv's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + 2 * LONG_WAIT);
+    assert_int_equal(sl_chan_new(&LS.rv, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "rv" }), 0);
+    assert_int_equal(sl_chan_new(&LS.l0, sizeof(int64_t), 1, NULL), 0);
+    assert_int_equal(sl_chan_attach(LS.rv, t, SL_CHAN_SENDER), 0);
+    assert_int_equal(sl_spawn(NULL, ls_s1, NULL, NULL, NULL), 0);
+    WAIT_FOR(t, LS.rv->recvq_.n == 1, LS.polls, LS.rc);   /* S1 parked */
+    assert_int_equal(sl_spawn_on(R(1), ls_s2, NULL, NULL), 0);
+    WAIT_FOR(t, LS.rv->rv_sendq_ == 1, LS.polls, LS.rc);   /* S2's proxy queued */
+    assert_int_equal(LS.s1_done, 0);   /* the selects did not meet */
+    assert_int_equal(sl_chan_detach(LS.rv, t, SL_CHAN_SENDER), 0);   /* the last sender end */
+    WAIT_FOR(t, LS.s1_done, LS.polls, LS.rc);
+    assert_int_equal(sl_chan_free(t, LS.rv), 0);   /* S2's proxy: -EPIPE */
+    WAIT_FOR(t, atomic_load(&LS.s2_done), LS.polls, LS.rc);
+    assert_int_equal(sl_chan_free(t, LS.l0), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_rv_last_sender_with_send_proxy(void **s)
+{
+    (void)s;
+    memset(&LS, 0, sizeof LS);
+    run_scene(2, ls_main);
+    assert_int_equal(LS.s1_rc, 1);
+    assert_int_equal(LS.s1_err, -EPIPE);
+    assert_int_equal(LS.s2_rc, 1);
+    assert_int_equal(LS.s2_err, -EPIPE);
+    assert_int_equal(LS.v2, 7);
+}
+
 /* ---- no memory for a proxy: -ENOMEM, nothing parked anywhere ------------------------ */
 
 static struct {
@@ -1233,6 +1423,15 @@ int main(void)
         cmocka_unit_test_setup(test_rv_free_with_recv_proxy, scene_guard),
         cmocka_unit_test_setup(test_rv_free_with_send_proxy, scene_guard),
         cmocka_unit_test_setup(test_rv_closed_before_park, scene_guard),
+        cmocka_unit_test_setup(test_mem_round_trip_recv_rv, scene_guard),
+        cmocka_unit_test_setup(test_mem_round_trip_send_rv, scene_guard),
+        cmocka_unit_test_setup(test_mem_round_trip_recv_buffered, scene_guard),
+        cmocka_unit_test_setup(test_mem_credit_send, scene_guard),
+        cmocka_unit_test_setup(test_mem_credit_send_until, scene_guard),
+        cmocka_unit_test_setup(test_mem_select_recv_rv, scene_guard),
+        cmocka_unit_test_setup(test_mem_select_send_rv, scene_guard),
+        cmocka_unit_test_setup(test_mem_select_send_buffered, scene_guard),
+        cmocka_unit_test_setup(test_rv_last_sender_with_send_proxy, scene_guard),
         cmocka_unit_test_setup(test_rv_proxy_enomem, scene_guard),
         cmocka_unit_test_setup(test_rv_teardown_proxy_queued, scene_guard),
         cmocka_unit_test_setup(test_rv_teardown_offer_out, scene_guard),
