@@ -227,8 +227,6 @@ enum { HS_NONE, HS_CANCEL, HS_DEADLINE, HS_CLOSE, HS_FREE };
 
 static struct {
     int r_how, h_how;
-    bool mem;                  /* rv is a _mem channel: its storage is scribbled on once freed */
-    sl_chan rv_mem;
     sl_chan *rv, *l;
     sl_task *s, *o, *main;
     _Atomic int s_done, late_done;
@@ -279,8 +277,6 @@ static void f_h_hook(void *arg)   /* reactor 0, O's offer just posted */
     case HS_CLOSE: assert_int_equal(sl_chan_close(NULL, F.rv), 0); break;
     case HS_FREE:
         assert_int_equal(sl_chan_free(NULL, F.rv), 0);
-        if (F.mem)   /* the caller's again: the answer must not read it */
-            memset(&F.rv_mem, 0xa5, sizeof F.rv_mem);
         break;
     }
 }
@@ -335,12 +331,7 @@ static int f_main(sl_task *t, void *arg)   /* reactor 0: rv's home */
     SL_BEGIN(t);
     sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
     F.main = t;
-    if (F.mem) {
-        F.rv = &F.rv_mem;
-        assert_int_equal(sl_chan_mem(F.rv, NULL, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "rv" }), 0);
-    } else {
-        assert_int_equal(sl_chan_new(&F.rv, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "rv" }), 0);
-    }
+    assert_int_equal(sl_chan_new(&F.rv, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "rv" }), 0);
     assert_int_equal(sl_chan_give(F.rv, t, NULL), 0);   /* the hooks may close or free it */
     assert_int_equal(sl_spawn_on(R(1), f_select, NULL, NULL), 0);
     WAIT_FOR(t, F.rv->rv_recvq_ == 1, F.polls, F.rc);   /* S's proxy is queued here */
@@ -363,10 +354,9 @@ static int f_main(sl_task *t, void *arg)   /* reactor 0: rv's home */
 }
 
 /* o_rc: 0 or the error O's send ended with; SL_PENDING means it never ended */
-static void run_f_mem(int r_how, int h_how, bool mem)
+static void run_f(int r_how, int h_how)
 {
     memset(&F, 0, sizeof F);
-    F.mem = mem;
     F.r_how = r_how;
     F.h_how = h_how;
     F.o_rc = SL_PENDING;
@@ -376,17 +366,6 @@ static void run_f_mem(int r_how, int h_how, bool mem)
     assert_int_equal(F.h_hooks, 1);
 }
 
-static void run_f(int r_how, int h_how) { run_f_mem(r_how, h_how, false); }
-
-/* nothing wrote to the _mem channel's storage once it was freed */
-static void assert_mem_untouched(void)
-{
-    const unsigned char *b = (const unsigned char *)&F.rv_mem;
-    size_t bad = 0;
-    for (size_t i = 0; i < sizeof F.rv_mem; i++)
-        bad += b[i] != 0xa5;
-    assert_int_equal(bad, 0);
-}
 
 /* accepted: S takes O's element from the rendezvous case */
 static void test_rv_offer_accepted(void **s)
@@ -499,8 +478,6 @@ static void test_rv_offer_out_free_declined(void **s)
     assert_int_equal(F.o_rc, -EPIPE);
 }
 
-/* a _mem channel's storage is the caller's once sl_chan_free returns (it
- * is scribbled on here): the offer's answer ends O without reading it */
 /* O is a round trip from S's own reactor, cancelled while its offer is out
  * (its withdraw reaches the home before the answer): accepted, its send
  * happened; declined, it ends -ECANCELED and its element went nowhere */
@@ -533,27 +510,6 @@ static void test_rv_offer_round_trip_cancelled_declined(void **s)
     assert_int_equal(F.got, 777);
     assert_int_equal(F.o_rc, -ECANCELED);
 }
-
-static void test_rv_offer_out_free_mem_accepted(void **s)
-{
-    (void)s;
-    run_f_mem(RS_NONE, HS_FREE, true);
-    assert_int_equal(F.s_rc, 1);
-    assert_int_equal(F.got, 42);
-    assert_int_equal(F.o_rc, 0);
-    assert_mem_untouched();
-}
-
-static void test_rv_offer_out_free_mem_declined(void **s)
-{
-    (void)s;
-    run_f_mem(RS_LOCAL, HS_FREE, true);
-    assert_int_equal(F.s_rc, 0);
-    assert_int_equal(F.got, 777);
-    assert_int_equal(F.o_rc, -EPIPE);
-    assert_mem_untouched();
-}
-
 
 /* ---- close and free with proxies queued; a select parking on a closed channel ------------ */
 
@@ -1416,8 +1372,6 @@ int main(void)
         cmocka_unit_test_setup(test_rv_offer_out_free_declined, scene_guard),
         cmocka_unit_test_setup(test_rv_offer_round_trip_cancelled_accepted, scene_guard),
         cmocka_unit_test_setup(test_rv_offer_round_trip_cancelled_declined, scene_guard),
-        cmocka_unit_test_setup(test_rv_offer_out_free_mem_accepted, scene_guard),
-        cmocka_unit_test_setup(test_rv_offer_out_free_mem_declined, scene_guard),
         cmocka_unit_test_setup(test_rv_close_with_recv_proxy, scene_guard),
         cmocka_unit_test_setup(test_rv_close_with_send_proxy, scene_guard),
         cmocka_unit_test_setup(test_rv_free_with_recv_proxy, scene_guard),
