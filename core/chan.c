@@ -360,7 +360,7 @@ void sl__chan_admit(sl_chan *ch, const unsigned char *elems, const unsigned char
         put(ch, w->buf, w->until);
         fire_sender(ch, w, 0);
     }
-    if ((ch->closed_ || ch->senders_gone_) && !ch->len_ && !ch->reserved_ && !ch->sendq_.head)
+    if ((ch->closed_ || ch->senders_gone_) && !ch->len_ && !ch->reserved_ && !plain_head(&ch->sendq_))
         fail_all(ch, &ch->recvq_, -EPIPE);
     if (ch->rasks_)
         sl__chan_turn_end(ch);   /* credit back: other reactors' receivers may get -EPIPE now */
@@ -778,7 +778,10 @@ int sl_chan_detach(sl_chan *ch, sl_task *t, int ends)
     }
     if ((gone & SL_CHAN_SENDER) && --ch->n_senders_ == 0 && !freed) {
         ch->senders_gone_ = 1;
-        if (ch->len_ == 0 && !ch->sendq_.head && !ch->reserved_)
+        /* Another reactor's select's proxy (rsel.c) is no sender here: it
+         * never meets a select parked here, and a blocking receiver that
+         * comes now gets -EPIPE past it (sl__chan_do_recv). */
+        if (ch->len_ == 0 && !plain_head(&ch->sendq_) && !ch->reserved_)
             fail_all(ch, &ch->recvq_, -EPIPE);
         if (ch->rasks_)
             sl__chan_turn_end(ch);
