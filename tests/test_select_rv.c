@@ -770,6 +770,75 @@ static void test_rv_last_sender_with_send_proxy(void **s)
     assert_int_equal(LS.v2, 7);
 }
 
+/* ---- a round trip's cancel after its channel was freed ----------------------------------- */
+
+/* A task X of reactor 1 waits in a round trip (a receive on reactor 0's
+ * rendezvous channel rv). Reactor 0 frees rv: X's request completes with
+ * -EPIPE, the answer on its way to reactor 1, whose thread is held (by a
+ * task H polling, bounded) so that X is cancelled before the answer runs.
+ * The withdraw was posted to `q->ch->home_`, read on reactor 1's thread:
+ * a data race with the free, which sets it NULL (unregister), so the post
+ * went to a NULL reactor (SIGSEGV; a _mem channel's would read freed
+ * storage). Now the home travels in the request: the withdraw finds the
+ * operation done, and X gets its result, -EPIPE. */
+static struct {
+    sl_chan *rv;
+    sl_task *x;
+    _Atomic int holding, freed, x_done;
+    int x_rc, rc, polls, hpolls;
+    int64_t v;
+} RC;
+
+static int rc_x(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    RC.x = t;
+    RC.v = 3;
+    SL_AWAIT(t, RC.x_rc, sl_chan_recv(t, RC.rv, &RC.v));
+    atomic_store(&RC.x_done, 1);
+    SL_END(t);
+}
+
+static int rc_hold(sl_task *t, void *arg)   /* reactor 1: holds its thread across the free */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    atomic_store(&RC.holding, 1);
+    for (RC.hpolls = 0; RC.hpolls < 100 * POLLS && !atomic_load(&RC.freed); RC.hpolls++)
+        nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 }, NULL);
+    assert_true(atomic_load(&RC.freed));
+    assert_int_equal(sl_task_cancel(RC.x, 0), 0);   /* before X's answer runs here */
+    SL_END(t);
+}
+
+static int rc_main(sl_task *t, void *arg)   /* reactor 0: rv's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&RC.rv, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "rv" }), 0);
+    assert_int_equal(sl_spawn_on(R(1), rc_x, NULL, NULL), 0);
+    WAIT_FOR(t, RC.rv->recvq_.n == 1, RC.polls, RC.rc);   /* X's request waits here */
+    assert_int_equal(sl_spawn_on(R(1), rc_hold, NULL, NULL), 0);
+    WAIT_FOR(t, atomic_load(&RC.holding), RC.polls, RC.rc);
+    assert_int_equal(sl_chan_free(t, RC.rv), 0);   /* X's answer (-EPIPE) leaves for reactor 1 */
+    atomic_store(&RC.freed, 1);
+    WAIT_FOR(t, atomic_load(&RC.x_done), RC.polls, RC.rc);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_round_trip_cancel_after_free(void **s)
+{
+    (void)s;
+    memset(&RC, 0, sizeof RC);
+    run_scene(2, rc_main);
+    assert_int_equal(RC.x_rc, -EPIPE);   /* completed before the cancel: its result */
+    assert_int_equal(RC.v, 3);
+}
+
 /* ---- no memory for a proxy: -ENOMEM, nothing parked anywhere ------------------------ */
 
 static struct {
@@ -1386,6 +1455,7 @@ int main(void)
         cmocka_unit_test_setup(test_mem_select_send_rv, scene_guard),
         cmocka_unit_test_setup(test_mem_select_send_buffered, scene_guard),
         cmocka_unit_test_setup(test_rv_last_sender_with_send_proxy, scene_guard),
+        cmocka_unit_test_setup(test_round_trip_cancel_after_free, scene_guard),
         cmocka_unit_test_setup(test_rv_proxy_enomem, scene_guard),
         cmocka_unit_test_setup(test_rv_teardown_proxy_queued, scene_guard),
         cmocka_unit_test_setup(test_rv_teardown_offer_out, scene_guard),
