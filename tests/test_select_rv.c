@@ -590,8 +590,9 @@ static void test_rv_closed_before_park(void **s) { (void)s; run_q(Q_CLOSED_BEFOR
  * ask for credit (rsend.c), a select's proxy (rsel.c). Here the header and
  * the ring are malloc'd and freed right after sl_chan_free (AddressSanitizer:
  * heap-use-after-free in home_start, home_ask, h_park), and the home's
- * thread is held, by a bounded poll, until reactor 1's operation has been
- * tried: the home runs what it posted only after the free. Now such an
+ * thread is held, by a bounded poll, from the moment it lets reactor 1's
+ * operation go until that has been tried: the home runs what it posted
+ * only after the free. Now such an
  * operation is refused with -EXDEV on reactor 1 before anything leaves. */
 enum { M_RECV_RV, M_SEND_RV, M_SEND_BUF, M_SEND_UNTIL_BUF, M_RECV_BUF, M_SELECT_RECV_RV,
        M_SELECT_SEND_RV, M_SELECT_SEND_BUF };
@@ -601,8 +602,8 @@ static struct {
     sl_chan *ch;               /* malloc'd: freed right after sl_chan_free */
     int64_t *ring;
     uint64_t *dls;             /* the slots' deadlines (M_SEND_UNTIL_BUF) */
-    _Atomic int tried, done;
-    int rc, polls;
+    _Atomic int ready, go, tried, done;
+    int rc, polls, fpolls;
     int64_t v;
     sl_case cs[1];
 } MM;
@@ -636,6 +637,8 @@ static int m_far(sl_task *t, void *arg)   /* reactor 1 */
     (void)arg;
     SL_BEGIN(t);
     sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    atomic_store(&MM.ready, 1);
+    WAIT_FOR(t, atomic_load(&MM.go), MM.fpolls, MM.rc);
     SL_AWAIT(t, MM.rc, m_op(t));
     atomic_store(&MM.done, 1);
     SL_END(t);
@@ -655,7 +658,9 @@ static int m_main(sl_task *t, void *arg)   /* reactor 0: the channel's home */
     assert_int_equal(sl_chan_mem(MM.ch, MM.ring, sizeof(int64_t), buffered ? 4 : 0,
                                  &(sl_chan_opts){ .name = "mem", .deadlines = MM.dls }), 0);
     assert_int_equal(sl_spawn_on(R(1), m_far, NULL, NULL), 0);
+    WAIT_FOR(t, atomic_load(&MM.ready), MM.polls, MM.rc);   /* the spawn left with this wait */
     /* this thread waits (no step of it runs) until reactor 1 has tried */
+    atomic_store(&MM.go, 1);
     for (MM.polls = 0; MM.polls < 100 * POLLS && !atomic_load(&MM.tried); MM.polls++)
         nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 }, NULL);
     assert_true(atomic_load(&MM.tried));
