@@ -1427,6 +1427,8 @@ static void test_rv_race_send_cases(void **s)
 
 int main(void)
 {
+    if (getenv("RV_FILTER"))   /* one scene by name (cmocka's pattern): a failing one stops the rest */
+        cmocka_set_test_filter(getenv("RV_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_rv_recv_fed_at_home, scene_guard),
         cmocka_unit_test_setup(test_rv_recv_fed_at_home_prio, scene_guard),
