@@ -604,6 +604,7 @@ static struct {
     uint64_t *dls;             /* the slots' deadlines (M_SEND_UNTIL_BUF) */
     _Atomic int ready, go, tried, done;
     int rc, polls, fpolls;
+    int frc, mrc;              /* each thread's own scratch for its waits */
     int64_t v;
     sl_case cs[1];
 } MM;
@@ -638,7 +639,7 @@ static int m_far(sl_task *t, void *arg)   /* reactor 1 */
     SL_BEGIN(t);
     sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
     atomic_store(&MM.ready, 1);
-    WAIT_FOR(t, atomic_load(&MM.go), MM.fpolls, MM.rc);
+    WAIT_FOR(t, atomic_load(&MM.go), MM.fpolls, MM.frc);
     SL_AWAIT(t, MM.rc, m_op(t));
     atomic_store(&MM.done, 1);
     SL_END(t);
@@ -658,7 +659,7 @@ static int m_main(sl_task *t, void *arg)   /* reactor 0: the channel's home */
     assert_int_equal(sl_chan_mem(MM.ch, MM.ring, sizeof(int64_t), buffered ? 4 : 0,
                                  &(sl_chan_opts){ .name = "mem", .deadlines = MM.dls }), 0);
     assert_int_equal(sl_spawn_on(R(1), m_far, NULL, NULL), 0);
-    WAIT_FOR(t, atomic_load(&MM.ready), MM.polls, MM.rc);   /* the spawn left with this wait */
+    WAIT_FOR(t, atomic_load(&MM.ready), MM.polls, MM.mrc);   /* the spawn left with this wait */
     /* this thread waits (no step of it runs) until reactor 1 has tried */
     atomic_store(&MM.go, 1);
     for (MM.polls = 0; MM.polls < 100 * POLLS && !atomic_load(&MM.tried); MM.polls++)
@@ -669,7 +670,7 @@ static int m_main(sl_task *t, void *arg)   /* reactor 0: the channel's home */
     free(MM.ch);
     free(MM.ring);
     free(MM.dls);
-    WAIT_FOR(t, atomic_load(&MM.done), MM.polls, MM.rc);
+    WAIT_FOR(t, atomic_load(&MM.done), MM.polls, MM.mrc);
     sl_runtime_stop(rt);
     SL_END(t);
 }
