@@ -920,6 +920,21 @@ void sl__chan_serve_local(sl_chan *ch)
     }
 }
 
+/* The ends attached to a _mem channel go at its free: a holder's release
+ * (its task's end, sl_chan_detach) would name the channel, whose storage
+ * is the caller's again; a heap one's header waits for them instead. */
+static void drop_holds(sl_chan *ch)
+{
+    while (ch->holds_.head) {
+        sl_hold *h = ch->holds_.head;
+        SL_LIST_REMOVE(&ch->holds_, h, clink);
+        if (h->task)
+            SL_LIST_REMOVE(&h->task->holds_, h, tlink);
+        free(h);
+    }
+    ch->n_holds_ = 0;
+}
+
 int sl_chan_free_at_(sl_task *t, sl_chan *ch, const char *file, int line)
 {
     if (ch->freed_) {
@@ -951,6 +966,8 @@ int sl_chan_free_at_(sl_task *t, sl_chan *ch, const char *file, int line)
         unregister(ch);
     if (!ch->lent_)
         release_ring(ch);   /* the ring goes at once, whatever keeps the header (else when lent ones are back) */
+    if (!ch->heap_)
+        drop_holds(ch);   /* a _mem channel's storage is the caller's once we return */
     sl__chan_maybe_release(ch);
     return 0;
 }

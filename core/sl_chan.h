@@ -139,7 +139,9 @@ typedef struct sl_chan_stats {
  * sl_select cases on it from another reactor return -EXDEV, nothing taken
  * or posted (an operation on its way to the home would reach it after a
  * free that crossed it, and read the header there: docs/core.md, "_mem
- * channels stay home"). Use sl_chan_new across reactors. */
+ * channels stay home"). Use sl_chan_new across reactors. Its free also
+ * drops the ends attached (sl_chan_attach): a later sl_chan_detach on it
+ * is a use of freed storage (a task's end no longer detaches it). */
 #define sl_chan_mem(ch, buf, elem_size, cap, ...) \
     sl_chan_new_at_(NULL, NULL, (elem_size), (cap), SL_OPTS_(sl_chan_opts, __VA_ARGS__), (ch), (buf), __FILE__, __LINE__)
 
