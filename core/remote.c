@@ -38,7 +38,7 @@ typedef struct remote_req {
     /* caller side */
     sl_task *task;           /* NULL once orphaned */
     sl_reactor *from;
-    sl_reactor *home;        /* the channel's: a free there sets ch->home_ NULL, the withdraw still goes */
+    sl_reactor *home;        /* the channel's: its free sets ch->home_ NULL there, and a withdraw may follow */
     void *dst;
     bool aborting, got_done, got_ack;
     unsigned char elem[];
@@ -181,7 +181,7 @@ void sl__remote_unpark(sl_task *t)
         return;
     }
     q->aborting = true;
-    sl_reactor_post_mem(q->home, &q->abort_msg, home_abort, q);   /* not q->ch: the home's (maybe freed) */
+    sl_reactor_post_mem(q->home, &q->abort_msg, home_abort, q);   /* not q->ch->home_: the home's to write */
 }
 
 /* At teardown, a proxy still queued in a channel belongs to a task that is
@@ -201,7 +201,7 @@ void sl__remote_offered(sl_waiter *w)
 }
 
 /* its channel is freed while its offer is out: the answer ends it without
- * touching the channel (a _mem channel's storage is the caller's again) */
+ * touching the channel (whose header does not wait for that answer) */
 void sl__remote_chan_gone(sl_waiter *w)
 {
     remote_req *q = SL_CONTAINER_OF(w, remote_req, w);
