@@ -53,7 +53,8 @@ struct sl_reactor {
     struct event *run_ev;
     bool run_scheduled, in_run;       /* run_ev active or armed; a batch under way */
     uint64_t turn_t0;                 /* when the batch under way began (sl_task_await_due_) */
-    void (*turn_end)(sl_reactor *);  /* sl_reactor_at_turn_end's fn, or NULL */
+    void (*turn_end[SL_TURN_END_MAX])(sl_reactor *);  /* sl_reactor_at_turn_end's fns, */
+    int nturn_end;                                    /* in the order asked */
 
     SL_LIST(sl_task) tasks;           /* live tasks, newest first (by link_) */
     SL_LIST(sl_task) zombies;         /* ended joinable tasks not yet joined (by link_) */

@@ -246,10 +246,14 @@ static void run_batch(sl_reactor *r, bool polled, uint64_t now)
         sl__run_task(t);
     }
     r->in_run = false;
-    if (r->turn_end) {
-        void (*fn)(sl_reactor *) = r->turn_end;
-        r->turn_end = NULL;   /* fn may ask again */
-        fn(r);
+    if (r->nturn_end) {
+        /* taken first: a fn may ask again (the next turn's end) */
+        void (*fns[SL_TURN_END_MAX])(sl_reactor *);
+        int n = r->nturn_end;
+        memcpy(fns, r->turn_end, (size_t)n * sizeof *fns);
+        r->nturn_end = 0;
+        for (int i = 0; i < n; i++)
+            fns[i](r);
     }
 }
 
@@ -309,9 +313,12 @@ int sl_reactor_at_turn_end(sl_reactor *r, void (*fn)(sl_reactor *r))
 {
     if (!r || !fn || sl__tl_reactor != r)
         return -EINVAL;
-    if (r->turn_end && r->turn_end != fn)
+    for (int i = 0; i < r->nturn_end; i++)
+        if (r->turn_end[i] == fn)
+            return 0;   /* waiting already: once per turn */
+    if (r->nturn_end == SL_TURN_END_MAX)
         return -EBUSY;
-    r->turn_end = fn;
+    r->turn_end[r->nturn_end++] = fn;
     schedule_run(r);   /* in a run, its end calls fn */
     return 0;
 }
@@ -760,7 +767,7 @@ static void spin_run(sl_reactor *r, uint64_t now)
         r->remote_hot = true;
     r->in_spin_run = false;
     /* a task that yielded in a message has armed the next turn already */
-    if ((r->rq_head || r->turn_end) && !r->run_scheduled) {
+    if ((r->rq_head || r->nturn_end) && !r->run_scheduled) {
         /* What the messages did is flushed (rsend.c's grants, rrecv.c's
          * lends and reports) before a task runs, as when wake_cb and
          * run_cb ran them apart: running the tasks first let a receive at

@@ -181,10 +181,13 @@ void sl_reactor_run_ready(sl_reactor *r);
  * is coming). For work cheaper done once per turn than once per call, or
  * not at all for what is made and freed within the turn: context/ arms a
  * deadline's timer this way, so a request answered at once never costs
- * one. fn may ask again (it then runs at the end of the next turn). One
- * fn per reactor: asking again before it ran is a no-op. Call on r's
- * thread. Returns 0; -EINVAL for NULL r or fn or off r's thread; -EBUSY
- * if a different fn is waiting. */
+ * one; the services' store wakes its writer thread this way, once for
+ * every write step the turn queued. fn may ask again (it then runs at the
+ * end of the next turn). Up to SL_TURN_END_MAX different fns wait per
+ * reactor, called in the order asked; asking again for one that waits is
+ * a no-op. Call on r's thread. Returns 0; -EINVAL for NULL r or fn or off
+ * r's thread; -EBUSY if SL_TURN_END_MAX different fns are waiting. */
+#define SL_TURN_END_MAX 4
 int sl_reactor_at_turn_end(sl_reactor *r, void (*fn)(sl_reactor *r));
 
 /* The reactor's index in its runtime (0 for an embedded reactor), its

@@ -1023,6 +1023,13 @@ static void te_fn(sl_reactor *r)
 
 static void te_other(sl_reactor *r) { (void)r; fail(); }
 
+/* three more fns that wait beside te_fn: called once each, after it, in
+ * the order asked (order[] records who came when) */
+static int te_order[8], te_norder;
+static void te_o1(sl_reactor *r) { (void)r; te_order[te_norder++] = 1; }
+static void te_o2(sl_reactor *r) { (void)r; te_order[te_norder++] = 2; }
+static void te_o3(sl_reactor *r) { (void)r; te_order[te_norder++] = 3; }
+
 static int te_child(sl_task *t, void *arg)
 {
     (void)t;
@@ -1060,10 +1067,16 @@ static int te_main(sl_task *t, void *arg)
     pthread_join(th, NULL);
     assert_int_equal(x->off_thread_rc, -EINVAL);
     /* asked twice in a turn, with tasks made ready after: called once,
-     * when they have run; a different fn meanwhile is refused */
+     * when they have run; up to SL_TURN_END_MAX different fns wait with
+     * it, called after it in the order asked; one more is refused */
     x->again = 1;
     assert_int_equal(sl_reactor_at_turn_end(x->r, te_fn), 0);
     assert_int_equal(sl_reactor_at_turn_end(x->r, te_fn), 0);
+    assert_int_equal(SL_TURN_END_MAX, 4);
+    assert_int_equal(sl_reactor_at_turn_end(x->r, te_o1), 0);
+    assert_int_equal(sl_reactor_at_turn_end(x->r, te_o2), 0);
+    assert_int_equal(sl_reactor_at_turn_end(x->r, te_o1), 0);   /* waiting: no second slot */
+    assert_int_equal(sl_reactor_at_turn_end(x->r, te_o3), 0);
     assert_int_equal(sl_reactor_at_turn_end(x->r, te_other), -EBUSY);
     assert_int_equal(sl_spawn(x->r, te_child, x, NULL, NULL), 0);
     assert_int_equal(sl_spawn(x->r, te_child, x, NULL, NULL), 0);
@@ -1071,6 +1084,10 @@ static int te_main(sl_task *t, void *arg)
     SL_YIELD(t);   /* a yield ends the turn: the task resumes after the next poll */
     assert_int_equal(x->calls, 2);              /* the second from fn's own request */
     assert_int_equal(x->tasks_at_call[0], 2);   /* after the ready tasks */
+    assert_int_equal(te_norder, 3);              /* each once, in the order asked */
+    assert_int_equal(te_order[0], 1);
+    assert_int_equal(te_order[1], 2);
+    assert_int_equal(te_order[2], 3);
     SL_AWAIT(t, x->rc, sl_sleep(t, 5 * SL_NS_PER_MS));   /* several turns pass */
     assert_int_equal(x->calls, 2);              /* nobody asked again */
     x->ev = event_new(sl_reactor_base(x->r), -1, 0, te_cb, x);

@@ -3,9 +3,10 @@
  *
  * The writer is a thread of the store's own. Reactors append write steps
  * to its queue (a mutex-guarded list: three stores under an uncontended
- * lock, and it makes cancel-while-queued exact) and wake it only when it
- * sleeps; it takes everything queued at once, runs it as one transaction
- * (a savepoint per step), commits, and answers each reactor with ONE
+ * lock, and it makes cancel-while-queued exact) and wake it, when it
+ * sleeps, once at the end of the turn that queued them; it takes
+ * everything queued at once, runs it as one transaction (a savepoint per
+ * step), commits, and answers each reactor with ONE
  * message carrying the results of all that reactor's steps of the batch.
  * So a step costs at most two thread switches (reactor -> writer ->
  * reactor), and under load fewer: a batch of N steps from one reactor
@@ -15,6 +16,7 @@
  * workers polled with sched_yield between them (issue 16's profile: ~40%
  * of the chain's CPU in the kernel switching threads). */
 #include <errno.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -23,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include "svc.h"
@@ -67,10 +70,14 @@ struct svc_store {
     /* the writer thread's queue, under mu */
     svc_dbreq *head, *tail;
     size_t nq;
-    bool w_idle;              /* the writer sleeps on w_cv */
+    bool w_idle;              /* the writer sleeps (on w_seq) */
     bool w_stop;              /* svc_store_stop: drain the queue, then end */
     bool w_started, w_joined;
-    pthread_cond_t w_cv;
+    /* The writer's sleep: a futex word, bumped by whoever wakes it. A
+     * condition variable cost four futex calls a sleep (glibc: the signal
+     * woke both of its group words, and the writer, relocking the mutex
+     * as contended, woke it at its unlock for nobody): two here. */
+    _Atomic uint32_t w_seq;
     pthread_t w_th;
     svc_conn w;
     svc_conn r[READERS];
@@ -83,10 +90,18 @@ struct svc_store {
     bool ck_started, ck_stop, ck_due;
     pthread_cond_t ck_cv;
     _Atomic uint64_t checkpoints;
-    _Atomic uint64_t commits, steps, reads, failed, batch_max, replies;
+    _Atomic uint64_t commits, steps, reads, failed, batch_max, replies, wakeups;
     unsigned test_delay_ms;   /* SVC_TEST_STORE_DELAY_MS: a slow disk, for the tests */
     char path[];
 };
+
+/* The stores whose sleeping writers this reactor thread owes a wake-up
+ * for the steps its turn has queued so far (a reactor is one thread). */
+#define OWED_MAX 8
+static _Thread_local struct {
+    svc_store *st[OWED_MAX];
+    int n;
+} owed;
 
 int64_t svc_conn_now(void)
 {
@@ -181,6 +196,7 @@ int svc_conn_outbox_add(svc_conn *c, const char *path, const char *body, const c
 }
 
 static void *writer_main(void *arg);
+static void writer_signal(svc_store *st);
 
 /* ---- opening -------------------------------------------------------------------------- */
 
@@ -333,7 +349,6 @@ int svc_store_open(svc_store **out, const char *dir, const char *file, const cha
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv, NULL);
     pthread_cond_init(&st->ck_cv, NULL);
-    pthread_cond_init(&st->w_cv, NULL);
     char *msg = NULL;
     if (conn_open(st, &st->w, true, sync_full, err, errlen) < 0)
         goto failed;
@@ -357,6 +372,7 @@ int svc_store_open(svc_store **out, const char *dir, const char *file, const cha
             fail(err, errlen, "%s: cannot start the checkpointer thread", st->path);
             goto failed;
         }
+        pthread_setname_np(st->ck_th, "store-ckpt");   /* perf and top tell the threads apart */
         st->ck_started = true;
     }
     /* signals stay the program's own threads' (as the offload pool's) */
@@ -370,6 +386,7 @@ int svc_store_open(svc_store **out, const char *dir, const char *file, const cha
         goto failed;
     }
     st->w_started = true;
+    pthread_setname_np(st->w_th, "store-writer");
     *out = st;
     return 0;
 failed:
@@ -383,8 +400,8 @@ void svc_store_stop(svc_store *st)
         return;
     pthread_mutex_lock(&st->mu);
     st->w_stop = true;
-    pthread_cond_signal(&st->w_cv);
     pthread_mutex_unlock(&st->mu);
+    writer_signal(st);
     pthread_join(st->w_th, NULL);
     st->w_joined = true;   /* w_stop stays: svc_db_start refuses from now on */
 }
@@ -394,6 +411,11 @@ void svc_store_free(svc_store *st)
     if (!st)
         return;
     svc_store_stop(st);
+    /* a wake this thread still owes it (a turn that queued a step and
+     * freed the store, against svc_store_free's rule) must not touch it */
+    for (int i = 0; i < owed.n; i++)
+        if (owed.st[i] == st)
+            owed.st[i--] = owed.st[--owed.n];
     /* steps left queued at the stop: never run, their tasks gone with the
      * runtime (write_abort let go of them) */
     for (svc_dbreq *q = st->head, *next; q; q = next) {
@@ -418,7 +440,6 @@ void svc_store_free(svc_store *st)
     pthread_mutex_destroy(&st->mu);
     pthread_cond_destroy(&st->cv);
     pthread_cond_destroy(&st->ck_cv);
-    pthread_cond_destroy(&st->w_cv);
     free(st);
 }
 
@@ -430,10 +451,11 @@ void svc_store_stats_get(svc_store *st, svc_store_stats *o)
                             .reads = atomic_load(&st->reads), .failed = atomic_load(&st->failed),
                             .batch_max = atomic_load(&st->batch_max),
                             .checkpoints = atomic_load(&st->checkpoints),
-                            .replies = atomic_load(&st->replies) };
+                            .replies = atomic_load(&st->replies), .wakeups = atomic_load(&st->wakeups) };
     svc_walvfs_counts(&o->wal_frames, &o->wal_writes);
     pthread_mutex_lock(&st->mu);
     o->queued = st->nq;
+    o->asleep = st->w_idle;
     pthread_mutex_unlock(&st->mu);
 }
 
@@ -544,7 +566,13 @@ static void *writer_main(void *arg)
     for (;;) {
         while (!st->head && !st->w_stop) {
             st->w_idle = true;
-            pthread_cond_wait(&st->w_cv, &st->mu);
+            /* read under mu: a waker sets w_idle false under it and then
+             * bumps w_seq, so a wake that comes before the wait below
+             * makes it return at once (the word moved) */
+            uint32_t seq = atomic_load(&st->w_seq);
+            pthread_mutex_unlock(&st->mu);
+            syscall(SYS_futex, &st->w_seq, FUTEX_WAIT_PRIVATE, seq, NULL, NULL, 0);
+            pthread_mutex_lock(&st->mu);
             st->w_idle = false;
         }
         if (st->w_stop)
@@ -579,6 +607,63 @@ static void write_abort(sl_task *t, void *obj, int err)
     (void)err;
     h->req = NULL;
     q->task = NULL;
+}
+
+/* Ends the writer's futex wait (or the one it is about to begin). */
+static void writer_signal(svc_store *st)
+{
+    atomic_fetch_add(&st->w_seq, 1);
+    syscall(SYS_futex, &st->w_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Wakes the writer if it sleeps. Signalled after the unlock: signalled
+ * under it, the writer (on the same core as the reactor when the process
+ * is pinned) woke only to block on the mutex the reactor still held, a
+ * second switch and two more futex calls per wake-up. The writer rechecks
+ * st->head under the mutex, so a signal that comes late is never lost. */
+static void writer_wake(svc_store *st)
+{
+    pthread_mutex_lock(&st->mu);
+    bool wake = st->w_idle;
+    st->w_idle = false;
+    pthread_mutex_unlock(&st->mu);
+    if (wake) {
+        atomic_fetch_add_explicit(&st->wakeups, 1, memory_order_relaxed);
+        writer_signal(st);
+    }
+}
+
+static void wake_owed(sl_reactor *r)
+{
+    (void)r;
+    int n = owed.n;
+    owed.n = 0;
+    for (int i = 0; i < n; i++)
+        writer_wake(owed.st[i]);
+}
+
+/* A step was queued while the writer slept: wake it when this reactor's
+ * turn ends (sl_reactor_at_turn_end), not now. Every step the turn queues
+ * then goes in one batch, one wake-up and one commit; woken at the first
+ * step, the writer took it alone, and on a core shared with the reactor
+ * (the chain pinned to one CPU) it preempted the reactor at once: two
+ * switches and a commit per one or two steps under overload (issue 14).
+ * The wait this adds is the rest of the turn, which the step's reply could
+ * not have beaten on a shared core: the reactor runs it only after the
+ * turn. A turn asking for nothing else ends as its task parks, so a lone
+ * step commits as soon as before. Wakes at once when the hook cannot be
+ * had (no reactor's turn, its slots full, OWED_MAX stores owed). */
+static void wake_at_turn_end(svc_store *st)
+{
+    for (int i = 0; i < owed.n; i++)
+        if (owed.st[i] == st)
+            return;   /* owed already: this turn's end wakes it */
+    sl_reactor *r = sl_reactor_current();
+    if (owed.n < OWED_MAX && r && sl_reactor_at_turn_end(r, wake_owed) == 0) {
+        owed.st[owed.n++] = st;
+        return;
+    }
+    writer_wake(st);
 }
 
 /* Queues a write step (h->req) for the writer and parks t on it. */
@@ -617,16 +702,10 @@ static int write_start(sl_task *t, svc_db *h)
         st->head = q;
     st->tail = q;
     st->nq++;
-    /* Signalled after the unlock: signalled under it, the writer (on the
-     * same core as this reactor when the process is pinned) woke only to
-     * block on the mutex this thread still held, a second switch and two
-     * more futex calls per wake-up. The writer rechecks st->head under
-     * the mutex, so a signal that comes late is never lost. */
-    bool wake = st->w_idle;
-    st->w_idle = false;
+    bool idle = st->w_idle;
     pthread_mutex_unlock(&st->mu);
-    if (wake)
-        pthread_cond_signal(&st->w_cv);
+    if (idle)
+        wake_at_turn_end(st);
     return rc;
 }
 

@@ -22,9 +22,12 @@
  * others commit), and then answers each reactor with ONE message carrying
  * the results of all that reactor's steps of the batch. So a burst of N
  * steps costs one commit (one WAL append, and with --sync full one fsync)
- * and one wake-up of each reactor, not N. The writer sleeps on a condition
- * variable when its queue is empty and is woken by the step that finds it
- * asleep; a lone step commits at once (no batching delay at low load). A
+ * and one wake-up of each reactor, not N. The writer sleeps on a futex
+ * word when its queue is empty and is woken at the end of the reactor
+ * turn that queued steps while it slept (sl_reactor_at_turn_end): all the
+ * steps of a turn go in one batch, and the writer does not preempt the
+ * reactor (on a shared core) at the turn's first step. A lone step commits
+ * as its task parks and the turn ends (no batching delay at low load). A
  * write step's result is only given once its transaction committed: an
  * answer sent after it never names state a crash can take back (with
  * --sync full, not a power loss either). At most 4096 write steps wait
@@ -182,7 +185,10 @@ typedef struct svc_store_stats {
     uint64_t batch_max;       /* the most steps in one commit */
     uint64_t checkpoints;     /* WAL checkpoints run (by a thread of the store's own) */
     uint64_t replies;         /* messages that took results home: one per reactor per batch */
+    uint64_t wakeups;         /* times a reactor woke the sleeping writer: one per turn that
+                                 queued steps while it slept (at the turn's end) */
     uint64_t queued;          /* write steps waiting for the writer now */
+    uint64_t asleep;          /* 1 while the writer sleeps, waiting for a step */
     uint64_t wal_frames;      /* WAL frames (pages) written, by the process (svc_walvfs.h) */
     uint64_t wal_writes;      /* ... and the write syscalls they took */
 } svc_store_stats;
