@@ -1700,6 +1700,7 @@ static void test_metrics_lines(void **state)
     expect_metric("sluice_http_admission_limit{reactor=\"0\"} 32");
     expect_metric("sluice_http_admission_overloaded{reactor=\"0\"} 0");
     expect_metric("sluice_http_admission_flooded{reactor=\"0\"} 0");
+    expect_metric("sluice_http_admission_retry_storm{reactor=\"0\"} 0");
     expect_metric("sluice_http_queue_delay_seconds{reactor=\"0\"} 0\n");
     expect_metric("sluice_http_admission_shed_total{reason=\"queue_full\"} 0");
     expect_metric("sluice_http_admission_shed_total{reason=\"queue_delay\"} 0");
