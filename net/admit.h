@@ -82,6 +82,9 @@ typedef struct sl_admit {
                                  refused 1 to 8 x as many as ended */
     uint32_t cd_looks, cd_empty;   /* observations this interval, and of an empty queue */
     uint32_t cd_refused;      /* requests the queue refused this interval (sl__admit_refused) */
+    uint32_t storm;           /* a retry storm (refused > 8 x ended): intervals with the
+                                 queue empty at some look before it ends; while it
+                                 lasts, no refusal at the head (sl__admit_wait_exceeds) */
     uint64_t last_delay;      /* the last observed queue delay (for /metrics) */
     /* the drain rate (sl__admit_drain) */
     uint64_t dr_start;        /* the current window's start */

@@ -226,7 +226,7 @@ static int start_gather(sl_task *t, gstate *st, sl_http_server *srv, int kind)
 enum {
     /* per reactor, with a reactor label */
     F_INFLIGHT, F_INFLIGHT_PEAK, F_QUEUED, F_CONNS, F_BUF_IN, F_BUF_OUT, F_CONN_BUF_MAX, F_SHED, F_ADM_LIMIT,
-    F_ADM_OVERLOADED, F_ADM_FLOODED, F_ADM_BATCH_NAPS, F_ADM_DRAIN, F_ADM_MAX_WAIT, F_EXPIRED, F_QUEUE_DELAY, F_UNDO_STARTED, F_UNDO_RUNNING, F_PARSE_ERRORS,
+    F_ADM_OVERLOADED, F_ADM_FLOODED, F_ADM_STORM, F_ADM_BATCH_NAPS, F_ADM_DRAIN, F_ADM_MAX_WAIT, F_EXPIRED, F_QUEUE_DELAY, F_UNDO_STARTED, F_UNDO_RUNNING, F_PARSE_ERRORS,
     F_DEADLOCKS, F_STALLS, F_MSGS, F_WAKEUPS, F_CTX_ENDS, F_TASKS, F_CHANNELS, F_CHAN_EXPIRED,
     /* per upstream, summed over reactors */
     F_UP_CALLS, F_UP_EVENTS, F_UP_CONNS,
@@ -274,6 +274,10 @@ static const struct fam_def {
     [F_ADM_FLOODED] = { SL_METRIC_GAUGE, "sluice_http_admission_flooded", "1 while the admission queue is "
                         "flooded (seldom empty through an interval, refusing more than end): "
                         "its time bound is one service time, not two.", L_R, 1 },
+    [F_ADM_STORM] = { SL_METRIC_GAUGE, "sluice_http_admission_retry_storm", "1 while the admission queue "
+                      "sees a retry storm (it refused more than 8 x as many as ended: clients sending again "
+                      "the moment they are refused); until its queue has emptied now and then through 10 "
+                      "intervals, nobody is refused at the head for queue time: they wait.", L_R, 1 },
     [F_ADM_BATCH_NAPS] = { SL_METRIC_COUNTER, "sluice_http_flood_batch_naps_total", "Loop passes that slept "
                            "out the rest of flood_batch_us while flooded, to read the next batch at once.",
                            L_R, 1 },
@@ -457,6 +461,7 @@ static int server_collect(sl_metrics_scrape *sc, int i, void *arg)
     REPORT(F_ADM_LIMIT, r, sl__admit_limit(&sr->adm));
     REPORT(F_ADM_OVERLOADED, r, sr->adm.overloaded);
     REPORT(F_ADM_FLOODED, r, sr->adm.flooded);
+    REPORT(F_ADM_STORM, r, sr->adm.storm > 0);
     REPORT(F_ADM_BATCH_NAPS, r, sr->st.batch_naps);
     REPORT(F_ADM_DRAIN, r, sl__admit_drain(&sr->adm));
     REPORT(F_ADM_MAX_WAIT, r, (double)sl__admit_max_wait(&sr->adm) / 1e9);

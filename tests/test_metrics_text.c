@@ -688,6 +688,7 @@ static const struct { const char *name, *type, *labels; } moved[] = {
     { "sluice_http_admission_limit", "gauge", "reactor" },
     { "sluice_http_admission_overloaded", "gauge", "reactor" },
     { "sluice_http_admission_flooded", "gauge", "reactor" },
+    { "sluice_http_admission_retry_storm", "gauge", "reactor" },
     { "sluice_http_flood_batch_naps_total", "counter", "reactor" },
     { "sluice_http_admission_drain_per_second", "gauge", "reactor" },
     { "sluice_http_admission_max_wait_seconds", "gauge", "reactor" },
