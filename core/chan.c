@@ -360,7 +360,7 @@ void sl__chan_admit(sl_chan *ch, const unsigned char *elems, const unsigned char
         put(ch, w->buf, w->until);
         fire_sender(ch, w, 0);
     }
-    if ((ch->closed_ || ch->senders_gone_) && !ch->len_ && !ch->reserved_ && !ch->sendq_.head)
+    if ((ch->closed_ || ch->senders_gone_) && !ch->len_ && !ch->reserved_ && !plain_head(&ch->sendq_))
         fail_all(ch, &ch->recvq_, -EPIPE);
     if (ch->rasks_)
         sl__chan_turn_end(ch);   /* credit back: other reactors' receivers may get -EPIPE now */
@@ -498,6 +498,7 @@ int sl_chan_send(sl_task *t, sl_chan *ch, const void *elem)
 {
     if (ch->home_ != t->reactor_)
         return !ch->home_ ? freed_op(t, ch, "send")
+               : !ch->heap_ ? -EXDEV   /* _mem: see sl_chan_mem */
                : ch->cap_ ? sl__rsend(t, ch, elem, 0)   /* by credit, in batches */
                : sl__remote_op(t, ch, SL_SEND, (void *)elem);
     if (t->cancel_err_)
@@ -533,7 +534,7 @@ int sl_chan_send_until(sl_task *t, sl_chan *ch, const void *elem, uint64_t expir
     if (rc)
         return rc;
     if (ch->home_ != t->reactor_)
-        return ch->cap_ ? sl__rsend(t, ch, elem, expires) : -EXDEV;
+        return ch->cap_ && ch->heap_ ? sl__rsend(t, ch, elem, expires) : -EXDEV;
     if (t->cancel_err_)
         return t->cancel_err_;
     rc = do_send(ch, elem, expires);
@@ -546,6 +547,7 @@ int sl_chan_recv(sl_task *t, sl_chan *ch, void *elem)
 {
     if (ch->home_ != t->reactor_)
         return !ch->home_ ? freed_op(t, ch, "receive")
+               : !ch->heap_ ? -EXDEV   /* _mem: see sl_chan_mem */
                : sl__rrecv_wanted(t->reactor_, ch) ? sl__rrecv(t, ch, elem)   /* fed ahead */
                : sl__remote_op(t, ch, SL_RECV, elem);
     if (t->cancel_err_)
@@ -776,7 +778,10 @@ int sl_chan_detach(sl_chan *ch, sl_task *t, int ends)
     }
     if ((gone & SL_CHAN_SENDER) && --ch->n_senders_ == 0 && !freed) {
         ch->senders_gone_ = 1;
-        if (ch->len_ == 0 && !ch->sendq_.head && !ch->reserved_)
+        /* Another reactor's select's proxy (rsel.c) is no sender here: it
+         * never meets a select parked here, and a blocking receiver that
+         * comes now gets -EPIPE past it (sl__chan_do_recv). */
+        if (ch->len_ == 0 && !plain_head(&ch->sendq_) && !ch->reserved_)
             fail_all(ch, &ch->recvq_, -EPIPE);
         if (ch->rasks_)
             sl__chan_turn_end(ch);
@@ -915,6 +920,21 @@ void sl__chan_serve_local(sl_chan *ch)
     }
 }
 
+/* The ends attached to a _mem channel go at its free: a holder's release
+ * (its task's end, sl_chan_detach) would name the channel, whose storage
+ * is the caller's again; a heap one's header waits for them instead. */
+static void drop_holds(sl_chan *ch)
+{
+    while (ch->holds_.head) {
+        sl_hold *h = ch->holds_.head;
+        SL_LIST_REMOVE(&ch->holds_, h, clink);
+        if (h->task)
+            SL_LIST_REMOVE(&h->task->holds_, h, tlink);
+        free(h);
+    }
+    ch->n_holds_ = 0;
+}
+
 int sl_chan_free_at_(sl_task *t, sl_chan *ch, const char *file, int line)
 {
     if (ch->freed_) {
@@ -946,6 +966,8 @@ int sl_chan_free_at_(sl_task *t, sl_chan *ch, const char *file, int line)
         unregister(ch);
     if (!ch->lent_)
         release_ring(ch);   /* the ring goes at once, whatever keeps the header (else when lent ones are back) */
+    if (!ch->heap_)
+        drop_holds(ch);   /* a _mem channel's storage is the caller's once we return */
     sl__chan_maybe_release(ch);
     return 0;
 }

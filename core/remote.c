@@ -38,6 +38,7 @@ typedef struct remote_req {
     /* caller side */
     sl_task *task;           /* NULL once orphaned */
     sl_reactor *from;
+    sl_reactor *home;        /* the channel's: its free sets ch->home_ NULL there, and a withdraw may follow */
     void *dst;
     bool aborting, got_done, got_ack;
     unsigned char elem[];
@@ -138,6 +139,7 @@ int sl__remote_op(sl_task *t, sl_chan *ch, int op, void *buf)
     q->op = op;
     q->task = t;
     q->from = t->reactor_;
+    q->home = ch->home_;
     q->dst = buf;
     if (op == SL_SEND)
         memcpy(q->elem, buf, ch->elem_size_);
@@ -150,7 +152,7 @@ int sl__remote_op(sl_task *t, sl_chan *ch, int op, void *buf)
         return rc;
     }
     t->reactor_->remote_pending++;
-    sl_reactor_post_mem(ch->home_, &q->msg, home_start, q);
+    sl_reactor_post_mem(q->home, &q->msg, home_start, q);
     return SL_PENDING;
 }
 
@@ -179,7 +181,7 @@ void sl__remote_unpark(sl_task *t)
         return;
     }
     q->aborting = true;
-    sl_reactor_post_mem(q->ch->home_, &q->abort_msg, home_abort, q);
+    sl_reactor_post_mem(q->home, &q->abort_msg, home_abort, q);   /* not q->ch->home_: the home's to write */
 }
 
 /* At teardown, a proxy still queued in a channel belongs to a task that is
@@ -199,7 +201,7 @@ void sl__remote_offered(sl_waiter *w)
 }
 
 /* its channel is freed while its offer is out: the answer ends it without
- * touching the channel (a _mem channel's storage is the caller's again) */
+ * touching the channel (whose header does not wait for that answer) */
 void sl__remote_chan_gone(sl_waiter *w)
 {
     remote_req *q = SL_CONTAINER_OF(w, remote_req, w);

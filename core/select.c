@@ -92,6 +92,8 @@ static int check_cases(const sl_task *t, const sl_case *cases, int n)
         if (!ch->home_)
             return -EINVAL;
         /* cap_, expiring_ and heap_ are set at creation: safe to read here */
+        if (!ch->heap_)
+            return -EXDEV;   /* _mem: nothing of ours may be in flight to it (sl_chan_mem) */
         if (!ch->cap_)
             continue;   /* rendezvous: by offer (rsel.c) */
         if (cases[i].op == SL_SEND ? false : !sl__rrecv_wanted(t->reactor_, ch))

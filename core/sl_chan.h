@@ -133,7 +133,15 @@ typedef struct sl_chan_stats {
 
 /* The _mem twin: `ch` is the caller's storage and `buf` the ring storage of
  * at least cap * elem_size bytes (NULL when cap is 0). Nothing is
- * allocated (attachments excepted). Both must outlive sl_chan_free(). */
+ * allocated (attachments excepted). Both must outlive sl_chan_free(), and
+ * are the caller's again once it returns. So a _mem channel stays on its
+ * home reactor: sl_chan_send, sl_chan_send_until, sl_chan_recv and
+ * sl_select cases on it from another reactor return -EXDEV, nothing taken
+ * or posted (an operation on its way to the home would reach it after a
+ * free that crossed it, and read the header there: docs/core.md, "_mem
+ * channels stay home"). Use sl_chan_new across reactors. Its free also
+ * drops the ends attached (sl_chan_attach): a later sl_chan_detach on it
+ * is a use of freed storage (a task's end no longer detaches it). */
 #define sl_chan_mem(ch, buf, elem_size, cap, ...) \
     sl_chan_new_at_(NULL, NULL, (elem_size), (cap), SL_OPTS_(sl_chan_opts, __VA_ARGS__), (ch), (buf), __FILE__, __LINE__)
 
@@ -159,8 +167,8 @@ int sl_chan_send(sl_task *t, sl_chan *ch, const void *elem);
  * meets it), nothing sent; -EINVAL if the channel was not made
  * `expiring`. Across reactors, on a buffered channel, the deadline travels
  * with the element: one that expires on its way is dropped at the home
- * (the send returned 0: on_expire tells); on a rendezvous channel of
- * another reactor it returns -EXDEV. */
+ * (the send returned 0: on_expire tells); on a rendezvous or _mem channel
+ * of another reactor it returns -EXDEV. */
 int sl_chan_send_until(sl_task *t, sl_chan *ch, const void *elem, uint64_t expires);
 
 /* Receives into *elem. Returns 0, SL_PENDING (final result 0, -EPIPE,
@@ -168,8 +176,10 @@ int sl_chan_send_until(sl_task *t, sl_chan *ch, const void *elem, uint64_t expir
  * last sender) and empty, or the cancel error. At the home, a receive that
  * finds the front of the ring lent to another reactor parks (SL_PENDING)
  * for the recall's round trip. From another reactor: also -ENOMEM (no
- * memory for the receiver's record), and SL_PENDING ends with -EPIPE when
- * the channel is freed meanwhile. */
+ * memory for the receiver's record), -EXDEV on a _mem channel (see
+ * sl_chan_mem), and SL_PENDING ends with -EPIPE when the channel is freed
+ * meanwhile. sl_chan_send from another reactor: -EXDEV on a _mem channel
+ * too. */
 int sl_chan_recv(sl_task *t, sl_chan *ch, void *elem);
 
 /* Never park: 0, -EAGAIN when they would have to (try_recv also while the
@@ -292,8 +302,9 @@ typedef struct sl_case {
  * itself and the select still waits (docs/core.md, "Rendezvous cases by
  * offer"); its cases[i].err is 0 or -EPIPE (closed or freed at the home).
  * Returns -EINVAL (n < 1, NULL channel, bad op), -EXDEV (checked before
- * anything is taken or parked: a receive case on another reactor's
- * expiring or _mem channel, decided at its home; docs/core.md,
+ * anything is taken or parked: any case on another reactor's _mem
+ * channel, sl_chan_mem; a receive case on another reactor's expiring
+ * channel, decided at its home; docs/core.md,
  * "sl_select over channels of other reactors"), -ENOMEM (no memory for
  * this reactor's record of a remote buffered channel, or for a
  * rendezvous case's proxy: nothing parked), -EINVAL for a priority

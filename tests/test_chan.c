@@ -632,6 +632,41 @@ static void test_bad_args_and_mem(void **s)
     assert_non_null(strstr(cap.text, "send on freed channel"));
 }
 
+/* A task holding an end of a _mem channel outlives its free: its holds are
+ * released when it ends (sl_chan_detach). They named the channel, whose
+ * storage is the caller's once sl_chan_free returns (freed here right
+ * after it: AddressSanitizer reported heap-use-after-free in
+ * sl_chan_detach at the task's end). A _mem channel's free drops its
+ * holds. */
+static int mem_holds_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    sl_chan *ch = malloc(sizeof *ch);
+    int *ring = malloc(4 * sizeof *ring);
+    assert_non_null(ch);
+    assert_non_null(ring);
+    assert_int_equal(sl_chan_mem(ch, ring, sizeof(int), 4, NULL), 0);
+    assert_int_equal(sl_chan_attach(ch, t, SL_CHAN_RECEIVER), 0);   /* this task holds one too */
+    assert_int_equal(sl_chan_attach(ch, NULL, SL_CHAN_SENDER), 0);  /* and non-task code */
+    sl_chan_stats st;
+    sl_chan_stats_get(ch, &st);
+    assert_int_equal(st.senders, 1);
+    assert_int_equal(sl_chan_free(t, ch), 0);
+    memset(ch, 0xa5, sizeof *ch);   /* the caller's again */
+    free(ch);
+    free(ring);
+    sl_runtime_stop(rt);
+    return 0;   /* ends: its holds are released */
+}
+
+static void test_mem_free_drops_holds(void **s)
+{
+    (void)s;
+    setup_rt();
+    assert_int_equal(rt_run(rt, mem_holds_main, NULL), 0);
+    assert_int_equal(cap.count, 0);
+}
+
 static void test_no_reactor(void **s)
 {
     (void)s;
@@ -763,6 +798,7 @@ int main(void)
         cmocka_unit_test(test_bad_elem_hooks_refused),
         cmocka_unit_test(test_watermarks),
         cmocka_unit_test(test_bad_args_and_mem),
+        cmocka_unit_test(test_mem_free_drops_holds),
         cmocka_unit_test(test_freed_channel_misuse),
         cmocka_unit_test(test_no_reactor),
         cmocka_unit_test(test_deadline_and_cancel_wake),
