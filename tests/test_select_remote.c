@@ -23,34 +23,11 @@ static struct {   /* end_scene's */
 
 /* Runs a scene on a runtime of two reactors, `main` on reactor 0; no
  * report of the runtime (misuse, deadlock) may come out of it. */
-/* A scene whose assert failed on reactor 0's thread (the test's) was left
- * by cmocka's longjmp with its other reactors still running on the
- * scene's static structs: the next test must not reset those under them
- * (an UBSan report in select.c, a case's channel read as NULL, came from
- * that). Stop the process instead: the failure is the earlier scene's. */
-static bool scene_live;
-
-static int scene_guard(void **state)   /* each test's setup: before it resets anything */
-{
-    (void)state;
-    if (scene_live) {
-        print_error("an earlier scene failed with its reactors still running: stopping here\n");
-        exit(1);
-    }
-    return 0;
-}
 
 static void run_scene(sl_step_fn main)
 {
-    scene_live = true;
-    memset(&cap, 0, sizeof cap);
     memset(&E, 0, sizeof E);
-    rt = rt_new(2, &cap);
-    assert_int_equal(rt_run(rt, main, NULL), 0);
-    scene_live = false;
-    if (cap.count)
-        print_message("reports:\n%s", cap.text);
-    assert_int_equal(cap.count, 0);
+    scene_run(&rt, &cap, 2, main);
 }
 
 /* The end of a scene, at the remote channel's home (reactor 0): once
@@ -144,11 +121,7 @@ static int mix_select(sl_task *t, void *arg)   /* reactor 1 */
         SL_AWAIT(t, M.rc, sl_select(t, M.cs, 2, M.flags));
         assert_true(M.rc == 0 || M.rc == 1);
         assert_int_equal(M.cs[M.rc].err, 0);
-        int who = M.got >= 1000000;
-        if (who != (M.rc == 0) || M.got - who * 1000000 != M.next[who])
-            M.bad++;   /* from the wrong channel, or out of order, lost or twice */
-        M.next[who]++;
-        M.from[M.rc]++;
+        mix_take(M.next, &M.bad, M.from, M.rc, M.got);
     }
     assert_int_equal(sl_chan_len(M.l), 0);
     assert_int_equal(sl_chan_free(t, M.l), 0);

@@ -21,35 +21,12 @@
 static sl_runtime *rt;
 static capture cap;
 
-/* A scene whose assert failed on reactor 0's thread (the test's) was left
- * by cmocka's longjmp with its other reactors still running on the
- * scene's static structs: the next test must not reset those under them
- * (an UBSan report in select.c, a case's channel read as NULL, came from
- * that). Stop the process instead: the failure is the earlier scene's. */
-static bool scene_live;
-
-static int scene_guard(void **state)   /* each test's setup: before it resets anything */
-{
-    (void)state;
-    if (scene_live) {
-        print_error("an earlier scene failed with its reactors still running: stopping here\n");
-        exit(1);
-    }
-    return 0;
-}
 
 static void run_scene(int threads, sl_step_fn main)
 {
-    scene_live = true;
-    memset(&cap, 0, sizeof cap);
-    rt = rt_new(threads, &cap);
-    assert_int_equal(rt_run(rt, main, NULL), 0);   /* and nothing leaked */
-    scene_live = false;
+    scene_run(&rt, &cap, threads, main);   /* and nothing leaked or reported */
     sl__rsel_set_hooks(NULL, NULL, NULL);
     sl__rsel_inject_failure(-1);
-    if (cap.count)
-        print_message("reports:\n%s", cap.text);
-    assert_int_equal(cap.count, 0);
 }
 
 static sl_reactor *R(int i) { return sl_runtime_reactor(rt, i); }
@@ -158,11 +135,7 @@ static int mix_select(sl_task *t, void *arg)   /* reactor 1 */
             SL_AWAIT(t, M.rc, sl_select(t, M.cs, 2, M.flags));
             assert_true(M.rc == 0 || M.rc == 1);
             assert_int_equal(M.cs[M.rc].err, 0);
-            int who = M.got >= 1000000;
-            if (who != (M.rc == 0) || M.got - who * 1000000 != M.next[who])
-                M.bad++;   /* from the wrong channel, out of order, lost or twice */
-            M.next[who]++;
-            M.from[M.rc]++;
+            mix_take(M.next, &M.bad, M.from, M.rc, M.got);
         }
     }
     assert_int_equal(sl_chan_len(M.l), 0);
@@ -969,11 +942,11 @@ static void run_teardown(bool with_offer)
     T.with_offer = with_offer;
     if (with_offer)
         sl__rsel_set_hooks(NULL, t_stop_at_offer, NULL);
-    scene_live = true;
+    *scene_live() = true;
     rt = rt_new(2, &cap);
     assert_int_equal(rt_run_keep(rt, t_main, NULL), 0);
     int leaks = sl_runtime_free(rt);
-    scene_live = false;
+    *scene_live() = false;
     sl__rsel_set_hooks(NULL, NULL, NULL);
     print_message("teardown: %d leaks reported\n", leaks);
     /* the channel and S at least (O's offer was decided at the drain) */

@@ -2,6 +2,7 @@
 #ifndef SL_TESTUTIL_H
 #define SL_TESTUTIL_H
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -52,6 +53,58 @@ static inline int rt_run_keep(sl_runtime *rt, sl_step_fn fn, void *state)
 {
     assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 0), fn, state, &(sl_spawn_opts){ .name = "main" }), 0);
     return sl_runtime_run(rt);
+}
+
+/* ---- scenes: tests whose reactors share the file's static structs ---- */
+
+/* A scene whose assert failed on reactor 0's thread (the test's) was left
+ * by cmocka's longjmp with its other reactors still running on the
+ * scene's static structs: the next test must not reset those under them
+ * (an UBSan report in select.c, a case's channel read as NULL, came from
+ * that). scene_guard, every such test's setup, stops the process instead:
+ * the failure is the earlier scene's. */
+static inline bool *scene_live(void)
+{
+    static bool live;
+    return &live;
+}
+
+static inline int scene_guard(void **state)
+{
+    (void)state;
+    if (*scene_live()) {
+        print_error("an earlier scene failed with its reactors still running: stopping here\n");
+        exit(1);
+    }
+    return 0;
+}
+
+/* Runs `main` as a scene on a fresh runtime of `threads` reactors (*rt
+ * while it runs, reports into *cap); nothing may leak or be reported. */
+static inline void scene_run(sl_runtime **rt, capture *cap, int threads, sl_step_fn main)
+{
+    *scene_live() = true;
+    memset(cap, 0, sizeof *cap);
+    *rt = rt_new(threads, cap);
+    assert_int_equal(rt_run(*rt, main, NULL), 0);
+    *scene_live() = false;
+    if (cap->count)
+        print_message("reports:\n%s", cap->text);
+    assert_int_equal(cap->count, 0);
+}
+
+/* Two senders into a select over two channels: sender 1 sends 1,000,000
+ * + i on case 0's channel, sender 0 sends i on case 1's. Takes what the
+ * select returned (case rc, element got) and counts into bad what came
+ * from the wrong channel, out of order, lost or twice; next[] is what
+ * each sender should send next, from[] how many each case gave. */
+static inline void mix_take(int64_t next[2], long *bad, long from[2], int rc, int64_t got)
+{
+    int who = got >= 1000000;
+    if (who != (rc == 0) || got - who * 1000000 != next[who])
+        (*bad)++;
+    next[who]++;
+    from[rc]++;
 }
 
 /* A deadline-bounded wait must not end early, and must end soon after. The
