@@ -366,7 +366,11 @@ struct sl_chan {
      * channels): proxies in sendq_ / recvq_, and those queued or offered
      * (the header stays while any is) */
     uint32_t rv_sendq_, rv_recvq_, rv_out_;
-    struct rv_proxy *rv_offers_;   /* those with an offer out (a free detaches them) */
+    struct rv_proxy *rv_offers_;
+    /* 1 while the head element is offered to another reactor's select's
+     * receive case (an expiring channel, rsel.c): out of the ring, its
+     * room still taken, nobody receives past it */
+    uint32_t rv_held_;   /* those with an offer out (a free detaches them) */
 };
 
 int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,
