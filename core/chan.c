@@ -32,7 +32,7 @@ static inline void copy_elem(const sl_chan *ch, void *dst, const void *src)
  * would say "low" while it is full (issue 17). */
 static size_t occupied(const sl_chan *ch)
 {
-    return ch->len_ + ch->given_ + ch->rv_held_;
+    return ch->len_ + ch->given_;
 }
 
 static unsigned char *slot(const sl_chan *ch, size_t i)
@@ -227,7 +227,7 @@ bool sl__chan_sweep(sl_chan *ch)
  * (rrecv.c) count as taken room. */
 static bool room(const sl_chan *ch)
 {
-    return ch->len_ + ch->reserved_ + ch->given_ + ch->rv_held_ < ch->cap_;
+    return ch->len_ + ch->reserved_ + ch->given_ < ch->cap_;
 }
 
 /* Room opened: queued asks for credit are served at the turn's end, in
@@ -939,13 +939,16 @@ void sl__chan_expire_head(sl_chan *ch)
 }
 
 /* The head element leaves the ring for an offer, with its deadline; it
- * keeps its room (occupied, room) and nobody receives past it until
+ * keeps its room and counts in the watermarks as a given element does
+ * (given_: room(), occupied() and rsend.c's space() see it; an expiring
+ * channel is never given to, rrecv.c), and nobody receives past it until
  * sl__chan_held_back. The caller checked len_ and that none is held. */
 void sl__chan_hold_head(sl_chan *ch, void *buf, uint64_t *until)
 {
     *until = ch->dl_ ? ch->dl_[ch->head_] : 0;
     pop_elem(ch, buf);
     ch->rv_held_ = 1;
+    ch->given_++;
 }
 
 /* The offer's answer. Accepted: received (its deadline was judged at the
@@ -956,6 +959,7 @@ void sl__chan_hold_head(sl_chan *ch, void *buf, uint64_t *until)
 void sl__chan_held_back(sl_chan *ch, const void *buf, uint64_t until, bool accepted)
 {
     ch->rv_held_ = 0;
+    ch->given_--;
     if (accepted) {
         ch->received_++;
     } else if (ch->freed_) {

@@ -362,15 +362,15 @@ struct sl_chan {
      * len_ + reserved_ + given_ <= cap_; gives_ says how many each holds */
     size_t given_;
     struct sl_rr_give *gives_;
-    /* selects of other reactors waiting by proxy (core/rsel.c, rendezvous
-     * channels): proxies in sendq_ / recvq_, and those queued or offered
-     * (the header stays while any is) */
+    /* selects of other reactors waiting by proxy (core/rsel.c: rendezvous
+     * channels, and receive cases on expiring ones): proxies in sendq_ /
+     * recvq_, and those queued or offered (the header stays while any is) */
     uint32_t rv_sendq_, rv_recvq_, rv_out_;
-    struct rv_proxy *rv_offers_;
-    /* 1 while the head element is offered to another reactor's select's
-     * receive case (an expiring channel, rsel.c): out of the ring, its
-     * room still taken, nobody receives past it */
-    uint32_t rv_held_;   /* those with an offer out (a free detaches them) */
+    struct rv_proxy *rv_offers_;   /* those with an offer out (a free detaches a rendezvous one's) */
+    /* 1 while an expiring channel's head element is offered to a receive
+     * proxy: out of the ring, counted in given_ (its room still taken),
+     * nobody receives past it */
+    uint32_t rv_held_;
 };
 
 int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,
