@@ -1289,6 +1289,11 @@ static struct {
     _Atomic unsigned char sent[2 * RACE_N], got[2 * RACE_N], lgot[3][RACE_LOCAL];
     _Atomic long selects, cancels, timeouts, dup;
     int rc, polls;
+    /* the expiring variant: rv is an expiring channel of 8, every send
+     * carries a random element deadline; its on_expire and destructor
+     * count per element */
+    bool exp;
+    _Atomic unsigned char expired[2 * RACE_N], dropped[2 * RACE_N];
 } X;
 
 typedef struct { int k, i, rc; int64_t v; } x_sender;
@@ -1319,7 +1324,10 @@ static int x_send(sl_task *t, void *arg)
     for (s->i = 0; s->i < RACE_N; s->i++) {
         s->v = s->k * RACE_N + s->i;
         sl_task_set_deadline(t, x_dl(t, 2));
-        SL_AWAIT(t, s->rc, sl_chan_send(t, X.rv, &s->v));
+        if (X.exp)   /* 0-400 us: some expire in the ring, some while offered */
+            SL_AWAIT(t, s->rc, sl_chan_send_until(t, X.rv, &s->v, sl_now_ns() + sl__rand(t->reactor_) % 400000 + 1));
+        else
+            SL_AWAIT(t, s->rc, sl_chan_send(t, X.rv, &s->v));
         assert_true(s->rc == 0 || s->rc == -ETIMEDOUT);
         if (s->rc == 0) {
             atomic_store(&X.sent[s->v], 1);
@@ -1446,12 +1454,41 @@ static int x_free_local(sl_task *t, void *arg)
     return 0;
 }
 
+static int64_t x_val(const void *e)
+{
+    int64_t v;
+    memcpy(&v, e, sizeof v);
+    assert_true(v >= 0 && v < 2 * RACE_N);
+    return v;
+}
+
+static void x_on_expire(sl_chan *ch, void *e, void *arg)
+{
+    (void)ch;
+    (void)arg;
+    if (atomic_fetch_add(&X.expired[x_val(e)], 1))
+        atomic_fetch_add(&X.dup, 1);
+}
+
+static void x_drop(sl_chan *ch, void *e)
+{
+    (void)ch;
+    if (atomic_fetch_add(&X.dropped[x_val(e)], 1))
+        atomic_fetch_add(&X.dup, 1);
+}
+
 static int x_main(sl_task *t, void *arg)   /* reactor 0 */
 {
     (void)arg;
     SL_BEGIN(t);
     sl_task_set_deadline(t, sl_now_ns() + 6 * LONG_WAIT);
-    assert_int_equal(sl_chan_new(&X.rv, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "rv" }), 0);
+    if (X.exp)
+        assert_int_equal(sl_chan_new(&X.rv, sizeof(int64_t), 8,
+                                     &(sl_chan_opts){ .name = "ex", .expiring = true, .on_expire = x_on_expire,
+                                                      .elem_drop = x_drop }),
+                         0);
+    else
+        assert_int_equal(sl_chan_new(&X.rv, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "rv" }), 0);
     xs[0] = (x_sender){ .k = 0 };
     assert_int_equal(sl_spawn(NULL, x_send, &xs[0], NULL, NULL), 0);
     assert_int_equal(sl_spawn(NULL, x_plain_recv, &xp, NULL, NULL), 0);
@@ -1459,8 +1496,8 @@ static int x_main(sl_task *t, void *arg)   /* reactor 0 */
     assert_int_equal(sl_spawn_on(R(2), x_far, (void *)2, NULL), 0);
     for (X.polls = 0; X.polls < 3 * POLLS; X.polls++) {
         if (atomic_load(&X.senders_done) == 2 && atomic_load(&X.locals_done) == 2 &&
-            atomic_load(&X.rv_got) >= atomic_load(&X.rv_ok) && atomic_load(&X.local_got) == 2 * RACE_LOCAL)
-            break;
+            (X.exp || atomic_load(&X.rv_got) >= atomic_load(&X.rv_ok)) && atomic_load(&X.local_got) == 2 * RACE_LOCAL)
+            break;   /* expiring: what is left is destroyed at the free, and counted */
         if (getenv("RV_DEBUG") && X.polls % 500 == 0)
             print_message("senders %d locals %d rv %ld/%ld local %ld sel %ld out %u sq %u rq %u\n", atomic_load(&X.senders_done),
                           atomic_load(&X.locals_done), (long)X.rv_got, (long)X.rv_ok, (long)X.local_got, (long)X.selects,
@@ -1479,10 +1516,30 @@ static int x_main(sl_task *t, void *arg)   /* reactor 0 */
     SL_END(t);
 }
 
-static void race_round(void)
+static void race_round(bool exp)
 {
     memset(&X, 0, sizeof X);
+    X.exp = exp;
     run_scene(3, x_main);
+    if (exp) {   /* each sent element received, or destroyed (expired or at the free), exactly once */
+        long ok = 0, got = 0, exp_n = 0, freed = 0, bad = 0;
+        for (int v = 0; v < 2 * RACE_N; v++) {
+            ok += X.sent[v];
+            got += X.got[v];
+            exp_n += X.expired[v];
+            freed += X.dropped[v] - X.expired[v];
+            bad += X.got[v] + X.dropped[v] != X.sent[v] || X.expired[v] > X.dropped[v];
+        }
+        print_message("expiring race: %ld sent, %ld received, %ld expired, %ld destroyed at the free; %ld selects, "
+                      "%ld cancels, %ld timeouts\n", ok, got, exp_n, freed, (long)X.selects, (long)X.cancels,
+                      (long)X.timeouts);
+        assert_int_equal(X.dup, 0);
+        assert_int_equal(bad, 0);
+        assert_int_equal(got + exp_n + freed, ok);
+        assert_int_equal(X.local_got, 2 * RACE_LOCAL);
+        assert_true(ok > 0);
+        return;
+    }
     long ok = 0, got = 0, bad = 0;
     for (int v = 0; v < 2 * RACE_N; v++) {
         ok += X.sent[v];
@@ -1501,7 +1558,16 @@ static void test_rv_race(void **s)
 {
     (void)s;
     for (int i = 0; i < 4; i++)
-        race_round();
+        race_round(false);
+}
+
+/* the same on an expiring channel of 8 (receive cases by offer of the
+ * head, sends with element deadlines, the remote sender by credit) */
+static void test_exp_race(void **s)
+{
+    (void)s;
+    for (int i = 0; i < 4; i++)
+        race_round(true);
 }
 
 /* ---- the race, send cases --------------------------------------------------------------- */
@@ -1721,6 +1787,7 @@ int main(void)
         cmocka_unit_test_setup(test_rv_teardown_offer_out, scene_guard),
         cmocka_unit_test_setup(test_parked_select_epipe_err, scene_guard),
         cmocka_unit_test_setup(test_rv_race, scene_guard),
+        cmocka_unit_test_setup(test_exp_race, scene_guard),
         cmocka_unit_test_setup(test_rv_race_send_cases, scene_guard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
