@@ -301,13 +301,17 @@ typedef struct sl_case {
  * a proxy home for it, and the case fires when a counterpart there offers
  * itself and the select still waits (docs/core.md, "Rendezvous cases by
  * offer"); its cases[i].err is 0 or -EPIPE (closed or freed at the home).
+ * A receive case on another reactor's expiring channel goes the same way:
+ * never ready at the start, the home offers its head element (alive at
+ * the offer: an accepted one is received even if its deadline passed on
+ * the way) and nobody there receives past it until the answer.
  * Returns -EINVAL (n < 1, NULL channel, bad op), -EXDEV (checked before
  * anything is taken or parked: any case on another reactor's _mem
- * channel, sl_chan_mem; a receive case on another reactor's expiring
- * channel, decided at its home; docs/core.md,
+ * channel, sl_chan_mem; docs/core.md,
  * "sl_select over channels of other reactors"), -ENOMEM (no memory for
- * this reactor's record of a remote buffered channel, or for a
- * rendezvous case's proxy: nothing parked), -EINVAL for a priority
+ * this reactor's record of a remote buffered channel, or for a proxy (a
+ * rendezvous case, or a receive case on an expiring channel): nothing
+ * parked), -EINVAL for a priority
  * k < n - 1, or the cancel error. */
 int sl_select(sl_task *t, sl_case *cases, int n, int flags);
 
