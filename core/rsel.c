@@ -1,5 +1,13 @@
-/* rsel.c: sl_select cases on another reactor's rendezvous channel, by
- * offer (issue 17; docs/core.md "Rendezvous cases by offer").
+/* rsel.c: sl_select cases on another reactor's rendezvous channel, and
+ * receive cases on its expiring channel, by offer (issue 17; docs/core.md
+ * "Rendezvous cases by offer").
+ *
+ * On an expiring channel the counterpart is the head element: H takes it
+ * out of the ring into the first receive proxy and offers it, held (no
+ * receive at H goes past it, chan.c rv_held_) until the answer; accepted,
+ * it is received; declined, it goes back first (sl__chan_held_back). Its
+ * deadline is judged at the offer. A free with one held waits for the
+ * answer (rv_out_ keeps the header), which destroys a declined element.
  *
  * A rendezvous case can be decided neither where the select waits (only
  * the home sees the counterpart) nor at the home (the select may fire

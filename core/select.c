@@ -107,8 +107,6 @@ static int check_cases(const sl_task *t, const sl_case *cases, int n)
             return -EXDEV;   /* _mem: nothing of ours may be in flight to it (sl_chan_mem) */
         if (by_offer(&cases[i]))
             continue;   /* rendezvous, or a receive on an expiring channel: by offer (rsel.c) */
-        if (cases[i].op == SL_SEND ? false : !sl__rrecv_wanted(t->reactor_, ch))
-            return -EXDEV;   /* round trip only: decided at the home */
     }
     return 0;
 }
