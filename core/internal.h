@@ -94,6 +94,8 @@ struct sl_reactor {
      * the first: bounded (reactor.c, SL_SPIN_RUN_LEGS and SPIN_RUN_NS) */
     unsigned spin_legs;
     uint64_t spin_since;
+    uint64_t spin_clock;              /* the clock at the last hit that read it, and hits */
+    unsigned spin_clock_left;         /* that may reuse it (reactor.c, SPIN_CLOCK_HITS) */
     unsigned spin_skip, spin_backoff; /* spins to leave out, and the next such count */
     unsigned pause_skip, pause_backoff; /* spins that only yield, and the next such count */
     struct sl_rsend *rsends, *rs_dirty;  /* credit senders (rsend.c): all, and to flush */

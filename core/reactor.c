@@ -669,7 +669,8 @@ static void spin_adapt(sl_reactor *r, uint64_t took)
  * neither way of being busy holds the poll longer than the other; a
  * libevent turn (a timerfd_settime and an epoll_wait) every 64 legs of
  * a few hundred ns is a few per cent of them. A timer of ours that is due
- * ends the run at once (libevent's own timers wait up to SPIN_RUN_NS). */
+ * ends the run within SPIN_CLOCK_HITS legs, the clock's reading being
+ * that old at most (libevent's own timers wait up to SPIN_RUN_NS). */
 #define SPIN_RUN_NS TURN_MSG_NS
 
 /* Anything of ours to run other than messages: its callback spins after it. */
@@ -698,6 +699,15 @@ static void resume_later(sl_reactor *r)
  * leg). The spin's length counts from after them. */
 #define SPIN_QUICK_POLLS 16
 
+/* A quick hit reads the clock once in SPIN_CLOCK_HITS hits of a spin and
+ * passes on the last reading otherwise: a read is ~46 ns here, a fifth of
+ * a ping-pong's leg, and what the reading decides (a timer of ours due,
+ * the run's SPIN_RUN_NS bound, the turn's start) may come a few legs
+ * late: SPIN_CLOCK_HITS legs are a few µs. A spin's first hit always
+ * reads it (idle_spin clears spin_clock_left), so no reading outlives a
+ * spin. */
+#define SPIN_CLOCK_HITS 8
+
 static bool spin_poll(sl_reactor *r, uint64_t *now)
 {
     r->st.spins++;
@@ -706,7 +716,13 @@ static bool spin_poll(sl_reactor *r, uint64_t *now)
             if (!sl_mpsc_empty(&r->q)) {
                 pause_adapt(r, true);   /* came while pausing: as below */
                 r->spin_backoff = 0;    /* spin_adapt's verdict on a spin this short */
-                *now = sl_now_ns();
+                if (r->spin_clock_left) {
+                    r->spin_clock_left--;
+                } else {
+                    r->spin_clock = sl_now_ns();
+                    r->spin_clock_left = SPIN_CLOCK_HITS - 1;
+                }
+                *now = r->spin_clock;
                 r->st.spin_hits++;
                 return true;
             }
@@ -736,7 +752,8 @@ static bool spin_poll(sl_reactor *r, uint64_t *now)
     }
     if (pause_until && PAUSE_ADAPT)
         pause_adapt(r, hit && pausing);
-    *now = t = sl_now_ns();
+    *now = t = r->spin_clock = sl_now_ns();
+    r->spin_clock_left = SPIN_CLOCK_HITS - 1;
     spin_adapt(r, t - t0);
     if (hit)
         r->st.spin_hits++;
@@ -818,6 +835,7 @@ static void idle_spin(sl_reactor *r)
     /* held already: a producer has written the eventfd, or will */
     if (atomic_exchange_explicit(&r->wake_pending, 1, memory_order_seq_cst))
         return;
+    r->spin_clock_left = 0;   /* the first hit reads the clock */
     uint64_t now;
     bool ran = false;   /* a hit ran here: its state is not published yet */
     for (;;) {
