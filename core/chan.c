@@ -918,11 +918,16 @@ void sl__chan_lent_back(sl_chan *ch)
 }
 
 /* Nothing lent any more: receivers parked at the home take what is there,
- * or get -EPIPE (closed and empty). */
+ * or get -EPIPE (closed and empty). Not another reactor's select's proxy
+ * (rsel.c: it is offered the head, never handed an element), and nothing
+ * past a held head. rsend.c calls this after a grant on any channel with a
+ * receiver queued: on an expiring one the head of recvq_ was a receive
+ * proxy, which took an element into its buffer and fired -EPIPE at the
+ * select, the element lost (test_exp_race, under load). */
 void sl__chan_serve_local(sl_chan *ch)
 {
     sl_waiter *w;
-    while (!ch->lent_ && !ch->freed_ && (w = ch->recvq_.head)) {
+    while (!ch->lent_ && !ch->freed_ && !ch->rv_held_ && (w = plain_head(&ch->recvq_))) {
         int rc = sl__chan_do_recv(ch, w->buf);
         if (rc == -EAGAIN)
             return;
