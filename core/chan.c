@@ -61,7 +61,9 @@ static void push_elem(sl_chan *ch, const void *elem, uint64_t until)
     }
 }
 
-static void pop_elem(sl_chan *ch, void *elem)
+/* always inlined: the receive path, and sl__chan_hold_head too (a call
+ * where main inlined it cost about 17 instructions per try_send+try_recv) */
+static inline __attribute__((always_inline)) void pop_elem(sl_chan *ch, void *elem)
 {
     copy_elem(ch, elem, slot(ch, 0));
     if (ch->dl_ && ch->dl_[ch->head_])
@@ -255,6 +257,8 @@ static int put(sl_chan *ch, const void *elem, uint64_t until)
      * come back, not yet served to it), and a sender moved in by refill
      * must go behind them. */
     sl_waiter *w = ch->lent_ || ch->len_ ? NULL : plain_head(&ch->recvq_);
+    if (w && ch->rv_held_)
+        w = NULL;   /* the head is offered to another reactor's select (rsel.c): behind it */
     if (w && ch->rasks_ && room(ch) && sl__rrecv_ask_first(ch)) {
         ch->sent_++;   /* another reactor's ask is first in line: it is lent the element */
         push_elem(ch, elem, until);
@@ -272,6 +276,8 @@ static int put(sl_chan *ch, const void *elem, uint64_t until)
     if (room(ch) || (ch->dl_n_ && sweep(ch) && room(ch))) {
         ch->sent_++;
         push_elem(ch, elem, until);
+        if (ch->rv_recvq_)   /* another reactor's select may wait for it (rsel.c) */
+            sl__rsel_offer_head(ch);
         return 0;
     }
     if (ch->reserved_)
@@ -300,7 +306,9 @@ int sl__chan_do_recv(sl_chan *ch, void *elem)
         return -EAGAIN;
     }
     if (ch->dl_n_)
-        expire_head(ch);
+        expire_head(ch);   /* behind a held head too: those expire where a receive meets them anyway */
+    if (ch->rv_held_)
+        return -EAGAIN;   /* the head is offered to another reactor's select: not past it (rsel.c) */
     sl_waiter *w = live_sender(ch);
     if (ch->len_ > 0) {
         pop_elem(ch, elem);
@@ -360,7 +368,8 @@ void sl__chan_admit(sl_chan *ch, const unsigned char *elems, const unsigned char
         put(ch, w->buf, w->until);
         fire_sender(ch, w, 0);
     }
-    if ((ch->closed_ || ch->senders_gone_) && !ch->len_ && !ch->reserved_ && !plain_head(&ch->sendq_))
+    if ((ch->closed_ || ch->senders_gone_) && !ch->len_ && !ch->reserved_ && !ch->rv_held_ &&
+        !plain_head(&ch->sendq_))
         fail_all(ch, &ch->recvq_, -EPIPE);
     if (ch->rasks_)
         sl__chan_turn_end(ch);   /* credit back: other reactors' receivers may get -EPIPE now */
@@ -387,6 +396,8 @@ bool sl__chan_ready(sl_chan *ch, int op)
     }
     if (ch->dl_n_)
         expire_head(ch);   /* a select must not choose a case that would get nothing */
+    if (ch->rv_held_)
+        return false;   /* its head is offered to another reactor's select */
     return ch->len_ > 0 || live_sender(ch) || ((ch->closed_ || ch->senders_gone_) && !ch->reserved_);
 }
 
@@ -506,7 +517,7 @@ int sl_chan_send(sl_task *t, sl_chan *ch, const void *elem)
     int rc = do_send(ch, elem, 0);
     if (rc != -EAGAIN)
         return rc;
-    if (ch->rv_recvq_ && (rc = sl__rsel_offer_task(t, ch, SL_SEND, (void *)elem)) != -EAGAIN)
+    if (!ch->cap_ && ch->rv_recvq_ && (rc = sl__rsel_offer_task(t, ch, SL_SEND, (void *)elem)) != -EAGAIN)
         return rc;   /* offered to another reactor's select (rsel.c) */
     return park_on(t, ch, &ch->sendq_, SL_WAIT_SEND, (void *)elem, 0);
 }
@@ -637,7 +648,7 @@ int sl_chan_close_at_(sl_task *t, sl_chan *ch, const char *file, int line)
     ch->closed_ = 1;
     fail_all(ch, &ch->sendq_, -EPIPE);
     sl__rsend_fail_asks(ch, -EPIPE);
-    if (!ch->reserved_ && !ch->len_)   /* else when the credit is back: elements may still come */
+    if (!ch->reserved_ && !ch->len_ && !ch->rv_held_)   /* else when the credit is back or the offer answered */
         fail_all(ch, &ch->recvq_, -EPIPE);
     if (ch->rasks_)
         sl__chan_turn_end(ch);   /* other reactors' receivers: -EPIPE once nothing is left */
@@ -781,7 +792,7 @@ int sl_chan_detach(sl_chan *ch, sl_task *t, int ends)
         /* Another reactor's select's proxy (rsel.c) is no sender here: it
          * never meets a select parked here, and a blocking receiver that
          * comes now gets -EPIPE past it (sl__chan_do_recv). */
-        if (ch->len_ == 0 && !plain_head(&ch->sendq_) && !ch->reserved_)
+        if (ch->len_ == 0 && !plain_head(&ch->sendq_) && !ch->reserved_ && !ch->rv_held_)
             fail_all(ch, &ch->recvq_, -EPIPE);
         if (ch->rasks_)
             sl__chan_turn_end(ch);
@@ -907,14 +918,76 @@ void sl__chan_lent_back(sl_chan *ch)
 }
 
 /* Nothing lent any more: receivers parked at the home take what is there,
- * or get -EPIPE (closed and empty). */
+ * or get -EPIPE (closed and empty). Not another reactor's select's proxy
+ * (rsel.c: it is offered the head, never handed an element), and nothing
+ * past a held head. rsend.c calls this after a grant on any channel with a
+ * receiver queued: on an expiring one the head of recvq_ was a receive
+ * proxy, which took an element into its buffer and fired -EPIPE at the
+ * select, the element lost (test_exp_race, under load). */
 void sl__chan_serve_local(sl_chan *ch)
 {
     sl_waiter *w;
-    while (!ch->lent_ && !ch->freed_ && (w = ch->recvq_.head)) {
+    while (!ch->lent_ && !ch->freed_ && !ch->rv_held_ && (w = plain_head(&ch->recvq_))) {
         int rc = sl__chan_do_recv(ch, w->buf);
         if (rc == -EAGAIN)
             return;
+        sl_wq_remove(&ch->recvq_, w);
+        sl__waiter_fire(w, rc);
+    }
+}
+
+/* ---- the head offered to another reactor's select (rsel.c) ---------------- */
+
+void sl__chan_expire_head(sl_chan *ch)
+{
+    if (ch->dl_n_)
+        expire_head(ch);
+}
+
+/* The head element leaves the ring for an offer, with its deadline; it
+ * keeps its room and counts in the watermarks as a given element does
+ * (given_: room(), occupied() and rsend.c's space() see it; an expiring
+ * channel is never given to, rrecv.c), and nobody receives past it until
+ * sl__chan_held_back. The caller checked len_ and that none is held. */
+void sl__chan_hold_head(sl_chan *ch, void *buf, uint64_t *until)
+{
+    *until = ch->dl_ ? ch->dl_[ch->head_] : 0;
+    pop_elem(ch, buf);
+    ch->rv_held_ = 1;
+    ch->given_++;
+}
+
+/* The offer's answer. Accepted: received (its deadline was judged at the
+ * offer; on_expire is not called). Declined: first again, with its
+ * deadline (the next receive judges it), or destroyed if the channel was
+ * freed meanwhile (the header waited for this answer: rv_out_). Then
+ * receivers parked here take what is there, or -EPIPE. */
+void sl__chan_held_back(sl_chan *ch, const void *buf, uint64_t until, bool accepted)
+{
+    ch->rv_held_ = 0;
+    ch->given_--;
+    if (accepted) {
+        ch->received_++;
+    } else if (ch->freed_) {
+        destroy_elem(ch, (void *)buf);
+    } else {
+        ch->head_ = (ch->head_ + ch->cap_ - 1) % ch->cap_;
+        copy_elem(ch, slot(ch, 0), buf);
+        if (ch->dl_) {
+            ch->dl_[ch->head_] = until;
+            ch->dl_n_ += until != 0;
+        }
+        ch->len_++;
+    }
+    if (ch->freed_)
+        return;
+    if (accepted)
+        refill(ch);   /* room: parked senders move in; watermarks; credit asks */
+    sl_waiter *w;
+    while (!ch->rv_held_ && (w = plain_head(&ch->recvq_))) {
+        int rc = sl__chan_do_recv(ch, w->buf);
+        if (rc == -EAGAIN)
+            break;
         sl_wq_remove(&ch->recvq_, w);
         sl__waiter_fire(w, rc);
     }

@@ -342,6 +342,10 @@ void sl__rsel_post(sl_task *t, sl_case *c);        /* R: parked: it goes home */
 void sl__rsel_detach(sl_reactor *r, sl_case *c);   /* R: the select stops waiting */
 bool sl__rsel_offer(sl_chan *ch, int cp_op, sl_waiter *cp);   /* H: a round trip offers */
 int sl__rsel_offer_task(sl_task *t, sl_chan *ch, int op, void *buf);   /* H: -EAGAIN: none */
+void sl__rsel_offer_head(sl_chan *ch);   /* H: an expiring channel's head to a receive proxy */
+void sl__chan_expire_head(sl_chan *ch);
+void sl__chan_hold_head(sl_chan *ch, void *buf, uint64_t *until);
+void sl__chan_held_back(sl_chan *ch, const void *buf, uint64_t until, bool accepted);
 void sl__rsel_fire(sl_waiter *w, int err);
 void sl__rsel_drop_queued(sl_waiter *w);
 void sl__rsel_task_abort(sl_task *t);

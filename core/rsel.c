@@ -1,5 +1,13 @@
-/* rsel.c: sl_select cases on another reactor's rendezvous channel, by
- * offer (issue 17; docs/core.md "Rendezvous cases by offer").
+/* rsel.c: sl_select cases on another reactor's rendezvous channel, and
+ * receive cases on its expiring channel, by offer (issue 17; docs/core.md
+ * "Rendezvous cases by offer").
+ *
+ * On an expiring channel the counterpart is the head element: H takes it
+ * out of the ring into the first receive proxy and offers it, held (no
+ * receive at H goes past it, chan.c rv_held_) until the answer; accepted,
+ * it is received; declined, it goes back first (sl__chan_held_back). Its
+ * deadline is judged at the offer. A free with one held waits for the
+ * answer (rv_out_ keeps the header), which destroys a declined element.
  *
  * A rendezvous case can be decided neither where the select waits (only
  * the home sees the counterpart) nor at the home (the select may fire
@@ -49,6 +57,9 @@ typedef struct rv_proxy {
     sl_reactor *from, *home; /* R, H: R never reads the channel (H may free it) */
     size_t esz;
     int op;                  /* the case's: SL_SEND waits in sendq_ */
+    bool held;               /* a receive case on an expiring buffered channel: H offers
+                              * its head element, held out of the ring (chan.c) */
+    uint64_t until;          /* H: that element's deadline, for a decline */
     /* R's side */
     sl_task *task;           /* S while the proxy is attached to its wait; else NULL */
     sl_case *c;
@@ -116,6 +127,7 @@ int sl__rsel_prepare(sl_task *t, sl_case *c)
     p->from = t->reactor_;
     p->home = c->ch->home_;
     p->esz = c->ch->elem_size_;
+    p->held = c->ch->cap_ != 0;   /* set at creation: safe to read here */
     p->c = c;
     if (c->op == SL_SEND)
         memcpy(p->elem, c->buf, c->ch->elem_size_);   /* the select's caller keeps its element */
@@ -214,7 +226,7 @@ static void offer(rv_proxy *p, sl_waiter *cp)
     if (p->onext)
         p->onext->oprev = p;
     p->ch->rv_offers_ = p;
-    if (p->op == SL_RECV)   /* O sends: its element travels in the offer */
+    if (p->op == SL_RECV && cp)   /* O sends: its element travels in the offer */
         memcpy(p->elem, cp->buf, p->ch->elem_size_);
     sl_reactor_post_mem(p->from, &p->back, r_offer, p);
     if (hook_h_offer)
@@ -286,6 +298,40 @@ static void task_to_offer(sl_task *t, rv_proxy *p)
     r->remote_pending++;
 }
 
+/* An expiring channel's head element, offered to the first receive
+ * proxy: the element leaves the ring, held (nobody at H receives past it)
+ * until the answer. Its deadline is judged here, at the offer: an
+ * accepted element is received even if its deadline passes on the way
+ * (it was alive when offered, as a receive at H meeting it then would
+ * have taken it); a declined one goes back first with its deadline.
+ * Plain waiters go first: one parked at H means the ring is empty. With
+ * nothing to offer on a closed channel the queued proxies fire -EPIPE. */
+void sl__rsel_offer_head(sl_chan *ch)
+{
+    if (ch->rv_held_ || ch->lent_ || ch->freed_)
+        return;
+    sl__chan_expire_head(ch);   /* may refill, and a refill may offer: */
+    if (ch->rv_held_)
+        return;
+    rv_proxy *p = first_proxy(ch, SL_SEND);
+    if (!p)
+        return;
+    if (ch->len_) {
+        sl__chan_hold_head(ch, p->elem, &p->until);
+        offer(p, NULL);
+        return;
+    }
+    if (!(ch->closed_ || ch->senders_gone_) || ch->reserved_)
+        return;
+    for (sl_waiter *w = ch->recvq_.head, *next; w; w = next) {
+        next = w->link.next;
+        if (!sl__waiter_is_rvproxy(w))
+            continue;
+        sl_wq_remove(&ch->recvq_, w);
+        sl__rsel_fire(w, -EPIPE);
+    }
+}
+
 static void h_park(void *arg)
 {
     rv_proxy *p = arg;
@@ -296,6 +342,13 @@ static void h_park(void *arg)
     }
     ch->remote_seen_ = 1;
     ch->rv_out_++;
+    if (p->held) {   /* queued, then offered the head if there is one */
+        p->hstate = H_QUEUED;
+        sl_wq_push(&ch->recvq_, &p->w);
+        ch->rv_recvq_++;
+        sl__rsel_offer_head(ch);
+        return;
+    }
     sl_wq *other = queue_for(ch, p->op == SL_SEND ? SL_RECV : SL_SEND);
     for (sl_waiter *w = other->head; w; w = w->link.next) {
         if (!can_offer(w))
@@ -417,6 +470,8 @@ static void answer_gone(rv_proxy *p)
 
 void sl__rsel_chan_freed(sl_chan *ch)
 {
+    if (ch->cap_)
+        return;   /* held heads: the header waits for their answers (rv_out_), which destroy a declined one */
     for (rv_proxy *p = ch->rv_offers_; p; p = p->onext) {
         p->ch_gone = true;
         ch->rv_out_--;
@@ -429,6 +484,23 @@ void sl__rsel_chan_freed(sl_chan *ch)
 static void h_answer(void *arg)
 {
     rv_proxy *p = arg;
+    if (p->held) {
+        sl_chan *ch = p->ch;
+        ch->rv_out_--;
+        if (p->oprev)
+            p->oprev->onext = p->onext;
+        else
+            ch->rv_offers_ = p->onext;
+        if (p->onext)
+            p->onext->oprev = p->oprev;
+        sl__chan_held_back(ch, p->elem, p->until, p->accept);
+        free(p);
+        if (ch->freed_)
+            sl__chan_maybe_release(ch);
+        else
+            sl__rsel_offer_head(ch);   /* the next element to the next proxy */
+        return;
+    }
     if (p->ch_gone) {
         answer_gone(p);
         return;

@@ -21,8 +21,10 @@
  * the home sees its counterpart): a parked select sends a proxy home for
  * it, and a counterpart there offers itself; the case fires here, on
  * this thread, only when the offer is accepted, and the others are
- * withdrawn (rsel.c). Receive cases on another reactor's expiring or _mem
- * channels have only the round trip, decided at the home: -EXDEV. */
+ * withdrawn (rsel.c). A receive case on another reactor's expiring
+ * channel goes the same way: the home offers its head element (never
+ * lent: it would expire there). Cases on another reactor's _mem channel:
+ * -EXDEV. */
 #include <errno.h>
 #include "internal.h"
 #include "list.h"
@@ -45,10 +47,19 @@ static bool is_remote(const sl_case *c, const sl_reactor *r)
  * w_.until points at it while attached, rsel.c) */
 enum { REMOTE_BUF = 1, REMOTE_RV = 2 };
 
-/* A remote case that asks home for credit or elements (not a rendezvous one) */
+/* A remote case decided by an offer from its home (rsel.c): any case on
+ * a rendezvous channel, a receive case on an expiring one (never lent:
+ * the home offers its head element). cap_ and expiring_ are set at
+ * creation: safe to read here. */
+static bool by_offer(const sl_case *c)
+{
+    return !c->ch->cap_ || (c->op == SL_RECV && c->ch->expiring_);
+}
+
+/* A remote case that asks home for credit or elements (not one by offer) */
 static bool asks_home(const sl_case *c, const sl_reactor *r)
 {
-    return is_remote(c, r) && c->ch->cap_;
+    return is_remote(c, r) && !by_offer(c);
 }
 
 /* NULL: a remote case's queue that does not exist (its node is on none).
@@ -67,8 +78,8 @@ static inline __attribute__((always_inline)) bool case_ready(sl_case *c, sl_reac
 {
     if (!is_remote(c, r))
         return sl__chan_ready(c->ch, c->op);
-    if (!c->ch->cap_)
-        return false;   /* rendezvous: decided by an offer from its home, once parked */
+    if (by_offer(c))
+        return false;   /* decided by an offer from its home, once parked */
     return c->op == SL_SEND ? sl__rsend_ready(r, c->ch) : sl__rrecv_ready(r, c->ch);
 }
 
@@ -94,10 +105,8 @@ static int check_cases(const sl_task *t, const sl_case *cases, int n)
         /* cap_, expiring_ and heap_ are set at creation: safe to read here */
         if (!ch->heap_)
             return -EXDEV;   /* _mem: nothing of ours may be in flight to it (sl_chan_mem) */
-        if (!ch->cap_)
-            continue;   /* rendezvous: by offer (rsel.c) */
-        if (cases[i].op == SL_SEND ? false : !sl__rrecv_wanted(t->reactor_, ch))
-            return -EXDEV;   /* round trip only: decided at the home */
+        if (by_offer(&cases[i]))
+            continue;   /* rendezvous, or a receive on an expiring channel: by offer (rsel.c) */
     }
     return 0;
 }
@@ -267,7 +276,7 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
     for (int i = 0; i < n; i++) {
         cases[i].err = 0;
         cases[i].w_ = (sl_waiter){ .task = t, .buf = cases[i].buf, .idx = i,
-                                   .tag = !is_remote(&cases[i], r) ? 0 : cases[i].ch->cap_ ? REMOTE_BUF : REMOTE_RV };
+                                   .tag = !is_remote(&cases[i], r) ? 0 : by_offer(&cases[i]) ? REMOTE_RV : REMOTE_BUF };
     }
     /* proxies first: a failure there leaves nothing parked anywhere */
     for (int i = 0; i < n; i++) {

@@ -301,13 +301,17 @@ typedef struct sl_case {
  * a proxy home for it, and the case fires when a counterpart there offers
  * itself and the select still waits (docs/core.md, "Rendezvous cases by
  * offer"); its cases[i].err is 0 or -EPIPE (closed or freed at the home).
+ * A receive case on another reactor's expiring channel goes the same way:
+ * never ready at the start, the home offers its head element (alive at
+ * the offer: an accepted one is received even if its deadline passed on
+ * the way) and nobody there receives past it until the answer.
  * Returns -EINVAL (n < 1, NULL channel, bad op), -EXDEV (checked before
  * anything is taken or parked: any case on another reactor's _mem
- * channel, sl_chan_mem; a receive case on another reactor's expiring
- * channel, decided at its home; docs/core.md,
+ * channel, sl_chan_mem; docs/core.md,
  * "sl_select over channels of other reactors"), -ENOMEM (no memory for
- * this reactor's record of a remote buffered channel, or for a
- * rendezvous case's proxy: nothing parked), -EINVAL for a priority
+ * this reactor's record of a remote buffered channel, or for a proxy (a
+ * rendezvous case, or a receive case on an expiring channel): nothing
+ * parked), -EINVAL for a priority
  * k < n - 1, or the cancel error. */
 int sl_select(sl_task *t, sl_case *cases, int n, int flags);
 
@@ -362,11 +366,15 @@ struct sl_chan {
      * len_ + reserved_ + given_ <= cap_; gives_ says how many each holds */
     size_t given_;
     struct sl_rr_give *gives_;
-    /* selects of other reactors waiting by proxy (core/rsel.c, rendezvous
-     * channels): proxies in sendq_ / recvq_, and those queued or offered
-     * (the header stays while any is) */
+    /* selects of other reactors waiting by proxy (core/rsel.c: rendezvous
+     * channels, and receive cases on expiring ones): proxies in sendq_ /
+     * recvq_, and those queued or offered (the header stays while any is) */
     uint32_t rv_sendq_, rv_recvq_, rv_out_;
-    struct rv_proxy *rv_offers_;   /* those with an offer out (a free detaches them) */
+    struct rv_proxy *rv_offers_;   /* those with an offer out (a free detaches a rendezvous one's) */
+    /* 1 while an expiring channel's head element is offered to a receive
+     * proxy: out of the ring, counted in given_ (its room still taken),
+     * nobody receives past it */
+    uint32_t rv_held_;
 };
 
 int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,

@@ -10,6 +10,7 @@
  * are bounded polls, and every task has a generous deadline, so that a
  * lost element fails the test, never hangs it. On main every scene fails
  * at its first select: a rendezvous case of another reactor was -EXDEV. */
+#include <sched.h>
 #include <stdatomic.h>
 #include <time.h>
 #include "testutil.h"
@@ -45,7 +46,8 @@ static sl_reactor *R(int i) { return sl_runtime_reactor(rt, i); }
 #define MIX_CAP 16
 
 static struct {
-    int flags, how;            /* how: 0 send cases; 1 receive, fed at the home; 2 receive, fed by a round trip */
+    int flags, how;            /* how: 0 send cases; 1 receive, fed at the home; 2 receive, fed by a round trip;
+                                * 3, 4: receive on an expiring channel, fed at the home / by credit from the select's reactor */
     sl_chan *rv, *l;
     _Atomic int done;
     int rc, i, polls, mrc, mpolls;   /* m*: the home's main (each thread its own fields) */
@@ -68,7 +70,10 @@ static int mix_feed(sl_task *t, void *arg)   /* side 0: rv, at the home or by ro
     sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
     for (M.fi[k] = 0; M.fi[k] < MIX_N; M.fi[k]++) {
         M.fv[k] = (k ? 1000000 : 0) + M.fi[k];
-        SL_AWAIT(t, M.frc[k], sl_chan_send(t, k ? M.l : M.rv, &M.fv[k]));
+        if (!k && M.how >= 3)   /* an element deadline far off: the offer's path, none expires */
+            SL_AWAIT(t, M.frc[k], sl_chan_send_until(t, M.rv, &M.fv[k], sl_now_ns() + LONG_WAIT));
+        else
+            SL_AWAIT(t, M.frc[k], sl_chan_send(t, k ? M.l : M.rv, &M.fv[k]));
         assert_int_equal(M.frc[k], 0);
     }
     atomic_fetch_add(&M.done, 1);
@@ -126,8 +131,8 @@ static int mix_select(sl_task *t, void *arg)   /* reactor 1 */
             SL_AWAIT(t, M.rc, sl_sleep(t, SL_NS_PER_MS));
     } else {
         assert_int_equal(sl_spawn(NULL, mix_feed, (void *)1, NULL, NULL), 0);
-        if (M.how == 2)
-            assert_int_equal(sl_spawn(NULL, mix_feed, (void *)0, NULL, NULL), 0);   /* by round trip */
+        if (M.how == 2 || M.how == 4)
+            assert_int_equal(sl_spawn(NULL, mix_feed, (void *)0, NULL, NULL), 0);   /* by round trip / credit */
         M.cs[0] = (sl_case){ .ch = M.l, .op = SL_RECV, .buf = &M.got };
         M.cs[1] = (sl_case){ .ch = M.rv, .op = SL_RECV, .buf = &M.got };
         for (M.i = 0; M.i < 2 * MIX_N; M.i++) {
@@ -149,13 +154,22 @@ static int mix_main(sl_task *t, void *arg)   /* reactor 0: rv's home */
     (void)arg;
     SL_BEGIN(t);
     sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
-    assert_int_equal(sl_chan_new(&M.rv, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "rv" }), 0);
-    if (M.how == 1)
+    if (M.how >= 3)
+        assert_int_equal(sl_chan_new(&M.rv, sizeof(int64_t), MIX_CAP, &(sl_chan_opts){ .name = "ex", .expiring = true }), 0);
+    else
+        assert_int_equal(sl_chan_new(&M.rv, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "rv" }), 0);
+    if (M.how == 1 || M.how == 3)
         assert_int_equal(sl_spawn(NULL, mix_feed, (void *)0, NULL, NULL), 0);
     if (M.how == 0)
         assert_int_equal(sl_spawn(NULL, mix_drain, (void *)0, NULL, NULL), 0);
     assert_int_equal(sl_spawn_on(R(1), mix_select, NULL, NULL), 0);
-    WAIT_FOR(t, atomic_load(&M.done) == 12, M.mpolls, M.mrc);   /* the select, and two feeders or drains */
+    for (M.mpolls = 0; M.mpolls < POLLS && atomic_load(&M.done) != 12; M.mpolls++) {
+        if (getenv("RV_DEBUG") && M.mpolls % 1000 == 999)
+            print_message("done %d fi %d %d i %d len %zu held %u rq %u out %u res %zu sq %u sent %llu recvd %llu exp %llu given %zu next %lld %lld\n", atomic_load(&M.done), M.fi[0], M.fi[1], M.i,
+                          M.rv->len_, M.rv->rv_held_, M.rv->rv_recvq_, M.rv->rv_out_, M.rv->reserved_, M.rv->sendq_.n, (unsigned long long)M.rv->sent_, (unsigned long long)M.rv->received_, (unsigned long long)M.rv->expired_, M.rv->given_, (long long)M.next[0], (long long)M.next[1]);
+        SL_AWAIT(t, M.mrc, sl_sleep(t, SL_NS_PER_MS));
+    }
+    assert_int_equal(atomic_load(&M.done), 12);   /* the select, and two feeders or drains */
     assert_int_equal(M.rv->rv_out_, 0);   /* no proxy left behind */
     assert_int_equal(sl_chan_free(t, M.rv), 0);
     sl_runtime_stop(rt);
@@ -184,6 +198,10 @@ static void test_rv_recv_fed_at_home(void **s) { (void)s; run_mix(1, 0); }
 static void test_rv_recv_fed_at_home_prio(void **s) { (void)s; run_mix(1, SL_SELECT_PRIO(1)); }
 static void test_rv_recv_fed_by_round_trip(void **s) { (void)s; run_mix(2, 0); }
 static void test_rv_send_cases(void **s) { (void)s; run_mix(0, 0); }
+/* a receive case on another reactor's expiring channel (by offer of its head) */
+static void test_exp_recv_fed_at_home(void **s) { (void)s; run_mix(3, 0); }
+static void test_exp_recv_fed_at_home_prio(void **s) { (void)s; run_mix(3, SL_SELECT_PRIO(1)); }
+static void test_exp_recv_fed_by_credit(void **s) { (void)s; run_mix(4, 0); }
 static void test_rv_send_cases_prio(void **s) { (void)s; run_mix(0, SL_SELECT_PRIO(1)); }
 
 /* ---- one offer, forced interleavings ------------------------------------------------ */
@@ -1002,6 +1020,256 @@ static void test_parked_select_epipe_err(void **s)
     assert_int_equal(P.v, 3);
 }
 
+/* ---- receive cases on another reactor's expiring channel: one offer ---------------- */
+
+/* ex (expiring, cap 4) at reactor 0 holds 1 and 2 (1's deadline 200 ms
+ * off, 2's far); S on reactor 1 waits on [l (its own, empty), ex]. Its
+ * proxy reaches the home, which offers the head (1), held out of the ring.
+ * The R hook may first wait for the home's receiver to park behind the
+ * held head (gate), and/or for 1's deadline to pass, then fire S's local
+ * case (declined) or not (accepted); the H hook may close or free ex with
+ * the offer out. On main S's select returned -EXDEV at once. */
+enum { EH_NONE, EH_CLOSE, EH_FREE };
+
+static struct {
+    int r_how, h_how;
+    bool gate, wait_expiry;
+    sl_chan *ex, *l;
+    _Atomic int s_done, go;
+    int s_rc, s_err, rc, polls, r_hooks, h_hooks, n_after, arc;
+    int64_t got, v, local_v, after[4];
+    int after_rc[4];
+    uint64_t dl1;
+    _Atomic int expired[4], dropped[4];
+    sl_case cs[2];
+} E;
+
+static void e_on_expire(sl_chan *ch, void *e, void *arg)
+{
+    (void)ch;
+    (void)arg;
+    int64_t v;
+    memcpy(&v, e, sizeof v);
+    assert_true(v >= 1 && v <= 3);
+    E.expired[v]++;
+}
+
+static void e_drop(sl_chan *ch, void *e)   /* the destructor: counted per element */
+{
+    (void)ch;
+    int64_t v;
+    memcpy(&v, e, sizeof v);
+    assert_true(v >= 1 && v <= 3);
+    E.dropped[v]++;
+}
+
+static void e_r_hook(void *arg)   /* reactor 1, before the offer is decided */
+{
+    (void)arg;
+    if (++E.r_hooks > 1)
+        return;
+    uint64_t end = sl_now_ns() + LONG_WAIT;
+    while (E.gate && !atomic_load(&E.go) && sl_now_ns() < end)
+        sched_yield();   /* the home's receiver is about to park behind the held head */
+    while (E.wait_expiry && sl_now_ns() <= E.dl1 && sl_now_ns() < end)
+        sched_yield();   /* the offered element's deadline passes while offered */
+    assert_true(sl_now_ns() < end);
+    if (E.r_how == RS_LOCAL) {
+        E.local_v = 777;
+        assert_int_equal(sl_chan_try_send(NULL, E.l, &E.local_v), 0);
+    }
+}
+
+static void e_h_hook(void *arg)   /* reactor 0, the head's offer just posted */
+{
+    (void)arg;
+    if (++E.h_hooks > 1)
+        return;
+    if (E.h_how == EH_CLOSE)
+        assert_int_equal(sl_chan_close(NULL, E.ex), 0);
+    if (E.h_how == EH_FREE)
+        assert_int_equal(sl_chan_free(NULL, E.ex), 0);
+}
+
+static int e_select(sl_task *t, void *arg)   /* reactor 1: S */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT / 2);
+    assert_int_equal(sl_chan_new(&E.l, sizeof(int64_t), 1, &(sl_chan_opts){ .name = "l" }), 0);
+    E.got = -1;
+    E.cs[0] = (sl_case){ .ch = E.l, .op = SL_RECV, .buf = &E.got };
+    E.cs[1] = (sl_case){ .ch = E.ex, .op = SL_RECV, .buf = &E.got };
+    SL_AWAIT(t, E.s_rc, sl_select(t, E.cs, 2, 0));
+    if (E.s_rc >= 0)
+        E.s_err = E.cs[E.s_rc].err;
+    assert_int_equal(sl_chan_len(E.l), 0);
+    assert_int_equal(sl_chan_free(t, E.l), 0);
+    atomic_store(&E.s_done, 1);
+    SL_END(t);
+}
+
+static int e_main(sl_task *t, void *arg)   /* reactor 0: ex's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&E.ex, sizeof(int64_t), 4,
+                                 &(sl_chan_opts){ .name = "ex", .expiring = true, .on_expire = e_on_expire,
+                                                  .elem_drop = e_drop }),
+                     0);
+    assert_int_equal(sl_chan_give(E.ex, t, NULL), 0);   /* the hook may close or free it */
+    E.dl1 = sl_now_ns() + 200 * SL_NS_PER_MS;
+    E.v = 1;
+    assert_int_equal(sl_chan_try_send_until(t, E.ex, &E.v, E.dl1), 0);
+    E.v = 2;
+    assert_int_equal(sl_chan_try_send_until(t, E.ex, &E.v, sl_now_ns() + LONG_WAIT), 0);
+    assert_int_equal(sl_spawn_on(R(1), e_select, NULL, NULL), 0);
+    if (E.gate) {
+        WAIT_FOR(t, E.ex->rv_held_ == 1, E.polls, E.rc);   /* 1 is offered, 2 stays in the ring */
+        assert_int_equal(E.ex->len_, 1);   /* sl_chan_len counts the held one too */
+        assert_int_equal(sl_chan_len(E.ex), 2);
+        E.after[0] = -1;
+        atomic_store(&E.go, 1);   /* the answer is handled here only after this receive parked */
+        SL_AWAIT(t, E.after_rc[0], sl_chan_recv(t, E.ex, &E.after[0]));
+        E.n_after = 1;
+    }
+    WAIT_FOR(t, atomic_load(&E.s_done), E.polls, E.rc);
+    if (E.h_how != EH_FREE) {
+        WAIT_FOR(t, E.ex->rv_out_ == 0, E.polls, E.rc);   /* the answer is in */
+        do {   /* what is left, in order */
+            E.after[E.n_after] = -1;
+            E.arc = sl_chan_try_recv(t, E.ex, &E.after[E.n_after]);
+            E.after_rc[E.n_after++] = E.arc;
+        } while (E.arc == 0 && E.n_after < 4);
+        assert_int_equal(E.ex->rv_held_, 0);
+        assert_int_equal(sl_chan_free(NULL, E.ex), 0);
+    }
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void run_e(int r_how, int h_how, bool gate, bool wait_expiry)
+{
+    memset(&E, 0, sizeof E);
+    E.r_how = r_how;
+    E.h_how = h_how;
+    E.gate = gate;
+    E.wait_expiry = wait_expiry;
+    sl__rsel_set_hooks(e_r_hook, e_h_hook, NULL);
+    run_scene(2, e_main);
+    assert_int_equal(E.r_hooks, 1);   /* one offer, decided once */
+    assert_int_equal(E.h_hooks, 1);
+    for (int v = 1; v <= 2; v++)   /* destroyed at most once; expired ones destroyed too */
+        assert_true(E.dropped[v] <= 1 && E.expired[v] <= E.dropped[v]);
+}
+
+/* accepted: S takes 1; the receiver parked at the home behind the held
+ * head gets 2, not 1, and nothing is left */
+static void test_exp_offer_accepted(void **s)
+{
+    (void)s;
+    run_e(RS_NONE, EH_NONE, true, false);
+    assert_int_equal(E.s_rc, 1);
+    assert_int_equal(E.s_err, 0);
+    assert_int_equal(E.got, 1);
+    assert_int_equal(E.after_rc[0], 0);
+    assert_int_equal(E.after[0], 2);
+    assert_int_equal(E.after_rc[1], -EAGAIN);
+    assert_int_equal(E.dropped[1] + E.dropped[2] + E.expired[1], 0);
+}
+
+/* S's local case fires while 1 is offered: declined, 1 goes back first,
+ * and the receiver parked at the home meanwhile gets it, then 2 */
+static void test_exp_offer_declined_local_fired(void **s)
+{
+    (void)s;
+    run_e(RS_LOCAL, EH_NONE, true, false);
+    assert_int_equal(E.s_rc, 0);
+    assert_int_equal(E.got, 777);
+    assert_int_equal(E.after_rc[0], 0);
+    assert_int_equal(E.after[0], 1);
+    assert_int_equal(E.after_rc[1], 0);
+    assert_int_equal(E.after[1], 2);
+    assert_int_equal(E.after_rc[2], -EAGAIN);
+    assert_int_equal(E.dropped[1] + E.dropped[2], 0);
+}
+
+/* 1's deadline passes while offered, accepted: judged at the offer, so S
+ * receives it (on_expire not called, not destroyed) */
+static void test_exp_offer_expired_accepted(void **s)
+{
+    (void)s;
+    run_e(RS_NONE, EH_NONE, true, true);
+    assert_int_equal(E.s_rc, 1);
+    assert_int_equal(E.got, 1);
+    assert_int_equal(E.after[0], 2);
+    assert_int_equal(E.expired[1] + E.dropped[1], 0);
+}
+
+/* 1's deadline passes while offered, declined: back first, and the next
+ * receive meets it expired: on_expire and the destructor once, the
+ * receiver gets 2 */
+static void test_exp_offer_expired_declined(void **s)
+{
+    (void)s;
+    run_e(RS_LOCAL, EH_NONE, true, true);
+    assert_int_equal(E.s_rc, 0);
+    assert_int_equal(E.after_rc[0], 0);
+    assert_int_equal(E.after[0], 2);
+    assert_int_equal(E.after_rc[1], -EAGAIN);
+    assert_int_equal(E.expired[1], 1);
+    assert_int_equal(E.dropped[1], 1);
+    assert_int_equal(E.dropped[2], 0);
+}
+
+/* closed with 1 offered: accepted, S has 1 and the home then drains 2 and
+ * sees -EPIPE; declined, the home drains 1, 2, -EPIPE (close does not fail
+ * receivers while the head is held) */
+static void test_exp_offer_out_close_accepted(void **s)
+{
+    (void)s;
+    run_e(RS_NONE, EH_CLOSE, false, false);
+    assert_int_equal(E.s_rc, 1);
+    assert_int_equal(E.got, 1);
+    assert_int_equal(E.after[0], 2);
+    assert_int_equal(E.after_rc[1], -EPIPE);
+}
+
+static void test_exp_offer_out_close_declined(void **s)
+{
+    (void)s;
+    run_e(RS_LOCAL, EH_CLOSE, false, false);
+    assert_int_equal(E.s_rc, 0);
+    assert_int_equal(E.after[0], 1);
+    assert_int_equal(E.after[1], 2);
+    assert_int_equal(E.after_rc[2], -EPIPE);
+    assert_int_equal(E.dropped[1] + E.dropped[2], 0);
+}
+
+/* freed with 1 offered: 2 is destroyed at the free; 1 is S's if accepted,
+ * else destroyed when the decline reaches the home (the header waited):
+ * each destructor exactly once */
+static void test_exp_offer_out_free_accepted(void **s)
+{
+    (void)s;
+    run_e(RS_NONE, EH_FREE, false, false);
+    assert_int_equal(E.s_rc, 1);
+    assert_int_equal(E.got, 1);
+    assert_int_equal(E.dropped[1], 0);
+    assert_int_equal(E.dropped[2], 1);
+}
+
+static void test_exp_offer_out_free_declined(void **s)
+{
+    (void)s;
+    run_e(RS_LOCAL, EH_FREE, false, false);
+    assert_int_equal(E.s_rc, 0);
+    assert_int_equal(E.dropped[1], 1);
+    assert_int_equal(E.dropped[2], 1);
+    assert_int_equal(E.expired[1] + E.expired[2], 0);
+}
+
 /* ---- the race ------------------------------------------------------------------------ */
 
 /* rv (cap 0) at reactor 0. Senders: one at the home (blocking: offers) and
@@ -1021,6 +1289,11 @@ static struct {
     _Atomic unsigned char sent[2 * RACE_N], got[2 * RACE_N], lgot[3][RACE_LOCAL];
     _Atomic long selects, cancels, timeouts, dup;
     int rc, polls;
+    /* the expiring variant: rv is an expiring channel of 8, every send
+     * carries a random element deadline; its on_expire and destructor
+     * count per element */
+    bool exp;
+    _Atomic unsigned char expired[2 * RACE_N], dropped[2 * RACE_N];
 } X;
 
 typedef struct { int k, i, rc; int64_t v; } x_sender;
@@ -1051,7 +1324,10 @@ static int x_send(sl_task *t, void *arg)
     for (s->i = 0; s->i < RACE_N; s->i++) {
         s->v = s->k * RACE_N + s->i;
         sl_task_set_deadline(t, x_dl(t, 2));
-        SL_AWAIT(t, s->rc, sl_chan_send(t, X.rv, &s->v));
+        if (X.exp)   /* 0-400 us: some expire in the ring, some while offered */
+            SL_AWAIT(t, s->rc, sl_chan_send_until(t, X.rv, &s->v, sl_now_ns() + sl__rand(t->reactor_) % 400000 + 1));
+        else
+            SL_AWAIT(t, s->rc, sl_chan_send(t, X.rv, &s->v));
         assert_true(s->rc == 0 || s->rc == -ETIMEDOUT);
         if (s->rc == 0) {
             atomic_store(&X.sent[s->v], 1);
@@ -1178,12 +1454,41 @@ static int x_free_local(sl_task *t, void *arg)
     return 0;
 }
 
+static int64_t x_val(const void *e)
+{
+    int64_t v;
+    memcpy(&v, e, sizeof v);
+    assert_true(v >= 0 && v < 2 * RACE_N);
+    return v;
+}
+
+static void x_on_expire(sl_chan *ch, void *e, void *arg)
+{
+    (void)ch;
+    (void)arg;
+    if (atomic_fetch_add(&X.expired[x_val(e)], 1))
+        atomic_fetch_add(&X.dup, 1);
+}
+
+static void x_drop(sl_chan *ch, void *e)
+{
+    (void)ch;
+    if (atomic_fetch_add(&X.dropped[x_val(e)], 1))
+        atomic_fetch_add(&X.dup, 1);
+}
+
 static int x_main(sl_task *t, void *arg)   /* reactor 0 */
 {
     (void)arg;
     SL_BEGIN(t);
     sl_task_set_deadline(t, sl_now_ns() + 6 * LONG_WAIT);
-    assert_int_equal(sl_chan_new(&X.rv, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "rv" }), 0);
+    if (X.exp)
+        assert_int_equal(sl_chan_new(&X.rv, sizeof(int64_t), 8,
+                                     &(sl_chan_opts){ .name = "ex", .expiring = true, .on_expire = x_on_expire,
+                                                      .elem_drop = x_drop }),
+                         0);
+    else
+        assert_int_equal(sl_chan_new(&X.rv, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "rv" }), 0);
     xs[0] = (x_sender){ .k = 0 };
     assert_int_equal(sl_spawn(NULL, x_send, &xs[0], NULL, NULL), 0);
     assert_int_equal(sl_spawn(NULL, x_plain_recv, &xp, NULL, NULL), 0);
@@ -1191,8 +1496,8 @@ static int x_main(sl_task *t, void *arg)   /* reactor 0 */
     assert_int_equal(sl_spawn_on(R(2), x_far, (void *)2, NULL), 0);
     for (X.polls = 0; X.polls < 3 * POLLS; X.polls++) {
         if (atomic_load(&X.senders_done) == 2 && atomic_load(&X.locals_done) == 2 &&
-            atomic_load(&X.rv_got) >= atomic_load(&X.rv_ok) && atomic_load(&X.local_got) == 2 * RACE_LOCAL)
-            break;
+            (X.exp || atomic_load(&X.rv_got) >= atomic_load(&X.rv_ok)) && atomic_load(&X.local_got) == 2 * RACE_LOCAL)
+            break;   /* expiring: what is left is destroyed at the free, and counted */
         if (getenv("RV_DEBUG") && X.polls % 500 == 0)
             print_message("senders %d locals %d rv %ld/%ld local %ld sel %ld out %u sq %u rq %u\n", atomic_load(&X.senders_done),
                           atomic_load(&X.locals_done), (long)X.rv_got, (long)X.rv_ok, (long)X.local_got, (long)X.selects,
@@ -1211,10 +1516,30 @@ static int x_main(sl_task *t, void *arg)   /* reactor 0 */
     SL_END(t);
 }
 
-static void race_round(void)
+static void race_round(bool exp)
 {
     memset(&X, 0, sizeof X);
+    X.exp = exp;
     run_scene(3, x_main);
+    if (exp) {   /* each sent element received, or destroyed (expired or at the free), exactly once */
+        long ok = 0, got = 0, exp_n = 0, freed = 0, bad = 0;
+        for (int v = 0; v < 2 * RACE_N; v++) {
+            ok += X.sent[v];
+            got += X.got[v];
+            exp_n += X.expired[v];
+            freed += X.dropped[v] - X.expired[v];
+            bad += X.got[v] + X.dropped[v] != X.sent[v] || X.expired[v] > X.dropped[v];
+        }
+        print_message("expiring race: %ld sent, %ld received, %ld expired, %ld destroyed at the free; %ld selects, "
+                      "%ld cancels, %ld timeouts\n", ok, got, exp_n, freed, (long)X.selects, (long)X.cancels,
+                      (long)X.timeouts);
+        assert_int_equal(X.dup, 0);
+        assert_int_equal(bad, 0);
+        assert_int_equal(got + exp_n + freed, ok);
+        assert_int_equal(X.local_got, 2 * RACE_LOCAL);
+        assert_true(ok > 0);
+        return;
+    }
     long ok = 0, got = 0, bad = 0;
     for (int v = 0; v < 2 * RACE_N; v++) {
         ok += X.sent[v];
@@ -1233,7 +1558,16 @@ static void test_rv_race(void **s)
 {
     (void)s;
     for (int i = 0; i < 4; i++)
-        race_round();
+        race_round(false);
+}
+
+/* the same on an expiring channel of 8 (receive cases by offer of the
+ * head, sends with element deadlines, the remote sender by credit) */
+static void test_exp_race(void **s)
+{
+    (void)s;
+    for (int i = 0; i < 4; i++)
+        race_round(true);
 }
 
 /* ---- the race, send cases --------------------------------------------------------------- */
@@ -1408,6 +1742,17 @@ int main(void)
         cmocka_unit_test_setup(test_rv_recv_fed_at_home_prio, scene_guard),
         cmocka_unit_test_setup(test_rv_recv_fed_by_round_trip, scene_guard),
         cmocka_unit_test_setup(test_rv_send_cases, scene_guard),
+        cmocka_unit_test_setup(test_exp_recv_fed_at_home, scene_guard),
+        cmocka_unit_test_setup(test_exp_recv_fed_at_home_prio, scene_guard),
+        cmocka_unit_test_setup(test_exp_recv_fed_by_credit, scene_guard),
+        cmocka_unit_test_setup(test_exp_offer_accepted, scene_guard),
+        cmocka_unit_test_setup(test_exp_offer_declined_local_fired, scene_guard),
+        cmocka_unit_test_setup(test_exp_offer_expired_accepted, scene_guard),
+        cmocka_unit_test_setup(test_exp_offer_expired_declined, scene_guard),
+        cmocka_unit_test_setup(test_exp_offer_out_close_accepted, scene_guard),
+        cmocka_unit_test_setup(test_exp_offer_out_close_declined, scene_guard),
+        cmocka_unit_test_setup(test_exp_offer_out_free_accepted, scene_guard),
+        cmocka_unit_test_setup(test_exp_offer_out_free_declined, scene_guard),
         cmocka_unit_test_setup(test_rv_send_cases_prio, scene_guard),
         cmocka_unit_test_setup(test_rv_offer_accepted, scene_guard),
         cmocka_unit_test_setup(test_rv_offer_declined_local_fired, scene_guard),
@@ -1442,6 +1787,7 @@ int main(void)
         cmocka_unit_test_setup(test_rv_teardown_offer_out, scene_guard),
         cmocka_unit_test_setup(test_parked_select_epipe_err, scene_guard),
         cmocka_unit_test_setup(test_rv_race, scene_guard),
+        cmocka_unit_test_setup(test_exp_race, scene_guard),
         cmocka_unit_test_setup(test_rv_race_send_cases, scene_guard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
