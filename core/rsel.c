@@ -481,18 +481,24 @@ void sl__rsel_chan_freed(sl_chan *ch)
     ch->rv_offers_ = NULL;
 }
 
+/* The answer to p's offer came: p leaves ch's offers out. */
+static void offer_answered(sl_chan *ch, rv_proxy *p)
+{
+    ch->rv_out_--;
+    if (p->oprev)
+        p->oprev->onext = p->onext;
+    else
+        ch->rv_offers_ = p->onext;
+    if (p->onext)
+        p->onext->oprev = p->oprev;
+}
+
 static void h_answer(void *arg)
 {
     rv_proxy *p = arg;
     if (p->held) {
         sl_chan *ch = p->ch;
-        ch->rv_out_--;
-        if (p->oprev)
-            p->oprev->onext = p->onext;
-        else
-            ch->rv_offers_ = p->onext;
-        if (p->onext)
-            p->onext->oprev = p->oprev;
+        offer_answered(ch, p);
         sl__chan_held_back(ch, p->elem, p->until, p->accept);
         free(p);
         if (ch->freed_)
@@ -507,13 +513,7 @@ static void h_answer(void *arg)
     }
     sl_chan *ch = p->ch;
     sl_waiter *cp = p->cp;
-    ch->rv_out_--;
-    if (p->oprev)
-        p->oprev->onext = p->onext;
-    else
-        ch->rv_offers_ = p->onext;
-    if (p->onext)
-        p->onext->oprev = p->oprev;
+    offer_answered(ch, p);
     if (cp && p->accept) {
         if (p->op == SL_SEND)   /* O receives the select's element */
             memcpy(cp->buf, p->elem, ch->elem_size_);
