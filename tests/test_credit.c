@@ -1298,6 +1298,7 @@ static int gv_main(sl_task *t, void *arg)   /* reactor 0: the channel's home */
             /* the far task's report of its second receive */
             for (G.polls = 0; G.polls < FW_POLLS && gv_received() < 3; G.polls++)
                 SL_AWAIT(t, G.rc, sl_sleep(t, SL_NS_PER_MS));
+            assert_true(gv_received() >= 3);   /* the event, not the bound, ended the wait */
             gv_pressure_steps(t);
         }
         if (G.how == GV_CLOSE || G.how == GV_PRESSURE) {   /* what is left here, then the close */
