@@ -327,9 +327,19 @@ int sl_http_req_cause(const sl_http_req *req, int status, sl_cause_info *out)
         return -ENOENT;
     sl_cause c = req->ctx ? sl_ctx_cause(req->ctx, NULL) : SL_CAUSE_NONE;
     sl_wire_cause w = sl_wire_cause_of(c);
-    if (w == SL_WC_NONE)
-        w = status == 503 ? SL_WC_OVERLOADED : status == 504 ? SL_WC_DEADLINE : status == 508 ? SL_WC_LOOP
-                                                                                               : SL_WC_UPSTREAM;
+    /* No cause yet, a 504: a wait cut by the request's deadline (the
+     * handler's task has its context's deadline, in a timer of its own:
+     * the core's heap fires it as often before the context's as after, and
+     * the task answers at once), or a budget left too short for an
+     * upstream call. Either way the deadline is the request's, so it is
+     * the caller's when the request's is, as the context will say once
+     * its timer runs and as a refusal before the context says (canned
+     * lines, sl__reply_static). The status alone made it "deadline": a
+     * hop whose caller set the budget blamed itself (issue 11). */
+    if (w == SL_WC_NONE && status == 504)
+        w = req->callers_deadline ? SL_WC_CALLER_DEADLINE : SL_WC_DEADLINE;
+    else if (w == SL_WC_NONE)
+        w = status == 503 ? SL_WC_OVERLOADED : status == 508 ? SL_WC_LOOP : SL_WC_UPSTREAM;
     *out = (sl_cause_info){ .cause = w, .left_ms = (int64_t)((req->deadline - req->t_start) / SL_NS_PER_MS) };
     if (out->left_ms > 99999999)
         out->left_ms = 99999999;
