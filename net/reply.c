@@ -374,6 +374,19 @@ int sl_http_reply_cause(sl_http_req *req, const sl_cause_info *ci)
     return set_cause(req, ci);
 }
 
+/* An error answer made once the request's deadline has passed but before
+ * its context's timer ran (the handler's task wakes by a timer of its own
+ * at the same instant, and either may run first): the context ends now,
+ * as that timer would have a moment later, so the cause is the deadline's
+ * everywhere, not only in the header: the request's span, and
+ * sluice_ctx_ends_total, which would count it "completed" (issue 20). */
+static void end_by_deadline(sl_http_req *req)
+{
+    uint64_t dl = req->ctx ? sl_ctx_deadline(req->ctx) : 0;
+    if (dl && !sl_ctx_err(req->ctx) && sl_now_ns() >= dl)
+        (void)sl_ctx_cancel(req->ctx, req->callers_deadline ? SL_CAUSE_CALLER_DEADLINE : SL_CAUSE_DEADLINE);
+}
+
 int sl_http_reply(sl_http_req *req, int status, const char *content_type, const void *body, size_t len)
 {
     if (req->replied)
@@ -385,6 +398,8 @@ int sl_http_reply(sl_http_req *req, int status, const char *content_type, const 
         req->status = 499;
         return -EPIPE;
     }
+    if (cause_status(status))
+        end_by_deadline(req);
     sl_cause_info ci;
     if (cause_status(status) && !req->cause && sl_http_req_cause(req, status, &ci) == 0)
         (void)set_cause(req, &ci);   /* out of memory: the answer goes without */

@@ -1672,10 +1672,13 @@ static void test_cause_over_two_hops(void **s)
 static sl_http_server *late_srv;
 static sl_http_upstream *late_up;
 static int late_cause_seen[3];   /* the context's cause as each handler answered */
+static int late_cause_after[3];  /* and once its answer was made (/call) */
 static int late_n;
 static struct {
     int rc[3], status[3];
     char cause[3][SL_CAUSE_HDR_MAX + 8], body[3][512];
+    int metrics_rc;
+    char ends[2][96];   /* sluice_ctx_ends_total's lines for the two deadline causes */
 } LT;
 
 static int h_late(sl_task *t, void *arg)
@@ -1699,6 +1702,8 @@ static int h_late(sl_task *t, void *arg)
         sl_http_reply_error(req, 504, "deadline_exceeded", "the budget ran out");
     else
         sl_http_reply_error(req, 500, "unexpected", "the call said %d", s->rc);
+    /* the context ended with the answer, as its timer would have */
+    late_cause_after[late_n - 1] = (int)sl_ctx_cause(sl_http_req_ctx(req), NULL);
     SL_END(t);
 }
 
@@ -1721,6 +1726,16 @@ static int late_calls(sl_task *t, void *arg)
         snprintf(LT.body[i], sizeof LT.body[i], "%s", LT.rc[i] == 0 && C.r.body ? C.r.body : "");
         sl_http_call_end(&C.r);
     }
+    /* how the three contexts ended, as /metrics counts them (a request's
+     * is counted as its task ends, after its answer) */
+    sl_task_set_deadline(t, 0);
+    SL_AWAIT(t, LT.metrics_rc, sl_http_call(t, &C.r, late_up, "GET", "/metrics", NULL, 0));
+    for (int k = 0; k < 2 && LT.metrics_rc == 0 && C.r.body; k++) {
+        const char *l = strstr(C.r.body, k ? "sluice_ctx_ends_total{reactor=\"0\",cause=\"deadline_exceeded\"}"
+                                           : "sluice_ctx_ends_total{reactor=\"0\",cause=\"caller_deadline\"}");
+        snprintf(LT.ends[k], sizeof LT.ends[k], "%.*s", l ? (int)strcspn(l, "\n") : 0, l ? l : "");
+    }
+    sl_http_call_end(&C.r);
     sl_http_upstream_free(late_up);
     sl_runtime_stop(rt);
     SL_END(t);
@@ -1745,6 +1760,8 @@ static void test_cause_504_before_ctx_timer(void **s)
     memset(&LT, 0, sizeof LT);
     memset(&cap, 0, sizeof cap);
     late_n = 0;
+    for (int i = 0; i < 3; i++)
+        late_cause_after[i] = -1;
     rt = rt_new(1, &cap);
     assert_int_equal(sl_http_server_new(&late_srv, rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0",
                                                                                 .name = "late-svc",
@@ -1757,6 +1774,13 @@ static void test_cause_504_before_ctx_timer(void **s)
     assert_int_equal(late_n, 3);
     for (int i = 0; i < 3; i++)
         assert_int_equal(late_cause_seen[i], SL_CAUSE_NONE);
+    assert_int_equal(late_cause_after[0], SL_CAUSE_CALLER_DEADLINE);
+    assert_int_equal(late_cause_after[2], SL_CAUSE_DEADLINE);
+    /* not "completed": two by the caller's deadline, one by the server's own */
+    assert_int_equal(LT.metrics_rc, 0);
+    print_message("%s\n%s\n", LT.ends[0], LT.ends[1]);
+    assert_string_equal(LT.ends[0], "sluice_ctx_ends_total{reactor=\"0\",cause=\"caller_deadline\"} 2");
+    assert_string_equal(LT.ends[1], "sluice_ctx_ends_total{reactor=\"0\",cause=\"deadline_exceeded\"} 1");
     static const sl_wire_cause want[3] = { SL_WC_CALLER_DEADLINE, SL_WC_CALLER_DEADLINE, SL_WC_DEADLINE };
     for (int i = 0; i < 3; i++) {
         print_message("%d: %d sluice-cause: %s\n", i, LT.status[i], LT.cause[i]);
