@@ -1666,17 +1666,20 @@ static void test_cause_over_two_hops(void **s)
  * clock, on the reactor's own thread, so no timer can run before it answers:
  * the order that went wrong, every time. It answers as the services do: a
  * call that the budget refuses at once, then sl_http_reply_error (/call);
- * or -ETIMEDOUT, which the server answers itself (/ret). */
+ * or -ETIMEDOUT, which the server answers itself (/ret); or a 502 of its
+ * own (/bad): past the deadline, the deadline is its cause, as it is when
+ * the context's timer runs first. */
 #define LATE_SRV_MS 300   /* the server's own budget */
 #define LATE_CALLER_MS 100   /* the caller's, below it: the caller's deadline */
+#define LATE_N 4
 static sl_http_server *late_srv;
 static sl_http_upstream *late_up;
-static int late_cause_seen[3];   /* the context's cause as each handler answered */
-static int late_cause_after[3];  /* and once its answer was made (/call) */
+static int late_cause_seen[LATE_N];   /* the context's cause as each handler answered */
+static int late_cause_after[LATE_N];  /* and once its answer was made (/call, /bad) */
 static int late_n;
 static struct {
-    int rc[3], status[3];
-    char cause[3][SL_CAUSE_HDR_MAX + 8], body[3][512];
+    int rc[LATE_N], status[LATE_N];
+    char cause[LATE_N][SL_CAUSE_HDR_MAX + 8], body[LATE_N][512];
     int metrics_rc;
     char ends[2][96];   /* sluice_ctx_ends_total's lines for the two deadline causes */
 } LT;
@@ -1685,17 +1688,22 @@ static int h_late(sl_task *t, void *arg)
 {
     sl_http_req *req = arg;
     hop_st *s = sl_http_req_state(req);
-    bool call = *(const bool *)sl_http_req_arg(req);
+    int how = *(const int *)sl_http_req_arg(req);   /* 0 /ret, 1 /call, 2 /bad */
     SL_BEGIN(t);
     {
         uint64_t dl = sl_ctx_deadline(sl_http_req_ctx(req));
         while (dl && sl_now_ns() < dl) {   /* bounded: the request's budget */
         }
-        if (late_n < 3)
+        if (late_n < LATE_N)
             late_cause_seen[late_n++] = (int)sl_ctx_cause(sl_http_req_ctx(req), NULL);
     }
-    if (!call)
+    if (how == 0)
         SL_RETURN(t, -ETIMEDOUT);
+    if (how == 2) {
+        sl_http_reply_error(req, 502, "upstream_failed", "the upstream said no");
+        late_cause_after[late_n - 1] = (int)sl_ctx_cause(sl_http_req_ctx(req), NULL);
+        SL_RETURN(t, 0);
+    }
     SL_AWAIT(t, s->rc, sl_http_call(t, &s->r, late_up, "GET", "/ret", NULL, 0));
     sl_http_call_end(&s->r);
     if (s->rc == -ETIMEDOUT)
@@ -1709,15 +1717,15 @@ static int h_late(sl_task *t, void *arg)
 
 static int late_calls(sl_task *t, void *arg)
 {
-    static const char *const path[3] = { "/call", "/ret", "/call" };
+    static const char *const path[LATE_N] = { "/call", "/ret", "/call", "/bad" };
     static int i;
     (void)arg;
     SL_BEGIN(t);
-    for (i = 0; i < 3; i++) {
-        /* the first two with the caller's budget (the margin is the
-         * upstream's, so the server is given LATE_CALLER_MS); the last
-         * without one: the server's own */
-        sl_task_set_deadline(t, i < 2 ? sl_now_ns() + (uint64_t)(HOP_GAP_MS + LATE_CALLER_MS) * SL_NS_PER_MS : 0);
+    for (i = 0; i < LATE_N; i++) {
+        /* with the caller's budget (the margin is the upstream's, so the
+         * server is given LATE_CALLER_MS), but the third: without one, the
+         * server's own */
+        sl_task_set_deadline(t, i != 2 ? sl_now_ns() + (uint64_t)(HOP_GAP_MS + LATE_CALLER_MS) * SL_NS_PER_MS : 0);
         SL_AWAIT(t, LT.rc[i], sl_http_call(t, &C.r, late_up, "GET", path[i], NULL, 0));
         LT.status[i] = C.r.status;
         size_t len;
@@ -1755,37 +1763,40 @@ static int late_main(sl_task *t, void *arg)
 static void test_cause_504_before_ctx_timer(void **s)
 {
     (void)s;
-    static const bool yes = true, no = false;
+    static const int ret = 0, call = 1, bad = 2;
     memset(&C, 0, sizeof C);
     memset(&LT, 0, sizeof LT);
     memset(&cap, 0, sizeof cap);
     late_n = 0;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < LATE_N; i++)
         late_cause_after[i] = -1;
     rt = rt_new(1, &cap);
     assert_int_equal(sl_http_server_new(&late_srv, rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0",
                                                                                 .name = "late-svc",
                                                                                 .timeout_ms = LATE_SRV_MS }), 0);
-    assert_int_equal(sl_http_route(late_srv, "GET", "/call", h_late, sizeof(hop_st), (void *)&yes), 0);
-    assert_int_equal(sl_http_route(late_srv, "GET", "/ret", h_late, sizeof(hop_st), (void *)&no), 0);
+    assert_int_equal(sl_http_route(late_srv, "GET", "/call", h_late, sizeof(hop_st), (void *)&call), 0);
+    assert_int_equal(sl_http_route(late_srv, "GET", "/ret", h_late, sizeof(hop_st), (void *)&ret), 0);
+    assert_int_equal(sl_http_route(late_srv, "GET", "/bad", h_late, sizeof(hop_st), (void *)&bad), 0);
     assert_int_equal(sl_http_server_start(late_srv), 0);
     assert_int_equal(rt_run_keep(rt, late_main, NULL), 0);
     /* the interleaving: each answer was made before its context ended */
-    assert_int_equal(late_n, 3);
-    for (int i = 0; i < 3; i++)
+    assert_int_equal(late_n, LATE_N);
+    for (int i = 0; i < LATE_N; i++)
         assert_int_equal(late_cause_seen[i], SL_CAUSE_NONE);
     assert_int_equal(late_cause_after[0], SL_CAUSE_CALLER_DEADLINE);
     assert_int_equal(late_cause_after[2], SL_CAUSE_DEADLINE);
-    /* not "completed": two by the caller's deadline, one by the server's own */
+    assert_int_equal(late_cause_after[3], SL_CAUSE_CALLER_DEADLINE);
+    /* not "completed": three by the caller's deadline, one by the server's own */
     assert_int_equal(LT.metrics_rc, 0);
     print_message("%s\n%s\n", LT.ends[0], LT.ends[1]);
-    assert_string_equal(LT.ends[0], "sluice_ctx_ends_total{reactor=\"0\",cause=\"caller_deadline\"} 2");
+    assert_string_equal(LT.ends[0], "sluice_ctx_ends_total{reactor=\"0\",cause=\"caller_deadline\"} 3");
     assert_string_equal(LT.ends[1], "sluice_ctx_ends_total{reactor=\"0\",cause=\"deadline_exceeded\"} 1");
-    static const sl_wire_cause want[3] = { SL_WC_CALLER_DEADLINE, SL_WC_CALLER_DEADLINE, SL_WC_DEADLINE };
-    for (int i = 0; i < 3; i++) {
+    static const sl_wire_cause want[LATE_N] = { SL_WC_CALLER_DEADLINE, SL_WC_CALLER_DEADLINE, SL_WC_DEADLINE,
+                                                SL_WC_CALLER_DEADLINE };
+    for (int i = 0; i < LATE_N; i++) {
         print_message("%d: %d sluice-cause: %s\n", i, LT.status[i], LT.cause[i]);
         assert_int_equal(LT.rc[i], 0);
-        assert_int_equal(LT.status[i], 504);
+        assert_int_equal(LT.status[i], i == 3 ? 502 : 504);
         sl_cause_info ci;
         assert_int_equal(sl_cause_hdr_parse(LT.cause[i], strlen(LT.cause[i]), &ci), 0);
         if (ci.cause != want[i])
