@@ -1668,15 +1668,17 @@ static void test_cause_over_two_hops(void **s)
  * call that the budget refuses at once, then sl_http_reply_error (/call);
  * or -ETIMEDOUT, which the server answers itself (/ret); or a 502 of its
  * own (/bad): past the deadline, the deadline is its cause, as it is when
- * the context's timer runs first. */
+ * the context's timer runs first. And /short: no spin, a budget below the
+ * call's margin, a 504 before the deadline (the caller's, all the same). */
 #define LATE_SRV_MS 300   /* the server's own budget */
 #define LATE_CALLER_MS 100   /* the caller's, below it: the caller's deadline */
-#define LATE_N 4
+#define LATE_N 5
 static sl_http_server *late_srv;
 static sl_http_upstream *late_up;
 static int late_cause_seen[LATE_N];   /* the context's cause as each handler answered */
 static int late_cause_after[LATE_N];  /* and once its answer was made (/call, /bad) */
 static int late_n;
+static bool late_short_on_time;   /* /short answered before its deadline (as it is but on a starved machine) */
 static struct {
     int rc[LATE_N], status[LATE_N];
     char cause[LATE_N][SL_CAUSE_HDR_MAX + 8], body[LATE_N][512];
@@ -1688,11 +1690,11 @@ static int h_late(sl_task *t, void *arg)
 {
     sl_http_req *req = arg;
     hop_st *s = sl_http_req_state(req);
-    int how = *(const int *)sl_http_req_arg(req);   /* 0 /ret, 1 /call, 2 /bad */
+    int how = *(const int *)sl_http_req_arg(req);   /* 0 /ret, 1 /call, 2 /bad, 3 /short */
     SL_BEGIN(t);
     {
         uint64_t dl = sl_ctx_deadline(sl_http_req_ctx(req));
-        while (dl && sl_now_ns() < dl) {   /* bounded: the request's budget */
+        while (how != 3 && dl && sl_now_ns() < dl) {   /* bounded: the request's budget */
         }
         if (late_n < LATE_N)
             late_cause_seen[late_n++] = (int)sl_ctx_cause(sl_http_req_ctx(req), NULL);
@@ -1712,12 +1714,14 @@ static int h_late(sl_task *t, void *arg)
         sl_http_reply_error(req, 500, "unexpected", "the call said %d", s->rc);
     /* the context ended with the answer, as its timer would have */
     late_cause_after[late_n - 1] = (int)sl_ctx_cause(sl_http_req_ctx(req), NULL);
+    if (how == 3)   /* still before the deadline after the answer: so it was within */
+        late_short_on_time = sl_now_ns() < sl_ctx_deadline(sl_http_req_ctx(req));
     SL_END(t);
 }
 
 static int late_calls(sl_task *t, void *arg)
 {
-    static const char *const path[LATE_N] = { "/call", "/ret", "/call", "/bad" };
+    static const char *const path[LATE_N] = { "/call", "/ret", "/call", "/bad", "/short" };
     static int i;
     (void)arg;
     SL_BEGIN(t);
@@ -1763,11 +1767,12 @@ static int late_main(sl_task *t, void *arg)
 static void test_cause_504_before_ctx_timer(void **s)
 {
     (void)s;
-    static const int ret = 0, call = 1, bad = 2;
+    static const int ret = 0, call = 1, bad = 2, shrt = 3;
     memset(&C, 0, sizeof C);
     memset(&LT, 0, sizeof LT);
     memset(&cap, 0, sizeof cap);
     late_n = 0;
+    late_short_on_time = false;
     for (int i = 0; i < LATE_N; i++)
         late_cause_after[i] = -1;
     rt = rt_new(1, &cap);
@@ -1777,6 +1782,7 @@ static void test_cause_504_before_ctx_timer(void **s)
     assert_int_equal(sl_http_route(late_srv, "GET", "/call", h_late, sizeof(hop_st), (void *)&call), 0);
     assert_int_equal(sl_http_route(late_srv, "GET", "/ret", h_late, sizeof(hop_st), (void *)&ret), 0);
     assert_int_equal(sl_http_route(late_srv, "GET", "/bad", h_late, sizeof(hop_st), (void *)&bad), 0);
+    assert_int_equal(sl_http_route(late_srv, "GET", "/short", h_late, sizeof(hop_st), (void *)&shrt), 0);
     assert_int_equal(sl_http_server_start(late_srv), 0);
     assert_int_equal(rt_run_keep(rt, late_main, NULL), 0);
     /* the interleaving: each answer was made before its context ended */
@@ -1786,13 +1792,18 @@ static void test_cause_504_before_ctx_timer(void **s)
     assert_int_equal(late_cause_after[0], SL_CAUSE_CALLER_DEADLINE);
     assert_int_equal(late_cause_after[2], SL_CAUSE_DEADLINE);
     assert_int_equal(late_cause_after[3], SL_CAUSE_CALLER_DEADLINE);
+    /* /short, before its deadline: its context goes on (ended by its timer
+     * after the request, or with it: not counted by a deadline). A thread
+     * starved past the 100 ms made it a late answer like the others. */
+    assert_int_equal(late_cause_after[4], late_short_on_time ? SL_CAUSE_NONE : SL_CAUSE_CALLER_DEADLINE);
     /* not "completed": three by the caller's deadline, one by the server's own */
     assert_int_equal(LT.metrics_rc, 0);
     print_message("%s\n%s\n", LT.ends[0], LT.ends[1]);
-    assert_string_equal(LT.ends[0], "sluice_ctx_ends_total{reactor=\"0\",cause=\"caller_deadline\"} 3");
+    assert_string_equal(LT.ends[0], late_short_on_time ? "sluice_ctx_ends_total{reactor=\"0\",cause=\"caller_deadline\"} 3"
+                                                       : "sluice_ctx_ends_total{reactor=\"0\",cause=\"caller_deadline\"} 4");
     assert_string_equal(LT.ends[1], "sluice_ctx_ends_total{reactor=\"0\",cause=\"deadline_exceeded\"} 1");
     static const sl_wire_cause want[LATE_N] = { SL_WC_CALLER_DEADLINE, SL_WC_CALLER_DEADLINE, SL_WC_DEADLINE,
-                                                SL_WC_CALLER_DEADLINE };
+                                                SL_WC_CALLER_DEADLINE, SL_WC_CALLER_DEADLINE };
     for (int i = 0; i < LATE_N; i++) {
         print_message("%d: %d sluice-cause: %s\n", i, LT.status[i], LT.cause[i]);
         assert_int_equal(LT.rc[i], 0);
