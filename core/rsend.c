@@ -132,9 +132,7 @@ static rs_batch *batch_alloc(sl_reactor *r, size_t size)
         r->rs_spares = b->spare_next;
         r->rs_nspares--;
     } else {
-        /* a small one in one 128-byte block, two lines the CPU fetches as
-         * a pair: its header and first elements reach the home together */
-        b = size <= BATCH_SMALL ? aligned_alloc(128, 256) : malloc(size);
+        b = malloc(size <= BATCH_SMALL ? BATCH_SMALL : size);
         if (!b)
             return NULL;
         r->rs_batch_mallocs++;
