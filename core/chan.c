@@ -429,7 +429,8 @@ int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,
         return -EINVAL;
     if (!sl__on_reactor(r))
         return -EXDEV;
-    sl_chan *ch = mem ? mem : malloc(sizeof *ch);
+    /* 64-aligned: the header's first line is read by other reactors (sl_chan.h) */
+    sl_chan *ch = mem ? mem : aligned_alloc(64, (sizeof *ch + 63) & ~(size_t)63);
     if (!ch)
         return -ENOMEM;
     memset(ch, 0, sizeof *ch);
@@ -496,6 +497,12 @@ static int park_on(sl_task *t, sl_chan *ch, sl_wq *q, sl_wait_kind kind, void *b
         sl_wq_remove(q, &t->w_);
     return rc;
 }
+
+/* The header's first line (sl_chan.h): read by other reactors at every
+ * operation, written by the home only at creation, close and free. */
+_Static_assert(offsetof(sl_chan, file_) + sizeof(const char *) <= 64 &&
+                   offsetof(sl_chan, line_) >= 64,
+               "sl_chan: the remote-read fields fill the first 64 bytes, the home's own the rest");
 
 /* A send or receive through a stale pointer: the header is in quarantine. */
 static int freed_op(sl_task *t, sl_chan *ch, const char *what)

@@ -318,13 +318,25 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags);
 /* ---- private ------------------------------------------------------------ */
 
 struct sl_chan {
+    /* The first 64 bytes: what another reactor's send or receive reads
+     * every time (home_, heap_, cap_, elem_size_, expiring_), beside what
+     * changes only at creation, close and free. A heap channel's header is
+     * 64-aligned (chan.c), so the home's writes of every operation (len_,
+     * head_, the queues, the counters, below) do not make those reads a
+     * cache miss on the other reactor: one a leg of a cross-reactor
+     * ping-pong (docs/core.md, "The ping-pong"). */
     sl_reactor *home_;
+    size_t elem_size_, cap_;
+    uint8_t closed_, freed_, heap_, buf_heap_, senders_gone_, receivers_gone_;
+    uint8_t expiring_;
+    uint8_t pad_;
     struct { sl_chan *prev, *next; } link_;   /* the home's channels, or its quarantine (core/list.h) */
     const char *name_, *file_;
+    /* written by the home as it works */
     int line_;
-    uint8_t closed_, freed_, heap_, buf_heap_, senders_gone_, receivers_gone_, pressured_;
+    uint8_t pressured_;
     uint8_t remote_seen_;          /* ever used from another reactor */
-    size_t elem_size_, cap_, len_, head_;
+    size_t len_, head_;
     unsigned char *buf_;
     sl_wq sendq_, recvq_;
     void (*ptr_free_)(void *);
@@ -346,7 +358,7 @@ struct sl_chan {
     sl_chan *grant_next_;          /* in the home's list of channels to serve at turn end */
     uint8_t grant_queued_;
     /* expiring elements: a deadline per slot (0 none), how many are set */
-    uint8_t expiring_, dl_heap_;
+    uint8_t dl_heap_;             /* expiring_ is in the first line */
     uint64_t *dl_;
     size_t dl_n_;
     uint64_t expired_;
