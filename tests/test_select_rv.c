@@ -1268,6 +1268,125 @@ static void test_exp_offer_out_free_declined(void **s)
     assert_int_equal(E.expired[1] + E.expired[2], 0);
 }
 
+/* ---- serve_local after a grant skips a receive proxy (issue 17) ------------------------ */
+
+/* The bug test_exp_race found only under load: sl__chan_serve_local (run
+ * at a turn's end for a channel queued for a grant, with a receiver
+ * queued) took the head of recvq_ even when it was another reactor's
+ * select's receive proxy: it handed it a home sender's element and fired
+ * it, which for a proxy means -EPIPE at the select; the sender returned 0
+ * and the element was lost. Staged here: ex (expiring, cap SV_CAP) at
+ * reactor 0 has all its room lent as credit to reactor 2, whose thread is
+ * held (so the recall stays unanswered); a select on reactor 1 waits on
+ * ex (its proxy queued, nothing to offer); a sender at the home parks (no
+ * room, a recall out). Then the channel is queued for a grant
+ * (sl__chan_turn_end: what an ask or a receive opening room does), and the
+ * turn ends. Before the fix the select returned with -EPIPE and the
+ * element was gone; now nothing moves until the recall's answer brings
+ * the room back, the element enters, is offered, and the select gets it. */
+#define SV_CAP 2
+
+static struct {
+    sl_chan *ex;
+    _Atomic int hold, holding, release, lender_done, s_done, snd_done;
+    int rc, polls, lrc, li, src, s_err, snd_rc;
+    int64_t lv, v, got, sv;
+    sl_case cs[1];
+} V;
+
+static int v_lender(sl_task *t, void *arg)   /* reactor 2: takes credit, uses one slot, then holds its thread */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    V.lv = 1;
+    SL_AWAIT(t, V.lrc, sl_chan_send(t, V.ex, &V.lv));
+    assert_int_equal(V.lrc, 0);
+    for (V.li = 0; V.li < POLLS && !atomic_load(&V.hold); V.li++)
+        SL_AWAIT(t, V.lrc, sl_sleep(t, SL_NS_PER_MS));
+    assert_true(atomic_load(&V.hold));
+    {
+        /* no message of this reactor's runs while this spins: the home's
+         * recall waits here */
+        atomic_store(&V.holding, 1);
+        uint64_t end = sl_now_ns() + LONG_WAIT;
+        while (!atomic_load(&V.release) && sl_now_ns() < end)
+            sched_yield();
+        assert_true(atomic_load(&V.release));
+    }
+    atomic_store(&V.lender_done, 1);
+    SL_END(t);
+}
+
+static int v_select(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    V.got = -1;
+    V.cs[0] = (sl_case){ .ch = V.ex, .op = SL_RECV, .buf = &V.got };
+    SL_AWAIT(t, V.src, sl_select(t, V.cs, 1, 0));
+    if (V.src >= 0)
+        V.s_err = V.cs[V.src].err;
+    atomic_store(&V.s_done, 1);
+    SL_END(t);
+}
+
+static int v_sender(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    V.sv = 42;
+    SL_AWAIT(t, V.snd_rc, sl_chan_send(t, V.ex, &V.sv));
+    atomic_store(&V.snd_done, 1);
+    SL_END(t);
+}
+
+static int v_main(sl_task *t, void *arg)   /* reactor 0: ex's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&V.ex, sizeof(int64_t), SV_CAP, &(sl_chan_opts){ .name = "ex", .expiring = true }),
+                     0);
+    assert_int_equal(sl_spawn_on(R(2), v_lender, NULL, NULL), 0);
+    SL_AWAIT(t, V.rc, sl_chan_recv(t, V.ex, &V.v));   /* its batch is here */
+    assert_int_equal(V.rc, 0);
+    assert_int_equal(V.v, 1);
+    WAIT_FOR(t, V.ex->reserved_ == SV_CAP, V.polls, V.rc);   /* all the room is reactor 2's credit */
+    assert_int_equal(V.ex->len_, 0);
+    atomic_store(&V.hold, 1);
+    WAIT_FOR(t, atomic_load(&V.holding), V.polls, V.rc);
+    assert_int_equal(sl_spawn_on(R(1), v_select, NULL, NULL), 0);
+    WAIT_FOR(t, V.ex->rv_recvq_ == 1, V.polls, V.rc);   /* S's proxy queued: nothing to offer */
+    assert_int_equal(sl_spawn(NULL, v_sender, NULL, NULL, NULL), 0);
+    WAIT_FOR(t, V.ex->sendq_.n == 1, V.polls, V.rc);   /* parked: no room, the recall unanswered */
+    assert_int_equal(V.ex->reserved_, SV_CAP);
+    sl__chan_turn_end(V.ex);   /* queued for a grant: served when this turn ends */
+    SL_AWAIT(t, V.rc, sl_sleep(t, SL_NS_PER_MS));   /* that turn ended */
+    assert_false(atomic_load(&V.s_done));   /* before the fix: fired, -EPIPE, the element lost */
+    assert_false(atomic_load(&V.snd_done));
+    assert_int_equal(V.ex->rv_recvq_, 1);
+    atomic_store(&V.release, 1);   /* the recall's answer brings the room: 42 enters, is offered, taken */
+    WAIT_FOR(t, atomic_load(&V.s_done) && atomic_load(&V.snd_done) && atomic_load(&V.lender_done), V.polls, V.rc);
+    assert_int_equal(V.src, 0);
+    assert_int_equal(V.s_err, 0);
+    assert_int_equal(V.got, 42);
+    assert_int_equal(V.snd_rc, 0);
+    WAIT_FOR(t, V.ex->rv_out_ == 0, V.polls, V.rc);
+    assert_int_equal(sl_chan_len(V.ex), 0);
+    assert_int_equal(sl_chan_free(t, V.ex), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_exp_serve_local_skips_proxy(void **s)
+{
+    (void)s;
+    memset(&V, 0, sizeof V);
+    run_scene(3, v_main);
+}
+
 /* ---- the race ------------------------------------------------------------------------ */
 
 /* rv (cap 0) at reactor 0. Senders: one at the home (blocking: offers) and
@@ -1779,6 +1898,7 @@ int main(void)
         cmocka_unit_test_setup(test_rv_teardown_proxy_queued, scene_guard),
         cmocka_unit_test_setup(test_rv_teardown_offer_out, scene_guard),
         cmocka_unit_test_setup(test_parked_select_epipe_err, scene_guard),
+        cmocka_unit_test_setup(test_exp_serve_local_skips_proxy, scene_guard),
         cmocka_unit_test_setup(test_rv_race, scene_guard),
         cmocka_unit_test_setup(test_exp_race, scene_guard),
         cmocka_unit_test_setup(test_rv_race_send_cases, scene_guard),
