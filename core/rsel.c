@@ -69,6 +69,8 @@ typedef struct rv_proxy {
     bool ch_gone;            /* freed with the offer out: the answer does not touch ch */
     struct rv_proxy *onext, *oprev;   /* ch->rv_offers_ */
     sl_waiter *cp;           /* the counterpart while an offer is out (NULL: gone at teardown) */
+    struct rv_proxy *cnext, *cprev;   /* H's rsel_claims while cp is a claimed select's case */
+    bool claim;
     /* R -> H with the answer */
     bool accept;
     unsigned char elem[];    /* a send case's copy, or the offering sender's element */
@@ -332,6 +334,65 @@ void sl__rsel_offer_head(sl_chan *ch)
     }
 }
 
+/* A select S_H parked here (all its cases on this reactor's channels),
+ * its case node w offered to p: every node of S_H leaves its queue, so no
+ * local operation, match, close or free finds it while the offer is out
+ * (docs/core.md "A select at the home meets a remote select"); S_H waits
+ * for the answer as a blocking task whose offer is out does. */
+static void claim(rv_proxy *p, sl_waiter *w)
+{
+    sl_task *t = w->task;
+    sl__select_take(t);
+    task_to_offer(t, p);
+    p->claim = true;
+    p->cprev = NULL;
+    p->cnext = p->home->rsel_claims;
+    if (p->cnext)
+        p->cnext->cprev = p;
+    p->home->rsel_claims = p;
+    offer(p, w);
+}
+
+bool sl__rsel_claim(sl_task *t, sl_case *c)
+{
+    rv_proxy *p = first_proxy(c->ch, c->op);
+    if (!p)
+        return false;
+    claim(p, &c->w_);
+    return true;
+}
+
+/* Declined (and no deadline or cancel came): S_H is matched again, as at
+ * sl_select's start: a case ready now (a local operation that found no
+ * node meanwhile and parked, a channel closed) completes; else its nodes
+ * go back to their places, and a case with another proxy queued is
+ * claimed again. */
+static void select_retry(sl_task *t)
+{
+    sl_reactor *r = t->reactor_;
+    r->remote_pending--;
+    t->w_.tag = 0;
+    t->w_.until = 0;
+    t->wait_kind_ = SL_WAIT_SELECT;
+    int i = sl__select_rematch(t);
+    if (i >= 0) {
+        sl__wake(t, i);
+        return;
+    }
+    if (!t->heap_idx_) {   /* as sl__park counts a wait with no end */
+        t->flags_ |= SL_TF_BLOCKED;
+        r->blocked++;
+        r->check_deadlock = true;
+        if (!r->wg_armed)
+            sl__watch_blocked(r);
+    }
+    sl__select_put_back(t);
+    sl_case *cases = t->wait_obj_;
+    for (int j = 0; j < t->w_.idx; j++)
+        if (!cases[j].ch->cap_ && sl__rsel_claim(t, &cases[j]))
+            return;
+}
+
 static void h_park(void *arg)
 {
     rv_proxy *p = arg;
@@ -361,6 +422,14 @@ static void h_park(void *arg)
         offer(p, w);
         return;
     }
+    /* no plain waiter that offers: a select parked here waiting for the
+     * other operation is claimed and offered */
+    for (sl_waiter *w = other->head; w; w = w->link.next) {
+        if (w->task && w->task->wait_kind_ == SL_WAIT_SELECT && sl__select_local_only(w->task)) {
+            claim(p, w);
+            return;
+        }
+    }
     if (p->op == SL_RECV && (ch->closed_ || ch->senders_gone_)) {
         ch->rv_out_--;
         h_fire_epipe(p);
@@ -388,6 +457,41 @@ static void h_withdraw(void *arg)
     sl_reactor_post_mem(p->from, &p->ack, r_ack, p);
 }
 
+/* A claimed select leaves H's list of claims (its offer answered). */
+static void claim_unlink(rv_proxy *p)
+{
+    if (!p->claim)
+        return;
+    p->claim = false;
+    if (p->cprev)
+        p->cprev->cnext = p->cnext;
+    else
+        p->home->rsel_claims = p->cnext;
+    if (p->cnext)
+        p->cnext->cprev = p->cprev;
+}
+
+static bool is_select_case(const sl_waiter *cp)
+{
+    return cp->task && cp != &cp->task->w_;
+}
+
+/* A claimed select's wait ends: with its case cp (rc: the case's result),
+ * or with err (its deadline or cancel, declined) if cp is NULL. */
+static void select_done(sl_task *t, sl_waiter *cp, int rc, int err)
+{
+    t->reactor_->remote_pending--;
+    t->w_.tag = 0;
+    t->w_.until = 0;
+    if (!cp) {
+        sl__wake(t, err);
+        return;
+    }
+    SL_CONTAINER_OF(cp, sl_case, w_)->err = rc;
+    cp->err = rc;
+    sl__wake(t, cp->idx);
+}
+
 /* O's wait ends with rc. */
 static void cp_done(sl_waiter *cp, int rc)
 {
@@ -396,16 +500,29 @@ static void cp_done(sl_waiter *cp, int rc)
         sl__remote_offer_end(cp, rc, false);
         return;
     }
+    if (is_select_case(cp)) {
+        select_done(t, cp, rc, 0);
+        return;
+    }
     t->reactor_->remote_pending--;
     t->w_.tag = 0;
     t->w_.until = 0;
     sl__wake(t, rc);
 }
 
+static void select_retry(sl_task *t);
+
 /* Declined: O goes on as if it had just arrived, first in line. */
 static void cp_retry(sl_chan *ch, sl_waiter *cp, int op)
 {
     sl_task *t = cp->task;
+    if (t && is_select_case(cp)) {
+        if (t->w_.tag == SL_OFFER_ABORT_TAG)
+            select_done(t, NULL, 0, t->w_.err);   /* its deadline or cancel came meanwhile */
+        else
+            select_retry(t);
+        return;
+    }
     if (t ? t->w_.tag == SL_OFFER_ABORT_TAG : sl__remote_offer_aborted(cp)) {
         if (t)
             cp_done(cp, t->w_.err);   /* its deadline or cancel came meanwhile */
@@ -453,10 +570,17 @@ static void cp_retry(sl_chan *ch, sl_waiter *cp, int op)
 static void answer_gone(rv_proxy *p)
 {
     sl_waiter *cp = p->cp;
+    claim_unlink(p);
     if (cp && p->accept) {
         if (p->op == SL_SEND)
             memcpy(cp->buf, p->elem, p->esz);
         cp_done(cp, 0);
+    } else if (cp && is_select_case(cp)) {
+        sl_task *t = cp->task;
+        if (t->w_.tag == SL_OFFER_ABORT_TAG)
+            select_done(t, NULL, 0, t->w_.err);
+        else
+            select_done(t, cp, -EPIPE, 0);   /* the offered channel is gone: as a parked case would */
     } else if (cp) {
         sl_task *t = cp->task;
         bool aborted = t ? t->w_.tag == SL_OFFER_ABORT_TAG : sl__remote_offer_aborted(cp);
@@ -470,6 +594,18 @@ static void answer_gone(rv_proxy *p)
 
 void sl__rsel_chan_freed(sl_chan *ch)
 {
+    /* selects of this reactor claimed for an offer have no node on ch's
+     * queues: a case on ch is marked gone (-EPIPE if declined), not read
+     * again. The offered case itself is the offer's (ch_gone, below). */
+    for (rv_proxy *p = ch->home_ ? ch->home_->rsel_claims : NULL; p; p = p->cnext) {
+        if (!p->cp)
+            continue;
+        sl_task *t = p->cp->task;
+        sl_case *cases = t->wait_obj_;
+        for (int i = 0; i < t->w_.idx; i++)
+            if (cases[i].ch == ch && &cases[i].w_ != p->cp)
+                cases[i].w_.tag = SL_CASE_GONE;
+    }
     if (ch->cap_)
         return;   /* held heads: the header waits for their answers (rv_out_), which destroy a declined one */
     for (rv_proxy *p = ch->rv_offers_; p; p = p->onext) {
@@ -514,6 +650,7 @@ static void h_answer(void *arg)
     sl_chan *ch = p->ch;
     sl_waiter *cp = p->cp;
     offer_answered(ch, p);
+    claim_unlink(p);
     if (cp && p->accept) {
         if (p->op == SL_SEND)   /* O receives the select's element */
             memcpy(cp->buf, p->elem, ch->elem_size_);

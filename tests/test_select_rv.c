@@ -1482,6 +1482,279 @@ static void test_exp_serve_local_skips_proxy(void **s)
     run_scene(3, v_main);
 }
 
+/* ---- a select at the home meets another reactor's select ------------------------------ */
+
+/* rv (cap 0) at reactor 0. S_H, a select on reactor 0 over [lh (a
+ * rendezvous channel of reactor 0, the "idle" case), rv]; S_R, a select on
+ * reactor 1 over [lr (its own, cap 1), rv] with the other operation on rv.
+ * They must meet: S_H is claimed (its nodes off their queues) and offered
+ * to S_R's proxy. On main both waited until their deadline. What happens
+ * while the claim's offer is out is chosen by the scene, forced with the
+ * offer hooks:
+ *   R side, before S_R decides: nothing (accepted) or S_R's local case
+ *   fires (declined);
+ *   H side, right after the offer left: nothing; a try_send on lh (finds
+ *   no node of S_H: -EAGAIN); a sender on lh that parks; S_H's deadline;
+ *   its cancel; close lh; free lh; free rv. */
+enum { GH_NONE, GH_TRY, GH_PARKED, GH_DEADLINE, GH_CANCEL, GH_CLOSE_L, GH_FREE_L, GH_FREE_RV };
+
+static struct {
+    bool r_first, h_sends, decline;
+    int h_how;
+    sl_chan *rv, *lh, *lr;
+    sl_task *sh;
+    _Atomic int sh_done, sr_done, snd_started, snd_done;
+    int rc, polls, r_hooks, h_hooks, try_rc, snd_rc, drc;
+    int sh_rc, sh_err, sr_rc, sr_err;
+    int64_t hv, hl, rv_v, rl, lr_v, snd_v, drained;
+    sl_case hc[2], rc_[2];
+} G;
+
+static void g_r_hook(void *arg)   /* reactor 1, before S_R decides */
+{
+    (void)arg;
+    if (++G.r_hooks > 1)
+        return;
+    if (G.h_how == GH_PARKED) {   /* the home's sender on lh has run (and parked) before the answer is read there */
+        uint64_t end = sl_now_ns() + LONG_WAIT;
+        while (!atomic_load(&G.snd_started) && sl_now_ns() < end)
+            sched_yield();
+        assert_true(atomic_load(&G.snd_started));
+    }
+    if (G.decline) {
+        G.lr_v = 777;
+        assert_int_equal(sl_chan_try_send(NULL, G.lr, &G.lr_v), 0);   /* S_R fires its local case */
+    }
+}
+
+static int g_lh_sender(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    G.snd_v = 555;
+    atomic_store(&G.snd_started, 1);   /* it parks in this same step */
+    SL_AWAIT(t, G.snd_rc, sl_chan_send(t, G.lh, &G.snd_v));
+    atomic_store(&G.snd_done, 1);
+    SL_END(t);
+}
+
+static void g_h_hook(void *arg)   /* reactor 0, the claim's offer just posted */
+{
+    (void)arg;
+    if (++G.h_hooks > 1)
+        return;
+    assert_false(atomic_load(&G.sh_done));
+    assert_int_equal(G.lh->recvq_.n, 0);   /* claimed: S_H's nodes are off their queues */
+    switch (G.h_how) {
+    case GH_TRY:
+        G.snd_v = 555;
+        G.try_rc = sl_chan_try_send(NULL, G.lh, &G.snd_v);
+        break;
+    case GH_PARKED: assert_int_equal(sl_spawn(NULL, g_lh_sender, NULL, NULL, NULL), 0); break;
+    case GH_DEADLINE: sl__timer_fire(R(0), G.sh->wake_at_); break;   /* S_H's deadline, now */
+    case GH_CANCEL: assert_int_equal(sl_task_cancel(G.sh, 0), 0); break;
+    case GH_CLOSE_L: assert_int_equal(sl_chan_close(NULL, G.lh), 0); break;
+    case GH_FREE_L: assert_int_equal(sl_chan_free(NULL, G.lh), 0); break;
+    case GH_FREE_RV: assert_int_equal(sl_chan_free(NULL, G.rv), 0); break;
+    }
+}
+
+static int g_hsel(sl_task *t, void *arg)   /* reactor 0: S_H */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    G.sh = t;
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT / 2);
+    G.hv = G.h_sends ? 43 : -1;
+    G.hl = -1;
+    G.hc[0] = (sl_case){ .ch = G.lh, .op = SL_RECV, .buf = &G.hl };
+    G.hc[1] = (sl_case){ .ch = G.rv, .op = G.h_sends ? SL_SEND : SL_RECV, .buf = &G.hv };
+    SL_AWAIT(t, G.sh_rc, sl_select(t, G.hc, 2, 0));
+    if (G.sh_rc >= 0)
+        G.sh_err = G.hc[G.sh_rc].err;
+    atomic_store(&G.sh_done, 1);
+    SL_END(t);
+}
+
+static int g_rsel(sl_task *t, void *arg)   /* reactor 1: S_R */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT / 2);
+    assert_int_equal(sl_chan_new(&G.lr, sizeof(int64_t), 1, &(sl_chan_opts){ .name = "lr" }), 0);
+    G.rv_v = G.h_sends ? -1 : 42;
+    G.rl = -1;
+    G.rc_[0] = (sl_case){ .ch = G.lr, .op = SL_RECV, .buf = &G.rl };
+    G.rc_[1] = (sl_case){ .ch = G.rv, .op = G.h_sends ? SL_RECV : SL_SEND, .buf = &G.rv_v };
+    SL_AWAIT(t, G.sr_rc, sl_select(t, G.rc_, 2, 0));
+    if (G.sr_rc >= 0)
+        G.sr_err = G.rc_[G.sr_rc].err;
+    assert_int_equal(sl_chan_len(G.lr), 0);
+    assert_int_equal(sl_chan_free(t, G.lr), 0);
+    atomic_store(&G.sr_done, 1);
+    SL_END(t);
+}
+
+static int g_main(sl_task *t, void *arg)   /* reactor 0: rv's and lh's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&G.rv, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "rv" }), 0);
+    assert_int_equal(sl_chan_new(&G.lh, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "lh" }), 0);
+    assert_int_equal(sl_chan_give(G.rv, t, NULL), 0);   /* the hook may close or free them */
+    assert_int_equal(sl_chan_give(G.lh, t, NULL), 0);
+    if (G.r_first) {
+        assert_int_equal(sl_spawn_on(R(1), g_rsel, NULL, NULL), 0);
+        WAIT_FOR(t, G.rv->rv_sendq_ + G.rv->rv_recvq_ == 1, G.polls, G.rc);   /* S_R's proxy is queued here */
+        assert_int_equal(sl_spawn(NULL, g_hsel, NULL, NULL, NULL), 0);   /* claimed as it parks */
+    } else {
+        assert_int_equal(sl_spawn(NULL, g_hsel, NULL, NULL, NULL), 0);
+        WAIT_FOR(t, G.lh->recvq_.n == 1, G.polls, G.rc);   /* S_H parked */
+        assert_int_equal(sl_spawn_on(R(1), g_rsel, NULL, NULL), 0);   /* claimed as its proxy arrives */
+    }
+    WAIT_FOR(t, atomic_load(&G.sr_done), G.polls, G.rc);
+    if (G.decline && (G.h_how == GH_NONE || G.h_how == GH_TRY)) {
+        /* S_H waits again, its nodes back: a plain send on lh meets it */
+        WAIT_FOR(t, G.lh->recvq_.n == 1, G.polls, G.rc);
+        G.snd_v = 556;
+        assert_int_equal(sl_chan_try_send(t, G.lh, &G.snd_v), 0);
+    }
+    WAIT_FOR(t, atomic_load(&G.sh_done), G.polls, G.rc);
+    if (G.h_how == GH_PARKED) {
+        if (!G.decline) {   /* the sender still waits on lh */
+            SL_AWAIT(t, G.drc, sl_chan_recv(t, G.lh, &G.drained));
+            assert_int_equal(G.drc, 0);
+            assert_int_equal(G.drained, 555);
+        }
+        WAIT_FOR(t, atomic_load(&G.snd_done), G.polls, G.rc);
+        assert_int_equal(G.snd_rc, 0);
+    }
+    if (G.h_how != GH_FREE_RV) {
+        WAIT_FOR(t, G.rv->rv_out_ == 0, G.polls, G.rc);   /* no proxy or offer left behind */
+        assert_int_equal(sl_chan_free(NULL, G.rv), 0);
+    }
+    if (G.h_how != GH_FREE_L)
+        assert_int_equal(sl_chan_free(NULL, G.lh), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void run_g(bool r_first, bool h_sends, bool decline, int h_how)
+{
+    memset(&G, 0, sizeof G);
+    G.r_first = r_first;
+    G.h_sends = h_sends;
+    G.decline = decline;
+    G.h_how = h_how;
+    G.try_rc = 1;
+    sl__rsel_set_hooks(g_r_hook, g_h_hook, NULL);
+    run_scene(2, g_main);
+    assert_int_equal(G.r_hooks, 1);   /* one offer, decided once */
+    assert_int_equal(G.h_hooks, 1);
+    if (h_how == GH_TRY)
+        assert_int_equal(G.try_rc, -EAGAIN);   /* S_H claimed: not fired by a local operation */
+    if (decline) {   /* S_R took its local case */
+        assert_int_equal(G.sr_rc, 0);
+        assert_int_equal(G.sr_err, 0);
+        assert_int_equal(G.rl, 777);
+        assert_int_equal(h_sends ? G.rv_v : G.hv, -1);   /* nothing received through rv */
+        return;
+    }
+    /* accepted: both took rv, the element moved once */
+    assert_int_equal(G.sr_rc, 1);
+    assert_int_equal(G.sr_err, 0);
+    assert_int_equal(G.sh_rc, 1);
+    assert_int_equal(G.sh_err, 0);
+    if (h_sends)
+        assert_int_equal(G.rv_v, 43);
+    else
+        assert_int_equal(G.hv, 42);
+    assert_int_equal(G.hl, -1);
+}
+
+/* the plain meet, both orders of arrival, both directions */
+static void test_meet_h_recv_r_first(void **s) { (void)s; run_g(true, false, false, GH_NONE); }
+static void test_meet_h_recv_h_first(void **s) { (void)s; run_g(false, false, false, GH_NONE); }
+static void test_meet_h_send_r_first(void **s) { (void)s; run_g(true, true, false, GH_NONE); }
+static void test_meet_h_send_h_first(void **s) { (void)s; run_g(false, true, false, GH_NONE); }
+
+/* a local try_send on S_H's other case while claimed finds no node
+ * (-EAGAIN); accepted, S_H returns rv */
+static void test_meet_claimed_not_fired_accepted(void **s) { (void)s; run_g(true, false, false, GH_TRY); }
+
+/* the same, declined: S_H's nodes are back, a later send on lh meets it */
+static void test_meet_claimed_not_fired_declined(void **s)
+{
+    (void)s;
+    run_g(false, false, true, GH_TRY);
+    assert_int_equal(G.sh_rc, 0);
+    assert_int_equal(G.sh_err, 0);
+    assert_int_equal(G.hl, 556);
+}
+
+/* declined: a sender that parked on lh while S_H was claimed meets it at
+ * the re-match */
+static void test_meet_declined_parked_sender_meets(void **s)
+{
+    (void)s;
+    run_g(true, false, true, GH_PARKED);
+    assert_int_equal(G.sh_rc, 0);
+    assert_int_equal(G.sh_err, 0);
+    assert_int_equal(G.hl, 555);
+}
+
+/* accepted: that sender stays parked, S_H took rv */
+static void test_meet_accepted_parked_sender_waits(void **s) { (void)s; run_g(false, true, false, GH_PARKED); }
+
+/* S_H's deadline and cancel with the claim out: it waits for the answer */
+static void test_meet_claimed_deadline_accepted(void **s) { (void)s; run_g(true, false, false, GH_DEADLINE); }
+static void test_meet_claimed_cancel_accepted(void **s) { (void)s; run_g(true, true, false, GH_CANCEL); }
+
+static void test_meet_claimed_deadline_declined(void **s)
+{
+    (void)s;
+    run_g(true, false, true, GH_DEADLINE);
+    assert_int_equal(G.sh_rc, -ETIMEDOUT);
+}
+
+static void test_meet_claimed_cancel_declined(void **s)
+{
+    (void)s;
+    run_g(false, true, true, GH_CANCEL);
+    assert_int_equal(G.sh_rc, -ECANCELED);
+}
+
+/* close and free of S_H's other channel, and free of rv, with the claim out */
+static void test_meet_claimed_close_other_accepted(void **s) { (void)s; run_g(true, false, false, GH_CLOSE_L); }
+static void test_meet_claimed_free_other_accepted(void **s) { (void)s; run_g(true, false, false, GH_FREE_L); }
+static void test_meet_claimed_free_rv_accepted(void **s) { (void)s; run_g(true, true, false, GH_FREE_RV); }
+
+static void test_meet_claimed_close_other_declined(void **s)
+{
+    (void)s;
+    run_g(true, false, true, GH_CLOSE_L);
+    assert_int_equal(G.sh_rc, 0);
+    assert_int_equal(G.sh_err, -EPIPE);
+}
+
+static void test_meet_claimed_free_other_declined(void **s)
+{
+    (void)s;
+    run_g(true, false, true, GH_FREE_L);   /* -EPIPE, lh's header not read (ASan) */
+    assert_int_equal(G.sh_rc, 0);
+    assert_int_equal(G.sh_err, -EPIPE);
+}
+
+static void test_meet_claimed_free_rv_declined(void **s)
+{
+    (void)s;
+    run_g(false, false, true, GH_FREE_RV);
+    assert_int_equal(G.sh_rc, 1);
+    assert_int_equal(G.sh_err, -EPIPE);
+}
+
 /* ---- the race ------------------------------------------------------------------------ */
 
 /* rv (cap 0) at reactor 0. Senders: one at the home (blocking: offers) and
@@ -1996,6 +2269,24 @@ int main(void)
         cmocka_unit_test_setup(test_exp_teardown_offer_out_declined, scene_guard),
         cmocka_unit_test_setup(test_parked_select_epipe_err, scene_guard),
         cmocka_unit_test_setup(test_exp_serve_local_skips_proxy, scene_guard),
+        cmocka_unit_test_setup(test_meet_h_recv_r_first, scene_guard),
+        cmocka_unit_test_setup(test_meet_h_recv_h_first, scene_guard),
+        cmocka_unit_test_setup(test_meet_h_send_r_first, scene_guard),
+        cmocka_unit_test_setup(test_meet_h_send_h_first, scene_guard),
+        cmocka_unit_test_setup(test_meet_claimed_not_fired_accepted, scene_guard),
+        cmocka_unit_test_setup(test_meet_claimed_not_fired_declined, scene_guard),
+        cmocka_unit_test_setup(test_meet_declined_parked_sender_meets, scene_guard),
+        cmocka_unit_test_setup(test_meet_accepted_parked_sender_waits, scene_guard),
+        cmocka_unit_test_setup(test_meet_claimed_deadline_accepted, scene_guard),
+        cmocka_unit_test_setup(test_meet_claimed_cancel_accepted, scene_guard),
+        cmocka_unit_test_setup(test_meet_claimed_deadline_declined, scene_guard),
+        cmocka_unit_test_setup(test_meet_claimed_cancel_declined, scene_guard),
+        cmocka_unit_test_setup(test_meet_claimed_close_other_accepted, scene_guard),
+        cmocka_unit_test_setup(test_meet_claimed_free_other_accepted, scene_guard),
+        cmocka_unit_test_setup(test_meet_claimed_free_rv_accepted, scene_guard),
+        cmocka_unit_test_setup(test_meet_claimed_close_other_declined, scene_guard),
+        cmocka_unit_test_setup(test_meet_claimed_free_other_declined, scene_guard),
+        cmocka_unit_test_setup(test_meet_claimed_free_rv_declined, scene_guard),
         cmocka_unit_test_setup(test_rv_race, scene_guard),
         cmocka_unit_test_setup(test_exp_race, scene_guard),
         cmocka_unit_test_setup(test_rv_race_send_cases, scene_guard),
