@@ -1755,6 +1755,255 @@ static void test_meet_claimed_free_rv_declined(void **s)
     assert_int_equal(G.sh_err, -EPIPE);
 }
 
+/* ---- the meet race: selects at the home and on other reactors ------------------------- */
+
+/* rv (cap 0) at reactor 0. Senders: select workers at the home (their
+ * other case a receive on the home's local channel) and on reactor 2, and
+ * a plain round trip from reactor 2; receivers: select workers at the home
+ * and on reactor 1, and a plain receiver at the home. Every select worker
+ * has random deadlines and is cancelled and replaced at random by its
+ * driver; the plain ones have random deadlines. Every value whose send
+ * returned 0 (the select chose rv with err 0) is received exactly once,
+ * none other; every local value once. Home selects sending to reactor 1's
+ * select workers and reactor 2's selects sending to the home's select
+ * workers meet only by a claim: counted, and required. */
+#define ZN 2000
+#define ZL 300
+enum { ZS_HSEL, ZS_RSEL, ZS_PLAIN, ZS_N };          /* senders: the home's selects, reactor 2's, a round trip */
+enum { ZR_HSEL, ZR_RSEL, ZR_PLAIN, ZR_N };          /* receivers: the home's selects, reactor 1's, plain at the home */
+
+static struct {
+    sl_chan *rv, *l[3];
+    _Atomic int stop, senders_done, locals_done, recv_done, frees_done;
+    _Atomic long rv_ok, rv_got, local_got, dup, selects, cancels, timeouts;
+    _Atomic long pair[ZR_N][ZS_N];
+    _Atomic unsigned char sent[ZS_N * ZN], got[ZS_N * ZN], lgot[3][ZL];
+    int rc, polls;
+} Z;
+
+typedef struct z_worker z_worker;
+typedef struct {
+    int k, role, send, rc, wrc, i, n;   /* k: reactor; role: ZS_* or ZR_*; i: the next value's index (senders) */
+    sl_task *w;
+    struct z_worker {
+        void *d;
+        int rc;
+        int64_t v, got;
+        sl_case cs[2];
+    } ws;
+} z_driver;
+
+static uint64_t z_dl(sl_task *t)
+{
+    uint64_t r = sl__rand(t->reactor_);
+    if (r % 4 == 0)
+        return 0;
+    return sl_now_ns() + 1000 + (r >> 8) % 60000;
+}
+
+static void z_got(int role, int64_t v)
+{
+    if (v < 0 || v >= ZS_N * ZN || atomic_fetch_add(&Z.got[v], 1) != 0) {
+        atomic_fetch_add(&Z.dup, 1);
+        return;
+    }
+    atomic_fetch_add(&Z.pair[role][v / ZN], 1);
+    atomic_fetch_add(&Z.rv_got, 1);
+}
+
+static void z_local(int k, int64_t v)
+{
+    int64_t i = v - 1000000;
+    assert_true(i >= 0 && i < ZL);
+    if (atomic_fetch_add(&Z.lgot[k][i], 1))
+        atomic_fetch_add(&Z.dup, 1);
+    atomic_fetch_add(&Z.local_got, 1);
+}
+
+static int z_work(sl_task *t, void *arg)
+{
+    z_worker *w = arg;
+    z_driver *d = w->d;
+    SL_BEGIN(t);
+    w->cs[0] = (sl_case){ .ch = Z.rv, .op = d->send ? SL_SEND : SL_RECV, .buf = d->send ? &w->v : &w->got };
+    w->cs[1] = (sl_case){ .ch = Z.l[d->k], .op = SL_RECV, .buf = &w->got };
+    while (!atomic_load(&Z.stop) && (!d->send || d->i < ZN)) {
+        sl_task_set_deadline(t, z_dl(t));
+        w->v = d->role * ZN + d->i;
+        w->got = -1;
+        SL_AWAIT(t, w->rc, sl_select(t, w->cs, 2, 0));
+        atomic_fetch_add(&Z.selects, 1);
+        if (w->rc == -ECANCELED)
+            break;
+        if (w->rc == -ETIMEDOUT) {
+            atomic_fetch_add(&Z.timeouts, 1);
+            continue;
+        }
+        assert_true(w->rc == 0 || w->rc == 1);
+        assert_int_equal(w->cs[w->rc].err, 0);
+        if (w->rc == 1) {
+            z_local(d->k, w->got);
+        } else if (d->send) {
+            atomic_store(&Z.sent[w->v], 1);
+            atomic_fetch_add(&Z.rv_ok, 1);
+            d->i++;
+        } else {
+            z_got(d->role, w->got);
+        }
+    }
+    SL_END(t);
+}
+
+static int z_drive(sl_task *t, void *arg)   /* the select workers of one role, cancelled at random */
+{
+    z_driver *d = arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + 6 * LONG_WAIT);
+    while (!atomic_load(&Z.stop) && (!d->send || d->i < ZN)) {
+        d->ws = (z_worker){ .d = d };
+        assert_int_equal(sl_spawn(NULL, z_work, &d->ws, &d->w, &(sl_spawn_opts){ .joinable = true }), 0);
+        SL_AWAIT(t, d->rc, sl_sleep(t, (sl__rand(t->reactor_) % 300) * 1000));
+        if (sl_task_cancel(d->w, 0) == 0)
+            atomic_fetch_add(&Z.cancels, 1);
+        SL_AWAIT(t, d->rc, sl_task_join(t, d->w, &d->wrc));
+        assert_int_equal(d->rc, 0);
+        d->n++;
+    }
+    atomic_fetch_add(d->send ? &Z.senders_done : &Z.recv_done, 1);
+    SL_END(t);
+}
+
+static int z_plain(sl_task *t, void *arg)   /* a round trip sender on reactor 2, or a receiver at the home */
+{
+    z_driver *d = arg;
+    SL_BEGIN(t);
+    while (!atomic_load(&Z.stop) && (!d->send || d->i < ZN)) {
+        sl_task_set_deadline(t, sl_now_ns() + 1000 + sl__rand(t->reactor_) % 60000);   /* always: it must see the stop */
+        d->ws.v = ZS_PLAIN * ZN + d->i;
+        if (d->send)
+            SL_AWAIT(t, d->rc, sl_chan_send(t, Z.rv, &d->ws.v));
+        else
+            SL_AWAIT(t, d->rc, sl_chan_recv(t, Z.rv, &d->ws.got));
+        if (d->rc == -ETIMEDOUT)
+            continue;
+        assert_int_equal(d->rc, 0);
+        if (d->send) {
+            atomic_store(&Z.sent[d->ws.v], 1);
+            atomic_fetch_add(&Z.rv_ok, 1);
+            d->i++;
+        } else {
+            z_got(ZR_PLAIN, d->ws.got);
+        }
+    }
+    atomic_fetch_add(d->send ? &Z.senders_done : &Z.recv_done, 1);
+    SL_END(t);
+}
+
+static int z_feed(sl_task *t, void *arg)   /* the local channel of reactor k */
+{
+    z_driver *f = arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + 6 * LONG_WAIT);
+    for (f->i = 0; f->i < ZL; f->i++) {
+        f->ws.v = 1000000 + f->i;
+        SL_AWAIT(t, f->rc, sl_chan_send(t, Z.l[f->k], &f->ws.v));
+        assert_int_equal(f->rc, 0);
+        if (f->i % 8 == 0)
+            SL_AWAIT(t, f->rc, sl_sleep(t, 50000));
+    }
+    atomic_fetch_add(&Z.locals_done, 1);
+    SL_END(t);
+}
+
+static z_driver zd[8], zf[3];
+
+static int z_at(sl_task *t, void *arg)   /* reactor k: its local channel, feeder, drivers */
+{
+    int k = (int)(intptr_t)arg;
+    (void)t;
+    assert_int_equal(sl_chan_new(&Z.l[k], sizeof(int64_t), 4, NULL), 0);
+    assert_int_equal(sl_chan_give(Z.l[k], t, NULL), 0);   /* z_free_local frees it */
+    zf[k] = (z_driver){ .k = k };
+    assert_int_equal(sl_spawn(NULL, z_feed, &zf[k], NULL, NULL), 0);
+    if (k == 0) {
+        zd[0] = (z_driver){ .k = 0, .role = ZS_HSEL, .send = 1 };
+        zd[1] = (z_driver){ .k = 0, .role = ZR_HSEL };
+        zd[2] = (z_driver){ .k = 0, .role = ZR_PLAIN };
+        assert_int_equal(sl_spawn(NULL, z_drive, &zd[0], NULL, NULL), 0);
+        assert_int_equal(sl_spawn(NULL, z_drive, &zd[1], NULL, NULL), 0);
+        assert_int_equal(sl_spawn(NULL, z_plain, &zd[2], NULL, NULL), 0);
+    } else if (k == 1) {
+        zd[3] = (z_driver){ .k = 1, .role = ZR_RSEL };
+        assert_int_equal(sl_spawn(NULL, z_drive, &zd[3], NULL, NULL), 0);
+    } else {
+        zd[4] = (z_driver){ .k = 2, .role = ZS_RSEL, .send = 1 };
+        zd[5] = (z_driver){ .k = 2, .role = ZS_PLAIN, .send = 1 };
+        assert_int_equal(sl_spawn(NULL, z_drive, &zd[4], NULL, NULL), 0);
+        assert_int_equal(sl_spawn(NULL, z_plain, &zd[5], NULL, NULL), 0);
+    }
+    return 0;
+}
+
+static int z_free_local(sl_task *t, void *arg)
+{
+    int k = (int)(intptr_t)arg;
+    (void)t;
+    assert_int_equal(sl_chan_len(Z.l[k]), 0);
+    assert_int_equal(sl_chan_free(NULL, Z.l[k]), 0);
+    atomic_fetch_add(&Z.frees_done, 1);
+    return 0;
+}
+
+static int z_main(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + 6 * LONG_WAIT);
+    assert_int_equal(sl_chan_new(&Z.rv, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "rv" }), 0);
+    assert_int_equal(sl_spawn(NULL, z_at, (void *)0, NULL, NULL), 0);
+    assert_int_equal(sl_spawn_on(R(1), z_at, (void *)1, NULL), 0);
+    assert_int_equal(sl_spawn_on(R(2), z_at, (void *)2, NULL), 0);
+    for (Z.polls = 0; Z.polls < 3 * POLLS; Z.polls++) {
+        if (atomic_load(&Z.senders_done) == 3 && atomic_load(&Z.locals_done) == 3 &&
+            atomic_load(&Z.rv_got) >= atomic_load(&Z.rv_ok) && atomic_load(&Z.local_got) == 3 * ZL)
+            break;
+        SL_AWAIT(t, Z.rc, sl_sleep(t, SL_NS_PER_MS));
+    }
+    assert_true(Z.polls < 3 * POLLS);   /* everything came, not the bound */
+    atomic_store(&Z.stop, 1);
+    WAIT_FOR(t, atomic_load(&Z.recv_done) == 3, Z.polls, Z.rc);
+    for (Z.rc = 0; Z.rc < 3; Z.rc++)
+        assert_int_equal(sl_spawn_on(R(Z.rc), z_free_local, (void *)(intptr_t)Z.rc, NULL), 0);
+    WAIT_FOR(t, atomic_load(&Z.frees_done) == 3 && Z.rv->rv_out_ == 0, Z.polls, Z.rc);
+    assert_int_equal(sl_chan_free(t, Z.rv), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_meet_race(void **s)
+{
+    (void)s;
+    memset(&Z, 0, sizeof Z);
+    memset(zd, 0, sizeof zd);
+    run_scene(3, z_main);
+    long ok = 0, got = 0, bad = 0;
+    for (int v = 0; v < ZS_N * ZN; v++) {
+        ok += Z.sent[v];
+        got += Z.got[v];
+        bad += Z.sent[v] != Z.got[v];
+    }
+    print_message("meet race: %ld sent, %ld received; home select -> reactor 1's selects %ld, reactor 2's selects -> "
+                  "home selects %ld; %ld selects, %ld cancels, %ld timeouts\n",
+                  ok, got, (long)Z.pair[ZR_RSEL][ZS_HSEL], (long)Z.pair[ZR_HSEL][ZS_RSEL], (long)Z.selects,
+                  (long)Z.cancels, (long)Z.timeouts);
+    assert_int_equal(Z.dup, 0);
+    assert_int_equal(bad, 0);   /* each sent value received once, none other */
+    assert_int_equal(ok, 3 * ZN);
+    assert_int_equal(Z.local_got, 3 * ZL);
+    assert_true(Z.pair[ZR_RSEL][ZS_HSEL] > 0);   /* the meets only a claim makes */
+    assert_true(Z.pair[ZR_HSEL][ZS_RSEL] > 0);
+}
+
 /* ---- the race ------------------------------------------------------------------------ */
 
 /* rv (cap 0) at reactor 0. Senders: one at the home (blocking: offers) and
@@ -2287,6 +2536,7 @@ int main(void)
         cmocka_unit_test_setup(test_meet_claimed_close_other_declined, scene_guard),
         cmocka_unit_test_setup(test_meet_claimed_free_other_declined, scene_guard),
         cmocka_unit_test_setup(test_meet_claimed_free_rv_declined, scene_guard),
+        cmocka_unit_test_setup(test_meet_race, scene_guard),
         cmocka_unit_test_setup(test_rv_race, scene_guard),
         cmocka_unit_test_setup(test_exp_race, scene_guard),
         cmocka_unit_test_setup(test_rv_race_send_cases, scene_guard),
