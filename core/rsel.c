@@ -34,10 +34,14 @@
  * will go). A WITHDRAW that finds an offer out is not answered: the
  * offer reaches R after S stopped, so R declines, and H frees at that.
  *
- * Counterparts that can wait a round trip offer; try_send/try_recv, a
- * select at the home and proxies of other selects skip proxies (two
- * selects do not meet). Plain waiters go before proxies: a counterpart
- * that finds one completes at once. */
+ * Counterparts that can wait a round trip offer; try_send/try_recv and
+ * proxies of other selects skip proxies (R1's and R2's selects do not
+ * meet). A select at the home whose cases are all on its channels is
+ * *claimed* for a proxy of the other operation (claim): its nodes leave
+ * their queues, so nothing at the home can fire it, and its case offers
+ * itself as a blocking counterpart does; declined, it is matched again
+ * (select_retry). Plain waiters go before proxies: a counterpart that
+ * finds one completes at once. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -24,7 +24,10 @@
  * withdrawn (rsel.c). A receive case on another reactor's expiring
  * channel goes the same way: the home offers its head element (never
  * lent: it would expire there). Cases on another reactor's _mem channel:
- * -EXDEV. */
+ * -EXDEV. A select here whose cases are all on this reactor's channels
+ * meets another reactor's select on a rendezvous channel of ours: rsel.c
+ * claims it (its nodes off their queues) and offers it to that select's
+ * proxy (sl__select_take / _rematch / _put_back below). */
 #include <errno.h>
 #include "internal.h"
 #include "list.h"

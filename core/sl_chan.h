@@ -305,6 +305,13 @@ typedef struct sl_case {
  * never ready at the start, the home offers its head element (alive at
  * the offer: an accepted one is received even if its deadline passed on
  * the way) and nobody there receives past it until the answer.
+ * A select whose cases are all on this reactor's channels meets another
+ * reactor's select waiting with the other operation on one of its
+ * rendezvous channels (docs/core.md, "A select at the home meets a remote
+ * select"): it is claimed for that select and offered to it; meanwhile its
+ * deadline or cancel waits for the answer (accepted: that case; declined:
+ * the error), and if declined it is matched again, uniformly among the
+ * cases ready then whatever its flags.
  * Returns -EINVAL (n < 1, NULL channel, bad op), -EXDEV (checked before
  * anything is taken or parked: any case on another reactor's _mem
  * channel, sl_chan_mem; docs/core.md,
