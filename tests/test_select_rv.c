@@ -1797,6 +1797,8 @@ static struct {
     _Atomic long pair[ZR_N][ZS_N];
     _Atomic unsigned char sent[ZS_N * ZN], got[ZS_N * ZN], lgot[3][ZL];
     int rc, polls;
+    bool far_recv;   /* reactor 1's select workers are the only receivers (no reactor 2 selects) */
+    int n_send, n_recv, n_local;
 } Z;
 
 typedef struct z_worker z_worker;
@@ -1942,21 +1944,25 @@ static int z_at(sl_task *t, void *arg)   /* reactor k: its local channel, feeder
     assert_int_equal(sl_chan_new(&Z.l[k], sizeof(int64_t), 4, NULL), 0);
     assert_int_equal(sl_chan_give(Z.l[k], t, NULL), 0);   /* z_free_local frees it */
     zf[k] = (z_driver){ .k = k };
-    assert_int_equal(sl_spawn(NULL, z_feed, &zf[k], NULL, NULL), 0);
+    if (k < Z.n_local)   /* far_recv: no select on reactor 2 receives its local values */
+        assert_int_equal(sl_spawn(NULL, z_feed, &zf[k], NULL, NULL), 0);
     if (k == 0) {
         zd[0] = (z_driver){ .k = 0, .role = ZS_HSEL, .send = 1 };
         zd[1] = (z_driver){ .k = 0, .role = ZR_HSEL };
         zd[2] = (z_driver){ .k = 0, .role = ZR_PLAIN };
         assert_int_equal(sl_spawn(NULL, z_drive, &zd[0], NULL, NULL), 0);
-        assert_int_equal(sl_spawn(NULL, z_drive, &zd[1], NULL, NULL), 0);
-        assert_int_equal(sl_spawn(NULL, z_plain, &zd[2], NULL, NULL), 0);
+        if (!Z.far_recv) {
+            assert_int_equal(sl_spawn(NULL, z_drive, &zd[1], NULL, NULL), 0);
+            assert_int_equal(sl_spawn(NULL, z_plain, &zd[2], NULL, NULL), 0);
+        }
     } else if (k == 1) {
         zd[3] = (z_driver){ .k = 1, .role = ZR_RSEL };
         assert_int_equal(sl_spawn(NULL, z_drive, &zd[3], NULL, NULL), 0);
     } else {
         zd[4] = (z_driver){ .k = 2, .role = ZS_RSEL, .send = 1 };
         zd[5] = (z_driver){ .k = 2, .role = ZS_PLAIN, .send = 1 };
-        assert_int_equal(sl_spawn(NULL, z_drive, &zd[4], NULL, NULL), 0);
+        if (!Z.far_recv)   /* it would meet nobody: R1's and R2's selects do not meet */
+            assert_int_equal(sl_spawn(NULL, z_drive, &zd[4], NULL, NULL), 0);
         assert_int_equal(sl_spawn(NULL, z_plain, &zd[5], NULL, NULL), 0);
     }
     return 0;
@@ -1982,14 +1988,14 @@ static int z_main(sl_task *t, void *arg)   /* reactor 0 */
     assert_int_equal(sl_spawn_on(R(1), z_at, (void *)1, NULL), 0);
     assert_int_equal(sl_spawn_on(R(2), z_at, (void *)2, NULL), 0);
     for (Z.polls = 0; Z.polls < 3 * POLLS; Z.polls++) {
-        if (atomic_load(&Z.senders_done) == 3 && atomic_load(&Z.locals_done) == 3 &&
-            atomic_load(&Z.rv_got) >= atomic_load(&Z.rv_ok) && atomic_load(&Z.local_got) == 3 * ZL)
+        if (atomic_load(&Z.senders_done) == Z.n_send && atomic_load(&Z.locals_done) == Z.n_local &&
+            atomic_load(&Z.rv_got) >= atomic_load(&Z.rv_ok) && atomic_load(&Z.local_got) == Z.n_local * ZL)
             break;
         SL_AWAIT(t, Z.rc, sl_sleep(t, SL_NS_PER_MS));
     }
     assert_true(Z.polls < 3 * POLLS);   /* everything came, not the bound */
     atomic_store(&Z.stop, 1);
-    WAIT_FOR(t, atomic_load(&Z.recv_done) == 3, Z.polls, Z.rc);
+    WAIT_FOR(t, atomic_load(&Z.recv_done) == Z.n_recv, Z.polls, Z.rc);
     for (Z.rc = 0; Z.rc < 3; Z.rc++)
         assert_int_equal(sl_spawn_on(R(Z.rc), z_free_local, (void *)(intptr_t)Z.rc, NULL), 0);
     WAIT_FOR(t, atomic_load(&Z.frees_done) == 3 && Z.rv->rv_out_ == 0, Z.polls, Z.rc);
@@ -1998,11 +2004,14 @@ static int z_main(sl_task *t, void *arg)   /* reactor 0 */
     SL_END(t);
 }
 
-static void test_meet_race(void **s)
+static void run_z(bool far_recv)
 {
-    (void)s;
     memset(&Z, 0, sizeof Z);
     memset(zd, 0, sizeof zd);
+    Z.far_recv = far_recv;
+    Z.n_send = far_recv ? 2 : 3;
+    Z.n_recv = far_recv ? 1 : 3;
+    Z.n_local = far_recv ? 2 : 3;
     run_scene(3, z_main);
     long ok = 0, got = 0, bad = 0;
     for (int v = 0; v < ZS_N * ZN; v++) {
@@ -2016,12 +2025,16 @@ static void test_meet_race(void **s)
                   (long)Z.cancels, (long)Z.timeouts);
     assert_int_equal(Z.dup, 0);
     assert_int_equal(bad, 0);   /* each sent value received once, none other */
-    assert_int_equal(ok, 3 * ZN);
-    assert_int_equal(Z.local_got, 3 * ZL);
-    /* the meets only a claim makes (the first pair is often rare: the
-     * home's own receivers meet its select senders first) */
-    assert_true(Z.pair[ZR_RSEL][ZS_HSEL] + Z.pair[ZR_HSEL][ZS_RSEL] > 0);
+    assert_int_equal(ok, Z.n_send * ZN);
+    assert_int_equal(Z.local_got, Z.n_local * ZL);
+    if (far_recv)   /* the home's select senders met reactor 1's selects only: every one a claim */
+        assert_int_equal(Z.pair[ZR_RSEL][ZS_HSEL], ZN);
+    else   /* the meets only a claim makes (the first pair is often rare: the home's own receivers meet its select senders first) */
+        assert_true(Z.pair[ZR_RSEL][ZS_HSEL] + Z.pair[ZR_HSEL][ZS_RSEL] > 0);
 }
+
+static void test_meet_race(void **s) { (void)s; run_z(false); }
+static void test_meet_race_far_receivers(void **s) { (void)s; run_z(true); }
 
 /* ---- the race ------------------------------------------------------------------------ */
 
@@ -2556,6 +2569,7 @@ int main(void)
         cmocka_unit_test_setup(test_meet_claimed_free_other_declined, scene_guard),
         cmocka_unit_test_setup(test_meet_claimed_free_rv_declined, scene_guard),
         cmocka_unit_test_setup(test_meet_race, scene_guard),
+        cmocka_unit_test_setup(test_meet_race_far_receivers, scene_guard),
         cmocka_unit_test_setup(test_rv_race, scene_guard),
         cmocka_unit_test_setup(test_exp_race, scene_guard),
         cmocka_unit_test_setup(test_rv_race_send_cases, scene_guard),
