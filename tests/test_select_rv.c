@@ -2027,10 +2027,12 @@ static void run_z(bool far_recv)
     assert_int_equal(bad, 0);   /* each sent value received once, none other */
     assert_int_equal(ok, Z.n_send * ZN);
     assert_int_equal(Z.local_got, Z.n_local * ZL);
-    if (far_recv)   /* the home's select senders met reactor 1's selects only: every one a claim */
+    /* The home's select senders met reactor 1's selects only: every one a
+     * claim. (In the mixed round the claimed meets are printed, not
+     * required: the plain receiver at the home, nearly always parked,
+     * goes first, and 2 of 30 runs had none.) */
+    if (far_recv)
         assert_int_equal(Z.pair[ZR_RSEL][ZS_HSEL], ZN);
-    else   /* the meets only a claim makes (the first pair is often rare: the home's own receivers meet its select senders first) */
-        assert_true(Z.pair[ZR_RSEL][ZS_HSEL] + Z.pair[ZR_HSEL][ZS_RSEL] > 0);
 }
 
 static void test_meet_race(void **s) { (void)s; run_z(false); }
