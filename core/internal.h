@@ -86,6 +86,7 @@ struct sl_reactor {
 
     uint32_t remote_pending;          /* cross-reactor ops of our tasks in flight */
     void *rsel_claims;                /* rsel.c: offers out for selects of ours claimed for them */
+    uint32_t rv_queued;               /* rsel.c: other reactors' proxies queued at our channels */
     /* idle spin (reactor.c): its length (0 off), and whether the callback
      * under way has posted or run a cross-reactor message */
     uint64_t spin_ns;

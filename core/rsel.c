@@ -115,6 +115,15 @@ static uint32_t *count_for(sl_chan *ch, int op)
     return op == SL_SEND ? &ch->rv_sendq_ : &ch->rv_recvq_;
 }
 
+/* p enters (1) or leaves (-1) its channel's queue at H: counted per
+ * channel and operation (first_proxy's test) and per reactor (whether a
+ * select parking there need look for one at all: sl_select) */
+static void queued(rv_proxy *p, int d)
+{
+    *count_for(p->ch, p->op) += (uint32_t)d;
+    p->home->rv_queued += (uint32_t)d;
+}
+
 /* ---- R: the select's side -------------------------------------------------- */
 
 int sl__rsel_prepare(sl_task *t, sl_case *c)
@@ -223,7 +232,7 @@ static void offer(rv_proxy *p, sl_waiter *cp)
 {
     if (p->hstate == H_QUEUED) {
         sl_wq_remove(queue_for(p->ch, p->op), &p->w);
-        (*count_for(p->ch, p->op))--;
+        queued(p, -1);
     }
     p->hstate = H_OFFERED;
     p->cp = cp;
@@ -410,7 +419,7 @@ static void h_park(void *arg)
     if (p->held) {   /* queued, then offered the head if there is one */
         p->hstate = H_QUEUED;
         sl_wq_push(&ch->recvq_, &p->w);
-        ch->rv_recvq_++;
+        queued(p, 1);
         sl__rsel_offer_head(ch);
         return;
     }
@@ -441,7 +450,7 @@ static void h_park(void *arg)
     }
     p->hstate = H_QUEUED;
     sl_wq_push(queue_for(ch, p->op), &p->w);
-    (*count_for(ch, p->op))++;
+    queued(p, 1);
 }
 
 static void h_withdraw(void *arg)
@@ -452,7 +461,7 @@ static void h_withdraw(void *arg)
         return;   /* R declines the offer: the answer frees it here */
     if (p->hstate == H_QUEUED) {
         sl_wq_remove(queue_for(ch, p->op), &p->w);
-        (*count_for(ch, p->op))--;
+        queued(p, -1);
         ch->rv_out_--;
         p->hstate = H_FIRED;
         if (ch->freed_)
@@ -674,7 +683,7 @@ void sl__rsel_fire(sl_waiter *w, int err)
 {
     rv_proxy *p = SL_CONTAINER_OF(w, rv_proxy, w);
     (void)err;   /* the only error a queued proxy is failed with */
-    (*count_for(p->ch, p->op))--;
+    queued(p, -1);
     p->ch->rv_out_--;
     h_fire_epipe(p);
 }
@@ -684,7 +693,7 @@ void sl__rsel_fire(sl_waiter *w, int err)
 void sl__rsel_drop_queued(sl_waiter *w)
 {
     rv_proxy *p = SL_CONTAINER_OF(w, rv_proxy, w);
-    (*count_for(p->ch, p->op))--;
+    queued(p, -1);
     p->ch->rv_out_--;
     free(p);
 }

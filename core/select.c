@@ -86,7 +86,7 @@ static inline __attribute__((always_inline)) bool case_ready(sl_case *c, sl_reac
     return c->op == SL_SEND ? sl__rsend_ready(r, c->ch) : sl__rrecv_ready(r, c->ch);
 }
 
-static int case_do(sl_task *t, sl_case *c)
+static inline __attribute__((always_inline)) int case_do(sl_task *t, sl_case *c)
 {
     if (is_remote(c, t->reactor_))   /* ready: completes at once, never parks */
         return c->op == SL_SEND ? sl__rsend(t, c->ch, c->buf, 0) : sl__rrecv(t, c->ch, c->buf);
@@ -376,10 +376,12 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
     if (!remote) {
         /* a case on a rendezvous channel here where another reactor's
          * select waits with the other operation: this select is claimed
-         * and offered to it (rsel.c) */
-        for (int i = 0; i < n; i++)
-            if (!cases[i].ch->cap_ && sl__rsel_claim(t, &cases[i]))
-                break;
+         * and offered to it (rsel.c). One test while no proxy is queued
+         * at this reactor's channels. */
+        if (r->rv_queued)
+            for (int i = 0; i < n; i++)
+                if (!cases[i].ch->cap_ && sl__rsel_claim(t, &cases[i]))
+                    break;
         return rc;
     }
     {
