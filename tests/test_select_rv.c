@@ -1773,6 +1773,118 @@ static void test_meet_claimed_free_rv_declined(void **s)
     assert_int_equal(G.sh_err, -EPIPE);
 }
 
+/* Declined by one remote select, S_H is claimed again for the next proxy
+ * queued: S_R1 (reactor 1) and S_R2 (reactor 2) wait to send on rv; S_H
+ * parks to receive and is claimed for S_R1's proxy (the first); S_R1
+ * fires its local case first (forced at its hook) and declines; S_H's
+ * re-match finds nothing ready, puts its nodes back and is claimed for
+ * S_R2's proxy, which accepts: S_H receives 42, S_R1 sent nothing. */
+static struct {
+    sl_chan *rv, *lh, *l1;
+    _Atomic int r1_done, r2_done, l1_made;
+    int rc, polls, r_hooks, h_hooks, hrc, herr, r1rc, r2rc, r2err, hdone;
+    _Atomic int r_hooks1;
+    int64_t hv, v1, v2, lv, l1v;
+    sl_case hc[2], c1[2], c2[1];
+} GR;
+
+static void gr_r_hook(void *arg)   /* reactors 1 and 2, before their select decides */
+{
+    (void)arg;
+    if (sl_reactor_current() != R(1) || atomic_fetch_add(&GR.r_hooks1, 1))
+        return;
+    GR.lv = 777;
+    assert_int_equal(sl_chan_try_send(NULL, GR.l1, &GR.lv), 0);   /* S_R1 fires its local case: declined */
+}
+
+static void gr_h_hook(void *arg)
+{
+    (void)arg;
+    GR.h_hooks++;
+}
+
+static int gr_s1(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT / 2);
+    assert_int_equal(sl_chan_new(&GR.l1, sizeof(int64_t), 1, NULL), 0);
+    atomic_store(&GR.l1_made, 1);
+    GR.v1 = 41;
+    GR.c1[0] = (sl_case){ .ch = GR.l1, .op = SL_RECV, .buf = &GR.l1v };
+    GR.c1[1] = (sl_case){ .ch = GR.rv, .op = SL_SEND, .buf = &GR.v1 };
+    SL_AWAIT(t, GR.r1rc, sl_select(t, GR.c1, 2, 0));
+    assert_int_equal(sl_chan_free(t, GR.l1), 0);
+    atomic_store(&GR.r1_done, 1);
+    SL_END(t);
+}
+
+static int gr_s2(sl_task *t, void *arg)   /* reactor 2 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT / 2);
+    GR.v2 = 42;
+    GR.c2[0] = (sl_case){ .ch = GR.rv, .op = SL_SEND, .buf = &GR.v2 };
+    SL_AWAIT(t, GR.r2rc, sl_select(t, GR.c2, 1, 0));
+    if (GR.r2rc >= 0)
+        GR.r2err = GR.c2[GR.r2rc].err;
+    atomic_store(&GR.r2_done, 1);
+    SL_END(t);
+}
+
+static int gr_hsel(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT / 2);
+    GR.hv = -1;
+    GR.hc[0] = (sl_case){ .ch = GR.lh, .op = SL_RECV, .buf = &GR.hv };
+    GR.hc[1] = (sl_case){ .ch = GR.rv, .op = SL_RECV, .buf = &GR.hv };
+    SL_AWAIT(t, GR.hrc, sl_select(t, GR.hc, 2, 0));
+    if (GR.hrc >= 0)
+        GR.herr = GR.hc[GR.hrc].err;
+    GR.hdone = 1;
+    SL_END(t);
+}
+
+static int gr_main(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&GR.rv, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "rv" }), 0);
+    assert_int_equal(sl_chan_new(&GR.lh, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "lh" }), 0);
+    assert_int_equal(sl_spawn_on(R(1), gr_s1, NULL, NULL), 0);
+    WAIT_FOR(t, GR.rv->rv_sendq_ == 1, GR.polls, GR.rc);   /* S_R1's proxy first */
+    assert_int_equal(sl_spawn_on(R(2), gr_s2, NULL, NULL), 0);
+    WAIT_FOR(t, GR.rv->rv_sendq_ == 2, GR.polls, GR.rc);
+    assert_int_equal(sl_spawn(NULL, gr_hsel, NULL, NULL, NULL), 0);
+    WAIT_FOR(t, GR.hdone && atomic_load(&GR.r1_done) && atomic_load(&GR.r2_done), GR.polls, GR.rc);
+    WAIT_FOR(t, GR.rv->rv_out_ == 0, GR.polls, GR.rc);
+    assert_int_equal(sl_chan_free(t, GR.rv), 0);
+    assert_int_equal(sl_chan_free(t, GR.lh), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_meet_declined_reclaims_next_proxy(void **s)
+{
+    (void)s;
+    memset(&GR, 0, sizeof GR);
+    sl__rsel_set_hooks(gr_r_hook, gr_h_hook, NULL);
+    run_scene(3, gr_main);
+    assert_int_equal(GR.h_hooks, 2);   /* two claims, two offers */
+    assert_int_equal(atomic_load(&GR.r_hooks1), 1);
+    assert_int_equal(GR.r1rc, 0);   /* S_R1: its local case */
+    assert_int_equal(GR.l1v, 777);
+    assert_int_equal(GR.r2rc, 0);
+    assert_int_equal(GR.r2err, 0);
+    assert_int_equal(GR.hrc, 1);
+    assert_int_equal(GR.herr, 0);
+    assert_int_equal(GR.hv, 42);
+}
+
 /* The runtime stops with S_H claimed, its offer to S_R just posted: the
  * teardown's drain decides the offer and the tasks' teardown forgets the
  * claim; nothing leaks but what is reported (ASan, valgrind). */
@@ -2641,6 +2753,7 @@ int main(void)
         cmocka_unit_test_setup(test_meet_claimed_close_other_declined, scene_guard),
         cmocka_unit_test_setup(test_meet_claimed_free_other_declined, scene_guard),
         cmocka_unit_test_setup(test_meet_claimed_free_rv_declined, scene_guard),
+        cmocka_unit_test_setup(test_meet_declined_reclaims_next_proxy, scene_guard),
         cmocka_unit_test_setup(test_meet_teardown_claim_out, scene_guard),
         cmocka_unit_test_setup(test_meet_race, scene_guard),
         cmocka_unit_test_setup(test_meet_race_far_receivers, scene_guard),
