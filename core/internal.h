@@ -344,7 +344,7 @@ int sl__rsel_prepare(sl_task *t, sl_case *c);      /* R: the case's proxy; -ENOM
 void sl__rsel_post(sl_task *t, sl_case *c);        /* R: parked: it goes home */
 void sl__rsel_detach(sl_reactor *r, sl_case *c);   /* R: the select stops waiting */
 bool sl__rsel_offer(sl_chan *ch, int cp_op, sl_waiter *cp);   /* H: a round trip offers */
-int sl__rsel_offer_task(sl_task *t, sl_chan *ch, int op, void *buf);   /* H: -EAGAIN: none */
+int sl__rsel_offer_task(sl_task *t, sl_chan *ch, int op, void *buf, uint64_t until);   /* H: -EAGAIN: none */
 void sl__rsel_offer_head(sl_chan *ch);   /* H: an expiring channel's head to a receive proxy */
 void sl__chan_expire_head(sl_chan *ch);
 void sl__chan_hold_head(sl_chan *ch, void *buf, uint64_t *until);

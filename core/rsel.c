@@ -49,7 +49,7 @@
 #include "internal.h"
 #include "list.h"
 
-int sl__chan_do_send(sl_chan *ch, const void *elem);
+int sl__chan_do_send_until(sl_chan *ch, const void *elem, uint64_t until);
 int sl__chan_do_recv(sl_chan *ch, void *elem);
 
 enum { H_NEW, H_QUEUED, H_OFFERED, H_FIRED };
@@ -269,31 +269,39 @@ bool sl__rsel_offer(sl_chan *ch, int cp_op, sl_waiter *cp)
     return true;
 }
 
-/* A task of H's blocking in sl_chan_send/recv that found no plain
+/* A task of H's blocking in sl_chan_send/recv (or sl_chan_send_until:
+ * `until`, the element's deadline, else 0) that found no plain
  * counterpart: it offers itself to the first proxy, parked in no queue.
+ * The element's deadline is judged at the offer, as for an expiring
+ * channel's held head: accepted, it was received alive. Its timer ends
+ * the wait as a deadline does (it waits for the answer): not the element
+ * deadline's own path, which would wake the task with the offer out.
  * -EAGAIN: no proxy, park as usual. */
-int sl__rsel_offer_task(sl_task *t, sl_chan *ch, int op, void *buf)
+int sl__rsel_offer_task(sl_task *t, sl_chan *ch, int op, void *buf, uint64_t until)
 {
     rv_proxy *p = first_proxy(ch, op);
     if (!p)
         return -EAGAIN;
     t->w_ = (sl_waiter){ .task = t, .buf = buf, .tag = SL_OFFER_TAG, .until = (uint64_t)(uintptr_t)p };
-    int rc = sl__park(t, SL_WAIT_REMOTE, ch, 0);
+    int rc = sl__park(t, SL_WAIT_REMOTE, ch, until);
     if (rc != SL_PENDING) {
         t->w_.tag = 0;
         t->w_.until = 0;
         return rc;
     }
+    t->flags_ &= (uint8_t)~SL_TF_TIMER_OK;
     t->reactor_->remote_pending++;
+    p->until = until;
     offer(p, &t->w_);
     return SL_PENDING;
 }
 
 /* A plain waiter parked at H that may offer: a blocking task (not a
- * select's node, not a send with an element deadline) or a round trip. */
+ * select's node; a send with an element deadline if it has not passed)
+ * or a round trip. */
 static bool can_offer(const sl_waiter *w)
 {
-    if (sl__waiter_is_rvproxy(w) || w->until)
+    if (sl__waiter_is_rvproxy(w) || (w->until && sl_now_ns() >= w->until))
         return false;
     return !w->task || w->task->wait_kind_ == SL_WAIT_SEND || w->task->wait_kind_ == SL_WAIT_RECV;
 }
@@ -303,6 +311,7 @@ static bool can_offer(const sl_waiter *w)
 static void task_to_offer(sl_task *t, rv_proxy *p)
 {
     sl_reactor *r = t->reactor_;
+    t->flags_ &= (uint8_t)~SL_TF_TIMER_OK;   /* an element deadline's timer: as a deadline, it waits for the answer */
     if (t->flags_ & SL_TF_BLOCKED) {
         t->flags_ &= (uint8_t)~SL_TF_BLOCKED;
         r->blocked--;
@@ -428,6 +437,7 @@ static void h_park(void *arg)
         if (!can_offer(w))
             continue;
         sl_wq_remove(other, w);
+        p->until = w->until;   /* a send's element deadline (0: none), back with it if declined */
         if (w->task)
             task_to_offer(w->task, p);
         else
@@ -525,8 +535,9 @@ static void cp_done(sl_waiter *cp, int rc)
 
 static void select_retry(sl_task *t);
 
-/* Declined: O goes on as if it had just arrived, first in line. */
-static void cp_retry(sl_chan *ch, sl_waiter *cp, int op)
+/* Declined: O goes on as if it had just arrived, first in line; a send
+ * with an element deadline (`until`) keeps it. */
+static void cp_retry(sl_chan *ch, sl_waiter *cp, int op, uint64_t until)
 {
     sl_task *t = cp->task;
     if (t && is_select_case(cp)) {
@@ -543,7 +554,11 @@ static void cp_retry(sl_chan *ch, sl_waiter *cp, int op)
             sl__remote_offer_end(cp, 0, true);
         return;
     }
-    int rc = op == SL_SEND ? sl__chan_do_send(ch, cp->buf) : sl__chan_do_recv(ch, cp->buf);
+    if (until && sl_now_ns() >= until) {   /* it expired while offered, declined: as a parked one would */
+        cp_done(cp, -ETIMEDOUT);
+        return;
+    }
+    int rc = op == SL_SEND ? sl__chan_do_send_until(ch, cp->buf, until) : sl__chan_do_recv(ch, cp->buf);
     if (rc != -EAGAIN) {
         cp_done(cp, rc);
         return;
@@ -552,6 +567,7 @@ static void cp_retry(sl_chan *ch, sl_waiter *cp, int op)
     if (p) {
         if (t)
             t->w_.until = (uint64_t)(uintptr_t)p;
+        p->until = until;
         offer(p, cp);
         return;
     }
@@ -560,7 +576,7 @@ static void cp_retry(sl_chan *ch, sl_waiter *cp, int op)
         sl_reactor *r = t->reactor_;
         r->remote_pending--;
         t->w_.tag = 0;
-        t->w_.until = 0;
+        t->w_.until = until;   /* live_sender judges it again */
         t->wait_kind_ = (uint8_t)(op == SL_SEND ? SL_WAIT_SEND : SL_WAIT_RECV);
         if (!t->heap_idx_) {   /* as sl__park counts a wait with no end */
             t->flags_ |= SL_TF_BLOCKED;
@@ -671,7 +687,7 @@ static void h_answer(void *arg)
         ch->received_++;
         cp_done(cp, 0);
     } else if (cp) {
-        cp_retry(ch, cp, p->op == SL_SEND ? SL_RECV : SL_SEND);
+        cp_retry(ch, cp, p->op == SL_SEND ? SL_RECV : SL_SEND, p->until);
     }
     free(p);
     if (ch->freed_)

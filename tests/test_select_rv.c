@@ -1955,6 +1955,124 @@ static void test_meet_teardown_claim_out(void **s)
     assert_true(leaks >= 2);   /* the channels at least */
 }
 
+/* ---- sl_chan_send_until at the home offers to another reactor's select ---------------- */
+
+/* ex0: an expiring rendezvous channel at reactor 0. A send with an element
+ * deadline there offers itself to a select's receive proxy (reactor 1,
+ * over [lr, ex0]), as a plain blocking send does; the deadline is judged
+ * at the offer. On main it parked and never offered: the select and the
+ * send waited until their deadlines. Scenes: the proxy first or the
+ * sender first; the element's deadline passing while offered (accepted:
+ * received; declined: -ETIMEDOUT); declined before it, the sender parks
+ * again with its deadline and a receive at the home meets it. */
+enum { US_PROXY_FIRST, US_SENDER_FIRST, US_EXPIRED_ACCEPTED, US_EXPIRED_DECLINED, US_DECLINED_REPARKED };
+
+static struct {
+    int how;
+    sl_chan *ex0, *lr;
+    _Atomic int s_done, snd_done;
+    int rc, polls, r_hooks, src, serr, snd_rc, rrc;
+    uint64_t until;
+    int64_t got, v, lv, rgot;
+    sl_case cs[2];
+} U;
+
+static void u_r_hook(void *arg)   /* reactor 1, before S decides */
+{
+    (void)arg;
+    if (++U.r_hooks > 1)
+        return;
+    if (U.how == US_EXPIRED_ACCEPTED || U.how == US_EXPIRED_DECLINED) {
+        uint64_t end = sl_now_ns() + LONG_WAIT;
+        while (sl_now_ns() <= U.until && sl_now_ns() < end)
+            sched_yield();   /* the element's deadline passes while offered */
+    }
+    if (U.how == US_EXPIRED_DECLINED || U.how == US_DECLINED_REPARKED) {
+        U.lv = 777;
+        assert_int_equal(sl_chan_try_send(NULL, U.lr, &U.lv), 0);   /* S fires its local case: declined */
+    }
+}
+
+static int u_select(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT / 2);
+    assert_int_equal(sl_chan_new(&U.lr, sizeof(int64_t), 1, NULL), 0);
+    U.got = -1;
+    U.cs[0] = (sl_case){ .ch = U.lr, .op = SL_RECV, .buf = &U.got };
+    U.cs[1] = (sl_case){ .ch = U.ex0, .op = SL_RECV, .buf = &U.got };
+    SL_AWAIT(t, U.src, sl_select(t, U.cs, 2, 0));
+    if (U.src >= 0)
+        U.serr = U.cs[U.src].err;
+    assert_int_equal(sl_chan_free(t, U.lr), 0);
+    atomic_store(&U.s_done, 1);
+    SL_END(t);
+}
+
+static int u_sender(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT / 2);
+    U.v = 42;
+    U.until = sl_now_ns() + (U.how == US_EXPIRED_ACCEPTED || U.how == US_EXPIRED_DECLINED ? 50 : 5000) * SL_NS_PER_MS;
+    SL_AWAIT(t, U.snd_rc, sl_chan_send_until(t, U.ex0, &U.v, U.until));
+    atomic_store(&U.snd_done, 1);
+    SL_END(t);
+}
+
+static int u_main(sl_task *t, void *arg)   /* reactor 0: ex0's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&U.ex0, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "ex0", .expiring = true }), 0);
+    if (U.how == US_SENDER_FIRST) {
+        assert_int_equal(sl_spawn(NULL, u_sender, NULL, NULL, NULL), 0);
+        WAIT_FOR(t, U.ex0->sendq_.n == 1, U.polls, U.rc);   /* parked with its element's deadline */
+        assert_int_equal(sl_spawn_on(R(1), u_select, NULL, NULL), 0);   /* its proxy is offered the sender */
+    } else {
+        assert_int_equal(sl_spawn_on(R(1), u_select, NULL, NULL), 0);
+        WAIT_FOR(t, U.ex0->rv_recvq_ == 1, U.polls, U.rc);
+        assert_int_equal(sl_spawn(NULL, u_sender, NULL, NULL, NULL), 0);   /* offers itself */
+    }
+    WAIT_FOR(t, atomic_load(&U.s_done), U.polls, U.rc);
+    if (U.how == US_DECLINED_REPARKED) {
+        WAIT_FOR(t, U.ex0->sendq_.n == 1, U.polls, U.rc);   /* parked again, */
+        assert_int_equal(U.ex0->sendq_.head->until, U.until);   /* its element's deadline kept */
+        U.rgot = -1;
+        SL_AWAIT(t, U.rrc, sl_chan_recv(t, U.ex0, &U.rgot));
+        assert_int_equal(U.rrc, 0);
+        assert_int_equal(U.rgot, 42);
+    }
+    WAIT_FOR(t, atomic_load(&U.snd_done), U.polls, U.rc);
+    WAIT_FOR(t, U.ex0->rv_out_ == 0, U.polls, U.rc);
+    assert_int_equal(sl_chan_free(t, U.ex0), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void run_u(int how)
+{
+    memset(&U, 0, sizeof U);
+    U.how = how;
+    sl__rsel_set_hooks(u_r_hook, NULL, NULL);
+    run_scene(2, u_main);
+    assert_int_equal(U.r_hooks, 1);   /* one offer, decided once */
+    bool declined = how == US_EXPIRED_DECLINED || how == US_DECLINED_REPARKED;
+    assert_int_equal(U.src, declined ? 0 : 1);
+    assert_int_equal(U.serr, 0);
+    assert_int_equal(U.got, declined ? 777 : 42);
+    assert_int_equal(U.snd_rc, how == US_EXPIRED_DECLINED ? -ETIMEDOUT : 0);
+}
+
+static void test_send_until_offers_proxy_first(void **s) { (void)s; run_u(US_PROXY_FIRST); }
+static void test_send_until_offers_sender_first(void **s) { (void)s; run_u(US_SENDER_FIRST); }
+static void test_send_until_expired_while_offered_accepted(void **s) { (void)s; run_u(US_EXPIRED_ACCEPTED); }
+static void test_send_until_expired_while_offered_declined(void **s) { (void)s; run_u(US_EXPIRED_DECLINED); }
+static void test_send_until_declined_parks_with_deadline(void **s) { (void)s; run_u(US_DECLINED_REPARKED); }
+
 /* ---- the meet race: selects at the home and on other reactors ------------------------- */
 
 /* rv (cap 0) at reactor 0. Senders: select workers at the home (their
@@ -2755,6 +2873,11 @@ int main(void)
         cmocka_unit_test_setup(test_meet_claimed_free_rv_declined, scene_guard),
         cmocka_unit_test_setup(test_meet_declined_reclaims_next_proxy, scene_guard),
         cmocka_unit_test_setup(test_meet_teardown_claim_out, scene_guard),
+        cmocka_unit_test_setup(test_send_until_offers_proxy_first, scene_guard),
+        cmocka_unit_test_setup(test_send_until_offers_sender_first, scene_guard),
+        cmocka_unit_test_setup(test_send_until_expired_while_offered_accepted, scene_guard),
+        cmocka_unit_test_setup(test_send_until_expired_while_offered_declined, scene_guard),
+        cmocka_unit_test_setup(test_send_until_declined_parks_with_deadline, scene_guard),
         cmocka_unit_test_setup(test_meet_race, scene_guard),
         cmocka_unit_test_setup(test_meet_race_far_receivers, scene_guard),
         cmocka_unit_test_setup(test_rv_race, scene_guard),
