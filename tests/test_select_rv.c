@@ -2362,6 +2362,8 @@ static struct {
      * carries a random element deadline; its on_expire and destructor
      * count per element */
     bool exp;
+    bool exp_rv;   /* ... or an expiring rendezvous channel: the home's sends with element deadlines
+                    * offer to the select workers' proxies (the remote sender's are plain: -EXDEV) */
     _Atomic unsigned char expired[2 * RACE_N], dropped[2 * RACE_N];
 } X;
 
@@ -2393,7 +2395,7 @@ static int x_send(sl_task *t, void *arg)
     for (s->i = 0; s->i < RACE_N; s->i++) {
         s->v = s->k * RACE_N + s->i;
         sl_task_set_deadline(t, x_dl(t, 2));
-        if (X.exp)   /* 0-400 us: some expire in the ring, some while offered */
+        if (X.exp && (!X.exp_rv || s->k == 0))   /* 0-400 us: some expire in the ring, some while offered */
             SL_AWAIT(t, s->rc, sl_chan_send_until(t, X.rv, &s->v, sl_now_ns() + sl__rand(t->reactor_) % 400000 + 1));
         else
             SL_AWAIT(t, s->rc, sl_chan_send(t, X.rv, &s->v));
@@ -2552,7 +2554,7 @@ static int x_main(sl_task *t, void *arg)   /* reactor 0 */
     SL_BEGIN(t);
     sl_task_set_deadline(t, sl_now_ns() + 6 * LONG_WAIT);
     if (X.exp)
-        assert_int_equal(sl_chan_new(&X.rv, sizeof(int64_t), 8,
+        assert_int_equal(sl_chan_new(&X.rv, sizeof(int64_t), X.exp_rv ? 0 : 8,
                                      &(sl_chan_opts){ .name = "ex", .expiring = true, .on_expire = x_on_expire,
                                                       .elem_drop = x_drop }),
                          0);
@@ -2565,7 +2567,8 @@ static int x_main(sl_task *t, void *arg)   /* reactor 0 */
     assert_int_equal(sl_spawn_on(R(2), x_far, (void *)2, NULL), 0);
     for (X.polls = 0; X.polls < 3 * POLLS; X.polls++) {
         if (atomic_load(&X.senders_done) == 2 && atomic_load(&X.locals_done) == 2 &&
-            (X.exp || atomic_load(&X.rv_got) >= atomic_load(&X.rv_ok)) && atomic_load(&X.local_got) == 2 * RACE_LOCAL)
+            ((X.exp && !X.exp_rv) || atomic_load(&X.rv_got) >= atomic_load(&X.rv_ok)) &&
+            atomic_load(&X.local_got) == 2 * RACE_LOCAL)
             break;   /* expiring: what is left is destroyed at the free, and counted */
         SL_AWAIT(t, X.rc, sl_sleep(t, SL_NS_PER_MS));
     }
@@ -2580,10 +2583,11 @@ static int x_main(sl_task *t, void *arg)   /* reactor 0 */
     SL_END(t);
 }
 
-static void race_round(bool exp)
+static void race_round(bool exp, bool exp_rv)
 {
     memset(&X, 0, sizeof X);
     X.exp = exp;
+    X.exp_rv = exp_rv;
     run_scene(3, x_main);
     if (exp) {   /* each sent element received, or destroyed (expired or at the free), exactly once */
         long ok = 0, got = 0, exp_n = 0, freed = 0, bad = 0;
@@ -2600,6 +2604,8 @@ static void race_round(bool exp)
         assert_int_equal(X.dup, 0);
         assert_int_equal(bad, 0);
         assert_int_equal(got + exp_n + freed, ok);
+        if (exp_rv)   /* no ring: nothing expires in it or is destroyed with it */
+            assert_int_equal(exp_n + freed, 0);
         assert_int_equal(X.local_got, 2 * RACE_LOCAL);
         assert_true(ok > 0);
         return;
@@ -2622,7 +2628,7 @@ static void test_rv_race(void **s)
 {
     (void)s;
     for (int i = 0; i < 4; i++)
-        race_round(false);
+        race_round(false, false);
 }
 
 /* the same on an expiring channel of 8 (receive cases by offer of the
@@ -2631,7 +2637,18 @@ static void test_exp_race(void **s)
 {
     (void)s;
     for (int i = 0; i < 4; i++)
-        race_round(true);
+        race_round(true, false);
+}
+
+/* the same on an expiring rendezvous channel: the home's sender offers
+ * with its element's deadline (judged at the offer); nothing is ever in a
+ * ring, so nothing expires or is destroyed: every send that returned 0 is
+ * received exactly once */
+static void test_exp_rv_race(void **s)
+{
+    (void)s;
+    for (int i = 0; i < 4; i++)
+        race_round(true, true);
 }
 
 /* ---- the race, send cases --------------------------------------------------------------- */
@@ -2882,6 +2899,7 @@ int main(void)
         cmocka_unit_test_setup(test_meet_race_far_receivers, scene_guard),
         cmocka_unit_test_setup(test_rv_race, scene_guard),
         cmocka_unit_test_setup(test_exp_race, scene_guard),
+        cmocka_unit_test_setup(test_exp_rv_race, scene_guard),
         cmocka_unit_test_setup(test_rv_race_send_cases, scene_guard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
