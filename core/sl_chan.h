@@ -168,7 +168,11 @@ int sl_chan_send(sl_task *t, sl_chan *ch, const void *elem);
  * `expiring`. Across reactors, on a buffered channel, the deadline travels
  * with the element: one that expires on its way is dropped at the home
  * (the send returned 0: on_expire tells); on a rendezvous or _mem channel
- * of another reactor it returns -EXDEV. */
+ * of another reactor it returns -EXDEV. At the home of a rendezvous
+ * channel it meets another reactor's select as sl_chan_send does, the
+ * deadline judged when it is offered (docs/core.md, "sl_chan_send_until at
+ * the home offers too"): accepted, it returns 0 even if `expires` passed
+ * while the offer travelled. */
 int sl_chan_send_until(sl_task *t, sl_chan *ch, const void *elem, uint64_t expires);
 
 /* Receives into *elem. Returns 0, SL_PENDING (final result 0, -EPIPE,
