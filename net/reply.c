@@ -319,6 +319,22 @@ static bool cause_status(int status)
     return status == 502 || status == 503 || status == 504 || status == 508;
 }
 
+/* The request's deadline has passed, and its context has not ended yet:
+ * its timer has not run. The handler's task wakes by a timer of its own
+ * at the same instant, and on a loaded machine either may run first; the
+ * task then answers before its context knows why (issue 20). */
+static bool deadline_unseen(const sl_http_req *req)
+{
+    uint64_t dl = req->ctx ? sl_ctx_deadline(req->ctx) : 0;
+    return dl && !sl_ctx_err(req->ctx) && sl_now_ns() >= dl;
+}
+
+/* The cause its context will end with at its deadline. */
+static sl_cause deadline_cause(const sl_http_req *req)
+{
+    return req->callers_deadline ? SL_CAUSE_CALLER_DEADLINE : SL_CAUSE_DEADLINE;
+}
+
 int sl_http_req_cause(const sl_http_req *req, int status, sl_cause_info *out)
 {
     if (req->cause)   /* relayed, or made already */
@@ -326,10 +342,21 @@ int sl_http_req_cause(const sl_http_req *req, int status, sl_cause_info *out)
     if (!cause_status(status))
         return -ENOENT;
     sl_cause c = req->ctx ? sl_ctx_cause(req->ctx, NULL) : SL_CAUSE_NONE;
+    if (c == SL_CAUSE_NONE && deadline_unseen(req))   /* as the context will say */
+        c = deadline_cause(req);
     sl_wire_cause w = sl_wire_cause_of(c);
-    if (w == SL_WC_NONE)
-        w = status == 503 ? SL_WC_OVERLOADED : status == 504 ? SL_WC_DEADLINE : status == 508 ? SL_WC_LOOP
-                                                                                               : SL_WC_UPSTREAM;
+    /* Still none, a 504: a budget left too short for an upstream call
+     * (less than its margin), before the deadline. The deadline is the
+     * request's all the same, so it is the caller's when the request's
+     * is, as a refusal before the context says too (canned lines,
+     * sl__reply_static); the status alone made it "deadline", and a hop
+     * whose caller set the budget blamed itself (issue 20). A handler that
+     * cut a wait shorter by its own choice (sl_ctx_narrow) and answers 504
+     * for that says so with sl_http_reply_cause. */
+    if (w == SL_WC_NONE && status == 504)
+        w = req->callers_deadline ? SL_WC_CALLER_DEADLINE : SL_WC_DEADLINE;
+    else if (w == SL_WC_NONE)
+        w = status == 503 ? SL_WC_OVERLOADED : status == 508 ? SL_WC_LOOP : SL_WC_UPSTREAM;
     *out = (sl_cause_info){ .cause = w, .left_ms = (int64_t)((req->deadline - req->t_start) / SL_NS_PER_MS) };
     if (out->left_ms > 99999999)
         out->left_ms = 99999999;
@@ -375,6 +402,12 @@ int sl_http_reply(sl_http_req *req, int status, const char *content_type, const 
         req->status = 499;
         return -EPIPE;
     }
+    /* an error answer past the deadline: the context ends by it now, as
+     * its timer would a moment later, so the request's span and
+     * sluice_ctx_ends_total (which would count it "completed") say what
+     * the header says */
+    if (cause_status(status) && deadline_unseen(req))
+        (void)sl_ctx_cancel(req->ctx, deadline_cause(req));
     sl_cause_info ci;
     if (cause_status(status) && !req->cause && sl_http_req_cause(req, status, &ci) == 0)
         (void)set_cause(req, &ci);   /* out of memory: the answer goes without */

@@ -1654,6 +1654,173 @@ static void test_cause_over_two_hops(void **s)
     assert_int_equal(sl_runtime_free(rt), 0);
 }
 
+/* ---- a 504 answered before the context's timer ran (issue 20) -------------------------- */
+
+/* A handler's task has its context's deadline, in the core's timer heap; the
+ * context ends by a libevent timer of its own. The two are due at the same
+ * instant, and on a loaded machine either may run first: when the task's
+ * does, the handler answers its 504 while its context has no cause yet, and
+ * the cause came from the status alone, "deadline", though the budget was
+ * the caller's (test_services_faults hang_answers_504_within_budget, once in
+ * CI). Here the handler's step runs past the request's deadline on the
+ * clock, on the reactor's own thread, so no timer can run before it answers:
+ * the order that went wrong, every time. It answers as the services do: a
+ * call that the budget refuses at once, then sl_http_reply_error (/call);
+ * or -ETIMEDOUT, which the server answers itself (/ret); or a 502 of its
+ * own (/bad): past the deadline, the deadline is its cause, as it is when
+ * the context's timer runs first. And /short: no spin, a budget below the
+ * call's margin, a 504 before the deadline (the caller's, all the same). */
+#define LATE_SRV_MS 300   /* the server's own budget */
+#define LATE_CALLER_MS 100   /* the caller's, below it: the caller's deadline */
+#define LATE_N 5
+static sl_http_server *late_srv;
+static sl_http_upstream *late_up;
+static int late_cause_seen[LATE_N];   /* the context's cause as each handler answered */
+static int late_cause_after[LATE_N];  /* and once its answer was made (/call, /bad) */
+static int late_n;
+static bool late_short_on_time;   /* /short answered before its deadline (as it is but on a starved machine) */
+static struct {
+    int rc[LATE_N], status[LATE_N];
+    char cause[LATE_N][SL_CAUSE_HDR_MAX + 8], body[LATE_N][512];
+    int metrics_rc;
+    char ends[2][96];   /* sluice_ctx_ends_total's lines for the two deadline causes */
+} LT;
+
+static int h_late(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    hop_st *s = sl_http_req_state(req);
+    int how = *(const int *)sl_http_req_arg(req);   /* 0 /ret, 1 /call, 2 /bad, 3 /short */
+    SL_BEGIN(t);
+    {
+        uint64_t dl = sl_ctx_deadline(sl_http_req_ctx(req));
+        while (how != 3 && dl && sl_now_ns() < dl) {   /* bounded: the request's budget */
+        }
+        if (late_n < LATE_N)
+            late_cause_seen[late_n++] = (int)sl_ctx_cause(sl_http_req_ctx(req), NULL);
+    }
+    if (how == 0)
+        SL_RETURN(t, -ETIMEDOUT);
+    if (how == 2) {
+        sl_http_reply_error(req, 502, "upstream_failed", "the upstream said no");
+        late_cause_after[late_n - 1] = (int)sl_ctx_cause(sl_http_req_ctx(req), NULL);
+        SL_RETURN(t, 0);
+    }
+    SL_AWAIT(t, s->rc, sl_http_call(t, &s->r, late_up, "GET", "/ret", NULL, 0));
+    sl_http_call_end(&s->r);
+    if (s->rc == -ETIMEDOUT)
+        sl_http_reply_error(req, 504, "deadline_exceeded", "the budget ran out");
+    else
+        sl_http_reply_error(req, 500, "unexpected", "the call said %d", s->rc);
+    /* the context ended with the answer, as its timer would have */
+    late_cause_after[late_n - 1] = (int)sl_ctx_cause(sl_http_req_ctx(req), NULL);
+    if (how == 3)   /* still before the deadline after the answer: so it was within */
+        late_short_on_time = sl_now_ns() < sl_ctx_deadline(sl_http_req_ctx(req));
+    SL_END(t);
+}
+
+static int late_calls(sl_task *t, void *arg)
+{
+    static const char *const path[LATE_N] = { "/call", "/ret", "/call", "/bad", "/short" };
+    static int i;
+    (void)arg;
+    SL_BEGIN(t);
+    for (i = 0; i < LATE_N; i++) {
+        /* with the caller's budget (the margin is the upstream's, so the
+         * server is given LATE_CALLER_MS), but the third: without one, the
+         * server's own */
+        sl_task_set_deadline(t, i != 2 ? sl_now_ns() + (uint64_t)(HOP_GAP_MS + LATE_CALLER_MS) * SL_NS_PER_MS : 0);
+        SL_AWAIT(t, LT.rc[i], sl_http_call(t, &C.r, late_up, "GET", path[i], NULL, 0));
+        LT.status[i] = C.r.status;
+        size_t len;
+        const char *v = LT.rc[i] == 0 ? sl_http_resp_header(&C.r, SL_CAUSE_HDR, &len) : NULL;
+        snprintf(LT.cause[i], sizeof LT.cause[i], "%.*s", v ? (int)len : 0, v ? v : "");
+        snprintf(LT.body[i], sizeof LT.body[i], "%s", LT.rc[i] == 0 && C.r.body ? C.r.body : "");
+        sl_http_call_end(&C.r);
+    }
+    /* how the three contexts ended, as /metrics counts them (a request's
+     * is counted as its task ends, after its answer) */
+    sl_task_set_deadline(t, 0);
+    SL_AWAIT(t, LT.metrics_rc, sl_http_call(t, &C.r, late_up, "GET", "/metrics", NULL, 0));
+    for (int k = 0; k < 2 && LT.metrics_rc == 0 && C.r.body; k++) {
+        const char *l = strstr(C.r.body, k ? "sluice_ctx_ends_total{reactor=\"0\",cause=\"deadline_exceeded\"}"
+                                           : "sluice_ctx_ends_total{reactor=\"0\",cause=\"caller_deadline\"}");
+        snprintf(LT.ends[k], sizeof LT.ends[k], "%.*s", l ? (int)strcspn(l, "\n") : 0, l ? l : "");
+    }
+    sl_http_call_end(&C.r);
+    sl_http_upstream_free(late_up);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static int late_main(sl_task *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", sl_http_server_port(late_srv));
+    assert_int_equal(sl_http_upstream_new(&late_up, rt, url, &(sl_http_upstream_opts){ .margin_ms = HOP_GAP_MS }), 0);
+    assert_int_equal(sl_go(sl_ctx_background(), late_calls, NULL, NULL, NULL), 0);
+    return 0;
+}
+
+static void test_cause_504_before_ctx_timer(void **s)
+{
+    (void)s;
+    static const int ret = 0, call = 1, bad = 2, shrt = 3;
+    memset(&C, 0, sizeof C);
+    memset(&LT, 0, sizeof LT);
+    memset(&cap, 0, sizeof cap);
+    late_n = 0;
+    late_short_on_time = false;
+    for (int i = 0; i < LATE_N; i++)
+        late_cause_after[i] = -1;
+    rt = rt_new(1, &cap);
+    assert_int_equal(sl_http_server_new(&late_srv, rt, &(sl_http_server_opts){ .listen = "127.0.0.1:0",
+                                                                                .name = "late-svc",
+                                                                                .timeout_ms = LATE_SRV_MS }), 0);
+    assert_int_equal(sl_http_route(late_srv, "GET", "/call", h_late, sizeof(hop_st), (void *)&call), 0);
+    assert_int_equal(sl_http_route(late_srv, "GET", "/ret", h_late, sizeof(hop_st), (void *)&ret), 0);
+    assert_int_equal(sl_http_route(late_srv, "GET", "/bad", h_late, sizeof(hop_st), (void *)&bad), 0);
+    assert_int_equal(sl_http_route(late_srv, "GET", "/short", h_late, sizeof(hop_st), (void *)&shrt), 0);
+    assert_int_equal(sl_http_server_start(late_srv), 0);
+    assert_int_equal(rt_run_keep(rt, late_main, NULL), 0);
+    /* the interleaving: each answer was made before its context ended */
+    assert_int_equal(late_n, LATE_N);
+    for (int i = 0; i < LATE_N; i++)
+        assert_int_equal(late_cause_seen[i], SL_CAUSE_NONE);
+    assert_int_equal(late_cause_after[0], SL_CAUSE_CALLER_DEADLINE);
+    assert_int_equal(late_cause_after[2], SL_CAUSE_DEADLINE);
+    assert_int_equal(late_cause_after[3], SL_CAUSE_CALLER_DEADLINE);
+    /* /short, before its deadline: its context goes on (ended by its timer
+     * after the request, or with it: not counted by a deadline). A thread
+     * starved past the 100 ms made it a late answer like the others. */
+    assert_int_equal(late_cause_after[4], late_short_on_time ? SL_CAUSE_NONE : SL_CAUSE_CALLER_DEADLINE);
+    /* not "completed": three by the caller's deadline, one by the server's own */
+    assert_int_equal(LT.metrics_rc, 0);
+    print_message("%s\n%s\n", LT.ends[0], LT.ends[1]);
+    assert_string_equal(LT.ends[0], late_short_on_time ? "sluice_ctx_ends_total{reactor=\"0\",cause=\"caller_deadline\"} 3"
+                                                       : "sluice_ctx_ends_total{reactor=\"0\",cause=\"caller_deadline\"} 4");
+    assert_string_equal(LT.ends[1], "sluice_ctx_ends_total{reactor=\"0\",cause=\"deadline_exceeded\"} 1");
+    static const sl_wire_cause want[LATE_N] = { SL_WC_CALLER_DEADLINE, SL_WC_CALLER_DEADLINE, SL_WC_DEADLINE,
+                                                SL_WC_CALLER_DEADLINE, SL_WC_CALLER_DEADLINE };
+    for (int i = 0; i < LATE_N; i++) {
+        print_message("%d: %d sluice-cause: %s\n", i, LT.status[i], LT.cause[i]);
+        assert_int_equal(LT.rc[i], 0);
+        assert_int_equal(LT.status[i], i == 3 ? 502 : 504);
+        sl_cause_info ci;
+        assert_int_equal(sl_cause_hdr_parse(LT.cause[i], strlen(LT.cause[i]), &ci), 0);
+        if (ci.cause != want[i])
+            fail_msg("answer %d: cause %s, want %s", i, sl_wire_cause_name(ci.cause), sl_wire_cause_name(want[i]));
+        assert_string_equal(ci.hop, "late-svc");
+        char text[SL_CAUSE_HDR_MAX + 64], msg[SL_CAUSE_HDR_MAX + 80];
+        snprintf(msg, sizeof msg, "(cause: %s)", sl_cause_info_text(&ci, text, sizeof text));
+        assert_non_null(strstr(LT.body[i], msg));   /* and the message says the same */
+    }
+    sl_http_server_free(late_srv);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
 /* ---- a scripted upstream on raw sockets (issue 22) ----------------------------------- */
 
 /* Answers each request head it reads with the next reply of its script,
@@ -1867,6 +2034,7 @@ int main(void)
         cmocka_unit_test(test_interim_responses),
         cmocka_unit_test(test_resp_cause),
         cmocka_unit_test(test_cause_over_two_hops),
+        cmocka_unit_test(test_cause_504_before_ctx_timer),
         cmocka_unit_test(test_bad_status_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
