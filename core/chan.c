@@ -298,6 +298,12 @@ int sl__chan_do_send(sl_chan *ch, const void *elem)
     return do_send(ch, elem, 0);
 }
 
+int sl__chan_do_send_until(sl_chan *ch, const void *elem, uint64_t until);
+int sl__chan_do_send_until(sl_chan *ch, const void *elem, uint64_t until)
+{
+    return do_send(ch, elem, until);
+}
+
 int sl__chan_do_recv(sl_chan *ch, void *elem);
 int sl__chan_do_recv(sl_chan *ch, void *elem)
 {
@@ -524,7 +530,7 @@ int sl_chan_send(sl_task *t, sl_chan *ch, const void *elem)
     int rc = do_send(ch, elem, 0);
     if (rc != -EAGAIN)
         return rc;
-    if (!ch->cap_ && ch->rv_recvq_ && (rc = sl__rsel_offer_task(t, ch, SL_SEND, (void *)elem)) != -EAGAIN)
+    if (!ch->cap_ && ch->rv_recvq_ && (rc = sl__rsel_offer_task(t, ch, SL_SEND, (void *)elem, 0)) != -EAGAIN)
         return rc;   /* offered to another reactor's select (rsel.c) */
     return park_on(t, ch, &ch->sendq_, SL_WAIT_SEND, (void *)elem, 0);
 }
@@ -558,6 +564,10 @@ int sl_chan_send_until(sl_task *t, sl_chan *ch, const void *elem, uint64_t expir
     rc = do_send(ch, elem, expires);
     if (rc != -EAGAIN)
         return rc;
+    /* a rendezvous channel: offered to another reactor's select, the
+     * element's deadline judged at the offer (rsel.c) */
+    if (!ch->cap_ && ch->rv_recvq_ && (rc = sl__rsel_offer_task(t, ch, SL_SEND, (void *)elem, expires)) != -EAGAIN)
+        return rc;
     return park_on(t, ch, &ch->sendq_, SL_WAIT_SEND, (void *)elem, expires);
 }
 
@@ -573,7 +583,7 @@ int sl_chan_recv(sl_task *t, sl_chan *ch, void *elem)
     int rc = sl__chan_do_recv(ch, elem);
     if (rc != -EAGAIN)
         return rc;
-    if (ch->rv_sendq_ && (rc = sl__rsel_offer_task(t, ch, SL_RECV, elem)) != -EAGAIN)
+    if (ch->rv_sendq_ && (rc = sl__rsel_offer_task(t, ch, SL_RECV, elem, 0)) != -EAGAIN)
         return rc;   /* offered to another reactor's select (rsel.c) */
     return park_on(t, ch, &ch->recvq_, SL_WAIT_RECV, elem, 0);
 }
@@ -797,8 +807,10 @@ int sl_chan_detach(sl_chan *ch, sl_task *t, int ends)
     if ((gone & SL_CHAN_SENDER) && --ch->n_senders_ == 0 && !freed) {
         ch->senders_gone_ = 1;
         /* Another reactor's select's proxy (rsel.c) is no sender here: it
-         * never meets a select parked here, and a blocking receiver that
-         * comes now gets -EPIPE past it (sl__chan_do_recv). */
+         * meets a select parked here only by a claim, made as soon as both
+         * are here (one still parked beside it has a case on another
+         * reactor's channel and is never claimed), and a blocking receiver
+         * that comes now gets -EPIPE past it (sl__chan_do_recv). */
         if (ch->len_ == 0 && !plain_head(&ch->sendq_) && !ch->reserved_ && !ch->rv_held_)
             fail_all(ch, &ch->recvq_, -EPIPE);
         if (ch->rasks_)

@@ -168,7 +168,11 @@ int sl_chan_send(sl_task *t, sl_chan *ch, const void *elem);
  * `expiring`. Across reactors, on a buffered channel, the deadline travels
  * with the element: one that expires on its way is dropped at the home
  * (the send returned 0: on_expire tells); on a rendezvous or _mem channel
- * of another reactor it returns -EXDEV. */
+ * of another reactor it returns -EXDEV. At the home of a rendezvous
+ * channel it meets another reactor's select as sl_chan_send does, the
+ * deadline judged when it is offered (docs/core.md, "sl_chan_send_until at
+ * the home offers too"): accepted, it returns 0 even if `expires` passed
+ * while the offer travelled. */
 int sl_chan_send_until(sl_task *t, sl_chan *ch, const void *elem, uint64_t expires);
 
 /* Receives into *elem. Returns 0, SL_PENDING (final result 0, -EPIPE,
@@ -305,6 +309,13 @@ typedef struct sl_case {
  * never ready at the start, the home offers its head element (alive at
  * the offer: an accepted one is received even if its deadline passed on
  * the way) and nobody there receives past it until the answer.
+ * A select whose cases are all on this reactor's channels meets another
+ * reactor's select waiting with the other operation on one of its
+ * rendezvous channels (docs/core.md, "A select at the home meets a remote
+ * select"): it is claimed for that select and offered to it; meanwhile its
+ * deadline or cancel waits for the answer (accepted: that case; declined:
+ * the error), and if declined it is matched again, uniformly among the
+ * cases ready then whatever its flags.
  * Returns -EINVAL (n < 1, NULL channel, bad op), -EXDEV (checked before
  * anything is taken or parked: any case on another reactor's _mem
  * channel, sl_chan_mem; docs/core.md,
