@@ -585,15 +585,23 @@ static double b_cross_chan_recv(long n)
  * reactor 0 receives on `a` and sends on `b` (home: reactor 1). Capacity 1
  * each (the Go peer's channels too): each side receives at home and sends
  * by credit. One round trip per iteration. */
+/* Each side's loop state on a line of its own: in one struct, both
+ * threads wrote the same line at every leg, a cache miss a leg that was
+ * the benchmark's, not the channel's (the Go peer's are on the
+ * goroutines' stacks). */
 typedef struct xpp {
     sl_chan *a, *b;
-    long n, ia, ib;
-    int64_t va, vb;
-    int rca, rcb, finished;
+    long n;
+    _Alignas(64) long ia;   /* A's, reactor 1 */
+    int64_t va;
+    int rca;
     uint64_t t0, t1;
+    _Alignas(64) long ib;   /* B's, reactor 0 */
+    int64_t vb;
+    int rcb, finished;
 } xpp;
 
-static xpp XPP;
+static _Alignas(64) xpp XPP;
 
 static void xpp_finished(void *arg)
 {

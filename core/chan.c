@@ -298,6 +298,12 @@ int sl__chan_do_send(sl_chan *ch, const void *elem)
     return do_send(ch, elem, 0);
 }
 
+int sl__chan_do_send_until(sl_chan *ch, const void *elem, uint64_t until);
+int sl__chan_do_send_until(sl_chan *ch, const void *elem, uint64_t until)
+{
+    return do_send(ch, elem, until);
+}
+
 int sl__chan_do_recv(sl_chan *ch, void *elem);
 int sl__chan_do_recv(sl_chan *ch, void *elem)
 {
@@ -429,7 +435,8 @@ int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,
         return -EINVAL;
     if (!sl__on_reactor(r))
         return -EXDEV;
-    sl_chan *ch = mem ? mem : malloc(sizeof *ch);
+    /* 64-aligned: the header's first line is read by other reactors (sl_chan.h) */
+    sl_chan *ch = mem ? mem : aligned_alloc(64, (sizeof *ch + 63) & ~(size_t)63);
     if (!ch)
         return -ENOMEM;
     memset(ch, 0, sizeof *ch);
@@ -497,6 +504,12 @@ static int park_on(sl_task *t, sl_chan *ch, sl_wq *q, sl_wait_kind kind, void *b
     return rc;
 }
 
+/* The header's first line (sl_chan.h): read by other reactors at every
+ * operation, written by the home only at creation, close and free. */
+_Static_assert(offsetof(sl_chan, file_) + sizeof(const char *) <= 64 &&
+                   offsetof(sl_chan, line_) >= 64,
+               "sl_chan: the remote-read fields fill the first 64 bytes, the home's own the rest");
+
 /* A send or receive through a stale pointer: the header is in quarantine. */
 static int freed_op(sl_task *t, sl_chan *ch, const char *what)
 {
@@ -517,7 +530,7 @@ int sl_chan_send(sl_task *t, sl_chan *ch, const void *elem)
     int rc = do_send(ch, elem, 0);
     if (rc != -EAGAIN)
         return rc;
-    if (!ch->cap_ && ch->rv_recvq_ && (rc = sl__rsel_offer_task(t, ch, SL_SEND, (void *)elem)) != -EAGAIN)
+    if (!ch->cap_ && ch->rv_recvq_ && (rc = sl__rsel_offer_task(t, ch, SL_SEND, (void *)elem, 0)) != -EAGAIN)
         return rc;   /* offered to another reactor's select (rsel.c) */
     return park_on(t, ch, &ch->sendq_, SL_WAIT_SEND, (void *)elem, 0);
 }
@@ -551,6 +564,10 @@ int sl_chan_send_until(sl_task *t, sl_chan *ch, const void *elem, uint64_t expir
     rc = do_send(ch, elem, expires);
     if (rc != -EAGAIN)
         return rc;
+    /* a rendezvous channel: offered to another reactor's select, the
+     * element's deadline judged at the offer (rsel.c) */
+    if (!ch->cap_ && ch->rv_recvq_ && (rc = sl__rsel_offer_task(t, ch, SL_SEND, (void *)elem, expires)) != -EAGAIN)
+        return rc;
     return park_on(t, ch, &ch->sendq_, SL_WAIT_SEND, (void *)elem, expires);
 }
 
@@ -566,7 +583,7 @@ int sl_chan_recv(sl_task *t, sl_chan *ch, void *elem)
     int rc = sl__chan_do_recv(ch, elem);
     if (rc != -EAGAIN)
         return rc;
-    if (ch->rv_sendq_ && (rc = sl__rsel_offer_task(t, ch, SL_RECV, elem)) != -EAGAIN)
+    if (ch->rv_sendq_ && (rc = sl__rsel_offer_task(t, ch, SL_RECV, elem, 0)) != -EAGAIN)
         return rc;   /* offered to another reactor's select (rsel.c) */
     return park_on(t, ch, &ch->recvq_, SL_WAIT_RECV, elem, 0);
 }
@@ -790,8 +807,10 @@ int sl_chan_detach(sl_chan *ch, sl_task *t, int ends)
     if ((gone & SL_CHAN_SENDER) && --ch->n_senders_ == 0 && !freed) {
         ch->senders_gone_ = 1;
         /* Another reactor's select's proxy (rsel.c) is no sender here: it
-         * never meets a select parked here, and a blocking receiver that
-         * comes now gets -EPIPE past it (sl__chan_do_recv). */
+         * meets a select parked here only by a claim, made as soon as both
+         * are here (one still parked beside it has a case on another
+         * reactor's channel and is never claimed), and a blocking receiver
+         * that comes now gets -EPIPE past it (sl__chan_do_recv). */
         if (ch->len_ == 0 && !plain_head(&ch->sendq_) && !ch->reserved_ && !ch->rv_held_)
             fail_all(ch, &ch->recvq_, -EPIPE);
         if (ch->rasks_)

@@ -85,6 +85,8 @@ struct sl_reactor {
     _Atomic bool stopping;
 
     uint32_t remote_pending;          /* cross-reactor ops of our tasks in flight */
+    void *rsel_claims;                /* rsel.c: offers out for selects of ours claimed for them */
+    uint32_t rv_queued;               /* rsel.c: other reactors' proxies queued at our channels */
     /* idle spin (reactor.c): its length (0 off), and whether the callback
      * under way has posted or run a cross-reactor message */
     uint64_t spin_ns;
@@ -333,6 +335,7 @@ bool sl__chan_sweep(sl_chan *ch);
 void sl__proxy_fire(sl_waiter *w, int result);
 
 /* rsel.c: select cases on another reactor's rendezvous channel, by offer */
+#define SL_CASE_GONE 3                   /* a claimed select's case whose channel was freed (rsel.c) */
 #define SL_OFFER_TAG 0x4f464652u         /* t->w_.tag of a home task whose offer is out */
 #define SL_OFFER_ABORT_TAG 0x4f464641u   /* ... whose deadline or cancel came meanwhile */
 /* A select's proxy from another reactor (rsel.c), in a channel queue */
@@ -341,7 +344,7 @@ int sl__rsel_prepare(sl_task *t, sl_case *c);      /* R: the case's proxy; -ENOM
 void sl__rsel_post(sl_task *t, sl_case *c);        /* R: parked: it goes home */
 void sl__rsel_detach(sl_reactor *r, sl_case *c);   /* R: the select stops waiting */
 bool sl__rsel_offer(sl_chan *ch, int cp_op, sl_waiter *cp);   /* H: a round trip offers */
-int sl__rsel_offer_task(sl_task *t, sl_chan *ch, int op, void *buf);   /* H: -EAGAIN: none */
+int sl__rsel_offer_task(sl_task *t, sl_chan *ch, int op, void *buf, uint64_t until);   /* H: -EAGAIN: none */
 void sl__rsel_offer_head(sl_chan *ch);   /* H: an expiring channel's head to a receive proxy */
 void sl__chan_expire_head(sl_chan *ch);
 void sl__chan_hold_head(sl_chan *ch, void *buf, uint64_t *until);
@@ -349,6 +352,11 @@ void sl__chan_held_back(sl_chan *ch, const void *buf, uint64_t until, bool accep
 void sl__rsel_fire(sl_waiter *w, int err);
 void sl__rsel_drop_queued(sl_waiter *w);
 void sl__rsel_task_abort(sl_task *t);
+bool sl__rsel_claim(sl_task *t, sl_case *c);   /* H: a select parked here offered to a proxy; false: none */
+bool sl__select_local_only(const sl_task *t);  /* select.c, for rsel.c's claim */
+void sl__select_take(sl_task *t);
+int sl__select_rematch(sl_task *t);
+void sl__select_put_back(sl_task *t);
 void sl__rsel_inject_failure(int nth);   /* tests: the nth proxy from now fails (-1: none) */
 void sl__rsel_set_hooks(void (*at_r_offer)(void *), void (*at_h_offer)(void *), void *arg);   /* tests */
 /* remote.c, for rsel.c: a round trip's request as an offering counterpart */

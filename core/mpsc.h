@@ -7,13 +7,18 @@
 #define SL_MPSC_H
 #include "sl_runtime.h"
 
-/* head is the producers' line, tail and stub the consumer's: the padding
- * keeps a producer's exchange from evicting the line the consumer pops from. */
+/* head and the stub share the producers' line, tail has its own. A
+ * producer that finds the queue empty swaps head and links the stub to
+ * its message: with the stub beside head that is one line brought over,
+ * not two, and the consumer's first look (head, then stub.next_) one
+ * line too. The consumer writes the stub only as it pushes it back behind
+ * a lone message, swapping head in the same breath. In a ping-pong every
+ * push finds the queue empty (docs/core.md, "The ping-pong"). The owner
+ * must be 64-aligned (reactor.c, runtime.c). */
 typedef struct sl_mpsc {
-    sl_msg *_Atomic head;      /* producers swap themselves in here */
-    char pad_[64 - sizeof(sl_msg *)];
-    sl_msg *tail;              /* consumer only */
+    _Alignas(64) sl_msg *_Atomic head;   /* producers swap themselves in here */
     sl_msg stub;
+    _Alignas(64) sl_msg *tail;           /* consumer only */
 } sl_mpsc;
 
 void sl_mpsc_init(sl_mpsc *q);

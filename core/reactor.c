@@ -1084,7 +1084,7 @@ int sl_reactor_new_on(sl_reactor **out, struct event_base *base, const sl_runtim
 {
     if (!out || !base)
         return -EINVAL;
-    sl_reactor *r = malloc(sizeof *r);
+    sl_reactor *r = aligned_alloc(64, (sizeof *r + 63) & ~(size_t)63);   /* its queue's lines */
     if (!r)
         return -ENOMEM;
     int rc = sl__reactor_init(r, NULL, 0, base, opts);

@@ -34,10 +34,14 @@
  * will go). A WITHDRAW that finds an offer out is not answered: the
  * offer reaches R after S stopped, so R declines, and H frees at that.
  *
- * Counterparts that can wait a round trip offer; try_send/try_recv, a
- * select at the home and proxies of other selects skip proxies (two
- * selects do not meet). Plain waiters go before proxies: a counterpart
- * that finds one completes at once. */
+ * Counterparts that can wait a round trip offer; try_send/try_recv and
+ * proxies of other selects skip proxies (R1's and R2's selects do not
+ * meet). A select at the home whose cases are all on its channels is
+ * *claimed* for a proxy of the other operation (claim): its nodes leave
+ * their queues, so nothing at the home can fire it, and its case offers
+ * itself as a blocking counterpart does; declined, it is matched again
+ * (select_retry). Plain waiters go before proxies: a counterpart that
+ * finds one completes at once. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -45,7 +49,7 @@
 #include "internal.h"
 #include "list.h"
 
-int sl__chan_do_send(sl_chan *ch, const void *elem);
+int sl__chan_do_send_until(sl_chan *ch, const void *elem, uint64_t until);
 int sl__chan_do_recv(sl_chan *ch, void *elem);
 
 enum { H_NEW, H_QUEUED, H_OFFERED, H_FIRED };
@@ -69,6 +73,8 @@ typedef struct rv_proxy {
     bool ch_gone;            /* freed with the offer out: the answer does not touch ch */
     struct rv_proxy *onext, *oprev;   /* ch->rv_offers_ */
     sl_waiter *cp;           /* the counterpart while an offer is out (NULL: gone at teardown) */
+    struct rv_proxy *cnext, *cprev;   /* H's rsel_claims while cp is a claimed select's case */
+    bool claim;
     /* R -> H with the answer */
     bool accept;
     unsigned char elem[];    /* a send case's copy, or the offering sender's element */
@@ -107,6 +113,15 @@ static sl_wq *queue_for(sl_chan *ch, int op)
 static uint32_t *count_for(sl_chan *ch, int op)
 {
     return op == SL_SEND ? &ch->rv_sendq_ : &ch->rv_recvq_;
+}
+
+/* p enters (1) or leaves (-1) its channel's queue at H: counted per
+ * channel and operation (first_proxy's test) and per reactor (whether a
+ * select parking there need look for one at all: sl_select) */
+static void queued(rv_proxy *p, int d)
+{
+    *count_for(p->ch, p->op) += (uint32_t)d;
+    p->home->rv_queued += (uint32_t)d;
 }
 
 /* ---- R: the select's side -------------------------------------------------- */
@@ -217,7 +232,7 @@ static void offer(rv_proxy *p, sl_waiter *cp)
 {
     if (p->hstate == H_QUEUED) {
         sl_wq_remove(queue_for(p->ch, p->op), &p->w);
-        (*count_for(p->ch, p->op))--;
+        queued(p, -1);
     }
     p->hstate = H_OFFERED;
     p->cp = cp;
@@ -254,31 +269,39 @@ bool sl__rsel_offer(sl_chan *ch, int cp_op, sl_waiter *cp)
     return true;
 }
 
-/* A task of H's blocking in sl_chan_send/recv that found no plain
+/* A task of H's blocking in sl_chan_send/recv (or sl_chan_send_until:
+ * `until`, the element's deadline, else 0) that found no plain
  * counterpart: it offers itself to the first proxy, parked in no queue.
+ * The element's deadline is judged at the offer, as for an expiring
+ * channel's held head: accepted, it was received alive. Its timer ends
+ * the wait as a deadline does (it waits for the answer): not the element
+ * deadline's own path, which would wake the task with the offer out.
  * -EAGAIN: no proxy, park as usual. */
-int sl__rsel_offer_task(sl_task *t, sl_chan *ch, int op, void *buf)
+int sl__rsel_offer_task(sl_task *t, sl_chan *ch, int op, void *buf, uint64_t until)
 {
     rv_proxy *p = first_proxy(ch, op);
     if (!p)
         return -EAGAIN;
     t->w_ = (sl_waiter){ .task = t, .buf = buf, .tag = SL_OFFER_TAG, .until = (uint64_t)(uintptr_t)p };
-    int rc = sl__park(t, SL_WAIT_REMOTE, ch, 0);
+    int rc = sl__park(t, SL_WAIT_REMOTE, ch, until);
     if (rc != SL_PENDING) {
         t->w_.tag = 0;
         t->w_.until = 0;
         return rc;
     }
+    t->flags_ &= (uint8_t)~SL_TF_TIMER_OK;
     t->reactor_->remote_pending++;
+    p->until = until;
     offer(p, &t->w_);
     return SL_PENDING;
 }
 
 /* A plain waiter parked at H that may offer: a blocking task (not a
- * select's node, not a send with an element deadline) or a round trip. */
+ * select's node; a send with an element deadline if it has not passed)
+ * or a round trip. */
 static bool can_offer(const sl_waiter *w)
 {
-    if (sl__waiter_is_rvproxy(w) || w->until)
+    if (sl__waiter_is_rvproxy(w) || (w->until && sl_now_ns() >= w->until))
         return false;
     return !w->task || w->task->wait_kind_ == SL_WAIT_SEND || w->task->wait_kind_ == SL_WAIT_RECV;
 }
@@ -288,6 +311,7 @@ static bool can_offer(const sl_waiter *w)
 static void task_to_offer(sl_task *t, rv_proxy *p)
 {
     sl_reactor *r = t->reactor_;
+    t->flags_ &= (uint8_t)~SL_TF_TIMER_OK;   /* an element deadline's timer: as a deadline, it waits for the answer */
     if (t->flags_ & SL_TF_BLOCKED) {
         t->flags_ &= (uint8_t)~SL_TF_BLOCKED;
         r->blocked--;
@@ -332,6 +356,65 @@ void sl__rsel_offer_head(sl_chan *ch)
     }
 }
 
+/* A select S_H parked here (all its cases on this reactor's channels),
+ * its case node w offered to p: every node of S_H leaves its queue, so no
+ * local operation, match, close or free finds it while the offer is out
+ * (docs/core.md "A select at the home meets a remote select"); S_H waits
+ * for the answer as a blocking task whose offer is out does. */
+static void claim(rv_proxy *p, sl_waiter *w)
+{
+    sl_task *t = w->task;
+    sl__select_take(t);
+    task_to_offer(t, p);
+    p->claim = true;
+    p->cprev = NULL;
+    p->cnext = p->home->rsel_claims;
+    if (p->cnext)
+        p->cnext->cprev = p;
+    p->home->rsel_claims = p;
+    offer(p, w);
+}
+
+bool sl__rsel_claim(sl_task *t, sl_case *c)
+{
+    rv_proxy *p = first_proxy(c->ch, c->op);
+    if (!p)
+        return false;
+    claim(p, &c->w_);
+    return true;
+}
+
+/* Declined (and no deadline or cancel came): S_H is matched again, as at
+ * sl_select's start: a case ready now (a local operation that found no
+ * node meanwhile and parked, a channel closed) completes; else its nodes
+ * go back to their places, and a case with another proxy queued is
+ * claimed again. */
+static void select_retry(sl_task *t)
+{
+    sl_reactor *r = t->reactor_;
+    r->remote_pending--;
+    t->w_.tag = 0;
+    t->w_.until = 0;
+    t->wait_kind_ = SL_WAIT_SELECT;
+    int i = sl__select_rematch(t);
+    if (i >= 0) {
+        sl__wake(t, i);
+        return;
+    }
+    if (!t->heap_idx_) {   /* as sl__park counts a wait with no end */
+        t->flags_ |= SL_TF_BLOCKED;
+        r->blocked++;
+        r->check_deadlock = true;
+        if (!r->wg_armed)
+            sl__watch_blocked(r);
+    }
+    sl__select_put_back(t);
+    sl_case *cases = t->wait_obj_;
+    for (int j = 0; j < t->w_.idx; j++)
+        if (!cases[j].ch->cap_ && sl__rsel_claim(t, &cases[j]))
+            return;
+}
+
 static void h_park(void *arg)
 {
     rv_proxy *p = arg;
@@ -345,7 +428,7 @@ static void h_park(void *arg)
     if (p->held) {   /* queued, then offered the head if there is one */
         p->hstate = H_QUEUED;
         sl_wq_push(&ch->recvq_, &p->w);
-        ch->rv_recvq_++;
+        queued(p, 1);
         sl__rsel_offer_head(ch);
         return;
     }
@@ -354,12 +437,21 @@ static void h_park(void *arg)
         if (!can_offer(w))
             continue;
         sl_wq_remove(other, w);
+        p->until = w->until;   /* a send's element deadline (0: none), back with it if declined */
         if (w->task)
             task_to_offer(w->task, p);
         else
             sl__remote_offered(w);
         offer(p, w);
         return;
+    }
+    /* no plain waiter that offers: a select parked here waiting for the
+     * other operation is claimed and offered */
+    for (sl_waiter *w = other->head; w; w = w->link.next) {
+        if (w->task && w->task->wait_kind_ == SL_WAIT_SELECT && sl__select_local_only(w->task)) {
+            claim(p, w);
+            return;
+        }
     }
     if (p->op == SL_RECV && (ch->closed_ || ch->senders_gone_)) {
         ch->rv_out_--;
@@ -368,7 +460,7 @@ static void h_park(void *arg)
     }
     p->hstate = H_QUEUED;
     sl_wq_push(queue_for(ch, p->op), &p->w);
-    (*count_for(ch, p->op))++;
+    queued(p, 1);
 }
 
 static void h_withdraw(void *arg)
@@ -379,13 +471,48 @@ static void h_withdraw(void *arg)
         return;   /* R declines the offer: the answer frees it here */
     if (p->hstate == H_QUEUED) {
         sl_wq_remove(queue_for(ch, p->op), &p->w);
-        (*count_for(ch, p->op))--;
+        queued(p, -1);
         ch->rv_out_--;
         p->hstate = H_FIRED;
         if (ch->freed_)
             sl__chan_maybe_release(ch);
     }
     sl_reactor_post_mem(p->from, &p->ack, r_ack, p);
+}
+
+/* A claimed select leaves H's list of claims (its offer answered). */
+static void claim_unlink(rv_proxy *p)
+{
+    if (!p->claim)
+        return;
+    p->claim = false;
+    if (p->cprev)
+        p->cprev->cnext = p->cnext;
+    else
+        p->home->rsel_claims = p->cnext;
+    if (p->cnext)
+        p->cnext->cprev = p->cprev;
+}
+
+static bool is_select_case(const sl_waiter *cp)
+{
+    return cp->task && cp != &cp->task->w_;
+}
+
+/* A claimed select's wait ends: with its case cp (rc: the case's result),
+ * or with err (its deadline or cancel, declined) if cp is NULL. */
+static void select_done(sl_task *t, sl_waiter *cp, int rc, int err)
+{
+    t->reactor_->remote_pending--;
+    t->w_.tag = 0;
+    t->w_.until = 0;
+    if (!cp) {
+        sl__wake(t, err);
+        return;
+    }
+    SL_CONTAINER_OF(cp, sl_case, w_)->err = rc;
+    cp->err = rc;
+    sl__wake(t, cp->idx);
 }
 
 /* O's wait ends with rc. */
@@ -396,16 +523,30 @@ static void cp_done(sl_waiter *cp, int rc)
         sl__remote_offer_end(cp, rc, false);
         return;
     }
+    if (is_select_case(cp)) {
+        select_done(t, cp, rc, 0);
+        return;
+    }
     t->reactor_->remote_pending--;
     t->w_.tag = 0;
     t->w_.until = 0;
     sl__wake(t, rc);
 }
 
-/* Declined: O goes on as if it had just arrived, first in line. */
-static void cp_retry(sl_chan *ch, sl_waiter *cp, int op)
+static void select_retry(sl_task *t);
+
+/* Declined: O goes on as if it had just arrived, first in line; a send
+ * with an element deadline (`until`) keeps it. */
+static void cp_retry(sl_chan *ch, sl_waiter *cp, int op, uint64_t until)
 {
     sl_task *t = cp->task;
+    if (t && is_select_case(cp)) {
+        if (t->w_.tag == SL_OFFER_ABORT_TAG)
+            select_done(t, NULL, 0, t->w_.err);   /* its deadline or cancel came meanwhile */
+        else
+            select_retry(t);
+        return;
+    }
     if (t ? t->w_.tag == SL_OFFER_ABORT_TAG : sl__remote_offer_aborted(cp)) {
         if (t)
             cp_done(cp, t->w_.err);   /* its deadline or cancel came meanwhile */
@@ -413,7 +554,11 @@ static void cp_retry(sl_chan *ch, sl_waiter *cp, int op)
             sl__remote_offer_end(cp, 0, true);
         return;
     }
-    int rc = op == SL_SEND ? sl__chan_do_send(ch, cp->buf) : sl__chan_do_recv(ch, cp->buf);
+    if (until && sl_now_ns() >= until) {   /* it expired while offered, declined: as a parked one would */
+        cp_done(cp, -ETIMEDOUT);
+        return;
+    }
+    int rc = op == SL_SEND ? sl__chan_do_send_until(ch, cp->buf, until) : sl__chan_do_recv(ch, cp->buf);
     if (rc != -EAGAIN) {
         cp_done(cp, rc);
         return;
@@ -422,6 +567,7 @@ static void cp_retry(sl_chan *ch, sl_waiter *cp, int op)
     if (p) {
         if (t)
             t->w_.until = (uint64_t)(uintptr_t)p;
+        p->until = until;
         offer(p, cp);
         return;
     }
@@ -430,7 +576,7 @@ static void cp_retry(sl_chan *ch, sl_waiter *cp, int op)
         sl_reactor *r = t->reactor_;
         r->remote_pending--;
         t->w_.tag = 0;
-        t->w_.until = 0;
+        t->w_.until = until;   /* live_sender judges it again */
         t->wait_kind_ = (uint8_t)(op == SL_SEND ? SL_WAIT_SEND : SL_WAIT_RECV);
         if (!t->heap_idx_) {   /* as sl__park counts a wait with no end */
             t->flags_ |= SL_TF_BLOCKED;
@@ -453,10 +599,17 @@ static void cp_retry(sl_chan *ch, sl_waiter *cp, int op)
 static void answer_gone(rv_proxy *p)
 {
     sl_waiter *cp = p->cp;
+    claim_unlink(p);
     if (cp && p->accept) {
         if (p->op == SL_SEND)
             memcpy(cp->buf, p->elem, p->esz);
         cp_done(cp, 0);
+    } else if (cp && is_select_case(cp)) {
+        sl_task *t = cp->task;
+        if (t->w_.tag == SL_OFFER_ABORT_TAG)
+            select_done(t, NULL, 0, t->w_.err);
+        else
+            select_done(t, cp, -EPIPE, 0);   /* the offered channel is gone: as a parked case would */
     } else if (cp) {
         sl_task *t = cp->task;
         bool aborted = t ? t->w_.tag == SL_OFFER_ABORT_TAG : sl__remote_offer_aborted(cp);
@@ -470,6 +623,18 @@ static void answer_gone(rv_proxy *p)
 
 void sl__rsel_chan_freed(sl_chan *ch)
 {
+    /* selects of this reactor claimed for an offer have no node on ch's
+     * queues: a case on ch is marked gone (-EPIPE if declined), not read
+     * again. The offered case itself is the offer's (ch_gone, below). */
+    for (rv_proxy *p = ch->home_ ? ch->home_->rsel_claims : NULL; p; p = p->cnext) {
+        if (!p->cp)
+            continue;
+        sl_task *t = p->cp->task;
+        sl_case *cases = t->wait_obj_;
+        for (int i = 0; i < t->w_.idx; i++)
+            if (cases[i].ch == ch && &cases[i].w_ != p->cp)
+                cases[i].w_.tag = SL_CASE_GONE;
+    }
     if (ch->cap_)
         return;   /* held heads: the header waits for their answers (rv_out_), which destroy a declined one */
     for (rv_proxy *p = ch->rv_offers_; p; p = p->onext) {
@@ -514,6 +679,7 @@ static void h_answer(void *arg)
     sl_chan *ch = p->ch;
     sl_waiter *cp = p->cp;
     offer_answered(ch, p);
+    claim_unlink(p);
     if (cp && p->accept) {
         if (p->op == SL_SEND)   /* O receives the select's element */
             memcpy(cp->buf, p->elem, ch->elem_size_);
@@ -521,7 +687,7 @@ static void h_answer(void *arg)
         ch->received_++;
         cp_done(cp, 0);
     } else if (cp) {
-        cp_retry(ch, cp, p->op == SL_SEND ? SL_RECV : SL_SEND);
+        cp_retry(ch, cp, p->op == SL_SEND ? SL_RECV : SL_SEND, p->until);
     }
     free(p);
     if (ch->freed_)
@@ -533,7 +699,7 @@ void sl__rsel_fire(sl_waiter *w, int err)
 {
     rv_proxy *p = SL_CONTAINER_OF(w, rv_proxy, w);
     (void)err;   /* the only error a queued proxy is failed with */
-    (*count_for(p->ch, p->op))--;
+    queued(p, -1);
     p->ch->rv_out_--;
     h_fire_epipe(p);
 }
@@ -543,7 +709,7 @@ void sl__rsel_fire(sl_waiter *w, int err)
 void sl__rsel_drop_queued(sl_waiter *w)
 {
     rv_proxy *p = SL_CONTAINER_OF(w, rv_proxy, w);
-    (*count_for(p->ch, p->op))--;
+    queued(p, -1);
     p->ch->rv_out_--;
     free(p);
 }

@@ -34,7 +34,7 @@ int sl_runtime_new(sl_runtime **out, const sl_runtime_opts *opts)
         return prc;
     }
     for (int i = 0; i < n; i++) {
-        rt->r[i] = malloc(sizeof *rt->r[i]);
+        rt->r[i] = aligned_alloc(64, (sizeof *rt->r[i] + 63) & ~(size_t)63);   /* its queue's lines */
         int rc = rt->r[i] ? sl__reactor_init(rt->r[i], rt, i, NULL, opts) : -ENOMEM;
         rt->n = i + 1;
         if (rc < 0) {

@@ -24,7 +24,10 @@
  * withdrawn (rsel.c). A receive case on another reactor's expiring
  * channel goes the same way: the home offers its head element (never
  * lent: it would expire there). Cases on another reactor's _mem channel:
- * -EXDEV. */
+ * -EXDEV. A select here whose cases are all on this reactor's channels
+ * meets another reactor's select on a rendezvous channel of ours: rsel.c
+ * claims it (its nodes off their queues) and offers it to that select's
+ * proxy (sl__select_take / _rematch / _put_back below). */
 #include <errno.h>
 #include "internal.h"
 #include "list.h"
@@ -83,7 +86,7 @@ static inline __attribute__((always_inline)) bool case_ready(sl_case *c, sl_reac
     return c->op == SL_SEND ? sl__rsend_ready(r, c->ch) : sl__rrecv_ready(r, c->ch);
 }
 
-static int case_do(sl_task *t, sl_case *c)
+static inline __attribute__((always_inline)) int case_do(sl_task *t, sl_case *c)
 {
     if (is_remote(c, t->reactor_))   /* ready: completes at once, never parks */
         return c->op == SL_SEND ? sl__rsend(t, c->ch, c->buf, 0) : sl__rrecv(t, c->ch, c->buf);
@@ -136,6 +139,63 @@ static void dequeue_all(sl_task *t, sl_waiter *keep)
 void sl__select_unpark(sl_task *t)
 {
     dequeue_all(t, NULL);
+}
+
+/* ---- a select at the home claimed for an offer to another reactor's select (rsel.c) ----
+ *
+ * Claimed, a select parked here has none of its nodes on a queue, so no
+ * local operation, match, close or free can fire it; it waits for the
+ * offer's answer as a cross-reactor wait. Only a select whose cases are
+ * all on this reactor's channels is claimed: every node is in a queue of
+ * ours, taken off and put back on this thread. */
+
+bool sl__select_local_only(const sl_task *t)
+{
+    const sl_case *cases = t->wait_obj_;
+    for (int i = 0; i < t->w_.idx; i++)
+        if (cases[i].w_.tag)
+            return false;
+    return true;
+}
+
+void sl__select_take(sl_task *t)
+{
+    dequeue_all(t, NULL);
+}
+
+/* Declined: the cases again, as at sl_select's start (uniformly among the
+ * ready ones). A case whose channel was freed while claimed is ready with
+ * -EPIPE, its channel not read. The case chosen (done, its err set), or
+ * -1: none ready. */
+int sl__select_rematch(sl_task *t)
+{
+    sl_case *cases = t->wait_obj_;
+    int n = t->w_.idx, chosen = -1, ready = 0;
+    for (int i = 0; i < n; i++) {
+        if (cases[i].w_.tag == SL_CASE_GONE) {
+            cases[i].err = -EPIPE;
+            cases[i].w_.err = -EPIPE;
+            return i;
+        }
+        if (sl__chan_ready(cases[i].ch, cases[i].op) && sl__rand(t->reactor_) % (uint64_t)++ready == 0)
+            chosen = i;
+    }
+    if (chosen >= 0) {
+        cases[chosen].err = case_do(t, &cases[chosen]);
+        cases[chosen].w_.err = cases[chosen].err;
+    }
+    return chosen;
+}
+
+/* None ready: the nodes go back at the front of their queues (their place). */
+void sl__select_put_back(sl_task *t)
+{
+    sl_case *cases = t->wait_obj_;
+    for (int i = 0; i < t->w_.idx; i++) {
+        sl_wq *q = queue_of(&cases[i], t->reactor_);
+        SL_LIST_PUSH_FRONT(q, &cases[i].w_, link);
+        q->n++;
+    }
 }
 
 void sl__waiter_fire(sl_waiter *w, int result)
@@ -313,7 +373,18 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
         t->wait_obj_ = NULL;
         return rc;
     }
-    if (remote) {
+    if (!remote) {
+        /* a case on a rendezvous channel here where another reactor's
+         * select waits with the other operation: this select is claimed
+         * and offered to it (rsel.c). One test while no proxy is queued
+         * at this reactor's channels. */
+        if (r->rv_queued)
+            for (int i = 0; i < n; i++)
+                if (!cases[i].ch->cap_ && sl__rsel_claim(t, &cases[i]))
+                    break;
+        return rc;
+    }
+    {
         /* It waits for another reactor (a grant, a lend), not for a task
          * of ours: counted as a cross-reactor wait, so this reactor's
          * deadlock check does not take it for blocked. */

@@ -168,7 +168,11 @@ int sl_chan_send(sl_task *t, sl_chan *ch, const void *elem);
  * `expiring`. Across reactors, on a buffered channel, the deadline travels
  * with the element: one that expires on its way is dropped at the home
  * (the send returned 0: on_expire tells); on a rendezvous or _mem channel
- * of another reactor it returns -EXDEV. */
+ * of another reactor it returns -EXDEV. At the home of a rendezvous
+ * channel it meets another reactor's select as sl_chan_send does, the
+ * deadline judged when it is offered (docs/core.md, "sl_chan_send_until at
+ * the home offers too"): accepted, it returns 0 even if `expires` passed
+ * while the offer travelled. */
 int sl_chan_send_until(sl_task *t, sl_chan *ch, const void *elem, uint64_t expires);
 
 /* Receives into *elem. Returns 0, SL_PENDING (final result 0, -EPIPE,
@@ -305,6 +309,13 @@ typedef struct sl_case {
  * never ready at the start, the home offers its head element (alive at
  * the offer: an accepted one is received even if its deadline passed on
  * the way) and nobody there receives past it until the answer.
+ * A select whose cases are all on this reactor's channels meets another
+ * reactor's select waiting with the other operation on one of its
+ * rendezvous channels (docs/core.md, "A select at the home meets a remote
+ * select"): it is claimed for that select and offered to it; meanwhile its
+ * deadline or cancel waits for the answer (accepted: that case; declined:
+ * the error), and if declined it is matched again, uniformly among the
+ * cases ready then whatever its flags.
  * Returns -EINVAL (n < 1, NULL channel, bad op), -EXDEV (checked before
  * anything is taken or parked: any case on another reactor's _mem
  * channel, sl_chan_mem; docs/core.md,
@@ -318,13 +329,25 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags);
 /* ---- private ------------------------------------------------------------ */
 
 struct sl_chan {
+    /* The first 64 bytes: what another reactor's send or receive reads
+     * every time (home_, heap_, cap_, elem_size_, expiring_), beside what
+     * changes only at creation, close and free. A heap channel's header is
+     * 64-aligned (chan.c), so the home's writes of every operation (len_,
+     * head_, the queues, the counters, below) do not make those reads a
+     * cache miss on the other reactor: one a leg of a cross-reactor
+     * ping-pong (docs/core.md, "The ping-pong"). */
     sl_reactor *home_;
+    size_t elem_size_, cap_;
+    uint8_t closed_, freed_, heap_, buf_heap_, senders_gone_, receivers_gone_;
+    uint8_t expiring_;
+    uint8_t pad_;
     struct { sl_chan *prev, *next; } link_;   /* the home's channels, or its quarantine (core/list.h) */
     const char *name_, *file_;
+    /* written by the home as it works */
     int line_;
-    uint8_t closed_, freed_, heap_, buf_heap_, senders_gone_, receivers_gone_, pressured_;
+    uint8_t pressured_;
     uint8_t remote_seen_;          /* ever used from another reactor */
-    size_t elem_size_, cap_, len_, head_;
+    size_t len_, head_;
     unsigned char *buf_;
     sl_wq sendq_, recvq_;
     void (*ptr_free_)(void *);
@@ -346,7 +369,7 @@ struct sl_chan {
     sl_chan *grant_next_;          /* in the home's list of channels to serve at turn end */
     uint8_t grant_queued_;
     /* expiring elements: a deadline per slot (0 none), how many are set */
-    uint8_t expiring_, dl_heap_;
+    uint8_t dl_heap_;             /* expiring_ is in the first line */
     uint64_t *dl_;
     size_t dl_n_;
     uint64_t expired_;
