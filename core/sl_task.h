@@ -406,6 +406,10 @@ struct sl_task {
     int result_;
     int cancel_err_;
     uint32_t heap_idx_;
+    /* the slot's hooks (sl_task_set_ext): here, between fields that a
+     * deadline wake reads anyway (flags_, heap_idx_, wake_at_), not beside
+     * ext_, so an unbound task's NULL check costs no cache line of its own */
+    const sl_task_ext_ops *ext_ops_;
     uint64_t deadline_;
     uint64_t wake_at_;           /* when the timer of the current wait fires */
     uint64_t wait_since_;
@@ -414,7 +418,6 @@ struct sl_task {
     sl_task *joiner_;
     sl_group *group_;
     void *ext_;
-    const sl_task_ext_ops *ext_ops_;   /* the slot's hooks (sl_task_set_ext) */
     struct { struct sl_hold *head, *tail; } holds_;   /* channel ends held (sl_chan_attach; core/list.h) */
     struct sl_mutex *mutexes_;   /* mutexes held */
     void (*abort_)(sl_task *, void *, int);   /* sl_task_park's on_abort */
