@@ -109,6 +109,17 @@ void sl__rsel_set_hooks(void (*at_r_offer)(void *), void (*at_h_offer)(void *), 
     hook_arg = arg;
 }
 
+/* ... and around a two-phase meet: phase 0 at R1 before a HOLD is decided,
+ * 1 at R1 right after S was held, 2 at H right after the HOLD was posted */
+static void (*hook_hold)(void *, int);
+static void *hook_hold_arg;
+
+void sl__rsel_set_hold_hook(void (*at_hold)(void *, int), void *arg)
+{
+    hook_hold = at_hold;
+    hook_hold_arg = arg;
+}
+
 static rv_proxy *proxy_of(const sl_case *c)
 {
     return (rv_proxy *)(uintptr_t)c->w_.until;
@@ -259,6 +270,8 @@ static void hold_unlink(rv_proxy *p)
 static void r_hold(void *arg)
 {
     rv_proxy *p = arg;
+    if (hook_hold)
+        hook_hold(hook_hold_arg, 0);
     sl_task *t = p->task;
     p->gone = !t;
     if (t) {
@@ -273,6 +286,8 @@ static void r_hold(void *arg)
         if (p->hnext)
             p->hnext->hprev = p;
         r->rsel_holds = p;
+        if (hook_hold)
+            hook_hold(hook_hold_arg, 1);
     }
     sl_reactor_post_mem(p->home, &p->go, h_held, p);
 }
@@ -575,6 +590,8 @@ static void hold(rv_proxy *s, rv_proxy *r)
     s->pair = r;
     r->pair = s;
     sl_reactor_post_mem(s->from, &s->back, r_hold, s);
+    if (hook_hold)
+        hook_hold(hook_hold_arg, 2);
 }
 
 /* The verdict on a held select: COMMIT (its case returns 0; R1 frees p) */

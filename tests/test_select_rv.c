@@ -2099,6 +2099,7 @@ static struct {
     int rc, polls;
     bool far_recv;   /* reactor 1's select workers are the only receivers (no reactor 2 selects); the
                       * home's select senders' other case is idle */
+    bool far_rr;     /* reactor 2's select senders and reactor 1's select receivers only: two-phase meets */
     int n_send, n_recv, n_local;
 } Z;
 
@@ -2245,14 +2246,15 @@ static int z_at(sl_task *t, void *arg)   /* reactor k: its local channel, feeder
     assert_int_equal(sl_chan_new(&Z.l[k], sizeof(int64_t), 4, NULL), 0);
     assert_int_equal(sl_chan_give(Z.l[k], t, NULL), 0);   /* z_free_local frees it */
     zf[k] = (z_driver){ .k = k };
-    if (!Z.far_recv || k == 1)   /* far_recv: reactor 2 has no select, and the home's stop after their sends: idle cases */
+    if (Z.far_rr ? k != 0 : !Z.far_recv || k == 1)   /* far_recv: reactor 2 has no select, and the home's stop after their sends: idle cases */
         assert_int_equal(sl_spawn(NULL, z_feed, &zf[k], NULL, NULL), 0);
     if (k == 0) {
         zd[0] = (z_driver){ .k = 0, .role = ZS_HSEL, .send = 1 };
         zd[1] = (z_driver){ .k = 0, .role = ZR_HSEL };
         zd[2] = (z_driver){ .k = 0, .role = ZR_PLAIN };
-        assert_int_equal(sl_spawn(NULL, z_drive, &zd[0], NULL, NULL), 0);
-        if (!Z.far_recv) {
+        if (!Z.far_rr)
+            assert_int_equal(sl_spawn(NULL, z_drive, &zd[0], NULL, NULL), 0);
+        if (!Z.far_recv && !Z.far_rr) {
             assert_int_equal(sl_spawn(NULL, z_drive, &zd[1], NULL, NULL), 0);
             assert_int_equal(sl_spawn(NULL, z_plain, &zd[2], NULL, NULL), 0);
         }
@@ -2262,9 +2264,10 @@ static int z_at(sl_task *t, void *arg)   /* reactor k: its local channel, feeder
     } else {
         zd[4] = (z_driver){ .k = 2, .role = ZS_RSEL, .send = 1 };
         zd[5] = (z_driver){ .k = 2, .role = ZS_PLAIN, .send = 1 };
-        if (!Z.far_recv)   /* it would meet nobody: R1's and R2's selects do not meet */
+        if (!Z.far_recv)   /* far_recv: no receiver but reactor 1's selects, so the home's selects meet them */
             assert_int_equal(sl_spawn(NULL, z_drive, &zd[4], NULL, NULL), 0);
-        assert_int_equal(sl_spawn(NULL, z_plain, &zd[5], NULL, NULL), 0);
+        if (!Z.far_rr)
+            assert_int_equal(sl_spawn(NULL, z_plain, &zd[5], NULL, NULL), 0);
     }
     return 0;
 }
@@ -2305,14 +2308,15 @@ static int z_main(sl_task *t, void *arg)   /* reactor 0 */
     SL_END(t);
 }
 
-static void run_z(bool far_recv)
+static void run_z(bool far_recv, bool far_rr)
 {
     memset(&Z, 0, sizeof Z);
     memset(zd, 0, sizeof zd);
     Z.far_recv = far_recv;
-    Z.n_send = far_recv ? 2 : 3;
-    Z.n_recv = far_recv ? 1 : 3;
-    Z.n_local = far_recv ? 1 : 3;
+    Z.far_rr = far_rr;
+    Z.n_send = far_rr ? 1 : far_recv ? 2 : 3;
+    Z.n_recv = far_rr || far_recv ? 1 : 3;
+    Z.n_local = far_rr ? 2 : far_recv ? 1 : 3;
     run_scene(3, z_main);
     long ok = 0, got = 0, bad = 0;
     for (int v = 0; v < ZS_N * ZN; v++) {
@@ -2321,8 +2325,9 @@ static void run_z(bool far_recv)
         bad += Z.sent[v] != Z.got[v];
     }
     print_message("meet race: %ld sent, %ld received; home select -> reactor 1's selects %ld, reactor 2's selects -> "
-                  "home selects %ld; %ld selects, %ld cancels, %ld timeouts\n",
-                  ok, got, (long)Z.pair[ZR_RSEL][ZS_HSEL], (long)Z.pair[ZR_HSEL][ZS_RSEL], (long)Z.selects,
+                  "home selects %ld, reactor 2's selects -> reactor 1's %ld; %ld selects, %ld cancels, %ld timeouts\n",
+                  ok, got, (long)Z.pair[ZR_RSEL][ZS_HSEL], (long)Z.pair[ZR_HSEL][ZS_RSEL], (long)Z.pair[ZR_RSEL][ZS_RSEL],
+                  (long)Z.selects,
                   (long)Z.cancels, (long)Z.timeouts);
     assert_int_equal(Z.dup, 0);
     assert_int_equal(bad, 0);   /* each sent value received once, none other */
@@ -2334,10 +2339,15 @@ static void run_z(bool far_recv)
      * goes first, and 2 of 30 runs had none.) */
     if (far_recv)
         assert_int_equal(Z.pair[ZR_RSEL][ZS_HSEL], ZN);
+    /* reactor 2's select senders met reactor 1's select workers only:
+     * every one of their sends two-phase (on main: none, both waited) */
+    if (far_rr)
+        assert_int_equal(Z.pair[ZR_RSEL][ZS_RSEL], ZN);
 }
 
-static void test_meet_race(void **s) { (void)s; run_z(false); }
-static void test_meet_race_far_receivers(void **s) { (void)s; run_z(true); }
+static void test_meet_race(void **s) { (void)s; run_z(false, false); }
+static void test_meet_race_far_receivers(void **s) { (void)s; run_z(true, false); }
+static void test_meet2_race_remote_selects(void **s) { (void)s; run_z(false, true); }
 
 /* ---- the race ------------------------------------------------------------------------ */
 
@@ -2896,6 +2906,7 @@ int main(void)
         cmocka_unit_test_setup(test_send_until_expired_while_offered_declined, scene_guard),
         cmocka_unit_test_setup(test_send_until_declined_parks_with_deadline, scene_guard),
         cmocka_unit_test_setup(test_meet_race, scene_guard),
+        cmocka_unit_test_setup(test_meet2_race_remote_selects, scene_guard),
         cmocka_unit_test_setup(test_meet_race_far_receivers, scene_guard),
         cmocka_unit_test_setup(test_rv_race, scene_guard),
         cmocka_unit_test_setup(test_exp_race, scene_guard),
