@@ -110,7 +110,8 @@ void sl__rsel_set_hooks(void (*at_r_offer)(void *), void (*at_h_offer)(void *), 
 }
 
 /* ... and around a two-phase meet: phase 0 at R1 before a HOLD is decided,
- * 1 at R1 right after S was held, 2 at H right after the HOLD was posted */
+ * 1 at R1 right after S was held, 2 at H right after the HOLD was posted,
+ * 3 at H when the paired receive proxy was withdrawn with the HOLD out */
 static void (*hook_hold)(void *, int);
 static void *hook_hold_arg;
 
@@ -716,6 +717,8 @@ static void h_withdraw(void *arg)
         p->pair = NULL;
         ch->rv_out_--;
         p->hstate = H_FIRED;
+        if (hook_hold)
+            hook_hold(hook_hold_arg, 3);
         if (ch->freed_)
             sl__chan_maybe_release(ch);
     } else if (p->hstate == H_QUEUED) {

@@ -2085,18 +2085,30 @@ static void test_send_until_declined_parks_with_deadline(void **s) { (void)s; ru
  * cancel), at H right after the HOLD left (close rv, free rv, stop the
  * runtime), and at reactor 2 before S2 decides (its local case fires:
  * declined, so S1 is aborted). */
-enum { TW_NONE, TW_GONE, TW_DECLINE, TW_DEADLINE, TW_CANCEL, TW_CLOSE, TW_FREE, TW_TEARDOWN };
+enum { TW_NONE, TW_GONE, TW_DECLINE, TW_DEADLINE, TW_CANCEL, TW_CLOSE, TW_FREE, TW_TEARDOWN, TW_PAIR_GONE };
 
 static struct {
     bool s1_first, decline;
     int how;
     sl_chan *rv, *l1, *l2;
     sl_task *s1;
-    _Atomic int s1_done, s2_done, hooks[3], r_offers;
+    _Atomic int s1_done, s2_done, hooks[4], r_offers, go;
+    int fpolls, frc;
     int rc, polls, s1_rc, s1_err, s2_rc, s2_err, prc;
     int64_t v1, l1v, v2, l2v, pv;
     sl_case c1[2], c2[2];
 } TW;
+
+static int tw_fire_l2(sl_task *t, void *arg)   /* reactor 2: S2 fires its local case when told */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    WAIT_FOR(t, atomic_load(&TW.go), TW.fpolls, TW.frc);
+    TW.l2v = 777;
+    assert_int_equal(sl_chan_try_send(NULL, TW.l2, &TW.l2v), 0);
+    SL_END(t);
+}
 
 static void tw_hold_hook(void *arg, int phase)
 {
@@ -2105,6 +2117,13 @@ static void tw_hold_hook(void *arg, int phase)
         return;
     switch (phase) {
     case 0:   /* reactor 1, the HOLD not decided yet */
+        if (TW.how == TW_PAIR_GONE) {   /* S2 stops and its proxy is withdrawn at H, paired */
+            atomic_store(&TW.go, 1);   /* tw_fire_l2, polling on reactor 2 */
+            uint64_t end = sl_now_ns() + LONG_WAIT;
+            while (!atomic_load(&TW.hooks[3]) && sl_now_ns() < end)
+                sched_yield();
+            assert_true(atomic_load(&TW.hooks[3]));
+        }
         if (TW.how == TW_GONE) {
             TW.l1v = 777;
             assert_int_equal(sl_chan_try_send(NULL, TW.l1, &TW.l1v), 0);   /* S1 fires its local case */
@@ -2184,6 +2203,8 @@ static int tw_main(sl_task *t, void *arg)   /* reactor 0: rv's home */
     sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
     assert_int_equal(sl_chan_new(&TW.rv, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "rv" }), 0);
     assert_int_equal(sl_chan_give(TW.rv, t, NULL), 0);   /* the hook may close or free it */
+    if (TW.how == TW_PAIR_GONE)
+        assert_int_equal(sl_spawn_on(R(2), tw_fire_l2, NULL, NULL), 0);
     if (TW.s1_first) {
         assert_int_equal(sl_spawn_on(R(1), tw_s1, NULL, NULL), 0);
         WAIT_FOR(t, TW.rv->rv_sendq_ == 1, TW.polls, TW.rc);   /* S1's proxy is queued here */
@@ -2201,7 +2222,7 @@ static int tw_main(sl_task *t, void *arg)   /* reactor 0: rv's home */
         SL_AWAIT(t, TW.prc, sl_chan_send(t, TW.rv, &TW.pv));
         assert_int_equal(TW.prc, 0);
     }
-    if (TW.how == TW_DECLINE) {   /* S1 waits again, its proxy queued: a plain receive here meets it */
+    if (TW.how == TW_DECLINE || TW.how == TW_PAIR_GONE) {   /* S1 waits again, its proxy queued: a plain receive here meets it */
         WAIT_FOR(t, atomic_load(&TW.s2_done) && TW.rv->rv_sendq_ == 1, TW.polls, TW.rc);
         SL_AWAIT(t, TW.prc, sl_chan_recv(t, TW.rv, &TW.pv));
         assert_int_equal(TW.prc, 0);
@@ -2243,6 +2264,17 @@ static void trun_w(bool s1_first, int how, bool decline)
     if (how == TW_TEARDOWN)
         return;
     assert_int_equal(TW.hooks[1], how == TW_GONE ? 0 : 1);
+    assert_int_equal(TW.hooks[3], how == TW_PAIR_GONE ? 1 : 0);
+    if (how == TW_PAIR_GONE) {   /* held, nobody to offer to: aborted, then met the plain receiver */
+        assert_int_equal(TW.s2_rc, 0);
+        assert_int_equal(TW.l2v, 777);
+        assert_int_equal(TW.v2, -1);
+        assert_int_equal(TW.s1_rc, 1);
+        assert_int_equal(TW.s1_err, 0);
+        assert_int_equal(TW.pv, 42);
+        assert_int_equal(TW.r_offers, 1);   /* the plain receiver's offer to S1 only */
+        return;
+    }
     switch (how) {
     case TW_GONE:   /* S1 took its local case; S2 met the plain sender */
         assert_int_equal(TW.s1_rc, 0);
@@ -2296,6 +2328,7 @@ static void test_meet2_held_cancel_aborted(void **s) { (void)s; trun_w(false, TW
 static void test_meet2_close_hold_out(void **s) { (void)s; trun_w(true, TW_CLOSE, false); }
 static void test_meet2_free_hold_out(void **s) { (void)s; trun_w(false, TW_FREE, false); }
 static void test_meet2_teardown_hold_out(void **s) { (void)s; trun_w(true, TW_TEARDOWN, false); }
+static void test_meet2_paired_proxy_withdrawn(void **s) { (void)s; trun_w(true, TW_PAIR_GONE, false); }
 
 /* ---- the meet race: selects at the home and on other reactors ------------------------- */
 
@@ -3142,6 +3175,7 @@ int main(void)
         cmocka_unit_test_setup(test_meet2_close_hold_out, scene_guard),
         cmocka_unit_test_setup(test_meet2_free_hold_out, scene_guard),
         cmocka_unit_test_setup(test_meet2_teardown_hold_out, scene_guard),
+        cmocka_unit_test_setup(test_meet2_paired_proxy_withdrawn, scene_guard),
         cmocka_unit_test_setup(test_meet_race_far_receivers, scene_guard),
         cmocka_unit_test_setup(test_rv_race, scene_guard),
         cmocka_unit_test_setup(test_exp_race, scene_guard),
