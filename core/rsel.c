@@ -23,25 +23,39 @@
  *
  * One proxy, one record, owned in turn by the side that holds it. The
  * messages (each embedded: nothing is allocated after the proxy itself):
- *   R -> H  go      PARK, later the ANSWER to an offer (never both in flight)
+ *   R -> H  go      PARK, later the ANSWER to an offer, or HELD / GONE
+ *                   (the HOLD's answer); one at a time
  *   R -> H  wd      WITHDRAW: S stopped waiting (fired elsewhere, deadline,
  *                   cancel) while the proxy was not accepted
- *   H -> R  back    OFFER, or EPIPE (closed or freed: the case fires -EPIPE)
- *   H -> R  ack     the WITHDRAW's answer, when no offer is out
- * Who frees it: H after an ANSWER (R forgot it when it answered); R at an
- * ACK (every earlier H -> R message of the proxy has arrived, and H
- * touches it no more), or at an EPIPE while S still waits (no WITHDRAW
- * will go). A WITHDRAW that finds an offer out is not answered: the
- * offer reaches R after S stopped, so R declines, and H frees at that.
+ *   H -> R  back    OFFER, HOLD, or EPIPE (closed or freed: the case fires -EPIPE)
+ *   H -> R  ack     the WITHDRAW's answer, when no offer or hold is out; or
+ *                   COMMIT / ABORT of a held S (no WITHDRAW can go while held)
+ * Who frees it: H after an ANSWER or a GONE (R forgot it when it answered);
+ * R at an ACK (every earlier H -> R message of the proxy has arrived, and H
+ * touches it no more), at a COMMIT, or at an EPIPE while S still waits (no
+ * WITHDRAW will go). A WITHDRAW that finds an offer or a hold out is not
+ * answered: the offer or HOLD reaches R after S stopped, so R declines (or
+ * answers GONE), and H frees at that.
  *
- * Counterparts that can wait a round trip offer; try_send/try_recv and
- * proxies of other selects skip proxies (R1's and R2's selects do not
- * meet). A select at the home whose cases are all on its channels is
+ * Counterparts that can wait a round trip offer; try_send/try_recv skip
+ * proxies. A select at the home whose cases are all on its channels is
  * *claimed* for a proxy of the other operation (claim): its nodes leave
  * their queues, so nothing at the home can fire it, and its case offers
  * itself as a blocking counterpart does; declined, it is matched again
  * (select_retry). Plain waiters go before proxies: a counterpart that
- * finds one completes at once. */
+ * finds one completes at once.
+ *
+ * Two proxies of other reactors' selects, a send S1 (R1) and a receive S2
+ * (R2), meet in two phases (docs/core.md "Two selects of other reactors
+ * meet at the home"): H takes both off their queues and asks R1 to HOLD
+ * S1 (r_hold: its nodes off R1's queues, as H claims a select; only a
+ * select whose other cases are all on R1's channels is held, so no offer
+ * can reach it meanwhile); HELD: H offers S1's element (already in the
+ * proxy) to S2 with the existing offer, the held proxy as counterpart;
+ * S2's answer becomes COMMIT or ABORT to R1 (by p->ack). Aborted, R1
+ * matches S1 again with what it has (nothing re-posted), and H matches the
+ * proxy again as if it had just arrived. GONE (S1 fired before the HOLD
+ * came): H frees the proxy and matches S2's again. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
