@@ -2085,7 +2085,7 @@ static void test_send_until_declined_parks_with_deadline(void **s) { (void)s; ru
  * cancel), at H right after the HOLD left (close rv, free rv, stop the
  * runtime), and at reactor 2 before S2 decides (its local case fires:
  * declined, so S1 is aborted). */
-enum { TW_NONE, TW_GONE, TW_DECLINE, TW_DEADLINE, TW_CANCEL, TW_CLOSE, TW_FREE, TW_TEARDOWN, TW_PAIR_GONE };
+enum { TW_NONE, TW_GONE, TW_DECLINE, TW_DEADLINE, TW_CANCEL, TW_CLOSE, TW_FREE, TW_TEARDOWN, TW_PAIR_GONE, TW_FREE_L1 };
 
 static struct {
     bool s1_first, decline;
@@ -2137,6 +2137,8 @@ static void tw_hold_hook(void *arg, int phase)
             sl__timer_fire(R(1), TW.s1->wake_at_);
         else if (TW.how == TW_CANCEL)
             assert_int_equal(sl_task_cancel(TW.s1, 0), 0);
+        else if (TW.how == TW_FREE_L1)   /* S1's node on l1 is on no queue: marked gone */
+            assert_int_equal(sl_chan_free(NULL, TW.l1), 0);
         break;
     }
     case 2:   /* H, the HOLD on its way */
@@ -2166,6 +2168,7 @@ static int tw_s1(sl_task *t, void *arg)   /* reactor 1 */
     TW.s1 = t;
     sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT / 2);
     assert_int_equal(sl_chan_new(&TW.l1, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "l1" }), 0);
+    assert_int_equal(sl_chan_give(TW.l1, t, NULL), 0);   /* the hook may free it */
     TW.v1 = 42;
     TW.l1v = -1;
     TW.c1[0] = (sl_case){ .ch = TW.l1, .op = SL_RECV, .buf = &TW.l1v };
@@ -2173,7 +2176,8 @@ static int tw_s1(sl_task *t, void *arg)   /* reactor 1 */
     SL_AWAIT(t, TW.s1_rc, sl_select(t, TW.c1, 2, 0));
     if (TW.s1_rc >= 0)
         TW.s1_err = TW.c1[TW.s1_rc].err;
-    assert_int_equal(sl_chan_free(t, TW.l1), 0);
+    if (TW.how != TW_FREE_L1)
+        assert_int_equal(sl_chan_free(NULL, TW.l1), 0);
     atomic_store(&TW.s1_done, 1);
     SL_END(t);
 }
@@ -2294,6 +2298,12 @@ static void trun_w(bool s1_first, int how, bool decline)
         assert_int_equal(TW.r_offers, 0);
         return;
     }
+    if (how == TW_FREE_L1 && TW.decline) {   /* aborted: l1's case, gone, without reading l1 */
+        assert_int_equal(TW.s2_rc, 0);
+        assert_int_equal(TW.s1_rc, 0);
+        assert_int_equal(TW.s1_err, -EPIPE);
+        return;
+    }
     if (TW.decline) {   /* S2 took its local case, nothing through rv to it */
         assert_int_equal(TW.s2_rc, 0);
         assert_int_equal(TW.s2_err, 0);
@@ -2329,6 +2339,8 @@ static void test_meet2_close_hold_out(void **s) { (void)s; trun_w(true, TW_CLOSE
 static void test_meet2_free_hold_out(void **s) { (void)s; trun_w(false, TW_FREE, false); }
 static void test_meet2_teardown_hold_out(void **s) { (void)s; trun_w(true, TW_TEARDOWN, false); }
 static void test_meet2_paired_proxy_withdrawn(void **s) { (void)s; trun_w(true, TW_PAIR_GONE, false); }
+static void test_meet2_held_free_local_committed(void **s) { (void)s; trun_w(false, TW_FREE_L1, false); }
+static void test_meet2_held_free_local_aborted(void **s) { (void)s; trun_w(true, TW_FREE_L1, true); }
 
 /* ---- the meet race: selects at the home and on other reactors ------------------------- */
 
@@ -3176,6 +3188,8 @@ int main(void)
         cmocka_unit_test_setup(test_meet2_free_hold_out, scene_guard),
         cmocka_unit_test_setup(test_meet2_teardown_hold_out, scene_guard),
         cmocka_unit_test_setup(test_meet2_paired_proxy_withdrawn, scene_guard),
+        cmocka_unit_test_setup(test_meet2_held_free_local_committed, scene_guard),
+        cmocka_unit_test_setup(test_meet2_held_free_local_aborted, scene_guard),
         cmocka_unit_test_setup(test_meet_race_far_receivers, scene_guard),
         cmocka_unit_test_setup(test_rv_race, scene_guard),
         cmocka_unit_test_setup(test_exp_race, scene_guard),
