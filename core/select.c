@@ -27,7 +27,11 @@
  * -EXDEV. A select here whose cases are all on this reactor's channels
  * meets another reactor's select on a rendezvous channel of ours: rsel.c
  * claims it (its nodes off their queues) and offers it to that select's
- * proxy (sl__select_take / _rematch / _put_back below). */
+ * proxy (sl__select_take / _rematch / _put_back below). A select here
+ * whose one case by offer is a send, its other cases all on our channels,
+ * may be *held* by that channel's home to meet another reactor's select
+ * there (rsel.c r_hold: sl__select_hold takes its nodes off our queues;
+ * aborted, _rematch / _put_back as for a declined claim). */
 #include <errno.h>
 #include "internal.h"
 #include "list.h"
