@@ -7,6 +7,12 @@
  *   ctx_cancel_fanout_100k_ms   one parent, 100,000 children each bound to a
  *                               parked task: from cancel until every task resumed
  *   ctx_cancel_chain_1000_us    cancel the top of a chain 1,000 deep
+ *   ctx_deadline_wake_ns        50,000 tasks, each bound to a context of its
+ *                               own with one shared deadline, parked: from
+ *                               the deadline until all woke, per task (the
+ *                               contexts ended first: the slot's deadline hook)
+ *   task_deadline_wake_ns       the same with unbound tasks (a task deadline,
+ *                               no context): what a deadline wake costs alone
  * Each is the best of three runs. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +141,50 @@ static int chain_main(sl_task *t, void *arg)
     return 0;
 }
 
+/* ---- deadline wakes (docs/context.md: a bound task woken by its deadline
+ * finds its context ended) ---- */
+
+static cb *DW;
+static int dw_bound;
+
+static int dw_parked(sl_task *t, void *arg)
+{
+    int rc;
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, rc, sl_sleep(t, 3600 * SL_NS_PER_S));   /* ends by the deadline */
+    CHECK(rc != -ETIMEDOUT);
+    if (++DW->woken == DW->n) {
+        DW->t1 = sl_now_ns();
+        sl_runtime_stop(rt);
+    }
+    SL_END(t);
+}
+
+static int dw_main(sl_task *t, void *arg)
+{
+    (void)t;
+    DW = arg;
+    /* far enough ahead for the setup (a few ms per 10,000 tasks) */
+    DW->t0 = sl_now_ns() + 300 * SL_NS_PER_MS;
+    for (long i = 0; i < DW->n; i++) {
+        if (dw_bound) {
+            sl_ctx *c;
+            CHECK(sl_ctx_with_deadline(&c, sl_ctx_background(), DW->t0));
+            CHECK(sl_go(c, dw_parked, NULL, NULL, NULL));
+            sl_ctx_unref(c);
+        } else {
+            CHECK(sl_spawn(NULL, dw_parked, NULL, NULL, &(sl_spawn_opts){ .deadline = DW->t0 }));
+        }
+    }
+    if (sl_now_ns() >= DW->t0)
+        fprintf(stderr, "ctx-bench: deadline wakes: the setup outlasted the deadline\n");
+    return 0;
+}
+
+static int dw_main_bound(sl_task *t, void *arg) { dw_bound = 1; return dw_main(t, arg); }
+static int dw_main_unbound(sl_task *t, void *arg) { dw_bound = 0; return dw_main(t, arg); }
+
 static double best3(sl_step_fn fn, long n, double unit)
 {
     double best = 1e300;
@@ -163,4 +213,6 @@ void ctx_bench_run(FILE *out, int json, int quick)
     emit(out, json, "ctx_with_timeout_cancel_ns", best3(timeout_main, 1000000 / k, 1.0) / (double)(1000000 / k));
     emit(out, json, "ctx_cancel_fanout_100k_ms", best3(fanout_main, 100000, 1e6));
     emit(out, json, "ctx_cancel_chain_1000_us", best3(chain_main, 0, 1e3));
+    emit(out, json, "ctx_deadline_wake_ns", best3(dw_main_bound, 50000 / k, 1.0) / (double)(50000 / k));
+    emit(out, json, "task_deadline_wake_ns", best3(dw_main_unbound, 50000 / k, 1.0) / (double)(50000 / k));
 }

@@ -4,7 +4,13 @@
  * slot; the slot's end hook takes it out (O(1)) and gives back the task's
  * reference to the context when the task ends. The first task bound to a
  * context uses the binding inside the context (one task per context is
- * the usual case: a request's handler). */
+ * the usual case: a request's handler).
+ *
+ * The slot's deadline hook orders two timers due at the same instant: a
+ * bound task's (core's heap) and its context's (a libevent event): when
+ * the task's runs first, the context ends there and then, so a task woken
+ * by its deadline always finds its context ended with the deadline's cause
+ * (tests/test_ctx.c test_deadline_task_timer_first). */
 #include <errno.h>
 #include "ctx_internal.h"
 
@@ -27,6 +33,14 @@ static void unbind(sl_task *t, void *ext)
         sl__ctx_free(b);
     sl_ctx_unref(c);
 }
+
+static void on_deadline(sl_task *t, void *ext, uint64_t now)
+{
+    (void)t;
+    sl__ctx_deadline_due(((sl_binding *)ext)->ctx, now);
+}
+
+static const sl_task_ext_ops bind_ops = { .on_end = unbind, .on_deadline = on_deadline };
 
 static int go(sl_ctx *ctx, sl_step_fn fn, void *state, sl_task *mem, sl_task **out,
               const sl_spawn_opts *opts, const char *file, int line)
@@ -57,7 +71,7 @@ static int go(sl_ctx *ctx, sl_step_fn fn, void *state, sl_task *mem, sl_task **o
     b->task = t;
     if (ctx->kind != K_BG)
         SL_LIST_PUSH_FRONT(&ctx->tasks, b, link);
-    sl_task_set_ext(t, b, unbind);
+    sl_task_set_ext(t, b, &bind_ops);
     if (ctx->err)
         sl_task_cancel(t, ctx->err);
     if (out)
@@ -81,9 +95,9 @@ int sl_go_mem_at_(sl_ctx *ctx, sl_step_fn fn, void *state, sl_task *mem, sl_task
 
 sl_ctx *sl_task_ctx(const sl_task *t)
 {
-    /* core has no getter for the slot's hook; the hook tells whether the
-     * slot is ours (core clears it before calling it, when the task ends) */
-    if (!t || t->ext_end_ != unbind)
+    /* core has no getter for the slot's hooks; they tell whether the slot
+     * is ours (core clears it before calling on_end, when the task ends) */
+    if (!t || t->ext_ops_ != &bind_ops)
         return NULL;
     return ((sl_binding *)sl_task_ext(t))->ctx;
 }

@@ -81,6 +81,9 @@ size_t sl__ctx_timer_size(void);
  * -ENOMEM. */
 int sl__ctx_arm(sl_ctx *c, void *mem);
 void sl__ctx_disarm(sl_ctx *c);
+/* A task bound to c wakes by its deadline at `now`: ends the context that
+ * owns c's deadline by it, if it is due and that context still runs. */
+void sl__ctx_deadline_due(sl_ctx *c, uint64_t now);
 
 /* after.c */
 void sl__ctx_fire_afters(sl_ctx *c);

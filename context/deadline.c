@@ -20,6 +20,12 @@ static int schedule(sl_ctx *c, uint64_t now)
     return evtimer_add(c->timer, &tv);
 }
 
+/* Ends c by its deadline, with the cause its timer gives. */
+static void end_by_deadline(sl_ctx *c)
+{
+    sl__ctx_end(c, -ETIMEDOUT, c->callers ? SL_CAUSE_CALLER_DEADLINE : SL_CAUSE_DEADLINE);
+}
+
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     sl_ctx *c = arg;
@@ -39,8 +45,31 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     sl_reactor *prev = sl__tl_reactor;
     sl__tl_reactor = c->r;
     if (!c->err)
-        sl__ctx_end(c, -ETIMEDOUT, c->callers ? SL_CAUSE_CALLER_DEADLINE : SL_CAUSE_DEADLINE);
+        end_by_deadline(c);
     sl__tl_reactor = prev;
+}
+
+/* A task bound to c is woken by its deadline (core's timer, at `now`), and
+ * c's own timer, due at the same instant, may not have run yet: nothing
+ * orders two timers due together (libevent may even fire c's a little
+ * early, then wait again for the rest: see on_deadline). End now the
+ * context that owns the deadline, as its timer would, so the task wakes to
+ * a context that has ended, with the deadline's cause. */
+void sl__ctx_deadline_due(sl_ctx *c, uint64_t now)
+{
+    /* ended already (its timer ran first), or the task's deadline was its
+     * own, earlier one (opts.deadline, sl_ctx_narrow): not the context's */
+    if (c->err || !c->deadline || c->deadline > now)
+        return;
+    /* a context without a timer has its parent's deadline (an equal one
+     * ends with the parent): the owner is the nearest one with a timer, so
+     * the cause is its (caller-deadline when its deadline is the caller's) */
+    while (c->tstate == T_NONE) {
+        if (!c->attached)
+            return;   /* no timer above: nothing would end it by a deadline */
+        c = c->parent;
+    }
+    end_by_deadline(c);
 }
 
 /* Timers are armed at the end of the turn that made them. A libevent timer

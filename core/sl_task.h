@@ -324,9 +324,27 @@ int sl_reactor_foreach_task(sl_reactor *r, int (*fn)(sl_task *, void *), void *a
 size_t sl_reactor_task_count(const sl_reactor *r);
 
 /* An extension slot for the layers above core (context/ binds a task to its
- * context here): one pointer and a hook that runs when the task ends, before
- * its state destructor, on its reactor. Setting it again replaces it. */
-void sl_task_set_ext(sl_task *t, void *ext, void (*on_end)(sl_task *, void *ext));
+ * context here): one pointer and its operations, both on t's reactor.
+ * `ops` is the caller's (static storage: core keeps the pointer); either
+ * hook may be NULL, and so may ops. */
+typedef struct sl_task_ext_ops {
+    /* Runs when the task ends, before its state destructor; the slot is
+     * cleared first. */
+    void (*on_end)(sl_task *t, void *ext);
+    /* Runs when t's deadline ends the wait it is parked in (its timer, at
+     * `now`, the clock read that found it due), before that wait ends: so a
+     * layer whose own clock-driven state the deadline belongs to (a
+     * context's end) can bring it up to date first, and t never wakes to
+     * state that is a timer behind. It may end the wait itself
+     * (sl_task_cancel(t, ...)); if it does not, the wait ends with
+     * -ETIMEDOUT as it would without the hook. Not for a sleep's end, nor
+     * for a wait begun after the deadline (it returns -ETIMEDOUT without
+     * parking, and nothing runs). */
+    void (*on_deadline)(sl_task *t, void *ext, uint64_t now);
+} sl_task_ext_ops;
+
+/* Sets t's slot (setting it again replaces it). */
+void sl_task_set_ext(sl_task *t, void *ext, const sl_task_ext_ops *ops);
 void *sl_task_ext(const sl_task *t);
 
 /* ---- groups (structured concurrency) ----------------------------------- */
@@ -388,6 +406,10 @@ struct sl_task {
     int result_;
     int cancel_err_;
     uint32_t heap_idx_;
+    /* the slot's hooks (sl_task_set_ext): here, between fields that a
+     * deadline wake reads anyway (flags_, heap_idx_, wake_at_), not beside
+     * ext_, so an unbound task's NULL check costs no cache line of its own */
+    const sl_task_ext_ops *ext_ops_;
     uint64_t deadline_;
     uint64_t wake_at_;           /* when the timer of the current wait fires */
     uint64_t wait_since_;
@@ -396,7 +418,6 @@ struct sl_task {
     sl_task *joiner_;
     sl_group *group_;
     void *ext_;
-    void (*ext_end_)(sl_task *, void *);
     struct { struct sl_hold *head, *tail; } holds_;   /* channel ends held (sl_chan_attach; core/list.h) */
     struct sl_mutex *mutexes_;   /* mutexes held */
     void (*abort_)(sl_task *, void *, int);   /* sl_task_park's on_abort */

@@ -152,10 +152,11 @@ static void task_end(sl_task *t, int rc)
     sl_reactor *r = t->reactor_;
     t->status_ = SL_TASK_DONE;
     t->result_ = rc;
-    if (t->ext_end_) {
-        void (*f)(sl_task *, void *) = t->ext_end_;
-        t->ext_end_ = NULL;
-        f(t, t->ext_);
+    if (t->ext_ops_) {
+        const sl_task_ext_ops *ops = t->ext_ops_;
+        t->ext_ops_ = NULL;
+        if (ops->on_end)
+            ops->on_end(t, t->ext_);
     }
     sl__chan_release_holds(t);
     if (t->mutexes_)
@@ -351,9 +352,21 @@ void sl__timer_fire(sl_reactor *r, uint64_t now)
             int rc = t->wait_kind_ == SL_WAIT_SLEEP ? 0 : -ETIMEDOUT;
             sl__unpark(t);
             sl__wake(t, rc);
-        } else {
-            abort_wait(t, -ETIMEDOUT);
+            continue;
         }
+        /* The deadline. A layer above may keep state of its own that the
+         * same instant ends by another timer (a context's), and nothing
+         * orders two timers due together: its hook brings that state up to
+         * date first (ending the context cancels t, which ends this wait
+         * and takes t off the heap). An unbound task pays this NULL check. */
+        if (t->ext_ops_ && t->ext_ops_->on_deadline) {
+            t->ext_ops_->on_deadline(t, t->ext_, now);
+            /* t cannot have run in between (tasks run from the queue), so
+             * still on the heap means still in this wait: end it as usual */
+            if (!t->heap_idx_)
+                continue;
+        }
+        abort_wait(t, -ETIMEDOUT);
     }
 }
 
@@ -542,10 +555,10 @@ sl_reactor *sl_task_reactor(const sl_task *t) { return t->reactor_; }
 const char *sl_task_name(const sl_task *t) { return t->name_; }
 void sl_task_set_name(sl_task *t, const char *name) { t->name_ = name ? name : ""; }
 
-void sl_task_set_ext(sl_task *t, void *ext, void (*on_end)(sl_task *, void *))
+void sl_task_set_ext(sl_task *t, void *ext, const sl_task_ext_ops *ops)
 {
     t->ext_ = ext;
-    t->ext_end_ = on_end;
+    t->ext_ops_ = ops;
 }
 
 void *sl_task_ext(const sl_task *t) { return t->ext_; }

@@ -320,9 +320,13 @@ static bool cause_status(int status)
 }
 
 /* The request's deadline has passed, and its context has not ended yet:
- * its timer has not run. The handler's task wakes by a timer of its own
- * at the same instant, and on a loaded machine either may run first; the
- * task then answers before its context knows why (issue 20). */
+ * its timer has not run. A handler woken by that deadline finds its
+ * context ended (context/bind.c ends it before the task's timer ends the
+ * wait), but one that answers past the deadline without having been woken
+ * by it does not: a busy step that ran across it, a wait begun after it
+ * (it fails at once, no timer involved), a task woken by something else
+ * in the turn that the deadline came in (issue 20). A clock read, on
+ * error statuses only. */
 static bool deadline_unseen(const sl_http_req *req)
 {
     uint64_t dl = req->ctx ? sl_ctx_deadline(req->ctx) : 0;

@@ -172,6 +172,10 @@ typedef struct hjob {
     hresp r;
 } hjob;
 void http_parallel(hjob *jobs, int n);
+/* GET path with Connection: close; the body in the heap, however long
+ * (the caller frees it), NUL-terminated; NULL with *status HTTP_REFUSED,
+ * HTTP_TIMEOUT or HTTP_CLOSED. */
+char *http_get_long(int port, const char *path, int timeout_ms, int *status, size_t *len);
 
 /* ---- the services' state and diagnostics ---------------------------------------------- */
 

@@ -1659,10 +1659,13 @@ static void test_cause_over_two_hops(void **s)
 /* A handler's task has its context's deadline, in the core's timer heap; the
  * context ends by a libevent timer of its own. The two are due at the same
  * instant, and on a loaded machine either may run first: when the task's
- * does, the handler answers its 504 while its context has no cause yet, and
+ * did, the handler answered its 504 while its context had no cause yet, and
  * the cause came from the status alone, "deadline", though the budget was
  * the caller's (test_services_faults hang_answers_504_within_budget, once in
- * CI). Here the handler's step runs past the request's deadline on the
+ * CI). A task woken by its deadline now finds its context ended
+ * (tests/test_ctx.c test_deadline_task_timer_first); a handler that answers
+ * past its deadline without having been woken by it still answers before
+ * the context's timer runs. Here the handler's step runs past the request's deadline on the
  * clock, on the reactor's own thread, so no timer can run before it answers:
  * the order that went wrong, every time. It answers as the services do: a
  * call that the budget refuses at once, then sl_http_reply_error (/call);

@@ -617,6 +617,110 @@ static void test_deadline_on_time(void **s)
     assert_true(med < 200 * SL_NS_PER_MS);
 }
 
+/* ---- a task woken by its deadline finds its context ended ----------------------------- *
+ * A bound task's deadline is the context's, and two timers enforce it: the
+ * task's (core's heap) and the context's own (a libevent event). Both are due
+ * at the same instant and nothing orders them; when the task's ran first, the
+ * task woke with -ETIMEDOUT to a context that had not ended (sl_ctx_err 0, no
+ * cause), and a handler that answered with its cause said nothing or the
+ * wrong thing (issue 20). Here the context's timer is pushed a second late
+ * (as a libevent timer that fired a little early and waits again for the
+ * rest is), so the task's timer always runs first: the context must have
+ * ended, by its deadline, before the task wakes. */
+
+enum { FIRST_OWN, FIRST_PARENTS, FIRST_NARROWED, FIRST_CASES };
+
+typedef struct first_st {
+    sl_ctx *p, *c;        /* c: the task's; p: c's parent (the deadline's owner in FIRST_PARENTS) */
+    sl_task *bt;
+    int i, rc, err, perr, res, jrc;
+    sl_cause cause, pcause;
+    uint64_t woke;
+} first_st;
+
+static int wakes_and_reads(sl_task *t, void *arg)
+{
+    first_st *m = arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, m->rc, sl_chan_recv(t, never, &never_v));
+    /* what a handler reads as it wakes */
+    m->woke = sl_now_ns();
+    m->err = sl_ctx_err(m->c);
+    m->cause = sl_ctx_cause(m->c, NULL);
+    m->perr = sl_ctx_err(m->p);
+    m->pcause = sl_ctx_cause(m->p, NULL);
+    SL_END(t);
+}
+
+/* Pushes x's timer, armed at the end of the turn that made x, a second late. */
+static void push_timer_late(sl_ctx *x)
+{
+    assert_non_null(x->timer);
+    assert_true(event_pending(x->timer, EV_TIMEOUT, NULL));
+    assert_int_equal(event_del(x->timer), 0);
+    assert_int_equal(evtimer_add(x->timer, &(struct timeval){ .tv_sec = 1 }), 0);
+}
+
+static int task_timer_first_main(sl_task *t, void *arg)
+{
+    first_st *m = arg;
+    SL_BEGIN(t);
+    scenario_begin(t);
+    for (m->i = 0; m->i < FIRST_CASES; m->i++) {
+        m->rc = m->err = m->perr = 1;
+        uint64_t task_dl = 0;
+        if (m->i == FIRST_OWN) {            /* c's own deadline, its own timer */
+            assert_int_equal(sl_ctx_with_cancel(&m->p, sl_ctx_background()), 0);
+            assert_int_equal(sl_ctx_with_timeout(&m->c, m->p, 20), 0);
+        } else if (m->i == FIRST_PARENTS) { /* c's deadline is its parent's, the caller's */
+            assert_int_equal(sl_ctx_with_timeout(&m->p, sl_ctx_background(), 20), 0);
+            assert_int_equal(sl_ctx_deadline_is_callers(m->p), 0);
+            assert_int_equal(sl_ctx_with_timeout(&m->c, m->p, 60000), 0);   /* equal: no timer */
+            assert_null(m->c->timer);
+        } else {                            /* the task's own, earlier deadline */
+            assert_int_equal(sl_ctx_with_cancel(&m->p, sl_ctx_background()), 0);
+            assert_int_equal(sl_ctx_with_timeout(&m->c, m->p, 60000), 0);
+            task_dl = sl_deadline_ms(20);
+        }
+        assert_int_equal(sl_go(m->c, wakes_and_reads, m, &m->bt,
+                               &(sl_spawn_opts){ .joinable = true, .deadline = task_dl }), 0);
+        SL_YIELD(t);   /* the task parks; the turn's end arms the timers */
+        if (m->i != FIRST_NARROWED)
+            push_timer_late(m->i == FIRST_OWN ? m->c : m->p);
+        SL_AWAIT(t, m->jrc, sl_task_join(t, m->bt, &m->res));
+        assert_int_equal(m->jrc, 0);
+        assert_int_equal(m->rc, -ETIMEDOUT);
+        if (m->i == FIRST_OWN) {
+            assert_int_equal(m->err, -ETIMEDOUT);
+            assert_int_equal(m->cause, SL_CAUSE_DEADLINE);
+            assert_int_equal(m->perr, 0);   /* only the deadline's owner and below */
+            assert_true(m->woke >= sl_ctx_deadline(m->c));
+        } else if (m->i == FIRST_PARENTS) {
+            assert_int_equal(m->err, -ETIMEDOUT);
+            assert_int_equal(m->cause, SL_CAUSE_CALLER_DEADLINE);
+            assert_int_equal(m->perr, -ETIMEDOUT);
+            assert_int_equal(m->pcause, SL_CAUSE_CALLER_DEADLINE);
+            assert_true(m->woke >= sl_ctx_deadline(m->p));
+        } else {   /* a deadline of the task's own ends no context */
+            assert_int_equal(m->err, 0);
+            assert_int_equal(m->cause, SL_CAUSE_NONE);
+            assert_int_equal(m->perr, 0);
+            assert_int_equal(sl_ctx_cancel(m->p, SL_CAUSE_CANCELED), 0);
+        }
+        sl_ctx_unref(m->c);
+        sl_ctx_unref(m->p);
+    }
+    scenario_end(t);
+    SL_END(t);
+}
+
+static void test_deadline_task_timer_first(void **s)
+{
+    (void)s;
+    first_st m = { 0 };
+    run_scenario(task_timer_first_main, &m);
+}
+
 /* ---- budget for a downstream call, narrowing one wait ------------------------------------ */
 
 static int budget_main(sl_task *t, void *arg)
@@ -1334,6 +1438,7 @@ int main(void)
         cmocka_unit_test(test_deadline_ends_subtree),
         cmocka_unit_test(test_deadline_past_born_ended),
         cmocka_unit_test(test_deadline_on_time),
+        cmocka_unit_test(test_deadline_task_timer_first),
         cmocka_unit_test(test_budget_and_narrow),
         cmocka_unit_test(test_narrow_one_wait),
         cmocka_unit_test(test_values),

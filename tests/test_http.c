@@ -2,7 +2,9 @@
 #include <ifaddrs.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <event2/event.h>
 #include "httputil.h"
+#include "ctx_internal.h"   /* test_cause_task_timer_first reaches a context's timer */
 
 static test_srv TS;
 
@@ -28,6 +30,36 @@ static int h_wait(sl_task *t, void *arg)
     atomic_store(&handler_started, 1);
     SL_AWAIT(t, s->rc, sl_sleep(t, 30 * SL_NS_PER_S));
     atomic_store(&seen_at_ns, sl_now_ns());
+    atomic_store(&seen_err, s->rc);
+    atomic_store(&seen_cause, (int)sl_ctx_cause(sl_http_req_ctx(req), NULL));
+    SL_RETURN(t, s->rc);
+    SL_END(t);
+}
+
+/* /wait, with the context's timer pushed a second late first, so the
+ * task's own deadline timer runs first (issue 20: the order that left the
+ * handler reading no cause). The deadline's owner is the nearest context
+ * with a timer; it is armed at the end of the turn that made it. */
+static _Atomic int late_pushed;
+
+static int h_wait_late(sl_task *t, void *arg)
+{
+    sl_http_req *req = arg;
+    wait_st *s = sl_http_req_state(req);
+    SL_BEGIN(t);
+    SL_YIELD(t);
+    {
+        sl_ctx *c = sl_http_req_ctx(req);
+        while (c && !c->timer)
+            c = c->parent;
+        bool armed = c && event_pending(c->timer, EV_TIMEOUT, NULL);
+        if (armed) {
+            event_del(c->timer);
+            evtimer_add(c->timer, &(struct timeval){ .tv_sec = 1 });
+        }
+        atomic_store(&late_pushed, armed ? 1 : -1);
+    }
+    SL_AWAIT(t, s->rc, sl_sleep(t, 30 * SL_NS_PER_S));
     atomic_store(&seen_err, s->rc);
     atomic_store(&seen_cause, (int)sl_ctx_cause(sl_http_req_ctx(req), NULL));
     SL_RETURN(t, s->rc);
@@ -147,6 +179,7 @@ static void start(sl_http_server_opts o)
         o.listen = "127.0.0.1:0";
     assert_int_equal(sl_http_server_new(&TS.srv, TS.rt, &o), 0);
     assert_int_equal(sl_http_route(TS.srv, "GET", "/wait", h_wait, sizeof(wait_st), NULL), 0);
+    assert_int_equal(sl_http_route(TS.srv, "GET", "/wait-late", h_wait_late, sizeof(wait_st), NULL), 0);
     assert_int_equal(sl_http_route(TS.srv, "GET", "/sleep", h_sleep, sizeof(wait_st), NULL), 0);
     assert_int_equal(sl_http_route(TS.srv, "POST", "/echo", h_echo, 0, NULL), 0);
     assert_int_equal(sl_http_route(TS.srv, "GET", "/items/{id}", h_item, 0, NULL), 0);
@@ -452,6 +485,28 @@ static void test_grpc_timeout_504(void **s)
 
 /* Our own budget below the caller's: "deadline", with our name; the
  * causes a status implies; none on other answers; a bad name refused. */
+/* The handler's task woken by its deadline before its context's timer ran
+ * (forced: the timer pushed late): its context has ended all the same, with
+ * the caller's deadline, and the answer says so (issue 20). */
+static void test_cause_task_timer_first(void **s)
+{
+    (void)s;
+    resp r;
+    char got[128], want[128];
+    start((sl_http_server_opts){ .timeout_ms = 5000 });
+    atomic_store(&late_pushed, 0);
+    int fd = cli_connect(TS.port);
+    cli_send(fd, "GET /wait-late HTTP/1.1\r\nHost: t\r\ngrpc-timeout: 100m\r\n\r\n");
+    assert_int_equal(cli_read(fd, &r, 5000), 504);
+    assert_int_equal(atomic_load(&late_pushed), 1);
+    assert_int_equal(atomic_load(&seen_err), -ETIMEDOUT);
+    assert_int_equal(atomic_load(&seen_cause), SL_CAUSE_CALLER_DEADLINE);
+    snprintf(want, sizeof want, "v1;cause=caller-deadline;hop=127.0.0.1:%d;left-ms=100", TS.port);
+    assert_string_equal(cause_of(&r, got, sizeof got), want);
+    close(fd);
+    srv_stop(&TS);
+}
+
 static void test_cause_own(void **s)
 {
     (void)s;
@@ -1189,6 +1244,7 @@ int main(void)
         cmocka_unit_test(test_slow_header_408),
         cmocka_unit_test(test_disconnect_cancels_context),
         cmocka_unit_test(test_grpc_timeout_504),
+        cmocka_unit_test(test_cause_task_timer_first),
         cmocka_unit_test(test_cause_own),
         cmocka_unit_test(test_shedding_503),
         cmocka_unit_test(test_control_lane_never_shed),

@@ -17,22 +17,29 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* How long a poll below waits for what must happen before it says it did
+ * not. A bound, not an expectation: each returns as soon as it sees the
+ * value (tens of milliseconds here), and 3 s was short for an ASan build
+ * on a loaded CI machine. */
+#define SETTLE_MS 30000
+
 /* Polls until stock_of(item) == want; fails after the bound. */
 static void stock_settles(const chain *c, const char *item, long want)
 {
     long n;
-    uint64_t end = svc_now_ms() + 3000;
+    uint64_t end = svc_now_ms() + SETTLE_MS;
     while ((n = stock_of(c->inv.port, item)) != want && svc_now_ms() < end)
         poll(NULL, 0, 10);
     if (n != want)
-        fail_msg("stock of %s is %ld, want %ld (3 s after the order ended)", item, n, want);
+        fail_msg("stock of %s is %ld, want %ld (%d s after the order ended)", item, n, want, SETTLE_MS / 1000);
 }
 
-/* Polls until f(port) reaches at least `want`; returns the last value. */
+/* Polls until f(port) reaches at least `want` (at most SETTLE_MS); returns
+ * the last value. */
 static double reaches(double (*f)(int), int port, double want)
 {
     double v;
-    uint64_t end = svc_now_ms() + 3000;
+    uint64_t end = svc_now_ms() + SETTLE_MS;
     while ((v = f(port)) < want && svc_now_ms() < end)
         poll(NULL, 0, 10);
     return v;
