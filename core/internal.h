@@ -86,6 +86,7 @@ struct sl_reactor {
 
     uint32_t remote_pending;          /* cross-reactor ops of our tasks in flight */
     void *rsel_claims;                /* rsel.c: offers out for selects of ours claimed for them */
+    void *rsel_holds;                 /* rsel.c: selects of ours held for another reactor's meet */
     uint32_t rv_queued;               /* rsel.c: other reactors' proxies queued at our channels */
     /* idle spin (reactor.c): its length (0 off), and whether the callback
      * under way has posted or run a cross-reactor message */
@@ -338,6 +339,9 @@ void sl__proxy_fire(sl_waiter *w, int result);
 #define SL_CASE_GONE 3                   /* a claimed select's case whose channel was freed (rsel.c) */
 #define SL_OFFER_TAG 0x4f464652u         /* t->w_.tag of a home task whose offer is out */
 #define SL_OFFER_ABORT_TAG 0x4f464641u   /* ... whose deadline or cancel came meanwhile */
+/* t->w_.tag of a select parked with remote cases: counted in the
+ * reactor's remote_pending (it waits for another reactor) */
+#define SL_SELR_TAG 0x53454c52u
 /* A select's proxy from another reactor (rsel.c), in a channel queue */
 static inline bool sl__waiter_is_rvproxy(const sl_waiter *w) { return !w->task && w->idx < 0; }
 int sl__rsel_prepare(sl_task *t, sl_case *c);      /* R: the case's proxy; -ENOMEM */
@@ -355,10 +359,13 @@ void sl__rsel_task_abort(sl_task *t);
 bool sl__rsel_claim(sl_task *t, sl_case *c);   /* H: a select parked here offered to a proxy; false: none */
 bool sl__select_local_only(const sl_task *t);  /* select.c, for rsel.c's claim */
 void sl__select_take(sl_task *t);
+void sl__select_hold(sl_task *t);   /* R: a select held for its rendezvous send case (rsel.c) */
+bool sl__select_holdable(const sl_task *t, const sl_case *c);
 int sl__select_rematch(sl_task *t);
 void sl__select_put_back(sl_task *t);
 void sl__rsel_inject_failure(int nth);   /* tests: the nth proxy from now fails (-1: none) */
 void sl__rsel_set_hooks(void (*at_r_offer)(void *), void (*at_h_offer)(void *), void *arg);   /* tests */
+void sl__rsel_set_hold_hook(void (*at_hold)(void *, int phase), void *arg);   /* tests: rsel.c's phases */
 /* remote.c, for rsel.c: a round trip's request as an offering counterpart */
 void sl__remote_offered(sl_waiter *w);
 bool sl__remote_offer_aborted(const sl_waiter *w);

@@ -23,25 +23,39 @@
  *
  * One proxy, one record, owned in turn by the side that holds it. The
  * messages (each embedded: nothing is allocated after the proxy itself):
- *   R -> H  go      PARK, later the ANSWER to an offer (never both in flight)
+ *   R -> H  go      PARK, later the ANSWER to an offer, or HELD / GONE
+ *                   (the HOLD's answer); one at a time
  *   R -> H  wd      WITHDRAW: S stopped waiting (fired elsewhere, deadline,
  *                   cancel) while the proxy was not accepted
- *   H -> R  back    OFFER, or EPIPE (closed or freed: the case fires -EPIPE)
- *   H -> R  ack     the WITHDRAW's answer, when no offer is out
- * Who frees it: H after an ANSWER (R forgot it when it answered); R at an
- * ACK (every earlier H -> R message of the proxy has arrived, and H
- * touches it no more), or at an EPIPE while S still waits (no WITHDRAW
- * will go). A WITHDRAW that finds an offer out is not answered: the
- * offer reaches R after S stopped, so R declines, and H frees at that.
+ *   H -> R  back    OFFER, HOLD, or EPIPE (closed or freed: the case fires -EPIPE)
+ *   H -> R  ack     the WITHDRAW's answer, when no offer or hold is out; or
+ *                   COMMIT / ABORT of a held S (no WITHDRAW can go while held)
+ * Who frees it: H after an ANSWER or a GONE (R forgot it when it answered);
+ * R at an ACK (every earlier H -> R message of the proxy has arrived, and H
+ * touches it no more), at a COMMIT, or at an EPIPE while S still waits (no
+ * WITHDRAW will go). A WITHDRAW that finds an offer or a hold out is not
+ * answered: the offer or HOLD reaches R after S stopped, so R declines (or
+ * answers GONE), and H frees at that.
  *
- * Counterparts that can wait a round trip offer; try_send/try_recv and
- * proxies of other selects skip proxies (R1's and R2's selects do not
- * meet). A select at the home whose cases are all on its channels is
+ * Counterparts that can wait a round trip offer; try_send/try_recv skip
+ * proxies. A select at the home whose cases are all on its channels is
  * *claimed* for a proxy of the other operation (claim): its nodes leave
  * their queues, so nothing at the home can fire it, and its case offers
  * itself as a blocking counterpart does; declined, it is matched again
  * (select_retry). Plain waiters go before proxies: a counterpart that
- * finds one completes at once. */
+ * finds one completes at once.
+ *
+ * Two proxies of other reactors' selects, a send S1 (R1) and a receive S2
+ * (R2), meet in two phases (docs/core.md "Two selects of other reactors
+ * meet at the home"): H takes both off their queues and asks R1 to HOLD
+ * S1 (r_hold: its nodes off R1's queues, as H claims a select; only a
+ * select whose other cases are all on R1's channels is held, so no offer
+ * can reach it meanwhile); HELD: H offers S1's element (already in the
+ * proxy) to S2 with the existing offer, the held proxy as counterpart;
+ * S2's answer becomes COMMIT or ABORT to R1 (by p->ack). Aborted, R1
+ * matches S1 again with what it has (nothing re-posted), and H matches the
+ * proxy again as if it had just arrived. GONE (S1 fired before the HOLD
+ * came): H frees the proxy and matches S2's again. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,7 +66,9 @@
 int sl__chan_do_send_until(sl_chan *ch, const void *elem, uint64_t until);
 int sl__chan_do_recv(sl_chan *ch, void *elem);
 
-enum { H_NEW, H_QUEUED, H_OFFERED, H_FIRED };
+/* H_HOLDING: a send proxy whose select R is asked to hold (HOLD out);
+ * H_PAIRED: the receive proxy it will be offered to, off its queue meanwhile */
+enum { H_NEW, H_QUEUED, H_OFFERED, H_FIRED, H_HOLDING, H_PAIRED };
 
 typedef struct rv_proxy {
     sl_waiter w;             /* in the channel's queue at H: task NULL, idx -1 */
@@ -75,8 +91,15 @@ typedef struct rv_proxy {
     sl_waiter *cp;           /* the counterpart while an offer is out (NULL: gone at teardown) */
     struct rv_proxy *cnext, *cprev;   /* H's rsel_claims while cp is a claimed select's case */
     bool claim;
+    struct rv_proxy *pair;   /* H: the other proxy of a two-phase meet (HOLDING <-> PAIRED) */
+    /* set by R before the park leaves, read by H: S may be held for this case */
+    bool holdable;
+    /* R's side while S is held for this case (r_hold) */
+    bool hold_r;
+    struct rv_proxy *hnext, *hprev;   /* R's rsel_holds */
     /* R -> H with the answer */
     bool accept;
+    bool gone;               /* the HOLD's answer: S stopped waiting (its WITHDRAW came first) */
     unsigned char elem[];    /* a send case's copy, or the offering sender's element */
 } rv_proxy;
 
@@ -98,6 +121,18 @@ void sl__rsel_set_hooks(void (*at_r_offer)(void *), void (*at_h_offer)(void *), 
     hook_r_offer = at_r_offer;
     hook_h_offer = at_h_offer;
     hook_arg = arg;
+}
+
+/* ... and around a two-phase meet: phase 0 at R1 before a HOLD is decided,
+ * 1 at R1 right after S was held, 2 at H right after the HOLD was posted,
+ * 3 at H when the paired receive proxy was withdrawn with the HOLD out */
+static void (*hook_hold)(void *, int);
+static void *hook_hold_arg;
+
+void sl__rsel_set_hold_hook(void (*at_hold)(void *, int), void *arg)
+{
+    hook_hold = at_hold;
+    hook_hold_arg = arg;
 }
 
 static rv_proxy *proxy_of(const sl_case *c)
@@ -160,6 +195,7 @@ void sl__rsel_post(sl_task *t, sl_case *c)
     rv_proxy *p = proxy_of(c);
     p->task = t;
     p->posted = true;
+    p->holdable = p->op == SL_SEND && !p->held && sl__select_holdable(t, c);
     sl_reactor_post_mem(p->home, &p->go, h_park, p);
 }
 
@@ -217,6 +253,117 @@ static void r_epipe(void *arg)
 static void r_ack(void *arg)
 {
     free(arg);
+}
+
+/* ---- R: a select held for a meet with another reactor's select at H ----
+ *
+ * H found S's send proxy p and another select's receive proxy queued on
+ * one channel and asks R to HOLD S for p's case. S still waiting: every
+ * node of S leaves R's queues (its only other cases are on R's channels:
+ * sl__select_holdable), so nothing here can fire it, and S waits for H's
+ * verdict as a cross-reactor wait, as a claimed select at H does (its
+ * deadline and cancel wait for the verdict: SL_OFFER_TAG). HELD goes
+ * back; p already holds S's element. Else GONE (S's WITHDRAW went first).
+ * COMMIT: p's case returns 0. ABORT: S is matched again with its cases
+ * here (its proxy is H's again, re-matched there): nothing to re-post,
+ * nothing allocated. */
+
+static void h_held(void *arg);
+
+static void hold_unlink(rv_proxy *p)
+{
+    sl_reactor *r = p->from;
+    p->hold_r = false;
+    if (p->hprev)
+        p->hprev->hnext = p->hnext;
+    else
+        r->rsel_holds = p->hnext;
+    if (p->hnext)
+        p->hnext->hprev = p->hprev;
+}
+
+static void r_hold(void *arg)
+{
+    rv_proxy *p = arg;
+    if (hook_hold)
+        hook_hold(hook_hold_arg, 0);
+    sl_task *t = p->task;
+    p->gone = !t;
+    if (t) {
+        sl_reactor *r = p->from;
+        sl__select_hold(t);
+        t->wait_kind_ = SL_WAIT_REMOTE;   /* counted in remote_pending already (SL_SELR_TAG) */
+        t->w_.tag = SL_OFFER_TAG;
+        t->w_.until = (uint64_t)(uintptr_t)p;
+        p->hold_r = true;
+        p->hprev = NULL;
+        p->hnext = r->rsel_holds;
+        if (p->hnext)
+            p->hnext->hprev = p;
+        r->rsel_holds = p;
+        if (hook_hold)
+            hook_hold(hook_hold_arg, 1);
+    }
+    sl_reactor_post_mem(p->home, &p->go, h_held, p);
+}
+
+/* S leaves the hold: a select again, its proxy p attached to case c */
+static sl_task *hold_end(rv_proxy *p)
+{
+    sl_task *t = p->task;
+    if (!t)
+        return NULL;   /* forgotten at teardown */
+    hold_unlink(p);
+    t->wait_kind_ = SL_WAIT_SELECT;
+    t->w_.until = 0;
+    return t;
+}
+
+/* S wakes with case i (its nodes are off every queue here); p's proxy,
+ * if still attached, is withdrawn at H */
+static void held_wake(sl_task *t, rv_proxy *p, int i)
+{
+    sl_reactor *r = t->reactor_;
+    if (p->c->w_.until)
+        sl__rsel_detach(r, p->c);
+    t->w_.tag = 0;
+    r->remote_pending--;
+    sl__wake(t, i);
+}
+
+static void r_commit(void *arg)
+{
+    rv_proxy *p = arg;
+    sl_task *t = hold_end(p);
+    if (t) {
+        sl_case *c = p->c;
+        c->w_.until = 0;   /* H forgot p: not withdrawn */
+        c->err = 0;
+        c->w_.err = 0;
+        held_wake(t, p, c->w_.idx);
+    }
+    free(p);
+}
+
+static void r_abort(void *arg)
+{
+    rv_proxy *p = arg;
+    sl_task *t = hold_end(p);
+    if (!t)
+        return;   /* H owns p again */
+    if (t->w_.tag == SL_OFFER_ABORT_TAG) {   /* its deadline or cancel came meanwhile */
+        int err = t->w_.err;
+        held_wake(t, p, err);
+        return;
+    }
+    t->w_.tag = SL_OFFER_TAG;   /* not SL_SELR_TAG yet: held_wake counts it down */
+    int i = sl__select_rematch(t);
+    if (i >= 0) {
+        held_wake(t, p, i);
+        return;
+    }
+    t->w_.tag = SL_SELR_TAG;   /* parked with a remote case, as before */
+    sl__select_put_back(t);
 }
 
 /* ---- H: the channel's side ------------------------------------------------- */
@@ -415,6 +562,8 @@ static void select_retry(sl_task *t)
             return;
 }
 
+static void h_match(rv_proxy *p);
+
 static void h_park(void *arg)
 {
     rv_proxy *p = arg;
@@ -425,6 +574,104 @@ static void h_park(void *arg)
     }
     ch->remote_seen_ = 1;
     ch->rv_out_++;
+    h_match(p);
+}
+
+/* ---- H: two selects of other reactors meet (two-phase) -------------------- */
+
+/* The first send proxy queued on ch whose select may be held */
+static rv_proxy *first_holdable(sl_chan *ch)
+{
+    if (!ch->rv_sendq_)
+        return NULL;
+    for (sl_waiter *w = ch->sendq_.head; w; w = w->link.next)
+        if (sl__waiter_is_rvproxy(w) && SL_CONTAINER_OF(w, rv_proxy, w)->holdable)
+            return SL_CONTAINER_OF(w, rv_proxy, w);
+    return NULL;
+}
+
+/* s (a send proxy) and r (a receive proxy) leave their queues; R1 is asked
+ * to hold s's select */
+static void hold(rv_proxy *s, rv_proxy *r)
+{
+    rv_proxy *both[2] = { s, r };
+    for (int i = 0; i < 2; i++)
+        if (both[i]->hstate == H_QUEUED) {
+            sl_wq_remove(queue_for(both[i]->ch, both[i]->op), &both[i]->w);
+            queued(both[i], -1);
+        }
+    s->hstate = H_HOLDING;
+    r->hstate = H_PAIRED;
+    s->pair = r;
+    r->pair = s;
+    sl_reactor_post_mem(s->from, &s->back, r_hold, s);
+    if (hook_hold)
+        hook_hold(hook_hold_arg, 2);
+}
+
+/* The verdict on a held select: COMMIT (its case returns 0; R1 frees p) */
+static void hold_commit(rv_proxy *p)
+{
+    p->hstate = H_FIRED;
+    p->ch->rv_out_--;   /* the caller releases a freed header */
+    sl_reactor_post_mem(p->from, &p->ack, r_commit, p);
+}
+
+/* ... or ABORT: R1 matches S again; p is matched again here as if it had
+ * just arrived (a plain receiver, another proxy, queued; -EPIPE if closed).
+ * ABORT goes by p->ack: no ACK can be in flight (S cannot withdraw p while
+ * held), and p->back may carry the next offer at once. */
+static void hold_abort(rv_proxy *p)
+{
+    p->hstate = H_NEW;
+    sl_reactor_post_mem(p->from, &p->ack, r_abort, p);
+    h_match(p);
+}
+
+/* R1's answer to the HOLD */
+static void h_held(void *arg)
+{
+    rv_proxy *p = arg;
+    sl_chan *ch = p->ch;
+    rv_proxy *r = p->pair;
+    p->pair = NULL;
+    if (r) {
+        r->pair = NULL;
+        r->hstate = H_NEW;
+    }
+    if (p->gone) {   /* S fired elsewhere or stopped: its WITHDRAW came and was not answered */
+        ch->rv_out_--;
+        free(p);
+        if (r)
+            h_match(r);
+        if (ch->freed_)
+            sl__chan_maybe_release(ch);
+        return;
+    }
+    if (!r || ch->freed_ || ch->closed_ || ch->receivers_gone_) {
+        hold_abort(p);   /* closed or freed: -EPIPE for S's case, after the ABORT */
+        if (r)
+            h_match(r);
+        if (ch->freed_)
+            sl__chan_maybe_release(ch);
+        return;
+    }
+    /* S is held: its element, in p, is offered to r's select as a sender
+     * at H would offer it; p stays HOLDING, the offer's counterpart */
+    p->until = 0;
+    r->until = 0;
+    offer(r, &p->w);
+}
+
+/* p, counted in rv_out_, finds its counterpart as if it had just arrived */
+static void h_match(rv_proxy *p)
+{
+    sl_chan *ch = p->ch;
+    if (ch->freed_ || (p->op == SL_SEND && (ch->closed_ || ch->receivers_gone_))) {
+        ch->rv_out_--;
+        h_fire_epipe(p);
+        return;
+    }
     if (p->held) {   /* queued, then offered the head if there is one */
         p->hstate = H_QUEUED;
         sl_wq_push(&ch->recvq_, &p->w);
@@ -458,6 +705,16 @@ static void h_park(void *arg)
         h_fire_epipe(p);
         return;
     }
+    /* no plain waiter, no select here: another reactor's select with the
+     * other operation, if the sending one may be held (two-phase) */
+    rv_proxy *q = p->op == SL_SEND ? (p->holdable ? first_proxy(ch, SL_SEND) : NULL) : first_holdable(ch);
+    if (q) {
+        if (p->op == SL_SEND)
+            hold(p, q);
+        else
+            hold(q, p);
+        return;
+    }
     p->hstate = H_QUEUED;
     sl_wq_push(queue_for(ch, p->op), &p->w);
     queued(p, 1);
@@ -467,9 +724,18 @@ static void h_withdraw(void *arg)
 {
     rv_proxy *p = arg;
     sl_chan *ch = p->ch;
-    if (p->hstate == H_OFFERED)
-        return;   /* R declines the offer: the answer frees it here */
-    if (p->hstate == H_QUEUED) {
+    if (p->hstate == H_OFFERED || p->hstate == H_HOLDING)
+        return;   /* R declines the offer / answers GONE: the answer frees it here */
+    if (p->hstate == H_PAIRED) {   /* its partner's HOLD is out: the partner goes on alone */
+        p->pair->pair = NULL;
+        p->pair = NULL;
+        ch->rv_out_--;
+        p->hstate = H_FIRED;
+        if (hook_hold)
+            hook_hold(hook_hold_arg, 3);
+        if (ch->freed_)
+            sl__chan_maybe_release(ch);
+    } else if (p->hstate == H_QUEUED) {
         sl_wq_remove(queue_for(ch, p->op), &p->w);
         queued(p, -1);
         ch->rv_out_--;
@@ -519,6 +785,10 @@ static void select_done(sl_task *t, sl_waiter *cp, int rc, int err)
 static void cp_done(sl_waiter *cp, int rc)
 {
     sl_task *t = cp->task;
+    if (sl__waiter_is_rvproxy(cp)) {   /* a held select's proxy: accepted (rc 0) */
+        hold_commit(SL_CONTAINER_OF(cp, rv_proxy, w));
+        return;
+    }
     if (!t) {
         sl__remote_offer_end(cp, rc, false);
         return;
@@ -540,6 +810,10 @@ static void select_retry(sl_task *t);
 static void cp_retry(sl_chan *ch, sl_waiter *cp, int op, uint64_t until)
 {
     sl_task *t = cp->task;
+    if (sl__waiter_is_rvproxy(cp)) {   /* a held select's proxy: declined */
+        hold_abort(SL_CONTAINER_OF(cp, rv_proxy, w));
+        return;
+    }
     if (t && is_select_case(cp)) {
         if (t->w_.tag == SL_OFFER_ABORT_TAG)
             select_done(t, NULL, 0, t->w_.err);   /* its deadline or cancel came meanwhile */
@@ -600,6 +874,18 @@ static void answer_gone(rv_proxy *p)
 {
     sl_waiter *cp = p->cp;
     claim_unlink(p);
+    if (cp && sl__waiter_is_rvproxy(cp)) {
+        /* a held select's proxy: it kept the header (rv_out_) */
+        rv_proxy *h = SL_CONTAINER_OF(cp, rv_proxy, w);
+        sl_chan *ch = h->ch;
+        if (p->accept)
+            hold_commit(h);
+        else
+            hold_abort(h);   /* -EPIPE for its case: the channel is freed */
+        free(p);
+        sl__chan_maybe_release(ch);
+        return;
+    }
     if (cp && p->accept) {
         if (p->op == SL_SEND)
             memcpy(cp->buf, p->elem, p->esz);
@@ -635,12 +921,20 @@ void sl__rsel_chan_freed(sl_chan *ch)
             if (cases[i].ch == ch && &cases[i].w_ != p->cp)
                 cases[i].w_.tag = SL_CASE_GONE;
     }
+    /* selects of this reactor held for another reactor's meet: likewise */
+    for (rv_proxy *p = ch->home_ ? ch->home_->rsel_holds : NULL; p; p = p->hnext) {
+        sl_task *t = p->task;
+        sl_case *cases = t->wait_obj_;
+        for (int i = 0; i < t->w_.idx; i++)
+            if (cases[i].ch == ch && !cases[i].w_.tag)
+                cases[i].w_.tag = SL_CASE_GONE;
+    }
     if (ch->cap_)
         return;   /* held heads: the header waits for their answers (rv_out_), which destroy a declined one */
     for (rv_proxy *p = ch->rv_offers_; p; p = p->onext) {
         p->ch_gone = true;
         ch->rv_out_--;
-        if (p->cp && !p->cp->task)
+        if (p->cp && !p->cp->task && !sl__waiter_is_rvproxy(p->cp))
             sl__remote_chan_gone(p->cp);
     }
     ch->rv_offers_ = NULL;
@@ -724,7 +1018,13 @@ void sl__rsel_task_abort(sl_task *t)
     if (t->w_.tag != SL_OFFER_TAG)
         return;
     if (t->reactor_->tearing_down || atomic_load(&t->reactor_->stopping)) {
-        ((rv_proxy *)(uintptr_t)t->w_.until)->cp = NULL;
+        rv_proxy *p = (rv_proxy *)(uintptr_t)t->w_.until;
+        if (p->hold_r) {   /* held here: the verdict finds no task */
+            hold_unlink(p);
+            p->task = NULL;
+        } else {
+            p->cp = NULL;
+        }
         t->w_.tag = 0;
         return;
     }

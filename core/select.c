@@ -27,7 +27,11 @@
  * -EXDEV. A select here whose cases are all on this reactor's channels
  * meets another reactor's select on a rendezvous channel of ours: rsel.c
  * claims it (its nodes off their queues) and offers it to that select's
- * proxy (sl__select_take / _rematch / _put_back below). */
+ * proxy (sl__select_take / _rematch / _put_back below). A select here
+ * whose one case by offer is a send, its other cases all on our channels,
+ * may be *held* by that channel's home to meet another reactor's select
+ * there (rsel.c r_hold: sl__select_hold takes its nodes off our queues;
+ * aborted, _rematch / _put_back as for a declined claim). */
 #include <errno.h>
 #include "internal.h"
 #include "list.h"
@@ -36,9 +40,6 @@ int sl__chan_do_send(sl_chan *ch, const void *elem);
 int sl__chan_do_recv(sl_chan *ch, void *elem);
 bool sl__chan_ready(sl_chan *ch, int op);
 
-/* t->w_.tag of a select parked with remote cases: counted in the
- * reactor's remote_pending (it waits for another reactor) */
-#define SL_SELR_TAG 0x53454c52u
 
 static bool is_remote(const sl_case *c, const sl_reactor *r)
 {
@@ -163,6 +164,28 @@ void sl__select_take(sl_task *t)
     dequeue_all(t, NULL);
 }
 
+/* A select held for its one rendezvous send case at another reactor (rsel.c
+ * r_hold): the nodes in our queues leave them (its proxy stays at its
+ * home); none of its cases is on another reactor's buffered channel. */
+void sl__select_hold(sl_task *t)
+{
+    sl_case *cases = t->wait_obj_;
+    for (int i = 0; i < t->w_.idx; i++)
+        if (!cases[i].w_.tag)
+            sl_wq_remove(cases[i].op == SL_SEND ? &cases[i].ch->sendq_ : &cases[i].ch->recvq_, &cases[i].w_);
+}
+
+/* Whether t, parked, may be held for case c (rsel.c): c is its only case
+ * decided by an offer, and every other case is on a channel of ours. */
+bool sl__select_holdable(const sl_task *t, const sl_case *c)
+{
+    const sl_case *cases = t->wait_obj_;
+    for (int i = 0; i < t->w_.idx; i++)
+        if (cases[i].w_.tag && &cases[i] != c)
+            return false;
+    return true;
+}
+
 /* Declined: the cases again, as at sl_select's start (uniformly among the
  * ready ones). A case whose channel was freed while claimed is ready with
  * -EPIPE, its channel not read. The case chosen (done, its err set), or
@@ -177,6 +200,8 @@ int sl__select_rematch(sl_task *t)
             cases[i].w_.err = -EPIPE;
             return i;
         }
+        if (cases[i].w_.tag == REMOTE_RV)
+            continue;   /* a held select's proxy (rsel.c): decided at its home */
         if (sl__chan_ready(cases[i].ch, cases[i].op) && sl__rand(t->reactor_) % (uint64_t)++ready == 0)
             chosen = i;
     }
@@ -192,6 +217,8 @@ void sl__select_put_back(sl_task *t)
 {
     sl_case *cases = t->wait_obj_;
     for (int i = 0; i < t->w_.idx; i++) {
+        if (cases[i].w_.tag == REMOTE_RV)
+            continue;   /* a held select's proxy stayed at its home */
         sl_wq *q = queue_of(&cases[i], t->reactor_);
         SL_LIST_PUSH_FRONT(q, &cases[i].w_, link);
         q->n++;

@@ -2073,6 +2073,275 @@ static void test_send_until_expired_while_offered_accepted(void **s) { (void)s; 
 static void test_send_until_expired_while_offered_declined(void **s) { (void)s; run_u(US_EXPIRED_DECLINED); }
 static void test_send_until_declined_parks_with_deadline(void **s) { (void)s; run_u(US_DECLINED_REPARKED); }
 
+/* ---- two selects of other reactors meet at the home (two-phase) --------------------- */
+
+/* rv (cap 0) at reactor 0 (H). S1 on reactor 1 over [l1 (its own, cap 0,
+ * idle), rv <- 42]; S2 on reactor 2 over [l2 (its own, cap 0, idle), <- rv].
+ * They must meet: H asks reactor 1 to hold S1 (its l1 node off its queue),
+ * then offers S1's element to S2's proxy; S2's answer commits or aborts
+ * S1. On main both waited until their deadline. What happens around the
+ * meet is forced with the hooks: at reactor 1 before the HOLD is decided
+ * (S1's local case fires: GONE), right after S1 was held (its deadline, its
+ * cancel), at H right after the HOLD left (close rv, free rv, stop the
+ * runtime), and at reactor 2 before S2 decides (its local case fires:
+ * declined, so S1 is aborted). */
+enum { TW_NONE, TW_GONE, TW_DECLINE, TW_DEADLINE, TW_CANCEL, TW_CLOSE, TW_FREE, TW_TEARDOWN, TW_PAIR_GONE, TW_FREE_L1 };
+
+static struct {
+    bool s1_first, decline;
+    int how;
+    sl_chan *rv, *l1, *l2;
+    sl_task *s1;
+    _Atomic int s1_done, s2_done, hooks[4], r_offers, go;
+    int fpolls, frc;
+    int rc, polls, s1_rc, s1_err, s2_rc, s2_err, prc;
+    int64_t v1, l1v, v2, l2v, pv;
+    sl_case c1[2], c2[2];
+} TW;
+
+static int tw_fire_l2(sl_task *t, void *arg)   /* reactor 2: S2 fires its local case when told */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    WAIT_FOR(t, atomic_load(&TW.go), TW.fpolls, TW.frc);
+    TW.l2v = 777;
+    assert_int_equal(sl_chan_try_send(NULL, TW.l2, &TW.l2v), 0);
+    SL_END(t);
+}
+
+static void tw_hold_hook(void *arg, int phase)
+{
+    (void)arg;
+    if (atomic_fetch_add(&TW.hooks[phase], 1))
+        return;
+    switch (phase) {
+    case 0:   /* reactor 1, the HOLD not decided yet */
+        if (TW.how == TW_PAIR_GONE) {   /* S2 stops and its proxy is withdrawn at H, paired */
+            atomic_store(&TW.go, 1);   /* tw_fire_l2, polling on reactor 2 */
+            uint64_t end = sl_now_ns() + LONG_WAIT;
+            while (!atomic_load(&TW.hooks[3]) && sl_now_ns() < end)
+                sched_yield();
+            assert_true(atomic_load(&TW.hooks[3]));
+        }
+        if (TW.how == TW_GONE) {
+            TW.l1v = 777;
+            assert_int_equal(sl_chan_try_send(NULL, TW.l1, &TW.l1v), 0);   /* S1 fires its local case */
+        }
+        break;
+    case 1: {   /* reactor 1, S1 held */
+        assert_int_equal(TW.l1->recvq_.n, 0);   /* its local node is off its queue */
+        int64_t x = 778;
+        assert_int_equal(sl_chan_try_send(NULL, TW.l1, &x), -EAGAIN);   /* nothing here fires it */
+        if (TW.how == TW_DEADLINE)
+            sl__timer_fire(R(1), TW.s1->wake_at_);
+        else if (TW.how == TW_CANCEL)
+            assert_int_equal(sl_task_cancel(TW.s1, 0), 0);
+        else if (TW.how == TW_FREE_L1)   /* S1's node on l1 is on no queue: marked gone */
+            assert_int_equal(sl_chan_free(NULL, TW.l1), 0);
+        break;
+    }
+    case 2:   /* H, the HOLD on its way */
+        if (TW.how == TW_CLOSE)
+            assert_int_equal(sl_chan_close(NULL, TW.rv), 0);
+        else if (TW.how == TW_FREE)
+            assert_int_equal(sl_chan_free(NULL, TW.rv), 0);
+        else if (TW.how == TW_TEARDOWN)
+            sl_runtime_stop(rt);
+        break;
+    }
+}
+
+static void tw_r_hook(void *arg)   /* the first: reactor 2, before S2 decides */
+{
+    (void)arg;
+    if (atomic_fetch_add(&TW.r_offers, 1) || !TW.decline)
+        return;
+    TW.l2v = 777;
+    assert_int_equal(sl_chan_try_send(NULL, TW.l2, &TW.l2v), 0);   /* S2 fires its local case: declined */
+}
+
+static int tw_s1(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    TW.s1 = t;
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT / 2);
+    assert_int_equal(sl_chan_new(&TW.l1, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "l1" }), 0);
+    assert_int_equal(sl_chan_give(TW.l1, t, NULL), 0);   /* the hook may free it */
+    TW.v1 = 42;
+    TW.l1v = -1;
+    TW.c1[0] = (sl_case){ .ch = TW.l1, .op = SL_RECV, .buf = &TW.l1v };
+    TW.c1[1] = (sl_case){ .ch = TW.rv, .op = SL_SEND, .buf = &TW.v1 };
+    SL_AWAIT(t, TW.s1_rc, sl_select(t, TW.c1, 2, 0));
+    if (TW.s1_rc >= 0)
+        TW.s1_err = TW.c1[TW.s1_rc].err;
+    if (TW.how != TW_FREE_L1)
+        assert_int_equal(sl_chan_free(NULL, TW.l1), 0);
+    atomic_store(&TW.s1_done, 1);
+    SL_END(t);
+}
+
+static int tw_s2(sl_task *t, void *arg)   /* reactor 2 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT / 2);
+    assert_int_equal(sl_chan_new(&TW.l2, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "l2" }), 0);
+    TW.v2 = -1;
+    TW.l2v = -1;
+    TW.c2[0] = (sl_case){ .ch = TW.l2, .op = SL_RECV, .buf = &TW.l2v };
+    TW.c2[1] = (sl_case){ .ch = TW.rv, .op = SL_RECV, .buf = &TW.v2 };
+    SL_AWAIT(t, TW.s2_rc, sl_select(t, TW.c2, 2, 0));
+    if (TW.s2_rc >= 0)
+        TW.s2_err = TW.c2[TW.s2_rc].err;
+    assert_int_equal(sl_chan_free(t, TW.l2), 0);
+    atomic_store(&TW.s2_done, 1);
+    SL_END(t);
+}
+
+static int tw_main(sl_task *t, void *arg)   /* reactor 0: rv's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&TW.rv, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "rv" }), 0);
+    assert_int_equal(sl_chan_give(TW.rv, t, NULL), 0);   /* the hook may close or free it */
+    if (TW.how == TW_PAIR_GONE)
+        assert_int_equal(sl_spawn_on(R(2), tw_fire_l2, NULL, NULL), 0);
+    if (TW.s1_first) {
+        assert_int_equal(sl_spawn_on(R(1), tw_s1, NULL, NULL), 0);
+        WAIT_FOR(t, TW.rv->rv_sendq_ == 1, TW.polls, TW.rc);   /* S1's proxy is queued here */
+        assert_int_equal(sl_spawn_on(R(2), tw_s2, NULL, NULL), 0);
+    } else {
+        assert_int_equal(sl_spawn_on(R(2), tw_s2, NULL, NULL), 0);
+        WAIT_FOR(t, TW.rv->rv_recvq_ == 1, TW.polls, TW.rc);
+        assert_int_equal(sl_spawn_on(R(1), tw_s1, NULL, NULL), 0);
+    }
+    if (TW.how == TW_TEARDOWN)
+        SL_AWAIT(t, TW.rc, sl_sleep(t, LONG_WAIT));   /* the hook stops the runtime */
+    if (TW.how == TW_GONE) {   /* S2's proxy waits again: a plain send here meets it */
+        WAIT_FOR(t, atomic_load(&TW.s1_done) && TW.rv->rv_recvq_ == 1, TW.polls, TW.rc);
+        TW.pv = 99;
+        SL_AWAIT(t, TW.prc, sl_chan_send(t, TW.rv, &TW.pv));
+        assert_int_equal(TW.prc, 0);
+    }
+    if (TW.how == TW_DECLINE || TW.how == TW_PAIR_GONE) {   /* S1 waits again, its proxy queued: a plain receive here meets it */
+        WAIT_FOR(t, atomic_load(&TW.s2_done) && TW.rv->rv_sendq_ == 1, TW.polls, TW.rc);
+        SL_AWAIT(t, TW.prc, sl_chan_recv(t, TW.rv, &TW.pv));
+        assert_int_equal(TW.prc, 0);
+        assert_int_equal(TW.pv, 42);
+    }
+    WAIT_FOR(t, atomic_load(&TW.s1_done) && atomic_load(&TW.s2_done), TW.polls, TW.rc);
+    if (TW.how != TW_FREE) {
+        WAIT_FOR(t, TW.rv->rv_out_ == 0, TW.polls, TW.rc);   /* no proxy, hold or offer left behind */
+        assert_int_equal(sl_chan_free(NULL, TW.rv), 0);
+    }
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void trun_w(bool s1_first, int how, bool decline)
+{
+    memset(&TW, 0, sizeof TW);
+    TW.s1_first = s1_first;
+    TW.how = how;
+    TW.decline = decline || how == TW_DECLINE;
+    sl__rsel_set_hooks(tw_r_hook, NULL, NULL);
+    sl__rsel_set_hold_hook(tw_hold_hook, NULL);
+    if (how == TW_TEARDOWN) {
+        memset(&cap, 0, sizeof cap);
+        *scene_live() = true;
+        rt = rt_new(3, &cap);
+        assert_int_equal(rt_run_keep(rt, tw_main, NULL), 0);
+        int leaks = sl_runtime_free(rt);
+        *scene_live() = false;
+        print_message("teardown with a hold out: %d leaks reported\n", leaks);
+        assert_true(leaks >= 3);   /* the channels at least */
+    } else {
+        run_scene(3, tw_main);
+    }
+    sl__rsel_set_hold_hook(NULL, NULL);
+    sl__rsel_set_hooks(NULL, NULL, NULL);
+    assert_int_equal(TW.hooks[0], 1);   /* one HOLD, decided once */
+    assert_int_equal(TW.hooks[2], 1);
+    if (how == TW_TEARDOWN)
+        return;
+    assert_int_equal(TW.hooks[1], how == TW_GONE ? 0 : 1);
+    assert_int_equal(TW.hooks[3], how == TW_PAIR_GONE ? 1 : 0);
+    if (how == TW_PAIR_GONE) {   /* held, nobody to offer to: aborted, then met the plain receiver */
+        assert_int_equal(TW.s2_rc, 0);
+        assert_int_equal(TW.l2v, 777);
+        assert_int_equal(TW.v2, -1);
+        assert_int_equal(TW.s1_rc, 1);
+        assert_int_equal(TW.s1_err, 0);
+        assert_int_equal(TW.pv, 42);
+        assert_int_equal(TW.r_offers, 1);   /* the plain receiver's offer to S1 only */
+        return;
+    }
+    switch (how) {
+    case TW_GONE:   /* S1 took its local case; S2 met the plain sender */
+        assert_int_equal(TW.s1_rc, 0);
+        assert_int_equal(TW.s1_err, 0);
+        assert_int_equal(TW.l1v, 777);
+        assert_int_equal(TW.s2_rc, 1);
+        assert_int_equal(TW.s2_err, 0);
+        assert_int_equal(TW.v2, 99);
+        return;
+    case TW_CLOSE:
+    case TW_FREE:   /* both cases on rv fail, nothing moved */
+        assert_int_equal(TW.s1_rc, 1);
+        assert_int_equal(TW.s1_err, -EPIPE);
+        assert_int_equal(TW.s2_rc, 1);
+        assert_int_equal(TW.s2_err, -EPIPE);
+        assert_int_equal(TW.v2, -1);
+        assert_int_equal(TW.r_offers, 0);
+        return;
+    }
+    if (how == TW_FREE_L1 && TW.decline) {   /* aborted: l1's case, gone, without reading l1 */
+        assert_int_equal(TW.s2_rc, 0);
+        assert_int_equal(TW.s1_rc, 0);
+        assert_int_equal(TW.s1_err, -EPIPE);
+        return;
+    }
+    if (TW.decline) {   /* S2 took its local case, nothing through rv to it */
+        assert_int_equal(TW.s2_rc, 0);
+        assert_int_equal(TW.s2_err, 0);
+        assert_int_equal(TW.l2v, 777);
+        assert_int_equal(TW.v2, -1);
+        if (how == TW_DEADLINE || how == TW_CANCEL) {   /* aborted: S1's own error */
+            assert_int_equal(TW.s1_rc, how == TW_DEADLINE ? -ETIMEDOUT : -ECANCELED);
+            return;
+        }
+        assert_int_equal(TW.s1_rc, 1);   /* TW_DECLINE: met the plain receiver afterwards */
+        assert_int_equal(TW.s1_err, 0);
+        assert_int_equal(TW.pv, 42);
+        return;
+    }
+    /* committed: both took rv, the element moved once (a deadline or cancel while held waited) */
+    assert_int_equal(TW.s1_rc, 1);
+    assert_int_equal(TW.s1_err, 0);
+    assert_int_equal(TW.s2_rc, 1);
+    assert_int_equal(TW.s2_err, 0);
+    assert_int_equal(TW.v2, 42);
+    assert_int_equal(TW.l1v, -1);
+}
+
+static void test_meet2_s1_first(void **s) { (void)s; trun_w(true, TW_NONE, false); }
+static void test_meet2_s2_first(void **s) { (void)s; trun_w(false, TW_NONE, false); }
+static void test_meet2_gone_before_hold(void **s) { (void)s; trun_w(true, TW_GONE, false); }
+static void test_meet2_declined_aborts(void **s) { (void)s; trun_w(false, TW_DECLINE, false); }
+static void test_meet2_held_deadline_committed(void **s) { (void)s; trun_w(true, TW_DEADLINE, false); }
+static void test_meet2_held_deadline_aborted(void **s) { (void)s; trun_w(true, TW_DEADLINE, true); }
+static void test_meet2_held_cancel_committed(void **s) { (void)s; trun_w(false, TW_CANCEL, false); }
+static void test_meet2_held_cancel_aborted(void **s) { (void)s; trun_w(false, TW_CANCEL, true); }
+static void test_meet2_close_hold_out(void **s) { (void)s; trun_w(true, TW_CLOSE, false); }
+static void test_meet2_free_hold_out(void **s) { (void)s; trun_w(false, TW_FREE, false); }
+static void test_meet2_teardown_hold_out(void **s) { (void)s; trun_w(true, TW_TEARDOWN, false); }
+static void test_meet2_paired_proxy_withdrawn(void **s) { (void)s; trun_w(true, TW_PAIR_GONE, false); }
+static void test_meet2_held_free_local_committed(void **s) { (void)s; trun_w(false, TW_FREE_L1, false); }
+static void test_meet2_held_free_local_aborted(void **s) { (void)s; trun_w(true, TW_FREE_L1, true); }
+
 /* ---- the meet race: selects at the home and on other reactors ------------------------- */
 
 /* rv (cap 0) at reactor 0. Senders: select workers at the home (their
@@ -2099,6 +2368,7 @@ static struct {
     int rc, polls;
     bool far_recv;   /* reactor 1's select workers are the only receivers (no reactor 2 selects); the
                       * home's select senders' other case is idle */
+    bool far_rr;     /* reactor 2's select senders and reactor 1's select receivers only: two-phase meets */
     int n_send, n_recv, n_local;
 } Z;
 
@@ -2245,14 +2515,15 @@ static int z_at(sl_task *t, void *arg)   /* reactor k: its local channel, feeder
     assert_int_equal(sl_chan_new(&Z.l[k], sizeof(int64_t), 4, NULL), 0);
     assert_int_equal(sl_chan_give(Z.l[k], t, NULL), 0);   /* z_free_local frees it */
     zf[k] = (z_driver){ .k = k };
-    if (!Z.far_recv || k == 1)   /* far_recv: reactor 2 has no select, and the home's stop after their sends: idle cases */
+    if (Z.far_rr ? k != 0 : !Z.far_recv || k == 1)   /* far_recv: reactor 2 has no select, and the home's stop after their sends: idle cases */
         assert_int_equal(sl_spawn(NULL, z_feed, &zf[k], NULL, NULL), 0);
     if (k == 0) {
         zd[0] = (z_driver){ .k = 0, .role = ZS_HSEL, .send = 1 };
         zd[1] = (z_driver){ .k = 0, .role = ZR_HSEL };
         zd[2] = (z_driver){ .k = 0, .role = ZR_PLAIN };
-        assert_int_equal(sl_spawn(NULL, z_drive, &zd[0], NULL, NULL), 0);
-        if (!Z.far_recv) {
+        if (!Z.far_rr)
+            assert_int_equal(sl_spawn(NULL, z_drive, &zd[0], NULL, NULL), 0);
+        if (!Z.far_recv && !Z.far_rr) {
             assert_int_equal(sl_spawn(NULL, z_drive, &zd[1], NULL, NULL), 0);
             assert_int_equal(sl_spawn(NULL, z_plain, &zd[2], NULL, NULL), 0);
         }
@@ -2262,9 +2533,10 @@ static int z_at(sl_task *t, void *arg)   /* reactor k: its local channel, feeder
     } else {
         zd[4] = (z_driver){ .k = 2, .role = ZS_RSEL, .send = 1 };
         zd[5] = (z_driver){ .k = 2, .role = ZS_PLAIN, .send = 1 };
-        if (!Z.far_recv)   /* it would meet nobody: R1's and R2's selects do not meet */
+        if (!Z.far_recv)   /* far_recv: no receiver but reactor 1's selects, so the home's selects meet them */
             assert_int_equal(sl_spawn(NULL, z_drive, &zd[4], NULL, NULL), 0);
-        assert_int_equal(sl_spawn(NULL, z_plain, &zd[5], NULL, NULL), 0);
+        if (!Z.far_rr)
+            assert_int_equal(sl_spawn(NULL, z_plain, &zd[5], NULL, NULL), 0);
     }
     return 0;
 }
@@ -2305,14 +2577,15 @@ static int z_main(sl_task *t, void *arg)   /* reactor 0 */
     SL_END(t);
 }
 
-static void run_z(bool far_recv)
+static void run_z(bool far_recv, bool far_rr)
 {
     memset(&Z, 0, sizeof Z);
     memset(zd, 0, sizeof zd);
     Z.far_recv = far_recv;
-    Z.n_send = far_recv ? 2 : 3;
-    Z.n_recv = far_recv ? 1 : 3;
-    Z.n_local = far_recv ? 1 : 3;
+    Z.far_rr = far_rr;
+    Z.n_send = far_rr ? 1 : far_recv ? 2 : 3;
+    Z.n_recv = far_rr || far_recv ? 1 : 3;
+    Z.n_local = far_rr ? 2 : far_recv ? 1 : 3;
     run_scene(3, z_main);
     long ok = 0, got = 0, bad = 0;
     for (int v = 0; v < ZS_N * ZN; v++) {
@@ -2321,8 +2594,9 @@ static void run_z(bool far_recv)
         bad += Z.sent[v] != Z.got[v];
     }
     print_message("meet race: %ld sent, %ld received; home select -> reactor 1's selects %ld, reactor 2's selects -> "
-                  "home selects %ld; %ld selects, %ld cancels, %ld timeouts\n",
-                  ok, got, (long)Z.pair[ZR_RSEL][ZS_HSEL], (long)Z.pair[ZR_HSEL][ZS_RSEL], (long)Z.selects,
+                  "home selects %ld, reactor 2's selects -> reactor 1's %ld; %ld selects, %ld cancels, %ld timeouts\n",
+                  ok, got, (long)Z.pair[ZR_RSEL][ZS_HSEL], (long)Z.pair[ZR_HSEL][ZS_RSEL], (long)Z.pair[ZR_RSEL][ZS_RSEL],
+                  (long)Z.selects,
                   (long)Z.cancels, (long)Z.timeouts);
     assert_int_equal(Z.dup, 0);
     assert_int_equal(bad, 0);   /* each sent value received once, none other */
@@ -2334,10 +2608,15 @@ static void run_z(bool far_recv)
      * goes first, and 2 of 30 runs had none.) */
     if (far_recv)
         assert_int_equal(Z.pair[ZR_RSEL][ZS_HSEL], ZN);
+    /* reactor 2's select senders met reactor 1's select workers only:
+     * every one of their sends two-phase (on main: none, both waited) */
+    if (far_rr)
+        assert_int_equal(Z.pair[ZR_RSEL][ZS_RSEL], ZN);
 }
 
-static void test_meet_race(void **s) { (void)s; run_z(false); }
-static void test_meet_race_far_receivers(void **s) { (void)s; run_z(true); }
+static void test_meet_race(void **s) { (void)s; run_z(false, false); }
+static void test_meet_race_far_receivers(void **s) { (void)s; run_z(true, false); }
+static void test_meet2_race_remote_selects(void **s) { (void)s; run_z(false, true); }
 
 /* ---- the race ------------------------------------------------------------------------ */
 
@@ -2896,6 +3175,21 @@ int main(void)
         cmocka_unit_test_setup(test_send_until_expired_while_offered_declined, scene_guard),
         cmocka_unit_test_setup(test_send_until_declined_parks_with_deadline, scene_guard),
         cmocka_unit_test_setup(test_meet_race, scene_guard),
+        cmocka_unit_test_setup(test_meet2_race_remote_selects, scene_guard),
+        cmocka_unit_test_setup(test_meet2_s1_first, scene_guard),
+        cmocka_unit_test_setup(test_meet2_s2_first, scene_guard),
+        cmocka_unit_test_setup(test_meet2_gone_before_hold, scene_guard),
+        cmocka_unit_test_setup(test_meet2_declined_aborts, scene_guard),
+        cmocka_unit_test_setup(test_meet2_held_deadline_committed, scene_guard),
+        cmocka_unit_test_setup(test_meet2_held_deadline_aborted, scene_guard),
+        cmocka_unit_test_setup(test_meet2_held_cancel_committed, scene_guard),
+        cmocka_unit_test_setup(test_meet2_held_cancel_aborted, scene_guard),
+        cmocka_unit_test_setup(test_meet2_close_hold_out, scene_guard),
+        cmocka_unit_test_setup(test_meet2_free_hold_out, scene_guard),
+        cmocka_unit_test_setup(test_meet2_teardown_hold_out, scene_guard),
+        cmocka_unit_test_setup(test_meet2_paired_proxy_withdrawn, scene_guard),
+        cmocka_unit_test_setup(test_meet2_held_free_local_committed, scene_guard),
+        cmocka_unit_test_setup(test_meet2_held_free_local_aborted, scene_guard),
         cmocka_unit_test_setup(test_meet_race_far_receivers, scene_guard),
         cmocka_unit_test_setup(test_rv_race, scene_guard),
         cmocka_unit_test_setup(test_exp_race, scene_guard),
