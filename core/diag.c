@@ -20,6 +20,14 @@ const char *sl_wait_kind_name(sl_wait_kind k)
     return (unsigned)k < sizeof names / sizeof *names ? names[k] : "?";
 }
 
+/* What t waits on, as told: a select claimed or held for an offer to
+ * another reactor's select is a cross-reactor wait inside (rsel.c), and
+ * its wait object is its cases, as any select's. */
+static sl_wait_kind told_kind(const sl_task *t)
+{
+    return sl__rsel_select_offered(t) ? SL_WAIT_SELECT : (sl_wait_kind)t->wait_kind_;
+}
+
 static const char *wait_obj_name(const sl_task *t)
 {
     const void *o = t->wait_obj_;
@@ -27,7 +35,7 @@ static const char *wait_obj_name(const sl_task *t)
         return t->w_.buf;   /* sl_task_park_as's description, the work's name, or NULL */
     if (!o)
         return NULL;
-    switch ((sl_wait_kind)t->wait_kind_) {
+    switch (told_kind(t)) {
     case SL_WAIT_SEND:
     case SL_WAIT_RECV:
     case SL_WAIT_REMOTE: return ((const sl_chan *)o)->name_;
@@ -44,7 +52,7 @@ void sl_task_info_get(const sl_task *t, sl_task_info *info)
     *info = (sl_task_info){
         .name = t->name_, .file = t->file_, .line = t->line_,
         .status = (sl_task_status)t->status_,
-        .wait = parked ? (sl_wait_kind)t->wait_kind_ : SL_WAIT_NONE,
+        .wait = parked ? told_kind(t) : SL_WAIT_NONE,
         .wait_obj = parked ? t->wait_obj_ : NULL,
         .wait_name = parked ? wait_obj_name(t) : NULL,
         .waiting_ns = parked ? sl_now_ns() - t->wait_since_ : 0,
@@ -91,7 +99,7 @@ int sl_task_why(const sl_task *t, sl_wait_case *out, int max)
         return 0;
     const sl_chan *ch = t->wait_obj_;
     sl_wait_case c;
-    switch ((sl_wait_kind)t->wait_kind_) {
+    switch (told_kind(t)) {
     case SL_WAIT_SEND:
     case SL_WAIT_RECV:
         if (max > 0)
@@ -101,7 +109,9 @@ int sl_task_why(const sl_task *t, sl_wait_case *out, int max)
     case SL_WAIT_SELECT: {
         const sl_case *cs = t->wait_obj_;
         for (int i = 0; i < t->w_.idx && i < max; i++) {
-            if (cs[i].ch->home_ == t->reactor_)
+            if (cs[i].w_.tag == SL_CASE_GONE)   /* claimed or held, its channel freed since: not read */
+                out[i] = (sl_wait_case){ .chan = "(freed)", .op = cs[i].op, .why = SL_WHY_CLOSED };
+            else if (cs[i].ch->home_ == t->reactor_)
                 why_local(cs[i].ch, cs[i].op, 0, &out[i]);
             else   /* another reactor's (select.c): only what never changes, as below */
                 out[i] = (sl_wait_case){ .chan = cs[i].ch->name_, .cap = cs[i].ch->cap_, .op = cs[i].op,

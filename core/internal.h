@@ -357,6 +357,7 @@ void sl__rsel_fire(sl_waiter *w, int err);
 void sl__rsel_drop_queued(sl_waiter *w);
 void sl__rsel_task_abort(sl_task *t);
 bool sl__rsel_claim(sl_task *t, sl_case *c);   /* H: a select parked here offered to a proxy; false: none */
+bool sl__rsel_select_offered(const sl_task *t);   /* a select claimed or held for an offer (diag.c) */
 bool sl__select_local_only(const sl_task *t);  /* select.c, for rsel.c's claim */
 void sl__select_take(sl_task *t);
 void sl__select_hold(sl_task *t);   /* R: a select held for its rendezvous send case (rsel.c) */

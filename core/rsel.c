@@ -522,6 +522,18 @@ static void claim(rv_proxy *p, sl_waiter *w)
     offer(p, w);
 }
 
+/* Diagnostics (diag.c): a select claimed at H or held at R waits as a
+ * cross-reactor wait while its offer is out (SL_WAIT_REMOTE, an offer
+ * tag, its proxy in w_.until), but its wait object is still its cases,
+ * not a channel as a blocking task's is. */
+bool sl__rsel_select_offered(const sl_task *t)
+{
+    if (t->wait_kind_ != SL_WAIT_REMOTE || (t->w_.tag != SL_OFFER_TAG && t->w_.tag != SL_OFFER_ABORT_TAG))
+        return false;
+    const rv_proxy *p = (const rv_proxy *)(uintptr_t)t->w_.until;
+    return p && (p->claim || p->hold_r);
+}
+
 bool sl__rsel_claim(sl_task *t, sl_case *c)
 {
     rv_proxy *p = first_proxy(c->ch, c->op);

@@ -1526,7 +1526,25 @@ static struct {
     int sh_rc, sh_err, sr_rc, sr_err;
     int64_t hv, hl, rv_v, rl, lr_v, snd_v, drained;
     sl_case hc[2], rc_[2];
+    int diag_wait, diag_n;   /* what diagnostics say of S_H while claimed */
+    bool diag_ok;
 } G;
+
+/* What the diagnostics (a deadlock report, /debug/tasks, sl_task_why) say
+ * of a select claimed or held for an offer: a select waiting on its two
+ * cases, named. They once took its cases for a channel (the wait is a
+ * cross-reactor one while the offer is out) and read a name out of the
+ * case array. */
+static bool diag_of_offered_select(sl_task *t, const char *c0, const char *c1, int *wait, int *n)
+{
+    sl_task_info in;
+    sl_task_info_get(t, &in);
+    sl_wait_case cs[4];
+    *wait = in.wait;
+    *n = sl_task_why(t, cs, 4);
+    return in.wait_name == NULL && *n == 2 && cs[0].chan && !strcmp(cs[0].chan, c0) && cs[1].chan &&
+           !strcmp(cs[1].chan, c1);
+}
 
 static void g_r_hook(void *arg)   /* reactor 1, before S_R decides */
 {
@@ -1564,6 +1582,7 @@ static void g_h_hook(void *arg)   /* reactor 0, the claim's offer just posted */
         return;
     assert_false(atomic_load(&G.sh_done));
     assert_int_equal(G.lh->recvq_.n, 0);   /* claimed: S_H's nodes are off their queues */
+    G.diag_ok = diag_of_offered_select(G.sh, "lh", "rv", &G.diag_wait, &G.diag_n);
     switch (G.h_how) {
     case GH_TRY:
         G.snd_v = 555;
@@ -1671,6 +1690,9 @@ static void run_g(bool r_first, bool h_sends, bool decline, int h_how)
     run_scene(2, g_main);
     assert_int_equal(G.r_hooks, 1);   /* one offer, decided once */
     assert_int_equal(G.h_hooks, 1);
+    assert_int_equal(G.diag_wait, SL_WAIT_SELECT);   /* claimed, S_H is told as a select */
+    assert_int_equal(G.diag_n, 2);
+    assert_true(G.diag_ok);
     if (h_how == GH_TRY)
         assert_int_equal(G.try_rc, -EAGAIN);   /* S_H claimed: not fired by a local operation */
     if (decline) {   /* S_R took its local case */
@@ -2097,6 +2119,8 @@ static struct {
     int rc, polls, s1_rc, s1_err, s2_rc, s2_err, prc;
     int64_t v1, l1v, v2, l2v, pv;
     sl_case c1[2], c2[2];
+    int diag_wait, diag_n;   /* what diagnostics say of S1 while held */
+    bool diag_ok, diag_gone;
 } TW;
 
 static int tw_fire_l2(sl_task *t, void *arg)   /* reactor 2: S2 fires its local case when told */
@@ -2131,14 +2155,19 @@ static void tw_hold_hook(void *arg, int phase)
         break;
     case 1: {   /* reactor 1, S1 held */
         assert_int_equal(TW.l1->recvq_.n, 0);   /* its local node is off its queue */
+        TW.diag_ok = diag_of_offered_select(TW.s1, "l1", "rv", &TW.diag_wait, &TW.diag_n);
         int64_t x = 778;
         assert_int_equal(sl_chan_try_send(NULL, TW.l1, &x), -EAGAIN);   /* nothing here fires it */
         if (TW.how == TW_DEADLINE)
             sl__timer_fire(R(1), TW.s1->wake_at_);
         else if (TW.how == TW_CANCEL)
             assert_int_equal(sl_task_cancel(TW.s1, 0), 0);
-        else if (TW.how == TW_FREE_L1)   /* S1's node on l1 is on no queue: marked gone */
+        else if (TW.how == TW_FREE_L1) {   /* S1's node on l1 is on no queue: marked gone */
             assert_int_equal(sl_chan_free(NULL, TW.l1), 0);
+            sl_wait_case cs[2];   /* and the diagnostics do not read it */
+            TW.diag_gone = sl_task_why(TW.s1, cs, 2) == 2 && !strcmp(cs[0].chan, "(freed)") &&
+                           cs[0].why == SL_WHY_CLOSED;
+        }
         break;
     }
     case 2:   /* H, the HOLD on its way */
@@ -2268,6 +2297,13 @@ static void trun_w(bool s1_first, int how, bool decline)
     if (how == TW_TEARDOWN)
         return;
     assert_int_equal(TW.hooks[1], how == TW_GONE ? 0 : 1);
+    if (how != TW_GONE) {   /* held, S1 is told as a select */
+        assert_int_equal(TW.diag_wait, SL_WAIT_SELECT);
+        assert_int_equal(TW.diag_n, 2);
+        assert_true(TW.diag_ok);
+    }
+    if (how == TW_FREE_L1)
+        assert_true(TW.diag_gone);
     assert_int_equal(TW.hooks[3], how == TW_PAIR_GONE ? 1 : 0);
     if (how == TW_PAIR_GONE) {   /* held, nobody to offer to: aborted, then met the plain receiver */
         assert_int_equal(TW.s2_rc, 0);
