@@ -1,0 +1,82 @@
+/* ring.h: a bounded single-producer single-consumer ring of cells, one per
+ * ordered pair of reactors of a runtime (private; issue 17). A cell carries
+ * a chain of sl_msg (linked through next_), so one cell takes a whole
+ * deferred chain and a full ring is rare: SL_RING_CELLS publications not
+ * yet taken. Each cell is a line of its own holding its sequence number
+ * beside its payload (Vyukov's bounded queue, one producer): the producer
+ * writes a cell whose seq equals its position and stores pos+1; the
+ * consumer takes it when seq is pos+1 and stores pos+CELLS (free again for
+ * the next lap). No index is shared, no locked instruction on either side
+ * for the cell itself, where the MPSC costs an exchange on head per push
+ * and, in a ping-pong, another on the stub per pop (docs/core.md, "The
+ * ping-pong"). What to do when the ring is full (the producer's backlog,
+ * need_space and the wake) is reactor.c's, see ring_send there. */
+#ifndef SL_RING_H
+#define SL_RING_H
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "sl_runtime.h"
+
+/* Cells per ring: a power of two, read as a runtime makes its rings.
+ * tests/test_ring.c sets 2 (it links libsluice.a) to reach a full ring at
+ * once. 64 cells of 64 bytes: 4 KiB a pair. */
+#define SL_RING_CELLS 64
+extern unsigned sl__ring_cells;
+
+typedef struct sl_ring_cell {
+    _Alignas(64) _Atomic uint64_t seq;
+    sl_msg *first;
+} sl_ring_cell;
+
+typedef struct sl_ring {
+    /* producer only: next position, the chain that did not fit (in order:
+     * while it is not empty, everything for this pair joins it) */
+    _Alignas(64) uint64_t put;
+    uint64_t pmask;                      /* cells - 1 */
+    sl_msg *bl_first, *bl_last;
+    sl_reactor *from, *to;               /* set once at creation */
+    /* consumer only */
+    _Alignas(64) uint64_t get;
+    uint64_t cmask, ncells;
+    /* The producer found the ring full and waits for a cell: set by the
+     * producer (seq_cst) before it looks again, taken by the consumer after
+     * it frees cells (and a seq_cst fence): one of them sees the other. */
+    _Alignas(64) _Atomic int need_space;
+    sl_ring_cell cells[];
+} sl_ring;
+
+/* A ring of sl__ring_cells cells (64-aligned), or NULL. */
+sl_ring *sl_ring_new(sl_reactor *from, sl_reactor *to);
+
+/* Producer: places first.. (linked, last's next_ NULL) in the next cell;
+ * false if the ring is full. The store that publishes it is seq_cst, for
+ * the sleep/wake handshake (reactor.c, wake()). */
+static inline bool sl_ring_try_put(sl_ring *q, sl_msg *first)
+{
+    sl_ring_cell *c = &q->cells[q->put & q->pmask];
+    if (atomic_load_explicit(&c->seq, memory_order_acquire) != q->put)
+        return false;
+    c->first = first;
+    atomic_store_explicit(&c->seq, ++q->put, memory_order_seq_cst);
+    return true;
+}
+
+/* Consumer: is a cell ready? seq_cst, for the handshake (may_sleep). */
+static inline bool sl_ring_ready(sl_ring *q)
+{
+    sl_ring_cell *c = &q->cells[q->get & q->cmask];
+    return atomic_load_explicit(&c->seq, memory_order_seq_cst) == q->get + 1;
+}
+
+/* Consumer: takes the ready cell's chain and frees the cell. Only after
+ * sl_ring_ready() said true. */
+static inline sl_msg *sl_ring_take(sl_ring *q)
+{
+    sl_ring_cell *c = &q->cells[q->get & q->cmask];
+    sl_msg *m = c->first;
+    atomic_store_explicit(&c->seq, q->get + q->ncells, memory_order_release);
+    q->get++;
+    return m;
+}
+#endif
