@@ -3,12 +3,15 @@
  * a chain of sl_msg (linked through next_), so one cell takes a whole
  * deferred chain and a full ring is rare: SL_RING_CELLS publications not
  * yet taken. Each cell is a line of its own holding its sequence number
- * beside its payload (Vyukov's bounded queue, one producer): the producer
- * writes a cell whose seq equals its position and stores pos+1; the
- * consumer takes it when seq is pos+1 and stores pos+CELLS (free again for
- * the next lap). No index is shared, no locked instruction on either side
- * for the cell itself, where the MPSC costs an exchange on head per push
- * and, in a ping-pong, another on the stub per pop (docs/core.md, "The
+ * beside its payload, and only the producer writes it: it fills the cell
+ * of position p and stores seq = p+1; the consumer takes it when seq is
+ * get+1 and then stores get on a line of its own, which the producer reads
+ * only when its cached copy says the ring is full (once a lap at most). A
+ * consumer that wrote the cell back to free it (Vyukov's bounded queue)
+ * made three transfers of the line per message, not two: the first build
+ * of this ring was 1.5x main's round trip. No locked instruction on either
+ * side for the cell itself, where the MPSC costs an exchange on head per
+ * push and, in a ping-pong, another on the stub per pop (docs/core.md, "The
  * ping-pong"). What to do when the ring is full (the producer's backlog,
  * need_space and the wake) is reactor.c's, see ring_send there. */
 #ifndef SL_RING_H
@@ -30,18 +33,19 @@ typedef struct sl_ring_cell {
 } sl_ring_cell;
 
 typedef struct sl_ring {
-    /* producer only: next position, the chain that did not fit (in order:
-     * while it is not empty, everything for this pair joins it) */
-    _Alignas(64) uint64_t put;
-    uint64_t pmask;                      /* cells - 1 */
+    /* producer only: next position, the consumer's get as last read, the
+     * chain that did not fit (in order: while it is not empty, everything
+     * for this pair joins it) */
+    _Alignas(64) uint64_t put, seen_get, ncells;
     sl_msg *bl_first, *bl_last;
     sl_reactor *from, *to;               /* set once at creation */
-    /* consumer only */
-    _Alignas(64) uint64_t get;
-    uint64_t cmask, ncells;
+    /* consumer: what it has taken (the producer reads it when full) */
+    _Alignas(64) _Atomic uint64_t get;
+    uint64_t cmask;
     /* The producer found the ring full and waits for a cell: set by the
-     * producer (seq_cst) before it looks again, taken by the consumer after
-     * it frees cells (and a seq_cst fence): one of them sees the other. */
+     * producer before it looks at get again, taken by the consumer after
+     * it stores get (a seq_cst fence between, on both sides): one of them
+     * sees the other. */
     _Alignas(64) _Atomic int need_space;
     sl_ring_cell cells[];
 } sl_ring;
@@ -54,9 +58,12 @@ sl_ring *sl_ring_new(sl_reactor *from, sl_reactor *to);
  * the sleep/wake handshake (reactor.c, wake()). */
 static inline bool sl_ring_try_put(sl_ring *q, sl_msg *first)
 {
-    sl_ring_cell *c = &q->cells[q->put & q->pmask];
-    if (atomic_load_explicit(&c->seq, memory_order_acquire) != q->put)
-        return false;
+    if (q->put - q->seen_get == q->ncells) {
+        q->seen_get = atomic_load_explicit(&q->get, memory_order_acquire);
+        if (q->put - q->seen_get == q->ncells)
+            return false;
+    }
+    sl_ring_cell *c = &q->cells[q->put & (q->ncells - 1)];
     c->first = first;
     atomic_store_explicit(&c->seq, ++q->put, memory_order_seq_cst);
     return true;
@@ -65,18 +72,19 @@ static inline bool sl_ring_try_put(sl_ring *q, sl_msg *first)
 /* Consumer: is a cell ready? seq_cst, for the handshake (may_sleep). */
 static inline bool sl_ring_ready(sl_ring *q)
 {
-    sl_ring_cell *c = &q->cells[q->get & q->cmask];
-    return atomic_load_explicit(&c->seq, memory_order_seq_cst) == q->get + 1;
+    uint64_t get = atomic_load_explicit(&q->get, memory_order_relaxed);
+    sl_ring_cell *c = &q->cells[get & q->cmask];
+    return atomic_load_explicit(&c->seq, memory_order_seq_cst) == get + 1;
 }
 
-/* Consumer: takes the ready cell's chain and frees the cell. Only after
+/* Consumer: takes the ready cell's chain and frees the cell (release: the
+ * producer reuses it only after we have read it). Only after
  * sl_ring_ready() said true. */
 static inline sl_msg *sl_ring_take(sl_ring *q)
 {
-    sl_ring_cell *c = &q->cells[q->get & q->cmask];
-    sl_msg *m = c->first;
-    atomic_store_explicit(&c->seq, q->get + q->ncells, memory_order_release);
-    q->get++;
+    uint64_t get = atomic_load_explicit(&q->get, memory_order_relaxed);
+    sl_msg *m = q->cells[get & q->cmask].first;
+    atomic_store_explicit(&q->get, get + 1, memory_order_release);
     return m;
 }
 #endif
