@@ -74,7 +74,7 @@ struct sl_reactor {
      * our runtime, by its id (NULL array: none, the MPSC carries all), and
      * the other reactors' to us; the rest of a cell's chain being run, and
      * where the next look at the rings starts. */
-    struct sl_ring **ring_out, **ring_in;
+    struct sl_ring **ring_out, **ring_in, *ring_last;
     int nring_in, ring_rr;
     sl_msg *in_cur;
     int nbacklog;                     /* our rings holding a chain that did not fit */
