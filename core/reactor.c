@@ -161,7 +161,7 @@ void sl__misuse(sl_reactor *r, const char *file, int line, const char *fmt, ...)
 
 static void flush_wakes(sl_reactor *r);
 static void idle_spin(sl_reactor *r);
-static bool inbox_empty(sl_reactor *r);
+static inline bool inbox_empty(sl_reactor *r);
 
 /* Every callback of ours starts here: this thread runs `r` now. Returns the
  * reactor to restore when it ends (an embedded base may nest callbacks). */
@@ -483,10 +483,15 @@ int sl__reactor_rings_new(sl_runtime *rt)
     if (n < 2 || n > RING_MAX_REACTORS || getenv("XNORING"))
         return 0;   /* more: n^2 rings of 4 KiB; the MPSC carries all */
     for (int i = 0; i < n; i++) {
-        rt->r[i]->ring_out = calloc((size_t)n, sizeof(sl_ring *));
-        rt->r[i]->ring_in = calloc((size_t)n, sizeof(sl_ring *));
+        /* lines of their own: read at every post and every poll, they
+         * must not share one with something another thread writes */
+        size_t sz = ((size_t)n * sizeof(sl_ring *) + 63) & ~(size_t)63;
+        rt->r[i]->ring_out = aligned_alloc(64, sz);
+        rt->r[i]->ring_in = aligned_alloc(64, sz);
         if (!rt->r[i]->ring_out || !rt->r[i]->ring_in)
             return -ENOMEM;
+        memset(rt->r[i]->ring_out, 0, sz);
+        memset(rt->r[i]->ring_in, 0, sz);
     }
     for (int i = 0; i < n; i++)
         for (int j = 0; j < n; j++) {
@@ -627,7 +632,7 @@ static sl_msg *inbox_pop(sl_reactor *r, uint32_t *took)
 
 /* Nothing to run? seq_cst loads, after may_sleep's store (see wake()). A
  * space_ready with a backlog counts: the retry is work. */
-static bool inbox_empty(sl_reactor *r)
+static inline bool inbox_empty(sl_reactor *r)
 {
     if (r->in_cur)
         return false;
