@@ -36,6 +36,7 @@ static bool wait_flag(_Atomic int *f)
 static struct {
     _Atomic int *done;
     int want;
+    _Atomic bool fired;        /* the guard stopped it: a hang */
 } G;
 
 static void *guard(void *arg)
@@ -44,8 +45,10 @@ static void *guard(void *arg)
     uint64_t until = sl_now_ns() + 3 * LONG_WAIT;
     while (atomic_load(G.done) < G.want && sl_now_ns() < until)
         usleep(1000);
-    if (atomic_load(G.done) < G.want)
+    if (atomic_load(G.done) < G.want) {
+        atomic_store(&G.fired, true);
         sl_runtime_stop(rt);
+    }
     return NULL;
 }
 
@@ -54,15 +57,20 @@ static void run_guarded(_Atomic int *done, int want)
     pthread_t g;
     G.done = done;
     G.want = want;
+    atomic_store(&G.fired, false);
     assert_int_equal(pthread_create(&g, NULL, guard, NULL), 0);
     assert_int_equal(sl_runtime_run(rt), 0);
     pthread_join(g, NULL);
+    /* the stop (an eventfd write to every reactor) would get a sleeping
+     * producer going again: a run the guard had to end is a failure */
+    assert_false(atomic_load(&G.fired));
 }
 
 /* ---- one way: the consumer held while the producer posts FLOOD_N ------------------- */
 
 static struct {
-    sl_msg m[2][FLOOD_N];
+    sl_msg m[2][2 * FLOOD_N];
+    int rounds;                /* test_ring_backlog_keeps_order: floods reactor 1 sends */
     long next[2];              /* the next index each reactor expects */
     long bad[2];
     _Atomic int flooded[2];    /* reactor i has posted all of its flood */
@@ -71,6 +79,8 @@ static struct {
     bool held[2];              /* wait_flag gave up: a bug */
 } F;
 
+static void flood_more(void *arg);
+
 static void got(void *arg)
 {
     long i = (long)(intptr_t)arg;
@@ -78,13 +88,28 @@ static void got(void *arg)
     if (i != F.next[me])
         F.bad[me]++;
     F.next[me] = i + 1;
-    if (F.next[me] == FLOOD_N && atomic_fetch_add(&F.done, 1) + 1 == F.want)
+    if (i == 0 && F.rounds == 2)   /* the first of the flood: ask for the second */
+        sl_reactor_post(sl_runtime_reactor(rt, 1), flood_more, NULL);
+    if (F.next[me] == (F.rounds == 2 ? 2 : 1) * FLOOD_N && atomic_fetch_add(&F.done, 1) + 1 == F.want)
         sl_runtime_stop(rt);
 }
 
 /* reactor `me` posts FLOOD_N to the other in one callback: chains of
  * CHAIN_MAX each go at once, so the ring of 2 fills while the other is
  * held; the rest is the backlog, published as the callback ends */
+static void flood_from(int me, long from)
+{
+    sl_reactor *to = sl_runtime_reactor(rt, !me);
+    for (long i = from; i < from + FLOOD_N; i++)
+        sl_reactor_post_mem(to, &F.m[me][i], got, (void *)(intptr_t)i);
+}
+
+static void flood_more(void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    flood_from(1, FLOOD_N);
+}
+
 static void flood(int me)
 {
     sl_reactor *to = sl_runtime_reactor(rt, !me);
@@ -93,10 +118,19 @@ static void flood(int me)
     atomic_store(&F.flooded[me], 1);
 }
 
-static void hold0(void *arg)   /* reactor 0: busy until reactor 1 has posted */
+/* Reactor 0: busy until reactor 1 has posted and gone to sleep with its
+ * backlog (its may_sleep cleared wake_pending): one cell freed would take
+ * the whole backlog, so only then is it the consumer's wake, and nothing
+ * else, that gets reactor 1 to put it. */
+static void hold0(void *arg)
 {
     (void)arg;
+    sl_reactor *r1 = sl_runtime_reactor(rt, 1);
+    uint64_t until = sl_now_ns() + LONG_WAIT;
     F.held[0] = !wait_flag(&F.flooded[1]);
+    while (atomic_load(&r1->wake_pending) && sl_now_ns() < until)
+        sched_yield();
+    F.held[0] |= atomic_load(&r1->wake_pending) != 0;
 }
 
 static void flood1(void *arg)
@@ -121,6 +155,32 @@ static void test_ring_full_one_way(void **s)
     assert_int_equal(F.next[0], FLOOD_N);
     assert_int_equal(F.bad[0], 0);
     /* it was full: the backlog and the consumer's wake were used */
+    assert_true(r1->ring_fulls > 0);
+    assert_int_equal(r1->nbacklog, 0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    sl__ring_cells = SL_RING_CELLS;
+}
+
+/* The same, and reactor 0, as it takes the first of the flood, asks
+ * reactor 1 for a second one: reactor 1 posts it while its backlog still
+ * waits and a cell is free (reactor 0 has taken one, and the wake for it
+ * comes after the ask). The second flood joins the backlog, behind it:
+ * put in the free cell it overtook the backlog (disorder at reactor 0). */
+static void test_ring_backlog_keeps_order(void **s)
+{
+    (void)s;
+    sl__ring_cells = 2;
+    memset(&F, 0, sizeof F);
+    F.want = 1;
+    F.rounds = 2;
+    rt = rt_new(2, &cap);
+    sl_reactor *r1 = sl_runtime_reactor(rt, 1);
+    assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 0), hold0, NULL), 0);
+    assert_int_equal(sl_reactor_post(r1, flood1, NULL), 0);
+    run_guarded(&F.done, 1);
+    assert_false(F.held[0]);
+    assert_int_equal(F.next[0], 2 * FLOOD_N);
+    assert_int_equal(F.bad[0], 0);
     assert_true(r1->ring_fulls > 0);
     assert_int_equal(r1->nbacklog, 0);
     assert_int_equal(sl_runtime_free(rt), 0);
@@ -255,6 +315,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ring_full_one_way),
+        cmocka_unit_test(test_ring_backlog_keeps_order),
         cmocka_unit_test(test_ring_full_both_ways),
         cmocka_unit_test(test_ring_pair_fifo_streams),
     };
