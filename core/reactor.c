@@ -466,9 +466,10 @@ static void push_chain(sl_reactor *to, sl_msg *first, sl_msg *last)
  * A full ring drops nothing, reorders nothing and blocks nobody: the chain
  * that does not fit becomes the pair's backlog, on the producer's side,
  * and everything after it for that pair joins it. The producer then sets
- * the ring's need_space and looks at the cell again (a seq_cst fence
- * between); the consumer, after a drain that took cells, fences and reads
- * need_space: one of the two sees the other, so either the producer puts
+ * the ring's need_space and looks at get again; the consumer, after a
+ * drain that took cells, takes need_space (both by exchange, seq_cst, so
+ * whichever comes second reads what the first wrote): one of the two sees
+ * the other, so either the producer puts
  * its backlog or the consumer takes need_space, sets the producer's
  * space_ready and wakes it (the eventfd, or a spin that holds wake_pending
  * sees space_ready: inbox_empty). The producer retries at its next
@@ -542,8 +543,11 @@ static sl_ring *ring_to(sl_reactor *cur, sl_reactor *to)
 static bool ring_put_backlog(sl_reactor *cur, sl_ring *q)
 {
     if (!sl_ring_try_put(q, q->bl_first)) {
-        atomic_store_explicit(&q->need_space, 1, memory_order_relaxed);
-        atomic_thread_fence(memory_order_seq_cst);
+        /* an exchange, not a store: if the consumer's read of need_space
+         * (an RMW too) came first, this one reads what it wrote, and so
+         * sees the get it stored before (ring_took). Read-modify-writes
+         * rather than fences: ThreadSanitizer models them. */
+        atomic_exchange_explicit(&q->need_space, 1, memory_order_seq_cst);
         if (!sl_ring_try_put(q, q->bl_first))
             return false;
         atomic_store_explicit(&q->need_space, 0, memory_order_relaxed);
@@ -591,15 +595,12 @@ static int ring_retry(sl_reactor *r)
  * a producer waiting for space is told (see above). */
 static void ring_took(sl_reactor *r, uint32_t took)
 {
-#ifndef NOFENCE
-    atomic_thread_fence(memory_order_seq_cst);
-#endif
     for (int i = 0; took; i++, took >>= 1) {
         if (!(took & 1))
             continue;
         sl_ring *q = r->ring_in[i];
-        if (atomic_load_explicit(&q->need_space, memory_order_relaxed) &&
-            atomic_exchange_explicit(&q->need_space, 0, memory_order_relaxed)) {
+        /* an RMW after our store of get: see ring_put_backlog */
+        if (atomic_exchange_explicit(&q->need_space, 0, memory_order_seq_cst)) {
             atomic_store_explicit(&q->from->space_ready, 1, memory_order_seq_cst);
             wake(q->from);
         }
