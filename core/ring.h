@@ -44,8 +44,8 @@ typedef struct sl_ring {
     uint64_t cmask;
     /* The producer found the ring full and waits for a cell: set by the
      * producer before it looks at get again, taken by the consumer after
-     * it stores get (a seq_cst fence between, on both sides): one of them
-     * sees the other. */
+     * it stores get, both by exchange (reactor.c, ring_put_backlog): one
+     * of them sees the other. */
     _Alignas(64) _Atomic int need_space;
     sl_ring_cell cells[];
 } sl_ring;
