@@ -7,7 +7,6 @@ unsigned sl__ring_cells = SL_RING_CELLS;
 sl_ring *sl_ring_new(sl_reactor *from, sl_reactor *to)
 {
     uint64_t n = sl__ring_cells;
-    if (getenv("XRING_CELLS")) n = (uint64_t)atoi(getenv("XRING_CELLS"));
     if (!n || (n & (n - 1)))
         n = SL_RING_CELLS;
     sl_ring *q = aligned_alloc(64, sizeof *q + n * sizeof(sl_ring_cell));

@@ -8,8 +8,8 @@
  * get+1 and then stores get on a line of its own, which the producer reads
  * only when its cached copy says the ring is full (once a lap at most). A
  * consumer that wrote the cell back to free it (Vyukov's bounded queue)
- * made three transfers of the line per message, not two: the first build
- * of this ring was 1.5x main's round trip. No locked instruction on either
+ * would move the line three times a message, not two (reasoned, not
+ * measured apart: docs/core.md, "Per-pair rings"). No locked instruction on either
  * side for the cell itself, where the MPSC costs an exchange on head per
  * push and, in a ping-pong, another on the stub per pop (docs/core.md, "The
  * ping-pong"). What to do when the ring is full (the producer's backlog,
