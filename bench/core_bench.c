@@ -452,15 +452,22 @@ static double b_cross_malloc(long n) { return -b_cross(n, 1); }
 
 /* ---- cross-reactor channel ------------------------------------------------------------------ */
 
+/* What both sides read (ch, n) on a line that neither writes while they
+ * run, and the home side's loop state on one of its own: in one line, the
+ * other reactor's read of n at every send missed whenever the home had
+ * just received (the benchmark's false sharing, not the channel's: the Go
+ * peer's loop state is on its goroutines' stacks). */
 typedef struct xch {
     sl_chan *ch;
-    long n, i;
+    long n;
+    uint64_t t0;
+    _Alignas(64) long i;   /* the home side's (reactor 0) */
     int64_t v, got;
     int rc, finished;   /* finished: counted on reactor 0 */
-    uint64_t t0, t1;
+    uint64_t t1;
 } xch;
 
-static xch XC;
+static _Alignas(64) xch XC;
 
 /* Both sides must be done before the runtime stops, or the producer's last
  * result would still be on its way back. */
@@ -483,7 +490,7 @@ static int xc_consumer(sl_task *t, void *arg)   /* home of the channel */
     SL_END(t);
 }
 
-typedef struct xp { long i; int64_t v; int rc; } xp;
+typedef struct xp { _Alignas(64) long i; int64_t v; int rc; } xp;   /* reactor 1's, a line of its own */
 
 static int xc_producer(sl_task *t, void *arg)   /* on the other reactor */
 {
@@ -497,7 +504,7 @@ static int xc_producer(sl_task *t, void *arg)   /* on the other reactor */
     SL_END(t);
 }
 
-static xp XP;
+static _Alignas(64) xp XP;
 
 static int xc_main(sl_task *t, void *arg)
 {
@@ -522,9 +529,9 @@ static double b_cross_chan(long n)
 /* ---- the other way: the producer at the channel's home, the consumer on
  * reactor 1 (its receives fed ahead: core/rrecv.c) ---------------------------------------- */
 
-typedef struct xrc { long i; int64_t got; int rc; } xrc;
+typedef struct xrc { _Alignas(64) long i; int64_t got; int rc; } xrc;   /* reactor 1's, a line of its own */
 
-static xrc XR;
+static _Alignas(64) xrc XR;
 
 static void xr_done(void *arg)   /* the consumer's last report is in: nothing is lent any more */
 {
@@ -798,7 +805,7 @@ static double b_flag_roundtrip(long n)
  * from the first send to the last result. */
 #define WP_WORKERS 2
 
-typedef struct wpw { long done; int64_t v; int rc; } wpw;
+typedef struct wpw { _Alignas(64) long done; int64_t v; int rc; } wpw;   /* each worker's on a line of its own */
 
 /* The work per job: 256 steps of an LCG (a few hundred ns), enough that a
  * second core is worth having; the Go peer's is the same. */
@@ -811,15 +818,16 @@ static int64_t wp_work(int64_t v)
 }
 
 typedef struct wp {
-    sl_chan *jobs, *results;
-    long n, ip, ic;
+    sl_chan *jobs, *results;   /* read by every worker: not beside what reactor 0 writes */
+    long n;
+    _Alignas(64) long ip, ic;   /* the producer's and the collector's, both on reactor 0 */
     int64_t vp, vc;
     int rcp, rcc, finished;   /* finished: workers and collector, counted on reactor 0 */
     uint64_t t0, t1;
     wpw w[WP_WORKERS];
 } wp;
 
-static wp WP;
+static _Alignas(64) wp WP;
 
 static void wp_finished(void *arg)
 {

@@ -95,8 +95,8 @@ struct sl_reactor {
     _Atomic bool stopping;
 
     uint32_t remote_pending;          /* cross-reactor ops of our tasks in flight */
-    void *rsel_claims;                /* rsel.c: offers out for selects of ours claimed for them */
-    void *rsel_holds;                 /* rsel.c: selects of ours held for another reactor's meet */
+    SL_LIST(struct rv_proxy) rsel_claims;   /* rsel.c: offers out for selects of ours claimed for them */
+    SL_LIST(struct rv_proxy) rsel_holds;    /* rsel.c: selects of ours held for another reactor's meet */
     uint32_t rv_queued;               /* rsel.c: other reactors' proxies queued at our channels */
     /* idle spin (reactor.c): its length (0 off), and whether the callback
      * under way has posted or run a cross-reactor message */

@@ -87,16 +87,16 @@ typedef struct rv_proxy {
     /* H's side */
     int hstate;
     bool ch_gone;            /* freed with the offer out: the answer does not touch ch */
-    struct rv_proxy *onext, *oprev;   /* ch->rv_offers_ */
+    SL_LINK(struct rv_proxy) olink;   /* ch->rv_offers_ */
     sl_waiter *cp;           /* the counterpart while an offer is out (NULL: gone at teardown) */
-    struct rv_proxy *cnext, *cprev;   /* H's rsel_claims while cp is a claimed select's case */
+    SL_LINK(struct rv_proxy) clink;   /* H's rsel_claims while cp is a claimed select's case */
     bool claim;
     struct rv_proxy *pair;   /* H: the other proxy of a two-phase meet (HOLDING <-> PAIRED) */
     /* set by R before the park leaves, read by H: S may be held for this case */
     bool holdable;
     /* R's side while S is held for this case (r_hold) */
     bool hold_r;
-    struct rv_proxy *hnext, *hprev;   /* R's rsel_holds */
+    SL_LINK(struct rv_proxy) hlink;   /* R's rsel_holds */
     /* R -> H with the answer */
     bool accept;
     bool gone;               /* the HOLD's answer: S stopped waiting (its WITHDRAW came first) */
@@ -274,12 +274,7 @@ static void hold_unlink(rv_proxy *p)
 {
     sl_reactor *r = p->from;
     p->hold_r = false;
-    if (p->hprev)
-        p->hprev->hnext = p->hnext;
-    else
-        r->rsel_holds = p->hnext;
-    if (p->hnext)
-        p->hnext->hprev = p->hprev;
+    SL_LIST_REMOVE(&r->rsel_holds, p, hlink);
 }
 
 static void r_hold(void *arg)
@@ -296,11 +291,7 @@ static void r_hold(void *arg)
         t->w_.tag = SL_OFFER_TAG;
         t->w_.until = (uint64_t)(uintptr_t)p;
         p->hold_r = true;
-        p->hprev = NULL;
-        p->hnext = r->rsel_holds;
-        if (p->hnext)
-            p->hnext->hprev = p;
-        r->rsel_holds = p;
+        SL_LIST_PUSH_FRONT(&r->rsel_holds, p, hlink);
         if (hook_hold)
             hook_hold(hook_hold_arg, 1);
     }
@@ -383,11 +374,7 @@ static void offer(rv_proxy *p, sl_waiter *cp)
     }
     p->hstate = H_OFFERED;
     p->cp = cp;
-    p->oprev = NULL;
-    p->onext = p->ch->rv_offers_;
-    if (p->onext)
-        p->onext->oprev = p;
-    p->ch->rv_offers_ = p;
+    SL_LIST_PUSH_FRONT(&p->ch->rv_offers_, p, olink);
     if (p->op == SL_RECV && cp)   /* O sends: its element travels in the offer */
         memcpy(p->elem, cp->buf, p->ch->elem_size_);
     sl_reactor_post_mem(p->from, &p->back, r_offer, p);
@@ -455,6 +442,19 @@ static bool can_offer(const sl_waiter *w)
 
 /* A parked task becomes an offering one: a cross-reactor wait now (its
  * deadline or cancel cannot walk away: sl__rsel_task_abort). */
+/* A task parked here again, local and without a timer: counted as
+ * blocked, as sl__park counts a wait with no end (diag.c's checks). */
+static void count_blocked(sl_reactor *r, sl_task *t)
+{
+    if (t->heap_idx_)
+        return;
+    t->flags_ |= SL_TF_BLOCKED;
+    r->blocked++;
+    r->check_deadlock = true;
+    if (!r->wg_armed)
+        sl__watch_blocked(r);
+}
+
 static void task_to_offer(sl_task *t, rv_proxy *p)
 {
     sl_reactor *r = t->reactor_;
@@ -514,11 +514,7 @@ static void claim(rv_proxy *p, sl_waiter *w)
     sl__select_take(t);
     task_to_offer(t, p);
     p->claim = true;
-    p->cprev = NULL;
-    p->cnext = p->home->rsel_claims;
-    if (p->cnext)
-        p->cnext->cprev = p;
-    p->home->rsel_claims = p;
+    SL_LIST_PUSH_FRONT(&p->home->rsel_claims, p, clink);
     offer(p, w);
 }
 
@@ -560,13 +556,7 @@ static void select_retry(sl_task *t)
         sl__wake(t, i);
         return;
     }
-    if (!t->heap_idx_) {   /* as sl__park counts a wait with no end */
-        t->flags_ |= SL_TF_BLOCKED;
-        r->blocked++;
-        r->check_deadlock = true;
-        if (!r->wg_armed)
-            sl__watch_blocked(r);
-    }
+    count_blocked(r, t);
     sl__select_put_back(t);
     sl_case *cases = t->wait_obj_;
     for (int j = 0; j < t->w_.idx; j++)
@@ -764,12 +754,7 @@ static void claim_unlink(rv_proxy *p)
     if (!p->claim)
         return;
     p->claim = false;
-    if (p->cprev)
-        p->cprev->cnext = p->cnext;
-    else
-        p->home->rsel_claims = p->cnext;
-    if (p->cnext)
-        p->cnext->cprev = p->cprev;
+    SL_LIST_REMOVE(&p->home->rsel_claims, p, clink);
 }
 
 static bool is_select_case(const sl_waiter *cp)
@@ -864,13 +849,7 @@ static void cp_retry(sl_chan *ch, sl_waiter *cp, int op, uint64_t until)
         t->w_.tag = 0;
         t->w_.until = until;   /* live_sender judges it again */
         t->wait_kind_ = (uint8_t)(op == SL_SEND ? SL_WAIT_SEND : SL_WAIT_RECV);
-        if (!t->heap_idx_) {   /* as sl__park counts a wait with no end */
-            t->flags_ |= SL_TF_BLOCKED;
-            r->blocked++;
-            r->check_deadlock = true;
-            if (!r->wg_armed)
-                sl__watch_blocked(r);
-        }
+        count_blocked(r, t);
     } else {
         sl__remote_requeued(cp);
     }
@@ -924,7 +903,7 @@ void sl__rsel_chan_freed(sl_chan *ch)
     /* selects of this reactor claimed for an offer have no node on ch's
      * queues: a case on ch is marked gone (-EPIPE if declined), not read
      * again. The offered case itself is the offer's (ch_gone, below). */
-    for (rv_proxy *p = ch->home_ ? ch->home_->rsel_claims : NULL; p; p = p->cnext) {
+    for (rv_proxy *p = ch->home_ ? ch->home_->rsel_claims.head : NULL; p; p = p->clink.next) {
         if (!p->cp)
             continue;
         sl_task *t = p->cp->task;
@@ -934,7 +913,7 @@ void sl__rsel_chan_freed(sl_chan *ch)
                 cases[i].w_.tag = SL_CASE_GONE;
     }
     /* selects of this reactor held for another reactor's meet: likewise */
-    for (rv_proxy *p = ch->home_ ? ch->home_->rsel_holds : NULL; p; p = p->hnext) {
+    for (rv_proxy *p = ch->home_ ? ch->home_->rsel_holds.head : NULL; p; p = p->hlink.next) {
         sl_task *t = p->task;
         sl_case *cases = t->wait_obj_;
         for (int i = 0; i < t->w_.idx; i++)
@@ -943,25 +922,20 @@ void sl__rsel_chan_freed(sl_chan *ch)
     }
     if (ch->cap_)
         return;   /* held heads: the header waits for their answers (rv_out_), which destroy a declined one */
-    for (rv_proxy *p = ch->rv_offers_; p; p = p->onext) {
+    for (rv_proxy *p = ch->rv_offers_.head; p; p = p->olink.next) {
         p->ch_gone = true;
         ch->rv_out_--;
         if (p->cp && !p->cp->task && !sl__waiter_is_rvproxy(p->cp))
             sl__remote_chan_gone(p->cp);
     }
-    ch->rv_offers_ = NULL;
+    ch->rv_offers_.head = ch->rv_offers_.tail = NULL;   /* detached: their links are not read again */
 }
 
 /* The answer to p's offer came: p leaves ch's offers out. */
 static void offer_answered(sl_chan *ch, rv_proxy *p)
 {
     ch->rv_out_--;
-    if (p->oprev)
-        p->oprev->onext = p->onext;
-    else
-        ch->rv_offers_ = p->onext;
-    if (p->onext)
-        p->onext->oprev = p->oprev;
+    SL_LIST_REMOVE(&ch->rv_offers_, p, olink);
 }
 
 static void h_answer(void *arg)

@@ -393,7 +393,8 @@ struct sl_chan {
      * channels, and receive cases on expiring ones): proxies in sendq_ /
      * recvq_, and those queued or offered (the header stays while any is) */
     uint32_t rv_sendq_, rv_recvq_, rv_out_;
-    struct rv_proxy *rv_offers_;   /* those with an offer out (a free detaches a rendezvous one's) */
+    struct { struct rv_proxy *head, *tail; } rv_offers_;   /* those with an offer out (a free detaches a
+                                                            * rendezvous one's; core/list.h) */
     /* 1 while an expiring channel's head element is offered to a receive
      * proxy: out of the ring, counted in given_ (its room still taken),
      * nobody receives past it */
