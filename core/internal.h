@@ -209,6 +209,9 @@ struct sl_runtime {
  * and one reactor's outgoing ones (after every reactor's teardown). */
 int sl__reactor_rings_new(sl_runtime *rt);
 void sl__reactor_rings_free(sl_reactor *r);
+/* A small message carried inside the pair's ring cell (reactor.c): 0, or
+ * -EAGAIN and the caller posts it the usual way. len <= 48. */
+int sl__reactor_post_inline(sl_reactor *to, void (*fn)(void *), const void *data, size_t len);
 /* cpus.c: the CPU quota (cpu.max, rounded up) of the cgroup v2 named in
  * `proc_cgroup` (a /proc/self/cgroup) or any above it, under `root`; 0 if
  * none. Files as arguments: unit-tested on a fake tree. */

@@ -609,17 +609,21 @@ static void ring_took(sl_reactor *r, uint32_t took)
 
 /* The next message for us: the rest of a cell's chain, a cell of a ring
  * (from where the last look stopped, so no ring starves the others), or
- * the MPSC. */
-static sl_msg *inbox_pop(sl_reactor *r, uint32_t *took)
+ * the MPSC. A cell holding a message inline gives NULL with *fn set and
+ * the message copied to `copy` (SL_RING_INLINE bytes). */
+static sl_msg *inbox_pop(sl_reactor *r, uint32_t *took, void (**fn)(void *), void *copy)
 {
     sl_msg *m = r->in_cur;
+    *fn = NULL;
     if (!m) {
         for (int k = 0, i = r->ring_rr; k < r->nring_in; k++, i = i + 1 == r->nring_in ? 0 : i + 1) {
             sl_ring *q = r->ring_in[i];
             if (sl_ring_ready(q)) {
-                m = sl_ring_take(q);
+                m = sl_ring_take(q, fn, copy);
                 *took |= 1u << i;
                 r->ring_rr = i + 1 == r->nring_in ? 0 : i + 1;
+                if (!m)
+                    return NULL;   /* inline */
                 break;
             }
         }
@@ -653,6 +657,31 @@ static void send_chain(sl_reactor *cur, sl_reactor *to, sl_msg *first, sl_msg *l
         ring_send(cur, q, first, last);
     else
         push_chain(to, first, last);
+}
+
+/* Posts fn(copy of data) to `to` inside a cell of the pair's ring, from
+ * the calling thread's reactor (issue 17, step 2). 0 if it went; -EAGAIN
+ * if it cannot go inline and the caller posts a heap message instead: no
+ * ring for the pair (a foreign thread, ourselves, another runtime), a
+ * chain of ours for `to` not published yet or a backlog waiting (the
+ * inline message would pass them: the pair's order is FIFO), or a full
+ * ring. len <= SL_RING_INLINE. */
+int sl__reactor_post_inline(sl_reactor *to, void (*fn)(void *), const void *data, size_t len)
+{
+    sl_reactor *cur = sl__tl_reactor;
+    if (!cur || len > SL_RING_INLINE)
+        return -EAGAIN;
+    sl_ring *q = ring_to(cur, to);
+    if (!q || q->bl_first)
+        return -EAGAIN;
+    for (int i = 0; i < cur->ndefer; i++)
+        if (cur->defer[i].to == to)
+            return -EAGAIN;
+    if (!sl_ring_try_put_inline(q, fn, data, len))
+        return -EAGAIN;
+    cur->remote_hot = true;   /* an answer may come back soon: idle_spin */
+    wake(to);
+    return 0;
 }
 
 static void publish_deferred(sl_reactor *r)
@@ -729,11 +758,16 @@ static int drain(sl_reactor *r, int max)
     int n = 0;
     uint32_t took = 0;
     sl_msg *m;
-    while (n < max && (m = inbox_pop(r, &took))) {
-        void (*f)(void *) = m->fn;
-        void *a = m->arg;
-        if (m->heap_)
-            free(m);
+    void (*f)(void *);
+    _Alignas(8) unsigned char copy[SL_RING_INLINE];
+    while (n < max && ((m = inbox_pop(r, &took, &f, copy)) || f)) {
+        void *a = copy;
+        if (m) {
+            f = m->fn;
+            a = m->arg;
+            if (m->heap_)
+                free(m);
+        }
         r->st.msgs++;
         f(a);
         if (++n % CHAIN_MAX == 0)

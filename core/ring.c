@@ -2,6 +2,8 @@
 #include <stdlib.h>
 #include "ring.h"
 
+_Static_assert(sizeof(sl_ring_cell) == 64, "a cell is one line");
+
 unsigned sl__ring_cells = SL_RING_CELLS;
 
 sl_ring *sl_ring_new(sl_reactor *from, sl_reactor *to)
@@ -22,7 +24,8 @@ sl_ring *sl_ring_new(sl_reactor *from, sl_reactor *to)
     atomic_store_explicit(&q->need_space, 0, memory_order_relaxed);
     for (uint64_t i = 0; i < n; i++) {
         atomic_store_explicit(&q->cells[i].seq, 0, memory_order_relaxed);
-        q->cells[i].first = NULL;
+        q->cells[i].fn = NULL;
+        q->cells[i].u.first = NULL;
     }
     return q;
 }

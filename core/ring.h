@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include "sl_runtime.h"
 
 /* Cells per ring: a power of two, read as a runtime makes its rings.
@@ -27,9 +28,21 @@
 #define SL_RING_CELLS 64
 extern unsigned sl__ring_cells;
 
+/* Bytes a cell carries inline (step 2 of the experiment): a small message
+ * is copied in, and the consumer runs fn on a copy taken out of the cell,
+ * so it reads one line written only by the producer, not the cell and
+ * then the message's own lines. */
+#define SL_RING_INLINE 48
+
 typedef struct sl_ring_cell {
     _Alignas(64) _Atomic uint64_t seq;
-    sl_msg *first;
+    /* NULL: the cell holds a chain (`first`); else a message inline, run
+     * as fn(copy of data) */
+    void (*fn)(void *);
+    union {
+        sl_msg *first;
+        _Alignas(8) unsigned char data[SL_RING_INLINE];
+    } u;
 } sl_ring_cell;
 
 typedef struct sl_ring {
@@ -64,7 +77,24 @@ static inline bool sl_ring_try_put(sl_ring *q, sl_msg *first)
             return false;
     }
     sl_ring_cell *c = &q->cells[q->put & (q->ncells - 1)];
-    c->first = first;
+    c->fn = NULL;
+    c->u.first = first;
+    atomic_store_explicit(&c->seq, ++q->put, memory_order_seq_cst);
+    return true;
+}
+
+/* Producer: copies len (<= SL_RING_INLINE) bytes of data into the next
+ * cell, to be run as fn(copy); false if the ring is full. */
+static inline bool sl_ring_try_put_inline(sl_ring *q, void (*fn)(void *), const void *data, size_t len)
+{
+    if (q->put - q->seen_get == q->ncells) {
+        q->seen_get = atomic_load_explicit(&q->get, memory_order_acquire);
+        if (q->put - q->seen_get == q->ncells)
+            return false;
+    }
+    sl_ring_cell *c = &q->cells[q->put & (q->ncells - 1)];
+    c->fn = fn;
+    memcpy(c->u.data, data, len);
     atomic_store_explicit(&c->seq, ++q->put, memory_order_seq_cst);
     return true;
 }
@@ -77,13 +107,19 @@ static inline bool sl_ring_ready(sl_ring *q)
     return atomic_load_explicit(&c->seq, memory_order_seq_cst) == get + 1;
 }
 
-/* Consumer: takes the ready cell's chain and frees the cell (release: the
- * producer reuses it only after we have read it). Only after
- * sl_ring_ready() said true. */
-static inline sl_msg *sl_ring_take(sl_ring *q)
+/* Consumer: takes the ready cell's chain, or (*fn set, NULL returned) its
+ * inline message copied to `copy` (SL_RING_INLINE bytes, 8-aligned), and
+ * frees the cell (release: the producer reuses it only after we have read
+ * it). Only after sl_ring_ready() said true. */
+static inline sl_msg *sl_ring_take(sl_ring *q, void (**fn)(void *), void *copy)
 {
     uint64_t get = atomic_load_explicit(&q->get, memory_order_relaxed);
-    sl_msg *m = q->cells[get & q->cmask].first;
+    sl_ring_cell *c = &q->cells[get & q->cmask];
+    sl_msg *m = NULL;
+    if ((*fn = c->fn))
+        memcpy(copy, c->u.data, SL_RING_INLINE);
+    else
+        m = c->u.first;
     atomic_store_explicit(&q->get, get + 1, memory_order_release);
     return m;
 }
