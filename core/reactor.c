@@ -672,16 +672,22 @@ int sl__reactor_post_inline(sl_reactor *to, void (*fn)(void *), const void *data
     if (!cur || len > SL_RING_INLINE)
         return -EAGAIN;
     sl_ring *q = ring_to(cur, to);
-    if (!q || q->bl_first)
+    if (!q)
         return -EAGAIN;
+    if (q->bl_first)
+        goto refused;
     for (int i = 0; i < cur->ndefer; i++)
         if (cur->defer[i].to == to)
-            return -EAGAIN;
+            goto refused;
     if (!sl_ring_try_put_inline(q, fn, data, len))
-        return -EAGAIN;
+        goto refused;
+    cur->ring_inlines++;
     cur->remote_hot = true;   /* an answer may come back soon: idle_spin */
     wake(to);
     return 0;
+refused:
+    cur->ring_inline_refused++;
+    return -EAGAIN;
 }
 
 static void publish_deferred(sl_reactor *r)
