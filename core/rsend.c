@@ -393,9 +393,11 @@ static void home_batch(void *arg)
 /* home: a small batch, run on the copy out of the ring's cell */
 static void home_small(void *arg)
 {
-    rs_small *m = arg;
-    home_take(sl__tl_reactor, m->ch, m->from, m->tch, m->tesz, m->tn, m->n, m->unused, m->ack, m->elem,
-              NULL);
+    /* copied, not cast: arg is drain's byte buffer, and an rs_small read
+     * through it would break the aliasing rules */
+    rs_small m;
+    memcpy(&m, arg, sizeof m);
+    home_take(sl__tl_reactor, m.ch, m.from, m.tch, m.tesz, m.tn, m.n, m.unused, m.ack, m.elem, NULL);
 }
 
 /* home: serves queued asks from free space (at the end of a callback). An
