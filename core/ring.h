@@ -2,7 +2,8 @@
  * ordered pair of reactors of a runtime (private; issue 17). A cell carries
  * a chain of sl_msg (linked through next_), so one cell takes a whole
  * deferred chain and a full ring is rare: SL_RING_CELLS publications not
- * yet taken. Each cell is a line of its own holding its sequence number
+ * yet taken; or a small message copied in (sl_ring_try_put_inline: rsend's
+ * one-element batches, reactor.c sl__reactor_post_inline). Each cell is a line of its own holding its sequence number
  * beside its payload, and only the producer writes it: it fills the cell
  * of position p and stores seq = p+1; the consumer takes it when seq is
  * get+1 and then stores get on a line of its own, which the producer reads
