@@ -70,6 +70,17 @@ struct sl_reactor {
     uint64_t timer_at;                /* when timer_ev fires; 0: not armed */
 
     sl_mpsc q;
+    /* Per-pair rings (ring.h, reactor.c "rings"): ours to each reactor of
+     * our runtime, by its id (NULL array: none, the MPSC carries all), and
+     * the other reactors' to us; the rest of a cell's chain being run, and
+     * where the next look at the rings starts. */
+    struct sl_ring **ring_out, **ring_in, *ring_last;
+    int nring_in, ring_rr;
+    sl_msg *in_cur;
+    int nbacklog;                     /* our rings holding a chain that did not fit */
+    uint64_t ring_fulls;              /* chains that found their ring full (tests/test_ring.c) */
+    uint64_t ring_inlines, ring_inline_refused;   /* sl__reactor_post_inline: went; fell back */
+    _Atomic int space_ready;          /* a consumer freed cells of a ring we wait on */
     int wake_fd;
     struct event *wake_ev;
     /* wake_cb's work again after libevent's next poll, without an eventfd
@@ -195,6 +206,13 @@ struct sl_runtime {
 };
 
 /* reactor.c */
+/* The per-pair rings of a runtime's reactors (after every reactor's init),
+ * and one reactor's outgoing ones (after every reactor's teardown). */
+int sl__reactor_rings_new(sl_runtime *rt);
+void sl__reactor_rings_free(sl_reactor *r);
+/* A small message carried inside the pair's ring cell (reactor.c): 0, or
+ * -EAGAIN and the caller posts it the usual way. len <= 48. */
+int sl__reactor_post_inline(sl_reactor *to, void (*fn)(void *), const void *data, size_t len);
 /* cpus.c: the CPU quota (cpu.max, rounded up) of the cgroup v2 named in
  * `proc_cgroup` (a /proc/self/cgroup) or any above it, under `root`; 0 if
  * none. Files as arguments: unit-tested on a fake tree. */

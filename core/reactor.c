@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <event2/event.h>
 #include "internal.h"
+#include "ring.h"
 
 #define RUN_BATCH 4096
 #define TURN_MSG_NS (50 * 1000)   /* a turn's length while messages wait (run_turn) */
@@ -160,6 +161,7 @@ void sl__misuse(sl_reactor *r, const char *file, int line, const char *fmt, ...)
 
 static void flush_wakes(sl_reactor *r);
 static void idle_spin(sl_reactor *r);
+static inline bool inbox_empty(sl_reactor *r);
 
 /* Every callback of ours starts here: this thread runs `r` now. Returns the
  * reactor to restore when it ends (an embedded base may nest callbacks). */
@@ -235,7 +237,7 @@ static void run_batch(sl_reactor *r, bool polled, uint64_t now)
          * ends after TURN_MSG_NS, else the remote worker's round-trip
          * receive, served at once, waited milliseconds for its reply
          * (tests/test_reactor.c test_busy_turn_publishes). */
-        if (n && (!sl_mpsc_empty(&r->q) || r->ndefer || r->grant_head || r->rs_owed) &&
+        if (n && (!inbox_empty(r) || r->ndefer || r->grant_head || r->rs_owed) &&
             sl_now_ns() - t0 >= TURN_MSG_NS)
             break;
         sl_task *t = r->rq_head;
@@ -353,7 +355,7 @@ int sl_task_await_due_(sl_task *t, int rc)
     sl_reactor *r = t->reactor_;
     if (!r->in_run || r->current != t)
         return 0;
-    if (sl_mpsc_empty(&r->q) && !r->ndefer && !r->grant_head && !r->rr_dirty && !r->rs_dirty &&
+    if (inbox_empty(r) && !r->ndefer && !r->grant_head && !r->rr_dirty && !r->rs_dirty &&
         !r->rs_owed)
         return 0;
     if (sl_now_ns() - r->turn_t0 < TURN_MSG_NS)
@@ -453,10 +455,247 @@ static void push_chain(sl_reactor *to, sl_msg *first, sl_msg *last)
     wake(to);
 }
 
+/* ---- rings ---------------------------------------------------------------
+ * Between two reactors of one runtime (at most RING_MAX_REACTORS of them),
+ * everything one's thread posts to the other goes through their ring
+ * (ring.h), in order: rsend's batches, recalls, rrecv's lends and reports,
+ * rsel's offers rely on FIFO per pair (docs/core.md, "Across reactors"),
+ * so none of a pair's traffic may take the MPSC, which stays for foreign
+ * threads, embedded reactors and a reactor posting to itself.
+ *
+ * A full ring drops nothing, reorders nothing and blocks nobody: the chain
+ * that does not fit becomes the pair's backlog, on the producer's side,
+ * and everything after it for that pair joins it. The producer then sets
+ * the ring's need_space and looks at get again; the consumer, after a
+ * drain that took cells, takes need_space (both by exchange, seq_cst, so
+ * whichever comes second reads what the first wrote): one of the two sees
+ * the other, so either the producer puts
+ * its backlog or the consumer takes need_space, sets the producer's
+ * space_ready and wakes it (the eventfd, or a spin that holds wake_pending
+ * sees space_ready: inbox_empty). The producer retries at its next
+ * publish_deferred (every wake-up and callback end runs one). Two
+ * reactors full towards each other: each drain frees cells whatever the
+ * other does, so both backlogs go (tests/test_ring.c). */
+#define RING_MAX_REACTORS 16
+
+int sl__reactor_rings_new(sl_runtime *rt)
+{
+    int n = rt->n;
+    if (n < 2 || n > RING_MAX_REACTORS)
+        return 0;   /* more: n^2 rings of 4 KiB; the MPSC carries all */
+    for (int i = 0; i < n; i++) {
+        /* lines of their own: read at every post and every poll, they
+         * must not share one with something another thread writes */
+        size_t sz = ((size_t)n * sizeof(sl_ring *) + 63) & ~(size_t)63;
+        rt->r[i]->ring_out = aligned_alloc(64, sz);
+        rt->r[i]->ring_in = aligned_alloc(64, sz);
+        if (!rt->r[i]->ring_out || !rt->r[i]->ring_in)
+            return -ENOMEM;
+        memset(rt->r[i]->ring_out, 0, sz);
+        memset(rt->r[i]->ring_in, 0, sz);
+    }
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            if (i == j)
+                continue;
+            sl_ring *q = sl_ring_new(rt->r[i], rt->r[j]);
+            if (!q)
+                return -ENOMEM;
+            rt->r[i]->ring_out[j] = q;
+            rt->r[j]->ring_in[rt->r[j]->nring_in++] = q;
+        }
+    return 0;
+}
+
+void sl__reactor_rings_free(sl_reactor *r)
+{
+    if (r->ring_out && r->rt)
+        for (int j = 0; j < r->rt->n; j++)
+            free(r->ring_out[j]);
+    free(r->ring_out);
+    free(r->ring_in);
+    r->ring_out = r->ring_in = NULL;
+    r->ring_last = NULL;
+    r->nring_in = 0;
+}
+
+/* cur's ring to `to`, or NULL: cur is the calling thread's reactor. Reads
+ * nothing of `to`'s: its id and rt share a line with its run queue,
+ * written at every step there, and reading them at every post made the
+ * first build of the rings 1.3-1.5x main's round trip (a miss on each
+ * side a leg). The rings' own `to` are ours to read; the last one found
+ * is kept. */
+static sl_ring *ring_to(sl_reactor *cur, sl_reactor *to)
+{
+    if (!cur->ring_out || cur == to)
+        return NULL;
+    sl_ring *q = cur->ring_last;
+    if (q && q->to == to)
+        return q;
+    for (int j = 0; j < cur->rt->n; j++)
+        if ((q = cur->ring_out[j]) && q->to == to)
+            return cur->ring_last = q;
+    return NULL;   /* not of our runtime */
+}
+
+/* Puts q's backlog in a cell, or asks the consumer for a wake when it
+ * frees one. True if the backlog has gone. */
+static bool ring_put_backlog(sl_reactor *cur, sl_ring *q)
+{
+    if (!sl_ring_try_put(q, q->bl_first)) {
+        /* an exchange, not a store: if the consumer's read of need_space
+         * (an RMW too) came first, this one reads what it wrote, and so
+         * sees the get it stored before (ring_took). Read-modify-writes
+         * rather than fences: ThreadSanitizer models them. */
+        atomic_exchange_explicit(&q->need_space, 1, memory_order_seq_cst);
+        if (!sl_ring_try_put(q, q->bl_first))
+            return false;
+        atomic_store_explicit(&q->need_space, 0, memory_order_relaxed);
+    }
+    q->bl_first = q->bl_last = NULL;
+    cur->nbacklog--;
+    return true;
+}
+
+static void ring_send(sl_reactor *cur, sl_ring *q, sl_msg *first, sl_msg *last)
+{
+    if (!q->bl_first) {
+        if (sl_ring_try_put(q, first)) {
+            wake(q->to);
+            return;
+        }
+        q->bl_first = first;
+        q->bl_last = last;
+        cur->nbacklog++;
+        cur->ring_fulls++;
+    } else {
+        atomic_store_explicit(&q->bl_last->next_, first, memory_order_relaxed);
+        q->bl_last = last;
+    }
+    if (ring_put_backlog(cur, q))
+        wake(q->to);
+}
+
+/* Our backlogs, again: returns how many went. */
+static int ring_retry(sl_reactor *r)
+{
+    int went = 0;
+    atomic_store_explicit(&r->space_ready, 0, memory_order_relaxed);
+    for (int j = 0; r->nbacklog && j < r->rt->n; j++) {
+        sl_ring *q = r->ring_out[j];
+        if (q && q->bl_first && ring_put_backlog(r, q)) {
+            wake(q->to);
+            went++;
+        }
+    }
+    return went;
+}
+
+/* After a drain that took cells of the rings in `took` (bits of ring_in):
+ * a producer waiting for space is told (see above). */
+static void ring_took(sl_reactor *r, uint32_t took)
+{
+    for (int i = 0; took; i++, took >>= 1) {
+        if (!(took & 1))
+            continue;
+        sl_ring *q = r->ring_in[i];
+        /* an RMW after our store of get: see ring_put_backlog */
+        if (atomic_exchange_explicit(&q->need_space, 0, memory_order_seq_cst)) {
+            atomic_store_explicit(&q->from->space_ready, 1, memory_order_seq_cst);
+            wake(q->from);
+        }
+    }
+}
+
+/* The next message for us: the rest of a cell's chain, a cell of a ring
+ * (from where the last look stopped, so no ring starves the others), or
+ * the MPSC. A cell holding a message inline gives NULL with *fn set and
+ * the message copied to `copy` (SL_RING_INLINE bytes). */
+static sl_msg *inbox_pop(sl_reactor *r, uint32_t *took, void (**fn)(void *), void *copy)
+{
+    sl_msg *m = r->in_cur;
+    *fn = NULL;
+    if (!m) {
+        for (int k = 0, i = r->ring_rr; k < r->nring_in; k++, i = i + 1 == r->nring_in ? 0 : i + 1) {
+            sl_ring *q = r->ring_in[i];
+            if (sl_ring_ready(q)) {
+                m = sl_ring_take(q, fn, copy);
+                *took |= 1u << i;
+                r->ring_rr = i + 1 == r->nring_in ? 0 : i + 1;
+                if (!m)
+                    return NULL;   /* inline */
+                break;
+            }
+        }
+        if (!m)
+            return sl_mpsc_pop(&r->q);
+    }
+    /* read before m runs: its fn may post it again */
+    r->in_cur = atomic_load_explicit(&m->next_, memory_order_relaxed);
+    return m;
+}
+
+/* Nothing to run? seq_cst loads, after may_sleep's store (see wake()). A
+ * space_ready with a backlog counts: the retry is work. */
+static inline bool inbox_empty(sl_reactor *r)
+{
+    if (r->in_cur)
+        return false;
+    for (int i = 0; i < r->nring_in; i++)
+        if (sl_ring_ready(r->ring_in[i]))
+            return false;
+    if (r->nbacklog && atomic_load_explicit(&r->space_ready, memory_order_seq_cst))
+        return false;
+    return sl_mpsc_empty(&r->q);
+}
+
+/* first..last (linked, last's next_ NULL) for `to`, from cur's thread */
+static void send_chain(sl_reactor *cur, sl_reactor *to, sl_msg *first, sl_msg *last)
+{
+    sl_ring *q = cur ? ring_to(cur, to) : NULL;
+    if (q)
+        ring_send(cur, q, first, last);
+    else
+        push_chain(to, first, last);
+}
+
+/* Posts fn(copy of data) to `to` inside a cell of the pair's ring, from
+ * the calling thread's reactor (issue 17, step 2). 0 if it went; -EAGAIN
+ * if it cannot go inline and the caller posts a heap message instead: no
+ * ring for the pair (a foreign thread, ourselves, another runtime), a
+ * chain of ours for `to` not published yet or a backlog waiting (the
+ * inline message would pass them: the pair's order is FIFO), or a full
+ * ring. len <= SL_RING_INLINE. */
+int sl__reactor_post_inline(sl_reactor *to, void (*fn)(void *), const void *data, size_t len)
+{
+    sl_reactor *cur = sl__tl_reactor;
+    if (!cur || len > SL_RING_INLINE)
+        return -EAGAIN;
+    sl_ring *q = ring_to(cur, to);
+    if (!q)
+        return -EAGAIN;
+    if (q->bl_first)
+        goto refused;
+    for (int i = 0; i < cur->ndefer; i++)
+        if (cur->defer[i].to == to)
+            goto refused;
+    if (!sl_ring_try_put_inline(q, fn, data, len))
+        goto refused;
+    cur->ring_inlines++;
+    cur->remote_hot = true;   /* an answer may come back soon: idle_spin */
+    wake(to);
+    return 0;
+refused:
+    cur->ring_inline_refused++;
+    return -EAGAIN;
+}
+
 static void publish_deferred(sl_reactor *r)
 {
+    if (r->nbacklog)
+        ring_retry(r);
     for (int i = 0; i < r->ndefer; i++)
-        push_chain(r->defer[i].to, r->defer[i].first, r->defer[i].last);
+        send_chain(r, r->defer[i].to, r->defer[i].first, r->defer[i].last);
     r->ndefer = 0;
 }
 
@@ -492,27 +731,25 @@ static void publish(sl_reactor *to, sl_msg *m)
         cur->remote_hot = true;   /* an answer may come back soon: idle_spin */
     /* to->rt shares its line with to's run queue, written at every step
      * there: read it once per destination, not once per message */
+    atomic_store_explicit(&m->next_, NULL, memory_order_relaxed);
     if (!cur || !cur->in_cb || cur == to || !cur->rt ||
         (cur->same_rt != to && cur->rt != to->rt)) {
-        sl_mpsc_push(&to->q, m);
-        wake(to);
+        send_chain(cur, to, m, m);
         return;
     }
     cur->same_rt = to;
-    atomic_store_explicit(&m->next_, NULL, memory_order_relaxed);
     for (int i = 0; i < cur->ndefer; i++)
         if (cur->defer[i].to == to) {
             atomic_store_explicit(&cur->defer[i].last->next_, m, memory_order_relaxed);
             cur->defer[i].last = m;
             if (++cur->defer[i].n == CHAIN_MAX) {
-                push_chain(to, cur->defer[i].first, m);
+                send_chain(cur, to, cur->defer[i].first, m);
                 cur->defer[i] = cur->defer[--cur->ndefer];
             }
             return;
         }
     if (cur->ndefer == (int)(sizeof cur->defer / sizeof *cur->defer)) {
-        sl_mpsc_push(&to->q, m);
-        wake(to);
+        send_chain(cur, to, m, m);
         return;
     }
     cur->defer[cur->ndefer].to = to;
@@ -525,17 +762,25 @@ static void publish(sl_reactor *to, sl_msg *m)
 static int drain(sl_reactor *r, int max)
 {
     int n = 0;
+    uint32_t took = 0;
     sl_msg *m;
-    while (n < max && (m = sl_mpsc_pop(&r->q))) {
-        void (*f)(void *) = m->fn;
-        void *a = m->arg;
-        if (m->heap_)
-            free(m);
+    void (*f)(void *);
+    _Alignas(8) unsigned char copy[SL_RING_INLINE];
+    while (n < max && ((m = inbox_pop(r, &took, &f, copy)) || f)) {
+        void *a = copy;
+        if (m) {
+            f = m->fn;
+            a = m->arg;
+            if (m->heap_)
+                free(m);
+        }
         r->st.msgs++;
         f(a);
         if (++n % CHAIN_MAX == 0)
             publish_deferred(r);   /* replies flow while we drain */
     }
+    if (took)
+        ring_took(r, took);
     return n;
 }
 
@@ -559,7 +804,7 @@ static bool poll_briefly(sl_reactor *r, uint64_t worked)
         return false;
     uint64_t until = sl_now_ns() + (worked < SPIN_MAX_NS ? worked : SPIN_MAX_NS);
     for (unsigned i = 1;; i++) {
-        if (!sl_mpsc_empty(&r->q))
+        if (!inbox_empty(r))
             return true;
         if (i % 8 == 0 && (sl_now_ns() >= until ||
                            atomic_load_explicit(&r->stopping, memory_order_relaxed)))
@@ -574,7 +819,7 @@ static bool poll_briefly(sl_reactor *r, uint64_t worked)
 static bool may_sleep(sl_reactor *r)
 {
     atomic_store_explicit(&r->wake_pending, 0, memory_order_seq_cst);
-    if (sl_mpsc_empty(&r->q))
+    if (inbox_empty(r))
         return true;
     return atomic_exchange_explicit(&r->wake_pending, 1, memory_order_seq_cst) != 0;
 }
@@ -713,7 +958,7 @@ static bool spin_poll(sl_reactor *r, uint64_t *now)
     r->st.spins++;
     if (!r->pause_skip)
         for (int i = 0; i < SPIN_QUICK_POLLS; i++) {
-            if (!sl_mpsc_empty(&r->q)) {
+            if (!inbox_empty(r)) {
                 pause_adapt(r, true);   /* came while pausing: as below */
                 r->spin_backoff = 0;    /* spin_adapt's verdict on a spin this short */
                 if (r->spin_clock_left) {
@@ -734,7 +979,7 @@ static bool spin_poll(sl_reactor *r, uint64_t *now)
     if (r->pause_skip)
         r->pause_skip--;
     for (unsigned i = 1;; i++) {
-        if (!sl_mpsc_empty(&r->q)) {
+        if (!inbox_empty(r)) {
             hit = true;
             break;
         }
@@ -1030,6 +1275,8 @@ int sl__reactor_drain(sl_reactor *r)
     sl_reactor *prev = sl__tl_reactor;
     sl__tl_reactor = r;
     int n = drain(r, INT_MAX);
+    if (r->nbacklog)   /* counted: the destination's next drain has work */
+        n += ring_retry(r);
     if (r->rr_dirty || r->rrecvs)   /* lent elements go back */
         n += sl__rrecv_flush(r, true);
     if (r->rs_dirty || r->grant_head || r->rsends || r->rs_owed)   /* nothing runs any more: all credit goes back */

@@ -68,6 +68,24 @@ typedef struct rs_batch {
     unsigned char elems[];
 } rs_batch;
 
+/* A batch of at most one element of at most 8 bytes, no deadline, carried
+ * inside a ring cell (sl__reactor_post_inline, issue 17's step 2): the
+ * home runs home_small on a copy taken out of the cell, so a ping-pong
+ * leg's consumer reads one line written only by the producer, not the cell
+ * and then the batch's two lines. Its destination is the reactor running
+ * it. */
+typedef struct rs_small {
+    sl_chan *ch;
+    sl_reactor *from;
+    sl_chan *tch;                /* the top-up riding along, as in rs_batch */
+    uint32_t tn, tesz;
+    uint32_t unused;
+    bool ack;
+    unsigned char n;             /* 0 or 1 */
+    _Alignas(8) unsigned char elem[8];
+} rs_small;
+_Static_assert(sizeof(rs_small) <= 48, "fits a ring cell");
+
 /* An ask for credit (sender -> home -> sender), or a top-up (home ->
  * sender, unasked). */
 typedef struct sl_rs_ask {
@@ -307,44 +325,79 @@ static void owed_send(rs_loan *l)
     reply(a);
 }
 
+/* home: where the top-up owed to `to` is in r's list, or NULL */
+static rs_loan **owed_find(sl_reactor *r, const sl_reactor *to)
+{
+    for (rs_loan **pp = &r->rs_owed, *l; (l = *pp); pp = &l->onext)
+        if (l->to == to)
+            return pp;
+    return NULL;
+}
+
+/* home: the top-up at *pp leaves (it rides in what is going to its loan's
+ * borrower) */
+static void owed_take(rs_loan **pp)
+{
+    rs_loan *l = *pp;
+    *pp = l->onext;
+    l->onext = NULL;
+    l->owed = 0;
+}
+
 /* home: the top-up owed to `to`, if any, rides in batch b (going there) */
 static void owed_attach(sl_reactor *r, rs_batch *b, const sl_reactor *to)
 {
-    for (rs_loan **pp = &r->rs_owed, *l; (l = *pp); pp = &l->onext)
-        if (l->to == to) {
-            *pp = l->onext;
-            l->onext = NULL;
-            b->tch = l->ch;
-            b->tesz = l->ch->elem_size_;
-            b->tn = l->owed;
-            l->owed = 0;
-            return;
-        }
+    rs_loan **pp = owed_find(r, to);
+    if (pp) {
+        rs_loan *l = *pp;
+        b->tch = l->ch;
+        b->tesz = l->ch->elem_size_;
+        b->tn = l->owed;
+        owed_take(pp);
+    }
 }
 
-/* home: a batch arrived (elements, and credit given back) */
-static void home_batch(void *arg)
+/* home r: a batch arrived (n elements, and credit given back), with a
+ * top-up for `from` riding along if tn */
+static void home_take(sl_reactor *r, sl_chan *ch, sl_reactor *from, sl_chan *tch, size_t tesz,
+                      uint32_t tn, uint32_t n, uint32_t unused, bool ack, const unsigned char *elems,
+                      const unsigned char *deadlines)
 {
-    rs_batch *b = arg;
-    sl_chan *ch = b->ch;
     /* first the top-up riding along: it was owed before the elements
      * below were sent (a top-up alone would have come first too) */
-    if (b->tn)
-        credit_in(b->to, b->tch, b->from, b->tesz, b->tn, 0, true);
-    rs_loan *l = loan_find(ch, b->from);   /* there is one: credit was lent */
+    if (tn)
+        credit_in(r, tch, from, tesz, tn, 0, true);
+    rs_loan *l = loan_find(ch, from);   /* there is one: credit was lent */
     if (l) {
-        l->lent -= b->n + b->unused;
-        if (b->ack) {
+        l->lent -= n + unused;
+        if (ack) {
             l->recalling = false;
             ch->recalls_--;
         }
     }
     bool freed = ch->freed_;
-    sl__chan_admit(ch, b->elems, ch->expiring_ && b->n ? b->elems + (size_t)b->room * ch->elem_size_ : NULL,
-                   b->n, b->n + b->unused);   /* may release a freed ch */
-    if (l && !b->ack && !freed)
-        topup(ch, l, b->n);
+    sl__chan_admit(ch, elems, deadlines, n, n + unused);   /* may release a freed ch */
+    if (l && !ack && !freed)
+        topup(ch, l, n);
+}
+
+static void home_batch(void *arg)
+{
+    rs_batch *b = arg;
+    sl_chan *ch = b->ch;
+    home_take(b->to, ch, b->from, b->tch, b->tesz, b->tn, b->n, b->unused, b->ack, b->elems,
+              ch->expiring_ && b->n ? b->elems + (size_t)b->room * ch->elem_size_ : NULL);
     batch_done(b->to, b);
+}
+
+/* home: a small batch, run on the copy out of the ring's cell */
+static void home_small(void *arg)
+{
+    /* copied, not cast: arg is drain's byte buffer, and an rs_small read
+     * through it would break the aliasing rules */
+    rs_small m;
+    memcpy(&m, arg, sizeof m);
+    home_take(sl__tl_reactor, m.ch, m.from, m.tch, m.tesz, m.tn, m.n, m.unused, m.ack, m.elem, NULL);
 }
 
 /* home: serves queued asks from free space (at the end of a callback). An
@@ -498,12 +551,43 @@ static void mark_dirty(sl_reactor *r, sl_rsend *s)
 /* Sends the batch home with `unused` credit; `ack` answers a recall (and
  * goes even if empty). False if it could not (no memory: kept for the next
  * flush, and the credit stays lent). */
+/* ship's small case: the batch (if any) holds at most one element of at
+ * most 8 bytes, no deadlines; true if it went inside a ring cell. */
+static bool ship_small(sl_rsend *s, rs_batch *b, uint32_t unused, bool ack)
+{
+    rs_small m = { .ch = s->ch, .from = s->self, .unused = unused, .ack = ack };
+    if (b && b->n) {
+        m.n = 1;
+        memcpy(m.elem, b->elems, s->esz);
+    }
+    rs_loan **pp = s->self->rs_owed ? owed_find(s->self, s->home) : NULL;
+    if (pp) {
+        if ((*pp)->ch->elem_size_ > UINT32_MAX)
+            return false;
+        m.tch = (*pp)->ch;
+        m.tesz = (uint32_t)(*pp)->ch->elem_size_;
+        m.tn = (*pp)->owed;
+    }
+    if (sl__reactor_post_inline(s->home, home_small, &m, sizeof m) < 0)
+        return false;
+    if (pp)
+        owed_take(pp);
+    s->batch = NULL;
+    if (b)
+        batch_done(s->self, b);
+    s->credit -= unused;
+    return true;
+}
+
 static bool ship(sl_rsend *s, uint32_t unused, bool ack)
 {
     rs_batch *b = s->batch;
+    if (!b && !unused && !ack)
+        return true;
+    if ((!b || b->n <= 1) && s->esz <= sizeof ((rs_small *)0)->elem && !s->expiring &&
+        ship_small(s, b, unused, ack))
+        return true;
     if (!b) {
-        if (!unused && !ack)
-            return true;
         b = batch_alloc(s->self, sizeof *b);
         if (!b)
             return false;

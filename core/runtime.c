@@ -44,6 +44,11 @@ int sl_runtime_new(sl_runtime **out, const sl_runtime_opts *opts)
             return rc;
         }
     }
+    int rc = sl__reactor_rings_new(rt);
+    if (rc < 0) {
+        sl_runtime_free(rt);
+        return rc;
+    }
     *out = rt;
     return 0;
 }
@@ -182,8 +187,10 @@ int sl_runtime_free(sl_runtime *rt)
             ran += sl__reactor_drain(rt->r[i]);
     }
     sl__offload_free(rt);
-    for (int i = 0; i < rt->n; i++) {
+    for (int i = 0; i < rt->n; i++)
         leaks += sl__reactor_teardown(rt->r[i]);
+    for (int i = 0; i < rt->n; i++) {
+        sl__reactor_rings_free(rt->r[i]);
         free(rt->r[i]);
     }
     free(rt->r);

@@ -1,0 +1,353 @@
+/* test_ring.c: the per-pair rings between reactors (core/ring.h,
+ * core/reactor.c "rings") with 2 cells a ring, so that a full ring is
+ * reached at once: nothing is dropped or reordered, a producer whose ring
+ * is full is woken when the consumer frees cells, and two reactors full
+ * towards each other both get through. Links libsluice.a for
+ * sl__ring_cells and the reactors' counters. */
+#include <stdatomic.h>
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+#include "testutil.h"
+#include "internal.h"
+#include "ring.h"
+
+static sl_runtime *rt;
+static capture cap;
+
+#define LONG_WAIT (10 * SL_NS_PER_S)   /* generous: only a bug runs into it */
+#define FLOOD_N 2000                   /* 32 chains of CHAIN_MAX: 16x a ring of 2 */
+
+/* Bounded wait for another reactor's flag: the test fails, not hangs. */
+static bool wait_flag(_Atomic int *f)
+{
+    uint64_t until = sl_now_ns() + LONG_WAIT;
+    while (!atomic_load(f))
+        if (sl_now_ns() > until)
+            return false;
+        else
+            sched_yield();
+    return true;
+}
+
+/* A run that loses a message, or a producer that is never woken, would
+ * hang: the guard stops the runtime once `*done` has not reached `want`
+ * within 3 LONG_WAITs, and the test's counts fail. */
+static struct {
+    _Atomic int *done;
+    int want;
+    _Atomic bool fired;        /* the guard stopped it: a hang */
+} G;
+
+static void *guard(void *arg)
+{
+    (void)arg;
+    uint64_t until = sl_now_ns() + 3 * LONG_WAIT;
+    while (atomic_load(G.done) < G.want && sl_now_ns() < until)
+        usleep(1000);
+    if (atomic_load(G.done) < G.want) {
+        atomic_store(&G.fired, true);
+        sl_runtime_stop(rt);
+    }
+    return NULL;
+}
+
+static void run_guarded(_Atomic int *done, int want)
+{
+    pthread_t g;
+    G.done = done;
+    G.want = want;
+    atomic_store(&G.fired, false);
+    assert_int_equal(pthread_create(&g, NULL, guard, NULL), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    pthread_join(g, NULL);
+    /* the stop (an eventfd write to every reactor) would get a sleeping
+     * producer going again: a run the guard had to end is a failure */
+    assert_false(atomic_load(&G.fired));
+}
+
+/* ---- one way: the consumer held while the producer posts FLOOD_N ------------------- */
+
+static struct {
+    sl_msg m[2][2 * FLOOD_N];
+    int rounds;                /* test_ring_backlog_keeps_order: floods reactor 1 sends */
+    long next[2];              /* the next index each reactor expects */
+    long bad[2];
+    _Atomic int flooded[2];    /* reactor i has posted all of its flood */
+    _Atomic int done;          /* reactors that received all they should */
+    int want;                  /* how many must finish */
+    bool held[2];              /* wait_flag gave up: a bug */
+} F;
+
+static void flood_more(void *arg);
+
+static void got(void *arg)
+{
+    long i = (long)(intptr_t)arg;
+    int me = sl_reactor_current() == sl_runtime_reactor(rt, 0) ? 0 : 1;
+    if (i != F.next[me])
+        F.bad[me]++;
+    F.next[me] = i + 1;
+    if (i == 0 && F.rounds == 2)   /* the first of the flood: ask for the second */
+        sl_reactor_post(sl_runtime_reactor(rt, 1), flood_more, NULL);
+    if (F.next[me] == (F.rounds == 2 ? 2 : 1) * FLOOD_N && atomic_fetch_add(&F.done, 1) + 1 == F.want)
+        sl_runtime_stop(rt);
+}
+
+/* reactor `me` posts FLOOD_N to the other in one callback: chains of
+ * CHAIN_MAX each go at once, so the ring of 2 fills while the other is
+ * held; the rest is the backlog, published as the callback ends */
+static void flood_from(int me, long from)
+{
+    sl_reactor *to = sl_runtime_reactor(rt, !me);
+    for (long i = from; i < from + FLOOD_N; i++)
+        sl_reactor_post_mem(to, &F.m[me][i], got, (void *)(intptr_t)i);
+}
+
+static void flood_more(void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    flood_from(1, FLOOD_N);
+}
+
+static void flood(int me)
+{
+    sl_reactor *to = sl_runtime_reactor(rt, !me);
+    for (long i = 0; i < FLOOD_N; i++)
+        sl_reactor_post_mem(to, &F.m[me][i], got, (void *)(intptr_t)i);
+    atomic_store(&F.flooded[me], 1);
+}
+
+/* Reactor 0: busy until reactor 1 has posted and gone to sleep with its
+ * backlog (its may_sleep cleared wake_pending): one cell freed would take
+ * the whole backlog, so only then is it the consumer's wake, and nothing
+ * else, that gets reactor 1 to put it. */
+static void hold0(void *arg)
+{
+    (void)arg;
+    sl_reactor *r1 = sl_runtime_reactor(rt, 1);
+    uint64_t until = sl_now_ns() + LONG_WAIT;
+    F.held[0] = !wait_flag(&F.flooded[1]);
+    while (atomic_load(&r1->wake_pending) && sl_now_ns() < until)
+        sched_yield();
+    F.held[0] |= atomic_load(&r1->wake_pending) != 0;
+}
+
+static void flood1(void *arg)
+{
+    (void)arg;
+    flood(1);
+}
+
+static void test_ring_full_one_way(void **s)
+{
+    (void)s;
+    sl__ring_cells = 2;
+    memset(&F, 0, sizeof F);
+    F.want = 1;
+    F.next[0] = F.next[1] = 0;
+    rt = rt_new(2, &cap);
+    sl_reactor *r1 = sl_runtime_reactor(rt, 1);
+    assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 0), hold0, NULL), 0);
+    assert_int_equal(sl_reactor_post(r1, flood1, NULL), 0);
+    run_guarded(&F.done, 1);
+    assert_false(F.held[0]);
+    assert_int_equal(F.next[0], FLOOD_N);
+    assert_int_equal(F.bad[0], 0);
+    /* it was full: the backlog and the consumer's wake were used */
+    assert_true(r1->ring_fulls > 0);
+    assert_int_equal(r1->nbacklog, 0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    sl__ring_cells = SL_RING_CELLS;
+}
+
+/* The same, and reactor 0, as it takes the first of the flood, asks
+ * reactor 1 for a second one: reactor 1 posts it while its backlog still
+ * waits and a cell is free (reactor 0 has taken one, and the wake for it
+ * comes after the ask). The second flood joins the backlog, behind it:
+ * put in the free cell it overtook the backlog (disorder at reactor 0). */
+static void test_ring_backlog_keeps_order(void **s)
+{
+    (void)s;
+    sl__ring_cells = 2;
+    memset(&F, 0, sizeof F);
+    F.want = 1;
+    F.rounds = 2;
+    rt = rt_new(2, &cap);
+    sl_reactor *r1 = sl_runtime_reactor(rt, 1);
+    assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 0), hold0, NULL), 0);
+    assert_int_equal(sl_reactor_post(r1, flood1, NULL), 0);
+    run_guarded(&F.done, 1);
+    assert_false(F.held[0]);
+    assert_int_equal(F.next[0], 2 * FLOOD_N);
+    assert_int_equal(F.bad[0], 0);
+    assert_true(r1->ring_fulls > 0);
+    assert_int_equal(r1->nbacklog, 0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    sl__ring_cells = SL_RING_CELLS;
+}
+
+/* ---- both ways: each floods the other, then waits until the other has too ---------- */
+
+static void flood_both(void *arg)
+{
+    int me = (int)(intptr_t)arg;
+    flood(me);
+    /* neither drains until both have posted: both rings are full */
+    F.held[me] = !wait_flag(&F.flooded[!me]);
+}
+
+static void test_ring_full_both_ways(void **s)
+{
+    (void)s;
+    sl__ring_cells = 2;
+    memset(&F, 0, sizeof F);
+    F.want = 2;
+    rt = rt_new(2, &cap);
+    sl_reactor *r0 = sl_runtime_reactor(rt, 0), *r1 = sl_runtime_reactor(rt, 1);
+    assert_int_equal(sl_reactor_post(r0, flood_both, (void *)(intptr_t)0), 0);
+    assert_int_equal(sl_reactor_post(r1, flood_both, (void *)(intptr_t)1), 0);
+    run_guarded(&F.done, 2);
+    assert_false(F.held[0]);
+    assert_false(F.held[1]);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(F.next[i], FLOOD_N);
+        assert_int_equal(F.bad[i], 0);
+    }
+    assert_true(r0->ring_fulls > 0);
+    assert_true(r1->ring_fulls > 0);
+    assert_int_equal(r0->nbacklog + r1->nbacklog, 0);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    sl__ring_cells = SL_RING_CELLS;
+}
+
+/* ---- every kind of a pair's traffic through rings of 2 ------------------------------ */
+
+/* Two streams the opposite ways, each sent by credit (rsend.c: batches,
+ * grants, top-ups, recalls when the home's receiver needs the room) into
+ * a channel of the other reactor, with a ping-pong beside them: each
+ * receiver checks that it sees 0, 1, 2, ... An element or a control
+ * message overtaken by a later one of the same pair shows as disorder or
+ * as a lost element (the run then hangs: a guard thread stops it after
+ * LONG_WAIT, and the counts fail). */
+#define ST_N 20000
+
+static struct {
+    sl_chan *c[2];             /* c[i]: home reactor i, sent from the other */
+    long is[2], ir[2], bad[2];
+    int64_t vs[2], vr[2];
+    int rcs[2], rcr[2];
+    _Atomic int finished;
+    size_t cap;                /* the channels' capacity */
+} S;
+
+static void st_finished(void)
+{
+    if (atomic_fetch_add(&S.finished, 1) + 1 == 4)
+        sl_runtime_stop(rt);
+}
+
+static int st_send(sl_task *t, void *arg)   /* on reactor !i, into c[i] */
+{
+    int i = (int)(intptr_t)arg;
+    SL_BEGIN(t);
+    for (S.is[i] = 0; S.is[i] < ST_N; S.is[i]++) {
+        S.vs[i] = S.is[i];
+        SL_AWAIT(t, S.rcs[i], sl_chan_send(t, S.c[i], &S.vs[i]));
+        if (S.rcs[i] < 0)
+            break;
+    }
+    st_finished();
+    SL_END(t);
+}
+
+static int st_recv(sl_task *t, void *arg)   /* on reactor i, from c[i] */
+{
+    int i = (int)(intptr_t)arg;
+    SL_BEGIN(t);
+    for (S.ir[i] = 0; S.ir[i] < ST_N; S.ir[i]++) {
+        SL_AWAIT(t, S.rcr[i], sl_chan_recv(t, S.c[i], &S.vr[i]));
+        if (S.rcr[i] < 0)
+            break;
+        if (S.vr[i] != S.ir[i])
+            S.bad[i]++;
+    }
+    st_finished();
+    SL_END(t);
+}
+
+static int st_home(sl_task *t, void *arg)   /* reactor i: the channel's home and receiver */
+{
+    int i = (int)(intptr_t)arg;
+    (void)t;
+    sl_chan_new(&S.c[i], sizeof(int64_t), S.cap, NULL);
+    sl_chan_give(S.c[i], t, NULL);
+    sl_spawn(NULL, st_recv, arg, NULL, NULL);
+    sl_spawn_on(sl_runtime_reactor(rt, !i), st_send, arg, NULL);
+    return 0;
+}
+
+
+/* The streams above through rings of `cells`, channels of capacity cap;
+ * the reactors' counters come back for the caller's checks */
+static void run_streams(unsigned cells, size_t chcap, uint64_t *fulls, uint64_t *inl, uint64_t *refused)
+{
+    sl__ring_cells = cells;
+    memset(&S, 0, sizeof S);
+    S.cap = chcap;
+    rt = rt_new(2, &cap);
+    sl_reactor *r0 = sl_runtime_reactor(rt, 0), *r1 = sl_runtime_reactor(rt, 1);
+    assert_int_equal(sl_spawn_on(r0, st_home, (void *)(intptr_t)0, NULL), 0);
+    assert_int_equal(sl_spawn_on(r1, st_home, (void *)(intptr_t)1, NULL), 0);
+    run_guarded(&S.finished, 4);
+    *fulls = r0->ring_fulls + r1->ring_fulls;
+    *inl = r0->ring_inlines + r1->ring_inlines;
+    *refused = r0->ring_inline_refused + r1->ring_inline_refused;
+    printf("streams, rings of %u, capacity %zu: %llu chains found their ring full, %llu batches "
+           "inline, %llu fell back\n", cells, chcap, (unsigned long long)*fulls,
+           (unsigned long long)*inl, (unsigned long long)*refused);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(S.rcs[i], 0);
+        assert_int_equal(S.rcr[i], 0);
+        assert_int_equal(S.ir[i], ST_N);
+        assert_int_equal(S.bad[i], 0);
+    }
+    sl_chan_free(NULL, S.c[0]);
+    sl_chan_free(NULL, S.c[1]);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    sl__ring_cells = SL_RING_CELLS;
+}
+
+static void test_ring_pair_fifo_streams(void **s)
+{
+    (void)s;
+    uint64_t fulls, inl, refused;
+    run_streams(2, 4, &fulls, &inl, &refused);
+}
+
+/* Capacity 1: every batch holds one element and goes inside a cell
+ * (rsend.c, ship_small), beside the chains of the grants, asks and
+ * top-ups sent alone; with rings of 2 some find a backlog or a full ring
+ * and fall back to the heap batch. Order is checked as above: an inline
+ * batch passing a chain or a backlog of its pair shows as disorder. */
+static void test_ring_inline_small_batches(void **s)
+{
+    (void)s;
+    uint64_t fulls, inl, refused;
+    run_streams(SL_RING_CELLS, 1, &fulls, &inl, &refused);
+    assert_true(inl > 0);   /* fails if ship never carries a batch inline */
+    run_streams(2, 1, &fulls, &inl, &refused);
+    assert_true(inl > 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ring_full_one_way),
+        cmocka_unit_test(test_ring_backlog_keeps_order),
+        cmocka_unit_test(test_ring_full_both_ways),
+        cmocka_unit_test(test_ring_pair_fifo_streams),
+        cmocka_unit_test(test_ring_inline_small_batches),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
