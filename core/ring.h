@@ -70,14 +70,23 @@ sl_ring *sl_ring_new(sl_reactor *from, sl_reactor *to);
 /* Producer: places first.. (linked, last's next_ NULL) in the next cell;
  * false if the ring is full. The store that publishes it is seq_cst, for
  * the sleep/wake handshake (reactor.c, wake()). */
-static inline bool sl_ring_try_put(sl_ring *q, sl_msg *first)
+/* Producer: the next cell to fill, or NULL if the ring is full (get is
+ * read only when the cached copy says so: once a lap at most). */
+static inline sl_ring_cell *sl_ring_next(sl_ring *q)
 {
     if (q->put - q->seen_get == q->ncells) {
         q->seen_get = atomic_load_explicit(&q->get, memory_order_acquire);
         if (q->put - q->seen_get == q->ncells)
-            return false;
+            return NULL;
     }
-    sl_ring_cell *c = &q->cells[q->put & (q->ncells - 1)];
+    return &q->cells[q->put & (q->ncells - 1)];
+}
+
+static inline bool sl_ring_try_put(sl_ring *q, sl_msg *first)
+{
+    sl_ring_cell *c = sl_ring_next(q);
+    if (!c)
+        return false;
     c->fn = NULL;
     c->u.first = first;
     atomic_store_explicit(&c->seq, ++q->put, memory_order_seq_cst);
@@ -88,12 +97,9 @@ static inline bool sl_ring_try_put(sl_ring *q, sl_msg *first)
  * cell, to be run as fn(copy); false if the ring is full. */
 static inline bool sl_ring_try_put_inline(sl_ring *q, void (*fn)(void *), const void *data, size_t len)
 {
-    if (q->put - q->seen_get == q->ncells) {
-        q->seen_get = atomic_load_explicit(&q->get, memory_order_acquire);
-        if (q->put - q->seen_get == q->ncells)
-            return false;
-    }
-    sl_ring_cell *c = &q->cells[q->put & (q->ncells - 1)];
+    sl_ring_cell *c = sl_ring_next(q);
+    if (!c)
+        return false;
     c->fn = fn;
     memcpy(c->u.data, data, len);
     atomic_store_explicit(&c->seq, ++q->put, memory_order_seq_cst);
