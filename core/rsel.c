@@ -142,7 +142,10 @@ void sl__rsel_set_hooks(void (*at_r_offer)(void *), void (*at_h_offer)(void *), 
 
 /* ... and around a two-phase meet: phase 0 at R1 before a HOLD is decided,
  * 1 at R1 right after S was held, 2 at H right after the HOLD was posted,
- * 3 at H when the paired receive proxy was withdrawn with the HOLD out */
+ * 3 at H when the paired receive proxy was withdrawn with the HOLD out;
+ * 4 at R when a message for a held select's other proxy waits (deferred),
+ * 5 at R right after an offer was refused busy (wait-die), 6 at H when a
+ * proxy refused busy is matched again (REMATCH) */
 static void (*hook_hold)(void *, int);
 static void *hook_hold_arg;
 
@@ -258,6 +261,8 @@ static void defer(rv_proxy *hp, rv_proxy *p, void (*fn)(void *))
     else
         hp->dhead = p;
     hp->dtail = p;
+    if (hook_hold)
+        hook_hold(hook_hold_arg, 4);
 }
 
 static void h_rematch(void *arg);
@@ -307,6 +312,8 @@ static void offer_decide(void *arg)
         p->busy = true;
         p->busy_r = true;
         sl_reactor_post_mem(p->home, &p->go, h_answer, p);   /* H queues it again, skipped */
+        if (hook_hold)
+            hook_hold(hook_hold_arg, 5);
         return;
     }
     p->accept = t != NULL;
@@ -893,6 +900,8 @@ static void h_rematch(void *arg)
     p->hbusy = false;
     sl_wq_remove(queue_for(p->ch, p->op), &p->w);
     queued(p, -1);
+    if (hook_hold)
+        hook_hold(hook_hold_arg, 6);
     h_match(p);
 }
 

@@ -2115,7 +2115,7 @@ static struct {
     int how;
     sl_chan *rv, *l1, *l2;
     sl_task *s1;
-    _Atomic int s1_done, s2_done, hooks[4], r_offers, go;
+    _Atomic int s1_done, s2_done, hooks[8], r_offers, go;
     int fpolls, frc;
     int rc, polls, s1_rc, s1_err, s2_rc, s2_err, prc;
     int64_t v1, l1v, v2, l2v, pv;
@@ -3130,6 +3130,463 @@ static void test_rv_race_send_cases(void **s)
     assert_int_equal(bad, 0);   /* received from rv iff its select chose the rv case */
 }
 
+/* ---- selects with proxies at several homes (issue 17: hold12) --------------------------
+ *
+ * c1 (cap 0) at reactor 0, c3 (cap 0) and q3 (cap 1) at reactor 3. S1 has
+ * a case by offer at a second home (or on another reactor's buffered
+ * channel), so on main it was never held: two remote selects that could
+ * meet both waited until their deadline. Now S1 is held all the same, and
+ * what reaches it while held (a plain offer, a second HOLD, another held
+ * select's offer) waits or is refused busy and matched again later (rsel.c
+ * defer, wait-die, REMATCH). Forced with the hold hooks (4: a message
+ * waits for S1's hold; 5: refused busy; 6: REMATCH) and the offer hook at
+ * the deciding reactor, not with sleeps. */
+enum { HC_C1, HC_C3, HC_Q3, HC_LOCAL };
+enum { HM_THIRD_RV, HM_THIRD_BUF, HM_PLAIN, HM_DEADLINE, HM_CANCEL, HM_FREE, HM_TWO_HOLDS, HM_SYMMETRIC, HM_DIE, HM_WAIT };
+
+typedef struct {
+    int where;                  /* reactor */
+    int ch[2], op[2];
+    int64_t v[2];               /* what a send case sends, where a receive case receives */
+    sl_case c[2];
+    sl_chan *l;                 /* its own channel (HC_LOCAL), idle */
+    sl_task *t;
+    bool wait_go;               /* selects once HM.go3 (S3 of the busy scenes) */
+    bool used;
+    int rc, err, polls, prc;
+    _Atomic int done;
+} hm_sel;
+
+static struct {
+    int how;
+    bool s1_first, decline;
+    sl_chan *ch[3];
+    hm_sel s[5];                /* 1: S1; 2: S2; 3: S3; 4: S4 */
+    _Atomic int hooks[8], go3, freed, h3_ready, h3_done, offer4, ab_n, all_done;
+    sl_task *_Atomic ab[2];
+    int64_t pv, qv, cv;         /* the plain sender's, the late receivers' */
+    int prc, qrc, crc, rc, polls, fpolls, frc, hpolls, hrc;
+    _Atomic int plain_done;
+} HM;
+
+static bool hm_spin(_Atomic int *x, int at_least)   /* in a hook: the other thread's event, bounded */
+{
+    uint64_t end = sl_now_ns() + LONG_WAIT;
+    while (atomic_load(x) < at_least && sl_now_ns() < end)
+        sched_yield();
+    return atomic_load(x) >= at_least;
+}
+
+static void hm_hold_hook(void *arg, int phase)
+{
+    (void)arg;
+    int n = atomic_fetch_add(&HM.hooks[phase], 1);
+    if (phase == 1 && n == 0 && HM.how != HM_SYMMETRIC && HM.how != HM_TWO_HOLDS)
+        atomic_store(&HM.go3, 1);   /* S1 held: the plain sender at H3 / S3 starts now */
+    if (phase == 1 && HM.how == HM_SYMMETRIC && n == 0)
+        assert_true(hm_spin(&HM.hooks[1], 2));   /* both held at once: each offer meets a held select */
+    if (phase == 4 && n == 0 && sl_reactor_current() == R(1)) {   /* S1 busy, the plain offer waits */
+        if (HM.how == HM_DEADLINE)
+            sl__timer_fire(R(1), HM.s[1].t->wake_at_);
+        else if (HM.how == HM_CANCEL)
+            assert_int_equal(sl_task_cancel(HM.s[1].t, 0), 0);
+    }
+}
+
+/* before a receiving select decides its first offer (not S1's reactor):
+ * wait for the event the scene is about, then decline (its local case
+ * fires) or accept */
+static void hm_r_hook(void *arg)
+{
+    (void)arg;
+    sl_reactor *me = sl_reactor_current();
+    if ((me != R(4) && !(HM.how == HM_TWO_HOLDS && me == R(2))) || atomic_fetch_add(&HM.offer4, 1))
+        return;
+    switch (HM.how) {
+    case HM_PLAIN: case HM_DEADLINE: case HM_CANCEL: case HM_TWO_HOLDS: case HM_WAIT:
+        assert_true(hm_spin(&HM.hooks[4], 1));
+        break;
+    case HM_FREE:
+        assert_true(hm_spin(&HM.hooks[4], 1));
+        assert_true(hm_spin(&HM.freed, 1));
+        break;
+    case HM_DIE:
+        assert_true(hm_spin(&HM.hooks[5], 1));
+        break;
+    default:
+        return;
+    }
+    if (!HM.decline)
+        return;
+    int64_t x = 777;   /* S2 (reactor 4) or S4 (reactor 2) fires its local case: declined */
+    assert_int_equal(sl_chan_try_send(NULL, HM.s[me == R(4) ? 2 : 4].l, &x), 0);
+}
+
+static hm_sel *hm_slot[5];   /* each select task's config, by its spawn slot (the busy scenes swap S1's and S3's) */
+static int hm_polls[5], hm_prc[5];
+
+static int hm_sel_task(sl_task *t, void *arg)
+{
+    int k = (int)(intptr_t)arg;
+    hm_sel *s = hm_slot[k];
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT / 2);
+    if ((HM.how == HM_DIE || HM.how == HM_WAIT) && (k == 1 || k == 3)) {
+        /* roles by sid (the task's address): S1 is the lower (DIE: it
+         * refuses S3's offer) or the higher (WAIT: S3's offer waits) */
+        atomic_store(&HM.ab[atomic_fetch_add(&HM.ab_n, 1)], t);
+        WAIT_FOR(t, atomic_load(&HM.ab_n) == 2, hm_polls[k], hm_prc[k]);
+        {
+            uintptr_t me = (uintptr_t)t, other = (uintptr_t)atomic_load(&HM.ab[0]) == me ? (uintptr_t)atomic_load(&HM.ab[1])
+                                                                                        : (uintptr_t)atomic_load(&HM.ab[0]);
+            bool s1 = HM.how == HM_DIE ? me < other : me > other;
+            hm_slot[k] = s = &HM.s[s1 ? 1 : 3];
+            s->where = k == 1 ? 1 : 2;
+        }
+    }
+    s->t = t;
+    for (int i = 0; i < 2; i++) {
+        sl_chan *ch;
+        if (s->ch[i] == HC_LOCAL) {
+            assert_int_equal(sl_chan_new(&s->l, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "local" }), 0);
+            ch = s->l;
+        } else {
+            ch = HM.ch[s->ch[i]];
+        }
+        s->c[i] = (sl_case){ .ch = ch, .op = s->op[i], .buf = &s->v[i] };
+    }
+    if (s->wait_go)
+        WAIT_FOR(t, atomic_load(&HM.go3), s->polls, s->prc);
+    SL_AWAIT(t, s->rc, sl_select(t, s->c, 2, 0));
+    if (s->rc >= 0)
+        s->err = s->c[s->rc].err;
+    if (s->l)
+        assert_int_equal(sl_chan_free(t, s->l), 0);
+    atomic_store(&s->done, 1);
+    SL_END(t);
+}
+
+static bool hm_all_done(void)
+{
+    for (int k = 1; k < 5; k++)
+        if (HM.s[k].used && !atomic_load(&HM.s[k].done))
+            return false;
+    return true;
+}
+
+static int hm_plain(sl_task *t, void *arg)   /* reactor 3: a blocking sender on c3 once S1 is held */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    WAIT_FOR(t, atomic_load(&HM.go3), HM.fpolls, HM.frc);
+    HM.pv = 33;
+    SL_AWAIT(t, HM.prc, sl_chan_send(t, HM.ch[HC_C3], &HM.pv));
+    atomic_store(&HM.plain_done, 1);
+    SL_END(t);
+}
+
+static int hm_freer(sl_task *t, void *arg)   /* reactor 3: frees c3 while the plain offer waits at S1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    WAIT_FOR(t, atomic_load(&HM.hooks[4]), HM.hpolls, HM.hrc);
+    assert_int_equal(sl_chan_free(NULL, HM.ch[HC_C3]), 0);
+    HM.ch[HC_C3] = NULL;
+    atomic_store(&HM.freed, 1);
+    SL_END(t);
+}
+
+static int hm_h3(sl_task *t, void *arg)   /* reactor 3: c3's and q3's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&HM.ch[HC_C3], sizeof(int64_t), 0, &(sl_chan_opts){ .name = "c3" }), 0);
+    assert_int_equal(sl_chan_new(&HM.ch[HC_Q3], sizeof(int64_t), 1, &(sl_chan_opts){ .name = "q3" }), 0);
+    assert_int_equal(sl_chan_give(HM.ch[HC_C3], t, NULL), 0);
+    if (HM.how >= HM_PLAIN && HM.how <= HM_FREE)
+        assert_int_equal(sl_spawn(NULL, hm_plain, NULL, NULL, NULL), 0);
+    if (HM.how == HM_FREE)
+        assert_int_equal(sl_spawn(NULL, hm_freer, NULL, NULL, NULL), 0);
+    atomic_store(&HM.h3_ready, 1);
+    WAIT_FOR(t, atomic_load(&HM.s[1].done), HM.polls, HM.rc);
+    if (HM.how >= HM_PLAIN && HM.how <= HM_FREE && HM.how != HM_FREE && !(HM.s[1].rc == 0 && HM.s[1].err == 0)) {
+        /* S1 did not take the plain sender's element: it waits here again, a receive meets it */
+        SL_AWAIT(t, HM.qrc, sl_chan_recv(t, HM.ch[HC_C3], &HM.qv));
+    }
+    if (HM.how >= HM_PLAIN && HM.how <= HM_FREE)
+        WAIT_FOR(t, atomic_load(&HM.plain_done), HM.polls, HM.rc);
+    if (HM.how == HM_TWO_HOLDS && !HM.decline && HM.s[1].rc == 0) {   /* S4 still waits at c3: a plain send meets it */
+        HM.cv = 99;
+        SL_AWAIT(t, HM.crc, sl_chan_send(t, HM.ch[HC_C3], &HM.cv));
+    }
+    if ((HM.how == HM_DIE || HM.how == HM_WAIT) && !HM.decline) {   /* S3 still waits to send on c3 */
+        SL_AWAIT(t, HM.qrc, sl_chan_recv(t, HM.ch[HC_C3], &HM.qv));
+    }
+    WAIT_FOR(t, hm_all_done(), HM.polls, HM.rc);
+    if (HM.ch[HC_C3]) {
+        WAIT_FOR(t, HM.ch[HC_C3]->rv_out_ == 0, HM.polls, HM.rc);   /* no proxy left behind */
+        assert_int_equal(sl_chan_free(NULL, HM.ch[HC_C3]), 0);
+    }
+    assert_int_equal(sl_chan_len(HM.ch[HC_Q3]), 0);
+    assert_int_equal(sl_chan_free(t, HM.ch[HC_Q3]), 0);
+    atomic_store(&HM.h3_done, 1);
+    SL_END(t);
+}
+
+static void hm_spawn(int k)
+{
+    hm_slot[k] = &HM.s[k];
+    assert_int_equal(sl_spawn_on(R(HM.s[k].where), hm_sel_task, (void *)(intptr_t)k, NULL), 0);
+}
+
+static int hm_main(sl_task *t, void *arg)   /* reactor 0: c1's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&HM.ch[HC_C1], sizeof(int64_t), 0, &(sl_chan_opts){ .name = "c1" }), 0);
+    assert_int_equal(sl_spawn_on(R(3), hm_h3, NULL, NULL), 0);
+    WAIT_FOR(t, atomic_load(&HM.h3_ready), HM.polls, HM.rc);
+    switch (HM.how) {
+    case HM_SYMMETRIC:
+        hm_spawn(1);
+        hm_spawn(2);
+        break;
+    case HM_TWO_HOLDS:
+        hm_spawn(1);
+        WAIT_FOR(t, HM.ch[HC_C1]->rv_sendq_ == 1, HM.polls, HM.rc);
+        hm_spawn(2);
+        hm_spawn(4);
+        break;
+    case HM_DIE: case HM_WAIT:
+        hm_spawn(2);
+        WAIT_FOR(t, HM.ch[HC_C1]->rv_recvq_ == 1, HM.polls, HM.rc);
+        hm_spawn(1);
+        hm_spawn(3);
+        break;
+    default:
+        hm_spawn(HM.s1_first ? 1 : 2);
+        if (HM.s1_first)
+            WAIT_FOR(t, HM.ch[HC_C1]->rv_sendq_ == 1, HM.polls, HM.rc);
+        else
+            WAIT_FOR(t, HM.ch[HC_C1]->rv_recvq_ == 1, HM.polls, HM.rc);
+        hm_spawn(HM.s1_first ? 2 : 1);
+    }
+    WAIT_FOR(t, atomic_load(&HM.s[1].done), HM.polls, HM.rc);
+    if (HM.how == HM_TWO_HOLDS && !HM.decline && HM.s[1].rc == 1) {   /* S2 still waits at c1: a plain send meets it */
+        HM.cv = 99;
+        SL_AWAIT(t, HM.crc, sl_chan_send(t, HM.ch[HC_C1], &HM.cv));
+    }
+    WAIT_FOR(t, hm_all_done() && atomic_load(&HM.h3_done), HM.polls, HM.rc);
+    WAIT_FOR(t, HM.ch[HC_C1]->rv_out_ == 0, HM.polls, HM.rc);
+    assert_int_equal(sl_chan_free(t, HM.ch[HC_C1]), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void hm_set(int k, int where, int ch0, int op0, int64_t v0, int ch1, int op1, int64_t v1)
+{
+    HM.s[k].used = true;
+    HM.s[k].where = where;
+    HM.s[k].ch[0] = ch0;
+    HM.s[k].op[0] = op0;
+    HM.s[k].v[0] = v0;
+    HM.s[k].ch[1] = ch1;
+    HM.s[k].op[1] = op1;
+    HM.s[k].v[1] = v1;
+}
+
+static void hm_run(int how, bool s1_first, bool decline)
+{
+    memset(&HM, 0, sizeof HM);
+    HM.how = how;
+    HM.s1_first = s1_first;
+    HM.decline = decline;
+    switch (how) {
+    case HM_SYMMETRIC:   /* S1 [c1 <- 1, <- c3]; S2 [<- c1, c3 <- 2] */
+        hm_set(1, 1, HC_C1, SL_SEND, 1, HC_C3, SL_RECV, -1);
+        hm_set(2, 2, HC_C1, SL_RECV, -1, HC_C3, SL_SEND, 2);
+        break;
+    case HM_TWO_HOLDS:   /* S1 [c1 <- 42, c3 <- 43]; S2 [l, <- c1] on 4; S4 [l, <- c3] on 2 */
+        hm_set(1, 1, HC_C1, SL_SEND, 42, HC_C3, SL_SEND, 43);
+        hm_set(2, 4, HC_LOCAL, SL_RECV, -1, HC_C1, SL_RECV, -1);
+        hm_set(4, 2, HC_LOCAL, SL_RECV, -1, HC_C3, SL_RECV, -1);
+        break;
+    case HM_DIE: case HM_WAIT:   /* S1 [c1 <- 1, <- c3] and S3 [c3 <- 3, l] on 1 and 2 (roles by sid); S2 [l, <- c1] on 4 */
+        hm_set(1, 1, HC_C1, SL_SEND, 1, HC_C3, SL_RECV, -1);
+        hm_set(3, 2, HC_C3, SL_SEND, 3, HC_LOCAL, SL_RECV, -1);
+        hm_set(2, 4, HC_LOCAL, SL_RECV, -1, HC_C1, SL_RECV, -1);
+        HM.s[3].wait_go = true;
+        break;
+    default:   /* S1 [<- c3 or q3, c1 <- 42]; S2 [l, <- c1] on 4 */
+        hm_set(1, 1, how == HM_THIRD_BUF ? HC_Q3 : HC_C3, SL_RECV, -1, HC_C1, SL_SEND, 42);
+        hm_set(2, 4, HC_LOCAL, SL_RECV, -1, HC_C1, SL_RECV, -1);
+    }
+    sl__rsel_set_hooks(hm_r_hook, NULL, NULL);
+    sl__rsel_set_hold_hook(hm_hold_hook, NULL);
+    run_scene(5, hm_main);
+    sl__rsel_set_hold_hook(NULL, NULL);
+    print_message("holds %d, held %d, waited %d, refused busy %d, rematched %d\n", HM.hooks[0], HM.hooks[1],
+                  HM.hooks[4], HM.hooks[5], HM.hooks[6]);
+}
+
+
+#define S_(k) HM.s[k]
+static void hm_met(int k, int rc, int64_t v)   /* select k returned case rc with err 0 (and v there) */
+{
+    assert_int_equal(S_(k).rc, rc);
+    assert_int_equal(S_(k).err, 0);
+    if (v)
+        assert_int_equal(S_(k).v[rc], v);
+}
+
+static void test_meet3_third_rv_s1_first(void **st)
+{
+    (void)st;
+    hm_run(HM_THIRD_RV, true, false);
+    hm_met(1, 1, 0);
+    hm_met(2, 1, 42);
+    assert_int_equal(HM.hooks[1], 1);
+}
+static void test_meet3_third_rv_s2_first(void **st)
+{
+    (void)st;
+    hm_run(HM_THIRD_RV, false, false);
+    hm_met(1, 1, 0);
+    hm_met(2, 1, 42);
+    assert_int_equal(HM.hooks[1], 1);
+}
+static void test_meet3_third_buf_s1_first(void **st)
+{
+    (void)st;
+    hm_run(HM_THIRD_BUF, true, false);
+    hm_met(1, 1, 0);
+    hm_met(2, 1, 42);
+    assert_int_equal(HM.hooks[1], 1);
+}
+static void test_meet3_third_buf_s2_first(void **st)
+{
+    (void)st;
+    hm_run(HM_THIRD_BUF, false, false);
+    hm_met(1, 1, 0);
+    hm_met(2, 1, 42);
+    assert_int_equal(HM.hooks[1], 1);
+}
+
+/* a plain sender at H3 offers to S1's c3 proxy while H0 holds S1: the
+ * offer waits at R1 (hooks[4]); committed, it is declined and the sender
+ * meets a receive at H3 afterwards; aborted, S1 takes it */
+static void hm_check_plain(int how, bool decline)
+{
+    hm_run(how, true, decline);
+    assert_int_equal(HM.hooks[4], 1);
+    assert_int_equal(HM.hooks[5], 0);
+    if (!decline) {
+        hm_met(1, 1, 0);
+        hm_met(2, 1, 42);
+    } else {
+        hm_met(2, 0, 777);
+        if (how == HM_DEADLINE || how == HM_CANCEL)
+            assert_int_equal(S_(1).rc, how == HM_DEADLINE ? -ETIMEDOUT : -ECANCELED);
+        else
+            hm_met(1, 0, 33);
+    }
+    if (how == HM_FREE) {   /* accepted: the send happened before the free; declined: the freed channel's -EPIPE */
+        assert_int_equal(HM.prc, decline ? 0 : -EPIPE);
+        return;
+    }
+    assert_int_equal(HM.prc, 0);
+    if (S_(1).rc != 0) {
+        assert_int_equal(HM.qrc, 0);
+        assert_int_equal(HM.qv, 33);
+    }
+}
+static void test_meet3_plain_offer_waits_committed(void **st) { (void)st; hm_check_plain(HM_PLAIN, false); }
+static void test_meet3_plain_offer_waits_aborted(void **st) { (void)st; hm_check_plain(HM_PLAIN, true); }
+static void test_meet3_deadline_while_busy_committed(void **st) { (void)st; hm_check_plain(HM_DEADLINE, false); }
+static void test_meet3_deadline_while_busy_aborted(void **st) { (void)st; hm_check_plain(HM_DEADLINE, true); }
+static void test_meet3_cancel_while_busy_committed(void **st) { (void)st; hm_check_plain(HM_CANCEL, false); }
+static void test_meet3_cancel_while_busy_aborted(void **st) { (void)st; hm_check_plain(HM_CANCEL, true); }
+static void test_meet3_free_while_busy_committed(void **st) { (void)st; hm_check_plain(HM_FREE, false); }
+static void test_meet3_free_while_busy_aborted(void **st) { (void)st; hm_check_plain(HM_FREE, true); }
+
+/* H0 and H3 both hold S1 [c1 <- 42, c3 <- 43]: the second HOLD waits at
+ * R1; committed, it finds S1 gone (GONE) and its receiver meets a plain
+ * send; declined, S1 is held again by it and meets the other receiver */
+static void hm_check_two_holds(bool decline)
+{
+    hm_run(HM_TWO_HOLDS, true, decline);
+    assert_int_equal(HM.hooks[0], 2);
+    assert_true(HM.hooks[4] >= 1);
+    assert_int_equal(HM.hooks[1], decline ? 2 : 1);
+    assert_true(S_(1).rc == 0 || S_(1).rc == 1);
+    assert_int_equal(S_(1).err, 0);
+    int got = S_(1).rc == 0 ? 2 : 4, other = got == 2 ? 4 : 2;   /* who received S1's element */
+    hm_met(got, 1, S_(1).rc == 0 ? 42 : 43);
+    if (decline) {
+        hm_met(other, 0, 777);
+    } else {
+        hm_met(other, 1, 99);
+        assert_int_equal(HM.crc, 0);
+    }
+}
+static void test_meet3_two_homes_hold_committed(void **st) { (void)st; hm_check_two_holds(false); }
+static void test_meet3_two_homes_hold_aborted(void **st) { (void)st; hm_check_two_holds(true); }
+
+/* S1 [c1 <- 1, <- c3], S2 [<- c1, c3 <- 2], both held at once (H0 holds
+ * S1, H3 holds S2): the offer of the lower sid waits, the other is refused
+ * busy; exactly one meet, and no more HOLDs than the two (no livelock) */
+static void test_meet3_symmetric(void **st)
+{
+    (void)st;
+    hm_run(HM_SYMMETRIC, true, false);
+    assert_int_equal(HM.hooks[0], 2);
+    assert_int_equal(HM.hooks[1], 2);
+    assert_int_equal(HM.hooks[4], 1);
+    assert_int_equal(HM.hooks[5], 1);
+    assert_int_equal(HM.hooks[6], 0);
+    if (S_(1).rc == 0) {
+        hm_met(1, 0, 0);
+        hm_met(2, 0, 1);
+    } else {
+        hm_met(1, 1, 2);
+        hm_met(2, 1, 0);
+    }
+}
+
+/* S1 held by H0 for S2; S3 (held by H3) offers to S1's c3 proxy. DIE: S3's
+ * sid is higher, it is refused busy, S1's proxy skipped at H3 until S1's
+ * REMATCH; WAIT: S3's is lower, its offer waits at R1. S2 declines (S1
+ * aborted, then meets S3) or accepts (S3 then meets a receive at H3). */
+static void hm_check_busy(int how, bool decline)
+{
+    hm_run(how, true, decline);
+    if (how == HM_DIE) {
+        assert_int_equal(HM.hooks[5], 1);
+        assert_int_equal(HM.hooks[6], decline ? 1 : 0);
+    } else {
+        assert_int_equal(HM.hooks[4], 1);
+        assert_int_equal(HM.hooks[5], 0);
+    }
+    hm_met(3, 0, 0);
+    if (decline) {
+        hm_met(2, 0, 777);
+        hm_met(1, 1, 3);
+    } else {
+        hm_met(1, 0, 0);
+        hm_met(2, 1, 1);
+        assert_int_equal(HM.qrc, 0);
+        assert_int_equal(HM.qv, 3);
+    }
+}
+static void test_meet3_busy_refused_rematched(void **st) { (void)st; hm_check_busy(HM_DIE, true); }
+static void test_meet3_busy_refused_committed(void **st) { (void)st; hm_check_busy(HM_DIE, false); }
+static void test_meet3_offer_waits_for_hold_aborted(void **st) { (void)st; hm_check_busy(HM_WAIT, true); }
+static void test_meet3_offer_waits_for_hold_committed(void **st) { (void)st; hm_check_busy(HM_WAIT, false); }
+
 int main(void)
 {
     if (getenv("RV_FILTER"))   /* one scene by name (cmocka's pattern): a failing one stops the rest */
@@ -3227,6 +3684,25 @@ int main(void)
         cmocka_unit_test_setup(test_meet2_paired_proxy_withdrawn, scene_guard),
         cmocka_unit_test_setup(test_meet2_held_free_local_committed, scene_guard),
         cmocka_unit_test_setup(test_meet2_held_free_local_aborted, scene_guard),
+        cmocka_unit_test_setup(test_meet3_third_rv_s1_first, scene_guard),
+        cmocka_unit_test_setup(test_meet3_third_rv_s2_first, scene_guard),
+        cmocka_unit_test_setup(test_meet3_third_buf_s1_first, scene_guard),
+        cmocka_unit_test_setup(test_meet3_third_buf_s2_first, scene_guard),
+        cmocka_unit_test_setup(test_meet3_plain_offer_waits_committed, scene_guard),
+        cmocka_unit_test_setup(test_meet3_plain_offer_waits_aborted, scene_guard),
+        cmocka_unit_test_setup(test_meet3_deadline_while_busy_committed, scene_guard),
+        cmocka_unit_test_setup(test_meet3_deadline_while_busy_aborted, scene_guard),
+        cmocka_unit_test_setup(test_meet3_cancel_while_busy_committed, scene_guard),
+        cmocka_unit_test_setup(test_meet3_cancel_while_busy_aborted, scene_guard),
+        cmocka_unit_test_setup(test_meet3_free_while_busy_committed, scene_guard),
+        cmocka_unit_test_setup(test_meet3_free_while_busy_aborted, scene_guard),
+        cmocka_unit_test_setup(test_meet3_two_homes_hold_committed, scene_guard),
+        cmocka_unit_test_setup(test_meet3_two_homes_hold_aborted, scene_guard),
+        cmocka_unit_test_setup(test_meet3_symmetric, scene_guard),
+        cmocka_unit_test_setup(test_meet3_busy_refused_rematched, scene_guard),
+        cmocka_unit_test_setup(test_meet3_busy_refused_committed, scene_guard),
+        cmocka_unit_test_setup(test_meet3_offer_waits_for_hold_aborted, scene_guard),
+        cmocka_unit_test_setup(test_meet3_offer_waits_for_hold_committed, scene_guard),
         cmocka_unit_test_setup(test_meet_race_far_receivers, scene_guard),
         cmocka_unit_test_setup(test_rv_race, scene_guard),
         cmocka_unit_test_setup(test_exp_race, scene_guard),
