@@ -3587,6 +3587,197 @@ static void test_meet3_busy_refused_committed(void **st) { (void)st; hm_check_bu
 static void test_meet3_offer_waits_for_hold_aborted(void **st) { (void)st; hm_check_busy(HM_WAIT, true); }
 static void test_meet3_offer_waits_for_hold_committed(void **st) { (void)st; hm_check_busy(HM_WAIT, false); }
 
+/* ---- the several-homes race: four reactors, every select by offer --------------------
+ *
+ * c[k] (cap 0) at reactor k, k = 0..3. On every reactor three drivers run
+ * select workers, cancelled at random and replaced, with random deadlines:
+ * SEND2 [c[a] <- v, c[b] <- v], MIX [c[a] <- v, <- c[b]], RECV2 [<- c[a],
+ * <- c[b]], a != b drawn anew for every select (one of them may be the
+ * reactor's own channel). So selects have proxies at two homes, both may
+ * be held at once by two homes, and MIX selects meet each other both ways
+ * (the symmetric case). Every value whose send returned 0 is received
+ * exactly once, none other. Holds, waits, refusals and REMATCHes are
+ * counted by the hold hook and printed. On main a select with two cases by
+ * offer was never held: two remote selects met only by chance of a plain
+ * operation, and there is none here. */
+#define QN 400
+enum { Q_SEND2, Q_MIX, Q_RECV2, Q_KINDS };
+
+static struct {
+    sl_chan *c[4];
+    _Atomic int stop, senders_done, recv_done, made, frees;
+    _Atomic long ok, got, dup, selects, cancels, timeouts, hooks[8];
+    _Atomic unsigned char sent[4 * Q_KINDS * QN], rcvd[4 * Q_KINDS * QN];
+    int rc, polls;
+} Q4;
+
+typedef struct {
+    int k, kind, rc, wrc, i;
+    sl_task *w;
+    struct {
+        void *d;
+        int rc;
+        int64_t v, got[2];
+        sl_case cs[2];
+    } ws;
+} q4_driver;
+
+static q4_driver q4d[4][Q_KINDS];
+
+static void q4_hook(void *arg, int phase)
+{
+    (void)arg;
+    atomic_fetch_add(&Q4.hooks[phase], 1);
+}
+
+static void q4_got(int64_t v)
+{
+    if (v < 0 || v >= 4 * Q_KINDS * QN || atomic_fetch_add(&Q4.rcvd[v], 1) != 0) {
+        atomic_fetch_add(&Q4.dup, 1);
+        return;
+    }
+    atomic_fetch_add(&Q4.got, 1);
+}
+
+static int q4_work(sl_task *t, void *arg)
+{
+    q4_driver *d = arg;
+    SL_BEGIN(t);
+    while (!atomic_load(&Q4.stop) && (d->kind == Q_RECV2 || d->i < QN)) {
+        {
+            uint64_t r = sl__rand(t->reactor_);
+            int a = (int)(r % 4), b = (a + 1 + (int)((r >> 8) % 3)) % 4;
+            d->ws.v = (int64_t)((d->k * Q_KINDS + d->kind) * QN + d->i);
+            d->ws.got[0] = d->ws.got[1] = -1;
+            d->ws.cs[0] = (sl_case){ .ch = Q4.c[a], .op = d->kind == Q_RECV2 ? SL_RECV : SL_SEND,
+                                     .buf = d->kind == Q_RECV2 ? (void *)&d->ws.got[0] : (void *)&d->ws.v };
+            d->ws.cs[1] = (sl_case){ .ch = Q4.c[b], .op = d->kind == Q_SEND2 ? SL_SEND : SL_RECV,
+                                     .buf = d->kind == Q_SEND2 ? (void *)&d->ws.v : (void *)&d->ws.got[1] };
+            sl_task_set_deadline(t, z_dl(t));
+        }
+        SL_AWAIT(t, d->ws.rc, sl_select(t, d->ws.cs, 2, 0));
+        atomic_fetch_add(&Q4.selects, 1);
+        if (d->ws.rc == -ECANCELED)
+            break;
+        if (d->ws.rc == -ETIMEDOUT) {
+            atomic_fetch_add(&Q4.timeouts, 1);
+            continue;
+        }
+        assert_true(d->ws.rc == 0 || d->ws.rc == 1);
+        assert_int_equal(d->ws.cs[d->ws.rc].err, 0);
+        if (d->ws.cs[d->ws.rc].op == SL_SEND) {
+            assert_int_equal(atomic_fetch_add(&Q4.sent[d->ws.v], 1), 0);
+            atomic_fetch_add(&Q4.ok, 1);
+            d->i++;
+        } else {
+            q4_got(d->ws.got[d->ws.rc]);
+            assert_int_equal(d->ws.got[!d->ws.rc], -1);   /* the other case received nothing */
+        }
+    }
+    SL_END(t);
+}
+
+static int q4_drive(sl_task *t, void *arg)
+{
+    q4_driver *d = arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + 6 * LONG_WAIT);
+    while (!atomic_load(&Q4.stop) && (d->kind == Q_RECV2 || d->i < QN)) {
+        assert_int_equal(sl_spawn(NULL, q4_work, d, &d->w, &(sl_spawn_opts){ .joinable = true }), 0);
+        SL_AWAIT(t, d->rc, sl_sleep(t, (sl__rand(t->reactor_) % 400) * 1000));
+        if (sl_task_cancel(d->w, 0) == 0)
+            atomic_fetch_add(&Q4.cancels, 1);
+        SL_AWAIT(t, d->rc, sl_task_join(t, d->w, &d->wrc));
+        assert_int_equal(d->rc, 0);
+    }
+    atomic_fetch_add(d->kind == Q_RECV2 ? &Q4.recv_done : &Q4.senders_done, 1);
+    SL_END(t);
+}
+
+static int q4_make(sl_task *t, void *arg)   /* reactor k: its channel */
+{
+    int k = (int)(intptr_t)arg;
+    assert_int_equal(sl_chan_new(&Q4.c[k], sizeof(int64_t), 0, &(sl_chan_opts){ .name = "c" }), 0);
+    assert_int_equal(sl_chan_give(Q4.c[k], t, NULL), 0);
+    atomic_fetch_add(&Q4.made, 1);
+    return 0;
+}
+
+static int q4_start(sl_task *t, void *arg)   /* reactor k: its drivers */
+{
+    int k = (int)(intptr_t)arg;
+    (void)t;
+    for (int j = 0; j < Q_KINDS; j++) {
+        q4d[k][j] = (q4_driver){ .k = k, .kind = j };
+        assert_int_equal(sl_spawn(NULL, q4_drive, &q4d[k][j], NULL, NULL), 0);
+    }
+    return 0;
+}
+
+static int q4_fpolls[4], q4_frc[4];
+
+static int q4_free(sl_task *t, void *arg)   /* reactor k, once every worker ended */
+{
+    int k = (int)(intptr_t)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    /* the last selects' proxies are withdrawn and acknowledged: none, no
+     * hold and no offer may be left behind */
+    WAIT_FOR(t, Q4.c[k]->rv_out_ == 0, q4_fpolls[k], q4_frc[k]);
+    assert_int_equal(sl_chan_free(NULL, Q4.c[k]), 0);
+    atomic_fetch_add(&Q4.frees, 1);
+    SL_END(t);
+}
+
+static int q4_main(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + 6 * LONG_WAIT);
+    for (Q4.rc = 0; Q4.rc < 4; Q4.rc++)
+        assert_int_equal(sl_spawn_on(R(Q4.rc), q4_make, (void *)(intptr_t)Q4.rc, NULL), 0);
+    WAIT_FOR(t, atomic_load(&Q4.made) == 4, Q4.polls, Q4.rc);
+    for (Q4.rc = 0; Q4.rc < 4; Q4.rc++)
+        assert_int_equal(sl_spawn_on(R(Q4.rc), q4_start, (void *)(intptr_t)Q4.rc, NULL), 0);
+    for (Q4.polls = 0; Q4.polls < 3 * POLLS; Q4.polls++) {
+        if (atomic_load(&Q4.senders_done) == 8 && atomic_load(&Q4.got) >= atomic_load(&Q4.ok))
+            break;
+        SL_AWAIT(t, Q4.rc, sl_sleep(t, SL_NS_PER_MS));
+    }
+    assert_true(Q4.polls < 3 * POLLS);   /* every sender finished, every value came */
+    atomic_store(&Q4.stop, 1);
+    WAIT_FOR(t, atomic_load(&Q4.recv_done) == 4, Q4.polls, Q4.rc);
+    for (Q4.rc = 0; Q4.rc < 4; Q4.rc++)
+        assert_int_equal(sl_spawn_on(R(Q4.rc), q4_free, (void *)(intptr_t)Q4.rc, NULL), 0);
+    WAIT_FOR(t, atomic_load(&Q4.frees) == 4, Q4.polls, Q4.rc);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_meet3_race_several_homes(void **st)
+{
+    (void)st;
+    memset(&Q4, 0, sizeof Q4);
+    memset(q4d, 0, sizeof q4d);
+    memset(q4_fpolls, 0, sizeof q4_fpolls);
+    sl__rsel_set_hold_hook(q4_hook, NULL);
+    run_scene(4, q4_main);
+    sl__rsel_set_hold_hook(NULL, NULL);
+    long ok = 0, got = 0, bad = 0;
+    for (int v = 0; v < 4 * Q_KINDS * QN; v++) {
+        ok += Q4.sent[v];
+        got += Q4.rcvd[v];
+        bad += Q4.sent[v] != Q4.rcvd[v];
+    }
+    print_message("several homes race: %ld sent, %ld received; %ld holds, %ld held, %ld waited, %ld refused busy, "
+                  "%ld rematched; %ld selects, %ld cancels, %ld timeouts\n",
+                  ok, got, (long)Q4.hooks[0], (long)Q4.hooks[1], (long)Q4.hooks[4], (long)Q4.hooks[5], (long)Q4.hooks[6],
+                  (long)Q4.selects, (long)Q4.cancels, (long)Q4.timeouts);
+    assert_int_equal(Q4.dup, 0);
+    assert_int_equal(bad, 0);   /* each sent value received once, none other */
+    assert_int_equal(ok, 8 * QN);
+}
+
 int main(void)
 {
     if (getenv("RV_FILTER"))   /* one scene by name (cmocka's pattern): a failing one stops the rest */
@@ -3703,6 +3894,7 @@ int main(void)
         cmocka_unit_test_setup(test_meet3_busy_refused_committed, scene_guard),
         cmocka_unit_test_setup(test_meet3_offer_waits_for_hold_aborted, scene_guard),
         cmocka_unit_test_setup(test_meet3_offer_waits_for_hold_committed, scene_guard),
+        cmocka_unit_test_setup(test_meet3_race_several_homes, scene_guard),
         cmocka_unit_test_setup(test_meet_race_far_receivers, scene_guard),
         cmocka_unit_test_setup(test_rv_race, scene_guard),
         cmocka_unit_test_setup(test_exp_race, scene_guard),
