@@ -3600,7 +3600,7 @@ static void test_meet3_offer_waits_for_hold_committed(void **st) { (void)st; hm_
  * counted by the hold hook and printed. On main a select with two cases by
  * offer was never held: two remote selects met only by chance of a plain
  * operation, and there is none here. */
-#define QN 400
+#define QN 1500
 enum { Q_SEND2, Q_MIX, Q_RECV2, Q_KINDS };
 
 static struct {
