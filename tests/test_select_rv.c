@@ -3537,15 +3537,19 @@ static void test_meet3_two_homes_hold_committed(void **st) { (void)st; hm_check_
 static void test_meet3_two_homes_hold_aborted(void **st) { (void)st; hm_check_two_holds(true); }
 
 /* S1 [c1 <- 1, <- c3], S2 [<- c1, c3 <- 2], both held at once (H0 holds
- * S1, H3 holds S2): the offer of the lower sid waits, the other is refused
- * busy; exactly one meet, and no more HOLDs than the two (no livelock) */
+ * S1, H3 holds S2): the offer of the higher sid is refused busy, the
+ * other's meets; exactly one meet, and no more HOLDs than the two (no
+ * livelock) */
 static void test_meet3_symmetric(void **st)
 {
     (void)st;
     hm_run(HM_SYMMETRIC, true, false);
     assert_int_equal(HM.hooks[0], 2);
     assert_int_equal(HM.hooks[1], 2);
-    assert_int_equal(HM.hooks[4], 1);
+    /* the higher sid's offer is refused; the lower's waits at the other
+     * reactor, or finds it free already if the refusal's ABORT got there
+     * first (3 of 30 runs) */
+    assert_true(HM.hooks[4] <= 1);
     assert_int_equal(HM.hooks[5], 1);
     assert_int_equal(HM.hooks[6], 0);
     if (S_(1).rc == 0) {
