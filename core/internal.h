@@ -377,6 +377,8 @@ void sl__rsel_drop_queued(sl_waiter *w);
 void sl__rsel_task_abort(sl_task *t);
 bool sl__rsel_claim(sl_task *t, sl_case *c);   /* H: a select parked here offered to a proxy; false: none */
 bool sl__rsel_select_offered(const sl_task *t);   /* a select claimed or held for an offer (diag.c) */
+int sl__rsel_held_waiting(const sl_task *t);   /* held by another reactor's meet: messages waiting for it; else -1 */
+int sl__rsel_held_home(const sl_task *t);      /* ... the holding home's reactor id */
 bool sl__select_local_only(const sl_task *t);  /* select.c, for rsel.c's claim */
 void sl__select_take(sl_task *t);
 void sl__select_hold(sl_task *t);   /* R: a select held for its rendezvous send case (rsel.c) */

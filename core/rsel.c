@@ -661,6 +661,27 @@ bool sl__rsel_select_offered(const sl_task *t)
     return p && (p->claim || p->hold_r);
 }
 
+/* Diagnostics of a select held by another reactor's meet (diag.c, on its
+ * reactor's thread): how many messages for its other proxies wait for the
+ * verdict (offers, HOLDs, EPIPEs: defer), or -1 if it is not held. */
+int sl__rsel_held_waiting(const sl_task *t)
+{
+    if (!sl__rsel_select_offered(t))
+        return -1;
+    const rv_proxy *p = (const rv_proxy *)(uintptr_t)t->w_.until;
+    if (!p->hold_r)
+        return -1;
+    int n = 0;
+    for (const rv_proxy *d = p->dhead; d; d = d->dnext)
+        n++;
+    return n;
+}
+
+int sl__rsel_held_home(const sl_task *t)
+{
+    return sl_reactor_id(((const rv_proxy *)(uintptr_t)t->w_.until)->home);
+}
+
 bool sl__rsel_claim(sl_task *t, sl_case *c)
 {
     rv_proxy *p = first_proxy(c->ch, c->op);

@@ -3165,6 +3165,7 @@ static struct {
     _Atomic int hooks[8], go3, freed, h3_ready, h3_done, offer4, ab_n, all_done;
     sl_task *_Atomic ab[2];
     int64_t pv, qv, cv;         /* the plain sender's, the late receivers' */
+    char diag[512];             /* S1 described while held with the plain offer waiting */
     int prc, qrc, crc, rc, polls, fpolls, frc, hpolls, hrc;
     _Atomic int plain_done;
 } HM;
@@ -3186,6 +3187,8 @@ static void hm_hold_hook(void *arg, int phase)
     if (phase == 1 && HM.how == HM_SYMMETRIC && n == 0)
         assert_true(hm_spin(&HM.hooks[1], 2));   /* both held at once: each offer meets a held select */
     if (phase == 4 && n == 0 && sl_reactor_current() == R(1)) {   /* S1 busy, the plain offer waits */
+        if (HM.how >= HM_PLAIN && HM.how <= HM_FREE)
+            sl_task_describe(HM.s[1].t, HM.diag, sizeof HM.diag);
         if (HM.how == HM_DEADLINE)
             sl__timer_fire(R(1), HM.s[1].t->wake_at_);
         else if (HM.how == HM_CANCEL)
@@ -3484,6 +3487,8 @@ static void hm_check_plain(int how, bool decline)
     hm_run(how, true, decline);
     assert_int_equal(HM.hooks[4], 1);
     assert_int_equal(HM.hooks[5], 0);
+    print_message("S1 held: %s\n", HM.diag);   /* the diagnostics tell it: held, by whom, what waits */
+    assert_non_null(strstr(HM.diag, "on select (recv 'c3', send 'c1') held for a meet at reactor 0, 1 message waiting"));
     if (!decline) {
         hm_met(1, 1, 0);
         hm_met(2, 1, 42);
