@@ -3166,7 +3166,7 @@ static struct {
     sl_task *_Atomic ab[2];
     int64_t pv, qv, cv;         /* the plain sender's, the late receivers' */
     char diag[512];             /* S1 described while held with the plain offer waiting */
-    int prc, qrc, crc, rc, polls, fpolls, frc, hpolls, hrc;
+    int prc, qrc, crc, rc, polls, fpolls, frc, hpolls, hrc, h3polls, h3rc;   /* each task its own */
     _Atomic int plain_done;
 } HM;
 
@@ -3181,14 +3181,17 @@ static bool hm_spin(_Atomic int *x, int at_least)   /* in a hook: the other thre
 static void hm_hold_hook(void *arg, int phase)
 {
     (void)arg;
+    /* S1 described before the count tells hm_freer to free c3 (the
+     * description reads c3's name) */
+    if (phase == 4 && !atomic_load(&HM.hooks[4]) && sl_reactor_current() == R(1) && HM.how >= HM_PLAIN &&
+        HM.how <= HM_FREE)
+        sl_task_describe(HM.s[1].t, HM.diag, sizeof HM.diag);
     int n = atomic_fetch_add(&HM.hooks[phase], 1);
     if (phase == 1 && n == 0 && HM.how != HM_SYMMETRIC && HM.how != HM_TWO_HOLDS)
         atomic_store(&HM.go3, 1);   /* S1 held: the plain sender at H3 / S3 starts now */
     if (phase == 1 && HM.how == HM_SYMMETRIC && n == 0)
         assert_true(hm_spin(&HM.hooks[1], 2));   /* both held at once: each offer meets a held select */
     if (phase == 4 && n == 0 && sl_reactor_current() == R(1)) {   /* S1 busy, the plain offer waits */
-        if (HM.how >= HM_PLAIN && HM.how <= HM_FREE)
-            sl_task_describe(HM.s[1].t, HM.diag, sizeof HM.diag);
         if (HM.how == HM_DEADLINE)
             sl__timer_fire(R(1), HM.s[1].t->wake_at_);
         else if (HM.how == HM_CANCEL)
@@ -3314,13 +3317,13 @@ static int hm_h3(sl_task *t, void *arg)   /* reactor 3: c3's and q3's home */
     if (HM.how == HM_FREE)
         assert_int_equal(sl_spawn(NULL, hm_freer, NULL, NULL, NULL), 0);
     atomic_store(&HM.h3_ready, 1);
-    WAIT_FOR(t, atomic_load(&HM.s[1].done), HM.polls, HM.rc);
+    WAIT_FOR(t, atomic_load(&HM.s[1].done), HM.h3polls, HM.h3rc);
     if (HM.how >= HM_PLAIN && HM.how <= HM_FREE && HM.how != HM_FREE && !(HM.s[1].rc == 0 && HM.s[1].err == 0)) {
         /* S1 did not take the plain sender's element: it waits here again, a receive meets it */
         SL_AWAIT(t, HM.qrc, sl_chan_recv(t, HM.ch[HC_C3], &HM.qv));
     }
     if (HM.how >= HM_PLAIN && HM.how <= HM_FREE)
-        WAIT_FOR(t, atomic_load(&HM.plain_done), HM.polls, HM.rc);
+        WAIT_FOR(t, atomic_load(&HM.plain_done), HM.h3polls, HM.h3rc);
     if (HM.how == HM_TWO_HOLDS && !HM.decline && HM.s[1].rc == 0) {   /* S4 still waits at c3: a plain send meets it */
         HM.cv = 99;
         SL_AWAIT(t, HM.crc, sl_chan_send(t, HM.ch[HC_C3], &HM.cv));
@@ -3328,9 +3331,9 @@ static int hm_h3(sl_task *t, void *arg)   /* reactor 3: c3's and q3's home */
     if ((HM.how == HM_DIE || HM.how == HM_WAIT) && !HM.decline) {   /* S3 still waits to send on c3 */
         SL_AWAIT(t, HM.qrc, sl_chan_recv(t, HM.ch[HC_C3], &HM.qv));
     }
-    WAIT_FOR(t, hm_all_done(), HM.polls, HM.rc);
+    WAIT_FOR(t, hm_all_done(), HM.h3polls, HM.h3rc);
     if (HM.ch[HC_C3]) {
-        WAIT_FOR(t, HM.ch[HC_C3]->rv_out_ == 0, HM.polls, HM.rc);   /* no proxy left behind */
+        WAIT_FOR(t, HM.ch[HC_C3]->rv_out_ == 0, HM.h3polls, HM.h3rc);   /* no proxy left behind */
         assert_int_equal(sl_chan_free(NULL, HM.ch[HC_C3]), 0);
     }
     assert_int_equal(sl_chan_len(HM.ch[HC_Q3]), 0);
@@ -3600,15 +3603,16 @@ static void test_meet3_offer_waits_for_hold_committed(void **st) { (void)st; hm_
  *
  * c[k] (cap 0) at reactor k, k = 0..3. On every reactor three drivers run
  * select workers, cancelled at random and replaced, with random deadlines:
- * SEND2 [c[a] <- v, c[b] <- v], MIX [c[a] <- v, <- c[b]], RECV2 [<- c[a],
- * <- c[b]], a != b drawn anew for every select (one of them may be the
- * reactor's own channel). So selects have proxies at two homes, both may
- * be held at once by two homes, and MIX selects meet each other both ways
- * (the symmetric case). Every value whose send returned 0 is received
- * exactly once, none other. Holds, waits, refusals and REMATCHes are
- * counted by the hold hook and printed. On main a select with two cases by
- * offer was never held: two remote selects met only by chance of a plain
- * operation, and there is none here. */
+ * SEND2 [c[a] <- v, c[b] <- v] (a, b two other reactors' channels), MIX
+ * [c[a] <- v, <- c[b]], RECV2 [<- c[a], <- c[b]] (a != b, either may be
+ * the reactor's own channel), drawn anew for every select. So selects
+ * have proxies at two homes, both may be held at once by two homes, and
+ * MIX selects meet each other both ways (the symmetric case). Every value
+ * whose send returned 0 is received exactly once, none other. Holds,
+ * waits, refusals and REMATCHes are counted by the hold hook and printed.
+ * On main a select with two cases by offer was never held, and there is
+ * no plain operation here: SEND2 workers met nobody and the race could
+ * not finish. */
 #define QN 1500
 enum { Q_SEND2, Q_MIX, Q_RECV2, Q_KINDS };
 
@@ -3656,6 +3660,11 @@ static int q4_work(sl_task *t, void *arg)
         {
             uint64_t r = sl__rand(t->reactor_);
             int a = (int)(r % 4), b = (a + 1 + (int)((r >> 8) % 3)) % 4;
+            if (d->kind == Q_SEND2) {   /* two other reactors' channels: two cases by offer */
+                int o1 = (int)(r % 3), o2 = (o1 + 1 + (int)((r >> 8) % 2)) % 3;
+                a = (d->k + 1 + o1) % 4;
+                b = (d->k + 1 + o2) % 4;
+            }
             d->ws.v = (int64_t)((d->k * Q_KINDS + d->kind) * QN + d->i);
             d->ws.got[0] = d->ws.got[1] = -1;
             d->ws.cs[0] = (sl_case){ .ch = Q4.c[a], .op = d->kind == Q_RECV2 ? SL_RECV : SL_SEND,
