@@ -3382,6 +3382,9 @@ static int hm_main(sl_task *t, void *arg)   /* reactor 0: c1's home */
         hm_spawn(HM.s1_first ? 2 : 1);
     }
     WAIT_FOR(t, atomic_load(&HM.s[1].done), HM.polls, HM.rc);
+    /* every scene holds a select (on main none: S1 was not holdable, and
+     * both waited until their deadline): said here, on the test's thread */
+    assert_true(atomic_load(&HM.hooks[1]) >= 1);
     if (HM.how == HM_TWO_HOLDS && !HM.decline && HM.s[1].rc == 1) {   /* S2 still waits at c1: a plain send meets it */
         HM.cv = 99;
         SL_AWAIT(t, HM.crc, sl_chan_send(t, HM.ch[HC_C1], &HM.cv));
