@@ -145,7 +145,8 @@ void sl__rsel_set_hooks(void (*at_r_offer)(void *), void (*at_h_offer)(void *), 
  * 3 at H when the paired receive proxy was withdrawn with the HOLD out;
  * 4 at R when a message for a held select's other proxy waits (deferred),
  * 5 at R right after an offer was refused busy (wait-die), 6 at H when a
- * proxy refused busy is matched again (REMATCH) */
+ * proxy refused busy is matched again (REMATCH), 7 at R right after a
+ * REMATCH was posted */
 static void (*hook_hold)(void *, int);
 static void *hook_hold_arg;
 
@@ -289,6 +290,8 @@ static void run_deferred(rv_proxy *d, sl_task *t)
         q->busy_r = false;
         q->rematched = true;
         sl_reactor_post_mem(q->home, &q->rm, h_rematch, q);
+        if (hook_hold)
+            hook_hold(hook_hold_arg, 7);
     }
 }
 

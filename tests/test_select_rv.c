@@ -3142,7 +3142,14 @@ static void test_rv_race_send_cases(void **s)
  * waits for S1's hold; 5: refused busy; 6: REMATCH) and the offer hook at
  * the deciding reactor, not with sleeps. */
 enum { HC_C1, HC_C3, HC_Q3, HC_LOCAL };
-enum { HM_THIRD_RV, HM_THIRD_BUF, HM_PLAIN, HM_DEADLINE, HM_CANCEL, HM_FREE, HM_TWO_HOLDS, HM_SYMMETRIC, HM_DIE, HM_WAIT };
+enum { HM_THIRD_RV, HM_THIRD_BUF, HM_PLAIN, HM_DEADLINE, HM_CANCEL, HM_FREE, HM_TEARDOWN, HM_TWO_HOLDS, HM_SYMMETRIC,
+       HM_WAIT, HM_DIE, HM_CLOSE_REFUSED, HM_FREE_REFUSED, HM_CLOSE_REMATCH, HM_FREE_REMATCH };
+/* the busy scenes: S1 and S3 take their roles by sid; from HM_DIE on, S1
+ * is the lower sid and refuses S3's offer; from HM_CLOSE_REFUSED on, c3 is
+ * closed or freed at reactor 3 at the refusal (phase 5) or the REMATCH's
+ * post (phase 7) */
+#define HM_BUSY(h) ((h) >= HM_WAIT)
+#define HM_PLAINS(h) ((h) >= HM_PLAIN && (h) <= HM_TEARDOWN)
 
 typedef struct {
     int where;                  /* reactor */
@@ -3162,7 +3169,7 @@ static struct {
     bool s1_first, decline;
     sl_chan *ch[3];
     hm_sel s[5];                /* 1: S1; 2: S2; 3: S3; 4: S4 */
-    _Atomic int hooks[8], go3, freed, h3_ready, h3_done, offer4, ab_n, all_done;
+    _Atomic int hooks[8], go3, freed, h3_ready, h3_done, offer4, ab_n, all_done, close_go, closed;
     sl_task *_Atomic ab[2];
     int64_t pv, qv, cv;         /* the plain sender's, the late receivers' */
     char diag[512];             /* S1 described while held with the plain offer waiting */
@@ -3183,16 +3190,24 @@ static void hm_hold_hook(void *arg, int phase)
     (void)arg;
     /* S1 described before the count tells hm_freer to free c3 (the
      * description reads c3's name) */
-    if (phase == 4 && !atomic_load(&HM.hooks[4]) && sl_reactor_current() == R(1) && HM.how >= HM_PLAIN &&
-        HM.how <= HM_FREE)
+    if (phase == 4 && !atomic_load(&HM.hooks[4]) && sl_reactor_current() == R(1) && HM_PLAINS(HM.how))
         sl_task_describe(HM.s[1].t, HM.diag, sizeof HM.diag);
     int n = atomic_fetch_add(&HM.hooks[phase], 1);
     if (phase == 1 && n == 0 && HM.how != HM_SYMMETRIC && HM.how != HM_TWO_HOLDS)
         atomic_store(&HM.go3, 1);   /* S1 held: the plain sender at H3 / S3 starts now */
     if (phase == 1 && HM.how == HM_SYMMETRIC && n == 0)
         assert_true(hm_spin(&HM.hooks[1], 2));   /* both held at once: each offer meets a held select */
+    if ((phase == 5 && n == 0 && (HM.how == HM_CLOSE_REFUSED || HM.how == HM_FREE_REFUSED)) ||
+        (phase == 7 && n == 0 && (HM.how == HM_CLOSE_REMATCH || HM.how == HM_FREE_REMATCH))) {
+        /* reactor 1: the refusal / the REMATCH is not published yet (at this
+         * callback's end): reactor 3 closes or frees c3 first */
+        atomic_store(&HM.close_go, 1);
+        assert_true(hm_spin(&HM.closed, 1));
+    }
     if (phase == 4 && n == 0 && sl_reactor_current() == R(1)) {   /* S1 busy, the plain offer waits */
-        if (HM.how == HM_DEADLINE)
+        if (HM.how == HM_TEARDOWN)
+            sl_runtime_stop(rt);
+        else if (HM.how == HM_DEADLINE)
             sl__timer_fire(R(1), HM.s[1].t->wake_at_);
         else if (HM.how == HM_CANCEL)
             assert_int_equal(sl_task_cancel(HM.s[1].t, 0), 0);
@@ -3209,14 +3224,14 @@ static void hm_r_hook(void *arg)
     if ((me != R(4) && !(HM.how == HM_TWO_HOLDS && me == R(2))) || atomic_fetch_add(&HM.offer4, 1))
         return;
     switch (HM.how) {
-    case HM_PLAIN: case HM_DEADLINE: case HM_CANCEL: case HM_TWO_HOLDS: case HM_WAIT:
+    case HM_PLAIN: case HM_DEADLINE: case HM_CANCEL: case HM_TEARDOWN: case HM_TWO_HOLDS: case HM_WAIT:
         assert_true(hm_spin(&HM.hooks[4], 1));
         break;
     case HM_FREE:
         assert_true(hm_spin(&HM.hooks[4], 1));
         assert_true(hm_spin(&HM.freed, 1));
         break;
-    case HM_DIE:
+    case HM_DIE: case HM_CLOSE_REFUSED: case HM_FREE_REFUSED: case HM_CLOSE_REMATCH: case HM_FREE_REMATCH:
         assert_true(hm_spin(&HM.hooks[5], 1));
         break;
     default:
@@ -3237,7 +3252,7 @@ static int hm_sel_task(sl_task *t, void *arg)
     hm_sel *s = hm_slot[k];
     SL_BEGIN(t);
     sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT / 2);
-    if ((HM.how == HM_DIE || HM.how == HM_WAIT) && (k == 1 || k == 3)) {
+    if (HM_BUSY(HM.how) && (k == 1 || k == 3)) {
         /* roles by sid (the task's address): S1 is the lower (DIE: it
          * refuses S3's offer) or the higher (WAIT: S3's offer waits) */
         atomic_store(&HM.ab[atomic_fetch_add(&HM.ab_n, 1)], t);
@@ -3245,7 +3260,7 @@ static int hm_sel_task(sl_task *t, void *arg)
         {
             uintptr_t me = (uintptr_t)t, other = (uintptr_t)atomic_load(&HM.ab[0]) == me ? (uintptr_t)atomic_load(&HM.ab[1])
                                                                                         : (uintptr_t)atomic_load(&HM.ab[0]);
-            bool s1 = HM.how == HM_DIE ? me < other : me > other;
+            bool s1 = HM.how != HM_WAIT ? me < other : me > other;
             hm_slot[k] = s = &HM.s[s1 ? 1 : 3];
             s->where = k == 1 ? 1 : 2;
         }
@@ -3304,6 +3319,22 @@ static int hm_freer(sl_task *t, void *arg)   /* reactor 3: frees c3 while the pl
     SL_END(t);
 }
 
+static int hm_closer(sl_task *t, void *arg)   /* reactor 3: closes or frees c3 when reactor 1 says */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    WAIT_FOR(t, atomic_load(&HM.close_go), HM.hpolls, HM.hrc);
+    if (HM.how == HM_CLOSE_REFUSED || HM.how == HM_CLOSE_REMATCH) {
+        assert_int_equal(sl_chan_close(NULL, HM.ch[HC_C3]), 0);
+    } else {
+        assert_int_equal(sl_chan_free(NULL, HM.ch[HC_C3]), 0);
+        HM.ch[HC_C3] = NULL;
+    }
+    atomic_store(&HM.closed, 1);
+    SL_END(t);
+}
+
 static int hm_h3(sl_task *t, void *arg)   /* reactor 3: c3's and q3's home */
 {
     (void)arg;
@@ -3312,10 +3343,12 @@ static int hm_h3(sl_task *t, void *arg)   /* reactor 3: c3's and q3's home */
     assert_int_equal(sl_chan_new(&HM.ch[HC_C3], sizeof(int64_t), 0, &(sl_chan_opts){ .name = "c3" }), 0);
     assert_int_equal(sl_chan_new(&HM.ch[HC_Q3], sizeof(int64_t), 1, &(sl_chan_opts){ .name = "q3" }), 0);
     assert_int_equal(sl_chan_give(HM.ch[HC_C3], t, NULL), 0);
-    if (HM.how >= HM_PLAIN && HM.how <= HM_FREE)
+    if (HM_PLAINS(HM.how))
         assert_int_equal(sl_spawn(NULL, hm_plain, NULL, NULL, NULL), 0);
     if (HM.how == HM_FREE)
         assert_int_equal(sl_spawn(NULL, hm_freer, NULL, NULL, NULL), 0);
+    if (HM.how >= HM_CLOSE_REFUSED)
+        assert_int_equal(sl_spawn(NULL, hm_closer, NULL, NULL, NULL), 0);
     atomic_store(&HM.h3_ready, 1);
     WAIT_FOR(t, atomic_load(&HM.s[1].done), HM.h3polls, HM.h3rc);
     if (HM.how >= HM_PLAIN && HM.how <= HM_FREE && HM.how != HM_FREE && !(HM.s[1].rc == 0 && HM.s[1].err == 0)) {
@@ -3367,7 +3400,7 @@ static int hm_main(sl_task *t, void *arg)   /* reactor 0: c1's home */
         hm_spawn(2);
         hm_spawn(4);
         break;
-    case HM_DIE: case HM_WAIT:
+    case HM_WAIT: case HM_DIE: case HM_CLOSE_REFUSED: case HM_FREE_REFUSED: case HM_CLOSE_REMATCH: case HM_FREE_REMATCH:
         hm_spawn(2);
         WAIT_FOR(t, HM.ch[HC_C1]->rv_recvq_ == 1, HM.polls, HM.rc);
         hm_spawn(1);
@@ -3424,7 +3457,8 @@ static void hm_run(int how, bool s1_first, bool decline)
         hm_set(2, 4, HC_LOCAL, SL_RECV, -1, HC_C1, SL_RECV, -1);
         hm_set(4, 2, HC_LOCAL, SL_RECV, -1, HC_C3, SL_RECV, -1);
         break;
-    case HM_DIE: case HM_WAIT:   /* S1 [c1 <- 1, <- c3] and S3 [c3 <- 3, l] on 1 and 2 (roles by sid); S2 [l, <- c1] on 4 */
+    case HM_WAIT: case HM_DIE: case HM_CLOSE_REFUSED: case HM_FREE_REFUSED: case HM_CLOSE_REMATCH: case HM_FREE_REMATCH:
+        /* S1 [c1 <- 1, <- c3] and S3 [c3 <- 3, l] on 1 and 2 (roles by sid); S2 [l, <- c1] on 4 */
         hm_set(1, 1, HC_C1, SL_SEND, 1, HC_C3, SL_RECV, -1);
         hm_set(3, 2, HC_C3, SL_SEND, 3, HC_LOCAL, SL_RECV, -1);
         hm_set(2, 4, HC_LOCAL, SL_RECV, -1, HC_C1, SL_RECV, -1);
@@ -3436,7 +3470,19 @@ static void hm_run(int how, bool s1_first, bool decline)
     }
     sl__rsel_set_hooks(hm_r_hook, NULL, NULL);
     sl__rsel_set_hold_hook(hm_hold_hook, NULL);
-    run_scene(5, hm_main);
+    if (how == HM_TEARDOWN) {   /* the runtime stops while S1 is held and the plain offer waits */
+        memset(&cap, 0, sizeof cap);
+        *scene_live() = true;
+        rt = rt_new(5, &cap);
+        assert_int_equal(rt_run_keep(rt, hm_main, NULL), 0);
+        int leaks = sl_runtime_free(rt);
+        *scene_live() = false;
+        print_message("teardown with S1 held, an offer waiting: %d leaks reported\n", leaks);
+        assert_true(leaks >= 3);   /* the channels at least */
+        sl__rsel_set_hooks(NULL, NULL, NULL);
+    } else {
+        run_scene(5, hm_main);
+    }
     sl__rsel_set_hold_hook(NULL, NULL);
     print_message("holds %d, held %d, waited %d, refused busy %d, rematched %d\n", HM.hooks[0], HM.hooks[1],
                   HM.hooks[4], HM.hooks[5], HM.hooks[6]);
@@ -3601,6 +3647,47 @@ static void test_meet3_busy_refused_rematched(void **st) { (void)st; hm_check_bu
 static void test_meet3_busy_refused_committed(void **st) { (void)st; hm_check_busy(HM_DIE, false); }
 static void test_meet3_offer_waits_for_hold_aborted(void **st) { (void)st; hm_check_busy(HM_WAIT, true); }
 static void test_meet3_offer_waits_for_hold_committed(void **st) { (void)st; hm_check_busy(HM_WAIT, false); }
+
+/* The busy scene with c3 closed or freed at reactor 3 at the refusal (the
+ * refused proxy's busy answer finds it closed, or its channel gone: it
+ * fires -EPIPE, which waits at S1's reactor for the hold's end) or while
+ * the REMATCH is on its way (it finds the proxy fired; S1's proxy, which
+ * had a REMATCH, is freed at its WITHDRAW's ACK). Every case on c3 fails
+ * -EPIPE; nothing is lost, nothing freed twice (AddressSanitizer). */
+static void hm_check_gone(int how, bool decline)
+{
+    hm_run(how, true, decline);
+    assert_int_equal(HM.closed, 1);
+    assert_int_equal(HM.hooks[5], 1);
+    if (how == HM_CLOSE_REMATCH || how == HM_FREE_REMATCH)
+        assert_int_equal(HM.hooks[7], 1);
+    assert_int_equal(S_(3).rc, 0);   /* S3's c3 case */
+    assert_int_equal(S_(3).err, -EPIPE);
+    if (decline) {
+        hm_met(2, 0, 777);
+        assert_int_equal(S_(1).rc, 1);   /* S1's c3 case */
+        assert_int_equal(S_(1).err, -EPIPE);
+        assert_int_equal(S_(1).v[1], -1);
+    } else {
+        hm_met(1, 0, 0);
+        hm_met(2, 1, 1);
+    }
+}
+static void test_meet3_close_at_refusal_aborted(void **st) { (void)st; hm_check_gone(HM_CLOSE_REFUSED, true); }
+static void test_meet3_close_at_refusal_committed(void **st) { (void)st; hm_check_gone(HM_CLOSE_REFUSED, false); }
+static void test_meet3_free_at_refusal_aborted(void **st) { (void)st; hm_check_gone(HM_FREE_REFUSED, true); }
+static void test_meet3_close_with_rematch_out(void **st) { (void)st; hm_check_gone(HM_CLOSE_REMATCH, true); }
+static void test_meet3_free_with_rematch_out(void **st) { (void)st; hm_check_gone(HM_FREE_REMATCH, true); }
+
+/* The runtime stops while S1 is held and a plain offer waits for its
+ * hold: S1's task is destroyed with all its proxies forgotten, not only
+ * the held one; nothing is touched after it is freed (AddressSanitizer) */
+static void test_meet3_teardown_while_busy(void **st)
+{
+    (void)st;
+    hm_run(HM_TEARDOWN, true, false);
+    assert_int_equal(HM.hooks[4], 1);
+}
 
 /* ---- the several-homes race: four reactors, every select by offer --------------------
  *
@@ -3915,6 +4002,12 @@ int main(void)
         cmocka_unit_test_setup(test_meet3_busy_refused_committed, scene_guard),
         cmocka_unit_test_setup(test_meet3_offer_waits_for_hold_aborted, scene_guard),
         cmocka_unit_test_setup(test_meet3_offer_waits_for_hold_committed, scene_guard),
+        cmocka_unit_test_setup(test_meet3_close_at_refusal_aborted, scene_guard),
+        cmocka_unit_test_setup(test_meet3_close_at_refusal_committed, scene_guard),
+        cmocka_unit_test_setup(test_meet3_free_at_refusal_aborted, scene_guard),
+        cmocka_unit_test_setup(test_meet3_close_with_rematch_out, scene_guard),
+        cmocka_unit_test_setup(test_meet3_free_with_rematch_out, scene_guard),
+        cmocka_unit_test_setup(test_meet3_teardown_while_busy, scene_guard),
         cmocka_unit_test_setup(test_meet3_race_several_homes, scene_guard),
         cmocka_unit_test_setup(test_meet_race_far_receivers, scene_guard),
         cmocka_unit_test_setup(test_rv_race, scene_guard),
