@@ -48,14 +48,21 @@
  * Two proxies of other reactors' selects, a send S1 (R1) and a receive S2
  * (R2), meet in two phases (docs/core.md "Two selects of other reactors
  * meet at the home"): H takes both off their queues and asks R1 to HOLD
- * S1 (r_hold: its nodes off R1's queues, as H claims a select; only a
- * select whose other cases are all on R1's channels is held, so no offer
- * can reach it meanwhile); HELD: H offers S1's element (already in the
- * proxy) to S2 with the existing offer, the held proxy as counterpart;
- * S2's answer becomes COMMIT or ABORT to R1 (by p->ack). Aborted, R1
- * matches S1 again with what it has (nothing re-posted), and H matches the
- * proxy again as if it had just arrived. GONE (S1 fired before the HOLD
- * came): H frees the proxy and matches S2's again. */
+ * S1 (r_hold: its nodes off R1's queues, as H claims a select); HELD: H
+ * offers S1's element (already in the proxy) to S2 with the existing
+ * offer, the held proxy as counterpart; S2's answer becomes COMMIT or
+ * ABORT to R1 (by p->ack). Aborted, R1 matches S1 again with what it has
+ * (nothing re-posted), and H matches the proxy again as if it had just
+ * arrived. GONE (S1 fired before the HOLD came): H frees the proxy and
+ * matches S2's again.
+ *
+ * S1 may have proxies at other homes ("A held select with proxies at
+ * several homes"): an OFFER, HOLD or EPIPE reaching one while S1 is held
+ * waits at R1 until the hold ends (defer, run_deferred), except an offer
+ * from another held select of a higher sid, which is refused busy at once
+ * (wait-die: waits go only from a lower sid to a higher one, so they
+ * cannot cycle). The refused proxy waits at its home skipped (hbusy) until
+ * R1, S1 free again, sends REMATCH (h_rematch). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
