@@ -3142,7 +3142,7 @@ static void test_rv_race_send_cases(void **s)
  * waits for S1's hold; 5: refused busy; 6: REMATCH) and the offer hook at
  * the deciding reactor, not with sleeps. */
 enum { HC_C1, HC_C3, HC_Q3, HC_LOCAL };
-enum { HM_THIRD_RV, HM_THIRD_BUF, HM_PLAIN, HM_DEADLINE, HM_CANCEL, HM_FREE, HM_TEARDOWN, HM_TWO_HOLDS, HM_SYMMETRIC,
+enum { HM_THIRD_RV, HM_THIRD_BUF, HM_THIRD_BUFSEND, HM_PLAIN, HM_DEADLINE, HM_CANCEL, HM_FREE, HM_TEARDOWN, HM_TWO_HOLDS, HM_SYMMETRIC,
        HM_WAIT, HM_DIE, HM_CLOSE_REFUSED, HM_FREE_REFUSED, HM_CLOSE_REMATCH, HM_FREE_REMATCH };
 /* the busy scenes: S1 and S3 take their roles by sid; from HM_DIE on, S1
  * is the lower sid and refuses S3's offer; from HM_CLOSE_REFUSED on, c3 is
@@ -3233,6 +3233,8 @@ static void hm_r_hook(void *arg)
         break;
     case HM_DIE: case HM_CLOSE_REFUSED: case HM_FREE_REFUSED: case HM_CLOSE_REMATCH: case HM_FREE_REMATCH:
         assert_true(hm_spin(&HM.hooks[5], 1));
+        break;
+    case HM_THIRD_BUFSEND:
         break;
     default:
         return;
@@ -3349,8 +3351,23 @@ static int hm_h3(sl_task *t, void *arg)   /* reactor 3: c3's and q3's home */
         assert_int_equal(sl_spawn(NULL, hm_freer, NULL, NULL, NULL), 0);
     if (HM.how >= HM_CLOSE_REFUSED)
         assert_int_equal(sl_spawn(NULL, hm_closer, NULL, NULL, NULL), 0);
+    if (HM.how == HM_THIRD_BUFSEND) {   /* q3 full: S1's send case on it waits for credit */
+        HM.cv = 5;
+        assert_int_equal(sl_chan_try_send(NULL, HM.ch[HC_Q3], &HM.cv), 0);
+    }
     atomic_store(&HM.h3_ready, 1);
+    if (HM.how == HM_THIRD_BUFSEND && HM.decline) {   /* S2 declined: room in q3, S1 (aborted) sends there */
+        WAIT_FOR(t, atomic_load(&HM.s[2].done), HM.h3polls, HM.h3rc);
+        SL_AWAIT(t, HM.qrc, sl_chan_recv(t, HM.ch[HC_Q3], &HM.qv));
+        assert_int_equal(HM.qrc, 0);
+        assert_int_equal(HM.qv, 5);
+    }
     WAIT_FOR(t, atomic_load(&HM.s[1].done), HM.h3polls, HM.h3rc);
+    if (HM.how == HM_THIRD_BUFSEND) {   /* what is in q3: S1's 7 (declined), else the 5 */
+        SL_AWAIT(t, HM.qrc, sl_chan_recv(t, HM.ch[HC_Q3], &HM.qv));
+        assert_int_equal(HM.qrc, 0);
+        assert_int_equal(HM.qv, HM.decline ? 7 : 5);
+    }
     if (HM.how >= HM_PLAIN && HM.how <= HM_FREE && HM.how != HM_FREE && !(HM.s[1].rc == 0 && HM.s[1].err == 0)) {
         /* S1 did not take the plain sender's element: it waits here again, a receive meets it */
         SL_AWAIT(t, HM.qrc, sl_chan_recv(t, HM.ch[HC_C3], &HM.qv));
@@ -3464,6 +3481,10 @@ static void hm_run(int how, bool s1_first, bool decline)
         hm_set(2, 4, HC_LOCAL, SL_RECV, -1, HC_C1, SL_RECV, -1);
         HM.s[3].wait_go = true;
         break;
+    case HM_THIRD_BUFSEND:   /* S1 [q3 <- 7 (full), c1 <- 42]; S2 [l, <- c1] on 4 */
+        hm_set(1, 1, HC_Q3, SL_SEND, 7, HC_C1, SL_SEND, 42);
+        hm_set(2, 4, HC_LOCAL, SL_RECV, -1, HC_C1, SL_RECV, -1);
+        break;
     default:   /* S1 [<- c3 or q3, c1 <- 42]; S2 [l, <- c1] on 4 */
         hm_set(1, 1, how == HM_THIRD_BUF ? HC_Q3 : HC_C3, SL_RECV, -1, HC_C1, SL_SEND, 42);
         hm_set(2, 4, HC_LOCAL, SL_RECV, -1, HC_C1, SL_RECV, -1);
@@ -3530,6 +3551,26 @@ static void test_meet3_third_buf_s2_first(void **st)
     hm_met(2, 1, 42);
     assert_int_equal(HM.hooks[1], 1);
 }
+
+/* S1's other case a send on reactor 3's full buffered channel q3: its
+ * node waits at reactor 1 for credit, off that queue while held; committed,
+ * S1 took c1; declined (S2 fired its own case), S1 is matched again and,
+ * once reactor 3 made room, sends 7 into q3 (by credit in hand at the
+ * re-match, or by the grant once its node is back and asked again) */
+static void hm_check_bufsend(bool decline)
+{
+    hm_run(HM_THIRD_BUFSEND, true, decline);
+    assert_int_equal(HM.hooks[1], 1);
+    if (decline) {
+        hm_met(2, 0, 777);
+        hm_met(1, 0, 0);
+    } else {
+        hm_met(1, 1, 0);
+        hm_met(2, 1, 42);
+    }
+}
+static void test_meet3_third_bufsend_committed(void **st) { (void)st; hm_check_bufsend(false); }
+static void test_meet3_third_bufsend_aborted(void **st) { (void)st; hm_check_bufsend(true); }
 
 /* a plain sender at H3 offers to S1's c3 proxy while H0 holds S1: the
  * offer waits at R1 (hooks[4]); committed, it is declined and the sender
@@ -3987,6 +4028,8 @@ int main(void)
         cmocka_unit_test_setup(test_meet3_third_rv_s2_first, scene_guard),
         cmocka_unit_test_setup(test_meet3_third_buf_s1_first, scene_guard),
         cmocka_unit_test_setup(test_meet3_third_buf_s2_first, scene_guard),
+        cmocka_unit_test_setup(test_meet3_third_bufsend_committed, scene_guard),
+        cmocka_unit_test_setup(test_meet3_third_bufsend_aborted, scene_guard),
         cmocka_unit_test_setup(test_meet3_plain_offer_waits_committed, scene_guard),
         cmocka_unit_test_setup(test_meet3_plain_offer_waits_aborted, scene_guard),
         cmocka_unit_test_setup(test_meet3_deadline_while_busy_committed, scene_guard),
