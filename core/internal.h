@@ -379,7 +379,10 @@ bool sl__rsel_claim(sl_task *t, sl_case *c);   /* H: a select parked here offere
 bool sl__rsel_select_offered(const sl_task *t);   /* a select claimed or held for an offer (diag.c) */
 int sl__rsel_held_waiting(const sl_task *t);   /* held by another reactor's meet: messages waiting for it; else -1 */
 int sl__rsel_held_home(const sl_task *t);      /* ... the holding home's reactor id */
+int sl__rsel_claim_waiting(const sl_task *t);  /* claimed here with proxies elsewhere: messages waiting for it; else -1 */
+int sl__rsel_claim_from(const sl_task *t);     /* ... the reactor id of the select it is offered to */
 bool sl__select_local_only(const sl_task *t);  /* select.c, for rsel.c's claim */
+bool sl__select_has_proxies(const sl_task *t); /* a case by offer at another home */
 void sl__select_take(sl_task *t);
 void sl__select_hold(sl_task *t);   /* R: a select held for its rendezvous send case (rsel.c) */
 void sl__select_detach_proxies(sl_task *t);   /* R: a held select's wait ends: its proxies withdrawn */
