@@ -404,6 +404,7 @@ static void r_ack(void *arg)
 
 static void h_held(void *arg);
 static void reclaim(sl_task *t);
+static rv_proxy *claim_waiting(sl_task *t);
 
 static void hold_unlink(rv_proxy *p)
 {
