@@ -157,7 +157,8 @@ void sl__rsel_set_hooks(void (*at_r_offer)(void *), void (*at_h_offer)(void *), 
  * 4 at R when a message for a held select's other proxy waits (deferred),
  * 5 at R right after an offer was refused busy (wait-die), 6 at H when a
  * proxy refused busy is matched again (REMATCH), 7 at R right after a
- * REMATCH was posted */
+ * REMATCH was posted; 8 at H right after a select with proxies elsewhere
+ * was claimed (its offer posted) */
 static void (*hook_hold)(void *, int);
 static void *hook_hold_arg;
 
@@ -688,6 +689,8 @@ static void claim(rv_proxy *p, sl_waiter *w)
     p->chead = p->ctail = NULL;
     SL_LIST_PUSH_FRONT(&p->home->rsel_claims, p, clink);
     offer_as(p, w, far ? (uintptr_t)t : 0);
+    if (far && hook_hold)
+        hook_hold(hook_hold_arg, 8);
 }
 
 /* Diagnostics (diag.c): a select claimed at H or held at R waits as a
