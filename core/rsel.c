@@ -157,7 +157,7 @@ void sl__rsel_set_hooks(void (*at_r_offer)(void *), void (*at_h_offer)(void *), 
  * 4 at R when a message for a held select's other proxy waits (deferred),
  * 5 at R right after an offer was refused busy (wait-die), 6 at H when a
  * proxy refused busy is matched again (REMATCH), 7 at R right after a
- * REMATCH was posted; 8 at H right after a select with proxies elsewhere
+ * REMATCH was posted; 8 at H right after a select with cases elsewhere
  * was claimed (its offer posted) */
 static void (*hook_hold)(void *, int);
 static void *hook_hold_arg;
@@ -683,13 +683,14 @@ static void claim(rv_proxy *p, sl_waiter *w)
 {
     sl_task *t = w->task;
     bool far = sl__select_has_proxies(t);   /* someone may wait for it: it needs a sid */
+    bool local = sl__select_local_only(t);
     sl__select_take(t);
     task_to_offer(t, p);
     p->claim = true;
     p->chead = p->ctail = NULL;
     SL_LIST_PUSH_FRONT(&p->home->rsel_claims, p, clink);
     offer_as(p, w, far ? (uintptr_t)t : 0);
-    if (far && hook_hold)
+    if (!local && hook_hold)
         hook_hold(hook_hold_arg, 8);
 }
 
@@ -728,8 +729,8 @@ int sl__rsel_claim_waiting(const sl_task *t)
     if (!sl__rsel_select_offered(t))
         return -1;
     const rv_proxy *p = (const rv_proxy *)(uintptr_t)t->w_.until;
-    if (p->from == t->reactor_)
-        return -1;   /* held: sl__rsel_held_waiting */
+    if (p->from == t->reactor_ || !sl__select_has_proxies(t))
+        return -1;   /* held (sl__rsel_held_waiting), or nothing can wait for it */
     int n = 0;
     for (const rv_proxy *d = p->chead; d; d = d->dnext)
         n++;

@@ -3926,6 +3926,441 @@ static void test_meet3_race_several_homes(void **st)
     assert_int_equal(ok, 8 * QN);
 }
 
+/* ---- a claimed select with cases elsewhere (issue 17) ------------------------------------------
+ *
+ * docs/core.md "A claimed select with cases elsewhere". S_H, parked at a
+ * home, has a case on a rendezvous channel of that home (c0) and another
+ * case elsewhere: on reactor 2's rendezvous channel c2 (a proxy there) or
+ * its buffered q2 (waiting here for a lend). S_R on reactor 1 [<- l1 (its
+ * own, idle), the other operation on c0]. S_H is claimed for S_R's proxy
+ * and they meet. On main S_H was not claimed (sl__select_local_only): both
+ * waited until their deadline, and the scenes' checks that a claim of a
+ * select with cases elsewhere happened (hold hook phase 8) fail. Forced with
+ * the offer hook at reactor 1 (S_R deciding the claim's offer) and the hold
+ * hook (4: a message waits for the busy select; 5: refused busy; 6/7:
+ * REMATCH), not with sleeps. */
+enum { CM_MEET, CM_PLAIN, CM_DEADLINE, CM_CANCEL, CM_FREE, CM_SYMM, CM_WAIT, CM_DIE };
+#define CM_PLAINS(h) ((h) >= CM_PLAIN && (h) <= CM_FREE)
+#define CM_BUSY(h) ((h) >= CM_WAIT)
+
+static struct {
+    int how;
+    bool sh_first, sh_send, far_buf, decline;
+    sl_chan *c0[2];             /* rendezvous: at reactor 0, and at reactor 3 (busy scenes, S_H there by sid) */
+    sl_chan *c2, *q2;           /* reactor 2's: rendezvous, buffered (cap 1) */
+    sl_chan *l1, *l3;           /* S_R's and S_3's own, idle */
+    int hk;                     /* S_H's reactor: 0, or 3 in the busy scenes */
+    sl_task *_Atomic cand[2];
+    sl_task *sh;
+    _Atomic int ncand, hooks[9], hoff0, roff, ready2, done2, plain_done, freed, sh_sel, shd, srd, s3d, made3, freed3;
+    sl_case csh[2], csr[2], cs3[2];
+    int64_t vsh[2], vsr[2], vs3[2], pv, qv;
+    int rsh, esh, rsr, esr, rs3, es3, prc, qrc;
+    int p[8], r[8];             /* each task its own poll counter and result */
+    char diag[512];
+} CM;
+
+static bool cm_spin(_Atomic int *x, int at_least)   /* in a hook: the other thread's event, bounded */
+{
+    uint64_t end = sl_now_ns() + LONG_WAIT;
+    while (atomic_load(x) < at_least && sl_now_ns() < end)
+        sched_yield();
+    return atomic_load(x) >= at_least;
+}
+
+static void cm_hold_hook(void *arg, int phase)
+{
+    (void)arg;
+    sl_reactor *me = sl_reactor_current();
+    if (phase == 4 && !atomic_load(&CM.hooks[4]) && me == R(CM.hk) && CM.how == CM_PLAIN)
+        sl_task_describe(CM.sh, CM.diag, sizeof CM.diag);   /* S_H claimed, the plain offer waiting */
+    int n = atomic_fetch_add(&CM.hooks[phase], 1);
+    if (phase == 1 && n == 0 && CM.how == CM_SYMM)
+        assert_true(cm_spin(&CM.hoff0, 1));   /* S_X held: the claim's offer is out too */
+    if (phase == 4 && n == 0 && me == R(CM.hk)) {
+        if (CM.how == CM_DEADLINE)
+            sl__timer_fire(R(CM.hk), CM.sh->wake_at_);
+        else if (CM.how == CM_CANCEL)
+            assert_int_equal(sl_task_cancel(CM.sh, 0), 0);
+    }
+}
+
+static void cm_h_hook(void *arg)   /* right after an offer is posted */
+{
+    (void)arg;
+    if (CM.how == CM_SYMM && sl_reactor_current() == R(0) && atomic_fetch_add(&CM.hoff0, 1) == 0)
+        assert_true(cm_spin(&CM.hooks[1], 1));   /* S_H claimed: S_X is held too before either offer leaves */
+}
+
+static void cm_r_hook(void *arg)   /* before an offer is decided: S_R deciding the claim's */
+{
+    (void)arg;
+    if (sl_reactor_current() != R(1) || CM.how == CM_SYMM || atomic_fetch_add(&CM.roff, 1))
+        return;
+    if (CM_PLAINS(CM.how) || CM.how == CM_WAIT)
+        assert_true(cm_spin(&CM.hooks[4], 1));   /* the third reactor's offer waits at S_H */
+    if (CM.how == CM_FREE)
+        assert_true(cm_spin(&CM.freed, 1));
+    if (CM.how == CM_DIE)
+        assert_true(cm_spin(&CM.hooks[5], 1));   /* S_3's offer refused busy by S_H */
+    if (!CM.decline)
+        return;
+    int64_t x = 777;   /* S_R fires its own case first: the claim is declined */
+    assert_int_equal(sl_chan_try_send(NULL, CM.l1, &x), 0);
+}
+
+static int cm_sh(sl_task *t, void *arg)   /* S_H: reactor 0, or by sid 0 / 3 (and then S_3 is the other) */
+{
+    int k = (int)(intptr_t)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT / 2);
+    if (CM_BUSY(CM.how)) {
+        if (k == 3) {
+            assert_int_equal(sl_chan_new(&CM.c0[1], sizeof(int64_t), 0, &(sl_chan_opts){ .name = "c0b" }), 0);
+            assert_int_equal(sl_chan_give(CM.c0[1], t, NULL), 0);
+        }
+        atomic_store(&CM.cand[atomic_fetch_add(&CM.ncand, 1)], t);
+        WAIT_FOR(t, atomic_load(&CM.ncand) == 2, CM.p[k], CM.r[k]);
+        {
+            /* roles by sid (the task's address): DIE, S_H the lower (it
+             * refuses S_3's offer); WAIT, the higher (S_3's offer waits) */
+            uintptr_t me = (uintptr_t)t, a = (uintptr_t)atomic_load(&CM.cand[0]), b = (uintptr_t)atomic_load(&CM.cand[1]);
+            uintptr_t other = a == me ? b : a;
+            if (CM.how == CM_DIE ? me > other : me < other)
+                goto s3;
+        }
+        CM.hk = k;
+    }
+    CM.sh = t;
+    CM.vsh[0] = CM.sh_send ? 5 : -1;
+    CM.vsh[1] = -1;
+    CM.csh[0] = (sl_case){ .ch = CM.c0[CM.hk ? 1 : 0], .op = CM.sh_send ? SL_SEND : SL_RECV, .buf = &CM.vsh[0] };
+    CM.csh[1] = (sl_case){ .ch = CM.far_buf ? CM.q2 : CM.c2, .op = SL_RECV, .buf = &CM.vsh[1] };
+    atomic_store(&CM.sh_sel, 1);   /* parked in this callback: what S_R's proxy finds when it comes */
+    SL_AWAIT(t, CM.rsh, sl_select(t, CM.csh, 2, 0));
+    if (CM.rsh >= 0)
+        CM.esh = CM.csh[CM.rsh].err;
+    atomic_store(&CM.shd, 1);
+    SL_RETURN(t, 0);
+s3:   /* S_3 [<- l3, c2 <- 3], once S_H is claimed: held by reactor 2, it offers to S_H's proxy */
+    WAIT_FOR(t, atomic_load(&CM.hooks[8]) >= 1, CM.p[k], CM.r[k]);
+    assert_int_equal(sl_chan_new(&CM.l3, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "l3" }), 0);
+    CM.vs3[0] = -1;
+    CM.vs3[1] = 3;
+    CM.cs3[0] = (sl_case){ .ch = CM.l3, .op = SL_RECV, .buf = &CM.vs3[0] };
+    CM.cs3[1] = (sl_case){ .ch = CM.c2, .op = SL_SEND, .buf = &CM.vs3[1] };
+    SL_AWAIT(t, CM.rs3, sl_select(t, CM.cs3, 2, 0));
+    if (CM.rs3 >= 0)
+        CM.es3 = CM.cs3[CM.rs3].err;
+    assert_int_equal(sl_chan_free(t, CM.l3), 0);
+    atomic_store(&CM.s3d, 1);
+    SL_END(t);
+}
+
+static int cm_sr(sl_task *t, void *arg)   /* reactor 1: S_R [<- l1, c0 either way]; or S_X [c0 <- 7, c2 <- 8] */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT / 2);
+    assert_int_equal(sl_chan_new(&CM.l1, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "l1" }), 0);
+    if (CM.how == CM_SYMM) {
+        CM.vsr[0] = 7;
+        CM.vsr[1] = 8;
+        CM.csr[0] = (sl_case){ .ch = CM.c0[0], .op = SL_SEND, .buf = &CM.vsr[0] };
+        CM.csr[1] = (sl_case){ .ch = CM.c2, .op = SL_SEND, .buf = &CM.vsr[1] };
+    } else {
+        CM.vsr[0] = -1;
+        CM.vsr[1] = CM.sh_send ? -1 : 42;
+        CM.csr[0] = (sl_case){ .ch = CM.l1, .op = SL_RECV, .buf = &CM.vsr[0] };
+        CM.csr[1] = (sl_case){ .ch = CM.c0[CM.hk ? 1 : 0], .op = CM.sh_send ? SL_RECV : SL_SEND, .buf = &CM.vsr[1] };
+    }
+    SL_AWAIT(t, CM.rsr, sl_select(t, CM.csr, 2, 0));
+    if (CM.rsr >= 0)
+        CM.esr = CM.csr[CM.rsr].err;
+    assert_int_equal(sl_chan_free(t, CM.l1), 0);
+    atomic_store(&CM.srd, 1);
+    SL_END(t);
+}
+
+static int cm_plain(sl_task *t, void *arg)   /* reactor 2: a blocking sender on c2 once S_H is claimed */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    WAIT_FOR(t, atomic_load(&CM.hooks[8]) >= 1, CM.p[4], CM.r[4]);
+    CM.pv = 33;
+    SL_AWAIT(t, CM.prc, sl_chan_send(t, CM.c2, &CM.pv));
+    atomic_store(&CM.plain_done, 1);
+    SL_END(t);
+}
+
+static int cm_freer(sl_task *t, void *arg)   /* reactor 2: frees c2 while the plain offer waits at S_H */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    WAIT_FOR(t, atomic_load(&CM.hooks[4]) >= 1, CM.p[5], CM.r[5]);
+    assert_int_equal(sl_chan_free(NULL, CM.c2), 0);
+    CM.c2 = NULL;
+    atomic_store(&CM.freed, 1);
+    SL_END(t);
+}
+
+static bool cm_all_done(void)
+{
+    return atomic_load(&CM.shd) && atomic_load(&CM.srd) && (!CM_BUSY(CM.how) || atomic_load(&CM.s3d));
+}
+
+static int cm_h2(sl_task *t, void *arg)   /* reactor 2: c2's and q2's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&CM.c2, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "c2" }), 0);
+    assert_int_equal(sl_chan_new(&CM.q2, sizeof(int64_t), 1, &(sl_chan_opts){ .name = "q2" }), 0);
+    assert_int_equal(sl_chan_give(CM.c2, t, NULL), 0);
+    if (CM_PLAINS(CM.how))
+        assert_int_equal(sl_spawn(NULL, cm_plain, NULL, NULL, NULL), 0);
+    if (CM.how == CM_FREE)
+        assert_int_equal(sl_spawn(NULL, cm_freer, NULL, NULL, NULL), 0);
+    atomic_store(&CM.ready2, 1);
+    WAIT_FOR(t, atomic_load(&CM.shd), CM.p[6], CM.r[6]);
+    if (CM_PLAINS(CM.how) && CM.how != CM_FREE && !(CM.rsh == 1 && CM.esh == 0)) {
+        /* S_H did not take the plain sender's 33: it waits here again, a receive meets it */
+        SL_AWAIT(t, CM.qrc, sl_chan_recv(t, CM.c2, &CM.qv));
+        assert_int_equal(CM.qrc, 0);
+        assert_int_equal(CM.qv, 33);
+    }
+    if (CM_PLAINS(CM.how))
+        WAIT_FOR(t, atomic_load(&CM.plain_done), CM.p[6], CM.r[6]);
+    if (CM_BUSY(CM.how) && CM.rsh != 1) {   /* S_3 still waits to send 3 on c2 */
+        SL_AWAIT(t, CM.qrc, sl_chan_recv(t, CM.c2, &CM.qv));
+        assert_int_equal(CM.qrc, 0);
+        assert_int_equal(CM.qv, 3);
+    }
+    WAIT_FOR(t, cm_all_done(), CM.p[6], CM.r[6]);
+    if (CM.c2) {
+        WAIT_FOR(t, CM.c2->rv_out_ == 0, CM.p[6], CM.r[6]);   /* no proxy left behind */
+        assert_int_equal(sl_chan_free(NULL, CM.c2), 0);
+    }
+    assert_int_equal(sl_chan_len(CM.q2), 0);
+    assert_int_equal(sl_chan_free(t, CM.q2), 0);
+    atomic_store(&CM.done2, 1);
+    SL_END(t);
+}
+
+static int cm_free3(sl_task *t, void *arg)   /* reactor 3: c0b, once nothing of it is out */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    WAIT_FOR(t, CM.c0[1]->rv_out_ == 0, CM.p[7], CM.r[7]);
+    assert_int_equal(sl_chan_free(NULL, CM.c0[1]), 0);
+    atomic_store(&CM.freed3, 1);
+    SL_END(t);
+}
+
+static int cm_main(sl_task *t, void *arg)   /* reactor 0: c0's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&CM.c0[0], sizeof(int64_t), 0, &(sl_chan_opts){ .name = "c0" }), 0);
+    assert_int_equal(sl_spawn_on(R(2), cm_h2, NULL, NULL), 0);
+    WAIT_FOR(t, atomic_load(&CM.ready2), CM.p[0], CM.r[0]);
+    if (CM_BUSY(CM.how)) {
+        assert_int_equal(sl_spawn_on(R(0), cm_sh, (void *)(intptr_t)0, NULL), 0);
+        assert_int_equal(sl_spawn_on(R(3), cm_sh, (void *)(intptr_t)3, NULL), 0);
+        WAIT_FOR(t, atomic_load(&CM.sh_sel), CM.p[0], CM.r[0]);
+        assert_int_equal(sl_spawn_on(R(1), cm_sr, NULL, NULL), 0);
+    } else if (CM.sh_first) {
+        assert_int_equal(sl_spawn(NULL, cm_sh, (void *)(intptr_t)0, NULL, NULL), 0);
+        WAIT_FOR(t, atomic_load(&CM.sh_sel), CM.p[0], CM.r[0]);
+        assert_int_equal(sl_spawn_on(R(1), cm_sr, NULL, NULL), 0);
+    } else {   /* S_R's proxy queued at c0 first: S_H is claimed as it parks */
+        assert_int_equal(sl_spawn_on(R(1), cm_sr, NULL, NULL), 0);
+        WAIT_FOR(t, (CM.sh_send ? CM.c0[0]->rv_recvq_ : CM.c0[0]->rv_sendq_) == 1, CM.p[0], CM.r[0]);
+        assert_int_equal(sl_spawn(NULL, cm_sh, (void *)(intptr_t)0, NULL, NULL), 0);
+    }
+    WAIT_FOR(t, cm_all_done() && atomic_load(&CM.done2), CM.p[0], CM.r[0]);
+    /* a select with a case elsewhere was claimed (on main: never) */
+    assert_true(atomic_load(&CM.hooks[8]) >= 1);
+    WAIT_FOR(t, CM.c0[0]->rv_out_ == 0, CM.p[0], CM.r[0]);
+    assert_int_equal(sl_chan_free(t, CM.c0[0]), 0);
+    if (CM.c0[1]) {
+        assert_int_equal(sl_spawn_on(R(3), cm_free3, NULL, NULL), 0);
+        WAIT_FOR(t, atomic_load(&CM.freed3), CM.p[0], CM.r[0]);
+    }
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void cm_run(int how, bool sh_first, bool sh_send, bool far_buf, bool decline)
+{
+    memset(&CM, 0, sizeof CM);
+    CM.how = how;
+    CM.sh_first = sh_first;
+    CM.sh_send = sh_send;
+    CM.far_buf = far_buf;
+    CM.decline = decline;
+    sl__rsel_set_hooks(cm_r_hook, cm_h_hook, NULL);
+    sl__rsel_set_hold_hook(cm_hold_hook, NULL);
+    run_scene(4, cm_main);
+    sl__rsel_set_hold_hook(NULL, NULL);
+    print_message("S_H at %d: case %d (err %d), S_R case %d (err %d)%s; claimed %d, waited %d, refused busy %d, "
+                  "rematch posted %d, matched %d\n", CM.hk, CM.rsh, CM.esh, CM.rsr, CM.esr,
+                  CM_BUSY(CM.how) ? "" : "", CM.hooks[8], CM.hooks[4], CM.hooks[5], CM.hooks[7], CM.hooks[6]);
+}
+
+static void cm_met(int rsh, int64_t vsh, int rsr)   /* S_H took case rsh (vsh there), S_R case rsr, both 0 */
+{
+    assert_int_equal(CM.rsh, rsh);
+    assert_int_equal(CM.esh, 0);
+    if (vsh)
+        assert_int_equal(CM.vsh[rsh], vsh);
+    assert_int_equal(CM.rsr, rsr);
+    assert_int_equal(CM.esr, 0);
+}
+
+/* S_H [<- c0 or c0 <- 5, <- c2 or <- q2] and S_R [<- l1, the other on c0] meet */
+static void test_meet4_recv_sh_first(void **st) { (void)st; cm_run(CM_MEET, true, false, false, false); cm_met(0, 42, 1); }
+static void test_meet4_recv_sr_first(void **st) { (void)st; cm_run(CM_MEET, false, false, false, false); cm_met(0, 42, 1); }
+static void test_meet4_send_sh_first(void **st)
+{
+    (void)st;
+    cm_run(CM_MEET, true, true, false, false);
+    cm_met(0, 0, 1);
+    assert_int_equal(CM.vsr[1], 5);
+}
+static void test_meet4_send_sr_first(void **st)
+{
+    (void)st;
+    cm_run(CM_MEET, false, true, false, false);
+    cm_met(0, 0, 1);
+    assert_int_equal(CM.vsr[1], 5);
+}
+static void test_meet4_buf_sh_first(void **st) { (void)st; cm_run(CM_MEET, true, false, true, false); cm_met(0, 42, 1); }
+static void test_meet4_buf_sr_first(void **st) { (void)st; cm_run(CM_MEET, false, false, true, false); cm_met(0, 42, 1); }
+
+/* A plain sender at reactor 2 offers to S_H's c2 proxy while S_H is
+ * claimed: the offer waits at reactor 0 (the diagnostics say so).
+ * Accepted claim: declined, the sender meets a receive at reactor 2
+ * afterwards. Declined claim (S_R fires l1): S_H takes the 33. */
+static void test_meet4_plain_offer_waits_accepted(void **st)
+{
+    (void)st;
+    cm_run(CM_PLAIN, true, false, false, false);
+    cm_met(0, 42, 1);
+    assert_int_equal(CM.prc, 0);
+    assert_int_equal(CM.qv, 33);
+    assert_int_equal(CM.hooks[4], 1);
+    print_message("%s\n", CM.diag);
+    assert_non_null(strstr(CM.diag, "claimed for a meet with reactor 1's select, 1 message waiting for the answer"));
+}
+static void test_meet4_plain_offer_waits_declined(void **st)
+{
+    (void)st;
+    cm_run(CM_PLAIN, true, false, false, true);
+    cm_met(1, 33, 0);
+    assert_int_equal(CM.vsr[0], 777);
+    assert_int_equal(CM.prc, 0);
+    assert_int_equal(CM.qv, 0);   /* reactor 2 received nothing */
+}
+
+/* S_H's deadline or cancel while claimed and busy: it waits for the
+ * answer (accepted: the c0 case; declined: the error); the plain
+ * sender's 33, declined at S_H, is received once at reactor 2 */
+static void cm_check_stop(int how, bool decline, int err)
+{
+    cm_run(how, true, false, false, decline);
+    if (decline) {
+        assert_int_equal(CM.rsh, err);
+        assert_int_equal(CM.rsr, 0);
+        assert_int_equal(CM.vsr[0], 777);
+    } else {
+        cm_met(0, 42, 1);
+    }
+    assert_int_equal(CM.prc, 0);
+    assert_int_equal(CM.qv, 33);
+    assert_int_equal(CM.hooks[4], 1);
+}
+static void test_meet4_deadline_while_claimed_accepted(void **st) { (void)st; cm_check_stop(CM_DEADLINE, false, 0); }
+static void test_meet4_deadline_while_claimed_declined(void **st) { (void)st; cm_check_stop(CM_DEADLINE, true, -ETIMEDOUT); }
+static void test_meet4_cancel_while_claimed_accepted(void **st) { (void)st; cm_check_stop(CM_CANCEL, false, 0); }
+static void test_meet4_cancel_while_claimed_declined(void **st) { (void)st; cm_check_stop(CM_CANCEL, true, -ECANCELED); }
+
+/* c2 freed at reactor 2 while the plain offer waits at the claimed S_H:
+ * accepted claim, the offer is declined on a freed channel (-EPIPE for the
+ * sender); declined claim, S_H accepts it (the send happened before the
+ * free: 0) */
+static void test_meet4_free_while_claimed_accepted(void **st)
+{
+    (void)st;
+    cm_run(CM_FREE, true, false, false, false);
+    cm_met(0, 42, 1);
+    assert_int_equal(CM.prc, -EPIPE);
+}
+static void test_meet4_free_while_claimed_declined(void **st)
+{
+    (void)st;
+    cm_run(CM_FREE, true, false, false, true);
+    cm_met(1, 33, 0);
+    assert_int_equal(CM.prc, 0);
+}
+
+/* The symmetric case between a claim and a hold: S_H [<- c0, <- c2] at 0,
+ * S_X [c0 <- 7, c2 <- 8] at 1. Reactor 0 claims S_H for S_X's c0 proxy
+ * while reactor 2 holds S_X for its c2 proxy, both at once (the hooks):
+ * each offer reaches a busy select. By sid one is refused busy and the
+ * other waits, then is accepted: exactly one meet. Without the claim's sid
+ * both offers would wait for each other until the deadlines. */
+static void test_meet4_symmetric_hold(void **st)
+{
+    (void)st;
+    cm_run(CM_SYMM, true, false, false, false);
+    assert_int_equal(CM.esh, 0);
+    assert_int_equal(CM.esr, 0);
+    assert_int_equal(CM.rsh, CM.rsr);   /* the same channel: c0 (7) or c2 (8) */
+    assert_int_equal(CM.vsh[CM.rsh], CM.rsh ? 8 : 7);
+    assert_int_equal(CM.hooks[1], 1);   /* S_X held once */
+    assert_int_equal(CM.hooks[5], 1);   /* one refusal */
+    assert_int_equal(CM.hooks[4], 1);   /* one offer waited */
+}
+
+/* S_3 [<- l3, c2 <- 3], held by reactor 2 for S_H's c2 proxy, offers to
+ * S_H while S_H is claimed for S_R. DIE (S_H the lower sid): refused busy,
+ * S_H's proxy skipped at reactor 2; S_R declining, S_H waits free, REMATCH,
+ * and S_H and S_3 meet; S_R accepting, S_H takes c0, and S_3 meets a
+ * receive at reactor 2. WAIT (S_H the higher sid): the offer waits for the
+ * claim's answer: declined, S_H takes S_3's 3; accepted, S_3 is aborted
+ * and meets the receive at reactor 2. */
+static void cm_check_busy(int how, bool decline)
+{
+    cm_run(how, false, false, false, decline);
+    if (decline) {
+        cm_met(1, 3, 0);
+        assert_int_equal(CM.vsr[0], 777);
+        assert_int_equal(CM.qv, 0);
+    } else {
+        cm_met(0, 42, 1);
+        assert_int_equal(CM.qv, 3);
+    }
+    assert_int_equal(CM.rs3, 1);
+    assert_int_equal(CM.es3, 0);
+    if (how == CM_DIE) {
+        assert_int_equal(CM.hooks[5], 1);
+        assert_int_equal(CM.hooks[7], decline ? 1 : 0);   /* REMATCH only if S_H waits free again */
+        assert_int_equal(CM.hooks[6], decline ? 1 : 0);
+    } else {
+        assert_int_equal(CM.hooks[4], 1);
+        assert_int_equal(CM.hooks[5], 0);
+    }
+}
+static void test_meet4_busy_refused_rematched(void **st) { (void)st; cm_check_busy(CM_DIE, true); }
+static void test_meet4_busy_refused_accepted(void **st) { (void)st; cm_check_busy(CM_DIE, false); }
+static void test_meet4_offer_waits_for_claim_declined(void **st) { (void)st; cm_check_busy(CM_WAIT, true); }
+static void test_meet4_offer_waits_for_claim_accepted(void **st) { (void)st; cm_check_busy(CM_WAIT, false); }
+
 int main(void)
 {
     if (getenv("RV_FILTER"))   /* one scene by name (cmocka's pattern): a failing one stops the rest */
@@ -4051,6 +4486,25 @@ int main(void)
         cmocka_unit_test_setup(test_meet3_free_with_rematch_out, scene_guard),
         cmocka_unit_test_setup(test_meet3_teardown_while_busy, scene_guard),
         cmocka_unit_test_setup(test_meet3_race_several_homes, scene_guard),
+        cmocka_unit_test_setup(test_meet4_recv_sh_first, scene_guard),
+        cmocka_unit_test_setup(test_meet4_recv_sr_first, scene_guard),
+        cmocka_unit_test_setup(test_meet4_send_sh_first, scene_guard),
+        cmocka_unit_test_setup(test_meet4_send_sr_first, scene_guard),
+        cmocka_unit_test_setup(test_meet4_buf_sh_first, scene_guard),
+        cmocka_unit_test_setup(test_meet4_buf_sr_first, scene_guard),
+        cmocka_unit_test_setup(test_meet4_plain_offer_waits_accepted, scene_guard),
+        cmocka_unit_test_setup(test_meet4_plain_offer_waits_declined, scene_guard),
+        cmocka_unit_test_setup(test_meet4_deadline_while_claimed_accepted, scene_guard),
+        cmocka_unit_test_setup(test_meet4_deadline_while_claimed_declined, scene_guard),
+        cmocka_unit_test_setup(test_meet4_cancel_while_claimed_accepted, scene_guard),
+        cmocka_unit_test_setup(test_meet4_cancel_while_claimed_declined, scene_guard),
+        cmocka_unit_test_setup(test_meet4_free_while_claimed_accepted, scene_guard),
+        cmocka_unit_test_setup(test_meet4_free_while_claimed_declined, scene_guard),
+        cmocka_unit_test_setup(test_meet4_symmetric_hold, scene_guard),
+        cmocka_unit_test_setup(test_meet4_busy_refused_rematched, scene_guard),
+        cmocka_unit_test_setup(test_meet4_busy_refused_accepted, scene_guard),
+        cmocka_unit_test_setup(test_meet4_offer_waits_for_claim_declined, scene_guard),
+        cmocka_unit_test_setup(test_meet4_offer_waits_for_claim_accepted, scene_guard),
         cmocka_unit_test_setup(test_meet_race_far_receivers, scene_guard),
         cmocka_unit_test_setup(test_rv_race, scene_guard),
         cmocka_unit_test_setup(test_exp_race, scene_guard),
