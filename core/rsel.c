@@ -1184,7 +1184,10 @@ static void answer_gone(rv_proxy *p)
         else
             cp_done(cp, aborted ? t->w_.err : -EPIPE);
     }
-    free(p);
+    if (p->busy)   /* a claim refused busy: p's select still waits, its case on the freed channel fails */
+        h_fire_epipe(p);
+    else
+        free(p);
 }
 
 void sl__rsel_chan_freed(sl_chan *ch)
