@@ -3945,8 +3945,8 @@ static void test_meet3_race_several_homes(void **st)
  * the offer hook at reactor 1 (S_R deciding the claim's offer) and the hold
  * hook (4: a message waits for the busy select; 5: refused busy; 6/7:
  * REMATCH), not with sleeps. */
-enum { CM_MEET, CM_PLAIN, CM_DEADLINE, CM_CANCEL, CM_FREE, CM_SYMM, CM_WAIT, CM_DIE };
-#define CM_PLAINS(h) ((h) >= CM_PLAIN && (h) <= CM_FREE)
+enum { CM_MEET, CM_PLAIN, CM_DEADLINE, CM_CANCEL, CM_FREE, CM_TEARDOWN, CM_SYMM, CM_WAIT, CM_DIE };
+#define CM_PLAINS(h) ((h) >= CM_PLAIN && (h) <= CM_TEARDOWN)
 #define CM_BUSY(h) ((h) >= CM_WAIT)
 
 static struct {
@@ -3984,7 +3984,9 @@ static void cm_hold_hook(void *arg, int phase)
     if (phase == 1 && n == 0 && CM.how == CM_SYMM)
         assert_true(cm_spin(&CM.hoff0, 1));   /* S_X held: the claim's offer is out too */
     if (phase == 4 && n == 0 && me == R(CM.hk)) {
-        if (CM.how == CM_DEADLINE)
+        if (CM.how == CM_TEARDOWN)
+            sl_runtime_stop(rt);
+        else if (CM.how == CM_DEADLINE)
             sl__timer_fire(R(CM.hk), CM.sh->wake_at_);
         else if (CM.how == CM_CANCEL)
             assert_int_equal(sl_task_cancel(CM.sh, 0), 0);
@@ -4211,7 +4213,19 @@ static void cm_run(int how, bool sh_first, bool sh_send, bool far_buf, bool decl
     CM.decline = decline;
     sl__rsel_set_hooks(cm_r_hook, cm_h_hook, NULL);
     sl__rsel_set_hold_hook(cm_hold_hook, NULL);
-    run_scene(4, cm_main);
+    if (how == CM_TEARDOWN) {   /* the runtime stops while S_H is claimed and the plain offer waits */
+        memset(&cap, 0, sizeof cap);
+        *scene_live() = true;
+        rt = rt_new(4, &cap);
+        assert_int_equal(rt_run_keep(rt, cm_main, NULL), 0);
+        int leaks = sl_runtime_free(rt);
+        *scene_live() = false;
+        print_message("teardown with S_H claimed, an offer waiting: %d leaks reported\n", leaks);
+        assert_true(leaks >= 3);   /* the channels at least */
+        sl__rsel_set_hooks(NULL, NULL, NULL);
+    } else {
+        run_scene(4, cm_main);
+    }
     sl__rsel_set_hold_hook(NULL, NULL);
     print_message("S_H at %d: case %d (err %d), S_R case %d (err %d)%s; claimed %d, waited %d, refused busy %d, "
                   "rematch posted %d, matched %d\n", CM.hk, CM.rsh, CM.esh, CM.rsr, CM.esr,
@@ -4312,6 +4326,18 @@ static void test_meet4_free_while_claimed_declined(void **st)
     cm_run(CM_FREE, true, false, false, true);
     cm_met(1, 33, 0);
     assert_int_equal(CM.prc, 0);
+}
+
+/* The runtime stops while S_H is claimed and the plain offer waits for
+ * it: S_H's proxies forget it, the answer (brought by the drain) runs what
+ * waited, finding no select; nothing is read after its free
+ * (AddressSanitizer) and the teardown ends */
+static void test_meet4_teardown_while_claimed(void **st)
+{
+    (void)st;
+    cm_run(CM_TEARDOWN, true, false, false, false);
+    assert_int_equal(CM.hooks[4], 1);
+    assert_int_equal(CM.hooks[8], 1);
 }
 
 /* The symmetric case between a claim and a hold: S_H [<- c0, <- c2] at 0,
@@ -4506,6 +4532,7 @@ int main(void)
         cmocka_unit_test_setup(test_meet4_cancel_while_claimed_declined, scene_guard),
         cmocka_unit_test_setup(test_meet4_free_while_claimed_accepted, scene_guard),
         cmocka_unit_test_setup(test_meet4_free_while_claimed_declined, scene_guard),
+        cmocka_unit_test_setup(test_meet4_teardown_while_claimed, scene_guard),
         cmocka_unit_test_setup(test_meet4_symmetric_hold, scene_guard),
         cmocka_unit_test_setup(test_meet4_busy_refused_rematched, scene_guard),
         cmocka_unit_test_setup(test_meet4_busy_refused_accepted, scene_guard),
