@@ -4191,7 +4191,9 @@ static int cm_main(sl_task *t, void *arg)   /* reactor 0: c0's home */
         assert_int_equal(sl_spawn(NULL, cm_sh, (void *)(intptr_t)0, NULL, NULL), 0);
     }
     WAIT_FOR(t, cm_all_done() && atomic_load(&CM.done2), CM.p[0], CM.r[0]);
-    /* a select with a case elsewhere was claimed (on main: never) */
+    /* on main S_H was never claimed: S_H and S_R waited until their deadline */
+    assert_true(CM.how == CM_DEADLINE || (CM.rsh != -ETIMEDOUT && CM.rsr != -ETIMEDOUT));
+    /* a select with a case elsewhere was claimed */
     assert_true(atomic_load(&CM.hooks[8]) >= 1);
     WAIT_FOR(t, CM.c0[0]->rv_out_ == 0, CM.p[0], CM.r[0]);
     assert_int_equal(sl_chan_free(t, CM.c0[0]), 0);
