@@ -3945,7 +3945,7 @@ static void test_meet3_race_several_homes(void **st)
  * the offer hook at reactor 1 (S_R deciding the claim's offer) and the hold
  * hook (4: a message waits for the busy select; 5: refused busy; 6/7:
  * REMATCH), not with sleeps. */
-enum { CM_MEET, CM_PLAIN, CM_DEADLINE, CM_CANCEL, CM_FREE, CM_TEARDOWN, CM_SYMM, CM_WAIT, CM_DIE };
+enum { CM_MEET, CM_PLAIN, CM_DEADLINE, CM_CANCEL, CM_FREE, CM_TEARDOWN, CM_SYMM, CM_CLAIMS, CM_WAIT, CM_DIE };
 #define CM_PLAINS(h) ((h) >= CM_PLAIN && (h) <= CM_TEARDOWN)
 #define CM_BUSY(h) ((h) >= CM_WAIT)
 
@@ -3963,6 +3963,11 @@ static struct {
     int64_t vsh[2], vsr[2], vs3[2], pv, qv;
     int rsh, esh, rsr, esr, rs3, es3, prc, qrc;
     int p[8], r[8];             /* each task its own poll counter and result */
+    /* CM_CLAIMS: a select at reactor k [<- c0[k], c0[1 - k] <- 11 or 22] */
+    sl_case ccc[2][2];
+    int64_t vcc[2][2];
+    int rcc[2], ecc[2];
+    _Atomic int ccd[2], rfirst[2], made1;
     char diag[512];
 } CM;
 
@@ -4003,6 +4008,12 @@ static void cm_h_hook(void *arg)   /* right after an offer is posted */
 static void cm_r_hook(void *arg)   /* before an offer is decided: S_R deciding the claim's */
 {
     (void)arg;
+    if (CM.how == CM_CLAIMS) {   /* each claim's offer is decided once both selects are claimed */
+        int me = sl_reactor_current() == R(0) ? 0 : sl_reactor_current() == R(1) ? 1 : -1;
+        if (me >= 0 && atomic_fetch_add(&CM.rfirst[me], 1) == 0)
+            assert_true(cm_spin(&CM.hooks[8], 2));
+        return;
+    }
     if (sl_reactor_current() != R(1) || CM.how == CM_SYMM || atomic_fetch_add(&CM.roff, 1))
         return;
     if (CM_PLAINS(CM.how) || CM.how == CM_WAIT)
@@ -4114,6 +4125,31 @@ static int cm_freer(sl_task *t, void *arg)   /* reactor 2: frees c2 while the pl
     SL_END(t);
 }
 
+static int cm_claim_sel(sl_task *t, void *arg)   /* reactor k (0 or 1): [<- c0[k], c0[1 - k] <- v] */
+{
+    int k = (int)(intptr_t)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT / 2);
+    CM.vcc[k][0] = -1;
+    CM.vcc[k][1] = k ? 22 : 11;
+    CM.ccc[k][0] = (sl_case){ .ch = CM.c0[k], .op = SL_RECV, .buf = &CM.vcc[k][0] };
+    CM.ccc[k][1] = (sl_case){ .ch = CM.c0[1 - k], .op = SL_SEND, .buf = &CM.vcc[k][1] };
+    SL_AWAIT(t, CM.rcc[k], sl_select(t, CM.ccc[k], 2, 0));
+    if (CM.rcc[k] >= 0)
+        CM.ecc[k] = CM.ccc[k][CM.rcc[k]].err;
+    atomic_store(&CM.ccd[k], 1);
+    SL_END(t);
+}
+
+static int cm_make1(sl_task *t, void *arg)   /* reactor 1: c0b */
+{
+    (void)arg;
+    assert_int_equal(sl_chan_new(&CM.c0[1], sizeof(int64_t), 0, &(sl_chan_opts){ .name = "c0b" }), 0);
+    assert_int_equal(sl_chan_give(CM.c0[1], t, NULL), 0);
+    atomic_store(&CM.made1, 1);
+    return 0;
+}
+
 static bool cm_all_done(void)
 {
     return atomic_load(&CM.shd) && atomic_load(&CM.srd) && (!CM_BUSY(CM.how) || atomic_load(&CM.s3d));
@@ -4157,7 +4193,7 @@ static int cm_h2(sl_task *t, void *arg)   /* reactor 2: c2's and q2's home */
     SL_END(t);
 }
 
-static int cm_free3(sl_task *t, void *arg)   /* reactor 3: c0b, once nothing of it is out */
+static int cm_free3(sl_task *t, void *arg)   /* c0b's home (3, or 1): c0b, once nothing of it is out */
 {
     (void)arg;
     SL_BEGIN(t);
@@ -4174,6 +4210,21 @@ static int cm_main(sl_task *t, void *arg)   /* reactor 0: c0's home */
     SL_BEGIN(t);
     sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
     assert_int_equal(sl_chan_new(&CM.c0[0], sizeof(int64_t), 0, &(sl_chan_opts){ .name = "c0" }), 0);
+    if (CM.how == CM_CLAIMS) {   /* two home selects, each with a case at the other's home */
+        assert_int_equal(sl_spawn_on(R(1), cm_make1, NULL, NULL), 0);
+        WAIT_FOR(t, atomic_load(&CM.made1), CM.p[0], CM.r[0]);
+        assert_int_equal(sl_spawn_on(R(0), cm_claim_sel, (void *)(intptr_t)0, NULL), 0);
+        assert_int_equal(sl_spawn_on(R(1), cm_claim_sel, (void *)(intptr_t)1, NULL), 0);
+        WAIT_FOR(t, atomic_load(&CM.ccd[0]) && atomic_load(&CM.ccd[1]), CM.p[0], CM.r[0]);
+        /* on main neither was claimed: both waited until their deadline */
+        assert_true(CM.rcc[0] != -ETIMEDOUT && CM.rcc[1] != -ETIMEDOUT);
+        WAIT_FOR(t, CM.c0[0]->rv_out_ == 0, CM.p[0], CM.r[0]);
+        assert_int_equal(sl_chan_free(t, CM.c0[0]), 0);
+        assert_int_equal(sl_spawn_on(R(1), cm_free3, NULL, NULL), 0);
+        WAIT_FOR(t, atomic_load(&CM.freed3), CM.p[0], CM.r[0]);
+        sl_runtime_stop(rt);
+        SL_RETURN(t, 0);
+    }
     assert_int_equal(sl_spawn_on(R(2), cm_h2, NULL, NULL), 0);
     WAIT_FOR(t, atomic_load(&CM.ready2), CM.p[0], CM.r[0]);
     if (CM_BUSY(CM.how)) {
@@ -4365,6 +4416,27 @@ static void test_meet4_symmetric_hold(void **st)
     assert_true(CM.hooks[4] <= 1);
 }
 
+/* The symmetric case between two claims: S_0 [<- c0, c0b <- 11] at
+ * reactor 0 and S_1 [<- c0b, c0 <- 22] at reactor 1 (c0b's home): each home
+ * claims its select for the other's proxy, and each claim's offer is
+ * decided while both are claimed (the offer hook waits for both claims).
+ * The higher sid's offer is refused busy, the lower's waits and is then
+ * accepted: exactly one meet. Without the claim's sid both offers would
+ * have waited for each other until the deadlines. */
+static void test_meet4_symmetric_claims(void **st)
+{
+    (void)st;
+    cm_run(CM_CLAIMS, true, false, false, false);
+    print_message("S_0 case %d (err %d), S_1 case %d (err %d)\n", CM.rcc[0], CM.ecc[0], CM.rcc[1], CM.ecc[1]);
+    assert_int_equal(CM.ecc[0], 0);
+    assert_int_equal(CM.ecc[1], 0);
+    assert_true((CM.rcc[0] == 0 && CM.rcc[1] == 1 && CM.vcc[0][0] == 22) ||
+                (CM.rcc[0] == 1 && CM.rcc[1] == 0 && CM.vcc[1][0] == 11));   /* one meet, on one channel */
+    assert_int_equal(CM.hooks[8], 2);   /* both claimed, once */
+    assert_int_equal(CM.hooks[5], 1);   /* one refusal */
+    assert_int_equal(CM.hooks[4], 1);   /* one offer waited */
+}
+
 /* S_3 [<- l3, c2 <- 3], held by reactor 2 for S_H's c2 proxy, offers to
  * S_H while S_H is claimed for S_R. DIE (S_H the lower sid): refused busy,
  * S_H's proxy skipped at reactor 2; S_R declining, S_H waits free, REMATCH,
@@ -4540,6 +4612,7 @@ int main(void)
         cmocka_unit_test_setup(test_meet4_free_while_claimed_declined, scene_guard),
         cmocka_unit_test_setup(test_meet4_teardown_while_claimed, scene_guard),
         cmocka_unit_test_setup(test_meet4_symmetric_hold, scene_guard),
+        cmocka_unit_test_setup(test_meet4_symmetric_claims, scene_guard),
         cmocka_unit_test_setup(test_meet4_busy_refused_rematched, scene_guard),
         cmocka_unit_test_setup(test_meet4_busy_refused_accepted, scene_guard),
         cmocka_unit_test_setup(test_meet4_offer_waits_for_claim_declined, scene_guard),
