@@ -3967,7 +3967,7 @@ static struct {
     sl_case ccc[2][2];
     int64_t vcc[2][2];
     int rcc[2], ecc[2];
-    _Atomic int ccd[2], rfirst[2], made1;
+    _Atomic int ccd[2], rfirst[2], made1, free_go, free_k;
     char diag[512];
 } CM;
 
@@ -3986,6 +3986,14 @@ static void cm_hold_hook(void *arg, int phase)
     if (phase == 4 && !atomic_load(&CM.hooks[4]) && me == R(CM.hk) && CM.how == CM_PLAIN)
         sl_task_describe(CM.sh, CM.diag, sizeof CM.diag);   /* S_H claimed, the plain offer waiting */
     int n = atomic_fetch_add(&CM.hooks[phase], 1);
+    if (phase == 5 && n == 0 && CM.how == CM_CLAIMS && CM.decline) {
+        /* the refusal of the other home's claim is not published yet (at
+         * this callback's end): that home frees the claimed case's channel
+         * first, so the refusal finds it freed (answer_gone) */
+        atomic_store(&CM.free_k, me == R(0) ? 1 : 0);
+        atomic_store(&CM.free_go, 1);
+        assert_true(cm_spin(&CM.freed, 1));
+    }
     if (phase == 1 && n == 0 && CM.how == CM_SYMM)
         assert_true(cm_spin(&CM.hoff0, 1));   /* S_X held: the claim's offer is out too */
     if (phase == 4 && n == 0 && me == R(CM.hk)) {
@@ -4141,6 +4149,19 @@ static int cm_claim_sel(sl_task *t, void *arg)   /* reactor k (0 or 1): [<- c0[k
     SL_END(t);
 }
 
+static int cm_claim_freer(sl_task *t, void *arg)   /* reactor k: frees c0[k] if the refusal says so */
+{
+    int k = (int)(intptr_t)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    WAIT_FOR(t, atomic_load(&CM.free_go), CM.p[2 + k], CM.r[2 + k]);
+    if (atomic_load(&CM.free_k) == k) {
+        assert_int_equal(sl_chan_free(NULL, CM.c0[k]), 0);
+        atomic_store(&CM.freed, 1);
+    }
+    SL_END(t);
+}
+
 static int cm_make1(sl_task *t, void *arg)   /* reactor 1: c0b */
 {
     (void)arg;
@@ -4211,17 +4232,25 @@ static int cm_main(sl_task *t, void *arg)   /* reactor 0: c0's home */
     sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
     assert_int_equal(sl_chan_new(&CM.c0[0], sizeof(int64_t), 0, &(sl_chan_opts){ .name = "c0" }), 0);
     if (CM.how == CM_CLAIMS) {   /* two home selects, each with a case at the other's home */
+        assert_int_equal(sl_chan_give(CM.c0[0], t, NULL), 0);
         assert_int_equal(sl_spawn_on(R(1), cm_make1, NULL, NULL), 0);
         WAIT_FOR(t, atomic_load(&CM.made1), CM.p[0], CM.r[0]);
+        if (CM.decline)
+            for (int k = 0; k < 2; k++)
+                assert_int_equal(sl_spawn_on(R(k), cm_claim_freer, (void *)(intptr_t)k, NULL), 0);
         assert_int_equal(sl_spawn_on(R(0), cm_claim_sel, (void *)(intptr_t)0, NULL), 0);
         assert_int_equal(sl_spawn_on(R(1), cm_claim_sel, (void *)(intptr_t)1, NULL), 0);
         WAIT_FOR(t, atomic_load(&CM.ccd[0]) && atomic_load(&CM.ccd[1]), CM.p[0], CM.r[0]);
         /* on main neither was claimed: both waited until their deadline */
         assert_true(CM.rcc[0] != -ETIMEDOUT && CM.rcc[1] != -ETIMEDOUT);
-        WAIT_FOR(t, CM.c0[0]->rv_out_ == 0, CM.p[0], CM.r[0]);
-        assert_int_equal(sl_chan_free(t, CM.c0[0]), 0);
-        assert_int_equal(sl_spawn_on(R(1), cm_free3, NULL, NULL), 0);
-        WAIT_FOR(t, atomic_load(&CM.freed3), CM.p[0], CM.r[0]);
+        if (!CM.decline || atomic_load(&CM.free_k) != 0) {
+            WAIT_FOR(t, CM.c0[0]->rv_out_ == 0, CM.p[0], CM.r[0]);
+            assert_int_equal(sl_chan_free(NULL, CM.c0[0]), 0);
+        }
+        if (!CM.decline || atomic_load(&CM.free_k) != 1) {
+            assert_int_equal(sl_spawn_on(R(1), cm_free3, NULL, NULL), 0);
+            WAIT_FOR(t, atomic_load(&CM.freed3), CM.p[0], CM.r[0]);
+        }
         sl_runtime_stop(rt);
         SL_RETURN(t, 0);
     }
@@ -4437,6 +4466,27 @@ static void test_meet4_symmetric_claims(void **st)
     assert_int_equal(CM.hooks[4], 1);   /* one offer waited */
 }
 
+/* The same, the refused claim's channel freed at its home before the
+ * refusal arrives there (answer_gone with the refusal): the refused
+ * select's claimed case fails -EPIPE (its channel is gone), what waited
+ * for it finds it stopped, and the refusing select's proxy on that channel
+ * is fired -EPIPE, not freed under its select: both selects return their
+ * case on that channel with -EPIPE (AddressSanitizer: nothing read after
+ * the free) */
+static void test_meet4_symmetric_claims_free_at_refusal(void **st)
+{
+    (void)st;
+    cm_run(CM_CLAIMS, true, false, false, true);
+    int k = CM.free_k, j = 1 - k;
+    print_message("freed c0[%d]: S_0 case %d (err %d), S_1 case %d (err %d)\n", k, CM.rcc[0], CM.ecc[0], CM.rcc[1],
+                  CM.ecc[1]);
+    assert_int_equal(CM.rcc[k], 0);   /* its claimed receive on the freed channel */
+    assert_int_equal(CM.ecc[k], -EPIPE);
+    assert_int_equal(CM.rcc[j], 1);   /* its send case there, by proxy */
+    assert_int_equal(CM.ecc[j], -EPIPE);
+    assert_int_equal(CM.hooks[5], 1);
+}
+
 /* S_3 [<- l3, c2 <- 3], held by reactor 2 for S_H's c2 proxy, offers to
  * S_H while S_H is claimed for S_R. DIE (S_H the lower sid): refused busy,
  * S_H's proxy skipped at reactor 2; S_R declining, S_H waits free, REMATCH,
@@ -4613,6 +4663,7 @@ int main(void)
         cmocka_unit_test_setup(test_meet4_teardown_while_claimed, scene_guard),
         cmocka_unit_test_setup(test_meet4_symmetric_hold, scene_guard),
         cmocka_unit_test_setup(test_meet4_symmetric_claims, scene_guard),
+        cmocka_unit_test_setup(test_meet4_symmetric_claims_free_at_refusal, scene_guard),
         cmocka_unit_test_setup(test_meet4_busy_refused_rematched, scene_guard),
         cmocka_unit_test_setup(test_meet4_busy_refused_accepted, scene_guard),
         cmocka_unit_test_setup(test_meet4_offer_waits_for_claim_declined, scene_guard),
