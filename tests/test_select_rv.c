@@ -3967,7 +3967,7 @@ static struct {
     sl_case ccc[2][2];
     int64_t vcc[2][2];
     int rcc[2], ecc[2];
-    _Atomic int ccd[2], rfirst[2], made1, free_go, free_k;
+    _Atomic int ccd[2], rfirst[2], made1, free_go, free_k, freers_done;
     char diag[512];
 } CM;
 
@@ -4159,6 +4159,7 @@ static int cm_claim_freer(sl_task *t, void *arg)   /* reactor k: frees c0[k] if 
         assert_int_equal(sl_chan_free(NULL, CM.c0[k]), 0);
         atomic_store(&CM.freed, 1);
     }
+    atomic_fetch_add(&CM.freers_done, 1);
     SL_END(t);
 }
 
@@ -4243,6 +4244,8 @@ static int cm_main(sl_task *t, void *arg)   /* reactor 0: c0's home */
         WAIT_FOR(t, atomic_load(&CM.ccd[0]) && atomic_load(&CM.ccd[1]), CM.p[0], CM.r[0]);
         /* on main neither was claimed: both waited until their deadline */
         assert_true(CM.rcc[0] != -ETIMEDOUT && CM.rcc[1] != -ETIMEDOUT);
+        if (CM.decline)   /* both freers ended (one may still sleep in its poll): no task left at the stop */
+            WAIT_FOR(t, atomic_load(&CM.freers_done) == 2, CM.p[0], CM.r[0]);
         if (!CM.decline || atomic_load(&CM.free_k) != 0) {
             WAIT_FOR(t, CM.c0[0]->rv_out_ == 0, CM.p[0], CM.r[0]);
             assert_int_equal(sl_chan_free(NULL, CM.c0[0]), 0);
