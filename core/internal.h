@@ -304,6 +304,7 @@ void sl__rsend_free_loans(sl_chan *ch);    /* the header goes: its loan records 
  * the case node waits in this reactor's queue for credit. */
 bool sl__rsend_ready(sl_reactor *r, const sl_chan *ch);
 sl_wq *sl__rsend_queue(sl_reactor *r, const sl_chan *ch);   /* NULL: none */
+void sl__rsend_pin(sl_reactor *r, const sl_chan *ch, int d);   /* a held/claimed select's node off it: kept */
 int sl__rsend_push(sl_reactor *r, sl_chan *ch, sl_waiter *w);
 void sl__rsend_want(sl_reactor *r, const sl_chan *ch);     /* parked: ask home */
 int sl__rsend_poll(sl_reactor *r, sl_chan *ch);            /* not ready, not parking: ask */
@@ -324,6 +325,8 @@ void sl__rrecv_drop_asks(sl_chan *ch);
 /* select.c's remote receive cases: ready = an element held here. */
 bool sl__rrecv_ready(sl_reactor *r, const sl_chan *ch);
 sl_wq *sl__rrecv_queue(sl_reactor *r, const sl_chan *ch);   /* NULL: none */
+void sl__rrecv_pin(sl_reactor *r, const sl_chan *ch, int d);   /* a held/claimed select's node off it: kept */
+void sl__select_unpin(sl_task *t);   /* select.c: a held or claimed select fires: its records may go */
 int sl__rrecv_push(sl_reactor *r, sl_chan *ch, sl_waiter *w);
 int sl__rrecv_poll(sl_reactor *r, sl_chan *ch);            /* not ready, not parking: ask */
 /* A wait that ends on the task's own reactor (credit, lend): a deadline

@@ -466,6 +466,7 @@ static void held_wake(sl_task *t, int i)
 {
     sl_reactor *r = t->reactor_;
     sl__select_detach_proxies(t);
+    sl__select_unpin(t);
     t->w_.tag = 0;
     r->remote_pending--;
     sl__wake(t, i);
@@ -772,6 +773,7 @@ static void select_retry(sl_task *t)
     int i = sl__select_rematch(t);
     if (i >= 0) {
         sl__select_detach_proxies(t);   /* its proxies elsewhere are withdrawn */
+        sl__select_unpin(t);
         sl__wake(t, i);
         run_deferred(d, NULL);   /* S_H fired: what waited finds it gone */
         return;
@@ -1052,6 +1054,7 @@ static void select_done(sl_task *t, sl_waiter *cp, int rc, int err)
     t->w_.tag = 0;
     t->w_.until = 0;
     sl__select_detach_proxies(t);   /* its proxies elsewhere are withdrawn */
+    sl__select_unpin(t);
     if (!cp) {
         sl__wake(t, err);
     } else {

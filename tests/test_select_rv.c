@@ -4190,6 +4190,11 @@ static int cm_h2(sl_task *t, void *arg)   /* reactor 2: c2's and q2's home */
     if (CM.how == CM_FREE)
         assert_int_equal(sl_spawn(NULL, cm_freer, NULL, NULL, NULL), 0);
     atomic_store(&CM.ready2, 1);
+    if (CM.how == CM_MEET && CM.far_buf && CM.decline) {   /* S_R declined: an element in q2 for S_H */
+        WAIT_FOR(t, atomic_load(&CM.srd), CM.p[6], CM.r[6]);
+        CM.pv = 9;
+        assert_int_equal(sl_chan_try_send(NULL, CM.q2, &CM.pv), 0);
+    }
     WAIT_FOR(t, atomic_load(&CM.shd), CM.p[6], CM.r[6]);
     if (CM_PLAINS(CM.how) && CM.how != CM_FREE && !(CM.rsh == 1 && CM.esh == 0)) {
         /* S_H did not take the plain sender's 33: it waits here again, a receive meets it */
@@ -4346,6 +4351,19 @@ static void test_meet4_send_sr_first(void **st)
 }
 static void test_meet4_buf_sh_first(void **st) { (void)st; cm_run(CM_MEET, true, false, true, false); cm_met(0, 42, 1); }
 static void test_meet4_buf_sr_first(void **st) { (void)st; cm_run(CM_MEET, false, false, true, false); cm_met(0, 42, 1); }
+
+/* S_H [<- c0, <- q2] claimed as it parks (S_R's proxy first), so its q2
+ * node was off its queue at the callback's end, when the flush asks home
+ * for the receivers waiting: no ask went. The claim declined (S_R fires
+ * l1), S_H's node is back, and reactor 2 puts 9 in q2: S_H must get it
+ * (before, nothing asked home for it: S_H waited until its deadline) */
+static void test_meet4_buf_declined_asks_home(void **st)
+{
+    (void)st;
+    cm_run(CM_MEET, false, false, true, true);
+    cm_met(1, 9, 0);
+    assert_int_equal(CM.vsr[0], 777);
+}
 
 /* A plain sender at reactor 2 offers to S_H's c2 proxy while S_H is
  * claimed: the offer waits at reactor 0 (the diagnostics say so).
@@ -4655,6 +4673,7 @@ int main(void)
         cmocka_unit_test_setup(test_meet4_send_sr_first, scene_guard),
         cmocka_unit_test_setup(test_meet4_buf_sh_first, scene_guard),
         cmocka_unit_test_setup(test_meet4_buf_sr_first, scene_guard),
+        cmocka_unit_test_setup(test_meet4_buf_declined_asks_home, scene_guard),
         cmocka_unit_test_setup(test_meet4_plain_offer_waits_accepted, scene_guard),
         cmocka_unit_test_setup(test_meet4_plain_offer_waits_declined, scene_guard),
         cmocka_unit_test_setup(test_meet4_deadline_while_claimed_accepted, scene_guard),
