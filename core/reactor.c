@@ -809,6 +809,7 @@ static bool poll_briefly(sl_reactor *r, uint64_t worked)
         if (i % 8 == 0 && (sl_now_ns() >= until ||
                            atomic_load_explicit(&r->stopping, memory_order_relaxed)))
             return false;
+        r->st.spin_yields++;
         sched_yield();
     }
 }
@@ -819,8 +820,10 @@ static bool poll_briefly(sl_reactor *r, uint64_t worked)
 static bool may_sleep(sl_reactor *r)
 {
     atomic_store_explicit(&r->wake_pending, 0, memory_order_seq_cst);
-    if (inbox_empty(r))
+    if (inbox_empty(r)) {
+        r->st.sleeps++;
         return true;
+    }
     return atomic_exchange_explicit(&r->wake_pending, 1, memory_order_seq_cst) != 0;
 }
 
@@ -990,10 +993,12 @@ static bool spin_poll(sl_reactor *r, uint64_t *now)
             if (t >= pause_until)
                 pausing = false;
         }
-        if (pausing)
+        if (pausing) {
             cpu_relax();
-        else
+        } else {
+            r->st.spin_yields++;
             sched_yield();
+        }
     }
     if (pause_until && PAUSE_ADAPT)
         pause_adapt(r, hit && pausing);

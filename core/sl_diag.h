@@ -47,6 +47,12 @@ typedef struct sl_reactor_stats {
      * timers in (at most SL_SPIN_RUN_LEGS legs or 50 us in a row, or a
      * timer due). */
     uint64_t spin_runs, spin_bounds;
+    /* sched_yield() calls of the spins and of a wake-up's brief poll
+     * (polls after their pauses), and the times the reactor let go of its
+     * queue (wake_pending cleared: the next post to it writes its eventfd;
+     * it sleeps in the backend's poll unless a callback of its own is
+     * due): docs/core.md, "The slow mode" counts both per run. */
+    uint64_t spin_yields, sleeps;
 } sl_reactor_stats;
 
 /* The most hits a spin runs in a row before it lets libevent poll. */
