@@ -48,11 +48,11 @@ typedef struct sl_reactor_stats {
      * timer due). */
     uint64_t spin_runs, spin_bounds;
     /* sched_yield() calls of the spins and of a wake-up's brief poll
-     * (polls after their pauses), and the times the reactor let go of its
-     * queue (wake_pending cleared: the next post to it writes its eventfd;
-     * it sleeps in the backend's poll unless a callback of its own is
-     * due): docs/core.md, "The slow mode" counts both per run. */
-    uint64_t spin_yields, sleeps;
+     * (polls after their pauses); spins that saw nothing come and let the
+     * reactor sleep; spins left out by the backoff (a spin that took over
+     * twice its length); wake-ups by a producer's eventfd write, i.e. the
+     * reactor had let go of its queue (docs/core.md, "The slow mode"). */
+    uint64_t spin_yields, spin_misses, spin_skips, fd_wakeups;
 } sl_reactor_stats;
 
 /* The most hits a spin runs in a row before it lets libevent poll. */
