@@ -117,6 +117,7 @@ struct sl_reactor {
     sl_chan *grant_head;              /* our channels with room for queued asks */
     struct sl_rs_loan *rs_owed;       /* loans of our channels with a top-up owed (rsend.c) */
     bool hold_topups;                 /* the flush keeps them for a batch the next tasks may send */
+    bool topup_early;                 /* ... but sent a large one: spin_run publishes it first */
     struct rs_batch *rs_spares;       /* small batches' memory, done with, for our next (rsend.c) */
     unsigned rs_nspares;
     struct sl_rsend *rs_idle;         /* idle sender records' memory, for the next (rsend.c) */

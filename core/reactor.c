@@ -1052,6 +1052,12 @@ static void spin_run(sl_reactor *r, uint64_t now)
         r->hold_topups = true;
         flush_chained(r);
         r->hold_topups = false;
+        /* a large top-up, which the flush did not hold, leaves before
+         * the tasks run (and what was chained before it, in order) */
+        if (r->topup_early) {
+            r->topup_early = false;
+            publish_deferred(r);
+        }
         run_batch(r, false, now);
         flush_chained(r);
     }
