@@ -1048,7 +1048,9 @@ static void spin_run(sl_reactor *r, uint64_t now)
          * the end's flush ahead of them: disorder again. */
         /* Top-ups owed (rsend.c) stay for the second flush: a task made
          * ready here usually answers, and the answer's batch carries
-         * them, one message a leg instead of two. */
+         * them, one message a leg instead of two. Small ones only
+         * (HOLD_TOPUP_MAX): a large one is published before the tasks
+         * run, so its sender works while they drain its batch. */
         r->hold_topups = true;
         flush_chained(r);
         r->hold_topups = false;

@@ -16,7 +16,10 @@
  * answered with up to n slots of new credit (if nobody waits here for room
  * and no ask is queued), so a steady sender, or one that sends one element
  * per round trip (a ping-pong), sends every element with credit in hand:
- * one message per element each way, not an ask, a grant and a batch.
+ * one message per element each way, not an ask, a grant and a batch. A
+ * small top-up waits for the answer's batch and rides in it; a large one
+ * (a stream's) leaves before the receivers it fed run, so that the sender
+ * fills its next batch while they drain this one (HOLD_TOPUP_MAX).
  * Giving credit back whenever the sender idled cost a ping-pong three
  * messages a leg and twice the wake-ups (docs/core.md has the figures;
  * tests/test_credit.c counts the messages). The home keeps a loan
