@@ -104,6 +104,9 @@ struct sl_reactor {
     uint64_t spin_ns;
     bool remote_hot;
     bool in_spin_run;                 /* spin_run's drain: a task made ready waits for its run_batch */
+    /* wake_run kept wake_pending for the tasks its messages made ready:
+     * run_turn's spin takes it over, or run_turn lets it go (reactor.c) */
+    bool wake_held;
     /* hits run inside spins since libevent last polled, and the time of
      * the first: bounded (reactor.c, SL_SPIN_RUN_LEGS and SPIN_RUN_NS) */
     unsigned spin_legs;

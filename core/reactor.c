@@ -274,12 +274,20 @@ static void turn_finish(sl_reactor *r, bool publish)
         sl__callback_end(r);
 }
 
+static void spin_release(sl_reactor *r);
+
 static void run_turn(sl_reactor *r, bool polled)
 {
     sl_reactor *prev = enter(r);
     run_batch(r, polled, 0);
     turn_finish(r, true);
     idle_spin(r);
+    if (r->wake_held) {
+        /* wake_run's hold, not taken over by a spin: let it go now (a
+         * message that came meanwhile is run after the next poll) */
+        r->wake_held = false;
+        spin_release(r);
+    }
     sl__tl_reactor = prev;
 }
 
@@ -1089,8 +1097,12 @@ static void idle_spin(sl_reactor *r)
     }
     if (atomic_load_explicit(&r->stopping, memory_order_relaxed))
         return;
-    /* held already: a producer has written the eventfd, or will */
-    if (atomic_exchange_explicit(&r->wake_pending, 1, memory_order_seq_cst))
+    /* ours already (wake_run kept it for the tasks run_turn ran): the spin
+     * takes it over; else held already: a producer has written the
+     * eventfd, or will */
+    if (r->wake_held)
+        r->wake_held = false;
+    else if (atomic_exchange_explicit(&r->wake_pending, 1, memory_order_seq_cst))
         return;
     r->spin_clock_left = 0;   /* the first hit reads the clock */
     uint64_t now;
@@ -1146,6 +1158,7 @@ static void wake_run(sl_reactor *r, bool read_fd)
     sl_reactor *prev = enter(r);
     uint64_t cnt;
     r->spin_legs = 0;   /* both ways in come from a poll */
+    r->wake_held = false;   /* still ours, and decided again below */
     if (read_fd) {
         r->st.fd_wakeups++;
         ssize_t n = read(r->wake_fd, &cnt, sizeof cnt);
@@ -1169,6 +1182,20 @@ static void wake_run(sl_reactor *r, bool read_fd)
         publish_deferred(r);   /* before polling: the peer may be waiting for them */
         if (poll_briefly(r, sl_now_ns() - t0))
             continue;
+        /* Tasks made ready run next (run_cb): keep wake_pending until
+         * they have run, and their spin, if any, takes it over. Let go
+         * here, it was taken back by the first post of the peer while
+         * they ran (their answers, a stream's next batch): an eventfd
+         * write there, then here a read and a poll, and the spin after
+         * them found the flag taken and did not run, so the next message
+         * came by the eventfd again. A stream between two reactors made
+         * 300-1,700 such wake-ups per million elements at its sender
+         * (docs/core.md, "The slow mode"). */
+        if (r->rq_head && r->run_scheduled &&
+            !atomic_load_explicit(&r->stopping, memory_order_relaxed)) {
+            r->wake_held = true;
+            break;
+        }
         if (may_sleep(r))
             break;
     }
