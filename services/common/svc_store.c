@@ -89,7 +89,8 @@ struct svc_store {
     pthread_t ck_th;
     bool ck_started, ck_stop, ck_due;
     pthread_cond_t ck_cv;
-    _Atomic uint64_t checkpoints;
+    _Atomic uint64_t checkpoints, ck_caught_up, wal_restarts;
+    int wal_last;             /* the WAL's frames after the last commit (the writer's) */
     _Atomic uint64_t commits, steps, reads, failed, batch_max, replies, wakeups;
     unsigned test_delay_ms;   /* SVC_TEST_STORE_DELAY_MS: a slow disk, for the tests */
     char path[];
@@ -276,6 +277,9 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     svc_store *st = arg;
     (void)db;
     (void)name;
+    if (pages < st->wal_last)   /* this commit began the WAL anew */
+        atomic_fetch_add_explicit(&st->wal_restarts, 1, memory_order_relaxed);
+    st->wal_last = pages;
     /* At every commit past the mark, not once per CKPT_PAGES written: a
      * PASSIVE checkpoint under steady writes rarely copies the whole WAL
      * (the writer appends while it runs), and only one that did lets the
@@ -305,8 +309,11 @@ static void *checkpointer(void *arg)
         st->ck_due = false;
         pthread_mutex_unlock(&st->mu);
         /* PASSIVE: copies what no reader needs, never waits for the writer */
-        sqlite3_wal_checkpoint_v2(st->ck.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        int log = -1, done = -1;
+        sqlite3_wal_checkpoint_v2(st->ck.db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
         atomic_fetch_add(&st->checkpoints, 1);
+        if (log >= 0 && done == log)   /* copied to the WAL's end as it was then */
+            atomic_fetch_add_explicit(&st->ck_caught_up, 1, memory_order_relaxed);
         pthread_mutex_lock(&st->mu);
     }
     pthread_mutex_unlock(&st->mu);
@@ -451,6 +458,8 @@ void svc_store_stats_get(svc_store *st, svc_store_stats *o)
                             .reads = atomic_load(&st->reads), .failed = atomic_load(&st->failed),
                             .batch_max = atomic_load(&st->batch_max),
                             .checkpoints = atomic_load(&st->checkpoints),
+                            .checkpoints_caught_up = atomic_load(&st->ck_caught_up),
+                            .wal_restarts = atomic_load(&st->wal_restarts),
                             .replies = atomic_load(&st->replies), .wakeups = atomic_load(&st->wakeups) };
     svc_walvfs_counts(&o->wal_frames, &o->wal_writes);
     pthread_mutex_lock(&st->mu);
