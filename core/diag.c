@@ -194,6 +194,14 @@ int sl_task_describe(const sl_task *t, char *buf, size_t size)
                               c[k].ch ? c[k].ch->name_ : "?");
             if (t->w_.idx > 0)
                 n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0, ")");
+            /* held for another reactor's meet (rsel.c): its cases cannot
+             * fire here until the verdict, and what reached its other
+             * proxies meanwhile waits for it */
+            int held = sl__rsel_held_waiting(t);
+            if (held >= 0)
+                n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
+                              " held for a meet at reactor %d, %d message%s waiting for the verdict",
+                              sl__rsel_held_home(t), held, held == 1 ? "" : "s");
         }
         n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
                       " for %.3f ms", (double)i.waiting_ns / 1e6);

@@ -354,6 +354,7 @@ bool sl__chan_sweep(sl_chan *ch);
 void sl__proxy_fire(sl_waiter *w, int result);
 
 /* rsel.c: select cases on another reactor's rendezvous channel, by offer */
+#define SL_CASE_RV 2                     /* a parked case's w_.tag: by offer, its proxy in w_.until (select.c) */
 #define SL_CASE_GONE 3                   /* a claimed select's case whose channel was freed (rsel.c) */
 #define SL_OFFER_TAG 0x4f464652u         /* t->w_.tag of a home task whose offer is out */
 #define SL_OFFER_ABORT_TAG 0x4f464641u   /* ... whose deadline or cancel came meanwhile */
@@ -376,10 +377,12 @@ void sl__rsel_drop_queued(sl_waiter *w);
 void sl__rsel_task_abort(sl_task *t);
 bool sl__rsel_claim(sl_task *t, sl_case *c);   /* H: a select parked here offered to a proxy; false: none */
 bool sl__rsel_select_offered(const sl_task *t);   /* a select claimed or held for an offer (diag.c) */
+int sl__rsel_held_waiting(const sl_task *t);   /* held by another reactor's meet: messages waiting for it; else -1 */
+int sl__rsel_held_home(const sl_task *t);      /* ... the holding home's reactor id */
 bool sl__select_local_only(const sl_task *t);  /* select.c, for rsel.c's claim */
 void sl__select_take(sl_task *t);
 void sl__select_hold(sl_task *t);   /* R: a select held for its rendezvous send case (rsel.c) */
-bool sl__select_holdable(const sl_task *t, const sl_case *c);
+void sl__select_detach_proxies(sl_task *t);   /* R: a held select's wait ends: its proxies withdrawn */
 int sl__select_rematch(sl_task *t);
 void sl__select_put_back(sl_task *t);
 void sl__rsel_inject_failure(int nth);   /* tests: the nth proxy from now fails (-1: none) */

@@ -48,14 +48,21 @@
  * Two proxies of other reactors' selects, a send S1 (R1) and a receive S2
  * (R2), meet in two phases (docs/core.md "Two selects of other reactors
  * meet at the home"): H takes both off their queues and asks R1 to HOLD
- * S1 (r_hold: its nodes off R1's queues, as H claims a select; only a
- * select whose other cases are all on R1's channels is held, so no offer
- * can reach it meanwhile); HELD: H offers S1's element (already in the
- * proxy) to S2 with the existing offer, the held proxy as counterpart;
- * S2's answer becomes COMMIT or ABORT to R1 (by p->ack). Aborted, R1
- * matches S1 again with what it has (nothing re-posted), and H matches the
- * proxy again as if it had just arrived. GONE (S1 fired before the HOLD
- * came): H frees the proxy and matches S2's again. */
+ * S1 (r_hold: its nodes off R1's queues, as H claims a select); HELD: H
+ * offers S1's element (already in the proxy) to S2 with the existing
+ * offer, the held proxy as counterpart; S2's answer becomes COMMIT or
+ * ABORT to R1 (by p->ack). Aborted, R1 matches S1 again with what it has
+ * (nothing re-posted), and H matches the proxy again as if it had just
+ * arrived. GONE (S1 fired before the HOLD came): H frees the proxy and
+ * matches S2's again.
+ *
+ * S1 may have proxies at other homes ("A held select with proxies at
+ * several homes"): an OFFER, HOLD or EPIPE reaching one while S1 is held
+ * waits at R1 until the hold ends (defer, run_deferred), except an offer
+ * from another held select of a higher sid, which is refused busy at once
+ * (wait-die: waits go only from a lower sid to a higher one, so they
+ * cannot cycle). The refused proxy waits at its home skipped (hbusy) until
+ * R1, S1 free again, sends REMATCH (h_rematch). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -73,6 +80,7 @@ enum { H_NEW, H_QUEUED, H_OFFERED, H_FIRED, H_HOLDING, H_PAIRED };
 typedef struct rv_proxy {
     sl_waiter w;             /* in the channel's queue at H: task NULL, idx -1 */
     sl_msg go, wd, back, ack;
+    sl_msg rm;               /* R -> H: REMATCH, the select refused busy is free again */
     sl_chan *ch;
     sl_reactor *from, *home; /* R, H: R never reads the channel (H may free it) */
     size_t esz;
@@ -92,14 +100,30 @@ typedef struct rv_proxy {
     SL_LINK(struct rv_proxy) clink;   /* H's rsel_claims while cp is a claimed select's case */
     bool claim;
     struct rv_proxy *pair;   /* H: the other proxy of a two-phase meet (HOLDING <-> PAIRED) */
-    /* set by R before the park leaves, read by H: S may be held for this case */
+    /* set by R before the park leaves, read by H: S may be held for this
+     * case; sid, S's place in the total order of selects (its task's
+     * address: two selects alive at once differ) */
     bool holdable;
+    uintptr_t sid;
+    /* set by H before an offer leaves, read by R: the offering held
+     * select's sid (a two-phase offer), 0 for any other counterpart */
+    uintptr_t osid;
+    /* H's side: queued, refused busy (wait-die): skipped until REMATCH */
+    bool hbusy;
     /* R's side while S is held for this case (r_hold) */
     bool hold_r;
     SL_LINK(struct rv_proxy) hlink;   /* R's rsel_holds */
+    /* R's side: H -> R messages for other proxies of S that came while S
+     * was held for this one, run when the hold ends (dhead on the held
+     * proxy; dnext, dfn on each waiting one) */
+    struct rv_proxy *dhead, *dtail, *dnext;
+    void (*dfn)(void *);
+    bool busy_r;             /* refused busy: REMATCH it when S waits free again */
+    bool rematched;          /* a REMATCH went: freed only at an ACK (it may be in flight) */
     /* R -> H with the answer */
     bool accept;
     bool gone;               /* the HOLD's answer: S stopped waiting (its WITHDRAW came first) */
+    bool busy;               /* the offer's answer: declined, S held elsewhere (wait-die); S still waits */
     unsigned char elem[];    /* a send case's copy, or the offering sender's element */
 } rv_proxy;
 
@@ -125,7 +149,11 @@ void sl__rsel_set_hooks(void (*at_r_offer)(void *), void (*at_h_offer)(void *), 
 
 /* ... and around a two-phase meet: phase 0 at R1 before a HOLD is decided,
  * 1 at R1 right after S was held, 2 at H right after the HOLD was posted,
- * 3 at H when the paired receive proxy was withdrawn with the HOLD out */
+ * 3 at H when the paired receive proxy was withdrawn with the HOLD out;
+ * 4 at R when a message for a held select's other proxy waits (deferred),
+ * 5 at R right after an offer was refused busy (wait-die), 6 at H when a
+ * proxy refused busy is matched again (REMATCH), 7 at R right after a
+ * REMATCH was posted */
 static void (*hook_hold)(void *, int);
 static void *hook_hold_arg;
 
@@ -195,7 +223,8 @@ void sl__rsel_post(sl_task *t, sl_case *c)
     rv_proxy *p = proxy_of(c);
     p->task = t;
     p->posted = true;
-    p->holdable = p->op == SL_SEND && !p->held && sl__select_holdable(t, c);
+    p->holdable = p->op == SL_SEND && !p->held;
+    p->sid = (uintptr_t)t;
     sl_reactor_post_mem(p->home, &p->go, h_park, p);
 }
 
@@ -216,13 +245,87 @@ void sl__rsel_detach(sl_reactor *r, sl_case *c)
         sl_reactor_post_mem(p->home, &p->wd, h_withdraw, p);
 }
 
-/* An offer from H: accepted iff S still waits in this select. */
-static void r_offer(void *arg)
+/* S, waiting, is held for another of its proxies (r_hold: a select
+ * waits as a cross-reactor wait only while held): its held proxy, or NULL */
+static rv_proxy *held_for(const sl_task *t)
+{
+    return t && t->wait_kind_ == SL_WAIT_REMOTE ? (rv_proxy *)(uintptr_t)t->w_.until : NULL;
+}
+
+/* An H -> R message for p came while S is held for hp: it waits, in
+ * order, until the hold ends (run_deferred). Nothing is allocated: the
+ * links are p's. Such a wait cannot be part of a cycle: what waits here
+ * is an offer from a counterpart that holds no select (a task, a round
+ * trip, a claimed select at its home: none has a proxy anywhere), or from
+ * a held select of a lower sid (wait-die, offer_decide), or a HOLD or an
+ * EPIPE, which hold nothing; and a hold ends once its one offer is
+ * answered. */
+static void defer(rv_proxy *hp, rv_proxy *p, void (*fn)(void *))
+{
+    p->dfn = fn;
+    p->dnext = NULL;
+    if (hp->dtail)
+        hp->dtail->dnext = p;
+    else
+        hp->dhead = p;
+    hp->dtail = p;
+    if (hook_hold)
+        hook_hold(hook_hold_arg, 4);
+}
+
+static void h_rematch(void *arg);
+
+/* S's hold has ended: what waited for it runs, as if it came now; then,
+ * if S waits free again (not fired, not held once more by a HOLD that
+ * waited), every proxy of S refused busy meanwhile is matched again at
+ * its home (REMATCH), so that no meet refused busy waits for a deadline. */
+static void run_deferred(rv_proxy *d, sl_task *t)
+{
+    while (d) {
+        rv_proxy *next = d->dnext;
+        d->dnext = NULL;
+        d->dfn(d);
+        d = next;
+    }
+    if (!t || t->wait_kind_ != SL_WAIT_SELECT)
+        return;
+    sl_case *cases = t->wait_obj_;
+    for (int i = 0; i < t->w_.idx; i++) {
+        rv_proxy *q = cases[i].w_.tag == SL_CASE_RV ? proxy_of(&cases[i]) : NULL;
+        if (!q || !q->busy_r)
+            continue;
+        q->busy_r = false;
+        q->rematched = true;
+        sl_reactor_post_mem(q->home, &q->rm, h_rematch, q);
+        if (hook_hold)
+            hook_hold(hook_hold_arg, 7);
+    }
+}
+
+/* An offer from H: accepted iff S still waits in this select. While S is
+ * held for another proxy, an offer from a held select (osid) of a higher
+ * sid than S's is refused busy at once (wait-die: it "dies", its hold is
+ * aborted at its home, and p is skipped there until S's REMATCH); any
+ * other waits until S's hold ends. Waits thus only go from a lower sid to
+ * a higher one among held selects, and cannot form a cycle. */
+static void offer_decide(void *arg)
 {
     rv_proxy *p = arg;
-    if (hook_r_offer)
-        hook_r_offer(hook_arg);
     sl_task *t = p->task;
+    rv_proxy *hp = held_for(t);
+    if (hp && (!p->osid || p->osid < p->sid)) {
+        defer(hp, p, offer_decide);
+        return;
+    }
+    if (hp) {
+        p->accept = false;
+        p->busy = true;
+        p->busy_r = true;
+        sl_reactor_post_mem(p->home, &p->go, h_answer, p);   /* H queues it again, skipped */
+        if (hook_hold)
+            hook_hold(hook_hold_arg, 5);
+        return;
+    }
     p->accept = t != NULL;
     if (t) {
         sl_case *c = p->c;
@@ -235,6 +338,13 @@ static void r_offer(void *arg)
     sl_reactor_post_mem(p->home, &p->go, h_answer, p);   /* H owns it now */
 }
 
+static void r_offer(void *arg)
+{
+    if (hook_r_offer)
+        hook_r_offer(hook_arg);
+    offer_decide(arg);
+}
+
 /* Closed or freed at H: the case fires with -EPIPE if S still waits;
  * else a WITHDRAW is on its way, and its ACK frees the proxy. */
 static void r_epipe(void *arg)
@@ -243,10 +353,18 @@ static void r_epipe(void *arg)
     sl_task *t = p->task;
     if (!t)
         return;
+    rv_proxy *hp = held_for(t);
+    if (hp) {   /* S held for another proxy: the case fires -EPIPE if the hold aborts */
+        defer(hp, p, r_epipe);
+        return;
+    }
     sl_case *c = p->c;
     p->task = NULL;
     c->w_.until = 0;
-    free(p);
+    if (p->rematched)   /* a REMATCH may be in flight to H: freed at the WITHDRAW's ACK */
+        sl_reactor_post_mem(p->home, &p->wd, h_withdraw, p);
+    else
+        free(p);
     sl__waiter_fire(&c->w_, -EPIPE);
 }
 
@@ -277,15 +395,21 @@ static void hold_unlink(rv_proxy *p)
     SL_LIST_REMOVE(&r->rsel_holds, p, hlink);
 }
 
-static void r_hold(void *arg)
+/* A HOLD for S while S is held for another proxy (two homes hold it at
+ * once) waits until that hold ends: GONE if S fired, else held then. */
+static void hold_decide(void *arg)
 {
     rv_proxy *p = arg;
-    if (hook_hold)
-        hook_hold(hook_hold_arg, 0);
     sl_task *t = p->task;
+    rv_proxy *hp = held_for(t);
+    if (hp) {
+        defer(hp, p, hold_decide);
+        return;
+    }
     p->gone = !t;
     if (t) {
         sl_reactor *r = p->from;
+        p->dhead = p->dtail = NULL;
         sl__select_hold(t);
         t->wait_kind_ = SL_WAIT_REMOTE;   /* counted in remote_pending already (SL_SELR_TAG) */
         t->w_.tag = SL_OFFER_TAG;
@@ -296,6 +420,13 @@ static void r_hold(void *arg)
             hook_hold(hook_hold_arg, 1);
     }
     sl_reactor_post_mem(p->home, &p->go, h_held, p);
+}
+
+static void r_hold(void *arg)
+{
+    if (hook_hold)
+        hook_hold(hook_hold_arg, 0);
+    hold_decide(arg);
 }
 
 /* S leaves the hold: a select again, its proxy p attached to case c */
@@ -310,13 +441,12 @@ static sl_task *hold_end(rv_proxy *p)
     return t;
 }
 
-/* S wakes with case i (its nodes are off every queue here); p's proxy,
- * if still attached, is withdrawn at H */
-static void held_wake(sl_task *t, rv_proxy *p, int i)
+/* S wakes with case i (its nodes are off every queue here); its proxies
+ * still attached (p's too, unless committed) are withdrawn at their homes */
+static void held_wake(sl_task *t, int i)
 {
     sl_reactor *r = t->reactor_;
-    if (p->c->w_.until)
-        sl__rsel_detach(r, p->c);
+    sl__select_detach_proxies(t);
     t->w_.tag = 0;
     r->remote_pending--;
     sl__wake(t, i);
@@ -325,36 +455,45 @@ static void held_wake(sl_task *t, rv_proxy *p, int i)
 static void r_commit(void *arg)
 {
     rv_proxy *p = arg;
+    rv_proxy *d = p->dhead;
     sl_task *t = hold_end(p);
     if (t) {
         sl_case *c = p->c;
         c->w_.until = 0;   /* H forgot p: not withdrawn */
         c->err = 0;
         c->w_.err = 0;
-        held_wake(t, p, c->w_.idx);
+        held_wake(t, c->w_.idx);
     }
     free(p);
+    run_deferred(d, NULL);   /* S fired: they find it gone */
 }
 
 static void r_abort(void *arg)
 {
     rv_proxy *p = arg;
+    rv_proxy *d = p->dhead;
+    p->dhead = p->dtail = NULL;
     sl_task *t = hold_end(p);
-    if (!t)
+    if (!t) {
+        run_deferred(d, NULL);
         return;   /* H owns p again */
+    }
     if (t->w_.tag == SL_OFFER_ABORT_TAG) {   /* its deadline or cancel came meanwhile */
         int err = t->w_.err;
-        held_wake(t, p, err);
+        held_wake(t, err);
+        run_deferred(d, NULL);
         return;
     }
     t->w_.tag = SL_OFFER_TAG;   /* not SL_SELR_TAG yet: held_wake counts it down */
     int i = sl__select_rematch(t);
     if (i >= 0) {
-        held_wake(t, p, i);
+        held_wake(t, i);
+        run_deferred(d, NULL);
         return;
     }
     t->w_.tag = SL_SELR_TAG;   /* parked with a remote case, as before */
     sl__select_put_back(t);
+    run_deferred(d, t);
 }
 
 /* ---- H: the channel's side ------------------------------------------------- */
@@ -374,6 +513,8 @@ static void offer(rv_proxy *p, sl_waiter *cp)
     }
     p->hstate = H_OFFERED;
     p->cp = cp;
+    /* a two-phase offer tells R which held select offers (wait-die) */
+    p->osid = cp && sl__waiter_is_rvproxy(cp) ? SL_CONTAINER_OF(cp, rv_proxy, w)->sid : 0;
     SL_LIST_PUSH_FRONT(&p->ch->rv_offers_, p, olink);
     if (p->op == SL_RECV && cp)   /* O sends: its element travels in the offer */
         memcpy(p->elem, cp->buf, p->ch->elem_size_);
@@ -389,8 +530,8 @@ static rv_proxy *first_proxy(sl_chan *ch, int cp_op)
     if (!*count_for(ch, op))
         return NULL;
     for (sl_waiter *w = queue_for(ch, op)->head; w; w = w->link.next)
-        if (sl__waiter_is_rvproxy(w))
-            return SL_CONTAINER_OF(w, rv_proxy, w);
+        if (sl__waiter_is_rvproxy(w) && !SL_CONTAINER_OF(w, rv_proxy, w)->hbusy)
+            return SL_CONTAINER_OF(w, rv_proxy, w);   /* one refused busy waits for its REMATCH */
     return NULL;
 }
 
@@ -530,6 +671,27 @@ bool sl__rsel_select_offered(const sl_task *t)
     return p && (p->claim || p->hold_r);
 }
 
+/* Diagnostics of a select held by another reactor's meet (diag.c, on its
+ * reactor's thread): how many messages for its other proxies wait for the
+ * verdict (offers, HOLDs, EPIPEs: defer), or -1 if it is not held. */
+int sl__rsel_held_waiting(const sl_task *t)
+{
+    if (!sl__rsel_select_offered(t))
+        return -1;
+    const rv_proxy *p = (const rv_proxy *)(uintptr_t)t->w_.until;
+    if (!p->hold_r)
+        return -1;
+    int n = 0;
+    for (const rv_proxy *d = p->dhead; d; d = d->dnext)
+        n++;
+    return n;
+}
+
+int sl__rsel_held_home(const sl_task *t)
+{
+    return sl_reactor_id(((const rv_proxy *)(uintptr_t)t->w_.until)->home);
+}
+
 bool sl__rsel_claim(sl_task *t, sl_case *c)
 {
     rv_proxy *p = first_proxy(c->ch, c->op);
@@ -581,14 +743,23 @@ static void h_park(void *arg)
 
 /* ---- H: two selects of other reactors meet (two-phase) -------------------- */
 
-/* The first send proxy queued on ch whose select may be held */
-static rv_proxy *first_holdable(sl_chan *ch)
+/* The first proxy queued on p's channel that p may meet in two phases:
+ * of the other operation, the sending one holdable, not refused busy
+ * (waiting for its REMATCH), and not of p's own select (a select never
+ * meets itself: it would wait on its own hold) */
+static rv_proxy *first_partner(const rv_proxy *p)
 {
-    if (!ch->rv_sendq_)
+    sl_chan *ch = p->ch;
+    int op = p->op == SL_SEND ? SL_RECV : SL_SEND;
+    if ((p->op == SL_SEND && !p->holdable) || !*count_for(ch, op))
         return NULL;
-    for (sl_waiter *w = ch->sendq_.head; w; w = w->link.next)
-        if (sl__waiter_is_rvproxy(w) && SL_CONTAINER_OF(w, rv_proxy, w)->holdable)
-            return SL_CONTAINER_OF(w, rv_proxy, w);
+    for (sl_waiter *w = queue_for(ch, op)->head; w; w = w->link.next) {
+        if (!sl__waiter_is_rvproxy(w))
+            continue;
+        rv_proxy *q = SL_CONTAINER_OF(w, rv_proxy, w);
+        if (!q->hbusy && q->sid != p->sid && (op == SL_RECV || q->holdable))
+            return q;
+    }
     return NULL;
 }
 
@@ -709,7 +880,7 @@ static void h_match(rv_proxy *p)
     }
     /* no plain waiter, no select here: another reactor's select with the
      * other operation, if the sending one may be held (two-phase) */
-    rv_proxy *q = p->op == SL_SEND ? (p->holdable ? first_proxy(ch, SL_SEND) : NULL) : first_holdable(ch);
+    rv_proxy *q = first_partner(p);
     if (q) {
         if (p->op == SL_SEND)
             hold(p, q);
@@ -746,6 +917,23 @@ static void h_withdraw(void *arg)
             sl__chan_maybe_release(ch);
     }
     sl_reactor_post_mem(p->from, &p->ack, r_ack, p);
+}
+
+/* S, refused busy for p, waits free again: p (queued, skipped) is matched
+ * again as if it had just arrived. Anything else (withdrawn, fired -EPIPE
+ * by a close, matched already) leaves nothing to do: R frees p only at an
+ * ACK once a REMATCH went, so p is alive here. */
+static void h_rematch(void *arg)
+{
+    rv_proxy *p = arg;
+    if (p->hstate != H_QUEUED || !p->hbusy)
+        return;
+    p->hbusy = false;
+    sl_wq_remove(queue_for(p->ch, p->op), &p->w);
+    queued(p, -1);
+    if (hook_hold)
+        hook_hold(hook_hold_arg, 6);
+    h_match(p);
 }
 
 /* A claimed select leaves H's list of claims (its offer answered). */
@@ -873,7 +1061,10 @@ static void answer_gone(rv_proxy *p)
             hold_commit(h);
         else
             hold_abort(h);   /* -EPIPE for its case: the channel is freed */
-        free(p);
+        if (p->busy)   /* S still waits: its case on the freed channel fails */
+            h_fire_epipe(p);
+        else
+            free(p);
         sl__chan_maybe_release(ch);
         return;
     }
@@ -960,6 +1151,28 @@ static void h_answer(void *arg)
     sl_waiter *cp = p->cp;
     offer_answered(ch, p);
     claim_unlink(p);
+    if (p->busy) {
+        /* refused busy (wait-die): S waits, held for another home's meet.
+         * p waits again in its place, skipped until S's REMATCH (h_rematch);
+         * the held select that offered is aborted and matched again, and
+         * finds p skipped, so the pair is not tried again while S is busy */
+        p->busy = false;
+        ch->rv_out_++;
+        if (ch->closed_ || ch->senders_gone_) {   /* a receive proxy: it fails (R waits for the hold's end) */
+            ch->rv_out_--;
+            h_fire_epipe(p);
+        } else {
+            p->hbusy = true;
+            p->hstate = H_QUEUED;
+            sl_wq *q = queue_for(ch, p->op);
+            SL_LIST_PUSH_FRONT(q, &p->w, link);
+            q->n++;
+            queued(p, 1);
+        }
+        if (cp)
+            cp_retry(ch, cp, SL_SEND, 0);   /* hold_abort */
+        return;
+    }
     if (cp && p->accept) {
         if (p->op == SL_SEND)   /* O receives the select's element */
             memcpy(cp->buf, p->elem, ch->elem_size_);
@@ -1008,6 +1221,8 @@ void sl__rsel_task_abort(sl_task *t)
         if (p->hold_r) {   /* held here: the verdict finds no task */
             hold_unlink(p);
             p->task = NULL;
+            p->c->w_.until = 0;   /* forgotten, not withdrawn */
+            sl__select_detach_proxies(t);   /* its other proxies forget it too */
         } else {
             p->cp = NULL;
         }

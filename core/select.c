@@ -49,7 +49,7 @@ static bool is_remote(const sl_case *c, const sl_reactor *r)
 /* w_.tag of a parked case: 0 local, REMOTE_BUF another reactor's buffered
  * channel (a queue of ours), REMOTE_RV its rendezvous one (a proxy there:
  * w_.until points at it while attached, rsel.c) */
-enum { REMOTE_BUF = 1, REMOTE_RV = 2 };
+enum { REMOTE_BUF = 1, REMOTE_RV = SL_CASE_RV };
 
 /* A remote case decided by an offer from its home (rsel.c): any case on
  * a rendezvous channel, a receive case on an expiring one (never lent:
@@ -164,26 +164,34 @@ void sl__select_take(sl_task *t)
     dequeue_all(t, NULL);
 }
 
-/* A select held for its one rendezvous send case at another reactor (rsel.c
- * r_hold): the nodes in our queues leave them (its proxy stays at its
- * home); none of its cases is on another reactor's buffered channel. */
+/* A select held for a rendezvous send case at another reactor (rsel.c
+ * r_hold): every node in a queue of ours leaves it, the local ones and
+ * those waiting here for credit or a lend of another reactor's buffered
+ * channel (what arrives meanwhile stays in hand, for the re-match). Its
+ * proxies stay at their homes: an offer or HOLD reaching one while held
+ * waits at rsel.c (or is refused busy), it does not fire the select. */
 void sl__select_hold(sl_task *t)
 {
     sl_case *cases = t->wait_obj_;
-    for (int i = 0; i < t->w_.idx; i++)
-        if (!cases[i].w_.tag)
-            sl_wq_remove(cases[i].op == SL_SEND ? &cases[i].ch->sendq_ : &cases[i].ch->recvq_, &cases[i].w_);
+    sl_reactor *r = t->reactor_;
+    for (int i = 0; i < t->w_.idx; i++) {
+        if (cases[i].w_.tag == REMOTE_RV)
+            continue;
+        sl_wq *q = queue_of(&cases[i], r);
+        if (q && sl_wq_has(q, &cases[i].w_))
+            sl_wq_remove(q, &cases[i].w_);
+    }
 }
 
-/* Whether t, parked, may be held for case c (rsel.c): c is its only case
- * decided by an offer, and every other case is on a channel of ours. */
-bool sl__select_holdable(const sl_task *t, const sl_case *c)
+/* A held select's wait ends (it fired, or its deadline or cancel): every
+ * proxy still attached is withdrawn at its home (its nodes here are off
+ * their queues already). */
+void sl__select_detach_proxies(sl_task *t)
 {
-    const sl_case *cases = t->wait_obj_;
+    sl_case *cases = t->wait_obj_;
     for (int i = 0; i < t->w_.idx; i++)
-        if (cases[i].w_.tag && &cases[i] != c)
-            return false;
-    return true;
+        if (cases[i].w_.tag == REMOTE_RV && cases[i].w_.until)
+            sl__rsel_detach(t->reactor_, &cases[i]);
 }
 
 /* Declined: the cases again, as at sl_select's start (uniformly among the
@@ -202,7 +210,9 @@ int sl__select_rematch(sl_task *t)
         }
         if (cases[i].w_.tag == REMOTE_RV)
             continue;   /* a held select's proxy (rsel.c): decided at its home */
-        if (sl__chan_ready(cases[i].ch, cases[i].op) && sl__rand(t->reactor_) % (uint64_t)++ready == 0)
+        /* case_ready: a case on another reactor's buffered channel is ready
+         * with what arrived here while held (credit, a lent element) */
+        if (case_ready(&cases[i], t->reactor_) && sl__rand(t->reactor_) % (uint64_t)++ready == 0)
             chosen = i;
     }
     if (chosen >= 0) {
@@ -219,9 +229,11 @@ void sl__select_put_back(sl_task *t)
     for (int i = 0; i < t->w_.idx; i++) {
         if (cases[i].w_.tag == REMOTE_RV)
             continue;   /* a held select's proxy stayed at its home */
-        sl_wq *q = queue_of(&cases[i], t->reactor_);
+        sl_wq *q = queue_of(&cases[i], t->reactor_);   /* a remote record lives until teardown */
         SL_LIST_PUSH_FRONT(q, &cases[i].w_, link);
         q->n++;
+        if (cases[i].w_.tag == REMOTE_BUF && cases[i].op == SL_SEND)
+            sl__rsend_want(t->reactor_, cases[i].ch);   /* credit that came while held may have gone back */
     }
 }
 

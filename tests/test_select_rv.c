@@ -2115,7 +2115,7 @@ static struct {
     int how;
     sl_chan *rv, *l1, *l2;
     sl_task *s1;
-    _Atomic int s1_done, s2_done, hooks[4], r_offers, go;
+    _Atomic int s1_done, s2_done, hooks[8], r_offers, go;
     int fpolls, frc;
     int rc, polls, s1_rc, s1_err, s2_rc, s2_err, prc;
     int64_t v1, l1v, v2, l2v, pv;
@@ -3130,6 +3130,803 @@ static void test_rv_race_send_cases(void **s)
     assert_int_equal(bad, 0);   /* received from rv iff its select chose the rv case */
 }
 
+/* ---- selects with proxies at several homes (issue 17: hold12) --------------------------
+ *
+ * c1 (cap 0) at reactor 0, c3 (cap 0) and q3 (cap 1) at reactor 3. S1 has
+ * a case by offer at a second home (or on another reactor's buffered
+ * channel), so on main it was never held: two remote selects that could
+ * meet both waited until their deadline. Now S1 is held all the same, and
+ * what reaches it while held (a plain offer, a second HOLD, another held
+ * select's offer) waits or is refused busy and matched again later (rsel.c
+ * defer, wait-die, REMATCH). Forced with the hold hooks (4: a message
+ * waits for S1's hold; 5: refused busy; 6: REMATCH) and the offer hook at
+ * the deciding reactor, not with sleeps. */
+enum { HC_C1, HC_C3, HC_Q3, HC_LOCAL };
+enum { HM_THIRD_RV, HM_THIRD_BUF, HM_THIRD_BUFSEND, HM_PLAIN, HM_DEADLINE, HM_CANCEL, HM_FREE, HM_TEARDOWN, HM_TWO_HOLDS, HM_SYMMETRIC,
+       HM_WAIT, HM_DIE, HM_CLOSE_REFUSED, HM_FREE_REFUSED, HM_CLOSE_REMATCH, HM_FREE_REMATCH };
+/* the busy scenes: S1 and S3 take their roles by sid; from HM_DIE on, S1
+ * is the lower sid and refuses S3's offer; from HM_CLOSE_REFUSED on, c3 is
+ * closed or freed at reactor 3 at the refusal (phase 5) or the REMATCH's
+ * post (phase 7) */
+#define HM_BUSY(h) ((h) >= HM_WAIT)
+#define HM_PLAINS(h) ((h) >= HM_PLAIN && (h) <= HM_TEARDOWN)
+
+typedef struct {
+    int where;                  /* reactor */
+    int ch[2], op[2];
+    int64_t v[2];               /* what a send case sends, where a receive case receives */
+    sl_case c[2];
+    sl_chan *l;                 /* its own channel (HC_LOCAL), idle */
+    sl_task *t;
+    bool wait_go;               /* selects once HM.go3 (S3 of the busy scenes) */
+    bool used;
+    int rc, err, polls, prc;
+    _Atomic int done;
+} hm_sel;
+
+static struct {
+    int how;
+    bool s1_first, decline;
+    sl_chan *ch[3];
+    hm_sel s[5];                /* 1: S1; 2: S2; 3: S3; 4: S4 */
+    _Atomic int hooks[8], go3, freed, h3_ready, h3_done, offer4, ab_n, all_done, close_go, closed;
+    sl_task *_Atomic ab[2];
+    int64_t pv, qv, cv;         /* the plain sender's, the late receivers' */
+    char diag[512];             /* S1 described while held with the plain offer waiting */
+    int prc, qrc, crc, rc, polls, fpolls, frc, hpolls, hrc, h3polls, h3rc;   /* each task its own */
+    _Atomic int plain_done;
+} HM;
+
+static bool hm_spin(_Atomic int *x, int at_least)   /* in a hook: the other thread's event, bounded */
+{
+    uint64_t end = sl_now_ns() + LONG_WAIT;
+    while (atomic_load(x) < at_least && sl_now_ns() < end)
+        sched_yield();
+    return atomic_load(x) >= at_least;
+}
+
+static void hm_hold_hook(void *arg, int phase)
+{
+    (void)arg;
+    /* S1 described before the count tells hm_freer to free c3 (the
+     * description reads c3's name) */
+    if (phase == 4 && !atomic_load(&HM.hooks[4]) && sl_reactor_current() == R(1) && HM_PLAINS(HM.how))
+        sl_task_describe(HM.s[1].t, HM.diag, sizeof HM.diag);
+    int n = atomic_fetch_add(&HM.hooks[phase], 1);
+    if (phase == 1 && n == 0 && HM.how != HM_SYMMETRIC && HM.how != HM_TWO_HOLDS)
+        atomic_store(&HM.go3, 1);   /* S1 held: the plain sender at H3 / S3 starts now */
+    if (phase == 1 && HM.how == HM_SYMMETRIC && n == 0)
+        assert_true(hm_spin(&HM.hooks[1], 2));   /* both held at once: each offer meets a held select */
+    if ((phase == 5 && n == 0 && (HM.how == HM_CLOSE_REFUSED || HM.how == HM_FREE_REFUSED)) ||
+        (phase == 7 && n == 0 && (HM.how == HM_CLOSE_REMATCH || HM.how == HM_FREE_REMATCH))) {
+        /* reactor 1: the refusal / the REMATCH is not published yet (at this
+         * callback's end): reactor 3 closes or frees c3 first */
+        atomic_store(&HM.close_go, 1);
+        assert_true(hm_spin(&HM.closed, 1));
+    }
+    if (phase == 4 && n == 0 && sl_reactor_current() == R(1)) {   /* S1 busy, the plain offer waits */
+        if (HM.how == HM_TEARDOWN)
+            sl_runtime_stop(rt);
+        else if (HM.how == HM_DEADLINE)
+            sl__timer_fire(R(1), HM.s[1].t->wake_at_);
+        else if (HM.how == HM_CANCEL)
+            assert_int_equal(sl_task_cancel(HM.s[1].t, 0), 0);
+    }
+}
+
+/* before a receiving select decides its first offer (not S1's reactor):
+ * wait for the event the scene is about, then decline (its local case
+ * fires) or accept */
+static void hm_r_hook(void *arg)
+{
+    (void)arg;
+    sl_reactor *me = sl_reactor_current();
+    if ((me != R(4) && !(HM.how == HM_TWO_HOLDS && me == R(2))) || atomic_fetch_add(&HM.offer4, 1))
+        return;
+    switch (HM.how) {
+    case HM_PLAIN: case HM_DEADLINE: case HM_CANCEL: case HM_TEARDOWN: case HM_TWO_HOLDS: case HM_WAIT:
+        assert_true(hm_spin(&HM.hooks[4], 1));
+        break;
+    case HM_FREE:
+        assert_true(hm_spin(&HM.hooks[4], 1));
+        assert_true(hm_spin(&HM.freed, 1));
+        break;
+    case HM_DIE: case HM_CLOSE_REFUSED: case HM_FREE_REFUSED: case HM_CLOSE_REMATCH: case HM_FREE_REMATCH:
+        assert_true(hm_spin(&HM.hooks[5], 1));
+        break;
+    case HM_THIRD_BUFSEND:
+        break;
+    default:
+        return;
+    }
+    if (!HM.decline)
+        return;
+    int64_t x = 777;   /* S2 (reactor 4) or S4 (reactor 2) fires its local case: declined */
+    assert_int_equal(sl_chan_try_send(NULL, HM.s[me == R(4) ? 2 : 4].l, &x), 0);
+}
+
+static hm_sel *hm_slot[5];   /* each select task's config, by its spawn slot (the busy scenes swap S1's and S3's) */
+static int hm_polls[5], hm_prc[5];
+
+static int hm_sel_task(sl_task *t, void *arg)
+{
+    int k = (int)(intptr_t)arg;
+    hm_sel *s = hm_slot[k];
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT / 2);
+    if (HM_BUSY(HM.how) && (k == 1 || k == 3)) {
+        /* roles by sid (the task's address): S1 is the lower (DIE: it
+         * refuses S3's offer) or the higher (WAIT: S3's offer waits) */
+        atomic_store(&HM.ab[atomic_fetch_add(&HM.ab_n, 1)], t);
+        WAIT_FOR(t, atomic_load(&HM.ab_n) == 2, hm_polls[k], hm_prc[k]);
+        {
+            uintptr_t me = (uintptr_t)t, other = (uintptr_t)atomic_load(&HM.ab[0]) == me ? (uintptr_t)atomic_load(&HM.ab[1])
+                                                                                        : (uintptr_t)atomic_load(&HM.ab[0]);
+            bool s1 = HM.how != HM_WAIT ? me < other : me > other;
+            hm_slot[k] = s = &HM.s[s1 ? 1 : 3];
+            s->where = k == 1 ? 1 : 2;
+        }
+    }
+    s->t = t;
+    for (int i = 0; i < 2; i++) {
+        sl_chan *ch;
+        if (s->ch[i] == HC_LOCAL) {
+            assert_int_equal(sl_chan_new(&s->l, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "local" }), 0);
+            ch = s->l;
+        } else {
+            ch = HM.ch[s->ch[i]];
+        }
+        s->c[i] = (sl_case){ .ch = ch, .op = s->op[i], .buf = &s->v[i] };
+    }
+    if (s->wait_go)
+        WAIT_FOR(t, atomic_load(&HM.go3), s->polls, s->prc);
+    SL_AWAIT(t, s->rc, sl_select(t, s->c, 2, 0));
+    if (s->rc >= 0)
+        s->err = s->c[s->rc].err;
+    if (s->l)
+        assert_int_equal(sl_chan_free(t, s->l), 0);
+    atomic_store(&s->done, 1);
+    SL_END(t);
+}
+
+static bool hm_all_done(void)
+{
+    for (int k = 1; k < 5; k++)
+        if (HM.s[k].used && !atomic_load(&HM.s[k].done))
+            return false;
+    return true;
+}
+
+static int hm_plain(sl_task *t, void *arg)   /* reactor 3: a blocking sender on c3 once S1 is held */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    WAIT_FOR(t, atomic_load(&HM.go3), HM.fpolls, HM.frc);
+    HM.pv = 33;
+    SL_AWAIT(t, HM.prc, sl_chan_send(t, HM.ch[HC_C3], &HM.pv));
+    atomic_store(&HM.plain_done, 1);
+    SL_END(t);
+}
+
+static int hm_freer(sl_task *t, void *arg)   /* reactor 3: frees c3 while the plain offer waits at S1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    WAIT_FOR(t, atomic_load(&HM.hooks[4]), HM.hpolls, HM.hrc);
+    assert_int_equal(sl_chan_free(NULL, HM.ch[HC_C3]), 0);
+    HM.ch[HC_C3] = NULL;
+    atomic_store(&HM.freed, 1);
+    SL_END(t);
+}
+
+static int hm_closer(sl_task *t, void *arg)   /* reactor 3: closes or frees c3 when reactor 1 says */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    WAIT_FOR(t, atomic_load(&HM.close_go), HM.hpolls, HM.hrc);
+    if (HM.how == HM_CLOSE_REFUSED || HM.how == HM_CLOSE_REMATCH) {
+        assert_int_equal(sl_chan_close(NULL, HM.ch[HC_C3]), 0);
+    } else {
+        assert_int_equal(sl_chan_free(NULL, HM.ch[HC_C3]), 0);
+        HM.ch[HC_C3] = NULL;
+    }
+    atomic_store(&HM.closed, 1);
+    SL_END(t);
+}
+
+static int hm_h3(sl_task *t, void *arg)   /* reactor 3: c3's and q3's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&HM.ch[HC_C3], sizeof(int64_t), 0, &(sl_chan_opts){ .name = "c3" }), 0);
+    assert_int_equal(sl_chan_new(&HM.ch[HC_Q3], sizeof(int64_t), 1, &(sl_chan_opts){ .name = "q3" }), 0);
+    assert_int_equal(sl_chan_give(HM.ch[HC_C3], t, NULL), 0);
+    if (HM_PLAINS(HM.how))
+        assert_int_equal(sl_spawn(NULL, hm_plain, NULL, NULL, NULL), 0);
+    if (HM.how == HM_FREE)
+        assert_int_equal(sl_spawn(NULL, hm_freer, NULL, NULL, NULL), 0);
+    if (HM.how >= HM_CLOSE_REFUSED)
+        assert_int_equal(sl_spawn(NULL, hm_closer, NULL, NULL, NULL), 0);
+    if (HM.how == HM_THIRD_BUFSEND) {   /* q3 full: S1's send case on it waits for credit */
+        HM.cv = 5;
+        assert_int_equal(sl_chan_try_send(NULL, HM.ch[HC_Q3], &HM.cv), 0);
+    }
+    atomic_store(&HM.h3_ready, 1);
+    if (HM.how == HM_THIRD_BUFSEND && HM.decline) {   /* S2 declined: room in q3, S1 (aborted) sends there */
+        WAIT_FOR(t, atomic_load(&HM.s[2].done), HM.h3polls, HM.h3rc);
+        SL_AWAIT(t, HM.qrc, sl_chan_recv(t, HM.ch[HC_Q3], &HM.qv));
+        assert_int_equal(HM.qrc, 0);
+        assert_int_equal(HM.qv, 5);
+    }
+    WAIT_FOR(t, atomic_load(&HM.s[1].done), HM.h3polls, HM.h3rc);
+    if (HM.how == HM_THIRD_BUFSEND) {   /* what is in q3: S1's 7 (declined), else the 5 */
+        SL_AWAIT(t, HM.qrc, sl_chan_recv(t, HM.ch[HC_Q3], &HM.qv));
+        assert_int_equal(HM.qrc, 0);
+        assert_int_equal(HM.qv, HM.decline ? 7 : 5);
+    }
+    if (HM.how >= HM_PLAIN && HM.how <= HM_FREE && HM.how != HM_FREE && !(HM.s[1].rc == 0 && HM.s[1].err == 0)) {
+        /* S1 did not take the plain sender's element: it waits here again, a receive meets it */
+        SL_AWAIT(t, HM.qrc, sl_chan_recv(t, HM.ch[HC_C3], &HM.qv));
+    }
+    if (HM.how >= HM_PLAIN && HM.how <= HM_FREE)
+        WAIT_FOR(t, atomic_load(&HM.plain_done), HM.h3polls, HM.h3rc);
+    if (HM.how == HM_TWO_HOLDS && !HM.decline && HM.s[1].rc == 0) {   /* S4 still waits at c3: a plain send meets it */
+        HM.cv = 99;
+        SL_AWAIT(t, HM.crc, sl_chan_send(t, HM.ch[HC_C3], &HM.cv));
+    }
+    if ((HM.how == HM_DIE || HM.how == HM_WAIT) && !HM.decline) {   /* S3 still waits to send on c3 */
+        SL_AWAIT(t, HM.qrc, sl_chan_recv(t, HM.ch[HC_C3], &HM.qv));
+    }
+    WAIT_FOR(t, hm_all_done(), HM.h3polls, HM.h3rc);
+    if (HM.ch[HC_C3]) {
+        WAIT_FOR(t, HM.ch[HC_C3]->rv_out_ == 0, HM.h3polls, HM.h3rc);   /* no proxy left behind */
+        assert_int_equal(sl_chan_free(NULL, HM.ch[HC_C3]), 0);
+    }
+    assert_int_equal(sl_chan_len(HM.ch[HC_Q3]), 0);
+    assert_int_equal(sl_chan_free(t, HM.ch[HC_Q3]), 0);
+    atomic_store(&HM.h3_done, 1);
+    SL_END(t);
+}
+
+static void hm_spawn(int k)
+{
+    hm_slot[k] = &HM.s[k];
+    assert_int_equal(sl_spawn_on(R(HM.s[k].where), hm_sel_task, (void *)(intptr_t)k, NULL), 0);
+}
+
+static int hm_main(sl_task *t, void *arg)   /* reactor 0: c1's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&HM.ch[HC_C1], sizeof(int64_t), 0, &(sl_chan_opts){ .name = "c1" }), 0);
+    assert_int_equal(sl_spawn_on(R(3), hm_h3, NULL, NULL), 0);
+    WAIT_FOR(t, atomic_load(&HM.h3_ready), HM.polls, HM.rc);
+    switch (HM.how) {
+    case HM_SYMMETRIC:
+        hm_spawn(1);
+        hm_spawn(2);
+        break;
+    case HM_TWO_HOLDS:
+        hm_spawn(1);
+        WAIT_FOR(t, HM.ch[HC_C1]->rv_sendq_ == 1, HM.polls, HM.rc);
+        hm_spawn(2);
+        hm_spawn(4);
+        break;
+    case HM_WAIT: case HM_DIE: case HM_CLOSE_REFUSED: case HM_FREE_REFUSED: case HM_CLOSE_REMATCH: case HM_FREE_REMATCH:
+        hm_spawn(2);
+        WAIT_FOR(t, HM.ch[HC_C1]->rv_recvq_ == 1, HM.polls, HM.rc);
+        hm_spawn(1);
+        hm_spawn(3);
+        break;
+    default:
+        hm_spawn(HM.s1_first ? 1 : 2);
+        if (HM.s1_first)
+            WAIT_FOR(t, HM.ch[HC_C1]->rv_sendq_ == 1, HM.polls, HM.rc);
+        else
+            WAIT_FOR(t, HM.ch[HC_C1]->rv_recvq_ == 1, HM.polls, HM.rc);
+        hm_spawn(HM.s1_first ? 2 : 1);
+    }
+    WAIT_FOR(t, atomic_load(&HM.s[1].done), HM.polls, HM.rc);
+    /* every scene holds a select (on main none: S1 was not holdable, and
+     * both waited until their deadline): said here, on the test's thread */
+    assert_true(atomic_load(&HM.hooks[1]) >= 1);
+    if (HM.how == HM_TWO_HOLDS && !HM.decline && HM.s[1].rc == 1) {   /* S2 still waits at c1: a plain send meets it */
+        HM.cv = 99;
+        SL_AWAIT(t, HM.crc, sl_chan_send(t, HM.ch[HC_C1], &HM.cv));
+    }
+    WAIT_FOR(t, hm_all_done() && atomic_load(&HM.h3_done), HM.polls, HM.rc);
+    WAIT_FOR(t, HM.ch[HC_C1]->rv_out_ == 0, HM.polls, HM.rc);
+    assert_int_equal(sl_chan_free(t, HM.ch[HC_C1]), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void hm_set(int k, int where, int ch0, int op0, int64_t v0, int ch1, int op1, int64_t v1)
+{
+    HM.s[k].used = true;
+    HM.s[k].where = where;
+    HM.s[k].ch[0] = ch0;
+    HM.s[k].op[0] = op0;
+    HM.s[k].v[0] = v0;
+    HM.s[k].ch[1] = ch1;
+    HM.s[k].op[1] = op1;
+    HM.s[k].v[1] = v1;
+}
+
+static void hm_run(int how, bool s1_first, bool decline)
+{
+    memset(&HM, 0, sizeof HM);
+    HM.how = how;
+    HM.s1_first = s1_first;
+    HM.decline = decline;
+    switch (how) {
+    case HM_SYMMETRIC:   /* S1 [c1 <- 1, <- c3]; S2 [<- c1, c3 <- 2] */
+        hm_set(1, 1, HC_C1, SL_SEND, 1, HC_C3, SL_RECV, -1);
+        hm_set(2, 2, HC_C1, SL_RECV, -1, HC_C3, SL_SEND, 2);
+        break;
+    case HM_TWO_HOLDS:   /* S1 [c1 <- 42, c3 <- 43]; S2 [l, <- c1] on 4; S4 [l, <- c3] on 2 */
+        hm_set(1, 1, HC_C1, SL_SEND, 42, HC_C3, SL_SEND, 43);
+        hm_set(2, 4, HC_LOCAL, SL_RECV, -1, HC_C1, SL_RECV, -1);
+        hm_set(4, 2, HC_LOCAL, SL_RECV, -1, HC_C3, SL_RECV, -1);
+        break;
+    case HM_WAIT: case HM_DIE: case HM_CLOSE_REFUSED: case HM_FREE_REFUSED: case HM_CLOSE_REMATCH: case HM_FREE_REMATCH:
+        /* S1 [c1 <- 1, <- c3] and S3 [c3 <- 3, l] on 1 and 2 (roles by sid); S2 [l, <- c1] on 4 */
+        hm_set(1, 1, HC_C1, SL_SEND, 1, HC_C3, SL_RECV, -1);
+        hm_set(3, 2, HC_C3, SL_SEND, 3, HC_LOCAL, SL_RECV, -1);
+        hm_set(2, 4, HC_LOCAL, SL_RECV, -1, HC_C1, SL_RECV, -1);
+        HM.s[3].wait_go = true;
+        break;
+    case HM_THIRD_BUFSEND:   /* S1 [q3 <- 7 (full), c1 <- 42]; S2 [l, <- c1] on 4 */
+        hm_set(1, 1, HC_Q3, SL_SEND, 7, HC_C1, SL_SEND, 42);
+        hm_set(2, 4, HC_LOCAL, SL_RECV, -1, HC_C1, SL_RECV, -1);
+        break;
+    default:   /* S1 [<- c3 or q3, c1 <- 42]; S2 [l, <- c1] on 4 */
+        hm_set(1, 1, how == HM_THIRD_BUF ? HC_Q3 : HC_C3, SL_RECV, -1, HC_C1, SL_SEND, 42);
+        hm_set(2, 4, HC_LOCAL, SL_RECV, -1, HC_C1, SL_RECV, -1);
+    }
+    sl__rsel_set_hooks(hm_r_hook, NULL, NULL);
+    sl__rsel_set_hold_hook(hm_hold_hook, NULL);
+    if (how == HM_TEARDOWN) {   /* the runtime stops while S1 is held and the plain offer waits */
+        memset(&cap, 0, sizeof cap);
+        *scene_live() = true;
+        rt = rt_new(5, &cap);
+        assert_int_equal(rt_run_keep(rt, hm_main, NULL), 0);
+        int leaks = sl_runtime_free(rt);
+        *scene_live() = false;
+        print_message("teardown with S1 held, an offer waiting: %d leaks reported\n", leaks);
+        assert_true(leaks >= 3);   /* the channels at least */
+        sl__rsel_set_hooks(NULL, NULL, NULL);
+    } else {
+        run_scene(5, hm_main);
+    }
+    sl__rsel_set_hold_hook(NULL, NULL);
+    print_message("holds %d, held %d, waited %d, refused busy %d, rematched %d\n", HM.hooks[0], HM.hooks[1],
+                  HM.hooks[4], HM.hooks[5], HM.hooks[6]);
+}
+
+
+#define S_(k) HM.s[k]
+static void hm_met(int k, int rc, int64_t v)   /* select k returned case rc with err 0 (and v there) */
+{
+    assert_int_equal(S_(k).rc, rc);
+    assert_int_equal(S_(k).err, 0);
+    if (v)
+        assert_int_equal(S_(k).v[rc], v);
+}
+
+static void test_meet3_third_rv_s1_first(void **st)
+{
+    (void)st;
+    hm_run(HM_THIRD_RV, true, false);
+    hm_met(1, 1, 0);
+    hm_met(2, 1, 42);
+    assert_int_equal(HM.hooks[1], 1);
+}
+static void test_meet3_third_rv_s2_first(void **st)
+{
+    (void)st;
+    hm_run(HM_THIRD_RV, false, false);
+    hm_met(1, 1, 0);
+    hm_met(2, 1, 42);
+    assert_int_equal(HM.hooks[1], 1);
+}
+static void test_meet3_third_buf_s1_first(void **st)
+{
+    (void)st;
+    hm_run(HM_THIRD_BUF, true, false);
+    hm_met(1, 1, 0);
+    hm_met(2, 1, 42);
+    assert_int_equal(HM.hooks[1], 1);
+}
+static void test_meet3_third_buf_s2_first(void **st)
+{
+    (void)st;
+    hm_run(HM_THIRD_BUF, false, false);
+    hm_met(1, 1, 0);
+    hm_met(2, 1, 42);
+    assert_int_equal(HM.hooks[1], 1);
+}
+
+/* S1's other case a send on reactor 3's full buffered channel q3: its
+ * node waits at reactor 1 for credit, off that queue while held; committed,
+ * S1 took c1; declined (S2 fired its own case), S1 is matched again and,
+ * once reactor 3 made room, sends 7 into q3 (by credit in hand at the
+ * re-match, or by the grant once its node is back and asked again) */
+static void hm_check_bufsend(bool decline)
+{
+    hm_run(HM_THIRD_BUFSEND, true, decline);
+    assert_int_equal(HM.hooks[1], 1);
+    if (decline) {
+        hm_met(2, 0, 777);
+        hm_met(1, 0, 0);
+    } else {
+        hm_met(1, 1, 0);
+        hm_met(2, 1, 42);
+    }
+}
+static void test_meet3_third_bufsend_committed(void **st) { (void)st; hm_check_bufsend(false); }
+static void test_meet3_third_bufsend_aborted(void **st) { (void)st; hm_check_bufsend(true); }
+
+/* a plain sender at H3 offers to S1's c3 proxy while H0 holds S1: the
+ * offer waits at R1 (hooks[4]); committed, it is declined and the sender
+ * meets a receive at H3 afterwards; aborted, S1 takes it */
+static void hm_check_plain(int how, bool decline)
+{
+    hm_run(how, true, decline);
+    assert_int_equal(HM.hooks[4], 1);
+    assert_int_equal(HM.hooks[5], 0);
+    print_message("S1 held: %s\n", HM.diag);   /* the diagnostics tell it: held, by whom, what waits */
+    assert_non_null(strstr(HM.diag, "on select (recv 'c3', send 'c1') held for a meet at reactor 0, 1 message waiting"));
+    if (!decline) {
+        hm_met(1, 1, 0);
+        hm_met(2, 1, 42);
+    } else {
+        hm_met(2, 0, 777);
+        if (how == HM_DEADLINE || how == HM_CANCEL)
+            assert_int_equal(S_(1).rc, how == HM_DEADLINE ? -ETIMEDOUT : -ECANCELED);
+        else
+            hm_met(1, 0, 33);
+    }
+    if (how == HM_FREE) {   /* accepted: the send happened before the free; declined: the freed channel's -EPIPE */
+        assert_int_equal(HM.prc, decline ? 0 : -EPIPE);
+        return;
+    }
+    assert_int_equal(HM.prc, 0);
+    if (S_(1).rc != 0) {
+        assert_int_equal(HM.qrc, 0);
+        assert_int_equal(HM.qv, 33);
+    }
+}
+static void test_meet3_plain_offer_waits_committed(void **st) { (void)st; hm_check_plain(HM_PLAIN, false); }
+static void test_meet3_plain_offer_waits_aborted(void **st) { (void)st; hm_check_plain(HM_PLAIN, true); }
+static void test_meet3_deadline_while_busy_committed(void **st) { (void)st; hm_check_plain(HM_DEADLINE, false); }
+static void test_meet3_deadline_while_busy_aborted(void **st) { (void)st; hm_check_plain(HM_DEADLINE, true); }
+static void test_meet3_cancel_while_busy_committed(void **st) { (void)st; hm_check_plain(HM_CANCEL, false); }
+static void test_meet3_cancel_while_busy_aborted(void **st) { (void)st; hm_check_plain(HM_CANCEL, true); }
+static void test_meet3_free_while_busy_committed(void **st) { (void)st; hm_check_plain(HM_FREE, false); }
+static void test_meet3_free_while_busy_aborted(void **st) { (void)st; hm_check_plain(HM_FREE, true); }
+
+/* H0 and H3 both hold S1 [c1 <- 42, c3 <- 43]: the second HOLD waits at
+ * R1; committed, it finds S1 gone (GONE) and its receiver meets a plain
+ * send; declined, S1 is held again by it and meets the other receiver */
+static void hm_check_two_holds(bool decline)
+{
+    hm_run(HM_TWO_HOLDS, true, decline);
+    assert_int_equal(HM.hooks[0], 2);
+    assert_true(HM.hooks[4] >= 1);
+    assert_int_equal(HM.hooks[1], decline ? 2 : 1);
+    assert_true(S_(1).rc == 0 || S_(1).rc == 1);
+    assert_int_equal(S_(1).err, 0);
+    int got = S_(1).rc == 0 ? 2 : 4, other = got == 2 ? 4 : 2;   /* who received S1's element */
+    hm_met(got, 1, S_(1).rc == 0 ? 42 : 43);
+    if (decline) {
+        hm_met(other, 0, 777);
+    } else {
+        hm_met(other, 1, 99);
+        assert_int_equal(HM.crc, 0);
+    }
+}
+static void test_meet3_two_homes_hold_committed(void **st) { (void)st; hm_check_two_holds(false); }
+static void test_meet3_two_homes_hold_aborted(void **st) { (void)st; hm_check_two_holds(true); }
+
+/* S1 [c1 <- 1, <- c3], S2 [<- c1, c3 <- 2], both held at once (H0 holds
+ * S1, H3 holds S2): the offer of the higher sid is refused busy, the
+ * other's meets; exactly one meet, and no more HOLDs than the two (no
+ * livelock) */
+static void test_meet3_symmetric(void **st)
+{
+    (void)st;
+    hm_run(HM_SYMMETRIC, true, false);
+    assert_int_equal(HM.hooks[0], 2);
+    assert_int_equal(HM.hooks[1], 2);
+    /* the higher sid's offer is refused; the lower's waits at the other
+     * reactor, or finds it free already if the refusal's ABORT got there
+     * first (3 of 30 runs) */
+    assert_true(HM.hooks[4] <= 1);
+    assert_int_equal(HM.hooks[5], 1);
+    assert_int_equal(HM.hooks[6], 0);
+    if (S_(1).rc == 0) {
+        hm_met(1, 0, 0);
+        hm_met(2, 0, 1);
+    } else {
+        hm_met(1, 1, 2);
+        hm_met(2, 1, 0);
+    }
+}
+
+/* S1 held by H0 for S2; S3 (held by H3) offers to S1's c3 proxy. DIE: S3's
+ * sid is higher, it is refused busy, S1's proxy skipped at H3 until S1's
+ * REMATCH; WAIT: S3's is lower, its offer waits at R1. S2 declines (S1
+ * aborted, then meets S3) or accepts (S3 then meets a receive at H3). */
+static void hm_check_busy(int how, bool decline)
+{
+    hm_run(how, true, decline);
+    if (how == HM_DIE) {
+        assert_int_equal(HM.hooks[5], 1);
+        assert_int_equal(HM.hooks[6], decline ? 1 : 0);
+    } else {
+        assert_int_equal(HM.hooks[4], 1);
+        assert_int_equal(HM.hooks[5], 0);
+    }
+    hm_met(3, 0, 0);
+    if (decline) {
+        hm_met(2, 0, 777);
+        hm_met(1, 1, 3);
+    } else {
+        hm_met(1, 0, 0);
+        hm_met(2, 1, 1);
+        assert_int_equal(HM.qrc, 0);
+        assert_int_equal(HM.qv, 3);
+    }
+}
+static void test_meet3_busy_refused_rematched(void **st) { (void)st; hm_check_busy(HM_DIE, true); }
+static void test_meet3_busy_refused_committed(void **st) { (void)st; hm_check_busy(HM_DIE, false); }
+static void test_meet3_offer_waits_for_hold_aborted(void **st) { (void)st; hm_check_busy(HM_WAIT, true); }
+static void test_meet3_offer_waits_for_hold_committed(void **st) { (void)st; hm_check_busy(HM_WAIT, false); }
+
+/* The busy scene with c3 closed or freed at reactor 3 at the refusal (the
+ * refused proxy's busy answer finds it closed, or its channel gone: it
+ * fires -EPIPE, which waits at S1's reactor for the hold's end) or while
+ * the REMATCH is on its way (it finds the proxy fired; S1's proxy, which
+ * had a REMATCH, is freed at its WITHDRAW's ACK). Every case on c3 fails
+ * -EPIPE; nothing is lost, nothing freed twice (AddressSanitizer). */
+static void hm_check_gone(int how, bool decline)
+{
+    hm_run(how, true, decline);
+    assert_int_equal(HM.closed, 1);
+    assert_int_equal(HM.hooks[5], 1);
+    if (how == HM_CLOSE_REMATCH || how == HM_FREE_REMATCH)
+        assert_int_equal(HM.hooks[7], 1);
+    assert_int_equal(S_(3).rc, 0);   /* S3's c3 case */
+    assert_int_equal(S_(3).err, -EPIPE);
+    if (decline) {
+        hm_met(2, 0, 777);
+        assert_int_equal(S_(1).rc, 1);   /* S1's c3 case */
+        assert_int_equal(S_(1).err, -EPIPE);
+        assert_int_equal(S_(1).v[1], -1);
+    } else {
+        hm_met(1, 0, 0);
+        hm_met(2, 1, 1);
+    }
+}
+static void test_meet3_close_at_refusal_aborted(void **st) { (void)st; hm_check_gone(HM_CLOSE_REFUSED, true); }
+static void test_meet3_close_at_refusal_committed(void **st) { (void)st; hm_check_gone(HM_CLOSE_REFUSED, false); }
+static void test_meet3_free_at_refusal_aborted(void **st) { (void)st; hm_check_gone(HM_FREE_REFUSED, true); }
+static void test_meet3_close_with_rematch_out(void **st) { (void)st; hm_check_gone(HM_CLOSE_REMATCH, true); }
+static void test_meet3_free_with_rematch_out(void **st) { (void)st; hm_check_gone(HM_FREE_REMATCH, true); }
+
+/* The runtime stops while S1 is held and a plain offer waits for its
+ * hold: S1's task is destroyed with all its proxies forgotten, not only
+ * the held one; nothing is touched after it is freed (AddressSanitizer) */
+static void test_meet3_teardown_while_busy(void **st)
+{
+    (void)st;
+    hm_run(HM_TEARDOWN, true, false);
+    assert_int_equal(HM.hooks[4], 1);
+}
+
+/* ---- the several-homes race: four reactors, every select by offer --------------------
+ *
+ * c[k] (cap 0) at reactor k, k = 0..3. On every reactor three drivers run
+ * select workers, cancelled at random and replaced, with random deadlines:
+ * SEND2 [c[a] <- v, c[b] <- v] (a, b two other reactors' channels), MIX
+ * [c[a] <- v, <- c[b]], RECV2 [<- c[a], <- c[b]] (a != b, either may be
+ * the reactor's own channel), drawn anew for every select. So selects
+ * have proxies at two homes, both may be held at once by two homes, and
+ * MIX selects meet each other both ways (the symmetric case). Every value
+ * whose send returned 0 is received exactly once, none other. Holds,
+ * waits, refusals and REMATCHes are counted by the hold hook and printed.
+ * On main a select with two cases by offer was never held, and there is
+ * no plain operation here: SEND2 workers met nobody and the race could
+ * not finish. */
+#define QN 1500
+enum { Q_SEND2, Q_MIX, Q_RECV2, Q_KINDS };
+
+static struct {
+    sl_chan *c[4];
+    _Atomic int stop, senders_done, recv_done, made, frees;
+    _Atomic long ok, got, dup, selects, cancels, timeouts, hooks[8];
+    _Atomic unsigned char sent[4 * Q_KINDS * QN], rcvd[4 * Q_KINDS * QN];
+    int rc, polls;
+} Q4;
+
+typedef struct {
+    int k, kind, rc, wrc, i;
+    sl_task *w;
+    struct {
+        void *d;
+        int rc;
+        int64_t v, got[2];
+        sl_case cs[2];
+    } ws;
+} q4_driver;
+
+static q4_driver q4d[4][Q_KINDS];
+
+static void q4_hook(void *arg, int phase)
+{
+    (void)arg;
+    atomic_fetch_add(&Q4.hooks[phase], 1);
+}
+
+static void q4_got(int64_t v)
+{
+    if (v < 0 || v >= 4 * Q_KINDS * QN || atomic_fetch_add(&Q4.rcvd[v], 1) != 0) {
+        atomic_fetch_add(&Q4.dup, 1);
+        return;
+    }
+    atomic_fetch_add(&Q4.got, 1);
+}
+
+static int q4_work(sl_task *t, void *arg)
+{
+    q4_driver *d = arg;
+    SL_BEGIN(t);
+    while (!atomic_load(&Q4.stop) && (d->kind == Q_RECV2 || d->i < QN)) {
+        {
+            uint64_t r = sl__rand(t->reactor_);
+            int a = (int)(r % 4), b = (a + 1 + (int)((r >> 8) % 3)) % 4;
+            if (d->kind == Q_SEND2) {   /* two other reactors' channels: two cases by offer */
+                int o1 = (int)(r % 3), o2 = (o1 + 1 + (int)((r >> 8) % 2)) % 3;
+                a = (d->k + 1 + o1) % 4;
+                b = (d->k + 1 + o2) % 4;
+            }
+            d->ws.v = (int64_t)((d->k * Q_KINDS + d->kind) * QN + d->i);
+            d->ws.got[0] = d->ws.got[1] = -1;
+            d->ws.cs[0] = (sl_case){ .ch = Q4.c[a], .op = d->kind == Q_RECV2 ? SL_RECV : SL_SEND,
+                                     .buf = d->kind == Q_RECV2 ? (void *)&d->ws.got[0] : (void *)&d->ws.v };
+            d->ws.cs[1] = (sl_case){ .ch = Q4.c[b], .op = d->kind == Q_SEND2 ? SL_SEND : SL_RECV,
+                                     .buf = d->kind == Q_SEND2 ? (void *)&d->ws.v : (void *)&d->ws.got[1] };
+            sl_task_set_deadline(t, z_dl(t));
+        }
+        SL_AWAIT(t, d->ws.rc, sl_select(t, d->ws.cs, 2, 0));
+        atomic_fetch_add(&Q4.selects, 1);
+        if (d->ws.rc == -ECANCELED)
+            break;
+        if (d->ws.rc == -ETIMEDOUT) {
+            atomic_fetch_add(&Q4.timeouts, 1);
+            continue;
+        }
+        assert_true(d->ws.rc == 0 || d->ws.rc == 1);
+        assert_int_equal(d->ws.cs[d->ws.rc].err, 0);
+        if (d->ws.cs[d->ws.rc].op == SL_SEND) {
+            assert_int_equal(atomic_fetch_add(&Q4.sent[d->ws.v], 1), 0);
+            atomic_fetch_add(&Q4.ok, 1);
+            d->i++;
+        } else {
+            q4_got(d->ws.got[d->ws.rc]);
+            assert_int_equal(d->ws.got[!d->ws.rc], -1);   /* the other case received nothing */
+        }
+    }
+    SL_END(t);
+}
+
+static int q4_drive(sl_task *t, void *arg)
+{
+    q4_driver *d = arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + 6 * LONG_WAIT);
+    while (!atomic_load(&Q4.stop) && (d->kind == Q_RECV2 || d->i < QN)) {
+        assert_int_equal(sl_spawn(NULL, q4_work, d, &d->w, &(sl_spawn_opts){ .joinable = true }), 0);
+        SL_AWAIT(t, d->rc, sl_sleep(t, (sl__rand(t->reactor_) % 400) * 1000));
+        if (sl_task_cancel(d->w, 0) == 0)
+            atomic_fetch_add(&Q4.cancels, 1);
+        SL_AWAIT(t, d->rc, sl_task_join(t, d->w, &d->wrc));
+        assert_int_equal(d->rc, 0);
+    }
+    atomic_fetch_add(d->kind == Q_RECV2 ? &Q4.recv_done : &Q4.senders_done, 1);
+    SL_END(t);
+}
+
+static int q4_make(sl_task *t, void *arg)   /* reactor k: its channel */
+{
+    int k = (int)(intptr_t)arg;
+    assert_int_equal(sl_chan_new(&Q4.c[k], sizeof(int64_t), 0, &(sl_chan_opts){ .name = "c" }), 0);
+    assert_int_equal(sl_chan_give(Q4.c[k], t, NULL), 0);
+    atomic_fetch_add(&Q4.made, 1);
+    return 0;
+}
+
+static int q4_start(sl_task *t, void *arg)   /* reactor k: its drivers */
+{
+    int k = (int)(intptr_t)arg;
+    (void)t;
+    for (int j = 0; j < Q_KINDS; j++) {
+        q4d[k][j] = (q4_driver){ .k = k, .kind = j };
+        assert_int_equal(sl_spawn(NULL, q4_drive, &q4d[k][j], NULL, NULL), 0);
+    }
+    return 0;
+}
+
+static int q4_fpolls[4], q4_frc[4];
+
+static int q4_free(sl_task *t, void *arg)   /* reactor k, once every worker ended */
+{
+    int k = (int)(intptr_t)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    /* the last selects' proxies are withdrawn and acknowledged: none, no
+     * hold and no offer may be left behind */
+    WAIT_FOR(t, Q4.c[k]->rv_out_ == 0, q4_fpolls[k], q4_frc[k]);
+    assert_int_equal(sl_chan_free(NULL, Q4.c[k]), 0);
+    atomic_fetch_add(&Q4.frees, 1);
+    SL_END(t);
+}
+
+static int q4_main(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + 6 * LONG_WAIT);
+    for (Q4.rc = 0; Q4.rc < 4; Q4.rc++)
+        assert_int_equal(sl_spawn_on(R(Q4.rc), q4_make, (void *)(intptr_t)Q4.rc, NULL), 0);
+    WAIT_FOR(t, atomic_load(&Q4.made) == 4, Q4.polls, Q4.rc);
+    for (Q4.rc = 0; Q4.rc < 4; Q4.rc++)
+        assert_int_equal(sl_spawn_on(R(Q4.rc), q4_start, (void *)(intptr_t)Q4.rc, NULL), 0);
+    for (Q4.polls = 0; Q4.polls < 3 * POLLS; Q4.polls++) {
+        if (atomic_load(&Q4.senders_done) == 8 && atomic_load(&Q4.got) >= atomic_load(&Q4.ok))
+            break;
+        SL_AWAIT(t, Q4.rc, sl_sleep(t, SL_NS_PER_MS));
+    }
+    assert_true(Q4.polls < 3 * POLLS);   /* every sender finished, every value came */
+    atomic_store(&Q4.stop, 1);
+    WAIT_FOR(t, atomic_load(&Q4.recv_done) == 4, Q4.polls, Q4.rc);
+    for (Q4.rc = 0; Q4.rc < 4; Q4.rc++)
+        assert_int_equal(sl_spawn_on(R(Q4.rc), q4_free, (void *)(intptr_t)Q4.rc, NULL), 0);
+    WAIT_FOR(t, atomic_load(&Q4.frees) == 4, Q4.polls, Q4.rc);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_meet3_race_several_homes(void **st)
+{
+    (void)st;
+    memset(&Q4, 0, sizeof Q4);
+    memset(q4d, 0, sizeof q4d);
+    memset(q4_fpolls, 0, sizeof q4_fpolls);
+    sl__rsel_set_hold_hook(q4_hook, NULL);
+    run_scene(4, q4_main);
+    sl__rsel_set_hold_hook(NULL, NULL);
+    long ok = 0, got = 0, bad = 0;
+    for (int v = 0; v < 4 * Q_KINDS * QN; v++) {
+        ok += Q4.sent[v];
+        got += Q4.rcvd[v];
+        bad += Q4.sent[v] != Q4.rcvd[v];
+    }
+    print_message("several homes race: %ld sent, %ld received; %ld holds, %ld held, %ld waited, %ld refused busy, "
+                  "%ld rematched; %ld selects, %ld cancels, %ld timeouts\n",
+                  ok, got, (long)Q4.hooks[0], (long)Q4.hooks[1], (long)Q4.hooks[4], (long)Q4.hooks[5], (long)Q4.hooks[6],
+                  (long)Q4.selects, (long)Q4.cancels, (long)Q4.timeouts);
+    assert_int_equal(Q4.dup, 0);
+    assert_int_equal(bad, 0);   /* each sent value received once, none other */
+    assert_int_equal(ok, 8 * QN);
+}
+
 int main(void)
 {
     if (getenv("RV_FILTER"))   /* one scene by name (cmocka's pattern): a failing one stops the rest */
@@ -3227,6 +4024,34 @@ int main(void)
         cmocka_unit_test_setup(test_meet2_paired_proxy_withdrawn, scene_guard),
         cmocka_unit_test_setup(test_meet2_held_free_local_committed, scene_guard),
         cmocka_unit_test_setup(test_meet2_held_free_local_aborted, scene_guard),
+        cmocka_unit_test_setup(test_meet3_third_rv_s1_first, scene_guard),
+        cmocka_unit_test_setup(test_meet3_third_rv_s2_first, scene_guard),
+        cmocka_unit_test_setup(test_meet3_third_buf_s1_first, scene_guard),
+        cmocka_unit_test_setup(test_meet3_third_buf_s2_first, scene_guard),
+        cmocka_unit_test_setup(test_meet3_third_bufsend_committed, scene_guard),
+        cmocka_unit_test_setup(test_meet3_third_bufsend_aborted, scene_guard),
+        cmocka_unit_test_setup(test_meet3_plain_offer_waits_committed, scene_guard),
+        cmocka_unit_test_setup(test_meet3_plain_offer_waits_aborted, scene_guard),
+        cmocka_unit_test_setup(test_meet3_deadline_while_busy_committed, scene_guard),
+        cmocka_unit_test_setup(test_meet3_deadline_while_busy_aborted, scene_guard),
+        cmocka_unit_test_setup(test_meet3_cancel_while_busy_committed, scene_guard),
+        cmocka_unit_test_setup(test_meet3_cancel_while_busy_aborted, scene_guard),
+        cmocka_unit_test_setup(test_meet3_free_while_busy_committed, scene_guard),
+        cmocka_unit_test_setup(test_meet3_free_while_busy_aborted, scene_guard),
+        cmocka_unit_test_setup(test_meet3_two_homes_hold_committed, scene_guard),
+        cmocka_unit_test_setup(test_meet3_two_homes_hold_aborted, scene_guard),
+        cmocka_unit_test_setup(test_meet3_symmetric, scene_guard),
+        cmocka_unit_test_setup(test_meet3_busy_refused_rematched, scene_guard),
+        cmocka_unit_test_setup(test_meet3_busy_refused_committed, scene_guard),
+        cmocka_unit_test_setup(test_meet3_offer_waits_for_hold_aborted, scene_guard),
+        cmocka_unit_test_setup(test_meet3_offer_waits_for_hold_committed, scene_guard),
+        cmocka_unit_test_setup(test_meet3_close_at_refusal_aborted, scene_guard),
+        cmocka_unit_test_setup(test_meet3_close_at_refusal_committed, scene_guard),
+        cmocka_unit_test_setup(test_meet3_free_at_refusal_aborted, scene_guard),
+        cmocka_unit_test_setup(test_meet3_close_with_rematch_out, scene_guard),
+        cmocka_unit_test_setup(test_meet3_free_with_rematch_out, scene_guard),
+        cmocka_unit_test_setup(test_meet3_teardown_while_busy, scene_guard),
+        cmocka_unit_test_setup(test_meet3_race_several_homes, scene_guard),
         cmocka_unit_test_setup(test_meet_race_far_receivers, scene_guard),
         cmocka_unit_test_setup(test_rv_race, scene_guard),
         cmocka_unit_test_setup(test_exp_race, scene_guard),
