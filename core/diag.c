@@ -202,6 +202,13 @@ int sl_task_describe(const sl_task *t, char *buf, size_t size)
                 n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
                               " held for a meet at reactor %d, %d message%s waiting for the verdict",
                               sl__rsel_held_home(t), held, held == 1 ? "" : "s");
+            /* claimed here for another reactor's select, with proxies
+             * elsewhere (rsel.c): likewise until the claim's answer */
+            int claimed = sl__rsel_claim_waiting(t);
+            if (claimed >= 0)
+                n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
+                              " claimed for a meet with reactor %d's select, %d message%s waiting for the answer",
+                              sl__rsel_claim_from(t), claimed, claimed == 1 ? "" : "s");
         }
         n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
                       " for %.3f ms", (double)i.waiting_ns / 1e6);

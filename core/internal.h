@@ -308,6 +308,7 @@ void sl__rsend_free_loans(sl_chan *ch);    /* the header goes: its loan records 
  * the case node waits in this reactor's queue for credit. */
 bool sl__rsend_ready(sl_reactor *r, const sl_chan *ch);
 sl_wq *sl__rsend_queue(sl_reactor *r, const sl_chan *ch);   /* NULL: none */
+void sl__rsend_pin(sl_reactor *r, const sl_chan *ch, int d);   /* a held/claimed select's node off it: kept */
 int sl__rsend_push(sl_reactor *r, sl_chan *ch, sl_waiter *w);
 void sl__rsend_want(sl_reactor *r, const sl_chan *ch);     /* parked: ask home */
 int sl__rsend_poll(sl_reactor *r, sl_chan *ch);            /* not ready, not parking: ask */
@@ -328,6 +329,8 @@ void sl__rrecv_drop_asks(sl_chan *ch);
 /* select.c's remote receive cases: ready = an element held here. */
 bool sl__rrecv_ready(sl_reactor *r, const sl_chan *ch);
 sl_wq *sl__rrecv_queue(sl_reactor *r, const sl_chan *ch);   /* NULL: none */
+void sl__rrecv_pin(sl_reactor *r, const sl_chan *ch, int d);   /* a held/claimed select's node off it: kept */
+void sl__select_unpin(sl_task *t);   /* select.c: a held or claimed select fires: its records may go */
 int sl__rrecv_push(sl_reactor *r, sl_chan *ch, sl_waiter *w);
 int sl__rrecv_poll(sl_reactor *r, sl_chan *ch);            /* not ready, not parking: ask */
 /* A wait that ends on the task's own reactor (credit, lend): a deadline
@@ -383,7 +386,10 @@ bool sl__rsel_claim(sl_task *t, sl_case *c);   /* H: a select parked here offere
 bool sl__rsel_select_offered(const sl_task *t);   /* a select claimed or held for an offer (diag.c) */
 int sl__rsel_held_waiting(const sl_task *t);   /* held by another reactor's meet: messages waiting for it; else -1 */
 int sl__rsel_held_home(const sl_task *t);      /* ... the holding home's reactor id */
+int sl__rsel_claim_waiting(const sl_task *t);  /* claimed here with proxies elsewhere: messages waiting for it; else -1 */
+int sl__rsel_claim_from(const sl_task *t);     /* ... the reactor id of the select it is offered to */
 bool sl__select_local_only(const sl_task *t);  /* select.c, for rsel.c's claim */
+bool sl__select_has_proxies(const sl_task *t); /* a case by offer at another home */
 void sl__select_take(sl_task *t);
 void sl__select_hold(sl_task *t);   /* R: a select held for its rendezvous send case (rsel.c) */
 void sl__select_detach_proxies(sl_task *t);   /* R: a held select's wait ends: its proxies withdrawn */

@@ -98,6 +98,7 @@ typedef struct sl_rrecv {
     sl_chan *ch;
     sl_reactor *home, *self;
     size_t esz;
+    uint32_t pinned;   /* select nodes of this queue held off it (a held or claimed select: sl__rrecv_pin) */
     /* elements held, not taken: lend->elems[pos..n), then the next ones;
      * one lent message, or given ones in the order given */
     rr_lend *lend, *lend_tail;
@@ -629,6 +630,17 @@ int sl__rrecv_push(sl_reactor *r, sl_chan *ch, sl_waiter *w)
     return 0;
 }
 
+/* A held or claimed select (rsel.c) took its node off this queue and
+ * puts it back (or fires) later: the record must not go as idle meanwhile
+ * (d: +1 when taken off, -1 when back or fired). It exists: the node was
+ * in its queue. */
+void sl__rrecv_pin(sl_reactor *r, const sl_chan *ch, int d)
+{
+    sl_rrecv *s = find(r, ch);
+    if (s)
+        s->pinned += (uint32_t)d;
+}
+
 /* A select with SL_SELECT_DEFAULT found nothing held: the flush asks
  * home as for a parked receiver, so that polling gets elements at all
  * (what comes is held for the next receive or select). */
@@ -733,7 +745,7 @@ int sl__rrecv_flush(sl_reactor *r, bool all)
     /* free the idle ones */
     for (sl_rrecv **pp = &r->rrecvs, *x; (x = *pp);) {
         if (!x->lend && !x->asking && !x->waitq.head && !x->dirty && !x->taken && !x->gtaken &&
-            !x->recalled) {
+            !x->recalled && !x->pinned) {
             *pp = x->next;
             free(x);
         } else {

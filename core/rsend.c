@@ -128,6 +128,7 @@ typedef struct sl_rsend {
     sl_chan *ch;
     sl_reactor *home, *self;
     size_t esz;
+    uint32_t pinned;   /* select nodes of this queue held off it (a held or claimed select: sl__rsend_pin) */
     uint32_t credit;
     bool asking, recalled, dirty;
     bool expiring;               /* the channel's elements carry deadlines */
@@ -816,6 +817,16 @@ void sl__rsend_want(sl_reactor *r, const sl_chan *ch)
         ask(s, r);
 }
 
+/* A held or claimed select (rsel.c) took its node off this queue and
+ * puts it back (or fires) later: the record must not go as idle meanwhile
+ * (d: +1 when taken off, -1 when back or fired). */
+void sl__rsend_pin(sl_reactor *r, const sl_chan *ch, int d)
+{
+    sl_rsend *s = find(r, ch);
+    if (s)
+        s->pinned += (uint32_t)d;
+}
+
 /* A select with SL_SELECT_DEFAULT found no credit: ask for some (kept
  * as credit in hand when it comes), so that polling gets to send at all. */
 int sl__rsend_poll(sl_reactor *r, sl_chan *ch)
@@ -901,7 +912,7 @@ int sl__rsend_flush(sl_reactor *r, bool all)
     }
     /* free the idle ones */
     for (sl_rsend **pp = &r->rsends, *x; (x = *pp);) {
-        if (!x->credit && !x->asking && !x->batch && !x->waitq.head && !x->dirty) {
+        if (!x->credit && !x->asking && !x->batch && !x->waitq.head && !x->dirty && !x->pinned) {
             *pp = x->next;
             if (r->rs_nidle < IDLE_MAX) {
                 x->next = r->rs_idle;
