@@ -67,7 +67,9 @@ const char *sl_why_name(sl_why w)
 {
     static const char *names[] = { "none", "empty", "full", "full (room lent to other reactors)",
                                    "no receiver", "no sender", "closed, credit out",
-                                   "waits for credit", "waits for the home reactor" };
+                                   "waits for credit", "waits for the home reactor",
+                                   "waits for a receiver at the home reactor",
+                                   "waits for a sender at the home reactor" };
     return (unsigned)w < sizeof names / sizeof *names ? names[w] : "?";
 }
 
