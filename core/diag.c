@@ -43,12 +43,16 @@ static sl_wait_kind told_kind(const sl_task *t)
 /* A plain task parked on another reactor's channel (SL_WAIT_REMOTE, not a
  * select's offer): its name ("" if not known) and capacity. A task of the
  * home offering itself to another reactor's select (rsel.c) waits on a
- * channel of its own reactor. */
+ * channel of its own reactor, read unless freed since (its header is not
+ * kept for the offer's answer). */
 static const char *remote_chan(const sl_task *t, size_t *cap)
 {
     const char *name;
     if (t->w_.tag == SL_OFFER_TAG || t->w_.tag == SL_OFFER_ABORT_TAG) {
         const sl_chan *ch = t->wait_obj_;
+        *cap = 0;
+        if (sl__rsel_offer_gone(t))   /* freed here with the offer out: the header may be gone */
+            return "(freed)";
         *cap = ch->cap_;
         return ch->name_;
     }
@@ -61,10 +65,18 @@ static const char *remote_chan(const sl_task *t, size_t *cap)
     return name ? name : "";
 }
 
-/* A select's case: the channel's name, read only if it is ours. */
-static const char *case_chan(const sl_case *c)
+/* A select's case whose channel was freed while the select was claimed
+ * or held (rsel.c): the other cases on it are marked, the one offered is
+ * the offer's (`offered`: sl__rsel_offer_gone). Not to be read. */
+static bool case_gone(const sl_case *c, const sl_waiter *offered)
 {
-    if (c->w_.tag == SL_CASE_GONE)   /* claimed or held, its channel freed since (rsel.c) */
+    return c->w_.tag == SL_CASE_GONE || &c->w_ == offered;
+}
+
+/* A select's case: the channel's name, read only if it is ours. */
+static const char *case_chan(const sl_case *c, const sl_waiter *offered)
+{
+    if (case_gone(c, offered))
         return "(freed)";
     if (c->w_.tag)                    /* another reactor's (select.c) */
         return c->rname_ ? c->rname_ : "";
@@ -170,13 +182,14 @@ int sl_task_why(const sl_task *t, sl_wait_case *out, int max)
         return 1;
     case SL_WAIT_SELECT: {
         const sl_case *cs = t->wait_obj_;
+        const sl_waiter *offered = sl__rsel_offer_gone(t);
         for (int i = 0; i < t->w_.idx && i < max; i++) {
-            if (cs[i].w_.tag == SL_CASE_GONE)   /* claimed or held, its channel freed since: not read */
+            if (case_gone(&cs[i], offered))   /* claimed or held, its channel freed since: not read */
                 out[i] = (sl_wait_case){ .chan = "(freed)", .op = cs[i].op, .why = SL_WHY_CLOSED };
             else if (!cs[i].w_.tag)   /* ours */
                 why_local(cs[i].ch, cs[i].op, 0, &out[i]);
             else   /* another reactor's: as it was when the select parked */
-                out[i] = (sl_wait_case){ .chan = case_chan(&cs[i]), .cap = cs[i].rcap_, .op = cs[i].op,
+                out[i] = (sl_wait_case){ .chan = case_chan(&cs[i], NULL), .cap = cs[i].rcap_, .op = cs[i].op,
                                          .why = case_why_far(&cs[i]) };
         }
         return t->w_.idx;
@@ -252,10 +265,11 @@ int sl_task_describe(const sl_task *t, char *buf, size_t size)
             /* which channels, which way: "parked on select" alone does not
              * say what the task waits for */
             const sl_case *c = i.wait_obj;
+            const sl_waiter *offered = sl__rsel_offer_gone(t);
             for (int k = 0; k < t->w_.idx; k++)
                 n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
                               "%s%s '%s'", k ? ", " : " (", c[k].op == SL_SEND ? "send" : "recv",
-                              case_chan(&c[k]));
+                              case_chan(&c[k], offered));
             if (t->w_.idx > 0)
                 n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0, ")");
             /* held for another reactor's meet (rsel.c): its cases cannot

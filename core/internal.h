@@ -386,6 +386,7 @@ bool sl__rsel_claim(sl_task *t, sl_case *c);   /* H: a select parked here offere
 bool sl__rsel_select_offered(const sl_task *t);   /* a select claimed or held for an offer (diag.c) */
 int sl__rsel_held_waiting(const sl_task *t);   /* held by another reactor's meet: messages waiting for it; else -1 */
 int sl__rsel_held_home(const sl_task *t);      /* ... the holding home's reactor id */
+const sl_waiter *sl__rsel_offer_gone(const sl_task *t);   /* offering, its channel freed since: that waiter (diag.c) */
 bool sl__select_local_only(const sl_task *t);  /* select.c, for rsel.c's claim */
 void sl__select_take(sl_task *t);
 void sl__select_hold(sl_task *t);   /* R: a select held for its rendezvous send case (rsel.c) */

@@ -483,6 +483,144 @@ static void test_freed_select_rv_recv(void **s) { (void)s; run_freed(F_SEL_RV_RE
 static void test_freed_trip_send(void **s) { (void)s; run_freed(F_TRIP_SEND); }
 static void test_freed_trip_recv(void **s) { (void)s; run_freed(F_TRIP_RECV); }
 
+/* ---- our own channel, freed while its offer to another reactor's select is out ---- */
+
+/* The same at the home: a task there that offers itself to another
+ * reactor's select (rsel.c: a blocking send that finds the select's
+ * proxy; a select claimed for it) waits for the answer on a channel of
+ * its own reactor, and a free meanwhile releases the header (the offer
+ * does not keep it: its answer does not touch the channel). Reactor 1 is
+ * kept busy by a message posted before the offer, so the answer waits
+ * until reactor 0 has freed the channel, pushed its header out of the
+ * quarantine and described the offering task. They once read the freed
+ * header (ASan: heap-use-after-free in diag.c). */
+enum { O_TASK, O_CLAIMED };
+
+static struct {
+    int how;
+    sl_chan *x, *idle;          /* reactor 0's: x is freed with the offer out */
+    sl_task *o;                 /* the offering task (reactor 0) */
+    _Atomic int go, s_done, o_done;
+    sl_case s_cases[1], o_cases[2];
+    int s_v, o_v, s_rc, s_err, o_rc, hrc, i;
+    int nwhy;
+    sl_wait_case why[2];
+    sl_task_info info;
+    char text[512];
+} O;
+
+static int o_selector(sl_task *t, void *arg)   /* reactor 1: a receive case on x, by offer */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + F_BOUND);
+    O.s_cases[0] = (sl_case){ .ch = O.x, .op = SL_RECV, .buf = &O.s_v };
+    SL_AWAIT(t, O.s_rc, sl_select(t, O.s_cases, 1, 0));
+    O.s_err = O.s_cases[0].err;
+    atomic_store(&O.s_done, 1);
+    SL_END(t);
+}
+
+static int o_offerer(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + F_BOUND);
+    O.o_v = 7;
+    if (O.how == O_TASK) {
+        SL_AWAIT(t, O.o_rc, sl_chan_send(t, O.x, &O.o_v));
+    } else {   /* all its cases ours: claimed for the select's proxy */
+        O.o_cases[0] = (sl_case){ .ch = O.x, .op = SL_SEND, .buf = &O.o_v };
+        O.o_cases[1] = (sl_case){ .ch = O.idle, .op = SL_RECV, .buf = &O.o_v };
+        SL_AWAIT(t, O.o_rc, sl_select(t, O.o_cases, 2, 0));
+    }
+    atomic_store(&O.o_done, 1);
+    SL_END(t);
+}
+
+static void o_busy(void *arg)   /* reactor 1: the offer waits behind this */
+{
+    (void)arg;
+    uint64_t end = sl_now_ns() + F_BOUND;
+    while (!atomic_load(&O.go) && sl_now_ns() < end)
+        sched_yield();
+}
+
+static int o_home(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_new(&O.x, sizeof(int), 0, &(sl_chan_opts){ .name = "home-x" }), 0);
+    assert_int_equal(sl_chan_new(&O.idle, sizeof(int), 1, &(sl_chan_opts){ .name = "idle" }), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), o_selector, NULL, &(sl_spawn_opts){ .name = "selector" }), 0);
+    for (O.i = 0; O.i < 20000 && !O.x->rv_recvq_; O.i++)   /* the select's proxy is queued here */
+        SL_AWAIT(t, O.hrc, sl_sleep(t, SL_NS_PER_MS));
+    assert_true(O.x->rv_recvq_ > 0);
+    assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 1), o_busy, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, o_offerer, NULL, &O.o, &(sl_spawn_opts){ .name = "offerer", .joinable = true }), 0);
+    for (O.i = 0; O.i < 20000 && !O.x->rv_offers_.head; O.i++)   /* its offer is out */
+        SL_AWAIT(t, O.hrc, sl_sleep(t, SL_NS_PER_MS));
+    assert_non_null(O.x->rv_offers_.head);
+    assert_int_equal(sl_chan_free(t, O.x), 0);
+    for (int k = 0; k <= SL_CHAN_QUARANTINE; k++) {
+        sl_chan *c;
+        assert_int_equal(sl_chan_new(&c, sizeof(int), 1, NULL), 0);
+        assert_int_equal(sl_chan_free(t, c), 0);
+    }
+    O.nwhy = sl_task_why(O.o, O.why, 2);
+    sl_task_info_get(O.o, &O.info);
+    sl_task_describe(O.o, O.text, sizeof O.text);
+    atomic_store(&O.go, 1);
+    for (O.i = 0; O.i < 20000 && !(atomic_load(&O.o_done) && atomic_load(&O.s_done)); O.i++)
+        SL_AWAIT(t, O.hrc, sl_sleep(t, SL_NS_PER_MS));
+    assert_true(atomic_load(&O.o_done) && atomic_load(&O.s_done));
+    SL_AWAIT(t, O.hrc, sl_task_join(t, O.o, &O.i));
+    assert_int_equal(sl_chan_free(t, O.idle), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void run_offer_freed(int how)
+{
+    memset(&cap, 0, sizeof cap);
+    memset(&O, 0, sizeof O);
+    O.how = how;
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, o_home, NULL), 0);
+    assert_int_equal(cap.count, 0);
+    assert_int_equal(O.info.status, SL_TASK_PARKED);   /* described with its offer out */
+    /* the offer was out: accepted, the element went (rsel.c) */
+    assert_int_equal(O.s_rc, 0);
+    assert_int_equal(O.s_err, 0);
+    assert_int_equal(O.s_v, 7);
+    assert_int_equal(O.o_rc, 0);
+    const char *want;
+    if (how == O_TASK) {
+        assert_int_equal(O.info.wait, SL_WAIT_REMOTE);
+        assert_non_null(O.info.wait_name);
+        assert_string_equal(O.info.wait_name, "(freed)");
+        assert_int_equal(O.nwhy, 1);
+        assert_string_equal(O.why[0].chan, "(freed)");
+        assert_int_equal(O.why[0].why, SL_WHY_REMOTE);
+        assert_int_equal(O.why[0].cap, 0);
+        want = "parked on remote '(freed)' for ";
+    } else {
+        assert_int_equal(O.info.wait, SL_WAIT_SELECT);
+        assert_int_equal(O.nwhy, 2);
+        assert_string_equal(O.why[0].chan, "(freed)");
+        assert_int_equal(O.why[0].why, SL_WHY_CLOSED);
+        assert_int_equal(O.why[0].op, SL_SEND);
+        assert_string_equal(O.why[1].chan, "idle");
+        assert_int_equal(O.why[1].why, SL_WHY_EMPTY);
+        want = "parked on select (send '(freed)', recv 'idle') for ";
+    }
+    if (!strstr(O.text, want))
+        fail_msg("'%s' not in: %s", want, O.text);
+}
+
+static void test_offer_freed_task(void **s) { (void)s; run_offer_freed(O_TASK); }
+static void test_offer_freed_claimed(void **s) { (void)s; run_offer_freed(O_CLAIMED); }
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -496,6 +634,8 @@ int main(void)
         cmocka_unit_test(test_freed_select_rv_recv),
         cmocka_unit_test(test_freed_trip_send),
         cmocka_unit_test(test_freed_trip_recv),
+        cmocka_unit_test(test_offer_freed_task),
+        cmocka_unit_test(test_offer_freed_claimed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
