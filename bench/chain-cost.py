@@ -7,7 +7,7 @@ over order-svc, inventory-svc and payment-svc (every thread), read from
 
     bench/chain-cost.py BUILDDIR [--data :memory:|durable] [--seconds N]
                         [--connections N] [--sync normal|full] [--go PEER]
-                        [--threads N] [--cpus LIST] [--load-cpus LIST]
+                        [--threads N] [--cpus LIST] [--load-cpus LIST] [--rate R]
 
 --go PEER: the Go peer's binary instead (bench/peers/chain-peer, which
 `bench/chain-bench.sh` builds), GOMAXPROCS=1 per service, as chain-bench
@@ -17,6 +17,12 @@ runs it; --data and --sync do not apply.
 sluice-load (default: no pinning). With 2 vCPUs, `--cpus 0 --load-cpus 1`
 compares --threads 2 against --threads 1 on one CPU: what a second reactor
 costs per order (issue 17).
+--rate R: open loop at R orders/s (sluice-load --rate R) instead of the
+closed loop of --connections: both sides of a --vs-threads comparison then
+serve the same rate. The closed loop runs each side at its own capacity,
+and on one CPU the cost per order falls as the rate rises (fuller batches:
+fewer wake-ups and commits per order), so a side that is slower there is
+also charged for the smaller batches its lower rate makes (issue 17).
 --vs-threads B [--pairs N]: --threads A (--threads' value) against
 --threads B in one run, alternating B A B A ... N pairs (default 5), each
 a fresh chain; prints the per-pair ratios A/B of CPU time and voluntary
@@ -65,7 +71,8 @@ def main():
         sys.exit(__doc__)
     build = args.pop(0)
     opt = {"--data": "durable", "--seconds": "5", "--connections": "32", "--sync": "normal", "--go": "",
-           "--threads": "1", "--cpus": "", "--load-cpus": "", "--vs-threads": "", "--pairs": "5"}
+           "--threads": "1", "--cpus": "", "--load-cpus": "", "--vs-threads": "", "--pairs": "5",
+           "--rate": ""}
     while args:
         k = args.pop(0)
         if k not in opt or not args:
@@ -90,6 +97,7 @@ def main():
         return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
     ratio = lambda k: [round(p["a"][k] / p["b"][k], 3) for p in pairs if p["a"][k] and p["b"][k]]
     out = {"threads": int(a["--threads"]), "vs_threads": int(b["--threads"]), "cpus": opt["--cpus"] or None,
+           "rate": float(opt["--rate"]) if opt["--rate"] else None,
            "cpu_per_order_ratio": ratio("cpu_us_per_order"), "vcsw_per_order_ratio": ratio("vcsw_per_order"),
            "pairs": [{"cpu_us_per_order": [p["a"]["cpu_us_per_order"], p["b"]["cpu_us_per_order"]],
                       "vcsw_per_order": [p["a"]["vcsw_per_order"], p["b"]["vcsw_per_order"]],
@@ -136,8 +144,9 @@ def run(build, opt):
                     sys.exit("chain-cost.py: the Go %s peer did not start" % name)
         load = (["taskset", "-c", opt["--load-cpus"]] if opt["--load-cpus"] else []) + [
                 os.path.join(build, "services", "load", "sluice-load"), "http://127.0.0.1:%d/orders" % po,
-                "--connections", opt["--connections"], "--method", "POST", "--json",
-                "--body", '{"item":"sku-{{rand:1-10}}","qty":1,"amount_cents":1250}']
+                "--method", "POST", "--json",
+                "--body", '{"item":"sku-{{rand:1-10}}","qty":1,"amount_cents":1250}'] + (
+                ["--rate", opt["--rate"]] if opt["--rate"] else ["--connections", opt["--connections"]])
         subprocess.run(load + ["--duration", "1", "--warmup", "0"], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, check=True)
         before = [proc_cost(p.pid) for p in procs]
@@ -157,7 +166,8 @@ def run(build, opt):
             except Exception as e:   # an older build without the route's fields: report what there is
                 store[name] = str(e)
         d = [tuple(a[i] - b[i] for i in range(3)) for a, b in zip(after, before)]
-        out = {"threads": int(opt["--threads"]), "cpus": opt["--cpus"] or None, "orders": n, "other_answers": res.get("requests", 0) - n, "orders_per_s": round(n / wall, 1) if wall else 0,
+        out = {"threads": int(opt["--threads"]), "cpus": opt["--cpus"] or None,
+               "rate": float(opt["--rate"]) if opt["--rate"] else None, "orders": n, "other_answers": res.get("requests", 0) - n, "orders_per_s": round(n / wall, 1) if wall else 0,
                "cpu_us_per_order": round(sum(x[0] for x in d) * 1e6 / n, 1) if n else None,
                "vcsw_per_order": round(sum(x[1] for x in d) / n, 2) if n else None,
                "ivcsw_per_order": round(sum(x[2] for x in d) / n, 2) if n else None,

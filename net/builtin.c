@@ -227,7 +227,7 @@ enum {
     /* per reactor, with a reactor label */
     F_INFLIGHT, F_INFLIGHT_PEAK, F_QUEUED, F_CONNS, F_BUF_IN, F_BUF_OUT, F_CONN_BUF_MAX, F_SHED, F_ADM_LIMIT,
     F_ADM_OVERLOADED, F_ADM_FLOODED, F_ADM_STORM, F_ADM_BATCH_NAPS, F_ADM_DRAIN, F_ADM_MAX_WAIT, F_EXPIRED, F_QUEUE_DELAY, F_UNDO_STARTED, F_UNDO_RUNNING, F_PARSE_ERRORS,
-    F_DEADLOCKS, F_STALLS, F_MSGS, F_WAKEUPS, F_CTX_ENDS, F_TASKS, F_CHANNELS, F_CHAN_EXPIRED,
+    F_DEADLOCKS, F_STALLS, F_MSGS, F_WAKEUPS, F_SPINS, F_SPIN_HITS, F_CTX_ENDS, F_TASKS, F_CHANNELS, F_CHAN_EXPIRED,
     /* per upstream, summed over reactors */
     F_UP_CALLS, F_UP_EVENTS, F_UP_CONNS,
     /* the process's: reported from reactor 0 */
@@ -300,6 +300,10 @@ static const struct fam_def {
                  "reactors and threads: hops, offload and store replies).", L_R, 1 },
     [F_WAKEUPS] = { SL_METRIC_COUNTER, "sluice_reactor_wakeups_total", "Times the message queue woke the "
                     "reactor.", L_R, 1 },
+    [F_SPINS] = { SL_METRIC_COUNTER, "sluice_reactor_spins_total", "Times the reactor, idle right after "
+                  "cross-reactor traffic, polled its message queue before sleeping (the idle spin).", L_R, 1 },
+    [F_SPIN_HITS] = { SL_METRIC_COUNTER, "sluice_reactor_spin_hits_total", "Idle spins that saw a message "
+                      "arrive (a sleep and a wake-up saved).", L_R, 1 },
     [F_CTX_ENDS] = { SL_METRIC_COUNTER, "sluice_ctx_ends_total", "Request contexts ended, by cause.", L_R_CAUSE,
                      SL_CAUSE_COUNT },
     [F_TASKS] = { SL_METRIC_GAUGE, "sluice_tasks", "Tasks alive, by state.", L_R_STATE, 4 },
@@ -474,6 +478,8 @@ static int server_collect(sl_metrics_scrape *sc, int i, void *arg)
     REPORT(F_STALLS, r, rs.stalls);
     REPORT(F_MSGS, r, rs.msgs);
     REPORT(F_WAKEUPS, r, rs.wakeups);
+    REPORT(F_SPINS, r, rs.spins);
+    REPORT(F_SPIN_HITS, r, rs.spin_hits);
     for (int c = 0; c < SL_CAUSE_COUNT; c++)
         REPORT(F_CTX_ENDS, ((const char *const[]){ rid, cause_label[c] }), sr->st.ctx_ends[c]);
     size_t by_state[4] = { 0 };

@@ -702,6 +702,8 @@ static const struct { const char *name, *type, *labels; } moved[] = {
     { "sluice_stalls_total", "counter", "reactor" },
     { "sluice_reactor_messages_total", "counter", "reactor" },
     { "sluice_reactor_wakeups_total", "counter", "reactor" },
+    { "sluice_reactor_spins_total", "counter", "reactor" },
+    { "sluice_reactor_spin_hits_total", "counter", "reactor" },
     { "sluice_ctx_ends_total", "counter", "reactor,cause" },
     { "sluice_tasks", "gauge", "reactor,state" },
     { "sluice_channel_length", "gauge", "reactor,channel,channel_id,capacity" },

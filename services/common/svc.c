@@ -198,13 +198,15 @@ static int store_stats(sl_task *t, void *arg)
     svc_store_stats st;
     (void)t;
     svc_store_stats_get(g_svc->store, &st);
-    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "path", svc_store_path(g_svc->store),
+    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "path", svc_store_path(g_svc->store),
                           "commits", (json_int_t)st.commits, "steps", (json_int_t)st.steps, "reads",
                           (json_int_t)st.reads, "failed", (json_int_t)st.failed, "batch_max",
                           (json_int_t)st.batch_max, "checkpoints", (json_int_t)st.checkpoints, "replies",
                           (json_int_t)st.replies, "queued", (json_int_t)st.queued, "wal_frames",
                           (json_int_t)st.wal_frames, "wal_writes", (json_int_t)st.wal_writes, "wakeups",
-                          (json_int_t)st.wakeups);
+                          (json_int_t)st.wakeups, "checkpoints_caught_up", (json_int_t)st.checkpoints_caught_up,
+                          "wal_restarts", (json_int_t)st.wal_restarts, "writer_checkpoints",
+                          (json_int_t)st.writer_checkpoints);
     return o ? sl_http_reply_json(req, 200, o) : -ENOMEM;
 }
 

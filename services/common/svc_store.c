@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -36,6 +37,7 @@
 #define STMTS 32              /* cached statements per connection, at first: it grows */
 #define BUSY_MS 5000          /* a reader waiting for a checkpoint's lock, at most */
 #define CKPT_PAGES 1000       /* the WAL's size (pages) that calls for a checkpoint */
+#define FINISH_FRAMES 1000    /* at most this many past the checkpointer's pass: the writer finishes */
 
 struct svc_conn {
     sqlite3 *db;
@@ -89,7 +91,19 @@ struct svc_store {
     pthread_t ck_th;
     bool ck_started, ck_stop, ck_due;
     pthread_cond_t ck_cv;
-    _Atomic uint64_t checkpoints;
+    _Atomic uint64_t checkpoints, ck_caught_up, wal_restarts, w_checkpoints;
+    int wal_last;             /* the WAL's frames after the last commit (the writer's) */
+    /* The WAL begins anew (wal_hook) only when the writer begins a
+     * transaction with it all copied. wal_cycle counts the beginnings;
+     * ck_mark is the checkpointer's last pass, (cycle << 32) | frames
+     * copied; w_finish tells the writer to copy the rest itself, between
+     * two batches (writer_main). */
+    _Atomic uint32_t wal_cycle;
+    _Atomic uint64_t ck_mark, ck_passes;
+    bool w_finish;            /* the writer's */
+    uint64_t w_finish_mark;   /* the writer's: the ck_mark it finishes after */
+    uint64_t w_finished;      /* the writer's: the ck_mark it last finished after */
+    uint64_t ck_asked;        /* the writer's: ck_passes when it last asked for a pass (+ 1) */
     _Atomic uint64_t commits, steps, reads, failed, batch_max, replies, wakeups;
     unsigned test_delay_ms;   /* SVC_TEST_STORE_DELAY_MS: a slow disk, for the tests */
     char path[];
@@ -276,20 +290,51 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     svc_store *st = arg;
     (void)db;
     (void)name;
-    /* At every commit past the mark, not once per CKPT_PAGES written: a
-     * PASSIVE checkpoint under steady writes rarely copies the whole WAL
-     * (the writer appends while it runs), and only one that did lets the
-     * next transaction restart the WAL. Asking once per 1000 pages was
-     * tried (issue 16): 10x fewer checkpoints, but the WAL grew to 190 MB
-     * in a 5 s chain bench, and orders/s fell. */
-    if (pages >= CKPT_PAGES) {
-        pthread_mutex_lock(&st->mu);
-        if (!st->ck_due) {
-            st->ck_due = true;
-            pthread_cond_signal(&st->ck_cv);
-        }
-        pthread_mutex_unlock(&st->mu);
+    if (pages < st->wal_last) {   /* this commit began the WAL anew */
+        atomic_fetch_add_explicit(&st->wal_restarts, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&st->wal_cycle, 1, memory_order_relaxed);
     }
+    st->wal_last = pages;
+    if (pages < CKPT_PAGES)
+        return SQLITE_OK;
+    /* A PASSIVE checkpoint under steady writes rarely lets the WAL begin
+     * anew: that needs the writer to begin a transaction after a pass
+     * that copied it all, with no commit in between, and a pass lasts two
+     * fsyncs (a millisecond or more) while the writer commits every few
+     * hundred microseconds. So the checkpointer, asked again at every
+     * commit, copied the few frames each commit added, again and again:
+     * with the chain's services on one CPU, 0.03-0.06 checkpoints per
+     * order and 10-14 us of the checkpointer's CPU per order with
+     * --threads 2 (issue 17). Now the checkpointer is asked once, for the
+     * bulk, and once its pass is over the writer copies what came
+     * meanwhile itself, before its next batch (writer_main): one short
+     * stall per WAL, after which its next transaction begins the WAL
+     * anew. Only if that pass fell more than FINISH_FRAMES behind is the
+     * checkpointer asked again. (Asking it once per 1000 pages, with
+     * nobody finishing, was tried in issue 16: 10x fewer checkpoints, but
+     * the WAL grew to 190 MB in a 5 s chain bench, and orders/s fell.) */
+    uint64_t passes = atomic_load_explicit(&st->ck_passes, memory_order_acquire);
+    uint64_t m = atomic_load_explicit(&st->ck_mark, memory_order_acquire);
+    uint32_t done = (uint32_t)m;
+    /* once per pass of the checkpointer's: if the WAL does not begin
+     * anew after the writer's pass (a reader held it), the next try
+     * starts with a pass of the checkpointer's again, not with a stall of
+     * the writer's per batch */
+    if ((uint32_t)(m >> 32) == atomic_load_explicit(&st->wal_cycle, memory_order_relaxed) && done &&
+        (uint32_t)pages - done <= FINISH_FRAMES && m != st->w_finished) {
+        st->w_finish = true;
+        st->w_finish_mark = m;
+        return SQLITE_OK;
+    }
+    if (passes + 1 == st->ck_asked)
+        return SQLITE_OK;   /* asked already, and no pass has ended since */
+    st->ck_asked = passes + 1;   /* + 1: 0 is "never asked" */
+    pthread_mutex_lock(&st->mu);
+    if (!st->ck_due) {
+        st->ck_due = true;
+        pthread_cond_signal(&st->ck_cv);
+    }
+    pthread_mutex_unlock(&st->mu);
     return SQLITE_OK;
 }
 
@@ -305,8 +350,17 @@ static void *checkpointer(void *arg)
         st->ck_due = false;
         pthread_mutex_unlock(&st->mu);
         /* PASSIVE: copies what no reader needs, never waits for the writer */
-        sqlite3_wal_checkpoint_v2(st->ck.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        int log = -1, done = -1;
+        /* read before the pass: a pass that the WAL's new beginning
+         * overtakes is then of the old cycle, and wal_hook ignores it */
+        uint32_t cycle = atomic_load_explicit(&st->wal_cycle, memory_order_relaxed);
+        sqlite3_wal_checkpoint_v2(st->ck.db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
         atomic_fetch_add(&st->checkpoints, 1);
+        if (log >= 0 && done == log)   /* copied to the WAL's end as it was then */
+            atomic_fetch_add_explicit(&st->ck_caught_up, 1, memory_order_relaxed);
+        if (done > 0)
+            atomic_store_explicit(&st->ck_mark, (uint64_t)cycle << 32 | (uint32_t)done, memory_order_release);
+        atomic_fetch_add_explicit(&st->ck_passes, 1, memory_order_release);   /* after the mark: wal_hook */
         pthread_mutex_lock(&st->mu);
     }
     pthread_mutex_unlock(&st->mu);
@@ -451,6 +505,9 @@ void svc_store_stats_get(svc_store *st, svc_store_stats *o)
                             .reads = atomic_load(&st->reads), .failed = atomic_load(&st->failed),
                             .batch_max = atomic_load(&st->batch_max),
                             .checkpoints = atomic_load(&st->checkpoints),
+                            .checkpoints_caught_up = atomic_load(&st->ck_caught_up),
+                            .wal_restarts = atomic_load(&st->wal_restarts),
+                            .writer_checkpoints = atomic_load(&st->w_checkpoints),
                             .replies = atomic_load(&st->replies), .wakeups = atomic_load(&st->wakeups) };
     svc_walvfs_counts(&o->wal_frames, &o->wal_writes);
     pthread_mutex_lock(&st->mu);
@@ -572,6 +629,20 @@ static void *writer_main(void *arg)
             uint32_t seq = atomic_load(&st->w_seq);
             pthread_mutex_unlock(&st->mu);
             syscall(SYS_futex, &st->w_seq, FUTEX_WAIT_PRIVATE, seq, NULL, NULL, 0);
+            /* Woken: let whatever else is ready on this CPU run first
+             * (the other reactors, woken by the same burst of requests,
+             * queue their steps meanwhile), then take the batch. On a CPU
+             * of its own the writer finds nobody else ready and goes on at
+             * once (a syscall, ~1 us). On a shared CPU, taking the batch
+             * at once committed one reactor's turn alone: with the chain's
+             * services on one CPU (bench/chain-cost.py --cpus 0) a commit
+             * took 5 steps on average and each service's reactors were
+             * woken by 0.3-0.5 replies per order; with the yield, 27 steps
+             * and 0.07-0.15, and the CPU per order fell by a fifth to a
+             * quarter with one reactor and with two (issue 17, docs/
+             * services.md). A reactor's turn end wakes the writer (not its
+             * first step) for the same reason. */
+            sched_yield();
             pthread_mutex_lock(&st->mu);
             st->w_idle = false;
         }
@@ -584,6 +655,26 @@ static void *writer_main(void *arg)
         commit_batch(st, batch);
         reply_batch(st, batch);
         pthread_mutex_lock(&st->mu);
+        if (st->w_finish) {
+            /* the last frames past the checkpointer's pass (wal_hook),
+             * after the replies: the next batch waits for it, this one
+             * does not. Not while a reader is in a transaction: the WAL
+             * could not begin anew under it. Busy (the checkpointer is in
+             * a pass), or a reader in: the next commit decides again. */
+            st->w_finish = false;
+            bool reading = false;
+            for (int i = 0; i < st->nr; i++)
+                reading |= st->r[i].busy;
+            if (!reading) {
+                pthread_mutex_unlock(&st->mu);
+                if (sqlite3_wal_checkpoint_v2(st->w.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) ==
+                    SQLITE_OK) {
+                    st->w_finished = st->w_finish_mark;
+                    atomic_fetch_add_explicit(&st->w_checkpoints, 1, memory_order_relaxed);
+                }
+                pthread_mutex_lock(&st->mu);
+            }
+        }
     }
     pthread_mutex_unlock(&st->mu);
     return NULL;

@@ -184,6 +184,9 @@ typedef struct svc_store_stats {
     uint64_t failed;          /* steps that failed (their own error or a failed commit) */
     uint64_t batch_max;       /* the most steps in one commit */
     uint64_t checkpoints;     /* WAL checkpoints run (by a thread of the store's own) */
+    uint64_t checkpoints_caught_up; /* ... of which copied the WAL to its end (as it was then) */
+    uint64_t wal_restarts;    /* commits that began the WAL anew (a checkpoint had copied it all) */
+    uint64_t writer_checkpoints; /* checkpoints the writer ran itself, for the last frames */
     uint64_t replies;         /* messages that took results home: one per reactor per batch */
     uint64_t wakeups;         /* times a reactor woke the sleeping writer: one per turn that
                                  queued steps while it slept (at the turn's end) */

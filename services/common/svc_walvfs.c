@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sqlite3.h>
 #include "svc_walvfs.h"
 
@@ -205,7 +206,20 @@ static int db_close(sqlite3_file *file)
 static int db_read(sqlite3_file *file, void *p, int n, sqlite3_int64 o) { PASS(xRead(SUB(file), p, n, o)); }
 static int db_write(sqlite3_file *file, const void *p, int n, sqlite3_int64 o) { PASS(xWrite(SUB(file), p, n, o)); }
 static int db_truncate(sqlite3_file *file, sqlite3_int64 s) { PASS(xTruncate(SUB(file), s)); }
-static int db_sync(sqlite3_file *file, int fl) { PASS(xSync(SUB(file), fl)); }
+static _Atomic unsigned sync_delay_ms;   /* svc_walvfs_test_sync_delay */
+
+static int db_sync(sqlite3_file *file, int fl)
+{
+    unsigned ms = atomic_load_explicit(&sync_delay_ms, memory_order_relaxed);
+    if (ms)
+        nanosleep(&(struct timespec){ .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 }, NULL);
+    PASS(xSync(SUB(file), fl));
+}
+
+void svc_walvfs_test_sync_delay(unsigned ms)
+{
+    atomic_store_explicit(&sync_delay_ms, ms, memory_order_relaxed);
+}
 static int db_size(sqlite3_file *file, sqlite3_int64 *s) { PASS(xFileSize(SUB(file), s)); }
 static int db_lock(sqlite3_file *file, int l) { PASS(xLock(SUB(file), l)); }
 static int db_unlock(sqlite3_file *file, int l) { PASS(xUnlock(SUB(file), l)); }

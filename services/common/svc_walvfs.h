@@ -50,4 +50,9 @@ int svc_walvfs_register(void);
  * /debug/store: wal_frames, wal_writes). */
 void svc_walvfs_counts(uint64_t *frames, uint64_t *writes);
 
+/* Tests only: every sync of a database file (not a WAL: with --sync
+ * normal only a checkpoint syncs the database) sleeps `ms` first, as a
+ * slow disk's fsync would take (0: none, the default). */
+void svc_walvfs_test_sync_delay(unsigned ms);
+
 #endif
