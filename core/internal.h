@@ -293,6 +293,10 @@ bool sl__remote_waits(const sl_task *t);    /* parked remotely, no withdrawal un
 void sl__remote_waits_on(const sl_task *t, const char **name, size_t *cap);
 void sl__rsend_waits_on(const sl_task *t, const char **name, size_t *cap);
 void sl__rrecv_waits_on(const sl_task *t, const char **name, size_t *cap);
+/* rsel.c, for diag.c: a task of ours offering itself to another reactor's
+ * select (a blocking one, a claimed select) whose channel was freed since:
+ * the offering waiter, its channel not to be read; else NULL. */
+const sl_waiter *sl__rsel_offer_gone(const sl_task *t);
 
 /* rsend.c: sends by credit on a buffered channel of another reactor. */
 #define SL_RSEND_TAG 0x52534e44u   /* t->w_.tag of a task waiting for credit */
@@ -386,7 +390,6 @@ bool sl__rsel_claim(sl_task *t, sl_case *c);   /* H: a select parked here offere
 bool sl__rsel_select_offered(const sl_task *t);   /* a select claimed or held for an offer (diag.c) */
 int sl__rsel_held_waiting(const sl_task *t);   /* held by another reactor's meet: messages waiting for it; else -1 */
 int sl__rsel_held_home(const sl_task *t);      /* ... the holding home's reactor id */
-const sl_waiter *sl__rsel_offer_gone(const sl_task *t);   /* offering, its channel freed since: that waiter (diag.c) */
 bool sl__select_local_only(const sl_task *t);  /* select.c, for rsel.c's claim */
 void sl__select_take(sl_task *t);
 void sl__select_hold(sl_task *t);   /* R: a select held for its rendezvous send case (rsel.c) */
