@@ -501,10 +501,10 @@ static struct {
     sl_chan *x, *idle;          /* reactor 0's: x is freed with the offer out */
     sl_task *o;                 /* the offering task (reactor 0) */
     _Atomic int go, s_done, o_done;
-    sl_case s_cases[1], o_cases[2];
+    sl_case s_cases[1], o_cases[3];
     int s_v, o_v, s_rc, s_err, o_rc, hrc, i;
     int nwhy;
-    sl_wait_case why[2];
+    sl_wait_case why[3];
     sl_task_info info;
     char text[512];
 } O;
@@ -529,10 +529,11 @@ static int o_offerer(sl_task *t, void *arg)   /* reactor 0 */
     O.o_v = 7;
     if (O.how == O_TASK) {
         SL_AWAIT(t, O.o_rc, sl_chan_send(t, O.x, &O.o_v));
-    } else {   /* all its cases ours: claimed for the select's proxy */
+    } else {   /* all its cases ours: claimed for the select's proxy by its first case */
         O.o_cases[0] = (sl_case){ .ch = O.x, .op = SL_SEND, .buf = &O.o_v };
         O.o_cases[1] = (sl_case){ .ch = O.idle, .op = SL_RECV, .buf = &O.o_v };
-        SL_AWAIT(t, O.o_rc, sl_select(t, O.o_cases, 2, 0));
+        O.o_cases[2] = (sl_case){ .ch = O.x, .op = SL_SEND, .buf = &O.o_v };   /* marked gone by the free */
+        SL_AWAIT(t, O.o_rc, sl_select(t, O.o_cases, 3, 0));
     }
     atomic_store(&O.o_done, 1);
     SL_END(t);
@@ -567,7 +568,7 @@ static int o_home(sl_task *t, void *arg)   /* reactor 0 */
         assert_int_equal(sl_chan_new(&c, sizeof(int), 1, NULL), 0);
         assert_int_equal(sl_chan_free(t, c), 0);
     }
-    O.nwhy = sl_task_why(O.o, O.why, 2);
+    O.nwhy = sl_task_why(O.o, O.why, 3);
     sl_task_info_get(O.o, &O.info);
     sl_task_describe(O.o, O.text, sizeof O.text);
     atomic_store(&O.go, 1);
@@ -606,13 +607,15 @@ static void run_offer_freed(int how)
         want = "parked on remote '(freed)' for ";
     } else {
         assert_int_equal(O.info.wait, SL_WAIT_SELECT);
-        assert_int_equal(O.nwhy, 2);
-        assert_string_equal(O.why[0].chan, "(freed)");
-        assert_int_equal(O.why[0].why, SL_WHY_CLOSED);
-        assert_int_equal(O.why[0].op, SL_SEND);
+        assert_int_equal(O.nwhy, 3);
+        for (int k = 0; k < 3; k += 2) {   /* the case offered, and the other one on the freed channel */
+            assert_string_equal(O.why[k].chan, "(freed)");
+            assert_int_equal(O.why[k].why, SL_WHY_CLOSED);
+            assert_int_equal(O.why[k].op, SL_SEND);
+        }
         assert_string_equal(O.why[1].chan, "idle");
         assert_int_equal(O.why[1].why, SL_WHY_EMPTY);
-        want = "parked on select (send '(freed)', recv 'idle') for ";
+        want = "parked on select (send '(freed)', recv 'idle', send '(freed)') for ";
     }
     if (!strstr(O.text, want))
         fail_msg("'%s' not in: %s", want, O.text);
