@@ -104,6 +104,9 @@ struct sl_reactor {
     uint64_t spin_ns;
     bool remote_hot;
     bool in_spin_run;                 /* spin_run's drain: a task made ready waits for its run_batch */
+    /* wake_run kept wake_pending for the tasks its messages made ready:
+     * run_turn's spin takes it over, or run_turn lets it go (reactor.c) */
+    bool wake_held;
     /* hits run inside spins since libevent last polled, and the time of
      * the first: bounded (reactor.c, SL_SPIN_RUN_LEGS and SPIN_RUN_NS) */
     unsigned spin_legs;
@@ -117,6 +120,7 @@ struct sl_reactor {
     sl_chan *grant_head;              /* our channels with room for queued asks */
     struct sl_rs_loan *rs_owed;       /* loans of our channels with a top-up owed (rsend.c) */
     bool hold_topups;                 /* the flush keeps them for a batch the next tasks may send */
+    bool topup_early;                 /* ... but sent a large one: spin_run publishes it first */
     struct rs_batch *rs_spares;       /* small batches' memory, done with, for our next (rsend.c) */
     unsigned rs_nspares;
     struct sl_rsend *rs_idle;         /* idle sender records' memory, for the next (rsend.c) */

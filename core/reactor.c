@@ -274,12 +274,20 @@ static void turn_finish(sl_reactor *r, bool publish)
         sl__callback_end(r);
 }
 
+static void spin_release(sl_reactor *r);
+
 static void run_turn(sl_reactor *r, bool polled)
 {
     sl_reactor *prev = enter(r);
     run_batch(r, polled, 0);
     turn_finish(r, true);
     idle_spin(r);
+    if (r->wake_held) {
+        /* wake_run's hold, not taken over by a spin: let it go now (a
+         * message that came meanwhile is run after the next poll) */
+        r->wake_held = false;
+        spin_release(r);
+    }
     sl__tl_reactor = prev;
 }
 
@@ -809,6 +817,7 @@ static bool poll_briefly(sl_reactor *r, uint64_t worked)
         if (i % 8 == 0 && (sl_now_ns() >= until ||
                            atomic_load_explicit(&r->stopping, memory_order_relaxed)))
             return false;
+        r->st.spin_yields++;
         sched_yield();
     }
 }
@@ -990,10 +999,12 @@ static bool spin_poll(sl_reactor *r, uint64_t *now)
             if (t >= pause_until)
                 pausing = false;
         }
-        if (pausing)
+        if (pausing) {
             cpu_relax();
-        else
+        } else {
+            r->st.spin_yields++;
             sched_yield();
+        }
     }
     if (pause_until && PAUSE_ADAPT)
         pause_adapt(r, hit && pausing);
@@ -1045,10 +1056,18 @@ static void spin_run(sl_reactor *r, uint64_t now)
          * the end's flush ahead of them: disorder again. */
         /* Top-ups owed (rsend.c) stay for the second flush: a task made
          * ready here usually answers, and the answer's batch carries
-         * them, one message a leg instead of two. */
+         * them, one message a leg instead of two. Small ones only
+         * (HOLD_TOPUP_MAX): a large one is published before the tasks
+         * run, so its sender works while they drain its batch. */
         r->hold_topups = true;
         flush_chained(r);
         r->hold_topups = false;
+        /* a large top-up, which the flush did not hold, leaves before
+         * the tasks run (and what was chained before it, in order) */
+        if (r->topup_early) {
+            r->topup_early = false;
+            publish_deferred(r);
+        }
         run_batch(r, false, now);
         flush_chained(r);
     }
@@ -1073,12 +1092,17 @@ static void idle_spin(sl_reactor *r)
     r->remote_hot = false;
     if (r->spin_skip) {
         r->spin_skip--;
+        r->st.spin_skips++;
         return;
     }
     if (atomic_load_explicit(&r->stopping, memory_order_relaxed))
         return;
-    /* held already: a producer has written the eventfd, or will */
-    if (atomic_exchange_explicit(&r->wake_pending, 1, memory_order_seq_cst))
+    /* ours already (wake_run kept it for the tasks run_turn ran): the spin
+     * takes it over; else held already: a producer has written the
+     * eventfd, or will */
+    if (r->wake_held)
+        r->wake_held = false;
+    else if (atomic_exchange_explicit(&r->wake_pending, 1, memory_order_seq_cst))
         return;
     r->spin_clock_left = 0;   /* the first hit reads the clock */
     uint64_t now;
@@ -1087,6 +1111,7 @@ static void idle_spin(sl_reactor *r)
         if (!spin_poll(r, &now)) {
             /* nothing else was due, so libevent's next step is a poll */
             r->spin_legs = 0;
+            r->st.spin_misses++;
             if (ran)
                 sl__callback_end(r);
             spin_release(r);
@@ -1118,6 +1143,7 @@ static void idle_spin(sl_reactor *r)
         r->remote_hot = false;
         if (r->spin_skip) {
             r->spin_skip--;
+            r->st.spin_skips++;
             sl__callback_end(r);
             spin_release(r);
             return;
@@ -1132,7 +1158,9 @@ static void wake_run(sl_reactor *r, bool read_fd)
     sl_reactor *prev = enter(r);
     uint64_t cnt;
     r->spin_legs = 0;   /* both ways in come from a poll */
+    r->wake_held = false;   /* still ours, and decided again below */
     if (read_fd) {
+        r->st.fd_wakeups++;
         ssize_t n = read(r->wake_fd, &cnt, sizeof cnt);
         (void)n;
     }
@@ -1154,6 +1182,20 @@ static void wake_run(sl_reactor *r, bool read_fd)
         publish_deferred(r);   /* before polling: the peer may be waiting for them */
         if (poll_briefly(r, sl_now_ns() - t0))
             continue;
+        /* Tasks made ready run next (run_cb): keep wake_pending until
+         * they have run, and their spin, if any, takes it over. Let go
+         * here, it was taken back by the first post of the peer while
+         * they ran (their answers, a stream's next batch): an eventfd
+         * write there, then here a read and a poll, and the spin after
+         * them found the flag taken and did not run, so the next message
+         * came by the eventfd again. A stream between two reactors made
+         * 300-1,700 such wake-ups per million elements at its sender
+         * (docs/core.md, "The slow mode"). */
+        if (r->rq_head && r->run_scheduled &&
+            !atomic_load_explicit(&r->stopping, memory_order_relaxed)) {
+            r->wake_held = true;
+            break;
+        }
         if (may_sleep(r))
             break;
     }

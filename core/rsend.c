@@ -16,7 +16,10 @@
  * answered with up to n slots of new credit (if nobody waits here for room
  * and no ask is queued), so a steady sender, or one that sends one element
  * per round trip (a ping-pong), sends every element with credit in hand:
- * one message per element each way, not an ask, a grant and a batch.
+ * one message per element each way, not an ask, a grant and a batch. A
+ * small top-up waits for the answer's batch and rides in it; a large one
+ * (a stream's) leaves before the receivers it fed run, so that the sender
+ * fills its next batch while they drain this one (HOLD_TOPUP_MAX).
  * Giving credit back whenever the sender idled cost a ping-pong three
  * messages a leg and twice the wake-ups (docs/core.md has the figures;
  * tests/test_credit.c counts the messages). The home keeps a loan
@@ -47,6 +50,10 @@
 /* Most credit one request asks for: a batch's worth, enough to amortize
  * the round trip, small enough that several senders share a channel. */
 #define WANT_MAX 256
+
+/* The largest top-up a flush holds for the batch the next tasks may send
+ * (hold_topups); a larger one goes at once (sl__rsend_flush). */
+#define HOLD_TOPUP_MAX 16
 
 typedef struct rs_batch {
     sl_msg msg;
@@ -896,14 +903,23 @@ int sl__rsend_flush(sl_reactor *r, bool all)
     /* home side: top-ups no batch took along go alone, unless the tasks
      * about to run may send one that way (hold_topups: spin_run, before
      * the tasks its messages made ready run; their flush comes next) */
-    if (!r->hold_topups || all)
-        while (r->rs_owed) {
-            rs_loan *l = r->rs_owed;
-            r->rs_owed = l->onext;
-            l->onext = NULL;
-            owed_send(l);
-            did++;
+    for (rs_loan **pp = &r->rs_owed, *l; (l = *pp);) {
+        /* Only a small top-up waits (a ping-pong's: one slot a leg, and
+         * the answer carries it). A large one answers a large batch, whose
+         * sender waits for it to send the next while our receivers drain
+         * this one: sent now, the two overlap (a stream sent a batch and
+         * waited for its top-up in turn; docs/core.md, "The slow mode"). */
+        if (r->hold_topups && !all && l->owed <= HOLD_TOPUP_MAX) {
+            pp = &l->onext;
+            continue;
         }
+        *pp = l->onext;
+        l->onext = NULL;
+        if (r->hold_topups)
+            r->topup_early = true;
+        owed_send(l);
+        did++;
+    }
     /* free the idle ones */
     for (sl_rsend **pp = &r->rsends, *x; (x = *pp);) {
         if (!x->credit && !x->asking && !x->batch && !x->waitq.head && !x->dirty) {

@@ -47,6 +47,12 @@ typedef struct sl_reactor_stats {
      * timers in (at most SL_SPIN_RUN_LEGS legs or 50 us in a row, or a
      * timer due). */
     uint64_t spin_runs, spin_bounds;
+    /* sched_yield() calls of the spins and of a wake-up's brief poll
+     * (polls after their pauses); spins that saw nothing come and let the
+     * reactor sleep; spins left out by the backoff (a spin that took over
+     * twice its length); wake-ups by a producer's eventfd write, i.e. the
+     * reactor had let go of its queue (docs/core.md, "The slow mode"). */
+    uint64_t spin_yields, spin_misses, spin_skips, fd_wakeups;
 } sl_reactor_stats;
 
 /* The most hits a spin runs in a row before it lets libevent poll. */

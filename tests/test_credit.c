@@ -3,6 +3,7 @@
  * the room. The races of many senders and receivers are in test_reactor.c
  * (test_credit_sends_race). */
 #include <stdatomic.h>
+#include <unistd.h>
 #include "testutil.h"
 #include "internal.h"   /* the home polls for a queued ask: ch->rasks_, ch->asks_ */
 
@@ -197,6 +198,117 @@ static void test_local_send_meets_owed_topup(void **s)
         assert_int_equal(rt_run(rt, ow_main, NULL), 0);
         assert_int_equal(OW.sent_rc, 0);
     }
+}
+
+/* ---- a large top-up leaves before the receivers it readied run ---------------------- */
+
+/* S on reactor 1 sends 256 elements on a channel of capacity 1024 at
+ * reactor 0: its first send asks and is granted 256 slots; the grant
+ * sends the first element in a batch of its own and S's step the other
+ * 255 in one more, and S, with no credit left, then waits for R to
+ * wait and polls (a select with SL_SELECT_DEFAULT every millisecond) for
+ * two more sends. At the home
+ * the first batch tops S up with one slot, and the second readies R and
+ * tops S up with 255. R, in the step that receives the 255, waits (at
+ * most 5 s) until S has sent its 258th: possible only if the large
+ * top-up left before R ran. It
+ * used to be held for a batch the readied tasks might send back (one
+ * message a leg in a ping-pong), so it left after R's step, and a stream
+ * sent a batch and waited for its top-up in turn, its two sides never
+ * working at once (docs/core.md, "The slow mode"); R waited the 5 s. */
+#define LT_FIRST 256
+
+static struct {
+    sl_chan *ch;
+    int i, j, rc, rcr, polls, finished;
+    int64_t v, got;
+    long bad;
+    sl_case cs;
+    _Atomic int sent_more, r_waits;
+    bool waited_out;
+} LT;
+
+static void lt_finished(void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    if (++LT.finished == 2)
+        sl_runtime_stop(rt);
+}
+
+static int lt_sender(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (LT.i = 0; LT.i < LT_FIRST; LT.i++) {
+        LT.v = LT.i;
+        SL_AWAIT(t, LT.rc, sl_chan_send(t, LT.ch, &LT.v));
+        assert_int_equal(LT.rc, 0);
+    }
+    /* Not before R waits: a select with SL_SELECT_DEFAULT that finds no
+     * credit asks for some, and an ask served before R runs would give
+     * what the top-up should. */
+    for (LT.polls = 0; !atomic_load(&LT.r_waits) && LT.polls < 10000; LT.polls++)
+        SL_AWAIT(t, LT.rc, sl_sleep(t, SL_NS_PER_MS));
+    /* two more: the first batch's top-up (one slot) covers one */
+    for (LT.polls = 0; LT.i < LT_FIRST + 2 && LT.polls < 10000; LT.polls++) {   /* 10 s: a lost top-up */
+        LT.v = LT.i;
+        LT.cs = (sl_case){ .ch = LT.ch, .op = SL_SEND, .buf = &LT.v };
+        SL_AWAIT(t, LT.rc, sl_select(t, &LT.cs, 1, SL_SELECT_DEFAULT));
+        if (LT.rc == 0) {
+            LT.i++;
+            continue;
+        }
+        assert_int_equal(LT.rc, -EAGAIN);
+        SL_AWAIT(t, LT.rc, sl_sleep(t, SL_NS_PER_MS));
+    }
+    atomic_store(&LT.sent_more, 1);
+    sl_reactor_post(sl_runtime_reactor(rt, 0), lt_finished, NULL);
+    SL_END(t);
+}
+
+static int lt_receiver(sl_task *t, void *arg)   /* reactor 0: the home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (LT.j = 0; LT.j < LT_FIRST + 2; LT.j++) {
+        if (LT.j == LT_FIRST) {
+            /* the batch's last element is in hand: its top-up is owed */
+            uint64_t end = sl_now_ns() + 5 * SL_NS_PER_S;
+            atomic_store(&LT.r_waits, 1);
+            while (!atomic_load(&LT.sent_more) && sl_now_ns() < end)
+                usleep(10);
+            LT.waited_out = !atomic_load(&LT.sent_more);
+        }
+        SL_AWAIT(t, LT.rcr, sl_chan_recv(t, LT.ch, &LT.got));
+        assert_int_equal(LT.rcr, 0);
+        if (LT.got != LT.j)
+            LT.bad++;
+    }
+    assert_int_equal(sl_chan_free(t, LT.ch), 0);
+    lt_finished(NULL);
+    SL_END(t);
+}
+
+static int lt_main(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    sl_task *r;
+    assert_int_equal(sl_chan_new(&LT.ch, sizeof(int64_t), 1024, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, lt_receiver, NULL, &r, NULL), 0);
+    assert_int_equal(sl_chan_give(LT.ch, t, r), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), lt_sender, NULL, NULL), 0);
+    return 0;
+}
+
+static void test_large_topup_before_receivers(void **s)
+{
+    (void)s;
+    memset(&LT, 0, sizeof LT);
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, lt_main, NULL), 0);
+    assert_false(LT.waited_out);
+    assert_true(LT.polls < 10000);
+    assert_int_equal(LT.bad, 0);
 }
 
 /* ---- the home calls lent credit back when it needs the room -------------------------- */
@@ -1407,6 +1519,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pingpong_messages),
         cmocka_unit_test(test_local_send_meets_owed_topup),
+        cmocka_unit_test(test_large_topup_before_receivers),
         cmocka_unit_test(test_recall_for_local_send),
         cmocka_unit_test(test_recall_for_try_send),
         cmocka_unit_test(test_recall_for_select),

@@ -129,6 +129,76 @@ func crossPingPong(n int) time.Duration {
 	return roundTrips(make(chan int64, 1), make(chan int64, 1), n)
 }
 
+// flagRoundTrip: core-bench's thread_flag_roundtrip_ns, two goroutines on
+// two Ps handing a counter back and forth through two atomic words, each
+// polling without parking, so they run on two threads and every leg
+// crosses CPUs: what a cache line's round trip between the two CPUs costs
+// (docs/core.md, "The slow mode").
+func flagRoundTrip(n int) time.Duration {
+	prev := runtime.GOMAXPROCS(*crossProcs)
+	defer runtime.GOMAXPROCS(prev)
+	var ab, ba atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		for i := int64(1); i <= int64(n); i++ {
+			for ab.Load() != i {
+			}
+			ba.Store(i)
+		}
+		close(done)
+	}()
+	start := time.Now()
+	for i := int64(1); i <= int64(n); i++ {
+		ab.Store(i)
+		for ba.Load() != i {
+		}
+	}
+	d := time.Since(start)
+	<-done
+	return d
+}
+
+// crossCPUPingPong: crossPingPong with each goroutine polling its channel
+// (a select with default) instead of parking, so neither leaves its P and
+// every leg crosses CPUs, as a leg between two sluice reactors does; Go's
+// own ping-pong readies the receiver on the sender's P and stays on one
+// CPU (docs/core.md, "The slow mode").
+func crossCPUPingPong(n int) time.Duration {
+	prev := runtime.GOMAXPROCS(*crossProcs)
+	defer runtime.GOMAXPROCS(prev)
+	a, b := make(chan int64, 1), make(chan int64, 1)
+	done := make(chan struct{})
+	go func() {
+		for i := 0; i < n; i++ {
+			for {
+				select {
+				case v := <-a:
+					b <- v
+				default:
+					continue
+				}
+				break
+			}
+		}
+		close(done)
+	}()
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		a <- int64(i)
+		for {
+			select {
+			case <-b:
+			default:
+				continue
+			}
+			break
+		}
+	}
+	d := time.Since(start)
+	<-done
+	return d
+}
+
 // crossSelectRv: a select over two unbuffered channels, one fed from a
 // goroutine, the other idle, on two Ps (core-bench's
 // cross_reactor_select_rv_ns: the select on one reactor, the sender at the
@@ -486,6 +556,10 @@ func inChild(key string) (float64, error) {
 	return v, nil
 }
 
+// askedOnly: figures measured only when -only names them (no sluice key
+// of a full run has them as its peer).
+var askedOnly = map[string]bool{"thread_flag_roundtrip_ns": true, "cross_cpu_chan_pingpong_ns": true}
+
 // childEnv marks a child started by inChild, which measures in-process.
 const childEnv = "SLUICE_CORE_PEER_CHILD"
 
@@ -515,6 +589,10 @@ func main() {
 		{"cross_reactor_chan_recv_msgs_per_s", rateFig(crossThroughput), false},
 		{"cross_reactor_chan_pingpong_ns", nsFig(crossPingPong), false},
 		{"cross_reactor_select_rv_ns", nsFig(crossSelectRv), false},
+		// Not figures of a sluice key's peer: what a leg crossing CPUs
+		// costs Go (docs/core.md, "The slow mode"); asked for with -only.
+		{"thread_flag_roundtrip_ns", nsFig(flagRoundTrip), false},
+		{"cross_cpu_chan_pingpong_ns", nsFig(crossCPUPingPong), false},
 		{"worker_pool_items_per_s", rateFig(workerPool), false},
 		{"offload_roundtrip_ns", nsFig(offloadRoundTrip), false},
 		{"offload_sleep1ms_items_per_s_w1", rateFig(sleepCalls(1)), false},
@@ -549,6 +627,9 @@ func main() {
 	sep := "{"
 	for _, f := range figures {
 		if len(want) > 0 && !want[f.key] {
+			continue
+		}
+		if len(want) == 0 && askedOnly[f.key] {
 			continue
 		}
 		t0 := time.Now()
