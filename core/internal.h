@@ -290,6 +290,17 @@ bool sl__waiter_is_proxy(const sl_waiter *w);
 int sl__remote_op(sl_task *t, sl_chan *ch, int op, void *buf);
 void sl__remote_unpark(sl_task *t);
 bool sl__remote_waits(const sl_task *t);    /* parked remotely, no withdrawal under way */
+/* Diagnostics (diag.c): the name and capacity of the other reactor's
+ * channel a task waits on (a round trip; for credit; for a lend), copied
+ * when it parked into memory of its own reactor: the channel is never
+ * read there (its home may have freed it). name NULL: not known. */
+void sl__remote_waits_on(const sl_task *t, const char **name, size_t *cap);
+void sl__rsend_waits_on(const sl_task *t, const char **name, size_t *cap);
+void sl__rrecv_waits_on(const sl_task *t, const char **name, size_t *cap);
+/* rsel.c, for diag.c: a task of ours offering itself to another reactor's
+ * select (a blocking one, a claimed select) whose channel was freed since:
+ * the offering waiter, its channel not to be read; else NULL. */
+const sl_waiter *sl__rsel_offer_gone(const sl_task *t);
 
 /* rsend.c: sends by credit on a buffered channel of another reactor. */
 #define SL_RSEND_TAG 0x52534e44u   /* t->w_.tag of a task waiting for credit */

@@ -108,6 +108,10 @@ typedef struct sl_rrecv {
     bool giving;                 /* the home answered the last ask with a give */
     bool polled;                 /* a select with a default found nothing held: ask */
     sl_wq waitq;
+    /* The channel's name and capacity, copied when a task parked here,
+     * for its diagnostics (diag.c), as in rsend.c's record. */
+    const char *name;
+    size_t cap;
 } sl_rrecv;
 
 static uint8_t lend_off(const sl_chan *ch)
@@ -584,6 +588,8 @@ int sl__rrecv(sl_task *t, sl_chan *ch, void *elem)
         take(r, s, elem);
         return 0;
     }
+    s->name = ch->name_;   /* only a parked task is described: a receive in hand does not pay */
+    s->cap = ch->cap_;
     t->w_.task = t;
     t->w_.buf = elem;
     t->w_.tag = SL_RRECV_TAG;
@@ -658,6 +664,16 @@ int sl__rrecv_poll(sl_reactor *r, sl_chan *ch)
 bool sl__rrecv_parked(const sl_task *t)
 {
     return t->wait_kind_ == SL_WAIT_REMOTE && t->w_.tag == SL_RRECV_TAG;
+}
+
+/* Diagnostics (diag.c): as sl__rsend_waits_on, from our record. */
+void sl__rrecv_waits_on(const sl_task *t, const char **name, size_t *cap)
+{
+    const sl_rrecv *s = t->reactor_->rrecvs;
+    while (s && s->ch != t->wait_obj_)
+        s = s->next;
+    *name = s ? s->name : NULL;
+    *cap = s ? s->cap : 0;
 }
 
 /* deadline, cancel, teardown: leave the queue; nothing was taken */

@@ -1340,3 +1340,16 @@ void sl__rsel_task_abort(sl_task *t)
     }
     t->w_.tag = SL_OFFER_ABORT_TAG;
 }
+
+/* Diagnostics (diag.c, on the home's thread): a task of ours whose offer
+ * is out (a blocking one, or a select claimed for it) on a channel freed
+ * since (ch_gone: the offer did not keep the header, which may be
+ * released): its offering waiter, whose channel is not to be read; else
+ * NULL. A select held at R (hold_r) is not offering here. */
+const sl_waiter *sl__rsel_offer_gone(const sl_task *t)
+{
+    if (t->wait_kind_ != SL_WAIT_REMOTE || (t->w_.tag != SL_OFFER_TAG && t->w_.tag != SL_OFFER_ABORT_TAG))
+        return NULL;
+    const rv_proxy *p = (const rv_proxy *)(uintptr_t)t->w_.until;
+    return p && !p->hold_r && p->ch_gone ? p->cp : NULL;
+}

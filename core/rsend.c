@@ -134,6 +134,12 @@ typedef struct sl_rsend {
     bool expiring;               /* the channel's elements carry deadlines */
     sl_wq waitq;
     rs_batch *batch;
+    /* The channel's name and capacity, copied when a task parked here (the
+     * channel alive then: the task was handed it), for the diagnostics
+     * of the tasks in waitq (diag.c): the channel is the home's, which
+     * may free it and release its header before the -EPIPE comes here. */
+    const char *name;
+    size_t cap;
 } sl_rsend;
 
 /* ---- batches' memory ---------------------------------------------------------- */
@@ -757,6 +763,8 @@ int sl__rsend(sl_task *t, sl_chan *ch, const void *elem, uint64_t until)
             s->credit++;
         return rc;
     }
+    s->name = ch->name_;   /* only a parked task is described: a send with credit does not pay */
+    s->cap = ch->cap_;
     t->w_.task = t;
     t->w_.buf = (void *)elem;
     t->w_.tag = SL_RSEND_TAG;
@@ -844,6 +852,19 @@ int sl__rsend_poll(sl_reactor *r, sl_chan *ch)
 bool sl__rsend_parked(const sl_task *t)
 {
     return t->wait_kind_ == SL_WAIT_REMOTE && t->w_.tag == SL_RSEND_TAG;
+}
+
+/* Diagnostics (diag.c): the name and capacity of the channel t waits on
+ * for credit, from our record (kept while t is in its queue), never from
+ * the channel. A walk that leaves the list's order alone (find moves
+ * what it finds to the front). */
+void sl__rsend_waits_on(const sl_task *t, const char **name, size_t *cap)
+{
+    const sl_rsend *s = t->reactor_->rsends;
+    while (s && s->ch != t->wait_obj_)
+        s = s->next;
+    *name = s ? s->name : NULL;
+    *cap = s ? s->cap : 0;
 }
 
 /* deadline, cancel, teardown: leave the queue; nothing was taken */

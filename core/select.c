@@ -425,6 +425,10 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
         cases[i].err = 0;
         cases[i].w_ = (sl_waiter){ .task = t, .buf = cases[i].buf, .idx = i,
                                    .tag = !is_remote(&cases[i], r) ? 0 : by_offer(&cases[i]) ? REMOTE_RV : REMOTE_BUF };
+        /* what the diagnostics say of another reactor's channel, kept
+         * here while it is surely alive (set at creation: safe to read) */
+        cases[i].rname_ = cases[i].ch->name_;
+        cases[i].rcap_ = cases[i].ch->cap_;
     }
     /* proxies first: a failure there leaves nothing parked anywhere */
     for (int i = 0; i < n; i++) {
