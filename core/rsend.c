@@ -810,6 +810,8 @@ int sl__rsend_push(sl_reactor *r, sl_chan *ch, sl_waiter *w)
         return -ENOMEM;
     s->esz = ch->elem_size_;
     s->expiring = ch->expiring_;
+    s->name = ch->name_;   /* for the diagnostics of w's select (diag.c), as a parked send's */
+    s->cap = ch->cap_;
     sl_wq_push(&s->waitq, w);
     return 0;
 }
@@ -854,17 +856,23 @@ bool sl__rsend_parked(const sl_task *t)
     return t->wait_kind_ == SL_WAIT_REMOTE && t->w_.tag == SL_RSEND_TAG;
 }
 
-/* Diagnostics (diag.c): the name and capacity of the channel t waits on
- * for credit, from our record (kept while t is in its queue), never from
- * the channel. A walk that leaves the list's order alone (find moves
- * what it finds to the front). */
-void sl__rsend_waits_on(const sl_task *t, const char **name, size_t *cap)
+/* Diagnostics (diag.c): the name and capacity of r's channel `ch` of
+ * another reactor that a task or a select's case waits on for credit,
+ * from r's record, never from the channel. The record exists while the
+ * waiter's node is in its queue (not idle: sl__rsend_flush) or, for a
+ * held or claimed select's case, off it but pinned (sl__rsend_pin), and
+ * its name was set when the node was queued (sl__rsend, sl__rsend_push;
+ * the memory of an idle one is zeroed when made again). False, *name
+ * NULL, if r has no record of ch. A walk that leaves the list's order
+ * alone (find moves what it finds to the front). */
+bool sl__rsend_chan_info(const sl_reactor *r, const sl_chan *ch, const char **name, size_t *cap)
 {
-    const sl_rsend *s = t->reactor_->rsends;
-    while (s && s->ch != t->wait_obj_)
+    const sl_rsend *s = r->rsends;
+    while (s && s->ch != ch)
         s = s->next;
     *name = s ? s->name : NULL;
     *cap = s ? s->cap : 0;
+    return s != NULL;
 }
 
 /* deadline, cancel, teardown: leave the queue; nothing was taken */

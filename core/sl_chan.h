@@ -276,12 +276,10 @@ typedef struct sl_case {
     int err;            /* out: the chosen case's own result, 0 or -EPIPE */
     sl_waiter w_;       /* private */
     uint32_t waited_;   /* private: priority mode's count of choices passed over */
-    /* private: a parked case on another reactor's channel: that channel's
-     * name and capacity, copied as the select parked, for the
-     * diagnostics (core/diag.c), which never read another reactor's
-     * channel (its home may free it meanwhile) */
-    const char *rname_;
-    size_t rcap_;
+    /* No room here for what the diagnostics say of another reactor's
+     * channel: they take it from this reactor's record or proxy of the
+     * case (core/diag.c). 96 bytes on LP64, asserted in core/select.c:
+     * select4_ns pays for every byte (issue 17). */
 } sl_case;
 
 #define SL_SELECT_DEFAULT 1   /* never park: -EAGAIN if no case is ready */
