@@ -1132,7 +1132,7 @@ static void test_parked_select_epipe_err(void **s)
 
 /* ---- receive cases on another reactor's expiring channel: one offer ---------------- */
 
-/* ex (expiring, cap 4) at reactor 0 holds 1 and 2 (1's deadline 200 ms
+/* ex (expiring, cap 4) at reactor 0 holds 1 and 2 (1's deadline 1 s
  * off, 2's far); S on reactor 1 waits on [l (its own, empty), ex]. Its
  * proxy reaches the home, which offers the head (1), held out of the ring.
  * The R hook may first wait for the home's receiver to park behind the
@@ -1178,6 +1178,7 @@ static void e_r_hook(void *arg)   /* reactor 1, before the offer is decided */
     (void)arg;
     if (++E.r_hooks > 1)
         return;
+    assert_true(sl_now_ns() < E.dl1);   /* the scene's premise: 1 was offered alive */
     uint64_t end = sl_now_ns() + LONG_WAIT;
     while (E.gate && !atomic_load(&E.go) && sl_now_ns() < end)
         sched_yield();   /* the home's receiver is about to park behind the held head */
@@ -1229,7 +1230,10 @@ static int e_main(sl_task *t, void *arg)   /* reactor 0: ex's home */
                                                   .elem_drop = e_drop }),
                      0);
     assert_int_equal(sl_chan_give(E.ex, t, NULL), 0);   /* the hook may close or free it */
-    E.dl1 = sl_now_ns() + 200 * SL_NS_PER_MS;
+    /* 1 must still be alive when offered: a scene that waits for its
+     * deadline to pass while offered gives it 1 s (200 ms once passed
+     * before the offer under ASan at load 10), the others never let it pass */
+    E.dl1 = sl_now_ns() + (E.wait_expiry ? SL_NS_PER_S : LONG_WAIT);
     E.v = 1;
     assert_int_equal(sl_chan_try_send_until(t, E.ex, &E.v, E.dl1), 0);
     E.v = 2;
