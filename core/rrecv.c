@@ -421,6 +421,11 @@ static void home_up(void *arg)
 
 /* ---- receiver side ------------------------------------------------------------ */
 
+/* Found by the channel's address: as rsend.c's find says, a record may
+ * outlive its channel's free while an ask of ours is on its way or a held
+ * or claimed select's node is pinned, and its ask is safe at the home only
+ * within the quarantine (the same shape as rsend.c's, shown there by a
+ * test; not yet for receives: issue 17). */
 static sl_rrecv *find(sl_reactor *r, const sl_chan *ch)
 {
     for (sl_rrecv **pp = &r->rrecvs, *s; (s = *pp); pp = &s->next)

@@ -539,6 +539,24 @@ static sl_rsend *make(sl_reactor *r, sl_chan *ch, sl_reactor *home, size_t esz)
     return s;
 }
 
+/* FOUND BY THE CHANNEL'S ADDRESS, and the messages to the home name the
+ * channel by it too (issue 17). What clears a record once the home frees
+ * its channel: the free's recall (the credit goes back at our flush) and
+ * its -EPIPE to the asks queued there (the waiters fail), then idle at
+ * the flush. A record outlives that only while something of ours still
+ * waits in it: a waiter whose ask was on its way at the free (answered
+ * -EPIPE when it arrives, if the header is still there), or a held or
+ * claimed select's node pinned off the queue (its -EPIPE missed it; put
+ * back, it asks again). Each such ask reaches the home naming the old
+ * address, which is safe only while the header is in the home's
+ * quarantine (SL_CHAN_QUARANTINE of its frees); past it the home reads
+ * freed memory, or a new channel at that address grants credit that this
+ * record gives to the old waiter (its element lands in the new channel),
+ * and a task here sending on the new one queues behind it. Not fixed:
+ * tests/test_credit.c test_ask_across_free_reuse on branch case12-uaf
+ * (heap-use-after-free in home_ask under ASan); the fix needs the header
+ * kept while such a message may be on its way (a count, or a generation
+ * the message carries and a header that outlives it). */
 static sl_rsend *find(sl_reactor *r, const sl_chan *ch)
 {
     for (sl_rsend **pp = &r->rsends, *s; (s = *pp); pp = &s->next)
