@@ -51,9 +51,11 @@ static bool is_remote(const sl_case *c, const sl_reactor *r)
  * w_.until points at it while attached, rsel.c) */
 enum { REMOTE_BUF = 1, REMOTE_RV = SL_CASE_RV };
 
-/* A select's cost follows its cases' size (select4_ns: 112 bytes were
- * 2-7 % slower than 96, issue 17): what the diagnostics need of a remote
- * case lives in this reactor's record or proxy of it, not in the case. */
+/* The case array is the select's working set, and a field per case is
+ * paid by every select, local ones too (diag12 measured 112 bytes 2-7 %
+ * slower in select4_ns; docs/core.md "Diagnostics"): what the diagnostics
+ * need of a remote case lives in this reactor's record or proxy of it,
+ * not in the case. */
 _Static_assert(sizeof(void *) != 8 || sizeof(sl_case) == 96, "sl_case grew: see core/diag.c case_far");
 
 /* A remote case decided by an offer from its home (rsel.c): any case on
