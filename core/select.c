@@ -53,7 +53,8 @@ enum { REMOTE_BUF = 1, REMOTE_RV = SL_CASE_RV };
 
 /* The case array is the select's working set, and a field per case is
  * paid by every select, local ones too (diag12 measured 112 bytes 2-7 %
- * slower in select4_ns; docs/core.md "Diagnostics"): what the diagnostics
+ * slower in select4_ns at high load; not shown at low load: docs/core.md
+ * "Diagnostics"): what the diagnostics
  * need of a remote case lives in this reactor's record or proxy of it,
  * not in the case. */
 _Static_assert(sizeof(void *) != 8 || sizeof(sl_case) == 96, "sl_case grew: see core/diag.c case_far");
