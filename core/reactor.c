@@ -962,7 +962,10 @@ static void resume_later(sl_reactor *r)
  * spin. */
 #define SPIN_CLOCK_HITS 8
 
-static bool spin_poll(sl_reactor *r, uint64_t *now)
+/* Out of line, as spin_run: callgrind's --toggle-collect points for the
+ * per-leg instruction count (docs/core.md, "The cuts of the twelfth
+ * stop"); a call a leg. */
+__attribute__((noinline)) static bool spin_poll(sl_reactor *r, uint64_t *now)
 {
     r->st.spins++;
     if (!r->pause_skip)
@@ -1021,7 +1024,7 @@ static bool spin_poll(sl_reactor *r, uint64_t *now)
  * poll between them), in one: the messages, what they posted, then the
  * tasks they made ready and what those posted. wake_pending stays ours:
  * the spin goes on polling after it. */
-static void spin_run(sl_reactor *r, uint64_t now)
+__attribute__((noinline)) static void spin_run(sl_reactor *r, uint64_t now)
 {
     r->in_cb = true;
     /* No sl__callback_begin, and turn_finish publishes nothing: what the
