@@ -127,6 +127,7 @@ struct sl_reactor {
     unsigned rs_nidle;
     uint64_t rs_batch_mallocs;        /* batches not made from spares (tests/test_credit.c counts them) */
     bool check_deadlock, deadlock_reported;
+    uint64_t dl_looks;                /* deadlock checks run (reactor.c; tests/test_credit.c counts them) */
     /* Published for the other reactors' deadlock checks: nothing is ready
      * and every task waits on something local, with no way out. */
     _Atomic bool quiet;
