@@ -188,10 +188,10 @@ struct sl_reactor {
     void (*report)(const char *, void *);
     void *report_arg;
     /* deadlock checks run (reactor.c; tests/test_credit.c counts them).
-     * Last: a field added above moves the lines other reactors read
-     * (`quiet`, `asleep`, `turns`), and 8 bytes there made the ping-pong
-     * 40-50 ns slower a round trip (docs/core.md, "The cuts of the
-     * twelfth stop"). */
+     * Last, so that no field other reactors read (`quiet`, `asleep`,
+     * `turns`) moves to another line: a build with it above them ran the
+     * ping-pong slower in one alternation and not in the next (docs/core.md,
+     * "The cuts of the twelfth stop"), so where it sat is not settled. */
     uint64_t dl_looks;
 };
 
