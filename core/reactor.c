@@ -984,10 +984,7 @@ static void resume_later(sl_reactor *r)
  * spin. */
 #define SPIN_CLOCK_HITS 8
 
-/* Out of line, as spin_run: callgrind's --toggle-collect points for the
- * per-leg instruction count (docs/core.md, "The cuts of the twelfth
- * stop"); a call a leg. */
-__attribute__((noinline)) static bool spin_poll(sl_reactor *r, uint64_t *now)
+static bool spin_poll(sl_reactor *r, uint64_t *now)
 {
     r->st.spins++;
     if (!r->pause_skip)
@@ -1046,7 +1043,7 @@ __attribute__((noinline)) static bool spin_poll(sl_reactor *r, uint64_t *now)
  * poll between them), in one: the messages, what they posted, then the
  * tasks they made ready and what those posted. wake_pending stays ours:
  * the spin goes on polling after it. */
-__attribute__((noinline)) static void spin_run(sl_reactor *r, uint64_t now)
+static void spin_run(sl_reactor *r, uint64_t now)
 {
     r->in_cb = true;
     /* No sl__callback_begin, and turn_finish publishes nothing: what the
