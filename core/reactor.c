@@ -259,17 +259,17 @@ static void run_batch(sl_reactor *r, bool polled, uint64_t now)
     }
 }
 
-/* The end of a callback that ran tasks: publish what they posted, come
- * back for what is left, look for a deadlock. `publish`: the state the
- * other reactors' checks read (diag.c); a spin publishes it once, as it
- * ends (spin_run). */
+/* counted: tests/test_credit.c test_pingpong_messages */
 static void deadlock_look(sl_reactor *r)
 {
     r->dl_looks++;
     sl__deadlock_maybe(r);
 }
 
-/* A hit run inside the spin (publish false) leaves the deadlock check to
+/* The end of a callback that ran tasks: publish what they posted, come
+ * back for what is left, look for a deadlock. `publish`: the state the
+ * other reactors' checks read (diag.c); a spin publishes it once, as it
+ * ends (spin_run). A hit run inside the spin (publish false) leaves the deadlock check to
  * the spin's end (spin_end): the spin goes on only while messages come,
  * so its tasks are not stuck meanwhile, and the spin ends within
  * SL_SPIN_RUN_LEGS legs or SPIN_RUN_NS. It was some 40 instructions a
