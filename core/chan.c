@@ -808,9 +808,9 @@ int sl_chan_detach(sl_chan *ch, sl_task *t, int ends)
         ch->senders_gone_ = 1;
         /* Another reactor's select's proxy (rsel.c) is no sender here: it
          * meets a select parked here only by a claim, made as soon as both
-         * are here (one still parked beside it has a case on another
-         * reactor's channel and is never claimed), and a blocking receiver
-         * that comes now gets -EPIPE past it (sl__chan_do_recv). */
+         * are here (one still queued beside it was refused busy, hbusy, and
+         * waits for its REMATCH), and a blocking receiver that comes now
+         * gets -EPIPE past it (sl__chan_do_recv). */
         if (ch->len_ == 0 && !plain_head(&ch->sendq_) && !ch->reserved_ && !ch->rv_held_)
             fail_all(ch, &ch->recvq_, -EPIPE);
         if (ch->rasks_)

@@ -28,6 +28,61 @@ static sl_wait_kind told_kind(const sl_task *t)
     return sl__rsel_select_offered(t) ? SL_WAIT_SELECT : (sl_wait_kind)t->wait_kind_;
 }
 
+/* ANOTHER REACTOR'S CHANNEL. The diagnostics run on the waiting task's
+ * reactor, and the channel's home may free it while the task waits: the
+ * waiter learns it by an -EPIPE still on its way, and the header may be
+ * released before (when nothing it counts keeps it). So whether a wait is
+ * on another reactor's channel is decided from the waiter's own state
+ * (its wait kind and tag, a select case's w_.tag), and what is said of
+ * that channel (its name, its capacity) was copied into memory of this
+ * reactor while the channel was surely alive, as the task parked: the
+ * round trip's request, this reactor's record of the channel (rsend.c,
+ * rrecv.c), the select's case (select.c). Such a channel is never read
+ * here (issue 17: a use of freed memory under ASan, a race under TSan). */
+
+/* A plain task parked on another reactor's channel (SL_WAIT_REMOTE, not a
+ * select's offer): its name ("" if not known) and capacity. A task of the
+ * home offering itself to another reactor's select (rsel.c) waits on a
+ * channel of its own reactor, read unless freed since (its header is not
+ * kept for the offer's answer). */
+static const char *remote_chan(const sl_task *t, size_t *cap)
+{
+    const char *name;
+    if (t->w_.tag == SL_OFFER_TAG || t->w_.tag == SL_OFFER_ABORT_TAG) {
+        const sl_chan *ch = t->wait_obj_;
+        *cap = 0;
+        if (sl__rsel_offer_gone(t))   /* freed here with the offer out: the header may be gone */
+            return "(freed)";
+        *cap = ch->cap_;
+        return ch->name_;
+    }
+    if (t->w_.tag == SL_RSEND_TAG)
+        sl__rsend_waits_on(t, &name, cap);
+    else if (t->w_.tag == SL_RRECV_TAG)
+        sl__rrecv_waits_on(t, &name, cap);
+    else
+        sl__remote_waits_on(t, &name, cap);
+    return name ? name : "";
+}
+
+/* A select's case whose channel was freed while the select was claimed
+ * or held (rsel.c): the other cases on it are marked, the one offered is
+ * the offer's (`offered`: sl__rsel_offer_gone). Not to be read. */
+static bool case_gone(const sl_case *c, const sl_waiter *offered)
+{
+    return c->w_.tag == SL_CASE_GONE || &c->w_ == offered;
+}
+
+/* A select's case: the channel's name, read only if it is ours. */
+static const char *case_chan(const sl_case *c, const sl_waiter *offered)
+{
+    if (case_gone(c, offered))
+        return "(freed)";
+    if (c->w_.tag)                    /* another reactor's (select.c) */
+        return c->rname_ ? c->rname_ : "";
+    return c->ch ? c->ch->name_ : "?";
+}
+
 static const char *wait_obj_name(const sl_task *t)
 {
     const void *o = t->wait_obj_;
@@ -37,8 +92,11 @@ static const char *wait_obj_name(const sl_task *t)
         return NULL;
     switch (told_kind(t)) {
     case SL_WAIT_SEND:
-    case SL_WAIT_RECV:
-    case SL_WAIT_REMOTE: return ((const sl_chan *)o)->name_;
+    case SL_WAIT_RECV:   return ((const sl_chan *)o)->name_;   /* ours: another's is a remote wait */
+    case SL_WAIT_REMOTE: {
+        size_t cap;
+        return remote_chan(t, &cap);
+    }
     case SL_WAIT_MUTEX:  return ((const sl_mutex *)o)->name_;
     case SL_WAIT_SEM:    return ((const sl_sem *)o)->name_;
     case SL_WAIT_JOIN:   return ((const sl_task *)o)->name_;
@@ -67,7 +125,9 @@ const char *sl_why_name(sl_why w)
 {
     static const char *names[] = { "none", "empty", "full", "full (room lent to other reactors)",
                                    "no receiver", "no sender", "closed, credit out",
-                                   "waits for credit", "waits for the home reactor" };
+                                   "waits for credit", "waits for the home reactor",
+                                   "waits for a receiver at the home reactor",
+                                   "waits for a sender at the home reactor" };
     return (unsigned)w < sizeof names / sizeof *names ? names[w] : "?";
 }
 
@@ -93,11 +153,25 @@ static void why_local(const sl_chan *ch, int op, uint64_t until, sl_wait_case *c
     peers_of(ch, op, c);
 }
 
+/* Why a parked select's case on another reactor's channel waits. By
+ * credit or a lend (a buffered channel): credit, or the home's lend. By
+ * offer (rsel.c): on a rendezvous channel, for the other operation at
+ * the home, which offers itself; a receive on an expiring channel, for
+ * the home's offer of its head element. */
+static sl_why case_why_far(const sl_case *c)
+{
+    if (c->w_.tag != SL_CASE_RV)
+        return c->op == SL_SEND ? SL_WHY_CREDIT : SL_WHY_REMOTE;
+    if (c->rcap_)
+        return SL_WHY_REMOTE;
+    return c->op == SL_SEND ? SL_WHY_HOME_RECEIVER : SL_WHY_HOME_SENDER;
+}
+
 int sl_task_why(const sl_task *t, sl_wait_case *out, int max)
 {
     if (t->status_ != SL_TASK_PARKED || !t->wait_obj_)
         return 0;
-    const sl_chan *ch = t->wait_obj_;
+    const sl_chan *ch = t->wait_obj_;   /* read only for a wait on our own channel */
     sl_wait_case c;
     switch (told_kind(t)) {
     case SL_WAIT_SEND:
@@ -108,20 +182,22 @@ int sl_task_why(const sl_task *t, sl_wait_case *out, int max)
         return 1;
     case SL_WAIT_SELECT: {
         const sl_case *cs = t->wait_obj_;
+        const sl_waiter *offered = sl__rsel_offer_gone(t);
         for (int i = 0; i < t->w_.idx && i < max; i++) {
-            if (cs[i].w_.tag == SL_CASE_GONE)   /* claimed or held, its channel freed since: not read */
+            if (case_gone(&cs[i], offered))   /* claimed or held, its channel freed since: not read */
                 out[i] = (sl_wait_case){ .chan = "(freed)", .op = cs[i].op, .why = SL_WHY_CLOSED };
-            else if (cs[i].ch->home_ == t->reactor_)
+            else if (!cs[i].w_.tag)   /* ours */
                 why_local(cs[i].ch, cs[i].op, 0, &out[i]);
-            else   /* another reactor's (select.c): only what never changes, as below */
-                out[i] = (sl_wait_case){ .chan = cs[i].ch->name_, .cap = cs[i].ch->cap_, .op = cs[i].op,
-                                         .why = cs[i].op == SL_SEND ? SL_WHY_CREDIT : SL_WHY_REMOTE };
+            else   /* another reactor's: as it was when the select parked */
+                out[i] = (sl_wait_case){ .chan = case_chan(&cs[i], NULL), .cap = cs[i].rcap_, .op = cs[i].op,
+                                         .why = case_why_far(&cs[i]) };
         }
         return t->w_.idx;
     }
     case SL_WAIT_REMOTE:
-        /* the channel is another reactor's: only what never changes */
-        c = (sl_wait_case){ .chan = ch->name_, .cap = ch->cap_ };
+        /* the channel is another reactor's: what it was when t parked */
+        c = (sl_wait_case){ .op = 0 };
+        c.chan = remote_chan(t, &c.cap);
         if (sl__rsend_parked(t)) {
             c.op = SL_SEND;
             c.why = SL_WHY_CREDIT;
@@ -151,7 +227,8 @@ static int why_text(const sl_task *t, char *buf, size_t size)
     for (int i = 0; i < n && i < 8; i++) {
         const sl_wait_case *c = &cs[i];
         WHY_PUT("%s'%s' %s", i ? "; " : " [why: ", c->chan, sl_why_name(c->why));
-        if (c->why != SL_WHY_REMOTE && c->why != SL_WHY_CREDIT)
+        if (c->why != SL_WHY_REMOTE && c->why != SL_WHY_CREDIT && c->why != SL_WHY_HOME_RECEIVER &&
+            c->why != SL_WHY_HOME_SENDER)   /* another reactor's length is not ours to read */
             WHY_PUT(" %zu/%zu", c->len, c->cap);
         if (c->lent)
             WHY_PUT(", %zu lent", c->lent);
@@ -188,10 +265,11 @@ int sl_task_describe(const sl_task *t, char *buf, size_t size)
             /* which channels, which way: "parked on select" alone does not
              * say what the task waits for */
             const sl_case *c = i.wait_obj;
+            const sl_waiter *offered = sl__rsel_offer_gone(t);
             for (int k = 0; k < t->w_.idx; k++)
                 n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
                               "%s%s '%s'", k ? ", " : " (", c[k].op == SL_SEND ? "send" : "recv",
-                              c[k].ch ? c[k].ch->name_ : "?");
+                              case_chan(&c[k], offered));
             if (t->w_.idx > 0)
                 n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0, ")");
             /* held for another reactor's meet (rsel.c): its cases cannot
@@ -202,6 +280,13 @@ int sl_task_describe(const sl_task *t, char *buf, size_t size)
                 n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
                               " held for a meet at reactor %d, %d message%s waiting for the verdict",
                               sl__rsel_held_home(t), held, held == 1 ? "" : "s");
+            /* claimed here for another reactor's select, with proxies
+             * elsewhere (rsel.c): likewise until the claim's answer */
+            int claimed = sl__rsel_claim_waiting(t);
+            if (claimed >= 0)
+                n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
+                              " claimed for a meet with reactor %d's select, %d message%s waiting for the answer",
+                              sl__rsel_claim_from(t), claimed, claimed == 1 ? "" : "s");
         }
         n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
                       " for %.3f ms", (double)i.waiting_ns / 1e6);
@@ -242,7 +327,7 @@ static bool has_way_out(const sl_task *t)
     if (t->wait_kind_ == SL_WAIT_SELECT) {
         const sl_case *c = t->wait_obj_;
         for (int i = 0; i < t->w_.idx; i++)
-            if (chan_is_shared(c[i].ch))
+            if (c[i].w_.tag || chan_is_shared(c[i].ch))   /* another reactor's (not read), or freed */
                 return true;
     }
     return false;

@@ -296,6 +296,17 @@ bool sl__waiter_is_proxy(const sl_waiter *w);
 int sl__remote_op(sl_task *t, sl_chan *ch, int op, void *buf);
 void sl__remote_unpark(sl_task *t);
 bool sl__remote_waits(const sl_task *t);    /* parked remotely, no withdrawal under way */
+/* Diagnostics (diag.c): the name and capacity of the other reactor's
+ * channel a task waits on (a round trip; for credit; for a lend), copied
+ * when it parked into memory of its own reactor: the channel is never
+ * read there (its home may have freed it). name NULL: not known. */
+void sl__remote_waits_on(const sl_task *t, const char **name, size_t *cap);
+void sl__rsend_waits_on(const sl_task *t, const char **name, size_t *cap);
+void sl__rrecv_waits_on(const sl_task *t, const char **name, size_t *cap);
+/* rsel.c, for diag.c: a task of ours offering itself to another reactor's
+ * select (a blocking one, a claimed select) whose channel was freed since:
+ * the offering waiter, its channel not to be read; else NULL. */
+const sl_waiter *sl__rsel_offer_gone(const sl_task *t);
 
 /* rsend.c: sends by credit on a buffered channel of another reactor. */
 #define SL_RSEND_TAG 0x52534e44u   /* t->w_.tag of a task waiting for credit */
@@ -314,6 +325,7 @@ void sl__rsend_free_loans(sl_chan *ch);    /* the header goes: its loan records 
  * the case node waits in this reactor's queue for credit. */
 bool sl__rsend_ready(sl_reactor *r, const sl_chan *ch);
 sl_wq *sl__rsend_queue(sl_reactor *r, const sl_chan *ch);   /* NULL: none */
+void sl__rsend_pin(sl_reactor *r, const sl_chan *ch, int d);   /* a held/claimed select's node off it: kept */
 int sl__rsend_push(sl_reactor *r, sl_chan *ch, sl_waiter *w);
 void sl__rsend_want(sl_reactor *r, const sl_chan *ch);     /* parked: ask home */
 int sl__rsend_poll(sl_reactor *r, sl_chan *ch);            /* not ready, not parking: ask */
@@ -334,6 +346,8 @@ void sl__rrecv_drop_asks(sl_chan *ch);
 /* select.c's remote receive cases: ready = an element held here. */
 bool sl__rrecv_ready(sl_reactor *r, const sl_chan *ch);
 sl_wq *sl__rrecv_queue(sl_reactor *r, const sl_chan *ch);   /* NULL: none */
+void sl__rrecv_pin(sl_reactor *r, const sl_chan *ch, int d);   /* a held/claimed select's node off it: kept */
+void sl__select_unpin(sl_task *t);   /* select.c: a held or claimed select fires: its records may go */
 int sl__rrecv_push(sl_reactor *r, sl_chan *ch, sl_waiter *w);
 int sl__rrecv_poll(sl_reactor *r, sl_chan *ch);            /* not ready, not parking: ask */
 /* A wait that ends on the task's own reactor (credit, lend): a deadline
@@ -389,7 +403,10 @@ bool sl__rsel_claim(sl_task *t, sl_case *c);   /* H: a select parked here offere
 bool sl__rsel_select_offered(const sl_task *t);   /* a select claimed or held for an offer (diag.c) */
 int sl__rsel_held_waiting(const sl_task *t);   /* held by another reactor's meet: messages waiting for it; else -1 */
 int sl__rsel_held_home(const sl_task *t);      /* ... the holding home's reactor id */
+int sl__rsel_claim_waiting(const sl_task *t);  /* claimed here with proxies elsewhere: messages waiting for it; else -1 */
+int sl__rsel_claim_from(const sl_task *t);     /* ... the reactor id of the select it is offered to */
 bool sl__select_local_only(const sl_task *t);  /* select.c, for rsel.c's claim */
+bool sl__select_has_proxies(const sl_task *t); /* a case by offer at another home */
 void sl__select_take(sl_task *t);
 void sl__select_hold(sl_task *t);   /* R: a select held for its rendezvous send case (rsel.c) */
 void sl__select_detach_proxies(sl_task *t);   /* R: a held select's wait ends: its proxies withdrawn */

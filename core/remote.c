@@ -41,6 +41,10 @@ typedef struct remote_req {
     sl_reactor *home;        /* the channel's: its free sets ch->home_ NULL there, and a withdraw may follow */
     void *dst;
     bool aborting, got_done, got_ack;
+    /* the channel's name and capacity when the task parked, for its
+     * diagnostics (diag.c: the channel is the home's, maybe freed) */
+    const char *name;
+    size_t cap;
     unsigned char elem[];
 } remote_req;
 
@@ -141,6 +145,8 @@ int sl__remote_op(sl_task *t, sl_chan *ch, int op, void *buf)
     q->from = t->reactor_;
     q->home = ch->home_;
     q->dst = buf;
+    q->name = ch->name_;
+    q->cap = ch->cap_;
     if (op == SL_SEND)
         memcpy(q->elem, buf, ch->elem_size_);
     t->w_.buf = q;
@@ -164,6 +170,15 @@ bool sl__remote_waits(const sl_task *t)
         return false;
     const remote_req *q = t->w_.buf;
     return q && !q->aborting;
+}
+
+/* Diagnostics (diag.c): the channel of t's round trip, as it was when t
+ * parked, from the request (ours until the result is back and t woken). */
+void sl__remote_waits_on(const sl_task *t, const char **name, size_t *cap)
+{
+    const remote_req *q = t->w_.buf;
+    *name = q ? q->name : NULL;
+    *cap = q ? q->cap : 0;
 }
 
 /* Caller side: withdraw (deadline, cancel) or, at teardown, orphan. */

@@ -98,6 +98,7 @@ typedef struct sl_rrecv {
     sl_chan *ch;
     sl_reactor *home, *self;
     size_t esz;
+    uint32_t pinned;   /* select nodes of this queue held off it (a held or claimed select: sl__rrecv_pin) */
     /* elements held, not taken: lend->elems[pos..n), then the next ones;
      * one lent message, or given ones in the order given */
     rr_lend *lend, *lend_tail;
@@ -107,6 +108,10 @@ typedef struct sl_rrecv {
     bool giving;                 /* the home answered the last ask with a give */
     bool polled;                 /* a select with a default found nothing held: ask */
     sl_wq waitq;
+    /* The channel's name and capacity, copied when a task parked here,
+     * for its diagnostics (diag.c), as in rsend.c's record. */
+    const char *name;
+    size_t cap;
 } sl_rrecv;
 
 static uint8_t lend_off(const sl_chan *ch)
@@ -583,6 +588,8 @@ int sl__rrecv(sl_task *t, sl_chan *ch, void *elem)
         take(r, s, elem);
         return 0;
     }
+    s->name = ch->name_;   /* only a parked task is described: a receive in hand does not pay */
+    s->cap = ch->cap_;
     t->w_.task = t;
     t->w_.buf = elem;
     t->w_.tag = SL_RRECV_TAG;
@@ -629,6 +636,17 @@ int sl__rrecv_push(sl_reactor *r, sl_chan *ch, sl_waiter *w)
     return 0;
 }
 
+/* A held or claimed select (rsel.c) took its node off this queue and
+ * puts it back (or fires) later: the record must not go as idle meanwhile
+ * (d: +1 when taken off, -1 when back or fired). It exists: the node was
+ * in its queue. */
+void sl__rrecv_pin(sl_reactor *r, const sl_chan *ch, int d)
+{
+    sl_rrecv *s = find(r, ch);
+    if (s)
+        s->pinned += (uint32_t)d;
+}
+
 /* A select with SL_SELECT_DEFAULT found nothing held: the flush asks
  * home as for a parked receiver, so that polling gets elements at all
  * (what comes is held for the next receive or select). */
@@ -646,6 +664,16 @@ int sl__rrecv_poll(sl_reactor *r, sl_chan *ch)
 bool sl__rrecv_parked(const sl_task *t)
 {
     return t->wait_kind_ == SL_WAIT_REMOTE && t->w_.tag == SL_RRECV_TAG;
+}
+
+/* Diagnostics (diag.c): as sl__rsend_waits_on, from our record. */
+void sl__rrecv_waits_on(const sl_task *t, const char **name, size_t *cap)
+{
+    const sl_rrecv *s = t->reactor_->rrecvs;
+    while (s && s->ch != t->wait_obj_)
+        s = s->next;
+    *name = s ? s->name : NULL;
+    *cap = s ? s->cap : 0;
 }
 
 /* deadline, cancel, teardown: leave the queue; nothing was taken */
@@ -733,7 +761,7 @@ int sl__rrecv_flush(sl_reactor *r, bool all)
     /* free the idle ones */
     for (sl_rrecv **pp = &r->rrecvs, *x; (x = *pp);) {
         if (!x->lend && !x->asking && !x->waitq.head && !x->dirty && !x->taken && !x->gtaken &&
-            !x->recalled) {
+            !x->recalled && !x->pinned) {
             *pp = x->next;
             free(x);
         } else {

@@ -118,6 +118,10 @@ typedef struct rv_proxy {
      * proxy; dnext, dfn on each waiting one) */
     struct rv_proxy *dhead, *dtail, *dnext;
     void (*dfn)(void *);
+    /* H's side while this proxy carries a claim (claim): the same list for
+     * the claimed select's other proxies. Not dhead: this proxy's own
+     * select may be held at its reactor meanwhile, which uses dhead there */
+    struct rv_proxy *chead, *ctail;
     bool busy_r;             /* refused busy: REMATCH it when S waits free again */
     bool rematched;          /* a REMATCH went: freed only at an ACK (it may be in flight) */
     /* R -> H with the answer */
@@ -153,7 +157,8 @@ void sl__rsel_set_hooks(void (*at_r_offer)(void *), void (*at_h_offer)(void *), 
  * 4 at R when a message for a held select's other proxy waits (deferred),
  * 5 at R right after an offer was refused busy (wait-die), 6 at H when a
  * proxy refused busy is matched again (REMATCH), 7 at R right after a
- * REMATCH was posted */
+ * REMATCH was posted; 8 at H right after a select with cases elsewhere
+ * was claimed (its offer posted) */
 static void (*hook_hold)(void *, int);
 static void *hook_hold_arg;
 
@@ -245,30 +250,42 @@ void sl__rsel_detach(sl_reactor *r, sl_case *c)
         sl_reactor_post_mem(p->home, &p->wd, h_withdraw, p);
 }
 
-/* S, waiting, is held for another of its proxies (r_hold: a select
- * waits as a cross-reactor wait only while held): its held proxy, or NULL */
-static rv_proxy *held_for(const sl_task *t)
+/* S, waiting, is *busy*: held for one of its proxies (r_hold), or claimed
+ * at its own reactor for another select's proxy (claim); a select waits as
+ * a cross-reactor wait only then. The list the messages for its other
+ * proxies wait on meanwhile (defer): the held proxy's R-side one, or the
+ * claim proxy's H-side one (a claim proxy is another reactor's). NULL: S
+ * is not busy. */
+typedef struct { rv_proxy **head, **tail; } busy_q;
+
+static busy_q busy_list(const sl_task *t)
 {
-    return t && t->wait_kind_ == SL_WAIT_REMOTE ? (rv_proxy *)(uintptr_t)t->w_.until : NULL;
+    if (!t || t->wait_kind_ != SL_WAIT_REMOTE)
+        return (busy_q){ NULL, NULL };
+    rv_proxy *hp = (rv_proxy *)(uintptr_t)t->w_.until;
+    if (hp->from == t->reactor_)
+        return (busy_q){ &hp->dhead, &hp->dtail };
+    return (busy_q){ &hp->chead, &hp->ctail };
 }
 
 /* An H -> R message for p came while S is held for hp: it waits, in
  * order, until the hold ends (run_deferred). Nothing is allocated: the
  * links are p's. Such a wait cannot be part of a cycle: what waits here
- * is an offer from a counterpart that holds no select (a task, a round
- * trip, a claimed select at its home: none has a proxy anywhere), or from
- * a held select of a lower sid (wait-die, offer_decide), or a HOLD or an
- * EPIPE, which hold nothing; and a hold ends once its one offer is
- * answered. */
-static void defer(rv_proxy *hp, rv_proxy *p, void (*fn)(void *))
+ * is an offer from a counterpart that no one can wait for (a task, a
+ * round trip, an expiring channel's head, a claimed select with no proxy
+ * anywhere: sid 0), or from a busy select (held, or claimed with proxies
+ * elsewhere) of a lower sid (wait-die, offer_decide), or a HOLD or an
+ * EPIPE, which make nobody busy; and a busy period ends once its one
+ * offer is answered. */
+static void defer(busy_q q, rv_proxy *p, void (*fn)(void *))
 {
     p->dfn = fn;
     p->dnext = NULL;
-    if (hp->dtail)
-        hp->dtail->dnext = p;
+    if (*q.tail)
+        (*q.tail)->dnext = p;
     else
-        hp->dhead = p;
-    hp->dtail = p;
+        *q.head = p;
+    *q.tail = p;
     if (hook_hold)
         hook_hold(hook_hold_arg, 4);
 }
@@ -312,12 +329,12 @@ static void offer_decide(void *arg)
 {
     rv_proxy *p = arg;
     sl_task *t = p->task;
-    rv_proxy *hp = held_for(t);
-    if (hp && (!p->osid || p->osid < p->sid)) {
-        defer(hp, p, offer_decide);
+    busy_q hq = busy_list(t);
+    if (hq.head && (!p->osid || p->osid < p->sid)) {
+        defer(hq, p, offer_decide);
         return;
     }
-    if (hp) {
+    if (hq.head) {
         p->accept = false;
         p->busy = true;
         p->busy_r = true;
@@ -353,9 +370,9 @@ static void r_epipe(void *arg)
     sl_task *t = p->task;
     if (!t)
         return;
-    rv_proxy *hp = held_for(t);
-    if (hp) {   /* S held for another proxy: the case fires -EPIPE if the hold aborts */
-        defer(hp, p, r_epipe);
+    busy_q hq = busy_list(t);
+    if (hq.head) {   /* S busy: the case fires -EPIPE if the hold or claim ends with S waiting */
+        defer(hq, p, r_epipe);
         return;
     }
     sl_case *c = p->c;
@@ -387,6 +404,8 @@ static void r_ack(void *arg)
  * nothing allocated. */
 
 static void h_held(void *arg);
+static void reclaim(sl_task *t);
+static rv_proxy *claim_waiting(sl_task *t);
 
 static void hold_unlink(rv_proxy *p)
 {
@@ -401,9 +420,9 @@ static void hold_decide(void *arg)
 {
     rv_proxy *p = arg;
     sl_task *t = p->task;
-    rv_proxy *hp = held_for(t);
-    if (hp) {
-        defer(hp, p, hold_decide);
+    busy_q hq = busy_list(t);
+    if (hq.head) {
+        defer(hq, p, hold_decide);
         return;
     }
     p->gone = !t;
@@ -447,6 +466,7 @@ static void held_wake(sl_task *t, int i)
 {
     sl_reactor *r = t->reactor_;
     sl__select_detach_proxies(t);
+    sl__select_unpin(t);
     t->w_.tag = 0;
     r->remote_pending--;
     sl__wake(t, i);
@@ -494,6 +514,7 @@ static void r_abort(void *arg)
     t->w_.tag = SL_SELR_TAG;   /* parked with a remote case, as before */
     sl__select_put_back(t);
     run_deferred(d, t);
+    reclaim(t);   /* a proxy that came for one of its cases here meanwhile */
 }
 
 /* ---- H: the channel's side ------------------------------------------------- */
@@ -504,8 +525,9 @@ static void h_fire_epipe(rv_proxy *p)
     sl_reactor_post_mem(p->from, &p->back, r_epipe, p);
 }
 
-/* O (a waiter not in any queue now) offers itself to p. */
-static void offer(rv_proxy *p, sl_waiter *cp)
+/* O (a waiter not in any queue now) offers itself to p; osid, the sid
+ * of the busy select O is part of (wait-die, offer_decide), 0 if none */
+static void offer_as(rv_proxy *p, sl_waiter *cp, uintptr_t osid)
 {
     if (p->hstate == H_QUEUED) {
         sl_wq_remove(queue_for(p->ch, p->op), &p->w);
@@ -513,14 +535,19 @@ static void offer(rv_proxy *p, sl_waiter *cp)
     }
     p->hstate = H_OFFERED;
     p->cp = cp;
-    /* a two-phase offer tells R which held select offers (wait-die) */
-    p->osid = cp && sl__waiter_is_rvproxy(cp) ? SL_CONTAINER_OF(cp, rv_proxy, w)->sid : 0;
+    p->osid = osid;
     SL_LIST_PUSH_FRONT(&p->ch->rv_offers_, p, olink);
     if (p->op == SL_RECV && cp)   /* O sends: its element travels in the offer */
         memcpy(p->elem, cp->buf, p->ch->elem_size_);
     sl_reactor_post_mem(p->from, &p->back, r_offer, p);
     if (hook_h_offer)
         hook_h_offer(hook_arg);
+}
+
+/* ... a two-phase offer tells R which held select offers (wait-die) */
+static void offer(rv_proxy *p, sl_waiter *cp)
+{
+    offer_as(p, cp, cp && sl__waiter_is_rvproxy(cp) ? SL_CONTAINER_OF(cp, rv_proxy, w)->sid : 0);
 }
 
 /* The first proxy a counterpart doing `cp_op` may offer to. */
@@ -644,19 +671,28 @@ void sl__rsel_offer_head(sl_chan *ch)
     }
 }
 
-/* A select S_H parked here (all its cases on this reactor's channels),
- * its case node w offered to p: every node of S_H leaves its queue, so no
- * local operation, match, close or free finds it while the offer is out
- * (docs/core.md "A select at the home meets a remote select"); S_H waits
- * for the answer as a blocking task whose offer is out does. */
+/* A select S_H parked here, its case node w offered to p: every node of
+ * S_H in a queue of ours leaves it, so no local operation, match, close or
+ * free finds it while the offer is out (docs/core.md "A select at the home
+ * meets a remote select"); S_H waits for the answer as a blocking task
+ * whose offer is out does. Its proxies at other homes stay there: S_H is
+ * busy meanwhile, and what reaches them waits here on p's claim list or is
+ * refused busy (docs/core.md "A claimed select with cases elsewhere"); for
+ * that the offer carries S_H's sid, as a held select's does, so that two
+ * busy selects offering to each other cannot wait for each other. */
 static void claim(rv_proxy *p, sl_waiter *w)
 {
     sl_task *t = w->task;
+    bool far = sl__select_has_proxies(t);   /* someone may wait for it: it needs a sid */
+    bool local = sl__select_local_only(t);
     sl__select_take(t);
     task_to_offer(t, p);
     p->claim = true;
+    p->chead = p->ctail = NULL;
     SL_LIST_PUSH_FRONT(&p->home->rsel_claims, p, clink);
-    offer(p, w);
+    offer_as(p, w, far ? (uintptr_t)t : 0);
+    if (!local && hook_hold)
+        hook_hold(hook_hold_arg, 8);
 }
 
 /* Diagnostics (diag.c): a select claimed at H or held at R waits as a
@@ -668,7 +704,7 @@ bool sl__rsel_select_offered(const sl_task *t)
     if (t->wait_kind_ != SL_WAIT_REMOTE || (t->w_.tag != SL_OFFER_TAG && t->w_.tag != SL_OFFER_ABORT_TAG))
         return false;
     const rv_proxy *p = (const rv_proxy *)(uintptr_t)t->w_.until;
-    return p && (p->claim || p->hold_r);
+    return p && (p->from == t->reactor_ ? p->hold_r : p->claim);   /* its own proxy: held; another's: claimed */
 }
 
 /* Diagnostics of a select held by another reactor's meet (diag.c, on its
@@ -679,12 +715,32 @@ int sl__rsel_held_waiting(const sl_task *t)
     if (!sl__rsel_select_offered(t))
         return -1;
     const rv_proxy *p = (const rv_proxy *)(uintptr_t)t->w_.until;
-    if (!p->hold_r)
-        return -1;
+    if (p->from != t->reactor_)
+        return -1;   /* claimed: sl__rsel_claim_waiting */
     int n = 0;
     for (const rv_proxy *d = p->dhead; d; d = d->dnext)
         n++;
     return n;
+}
+
+/* ... of a select claimed here for another reactor's select: how many
+ * messages for its proxies elsewhere wait for the answer, or -1 */
+int sl__rsel_claim_waiting(const sl_task *t)
+{
+    if (!sl__rsel_select_offered(t))
+        return -1;
+    const rv_proxy *p = (const rv_proxy *)(uintptr_t)t->w_.until;
+    if (p->from == t->reactor_ || !sl__select_has_proxies(t))
+        return -1;   /* held (sl__rsel_held_waiting), or nothing can wait for it */
+    int n = 0;
+    for (const rv_proxy *d = p->chead; d; d = d->dnext)
+        n++;
+    return n;
+}
+
+int sl__rsel_claim_from(const sl_task *t)
+{
+    return sl_reactor_id(((const rv_proxy *)(uintptr_t)t->w_.until)->from);
 }
 
 int sl__rsel_held_home(const sl_task *t)
@@ -709,20 +765,40 @@ bool sl__rsel_claim(sl_task *t, sl_case *c)
 static void select_retry(sl_task *t)
 {
     sl_reactor *r = t->reactor_;
+    rv_proxy *d = claim_waiting(t);
     r->remote_pending--;
     t->w_.tag = 0;
     t->w_.until = 0;
     t->wait_kind_ = SL_WAIT_SELECT;
     int i = sl__select_rematch(t);
     if (i >= 0) {
+        sl__select_detach_proxies(t);   /* its proxies elsewhere are withdrawn */
+        sl__select_unpin(t);
         sl__wake(t, i);
+        run_deferred(d, NULL);   /* S_H fired: what waited finds it gone */
         return;
     }
-    count_blocked(r, t);
+    if (sl__select_local_only(t)) {
+        count_blocked(r, t);
+    } else {
+        t->w_.tag = SL_SELR_TAG;   /* parked with a remote case, as before the claim */
+        r->remote_pending++;
+    }
     sl__select_put_back(t);
+    run_deferred(d, t);   /* then REMATCH for its proxies refused busy meanwhile */
+    reclaim(t);
+}
+
+/* t, parked here free again (after a claim or a hold ended), is claimed
+ * again if another proxy waits on one of its cases on our rendezvous
+ * channels */
+static void reclaim(sl_task *t)
+{
+    if (t->wait_kind_ != SL_WAIT_SELECT || !t->reactor_->rv_queued)
+        return;   /* fired or held again by what waited; or no proxy here */
     sl_case *cases = t->wait_obj_;
     for (int j = 0; j < t->w_.idx; j++)
-        if (!cases[j].ch->cap_ && sl__rsel_claim(t, &cases[j]))
+        if (!cases[j].w_.tag && !cases[j].ch->cap_ && sl__rsel_claim(t, &cases[j]))
             return;
 }
 
@@ -868,7 +944,7 @@ static void h_match(rv_proxy *p)
     /* no plain waiter that offers: a select parked here waiting for the
      * other operation is claimed and offered */
     for (sl_waiter *w = other->head; w; w = w->link.next) {
-        if (w->task && w->task->wait_kind_ == SL_WAIT_SELECT && sl__select_local_only(w->task)) {
+        if (w->task && w->task->wait_kind_ == SL_WAIT_SELECT) {
             claim(p, w);
             return;
         }
@@ -950,20 +1026,43 @@ static bool is_select_case(const sl_waiter *cp)
     return cp->task && cp != &cp->task->w_;
 }
 
+/* The messages that waited for claimed t (its claim proxy still alive:
+ * the answer frees it after this), taken off the claim */
+static rv_proxy *claim_waiting(sl_task *t)
+{
+    rv_proxy *p = (rv_proxy *)(uintptr_t)t->w_.until;
+    rv_proxy *d = p->chead;
+    p->chead = p->ctail = NULL;
+    return d;
+}
+
+/* The answer came for a claim whose select was forgotten at teardown:
+ * what waited for it runs, finding no select */
+static void claim_orphans(rv_proxy *p)
+{
+    rv_proxy *d = p->chead;
+    p->chead = p->ctail = NULL;
+    run_deferred(d, NULL);
+}
+
 /* A claimed select's wait ends: with its case cp (rc: the case's result),
  * or with err (its deadline or cancel, declined) if cp is NULL. */
 static void select_done(sl_task *t, sl_waiter *cp, int rc, int err)
 {
+    rv_proxy *d = claim_waiting(t);
     t->reactor_->remote_pending--;
     t->w_.tag = 0;
     t->w_.until = 0;
+    sl__select_detach_proxies(t);   /* its proxies elsewhere are withdrawn */
+    sl__select_unpin(t);
     if (!cp) {
         sl__wake(t, err);
-        return;
+    } else {
+        SL_CONTAINER_OF(cp, sl_case, w_)->err = rc;
+        cp->err = rc;
+        sl__wake(t, cp->idx);
     }
-    SL_CONTAINER_OF(cp, sl_case, w_)->err = rc;
-    cp->err = rc;
-    sl__wake(t, cp->idx);
+    run_deferred(d, NULL);   /* S_H stopped: what waited finds it gone */
 }
 
 /* O's wait ends with rc. */
@@ -1053,6 +1152,8 @@ static void answer_gone(rv_proxy *p)
 {
     sl_waiter *cp = p->cp;
     claim_unlink(p);
+    if (!cp)
+        claim_orphans(p);
     if (cp && sl__waiter_is_rvproxy(cp)) {
         /* a held select's proxy: it kept the header (rv_out_) */
         rv_proxy *h = SL_CONTAINER_OF(cp, rv_proxy, w);
@@ -1086,7 +1187,10 @@ static void answer_gone(rv_proxy *p)
         else
             cp_done(cp, aborted ? t->w_.err : -EPIPE);
     }
-    free(p);
+    if (p->busy)   /* a claim refused busy: p's select still waits, its case on the freed channel fails */
+        h_fire_epipe(p);
+    else
+        free(p);
 }
 
 void sl__rsel_chan_freed(sl_chan *ch)
@@ -1151,14 +1255,17 @@ static void h_answer(void *arg)
     sl_waiter *cp = p->cp;
     offer_answered(ch, p);
     claim_unlink(p);
+    if (!cp)
+        claim_orphans(p);
     if (p->busy) {
-        /* refused busy (wait-die): S waits, held for another home's meet.
-         * p waits again in its place, skipped until S's REMATCH (h_rematch);
-         * the held select that offered is aborted and matched again, and
-         * finds p skipped, so the pair is not tried again while S is busy */
+        /* refused busy (wait-die): S waits, busy (held or claimed) for
+         * another meet. p waits again in its place, skipped until S's
+         * REMATCH (h_rematch); the busy select that offered (held, or
+         * claimed here) is aborted and matched again, and finds p skipped,
+         * so the pair is not tried again while S is busy */
         p->busy = false;
         ch->rv_out_++;
-        if (ch->closed_ || ch->senders_gone_) {   /* a receive proxy: it fails (R waits for the hold's end) */
+        if (ch->closed_ || (p->op == SL_SEND ? ch->receivers_gone_ : ch->senders_gone_)) {   /* it fails (R waits for the busy period's end) */
             ch->rv_out_--;
             h_fire_epipe(p);
         } else {
@@ -1170,7 +1277,7 @@ static void h_answer(void *arg)
             queued(p, 1);
         }
         if (cp)
-            cp_retry(ch, cp, SL_SEND, 0);   /* hold_abort */
+            cp_retry(ch, cp, p->op == SL_SEND ? SL_RECV : SL_SEND, 0);   /* hold_abort, or select_retry */
         return;
     }
     if (cp && p->accept) {
@@ -1218,16 +1325,31 @@ void sl__rsel_task_abort(sl_task *t)
         return;
     if (t->reactor_->tearing_down || atomic_load(&t->reactor_->stopping)) {
         rv_proxy *p = (rv_proxy *)(uintptr_t)t->w_.until;
-        if (p->hold_r) {   /* held here: the verdict finds no task */
+        if (p->from == t->reactor_ && p->hold_r) {   /* held here: the verdict finds no task */
             hold_unlink(p);
             p->task = NULL;
             p->c->w_.until = 0;   /* forgotten, not withdrawn */
             sl__select_detach_proxies(t);   /* its other proxies forget it too */
         } else {
-            p->cp = NULL;
+            if (p->claim)   /* a select claimed here: its proxies elsewhere forget it */
+                sl__select_detach_proxies(t);
+            p->cp = NULL;   /* the answer runs what waited for it (claim_orphans) */
         }
         t->w_.tag = 0;
         return;
     }
     t->w_.tag = SL_OFFER_ABORT_TAG;
+}
+
+/* Diagnostics (diag.c, on the home's thread): a task of ours whose offer
+ * is out (a blocking one, or a select claimed for it) on a channel freed
+ * since (ch_gone: the offer did not keep the header, which may be
+ * released): its offering waiter, whose channel is not to be read; else
+ * NULL. A select held at R (hold_r) is not offering here. */
+const sl_waiter *sl__rsel_offer_gone(const sl_task *t)
+{
+    if (t->wait_kind_ != SL_WAIT_REMOTE || (t->w_.tag != SL_OFFER_TAG && t->w_.tag != SL_OFFER_ABORT_TAG))
+        return NULL;
+    const rv_proxy *p = (const rv_proxy *)(uintptr_t)t->w_.until;
+    return p && !p->hold_r && p->ch_gone ? p->cp : NULL;
 }

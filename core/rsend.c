@@ -128,11 +128,18 @@ typedef struct sl_rsend {
     sl_chan *ch;
     sl_reactor *home, *self;
     size_t esz;
+    uint32_t pinned;   /* select nodes of this queue held off it (a held or claimed select: sl__rsend_pin) */
     uint32_t credit;
     bool asking, recalled, dirty;
     bool expiring;               /* the channel's elements carry deadlines */
     sl_wq waitq;
     rs_batch *batch;
+    /* The channel's name and capacity, copied when a task parked here (the
+     * channel alive then: the task was handed it), for the diagnostics
+     * of the tasks in waitq (diag.c): the channel is the home's, which
+     * may free it and release its header before the -EPIPE comes here. */
+    const char *name;
+    size_t cap;
 } sl_rsend;
 
 /* ---- batches' memory ---------------------------------------------------------- */
@@ -763,6 +770,8 @@ int sl__rsend(sl_task *t, sl_chan *ch, const void *elem, uint64_t until)
             s->credit++;
         return rc;
     }
+    s->name = ch->name_;   /* only a parked task is described: a send with credit does not pay */
+    s->cap = ch->cap_;
     t->w_.task = t;
     t->w_.buf = (void *)elem;
     t->w_.tag = SL_RSEND_TAG;
@@ -823,6 +832,16 @@ void sl__rsend_want(sl_reactor *r, const sl_chan *ch)
         ask(s, r);
 }
 
+/* A held or claimed select (rsel.c) took its node off this queue and
+ * puts it back (or fires) later: the record must not go as idle meanwhile
+ * (d: +1 when taken off, -1 when back or fired). */
+void sl__rsend_pin(sl_reactor *r, const sl_chan *ch, int d)
+{
+    sl_rsend *s = find(r, ch);
+    if (s)
+        s->pinned += (uint32_t)d;
+}
+
 /* A select with SL_SELECT_DEFAULT found no credit: ask for some (kept
  * as credit in hand when it comes), so that polling gets to send at all. */
 int sl__rsend_poll(sl_reactor *r, sl_chan *ch)
@@ -840,6 +859,19 @@ int sl__rsend_poll(sl_reactor *r, sl_chan *ch)
 bool sl__rsend_parked(const sl_task *t)
 {
     return t->wait_kind_ == SL_WAIT_REMOTE && t->w_.tag == SL_RSEND_TAG;
+}
+
+/* Diagnostics (diag.c): the name and capacity of the channel t waits on
+ * for credit, from our record (kept while t is in its queue), never from
+ * the channel. A walk that leaves the list's order alone (find moves
+ * what it finds to the front). */
+void sl__rsend_waits_on(const sl_task *t, const char **name, size_t *cap)
+{
+    const sl_rsend *s = t->reactor_->rsends;
+    while (s && s->ch != t->wait_obj_)
+        s = s->next;
+    *name = s ? s->name : NULL;
+    *cap = s ? s->cap : 0;
 }
 
 /* deadline, cancel, teardown: leave the queue; nothing was taken */
@@ -908,7 +940,7 @@ int sl__rsend_flush(sl_reactor *r, bool all)
     }
     /* free the idle ones */
     for (sl_rsend **pp = &r->rsends, *x; (x = *pp);) {
-        if (!x->credit && !x->asking && !x->batch && !x->waitq.head && !x->dirty) {
+        if (!x->credit && !x->asking && !x->batch && !x->waitq.head && !x->dirty && !x->pinned) {
             *pp = x->next;
             if (r->rs_nidle < IDLE_MAX) {
                 x->next = r->rs_idle;

@@ -115,6 +115,20 @@ static int check_cases(const sl_task *t, const sl_case *cases, int n)
     return 0;
 }
 
+/* A REMOTE_BUF case's record (rsend.c / rrecv.c) is kept while its node
+ * is off its queue for a hold or a claim: an idle record goes at the
+ * flush, and the put back (after a decline: nothing allocated there) needs
+ * it. Before, a claimed select's record went at the flush of the callback
+ * that claimed it (its node was never asked for) and the put back pushed
+ * onto a NULL queue (test_meet4_buf_declined_asks_home). */
+static void pin(sl_reactor *r, const sl_case *c, int d)
+{
+    if (c->op == SL_SEND)
+        sl__rsend_pin(r, c->ch, d);
+    else
+        sl__rrecv_pin(r, c->ch, d);
+}
+
 /* Dequeues every case of t's select but `keep`. */
 static void dequeue_all(sl_task *t, sl_waiter *keep)
 {
@@ -159,9 +173,28 @@ bool sl__select_local_only(const sl_task *t)
     return true;
 }
 
+/* A case by offer at another home: its proxy may get an offer, a HOLD or
+ * an EPIPE while the select is claimed (rsel.c: it is busy then) */
+bool sl__select_has_proxies(const sl_task *t)
+{
+    const sl_case *cases = t->wait_obj_;
+    for (int i = 0; i < t->w_.idx; i++)
+        if (cases[i].w_.tag == REMOTE_RV)
+            return true;
+    return false;
+}
+
+/* Claimed (rsel.c claim): its nodes in our queues leave them, as for a
+ * held select; its proxies elsewhere stay (the select is busy). Counted as
+ * a cross-reactor wait by the claim now (rsel.c task_to_offer), not as
+ * one with remote cases parked. */
 void sl__select_take(sl_task *t)
 {
-    dequeue_all(t, NULL);
+    sl__select_hold(t);
+    if (t->w_.tag == SL_SELR_TAG) {
+        t->w_.tag = 0;
+        t->reactor_->remote_pending--;
+    }
 }
 
 /* A select held for a rendezvous send case at another reactor (rsel.c
@@ -180,7 +213,19 @@ void sl__select_hold(sl_task *t)
         sl_wq *q = queue_of(&cases[i], r);
         if (q && sl_wq_has(q, &cases[i].w_))
             sl_wq_remove(q, &cases[i].w_);
+        if (cases[i].w_.tag == REMOTE_BUF)   /* its queue's record stays for the put back (no allocation then) */
+            pin(r, &cases[i], 1);
     }
+}
+
+/* A held or claimed select fires (or stops): its REMOTE_BUF records may go
+ * as idle again */
+void sl__select_unpin(sl_task *t)
+{
+    sl_case *cases = t->wait_obj_;
+    for (int i = 0; i < t->w_.idx; i++)
+        if (cases[i].w_.tag == REMOTE_BUF)
+            pin(t->reactor_, &cases[i], -1);
 }
 
 /* A held select's wait ends (it fired, or its deadline or cancel): every
@@ -232,8 +277,12 @@ void sl__select_put_back(sl_task *t)
         sl_wq *q = queue_of(&cases[i], t->reactor_);   /* a remote record lives until teardown */
         SL_LIST_PUSH_FRONT(q, &cases[i].w_, link);
         q->n++;
+        if (cases[i].w_.tag == REMOTE_BUF)
+            pin(t->reactor_, &cases[i], -1);   /* in its queue again: kept as any */
         if (cases[i].w_.tag == REMOTE_BUF && cases[i].op == SL_SEND)
             sl__rsend_want(t->reactor_, cases[i].ch);   /* credit that came while held may have gone back */
+        else if (cases[i].w_.tag == REMOTE_BUF)
+            (void)sl__rrecv_poll(t->reactor_, cases[i].ch);   /* claimed as it parked, its node was off at the flush: no ask went (its record exists) */
     }
 }
 
@@ -376,6 +425,10 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
         cases[i].err = 0;
         cases[i].w_ = (sl_waiter){ .task = t, .buf = cases[i].buf, .idx = i,
                                    .tag = !is_remote(&cases[i], r) ? 0 : by_offer(&cases[i]) ? REMOTE_RV : REMOTE_BUF };
+        /* what the diagnostics say of another reactor's channel, kept
+         * here while it is surely alive (set at creation: safe to read) */
+        cases[i].rname_ = cases[i].ch->name_;
+        cases[i].rcap_ = cases[i].ch->cap_;
     }
     /* proxies first: a failure there leaves nothing parked anywhere */
     for (int i = 0; i < n; i++) {
@@ -438,6 +491,13 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
                 sl__rsel_post(t, &cases[i]);
             else if (cases[i].w_.tag && cases[i].op == SL_SEND)
                 sl__rsend_want(r, cases[i].ch);   /* receive cases: asked by the flush */
+        /* its proxies posted, it may be claimed as a local-only one is
+         * (rsel.c: busy while claimed, docs/core.md "A claimed select with
+         * cases elsewhere") */
+        if (r->rv_queued)
+            for (int i = 0; i < n; i++)
+                if (!cases[i].w_.tag && !cases[i].ch->cap_ && sl__rsel_claim(t, &cases[i]))
+                    break;
     }
     return rc;
 }

@@ -72,7 +72,13 @@
 typedef struct sl_chan sl_chan;
 
 typedef struct sl_chan_opts {
-    const char *name;                  /* static string, for diagnostics */
+    /* For diagnostics. The channel keeps the pointer, not a copy, and so
+     * do other reactors' tasks waiting on it (their reactor's records, a
+     * select's cases): they may describe it after sl_chan_free, until its
+     * -EPIPE reaches them. So the string must stay unchanged until the
+     * runtime (the reactor, for sl_chan_new_on without one) is freed: a
+     * literal, or storage freed after that. NULL: "". */
+    const char *name;
     /* What sl_chan_free (or the teardown of a leaked channel) does with the
      * elements still buffered, one call each; at most one of the two:
      *  - ptr_free, for a channel of pointers (elem_size == sizeof(void *))
@@ -270,6 +276,12 @@ typedef struct sl_case {
     int err;            /* out: the chosen case's own result, 0 or -EPIPE */
     sl_waiter w_;       /* private */
     uint32_t waited_;   /* private: priority mode's count of choices passed over */
+    /* private: a parked case on another reactor's channel: that channel's
+     * name and capacity, copied as the select parked, for the
+     * diagnostics (core/diag.c), which never read another reactor's
+     * channel (its home may free it meanwhile) */
+    const char *rname_;
+    size_t rcap_;
 } sl_case;
 
 #define SL_SELECT_DEFAULT 1   /* never park: -EAGAIN if no case is ready */

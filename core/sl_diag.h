@@ -81,6 +81,11 @@ typedef enum sl_why {
                             * credit is not back yet (elements may still come) */
     SL_WHY_CREDIT,         /* send to another reactor's channel: waits for room lent */
     SL_WHY_REMOTE,         /* another reactor's channel: waits for its answer */
+    /* A select's case on another reactor's rendezvous channel, by offer
+     * (docs/core.md "Rendezvous cases by offer"): its proxy waits at the
+     * home for the other operation, which offers itself to the select */
+    SL_WHY_HOME_RECEIVER,  /* send case: waits for a receiver at the home */
+    SL_WHY_HOME_SENDER,    /* receive case: waits for a sender at the home */
 } sl_why;
 
 typedef struct sl_wait_case {

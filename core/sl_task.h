@@ -294,7 +294,9 @@ typedef struct sl_task_info {
     int line;
     sl_task_status status;
     sl_wait_kind wait;       /* SL_WAIT_NONE unless parked */
-    const void *wait_obj;    /* the channel, lock, task or group */
+    const void *wait_obj;    /* the channel, lock, task or group; another reactor's
+                              * channel (SL_WAIT_REMOTE) is not to be read: its home may
+                              * have freed it (the name is in wait_name) */
     const char *wait_name;   /* that object's name (an offload: the work's), or NULL */
     uint64_t waiting_ns;     /* how long it has been parked */
     uint64_t deadline;       /* 0 none */

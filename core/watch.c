@@ -61,8 +61,10 @@ static bool way_out(const sl_task *t, bool others_live)
         return chan_way_out(t->wait_obj_, SL_CHAN_SENDER, others_live);
     case SL_WAIT_SELECT: {
         const sl_case *c = t->wait_obj_;
+        /* a case on another reactor's channel (w_.tag; not read: its
+         * home may have freed it), or on a freed one, is a way out */
         for (int i = 0; i < t->w_.idx; i++)
-            if (chan_way_out(c[i].ch, need_for(c[i].op), others_live))
+            if (c[i].w_.tag || chan_way_out(c[i].ch, need_for(c[i].op), others_live))
                 return true;
         return false;
     }

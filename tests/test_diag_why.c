@@ -1,6 +1,7 @@
 /* test_diag_why.c: "why is it not ready" (issue 20 item 4): for a task
  * parked on channels, sl_task_why and sl_task_describe say per channel
  * what it waits for, for each reason. */
+#include <sched.h>
 #include <stdatomic.h>
 #include "testutil.h"
 
@@ -281,11 +282,363 @@ static void test_other_reactor(void **s)
         fail_msg("describe: %s", R.text);
 }
 
+/* ---- another reactor's channel, freed while a task here waits on it ---------- */
+
+/* Issue 17: the diagnostics of a task waiting on another reactor's
+ * channel (sl_task_why, sl_task_describe, sl_task_info_get: /debug/tasks,
+ * the deadlock report) run on the task's own reactor, while the home may
+ * free the channel and release its header before the -EPIPE reaches the
+ * waiter. They once read the header's name, capacity and home there: a
+ * use of freed memory (ASan) and, before that, a race with the home's
+ * free (TSan). Each scene parks a task of reactor 1 on reactor 0's channel
+ * one way, and reactor 0 frees the channel and then enough others that
+ * its header leaves the quarantine (SL_CHAN_QUARANTINE) and really is
+ * freed, in one step that posts the description to reactor 1 first: the
+ * -EPIPE follows it (a pair of reactors' messages are FIFO), so the waiter
+ * is described still parked, with a freed channel. What is described must
+ * be what it was when the task parked, read from reactor 1's own memory. */
+enum { F_RSEND, F_RRECV, F_SEL_BUF_SEND, F_SEL_BUF_RECV, F_SEL_RV_SEND, F_SEL_RV_RECV, F_TRIP_SEND, F_TRIP_RECV };
+
+#define F_BOUND (20 * SL_NS_PER_S)   /* a generous bound on every wait for the other thread */
+
+static struct {
+    int how;
+    sl_chan *x;                 /* reactor 0's, freed while the waiter waits on it */
+    sl_task *_Atomic w;         /* the waiter (reactor 1) */
+    _Atomic int freed, described, w_done;
+    sl_case cases[1];
+    int v, w_rc, w_err, hrc, i;
+    /* what reactor 1 saw, in the message that ran before the -EPIPE */
+    int status, nwhy;
+    sl_wait_case why[2];
+    sl_task_info info;
+    char text[512];
+} F;
+
+static bool f_send(void) { return F.how == F_RSEND || F.how == F_SEL_BUF_SEND || F.how == F_SEL_RV_SEND || F.how == F_TRIP_SEND; }
+static bool f_select(void) { return F.how >= F_SEL_BUF_SEND && F.how <= F_SEL_RV_RECV; }
+
+static int f_waiter(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + F_BOUND);
+    atomic_store(&F.w, t);
+    F.v = 5;
+    if (f_select()) {
+        F.cases[0] = (sl_case){ .ch = F.x, .op = f_send() ? SL_SEND : SL_RECV, .buf = &F.v };
+        SL_AWAIT(t, F.w_rc, sl_select(t, F.cases, 1, 0));
+        F.w_err = F.cases[0].err;
+    } else if (f_send()) {
+        SL_AWAIT(t, F.w_rc, sl_chan_send(t, F.x, &F.v));
+    } else {
+        SL_AWAIT(t, F.w_rc, sl_chan_recv(t, F.x, &F.v));
+    }
+    atomic_store(&F.w_done, 1);
+    SL_END(t);
+}
+
+/* At the home: what the waiter's operation sent there waits for a
+ * counterpart (an ask for credit or for a lend, a select's proxy, a round
+ * trip's request): the waiter is parked and nothing more of it is on its
+ * way here. */
+static bool f_queued(void)
+{
+    switch (F.how) {
+    case F_RSEND: case F_SEL_BUF_SEND: return F.x->asks_ != NULL;
+    case F_RRECV: case F_SEL_BUF_RECV: return F.x->rasks_ != NULL;
+    case F_SEL_RV_SEND: return F.x->rv_sendq_ > 0;
+    case F_SEL_RV_RECV: return F.x->rv_recvq_ > 0;
+    case F_TRIP_SEND: return F.x->sendq_.n > 0;
+    default: return F.x->recvq_.n > 0;
+    }
+}
+
+static void f_describe(void *arg)   /* reactor 1, before the -EPIPE comes */
+{
+    (void)arg;
+    uint64_t end = sl_now_ns() + F_BOUND;
+    while (!atomic_load(&F.freed) && sl_now_ns() < end)
+        sched_yield();
+    sl_task *w = atomic_load(&F.w);
+    F.status = w->status_;
+    F.nwhy = sl_task_why(w, F.why, 2);
+    sl_task_info_get(w, &F.info);
+    sl_task_describe(w, F.text, sizeof F.text);
+    atomic_store(&F.described, 1);
+}
+
+static int f_home(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    {
+        bool rv = F.how == F_SEL_RV_SEND || F.how == F_SEL_RV_RECV || F.how == F_TRIP_SEND;
+        /* a receive on an expiring channel goes by round trip */
+        assert_int_equal(sl_chan_new(&F.x, sizeof(int), rv ? 0 : F.how == F_TRIP_RECV ? 2 : 1,
+                                     &(sl_chan_opts){ .name = "far-x", .expiring = F.how == F_TRIP_RECV }), 0);
+        F.v = 1;
+        if (F.how == F_RSEND || F.how == F_SEL_BUF_SEND)   /* full: the sender waits for credit */
+            assert_int_equal(sl_chan_try_send(t, F.x, &F.v), 0);
+    }
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), f_waiter, NULL, &(sl_spawn_opts){ .name = "waiter" }), 0);
+    for (F.i = 0; F.i < 20000 && !f_queued(); F.i++)
+        SL_AWAIT(t, F.hrc, sl_sleep(t, SL_NS_PER_MS));
+    assert_true(f_queued());
+    /* one step: the description goes to reactor 1 first, then the free
+     * posts the -EPIPE behind it, and the header leaves the quarantine */
+    assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 1), f_describe, NULL), 0);
+    assert_int_equal(sl_chan_free(t, F.x), 0);
+    for (int k = 0; k <= SL_CHAN_QUARANTINE; k++) {
+        sl_chan *c;
+        assert_int_equal(sl_chan_new(&c, sizeof(int), 1, NULL), 0);
+        assert_int_equal(sl_chan_free(t, c), 0);
+    }
+    atomic_store(&F.freed, 1);
+    for (F.i = 0; F.i < 20000 && !atomic_load(&F.w_done); F.i++)
+        SL_AWAIT(t, F.hrc, sl_sleep(t, SL_NS_PER_MS));
+    assert_true(atomic_load(&F.w_done));
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void run_freed(int how)
+{
+    memset(&cap, 0, sizeof cap);
+    memset(&F, 0, sizeof F);
+    F.how = how;
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, f_home, NULL), 0);
+    assert_int_equal(cap.count, 0);
+    assert_int_equal(atomic_load(&F.described), 1);
+    assert_int_equal(F.status, SL_TASK_PARKED);   /* described before the -EPIPE came */
+    if (f_select()) {
+        assert_int_equal(F.w_rc, 0);
+        assert_int_equal(F.w_err, -EPIPE);
+    } else {
+        assert_int_equal(F.w_rc, -EPIPE);
+    }
+    assert_int_equal(F.nwhy, 1);
+    assert_non_null(F.why[0].chan);
+    assert_string_equal(F.why[0].chan, "far-x");
+    assert_int_equal(F.why[0].len, 0);
+    assert_int_equal(F.why[0].lent, 0);
+    assert_false(F.why[0].ends);
+    assert_int_equal(F.info.status, SL_TASK_PARKED);
+    if (f_select()) {
+        assert_int_equal(F.info.wait, SL_WAIT_SELECT);
+        assert_null(F.info.wait_name);
+    } else {
+        assert_int_equal(F.info.wait, SL_WAIT_REMOTE);
+        assert_non_null(F.info.wait_name);
+        assert_string_equal(F.info.wait_name, "far-x");
+    }
+    const char *want = NULL;
+    switch (how) {
+    case F_RSEND: case F_SEL_BUF_SEND:
+        assert_int_equal(F.why[0].op, SL_SEND);
+        assert_int_equal(F.why[0].why, SL_WHY_CREDIT);
+        assert_int_equal(F.why[0].cap, 1);
+        want = "[why: 'far-x' waits for credit]";
+        break;
+    case F_RRECV: case F_SEL_BUF_RECV:
+        assert_int_equal(F.why[0].op, SL_RECV);
+        assert_int_equal(F.why[0].why, SL_WHY_REMOTE);
+        assert_int_equal(F.why[0].cap, 1);
+        want = "[why: 'far-x' waits for the home reactor]";
+        break;
+    case F_SEL_RV_SEND:   /* by offer: it waits for a receiver there, not for credit */
+        assert_int_equal(F.why[0].op, SL_SEND);
+        assert_int_equal(F.why[0].why, SL_WHY_HOME_RECEIVER);
+        assert_int_equal(F.why[0].cap, 0);
+        want = "[why: 'far-x' waits for a receiver at the home reactor]";
+        break;
+    case F_SEL_RV_RECV:
+        assert_int_equal(F.why[0].op, SL_RECV);
+        assert_int_equal(F.why[0].why, SL_WHY_HOME_SENDER);
+        assert_int_equal(F.why[0].cap, 0);
+        want = "[why: 'far-x' waits for a sender at the home reactor]";
+        break;
+    default:   /* a round trip */
+        assert_int_equal(F.why[0].op, 0);
+        assert_int_equal(F.why[0].why, SL_WHY_REMOTE);
+        assert_int_equal(F.why[0].cap, how == F_TRIP_RECV ? 2 : 0);
+        want = "[why: 'far-x' waits for the home reactor]";
+        break;
+    }
+    if (!strstr(F.text, want))
+        fail_msg("'%s' not in: %s", want, F.text);
+    const char *on = f_select() ? (f_send() ? "on select (send 'far-x') for " : "on select (recv 'far-x') for ")
+                                : "on remote 'far-x' for ";
+    if (!strstr(F.text, on))
+        fail_msg("'%s' not in: %s", on, F.text);
+}
+
+static void test_freed_rsend(void **s) { (void)s; run_freed(F_RSEND); }
+static void test_freed_rrecv(void **s) { (void)s; run_freed(F_RRECV); }
+static void test_freed_select_buf_send(void **s) { (void)s; run_freed(F_SEL_BUF_SEND); }
+static void test_freed_select_buf_recv(void **s) { (void)s; run_freed(F_SEL_BUF_RECV); }
+static void test_freed_select_rv_send(void **s) { (void)s; run_freed(F_SEL_RV_SEND); }
+static void test_freed_select_rv_recv(void **s) { (void)s; run_freed(F_SEL_RV_RECV); }
+static void test_freed_trip_send(void **s) { (void)s; run_freed(F_TRIP_SEND); }
+static void test_freed_trip_recv(void **s) { (void)s; run_freed(F_TRIP_RECV); }
+
+/* ---- our own channel, freed while its offer to another reactor's select is out ---- */
+
+/* The same at the home: a task there that offers itself to another
+ * reactor's select (rsel.c: a blocking send that finds the select's
+ * proxy; a select claimed for it) waits for the answer on a channel of
+ * its own reactor, and a free meanwhile releases the header (the offer
+ * does not keep it: its answer does not touch the channel). Reactor 1 is
+ * kept busy by a message posted before the offer, so the answer waits
+ * until reactor 0 has freed the channel, pushed its header out of the
+ * quarantine and described the offering task. They once read the freed
+ * header (ASan: heap-use-after-free in diag.c). */
+enum { O_TASK, O_CLAIMED };
+
+static struct {
+    int how;
+    sl_chan *x, *idle;          /* reactor 0's: x is freed with the offer out */
+    sl_task *o;                 /* the offering task (reactor 0) */
+    _Atomic int go, s_done, o_done;
+    sl_case s_cases[1], o_cases[3];
+    int s_v, o_v, s_rc, s_err, o_rc, hrc, i;
+    int nwhy;
+    sl_wait_case why[3];
+    sl_task_info info;
+    char text[512];
+} O;
+
+static int o_selector(sl_task *t, void *arg)   /* reactor 1: a receive case on x, by offer */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + F_BOUND);
+    O.s_cases[0] = (sl_case){ .ch = O.x, .op = SL_RECV, .buf = &O.s_v };
+    SL_AWAIT(t, O.s_rc, sl_select(t, O.s_cases, 1, 0));
+    O.s_err = O.s_cases[0].err;
+    atomic_store(&O.s_done, 1);
+    SL_END(t);
+}
+
+static int o_offerer(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + F_BOUND);
+    O.o_v = 7;
+    if (O.how == O_TASK) {
+        SL_AWAIT(t, O.o_rc, sl_chan_send(t, O.x, &O.o_v));
+    } else {   /* all its cases ours: claimed for the select's proxy by its first case */
+        O.o_cases[0] = (sl_case){ .ch = O.x, .op = SL_SEND, .buf = &O.o_v };
+        O.o_cases[1] = (sl_case){ .ch = O.idle, .op = SL_RECV, .buf = &O.o_v };
+        O.o_cases[2] = (sl_case){ .ch = O.x, .op = SL_SEND, .buf = &O.o_v };   /* marked gone by the free */
+        SL_AWAIT(t, O.o_rc, sl_select(t, O.o_cases, 3, 0));
+    }
+    atomic_store(&O.o_done, 1);
+    SL_END(t);
+}
+
+static void o_busy(void *arg)   /* reactor 1: the offer waits behind this */
+{
+    (void)arg;
+    uint64_t end = sl_now_ns() + F_BOUND;
+    while (!atomic_load(&O.go) && sl_now_ns() < end)
+        sched_yield();
+}
+
+static int o_home(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_new(&O.x, sizeof(int), 0, &(sl_chan_opts){ .name = "home-x" }), 0);
+    assert_int_equal(sl_chan_new(&O.idle, sizeof(int), 1, &(sl_chan_opts){ .name = "idle" }), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), o_selector, NULL, &(sl_spawn_opts){ .name = "selector" }), 0);
+    for (O.i = 0; O.i < 20000 && !O.x->rv_recvq_; O.i++)   /* the select's proxy is queued here */
+        SL_AWAIT(t, O.hrc, sl_sleep(t, SL_NS_PER_MS));
+    assert_true(O.x->rv_recvq_ > 0);
+    assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 1), o_busy, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, o_offerer, NULL, &O.o, &(sl_spawn_opts){ .name = "offerer", .joinable = true }), 0);
+    for (O.i = 0; O.i < 20000 && !O.x->rv_offers_.head; O.i++)   /* its offer is out */
+        SL_AWAIT(t, O.hrc, sl_sleep(t, SL_NS_PER_MS));
+    assert_non_null(O.x->rv_offers_.head);
+    assert_int_equal(sl_chan_free(t, O.x), 0);
+    for (int k = 0; k <= SL_CHAN_QUARANTINE; k++) {
+        sl_chan *c;
+        assert_int_equal(sl_chan_new(&c, sizeof(int), 1, NULL), 0);
+        assert_int_equal(sl_chan_free(t, c), 0);
+    }
+    O.nwhy = sl_task_why(O.o, O.why, 3);
+    sl_task_info_get(O.o, &O.info);
+    sl_task_describe(O.o, O.text, sizeof O.text);
+    atomic_store(&O.go, 1);
+    for (O.i = 0; O.i < 20000 && !(atomic_load(&O.o_done) && atomic_load(&O.s_done)); O.i++)
+        SL_AWAIT(t, O.hrc, sl_sleep(t, SL_NS_PER_MS));
+    assert_true(atomic_load(&O.o_done) && atomic_load(&O.s_done));
+    SL_AWAIT(t, O.hrc, sl_task_join(t, O.o, &O.i));
+    assert_int_equal(sl_chan_free(t, O.idle), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void run_offer_freed(int how)
+{
+    memset(&cap, 0, sizeof cap);
+    memset(&O, 0, sizeof O);
+    O.how = how;
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, o_home, NULL), 0);
+    assert_int_equal(cap.count, 0);
+    assert_int_equal(O.info.status, SL_TASK_PARKED);   /* described with its offer out */
+    /* the offer was out: accepted, the element went (rsel.c) */
+    assert_int_equal(O.s_rc, 0);
+    assert_int_equal(O.s_err, 0);
+    assert_int_equal(O.s_v, 7);
+    assert_int_equal(O.o_rc, 0);
+    const char *want;
+    if (how == O_TASK) {
+        assert_int_equal(O.info.wait, SL_WAIT_REMOTE);
+        assert_non_null(O.info.wait_name);
+        assert_string_equal(O.info.wait_name, "(freed)");
+        assert_int_equal(O.nwhy, 1);
+        assert_string_equal(O.why[0].chan, "(freed)");
+        assert_int_equal(O.why[0].why, SL_WHY_REMOTE);
+        assert_int_equal(O.why[0].cap, 0);
+        want = "parked on remote '(freed)' for ";
+    } else {
+        assert_int_equal(O.info.wait, SL_WAIT_SELECT);
+        assert_int_equal(O.nwhy, 3);
+        for (int k = 0; k < 3; k += 2) {   /* the case offered, and the other one on the freed channel */
+            assert_string_equal(O.why[k].chan, "(freed)");
+            assert_int_equal(O.why[k].why, SL_WHY_CLOSED);
+            assert_int_equal(O.why[k].op, SL_SEND);
+        }
+        assert_string_equal(O.why[1].chan, "idle");
+        assert_int_equal(O.why[1].why, SL_WHY_EMPTY);
+        want = "parked on select (send '(freed)', recv 'idle', send '(freed)') for ";
+    }
+    if (!strstr(O.text, want))
+        fail_msg("'%s' not in: %s", want, O.text);
+}
+
+static void test_offer_freed_task(void **s) { (void)s; run_offer_freed(O_TASK); }
+static void test_offer_freed_claimed(void **s) { (void)s; run_offer_freed(O_CLAIMED); }
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reasons),
         cmocka_unit_test(test_other_reactor),
+        cmocka_unit_test(test_freed_rsend),
+        cmocka_unit_test(test_freed_rrecv),
+        cmocka_unit_test(test_freed_select_buf_send),
+        cmocka_unit_test(test_freed_select_buf_recv),
+        cmocka_unit_test(test_freed_select_rv_send),
+        cmocka_unit_test(test_freed_select_rv_recv),
+        cmocka_unit_test(test_freed_trip_send),
+        cmocka_unit_test(test_freed_trip_recv),
+        cmocka_unit_test(test_offer_freed_task),
+        cmocka_unit_test(test_offer_freed_claimed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

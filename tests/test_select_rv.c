@@ -686,14 +686,14 @@ static void test_mem_select_send_buffered(void **s) { (void)s; run_m(M_SELECT_SE
 /* ---- the last sender end goes while another reactor's select offers to send ---------------- */
 
 /* A select S1 at the home waits to receive on rv; another reactor's select
- * S2 waits to send on it (its proxy queued in rv's sendq_). S1's other case
- * is on a channel of reactor 1, so S1 is not claimed for S2's proxy (only a
- * select whose cases are all at the home is: docs/core.md "A select at the
- * home meets a remote select"), and S2 can never serve S1. When the last attached sender end
- * goes, S1 must get -EPIPE, as it would without S2 (and as a blocking
- * receiver arriving then does, sl__chan_do_recv skipping proxies). The
- * check "no parked sender" read sendq_.head and counted S2's proxy as a
- * sender: S1 stayed parked until its deadline (-ETIMEDOUT). */
+ * S2 waits to send on it. S1's other case is on a channel of reactor 1.
+ * This scene was first made for a select that could not be claimed (one
+ * with a case elsewhere), so that S2's proxy stayed queued beside S1 while
+ * the last sender end went (the check "no parked sender" then counted the
+ * proxy as a sender: S1 stayed parked until its deadline). Such a select is
+ * claimed now (docs/core.md "A claimed select with cases elsewhere"): S1
+ * and S2 meet, and S2's 7 is S1's. (A proxy stays queued beside a parked
+ * select now only while refused busy, hbusy.) */
 static struct {
     sl_chan *rv, *l0, *l1;
     _Atomic int s2_done, l0_made, l0_freed;
@@ -759,28 +759,27 @@ static int ls_main(sl_task *t, void *arg)   /* reactor 0: rv's home */
     assert_int_equal(sl_spawn(NULL, ls_s1, NULL, NULL, NULL), 0);
     WAIT_FOR(t, LS.rv->recvq_.n == 1, LS.polls, LS.rc);   /* S1 parked */
     assert_int_equal(sl_spawn_on(R(1), ls_s2, NULL, NULL), 0);
-    WAIT_FOR(t, LS.rv->rv_sendq_ == 1, LS.polls, LS.rc);   /* S2's proxy queued */
-    assert_int_equal(LS.s1_done, 0);   /* the selects did not meet: S1 is not claimed */
-    assert_int_equal(sl_chan_detach(LS.rv, t, SL_CHAN_SENDER), 0);   /* the last sender end */
-    WAIT_FOR(t, LS.s1_done, LS.polls, LS.rc);
-    assert_int_equal(sl_chan_free(t, LS.rv), 0);   /* S2's proxy: -EPIPE */
+    WAIT_FOR(t, LS.s1_done, LS.polls, LS.rc);   /* S1 claimed for S2's proxy: they met */
     WAIT_FOR(t, atomic_load(&LS.s2_done), LS.polls, LS.rc);
+    assert_int_equal(sl_chan_detach(LS.rv, t, SL_CHAN_SENDER), 0);   /* the last sender end */
+    WAIT_FOR(t, LS.rv->rv_out_ == 0, LS.polls, LS.rc);
+    assert_int_equal(sl_chan_free(t, LS.rv), 0);
     assert_int_equal(sl_spawn_on(R(1), ls_l0, NULL, NULL), 0);
     WAIT_FOR(t, atomic_load(&LS.l0_freed), LS.polls, LS.rc);
     sl_runtime_stop(rt);
     SL_END(t);
 }
 
-static void test_rv_last_sender_with_send_proxy(void **s)
+static void test_rv_home_select_with_far_case_meets(void **s)
 {
     (void)s;
     memset(&LS, 0, sizeof LS);
     run_scene(2, ls_main);
     assert_int_equal(LS.s1_rc, 1);
-    assert_int_equal(LS.s1_err, -EPIPE);
+    assert_int_equal(LS.s1_err, 0);
+    assert_int_equal(LS.v1, 7);
     assert_int_equal(LS.s2_rc, 1);
-    assert_int_equal(LS.s2_err, -EPIPE);
-    assert_int_equal(LS.v2, 7);
+    assert_int_equal(LS.s2_err, 0);
 }
 
 /* ---- a round trip's cancel after its channel was freed ----------------------------------- */
@@ -1133,7 +1132,7 @@ static void test_parked_select_epipe_err(void **s)
 
 /* ---- receive cases on another reactor's expiring channel: one offer ---------------- */
 
-/* ex (expiring, cap 4) at reactor 0 holds 1 and 2 (1's deadline 200 ms
+/* ex (expiring, cap 4) at reactor 0 holds 1 and 2 (1's deadline 1 s
  * off, 2's far); S on reactor 1 waits on [l (its own, empty), ex]. Its
  * proxy reaches the home, which offers the head (1), held out of the ring.
  * The R hook may first wait for the home's receiver to park behind the
@@ -1179,6 +1178,7 @@ static void e_r_hook(void *arg)   /* reactor 1, before the offer is decided */
     (void)arg;
     if (++E.r_hooks > 1)
         return;
+    assert_true(sl_now_ns() < E.dl1);   /* the scene's premise: 1 was offered alive */
     uint64_t end = sl_now_ns() + LONG_WAIT;
     while (E.gate && !atomic_load(&E.go) && sl_now_ns() < end)
         sched_yield();   /* the home's receiver is about to park behind the held head */
@@ -1230,7 +1230,10 @@ static int e_main(sl_task *t, void *arg)   /* reactor 0: ex's home */
                                                   .elem_drop = e_drop }),
                      0);
     assert_int_equal(sl_chan_give(E.ex, t, NULL), 0);   /* the hook may close or free it */
-    E.dl1 = sl_now_ns() + 200 * SL_NS_PER_MS;
+    /* 1 must still be alive when offered: a scene that waits for its
+     * deadline to pass while offered gives it 1 s (200 ms once passed
+     * before the offer under ASan at load 10), the others never let it pass */
+    E.dl1 = sl_now_ns() + (E.wait_expiry ? SL_NS_PER_S : LONG_WAIT);
     E.v = 1;
     assert_int_equal(sl_chan_try_send_until(t, E.ex, &E.v, E.dl1), 0);
     E.v = 2;
@@ -2115,7 +2118,7 @@ static struct {
     int how;
     sl_chan *rv, *l1, *l2;
     sl_task *s1;
-    _Atomic int s1_done, s2_done, hooks[8], r_offers, go;
+    _Atomic int s1_done, s2_done, hooks[9], r_offers, go;
     int fpolls, frc;
     int rc, polls, s1_rc, s1_err, s2_rc, s2_err, prc;
     int64_t v1, l1v, v2, l2v, pv;
@@ -3169,7 +3172,7 @@ static struct {
     bool s1_first, decline;
     sl_chan *ch[3];
     hm_sel s[5];                /* 1: S1; 2: S2; 3: S3; 4: S4 */
-    _Atomic int hooks[8], go3, freed, h3_ready, h3_done, offer4, ab_n, all_done, close_go, closed;
+    _Atomic int hooks[9], go3, freed, h3_ready, h3_done, offer4, ab_n, all_done, close_go, closed;
     sl_task *_Atomic ab[2];
     int64_t pv, qv, cv;         /* the plain sender's, the late receivers' */
     char diag[512];             /* S1 described while held with the plain offer waiting */
@@ -3741,7 +3744,10 @@ static void test_meet3_teardown_while_busy(void **st)
  * MIX selects meet each other both ways (the symmetric case). Every value
  * whose send returned 0 is received exactly once, none other. Holds,
  * waits, refusals and REMATCHes are counted by the hold hook and printed.
- * On main a select with two cases by offer was never held, and there is
+ * A MIX or RECV2 select with a case on its own reactor's channel is a
+ * home select with a case elsewhere: claimed for another reactor's proxy,
+ * and busy while claimed (docs/core.md "A claimed select with cases
+ * elsewhere"); such claims are counted (phase 8) and required. On main a select with two cases by offer was never held, and there is
  * no plain operation here: SEND2 workers met nobody and the race could
  * not finish. */
 #define QN 1500
@@ -3750,7 +3756,7 @@ enum { Q_SEND2, Q_MIX, Q_RECV2, Q_KINDS };
 static struct {
     sl_chan *c[4];
     _Atomic int stop, senders_done, recv_done, made, frees;
-    _Atomic long ok, got, dup, selects, cancels, timeouts, hooks[8];
+    _Atomic long ok, got, dup, selects, cancels, timeouts, hooks[9];   /* by the hold hook's phase */
     _Atomic unsigned char sent[4 * Q_KINDS * QN], rcvd[4 * Q_KINDS * QN];
     int rc, polls;
 } Q4;
@@ -3919,13 +3925,626 @@ static void test_meet3_race_several_homes(void **st)
         bad += Q4.sent[v] != Q4.rcvd[v];
     }
     print_message("several homes race: %ld sent, %ld received; %ld holds, %ld held, %ld waited, %ld refused busy, "
-                  "%ld rematched; %ld selects, %ld cancels, %ld timeouts\n",
+                  "%ld rematched, %ld claims of home selects with a case elsewhere; %ld selects, %ld cancels, %ld timeouts\n",
                   ok, got, (long)Q4.hooks[0], (long)Q4.hooks[1], (long)Q4.hooks[4], (long)Q4.hooks[5], (long)Q4.hooks[6],
-                  (long)Q4.selects, (long)Q4.cancels, (long)Q4.timeouts);
+                  (long)Q4.hooks[8], (long)Q4.selects, (long)Q4.cancels, (long)Q4.timeouts);
     assert_int_equal(Q4.dup, 0);
     assert_int_equal(bad, 0);   /* each sent value received once, none other */
     assert_int_equal(ok, 8 * QN);
+    /* MIX and RECV2 workers with a case on their own reactor's channel are
+     * home selects with a case elsewhere: claimed now (never before) */
+    assert_true(Q4.hooks[8] > 0);
 }
+
+/* ---- a claimed select with cases elsewhere (issue 17) ------------------------------------------
+ *
+ * docs/core.md "A claimed select with cases elsewhere". S_H, parked at a
+ * home, has a case on a rendezvous channel of that home (c0) and another
+ * case elsewhere: on reactor 2's rendezvous channel c2 (a proxy there) or
+ * its buffered q2 (waiting here for a lend). S_R on reactor 1 [<- l1 (its
+ * own, idle), the other operation on c0]. S_H is claimed for S_R's proxy
+ * and they meet. On main S_H was not claimed (sl__select_local_only): both
+ * waited until their deadline, and the scenes' checks that a claim of a
+ * select with cases elsewhere happened (hold hook phase 8) fail. Forced with
+ * the offer hook at reactor 1 (S_R deciding the claim's offer) and the hold
+ * hook (4: a message waits for the busy select; 5: refused busy; 6/7:
+ * REMATCH), not with sleeps. */
+enum { CM_MEET, CM_PLAIN, CM_DEADLINE, CM_CANCEL, CM_FREE, CM_TEARDOWN, CM_SYMM, CM_CLAIMS, CM_WAIT, CM_DIE };
+#define CM_PLAINS(h) ((h) >= CM_PLAIN && (h) <= CM_TEARDOWN)
+#define CM_BUSY(h) ((h) >= CM_WAIT)
+
+static struct {
+    int how;
+    bool sh_first, sh_send, far_buf, decline;
+    sl_chan *c0[2];             /* rendezvous: at reactor 0, and at reactor 3 (busy scenes, S_H there by sid) */
+    sl_chan *c2, *q2;           /* reactor 2's: rendezvous, buffered (cap 1) */
+    sl_chan *l1, *l3;           /* S_R's and S_3's own, idle */
+    int hk;                     /* S_H's reactor: 0, or 3 in the busy scenes */
+    sl_task *_Atomic cand[2];
+    sl_task *sh;
+    _Atomic int ncand, hooks[9], hoff0, roff, ready2, done2, plain_done, freed, sh_sel, shd, srd, s3d, made3, freed3;
+    sl_case csh[2], csr[2], cs3[2];
+    int64_t vsh[2], vsr[2], vs3[2], pv, qv;
+    int rsh, esh, rsr, esr, rs3, es3, prc, qrc;
+    int p[8], r[8];             /* each task its own poll counter and result */
+    /* CM_CLAIMS: a select at reactor k [<- c0[k], c0[1 - k] <- 11 or 22] */
+    sl_case ccc[2][2];
+    int64_t vcc[2][2];
+    int rcc[2], ecc[2];
+    _Atomic int ccd[2], rfirst[2], made1, free_go, free_k, freers_done;
+    char diag[512];
+} CM;
+
+static bool cm_spin(_Atomic int *x, int at_least)   /* in a hook: the other thread's event, bounded */
+{
+    uint64_t end = sl_now_ns() + LONG_WAIT;
+    while (atomic_load(x) < at_least && sl_now_ns() < end)
+        sched_yield();
+    return atomic_load(x) >= at_least;
+}
+
+static void cm_hold_hook(void *arg, int phase)
+{
+    (void)arg;
+    sl_reactor *me = sl_reactor_current();
+    if (phase == 4 && !atomic_load(&CM.hooks[4]) && me == R(CM.hk) && CM.how == CM_PLAIN)
+        sl_task_describe(CM.sh, CM.diag, sizeof CM.diag);   /* S_H claimed, the plain offer waiting */
+    int n = atomic_fetch_add(&CM.hooks[phase], 1);
+    if (phase == 5 && n == 0 && CM.how == CM_CLAIMS && CM.decline) {
+        /* the refusal of the other home's claim is not published yet (at
+         * this callback's end): that home frees the claimed case's channel
+         * first, so the refusal finds it freed (answer_gone) */
+        atomic_store(&CM.free_k, me == R(0) ? 1 : 0);
+        atomic_store(&CM.free_go, 1);
+        assert_true(cm_spin(&CM.freed, 1));
+    }
+    if (phase == 1 && n == 0 && CM.how == CM_SYMM)
+        assert_true(cm_spin(&CM.hoff0, 1));   /* S_X held: the claim's offer is out too */
+    if (phase == 4 && n == 0 && me == R(CM.hk)) {
+        if (CM.how == CM_TEARDOWN)
+            sl_runtime_stop(rt);
+        else if (CM.how == CM_DEADLINE)
+            sl__timer_fire(R(CM.hk), CM.sh->wake_at_);
+        else if (CM.how == CM_CANCEL)
+            assert_int_equal(sl_task_cancel(CM.sh, 0), 0);
+    }
+}
+
+static void cm_h_hook(void *arg)   /* right after an offer is posted */
+{
+    (void)arg;
+    if (CM.how == CM_SYMM && sl_reactor_current() == R(0) && atomic_fetch_add(&CM.hoff0, 1) == 0)
+        assert_true(cm_spin(&CM.hooks[1], 1));   /* S_H claimed: S_X is held too before either offer leaves */
+}
+
+static void cm_r_hook(void *arg)   /* before an offer is decided: S_R deciding the claim's */
+{
+    (void)arg;
+    if (CM.how == CM_CLAIMS) {   /* each claim's offer is decided once both selects are claimed */
+        int me = sl_reactor_current() == R(0) ? 0 : sl_reactor_current() == R(1) ? 1 : -1;
+        if (me >= 0 && atomic_fetch_add(&CM.rfirst[me], 1) == 0)
+            assert_true(cm_spin(&CM.hooks[8], 2));
+        return;
+    }
+    if (sl_reactor_current() != R(1) || CM.how == CM_SYMM || atomic_fetch_add(&CM.roff, 1))
+        return;
+    if (CM_PLAINS(CM.how) || CM.how == CM_WAIT)
+        assert_true(cm_spin(&CM.hooks[4], 1));   /* the third reactor's offer waits at S_H */
+    if (CM.how == CM_FREE)
+        assert_true(cm_spin(&CM.freed, 1));
+    if (CM.how == CM_DIE)
+        assert_true(cm_spin(&CM.hooks[5], 1));   /* S_3's offer refused busy by S_H */
+    if (!CM.decline)
+        return;
+    int64_t x = 777;   /* S_R fires its own case first: the claim is declined */
+    assert_int_equal(sl_chan_try_send(NULL, CM.l1, &x), 0);
+}
+
+static int cm_sh(sl_task *t, void *arg)   /* S_H: reactor 0, or by sid 0 / 3 (and then S_3 is the other) */
+{
+    int k = (int)(intptr_t)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT / 2);
+    if (CM_BUSY(CM.how)) {
+        if (k == 3) {
+            assert_int_equal(sl_chan_new(&CM.c0[1], sizeof(int64_t), 0, &(sl_chan_opts){ .name = "c0b" }), 0);
+            assert_int_equal(sl_chan_give(CM.c0[1], t, NULL), 0);
+        }
+        atomic_store(&CM.cand[atomic_fetch_add(&CM.ncand, 1)], t);
+        WAIT_FOR(t, atomic_load(&CM.ncand) == 2, CM.p[k], CM.r[k]);
+        {
+            /* roles by sid (the task's address): DIE, S_H the lower (it
+             * refuses S_3's offer); WAIT, the higher (S_3's offer waits) */
+            uintptr_t me = (uintptr_t)t, a = (uintptr_t)atomic_load(&CM.cand[0]), b = (uintptr_t)atomic_load(&CM.cand[1]);
+            uintptr_t other = a == me ? b : a;
+            if (CM.how == CM_DIE ? me > other : me < other)
+                goto s3;
+        }
+        CM.hk = k;
+    }
+    CM.sh = t;
+    CM.vsh[0] = CM.sh_send ? 5 : -1;
+    CM.vsh[1] = -1;
+    CM.csh[0] = (sl_case){ .ch = CM.c0[CM.hk ? 1 : 0], .op = CM.sh_send ? SL_SEND : SL_RECV, .buf = &CM.vsh[0] };
+    CM.csh[1] = (sl_case){ .ch = CM.far_buf ? CM.q2 : CM.c2, .op = SL_RECV, .buf = &CM.vsh[1] };
+    atomic_store(&CM.sh_sel, 1);   /* parked in this callback: what S_R's proxy finds when it comes */
+    SL_AWAIT(t, CM.rsh, sl_select(t, CM.csh, 2, 0));
+    if (CM.rsh >= 0)
+        CM.esh = CM.csh[CM.rsh].err;
+    atomic_store(&CM.shd, 1);
+    SL_RETURN(t, 0);
+s3:   /* S_3 [<- l3, c2 <- 3], once S_H is claimed: held by reactor 2, it offers to S_H's proxy */
+    WAIT_FOR(t, atomic_load(&CM.hooks[8]) >= 1, CM.p[k], CM.r[k]);
+    assert_int_equal(sl_chan_new(&CM.l3, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "l3" }), 0);
+    CM.vs3[0] = -1;
+    CM.vs3[1] = 3;
+    CM.cs3[0] = (sl_case){ .ch = CM.l3, .op = SL_RECV, .buf = &CM.vs3[0] };
+    CM.cs3[1] = (sl_case){ .ch = CM.c2, .op = SL_SEND, .buf = &CM.vs3[1] };
+    SL_AWAIT(t, CM.rs3, sl_select(t, CM.cs3, 2, 0));
+    if (CM.rs3 >= 0)
+        CM.es3 = CM.cs3[CM.rs3].err;
+    assert_int_equal(sl_chan_free(t, CM.l3), 0);
+    atomic_store(&CM.s3d, 1);
+    SL_END(t);
+}
+
+static int cm_sr(sl_task *t, void *arg)   /* reactor 1: S_R [<- l1, c0 either way]; or S_X [c0 <- 7, c2 <- 8] */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT / 2);
+    assert_int_equal(sl_chan_new(&CM.l1, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "l1" }), 0);
+    if (CM.how == CM_SYMM) {
+        CM.vsr[0] = 7;
+        CM.vsr[1] = 8;
+        CM.csr[0] = (sl_case){ .ch = CM.c0[0], .op = SL_SEND, .buf = &CM.vsr[0] };
+        CM.csr[1] = (sl_case){ .ch = CM.c2, .op = SL_SEND, .buf = &CM.vsr[1] };
+    } else {
+        CM.vsr[0] = -1;
+        CM.vsr[1] = CM.sh_send ? -1 : 42;
+        CM.csr[0] = (sl_case){ .ch = CM.l1, .op = SL_RECV, .buf = &CM.vsr[0] };
+        CM.csr[1] = (sl_case){ .ch = CM.c0[CM.hk ? 1 : 0], .op = CM.sh_send ? SL_RECV : SL_SEND, .buf = &CM.vsr[1] };
+    }
+    SL_AWAIT(t, CM.rsr, sl_select(t, CM.csr, 2, 0));
+    if (CM.rsr >= 0)
+        CM.esr = CM.csr[CM.rsr].err;
+    assert_int_equal(sl_chan_free(t, CM.l1), 0);
+    atomic_store(&CM.srd, 1);
+    SL_END(t);
+}
+
+static int cm_plain(sl_task *t, void *arg)   /* reactor 2: a blocking sender on c2 once S_H is claimed */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    WAIT_FOR(t, atomic_load(&CM.hooks[8]) >= 1, CM.p[4], CM.r[4]);
+    CM.pv = 33;
+    SL_AWAIT(t, CM.prc, sl_chan_send(t, CM.c2, &CM.pv));
+    atomic_store(&CM.plain_done, 1);
+    SL_END(t);
+}
+
+static int cm_freer(sl_task *t, void *arg)   /* reactor 2: frees c2 while the plain offer waits at S_H */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    WAIT_FOR(t, atomic_load(&CM.hooks[4]) >= 1, CM.p[5], CM.r[5]);
+    assert_int_equal(sl_chan_free(NULL, CM.c2), 0);
+    CM.c2 = NULL;
+    atomic_store(&CM.freed, 1);
+    SL_END(t);
+}
+
+static int cm_claim_sel(sl_task *t, void *arg)   /* reactor k (0 or 1): [<- c0[k], c0[1 - k] <- v] */
+{
+    int k = (int)(intptr_t)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT / 2);
+    CM.vcc[k][0] = -1;
+    CM.vcc[k][1] = k ? 22 : 11;
+    CM.ccc[k][0] = (sl_case){ .ch = CM.c0[k], .op = SL_RECV, .buf = &CM.vcc[k][0] };
+    CM.ccc[k][1] = (sl_case){ .ch = CM.c0[1 - k], .op = SL_SEND, .buf = &CM.vcc[k][1] };
+    SL_AWAIT(t, CM.rcc[k], sl_select(t, CM.ccc[k], 2, 0));
+    if (CM.rcc[k] >= 0)
+        CM.ecc[k] = CM.ccc[k][CM.rcc[k]].err;
+    atomic_store(&CM.ccd[k], 1);
+    SL_END(t);
+}
+
+static int cm_claim_freer(sl_task *t, void *arg)   /* reactor k: frees c0[k] if the refusal says so */
+{
+    int k = (int)(intptr_t)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    WAIT_FOR(t, atomic_load(&CM.free_go), CM.p[2 + k], CM.r[2 + k]);
+    if (atomic_load(&CM.free_k) == k) {
+        assert_int_equal(sl_chan_free(NULL, CM.c0[k]), 0);
+        atomic_store(&CM.freed, 1);
+    }
+    atomic_fetch_add(&CM.freers_done, 1);
+    SL_END(t);
+}
+
+static int cm_make1(sl_task *t, void *arg)   /* reactor 1: c0b */
+{
+    (void)arg;
+    assert_int_equal(sl_chan_new(&CM.c0[1], sizeof(int64_t), 0, &(sl_chan_opts){ .name = "c0b" }), 0);
+    assert_int_equal(sl_chan_give(CM.c0[1], t, NULL), 0);
+    atomic_store(&CM.made1, 1);
+    return 0;
+}
+
+static bool cm_all_done(void)
+{
+    return atomic_load(&CM.shd) && atomic_load(&CM.srd) && (!CM_BUSY(CM.how) || atomic_load(&CM.s3d));
+}
+
+static int cm_h2(sl_task *t, void *arg)   /* reactor 2: c2's and q2's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&CM.c2, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "c2" }), 0);
+    assert_int_equal(sl_chan_new(&CM.q2, sizeof(int64_t), 1, &(sl_chan_opts){ .name = "q2" }), 0);
+    assert_int_equal(sl_chan_give(CM.c2, t, NULL), 0);
+    if (CM_PLAINS(CM.how))
+        assert_int_equal(sl_spawn(NULL, cm_plain, NULL, NULL, NULL), 0);
+    if (CM.how == CM_FREE)
+        assert_int_equal(sl_spawn(NULL, cm_freer, NULL, NULL, NULL), 0);
+    atomic_store(&CM.ready2, 1);
+    if (CM.how == CM_MEET && CM.far_buf && CM.decline) {   /* S_R declined: an element in q2 for S_H */
+        WAIT_FOR(t, atomic_load(&CM.srd), CM.p[6], CM.r[6]);
+        CM.pv = 9;
+        assert_int_equal(sl_chan_try_send(NULL, CM.q2, &CM.pv), 0);
+    }
+    WAIT_FOR(t, atomic_load(&CM.shd), CM.p[6], CM.r[6]);
+    if (CM_PLAINS(CM.how) && CM.how != CM_FREE && !(CM.rsh == 1 && CM.esh == 0)) {
+        /* S_H did not take the plain sender's 33: it waits here again, a receive meets it */
+        SL_AWAIT(t, CM.qrc, sl_chan_recv(t, CM.c2, &CM.qv));
+        assert_int_equal(CM.qrc, 0);
+        assert_int_equal(CM.qv, 33);
+    }
+    if (CM_PLAINS(CM.how))
+        WAIT_FOR(t, atomic_load(&CM.plain_done), CM.p[6], CM.r[6]);
+    if (CM_BUSY(CM.how) && CM.rsh != 1) {   /* S_3 still waits to send 3 on c2 */
+        SL_AWAIT(t, CM.qrc, sl_chan_recv(t, CM.c2, &CM.qv));
+        assert_int_equal(CM.qrc, 0);
+        assert_int_equal(CM.qv, 3);
+    }
+    WAIT_FOR(t, cm_all_done(), CM.p[6], CM.r[6]);
+    if (CM.c2) {
+        WAIT_FOR(t, CM.c2->rv_out_ == 0, CM.p[6], CM.r[6]);   /* no proxy left behind */
+        assert_int_equal(sl_chan_free(NULL, CM.c2), 0);
+    }
+    assert_int_equal(sl_chan_len(CM.q2), 0);
+    assert_int_equal(sl_chan_free(t, CM.q2), 0);
+    atomic_store(&CM.done2, 1);
+    SL_END(t);
+}
+
+static int cm_free3(sl_task *t, void *arg)   /* c0b's home (3, or 1): c0b, once nothing of it is out */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    WAIT_FOR(t, CM.c0[1]->rv_out_ == 0, CM.p[7], CM.r[7]);
+    assert_int_equal(sl_chan_free(NULL, CM.c0[1]), 0);
+    atomic_store(&CM.freed3, 1);
+    SL_END(t);
+}
+
+static int cm_main(sl_task *t, void *arg)   /* reactor 0: c0's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&CM.c0[0], sizeof(int64_t), 0, &(sl_chan_opts){ .name = "c0" }), 0);
+    if (CM.how == CM_CLAIMS) {   /* two home selects, each with a case at the other's home */
+        assert_int_equal(sl_chan_give(CM.c0[0], t, NULL), 0);
+        assert_int_equal(sl_spawn_on(R(1), cm_make1, NULL, NULL), 0);
+        WAIT_FOR(t, atomic_load(&CM.made1), CM.p[0], CM.r[0]);
+        if (CM.decline)
+            for (int k = 0; k < 2; k++)
+                assert_int_equal(sl_spawn_on(R(k), cm_claim_freer, (void *)(intptr_t)k, NULL), 0);
+        assert_int_equal(sl_spawn_on(R(0), cm_claim_sel, (void *)(intptr_t)0, NULL), 0);
+        assert_int_equal(sl_spawn_on(R(1), cm_claim_sel, (void *)(intptr_t)1, NULL), 0);
+        WAIT_FOR(t, atomic_load(&CM.ccd[0]) && atomic_load(&CM.ccd[1]), CM.p[0], CM.r[0]);
+        /* on main neither was claimed: both waited until their deadline */
+        assert_true(CM.rcc[0] != -ETIMEDOUT && CM.rcc[1] != -ETIMEDOUT);
+        if (CM.decline)   /* both freers ended (one may still sleep in its poll): no task left at the stop */
+            WAIT_FOR(t, atomic_load(&CM.freers_done) == 2, CM.p[0], CM.r[0]);
+        if (!CM.decline || atomic_load(&CM.free_k) != 0) {
+            WAIT_FOR(t, CM.c0[0]->rv_out_ == 0, CM.p[0], CM.r[0]);
+            assert_int_equal(sl_chan_free(NULL, CM.c0[0]), 0);
+        }
+        if (!CM.decline || atomic_load(&CM.free_k) != 1) {
+            assert_int_equal(sl_spawn_on(R(1), cm_free3, NULL, NULL), 0);
+            WAIT_FOR(t, atomic_load(&CM.freed3), CM.p[0], CM.r[0]);
+        }
+        sl_runtime_stop(rt);
+        SL_RETURN(t, 0);
+    }
+    assert_int_equal(sl_spawn_on(R(2), cm_h2, NULL, NULL), 0);
+    WAIT_FOR(t, atomic_load(&CM.ready2), CM.p[0], CM.r[0]);
+    if (CM_BUSY(CM.how)) {
+        assert_int_equal(sl_spawn_on(R(0), cm_sh, (void *)(intptr_t)0, NULL), 0);
+        assert_int_equal(sl_spawn_on(R(3), cm_sh, (void *)(intptr_t)3, NULL), 0);
+        WAIT_FOR(t, atomic_load(&CM.sh_sel), CM.p[0], CM.r[0]);
+        assert_int_equal(sl_spawn_on(R(1), cm_sr, NULL, NULL), 0);
+    } else if (CM.sh_first) {
+        assert_int_equal(sl_spawn(NULL, cm_sh, (void *)(intptr_t)0, NULL, NULL), 0);
+        WAIT_FOR(t, atomic_load(&CM.sh_sel), CM.p[0], CM.r[0]);
+        assert_int_equal(sl_spawn_on(R(1), cm_sr, NULL, NULL), 0);
+    } else {   /* S_R's proxy queued at c0 first: S_H is claimed as it parks */
+        assert_int_equal(sl_spawn_on(R(1), cm_sr, NULL, NULL), 0);
+        WAIT_FOR(t, (CM.sh_send ? CM.c0[0]->rv_recvq_ : CM.c0[0]->rv_sendq_) == 1, CM.p[0], CM.r[0]);
+        assert_int_equal(sl_spawn(NULL, cm_sh, (void *)(intptr_t)0, NULL, NULL), 0);
+    }
+    WAIT_FOR(t, cm_all_done() && atomic_load(&CM.done2), CM.p[0], CM.r[0]);
+    /* on main S_H was never claimed: S_H and S_R waited until their deadline */
+    assert_true(CM.how == CM_DEADLINE || (CM.rsh != -ETIMEDOUT && CM.rsr != -ETIMEDOUT));
+    /* a select with a case elsewhere was claimed */
+    assert_true(atomic_load(&CM.hooks[8]) >= 1);
+    WAIT_FOR(t, CM.c0[0]->rv_out_ == 0, CM.p[0], CM.r[0]);
+    assert_int_equal(sl_chan_free(t, CM.c0[0]), 0);
+    if (CM.c0[1]) {
+        assert_int_equal(sl_spawn_on(R(3), cm_free3, NULL, NULL), 0);
+        WAIT_FOR(t, atomic_load(&CM.freed3), CM.p[0], CM.r[0]);
+    }
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void cm_run(int how, bool sh_first, bool sh_send, bool far_buf, bool decline)
+{
+    memset(&CM, 0, sizeof CM);
+    CM.how = how;
+    CM.sh_first = sh_first;
+    CM.sh_send = sh_send;
+    CM.far_buf = far_buf;
+    CM.decline = decline;
+    sl__rsel_set_hooks(cm_r_hook, cm_h_hook, NULL);
+    sl__rsel_set_hold_hook(cm_hold_hook, NULL);
+    if (how == CM_TEARDOWN) {   /* the runtime stops while S_H is claimed and the plain offer waits */
+        memset(&cap, 0, sizeof cap);
+        *scene_live() = true;
+        rt = rt_new(4, &cap);
+        assert_int_equal(rt_run_keep(rt, cm_main, NULL), 0);
+        int leaks = sl_runtime_free(rt);
+        *scene_live() = false;
+        print_message("teardown with S_H claimed, an offer waiting: %d leaks reported\n", leaks);
+        assert_true(leaks >= 3);   /* the channels at least */
+        sl__rsel_set_hooks(NULL, NULL, NULL);
+    } else {
+        run_scene(4, cm_main);
+    }
+    sl__rsel_set_hold_hook(NULL, NULL);
+    print_message("S_H at %d: case %d (err %d), S_R case %d (err %d)%s; claimed %d, waited %d, refused busy %d, "
+                  "rematch posted %d, matched %d\n", CM.hk, CM.rsh, CM.esh, CM.rsr, CM.esr,
+                  CM_BUSY(CM.how) ? "" : "", CM.hooks[8], CM.hooks[4], CM.hooks[5], CM.hooks[7], CM.hooks[6]);
+}
+
+static void cm_met(int rsh, int64_t vsh, int rsr)   /* S_H took case rsh (vsh there), S_R case rsr, both 0 */
+{
+    assert_int_equal(CM.rsh, rsh);
+    assert_int_equal(CM.esh, 0);
+    if (vsh)
+        assert_int_equal(CM.vsh[rsh], vsh);
+    assert_int_equal(CM.rsr, rsr);
+    assert_int_equal(CM.esr, 0);
+}
+
+/* S_H [<- c0 or c0 <- 5, <- c2 or <- q2] and S_R [<- l1, the other on c0] meet */
+static void test_meet4_recv_sh_first(void **st) { (void)st; cm_run(CM_MEET, true, false, false, false); cm_met(0, 42, 1); }
+static void test_meet4_recv_sr_first(void **st) { (void)st; cm_run(CM_MEET, false, false, false, false); cm_met(0, 42, 1); }
+static void test_meet4_send_sh_first(void **st)
+{
+    (void)st;
+    cm_run(CM_MEET, true, true, false, false);
+    cm_met(0, 0, 1);
+    assert_int_equal(CM.vsr[1], 5);
+}
+static void test_meet4_send_sr_first(void **st)
+{
+    (void)st;
+    cm_run(CM_MEET, false, true, false, false);
+    cm_met(0, 0, 1);
+    assert_int_equal(CM.vsr[1], 5);
+}
+static void test_meet4_buf_sh_first(void **st) { (void)st; cm_run(CM_MEET, true, false, true, false); cm_met(0, 42, 1); }
+static void test_meet4_buf_sr_first(void **st) { (void)st; cm_run(CM_MEET, false, false, true, false); cm_met(0, 42, 1); }
+
+/* S_H [<- c0, <- q2] claimed as it parks (S_R's proxy first), so its q2
+ * node was off its queue at the callback's end, when the flush asks home
+ * for the receivers waiting: no ask went. The claim declined (S_R fires
+ * l1), S_H's node is back, and reactor 2 puts 9 in q2: S_H must get it
+ * (before, nothing asked home for it: S_H waited until its deadline) */
+static void test_meet4_buf_declined_asks_home(void **st)
+{
+    (void)st;
+    cm_run(CM_MEET, false, false, true, true);
+    cm_met(1, 9, 0);
+    assert_int_equal(CM.vsr[0], 777);
+}
+
+/* A plain sender at reactor 2 offers to S_H's c2 proxy while S_H is
+ * claimed: the offer waits at reactor 0 (the diagnostics say so).
+ * Accepted claim: declined, the sender meets a receive at reactor 2
+ * afterwards. Declined claim (S_R fires l1): S_H takes the 33. */
+static void test_meet4_plain_offer_waits_accepted(void **st)
+{
+    (void)st;
+    cm_run(CM_PLAIN, true, false, false, false);
+    cm_met(0, 42, 1);
+    assert_int_equal(CM.prc, 0);
+    assert_int_equal(CM.qv, 33);
+    assert_int_equal(CM.hooks[4], 1);
+    print_message("%s\n", CM.diag);
+    assert_non_null(strstr(CM.diag, "claimed for a meet with reactor 1's select, 1 message waiting for the answer"));
+}
+static void test_meet4_plain_offer_waits_declined(void **st)
+{
+    (void)st;
+    cm_run(CM_PLAIN, true, false, false, true);
+    cm_met(1, 33, 0);
+    assert_int_equal(CM.vsr[0], 777);
+    assert_int_equal(CM.prc, 0);
+    assert_int_equal(CM.qv, 0);   /* reactor 2 received nothing */
+}
+
+/* S_H's deadline or cancel while claimed and busy: it waits for the
+ * answer (accepted: the c0 case; declined: the error); the plain
+ * sender's 33, declined at S_H, is received once at reactor 2 */
+static void cm_check_stop(int how, bool decline, int err)
+{
+    cm_run(how, true, false, false, decline);
+    if (decline) {
+        assert_int_equal(CM.rsh, err);
+        assert_int_equal(CM.rsr, 0);
+        assert_int_equal(CM.vsr[0], 777);
+    } else {
+        cm_met(0, 42, 1);
+    }
+    assert_int_equal(CM.prc, 0);
+    assert_int_equal(CM.qv, 33);
+    assert_int_equal(CM.hooks[4], 1);
+}
+static void test_meet4_deadline_while_claimed_accepted(void **st) { (void)st; cm_check_stop(CM_DEADLINE, false, 0); }
+static void test_meet4_deadline_while_claimed_declined(void **st) { (void)st; cm_check_stop(CM_DEADLINE, true, -ETIMEDOUT); }
+static void test_meet4_cancel_while_claimed_accepted(void **st) { (void)st; cm_check_stop(CM_CANCEL, false, 0); }
+static void test_meet4_cancel_while_claimed_declined(void **st) { (void)st; cm_check_stop(CM_CANCEL, true, -ECANCELED); }
+
+/* c2 freed at reactor 2 while the plain offer waits at the claimed S_H:
+ * accepted claim, the offer is declined on a freed channel (-EPIPE for the
+ * sender); declined claim, S_H accepts it (the send happened before the
+ * free: 0) */
+static void test_meet4_free_while_claimed_accepted(void **st)
+{
+    (void)st;
+    cm_run(CM_FREE, true, false, false, false);
+    cm_met(0, 42, 1);
+    assert_int_equal(CM.prc, -EPIPE);
+}
+static void test_meet4_free_while_claimed_declined(void **st)
+{
+    (void)st;
+    cm_run(CM_FREE, true, false, false, true);
+    cm_met(1, 33, 0);
+    assert_int_equal(CM.prc, 0);
+}
+
+/* The runtime stops while S_H is claimed and the plain offer waits for
+ * it: S_H's proxies forget it, the answer (brought by the drain) runs what
+ * waited, finding no select; nothing is read after its free
+ * (AddressSanitizer) and the teardown ends */
+static void test_meet4_teardown_while_claimed(void **st)
+{
+    (void)st;
+    cm_run(CM_TEARDOWN, true, false, false, false);
+    assert_int_equal(CM.hooks[4], 1);
+    assert_int_equal(CM.hooks[8], 1);
+}
+
+/* The symmetric case between a claim and a hold: S_H [<- c0, <- c2] at 0,
+ * S_X [c0 <- 7, c2 <- 8] at 1. Reactor 0 claims S_H for S_X's c0 proxy
+ * while reactor 2 holds S_X for its c2 proxy, both at once (the hooks):
+ * the claim's offer reaches S_X held. By sid one offer is refused busy and
+ * the other is accepted (after waiting, or, S_H's claim refused, by S_H
+ * free again): exactly one meet. Without the claim's sid the two offers
+ * could wait for each other until the deadlines. */
+static void test_meet4_symmetric_hold(void **st)
+{
+    (void)st;
+    cm_run(CM_SYMM, true, false, false, false);
+    assert_int_equal(CM.esh, 0);
+    assert_int_equal(CM.esr, 0);
+    assert_int_equal(CM.rsh, CM.rsr);   /* the same channel: c0 (7) or c2 (8) */
+    assert_int_equal(CM.vsh[CM.rsh], CM.rsh ? 8 : 7);
+    assert_int_equal(CM.hooks[1], 1);   /* S_X held once */
+    assert_int_equal(CM.hooks[5], 1);   /* one refusal */
+    /* the other offer waited for the busy select (S_H the lower sid: the
+     * claim's, at S_X, always), or (S_H the higher) came after the refused
+     * claim's answer and found S_H free (ThreadSanitizer's timing) */
+    assert_true(CM.hooks[4] <= 1);
+}
+
+/* The symmetric case between two claims: S_0 [<- c0, c0b <- 11] at
+ * reactor 0 and S_1 [<- c0b, c0 <- 22] at reactor 1 (c0b's home): each home
+ * claims its select for the other's proxy, and each claim's offer is
+ * decided while both are claimed (the offer hook waits for both claims).
+ * The higher sid's offer is refused busy, the lower's waits and is then
+ * accepted: exactly one meet. Without the claim's sid both offers would
+ * have waited for each other until the deadlines. */
+static void test_meet4_symmetric_claims(void **st)
+{
+    (void)st;
+    cm_run(CM_CLAIMS, true, false, false, false);
+    print_message("S_0 case %d (err %d), S_1 case %d (err %d)\n", CM.rcc[0], CM.ecc[0], CM.rcc[1], CM.ecc[1]);
+    assert_int_equal(CM.ecc[0], 0);
+    assert_int_equal(CM.ecc[1], 0);
+    assert_true((CM.rcc[0] == 0 && CM.rcc[1] == 1 && CM.vcc[0][0] == 22) ||
+                (CM.rcc[0] == 1 && CM.rcc[1] == 0 && CM.vcc[1][0] == 11));   /* one meet, on one channel */
+    assert_int_equal(CM.hooks[8], 2);   /* both claimed, once */
+    assert_int_equal(CM.hooks[5], 1);   /* one refusal */
+    assert_int_equal(CM.hooks[4], 1);   /* one offer waited */
+}
+
+/* The same, the refused claim's channel freed at its home before the
+ * refusal arrives there (answer_gone with the refusal): the refused
+ * select's claimed case fails -EPIPE (its channel is gone), what waited
+ * for it finds it stopped, and the refusing select's proxy on that channel
+ * is fired -EPIPE, not freed under its select: both selects return their
+ * case on that channel with -EPIPE (AddressSanitizer: nothing read after
+ * the free) */
+static void test_meet4_symmetric_claims_free_at_refusal(void **st)
+{
+    (void)st;
+    cm_run(CM_CLAIMS, true, false, false, true);
+    int k = CM.free_k, j = 1 - k;
+    print_message("freed c0[%d]: S_0 case %d (err %d), S_1 case %d (err %d)\n", k, CM.rcc[0], CM.ecc[0], CM.rcc[1],
+                  CM.ecc[1]);
+    assert_int_equal(CM.rcc[k], 0);   /* its claimed receive on the freed channel */
+    assert_int_equal(CM.ecc[k], -EPIPE);
+    assert_int_equal(CM.rcc[j], 1);   /* its send case there, by proxy */
+    assert_int_equal(CM.ecc[j], -EPIPE);
+    assert_int_equal(CM.hooks[5], 1);
+}
+
+/* S_3 [<- l3, c2 <- 3], held by reactor 2 for S_H's c2 proxy, offers to
+ * S_H while S_H is claimed for S_R. DIE (S_H the lower sid): refused busy,
+ * S_H's proxy skipped at reactor 2; S_R declining, S_H waits free, REMATCH,
+ * and S_H and S_3 meet; S_R accepting, S_H takes c0, and S_3 meets a
+ * receive at reactor 2. WAIT (S_H the higher sid): the offer waits for the
+ * claim's answer: declined, S_H takes S_3's 3; accepted, S_3 is aborted
+ * and meets the receive at reactor 2. */
+static void cm_check_busy(int how, bool decline)
+{
+    cm_run(how, false, false, false, decline);
+    if (decline) {
+        cm_met(1, 3, 0);
+        assert_int_equal(CM.vsr[0], 777);
+        assert_int_equal(CM.qv, 0);
+    } else {
+        cm_met(0, 42, 1);
+        assert_int_equal(CM.qv, 3);
+    }
+    assert_int_equal(CM.rs3, 1);
+    assert_int_equal(CM.es3, 0);
+    if (how == CM_DIE) {
+        assert_int_equal(CM.hooks[5], 1);
+        assert_int_equal(CM.hooks[7], decline ? 1 : 0);   /* REMATCH only if S_H waits free again */
+        assert_int_equal(CM.hooks[6], decline ? 1 : 0);
+    } else {
+        assert_int_equal(CM.hooks[4], 1);
+        assert_int_equal(CM.hooks[5], 0);
+    }
+}
+static void test_meet4_busy_refused_rematched(void **st) { (void)st; cm_check_busy(CM_DIE, true); }
+static void test_meet4_busy_refused_accepted(void **st) { (void)st; cm_check_busy(CM_DIE, false); }
+static void test_meet4_offer_waits_for_claim_declined(void **st) { (void)st; cm_check_busy(CM_WAIT, true); }
+static void test_meet4_offer_waits_for_claim_accepted(void **st) { (void)st; cm_check_busy(CM_WAIT, false); }
 
 int main(void)
 {
@@ -3974,7 +4593,7 @@ int main(void)
         cmocka_unit_test_setup(test_mem_select_recv_rv, scene_guard),
         cmocka_unit_test_setup(test_mem_select_send_rv, scene_guard),
         cmocka_unit_test_setup(test_mem_select_send_buffered, scene_guard),
-        cmocka_unit_test_setup(test_rv_last_sender_with_send_proxy, scene_guard),
+        cmocka_unit_test_setup(test_rv_home_select_with_far_case_meets, scene_guard),
         cmocka_unit_test_setup(test_round_trip_cancel_after_free, scene_guard),
         cmocka_unit_test_setup(test_rv_proxy_enomem, scene_guard),
         cmocka_unit_test_setup(test_rv_teardown_proxy_queued, scene_guard),
@@ -4052,6 +4671,29 @@ int main(void)
         cmocka_unit_test_setup(test_meet3_free_with_rematch_out, scene_guard),
         cmocka_unit_test_setup(test_meet3_teardown_while_busy, scene_guard),
         cmocka_unit_test_setup(test_meet3_race_several_homes, scene_guard),
+        cmocka_unit_test_setup(test_meet4_recv_sh_first, scene_guard),
+        cmocka_unit_test_setup(test_meet4_recv_sr_first, scene_guard),
+        cmocka_unit_test_setup(test_meet4_send_sh_first, scene_guard),
+        cmocka_unit_test_setup(test_meet4_send_sr_first, scene_guard),
+        cmocka_unit_test_setup(test_meet4_buf_sh_first, scene_guard),
+        cmocka_unit_test_setup(test_meet4_buf_sr_first, scene_guard),
+        cmocka_unit_test_setup(test_meet4_buf_declined_asks_home, scene_guard),
+        cmocka_unit_test_setup(test_meet4_plain_offer_waits_accepted, scene_guard),
+        cmocka_unit_test_setup(test_meet4_plain_offer_waits_declined, scene_guard),
+        cmocka_unit_test_setup(test_meet4_deadline_while_claimed_accepted, scene_guard),
+        cmocka_unit_test_setup(test_meet4_deadline_while_claimed_declined, scene_guard),
+        cmocka_unit_test_setup(test_meet4_cancel_while_claimed_accepted, scene_guard),
+        cmocka_unit_test_setup(test_meet4_cancel_while_claimed_declined, scene_guard),
+        cmocka_unit_test_setup(test_meet4_free_while_claimed_accepted, scene_guard),
+        cmocka_unit_test_setup(test_meet4_free_while_claimed_declined, scene_guard),
+        cmocka_unit_test_setup(test_meet4_teardown_while_claimed, scene_guard),
+        cmocka_unit_test_setup(test_meet4_symmetric_hold, scene_guard),
+        cmocka_unit_test_setup(test_meet4_symmetric_claims, scene_guard),
+        cmocka_unit_test_setup(test_meet4_symmetric_claims_free_at_refusal, scene_guard),
+        cmocka_unit_test_setup(test_meet4_busy_refused_rematched, scene_guard),
+        cmocka_unit_test_setup(test_meet4_busy_refused_accepted, scene_guard),
+        cmocka_unit_test_setup(test_meet4_offer_waits_for_claim_declined, scene_guard),
+        cmocka_unit_test_setup(test_meet4_offer_waits_for_claim_accepted, scene_guard),
         cmocka_unit_test_setup(test_meet_race_far_receivers, scene_guard),
         cmocka_unit_test_setup(test_rv_race, scene_guard),
         cmocka_unit_test_setup(test_exp_race, scene_guard),
