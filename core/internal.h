@@ -187,6 +187,12 @@ struct sl_reactor {
     sl_reactor_stats st;
     void (*report)(const char *, void *);
     void *report_arg;
+    /* deadlock checks run (reactor.c; tests/test_credit.c counts them).
+     * Last, so that no field other reactors read (`quiet`, `asleep`,
+     * `turns`) moves to another line: a build with it above them ran the
+     * ping-pong slower in one alternation and not in the next (docs/core.md,
+     * "The cuts of the twelfth stop"), so where it sat is not settled. */
+    uint64_t dl_looks;
 };
 
 struct sl_runtime {

@@ -259,19 +259,41 @@ static void run_batch(sl_reactor *r, bool polled, uint64_t now)
     }
 }
 
+/* counted: tests/test_credit.c test_pingpong_messages */
+static void deadlock_look(sl_reactor *r)
+{
+    r->dl_looks++;
+    sl__deadlock_maybe(r);
+}
+
 /* The end of a callback that ran tasks: publish what they posted, come
  * back for what is left, look for a deadlock. `publish`: the state the
  * other reactors' checks read (diag.c); a spin publishes it once, as it
- * ends (spin_run). */
+ * ends (spin_run). A hit run inside the spin (publish false) leaves the deadlock check to
+ * the spin's end (spin_end): the spin goes on only while messages come,
+ * so its tasks are not stuck meanwhile, and the spin ends within
+ * SL_SPIN_RUN_LEGS legs or SPIN_RUN_NS. It was some 40 instructions a
+ * leg at a ping-pong's home, whose task parks on a local channel at
+ * every leg (docs/core.md, "The cuts of the twelfth stop"). */
 static void turn_finish(sl_reactor *r, bool publish)
 {
     flush_wakes(r);   /* before the deadlock check: a wake we owe is a way out */
     if (r->rq_head || r->yq_head)
         arm_next_turn(r);
-    else if (r->check_deadlock)
-        sl__deadlock_maybe(r);
+    else if (r->check_deadlock && publish)
+        deadlock_look(r);
     if (publish)
         sl__callback_end(r);
+}
+
+/* A spin that ran hits ends: the deadlock check its hits left (turn_finish),
+ * then the state for the other reactors' checks. With a task ready, the
+ * callback that runs it checks as it ends. */
+static void spin_end(sl_reactor *r)
+{
+    if (r->check_deadlock && !r->rq_head && !r->yq_head)
+        deadlock_look(r);
+    sl__callback_end(r);
 }
 
 static void spin_release(sl_reactor *r);
@@ -1113,7 +1135,7 @@ static void idle_spin(sl_reactor *r)
             r->spin_legs = 0;
             r->st.spin_misses++;
             if (ran)
-                sl__callback_end(r);
+                spin_end(r);
             spin_release(r);
             return;
         }
@@ -1126,7 +1148,7 @@ static void idle_spin(sl_reactor *r)
             (r->timer_at && r->timer_at <= now)) {
             r->st.spin_bounds++;
             if (ran)
-                sl__callback_end(r);
+                spin_end(r);
             resume_later(r);
             return;
         }
@@ -1136,7 +1158,7 @@ static void idle_spin(sl_reactor *r)
         /* as at the top: the spin goes on only as a new one would start */
         if (!r->remote_hot || other_due(r) ||
             atomic_load_explicit(&r->stopping, memory_order_relaxed)) {
-            sl__callback_end(r);   /* before wake_pending goes: see spin_run */
+            spin_end(r);   /* before wake_pending goes: see spin_run */
             spin_release(r);
             return;
         }
@@ -1144,7 +1166,7 @@ static void idle_spin(sl_reactor *r)
         if (r->spin_skip) {
             r->spin_skip--;
             r->st.spin_skips++;
-            sl__callback_end(r);
+            spin_end(r);
             spin_release(r);
             return;
         }

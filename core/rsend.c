@@ -711,7 +711,14 @@ static void credit_in(sl_reactor *r, sl_chan *ch, sl_reactor *home, size_t esz, 
     if (!topup)
         s->asking = false;
     s->credit += granted;
-    mark_dirty(r, s);
+    /* Credit in hand is nothing to ship: a waiter it lets send marks the
+     * record as it joins the batch (append), a recall as it comes. Marked
+     * only when it may leave the record idle (an error, nothing granted),
+     * for the flush's look at idle records. Marked at every top-up, the
+     * spin's first flush called ship for nothing at every ping-pong leg
+     * (docs/core.md, "The cuts of the twelfth stop"). */
+    if (err || !granted)
+        mark_dirty(r, s);
     sl_waiter *w;
     if (err) {
         while ((w = sl_wq_pop(&s->waitq)))

@@ -30,6 +30,7 @@ static struct {
     long bad;
     sl_reactor_stats s0a, s0, s1;
     uint64_t turns0a, turns0;   /* reactor 0's publications for the deadlock checks (diag.c) */
+    uint64_t looks0a, looks0;   /* reactor 0's own deadlock checks (reactor.c) */
     uint64_t mallocs0a, mallocs0, mallocs1a, mallocs1;   /* batches' mallocs (rsend.c) */
 } P;
 
@@ -48,6 +49,7 @@ static int pp_b(sl_task *t, void *arg)   /* reactor 0 */
         if (P.ib == 1) {   /* past the start's ask and grant */
             sl_reactor_stats_get(sl_task_reactor(t), &P.s0a);
             P.turns0a = atomic_load(&sl_task_reactor(t)->turns);
+            P.looks0a = sl_task_reactor(t)->dl_looks;
             P.mallocs0a = sl_task_reactor(t)->rs_batch_mallocs;
         }
         SL_AWAIT(t, P.rcb, sl_chan_recv(t, P.a, &P.vb));
@@ -57,6 +59,7 @@ static int pp_b(sl_task *t, void *arg)   /* reactor 0 */
     }
     sl_reactor_stats_get(sl_task_reactor(t), &P.s0);
     P.turns0 = atomic_load(&sl_task_reactor(t)->turns);
+    P.looks0 = sl_task_reactor(t)->dl_looks;
     P.mallocs0 = sl_task_reactor(t)->rs_batch_mallocs;
     assert_int_equal(sl_chan_free(t, P.a), 0);
     pp_finished(NULL);
@@ -136,6 +139,15 @@ static void test_pingpong_messages(void **s)
                   (unsigned long)runs, (unsigned long)wakes, (unsigned long)turns);
     if (runs >= PP_N / 2 && wakes <= runs / 8)
         assert_true(turns <= runs / 2 + 3 * wakes + 16);
+    /* Reactor 0's task parks on a local channel at every leg (B's
+     * receive on a), which asks for a deadlock check; a hit run inside
+     * the spin leaves it to the spin's end (reactor.c, spin_end): it ran
+     * at every leg before (looks >= hits). Counted as the publications
+     * above, and asserted under the same condition. */
+    uint64_t looks = P.looks0 - P.looks0a;
+    print_message("reactor 0: %lu deadlock checks\n", (unsigned long)looks);
+    if (runs >= PP_N / 2 && wakes <= runs / 8)
+        assert_true(looks <= runs / 2 + 3 * wakes + 16);
     /* No malloc a batch: each reactor sends in the memory of the batches
      * it received (rsend.c, the spares); a few to start. */
     print_message("batches malloc'ed: %lu at reactor 0, %lu at reactor 1\n",
