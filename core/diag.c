@@ -57,9 +57,9 @@ static const char *remote_chan(const sl_task *t, size_t *cap)
         return ch->name_;
     }
     if (t->w_.tag == SL_RSEND_TAG)
-        sl__rsend_waits_on(t, &name, cap);
+        sl__rsend_chan_info(t->reactor_, t->wait_obj_, &name, cap);
     else if (t->w_.tag == SL_RRECV_TAG)
-        sl__rrecv_waits_on(t, &name, cap);
+        sl__rrecv_chan_info(t->reactor_, t->wait_obj_, &name, cap);
     else
         sl__remote_waits_on(t, &name, cap);
     return name ? name : "";
@@ -73,13 +73,37 @@ static bool case_gone(const sl_case *c, const sl_waiter *offered)
     return c->w_.tag == SL_CASE_GONE || &c->w_ == offered;
 }
 
-/* A select's case: the channel's name, read only if it is ours. */
-static const char *case_chan(const sl_case *c, const sl_waiter *offered)
+/* A parked select's case on another reactor's channel (c->w_.tag set,
+ * not gone), of a task of reactor r: that channel's name and capacity
+ * from r's own memory that lives while the case waits, never from the
+ * channel: a case by offer (SL_CASE_RV) from its proxy (rsel.c, alive
+ * while c->w_.until points at it), a buffered one from r's record of the
+ * channel (rsend.c, rrecv.c: kept while the case's node is queued in it,
+ * or off it and pinned for a held or claimed select). "(unknown)" if
+ * neither is there (not expected: then nothing shared is read). */
+static const char *case_far(const sl_reactor *r, const sl_case *c, size_t *cap)
 {
+    const char *name = NULL;
+    bool known;
+    if (c->w_.tag == SL_CASE_RV)
+        known = sl__rsel_case_info(c, &name, cap);
+    else if (c->op == SL_SEND)
+        known = sl__rsend_chan_info(r, c->ch, &name, cap);
+    else
+        known = sl__rrecv_chan_info(r, c->ch, &name, cap);
+    if (!known)
+        return "(unknown)";
+    return name ? name : "";
+}
+
+/* A select's case: the channel's name, read only if it is ours. */
+static const char *case_chan(const sl_reactor *r, const sl_case *c, const sl_waiter *offered)
+{
+    size_t cap;
     if (case_gone(c, offered))
         return "(freed)";
     if (c->w_.tag)                    /* another reactor's (select.c) */
-        return c->rname_ ? c->rname_ : "";
+        return case_far(r, c, &cap);
     return c->ch ? c->ch->name_ : "?";
 }
 
@@ -158,11 +182,11 @@ static void why_local(const sl_chan *ch, int op, uint64_t until, sl_wait_case *c
  * offer (rsel.c): on a rendezvous channel, for the other operation at
  * the home, which offers itself; a receive on an expiring channel, for
  * the home's offer of its head element. */
-static sl_why case_why_far(const sl_case *c)
+static sl_why case_why_far(const sl_case *c, size_t cap)
 {
     if (c->w_.tag != SL_CASE_RV)
         return c->op == SL_SEND ? SL_WHY_CREDIT : SL_WHY_REMOTE;
-    if (c->rcap_)
+    if (cap)
         return SL_WHY_REMOTE;
     return c->op == SL_SEND ? SL_WHY_HOME_RECEIVER : SL_WHY_HOME_SENDER;
 }
@@ -188,9 +212,12 @@ int sl_task_why(const sl_task *t, sl_wait_case *out, int max)
                 out[i] = (sl_wait_case){ .chan = "(freed)", .op = cs[i].op, .why = SL_WHY_CLOSED };
             else if (!cs[i].w_.tag)   /* ours */
                 why_local(cs[i].ch, cs[i].op, 0, &out[i]);
-            else   /* another reactor's: as it was when the select parked */
-                out[i] = (sl_wait_case){ .chan = case_chan(&cs[i], NULL), .cap = cs[i].rcap_, .op = cs[i].op,
-                                         .why = case_why_far(&cs[i]) };
+            else {   /* another reactor's: as it was when the select parked */
+                size_t cap = 0;
+                const char *name = case_far(t->reactor_, &cs[i], &cap);
+                out[i] = (sl_wait_case){ .chan = name, .cap = cap, .op = cs[i].op,
+                                         .why = case_why_far(&cs[i], cap) };
+            }
         }
         return t->w_.idx;
     }
@@ -269,7 +296,7 @@ int sl_task_describe(const sl_task *t, char *buf, size_t size)
             for (int k = 0; k < t->w_.idx; k++)
                 n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
                               "%s%s '%s'", k ? ", " : " (", c[k].op == SL_SEND ? "send" : "recv",
-                              case_chan(&c[k], offered));
+                              case_chan(t->reactor_, &c[k], offered));
             if (t->w_.idx > 0)
                 n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0, ")");
             /* held for another reactor's meet (rsel.c): its cases cannot

@@ -301,8 +301,9 @@ bool sl__remote_waits(const sl_task *t);    /* parked remotely, no withdrawal un
  * when it parked into memory of its own reactor: the channel is never
  * read there (its home may have freed it). name NULL: not known. */
 void sl__remote_waits_on(const sl_task *t, const char **name, size_t *cap);
-void sl__rsend_waits_on(const sl_task *t, const char **name, size_t *cap);
-void sl__rrecv_waits_on(const sl_task *t, const char **name, size_t *cap);
+bool sl__rsend_chan_info(const sl_reactor *r, const sl_chan *ch, const char **name, size_t *cap);
+bool sl__rrecv_chan_info(const sl_reactor *r, const sl_chan *ch, const char **name, size_t *cap);
+bool sl__rsel_case_info(const sl_case *c, const char **name, size_t *cap);
 /* rsel.c, for diag.c: a task of ours offering itself to another reactor's
  * select (a blocking one, a claimed select) whose channel was freed since:
  * the offering waiter, its channel not to be read; else NULL. */

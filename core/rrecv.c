@@ -421,6 +421,11 @@ static void home_up(void *arg)
 
 /* ---- receiver side ------------------------------------------------------------ */
 
+/* Found by the channel's address: as rsend.c's find says, a record may
+ * outlive its channel's free while an ask of ours is on its way or a held
+ * or claimed select's node is pinned, and its ask is safe at the home only
+ * within the quarantine (the same shape as rsend.c's, shown there by a
+ * test; not yet for receives: issue 17). */
 static sl_rrecv *find(sl_reactor *r, const sl_chan *ch)
 {
     for (sl_rrecv **pp = &r->rrecvs, *s; (s = *pp); pp = &s->next)
@@ -631,6 +636,8 @@ int sl__rrecv_push(sl_reactor *r, sl_chan *ch, sl_waiter *w)
     if (!s && !(s = make(r, ch, ch->home_, ch->elem_size_)))
         return -ENOMEM;
     s->esz = ch->elem_size_;
+    s->name = ch->name_;   /* for the diagnostics of w's select (diag.c), as a parked receive's */
+    s->cap = ch->cap_;
     sl_wq_push(&s->waitq, w);
     mark_dirty(r, s);
     return 0;
@@ -666,14 +673,17 @@ bool sl__rrecv_parked(const sl_task *t)
     return t->wait_kind_ == SL_WAIT_REMOTE && t->w_.tag == SL_RRECV_TAG;
 }
 
-/* Diagnostics (diag.c): as sl__rsend_waits_on, from our record. */
-void sl__rrecv_waits_on(const sl_task *t, const char **name, size_t *cap)
+/* Diagnostics (diag.c): as sl__rsend_chan_info, from r's record (it
+ * exists while a waiter's node is queued in it or pinned: sl__rrecv_pin;
+ * its name set by sl__rrecv, sl__rrecv_push). */
+bool sl__rrecv_chan_info(const sl_reactor *r, const sl_chan *ch, const char **name, size_t *cap)
 {
-    const sl_rrecv *s = t->reactor_->rrecvs;
-    while (s && s->ch != t->wait_obj_)
+    const sl_rrecv *s = r->rrecvs;
+    while (s && s->ch != ch)
         s = s->next;
     *name = s ? s->name : NULL;
     *cap = s ? s->cap : 0;
+    return s != NULL;
 }
 
 /* deadline, cancel, teardown: leave the queue; nothing was taken */

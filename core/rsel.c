@@ -124,6 +124,11 @@ typedef struct rv_proxy {
     struct rv_proxy *chead, *ctail;
     bool busy_r;             /* refused busy: REMATCH it when S waits free again */
     bool rematched;          /* a REMATCH went: freed only at an ACK (it may be in flight) */
+    /* R's, for its diagnostics (sl__rsel_case_info): the channel's name
+     * and capacity, written on R before the proxy is first posted (the
+     * channel alive then: the select was handed it), never after */
+    const char *cname;
+    size_t ccap;
     /* R -> H with the answer */
     bool accept;
     bool gone;               /* the HOLD's answer: S stopped waiting (its WITHDRAW came first) */
@@ -211,6 +216,8 @@ int sl__rsel_prepare(sl_task *t, sl_case *c)
     p->home = c->ch->home_;
     p->esz = c->ch->elem_size_;
     p->held = c->ch->cap_ != 0;   /* set at creation: safe to read here */
+    p->cname = c->ch->name_;
+    p->ccap = c->ch->cap_;
     p->c = c;
     if (c->op == SL_SEND)
         memcpy(p->elem, c->buf, c->ch->elem_size_);   /* the select's caller keeps its element */
@@ -1352,4 +1359,25 @@ const sl_waiter *sl__rsel_offer_gone(const sl_task *t)
         return NULL;
     const rv_proxy *p = (const rv_proxy *)(uintptr_t)t->w_.until;
     return p && !p->hold_r && p->ch_gone ? p->cp : NULL;
+}
+
+/* Diagnostics (diag.c, on R's thread): the name and capacity of the
+ * channel of S's case c by offer, from its proxy (cname, ccap: R's, set
+ * before the first post, never written after). Read only while
+ * c->w_.until points at the proxy, and the proxy is alive then: every
+ * path that frees it clears that first, or frees it after a message R
+ * posted once it had: R clears it before it frees (sl__rsel_detach for
+ * one never posted, r_epipe, r_commit) or before the message after which
+ * H or R frees (sl__rsel_detach's WITHDRAW: H's GONE or declining answer,
+ * R's ACK; offer_decide's accept: h_answer; sl__rsel_task_abort at
+ * teardown). A proxy refused busy (offer_decide, busy) stays attached and
+ * H keeps it queued (h_answer: p->busy), never freeing it while S waits:
+ * it fails to R by an EPIPE (h_fire_epipe), which R frees after clearing.
+ * False, *name NULL, if c has no proxy. */
+bool sl__rsel_case_info(const sl_case *c, const char **name, size_t *cap)
+{
+    const rv_proxy *p = proxy_of(c);
+    *name = p ? p->cname : NULL;
+    *cap = p ? p->ccap : 0;
+    return p != NULL;
 }

@@ -539,6 +539,24 @@ static sl_rsend *make(sl_reactor *r, sl_chan *ch, sl_reactor *home, size_t esz)
     return s;
 }
 
+/* FOUND BY THE CHANNEL'S ADDRESS, and the messages to the home name the
+ * channel by it too (issue 17). What clears a record once the home frees
+ * its channel: the free's recall (the credit goes back at our flush) and
+ * its -EPIPE to the asks queued there (the waiters fail), then idle at
+ * the flush. A record outlives that only while something of ours still
+ * waits in it: a waiter whose ask was on its way at the free (answered
+ * -EPIPE when it arrives, if the header is still there), or a held or
+ * claimed select's node pinned off the queue (its -EPIPE missed it; put
+ * back, it asks again). Each such ask reaches the home naming the old
+ * address, which is safe only while the header is in the home's
+ * quarantine (SL_CHAN_QUARANTINE of its frees); past it the home reads
+ * freed memory, or a new channel at that address grants credit that this
+ * record gives to the old waiter (its element lands in the new channel),
+ * and a task here sending on the new one queues behind it. Not fixed:
+ * tests/test_credit.c test_ask_across_free_reuse on branch case12-uaf
+ * (heap-use-after-free in home_ask under ASan); the fix needs the header
+ * kept while such a message may be on its way (a count, or a generation
+ * the message carries and a header that outlives it). */
 static sl_rsend *find(sl_reactor *r, const sl_chan *ch)
 {
     for (sl_rsend **pp = &r->rsends, *s; (s = *pp); pp = &s->next)
@@ -817,6 +835,8 @@ int sl__rsend_push(sl_reactor *r, sl_chan *ch, sl_waiter *w)
         return -ENOMEM;
     s->esz = ch->elem_size_;
     s->expiring = ch->expiring_;
+    s->name = ch->name_;   /* for the diagnostics of w's select (diag.c), as a parked send's */
+    s->cap = ch->cap_;
     sl_wq_push(&s->waitq, w);
     return 0;
 }
@@ -861,17 +881,23 @@ bool sl__rsend_parked(const sl_task *t)
     return t->wait_kind_ == SL_WAIT_REMOTE && t->w_.tag == SL_RSEND_TAG;
 }
 
-/* Diagnostics (diag.c): the name and capacity of the channel t waits on
- * for credit, from our record (kept while t is in its queue), never from
- * the channel. A walk that leaves the list's order alone (find moves
- * what it finds to the front). */
-void sl__rsend_waits_on(const sl_task *t, const char **name, size_t *cap)
+/* Diagnostics (diag.c): the name and capacity of r's channel `ch` of
+ * another reactor that a task or a select's case waits on for credit,
+ * from r's record, never from the channel. The record exists while the
+ * waiter's node is in its queue (not idle: sl__rsend_flush) or, for a
+ * held or claimed select's case, off it but pinned (sl__rsend_pin), and
+ * its name was set when the node was queued (sl__rsend, sl__rsend_push;
+ * the memory of an idle one is zeroed when made again). False, *name
+ * NULL, if r has no record of ch. A walk that leaves the list's order
+ * alone (find moves what it finds to the front). */
+bool sl__rsend_chan_info(const sl_reactor *r, const sl_chan *ch, const char **name, size_t *cap)
 {
-    const sl_rsend *s = t->reactor_->rsends;
-    while (s && s->ch != t->wait_obj_)
+    const sl_rsend *s = r->rsends;
+    while (s && s->ch != ch)
         s = s->next;
     *name = s ? s->name : NULL;
     *cap = s ? s->cap : 0;
+    return s != NULL;
 }
 
 /* deadline, cancel, teardown: leave the queue; nothing was taken */

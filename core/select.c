@@ -51,6 +51,14 @@ static bool is_remote(const sl_case *c, const sl_reactor *r)
  * w_.until points at it while attached, rsel.c) */
 enum { REMOTE_BUF = 1, REMOTE_RV = SL_CASE_RV };
 
+/* The case array is the select's working set, and a field per case is
+ * paid by every select, local ones too (diag12 measured 112 bytes 2-7 %
+ * slower in select4_ns at high load; not shown at low load: docs/core.md
+ * "Diagnostics"): what the diagnostics
+ * need of a remote case lives in this reactor's record or proxy of it,
+ * not in the case. */
+_Static_assert(sizeof(void *) != 8 || sizeof(sl_case) == 96, "sl_case grew: see core/diag.c case_far");
+
 /* A remote case decided by an offer from its home (rsel.c): any case on
  * a rendezvous channel, a receive case on an expiring one (never lent:
  * the home offers its head element). cap_ and expiring_ are set at
@@ -425,10 +433,6 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
         cases[i].err = 0;
         cases[i].w_ = (sl_waiter){ .task = t, .buf = cases[i].buf, .idx = i,
                                    .tag = !is_remote(&cases[i], r) ? 0 : by_offer(&cases[i]) ? REMOTE_RV : REMOTE_BUF };
-        /* what the diagnostics say of another reactor's channel, kept
-         * here while it is surely alive (set at creation: safe to read) */
-        cases[i].rname_ = cases[i].ch->name_;
-        cases[i].rcap_ = cases[i].ch->cap_;
     }
     /* proxies first: a failure there leaves nothing parked anywhere */
     for (int i = 0; i < n; i++) {

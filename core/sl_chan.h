@@ -236,7 +236,12 @@ int sl_chan_detach(sl_chan *ch, sl_task *t, int ends);
  * reactor is freed), so a stale pointer used in that window meets a freed
  * channel, not freed memory: a second free or a close returns -EALREADY, a
  * send or receive -EPIPE (all three reported with the caller's file:line),
- * try_ operations -EPIPE, attach -EPIPE, select -EINVAL. Returns 0, -EPERM
+ * try_ operations -EPIPE, attach -EPIPE, select -EINVAL. An operation
+ * whose offer to another reactor's select is out at the free (rsel.c: a
+ * blocking send or receive here, a select claimed for it) is decided by
+ * the answer, as one that completed before the free: accepted, the
+ * element is delivered and it returns 0; declined, -EPIPE (docs/core.md,
+ * "A free with an offer out"). Returns 0, -EPERM
  * (non-owner, reported), -EXDEV off home, -EALREADY if already freed. */
 #define SL_CHAN_QUARANTINE 1024
 #define sl_chan_free(t, ch) sl_chan_free_at_((t), (ch), __FILE__, __LINE__)
@@ -276,12 +281,10 @@ typedef struct sl_case {
     int err;            /* out: the chosen case's own result, 0 or -EPIPE */
     sl_waiter w_;       /* private */
     uint32_t waited_;   /* private: priority mode's count of choices passed over */
-    /* private: a parked case on another reactor's channel: that channel's
-     * name and capacity, copied as the select parked, for the
-     * diagnostics (core/diag.c), which never read another reactor's
-     * channel (its home may free it meanwhile) */
-    const char *rname_;
-    size_t rcap_;
+    /* No room here for what the diagnostics say of another reactor's
+     * channel: they take it from this reactor's record or proxy of the
+     * case (core/diag.c). 96 bytes on LP64, asserted in core/select.c:
+     * select4_ns pays for every byte (issue 17). */
 } sl_case;
 
 #define SL_SELECT_DEFAULT 1   /* never park: -EAGAIN if no case is ready */

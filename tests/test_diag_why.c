@@ -624,6 +624,127 @@ static void run_offer_freed(int how)
 static void test_offer_freed_task(void **s) { (void)s; run_offer_freed(O_TASK); }
 static void test_offer_freed_claimed(void **s) { (void)s; run_offer_freed(O_CLAIMED); }
 
+/* ---- a claimed select's buffered case elsewhere, its record pinned ---------- */
+
+/* A select of reactor 0 with a send case on its own rendezvous channel x
+ * and a receive case on reactor 1's buffered channel y is claimed for
+ * reactor 1's select waiting on x (rsel.c: its nodes leave their queues,
+ * y's record here is pinned). Reactor 1 is kept busy, so the claim lasts
+ * while reactor 0 ends callbacks (each flush drops idle records) and
+ * describes it: y's name and capacity come from the pinned record (the
+ * case holds no copy: sl_case is 96 bytes), never from y. */
+static struct {
+    _Atomic(sl_chan *) y;       /* reactor 1's */
+    sl_chan *x;                 /* reactor 0's */
+    sl_task *s;                 /* the claimed select (reactor 0) */
+    _Atomic int go, r_done, s_done;
+    sl_case r_cases[1], s_cases[2];
+    int r_v, s_v, r_rc, s_rc, hrc, i;
+    bool offered;
+    int nwhy;
+    sl_wait_case why[2];
+    sl_task_info info;
+    char text[512];
+} P;
+
+static int p_far(sl_task *t, void *arg)   /* reactor 1: owns y, waits on x by offer */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + F_BOUND);
+    {
+        sl_chan *y;
+        assert_int_equal(sl_chan_new(&y, sizeof(int), 1, &(sl_chan_opts){ .name = "far-y" }), 0);
+        atomic_store(&P.y, y);
+    }
+    P.r_cases[0] = (sl_case){ .ch = P.x, .op = SL_RECV, .buf = &P.r_v };
+    SL_AWAIT(t, P.r_rc, sl_select(t, P.r_cases, 1, 0));
+    assert_int_equal(sl_chan_free(t, atomic_load(&P.y)), 0);
+    atomic_store(&P.r_done, 1);
+    SL_END(t);
+}
+
+static int p_select(sl_task *t, void *arg)   /* reactor 0: claimed by its case on x */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + F_BOUND);
+    P.s_v = 9;
+    P.s_cases[0] = (sl_case){ .ch = P.x, .op = SL_SEND, .buf = &P.s_v };
+    P.s_cases[1] = (sl_case){ .ch = atomic_load(&P.y), .op = SL_RECV, .buf = &P.s_v };
+    SL_AWAIT(t, P.s_rc, sl_select(t, P.s_cases, 2, 0));
+    atomic_store(&P.s_done, 1);
+    SL_END(t);
+}
+
+static void p_busy(void *arg)   /* reactor 1: the offer waits behind this */
+{
+    (void)arg;
+    uint64_t end = sl_now_ns() + F_BOUND;
+    while (!atomic_load(&P.go) && sl_now_ns() < end)
+        sched_yield();
+}
+
+static int p_home(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_new(&P.x, sizeof(int), 0, &(sl_chan_opts){ .name = "home-x" }), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), p_far, NULL, &(sl_spawn_opts){ .name = "far" }), 0);
+    for (P.i = 0; P.i < 20000 && !P.x->rv_recvq_; P.i++)   /* reactor 1's proxy is queued on x */
+        SL_AWAIT(t, P.hrc, sl_sleep(t, SL_NS_PER_MS));
+    assert_true(P.x->rv_recvq_ > 0);
+    assert_non_null(atomic_load(&P.y));
+    assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 1), p_busy, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, p_select, NULL, &P.s, &(sl_spawn_opts){ .name = "claimed", .joinable = true }), 0);
+    for (P.i = 0; P.i < 20000 && !P.x->rv_offers_.head; P.i++)   /* claimed: its offer is out */
+        SL_AWAIT(t, P.hrc, sl_sleep(t, SL_NS_PER_MS));
+    assert_non_null(P.x->rv_offers_.head);
+    for (P.i = 0; P.i < 3; P.i++)   /* callbacks end here meanwhile: idle records go at their flush */
+        SL_AWAIT(t, P.hrc, sl_sleep(t, SL_NS_PER_MS));
+    P.offered = P.s->wait_kind_ == SL_WAIT_REMOTE;   /* claimed: a cross-reactor wait inside (rsel.c) */
+    P.nwhy = sl_task_why(P.s, P.why, 2);
+    sl_task_info_get(P.s, &P.info);
+    sl_task_describe(P.s, P.text, sizeof P.text);
+    atomic_store(&P.go, 1);
+    for (P.i = 0; P.i < 20000 && !(atomic_load(&P.s_done) && atomic_load(&P.r_done)); P.i++)
+        SL_AWAIT(t, P.hrc, sl_sleep(t, SL_NS_PER_MS));
+    assert_true(atomic_load(&P.s_done) && atomic_load(&P.r_done));
+    SL_AWAIT(t, P.hrc, sl_task_join(t, P.s, &P.i));
+    assert_int_equal(sl_chan_free(t, P.x), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_claimed_pinned_case(void **s)
+{
+    (void)s;
+    memset(&cap, 0, sizeof cap);
+    memset(&P, 0, sizeof P);
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, p_home, NULL), 0);
+    assert_int_equal(cap.count, 0);
+    assert_true(P.offered);   /* described while claimed */
+    assert_int_equal(P.info.status, SL_TASK_PARKED);
+    assert_int_equal(P.info.wait, SL_WAIT_SELECT);
+    assert_int_equal(P.nwhy, 2);
+    assert_string_equal(P.why[0].chan, "home-x");
+    assert_int_equal(P.why[0].op, SL_SEND);
+    assert_string_equal(P.why[1].chan, "far-y");   /* from the pinned record: not "(unknown)" */
+    assert_int_equal(P.why[1].op, SL_RECV);
+    assert_int_equal(P.why[1].cap, 1);
+    assert_int_equal(P.why[1].why, SL_WHY_REMOTE);
+    const char *want = "parked on select (send 'home-x', recv 'far-y') for ";
+    if (!strstr(P.text, want))
+        fail_msg("'%s' not in: %s", want, P.text);
+    if (!strstr(P.text, "'far-y' waits for the home reactor"))
+        fail_msg("'far-y' waits ... not in: %s", P.text);
+    /* the offer was out: accepted, the select's send case completed */
+    assert_int_equal(P.s_rc, 0);
+    assert_int_equal(P.r_rc, 0);
+    assert_int_equal(P.r_v, 9);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -639,6 +760,7 @@ int main(void)
         cmocka_unit_test(test_freed_trip_recv),
         cmocka_unit_test(test_offer_freed_task),
         cmocka_unit_test(test_offer_freed_claimed),
+        cmocka_unit_test(test_claimed_pinned_case),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
