@@ -158,6 +158,18 @@ func flagRoundTrip(n int) time.Duration {
 	return d
 }
 
+// pollRecv receives from c without parking: a select with default, again
+// until a value is there, so the goroutine keeps its P.
+func pollRecv(c chan int64) int64 {
+	for {
+		select {
+		case v := <-c:
+			return v
+		default:
+		}
+	}
+}
+
 // crossCPUPingPong: crossPingPong with each goroutine polling its channel
 // (a select with default) instead of parking, so neither leaves its P and
 // every leg crosses CPUs, as a leg between two sluice reactors does; Go's
@@ -170,29 +182,14 @@ func crossCPUPingPong(n int) time.Duration {
 	done := make(chan struct{})
 	go func() {
 		for i := 0; i < n; i++ {
-			for {
-				select {
-				case v := <-a:
-					b <- v
-				default:
-					continue
-				}
-				break
-			}
+			b <- pollRecv(a)
 		}
 		close(done)
 	}()
 	start := time.Now()
 	for i := 0; i < n; i++ {
 		a <- int64(i)
-		for {
-			select {
-			case <-b:
-			default:
-				continue
-			}
-			break
-		}
+		pollRecv(b)
 	}
 	d := time.Since(start)
 	<-done
