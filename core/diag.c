@@ -1,5 +1,6 @@
 /* diag.c: describing tasks, finding global deadlocks, reporting leaks. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,20 @@ const char *sl_wait_kind_name(sl_wait_kind k)
 static sl_wait_kind told_kind(const sl_task *t)
 {
     return sl__rsel_select_offered(t) ? SL_WAIT_SELECT : (sl_wait_kind)t->wait_kind_;
+}
+
+/* Appends to a description of `size` bytes that has `n` so far (what
+ * snprintf would have written: it may exceed size), truncating as
+ * snprintf does; returns the new length. */
+static int put(char *buf, size_t size, int n, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int put(char *buf, size_t size, int n, const char *fmt, ...)
+{
+    size_t at = (size_t)n < size ? (size_t)n : size;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(size ? buf + at : buf, size - at, fmt, ap);
+    va_end(ap);
+    return k > 0 ? n + k : n;
 }
 
 /* ANOTHER REACTOR'S CHANNEL. The diagnostics run on the waiting task's
@@ -249,8 +264,7 @@ static int why_text(const sl_task *t, char *buf, size_t size)
     sl_wait_case cs[8];
     int n = sl_task_why(t, cs, 8), len = 0;
     uint64_t now = n ? sl_now_ns() : 0;
-#define WHY_PUT(...) (len += snprintf(buf + ((size_t)len < size ? (size_t)len : size), \
-                                      (size_t)len < size ? size - (size_t)len : 0, __VA_ARGS__))
+#define WHY_PUT(...) (len = put(buf, size, len, __VA_ARGS__))
     for (int i = 0; i < n && i < 8; i++) {
         const sl_wait_case *c = &cs[i];
         WHY_PUT("%s'%s' %s", i ? "; " : " [why: ", c->chan, sl_why_name(c->why));
@@ -284,8 +298,7 @@ int sl_task_describe(const sl_task *t, char *buf, size_t size)
     int n = snprintf(buf, size, "task '%s' (spawned at %s:%d) %s", i.name, i.file, i.line,
                      sl_task_status_name(i.status));
     if (i.status == SL_TASK_PARKED) {
-        n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
-                      " on %s%s%s%s", sl_wait_kind_name(i.wait),
+        n = put(buf, size, n, " on %s%s%s%s", sl_wait_kind_name(i.wait),
                       i.wait_name ? " '" : "", i.wait_name ? i.wait_name : "",
                       i.wait_name ? "'" : "");
         if (i.wait == SL_WAIT_SELECT && i.wait_obj) {
@@ -294,40 +307,34 @@ int sl_task_describe(const sl_task *t, char *buf, size_t size)
             const sl_case *c = i.wait_obj;
             const sl_waiter *offered = sl__rsel_offer_gone(t);
             for (int k = 0; k < t->w_.idx; k++)
-                n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
-                              "%s%s '%s'", k ? ", " : " (", c[k].op == SL_SEND ? "send" : "recv",
+                n = put(buf, size, n, "%s%s '%s'", k ? ", " : " (", c[k].op == SL_SEND ? "send" : "recv",
                               case_chan(t->reactor_, &c[k], offered));
             if (t->w_.idx > 0)
-                n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0, ")");
+                n = put(buf, size, n, ")");
             /* held for another reactor's meet (rsel.c): its cases cannot
              * fire here until the verdict, and what reached its other
              * proxies meanwhile waits for it */
             int held = sl__rsel_held_waiting(t);
             if (held >= 0)
-                n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
-                              " held for a meet at reactor %d, %d message%s waiting for the verdict",
+                n = put(buf, size, n, " held for a meet at reactor %d, %d message%s waiting for the verdict",
                               sl__rsel_held_home(t), held, held == 1 ? "" : "s");
             /* claimed here for another reactor's select, with proxies
              * elsewhere (rsel.c): likewise until the claim's answer */
             int claimed = sl__rsel_claim_waiting(t);
             if (claimed >= 0)
-                n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
-                              " claimed for a meet with reactor %d's select, %d message%s waiting for the answer",
+                n = put(buf, size, n, " claimed for a meet with reactor %d's select, %d message%s waiting for the answer",
                               sl__rsel_claim_from(t), claimed, claimed == 1 ? "" : "s");
         }
-        n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
-                      " for %.3f ms", (double)i.waiting_ns / 1e6);
+        n = put(buf, size, n, " for %.3f ms", (double)i.waiting_ns / 1e6);
         n += why_text(t, buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0);
         if (i.wait == SL_WAIT_MUTEX) {
             const sl_mutex *m = i.wait_obj;
-            n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
-                          " held by '%s' (tag %016llx)", m->holder_ ? m->holder_->name_ : "?",
+            n = put(buf, size, n, " held by '%s' (tag %016llx)", m->holder_ ? m->holder_->name_ : "?",
                           (unsigned long long)m->tag_);
         }
     }
     if (i.cancelled)
-        n += snprintf(buf + ((size_t)n < size ? (size_t)n : size), (size_t)n < size ? size - (size_t)n : 0,
-                      ", cancelled (%s)", strerror(-i.cancelled));
+        n = put(buf, size, n, ", cancelled (%s)", strerror(-i.cancelled));
     return n;
 }
 

@@ -76,6 +76,32 @@ static void describe_has(sl_task *t, const char *want)
         fail_msg("'%s' not in: %s", want, buf);
 }
 
+/* A description too long for its buffer is cut as snprintf cuts: the
+ * length it would have had returned, what fits written, NUL-terminated,
+ * nothing past the buffer (ASan); a NULL buffer of size 0 only measures.
+ * Every part is appended this way (the cases, the why, the wait time).
+ * The wait time grows between two calls (and may gain a digit), so a
+ * length is checked between the full ones taken before and after it. */
+static void describe_truncates(sl_task *t)
+{
+    char full[1024], cut[64];
+    int n = sl_task_describe(t, full, sizeof full);
+    assert_true(n > 40 && (size_t)n < sizeof full);
+    assert_int_equal(strlen(full), (size_t)n);
+    for (size_t size = 0; size <= 41; size += size ? 8 : 1) {
+        memset(cut, 'x', sizeof cut);
+        int k = sl_task_describe(t, size ? cut : NULL, size);
+        int after = sl_task_describe(t, full, sizeof full);
+        assert_true(k >= n && k <= after);
+        n = after;
+        if (!size)
+            continue;
+        assert_int_equal(strlen(cut), size - 1);
+        assert_memory_equal(cut, full, size - 1);
+        assert_int_equal(cut[size], 'x');   /* not written past */
+    }
+}
+
 static int why_main(sl_task *t, void *arg)
 {
     why_st *m = arg;
@@ -153,6 +179,7 @@ static int why_main(sl_task *t, void *arg)
         assert_int_equal(w[1].op, SL_SEND);
         assert_string_equal(w[1].chan, "sel-out");
         describe_has(m->tasks[SELECT], "[why: 'sel-in' empty 0/1; 'sel-out' full 1/1]");
+        describe_truncates(m->tasks[SELECT]);
         memset(w, 0, sizeof w);
         assert_int_equal(sl_task_why(m->tasks[SELECT], w, 1), 2);   /* only max filled */
         assert_string_equal(w[0].chan, "sel-in");
