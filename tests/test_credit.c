@@ -2,6 +2,7 @@
  * cost in messages, and the home calling lent credit back when it needs
  * the room. The races of many senders and receivers are in test_reactor.c
  * (test_credit_sends_race). */
+#include <sched.h>
 #include <stdatomic.h>
 #include <unistd.h>
 #include "testutil.h"
@@ -1520,6 +1521,101 @@ static void test_given_deadline_loses_nothing(void **s)
         assert_int_equal(G.seen[i] + atomic_load(&G.far_seen[i]), 1);
 }
 
+/* ---- an ask in flight across the free and the quarantine ---------------- */
+
+/* Records are found by the channel's address (rsend.c find), and the
+ * messages of another reactor name the channel by it. A task of reactor
+ * 1 parks for credit on reactor 0's full channel x: its ask is posted.
+ * Reactor 0, in one step that began before the ask arrived, frees x and
+ * then enough channels that x's header leaves the quarantine, and makes
+ * a new channel y (at x's address if malloc gives it back). The ask then
+ * reaches reactor 0 naming x's address. The waiter must end with -EPIPE
+ * and y must stay empty: nothing sent on x may land in y. */
+static struct {
+    sl_chan *x, *y;
+    _Atomic int go, asked, w_done;
+    int v, w_rc, hrc, i;
+    bool same;
+    size_t ylen;
+} Q;
+
+static int q_waiter(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + 5 * SL_NS_PER_S);
+    Q.v = 5;
+    SL_AWAIT(t, Q.w_rc, sl_chan_send(t, Q.x, &Q.v));
+    atomic_store(&Q.w_done, 1);
+    SL_END(t);
+}
+
+static int q_starter(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    {
+        /* until reactor 0 is in the step that frees x (so it will not
+         * take the ask from its queue before the free) */
+        uint64_t end = sl_now_ns() + 20 * SL_NS_PER_S;
+        while (!atomic_load(&Q.go) && sl_now_ns() < end)
+            sched_yield();
+        assert_true(atomic_load(&Q.go));
+    }
+    assert_int_equal(sl_spawn(NULL, q_waiter, NULL, NULL, &(sl_spawn_opts){ .name = "waiter" }), 0);
+    SL_AWAIT(t, Q.hrc, sl_sleep(t, SL_NS_PER_MS));   /* the waiter runs, parks, posts its ask */
+    atomic_store(&Q.asked, 1);
+    SL_END(t);
+}
+
+static int q_home(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_new(&Q.x, sizeof(int), 1, &(sl_chan_opts){ .name = "old-x" }), 0);
+    Q.v = 1;
+    assert_int_equal(sl_chan_try_send(t, Q.x, &Q.v), 0);   /* full: the waiter asks for credit */
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), q_starter, NULL, NULL), 0);
+    SL_AWAIT(t, Q.hrc, sl_sleep(t, SL_NS_PER_MS));   /* the spawn leaves at the callback's end */
+    atomic_store(&Q.go, 1);
+    {
+        /* in this step: the ask waits in our queue meanwhile */
+        uint64_t end = sl_now_ns() + 20 * SL_NS_PER_S;
+        while (!atomic_load(&Q.asked) && sl_now_ns() < end)
+            sched_yield();
+        assert_true(atomic_load(&Q.asked));
+        assert_null(Q.x->asks_);   /* not arrived */
+        sl_chan *old = Q.x;
+        assert_int_equal(sl_chan_free(t, Q.x), 0);
+        for (int k = 0; k < SL_CHAN_QUARANTINE; k++) {   /* the last one pushes x's header out */
+            sl_chan *c;
+            assert_int_equal(sl_chan_new(&c, sizeof(int), 1, NULL), 0);
+            assert_int_equal(sl_chan_free(t, c), 0);
+        }
+        assert_int_equal(sl_chan_new(&Q.y, sizeof(int), 1, &(sl_chan_opts){ .name = "new-y" }), 0);
+        Q.same = Q.y == old;
+    }
+    for (Q.i = 0; Q.i < 20000 && !atomic_load(&Q.w_done); Q.i++)
+        SL_AWAIT(t, Q.hrc, sl_sleep(t, SL_NS_PER_MS));
+    assert_true(atomic_load(&Q.w_done));
+    Q.ylen = sl_chan_len(Q.y);
+    assert_int_equal(sl_chan_free(t, Q.y), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_ask_across_free_reuse(void **s)
+{
+    (void)s;
+    memset(&cap, 0, sizeof cap);
+    memset(&Q, 0, sizeof Q);
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, q_home, NULL), 0);
+    print_message("new channel at the freed one's address: %s\n", Q.same ? "yes" : "no");
+    assert_int_equal(Q.w_rc, -EPIPE);
+    assert_int_equal(Q.ylen, 0);
+}
+
 int main(void)
 {
     /* CMOCKA_TEST_FILTER=test_recall_at_free (a glob) runs only those: a
@@ -1538,6 +1634,7 @@ int main(void)
         cmocka_unit_test(test_recall_at_close),
         cmocka_unit_test(test_recall_at_free),
         cmocka_unit_test(test_recall_at_free_lender_alive),
+        cmocka_unit_test(test_ask_across_free_reuse),
         cmocka_unit_test(test_recall_for_other_reactor),
         cmocka_unit_test(test_fed_batches),
         cmocka_unit_test(test_fed_recall_for_home_recv),
