@@ -64,6 +64,8 @@ struct sl_reactor {
     SL_LIST(sl_chan) quar;            /* freed heap channels' headers, oldest first (chan.c; by link_) */
     unsigned nquar;
     bool quar_off;                    /* tearing down: free headers at once */
+    SL_LIST(sl_chan) chan_spare;      /* headers past the quarantine, for sl_chan_new (chan.c: type-stable) */
+    unsigned nchan_spare;
 
     sl_heap heap;
     struct event *timer_ev;
@@ -274,6 +276,31 @@ void sl__timer_rearm(sl_reactor *r);
 void sl__run_task(sl_task *t);
 void sl__task_destroy(sl_task *t, bool leaked);
 int sl__free_zombies(sl_reactor *r);
+
+/* Generations of a channel's header (chan.c, "type-stable headers"). */
+/* Another reactor, when its task names the channel (alive then, by the
+ * user's contract): the generation its messages will carry. */
+static inline uint32_t sl__chan_gen(const sl_chan *ch)
+{
+    return __atomic_load_n(&ch->gen_, __ATOMIC_ACQUIRE);
+}
+/* The home: is the channel a message of generation `gen` names the one
+ * here, alive? False: it was freed (and the header may be another's). */
+static inline bool sl__chan_alive_gen(const sl_chan *ch, uint32_t gen)
+{
+    return __atomic_load_n(&ch->gen_, __ATOMIC_RELAXED) == gen;
+}
+/* The home: the generation the channel had while alive (its free bumped
+ * it once): what the home's messages about it carry, before and after
+ * the free, while the header is kept for them. */
+static inline uint32_t sl__chan_live_gen(const sl_chan *ch)
+{
+    return __atomic_load_n(&ch->gen_, __ATOMIC_RELAXED) - ch->freed_;
+}
+static inline void sl__chan_gen_bump(sl_chan *ch)
+{
+    __atomic_store_n(&ch->gen_, __atomic_load_n(&ch->gen_, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
+}
 
 /* chan.c, select.c, lock.c, group.c: detach a parked task's node(s). */
 void sl__chan_unpark(sl_task *t);

@@ -356,9 +356,18 @@ struct sl_chan {
     uint8_t closed_, freed_, heap_, buf_heap_, senders_gone_, receivers_gone_;
     uint8_t expiring_;
     uint8_t pad_;
-    struct { sl_chan *prev, *next; } link_;   /* the home's channels, or its quarantine (core/list.h) */
-    const char *name_, *file_;
+    struct { sl_chan *prev, *next; } link_;   /* the home's channels, its quarantine or free headers (core/list.h) */
+    const char *name_;
+    /* The generation (issue 17): a heap header is reused for the home's
+     * next channels (chan.c, "type-stable headers"), and every message of
+     * another reactor names a channel by (address, gen_). Bumped by the
+     * home at the free and again when the header is released (__atomic,
+     * release); read by another reactor when a task of its names the
+     * channel (acquire); kept across reuse. */
+    uint32_t gen_;
+    uint32_t pad2_;
     /* written by the home as it works */
+    const char *file_;
     int line_;
     uint8_t pressured_;
     uint8_t remote_seen_;          /* ever used from another reactor */
