@@ -572,8 +572,8 @@ int sl_chan_send(sl_task *t, sl_chan *ch, const void *elem)
     if (ch->home_ != t->reactor_)
         return !ch->home_ ? freed_op(t, ch, "send")
                : !ch->heap_ ? -EXDEV   /* _mem: see sl_chan_mem */
-               : ch->cap_ ? sl__rsend(t, ch, elem, 0)   /* by credit, in batches */
-               : sl__remote_op(t, ch, SL_SEND, (void *)elem);
+               : ch->cap_ ? sl__rsend(t, ch, sl__chan_gen(ch), elem, 0)   /* by credit, in batches */
+               : sl__remote_op(t, ch, sl__chan_gen(ch), SL_SEND, (void *)elem);
     if (t->cancel_err_)
         return t->cancel_err_;
     int rc = do_send(ch, elem, 0);
@@ -607,7 +607,7 @@ int sl_chan_send_until(sl_task *t, sl_chan *ch, const void *elem, uint64_t expir
     if (rc)
         return rc;
     if (ch->home_ != t->reactor_)
-        return ch->cap_ && ch->heap_ ? sl__rsend(t, ch, elem, expires) : -EXDEV;
+        return ch->cap_ && ch->heap_ ? sl__rsend(t, ch, sl__chan_gen(ch), elem, expires) : -EXDEV;
     if (t->cancel_err_)
         return t->cancel_err_;
     rc = do_send(ch, elem, expires);
@@ -625,8 +625,8 @@ int sl_chan_recv(sl_task *t, sl_chan *ch, void *elem)
     if (ch->home_ != t->reactor_)
         return !ch->home_ ? freed_op(t, ch, "receive")
                : !ch->heap_ ? -EXDEV   /* _mem: see sl_chan_mem */
-               : sl__rrecv_wanted(t->reactor_, ch) ? sl__rrecv(t, ch, elem)   /* fed ahead */
-               : sl__remote_op(t, ch, SL_RECV, elem);
+               : sl__rrecv_wanted(t->reactor_, ch) ? sl__rrecv(t, ch, sl__chan_gen(ch), elem)   /* fed ahead */
+               : sl__remote_op(t, ch, sl__chan_gen(ch), SL_RECV, elem);
     if (t->cancel_err_)
         return t->cancel_err_;
     int rc = sl__chan_do_recv(ch, elem);

@@ -82,7 +82,7 @@ static sl_wq *queue_of(sl_case *c, sl_reactor *r)
     if (c->w_.tag == REMOTE_RV)
         return NULL;
     if (c->w_.tag)
-        return c->op == SL_SEND ? sl__rsend_queue(r, c->ch) : sl__rrecv_queue(r, c->ch);
+        return c->op == SL_SEND ? sl__rsend_queue(r, c->ch, c->gen_) : sl__rrecv_queue(r, c->ch, c->gen_);
     return c->op == SL_SEND ? &c->ch->sendq_ : &c->ch->recvq_;
 }
 
@@ -92,17 +92,20 @@ static inline __attribute__((always_inline)) bool case_ready(sl_case *c, sl_reac
         return sl__chan_ready(c->ch, c->op);
     if (by_offer(c))
         return false;   /* decided by an offer from its home, once parked */
-    return c->op == SL_SEND ? sl__rsend_ready(r, c->ch) : sl__rrecv_ready(r, c->ch);
+    return c->op == SL_SEND ? sl__rsend_ready(r, c->ch, c->gen_) : sl__rrecv_ready(r, c->ch, c->gen_);
 }
 
 static inline __attribute__((always_inline)) int case_do(sl_task *t, sl_case *c)
 {
     if (is_remote(c, t->reactor_))   /* ready: completes at once, never parks */
-        return c->op == SL_SEND ? sl__rsend(t, c->ch, c->buf, 0) : sl__rrecv(t, c->ch, c->buf);
+        return c->op == SL_SEND ? sl__rsend(t, c->ch, c->gen_, c->buf, 0) : sl__rrecv(t, c->ch, c->gen_, c->buf);
     return c->op == SL_SEND ? sl__chan_do_send(c->ch, c->buf) : sl__chan_do_recv(c->ch, c->buf);
 }
 
-static int check_cases(const sl_task *t, const sl_case *cases, int n)
+/* Also reads each remote case's channel generation (the select names
+ * the channels now, alive by the caller's contract): every record and
+ * message of the case carries it, never a later read (rsend.c find). */
+static int check_cases(const sl_task *t, sl_case *cases, int n)
 {
     if (!cases || n < 1)
         return -EINVAL;
@@ -114,6 +117,7 @@ static int check_cases(const sl_task *t, const sl_case *cases, int n)
             continue;
         if (!ch->home_)
             return -EINVAL;
+        cases[i].gen_ = sl__chan_gen(ch);
         /* cap_, expiring_ and heap_ are set at creation: safe to read here */
         if (!ch->heap_)
             return -EXDEV;   /* _mem: nothing of ours may be in flight to it (sl_chan_mem) */
@@ -132,9 +136,9 @@ static int check_cases(const sl_task *t, const sl_case *cases, int n)
 static void pin(sl_reactor *r, const sl_case *c, int d)
 {
     if (c->op == SL_SEND)
-        sl__rsend_pin(r, c->ch, d);
+        sl__rsend_pin(r, c->ch, c->gen_, d);
     else
-        sl__rrecv_pin(r, c->ch, d);
+        sl__rrecv_pin(r, c->ch, c->gen_, d);
 }
 
 /* Dequeues every case of t's select but `keep`. */
@@ -288,9 +292,9 @@ void sl__select_put_back(sl_task *t)
         if (cases[i].w_.tag == REMOTE_BUF)
             pin(t->reactor_, &cases[i], -1);   /* in its queue again: kept as any */
         if (cases[i].w_.tag == REMOTE_BUF && cases[i].op == SL_SEND)
-            sl__rsend_want(t->reactor_, cases[i].ch);   /* credit that came while held may have gone back */
+            sl__rsend_want(t->reactor_, cases[i].ch, cases[i].gen_);   /* credit that came while held may have gone back */
         else if (cases[i].w_.tag == REMOTE_BUF)
-            (void)sl__rrecv_poll(t->reactor_, cases[i].ch);   /* claimed as it parked, its node was off at the flush: no ask went (its record exists) */
+            (void)sl__rrecv_poll(t->reactor_, cases[i].ch, cases[i].gen_);   /* claimed as it parked, its node was off at the flush: no ask went (its record exists) */
     }
 }
 
@@ -386,7 +390,7 @@ static void ask_unready(sl_task *t, sl_case *cases, int n, int skip)
         if (i == skip || !asks_home(c, r) || case_ready(c, r))
             continue;
         /* no memory for this reactor's record: asked at the next select */
-        (void)(c->op == SL_SEND ? sl__rsend_poll(r, c->ch) : sl__rrecv_poll(r, c->ch));
+        (void)(c->op == SL_SEND ? sl__rsend_poll(r, c->ch, c->gen_) : sl__rrecv_poll(r, c->ch, c->gen_));
     }
 }
 
@@ -454,8 +458,8 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
         remote = true;
         if (cases[i].w_.tag == REMOTE_RV)
             continue;   /* posted once parked */
-        rc = cases[i].op == SL_SEND ? sl__rsend_push(r, cases[i].ch, &cases[i].w_)
-                                    : sl__rrecv_push(r, cases[i].ch, &cases[i].w_);
+        rc = cases[i].op == SL_SEND ? sl__rsend_push(r, cases[i].ch, cases[i].gen_, &cases[i].w_)
+                                    : sl__rrecv_push(r, cases[i].ch, cases[i].gen_, &cases[i].w_);
         if (rc < 0) {   /* no memory for this reactor's record: nothing parked */
             dequeue_all(t, NULL);
             t->wait_obj_ = NULL;
@@ -494,7 +498,7 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
             if (cases[i].w_.tag == REMOTE_RV)
                 sl__rsel_post(t, &cases[i]);
             else if (cases[i].w_.tag && cases[i].op == SL_SEND)
-                sl__rsend_want(r, cases[i].ch);   /* receive cases: asked by the flush */
+                sl__rsend_want(r, cases[i].ch, cases[i].gen_);   /* receive cases: asked by the flush */
         /* its proxies posted, it may be claimed as a local-only one is
          * (rsel.c: busy while claimed, docs/core.md "A claimed select with
          * cases elsewhere") */

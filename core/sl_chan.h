@@ -277,6 +277,8 @@ int sl_reactor_foreach_chan(sl_reactor *r, int (*fn)(sl_chan *, void *), void *a
 typedef struct sl_case {
     sl_chan *ch;
     int op;             /* SL_SEND or SL_RECV */
+    uint32_t gen_;      /* private: another reactor's channel's generation, read by sl_select
+                         * (core/chan.c, type-stable headers; in what was padding) */
     void *buf;          /* element to send, or where to receive */
     int err;            /* out: the chosen case's own result, 0 or -EPIPE */
     sl_waiter w_;       /* private */
