@@ -1788,6 +1788,191 @@ static void test_park_across_free_reuse(void **s) { (void)s; run_x(X_SEL_RV); }
 static void test_select_ask_across_free_reuse(void **s) { (void)s; run_x(X_SEL_SEND); }
 static void test_select_fed_ask_across_free_reuse(void **s) { (void)s; run_x(X_SEL_RECV); }
 
+/* ---- frees racing sends, headers reused ------------------------------------------------ */
+
+/* Rounds: reactor 0 makes a channel (cap 2) and publishes it; FR_SENDERS
+ * tasks on reactors 1 and 2 each send one value on it (half by sl_send,
+ * half by a one-case select), and once every one has called, reactor 0,
+ * in one step, receives a few, frees the channel, frees
+ * SL_CHAN_QUARANTINE more (so headers come back from the free list) and
+ * makes the next round's channel: asks, credit, batches and selects of the
+ * old round cross the free and the reuse in every order. Every value
+ * whose send returned 0 is received or destroyed exactly once, in its own
+ * round's channel; every -EPIPE one never. (Before the generations, a
+ * round's ask granted by the next round's channel at the same address
+ * put an old value into it.) */
+#define FR_ROUNDS 300
+#define FR_SENDERS 4
+
+static struct {
+    sl_chan *_Atomic ch;
+    _Atomic int round, started, sdone;
+    int hrc, hi, k, cur;   /* cur: the round whose channel is being freed (drops), else -1 */
+    _Atomic int res[FR_ROUNDS + 1][FR_SENDERS];   /* 1: sent (0), 2: -EPIPE, 3: other */
+    _Atomic int seen[FR_ROUNDS + 1][FR_SENDERS];
+    _Atomic int wrong, reused;
+    sl_chan *addr[FR_ROUNDS + 1];
+} FRR;
+
+/* the latest round whose channel had this header: a freed one keeps it
+ * while anything of it is out (chan.c), so a late element is that round's */
+static int fr_round_of(const sl_chan *ch)
+{
+    for (int r = atomic_load(&FRR.round); r >= 1; r--)
+        if (FRR.addr[r] == ch)
+            return r;
+    return -1;
+}
+
+static void fr_seen(const sl_chan *ch, int64_t v, int round)
+{
+    int r = (int)(v / 16), i = (int)(v % 16);
+    if (r < 1 || r > FR_ROUNDS || i >= FR_SENDERS || (round >= 0 ? round : fr_round_of(ch)) != r) {
+        atomic_fetch_add(&FRR.wrong, 1);
+        return;
+    }
+    atomic_fetch_add(&FRR.seen[r][i], 1);
+}
+
+static void fr_drop(sl_chan *ch, void *elem)
+{
+    int64_t v;
+    memcpy(&v, elem, sizeof v);
+    fr_seen(ch, v, FRR.cur);
+}
+
+static int fr_called(int rc)
+{
+    atomic_fetch_add(&FRR.started, 1);   /* the send has read the channel: the home may free it now */
+    return rc;
+}
+
+typedef struct { int i, r, rc, sel; int64_t v; sl_case cs[1]; } fr_sender_st;
+static fr_sender_st fr_st[FR_SENDERS];
+
+static int fr_sender(sl_task *t, void *arg)   /* reactors 1 and 2 */
+{
+    fr_sender_st *S = arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + 6 * LONG_WAIT);
+    for (S->r = 1; S->r <= FR_ROUNDS; S->r++) {
+        while (atomic_load(&FRR.round) < S->r)
+            SL_AWAIT(t, S->rc, sl_sleep(t, SL_NS_PER_MS / 20));
+        S->v = S->r * 16 + S->i;
+        if (S->i % 2 == 0) {
+            SL_AWAIT(t, S->rc, fr_called(sl_chan_send(t, atomic_load(&FRR.ch), &S->v)));
+        } else {
+            S->cs[0] = (sl_case){ .ch = atomic_load(&FRR.ch), .op = SL_SEND, .buf = &S->v };
+            SL_AWAIT(t, S->sel, fr_called(sl_select(t, S->cs, 1, 0)));
+            S->rc = S->sel == 0 ? S->cs[0].err : S->sel;
+        }
+        atomic_store(&FRR.res[S->r][S->i], S->rc == 0 ? 1 : S->rc == -EPIPE ? 2 : 3);
+    }
+    atomic_fetch_add(&FRR.sdone, 1);
+    SL_END(t);
+}
+
+static int fr_new(sl_chan **c)
+{
+    return sl_chan_new(c, sizeof(int64_t), 2, &(sl_chan_opts){ .name = "fr", .elem_drop = fr_drop });
+}
+
+static int fr_home(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + 6 * LONG_WAIT);
+    FRR.cur = -1;
+    {
+        sl_chan *c;
+        assert_int_equal(fr_new(&c), 0);
+        FRR.addr[1] = c;
+        atomic_store(&FRR.ch, c);
+        atomic_store(&FRR.round, 1);
+    }
+    for (int i = 0; i < FR_SENDERS; i++) {
+        fr_st[i] = (fr_sender_st){ .i = i };
+        assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1 + i % 2), fr_sender, &fr_st[i], NULL), 0);
+    }
+    SL_AWAIT(t, FRR.hrc, sl_sleep(t, SL_NS_PER_MS));   /* the spawns leave at the callback's end */
+    for (FRR.k = 1; FRR.k <= FR_ROUNDS; FRR.k++) {
+        /* every third round the messages of the sends come in before the
+         * free; else they wait in our queue and cross it (this step) */
+        for (FRR.hi = 0; FRR.k % 3 == 0 && FRR.hi < 200000 && atomic_load(&FRR.started) < FRR.k * FR_SENDERS; FRR.hi++)
+            SL_AWAIT(t, FRR.hrc, sl_sleep(t, SL_NS_PER_MS / 20));
+        {
+            uint64_t end = sl_now_ns() + LONG_WAIT;
+            while (atomic_load(&FRR.started) < FRR.k * FR_SENDERS && sl_now_ns() < end)
+                sched_yield();
+        }
+        assert_int_equal(atomic_load(&FRR.started), FRR.k * FR_SENDERS);
+        {
+            /* one step: what is in flight for this round arrives after */
+            sl_chan *c = atomic_load(&FRR.ch);
+            int64_t v;
+            for (int n = (int)(sl_now_ns() % 3); n > 0 && sl_chan_try_recv(t, c, &v) == 0; n--)
+                fr_seen(c, v, FRR.k);
+            FRR.cur = FRR.k;
+            assert_int_equal(sl_chan_free(t, c), 0);
+            FRR.cur = -1;
+            for (int n = 0; n < SL_CHAN_QUARANTINE; n++) {
+                sl_chan *x;
+                assert_int_equal(sl_chan_new(&x, sizeof(int64_t), 2, NULL), 0);
+                assert_int_equal(sl_chan_free(t, x), 0);
+            }
+            if (FRR.k < FR_ROUNDS) {
+                assert_int_equal(fr_new(&c), 0);
+                FRR.addr[FRR.k + 1] = c;
+                for (int r = 1; r <= FRR.k; r++)
+                    if (FRR.addr[r] == c) {
+                        atomic_fetch_add(&FRR.reused, 1);
+                        break;
+                    }
+                atomic_store(&FRR.ch, c);
+                atomic_store(&FRR.round, FRR.k + 1);
+            }
+        }
+        SL_AWAIT(t, FRR.hrc, sl_sleep(t, SL_NS_PER_MS / 20));   /* what crossed comes in now */
+    }
+    for (FRR.hi = 0; FRR.hi < 200000 && atomic_load(&FRR.sdone) < FR_SENDERS; FRR.hi++)
+        SL_AWAIT(t, FRR.hrc, sl_sleep(t, SL_NS_PER_MS / 20));
+    assert_int_equal(atomic_load(&FRR.sdone), FR_SENDERS);
+    /* the last batches (elements sent with credit before a free) settle */
+    for (FRR.hi = 0; FRR.hi < 200000; FRR.hi++) {
+        int owed = 0;
+        for (int r = 1; r <= FR_ROUNDS; r++)
+            for (int i = 0; i < FR_SENDERS; i++)
+                owed += atomic_load(&FRR.res[r][i]) == 1 && atomic_load(&FRR.seen[r][i]) == 0;
+        if (!owed)
+            break;
+        SL_AWAIT(t, FRR.hrc, sl_sleep(t, SL_NS_PER_MS / 20));
+    }
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_free_reuse_race(void **s)
+{
+    (void)s;
+    memset(&cap, 0, sizeof cap);
+    memset(&FRR, 0, sizeof FRR);
+    rt = rt_new(3, &cap);
+    assert_int_equal(rt_run(rt, fr_home, NULL), 0);
+    long sent = 0, epipe = 0, bad = 0;
+    for (int r = 1; r <= FR_ROUNDS; r++)
+        for (int i = 0; i < FR_SENDERS; i++) {
+            int res = atomic_load(&FRR.res[r][i]), seen = atomic_load(&FRR.seen[r][i]);
+            sent += res == 1;
+            epipe += res == 2;
+            bad += res == 3 || seen != (res == 1);
+        }
+    print_message("free/reuse race: %d rounds, %d headers reused, %ld sent, %ld -EPIPE, %ld wrong, %d in another "
+                  "round's channel\n", FR_ROUNDS, atomic_load(&FRR.reused), sent, epipe, bad, atomic_load(&FRR.wrong));
+    assert_int_equal(atomic_load(&FRR.wrong), 0);
+    assert_int_equal(bad, 0);
+    assert_int_equal(sent + epipe, FR_ROUNDS * FR_SENDERS);
+}
+
 int main(void)
 {
     /* CMOCKA_TEST_FILTER=test_recall_at_free (a glob) runs only those: a
@@ -1813,6 +1998,7 @@ int main(void)
         cmocka_unit_test(test_park_across_free_reuse),
         cmocka_unit_test(test_select_ask_across_free_reuse),
         cmocka_unit_test(test_select_fed_ask_across_free_reuse),
+        cmocka_unit_test(test_free_reuse_race),
         cmocka_unit_test(test_recall_for_other_reactor),
         cmocka_unit_test(test_fed_batches),
         cmocka_unit_test(test_fed_recall_for_home_recv),
