@@ -775,7 +775,8 @@ int sl_chan_attach(sl_chan *ch, sl_task *t, int ends)
  * pointer (a second free, a close or send by a task that kept the pointer
  * but holds no end) must meet a header that says "freed", not memory that
  * malloc handed to someone else. Headers wait in a FIFO per reactor, at most
- * SL_CHAN_QUARANTINE of them (some 200 KiB), and all go with the reactor.
+ * SL_CHAN_QUARANTINE of them (512 KiB: 512-byte headers), and all go with
+ * the reactor (then to the free headers, below: type-stable).
  * The ring, the bulk of a channel, is freed at once. The FIFO links are the
  * registry's link_, unused once the channel is unregistered. */
 static void release_header(sl_chan *ch)

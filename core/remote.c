@@ -107,7 +107,7 @@ static void home_start(void *arg)
     if (!sl__chan_alive_gen(ch, q->gen)) {
         /* freed since the caller read it (the start crossed the free), the
          * header maybe another channel's now: -EPIPE, the channel not
-         * touched (tests/test_select_remote.c test_start_across_free_reuse) */
+         * touched (tests/test_credit.c test_start_*_across_free_reuse) */
         q->ch_gone = true;
         complete(q, -EPIPE);
         return;

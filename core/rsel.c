@@ -819,7 +819,7 @@ static void h_park(void *arg)
     sl_chan *ch = p->ch;
     /* freed since S read it (the PARK crossed the free), and the header
      * maybe another channel's now: -EPIPE, nothing counted on it
-     * (tests/test_select_rv.c test_park_across_free_reuse) */
+     * (tests/test_credit.c test_park_across_free_reuse) */
     if (!sl__chan_alive_gen(ch, p->gen) || (p->op == SL_SEND && (ch->closed_ || ch->receivers_gone_))) {
         h_fire_epipe(p);
         return;

@@ -233,7 +233,13 @@ int sl_chan_detach(sl_chan *ch, sl_task *t, int ends);
  * goes at once; the header when the last attached end is released too, and
  * then into its reactor's quarantine: it stays readable while the next
  * SL_CHAN_QUARANTINE channels of that reactor are freed (and until the
- * reactor is freed), so a stale pointer used in that window meets a freed
+ * reactor is freed), then among the reactor's free headers, which its next
+ * sl_chan_new takes first: a heap header goes back to malloc only with its
+ * reactor (memory: the peak of live channels plus SL_CHAN_QUARANTINE
+ * headers), so past the window a stale pointer may name another channel
+ * (the caller's bug), while the library's own messages in flight are told
+ * apart by the header's generation (docs/core.md, "A message that crosses
+ * a free"). A stale pointer used within the window meets a freed
  * channel, not freed memory: a second free or a close returns -EALREADY, a
  * send or receive -EPIPE (all three reported with the caller's file:line),
  * try_ operations -EPIPE, attach -EPIPE, select -EINVAL. An operation
