@@ -776,7 +776,7 @@ int sl_chan_attach(sl_chan *ch, sl_task *t, int ends)
  * but holds no end) must meet a header that says "freed", not memory that
  * malloc handed to someone else. Headers wait in a FIFO per reactor, at most
  * SL_CHAN_QUARANTINE of them (512 KiB: 512-byte headers), and all go with
- * the reactor (then to the free headers, below: type-stable).
+ * the reactor (past it, to the free headers: "type-stable headers" above).
  * The ring, the bulk of a channel, is freed at once. The FIFO links are the
  * registry's link_, unused once the channel is unregistered. */
 static void release_header(sl_chan *ch)
