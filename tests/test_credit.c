@@ -1987,7 +1987,7 @@ static void test_free_reuse_race(void **s)
 static struct {
     sl_chan *x, *y;
     _Atomic int sent1, go2, sent2, drops[3];
-    int rc1, rc2, hrc, i;
+    int rc1, rc2, hrc, i, si;   /* i: the home's counter, si: the sender's (each thread its own) */
     int64_t v;
     bool same;
     size_t ylen, yres;
@@ -2010,7 +2010,7 @@ static int bx_sender(sl_task *t, void *arg)   /* reactor 1 */
     BX.v = 1;
     SL_AWAIT(t, BX.rc1, sl_chan_send(t, BX.x, &BX.v));   /* asks; the grant brings credit for more */
     atomic_store(&BX.sent1, 1);
-    for (BX.i = 0; BX.i < 20000 && !atomic_load(&BX.go2); BX.i++)
+    for (BX.si = 0; BX.si < 20000 && !atomic_load(&BX.go2); BX.si++)
         SL_AWAIT(t, BX.rc2, sl_sleep(t, SL_NS_PER_MS));
     BX.v = 2;
     BX.rc2 = sl_chan_send(t, BX.x, &BX.v);   /* credit in hand: into the batch, home at this callback's end */
