@@ -431,7 +431,7 @@ static void home_up(void *arg)
     }
     if (ch->freed_) {   /* an ask that crossed the free: -EPIPE */
         sl__rrecv_fail_asks(ch, -EPIPE);
-        if (held)   /* else it went already (a quarantined header answers) */
+        if (held)   /* always: an ask alone for a freed channel was answered above, by its generation */
             sl__chan_maybe_release(ch);
         return;
     }
