@@ -95,6 +95,14 @@ static inline __attribute__((always_inline)) bool case_ready(sl_case *c, sl_reac
     return c->op == SL_SEND ? sl__rsend_ready(r, c->ch, c->gen_) : sl__rrecv_ready(r, c->ch, c->gen_);
 }
 
+/* A REMOTE_BUF case's readiness from this reactor's record alone. Ready,
+ * what it holds keeps the channel's header (credit or lent elements: a
+ * freed header stays until they are back), so case_do may read it. */
+static bool buf_ready(const sl_case *c, sl_reactor *r)
+{
+    return c->op == SL_SEND ? sl__rsend_ready(r, c->ch, c->gen_) : sl__rrecv_ready(r, c->ch, c->gen_);
+}
+
 static inline __attribute__((always_inline)) int case_do(sl_task *t, sl_case *c)
 {
     if (is_remote(c, t->reactor_))   /* ready: completes at once, never parks */
@@ -267,14 +275,24 @@ int sl__select_rematch(sl_task *t)
         }
         if (cases[i].w_.tag == REMOTE_RV)
             continue;   /* a held select's proxy (rsel.c): decided at its home */
-        /* case_ready: a case on another reactor's buffered channel is ready
-         * with what arrived here while held (credit, a lent element) */
-        if (case_ready(&cases[i], t->reactor_) && sl__rand(t->reactor_) % (uint64_t)++ready == 0)
+        /* a case on another reactor's buffered channel is ready with what
+         * arrived here while held (credit, a lent element): asked of its
+         * record, not of the channel, whose home may have freed it and
+         * reused its header meanwhile (chan.c, type-stable headers): its
+         * home_ and cap_ are then another channel's, written by another
+         * thread (test_pinned_put_back_after_free_reuse read them) */
+        if ((cases[i].w_.tag == REMOTE_BUF ? buf_ready(&cases[i], t->reactor_) : case_ready(&cases[i], t->reactor_)) &&
+            sl__rand(t->reactor_) % (uint64_t)++ready == 0)
             chosen = i;
     }
     if (chosen >= 0) {
-        cases[chosen].err = case_do(t, &cases[chosen]);
-        cases[chosen].w_.err = cases[chosen].err;
+        sl_case *c = &cases[chosen];
+        /* a REMOTE_BUF case by its record, as above: not case_do's look at
+         * home_ (NULL'd by a free on the home's thread meanwhile) */
+        c->err = c->w_.tag != REMOTE_BUF ? case_do(t, c)
+                 : c->op == SL_SEND ? sl__rsend(t, c->ch, c->gen_, c->buf, 0)
+                 : sl__rrecv(t, c->ch, c->gen_, c->buf);
+        c->w_.err = c->err;
     }
     return chosen;
 }
