@@ -678,9 +678,13 @@ static void ask(sl_rsend *s, sl_reactor *r)
     rs_ask *a = malloc(sizeof *a);
     if (!a)
         return;   /* retried by the next send or flush */
+    /* the capacity as the record has it (copied at a call of a task of
+     * ours), not read again: an ask may go after the home freed the
+     * channel and reused its header (a put back, a second ask) */
     uint32_t want = s->waitq.n;
+    size_t cap = s->cap ? s->cap : WANT_MAX;
     if (want < WANT_MAX)
-        want = s->ch->cap_ < WANT_MAX ? (uint32_t)s->ch->cap_ : WANT_MAX;
+        want = cap < WANT_MAX ? (uint32_t)cap : WANT_MAX;
     *a = (rs_ask){ .ch = s->ch, .gen = s->gen, .from = r, .home = s->home, .esz = s->esz, .want = want };
     s->asking = true;
     sl_reactor_post_mem(s->home, &a->msg, home_ask, a);
@@ -881,6 +885,7 @@ int sl__rsend_poll(sl_reactor *r, sl_chan *ch, uint32_t gen)
         return -ENOMEM;
     s->esz = ch->elem_size_;
     s->expiring = ch->expiring_;
+    s->cap = ch->cap_;   /* for ask */
     if (!s->asking && !s->credit)
         ask(s, r);
     return 0;
