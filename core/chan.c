@@ -409,6 +409,53 @@ bool sl__chan_ready(sl_chan *ch, int op)
 
 /* ---- creation ----------------------------------------------------------- */
 
+/* TYPE-STABLE HEADERS (issue 17). A message another reactor posted before
+ * the home freed a channel may reach the home after the free, naming the
+ * channel by its address (an ask for credit or elements, a round trip's
+ * start, a select's proxy: docs/core.md, "A message that crosses a free").
+ * So a heap channel's header is never given back to malloc while its
+ * reactor lives: after the quarantine it waits in the reactor's list of
+ * free headers (r->chan_spare), which sl_chan_new on that reactor takes
+ * from first, and the home can always read what such a message names.
+ * Whether it is still the channel the message was for, the generation
+ * says (gen_, sl_chan.h): bumped at the free, again at the release, kept
+ * across reuse; a message carries the one its sender read when its task
+ * named the channel. Memory: the peak of live heap channels plus
+ * SL_CHAN_QUARANTINE headers, per reactor, all freed with the reactor. */
+static sl_chan *header_get(sl_reactor *r)
+{
+    sl_chan *ch = r->chan_spare.head;
+    if (ch) {
+        SL_LIST_REMOVE(&r->chan_spare, ch, link_);
+        r->nchan_spare--;
+        return ch;
+    }
+    /* 64-aligned: the header's first line is read by other reactors (sl_chan.h) */
+    ch = aligned_alloc(64, (sizeof *ch + 63) & ~(size_t)63);
+    if (ch)
+        __atomic_store_n(&ch->gen_, 0, __ATOMIC_RELAXED);
+    return ch;
+}
+
+/* a header got by header_get and not used after all (no memory for the
+ * ring): released, as a freed channel's is */
+static void header_put(sl_reactor *r, sl_chan *ch)
+{
+    sl__chan_gen_bump(ch);   /* a message can name it only once it was handed out; harmless */
+    SL_LIST_PUSH_FRONT(&r->chan_spare, ch, link_);
+    r->nchan_spare++;
+}
+
+/* Zeroes a header for a new channel but its generation, which a reused
+ * one keeps: another reactor may have read it (atomically) with no order
+ * to this write but the messages it may not have sent. */
+static void header_zero(sl_chan *ch)
+{
+    size_t g = offsetof(sl_chan, gen_), after = g + sizeof ch->gen_;
+    memset(ch, 0, g);
+    memset((char *)ch + after, 0, sizeof *ch - after);
+}
+
 int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,
                     const sl_chan_opts *opts, sl_chan *mem, void *buf,
                     const char *file, int line)
@@ -435,17 +482,18 @@ int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,
         return -EINVAL;
     if (!sl__on_reactor(r))
         return -EXDEV;
-    /* 64-aligned: the header's first line is read by other reactors (sl_chan.h) */
-    sl_chan *ch = mem ? mem : aligned_alloc(64, (sizeof *ch + 63) & ~(size_t)63);
+    sl_chan *ch = mem ? mem : header_get(r);
     if (!ch)
         return -ENOMEM;
-    memset(ch, 0, sizeof *ch);
+    if (mem)
+        __atomic_store_n(&ch->gen_, 0, __ATOMIC_RELAXED);   /* home-only (sl_chan_mem): never read elsewhere */
+    header_zero(ch);
     ch->heap_ = !mem;
     ch->buf_ = buf;
     if (!mem && cap) {
         ch->buf_ = malloc(cap * elem_size);
         if (!ch->buf_) {
-            free(ch);
+            header_put(r, ch);
             return -ENOMEM;
         }
         ch->buf_heap_ = 1;
@@ -455,7 +503,8 @@ int sl_chan_new_at_(sl_chan **out, sl_reactor *r, size_t elem_size, size_t cap,
         if (!ch->dl_) {
             if (ch->buf_heap_)
                 free(ch->buf_);
-            free(ch);
+            if (!mem)
+                header_put(r, ch);
             return -ENOMEM;
         }
         ch->dl_heap_ = !mem;
@@ -506,8 +555,8 @@ static int park_on(sl_task *t, sl_chan *ch, sl_wq *q, sl_wait_kind kind, void *b
 
 /* The header's first line (sl_chan.h): read by other reactors at every
  * operation, written by the home only at creation, close and free. */
-_Static_assert(offsetof(sl_chan, file_) + sizeof(const char *) <= 64 &&
-                   offsetof(sl_chan, line_) >= 64,
+_Static_assert(offsetof(sl_chan, gen_) + sizeof(uint32_t) <= 64 &&
+                   offsetof(sl_chan, file_) >= 64,
                "sl_chan: the remote-read fields fill the first 64 bytes, the home's own the rest");
 
 /* A send or receive through a stale pointer: the header is in quarantine. */
@@ -523,8 +572,8 @@ int sl_chan_send(sl_task *t, sl_chan *ch, const void *elem)
     if (ch->home_ != t->reactor_)
         return !ch->home_ ? freed_op(t, ch, "send")
                : !ch->heap_ ? -EXDEV   /* _mem: see sl_chan_mem */
-               : ch->cap_ ? sl__rsend(t, ch, elem, 0)   /* by credit, in batches */
-               : sl__remote_op(t, ch, SL_SEND, (void *)elem);
+               : ch->cap_ ? sl__rsend(t, ch, sl__chan_gen(ch), elem, 0)   /* by credit, in batches */
+               : sl__remote_op(t, ch, sl__chan_gen(ch), SL_SEND, (void *)elem);
     if (t->cancel_err_)
         return t->cancel_err_;
     int rc = do_send(ch, elem, 0);
@@ -558,7 +607,7 @@ int sl_chan_send_until(sl_task *t, sl_chan *ch, const void *elem, uint64_t expir
     if (rc)
         return rc;
     if (ch->home_ != t->reactor_)
-        return ch->cap_ && ch->heap_ ? sl__rsend(t, ch, elem, expires) : -EXDEV;
+        return ch->cap_ && ch->heap_ ? sl__rsend(t, ch, sl__chan_gen(ch), elem, expires) : -EXDEV;
     if (t->cancel_err_)
         return t->cancel_err_;
     rc = do_send(ch, elem, expires);
@@ -576,8 +625,8 @@ int sl_chan_recv(sl_task *t, sl_chan *ch, void *elem)
     if (ch->home_ != t->reactor_)
         return !ch->home_ ? freed_op(t, ch, "receive")
                : !ch->heap_ ? -EXDEV   /* _mem: see sl_chan_mem */
-               : sl__rrecv_wanted(t->reactor_, ch) ? sl__rrecv(t, ch, elem)   /* fed ahead */
-               : sl__remote_op(t, ch, SL_RECV, elem);
+               : sl__rrecv_wanted(t->reactor_, ch) ? sl__rrecv(t, ch, sl__chan_gen(ch), elem)   /* fed ahead */
+               : sl__remote_op(t, ch, sl__chan_gen(ch), SL_RECV, elem);
     if (t->cancel_err_)
         return t->cancel_err_;
     int rc = sl__chan_do_recv(ch, elem);
@@ -726,7 +775,8 @@ int sl_chan_attach(sl_chan *ch, sl_task *t, int ends)
  * pointer (a second free, a close or send by a task that kept the pointer
  * but holds no end) must meet a header that says "freed", not memory that
  * malloc handed to someone else. Headers wait in a FIFO per reactor, at most
- * SL_CHAN_QUARANTINE of them (some 200 KiB), and all go with the reactor.
+ * SL_CHAN_QUARANTINE of them (512 KiB: 512-byte headers), and all go with
+ * the reactor (past it, to the free headers: "type-stable headers" above).
  * The ring, the bulk of a channel, is freed at once. The FIFO links are the
  * registry's link_, unused once the channel is unregistered. */
 static void release_header(sl_chan *ch)
@@ -736,12 +786,16 @@ static void release_header(sl_chan *ch)
         free(ch);
         return;
     }
+    /* no message of another reactor may settle anything with it now:
+     * one still on its way finds a generation not its own */
+    sl__chan_gen_bump(ch);
     SL_LIST_PUSH_BACK(&r->quar, ch, link_);
     if (++r->nquar > SL_CHAN_QUARANTINE) {
-        sl_chan *old = r->quar.head;
+        sl_chan *old = r->quar.head;   /* to the free headers, not to malloc (type-stable) */
         SL_LIST_REMOVE(&r->quar, old, link_);
         r->nquar--;
-        free(old);
+        SL_LIST_PUSH_FRONT(&r->chan_spare, old, link_);
+        r->nchan_spare++;
     }
 }
 
@@ -754,6 +808,12 @@ void sl__chan_quarantine_free(sl_reactor *r)
         free(ch);
     }
     r->nquar = 0;
+    while (r->chan_spare.head) {
+        sl_chan *ch = r->chan_spare.head;
+        SL_LIST_REMOVE(&r->chan_spare, ch, link_);
+        free(ch);
+    }
+    r->nchan_spare = 0;
 }
 
 static void release_ring(sl_chan *ch)
@@ -1049,6 +1109,7 @@ int sl_chan_free_at_(sl_task *t, sl_chan *ch, const char *file, int line)
     sl__rsend_fail_asks(ch, -EPIPE);
     ch->qhome_ = ch->home_;
     ch->freed_ = 1;
+    sl__chan_gen_bump(ch);   /* from here the home's messages carry sl__chan_live_gen */
     sl__rrecv_fail_asks(ch, -EPIPE);
     sl__rrecv_recall(ch, false);   /* lent elements: destroyed when back unreceived */
     sl__rrecv_recall_given(ch);    /* given ones too */
@@ -1088,6 +1149,7 @@ void sl__chan_teardown(sl_chan *ch)
     sl__rrecv_drop_asks(ch);
     unregister(ch);
     ch->freed_ = 1;
+    sl__chan_gen_bump(ch);
     ch->reserved_ = 0;   /* every reactor has stopped: no batch will come */
     ch->recalls_ = 0;
     if (!ch->holds_.head) {

@@ -64,6 +64,8 @@ struct sl_reactor {
     SL_LIST(sl_chan) quar;            /* freed heap channels' headers, oldest first (chan.c; by link_) */
     unsigned nquar;
     bool quar_off;                    /* tearing down: free headers at once */
+    SL_LIST(sl_chan) chan_spare;      /* headers past the quarantine, for sl_chan_new (chan.c: type-stable) */
+    unsigned nchan_spare;
 
     sl_heap heap;
     struct event *timer_ev;
@@ -275,6 +277,40 @@ void sl__run_task(sl_task *t);
 void sl__task_destroy(sl_task *t, bool leaked);
 int sl__free_zombies(sl_reactor *r);
 
+/* Generations of a channel's header (chan.c, "type-stable headers"). */
+/* Another reactor, when its task names the channel (alive then, by the
+ * user's contract): the generation its messages will carry. */
+static inline uint32_t sl__chan_gen(const sl_chan *ch)
+{
+    return __atomic_load_n(&ch->gen_, __ATOMIC_ACQUIRE);
+}
+/* The home: is the channel a message of generation `gen` names the one
+ * here, alive? False: it was freed (and the header may be another's). */
+static inline bool sl__chan_alive_gen(const sl_chan *ch, uint32_t gen)
+{
+    return __atomic_load_n(&ch->gen_, __ATOMIC_RELAXED) == gen;
+}
+/* The home: the generation the channel had while alive (its free bumped
+ * it once): what the home's messages about it carry, before and after
+ * the free, while the header is kept for them. */
+static inline uint32_t sl__chan_live_gen(const sl_chan *ch)
+{
+    return __atomic_load_n(&ch->gen_, __ATOMIC_RELAXED) - ch->freed_;
+}
+static inline void sl__chan_gen_bump(sl_chan *ch)
+{
+    __atomic_store_n(&ch->gen_, __atomic_load_n(&ch->gen_, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
+}
+
+/* Is w in q (not merely in some queue)? A walk: for unparks only. */
+static inline bool sl__wq_holds(const sl_wq *q, const sl_waiter *w)
+{
+    for (const sl_waiter *x = q->head; x; x = x->link.next)
+        if (x == w)
+            return true;
+    return false;
+}
+
 /* chan.c, select.c, lock.c, group.c: detach a parked task's node(s). */
 void sl__chan_unpark(sl_task *t);
 void sl__select_unpark(sl_task *t);
@@ -293,7 +329,7 @@ void sl__waiter_fire(sl_waiter *w, int result);
 bool sl__waiter_is_proxy(const sl_waiter *w);
 
 /* remote.c: cross-reactor send/recv. */
-int sl__remote_op(sl_task *t, sl_chan *ch, int op, void *buf);
+int sl__remote_op(sl_task *t, sl_chan *ch, uint32_t gen, int op, void *buf);
 void sl__remote_unpark(sl_task *t);
 bool sl__remote_waits(const sl_task *t);    /* parked remotely, no withdrawal under way */
 /* Diagnostics (diag.c): the name and capacity of the other reactor's
@@ -311,7 +347,7 @@ const sl_waiter *sl__rsel_offer_gone(const sl_task *t);
 
 /* rsend.c: sends by credit on a buffered channel of another reactor. */
 #define SL_RSEND_TAG 0x52534e44u   /* t->w_.tag of a task waiting for credit */
-int sl__rsend(sl_task *t, sl_chan *ch, const void *elem, uint64_t until);
+int sl__rsend(sl_task *t, sl_chan *ch, uint32_t gen, const void *elem, uint64_t until);
 bool sl__rsend_parked(const sl_task *t);
 void sl__rsend_unpark(sl_task *t);
 int sl__rsend_flush(sl_reactor *r, bool all);   /* how many things it sent or served */
@@ -324,16 +360,18 @@ void sl__rsend_recall(sl_chan *ch);        /* home: room wanted, lent credit com
 void sl__rsend_free_loans(sl_chan *ch);    /* the header goes: its loan records too */
 /* select.c's remote send cases (sl_select): ready = credit in hand here;
  * the case node waits in this reactor's queue for credit. */
-bool sl__rsend_ready(sl_reactor *r, const sl_chan *ch);
-sl_wq *sl__rsend_queue(sl_reactor *r, const sl_chan *ch);   /* NULL: none */
-void sl__rsend_pin(sl_reactor *r, const sl_chan *ch, int d);   /* a held/claimed select's node off it: kept */
-int sl__rsend_push(sl_reactor *r, sl_chan *ch, sl_waiter *w);
-void sl__rsend_want(sl_reactor *r, const sl_chan *ch);     /* parked: ask home */
-int sl__rsend_poll(sl_reactor *r, sl_chan *ch);            /* not ready, not parking: ask */
+/* `gen`: the channel's generation, as the case read it (sl_case gen_):
+ * the record is (ch, gen)'s (rsend.c find). */
+bool sl__rsend_ready(sl_reactor *r, const sl_chan *ch, uint32_t gen);
+sl_wq *sl__rsend_queue(sl_reactor *r, const sl_chan *ch, uint32_t gen);   /* NULL: none */
+void sl__rsend_pin(sl_reactor *r, const sl_chan *ch, uint32_t gen, int d);   /* a held/claimed select's node off it: kept */
+int sl__rsend_push(sl_reactor *r, sl_chan *ch, uint32_t gen, sl_waiter *w);
+void sl__rsend_want(sl_reactor *r, const sl_chan *ch, uint32_t gen);     /* parked: ask home */
+int sl__rsend_poll(sl_reactor *r, sl_chan *ch, uint32_t gen);            /* not ready, not parking: ask */
 /* rrecv.c: receives on a buffered channel of another reactor, fed ahead. */
 #define SL_RRECV_TAG 0x52524356u   /* t->w_.tag of a task waiting for a lend */
 bool sl__rrecv_wanted(sl_reactor *r, const sl_chan *ch);   /* lend, not a round trip? */
-int sl__rrecv(sl_task *t, sl_chan *ch, void *elem);
+int sl__rrecv(sl_task *t, sl_chan *ch, uint32_t gen, void *elem);
 bool sl__rrecv_parked(const sl_task *t);
 void sl__rrecv_unpark(sl_task *t);
 int sl__rrecv_flush(sl_reactor *r, bool all);
@@ -345,12 +383,12 @@ void sl__rrecv_recall(sl_chan *ch, bool contended);
 void sl__rrecv_fail_asks(sl_chan *ch, int err);
 void sl__rrecv_drop_asks(sl_chan *ch);
 /* select.c's remote receive cases: ready = an element held here. */
-bool sl__rrecv_ready(sl_reactor *r, const sl_chan *ch);
-sl_wq *sl__rrecv_queue(sl_reactor *r, const sl_chan *ch);   /* NULL: none */
-void sl__rrecv_pin(sl_reactor *r, const sl_chan *ch, int d);   /* a held/claimed select's node off it: kept */
+bool sl__rrecv_ready(sl_reactor *r, const sl_chan *ch, uint32_t gen);
+sl_wq *sl__rrecv_queue(sl_reactor *r, const sl_chan *ch, uint32_t gen);   /* NULL: none */
+void sl__rrecv_pin(sl_reactor *r, const sl_chan *ch, uint32_t gen, int d);   /* a held/claimed select's node off it: kept */
 void sl__select_unpin(sl_task *t);   /* select.c: a held or claimed select fires: its records may go */
-int sl__rrecv_push(sl_reactor *r, sl_chan *ch, sl_waiter *w);
-int sl__rrecv_poll(sl_reactor *r, sl_chan *ch);            /* not ready, not parking: ask */
+int sl__rrecv_push(sl_reactor *r, sl_chan *ch, uint32_t gen, sl_waiter *w);
+int sl__rrecv_poll(sl_reactor *r, sl_chan *ch, uint32_t gen);            /* not ready, not parking: ask */
 /* A wait that ends on the task's own reactor (credit, lend): a deadline
  * or cancel just leaves it, nothing was taken. */
 static inline bool sl__remote_local(const sl_task *t)

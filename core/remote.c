@@ -28,6 +28,7 @@ typedef struct remote_req {
     sl_msg msg;              /* start (to home), then done (back) */
     sl_msg abort_msg;        /* withdraw (to home), then its ack (back) */
     sl_chan *ch;
+    uint32_t gen;            /* ch's, read by the caller when its task named it */
     int op;
     /* home side */
     bool queued, offered, abort_seen;   /* offered: to a select's proxy (rsel.c) */
@@ -103,6 +104,14 @@ static void home_start(void *arg)
 {
     remote_req *q = arg;
     sl_chan *ch = q->ch;
+    if (!sl__chan_alive_gen(ch, q->gen)) {
+        /* freed since the caller read it (the start crossed the free), the
+         * header maybe another channel's now: -EPIPE, the channel not
+         * touched (tests/test_credit.c test_start_*_across_free_reuse) */
+        q->ch_gone = true;
+        complete(q, -EPIPE);
+        return;
+    }
     ch->remote_ops_++;
     ch->remote_seen_ = 1;
     int rc = q->op == SL_SEND ? sl__chan_do_send(ch, q->elem) : sl__chan_do_recv(ch, q->elem);
@@ -131,7 +140,7 @@ static void home_abort(void *arg)
     sl_reactor_post_mem(q->from, &q->abort_msg, caller_ack, q);
 }
 
-int sl__remote_op(sl_task *t, sl_chan *ch, int op, void *buf)
+int sl__remote_op(sl_task *t, sl_chan *ch, uint32_t gen, int op, void *buf)
 {
     if (t->cancel_err_)
         return t->cancel_err_;
@@ -139,6 +148,7 @@ int sl__remote_op(sl_task *t, sl_chan *ch, int op, void *buf)
     if (!q)
         return -ENOMEM;
     q->ch = ch;
+    q->gen = gen;
     q->esz = ch->elem_size_;
     q->op = op;
     q->task = t;

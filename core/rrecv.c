@@ -55,6 +55,7 @@
 typedef struct sl_rr_up {
     sl_msg msg;
     sl_chan *ch;
+    uint32_t gen;                /* ch's, as the record has it (rsend.c find) */
     sl_reactor *from;
     uint32_t taken;              /* lent elements received since the last report */
     uint32_t want;               /* an ask: up to this many (0: none) */
@@ -71,6 +72,7 @@ typedef struct sl_rr_up {
 typedef struct rr_lend {
     sl_msg msg;
     sl_chan *ch;
+    uint32_t gen;                /* the ask's */
     sl_reactor *home;
     uint32_t n;
     int err;
@@ -82,6 +84,7 @@ typedef struct rr_lend {
 typedef struct rr_recall {
     sl_msg msg;
     sl_chan *ch;
+    uint32_t gen;                /* ch's while alive */
     sl_reactor *home;
     bool given;                  /* the given elements, not the lent ones (free) */
 } rr_recall;
@@ -96,6 +99,7 @@ typedef struct sl_rr_give {
 typedef struct sl_rrecv {
     struct sl_rrecv *next, *dnext;
     sl_chan *ch;
+    uint32_t gen;      /* with ch, what the record is for (rsend.c find) */
     sl_reactor *home, *self;
     size_t esz;
     uint32_t pinned;   /* select nodes of this queue held off it (a held or claimed select: sl__rrecv_pin) */
@@ -141,7 +145,7 @@ static bool answer_err(sl_chan *ch, rr_up *a, int err)
             ch->rasks_tail_ = a;
         return false;
     }
-    *l = (rr_lend){ .ch = ch, .home = ch->home_ ? ch->home_ : ch->qhome_, .err = err };
+    *l = (rr_lend){ .ch = ch, .gen = a->gen, .home = ch->home_ ? ch->home_ : ch->qhome_, .err = err };
     answer(a, l);
     return true;
 }
@@ -156,7 +160,7 @@ void sl__rrecv_recall(sl_chan *ch, bool contended)
     rr_recall *m = malloc(sizeof *m);
     if (!m)
         return;   /* asked again by the next receive or turn's end */
-    *m = (rr_recall){ .ch = ch, .home = ch->home_ ? ch->home_ : ch->qhome_ };
+    *m = (rr_recall){ .ch = ch, .gen = sl__chan_live_gen(ch), .home = ch->home_ ? ch->home_ : ch->qhome_ };
     ch->lrecall_ = 1;
     sl_reactor_post_mem(ch->lessee_, &m->msg, rr_recalled, m);
 }
@@ -215,7 +219,7 @@ static bool give(sl_chan *ch, size_t avail)
     rr_lend *l = malloc(sizeof *l + (size_t)n * esz);
     if (!l)
         return false;   /* g stays, holding 0: freed with the others */
-    *l = (rr_lend){ .ch = ch, .home = ch->home_, .n = n, .given = true };
+    *l = (rr_lend){ .ch = ch, .gen = a->gen, .home = ch->home_, .n = n, .given = true };
     for (uint32_t i = 0; i < n; i++) {
         memcpy(l->elems + (size_t)i * esz, ch->buf_ + ch->head_ * esz, esz);
         ch->head_ = (ch->head_ + 1) % ch->cap_;
@@ -254,7 +258,8 @@ void sl__rrecv_recall_given(sl_chan *ch)
         rr_recall *m = malloc(sizeof *m);
         if (!m)
             continue;   /* those stay there, and keep the header: a leak, not a fault */
-        *m = (rr_recall){ .ch = ch, .home = ch->home_ ? ch->home_ : ch->qhome_, .given = true };
+        *m = (rr_recall){ .ch = ch, .gen = sl__chan_live_gen(ch), .home = ch->home_ ? ch->home_ : ch->qhome_,
+                          .given = true };
         sl_reactor_post_mem(g->r, &m->msg, rr_recalled, m);
     }
 }
@@ -279,7 +284,7 @@ static bool lend(sl_chan *ch, size_t avail)
     rr_lend *l = malloc(sizeof *l + (size_t)n * esz);
     if (!l)
         return false;
-    *l = (rr_lend){ .ch = ch, .home = ch->home_, .n = n };
+    *l = (rr_lend){ .ch = ch, .gen = a->gen, .home = ch->home_, .n = n };
     for (uint32_t i = 0; i < n; i++) {
         size_t at = (ch->head_ + ch->lent_ + i) % ch->cap_;
         memcpy(l->elems + (size_t)i * esz, ch->buf_ + at * esz, esz);
@@ -390,6 +395,20 @@ static void home_up(void *arg)
 {
     rr_up *u = arg;
     sl_chan *ch = u->ch;
+    if (!sl__chan_alive_gen(ch, u->gen) && !u->taken && !u->gtaken && !u->nback && !u->back && !u->ack) {
+        /* An ask (nothing to settle) for a channel freed since its
+         * receiver read it: the header may be another channel's now.
+         * Answered -EPIPE, nothing here read or written but the
+         * generation. (What settles lent or given elements comes only
+         * while they keep the header, its occupant the same: below.) */
+        rr_lend *l = u->want ? malloc(sizeof *l) : NULL;
+        if (l) {   /* no memory: its waiters wait for their deadlines */
+            *l = (rr_lend){ .ch = ch, .gen = u->gen, .home = sl__current_reactor_raw(), .err = -EPIPE };
+            sl_reactor_post_mem(u->from, &l->msg, rr_lent, l);
+        }
+        free(u);
+        return;
+    }
     bool held = ch->lent_ || ch->lrecall_ || ch->given_;   /* what keeps a freed header */
     ch->remote_seen_ = 1;
     if (u->taken)
@@ -412,7 +431,7 @@ static void home_up(void *arg)
     }
     if (ch->freed_) {   /* an ask that crossed the free: -EPIPE */
         sl__rrecv_fail_asks(ch, -EPIPE);
-        if (held)   /* else it went already (a quarantined header answers) */
+        if (held)   /* always: an ask alone for a freed channel was answered above, by its generation */
             sl__chan_maybe_release(ch);
         return;
     }
@@ -421,15 +440,14 @@ static void home_up(void *arg)
 
 /* ---- receiver side ------------------------------------------------------------ */
 
-/* Found by the channel's address: as rsend.c's find says, a record may
- * outlive its channel's free while an ask of ours is on its way or a held
- * or claimed select's node is pinned, and its ask is safe at the home only
- * within the quarantine (the same shape as rsend.c's, shown there by a
- * test; not yet for receives: issue 17). */
-static sl_rrecv *find(sl_reactor *r, const sl_chan *ch)
+/* Found by the channel's address and generation, as rsend.c's find (its
+ * comment says why): an ask of a record that outlived its channel's free
+ * is answered -EPIPE by the home, which compares the generation first
+ * (home_up; tests/test_credit.c test_fed_ask_across_free_reuse). */
+static sl_rrecv *find(sl_reactor *r, const sl_chan *ch, uint32_t gen)
 {
     for (sl_rrecv **pp = &r->rrecvs, *s; (s = *pp); pp = &s->next)
-        if (s->ch == ch) {
+        if (s->ch == ch && s->gen == gen) {
             if (pp != &r->rrecvs) {   /* to the front: one channel is usually hot */
                 *pp = s->next;
                 s->next = r->rrecvs;
@@ -441,12 +459,13 @@ static sl_rrecv *find(sl_reactor *r, const sl_chan *ch)
 }
 
 /* `home`, `esz`: the channel's, passed in (once freed it is not ours to read) */
-static sl_rrecv *make(sl_reactor *r, sl_chan *ch, sl_reactor *home, size_t esz)
+static sl_rrecv *make(sl_reactor *r, sl_chan *ch, uint32_t gen, sl_reactor *home, size_t esz)
 {
     sl_rrecv *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->ch = ch;
+    s->gen = gen;
     s->home = home;
     s->self = r;
     s->esz = esz;
@@ -515,8 +534,8 @@ static void rr_lent(void *arg)
 {
     rr_lend *l = arg;
     sl_reactor *r = sl__current_reactor_raw();
-    sl_rrecv *s = find(r, l->ch);   /* kept while asking: always there */
-    if (!s && !(s = make(r, l->ch, l->home, 0))) {
+    sl_rrecv *s = find(r, l->ch, l->gen);   /* kept while asking: always there */
+    if (!s && !(s = make(r, l->ch, l->gen, l->home, 0))) {
         free(l);   /* cannot happen (see above); its elements stay lent until a recall */
         return;
     }
@@ -547,7 +566,7 @@ static void rr_recalled(void *arg)
 {
     rr_recall *m = arg;
     sl_reactor *r = sl__current_reactor_raw();
-    sl_rrecv *s = find(r, m->ch);
+    sl_rrecv *s = find(r, m->ch, m->gen);
     if (m->given) {   /* free: what was given and not taken goes back (none held: nothing to say) */
         if (s && s->lend && s->lend->given) {
             s->grecalled = true;
@@ -557,11 +576,11 @@ static void rr_recalled(void *arg)
         return;
     }
     if (!s)
-        s = make(r, m->ch, m->home, 0);   /* everything was taken, and reported: an empty answer */
+        s = make(r, m->ch, m->gen, m->home, 0);   /* everything was taken, and reported: an empty answer */
     if (!s) {   /* no memory: answer from here */
         rr_up *u = malloc(sizeof *u);
         if (u) {
-            *u = (rr_up){ .ch = m->ch, .from = r, .back = true, .ack = true };
+            *u = (rr_up){ .ch = m->ch, .gen = m->gen, .from = r, .back = true, .ack = true };
             sl_reactor_post_mem(m->home, &u->msg, home_up, u);
         }
         free(m);
@@ -580,13 +599,13 @@ bool sl__rrecv_wanted(sl_reactor *r, const sl_chan *ch)
     return true;
 }
 
-int sl__rrecv(sl_task *t, sl_chan *ch, void *elem)
+int sl__rrecv(sl_task *t, sl_chan *ch, uint32_t gen, void *elem)
 {
     sl_reactor *r = t->reactor_;
     if (t->cancel_err_)
         return t->cancel_err_;
-    sl_rrecv *s = find(r, ch);
-    if (!s && !(s = make(r, ch, ch->home_, ch->elem_size_)))
+    sl_rrecv *s = find(r, ch, gen);
+    if (!s && !(s = make(r, ch, gen, ch->home_, ch->elem_size_)))
         return -ENOMEM;
     s->esz = ch->elem_size_;   /* made by a recall, it did not know */
     if (s->lend && !s->waitq.head) {
@@ -615,25 +634,25 @@ int sl__rrecv(sl_task *t, sl_chan *ch, void *elem)
 
 /* A receive case is ready when a receive would complete at once: an
  * element held here (lent or given) and nobody before it in the queue. */
-bool sl__rrecv_ready(sl_reactor *r, const sl_chan *ch)
+bool sl__rrecv_ready(sl_reactor *r, const sl_chan *ch, uint32_t gen)
 {
-    sl_rrecv *s = find(r, ch);
+    sl_rrecv *s = find(r, ch, gen);
     return s && s->lend && !s->waitq.head;
 }
 
-sl_wq *sl__rrecv_queue(sl_reactor *r, const sl_chan *ch)
+sl_wq *sl__rrecv_queue(sl_reactor *r, const sl_chan *ch, uint32_t gen)
 {
-    sl_rrecv *s = find(r, ch);
+    sl_rrecv *s = find(r, ch, gen);
     return s ? &s->waitq : NULL;
 }
 
 /* Queues a select's receive case `w` (w->buf: where the element goes);
  * the ask goes home at the callback's end (the flush sees a waiter and
  * nothing held), and the lend fires it like a parked receive. */
-int sl__rrecv_push(sl_reactor *r, sl_chan *ch, sl_waiter *w)
+int sl__rrecv_push(sl_reactor *r, sl_chan *ch, uint32_t gen, sl_waiter *w)
 {
-    sl_rrecv *s = find(r, ch);
-    if (!s && !(s = make(r, ch, ch->home_, ch->elem_size_)))
+    sl_rrecv *s = find(r, ch, gen);
+    if (!s && !(s = make(r, ch, gen, ch->home_, ch->elem_size_)))
         return -ENOMEM;
     s->esz = ch->elem_size_;
     s->name = ch->name_;   /* for the diagnostics of w's select (diag.c), as a parked receive's */
@@ -647,9 +666,9 @@ int sl__rrecv_push(sl_reactor *r, sl_chan *ch, sl_waiter *w)
  * puts it back (or fires) later: the record must not go as idle meanwhile
  * (d: +1 when taken off, -1 when back or fired). It exists: the node was
  * in its queue. */
-void sl__rrecv_pin(sl_reactor *r, const sl_chan *ch, int d)
+void sl__rrecv_pin(sl_reactor *r, const sl_chan *ch, uint32_t gen, int d)
 {
-    sl_rrecv *s = find(r, ch);
+    sl_rrecv *s = find(r, ch, gen);
     if (s)
         s->pinned += (uint32_t)d;
 }
@@ -657,10 +676,10 @@ void sl__rrecv_pin(sl_reactor *r, const sl_chan *ch, int d)
 /* A select with SL_SELECT_DEFAULT found nothing held: the flush asks
  * home as for a parked receiver, so that polling gets elements at all
  * (what comes is held for the next receive or select). */
-int sl__rrecv_poll(sl_reactor *r, sl_chan *ch)
+int sl__rrecv_poll(sl_reactor *r, sl_chan *ch, uint32_t gen)
 {
-    sl_rrecv *s = find(r, ch);
-    if (!s && !(s = make(r, ch, ch->home_, ch->elem_size_)))
+    sl_rrecv *s = find(r, ch, gen);
+    if (!s && !(s = make(r, ch, gen, ch->home_, ch->elem_size_)))
         return -ENOMEM;
     s->esz = ch->elem_size_;
     s->polled = true;
@@ -690,9 +709,11 @@ bool sl__rrecv_chan_info(const sl_reactor *r, const sl_chan *ch, const char **na
 void sl__rrecv_unpark(sl_task *t)
 {
     sl_reactor *r = t->reactor_;
-    sl_rrecv *s = find(r, t->wait_obj_);
-    if (s)
-        sl_wq_remove(&s->waitq, &t->w_);
+    for (sl_rrecv *s = r->rrecvs; s; s = s->next)   /* the one holding t (rsend.c's unpark) */
+        if (s->ch == t->wait_obj_ && sl__wq_holds(&s->waitq, &t->w_)) {
+            sl_wq_remove(&s->waitq, &t->w_);
+            break;
+        }
     t->w_.tag = 0;
     r->remote_pending--;
 }
@@ -746,7 +767,7 @@ int sl__rrecv_flush(sl_reactor *r, bool all)
                     s->win = s->win / 4 < WIN_MIN ? WIN_MIN : s->win / 4;
                     s->was_recalled = true;
                 }
-                *u = (rr_up){ .ch = s->ch, .from = r, .taken = s->taken, .want = want,
+                *u = (rr_up){ .ch = s->ch, .gen = s->gen, .from = r, .taken = s->taken, .want = want,
                               .back = back, .ack = s->recalled, .gtaken = s->gtaken,
                               .nback = nback };
                 if (gback) {   /* in order, from the one taken from */

@@ -82,6 +82,7 @@ typedef struct rv_proxy {
     sl_msg go, wd, back, ack;
     sl_msg rm;               /* R -> H: REMATCH, the select refused busy is free again */
     sl_chan *ch;
+    uint32_t gen;            /* ch's, read by S's sl_select (the case's gen_) */
     sl_reactor *from, *home; /* R, H: R never reads the channel (H may free it) */
     size_t esz;
     int op;                  /* the case's: SL_SEND waits in sendq_ */
@@ -211,6 +212,7 @@ int sl__rsel_prepare(sl_task *t, sl_case *c)
     p->w.idx = -1;   /* sl__waiter_is_rvproxy */
     p->w.buf = p->elem;
     p->ch = c->ch;
+    p->gen = c->gen_;
     p->op = c->op;
     p->from = t->reactor_;
     p->home = c->ch->home_;
@@ -815,7 +817,10 @@ static void h_park(void *arg)
 {
     rv_proxy *p = arg;
     sl_chan *ch = p->ch;
-    if (ch->freed_ || (p->op == SL_SEND && (ch->closed_ || ch->receivers_gone_))) {
+    /* freed since S read it (the PARK crossed the free), and the header
+     * maybe another channel's now: -EPIPE, nothing counted on it
+     * (tests/test_credit.c test_park_across_free_reuse) */
+    if (!sl__chan_alive_gen(ch, p->gen) || (p->op == SL_SEND && (ch->closed_ || ch->receivers_gone_))) {
         h_fire_epipe(p);
         return;
     }

@@ -67,6 +67,7 @@ typedef struct rs_batch {
      * that loan's borrower). Copies, not the loan: the loan is the home's. */
     uint32_t tn;
     sl_chan *tch;
+    uint32_t tgen;              /* tch's generation (the loan's) */
     size_t tesz;
     bool small;                 /* BATCH_SMALL bytes: goes to a reactor's spares when done */
     struct rs_batch *spare_next;
@@ -84,8 +85,8 @@ typedef struct rs_batch {
 typedef struct rs_small {
     sl_chan *ch;
     sl_reactor *from;
-    sl_chan *tch;                /* the top-up riding along, as in rs_batch */
-    uint32_t tn, tesz;
+    sl_chan *tch;                /* the top-up riding along, as in rs_batch (no size: the */
+    uint32_t tn, tgen;           /* borrower learns it when its task sends, as after a recall) */
     uint32_t unused;
     bool ack;
     unsigned char n;             /* 0 or 1 */
@@ -98,6 +99,7 @@ _Static_assert(sizeof(rs_small) <= 48, "fits a ring cell");
 typedef struct sl_rs_ask {
     sl_msg msg;
     sl_chan *ch;
+    uint32_t gen;                /* ch's, as the sender read it (chan.c, type-stable headers) */
     sl_reactor *from, *home;     /* the sender's reactor; the channel's */
     size_t esz;
     uint32_t want, granted;
@@ -111,6 +113,7 @@ typedef struct sl_rs_ask {
 typedef struct sl_rs_loan {
     sl_msg msg;                  /* the recall */
     sl_chan *ch;
+    uint32_t gen;                /* ch's while alive: its recalls and top-ups carry it */
     sl_reactor *to, *home;       /* the borrower; the channel's home (set once) */
     uint32_t lent;
     /* Top-up owed: reserved and counted in `lent`, not sent yet. It leaves
@@ -126,6 +129,7 @@ typedef struct sl_rs_loan {
 typedef struct sl_rsend {
     struct sl_rsend *next, *dnext;
     sl_chan *ch;
+    uint32_t gen;      /* with ch, what the record is for: an older channel at ch's address is another */
     sl_reactor *home, *self;
     size_t esz;
     uint32_t pinned;   /* select nodes of this queue held off it (a held or claimed select: sl__rsend_pin) */
@@ -193,8 +197,8 @@ static uint32_t space(const sl_chan *ch)
 }
 
 static void rs_granted(void *arg);
-static void credit_in(sl_reactor *r, sl_chan *ch, sl_reactor *home, size_t esz, uint32_t granted,
-                      int err, bool topup);
+static void credit_in(sl_reactor *r, sl_chan *ch, uint32_t gen, sl_reactor *home, size_t esz,
+                      uint32_t granted, int err, bool topup);
 
 static rs_loan *loan_find(sl_chan *ch, const sl_reactor *to);
 
@@ -230,6 +234,7 @@ static rs_loan *loan_get(sl_chan *ch, sl_reactor *to)
     if (!l)
         return NULL;
     l->ch = ch;
+    l->gen = sl__chan_live_gen(ch);   /* alive: made by home_ask */
     l->to = to;
     l->home = ch->home_;
     l->next = ch->loans_;
@@ -333,8 +338,8 @@ static void owed_send(rs_loan *l)
         owed_cancel(l);   /* it will ask */
         return;
     }
-    *a = (rs_ask){ .ch = l->ch, .from = l->to, .home = l->home, .esz = l->ch->elem_size_,
-                   .granted = l->owed, .topup = true };
+    *a = (rs_ask){ .ch = l->ch, .gen = l->gen, .from = l->to, .home = l->home,
+                   .esz = l->ch->elem_size_, .granted = l->owed, .topup = true };
     l->owed = 0;
     reply(a);
 }
@@ -365,6 +370,7 @@ static void owed_attach(sl_reactor *r, rs_batch *b, const sl_reactor *to)
     if (pp) {
         rs_loan *l = *pp;
         b->tch = l->ch;
+        b->tgen = l->gen;
         b->tesz = l->ch->elem_size_;
         b->tn = l->owed;
         owed_take(pp);
@@ -373,14 +379,14 @@ static void owed_attach(sl_reactor *r, rs_batch *b, const sl_reactor *to)
 
 /* home r: a batch arrived (n elements, and credit given back), with a
  * top-up for `from` riding along if tn */
-static void home_take(sl_reactor *r, sl_chan *ch, sl_reactor *from, sl_chan *tch, size_t tesz,
-                      uint32_t tn, uint32_t n, uint32_t unused, bool ack, const unsigned char *elems,
+static void home_take(sl_reactor *r, sl_chan *ch, sl_reactor *from, sl_chan *tch, uint32_t tgen,
+                      size_t tesz, uint32_t tn, uint32_t n, uint32_t unused, bool ack, const unsigned char *elems,
                       const unsigned char *deadlines)
 {
     /* first the top-up riding along: it was owed before the elements
      * below were sent (a top-up alone would have come first too) */
     if (tn)
-        credit_in(r, tch, from, tesz, tn, 0, true);
+        credit_in(r, tch, tgen, from, tesz, tn, 0, true);
     rs_loan *l = loan_find(ch, from);   /* there is one: credit was lent */
     if (l) {
         l->lent -= n + unused;
@@ -399,7 +405,7 @@ static void home_batch(void *arg)
 {
     rs_batch *b = arg;
     sl_chan *ch = b->ch;
-    home_take(b->to, ch, b->from, b->tch, b->tesz, b->tn, b->n, b->unused, b->ack, b->elems,
+    home_take(b->to, ch, b->from, b->tch, b->tgen, b->tesz, b->tn, b->n, b->unused, b->ack, b->elems,
               ch->expiring_ && b->n ? b->elems + (size_t)b->room * ch->elem_size_ : NULL);
     batch_done(b->to, b);
 }
@@ -411,7 +417,7 @@ static void home_small(void *arg)
      * through it would break the aliasing rules */
     rs_small m;
     memcpy(&m, arg, sizeof m);
-    home_take(sl__tl_reactor, m.ch, m.from, m.tch, m.tesz, m.tn, m.n, m.unused, m.ack, m.elem, NULL);
+    home_take(sl__tl_reactor, m.ch, m.from, m.tch, m.tgen, 0, m.tn, m.n, m.unused, m.ack, m.elem, NULL);
 }
 
 /* home: serves queued asks from free space (at the end of a callback). An
@@ -490,6 +496,15 @@ static void home_ask(void *arg)
 {
     rs_ask *a = arg;
     sl_chan *ch = a->ch;
+    if (!sl__chan_alive_gen(ch, a->gen)) {
+        /* The channel it asks for was freed since its sender read it (the
+         * ask crossed the free), and the header may be another channel's
+         * now: answered as a freed channel's, nothing here read or written
+         * but the generation (test_ask_across_free_reuse). */
+        a->err = -EPIPE;
+        reply(a);
+        return;
+    }
     ch->remote_seen_ = 1;
     if (ch->freed_ || ch->closed_ || ch->receivers_gone_) {
         a->err = -EPIPE;
@@ -512,7 +527,7 @@ static void home_ask(void *arg)
 
 /* ---- sender side ------------------------------------------------------------ */
 
-static sl_rsend *find(sl_reactor *r, const sl_chan *ch);
+static sl_rsend *find(sl_reactor *r, const sl_chan *ch, uint32_t gen);
 
 /* A sender record goes when idle (no credit, nothing asked or waiting),
  * which in a ping-pong of capacity 1 is after every send; the top-up
@@ -520,7 +535,7 @@ static sl_rsend *find(sl_reactor *r, const sl_chan *ch);
  * most IDLE_MAX), instead of a calloc and a free a leg. */
 #define IDLE_MAX 4
 
-static sl_rsend *make(sl_reactor *r, sl_chan *ch, sl_reactor *home, size_t esz)
+static sl_rsend *make(sl_reactor *r, sl_chan *ch, uint32_t gen, sl_reactor *home, size_t esz)
 {
     sl_rsend *s = r->rs_idle;
     if (s) {
@@ -531,6 +546,7 @@ static sl_rsend *make(sl_reactor *r, sl_chan *ch, sl_reactor *home, size_t esz)
         return NULL;
     }
     s->ch = ch;
+    s->gen = gen;
     s->home = home;
     s->self = r;
     s->esz = esz;
@@ -539,28 +555,22 @@ static sl_rsend *make(sl_reactor *r, sl_chan *ch, sl_reactor *home, size_t esz)
     return s;
 }
 
-/* FOUND BY THE CHANNEL'S ADDRESS, and the messages to the home name the
- * channel by it too (issue 17). What clears a record once the home frees
- * its channel: the free's recall (the credit goes back at our flush) and
- * its -EPIPE to the asks queued there (the waiters fail), then idle at
- * the flush. A record outlives that only while something of ours still
- * waits in it: a waiter whose ask was on its way at the free (answered
- * -EPIPE when it arrives, if the header is still there), or a held or
- * claimed select's node pinned off the queue (its -EPIPE missed it; put
- * back, it asks again). Each such ask reaches the home naming the old
- * address, which is safe only while the header is in the home's
- * quarantine (SL_CHAN_QUARANTINE of its frees); past it the home reads
- * freed memory, or a new channel at that address grants credit that this
- * record gives to the old waiter (its element lands in the new channel),
- * and a task here sending on the new one queues behind it. Not fixed:
- * tests/test_credit.c test_ask_across_free_reuse on branch case12-uaf
- * (heap-use-after-free in home_ask under ASan); the fix needs the header
- * kept while such a message may be on its way (a count, or a generation
- * the message carries and a header that outlives it). */
-static sl_rsend *find(sl_reactor *r, const sl_chan *ch)
+/* Found by the channel's address AND its generation (issue 17): the
+ * messages to the home name the channel by both, and so do its answers,
+ * recalls and top-ups here. A record may outlive its channel's free while
+ * something of ours still waits in it: a waiter whose ask was on its way
+ * at the free, or a held or claimed select's node pinned off the queue
+ * (put back, it asks again with the record's generation). The home keeps
+ * every heap header (chan.c, type-stable headers) and answers an ask of
+ * a generation not its channel's -EPIPE, touching nothing: so the old
+ * waiters fail as the free's own -EPIPE would have failed them, and a new
+ * channel at the same address, which has a generation of its own, gets
+ * a record of its own (tests/test_credit.c test_ask_across_free_reuse,
+ * test_select_rv.c test_pinned_put_back_after_free_reuse). */
+static sl_rsend *find(sl_reactor *r, const sl_chan *ch, uint32_t gen)
 {
     for (sl_rsend **pp = &r->rsends, *s; (s = *pp); pp = &s->next)
-        if (s->ch == ch) {
+        if (s->ch == ch && s->gen == gen) {
             if (pp != &r->rsends) {   /* to the front: one channel is usually hot */
                 *pp = s->next;
                 s->next = r->rsends;
@@ -587,17 +597,16 @@ static void mark_dirty(sl_reactor *r, sl_rsend *s)
  * most 8 bytes, no deadlines; true if it went inside a ring cell. */
 static bool ship_small(sl_rsend *s, rs_batch *b, uint32_t unused, bool ack)
 {
-    rs_small m = { .ch = s->ch, .from = s->self, .unused = unused, .ack = ack };
+    rs_small m = { .ch = s->ch, .from = s->self, .unused = unused, .ack = ack };   /* no gen: the
+                                                                                    * credit it uses keeps the header (chan.c) */
     if (b && b->n) {
         m.n = 1;
         memcpy(m.elem, b->elems, s->esz);
     }
     rs_loan **pp = s->self->rs_owed ? owed_find(s->self, s->home) : NULL;
     if (pp) {
-        if ((*pp)->ch->elem_size_ > UINT32_MAX)
-            return false;
         m.tch = (*pp)->ch;
-        m.tesz = (uint32_t)(*pp)->ch->elem_size_;
+        m.tgen = (*pp)->gen;
         m.tn = (*pp)->owed;
     }
     if (sl__reactor_post_inline(s->home, home_small, &m, sizeof m) < 0)
@@ -669,10 +678,14 @@ static void ask(sl_rsend *s, sl_reactor *r)
     rs_ask *a = malloc(sizeof *a);
     if (!a)
         return;   /* retried by the next send or flush */
+    /* the capacity as the record has it (copied at a call of a task of
+     * ours), not read again: an ask may go after the home freed the
+     * channel and reused its header (a put back, a second ask) */
     uint32_t want = s->waitq.n;
+    size_t cap = s->cap ? s->cap : WANT_MAX;
     if (want < WANT_MAX)
-        want = s->ch->cap_ < WANT_MAX ? (uint32_t)s->ch->cap_ : WANT_MAX;
-    *a = (rs_ask){ .ch = s->ch, .from = r, .home = s->home, .esz = s->esz, .want = want };
+        want = cap < WANT_MAX ? (uint32_t)cap : WANT_MAX;
+    *a = (rs_ask){ .ch = s->ch, .gen = s->gen, .from = r, .home = s->home, .esz = s->esz, .want = want };
     s->asking = true;
     sl_reactor_post_mem(s->home, &a->msg, home_ask, a);
 }
@@ -694,12 +707,12 @@ static void waiter_done(sl_reactor *r, sl_waiter *w, int rc)
 
 /* sender: credit for ch arrived from its home (an answer to an ask, err
  * set if it failed; or a top-up, alone or inside a batch) */
-static void credit_in(sl_reactor *r, sl_chan *ch, sl_reactor *home, size_t esz, uint32_t granted,
-                      int err, bool topup)
+static void credit_in(sl_reactor *r, sl_chan *ch, uint32_t gen, sl_reactor *home, size_t esz,
+                      uint32_t granted, int err, bool topup)
 {
-    sl_rsend *s = find(r, ch);
+    sl_rsend *s = find(r, ch, gen);
     if (!s)   /* a top-up after we went idle (an asking sender is kept) */
-        s = make(r, ch, home, esz);
+        s = make(r, ch, gen, home, esz);
     if (!s) {   /* no memory: the credit goes home at once, as a recall's answer would */
         rs_batch *b = malloc(sizeof *b);
         if (b) {
@@ -746,7 +759,7 @@ static void credit_in(sl_reactor *r, sl_chan *ch, sl_reactor *home, size_t esz, 
 static void rs_granted(void *arg)
 {
     rs_ask *a = arg;
-    credit_in(a->from, a->ch, a->home, a->esz, a->granted, a->err, a->topup);
+    credit_in(a->from, a->ch, a->gen, a->home, a->esz, a->granted, a->err, a->topup);
     free(a);
 }
 
@@ -755,9 +768,9 @@ static void holder_recall(void *arg)
 {
     rs_loan *l = arg;   /* only ch, to and home are ours to read */
     sl_reactor *r = l->to;
-    sl_rsend *s = find(r, l->ch);
+    sl_rsend *s = find(r, l->ch, l->gen);
     if (!s)
-        s = make(r, l->ch, l->home, 0);   /* nothing held: an empty answer */
+        s = make(r, l->ch, l->gen, l->home, 0);   /* nothing held: an empty answer */
     if (!s) {
         rs_batch *b = malloc(sizeof *b);
         if (b) {
@@ -770,14 +783,15 @@ static void holder_recall(void *arg)
     mark_dirty(r, s);
 }
 
-/* `until`: the element's deadline (0 none); a wait for credit ends then */
-int sl__rsend(sl_task *t, sl_chan *ch, const void *elem, uint64_t until)
+/* `until`: the element's deadline (0 none); a wait for credit ends then.
+ * `gen`: ch's generation, read when the task named it (sl__chan_gen). */
+int sl__rsend(sl_task *t, sl_chan *ch, uint32_t gen, const void *elem, uint64_t until)
 {
     sl_reactor *r = t->reactor_;
     if (t->cancel_err_)
         return t->cancel_err_;
-    sl_rsend *s = find(r, ch);
-    if (!s && !(s = make(r, ch, ch->home_, ch->elem_size_)))
+    sl_rsend *s = find(r, ch, gen);
+    if (!s && !(s = make(r, ch, gen, ch->home_, ch->elem_size_)))
         return -ENOMEM;
     s->esz = ch->elem_size_;   /* made by a recall, it did not know */
     s->expiring = ch->expiring_;
@@ -812,26 +826,26 @@ int sl__rsend(sl_task *t, sl_chan *ch, const void *elem, uint64_t until)
 
 /* A send case is ready when a send would complete at once: credit in
  * hand and nobody before it in this reactor's queue. */
-bool sl__rsend_ready(sl_reactor *r, const sl_chan *ch)
+bool sl__rsend_ready(sl_reactor *r, const sl_chan *ch, uint32_t gen)
 {
-    sl_rsend *s = find(r, ch);
+    sl_rsend *s = find(r, ch, gen);
     return s && s->credit && !s->waitq.head;
 }
 
 /* This reactor's queue of senders waiting for ch's credit, or NULL if
  * there is none (nobody waits, no credit held). */
-sl_wq *sl__rsend_queue(sl_reactor *r, const sl_chan *ch)
+sl_wq *sl__rsend_queue(sl_reactor *r, const sl_chan *ch, uint32_t gen)
 {
-    sl_rsend *s = find(r, ch);
+    sl_rsend *s = find(r, ch, gen);
     return s ? &s->waitq : NULL;
 }
 
 /* Queues a select's send case `w` (w->buf: the element) behind the
  * senders waiting here; credit arriving fires it like a parked send. */
-int sl__rsend_push(sl_reactor *r, sl_chan *ch, sl_waiter *w)
+int sl__rsend_push(sl_reactor *r, sl_chan *ch, uint32_t gen, sl_waiter *w)
 {
-    sl_rsend *s = find(r, ch);
-    if (!s && !(s = make(r, ch, ch->home_, ch->elem_size_)))
+    sl_rsend *s = find(r, ch, gen);
+    if (!s && !(s = make(r, ch, gen, ch->home_, ch->elem_size_)))
         return -ENOMEM;
     s->esz = ch->elem_size_;
     s->expiring = ch->expiring_;
@@ -842,9 +856,9 @@ int sl__rsend_push(sl_reactor *r, sl_chan *ch, sl_waiter *w)
 }
 
 /* The select parked: an ask for credit goes home (one per reactor). */
-void sl__rsend_want(sl_reactor *r, const sl_chan *ch)
+void sl__rsend_want(sl_reactor *r, const sl_chan *ch, uint32_t gen)
 {
-    sl_rsend *s = find(r, ch);
+    sl_rsend *s = find(r, ch, gen);
     if (!s)
         return;
     mark_dirty(r, s);
@@ -855,22 +869,23 @@ void sl__rsend_want(sl_reactor *r, const sl_chan *ch)
 /* A held or claimed select (rsel.c) took its node off this queue and
  * puts it back (or fires) later: the record must not go as idle meanwhile
  * (d: +1 when taken off, -1 when back or fired). */
-void sl__rsend_pin(sl_reactor *r, const sl_chan *ch, int d)
+void sl__rsend_pin(sl_reactor *r, const sl_chan *ch, uint32_t gen, int d)
 {
-    sl_rsend *s = find(r, ch);
+    sl_rsend *s = find(r, ch, gen);
     if (s)
         s->pinned += (uint32_t)d;
 }
 
 /* A select with SL_SELECT_DEFAULT found no credit: ask for some (kept
  * as credit in hand when it comes), so that polling gets to send at all. */
-int sl__rsend_poll(sl_reactor *r, sl_chan *ch)
+int sl__rsend_poll(sl_reactor *r, sl_chan *ch, uint32_t gen)
 {
-    sl_rsend *s = find(r, ch);
-    if (!s && !(s = make(r, ch, ch->home_, ch->elem_size_)))
+    sl_rsend *s = find(r, ch, gen);
+    if (!s && !(s = make(r, ch, gen, ch->home_, ch->elem_size_)))
         return -ENOMEM;
     s->esz = ch->elem_size_;
     s->expiring = ch->expiring_;
+    s->cap = ch->cap_;   /* for ask */
     if (!s->asking && !s->credit)
         ask(s, r);
     return 0;
@@ -904,9 +919,13 @@ bool sl__rsend_chan_info(const sl_reactor *r, const sl_chan *ch, const char **na
 void sl__rsend_unpark(sl_task *t)
 {
     sl_reactor *r = t->reactor_;
-    sl_rsend *s = find(r, t->wait_obj_);
-    if (s)
-        sl_wq_remove(&s->waitq, &t->w_);
+    /* the record whose queue holds t (records of older channels at the
+     * same address may be there too: rare, and this is no hot path) */
+    for (sl_rsend *s = r->rsends; s; s = s->next)
+        if (s->ch == t->wait_obj_ && sl__wq_holds(&s->waitq, &t->w_)) {
+            sl_wq_remove(&s->waitq, &t->w_);
+            break;
+        }
     t->w_.tag = 0;
     r->remote_pending--;
 }

@@ -82,7 +82,7 @@ static sl_wq *queue_of(sl_case *c, sl_reactor *r)
     if (c->w_.tag == REMOTE_RV)
         return NULL;
     if (c->w_.tag)
-        return c->op == SL_SEND ? sl__rsend_queue(r, c->ch) : sl__rrecv_queue(r, c->ch);
+        return c->op == SL_SEND ? sl__rsend_queue(r, c->ch, c->gen_) : sl__rrecv_queue(r, c->ch, c->gen_);
     return c->op == SL_SEND ? &c->ch->sendq_ : &c->ch->recvq_;
 }
 
@@ -92,17 +92,28 @@ static inline __attribute__((always_inline)) bool case_ready(sl_case *c, sl_reac
         return sl__chan_ready(c->ch, c->op);
     if (by_offer(c))
         return false;   /* decided by an offer from its home, once parked */
-    return c->op == SL_SEND ? sl__rsend_ready(r, c->ch) : sl__rrecv_ready(r, c->ch);
+    return c->op == SL_SEND ? sl__rsend_ready(r, c->ch, c->gen_) : sl__rrecv_ready(r, c->ch, c->gen_);
+}
+
+/* A REMOTE_BUF case's readiness from this reactor's record alone. Ready,
+ * what it holds keeps the channel's header (credit or lent elements: a
+ * freed header stays until they are back), so case_do may read it. */
+static bool buf_ready(const sl_case *c, sl_reactor *r)
+{
+    return c->op == SL_SEND ? sl__rsend_ready(r, c->ch, c->gen_) : sl__rrecv_ready(r, c->ch, c->gen_);
 }
 
 static inline __attribute__((always_inline)) int case_do(sl_task *t, sl_case *c)
 {
     if (is_remote(c, t->reactor_))   /* ready: completes at once, never parks */
-        return c->op == SL_SEND ? sl__rsend(t, c->ch, c->buf, 0) : sl__rrecv(t, c->ch, c->buf);
+        return c->op == SL_SEND ? sl__rsend(t, c->ch, c->gen_, c->buf, 0) : sl__rrecv(t, c->ch, c->gen_, c->buf);
     return c->op == SL_SEND ? sl__chan_do_send(c->ch, c->buf) : sl__chan_do_recv(c->ch, c->buf);
 }
 
-static int check_cases(const sl_task *t, const sl_case *cases, int n)
+/* Also reads each remote case's channel generation (the select names
+ * the channels now, alive by the caller's contract): every record and
+ * message of the case carries it, never a later read (rsend.c find). */
+static int check_cases(const sl_task *t, sl_case *cases, int n)
 {
     if (!cases || n < 1)
         return -EINVAL;
@@ -114,6 +125,7 @@ static int check_cases(const sl_task *t, const sl_case *cases, int n)
             continue;
         if (!ch->home_)
             return -EINVAL;
+        cases[i].gen_ = sl__chan_gen(ch);
         /* cap_, expiring_ and heap_ are set at creation: safe to read here */
         if (!ch->heap_)
             return -EXDEV;   /* _mem: nothing of ours may be in flight to it (sl_chan_mem) */
@@ -132,9 +144,9 @@ static int check_cases(const sl_task *t, const sl_case *cases, int n)
 static void pin(sl_reactor *r, const sl_case *c, int d)
 {
     if (c->op == SL_SEND)
-        sl__rsend_pin(r, c->ch, d);
+        sl__rsend_pin(r, c->ch, c->gen_, d);
     else
-        sl__rrecv_pin(r, c->ch, d);
+        sl__rrecv_pin(r, c->ch, c->gen_, d);
 }
 
 /* Dequeues every case of t's select but `keep`. */
@@ -263,14 +275,24 @@ int sl__select_rematch(sl_task *t)
         }
         if (cases[i].w_.tag == REMOTE_RV)
             continue;   /* a held select's proxy (rsel.c): decided at its home */
-        /* case_ready: a case on another reactor's buffered channel is ready
-         * with what arrived here while held (credit, a lent element) */
-        if (case_ready(&cases[i], t->reactor_) && sl__rand(t->reactor_) % (uint64_t)++ready == 0)
+        /* a case on another reactor's buffered channel is ready with what
+         * arrived here while held (credit, a lent element): asked of its
+         * record, not of the channel, whose home may have freed it and
+         * reused its header meanwhile (chan.c, type-stable headers): its
+         * home_ and cap_ are then another channel's, written by another
+         * thread (test_pinned_put_back_after_free_reuse read them) */
+        if ((cases[i].w_.tag == REMOTE_BUF ? buf_ready(&cases[i], t->reactor_) : case_ready(&cases[i], t->reactor_)) &&
+            sl__rand(t->reactor_) % (uint64_t)++ready == 0)
             chosen = i;
     }
     if (chosen >= 0) {
-        cases[chosen].err = case_do(t, &cases[chosen]);
-        cases[chosen].w_.err = cases[chosen].err;
+        sl_case *c = &cases[chosen];
+        /* a REMOTE_BUF case by its record, as above: not case_do's look at
+         * home_ (NULL'd by a free on the home's thread meanwhile) */
+        c->err = c->w_.tag != REMOTE_BUF ? case_do(t, c)
+                 : c->op == SL_SEND ? sl__rsend(t, c->ch, c->gen_, c->buf, 0)
+                 : sl__rrecv(t, c->ch, c->gen_, c->buf);
+        c->w_.err = c->err;
     }
     return chosen;
 }
@@ -288,9 +310,9 @@ void sl__select_put_back(sl_task *t)
         if (cases[i].w_.tag == REMOTE_BUF)
             pin(t->reactor_, &cases[i], -1);   /* in its queue again: kept as any */
         if (cases[i].w_.tag == REMOTE_BUF && cases[i].op == SL_SEND)
-            sl__rsend_want(t->reactor_, cases[i].ch);   /* credit that came while held may have gone back */
+            sl__rsend_want(t->reactor_, cases[i].ch, cases[i].gen_);   /* credit that came while held may have gone back */
         else if (cases[i].w_.tag == REMOTE_BUF)
-            (void)sl__rrecv_poll(t->reactor_, cases[i].ch);   /* claimed as it parked, its node was off at the flush: no ask went (its record exists) */
+            (void)sl__rrecv_poll(t->reactor_, cases[i].ch, cases[i].gen_);   /* claimed as it parked, its node was off at the flush: no ask went (its record exists) */
     }
 }
 
@@ -386,7 +408,7 @@ static void ask_unready(sl_task *t, sl_case *cases, int n, int skip)
         if (i == skip || !asks_home(c, r) || case_ready(c, r))
             continue;
         /* no memory for this reactor's record: asked at the next select */
-        (void)(c->op == SL_SEND ? sl__rsend_poll(r, c->ch) : sl__rrecv_poll(r, c->ch));
+        (void)(c->op == SL_SEND ? sl__rsend_poll(r, c->ch, c->gen_) : sl__rrecv_poll(r, c->ch, c->gen_));
     }
 }
 
@@ -454,8 +476,8 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
         remote = true;
         if (cases[i].w_.tag == REMOTE_RV)
             continue;   /* posted once parked */
-        rc = cases[i].op == SL_SEND ? sl__rsend_push(r, cases[i].ch, &cases[i].w_)
-                                    : sl__rrecv_push(r, cases[i].ch, &cases[i].w_);
+        rc = cases[i].op == SL_SEND ? sl__rsend_push(r, cases[i].ch, cases[i].gen_, &cases[i].w_)
+                                    : sl__rrecv_push(r, cases[i].ch, cases[i].gen_, &cases[i].w_);
         if (rc < 0) {   /* no memory for this reactor's record: nothing parked */
             dequeue_all(t, NULL);
             t->wait_obj_ = NULL;
@@ -494,7 +516,7 @@ int sl_select(sl_task *t, sl_case *cases, int n, int flags)
             if (cases[i].w_.tag == REMOTE_RV)
                 sl__rsel_post(t, &cases[i]);
             else if (cases[i].w_.tag && cases[i].op == SL_SEND)
-                sl__rsend_want(r, cases[i].ch);   /* receive cases: asked by the flush */
+                sl__rsend_want(r, cases[i].ch, cases[i].gen_);   /* receive cases: asked by the flush */
         /* its proxies posted, it may be claimed as a local-only one is
          * (rsel.c: busy while claimed, docs/core.md "A claimed select with
          * cases elsewhere") */

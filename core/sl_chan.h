@@ -233,7 +233,13 @@ int sl_chan_detach(sl_chan *ch, sl_task *t, int ends);
  * goes at once; the header when the last attached end is released too, and
  * then into its reactor's quarantine: it stays readable while the next
  * SL_CHAN_QUARANTINE channels of that reactor are freed (and until the
- * reactor is freed), so a stale pointer used in that window meets a freed
+ * reactor is freed), then among the reactor's free headers, which its next
+ * sl_chan_new takes first: a heap header goes back to malloc only with its
+ * reactor (memory: the peak of live channels plus SL_CHAN_QUARANTINE
+ * headers), so past the window a stale pointer may name another channel
+ * (the caller's bug), while the library's own messages in flight are told
+ * apart by the header's generation (docs/core.md, "A message that crosses
+ * a free"). A stale pointer used within the window meets a freed
  * channel, not freed memory: a second free or a close returns -EALREADY, a
  * send or receive -EPIPE (all three reported with the caller's file:line),
  * try_ operations -EPIPE, attach -EPIPE, select -EINVAL. An operation
@@ -277,6 +283,8 @@ int sl_reactor_foreach_chan(sl_reactor *r, int (*fn)(sl_chan *, void *), void *a
 typedef struct sl_case {
     sl_chan *ch;
     int op;             /* SL_SEND or SL_RECV */
+    uint32_t gen_;      /* private: another reactor's channel's generation, read by sl_select
+                         * (core/chan.c, type-stable headers; in what was padding) */
     void *buf;          /* element to send, or where to receive */
     int err;            /* out: the chosen case's own result, 0 or -EPIPE */
     sl_waiter w_;       /* private */
@@ -356,9 +364,18 @@ struct sl_chan {
     uint8_t closed_, freed_, heap_, buf_heap_, senders_gone_, receivers_gone_;
     uint8_t expiring_;
     uint8_t pad_;
-    struct { sl_chan *prev, *next; } link_;   /* the home's channels, or its quarantine (core/list.h) */
-    const char *name_, *file_;
+    struct { sl_chan *prev, *next; } link_;   /* the home's channels, its quarantine or free headers (core/list.h) */
+    const char *name_;
+    /* The generation (issue 17): a heap header is reused for the home's
+     * next channels (chan.c, "type-stable headers"), and every message of
+     * another reactor names a channel by (address, gen_). Bumped by the
+     * home at the free and again when the header is released (__atomic,
+     * release); read by another reactor when a task of its names the
+     * channel (acquire); kept across reuse. */
+    uint32_t gen_;
+    uint32_t pad2_;
     /* written by the home as it works */
+    const char *file_;
     int line_;
     uint8_t pressured_;
     uint8_t remote_seen_;          /* ever used from another reactor */

@@ -201,7 +201,7 @@ static int fair_recv_select(sl_task *t, void *arg)   /* reactor 1 */
     F.cs[1] = (sl_case){ .ch = F.r, .op = SL_RECV, .buf = &F.got };
     sl_reactor_stats_get(sl_task_reactor(t), &F.s1a);
     for (; !F.r_end && F.picks - F.last_remote < FAIR_STALL; F.picks++) {
-        F.both += sl__rrecv_ready(t->reactor_, F.r);   /* the local case always is */
+        F.both += sl__rrecv_ready(t->reactor_, F.r, sl__chan_gen(F.r));   /* the local case always is */
         SL_AWAIT(t, F.rc, sl_select(t, F.cs, 2, F.flags));
         assert_true(F.rc == 0 || F.rc == 1);
         assert_int_equal(F.cs[F.rc].err, 0);
@@ -233,7 +233,7 @@ static int fair_send_select(sl_task *t, void *arg)   /* reactor 1 */
     F.cs[1] = (sl_case){ .ch = F.r, .op = SL_SEND, .buf = &F.v };
     sl_reactor_stats_get(sl_task_reactor(t), &F.s1a);
     for (F.v = 0; F.v < FAIR_N && F.picks - F.last_remote < FAIR_STALL; F.picks++) {
-        F.both += sl__rsend_ready(t->reactor_, F.r);
+        F.both += sl__rsend_ready(t->reactor_, F.r, sl__chan_gen(F.r));
         SL_AWAIT(t, F.rc, sl_select(t, F.cs, 2, F.flags));
         assert_true(F.rc == 0 || F.rc == 1);
         assert_int_equal(F.cs[F.rc].err, 0);

@@ -3949,7 +3949,7 @@ static void test_meet3_race_several_homes(void **st)
  * the offer hook at reactor 1 (S_R deciding the claim's offer) and the hold
  * hook (4: a message waits for the busy select; 5: refused busy; 6/7:
  * REMATCH), not with sleeps. */
-enum { CM_MEET, CM_PLAIN, CM_DEADLINE, CM_CANCEL, CM_FREE, CM_TEARDOWN, CM_SYMM, CM_CLAIMS, CM_WAIT, CM_DIE };
+enum { CM_MEET, CM_PLAIN, CM_DEADLINE, CM_CANCEL, CM_FREE, CM_TEARDOWN, CM_SYMM, CM_REUSE, CM_CLAIMS, CM_WAIT, CM_DIE };
 #define CM_PLAINS(h) ((h) >= CM_PLAIN && (h) <= CM_TEARDOWN)
 #define CM_BUSY(h) ((h) >= CM_WAIT)
 
@@ -3973,6 +3973,11 @@ static struct {
     int rcc[2], ecc[2];
     _Atomic int ccd[2], rfirst[2], made1, free_go, free_k, freers_done;
     char diag[512];
+    /* CM_REUSE: q2 freed while S_H is claimed, its header reused by the next */
+    _Atomic int reused;
+    bool same;
+    int yrc;
+    int64_t yv;
 } CM;
 
 static bool cm_spin(_Atomic int *x, int at_least)   /* in a hook: the other thread's event, bounded */
@@ -4034,6 +4039,8 @@ static void cm_r_hook(void *arg)   /* before an offer is decided: S_R deciding t
         assert_true(cm_spin(&CM.freed, 1));
     if (CM.how == CM_DIE)
         assert_true(cm_spin(&CM.hooks[5], 1));   /* S_3's offer refused busy by S_H */
+    if (CM.how == CM_REUSE)
+        assert_true(cm_spin(&CM.reused, 1));   /* q2 freed and its header reused while S_H is claimed */
     if (!CM.decline)
         return;
     int64_t x = 777;   /* S_R fires its own case first: the claim is declined */
@@ -4198,6 +4205,23 @@ static int cm_h2(sl_task *t, void *arg)   /* reactor 2: c2's and q2's home */
         WAIT_FOR(t, atomic_load(&CM.srd), CM.p[6], CM.r[6]);
         CM.pv = 9;
         assert_int_equal(sl_chan_try_send(NULL, CM.q2, &CM.pv), 0);
+    }
+    if (CM.how == CM_REUSE) {   /* S_H claimed, its q2 node pinned off its queue: q2 goes, the next takes its header */
+        WAIT_FOR(t, atomic_load(&CM.hooks[8]) >= 1, CM.p[6], CM.r[6]);
+        sl_chan *old = CM.q2;
+        assert_int_equal(sl_chan_free(t, CM.q2), 0);
+        for (int i = 0; i < SL_CHAN_QUARANTINE; i++) {
+            sl_chan *c;
+            assert_int_equal(sl_chan_new(&c, sizeof(int64_t), 1, NULL), 0);
+            assert_int_equal(sl_chan_free(t, c), 0);
+        }
+        assert_int_equal(sl_chan_new(&CM.q2, sizeof(int64_t), 1, &(sl_chan_opts){ .name = "q2-new" }), 0);
+        CM.same = CM.q2 == old;
+        CM.pv = 9;   /* the bait: S_H's put back, asking for old q2, must not be lent it */
+        assert_int_equal(sl_chan_try_send(t, CM.q2, &CM.pv), 0);
+        atomic_store(&CM.reused, 1);
+        WAIT_FOR(t, atomic_load(&CM.shd), CM.p[6], CM.r[6]);
+        CM.yrc = sl_chan_try_recv(t, CM.q2, &CM.yv);   /* 9, received once, here */
     }
     WAIT_FOR(t, atomic_load(&CM.shd), CM.p[6], CM.r[6]);
     if (CM_PLAINS(CM.how) && CM.how != CM_FREE && !(CM.rsh == 1 && CM.esh == 0)) {
@@ -4367,6 +4391,29 @@ static void test_meet4_buf_declined_asks_home(void **st)
     cm_run(CM_MEET, false, false, true, true);
     cm_met(1, 9, 0);
     assert_int_equal(CM.vsr[0], 777);
+}
+
+/* The same claim, and while S_H is claimed (its q2 node pinned off its
+ * queue, its record kept) reactor 2 frees q2 and makes a new channel at
+ * q2's address (past the quarantine: chan.c, type-stable headers) with 9
+ * in it. The claim declined, S_H's node is put back and asks home for the
+ * old q2, by the record's generation: -EPIPE for S_H's q2 case, and the
+ * new channel keeps its 9 (before the generations: it was lent to S_H,
+ * which returned case 1 with 0 and 9: another channel's element) */
+static void test_pinned_put_back_after_free_reuse(void **st)
+{
+    (void)st;
+    cm_run(CM_REUSE, false, false, true, true);
+    print_message("new q2 at the old one's address: %s; S_H case %d err %d (%lld); the new q2 then: %d (%lld)\n",
+                  CM.same ? "yes" : "no", CM.rsh, CM.esh, (long long)CM.vsh[1], CM.yrc, (long long)CM.yv);
+    assert_true(CM.same);
+    assert_int_equal(CM.rsh, 1);
+    assert_int_equal(CM.esh, -EPIPE);
+    assert_int_equal(CM.vsh[1], -1);
+    assert_int_equal(CM.rsr, 0);
+    assert_int_equal(CM.vsr[0], 777);
+    assert_int_equal(CM.yrc, 0);
+    assert_int_equal(CM.yv, 9);
 }
 
 /* A plain sender at reactor 2 offers to S_H's c2 proxy while S_H is
@@ -4678,6 +4725,7 @@ int main(void)
         cmocka_unit_test_setup(test_meet4_buf_sh_first, scene_guard),
         cmocka_unit_test_setup(test_meet4_buf_sr_first, scene_guard),
         cmocka_unit_test_setup(test_meet4_buf_declined_asks_home, scene_guard),
+        cmocka_unit_test_setup(test_pinned_put_back_after_free_reuse, scene_guard),
         cmocka_unit_test_setup(test_meet4_plain_offer_waits_accepted, scene_guard),
         cmocka_unit_test_setup(test_meet4_plain_offer_waits_declined, scene_guard),
         cmocka_unit_test_setup(test_meet4_deadline_while_claimed_accepted, scene_guard),
