@@ -3,7 +3,10 @@
  * a round trip between two threads, each adding one layer of what
  * `core-bench --only cross_reactor_chan_pingpong_ns` does:
  *
- *   flag   two bare threads, one atomic word each way (the floor)
+ *   flag1  two bare threads, one atomic word each way, both words on one
+ *          line (core-bench's thread_flag_roundtrip_ns)
+ *   flag   the same, each word on a line of its own, as a pair of rings
+ *          has a line each way (the floor under them)
  *   ring   two bare threads, two sl_rings (core/ring.h), a 48-byte cell
  *          each way, as an inline rsend batch travels
  *   post   two reactors: a message run inside the spin posts the next one
@@ -16,6 +19,7 @@
  *          each reactor (core-bench's figure)
  *
  *   bench/leg-ladder RUNG [ROUND_TRIPS]   prints {"RUNG_ns": ns a round trip}
+ *   LADDER_STATS=1 ...   each reactor's counters after each run, on stderr
  *
  * Best of three runs, as core-bench. Links libsluice.a: the rungs reach
  * the private ring and inline post. Run each under `flock
@@ -66,6 +70,41 @@ static double r_flag(long n)
     for (long i = 1; i <= n; i++) {
         atomic_store_explicit(&flag_ab, i, memory_order_release);
         while (atomic_load_explicit(&flag_ba, memory_order_acquire) != i)
+            relax();
+    }
+    uint64_t t1 = sl_now_ns();
+    pthread_join(t, NULL);
+    return (double)(t1 - t0) / (double)n;
+}
+
+/* ---- flag1: both words on one line (core-bench's thread_flag_roundtrip_ns,
+ * whose two statics share one) ----------------------------------------------- */
+
+static _Alignas(64) struct { _Atomic long ab, ba; } one;
+
+static void *flag1_peer(void *arg)
+{
+    (void)arg;
+    for (long i = 1; i <= rt_n; i++) {
+        while (atomic_load_explicit(&one.ab, memory_order_acquire) != i)
+            relax();
+        atomic_store_explicit(&one.ba, i, memory_order_release);
+    }
+    return NULL;
+}
+
+static double r_flag1(long n)
+{
+    pthread_t t;
+    rt_n = n;
+    atomic_store(&one.ab, 0);
+    atomic_store(&one.ba, 0);
+    if (pthread_create(&t, NULL, flag1_peer, NULL) != 0)
+        return -1;
+    uint64_t t0 = sl_now_ns();
+    for (long i = 1; i <= n; i++) {
+        atomic_store_explicit(&one.ab, i, memory_order_release);
+        while (atomic_load_explicit(&one.ba, memory_order_acquire) != i)
             relax();
     }
     uint64_t t1 = sl_now_ns();
@@ -158,10 +197,12 @@ static void run2(sl_step_fn fn)
         for (int i = 0; i < 2; i++) {
             sl_reactor_stats s;
             sl_reactor_stats_get(R[i], &s);
-            fprintf(stderr, "reactor %d: msgs %llu spins %llu spin_hits %llu spin_runs %llu steps %llu\n", i,
-                    (unsigned long long)s.msgs, (unsigned long long)s.spins,
+            fprintf(stderr, "reactor %d: msgs %llu steps %llu wakeups %llu fd_wakeups %llu spins %llu spin_hits %llu "
+                    "spin_runs %llu spin_yields %llu rs_early %llu\n", i,
+                    (unsigned long long)s.msgs, (unsigned long long)s.steps, (unsigned long long)s.wakeups,
+                    (unsigned long long)s.fd_wakeups, (unsigned long long)s.spins,
                     (unsigned long long)s.spin_hits, (unsigned long long)s.spin_runs,
-                    (unsigned long long)s.steps);
+                    (unsigned long long)s.spin_yields, (unsigned long long)R[i]->rs_early);
         }
     sl_runtime_free(rt);
 }
@@ -333,11 +374,11 @@ static double r_chan(long n) { return r_reactors(n, chan_main, 1); }
 int main(int argc, char **argv)
 {
     static const struct { const char *name; double (*fn)(long); long n; } rungs[] = {
-        { "flag", r_flag, 1000000 }, { "ring", r_ring, 1000000 }, { "post", r_post, 200000 },
+        { "flag1", r_flag1, 1000000 }, { "flag", r_flag, 1000000 }, { "ring", r_ring, 1000000 }, { "post", r_post, 200000 },
         { "task", r_task, 200000 }, { "chan", r_chan, 100000 },
     };
     if (argc < 2) {
-        fprintf(stderr, "usage: leg-ladder flag|ring|post|task|chan [ROUND_TRIPS]\n");
+        fprintf(stderr, "usage: leg-ladder flag1|flag|ring|post|task|chan [ROUND_TRIPS]\n");
         return 2;
     }
     for (size_t k = 0; k < sizeof rungs / sizeof *rungs; k++) {
