@@ -198,11 +198,12 @@ static void run2(sl_step_fn fn)
             sl_reactor_stats s;
             sl_reactor_stats_get(R[i], &s);
             fprintf(stderr, "reactor %d: msgs %llu steps %llu wakeups %llu fd_wakeups %llu spins %llu spin_hits %llu "
-                    "spin_runs %llu spin_yields %llu rs_early %llu\n", i,
+                    "spin_runs %llu spin_yields %llu rs_early %llu quick_hits %llu\n", i,
                     (unsigned long long)s.msgs, (unsigned long long)s.steps, (unsigned long long)s.wakeups,
                     (unsigned long long)s.fd_wakeups, (unsigned long long)s.spins,
                     (unsigned long long)s.spin_hits, (unsigned long long)s.spin_runs,
-                    (unsigned long long)s.spin_yields, (unsigned long long)R[i]->rs_early);
+                    (unsigned long long)s.spin_yields, (unsigned long long)R[i]->rs_early,
+                    (unsigned long long)R[i]->quick_hits);
         }
     sl_runtime_free(rt);
 }

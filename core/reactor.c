@@ -828,10 +828,14 @@ static int drain(sl_reactor *r, int max)
  * true if a message arrived. */
 #define SPIN_MAX_NS 50000
 
+static bool quick_poll(sl_reactor *r);
+
 static bool poll_briefly(sl_reactor *r, uint64_t worked)
 {
     if (r->rq_head || r->yq_head || event_base_get_num_events(r->base, EVENT_BASE_COUNT_ACTIVE) > 0)
         return false;
+    if (quick_poll(r))
+        return true;
     uint64_t until = sl_now_ns() + (worked < SPIN_MAX_NS ? worked : SPIN_MAX_NS);
     for (unsigned i = 1;; i++) {
         if (!inbox_empty(r))
@@ -983,6 +987,35 @@ static void resume_later(sl_reactor *r)
  * reads it (idle_spin clears spin_clock_left), so no reading outlives a
  * spin. */
 #define SPIN_CLOCK_HITS 8
+
+/* wake_run's polls (poll_briefly) begin as the spin's do: a few pauses
+ * before the first sched_yield(), left out by the same backoff (pause_skip:
+ * a poll whose message came after its pauses, or not at all, leaves them
+ * out of the next 1, 2, 4 ... polls, since the peer may wait for our CPU). Messages that make no task ready (a
+ * ping-pong of messages alone, a sender's top-ups) keep a reactor in
+ * wake_run's loop, not in the spin: it yielded before every look, one
+ * sched_yield() a message, and such a ping-pong took 495-665 ns a round
+ * trip where one through tasks took 160-218 (bench/leg-ladder post and
+ * task; docs/core.md, "What a leg is made of"). */
+static bool quick_poll(sl_reactor *r)
+{
+    if (!r->spin_ns)
+        return false;
+    if (r->pause_skip) {   /* counted down here too: such a reactor may never spin */
+        r->pause_skip--;
+        return false;
+    }
+    for (int i = 0; i < SPIN_QUICK_POLLS; i++) {
+        if (!inbox_empty(r)) {
+            r->quick_hits++;
+            pause_adapt(r, true);
+            return true;
+        }
+        cpu_relax();
+    }
+    pause_adapt(r, false);   /* the message comes later, if at all: yield at once next time */
+    return false;
+}
 
 static bool spin_poll(sl_reactor *r, uint64_t *now)
 {
