@@ -340,10 +340,11 @@ static void test_ring_inline_small_batches(void **s)
  * never starts), whose polls yielded the CPU before every look: one
  * sched_yield() a message, 495-665 ns a round trip against 160-218 for
  * the same through tasks (bench/leg-ladder post, task). They pause first
- * now, as the spin's polls do (reactor.c, quick_poll). Asserted when the
+ * now, as the spin's polls do (reactor.c, quick_poll): some look finds
+ * its message within them at each reactor (before: none), and, when the
  * machine let the round trips stay short (the pauses are left out while
- * the spins' backoff says the peer waits for our CPU): then fewer yields
- * than half the messages at each reactor; before, one a message. */
+ * the backoff says the peer waits for our CPU), most do: fewer yields
+ * than half the messages (before: more yields than messages). */
 #define MP_N 20000
 
 static struct {
@@ -396,9 +397,16 @@ static void test_ring_message_pingpong_pauses(void **s)
                "%.0f ns a round trip\n", i, (unsigned long long)st[i].msgs,
                (unsigned long long)st[i].spin_yields, (unsigned long long)r[i]->quick_hits, rtt);
     }
-    if (rtt < 5000)
-        for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
+        /* some look found its message within the pauses (the backoff
+         * leaves them out of at most 1,024 looks in a row) */
+        assert_true(r[i]->quick_hits > 0);
+        /* and most, unless the peer waited for a CPU: the round trip was
+         * 495-924 ns with a yield before every look, 145-485 without;
+         * 2.4 us with other builds running, and then the backoff yields */
+        if (rtt < 1000)
             assert_true(st[i].spin_yields < st[i].msgs / 2);
+    }
     assert_int_equal(sl_runtime_free(rt), 0);
 }
 
