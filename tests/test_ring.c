@@ -340,11 +340,11 @@ static void test_ring_inline_small_batches(void **s)
  * never starts), whose polls yielded the CPU before every look: one
  * sched_yield() a message, 495-665 ns a round trip against 160-218 for
  * the same through tasks (bench/leg-ladder post, task). They pause first
- * now, as the spin's polls do (reactor.c, quick_poll): some look finds
- * its message within them at each reactor (before: none), and, when the
- * machine let the round trips stay short (the pauses are left out while
- * the backoff says the peer waits for our CPU), most do: fewer yields
- * than half the messages (before: more yields than messages). */
+ * now, as the spin's polls do (reactor.c, quick_poll): when the round
+ * trips stay short (the pauses are left out while the backoff says the
+ * answer comes after them), looks find their message within them at each
+ * reactor (before: none) and yield for fewer than half the messages
+ * (before: more yields than messages). */
 #define MP_N 20000
 
 static struct {
@@ -397,16 +397,16 @@ static void test_ring_message_pingpong_pauses(void **s)
                "%.0f ns a round trip\n", i, (unsigned long long)st[i].msgs,
                (unsigned long long)st[i].spin_yields, (unsigned long long)r[i]->quick_hits, rtt);
     }
-    for (int i = 0; i < 2; i++) {
-        /* some look found its message within the pauses (the backoff
-         * leaves them out of at most 1,024 looks in a row) */
-        assert_true(r[i]->quick_hits > 0);
-        /* and most, unless the peer waited for a CPU: the round trip was
-         * 495-924 ns with a yield before every look, 145-485 without;
-         * 2.4 us with other builds running, and then the backoff yields */
-        if (rtt < 1000)
+    /* Asserted when the round trip stayed under 1 us: it was 495-924 ns
+     * with a yield before every look, 145-485 without. Slower, the peer's
+     * answer comes after the pauses (2.4 us with other builds running,
+     * where the peer waits for a CPU; 3.8 us under AddressSanitizer, 9.8
+     * under ThreadSanitizer) and the backoff rightly yields. */
+    if (rtt < 1000)
+        for (int i = 0; i < 2; i++) {
+            assert_true(r[i]->quick_hits > 0);
             assert_true(st[i].spin_yields < st[i].msgs / 2);
-    }
+        }
     assert_int_equal(sl_runtime_free(rt), 0);
 }
 
