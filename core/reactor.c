@@ -818,14 +818,16 @@ static int drain(sl_reactor *r, int max)
  * for as long as they took, at most SPIN_MAX_NS: under steady traffic the
  * next chain lands within microseconds, while waking a sleeping thread
  * costs an eventfd write and, on a VM, tens of microseconds to wake its
- * vCPU. It polls with sched_yield(), not a pause loop: on a loaded machine
- * the thread it waits for may be queued behind it on the same CPU, and a
- * pause loop would burn the slice that thread needs (measured beside CPU
- * hogs on 2 vCPUs: 7x slower than yielding). Polling about as long as it
- * worked (the clock is read every 8 polls), a reactor spends about half its
- * time polling at most. Only when
- * nothing else of ours is due (no ready task, no active event). Returns
- * true if a message arrived. */
+ * vCPU. A few pauses first (quick_poll: an answer from a peer running on
+ * the other CPU comes within them), then sched_yield(), not a pause loop:
+ * on a loaded machine the thread it waits for may be queued behind it on
+ * the same CPU, and a pause loop would burn the slice that thread needs
+ * (measured beside CPU hogs on 2 vCPUs: 7x slower than yielding); the
+ * pauses are left out while messages come after them, as the spin's are.
+ * Polling about as long as it worked (the clock is read every 8 polls), a
+ * reactor spends about half its time polling at most. Only when nothing
+ * else of ours is due (no ready task, no active event). Returns true if a
+ * message arrived. */
 #define SPIN_MAX_NS 50000
 
 static bool quick_poll(sl_reactor *r);
@@ -991,12 +993,13 @@ static void resume_later(sl_reactor *r)
 /* wake_run's polls (poll_briefly) begin as the spin's do: a few pauses
  * before the first sched_yield(), left out by the same backoff (pause_skip:
  * a poll whose message came after its pauses, or not at all, leaves them
- * out of the next 1, 2, 4 ... polls, since the peer may wait for our CPU). Messages that make no task ready (a
- * ping-pong of messages alone, a sender's top-ups) keep a reactor in
- * wake_run's loop, not in the spin: it yielded before every look, one
- * sched_yield() a message, and such a ping-pong took 495-665 ns a round
- * trip where one through tasks took 160-218 (bench/leg-ladder post and
- * task; docs/core.md, "What a leg is made of"). */
+ * out of the next 1, 2, 4 ... polls, since the peer may wait for our
+ * CPU). Messages that make no task ready (a ping-pong of messages alone, a
+ * sender's top-ups) keep a reactor in wake_run's loop, not in the spin,
+ * and it yielded before every look: one sched_yield() a message, and such
+ * a ping-pong took 495-665 ns a round trip where one through tasks took
+ * 160-218; 147-158 now (bench/leg-ladder post and task; docs/core.md,
+ * "What a leg is made of"). */
 static bool quick_poll(sl_reactor *r)
 {
     if (!r->spin_ns)
