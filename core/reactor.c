@@ -1008,12 +1008,21 @@ static bool quick_poll(sl_reactor *r)
         r->pause_skip--;
         return false;
     }
-    for (int i = 0; i < SPIN_QUICK_POLLS; i++) {
+    uint64_t until = 0;
+    for (unsigned i = 0;; i++) {
         if (!inbox_empty(r)) {
             r->quick_hits++;
             pause_adapt(r, true);
             return true;
         }
+        /* as spin_poll: the first polls read no clock, the rest pause
+         * for SPIN_PAUSE_NS by it (a peer that yields between its looks
+         * answers within a few us, and only a look within them brings the
+         * two back to pausing) */
+        if (i == SPIN_QUICK_POLLS)
+            until = sl_now_ns() + SPIN_PAUSE_NS;
+        else if (i > SPIN_QUICK_POLLS && i % 8 == 0 && sl_now_ns() >= until)
+            break;
         cpu_relax();
     }
     pause_adapt(r, false);   /* the message comes later, if at all: yield at once next time */
