@@ -82,6 +82,8 @@ struct sl_reactor {
     int nbacklog;                     /* our rings holding a chain that did not fit */
     uint64_t ring_fulls;              /* chains that found their ring full (tests/test_ring.c) */
     uint64_t ring_inlines, ring_inline_refused;   /* sl__reactor_post_inline: went; fell back */
+    uint64_t rs_early;                /* rsend.c ship_early: batches shipped at the send (tests/test_credit.c) */
+    uint64_t quick_hits;              /* wake_run's polls that found a message within their pauses (reactor.c) */
     _Atomic int space_ready;          /* a consumer freed cells of a ring we wait on */
     int wake_fd;
     struct event *wake_ev;

@@ -818,20 +818,31 @@ static int drain(sl_reactor *r, int max)
  * for as long as they took, at most SPIN_MAX_NS: under steady traffic the
  * next chain lands within microseconds, while waking a sleeping thread
  * costs an eventfd write and, on a VM, tens of microseconds to wake its
- * vCPU. It polls with sched_yield(), not a pause loop: on a loaded machine
- * the thread it waits for may be queued behind it on the same CPU, and a
- * pause loop would burn the slice that thread needs (measured beside CPU
- * hogs on 2 vCPUs: 7x slower than yielding). Polling about as long as it
- * worked (the clock is read every 8 polls), a reactor spends about half its
- * time polling at most. Only when
- * nothing else of ours is due (no ready task, no active event). Returns
- * true if a message arrived. */
+ * vCPU. A few pauses first (quick_poll: an answer from a peer running on
+ * the other CPU comes within them), then sched_yield(), not a pause loop:
+ * on a loaded machine the thread it waits for may be queued behind it on
+ * the same CPU, and a pause loop would burn the slice that thread needs
+ * (measured beside CPU hogs on 2 vCPUs: 7x slower than yielding); the
+ * pauses are left out while messages come after them, as the spin's are.
+ * Polling about as long as it worked (the clock is read every 8 polls), a
+ * reactor spends about half its time polling at most. Only when nothing
+ * else of ours is due (no ready task, no active event). Returns true if a
+ * message arrived. */
 #define SPIN_MAX_NS 50000
+
+static bool quick_poll(sl_reactor *r);
+/* Only after a short drain: a message or two that answered a peer, which
+ * answers within the pauses; a stream's drain of a batch runs for
+ * microseconds, and its next batch comes later (the pauses cost the
+ * streams 1-1.5% in 15 of 20 alternated rounds without this bound). */
+#define QUICK_WORKED_NS 1000
 
 static bool poll_briefly(sl_reactor *r, uint64_t worked)
 {
     if (r->rq_head || r->yq_head || event_base_get_num_events(r->base, EVENT_BASE_COUNT_ACTIVE) > 0)
         return false;
+    if (worked < QUICK_WORKED_NS && quick_poll(r))
+        return true;
     uint64_t until = sl_now_ns() + (worked < SPIN_MAX_NS ? worked : SPIN_MAX_NS);
     for (unsigned i = 1;; i++) {
         if (!inbox_empty(r))
@@ -983,6 +994,45 @@ static void resume_later(sl_reactor *r)
  * reads it (idle_spin clears spin_clock_left), so no reading outlives a
  * spin. */
 #define SPIN_CLOCK_HITS 8
+
+/* wake_run's polls (poll_briefly) begin as the spin's do: a few pauses
+ * before the first sched_yield(), left out by the same backoff (pause_skip:
+ * a poll whose message came after its pauses, or not at all, leaves them
+ * out of the next 1, 2, 4 ... polls, since the peer may wait for our
+ * CPU). Messages that make no task ready (a ping-pong of messages alone, a
+ * sender's top-ups) keep a reactor in wake_run's loop, not in the spin,
+ * and it yielded before every look: one sched_yield() a message, and such
+ * a ping-pong took 495-665 ns a round trip where one through tasks took
+ * 160-218; 147-158 now (bench/leg-ladder post and task; docs/core.md,
+ * "What a leg is made of"). */
+static bool quick_poll(sl_reactor *r)
+{
+    if (!r->spin_ns)
+        return false;
+    if (r->pause_skip) {   /* counted down here too: such a reactor may never spin */
+        r->pause_skip--;
+        return false;
+    }
+    uint64_t until = 0;
+    for (unsigned i = 0;; i++) {
+        if (!inbox_empty(r)) {
+            r->quick_hits++;
+            pause_adapt(r, true);
+            return true;
+        }
+        /* as spin_poll: the first polls read no clock, the rest pause
+         * for SPIN_PAUSE_NS by it (a peer that yields between its looks
+         * answers within a few us, and only a look within them brings the
+         * two back to pausing) */
+        if (i == SPIN_QUICK_POLLS)
+            until = sl_now_ns() + SPIN_PAUSE_NS;
+        else if (i > SPIN_QUICK_POLLS && i % 8 == 0 && sl_now_ns() >= until)
+            break;
+        cpu_relax();
+    }
+    pause_adapt(r, false);   /* the message comes later, if at all: yield at once next time */
+    return false;
+}
 
 static bool spin_poll(sl_reactor *r, uint64_t *now)
 {

@@ -33,6 +33,7 @@ static struct {
     uint64_t turns0a, turns0;   /* reactor 0's publications for the deadlock checks (diag.c) */
     uint64_t looks0a, looks0;   /* reactor 0's own deadlock checks (reactor.c) */
     uint64_t mallocs0a, mallocs0, mallocs1a, mallocs1;   /* batches' mallocs (rsend.c) */
+    uint64_t early0a, early0, early1a, early1;   /* batches shipped at the send (rsend.c, ship_early) */
 } P;
 
 static void pp_finished(void *arg)
@@ -52,6 +53,7 @@ static int pp_b(sl_task *t, void *arg)   /* reactor 0 */
             P.turns0a = atomic_load(&sl_task_reactor(t)->turns);
             P.looks0a = sl_task_reactor(t)->dl_looks;
             P.mallocs0a = sl_task_reactor(t)->rs_batch_mallocs;
+            P.early0a = sl_task_reactor(t)->rs_early;
         }
         SL_AWAIT(t, P.rcb, sl_chan_recv(t, P.a, &P.vb));
         assert_int_equal(P.rcb, 0);
@@ -62,6 +64,7 @@ static int pp_b(sl_task *t, void *arg)   /* reactor 0 */
     P.turns0 = atomic_load(&sl_task_reactor(t)->turns);
     P.looks0 = sl_task_reactor(t)->dl_looks;
     P.mallocs0 = sl_task_reactor(t)->rs_batch_mallocs;
+    P.early0 = sl_task_reactor(t)->rs_early;
     assert_int_equal(sl_chan_free(t, P.a), 0);
     pp_finished(NULL);
     SL_END(t);
@@ -72,8 +75,10 @@ static int pp_a(sl_task *t, void *arg)   /* reactor 1 */
     (void)arg;
     SL_BEGIN(t);
     for (P.ia = 0; P.ia < PP_N; P.ia++) {
-        if (P.ia == 1)
+        if (P.ia == 1) {
             P.mallocs1a = sl_task_reactor(t)->rs_batch_mallocs;
+            P.early1a = sl_task_reactor(t)->rs_early;
+        }
         P.va = P.ia;
         SL_AWAIT(t, P.rca, sl_chan_send(t, P.a, &P.va));
         assert_int_equal(P.rca, 0);
@@ -84,6 +89,7 @@ static int pp_a(sl_task *t, void *arg)   /* reactor 1 */
     }
     sl_reactor_stats_get(sl_task_reactor(t), &P.s1);
     P.mallocs1 = sl_task_reactor(t)->rs_batch_mallocs;
+    P.early1 = sl_task_reactor(t)->rs_early;
     assert_int_equal(sl_chan_free(t, P.b), 0);
     sl_reactor_post(sl_runtime_reactor(rt, 0), pp_finished, NULL);
     SL_END(t);
@@ -155,6 +161,121 @@ static void test_pingpong_messages(void **s)
                   (unsigned long)(P.mallocs0 - P.mallocs0a), (unsigned long)(P.mallocs1 - P.mallocs1a));
     assert_true(P.mallocs0 - P.mallocs0a <= 4);
     assert_true(P.mallocs1 - P.mallocs1a <= 4);
+    /* Every send after the start takes the last credit (capacity 1) and
+     * its batch leaves at the send, carrying the top-up owed (rsend.c,
+     * ship_early), not after the step and the flush; still one message a
+     * leg (above). One in a few could find a chain of ours for the other
+     * reactor not yet published and wait for the flush: none here. */
+    print_message("batches shipped at the send: %lu at reactor 0, %lu at reactor 1\n",
+                  (unsigned long)(P.early0 - P.early0a), (unsigned long)(P.early1 - P.early1a));
+    assert_true(P.early0 - P.early0a >= PP_N - 16);
+    assert_true(P.early1 - P.early1a >= PP_N - 16);
+}
+
+/* ---- the last credit's batch leaves at the send ----------------------------------------- */
+
+/* The ping-pong's shape (a on reactor 0, b on reactor 1, capacity 1), with
+ * B, in the step where its send on b took the last credit in hand, waiting
+ * for A to have received that element before the step ends (at most
+ * LONG_WAIT). The batch left at the callback's end before (rsend.c,
+ * ship_early): A could not receive it while B's step went on, and the
+ * wait ran out in every round. */
+#define EA_N 4
+
+static struct {
+    sl_chan *a, *b;
+    int ia, ib, rca, rcb, finished;
+    int64_t va, vb;
+    _Atomic long got;            /* A's last element received from b, plus one */
+    int seen;                    /* B's rounds (from the second) that saw it within the step */
+    uint64_t early0a, early0;    /* reactor 0's batches shipped at the send */
+} EA;
+
+static void ea_finished(void *arg)
+{
+    (void)arg;
+    if (++EA.finished == 2)
+        sl_runtime_stop(rt);
+}
+
+static int ea_b(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    EA.early0a = sl_task_reactor(t)->rs_early;
+    for (EA.ib = 0; EA.ib < EA_N; EA.ib++) {
+        SL_AWAIT(t, EA.rcb, sl_chan_recv(t, EA.a, &EA.vb));
+        assert_int_equal(EA.rcb, 0);
+        SL_AWAIT(t, EA.rcb, sl_chan_send(t, EA.b, &EA.vb));
+        assert_int_equal(EA.rcb, 0);
+        /* the first send asked for credit; from the second on, credit in
+         * hand (the top-up rode in A's batch) and the send returned at once:
+         * still in the step that received */
+        if (EA.ib > 0) {
+            uint64_t until = sl_now_ns() + LONG_WAIT;
+            while (atomic_load(&EA.got) != EA.vb + 1 && sl_now_ns() < until)
+                sched_yield();
+            if (atomic_load(&EA.got) == EA.vb + 1)
+                EA.seen++;
+            else
+                break;   /* once is enough to fail: not LONG_WAIT a round */
+        }
+    }
+    EA.early0 = sl_task_reactor(t)->rs_early;
+    assert_int_equal(sl_chan_free(t, EA.a), 0);
+    ea_finished(NULL);
+    SL_END(t);
+}
+
+static int ea_a(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (EA.ia = 0; EA.ia < EA_N; EA.ia++) {
+        EA.va = EA.ia;
+        SL_AWAIT(t, EA.rca, sl_chan_send(t, EA.a, &EA.va));
+        if (EA.rca)
+            break;   /* B gave up and freed a (-EPIPE): the test fails there */
+        SL_AWAIT(t, EA.rca, sl_chan_recv(t, EA.b, &EA.va));
+        assert_int_equal(EA.rca, 0);
+        atomic_store(&EA.got, EA.va + 1);
+    }
+    assert_int_equal(sl_chan_free(t, EA.b), 0);
+    sl_reactor_post(sl_runtime_reactor(rt, 0), ea_finished, NULL);
+    SL_END(t);
+}
+
+static int ea_start_a(sl_task *t, void *arg)   /* reactor 1: b's home, then A */
+{
+    (void)arg;
+    assert_int_equal(sl_chan_new(&EA.b, sizeof(int64_t), 1, NULL), 0);
+    sl_task *a;
+    assert_int_equal(sl_spawn(NULL, ea_a, NULL, &a, NULL), 0);
+    assert_int_equal(sl_chan_give(EA.b, t, a), 0);
+    return 0;
+}
+
+static int ea_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    sl_task *b;
+    assert_int_equal(sl_chan_new(&EA.a, sizeof(int64_t), 1, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, ea_b, NULL, &b, NULL), 0);
+    assert_int_equal(sl_chan_give(EA.a, t, b), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), ea_start_a, NULL, NULL), 0);
+    return 0;
+}
+
+static void test_last_credit_ships_at_send(void **s)
+{
+    (void)s;
+    memset(&EA, 0, sizeof EA);
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, ea_main, NULL), 0);
+    print_message("last credit: %d of %d rounds received within the sender's step, %lu batches shipped at the send\n",
+                  EA.seen, EA_N - 1, (unsigned long)(EA.early0 - EA.early0a));
+    assert_int_equal(EA.seen, EA_N - 1);
+    assert_true(EA.early0 - EA.early0a >= EA_N - 1);
 }
 
 /* ---- a top-up owed when the home wants the room --------------------------------------- */
@@ -2093,6 +2214,7 @@ int main(void)
         cmocka_set_test_filter(filter);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pingpong_messages),
+        cmocka_unit_test(test_last_credit_ships_at_send),
         cmocka_unit_test(test_local_send_meets_owed_topup),
         cmocka_unit_test(test_large_topup_before_receivers),
         cmocka_unit_test(test_recall_for_local_send),

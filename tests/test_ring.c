@@ -332,6 +332,84 @@ static void test_ring_inline_small_batches(void **s)
     assert_true(inl > 0);
 }
 
+/* ---- a ping-pong of messages alone polls with pauses first ---------------------------- */
+
+/* Two reactors hand a count back and forth in messages that ready no task
+ * (each message posts the next). Such traffic keeps a reactor in
+ * wake_run's loop (its messages make nothing ready, so the idle spin
+ * never starts), whose polls yielded the CPU before every look: one
+ * sched_yield() a message, 495-665 ns a round trip against 160-218 for
+ * the same through tasks (bench/leg-ladder post, task). They pause first
+ * now, as the spin's polls do (reactor.c, quick_poll): when the round
+ * trips stay short (the pauses are left out while the backoff says the
+ * answer comes after them), looks find their message within them at each
+ * reactor (before: none) and yield for fewer than half the messages
+ * (before: more yields than messages). */
+#define MP_N 20000
+
+static struct {
+    _Atomic int done;
+    long n;
+    uint64_t t0, t1;
+} MP;
+
+static void mp_msg(void *arg)
+{
+    long i = (long)(intptr_t)arg;
+    sl_reactor *me = sl_reactor_current();
+    if (me == sl_runtime_reactor(rt, 1)) {
+        assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 0), mp_msg, (void *)(intptr_t)i), 0);
+        return;
+    }
+    MP.n = i;
+    if (i == MP_N) {
+        MP.t1 = sl_now_ns();
+        atomic_store(&MP.done, 1);
+        sl_runtime_stop(rt);
+        return;
+    }
+    assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 1), mp_msg, (void *)(intptr_t)(i + 1)), 0);
+}
+
+static int mp_main(sl_task *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    MP.t0 = sl_now_ns();
+    assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 1), mp_msg, (void *)(intptr_t)1), 0);
+    return 0;
+}
+
+static void test_ring_message_pingpong_pauses(void **s)
+{
+    (void)s;
+    memset(&MP, 0, sizeof MP);
+    rt = rt_new(2, &cap);
+    sl_reactor *r[2] = { sl_runtime_reactor(rt, 0), sl_runtime_reactor(rt, 1) };
+    assert_int_equal(sl_spawn_on(r[0], mp_main, NULL, NULL), 0);
+    run_guarded(&MP.done, 1);
+    assert_int_equal(MP.n, MP_N);
+    double rtt = (double)(MP.t1 - MP.t0) / MP_N;
+    sl_reactor_stats st[2];
+    for (int i = 0; i < 2; i++) {
+        sl_reactor_stats_get(r[i], &st[i]);
+        printf("message ping-pong, reactor %d: %llu messages, %llu yields, %llu found within the pauses; "
+               "%.0f ns a round trip\n", i, (unsigned long long)st[i].msgs,
+               (unsigned long long)st[i].spin_yields, (unsigned long long)r[i]->quick_hits, rtt);
+    }
+    /* Asserted when the round trip stayed under 1 us: it was 495-924 ns
+     * with a yield before every look, 145-485 without. Slower, the peer's
+     * answer comes after the pauses (2.4 us with other builds running,
+     * where the peer waits for a CPU; 3.8 us under AddressSanitizer, 9.8
+     * under ThreadSanitizer) and the backoff rightly yields. */
+    if (rtt < 1000)
+        for (int i = 0; i < 2; i++) {
+            assert_true(r[i]->quick_hits > 0);
+            assert_true(st[i].spin_yields < st[i].msgs / 2);
+        }
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -340,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_ring_full_both_ways),
         cmocka_unit_test(test_ring_pair_fifo_streams),
         cmocka_unit_test(test_ring_inline_small_batches),
+        cmocka_unit_test(test_ring_message_pingpong_pauses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,402 @@
+/* leg-ladder: what a cross-reactor ping-pong leg is made of (issue 17's
+ * thirteenth stop; docs/core.md, "What a leg is made of"). Five rungs, each
+ * a round trip between two threads, each adding one layer of what
+ * `core-bench --only cross_reactor_chan_pingpong_ns` does:
+ *
+ *   flag1  two bare threads, one atomic word each way, both words on one
+ *          line (core-bench's thread_flag_roundtrip_ns)
+ *   flag   the same, each word on a line of its own, as a pair of rings
+ *          has a line each way (the floor under them)
+ *   ring   two bare threads, two sl_rings (core/ring.h), a 48-byte cell
+ *          each way, as an inline rsend batch travels
+ *   post   two reactors: a message run inside the spin posts the next one
+ *          back inline (sl__reactor_post_inline): the spin, the drain,
+ *          the callback's end, no task, no channel
+ *   task   the same, the message unparks a task (sl_task_unpark) and the
+ *          task, when it runs, posts back and parks again: the run queue
+ *          and the task's switch, no channel
+ *   chan   the ping-pong through two channels of capacity 1, one homed on
+ *          each reactor (core-bench's figure)
+ *
+ *   bench/leg-ladder RUNG [ROUND_TRIPS]   prints {"RUNG_ns": ns a round trip}
+ *   LADDER_STATS=1 ...   each reactor's counters after each run, on stderr
+ *
+ * Best of three runs, as core-bench. Links libsluice.a: the rungs reach
+ * the private ring and inline post. Run each under `flock
+ * /tmp/sluice-bench.lock chrt -f 10`, alternated with the others, and
+ * classify the round by `flag` (about 45 ns fast, 400 slow here). */
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+#include "ring.h"
+
+static inline void relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* ---- flag ---------------------------------------------------------------- */
+
+static _Alignas(64) _Atomic long flag_ab;
+static _Alignas(64) _Atomic long flag_ba;
+static _Alignas(64) long rt_n;
+
+static void *flag_peer(void *arg)
+{
+    (void)arg;
+    for (long i = 1; i <= rt_n; i++) {
+        while (atomic_load_explicit(&flag_ab, memory_order_acquire) != i)
+            relax();
+        atomic_store_explicit(&flag_ba, i, memory_order_release);
+    }
+    return NULL;
+}
+
+static double r_flag(long n)
+{
+    pthread_t t;
+    rt_n = n;
+    atomic_store(&flag_ab, 0);
+    atomic_store(&flag_ba, 0);
+    if (pthread_create(&t, NULL, flag_peer, NULL) != 0)
+        return -1;
+    uint64_t t0 = sl_now_ns();
+    for (long i = 1; i <= n; i++) {
+        atomic_store_explicit(&flag_ab, i, memory_order_release);
+        while (atomic_load_explicit(&flag_ba, memory_order_acquire) != i)
+            relax();
+    }
+    uint64_t t1 = sl_now_ns();
+    pthread_join(t, NULL);
+    return (double)(t1 - t0) / (double)n;
+}
+
+/* ---- flag1: both words on one line (core-bench's thread_flag_roundtrip_ns,
+ * whose two statics share one) ----------------------------------------------- */
+
+static _Alignas(64) struct { _Atomic long ab, ba; } one;
+
+static void *flag1_peer(void *arg)
+{
+    (void)arg;
+    for (long i = 1; i <= rt_n; i++) {
+        while (atomic_load_explicit(&one.ab, memory_order_acquire) != i)
+            relax();
+        atomic_store_explicit(&one.ba, i, memory_order_release);
+    }
+    return NULL;
+}
+
+static double r_flag1(long n)
+{
+    pthread_t t;
+    rt_n = n;
+    atomic_store(&one.ab, 0);
+    atomic_store(&one.ba, 0);
+    if (pthread_create(&t, NULL, flag1_peer, NULL) != 0)
+        return -1;
+    uint64_t t0 = sl_now_ns();
+    for (long i = 1; i <= n; i++) {
+        atomic_store_explicit(&one.ab, i, memory_order_release);
+        while (atomic_load_explicit(&one.ba, memory_order_acquire) != i)
+            relax();
+    }
+    uint64_t t1 = sl_now_ns();
+    pthread_join(t, NULL);
+    return (double)(t1 - t0) / (double)n;
+}
+
+/* ---- ring ---------------------------------------------------------------- */
+
+static sl_ring *ring_ab, *ring_ba;
+
+typedef struct cellmsg { long i; unsigned char pad[40]; } cellmsg;   /* 48 bytes, as rs_small */
+
+static void noop(void *arg) { (void)arg; }
+
+static long ring_get(sl_ring *q)
+{
+    void (*fn)(void *);
+    _Alignas(8) unsigned char copy[SL_RING_INLINE];
+    while (!sl_ring_ready(q))
+        relax();
+    if (sl_ring_take(q, &fn, copy) || !fn)
+        abort();   /* always inline here */
+    cellmsg m;
+    memcpy(&m, copy, sizeof m);
+    return m.i;
+}
+
+static void ring_put(sl_ring *q, long i)
+{
+    cellmsg m = { .i = i };
+    while (!sl_ring_try_put_inline(q, noop, &m, sizeof m))
+        relax();
+}
+
+static void *ring_peer(void *arg)
+{
+    (void)arg;
+    for (long i = 1; i <= rt_n; i++)
+        ring_put(ring_ba, ring_get(ring_ab));
+    return NULL;
+}
+
+static double r_ring(long n)
+{
+    pthread_t t;
+    rt_n = n;
+    sl__ring_cells = SL_RING_CELLS;
+    ring_ab = sl_ring_new(NULL, NULL);
+    ring_ba = sl_ring_new(NULL, NULL);
+    if (!ring_ab || !ring_ba || pthread_create(&t, NULL, ring_peer, NULL) != 0)
+        return -1;
+    uint64_t t0 = sl_now_ns();
+    for (long i = 1; i <= n; i++)
+        if (ring_put(ring_ab, i), ring_get(ring_ba) != i)
+            abort();
+    uint64_t t1 = sl_now_ns();
+    pthread_join(t, NULL);
+    free(ring_ab);
+    free(ring_ba);
+    return (double)(t1 - t0) / (double)n;
+}
+
+/* ---- post, task, chan: two reactors -------------------------------------- */
+
+static sl_runtime *rt;
+static sl_reactor *R[2];
+
+/* each side's state on a line of its own (the benchmark's own false
+ * sharing cost a miss a leg once: docs/core.md, eleventh stop) */
+static struct side {
+    _Alignas(64) long i;
+    sl_task *task;
+    sl_chan *in, *out;   /* chan: receives on in, sends on out */
+    int64_t v;
+    int rc;
+    bool got, parked;
+    uint64_t t0, t1;
+} S[2];
+static _Alignas(64) long lad_n;
+
+static void run2(sl_step_fn fn)
+{
+    sl_runtime_new(&rt, &(sl_runtime_opts){ .threads = 2, .stall_ms = -1, .spin_limit = UINT_MAX });
+    R[0] = sl_runtime_reactor(rt, 0);
+    R[1] = sl_runtime_reactor(rt, 1);
+    sl_spawn_on(R[0], fn, NULL, NULL);
+    sl_runtime_run(rt);
+    if (getenv("LADDER_STATS"))
+        for (int i = 0; i < 2; i++) {
+            sl_reactor_stats s;
+            sl_reactor_stats_get(R[i], &s);
+            fprintf(stderr, "reactor %d: msgs %llu steps %llu wakeups %llu fd_wakeups %llu spins %llu spin_hits %llu "
+                    "spin_runs %llu spin_yields %llu rs_early %llu quick_hits %llu\n", i,
+                    (unsigned long long)s.msgs, (unsigned long long)s.steps, (unsigned long long)s.wakeups,
+                    (unsigned long long)s.fd_wakeups, (unsigned long long)s.spins,
+                    (unsigned long long)s.spin_hits, (unsigned long long)s.spin_runs,
+                    (unsigned long long)s.spin_yields, (unsigned long long)R[i]->rs_early,
+                    (unsigned long long)R[i]->quick_hits);
+        }
+    sl_runtime_free(rt);
+}
+
+static void finish(void *arg)
+{
+    (void)arg;
+    sl_runtime_stop(rt);
+}
+
+/* post: a message that posts the next back; side 0 counts round trips */
+static void post_msg(void *arg);
+
+static void post_to(int to, long i)
+{
+    cellmsg m = { .i = i };
+    if (sl__reactor_post_inline(R[to], post_msg, &m, sizeof m) < 0)
+        abort();   /* a ping-pong never finds the ring full or a chain before it */
+}
+
+static void post_msg(void *arg)
+{
+    cellmsg m;
+    memcpy(&m, arg, sizeof m);
+    int me = sl__tl_reactor == R[1];
+    if (me == 1) {
+        post_to(0, m.i);
+        return;
+    }
+    if (m.i == lad_n) {
+        S[0].t1 = sl_now_ns();
+        sl_runtime_stop(rt);
+        return;
+    }
+    post_to(1, m.i + 1);
+}
+
+static int post_main(sl_task *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    S[0].t0 = sl_now_ns();
+    post_to(1, 1);
+    return 0;
+}
+
+/* task: the message unparks the task there, which posts back and parks.
+ * Side 1 says hello (0) once its task exists; side 0 counts. */
+static void task_msg(void *arg)
+{
+    cellmsg m;
+    memcpy(&m, arg, sizeof m);
+    struct side *s = &S[sl__tl_reactor == R[1]];
+    s->i = m.i;
+    s->got = true;
+    if (s->parked) {
+        s->parked = false;
+        sl_task_unpark(s->task, 0);
+    }
+}
+
+static void task_post(int to, long i)
+{
+    cellmsg m = { .i = i };
+    if (sl__reactor_post_inline(R[to], task_msg, &m, sizeof m) < 0)
+        abort();
+}
+
+static int task_side(sl_task *t, void *arg)
+{
+    int me = (int)(intptr_t)arg;
+    struct side *s = &S[me];
+    SL_BEGIN(t);
+    s->task = t;
+    if (me == 1)
+        task_post(0, 0);
+    for (;;) {
+        if (!s->got) {
+            s->parked = true;
+            SL_AWAIT(t, s->rc, sl_task_park(t, s, NULL));
+            continue;
+        }
+        s->got = false;
+        if (me == 1) {
+            task_post(0, s->i);
+            if (s->i == lad_n)
+                break;
+            continue;
+        }
+        if (s->i == 0)
+            s->t0 = sl_now_ns();
+        if (s->i == lad_n)
+            break;
+        task_post(1, s->i + 1);
+    }
+    if (me == 0) {
+        s->t1 = sl_now_ns();
+        sl_runtime_stop(rt);
+    }
+    SL_END(t);
+}
+
+static int task_main(sl_task *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    sl_spawn(NULL, task_side, (void *)(intptr_t)0, NULL, NULL);
+    sl_spawn_on(R[1], task_side, (void *)(intptr_t)1, NULL);
+    return 0;
+}
+
+/* chan: core-bench's cross_reactor_chan_pingpong_ns */
+static int chan_b(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    struct side *s = &S[0];
+    SL_BEGIN(t);
+    for (s->i = 0; s->i < lad_n; s->i++) {
+        SL_AWAIT(t, s->rc, sl_chan_recv(t, s->in, &s->v));
+        SL_AWAIT(t, s->rc, sl_chan_send(t, s->out, &s->v));
+    }
+    sl_chan_free(t, s->in);
+    SL_END(t);
+}
+
+static int chan_a(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    struct side *s = &S[1];
+    SL_BEGIN(t);
+    sl_chan_new(&s->in, sizeof(int64_t), 1, NULL);
+    S[0].out = s->in;
+    s->t0 = sl_now_ns();
+    for (s->i = 0; s->i < lad_n; s->i++) {
+        s->v = s->i;
+        SL_AWAIT(t, s->rc, sl_chan_send(t, s->out, &s->v));
+        SL_AWAIT(t, s->rc, sl_chan_recv(t, s->in, &s->v));
+    }
+    s->t1 = sl_now_ns();
+    sl_chan_free(t, s->in);
+    sl_reactor_post(R[0], finish, NULL);
+    SL_END(t);
+}
+
+static int chan_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    sl_task *b;
+    sl_chan_new(&S[0].in, sizeof(int64_t), 1, NULL);
+    S[1].out = S[0].in;
+    sl_spawn(NULL, chan_b, NULL, &b, NULL);
+    sl_chan_give(S[0].in, t, b);
+    sl_spawn_on(R[1], chan_a, NULL, NULL);
+    return 0;
+}
+
+static double r_reactors(long n, sl_step_fn fn, int timed)
+{
+    memset(S, 0, sizeof S);
+    lad_n = n;
+    run2(fn);
+    return (double)(S[timed].t1 - S[timed].t0) / (double)n;
+}
+
+static double r_post(long n) { return r_reactors(n, post_main, 0); }
+static double r_task(long n) { return r_reactors(n, task_main, 0); }
+static double r_chan(long n) { return r_reactors(n, chan_main, 1); }
+
+int main(int argc, char **argv)
+{
+    static const struct { const char *name; double (*fn)(long); long n; } rungs[] = {
+        { "flag1", r_flag1, 1000000 }, { "flag", r_flag, 1000000 }, { "ring", r_ring, 1000000 }, { "post", r_post, 200000 },
+        { "task", r_task, 200000 }, { "chan", r_chan, 100000 },
+    };
+    if (argc < 2) {
+        fprintf(stderr, "usage: leg-ladder flag1|flag|ring|post|task|chan [ROUND_TRIPS]\n");
+        return 2;
+    }
+    for (size_t k = 0; k < sizeof rungs / sizeof *rungs; k++) {
+        if (strcmp(argv[1], rungs[k].name))
+            continue;
+        long n = argc > 2 ? atol(argv[2]) : rungs[k].n;
+        double best = 1e300;
+        for (int i = 0; i < 3; i++) {
+            double v = rungs[k].fn(n);
+            if (v < 0)
+                return 1;
+            if (v < best)
+                best = v;
+        }
+        printf("{\"%s_ns\": %.1f}\n", argv[1], best);
+        return 0;
+    }
+    fprintf(stderr, "leg-ladder: no rung %s\n", argv[1]);
+    return 2;
+}
