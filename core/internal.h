@@ -150,6 +150,9 @@ struct sl_reactor {
     unsigned spin_limit;
     _Atomic uint32_t step_seq;        /* odd while a step runs */
     uint32_t seq;
+    /* odd while a turn that may run steps (run_turn, a spin) is under way:
+     * the watchdog parks only when it is even and still (watch.c) */
+    _Atomic uint32_t busy_seq;
     pthread_t thread;
     _Atomic bool thread_ready;
     _Atomic uint64_t stalls;
@@ -204,6 +207,12 @@ struct sl_runtime {
     pthread_t watchdog;
     bool watchdog_on;
     _Atomic bool watchdog_stop;
+    /* The watchdog parked (futex word, 1) while every reactor was idle, and
+     * whether it may (membarrier: watch.c); its wake-ups and parks since
+     * start (sl_reactor_stats.watchdog_wakeups, watchdog_parks). */
+    _Atomic int wd_park;
+    bool wd_can_park;
+    _Atomic uint64_t wd_wakeups, wd_parks;
     FILE *trace_file;
     _Atomic bool trace_want;
     struct sl_offload_pool *offload;  /* offload.c; NULL: off */
@@ -431,6 +440,7 @@ void sl__watch_blocked(sl_reactor *r);            /* a task became blocked */
 void sl__deadlock_act(sl_reactor *r, sl_task **set, size_t n);   /* the policy */
 int sl__watchdog_start(sl_runtime *rt);
 void sl__watchdog_stop(sl_runtime *rt);
+void sl__watchdog_wake(sl_runtime *rt);   /* it is parked: a reactor has work */
 void sl__spin(sl_task *t);
 int sl__stall_signal(void);
 sl_reactor *sl__current_reactor_raw(void);                         /* an empty poll */
