@@ -94,8 +94,8 @@ try:
     after = {n: switches(p.pid) for n, p in procs.items()}
     out = {"seconds": seconds, "processes": {}}
     for n in sorted(procs):
-        th = {k: round((after[n][k] - before[n].get(k, 0)) / seconds, 1) for k in after[n]}
-        out["processes"][n] = {"wakeups_per_s": round(sum(th.values()), 1), "threads": th}
+        th = {k: round((after[n][k] - before[n].get(k, 0)) / seconds, 2) for k in after[n]}
+        out["processes"][n] = {"wakeups_per_s": round(sum(th.values()), 2), "threads": th}
     out["max_process_wakeups_per_s"] = max(p["wakeups_per_s"] for p in out["processes"].values())
     out["load_avg_1m"] = os.getloadavg()[0]
     json.dump(out, sys.stdout, indent=1)

@@ -364,6 +364,7 @@ static void *watchdog_main(void *arg)
     uint64_t since[rt->n];
     bool told[rt->n];
     void *warm[4];
+    pthread_setname_np(pthread_self(), "sl-watchdog");   /* top -H and perf tell the threads apart */
     backtrace(warm, 4);   /* load libgcc now, not in a signal handler */
     memset(last, 0, sizeof last);
     memset(busy, 0, sizeof busy);

@@ -195,6 +195,7 @@ static void send_batch(sl_tracer *tr, sl__span *batch)
 static void *exporter(void *arg)
 {
     sl_tracer *tr = arg;
+    pthread_setname_np(pthread_self(), "sl-otlp");   /* top -H and perf tell the threads apart */
     sl__span *batch = malloc(sizeof *batch * tr->o.batch_max);
     pthread_mutex_lock(&tr->mu);
     for (;;) {
