@@ -150,11 +150,12 @@ struct sl_reactor {
     unsigned spin_limit;
     _Atomic uint32_t step_seq;        /* odd while a step runs */
     uint32_t seq;
-    /* odd while a turn that may run steps (run_turn, a spin) is under way:
-     * the watchdog parks only when it is even and still (watch.c) */
-    _Atomic uint32_t busy_seq;
     pthread_t thread;
     _Atomic bool thread_ready;
+    /* odd while a turn that may run steps (run_turn, a spin) is under way:
+     * the watchdog parks only when it is even and still (watch.c). In the
+     * hole after thread_ready: no field after it moves. */
+    _Atomic uint32_t busy_seq;
     _Atomic uint64_t stalls;
     _Atomic int bt_state;             /* 0 idle, 1 asked, 2 captured */
     void *bt[32];
