@@ -1,7 +1,7 @@
 #!/bin/sh
 # idle-wakeups.sh: how often an idle sluice process wakes up.
 #
-#   bench/idle-wakeups.sh BUILDDIR [--seconds S] [--settle S] [--after-load]
+#   bench/idle-wakeups.sh BUILDDIR [--seconds S] [--settle S] [--after-load]   (`make bench-idle`)
 #
 # Starts the demo chain (order-svc -> inventory-svc -> payment-svc, each
 # with its SQLite store in a temporary directory, as `make demo` runs them)
