@@ -609,11 +609,13 @@ static void watchdog_counts(sl_task *t, uint64_t *wakeups, uint64_t *parks)
 }
 
 /* Sleeps 300 ms slices until one of them saw the watchdog park and wake
- * few times (at most 12: woken by this task's turn, then the PARK_TICKS
- * ticks of 5 ms it takes to see everything idle, and slack); ticking, it
- * woke 60 times a slice. At most 10 s of slices. Then, after one more
- * slice, a step that stalls until its stall is reported (at most 10 s):
- * the watchdog was parked as it began. */
+ * at most 3 times: woken by this task's turn, then, its last park having
+ * been long (PARK_LONG_NS), one still tick of 5 ms before it parks again
+ * (2 here, quiet); ticking, it woke 60 times a slice, and with four still
+ * ticks before every park at least 5. At most 10 s of slices (the first
+ * comes after no park yet). Then, after one more slice, a step that
+ * stalls until its stall is reported (at most 10 s): the watchdog was
+ * parked as it began. */
 static int napper(sl_task *t, void *arg)
 {
     uint64_t w1, p1;
@@ -624,7 +626,7 @@ static int napper(sl_task *t, void *arg)
         SL_AWAIT(t, t->wait_result_, sl_sleep(t, 300 * SL_NS_PER_MS));
         watchdog_counts(t, &w1, &p1);
         nap.slice_wakeups = w1 - nap.w0;
-        if (p1 > nap.p0 && w1 - nap.w0 <= 12)
+        if (p1 > nap.p0 && w1 - nap.w0 <= 3)
             break;
         nap.w0 = w1;
         nap.p0 = p1;
@@ -645,7 +647,8 @@ static int napper(sl_task *t, void *arg)
  * stall that begins after a long idle is still reported: the turn that
  * ran the step woke it. Two reactors, the task on the second: the first
  * stays idle throughout. Fails with a watchdog that ticks while idle (60
- * wake-ups a slice, no park) or one that stays parked (no report). */
+ * wake-ups a slice, no park), one that waits four still ticks after a long
+ * park (5-6 a slice) or one that stays parked (no report). */
 static void test_watchdog_parks_while_idle(void **s)
 {
     (void)s;
