@@ -342,6 +342,10 @@ void sl_reactor_stats_get(const sl_reactor *r, sl_reactor_stats *st)
 {
     *st = r->st;
     st->stalls = atomic_load(&((sl_reactor *)r)->stalls);
+    if (r->rt) {
+        st->watchdog_wakeups = atomic_load(&r->rt->wd_wakeups);
+        st->watchdog_parks = atomic_load(&r->rt->wd_parks);
+    }
     st->tasks = r->ntasks;
     st->channels = r->nchans;
 }

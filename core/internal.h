@@ -156,6 +156,10 @@ struct sl_reactor {
     uint32_t seq;
     pthread_t thread;
     _Atomic bool thread_ready;
+    /* odd while a turn that may run steps (run_turn, a spin) is under way:
+     * the watchdog parks only when it is even and still (watch.c). In the
+     * hole after thread_ready: no field after it moves. */
+    _Atomic uint32_t busy_seq;
     _Atomic uint64_t stalls;
     _Atomic int bt_state;             /* 0 idle, 1 asked, 2 captured */
     void *bt[32];
@@ -208,6 +212,12 @@ struct sl_runtime {
     pthread_t watchdog;
     bool watchdog_on;
     _Atomic bool watchdog_stop;
+    /* The watchdog parked (futex word, 1) while every reactor was idle, and
+     * whether it may (membarrier: watch.c); its wake-ups and parks since
+     * start (sl_reactor_stats.watchdog_wakeups, watchdog_parks). */
+    _Atomic int wd_park;
+    bool wd_can_park;
+    _Atomic uint64_t wd_wakeups, wd_parks;
     FILE *trace_file;
     _Atomic bool trace_want;
     struct sl_offload_pool *offload;  /* offload.c; NULL: off */
@@ -471,6 +481,7 @@ void sl__watch_blocked(sl_reactor *r);            /* a task became blocked */
 void sl__deadlock_act(sl_reactor *r, sl_task **set, size_t n);   /* the policy */
 int sl__watchdog_start(sl_runtime *rt);
 void sl__watchdog_stop(sl_runtime *rt);
+void sl__watchdog_wake(sl_runtime *rt);   /* it is parked: a reactor has work */
 void sl__spin(sl_task *t);
 int sl__stall_signal(void);
 sl_reactor *sl__current_reactor_raw(void);                         /* an empty poll */

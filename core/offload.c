@@ -168,6 +168,7 @@ static void poll_briefly(struct sl_offload_pool *p, uint64_t worked)
 static void *worker_main(void *arg)
 {
     struct sl_offload_pool *p = arg;
+    pthread_setname_np(pthread_self(), "sl-offload");   /* top -H and perf tell the threads apart */
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (!p->queue.head && !p->stop) {

@@ -298,9 +298,30 @@ static void spin_end(sl_reactor *r)
 
 static void spin_release(sl_reactor *r);
 
+/* Around a turn that may run steps (run_turn; wake_run, whose spin may):
+ * busy_seq odd, then a look at whether the stall watchdog parked, every
+ * reactor having been idle, and if so a futex wake (watch.c, which pays
+ * for the store-load order with membarrier: here a compiler barrier
+ * only). Two stores and a load a turn; none in a spin's legs. */
+static inline void busy_begin(sl_reactor *r)
+{
+    atomic_store_explicit(&r->busy_seq, atomic_load_explicit(&r->busy_seq, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    if (r->rt && atomic_load_explicit(&r->rt->wd_park, memory_order_relaxed))
+        sl__watchdog_wake(r->rt);
+}
+
+static inline void busy_end(sl_reactor *r)
+{
+    atomic_store_explicit(&r->busy_seq, atomic_load_explicit(&r->busy_seq, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
 static void run_turn(sl_reactor *r, bool polled)
 {
     sl_reactor *prev = enter(r);
+    busy_begin(r);
     run_batch(r, polled, 0);
     turn_finish(r, true);
     idle_spin(r);
@@ -310,6 +331,7 @@ static void run_turn(sl_reactor *r, bool polled)
         r->wake_held = false;
         spin_release(r);
     }
+    busy_end(r);
     sl__tl_reactor = prev;
 }
 
@@ -1229,6 +1251,7 @@ static void wake_run(sl_reactor *r, bool read_fd)
 {
     sl_reactor *prev = enter(r);
     uint64_t cnt;
+    busy_begin(r);   /* its spin may run steps */
     r->spin_legs = 0;   /* both ways in come from a poll */
     r->wake_held = false;   /* still ours, and decided again below */
     if (read_fd) {
@@ -1280,6 +1303,7 @@ static void wake_run(sl_reactor *r, bool read_fd)
         event_base_loopbreak(r->base);
     sl__callback_end(r);
     idle_spin(r);
+    busy_end(r);
     sl__tl_reactor = prev;
 }
 

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <event2/event.h>
@@ -90,6 +91,11 @@ static void pin(sl_reactor *r)
 static void *reactor_main(void *arg)
 {
     sl_reactor *r = arg;
+    char name[16];
+    /* top -H and perf tell the threads apart; reactor 0 runs on the
+     * caller's thread, whose name is the program's */
+    snprintf(name, sizeof name, "sl-reactor-%d", r->id);
+    pthread_setname_np(pthread_self(), name);
     sl__set_current_reactor(r);
     sl__claim(r, true);
     sigset_t s;

@@ -53,6 +53,11 @@ typedef struct sl_reactor_stats {
      * twice its length); wake-ups by a producer's eventfd write, i.e. the
      * reactor had let go of its queue (docs/core.md, "The slow mode"). */
     uint64_t spin_yields, spin_misses, spin_skips, fd_wakeups;
+    /* The runtime's stall watchdog (the same figures on every reactor of
+     * it): the times its thread woke (a tick, or a reactor's turn waking it
+     * from a park) and parked, every reactor being idle (docs/core.md,
+     * "An idle process sleeps"). 0 without a runtime or a watchdog. */
+    uint64_t watchdog_wakeups, watchdog_parks;
 } sl_reactor_stats;
 
 /* The most hits a spin runs in a row before it lets libevent poll. */

@@ -232,7 +232,7 @@ enum {
     F_UP_CALLS, F_UP_EVENTS, F_UP_CONNS,
     /* the process's: reported from reactor 0 */
     F_OFF_DEPTH, F_OFF_CAP, F_OFF_RUNNING, F_OFF_THREADS, F_OFF_CALLS, F_OFF_WAIT, F_OFF_WAIT_MAX, F_OFF_RUN,
-    F_OFF_RUN_MAX, F_LOG_DROPPED, F_TRACE_SPANS, F_TRACE_QUEUE, F_CPU, F_RSS, F_VMS, F_FDS, F_MAX_FDS,
+    F_OFF_RUN_MAX, F_LOG_DROPPED, F_WATCHDOG_WAKEUPS, F_WATCHDOG_PARKS, F_TRACE_SPANS, F_TRACE_QUEUE, F_CPU, F_RSS, F_VMS, F_FDS, F_MAX_FDS,
     F_COUNT
 };
 
@@ -338,6 +338,11 @@ static const struct fam_def {
     [F_OFF_RUN_MAX] = { SL_METRIC_GAUGE, "sluice_offload_run_seconds_max", "The longest such run.", NULL, 0 },
     [F_LOG_DROPPED] = { SL_METRIC_COUNTER, "sluice_log_dropped_total", "Log lines dropped because the log sink's "
                         "buffer was full or its fd failed (sl_log.h).", NULL, 0 },
+    [F_WATCHDOG_WAKEUPS] = { SL_METRIC_COUNTER, "sluice_watchdog_wakeups_total", "Times the stall watchdog's "
+                             "thread woke: its ticks while some reactor works, and a reactor's turn after it "
+                             "parked.", NULL, 0 },
+    [F_WATCHDOG_PARKS] = { SL_METRIC_COUNTER, "sluice_watchdog_parks_total", "Times the stall watchdog parked, "
+                           "every reactor being idle (an idle process does not wake for it).", NULL, 0 },
     [F_TRACE_SPANS] = { SL_METRIC_COUNTER, "sluice_trace_spans_total", "Sampled spans by fate: exported (the "
                         "collector took them), dropped (the export queue was full), failed (the collector refused "
                         "them or did not answer in time).", L_RESULT, 0 },
@@ -582,6 +587,10 @@ static int process_collect(sl_metrics_scrape *sc, int i, void *arg)
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
         REPORT(F_MAX_FDS, NULL, rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur);
     REPORT(F_LOG_DROPPED, NULL, sl_log_dropped());
+    sl_reactor_stats rs;   /* on reactor 0: the runtime's watchdog, the same on every reactor */
+    sl_reactor_stats_get(srv->sr[0].r, &rs);
+    REPORT(F_WATCHDOG_WAKEUPS, NULL, rs.watchdog_wakeups);
+    REPORT(F_WATCHDOG_PARKS, NULL, rs.watchdog_parks);
     if (srv->o.tracer && bf->f[F_TRACE_SPANS]) {
         sl_tracer_stats st;
         sl_tracer_stats_get(srv->o.tracer, &st);

@@ -83,6 +83,7 @@ static size_t count_lines(size_t start, size_t len)
 static void *writer(void *arg)
 {
     (void)arg;
+    pthread_setname_np(pthread_self(), "sl-log");   /* top -H and perf tell the threads apart */
     pthread_mutex_lock(&g.mu);
     for (;;) {
         while (!g.len && !g.closing)

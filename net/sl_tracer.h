@@ -131,6 +131,7 @@ typedef struct sl_tracer_stats {
     uint64_t failed;      /* in a batch the collector refused or did not answer */
     uint64_t batches;     /* POSTs made */
     uint32_t queued;      /* waiting now, including a batch being sent */
+    uint64_t wakeups;     /* times the exporter thread woke (none while nothing is queued) */
 } sl_tracer_stats;
 
 /* A consistent snapshot of the counters. From any thread. */

@@ -721,6 +721,8 @@ static const struct { const char *name, *type, *labels; } moved[] = {
     { "sluice_offload_run_seconds", "summary", "" },
     { "sluice_offload_run_seconds_max", "gauge", "" },
     { "sluice_log_dropped_total", "counter", "" },
+    { "sluice_watchdog_wakeups_total", "counter", "" },
+    { "sluice_watchdog_parks_total", "counter", "" },
     { "sluice_trace_spans_total", "counter", "result" },
     { "sluice_trace_queue_spans", "gauge", "" },
     { "process_cpu_seconds_total", "counter", "" },

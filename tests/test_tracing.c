@@ -645,6 +645,33 @@ static void test_two_hop_export(void **s)
     collector_stop(&COL);
 }
 
+/* An exporter with nothing queued sleeps: over 300 ms with delay_ms 20 it
+ * woke at most once (a spurious wake-up), where it woke every 20 ms, 15
+ * times, before. The first span after that idle still goes out within
+ * its delay, without a flush (at most 5 s here): the push wakes it. */
+static void test_idle_exporter_sleeps(void **s)
+{
+    (void)s;
+    char tp[56], ts[64];
+    collector_start(&COL, COL_OK);
+    tracer_to_collector(SL_SAMPLER_ALWAYS_ON, 1.0, 0, 5000);
+    start();
+    sl_tracer_stats a, b;
+    sl_tracer_stats_get(TR, &a);
+    usleep(300 * 1000);
+    sl_tracer_stats_get(TR, &b);
+    if (b.wakeups - a.wakeups > 1)
+        fail_msg("the idle exporter woke %llu times in 300 ms", (unsigned long long)(b.wakeups - a.wakeups));
+    int fd = cli_connect(TS.port);
+    assert_int_equal(hop(fd, "", tp, ts, sizeof ts), 200);
+    close(fd);
+    for (int i = 0; i < 2500 && collector_count(&COL) < 3; i++)
+        usleep(2000);
+    assert_int_equal(collector_count(&COL), 3);   /* /hop, its call and /echo */
+    stop();
+    collector_stop(&COL);
+}
+
 /* The value of attribute `key` of span i, or NULL. */
 static const char *span_attr(size_t i, const char *key)
 {
@@ -811,6 +838,7 @@ int main(void)
         cmocka_unit_test(test_sampler_decisions),
         cmocka_unit_test(test_bad_config),
         cmocka_unit_test(test_two_hop_export),
+        cmocka_unit_test(test_idle_exporter_sleeps),
         cmocka_unit_test(test_cause_on_client_span),
         cmocka_unit_test(test_ratio_end_to_end),
         cmocka_unit_test(test_slow_and_down_collector),

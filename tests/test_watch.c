@@ -588,6 +588,88 @@ static void test_no_stall_when_steps_are_short(void **s)
     assert_int_equal(reports(), 0);
 }
 
+/* ---- the watchdog parks while every reactor is idle ---------------------------------------- */
+
+#define NAPPER_SAYS "sluice: stall on reactor 1: task 'napper' (spawned at"
+
+static struct {
+    uint64_t slice_wakeups;   /* the watchdog's wake-ups over the idle slice that passed */
+    int slices;               /* idle slices it took */
+    bool parked_before_hog;   /* it parked in the sleep right before the hog's step */
+    uint64_t hog_ms;
+    uint64_t w0, p0;          /* napper's counts before a slice (a step's locals do not last) */
+} nap;
+
+static void watchdog_counts(sl_task *t, uint64_t *wakeups, uint64_t *parks)
+{
+    sl_reactor_stats st;
+    sl_reactor_stats_get(sl_task_reactor(t), &st);
+    *wakeups = st.watchdog_wakeups;
+    *parks = st.watchdog_parks;
+}
+
+/* Sleeps 300 ms slices until one of them saw the watchdog park and wake
+ * at most 3 times: woken by this task's turn, then, its last park having
+ * been long (PARK_LONG_NS), one still tick of 5 ms before it parks again
+ * (2 here, quiet); ticking, it woke 60 times a slice, and with four still
+ * ticks before every park at least 5. At most 10 s of slices (the first
+ * comes after no park yet). Then, after one more slice, a step that
+ * stalls until its stall is reported (at most 10 s): the watchdog was
+ * parked as it began. */
+static int napper(sl_task *t, void *arg)
+{
+    uint64_t w1, p1;
+    (void)arg;
+    SL_BEGIN(t);
+    watchdog_counts(t, &nap.w0, &nap.p0);
+    for (nap.slices = 1; nap.slices <= 33; nap.slices++) {
+        SL_AWAIT(t, t->wait_result_, sl_sleep(t, 300 * SL_NS_PER_MS));
+        watchdog_counts(t, &w1, &p1);
+        nap.slice_wakeups = w1 - nap.w0;
+        if (p1 > nap.p0 && w1 - nap.w0 <= 3)
+            break;
+        nap.w0 = w1;
+        nap.p0 = p1;
+    }
+    watchdog_counts(t, &nap.w0, &nap.p0);
+    SL_AWAIT(t, t->wait_result_, sl_sleep(t, 300 * SL_NS_PER_MS));
+    watchdog_counts(t, &w1, &p1);
+    nap.parked_before_hog = p1 > nap.p0;
+    uint64_t t0 = sl_now_ns();
+    while (!reported(NAPPER_SAYS) && sl_now_ns() - t0 < 10 * SL_NS_PER_S)
+        ;
+    nap.hog_ms = (sl_now_ns() - t0) / SL_NS_PER_MS;
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+/* An idle runtime's watchdog parks (its wake-ups stop growing), and a
+ * stall that begins after a long idle is still reported: the turn that
+ * ran the step woke it. Two reactors, the task on the second: the first
+ * stays idle throughout. Fails with a watchdog that ticks while idle (60
+ * wake-ups a slice, no park), one that waits four still ticks after a long
+ * park (5-6 a slice) or one that stays parked (no report). */
+static void test_watchdog_parks_while_idle(void **s)
+{
+    (void)s;
+    memset(&cap, 0, sizeof cap);
+    memset(&nap, 0, sizeof nap);
+    sl_runtime_opts o = { .threads = 2, .report = report, .report_arg = &cap, .stall_ms = 20 };
+    assert_int_equal(sl_runtime_new(&rt, &o), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), napper, NULL, &(sl_spawn_opts){ .name = "napper" }), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    sl_reactor_stats st;
+    sl_reactor_stats_get(sl_runtime_reactor(rt, 0), &st);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    if (nap.slices > 33)
+        fail_msg("the watchdog woke %llu times in the last 300 ms idle slice (of 33), parks %llu",
+                 (unsigned long long)nap.slice_wakeups, (unsigned long long)st.watchdog_parks);
+    assert_true(st.watchdog_parks >= 2);
+    assert_true(nap.parked_before_hog);
+    assert_true(reported(NAPPER_SAYS) >= 1);
+    assert_true(nap.hog_ms < 10000);
+}
+
 /* ---- busy polling --------------------------------------------------------------------------- */
 
 static int spinner(sl_task *t, void *arg)
@@ -820,6 +902,7 @@ int main(void)
         cmocka_unit_test(test_repeated_stalls_reported_once),
         cmocka_unit_test(test_sink_calls_serialized),
         cmocka_unit_test(test_busy_poll),
+        cmocka_unit_test(test_watchdog_parks_while_idle),
         cmocka_unit_test(test_deadlock_across_reactors),
         cmocka_unit_test(test_remote_wait_fed_after_sleep_is_not_deadlock),
     };
