@@ -34,6 +34,7 @@ static struct {
     uint64_t looks0a, looks0;   /* reactor 0's own deadlock checks (reactor.c) */
     uint64_t mallocs0a, mallocs0, mallocs1a, mallocs1;   /* batches' mallocs (rsend.c) */
     uint64_t early0a, early0, early1a, early1;   /* batches shipped at the send (rsend.c, ship_early) */
+    uint64_t made0a, made0, made1a, made1;       /* sender records made (rsend.c, KEEP_IDLE) */
 } P;
 
 static void pp_finished(void *arg)
@@ -54,6 +55,7 @@ static int pp_b(sl_task *t, void *arg)   /* reactor 0 */
             P.looks0a = sl_task_reactor(t)->dl_looks;
             P.mallocs0a = sl_task_reactor(t)->rs_batch_mallocs;
             P.early0a = sl_task_reactor(t)->rs_early;
+            P.made0a = sl_task_reactor(t)->rs_made;
         }
         SL_AWAIT(t, P.rcb, sl_chan_recv(t, P.a, &P.vb));
         assert_int_equal(P.rcb, 0);
@@ -65,6 +67,7 @@ static int pp_b(sl_task *t, void *arg)   /* reactor 0 */
     P.looks0 = sl_task_reactor(t)->dl_looks;
     P.mallocs0 = sl_task_reactor(t)->rs_batch_mallocs;
     P.early0 = sl_task_reactor(t)->rs_early;
+    P.made0 = sl_task_reactor(t)->rs_made;
     assert_int_equal(sl_chan_free(t, P.a), 0);
     pp_finished(NULL);
     SL_END(t);
@@ -78,6 +81,7 @@ static int pp_a(sl_task *t, void *arg)   /* reactor 1 */
         if (P.ia == 1) {
             P.mallocs1a = sl_task_reactor(t)->rs_batch_mallocs;
             P.early1a = sl_task_reactor(t)->rs_early;
+            P.made1a = sl_task_reactor(t)->rs_made;
         }
         P.va = P.ia;
         SL_AWAIT(t, P.rca, sl_chan_send(t, P.a, &P.va));
@@ -90,6 +94,7 @@ static int pp_a(sl_task *t, void *arg)   /* reactor 1 */
     sl_reactor_stats_get(sl_task_reactor(t), &P.s1);
     P.mallocs1 = sl_task_reactor(t)->rs_batch_mallocs;
     P.early1 = sl_task_reactor(t)->rs_early;
+    P.made1 = sl_task_reactor(t)->rs_made;
     assert_int_equal(sl_chan_free(t, P.b), 0);
     sl_reactor_post(sl_runtime_reactor(rt, 0), pp_finished, NULL);
     SL_END(t);
@@ -170,6 +175,14 @@ static void test_pingpong_messages(void **s)
                   (unsigned long)(P.early0 - P.early0a), (unsigned long)(P.early1 - P.early1a));
     assert_true(P.early0 - P.early0a >= PP_N - 16);
     assert_true(P.early1 - P.early1a >= PP_N - 16);
+    /* The sender record survives the legs: its credit is gone after
+     * every send (capacity 1), and it stays, idle, for the next top-up
+     * (rsend.c, KEEP_IDLE). Before, the flush retired it and the top-up
+     * made it again: one a leg at each reactor. */
+    print_message("sender records made: %lu at reactor 0, %lu at reactor 1\n",
+                  (unsigned long)(P.made0 - P.made0a), (unsigned long)(P.made1 - P.made1a));
+    assert_true(P.made0 - P.made0a <= 2);
+    assert_true(P.made1 - P.made1a <= 2);
 }
 
 /* ---- the last credit's batch leaves at the send ----------------------------------------- */
