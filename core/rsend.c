@@ -560,6 +560,7 @@ static sl_rsend *make(sl_reactor *r, sl_chan *ch, uint32_t gen, sl_reactor *home
         return NULL;
     }
     r->rs_made++;
+    r->rs_nrec++;
     s->ch = ch;
     s->gen = gen;
     s->home = home;
@@ -1099,6 +1100,7 @@ int sl__rsend_flush(sl_reactor *r, bool all)
                 continue;
             }
             *pp = x->next;
+            r->rs_nrec--;
             if (r->rs_nidle < IDLE_MAX) {
                 x->next = r->rs_idle;
                 r->rs_idle = x;
