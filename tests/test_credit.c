@@ -2316,6 +2316,126 @@ static void test_kept_record_reuse(void **s)
     assert_true(KR.left <= 4);              /* KEEP_IDLE: not one per channel used */
 }
 
+/* ---- order across channels at the flush ---------------------------------------- */
+
+/* A task's send on x happens before its next send on y (Go's memory
+ * model; sluice's sends by credit complete at once): once y's element is
+ * in y at their common home, x's must be in x. A on reactor 1 sends on x
+ * and then on y (and, every other round, on x again: x, y, x), both
+ * homed on reactor 0, with credit in hand (capacity 4: the sends batch,
+ * none is the last credit's); B on reactor 0, parked on y, is woken by
+ * y's element and polls x (try_recv): it must find x's. Before, the
+ * flush shipped the waiting batches in reverse order of marking (y's
+ * first): B, which polls for messages between the two posts, often ran
+ * before x's batch came (and x, y, x put x's two elements in one batch
+ * behind y's). */
+#define FO_N 2000
+
+static struct {
+    sl_chan *x, *y, *z;
+    int ia, ib, rca, rcb, va, vx, vy, vz, vb;
+    long missed, bad;
+    int finished;
+} FO;
+
+static void fo_finished(void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    if (++FO.finished == 2)
+        sl_runtime_stop(rt);
+}
+
+static int fo_b(sl_task *t, void *arg)   /* reactor 0: x's and y's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (FO.ib = 0; FO.ib < FO_N; FO.ib++) {
+        SL_AWAIT(t, FO.rcb, sl_chan_recv(t, FO.y, &FO.vb));
+        assert_int_equal(FO.rcb, 0);
+        if (FO.vb != FO.ib)
+            FO.bad++;
+        if (sl_chan_try_recv(t, FO.x, &FO.vb) != 0) {   /* sent before y's: must be here */
+            FO.missed++;
+            SL_AWAIT(t, FO.rcb, sl_chan_recv(t, FO.x, &FO.vb));
+            assert_int_equal(FO.rcb, 0);
+        }
+        if (FO.vb != FO.ib)
+            FO.bad++;
+        if (FO.ib & 1) {
+            SL_AWAIT(t, FO.rcb, sl_chan_recv(t, FO.x, &FO.vb));
+            assert_int_equal(FO.rcb, 0);
+            if (FO.vb != -FO.ib)
+                FO.bad++;
+        }
+        SL_AWAIT(t, FO.rcb, sl_chan_send(t, FO.z, &FO.ib));
+        assert_int_equal(FO.rcb, 0);
+    }
+    assert_int_equal(sl_chan_free(t, FO.x), 0);
+    assert_int_equal(sl_chan_free(t, FO.y), 0);
+    fo_finished(NULL);
+    SL_END(t);
+}
+
+static int fo_a(sl_task *t, void *arg)   /* reactor 1: z's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (FO.ia = 0; FO.ia < FO_N; FO.ia++) {
+        FO.vx = FO.ia;
+        SL_AWAIT(t, FO.rca, sl_chan_send(t, FO.x, &FO.vx));
+        assert_int_equal(FO.rca, 0);
+        FO.vy = FO.ia;
+        SL_AWAIT(t, FO.rca, sl_chan_send(t, FO.y, &FO.vy));
+        assert_int_equal(FO.rca, 0);
+        if (FO.ia & 1) {
+            FO.vx = -FO.ia;
+            SL_AWAIT(t, FO.rca, sl_chan_send(t, FO.x, &FO.vx));
+            assert_int_equal(FO.rca, 0);
+        }
+        SL_AWAIT(t, FO.rca, sl_chan_recv(t, FO.z, &FO.va));
+        assert_int_equal(FO.rca, 0);
+    }
+    assert_int_equal(sl_chan_free(t, FO.z), 0);
+    assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 0), fo_finished, NULL), 0);
+    SL_END(t);
+}
+
+static int fo_start_a(sl_task *t, void *arg)   /* reactor 1: z's home, then A */
+{
+    (void)arg;
+    sl_task *a;
+    assert_int_equal(sl_chan_new(&FO.z, sizeof(int), 1, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, fo_a, NULL, &a, NULL), 0);
+    assert_int_equal(sl_chan_give(FO.z, t, a), 0);   /* B uses z only after A's first sends */
+    return 0;
+}
+
+static int fo_main(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    sl_task *b;
+    assert_int_equal(sl_chan_new(&FO.x, sizeof(int), 4, NULL), 0);
+    assert_int_equal(sl_chan_new(&FO.y, sizeof(int), 4, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, fo_b, NULL, &b, NULL), 0);
+    assert_int_equal(sl_chan_give(FO.x, t, b), 0);
+    assert_int_equal(sl_chan_give(FO.y, t, b), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), fo_start_a, NULL, NULL), 0);
+    return 0;
+}
+
+static void test_flush_order(void **s)
+{
+    (void)s;
+    memset(&cap, 0, sizeof cap);
+    memset(&FO, 0, sizeof FO);
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, fo_main, NULL), 0);
+    print_message("flush order: x's element not there when y's was, %ld of %d rounds\n", FO.missed, FO_N);
+    assert_int_equal(FO.ib, FO_N);
+    assert_int_equal(FO.bad, 0);
+    assert_int_equal(FO.missed, 0);
+}
+
 int main(void)
 {
     /* CMOCKA_TEST_FILTER=test_recall_at_free (a glob) runs only those: a
@@ -2335,6 +2455,7 @@ int main(void)
         cmocka_unit_test(test_recall_at_close),
         cmocka_unit_test(test_recall_at_free),
         cmocka_unit_test(test_recall_at_free_lender_alive),
+        cmocka_unit_test(test_flush_order),
         cmocka_unit_test(test_kept_record_reuse),
         cmocka_unit_test(test_ask_across_free_reuse),
         cmocka_unit_test(test_fed_ask_across_free_reuse),
