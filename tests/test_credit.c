@@ -2329,7 +2329,7 @@ static void test_kept_record_reuse(void **s)
  * first): B, which polls for messages between the two posts, often ran
  * before x's batch came (and x, y, x put x's two elements in one batch
  * behind y's). */
-#define FO_N 2000
+#define FO_N 5000
 
 static struct {
     sl_chan *x, *y, *z;
