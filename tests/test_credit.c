@@ -2234,7 +2234,7 @@ static void test_batch_across_free(void **s)
 static struct {
     sl_chan *c;
     _Atomic int sent, counted;
-    int v, rc, hrc, round, got, bad, met, same;
+    int v, rc, hrc, round, got, bad, met, same, i;
     unsigned left;
 } KR;
 
@@ -2274,7 +2274,7 @@ static int kr_home(sl_task *t, void *arg)   /* reactor 0 */
          * back, and reactor 1's record is idle with no credit (credit
          * out would be recalled by the free, and a recalled record is
          * not kept) */
-        for (KR.v = 0; KR.v < 20000 && !(atomic_load(&KR.sent) && sl_chan_len(KR.c)); KR.v++)
+        for (KR.i = 0; KR.i < 20000 && !(atomic_load(&KR.sent) && sl_chan_len(KR.c)); KR.i++)
             SL_AWAIT(t, KR.hrc, sl_sleep(t, SL_NS_PER_MS));
         assert_int_equal(sl_chan_try_recv(t, KR.c, &KR.got), 0);
         if (KR.got != 100 + KR.round)
@@ -2294,7 +2294,7 @@ static int kr_home(sl_task *t, void *arg)   /* reactor 0 */
     }
     assert_int_equal(sl_chan_free(t, KR.c), 0);
     assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 1), kr_count, NULL), 0);
-    for (KR.v = 0; KR.v < 20000 && !atomic_load(&KR.counted); KR.v++)
+    for (KR.i = 0; KR.i < 20000 && !atomic_load(&KR.counted); KR.i++)
         SL_AWAIT(t, KR.hrc, sl_sleep(t, SL_NS_PER_MS));
     assert_true(atomic_load(&KR.counted));
     sl_runtime_stop(rt);
