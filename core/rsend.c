@@ -663,16 +663,27 @@ static bool ship(sl_rsend *s, uint32_t unused, bool ack)
     return true;
 }
 
-/* Ships the batches of r's dirty records, oldest first (the dirty list
- * is pushed at its head, so the recursion ships from its tail); the
- * records stay dirty for the flush's other work. */
-static void ship_open(sl_rsend *s)
+/* Ships the open batches of the dirty records from s on that go to
+ * `home`, oldest first (the dirty list is pushed at its head, so the
+ * recursion ships from its tail); the records stay dirty for the flush's
+ * other work. */
+static void ship_open(sl_rsend *s, const sl_reactor *home)
 {
     if (!s)
         return;
-    ship_open(s->dnext);
-    if (s->batch && s->batch->n)
+    ship_open(s->dnext, home);
+    if (s->home == home && s->batch && s->batch->n)
         ship(s, 0, false);
+}
+
+/* Another record with an open batch goes to s's home: s's elements and
+ * its may interleave */
+static bool open_same_home(const sl_reactor *r, const sl_rsend *s)
+{
+    for (const sl_rsend *x = r->rs_dirty; x; x = x->dnext)
+        if (x != s && x->home == s->home && x->batch && x->batch->n)
+            return true;
+    return false;
 }
 
 /* s starts a batch: it goes last in shipping order (the head of the
@@ -702,14 +713,20 @@ static void dirty_newest(sl_reactor *r, sl_rsend *s)
  * must be in x (a task there woken by y's may poll x). Batches therefore
  * ship in the order they started (dirty_newest; the flush walks the list
  * from its oldest), and a batch never takes an element after another
- * record's: an element for a record whose open batch is not the last one
- * appended to (x, y, x), or whose batch is full, first ships every open
- * batch in order (ship_open). tests/test_credit.c test_flush_order. */
+ * record's of the same home: an element for a record whose open batch is
+ * not the last one appended to (x, y, x), or whose batch is full, first
+ * ships the open batches for that home in order (ship_open), if another
+ * is open. Batches for other homes keep filling: nothing orders messages
+ * to two reactors anyway. tests/test_credit.c test_flush_order. */
 static int append(sl_reactor *r, sl_rsend *s, const void *elem, uint64_t until)
 {
     rs_batch *b = s->batch;
-    if (b && b->n && (b->n == b->room || r->rs_last != s)) {
-        ship_open(r->rs_dirty);
+    if (b && b->n && (b->n == b->room || r->rs_last != s) && open_same_home(r, s)) {
+        ship_open(r->rs_dirty, s->home);
+        b = s->batch;   /* NULL unless it could not go (no memory) */
+    }
+    if (b && b->n == b->room) {   /* full, alone for its home */
+        ship(s, 0, false);
         b = s->batch;   /* NULL unless it could not go (no memory) */
         if (b && b->n == b->room)
             return -ENOMEM;
