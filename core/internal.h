@@ -122,7 +122,6 @@ struct sl_reactor {
     unsigned spin_skip, spin_backoff; /* spins to leave out, and the next such count */
     unsigned pause_skip, pause_backoff; /* spins that only yield, and the next such count */
     struct sl_rsend *rsends, *rs_dirty;  /* credit senders (rsend.c): all, and to flush */
-    struct sl_rsend *rs_last;         /* rsend.c append: the record of the last element batched */
     struct sl_rrecv *rrecvs, *rr_dirty;  /* fed receivers (rrecv.c): all, and to flush */
     sl_chan *grant_head;              /* our channels with room for queued asks */
     struct sl_rs_loan *rs_owed;       /* loans of our channels with a top-up owed (rsend.c) */

@@ -663,29 +663,6 @@ static bool ship(sl_rsend *s, uint32_t unused, bool ack)
     return true;
 }
 
-/* Ships the open batches of the dirty records from s on that go to
- * `home`, oldest first (the dirty list is pushed at its head, so the
- * recursion ships from its tail); the records stay dirty for the flush's
- * other work. */
-static void ship_open(sl_rsend *s, const sl_reactor *home)
-{
-    if (!s)
-        return;
-    ship_open(s->dnext, home);
-    if (s->home == home && s->batch && s->batch->n)
-        ship(s, 0, false);
-}
-
-/* Another record with an open batch goes to s's home: s's elements and
- * its may interleave */
-static bool open_same_home(const sl_reactor *r, const sl_rsend *s)
-{
-    for (const sl_rsend *x = r->rs_dirty; x; x = x->dnext)
-        if (x != s && x->home == s->home && x->batch && x->batch->n)
-            return true;
-    return false;
-}
-
 /* s starts a batch: it goes last in shipping order (the head of the
  * dirty list), after every batch started before it */
 static void dirty_newest(sl_reactor *r, sl_rsend *s)
@@ -697,12 +674,12 @@ static void dirty_newest(sl_reactor *r, sl_rsend *s)
     if (r->rs_dirty == s)
         return;
     for (sl_rsend **pp = &r->rs_dirty; *pp; pp = &(*pp)->dnext)
-        if (*pp == s) {
+        if (*pp == s) {   /* (not there: a flush's own walk holds it; left alone) */
             *pp = s->dnext;
-            break;
+            s->dnext = r->rs_dirty;
+            r->rs_dirty = s;
+            return;
         }
-    s->dnext = r->rs_dirty;
-    r->rs_dirty = s;
 }
 
 /* Copies one element (and its deadline) into the batch; the caller has
@@ -712,23 +689,24 @@ static void dirty_newest(sl_reactor *r, sl_rsend *s)
  * next send on y, so once y's element is in y at their common home, x's
  * must be in x (a task there woken by y's may poll x). Batches therefore
  * ship in the order they started (dirty_newest; the flush walks the list
- * from its oldest), and a batch never takes an element after another
- * record's of the same home: an element for a record whose open batch is
- * not the last one appended to (x, y, x), or whose batch is full, first
- * ships the open batches for that home in order (ship_open), if another
- * is open. Batches for other homes keep filling: nothing orders messages
- * to two reactors anyway. tests/test_credit.c test_flush_order. */
+ * from its oldest): tests/test_credit.c test_flush_order. Not covered: x,
+ * y, x in one callback puts the second x into x's batch, which ships
+ * before y's (that x may be seen before y's element). Closing x's batch
+ * there and shipping it at once was tried: a batch posted inside a
+ * callback waits in the reactor's chain for that home, and the flush at
+ * the callback's end posts outside it (reactor.c flush_wakes clears
+ * in_cb first), so its batches passed the chained one and a channel's
+ * own elements arrived out of order (tests/test_reactor.c
+ * test_spin_run_fifo, 3 runs of 8 under ASan). The full batch below has
+ * the same exposure (as before; rare: a batch fills only when the credit
+ * it was made for is spent, and more credit comes in a later callback). */
 static int append(sl_reactor *r, sl_rsend *s, const void *elem, uint64_t until)
 {
     rs_batch *b = s->batch;
-    if (b && b->n && (b->n == b->room || r->rs_last != s) && open_same_home(r, s)) {
-        ship_open(r->rs_dirty, s->home);
-        b = s->batch;   /* NULL unless it could not go (no memory) */
-    }
-    if (b && b->n == b->room) {   /* full, alone for its home */
+    if (b && b->n == b->room) {
         ship(s, 0, false);
-        b = s->batch;   /* NULL unless it could not go (no memory) */
-        if (b && b->n == b->room)
+        b = s->batch;   /* NULL unless it could not go (no memory): the element fails */
+        if (b)
             return -ENOMEM;
     }
     if (!b) {
@@ -745,7 +723,6 @@ static int append(sl_reactor *r, sl_rsend *s, const void *elem, uint64_t until)
         memcpy(b->elems + (size_t)b->room * s->esz + (size_t)b->n * sizeof until, &until, sizeof until);
     if (b->n++ == 0)
         dirty_newest(r, s);
-    r->rs_last = s;
     return 0;
 }
 
@@ -1056,7 +1033,6 @@ int sl__rsend_flush(sl_reactor *r, bool all)
      * find it empty, though the send on x happened before the send on y
      * (tests/test_credit.c test_flush_order). Reversed here: the list is
      * one or two records long a callback. */
-    r->rs_last = NULL;
     sl_rsend *s = NULL;
     for (sl_rsend *x = r->rs_dirty, *xn; x; x = xn) {
         xn = x->dnext;
@@ -1154,7 +1130,6 @@ void sl__rsend_free_all(sl_reactor *r)
     }
     r->rs_nspares = 0;
     r->rs_dirty = NULL;
-    r->rs_last = NULL;
     r->rs_owed = NULL;   /* the loans went with their channels */
 }
 
