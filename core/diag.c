@@ -72,9 +72,9 @@ static const char *remote_chan(const sl_task *t, size_t *cap)
         return ch->name_;
     }
     if (t->w_.tag == SL_RSEND_TAG)
-        sl__rsend_chan_info(t->reactor_, t->wait_obj_, &name, cap);
+        sl__rsend_chan_info(t->reactor_, t->wait_obj_, 0, &t->w_, &name, cap);
     else if (t->w_.tag == SL_RRECV_TAG)
-        sl__rrecv_chan_info(t->reactor_, t->wait_obj_, &name, cap);
+        sl__rrecv_chan_info(t->reactor_, t->wait_obj_, 0, &t->w_, &name, cap);
     else
         sl__remote_waits_on(t, &name, cap);
     return name ? name : "";
@@ -103,9 +103,9 @@ static const char *case_far(const sl_reactor *r, const sl_case *c, size_t *cap)
     if (c->w_.tag == SL_CASE_RV)
         known = sl__rsel_case_info(c, &name, cap);
     else if (c->op == SL_SEND)
-        known = sl__rsend_chan_info(r, c->ch, &name, cap);
+        known = sl__rsend_chan_info(r, c->ch, c->gen_, NULL, &name, cap);
     else
-        known = sl__rrecv_chan_info(r, c->ch, &name, cap);
+        known = sl__rrecv_chan_info(r, c->ch, c->gen_, NULL, &name, cap);
     if (!known)
         return "(unknown)";
     return name ? name : "";

@@ -83,6 +83,8 @@ struct sl_reactor {
     uint64_t ring_fulls;              /* chains that found their ring full (tests/test_ring.c) */
     uint64_t ring_inlines, ring_inline_refused;   /* sl__reactor_post_inline: went; fell back */
     uint64_t rs_early;                /* rsend.c ship_early: batches shipped at the send (tests/test_credit.c) */
+    uint64_t rs_made;                 /* rsend.c: sender records made (tests/test_credit.c: not one a leg) */
+    uint32_t rs_nrec;                 /* rsend.c: sender records in rsends (tests/test_credit.c) */
     uint64_t quick_hits;              /* wake_run's polls that found a message within their pauses (reactor.c) */
     _Atomic int space_ready;          /* a consumer freed cells of a ring we wait on */
     int wake_fd;
@@ -349,8 +351,13 @@ bool sl__remote_waits(const sl_task *t);    /* parked remotely, no withdrawal un
  * when it parked into memory of its own reactor: the channel is never
  * read there (its home may have freed it). name NULL: not known. */
 void sl__remote_waits_on(const sl_task *t, const char **name, size_t *cap);
-bool sl__rsend_chan_info(const sl_reactor *r, const sl_chan *ch, const char **name, size_t *cap);
-bool sl__rrecv_chan_info(const sl_reactor *r, const sl_chan *ch, const char **name, size_t *cap);
+/* rsend.c, rrecv.c: from r's record of (ch, gen), or with w non-NULL the
+ * record of ch whose queue holds w (a parked task's node: the task does
+ * not keep the generation it read). */
+bool sl__rsend_chan_info(const sl_reactor *r, const sl_chan *ch, uint32_t gen, const sl_waiter *w,
+                         const char **name, size_t *cap);
+bool sl__rrecv_chan_info(const sl_reactor *r, const sl_chan *ch, uint32_t gen, const sl_waiter *w,
+                         const char **name, size_t *cap);
 bool sl__rsel_case_info(const sl_case *c, const char **name, size_t *cap);
 /* rsel.c, for diag.c: a task of ours offering itself to another reactor's
  * select (a blocking one, a claimed select) whose channel was freed since:

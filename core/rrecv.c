@@ -694,11 +694,14 @@ bool sl__rrecv_parked(const sl_task *t)
 
 /* Diagnostics (diag.c): as sl__rsend_chan_info, from r's record (it
  * exists while a waiter's node is queued in it or pinned: sl__rrecv_pin;
- * its name set by sl__rrecv, sl__rrecv_push). */
-bool sl__rrecv_chan_info(const sl_reactor *r, const sl_chan *ch, const char **name, size_t *cap)
+ * its name set by sl__rrecv, sl__rrecv_push), found by the waiter's
+ * generation or its node, never by the address alone (an old channel's
+ * record and a new one's may share it). */
+bool sl__rrecv_chan_info(const sl_reactor *r, const sl_chan *ch, uint32_t gen, const sl_waiter *w,
+                         const char **name, size_t *cap)
 {
     const sl_rrecv *s = r->rrecvs;
-    while (s && s->ch != ch)
+    while (s && (s->ch != ch || (w ? !sl__wq_holds(&s->waitq, w) : s->gen != gen)))
         s = s->next;
     *name = s ? s->name : NULL;
     *cap = s ? s->cap : 0;
@@ -727,7 +730,16 @@ int sl__rrecv_flush(sl_reactor *r, bool all)
         for (sl_rrecv *x = r->rrecvs; x; x = x->next)
             if (x->lend)
                 mark_dirty(r, x);
-    sl_rrecv *s = r->rr_dirty;
+    /* In marking order (rr_dirty is pushed at its head): reports of
+     * receives on x and then on y, both homed on one reactor, go x first,
+     * so a sender there that found room in y made by the second finds the
+     * room the first made in x, as rsend.c's batches (sl__rsend_flush). */
+    sl_rrecv *s = NULL;
+    for (sl_rrecv *x = r->rr_dirty, *xn; x; x = xn) {
+        xn = x->dnext;
+        x->dnext = s;
+        s = x;
+    }
     r->rr_dirty = NULL;
     while (s) {
         sl_rrecv *next = s->dnext;

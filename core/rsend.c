@@ -136,6 +136,7 @@ typedef struct sl_rsend {
     uint32_t credit;
     bool asking, recalled, dirty;
     bool expiring;               /* the channel's elements carry deadlines */
+    bool drop;                   /* not kept when idle (an error or a recall came: sl__rsend_flush) */
     sl_wq waitq;
     rs_batch *batch;
     /* The channel's name and capacity, copied when a task parked here (the
@@ -529,10 +530,23 @@ static void home_ask(void *arg)
 
 static sl_rsend *find(sl_reactor *r, const sl_chan *ch, uint32_t gen);
 
-/* A sender record goes when idle (no credit, nothing asked or waiting),
- * which in a ping-pong of capacity 1 is after every send; the top-up
- * makes it again. Its memory is kept for that (the reactor's rs_idle, at
- * most IDLE_MAX), instead of a calloc and a free a leg. */
+/* An idle sender record (no credit, nothing asked or waiting: in a
+ * ping-pong of capacity 1, after every send) stays in the list, found by
+ * the next top-up as it is, for the KEEP_IDLE most recently used; the
+ * others go at the flush (sl__rsend_flush). Made again at every leg it
+ * cost a capacity-1 ping-pong ~65 instructions a leg (make, the list,
+ * the flush's retirement; docs/core.md "What a leg is made of"). Safe
+ * since records are found by (address, generation): a channel freed and
+ * another made at its address has a generation of its own, so it never
+ * meets the old record, which is just one more idle record that goes
+ * when KEEP_IDLE newer ones are used (tests/test_credit.c
+ * test_kept_record_reuse). A record that got an error (its channel
+ * closed or freed) or a recall is not kept: its channel is going or
+ * wanted elsewhere. */
+#define KEEP_IDLE 4
+
+/* The memory of records that went is kept for the next (the reactor's
+ * rs_idle, at most IDLE_MAX), instead of a calloc and a free. */
 #define IDLE_MAX 4
 
 static sl_rsend *make(sl_reactor *r, sl_chan *ch, uint32_t gen, sl_reactor *home, size_t esz)
@@ -545,6 +559,8 @@ static sl_rsend *make(sl_reactor *r, sl_chan *ch, uint32_t gen, sl_reactor *home
     } else if (!(s = calloc(1, sizeof *s))) {
         return NULL;
     }
+    r->rs_made++;
+    r->rs_nrec++;
     s->ch = ch;
     s->gen = gen;
     s->home = home;
@@ -647,14 +663,51 @@ static bool ship(sl_rsend *s, uint32_t unused, bool ack)
     return true;
 }
 
+/* s starts a batch: it goes last in shipping order (the head of the
+ * dirty list), after every batch started before it */
+static void dirty_newest(sl_reactor *r, sl_rsend *s)
+{
+    if (!s->dirty) {
+        mark_dirty(r, s);
+        return;
+    }
+    if (r->rs_dirty == s)
+        return;
+    for (sl_rsend **pp = &r->rs_dirty; *pp; pp = &(*pp)->dnext)
+        if (*pp == s) {   /* (not there: a flush's own walk holds it; left alone) */
+            *pp = s->dnext;
+            s->dnext = r->rs_dirty;
+            r->rs_dirty = s;
+            return;
+        }
+}
+
 /* Copies one element (and its deadline) into the batch; the caller has
- * taken its credit. */
+ * taken its credit.
+ *
+ * Order across channels (issue 17): a task's send on x happens before its
+ * next send on y, so once y's element is in y at their common home, x's
+ * must be in x (a task there woken by y's may poll x). Batches therefore
+ * ship in the order they started (dirty_newest; the flush walks the list
+ * from its oldest): tests/test_credit.c test_flush_order. Not covered: x,
+ * y, x in one callback puts the second x into x's batch, which ships
+ * before y's (that x may be seen before y's element). Closing x's batch
+ * there and shipping it at once was tried: a batch posted inside a
+ * callback waits in the reactor's chain for that home, and the flush at
+ * the callback's end posts outside it (reactor.c flush_wakes clears
+ * in_cb first), so its batches passed the chained one and a channel's
+ * own elements arrived out of order (tests/test_reactor.c
+ * test_spin_run_fifo, 3 runs of 8 under ASan). The full batch below has
+ * the same exposure (as before; rare: a batch fills only when the credit
+ * it was made for is spent, and more credit comes in a later callback). */
 static int append(sl_reactor *r, sl_rsend *s, const void *elem, uint64_t until)
 {
     rs_batch *b = s->batch;
     if (b && b->n == b->room) {
         ship(s, 0, false);
-        b = NULL;
+        b = s->batch;   /* NULL unless it could not go (no memory): the element fails */
+        if (b)
+            return -ENOMEM;
     }
     if (!b) {
         uint32_t room = s->credit + 1;   /* this element's credit is taken already */
@@ -668,8 +721,8 @@ static int append(sl_reactor *r, sl_rsend *s, const void *elem, uint64_t until)
     memcpy(b->elems + (size_t)b->n * s->esz, elem, s->esz);
     if (s->expiring)
         memcpy(b->elems + (size_t)b->room * s->esz + (size_t)b->n * sizeof until, &until, sizeof until);
-    b->n++;
-    mark_dirty(r, s);
+    if (b->n++ == 0)
+        dirty_newest(r, s);
     return 0;
 }
 
@@ -732,6 +785,8 @@ static void credit_in(sl_reactor *r, sl_chan *ch, uint32_t gen, sl_reactor *home
      * (docs/core.md, "The cuts of the twelfth stop"). */
     if (err || !granted)
         mark_dirty(r, s);
+    if (err)
+        s->drop = true;
     sl_waiter *w;
     if (err) {
         while ((w = sl_wq_pop(&s->waitq)))
@@ -780,6 +835,7 @@ static void holder_recall(void *arg)
         return;
     }
     s->recalled = true;
+    s->drop = true;
     mark_dirty(r, s);
 }
 
@@ -929,13 +985,18 @@ bool sl__rsend_parked(const sl_task *t)
  * waiter's node is in its queue (not idle: sl__rsend_flush) or, for a
  * held or claimed select's case, off it but pinned (sl__rsend_pin), and
  * its name was set when the node was queued (sl__rsend, sl__rsend_push;
- * the memory of an idle one is zeroed when made again). False, *name
- * NULL, if r has no record of ch. A walk that leaves the list's order
- * alone (find moves what it finds to the front). */
-bool sl__rsend_chan_info(const sl_reactor *r, const sl_chan *ch, const char **name, size_t *cap)
+ * the memory of an idle one is zeroed when made again). Found by `gen`
+ * too, the waiter's: an older channel's record at the same address (a
+ * waiter whose ask crossed the free) and the new channel's are both
+ * there, and the address alone named whichever came first in the list
+ * (tests/test_diag_why.c test_why_records_by_gen). False, *name NULL, if
+ * r has no record of ch. A walk that leaves the list's order alone (find
+ * moves what it finds to the front). */
+bool sl__rsend_chan_info(const sl_reactor *r, const sl_chan *ch, uint32_t gen, const sl_waiter *w,
+                         const char **name, size_t *cap)
 {
     const sl_rsend *s = r->rsends;
-    while (s && s->ch != ch)
+    while (s && (s->ch != ch || (w ? !sl__wq_holds(&s->waitq, w) : s->gen != gen)))
         s = s->next;
     *name = s ? s->name : NULL;
     *cap = s ? s->cap : 0;
@@ -966,7 +1027,18 @@ int sl__rsend_flush(sl_reactor *r, bool all)
         for (sl_rsend *x = r->rsends; x; x = x->next)
             if (x->credit)
                 mark_dirty(r, x);
-    sl_rsend *s = r->rs_dirty;
+    /* In marking order: rs_dirty is pushed at its head, and shipped from
+     * there a task's send on x and then on y, both homed on one reactor,
+     * went y first; a task there woken by y's element could poll x and
+     * find it empty, though the send on x happened before the send on y
+     * (tests/test_credit.c test_flush_order). Reversed here: the list is
+     * one or two records long a callback. */
+    sl_rsend *s = NULL;
+    for (sl_rsend *x = r->rs_dirty, *xn; x; x = xn) {
+        xn = x->dnext;
+        x->dnext = s;
+        s = x;
+    }
     r->rs_dirty = NULL;
     while (s) {
         sl_rsend *next = s->dnext;
@@ -1010,10 +1082,18 @@ int sl__rsend_flush(sl_reactor *r, bool all)
         owed_send(l);
         did++;
     }
-    /* free the idle ones */
+    /* idle ones: the KEEP_IDLE first in the list (find moves a record it
+     * finds to the front: the most recently used) stay, the rest go */
+    unsigned kept = 0;
     for (sl_rsend **pp = &r->rsends, *x; (x = *pp);) {
         if (!x->credit && !x->asking && !x->batch && !x->waitq.head && !x->dirty && !x->pinned) {
+            if (!all && !x->drop && kept < KEEP_IDLE) {
+                kept++;
+                pp = &x->next;
+                continue;
+            }
             *pp = x->next;
+            r->rs_nrec--;
             if (r->rs_nidle < IDLE_MAX) {
                 x->next = r->rs_idle;
                 r->rs_idle = x;

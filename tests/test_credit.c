@@ -34,6 +34,7 @@ static struct {
     uint64_t looks0a, looks0;   /* reactor 0's own deadlock checks (reactor.c) */
     uint64_t mallocs0a, mallocs0, mallocs1a, mallocs1;   /* batches' mallocs (rsend.c) */
     uint64_t early0a, early0, early1a, early1;   /* batches shipped at the send (rsend.c, ship_early) */
+    uint64_t made0a, made0, made1a, made1;       /* sender records made (rsend.c, KEEP_IDLE) */
 } P;
 
 static void pp_finished(void *arg)
@@ -54,6 +55,7 @@ static int pp_b(sl_task *t, void *arg)   /* reactor 0 */
             P.looks0a = sl_task_reactor(t)->dl_looks;
             P.mallocs0a = sl_task_reactor(t)->rs_batch_mallocs;
             P.early0a = sl_task_reactor(t)->rs_early;
+            P.made0a = sl_task_reactor(t)->rs_made;
         }
         SL_AWAIT(t, P.rcb, sl_chan_recv(t, P.a, &P.vb));
         assert_int_equal(P.rcb, 0);
@@ -65,6 +67,7 @@ static int pp_b(sl_task *t, void *arg)   /* reactor 0 */
     P.looks0 = sl_task_reactor(t)->dl_looks;
     P.mallocs0 = sl_task_reactor(t)->rs_batch_mallocs;
     P.early0 = sl_task_reactor(t)->rs_early;
+    P.made0 = sl_task_reactor(t)->rs_made;
     assert_int_equal(sl_chan_free(t, P.a), 0);
     pp_finished(NULL);
     SL_END(t);
@@ -78,6 +81,7 @@ static int pp_a(sl_task *t, void *arg)   /* reactor 1 */
         if (P.ia == 1) {
             P.mallocs1a = sl_task_reactor(t)->rs_batch_mallocs;
             P.early1a = sl_task_reactor(t)->rs_early;
+            P.made1a = sl_task_reactor(t)->rs_made;
         }
         P.va = P.ia;
         SL_AWAIT(t, P.rca, sl_chan_send(t, P.a, &P.va));
@@ -90,6 +94,7 @@ static int pp_a(sl_task *t, void *arg)   /* reactor 1 */
     sl_reactor_stats_get(sl_task_reactor(t), &P.s1);
     P.mallocs1 = sl_task_reactor(t)->rs_batch_mallocs;
     P.early1 = sl_task_reactor(t)->rs_early;
+    P.made1 = sl_task_reactor(t)->rs_made;
     assert_int_equal(sl_chan_free(t, P.b), 0);
     sl_reactor_post(sl_runtime_reactor(rt, 0), pp_finished, NULL);
     SL_END(t);
@@ -170,6 +175,14 @@ static void test_pingpong_messages(void **s)
                   (unsigned long)(P.early0 - P.early0a), (unsigned long)(P.early1 - P.early1a));
     assert_true(P.early0 - P.early0a >= PP_N - 16);
     assert_true(P.early1 - P.early1a >= PP_N - 16);
+    /* The sender record survives the legs: its credit is gone after
+     * every send (capacity 1), and it stays, idle, for the next top-up
+     * (rsend.c, KEEP_IDLE). Before, the flush retired it and the top-up
+     * made it again: one a leg at each reactor. */
+    print_message("sender records made: %lu at reactor 0, %lu at reactor 1\n",
+                  (unsigned long)(P.made0 - P.made0a), (unsigned long)(P.made1 - P.made1a));
+    assert_true(P.made0 - P.made0a <= 2);
+    assert_true(P.made1 - P.made1a <= 2);
 }
 
 /* ---- the last credit's batch leaves at the send ----------------------------------------- */
@@ -2204,6 +2217,225 @@ static void test_batch_across_free(void **s)
     assert_int_equal(BX.yres, 0);
 }
 
+/* ---- a kept sender record and a new channel at its address ------------------ */
+
+/* A sender record stays while idle (rsend.c, KEEP_IDLE). Each round, a
+ * task of reactor 1 sends on reactor 0's channel c (its record stays,
+ * idle, no credit left, once the element is home); reactor 0 frees c, pushes its header
+ * out of the quarantine and makes the next round's channel, which takes
+ * c's header. The send on it finds the old channel's record kept at the
+ * same address (counted: `met`) and must not use it: its own record,
+ * its element in the new channel. The old record goes once KEEP_IDLE
+ * newer ones are idle: reactor 1 ends with at most KEEP_IDLE (4).
+ * A keep that found records by the address alone fails here: the send
+ * used the old record, asked with the old generation and got -EPIPE. */
+#define KR_ROUNDS 8
+
+static struct {
+    sl_chan *c;
+    _Atomic int sent, counted;
+    int v, rc, hrc, round, got, bad, met, same, i;
+    unsigned left;
+} KR;
+
+static int kr_send(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    /* the only records here are of this test's channels, each at c's
+     * address (KR.same): one kept is the old channel's */
+    if (sl_task_reactor(t)->rs_nrec)
+        KR.met++;
+    KR.v = 100 + KR.round;
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    SL_AWAIT(t, KR.rc, sl_chan_send(t, KR.c, &KR.v));
+    if (KR.rc)
+        KR.bad++;
+    atomic_store(&KR.sent, 1);
+    SL_END(t);
+}
+
+static void kr_count(void *arg)   /* reactor 1, after its flushes */
+{
+    (void)arg;
+    KR.left = sl_runtime_reactor(rt, 1)->rs_nrec;
+    atomic_store(&KR.counted, 1);
+}
+
+static int kr_home(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_new(&KR.c, sizeof(int), 1, &(sl_chan_opts){ .name = "kr" }), 0);
+    for (KR.round = 0; KR.round < KR_ROUNDS; KR.round++) {
+        atomic_store(&KR.sent, 0);
+        assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), kr_send, NULL, NULL), 0);
+        /* not a parked receive: the element fills c, so no top-up goes
+         * back, and reactor 1's record is idle with no credit (credit
+         * out would be recalled by the free, and a recalled record is
+         * not kept) */
+        for (KR.i = 0; KR.i < 20000 && !(atomic_load(&KR.sent) && sl_chan_len(KR.c)); KR.i++)
+            SL_AWAIT(t, KR.hrc, sl_sleep(t, SL_NS_PER_MS));
+        assert_int_equal(sl_chan_try_recv(t, KR.c, &KR.got), 0);
+        if (KR.got != 100 + KR.round)
+            KR.bad++;
+        SL_AWAIT(t, KR.hrc, sl_sleep(t, SL_NS_PER_MS));   /* reactor 1's flush: its record idles */
+        {
+            sl_chan *old = KR.c;
+            assert_int_equal(sl_chan_free(t, KR.c), 0);
+            for (int k = 0; k < SL_CHAN_QUARANTINE; k++) {   /* the last one pushes c's header out */
+                sl_chan *c;
+                assert_int_equal(sl_chan_new(&c, sizeof(int), 1, NULL), 0);
+                assert_int_equal(sl_chan_free(t, c), 0);
+            }
+            assert_int_equal(sl_chan_new(&KR.c, sizeof(int), 1, &(sl_chan_opts){ .name = "kr" }), 0);
+            KR.same += KR.c == old;
+        }
+    }
+    assert_int_equal(sl_chan_free(t, KR.c), 0);
+    assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 1), kr_count, NULL), 0);
+    for (KR.i = 0; KR.i < 20000 && !atomic_load(&KR.counted); KR.i++)
+        SL_AWAIT(t, KR.hrc, sl_sleep(t, SL_NS_PER_MS));
+    assert_true(atomic_load(&KR.counted));
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_kept_record_reuse(void **s)
+{
+    (void)s;
+    memset(&cap, 0, sizeof cap);
+    memset(&KR, 0, sizeof KR);
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, kr_home, NULL), 0);
+    print_message("kept records: %d of %d sends found an old channel's at their address, %d headers reused, %u records left\n",
+                  KR.met, KR_ROUNDS, KR.same, KR.left);
+    assert_int_equal(KR.same, KR_ROUNDS);   /* else the test shows nothing */
+    assert_int_equal(KR.bad, 0);
+    assert_true(KR.met >= KR_ROUNDS - 1);   /* every send but the first met one */
+    assert_true(KR.left <= 4);              /* KEEP_IDLE: not one per channel used */
+}
+
+/* ---- order across channels at the flush ---------------------------------------- */
+
+/* A task's send on x happens before its next send on y (Go's memory
+ * model; sluice's sends by credit complete at once): once y's element is
+ * in y at their common home, x's must be in x. A on reactor 1 sends on x
+ * and then on y (and, every other round, on x again: x, y, x), both
+ * homed on reactor 0, with credit in hand (capacity 4: the sends batch,
+ * none is the last credit's); B on reactor 0, parked on y, is woken by
+ * y's element and polls x (try_recv): it must find x's. Before, the
+ * flush shipped the waiting batches in reverse order of marking (y's
+ * first): B, which polls for messages between the two posts, often ran
+ * before x's batch came (and x, y, x put x's two elements in one batch
+ * behind y's). */
+#define FO_N 5000
+
+static struct {
+    sl_chan *x, *y, *z;
+    int ia, ib, rca, rcb, va, vx, vy, vz, vb;
+    long missed, bad;
+    int finished;
+} FO;
+
+static void fo_finished(void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    if (++FO.finished == 2)
+        sl_runtime_stop(rt);
+}
+
+static int fo_b(sl_task *t, void *arg)   /* reactor 0: x's and y's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (FO.ib = 0; FO.ib < FO_N; FO.ib++) {
+        SL_AWAIT(t, FO.rcb, sl_chan_recv(t, FO.y, &FO.vb));
+        assert_int_equal(FO.rcb, 0);
+        if (FO.vb != FO.ib)
+            FO.bad++;
+        if (sl_chan_try_recv(t, FO.x, &FO.vb) != 0) {   /* sent before y's: must be here */
+            FO.missed++;
+            SL_AWAIT(t, FO.rcb, sl_chan_recv(t, FO.x, &FO.vb));
+            assert_int_equal(FO.rcb, 0);
+        }
+        if (FO.vb != FO.ib)
+            FO.bad++;
+        if (FO.ib & 1) {
+            SL_AWAIT(t, FO.rcb, sl_chan_recv(t, FO.x, &FO.vb));
+            assert_int_equal(FO.rcb, 0);
+            if (FO.vb != -FO.ib)
+                FO.bad++;
+        }
+        SL_AWAIT(t, FO.rcb, sl_chan_send(t, FO.z, &FO.ib));
+        assert_int_equal(FO.rcb, 0);
+    }
+    assert_int_equal(sl_chan_free(t, FO.x), 0);
+    assert_int_equal(sl_chan_free(t, FO.y), 0);
+    fo_finished(NULL);
+    SL_END(t);
+}
+
+static int fo_a(sl_task *t, void *arg)   /* reactor 1: z's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (FO.ia = 0; FO.ia < FO_N; FO.ia++) {
+        FO.vx = FO.ia;
+        SL_AWAIT(t, FO.rca, sl_chan_send(t, FO.x, &FO.vx));
+        assert_int_equal(FO.rca, 0);
+        FO.vy = FO.ia;
+        SL_AWAIT(t, FO.rca, sl_chan_send(t, FO.y, &FO.vy));
+        assert_int_equal(FO.rca, 0);
+        if (FO.ia & 1) {
+            FO.vx = -FO.ia;
+            SL_AWAIT(t, FO.rca, sl_chan_send(t, FO.x, &FO.vx));
+            assert_int_equal(FO.rca, 0);
+        }
+        SL_AWAIT(t, FO.rca, sl_chan_recv(t, FO.z, &FO.va));
+        assert_int_equal(FO.rca, 0);
+    }
+    assert_int_equal(sl_chan_free(t, FO.z), 0);
+    assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 0), fo_finished, NULL), 0);
+    SL_END(t);
+}
+
+static int fo_start_a(sl_task *t, void *arg)   /* reactor 1: z's home, then A */
+{
+    (void)arg;
+    sl_task *a;
+    assert_int_equal(sl_chan_new(&FO.z, sizeof(int), 1, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, fo_a, NULL, &a, NULL), 0);
+    assert_int_equal(sl_chan_give(FO.z, t, a), 0);   /* B uses z only after A's first sends */
+    return 0;
+}
+
+static int fo_main(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    sl_task *b;
+    assert_int_equal(sl_chan_new(&FO.x, sizeof(int), 4, NULL), 0);
+    assert_int_equal(sl_chan_new(&FO.y, sizeof(int), 4, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, fo_b, NULL, &b, NULL), 0);
+    assert_int_equal(sl_chan_give(FO.x, t, b), 0);
+    assert_int_equal(sl_chan_give(FO.y, t, b), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), fo_start_a, NULL, NULL), 0);
+    return 0;
+}
+
+static void test_flush_order(void **s)
+{
+    (void)s;
+    memset(&cap, 0, sizeof cap);
+    memset(&FO, 0, sizeof FO);
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, fo_main, NULL), 0);
+    print_message("flush order: x's element not there when y's was, %ld of %d rounds\n", FO.missed, FO_N);
+    assert_int_equal(FO.ib, FO_N);
+    assert_int_equal(FO.bad, 0);
+    assert_int_equal(FO.missed, 0);
+}
+
 int main(void)
 {
     /* CMOCKA_TEST_FILTER=test_recall_at_free (a glob) runs only those: a
@@ -2223,6 +2455,8 @@ int main(void)
         cmocka_unit_test(test_recall_at_close),
         cmocka_unit_test(test_recall_at_free),
         cmocka_unit_test(test_recall_at_free_lender_alive),
+        cmocka_unit_test(test_flush_order),
+        cmocka_unit_test(test_kept_record_reuse),
         cmocka_unit_test(test_ask_across_free_reuse),
         cmocka_unit_test(test_fed_ask_across_free_reuse),
         cmocka_unit_test(test_start_send_across_free_reuse),
