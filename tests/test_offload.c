@@ -5,6 +5,7 @@
  *
  * Blocking work here waits on a gate that the test opens: a worker never
  * sleeps a guessed time for the test to catch it in some state. */
+#include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
@@ -798,11 +799,22 @@ static int quiet_main(sl_task *t, void *arg)
     SL_END(t);
 }
 
+/* The same call, made in a step: blocks until the watchdog has counted the
+ * stall and its backtrace signal has landed here (usleep fails EINTR), at
+ * most 30 s. It used to block a fixed 300 ms: on a loaded machine the
+ * watchdog thread did not get the CPU twice within it, and no stall was
+ * counted (stalls 0 != 1, seen once beside a chrt -f 10 benchmark). */
 static int blocking_main(sl_task *t, void *arg)
 {
-    (void)t;
     (void)arg;
-    usleep_fn((void *)(uintptr_t)300000);   /* the same call, made in a step */
+    uint64_t end = sl_now_ns() + 30 * SL_NS_PER_S;
+    bool signalled = false;
+    while (!signalled && sl_now_ns() < end) {
+        int rc = usleep(1000), e = errno;
+        sl_reactor_stats st;
+        sl_reactor_stats_get(sl_task_reactor(t), &st);   /* counted before the signal was sent */
+        signalled = rc != 0 && e == EINTR && st.stalls > 0;
+    }
     sl_runtime_stop(rt);
     return 0;
 }
