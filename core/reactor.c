@@ -972,8 +972,8 @@ static void spin_adapt(sl_reactor *r, uint64_t took)
  * orders/s, --threads 2, CPUs not saturated) the spins run and 0-0.5 % of
  * them see a message: a forwarded request's answer comes after an upstream
  * call or a store commit, hundreds of microseconds later, and each such
- * spin burns its 20 us for nothing (docs/core.md, "Spins that find
- * nothing"). Neither backoff above sees them: they are not over-long and
+ * spin burns its 20 us for nothing (docs/core.md, "An idle process
+ * sleeps"; the rule is in "The ping-pong"'s idle spin). Neither backoff above sees them: they are not over-long and
  * never pause-hit. So after SL_SPIN_EMPTY_MAX empty spins in a row (a spin
  * that ran no hit) the next 1, 2, 4 ... up to EMPTY_BACKOFF_MAX spins are
  * left out while the spins that still run (the probes) find nothing; a

@@ -62,7 +62,7 @@ typedef struct sl_reactor_stats {
      * (SL_SPIN_EMPTY_MAX of them in a row, then 1, 2, 4 ... up to 256 left
      * out per further empty spin), and the times a message that came
      * within a spin's length of such a skip ended the skipping (docs/
-     * core.md, "Spins that find nothing"). */
+     * core.md, "The ping-pong": the idle spin). */
     uint64_t spin_empty_skips, spin_empty_wakes;
 } sl_reactor_stats;
 
