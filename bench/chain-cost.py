@@ -31,7 +31,9 @@ switches per order and the median of the CPU ratio
     bench/chain-cost.py . --threads 2 --vs-threads 1 --cpus 0 --load-cpus 1
 
 Prints one JSON object: orders (201s), other_answers (the rest), orders_per_s, cpu_us_per_order,
-vcsw_per_order, ivcsw_per_order, store (each service's GET /debug/store
+vcsw_per_order, ivcsw_per_order, spins_per_order and spin_hits_per_order (each
+service's reactors' idle-spin polls and the polls that saw a message, from
+/metrics: order, inventory, payment), store (each service's GET /debug/store
 after the run: commits, steps, replies), loadavg. Compare two builds by
 running this alternately on each (same machine, same minute): the
 per-order counts are the figures; orders/s depends on the load."""
@@ -64,6 +66,18 @@ def proc_cost(pid):
         except FileNotFoundError:
             pass   # a thread that ended meanwhile
     return cpu, v, iv
+
+def spin_counts(port):
+    """(spins, spin hits) summed over the reactors of the service at port,
+    from its /metrics (sluice_reactor_spins_total, _spin_hits_total)."""
+    spins = hits = 0
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as f:
+        for line in f.read().decode().splitlines():
+            if line.startswith("sluice_reactor_spins_total"):
+                spins += float(line.split()[-1])
+            elif line.startswith("sluice_reactor_spin_hits_total"):
+                hits += float(line.split()[-1])
+    return spins, hits
 
 def main():
     args = sys.argv[1:]
@@ -103,6 +117,8 @@ def main():
                       "vcsw_per_order": [p["a"]["vcsw_per_order"], p["b"]["vcsw_per_order"]],
                       "other_answers": [p["a"]["other_answers"], p["b"]["other_answers"]],
                       "orders_per_s": [p["a"]["orders_per_s"], p["b"]["orders_per_s"]],
+                      "spins_per_order": [p["a"]["spins_per_order"], p["b"]["spins_per_order"]],
+                      "spin_hits_per_order": [p["a"]["spin_hits_per_order"], p["b"]["spin_hits_per_order"]],
                       "loadavg": p["a"]["loadavg"]} for p in pairs]}
     out["cpu_per_order_ratio_median"] = med(out["cpu_per_order_ratio"])
     print(json.dumps(out))
@@ -149,6 +165,8 @@ def run(build, opt):
                 ["--rate", opt["--rate"]] if opt["--rate"] else ["--connections", opt["--connections"]])
         subprocess.run(load + ["--duration", "1", "--warmup", "0"], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, check=True)
+        svc_ports = (po, pi, pp) if not opt["--go"] else ()
+        spins0 = [spin_counts(port) for port in svc_ports]
         before = [proc_cost(p.pid) for p in procs]
         t0 = time.monotonic()
         r = subprocess.run(load + ["--duration", opt["--seconds"], "--warmup", "0"], stdout=subprocess.PIPE,
@@ -156,6 +174,7 @@ def run(build, opt):
                            check=True, text=True)
         wall = time.monotonic() - t0
         after = [proc_cost(p.pid) for p in procs]
+        spins1 = [spin_counts(port) for port in svc_ports]
         res = json.loads(r.stdout)
         n = res.get("status", {}).get("201", 0)
         store = {}
@@ -172,6 +191,10 @@ def run(build, opt):
                "vcsw_per_order": round(sum(x[1] for x in d) / n, 2) if n else None,
                "ivcsw_per_order": round(sum(x[2] for x in d) / n, 2) if n else None,
                "per_service_cpu_us": [round(x[0] * 1e6 / n, 1) for x in d] if n else None,
+               # the idle spin's polls and the polls that saw a message, per
+               # order, each service (order, inventory, payment): /metrics
+               "spins_per_order": [round((b[0] - a[0]) / n, 3) for a, b in zip(spins0, spins1)] if n else None,
+               "spin_hits_per_order": [round((b[1] - a[1]) / n, 4) for a, b in zip(spins0, spins1)] if n else None,
                "store": store, "loadavg": open("/proc/loadavg").read().split()[:3]}
         return out
     finally:

@@ -121,6 +121,11 @@ struct sl_reactor {
     unsigned spin_clock_left;         /* that may reuse it (reactor.c, SPIN_CLOCK_HITS) */
     unsigned spin_skip, spin_backoff; /* spins to leave out, and the next such count */
     unsigned pause_skip, pause_backoff; /* spins that only yield, and the next such count */
+    /* empty spins in a row (a spin that ran no hit), the spins to leave out
+     * for them and the next such count, and the clock when the last was
+     * left out (0: none since the last wake-up): reactor.c, miss_adapt */
+    unsigned spin_empty, empty_skip, empty_backoff;
+    uint64_t empty_skipped_at;
     struct sl_rsend *rsends, *rs_dirty;  /* credit senders (rsend.c): all, and to flush */
     struct sl_rrecv *rrecvs, *rr_dirty;  /* fed receivers (rrecv.c): all, and to flush */
     sl_chan *grant_head;              /* our channels with room for queued asks */

@@ -968,6 +968,45 @@ static void spin_adapt(sl_reactor *r, uint64_t took)
     r->spin_skip = r->spin_backoff;
 }
 
+/* Spins that find nothing. At moderate load in the demo chain (500
+ * orders/s, --threads 2, CPUs not saturated) the spins run and 0-0.5 % of
+ * them see a message: a forwarded request's answer comes after an upstream
+ * call or a store commit, hundreds of microseconds later, and each such
+ * spin burns its 20 us for nothing (docs/core.md, "An idle process
+ * sleeps"; the rule is in "The ping-pong"'s idle spin). Neither backoff above sees them: they are not over-long and
+ * never pause-hit. So after SL_SPIN_EMPTY_MAX empty spins in a row (a spin
+ * that ran no hit) the next 1, 2, 4 ... up to EMPTY_BACKOFF_MAX spins are
+ * left out while the spins that still run (the probes) find nothing; a
+ * probe that hits clears it all. A ping-pong or a stream, whose every spin
+ * hits, never counts one. A left-out spin reads the clock (the reactor is
+ * about to sleep: 40 ns against a wake-up's microseconds); a message that
+ * wakes the reactor within a spin's length of it would have been a hit,
+ * so the skipping ends there and the next spin probes at once (the backoff
+ * itself stays until a probe hits: a stray message that happened to come
+ * soon costs one spin). Two reactors of a ping-pong that both backed off
+ * (their peer slow for a while) thus come back as soon as one answers
+ * fast, not after up to EMPTY_BACKOFF_MAX slow legs. */
+#define EMPTY_BACKOFF_MAX 256
+/* -DEMPTY_ADAPT=0: no such backoff (the comparison in docs/core.md) */
+#ifndef EMPTY_ADAPT
+#define EMPTY_ADAPT 1
+#endif
+
+static void miss_adapt(sl_reactor *r)
+{
+    if (!EMPTY_ADAPT)
+        return;
+    if (r->spin_empty < SL_SPIN_EMPTY_MAX) {
+        r->spin_empty++;
+        if (r->spin_empty < SL_SPIN_EMPTY_MAX)
+            return;
+    }
+    r->empty_backoff = r->empty_backoff ? r->empty_backoff * 2 : 1;
+    if (r->empty_backoff > EMPTY_BACKOFF_MAX)
+        r->empty_backoff = EMPTY_BACKOFF_MAX;
+    r->empty_skip = r->empty_backoff;
+}
+
 /* Run in a row inside one spin (the spin's messages, the tasks they made
  * ready, a spin again for the answer) before a hit goes through libevent
  * instead: its poll is the only way a socket, a signal or a timer of
@@ -1189,6 +1228,12 @@ static void idle_spin(sl_reactor *r)
         r->st.spin_skips++;
         return;
     }
+    if (r->empty_skip) {
+        r->empty_skip--;
+        r->st.spin_empty_skips++;
+        r->empty_skipped_at = sl_now_ns();
+        return;
+    }
     if (atomic_load_explicit(&r->stopping, memory_order_relaxed))
         return;
     /* ours already (wake_run kept it for the tasks run_turn ran): the spin
@@ -1208,8 +1253,14 @@ static void idle_spin(sl_reactor *r)
             r->st.spin_misses++;
             if (ran)
                 spin_end(r);
+            else
+                miss_adapt(r);   /* a spin that found nothing */
             spin_release(r);
             return;
+        }
+        if (!ran && r->spin_empty) {   /* a hit: spin at every chance again */
+            r->spin_empty = 0;
+            r->empty_backoff = 0;
         }
         /* counted since libevent's last poll, not per spin: a spin that
          * ends with a task ready returns to libevent's pass under way
@@ -1262,6 +1313,14 @@ static void wake_run(sl_reactor *r, bool read_fd)
     sl__callback_begin(r);
     r->st.wakeups++;
     r->now = sl_now_ns();
+    if (r->empty_skipped_at) {
+        /* a spin left out for empty ones would have met this: probe next */
+        if (r->now - r->empty_skipped_at <= r->spin_ns && r->empty_skip) {
+            r->empty_skip = 0;
+            r->st.spin_empty_wakes++;
+        }
+        r->empty_skipped_at = 0;
+    }
     int left = DRAIN_MAX;
     for (;;) {
         uint64_t t0 = sl_now_ns();

@@ -58,8 +58,17 @@ typedef struct sl_reactor_stats {
      * from a park) and parked, every reactor being idle (docs/core.md,
      * "An idle process sleeps"). 0 without a runtime or a watchdog. */
     uint64_t watchdog_wakeups, watchdog_parks;
+    /* Spins left out because the reactor's recent spins found nothing
+     * (SL_SPIN_EMPTY_MAX of them in a row, then 1, 2, 4 ... up to 256 left
+     * out per further empty spin), and the times a message that came
+     * within a spin's length of such a skip ended the skipping (docs/
+     * core.md, "The ping-pong": the idle spin). */
+    uint64_t spin_empty_skips, spin_empty_wakes;
 } sl_reactor_stats;
 
+/* Empty spins in a row (no message came) before a reactor leaves spins
+ * out (reactor.c, miss_adapt). */
+#define SL_SPIN_EMPTY_MAX 4
 /* The most hits a spin runs in a row before it lets libevent poll. */
 #define SL_SPIN_RUN_LEGS 64
 

@@ -1937,6 +1937,155 @@ static void test_spin_run_fifo(void **s)
         assert_true(st[i].spin_runs <= st[i].spin_hits);
 }
 
+/* ---- spins that find nothing are left out ------------------------------------------ */
+
+/* Reactor 0 sends a message to reactor 1 and, once the answer is back, the
+ * next. First EB_SLOW rounds whose answer comes after a 1 ms sleep on
+ * reactor 1: reactor 0's spin after each send (it posted: remote_hot)
+ * finds nothing, every one of them before the empty spins' backoff (40
+ * spins, 40 misses). Now SL_SPIN_EMPTY_MAX empty spins in a row, then 1,
+ * 2, 4 ... left out: at most SL_SPIN_EMPTY_MAX + log2(EB_SLOW) + 2 spins.
+ * Then EB_FAST rounds answered at once: the spins come back and hit (a
+ * probe that hits, or a wake within a spin's length of a left-out spin).
+ * The 1 ms is a floor on the answer's delay, not a wait for an event: no
+ * spin can meet it, however slow the machine. Counters only. */
+#define EB_SLOW 40
+#define EB_FAST 2000
+static struct {
+    sl_reactor *a, *b;
+    sl_chan *go;   /* on reactor 0: the answer wakes the pinger */
+    int round, slow_n, fast_n, rc, v;
+    sl_reactor_stats at0, at_switch, at_end;
+} EB;
+
+static void eb_at_a(void *arg)   /* reactor 0: the answer */
+{
+    (void)arg;
+    int v = 1;
+    assert_int_equal(sl_chan_try_send(NULL, EB.go, &v), 0);
+}
+
+static int eb_slow_answer(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, EB.rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_int_equal(sl_reactor_post(EB.a, eb_at_a, NULL), 0);
+    SL_END(t);
+}
+
+static void eb_at_b(void *arg)   /* reactor 1 */
+{
+    if (arg)
+        assert_int_equal(sl_spawn(NULL, eb_slow_answer, NULL, NULL, NULL), 0);
+    else
+        assert_int_equal(sl_reactor_post(EB.a, eb_at_a, NULL), 0);
+}
+
+/* reactor 0: a task, as in a service: the answer makes it ready, it runs
+ * in a turn of its own and posts the next request, and that turn spins */
+static int eb_pinger(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_chan_new(&EB.go, sizeof(int), 1, NULL), 0);
+    for (EB.round = 0;; EB.round++) {
+        if (EB.round == 0)
+            sl_reactor_stats_get(EB.a, &EB.at0);
+        if (EB.round == EB.slow_n)
+            sl_reactor_stats_get(EB.a, &EB.at_switch);
+        if (EB.round == EB.slow_n + EB.fast_n)
+            break;
+        assert_int_equal(sl_reactor_post(EB.b, eb_at_b, EB.round < EB.slow_n ? &EB : NULL), 0);
+        SL_AWAIT(t, EB.rc, sl_chan_recv(t, EB.go, &EB.v));
+        assert_int_equal(EB.rc, 0);
+    }
+    sl_reactor_stats_get(EB.a, &EB.at_end);
+    sl_chan_free(t, EB.go);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+/* the first slow_n rounds answered after 1 ms, the next fast_n at once */
+static void empty_backoff_run(int slow_n, int fast_n)
+{
+    memset(&EB, 0, sizeof EB);
+    memset(&cap, 0, sizeof cap);
+    EB.slow_n = slow_n;
+    EB.fast_n = fast_n;
+    rt = rt_new(2, &cap);   /* the default spin */
+    EB.a = sl_runtime_reactor(rt, 0);
+    EB.b = sl_runtime_reactor(rt, 1);
+    _Atomic bool done = false;
+    pthread_t g;
+    assert_int_equal(pthread_create(&g, NULL, guard, &done), 0);   /* a hang fails the counts */
+    assert_int_equal(sl_spawn_on(EB.a, eb_pinger, NULL, NULL), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    atomic_store(&done, true);
+    pthread_join(g, NULL);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    assert_int_equal(EB.round, slow_n + fast_n);
+}
+
+static void test_spin_empty_backoff(void **s)
+{
+    (void)s;
+    empty_backoff_run(EB_SLOW, EB_FAST);
+    const sl_reactor_stats *a = &EB.at0, *b = &EB.at_switch, *c = &EB.at_end;
+    uint64_t slow_spins = b->spins - a->spins, slow_skips = b->spin_empty_skips - a->spin_empty_skips;
+    uint64_t fast_spins = c->spins - b->spins, fast_hits = c->spin_hits - b->spin_hits;
+    print_message("empty backoff: slow %lu spins, %lu hits, %lu left out; fast %lu spins, %lu hits, "
+                  "%lu left out, %lu wakes within a spin\n", (unsigned long)slow_spins,
+                  (unsigned long)(b->spin_hits - a->spin_hits), (unsigned long)slow_skips,
+                  (unsigned long)fast_spins, (unsigned long)fast_hits,
+                  (unsigned long)(c->spin_empty_skips - b->spin_empty_skips),
+                  (unsigned long)(c->spin_empty_wakes - b->spin_empty_wakes));
+    /* No answer within a spin: every spin of the slow rounds misses, but
+     * for one that lost its CPU for the 1 ms (then over twice its length:
+     * the next is left out as over-long, counted in spin_skips). Each hit
+     * starts the count of empty ones afresh. 4 misses, then probes after
+     * 1, 2, 4, 8, 16 left out: 40 rounds, 9 spins; an over-long spin left
+     * out only spins less. */
+    uint64_t slow_hits = b->spin_hits - a->spin_hits;
+    if (slow_hits)
+        assert_true(c->spin_skips - a->spin_skips > 0);
+    assert_true(slow_spins <= (slow_hits + 1) * (SL_SPIN_EMPTY_MAX + 6));
+    if (!slow_hits)
+        assert_true(slow_skips >= EB_SLOW - (SL_SPIN_EMPTY_MAX + 6) - (b->spin_skips - a->spin_skips));
+    /* and back: most fast rounds are met by a spin again (without the
+     * way back, a probe after 1, 2 ... 256 left out: 12 spins at most).
+     * Unless the machine is too loaded for spins: one that lost its CPU
+     * (over twice its length) leaves out the next 1, 2 ... 1024 for that
+     * (spin_skips), and then only the counts' consistency is asserted. */
+    uint64_t long_skips = c->spin_skips - b->spin_skips;
+    if (!long_skips)
+        assert_true(fast_hits >= EB_FAST / 4);
+    else
+        print_message("empty backoff: %lu spins left out as over-long: a loaded machine\n",
+                      (unsigned long)long_skips);
+    assert_true(fast_hits <= fast_spins);
+}
+
+/* A ping-pong whose every answer comes at once: every spin hits, none is
+ * empty, none is left out for it (a backoff on any miss would leave out
+ * spins here). Spins that lost their CPU may miss on a loaded machine:
+ * SL_SPIN_EMPTY_MAX of them in a row are tolerated, and the left-out
+ * spins stay a small share (asserted while no spin lost its CPU). */
+static void test_spin_pingpong_keeps_spinning(void **s)
+{
+    (void)s;
+    empty_backoff_run(0, EB_FAST);
+    const sl_reactor_stats *b = &EB.at0, *c = &EB.at_end;
+    uint64_t hits = c->spin_hits - b->spin_hits, spins = c->spins - b->spins;
+    uint64_t empty = c->spin_empty_skips - b->spin_empty_skips;
+    print_message("ping-pong: %lu spins, %lu hits, %lu left out as empty\n", (unsigned long)spins,
+                  (unsigned long)hits, (unsigned long)empty);
+    if (c->spin_skips - b->spin_skips)   /* spins lost their CPU: as above */
+        return;
+    assert_true(hits >= EB_FAST / 2);
+    assert_true(empty <= EB_FAST / 50);
+}
+
 int main(void)
 {
     if (getenv("TEST_FILTER"))   /* one test: TEST_FILTER=test_name tests/test_reactor */
@@ -1970,6 +2119,8 @@ int main(void)
         cmocka_unit_test(test_busy_step_yields),
         cmocka_unit_test(test_spin_lets_io_in),
         cmocka_unit_test(test_spin_run_fifo),
+        cmocka_unit_test(test_spin_empty_backoff),
+        cmocka_unit_test(test_spin_pingpong_keeps_spinning),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
