@@ -62,7 +62,12 @@
  * from another held select of a higher sid, which is refused busy at once
  * (wait-die: waits go only from a lower sid to a higher one, so they
  * cannot cycle). The refused proxy waits at its home skipped (hbusy) until
- * R1, S1 free again, sends REMATCH (sl__rsel_h_rematch). */
+ * R1, S1 free again, sends REMATCH (sl__rsel_h_rematch).
+ *
+ * This file: R, the select's side and its proxy's life (prepare, post,
+ * detach; an offer decided, EPIPE, ACK) and the tests' hooks. H's side and
+ * the meets are in core/rsel_*.c, one idea each: the map is at the top of
+ * core/rsel.h, which holds the proxy record. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -7,13 +7,6 @@
 #include <stdint.h>
 #include "rsel.h"
 
-/* S, waiting, is *busy*: held for one of its proxies (r_hold), or claimed
- * at its own reactor for another select's proxy (claim); a select waits as
- * a cross-reactor wait only then. The list the messages for its other
- * proxies wait on meanwhile (defer): the held proxy's R-side one, or the
- * claim proxy's H-side one (a claim proxy is another reactor's). NULL: S
- * is not busy. */
-
 busy_q sl__rsel_busy_list(const sl_task *t)
 {
     if (!t || t->wait_kind_ != SL_WAIT_REMOTE)
