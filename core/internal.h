@@ -102,9 +102,9 @@ struct sl_reactor {
     _Atomic bool stopping;
 
     uint32_t remote_pending;          /* cross-reactor ops of our tasks in flight */
-    SL_LIST(struct rv_proxy) rsel_claims;   /* rsel.c: offers out for selects of ours claimed for them */
-    SL_LIST(struct rv_proxy) rsel_holds;    /* rsel.c: selects of ours held for another reactor's meet */
-    uint32_t rv_queued;               /* rsel.c: other reactors' proxies queued at our channels */
+    SL_LIST(struct rv_proxy) rsel_claims;   /* rsel_claim.c: offers out for selects of ours claimed for them */
+    SL_LIST(struct rv_proxy) rsel_holds;    /* rsel_hold.c: selects of ours held for another reactor's meet */
+    uint32_t rv_queued;               /* rsel_home.c: other reactors' proxies queued at our channels */
     /* idle spin (reactor.c): its length (0 off), and whether the callback
      * under way has posted or run a cross-reactor message */
     uint64_t spin_ns;
@@ -440,7 +440,7 @@ void sl__chan_admit(sl_chan *ch, const unsigned char *elems, const unsigned char
 bool sl__chan_sweep(sl_chan *ch);
 void sl__proxy_fire(sl_waiter *w, int result);
 
-/* rsel.c: select cases on another reactor's rendezvous channel, by offer */
+/* rsel.c (and rsel_*.c, map in rsel.h): select cases on another reactor's rendezvous channel, by offer */
 #define SL_CASE_RV 2                     /* a parked case's w_.tag: by offer, its proxy in w_.until (select.c) */
 #define SL_CASE_GONE 3                   /* a claimed select's case whose channel was freed (rsel.c) */
 #define SL_OFFER_TAG 0x4f464652u         /* t->w_.tag of a home task whose offer is out */
@@ -468,7 +468,7 @@ int sl__rsel_held_waiting(const sl_task *t);   /* held by another reactor's meet
 int sl__rsel_held_home(const sl_task *t);      /* ... the holding home's reactor id */
 int sl__rsel_claim_waiting(const sl_task *t);  /* claimed here with proxies elsewhere: messages waiting for it; else -1 */
 int sl__rsel_claim_from(const sl_task *t);     /* ... the reactor id of the select it is offered to */
-bool sl__select_local_only(const sl_task *t);  /* select.c, for rsel.c's claim */
+bool sl__select_local_only(const sl_task *t);  /* select.c, for rsel_claim.c */
 bool sl__select_has_proxies(const sl_task *t); /* a case by offer at another home */
 void sl__select_take(sl_task *t);
 void sl__select_hold(sl_task *t);   /* R: a select held for its rendezvous send case (rsel.c) */

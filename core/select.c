@@ -30,7 +30,7 @@
  * proxy (sl__select_take / _rematch / _put_back below). A select here
  * whose one case by offer is a send, its other cases all on our channels,
  * may be *held* by that channel's home to meet another reactor's select
- * there (rsel.c r_hold: sl__select_hold takes its nodes off our queues;
+ * there (rsel_hold.c r_hold: sl__select_hold takes its nodes off our queues;
  * aborted, _rematch / _put_back as for a declined claim). */
 #include <errno.h>
 #include "internal.h"
@@ -204,9 +204,9 @@ bool sl__select_has_proxies(const sl_task *t)
     return false;
 }
 
-/* Claimed (rsel.c claim): its nodes in our queues leave them, as for a
+/* Claimed (rsel_claim.c sl__rsel_claim_for): its nodes in our queues leave them, as for a
  * held select; its proxies elsewhere stay (the select is busy). Counted as
- * a cross-reactor wait by the claim now (rsel.c task_to_offer), not as
+ * a cross-reactor wait by the claim now (rsel_home.c sl__rsel_task_to_offer), not as
  * one with remote cases parked. */
 void sl__select_take(sl_task *t)
 {
@@ -217,7 +217,7 @@ void sl__select_take(sl_task *t)
     }
 }
 
-/* A select held for a rendezvous send case at another reactor (rsel.c
+/* A select held for a rendezvous send case at another reactor (rsel_hold.c
  * r_hold): every node in a queue of ours leaves it, the local ones and
  * those waiting here for credit or a lend of another reactor's buffered
  * channel (what arrives meanwhile stays in hand, for the re-match). Its

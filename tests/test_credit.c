@@ -1761,7 +1761,7 @@ enum {
     X_FED,         /* sl_chan_recv, fed ahead (rrecv.c): its ask */
     X_RT_SEND,     /* sl_chan_send on a rendezvous channel: a round trip's start (remote.c) */
     X_RT_RECV,     /* sl_chan_recv on an expiring channel: a round trip's start */
-    X_SEL_RV,      /* sl_select, a receive case on a rendezvous channel: its proxy's PARK (rsel.c h_park) */
+    X_SEL_RV,      /* sl_select, a receive case on a rendezvous channel: its proxy's PARK (rsel_home.c sl__rsel_h_park) */
     X_SEL_SEND,    /* sl_select, a send case on a full buffered channel: its ask for credit */
     X_SEL_RECV,    /* sl_select, a receive case on an empty buffered channel: its ask for a lend */
 };
