@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "sluice.h"
+#include "flag.h"
 
 void ctx_bench_run(FILE *out, int json, int quick);   /* bench/ctx_bench.c */
 
@@ -754,49 +755,13 @@ static double b_cross_pingpong_nospin(long n)
 
 /* ---- the floor under a cross-reactor ping-pong ----------------------------------------- */
 
-/* Two bare threads hand a counter back and forth through two atomic
- * words, polling with a pause: what a round trip between two CPUs costs
- * in cache-line transfers alone, with no queue, message or task around
- * it (docs/core.md, "The ping-pong"). Both threads must have a CPU: on a
- * loaded machine this measures the scheduler instead. */
-static _Atomic long flag_ab, flag_ba;
-static long flag_n;
-
-static inline void bench_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
-static void *flag_peer(void *arg)
-{
-    (void)arg;
-    for (long i = 1; i <= flag_n; i++) {
-        while (atomic_load_explicit(&flag_ab, memory_order_acquire) != i)
-            bench_relax();
-        atomic_store_explicit(&flag_ba, i, memory_order_release);
-    }
-    return NULL;
-}
+/* bench/flag.h: two bare threads, two atomic words. Both words on one
+ * line here (what earlier stops compared with; bench/leg-ladder's flag1). */
+static _Alignas(64) struct { _Atomic long ab, ba; } flag_line;
 
 static double b_flag_roundtrip(long n)
 {
-    pthread_t t;
-    flag_n = n;
-    atomic_store(&flag_ab, 0);
-    atomic_store(&flag_ba, 0);
-    if (pthread_create(&t, NULL, flag_peer, NULL) != 0)
-        return -1;
-    uint64_t t0 = sl_now_ns();
-    for (long i = 1; i <= n; i++) {
-        atomic_store_explicit(&flag_ab, i, memory_order_release);
-        while (atomic_load_explicit(&flag_ba, memory_order_acquire) != i)
-            bench_relax();
-    }
-    uint64_t t1 = sl_now_ns();
-    pthread_join(t, NULL);
-    return (double)(t1 - t0) / (double)n;
+    return bench_flag_roundtrip(&flag_line.ab, &flag_line.ba, n);
 }
 
 /* ---- worker pool across reactors (issue 17) ---------------------------------------------------- */

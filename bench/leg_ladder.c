@@ -33,84 +33,28 @@
 #include <string.h>
 #include "internal.h"
 #include "ring.h"
+#include "flag.h"
 
-static inline void relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
+/* ---- flag and flag1 (bench/flag.h) -------------------------------------- */
 
-/* ---- flag ---------------------------------------------------------------- */
-
+/* flag: each word on a line of its own, as a pair of rings has */
 static _Alignas(64) _Atomic long flag_ab;
 static _Alignas(64) _Atomic long flag_ba;
-static _Alignas(64) long rt_n;
-
-static void *flag_peer(void *arg)
-{
-    (void)arg;
-    for (long i = 1; i <= rt_n; i++) {
-        while (atomic_load_explicit(&flag_ab, memory_order_acquire) != i)
-            relax();
-        atomic_store_explicit(&flag_ba, i, memory_order_release);
-    }
-    return NULL;
-}
 
 static double r_flag(long n)
 {
-    pthread_t t;
-    rt_n = n;
-    atomic_store(&flag_ab, 0);
-    atomic_store(&flag_ba, 0);
-    if (pthread_create(&t, NULL, flag_peer, NULL) != 0)
-        return -1;
-    uint64_t t0 = sl_now_ns();
-    for (long i = 1; i <= n; i++) {
-        atomic_store_explicit(&flag_ab, i, memory_order_release);
-        while (atomic_load_explicit(&flag_ba, memory_order_acquire) != i)
-            relax();
-    }
-    uint64_t t1 = sl_now_ns();
-    pthread_join(t, NULL);
-    return (double)(t1 - t0) / (double)n;
+    return bench_flag_roundtrip(&flag_ab, &flag_ba, n);
 }
 
-/* ---- flag1: both words on one line (core-bench's thread_flag_roundtrip_ns,
- * whose two statics share one) ----------------------------------------------- */
-
+/* flag1: both words on one line (core-bench's thread_flag_roundtrip_ns) */
 static _Alignas(64) struct { _Atomic long ab, ba; } one;
-
-static void *flag1_peer(void *arg)
-{
-    (void)arg;
-    for (long i = 1; i <= rt_n; i++) {
-        while (atomic_load_explicit(&one.ab, memory_order_acquire) != i)
-            relax();
-        atomic_store_explicit(&one.ba, i, memory_order_release);
-    }
-    return NULL;
-}
 
 static double r_flag1(long n)
 {
-    pthread_t t;
-    rt_n = n;
-    atomic_store(&one.ab, 0);
-    atomic_store(&one.ba, 0);
-    if (pthread_create(&t, NULL, flag1_peer, NULL) != 0)
-        return -1;
-    uint64_t t0 = sl_now_ns();
-    for (long i = 1; i <= n; i++) {
-        atomic_store_explicit(&one.ab, i, memory_order_release);
-        while (atomic_load_explicit(&one.ba, memory_order_acquire) != i)
-            relax();
-    }
-    uint64_t t1 = sl_now_ns();
-    pthread_join(t, NULL);
-    return (double)(t1 - t0) / (double)n;
+    return bench_flag_roundtrip(&one.ab, &one.ba, n);
 }
+
+static long rt_n;   /* the round trips of the running rung */
 
 /* ---- ring ---------------------------------------------------------------- */
 
@@ -125,7 +69,7 @@ static long ring_get(sl_ring *q)
     void (*fn)(void *);
     _Alignas(8) unsigned char copy[SL_RING_INLINE];
     while (!sl_ring_ready(q))
-        relax();
+        bench_relax();
     if (sl_ring_take(q, &fn, copy) || !fn)
         abort();   /* always inline here */
     cellmsg m;
@@ -137,7 +81,7 @@ static void ring_put(sl_ring *q, long i)
 {
     cellmsg m = { .i = i };
     while (!sl_ring_try_put_inline(q, noop, &m, sizeof m))
-        relax();
+        bench_relax();
 }
 
 static void *ring_peer(void *arg)

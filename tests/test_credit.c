@@ -1721,11 +1721,7 @@ static int q_home(sl_task *t, void *arg)   /* reactor 0 */
         assert_null(Q.x->asks_);   /* not arrived */
         sl_chan *old = Q.x;
         assert_int_equal(sl_chan_free(t, Q.x), 0);
-        for (int k = 0; k < SL_CHAN_QUARANTINE; k++) {   /* the last one pushes x's header out */
-            sl_chan *c;
-            assert_int_equal(sl_chan_new(&c, sizeof(int), 1, NULL), 0);
-            assert_int_equal(sl_chan_free(t, c), 0);
-        }
+        chan_churn(t, SL_CHAN_QUARANTINE, sizeof(int), 1);   /* the last one pushes x's header out */
         assert_int_equal(sl_chan_new(&Q.y, sizeof(int), 1, &(sl_chan_opts){ .name = "new-y" }), 0);
         Q.same = Q.y == old;
     }
@@ -2062,11 +2058,7 @@ static int fr_home(sl_task *t, void *arg)   /* reactor 0 */
             FRR.cur = FRR.k;
             assert_int_equal(sl_chan_free(t, c), 0);
             FRR.cur = -1;
-            for (int n = 0; n < SL_CHAN_QUARANTINE; n++) {
-                sl_chan *x;
-                assert_int_equal(sl_chan_new(&x, sizeof(int64_t), 2, NULL), 0);
-                assert_int_equal(sl_chan_free(t, x), 0);
-            }
+            chan_churn(t, SL_CHAN_QUARANTINE, sizeof(int64_t), 2);
             if (FRR.k < FR_ROUNDS) {
                 assert_int_equal(fr_new(&c), 0);
                 FRR.addr[FRR.k + 1] = c;
@@ -2183,11 +2175,7 @@ static int bx_home(sl_task *t, void *arg)   /* reactor 0 */
         assert_true(atomic_load(&BX.sent2));
         sl_chan *old = BX.x;
         assert_int_equal(sl_chan_free(t, BX.x), 0);
-        for (int k = 0; k < SL_CHAN_QUARANTINE; k++) {
-            sl_chan *c;
-            assert_int_equal(sl_chan_new(&c, sizeof(int64_t), 4, NULL), 0);
-            assert_int_equal(sl_chan_free(t, c), 0);
-        }
+        chan_churn(t, SL_CHAN_QUARANTINE, sizeof(int64_t), 4);
         assert_int_equal(sl_chan_new(&BX.y, sizeof(int64_t), 4, &(sl_chan_opts){ .name = "new-y" }), 0);
         BX.same = BX.y == old;
     }
@@ -2283,11 +2271,7 @@ static int kr_home(sl_task *t, void *arg)   /* reactor 0 */
         {
             sl_chan *old = KR.c;
             assert_int_equal(sl_chan_free(t, KR.c), 0);
-            for (int k = 0; k < SL_CHAN_QUARANTINE; k++) {   /* the last one pushes c's header out */
-                sl_chan *c;
-                assert_int_equal(sl_chan_new(&c, sizeof(int), 1, NULL), 0);
-                assert_int_equal(sl_chan_free(t, c), 0);
-            }
+            chan_churn(t, SL_CHAN_QUARANTINE, sizeof(int), 1);   /* the last one pushes c's header out */
             assert_int_equal(sl_chan_new(&KR.c, sizeof(int), 1, &(sl_chan_opts){ .name = "kr" }), 0);
             KR.same += KR.c == old;
         }

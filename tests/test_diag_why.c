@@ -416,11 +416,7 @@ static int f_home(sl_task *t, void *arg)   /* reactor 0 */
      * posts the -EPIPE behind it, and the header leaves the quarantine */
     assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 1), f_describe, NULL), 0);
     assert_int_equal(sl_chan_free(t, F.x), 0);
-    for (int k = 0; k <= SL_CHAN_QUARANTINE; k++) {
-        sl_chan *c;
-        assert_int_equal(sl_chan_new(&c, sizeof(int), 1, NULL), 0);
-        assert_int_equal(sl_chan_free(t, c), 0);
-    }
+    chan_churn(t, SL_CHAN_QUARANTINE + 1, sizeof(int), 1);
     atomic_store(&F.freed, 1);
     for (F.i = 0; F.i < 20000 && !atomic_load(&F.w_done); F.i++)
         SL_AWAIT(t, F.hrc, sl_sleep(t, SL_NS_PER_MS));
@@ -590,11 +586,7 @@ static int o_home(sl_task *t, void *arg)   /* reactor 0 */
         SL_AWAIT(t, O.hrc, sl_sleep(t, SL_NS_PER_MS));
     assert_non_null(O.x->rv_offers_.head);
     assert_int_equal(sl_chan_free(t, O.x), 0);
-    for (int k = 0; k <= SL_CHAN_QUARANTINE; k++) {
-        sl_chan *c;
-        assert_int_equal(sl_chan_new(&c, sizeof(int), 1, NULL), 0);
-        assert_int_equal(sl_chan_free(t, c), 0);
-    }
+    chan_churn(t, SL_CHAN_QUARANTINE + 1, sizeof(int), 1);
     O.nwhy = sl_task_why(O.o, O.why, 3);
     sl_task_info_get(O.o, &O.info);
     sl_task_describe(O.o, O.text, sizeof O.text);
@@ -883,11 +875,7 @@ static int k_home(sl_task *t, void *arg)   /* reactor 0 */
         assert_null(K.x->asks_);   /* not arrived */
         sl_chan *old = K.x;
         assert_int_equal(sl_chan_free(t, K.x), 0);
-        for (int k = 0; k < SL_CHAN_QUARANTINE; k++) {   /* the last one pushes x's header out */
-            sl_chan *c;
-            assert_int_equal(sl_chan_new(&c, sizeof(int), 1, NULL), 0);
-            assert_int_equal(sl_chan_free(t, c), 0);
-        }
+        chan_churn(t, SL_CHAN_QUARANTINE, sizeof(int), 1);   /* the last one pushes x's header out */
         assert_int_equal(sl_chan_new(&K.y, sizeof(int), 1, &(sl_chan_opts){ .name = "new-y" }), 0);
         K.same = K.y == old;
         assert_int_equal(sl_chan_try_send(t, K.y, &K.vy), 0);   /* full: t2 waits for credit */

@@ -4210,11 +4210,7 @@ static int cm_h2(sl_task *t, void *arg)   /* reactor 2: c2's and q2's home */
         WAIT_FOR(t, atomic_load(&CM.hooks[8]) >= 1, CM.p[6], CM.r[6]);
         sl_chan *old = CM.q2;
         assert_int_equal(sl_chan_free(t, CM.q2), 0);
-        for (int i = 0; i < SL_CHAN_QUARANTINE; i++) {
-            sl_chan *c;
-            assert_int_equal(sl_chan_new(&c, sizeof(int64_t), 1, NULL), 0);
-            assert_int_equal(sl_chan_free(t, c), 0);
-        }
+        chan_churn(t, SL_CHAN_QUARANTINE, sizeof(int64_t), 1);
         assert_int_equal(sl_chan_new(&CM.q2, sizeof(int64_t), 1, &(sl_chan_opts){ .name = "q2-new" }), 0);
         CM.same = CM.q2 == old;
         CM.pv = 9;   /* the bait: S_H's put back, asking for old q2, must not be lent it */

@@ -28,6 +28,21 @@ static inline void capture_report(const char *text, void *arg)
     c->count++;
 }
 
+/* Makes and frees n channels (elements of esz bytes, capacity cap) on t's
+ * reactor. With n = SL_CHAN_QUARANTINE, a channel freed just before has
+ * its header pushed out of the quarantine to the reactor's free headers,
+ * and the next sl_chan_new there takes it back (core/chan.c, type-stable
+ * headers): the shape of every "a message crosses a free and a reuse"
+ * scene. */
+static inline void chan_churn(sl_task *t, int n, size_t esz, size_t cap)
+{
+    for (int k = 0; k < n; k++) {
+        sl_chan *c;
+        assert_int_equal(sl_chan_new(&c, esz, cap, NULL), 0);
+        assert_int_equal(sl_chan_free(t, c), 0);
+    }
+}
+
 static inline sl_runtime *rt_new(int threads, capture *cap)
 {
     sl_runtime *rt = NULL;
