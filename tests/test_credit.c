@@ -2535,6 +2535,111 @@ static void test_xyx_order(void **s)
     assert_int_equal(XO.missed, 0);
 }
 
+/* One callback's messages to one reactor leave in the order they were
+ * made (issue 17): A on reactor 1 posts a raw message to reactor 0, then
+ * sends i on x, homed on reactor 0, with credit in hand; it yields first,
+ * so that the post and the send run in a run_cb turn, which ends in
+ * flush_wakes. The post waits in the reactor's chain for reactor 0, x's
+ * batch goes at the flush. flush_wakes cleared in_cb before it flushed,
+ * so the batch was sent at once, ahead of the chain: the raw message,
+ * run at reactor 0 where nobody waits on x, found i in x already (19,999
+ * of 20,000 rounds in each of 3 runs). Rounds in lockstep (the task the
+ * message spawns takes i and acks on z). */
+#define PO_N 2000
+
+static struct {
+    sl_chan *x, *z;
+    int ia, ib, rca, rcb, va, vx, vb;
+    long early, bad;
+    int finished;
+} PO;
+
+static void po_finished(void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    if (++PO.finished == 2)
+        sl_runtime_stop(rt);
+}
+
+static int po_c(sl_task *t, void *arg);
+
+/* reactor 0, x's home: nobody waits on x here, so an element that came
+ * before this message is in x */
+static void po_mark(void *arg)
+{
+    (void)arg;
+    if (sl_chan_len(PO.x) != 0)   /* the element sent after this post is there */
+        PO.early++;
+    assert_int_equal(sl_spawn(NULL, po_c, NULL, NULL, NULL), 0);
+}
+
+static int po_c(sl_task *t, void *arg)   /* reactor 0: takes the round's element, acks */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, PO.rcb, sl_chan_recv(t, PO.x, &PO.vb));
+    assert_int_equal(PO.rcb, 0);
+    if (PO.vb != PO.ib)
+        PO.bad++;
+    if (++PO.ib == PO_N) {
+        assert_int_equal(sl_chan_free(t, PO.x), 0);
+        po_finished(NULL);
+    }
+    SL_AWAIT(t, PO.rcb, sl_chan_send(t, PO.z, &PO.vb));
+    assert_int_equal(PO.rcb, 0);
+    SL_END(t);
+}
+
+static int po_a(sl_task *t, void *arg)   /* reactor 1: z's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (PO.ia = 0; PO.ia < PO_N; PO.ia++) {
+        SL_YIELD(t);   /* the rest of the step runs in run_cb's turn */
+        assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 0), po_mark, NULL), 0);
+        PO.vx = PO.ia;
+        SL_AWAIT(t, PO.rca, sl_chan_send(t, PO.x, &PO.vx));
+        assert_int_equal(PO.rca, 0);
+        SL_AWAIT(t, PO.rca, sl_chan_recv(t, PO.z, &PO.va));
+        assert_int_equal(PO.rca, 0);
+    }
+    assert_int_equal(sl_chan_free(t, PO.z), 0);
+    assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 0), po_finished, NULL), 0);
+    SL_END(t);
+}
+
+static int po_start_a(sl_task *t, void *arg)   /* reactor 1: z's home, then A */
+{
+    (void)arg;
+    sl_task *a;
+    assert_int_equal(sl_chan_new(&PO.z, sizeof(int), 1, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, po_a, NULL, &a, NULL), 0);
+    assert_int_equal(sl_chan_give(PO.z, t, a), 0);
+    return 0;
+}
+
+static int po_main(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    (void)t;
+    assert_int_equal(sl_chan_new(&PO.x, sizeof(int), 4, NULL), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), po_start_a, NULL, NULL), 0);
+    return 0;
+}
+
+static void test_post_then_send_order(void **s)
+{
+    (void)s;
+    memset(&cap, 0, sizeof cap);
+    memset(&PO, 0, sizeof PO);
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, po_main, NULL), 0);
+    print_message("post then send: the element before the post, %ld of %d rounds\n", PO.early, PO_N);
+    assert_int_equal(PO.ib, PO_N);
+    assert_int_equal(PO.bad, 0);
+    assert_int_equal(PO.early, 0);
+}
+
 int main(void)
 {
     /* CMOCKA_TEST_FILTER=test_recall_at_free (a glob) runs only those: a
@@ -2556,6 +2661,7 @@ int main(void)
         cmocka_unit_test(test_recall_at_free_lender_alive),
         cmocka_unit_test(test_flush_order),
         cmocka_unit_test(test_xyx_order),
+        cmocka_unit_test(test_post_then_send_order),
         cmocka_unit_test(test_kept_record_reuse),
         cmocka_unit_test(test_ask_across_free_reuse),
         cmocka_unit_test(test_fed_ask_across_free_reuse),
