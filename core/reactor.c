@@ -774,9 +774,12 @@ static void flush_chained(sl_reactor *r)
 static void flush_wakes(sl_reactor *r)
 {
     /* With no chain waiting (the common case) nothing can be passed, and
-     * the flush's messages go at once, as before: chained, a stream
-     * between two reactors lost 5-14% in its slow mode (the flush's
-     * inline posts are refused behind a chain, sl__reactor_post_inline) */
+     * the flush's messages go at once, as before, not through a chain
+     * (behind which the flush's inline posts are refused,
+     * sl__reactor_post_inline). Chained always, a stream between two
+     * reactors ran at 0.86-0.96x main's in 12 of 12 alternated rounds of
+     * its slow mode at load 5.4 (docs/core.md; not reproduced with both
+     * threads pinned to one CPU, where both ran at ~1.01x). */
     if (r->ndefer) {
         r->in_cb = true;   /* (set already by enter; a nested callback's end may have cleared it) */
         flush_chained(r);
