@@ -764,13 +764,15 @@ static void flush_chained(sl_reactor *r)
 }
 
 /* Our callback is ending: publish what we posted meanwhile, and wake.
- * in_cb stays set through the flushes (issue 17): cleared first, their
+ * in_cb stays set through the flushes while a chain waits (issue 17):
+ * cleared first, their
  * messages went at once, ahead of the chain the same callback had made
  * for that reactor, so a batch posted mid-callback (rsend.c: a full one,
  * or one closed by a send on another channel of its home) was passed by
  * the flush's next batch of the same channel (tests/test_reactor.c
- * test_spin_run_fifo saw acks 7281, 7279, 7280; tests/test_credit.c
- * test_full_batch_order). */
+ * test_spin_run_fifo saw acks 7281, 7279, 7280, with keep13's rule;
+ * tests/test_credit.c test_post_then_send_order: a raw post, then a
+ * send). */
 static void flush_wakes(sl_reactor *r)
 {
     /* With no chain waiting (the common case) nothing can be passed, and
@@ -783,9 +785,11 @@ static void flush_wakes(sl_reactor *r)
     if (r->ndefer) {
         r->in_cb = true;   /* (set already by enter; a nested callback's end may have cleared it) */
         flush_chained(r);
+        r->in_cb = false;
+    } else {
+        r->in_cb = false;
+        flush_chained(r);
     }
-    r->in_cb = false;
-    flush_chained(r);   /* (nothing left if it ran above) */
     publish_deferred(r);
 }
 

@@ -695,11 +695,11 @@ static void dirty_newest(sl_reactor *r, sl_rsend *s)
  * that starts a batch closes the open batches of other channels of its
  * home and ships them at once (close_others): they join the reactor's
  * chain for the home, and the flush's batches go behind them in that
- * chain (reactor.c flush_wakes keeps in_cb set through its flushes; it
- * cleared it first, and this rule then reordered a channel's own
- * elements: tests/test_reactor.c test_spin_run_fifo, 3 runs of 8 under
- * ASan). tests/test_credit.c test_xyx_order. A batch that fills (below)
- * ships the same way: test_full_batch_order. */
+ * chain (reactor.c flush_wakes keeps in_cb set through its flushes
+ * when a chain waits; it cleared it first, and keep13's form of this
+ * rule then reordered a channel's own elements: tests/test_reactor.c
+ * test_spin_run_fifo, 3 runs of 8 under ASan). tests/test_credit.c
+ * test_xyx_order. A batch that fills (below) ships the same way. */
 /* s starts a batch: any other record homed on s's home with a batch open
  * ships it now. The common case (no other batch open) is one or two
  * loads. */
