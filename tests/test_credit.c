@@ -2548,8 +2548,8 @@ static void test_xyx_order(void **s)
 #define PO_N 2000
 
 static struct {
-    sl_chan *x, *z;
-    int ia, ib, rca, rcb, va, vx, vb;
+    sl_chan *x, *z, *done;
+    int ia, ib, rca, rcb, rck, va, vx, vb, vk;
     long early, bad;
     int finished;
 } PO;
@@ -2581,10 +2581,8 @@ static int po_c(sl_task *t, void *arg)   /* reactor 0: takes the round's element
     assert_int_equal(PO.rcb, 0);
     if (PO.vb != PO.ib)
         PO.bad++;
-    if (++PO.ib == PO_N) {
-        assert_int_equal(sl_chan_free(t, PO.x), 0);
-        po_finished(NULL);
-    }
+    if (++PO.ib == PO_N)
+        assert_int_equal(sl_chan_try_send(t, PO.done, &PO.ib), 0);   /* the keeper frees x */
     SL_AWAIT(t, PO.rcb, sl_chan_send(t, PO.z, &PO.vb));
     assert_int_equal(PO.rcb, 0);
     SL_END(t);
@@ -2618,11 +2616,27 @@ static int po_start_a(sl_task *t, void *arg)   /* reactor 1: z's home, then A */
     return 0;
 }
 
+static int po_keeper(sl_task *t, void *arg)   /* reactor 0: owns x, frees it at the end */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, PO.rck, sl_chan_recv(t, PO.done, &PO.vk));
+    assert_int_equal(PO.rck, 0);
+    assert_int_equal(sl_chan_free(t, PO.x), 0);
+    assert_int_equal(sl_chan_free(t, PO.done), 0);
+    po_finished(NULL);
+    SL_END(t);
+}
+
 static int po_main(sl_task *t, void *arg)   /* reactor 0 */
 {
     (void)arg;
-    (void)t;
+    sl_task *k;
     assert_int_equal(sl_chan_new(&PO.x, sizeof(int), 4, NULL), 0);
+    assert_int_equal(sl_chan_new(&PO.done, sizeof(int), 1, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, po_keeper, NULL, &k, NULL), 0);
+    assert_int_equal(sl_chan_give(PO.x, t, k), 0);
+    assert_int_equal(sl_chan_give(PO.done, t, k), 0);
     assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), po_start_a, NULL, NULL), 0);
     return 0;
 }
