@@ -765,9 +765,9 @@ static void flush_chained(sl_reactor *r)
 
 /* Our callback is ending: publish what we posted meanwhile, and wake.
  * in_cb stays set through the flushes while a chain waits (issue 17):
- * cleared first, their
- * messages went at once, ahead of the chain the same callback had made
- * for that reactor, so a batch posted mid-callback (rsend.c: a full one,
+ * cleared first, their messages went at once, ahead of the chain the
+ * same callback had made for that reactor, so a batch posted
+ * mid-callback (rsend.c: a full one,
  * or one closed by a send on another channel of its home) was passed by
  * the flush's next batch of the same channel (tests/test_reactor.c
  * test_spin_run_fifo saw acks 7281, 7279, 7280, with keep13's rule;
