@@ -689,17 +689,31 @@ static void dirty_newest(sl_reactor *r, sl_rsend *s)
  * next send on y, so once y's element is in y at their common home, x's
  * must be in x (a task there woken by y's may poll x). Batches therefore
  * ship in the order they started (dirty_newest; the flush walks the list
- * from its oldest): tests/test_credit.c test_flush_order. Not covered: x,
- * y, x in one callback puts the second x into x's batch, which ships
- * before y's (that x may be seen before y's element). Closing x's batch
- * there and shipping it at once was tried: a batch posted inside a
- * callback waits in the reactor's chain for that home, and the flush at
- * the callback's end posts outside it (reactor.c flush_wakes clears
- * in_cb first), so its batches passed the chained one and a channel's
- * own elements arrived out of order (tests/test_reactor.c
- * test_spin_run_fifo, 3 runs of 8 under ASan). The full batch below has
- * the same exposure (as before; rare: a batch fills only when the credit
- * it was made for is spent, and more credit comes in a later callback). */
+ * from its oldest): tests/test_credit.c test_flush_order. And x, y, x in
+ * one callback: the second x would join x's batch, which ships before
+ * y's, so that x could be seen at the home before y's element. So a send
+ * that starts a batch closes the open batches of other channels of its
+ * home and ships them at once (close_others): they join the reactor's
+ * chain for the home, and the flush's batches go behind them in that
+ * chain (reactor.c flush_wakes keeps in_cb set through its flushes
+ * when a chain waits; it cleared it first, and keep13's form of this
+ * rule then reordered a channel's own elements: tests/test_reactor.c
+ * test_spin_run_fifo, 3 runs of 8 under ASan). tests/test_credit.c
+ * test_xyx_order. A batch that fills (below) ships the same way. */
+/* s starts a batch: any other record homed on s's home with a batch open
+ * ships it now. The common case (no other batch open) is one or two
+ * loads. */
+static void close_others(sl_reactor *r, sl_rsend *s)
+{
+    if (!r->rs_dirty || (r->rs_dirty == s && !s->dnext))
+        return;
+    for (sl_rsend *x = r->rs_dirty; x; x = x->dnext)
+        if (x != s && x->home == s->home && x->batch && x->batch->n) {
+            ship(x, 0, false);   /* (no memory: it stays for the flush, as a full batch's) */
+            r->rs_closed++;
+        }
+}
+
 static int append(sl_reactor *r, sl_rsend *s, const void *elem, uint64_t until)
 {
     rs_batch *b = s->batch;
@@ -710,6 +724,7 @@ static int append(sl_reactor *r, sl_rsend *s, const void *elem, uint64_t until)
             return -ENOMEM;
     }
     if (!b) {
+        close_others(r, s);
         uint32_t room = s->credit + 1;   /* this element's credit is taken already */
         b = batch_alloc(r, sizeof *b + room * (s->esz + (s->expiring ? sizeof until : 0)));
         if (!b)

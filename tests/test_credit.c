@@ -2420,6 +2420,240 @@ static void test_flush_order(void **s)
     assert_int_equal(FO.missed, 0);
 }
 
+/* x, y, x in one step (issue 17): the second x happened after y's send,
+ * so once B at the home has taken it, y's element must be in y. Before,
+ * the second x joined x's batch, which shipped ahead of y's, and B took
+ * both x's and polled y while y's batch was on its way. Now y's send,
+ * which starts a batch, closes x's and ships it (rsend.c close_others);
+ * the flush's y and x batches follow it in the reactor's chain for the
+ * home (reactor.c flush_wakes keeps in_cb set through its flushes: else
+ * they went ahead of the chain, and x's own elements arrived out of
+ * order, which B's value checks count as bad). Same rounds as
+ * test_flush_order, ten times as many (the window is a few posts wide). */
+#define XO_N 50000
+static struct {
+    sl_chan *x, *y, *z;
+    int ia, ib, rca, rcb, va, vx, vy, vb;
+    long missed, bad;
+    uint64_t closed;
+    int finished;
+} XO;
+
+static void xo_finished(void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    if (++XO.finished == 2)
+        sl_runtime_stop(rt);
+}
+
+static int xo_b(sl_task *t, void *arg)   /* reactor 0: x's and y's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (XO.ib = 0; XO.ib < XO_N; XO.ib++) {
+        SL_AWAIT(t, XO.rcb, sl_chan_recv(t, XO.x, &XO.vb));
+        assert_int_equal(XO.rcb, 0);
+        if (XO.vb != XO.ib)
+            XO.bad++;
+        SL_AWAIT(t, XO.rcb, sl_chan_recv(t, XO.x, &XO.vb));
+        assert_int_equal(XO.rcb, 0);
+        if (XO.vb != -XO.ib - 1)
+            XO.bad++;
+        if (sl_chan_try_recv(t, XO.y, &XO.vb) != 0) {   /* sent before the second x: must be here */
+            XO.missed++;
+            SL_AWAIT(t, XO.rcb, sl_chan_recv(t, XO.y, &XO.vb));
+            assert_int_equal(XO.rcb, 0);
+        }
+        if (XO.vb != XO.ib)
+            XO.bad++;
+        SL_AWAIT(t, XO.rcb, sl_chan_send(t, XO.z, &XO.ib));
+        assert_int_equal(XO.rcb, 0);
+    }
+    assert_int_equal(sl_chan_free(t, XO.x), 0);
+    assert_int_equal(sl_chan_free(t, XO.y), 0);
+    xo_finished(NULL);
+    SL_END(t);
+}
+
+static int xo_a(sl_task *t, void *arg)   /* reactor 1: z's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (XO.ia = 0; XO.ia < XO_N; XO.ia++) {
+        XO.vx = XO.ia;
+        SL_AWAIT(t, XO.rca, sl_chan_send(t, XO.x, &XO.vx));
+        assert_int_equal(XO.rca, 0);
+        XO.vy = XO.ia;
+        SL_AWAIT(t, XO.rca, sl_chan_send(t, XO.y, &XO.vy));
+        assert_int_equal(XO.rca, 0);
+        XO.vx = -XO.ia - 1;
+        SL_AWAIT(t, XO.rca, sl_chan_send(t, XO.x, &XO.vx));
+        assert_int_equal(XO.rca, 0);
+        SL_AWAIT(t, XO.rca, sl_chan_recv(t, XO.z, &XO.va));
+        assert_int_equal(XO.rca, 0);
+    }
+    XO.closed = sl_task_reactor(t)->rs_closed;
+    assert_int_equal(sl_chan_free(t, XO.z), 0);
+    assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 0), xo_finished, NULL), 0);
+    SL_END(t);
+}
+
+static int xo_start_a(sl_task *t, void *arg)   /* reactor 1: z's home, then A */
+{
+    (void)arg;
+    sl_task *a;
+    assert_int_equal(sl_chan_new(&XO.z, sizeof(int), 1, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, xo_a, NULL, &a, NULL), 0);
+    assert_int_equal(sl_chan_give(XO.z, t, a), 0);
+    return 0;
+}
+
+static int xo_main(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    sl_task *b;
+    assert_int_equal(sl_chan_new(&XO.x, sizeof(int), 4, NULL), 0);
+    assert_int_equal(sl_chan_new(&XO.y, sizeof(int), 4, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, xo_b, NULL, &b, NULL), 0);
+    assert_int_equal(sl_chan_give(XO.x, t, b), 0);
+    assert_int_equal(sl_chan_give(XO.y, t, b), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), xo_start_a, NULL, NULL), 0);
+    return 0;
+}
+
+static void test_xyx_order(void **s)
+{
+    (void)s;
+    memset(&cap, 0, sizeof cap);
+    memset(&XO, 0, sizeof XO);
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, xo_main, NULL), 0);
+    print_message("x, y, x: y's element not there after the second x, %ld of %d rounds; %llu batches closed\n",
+                  XO.missed, XO_N, (unsigned long long)XO.closed);
+    assert_int_equal(XO.ib, XO_N);
+    assert_int_equal(XO.bad, 0);
+    assert_int_equal(XO.missed, 0);
+}
+
+/* One callback's messages to one reactor leave in the order they were
+ * made (issue 17): A on reactor 1 posts a raw message to reactor 0, then
+ * sends i on x, homed on reactor 0, with credit in hand; it yields first,
+ * so that the post and the send run in a run_cb turn, which ends in
+ * flush_wakes. The post waits in the reactor's chain for reactor 0, x's
+ * batch goes at the flush. flush_wakes cleared in_cb before it flushed,
+ * so the batch was sent at once, ahead of the chain: the raw message,
+ * run at reactor 0 where nobody waits on x, found i in x already (1,999
+ * of 2,000 rounds; 19,999 of 20,000 in each of 3 runs). Rounds in
+ * lockstep (the task the message spawns takes i and acks on z). */
+#define PO_N 2000
+
+static struct {
+    sl_chan *x, *z, *done;
+    int ia, ib, rca, rcb, rck, va, vx, vb, vk;
+    long early, bad;
+    int finished;
+} PO;
+
+static void po_finished(void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    if (++PO.finished == 2)
+        sl_runtime_stop(rt);
+}
+
+static int po_c(sl_task *t, void *arg);
+
+/* reactor 0, x's home: nobody waits on x here, so an element that came
+ * before this message is in x */
+static void po_mark(void *arg)
+{
+    (void)arg;
+    if (sl_chan_len(PO.x) != 0)   /* the element sent after this post is there */
+        PO.early++;
+    assert_int_equal(sl_spawn(NULL, po_c, NULL, NULL, NULL), 0);
+}
+
+static int po_c(sl_task *t, void *arg)   /* reactor 0: takes the round's element, acks */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, PO.rcb, sl_chan_recv(t, PO.x, &PO.vb));
+    assert_int_equal(PO.rcb, 0);
+    if (PO.vb != PO.ib)
+        PO.bad++;
+    if (++PO.ib == PO_N)
+        assert_int_equal(sl_chan_try_send(t, PO.done, &PO.ib), 0);   /* the keeper frees x */
+    SL_AWAIT(t, PO.rcb, sl_chan_send(t, PO.z, &PO.vb));
+    assert_int_equal(PO.rcb, 0);
+    SL_END(t);
+}
+
+static int po_a(sl_task *t, void *arg)   /* reactor 1: z's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (PO.ia = 0; PO.ia < PO_N; PO.ia++) {
+        SL_YIELD(t);   /* the rest of the step runs in run_cb's turn */
+        assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 0), po_mark, NULL), 0);
+        PO.vx = PO.ia;
+        SL_AWAIT(t, PO.rca, sl_chan_send(t, PO.x, &PO.vx));
+        assert_int_equal(PO.rca, 0);
+        SL_AWAIT(t, PO.rca, sl_chan_recv(t, PO.z, &PO.va));
+        assert_int_equal(PO.rca, 0);
+    }
+    assert_int_equal(sl_chan_free(t, PO.z), 0);
+    assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 0), po_finished, NULL), 0);
+    SL_END(t);
+}
+
+static int po_start_a(sl_task *t, void *arg)   /* reactor 1: z's home, then A */
+{
+    (void)arg;
+    sl_task *a;
+    assert_int_equal(sl_chan_new(&PO.z, sizeof(int), 1, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, po_a, NULL, &a, NULL), 0);
+    assert_int_equal(sl_chan_give(PO.z, t, a), 0);
+    return 0;
+}
+
+static int po_keeper(sl_task *t, void *arg)   /* reactor 0: owns x, frees it at the end */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, PO.rck, sl_chan_recv(t, PO.done, &PO.vk));
+    assert_int_equal(PO.rck, 0);
+    assert_int_equal(sl_chan_free(t, PO.x), 0);
+    assert_int_equal(sl_chan_free(t, PO.done), 0);
+    po_finished(NULL);
+    SL_END(t);
+}
+
+static int po_main(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    sl_task *k;
+    assert_int_equal(sl_chan_new(&PO.x, sizeof(int), 4, NULL), 0);
+    assert_int_equal(sl_chan_new(&PO.done, sizeof(int), 1, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, po_keeper, NULL, &k, NULL), 0);
+    assert_int_equal(sl_chan_give(PO.x, t, k), 0);
+    assert_int_equal(sl_chan_give(PO.done, t, k), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), po_start_a, NULL, NULL), 0);
+    return 0;
+}
+
+static void test_post_then_send_order(void **s)
+{
+    (void)s;
+    memset(&cap, 0, sizeof cap);
+    memset(&PO, 0, sizeof PO);
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, po_main, NULL), 0);
+    print_message("post then send: the element before the post, %ld of %d rounds\n", PO.early, PO_N);
+    assert_int_equal(PO.ib, PO_N);
+    assert_int_equal(PO.bad, 0);
+    assert_int_equal(PO.early, 0);
+}
+
 int main(void)
 {
     /* CMOCKA_TEST_FILTER=test_recall_at_free (a glob) runs only those: a
@@ -2440,6 +2674,8 @@ int main(void)
         cmocka_unit_test(test_recall_at_free),
         cmocka_unit_test(test_recall_at_free_lender_alive),
         cmocka_unit_test(test_flush_order),
+        cmocka_unit_test(test_xyx_order),
+        cmocka_unit_test(test_post_then_send_order),
         cmocka_unit_test(test_kept_record_reuse),
         cmocka_unit_test(test_ask_across_free_reuse),
         cmocka_unit_test(test_fed_ask_across_free_reuse),
