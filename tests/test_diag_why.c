@@ -840,14 +840,17 @@ static int k_starter(sl_task *t, void *arg)   /* reactor 1 */
     }
     assert_int_equal(sl_spawn(NULL, k_t1, NULL, NULL, &(sl_spawn_opts){ .name = "t1" }), 0);
     assert_int_equal(sl_spawn(NULL, k_t1s, NULL, NULL, &(sl_spawn_opts){ .name = "t1s" }), 0);
-    SL_AWAIT(t, K.srt, sl_sleep(t, SL_NS_PER_MS));   /* they run, park, and the ask goes */
+    /* they run (this reactor's, before the sleep's timer), park, and the ask goes */
+    for (K.i = 0; K.i < 20000 && !(atomic_load(&K.t1) && atomic_load(&K.t1s)); K.i++)
+        SL_AWAIT(t, K.srt, sl_sleep(t, SL_NS_PER_MS));
     assert_true(atomic_load(&K.t1) && atomic_load(&K.t1s));
     atomic_store(&K.asked, 1);
     for (K.i = 0; K.i < 20000 && !atomic_load(&K.y_ready); K.i++)
         SL_AWAIT(t, K.srt, sl_sleep(t, SL_NS_PER_MS));
     assert_true(atomic_load(&K.y_ready));
     assert_int_equal(sl_spawn(NULL, k_t2, NULL, NULL, &(sl_spawn_opts){ .name = "t2" }), 0);
-    SL_AWAIT(t, K.srt, sl_sleep(t, SL_NS_PER_MS));   /* t2 parks on new-y */
+    for (K.i = 0; K.i < 20000 && !atomic_load(&K.t2); K.i++)   /* t2 parks on new-y */
+        SL_AWAIT(t, K.srt, sl_sleep(t, SL_NS_PER_MS));
     assert_non_null(atomic_load(&K.t2));
     K.n1 = sl_task_why(atomic_load(&K.t1), &K.w1, 1);
     K.n1s = sl_task_why(atomic_load(&K.t1s), K.w1s, 1);
