@@ -883,15 +883,22 @@ static bool poll_briefly(sl_reactor *r, uint64_t worked)
 {
     if (r->rq_head || r->yq_head || event_base_get_num_events(r->base, EVENT_BASE_COUNT_ACTIVE) > 0)
         return false;
-    if (worked < QUICK_WORKED_NS && quick_poll(r))
+    r->st.brief_polls++;
+    if (worked < QUICK_WORKED_NS && quick_poll(r)) {
+        r->st.brief_hits++;
         return true;
-    uint64_t until = sl_now_ns() + (worked < SPIN_MAX_NS ? worked : SPIN_MAX_NS);
+    }
+    uint64_t t0 = sl_now_ns(), until = t0 + (worked < SPIN_MAX_NS ? worked : SPIN_MAX_NS), t;
     for (unsigned i = 1;; i++) {
-        if (!inbox_empty(r))
+        if (!inbox_empty(r)) {
+            r->st.brief_hits++;
             return true;
-        if (i % 8 == 0 && (sl_now_ns() >= until ||
-                           atomic_load_explicit(&r->stopping, memory_order_relaxed)))
+        }
+        if (i % 8 == 0 && ((t = sl_now_ns()) >= until ||
+                           atomic_load_explicit(&r->stopping, memory_order_relaxed))) {
+            r->st.brief_empty_ns += t - t0;
             return false;
+        }
         r->st.spin_yields++;
         sched_yield();
     }

@@ -64,6 +64,13 @@ typedef struct sl_reactor_stats {
      * within a spin's length of such a skip ended the skipping (docs/
      * core.md, "The ping-pong": the idle spin). */
     uint64_t spin_empty_skips, spin_empty_wakes;
+    /* A wake-up's brief poll (after its messages ran, before it lets go of
+     * the queue: up to as long as they took, at most 50 us): the polls,
+     * those that saw a message come, the nanoseconds spent in the polls
+     * that saw none (their yields; the first pauses are not timed), and
+     * the polls left out because the recent ones saw nothing
+     * (SL_SPIN_EMPTY_MAX in a row, then as the idle spin's backoff). */
+    uint64_t brief_polls, brief_hits, brief_empty_ns, brief_skips;
 } sl_reactor_stats;
 
 /* Empty spins in a row (no message came) before a reactor leaves spins
