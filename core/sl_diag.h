@@ -67,10 +67,10 @@ typedef struct sl_reactor_stats {
     /* A wake-up's brief poll (after its messages ran, before it lets go of
      * the queue: up to as long as they took, at most 50 us): the polls,
      * those that saw a message come, the nanoseconds spent in the polls
-     * that saw none (their yields; the first pauses are not timed), and
-     * the polls left out because the recent ones saw nothing
-     * (SL_SPIN_EMPTY_MAX in a row, then as the idle spin's backoff). */
-    uint64_t brief_polls, brief_hits, brief_empty_ns, brief_skips;
+     * that saw none (their yields; the first pauses are not timed: a
+     * brief poll that finds its tasks ready or an event due does not
+     * poll, and is not counted). */
+    uint64_t brief_polls, brief_hits, brief_empty_ns;
 } sl_reactor_stats;
 
 /* Empty spins in a row (no message came) before a reactor leaves spins

@@ -229,7 +229,7 @@ enum {
     F_ADM_OVERLOADED, F_ADM_FLOODED, F_ADM_STORM, F_ADM_BATCH_NAPS, F_ADM_DRAIN, F_ADM_MAX_WAIT, F_EXPIRED, F_QUEUE_DELAY, F_UNDO_STARTED, F_UNDO_RUNNING, F_PARSE_ERRORS,
     F_DEADLOCKS, F_STALLS, F_MSGS, F_WAKEUPS, F_SPINS, F_SPIN_HITS, F_SPIN_RUNS, F_SPIN_BOUNDS, F_SPIN_YIELDS,
     F_SPIN_MISSES, F_SPIN_SKIPS, F_SPIN_EMPTY_SKIPS, F_SPIN_EMPTY_WAKES, F_FD_WAKEUPS, F_BRIEF_POLLS, F_BRIEF_HITS,
-    F_BRIEF_EMPTY, F_BRIEF_SKIPS, F_CTX_ENDS, F_TASKS, F_CHANNELS, F_CHAN_EXPIRED,
+    F_BRIEF_EMPTY, F_CTX_ENDS, F_TASKS, F_CHANNELS, F_CHAN_EXPIRED,
     /* per upstream, summed over reactors */
     F_UP_CALLS, F_UP_EVENTS, F_UP_CONNS,
     /* the process's: reported from reactor 0 */
@@ -330,8 +330,6 @@ static const struct fam_def {
                        "message come.", L_R, 1 },
     [F_BRIEF_EMPTY] = { SL_METRIC_COUNTER, "sluice_reactor_brief_poll_empty_seconds_total", "Time spent in "
                         "brief polls that saw nothing (past their first pauses).", L_R, 1 },
-    [F_BRIEF_SKIPS] = { SL_METRIC_COUNTER, "sluice_reactor_brief_poll_skips_total", "Brief polls left out "
-                        "because the recent ones saw nothing (as the spins' empty backoff).", L_R, 1 },
     [F_CTX_ENDS] = { SL_METRIC_COUNTER, "sluice_ctx_ends_total", "Request contexts ended, by cause.", L_R_CAUSE,
                      SL_CAUSE_COUNT },
     [F_TASKS] = { SL_METRIC_GAUGE, "sluice_tasks", "Tasks alive, by state.", L_R_STATE, 4 },
@@ -524,7 +522,6 @@ static int server_collect(sl_metrics_scrape *sc, int i, void *arg)
     REPORT(F_BRIEF_POLLS, r, rs.brief_polls);
     REPORT(F_BRIEF_HITS, r, rs.brief_hits);
     REPORT(F_BRIEF_EMPTY, r, (double)rs.brief_empty_ns / 1e9);
-    REPORT(F_BRIEF_SKIPS, r, rs.brief_skips);
     for (int c = 0; c < SL_CAUSE_COUNT; c++)
         REPORT(F_CTX_ENDS, ((const char *const[]){ rid, cause_label[c] }), sr->st.ctx_ends[c]);
     size_t by_state[4] = { 0 };

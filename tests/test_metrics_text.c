@@ -715,7 +715,6 @@ static const struct { const char *name, *type, *labels; } moved[] = {
     { "sluice_reactor_brief_polls_total", "counter", "reactor" },
     { "sluice_reactor_brief_poll_hits_total", "counter", "reactor" },
     { "sluice_reactor_brief_poll_empty_seconds_total", "counter", "reactor" },
-    { "sluice_reactor_brief_poll_skips_total", "counter", "reactor" },
     { "sluice_ctx_ends_total", "counter", "reactor,cause" },
     { "sluice_tasks", "gauge", "reactor,state" },
     { "sluice_channel_length", "gauge", "reactor,channel,channel_id,capacity" },

@@ -2086,6 +2086,73 @@ static void test_spin_pingpong_keeps_spinning(void **s)
     assert_true(empty <= EB_FAST / 50);
 }
 
+/* ---- a wake-up's brief poll is counted (sl_reactor_stats brief_*) ------------- */
+
+/* A message that works BP_WORK_NS on b, and nothing follows it there: b's
+ * wake-up, its message run, polls its queue for about as long before it
+ * lets go (poll_briefly), sees nothing, and says so in its counters. */
+#define BP_WORK_NS 20000
+
+static struct {
+    sl_reactor *a, *b;
+    uint64_t worked;   /* on b */
+} BRP;
+
+static void bp_done(void *arg)   /* on a */
+{
+    (void)arg;
+    sl_runtime_stop(rt);
+}
+
+static void bp_work(void *arg)   /* on b */
+{
+    (void)arg;
+    uint64_t t0 = sl_now_ns();
+    while (sl_now_ns() - t0 < BP_WORK_NS)
+        ;
+    BRP.worked = sl_now_ns() - t0;
+    assert_int_equal(sl_reactor_post(BRP.a, bp_done, NULL), 0);
+}
+
+static int bp_main(sl_task *t, void *arg)   /* on a */
+{
+    (void)t;
+    (void)arg;
+    assert_int_equal(sl_reactor_post(BRP.b, bp_work, NULL), 0);
+    return 0;
+}
+
+static void test_brief_poll_counted(void **s)
+{
+    (void)s;
+    memset(&BRP, 0, sizeof BRP);
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(2, &cap);
+    BRP.a = sl_runtime_reactor(rt, 0);
+    BRP.b = sl_runtime_reactor(rt, 1);
+    _Atomic bool done = false;
+    pthread_t g;
+    assert_int_equal(pthread_create(&g, NULL, guard, &done), 0);
+    assert_int_equal(sl_spawn_on(BRP.a, bp_main, NULL, NULL), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    atomic_store(&done, true);
+    pthread_join(g, NULL);
+    sl_reactor_stats st;
+    sl_reactor_stats_get(BRP.b, &st);
+    print_message("brief poll: %llu polls, %llu hits, %llu ns empty (the message worked %llu ns)\n",
+                  (unsigned long long)st.brief_polls, (unsigned long long)st.brief_hits,
+                  (unsigned long long)st.brief_empty_ns, (unsigned long long)BRP.worked);
+    assert_true(BRP.worked >= BP_WORK_NS);
+    /* b's one message ran in a wake-up (b was asleep), which then polled:
+     * nothing came (a only stops the runtime), so the poll ran out, or
+     * ended at the stop, after some time spent */
+    assert_true(st.brief_polls >= 1);
+    assert_int_equal(st.brief_hits, 0);
+    assert_true(st.brief_empty_ns > 0);
+    assert_true(st.brief_empty_ns <= st.brief_polls * (50000 + 1000000000ull));   /* sane: a second a poll */
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
 int main(void)
 {
     if (getenv("TEST_FILTER"))   /* one test: TEST_FILTER=test_name tests/test_reactor */
@@ -2121,6 +2188,7 @@ int main(void)
         cmocka_unit_test(test_spin_run_fifo),
         cmocka_unit_test(test_spin_empty_backoff),
         cmocka_unit_test(test_spin_pingpong_keeps_spinning),
+        cmocka_unit_test(test_brief_poll_counted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
