@@ -9,6 +9,9 @@
  *          has a line each way (the floor under them)
  *   ring   two bare threads, two sl_rings (core/ring.h), a 48-byte cell
  *          each way, as an inline rsend batch travels
+ *   ring1  the same with the two directions' cells of one position on one
+ *          line (16 bytes inline each): the answer travels on the line
+ *          the question came on, as in flag1 (an experiment, not the tree)
  *   post   two reactors: a message run inside the spin posts the next one
  *          back inline (sl__reactor_post_inline): the spin, the drain,
  *          the callback's end, no task, no channel
@@ -109,6 +112,91 @@ static double r_ring(long n)
     pthread_join(t, NULL);
     free(ring_ab);
     free(ring_ba);
+    return (double)(t1 - t0) / (double)n;
+}
+
+/* ---- ring1: both directions of a pair in one line ----------------------- */
+
+/* The pair's two rings interleaved: the cell of position p of each
+ * direction share one line (a sequence word, fn and 16 bytes each), so a
+ * ping-pong's answer is written on the line its question came on, as
+ * flag1 has it, where two rings move a line each way (flag). 16 bytes
+ * inline, not 48: what the experiment asks is whether the shared line
+ * pays for a ring, before anything in the tree is made to fit (docs/
+ * core.md, "The reactor's share of a leg"). Each direction keeps its
+ * producer's and consumer's counters on lines of their own, as sl_ring. */
+#define PAIR_INLINE 16
+
+typedef struct pair_line {
+    _Alignas(64) _Atomic uint64_t seq[2];
+    void (*fn[2])(void *);
+    _Alignas(8) unsigned char data[2][PAIR_INLINE];
+} pair_line;
+_Static_assert(sizeof(pair_line) == 64, "a pair's cells of one position are one line");
+
+static struct pair_dir {
+    _Alignas(64) uint64_t put, seen_get;   /* producer */
+    _Alignas(64) _Atomic uint64_t get;     /* consumer */
+} pdir[2];
+static pair_line *pair_lines;
+static const uint64_t pair_n = SL_RING_CELLS;
+
+static void pair_put(int d, long i)
+{
+    struct pair_dir *q = &pdir[d];
+    while (q->put - q->seen_get == pair_n) {
+        q->seen_get = atomic_load_explicit(&q->get, memory_order_acquire);
+        bench_relax();
+    }
+    pair_line *c = &pair_lines[q->put & (pair_n - 1)];
+    c->fn[d] = noop;
+    memcpy(c->data[d], &i, sizeof i);
+    atomic_store_explicit(&c->seq[d], ++q->put, memory_order_seq_cst);
+}
+
+static long pair_get(int d)
+{
+    struct pair_dir *q = &pdir[d];
+    uint64_t get = atomic_load_explicit(&q->get, memory_order_relaxed);
+    pair_line *c = &pair_lines[get & (pair_n - 1)];
+    while (atomic_load_explicit(&c->seq[d], memory_order_seq_cst) != get + 1)
+        bench_relax();
+    _Alignas(8) unsigned char copy[PAIR_INLINE];
+    if (!c->fn[d])
+        abort();
+    memcpy(copy, c->data[d], PAIR_INLINE);
+    atomic_store_explicit(&q->get, get + 1, memory_order_release);
+    long v;
+    memcpy(&v, copy, sizeof v);
+    return v;
+}
+
+static void *pair_peer(void *arg)
+{
+    (void)arg;
+    for (long i = 1; i <= rt_n; i++)
+        pair_put(1, pair_get(0));
+    return NULL;
+}
+
+static double r_ring1(long n)
+{
+    pthread_t t;
+    rt_n = n;
+    memset(pdir, 0, sizeof pdir);
+    pair_lines = aligned_alloc(64, pair_n * sizeof *pair_lines);
+    if (!pair_lines)
+        return -1;
+    memset(pair_lines, 0, pair_n * sizeof *pair_lines);
+    if (pthread_create(&t, NULL, pair_peer, NULL) != 0)
+        return -1;
+    uint64_t t0 = sl_now_ns();
+    for (long i = 1; i <= n; i++)
+        if (pair_put(0, i), pair_get(1) != i)
+            abort();
+    uint64_t t1 = sl_now_ns();
+    pthread_join(t, NULL);
+    free(pair_lines);
     return (double)(t1 - t0) / (double)n;
 }
 
@@ -319,11 +407,11 @@ static double r_chan(long n) { return r_reactors(n, chan_main, 1); }
 int main(int argc, char **argv)
 {
     static const struct { const char *name; double (*fn)(long); long n; } rungs[] = {
-        { "flag1", r_flag1, 1000000 }, { "flag", r_flag, 1000000 }, { "ring", r_ring, 1000000 }, { "post", r_post, 200000 },
+        { "flag1", r_flag1, 1000000 }, { "flag", r_flag, 1000000 }, { "ring", r_ring, 1000000 }, { "ring1", r_ring1, 1000000 }, { "post", r_post, 200000 },
         { "task", r_task, 200000 }, { "chan", r_chan, 100000 },
     };
     if (argc < 2) {
-        fprintf(stderr, "usage: leg-ladder flag1|flag|ring|post|task|chan [ROUND_TRIPS]\n");
+        fprintf(stderr, "usage: leg-ladder flag1|flag|ring|ring1|post|task|chan [ROUND_TRIPS]\n");
         return 2;
     }
     for (size_t k = 0; k < sizeof rungs / sizeof *rungs; k++) {
