@@ -76,8 +76,12 @@ typedef struct sl_reactor_stats {
 /* Empty spins in a row (no message came) before a reactor leaves spins
  * out (reactor.c, miss_adapt). */
 #define SL_SPIN_EMPTY_MAX 4
-/* The most hits a spin runs in a row before it lets libevent poll. */
-#define SL_SPIN_RUN_LEGS 64
+/* The most hits a spin runs in a row before it lets libevent poll (and
+ * at most 50 us of them: the bound that binds in a ping-pong, whose legs
+ * are ~100-300 ns). 64 cost a ping-pong 7-9 % of its time in libevent
+ * turns where legs are short (docs/core.md, "The reactor's share of a
+ * leg"). */
+#define SL_SPIN_RUN_LEGS 1024
 
 /* Counters of `r`; call on r's thread, or when r is not running. */
 void sl_reactor_stats_get(const sl_reactor *r, sl_reactor_stats *st);
