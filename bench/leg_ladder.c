@@ -9,6 +9,13 @@
  *          has a line each way (the floor under them)
  *   ring   two bare threads, two sl_rings (core/ring.h), a 48-byte cell
  *          each way, as an inline rsend batch travels
+ *   ringw  ring with LADDER_WORK (default 40) iterations of a dependent
+ *          multiply-add on each side between a cell's arrival and the
+ *          answer (about 1 ns each here): is a leg's own work dearer in
+ *          the slow mode? LADDER_PREFETCH=1: each side prefetches for
+ *          writing the cell of its answer as a cell arrives;
+ *          LADDER_AFTER=1: the work after the answer's post instead;
+ *          LADDER_POLL=K: K pauses between two looks at a cell (1)
  *   ring1  the same with the two directions' cells of one position on one
  *          line (16 bytes inline each): the answer travels on the line
  *          the question came on, as in flag1 (an experiment, not the tree)
@@ -67,12 +74,16 @@ typedef struct cellmsg { long i; unsigned char pad[40]; } cellmsg;   /* 48 bytes
 
 static void noop(void *arg) { (void)arg; }
 
+/* pauses between two looks at a cell (LADDER_POLL for ringw; 1 else) */
+static long ring_poll = 1;
+
 static long ring_get(sl_ring *q)
 {
     void (*fn)(void *);
     _Alignas(8) unsigned char copy[SL_RING_INLINE];
     while (!sl_ring_ready(q))
-        bench_relax();
+        for (long k = 0; k < ring_poll; k++)
+            bench_relax();
     if (sl_ring_take(q, &fn, copy) || !fn)
         abort();   /* always inline here */
     cellmsg m;
@@ -87,11 +98,48 @@ static void ring_put(sl_ring *q, long i)
         bench_relax();
 }
 
+/* ringw: LADDER_WORK iterations of a dependent multiply-add (about 1 ns
+ * each here) between a cell's arrival and the answer's post, on each side:
+ * whether a leg's own work costs the same in both modes (docs/core.md,
+ * "The reactor's share of a leg"). 0 for the ring rung. */
+static long ring_work;
+
+static long work(long v)
+{
+    uint64_t x = (uint64_t)v;
+    for (long k = 0; k < ring_work; k++)
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+    __asm__ __volatile__("" : "+r"(x));
+    return ring_work ? v + (long)(x & 0) : v;
+}
+
+/* LADDER_PREFETCH=1: as a cell arrives, a prefetch for writing of the
+ * cell the answer will fill, so that its line is on its way while the
+ * work runs */
+static int ring_prefetch;
+
+static long get_for(sl_ring *in, sl_ring *out)
+{
+    long v = ring_get(in);
+    if (ring_prefetch)
+        __builtin_prefetch(&out->cells[out->put & (out->ncells - 1)], 1, 3);
+    return v;
+}
+
+/* LADDER_AFTER=1: the work after the answer's post, not before it */
+static int ring_after;
+
 static void *ring_peer(void *arg)
 {
     (void)arg;
-    for (long i = 1; i <= rt_n; i++)
-        ring_put(ring_ba, ring_get(ring_ab));
+    for (long i = 1; i <= rt_n; i++) {
+        if (ring_after) {
+            ring_put(ring_ba, get_for(ring_ab, ring_ba));
+            work(i);
+        } else {
+            ring_put(ring_ba, work(get_for(ring_ab, ring_ba)));
+        }
+    }
     return NULL;
 }
 
@@ -105,14 +153,33 @@ static double r_ring(long n)
     if (!ring_ab || !ring_ba || pthread_create(&t, NULL, ring_peer, NULL) != 0)
         return -1;
     uint64_t t0 = sl_now_ns();
-    for (long i = 1; i <= n; i++)
-        if (ring_put(ring_ab, i), ring_get(ring_ba) != i)
+    for (long i = 1; i <= n; i++) {
+        ring_put(ring_ab, i);
+        if (ring_after)
+            work(i);   /* while the peer answers */
+        long v = get_for(ring_ba, ring_ab);
+        if ((ring_after ? v : work(v)) != i)
             abort();
+    }
     uint64_t t1 = sl_now_ns();
     pthread_join(t, NULL);
     free(ring_ab);
     free(ring_ba);
     return (double)(t1 - t0) / (double)n;
+}
+
+static double r_ringw(long n)
+{
+    const char *w = getenv("LADDER_WORK");
+    ring_work = w ? atol(w) : 40;
+    ring_prefetch = getenv("LADDER_PREFETCH") && atoi(getenv("LADDER_PREFETCH"));
+    ring_after = getenv("LADDER_AFTER") && atoi(getenv("LADDER_AFTER"));
+    ring_poll = getenv("LADDER_POLL") ? atol(getenv("LADDER_POLL")) : 1;
+    double v = r_ring(n);
+    ring_work = 0;
+    ring_prefetch = ring_after = 0;
+    ring_poll = 1;
+    return v;
 }
 
 /* ---- ring1: both directions of a pair in one line ----------------------- */
@@ -407,11 +474,11 @@ static double r_chan(long n) { return r_reactors(n, chan_main, 1); }
 int main(int argc, char **argv)
 {
     static const struct { const char *name; double (*fn)(long); long n; } rungs[] = {
-        { "flag1", r_flag1, 1000000 }, { "flag", r_flag, 1000000 }, { "ring", r_ring, 1000000 }, { "ring1", r_ring1, 1000000 }, { "post", r_post, 200000 },
+        { "flag1", r_flag1, 1000000 }, { "flag", r_flag, 1000000 }, { "ring", r_ring, 1000000 }, { "ring1", r_ring1, 1000000 }, { "ringw", r_ringw, 1000000 }, { "post", r_post, 200000 },
         { "task", r_task, 200000 }, { "chan", r_chan, 100000 },
     };
     if (argc < 2) {
-        fprintf(stderr, "usage: leg-ladder flag1|flag|ring|ring1|post|task|chan [ROUND_TRIPS]\n");
+        fprintf(stderr, "usage: leg-ladder flag1|flag|ring|ring1|ringw|post|task|chan [ROUND_TRIPS]\n");
         return 2;
     }
     for (size_t k = 0; k < sizeof rungs / sizeof *rungs; k++) {
