@@ -191,7 +191,7 @@ def run(build, opt):
                 store[name] = str(e)
         d = [tuple(a[i] - b[i] for i in range(3)) for a, b in zip(after, before)]
         out = {"threads": int(opt["--threads"]), "cpus": opt["--cpus"] or None,
-               "rate": float(opt["--rate"]) if opt["--rate"] else None, "orders": n, "other_answers": res.get("requests", 0) - n, "orders_per_s": round(n / wall, 1) if wall else 0,
+               "rate": float(opt["--rate"]) if opt["--rate"] else None, "orders": n, "other_answers": res.get("requests", 0) - n, "statuses": res.get("status"), "orders_per_s": round(n / wall, 1) if wall else 0,
                "cpu_us_per_order": round(sum(x[0] for x in d) * 1e6 / n, 1) if n else None,
                "vcsw_per_order": round(sum(x[1] for x in d) / n, 2) if n else None,
                "ivcsw_per_order": round(sum(x[2] for x in d) / n, 2) if n else None,
@@ -201,8 +201,9 @@ def run(build, opt):
                "spins_per_order": [round((b[0] - a[0]) / n, 3) for a, b in zip(spins0, spins1)] if n else None,
                "spin_hits_per_order": [round((b[1] - a[1]) / n, 4) for a, b in zip(spins0, spins1)] if n else None,
                # a wake-up's brief polls per order, those that saw a message,
-               # and the CPU us per order spent in those that saw none (each
-               # service; 0 for a build before the counters)
+               # and the wall us per order of those that saw none, an upper
+               # bound on their CPU (each service; 0 for a build before the
+               # counters)
                "brief_polls_per_order": [round((b[2] - a[2]) / n, 3) for a, b in zip(spins0, spins1)] if n else None,
                "brief_hits_per_order": [round((b[3] - a[3]) / n, 3) for a, b in zip(spins0, spins1)] if n else None,
                "brief_empty_us_per_order": [round((b[4] - a[4]) * 1e6 / n, 1) for a, b in zip(spins0, spins1)] if n else None,

@@ -66,10 +66,12 @@ typedef struct sl_reactor_stats {
     uint64_t spin_empty_skips, spin_empty_wakes;
     /* A wake-up's brief poll (after its messages ran, before it lets go of
      * the queue: up to as long as they took, at most 50 us): the polls,
-     * those that saw a message come, the nanoseconds spent in the polls
-     * that saw none (their yields; the first pauses are not timed: a
-     * brief poll that finds its tasks ready or an event due does not
-     * poll, and is not counted). */
+     * those that saw a message come, and the wall time of the polls that
+     * saw none (their yields; the first pauses are not timed), which
+     * bounds the CPU they cost from above: a yield that let another
+     * thread run counts that thread's time too. A wake-up whose messages
+     * made a task ready, or with an event due, does not poll and is not
+     * counted. */
     uint64_t brief_polls, brief_hits, brief_empty_ns;
 } sl_reactor_stats;
 

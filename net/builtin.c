@@ -328,8 +328,9 @@ static const struct fam_def {
                         "queue after its messages ran (up to as long as they took, at most 50 us).", L_R, 1 },
     [F_BRIEF_HITS] = { SL_METRIC_COUNTER, "sluice_reactor_brief_poll_hits_total", "Brief polls that saw a "
                        "message come.", L_R, 1 },
-    [F_BRIEF_EMPTY] = { SL_METRIC_COUNTER, "sluice_reactor_brief_poll_empty_seconds_total", "Time spent in "
-                        "brief polls that saw nothing (past their first pauses).", L_R, 1 },
+    [F_BRIEF_EMPTY] = { SL_METRIC_COUNTER, "sluice_reactor_brief_poll_empty_seconds_total", "Wall time of "
+                        "brief polls that saw nothing (past their first pauses; a yield that let another thread run "
+                        "counts its time too: an upper bound on their CPU).", L_R, 1 },
     [F_CTX_ENDS] = { SL_METRIC_COUNTER, "sluice_ctx_ends_total", "Request contexts ended, by cause.", L_R_CAUSE,
                      SL_CAUSE_COUNT },
     [F_TASKS] = { SL_METRIC_GAUGE, "sluice_tasks", "Tasks alive, by state.", L_R_STATE, 4 },
