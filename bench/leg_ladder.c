@@ -1,7 +1,9 @@
 /* leg-ladder: what a cross-reactor ping-pong leg is made of (issue 17's
- * thirteenth stop; docs/core.md, "What a leg is made of"). Five rungs, each
- * a round trip between two threads, each adding one layer of what
- * `core-bench --only cross_reactor_chan_pingpong_ns` does:
+ * thirteenth stop; docs/core.md, "What a leg is made of", and the
+ * fourteenth's "The reactor's share of a leg"). Each rung is a round trip
+ * between two threads; the main ones add one layer each of what
+ * `core-bench --only cross_reactor_chan_pingpong_ns` does, ringw and ring1
+ * are experiments beside `ring`:
  *
  *   flag1  two bare threads, one atomic word each way, both words on one
  *          line (core-bench's thread_flag_roundtrip_ns)
@@ -16,7 +18,7 @@
  *          writing the cell of its answer as a cell arrives;
  *          LADDER_AFTER=1: the work after the answer's post instead;
  *          LADDER_POLL=K: K pauses between two looks at a cell (1)
- *   ring1  the same with the two directions' cells of one position on one
+ *   ring1  ring with the two directions' cells of one position on one
  *          line (16 bytes inline each): the answer travels on the line
  *          the question came on, as in flag1 (an experiment, not the tree)
  *   post   two reactors: a message run inside the spin posts the next one
@@ -34,7 +36,7 @@
  * Best of three runs, as core-bench. Links libsluice.a: the rungs reach
  * the private ring and inline post. Run each under `flock
  * /tmp/sluice-bench.lock chrt -f 10`, alternated with the others, and
- * classify the round by `flag` (about 45 ns fast, 400 slow here). */
+ * classify the round by `flag1` (about 45 ns fast, 400 slow here). */
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
