@@ -309,7 +309,7 @@ static const struct fam_def {
     [F_SPIN_RUNS] = { SL_METRIC_COUNTER, "sluice_reactor_spin_runs_total", "Spin hits run inside the spin "
                       "(the messages, the tasks they readied, a spin again) without a libevent turn.", L_R, 1 },
     [F_SPIN_BOUNDS] = { SL_METRIC_COUNTER, "sluice_reactor_spin_bounds_total", "Spin hits handed to libevent "
-                        "instead, to let its poll and timers in (64 legs or 50 us in a row, or a timer due).",
+                        "instead, to let its poll and timers in (1,024 legs or 50 us in a row, or a timer due).",
                         L_R, 1 },
     [F_SPIN_YIELDS] = { SL_METRIC_COUNTER, "sluice_reactor_spin_yields_total", "sched_yield() calls of the "
                         "spins and of the wake-ups' brief polls (polls past their first pauses).", L_R, 1 },
