@@ -476,7 +476,8 @@ static double r_chan(long n) { return r_reactors(n, chan_main, 1); }
 int main(int argc, char **argv)
 {
     static const struct { const char *name; double (*fn)(long); long n; } rungs[] = {
-        { "flag1", r_flag1, 1000000 }, { "flag", r_flag, 1000000 }, { "ring", r_ring, 1000000 }, { "ring1", r_ring1, 1000000 }, { "ringw", r_ringw, 1000000 }, { "post", r_post, 200000 },
+        { "flag1", r_flag1, 1000000 }, { "flag", r_flag, 1000000 }, { "ring", r_ring, 1000000 },
+        { "ring1", r_ring1, 1000000 }, { "ringw", r_ringw, 1000000 }, { "post", r_post, 200000 },
         { "task", r_task, 200000 }, { "chan", r_chan, 100000 },
     };
     if (argc < 2) {
