@@ -257,8 +257,10 @@ static double r_ring1(long n)
     if (!pair_lines)
         return -1;
     memset(pair_lines, 0, pair_n * sizeof *pair_lines);
-    if (pthread_create(&t, NULL, pair_peer, NULL) != 0)
+    if (pthread_create(&t, NULL, pair_peer, NULL) != 0) {
+        free(pair_lines);
         return -1;
+    }
     uint64_t t0 = sl_now_ns();
     for (long i = 1; i <= n; i++)
         if (pair_put(0, i), pair_get(1) != i)
