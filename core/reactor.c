@@ -879,16 +879,13 @@ static bool quick_poll(sl_reactor *r);
  * streams 1-1.5% in 15 of 20 alternated rounds without this bound). */
 #define QUICK_WORKED_NS 1000
 
-/* *quick: the message came within quick_poll's pauses (a few us at most) */
-static bool poll_briefly(sl_reactor *r, uint64_t worked, bool *quick)
+static bool poll_briefly(sl_reactor *r, uint64_t worked)
 {
-    *quick = false;
     if (r->rq_head || r->yq_head || event_base_get_num_events(r->base, EVENT_BASE_COUNT_ACTIVE) > 0)
         return false;
     r->st.brief_polls++;
     if (worked < QUICK_WORKED_NS && quick_poll(r)) {
         r->st.brief_hits++;
-        *quick = true;
         return true;
     }
     uint64_t t0 = sl_now_ns(), until = t0 + (worked < SPIN_MAX_NS ? worked : SPIN_MAX_NS), t;
@@ -1355,18 +1352,8 @@ static void wake_run(sl_reactor *r, bool read_fd)
         r->empty_skipped_at = 0;
     }
     int left = DRAIN_MAX;
-    /* When the drain began, for `worked` (poll_briefly). After a poll that
-     * found its message within its pauses, not read again before the
-     * drain: the reading taken before that poll stands in, over by the
-     * poll's wait (a few us at most, SPIN_PAUSE_NS), so the message runs
-     * and its answer leaves one clock read (~40-50 ns) sooner. In a
-     * ping-pong of messages that read sat between every question and its
-     * answer: bench/leg-ladder post 150 -> 95 ns a round trip fast, 566 ->
-     * 410 slow, where an answer posted more than ~30 ns after its question
-     * pays a line's worth more (docs/core.md, "The reactor's share of a
-     * leg"). */
-    uint64_t t0 = r->now;
     for (;;) {
+        uint64_t t0 = sl_now_ns();
         int ran = drain(r, left);
         if (ran)
             r->remote_hot = true;
@@ -1377,12 +1364,8 @@ static void wake_run(sl_reactor *r, bool read_fd)
             break;
         }
         publish_deferred(r);   /* before polling: the peer may be waiting for them */
-        uint64_t t1 = sl_now_ns();
-        bool quick;
-        if (poll_briefly(r, t1 - t0, &quick)) {
-            t0 = quick ? t1 : sl_now_ns();
+        if (poll_briefly(r, sl_now_ns() - t0))
             continue;
-        }
         /* Tasks made ready run next (run_cb): keep wake_pending until
          * they have run, and their spin, if any, takes it over. Let go
          * here, it was taken back by the first post of the peer while
