@@ -387,7 +387,8 @@ struct sl_chan {
     size_t high_, low_;
     void (*on_pressure_)(sl_chan *, bool, void *);
     void *pressure_arg_;
-    sl_task *owner_;
+    sl_task *owner_;               /* with owner_id_ (the task's id_): an ended owner's */
+    uint64_t owner_id_;            /* address, reused, names nobody (chan.c, ownership) */
     uint32_t n_senders_, n_receivers_, n_holds_;
     struct { struct sl_hold *head, *tail; } holds_;   /* ends attached (core/list.h) */
     size_t high_water_;

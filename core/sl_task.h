@@ -426,6 +426,10 @@ struct sl_task {
     uint32_t spins_;             /* polls in a row that found nothing */
     uint32_t awaits_;            /* SL_AWAITs that completed at once: every 32nd looks at the turn */
     uint64_t spawned_ns_;
+    /* Never reused (task.c, task ids): what keeps a record of this task
+     * beyond its life (a channel's owner) keeps (pointer, id_), so a later
+     * task at the same address is not taken for it. */
+    uint64_t id_;
 };
 
 struct sl_group {
