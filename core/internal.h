@@ -489,6 +489,9 @@ int sl__select_rematch(sl_task *t);
 void sl__select_put_back(sl_task *t);
 void sl__rsel_inject_failure(int nth);   /* tests: the nth proxy from now fails (-1: none) */
 void sl__rsel_set_hooks(void (*at_r_offer)(void *), void (*at_h_offer)(void *), void *arg);   /* tests */
+/* Tests: the watchdogs started from now on find membarrier unavailable
+ * (watch.c): they tick and never park. */
+void sl__watch_test_no_membarrier(bool on);
 void sl__rsel_set_hold_hook(void (*at_hold)(void *, int phase), void *arg);   /* tests: rsel.c's phases */
 /* remote.c, for rsel.c: a round trip's request as an offering counterpart */
 void sl__remote_offered(sl_waiter *w);
