@@ -704,13 +704,14 @@ void sl__chan_unpark(sl_task *t)
  * new, give and free, to turn a bug (a channel left behind) into silence;
  * the report names it instead. */
 
-/* For a non-owner's report: says so when the owner has ended (never
- * dereferences owner_, which may then be freed memory). */
+/* For a non-owner's report: says so when the owner is no live task of the
+ * home (it ended, or, given to a task of another reactor, is not known
+ * here); never dereferences owner_, which may then be freed memory. */
 static const char *owner_note(const sl_chan *ch)
 {
     if (!ch->owner_ || !ch->home_ || sl__task_alive(ch->home_, ch->owner_, ch->owner_id_))
         return "";
-    return " (its owner, a task that ended, never gave it on)";
+    return " (its owner is no live task here: ended without giving it on)";
 }
 
 int sl_chan_close_at_(sl_task *t, sl_chan *ch, const char *file, int line)

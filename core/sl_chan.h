@@ -14,7 +14,7 @@
  * task, not its address: a task that ends owning a channel passes it to
  * nobody, and a later task made at the same address (malloc reuses it,
  * sl_spawn_mem by construction) is a non-owner like any other (-EPERM,
- * reported: "its owner, a task that ended, never gave it on"); such a
+ * reported: "its owner is no live task here"); such a
  * channel stays until shutdown, which reports it as a leak. A task that
  * leaves a channel for others gives it first (to NULL: code outside
  * tasks). Tasks declare which ends
