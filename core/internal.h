@@ -129,6 +129,7 @@ struct sl_reactor {
     uint64_t empty_skipped_at;
     struct sl_rsend *rsends, *rs_dirty;  /* credit senders (rsend.c): all, and to flush */
     struct sl_rrecv *rrecvs, *rr_dirty;  /* fed receivers (rrecv.c): all, and to flush */
+    uint32_t rs_seq;                  /* stamps of batches begun and receives to report, in the order made (rsend.c close_others) */
     sl_chan *grant_head;              /* our channels with room for queued asks */
     struct sl_rs_loan *rs_owed;       /* loans of our channels with a top-up owed (rsend.c) */
     bool hold_topups;                 /* the flush keeps them for a batch the next tasks may send */
@@ -400,6 +401,7 @@ int sl__rrecv(sl_task *t, sl_chan *ch, uint32_t gen, void *elem);
 bool sl__rrecv_parked(const sl_task *t);
 void sl__rrecv_unpark(sl_task *t);
 int sl__rrecv_flush(sl_reactor *r, bool all);
+int sl__rrecv_ship_to(sl_reactor *r, const sl_reactor *home, uint32_t before);   /* before a batch leaves mid-callback (rsend.c) */
 void sl__rrecv_free_all(sl_reactor *r);
 bool sl__rrecv_ask_first(sl_chan *ch);         /* home: element goes to a passed-over ask? */
 void sl__rrecv_lend_first(sl_chan *ch);

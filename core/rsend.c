@@ -137,6 +137,7 @@ typedef struct sl_rsend {
     bool asking, recalled, dirty;
     bool expiring;               /* the channel's elements carry deadlines */
     bool drop;                   /* not kept when idle (an error or a recall came: sl__rsend_flush) */
+    uint32_t bseq;               /* r->rs_seq when its batch began (sl__rrecv_ship_to) */
     sl_wq waitq;
     rs_batch *batch;
     /* The channel's name and capacity, copied when a task parked here (the
@@ -709,6 +710,8 @@ static void close_others(sl_reactor *r, sl_rsend *s)
         return;
     for (sl_rsend *x = r->rs_dirty; x; x = x->dnext)
         if (x != s && x->home == s->home && x->batch && x->batch->n) {
+            if (r->rr_dirty)   /* receives made before it began go first (rrecv.c sl__rrecv_ship_to) */
+                sl__rrecv_ship_to(r, x->home, x->bseq);
             ship(x, 0, false);   /* (no memory: it stays for the flush, as a full batch's) */
             r->rs_closed++;
         }
@@ -718,6 +721,8 @@ static int append(sl_reactor *r, sl_rsend *s, const void *elem, uint64_t until)
 {
     rs_batch *b = s->batch;
     if (b && b->n == b->room) {
+        if (r->rr_dirty)   /* as in close_others */
+            sl__rrecv_ship_to(r, s->home, s->bseq);
         ship(s, 0, false);
         b = s->batch;   /* NULL unless it could not go (no memory): the element fails */
         if (b)
@@ -732,6 +737,7 @@ static int append(sl_reactor *r, sl_rsend *s, const void *elem, uint64_t until)
         b->ch = s->ch;
         b->room = room;
         s->batch = b;
+        s->bseq = ++r->rs_seq;
     }
     memcpy(b->elems + (size_t)b->n * s->esz, elem, s->esz);
     if (s->expiring)
