@@ -83,6 +83,7 @@ struct sl_reactor {
     uint64_t ring_fulls;              /* chains that found their ring full (tests/test_ring.c) */
     uint64_t ring_inlines, ring_inline_refused;   /* sl__reactor_post_inline: went; fell back */
     uint64_t rs_early;                /* rsend.c ship_early: batches shipped at the send (tests/test_credit.c) */
+    uint64_t rs_now;                  /* rsend.c send_now: sends that went home at once, no batch made (tests/test_credit.c) */
     uint64_t rs_closed;               /* rsend.c close_others: batches shipped as another channel of their home began one (tests/test_credit.c test_xyx_order) */
     uint64_t rs_made;                 /* rsend.c: sender records made (tests/test_credit.c: not one a leg) */
     uint32_t rs_nrec;                 /* rsend.c: sender records in rsends (tests/test_credit.c) */

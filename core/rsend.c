@@ -885,6 +885,41 @@ static void ship_early(sl_reactor *r, sl_rsend *s)
         r->rs_early++;
 }
 
+/* The last credit in hand and no batch open (a capacity-1 ping-pong's
+ * every send): the element goes home at once inside a ring cell, what
+ * append and then ship_early would do, without a batch (issue 17, the
+ * fourteenth stop). That path took a batch from the spares and zeroed
+ * it, copied the element in, marked the record dirty, then copied the
+ * element again into the cell and put the batch back; the record stayed
+ * marked, so the flush after the task's step walked the lists for
+ * nothing. Under ship_early's conditions: nothing else this callback
+ * owes the home (no record marked: no batch open, no recall to answer;
+ * no fed receiver's report or ask, no grant), and a chain for the home
+ * not yet published makes the inline post refuse, as there. Refused,
+ * the send goes the batch's way. */
+static bool send_now(sl_reactor *r, sl_rsend *s, const void *elem)
+{
+    if (r->rs_dirty || r->rr_dirty || r->grant_head || s->expiring ||
+        s->esz > sizeof ((rs_small *)0)->elem)
+        return false;
+    rs_small m = { .ch = s->ch, .from = r, .n = 1 };
+    memcpy(m.elem, elem, s->esz);
+    rs_loan **pp = r->rs_owed ? owed_find(r, s->home) : NULL;
+    if (pp) {
+        m.tch = (*pp)->ch;
+        m.tgen = (*pp)->gen;
+        m.tn = (*pp)->owed;
+    }
+    if (sl__reactor_post_inline(s->home, home_small, &m, sizeof m) < 0)
+        return false;
+    if (pp)
+        owed_take(pp);
+    s->credit = 0;
+    r->rs_early++;
+    r->rs_now++;
+    return true;
+}
+
 /* `until`: the element's deadline (0 none); a wait for credit ends then.
  * `gen`: ch's generation, read when the task named it (sl__chan_gen). */
 int sl__rsend(sl_task *t, sl_chan *ch, uint32_t gen, const void *elem, uint64_t until)
@@ -898,6 +933,8 @@ int sl__rsend(sl_task *t, sl_chan *ch, uint32_t gen, const void *elem, uint64_t 
     s->esz = ch->elem_size_;   /* made by a recall, it did not know */
     s->expiring = ch->expiring_;
     if (s->credit && !s->waitq.head) {
+        if (s->credit == 1 && !s->batch && !until && send_now(r, s, elem))
+            return 0;
         s->credit--;
         int rc = append(r, s, elem, until);
         if (rc < 0)

@@ -35,6 +35,7 @@ static struct {
     uint64_t mallocs0a, mallocs0, mallocs1a, mallocs1;   /* batches' mallocs (rsend.c) */
     uint64_t early0a, early0, early1a, early1;   /* batches shipped at the send (rsend.c, ship_early) */
     uint64_t made0a, made0, made1a, made1;       /* sender records made (rsend.c, KEEP_IDLE) */
+    uint64_t now0a, now0, now1a, now1;           /* sends gone home with no batch made (rsend.c, send_now) */
 } P;
 
 static void pp_finished(void *arg)
@@ -56,6 +57,7 @@ static int pp_b(sl_task *t, void *arg)   /* reactor 0 */
             P.mallocs0a = sl_task_reactor(t)->rs_batch_mallocs;
             P.early0a = sl_task_reactor(t)->rs_early;
             P.made0a = sl_task_reactor(t)->rs_made;
+            P.now0a = sl_task_reactor(t)->rs_now;
         }
         SL_AWAIT(t, P.rcb, sl_chan_recv(t, P.a, &P.vb));
         assert_int_equal(P.rcb, 0);
@@ -68,6 +70,7 @@ static int pp_b(sl_task *t, void *arg)   /* reactor 0 */
     P.mallocs0 = sl_task_reactor(t)->rs_batch_mallocs;
     P.early0 = sl_task_reactor(t)->rs_early;
     P.made0 = sl_task_reactor(t)->rs_made;
+    P.now0 = sl_task_reactor(t)->rs_now;
     assert_int_equal(sl_chan_free(t, P.a), 0);
     pp_finished(NULL);
     SL_END(t);
@@ -82,6 +85,7 @@ static int pp_a(sl_task *t, void *arg)   /* reactor 1 */
             P.mallocs1a = sl_task_reactor(t)->rs_batch_mallocs;
             P.early1a = sl_task_reactor(t)->rs_early;
             P.made1a = sl_task_reactor(t)->rs_made;
+            P.now1a = sl_task_reactor(t)->rs_now;
         }
         P.va = P.ia;
         SL_AWAIT(t, P.rca, sl_chan_send(t, P.a, &P.va));
@@ -95,6 +99,7 @@ static int pp_a(sl_task *t, void *arg)   /* reactor 1 */
     P.mallocs1 = sl_task_reactor(t)->rs_batch_mallocs;
     P.early1 = sl_task_reactor(t)->rs_early;
     P.made1 = sl_task_reactor(t)->rs_made;
+    P.now1 = sl_task_reactor(t)->rs_now;
     assert_int_equal(sl_chan_free(t, P.b), 0);
     sl_reactor_post(sl_runtime_reactor(rt, 0), pp_finished, NULL);
     SL_END(t);
@@ -175,6 +180,13 @@ static void test_pingpong_messages(void **s)
                   (unsigned long)(P.early0 - P.early0a), (unsigned long)(P.early1 - P.early1a));
     assert_true(P.early0 - P.early0a >= PP_N - 16);
     assert_true(P.early1 - P.early1a >= PP_N - 16);
+    /* ... and with no batch made for it: the element goes from the task's
+     * buffer into the ring cell (rsend.c, send_now); before, each went
+     * through a batch taken from the spares (0 here). */
+    print_message("sends gone home with no batch: %lu at reactor 0, %lu at reactor 1\n",
+                  (unsigned long)(P.now0 - P.now0a), (unsigned long)(P.now1 - P.now1a));
+    assert_true(P.now0 - P.now0a >= PP_N - 16);
+    assert_true(P.now1 - P.now1a >= PP_N - 16);
     /* The sender record survives the legs: its credit is gone after
      * every send (capacity 1), and it stays, idle, for the next top-up
      * (rsend.c, KEEP_IDLE). Before, the flush retired it and the top-up
