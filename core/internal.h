@@ -87,6 +87,8 @@ struct sl_reactor {
     uint64_t rs_closed;               /* rsend.c close_others: batches shipped as another channel of their home began one (tests/test_credit.c test_xyx_order) */
     uint64_t rs_made;                 /* rsend.c: sender records made (tests/test_credit.c: not one a leg) */
     uint32_t rs_nrec;                 /* rsend.c: sender records in rsends (tests/test_credit.c) */
+    uint32_t rs_ndrop;                /* rsend.c: of those, ones not to keep idle (an error or a recall came) */
+    uint64_t rs_walks;                /* rsend.c: flushes that looked for idle records to retire (tests/test_credit.c) */
     uint64_t quick_hits;              /* wake_run's polls that found a message within their pauses (reactor.c) */
     _Atomic int space_ready;          /* a consumer freed cells of a ring we wait on */
     int wake_fd;

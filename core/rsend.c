@@ -387,9 +387,18 @@ static void home_take(sl_reactor *r, sl_chan *ch, sl_reactor *from, sl_chan *tch
 {
     /* first the top-up riding along: it was owed before the elements
      * below were sent (a top-up alone would have come first too) */
-    if (tn)
-        credit_in(r, tch, tgen, from, tesz, tn, 0, true);
-    rs_loan *l = loan_find(ch, from);   /* there is one: credit was lent */
+    if (tn) {
+        /* a ping-pong's every leg: the record in front (find moves what it
+         * finds there), nobody waiting for it, so credit_in would only add */
+        sl_rsend *s = r->rsends;
+        if (s && s->ch == tch && s->gen == tgen && !s->waitq.head)
+            s->credit += tn;
+        else
+            credit_in(r, tch, tgen, from, tesz, tn, 0, true);
+    }
+    rs_loan *l = ch->loans_;   /* there is one: credit was lent */
+    if (l && l->to != from)
+        l = loan_find(ch, from);
     if (l) {
         l->lent -= n + unused;
         if (ack) {
@@ -806,8 +815,10 @@ static void credit_in(sl_reactor *r, sl_chan *ch, uint32_t gen, sl_reactor *home
      * (docs/core.md, "The cuts of the twelfth stop"). */
     if (err || !granted)
         mark_dirty(r, s);
-    if (err)
+    if (err && !s->drop) {
         s->drop = true;
+        r->rs_ndrop++;
+    }
     sl_waiter *w;
     if (err) {
         while ((w = sl_wq_pop(&s->waitq)))
@@ -856,7 +867,10 @@ static void holder_recall(void *arg)
         return;
     }
     s->recalled = true;
-    s->drop = true;
+    if (!s->drop) {
+        s->drop = true;
+        r->rs_ndrop++;
+    }
     mark_dirty(r, s);
 }
 
@@ -1141,7 +1155,12 @@ int sl__rsend_flush(sl_reactor *r, bool all)
         did++;
     }
     /* idle ones: the KEEP_IDLE first in the list (find moves a record it
-     * finds to the front: the most recently used) stay, the rest go */
+     * finds to the front: the most recently used) stay, the rest go. With
+     * KEEP_IDLE records or fewer and none to drop, none goes: no walk (a
+     * ping-pong's every flush walked its one or two records for nothing). */
+    if (!all && r->rs_nrec <= KEEP_IDLE && !r->rs_ndrop)
+        return did;
+    r->rs_walks++;
     unsigned kept = 0;
     for (sl_rsend **pp = &r->rsends, *x; (x = *pp);) {
         if (!x->credit && !x->asking && !x->batch && !x->waitq.head && !x->dirty && !x->pinned) {
@@ -1152,6 +1171,8 @@ int sl__rsend_flush(sl_reactor *r, bool all)
             }
             *pp = x->next;
             r->rs_nrec--;
+            if (x->drop)
+                r->rs_ndrop--;
             if (r->rs_nidle < IDLE_MAX) {
                 x->next = r->rs_idle;
                 r->rs_idle = x;
