@@ -83,12 +83,9 @@ struct sl_reactor {
     uint64_t ring_fulls;              /* chains that found their ring full (tests/test_ring.c) */
     uint64_t ring_inlines, ring_inline_refused;   /* sl__reactor_post_inline: went; fell back */
     uint64_t rs_early;                /* rsend.c ship_early: batches shipped at the send (tests/test_credit.c) */
-    uint64_t rs_now;                  /* rsend.c send_now: sends that went home at once, no batch made (tests/test_credit.c) */
     uint64_t rs_closed;               /* rsend.c close_others: batches shipped as another channel of their home began one (tests/test_credit.c test_xyx_order) */
     uint64_t rs_made;                 /* rsend.c: sender records made (tests/test_credit.c: not one a leg) */
     uint32_t rs_nrec;                 /* rsend.c: sender records in rsends (tests/test_credit.c) */
-    uint32_t rs_ndrop;                /* rsend.c: of those, ones not to keep idle (an error or a recall came) */
-    uint64_t rs_walks;                /* rsend.c: flushes that looked for idle records to retire (tests/test_credit.c) */
     uint64_t quick_hits;              /* wake_run's polls that found a message within their pauses (reactor.c) */
     _Atomic int space_ready;          /* a consumer freed cells of a ring we wait on */
     int wake_fd;
@@ -132,7 +129,6 @@ struct sl_reactor {
     uint64_t empty_skipped_at;
     struct sl_rsend *rsends, *rs_dirty;  /* credit senders (rsend.c): all, and to flush */
     struct sl_rrecv *rrecvs, *rr_dirty;  /* fed receivers (rrecv.c): all, and to flush */
-    uint32_t rs_seq;                  /* stamps of batches begun and receives to report, in the order made (rsend.c close_others) */
     sl_chan *grant_head;              /* our channels with room for queued asks */
     struct sl_rs_loan *rs_owed;       /* loans of our channels with a top-up owed (rsend.c) */
     bool hold_topups;                 /* the flush keeps them for a batch the next tasks may send */
@@ -213,6 +209,12 @@ struct sl_reactor {
      * ping-pong slower in one alternation and not in the next (docs/core.md,
      * "The cuts of the twelfth stop"), so where it sat is not settled. */
     uint64_t dl_looks;
+    /* rsend.c and rrecv.c (issue 17, fourteenth stop), last too, for the
+     * same reason: none moves a field above */
+    uint64_t rs_now;                  /* send_now: sends that went home at once, no batch made (tests/test_credit.c) */
+    uint64_t rs_walks;                /* flushes that looked for idle sender records to retire (tests/test_credit.c) */
+    uint32_t rs_ndrop;                /* sender records not to keep idle (an error or a recall came) */
+    uint32_t rs_seq;                  /* stamps of batches begun and receives to report, in the order made (rsend.c close_others) */
 };
 
 struct sl_runtime {
