@@ -391,10 +391,12 @@ static void home_take(sl_reactor *r, sl_chan *ch, sl_reactor *from, sl_chan *tch
         /* a ping-pong's every leg: the record in front (find moves what it
          * finds there), nobody waiting for it, so credit_in would only add */
         sl_rsend *s = r->rsends;
-        if (s && s->ch == tch && s->gen == tgen && !s->waitq.head)
+        if (s && s->ch == tch && s->gen == tgen && !s->waitq.head) {
             s->credit += tn;
-        else
+            r->rs_front_topups++;
+        } else {
             credit_in(r, tch, tgen, from, tesz, tn, 0, true);
+        }
     }
     rs_loan *l = ch->loans_;   /* there is one: credit was lent */
     if (l && l->to != from)

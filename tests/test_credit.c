@@ -37,6 +37,7 @@ static struct {
     uint64_t made0a, made0, made1a, made1;       /* sender records made (rsend.c, KEEP_IDLE) */
     uint64_t now0a, now0, now1a, now1;           /* sends gone home with no batch made (rsend.c, send_now) */
     uint64_t walks0a, walks0, walks1a, walks1;   /* flushes that walked the records for idle ones (rsend.c) */
+    uint64_t front0a, front0, front1a, front1;   /* top-ups added to the record in front (rsend.c home_take) */
 } P;
 
 static void pp_finished(void *arg)
@@ -60,6 +61,7 @@ static int pp_b(sl_task *t, void *arg)   /* reactor 0 */
             P.made0a = sl_task_reactor(t)->rs_made;
             P.now0a = sl_task_reactor(t)->rs_now;
             P.walks0a = sl_task_reactor(t)->rs_walks;
+            P.front0a = sl_task_reactor(t)->rs_front_topups;
         }
         SL_AWAIT(t, P.rcb, sl_chan_recv(t, P.a, &P.vb));
         assert_int_equal(P.rcb, 0);
@@ -74,6 +76,7 @@ static int pp_b(sl_task *t, void *arg)   /* reactor 0 */
     P.made0 = sl_task_reactor(t)->rs_made;
     P.now0 = sl_task_reactor(t)->rs_now;
     P.walks0 = sl_task_reactor(t)->rs_walks;
+    P.front0 = sl_task_reactor(t)->rs_front_topups;
     assert_int_equal(sl_chan_free(t, P.a), 0);
     pp_finished(NULL);
     SL_END(t);
@@ -90,6 +93,7 @@ static int pp_a(sl_task *t, void *arg)   /* reactor 1 */
             P.made1a = sl_task_reactor(t)->rs_made;
             P.now1a = sl_task_reactor(t)->rs_now;
             P.walks1a = sl_task_reactor(t)->rs_walks;
+            P.front1a = sl_task_reactor(t)->rs_front_topups;
         }
         P.va = P.ia;
         SL_AWAIT(t, P.rca, sl_chan_send(t, P.a, &P.va));
@@ -105,6 +109,7 @@ static int pp_a(sl_task *t, void *arg)   /* reactor 1 */
     P.made1 = sl_task_reactor(t)->rs_made;
     P.now1 = sl_task_reactor(t)->rs_now;
     P.walks1 = sl_task_reactor(t)->rs_walks;
+    P.front1 = sl_task_reactor(t)->rs_front_topups;
     assert_int_equal(sl_chan_free(t, P.b), 0);
     sl_reactor_post(sl_runtime_reactor(rt, 0), pp_finished, NULL);
     SL_END(t);
@@ -199,6 +204,13 @@ static void test_pingpong_messages(void **s)
                   (unsigned long)(P.walks0 - P.walks0a), (unsigned long)(P.walks1 - P.walks1a));
     assert_true(P.walks0 - P.walks0a <= 16);
     assert_true(P.walks1 - P.walks1a <= 16);
+    /* The top-up riding in each batch is added to the sender record in
+     * front of the list, the one its reactor's task just used, with no
+     * credit_in (rsend.c home_take); 0 before. */
+    print_message("top-ups added at the front: %lu at reactor 0, %lu at reactor 1\n",
+                  (unsigned long)(P.front0 - P.front0a), (unsigned long)(P.front1 - P.front1a));
+    assert_true(P.front0 - P.front0a >= PP_N - 16);
+    assert_true(P.front1 - P.front1a >= PP_N - 16);
     /* The sender record survives the legs: its credit is gone after
      * every send (capacity 1), and it stays, idle, for the next top-up
      * (rsend.c, KEEP_IDLE). Before, the flush retired it and the top-up
