@@ -213,6 +213,7 @@ struct sl_reactor {
      * same reason: none moves a field above */
     uint64_t rs_now;                  /* send_now: sends that went home at once, no batch made (tests/test_credit.c) */
     uint64_t rs_walks;                /* flushes that looked for idle sender records to retire (tests/test_credit.c) */
+    uint64_t rs_held_only;            /* flushes that only held small top-ups (rsend.c sl__rsend_flush; tests/test_credit.c) */
     uint64_t rs_front_topups;         /* top-ups in a batch added to the record in front (rsend.c home_take; tests/test_credit.c) */
     uint32_t rs_ndrop;                /* sender records not to keep idle (an error or a recall came) */
     uint32_t rs_seq;                  /* stamps of batches begun and receives to report, in the order made (rsend.c close_others) */
