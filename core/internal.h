@@ -59,6 +59,7 @@ struct sl_reactor {
     SL_LIST(sl_task) tasks;           /* live tasks, newest first (by link_) */
     SL_LIST(sl_task) zombies;         /* ended joinable tasks not yet joined (by link_) */
     size_t ntasks, blocked;
+    uint64_t task_ids;                /* the next task id of this reactor's block (task.c, sl__task_id_next) */
     SL_LIST(sl_chan) chans;           /* registered channels, newest first (by link_) */
     size_t nchans;
     SL_LIST(sl_chan) quar;            /* freed heap channels' headers, oldest first (chan.c; by link_) */
@@ -209,6 +210,14 @@ struct sl_reactor {
      * ping-pong slower in one alternation and not in the next (docs/core.md,
      * "The cuts of the twelfth stop"), so where it sat is not settled. */
     uint64_t dl_looks;
+    /* rsend.c and rrecv.c (issue 17, fourteenth stop), last too, for the
+     * same reason: none moves a field above */
+    uint64_t rs_now;                  /* send_now: sends that went home at once, no batch made (tests/test_credit.c) */
+    uint64_t rs_walks;                /* flushes that looked for idle sender records to retire (tests/test_credit.c) */
+    uint64_t rs_held_only;            /* flushes that only held small top-ups (rsend.c sl__rsend_flush; tests/test_credit.c) */
+    uint64_t rs_front_topups;         /* top-ups in a batch added to the record in front (rsend.c home_take; tests/test_credit.c) */
+    uint32_t rs_ndrop;                /* sender records not to keep idle (an error or a recall came) */
+    uint32_t rs_seq;                  /* stamps of batches begun and receives to report, in the order made (rsend.c close_others) */
 };
 
 struct sl_runtime {
@@ -296,6 +305,16 @@ void sl__timer_rearm(sl_reactor *r);
 void sl__run_task(sl_task *t);
 void sl__task_destroy(sl_task *t, bool leaked);
 int sl__free_zombies(sl_reactor *r);
+/* Whether (t, id) is a live task of r: never dereferences t, which may be
+ * an ended task's stale pointer. O(live tasks): for diagnostics. */
+bool sl__task_alive(sl_reactor *r, const sl_task *t, uint64_t id);
+/* Whether t (live, or NULL for code outside tasks) is the one recorded as
+ * (owner, owner_id): the pointer alone would pass a later task made at an
+ * ended owner's address. */
+static inline bool sl__task_is(const sl_task *t, const sl_task *owner, uint64_t owner_id)
+{
+    return t == owner && (!t || t->id_ == owner_id);
+}
 
 /* Generations of a channel's header (chan.c, "type-stable headers"). */
 /* Another reactor, when its task names the channel (alive then, by the
@@ -400,6 +419,7 @@ int sl__rrecv(sl_task *t, sl_chan *ch, uint32_t gen, void *elem);
 bool sl__rrecv_parked(const sl_task *t);
 void sl__rrecv_unpark(sl_task *t);
 int sl__rrecv_flush(sl_reactor *r, bool all);
+int sl__rrecv_ship_to(sl_reactor *r, const sl_reactor *home, uint32_t before);   /* before a batch leaves mid-callback (rsend.c) */
 void sl__rrecv_free_all(sl_reactor *r);
 bool sl__rrecv_ask_first(sl_chan *ch);         /* home: element goes to a passed-over ask? */
 void sl__rrecv_lend_first(sl_chan *ch);
@@ -478,6 +498,9 @@ int sl__select_rematch(sl_task *t);
 void sl__select_put_back(sl_task *t);
 void sl__rsel_inject_failure(int nth);   /* tests: the nth proxy from now fails (-1: none) */
 void sl__rsel_set_hooks(void (*at_r_offer)(void *), void (*at_h_offer)(void *), void *arg);   /* tests */
+/* Tests: the watchdogs started from now on find membarrier unavailable
+ * (watch.c): they tick and never park. */
+void sl__watch_test_no_membarrier(bool on);
 void sl__rsel_set_hold_hook(void (*at_hold)(void *, int phase), void *arg);   /* tests: rsel.c's phases */
 /* remote.c, for rsel.c: a round trip's request as an offering counterpart */
 void sl__remote_offered(sl_waiter *w);

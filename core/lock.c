@@ -127,10 +127,16 @@ void sl_sem_init(sl_sem *s, sl_reactor *r, const char *name, unsigned permits)
                    .permits_ = permits, .avail_ = permits };
 }
 
+/* The holder is a record for diagnostics that outlives its task (nothing
+ * at a task's end knows its semaphores, and a permit is not the task's):
+ * kept as (pointer, task id), so an ended holder is told from a later task
+ * at its address without touching either (sl_sem_holder). A mutex's holder
+ * needs no id: a task's end unlocks its mutexes (sl__mutex_release_all). */
 static void sem_take(sl_sem *s, sl_task *t, uint64_t tag)
 {
     s->avail_--;
     s->holder_ = t;
+    s->holder_id_ = t->id_;
     s->tag_ = tag;
 }
 
@@ -165,7 +171,7 @@ int sl_sem_release_at_(sl_task *t, sl_sem *s, const char *file, int line)
         return -EOVERFLOW;
     }
     s->avail_++;
-    if (s->holder_ == t) {
+    if (s->holder_ && sl__task_is(t, s->holder_, s->holder_id_)) {
         s->holder_ = NULL;
         s->tag_ = 0;
     }
@@ -188,7 +194,8 @@ size_t sl_sem_waiters(const sl_sem *s) { return s->waiters_.n; }
 
 sl_task *sl_sem_holder(const sl_sem *s, uint64_t *tag)
 {
+    bool alive = s->holder_ && sl__task_alive(s->reactor_, s->holder_, s->holder_id_);
     if (tag)
-        *tag = s->tag_;
-    return s->holder_;
+        *tag = alive ? s->tag_ : 0;
+    return alive ? s->holder_ : NULL;
 }

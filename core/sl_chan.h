@@ -10,7 +10,14 @@
  * local variable, until the wait ends.
  *
  * OWNERSHIP. The creator owns the channel: only the owner closes it and frees
- * it (ownership can be handed on with sl_chan_give). Tasks declare which ends
+ * it (ownership can be handed on with sl_chan_give). The owner is that
+ * task, not its address: a task that ends owning a channel passes it to
+ * nobody, and a later task made at the same address (malloc reuses it,
+ * sl_spawn_mem by construction) is a non-owner like any other (-EPERM,
+ * reported: "its owner is no live task here"); such a
+ * channel stays until shutdown, which reports it as a leak. A task that
+ * leaves a channel for others gives it first (to NULL: code outside
+ * tasks). Tasks declare which ends
  * they hold with sl_chan_attach(); ends are released by sl_chan_detach() or
  * automatically when the task ends. When the last receiver end is released,
  * every parked and future send fails with -EPIPE, so no producer waits forever
@@ -210,7 +217,8 @@ int sl_chan_try_send_until(sl_task *t, sl_chan *ch, const void *elem, uint64_t e
 #define sl_chan_close(t, ch) sl_chan_close_at_((t), (ch), __FILE__, __LINE__)
 
 /* Hands ownership from `from` to `to` (either may be NULL for "no task").
- * Returns 0 or -EPERM if `from` is not the owner. */
+ * Both must be live tasks (or NULL). Returns 0 or -EPERM if `from` is not
+ * the owner (an ended owner's channel can no longer be given: OWNERSHIP). */
 int sl_chan_give(sl_chan *ch, sl_task *from, sl_task *to);
 
 /* Ends held by a task (or by non-task code when t is NULL). */
@@ -387,7 +395,8 @@ struct sl_chan {
     size_t high_, low_;
     void (*on_pressure_)(sl_chan *, bool, void *);
     void *pressure_arg_;
-    sl_task *owner_;
+    sl_task *owner_;               /* with owner_id_ (the task's id_): an ended owner's */
+    uint64_t owner_id_;            /* address, reused, names nobody (chan.c, ownership) */
     uint32_t n_senders_, n_receivers_, n_holds_;
     struct { struct sl_hold *head, *tail; } holds_;   /* ends attached (core/list.h) */
     size_t high_water_;

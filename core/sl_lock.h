@@ -56,7 +56,9 @@ int sl_sem_try_acquire(sl_task *t, sl_sem *s, uint64_t tag);   /* 0 or -EBUSY */
 unsigned sl_sem_available(const sl_sem *s);
 size_t sl_sem_waiters(const sl_sem *s);
 /* The last task that acquired a permit and still counts as holding (NULL if
- * none) and its tag. */
+ * none) and its tag: until it releases a permit or ends (its permit stays
+ * taken: a permit is not the task's, any task may give one back). For
+ * diagnostics: O(the reactor's live tasks). */
 sl_task *sl_sem_holder(const sl_sem *s, uint64_t *tag);
 
 /* ---- private ------------------------------------------------------------ */
@@ -73,7 +75,8 @@ struct sl_sem {
     sl_reactor *reactor_;
     const char *name_;
     unsigned permits_, avail_;
-    sl_task *holder_;
+    sl_task *holder_;            /* with holder_id_: may have ended (lock.c, sl_sem_holder) */
+    uint64_t holder_id_;
     uint64_t tag_;
     sl_wq waiters_;
 };

@@ -395,6 +395,7 @@ struct sl_task {
         void *lc_;               /* a label's address (labels as values) */
     };
     int wait_result_;            /* the result an SL_AWAIT resumes with */
+    int result_;                 /* here, in what was padding: the room for id_ below */
     sl_task *run_next_;
     struct { sl_task *prev, *next; } link_;    /* the reactor's live tasks, or its zombies (core/list.h) */
     struct { sl_task *prev, *next; } glink_;   /* the group's members */
@@ -405,9 +406,14 @@ struct sl_task {
     const char *name_, *file_;
     int line_;
     uint8_t status_, wait_kind_, flags_, refs_;
-    int result_;
     int cancel_err_;
     uint32_t heap_idx_;
+    /* Never reused (task.c, task ids): what keeps a record of this task
+     * beyond its life (a channel's owner, a semaphore's holder) keeps
+     * (pointer, id_), so a later task at the same address is not taken for
+     * it. In the room two 4-byte holes left (result_ moved up): a task is
+     * 296 bytes still, bytes_per_parked_task unchanged. */
+    uint64_t id_;
     /* the slot's hooks (sl_task_set_ext): here, between fields that a
      * deadline wake reads anyway (flags_, heap_idx_, wake_at_), not beside
      * ext_, so an unbound task's NULL check costs no cache line of its own */

@@ -9,6 +9,31 @@
 
 /* ---- spawning ----------------------------------------------------------- */
 
+/* Task ids. A task's address is reused by the next one (malloc's free
+ * lists, sl_spawn_mem), so a pointer kept past a task's end (a channel's
+ * owner) would name the new task. An id is never reused: each reactor
+ * takes a block of SL_TASK_ID_BLOCK ids from the process-wide counter
+ * when its block is used up (one atomic per million spawns, not one per
+ * spawn on a line that every reactor writes), and 2^64 ids do not run
+ * out. 0 is no task's: the first block starts past it. */
+#define SL_TASK_ID_BLOCK ((uint64_t)1 << 20)
+static uint64_t task_id_blocks = SL_TASK_ID_BLOCK;
+
+static uint64_t task_id_next(sl_reactor *r)
+{
+    if (!(r->task_ids & (SL_TASK_ID_BLOCK - 1)))
+        r->task_ids = __atomic_fetch_add(&task_id_blocks, SL_TASK_ID_BLOCK, __ATOMIC_RELAXED);
+    return r->task_ids++;
+}
+
+bool sl__task_alive(sl_reactor *r, const sl_task *t, uint64_t id)
+{
+    for (const sl_task *x = r->tasks.head; x; x = x->link_.next)
+        if (x == t && x->id_ == id)
+            return true;
+    return false;
+}
+
 int sl_spawn_at_(sl_reactor *r, sl_step_fn fn, void *state, const sl_spawn_opts *opts,
                  sl_task **out, sl_task *mem, const char *file, int line)
 {
@@ -35,6 +60,7 @@ int sl_spawn_at_(sl_reactor *r, sl_step_fn fn, void *state, const sl_spawn_opts 
     t->name_ = "";
     t->refs_ = 1;
     t->flags_ = mem ? SL_TF_MEM : 0;
+    t->id_ = task_id_next(r);
     t->spawned_ns_ = sl_now_coarse_ns();   /* diagnostics: a TSC read per spawn is not worth it */
     if (opts) {
         if (opts->name)

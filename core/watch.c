@@ -306,7 +306,8 @@ static void report_stall(sl_runtime *rt, sl_reactor *r, uint64_t ran_ns)
  * CPU running one of our threads; microseconds, once per park), and the
  * reactor's side keeps a compiler barrier only (the asymmetric fence of
  * userspace RCU). Without membarrier (an old kernel, a seccomp filter)
- * the watchdog never parks. Once woken it starts its count afresh, so a
+ * the watchdog never parks (tests/test_watch.c
+ * test_watchdog_without_membarrier). Once woken it starts its count afresh, so a
  * step that begins after a long idle is reported as any other, stall_ms
  * (and a tick) after it began (tests/test_watch.c
  * test_watchdog_parks_while_idle). */
@@ -319,6 +320,21 @@ static void report_stall(sl_runtime *rt, sl_reactor *r, uint64_t ran_ns)
 #define PARK_LONG_NS (100 * SL_NS_PER_MS)
 
 static long sys_membarrier(int cmd) { return syscall(SYS_membarrier, cmd, 0, 0); }
+
+/* For tests (sl__watch_test_no_membarrier): registration fails as on a
+ * kernel without membarrier, so that path, ticking and never parking, is
+ * run on every machine. Read at the watchdog's start. */
+static _Atomic bool no_membarrier;
+
+void sl__watch_test_no_membarrier(bool on) { atomic_store(&no_membarrier, on); }
+
+static bool membarrier_register(void)
+{
+    if (atomic_load(&no_membarrier))
+        return false;
+    /* per process; registering again is harmless */
+    return sys_membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
+}
 
 static void futex_wait(_Atomic int *word, int val)
 {
@@ -423,8 +439,7 @@ int sl__watchdog_start(sl_runtime *rt)
     sigaction(sl__stall_signal(), &sa, NULL);
     atomic_store(&rt->watchdog_stop, false);
     atomic_store(&rt->wd_park, 0);
-    /* per process; registering again is harmless */
-    rt->wd_can_park = sys_membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
+    rt->wd_can_park = membarrier_register();
     if (pthread_create(&rt->watchdog, NULL, watchdog_main, rt) != 0)
         return -EAGAIN;
     rt->watchdog_on = true;

@@ -261,7 +261,8 @@ static void test_close_wakes_all(void **s)
 /* Only the owner closes; ownership can be handed on. */
 typedef struct owner_st {
     sl_chan *ch;
-    sl_task *main;
+    sl_task *main, *in;
+    int rc, res;
 } owner_st;
 
 static int intruder(sl_task *t, void *arg)
@@ -277,13 +278,19 @@ static int intruder(sl_task *t, void *arg)
     return 0;
 }
 
+/* main stays alive while the intruder gives on its behalf: a task's
+ * pointer is valid until it ends (sl_spawn), and an ended owner passes
+ * nothing on (test_ended_owner_mem_reuse) */
 static int owner_main(sl_task *t, void *arg)
 {
     owner_st *m = arg;
+    SL_BEGIN(t);
     m->main = t;
     assert_int_equal(sl_chan_new(&m->ch, sizeof(int), 1, &(sl_chan_opts){ .name = "owned" }), 0);
-    assert_int_equal(sl_spawn(NULL, intruder, m, NULL, &(sl_spawn_opts){ .name = "intruder" }), 0);
-    return 0;
+    assert_int_equal(sl_spawn(NULL, intruder, m, &m->in, &(sl_spawn_opts){ .name = "intruder", .joinable = true }), 0);
+    SL_AWAIT(t, m->rc, sl_task_join(t, m->in, &m->res));
+    assert_int_equal(m->rc, 0);
+    SL_END(t);
 }
 
 static void test_close_by_non_owner(void **s)
@@ -295,6 +302,7 @@ static void test_close_by_non_owner(void **s)
     assert_int_equal(cap.count, 2);
     assert_non_null(strstr(cap.text, "close of channel 'owned'"));
     assert_non_null(strstr(cap.text, "by task 'intruder', which does not own it"));
+    assert_null(strstr(cap.text, "no live task"));   /* its owner, main, lived */
 }
 
 /* ---- ends: receivers gone, senders gone ---------------------------------------- */
@@ -783,6 +791,120 @@ static void test_freed_channel_misuse(void **s)
     assert_non_null(strstr(cap.text, "second free of channel 'held'"));
 }
 
+
+/* ---- an ended owner passes nothing on (issue 17) ----------------------------------------- */
+
+/* A channel's owner was kept as a bare pointer: a task that ended owning
+ * the channel left it, and the next task made at the same address passed
+ * as the owner and could close, give and free the channel (no -EPERM, no
+ * misuse report). The allocator reuses a task's memory at once (glibc's
+ * tcache), and sl_spawn_mem reuses it by construction. Now the owner is
+ * (pointer, task id), ids are never reused, and an ended owner leaves the
+ * channel to nobody: a leak, reported at shutdown (sl_chan.h, OWNERSHIP). */
+typedef struct heir_st {
+    sl_chan *ch;
+    sl_task mem;        /* sl_spawn_mem: one storage, two tasks in turn */
+    sl_task *first;     /* the owner, ended */
+    sl_task *cand;
+    int rc[3], res, tries;
+    bool hit, ran;
+} heir_st;
+
+static int heir_maker(sl_task *t, void *arg)
+{
+    heir_st *m = arg;
+    m->first = t;
+    assert_int_equal(sl_chan_new(&m->ch, sizeof(int), 1, &(sl_chan_opts){ .name = "orphan" }), 0);
+    return 0;   /* ends owning it */
+}
+
+/* Tries the owner's rights if it landed where the owner was. */
+static int heir_try(sl_task *t, void *arg)
+{
+    heir_st *m = arg;
+    m->ran = true;
+    if (t != m->first)
+        return 0;
+    m->hit = true;
+    m->rc[0] = sl_chan_close(t, m->ch);
+    m->rc[1] = sl_chan_give(m->ch, t, NULL);
+    m->rc[2] = sl_chan_free(t, m->ch);
+    return 0;
+}
+
+/* the heap: tasks are made (and ended) until one lands at the owner's
+ * address, at most 256 of them */
+static int heir_heap_main(sl_task *t, void *arg)
+{
+    heir_st *m = arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_spawn(NULL, heir_maker, m, &m->cand, &(sl_spawn_opts){ .name = "maker", .joinable = true }), 0);
+    SL_AWAIT(t, m->res, sl_task_join(t, m->cand, &m->res));   /* ended and freed */
+    assert_non_null(m->ch);
+    for (m->tries = 0; m->tries < 256 && !m->hit; m->tries++) {
+        assert_int_equal(sl_spawn(NULL, heir_try, m, &m->cand, &(sl_spawn_opts){ .name = "heir", .joinable = true }), 0);
+        SL_AWAIT(t, m->res, sl_task_join(t, m->cand, &m->res));
+        assert_int_equal(m->res, 0);
+    }
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void heir_check(const heir_st *m, int leaks)
+{
+    assert_true(m->hit);   /* a task did land at the ended owner's address */
+    assert_int_equal(m->rc[0], -EPERM);
+    assert_int_equal(m->rc[1], -EPERM);
+    assert_int_equal(m->rc[2], -EPERM);
+    assert_non_null(strstr(cap.text, "close of channel 'orphan'"));
+    assert_non_null(strstr(cap.text, "free of channel 'orphan'"));
+    assert_non_null(strstr(cap.text, "by task 'heir', which does not own it (its owner is no live task here: ended without giving it on)"));
+    /* nobody may free it now: left to shutdown, which reports it */
+    assert_int_equal(leaks, 1);
+    assert_non_null(strstr(cap.text, "leak: channel 'orphan'"));
+}
+
+static void test_ended_owner_heap_reuse(void **s)
+{
+    (void)s;
+#if defined(__SANITIZE_ADDRESS__)
+#define HEIR_NO_REUSE 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)   /* clang */
+#define HEIR_NO_REUSE 1
+#endif
+#endif
+#ifdef HEIR_NO_REUSE
+    skip();   /* ASan's quarantine keeps freed tasks' memory from reuse: the _mem test covers it */
+#endif
+    setup_rt();
+    heir_st m = { 0 };
+    heir_check(&m, rt_run(rt, heir_heap_main, &m));
+}
+
+/* the caller's storage: the same address by construction */
+static int heir_mem_main(sl_task *t, void *arg)
+{
+    heir_st *m = arg;
+    SL_BEGIN(t);
+    assert_int_equal(sl_spawn_mem(NULL, heir_maker, m, &m->mem, &(sl_spawn_opts){ .name = "maker" }), 0);
+    while (!m->first)   /* ready before us: one yield */
+        SL_YIELD(t);
+    assert_int_equal(sl_spawn_mem(NULL, heir_try, m, &m->mem, &(sl_spawn_opts){ .name = "heir" }), 0);
+    while (!m->ran)
+        SL_YIELD(t);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_ended_owner_mem_reuse(void **s)
+{
+    (void)s;
+    setup_rt();
+    heir_st m = { 0 };
+    heir_check(&m, rt_run(rt, heir_mem_main, &m));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -800,6 +922,8 @@ int main(void)
         cmocka_unit_test(test_bad_args_and_mem),
         cmocka_unit_test(test_mem_free_drops_holds),
         cmocka_unit_test(test_freed_channel_misuse),
+        cmocka_unit_test(test_ended_owner_heap_reuse),
+        cmocka_unit_test(test_ended_owner_mem_reuse),
         cmocka_unit_test(test_no_reactor),
         cmocka_unit_test(test_deadline_and_cancel_wake),
     };

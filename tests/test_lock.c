@@ -216,6 +216,106 @@ static void test_lock_other_reactor(void **s)
     assert_int_equal(rt_run(rt, xdev_main, &m), 0);
 }
 
+
+/* ---- an ended task holds nothing (issue 17) ------------------------------------------------ */
+
+/* A task that ends holding a mutex has it unlocked for it (and handed to
+ * the first waiter), so the mutex's holder never outlives it: a later task
+ * made at the same address (sl_spawn_mem: by construction) cannot unlock
+ * it (-EPERM, reported). A semaphore's permit is not the task's (any task
+ * may release one), but its holder was a bare pointer to the last
+ * acquirer: after that task ended, sl_sem_holder named freed memory, or
+ * the next task at that address. Now it names a live task or nobody. */
+typedef struct end_st {
+    sl_mutex m, m2;
+    sl_sem s;
+    sl_task mem;
+    sl_task *first, *w, *mholder, *m2holder, *sholder;
+    uint64_t mtag, stag;
+    int rc[3], wrc;
+    bool ran;
+} end_st;
+
+static int end_taker(sl_task *t, void *arg)
+{
+    end_st *e = arg;
+    SL_BEGIN(t);
+    e->first = t;
+    assert_int_equal(sl_mutex_lock(t, &e->m, 5), 0);
+    assert_int_equal(sl_mutex_lock(t, &e->m2, 6), 0);
+    assert_int_equal(sl_sem_acquire(t, &e->s, 7), 0);
+    SL_YIELD(t);   /* the waiter parks on m2 meanwhile */
+    SL_END(t);     /* ends holding all three */
+}
+
+static int end_waiter(sl_task *t, void *arg)
+{
+    end_st *e = arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, e->wrc, sl_mutex_lock(t, &e->m2, 8));
+    assert_int_equal(e->wrc, 0);
+    while (!e->ran)   /* holds m2 until the heir has looked */
+        SL_YIELD(t);
+    assert_int_equal(sl_mutex_unlock(t, &e->m2), 0);
+    SL_END(t);
+}
+
+static int end_heir(sl_task *t, void *arg)
+{
+    end_st *e = arg;
+    assert_ptr_equal(t, e->first);   /* the ended taker's address */
+    e->mholder = sl_mutex_holder(&e->m, &e->mtag);
+    e->m2holder = sl_mutex_holder(&e->m2, NULL);
+    e->sholder = sl_sem_holder(&e->s, &e->stag);
+    e->rc[0] = sl_mutex_unlock(t, &e->m);
+    e->rc[1] = sl_mutex_unlock(t, &e->m2);
+    e->rc[2] = sl_sem_release(t, &e->s);   /* anyone may give a permit back */
+    e->ran = true;
+    return 0;
+}
+
+static int end_main(sl_task *t, void *arg)
+{
+    end_st *e = arg;
+    SL_BEGIN(t);
+    sl_mutex_init(&e->m, NULL, "alone", 0);
+    sl_mutex_init(&e->m2, NULL, "wanted", 0);
+    sl_sem_init(&e->s, NULL, "permits", 2);
+    assert_int_equal(sl_spawn_mem(NULL, end_taker, e, &e->mem, &(sl_spawn_opts){ .name = "taker" }), 0);
+    assert_int_equal(sl_spawn(NULL, end_waiter, e, &e->w, &(sl_spawn_opts){ .name = "waiter" }), 0);
+    while (e->m2.holder_ != e->w)   /* the taker ended and handed m2 on */
+        SL_YIELD(t);
+    assert_int_equal(sl_sem_available(&e->s), 1);   /* the permit stays taken */
+    assert_int_equal(sl_spawn_mem(NULL, end_heir, e, &e->mem, &(sl_spawn_opts){ .name = "heir" }), 0);
+    while (!e->ran)
+        SL_YIELD(t);
+    assert_null(e->mholder);
+    assert_int_equal(e->mtag, 0);
+    assert_ptr_equal(e->m2holder, e->w);
+    assert_null(e->sholder);
+    assert_int_equal(e->stag, 0);
+    assert_int_equal(e->rc[0], -EPERM);
+    assert_int_equal(e->rc[1], -EPERM);
+    assert_int_equal(e->rc[2], 0);
+    assert_int_equal(sl_sem_available(&e->s), 2);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_ended_holder_passes_nothing_on(void **s)
+{
+    (void)s;
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(1, &cap);
+    end_st e = { 0 };
+    assert_int_equal(rt_run(rt, end_main, &e), 0);
+    assert_non_null(strstr(cap.text, "task 'taker' ended holding mutex 'alone'"));
+    assert_non_null(strstr(cap.text, "task 'taker' ended holding mutex 'wanted'"));
+    assert_non_null(strstr(cap.text, "unlock of mutex 'alone' by task 'heir', which does not hold it"));
+    assert_non_null(strstr(cap.text, "unlock of mutex 'wanted' by task 'heir', which does not hold it"));
+    assert_int_equal(cap.count, 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -223,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_lock_waits_bounded),
         cmocka_unit_test(test_semaphore),
         cmocka_unit_test(test_lock_other_reactor),
+        cmocka_unit_test(test_ended_holder_passes_nothing_on),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

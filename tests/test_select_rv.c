@@ -2111,7 +2111,7 @@ static void test_send_until_declined_parks_with_deadline(void **s) { (void)s; ru
  * cancel), at H right after the HOLD left (close rv, free rv, stop the
  * runtime), and at reactor 2 before S2 decides (its local case fires:
  * declined, so S1 is aborted). */
-enum { TW_NONE, TW_GONE, TW_DECLINE, TW_DEADLINE, TW_CANCEL, TW_CLOSE, TW_FREE, TW_TEARDOWN, TW_PAIR_GONE, TW_FREE_L1 };
+enum { TW_NONE, TW_GONE, TW_DECLINE, TW_DEADLINE, TW_CANCEL, TW_CLOSE, TW_FREE, TW_TEARDOWN, TW_PAIR_GONE, TW_FREE_L1, TW_REUSE_Q2 };
 
 static struct {
     bool s1_first, decline;
@@ -2125,6 +2125,13 @@ static struct {
     sl_case c1[2], c2[2];
     int diag_wait, diag_n;   /* what diagnostics say of S1 while held */
     bool diag_ok, diag_gone;
+    /* TW_REUSE_Q2: S1's first case is on q2 (reactor 2's, buffered),
+     * freed and its header reused while S1 is held */
+    sl_chan *q2;
+    _Atomic int q2_made, reused, q2_done;
+    bool same;
+    int qpolls, qrc, yrc;
+    int64_t qv, yv;
 } TW;
 
 static int tw_fire_l2(sl_task *t, void *arg)   /* reactor 2: S2 fires its local case when told */
@@ -2166,7 +2173,12 @@ static void tw_hold_hook(void *arg, int phase)
             sl__timer_fire(R(1), TW.s1->wake_at_);
         else if (TW.how == TW_CANCEL)
             assert_int_equal(sl_task_cancel(TW.s1, 0), 0);
-        else if (TW.how == TW_FREE_L1) {   /* S1's node on l1 is on no queue: marked gone */
+        else if (TW.how == TW_REUSE_Q2) {   /* q2 goes and its header is reused, S1 held (tw_q2) */
+            uint64_t end = sl_now_ns() + LONG_WAIT;
+            while (!atomic_load(&TW.reused) && sl_now_ns() < end)
+                sched_yield();
+            assert_true(atomic_load(&TW.reused));
+        } else if (TW.how == TW_FREE_L1) {   /* S1's node on l1 is on no queue: marked gone */
             assert_int_equal(sl_chan_free(NULL, TW.l1), 0);
             sl_wait_case cs[2];   /* and the diagnostics do not read it */
             TW.diag_gone = sl_task_why(TW.s1, cs, 2) == 2 && !strcmp(cs[0].chan, "(freed)") &&
@@ -2204,7 +2216,7 @@ static int tw_s1(sl_task *t, void *arg)   /* reactor 1 */
     assert_int_equal(sl_chan_give(TW.l1, t, NULL), 0);   /* the hook may free it */
     TW.v1 = 42;
     TW.l1v = -1;
-    TW.c1[0] = (sl_case){ .ch = TW.l1, .op = SL_RECV, .buf = &TW.l1v };
+    TW.c1[0] = (sl_case){ .ch = TW.how == TW_REUSE_Q2 ? TW.q2 : TW.l1, .op = SL_RECV, .buf = &TW.l1v };
     TW.c1[1] = (sl_case){ .ch = TW.rv, .op = SL_SEND, .buf = &TW.v1 };
     SL_AWAIT(t, TW.s1_rc, sl_select(t, TW.c1, 2, 0));
     if (TW.s1_rc >= 0)
@@ -2233,11 +2245,44 @@ static int tw_s2(sl_task *t, void *arg)   /* reactor 2 */
     SL_END(t);
 }
 
+/* reactor 2, TW_REUSE_Q2: q2's home. Once S1 is held (its q2 node pinned
+ * off its queue, the record kept), q2 is freed and the next channel made
+ * here takes its header (past the quarantine), with 9 in it; S1's hook
+ * waits for that. */
+static int tw_q2(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&TW.q2, sizeof(int64_t), 1, &(sl_chan_opts){ .name = "q2" }), 0);
+    atomic_store(&TW.q2_made, 1);
+    WAIT_FOR(t, atomic_load(&TW.hooks[1]) >= 1, TW.qpolls, TW.qrc);
+    {
+        sl_chan *old = TW.q2;
+        assert_int_equal(sl_chan_free(t, TW.q2), 0);
+        chan_churn(t, SL_CHAN_QUARANTINE, sizeof(int64_t), 1);
+        assert_int_equal(sl_chan_new(&TW.q2, sizeof(int64_t), 1, &(sl_chan_opts){ .name = "q2-new" }), 0);
+        TW.same = TW.q2 == old;
+    }
+    TW.qv = 9;   /* the bait: S1's put back, asking for the old q2, must not be lent it */
+    assert_int_equal(sl_chan_try_send(t, TW.q2, &TW.qv), 0);
+    atomic_store(&TW.reused, 1);
+    WAIT_FOR(t, atomic_load(&TW.s1_done), TW.qpolls, TW.qrc);
+    TW.yrc = sl_chan_try_recv(t, TW.q2, &TW.yv);   /* 9, received once, here */
+    assert_int_equal(sl_chan_free(t, TW.q2), 0);
+    atomic_store(&TW.q2_done, 1);
+    SL_END(t);
+}
+
 static int tw_main(sl_task *t, void *arg)   /* reactor 0: rv's home */
 {
     (void)arg;
     SL_BEGIN(t);
     sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    if (TW.how == TW_REUSE_Q2) {
+        assert_int_equal(sl_spawn_on(R(2), tw_q2, NULL, NULL), 0);
+        WAIT_FOR(t, atomic_load(&TW.q2_made), TW.polls, TW.rc);
+    }
     assert_int_equal(sl_chan_new(&TW.rv, sizeof(int64_t), 0, &(sl_chan_opts){ .name = "rv" }), 0);
     assert_int_equal(sl_chan_give(TW.rv, t, NULL), 0);   /* the hook may close or free it */
     if (TW.how == TW_PAIR_GONE)
@@ -2266,6 +2311,8 @@ static int tw_main(sl_task *t, void *arg)   /* reactor 0: rv's home */
         assert_int_equal(TW.pv, 42);
     }
     WAIT_FOR(t, atomic_load(&TW.s1_done) && atomic_load(&TW.s2_done), TW.polls, TW.rc);
+    if (TW.how == TW_REUSE_Q2)
+        WAIT_FOR(t, atomic_load(&TW.q2_done), TW.polls, TW.rc);
     if (TW.how != TW_FREE) {
         WAIT_FOR(t, TW.rv->rv_out_ == 0, TW.polls, TW.rc);   /* no proxy, hold or offer left behind */
         assert_int_equal(sl_chan_free(NULL, TW.rv), 0);
@@ -2378,6 +2425,40 @@ static void test_meet2_held_cancel_aborted(void **s) { (void)s; trun_w(false, TW
 static void test_meet2_close_hold_out(void **s) { (void)s; trun_w(true, TW_CLOSE, false); }
 static void test_meet2_free_hold_out(void **s) { (void)s; trun_w(false, TW_FREE, false); }
 static void test_meet2_teardown_hold_out(void **s) { (void)s; trun_w(true, TW_TEARDOWN, false); }
+
+/* The held twin of test_pinned_put_back_after_free_reuse: S1 [<- q2
+ * (reactor 2's, buffered), rv <- 42] is held for S2's proxy at H, its q2
+ * node pinned off its queue (the record kept); reactor 2 frees q2 and
+ * makes a new channel at q2's address (past the quarantine: chan.c,
+ * type-stable headers) with 9 in it. S2 declines (its local case fires),
+ * H aborts the hold, and S1 is matched again and its node put back, asking
+ * home for the old q2 by the record's generation: -EPIPE for S1's q2 case,
+ * its buffer untouched, and the new channel keeps its 9 */
+static void test_held_put_back_after_free_reuse(void **s)
+{
+    (void)s;
+    memset(&TW, 0, sizeof TW);
+    TW.s1_first = true;
+    TW.how = TW_REUSE_Q2;
+    TW.decline = true;
+    sl__rsel_set_hooks(tw_r_hook, NULL, NULL);
+    sl__rsel_set_hold_hook(tw_hold_hook, NULL);
+    run_scene(3, tw_main);
+    sl__rsel_set_hold_hook(NULL, NULL);
+    print_message("new q2 at the old one's address: %s; S1 case %d err %d (%lld); the new q2 then: %d (%lld)\n",
+                  TW.same ? "yes" : "no", TW.s1_rc, TW.s1_err, (long long)TW.l1v, TW.yrc, (long long)TW.yv);
+    assert_int_equal(TW.hooks[0], 1);   /* one HOLD, S1 held once */
+    assert_int_equal(TW.hooks[1], 1);
+    assert_true(TW.same);
+    assert_int_equal(TW.s1_rc, 0);
+    assert_int_equal(TW.s1_err, -EPIPE);
+    assert_int_equal(TW.l1v, -1);
+    assert_int_equal(TW.s2_rc, 0);      /* S2 took its local case */
+    assert_int_equal(TW.l2v, 777);
+    assert_int_equal(TW.v2, -1);
+    assert_int_equal(TW.yrc, 0);
+    assert_int_equal(TW.yv, 9);
+}
 static void test_meet2_paired_proxy_withdrawn(void **s) { (void)s; trun_w(true, TW_PAIR_GONE, false); }
 static void test_meet2_held_free_local_committed(void **s) { (void)s; trun_w(false, TW_FREE_L1, false); }
 static void test_meet2_held_free_local_aborted(void **s) { (void)s; trun_w(true, TW_FREE_L1, true); }
@@ -4683,6 +4764,7 @@ int main(void)
         cmocka_unit_test_setup(test_meet2_close_hold_out, scene_guard),
         cmocka_unit_test_setup(test_meet2_free_hold_out, scene_guard),
         cmocka_unit_test_setup(test_meet2_teardown_hold_out, scene_guard),
+        cmocka_unit_test_setup(test_held_put_back_after_free_reuse, scene_guard),
         cmocka_unit_test_setup(test_meet2_paired_proxy_withdrawn, scene_guard),
         cmocka_unit_test_setup(test_meet2_held_free_local_committed, scene_guard),
         cmocka_unit_test_setup(test_meet2_held_free_local_aborted, scene_guard),

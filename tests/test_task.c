@@ -354,6 +354,94 @@ static void test_group_close_cancels_and_joins(void **s)
     assert_int_equal(rt_run(rt, group_main, &m), 0);
 }
 
+/* ---- a wait's record goes with the wait (issue 17) ------------------------------------------ */
+
+/* A group's waiter and a joinable task's joiner are kept as pointers while
+ * they wait; a waiter whose wait ends (here: cancelled) is forgotten then,
+ * so a later task at its address (sl_spawn_mem: the same storage) is a
+ * stranger to the group and to the joinable task: it may wait and join
+ * (not -EBUSY) and wakes when they end. */
+typedef struct rec_st {
+    sl_group g;
+    sl_task mem, *member, *other, *first;
+    int rc[4], res, stage;
+    bool first_done, heir_done;
+} rec_st;
+
+static int rec_sleeper(sl_task *t, void *arg)   /* the member, and the joinable task */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, t->wait_result_, sl_sleep(t, 60 * SL_NS_PER_S));   /* cancelled, never slept out */
+    SL_RETURN(t, t->wait_result_);
+    SL_END(t);
+}
+
+/* stage 0 joins `other`, stage 1 waits for the group: cancelled there */
+static int rec_first(sl_task *t, void *arg)
+{
+    rec_st *m = arg;
+    SL_BEGIN(t);
+    m->first = t;
+    if (m->stage == 0)
+        SL_AWAIT(t, m->rc[0], sl_task_join(t, m->other, &m->res));
+    else
+        SL_AWAIT(t, m->rc[1], sl_group_wait(t, &m->g));
+    m->first_done = true;
+    SL_END(t);
+}
+
+static int rec_heir(sl_task *t, void *arg)
+{
+    rec_st *m = arg;
+    SL_BEGIN(t);
+    assert_ptr_equal(t, m->first);
+    SL_AWAIT(t, m->rc[2], sl_group_wait(t, &m->g));
+    SL_AWAIT(t, m->rc[3], sl_task_join(t, m->other, &m->res));
+    m->heir_done = true;
+    SL_END(t);
+}
+
+static int rec_main(sl_task *t, void *arg)
+{
+    rec_st *m = arg;
+    SL_BEGIN(t);
+    sl_group_init(&m->g, NULL);
+    assert_int_equal(sl_spawn(NULL, rec_sleeper, NULL, &m->member, &(sl_spawn_opts){ .group = &m->g }), 0);
+    assert_int_equal(sl_spawn(NULL, rec_sleeper, NULL, &m->other, &(sl_spawn_opts){ .joinable = true }), 0);
+    for (m->stage = 0; m->stage < 2; m->stage++) {
+        m->first_done = false;
+        assert_int_equal(sl_spawn_mem(NULL, rec_first, m, &m->mem, &(sl_spawn_opts){ .name = "first" }), 0);
+        SL_YIELD(t);   /* first joins, or waits for the group */
+        assert_int_equal(sl_task_cancel(m->first, 0), 0);
+        while (!m->first_done)
+            SL_YIELD(t);
+    }
+    assert_int_equal(m->rc[0], -ECANCELED);
+    assert_int_equal(m->rc[1], -ECANCELED);
+    assert_int_equal(sl_spawn_mem(NULL, rec_heir, m, &m->mem, &(sl_spawn_opts){ .name = "heir" }), 0);
+    SL_YIELD(t);   /* the heir waits for the group, as any task may */
+    assert_int_equal(sl_group_size(&m->g), 1);
+    assert_int_equal(sl_task_cancel(m->member, 0), 0);
+    SL_YIELD(t);
+    assert_int_equal(sl_task_cancel(m->other, 0), 0);
+    while (!m->heir_done)
+        SL_YIELD(t);
+    assert_int_equal(m->rc[2], 0);
+    assert_int_equal(m->rc[3], 0);
+    assert_int_equal(m->res, -ECANCELED);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_wait_records_go_with_the_wait(void **s)
+{
+    (void)s;
+    fresh();
+    rec_st m = { 0 };
+    assert_int_equal(rt_run(rt, rec_main, &m), 0);
+}
+
 /* ---- a million parked tasks ------------------------------------------------------------- */
 
 #define MILLION 1000000
@@ -688,6 +776,7 @@ int main(void)
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_pending_without_wait),
         cmocka_unit_test(test_group_close_cancels_and_joins),
+        cmocka_unit_test(test_wait_records_go_with_the_wait),
         cmocka_unit_test(test_million_parked),
         cmocka_unit_test(test_introspection),
         cmocka_unit_test(test_reset_runs_protothreads_in_sequence),

@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <unistd.h>
 #include "testutil.h"
+#include "internal.h"   /* sl__watch_test_no_membarrier */
 
 static sl_runtime *rt;
 static capture cap;
@@ -675,6 +676,67 @@ static void test_watchdog_parks_while_idle(void **s)
     assert_true(nap.hog_ms < 10000);
 }
 
+/* ---- without membarrier the watchdog ticks and never parks ------------------------------------ */
+
+#define UNPARKED_SAYS "sluice: stall on reactor 0: task 'unparked' (spawned at"
+
+static struct {
+    uint64_t w0, p0, wakeups, parks;   /* the watchdog's counts before and over the idle naps */
+    int naps;
+    uint64_t hog_ms;
+} np;
+
+/* Naps 50 ms at a time (idle) until the watchdog has woken 40 times since
+ * the first (at most 200 naps: 10 s); ticking every 5 ms it takes 4 naps,
+ * and a watchdog that parks would show its parks. Then a step that stalls
+ * until its stall is reported (at most 10 s). */
+static int unparked(sl_task *t, void *arg)
+{
+    (void)arg;
+    SL_BEGIN(t);
+    watchdog_counts(t, &np.w0, &np.p0);
+    for (np.naps = 1; np.naps <= 200; np.naps++) {
+        SL_AWAIT(t, t->wait_result_, sl_sleep(t, 50 * SL_NS_PER_MS));
+        watchdog_counts(t, &np.wakeups, &np.parks);
+        if (np.wakeups - np.w0 >= 40)
+            break;
+    }
+    uint64_t t0 = sl_now_ns();
+    while (!reported(UNPARKED_SAYS) && sl_now_ns() - t0 < 10 * SL_NS_PER_S)
+        ;
+    np.hog_ms = (sl_now_ns() - t0) / SL_NS_PER_MS;
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+/* Where membarrier cannot be registered (an old kernel, a seccomp filter:
+ * forced here by the tests' hook), the watchdog ticks every stall_ms/4
+ * while idle, never parks, and still reports a stall. Fails with a
+ * watchdog that parks anyway (it could miss a step's start: watch.c) or
+ * that stops ticking. */
+static void test_watchdog_without_membarrier(void **s)
+{
+    (void)s;
+    memset(&np, 0, sizeof np);
+    rt = watch_rt(SL_DEADLOCK_REPORT, 20, 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 0), unparked, NULL, &(sl_spawn_opts){ .name = "unparked" }), 0);
+    sl__watch_test_no_membarrier(true);   /* read as the watchdog starts: in sl_runtime_run */
+    int rc = sl_runtime_run(rt);
+    sl__watch_test_no_membarrier(false);
+    assert_int_equal(rc, 0);
+    sl_reactor_stats st;
+    sl_reactor_stats_get(sl_runtime_reactor(rt, 0), &st);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    print_message("idle: %d naps of 50 ms for %llu wake-ups, %llu parks; stall reported after %llu ms\n",
+                  np.naps, (unsigned long long)(np.wakeups - np.w0), (unsigned long long)np.parks,
+                  (unsigned long long)np.hog_ms);
+    assert_true(np.naps <= 200);            /* it ticked while idle */
+    assert_int_equal(np.parks, 0);
+    assert_int_equal(st.watchdog_parks, 0);
+    assert_true(reported(UNPARKED_SAYS) >= 1);
+    assert_true(np.hog_ms < 10000);
+}
+
 /* ---- busy polling --------------------------------------------------------------------------- */
 
 static int spinner(sl_task *t, void *arg)
@@ -905,6 +967,7 @@ int main(void)
         cmocka_unit_test(test_stall_reported_with_backtrace),
         cmocka_unit_test(test_no_stall_when_steps_are_short),
         cmocka_unit_test(test_repeated_stalls_reported_once),
+        cmocka_unit_test(test_watchdog_without_membarrier),
         cmocka_unit_test(test_sink_calls_serialized),
         cmocka_unit_test(test_busy_poll),
         cmocka_unit_test(test_watchdog_parks_while_idle),
