@@ -67,17 +67,22 @@ def proc_cost(pid):
             pass   # a thread that ended meanwhile
     return cpu, v, iv
 
+BRIEF = ("sluice_reactor_brief_polls_total", "sluice_reactor_brief_poll_hits_total",
+         "sluice_reactor_brief_poll_empty_seconds_total")
+
 def spin_counts(port):
-    """(spins, spin hits) summed over the reactors of the service at port,
-    from its /metrics (sluice_reactor_spins_total, _spin_hits_total)."""
-    spins = hits = 0
+    """(spins, spin hits, brief polls, their hits, seconds in the empty
+    ones) summed over the reactors of the service at
+    port, from its /metrics (sluice_reactor_spins_total, _spin_hits_total,
+    the BRIEF families: 0 for a build without them)."""
+    c = [0.0] * 5
+    names = ("sluice_reactor_spins_total", "sluice_reactor_spin_hits_total") + BRIEF
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as f:
         for line in f.read().decode().splitlines():
-            if line.startswith("sluice_reactor_spins_total"):
-                spins += float(line.split()[-1])
-            elif line.startswith("sluice_reactor_spin_hits_total"):
-                hits += float(line.split()[-1])
-    return spins, hits
+            for i, name in enumerate(names):
+                if line.startswith(name + "{") or line.startswith(name + " "):
+                    c[i] += float(line.split()[-1])
+    return tuple(c)
 
 def main():
     args = sys.argv[1:]
@@ -186,7 +191,7 @@ def run(build, opt):
                 store[name] = str(e)
         d = [tuple(a[i] - b[i] for i in range(3)) for a, b in zip(after, before)]
         out = {"threads": int(opt["--threads"]), "cpus": opt["--cpus"] or None,
-               "rate": float(opt["--rate"]) if opt["--rate"] else None, "orders": n, "other_answers": res.get("requests", 0) - n, "orders_per_s": round(n / wall, 1) if wall else 0,
+               "rate": float(opt["--rate"]) if opt["--rate"] else None, "orders": n, "other_answers": res.get("requests", 0) - n, "statuses": res.get("status"), "orders_per_s": round(n / wall, 1) if wall else 0,
                "cpu_us_per_order": round(sum(x[0] for x in d) * 1e6 / n, 1) if n else None,
                "vcsw_per_order": round(sum(x[1] for x in d) / n, 2) if n else None,
                "ivcsw_per_order": round(sum(x[2] for x in d) / n, 2) if n else None,
@@ -195,6 +200,13 @@ def run(build, opt):
                # order, each service (order, inventory, payment): /metrics
                "spins_per_order": [round((b[0] - a[0]) / n, 3) for a, b in zip(spins0, spins1)] if n else None,
                "spin_hits_per_order": [round((b[1] - a[1]) / n, 4) for a, b in zip(spins0, spins1)] if n else None,
+               # a wake-up's brief polls per order, those that saw a message,
+               # and the wall us per order of those that saw none, an upper
+               # bound on their CPU (each service; 0 for a build before the
+               # counters)
+               "brief_polls_per_order": [round((b[2] - a[2]) / n, 3) for a, b in zip(spins0, spins1)] if n else None,
+               "brief_hits_per_order": [round((b[3] - a[3]) / n, 3) for a, b in zip(spins0, spins1)] if n else None,
+               "brief_empty_us_per_order": [round((b[4] - a[4]) * 1e6 / n, 1) for a, b in zip(spins0, spins1)] if n else None,
                "store": store, "loadavg": open("/proc/loadavg").read().split()[:3]}
         return out
     finally:

@@ -53,13 +53,15 @@ static void run_main(sl_step_fn fn, void *st, int threads)
             sl_reactor_stats_get(sl_runtime_reactor(rt, i), &s);
             fprintf(stderr, "reactor %d: steps %llu msgs %llu wakeups %llu spins %llu spin_hits %llu "
                     "spin_runs %llu spin_bounds %llu spin_yields %llu spin_misses %llu spin_skips %llu "
-                    "spin_empty_skips %llu spin_empty_wakes %llu fd_wakeups %llu\n", i, (unsigned long long)s.steps,
+                    "spin_empty_skips %llu spin_empty_wakes %llu fd_wakeups %llu brief_polls %llu brief_hits %llu "
+                    "brief_empty_ns %llu\n", i, (unsigned long long)s.steps,
                     (unsigned long long)s.msgs, (unsigned long long)s.wakeups, (unsigned long long)s.spins,
                     (unsigned long long)s.spin_hits, (unsigned long long)s.spin_runs,
                     (unsigned long long)s.spin_bounds, (unsigned long long)s.spin_yields,
                     (unsigned long long)s.spin_misses, (unsigned long long)s.spin_skips,
                     (unsigned long long)s.spin_empty_skips, (unsigned long long)s.spin_empty_wakes,
-                    (unsigned long long)s.fd_wakeups);
+                    (unsigned long long)s.fd_wakeups, (unsigned long long)s.brief_polls,
+                    (unsigned long long)s.brief_hits, (unsigned long long)s.brief_empty_ns);
         }
     if (sl_runtime_free(rt) != 0)
         fprintf(stderr, "core-bench: leaks reported\n");

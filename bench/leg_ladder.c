@@ -1,7 +1,9 @@
 /* leg-ladder: what a cross-reactor ping-pong leg is made of (issue 17's
- * thirteenth stop; docs/core.md, "What a leg is made of"). Five rungs, each
- * a round trip between two threads, each adding one layer of what
- * `core-bench --only cross_reactor_chan_pingpong_ns` does:
+ * thirteenth stop; docs/core.md, "What a leg is made of", and the
+ * fourteenth's "The reactor's share of a leg"). Each rung is a round trip
+ * between two threads; the main ones add one layer each of what
+ * `core-bench --only cross_reactor_chan_pingpong_ns` does, ringw and ring1
+ * are experiments beside `ring`:
  *
  *   flag1  two bare threads, one atomic word each way, both words on one
  *          line (core-bench's thread_flag_roundtrip_ns)
@@ -9,6 +11,16 @@
  *          has a line each way (the floor under them)
  *   ring   two bare threads, two sl_rings (core/ring.h), a 48-byte cell
  *          each way, as an inline rsend batch travels
+ *   ringw  ring with LADDER_WORK (default 40) iterations of a dependent
+ *          multiply-add on each side between a cell's arrival and the
+ *          answer (about 1 ns each here): is a leg's own work dearer in
+ *          the slow mode? LADDER_PREFETCH=1: each side prefetches for
+ *          writing the cell of its answer as a cell arrives;
+ *          LADDER_AFTER=1: the work after the answer's post instead;
+ *          LADDER_POLL=K: K pauses between two looks at a cell (1)
+ *   ring1  ring with the two directions' cells of one position on one
+ *          line (16 bytes inline each): the answer travels on the line
+ *          the question came on, as in flag1 (an experiment, not the tree)
  *   post   two reactors: a message run inside the spin posts the next one
  *          back inline (sl__reactor_post_inline): the spin, the drain,
  *          the callback's end, no task, no channel
@@ -24,7 +36,7 @@
  * Best of three runs, as core-bench. Links libsluice.a: the rungs reach
  * the private ring and inline post. Run each under `flock
  * /tmp/sluice-bench.lock chrt -f 10`, alternated with the others, and
- * classify the round by `flag` (about 45 ns fast, 400 slow here). */
+ * classify the round by `flag1` (about 45 ns fast, 400 slow here). */
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -64,12 +76,16 @@ typedef struct cellmsg { long i; unsigned char pad[40]; } cellmsg;   /* 48 bytes
 
 static void noop(void *arg) { (void)arg; }
 
+/* pauses between two looks at a cell (LADDER_POLL for ringw; 1 else) */
+static long ring_poll = 1;
+
 static long ring_get(sl_ring *q)
 {
     void (*fn)(void *);
     _Alignas(8) unsigned char copy[SL_RING_INLINE];
     while (!sl_ring_ready(q))
-        bench_relax();
+        for (long k = 0; k < ring_poll; k++)
+            bench_relax();
     if (sl_ring_take(q, &fn, copy) || !fn)
         abort();   /* always inline here */
     cellmsg m;
@@ -84,11 +100,48 @@ static void ring_put(sl_ring *q, long i)
         bench_relax();
 }
 
+/* ringw: LADDER_WORK iterations of a dependent multiply-add (about 1 ns
+ * each here) between a cell's arrival and the answer's post, on each side:
+ * whether a leg's own work costs the same in both modes (docs/core.md,
+ * "The reactor's share of a leg"). 0 for the ring rung. */
+static long ring_work;
+
+static long work(long v)
+{
+    uint64_t x = (uint64_t)v;
+    for (long k = 0; k < ring_work; k++)
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+    __asm__ __volatile__("" : "+r"(x));
+    return ring_work ? v + (long)(x & 0) : v;
+}
+
+/* LADDER_PREFETCH=1: as a cell arrives, a prefetch for writing of the
+ * cell the answer will fill, so that its line is on its way while the
+ * work runs */
+static int ring_prefetch;
+
+static long get_for(sl_ring *in, sl_ring *out)
+{
+    long v = ring_get(in);
+    if (ring_prefetch)
+        __builtin_prefetch(&out->cells[out->put & (out->ncells - 1)], 1, 3);
+    return v;
+}
+
+/* LADDER_AFTER=1: the work after the answer's post, not before it */
+static int ring_after;
+
 static void *ring_peer(void *arg)
 {
     (void)arg;
-    for (long i = 1; i <= rt_n; i++)
-        ring_put(ring_ba, ring_get(ring_ab));
+    for (long i = 1; i <= rt_n; i++) {
+        if (ring_after) {
+            ring_put(ring_ba, get_for(ring_ab, ring_ba));
+            work(i);
+        } else {
+            ring_put(ring_ba, work(get_for(ring_ab, ring_ba)));
+        }
+    }
     return NULL;
 }
 
@@ -102,13 +155,119 @@ static double r_ring(long n)
     if (!ring_ab || !ring_ba || pthread_create(&t, NULL, ring_peer, NULL) != 0)
         return -1;
     uint64_t t0 = sl_now_ns();
-    for (long i = 1; i <= n; i++)
-        if (ring_put(ring_ab, i), ring_get(ring_ba) != i)
+    for (long i = 1; i <= n; i++) {
+        ring_put(ring_ab, i);
+        if (ring_after)
+            work(i);   /* while the peer answers */
+        long v = get_for(ring_ba, ring_ab);
+        if ((ring_after ? v : work(v)) != i)
             abort();
+    }
     uint64_t t1 = sl_now_ns();
     pthread_join(t, NULL);
     free(ring_ab);
     free(ring_ba);
+    return (double)(t1 - t0) / (double)n;
+}
+
+static double r_ringw(long n)
+{
+    const char *w = getenv("LADDER_WORK");
+    ring_work = w ? atol(w) : 40;
+    ring_prefetch = getenv("LADDER_PREFETCH") && atoi(getenv("LADDER_PREFETCH"));
+    ring_after = getenv("LADDER_AFTER") && atoi(getenv("LADDER_AFTER"));
+    ring_poll = getenv("LADDER_POLL") ? atol(getenv("LADDER_POLL")) : 1;
+    double v = r_ring(n);
+    ring_work = 0;
+    ring_prefetch = ring_after = 0;
+    ring_poll = 1;
+    return v;
+}
+
+/* ---- ring1: both directions of a pair in one line ----------------------- */
+
+/* The pair's two rings interleaved: the cell of position p of each
+ * direction share one line (a sequence word, fn and 16 bytes each), so a
+ * ping-pong's answer is written on the line its question came on, as
+ * flag1 has it, where two rings move a line each way (flag). 16 bytes
+ * inline, not 48: what the experiment asks is whether the shared line
+ * pays for a ring, before anything in the tree is made to fit (docs/
+ * core.md, "The reactor's share of a leg"). Each direction keeps its
+ * producer's and consumer's counters on lines of their own, as sl_ring. */
+#define PAIR_INLINE 16
+
+typedef struct pair_line {
+    _Alignas(64) _Atomic uint64_t seq[2];
+    void (*fn[2])(void *);
+    _Alignas(8) unsigned char data[2][PAIR_INLINE];
+} pair_line;
+_Static_assert(sizeof(pair_line) == 64, "a pair's cells of one position are one line");
+
+static struct pair_dir {
+    _Alignas(64) uint64_t put, seen_get;   /* producer */
+    _Alignas(64) _Atomic uint64_t get;     /* consumer */
+} pdir[2];
+static pair_line *pair_lines;
+static const uint64_t pair_n = SL_RING_CELLS;
+
+static void pair_put(int d, long i)
+{
+    struct pair_dir *q = &pdir[d];
+    while (q->put - q->seen_get == pair_n) {
+        q->seen_get = atomic_load_explicit(&q->get, memory_order_acquire);
+        bench_relax();
+    }
+    pair_line *c = &pair_lines[q->put & (pair_n - 1)];
+    c->fn[d] = noop;
+    memcpy(c->data[d], &i, sizeof i);
+    atomic_store_explicit(&c->seq[d], ++q->put, memory_order_seq_cst);
+}
+
+static long pair_get(int d)
+{
+    struct pair_dir *q = &pdir[d];
+    uint64_t get = atomic_load_explicit(&q->get, memory_order_relaxed);
+    pair_line *c = &pair_lines[get & (pair_n - 1)];
+    while (atomic_load_explicit(&c->seq[d], memory_order_seq_cst) != get + 1)
+        bench_relax();
+    _Alignas(8) unsigned char copy[PAIR_INLINE];
+    if (!c->fn[d])
+        abort();
+    memcpy(copy, c->data[d], PAIR_INLINE);
+    atomic_store_explicit(&q->get, get + 1, memory_order_release);
+    long v;
+    memcpy(&v, copy, sizeof v);
+    return v;
+}
+
+static void *pair_peer(void *arg)
+{
+    (void)arg;
+    for (long i = 1; i <= rt_n; i++)
+        pair_put(1, pair_get(0));
+    return NULL;
+}
+
+static double r_ring1(long n)
+{
+    pthread_t t;
+    rt_n = n;
+    memset(pdir, 0, sizeof pdir);
+    pair_lines = aligned_alloc(64, pair_n * sizeof *pair_lines);
+    if (!pair_lines)
+        return -1;
+    memset(pair_lines, 0, pair_n * sizeof *pair_lines);
+    if (pthread_create(&t, NULL, pair_peer, NULL) != 0) {
+        free(pair_lines);
+        return -1;
+    }
+    uint64_t t0 = sl_now_ns();
+    for (long i = 1; i <= n; i++)
+        if (pair_put(0, i), pair_get(1) != i)
+            abort();
+    uint64_t t1 = sl_now_ns();
+    pthread_join(t, NULL);
+    free(pair_lines);
     return (double)(t1 - t0) / (double)n;
 }
 
@@ -319,11 +478,12 @@ static double r_chan(long n) { return r_reactors(n, chan_main, 1); }
 int main(int argc, char **argv)
 {
     static const struct { const char *name; double (*fn)(long); long n; } rungs[] = {
-        { "flag1", r_flag1, 1000000 }, { "flag", r_flag, 1000000 }, { "ring", r_ring, 1000000 }, { "post", r_post, 200000 },
+        { "flag1", r_flag1, 1000000 }, { "flag", r_flag, 1000000 }, { "ring", r_ring, 1000000 },
+        { "ring1", r_ring1, 1000000 }, { "ringw", r_ringw, 1000000 }, { "post", r_post, 200000 },
         { "task", r_task, 200000 }, { "chan", r_chan, 100000 },
     };
     if (argc < 2) {
-        fprintf(stderr, "usage: leg-ladder flag1|flag|ring|post|task|chan [ROUND_TRIPS]\n");
+        fprintf(stderr, "usage: leg-ladder flag1|flag|ring|ring1|ringw|post|task|chan [ROUND_TRIPS]\n");
         return 2;
     }
     for (size_t k = 0; k < sizeof rungs / sizeof *rungs; k++) {

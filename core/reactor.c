@@ -883,15 +883,22 @@ static bool poll_briefly(sl_reactor *r, uint64_t worked)
 {
     if (r->rq_head || r->yq_head || event_base_get_num_events(r->base, EVENT_BASE_COUNT_ACTIVE) > 0)
         return false;
-    if (worked < QUICK_WORKED_NS && quick_poll(r))
+    r->st.brief_polls++;
+    if (worked < QUICK_WORKED_NS && quick_poll(r)) {
+        r->st.brief_hits++;
         return true;
-    uint64_t until = sl_now_ns() + (worked < SPIN_MAX_NS ? worked : SPIN_MAX_NS);
+    }
+    uint64_t t0 = sl_now_ns(), until = t0 + (worked < SPIN_MAX_NS ? worked : SPIN_MAX_NS), t;
     for (unsigned i = 1;; i++) {
-        if (!inbox_empty(r))
+        if (!inbox_empty(r)) {
+            r->st.brief_hits++;
             return true;
-        if (i % 8 == 0 && (sl_now_ns() >= until ||
-                           atomic_load_explicit(&r->stopping, memory_order_relaxed)))
+        }
+        if (i % 8 == 0 && ((t = sl_now_ns()) >= until ||
+                           atomic_load_explicit(&r->stopping, memory_order_relaxed))) {
+            r->st.brief_empty_ns += t - t0;
             return false;
+        }
         r->st.spin_yields++;
         sched_yield();
     }
@@ -1034,9 +1041,12 @@ static void miss_adapt(sl_reactor *r)
  * SL_SPIN_RUN_LEGS hits (sl_diag.h), so a ready socket waits that many
  * legs at most (tests/test_reactor.c test_spin_lets_io_in counts them), and
  * at most SPIN_RUN_NS: the bound TURN_MSG_NS puts on a busy turn, so
- * neither way of being busy holds the poll longer than the other; a
- * libevent turn (a timerfd_settime and an epoll_wait) every 64 legs of
- * a few hundred ns is a few per cent of them. A timer of ours that is due
+ * neither way of being busy holds the poll longer than the other. The
+ * time binds first in a ping-pong (1,024 legs of 100-300 ns): a libevent
+ * turn (a timerfd_settime, an epoll_wait, a wake-up's run) every 64 legs,
+ * as it was, cost the ping-pong 7-9 % of its round trip where legs are
+ * ~110 ns, every 50 us it is about 1 % (docs/core.md, "The reactor's
+ * share of a leg"). A timer of ours that is due
  * ends the run within SPIN_CLOCK_HITS legs, the clock's reading being
  * that old at most (libevent's own timers wait up to SPIN_RUN_NS). */
 #define SPIN_RUN_NS TURN_MSG_NS

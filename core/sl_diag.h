@@ -64,13 +64,26 @@ typedef struct sl_reactor_stats {
      * within a spin's length of such a skip ended the skipping (docs/
      * core.md, "The ping-pong": the idle spin). */
     uint64_t spin_empty_skips, spin_empty_wakes;
+    /* A wake-up's brief poll (after its messages ran, before it lets go of
+     * the queue: up to as long as they took, at most 50 us): the polls,
+     * those that saw a message come, and the wall time of the polls that
+     * saw none (their yields; the first pauses are not timed), which
+     * bounds the CPU they cost from above: a yield that let another
+     * thread run counts that thread's time too. A wake-up whose messages
+     * made a task ready, or with an event due, does not poll and is not
+     * counted. */
+    uint64_t brief_polls, brief_hits, brief_empty_ns;
 } sl_reactor_stats;
 
 /* Empty spins in a row (no message came) before a reactor leaves spins
  * out (reactor.c, miss_adapt). */
 #define SL_SPIN_EMPTY_MAX 4
-/* The most hits a spin runs in a row before it lets libevent poll. */
-#define SL_SPIN_RUN_LEGS 64
+/* The most hits a spin runs in a row before it lets libevent poll (and
+ * at most 50 us of them: the bound that binds in a ping-pong, whose legs
+ * are ~100-300 ns). 64 cost a ping-pong 7-9 % of its time in libevent
+ * turns where legs are short (docs/core.md, "The reactor's share of a
+ * leg"). */
+#define SL_SPIN_RUN_LEGS 1024
 
 /* Counters of `r`; call on r's thread, or when r is not running. */
 void sl_reactor_stats_get(const sl_reactor *r, sl_reactor_stats *st);

@@ -227,7 +227,9 @@ enum {
     /* per reactor, with a reactor label */
     F_INFLIGHT, F_INFLIGHT_PEAK, F_QUEUED, F_CONNS, F_BUF_IN, F_BUF_OUT, F_CONN_BUF_MAX, F_SHED, F_ADM_LIMIT,
     F_ADM_OVERLOADED, F_ADM_FLOODED, F_ADM_STORM, F_ADM_BATCH_NAPS, F_ADM_DRAIN, F_ADM_MAX_WAIT, F_EXPIRED, F_QUEUE_DELAY, F_UNDO_STARTED, F_UNDO_RUNNING, F_PARSE_ERRORS,
-    F_DEADLOCKS, F_STALLS, F_MSGS, F_WAKEUPS, F_SPINS, F_SPIN_HITS, F_CTX_ENDS, F_TASKS, F_CHANNELS, F_CHAN_EXPIRED,
+    F_DEADLOCKS, F_STALLS, F_MSGS, F_WAKEUPS, F_SPINS, F_SPIN_HITS, F_SPIN_RUNS, F_SPIN_BOUNDS, F_SPIN_YIELDS,
+    F_SPIN_MISSES, F_SPIN_SKIPS, F_SPIN_EMPTY_SKIPS, F_SPIN_EMPTY_WAKES, F_FD_WAKEUPS, F_BRIEF_POLLS, F_BRIEF_HITS,
+    F_BRIEF_EMPTY, F_CTX_ENDS, F_TASKS, F_CHANNELS, F_CHAN_EXPIRED,
     /* per upstream, summed over reactors */
     F_UP_CALLS, F_UP_EVENTS, F_UP_CONNS,
     /* the process's: reported from reactor 0 */
@@ -304,6 +306,31 @@ static const struct fam_def {
                   "cross-reactor traffic, polled its message queue before sleeping (the idle spin).", L_R, 1 },
     [F_SPIN_HITS] = { SL_METRIC_COUNTER, "sluice_reactor_spin_hits_total", "Idle spins that saw a message "
                       "arrive (a sleep and a wake-up saved).", L_R, 1 },
+    [F_SPIN_RUNS] = { SL_METRIC_COUNTER, "sluice_reactor_spin_runs_total", "Spin hits run inside the spin "
+                      "(the messages, the tasks they readied, a spin again) without a libevent turn.", L_R, 1 },
+    [F_SPIN_BOUNDS] = { SL_METRIC_COUNTER, "sluice_reactor_spin_bounds_total", "Spin hits handed to libevent "
+                        "instead, to let its poll and timers in (1,024 legs or 50 us in a row, or a timer due).",
+                        L_R, 1 },
+    [F_SPIN_YIELDS] = { SL_METRIC_COUNTER, "sluice_reactor_spin_yields_total", "sched_yield() calls of the "
+                        "spins and of the wake-ups' brief polls (polls past their first pauses).", L_R, 1 },
+    [F_SPIN_MISSES] = { SL_METRIC_COUNTER, "sluice_reactor_spin_misses_total", "Spins that saw nothing come "
+                        "and let the reactor sleep.", L_R, 1 },
+    [F_SPIN_SKIPS] = { SL_METRIC_COUNTER, "sluice_reactor_spin_skips_total", "Spins left out because a recent "
+                       "one took over twice its length (it lost its CPU: the machine is busy).", L_R, 1 },
+    [F_SPIN_EMPTY_SKIPS] = { SL_METRIC_COUNTER, "sluice_reactor_spin_empty_skips_total", "Spins left out "
+                             "because the recent ones saw nothing (4 in a row, then 1, 2, 4 ... 256 left out).",
+                             L_R, 1 },
+    [F_SPIN_EMPTY_WAKES] = { SL_METRIC_COUNTER, "sluice_reactor_spin_empty_wakes_total", "Times a message "
+                             "that came within a spin's length of such a skip ended the skipping.", L_R, 1 },
+    [F_FD_WAKEUPS] = { SL_METRIC_COUNTER, "sluice_reactor_fd_wakeups_total", "Wake-ups by a producer's "
+                       "eventfd write (the reactor had let go of its queue).", L_R, 1 },
+    [F_BRIEF_POLLS] = { SL_METRIC_COUNTER, "sluice_reactor_brief_polls_total", "A wake-up's brief polls of the "
+                        "queue after its messages ran (up to as long as they took, at most 50 us).", L_R, 1 },
+    [F_BRIEF_HITS] = { SL_METRIC_COUNTER, "sluice_reactor_brief_poll_hits_total", "Brief polls that saw a "
+                       "message come.", L_R, 1 },
+    [F_BRIEF_EMPTY] = { SL_METRIC_COUNTER, "sluice_reactor_brief_poll_empty_seconds_total", "Wall time of "
+                        "brief polls that saw nothing (past their first pauses; a yield that let another thread run "
+                        "counts its time too: an upper bound on their CPU).", L_R, 1 },
     [F_CTX_ENDS] = { SL_METRIC_COUNTER, "sluice_ctx_ends_total", "Request contexts ended, by cause.", L_R_CAUSE,
                      SL_CAUSE_COUNT },
     [F_TASKS] = { SL_METRIC_GAUGE, "sluice_tasks", "Tasks alive, by state.", L_R_STATE, 4 },
@@ -485,6 +512,17 @@ static int server_collect(sl_metrics_scrape *sc, int i, void *arg)
     REPORT(F_WAKEUPS, r, rs.wakeups);
     REPORT(F_SPINS, r, rs.spins);
     REPORT(F_SPIN_HITS, r, rs.spin_hits);
+    REPORT(F_SPIN_RUNS, r, rs.spin_runs);
+    REPORT(F_SPIN_BOUNDS, r, rs.spin_bounds);
+    REPORT(F_SPIN_YIELDS, r, rs.spin_yields);
+    REPORT(F_SPIN_MISSES, r, rs.spin_misses);
+    REPORT(F_SPIN_SKIPS, r, rs.spin_skips);
+    REPORT(F_SPIN_EMPTY_SKIPS, r, rs.spin_empty_skips);
+    REPORT(F_SPIN_EMPTY_WAKES, r, rs.spin_empty_wakes);
+    REPORT(F_FD_WAKEUPS, r, rs.fd_wakeups);
+    REPORT(F_BRIEF_POLLS, r, rs.brief_polls);
+    REPORT(F_BRIEF_HITS, r, rs.brief_hits);
+    REPORT(F_BRIEF_EMPTY, r, (double)rs.brief_empty_ns / 1e9);
     for (int c = 0; c < SL_CAUSE_COUNT; c++)
         REPORT(F_CTX_ENDS, ((const char *const[]){ rid, cause_label[c] }), sr->st.ctx_ends[c]);
     size_t by_state[4] = { 0 };
