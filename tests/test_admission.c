@@ -1647,12 +1647,16 @@ static void test_flood_refused_at_head(void **state)
  * seldom empty; rounds until a nap and a flooded round are seen (on) or
  * five flooded rounds have passed (off), at most 200.
  *
- * `flooded` is a gauge, set as each 100 ms interval of the queue ends, and
- * read here after a round, when the flood is over: the /metrics request
- * itself may end the interval, over the round's tail alone (not flooded).
- * The later it comes (a loaded machine), the likelier: at load 9 one run
- * stopped at its first nap, after 3 rounds none of which read flooded.
- * So the rounds go on until both are seen, as the off case's do. */
+ * `flooded` is a gauge, set as each 100 ms interval of the queue ends
+ * (at the next request or departure after it: sweep), and read here
+ * after a round, when the flood is over: whether a read finds it set
+ * depends on where the interval ends fell in and after the round, while
+ * a nap shows it was set at some read of the round (sl__srv_batch). In a
+ * full `make check` at load 9 the on case stopped at its first nap,
+ * after 3 rounds none of which read flooded (it read 1 in 1 of 2-7
+ * rounds here; a pause of 50-300 ms before the read did not make it
+ * rarer). So the rounds go on until both are seen, as the off case's
+ * do, bounded as theirs. */
 static void flood_round(void)
 {
     enum { CONNS = 48 };
