@@ -210,6 +210,14 @@ struct sl_reactor {
      * ping-pong slower in one alternation and not in the next (docs/core.md,
      * "The cuts of the twelfth stop"), so where it sat is not settled. */
     uint64_t dl_looks;
+    /* rsend.c and rrecv.c (issue 17, fourteenth stop), last too, for the
+     * same reason: none moves a field above */
+    uint64_t rs_now;                  /* send_now: sends that went home at once, no batch made (tests/test_credit.c) */
+    uint64_t rs_walks;                /* flushes that looked for idle sender records to retire (tests/test_credit.c) */
+    uint64_t rs_held_only;            /* flushes that only held small top-ups (rsend.c sl__rsend_flush; tests/test_credit.c) */
+    uint64_t rs_front_topups;         /* top-ups in a batch added to the record in front (rsend.c home_take; tests/test_credit.c) */
+    uint32_t rs_ndrop;                /* sender records not to keep idle (an error or a recall came) */
+    uint32_t rs_seq;                  /* stamps of batches begun and receives to report, in the order made (rsend.c close_others) */
 };
 
 struct sl_runtime {
@@ -411,6 +419,7 @@ int sl__rrecv(sl_task *t, sl_chan *ch, uint32_t gen, void *elem);
 bool sl__rrecv_parked(const sl_task *t);
 void sl__rrecv_unpark(sl_task *t);
 int sl__rrecv_flush(sl_reactor *r, bool all);
+int sl__rrecv_ship_to(sl_reactor *r, const sl_reactor *home, uint32_t before);   /* before a batch leaves mid-callback (rsend.c) */
 void sl__rrecv_free_all(sl_reactor *r);
 bool sl__rrecv_ask_first(sl_chan *ch);         /* home: element goes to a passed-over ask? */
 void sl__rrecv_lend_first(sl_chan *ch);
