@@ -460,18 +460,102 @@ void sl__callback_end(sl_reactor *r)
         stuck = r->blocked == r->ntasks && !r->remote_pending;
         n = asleep_tasks(r);
     }
-    publish_bool(&r->quiet, stuck);
     /* tasks the reactor's own check has reported already are not news */
     if (n > 0 && r->deadlock_reported)
         n = 0;
     /* Busy before and after: a checker that read -1 gave up at once, and
      * one that read another value sees -1 now (it compares twice), so the
      * step count and the turn need no new stamp until asleep changes. */
-    if (n < 0 && atomic_load_explicit(&r->asleep, memory_order_relaxed) < 0)
+    if (n < 0 && atomic_load_explicit(&r->asleep, memory_order_relaxed) < 0) {
+        publish_bool(&r->quiet, false);   /* stuck implies n >= 0 */
         return;
+    }
+    /* The turn is counted before the new state is stored: a checker's
+     * second look reads the state and then the count (others_look), so
+     * one that reads the state of this end has read it after this
+     * count, and sees it moved if its first look came before the
+     * callback (its -1 may have come and gone between the two looks). */
     atomic_store_explicit(&r->steps_pub, r->st.steps, memory_order_seq_cst);
-    atomic_store_explicit(&r->asleep, n, memory_order_seq_cst);
     atomic_fetch_add_explicit(&r->turns, 1, memory_order_seq_cst);
+    atomic_store_explicit(&r->asleep, n, memory_order_seq_cst);
+    publish_bool(&r->quiet, stuck);
+}
+
+/* ---- the other reactors, at one moment --------------------------------------
+ *
+ * The checks that look across reactors (the per-reactor check's
+ * others_stuck, the wait-for check's channels nobody declared, the
+ * all-asleep check) read what every other reactor published: `asleep`
+ * (-1 while anything of it may run), `quiet`, `wake_pending` (a message
+ * waits for it, or its spin holds it) and `turns`. Read one after the
+ * other, they are not a cut: reactor 0 read idle, then reactor 2 posts
+ * to it and goes idle, then reactor 2 read idle, and nobody is seen
+ * running while a message is in flight. So they are read twice (the
+ * double collect), and trusted only if no reactor's `turns` moved in
+ * between: the first look reads `turns` first, the second reads it last,
+ * and sl__callback_end counts the turn before it stores the new state.
+ * A reactor busy between the looks stored -1 (sl__callback_begin), so it
+ * is seen busy, or stored its new state at the end of that callback,
+ * after counting the turn, and is seen to have moved; a message that
+ * waited at a moment between the two looks was taken by a drain inside a
+ * callback (wake_run, after sl__callback_begin) or by a spin, whose end
+ * counts a turn before it lets wake_pending go: seen either way. The
+ * second look reads wake_pending first, the state next, for the same
+ * reason. Reading turns first costs nothing: these checks run off the
+ * hot path (a timer, or a reactor whose every task is parked). */
+
+/* May o still act: run a task, or take a message? `quiet`: its published
+ * quiet too (every task parked on something local, nothing remote under
+ * way), else its published asleep (every task parked with no way out of
+ * its own: a cross-reactor wait with no deadline counts as parked). */
+static bool may_act(sl_reactor *o, bool quiet)
+{
+    if (atomic_load(&o->asleep) < 0)
+        return true;   /* also a reactor whose thread has not published yet */
+    return quiet && !atomic_load(&o->quiet);
+}
+
+/* One look at every reactor of r's runtime but r, `first` or second (see
+ * above): false if one may act, else their turns in (or compared with)
+ * turns[]. */
+static bool others_look(sl_reactor *r, bool quiet, bool first, uint64_t *turns)
+{
+    sl_runtime *rt = r->rt;
+    for (int i = 0; i < rt->n; i++) {
+        sl_reactor *o = rt->r[i];
+        if (o == r)
+            continue;
+        if (first) {
+            turns[i] = atomic_load(&o->turns);
+            if (may_act(o, quiet) || atomic_load(&o->wake_pending))
+                return false;
+        } else if (atomic_load(&o->wake_pending) || may_act(o, quiet) ||
+                   atomic_load(&o->turns) != turns[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Could nothing but r act: every other reactor of r's runtime parked
+ * (asleep, or `quiet` as well) with no message waiting, at one moment
+ * between two looks, and no message waiting for r itself (r's own: the
+ * caller runs on r's thread, outside any drain)? True for a reactor of no
+ * runtime or of one alone: messages from threads of the program's own are
+ * not foreseen (docs/core.md). */
+static bool others_still(sl_reactor *r, bool quiet)
+{
+    sl_runtime *rt = r->rt;
+    if (!rt || rt->n < 2)
+        return true;
+    uint64_t turns[rt->n];
+    return others_look(r, quiet, true, turns) && others_look(r, quiet, false, turns) &&
+           !atomic_load(&r->wake_pending);
+}
+
+bool sl__others_may_act(sl_reactor *r)
+{
+    return !others_still(r, false);
 }
 
 /* One line per task of r, each on a new indented line of f (a deadlock report). */
@@ -558,13 +642,15 @@ void sl__asleep_check(sl_reactor *r)
     uint64_t turns[n], steps[n];
     int total = own;
     uint64_t stamp = 1 + r->st.steps;
+    /* the double collect, in others_look's order: turns first, then the
+     * state; then the state, then turns */
     for (int i = 0; i < n; i++) {
         sl_reactor *o = rt->r[i];
         if (o == r)
             continue;
-        nr[i] = atomic_load(&o->asleep);
         turns[i] = atomic_load(&o->turns);
         steps[i] = atomic_load(&o->steps_pub);
+        nr[i] = atomic_load(&o->asleep);
         if (nr[i] < 0 || atomic_load(&o->wake_pending))
             return;
         total += nr[i];
@@ -572,11 +658,13 @@ void sl__asleep_check(sl_reactor *r)
     }
     for (int i = 0; i < n; i++) {
         sl_reactor *o = rt->r[i];
-        if (o != r && (atomic_load(&o->asleep) != nr[i] || atomic_load(&o->turns) != turns[i] ||
-                       atomic_load(&o->wake_pending)))
+        if (o != r && (atomic_load(&o->wake_pending) || atomic_load(&o->asleep) != nr[i] ||
+                       atomic_load(&o->turns) != turns[i]))
             return;
     }
-    if (!total)
+    /* a message for us, not yet drained (we run in a timer's callback):
+     * what it brings may wake one of ours */
+    if (!total || atomic_load(&r->wake_pending))
         return;
     bool again = r->asleep_seen == stamp;
     r->asleep_seen = stamp;
@@ -603,17 +691,14 @@ void sl__asleep_check(sl_reactor *r)
 }
 
 /* Another reactor could still send a message that wakes one of ours unless
- * every other reactor is stuck too and has no message waiting. */
-static bool others_stuck(const sl_reactor *r)
+ * every other reactor is stuck too and has no message waiting, at one
+ * moment (others_still). Read one by one, a reactor read idle could be
+ * posted to by one read after it, idle by then; and a reactor whose
+ * thread had not yet published (`quiet` starts true) counted as stuck
+ * with tasks ready: its asleep (-1 until then) says it may act. */
+static bool others_stuck(sl_reactor *r)
 {
-    if (!r->rt)
-        return true;
-    for (int i = 0; i < r->rt->n; i++) {
-        sl_reactor *o = r->rt->r[i];
-        if (o != r && (!atomic_load(&o->quiet) || atomic_load(&o->wake_pending)))
-            return false;
-    }
-    return true;
+    return others_still(r, true);
 }
 
 int sl_reactor_check_deadlock(sl_reactor *r)

@@ -545,6 +545,7 @@ bool sl__stuck(sl_reactor *r);
 void sl__callback_end(sl_reactor *r);
 void sl__callback_begin(sl_reactor *r);     /* a callback that may make tasks ready */
 void sl__asleep_check(sl_reactor *r);        /* the all-asleep check across reactors */
+bool sl__others_may_act(sl_reactor *r);     /* another reactor may run, or a message waits (a cut) */
 int sl__destroy_leaked_tasks(sl_reactor *r);
 void sl__report_leaks_before_teardown(sl_reactor *r);
 int sl__release_leaked_chans(sl_reactor *r);

@@ -136,9 +136,20 @@ int sl_reactor_check_waits(sl_reactor *r)
             t->flags_ |= SL_TF_INSET;
             n++;
         }
+    /* A channel whose ends nobody declared may be used by any task that
+     * is not a suspect, of this reactor or of another: a task of another
+     * reactor may not have used it yet (its first operation is a message
+     * still on its way, or it has not run yet). Reactor 1's only task,
+     * parked on a send to its own channel, was reported while reactor 0's
+     * task, late, was about to receive from it (tests/test_watch.c
+     * test_remote_wait_posted_late_is_not_deadlock). So while another
+     * reactor may run, or a message waits (sl__others_may_act: read as a
+     * cut), such a channel is a way out; once every other reactor is
+     * asleep too, the all-asleep check (diag.c) sees the whole. */
+    bool far_live = n && sl__others_may_act(r);
     for (bool changed = true; changed && n;) {
         changed = false;
-        bool others_live = r->ntasks > n;
+        bool others_live = r->ntasks > n || far_live;
         for (sl_task *t = r->tasks.head; t; t = t->link_.next)
             if ((t->flags_ & SL_TF_INSET) && way_out(t, others_live)) {
                 t->flags_ &= (uint8_t)~SL_TF_INSET;
