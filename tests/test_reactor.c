@@ -2111,8 +2111,19 @@ static void test_spin_empty_backoff(void **s)
     if (slow_hits)
         assert_true(c->spin_skips - a->spin_skips > 0);
     assert_true(slow_spins <= (slow_hits + 1) * (SL_SPIN_EMPTY_MAX + 6));
-    if (!slow_hits)
-        assert_true(slow_skips >= EB_SLOW - (SL_SPIN_EMPTY_MAX + 6) - (b->spin_skips - a->spin_skips));
+    /* Every slow round's chance is spun or left out, on a machine that
+     * lets the reactor run: under TSan beside benchmarks at real-time
+     * priority, 31 of 40 rounds came to neither once (the reactor, kept
+     * off its CPU, met its answer before the spin's turn). The bound on
+     * spins above holds either way; the count of chances only while most
+     * rounds came to one. */
+    uint64_t slow_long = b->spin_skips - a->spin_skips;
+    uint64_t decided = slow_spins + slow_skips + slow_long;
+    if (!slow_hits && decided >= EB_SLOW / 2)
+        assert_true(slow_skips >= EB_SLOW - (SL_SPIN_EMPTY_MAX + 6) - slow_long);
+    else if (!slow_hits)
+        print_message("empty backoff: %lu of %d slow rounds came to a spin or its skip: a loaded "
+                      "machine\n", (unsigned long)decided, EB_SLOW);
     /* and back: most fast rounds are met by a spin again (without the
      * way back, a probe after 1, 2 ... 256 left out: 12 spins at most).
      * Unless the machine is too loaded for spins: one that lost its CPU
