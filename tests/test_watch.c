@@ -465,6 +465,16 @@ static size_t reported(const char *what)
     return n;
 }
 
+/* Keeps the reactor in this step (a stall) until a report contains
+ * `what`, at most 10 s; returns how many ms it held it. */
+static uint64_t hog_until_reported(const char *what)
+{
+    uint64_t t0 = sl_now_ns();
+    while (!reported(what) && sl_now_ns() - t0 < 10 * SL_NS_PER_S)
+        ;
+    return (sl_now_ns() - t0) / SL_NS_PER_MS;
+}
+
 /* Never returns to the reactor until its stall has been reported (at most
  * 30 s a step). It used to run a fixed 150 ms: on a loaded machine the
  * watchdog thread did not get the CPU twice within that window, or the
@@ -641,10 +651,7 @@ static int napper(sl_task *t, void *arg)
         watchdog_counts(t, &w1, &p1);
         nap.parked_before_hog = p1 > nap.p0;
     }
-    uint64_t t0 = sl_now_ns();
-    while (!reported(NAPPER_SAYS) && sl_now_ns() - t0 < 10 * SL_NS_PER_S)
-        ;
-    nap.hog_ms = (sl_now_ns() - t0) / SL_NS_PER_MS;
+    nap.hog_ms = hog_until_reported(NAPPER_SAYS);
     sl_runtime_stop(rt);
     SL_END(t);
 }
@@ -701,10 +708,7 @@ static int unparked(sl_task *t, void *arg)
         if (np.wakeups - np.w0 >= 40)
             break;
     }
-    uint64_t t0 = sl_now_ns();
-    while (!reported(UNPARKED_SAYS) && sl_now_ns() - t0 < 10 * SL_NS_PER_S)
-        ;
-    np.hog_ms = (sl_now_ns() - t0) / SL_NS_PER_MS;
+    np.hog_ms = hog_until_reported(UNPARKED_SAYS);
     sl_runtime_stop(rt);
     SL_END(t);
 }
