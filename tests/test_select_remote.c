@@ -900,6 +900,8 @@ static void test_by_offer_never_ready_at_start(void **s)
  * receiver of R, gets all five, in order) or cancellation. */
 static struct {
     sl_chan *r, *l;
+    int rv;                /* R is a rendezvous channel (core/rsel.c's proxies) */
+    int first;             /* G's first element: 1 if S's select took 0 before the cancel */
     sl_task mem;           /* S's storage, then N's */
     sl_case cs[2];
     _Atomic int stage;     /* 1: N is parked; 2: R's elements sent; 3: done */
@@ -926,7 +928,10 @@ static int ru_s(sl_task *t, void *arg)   /* reactor 1: "old" */
     RU.cs[0] = (sl_case){ .ch = RU.l, .op = SL_RECV, .buf = &RU.s.got };
     RU.cs[1] = (sl_case){ .ch = RU.r, .op = SL_RECV, .buf = &RU.s.got };
     SL_AWAIT(t, RU.s.rc, sl_select(t, RU.cs, 2, 0));
-    assert_int_equal(RU.s.rc, -ECANCELED);
+    if (RU.rv && RU.s.rc == 1)   /* the offer came before the cancel: it took 0 */
+        assert_int_equal(RU.s.got, 0);
+    else
+        assert_int_equal(RU.s.rc, -ECANCELED);
     SL_END(t);
 }
 
@@ -953,19 +958,24 @@ static int ru_g(sl_task *t, void *arg)   /* reactor 1: drives S and N, then rece
     assert_int_equal(sl_chan_new(&RU.l, sizeof(int64_t), 1, &(sl_chan_opts){ .name = "near" }), 0);
     assert_int_equal(sl_spawn_mem(NULL, ru_s, NULL, &RU.mem,
                                   &(sl_spawn_opts){ .name = "old", .state_free = ru_s_freed }), 0);
-    for (RU.g.polls = 0; RU.g.polls < POLLS; RU.g.polls++) {
+    for (RU.g.polls = 0; RU.g.polls < POLLS && !RU.freed; RU.g.polls++) {
         SL_YIELD(t);
+        if (RU.freed)
+            break;   /* (rendezvous) the home's offer fired it first */
         sl_task_info_get(&RU.mem, &info);
-        if (info.status == SL_TASK_PARKED)
+        if (info.status == SL_TASK_PARKED) {
+            assert_int_equal(info.wait, SL_WAIT_SELECT);
+            /* at once: on a rendezvous channel the home's sender may
+             * be offering to S's proxy now (the offer crosses the
+             * cancel's withdraw) */
+            assert_int_equal(sl_task_cancel(&RU.mem, -ECANCELED), 0);
             break;
+        }
     }
-    sl_task_info_get(&RU.mem, &info);
-    assert_int_equal(info.status, SL_TASK_PARKED);
-    assert_int_equal(info.wait, SL_WAIT_SELECT);
-    assert_int_equal(sl_task_cancel(&RU.mem, -ECANCELED), 0);
     for (RU.g.polls = 0; RU.g.polls < POLLS && !RU.freed; RU.g.polls++)
         SL_YIELD(t);
     assert_int_equal(RU.freed, 1);   /* core is done with S: its storage may be reused */
+    RU.first = RU.s.rc == 1;
     assert_int_equal(sl_spawn_mem(NULL, ru_n, NULL, &RU.mem, &(sl_spawn_opts){ .name = "new" }), 0);
     for (RU.g.polls = 0; RU.g.polls < POLLS; RU.g.polls++) {
         SL_YIELD(t);
@@ -977,7 +987,7 @@ static int ru_g(sl_task *t, void *arg)   /* reactor 1: drives S and N, then rece
     assert_int_equal(info.status, SL_TASK_PARKED);
     assert_int_equal(info.wait, SL_WAIT_RECV);
     atomic_store(&RU.stage, 1);   /* the home sends on R now */
-    for (RU.g.i = 0; RU.g.i < 5; RU.g.i++) {
+    for (RU.g.i = RU.first; RU.g.i < 5; RU.g.i++) {
         SL_AWAIT(t, RU.g.rc, sl_chan_recv(t, RU.r, &RU.g.got));
         assert_int_equal(RU.g.rc, 0);
         if (RU.g.got != RU.g.i)
@@ -1000,11 +1010,14 @@ static int ru_main(sl_task *t, void *arg)   /* reactor 0: R's home */
     (void)arg;
     SL_BEGIN(t);
     sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
-    assert_int_equal(sl_chan_new(&RU.r, sizeof(int64_t), 2, &(sl_chan_opts){ .name = "far" }), 0);
+    assert_int_equal(sl_chan_new(&RU.r, sizeof(int64_t), RU.rv ? 0 : 2, &(sl_chan_opts){ .name = "far" }), 0);
     assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), ru_g, NULL, NULL), 0);
-    for (RU.polls = 0; RU.polls < POLLS && atomic_load(&RU.stage) < 1; RU.polls++)
+    /* buffered: sent once N waits (lent to reactor 1 then, to whoever
+     * waits there); rendezvous: from the start, this send waits at the
+     * home and offers itself to S's proxy as soon as it arrives */
+    for (RU.polls = 0; !RU.rv && RU.polls < POLLS && atomic_load(&RU.stage) < 1; RU.polls++)
         SL_AWAIT(t, RU.rc, sl_sleep(t, SL_NS_PER_MS));
-    assert_int_equal(atomic_load(&RU.stage), 1);
+    assert_true(RU.rv || atomic_load(&RU.stage) == 1);
     for (RU.v = 0; RU.v < 5; RU.v++) {
         SL_AWAIT(t, RU.rc, sl_chan_send(t, RU.r, &RU.v));
         assert_int_equal(RU.rc, 0);
@@ -1021,14 +1034,27 @@ static int ru_main(sl_task *t, void *arg)   /* reactor 0: R's home */
     SL_END(t);
 }
 
-static void test_cancelled_select_mem_reuse(void **s)
+static long ru_crossed;   /* rendezvous runs where the offer fired S before its cancel */
+
+static void run_ru(int rv)
 {
-    (void)s;
     memset(&RU, 0, sizeof RU);
+    RU.rv = rv;
     run_scene(ru_main);
     assert_int_equal(RU.bad, 0);
     assert_int_equal(RU.freed, 1);
     assert_true(RU.n.ran);
+    ru_crossed += RU.first;
+}
+
+static void test_cancelled_select_mem_reuse(void **s) { (void)s; run_ru(0); }
+static void test_cancelled_select_rv_mem_reuse(void **s)
+{
+    (void)s;
+    ru_crossed = 0;
+    for (int i = 0; i < 20; i++)
+        run_ru(1);
+    print_message("rendezvous: the offer fired S before its cancel in %ld of 20 runs\n", ru_crossed);
 }
 
 int main(void)
@@ -1047,6 +1073,7 @@ int main(void)
         cmocka_unit_test_setup(test_poll_asks_home, scene_guard),
         cmocka_unit_test_setup(test_by_offer_never_ready_at_start, scene_guard),
         cmocka_unit_test_setup(test_cancelled_select_mem_reuse, scene_guard),
+        cmocka_unit_test_setup(test_cancelled_select_rv_mem_reuse, scene_guard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
