@@ -85,6 +85,7 @@ struct sl_reactor {
     uint64_t ring_inlines, ring_inline_refused;   /* sl__reactor_post_inline: went; fell back */
     uint64_t rs_early;                /* rsend.c ship_early: batches shipped at the send (tests/test_credit.c) */
     uint64_t rs_closed;               /* rsend.c close_others: batches shipped as another channel of their home began one (tests/test_credit.c test_xyx_order) */
+    uint64_t rs_filled;               /* rsend.c append: batches shipped mid-callback as they filled (tests/test_credit.c test_filled_batch_order) */
     uint64_t rs_made;                 /* rsend.c: sender records made (tests/test_credit.c: not one a leg) */
     uint32_t rs_nrec;                 /* rsend.c: sender records in rsends (tests/test_credit.c) */
     uint64_t quick_hits;              /* wake_run's polls that found a message within their pauses (reactor.c) */

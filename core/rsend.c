@@ -749,6 +749,7 @@ static int append(sl_reactor *r, sl_rsend *s, const void *elem, uint64_t until)
             sl__rrecv_ship_to(r, s->home, s->bseq);
         ship(s, 0, false);
         b = s->batch;   /* NULL unless it could not go (no memory): the element fails */
+        r->rs_filled += !b;
         if (b)
             return -ENOMEM;
     }

@@ -1422,10 +1422,122 @@ static void test_deep_chain(void **s)
     assert_int_equal(rt_run(rt, chain_main, NULL), 0);
 }
 
+/* ---- a task bound to a context ends; another is made at its address ------------------- *
+ * S, bound to C1 (sl_go_mem), ends; once core is done with it
+ * (state_free) N is made in the same storage, bound to C2, and parks on L.
+ * C1's binding kept S's task pointer (context/bind.c) and must have let go
+ * of it at S's end: C1's cancel, which cancels K (bound to C1, parked),
+ * must not reach N, whose context is C2 and whose receive ends with L's
+ * element. S's binding is C1's inline one (S bound first) or an
+ * allocated one (K first). */
+typedef struct {
+    bool s_second;
+    sl_ctx *c1, *c2;
+    sl_chan *l;
+    sl_task mem;   /* S's storage, then N's */
+    sl_task *k;
+    int freed, k_rc, n_rc, n_ran, n_got, v, polls, rc;
+} reuse_m;
+
+static void reuse_s_freed(void *state)
+{
+    ((reuse_m *)state)->freed++;
+}
+
+static int reuse_s(sl_task *t, void *arg)   /* ends at once, bound to C1 */
+{
+    (void)t;
+    (void)arg;
+    return 0;
+}
+
+static int reuse_k(sl_task *t, void *arg)   /* bound to C1: parks until C1's cancel */
+{
+    reuse_m *m = arg;
+    SL_BEGIN(t);
+    SL_AWAIT(t, m->k_rc, sl_chan_recv(t, never, &never_v));
+    SL_END(t);
+}
+
+static int reuse_n(sl_task *t, void *arg)   /* at S's address, bound to C2 */
+{
+    reuse_m *m = arg;
+    SL_BEGIN(t);
+    bound_test(t);
+    SL_AWAIT(t, m->n_rc, sl_chan_recv(t, m->l, &m->n_got));
+    assert_int_equal(m->n_rc, 0);   /* not C1's cancel */
+    assert_int_equal(m->n_got, 42);
+    assert_int_equal(sl_task_cancelled(t), 0);
+    m->n_ran = 1;
+    SL_END(t);
+}
+
+static int reuse_main(sl_task *t, void *arg)
+{
+    reuse_m *m = arg;
+    sl_task_info info;
+    SL_BEGIN(t);
+    scenario_begin(t);
+    assert_int_equal(sl_chan_new(&m->l, sizeof(int), 1, NULL), 0);
+    assert_int_equal(sl_ctx_with_cancel(&m->c1, sl_ctx_background()), 0);
+    assert_int_equal(sl_ctx_with_cancel(&m->c2, sl_ctx_background()), 0);
+    if (m->s_second)
+        assert_int_equal(sl_go(m->c1, reuse_k, m, &m->k, NULL), 0);
+    assert_int_equal(sl_go_mem(m->c1, reuse_s, m, &m->mem, NULL,
+                               &(sl_spawn_opts){ .name = "old", .state_free = reuse_s_freed }), 0);
+    assert_ptr_equal(sl_task_ctx(&m->mem), m->c1);
+    if (!m->s_second)
+        assert_int_equal(sl_go(m->c1, reuse_k, m, &m->k, NULL), 0);
+    for (m->polls = 0; m->polls < 1000 && !m->freed; m->polls++)
+        SL_YIELD(t);
+    assert_int_equal(m->freed, 1);   /* S ended and core is done with it */
+    assert_int_equal(sl_go_mem(m->c2, reuse_n, m, &m->mem, NULL, &(sl_spawn_opts){ .name = "new" }), 0);
+    assert_ptr_equal(sl_task_ctx(&m->mem), m->c2);
+    for (m->polls = 0; m->polls < 1000; m->polls++) {
+        SL_YIELD(t);
+        sl_task_info_get(&m->mem, &info);
+        if (info.status == SL_TASK_PARKED)
+            break;
+    }
+    sl_task_info_get(&m->mem, &info);
+    assert_int_equal(info.status, SL_TASK_PARKED);
+    assert_int_equal(info.wait, SL_WAIT_RECV);
+    assert_int_equal(sl_ctx_cancel(m->c1, SL_CAUSE_CANCELED), 0);
+    assert_int_equal(sl_task_cancelled(m->k), -ECANCELED);   /* C1's own task got it */
+    assert_int_equal(sl_task_cancelled(&m->mem), 0);          /* S's successor did not */
+    assert_ptr_equal(sl_task_ctx(&m->mem), m->c2);
+    sl_task_info_get(&m->mem, &info);
+    assert_int_equal(info.status, SL_TASK_PARKED);
+    m->v = 42;
+    assert_int_equal(sl_chan_try_send(t, m->l, &m->v), 0);
+    for (m->polls = 0; m->polls < 1000 && !m->n_ran; m->polls++)
+        SL_YIELD(t);
+    assert_true(m->n_ran);
+    assert_int_equal(m->k_rc, -ECANCELED);
+    assert_int_equal(sl_chan_free(t, m->l), 0);
+    sl_ctx_unref(m->c1);
+    sl_ctx_unref(m->c2);
+    scenario_end(t);
+    SL_END(t);
+}
+
+static void run_reuse(bool s_second)
+{
+    reuse_m m = { .s_second = s_second };
+    run_scenario(reuse_main, &m);
+    assert_int_equal(m.freed, 1);
+    assert_true(m.n_ran);
+}
+
+static void test_ended_bound_task_mem_reuse(void **s) { (void)s; run_reuse(false); }
+static void test_ended_bound_task_mem_reuse_second(void **s) { (void)s; run_reuse(true); }
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cancel_reaches_subtree),
+        cmocka_unit_test(test_ended_bound_task_mem_reuse),
+        cmocka_unit_test(test_ended_bound_task_mem_reuse_second),
         cmocka_unit_test(test_cancel_idempotent_first_cause_stays),
         cmocka_unit_test(test_child_of_ended_born_ended),
         cmocka_unit_test(test_cancel_leaf_keeps_parent),

@@ -888,6 +888,186 @@ static void test_by_offer_never_ready_at_start(void **s)
     run_scene(x_main);
 }
 
+/* ---- a task cancelled mid-select, then another at its address --------------------------- */
+
+/* S on reactor 1 selects on an empty remote channel R (its ask goes home)
+ * and is cancelled there; once core is done with it (state_free), N is
+ * made in the same storage (sl_spawn_mem: the same sl_task address) and
+ * parks on a local channel L. Then the home sends five elements on R:
+ * the select's proxies keep S's task pointer (core/select.c, rsel*.c)
+ * and must have let go of it at the wait's end. N must see none of S's
+ * wake-up (its receive ends with L's element, 0), element (G, a later
+ * receiver of R, gets all five, in order) or cancellation. On a
+ * rendezvous channel (_rv_) the home sends from the start: its sender
+ * offers itself to S's proxy (core/rsel.c), and S is cancelled at
+ * reactor 1 as that offer arrives, before it is decided (the test hook):
+ * the offer crosses the cancel's withdraw and must be declined, its
+ * element going to G later. */
+static struct {
+    sl_chan *r, *l;
+    int rv;                /* R is a rendezvous channel (core/rsel.c's proxies) */
+    sl_task mem;           /* S's storage, then N's */
+    sl_case cs[2];
+    _Atomic int stage;     /* 1: N is parked; 2: R's elements sent; 3: done */
+    int freed;             /* S's state_free ran */
+    int rc, i, polls;
+    int64_t v;
+    long bad;
+    struct { int rc; int64_t got; } s;                  /* S's */
+    struct { int rc, ran; int64_t got; } n;             /* N's */
+    struct { int rc, i, polls; int64_t v, got; } g;     /* G's (reactor 1) */
+} RU;
+
+/* (rendezvous) at reactor 1, as the home's offer to S's proxy arrives,
+ * before it is decided: S is cancelled right there, so the offer finds
+ * the select over (rsel.c offer_decide declines it) */
+static long ru_hooked;
+
+static void ru_at_r_offer(void *arg)
+{
+    (void)arg;
+    sl_task_info info;
+    if (RU.freed || ru_hooked)
+        return;
+    sl_task_info_get(&RU.mem, &info);
+    if (info.status == SL_TASK_PARKED && info.wait == SL_WAIT_SELECT) {
+        assert_int_equal(sl_task_cancel(&RU.mem, -ECANCELED), 0);
+        ru_hooked++;
+    }
+}
+
+static void ru_s_freed(void *state)
+{
+    (void)state;
+    RU.freed++;
+}
+
+static int ru_s(sl_task *t, void *arg)   /* reactor 1: "old" */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    RU.cs[0] = (sl_case){ .ch = RU.l, .op = SL_RECV, .buf = &RU.s.got };
+    RU.cs[1] = (sl_case){ .ch = RU.r, .op = SL_RECV, .buf = &RU.s.got };
+    SL_AWAIT(t, RU.s.rc, sl_select(t, RU.cs, 2, 0));
+    assert_int_equal(RU.s.rc, -ECANCELED);
+    SL_END(t);
+}
+
+static int ru_n(sl_task *t, void *arg)   /* reactor 1: "new", at S's address */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_task_cancelled(t), 0);
+    SL_AWAIT(t, RU.n.rc, sl_chan_recv(t, RU.l, &RU.n.got));
+    assert_int_equal(RU.n.rc, 0);   /* not S's select's wake-up, nor its cancel */
+    assert_int_equal(RU.n.got, 42);
+    assert_int_equal(sl_task_cancelled(t), 0);
+    RU.n.ran = 1;
+    SL_END(t);
+}
+
+static int ru_g(sl_task *t, void *arg)   /* reactor 1: drives S and N, then receives R */
+{
+    (void)arg;
+    sl_task_info info;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&RU.l, sizeof(int64_t), 1, &(sl_chan_opts){ .name = "near" }), 0);
+    assert_int_equal(sl_spawn_mem(NULL, ru_s, NULL, &RU.mem,
+                                  &(sl_spawn_opts){ .name = "old", .state_free = ru_s_freed }), 0);
+    for (RU.g.polls = 0; RU.g.polls < POLLS && !RU.freed; RU.g.polls++) {
+        SL_YIELD(t);
+        sl_task_info_get(&RU.mem, &info);
+        if (info.status == SL_TASK_PARKED && !RU.rv) {   /* rendezvous: ru_at_r_offer cancels */
+            assert_int_equal(info.wait, SL_WAIT_SELECT);
+            /* at once: on a rendezvous channel the home's sender may
+             * be offering to S's proxy now (the offer crosses the
+             * cancel's withdraw) */
+            assert_int_equal(sl_task_cancel(&RU.mem, -ECANCELED), 0);
+            break;
+        }
+    }
+    for (RU.g.polls = 0; RU.g.polls < POLLS && !RU.freed; RU.g.polls++)
+        SL_YIELD(t);
+    assert_int_equal(RU.freed, 1);   /* core is done with S: its storage may be reused */
+    assert_int_equal(sl_spawn_mem(NULL, ru_n, NULL, &RU.mem, &(sl_spawn_opts){ .name = "new" }), 0);
+    for (RU.g.polls = 0; RU.g.polls < POLLS; RU.g.polls++) {
+        SL_YIELD(t);
+        sl_task_info_get(&RU.mem, &info);
+        if (info.status == SL_TASK_PARKED)
+            break;
+    }
+    sl_task_info_get(&RU.mem, &info);
+    assert_int_equal(info.status, SL_TASK_PARKED);
+    assert_int_equal(info.wait, SL_WAIT_RECV);
+    atomic_store(&RU.stage, 1);   /* the home sends on R now */
+    for (RU.g.i = 0; RU.g.i < 5; RU.g.i++) {
+        SL_AWAIT(t, RU.g.rc, sl_chan_recv(t, RU.r, &RU.g.got));
+        assert_int_equal(RU.g.rc, 0);
+        if (RU.g.got != RU.g.i)
+            RU.bad++;
+    }
+    assert_false(RU.n.ran);   /* nothing woke N meanwhile */
+    RU.g.v = 42;
+    SL_AWAIT(t, RU.g.rc, sl_chan_send(t, RU.l, &RU.g.v));
+    assert_int_equal(RU.g.rc, 0);
+    for (RU.g.polls = 0; RU.g.polls < POLLS && !RU.n.ran; RU.g.polls++)
+        SL_YIELD(t);
+    assert_true(RU.n.ran);
+    assert_int_equal(sl_chan_free(t, RU.l), 0);
+    atomic_store(&RU.stage, 3);
+    SL_END(t);
+}
+
+static int ru_main(sl_task *t, void *arg)   /* reactor 0: R's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    assert_int_equal(sl_chan_new(&RU.r, sizeof(int64_t), RU.rv ? 0 : 2, &(sl_chan_opts){ .name = "far" }), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), ru_g, NULL, NULL), 0);
+    /* buffered: sent once N waits (lent to reactor 1 then, to whoever
+     * waits there); rendezvous: from the start, this send waits at the
+     * home and offers itself to S's proxy as soon as it arrives */
+    for (RU.polls = 0; !RU.rv && RU.polls < POLLS && atomic_load(&RU.stage) < 1; RU.polls++)
+        SL_AWAIT(t, RU.rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_true(RU.rv || atomic_load(&RU.stage) == 1);
+    for (RU.v = 0; RU.v < 5; RU.v++) {
+        SL_AWAIT(t, RU.rc, sl_chan_send(t, RU.r, &RU.v));
+        assert_int_equal(RU.rc, 0);
+    }
+    for (RU.polls = 0; RU.polls < POLLS && atomic_load(&RU.stage) < 3; RU.polls++)
+        SL_AWAIT(t, RU.rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_int_equal(atomic_load(&RU.stage), 3);
+    for (RU.polls = 0; RU.polls < POLLS && sl_chan_len(RU.r); RU.polls++)   /* the last report */
+        SL_AWAIT(t, RU.rc, sl_sleep(t, SL_NS_PER_MS));
+    assert_int_equal(sl_chan_len(RU.r), 0);
+    sl_task_set_deadline(t, 0);
+    assert_int_equal(sl_chan_free(t, RU.r), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void run_ru(int rv)
+{
+    memset(&RU, 0, sizeof RU);
+    RU.rv = rv;
+    ru_hooked = 0;
+    sl__rsel_set_hooks(rv ? ru_at_r_offer : NULL, NULL, NULL);
+    run_scene(ru_main);
+    sl__rsel_set_hooks(NULL, NULL, NULL);
+    if (rv)
+        assert_int_equal(ru_hooked, 1);   /* the offer met a select cancelled under it */
+    assert_int_equal(RU.bad, 0);
+    assert_int_equal(RU.freed, 1);
+    assert_true(RU.n.ran);
+}
+
+static void test_cancelled_select_mem_reuse(void **s) { (void)s; run_ru(0); }
+static void test_cancelled_select_rv_mem_reuse(void **s) { (void)s; run_ru(1); }
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -903,6 +1083,8 @@ int main(void)
         cmocka_unit_test_setup(test_send_deadline_sends_nothing, scene_guard),
         cmocka_unit_test_setup(test_poll_asks_home, scene_guard),
         cmocka_unit_test_setup(test_by_offer_never_ready_at_start, scene_guard),
+        cmocka_unit_test_setup(test_cancelled_select_mem_reuse, scene_guard),
+        cmocka_unit_test_setup(test_cancelled_select_rv_mem_reuse, scene_guard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
