@@ -148,7 +148,7 @@ void sl__rsel_post(sl_task *t, sl_case *c)
     p->task = t;
     p->posted = true;
     p->holdable = p->op == SL_SEND && !p->held;
-    p->sid = (uintptr_t)t;
+    p->sid = t->id_;
     sl_reactor_post_mem(p->home, &p->go, sl__rsel_h_park, p);
 }
 

@@ -48,13 +48,14 @@ typedef struct rv_proxy {
     bool claim;
     struct rv_proxy *pair;   /* H: the other proxy of a two-phase meet (HOLDING <-> PAIRED) */
     /* set by R before the park leaves, read by H: S may be held for this
-     * case; sid, S's place in the total order of selects (its task's
-     * address: two selects alive at once differ) */
+     * case; sid, S's place in the total order of selects (its task's id,
+     * never reused and never 0: two selects differ, even a new one and a
+     * proxy of an ended task at the same address still on its way out) */
     bool holdable;
-    uintptr_t sid;
+    uint64_t sid;
     /* set by H before an offer leaves, read by R: the offering held
      * select's sid (a two-phase offer), 0 for any other counterpart */
-    uintptr_t osid;
+    uint64_t osid;
     /* H's side: queued, refused busy (wait-die): skipped until REMATCH */
     bool hbusy;
     /* R's side while S is held for this case (r_hold) */
@@ -144,7 +145,7 @@ void sl__rsel_h_park(void *arg);       /* PARK: the proxy is matched or queued (
 void sl__rsel_h_withdraw(void *arg);   /* WITHDRAW: out of its queue, ACKed; unanswered if an offer or HOLD is out */
 void sl__rsel_h_answer(void *arg);     /* the offer's ANSWER: the counterpart completes or retries; frees the proxy */
 void sl__rsel_h_match(rv_proxy *p);    /* p (counted in rv_out_) finds its counterpart as if just arrived */
-void sl__rsel_offer_as(rv_proxy *p, sl_waiter *cp, uintptr_t osid);   /* cp (in no queue) offers itself to p */
+void sl__rsel_offer_as(rv_proxy *p, sl_waiter *cp, uint64_t osid);   /* cp (in no queue) offers itself to p */
 void sl__rsel_offer_to(rv_proxy *p, sl_waiter *cp);   /* ... osid from cp if it is a held select's proxy */
 rv_proxy *sl__rsel_first_proxy(sl_chan *ch, int cp_op);   /* the first proxy cp_op may offer to; NULL: none */
 void sl__rsel_task_to_offer(sl_task *t, rv_proxy *p);   /* parked t becomes a cross-reactor wait, its offer to p */

@@ -26,7 +26,7 @@ void sl__rsel_claim_for(rv_proxy *p, sl_waiter *w)
     p->claim = true;
     p->chead = p->ctail = NULL;
     SL_LIST_PUSH_FRONT(&p->home->rsel_claims, p, clink);
-    sl__rsel_offer_as(p, w, far ? (uintptr_t)t : 0);
+    sl__rsel_offer_as(p, w, far ? t->id_ : 0);
     if (!local)
         sl__rsel_at_hold(8);
 }

@@ -24,7 +24,7 @@ static void h_fire_epipe(rv_proxy *p)
 
 /* O (a waiter not in any queue now) offers itself to p; osid, the sid
  * of the busy select O is part of (wait-die, offer_decide), 0 if none */
-void sl__rsel_offer_as(rv_proxy *p, sl_waiter *cp, uintptr_t osid)
+void sl__rsel_offer_as(rv_proxy *p, sl_waiter *cp, uint64_t osid)
 {
     if (p->hstate == H_QUEUED) {
         sl_wq_remove(sl__rsel_queue_for(p->ch, p->op), &p->w);

@@ -3339,13 +3339,14 @@ static int hm_sel_task(sl_task *t, void *arg)
     SL_BEGIN(t);
     sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT / 2);
     if (HM_BUSY(HM.how) && (k == 1 || k == 3)) {
-        /* roles by sid (the task's address): S1 is the lower (DIE: it
-         * refuses S3's offer) or the higher (WAIT: S3's offer waits) */
+        /* roles by sid (the task's id, published with the task): S1 is
+         * the lower (DIE: it refuses S3's offer) or the higher (WAIT: S3's
+         * offer waits) */
         atomic_store(&HM.ab[atomic_fetch_add(&HM.ab_n, 1)], t);
         WAIT_FOR(t, atomic_load(&HM.ab_n) == 2, hm_polls[k], hm_prc[k]);
         {
-            uintptr_t me = (uintptr_t)t, other = (uintptr_t)atomic_load(&HM.ab[0]) == me ? (uintptr_t)atomic_load(&HM.ab[1])
-                                                                                        : (uintptr_t)atomic_load(&HM.ab[0]);
+            sl_task *a = atomic_load(&HM.ab[0]), *b = atomic_load(&HM.ab[1]);
+            uint64_t me = t->id_, other = (a == t ? b : a)->id_;
             bool s1 = HM.how != HM_WAIT ? me < other : me > other;
             hm_slot[k] = s = &HM.s[s1 ? 1 : 3];
             s->where = k == 1 ? 1 : 2;
@@ -4141,10 +4142,11 @@ static int cm_sh(sl_task *t, void *arg)   /* S_H: reactor 0, or by sid 0 / 3 (an
         atomic_store(&CM.cand[atomic_fetch_add(&CM.ncand, 1)], t);
         WAIT_FOR(t, atomic_load(&CM.ncand) == 2, CM.p[k], CM.r[k]);
         {
-            /* roles by sid (the task's address): DIE, S_H the lower (it
-             * refuses S_3's offer); WAIT, the higher (S_3's offer waits) */
-            uintptr_t me = (uintptr_t)t, a = (uintptr_t)atomic_load(&CM.cand[0]), b = (uintptr_t)atomic_load(&CM.cand[1]);
-            uintptr_t other = a == me ? b : a;
+            /* roles by sid (the task's id, published with the task): DIE,
+             * S_H the lower (it refuses S_3's offer); WAIT, the higher
+             * (S_3's offer waits) */
+            sl_task *a = atomic_load(&CM.cand[0]), *b = atomic_load(&CM.cand[1]);
+            uint64_t me = t->id_, other = (a == t ? b : a)->id_;
             if (CM.how == CM_DIE ? me > other : me < other)
                 goto s3;
         }
