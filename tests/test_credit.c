@@ -1718,6 +1718,7 @@ static struct {
     sl_chan *x, *y;
     _Atomic int go, asked, w_done;
     int v, w_rc, hrc, i;
+    sl_task *w;
     bool same;
     size_t ylen;
 } Q;
@@ -1737,16 +1738,15 @@ static int q_starter(sl_task *t, void *arg)   /* reactor 1 */
 {
     (void)arg;
     SL_BEGIN(t);
-    {
-        /* until reactor 0 is in the step that frees x (so it will not
-         * take the ask from its queue before the free) */
-        uint64_t end = sl_now_ns() + 20 * SL_NS_PER_S;
-        while (!atomic_load(&Q.go) && sl_now_ns() < end)
-            sched_yield();
-        assert_true(atomic_load(&Q.go));
-    }
-    assert_int_equal(sl_spawn(NULL, q_waiter, NULL, NULL, &(sl_spawn_opts){ .name = "waiter" }), 0);
-    SL_AWAIT(t, Q.hrc, sl_sleep(t, SL_NS_PER_MS));   /* the waiter runs, parks, posts its ask */
+    /* until reactor 0 is in the step that frees x (so it will not take
+     * the ask from its queue before the free) */
+    assert_true(wait_set(&Q.go, 20 * SL_NS_PER_S));
+    assert_int_equal(sl_spawn(NULL, q_waiter, NULL, &Q.w, &(sl_spawn_opts){ .name = "waiter" }), 0);
+    /* the waiter runs and parks, having named x (it must before x is
+     * freed: later, it might name the new channel at x's address) */
+    for (Q.i = 0; Q.i < 20000 && !task_parked(Q.w); Q.i++)
+        SL_AWAIT(t, Q.hrc, sl_sleep(t, SL_NS_PER_MS));
+    assert_true(task_parked(Q.w));
     atomic_store(&Q.asked, 1);
     SL_END(t);
 }
@@ -1763,10 +1763,7 @@ static int q_home(sl_task *t, void *arg)   /* reactor 0 */
     atomic_store(&Q.go, 1);
     {
         /* in this step: the ask waits in our queue meanwhile */
-        uint64_t end = sl_now_ns() + 20 * SL_NS_PER_S;
-        while (!atomic_load(&Q.asked) && sl_now_ns() < end)
-            sched_yield();
-        assert_true(atomic_load(&Q.asked));
+        assert_true(wait_set(&Q.asked, 20 * SL_NS_PER_S));
         assert_null(Q.x->asks_);   /* not arrived */
         sl_chan *old = Q.x;
         assert_int_equal(sl_chan_free(t, Q.x), 0);
@@ -1820,6 +1817,7 @@ static struct {
     sl_chan *x, *y;
     _Atomic int go, asked, w_done;
     int w_rc, hrc, i, sel;
+    sl_task *w;
     int64_t v, got, yv;
     sl_case cs[1];
     bool same;
@@ -1873,14 +1871,13 @@ static int x_starter(sl_task *t, void *arg)   /* reactor 1 */
 {
     (void)arg;
     SL_BEGIN(t);
-    {
-        uint64_t end = sl_now_ns() + 20 * SL_NS_PER_S;
-        while (!atomic_load(&XR.go) && sl_now_ns() < end)
-            sched_yield();
-        assert_true(atomic_load(&XR.go));
-    }
-    assert_int_equal(sl_spawn(NULL, x_waiter, NULL, NULL, &(sl_spawn_opts){ .name = "waiter" }), 0);
-    SL_AWAIT(t, XR.hrc, sl_sleep(t, SL_NS_PER_MS));   /* the waiter parks; its message leaves */
+    assert_true(wait_set(&XR.go, 20 * SL_NS_PER_S));
+    assert_int_equal(sl_spawn(NULL, x_waiter, NULL, &XR.w, &(sl_spawn_opts){ .name = "waiter" }), 0);
+    /* the waiter parks, having named x (as in q_starter); its message
+     * leaves at the end of its callback */
+    for (XR.i = 0; XR.i < 20000 && !task_parked(XR.w); XR.i++)
+        SL_AWAIT(t, XR.hrc, sl_sleep(t, SL_NS_PER_MS));
+    assert_true(task_parked(XR.w));
     atomic_store(&XR.asked, 1);
     SL_END(t);
 }
@@ -1898,10 +1895,7 @@ static int x_home(sl_task *t, void *arg)   /* reactor 0 */
     SL_AWAIT(t, XR.hrc, sl_sleep(t, SL_NS_PER_MS));
     atomic_store(&XR.go, 1);
     {
-        uint64_t end = sl_now_ns() + 20 * SL_NS_PER_S;
-        while (!atomic_load(&XR.asked) && sl_now_ns() < end)
-            sched_yield();
-        assert_true(atomic_load(&XR.asked));
+        assert_true(wait_set(&XR.asked, 20 * SL_NS_PER_S));
         /* not arrived: nothing of it here yet */
         assert_null(XR.x->asks_);
         assert_null(XR.x->rasks_);
@@ -2218,10 +2212,7 @@ static int bx_home(sl_task *t, void *arg)   /* reactor 0 */
     assert_true(BX.x->reserved_ > 0);         /* and credit is out */
     atomic_store(&BX.go2, 1);
     {
-        uint64_t end = sl_now_ns() + LONG_WAIT;
-        while (!atomic_load(&BX.sent2) && sl_now_ns() < end)
-            sched_yield();
-        assert_true(atomic_load(&BX.sent2));
+        assert_true(wait_set(&BX.sent2, LONG_WAIT));
         sl_chan *old = BX.x;
         assert_int_equal(sl_chan_free(t, BX.x), 0);
         chan_churn(t, SL_CHAN_QUARANTINE, sizeof(int64_t), 4);
@@ -2270,7 +2261,7 @@ static void test_batch_across_free(void **s)
 
 static struct {
     sl_chan *c;
-    _Atomic int sent, counted;
+    _Atomic int sent, counted, flushed;
     int v, rc, hrc, round, got, bad, met, same, i;
     unsigned left;
 } KR;
@@ -2316,7 +2307,13 @@ static int kr_home(sl_task *t, void *arg)   /* reactor 0 */
         assert_int_equal(sl_chan_try_recv(t, KR.c, &KR.got), 0);
         if (KR.got != 100 + KR.round)
             KR.bad++;
-        SL_AWAIT(t, KR.hrc, sl_sleep(t, SL_NS_PER_MS));   /* reactor 1's flush: its record idles */
+        /* reactor 1's flush (its record idles): a message run there
+         * after the send's callback ended */
+        atomic_store(&KR.flushed, 0);
+        assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 1), flag_set, &KR.flushed), 0);
+        for (KR.i = 0; KR.i < 20000 && !atomic_load(&KR.flushed); KR.i++)
+            SL_AWAIT(t, KR.hrc, sl_sleep(t, SL_NS_PER_MS));
+        assert_true(atomic_load(&KR.flushed));
         {
             sl_chan *old = KR.c;
             assert_int_equal(sl_chan_free(t, KR.c), 0);

@@ -832,12 +832,7 @@ static int k_starter(sl_task *t, void *arg)   /* reactor 1 */
 {
     (void)arg;
     SL_BEGIN(t);
-    {
-        uint64_t end = sl_now_ns() + K_BOUND;   /* reactor 0 is in the step that frees x */
-        while (!atomic_load(&K.go) && sl_now_ns() < end)
-            sched_yield();
-        assert_true(atomic_load(&K.go));
-    }
+    assert_true(wait_set(&K.go, K_BOUND));   /* reactor 0 is in the step that frees x */
     assert_int_equal(sl_spawn(NULL, k_t1, NULL, NULL, &(sl_spawn_opts){ .name = "t1" }), 0);
     assert_int_equal(sl_spawn(NULL, k_t1s, NULL, NULL, &(sl_spawn_opts){ .name = "t1s" }), 0);
     /* they run (this reactor's, before the sleep's timer), park, and the ask goes */
@@ -871,10 +866,7 @@ static int k_home(sl_task *t, void *arg)   /* reactor 0 */
     atomic_store(&K.go, 1);
     {
         /* in this step: reactor 1's messages wait in our queue meanwhile */
-        uint64_t end = sl_now_ns() + K_BOUND;
-        while (!atomic_load(&K.asked) && sl_now_ns() < end)
-            sched_yield();
-        assert_true(atomic_load(&K.asked));
+        assert_true(wait_set(&K.asked, K_BOUND));
         assert_null(K.x->asks_);   /* not arrived */
         sl_chan *old = K.x;
         assert_int_equal(sl_chan_free(t, K.x), 0);
@@ -883,9 +875,7 @@ static int k_home(sl_task *t, void *arg)   /* reactor 0 */
         K.same = K.y == old;
         assert_int_equal(sl_chan_try_send(t, K.y, &K.vy), 0);   /* full: t2 waits for credit */
         atomic_store(&K.y_ready, 1);
-        while (!atomic_load(&K.described) && sl_now_ns() < end)
-            sched_yield();
-        assert_true(atomic_load(&K.described));
+        assert_true(wait_set(&K.described, K_BOUND));
     }
     /* the old asks fail -EPIPE (their generation); t2's is served once y has room */
     assert_int_equal(sl_chan_recv(t, K.y, &K.vy), 0);

@@ -6,6 +6,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +70,34 @@ static inline int rt_run_keep(sl_runtime *rt, sl_step_fn fn, void *state)
 {
     assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 0), fn, state, &(sl_spawn_opts){ .name = "main" }), 0);
     return sl_runtime_run(rt);
+}
+
+/* Is task `w` parked? For a bounded poll by a task of w's reactor while w
+ * cannot end (it waits for what the poller's side holds back). */
+static inline bool task_parked(const sl_task *w)
+{
+    sl_task_info info;
+    sl_task_info_get(w, &info);
+    return info.status == SL_TASK_PARKED;
+}
+
+/* Waits until *flag is set, at most `ns`, yielding the CPU but not the
+ * reactor (for a step that must not end meanwhile); returns whether it
+ * is set. */
+static inline bool wait_set(_Atomic int *flag, uint64_t ns)
+{
+    uint64_t end = sl_now_ns() + ns;
+    while (!atomic_load(flag) && sl_now_ns() < end)
+        sched_yield();
+    return atomic_load(flag);
+}
+
+/* Sets the int at arg: posted to a reactor, it says that reactor has
+ * ended every callback it was in when the post was made (and run their
+ * flushes). */
+static inline void flag_set(void *arg)
+{
+    atomic_store((_Atomic int *)arg, 1);
 }
 
 /* ---- scenes: tests whose reactors share the file's static structs ---- */
