@@ -725,21 +725,40 @@ void sl__rrecv_unpark(sl_task *t)
     r->remote_pending--;
 }
 
+/* Tests (sl__rrecv_set_report_hook): runs on the receiving reactor's
+ * thread after each report goes home, to hold the flush there while the
+ * home shows what it has got (tests/test_credit.c
+ * test_send_then_recv_order). Set while no runtime runs. */
+static void (*report_hook)(void *);
+static void *report_hook_arg;
+
+void sl__rrecv_set_report_hook(void (*after)(void *), void *arg)
+{
+    report_hook = after;
+    report_hook_arg = arg;
+}
+
 /* Reports, answers to recalls and asks of the records marked dirty go
  * home: those homed on `home` and stamped before `before` only (home
  * NULL: all; the others stay marked, in their order). */
 static int ship_dirty(sl_reactor *r, bool all, const sl_reactor *home, uint32_t before)
 {
     int did = 0;
-    /* In marking order (rr_dirty is pushed at its head): reports of
-     * receives on x and then on y, both homed on one reactor, go x first,
-     * so a sender there that found room in y made by the second finds the
-     * room the first made in x, as rsend.c's batches (sl__rsend_flush). */
+    /* In the order made, by stamp (dseq): reports of receives on x and
+     * then on y, both homed on one reactor, go x first, so a sender there
+     * that found room in y made by the second finds the room the first
+     * made in x, as rsend.c's batches (sl__rsend_flush). rr_dirty is
+     * pushed at its head, so each record is usually older than all the
+     * sorted ones: one compare. Not always: a record marked for an ask is
+     * stamped again by its first take (take), and kept its place. */
     sl_rrecv *s = NULL;
     for (sl_rrecv *x = r->rr_dirty, *xn; x; x = xn) {
         xn = x->dnext;
-        x->dnext = s;
-        s = x;
+        sl_rrecv **pp = &s;
+        while (*pp && (int32_t)((*pp)->dseq - x->dseq) < 0)
+            pp = &(*pp)->dnext;
+        x->dnext = *pp;
+        *pp = x;
     }
     r->rr_dirty = NULL;
     while (s) {
@@ -803,7 +822,13 @@ static int ship_dirty(sl_reactor *r, bool all, const sl_reactor *home, uint32_t 
                 s->recalled = false;
                 s->grecalled = false;
                 did++;
+                /* the flush: batches to that home begun before these
+                 * receives go first (sl__rsend_ship_before) */
+                if (!home && r->rs_dirty)
+                    did += sl__rsend_ship_before(r, s->home, s->dseq);
                 sl_reactor_post_mem(s->home, &u->msg, home_up, u);
+                if (report_hook)
+                    report_hook(report_hook_arg);
             }
         }
         s = next;

@@ -2937,6 +2937,157 @@ static void test_filled_batch(void **s)
     assert_true(FL.filled >= 1);   /* the case was made */
 }
 
+/* ---- order of reports and batches at a callback's end (s15order) ---------------------- */
+
+/* A send, then a receive, in one step (issue 17, the fifteenth stop): A
+ * on reactor 1 sends e on x with credit in hand (its batch waits for the
+ * flush), then receives z's element in hand (its report waits for the
+ * flush), both homed on reactor 0. S there, parked sending on z (full),
+ * is moved in by that report; the send on x happened before the receive,
+ * which happened before S's send completed, so S must then find e in x
+ * (Go's memory model). The flush sent reports before batches, so S could
+ * be woken before e was there. The window is the flush's own (between
+ * its report and its batch): a test hook (sl__rrecv_set_report_hook)
+ * holds A's reactor after the report until S has looked (at most
+ * SO_HOLD_NS: the order no longer depends on it). Each round A takes z's
+ * first element by a lend that wakes it (its report goes in a turn of
+ * its own: SL_YIELD), the second in hand; z has capacity 2, so S's first
+ * send of the round completes at the first report and its second at the
+ * second. x's capacity (256) lends A credit for every round (no top-up
+ * comes: S polls x, so e is in x's ring when its batch arrives). */
+#define SO_N 200
+#define SO_HOLD_NS (20 * 1000 * 1000)
+
+static struct {
+    sl_chan *x, *z;
+    int ia, ib, rca, rcb, va, vx, vb, vz, late;
+    long missed, bad, inhand;
+    atomic_int sending2;   /* S: the round whose second send on z it is at */
+    atomic_int tried;      /* S: the rounds it has looked at x in */
+    int armed, held;       /* reactor 1: the round whose report the hook holds; held */
+    uint64_t before;       /* reactor 1's batches shipped ahead of a report (rsend.c sl__rsend_ship_before) */
+    int finished;
+} SO;
+
+static void so_finished(void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    if (++SO.finished == 2)
+        sl_runtime_stop(rt);
+}
+
+/* reactor 1, after a report went home: the round's second report is held
+ * until S has looked at x */
+static void so_hook(void *arg)
+{
+    (void)arg;
+    if (sl_reactor_id(sl_reactor_current()) != 1 || SO.armed <= SO.held)
+        return;
+    SO.held = SO.armed;
+    uint64_t end = sl_now_ns() + SO_HOLD_NS;
+    while (atomic_load(&SO.tried) < SO.held && sl_now_ns() < end)
+        sched_yield();
+}
+
+static int so_s(sl_task *t, void *arg)   /* reactor 0: x's and z's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SO.vz = -1;
+    assert_int_equal(sl_chan_try_send(t, SO.z, &SO.vz), 0);
+    assert_int_equal(sl_chan_try_send(t, SO.z, &SO.vz), 0);
+    for (SO.ib = 0; SO.ib < SO_N; SO.ib++) {
+        SO.vz = SO.ib;
+        SL_AWAIT(t, SO.rcb, sl_chan_send(t, SO.z, &SO.vz));   /* room from A's first receive */
+        assert_int_equal(SO.rcb, 0);
+        atomic_store(&SO.sending2, SO.ib + 1);
+        SL_AWAIT(t, SO.rcb, sl_chan_send(t, SO.z, &SO.vz));   /* room from A's second, after its send on x */
+        assert_int_equal(SO.rcb, 0);
+        SO.rcb = sl_chan_try_recv(t, SO.x, &SO.vb);
+        atomic_store(&SO.tried, SO.ib + 1);
+        if (SO.rcb != 0) {
+            SO.missed++;
+            SL_AWAIT(t, SO.rcb, sl_chan_recv(t, SO.x, &SO.vb));
+            assert_int_equal(SO.rcb, 0);
+        }
+        if (SO.vb != SO.ib)
+            SO.bad++;
+    }
+    assert_int_equal(sl_chan_free(t, SO.x), 0);
+    assert_int_equal(sl_chan_free(t, SO.z), 0);
+    so_finished(NULL);
+    SL_END(t);
+}
+
+static int so_a(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (SO.ia = 0; SO.ia < SO_N; SO.ia++) {
+        SL_AWAIT(t, SO.rca, sl_chan_recv(t, SO.z, &SO.va));   /* parks: the lend wakes it */
+        assert_int_equal(SO.rca, 0);
+        SL_YIELD(t);   /* the rest in a turn of its own: the first report has gone, its posts go at once */
+        {
+            uint64_t end = sl_now_ns() + LONG_WAIT;   /* S moved in by the first report (else the hold is moot) */
+            while (atomic_load(&SO.sending2) <= SO.ia && sl_now_ns() < end)
+                sched_yield();
+        }
+        SO.vx = SO.ia;
+        SO.late = 0;
+        SO.rca = sl_chan_send(t, SO.x, &SO.vx);
+        if (SO.rca != 0) {   /* no credit (the first round): parks for it */
+            assert_int_equal(SO.rca, SL_PENDING);
+            SO.late = 1;
+            SL_AWAIT(t, SO.rca, SO.rca);
+            assert_int_equal(SO.rca, 0);
+        }
+        SO.rca = sl_chan_recv(t, SO.z, &SO.va);
+        if (SO.rca == 0 && !SO.late)
+            SO.inhand++;   /* the case: a send in a batch, then a receive in hand */
+        SO.armed = SO.ia + 1;
+        if (SO.rca != 0) {
+            assert_int_equal(SO.rca, SL_PENDING);
+            SL_AWAIT(t, SO.rca, SO.rca);
+            assert_int_equal(SO.rca, 0);
+        }
+    }
+    SO.before = sl_task_reactor(t)->rs_before;
+    assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 0), so_finished, NULL), 0);
+    SL_END(t);
+}
+
+static int so_main(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    sl_task *s;
+    assert_int_equal(sl_chan_new(&SO.x, sizeof(int), 256, NULL), 0);
+    assert_int_equal(sl_chan_new(&SO.z, sizeof(int), 2, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, so_s, NULL, &s, NULL), 0);
+    assert_int_equal(sl_chan_give(SO.x, t, s), 0);
+    assert_int_equal(sl_chan_give(SO.z, t, s), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), so_a, NULL, NULL), 0);
+    return 0;
+}
+
+static void test_send_then_recv_order(void **s)
+{
+    (void)s;
+    memset(&cap, 0, sizeof cap);
+    memset(&SO, 0, sizeof SO);
+    sl__rrecv_set_report_hook(so_hook, NULL);
+    rt = rt_new(2, &cap);
+    int leaks = rt_run(rt, so_main, NULL);
+    sl__rrecv_set_report_hook(NULL, NULL);
+    assert_int_equal(leaks, 0);
+    print_message("send, then recv: x's element not there when z's room was, %ld of %d rounds (%ld in hand, %llu batches ahead of a report)\n",
+                  SO.missed, SO_N, SO.inhand, (unsigned long long)SO.before);
+    assert_int_equal(SO.ib, SO_N);
+    assert_int_equal(SO.bad, 0);
+    assert_true(SO.inhand >= SO_N / 2);   /* the case was made */
+    assert_int_equal(SO.missed, 0);
+    assert_true(SO.before >= SO_N / 2);   /* the batch went ahead of the report at the flush */
+}
+
 int main(void)
 {
     /* CMOCKA_TEST_FILTER=test_recall_at_free (a glob) runs only those: a
@@ -2987,6 +3138,7 @@ int main(void)
         cmocka_unit_test(test_given_close_drains_the_held),
         cmocka_unit_test(test_given_deadline_loses_nothing),
         cmocka_unit_test(test_given_len_and_pressure),
+        cmocka_unit_test(test_send_then_recv_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
