@@ -400,6 +400,9 @@ int sl__rsend_flush(sl_reactor *r, bool all);   /* how many things it sent or se
 /* The open batches homed on `home` begun before stamp `before` (rs_seq)
  * leave now, before a report made after them (rrecv.c's flush); how many. */
 int sl__rsend_ship_before(sl_reactor *r, const sl_reactor *home, uint32_t before);
+/* Tests: batches begun from now on hold at most `max` elements (0: all the
+ * credit in hand), so one fills inside a step. Set while no runtime runs. */
+void sl__rsend_set_batch_room(uint32_t max);
 void sl__rsend_free_all(sl_reactor *r);
 void sl__rsend_grant(sl_chan *ch);
 bool sl__rsend_ask_first(sl_chan *ch);   /* home: room goes to a passed-over ask? */

@@ -765,6 +765,15 @@ int sl__rsend_ship_before(sl_reactor *r, const sl_reactor *home, uint32_t before
     return did;
 }
 
+/* Tests (sl__rsend_set_batch_room): a batch's room is at most this (0:
+ * the credit in hand), so that one fills inside a task's step, with
+ * credit left for the send that finds it full (tests/test_credit.c
+ * test_recv_then_filled_batch_order); else a batch fills only as credit
+ * comes in a drain (test_filled_batch). Set while no runtime runs. */
+static uint32_t test_room;
+
+void sl__rsend_set_batch_room(uint32_t max) { test_room = max; }
+
 static int append(sl_reactor *r, sl_rsend *s, const void *elem, uint64_t until)
 {
     rs_batch *b = s->batch;
@@ -780,6 +789,8 @@ static int append(sl_reactor *r, sl_rsend *s, const void *elem, uint64_t until)
     if (!b) {
         close_others(r, s);
         uint32_t room = s->credit + 1;   /* this element's credit is taken already */
+        if (test_room && room > test_room)
+            room = test_room;
         b = batch_alloc(r, sizeof *b + room * (s->esz + (s->expiring ? sizeof until : 0)));
         if (!b)
             return -ENOMEM;
