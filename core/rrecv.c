@@ -840,14 +840,16 @@ static int ship_dirty(sl_reactor *r, bool all, const sl_reactor *home, uint32_t 
  * that starts a batch closes the others of that home, a full batch goes:
  * rsend.c close_others, append): what receives of this callback owe that
  * home and made before the batch began (stamped before `before`) goes
- * first. The flush sends reports before batches, so a batch passed them;
+ * first. The flush sent reports before batches, so a batch passed them;
  * a task at the home woken by its element found the room those receives
  * made not there yet (tests/test_credit.c
  * test_recv_then_closed_batch_order: a try_send on the channel received
  * from failed in 25 of 64 rounds). Reports made after the batch began
- * stay for the flush (shipped now they would pass its first elements).
- * One record's receives on both sides of a batch's start are not told
- * apart (docs/core.md, "The channel's share of a leg"). */
+ * stay for the flush (shipped now they would pass its first elements),
+ * which sends reports and batches in the order made (ship_dirty,
+ * rsend.c sl__rsend_ship_before). One record's receives on both sides of
+ * a batch's start are not told apart: its report goes as its first
+ * (docs/core.md, "Reports and batches leave in the order made"). */
 int sl__rrecv_ship_to(sl_reactor *r, const sl_reactor *home, uint32_t before)
 {
     return ship_dirty(r, false, home, before);

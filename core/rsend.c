@@ -724,7 +724,11 @@ static void dirty_newest(sl_reactor *r, sl_rsend *s)
  * when a chain waits; it cleared it first, and keep13's form of this
  * rule then reordered a channel's own elements: tests/test_reactor.c
  * test_spin_run_fifo, 3 runs of 8 under ASan). tests/test_credit.c
- * test_xyx_order. A batch that fills (below) ships the same way. */
+ * test_xyx_order. A batch that fills (below) ships the same way. Receives'
+ * reports to the same home keep the order made with batches too: one
+ * made before a batch began goes first (sl__rrecv_ship_to here, the
+ * flush's order otherwise), a batch begun before a report goes first at
+ * the flush (sl__rsend_ship_before). */
 /* s starts a batch: any other record homed on s's home with a batch open
  * ships it now. The common case (no other batch open) is one or two
  * loads. */
