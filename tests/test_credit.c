@@ -2962,6 +2962,8 @@ static void test_filled_batch(void **s)
 static struct {
     sl_chan *x, *z;
     int ia, ib, rca, rcb, va, vx, vb, vz, late;
+    bool select;           /* the second receive is a select's ready case */
+    sl_case cs[1];
     long missed, bad, inhand;
     atomic_int sending2;   /* S: the round whose second send on z it is at */
     atomic_int tried;      /* S: the rounds it has looked at x in */
@@ -3042,8 +3044,19 @@ static int so_a(sl_task *t, void *arg)   /* reactor 1 */
             SL_AWAIT(t, SO.rca, SO.rca);
             assert_int_equal(SO.rca, 0);
         }
-        SO.rca = sl_chan_recv(t, SO.z, &SO.va);
-        if (SO.rca == 0 && !SO.late)
+        if (SO.select) {   /* a ready receive case (select.c: sl__rrecv, as a receive) */
+            SO.cs[0] = (sl_case){ .ch = SO.z, .op = SL_RECV, .buf = &SO.va };
+            SO.rca = sl_select(t, SO.cs, 1, SL_SELECT_DEFAULT);
+            if (SO.rca == 0)
+                assert_int_equal(SO.cs[0].err, 0);
+            else
+                assert_int_equal(SO.rca, -EAGAIN);
+        }
+        if (!SO.select || SO.rca != 0)
+            SO.rca = sl_chan_recv(t, SO.z, &SO.va);
+        else
+            SO.inhand += !SO.late;   /* the case, by select */
+        if (!SO.select && SO.rca == 0 && !SO.late)
             SO.inhand++;   /* the case: a send in a batch, then a receive in hand */
         SO.armed = SO.ia + 1;
         if (SO.rca != 0) {
@@ -3070,24 +3083,30 @@ static int so_main(sl_task *t, void *arg)   /* reactor 0 */
     return 0;
 }
 
-static void test_send_then_recv_order(void **s)
+static void run_send_then_recv(bool select)
 {
-    (void)s;
     memset(&cap, 0, sizeof cap);
     memset(&SO, 0, sizeof SO);
+    SO.select = select;
     sl__rrecv_set_report_hook(so_hook, NULL);
     rt = rt_new(2, &cap);
     int leaks = rt_run(rt, so_main, NULL);
     sl__rrecv_set_report_hook(NULL, NULL);
     assert_int_equal(leaks, 0);
-    print_message("send, then recv: x's element not there when z's room was, %ld of %d rounds (%ld in hand, %llu batches ahead of a report)\n",
-                  SO.missed, SO_N, SO.inhand, (unsigned long long)SO.before);
+    print_message("send, then %s: x's element not there when z's room was, %ld of %d rounds (%ld in hand, %llu batches ahead of a report)\n",
+                  select ? "select" : "recv", SO.missed, SO_N, SO.inhand, (unsigned long long)SO.before);
     assert_int_equal(SO.ib, SO_N);
     assert_int_equal(SO.bad, 0);
     assert_true(SO.inhand >= SO_N / 2);   /* the case was made */
     assert_int_equal(SO.missed, 0);
     assert_true(SO.before >= SO_N / 2);   /* the batch went ahead of the report at the flush */
 }
+
+static void test_send_then_recv_order(void **s) { (void)s; run_send_then_recv(false); }
+
+/* The same, the receive a select's ready case (select.c takes it by
+ * sl__rrecv: the same stamp, the same order). */
+static void test_send_then_select_recv_order(void **s) { (void)s; run_send_then_recv(true); }
 
 /* A receive in hand, then a batch that fills in the same step (issue 17,
  * the fifteenth stop): append ships a full batch at once, and what
@@ -3275,6 +3294,7 @@ int main(void)
         cmocka_unit_test(test_given_deadline_loses_nothing),
         cmocka_unit_test(test_given_len_and_pressure),
         cmocka_unit_test(test_send_then_recv_order),
+        cmocka_unit_test(test_send_then_select_recv_order),
         cmocka_unit_test(test_recv_then_filled_batch_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
