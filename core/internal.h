@@ -219,6 +219,7 @@ struct sl_reactor {
     uint64_t rs_front_topups;         /* top-ups in a batch added to the record in front (rsend.c home_take; tests/test_credit.c) */
     uint32_t rs_ndrop;                /* sender records not to keep idle (an error or a recall came) */
     uint32_t rs_seq;                  /* stamps of batches begun and receives to report, in the order made (rsend.c close_others) */
+    uint64_t rs_before;               /* batches the flush shipped ahead of a later receive's report (rsend.c sl__rsend_ship_before; fifteenth stop) */
 };
 
 struct sl_runtime {
@@ -396,6 +397,12 @@ int sl__rsend(sl_task *t, sl_chan *ch, uint32_t gen, const void *elem, uint64_t 
 bool sl__rsend_parked(const sl_task *t);
 void sl__rsend_unpark(sl_task *t);
 int sl__rsend_flush(sl_reactor *r, bool all);   /* how many things it sent or served */
+/* The open batches homed on `home` begun before stamp `before` (rs_seq)
+ * leave now, before a report made after them (rrecv.c's flush); how many. */
+int sl__rsend_ship_before(sl_reactor *r, const sl_reactor *home, uint32_t before);
+/* Tests: batches begun from now on hold at most `max` elements (0: all the
+ * credit in hand), so one fills inside a step. Set while no runtime runs. */
+void sl__rsend_set_batch_room(uint32_t max);
 void sl__rsend_free_all(sl_reactor *r);
 void sl__rsend_grant(sl_chan *ch);
 bool sl__rsend_ask_first(sl_chan *ch);   /* home: room goes to a passed-over ask? */
@@ -420,6 +427,10 @@ int sl__rrecv(sl_task *t, sl_chan *ch, uint32_t gen, void *elem);
 bool sl__rrecv_parked(const sl_task *t);
 void sl__rrecv_unpark(sl_task *t);
 int sl__rrecv_flush(sl_reactor *r, bool all);
+/* Tests: `after(arg)` runs after each report, answer or ask goes home
+ * (ship_dirty), on the receiving reactor's thread; NULL: none. Set while
+ * no runtime runs. */
+void sl__rrecv_set_report_hook(void (*after)(void *), void *arg);
 int sl__rrecv_ship_to(sl_reactor *r, const sl_reactor *home, uint32_t before);   /* before a batch leaves mid-callback (rsend.c) */
 void sl__rrecv_free_all(sl_reactor *r);
 bool sl__rrecv_ask_first(sl_chan *ch);         /* home: element goes to a passed-over ask? */

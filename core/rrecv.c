@@ -725,21 +725,40 @@ void sl__rrecv_unpark(sl_task *t)
     r->remote_pending--;
 }
 
+/* Tests (sl__rrecv_set_report_hook): runs on the receiving reactor's
+ * thread after each report goes home, to hold the flush there while the
+ * home shows what it has got (tests/test_credit.c
+ * test_send_then_recv_order). Set while no runtime runs. */
+static void (*report_hook)(void *);
+static void *report_hook_arg;
+
+void sl__rrecv_set_report_hook(void (*after)(void *), void *arg)
+{
+    report_hook = after;
+    report_hook_arg = arg;
+}
+
 /* Reports, answers to recalls and asks of the records marked dirty go
  * home: those homed on `home` and stamped before `before` only (home
  * NULL: all; the others stay marked, in their order). */
 static int ship_dirty(sl_reactor *r, bool all, const sl_reactor *home, uint32_t before)
 {
     int did = 0;
-    /* In marking order (rr_dirty is pushed at its head): reports of
-     * receives on x and then on y, both homed on one reactor, go x first,
-     * so a sender there that found room in y made by the second finds the
-     * room the first made in x, as rsend.c's batches (sl__rsend_flush). */
+    /* In the order made, by stamp (dseq): reports of receives on x and
+     * then on y, both homed on one reactor, go x first, so a sender there
+     * that found room in y made by the second finds the room the first
+     * made in x, as rsend.c's batches (sl__rsend_flush). rr_dirty is
+     * pushed at its head, so each record is usually older than all the
+     * sorted ones: one compare. Not always: a record marked for an ask is
+     * stamped again by its first take (take), and kept its place. */
     sl_rrecv *s = NULL;
     for (sl_rrecv *x = r->rr_dirty, *xn; x; x = xn) {
         xn = x->dnext;
-        x->dnext = s;
-        s = x;
+        sl_rrecv **pp = &s;
+        while (*pp && (int32_t)((*pp)->dseq - x->dseq) < 0)
+            pp = &(*pp)->dnext;
+        x->dnext = *pp;
+        *pp = x;
     }
     r->rr_dirty = NULL;
     while (s) {
@@ -803,7 +822,13 @@ static int ship_dirty(sl_reactor *r, bool all, const sl_reactor *home, uint32_t 
                 s->recalled = false;
                 s->grecalled = false;
                 did++;
+                /* the flush: batches to that home begun before these
+                 * receives go first (sl__rsend_ship_before) */
+                if (!home && r->rs_dirty)
+                    did += sl__rsend_ship_before(r, s->home, s->dseq);
                 sl_reactor_post_mem(s->home, &u->msg, home_up, u);
+                if (report_hook)
+                    report_hook(report_hook_arg);
             }
         }
         s = next;
@@ -815,14 +840,16 @@ static int ship_dirty(sl_reactor *r, bool all, const sl_reactor *home, uint32_t 
  * that starts a batch closes the others of that home, a full batch goes:
  * rsend.c close_others, append): what receives of this callback owe that
  * home and made before the batch began (stamped before `before`) goes
- * first. The flush sends reports before batches, so a batch passed them;
+ * first. The flush sent reports before batches, so a batch passed them;
  * a task at the home woken by its element found the room those receives
  * made not there yet (tests/test_credit.c
  * test_recv_then_closed_batch_order: a try_send on the channel received
  * from failed in 25 of 64 rounds). Reports made after the batch began
- * stay for the flush (shipped now they would pass its first elements).
- * One record's receives on both sides of a batch's start are not told
- * apart (docs/core.md, "The channel's share of a leg"). */
+ * stay for the flush (shipped now they would pass its first elements),
+ * which sends reports and batches in the order made (ship_dirty,
+ * rsend.c sl__rsend_ship_before). One record's receives on both sides of
+ * a batch's start are not told apart: its report goes as its first
+ * (docs/core.md, "Reports and batches leave in the order made"). */
 int sl__rrecv_ship_to(sl_reactor *r, const sl_reactor *home, uint32_t before)
 {
     return ship_dirty(r, false, home, before);

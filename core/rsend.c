@@ -724,7 +724,11 @@ static void dirty_newest(sl_reactor *r, sl_rsend *s)
  * when a chain waits; it cleared it first, and keep13's form of this
  * rule then reordered a channel's own elements: tests/test_reactor.c
  * test_spin_run_fifo, 3 runs of 8 under ASan). tests/test_credit.c
- * test_xyx_order. A batch that fills (below) ships the same way. */
+ * test_xyx_order. A batch that fills (below) ships the same way. Receives'
+ * reports to the same home keep the order made with batches too: one
+ * made before a batch began goes first (sl__rrecv_ship_to here, the
+ * flush's order otherwise), a batch begun before a report goes first at
+ * the flush (sl__rsend_ship_before). */
 /* s starts a batch: any other record homed on s's home with a batch open
  * ships it now. The common case (no other batch open) is one or two
  * loads. */
@@ -741,6 +745,39 @@ static void close_others(sl_reactor *r, sl_rsend *s)
         }
 }
 
+/* The flush (rrecv.c ship_dirty): a report of receives stamped `before`
+ * is about to go to `home`; a batch for it begun earlier goes first (the
+ * fifteenth stop). The flush sent every report before every batch, and a
+ * task's send on x, then its receive on z (both homed on `home`) made
+ * z's room visible there before x's element: a sender moved in by that
+ * room, whose send the receive happened before, could find x empty
+ * (tests/test_credit.c test_send_then_recv_order, 198 of 200 rounds with
+ * the flush held after the report). A report made before a batch began
+ * still goes first, and one made after never waits for a batch begun
+ * after it. No message is added: the same batch leaves a moment sooner.
+ * At most one batch of a home is open (a send that begins one closes the
+ * others: close_others); the walk is over the one or two records marked. */
+int sl__rsend_ship_before(sl_reactor *r, const sl_reactor *home, uint32_t before)
+{
+    int did = 0;
+    for (sl_rsend *x = r->rs_dirty; x; x = x->dnext)
+        if (x->home == home && x->batch && x->batch->n && (int32_t)(x->bseq - before) < 0 &&
+            ship(x, 0, false)) {   /* (no memory: it stays for the flush) */
+            r->rs_before++;
+            did++;
+        }
+    return did;
+}
+
+/* Tests (sl__rsend_set_batch_room): a batch's room is at most this (0:
+ * the credit in hand), so that one fills inside a task's step, with
+ * credit left for the send that finds it full (tests/test_credit.c
+ * test_recv_then_filled_batch_order); else a batch fills only as credit
+ * comes in a drain (test_filled_batch). Set while no runtime runs. */
+static uint32_t test_room;
+
+void sl__rsend_set_batch_room(uint32_t max) { test_room = max; }
+
 static int append(sl_reactor *r, sl_rsend *s, const void *elem, uint64_t until)
 {
     rs_batch *b = s->batch;
@@ -756,6 +793,8 @@ static int append(sl_reactor *r, sl_rsend *s, const void *elem, uint64_t until)
     if (!b) {
         close_others(r, s);
         uint32_t room = s->credit + 1;   /* this element's credit is taken already */
+        if (test_room && room > test_room)
+            room = test_room;
         b = batch_alloc(r, sizeof *b + room * (s->esz + (s->expiring ? sizeof until : 0)));
         if (!b)
             return -ENOMEM;

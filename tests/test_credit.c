@@ -2840,7 +2840,8 @@ static void test_recv_then_closed_batch_order(void **s)
  * sent them. What this does not check: that a receive made in the same
  * drain before the batch began is reported first (append's
  * sl__rrecv_ship_to); such a receive is made inside core (a fed element
- * handed to a parked receiver), where no test code can stamp it. */
+ * handed to a parked receiver), where no test code can stamp it
+ * (test_recv_then_filled_batch_order does, with batches of one element). */
 #define FL_K 32
 #define FL_N 1000
 #define FL_CAP 8
@@ -2937,6 +2938,311 @@ static void test_filled_batch(void **s)
     assert_true(FL.filled >= 1);   /* the case was made */
 }
 
+/* ---- order of reports and batches at a callback's end (s15order) ---------------------- */
+
+/* A send, then a receive, in one step (issue 17, the fifteenth stop): A
+ * on reactor 1 sends e on x with credit in hand (its batch waits for the
+ * flush), then receives z's element in hand (its report waits for the
+ * flush), both homed on reactor 0. S there, parked sending on z (full),
+ * is moved in by that report; the send on x happened before the receive,
+ * which happened before S's send completed, so S must then find e in x
+ * (Go's memory model). The flush sent reports before batches, so S could
+ * be woken before e was there. The window is the flush's own (between
+ * its report and its batch): a test hook (sl__rrecv_set_report_hook)
+ * holds A's reactor after the report until S has looked (at most
+ * SO_HOLD_NS: the order no longer depends on it). Each round A takes z's
+ * first element by a lend that wakes it (its report goes in a turn of
+ * its own: SL_YIELD), the second in hand; z has capacity 2, so S's first
+ * send of the round completes at the first report and its second at the
+ * second. x's capacity (256) lends A credit for every round (no top-up
+ * comes: S polls x, so e is in x's ring when its batch arrives). */
+#define SO_N 200
+#define SO_HOLD_NS (20 * 1000 * 1000)
+
+static struct {
+    sl_chan *x, *z;
+    int ia, ib, rca, rcb, va, vx, vb, vz, late;
+    bool select;           /* the second receive is a select's ready case */
+    sl_case cs[1];
+    long missed, bad, inhand;
+    atomic_int sending2;   /* S: the round whose second send on z it is at */
+    atomic_int tried;      /* S: the rounds it has looked at x in */
+    int armed, held;       /* reactor 1: the round whose report the hook holds; held */
+    uint64_t before;       /* reactor 1's batches shipped ahead of a report (rsend.c sl__rsend_ship_before) */
+    int finished;
+} SO;
+
+static void so_finished(void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    if (++SO.finished == 2)
+        sl_runtime_stop(rt);
+}
+
+/* reactor 1, after a report went home: the round's second report is held
+ * until S has looked at x */
+static void so_hook(void *arg)
+{
+    (void)arg;
+    if (sl_reactor_id(sl_reactor_current()) != 1 || SO.armed <= SO.held)
+        return;
+    SO.held = SO.armed;
+    uint64_t end = sl_now_ns() + SO_HOLD_NS;
+    while (atomic_load(&SO.tried) < SO.held && sl_now_ns() < end)
+        sched_yield();
+}
+
+static int so_s(sl_task *t, void *arg)   /* reactor 0: x's and z's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    SO.vz = -1;
+    assert_int_equal(sl_chan_try_send(t, SO.z, &SO.vz), 0);
+    assert_int_equal(sl_chan_try_send(t, SO.z, &SO.vz), 0);
+    for (SO.ib = 0; SO.ib < SO_N; SO.ib++) {
+        SO.vz = SO.ib;
+        SL_AWAIT(t, SO.rcb, sl_chan_send(t, SO.z, &SO.vz));   /* room from A's first receive */
+        assert_int_equal(SO.rcb, 0);
+        atomic_store(&SO.sending2, SO.ib + 1);
+        SL_AWAIT(t, SO.rcb, sl_chan_send(t, SO.z, &SO.vz));   /* room from A's second, after its send on x */
+        assert_int_equal(SO.rcb, 0);
+        SO.rcb = sl_chan_try_recv(t, SO.x, &SO.vb);
+        atomic_store(&SO.tried, SO.ib + 1);
+        if (SO.rcb != 0) {
+            SO.missed++;
+            SL_AWAIT(t, SO.rcb, sl_chan_recv(t, SO.x, &SO.vb));
+            assert_int_equal(SO.rcb, 0);
+        }
+        if (SO.vb != SO.ib)
+            SO.bad++;
+    }
+    assert_int_equal(sl_chan_free(t, SO.x), 0);
+    assert_int_equal(sl_chan_free(t, SO.z), 0);
+    so_finished(NULL);
+    SL_END(t);
+}
+
+static int so_a(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (SO.ia = 0; SO.ia < SO_N; SO.ia++) {
+        SL_AWAIT(t, SO.rca, sl_chan_recv(t, SO.z, &SO.va));   /* parks: the lend wakes it */
+        assert_int_equal(SO.rca, 0);
+        SL_YIELD(t);   /* the rest in a turn of its own: the first report has gone, its posts go at once */
+        {
+            uint64_t end = sl_now_ns() + LONG_WAIT;   /* S moved in by the first report (else the hold is moot) */
+            while (atomic_load(&SO.sending2) <= SO.ia && sl_now_ns() < end)
+                sched_yield();
+        }
+        SO.vx = SO.ia;
+        SO.late = 0;
+        SO.rca = sl_chan_send(t, SO.x, &SO.vx);
+        if (SO.rca != 0) {   /* no credit (the first round): parks for it */
+            assert_int_equal(SO.rca, SL_PENDING);
+            SO.late = 1;
+            SL_AWAIT(t, SO.rca, SO.rca);
+            assert_int_equal(SO.rca, 0);
+        }
+        if (SO.select) {   /* a ready receive case (select.c: sl__rrecv, as a receive) */
+            SO.cs[0] = (sl_case){ .ch = SO.z, .op = SL_RECV, .buf = &SO.va };
+            SO.rca = sl_select(t, SO.cs, 1, SL_SELECT_DEFAULT);
+            if (SO.rca == 0)
+                assert_int_equal(SO.cs[0].err, 0);
+            else
+                assert_int_equal(SO.rca, -EAGAIN);
+        }
+        if (!SO.select || SO.rca != 0)
+            SO.rca = sl_chan_recv(t, SO.z, &SO.va);
+        else
+            SO.inhand += !SO.late;   /* the case, by select */
+        if (!SO.select && SO.rca == 0 && !SO.late)
+            SO.inhand++;   /* the case: a send in a batch, then a receive in hand */
+        SO.armed = SO.ia + 1;
+        if (SO.rca != 0) {
+            assert_int_equal(SO.rca, SL_PENDING);
+            SL_AWAIT(t, SO.rca, SO.rca);
+            assert_int_equal(SO.rca, 0);
+        }
+    }
+    SO.before = sl_task_reactor(t)->rs_before;
+    assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 0), so_finished, NULL), 0);
+    SL_END(t);
+}
+
+static int so_main(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    sl_task *s;
+    assert_int_equal(sl_chan_new(&SO.x, sizeof(int), 256, NULL), 0);
+    assert_int_equal(sl_chan_new(&SO.z, sizeof(int), 2, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, so_s, NULL, &s, NULL), 0);
+    assert_int_equal(sl_chan_give(SO.x, t, s), 0);
+    assert_int_equal(sl_chan_give(SO.z, t, s), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), so_a, NULL, NULL), 0);
+    return 0;
+}
+
+static void run_send_then_recv(bool select)
+{
+    memset(&cap, 0, sizeof cap);
+    memset(&SO, 0, sizeof SO);
+    SO.select = select;
+    sl__rrecv_set_report_hook(so_hook, NULL);
+    rt = rt_new(2, &cap);
+    int leaks = rt_run(rt, so_main, NULL);
+    sl__rrecv_set_report_hook(NULL, NULL);
+    assert_int_equal(leaks, 0);
+    print_message("send, then %s: x's element not there when z's room was, %ld of %d rounds (%ld in hand, %llu batches ahead of a report)\n",
+                  select ? "select" : "recv", SO.missed, SO_N, SO.inhand, (unsigned long long)SO.before);
+    assert_int_equal(SO.ib, SO_N);
+    assert_int_equal(SO.bad, 0);
+    assert_true(SO.inhand >= SO_N / 2);   /* the case was made */
+    assert_int_equal(SO.missed, 0);
+    assert_true(SO.before >= SO_N / 2);   /* the batch went ahead of the report at the flush */
+}
+
+static void test_send_then_recv_order(void **s) { (void)s; run_send_then_recv(false); }
+
+/* The same, the receive a select's ready case (select.c takes it by
+ * sl__rrecv: the same stamp, the same order). */
+static void test_send_then_select_recv_order(void **s) { (void)s; run_send_then_recv(true); }
+
+/* A receive in hand, then a batch that fills in the same step (issue 17,
+ * the fifteenth stop): append ships a full batch at once, and what
+ * receives of the callback made before it began goes first
+ * (sl__rrecv_ship_to). No test covered that line: a batch fills only
+ * as credit comes in a drain (test_filled_batch), where no task's
+ * receive can be placed before it. Here batches hold one element
+ * (sl__rsend_set_batch_room), so one fills in a step with credit left:
+ * A on reactor 1 takes both of z's elements (capacity 2, home reactor 0;
+ * the first by a lend that wakes it, the second in hand after a yield),
+ * then sends e1 on x (homed there too: its batch is full) and e2 (which
+ * finds it full and ships it). R at the home, woken by e1, must find z
+ * with room for two (both receives happened before e1's send). Without
+ * the line e1 went at once inside a ring cell and the report at the
+ * flush; A, seeing its batch go mid-step (its reactor's ring_inlines),
+ * holds its step until R has looked (at most SO_HOLD_NS). */
+#define RF_N 64
+
+static struct {
+    sl_chan *x, *z;
+    int ia, ib, rca, rcb, va, vx1, vx2, vb, vz, nz;
+    long missed, bad, inhand;
+    uint64_t filled, inl;
+    atomic_int tried;
+    int finished;
+} RF;
+
+static void rf_finished(void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    if (++RF.finished == 2)
+        sl_runtime_stop(rt);
+}
+
+static int rf_r(sl_task *t, void *arg)   /* reactor 0: x's and z's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    RF.vz = -1;
+    assert_int_equal(sl_chan_try_send(t, RF.z, &RF.vz), 0);
+    assert_int_equal(sl_chan_try_send(t, RF.z, &RF.vz), 0);
+    for (RF.ib = 0; RF.ib < RF_N; RF.ib++) {
+        SL_AWAIT(t, RF.rcb, sl_chan_recv(t, RF.x, &RF.vb));
+        assert_int_equal(RF.rcb, 0);
+        if (RF.vb != 2 * RF.ib)
+            RF.bad++;
+        /* A took both of z's elements before it sent e1: z has room for two */
+        RF.vz = RF.ib;
+        RF.nz = sl_chan_try_send(t, RF.z, &RF.vz) == 0;
+        RF.nz += sl_chan_try_send(t, RF.z, &RF.vz) == 0;
+        atomic_store(&RF.tried, RF.ib + 1);
+        if (RF.nz < 2)
+            RF.missed++;
+        while (RF.nz < 2) {   /* refilled once the report is in: the next round takes two */
+            SL_AWAIT(t, RF.rcb, sl_chan_send(t, RF.z, &RF.vz));
+            assert_int_equal(RF.rcb, 0);
+            RF.nz++;
+        }
+        SL_AWAIT(t, RF.rcb, sl_chan_recv(t, RF.x, &RF.vb));
+        assert_int_equal(RF.rcb, 0);
+        if (RF.vb != 2 * RF.ib + 1)
+            RF.bad++;
+    }
+    assert_int_equal(sl_chan_free(t, RF.x), 0);
+    assert_int_equal(sl_chan_free(t, RF.z), 0);
+    rf_finished(NULL);
+    SL_END(t);
+}
+
+static int rf_a(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    RF.filled = sl_task_reactor(t)->rs_filled;
+    for (RF.ia = 0; RF.ia < RF_N; RF.ia++) {
+        SL_AWAIT(t, RF.rca, sl_chan_recv(t, RF.z, &RF.va));   /* parks: the lend wakes it */
+        assert_int_equal(RF.rca, 0);
+        SL_YIELD(t);   /* the rest in a turn of its own */
+        RF.rca = sl_chan_recv(t, RF.z, &RF.va);
+        if (RF.rca == 0) {
+            RF.inhand++;
+        } else {
+            assert_int_equal(RF.rca, SL_PENDING);
+            SL_AWAIT(t, RF.rca, RF.rca);
+            assert_int_equal(RF.rca, 0);
+        }
+        RF.inl = sl_task_reactor(t)->ring_inlines;
+        RF.vx1 = 2 * RF.ia;
+        SL_AWAIT(t, RF.rca, sl_chan_send(t, RF.x, &RF.vx1));   /* its batch is full */
+        assert_int_equal(RF.rca, 0);
+        RF.vx2 = 2 * RF.ia + 1;
+        SL_AWAIT(t, RF.rca, sl_chan_send(t, RF.x, &RF.vx2));   /* finds it full: it ships */
+        assert_int_equal(RF.rca, 0);
+        if (sl_task_reactor(t)->ring_inlines != RF.inl) {   /* e1 went mid-step: R may look now */
+            uint64_t end = sl_now_ns() + SO_HOLD_NS;
+            while (atomic_load(&RF.tried) <= RF.ia && sl_now_ns() < end)
+                sched_yield();
+        }
+    }
+    RF.filled = sl_task_reactor(t)->rs_filled - RF.filled;
+    assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 0), rf_finished, NULL), 0);
+    SL_END(t);
+}
+
+static int rf_main(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    sl_task *r;
+    assert_int_equal(sl_chan_new(&RF.x, sizeof(int), 256, NULL), 0);
+    assert_int_equal(sl_chan_new(&RF.z, sizeof(int), 2, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, rf_r, NULL, &r, NULL), 0);
+    assert_int_equal(sl_chan_give(RF.x, t, r), 0);
+    assert_int_equal(sl_chan_give(RF.z, t, r), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), rf_a, NULL, NULL), 0);
+    return 0;
+}
+
+static void test_recv_then_filled_batch_order(void **s)
+{
+    (void)s;
+    memset(&cap, 0, sizeof cap);
+    memset(&RF, 0, sizeof RF);
+    sl__rsend_set_batch_room(1);
+    rt = rt_new(2, &cap);
+    int leaks = rt_run(rt, rf_main, NULL);
+    sl__rsend_set_batch_room(0);
+    assert_int_equal(leaks, 0);
+    print_message("recv, then a batch filled: z's room not there at x's element, %ld of %d rounds (%ld receives in hand, %llu batches filled)\n",
+                  RF.missed, RF_N, RF.inhand, (unsigned long long)RF.filled);
+    assert_int_equal(RF.ib, RF_N);
+    assert_int_equal(RF.bad, 0);
+    assert_true(RF.inhand >= RF_N / 2);   /* the case was made */
+    assert_int_equal(RF.missed, 0);
+    assert_true(RF.filled >= RF_N / 2);   /* ... and met at append */
+}
+
 int main(void)
 {
     /* CMOCKA_TEST_FILTER=test_recall_at_free (a glob) runs only those: a
@@ -2987,6 +3293,9 @@ int main(void)
         cmocka_unit_test(test_given_close_drains_the_held),
         cmocka_unit_test(test_given_deadline_loses_nothing),
         cmocka_unit_test(test_given_len_and_pressure),
+        cmocka_unit_test(test_send_then_recv_order),
+        cmocka_unit_test(test_send_then_select_recv_order),
+        cmocka_unit_test(test_recv_then_filled_batch_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
