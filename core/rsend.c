@@ -312,7 +312,7 @@ void sl__rsend_recall(sl_chan *ch)
  * going to that reactor if there is one (in a ping-pong the answer is),
  * else alone (sl__rsend_flush). The slots are reserved now, so capacity
  * is counted as it was when the top-up was a message of its own. */
-static void topup(sl_chan *ch, rs_loan *l, uint32_t n)
+static inline __attribute__((always_inline)) void topup(sl_chan *ch, rs_loan *l, uint32_t n)
 {
     if (!n || l->recalling || ch->asks_ || ch->sendq_.head || ch->closed_ || ch->receivers_gone_ ||
         ch->freed_)
