@@ -982,7 +982,8 @@ static inline __attribute__((always_inline)) bool send_now(sl_reactor *r, sl_rse
     return true;
 }
 
-static int rsend_slow(sl_task *t, sl_chan *ch, uint32_t gen, const void *elem, uint64_t until);
+static int rsend_slow(sl_task *t, sl_rsend *s, sl_chan *ch, uint32_t gen, const void *elem,
+                      uint64_t until);
 
 /* send_now, or, refused, the slow path */
 __attribute__((noinline)) static int send_last(sl_task *t, sl_rsend *s, sl_chan *ch, uint32_t gen,
@@ -990,7 +991,7 @@ __attribute__((noinline)) static int send_last(sl_task *t, sl_rsend *s, sl_chan 
 {
     if (send_now(t->reactor_, s, ch, elem))
         return 0;
-    return rsend_slow(t, ch, gen, elem, 0);
+    return rsend_slow(t, s, ch, gen, elem, 0);
 }
 
 /* `until`: the element's deadline (0 none); a wait for credit ends then.
@@ -1004,21 +1005,23 @@ __attribute__((noinline)) static int send_last(sl_task *t, sl_rsend *s, sl_chan 
  * saved, and the ping-pong's send 57 instructions of it). */
 int sl__rsend(sl_task *t, sl_chan *ch, uint32_t gen, const void *elem, uint64_t until)
 {
-    sl_reactor *r = t->reactor_;
-    sl_rsend *s = r->rsends;
-    if (s && s->ch == ch && s->gen == gen && s->credit == 1 && !s->batch && !s->waitq.head && !until &&
-        !t->cancel_err_)
+    sl_rsend *s = t->reactor_->rsends;
+    if (!s || s->ch != ch || s->gen != gen)
+        s = NULL;   /* rsend_slow finds it */
+    else if (s->credit == 1 && !s->batch && !s->waitq.head && !until && !t->cancel_err_)
         return send_last(t, s, ch, gen, elem);
-    return rsend_slow(t, ch, gen, elem, until);
+    return rsend_slow(t, s, ch, gen, elem, until);
 }
 
-__attribute__((noinline)) static int rsend_slow(sl_task *t, sl_chan *ch, uint32_t gen, const void *elem,
-                                                uint64_t until)
+/* `s`: ch's record if sl__rsend found it in front, else NULL */
+__attribute__((noinline)) static int rsend_slow(sl_task *t, sl_rsend *s, sl_chan *ch, uint32_t gen,
+                                                const void *elem, uint64_t until)
 {
     sl_reactor *r = t->reactor_;
     if (t->cancel_err_)
         return t->cancel_err_;
-    sl_rsend *s = find(r, ch, gen);
+    if (!s)
+        s = find(r, ch, gen);
     if (!s && !(s = make(r, ch, gen, ch->home_, ch->elem_size_)))
         return -ENOMEM;
     s->esz = ch->elem_size_;   /* made by a recall, it did not know */
