@@ -1042,7 +1042,7 @@ __attribute__((noinline)) static int rsend_slow(sl_task *t, sl_rsend *s, sl_chan
     s->expiring = ch->expiring_;
     if (s->credit && !s->waitq.head) {
         if (s->credit == 1 && !s->batch && !until && send_now(r, s, ch, elem))
-            return 0;   /* the record was not in front */
+            return 0;   /* the record was not in front (after send_last's refusal: refused again) */
         s->credit--;
         int rc = append(r, s, elem, until);
         if (rc < 0)
