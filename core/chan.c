@@ -344,6 +344,27 @@ int sl__chan_do_recv(sl_chan *ch, void *elem)
     return -EAGAIN;
 }
 
+/* Elements and credit came back from another reactor (rsend.c): room for
+ * senders parked here, then for asks; receivers of a closed channel fail
+ * once nothing more can come. */
+static void admitted(sl_chan *ch)
+{
+    sl_waiter *w;
+    while (room(ch) && (w = live_sender(ch))) {
+        if (sl__rsend_ask_first(ch))
+            continue;
+        sl_wq_remove(&ch->sendq_, w);
+        put(ch, w->buf, w->until);
+        fire_sender(ch, w, 0);
+    }
+    if ((ch->closed_ || ch->senders_gone_) && !ch->len_ && !ch->reserved_ && !ch->rv_held_ &&
+        !plain_head(&ch->sendq_))
+        fail_all(ch, &ch->recvq_, -EPIPE);
+    if (ch->rasks_)
+        sl__chan_turn_end(ch);   /* credit back: other reactors' receivers may get -EPIPE now */
+    note_room(ch);
+}
+
 void sl__chan_admit(sl_chan *ch, const unsigned char *elems, const unsigned char *untils,
                     uint32_t n, uint32_t returned)
 {
@@ -365,21 +386,21 @@ void sl__chan_admit(sl_chan *ch, const unsigned char *elems, const unsigned char
         sl__chan_maybe_release(ch);
         return;
     }
-    /* credit given back: room for senders parked here, then for asks */
-    sl_waiter *w;
-    while (room(ch) && (w = live_sender(ch))) {
-        if (sl__rsend_ask_first(ch))
-            continue;
-        sl_wq_remove(&ch->sendq_, w);
-        put(ch, w->buf, w->until);
-        fire_sender(ch, w, 0);
-    }
-    if ((ch->closed_ || ch->senders_gone_) && !ch->len_ && !ch->reserved_ && !ch->rv_held_ &&
-        !plain_head(&ch->sendq_))
-        fail_all(ch, &ch->recvq_, -EPIPE);
-    if (ch->rasks_)
-        sl__chan_turn_end(ch);   /* credit back: other reactors' receivers may get -EPIPE now */
-    note_room(ch);
+    admitted(ch);
+}
+
+/* home: one element of a small batch (rsend.c home_small), its own credit
+ * and nothing given back, no deadline, the channel not freed: what
+ * sl__chan_admit does then, without the loop and with admitted's looks
+ * only when one of them has something to do. A ping-pong leg's every
+ * element comes here before the answer can be posted (docs/core.md,
+ * "The channel's path to the answer"). */
+void sl__chan_admit_one(sl_chan *ch, const void *elem)
+{
+    ch->reserved_--;
+    put(ch, elem, 0);   /* room was reserved for it */
+    if (ch->sendq_.head || ch->closed_ || ch->senders_gone_ || ch->rasks_ || ch->asks_)
+        admitted(ch);
 }
 
 /* Would an operation complete now (including with -EPIPE)? For select. A

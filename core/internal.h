@@ -220,6 +220,8 @@ struct sl_reactor {
     uint32_t rs_ndrop;                /* sender records not to keep idle (an error or a recall came) */
     uint32_t rs_seq;                  /* stamps of batches begun and receives to report, in the order made (rsend.c close_others) */
     uint64_t rs_before;               /* batches the flush shipped ahead of a later receive's report (rsend.c sl__rsend_ship_before; fifteenth stop) */
+    /* rsend.c (fifteenth stop), last for the same reason */
+    uint64_t rs_small_fast;           /* small batches of one element taken by home_small's own path (tests/test_credit.c) */
 };
 
 struct sl_runtime {
@@ -469,6 +471,9 @@ void sl__chan_turn_end(sl_chan *ch);
 void sl__chan_maybe_release(sl_chan *ch);
 void sl__chan_admit(sl_chan *ch, const unsigned char *elems, const unsigned char *untils,
                     uint32_t n, uint32_t returned);
+/* chan.c: sl__chan_admit of one element with its own credit, no deadline,
+ * into a channel not freed (a small batch's: rsend.c home_small) */
+void sl__chan_admit_one(sl_chan *ch, const void *elem);
 /* chan.c: drops a full channel's expired elements; true if room was made */
 bool sl__chan_sweep(sl_chan *ch);
 void sl__proxy_fire(sl_waiter *w, int result);

@@ -312,7 +312,7 @@ void sl__rsend_recall(sl_chan *ch)
  * going to that reactor if there is one (in a ping-pong the answer is),
  * else alone (sl__rsend_flush). The slots are reserved now, so capacity
  * is counted as it was when the top-up was a message of its own. */
-static void topup(sl_chan *ch, rs_loan *l, uint32_t n)
+static inline __attribute__((always_inline)) void topup(sl_chan *ch, rs_loan *l, uint32_t n)
 {
     if (!n || l->recalling || ch->asks_ || ch->sendq_.head || ch->closed_ || ch->receivers_gone_ ||
         ch->freed_)
@@ -379,6 +379,21 @@ static void owed_attach(sl_reactor *r, rs_batch *b, const sl_reactor *to)
     }
 }
 
+/* r: a top-up of tn slots for tch (homed on `home`) came inside a batch */
+static inline void topup_in(sl_reactor *r, sl_chan *tch, uint32_t tgen, sl_reactor *home, size_t tesz,
+                            uint32_t tn)
+{
+    /* a ping-pong's every leg: the record in front (find moves what it
+     * finds there), nobody waiting for it, so credit_in would only add */
+    sl_rsend *s = r->rsends;
+    if (s && s->ch == tch && s->gen == tgen && !s->waitq.head) {
+        s->credit += tn;
+        r->rs_front_topups++;
+    } else {
+        credit_in(r, tch, tgen, home, tesz, tn, 0, true);
+    }
+}
+
 /* home r: a batch arrived (n elements, and credit given back), with a
  * top-up for `from` riding along if tn */
 static void home_take(sl_reactor *r, sl_chan *ch, sl_reactor *from, sl_chan *tch, uint32_t tgen,
@@ -387,17 +402,8 @@ static void home_take(sl_reactor *r, sl_chan *ch, sl_reactor *from, sl_chan *tch
 {
     /* first the top-up riding along: it was owed before the elements
      * below were sent (a top-up alone would have come first too) */
-    if (tn) {
-        /* a ping-pong's every leg: the record in front (find moves what it
-         * finds there), nobody waiting for it, so credit_in would only add */
-        sl_rsend *s = r->rsends;
-        if (s && s->ch == tch && s->gen == tgen && !s->waitq.head) {
-            s->credit += tn;
-            r->rs_front_topups++;
-        } else {
-            credit_in(r, tch, tgen, from, tesz, tn, 0, true);
-        }
-    }
+    if (tn)
+        topup_in(r, tch, tgen, from, tesz, tn);
     rs_loan *l = ch->loans_;   /* there is one: credit was lent */
     if (l && l->to != from)
         l = loan_find(ch, from);
@@ -430,7 +436,24 @@ static void home_small(void *arg)
      * through it would break the aliasing rules */
     rs_small m;
     memcpy(&m, arg, sizeof m);
-    home_take(sl__tl_reactor, m.ch, m.from, m.tch, m.tgen, 0, m.tn, m.n, m.unused, m.ack, m.elem, NULL);
+    sl_reactor *r = sl__tl_reactor;
+    sl_chan *ch = m.ch;
+    rs_loan *l = ch->loans_;
+    /* A ping-pong's every leg: one element on its own credit, the loan in
+     * front, the channel alive. home_take's work on it, in its order,
+     * without the general case's loop and looks: this is all on the path
+     * from the question's arrival to the answer's post (docs/core.md,
+     * "The channel's path to the answer"). */
+    if (m.n && !m.unused && !m.ack && l && l->to == m.from && !ch->freed_) {
+        if (m.tn)
+            topup_in(r, m.tch, m.tgen, m.from, 0, m.tn);
+        l->lent--;
+        sl__chan_admit_one(ch, m.elem);
+        topup(ch, l, 1);
+        r->rs_small_fast++;
+        return;
+    }
+    home_take(r, ch, m.from, m.tch, m.tgen, 0, m.tn, m.n, m.unused, m.ack, m.elem, NULL);
 }
 
 /* home: serves queued asks from free space (at the end of a callback). An
@@ -965,41 +988,100 @@ static void ship_early(sl_reactor *r, sl_rsend *s)
  * owes the home (no record marked: no batch open, no recall to answer;
  * no fed receiver's report or ask, no grant), and a chain for the home
  * not yet published makes the inline post refuse, as there. Refused,
- * the send goes the batch's way. Not inlined: in sl__rsend it is one
- * call a leg of a ping-pong, and a stream's every send (credit > 1) runs
- * past it; inlined, the stream ran 0.975-0.988x main's (medians of 8-11
- * fast rounds in three sets), out of line 0.993 (6; an A/A run of main
- * against itself 0.995). */
-__attribute__((noinline)) static bool send_now(sl_reactor *r, sl_rsend *s, const void *elem)
+ * the send goes the batch's way. `s` is the record in front, found
+ * without find; the element's size and whether it expires are read from
+ * the channel (its first line, which never changes), as rsend_slow
+ * copies them into the record. An 8-byte element (a ping-pong's) is
+ * copied by a move, not by a call to memcpy (fifteenth stop). */
+static inline __attribute__((always_inline)) bool send_now(sl_reactor *r, sl_rsend *s, const sl_chan *ch,
+                                                           const void *elem)
 {
-    if (r->rs_dirty || r->rr_dirty || r->grant_head || s->expiring ||
-        s->esz > sizeof ((rs_small *)0)->elem)
+    size_t esz = ch->elem_size_;
+    if (r->rs_dirty || r->rr_dirty || r->grant_head || ch->expiring_ ||
+        esz > sizeof ((rs_small *)0)->elem)
         return false;
-    rs_small m = { .ch = s->ch, .from = r, .n = 1 };
-    memcpy(m.elem, elem, s->esz);
+    rs_small m;   /* each field set, not zeroed whole: that was a `rep stos` here */
+    m.ch = s->ch;
+    m.from = r;
+    m.tch = NULL;
+    m.tn = m.tgen = m.unused = 0;
+    m.ack = false;
+    m.n = 1;
+    if (esz == sizeof m.elem)
+        memcpy(m.elem, elem, sizeof m.elem);
+    else
+        memcpy(m.elem, elem, esz);
     if (!post_small(r, s->home, &m))
         return false;
+    s->esz = esz;
+    s->expiring = false;
     s->credit = 0;
     r->rs_early++;
     r->rs_now++;
     return true;
 }
 
+static int rsend_slow(sl_task *t, sl_rsend *s, sl_chan *ch, uint32_t gen, const void *elem,
+                      uint64_t until);
+
+/* send_now, or, refused, the slow path */
+__attribute__((noinline)) static int send_last(sl_task *t, sl_rsend *s, sl_chan *ch, uint32_t gen,
+                                               const void *elem)
+{
+    if (send_now(t->reactor_, s, ch, elem))
+        return 0;
+    return rsend_slow(t, s, ch, gen, elem, 0);
+}
+
 /* `until`: the element's deadline (0 none); a wait for credit ends then.
- * `gen`: ch's generation, read when the task named it (sl__chan_gen). */
+ * `gen`: ch's generation, read when the task named it (sl__chan_gen).
+ * A ping-pong's every send is the last credit of the record in front
+ * (find moves what it finds there, and the top-up that brought the
+ * credit was added to it there: home_take): sent at once by send_now in
+ * a frame of its own size. A stream's every send (more credit in hand,
+ * the record in front) goes into its batch here too. Anything else
+ * goes on to rsend_slow, out of line (the fifteenth stop: in one
+ * function, every send paid the slow path's frame, six registers saved,
+ * and the ping-pong's send 57 instructions of it). */
 int sl__rsend(sl_task *t, sl_chan *ch, uint32_t gen, const void *elem, uint64_t until)
+{
+    sl_rsend *s = t->reactor_->rsends;
+    if (!s || s->ch != ch || s->gen != gen) {
+        s = NULL;   /* rsend_slow finds it */
+    } else if (s->credit && !s->waitq.head && !t->cancel_err_) {
+        if (s->credit > 1) {
+            /* a stream's every send: into the batch, as rsend_slow would
+             * (its ship_early does nothing while credit is left) */
+            s->esz = ch->elem_size_;   /* made by a top-up or a recall, it did not know */
+            s->expiring = ch->expiring_;
+            s->credit--;
+            int rc = append(t->reactor_, s, elem, until);
+            if (rc < 0)
+                s->credit++;
+            return rc;
+        }
+        if (!s->batch && !until)
+            return send_last(t, s, ch, gen, elem);
+    }
+    return rsend_slow(t, s, ch, gen, elem, until);
+}
+
+/* `s`: ch's record if sl__rsend found it in front, else NULL */
+__attribute__((noinline)) static int rsend_slow(sl_task *t, sl_rsend *s, sl_chan *ch, uint32_t gen,
+                                                const void *elem, uint64_t until)
 {
     sl_reactor *r = t->reactor_;
     if (t->cancel_err_)
         return t->cancel_err_;
-    sl_rsend *s = find(r, ch, gen);
+    if (!s)
+        s = find(r, ch, gen);
     if (!s && !(s = make(r, ch, gen, ch->home_, ch->elem_size_)))
         return -ENOMEM;
     s->esz = ch->elem_size_;   /* made by a recall, it did not know */
     s->expiring = ch->expiring_;
     if (s->credit && !s->waitq.head) {
-        if (s->credit == 1 && !s->batch && !until && send_now(r, s, elem))
-            return 0;
+        if (s->credit == 1 && !s->batch && !until && send_now(r, s, ch, elem))
+            return 0;   /* the record was not in front (after send_last's refusal: refused again) */
         s->credit--;
         int rc = append(r, s, elem, until);
         if (rc < 0)
