@@ -830,8 +830,14 @@ static void publish(sl_reactor *to, sl_msg *m)
     cur->ndefer++;
 }
 
-/* Runs up to max messages; returns how many ran. */
-static int drain(sl_reactor *r, int max)
+/* Runs up to max messages; returns how many ran. The rings it took cells
+ * of are told (ring_took) before it returns, or, with `took_out`, added
+ * there for the caller to tell once it is done: spin_run tells them after
+ * the tasks its messages readied have run, since the exchange ring_took
+ * makes is work between a question's arrival and the answer's post,
+ * which the slow mode charges (docs/core.md, "The reactor's path to the
+ * answer"). */
+static int drain(sl_reactor *r, int max, uint32_t *took_out)
 {
     int n = 0;
     uint32_t took = 0;
@@ -851,7 +857,9 @@ static int drain(sl_reactor *r, int max)
         if (++n % CHAIN_MAX == 0)
             publish_deferred(r);   /* replies flow while we drain */
     }
-    if (took)
+    if (took_out)
+        *took_out |= took;
+    else if (took)
         ring_took(r, took);
     return n;
 }
@@ -1077,14 +1085,33 @@ static void resume_later(sl_reactor *r)
  * leg). The spin's length counts from after them. */
 #define SPIN_QUICK_POLLS 16
 
-/* A quick hit reads the clock once in SPIN_CLOCK_HITS hits of a spin and
- * passes on the last reading otherwise: a read is ~46 ns here, a fifth of
- * a ping-pong's leg, and what the reading decides (a timer of ours due,
- * the run's SPIN_RUN_NS bound, the turn's start) may come a few legs
- * late: SPIN_CLOCK_HITS legs are a few µs. A spin's first hit always
- * reads it (idle_spin clears spin_clock_left), so no reading outlives a
- * spin. */
+/* A quick hit reads no clock: it passes on the reading taken as the spin
+ * began or after the run of an earlier hit, once in SPIN_CLOCK_HITS hits
+ * (spin_clock_after). A read is ~20-46 ns, a fifth of a ping-pong's leg,
+ * and made between a question's arrival and the answer's post it is work
+ * the slow mode charges (docs/core.md, "The reactor's share of a leg":
+ * past ~30 ns of such work a leg, the round trip jumps by ~150 ns), where
+ * after the run it is done while the peer works on our answer. What the
+ * reading decides (a timer of ours due, the run's SPIN_RUN_NS bound, the
+ * turn's start) may come a few legs late: SPIN_CLOCK_HITS legs are a few
+ * µs. Each spin reads it as it begins (idle_spin), so no reading
+ * outlives a spin. */
 #define SPIN_CLOCK_HITS 8
+
+static inline void spin_clock_read(sl_reactor *r)
+{
+    r->spin_clock = sl_now_ns();
+    r->spin_clock_left = SPIN_CLOCK_HITS - 1;
+}
+
+/* After a hit's run: the clock once in SPIN_CLOCK_HITS runs */
+static inline void spin_clock_after(sl_reactor *r)
+{
+    if (r->spin_clock_left)
+        r->spin_clock_left--;
+    else
+        spin_clock_read(r);
+}
 
 /* wake_run's polls (poll_briefly) begin as the spin's do: a few pauses
  * before the first sched_yield(), left out by the same backoff (pause_skip:
@@ -1133,13 +1160,7 @@ static bool spin_poll(sl_reactor *r, uint64_t *now)
             if (!inbox_empty(r)) {
                 pause_adapt(r, true);   /* came while pausing: as below */
                 r->spin_backoff = 0;    /* spin_adapt's verdict on a spin this short */
-                if (r->spin_clock_left) {
-                    r->spin_clock_left--;
-                } else {
-                    r->spin_clock = sl_now_ns();
-                    r->spin_clock_left = SPIN_CLOCK_HITS - 1;
-                }
-                *now = r->spin_clock;
+                *now = r->spin_clock;   /* read after a run (spin_clock_after), not here */
                 r->st.spin_hits++;
                 return true;
             }
@@ -1171,8 +1192,8 @@ static bool spin_poll(sl_reactor *r, uint64_t *now)
     }
     if (pause_until && PAUSE_ADAPT)
         pause_adapt(r, hit && pausing);
-    *now = t = r->spin_clock = sl_now_ns();
-    r->spin_clock_left = SPIN_CLOCK_HITS - 1;
+    spin_clock_read(r);
+    *now = t = r->spin_clock;
     spin_adapt(r, t - t0);
     if (hit)
         r->st.spin_hits++;
@@ -1196,10 +1217,11 @@ static void spin_run(sl_reactor *r, uint64_t now)
      * seq_cst, after the stores): no checker can act on the stale state
      * meanwhile. They were four to six locked stores a leg on each side
      * (quiet and asleep flip at every hit of a ping-pong). */
+    uint32_t took = 0;
     r->st.spin_runs++;
     r->now = now;
     r->in_spin_run = true;
-    if (drain(r, DRAIN_MAX))
+    if (drain(r, DRAIN_MAX, &took))
         r->remote_hot = true;
     r->in_spin_run = false;
     /* a task that yielded in a message has armed the next turn already */
@@ -1235,6 +1257,10 @@ static void spin_run(sl_reactor *r, uint64_t now)
         flush_chained(r);
     }
     turn_finish(r, false);
+    /* the answer has gone: a producer waiting for the cells we took
+     * hears of them now (drain) */
+    if (took)
+        ring_took(r, took);
 }
 
 /* We hold wake_pending and stop: sleep, unless a message slipped in as we
@@ -1273,7 +1299,7 @@ static void idle_spin(sl_reactor *r)
         r->wake_held = false;
     else if (atomic_exchange_explicit(&r->wake_pending, 1, memory_order_seq_cst))
         return;
-    r->spin_clock_left = 0;   /* the first hit reads the clock */
+    spin_clock_read(r);   /* for the first hits: a quick one reads none */
     uint64_t now;
     bool ran = false;   /* a hit ran here: its state is not published yet */
     for (;;) {
@@ -1307,6 +1333,7 @@ static void idle_spin(sl_reactor *r)
         }
         r->spin_legs++;
         spin_run(r, now);
+        spin_clock_after(r);
         ran = true;
         /* as at the top: the spin goes on only as a new one would start */
         if (!r->remote_hot || other_due(r) ||
@@ -1354,7 +1381,7 @@ static void wake_run(sl_reactor *r, bool read_fd)
     int left = DRAIN_MAX;
     for (;;) {
         uint64_t t0 = sl_now_ns();
-        int ran = drain(r, left);
+        int ran = drain(r, left, NULL);
         if (ran)
             r->remote_hot = true;
         left -= ran;
@@ -1501,7 +1528,7 @@ int sl__reactor_drain(sl_reactor *r)
 {
     sl_reactor *prev = sl__tl_reactor;
     sl__tl_reactor = r;
-    int n = drain(r, INT_MAX);
+    int n = drain(r, INT_MAX, NULL);
     if (r->nbacklog)   /* counted: the destination's next drain has work */
         n += ring_retry(r);
     if (r->rr_dirty || r->rrecvs)   /* lent elements go back */
