@@ -219,6 +219,11 @@ struct sl_reactor {
     uint64_t rs_front_topups;         /* top-ups in a batch added to the record in front (rsend.c home_take; tests/test_credit.c) */
     uint32_t rs_ndrop;                /* sender records not to keep idle (an error or a recall came) */
     uint32_t rs_seq;                  /* stamps of batches begun and receives to report, in the order made (rsend.c close_others) */
+    /* the spin's path to the answer (reactor.c; issue 17, fifteenth stop),
+     * last for the same reason */
+    bool spin_one;                    /* this hit came after an empty look: spin_run runs its first cell only, then its tasks */
+    uint64_t spin_ones;               /* hits run so (tests/test_reactor.c) */
+    uint64_t spin_clock_runs;         /* clock reads after a hit's run (SPIN_CLOCK_HITS; tests/test_reactor.c) */
 };
 
 struct sl_runtime {

@@ -830,14 +830,10 @@ static void publish(sl_reactor *to, sl_msg *m)
     cur->ndefer++;
 }
 
-/* Runs up to max messages; returns how many ran. The rings it took cells
- * of are told (ring_took) before it returns, or, with `took_out`, added
- * there for the caller to tell once it is done: spin_run tells them after
- * the tasks its messages readied have run, since the exchange ring_took
- * makes is work between a question's arrival and the answer's post,
- * which the slow mode charges (docs/core.md, "The reactor's path to the
- * answer"). */
-static int drain(sl_reactor *r, int max, uint32_t *took_out)
+/* Runs up to max messages; returns how many ran. `cell`: stop at the end
+ * of the first cell (or MPSC message) instead, without a look for the
+ * next: spin_run's one-cell hits (spin_one). */
+static int drain(sl_reactor *r, int max, bool cell)
 {
     int n = 0;
     uint32_t took = 0;
@@ -854,12 +850,14 @@ static int drain(sl_reactor *r, int max, uint32_t *took_out)
         }
         r->st.msgs++;
         f(a);
+        if (cell && !r->in_cur) {
+            n++;
+            break;
+        }
         if (++n % CHAIN_MAX == 0)
             publish_deferred(r);   /* replies flow while we drain */
     }
-    if (took_out)
-        *took_out |= took;
-    else if (took)
+    if (took)
         ring_took(r, took);
     return n;
 }
@@ -1104,13 +1102,16 @@ static inline void spin_clock_read(sl_reactor *r)
     r->spin_clock_left = SPIN_CLOCK_HITS - 1;
 }
 
-/* After a hit's run: the clock once in SPIN_CLOCK_HITS runs */
+/* After a hit's run: the clock once in SPIN_CLOCK_HITS runs (counted:
+ * tests/test_reactor.c test_spin_lets_io_in) */
 static inline void spin_clock_after(sl_reactor *r)
 {
-    if (r->spin_clock_left)
+    if (r->spin_clock_left) {
         r->spin_clock_left--;
-    else
+    } else {
         spin_clock_read(r);
+        r->spin_clock_runs++;
+    }
 }
 
 /* wake_run's polls (poll_briefly) begin as the spin's do: a few pauses
@@ -1161,6 +1162,7 @@ static bool spin_poll(sl_reactor *r, uint64_t *now)
                 pause_adapt(r, true);   /* came while pausing: as below */
                 r->spin_backoff = 0;    /* spin_adapt's verdict on a spin this short */
                 *now = r->spin_clock;   /* read after a run (spin_clock_after), not here */
+                r->spin_one = i > 0;    /* found at the first look: more may wait (spin_run) */
                 r->st.spin_hits++;
                 return true;
             }
@@ -1195,8 +1197,10 @@ static bool spin_poll(sl_reactor *r, uint64_t *now)
     spin_clock_read(r);
     *now = t = r->spin_clock;
     spin_adapt(r, t - t0);
-    if (hit)
+    if (hit) {
         r->st.spin_hits++;
+        r->spin_one = true;   /* came after empty looks */
+    }
     return hit;
 }
 
@@ -1217,11 +1221,21 @@ static void spin_run(sl_reactor *r, uint64_t now)
      * seq_cst, after the stores): no checker can act on the stale state
      * meanwhile. They were four to six locked stores a leg on each side
      * (quiet and asleep flip at every hit of a ping-pong). */
-    uint32_t took = 0;
     r->st.spin_runs++;
     r->now = now;
     r->in_spin_run = true;
-    if (drain(r, DRAIN_MAX, &took))
+    /* A hit that came after an empty look (spin_one: a ping-pong's answer,
+     * the first of a burst) runs its cell's messages and then their tasks,
+     * without a look for the next cell first: that look sat between the
+     * question's arrival and the answer's post, where the slow mode
+     * charges the work (docs/core.md, "The reactor's path to the answer
+     * (fifteenth stop)"). A next cell
+     * is met by the spin's next look, at once, and that hit drains all
+     * (found at the first look: spin_poll). FIFO holds: cells are taken
+     * in order whoever runs them. */
+    if (r->spin_one)
+        r->spin_ones++;
+    if (drain(r, DRAIN_MAX, r->spin_one))
         r->remote_hot = true;
     r->in_spin_run = false;
     /* a task that yielded in a message has armed the next turn already */
@@ -1257,10 +1271,6 @@ static void spin_run(sl_reactor *r, uint64_t now)
         flush_chained(r);
     }
     turn_finish(r, false);
-    /* the answer has gone: a producer waiting for the cells we took
-     * hears of them now (drain) */
-    if (took)
-        ring_took(r, took);
 }
 
 /* We hold wake_pending and stop: sleep, unless a message slipped in as we
@@ -1381,7 +1391,7 @@ static void wake_run(sl_reactor *r, bool read_fd)
     int left = DRAIN_MAX;
     for (;;) {
         uint64_t t0 = sl_now_ns();
-        int ran = drain(r, left, NULL);
+        int ran = drain(r, left, false);
         if (ran)
             r->remote_hot = true;
         left -= ran;
@@ -1528,7 +1538,7 @@ int sl__reactor_drain(sl_reactor *r)
 {
     sl_reactor *prev = sl__tl_reactor;
     sl__tl_reactor = r;
-    int n = drain(r, INT_MAX, NULL);
+    int n = drain(r, INT_MAX, false);
     if (r->nbacklog)   /* counted: the destination's next drain has work */
         n += ring_retry(r);
     if (r->rr_dirty || r->rrecvs)   /* lent elements go back */
