@@ -1173,7 +1173,8 @@ static bool spin_poll(sl_reactor *r, uint64_t *now)
     bool hit = false, pausing = pause_until != 0;
     if (r->pause_skip)
         r->pause_skip--;
-    for (unsigned i = 1;; i++) {
+    unsigned i;
+    for (i = 1;; i++) {
         if (!inbox_empty(r)) {
             hit = true;
             break;
@@ -1199,7 +1200,8 @@ static bool spin_poll(sl_reactor *r, uint64_t *now)
     spin_adapt(r, t - t0);
     if (hit) {
         r->st.spin_hits++;
-        r->spin_one = true;   /* came after empty looks */
+        /* after empty looks (the quick ones, or this loop's first): as above */
+        r->spin_one = pause_until || i > 1;
     }
     return hit;
 }
