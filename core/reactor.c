@@ -1231,10 +1231,9 @@ static void spin_run(sl_reactor *r, uint64_t now)
      * without a look for the next cell first: that look sat between the
      * question's arrival and the answer's post, where the slow mode
      * charges the work (docs/core.md, "The reactor's path to the answer
-     * (fifteenth stop)"). A next cell
-     * is met by the spin's next look, at once, and that hit drains all
-     * (found at the first look: spin_poll). FIFO holds: cells are taken
-     * in order whoever runs them. */
+     * (fifteenth stop)"). A next cell is met by the spin's next look, at
+     * once, and that hit drains all (found at the first look: spin_poll).
+     * FIFO holds: cells are taken in order whoever runs them. */
     if (r->spin_one)
         r->spin_ones++;
     if (drain(r, DRAIN_MAX, r->spin_one))
