@@ -222,6 +222,11 @@ struct sl_reactor {
     uint64_t rs_before;               /* batches the flush shipped ahead of a later receive's report (rsend.c sl__rsend_ship_before; fifteenth stop) */
     /* rsend.c (fifteenth stop), last for the same reason */
     uint64_t rs_small_fast;           /* small batches of one element taken by home_small's own path (tests/test_credit.c) */
+    /* the spin's path to the answer (reactor.c; issue 17, fifteenth stop),
+     * last for the same reason */
+    bool spin_one;                    /* this hit came after an empty look: spin_run runs its first cell only, then its tasks */
+    uint64_t spin_ones;               /* hits run so (tests/test_reactor.c) */
+    uint64_t spin_clock_runs;         /* clock reads after a hit's run (SPIN_CLOCK_HITS; tests/test_reactor.c) */
 };
 
 struct sl_runtime {

@@ -830,8 +830,10 @@ static void publish(sl_reactor *to, sl_msg *m)
     cur->ndefer++;
 }
 
-/* Runs up to max messages; returns how many ran. */
-static int drain(sl_reactor *r, int max)
+/* Runs up to max messages; returns how many ran. `cell`: stop at the end
+ * of the first cell (or MPSC message) instead, without a look for the
+ * next: spin_run's one-cell hits (spin_one). */
+static int drain(sl_reactor *r, int max, bool cell)
 {
     int n = 0;
     uint32_t took = 0;
@@ -848,6 +850,10 @@ static int drain(sl_reactor *r, int max)
         }
         r->st.msgs++;
         f(a);
+        if (cell && !r->in_cur) {
+            n++;
+            break;
+        }
         if (++n % CHAIN_MAX == 0)
             publish_deferred(r);   /* replies flow while we drain */
     }
@@ -1077,14 +1083,36 @@ static void resume_later(sl_reactor *r)
  * leg). The spin's length counts from after them. */
 #define SPIN_QUICK_POLLS 16
 
-/* A quick hit reads the clock once in SPIN_CLOCK_HITS hits of a spin and
- * passes on the last reading otherwise: a read is ~46 ns here, a fifth of
- * a ping-pong's leg, and what the reading decides (a timer of ours due,
- * the run's SPIN_RUN_NS bound, the turn's start) may come a few legs
- * late: SPIN_CLOCK_HITS legs are a few µs. A spin's first hit always
- * reads it (idle_spin clears spin_clock_left), so no reading outlives a
- * spin. */
+/* A quick hit reads no clock: it passes on the reading taken as the spin
+ * began or after the run of an earlier hit, once in SPIN_CLOCK_HITS hits
+ * (spin_clock_after). A read is ~20-46 ns, a fifth of a ping-pong's leg,
+ * and made between a question's arrival and the answer's post it is work
+ * the slow mode charges (docs/core.md, "The reactor's share of a leg":
+ * past ~30 ns of such work a leg, the round trip jumps by ~150 ns), where
+ * after the run it is done while the peer works on our answer. What the
+ * reading decides (a timer of ours due, the run's SPIN_RUN_NS bound, the
+ * turn's start) may come a few legs late: SPIN_CLOCK_HITS legs are a few
+ * µs. Each spin reads it as it begins (idle_spin), so no reading
+ * outlives a spin. */
 #define SPIN_CLOCK_HITS 8
+
+static inline void spin_clock_read(sl_reactor *r)
+{
+    r->spin_clock = sl_now_ns();
+    r->spin_clock_left = SPIN_CLOCK_HITS - 1;
+}
+
+/* After a hit's run: the clock once in SPIN_CLOCK_HITS runs (counted:
+ * tests/test_reactor.c test_spin_lets_io_in) */
+static inline void spin_clock_after(sl_reactor *r)
+{
+    if (r->spin_clock_left) {
+        r->spin_clock_left--;
+    } else {
+        spin_clock_read(r);
+        r->spin_clock_runs++;
+    }
+}
 
 /* wake_run's polls (poll_briefly) begin as the spin's do: a few pauses
  * before the first sched_yield(), left out by the same backoff (pause_skip:
@@ -1133,13 +1161,8 @@ static bool spin_poll(sl_reactor *r, uint64_t *now)
             if (!inbox_empty(r)) {
                 pause_adapt(r, true);   /* came while pausing: as below */
                 r->spin_backoff = 0;    /* spin_adapt's verdict on a spin this short */
-                if (r->spin_clock_left) {
-                    r->spin_clock_left--;
-                } else {
-                    r->spin_clock = sl_now_ns();
-                    r->spin_clock_left = SPIN_CLOCK_HITS - 1;
-                }
-                *now = r->spin_clock;
+                *now = r->spin_clock;   /* read after a run (spin_clock_after), not here */
+                r->spin_one = i > 0;    /* found at the first look: more may wait (spin_run) */
                 r->st.spin_hits++;
                 return true;
             }
@@ -1150,7 +1173,8 @@ static bool spin_poll(sl_reactor *r, uint64_t *now)
     bool hit = false, pausing = pause_until != 0;
     if (r->pause_skip)
         r->pause_skip--;
-    for (unsigned i = 1;; i++) {
+    unsigned i;
+    for (i = 1;; i++) {
         if (!inbox_empty(r)) {
             hit = true;
             break;
@@ -1171,11 +1195,14 @@ static bool spin_poll(sl_reactor *r, uint64_t *now)
     }
     if (pause_until && PAUSE_ADAPT)
         pause_adapt(r, hit && pausing);
-    *now = t = r->spin_clock = sl_now_ns();
-    r->spin_clock_left = SPIN_CLOCK_HITS - 1;
+    spin_clock_read(r);
+    *now = t = r->spin_clock;
     spin_adapt(r, t - t0);
-    if (hit)
+    if (hit) {
         r->st.spin_hits++;
+        /* after empty looks (the quick ones, or this loop's first): as above */
+        r->spin_one = pause_until || i > 1;
+    }
     return hit;
 }
 
@@ -1199,7 +1226,17 @@ static void spin_run(sl_reactor *r, uint64_t now)
     r->st.spin_runs++;
     r->now = now;
     r->in_spin_run = true;
-    if (drain(r, DRAIN_MAX))
+    /* A hit that came after an empty look (spin_one: a ping-pong's answer,
+     * the first of a burst) runs its cell's messages and then their tasks,
+     * without a look for the next cell first: that look sat between the
+     * question's arrival and the answer's post, where the slow mode
+     * charges the work (docs/core.md, "The reactor's path to the answer
+     * (fifteenth stop)"). A next cell is met by the spin's next look, at
+     * once, and that hit drains all (found at the first look: spin_poll).
+     * FIFO holds: cells are taken in order whoever runs them. */
+    if (r->spin_one)
+        r->spin_ones++;
+    if (drain(r, DRAIN_MAX, r->spin_one))
         r->remote_hot = true;
     r->in_spin_run = false;
     /* a task that yielded in a message has armed the next turn already */
@@ -1273,7 +1310,7 @@ static void idle_spin(sl_reactor *r)
         r->wake_held = false;
     else if (atomic_exchange_explicit(&r->wake_pending, 1, memory_order_seq_cst))
         return;
-    r->spin_clock_left = 0;   /* the first hit reads the clock */
+    spin_clock_read(r);   /* for the first hits: a quick one reads none */
     uint64_t now;
     bool ran = false;   /* a hit ran here: its state is not published yet */
     for (;;) {
@@ -1307,6 +1344,7 @@ static void idle_spin(sl_reactor *r)
         }
         r->spin_legs++;
         spin_run(r, now);
+        spin_clock_after(r);
         ran = true;
         /* as at the top: the spin goes on only as a new one would start */
         if (!r->remote_hot || other_due(r) ||
@@ -1354,7 +1392,7 @@ static void wake_run(sl_reactor *r, bool read_fd)
     int left = DRAIN_MAX;
     for (;;) {
         uint64_t t0 = sl_now_ns();
-        int ran = drain(r, left);
+        int ran = drain(r, left, false);
         if (ran)
             r->remote_hot = true;
         left -= ran;
@@ -1501,7 +1539,7 @@ int sl__reactor_drain(sl_reactor *r)
 {
     sl_reactor *prev = sl__tl_reactor;
     sl__tl_reactor = r;
-    int n = drain(r, INT_MAX);
+    int n = drain(r, INT_MAX, false);
     if (r->nbacklog)   /* counted: the destination's next drain has work */
         n += ring_retry(r);
     if (r->rr_dirty || r->rrecvs)   /* lent elements go back */

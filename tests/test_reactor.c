@@ -1734,6 +1734,7 @@ typedef struct spp {
     long bad;
     uint64_t t0, t1;           /* A's first send, its last receive */
     sl_reactor_stats st0;      /* reactor 0's, as the scene ends */
+    uint64_t ones0, clock_runs0;   /* reactor 0's spin_ones and spin_clock_runs, then */
 } spp;
 
 static spp SP;
@@ -1743,6 +1744,8 @@ static void sp_finished(void *arg)   /* reactor 0 */
     (void)arg;
     if (++SP.finished == 3) {
         sl_reactor_stats_get(sl_reactor_current(), &SP.st0);
+        SP.ones0 = sl_reactor_current()->spin_ones;
+        SP.clock_runs0 = sl_reactor_current()->spin_clock_runs;
         sl_runtime_stop(rt);
     }
 }
@@ -1865,6 +1868,22 @@ static void test_spin_lets_io_in(void **s)
     assert_true(st->spin_runs > 0);
     if (rtt < 350)
         assert_true(st->spin_runs >= 96 * st->spin_bounds);
+    /* The spin's path to the answer (fifteenth stop): a quick hit reads no
+     * clock, a spin reads it as it begins and then once in 8 runs
+     * (SPIN_CLOCK_HITS), after the run; and a hit that came after an empty
+     * look runs its cell and then its tasks (spin_ones), with no look for
+     * a next cell in between. Under 350 ns a round trip the spins ran long
+     * runs of hits (a spin that ends in a miss has polled for its whole
+     * length, 20 us, so fewer than 50,000 of 7 hits fit in 17.5 ms). A
+     * ping-pong's answers come after empty looks at any speed (a hit
+     * after the yields is one too). Before: no clock read after a run,
+     * no one-cell hit. */
+    print_message("reactor 0: %llu clock reads after a run, %llu one-cell hits\n",
+                  (unsigned long long)SP.clock_runs0, (unsigned long long)SP.ones0);
+    assert_true(SP.clock_runs0 * 8 <= st->spin_runs);
+    assert_true(SP.ones0 > 0 && SP.ones0 <= st->spin_runs);
+    if (rtt < 350)
+        assert_true(SP.clock_runs0 > 0);
 }
 
 /* ---- the spin's inline path keeps FIFO per sender and exactly-once (issue 17) ---------- */
