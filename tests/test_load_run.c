@@ -133,14 +133,24 @@ static void exact_mix(void **st)
 }
 
 /* Closed loop with --trace and --header: every request carries them, and
- * grpc-timeout by default. */
+ * grpc-timeout by default. A run is 0.5 s: one that ended with nothing
+ * answered (a loaded machine: the client's process and its connects took
+ * the window, seen once beside two CPU hogs) is run again, at most 20
+ * times: the claim is about the requests, and needs one. */
 static void headers_sent(void **st)
 {
     (void)st;
-    atomic_store(&n_req, 0), atomic_store(&n_trace, 0);
-    atomic_store(&n_deadline, 0), atomic_store(&n_xtest, 0);
-    json_t *j = load_json(TS.port, "/ok", (char *[]){ "--connections", "2", "--duration", "0.5",
-        "--trace", "--header", "X-Test: yes", NULL });
+    json_t *j = NULL;
+    int run = 0;
+    for (; run < 20 && (!j || jnum(j, "requests") == 0); run++) {
+        json_decref(j);
+        atomic_store(&n_req, 0), atomic_store(&n_trace, 0);
+        atomic_store(&n_deadline, 0), atomic_store(&n_xtest, 0);
+        j = load_json(TS.port, "/ok", (char *[]){ "--connections", "2", "--duration", "0.5",
+            "--trace", "--header", "X-Test: yes", NULL });
+    }
+    if (run > 1)
+        print_message("headers_sent: %d runs of 0.5 s, for one with an answered request\n", run);
     long n = atomic_load(&n_req);
     assert_true(n > 0 && jnum(j, "requests") > 0);
     assert_true(jnum(j, "requests") <= n);
@@ -186,6 +196,8 @@ static void exit_codes(void **st)
 
 int main(void)
 {
+    if (getenv("TEST_FILTER"))   /* one test: TEST_FILTER=headers_sent tests/test_load_run */
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rate_is_kept),
         cmocka_unit_test(exact_mix),
