@@ -191,7 +191,8 @@ bg_order *order_post_bg(int port, int qty, long amount, pthread_t *th);
 /* GET /stock/{item} -> available, -1 if not 200. */
 long stock_of(int inv_port, const char *item);
 
-/* GET /orders/{id} -> status into out ("" if not 200). */
+/* GET /orders/{id} -> status into out ("" if not 200; asked again for up to 10 s
+ * while it is neither 200 nor 404). */
 void order_status(int order_port, const char *id, char *out, size_t n);
 
 /* GET /charges/{id} -> status into out ("" on 404, asserted to be 404 then),
