@@ -487,7 +487,9 @@ void svc_wait_inflight(int port, const char *who, int n, int bound_ms)
 int fault_set(int port, const char *json)
 {
     hresp *r = malloc(sizeof *r);
-    int st = http_req(port, "POST", "/admin/fault", json, NULL, 3000, r);
+    /* 20 s: a service just started answered its first request after 3 s
+     * at load 43 (test_services_env: -1); only a dead one takes longer */
+    int st = http_req(port, "POST", "/admin/fault", json, NULL, 20000, r);
     free(r);
     return st;
 }
@@ -495,7 +497,7 @@ int fault_set(int port, const char *json)
 int fault_clear(int port)
 {
     hresp *r = malloc(sizeof *r);
-    int st = http_req(port, "DELETE", "/admin/fault", NULL, NULL, 3000, r);
+    int st = http_req(port, "DELETE", "/admin/fault", NULL, NULL, 20000, r);
     free(r);
     return st;
 }
