@@ -113,12 +113,13 @@ static void rate_is_kept(void **st)
 
 /* 400 requests (200/s for 2 s) against the mix: the counts are exact, and
  * the unanswered ones are timeouts (not a status), recorded at >= the
- * timeout. */
+ * timeout. 5 s of it: with 1 s, answers that a loaded machine made later
+ * counted as timeouts too (TSan at load 24: not 240 200s) */
 static void exact_mix(void **st)
 {
     (void)st;
     json_t *j = load_json(TS.port, "/mix", (char *[]){ "--rate", "200", "--duration", "2",
-        "--timeout", "1000", "--no-deadline-header", "--body", "{\"seq\":{{seq}}}", NULL });
+        "--timeout", "5000", "--no-deadline-header", "--body", "{\"seq\":{{seq}}}", NULL });
     assert_true(jnum(j, "requests") == 400);
     json_t *status = json_object_get(j, "status");
     assert_int_equal(json_object_size(status), 3);
@@ -129,7 +130,7 @@ static void exact_mix(void **st)
     assert_true(jnum2(j, "errors", "connect") == 0);
     assert_true(jnum2(j, "errors", "reset") == 0);
     assert_true(jnum2(j, "errors", "protocol") == 0);
-    assert_true(jnum2(j, "latency_ms", "max") >= 1000);
+    assert_true(jnum2(j, "latency_ms", "max") >= 5000);
     assert_string_equal(json_string_value(json_object_get(j, "method")), "POST");
     series_sum_check(j);
     json_decref(j);
