@@ -191,7 +191,9 @@ bg_order *order_post_bg(int port, int qty, long amount, pthread_t *th);
 /* GET /stock/{item} -> available, -1 if not 200. */
 long stock_of(int inv_port, const char *item);
 
-/* GET /orders/{id} -> status into out ("" if not 200). */
+/* GET /orders/{id} -> status into out ("" if not 200). These reads ask
+ * again, for up to 10 s, while the service answers 503, 504 or nothing in
+ * 3 s (svchttp.c, read_state). */
 void order_status(int order_port, const char *id, char *out, size_t n);
 
 /* GET /charges/{id} -> status into out ("" on 404, asserted to be 404 then),

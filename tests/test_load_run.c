@@ -95,7 +95,10 @@ static json_t *series_sum_check(json_t *j)
 static void rate_is_kept(void **st)
 {
     (void)st;
-    json_t *j = load_json(TS.port, "/ok", (char *[]){ "--rate", "400", "--duration", "5", NULL });
+    /* a timeout no answer reaches: the default 2 s timed some out under
+     * TSan at load 32, and the claim is the rate */
+    json_t *j = load_json(TS.port, "/ok",
+                          (char *[]){ "--rate", "400", "--duration", "5", "--timeout", "60000", NULL });
     double rps = jnum(j, "rps"), secs = jnum(j, "duration_s"), n = jnum(j, "requests");
     assert_true(n >= 1990 && n <= 2000);
     assert_true(secs >= 5 - 1e-6);
@@ -110,12 +113,13 @@ static void rate_is_kept(void **st)
 
 /* 400 requests (200/s for 2 s) against the mix: the counts are exact, and
  * the unanswered ones are timeouts (not a status), recorded at >= the
- * timeout. */
+ * timeout. 5 s of it: with 1 s, answers that a loaded machine made later
+ * counted as timeouts too (TSan at load 24: not 240 200s) */
 static void exact_mix(void **st)
 {
     (void)st;
     json_t *j = load_json(TS.port, "/mix", (char *[]){ "--rate", "200", "--duration", "2",
-        "--timeout", "1000", "--no-deadline-header", "--body", "{\"seq\":{{seq}}}", NULL });
+        "--timeout", "5000", "--no-deadline-header", "--body", "{\"seq\":{{seq}}}", NULL });
     assert_true(jnum(j, "requests") == 400);
     json_t *status = json_object_get(j, "status");
     assert_int_equal(json_object_size(status), 3);
@@ -126,21 +130,31 @@ static void exact_mix(void **st)
     assert_true(jnum2(j, "errors", "connect") == 0);
     assert_true(jnum2(j, "errors", "reset") == 0);
     assert_true(jnum2(j, "errors", "protocol") == 0);
-    assert_true(jnum2(j, "latency_ms", "max") >= 1000);
+    assert_true(jnum2(j, "latency_ms", "max") >= 5000);
     assert_string_equal(json_string_value(json_object_get(j, "method")), "POST");
     series_sum_check(j);
     json_decref(j);
 }
 
 /* Closed loop with --trace and --header: every request carries them, and
- * grpc-timeout by default. */
+ * grpc-timeout by default. A run is 0.5 s: one that ended with nothing
+ * answered (a loaded machine: the client's process and its connects took
+ * the window, seen once beside two CPU hogs) is run again, at most 20
+ * times: the claim is about the requests, and needs one. */
 static void headers_sent(void **st)
 {
     (void)st;
-    atomic_store(&n_req, 0), atomic_store(&n_trace, 0);
-    atomic_store(&n_deadline, 0), atomic_store(&n_xtest, 0);
-    json_t *j = load_json(TS.port, "/ok", (char *[]){ "--connections", "2", "--duration", "0.5",
-        "--trace", "--header", "X-Test: yes", NULL });
+    json_t *j = NULL;
+    int run = 0;
+    for (; run < 20 && (!j || jnum(j, "requests") == 0); run++) {
+        json_decref(j);
+        atomic_store(&n_req, 0), atomic_store(&n_trace, 0);
+        atomic_store(&n_deadline, 0), atomic_store(&n_xtest, 0);
+        j = load_json(TS.port, "/ok", (char *[]){ "--connections", "2", "--duration", "0.5",
+            "--trace", "--header", "X-Test: yes", NULL });
+    }
+    if (run > 1)
+        print_message("headers_sent: %d runs of 0.5 s, for one with an answered request\n", run);
     long n = atomic_load(&n_req);
     assert_true(n > 0 && jnum(j, "requests") > 0);
     assert_true(jnum(j, "requests") <= n);
@@ -186,6 +200,8 @@ static void exit_codes(void **st)
 
 int main(void)
 {
+    if (getenv("TEST_FILTER"))   /* one test: TEST_FILTER=headers_sent tests/test_load_run */
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rate_is_kept),
         cmocka_unit_test(exact_mix),

@@ -32,20 +32,48 @@ static bool wait_flag(_Atomic int *f)
 
 /* A run that loses a message, or a producer that is never woken, would
  * hang: the guard stops the runtime once `*done` has not reached `want`
- * within 3 LONG_WAITs, and the test's counts fail. */
+ * and the scene has made no progress for 3 LONG_WAITs, and the test's
+ * counts fail. Progress, not the whole run: a scene of 20,000 cross-reactor
+ * round trips takes 20,000 wake-ups, which a loaded machine stretches (at
+ * load 20 beside two CPU hogs, 3 scenes of one run and 1 of another ran
+ * past a bound of 30 s on the whole run; the runs took 110 s and 256 s
+ * where they take 5-19). Each reactor counts its scene's steps in
+ * seen[its id] (guard_tick), alone: a relaxed store, no shared line. */
 static struct {
     _Atomic int *done;
     int want;
     _Atomic bool fired;        /* the guard stopped it: a hang */
+    _Atomic long seen[2][8];   /* [reactor][0]: its steps; a line each */
 } G;
+
+static void guard_tick(int reactor)
+{
+    _Atomic long *n = &G.seen[reactor][0];
+    atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + 1, memory_order_relaxed);
+}
+
+static long guard_seen(void)
+{
+    return atomic_load_explicit(&G.seen[0][0], memory_order_relaxed) +
+           atomic_load_explicit(&G.seen[1][0], memory_order_relaxed);
+}
 
 static void *guard(void *arg)
 {
     (void)arg;
-    uint64_t until = sl_now_ns() + 3 * LONG_WAIT;
-    while (atomic_load(G.done) < G.want && sl_now_ns() < until)
+    long last = -1;
+    uint64_t still_since = sl_now_ns();
+    while (atomic_load(G.done) < G.want && sl_now_ns() - still_since < 3 * LONG_WAIT) {
+        long seen = guard_seen();
+        if (seen != last) {
+            last = seen;
+            still_since = sl_now_ns();
+        }
         usleep(1000);
+    }
     if (atomic_load(G.done) < G.want) {
+        print_message("guard: %d of %d finished, no step for %d s after %ld\n", atomic_load(G.done), G.want,
+                      (int)(3 * LONG_WAIT / SL_NS_PER_S), last);
         atomic_store(&G.fired, true);
         sl_runtime_stop(rt);
     }
@@ -58,6 +86,8 @@ static void run_guarded(_Atomic int *done, int want)
     G.done = done;
     G.want = want;
     atomic_store(&G.fired, false);
+    for (int i = 0; i < 2; i++)
+        atomic_store(&G.seen[i][0], 0);
     assert_int_equal(pthread_create(&g, NULL, guard, NULL), 0);
     assert_int_equal(sl_runtime_run(rt), 0);
     pthread_join(g, NULL);
@@ -85,6 +115,7 @@ static void got(void *arg)
 {
     long i = (long)(intptr_t)arg;
     int me = sl_reactor_current() == sl_runtime_reactor(rt, 0) ? 0 : 1;
+    guard_tick(me);
     if (i != F.next[me])
         F.bad[me]++;
     F.next[me] = i + 1;
@@ -246,6 +277,7 @@ static int st_send(sl_task *t, void *arg)   /* on reactor !i, into c[i] */
     for (S.is[i] = 0; S.is[i] < ST_N; S.is[i]++) {
         S.vs[i] = S.is[i];
         SL_AWAIT(t, S.rcs[i], sl_chan_send(t, S.c[i], &S.vs[i]));
+        guard_tick(!i);
         if (S.rcs[i] < 0)
             break;
     }
@@ -259,6 +291,7 @@ static int st_recv(sl_task *t, void *arg)   /* on reactor i, from c[i] */
     SL_BEGIN(t);
     for (S.ir[i] = 0; S.ir[i] < ST_N; S.ir[i]++) {
         SL_AWAIT(t, S.rcr[i], sl_chan_recv(t, S.c[i], &S.vr[i]));
+        guard_tick(i);
         if (S.rcr[i] < 0)
             break;
         if (S.vr[i] != S.ir[i])
@@ -357,6 +390,7 @@ static void mp_msg(void *arg)
 {
     long i = (long)(intptr_t)arg;
     sl_reactor *me = sl_reactor_current();
+    guard_tick(me == sl_runtime_reactor(rt, 1));
     if (me == sl_runtime_reactor(rt, 1)) {
         assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 0), mp_msg, (void *)(intptr_t)i), 0);
         return;

@@ -16,8 +16,17 @@
 #include "testutil.h"
 #include "internal.h"   /* the hooks, the proxy counts, sl__timer_fire */
 
-#define LONG_WAIT (10 * SL_NS_PER_S)   /* only a bug runs into it */
-#define POLLS 20000
+/* Only a bug runs into these. A scene's tasks are bounded as a whole,
+ * and a scene of thousands of cross-reactor round trips takes thousands
+ * of wake-ups, each stretched on a loaded machine: at load 18-19 (two
+ * CPU hogs beside the other helpers' builds) a scene that takes 3-4 s
+ * there ran past 10 s: the feeder of test_select_remote's
+ * test_recv_remote_not_starved_prio (ASan, its first run: -ETIMEDOUT),
+ * a task on reactor 1 of test_select_rv's test_exp_recv_fed_by_credit
+ * (its third run: cmocka exits 255 without a word for an assert off the
+ * test's thread). 60 s, and polls of at least as long. */
+#define LONG_WAIT (60 * SL_NS_PER_S)
+#define POLLS 60000
 
 static sl_runtime *rt;
 static capture cap;

@@ -621,7 +621,11 @@ static void chain_by_name(void **state)
     setenv("SLUICE_HOSTS", hosts, 1);
     setenv("SLUICE_RESOLV_CONF", conf, 1);
     chain c;
-    chain_start(&c, &(chain_opts){ .host = "chain.test" });
+    /* budgets of 20 s: the claim is the names, not the time (the default
+     * 2 s ran out at load 24: 504 waiting for inventory) */
+    chain_start(&c, &(chain_opts){ .host = "chain.test", .order_timeout_ms = 20000,
+                                   .inv_args = { "--timeout-ms", "20000", NULL },
+                                   .pay_args = { "--timeout-ms", "20000", NULL } });
     expect_paid(&c, "sku-1", 2, 500, id);
     assert_int_equal(stock_of(c.inv.port, "sku-1"), DEFAULT_STOCK - 2);
     chain_end(&c);

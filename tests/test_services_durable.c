@@ -78,7 +78,10 @@ static void data_dir_in_use_is_refused(void **state)
     char od[256];
     svc_tmpdir(od, sizeof od, "durable-inuse");
     chain c;
-    chain_opts o = { .stock = "sku-1=1000", .order_args = { "--data", od, NULL } };
+    /* budgets of 20 s: the claim is the directory's lock (the default 2 s
+     * ran out at load 34: 504 waiting for payment) */
+    chain_opts o = { .stock = "sku-1=1000", .order_args = { "--data", od, NULL }, .order_timeout_ms = 20000,
+                     .inv_args = { "--timeout-ms", "20000", NULL }, .pay_args = { "--timeout-ms", "20000", NULL } };
     chain_start(&c, &o);
     char id[64];
     hresp r;

@@ -266,7 +266,11 @@ static void injected_errors_fail_cleanly(void **state)
 {
     (void)state;
     chain c;
-    chain_start(&c, &(chain_opts){ .admin = true, .stock = "sku-1=20" });
+    /* budgets of 20 s: the claim is the statuses, not the time (the
+     * default 2 s ran out at load 35: 504 where 502 upstream_failed) */
+    chain_start(&c, &(chain_opts){ .admin = true, .stock = "sku-1=20", .order_timeout_ms = 20000,
+                                   .inv_args = { "--timeout-ms", "20000", NULL },
+                                   .pay_args = { "--timeout-ms", "20000", NULL } });
     hresp r;
 
     /* payment answers 500 injected_fault everywhere but admin, health, metrics, debug */
