@@ -36,17 +36,17 @@
 #define RV_HOLD_NS (20 * 1000 * 1000)
 #define CHAIN_FULL 64                  /* reactor.c CHAIN_MAX */
 
-enum { RV_RECV, RV_SEND, RV_SELECT };
+enum { RV_RECV, RV_SEND, RV_SELECT, RV_REPORT };
 
 static sl_runtime *rt;
 static capture cap;
 
 static struct {
     int mode;
-    sl_chan *x, *z, *w;
+    sl_chan *x, *z, *w, *y;   /* y: RV_REPORT's, capacity 2, received from in hand */
     int ia, ib, ic, rca, rcb, rcc, va, vx, vb, vz, vw, vc;
     sl_case cs[1];
-    long missed, bad, cut, late;
+    long missed, bad, cut, late, inhand;
     atomic_int tried;     /* S: the rounds it has looked at x in */
     atomic_int armed;     /* A: the round whose z operation is out */
     int finished;
@@ -74,6 +74,11 @@ static int rv_s(sl_task *t, void *arg)   /* reactor 0: x's and z's home */
 {
     (void)arg;
     SL_BEGIN(t);
+    if (RV.mode == RV_REPORT) {   /* y full: A's receive makes the room S's try_send needs */
+        RV.vb = -1;
+        assert_int_equal(sl_chan_try_send(t, RV.y, &RV.vb), 0);
+        assert_int_equal(sl_chan_try_send(t, RV.y, &RV.vb), 0);
+    }
     for (RV.ib = 0; RV.ib < RV_N; RV.ib++) {
         RV.vz = RV.ib;
         if (RV.mode == RV_SEND)
@@ -81,6 +86,18 @@ static int rv_s(sl_task *t, void *arg)   /* reactor 0: x's and z's home */
         else
             SL_AWAIT(t, RV.rcb, sl_chan_send(t, RV.z, &RV.vz));
         assert_int_equal(RV.rcb, 0);
+        if (RV.mode == RV_REPORT) {   /* A's receive on y happened before its receive on z */
+            RV.vb = RV.ib;
+            RV.rcb = sl_chan_try_send(t, RV.y, &RV.vb);
+            atomic_store(&RV.tried, RV.ib + 1);
+            if (RV.rcb != 0) {
+                assert_int_equal(RV.rcb, -EAGAIN);
+                RV.missed++;
+                SL_AWAIT(t, RV.rcb, sl_chan_send(t, RV.y, &RV.vb));
+                assert_int_equal(RV.rcb, 0);
+            }
+            continue;
+        }
         RV.rcb = sl_chan_try_recv(t, RV.x, &RV.vb);
         atomic_store(&RV.tried, RV.ib + 1);
         if (RV.rcb != 0) {
@@ -94,6 +111,8 @@ static int rv_s(sl_task *t, void *arg)   /* reactor 0: x's and z's home */
     }
     assert_int_equal(sl_chan_free(t, RV.x), 0);
     assert_int_equal(sl_chan_free(t, RV.z), 0);
+    if (RV.y)
+        assert_int_equal(sl_chan_free(t, RV.y), 0);
     rv_finished(NULL);
     SL_END(t);
 }
@@ -121,9 +140,14 @@ static int rv_a(sl_task *t, void *arg)   /* reactor 1 */
     assert_int_equal(sl_chan_new(&RV.w, sizeof(int), 1, NULL), 0);
     assert_int_equal(sl_spawn(NULL, rv_b, NULL, NULL, NULL), 0);
     for (RV.ia = 0; RV.ia < RV_N; RV.ia++) {
-        RV.vx = RV.ia;
-        RV.rca = sl_chan_send(t, RV.x, &RV.vx);
-        if (RV.rca != 0) {   /* no credit (the first round): parks for it */
+        if (RV.mode == RV_REPORT) {   /* a receive on y, its report waiting for the flush if in hand */
+            RV.rca = sl_chan_recv(t, RV.y, &RV.vx);
+            RV.inhand += RV.rca == 0;
+        } else {
+            RV.vx = RV.ia;
+            RV.rca = sl_chan_send(t, RV.x, &RV.vx);
+        }
+        if (RV.rca != 0) {   /* no credit (the first round), nothing given: parks for it */
             assert_int_equal(RV.rca, SL_PENDING);
             RV.late++;
             SL_AWAIT(t, RV.rca, RV.rca);
@@ -164,9 +188,13 @@ static int rv_main(sl_task *t, void *arg)   /* reactor 0 */
     sl_task *s;
     assert_int_equal(sl_chan_new(&RV.x, sizeof(int), 256, NULL), 0);
     assert_int_equal(sl_chan_new(&RV.z, sizeof(int), 0, NULL), 0);
+    if (RV.mode == RV_REPORT)
+        assert_int_equal(sl_chan_new(&RV.y, sizeof(int), 2, NULL), 0);
     assert_int_equal(sl_spawn(NULL, rv_s, NULL, &s, NULL), 0);
     assert_int_equal(sl_chan_give(RV.x, t, s), 0);
     assert_int_equal(sl_chan_give(RV.z, t, s), 0);
+    if (RV.y)
+        assert_int_equal(sl_chan_give(RV.y, t, s), 0);
     assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), rv_a, NULL, NULL), 0);
     return 0;
 }
@@ -179,29 +207,36 @@ static void run_rv(int mode, const char *what)
     rt = rt_new(2, &cap);
     int leaks = rt_run(rt, rv_main, NULL);
     assert_int_equal(leaks, 0);
-    print_message("send on x, then %s on z: x's element not there when S went on, %ld of %d rounds "
-                  "(%ld with the chain to the home at 63 as z's operation began, %ld late)\n",
-                  what, RV.missed, RV_N, RV.cut, RV.late);
+    print_message("%s: S did not find the first operation's effect (x's element, y's room), %ld of %d rounds "
+                  "(%ld with the chain to the home at 63 as z's operation began, %ld late, %ld in hand)\n",
+                  what, RV.missed, RV_N, RV.cut, RV.late, RV.inhand);
     if (cap.count)
         print_message("reports:\n%s", cap.text);
     assert_int_equal(cap.count, 0);
     assert_int_equal(RV.ib, RV_N);
     assert_int_equal(RV.bad, 0);
     assert_true(RV.cut >= RV_N / 2);   /* the scene was made */
+    if (mode == RV_REPORT)
+        assert_true(RV.inhand >= RV_N / 4);
     assert_int_equal(RV.missed, 0);
 }
 
 /* A receives on z: a round trip (remote.c), S's send pairs with it */
-static void test_send_then_rv_recv_order(void **s) { (void)s; run_rv(RV_RECV, "a receive"); }
+static void test_send_then_rv_recv_order(void **s) { (void)s; run_rv(RV_RECV, "send on x, receive on z"); }
 
 /* A sends on z: a round trip carrying the element, S's receive takes it */
-static void test_send_then_rv_send_order(void **s) { (void)s; run_rv(RV_SEND, "a send"); }
+static void test_send_then_rv_send_order(void **s) { (void)s; run_rv(RV_SEND, "send on x, send on z"); }
 
 /* A selects on z (a receive case): the select's proxy goes home at the
  * park (rsel.c sl__rsel_post), S's send offers itself to A's reactor and
  * completes only at its answer (rsel_home.c), which leaves in a later
  * callback than the batch: the order holds by that, without a fix */
-static void test_send_then_rv_select_order(void **s) { (void)s; run_rv(RV_SELECT, "a select"); }
+static void test_send_then_rv_select_order(void **s) { (void)s; run_rv(RV_SELECT, "send on x, select on z"); }
+
+/* A receives y's element in hand (given ahead: rrecv.c; its report
+ * waits for the flush), then receives on z: S, paired by z, must find the
+ * room that receive made in y (capacity 2, kept full by S) */
+static void test_recv_then_rv_recv_order(void **s) { (void)s; run_rv(RV_REPORT, "receive on y, receive on z"); }
 
 int main(void)
 {
@@ -209,6 +244,7 @@ int main(void)
         cmocka_unit_test(test_send_then_rv_recv_order),
         cmocka_unit_test(test_send_then_rv_send_order),
         cmocka_unit_test(test_send_then_rv_select_order),
+        cmocka_unit_test(test_recv_then_rv_recv_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
