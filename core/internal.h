@@ -439,6 +439,7 @@ int sl__rrecv_flush(sl_reactor *r, bool all);
  * no runtime runs. */
 void sl__rrecv_set_report_hook(void (*after)(void *), void *arg);
 int sl__rrecv_ship_to(sl_reactor *r, const sl_reactor *home, uint32_t before);   /* before a batch leaves mid-callback (rsend.c) */
+int sl__rrecv_ship_all_to(sl_reactor *r, const sl_reactor *home);   /* all owed to home, before a round trip (remote.c) */
 void sl__rrecv_free_all(sl_reactor *r);
 bool sl__rrecv_ask_first(sl_chan *ch);         /* home: element goes to a passed-over ask? */
 void sl__rrecv_lend_first(sl_chan *ch);

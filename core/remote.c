@@ -168,6 +168,11 @@ int sl__remote_op(sl_task *t, sl_chan *ch, uint32_t gen, int op, void *buf)
         return rc;
     }
     t->reactor_->remote_pending++;
+    /* what this reactor's tasks sent to and received from that home
+     * before goes first (rrecv.c sl__rrecv_ship_all_to): a task there
+     * paired with this operation must find it (Go's happens-before) */
+    if (t->reactor_->rs_dirty || t->reactor_->rr_dirty)
+        sl__rrecv_ship_all_to(t->reactor_, q->home);
     sl_reactor_post_mem(q->home, &q->msg, home_start, q);
     return SL_PENDING;
 }
