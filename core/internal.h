@@ -231,6 +231,7 @@ struct sl_reactor {
     /* the last pieces before the post (issue 17, fifteenth stop), last
      * for the same reason */
     uint64_t rs_held_called;          /* held-only flushes that still called sl__rsend_flush (tests/test_credit.c) */
+    uint64_t rs_topups_early;         /* large top-ups sent by a holding flush, before the tasks run (rsend.c; tests/test_credit.c) */
 };
 
 struct sl_runtime {

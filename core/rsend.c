@@ -1313,8 +1313,10 @@ __attribute__((noinline)) static int flush(sl_reactor *r, bool all)
         }
         *pp = l->onext;
         l->onext = NULL;
-        if (r->hold_topups)
+        if (r->hold_topups) {
             r->topup_early = true;
+            r->rs_topups_early++;
+        }
         owed_send(l);
         did++;
     }
