@@ -135,6 +135,7 @@ struct sl_reactor {
     struct sl_rs_loan *rs_owed;       /* loans of our channels with a top-up owed (rsend.c) */
     bool hold_topups;                 /* the flush keeps them for a batch the next tasks may send */
     bool topup_early;                 /* ... but sent a large one: spin_run publishes it first */
+    bool rs_owed_big;                 /* a top-up owed may be over HOLD_TOPUP_MAX (rsend.c topup; in padding: moves nothing) */
     struct rs_batch *rs_spares;       /* small batches' memory, done with, for our next (rsend.c) */
     unsigned rs_nspares;
     struct sl_rsend *rs_idle;         /* idle sender records' memory, for the next (rsend.c) */
@@ -227,6 +228,10 @@ struct sl_reactor {
     bool spin_one;                    /* this hit came after an empty look: spin_run runs its first cell only, then its tasks */
     uint64_t spin_ones;               /* hits run so (tests/test_reactor.c) */
     uint64_t spin_clock_runs;         /* clock reads after a hit's run (SPIN_CLOCK_HITS; tests/test_reactor.c) */
+    /* the last pieces before the post (issue 17, fifteenth stop), last
+     * for the same reason */
+    uint64_t rs_held_called;          /* held-only flushes that still called sl__rsend_flush (tests/test_credit.c) */
+    uint64_t rs_topups_early;         /* large top-ups sent by a holding flush, before the tasks run (rsend.c; tests/test_credit.c) */
 };
 
 struct sl_runtime {
@@ -263,6 +268,10 @@ void sl__reactor_rings_free(sl_reactor *r);
 /* A small message carried inside the pair's ring cell (reactor.c): 0, or
  * -EAGAIN and the caller posts it the usual way. len <= 48. */
 int sl__reactor_post_inline(sl_reactor *to, void (*fn)(void *), const void *data, size_t len);
+/* The same for a message of exactly the cell's room (SL_RING_INLINE, 48
+ * bytes, all of them read): copied by fixed moves, not a memcpy call
+ * (rsend.c's rs_small). 0, or -EAGAIN as above. */
+int sl__reactor_post_cell(sl_reactor *to, void (*fn)(void *), const void *data);
 /* cpus.c: the CPU quota (cpu.max, rounded up) of the cgroup v2 named in
  * `proc_cgroup` (a /proc/self/cgroup) or any above it, under `root`; 0 if
  * none. Files as arguments: unit-tested on a fake tree. */

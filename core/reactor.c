@@ -717,8 +717,12 @@ static void send_chain(sl_reactor *cur, sl_reactor *to, sl_msg *first, sl_msg *l
  * ring for the pair (a foreign thread, ourselves, another runtime), a
  * chain of ours for `to` not published yet or a backlog waiting (the
  * inline message would pass them: the pair's order is FIFO), or a full
- * ring. len <= SL_RING_INLINE. */
-int sl__reactor_post_inline(sl_reactor *to, void (*fn)(void *), const void *data, size_t len)
+ * ring. len <= SL_RING_INLINE. Inlined into its two callers below, so
+ * that the cell's copy of a constant len is a few moves (a memcpy call
+ * with a variable len was ~11 instructions a leg: docs/core.md, "The
+ * last pieces before the post (fifteenth stop)"). */
+static inline __attribute__((always_inline)) int post_inline(sl_reactor *to, void (*fn)(void *),
+                                                             const void *data, size_t len)
 {
     sl_reactor *cur = sl__tl_reactor;
     if (!cur || len > SL_RING_INLINE)
@@ -742,6 +746,16 @@ refused:
     return -EAGAIN;
 }
 
+int sl__reactor_post_inline(sl_reactor *to, void (*fn)(void *), const void *data, size_t len)
+{
+    return post_inline(to, fn, data, len);
+}
+
+int sl__reactor_post_cell(sl_reactor *to, void (*fn)(void *), const void *data)
+{
+    return post_inline(to, fn, data, SL_RING_INLINE);
+}
+
 static void publish_deferred(sl_reactor *r)
 {
     if (r->nbacklog)
@@ -754,13 +768,29 @@ static void publish_deferred(sl_reactor *r)
 /* The flushes inside a callback (in_cb stays set): their messages (fed
  * receivers' reports and asks, batches of remote sends, grants of
  * credit, top-ups) join the chains of what the callback posted, in
- * order, and leave with them (spin_run, flush_wakes) */
-static void flush_chained(sl_reactor *r)
+ * order, and leave with them (spin_run, flush_wakes). Inlined: out of
+ * line (as gcc left it once it held the top-ups' test) its frame and call
+ * cost what the test saved, three calls a leg. */
+static inline __attribute__((always_inline)) void flush_chained(sl_reactor *r)
 {
     if (r->rr_dirty)
         sl__rrecv_flush(r, false);
-    if (r->rs_dirty || r->grant_head || r->rs_owed)
+    if (r->rs_dirty || r->grant_head) {
         sl__rsend_flush(r, false);
+    } else if (r->rs_owed) {
+        /* Only top-ups owed: held, for the batch the next tasks may send
+         * (hold_topups), while none may be large (rs_owed_big, rsend.c
+         * topup), with no call. A ping-pong's first flush of every leg
+         * called sl__rsend_flush only to find that (~24 instructions and
+         * a call between the question's arrival and the answer's post:
+         * docs/core.md, "The last pieces before the post (fifteenth
+         * stop)"). Idle records are not looked for here (flush does when
+         * called): the flush after the tasks does, as when none is owed. */
+        if (r->hold_topups && !r->rs_owed_big)
+            r->rs_held_only++;
+        else
+            sl__rsend_flush(r, false);
+    }
 }
 
 /* Our callback is ending: publish what we posted meanwhile, and wake.

@@ -92,7 +92,10 @@ typedef struct rs_small {
     unsigned char n;             /* 0 or 1 */
     _Alignas(8) unsigned char elem[8];
 } rs_small;
-_Static_assert(sizeof(rs_small) <= 48, "fits a ring cell");
+/* The whole of a cell's room (SL_RING_INLINE): sl__reactor_post_cell
+ * copies it by fixed moves, all 48 bytes read (a smaller rs_small would
+ * need padding to 48 for that). */
+_Static_assert(sizeof(rs_small) == 48, "fills a ring cell");
 
 /* An ask for credit (sender -> home -> sender), or a top-up (home ->
  * sender, unasked). */
@@ -330,6 +333,10 @@ static inline __attribute__((always_inline)) void topup(sl_chan *ch, rs_loan *l,
         r->rs_owed = l;
     }
     l->owed += g;
+    /* the spin's first flush is not called while every top-up owed is
+     * small (reactor.c flush_chained): this says one may not be */
+    if (l->owed > HOLD_TOPUP_MAX)
+        l->home->rs_owed_big = true;
 }
 
 /* home: the top-up owed, sent alone */
@@ -655,7 +662,7 @@ __attribute__((always_inline)) static inline bool post_small(sl_reactor *self, s
         m->tgen = (*pp)->gen;
         m->tn = (*pp)->owed;
     }
-    if (sl__reactor_post_inline(home, home_small, m, sizeof *m) < 0)
+    if (sl__reactor_post_cell(home, home_small, m) < 0)
         return false;
     if (pp)
         owed_take(pp);
@@ -1229,7 +1236,9 @@ static int flush(sl_reactor *r, bool all);
  * back. `all`: give every credit back (the runtime is being freed). The
  * spin's first flush of a ping-pong leg has nothing to do but hold the
  * top-up owed (small, for the answer's batch): said here without the
- * flush's frame (54 instructions a leg in all before, callgrind). */
+ * flush's frame (54 instructions a leg in all before, callgrind), and
+ * not called at all while no top-up owed may be large (rs_owed_big;
+ * reactor.c flush_chained), as on a ping-pong's every leg. */
 int sl__rsend_flush(sl_reactor *r, bool all)
 {
     if (!all && r->hold_topups && !r->rs_dirty && !r->grant_head && r->rs_nrec <= KEEP_IDLE &&
@@ -1238,7 +1247,9 @@ int sl__rsend_flush(sl_reactor *r, bool all)
         while (l && l->owed <= HOLD_TOPUP_MAX)
             l = l->onext;
         if (!l) {
+            r->rs_owed_big = false;   /* none is: the big one went in a batch */
             r->rs_held_only++;
+            r->rs_held_called++;
             return 0;
         }
     }
@@ -1302,11 +1313,14 @@ __attribute__((noinline)) static int flush(sl_reactor *r, bool all)
         }
         *pp = l->onext;
         l->onext = NULL;
-        if (r->hold_topups)
+        if (r->hold_topups) {
             r->topup_early = true;
+            r->rs_topups_early++;
+        }
         owed_send(l);
         did++;
     }
+    r->rs_owed_big = false;   /* the large ones went; the small ones are held */
     /* idle ones: the KEEP_IDLE first in the list (find moves a record it
      * finds to the front: the most recently used) stay, the rest go. With
      * KEEP_IDLE records or fewer and none to drop, none goes: no walk (a
