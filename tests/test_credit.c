@@ -1744,8 +1744,7 @@ static int q_starter(sl_task *t, void *arg)   /* reactor 1 */
     assert_int_equal(sl_spawn(NULL, q_waiter, NULL, &Q.w, &(sl_spawn_opts){ .name = "waiter" }), 0);
     /* the waiter runs and parks, having named x (it must before x is
      * freed: later, it might name the new channel at x's address) */
-    for (Q.i = 0; Q.i < 20000 && !task_parked(Q.w); Q.i++)
-        SL_AWAIT(t, Q.hrc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, Q.hrc, Q.i, 20000, task_parked(Q.w));
     assert_true(task_parked(Q.w));
     atomic_store(&Q.asked, 1);
     SL_END(t);
@@ -1875,8 +1874,7 @@ static int x_starter(sl_task *t, void *arg)   /* reactor 1 */
     assert_int_equal(sl_spawn(NULL, x_waiter, NULL, &XR.w, &(sl_spawn_opts){ .name = "waiter" }), 0);
     /* the waiter parks, having named x (as in q_starter); its message
      * leaves at the end of its callback */
-    for (XR.i = 0; XR.i < 20000 && !task_parked(XR.w); XR.i++)
-        SL_AWAIT(t, XR.hrc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, XR.hrc, XR.i, 20000, task_parked(XR.w));
     assert_true(task_parked(XR.w));
     atomic_store(&XR.asked, 1);
     SL_END(t);
@@ -2311,8 +2309,7 @@ static int kr_home(sl_task *t, void *arg)   /* reactor 0 */
          * after the send's callback ended */
         atomic_store(&KR.flushed, 0);
         assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 1), flag_set, &KR.flushed), 0);
-        for (KR.i = 0; KR.i < 20000 && !atomic_load(&KR.flushed); KR.i++)
-            SL_AWAIT(t, KR.hrc, sl_sleep(t, SL_NS_PER_MS));
+        TASK_POLL(t, KR.hrc, KR.i, 20000, atomic_load(&KR.flushed));
         assert_true(atomic_load(&KR.flushed));
         {
             sl_chan *old = KR.c;

@@ -1040,18 +1040,15 @@ static int ru_main(sl_task *t, void *arg)   /* reactor 0: R's home */
     /* buffered: sent once N waits (lent to reactor 1 then, to whoever
      * waits there); rendezvous: from the start, this send waits at the
      * home and offers itself to S's proxy as soon as it arrives */
-    for (RU.polls = 0; !RU.rv && RU.polls < POLLS && atomic_load(&RU.stage) < 1; RU.polls++)
-        SL_AWAIT(t, RU.rc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, RU.rc, RU.polls, POLLS, RU.rv || atomic_load(&RU.stage) >= 1);
     assert_true(RU.rv || atomic_load(&RU.stage) == 1);
     for (RU.v = 0; RU.v < 5; RU.v++) {
         SL_AWAIT(t, RU.rc, sl_chan_send(t, RU.r, &RU.v));
         assert_int_equal(RU.rc, 0);
     }
-    for (RU.polls = 0; RU.polls < POLLS && atomic_load(&RU.stage) < 3; RU.polls++)
-        SL_AWAIT(t, RU.rc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, RU.rc, RU.polls, POLLS, atomic_load(&RU.stage) >= 3);
     assert_int_equal(atomic_load(&RU.stage), 3);
-    for (RU.polls = 0; RU.polls < POLLS && sl_chan_len(RU.r); RU.polls++)   /* the last report */
-        SL_AWAIT(t, RU.rc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, RU.rc, RU.polls, POLLS, sl_chan_len(RU.r) == 0);   /* the last report */
     assert_int_equal(sl_chan_len(RU.r), 0);
     sl_task_set_deadline(t, 0);
     assert_int_equal(sl_chan_free(t, RU.r), 0);

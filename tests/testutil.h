@@ -72,6 +72,14 @@ static inline int rt_run_keep(sl_runtime *rt, sl_step_fn fn, void *state)
     return sl_runtime_run(rt);
 }
 
+/* In a task's step: looks at `cond` every millisecond until it holds, at
+ * most `n` times: a bounded wait for what another reactor or thread does;
+ * the caller asserts `cond` after. `i` and `rc` must outlive the step
+ * (fields of the scene's state: a task is stackless). */
+#define TASK_POLL(t, rc, i, n, cond)          \
+    for ((i) = 0; (i) < (n) && !(cond); (i)++) \
+    SL_AWAIT(t, rc, sl_sleep(t, SL_NS_PER_MS))
+
 /* Is task `w` parked? For a bounded poll by a task of w's reactor while w
  * cannot end (it waits for what the poller's side holds back). */
 static inline bool task_parked(const sl_task *w)
