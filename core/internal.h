@@ -80,6 +80,7 @@ struct sl_reactor {
     struct sl_ring **ring_out, **ring_in, *ring_last;
     int nring_in, ring_rr;
     sl_msg *in_cur;
+    sl_reactor *in_from;              /* whose ring carried the message running (sl__reactor_msg_from) */
     int nbacklog;                     /* our rings holding a chain that did not fit */
     uint64_t ring_fulls;              /* chains that found their ring full (tests/test_ring.c) */
     uint64_t ring_inlines, ring_inline_refused;   /* sl__reactor_post_inline: went; fell back */
@@ -272,6 +273,12 @@ int sl__reactor_post_inline(sl_reactor *to, void (*fn)(void *), const void *data
  * bytes, all of them read): copied by fixed moves, not a memcpy call
  * (rsend.c's rs_small). 0, or -EAGAIN as above. */
 int sl__reactor_post_cell(sl_reactor *to, void (*fn)(void *), const void *data);
+/* Inside a message's fn on r's thread: the reactor whose ring (of r's
+ * runtime) carried it, inline or in a chain; NULL if it came through the
+ * MPSC (a foreign thread, r itself, another runtime's reactor, a pair
+ * with no rings). A message posted inline always has one: its handler may
+ * leave the sender out of the cell. Outside a message: stale, not to be read. */
+static inline sl_reactor *sl__reactor_msg_from(const sl_reactor *r) { return r->in_from; }
 /* cpus.c: the CPU quota (cpu.max, rounded up) of the cgroup v2 named in
  * `proc_cgroup` (a /proc/self/cgroup) or any above it, under `root`; 0 if
  * none. Files as arguments: unit-tested on a fake tree. */

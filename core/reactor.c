@@ -672,6 +672,7 @@ static sl_msg *inbox_pop(sl_reactor *r, uint32_t *took, void (**fn)(void *), voi
             sl_ring *q = r->ring_in[i];
             if (sl_ring_ready(q)) {
                 m = sl_ring_take(q, fn, copy);
+                r->in_from = q->from;
                 *took |= 1u << i;
                 r->ring_rr = i + 1 == r->nring_in ? 0 : i + 1;
                 if (!m)
@@ -679,8 +680,10 @@ static sl_msg *inbox_pop(sl_reactor *r, uint32_t *took, void (**fn)(void *), voi
                 break;
             }
         }
-        if (!m)
+        if (!m) {
+            r->in_from = NULL;
             return sl_mpsc_pop(&r->q);
+        }
     }
     /* read before m runs: its fn may post it again */
     r->in_cur = atomic_load_explicit(&m->next_, memory_order_relaxed);

@@ -454,6 +454,79 @@ static void test_ring_message_pingpong_pauses(void **s)
     assert_int_equal(sl_runtime_free(rt), 0);
 }
 
+/* ---- who sent a message: sl__reactor_msg_from ----------------------------------------- */
+
+/* Reactor 0 is told, inside each message's fn, which reactor's ring
+ * carried it: inline in a cell or in a chain from reactors 1 and 2, and
+ * NULL for a post from a foreign thread (the MPSC). An inline handler
+ * that leaves the sender out of its cell (rsend.c) relies on it. */
+enum { MF_INLINE1, MF_CHAIN1, MF_INLINE2, MF_CHAIN2, MF_FOREIGN, MF_N };
+
+static struct {
+    sl_reactor *seen[MF_N];
+    int got[MF_N];
+    int inline_rc[3];
+    int kinds[MF_N];
+    _Atomic int done;
+} MF;
+
+static void mf_note(int k)   /* reactor 0 */
+{
+    MF.seen[k] = sl__reactor_msg_from(sl_reactor_current());
+    MF.got[k]++;
+    int all = 1;
+    for (int i = 0; i < MF_N; i++)
+        all &= MF.got[i] > 0;
+    if (all) {
+        atomic_store(&MF.done, 1);
+        sl_runtime_stop(rt);
+    }
+}
+
+static void mf_inline(void *arg)   /* reactor 0: arg is the cell's copy */
+{
+    int k;
+    memcpy(&k, arg, sizeof k);
+    mf_note(k);
+}
+
+static void mf_chain(void *arg) { mf_note(*(int *)arg); }
+
+static void mf_send(void *arg)   /* reactor 1 or 2 */
+{
+    int me = *(int *)arg, k = me == 1 ? MF_INLINE1 : MF_INLINE2;
+    sl_reactor *r0 = sl_runtime_reactor(rt, 0);
+    MF.inline_rc[me] = sl__reactor_post_inline(r0, mf_inline, &k, sizeof k);
+    assert_int_equal(sl_reactor_post(r0, mf_chain, &MF.kinds[me == 1 ? MF_CHAIN1 : MF_CHAIN2]), 0);
+}
+
+static void test_ring_msg_from(void **s)
+{
+    (void)s;
+    static int who[3] = { 0, 1, 2 };
+    memset(&MF, 0, sizeof MF);
+    for (int k = 0; k < MF_N; k++)
+        MF.kinds[k] = k;
+    rt = rt_new(3, &cap);
+    sl_reactor *r[3];
+    for (int i = 0; i < 3; i++)
+        r[i] = sl_runtime_reactor(rt, i);
+    assert_int_equal(sl_reactor_post(r[0], mf_chain, &MF.kinds[MF_FOREIGN]), 0);
+    assert_int_equal(sl_reactor_post(r[1], mf_send, &who[1]), 0);
+    assert_int_equal(sl_reactor_post(r[2], mf_send, &who[2]), 0);
+    run_guarded(&MF.done, 1);
+    assert_int_equal(MF.inline_rc[1], 0);   /* else the inline case was not run */
+    assert_int_equal(MF.inline_rc[2], 0);
+    for (int k = 0; k < MF_N; k++)
+        assert_int_equal(MF.got[k], 1);
+    assert_ptr_equal(MF.seen[MF_INLINE1], r[1]);
+    assert_ptr_equal(MF.seen[MF_CHAIN1], r[1]);
+    assert_ptr_equal(MF.seen[MF_INLINE2], r[2]);
+    assert_ptr_equal(MF.seen[MF_CHAIN2], r[2]);
+    assert_null(MF.seen[MF_FOREIGN]);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -463,6 +536,7 @@ int main(void)
         cmocka_unit_test(test_ring_pair_fifo_streams),
         cmocka_unit_test(test_ring_inline_small_batches),
         cmocka_unit_test(test_ring_message_pingpong_pauses),
+        cmocka_unit_test(test_ring_msg_from),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
