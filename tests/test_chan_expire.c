@@ -453,8 +453,7 @@ static int x_sender(sl_task *t, void *arg)
     }
     /* once the home filled the channel, a send that waits for credit ends
      * at its element's deadline, nothing taken */
-    for (X.si = 0; X.si < 10000 && !atomic_load(&X.full); X.si++)
-        SL_AWAIT(t, X.src, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, X.src, X.si, 10000, atomic_load(&X.full));
     SL_AWAIT(t, X.src, sl_chan_send_until(t, X.ch, &X.sv[1], sl_deadline_ms(5)));
     atomic_store(&X.remote_rc[2], X.src);
     atomic_store(&X.remote_done, 1);
@@ -494,8 +493,7 @@ static int x_home(sl_task *t, void *arg)
         assert_int_equal(X.rc, 0);
     }
     atomic_store(&X.full, 1);
-    for (X.i = 0; X.i < 10000 && !atomic_load(&X.remote_done); X.i++)
-        SL_AWAIT(t, X.rc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, X.rc, X.i, 10000, atomic_load(&X.remote_done));
     assert_int_equal(atomic_load(&X.remote_done), 1);
     assert_int_equal(atomic_load(&X.remote_rc[2]), -ETIMEDOUT);
     sl_task_set_deadline(t, 0);

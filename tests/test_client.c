@@ -514,8 +514,7 @@ static int reached_main(sl_task *t, void *arg)
     C.up = C.tight;   /* aborting_call's; it uses C.r and C.rc, so this task uses C.r2 and C.rc2 from here */
     C.rc = 1;   /* aborting_call's result, when it ends */
     assert_int_equal(sl_go(C.ctx, aborting_call, NULL, &C.caller, NULL), 0);   /* holds it (GET /wait) */
-    for (C.polls = 0; calls_served < 2 && C.polls < 10000; C.polls++)   /* up to 10 s */
-        SL_AWAIT(t, C.rc3, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, C.rc3, C.polls, 10000, calls_served >= 2);   /* up to 10 s */
     assert_int_equal(calls_served, 2);
     sl_task_set_deadline(t, sl_now_ns() + 100 * SL_NS_PER_MS);
     SL_AWAIT(t, C.rc2, sl_http_call(t, &C.r2, C.tight, "POST", "/ok", "{}", 2));
@@ -533,8 +532,7 @@ static int reached_main(sl_task *t, void *arg)
     sl_ctx_cancel(C.ctx, SL_CAUSE_CANCELED);
     /* both GET /wait handlers saw their callers go, and the holder ended
      * its call: waited for, up to 10 s */
-    for (C.polls = 0; (waits_ended < 2 || C.rc == 1) && C.polls < 10000; C.polls++)
-        SL_AWAIT(t, C.rc3, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, C.rc3, C.polls, 10000, waits_ended >= 2 && C.rc != 1);
     assert_true(waits_ended >= 2);
     assert_int_equal(C.rc, -ECANCELED);
     sl_ctx_unref(C.ctx);

@@ -279,8 +279,7 @@ static int remote_home(sl_task *t, void *arg)
     R.i = 9;
     assert_int_equal(sl_chan_try_send(t, R.ch, &R.i), 0);
     assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), remote_probe, NULL, &(sl_spawn_opts){ .name = "probe" }), 0);
-    for (R.i = 0; R.i < 10000 && !atomic_load(&R.ready); R.i++)
-        SL_AWAIT(t, R.rc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, R.rc, R.i, 10000, atomic_load(&R.ready));
     assert_int_equal(atomic_load(&R.ready), 1);
     assert_int_equal(sl_chan_free(t, R.ch), 0);
     assert_int_equal(sl_chan_free(t, R.empty), 0);
@@ -409,8 +408,7 @@ static int f_home(sl_task *t, void *arg)   /* reactor 0 */
             assert_int_equal(sl_chan_try_send(t, F.x, &F.v), 0);
     }
     assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), f_waiter, NULL, &(sl_spawn_opts){ .name = "waiter" }), 0);
-    for (F.i = 0; F.i < 20000 && !f_queued(); F.i++)
-        SL_AWAIT(t, F.hrc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, F.hrc, F.i, 20000, f_queued());
     assert_true(f_queued());
     /* one step: the description goes to reactor 1 first, then the free
      * posts the -EPIPE behind it, and the header leaves the quarantine */
@@ -418,8 +416,7 @@ static int f_home(sl_task *t, void *arg)   /* reactor 0 */
     assert_int_equal(sl_chan_free(t, F.x), 0);
     chan_churn(t, SL_CHAN_QUARANTINE + 1, sizeof(int), 1);
     atomic_store(&F.freed, 1);
-    for (F.i = 0; F.i < 20000 && !atomic_load(&F.w_done); F.i++)
-        SL_AWAIT(t, F.hrc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, F.hrc, F.i, 20000, atomic_load(&F.w_done));
     assert_true(atomic_load(&F.w_done));
     sl_runtime_stop(rt);
     SL_END(t);
@@ -577,13 +574,11 @@ static int o_home(sl_task *t, void *arg)   /* reactor 0 */
     assert_int_equal(sl_chan_new(&O.x, sizeof(int), 0, &(sl_chan_opts){ .name = "home-x" }), 0);
     assert_int_equal(sl_chan_new(&O.idle, sizeof(int), 1, &(sl_chan_opts){ .name = "idle" }), 0);
     assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), o_selector, NULL, &(sl_spawn_opts){ .name = "selector" }), 0);
-    for (O.i = 0; O.i < 20000 && !O.x->rv_recvq_; O.i++)   /* the select's proxy is queued here */
-        SL_AWAIT(t, O.hrc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, O.hrc, O.i, 20000, O.x->rv_recvq_);   /* the select's proxy is queued here */
     assert_true(O.x->rv_recvq_ > 0);
     assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 1), o_busy, NULL), 0);
     assert_int_equal(sl_spawn(NULL, o_offerer, NULL, &O.o, &(sl_spawn_opts){ .name = "offerer", .joinable = true }), 0);
-    for (O.i = 0; O.i < 20000 && !O.x->rv_offers_.head; O.i++)   /* its offer is out */
-        SL_AWAIT(t, O.hrc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, O.hrc, O.i, 20000, O.x->rv_offers_.head);   /* its offer is out */
     assert_non_null(O.x->rv_offers_.head);
     assert_int_equal(sl_chan_free(t, O.x), 0);
     chan_churn(t, SL_CHAN_QUARANTINE + 1, sizeof(int), 1);
@@ -591,8 +586,7 @@ static int o_home(sl_task *t, void *arg)   /* reactor 0 */
     sl_task_info_get(O.o, &O.info);
     sl_task_describe(O.o, O.text, sizeof O.text);
     atomic_store(&O.go, 1);
-    for (O.i = 0; O.i < 20000 && !(atomic_load(&O.o_done) && atomic_load(&O.s_done)); O.i++)
-        SL_AWAIT(t, O.hrc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, O.hrc, O.i, 20000, atomic_load(&O.o_done) && atomic_load(&O.s_done));
     assert_true(atomic_load(&O.o_done) && atomic_load(&O.s_done));
     SL_AWAIT(t, O.hrc, sl_task_join(t, O.o, &O.i));
     assert_int_equal(sl_chan_free(t, O.idle), 0);
@@ -710,14 +704,12 @@ static int p_home(sl_task *t, void *arg)   /* reactor 0 */
     SL_BEGIN(t);
     assert_int_equal(sl_chan_new(&P.x, sizeof(int), 0, &(sl_chan_opts){ .name = "home-x" }), 0);
     assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), p_far, NULL, &(sl_spawn_opts){ .name = "far" }), 0);
-    for (P.i = 0; P.i < 20000 && !P.x->rv_recvq_; P.i++)   /* reactor 1's proxy is queued on x */
-        SL_AWAIT(t, P.hrc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, P.hrc, P.i, 20000, P.x->rv_recvq_);   /* reactor 1's proxy is queued on x */
     assert_true(P.x->rv_recvq_ > 0);
     assert_non_null(atomic_load(&P.y));
     assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 1), p_busy, NULL), 0);
     assert_int_equal(sl_spawn(NULL, p_select, NULL, &P.s, &(sl_spawn_opts){ .name = "claimed", .joinable = true }), 0);
-    for (P.i = 0; P.i < 20000 && !P.x->rv_offers_.head; P.i++)   /* claimed: its offer is out */
-        SL_AWAIT(t, P.hrc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, P.hrc, P.i, 20000, P.x->rv_offers_.head);   /* claimed: its offer is out */
     assert_non_null(P.x->rv_offers_.head);
     for (P.i = 0; P.i < 3; P.i++)   /* callbacks end here meanwhile: idle records go at their flush */
         SL_AWAIT(t, P.hrc, sl_sleep(t, SL_NS_PER_MS));
@@ -726,8 +718,7 @@ static int p_home(sl_task *t, void *arg)   /* reactor 0 */
     sl_task_info_get(P.s, &P.info);
     sl_task_describe(P.s, P.text, sizeof P.text);
     atomic_store(&P.go, 1);
-    for (P.i = 0; P.i < 20000 && !(atomic_load(&P.s_done) && atomic_load(&P.r_done)); P.i++)
-        SL_AWAIT(t, P.hrc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, P.hrc, P.i, 20000, atomic_load(&P.s_done) && atomic_load(&P.r_done));
     assert_true(atomic_load(&P.s_done) && atomic_load(&P.r_done));
     SL_AWAIT(t, P.hrc, sl_task_join(t, P.s, &P.i));
     assert_int_equal(sl_chan_free(t, P.x), 0);
@@ -836,16 +827,13 @@ static int k_starter(sl_task *t, void *arg)   /* reactor 1 */
     assert_int_equal(sl_spawn(NULL, k_t1, NULL, NULL, &(sl_spawn_opts){ .name = "t1" }), 0);
     assert_int_equal(sl_spawn(NULL, k_t1s, NULL, NULL, &(sl_spawn_opts){ .name = "t1s" }), 0);
     /* they run (this reactor's, before the sleep's timer), park, and the ask goes */
-    for (K.i = 0; K.i < 20000 && !(atomic_load(&K.t1) && atomic_load(&K.t1s)); K.i++)
-        SL_AWAIT(t, K.srt, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, K.srt, K.i, 20000, atomic_load(&K.t1) && atomic_load(&K.t1s));
     assert_true(atomic_load(&K.t1) && atomic_load(&K.t1s));
     atomic_store(&K.asked, 1);
-    for (K.i = 0; K.i < 20000 && !atomic_load(&K.y_ready); K.i++)
-        SL_AWAIT(t, K.srt, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, K.srt, K.i, 20000, atomic_load(&K.y_ready));
     assert_true(atomic_load(&K.y_ready));
     assert_int_equal(sl_spawn(NULL, k_t2, NULL, NULL, &(sl_spawn_opts){ .name = "t2" }), 0);
-    for (K.i = 0; K.i < 20000 && !atomic_load(&K.t2); K.i++)   /* t2 parks on new-y */
-        SL_AWAIT(t, K.srt, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, K.srt, K.i, 20000, atomic_load(&K.t2));   /* t2 parks on new-y */
     assert_non_null(atomic_load(&K.t2));
     K.n1 = sl_task_why(atomic_load(&K.t1), &K.w1, 1);
     K.n1s = sl_task_why(atomic_load(&K.t1s), K.w1s, 1);
@@ -879,8 +867,7 @@ static int k_home(sl_task *t, void *arg)   /* reactor 0 */
     }
     /* the old asks fail -EPIPE (their generation); t2's is served once y has room */
     assert_int_equal(sl_chan_recv(t, K.y, &K.vy), 0);
-    for (K.i = 0; K.i < 20000 && !(atomic_load(&K.done1) && atomic_load(&K.done1s) && atomic_load(&K.done2)); K.i++)
-        SL_AWAIT(t, K.hrc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, K.hrc, K.i, 20000, atomic_load(&K.done1) && atomic_load(&K.done1s) && atomic_load(&K.done2));
     assert_true(atomic_load(&K.done2));
     assert_int_equal(sl_chan_recv(t, K.y, &K.vy), 0);
     assert_int_equal(K.vy, 7);

@@ -764,8 +764,7 @@ static int cr_home(sl_task *t, void *arg)
     }
     sl_task_set_deadline(t, 0);
     /* the others tell by counting; bounded: a lost element fails the counts */
-    for (CR.i = 0; CR.i < 20000 && atomic_load(&CR.done) < 4; CR.i++)
-        SL_AWAIT(t, CR.home_rc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, CR.home_rc, CR.i, 20000, atomic_load(&CR.done) >= 4);
     assert_int_equal(sl_chan_free(t, CR.ch), 0);
     sl_runtime_stop(rt);
     SL_END(t);
@@ -1603,8 +1602,7 @@ static int bp_a(sl_task *t, void *arg)   /* reactor 0 */
         SL_AWAIT(t, BP.rc, sl_chan_recv(t, BP.b, &BP.va));
         assert_int_equal(BP.rc, 0);
     }
-    for (BP.polls = 0; BP.polls < 10000 && !atomic_load(&BP.ran); BP.polls++)
-        SL_AWAIT(t, BP.rc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, BP.rc, BP.polls, 10000, atomic_load(&BP.ran));
     assert_true(atomic_load(&BP.ran));
     sl_task_set_deadline(t, 0);
     assert_int_equal(sl_chan_free(t, BP.a), 0);
@@ -1680,8 +1678,7 @@ static int bs_a(sl_task *t, void *arg)   /* reactor 0 */
         if (BS.got != BS.i)
             BS.bad++;
     }
-    for (BS.polls = 0; BS.polls < 10000 && !atomic_load(&BS.ran); BS.polls++)
-        SL_AWAIT(t, BS.rc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, BS.rc, BS.polls, 10000, atomic_load(&BS.ran));
     assert_true(atomic_load(&BS.ran));
     sl_task_set_deadline(t, 0);
     assert_int_equal(sl_chan_free(t, BS.ch), 0);

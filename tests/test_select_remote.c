@@ -50,11 +50,9 @@ static int end_scene(sl_task *t, void *arg)
     (void)arg;
     SL_BEGIN(t);
     sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
-    for (E.polls = 0; E.polls < POLLS && atomic_load(E.done) < E.need; E.polls++)
-        SL_AWAIT(t, E.rc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, E.rc, E.polls, POLLS, atomic_load(E.done) >= E.need);
     assert_int_equal(atomic_load(E.done), E.need);
-    for (E.polls = 0; E.polls < POLLS && sl_chan_len(E.ch); E.polls++)
-        SL_AWAIT(t, E.rc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, E.rc, E.polls, POLLS, !sl_chan_len(E.ch));
     assert_int_equal(sl_chan_len(E.ch), 0);
     sl_task_set_deadline(t, 0);
     assert_int_equal(sl_chan_free(t, E.ch), 0);
@@ -551,8 +549,7 @@ static int snd_select(sl_task *t, void *arg)   /* reactor 1 */
     assert_int_equal(S.rc, 0);
     SL_AWAIT(t, S.rc, sl_chan_send(t, S.l, &S.end));
     assert_int_equal(S.rc, 0);
-    for (S.polls = 0; S.polls < POLLS && S.near.got >= 0; S.polls++)
-        SL_AWAIT(t, S.rc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, S.rc, S.polls, POLLS, S.near.got < 0);
     assert_int_equal(sl_chan_free(t, S.l), 0);
     atomic_fetch_add(&S.done, 1);
     SL_END(t);
@@ -667,8 +664,7 @@ static int dl_after(sl_task *t, void *arg)   /* reactor 1: once the select ended
     (void)arg;
     SL_BEGIN(t);
     sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
-    for (D.f.polls = 0; D.f.polls < POLLS && atomic_load(&D.stage) < 2; D.f.polls++)
-        SL_AWAIT(t, D.f.rc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, D.f.rc, D.f.polls, POLLS, atomic_load(&D.stage) >= 2);
     assert_int_equal(atomic_load(&D.stage), 2);
     for (D.f.i = 0; D.f.i < 5; D.f.i++) {
         if (D.how == DL_SEND_DEADLINE) {
@@ -699,8 +695,7 @@ static int dl_main(sl_task *t, void *arg)   /* reactor 0: R's home */
         for (D.v = 100; D.v < 102; D.v++)
             assert_int_equal(sl_chan_try_send(t, D.r, &D.v), 0);
     assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), dl_far, NULL, NULL), 0);
-    for (D.polls = 0; D.polls < POLLS && atomic_load(&D.stage) < 1; D.polls++)
-        SL_AWAIT(t, D.rc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, D.rc, D.polls, POLLS, atomic_load(&D.stage) >= 1);
     assert_int_equal(atomic_load(&D.stage), 1);
     if (D.how == DL_SEND_DEADLINE) {
         /* the two that were there, then the five sent after: 999 never */
@@ -718,8 +713,7 @@ static int dl_main(sl_task *t, void *arg)   /* reactor 0: R's home */
             assert_int_equal(D.rc, 0);
         }
     }
-    for (D.polls = 0; D.polls < POLLS && atomic_load(&D.stage) < 3; D.polls++)
-        SL_AWAIT(t, D.rc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, D.rc, D.polls, POLLS, atomic_load(&D.stage) >= 3);
     assert_int_equal(atomic_load(&D.stage), 3);
     assert_int_equal(sl_chan_len(D.r), 0);
     sl_task_set_deadline(t, 0);
@@ -880,8 +874,7 @@ static int x_main(sl_task *t, void *arg)   /* reactor 0 */
     X.seven = 7;
     assert_int_equal(sl_chan_try_send(t, X.exp, &X.seven), 0);
     assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), x_far, NULL, NULL), 0);
-    for (X.polls = 0; X.polls < POLLS && !atomic_load(&X.done); X.polls++)
-        SL_AWAIT(t, X.rc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, X.rc, X.polls, POLLS, atomic_load(&X.done));
     assert_true(atomic_load(&X.done));
     assert_int_equal(sl_chan_len(X.exp), 1);   /* nothing taken by the polls */
     assert_int_equal(sl_chan_free(t, X.rv), 0);

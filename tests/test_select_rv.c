@@ -136,8 +136,7 @@ static int mix_select(sl_task *t, void *arg)   /* reactor 1 */
         assert_int_equal(M.rc, 0);
         SL_AWAIT(t, M.rc, sl_chan_send(t, M.rv, &M.v));   /* a round trip */
         assert_int_equal(M.rc, 0);
-        for (M.polls = 0; M.polls < POLLS && atomic_load(&M.done) < 2; M.polls++)
-            SL_AWAIT(t, M.rc, sl_sleep(t, SL_NS_PER_MS));
+        TASK_POLL(t, M.rc, M.polls, POLLS, atomic_load(&M.done) >= 2);
         assert_true(atomic_load(&M.done) >= 2);   /* both drains saw the -1 */
     } else {
         assert_int_equal(sl_spawn(NULL, mix_feed, (void *)1, NULL, NULL), 0);
@@ -1426,8 +1425,7 @@ static int v_lender(sl_task *t, void *arg)   /* reactor 2: takes credit, uses on
     V.lv = 1;
     SL_AWAIT(t, V.lrc, sl_chan_send(t, V.ex, &V.lv));
     assert_int_equal(V.lrc, 0);
-    for (V.li = 0; V.li < POLLS && !atomic_load(&V.hold); V.li++)
-        SL_AWAIT(t, V.lrc, sl_sleep(t, SL_NS_PER_MS));
+    TASK_POLL(t, V.lrc, V.li, POLLS, atomic_load(&V.hold));
     assert_true(atomic_load(&V.hold));
     {
         /* no message of this reactor's runs while this spins: the home's

@@ -166,9 +166,7 @@ static svc_store_stats stats(void)
 /* Bounded polls from the controlling task: sleep 1 ms between looks, give
  * up after 30,000 looks (30 s or more; the assertion after the loop then
  * fails). */
-#define POLL_UNTIL(t, i, cond)                                                         \
-    for ((i) = 0; (i) < 30000 && !(cond); (i)++)                                       \
-        SL_AWAIT(t, ctl.rc, sl_sleep(t, SL_NS_PER_MS))
+#define POLL_UNTIL(t, i, cond) TASK_POLL(t, ctl.rc, i, 30000, cond)
 
 static struct {
     sem_t gate;
