@@ -9,8 +9,10 @@
  *          line (core-bench's thread_flag_roundtrip_ns)
  *   flag   the same, each word on a line of its own, as a pair of rings
  *          has a line each way (the floor under them)
- *   ring   two bare threads, two sl_rings (core/ring.h), a 48-byte cell
- *          each way, as an inline rsend batch travels
+ *   ring   two bare threads, the two directions of one sl_ring_pair
+ *          (core/ring.h): a 16-byte cell each way, the answer's cell in
+ *          the line of the question's (since the sixteenth stop; 48-byte
+ *          cells, a line each, before)
  *   ringw  ring with LADDER_WORK (default 40) iterations of a dependent
  *          multiply-add on each side between a cell's arrival and the
  *          answer (about 1 ns each here): is a leg's own work dearer in
@@ -18,9 +20,9 @@
  *          writing the cell of its answer as a cell arrives;
  *          LADDER_AFTER=1: the work after the answer's post instead;
  *          LADDER_POLL=K: K pauses between two looks at a cell (1)
- *   ring1  ring with the two directions' cells of one position on one
- *          line (16 bytes inline each): the answer travels on the line
- *          the question came on, as in flag1 (an experiment, not the tree)
+ *   ring1  the same layout made by hand, the sixteenth stop's
+ *          experiment (16 bytes inline each, no backlog, no chains): the
+ *          reference the ring rung is read against
  *   post   two reactors: a message run inside the spin posts the next one
  *          back inline (sl__reactor_post_inline): the spin, the drain,
  *          the callback's end, no task, no channel
@@ -72,7 +74,8 @@ static long rt_n;   /* the round trips of the running rung */
 
 static sl_ring *ring_ab, *ring_ba;
 
-typedef struct cellmsg { long i; unsigned char pad[40]; } cellmsg;   /* 48 bytes, as rs_small */
+typedef struct cellmsg { long i; unsigned char pad[8]; } cellmsg;   /* a cell's room (SL_RING_INLINE) */
+_Static_assert(sizeof(cellmsg) == SL_RING_INLINE, "the rungs' message fills a cell");
 
 static void noop(void *arg) { (void)arg; }
 
@@ -124,7 +127,7 @@ static long get_for(sl_ring *in, sl_ring *out)
 {
     long v = ring_get(in);
     if (ring_prefetch)
-        __builtin_prefetch(&out->cells[out->put & (out->ncells - 1)], 1, 3);
+        __builtin_prefetch(&out->pcells[(out->put & (out->ncells - 1)) * SL_RING_STRIDE], 1, 3);
     return v;
 }
 
@@ -150,10 +153,15 @@ static double r_ring(long n)
     pthread_t t;
     rt_n = n;
     sl__ring_cells = SL_RING_CELLS;
-    ring_ab = sl_ring_new(NULL, NULL);
-    ring_ba = sl_ring_new(NULL, NULL);
-    if (!ring_ab || !ring_ba || pthread_create(&t, NULL, ring_peer, NULL) != 0)
+    sl_ring_pair *p = sl_ring_pair_new(NULL, NULL);
+    if (!p)
         return -1;
+    ring_ab = &p->dir[0];
+    ring_ba = &p->dir[1];
+    if (pthread_create(&t, NULL, ring_peer, NULL) != 0) {
+        free(p);
+        return -1;
+    }
     uint64_t t0 = sl_now_ns();
     for (long i = 1; i <= n; i++) {
         ring_put(ring_ab, i);
@@ -165,8 +173,7 @@ static double r_ring(long n)
     }
     uint64_t t1 = sl_now_ns();
     pthread_join(t, NULL);
-    free(ring_ab);
-    free(ring_ba);
+    free(p);
     return (double)(t1 - t0) / (double)n;
 }
 
@@ -189,11 +196,11 @@ static double r_ringw(long n)
 /* The pair's two rings interleaved: the cell of position p of each
  * direction share one line (a sequence word, fn and 16 bytes each), so a
  * ping-pong's answer is written on the line its question came on, as
- * flag1 has it, where two rings move a line each way (flag). 16 bytes
- * inline, not 48: what the experiment asks is whether the shared line
- * pays for a ring, before anything in the tree is made to fit (docs/
- * core.md, "The reactor's share of a leg"). Each direction keeps its
- * producer's and consumer's counters on lines of their own, as sl_ring. */
+ * flag1 has it, where two rings move a line each way (flag). The
+ * sixteenth stop's experiment (docs/core.md, "The reactor's share of a
+ * leg"), which core/ring.h's sl_ring_pair now is; kept as the hand-made
+ * reference for the ring rung. Each direction keeps its producer's and
+ * consumer's counters on lines of their own, as sl_ring. */
 #define PAIR_INLINE 16
 
 typedef struct pair_line {

@@ -266,10 +266,15 @@ struct sl_runtime {
  * and one reactor's outgoing ones (after every reactor's teardown). */
 int sl__reactor_rings_new(sl_runtime *rt);
 void sl__reactor_rings_free(sl_reactor *r);
+/* Bytes a ring cell carries inline (ring.h): a small message is copied
+ * in, and the consumer runs its fn on a copy taken out of the cell. 16, so
+ * that the cells of one position of both directions of a pair are one line
+ * (docs/core.md, "One line for both directions (sixteenth stop)"). */
+#define SL_RING_INLINE 16
 /* A small message carried inside the pair's ring cell (reactor.c): 0, or
- * -EAGAIN and the caller posts it the usual way. len <= 48. */
+ * -EAGAIN and the caller posts it the usual way. len <= SL_RING_INLINE (16). */
 int sl__reactor_post_inline(sl_reactor *to, void (*fn)(void *), const void *data, size_t len);
-/* The same for a message of exactly the cell's room (SL_RING_INLINE, 48
+/* The same for a message of exactly the cell's room (SL_RING_INLINE, 16
  * bytes, all of them read): copied by fixed moves, not a memcpy call
  * (rsend.c's rs_small). 0, or -EAGAIN as above. */
 int sl__reactor_post_cell(sl_reactor *to, void (*fn)(void *), const void *data);

@@ -534,7 +534,7 @@ int sl__reactor_rings_new(sl_runtime *rt)
 {
     int n = rt->n;
     if (n < 2 || n > RING_MAX_REACTORS)
-        return 0;   /* more: n^2 rings of 4 KiB; the MPSC carries all */
+        return 0;   /* more: n^2/2 pairs of 4 KiB; the MPSC carries all */
     for (int i = 0; i < n; i++) {
         /* lines of their own: read at every post and every poll, they
          * must not share one with something another thread writes */
@@ -546,24 +546,30 @@ int sl__reactor_rings_new(sl_runtime *rt)
         memset(rt->r[i]->ring_out, 0, sz);
         memset(rt->r[i]->ring_in, 0, sz);
     }
+    /* One allocation a pair {i, j}, i < j: its dir[0] is i -> j, dir[1]
+     * j -> i (ring.h). i's ring_out[j] is the allocation itself, and i's
+     * sl__reactor_rings_free frees it. */
     for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++) {
-            if (i == j)
-                continue;
-            sl_ring *q = sl_ring_new(rt->r[i], rt->r[j]);
-            if (!q)
+        for (int j = i + 1; j < n; j++) {
+            sl_ring_pair *p = sl_ring_pair_new(rt->r[i], rt->r[j]);
+            if (!p)
                 return -ENOMEM;
-            rt->r[i]->ring_out[j] = q;
-            rt->r[j]->ring_in[rt->r[j]->nring_in++] = q;
+            rt->r[i]->ring_out[j] = &p->dir[0];
+            rt->r[j]->ring_out[i] = &p->dir[1];
+            rt->r[j]->ring_in[rt->r[j]->nring_in++] = &p->dir[0];
+            rt->r[i]->ring_in[rt->r[i]->nring_in++] = &p->dir[1];
         }
     return 0;
 }
 
+/* After every reactor's teardown (a pair's allocation serves both of its
+ * reactors): frees the pairs r owns, those with the reactors numbered
+ * above it (sl__reactor_rings_new). */
 void sl__reactor_rings_free(sl_reactor *r)
 {
     if (r->ring_out && r->rt)
-        for (int j = 0; j < r->rt->n; j++)
-            free(r->ring_out[j]);
+        for (int j = r->id + 1; j < r->rt->n; j++)
+            free(r->ring_out[j]);   /* dir[0], the pair's start, or NULL */
     free(r->ring_out);
     free(r->ring_in);
     r->ring_out = r->ring_in = NULL;

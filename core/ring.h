@@ -1,42 +1,57 @@
-/* ring.h: a bounded single-producer single-consumer ring of cells, one per
+/* ring.h: bounded single-producer single-consumer rings of cells, one per
  * ordered pair of reactors of a runtime (private; issue 17). A cell carries
  * a chain of sl_msg (linked through next_), so one cell takes a whole
  * deferred chain and a full ring is rare: SL_RING_CELLS publications not
  * yet taken; or a small message copied in (sl_ring_try_put_inline: rsend's
- * one-element batches, reactor.c sl__reactor_post_inline). Each cell is a line of its own holding its sequence number
- * beside its payload, and only the producer writes it: it fills the cell
- * of position p and stores seq = p+1; the consumer takes it when seq is
- * get+1 and then stores get on a line of its own, which the producer reads
- * only when its cached copy says the ring is full (once a lap at most). A
- * consumer that wrote the cell back to free it (Vyukov's bounded queue)
- * would move the line three times a message, not two (reasoned, not
- * measured apart: docs/core.md, "Per-pair rings"). No locked instruction on either
- * side for the cell itself, where the MPSC costs an exchange on head per
- * push and, in a ping-pong, another on the stub per pop (docs/core.md, "The
- * ping-pong"). What to do when the ring is full (the producer's backlog,
- * need_space and the wake) is reactor.c's, see ring_send there. */
+ * one-element batches, reactor.c sl__reactor_post_inline).
+ *
+ * The two directions of a pair {a, b} share their cells' lines (the
+ * sixteenth stop, docs/core.md "One line for both directions"): line p of
+ * the pair's array holds the cell of position p of a->b in one half and
+ * that of b->a in the other, so a ping-pong's answer is written into the
+ * line its question came on, and a round trip moves one line, not two (as
+ * bench/flag.h's flag1 against flag). Each half holds its sequence number
+ * beside its payload, and only its direction's producer writes it: it
+ * fills the cell of position p and stores seq = p+1; the consumer takes it
+ * when seq is get+1 and then stores get on a line of its own, which the
+ * producer reads only when its cached copy says the ring is full (once a
+ * lap at most). A consumer that wrote the cell back to free it (Vyukov's
+ * bounded queue) would move the line three times a message, not two
+ * (reasoned, not measured apart: docs/core.md, "Per-pair rings"). No
+ * locked instruction on either side for the cell itself, where the MPSC
+ * costs an exchange on head per push and, in a ping-pong, another on the
+ * stub per pop (docs/core.md, "The ping-pong"). What to do when the ring
+ * is full (the producer's backlog, need_space and the wake) is reactor.c's,
+ * see ring_send there.
+ *
+ * An sl_ring is one direction: its producer's counters, its consumer's,
+ * and a pointer to its half of the pair's cell 0. The pair's two sl_rings
+ * and its lines are one allocation (sl_ring_pair), freed once, by whoever
+ * made it (reactor.c: the lower-numbered reactor of the pair). */
 #ifndef SL_RING_H
 #define SL_RING_H
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
-#include "sl_runtime.h"
+#include "internal.h"
 
 /* Cells per ring: a power of two, read as a runtime makes its rings.
  * tests/test_ring.c sets 2 (it links libsluice.a) to reach a full ring at
- * once. 64 cells of 64 bytes: 4 KiB a pair. */
+ * once. 64 lines of 64 bytes: 4 KiB a pair, both directions. */
 #define SL_RING_CELLS 64
 extern unsigned sl__ring_cells;
 
-/* Bytes a cell carries inline (step 2 of the experiment): a small message
- * is copied in, and the consumer runs fn on a copy taken out of the cell,
- * so it reads one line written only by the producer, not the cell and
- * then the message's own lines. */
-#define SL_RING_INLINE 48
+/* SL_RING_INLINE (internal.h, 16 bytes) a cell carries inline: the
+ * consumer runs fn on a copy taken out of the cell, so it reads one line
+ * written only by the pair's producers, not the cell and then the
+ * message's own lines. 16, so that two cells are one line (48 until the
+ * sixteenth stop, a line a cell). */
 
+/* A cell: half of a line. The 8-byte alignment of data and the cell's
+ * size (32) are what reactor.c's fixed copies rely on. */
 typedef struct sl_ring_cell {
-    _Alignas(64) _Atomic uint64_t seq;
+    _Atomic uint64_t seq;
     /* NULL: the cell holds a chain (`first`); else a message inline, run
      * as fn(copy of data) */
     void (*fn)(void *);
@@ -46,30 +61,51 @@ typedef struct sl_ring_cell {
     } u;
 } sl_ring_cell;
 
+/* Position p of both directions of a pair: half[0] is the pair's dir[0]'s
+ * (sl_ring_pair), half[1] dir[1]'s. */
+typedef struct sl_ring_line {
+    _Alignas(64) sl_ring_cell half[2];
+} sl_ring_line;
+
 typedef struct sl_ring {
     /* producer only: next position, the consumer's get as last read, the
      * chain that did not fit (in order: while it is not empty, everything
-     * for this pair joins it) */
+     * for this pair joins it); its half of the pair's line 0 (cells of
+     * this direction are SL_RING_STRIDE apart) */
     _Alignas(64) uint64_t put, seen_get, ncells;
     sl_msg *bl_first, *bl_last;
-    sl_reactor *from, *to;               /* set once at creation */
-    /* consumer: what it has taken (the producer reads it when full) */
+    sl_reactor *to;                      /* set once at creation */
+    sl_ring_cell *pcells;
+    /* consumer: what it has taken (the producer reads it when full); its
+     * own copy of the cells' address, and the producer's reactor (read at
+     * every take: on the producer's line it would cost that line's move
+     * a message) */
     _Alignas(64) _Atomic uint64_t get;
     uint64_t cmask;
+    sl_ring_cell *ccells;
+    sl_reactor *from;                    /* set once at creation */
     /* The producer found the ring full and waits for a cell: set by the
      * producer before it looks at get again, taken by the consumer after
      * it stores get, both by exchange (reactor.c, ring_put_backlog): one
      * of them sees the other. */
     _Alignas(64) _Atomic int need_space;
-    sl_ring_cell cells[];
 } sl_ring;
 
-/* A ring of sl__ring_cells cells (64-aligned), or NULL. */
-sl_ring *sl_ring_new(sl_reactor *from, sl_reactor *to);
+/* Cells from one position of a direction to the next: a line */
+#define SL_RING_STRIDE (sizeof(sl_ring_line) / sizeof(sl_ring_cell))
 
-/* Producer: places first.. (linked, last's next_ NULL) in the next cell;
- * false if the ring is full. The store that publishes it is seq_cst, for
- * the sleep/wake handshake (reactor.c, wake()). */
+/* A pair's two directions and their lines, one 64-aligned allocation:
+ * dir[0] carries a -> b in half 0 of each line, dir[1] b -> a in half 1. */
+typedef struct sl_ring_pair {
+    sl_ring dir[2];
+    sl_ring_line lines[];
+} sl_ring_pair;
+
+/* The pair {a, b} with rings of sl__ring_cells cells (64-aligned; a
+ * value that is 0 or not a power of two reads as SL_RING_CELLS), or NULL
+ * (no memory). free() frees the whole, both directions. */
+sl_ring_pair *sl_ring_pair_new(sl_reactor *a, sl_reactor *b);
+
 /* Producer: the next cell to fill, or NULL if the ring is full (get is
  * read only when the cached copy says so: once a lap at most). */
 static inline sl_ring_cell *sl_ring_next(sl_ring *q)
@@ -79,9 +115,12 @@ static inline sl_ring_cell *sl_ring_next(sl_ring *q)
         if (q->put - q->seen_get == q->ncells)
             return NULL;
     }
-    return &q->cells[q->put & (q->ncells - 1)];
+    return &q->pcells[(q->put & (q->ncells - 1)) * SL_RING_STRIDE];
 }
 
+/* Producer: places first.. (linked, last's next_ NULL) in the next cell;
+ * false if the ring is full. The store that publishes it is seq_cst, for
+ * the sleep/wake handshake (reactor.c, wake()). */
 static inline bool sl_ring_try_put(sl_ring *q, sl_msg *first)
 {
     sl_ring_cell *c = sl_ring_next(q);
@@ -106,12 +145,17 @@ static inline bool sl_ring_try_put_inline(sl_ring *q, void (*fn)(void *), const 
     return true;
 }
 
+/* Consumer: the cell of position get */
+static inline sl_ring_cell *sl_ring_cell_get(sl_ring *q, uint64_t get)
+{
+    return &q->ccells[(get & q->cmask) * SL_RING_STRIDE];
+}
+
 /* Consumer: is a cell ready? seq_cst, for the handshake (may_sleep). */
 static inline bool sl_ring_ready(sl_ring *q)
 {
     uint64_t get = atomic_load_explicit(&q->get, memory_order_relaxed);
-    sl_ring_cell *c = &q->cells[get & q->cmask];
-    return atomic_load_explicit(&c->seq, memory_order_seq_cst) == get + 1;
+    return atomic_load_explicit(&sl_ring_cell_get(q, get)->seq, memory_order_seq_cst) == get + 1;
 }
 
 /* Consumer: takes the ready cell's chain, or (*fn set, NULL returned) its
@@ -121,7 +165,7 @@ static inline bool sl_ring_ready(sl_ring *q)
 static inline sl_msg *sl_ring_take(sl_ring *q, void (**fn)(void *), void *copy)
 {
     uint64_t get = atomic_load_explicit(&q->get, memory_order_relaxed);
-    sl_ring_cell *c = &q->cells[get & q->cmask];
+    sl_ring_cell *c = sl_ring_cell_get(q, get);
     sl_msg *m = NULL;
     if ((*fn = c->fn))
         memcpy(copy, c->u.data, SL_RING_INLINE);

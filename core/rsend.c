@@ -656,6 +656,7 @@ static void mark_dirty(sl_reactor *r, sl_rsend *s)
 __attribute__((always_inline)) static inline bool post_small(sl_reactor *self, sl_reactor *home,
                                                              rs_small *m)
 {
+    if (sizeof(rs_small) != SL_RING_INLINE) return false;   /* a cell of 16 bytes (s16pair) until rs_small is 16 (s16small) */
     rs_loan **pp = self->rs_owed ? owed_find(self, home) : NULL;
     if (pp) {
         m->tch = (*pp)->ch;

@@ -2,8 +2,10 @@
  * core/reactor.c "rings") with 2 cells a ring, so that a full ring is
  * reached at once: nothing is dropped or reordered, a producer whose ring
  * is full is woken when the consumer frees cells, and two reactors full
- * towards each other both get through. Links libsluice.a for
- * sl__ring_cells and the reactors' counters. */
+ * towards each other both get through; the two directions of a pair,
+ * whose cells of one position share a line (ring.h), busy at once, with
+ * two, three and sixteen reactors. Links libsluice.a for sl__ring_cells
+ * and the reactors' counters. */
 #include <stdatomic.h>
 #include <pthread.h>
 #include <sched.h>
@@ -43,7 +45,7 @@ static struct {
     _Atomic int *done;
     int want;
     _Atomic bool fired;        /* the guard stopped it: a hang */
-    _Atomic long seen[2][8];   /* [reactor][0]: its steps; a line each */
+    _Atomic long seen[16][8];  /* [reactor][0]: its steps; a line each */
 } G;
 
 static void guard_tick(int reactor)
@@ -54,8 +56,10 @@ static void guard_tick(int reactor)
 
 static long guard_seen(void)
 {
-    return atomic_load_explicit(&G.seen[0][0], memory_order_relaxed) +
-           atomic_load_explicit(&G.seen[1][0], memory_order_relaxed);
+    long n = 0;
+    for (int i = 0; i < 16; i++)
+        n += atomic_load_explicit(&G.seen[i][0], memory_order_relaxed);
+    return n;
 }
 
 static void *guard(void *arg)
@@ -86,7 +90,7 @@ static void run_guarded(_Atomic int *done, int want)
     G.done = done;
     G.want = want;
     atomic_store(&G.fired, false);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 16; i++)
         atomic_store(&G.seen[i][0], 0);
     assert_int_equal(pthread_create(&g, NULL, guard, NULL), 0);
     assert_int_equal(sl_runtime_run(rt), 0);
@@ -350,6 +354,13 @@ static void test_ring_pair_fifo_streams(void **s)
     run_streams(2, 4, &fulls, &inl, &refused);
 }
 
+/* rsend.c's rs_small fills a cell (SL_RING_INLINE): 0 while it is 48
+ * bytes and cells carry 16 (the sixteenth stop, s16pair): its post_small
+ * refuses them all until the 16-byte rs_small (s16small) lands, and then
+ * this is 1. Either way the test below says which, so a merge that
+ * leaves it stale fails. */
+#define RS_SMALL_IN_CELLS 0
+
 /* Capacity 1: every batch holds one element and goes inside a cell
  * (rsend.c, ship_small), beside the chains of the grants, asks and
  * top-ups sent alone; with rings of 2 some find a backlog or a full ring
@@ -360,9 +371,201 @@ static void test_ring_inline_small_batches(void **s)
     (void)s;
     uint64_t fulls, inl, refused;
     run_streams(SL_RING_CELLS, 1, &fulls, &inl, &refused);
-    assert_true(inl > 0);   /* fails if ship never carries a batch inline */
+    if (RS_SMALL_IN_CELLS)
+        assert_true(inl > 0);   /* fails if ship never carries a batch inline */
+    else
+        assert_int_equal(inl + refused, 0);
     run_streams(2, 1, &fulls, &inl, &refused);
-    assert_true(inl > 0);
+    if (RS_SMALL_IN_CELLS)
+        assert_true(inl > 0);
+    else
+        assert_int_equal(inl + refused, 0);
+}
+
+/* ---- both directions of every pair at once: the shared lines ------------------------ */
+
+/* Each of n reactors streams PU.want messages to every other one, all at
+ * once, in bursts (a message of its own, posted to itself, sends the next
+ * burst): inline in a cell (sl__reactor_post_inline, all 16 bytes used),
+ * and every PU_HEAP_EVERY-th as a heap message, in a chain. An inline
+ * post that refuses (a full ring, a chain or backlog before it) is tried
+ * again at the next burst, so every message meant inline goes inline
+ * (a fallback to the heap would leave the rest of the stream chained
+ * while the drain that holds the chain lasts): both directions of each
+ * pair are busy together,
+ * at every position of their rings, each writing and reading its half of
+ * a line while the other direction writes and reads the other half. Each
+ * receiver checks every message: from whom (its own words and
+ * sl__reactor_msg_from), its count in its sender's stream (FIFO per
+ * pair, inline and chained together), and its second word, so that a
+ * half written by the wrong direction, or a copy from the wrong half,
+ * shows. */
+#define PU_MAX 16
+#define PU_BURST 8
+#define PU_HEAP_EVERY 5   /* i % 5 == 4: a heap message */
+#define PU_CHECK 0x5a5ac3c3a5a53c3cull
+
+typedef struct pu_heap {
+    sl_msg m;
+    uint64_t w[2];
+} pu_heap;
+
+static struct {
+    int n;
+    long want;                          /* messages a direction */
+    sl_reactor *r[PU_MAX];
+    long sent[PU_MAX][PU_MAX];          /* [from][to]: from's thread only */
+    long next[PU_MAX][PU_MAX];          /* [to][from]: to's thread only */
+    long bad[PU_MAX][PU_MAX], inl[PU_MAX][PU_MAX], heap[PU_MAX][PU_MAX];
+    int pump_rc[PU_MAX];                /* a self-post that failed */
+    pu_heap *h;                         /* [from][to][i] */
+    _Atomic int done;                   /* directions received whole */
+} PU;
+
+static int pu_me(void)
+{
+    sl_reactor *cur = sl_reactor_current();
+    for (int i = 0; i < PU.n; i++)
+        if (PU.r[i] == cur)
+            return i;
+    return -1;
+}
+
+static void pu_words(uint64_t w[2], int from, int to, long i)
+{
+    w[0] = (uint64_t)from << 56 | (uint64_t)to << 48 | (uint64_t)i;
+    w[1] = ~w[0] ^ PU_CHECK;
+}
+
+static void pu_got(const uint64_t w[2], bool inl)
+{
+    int me = pu_me();
+    sl_reactor *src = sl__reactor_msg_from(PU.r[me]);
+    int from = (int)(w[0] >> 56);
+    guard_tick(me);
+    if (from >= PU.n || PU.r[from] != src) {
+        PU.bad[me][me]++;   /* no direction to charge it to */
+        return;
+    }
+    uint64_t want[2];
+    pu_words(want, from, me, PU.next[me][from]);
+    if (w[0] != want[0] || w[1] != want[1])
+        PU.bad[me][from]++;
+    (inl ? PU.inl : PU.heap)[me][from]++;
+    if (++PU.next[me][from] == PU.want && atomic_fetch_add(&PU.done, 1) + 1 == PU.n * (PU.n - 1))
+        sl_runtime_stop(rt);
+}
+
+static void pu_inline(void *arg)   /* arg: the cell's copy, 8-aligned */
+{
+    uint64_t w[2];
+    memcpy(w, arg, sizeof w);
+    pu_got(w, true);
+}
+
+static void pu_chain(void *arg) { pu_got(((pu_heap *)arg)->w, false); }
+
+static bool pu_heap_one(long i) { return i % PU_HEAP_EVERY == PU_HEAP_EVERY - 1; }
+
+/* The next message of me's stream to `to`; false if its inline post
+ * refused (tried again at the next burst) */
+static bool pu_send(int me, int to)
+{
+    long i = PU.sent[me][to];
+    uint64_t w[2];
+    pu_words(w, me, to, i);
+    if (pu_heap_one(i)) {
+        pu_heap *h = &PU.h[((size_t)me * PU.n + (size_t)to) * (size_t)PU.want + (size_t)i];
+        memcpy(h->w, w, sizeof w);
+        sl_reactor_post_mem(PU.r[to], &h->m, pu_chain, h);
+    } else if (sl__reactor_post_inline(PU.r[to], pu_inline, w, sizeof w) < 0) {
+        return false;
+    }
+    PU.sent[me][to]++;
+    return true;
+}
+
+static void pu_pump(void *arg)
+{
+    (void)arg;
+    int me = pu_me();
+    bool more = false;   /* no guard_tick: a pump whose posts all refuse is no progress */
+    for (int to = 0; to < PU.n; to++) {
+        if (to == me)
+            continue;
+        for (int b = 0; b < PU_BURST && PU.sent[me][to] < PU.want && pu_send(me, to); b++)
+            ;
+        more |= PU.sent[me][to] < PU.want;
+    }
+    if (more && !PU.pump_rc[me])
+        PU.pump_rc[me] = sl_reactor_post(PU.r[me], pu_pump, NULL);
+}
+
+static void pump_scene(int n, unsigned cells, long want)
+{
+    sl__ring_cells = cells;
+    memset(&PU, 0, sizeof PU);
+    PU.n = n;
+    PU.want = want;
+    PU.h = calloc((size_t)n * (size_t)n * (size_t)want, sizeof *PU.h);
+    assert_non_null(PU.h);
+    rt = rt_new(n, &cap);
+    for (int i = 0; i < n; i++)
+        PU.r[i] = sl_runtime_reactor(rt, i);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(sl_reactor_post(PU.r[i], pu_pump, NULL), 0);
+    run_guarded(&PU.done, n * (n - 1));
+    long inl = 0, heap = 0, nheap = 0;
+    for (long i = 0; i < want; i++)
+        nheap += pu_heap_one(i);
+    for (int to = 0; to < n; to++) {
+        assert_int_equal(PU.pump_rc[to], 0);
+        assert_int_equal(PU.bad[to][to], 0);
+        for (int from = 0; from < n; from++) {
+            if (from == to)
+                continue;
+            assert_int_equal(PU.sent[from][to], want);
+            assert_int_equal(PU.next[to][from], want);
+            assert_int_equal(PU.bad[to][from], 0);
+            /* each came the way it was sent */
+            assert_int_equal(PU.heap[to][from], nheap);
+            assert_int_equal(PU.inl[to][from], want - nheap);
+            inl += PU.inl[to][from];
+            heap += PU.heap[to][from];
+        }
+    }
+    printf("%d reactors, rings of %u, %ld a direction: %ld inline, %ld chained\n", n, cells, want, inl, heap);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    free(PU.h);
+    sl__ring_cells = SL_RING_CELLS;
+}
+
+/* One pair, both ways at once: rings of 2 (full at once, backlogs both
+ * ways, positions reused every other message) and of SL_RING_CELLS */
+static void test_ring_pair_both_ways_busy(void **s)
+{
+    (void)s;
+    pump_scene(2, 2, 20000);
+    pump_scene(2, SL_RING_CELLS, 20000);
+}
+
+/* Three reactors, three pairs, six streams at once: each pair's lines are
+ * its own (a pair's half written by the wrong pair's producer shows) */
+static void test_ring_three_pairs(void **s)
+{
+    (void)s;
+    pump_scene(3, 2, 5000);
+    pump_scene(3, SL_RING_CELLS, 5000);
+}
+
+/* The most reactors that have rings (reactor.c, RING_MAX_REACTORS): 120
+ * pairs, 240 streams at once, each pair's allocation found by both of its
+ * reactors and freed once (ASan, valgrind) */
+static void test_ring_sixteen_reactors(void **s)
+{
+    (void)s;
+    pump_scene(16, 2, 300);
+    pump_scene(16, SL_RING_CELLS, 300);
 }
 
 /* ---- a ping-pong of messages alone polls with pauses first ---------------------------- */
@@ -537,6 +740,9 @@ int main(void)
         cmocka_unit_test(test_ring_inline_small_batches),
         cmocka_unit_test(test_ring_message_pingpong_pauses),
         cmocka_unit_test(test_ring_msg_from),
+        cmocka_unit_test(test_ring_pair_both_ways_busy),
+        cmocka_unit_test(test_ring_three_pairs),
+        cmocka_unit_test(test_ring_sixteen_reactors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
