@@ -41,6 +41,17 @@ typedef struct sl_hold {
     int ends;
 } sl_hold;
 
+/* rsend.c's slots: a channel a small message names by a number, with its
+ * generation (chan.c, type-stable headers: an older channel at the same
+ * address is another). idx: its own number, for the producer's caches. */
+#define SL_RS_PEERS 16
+#define SL_RS_SLOTS 16
+typedef struct sl_rs_slot {
+    struct sl_chan *ch;
+    uint32_t gen;
+    uint8_t idx;
+} sl_rs_slot;
+
 struct sl_reactor {
     sl_runtime *rt;
     int id;
@@ -233,6 +244,19 @@ struct sl_reactor {
      * for the same reason */
     uint64_t rs_held_called;          /* held-only flushes that still called sl__rsend_flush (tests/test_credit.c) */
     uint64_t rs_topups_early;         /* large top-ups sent by a holding flush, before the tasks run (rsend.c; tests/test_credit.c) */
+    /* A leg in sixteen bytes (rsend.c "slots"; issue 17, sixteenth stop),
+     * last for the same reason. Per other reactor (by id): the channels
+     * our small messages to it name by slot number (out: what we defined,
+     * the next victim), and those its messages to us name (in: as its
+     * definitions ran here). Rings, and so inline messages, exist only
+     * between reactors of a runtime of at most 16 (reactor.c
+     * RING_MAX_REACTORS); rsend.c checks both ids against SL_RS_PEERS. */
+    struct sl_rs_slot rs_slot_out[SL_RS_PEERS][SL_RS_SLOTS];
+    struct sl_rs_slot rs_slot_in[SL_RS_PEERS][SL_RS_SLOTS];
+    uint8_t rs_slot_next[SL_RS_PEERS];
+    uint64_t rs_slot_defs;            /* definitions posted (tests/test_credit.c) */
+    uint64_t rs_slot_refused;         /* definitions the ring refused: the message went the general way */
+    uint64_t rs_small_big;            /* small messages whose top-up or credit given back passed 16 bits: the general way */
 };
 
 struct sl_runtime {

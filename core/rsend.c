@@ -46,6 +46,7 @@
 #include <string.h>
 #include "internal.h"
 #include "list.h"
+#include "ring.h"
 
 /* Most credit one request asks for: a batch's worth, enough to amortize
  * the round trip, small enough that several senders share a channel. */
@@ -77,25 +78,46 @@ typedef struct rs_batch {
 } rs_batch;
 
 /* A batch of at most one element of at most 8 bytes, no deadline, carried
- * inside a ring cell (sl__reactor_post_inline, issue 17's step 2): the
+ * inside a ring cell (sl__reactor_post_cell, issue 17's step 2): the
  * home runs home_small on a copy taken out of the cell, so a ping-pong
  * leg's consumer reads one line written only by the producer, not the cell
  * and then the batch's two lines. Its destination is the reactor running
- * it. */
+ * it, its sender the reactor whose ring carried it (sl__reactor_msg_from:
+ * an inline message always has one). Sixteen bytes (the sixteenth stop),
+ * so that a leg fits the 16 bytes a cell carries when both directions of
+ * a pair share one line (s16pair's layout): the channel and the top-up's
+ * channel are named by slot numbers of the pair (below, "slots"), and
+ * counts that do not fit 16 bits (a top-up, credit given back: a
+ * ping-pong's are 1 and 0) take the general path (a batch). */
 typedef struct rs_small {
-    sl_chan *ch;
-    sl_reactor *from;
-    sl_chan *tch;                /* the top-up riding along, as in rs_batch (no size: the */
-    uint32_t tn, tgen;           /* borrower learns it when its task sends, as after a recall) */
-    uint32_t unused;
-    bool ack;
-    unsigned char n;             /* 0 or 1 */
     _Alignas(8) unsigned char elem[8];
+    uint16_t tn;                 /* the top-up riding along (0: none), for the channel of slot */
+    uint16_t unused;             /* tslot, as in rs_batch (no size: the borrower learns it */
+    uint8_t slot, tslot;         /* when its task sends, as after a recall) */
+    uint8_t n;                   /* 0 or 1 */
+    bool ack;
 } rs_small;
-/* The whole of a cell's room (SL_RING_INLINE): sl__reactor_post_cell
- * copies it by fixed moves, all 48 bytes read (a smaller rs_small would
- * need padding to 48 for that). */
-_Static_assert(sizeof(rs_small) == 48, "fills a ring cell");
+_Static_assert(sizeof(rs_small) == 16, "a leg in sixteen bytes");
+
+/* A slot's definition: from now on, in the pair's order, `slot` of the
+ * sender names (ch, gen). Inline too (home_def). */
+typedef struct rs_def {
+    sl_chan *ch;
+    uint32_t gen;
+    uint8_t slot;
+} rs_def;
+_Static_assert(sizeof(rs_def) == 16, "a definition in sixteen bytes");
+
+/* What a post of either copies from: sl__reactor_post_cell copies the
+ * cell's whole room (SL_RING_INLINE bytes, by fixed moves); while that is
+ * larger than 16 (48 on main) the rest of the buffer goes unread (the
+ * handlers copy 16 bytes out), and once it is 16 this is the message and
+ * the post a plain 16-byte copy. */
+typedef union rs_cell {
+    rs_small m;
+    rs_def d;
+    unsigned char room[SL_RING_INLINE > sizeof(rs_small) ? SL_RING_INLINE : sizeof(rs_small)];
+} rs_cell;
 
 /* An ask for credit (sender -> home -> sender), or a top-up (home ->
  * sender, unasked). */
@@ -125,6 +147,7 @@ typedef struct sl_rs_loan {
      * recall cancels it (never sent: nothing to get back). */
     uint32_t owed;
     bool recalling;              /* a recall is out: no top-up until its answer */
+    struct sl_rs_slot *slotp;    /* the slot of the pair home -> to that named it last (post_small) */
     struct sl_rs_loan *next;
     struct sl_rs_loan *onext;    /* the home reactor's list of loans with a top-up owed */
 } rs_loan;
@@ -141,6 +164,7 @@ typedef struct sl_rsend {
     bool expiring;               /* the channel's elements carry deadlines */
     bool drop;                   /* not kept when idle (an error or a recall came: sl__rsend_flush) */
     uint32_t bseq;               /* r->rs_seq when its batch began (sl__rrecv_ship_to) */
+    struct sl_rs_slot *slotp;    /* the slot of the pair self -> home that named it last (post_small) */
     sl_wq waitq;
     rs_batch *batch;
     /* The channel's name and capacity, copied when a task parked here (the
@@ -193,6 +217,92 @@ static void batch_done(sl_reactor *r, rs_batch *b)
     }
 }
 
+/* ---- slots -------------------------------------------------------------------- */
+
+/* A small message names its channels by slot numbers of its pair (sender
+ * reactor -> home reactor), not by pointers: the sender keeps, per
+ * destination, SL_RS_SLOTS (channel, generation) it has named
+ * (rs_slot_out), and naming one not there first posts a definition
+ * (home_def), inline, into a victim slot (round robin); the destination
+ * keeps, per sender, what the definitions said (rs_slot_in), as they run.
+ * The pair's ring is FIFO, so a definition runs there before any message
+ * that uses it, and every message that used the slot's old meaning runs
+ * before it: a message reads at its home exactly the (channel, gen) its
+ * sender named. A definition the ring refuses leaves the tables as they
+ * were and the message goes the general way (a batch), as when the
+ * message's own post is refused.
+ *
+ * How a slot is checked against a header's reuse (chan.c: a freed heap
+ * channel's header is kept and may become another channel, of another
+ * generation): a slot is (address, generation), and the sender uses it
+ * only for the same pair: the send's channel of a sender record, which
+ * is found by (address, generation), and the top-up's channel of a loan,
+ * which is the channel's own while it lives. So a new channel at an old
+ * address never matches the old slot and gets a definition of its own;
+ * the old one is just a slot nobody names, reused as a victim later. At
+ * the home the send's channel needs no check (the credit the message
+ * uses keeps the header: chan.c), and the top-up's channel is checked by
+ * its generation as before (topup_in, credit_in: a top-up for a freed
+ * channel is dropped). Each record and loan caches a pointer to the slot
+ * that named it last, so a leg's check is two compares. */
+
+/* Nothing matches it (no channel at NULL): a cache's start. Read only. */
+static sl_rs_slot slot_none;
+
+/* home: a definition, run in the pair's order */
+static void home_def(void *arg)
+{
+    rs_def d;
+    memcpy(&d, arg, sizeof d);   /* copied, not cast: as home_small */
+    sl_reactor *r = sl__tl_reactor;
+    r->rs_slot_in[sl__reactor_msg_from(r)->id][d.slot] =
+        (sl_rs_slot){ .ch = d.ch, .gen = d.gen, .idx = d.slot };
+}
+
+/* sender: (ch, gen) is not where *cache says: look for it in the pair's
+ * table, else define it in a victim slot other than `keep` (the other
+ * channel of the same message). The slot's number, or -1 if the message
+ * cannot go small: ids past the tables (no rings there: reactor.c), or
+ * the definition refused. */
+static __attribute__((noinline, cold)) int slot_define(sl_reactor *self, sl_reactor *to, sl_chan *ch,
+                                                       uint32_t gen, sl_rs_slot **cache, int keep)
+{
+    if (self->id >= SL_RS_PEERS || to->id >= SL_RS_PEERS)
+        return -1;
+    sl_rs_slot *t = self->rs_slot_out[to->id];
+    for (int i = 0; i < SL_RS_SLOTS; i++)
+        if (t[i].ch == ch && t[i].gen == gen) {
+            *cache = &t[i];
+            return i;
+        }
+    uint8_t *next = &self->rs_slot_next[to->id];
+    int i = *next % SL_RS_SLOTS;
+    if (i == keep)
+        i = (i + 1) % SL_RS_SLOTS;
+    rs_cell c;
+    c.d = (rs_def){ .ch = ch, .gen = gen, .slot = (uint8_t)i };
+    if (sl__reactor_post_cell(to, home_def, &c) < 0) {
+        self->rs_slot_refused++;
+        return -1;
+    }
+    *next = (uint8_t)(i + 1);
+    t[i] = (sl_rs_slot){ .ch = ch, .gen = gen, .idx = (uint8_t)i };
+    *cache = &t[i];
+    self->rs_slot_defs++;
+    return i;
+}
+
+/* sender: the slot naming (ch, gen) for the pair self -> to, defined if
+ * need be; -1 as slot_define */
+static inline __attribute__((always_inline)) int slot_of(sl_reactor *self, sl_reactor *to, sl_chan *ch,
+                                                         uint32_t gen, sl_rs_slot **cache, int keep)
+{
+    const sl_rs_slot *e = *cache;
+    if (e->ch == ch && e->gen == gen)
+        return e->idx;
+    return slot_define(self, to, ch, gen, cache, keep);
+}
+
 /* ---- home side ------------------------------------------------------------ */
 
 static uint32_t space(const sl_chan *ch)
@@ -240,6 +350,7 @@ static rs_loan *loan_get(sl_chan *ch, sl_reactor *to)
         return NULL;
     l->ch = ch;
     l->gen = sl__chan_live_gen(ch);   /* alive: made by home_ask */
+    l->slotp = &slot_none;
     l->to = to;
     l->home = ch->home_;
     l->next = ch->loans_;
@@ -444,23 +555,25 @@ static void home_small(void *arg)
     rs_small m;
     memcpy(&m, arg, sizeof m);
     sl_reactor *r = sl__tl_reactor;
-    sl_chan *ch = m.ch;
+    sl_reactor *from = sl__reactor_msg_from(r);
+    const sl_rs_slot *in = r->rs_slot_in[from->id];
+    sl_chan *ch = in[m.slot].ch;
     rs_loan *l = ch->loans_;
     /* A ping-pong's every leg: one element on its own credit, the loan in
      * front, the channel alive. home_take's work on it, in its order,
      * without the general case's loop and looks: this is all on the path
      * from the question's arrival to the answer's post (docs/core.md,
      * "The channel's path to the answer"). */
-    if (m.n && !m.unused && !m.ack && l && l->to == m.from && !ch->freed_) {
+    if (m.n && !m.unused && !m.ack && l && l->to == from && !ch->freed_) {
         if (m.tn)
-            topup_in(r, m.tch, m.tgen, m.from, 0, m.tn);
+            topup_in(r, in[m.tslot].ch, in[m.tslot].gen, from, 0, m.tn);
         l->lent--;
         sl__chan_admit_one(ch, m.elem);
         topup(ch, l, 1);
         r->rs_small_fast++;
         return;
     }
-    home_take(r, ch, m.from, m.tch, m.tgen, 0, m.tn, m.n, m.unused, m.ack, m.elem, NULL);
+    home_take(r, ch, from, in[m.tslot].ch, in[m.tslot].gen, 0, m.tn, m.n, m.unused, m.ack, m.elem, NULL);
 }
 
 /* home: serves queued asks from free space (at the end of a callback). An
@@ -608,6 +721,7 @@ static sl_rsend *make(sl_reactor *r, sl_chan *ch, uint32_t gen, sl_reactor *home
     s->home = home;
     s->self = r;
     s->esz = esz;
+    s->slotp = &slot_none;
     s->next = r->rsends;
     r->rsends = s;
     return s;
@@ -648,21 +762,34 @@ static void mark_dirty(sl_reactor *r, sl_rsend *s)
     }
 }
 
-/* Posts `m` (a small message from self for home) inside a ring cell with
- * the top-up self owes home riding along, taken off the list only once
- * the post went; false if the inline post refused (a chain for home not
- * yet published). Inlined: it is on a ping-pong's every leg (send_now)
- * and was one copy in each caller before. */
+/* Posts c->m (a small message from self for home on s's channel, all
+ * but its slots set) inside a ring cell with the top-up self owes home
+ * riding along, taken off the list only once the post went; false if it
+ * cannot go small: the inline post refused (a chain for home not yet
+ * published), a slot's definition refused, or a top-up past 16 bits.
+ * Inlined: it is on a ping-pong's every leg (send_now) and was one copy
+ * in each caller before. */
 __attribute__((always_inline)) static inline bool post_small(sl_reactor *self, sl_reactor *home,
-                                                             rs_small *m)
+                                                             rs_cell *c, sl_rsend *s)
 {
     rs_loan **pp = self->rs_owed ? owed_find(self, home) : NULL;
+    int ts = -1;
     if (pp) {
-        m->tch = (*pp)->ch;
-        m->tgen = (*pp)->gen;
-        m->tn = (*pp)->owed;
+        rs_loan *l = *pp;
+        if (l->owed > UINT16_MAX) {
+            self->rs_small_big++;
+            return false;
+        }
+        if ((ts = slot_of(self, home, l->ch, l->gen, &l->slotp, -1)) < 0)
+            return false;
+        c->m.tslot = (uint8_t)ts;
+        c->m.tn = (uint16_t)l->owed;
     }
-    if (sl__reactor_post_cell(home, home_small, m) < 0)
+    int cs = slot_of(self, home, s->ch, s->gen, &s->slotp, ts);
+    if (cs < 0)
+        return false;
+    c->m.slot = (uint8_t)cs;
+    if (sl__reactor_post_cell(home, home_small, c) < 0)
         return false;
     if (pp)
         owed_take(pp);
@@ -676,13 +803,17 @@ __attribute__((always_inline)) static inline bool post_small(sl_reactor *self, s
  * most 8 bytes, no deadlines; true if it went inside a ring cell. */
 static bool ship_small(sl_rsend *s, rs_batch *b, uint32_t unused, bool ack)
 {
-    rs_small m = { .ch = s->ch, .from = s->self, .unused = unused, .ack = ack };   /* no gen: the
-                                                                                    * credit it uses keeps the header (chan.c) */
-    if (b && b->n) {
-        m.n = 1;
-        memcpy(m.elem, b->elems, s->esz);
+    if (unused > UINT16_MAX) {
+        s->self->rs_small_big++;
+        return false;
     }
-    if (!post_small(s->self, s->home, &m))
+    rs_cell c;
+    c.m = (rs_small){ .unused = (uint16_t)unused, .ack = ack };
+    if (b && b->n) {
+        c.m.n = 1;
+        memcpy(c.m.elem, b->elems, s->esz);
+    }
+    if (!post_small(s->self, s->home, &c, s))
         return false;
     s->batch = NULL;
     if (b)
@@ -1007,18 +1138,16 @@ static inline __attribute__((always_inline)) bool send_now(sl_reactor *r, sl_rse
     if (r->rs_dirty || r->rr_dirty || r->grant_head || ch->expiring_ ||
         esz > sizeof ((rs_small *)0)->elem)
         return false;
-    rs_small m;   /* each field set, not zeroed whole: that was a `rep stos` here */
-    m.ch = s->ch;
-    m.from = r;
-    m.tch = NULL;
-    m.tn = m.tgen = m.unused = 0;
-    m.ack = false;
-    m.n = 1;
-    if (esz == sizeof m.elem)
-        memcpy(m.elem, elem, sizeof m.elem);
+    rs_cell c;   /* each field set, not zeroed whole: that was a `rep stos` here */
+    c.m.tn = c.m.unused = 0;
+    c.m.tslot = 0;
+    c.m.ack = false;
+    c.m.n = 1;
+    if (esz == sizeof c.m.elem)
+        memcpy(c.m.elem, elem, sizeof c.m.elem);
     else
-        memcpy(m.elem, elem, esz);
-    if (!post_small(r, s->home, &m))
+        memcpy(c.m.elem, elem, esz);
+    if (!post_small(r, s->home, &c, s))
         return false;
     s->esz = esz;
     s->expiring = false;
