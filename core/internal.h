@@ -41,16 +41,23 @@ typedef struct sl_hold {
     int ends;
 } sl_hold;
 
-/* rsend.c's slots: a channel a small message names by a number, with its
- * generation (chan.c, type-stable headers: an older channel at the same
- * address is another). idx: its own number, for the producer's caches. */
+/* rsend.c's slots: a channel a small message names by a number (1 to
+ * SL_RS_SLOTS - 1; 0 names none), with its generation (chan.c,
+ * type-stable headers: an older channel at the same address is another).
+ * The sender's entry knows the one field that caches its number (a
+ * sender record's, a loan's), cleared when the slot is given to another
+ * channel or the cache's owner goes. */
 #define SL_RS_PEERS 16
 #define SL_RS_SLOTS 16
 typedef struct sl_rs_slot {
     struct sl_chan *ch;
     uint32_t gen;
-    uint8_t idx;
 } sl_rs_slot;
+typedef struct sl_rs_slot_out {
+    struct sl_chan *ch;
+    uint32_t gen;
+    uint8_t *owner;
+} sl_rs_slot_out;
 
 struct sl_reactor {
     sl_runtime *rt;
@@ -251,8 +258,8 @@ struct sl_reactor {
      * definitions ran here). Rings, and so inline messages, exist only
      * between reactors of a runtime of at most 16 (reactor.c
      * RING_MAX_REACTORS); rsend.c checks both ids against SL_RS_PEERS. */
-    struct sl_rs_slot rs_slot_out[SL_RS_PEERS][SL_RS_SLOTS];
-    struct sl_rs_slot rs_slot_in[SL_RS_PEERS][SL_RS_SLOTS];
+    sl_rs_slot_out rs_slot_out[SL_RS_PEERS][SL_RS_SLOTS];
+    sl_rs_slot rs_slot_in[SL_RS_PEERS][SL_RS_SLOTS];
     uint8_t rs_slot_next[SL_RS_PEERS];
     uint64_t rs_slot_defs;            /* definitions posted (tests/test_credit.c) */
     uint64_t rs_slot_refused;         /* definitions the ring refused: the message went the general way */

@@ -42,6 +42,7 @@
  * Rendezvous channels (cap 0) have no capacity to lend: they keep the
  * round trip (remote.c). */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
@@ -91,13 +92,28 @@ typedef struct rs_batch {
  * ping-pong's are 1 and 0) take the general path (a batch). */
 typedef struct rs_small {
     _Alignas(8) unsigned char elem[8];
-    uint16_t tn;                 /* the top-up riding along (0: none), for the channel of slot */
-    uint16_t unused;             /* tslot, as in rs_batch (no size: the borrower learns it */
-    uint8_t slot, tslot;         /* when its task sends, as after a recall) */
+    /* Slots by their byte offsets in the pair's table (SLOT_OFF: the
+     * home's look is an add, not a shift and an add; 0: none) */
+    uint8_t slot;                /* the channel's slot */
+    uint8_t tslot;               /* the top-up riding along (tn > 0) is for the channel of */
+    uint16_t tn;                 /* slot tslot, as in rs_batch (no size: the borrower learns
+                                  * it when its task sends, as after a recall) */
+    /* the last word: a leg's is {0, 1, false} (home_small reads it whole) */
+    uint16_t unused;
     uint8_t n;                   /* 0 or 1 */
     bool ack;
 } rs_small;
 _Static_assert(sizeof(rs_small) == 16, "a leg in sixteen bytes");
+
+/* rs_small's last word for one element on its own credit, no recall's
+ * answer (a constant: folded) */
+static inline uint32_t small_leg_word(void)
+{
+    rs_small m = { .n = 1 };
+    uint32_t w;
+    memcpy(&w, (const unsigned char *)&m + offsetof(rs_small, unused), sizeof w);
+    return w;
+}
 
 /* A slot's definition: from now on, in the pair's order, `slot` of the
  * sender names (ch, gen). Inline too (home_def). */
@@ -147,7 +163,7 @@ typedef struct sl_rs_loan {
      * recall cancels it (never sent: nothing to get back). */
     uint32_t owed;
     bool recalling;              /* a recall is out: no top-up until its answer */
-    struct sl_rs_slot *slotp;    /* the slot of the pair home -> to that named it last (post_small) */
+    uint8_t slot;                /* the slot of the pair home -> to naming it, or 0 (slots) */
     struct sl_rs_loan *next;
     struct sl_rs_loan *onext;    /* the home reactor's list of loans with a top-up owed */
 } rs_loan;
@@ -164,7 +180,7 @@ typedef struct sl_rsend {
     bool expiring;               /* the channel's elements carry deadlines */
     bool drop;                   /* not kept when idle (an error or a recall came: sl__rsend_flush) */
     uint32_t bseq;               /* r->rs_seq when its batch began (sl__rrecv_ship_to) */
-    struct sl_rs_slot *slotp;    /* the slot of the pair self -> home that named it last (post_small) */
+    uint8_t slot;                /* the slot of the pair self -> home naming it, or 0 (slots) */
     sl_wq waitq;
     rs_batch *batch;
     /* The channel's name and capacity, copied when a task parked here (the
@@ -221,7 +237,7 @@ static void batch_done(sl_reactor *r, rs_batch *b)
 
 /* A small message names its channels by slot numbers of its pair (sender
  * reactor -> home reactor), not by pointers: the sender keeps, per
- * destination, SL_RS_SLOTS (channel, generation) it has named
+ * destination, SL_RS_SLOTS - 1 (channel, generation) it has named
  * (rs_slot_out), and naming one not there first posts a definition
  * (home_def), inline, into a victim slot (round robin); the destination
  * keeps, per sender, what the definitions said (rs_slot_in), as they run.
@@ -234,20 +250,31 @@ static void batch_done(sl_reactor *r, rs_batch *b)
  *
  * How a slot is checked against a header's reuse (chan.c: a freed heap
  * channel's header is kept and may become another channel, of another
- * generation): a slot is (address, generation), and the sender uses it
- * only for the same pair: the send's channel of a sender record, which
- * is found by (address, generation), and the top-up's channel of a loan,
- * which is the channel's own while it lives. So a new channel at an old
- * address never matches the old slot and gets a definition of its own;
- * the old one is just a slot nobody names, reused as a victim later. At
- * the home the send's channel needs no check (the credit the message
- * uses keeps the header: chan.c), and the top-up's channel is checked by
- * its generation as before (topup_in, credit_in: a top-up for a freed
- * channel is dropped). Each record and loan caches a pointer to the slot
- * that named it last, so a leg's check is two compares. */
+ * generation): a slot is (address, generation), and what caches its
+ * number is a sender record (found by address and generation: the send's
+ * channel) or a loan (the channel's own while it lives: the top-up's).
+ * The slot's entry points at that cache, and the cache is cleared when
+ * the slot is given to another channel (slot_define) or its owner goes
+ * (slot_forget: a record retired, a loan freed with its channel). So a
+ * number in a cache always names its owner's (channel, generation), a
+ * leg's look is one load and a test, and a new channel at an old address
+ * never meets the old slot: its record or loan starts with none, finds
+ * no entry of its generation and defines one. At the home the send's
+ * channel needs no check (the credit the message uses keeps the header:
+ * chan.c), and the top-up's channel is checked by its generation as
+ * before (topup_in, credit_in: a top-up for a freed channel is dropped). */
 
-/* Nothing matches it (no channel at NULL): a cache's start. Read only. */
-static sl_rs_slot slot_none;
+/* A slot's number as messages and caches carry it: its entry's offset in
+ * a row of the home's table (15 * 16 = 240 fits a byte), and back. */
+#define SLOT_OFF(i) ((unsigned)(i) * (unsigned)sizeof(sl_rs_slot))
+#define SLOT_IDX(off) ((unsigned)(off) / (unsigned)sizeof(sl_rs_slot))
+_Static_assert(SLOT_OFF(SL_RS_SLOTS - 1) <= UINT8_MAX, "a slot's offset fits a byte");
+
+/* home: the entry at offset `off` of a row of rs_slot_in */
+static inline const sl_rs_slot *slot_at(const sl_rs_slot *row, unsigned off)
+{
+    return (const sl_rs_slot *)((const unsigned char *)row + off);
+}
 
 /* home: a definition, run in the pair's order */
 static void home_def(void *arg)
@@ -255,52 +282,82 @@ static void home_def(void *arg)
     rs_def d;
     memcpy(&d, arg, sizeof d);   /* copied, not cast: as home_small */
     sl_reactor *r = sl__tl_reactor;
-    r->rs_slot_in[sl__reactor_msg_from(r)->id][d.slot] =
-        (sl_rs_slot){ .ch = d.ch, .gen = d.gen, .idx = d.slot };
+    r->rs_slot_in[sl__reactor_msg_from(r)->id][d.slot] = (sl_rs_slot){ .ch = d.ch, .gen = d.gen };
 }
 
-/* sender: (ch, gen) is not where *cache says: look for it in the pair's
- * table, else define it in a victim slot other than `keep` (the other
- * channel of the same message). The slot's number, or -1 if the message
- * cannot go small: ids past the tables (no rings there: reactor.c), or
- * the definition refused. */
-static __attribute__((noinline, cold)) int slot_define(sl_reactor *self, sl_reactor *to, sl_chan *ch,
-                                                       uint32_t gen, sl_rs_slot **cache, int keep)
+/* sender: the cache *owner (of channel ch, gen) holds no slot of the pair
+ * self -> to: look for one in the table (its entry outlived an older
+ * owner), else define it in a victim slot other than the one at offset
+ * `keep` (the other channel of the same message). The slot's offset
+ * (SLOT_OFF), or 0 if the message cannot go small: ids past the tables
+ * (no rings there: reactor.c), or the definition refused. */
+static __attribute__((noinline, cold)) unsigned slot_define(sl_reactor *self, sl_reactor *to, sl_chan *ch,
+                                                            uint32_t gen, uint8_t *owner, unsigned keep)
 {
     if (self->id >= SL_RS_PEERS || to->id >= SL_RS_PEERS)
-        return -1;
-    sl_rs_slot *t = self->rs_slot_out[to->id];
-    for (int i = 0; i < SL_RS_SLOTS; i++)
-        if (t[i].ch == ch && t[i].gen == gen) {
-            *cache = &t[i];
-            return i;
-        }
+        return 0;
+    sl_rs_slot_out *t = self->rs_slot_out[to->id];
+    unsigned i;
+    for (i = 1; i < SL_RS_SLOTS; i++)
+        if (t[i].ch == ch && t[i].gen == gen)
+            goto own;
     uint8_t *next = &self->rs_slot_next[to->id];
-    int i = *next % SL_RS_SLOTS;
-    if (i == keep)
-        i = (i + 1) % SL_RS_SLOTS;
+    i = *next % (SL_RS_SLOTS - 1) + 1;
+    if (SLOT_OFF(i) == keep)
+        i = i % (SL_RS_SLOTS - 1) + 1;
     rs_cell c;
     c.d = (rs_def){ .ch = ch, .gen = gen, .slot = (uint8_t)i };
     if (sl__reactor_post_cell(to, home_def, &c) < 0) {
         self->rs_slot_refused++;
-        return -1;
+        return 0;
     }
-    *next = (uint8_t)(i + 1);
-    t[i] = (sl_rs_slot){ .ch = ch, .gen = gen, .idx = (uint8_t)i };
-    *cache = &t[i];
+    *next = (uint8_t)i;   /* the next victim is i + 1 */
+    if (t[i].owner)
+        *t[i].owner = 0;   /* its old meaning's cache */
+    t[i] = (sl_rs_slot_out){ .ch = ch, .gen = gen };
     self->rs_slot_defs++;
-    return i;
+own:
+    t[i].owner = owner;
+    *owner = (uint8_t)SLOT_OFF(i);
+    return SLOT_OFF(i);
 }
 
-/* sender: the slot naming (ch, gen) for the pair self -> to, defined if
- * need be; -1 as slot_define */
-static inline __attribute__((always_inline)) int slot_of(sl_reactor *self, sl_reactor *to, sl_chan *ch,
-                                                         uint32_t gen, sl_rs_slot **cache, int keep)
+/* sender: the slot naming (ch, gen) for the pair self -> to, its number
+ * cached in *owner, defined if need be; 0 as slot_define */
+static inline __attribute__((always_inline)) unsigned slot_of(sl_reactor *self, sl_reactor *to, sl_chan *ch,
+                                                              uint32_t gen, uint8_t *owner, unsigned keep)
 {
-    const sl_rs_slot *e = *cache;
-    if (e->ch == ch && e->gen == gen)
-        return e->idx;
-    return slot_define(self, to, ch, gen, cache, keep);
+    unsigned i = *owner;
+    return i ? i : slot_define(self, to, ch, gen, owner, keep);
+}
+
+/* the two callers' own, out of line with their loads (inlined, gcc loaded
+ * the channel and generation on every leg for the call not taken) */
+static __attribute__((noinline, cold)) unsigned slot_define_rec(sl_rsend *s, unsigned keep)
+{
+    return slot_define(s->self, s->home, s->ch, s->gen, &s->slot, keep);
+}
+
+/* A top-up past 16 bits (topup forgot the loan's slot as it passed
+ * them) takes the general path: the only look at its size, out of a leg's
+ * way. */
+static __attribute__((noinline, cold)) unsigned slot_define_loan(rs_loan *l)
+{
+    if (l->owed > UINT16_MAX) {
+        l->home->rs_small_big++;
+        return 0;
+    }
+    return slot_define(l->home, l->to, l->ch, l->gen, &l->slot, 0);
+}
+
+/* sender: *owner goes (a record retired, a loan freed): its slot, if any,
+ * stays defined for whoever names the channel next, with no cache */
+static void slot_forget(sl_reactor *self, const sl_reactor *to, uint8_t *owner)
+{
+    if (*owner) {
+        self->rs_slot_out[to->id][SLOT_IDX(*owner)].owner = NULL;
+        *owner = 0;
+    }
 }
 
 /* ---- home side ------------------------------------------------------------ */
@@ -350,7 +407,6 @@ static rs_loan *loan_get(sl_chan *ch, sl_reactor *to)
         return NULL;
     l->ch = ch;
     l->gen = sl__chan_live_gen(ch);   /* alive: made by home_ask */
-    l->slotp = &slot_none;
     l->to = to;
     l->home = ch->home_;
     l->next = ch->loans_;
@@ -363,6 +419,7 @@ void sl__rsend_free_loans(sl_chan *ch)
     while (ch->loans_) {
         rs_loan *l = ch->loans_;
         ch->loans_ = l->next;
+        slot_forget(l->home, l->to, &l->slot);
         free(l);
     }
 }
@@ -446,8 +503,11 @@ static inline __attribute__((always_inline)) void topup(sl_chan *ch, rs_loan *l,
     l->owed += g;
     /* the spin's first flush is not called while every top-up owed is
      * small (reactor.c flush_chained): this says one may not be */
-    if (l->owed > HOLD_TOPUP_MAX)
+    if (l->owed > HOLD_TOPUP_MAX) {
         l->home->rs_owed_big = true;
+        if (l->owed > UINT16_MAX)   /* too big for a small message: no slot, so post_small asks */
+            slot_forget(l->home, l->to, &l->slot);
+    }
 }
 
 /* home: the top-up owed, sent alone */
@@ -554,26 +614,32 @@ static void home_small(void *arg)
      * through it would break the aliasing rules */
     rs_small m;
     memcpy(&m, arg, sizeof m);
+    /* the element where it is (the buffer lives through the call; elem is
+     * the first field): m need not be stored to be pointed at */
+    const unsigned char *elem = (const unsigned char *)arg + offsetof(rs_small, elem);
     sl_reactor *r = sl__tl_reactor;
     sl_reactor *from = sl__reactor_msg_from(r);
-    const sl_rs_slot *in = r->rs_slot_in[from->id];
-    sl_chan *ch = in[m.slot].ch;
+    const sl_rs_slot *in = r->rs_slot_in[from->id];   /* the sender's names */
+    sl_chan *ch = slot_at(in, m.slot)->ch;
     rs_loan *l = ch->loans_;
     /* A ping-pong's every leg: one element on its own credit, the loan in
      * front, the channel alive. home_take's work on it, in its order,
      * without the general case's loop and looks: this is all on the path
      * from the question's arrival to the answer's post (docs/core.md,
      * "The channel's path to the answer"). */
-    if (m.n && !m.unused && !m.ack && l && l->to == from && !ch->freed_) {
+    uint32_t w;
+    memcpy(&w, (const unsigned char *)&m + offsetof(rs_small, unused), sizeof w);   /* unused, n, ack */
+    if (w == small_leg_word() && l && l->to == from && !ch->freed_) {
         if (m.tn)
-            topup_in(r, in[m.tslot].ch, in[m.tslot].gen, from, 0, m.tn);
+            topup_in(r, slot_at(in, m.tslot)->ch, slot_at(in, m.tslot)->gen, from, 0, m.tn);
         l->lent--;
-        sl__chan_admit_one(ch, m.elem);
+        sl__chan_admit_one(ch, elem);
         topup(ch, l, 1);
         r->rs_small_fast++;
         return;
     }
-    home_take(r, ch, from, in[m.tslot].ch, in[m.tslot].gen, 0, m.tn, m.n, m.unused, m.ack, m.elem, NULL);
+    home_take(r, ch, from, slot_at(in, m.tslot)->ch, slot_at(in, m.tslot)->gen, 0, m.tn, m.n, m.unused, m.ack, elem,
+              NULL);   /* tslot 0: none, {NULL, 0} */
 }
 
 /* home: serves queued asks from free space (at the end of a callback). An
@@ -721,7 +787,6 @@ static sl_rsend *make(sl_reactor *r, sl_chan *ch, uint32_t gen, sl_reactor *home
     s->home = home;
     s->self = r;
     s->esz = esz;
-    s->slotp = &slot_none;
     s->next = r->rsends;
     r->rsends = s;
     return s;
@@ -762,33 +827,37 @@ static void mark_dirty(sl_reactor *r, sl_rsend *s)
     }
 }
 
-/* Posts c->m (a small message from self for home on s's channel, all
- * but its slots set) inside a ring cell with the top-up self owes home
- * riding along, taken off the list only once the post went; false if it
- * cannot go small: the inline post refused (a chain for home not yet
- * published), a slot's definition refused, or a top-up past 16 bits.
- * Inlined: it is on a ping-pong's every leg (send_now) and was one copy
- * in each caller before. */
+/* Posts c->m (a small message from self for home on s's channel, its
+ * element set; n, unused and ack as given) inside a ring cell with the
+ * top-up self owes home riding along, taken off the list only once the
+ * post went; false if it cannot go small: the inline post refused (a
+ * chain for home not yet published), a slot's definition refused, or a
+ * top-up past 16 bits. Inlined: it is on a ping-pong's every leg
+ * (send_now) and was one copy in each caller before; the header's
+ * fields are stored together, at the end (the compiler merges them). */
 __attribute__((always_inline)) static inline bool post_small(sl_reactor *self, sl_reactor *home,
-                                                             rs_cell *c, sl_rsend *s)
+                                                             rs_cell *c, sl_rsend *s, unsigned n,
+                                                             uint16_t unused, bool ack)
 {
     rs_loan **pp = self->rs_owed ? owed_find(self, home) : NULL;
-    int ts = -1;
+    unsigned ts = 0, tn = 0;
     if (pp) {
         rs_loan *l = *pp;
-        if (l->owed > UINT16_MAX) {
-            self->rs_small_big++;
+        /* a loan's slot is cached only while its top-up fits 16 bits
+         * (topup, slot_define_loan) */
+        if (!(ts = l->slot) && !(ts = slot_define_loan(l)))
             return false;
-        }
-        if ((ts = slot_of(self, home, l->ch, l->gen, &l->slotp, -1)) < 0)
-            return false;
-        c->m.tslot = (uint8_t)ts;
-        c->m.tn = (uint16_t)l->owed;
+        tn = l->owed;
     }
-    int cs = slot_of(self, home, s->ch, s->gen, &s->slotp, ts);
-    if (cs < 0)
+    unsigned cs = s->slot;
+    if (!cs && !(cs = slot_define_rec(s, ts)))
         return false;
     c->m.slot = (uint8_t)cs;
+    c->m.tslot = (uint8_t)ts;
+    c->m.tn = (uint16_t)tn;
+    c->m.unused = unused;
+    c->m.n = (uint8_t)n;
+    c->m.ack = ack;
     if (sl__reactor_post_cell(home, home_small, c) < 0)
         return false;
     if (pp)
@@ -808,12 +877,11 @@ static bool ship_small(sl_rsend *s, rs_batch *b, uint32_t unused, bool ack)
         return false;
     }
     rs_cell c;
-    c.m = (rs_small){ .unused = (uint16_t)unused, .ack = ack };
-    if (b && b->n) {
-        c.m.n = 1;
+    memset(c.m.elem, 0, sizeof c.m.elem);
+    unsigned n = b && b->n;
+    if (n)
         memcpy(c.m.elem, b->elems, s->esz);
-    }
-    if (!post_small(s->self, s->home, &c, s))
+    if (!post_small(s->self, s->home, &c, s, n, (uint16_t)unused, ack))
         return false;
     s->batch = NULL;
     if (b)
@@ -1139,15 +1207,11 @@ static inline __attribute__((always_inline)) bool send_now(sl_reactor *r, sl_rse
         esz > sizeof ((rs_small *)0)->elem)
         return false;
     rs_cell c;   /* each field set, not zeroed whole: that was a `rep stos` here */
-    c.m.tn = c.m.unused = 0;
-    c.m.tslot = 0;
-    c.m.ack = false;
-    c.m.n = 1;
     if (esz == sizeof c.m.elem)
         memcpy(c.m.elem, elem, sizeof c.m.elem);
     else
         memcpy(c.m.elem, elem, esz);
-    if (!post_small(r, s->home, &c, s))
+    if (!post_small(r, s->home, &c, s, 1, 0, false))
         return false;
     s->esz = esz;
     s->expiring = false;
@@ -1467,6 +1531,7 @@ __attribute__((noinline)) static int flush(sl_reactor *r, bool all)
             }
             *pp = x->next;
             r->rs_nrec--;
+            slot_forget(r, x->home, &x->slot);
             if (x->drop)
                 r->rs_ndrop--;
             if (r->rs_nidle < IDLE_MAX) {
@@ -1489,6 +1554,7 @@ void sl__rsend_free_all(sl_reactor *r)
     while (r->rsends) {
         sl_rsend *s = r->rsends;
         r->rsends = s->next;
+        slot_forget(r, s->home, &s->slot);
         free(s->batch);
         free(s);
     }
