@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include "testutil.h"
 #include "internal.h"   /* the home polls for a queued ask: ch->rasks_, ch->asks_ */
+#include "ring.h"       /* sl__ring_cells: rings of two cells (test_slot_def_refused) */
 
 static sl_runtime *rt;
 static capture cap;
@@ -3389,6 +3390,226 @@ static void test_leg_path_8(void **s) { (void)s; run_lp(8); }
 static void test_leg_path_3(void **s) { (void)s; run_lp(3); }
 static void test_leg_path_16(void **s) { (void)s; run_lp(16); }
 
+/* ---- a leg in sixteen bytes: slots (sixteenth stop) ------------------------------------- */
+
+/* MC_K channels each way between two reactors, more than a pair's slots
+ * (SL_RS_SLOTS - 1 = 15): a_k homed on reactor 0, b_k on reactor 1, each
+ * of capacity 1 and 8-byte elements. Each round, A (reactor 1) sends one
+ * element on a_k and receives it back on b_k, for every k in turn; B
+ * (reactor 0) receives on each a_k and sends it back on b_k. So every message from
+ * reactor 1 names an a_k by slot, and every message from reactor 0 names
+ * a b_k and (its top-up) an a_k: the slots are redefined again and again,
+ * each redefinition between messages of the old and the new meaning.
+ * Every byte of every element is checked at both ends (each element's
+ * bytes from its round, channel and byte). With `block`, on rings of two
+ * cells (sl__ring_cells), round 1 is a burst: B blocks its reactor (the
+ * consumer of ring 1 -> 0 stopped) while A, with the credit round 0's
+ * top-ups gave it for every a_k, sends on all of them and its flush runs,
+ * and only then receives: A's posts find the ring full, so definitions
+ * are refused and their messages go the general way; nothing may be lost
+ * or reordered. */
+#define MC_K 40
+#define MC_R 30
+
+static struct {
+    bool block;
+    sl_chan *a[MC_K], *b[MC_K];
+    int ra, ka, rb, kb, rca, rcb, finished, i;
+    unsigned char va[8], vb[8];
+    long bad, checked;
+    _Atomic int blocking, go;
+    bool waited;
+} MC;
+
+/* reactor 1: credit in hand for every a_k */
+static bool mc_all_ready(sl_reactor *r)
+{
+    for (int k = 0; k < MC_K; k++)
+        if (!sl__rsend_ready(r, MC.a[k], sl__chan_gen(MC.a[k])))
+            return false;
+    return true;
+}
+
+static void mc_fill(unsigned char *v, int round, int k)
+{
+    for (int j = 0; j < 8; j++)
+        v[j] = (unsigned char)(round * 131 + k * 17 + j * 29 + 3);
+}
+
+static bool mc_check(const unsigned char *v, int round, int k)
+{
+    unsigned char want[8];
+    mc_fill(want, round, k);
+    MC.checked++;
+    return memcmp(v, want, 8) == 0;
+}
+
+static void mc_finished(void *arg)
+{
+    (void)arg;
+    if (++MC.finished == 2)
+        sl_runtime_stop(rt);
+}
+
+static int mc_b(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (MC.rb = 0; MC.rb < MC_R; MC.rb++) {
+        if (MC.block && MC.rb == 1) {
+            /* round 0's top-ups have gone (the flush after our last
+             * step), then the reactor stops taking messages */
+            SL_AWAIT(t, MC.rcb, sl_sleep(t, SL_NS_PER_MS));
+            atomic_store(&MC.blocking, 1);
+            MC.waited = wait_set(&MC.go, LONG_WAIT);
+        }
+        for (MC.kb = 0; MC.kb < MC_K; MC.kb++) {
+            memset(MC.vb, 0, sizeof MC.vb);
+            SL_AWAIT(t, MC.rcb, sl_chan_recv(t, MC.a[MC.kb], MC.vb));
+            assert_int_equal(MC.rcb, 0);
+            if (!mc_check(MC.vb, MC.rb, MC.kb))
+                MC.bad++;
+            SL_AWAIT(t, MC.rcb, sl_chan_send(t, MC.b[MC.kb], MC.vb));
+            assert_int_equal(MC.rcb, 0);
+        }
+    }
+    for (int k = 0; k < MC_K; k++)
+        assert_int_equal(sl_chan_free(t, MC.a[k]), 0);
+    mc_finished(NULL);
+    SL_END(t);
+}
+
+static int mc_a(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    sl_reactor *r = sl_task_reactor(t);
+    SL_BEGIN(t);
+    for (MC.ra = 0; MC.ra < MC_R; MC.ra++) {
+        if (MC.block && MC.ra == 1) {
+            /* credit for every a_k in hand (no send parks behind the
+             * stopped consumer), and B stopped */
+            TASK_POLL(t, MC.rca, MC.i, 10000, atomic_load(&MC.blocking) && mc_all_ready(r));
+            assert_true(atomic_load(&MC.blocking) && mc_all_ready(r));
+        }
+        for (MC.ka = 0; MC.ka < MC_K; MC.ka++) {
+            mc_fill(MC.va, MC.ra, MC.ka);
+            SL_AWAIT(t, MC.rca, sl_chan_send(t, MC.a[MC.ka], MC.va));
+            assert_int_equal(MC.rca, 0);
+            if (!(MC.block && MC.ra == 1)) {   /* one leg at a time */
+                memset(MC.va, 0, sizeof MC.va);
+                SL_AWAIT(t, MC.rca, sl_chan_recv(t, MC.b[MC.ka], MC.va));
+                assert_int_equal(MC.rca, 0);
+                if (!mc_check(MC.va, MC.ra, MC.ka))
+                    MC.bad++;
+            }
+        }
+        if (!(MC.block && MC.ra == 1))
+            continue;
+        /* the burst: its flush runs as this step ends, then B goes on */
+        SL_AWAIT(t, MC.rca, sl_sleep(t, SL_NS_PER_MS));
+        atomic_store(&MC.go, 1);
+        for (MC.ka = 0; MC.ka < MC_K; MC.ka++) {
+            memset(MC.va, 0, sizeof MC.va);
+            SL_AWAIT(t, MC.rca, sl_chan_recv(t, MC.b[MC.ka], MC.va));
+            assert_int_equal(MC.rca, 0);
+            if (!mc_check(MC.va, MC.ra, MC.ka))
+                MC.bad++;
+        }
+    }
+    for (int k = 0; k < MC_K; k++)
+        assert_int_equal(sl_chan_free(t, MC.b[k]), 0);
+    sl_reactor_post(sl_runtime_reactor(rt, 0), mc_finished, NULL);
+    SL_END(t);
+}
+
+static int mc_start_a(sl_task *t, void *arg)   /* reactor 1: the b_k's home, then A */
+{
+    (void)arg;
+    sl_task *a;
+    assert_int_equal(sl_spawn(NULL, mc_a, NULL, &a, NULL), 0);
+    for (int k = 0; k < MC_K; k++) {
+        assert_int_equal(sl_chan_new(&MC.b[k], 8, 1, NULL), 0);
+        assert_int_equal(sl_chan_give(MC.b[k], t, a), 0);
+    }
+    return 0;
+}
+
+static int mc_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    sl_task *b;
+    assert_int_equal(sl_spawn(NULL, mc_b, NULL, &b, NULL), 0);
+    for (int k = 0; k < MC_K; k++) {
+        assert_int_equal(sl_chan_new(&MC.a[k], 8, 1, NULL), 0);
+        assert_int_equal(sl_chan_give(MC.a[k], t, b), 0);
+    }
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), mc_start_a, NULL, NULL), 0);
+    return 0;
+}
+
+/* A reactor's counters of the small path, at the scene's end */
+typedef struct mc_counts {
+    uint64_t rs_slot_defs, rs_slot_refused, rs_small_fast, rs_small_big, ring_inlines, ring_inline_refused;
+} mc_counts;
+
+static void mc_counts_get(const sl_reactor *r, mc_counts *c)
+{
+    *c = (mc_counts){ r->rs_slot_defs, r->rs_slot_refused, r->rs_small_fast, r->rs_small_big, r->ring_inlines,
+                      r->ring_inline_refused };
+}
+
+/* Runs the scene; r0, r1: the reactors' counters at its end */
+static void run_mc(bool block, unsigned cells, mc_counts *r0, mc_counts *r1)
+{
+    memset(&MC, 0, sizeof MC);
+    MC.block = block;
+    sl__ring_cells = cells;
+    rt = rt_new(2, &cap);
+    int rc = rt_run_keep(rt, mc_main, NULL);
+    sl__ring_cells = SL_RING_CELLS;
+    assert_int_equal(rc, 0);
+    mc_counts_get(sl_runtime_reactor(rt, 0), r0);
+    mc_counts_get(sl_runtime_reactor(rt, 1), r1);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    assert_int_equal(MC.ra, MC_R);
+    assert_int_equal(MC.rb, MC_R);
+    assert_int_equal(MC.bad, 0);
+    assert_int_equal(MC.checked, 2 * MC_R * MC_K);
+    print_message("slots: definitions %lu (reactor 0) and %lu (1), refused %lu and %lu; home_small's own path "
+                  "%lu and %lu; inline posts %lu and %lu, refused %lu and %lu\n",
+                  (unsigned long)r0->rs_slot_defs, (unsigned long)r1->rs_slot_defs,
+                  (unsigned long)r0->rs_slot_refused, (unsigned long)r1->rs_slot_refused,
+                  (unsigned long)r0->rs_small_fast, (unsigned long)r1->rs_small_fast,
+                  (unsigned long)r0->ring_inlines, (unsigned long)r1->ring_inlines,
+                  (unsigned long)r0->ring_inline_refused, (unsigned long)r1->ring_inline_refused);
+}
+
+/* More channels than slots: every element right, the slots redefined
+ * (more definitions than slots, at both ends), and the legs small. */
+static void test_slots_reused(void **s)
+{
+    (void)s;
+    mc_counts r0, r1;
+    run_mc(false, SL_RING_CELLS, &r0, &r1);
+    assert_true(r0.rs_slot_defs > SL_RS_SLOTS);
+    assert_true(r1.rs_slot_defs > SL_RS_SLOTS);
+    /* each round's legs but its first few go small at both homes */
+    assert_true(r0.rs_small_fast >= (MC_R - 1) * MC_K / 2);
+    assert_true(r1.rs_small_fast >= (MC_R - 1) * MC_K / 2);
+}
+
+/* A full ring refuses definitions (rings of two cells, the consumer
+ * stopped): their messages go the general way, and nothing is lost,
+ * doubled or reordered. */
+static void test_slot_def_refused(void **s)
+{
+    (void)s;
+    mc_counts r0, r1;
+    run_mc(true, 2, &r0, &r1);
+    assert_true(MC.waited);
+    assert_true(r1.rs_slot_refused >= 1);
+}
+
 /* ---- the last pieces before the post (fifteenth stop) ------------------------------------ */
 
 /* The spin's first flush of a leg (hold_topups: the tasks its messages
@@ -3673,6 +3894,8 @@ int main(void)
         cmocka_unit_test(test_leg_path_8),
         cmocka_unit_test(test_leg_path_3),
         cmocka_unit_test(test_leg_path_16),
+        cmocka_unit_test(test_slots_reused),
+        cmocka_unit_test(test_slot_def_refused),
         cmocka_unit_test(test_held_flush_not_called),
         cmocka_unit_test(test_large_topup_not_held),
     };
