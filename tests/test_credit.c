@@ -3402,14 +3402,21 @@ static void test_leg_path_16(void **s) { (void)s; run_lp(16); }
  * each redefinition between messages of the old and the new meaning.
  * Every byte of every element is checked at both ends (each element's
  * bytes from its round, channel and byte). With `block`, on rings of two
- * cells (sl__ring_cells), round 1 is a burst: B blocks its reactor (the
- * consumer of ring 1 -> 0 stopped) while A, with the credit round 0's
- * top-ups gave it for every a_k, sends on all of them and its flush runs,
- * and only then receives: A's posts find the ring full, so definitions
- * are refused and their messages go the general way; nothing may be lost
- * or reordered. */
+ * cells (sl__ring_cells), rounds from 1 use the first MC_KB channels
+ * only (their slots given to later channels in round 0), and round 1 is a
+ * burst: B blocks its reactor (the consumer of ring 1 -> 0 stopped) while
+ * A, with the credit round 0's top-ups gave it, sends on each and its
+ * flush runs, and only then receives: A's posts find the ring full, so
+ * definitions are refused and their messages go the general way; nothing
+ * may be lost or reordered, and the rounds after name the same channels
+ * again (a slot taken as defined when its definition was refused names
+ * what the home never learned). */
 #define MC_K 40
+#define MC_KB 10   /* with `block`: the channels of round 1 and after */
 #define MC_R 30
+/* A's and B's: an element lost or sent to the wrong channel fails the
+ * test (-ETIMEDOUT), not hangs it */
+#define MC_DEADLINE (30 * SL_NS_PER_S)
 
 static struct {
     bool block;
@@ -3421,13 +3428,19 @@ static struct {
     bool waited;
 } MC;
 
-/* reactor 1: credit in hand for every a_k */
+/* reactor 1: credit in hand for every a_k of the burst */
 static bool mc_all_ready(sl_reactor *r)
 {
-    for (int k = 0; k < MC_K; k++)
+    for (int k = 0; k < MC_KB; k++)
         if (!sl__rsend_ready(r, MC.a[k], sl__chan_gen(MC.a[k])))
             return false;
     return true;
+}
+
+/* the channels of a round */
+static int mc_k(int round)
+{
+    return MC.block && round >= 1 ? MC_KB : MC_K;
 }
 
 static void mc_fill(unsigned char *v, int round, int k)
@@ -3463,7 +3476,7 @@ static int mc_b(sl_task *t, void *arg)   /* reactor 0 */
             atomic_store(&MC.blocking, 1);
             MC.waited = wait_set(&MC.go, LONG_WAIT);
         }
-        for (MC.kb = 0; MC.kb < MC_K; MC.kb++) {
+        for (MC.kb = 0; MC.kb < mc_k(MC.rb); MC.kb++) {
             memset(MC.vb, 0, sizeof MC.vb);
             SL_AWAIT(t, MC.rcb, sl_chan_recv(t, MC.a[MC.kb], MC.vb));
             assert_int_equal(MC.rcb, 0);
@@ -3491,7 +3504,7 @@ static int mc_a(sl_task *t, void *arg)   /* reactor 1 */
             TASK_POLL(t, MC.rca, MC.i, 10000, atomic_load(&MC.blocking) && mc_all_ready(r));
             assert_true(atomic_load(&MC.blocking) && mc_all_ready(r));
         }
-        for (MC.ka = 0; MC.ka < MC_K; MC.ka++) {
+        for (MC.ka = 0; MC.ka < mc_k(MC.ra); MC.ka++) {
             mc_fill(MC.va, MC.ra, MC.ka);
             SL_AWAIT(t, MC.rca, sl_chan_send(t, MC.a[MC.ka], MC.va));
             assert_int_equal(MC.rca, 0);
@@ -3508,7 +3521,7 @@ static int mc_a(sl_task *t, void *arg)   /* reactor 1 */
         /* the burst: its flush runs as this step ends, then B goes on */
         SL_AWAIT(t, MC.rca, sl_sleep(t, SL_NS_PER_MS));
         atomic_store(&MC.go, 1);
-        for (MC.ka = 0; MC.ka < MC_K; MC.ka++) {
+        for (MC.ka = 0; MC.ka < mc_k(MC.ra); MC.ka++) {
             memset(MC.va, 0, sizeof MC.va);
             SL_AWAIT(t, MC.rca, sl_chan_recv(t, MC.b[MC.ka], MC.va));
             assert_int_equal(MC.rca, 0);
@@ -3526,7 +3539,7 @@ static int mc_start_a(sl_task *t, void *arg)   /* reactor 1: the b_k's home, the
 {
     (void)arg;
     sl_task *a;
-    assert_int_equal(sl_spawn(NULL, mc_a, NULL, &a, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, mc_a, NULL, &a, &(sl_spawn_opts){ .deadline = sl_now_ns() + MC_DEADLINE }), 0);
     for (int k = 0; k < MC_K; k++) {
         assert_int_equal(sl_chan_new(&MC.b[k], 8, 1, NULL), 0);
         assert_int_equal(sl_chan_give(MC.b[k], t, a), 0);
@@ -3538,7 +3551,7 @@ static int mc_main(sl_task *t, void *arg)
 {
     (void)arg;
     sl_task *b;
-    assert_int_equal(sl_spawn(NULL, mc_b, NULL, &b, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, mc_b, NULL, &b, &(sl_spawn_opts){ .deadline = sl_now_ns() + MC_DEADLINE }), 0);
     for (int k = 0; k < MC_K; k++) {
         assert_int_equal(sl_chan_new(&MC.a[k], 8, 1, NULL), 0);
         assert_int_equal(sl_chan_give(MC.a[k], t, b), 0);
@@ -3574,7 +3587,7 @@ static void run_mc(bool block, unsigned cells, mc_counts *r0, mc_counts *r1)
     assert_int_equal(MC.ra, MC_R);
     assert_int_equal(MC.rb, MC_R);
     assert_int_equal(MC.bad, 0);
-    assert_int_equal(MC.checked, 2 * MC_R * MC_K);
+    assert_int_equal(MC.checked, 2 * (block ? MC_K + (MC_R - 1) * MC_KB : MC_R * MC_K));
     print_message("slots: definitions %lu (reactor 0) and %lu (1), refused %lu and %lu; home_small's own path "
                   "%lu and %lu; inline posts %lu and %lu, refused %lu and %lu\n",
                   (unsigned long)r0->rs_slot_defs, (unsigned long)r1->rs_slot_defs,
