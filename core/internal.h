@@ -304,6 +304,10 @@ int sl__reactor_post_inline(sl_reactor *to, void (*fn)(void *), const void *data
  * bytes, all of them read): copied by fixed moves, not a memcpy call
  * (rsend.c's rs_small). 0, or -EAGAIN as above. */
 int sl__reactor_post_cell(sl_reactor *to, void (*fn)(void *), const void *data);
+/* rsend.c: the largest top-up or credit given back a small message
+ * carries (UINT16_MAX: its fields); tests lower it to see the general
+ * way taken. At least HOLD_TOPUP_MAX (16) or 0. */
+extern uint32_t sl__rs_small_max;
 /* Inside a message's fn on r's thread: the reactor whose ring (of r's
  * runtime) carried it, inline or in a chain; NULL if it came through the
  * MPSC (a foreign thread, r itself, another runtime's reactor, a pair

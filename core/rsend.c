@@ -124,6 +124,13 @@ typedef struct rs_def {
 } rs_def;
 _Static_assert(sizeof(rs_def) == 16, "a definition in sixteen bytes");
 
+/* The largest top-up and credit given back a small message carries (its
+ * 16-bit fields); larger ones go the general way. A variable, not the
+ * constant, only so that tests/test_credit.c (linked statically) can
+ * lower it to 0 and see that way taken: read on no leg's path (a
+ * loan's slot is defined only under it, topup forgets it past it). */
+uint32_t sl__rs_small_max = UINT16_MAX;
+
 /* What a post of either copies from: sl__reactor_post_cell copies the
  * cell's whole room (SL_RING_INLINE bytes, by fixed moves); while that is
  * larger than 16 (48 on main) the rest of the buffer goes unread (the
@@ -338,12 +345,12 @@ static __attribute__((noinline, cold)) unsigned slot_define_rec(sl_rsend *s, uns
     return slot_define(s->self, s->home, s->ch, s->gen, &s->slot, keep);
 }
 
-/* A top-up past 16 bits (topup forgot the loan's slot as it passed
- * them) takes the general path: the only look at its size, out of a leg's
- * way. */
+/* A top-up past 16 bits (sl__rs_small_max; topup forgot the loan's slot
+ * as it passed them) takes the general path: the only look at its size,
+ * out of a leg's way. */
 static __attribute__((noinline, cold)) unsigned slot_define_loan(rs_loan *l)
 {
-    if (l->owed > UINT16_MAX) {
+    if (l->owed > sl__rs_small_max) {
         l->home->rs_small_big++;
         return 0;
     }
@@ -505,7 +512,7 @@ static inline __attribute__((always_inline)) void topup(sl_chan *ch, rs_loan *l,
      * small (reactor.c flush_chained): this says one may not be */
     if (l->owed > HOLD_TOPUP_MAX) {
         l->home->rs_owed_big = true;
-        if (l->owed > UINT16_MAX)   /* too big for a small message: no slot, so post_small asks */
+        if (l->owed > sl__rs_small_max)   /* too big for a small message: no slot, so post_small asks */
             slot_forget(l->home, l->to, &l->slot);
     }
 }
@@ -872,7 +879,7 @@ __attribute__((always_inline)) static inline bool post_small(sl_reactor *self, s
  * most 8 bytes, no deadlines; true if it went inside a ring cell. */
 static bool ship_small(sl_rsend *s, rs_batch *b, uint32_t unused, bool ack)
 {
-    if (unused > UINT16_MAX) {
+    if (unused > sl__rs_small_max) {
         s->self->rs_small_big++;
         return false;
     }

@@ -3623,6 +3623,199 @@ static void test_slot_def_refused(void **s)
     assert_true(r1.rs_slot_refused >= 1);
 }
 
+/* A channel freed and its header reused, while the pair's slots still
+ * name the old one: x (home reactor 0) and y (home reactor 1) ping-pong
+ * HR_N legs, so reactor 1's slots name (x, g1) for its sends and reactor
+ * 0's name it for its top-ups; then reactor 0 frees x (its credit out is
+ * recalled), and once the header is released (its generation moved)
+ * makes a new channel that takes the same header (g2), and the ping-pong
+ * goes on over it. The slots naming (x, g1) must not be taken for (x,
+ * g2): reactor 1 defines a new one for its sends, reactor 0 for its
+ * top-ups (a top-up named by the old slot would reach reactor 1 as one
+ * for g1: credit for a channel that no longer exists, and none for the
+ * new one). Every byte of every element checked at both ends. */
+#define HR_N 200
+
+static struct {
+    sl_chan *x, *y;
+    uint32_t g1, g2;
+    int ia, ib, rca, rcb, i, finished;
+    _Atomic int phase;            /* 1: x is the new channel (HR.x, HR.g2 set) */
+    unsigned char va[8], vb[8];
+    long bad;
+    bool same, old_named, old_credit, released;
+    uint64_t defs0a, defs0, fast0a, fast0, defs1a, defs1, fast1a, fast1;
+} HR;
+
+static void hr_fill(unsigned char *v, int i)
+{
+    for (int j = 0; j < 8; j++)
+        v[j] = (unsigned char)(i * 37 + j * 11 + 5);
+}
+
+static bool hr_check(const unsigned char *v, int i)
+{
+    unsigned char want[8];
+    hr_fill(want, i);
+    return memcmp(v, want, 8) == 0;
+}
+
+static void hr_finished(void *arg)
+{
+    (void)arg;
+    if (++HR.finished == 2)
+        sl_runtime_stop(rt);
+}
+
+static int hr_b(sl_task *t, void *arg)   /* reactor 0: x's home */
+{
+    (void)arg;
+    sl_reactor *r = sl_task_reactor(t);
+    SL_BEGIN(t);
+    for (HR.ib = 0; HR.ib < 2 * HR_N; HR.ib++) {
+        if (HR.ib == HR_N) {
+            /* the old x goes; its header is released once the credit
+             * out comes back (its generation moves at the free and
+             * again then: chan.c) */
+            assert_int_equal(sl_chan_free(t, HR.x), 0);
+            TASK_POLL(t, HR.rcb, HR.i, 10000, sl__chan_gen(HR.x) - HR.g1 >= 2);
+            HR.released = sl__chan_gen(HR.x) - HR.g1 >= 2;
+            {
+                sl_chan *old = HR.x;
+                chan_churn(t, SL_CHAN_QUARANTINE, 8, 1);   /* the last one pushes x's header out */
+                assert_int_equal(sl_chan_new(&HR.x, 8, 1, NULL), 0);
+                HR.same = HR.x == old;
+            }
+            HR.g2 = sl__chan_gen(HR.x);
+            HR.defs0a = r->rs_slot_defs;
+            HR.fast0a = r->rs_small_fast;
+            atomic_store(&HR.phase, 1);
+        }
+        memset(HR.vb, 0, sizeof HR.vb);
+        SL_AWAIT(t, HR.rcb, sl_chan_recv(t, HR.x, HR.vb));
+        assert_int_equal(HR.rcb, 0);
+        if (!hr_check(HR.vb, HR.ib))
+            HR.bad++;
+        SL_AWAIT(t, HR.rcb, sl_chan_send(t, HR.y, HR.vb));
+        assert_int_equal(HR.rcb, 0);
+    }
+    HR.defs0 = r->rs_slot_defs;
+    HR.fast0 = r->rs_small_fast;
+    assert_int_equal(sl_chan_free(t, HR.x), 0);
+    hr_finished(NULL);
+    SL_END(t);
+}
+
+static int hr_a(sl_task *t, void *arg)   /* reactor 1: y's home */
+{
+    (void)arg;
+    sl_reactor *r = sl_task_reactor(t);
+    SL_BEGIN(t);
+    for (HR.ia = 0; HR.ia < 2 * HR_N; HR.ia++) {
+        if (HR.ia == HR_N) {
+            TASK_POLL(t, HR.rca, HR.i, 10000, atomic_load(&HR.phase));
+            assert_true(atomic_load(&HR.phase));
+            /* a slot of ours still names the old channel */
+            for (int k = 1; k < SL_RS_SLOTS; k++)
+                if (r->rs_slot_out[0][k].ch == HR.x && r->rs_slot_out[0][k].gen == HR.g1)
+                    HR.old_named = true;
+            HR.defs1a = r->rs_slot_defs;
+            HR.fast1a = r->rs_small_fast;
+        }
+        hr_fill(HR.va, HR.ia);
+        SL_AWAIT(t, HR.rca, sl_chan_send(t, HR.x, HR.va));
+        assert_int_equal(HR.rca, 0);
+        memset(HR.va, 0, sizeof HR.va);
+        SL_AWAIT(t, HR.rca, sl_chan_recv(t, HR.y, HR.va));
+        assert_int_equal(HR.rca, 0);
+        if (!hr_check(HR.va, HR.ia))
+            HR.bad++;
+    }
+    HR.defs1 = r->rs_slot_defs;
+    HR.fast1 = r->rs_small_fast;
+    HR.old_credit = sl__rsend_ready(r, HR.x, HR.g1);   /* no credit for the old channel came */
+    assert_int_equal(sl_chan_free(t, HR.y), 0);
+    sl_reactor_post(sl_runtime_reactor(rt, 0), hr_finished, NULL);
+    SL_END(t);
+}
+
+static int hr_start_a(sl_task *t, void *arg)   /* reactor 1: y's home, then A */
+{
+    (void)arg;
+    sl_task *a;
+    assert_int_equal(sl_spawn(NULL, hr_a, NULL, &a, &(sl_spawn_opts){ .deadline = sl_now_ns() + MC_DEADLINE }), 0);
+    assert_int_equal(sl_chan_new(&HR.y, 8, 1, NULL), 0);
+    assert_int_equal(sl_chan_give(HR.y, t, a), 0);
+    return 0;
+}
+
+static int hr_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    sl_task *b;
+    assert_int_equal(sl_spawn(NULL, hr_b, NULL, &b, &(sl_spawn_opts){ .deadline = sl_now_ns() + MC_DEADLINE }), 0);
+    assert_int_equal(sl_chan_new(&HR.x, 8, 1, NULL), 0);
+    HR.g1 = sl__chan_gen(HR.x);
+    assert_int_equal(sl_chan_give(HR.x, t, b), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), hr_start_a, NULL, NULL), 0);
+    return 0;
+}
+
+static void test_slot_header_reuse(void **s)
+{
+    (void)s;
+    memset(&HR, 0, sizeof HR);
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, hr_main, NULL), 0);
+    uint64_t d0 = HR.defs0 - HR.defs0a, d1 = HR.defs1 - HR.defs1a;
+    uint64_t f0 = HR.fast0 - HR.fast0a, f1 = HR.fast1 - HR.fast1a;
+    print_message("header reused: %s, old slot still named: %s; after: definitions %lu (reactor 0) and %lu (1), "
+                  "home_small's own path %lu and %lu of %d; credit for the old channel at reactor 1: %s\n",
+                  HR.same ? "yes" : "no", HR.old_named ? "yes" : "no", (unsigned long)d0, (unsigned long)d1,
+                  (unsigned long)f0, (unsigned long)f1, HR_N, HR.old_credit ? "yes" : "no");
+    assert_int_equal(HR.ia, 2 * HR_N);
+    assert_int_equal(HR.ib, 2 * HR_N);
+    assert_int_equal(HR.bad, 0);
+    assert_true(HR.released);
+    assert_true(HR.same);        /* else the test shows nothing */
+    assert_true(HR.old_named);
+    assert_false(HR.old_credit);
+    assert_true(d0 >= 1);        /* the new channel's top-ups: a slot of their own */
+    assert_true(d1 >= 1);        /* its sends: the same */
+    assert_true(f0 >= HR_N - 16);
+    assert_true(f1 >= HR_N - 16);
+}
+
+/* Counts past a small message's 16 bits (sl__rs_small_max, lowered to 0
+ * here, so that every top-up is past it) take the general path: the
+ * ping-pong's legs, each carrying a top-up, go as batches (home_batch),
+ * not inside a cell, at both reactors, and every element is still right.
+ * The real limit's counts cannot be reached by a test: credit lent is a
+ * few hundred slots at most (WANT_MAX). */
+static void test_small_past_limit(void **s)
+{
+    (void)s;
+    memset(&LP, 0, sizeof LP);
+    LP.esz = 8;
+    sl__rs_small_max = 0;
+    rt = rt_new(2, &cap);
+    int rc = rt_run_keep(rt, lp_main, NULL);
+    sl__rs_small_max = UINT16_MAX;
+    assert_int_equal(rc, 0);
+    uint64_t big0 = sl_runtime_reactor(rt, 0)->rs_small_big, big1 = sl_runtime_reactor(rt, 1)->rs_small_big;
+    assert_int_equal(sl_runtime_free(rt), 0);
+    uint64_t f0 = LP.fast0 - LP.fast0a, f1 = LP.fast1 - LP.fast1a;
+    print_message("past the limit: %lu and %lu small messages went the general way; home_small's own path %lu "
+                  "and %lu\n", (unsigned long)big0, (unsigned long)big1, (unsigned long)f0, (unsigned long)f1);
+    assert_int_equal(LP.ia, LP_N);
+    assert_int_equal(LP.ib, LP_N);
+    assert_int_equal(LP.bad, 0);
+    assert_true(big0 >= LP_N - 16);
+    assert_true(big1 >= LP_N - 16);
+    assert_true(f0 <= 16);
+    assert_true(f1 <= 16);
+}
+
 /* ---- the last pieces before the post (fifteenth stop) ------------------------------------ */
 
 /* The spin's first flush of a leg (hold_topups: the tasks its messages
@@ -3909,6 +4102,8 @@ int main(void)
         cmocka_unit_test(test_leg_path_16),
         cmocka_unit_test(test_slots_reused),
         cmocka_unit_test(test_slot_def_refused),
+        cmocka_unit_test(test_slot_header_reuse),
+        cmocka_unit_test(test_small_past_limit),
         cmocka_unit_test(test_held_flush_not_called),
         cmocka_unit_test(test_large_topup_not_held),
     };
