@@ -261,6 +261,11 @@ struct sl_reactor {
     sl_rs_slot_out rs_slot_out[SL_RS_PEERS][SL_RS_SLOTS];
     sl_rs_slot rs_slot_in[SL_RS_PEERS][SL_RS_SLOTS];
     uint8_t rs_slot_next[SL_RS_PEERS];
+    /* the row of rs_slot_in last used, and whose it is: found without
+     * reading the sender's struct (its `id` shares a line with its ready
+     * queue, which it writes at every leg: a miss a leg read that way) */
+    struct sl_reactor *rs_in_from;
+    sl_rs_slot *rs_in_row;
     uint64_t rs_slot_defs;            /* definitions posted (tests/test_credit.c) */
     uint64_t rs_slot_refused;         /* definitions the ring refused: the message went the general way */
     uint64_t rs_small_big;            /* small messages whose top-up or credit given back passed 16 bits: the general way */
