@@ -644,9 +644,6 @@ static void home_small(void *arg)
      * through it would break the aliasing rules */
     rs_small m;
     memcpy(&m, arg, sizeof m);
-    /* the element where it is (the buffer lives through the call; elem is
-     * the first field): m need not be stored to be pointed at */
-    const unsigned char *elem = (const unsigned char *)arg + offsetof(rs_small, elem);
     sl_reactor *r = sl__tl_reactor;
     sl_reactor *from = sl__reactor_msg_from(r);
     const sl_rs_slot *in = slot_row(r, from);   /* the sender's names */
@@ -663,13 +660,13 @@ static void home_small(void *arg)
         if (m.tn)
             topup_in(r, slot_at(in, m.tslot)->ch, slot_at(in, m.tslot)->gen, from, 0, m.tn);
         l->lent--;
-        sl__chan_admit_one(ch, elem);
+        sl__chan_admit_one(ch, m.elem);
         topup(ch, l, 1);
         r->rs_small_fast++;
         return;
     }
-    home_take(r, ch, from, slot_at(in, m.tslot)->ch, slot_at(in, m.tslot)->gen, 0, m.tn, m.n, m.unused, m.ack, elem,
-              NULL);   /* tslot 0: none, {NULL, 0} */
+    home_take(r, ch, from, slot_at(in, m.tslot)->ch, slot_at(in, m.tslot)->gen, 0, m.tn, m.n, m.unused, m.ack,
+              m.elem, NULL);   /* tslot 0: none, {NULL, 0} */
 }
 
 /* home: serves queued asks from free space (at the end of a callback). An
