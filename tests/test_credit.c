@@ -3639,7 +3639,7 @@ static void test_slot_def_refused(void **s)
 static struct {
     sl_chan *x, *y;
     uint32_t g1, g2;
-    int ia, ib, rca, rcb, i, finished;
+    int ia, ib, rca, rcb, pa, pb, finished;   /* pa, pb: each task's own poll count */
     _Atomic int phase;            /* 1: x is the new channel (HR.x, HR.g2 set) */
     unsigned char va[8], vb[8];
     long bad;
@@ -3678,7 +3678,7 @@ static int hr_b(sl_task *t, void *arg)   /* reactor 0: x's home */
              * out comes back (its generation moves at the free and
              * again then: chan.c) */
             assert_int_equal(sl_chan_free(t, HR.x), 0);
-            TASK_POLL(t, HR.rcb, HR.i, 10000, sl__chan_gen(HR.x) - HR.g1 >= 2);
+            TASK_POLL(t, HR.rcb, HR.pb, 10000, sl__chan_gen(HR.x) - HR.g1 >= 2);
             HR.released = sl__chan_gen(HR.x) - HR.g1 >= 2;
             {
                 sl_chan *old = HR.x;
@@ -3713,7 +3713,7 @@ static int hr_a(sl_task *t, void *arg)   /* reactor 1: y's home */
     SL_BEGIN(t);
     for (HR.ia = 0; HR.ia < 2 * HR_N; HR.ia++) {
         if (HR.ia == HR_N) {
-            TASK_POLL(t, HR.rca, HR.i, 10000, atomic_load(&HR.phase));
+            TASK_POLL(t, HR.rca, HR.pa, 10000, atomic_load(&HR.phase));
             assert_true(atomic_load(&HR.phase));
             /* a slot of ours still names the old channel */
             for (int k = 1; k < SL_RS_SLOTS; k++)
