@@ -41,6 +41,24 @@ typedef struct sl_hold {
     int ends;
 } sl_hold;
 
+/* rsend.c's slots: a channel a small message names by a number (1 to
+ * SL_RS_SLOTS - 1; 0 names none), with its generation (chan.c,
+ * type-stable headers: an older channel at the same address is another).
+ * The sender's entry knows the one field that caches its number (a
+ * sender record's, a loan's), cleared when the slot is given to another
+ * channel or the cache's owner goes. */
+#define SL_RS_PEERS 16
+#define SL_RS_SLOTS 16
+typedef struct sl_rs_slot {
+    struct sl_chan *ch;
+    uint32_t gen;
+} sl_rs_slot;
+typedef struct sl_rs_slot_out {
+    struct sl_chan *ch;
+    uint32_t gen;
+    uint8_t *owner;
+} sl_rs_slot_out;
+
 struct sl_reactor {
     sl_runtime *rt;
     int id;
@@ -233,6 +251,24 @@ struct sl_reactor {
      * for the same reason */
     uint64_t rs_held_called;          /* held-only flushes that still called sl__rsend_flush (tests/test_credit.c) */
     uint64_t rs_topups_early;         /* large top-ups sent by a holding flush, before the tasks run (rsend.c; tests/test_credit.c) */
+    /* A leg in sixteen bytes (rsend.c "slots"; issue 17, sixteenth stop),
+     * last for the same reason. Per other reactor (by id): the channels
+     * our small messages to it name by slot number (out: what we defined,
+     * the next victim), and those its messages to us name (in: as its
+     * definitions ran here). Rings, and so inline messages, exist only
+     * between reactors of a runtime of at most 16 (reactor.c
+     * RING_MAX_REACTORS); rsend.c checks both ids against SL_RS_PEERS. */
+    sl_rs_slot_out rs_slot_out[SL_RS_PEERS][SL_RS_SLOTS];
+    sl_rs_slot rs_slot_in[SL_RS_PEERS][SL_RS_SLOTS];
+    uint8_t rs_slot_next[SL_RS_PEERS];
+    /* the row of rs_slot_in last used, and whose it is: found without
+     * reading the sender's struct (its `id` shares a line with its ready
+     * queue, which it writes at every leg: a miss a leg read that way) */
+    struct sl_reactor *rs_in_from;
+    sl_rs_slot *rs_in_row;
+    uint64_t rs_slot_defs;            /* definitions posted (tests/test_credit.c) */
+    uint64_t rs_slot_refused;         /* definitions the ring refused: the message went the general way */
+    uint64_t rs_small_big;            /* small messages whose top-up or credit given back passed 16 bits: the general way */
 };
 
 struct sl_runtime {
@@ -278,6 +314,10 @@ int sl__reactor_post_inline(sl_reactor *to, void (*fn)(void *), const void *data
  * bytes, all of them read): copied by fixed moves, not a memcpy call
  * (rsend.c's rs_small). 0, or -EAGAIN as above. */
 int sl__reactor_post_cell(sl_reactor *to, void (*fn)(void *), const void *data);
+/* rsend.c: the largest top-up or credit given back a small message
+ * carries (UINT16_MAX: its fields); tests lower it to see the general
+ * way taken. At least HOLD_TOPUP_MAX (16) or 0. */
+extern uint32_t sl__rs_small_max;
 /* Inside a message's fn on r's thread: the reactor whose ring (of r's
  * runtime) carried it, inline or in a chain; NULL if it came through the
  * MPSC (a foreign thread, r itself, another runtime's reactor, a pair

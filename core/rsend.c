@@ -42,10 +42,12 @@
  * Rendezvous channels (cap 0) have no capacity to lend: they keep the
  * round trip (remote.c). */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
 #include "list.h"
+#include "ring.h"
 
 /* Most credit one request asks for: a batch's worth, enough to amortize
  * the round trip, small enough that several senders share a channel. */
@@ -77,25 +79,68 @@ typedef struct rs_batch {
 } rs_batch;
 
 /* A batch of at most one element of at most 8 bytes, no deadline, carried
- * inside a ring cell (sl__reactor_post_inline, issue 17's step 2): the
+ * inside a ring cell (sl__reactor_post_cell, issue 17's step 2): the
  * home runs home_small on a copy taken out of the cell, so a ping-pong
  * leg's consumer reads one line written only by the producer, not the cell
  * and then the batch's two lines. Its destination is the reactor running
- * it. */
+ * it, its sender the reactor whose ring carried it (sl__reactor_msg_from:
+ * an inline message always has one). Sixteen bytes (the sixteenth stop),
+ * so that a leg fits the 16 bytes a cell carries when both directions of
+ * a pair share one line (s16pair's layout): the channel and the top-up's
+ * channel are named by slot numbers of the pair (below, "slots"), and
+ * counts that do not fit 16 bits (a top-up, credit given back: a
+ * ping-pong's are 1 and 0) take the general path (a batch). */
 typedef struct rs_small {
-    sl_chan *ch;
-    sl_reactor *from;
-    sl_chan *tch;                /* the top-up riding along, as in rs_batch (no size: the */
-    uint32_t tn, tgen;           /* borrower learns it when its task sends, as after a recall) */
-    uint32_t unused;
-    bool ack;
-    unsigned char n;             /* 0 or 1 */
     _Alignas(8) unsigned char elem[8];
+    /* Slots by their byte offsets in the pair's table (SLOT_OFF: the
+     * home's look is an add, not a shift and an add; 0: none) */
+    uint8_t slot;                /* the channel's slot */
+    uint8_t tslot;               /* the top-up riding along (tn > 0) is for the channel of */
+    uint16_t tn;                 /* slot tslot, as in rs_batch (no size: the borrower learns
+                                  * it when its task sends, as after a recall) */
+    /* the last word: a leg's is {0, 1, false} (home_small reads it whole) */
+    uint16_t unused;
+    uint8_t n;                   /* 0 or 1 */
+    bool ack;
 } rs_small;
-/* The whole of a cell's room (SL_RING_INLINE): sl__reactor_post_cell
- * copies it by fixed moves, all 48 bytes read (a smaller rs_small would
- * need padding to 48 for that). */
-_Static_assert(sizeof(rs_small) == 48, "fills a ring cell");
+_Static_assert(sizeof(rs_small) == 16, "a leg in sixteen bytes");
+
+/* rs_small's last word for one element on its own credit, no recall's
+ * answer (a constant: folded) */
+static inline uint32_t small_leg_word(void)
+{
+    rs_small m = { .n = 1 };
+    uint32_t w;
+    memcpy(&w, (const unsigned char *)&m + offsetof(rs_small, unused), sizeof w);
+    return w;
+}
+
+/* A slot's definition: from now on, in the pair's order, `slot` of the
+ * sender names (ch, gen). Inline too (home_def). */
+typedef struct rs_def {
+    sl_chan *ch;
+    uint32_t gen;
+    uint8_t slot;
+} rs_def;
+_Static_assert(sizeof(rs_def) == 16, "a definition in sixteen bytes");
+
+/* The largest top-up and credit given back a small message carries (its
+ * 16-bit fields); larger ones go the general way. A variable, not the
+ * constant, only so that tests/test_credit.c (linked statically) can
+ * lower it to 0 and see that way taken: read on no leg's path (a
+ * loan's slot is defined only under it, topup forgets it past it). */
+uint32_t sl__rs_small_max = UINT16_MAX;
+
+/* What a post of either copies from: sl__reactor_post_cell copies the
+ * cell's whole room (SL_RING_INLINE bytes, by fixed moves); while that is
+ * larger than 16 (48 on main) the rest of the buffer goes unread (the
+ * handlers copy 16 bytes out), and once it is 16 this is the message and
+ * the post a plain 16-byte copy. */
+typedef union rs_cell {
+    rs_small m;
+    rs_def d;
+    unsigned char room[SL_RING_INLINE > sizeof(rs_small) ? SL_RING_INLINE : sizeof(rs_small)];
+} rs_cell;
 
 /* An ask for credit (sender -> home -> sender), or a top-up (home ->
  * sender, unasked). */
@@ -125,6 +170,7 @@ typedef struct sl_rs_loan {
      * recall cancels it (never sent: nothing to get back). */
     uint32_t owed;
     bool recalling;              /* a recall is out: no top-up until its answer */
+    uint8_t slot;                /* the slot of the pair home -> to naming it, or 0 (slots) */
     struct sl_rs_loan *next;
     struct sl_rs_loan *onext;    /* the home reactor's list of loans with a top-up owed */
 } rs_loan;
@@ -141,6 +187,7 @@ typedef struct sl_rsend {
     bool expiring;               /* the channel's elements carry deadlines */
     bool drop;                   /* not kept when idle (an error or a recall came: sl__rsend_flush) */
     uint32_t bseq;               /* r->rs_seq when its batch began (sl__rrecv_ship_to) */
+    uint8_t slot;                /* the slot of the pair self -> home naming it, or 0 (slots) */
     sl_wq waitq;
     rs_batch *batch;
     /* The channel's name and capacity, copied when a task parked here (the
@@ -190,6 +237,156 @@ static void batch_done(sl_reactor *r, rs_batch *b)
         r->rs_nspares++;
     } else {
         free(b);
+    }
+}
+
+/* ---- slots -------------------------------------------------------------------- */
+
+/* A small message names its channels by slot numbers of its pair (sender
+ * reactor -> home reactor), not by pointers: the sender keeps, per
+ * destination, SL_RS_SLOTS - 1 (channel, generation) it has named
+ * (rs_slot_out), and naming one not there first posts a definition
+ * (home_def), inline, into a victim slot (round robin); the destination
+ * keeps, per sender, what the definitions said (rs_slot_in), as they run.
+ * The pair's ring is FIFO, so a definition runs there before any message
+ * that uses it, and every message that used the slot's old meaning runs
+ * before it: a message reads at its home exactly the (channel, gen) its
+ * sender named. A definition the ring refuses leaves the tables as they
+ * were and the message goes the general way (a batch), as when the
+ * message's own post is refused.
+ *
+ * How a slot is checked against a header's reuse (chan.c: a freed heap
+ * channel's header is kept and may become another channel, of another
+ * generation): a slot is (address, generation), and what caches its
+ * number is a sender record (found by address and generation: the send's
+ * channel) or a loan (the channel's own while it lives: the top-up's).
+ * The slot's entry points at that cache, and the cache is cleared when
+ * the slot is given to another channel (slot_define) or its owner goes
+ * (slot_forget: a record retired, a loan freed with its channel). So a
+ * number in a cache always names its owner's (channel, generation), a
+ * leg's look is one load and a test, and a new channel at an old address
+ * never meets the old slot: its record or loan starts with none, finds
+ * no entry of its generation and defines one. At the home the send's
+ * channel needs no check (the credit the message uses keeps the header:
+ * chan.c), and the top-up's channel is checked by its generation as
+ * before (topup_in, credit_in: a top-up for a freed channel is dropped). */
+
+/* A slot's number as messages and caches carry it: its entry's offset in
+ * a row of the home's table (15 * 16 = 240 fits a byte), and back. */
+#define SLOT_OFF(i) ((unsigned)(i) * (unsigned)sizeof(sl_rs_slot))
+#define SLOT_IDX(off) ((unsigned)(off) / (unsigned)sizeof(sl_rs_slot))
+_Static_assert(SLOT_OFF(SL_RS_SLOTS - 1) <= UINT8_MAX, "a slot's offset fits a byte");
+
+/* home: the entry at offset `off` of a row of rs_slot_in */
+static inline const sl_rs_slot *slot_at(const sl_rs_slot *row, unsigned off)
+{
+    return (const sl_rs_slot *)((const unsigned char *)row + off);
+}
+
+/* home: slot_row's look for a sender not the last one's. Its index in
+ * the runtime's array, not its `id` field: a sender's struct is not read
+ * here (slot_row). A sender always has a row: its inline message came on
+ * a ring, and rings exist only for runtimes of at most SL_RS_PEERS
+ * reactors (slot_define checks it). */
+static __attribute__((noinline, cold)) sl_rs_slot *slot_row_find(sl_reactor *r, sl_reactor *from)
+{
+    int i = 0;
+    while (r->rt->r[i] != from)
+        i++;
+    r->rs_in_from = from;
+    return r->rs_in_row = r->rs_slot_in[i];
+}
+
+/* home: the row of rs_slot_in for messages from `from`. Not by from->id:
+ * that field shares a line with the sender's ready queue, which the
+ * sender writes at every leg, and reading it cost the ping-pong a miss
+ * a leg (1.9x main's time in the slow mode, 1.2x in the fast). */
+static inline sl_rs_slot *slot_row(sl_reactor *r, sl_reactor *from)
+{
+    return r->rs_in_from == from ? r->rs_in_row : slot_row_find(r, from);
+}
+
+/* home: a definition, run in the pair's order */
+static void home_def(void *arg)
+{
+    rs_def d;
+    memcpy(&d, arg, sizeof d);   /* copied, not cast: as home_small */
+    sl_reactor *r = sl__tl_reactor;
+    slot_row(r, sl__reactor_msg_from(r))[d.slot] = (sl_rs_slot){ .ch = d.ch, .gen = d.gen };
+}
+
+/* sender: the cache *owner (of channel ch, gen) holds no slot of the pair
+ * self -> to: look for one in the table (its entry outlived an older
+ * owner), else define it in a victim slot other than the one at offset
+ * `keep` (the other channel of the same message). The slot's offset
+ * (SLOT_OFF), or 0 if the message cannot go small: ids past the tables
+ * (no rings there: reactor.c), or the definition refused. */
+static __attribute__((noinline, cold)) unsigned slot_define(sl_reactor *self, sl_reactor *to, sl_chan *ch,
+                                                            uint32_t gen, uint8_t *owner, unsigned keep)
+{
+    if (self->id >= SL_RS_PEERS || to->id >= SL_RS_PEERS)
+        return 0;
+    sl_rs_slot_out *t = self->rs_slot_out[to->id];
+    unsigned i;
+    for (i = 1; i < SL_RS_SLOTS; i++)
+        if (t[i].ch == ch && t[i].gen == gen)
+            goto own;
+    uint8_t *next = &self->rs_slot_next[to->id];
+    i = *next % (SL_RS_SLOTS - 1) + 1;
+    if (SLOT_OFF(i) == keep)
+        i = i % (SL_RS_SLOTS - 1) + 1;
+    rs_cell c;
+    c.d = (rs_def){ .ch = ch, .gen = gen, .slot = (uint8_t)i };
+    if (sl__reactor_post_cell(to, home_def, &c) < 0) {
+        self->rs_slot_refused++;
+        return 0;
+    }
+    *next = (uint8_t)i;   /* the next victim is i + 1 */
+    if (t[i].owner)
+        *t[i].owner = 0;   /* its old meaning's cache */
+    t[i] = (sl_rs_slot_out){ .ch = ch, .gen = gen };
+    self->rs_slot_defs++;
+own:
+    t[i].owner = owner;
+    *owner = (uint8_t)SLOT_OFF(i);
+    return SLOT_OFF(i);
+}
+
+/* sender: the slot naming (ch, gen) for the pair self -> to, its number
+ * cached in *owner, defined if need be; 0 as slot_define */
+static inline __attribute__((always_inline)) unsigned slot_of(sl_reactor *self, sl_reactor *to, sl_chan *ch,
+                                                              uint32_t gen, uint8_t *owner, unsigned keep)
+{
+    unsigned i = *owner;
+    return i ? i : slot_define(self, to, ch, gen, owner, keep);
+}
+
+/* the two callers' own, out of line with their loads (inlined, gcc loaded
+ * the channel and generation on every leg for the call not taken) */
+static __attribute__((noinline, cold)) unsigned slot_define_rec(sl_rsend *s, unsigned keep)
+{
+    return slot_define(s->self, s->home, s->ch, s->gen, &s->slot, keep);
+}
+
+/* A top-up past 16 bits (sl__rs_small_max; topup forgot the loan's slot
+ * as it passed them) takes the general path: the only look at its size,
+ * out of a leg's way. */
+static __attribute__((noinline, cold)) unsigned slot_define_loan(rs_loan *l)
+{
+    if (l->owed > sl__rs_small_max) {
+        l->home->rs_small_big++;
+        return 0;
+    }
+    return slot_define(l->home, l->to, l->ch, l->gen, &l->slot, 0);
+}
+
+/* sender: *owner goes (a record retired, a loan freed): its slot, if any,
+ * stays defined for whoever names the channel next, with no cache */
+static void slot_forget(sl_reactor *self, const sl_reactor *to, uint8_t *owner)
+{
+    if (*owner) {
+        self->rs_slot_out[to->id][SLOT_IDX(*owner)].owner = NULL;
+        *owner = 0;
     }
 }
 
@@ -252,6 +449,7 @@ void sl__rsend_free_loans(sl_chan *ch)
     while (ch->loans_) {
         rs_loan *l = ch->loans_;
         ch->loans_ = l->next;
+        slot_forget(l->home, l->to, &l->slot);
         free(l);
     }
 }
@@ -335,8 +533,11 @@ static inline __attribute__((always_inline)) void topup(sl_chan *ch, rs_loan *l,
     l->owed += g;
     /* the spin's first flush is not called while every top-up owed is
      * small (reactor.c flush_chained): this says one may not be */
-    if (l->owed > HOLD_TOPUP_MAX)
+    if (l->owed > HOLD_TOPUP_MAX) {
         l->home->rs_owed_big = true;
+        if (l->owed > sl__rs_small_max)   /* too big for a small message: no slot, so post_small asks */
+            slot_forget(l->home, l->to, &l->slot);
+    }
 }
 
 /* home: the top-up owed, sent alone */
@@ -444,23 +645,28 @@ static void home_small(void *arg)
     rs_small m;
     memcpy(&m, arg, sizeof m);
     sl_reactor *r = sl__tl_reactor;
-    sl_chan *ch = m.ch;
+    sl_reactor *from = sl__reactor_msg_from(r);
+    const sl_rs_slot *in = slot_row(r, from);   /* the sender's names */
+    sl_chan *ch = slot_at(in, m.slot)->ch;
     rs_loan *l = ch->loans_;
     /* A ping-pong's every leg: one element on its own credit, the loan in
      * front, the channel alive. home_take's work on it, in its order,
      * without the general case's loop and looks: this is all on the path
      * from the question's arrival to the answer's post (docs/core.md,
      * "The channel's path to the answer"). */
-    if (m.n && !m.unused && !m.ack && l && l->to == m.from && !ch->freed_) {
+    uint32_t w;
+    memcpy(&w, (const unsigned char *)&m + offsetof(rs_small, unused), sizeof w);   /* unused, n, ack */
+    if (w == small_leg_word() && l && l->to == from && !ch->freed_) {
         if (m.tn)
-            topup_in(r, m.tch, m.tgen, m.from, 0, m.tn);
+            topup_in(r, slot_at(in, m.tslot)->ch, slot_at(in, m.tslot)->gen, from, 0, m.tn);
         l->lent--;
         sl__chan_admit_one(ch, m.elem);
         topup(ch, l, 1);
         r->rs_small_fast++;
         return;
     }
-    home_take(r, ch, m.from, m.tch, m.tgen, 0, m.tn, m.n, m.unused, m.ack, m.elem, NULL);
+    home_take(r, ch, from, slot_at(in, m.tslot)->ch, slot_at(in, m.tslot)->gen, 0, m.tn, m.n, m.unused, m.ack,
+              m.elem, NULL);   /* tslot 0: none, {NULL, 0} */
 }
 
 /* home: serves queued asks from free space (at the end of a callback). An
@@ -648,22 +854,39 @@ static void mark_dirty(sl_reactor *r, sl_rsend *s)
     }
 }
 
-/* Posts `m` (a small message from self for home) inside a ring cell with
- * the top-up self owes home riding along, taken off the list only once
- * the post went; false if the inline post refused (a chain for home not
- * yet published). Inlined: it is on a ping-pong's every leg (send_now)
- * and was one copy in each caller before. */
+/* Posts c->m (a small message from self for home on s's channel, its
+ * element set; n, unused and ack as given) inside a ring cell with the
+ * top-up self owes home riding along, taken off the list only once the
+ * post went; false if it cannot go small: the inline post refused (a
+ * chain for home not yet published), a slot's definition refused, or a
+ * top-up past 16 bits. Inlined: it is on a ping-pong's every leg
+ * (send_now) and was one copy in each caller before; the header's
+ * fields are stored together, at the end (the compiler merges them). */
 __attribute__((always_inline)) static inline bool post_small(sl_reactor *self, sl_reactor *home,
-                                                             rs_small *m)
+                                                             rs_cell *c, sl_rsend *s, unsigned n,
+                                                             uint16_t unused, bool ack)
 {
     if (sizeof(rs_small) != SL_RING_INLINE) return false;   /* a cell of 16 bytes (s16pair) until rs_small is 16 (s16small) */
     rs_loan **pp = self->rs_owed ? owed_find(self, home) : NULL;
+    unsigned ts = 0, tn = 0;
     if (pp) {
-        m->tch = (*pp)->ch;
-        m->tgen = (*pp)->gen;
-        m->tn = (*pp)->owed;
+        rs_loan *l = *pp;
+        /* a loan's slot is cached only while its top-up fits 16 bits
+         * (topup, slot_define_loan) */
+        if (!(ts = l->slot) && !(ts = slot_define_loan(l)))
+            return false;
+        tn = l->owed;
     }
-    if (sl__reactor_post_cell(home, home_small, m) < 0)
+    unsigned cs = s->slot;
+    if (!cs && !(cs = slot_define_rec(s, ts)))
+        return false;
+    c->m.slot = (uint8_t)cs;
+    c->m.tslot = (uint8_t)ts;
+    c->m.tn = (uint16_t)tn;
+    c->m.unused = unused;
+    c->m.n = (uint8_t)n;
+    c->m.ack = ack;
+    if (sl__reactor_post_cell(home, home_small, c) < 0)
         return false;
     if (pp)
         owed_take(pp);
@@ -677,13 +900,16 @@ __attribute__((always_inline)) static inline bool post_small(sl_reactor *self, s
  * most 8 bytes, no deadlines; true if it went inside a ring cell. */
 static bool ship_small(sl_rsend *s, rs_batch *b, uint32_t unused, bool ack)
 {
-    rs_small m = { .ch = s->ch, .from = s->self, .unused = unused, .ack = ack };   /* no gen: the
-                                                                                    * credit it uses keeps the header (chan.c) */
-    if (b && b->n) {
-        m.n = 1;
-        memcpy(m.elem, b->elems, s->esz);
+    if (unused > sl__rs_small_max) {
+        s->self->rs_small_big++;
+        return false;
     }
-    if (!post_small(s->self, s->home, &m))
+    rs_cell c;
+    memset(c.m.elem, 0, sizeof c.m.elem);
+    unsigned n = b && b->n;
+    if (n)
+        memcpy(c.m.elem, b->elems, s->esz);
+    if (!post_small(s->self, s->home, &c, s, n, (uint16_t)unused, ack))
         return false;
     s->batch = NULL;
     if (b)
@@ -1008,18 +1234,12 @@ static inline __attribute__((always_inline)) bool send_now(sl_reactor *r, sl_rse
     if (r->rs_dirty || r->rr_dirty || r->grant_head || ch->expiring_ ||
         esz > sizeof ((rs_small *)0)->elem)
         return false;
-    rs_small m;   /* each field set, not zeroed whole: that was a `rep stos` here */
-    m.ch = s->ch;
-    m.from = r;
-    m.tch = NULL;
-    m.tn = m.tgen = m.unused = 0;
-    m.ack = false;
-    m.n = 1;
-    if (esz == sizeof m.elem)
-        memcpy(m.elem, elem, sizeof m.elem);
+    rs_cell c;   /* each field set, not zeroed whole: that was a `rep stos` here */
+    if (esz == sizeof c.m.elem)
+        memcpy(c.m.elem, elem, sizeof c.m.elem);
     else
-        memcpy(m.elem, elem, esz);
-    if (!post_small(r, s->home, &m))
+        memcpy(c.m.elem, elem, esz);
+    if (!post_small(r, s->home, &c, s, 1, 0, false))
         return false;
     s->esz = esz;
     s->expiring = false;
@@ -1339,6 +1559,7 @@ __attribute__((noinline)) static int flush(sl_reactor *r, bool all)
             }
             *pp = x->next;
             r->rs_nrec--;
+            slot_forget(r, x->home, &x->slot);
             if (x->drop)
                 r->rs_ndrop--;
             if (r->rs_nidle < IDLE_MAX) {
@@ -1361,6 +1582,7 @@ void sl__rsend_free_all(sl_reactor *r)
     while (r->rsends) {
         sl_rsend *s = r->rsends;
         r->rsends = s->next;
+        slot_forget(r, s->home, &s->slot);
         free(s->batch);
         free(s);
     }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include "testutil.h"
 #include "internal.h"   /* the home polls for a queued ask: ch->rasks_, ch->asks_ */
+#include "ring.h"       /* sl__ring_cells: rings of two cells (test_slot_def_refused) */
 
 static sl_runtime *rt;
 static capture cap;
@@ -3389,6 +3390,432 @@ static void test_leg_path_8(void **s) { (void)s; run_lp(8); }
 static void test_leg_path_3(void **s) { (void)s; run_lp(3); }
 static void test_leg_path_16(void **s) { (void)s; run_lp(16); }
 
+/* ---- a leg in sixteen bytes: slots (sixteenth stop) ------------------------------------- */
+
+/* MC_K channels each way between two reactors, more than a pair's slots
+ * (SL_RS_SLOTS - 1 = 15): a_k homed on reactor 0, b_k on reactor 1, each
+ * of capacity 1 and 8-byte elements. Each round, A (reactor 1) sends one
+ * element on a_k and receives it back on b_k, for every k in turn; B
+ * (reactor 0) receives on each a_k and sends it back on b_k. So every message from
+ * reactor 1 names an a_k by slot, and every message from reactor 0 names
+ * a b_k and (its top-up) an a_k: the slots are redefined again and again,
+ * each redefinition between messages of the old and the new meaning.
+ * Every byte of every element is checked at both ends (each element's
+ * bytes from its round, channel and byte). With `block`, on rings of two
+ * cells (sl__ring_cells), rounds from 1 use the first MC_KB channels
+ * only (their slots given to later channels in round 0), and round 1 is a
+ * burst: B blocks its reactor (the consumer of ring 1 -> 0 stopped) while
+ * A, with the credit round 0's top-ups gave it, sends on each and its
+ * flush runs, and only then receives: A's posts find the ring full, so
+ * definitions are refused and their messages go the general way; nothing
+ * may be lost or reordered, and the rounds after name the same channels
+ * again (a slot taken as defined when its definition was refused names
+ * what the home never learned). */
+#define MC_K 40
+#define MC_KB 10   /* with `block`: the channels of round 1 and after */
+#define MC_R 30
+/* A's and B's: an element lost or sent to the wrong channel fails the
+ * test (-ETIMEDOUT), not hangs it */
+#define MC_DEADLINE (30 * SL_NS_PER_S)
+
+static struct {
+    bool block;
+    sl_chan *a[MC_K], *b[MC_K];
+    int ra, ka, rb, kb, rca, rcb, finished, i;
+    unsigned char va[8], vb[8];
+    long bad[2], checked[2];   /* by reactor: each task counts its own */
+    _Atomic int blocking, go;
+    bool waited;
+} MC;
+
+/* reactor 1: credit in hand for every a_k of the burst */
+static bool mc_all_ready(sl_reactor *r)
+{
+    for (int k = 0; k < MC_KB; k++)
+        if (!sl__rsend_ready(r, MC.a[k], sl__chan_gen(MC.a[k])))
+            return false;
+    return true;
+}
+
+/* the channels of a round */
+static int mc_k(int round)
+{
+    return MC.block && round >= 1 ? MC_KB : MC_K;
+}
+
+static void mc_fill(unsigned char *v, int round, int k)
+{
+    for (int j = 0; j < 8; j++)
+        v[j] = (unsigned char)(round * 131 + k * 17 + j * 29 + 3);
+}
+
+/* reactor `side`'s check of an element */
+static void mc_check(int side, const unsigned char *v, int round, int k)
+{
+    unsigned char want[8];
+    mc_fill(want, round, k);
+    MC.checked[side]++;
+    if (memcmp(v, want, 8))
+        MC.bad[side]++;
+}
+
+static void mc_finished(void *arg)
+{
+    (void)arg;
+    if (++MC.finished == 2)
+        sl_runtime_stop(rt);
+}
+
+static int mc_b(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (MC.rb = 0; MC.rb < MC_R; MC.rb++) {
+        if (MC.block && MC.rb == 1) {
+            /* round 0's top-ups have gone (the flush after our last
+             * step), then the reactor stops taking messages */
+            SL_AWAIT(t, MC.rcb, sl_sleep(t, SL_NS_PER_MS));
+            atomic_store(&MC.blocking, 1);
+            MC.waited = wait_set(&MC.go, LONG_WAIT);
+        }
+        for (MC.kb = 0; MC.kb < mc_k(MC.rb); MC.kb++) {
+            memset(MC.vb, 0, sizeof MC.vb);
+            SL_AWAIT(t, MC.rcb, sl_chan_recv(t, MC.a[MC.kb], MC.vb));
+            assert_int_equal(MC.rcb, 0);
+            mc_check(0, MC.vb, MC.rb, MC.kb);
+            SL_AWAIT(t, MC.rcb, sl_chan_send(t, MC.b[MC.kb], MC.vb));
+            assert_int_equal(MC.rcb, 0);
+        }
+    }
+    for (int k = 0; k < MC_K; k++)
+        assert_int_equal(sl_chan_free(t, MC.a[k]), 0);
+    mc_finished(NULL);
+    SL_END(t);
+}
+
+static int mc_a(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    sl_reactor *r = sl_task_reactor(t);
+    SL_BEGIN(t);
+    for (MC.ra = 0; MC.ra < MC_R; MC.ra++) {
+        if (MC.block && MC.ra == 1) {
+            /* credit for every a_k in hand (no send parks behind the
+             * stopped consumer), and B stopped */
+            TASK_POLL(t, MC.rca, MC.i, 10000, atomic_load(&MC.blocking) && mc_all_ready(r));
+            assert_true(atomic_load(&MC.blocking) && mc_all_ready(r));
+        }
+        for (MC.ka = 0; MC.ka < mc_k(MC.ra); MC.ka++) {
+            mc_fill(MC.va, MC.ra, MC.ka);
+            SL_AWAIT(t, MC.rca, sl_chan_send(t, MC.a[MC.ka], MC.va));
+            assert_int_equal(MC.rca, 0);
+            if (!(MC.block && MC.ra == 1)) {   /* one leg at a time */
+                memset(MC.va, 0, sizeof MC.va);
+                SL_AWAIT(t, MC.rca, sl_chan_recv(t, MC.b[MC.ka], MC.va));
+                assert_int_equal(MC.rca, 0);
+                mc_check(1, MC.va, MC.ra, MC.ka);
+            }
+        }
+        if (!(MC.block && MC.ra == 1))
+            continue;
+        /* the burst: its flush runs as this step ends, then B goes on */
+        SL_AWAIT(t, MC.rca, sl_sleep(t, SL_NS_PER_MS));
+        atomic_store(&MC.go, 1);
+        for (MC.ka = 0; MC.ka < mc_k(MC.ra); MC.ka++) {
+            memset(MC.va, 0, sizeof MC.va);
+            SL_AWAIT(t, MC.rca, sl_chan_recv(t, MC.b[MC.ka], MC.va));
+            assert_int_equal(MC.rca, 0);
+            mc_check(1, MC.va, MC.ra, MC.ka);
+        }
+    }
+    for (int k = 0; k < MC_K; k++)
+        assert_int_equal(sl_chan_free(t, MC.b[k]), 0);
+    sl_reactor_post(sl_runtime_reactor(rt, 0), mc_finished, NULL);
+    SL_END(t);
+}
+
+static int mc_start_a(sl_task *t, void *arg)   /* reactor 1: the b_k's home, then A */
+{
+    (void)arg;
+    sl_task *a;
+    assert_int_equal(sl_spawn(NULL, mc_a, NULL, &a, &(sl_spawn_opts){ .deadline = sl_now_ns() + MC_DEADLINE }), 0);
+    for (int k = 0; k < MC_K; k++) {
+        assert_int_equal(sl_chan_new(&MC.b[k], 8, 1, NULL), 0);
+        assert_int_equal(sl_chan_give(MC.b[k], t, a), 0);
+    }
+    return 0;
+}
+
+static int mc_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    sl_task *b;
+    assert_int_equal(sl_spawn(NULL, mc_b, NULL, &b, &(sl_spawn_opts){ .deadline = sl_now_ns() + MC_DEADLINE }), 0);
+    for (int k = 0; k < MC_K; k++) {
+        assert_int_equal(sl_chan_new(&MC.a[k], 8, 1, NULL), 0);
+        assert_int_equal(sl_chan_give(MC.a[k], t, b), 0);
+    }
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), mc_start_a, NULL, NULL), 0);
+    return 0;
+}
+
+/* A reactor's counters of the small path, at the scene's end */
+typedef struct mc_counts {
+    uint64_t rs_slot_defs, rs_slot_refused, rs_small_fast, rs_small_big, ring_inlines, ring_inline_refused;
+} mc_counts;
+
+static void mc_counts_get(const sl_reactor *r, mc_counts *c)
+{
+    *c = (mc_counts){ r->rs_slot_defs, r->rs_slot_refused, r->rs_small_fast, r->rs_small_big, r->ring_inlines,
+                      r->ring_inline_refused };
+}
+
+/* Runs the scene; r0, r1: the reactors' counters at its end */
+static void run_mc(bool block, unsigned cells, mc_counts *r0, mc_counts *r1)
+{
+    memset(&MC, 0, sizeof MC);
+    MC.block = block;
+    sl__ring_cells = cells;
+    rt = rt_new(2, &cap);
+    int rc = rt_run_keep(rt, mc_main, NULL);
+    sl__ring_cells = SL_RING_CELLS;
+    assert_int_equal(rc, 0);
+    mc_counts_get(sl_runtime_reactor(rt, 0), r0);
+    mc_counts_get(sl_runtime_reactor(rt, 1), r1);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    assert_int_equal(MC.ra, MC_R);
+    assert_int_equal(MC.rb, MC_R);
+    assert_int_equal(MC.bad[0] + MC.bad[1], 0);
+    assert_int_equal(MC.checked[0], block ? MC_K + (MC_R - 1) * MC_KB : MC_R * MC_K);
+    assert_int_equal(MC.checked[1], MC.checked[0]);
+    print_message("slots: definitions %lu (reactor 0) and %lu (1), refused %lu and %lu; home_small's own path "
+                  "%lu and %lu; inline posts %lu and %lu, refused %lu and %lu\n",
+                  (unsigned long)r0->rs_slot_defs, (unsigned long)r1->rs_slot_defs,
+                  (unsigned long)r0->rs_slot_refused, (unsigned long)r1->rs_slot_refused,
+                  (unsigned long)r0->rs_small_fast, (unsigned long)r1->rs_small_fast,
+                  (unsigned long)r0->ring_inlines, (unsigned long)r1->ring_inlines,
+                  (unsigned long)r0->ring_inline_refused, (unsigned long)r1->ring_inline_refused);
+}
+
+/* More channels than slots: every element right, the slots redefined
+ * (more definitions than slots, at both ends), and the legs small. */
+static void test_slots_reused(void **s)
+{
+    (void)s;
+    mc_counts r0, r1;
+    run_mc(false, SL_RING_CELLS, &r0, &r1);
+    assert_true(r0.rs_slot_defs > SL_RS_SLOTS);
+    assert_true(r1.rs_slot_defs > SL_RS_SLOTS);
+    /* each round's legs but its first few go small at both homes */
+    assert_true(r0.rs_small_fast >= (MC_R - 1) * MC_K / 2);
+    assert_true(r1.rs_small_fast >= (MC_R - 1) * MC_K / 2);
+}
+
+/* A full ring refuses definitions (rings of two cells, the consumer
+ * stopped): their messages go the general way, and nothing is lost,
+ * doubled or reordered. */
+static void test_slot_def_refused(void **s)
+{
+    (void)s;
+    mc_counts r0, r1;
+    run_mc(true, 2, &r0, &r1);
+    assert_true(MC.waited);
+    assert_true(r1.rs_slot_refused >= 1);
+}
+
+/* A channel freed and its header reused, while the pair's slots still
+ * name the old one: x (home reactor 0) and y (home reactor 1) ping-pong
+ * HR_N legs, so reactor 1's slots name (x, g1) for its sends and reactor
+ * 0's name it for its top-ups; then reactor 0 frees x (its credit out is
+ * recalled), and once the header is released (its generation moved)
+ * makes a new channel that takes the same header (g2), and the ping-pong
+ * goes on over it. The slots naming (x, g1) must not be taken for (x,
+ * g2): reactor 1 defines a new one for its sends, reactor 0 for its
+ * top-ups (a top-up named by the old slot would reach reactor 1 as one
+ * for g1: credit for a channel that no longer exists, and none for the
+ * new one). Every byte of every element checked at both ends. */
+#define HR_N 200
+
+static struct {
+    sl_chan *x, *y;
+    uint32_t g1, g2;
+    int ia, ib, rca, rcb, pa, pb, finished;   /* pa, pb: each task's own poll count */
+    _Atomic int phase;            /* 1: x is the new channel (HR.x, HR.g2 set) */
+    unsigned char va[8], vb[8];
+    long bad_a, bad_b;   /* each task counts its own */
+    bool same, old_named, old_credit, released;
+    uint64_t defs0a, defs0, fast0a, fast0, defs1a, defs1, fast1a, fast1;
+} HR;
+
+static void hr_fill(unsigned char *v, int i)
+{
+    for (int j = 0; j < 8; j++)
+        v[j] = (unsigned char)(i * 37 + j * 11 + 5);
+}
+
+static bool hr_check(const unsigned char *v, int i)
+{
+    unsigned char want[8];
+    hr_fill(want, i);
+    return memcmp(v, want, 8) == 0;
+}
+
+static void hr_finished(void *arg)
+{
+    (void)arg;
+    if (++HR.finished == 2)
+        sl_runtime_stop(rt);
+}
+
+static int hr_b(sl_task *t, void *arg)   /* reactor 0: x's home */
+{
+    (void)arg;
+    sl_reactor *r = sl_task_reactor(t);
+    SL_BEGIN(t);
+    for (HR.ib = 0; HR.ib < 2 * HR_N; HR.ib++) {
+        if (HR.ib == HR_N) {
+            /* the old x goes; its header is released once the credit
+             * out comes back (its generation moves at the free and
+             * again then: chan.c) */
+            assert_int_equal(sl_chan_free(t, HR.x), 0);
+            TASK_POLL(t, HR.rcb, HR.pb, 10000, sl__chan_gen(HR.x) - HR.g1 >= 2);
+            HR.released = sl__chan_gen(HR.x) - HR.g1 >= 2;
+            {
+                sl_chan *old = HR.x;
+                chan_churn(t, SL_CHAN_QUARANTINE, 8, 1);   /* the last one pushes x's header out */
+                assert_int_equal(sl_chan_new(&HR.x, 8, 1, NULL), 0);
+                HR.same = HR.x == old;
+            }
+            HR.g2 = sl__chan_gen(HR.x);
+            HR.defs0a = r->rs_slot_defs;
+            HR.fast0a = r->rs_small_fast;
+            atomic_store(&HR.phase, 1);
+        }
+        memset(HR.vb, 0, sizeof HR.vb);
+        SL_AWAIT(t, HR.rcb, sl_chan_recv(t, HR.x, HR.vb));
+        assert_int_equal(HR.rcb, 0);
+        if (!hr_check(HR.vb, HR.ib))
+            HR.bad_b++;
+        SL_AWAIT(t, HR.rcb, sl_chan_send(t, HR.y, HR.vb));
+        assert_int_equal(HR.rcb, 0);
+    }
+    HR.defs0 = r->rs_slot_defs;
+    HR.fast0 = r->rs_small_fast;
+    assert_int_equal(sl_chan_free(t, HR.x), 0);
+    hr_finished(NULL);
+    SL_END(t);
+}
+
+static int hr_a(sl_task *t, void *arg)   /* reactor 1: y's home */
+{
+    (void)arg;
+    sl_reactor *r = sl_task_reactor(t);
+    SL_BEGIN(t);
+    for (HR.ia = 0; HR.ia < 2 * HR_N; HR.ia++) {
+        if (HR.ia == HR_N) {
+            TASK_POLL(t, HR.rca, HR.pa, 10000, atomic_load(&HR.phase));
+            assert_true(atomic_load(&HR.phase));
+            /* a slot of ours still names the old channel */
+            for (int k = 1; k < SL_RS_SLOTS; k++)
+                if (r->rs_slot_out[0][k].ch == HR.x && r->rs_slot_out[0][k].gen == HR.g1)
+                    HR.old_named = true;
+            HR.defs1a = r->rs_slot_defs;
+            HR.fast1a = r->rs_small_fast;
+        }
+        hr_fill(HR.va, HR.ia);
+        SL_AWAIT(t, HR.rca, sl_chan_send(t, HR.x, HR.va));
+        assert_int_equal(HR.rca, 0);
+        memset(HR.va, 0, sizeof HR.va);
+        SL_AWAIT(t, HR.rca, sl_chan_recv(t, HR.y, HR.va));
+        assert_int_equal(HR.rca, 0);
+        if (!hr_check(HR.va, HR.ia))
+            HR.bad_a++;
+    }
+    HR.defs1 = r->rs_slot_defs;
+    HR.fast1 = r->rs_small_fast;
+    HR.old_credit = sl__rsend_ready(r, HR.x, HR.g1);   /* no credit for the old channel came */
+    assert_int_equal(sl_chan_free(t, HR.y), 0);
+    sl_reactor_post(sl_runtime_reactor(rt, 0), hr_finished, NULL);
+    SL_END(t);
+}
+
+static int hr_start_a(sl_task *t, void *arg)   /* reactor 1: y's home, then A */
+{
+    (void)arg;
+    sl_task *a;
+    assert_int_equal(sl_spawn(NULL, hr_a, NULL, &a, &(sl_spawn_opts){ .deadline = sl_now_ns() + MC_DEADLINE }), 0);
+    assert_int_equal(sl_chan_new(&HR.y, 8, 1, NULL), 0);
+    assert_int_equal(sl_chan_give(HR.y, t, a), 0);
+    return 0;
+}
+
+static int hr_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    sl_task *b;
+    assert_int_equal(sl_spawn(NULL, hr_b, NULL, &b, &(sl_spawn_opts){ .deadline = sl_now_ns() + MC_DEADLINE }), 0);
+    assert_int_equal(sl_chan_new(&HR.x, 8, 1, NULL), 0);
+    HR.g1 = sl__chan_gen(HR.x);
+    assert_int_equal(sl_chan_give(HR.x, t, b), 0);
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), hr_start_a, NULL, NULL), 0);
+    return 0;
+}
+
+static void test_slot_header_reuse(void **s)
+{
+    (void)s;
+    memset(&HR, 0, sizeof HR);
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, hr_main, NULL), 0);
+    uint64_t d0 = HR.defs0 - HR.defs0a, d1 = HR.defs1 - HR.defs1a;
+    uint64_t f0 = HR.fast0 - HR.fast0a, f1 = HR.fast1 - HR.fast1a;
+    print_message("header reused: %s, old slot still named: %s; after: definitions %lu (reactor 0) and %lu (1), "
+                  "home_small's own path %lu and %lu of %d; credit for the old channel at reactor 1: %s\n",
+                  HR.same ? "yes" : "no", HR.old_named ? "yes" : "no", (unsigned long)d0, (unsigned long)d1,
+                  (unsigned long)f0, (unsigned long)f1, HR_N, HR.old_credit ? "yes" : "no");
+    assert_int_equal(HR.ia, 2 * HR_N);
+    assert_int_equal(HR.ib, 2 * HR_N);
+    assert_int_equal(HR.bad_a + HR.bad_b, 0);
+    assert_true(HR.released);
+    assert_true(HR.same);        /* else the test shows nothing */
+    assert_true(HR.old_named);
+    assert_false(HR.old_credit);
+    assert_true(d0 >= 1);        /* the new channel's top-ups: a slot of their own */
+    assert_true(d1 >= 1);        /* its sends: the same */
+    assert_true(f0 >= HR_N - 16);
+    assert_true(f1 >= HR_N - 16);
+}
+
+/* Counts past a small message's 16 bits (sl__rs_small_max, lowered to 0
+ * here, so that every top-up is past it) take the general path: the
+ * ping-pong's legs, each carrying a top-up, go as batches (home_batch),
+ * not inside a cell, at both reactors, and every element is still right.
+ * The real limit's counts cannot be reached by a test: credit lent is a
+ * few hundred slots at most (WANT_MAX). */
+static void test_small_past_limit(void **s)
+{
+    (void)s;
+    memset(&LP, 0, sizeof LP);
+    LP.esz = 8;
+    sl__rs_small_max = 0;
+    rt = rt_new(2, &cap);
+    int rc = rt_run_keep(rt, lp_main, NULL);
+    sl__rs_small_max = UINT16_MAX;
+    assert_int_equal(rc, 0);
+    uint64_t big0 = sl_runtime_reactor(rt, 0)->rs_small_big, big1 = sl_runtime_reactor(rt, 1)->rs_small_big;
+    assert_int_equal(sl_runtime_free(rt), 0);
+    uint64_t f0 = LP.fast0 - LP.fast0a, f1 = LP.fast1 - LP.fast1a;
+    print_message("past the limit: %lu and %lu small messages went the general way; home_small's own path %lu "
+                  "and %lu\n", (unsigned long)big0, (unsigned long)big1, (unsigned long)f0, (unsigned long)f1);
+    assert_int_equal(LP.ia, LP_N);
+    assert_int_equal(LP.ib, LP_N);
+    assert_int_equal(LP.bad, 0);
+    assert_true(big0 >= LP_N - 16);
+    assert_true(big1 >= LP_N - 16);
+    assert_true(f0 <= 16);
+    assert_true(f1 <= 16);
+}
+
 /* ---- the last pieces before the post (fifteenth stop) ------------------------------------ */
 
 /* The spin's first flush of a leg (hold_topups: the tasks its messages
@@ -3673,6 +4100,10 @@ int main(void)
         cmocka_unit_test(test_leg_path_8),
         cmocka_unit_test(test_leg_path_3),
         cmocka_unit_test(test_leg_path_16),
+        cmocka_unit_test(test_slots_reused),
+        cmocka_unit_test(test_slot_def_refused),
+        cmocka_unit_test(test_slot_header_reuse),
+        cmocka_unit_test(test_small_past_limit),
         cmocka_unit_test(test_held_flush_not_called),
         cmocka_unit_test(test_large_topup_not_held),
     };
