@@ -233,6 +233,8 @@ struct sl_reactor {
      * for the same reason */
     uint64_t rs_held_called;          /* held-only flushes that still called sl__rsend_flush (tests/test_credit.c) */
     uint64_t rs_topups_early;         /* large top-ups sent by a holding flush, before the tasks run (rsend.c; tests/test_credit.c) */
+    /* the worker pool's item (issue 17, sixteenth stop), last for the same reason */
+    uint64_t rr_late_grows;           /* asks ahead whose window doubled: a receive parked while the last was on its way (rrecv.c; tests/test_credit.c) */
 };
 
 struct sl_runtime {

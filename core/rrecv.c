@@ -49,6 +49,15 @@
 #define WIN_MIN 1
 #define WIN_START 16
 #define WIN_MAX 256
+/* Given elements' window may grow further (ship_dirty, `late`): it must
+ * cover the round trip of an ask ahead, the receiving reactor's turn
+ * until its flush and the home's until it runs the ask (up to ~50 us
+ * each while busy, TURN_MSG_NS), and a worker pool's far worker took the
+ * 128 jobs of ~0.36 us left when it asked in less: it ran dry at almost
+ * every window (docs/core.md, "The worker pool's item (sixteenth stop)").
+ * A give stays bounded by half of the ring (give), so the home's
+ * receivers keep theirs. */
+#define GIVE_WIN_MAX 512
 
 /* Receiver -> home: what was taken, lent elements given back, an ask.
  * Kept at home as the ask node while it waits for elements. */
@@ -112,6 +121,7 @@ typedef struct sl_rrecv {
     bool grecalled;              /* free: give the given elements back */
     bool giving;                 /* the home answered the last ask with a give */
     bool polled;                 /* a select with a default found nothing held: ask */
+    bool late;                   /* a receive parked while an ask for given elements was on its way */
     sl_wq waitq;
     /* The channel's name and capacity, copied when a task parked here,
      * for its diagnostics (diag.c), as in rsend.c's record. */
@@ -630,6 +640,8 @@ int sl__rrecv(sl_task *t, sl_chan *ch, uint32_t gen, void *elem)
         return rc;
     }
     r->remote_pending++;
+    if (s->asking && s->giving)
+        s->late = true;   /* the ask ahead went too late: the next one asks for more (ship_dirty) */
     mark_dirty(r, s);   /* the ask goes at the callback's end */
     return SL_PENDING;
 }
@@ -782,7 +794,14 @@ static int ship_dirty(sl_reactor *r, bool all, const sl_reactor *home, uint32_t 
          * received here since the last report and hold half a window or
          * less asks for the next window, so the next element is here when
          * they want it, not a round trip later. A reactor that stops
-         * receiving stops asking: what it holds is at most two windows. */
+         * receiving stops asking: what it holds is at most two windows.
+         * The window doubles, up to GIVE_WIN_MAX, when the tasks ran dry
+         * anyway: a receive parked while the last ask was on its way
+         * (late), so that ask went too late for the pace of the receives
+         * here. Only a dry ask grew it before, and an ask ahead is never
+         * dry: the far worker of a pool kept a window of 256, which its
+         * receives emptied before the next came (the ask at 128 left, the
+         * give came ~60-120 us later), and waited at every window. */
         bool ahead = s->giving && given_held && !gback && s->gtaken && s->avail <= s->win / 2;
         bool ask = !all && !s->asking && (dry || ahead);
         uint32_t nback = gback ? s->avail : 0;
@@ -792,17 +811,24 @@ static int ship_dirty(sl_reactor *r, bool all, const sl_reactor *home, uint32_t 
                 mark_dirty(r, s);   /* could not be sent: look again next time */
             } else {
                 uint32_t want = 0;
+                uint32_t max = s->giving ? GIVE_WIN_MAX : WIN_MAX;
                 if (ask && dry) {
                     if (s->was_recalled)
                         s->was_recalled = false;
-                    else if (s->win < WIN_MAX)
+                    else if (s->win < max)
                         s->win *= 2;   /* it ran dry: a larger window */
                     want = s->waitq.n > s->win ? s->waitq.n : s->win;
                     s->asking = true;
                 } else if (ask) {
+                    if (s->late && s->win < max) {
+                        s->win *= 2;
+                        r->rr_late_grows++;
+                    }
                     want = s->win;
                     s->asking = true;
                 }
+                if (ask)
+                    s->late = false;
                 if (s->recalled) {
                     s->win = s->win / 4 < WIN_MIN ? WIN_MIN : s->win / 4;
                     s->was_recalled = true;
