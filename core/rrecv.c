@@ -98,6 +98,29 @@ typedef struct rr_recall {
     bool given;                  /* the given elements, not the lent ones (free) */
 } rr_recall;
 
+/* An element's copy: the usual sizes by fixed moves, inlined (a memcpy
+ * call with a variable length was ~20 instructions a receive here). */
+static inline void copy_elem(void *dst, const void *src, size_t esz)
+{
+    switch (esz) {
+    case 8: memcpy(dst, src, 8); break;
+    case 4: memcpy(dst, src, 4); break;
+    case 16: memcpy(dst, src, 16); break;
+    default: memcpy(dst, src, esz);
+    }
+}
+
+/* n elements from the ring's slot `at` on (wrapping at its end), in at
+ * most two copies: a give of a few hundred jobs was a memcpy call for
+ * each (docs/core.md, "The worker pool's item (sixteenth stop)"). */
+static void copy_out(const sl_chan *ch, unsigned char *dst, size_t at, size_t n)
+{
+    size_t esz = ch->elem_size_, first = ch->cap_ - at < n ? ch->cap_ - at : n;
+    memcpy(dst, ch->buf_ + at * esz, first * esz);
+    if (n > first)
+        memcpy(dst + first * esz, ch->buf_, (n - first) * esz);
+}
+
 /* Home: how many given elements one receiving reactor holds. */
 typedef struct sl_rr_give {
     struct sl_rr_give *next;
@@ -231,10 +254,8 @@ static bool give(sl_chan *ch, size_t avail)
     if (!l)
         return false;   /* g stays, holding 0: freed with the others */
     *l = (rr_lend){ .ch = ch, .gen = a->gen, .home = ch->home_, .n = n, .given = true };
-    for (uint32_t i = 0; i < n; i++) {
-        memcpy(l->elems + (size_t)i * esz, ch->buf_ + ch->head_ * esz, esz);
-        ch->head_ = (ch->head_ + 1) % ch->cap_;
-    }
+    copy_out(ch, l->elems, ch->head_, n);
+    ch->head_ = (ch->head_ + n) % ch->cap_;
     ch->len_ -= n;
     ch->given_ += n;
     g->n += n;
@@ -296,10 +317,7 @@ static bool lend(sl_chan *ch, size_t avail)
     if (!l)
         return false;
     *l = (rr_lend){ .ch = ch, .gen = a->gen, .home = ch->home_, .n = n };
-    for (uint32_t i = 0; i < n; i++) {
-        size_t at = (ch->head_ + ch->lent_ + i) % ch->cap_;
-        memcpy(l->elems + (size_t)i * esz, ch->buf_ + at * esz, esz);
-    }
+    copy_out(ch, l->elems, (ch->head_ + ch->lent_) % ch->cap_, n);
     ch->lent_ += n;
     ch->lessee_ = a->from;
     pop_ask(ch);
@@ -514,7 +532,7 @@ static void take(sl_reactor *r, sl_rrecv *s, void *dst)
     rr_lend *l = s->lend;
     if (s->dirty && !s->taken && !s->gtaken)   /* its first report is made now (an ask does not order) */
         s->dseq = ++r->rs_seq;
-    memcpy(dst, l->elems + (size_t)s->pos * s->esz, s->esz);
+    copy_elem(dst, l->elems + (size_t)s->pos * s->esz, s->esz);
     if (l->given)
         s->gtaken++;
     else
@@ -605,15 +623,26 @@ static void rr_recalled(void *arg)
     mark_dirty(r, s);
 }
 
-bool sl__rrecv_wanted(sl_reactor *r, const sl_chan *ch)
+
+static int rrecv_slow(sl_task *t, sl_chan *ch, uint32_t gen, void *elem);
+
+/* A receive with an element in hand, its record in front (where find puts
+ * it: one channel is usually hot) takes it here; anything else goes to
+ * rrecv_slow, out of line, whose frame the parking path needs. A worker
+ * pool's far worker receives so at every job (sixteenth stop). */
+int sl__rrecv(sl_task *t, sl_chan *ch, uint32_t gen, void *elem)
 {
-    if (!ch->cap_ || ch->expiring_ || !ch->heap_)
-        return false;
-    (void)r;   /* lending off: elements are given instead (the round trip is not used) */
-    return true;
+    sl_rrecv *s = t->reactor_->rrecvs;
+    if (s && s->ch == ch && s->gen == gen && s->lend && !s->waitq.head && !t->cancel_err_) {
+        s->esz = ch->elem_size_;   /* as rrecv_slow */
+        take(t->reactor_, s, elem);
+        t->reactor_->rr_front++;
+        return 0;
+    }
+    return rrecv_slow(t, ch, gen, elem);
 }
 
-int sl__rrecv(sl_task *t, sl_chan *ch, uint32_t gen, void *elem)
+__attribute__((noinline)) static int rrecv_slow(sl_task *t, sl_chan *ch, uint32_t gen, void *elem)
 {
     sl_reactor *r = t->reactor_;
     if (t->cancel_err_)
