@@ -37,8 +37,8 @@ static size_t occupied(const sl_chan *ch)
 
 /* (head_ + i) within the ring, for i < cap_ (head_ < cap_ too): a compare
  * and a subtraction, not a division, which costs tens of cycles on the
- * path of every push and pop (three a job at a worker pool's home:
- * docs/core.md, "The worker pool's item (sixteenth stop)"). */
+ * path of every push (one) and pop (two): some six a job at a worker
+ * pool's home (docs/core.md, "The worker pool's item (sixteenth stop)"). */
 static inline size_t wrap(const sl_chan *ch, size_t i)
 {
     i += ch->head_;
