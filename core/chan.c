@@ -35,15 +35,25 @@ static size_t occupied(const sl_chan *ch)
     return ch->len_ + ch->given_;
 }
 
+/* (head_ + i) within the ring, for i < cap_ (head_ < cap_ too): a compare
+ * and a subtraction, not a division, which costs tens of cycles on the
+ * path of every push (one) and pop (two): some six a job at a worker
+ * pool's home (docs/core.md, "The worker pool's item (sixteenth stop)"). */
+static inline size_t wrap(const sl_chan *ch, size_t i)
+{
+    i += ch->head_;
+    return i >= ch->cap_ ? i - ch->cap_ : i;
+}
+
 static unsigned char *slot(const sl_chan *ch, size_t i)
 {
-    return ch->buf_ + ((ch->head_ + i) % ch->cap_) * ch->elem_size_;
+    return ch->buf_ + wrap(ch, i) * ch->elem_size_;
 }
 
 /* `until`: the element's deadline, 0 none (always 0 unless expiring_) */
 static void push_elem(sl_chan *ch, const void *elem, uint64_t until)
 {
-    size_t i = (ch->head_ + ch->len_) % ch->cap_;
+    size_t i = wrap(ch, ch->len_);   /* len_ < cap_: there is room */
     copy_elem(ch, ch->buf_ + i * ch->elem_size_, elem);
     if (ch->dl_) {
         ch->dl_[i] = until;
@@ -68,7 +78,7 @@ static inline __attribute__((always_inline)) void pop_elem(sl_chan *ch, void *el
     copy_elem(ch, elem, slot(ch, 0));
     if (ch->dl_ && ch->dl_[ch->head_])
         ch->dl_n_--;
-    ch->head_ = (ch->head_ + 1) % ch->cap_;
+    ch->head_ = wrap(ch, 1);
     ch->len_--;
 }
 
@@ -137,20 +147,30 @@ static inline sl_waiter *plain_head(const sl_wq *q)
     return w;
 }
 
-/* The first parked sender whose element is still alive; those whose
- * element expired while they waited fail with -ETIMEDOUT, nothing taken
- * (their timer would have said so a moment later). */
-static sl_waiter *live_sender(sl_chan *ch)
+/* live_sender's look past expired senders (an expiring channel's). */
+static sl_waiter *live_sender_expiring(sl_chan *ch, sl_waiter *w)
 {
-    sl_waiter *w = plain_head(&ch->sendq_);
-    if (!ch->expiring_)
-        return w;
     while (w && w->until && passed(w->until)) {
         sl_wq_remove(&ch->sendq_, w);
         fire_sender(ch, w, -ETIMEDOUT);
         w = plain_head(&ch->sendq_);
     }
     return w;
+}
+
+/* The first parked sender whose element is still alive; those whose
+ * element expired while they waited fail with -ETIMEDOUT, nothing taken
+ * (their timer would have said so a moment later). Inlined, the empty
+ * queue a receive usually meets costs a load and a test: out of line it
+ * was a call and a frame of some 17 instructions at every receive here
+ * (a worker pool's home makes two a job: docs/core.md, "The worker
+ * pool's item (sixteenth stop)"). */
+static inline sl_waiter *live_sender(sl_chan *ch)
+{
+    if (!ch->sendq_.head)
+        return NULL;
+    sl_waiter *w = plain_head(&ch->sendq_);
+    return ch->expiring_ ? live_sender_expiring(ch, w) : w;
 }
 
 static bool room(const sl_chan *ch);

@@ -269,6 +269,9 @@ struct sl_reactor {
     uint64_t rs_slot_defs;            /* definitions posted (tests/test_credit.c) */
     uint64_t rs_slot_refused;         /* definitions the ring refused: the message went the general way */
     uint64_t rs_small_big;            /* small messages whose top-up or credit given back passed 16 bits: the general way */
+    /* the worker pool's item (issue 17, sixteenth stop), last for the same reason */
+    uint64_t rr_late_grows;           /* asks ahead whose window doubled: a receive parked while the last was on its way (rrecv.c; tests/test_credit.c) */
+    uint64_t rr_front;                /* receives of held elements taken by sl__rrecv's own path, the record in front (rrecv.c; tests/test_credit.c) */
 };
 
 struct sl_runtime {
@@ -490,7 +493,14 @@ void sl__rsend_want(sl_reactor *r, const sl_chan *ch, uint32_t gen);     /* park
 int sl__rsend_poll(sl_reactor *r, sl_chan *ch, uint32_t gen);            /* not ready, not parking: ask */
 /* rrecv.c: receives on a buffered channel of another reactor, fed ahead. */
 #define SL_RRECV_TAG 0x52524356u   /* t->w_.tag of a task waiting for a lend */
-bool sl__rrecv_wanted(sl_reactor *r, const sl_chan *ch);   /* lend, not a round trip? */
+/* Fed (lent or given), not a round trip? Inlined: a call at every
+ * receive of another reactor (sixteenth stop). Lending off, elements are
+ * given instead (the round trip is not used). */
+static inline bool sl__rrecv_wanted(sl_reactor *r, const sl_chan *ch)
+{
+    (void)r;
+    return ch->cap_ && !ch->expiring_ && ch->heap_;
+}
 int sl__rrecv(sl_task *t, sl_chan *ch, uint32_t gen, void *elem);
 bool sl__rrecv_parked(const sl_task *t);
 void sl__rrecv_unpark(sl_task *t);

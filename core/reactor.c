@@ -297,6 +297,7 @@ static void spin_end(sl_reactor *r)
 }
 
 static void spin_release(sl_reactor *r);
+static void resume_later(sl_reactor *r);
 
 /* Around a turn that may run steps (run_turn; wake_run, whose spin may):
  * busy_seq odd, then a look at whether the stall watchdog parked, every
@@ -323,6 +324,23 @@ static void run_turn(sl_reactor *r, bool polled)
     sl_reactor *prev = enter(r);
     busy_begin(r);
     run_batch(r, polled, 0);
+    /* wake_run kept wake_pending for these tasks, and messages came while
+     * they ran (no producer wrote the eventfd: the flag was ours). With
+     * tasks still ready, the next turn is armed below (turn_finish) and
+     * spin_release's resume_later came after it: libevent runs the two
+     * zero timeouts in the order armed, so the messages waited for a
+     * second turn (two turns of TURN_MSG_NS under load). Armed first, they
+     * run first: one turn each. A worker pool's home answered the far
+     * worker's asks ~100 us after they came, and the far worker, whose
+     * window of 256 jobs lasted less, waited at almost every window
+     * (docs/core.md, "The worker pool's item (sixteenth stop)";
+     * tests/test_reactor.c test_held_turn_runs_messages_first). The flag
+     * stays ours: resume_cb runs them without an eventfd read, as after
+     * spin_release. */
+    if (r->wake_held && (r->rq_head || r->yq_head) && !inbox_empty(r)) {
+        r->wake_held = false;
+        resume_later(r);
+    }
     turn_finish(r, true);
     idle_spin(r);
     if (r->wake_held) {

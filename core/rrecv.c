@@ -49,6 +49,15 @@
 #define WIN_MIN 1
 #define WIN_START 16
 #define WIN_MAX 256
+/* Given elements' window may grow further (ship_dirty, `late`): it must
+ * cover the round trip of an ask ahead, the receiving reactor's turn
+ * until its flush and the home's until it runs the ask (up to ~50 us
+ * each while busy, TURN_MSG_NS), and a worker pool's far worker took the
+ * 128 jobs of ~0.36 us left when it asked in less: it ran dry at almost
+ * every window (docs/core.md, "The worker pool's item (sixteenth stop)").
+ * A give stays bounded by half of the ring (give), so the home's
+ * receivers keep theirs. */
+#define GIVE_WIN_MAX 512
 
 /* Receiver -> home: what was taken, lent elements given back, an ask.
  * Kept at home as the ask node while it waits for elements. */
@@ -89,6 +98,29 @@ typedef struct rr_recall {
     bool given;                  /* the given elements, not the lent ones (free) */
 } rr_recall;
 
+/* An element's copy: the usual sizes by fixed moves, inlined (a memcpy
+ * call with a variable length was ~20 instructions a receive here). */
+static inline void copy_elem(void *dst, const void *src, size_t esz)
+{
+    switch (esz) {
+    case 8: memcpy(dst, src, 8); break;
+    case 4: memcpy(dst, src, 4); break;
+    case 16: memcpy(dst, src, 16); break;
+    default: memcpy(dst, src, esz);
+    }
+}
+
+/* n elements from the ring's slot `at` on (wrapping at its end), in at
+ * most two copies: a give of a few hundred jobs was a memcpy call for
+ * each (docs/core.md, "The worker pool's item (sixteenth stop)"). */
+static void copy_out(const sl_chan *ch, unsigned char *dst, size_t at, size_t n)
+{
+    size_t esz = ch->elem_size_, first = ch->cap_ - at < n ? ch->cap_ - at : n;
+    memcpy(dst, ch->buf_ + at * esz, first * esz);
+    if (n > first)
+        memcpy(dst + first * esz, ch->buf_, (n - first) * esz);
+}
+
 /* Home: how many given elements one receiving reactor holds. */
 typedef struct sl_rr_give {
     struct sl_rr_give *next;
@@ -112,6 +144,7 @@ typedef struct sl_rrecv {
     bool grecalled;              /* free: give the given elements back */
     bool giving;                 /* the home answered the last ask with a give */
     bool polled;                 /* a select with a default found nothing held: ask */
+    bool late;                   /* a receive parked while an ask for given elements was on its way */
     sl_wq waitq;
     /* The channel's name and capacity, copied when a task parked here,
      * for its diagnostics (diag.c), as in rsend.c's record. */
@@ -221,10 +254,8 @@ static bool give(sl_chan *ch, size_t avail)
     if (!l)
         return false;   /* g stays, holding 0: freed with the others */
     *l = (rr_lend){ .ch = ch, .gen = a->gen, .home = ch->home_, .n = n, .given = true };
-    for (uint32_t i = 0; i < n; i++) {
-        memcpy(l->elems + (size_t)i * esz, ch->buf_ + ch->head_ * esz, esz);
-        ch->head_ = (ch->head_ + 1) % ch->cap_;
-    }
+    copy_out(ch, l->elems, ch->head_, n);
+    ch->head_ = (ch->head_ + n) % ch->cap_;
     ch->len_ -= n;
     ch->given_ += n;
     g->n += n;
@@ -286,10 +317,7 @@ static bool lend(sl_chan *ch, size_t avail)
     if (!l)
         return false;
     *l = (rr_lend){ .ch = ch, .gen = a->gen, .home = ch->home_, .n = n };
-    for (uint32_t i = 0; i < n; i++) {
-        size_t at = (ch->head_ + ch->lent_ + i) % ch->cap_;
-        memcpy(l->elems + (size_t)i * esz, ch->buf_ + at * esz, esz);
-    }
+    copy_out(ch, l->elems, (ch->head_ + ch->lent_) % ch->cap_, n);
     ch->lent_ += n;
     ch->lessee_ = a->from;
     pop_ask(ch);
@@ -504,7 +532,7 @@ static void take(sl_reactor *r, sl_rrecv *s, void *dst)
     rr_lend *l = s->lend;
     if (s->dirty && !s->taken && !s->gtaken)   /* its first report is made now (an ask does not order) */
         s->dseq = ++r->rs_seq;
-    memcpy(dst, l->elems + (size_t)s->pos * s->esz, s->esz);
+    copy_elem(dst, l->elems + (size_t)s->pos * s->esz, s->esz);
     if (l->given)
         s->gtaken++;
     else
@@ -595,15 +623,26 @@ static void rr_recalled(void *arg)
     mark_dirty(r, s);
 }
 
-bool sl__rrecv_wanted(sl_reactor *r, const sl_chan *ch)
+
+static int rrecv_slow(sl_task *t, sl_chan *ch, uint32_t gen, void *elem);
+
+/* A receive with an element in hand, its record in front (where find puts
+ * it: one channel is usually hot) takes it here; anything else goes to
+ * rrecv_slow, out of line, whose frame the parking path needs. A worker
+ * pool's far worker receives so at every job (sixteenth stop). */
+int sl__rrecv(sl_task *t, sl_chan *ch, uint32_t gen, void *elem)
 {
-    if (!ch->cap_ || ch->expiring_ || !ch->heap_)
-        return false;
-    (void)r;   /* lending off: elements are given instead (the round trip is not used) */
-    return true;
+    sl_rrecv *s = t->reactor_->rrecvs;
+    if (s && s->ch == ch && s->gen == gen && s->lend && !s->waitq.head && !t->cancel_err_) {
+        s->esz = ch->elem_size_;   /* as rrecv_slow */
+        take(t->reactor_, s, elem);
+        t->reactor_->rr_front++;
+        return 0;
+    }
+    return rrecv_slow(t, ch, gen, elem);
 }
 
-int sl__rrecv(sl_task *t, sl_chan *ch, uint32_t gen, void *elem)
+__attribute__((noinline)) static int rrecv_slow(sl_task *t, sl_chan *ch, uint32_t gen, void *elem)
 {
     sl_reactor *r = t->reactor_;
     if (t->cancel_err_)
@@ -630,6 +669,8 @@ int sl__rrecv(sl_task *t, sl_chan *ch, uint32_t gen, void *elem)
         return rc;
     }
     r->remote_pending++;
+    if (s->asking && s->giving)
+        s->late = true;   /* the ask ahead went too late: the next one asks for more (ship_dirty) */
     mark_dirty(r, s);   /* the ask goes at the callback's end */
     return SL_PENDING;
 }
@@ -782,7 +823,14 @@ static int ship_dirty(sl_reactor *r, bool all, const sl_reactor *home, uint32_t 
          * received here since the last report and hold half a window or
          * less asks for the next window, so the next element is here when
          * they want it, not a round trip later. A reactor that stops
-         * receiving stops asking: what it holds is at most two windows. */
+         * receiving stops asking: what it holds is at most two windows.
+         * The window doubles, up to GIVE_WIN_MAX, when the tasks ran dry
+         * anyway: a receive parked while the last ask was on its way
+         * (late), so that ask went too late for the pace of the receives
+         * here. Only a dry ask grew it before, and an ask ahead is never
+         * dry: the far worker of a pool kept a window of 256, which its
+         * receives emptied before the next came (the ask at 128 left, the
+         * give came ~60-120 us later), and waited at every window. */
         bool ahead = s->giving && given_held && !gback && s->gtaken && s->avail <= s->win / 2;
         bool ask = !all && !s->asking && (dry || ahead);
         uint32_t nback = gback ? s->avail : 0;
@@ -792,17 +840,24 @@ static int ship_dirty(sl_reactor *r, bool all, const sl_reactor *home, uint32_t 
                 mark_dirty(r, s);   /* could not be sent: look again next time */
             } else {
                 uint32_t want = 0;
+                uint32_t max = s->giving ? GIVE_WIN_MAX : WIN_MAX;
                 if (ask && dry) {
                     if (s->was_recalled)
                         s->was_recalled = false;
-                    else if (s->win < WIN_MAX)
+                    else if (s->win < max)
                         s->win *= 2;   /* it ran dry: a larger window */
                     want = s->waitq.n > s->win ? s->waitq.n : s->win;
                     s->asking = true;
                 } else if (ask) {
+                    if (s->late && s->win < max) {
+                        s->win *= 2;
+                        r->rr_late_grows++;
+                    }
                     want = s->win;
                     s->asking = true;
                 }
+                if (ask)
+                    s->late = false;
                 if (s->recalled) {
                     s->win = s->win / 4 < WIN_MIN ? WIN_MIN : s->win / 4;
                     s->was_recalled = true;

@@ -4044,6 +4044,169 @@ static void test_large_topup_not_held(void **s)
     assert_true(early >= BT_ROUNDS - 1 - 16);
 }
 
+/* ---- the window of given elements grows when an ask ahead came late (sixteenth stop) ---- */
+
+/* A reactor given elements asks for the next window ahead, when it holds
+ * half a window or less (core/rrecv.c ship_dirty). Only an ask that found
+ * its tasks dry doubled the window, up to 256, and an ask ahead never is
+ * dry: a worker pool's far worker kept a window of 256 jobs, emptied it
+ * before the next came, and waited at every window. Now a receive that
+ * parks while the ask ahead is on its way marks it late, and the next
+ * ask ahead asks for twice the window, up to GIVE_WIN_MAX (512). Lending
+ * off from the start (as a contended recall leaves it), capacity 1024.
+ * Round 0: F (reactor 1) parks on a receive, its (dry) ask for 32 is
+ * given 32 of the 64 the home sends (half of the ring). Then in each
+ * round, steps the two tasks wait for each other through: the home takes
+ * what is left in its ring (so the next ask waits there, with nothing to
+ * give); F receives until it holds half of what it was given, sleeps
+ * (its step ends: the ask ahead goes), receives the rest and parks (late,
+ * but for the first round's ask: the park before it found no ask out).
+ * The home sends twice the expected give and sees what the ask got: 32
+ * (dry), 32, 64, 128, 256, 512 (before: 32 from the third on, the window
+ * never grew; with the old limit of 256, 256 at the last). Then F
+ * receives the last give, the home closes: every element received once,
+ * in order at each side. */
+#define LW_CAP 1024
+#define LW_ROUNDS 6
+#define LW_N 2048
+
+static const int lw_give[LW_ROUNDS] = { 32, 32, 64, 128, 256, 512 };
+
+static struct {
+    sl_chan *ch;
+    int j, rc, polls, held_sum, got_give[LW_ROUNDS];
+    int64_t v, got, last, next;
+    uint64_t late_grows, front;
+    long bad;
+    _Atomic int stage, far_n, far_done;
+    unsigned char seen[LW_N];
+    _Atomic unsigned char far_seen[LW_N];
+} LW;
+
+static struct { int j, i, rc, polls, sum; int64_t got, last; } lwf;   /* F's own */
+
+static void lw_far_got(int64_t v)
+{
+    if (v <= lwf.last || v < 0 || v >= LW_N)
+        LW.bad++;
+    else
+        atomic_fetch_add(&LW.far_seen[v], 1);
+    lwf.last = v;
+    atomic_fetch_add(&LW.far_n, 1);
+}
+
+static int lw_far(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    lwf.last = -1;
+    SL_AWAIT(t, lwf.rc, sl_chan_recv(t, LW.ch, &lwf.got));   /* round 0: a dry ask */
+    assert_int_equal(lwf.rc, 0);
+    lw_far_got(lwf.got);
+    for (lwf.j = 0; lwf.j < LW_ROUNDS - 1; lwf.j++) {   /* holding lw_give[j] - 1 */
+        TASK_POLL(t, lwf.rc, lwf.polls, FW_POLLS, atomic_load(&LW.stage) > lwf.j);   /* the home's ring is empty */
+        assert_true(atomic_load(&LW.stage) > lwf.j);
+        for (lwf.i = 1; lwf.i < lw_give[lwf.j] / 2; lwf.i++) {   /* half held */
+            assert_int_equal(sl_chan_recv(t, LW.ch, &lwf.got), 0);   /* held: at once */
+            lw_far_got(lwf.got);
+        }
+        SL_AWAIT(t, lwf.rc, sl_sleep(t, SL_NS_PER_MS));   /* the step ends: the ask ahead goes */
+        for (lwf.i = 0; lwf.i < lw_give[lwf.j] / 2; lwf.i++) {
+            assert_int_equal(sl_chan_recv(t, LW.ch, &lwf.got), 0);
+            lw_far_got(lwf.got);
+        }
+        SL_AWAIT(t, lwf.rc, sl_chan_recv(t, LW.ch, &lwf.got));   /* parks, the ask out: late */
+        assert_int_equal(lwf.rc, 0);
+        lw_far_got(lwf.got);
+    }
+    TASK_POLL(t, lwf.rc, lwf.polls, FW_POLLS, atomic_load(&LW.stage) >= LW_ROUNDS);   /* the home has looked */
+    assert_int_equal(atomic_load(&LW.stage), LW_ROUNDS);
+    for (;;) {   /* the last give, then the close */
+        SL_AWAIT(t, lwf.rc, sl_chan_recv(t, LW.ch, &lwf.got));
+        if (lwf.rc)
+            break;
+        lw_far_got(lwf.got);
+    }
+    assert_int_equal(lwf.rc, -EPIPE);
+    LW.late_grows = sl_task_reactor(t)->rr_late_grows;
+    LW.front = sl_task_reactor(t)->rr_front;
+    atomic_store(&LW.far_done, 1);
+    SL_END(t);
+}
+
+static void lw_home_got(int64_t v)
+{
+    if (v <= LW.last || v < 0 || v >= LW_N)
+        LW.bad++;
+    else
+        LW.seen[v]++;
+    LW.last = v;
+}
+
+static int lw_main(sl_task *t, void *arg)   /* reactor 0: the channel's home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + LONG_WAIT);
+    LW.last = -1;
+    assert_int_equal(sl_chan_new(&LW.ch, sizeof(int64_t), LW_CAP, &(sl_chan_opts){ .name = "late" }), 0);
+    __atomic_store_n(&LW.ch->lend_off_, 1, __ATOMIC_RELAXED);   /* given from the first ask */
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), lw_far, NULL, NULL), 0);
+    for (LW.j = 0; LW.j < LW_ROUNDS; LW.j++) {
+        /* F holds none and waits (or is about to) for what it asked, and
+         * its report of them is in: their room is free */
+        TASK_POLL(t, LW.rc, LW.polls, FW_POLLS, atomic_load(&LW.far_n) >= LW.held_sum && !LW.ch->given_);
+        assert_int_equal(atomic_load(&LW.far_n), LW.held_sum);
+        assert_int_equal(LW.ch->given_, 0);
+        /* in one go: a send that waits, or a step that yields (an
+         * SL_AWAIT that completes at once yields once the turn has run 50
+         * us with messages waiting: sl_task_await_due_), would let the ask
+         * be given half of a part (TSan's timing showed it) */
+        for (LW.v = 0; LW.v < 2 * lw_give[LW.j]; LW.v++) {
+            LW.got = LW.next++;
+            assert_int_equal(sl_chan_try_send(t, LW.ch, &LW.got), 0);
+        }
+        /* the ask is given its window: at this step's end, or as it comes */
+        TASK_POLL(t, LW.rc, LW.polls, FW_POLLS, LW.ch->len_ < (size_t)(2 * lw_give[LW.j]));
+        LW.got_give[LW.j] = 2 * lw_give[LW.j] - (int)LW.ch->len_;
+        LW.held_sum += LW.got_give[LW.j];
+        while (sl_chan_try_recv(t, LW.ch, &LW.got) == 0)   /* the rest here: the next ask waits */
+            lw_home_got(LW.got);
+        atomic_store(&LW.stage, LW.j + 1);
+    }
+    assert_int_equal(sl_chan_close(t, LW.ch), 0);
+    TASK_POLL(t, LW.rc, LW.polls, FW_POLLS, atomic_load(&LW.far_done));
+    assert_true(atomic_load(&LW.far_done));
+    sl_task_set_deadline(t, 0);
+    assert_int_equal(sl_chan_free(t, LW.ch), 0);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void test_given_late_window(void **s)
+{
+    (void)s;
+    memset(&LW, 0, sizeof LW);
+    memset(&lwf, 0, sizeof lwf);
+    memset(&cap, 0, sizeof cap);
+    run_clean(lw_main);
+    print_message("gives %d %d %d %d %d %d; late grows at reactor 1: %llu; held receives by the front "
+                  "path: %llu of %d received there\n", LW.got_give[0], LW.got_give[1], LW.got_give[2],
+                  LW.got_give[3], LW.got_give[4], LW.got_give[5], (unsigned long long)LW.late_grows,
+                  (unsigned long long)LW.front, atomic_load(&LW.far_n));
+    assert_int_equal(LW.bad, 0);
+    for (int i = 0; i < LW.next; i++)   /* exactly once */
+        assert_int_equal(LW.seen[i] + atomic_load(&LW.far_seen[i]), 1);
+    assert_int_equal(LW.next, LW_N);
+    for (int j = 0; j < LW_ROUNDS; j++)
+        assert_int_equal(LW.got_give[j], lw_give[j]);
+    assert_int_equal(LW.late_grows, LW_ROUNDS - 2);
+    /* every receive but those that parked (one a round, and the close's)
+     * took a held element by sl__rrecv's own path (sixteenth stop) */
+    assert_true(LW.front >= (uint64_t)atomic_load(&LW.far_n) - LW_ROUNDS - 1);
+}
+
 int main(void)
 {
     /* CMOCKA_TEST_FILTER=test_recall_at_free (a glob) runs only those: a
@@ -4106,6 +4269,7 @@ int main(void)
         cmocka_unit_test(test_small_past_limit),
         cmocka_unit_test(test_held_flush_not_called),
         cmocka_unit_test(test_large_topup_not_held),
+        cmocka_unit_test(test_given_late_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2246,6 +2246,117 @@ static void test_brief_poll_counted(void **s)
     assert_int_equal(sl_runtime_free(rt), 0);
 }
 
+/* ---- a held turn's messages run before the next turn (issue 17) ---------------------- */
+
+/* Reactor 0 woke for a message (wake_run) that made task T ready, and
+ * keeps wake_pending while T runs (wake_held): a producer's next message
+ * then comes without an eventfd write, and T's turn ends with it waiting
+ * while T, which yielded, is ready again. The message used to run after
+ * T's next turn (the next turn was armed first, and libevent runs zero
+ * timeouts in the order armed); now it runs before it. A foreign thread
+ * posts A (its handler hands T round k on a local channel), waits until T
+ * is in that step, posts B (its handler notes round k), and tells T, which
+ * then yields: in its next step B must have run. Before: B had not, in
+ * every round. The spin is off, so that the wake-up is wake_run's (a spin
+ * runs its hits itself: spin_run). */
+#define HT_N 50
+
+static struct {
+    sl_chan *c;
+    int k, rc, b_round, late;
+    int64_t got;
+    _Atomic int in_step, posted, done, timed_out;
+} HT;
+
+/* Until *v reaches `want` (a bound of `ns`, which only a bug meets). */
+static bool ht_wait(_Atomic int *v, int want, uint64_t ns)
+{
+    uint64_t end = sl_now_ns() + ns;
+    while (atomic_load(v) < want && sl_now_ns() < end)
+        sched_yield();
+    return atomic_load(v) >= want;
+}
+
+static void ht_a(void *arg)   /* reactor 0 */
+{
+    int64_t k = (int64_t)(intptr_t)arg;
+    assert_int_equal(sl_chan_try_send(NULL, HT.c, &k), 0);
+}
+
+static void ht_b(void *arg)   /* reactor 0 */
+{
+    HT.b_round = (int)(intptr_t)arg;
+}
+
+static int ht_task(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    sl_task_set_deadline(t, sl_now_ns() + 10 * SL_NS_PER_S);
+    for (HT.k = 1; HT.k <= HT_N; HT.k++) {
+        SL_AWAIT(t, HT.rc, sl_chan_recv(t, HT.c, &HT.got));
+        assert_int_equal(HT.rc, 0);
+        assert_int_equal(HT.got, HT.k);
+        atomic_store(&HT.in_step, HT.k);
+        if (!ht_wait(&HT.posted, HT.k, 10 * SL_NS_PER_S))
+            atomic_store(&HT.timed_out, 1);
+        SL_YIELD(t);
+        if (HT.b_round != HT.k)
+            HT.late++;
+    }
+    sl_task_set_deadline(t, 0);
+    assert_int_equal(sl_chan_free(NULL, HT.c), 0);   /* made by ht_start, outside any task */
+    atomic_store(&HT.done, 1);
+    sl_runtime_stop(rt);
+    SL_END(t);
+}
+
+static void ht_start(void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    assert_int_equal(sl_chan_new(&HT.c, sizeof(int64_t), 1, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, ht_task, NULL, NULL, NULL), 0);
+}
+
+static void *ht_poster(void *arg)
+{
+    sl_reactor *r0 = arg;
+    for (int k = 1; k <= HT_N && !atomic_load(&HT.timed_out); k++) {
+        assert_int_equal(sl_reactor_post(r0, ht_a, (void *)(intptr_t)k), 0);
+        if (!ht_wait(&HT.in_step, k, 10 * SL_NS_PER_S)) {
+            atomic_store(&HT.timed_out, 1);
+            break;
+        }
+        assert_int_equal(sl_reactor_post(r0, ht_b, (void *)(intptr_t)k), 0);
+        atomic_store(&HT.posted, k);
+    }
+    return NULL;
+}
+
+static void test_held_turn_runs_messages_first(void **s)
+{
+    (void)s;
+    memset(&HT, 0, sizeof HT);
+    memset(&cap, 0, sizeof cap);
+    sl_runtime_opts o = { .threads = 2, .report = capture_report, .report_arg = &cap, .stall_ms = -1,
+                          .idle_spin_us = -1 };
+    assert_int_equal(sl_runtime_new(&rt, &o), 0);
+    sl_reactor *r0 = sl_runtime_reactor(rt, 0);
+    assert_int_equal(sl_reactor_post(r0, ht_start, NULL), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, ht_poster, r0), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    if (cap.count)
+        print_message("reports:\n%s", cap.text);
+    assert_int_equal(cap.count, 0);
+    assert_false(atomic_load(&HT.timed_out));
+    assert_true(atomic_load(&HT.done));
+    print_message("B ran after T's next step in %d of %d rounds\n", HT.late, HT_N);
+    assert_int_equal(HT.late, 0);
+}
+
 int main(void)
 {
     if (getenv("TEST_FILTER"))   /* one test: TEST_FILTER=test_name tests/test_reactor */
@@ -2277,6 +2388,7 @@ int main(void)
         cmocka_unit_test(test_busy_turn_runs_messages),
         cmocka_unit_test(test_busy_turn_publishes),
         cmocka_unit_test(test_busy_step_yields),
+        cmocka_unit_test(test_held_turn_runs_messages_first),
         cmocka_unit_test(test_spin_lets_io_in),
         cmocka_unit_test(test_spin_run_fifo),
         cmocka_unit_test(test_spin_empty_backoff),
