@@ -86,7 +86,7 @@ typedef struct rs_batch {
  * it, its sender the reactor whose ring carried it (sl__reactor_msg_from:
  * an inline message always has one). Sixteen bytes (the sixteenth stop),
  * so that a leg fits the 16 bytes a cell carries when both directions of
- * a pair share one line (s16pair's layout): the channel and the top-up's
+ * a pair share one line (ring.h): the channel and the top-up's
  * channel are named by slot numbers of the pair (below, "slots"), and
  * counts that do not fit 16 bits (a top-up, credit given back: a
  * ping-pong's are 1 and 0) take the general path (a batch). */
@@ -132,14 +132,14 @@ _Static_assert(sizeof(rs_def) == 16, "a definition in sixteen bytes");
 uint32_t sl__rs_small_max = UINT16_MAX;
 
 /* What a post of either copies from: sl__reactor_post_cell copies the
- * cell's whole room (SL_RING_INLINE bytes, by fixed moves); while that is
- * larger than 16 (48 on main) the rest of the buffer goes unread (the
- * handlers copy 16 bytes out), and once it is 16 this is the message and
- * the post a plain 16-byte copy. */
+ * cell's whole room (SL_RING_INLINE bytes, by fixed moves), which is
+ * exactly either message (the sixteenth stop: both directions of a pair
+ * on one line, 16 bytes a cell). */
+_Static_assert(sizeof(rs_small) == SL_RING_INLINE, "a leg fills a cell");
 typedef union rs_cell {
     rs_small m;
     rs_def d;
-    unsigned char room[SL_RING_INLINE > sizeof(rs_small) ? SL_RING_INLINE : sizeof(rs_small)];
+    unsigned char room[SL_RING_INLINE];
 } rs_cell;
 
 /* An ask for credit (sender -> home -> sender), or a top-up (home ->
@@ -866,7 +866,6 @@ __attribute__((always_inline)) static inline bool post_small(sl_reactor *self, s
                                                              rs_cell *c, sl_rsend *s, unsigned n,
                                                              uint16_t unused, bool ack)
 {
-    if (sizeof(rs_small) != SL_RING_INLINE) return false;   /* a cell of 16 bytes (s16pair) until rs_small is 16 (s16small) */
     rs_loan **pp = self->rs_owed ? owed_find(self, home) : NULL;
     unsigned ts = 0, tn = 0;
     if (pp) {
