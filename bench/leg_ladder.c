@@ -446,6 +446,14 @@ static int chan_a(sl_task *t, void *arg)   /* reactor 1 */
     SL_BEGIN(t);
     sl_chan_new(&s->in, sizeof(int64_t), 1, NULL);
     S[0].out = s->in;
+    /* LADDER_SKEW=k: k messages more from reactor 1 to 0 before the
+     * first leg, so that the pair's two directions start k positions
+     * apart (ring.h, ring_realign) */
+    for (long j = 0, k = getenv("LADDER_SKEW") ? atol(getenv("LADDER_SKEW")) : 0; j < k; j++) {
+        cellmsg m = { .i = 0 };
+        if (sl__reactor_post_inline(R[0], noop, &m, sizeof m) < 0)
+            abort();
+    }
     s->t0 = sl_now_ns();
     for (s->i = 0; s->i < lad_n; s->i++) {
         s->v = s->i;

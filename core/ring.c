@@ -15,6 +15,7 @@ static void ring_init(sl_ring *q, uint64_t n, sl_ring_cell *cells, sl_reactor *f
     q->bl_first = q->bl_last = NULL;
     q->to = to;
     q->pcells = cells;
+    q->jumps = 0;
     atomic_store_explicit(&q->get, 0, memory_order_relaxed);
     q->cmask = n - 1;
     q->ccells = cells;
@@ -32,6 +33,8 @@ sl_ring_pair *sl_ring_pair_new(sl_reactor *a, sl_reactor *b)
         return NULL;
     ring_init(&p->dir[0], n, &p->lines[0].half[0], a, b);
     ring_init(&p->dir[1], n, &p->lines[0].half[1], b, a);
+    p->dir[0].sib = &p->dir[1];
+    p->dir[1].sib = &p->dir[0];
     for (uint64_t i = 0; i < n; i++)
         for (int h = 0; h < 2; h++) {
             atomic_store_explicit(&p->lines[i].half[h].seq, 0, memory_order_relaxed);
@@ -39,4 +42,10 @@ sl_ring_pair *sl_ring_pair_new(sl_reactor *a, sl_reactor *b)
             p->lines[i].half[h].u.first = NULL;
         }
     return p;
+}
+
+void sl__ring_skip(void *arg)
+{
+    (void)arg;
+    abort();   /* a skip cell is taken by sl_ring_ready, never run */
 }

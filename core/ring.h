@@ -76,6 +76,10 @@ typedef struct sl_ring {
     sl_msg *bl_first, *bl_last;
     sl_reactor *to;                      /* set once at creation */
     sl_ring_cell *pcells;
+    /* the pair's other direction, whose consumer we are: its get says
+     * where the peer's last message came (sl_ring_next's realignment) */
+    const struct sl_ring *sib;
+    uint64_t jumps;                      /* realignments (tests/test_ring.c) */
     /* consumer: what it has taken (the producer reads it when full); its
      * own copy of the cells' address, and the producer's reactor (read at
      * every take: on the producer's line it would cost that line's move
@@ -106,10 +110,45 @@ typedef struct sl_ring_pair {
  * (no memory). free() frees the whole, both directions. */
 sl_ring_pair *sl_ring_pair_new(sl_reactor *a, sl_reactor *b);
 
+/* The fn of a skip cell (never run: it aborts): the producer went on at
+ * the position in its data, and the consumer follows (sl_ring_ready). */
+void sl__ring_skip(void *arg);
+
+/* How far a producer jumps ahead to realign, at most (positions). */
+#define SL_RING_JUMP_MAX 4
+
+/* Producer, before each put: realign with the other direction. A line is
+ * shared only while the two directions' positions keep step: a
+ * ping-pong's answer lands on its question's line when the answer's
+ * position is the question's (or one past it, a half of the gain). One
+ * extra message in one direction (a top-up or a report sent alone, a
+ * slot's definition) shifts every answer after it by one, for good: at
+ * two or more apart each write lands on a line the other side is polling
+ * and the layout's gain is gone (bench/leg-ladder chan with LADDER_SKEW=2
+ * or 3: 650-670 ns slow against 460-490 at 0 or 1). So a producer that
+ * is behind the position of the peer's last message to it (by at most
+ * SL_RING_JUMP_MAX, with the room for it) writes a skip cell at put and
+ * goes on there: one cell more, once a drift. A stream's other direction
+ * (its asks and top-ups) is far behind and does not jump. */
+static inline void ring_realign(sl_ring *q)
+{
+    uint64_t at = atomic_load_explicit(&q->sib->get, memory_order_relaxed);   /* ours: we consume sib */
+    if (at <= q->put + 1 || at - 1 - q->put > SL_RING_JUMP_MAX || at - q->seen_get > q->ncells)
+        return;
+    uint64_t to = at - 1;   /* the position of the peer's last message to us */
+    sl_ring_cell *c = &q->pcells[(q->put & (q->ncells - 1)) * SL_RING_STRIDE];
+    c->fn = sl__ring_skip;
+    memcpy(c->u.data, &to, sizeof to);
+    atomic_store_explicit(&c->seq, q->put + 1, memory_order_release);   /* before the message's */
+    q->put = to;
+    q->jumps++;
+}
+
 /* Producer: the next cell to fill, or NULL if the ring is full (get is
  * read only when the cached copy says so: once a lap at most). */
 static inline sl_ring_cell *sl_ring_next(sl_ring *q)
 {
+    ring_realign(q);
     if (q->put - q->seen_get == q->ncells) {
         q->seen_get = atomic_load_explicit(&q->get, memory_order_acquire);
         if (q->put - q->seen_get == q->ncells)
@@ -151,11 +190,22 @@ static inline sl_ring_cell *sl_ring_cell_get(sl_ring *q, uint64_t get)
     return &q->ccells[(get & q->cmask) * SL_RING_STRIDE];
 }
 
-/* Consumer: is a cell ready? seq_cst, for the handshake (may_sleep). */
+/* Consumer: is a cell ready? seq_cst, for the handshake (may_sleep). A
+ * skip cell (ring_realign) is taken here: get goes to where its producer
+ * went on, and the look is made there. */
 static inline bool sl_ring_ready(sl_ring *q)
 {
-    uint64_t get = atomic_load_explicit(&q->get, memory_order_relaxed);
-    return atomic_load_explicit(&sl_ring_cell_get(q, get)->seq, memory_order_seq_cst) == get + 1;
+    for (;;) {
+        uint64_t get = atomic_load_explicit(&q->get, memory_order_relaxed);
+        sl_ring_cell *c = sl_ring_cell_get(q, get);
+        if (atomic_load_explicit(&c->seq, memory_order_seq_cst) != get + 1)
+            return false;
+        if (__builtin_expect(c->fn != sl__ring_skip, 1))
+            return true;
+        uint64_t to;
+        memcpy(&to, c->u.data, sizeof to);
+        atomic_store_explicit(&q->get, to, memory_order_release);   /* frees the skipped cells */
+    }
 }
 
 /* Consumer: takes the ready cell's chain, or (*fn set, NULL returned) its

@@ -717,6 +717,130 @@ static void test_ring_msg_from(void **s)
     assert_int_equal(sl_runtime_free(rt), 0);
 }
 
+/* ---- drifted directions realign (ring.h, ring_realign) -------------------------------- */
+
+/* A ping-pong of inline messages between reactors 0 and 1 after one side
+ * has sent `skew` extra messages first: the two directions' positions
+ * start skew apart, and an answer would land skew lines from its question
+ * for good. The side behind jumps to the peer's last position (a skip
+ * cell), so at the end the two directions' puts are at most one apart;
+ * every message still arrives, in order. Without the realignment the
+ * puts end `skew` apart (fails the first assertion). */
+#define RA_N 2000
+
+static struct {
+    long next[2];   /* the value each reactor expects next */
+    int bad;
+    int skew;       /* > 0: reactor 0 sends the extras; < 0: reactor 1 */
+    int refused;
+    _Atomic int done;
+} RA;
+
+static void ra_msg(void *arg);
+
+static void ra_post(int to, long v)
+{
+    if (sl__reactor_post_inline(sl_runtime_reactor(rt, to), ra_msg, &v, sizeof v) < 0)
+        RA.refused++;
+}
+
+static void ra_msg(void *arg)
+{
+    long v;
+    memcpy(&v, arg, sizeof v);
+    int me = sl_reactor_current() == sl_runtime_reactor(rt, 1);
+    if (v != RA.next[me])
+        RA.bad++;
+    RA.next[me] = v + 1;
+    if (me == 1) {
+        ra_post(0, v);
+        return;
+    }
+    if (v == RA_N) {
+        atomic_store(&RA.done, 1);
+        sl_runtime_stop(rt);
+        return;
+    }
+    ra_post(1, v + 1);
+}
+
+static void ra_extra(void *arg) { (void)arg; }
+
+static void ra_start(void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    ra_post(1, 1);
+}
+
+static void ra_extras(void *arg)   /* the reactor that sends them */
+{
+    int to = *(int *)arg;
+    long v = 0;
+    /* from reactor 1 the start message is a cell of 1 -> 0 too */
+    for (int k = 0; k < abs(RA.skew) - (to == 0); k++)
+        if (sl__reactor_post_inline(sl_runtime_reactor(rt, to), ra_extra, &v, sizeof v) < 0)
+            RA.refused++;
+    if (to == 1)
+        ra_start(NULL);
+    else   /* from reactor 1: reactor 0 starts once they are sent */
+        assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 0), ra_start, NULL), 0);
+}
+
+static void realign_scene(int skew)
+{
+    static int to0 = 0, to1 = 1;
+    memset(&RA, 0, sizeof RA);
+    RA.skew = skew;
+    RA.next[0] = 1;   /* reactor 0 gets back 1, 2, ... */
+    RA.next[1] = 1;
+    rt = rt_new(2, &cap);
+    sl_reactor *r0 = sl_runtime_reactor(rt, 0), *r1 = sl_runtime_reactor(rt, 1);
+    if (skew >= 0)
+        assert_int_equal(sl_reactor_post(r0, ra_extras, &to1), 0);
+    else
+        assert_int_equal(sl_reactor_post(r1, ra_extras, &to0), 0);
+    run_guarded(&RA.done, 1);
+    assert_int_equal(RA.refused, 0);
+    assert_int_equal(RA.bad, 0);
+    assert_int_equal(RA.next[0], RA_N + 1);
+    sl_ring *q01 = r0->ring_out[1], *q10 = r1->ring_out[0];
+    uint64_t a = q01->put, b = q10->put;
+    print_message("skew %d: puts %llu and %llu, jumps %llu and %llu\n", skew, (unsigned long long)a,
+                  (unsigned long long)b, (unsigned long long)q01->jumps, (unsigned long long)q10->jumps);
+    assert_true(a > b ? a - b <= 1 : b - a <= 1);
+    /* Reactor 0 asks, 1 answers. In step: the answer at the question's
+     * position (skew 0) or one past it (-1: reactor 1 one ahead). Any
+     * other skew takes a jump, by the answerer (skew > 0: it is behind)
+     * or the asker (skew < -1). */
+    if (skew == 0 || skew == -1)
+        assert_int_equal(q01->jumps + q10->jumps, 0);
+    else
+        assert_true(q01->jumps + q10->jumps >= 1);
+    assert_int_equal(sl_runtime_free(rt), 0);
+}
+
+static void test_ring_realign_answerer_behind(void **s)
+{
+    (void)s;
+    realign_scene(1);
+    realign_scene(3);
+    realign_scene(SL_RING_JUMP_MAX);
+}
+
+static void test_ring_realign_asker_behind(void **s)
+{
+    (void)s;
+    realign_scene(-2);
+    realign_scene(-3);
+}
+
+static void test_ring_in_step_no_skips(void **s)
+{
+    (void)s;
+    realign_scene(0);
+    realign_scene(-1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -727,6 +851,9 @@ int main(void)
         cmocka_unit_test(test_ring_inline_small_batches),
         cmocka_unit_test(test_ring_message_pingpong_pauses),
         cmocka_unit_test(test_ring_msg_from),
+        cmocka_unit_test(test_ring_realign_answerer_behind),
+        cmocka_unit_test(test_ring_realign_asker_behind),
+        cmocka_unit_test(test_ring_in_step_no_skips),
         cmocka_unit_test(test_ring_pair_both_ways_busy),
         cmocka_unit_test(test_ring_three_pairs),
         cmocka_unit_test(test_ring_sixteen_reactors),
