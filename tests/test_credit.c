@@ -3474,7 +3474,7 @@ static int mc_b(sl_task *t, void *arg)   /* reactor 0 */
         if (MC.block && MC.rb == 1) {
             /* round 0's top-ups have gone (the flush after our last
              * step), then the reactor stops taking messages */
-            SL_AWAIT(t, MC.rcb, sl_sleep(t, SL_NS_PER_MS));
+            SL_YIELD(t);   /* the step ends: its flush (turn_finish) sends them */
             atomic_store(&MC.blocking, 1);
             MC.waited = wait_set(&MC.go, LONG_WAIT);
         }
@@ -3518,8 +3518,9 @@ static int mc_a(sl_task *t, void *arg)   /* reactor 1 */
         }
         if (!(MC.block && MC.ra == 1))
             continue;
-        /* the burst: its flush runs as this step ends, then B goes on */
-        SL_AWAIT(t, MC.rca, sl_sleep(t, SL_NS_PER_MS));
+        /* the burst: its flush runs as this step ends (a yield: no time
+         * is waited for), then B goes on */
+        SL_YIELD(t);
         atomic_store(&MC.go, 1);
         for (MC.ka = 0; MC.ka < mc_k(MC.ra); MC.ka++) {
             memset(MC.va, 0, sizeof MC.va);
@@ -4058,7 +4059,7 @@ static void test_large_topup_not_held(void **s)
  * given 32 of the 64 the home sends (half of the ring). Then in each
  * round, steps the two tasks wait for each other through: the home takes
  * what is left in its ring (so the next ask waits there, with nothing to
- * give); F receives until it holds half of what it was given, sleeps
+ * give); F receives until it holds half of what it was given, yields
  * (its step ends: the ask ahead goes), receives the rest and parks (late,
  * but for the first round's ask: the park before it found no ask out).
  * The home sends twice the expected give and sees what the ask got: 32
@@ -4111,7 +4112,7 @@ static int lw_far(sl_task *t, void *arg)   /* reactor 1 */
             assert_int_equal(sl_chan_recv(t, LW.ch, &lwf.got), 0);   /* held: at once */
             lw_far_got(lwf.got);
         }
-        SL_AWAIT(t, lwf.rc, sl_sleep(t, SL_NS_PER_MS));   /* the step ends: the ask ahead goes */
+        SL_YIELD(t);   /* the step ends: the ask ahead goes at its flush */
         for (lwf.i = 0; lwf.i < lw_give[lwf.j] / 2; lwf.i++) {
             assert_int_equal(sl_chan_recv(t, LW.ch, &lwf.got), 0);
             lw_far_got(lwf.got);
