@@ -16,12 +16,7 @@
 /* Elements are small and usually 8 bytes: a constant-size copy inlines. */
 static inline void copy_elem(const sl_chan *ch, void *dst, const void *src)
 {
-    switch (ch->elem_size_) {
-    case 8: memcpy(dst, src, 8); break;
-    case 4: memcpy(dst, src, 4); break;
-    case 16: memcpy(dst, src, 16); break;
-    default: memcpy(dst, src, ch->elem_size_);
-    }
+    sl__copy_elem(dst, src, ch->elem_size_);
 }
 
 /* What the channel holds, as its length, statistics and watermarks count

@@ -98,18 +98,6 @@ typedef struct rr_recall {
     bool given;                  /* the given elements, not the lent ones (free) */
 } rr_recall;
 
-/* An element's copy: the usual sizes by fixed moves, inlined (a memcpy
- * call with a variable length was ~20 instructions a receive here). */
-static inline void copy_elem(void *dst, const void *src, size_t esz)
-{
-    switch (esz) {
-    case 8: memcpy(dst, src, 8); break;
-    case 4: memcpy(dst, src, 4); break;
-    case 16: memcpy(dst, src, 16); break;
-    default: memcpy(dst, src, esz);
-    }
-}
-
 /* n elements from the ring's slot `at` on (wrapping at its end), in at
  * most two copies: a give of a few hundred jobs was a memcpy call for
  * each (docs/core.md, "The worker pool's item (sixteenth stop)"). */
@@ -532,7 +520,7 @@ static void take(sl_reactor *r, sl_rrecv *s, void *dst)
     rr_lend *l = s->lend;
     if (s->dirty && !s->taken && !s->gtaken)   /* its first report is made now (an ask does not order) */
         s->dseq = ++r->rs_seq;
-    copy_elem(dst, l->elems + (size_t)s->pos * s->esz, s->esz);
+    sl__copy_elem(dst, l->elems + (size_t)s->pos * s->esz, s->esz);
     if (l->given)
         s->gtaken++;
     else

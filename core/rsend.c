@@ -1059,15 +1059,7 @@ static int append(sl_reactor *r, sl_rsend *s, const void *elem, uint64_t until)
         s->batch = b;
         s->bseq = ++r->rs_seq;
     }
-    /* the usual sizes by fixed moves: a memcpy call with a variable
-     * length was ~20 instructions a send (sixteenth stop) */
-    unsigned char *dst = b->elems + (size_t)b->n * s->esz;
-    switch (s->esz) {
-    case 8: memcpy(dst, elem, 8); break;
-    case 4: memcpy(dst, elem, 4); break;
-    case 16: memcpy(dst, elem, 16); break;
-    default: memcpy(dst, elem, s->esz);
-    }
+    sl__copy_elem(b->elems + (size_t)b->n * s->esz, elem, s->esz);
     if (s->expiring)
         memcpy(b->elems + (size_t)b->room * s->esz + (size_t)b->n * sizeof until, &until, sizeof until);
     if (b->n++ == 0)
