@@ -887,15 +887,20 @@ static double b_worker_pool(long n)
  * starts a batch and ships the last one (close_others): one small
  * message an element, naming its channel by a slot of the pair 1 -> 0
  * (core/rsend.c "slots"), 15 of them; past 15 channels every message
- * first defines one. K: CORE_BENCH_FANOUT_K (1-64, default 32). The
- * time is the sender's first send to the last receiver's last element;
- * rs_slot_defs a element is the sender's reactor's. */
+ * first defines one. K: CORE_BENCH_FANOUT_K (1-64, default 32). With
+ * CORE_BENCH_FANOUT_HOT=H (0 < H < K), rounds of H + 1 elements: one
+ * to a cold channel (the K - H others in turn), then one to each of the
+ * H hot ones (a working set among many: tests/test_credit.c
+ * test_slots_working_set). The time is the sender's first send to the
+ * last receiver's last element; rs_slot_defs a element is the sender's
+ * reactor's. */
 #define FO_MAX 64
 
 typedef struct xfo {
     sl_chan *ch[FO_MAX];
     long n;
-    int k;
+    int k, hot;
+    long count[FO_MAX];          /* each receiver's elements */
     uint64_t t0, t1;
     double defs;                 /* definitions an element, the last run (reactor 1) */
     _Alignas(64) int finished;   /* reactor 0's */
@@ -908,6 +913,15 @@ static xfr FOR[FO_MAX];
 
 typedef struct xfs { _Alignas(64) long i; int64_t v; int rc; uint64_t defs0; } xfs;   /* the sender's */
 static xfs FOS;
+
+/* the channel of the i-th element */
+static int fo_chan(long i)
+{
+    if (!FO.hot)
+        return (int)(i % FO.k);
+    long r = i / (FO.hot + 1), p = i % (FO.hot + 1);
+    return p == 0 ? FO.hot + (int)(r % (FO.k - FO.hot)) : (int)p - 1;
+}
 
 static void fo_finished(void *arg)   /* reactor 0 */
 {
@@ -923,7 +937,7 @@ static int fo_receiver(sl_task *t, void *arg)   /* reactor 0 */
     xfr *p = arg;
     int j = (int)(p - FOR);
     SL_BEGIN(t);
-    for (p->i = 0; p->i < FO.n / FO.k; p->i++)
+    for (p->i = 0; p->i < FO.count[j]; p->i++)
         SL_AWAIT(t, p->rc, sl_chan_recv(t, FO.ch[j], &p->got));
     sl_chan_free(t, FO.ch[j]);
     fo_finished(NULL);
@@ -938,7 +952,7 @@ static int fo_sender(sl_task *t, void *arg)   /* reactor 1 */
     FO.t0 = sl_now_ns();
     for (p->i = 0; p->i < FO.n; p->i++) {
         p->v = p->i;
-        SL_AWAIT(t, p->rc, sl_chan_send(t, FO.ch[p->i % FO.k], &p->v));
+        SL_AWAIT(t, p->rc, sl_chan_send(t, FO.ch[fo_chan(p->i)], &p->v));
     }
     FO.defs = (double)(sl_task_reactor(t)->rs_slot_defs - p->defs0) / (double)FO.n;
     sl_reactor_post(sl_runtime_reactor(rt, 0), fo_finished, NULL);
@@ -960,12 +974,15 @@ static int fo_main(sl_task *t, void *arg)
 
 static double b_fanout(long n)
 {
-    int k = FO.k;
+    int k = FO.k, hot = FO.hot;
     memset(&FO, 0, sizeof FO);
     memset(FOR, 0, sizeof FOR);
     memset(&FOS, 0, sizeof FOS);
     FO.k = k;
+    FO.hot = hot;
     FO.n = n / k * k;
+    for (long i = 0; i < FO.n; i++)
+        FO.count[fo_chan(i)]++;
     run_main(fo_main, NULL, 2);
     return (double)(FO.t1 - FO.t0) / (double)FO.n;
 }
@@ -1278,8 +1295,10 @@ int main(int argc, char **argv)
     if (wanted("cross_reactor_chan_fanout_ns")) {   /* K channels of one home in turn: CORE_BENCH_FANOUT_K */
         const char *e = getenv("CORE_BENCH_FANOUT_K");
         FO.k = e ? atoi(e) : 32;
-        if (FO.k < 1 || FO.k > FO_MAX) {
-            fprintf(stderr, "core-bench: CORE_BENCH_FANOUT_K is 1 to %d\n", FO_MAX);
+        e = getenv("CORE_BENCH_FANOUT_HOT");
+        FO.hot = e ? atoi(e) : 0;
+        if (FO.k < 1 || FO.k > FO_MAX || FO.hot < 0 || (FO.hot && FO.hot >= FO.k)) {
+            fprintf(stderr, "core-bench: CORE_BENCH_FANOUT_K is 1 to %d, CORE_BENCH_FANOUT_HOT 0 to K - 1\n", FO_MAX);
             return 2;
         }
         emit("cross_reactor_chan_fanout_ns", best_of3(b_fanout, 1000000 / k), &first);
