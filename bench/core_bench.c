@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include "sluice.h"
 #include "flag.h"
+#include "internal.h"   /* the fan-out reads its reactor's rs_slot_defs (core/rsend.c "slots") */
 
 void ctx_bench_run(FILE *out, int json, int quick);   /* bench/ctx_bench.c */
 
@@ -879,6 +880,113 @@ static double b_worker_pool(long n)
     return -(double)n / ((double)(WP.t1 - WP.t0) / 1e9);
 }
 
+/* ---- fan-out: one sender, K channels of one home in turn (issue 17, seventeenth stop) -------- */
+
+/* One task on reactor 1 sends element i to channel i % K, the K channels
+ * (capacity 64) homed on reactor 0, one receiver each there. Each send
+ * starts a batch and ships the last one (close_others): one small
+ * message an element, naming its channel by a slot of the pair 1 -> 0
+ * (core/rsend.c "slots"), 15 of them; past 15 channels every message
+ * first defines one. K: CORE_BENCH_FANOUT_K (1-64, default 32). With
+ * CORE_BENCH_FANOUT_HOT=H (0 < H < K), rounds of H + 1 elements: one
+ * to a cold channel (the K - H others in turn), then one to each of the
+ * H hot ones (a working set among many: tests/test_credit.c
+ * test_slots_working_set). The time is the sender's first send to the
+ * last receiver's last element; rs_slot_defs a element is the sender's
+ * reactor's. */
+#define FO_MAX 64
+
+typedef struct xfo {
+    sl_chan *ch[FO_MAX];
+    long n;
+    int k, hot;
+    long count[FO_MAX];          /* each receiver's elements */
+    uint64_t t0, t1;
+    double defs;                 /* definitions an element, the last run (reactor 1) */
+    _Alignas(64) int finished;   /* reactor 0's */
+} xfo;
+
+static _Alignas(64) xfo FO;
+
+typedef struct xfr { _Alignas(64) long i; int64_t got; int rc; } xfr;   /* a receiver's, a line of its own */
+static xfr FOR[FO_MAX];
+
+typedef struct xfs { _Alignas(64) long i; int64_t v; int rc; uint64_t defs0; } xfs;   /* the sender's */
+static xfs FOS;
+
+/* the channel of the i-th element */
+static int fo_chan(long i)
+{
+    if (!FO.hot)
+        return (int)(i % FO.k);
+    long r = i / (FO.hot + 1), p = i % (FO.hot + 1);
+    return p == 0 ? FO.hot + (int)(r % (FO.k - FO.hot)) : (int)p - 1;
+}
+
+static void fo_finished(void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    if (++FO.finished == FO.k + 1) {
+        FO.t1 = sl_now_ns();
+        sl_runtime_stop(rt);
+    }
+}
+
+static int fo_receiver(sl_task *t, void *arg)   /* reactor 0 */
+{
+    xfr *p = arg;
+    int j = (int)(p - FOR);
+    SL_BEGIN(t);
+    for (p->i = 0; p->i < FO.count[j]; p->i++)
+        SL_AWAIT(t, p->rc, sl_chan_recv(t, FO.ch[j], &p->got));
+    sl_chan_free(t, FO.ch[j]);
+    fo_finished(NULL);
+    SL_END(t);
+}
+
+static int fo_sender(sl_task *t, void *arg)   /* reactor 1 */
+{
+    xfs *p = arg;
+    SL_BEGIN(t);
+    p->defs0 = sl_task_reactor(t)->rs_slot_defs;
+    FO.t0 = sl_now_ns();
+    for (p->i = 0; p->i < FO.n; p->i++) {
+        p->v = p->i;
+        SL_AWAIT(t, p->rc, sl_chan_send(t, FO.ch[fo_chan(p->i)], &p->v));
+    }
+    FO.defs = (double)(sl_task_reactor(t)->rs_slot_defs - p->defs0) / (double)FO.n;
+    sl_reactor_post(sl_runtime_reactor(rt, 0), fo_finished, NULL);
+    SL_END(t);
+}
+
+static int fo_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    for (int j = 0; j < FO.k; j++) {
+        sl_task *c;
+        sl_chan_new(&FO.ch[j], sizeof(int64_t), 64, NULL);
+        sl_spawn(NULL, fo_receiver, &FOR[j], &c, NULL);
+        sl_chan_give(FO.ch[j], t, c);
+    }
+    sl_spawn_on(sl_runtime_reactor(rt, 1), fo_sender, &FOS, NULL);
+    return 0;
+}
+
+static double b_fanout(long n)
+{
+    int k = FO.k, hot = FO.hot;
+    memset(&FO, 0, sizeof FO);
+    memset(FOR, 0, sizeof FOR);
+    memset(&FOS, 0, sizeof FOS);
+    FO.k = k;
+    FO.hot = hot;
+    FO.n = n / k * k;
+    for (long i = 0; i < FO.n; i++)
+        FO.count[fo_chan(i)]++;
+    run_main(fo_main, NULL, 2);
+    return (double)(FO.t1 - FO.t0) / (double)FO.n;
+}
+
 /* ---- round trips: a task awaiting another reactor, or the offload pool ----------------------- */
 
 /* A task parks, a message goes to reactor 1, which posts one back that
@@ -1184,6 +1292,18 @@ int main(int argc, char **argv)
         emit("thread_flag_roundtrip_ns", best_of3(b_flag_roundtrip, 1000000 / k), &first);
     if (wanted("cross_reactor_chan_pingpong_ns"))
         emit("cross_reactor_chan_pingpong_ns", best_of3(b_cross_pingpong, 100000 / k), &first);
+    if (wanted("cross_reactor_chan_fanout_ns")) {   /* K channels of one home in turn: CORE_BENCH_FANOUT_K */
+        const char *e = getenv("CORE_BENCH_FANOUT_K");
+        FO.k = e ? atoi(e) : 32;
+        e = getenv("CORE_BENCH_FANOUT_HOT");
+        FO.hot = e ? atoi(e) : 0;
+        if (FO.k < 1 || FO.k > FO_MAX || FO.hot < 0 || (FO.hot && FO.hot >= FO.k)) {
+            fprintf(stderr, "core-bench: CORE_BENCH_FANOUT_K is 1 to %d, CORE_BENCH_FANOUT_HOT 0 to K - 1\n", FO_MAX);
+            return 2;
+        }
+        emit("cross_reactor_chan_fanout_ns", best_of3(b_fanout, 1000000 / k), &first);
+        emit("cross_reactor_chan_fanout_defs_per_elem", FO.defs, &first);
+    }
     if (wanted("cross_reactor_chan_pingpong_nospin_ns"))
         emit("cross_reactor_chan_pingpong_nospin_ns", best_of3(b_cross_pingpong_nospin, 20000 / k), &first);
     if (wanted("cross_reactor_chan_pingpong_nospin_vs_spin"))   /* same run, interleaved: > 1 is the spin's gain */

@@ -54,10 +54,19 @@ typedef struct sl_rs_slot {
     struct sl_chan *ch;
     uint32_t gen;
 } sl_rs_slot;
+/* The cache a sender record or a loan keeps of its slot (the seventeenth
+ * stop): the slot's offset (0: none), and whether the owner named it
+ * since the victim hand last passed (set on every use; rsend.c "slots",
+ * the clock). */
+typedef struct sl_rs_cache {
+    uint8_t off;
+    uint8_t used;
+} sl_rs_cache;
 typedef struct sl_rs_slot_out {
     struct sl_chan *ch;
     uint32_t gen;
-    uint8_t *owner;
+    uint8_t used;                /* with no owner: its last owner's `used` as it went */
+    sl_rs_cache *owner;
 } sl_rs_slot_out;
 
 struct sl_reactor {
@@ -258,7 +267,7 @@ struct sl_reactor {
      * the next victim), and those its messages to us name (in: as its
      * definitions ran here). Rings, and so inline messages, exist only
      * between reactors of a runtime of at most 16 (reactor.c
-     * RING_MAX_REACTORS); rsend.c checks both ids against SL_RS_PEERS. */
+     * RING_MAX_REACTORS, asserted no more than SL_RS_PEERS there). */
     sl_rs_slot_out rs_slot_out[SL_RS_PEERS][SL_RS_SLOTS];
     sl_rs_slot rs_slot_in[SL_RS_PEERS][SL_RS_SLOTS];
     uint8_t rs_slot_next[SL_RS_PEERS];
@@ -273,6 +282,16 @@ struct sl_reactor {
     /* the worker pool's item (issue 17, sixteenth stop), last for the same reason */
     uint64_t rr_late_grows;           /* asks ahead whose window doubled: a receive parked while the last was on its way (rrecv.c; tests/test_credit.c) */
     uint64_t rr_front;                /* receives of held elements taken by sl__rrecv's own path, the record in front (rrecv.c; tests/test_credit.c) */
+    /* More than fifteen channels a pair (issue 17, seventeenth stop;
+     * rsend.c "slots"), last for the same reason: the row of rs_slot_out
+     * last defined into, and whose it is (found by the runtime's array,
+     * not by the destination's `id`, as the home's rs_in_from); the
+     * owners the victim hand passed over (their `used` cleared), and the
+     * slots an owner found still defined (no definition posted). */
+    struct sl_reactor *rs_out_to;
+    int rs_out_row;
+    uint64_t rs_slot_passed;
+    uint64_t rs_slot_found;
 };
 
 struct sl_runtime {

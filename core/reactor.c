@@ -547,6 +547,11 @@ static void push_chain(sl_reactor *to, sl_msg *first, sl_msg *last)
  * reactors full towards each other: each drain frees cells whatever the
  * other does, so both backlogs go (tests/test_ring.c). */
 #define RING_MAX_REACTORS 16
+/* rsend.c's slot tables have a row per reactor an inline message can come
+ * from or go to, found by its index in the runtime's array: rings exist
+ * only where every index has one (the seventeenth stop; a runtime check
+ * before) */
+_Static_assert(RING_MAX_REACTORS <= SL_RS_PEERS, "a row of rsend.c's slot tables per reactor with rings");
 
 int sl__reactor_rings_new(sl_runtime *rt)
 {

@@ -170,7 +170,7 @@ typedef struct sl_rs_loan {
      * recall cancels it (never sent: nothing to get back). */
     uint32_t owed;
     bool recalling;              /* a recall is out: no top-up until its answer */
-    uint8_t slot;                /* the slot of the pair home -> to naming it, or 0 (slots) */
+    sl_rs_cache slot;            /* the slot of the pair home -> to naming it (off 0: none; slots) */
     struct sl_rs_loan *next;
     struct sl_rs_loan *onext;    /* the home reactor's list of loans with a top-up owed */
 } rs_loan;
@@ -187,7 +187,7 @@ typedef struct sl_rsend {
     bool expiring;               /* the channel's elements carry deadlines */
     bool drop;                   /* not kept when idle (an error or a recall came: sl__rsend_flush) */
     uint32_t bseq;               /* r->rs_seq when its batch began (sl__rrecv_ship_to) */
-    uint8_t slot;                /* the slot of the pair self -> home naming it, or 0 (slots) */
+    sl_rs_cache slot;            /* the slot of the pair self -> home naming it (off 0: none; slots) */
     sl_wq waitq;
     rs_batch *batch;
     /* The channel's name and capacity, copied when a task parked here (the
@@ -246,7 +246,8 @@ static void batch_done(sl_reactor *r, rs_batch *b)
  * reactor -> home reactor), not by pointers: the sender keeps, per
  * destination, SL_RS_SLOTS - 1 (channel, generation) it has named
  * (rs_slot_out), and naming one not there first posts a definition
- * (home_def), inline, into a victim slot (round robin); the destination
+ * (home_def), inline, into a victim slot (slot_victim: a clock, the
+ * seventeenth stop; round robin before); the destination
  * keeps, per sender, what the definitions said (rs_slot_in), as they run.
  * The pair's ring is FIFO, so a definition runs there before any message
  * that uses it, and every message that used the slot's old meaning runs
@@ -269,7 +270,26 @@ static void batch_done(sl_reactor *r, rs_batch *b)
  * no entry of its generation and defines one. At the home the send's
  * channel needs no check (the credit the message uses keeps the header:
  * chan.c), and the top-up's channel is checked by its generation as
- * before (topup_in, credit_in: a top-up for a freed channel is dropped). */
+ * before (topup_in, credit_in: a top-up for a freed channel is dropped).
+ *
+ * Which slot a new definition takes (the seventeenth stop): a clock.
+ * Each cache carries a bit, set by the sender at every message that
+ * names its slot (one byte stored in the record or loan the leg writes
+ * anyway), left in the slot's entry when the owner goes; the hand
+ * clears the bits it passes and stops at the first slot not named since
+ * its last pass. A definition starts with the bit clear. The bits choose
+ * only which slot is given away, never what a slot means: the hand
+ * clears no cache, so every rule above holds whatever they say (a slot
+ * given away clears its owner's cache, a definition runs before the
+ * messages that use it and after those that used the slot before, a
+ * slot never serves another generation). Round robin gave the next
+ * slot whatever its use: with 14 channels named every round and one of
+ * 26 others, each of those pushed one of the 14 out, and that one
+ * another (8 definitions a round where 1 is needed; tests/test_credit.c
+ * test_slots_working_set). Past the table (more than 15 channels named
+ * in turn) every message still defines, as before. The sender finds its
+ * row by the runtime's array (slot_out_row), not by the destination's
+ * `id`. */
 
 /* A slot's number as messages and caches carry it: its entry's offset in
  * a row of the home's table (15 * 16 = 240 fits a byte), and back. */
@@ -286,8 +306,8 @@ static inline const sl_rs_slot *slot_at(const sl_rs_slot *row, unsigned off)
 /* home: slot_row's look for a sender not the last one's. Its index in
  * the runtime's array, not its `id` field: a sender's struct is not read
  * here (slot_row). A sender always has a row: its inline message came on
- * a ring, and rings exist only for runtimes of at most SL_RS_PEERS
- * reactors (slot_define checks it). */
+ * a ring, and rings exist only for runtimes of at most RING_MAX_REACTORS
+ * reactors, asserted no more than SL_RS_PEERS (reactor.c). */
 static __attribute__((noinline, cold)) sl_rs_slot *slot_row_find(sl_reactor *r, sl_reactor *from)
 {
     int i = 0;
@@ -315,50 +335,101 @@ static void home_def(void *arg)
     slot_row(r, sl__reactor_msg_from(r))[d.slot] = (sl_rs_slot){ .ch = d.ch, .gen = d.gen };
 }
 
+/* sender: the row of our tables for the pair self -> to, or -1 (not of
+ * our runtime, or no rings: no inline message goes there). Not by
+ * to->id, for the reason slot_row gives: `id` shares a line with `to`'s
+ * ready queue, which its thread writes at every step. The runtime's
+ * array is written once, before the reactors run. The last row found
+ * is kept (a fan-out defines into one row in turn). */
+static int slot_out_row(sl_reactor *self, const sl_reactor *to)
+{
+    if (self->rs_out_to == to)
+        return self->rs_out_row;
+    if (!self->ring_out)
+        return -1;   /* one reactor, or more than RING_MAX_REACTORS: reactor.c sl__reactor_rings_new */
+    const sl_runtime *rt = self->rt;
+    for (int j = 0; j < rt->n; j++)
+        if (rt->r[j] == to && rt->r[j] != self) {
+            self->rs_out_to = rt->r[j];
+            return self->rs_out_row = j;   /* < rt->n <= RING_MAX_REACTORS <= SL_RS_PEERS (reactor.c) */
+        }
+    return -1;
+}
+
+/* sender: whether slot i's channel was named since the hand last passed
+ * (its owner's bit, or the one its last owner left), and the bit cleared:
+ * the clock's second chance */
+static bool slot_pass(sl_rs_slot_out *e)
+{
+    uint8_t *u = e->owner ? &e->owner->used : &e->used;
+    bool was = *u;
+    *u = 0;
+    return was;
+}
+
+/* sender: the victim for a new definition in row t, other than the slot
+ * at offset `keep`. A clock (second chance): the hand moves on from the
+ * last victim, clearing the bits of the slots named since it last
+ * passed, and stops at the first not named since. So a set of at most
+ * 15 channels named again and again keeps its slots while others come
+ * and go through the rest (round robin gave the next slot whatever its
+ * use: a channel named once every round pushed out one of the set each
+ * time, which then pushed out another). Ends within two turns: the
+ * first clears every bit it passes. */
+static unsigned slot_victim(sl_reactor *self, sl_rs_slot_out *t, uint8_t *hand, unsigned keep)
+{
+    unsigned i = *hand;
+    for (;;) {
+        i = i % (SL_RS_SLOTS - 1) + 1;
+        if (SLOT_OFF(i) == keep)
+            continue;
+        if (!slot_pass(&t[i]))
+            return i;
+        self->rs_slot_passed++;
+    }
+}
+
 /* sender: the cache *owner (of channel ch, gen) holds no slot of the pair
  * self -> to: look for one in the table (its entry outlived an older
- * owner), else define it in a victim slot other than the one at offset
- * `keep` (the other channel of the same message). The slot's offset
- * (SLOT_OFF), or 0 if the message cannot go small: ids past the tables
- * (no rings there: reactor.c), or the definition refused. */
+ * owner, or the hand left it), else define it in a victim slot other
+ * than the one at offset `keep` (the other channel of the same message).
+ * The slot's offset (SLOT_OFF), or 0 if the message cannot go small: no
+ * rings there (reactor.c), or the definition refused. A slot found or
+ * defined counts as named now. A new definition starts unnamed: its own
+ * message is its only use so far, so a channel named once goes at the
+ * hand's next pass, and one named again keeps it. */
 static __attribute__((noinline, cold)) unsigned slot_define(sl_reactor *self, sl_reactor *to, sl_chan *ch,
-                                                            uint32_t gen, uint8_t *owner, unsigned keep)
+                                                            uint32_t gen, sl_rs_cache *owner, unsigned keep)
 {
-    if (self->id >= SL_RS_PEERS || to->id >= SL_RS_PEERS)
+    int row = slot_out_row(self, to);
+    if (row < 0)
         return 0;
-    sl_rs_slot_out *t = self->rs_slot_out[to->id];
+    sl_rs_slot_out *t = self->rs_slot_out[row];
     unsigned i;
     for (i = 1; i < SL_RS_SLOTS; i++)
-        if (t[i].ch == ch && t[i].gen == gen)
+        if (t[i].ch == ch && t[i].gen == gen) {
+            self->rs_slot_found++;
+            owner->used = 1;
             goto own;
-    uint8_t *next = &self->rs_slot_next[to->id];
-    i = *next % (SL_RS_SLOTS - 1) + 1;
-    if (SLOT_OFF(i) == keep)
-        i = i % (SL_RS_SLOTS - 1) + 1;
+        }
+    uint8_t *hand = &self->rs_slot_next[row];
+    i = slot_victim(self, t, hand, keep);
     rs_cell c;
     c.d = (rs_def){ .ch = ch, .gen = gen, .slot = (uint8_t)i };
     if (sl__reactor_post_cell(to, home_def, &c) < 0) {
         self->rs_slot_refused++;
-        return 0;
+        return 0;   /* the bits the hand cleared stay cleared: no harm, they are hints */
     }
-    *next = (uint8_t)i;   /* the next victim is i + 1 */
+    *hand = (uint8_t)i;   /* the hand goes on from i */
     if (t[i].owner)
-        *t[i].owner = 0;   /* its old meaning's cache */
+        t[i].owner->off = 0;   /* its old meaning's cache */
     t[i] = (sl_rs_slot_out){ .ch = ch, .gen = gen };
     self->rs_slot_defs++;
+    owner->used = 0;
 own:
     t[i].owner = owner;
-    *owner = (uint8_t)SLOT_OFF(i);
+    owner->off = (uint8_t)SLOT_OFF(i);
     return SLOT_OFF(i);
-}
-
-/* sender: the slot naming (ch, gen) for the pair self -> to, its number
- * cached in *owner, defined if need be; 0 as slot_define */
-static inline __attribute__((always_inline)) unsigned slot_of(sl_reactor *self, sl_reactor *to, sl_chan *ch,
-                                                              uint32_t gen, uint8_t *owner, unsigned keep)
-{
-    unsigned i = *owner;
-    return i ? i : slot_define(self, to, ch, gen, owner, keep);
 }
 
 /* the two callers' own, out of line with their loads (inlined, gcc loaded
@@ -381,12 +452,18 @@ static __attribute__((noinline, cold)) unsigned slot_define_loan(rs_loan *l)
 }
 
 /* sender: *owner goes (a record retired, a loan freed): its slot, if any,
- * stays defined for whoever names the channel next, with no cache */
-static void slot_forget(sl_reactor *self, const sl_reactor *to, uint8_t *owner)
+ * stays defined for whoever names the channel next, with no cache, and
+ * keeps the owner's bit for the hand */
+static void slot_forget(sl_reactor *self, const sl_reactor *to, sl_rs_cache *owner)
 {
-    if (*owner) {
-        self->rs_slot_out[to->id][SLOT_IDX(*owner)].owner = NULL;
-        *owner = 0;
+    if (owner->off) {
+        int row = slot_out_row(self, to);   /* >= 0: it was found at the definition */
+        if (row >= 0) {
+            sl_rs_slot_out *e = &self->rs_slot_out[row][SLOT_IDX(owner->off)];
+            e->used = owner->used;
+            e->owner = NULL;
+        }
+        owner->off = 0;
     }
 }
 
@@ -871,13 +948,17 @@ __attribute__((always_inline)) static inline bool post_small(sl_reactor *self, s
     if (pp) {
         rs_loan *l = *pp;
         /* a loan's slot is cached only while its top-up fits 16 bits
-         * (topup, slot_define_loan) */
-        if (!(ts = l->slot) && !(ts = slot_define_loan(l)))
+         * (topup, slot_define_loan); named now: the clock's bit (slots) */
+        if ((ts = l->slot.off))
+            l->slot.used = 1;
+        else if (!(ts = slot_define_loan(l)))
             return false;
         tn = l->owed;
     }
-    unsigned cs = s->slot;
-    if (!cs && !(cs = slot_define_rec(s, ts)))
+    unsigned cs = s->slot.off;
+    if (cs)
+        s->slot.used = 1;
+    else if (!(cs = slot_define_rec(s, ts)))
         return false;
     c->m.slot = (uint8_t)cs;
     c->m.tslot = (uint8_t)ts;

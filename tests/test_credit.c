@@ -4208,6 +4208,297 @@ static void test_given_late_window(void **s)
     assert_true(LW.front >= (uint64_t)atomic_load(&LW.far_n) - LW_ROUNDS - 1);
 }
 
+/* ---- more than fifteen channels a pair (seventeenth stop) ------------------------------- */
+
+/* One task on reactor 1 sends to WS_K channels homed on reactor 0 (capacity
+ * WS_CAP), in an order given by the scene (ws_chan); one task there
+ * receives in the same order. Every element says its channel and its
+ * count on that channel (ws_fill), checked at the receiver: every byte,
+ * and the order on each channel. The sender stays at most WS_AHEAD
+ * elements ahead of the receiver (it waits for the receiver's count, a
+ * poll bounded by the scene's deadline), so that no channel runs out of
+ * credit after its first ask: after the first pass every element is one
+ * small message of the pair 1 -> 0, and every message whose channel has
+ * no slot tries one definition (rs_slot_defs, or rs_slot_refused if the
+ * ring refused it). */
+#define WS_K 40
+#define WS_CAP 16
+#define WS_AHEAD 24    /* messages in the ring: at most 48 of its 64 cells (so none refused for room); a hot channel has at most 2 elements out */
+#define WS_HOT 14      /* the working set: 14 channels every round, and one of the 26 others */
+#define WS_WARM 2      /* rounds of the working set before the count */
+#define WS_ROUNDS 60
+#define WS_PASSES 20   /* the cycled scene: every channel in turn */
+
+static struct {
+    sl_chan *ch[WS_K];
+    bool cycled;                 /* the scene: WS_K channels in turn, else the working set */
+    long n, ia, ib, pa, pb;
+    int rca, rcb, finished;
+    _Atomic long received;
+    _Atomic int counted;         /* the sender read its counts (the receiver frees the channels after) */
+    unsigned char va[8], vb[8];
+    long sent_k[WS_K], got_k[WS_K];   /* each side's count per channel */
+    long bad, checked;
+    uint64_t defs0, refused0, defs, refused, found, passed;
+} WS;
+
+/* the channel of the scene's i-th element */
+static int ws_chan(long i)
+{
+    if (WS.cycled || i < WS_K)
+        return (int)(i % WS_K);   /* the first pass: every channel once */
+    long r = (i - WS_K) / (WS_HOT + 1), p = (i - WS_K) % (WS_HOT + 1);
+    return p == 0 ? WS_HOT + (int)(r % (WS_K - WS_HOT)) : (int)p - 1;   /* the cold one first */
+}
+
+static void ws_fill(unsigned char *v, int k, long c)
+{
+    v[0] = (unsigned char)k;
+    v[1] = (unsigned char)c;
+    v[2] = (unsigned char)(c >> 8);
+    for (int j = 3; j < 8; j++)
+        v[j] = (unsigned char)(k * 13 + c * 7 + j * 31 + 1);
+}
+
+static void ws_finished(void *arg)
+{
+    (void)arg;
+    if (++WS.finished == 2)
+        sl_runtime_stop(rt);
+}
+
+static int ws_b(sl_task *t, void *arg)   /* reactor 0: the channels' home */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (WS.ib = 0; WS.ib < WS.n; WS.ib++) {
+        memset(WS.vb, 0, sizeof WS.vb);
+        SL_AWAIT(t, WS.rcb, sl_chan_recv(t, WS.ch[ws_chan(WS.ib)], WS.vb));
+        assert_int_equal(WS.rcb, 0);
+        {
+            int k = ws_chan(WS.ib);
+            unsigned char want[8];
+            ws_fill(want, k, WS.got_k[k]++);
+            WS.checked++;
+            if (memcmp(WS.vb, want, 8))
+                WS.bad++;
+        }
+        atomic_store(&WS.received, WS.ib + 1);
+    }
+    /* the sender has read its counts: the frees' recalls come after */
+    TASK_POLL(t, WS.rcb, WS.pb, 10000, atomic_load(&WS.counted));
+    assert_true(atomic_load(&WS.counted));
+    for (int k = 0; k < WS_K; k++)
+        assert_int_equal(sl_chan_free(t, WS.ch[k]), 0);
+    ws_finished(NULL);
+    SL_END(t);
+}
+
+static int ws_a(sl_task *t, void *arg)   /* reactor 1: the sender */
+{
+    (void)arg;
+    sl_reactor *r = sl_task_reactor(t);
+    SL_BEGIN(t);
+    for (WS.ia = 0; WS.ia < WS.n; WS.ia++) {
+        if (!WS.cycled && WS.ia == WS_K + WS_WARM * (WS_HOT + 1)) {
+            WS.defs0 = r->rs_slot_defs;
+            WS.refused0 = r->rs_slot_refused;
+        }
+        TASK_POLL(t, WS.rca, WS.pa, 10000, WS.ia - atomic_load(&WS.received) < WS_AHEAD);
+        assert_true(WS.ia - atomic_load(&WS.received) < WS_AHEAD);
+        {
+            int k = ws_chan(WS.ia);
+            ws_fill(WS.va, k, WS.sent_k[k]++);
+        }
+        SL_AWAIT(t, WS.rca, sl_chan_send(t, WS.ch[ws_chan(WS.ia)], WS.va));
+        assert_int_equal(WS.rca, 0);
+    }
+    /* every element in: every message of ours has been sent and run */
+    TASK_POLL(t, WS.rca, WS.pa, 10000, atomic_load(&WS.received) == WS.n);
+    assert_int_equal(atomic_load(&WS.received), WS.n);
+    WS.defs = r->rs_slot_defs;
+    WS.refused = r->rs_slot_refused;
+    WS.found = r->rs_slot_found;
+    WS.passed = r->rs_slot_passed;
+    atomic_store(&WS.counted, 1);
+    sl_reactor_post(sl_runtime_reactor(rt, 0), ws_finished, NULL);
+    SL_END(t);
+}
+
+static int ws_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    sl_task *b;
+    assert_int_equal(sl_spawn(NULL, ws_b, NULL, &b, &(sl_spawn_opts){ .deadline = sl_now_ns() + MC_DEADLINE }), 0);
+    for (int k = 0; k < WS_K; k++) {
+        assert_int_equal(sl_chan_new(&WS.ch[k], 8, WS_CAP, NULL), 0);
+        assert_int_equal(sl_chan_give(WS.ch[k], t, b), 0);
+    }
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), ws_a, NULL,
+                                 &(sl_spawn_opts){ .deadline = sl_now_ns() + MC_DEADLINE }),
+                     0);
+    return 0;
+}
+
+static void wsn_fo(bool cycled, long n)
+{
+    memset(&WS, 0, sizeof WS);
+    WS.cycled = cycled;
+    WS.n = n;
+    rt = rt_new(2, &cap);
+    assert_int_equal(rt_run(rt, ws_main, NULL), 0);
+    assert_int_equal(WS.ia, n);
+    assert_int_equal(WS.ib, n);
+    assert_int_equal(WS.checked, n);
+    assert_int_equal(WS.bad, 0);
+}
+
+/* A working set that fits among many channels: each round names 14
+ * channels and one of the 26 others (the cold one: a channel named once
+ * in 26 rounds), 15 a round, as many as the pair's slots. After the first
+ * pass and WS_WARM rounds, the 14 keep their slots: each round costs one
+ * definition, the cold channel's, tried once (made, or refused by a full
+ * ring: counted apart). Round robin gave the next slot whatever its use,
+ * so each cold channel pushed out one of the 14, which pushed out
+ * another in turn: 8 a round. */
+static void test_slots_working_set(void **s)
+{
+    (void)s;
+    wsn_fo(false, WS_K + (WS_WARM + WS_ROUNDS) * (WS_HOT + 1));
+    uint64_t d = WS.defs - WS.defs0, rf = WS.refused - WS.refused0;
+    print_message("working set: %d rounds of %d hot channels and one cold (of %d): definitions %lu, refused %lu "
+                  "(one a round: %d); slots found still defined %lu, the hand passed %lu\n",
+                  WS_ROUNDS, WS_HOT, WS_K - WS_HOT, (unsigned long)d, (unsigned long)rf, WS_ROUNDS,
+                  (unsigned long)WS.found, (unsigned long)WS.passed);
+    assert_int_equal(d + rf, WS_ROUNDS);
+}
+
+/* WS_K channels named in turn, WS_PASSES times, several elements out on
+ * each (the sender up to WS_AHEAD ahead): more channels than slots, so
+ * every slot is given away again and again while elements that named
+ * its old meaning are still on their way; every byte arrives, in order
+ * on each channel, and every message after the first pass tried a
+ * definition (the clock cannot keep 40 named in turn in 15). */
+static void test_slots_cycled_order(void **s)
+{
+    (void)s;
+    wsn_fo(true, (long)WS_K * WS_PASSES);
+    print_message("cycled: %d channels, %d passes: definitions %lu, refused %lu; the hand passed %lu\n", WS_K,
+                  WS_PASSES, (unsigned long)WS.defs, (unsigned long)WS.refused, (unsigned long)WS.passed);
+    for (int k = 0; k < WS_K; k++)
+        assert_int_equal(WS.got_k[k], WS_PASSES);
+    assert_true(WS.defs + WS.refused >= (uint64_t)WS_K * (WS_PASSES - 1));
+}
+
+/* Credit given back past a small message's 16 bits (sl__rs_small_max,
+ * lowered to 1 here) goes the general way: ship_small's own check
+ * (rs_small_big, counted at the sender; the top-up's is
+ * slot_define_loan's, at the home). A channel of capacity 4 homed on
+ * reactor 0; a task on reactor 1 sends one element on it and keeps the
+ * rest of its credit (3 or 4 slots); then a task at the home sends 4,
+ * finds the channel full, and the recall's answer gives that credit
+ * back: one small message refused for its count, exactly (read once the
+ * home has the credit back), and every element arrives in order. */
+#define GB_CAP 4
+
+static struct {
+    sl_chan *x;
+    _Atomic int sent;
+    int rca, rcs, rcr, ps, pr, is, ir, finished;
+    int64_t va, vs[GB_CAP], got[GB_CAP + 1];
+    uint64_t big0, big1;
+} GB;
+
+static void gb_finished(void *arg)
+{
+    (void)arg;
+    if (++GB.finished == 3)
+        sl_runtime_stop(rt);
+}
+
+static int gb_far(sl_task *t, void *arg)   /* reactor 1 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    GB.big0 = sl_task_reactor(t)->rs_small_big;
+    GB.va = 100;
+    SL_AWAIT(t, GB.rca, sl_chan_send(t, GB.x, &GB.va));
+    assert_int_equal(GB.rca, 0);
+    atomic_store(&GB.sent, 1);
+    SL_END(t);
+}
+
+static int gb_local(sl_task *t, void *arg)   /* reactor 0: the home's own sender */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    TASK_POLL(t, GB.rcs, GB.ps, 10000, atomic_load(&GB.sent));
+    assert_true(atomic_load(&GB.sent));
+    for (GB.is = 0; GB.is < GB_CAP; GB.is++) {
+        GB.vs[GB.is] = 200 + GB.is;
+        SL_AWAIT(t, GB.rcs, sl_chan_send(t, GB.x, &GB.vs[GB.is]));
+        assert_int_equal(GB.rcs, 0);
+    }
+    gb_finished(NULL);
+    SL_END(t);
+}
+
+static void gb_far_done(void *arg)   /* reactor 1, after every message from 0 before it ran */
+{
+    (void)arg;
+    GB.big1 = sl__tl_reactor->rs_small_big;
+    sl_reactor_post(sl_runtime_reactor(rt, 0), gb_finished, NULL);
+}
+
+static int gb_recv(sl_task *t, void *arg)   /* reactor 0 */
+{
+    (void)arg;
+    SL_BEGIN(t);
+    for (GB.ir = 0; GB.ir < GB_CAP + 1; GB.ir++) {
+        SL_AWAIT(t, GB.rcr, sl_chan_recv(t, GB.x, &GB.got[GB.ir]));
+        assert_int_equal(GB.rcr, 0);
+    }
+    /* the recall's answer is in (a receive can take a parked local
+     * sender's element before it): nothing is lent any more */
+    TASK_POLL(t, GB.rcr, GB.pr, 10000, GB.x->reserved_ == 0);
+    assert_int_equal(GB.x->reserved_, 0);
+    assert_int_equal(sl_chan_free(t, GB.x), 0);
+    sl_reactor_post(sl_runtime_reactor(rt, 1), gb_far_done, NULL);
+    gb_finished(NULL);
+    SL_END(t);
+}
+
+static int gb_main(sl_task *t, void *arg)
+{
+    (void)arg;
+    sl_task *l, *r;
+    sl_spawn_opts o = { .deadline = sl_now_ns() + MC_DEADLINE };
+    assert_int_equal(sl_chan_new(&GB.x, sizeof(int64_t), GB_CAP, NULL), 0);
+    assert_int_equal(sl_spawn(NULL, gb_local, NULL, &l, &o), 0);
+    assert_int_equal(sl_spawn(NULL, gb_recv, NULL, &r, &o), 0);
+    assert_int_equal(sl_chan_give(GB.x, t, r), 0);   /* the receiver frees it */
+    assert_int_equal(sl_spawn_on(sl_runtime_reactor(rt, 1), gb_far, NULL, &o), 0);
+    return 0;
+}
+
+static void test_small_credit_back_past_limit(void **s)
+{
+    (void)s;
+    memset(&GB, 0, sizeof GB);
+    sl__rs_small_max = 1;
+    rt = rt_new(2, &cap);
+    int rc = rt_run(rt, gb_main, NULL);
+    sl__rs_small_max = UINT16_MAX;
+    assert_int_equal(rc, 0);
+    print_message("credit given back past the limit: %lu small messages went the general way at reactor 1\n",
+                  (unsigned long)(GB.big1 - GB.big0));
+    assert_int_equal(GB.ir, GB_CAP + 1);
+    assert_int_equal(GB.got[0], 100);
+    for (int i = 0; i < GB_CAP; i++)
+        assert_int_equal(GB.got[i + 1], 200 + i);
+    assert_int_equal(GB.big1 - GB.big0, 1);
+}
+
 int main(void)
 {
     /* CMOCKA_TEST_FILTER=test_recall_at_free (a glob) runs only those: a
@@ -4271,6 +4562,9 @@ int main(void)
         cmocka_unit_test(test_held_flush_not_called),
         cmocka_unit_test(test_large_topup_not_held),
         cmocka_unit_test(test_given_late_window),
+        cmocka_unit_test(test_slots_working_set),
+        cmocka_unit_test(test_slots_cycled_order),
+        cmocka_unit_test(test_small_credit_back_past_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
