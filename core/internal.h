@@ -273,6 +273,9 @@ struct sl_reactor {
     /* the worker pool's item (issue 17, sixteenth stop), last for the same reason */
     uint64_t rr_late_grows;           /* asks ahead whose window doubled: a receive parked while the last was on its way (rrecv.c; tests/test_credit.c) */
     uint64_t rr_front;                /* receives of held elements taken by sl__rrecv's own path, the record in front (rrecv.c; tests/test_credit.c) */
+    unsigned look_delay;              /* reactor.c spin_poll: pauses before the first look */
+    unsigned look_n, look_late, look_wait, look_backoff;
+    bool look_probing;
 };
 
 struct sl_runtime {
