@@ -520,7 +520,6 @@ int main(int argc, char **argv)
                 best = v;
         }
         printf("{\"%s_ns\": %.1f}\n", argv[1], best);
-        { extern unsigned long sl__lookhist[2][20]; for (int a = 0; a < 2; a++) { fprintf(stderr, "delays r%d:", a); for (int b = 0; b < 20; b++) if (sl__lookhist[a][b]) fprintf(stderr, " %d:%lu", b, sl__lookhist[a][b]); fprintf(stderr, "\n"); } }
         return 0;
     }
     fprintf(stderr, "leg-ladder: no rung %s\n", argv[1]);

@@ -273,9 +273,14 @@ struct sl_reactor {
     /* the worker pool's item (issue 17, sixteenth stop), last for the same reason */
     uint64_t rr_late_grows;           /* asks ahead whose window doubled: a receive parked while the last was on its way (rrecv.c; tests/test_credit.c) */
     uint64_t rr_front;                /* receives of held elements taken by sl__rrecv's own path, the record in front (rrecv.c; tests/test_credit.c) */
-    unsigned look_delay;              /* reactor.c spin_poll: pauses before the first look */
-    unsigned look_n, look_late, look_wait, look_backoff;
+    /* Not looking too soon (reactor.c sl__look_adapt; issue 17, seventeenth
+     * stop), last for the same reason: pauses before the spin's first
+     * look, the window's hits and late ones, windows before the next
+     * probe and the wait after a failed one, a probe under way; raises and
+     * lowers made (tests/test_reactor.c) */
+    unsigned look_delay, look_n, look_late, look_wait, look_backoff;
     bool look_probing;
+    uint64_t look_ups, look_downs;
 };
 
 struct sl_runtime {
@@ -331,6 +336,12 @@ extern uint32_t sl__rs_small_max;
  * with no rings). A message posted inline always has one: its handler may
  * leave the sender out of the cell. Outside a message: stale, not to be read. */
 static inline sl_reactor *sl__reactor_msg_from(const sl_reactor *r) { return r->in_from; }
+/* reactor.c: a spin's quick looks found their message after `empty`
+ * empty ones (SPIN_QUICK_POLLS: none within them); adapts look_delay */
+void sl__look_adapt(sl_reactor *r, unsigned empty);
+#define SL_LOOK_WINDOW 16
+#define SL_LOOK_MAX 12
+#define SL_LOOK_BACKOFF_MAX 64
 /* cpus.c: the CPU quota (cpu.max, rounded up) of the cgroup v2 named in
  * `proc_cgroup` (a /proc/self/cgroup) or any above it, under `root`; 0 if
  * none. Files as arguments: unit-tested on a fake tree. */

@@ -1212,41 +1212,70 @@ static bool quick_poll(sl_reactor *r)
     return false;
 }
 
-int sl__xdelay = -2;
-#ifndef LOOK_MAX
-#define LOOK_MAX 12
+/* Not looking too soon (issue 17, seventeenth stop; docs/core.md "One
+ * line, and a look at the right time"). A ping-pong's answer is written
+ * into the line its question came on (ring.h). Between the peer's read of
+ * the question and its write of the answer the line is the peer's alone,
+ * unless we look at it: a look in that window takes it back, and the
+ * answer's write waits for it again (a round trip of the line, some 30
+ * ns fast and 150 slow on this host). Looking from the spin's start, our
+ * looks landed in the window: with the first look two pauses (~46 ns)
+ * later, none did, and the channel ping-pong took 143-152 ns a round trip
+ * against 211-228 (bench/leg-ladder chan; the answer then came before the
+ * first look in 98 % of legs, where without the pauses it came at the
+ * fourth). Too long a wait is as bad (three pauses: 172; five: 225), and
+ * the right one depends on the host's mode and on the peer's work, so it
+ * is learned per reactor, in pauses before the spin's first look
+ * (look_delay):
+ *  - hits are counted in windows of LOOK_WINDOW; a window in which half
+ *    or more came after an empty look (we looked too soon) raises the
+ *    delay by one, up to LOOK_MAX;
+ *  - a window with at most one such hit is on time; after look_wait of
+ *    them the delay is lowered by one, as a probe. A probe whose next
+ *    window is late goes back up and doubles the wait before the next
+ *    one (up to LOOK_BACKOFF_MAX windows), so a reactor at the right delay
+ *    spends little time below it; one that is on time keeps the lower
+ *    delay and probes again after one window.
+ * A stream or a burst is found at the first look and sinks to no delay; a
+ * peer that answers in microseconds finds the spin looking well before,
+ * whatever the delay (LOOK_MAX pauses, ~280 ns). Only the quick looks
+ * of the spin wait so (spin_poll); wake_run's polls do not. */
+#define LOOK_WINDOW SL_LOOK_WINDOW
+#define LOOK_MAX SL_LOOK_MAX
+#define LOOK_BACKOFF_MAX SL_LOOK_BACKOFF_MAX
+/* -DLOOK_ADAPT=0: no delay (the comparison in docs/core.md) */
+#ifndef LOOK_ADAPT
+#define LOOK_ADAPT 1
 #endif
-#define LOOK_WINDOW 16
-#ifndef LOOK_BACKOFF_MAX
-#define LOOK_BACKOFF_MAX 64
-#endif
-unsigned long sl__lookhist[2][20];
-static inline void look_adapt(sl_reactor *r, unsigned empty)
+
+void sl__look_adapt(sl_reactor *r, unsigned empty)
 {
-    if (r->id < 2) sl__lookhist[r->id][getenv("HIST_I") ? (empty < 19 ? empty : 19) : (r->look_delay < 19 ? r->look_delay : 19)]++;
-    if (sl__xdelay >= 0) {
-        r->look_delay = (unsigned)sl__xdelay;
+    if (!LOOK_ADAPT)
         return;
-    }
     r->look_n++;
     if (empty)
         r->look_late++;
     if (r->look_n < LOOK_WINDOW)
         return;
     if (r->look_late >= LOOK_WINDOW / 2) {
-        if (r->look_delay < LOOK_MAX)
+        if (r->look_delay < LOOK_MAX) {
             r->look_delay++;
+            r->look_ups++;
+        }
         if (r->look_probing && r->look_backoff < LOOK_BACKOFF_MAX)
             r->look_backoff *= 2;
         r->look_probing = false;
         r->look_wait = r->look_backoff;
     } else if (r->look_late <= 1) {
         if (r->look_probing) {
-            r->look_probing = false;
+            r->look_probing = false;   /* the lower delay holds */
             r->look_backoff = 1;
             r->look_wait = 1;
-        } else if (r->look_delay && !r->look_wait--) {
+        } else if (r->look_wait) {
+            r->look_wait--;
+        } else if (r->look_delay) {
             r->look_delay--;
+            r->look_downs++;
             r->look_probing = true;
         }
     }
@@ -1256,14 +1285,14 @@ static inline void look_adapt(sl_reactor *r, unsigned empty)
 static bool spin_poll(sl_reactor *r, uint64_t *now)
 {
     r->st.spins++;
-    if (sl__xdelay == -2) sl__xdelay = getenv("XDELAY") ? atoi(getenv("XDELAY")) : -1;
     if (!r->pause_skip) {
-        for (unsigned k = 0; k < r->look_delay; k++)
+        for (unsigned k = 0; k < r->look_delay; k++)   /* not too soon: sl__look_adapt */
             cpu_relax();
         for (int i = 0; i < SPIN_QUICK_POLLS; i++) {
             if (!inbox_empty(r)) {
-                r->spin_one = i > 0 || r->look_delay;   /* found at the first look, at once: more may wait (spin_run) */
-                look_adapt(r, (unsigned)i);
+                /* found at the first look, at once: more may wait (spin_run) */
+                r->spin_one = i > 0 || r->look_delay;
+                sl__look_adapt(r, (unsigned)i);
                 pause_adapt(r, true);   /* came while pausing: as below */
                 r->spin_backoff = 0;    /* spin_adapt's verdict on a spin this short */
                 *now = r->spin_clock;   /* read after a run (spin_clock_after), not here */
@@ -1272,7 +1301,7 @@ static bool spin_poll(sl_reactor *r, uint64_t *now)
             }
             cpu_relax();
         }
-        look_adapt(r, SPIN_QUICK_POLLS);
+        sl__look_adapt(r, SPIN_QUICK_POLLS);   /* none within them: late */
     }
     uint64_t t0 = sl_now_ns(), until = t0 + r->spin_ns, t;
     uint64_t pause_until = r->pause_skip ? 0 : t0 + SPIN_PAUSE_NS;

@@ -886,6 +886,98 @@ static void test_ring_stream_never_reuses(void **s)
     assert_int_equal(e0.stepped + e1.stepped, 0);
 }
 
+/* ---- not looking too soon (reactor.c sl__look_adapt) ------------------------ */
+
+/* A reactor as sl__reactor_init leaves the controller: delay 0, backoff 1 */
+static sl_reactor *look_new(void)
+{
+    sl_reactor *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    r->look_backoff = 1;
+    return r;
+}
+
+/* n windows whose hits came after `late` empty looks of 16 each (0: on
+ * time), `empty` looks before each late one */
+static void look_windows(sl_reactor *r, int n, int late, unsigned empty)
+{
+    for (int w = 0; w < n; w++)
+        for (int h = 0; h < SL_LOOK_WINDOW; h++)
+            sl__look_adapt(r, h < late ? empty : 0);
+}
+
+/* Windows with half or more late hits raise the delay one a window, up
+ * to SL_LOOK_MAX; a hit within the window does not act before its end. */
+static void test_look_late_raises(void **s)
+{
+    (void)s;
+    sl_reactor *r = look_new();
+    for (int h = 0; h < SL_LOOK_WINDOW - 1; h++)
+        sl__look_adapt(r, 3);
+    assert_int_equal(r->look_delay, 0);   /* the window is not over */
+    sl__look_adapt(r, 3);
+    assert_int_equal(r->look_delay, 1);
+    look_windows(r, 1, SL_LOOK_WINDOW / 2, 1);   /* exactly half: late */
+    assert_int_equal(r->look_delay, 2);
+    look_windows(r, 1, SL_LOOK_WINDOW / 2 - 1, 1);   /* less than half, more than one: no change */
+    assert_int_equal(r->look_delay, 2);
+    look_windows(r, 30, SL_LOOK_WINDOW, 16);
+    assert_int_equal(r->look_delay, SL_LOOK_MAX);
+    assert_int_equal(r->look_ups, SL_LOOK_MAX);
+    free(r);
+}
+
+/* On-time windows lower the delay by probes: a probe that holds (the
+ * next window on time too) keeps it and probes again after one window. */
+static void test_look_probe_holds(void **s)
+{
+    (void)s;
+    sl_reactor *r = look_new();
+    look_windows(r, 3, SL_LOOK_WINDOW, 2);   /* delay 3, waiting one window */
+    assert_int_equal(r->look_delay, 3);
+    look_windows(r, 1, 1, 2);   /* one late hit is on time */
+    assert_int_equal(r->look_delay, 3);   /* the wait */
+    look_windows(r, 1, 0, 0);
+    assert_int_equal(r->look_delay, 2);   /* the probe */
+    assert_true(r->look_probing);
+    look_windows(r, 1, 0, 0);
+    assert_int_equal(r->look_delay, 2);   /* it held */
+    assert_false(r->look_probing);
+    look_windows(r, 1, 0, 0);   /* the wait of one window */
+    look_windows(r, 1, 0, 0);
+    assert_int_equal(r->look_delay, 1);
+    look_windows(r, 4, 0, 0);
+    assert_int_equal(r->look_delay, 0);
+    look_windows(r, 8, 0, 0);   /* nothing below 0 */
+    assert_int_equal(r->look_delay, 0);
+    assert_int_equal(r->look_downs, 3);
+    free(r);
+}
+
+/* A probe whose next window is late goes back up and doubles the wait
+ * before the next probe, up to SL_LOOK_BACKOFF_MAX windows: at its right
+ * delay a reactor spends one window in 2, 3, 5, ... 65 below it. */
+static void test_look_probe_fails_backs_off(void **s)
+{
+    (void)s;
+    sl_reactor *r = look_new();
+    look_windows(r, 2, SL_LOOK_WINDOW, 2);   /* delay 2, wait 1 */
+    look_windows(r, 1, 0, 0);   /* waits */
+    unsigned wait = 1;
+    for (int round = 0; round < 10; round++) {
+        look_windows(r, 1, 0, 0);   /* the probe */
+        assert_int_equal(r->look_delay, 1);
+        look_windows(r, 1, SL_LOOK_WINDOW, 2);   /* late again: back up */
+        assert_int_equal(r->look_delay, 2);
+        wait = wait * 2 > SL_LOOK_BACKOFF_MAX ? SL_LOOK_BACKOFF_MAX : wait * 2;
+        assert_int_equal(r->look_wait, wait);
+        look_windows(r, (int)wait, 0, 0);   /* the wait, on time at 2 */
+        assert_int_equal(r->look_delay, 2);
+    }
+    assert_int_equal(r->look_backoff, SL_LOOK_BACKOFF_MAX);
+    free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -900,6 +992,9 @@ int main(void)
         cmocka_unit_test(test_ring_reuse_in_step),
         cmocka_unit_test(test_ring_reuse_forced_advance),
         cmocka_unit_test(test_ring_stream_never_reuses),
+        cmocka_unit_test(test_look_late_raises),
+        cmocka_unit_test(test_look_probe_holds),
+        cmocka_unit_test(test_look_probe_fails_backs_off),
         cmocka_unit_test(test_ring_pair_both_ways_busy),
         cmocka_unit_test(test_ring_three_pairs),
         cmocka_unit_test(test_ring_sixteen_reactors),
