@@ -6,28 +6,29 @@
  * one-element batches, reactor.c sl__reactor_post_inline).
  *
  * The two directions of a pair {a, b} share their cells' lines (the
- * sixteenth stop, docs/core.md "One line for both directions"): line p of
- * the pair's array holds the cell of position p of a->b in one half and
- * that of b->a in the other, so a ping-pong's answer is written into the
- * line its question came on, and a round trip moves one line, not two (as
- * bench/flag.h's flag1 against flag). Each half holds its sequence number
- * beside its payload, and only its direction's producer writes it: it
- * fills the cell of position p and stores seq = p+1; the consumer takes it
- * when seq is get+1 and then stores get on a line of its own, which the
- * producer reads only when its cached copy says the ring is full (once a
- * lap at most). A consumer that wrote the cell back to free it (Vyukov's
- * bounded queue) would move the line three times a message, not two
- * (reasoned, not measured apart: docs/core.md, "Per-pair rings"). No
- * locked instruction on either side for the cell itself, where the MPSC
- * costs an exchange on head per push and, in a ping-pong, another on the
- * stub per pop (docs/core.md, "The ping-pong"). What to do when the ring
- * is full (the producer's backlog, need_space and the wake) is reactor.c's,
- * see ring_send there.
+ * sixteenth stop, docs/core.md "One line for both directions"): line c of
+ * the pair's array holds cell c of a->b in one half and cell c of b->a in
+ * the other. Each half holds its sequence number beside its payload, and
+ * only its direction's producer writes it: it fills a cell and stores the
+ * message's sequence number with the word that publishes it; the consumer
+ * takes it when the number is get+1 and then stores get on a line of its
+ * own, which the producer reads only when its count says the ring is full
+ * (once a lap at most). Which cell a message takes is the producer's
+ * choice (since the seventeenth stop: "Cells reused" below), so that a
+ * ping-pong stays on one line. A consumer that wrote the cell back to
+ * free it (Vyukov's bounded queue) would move the line three times a
+ * message, not two (reasoned, not measured apart: docs/core.md, "Per-pair
+ * rings"). No locked instruction on either side for the cell itself, where
+ * the MPSC costs an exchange on head per push and, in a ping-pong, another
+ * on the stub per pop (docs/core.md, "The ping-pong"). What to do when the
+ * ring is full (the producer's backlog, need_space and the wake) is
+ * reactor.c's, see ring_send there.
  *
- * An sl_ring is one direction: its producer's counters, its consumer's,
- * and a pointer to its half of the pair's cell 0. The pair's two sl_rings
- * and its lines are one allocation (sl_ring_pair), freed once, by whoever
- * made it (reactor.c: the lower-numbered reactor of the pair). */
+ * An sl_ring is a reactor's end of a pair: the producer's state of its
+ * direction out and the consumer's of its direction in. The pair's two
+ * ends, its two need_space flags and its lines are one allocation
+ * (sl_ring_pair), freed once, by whoever made it (reactor.c: the
+ * lower-numbered reactor of the pair). */
 #ifndef SL_RING_H
 #define SL_RING_H
 #include <stdatomic.h>
@@ -66,8 +67,8 @@ typedef struct sl_ring_cell {
     } u;
 } sl_ring_cell;
 
-/* Cell c of both directions of a pair: half[0] is the pair's dir[0]'s
- * (sl_ring_pair), half[1] dir[1]'s. */
+/* Cell c of both directions of a pair: half[0] is end[0]'s direction out
+ * (sl_ring_pair: a -> b), half[1] end[1]'s. */
 typedef struct sl_ring_line {
     _Alignas(64) sl_ring_cell half[2];
 } sl_ring_line;
@@ -80,10 +81,14 @@ typedef struct sl_ring_line {
  * cell then never leaves that line: the answer is written where the
  * question was read, and the next question where the answer was read.
  * Moving to the next line at every round trip, as positions did, cost
- * about twice as much on this host's fast mode (a bare pair of threads,
- * /tmp/lead/rx/reuse.c in the stop's note: 111 ns a round trip advancing,
- * 55 reusing; slow mode 420 against 346), the line being fetched and then
- * owned in two steps where a line read and written in turn moves once.
+ * about twice as much on this host's fast mode (two bare threads: 111 ns
+ * a round trip advancing, 55 reusing, slow mode 420 against 346;
+ * bench/leg-ladder ring 104-108 before, 68-70 after): a line read and
+ * then written by one side moves once, where a line written after
+ * another was read is fetched and then owned in two steps. It holds only
+ * while the other side does not look at the line between the read and
+ * the write; a channel's leg works ~50 ns there, and the spin's looks
+ * during it took most of the gain back (reactor.c, sl__look_adapt).
  *
  * The rules, and why they keep the ring exact:
  *  - The consumer takes messages in sequence order and knows where the
@@ -113,7 +118,7 @@ typedef struct sl_ring_line {
  *    peer's last message to us) by at most SL_RING_STEP_MAX advances
  *    instead, one cell a message, until they meet; one ahead reuses and
  *    waits for the peer. (The sixteenth stop's skip cells did this for
- *    positions: ring_realign.) */
+ *    positions, ring_realign; a step costs no cell.) */
 #define SL_RING_REUSE_MAX 65536
 #define SL_RING_STEP_MAX 4
 /* SL_RING_REUSE_MAX as the rings use it: tests/test_ring.c lowers it to
