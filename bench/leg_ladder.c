@@ -72,7 +72,7 @@ static long rt_n;   /* the round trips of the running rung */
 
 /* ---- ring ---------------------------------------------------------------- */
 
-static sl_ring *ring_ab, *ring_ba;
+static sl_ring *ring_a, *ring_b;   /* the two threads' ends: main's, the peer's */
 
 typedef struct cellmsg { long i; unsigned char pad[8]; } cellmsg;   /* a cell's room (SL_RING_INLINE) */
 _Static_assert(sizeof(cellmsg) == SL_RING_INLINE, "the rungs' message fills a cell");
@@ -85,7 +85,7 @@ static long ring_poll = 1;
 static long ring_get(sl_ring *q)
 {
     void (*fn)(void *);
-    _Alignas(8) unsigned char copy[SL_RING_INLINE];
+    _Alignas(8) unsigned char copy[SL_RING_INLINE] = { 0 };   /* (gcc cannot see take fill it) */
     while (!sl_ring_ready(q))
         for (long k = 0; k < ring_poll; k++)
             bench_relax();
@@ -127,7 +127,7 @@ static long get_for(sl_ring *in, sl_ring *out)
 {
     long v = ring_get(in);
     if (ring_prefetch)
-        __builtin_prefetch(&out->pcells[(out->put & (out->ncells - 1)) * SL_RING_STRIDE], 1, 3);
+        __builtin_prefetch(ring_pcell(out, out->pc), 1, 3);
     return v;
 }
 
@@ -139,10 +139,10 @@ static void *ring_peer(void *arg)
     (void)arg;
     for (long i = 1; i <= rt_n; i++) {
         if (ring_after) {
-            ring_put(ring_ba, get_for(ring_ab, ring_ba));
+            ring_put(ring_b, get_for(ring_b, ring_b));
             work(i);
         } else {
-            ring_put(ring_ba, work(get_for(ring_ab, ring_ba)));
+            ring_put(ring_b, work(get_for(ring_b, ring_b)));
         }
     }
     return NULL;
@@ -156,23 +156,28 @@ static double r_ring(long n)
     sl_ring_pair *p = sl_ring_pair_new(NULL, NULL);
     if (!p)
         return -1;
-    ring_ab = &p->dir[0];
-    ring_ba = &p->dir[1];
+    ring_a = &p->end[0];
+    ring_b = &p->end[1];
     if (pthread_create(&t, NULL, ring_peer, NULL) != 0) {
         free(p);
         return -1;
     }
     uint64_t t0 = sl_now_ns();
     for (long i = 1; i <= n; i++) {
-        ring_put(ring_ab, i);
+        ring_put(ring_a, i);
         if (ring_after)
             work(i);   /* while the peer answers */
-        long v = get_for(ring_ba, ring_ab);
+        long v = get_for(ring_a, ring_a);
         if ((ring_after ? v : work(v)) != i)
             abort();
     }
     uint64_t t1 = sl_now_ns();
     pthread_join(t, NULL);
+    if (getenv("LADDER_STATS"))
+        fprintf(stderr, "ring: reused %llu and %llu, stepped %llu and %llu, cells %llu and %llu\n",
+                (unsigned long long)p->end[0].reused, (unsigned long long)p->end[1].reused,
+                (unsigned long long)p->end[0].stepped, (unsigned long long)p->end[1].stepped,
+                (unsigned long long)p->end[0].pc, (unsigned long long)p->end[1].pc);
     free(p);
     return (double)(t1 - t0) / (double)n;
 }
@@ -314,6 +319,7 @@ static void run2(sl_step_fn fn)
                     (unsigned long long)s.spin_hits, (unsigned long long)s.spin_runs,
                     (unsigned long long)s.spin_yields, (unsigned long long)R[i]->rs_early,
                     (unsigned long long)R[i]->quick_hits);
+            fprintf(stderr, "  look_delay %u\n", R[i]->look_delay);
         }
     sl_runtime_free(rt);
 }

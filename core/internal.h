@@ -292,6 +292,14 @@ struct sl_reactor {
     int rs_out_row;
     uint64_t rs_slot_passed;
     uint64_t rs_slot_found;
+    /* Not looking too soon (reactor.c sl__look_adapt; issue 17, seventeenth
+     * stop), last for the same reason: pauses before the spin's first
+     * look, the window's hits and late ones, windows before the next
+     * probe and the wait after a failed one, a probe under way; raises and
+     * lowers made (tests/test_ring.c) */
+    unsigned look_delay, look_n, look_late, look_wait, look_backoff;
+    bool look_probing;
+    uint64_t look_ups, look_downs;
 };
 
 struct sl_runtime {
@@ -347,6 +355,12 @@ extern uint32_t sl__rs_small_max;
  * with no rings). A message posted inline always has one: its handler may
  * leave the sender out of the cell. Outside a message: stale, not to be read. */
 static inline sl_reactor *sl__reactor_msg_from(const sl_reactor *r) { return r->in_from; }
+/* reactor.c: a spin's quick looks found their message after `empty`
+ * empty ones (SPIN_QUICK_POLLS: none within them); adapts look_delay */
+void sl__look_adapt(sl_reactor *r, unsigned empty);
+#define SL_LOOK_WINDOW 16
+#define SL_LOOK_MAX 12
+#define SL_LOOK_BACKOFF_MAX 64
 /* cpus.c: the CPU quota (cpu.max, rounded up) of the cgroup v2 named in
  * `proc_cgroup` (a /proc/self/cgroup) or any above it, under `root`; 0 if
  * none. Files as arguments: unit-tested on a fake tree. */

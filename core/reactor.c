@@ -569,18 +569,20 @@ int sl__reactor_rings_new(sl_runtime *rt)
         memset(rt->r[i]->ring_out, 0, sz);
         memset(rt->r[i]->ring_in, 0, sz);
     }
-    /* One allocation a pair {i, j}, i < j: its dir[0] is i -> j, dir[1]
-     * j -> i (ring.h). i's ring_out[j] is the allocation itself, and i's
-     * sl__reactor_rings_free frees it. */
+    /* One allocation a pair {i, j}, i < j: its end[0] is i's, end[1] j's
+     * (ring.h). A reactor's end serves both directions, so it is both its
+     * ring_out[] for the peer and its ring_in[] entry from it. i's
+     * ring_out[j] is the allocation itself, and i's sl__reactor_rings_free
+     * frees it. */
     for (int i = 0; i < n; i++)
         for (int j = i + 1; j < n; j++) {
             sl_ring_pair *p = sl_ring_pair_new(rt->r[i], rt->r[j]);
             if (!p)
                 return -ENOMEM;
-            rt->r[i]->ring_out[j] = &p->dir[0];
-            rt->r[j]->ring_out[i] = &p->dir[1];
-            rt->r[j]->ring_in[rt->r[j]->nring_in++] = &p->dir[0];
-            rt->r[i]->ring_in[rt->r[i]->nring_in++] = &p->dir[1];
+            rt->r[i]->ring_out[j] = &p->end[0];
+            rt->r[j]->ring_out[i] = &p->end[1];
+            rt->r[i]->ring_in[rt->r[i]->nring_in++] = &p->end[0];
+            rt->r[j]->ring_in[rt->r[j]->nring_in++] = &p->end[1];
         }
     return 0;
 }
@@ -592,7 +594,7 @@ void sl__reactor_rings_free(sl_reactor *r)
 {
     if (r->ring_out && r->rt)
         for (int j = r->id + 1; j < r->rt->n; j++)
-            free(r->ring_out[j]);   /* dir[0], the pair's start, or NULL */
+            free(r->ring_out[j]);   /* end[0], the pair's start, or NULL */
     free(r->ring_out);
     free(r->ring_in);
     r->ring_out = r->ring_in = NULL;
@@ -628,10 +630,10 @@ static bool ring_put_backlog(sl_reactor *cur, sl_ring *q)
          * (an RMW too) came first, this one reads what it wrote, and so
          * sees the get it stored before (ring_took). Read-modify-writes
          * rather than fences: ThreadSanitizer models them. */
-        atomic_exchange_explicit(&q->need_space, 1, memory_order_seq_cst);
+        atomic_exchange_explicit(q->need_out, 1, memory_order_seq_cst);
         if (!sl_ring_try_put(q, q->bl_first))
             return false;
-        atomic_store_explicit(&q->need_space, 0, memory_order_relaxed);
+        atomic_store_explicit(q->need_out, 0, memory_order_relaxed);
     }
     q->bl_first = q->bl_last = NULL;
     cur->nbacklog--;
@@ -681,7 +683,7 @@ static void ring_took(sl_reactor *r, uint32_t took)
             continue;
         sl_ring *q = r->ring_in[i];
         /* an RMW after our store of get: see ring_put_backlog */
-        if (atomic_exchange_explicit(&q->need_space, 0, memory_order_seq_cst)) {
+        if (atomic_exchange_explicit(q->need_in, 0, memory_order_seq_cst)) {
             atomic_store_explicit(&q->from->space_ready, 1, memory_order_seq_cst);
             wake(q->from);
         }
@@ -1215,21 +1217,97 @@ static bool quick_poll(sl_reactor *r)
     return false;
 }
 
+/* Not looking too soon (issue 17, seventeenth stop; docs/core.md "One
+ * line, and a look at the right time"). A ping-pong's answer is written
+ * into the line its question came on (ring.h). Between the peer's read of
+ * the question and its write of the answer the line is the peer's alone,
+ * unless we look at it: a look in that window takes it back, and the
+ * answer's write waits for it again (a round trip of the line, some 30
+ * ns fast and 150 slow on this host). Looking from the spin's start, our
+ * looks landed in the window: with the first look two pauses (~46 ns)
+ * later, none did, and the channel ping-pong took 143-152 ns a round trip
+ * against 211-228 (bench/leg-ladder chan; the answer then came before the
+ * first look in 98 % of legs, where without the pauses it came at the
+ * fourth). Too long a wait is as bad (three pauses: 172; five: 225), and
+ * the right one depends on the host's mode and on the peer's work, so it
+ * is learned per reactor, in pauses before the spin's first look
+ * (look_delay):
+ *  - hits are counted in windows of LOOK_WINDOW; a window in which half
+ *    or more came after an empty look (we looked too soon) raises the
+ *    delay by one, up to LOOK_MAX;
+ *  - a window with at most one such hit is on time; after look_wait of
+ *    them the delay is lowered by one, as a probe. A probe whose next
+ *    window is late goes back up and doubles the wait before the next
+ *    one (up to LOOK_BACKOFF_MAX windows), so a reactor at the right delay
+ *    spends little time below it; one that is on time keeps the lower
+ *    delay and probes again after one window.
+ * A stream or a burst is found at the first look and sinks to no delay; a
+ * peer that answers in microseconds finds the spin looking well before,
+ * whatever the delay (LOOK_MAX pauses, ~280 ns). Only the quick looks
+ * of the spin wait so (spin_poll); wake_run's polls do not. */
+#define LOOK_WINDOW SL_LOOK_WINDOW
+#define LOOK_MAX SL_LOOK_MAX
+#define LOOK_BACKOFF_MAX SL_LOOK_BACKOFF_MAX
+/* -DLOOK_ADAPT=0: no delay (the comparison in docs/core.md) */
+#ifndef LOOK_ADAPT
+#define LOOK_ADAPT 1
+#endif
+
+void sl__look_adapt(sl_reactor *r, unsigned empty)
+{
+    if (!LOOK_ADAPT)
+        return;
+    r->look_n++;
+    if (empty)
+        r->look_late++;
+    if (r->look_n < LOOK_WINDOW)
+        return;
+    if (r->look_late >= LOOK_WINDOW / 2) {
+        if (r->look_delay < LOOK_MAX) {
+            r->look_delay++;
+            r->look_ups++;
+        }
+        if (r->look_probing && r->look_backoff < LOOK_BACKOFF_MAX)
+            r->look_backoff *= 2;
+        r->look_probing = false;
+        r->look_wait = r->look_backoff;
+    } else if (r->look_late <= 1) {
+        if (r->look_probing) {
+            r->look_probing = false;   /* the lower delay holds */
+            r->look_backoff = 1;
+            r->look_wait = 1;
+        } else if (r->look_wait) {
+            r->look_wait--;
+        } else if (r->look_delay) {
+            r->look_delay--;
+            r->look_downs++;
+            r->look_probing = true;
+        }
+    }
+    r->look_n = r->look_late = 0;
+}
+
 static bool spin_poll(sl_reactor *r, uint64_t *now)
 {
     r->st.spins++;
-    if (!r->pause_skip)
+    if (!r->pause_skip) {
+        for (unsigned k = 0; k < r->look_delay; k++)   /* not too soon: sl__look_adapt */
+            cpu_relax();
         for (int i = 0; i < SPIN_QUICK_POLLS; i++) {
             if (!inbox_empty(r)) {
+                /* found at the first look, at once: more may wait (spin_run) */
+                r->spin_one = i > 0 || r->look_delay;
+                sl__look_adapt(r, (unsigned)i);
                 pause_adapt(r, true);   /* came while pausing: as below */
                 r->spin_backoff = 0;    /* spin_adapt's verdict on a spin this short */
                 *now = r->spin_clock;   /* read after a run (spin_clock_after), not here */
-                r->spin_one = i > 0;    /* found at the first look: more may wait (spin_run) */
                 r->st.spin_hits++;
                 return true;
             }
             cpu_relax();
         }
+        sl__look_adapt(r, SPIN_QUICK_POLLS);   /* none within them: late */
+    }
     uint64_t t0 = sl_now_ns(), until = t0 + r->spin_ns, t;
     uint64_t pause_until = r->pause_skip ? 0 : t0 + SPIN_PAUSE_NS;
     bool hit = false, pausing = pause_until != 0;
@@ -1553,6 +1631,7 @@ int sl__reactor_init(sl_reactor *r, sl_runtime *rt, int id, struct event_base *b
     r->rt = rt;
     r->id = id;
     r->wake_fd = -1;
+    r->look_backoff = 1;
     atomic_store(&r->quiet, true);
     atomic_store(&r->asleep, -1);   /* its thread publishes the truth as it starts */
     sl_reactor_set_report(r, opts ? opts->report : NULL, opts ? opts->report_arg : NULL);

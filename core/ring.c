@@ -4,48 +4,47 @@
 
 _Static_assert(sizeof(sl_ring_cell) == 32, "a cell is half a line");
 _Static_assert(sizeof(sl_ring_line) == 64, "a pair's cells of one position are one line");
-_Static_assert(sizeof(sl_ring) % 64 == 0, "a direction's counters are whole lines");
+_Static_assert(sizeof(sl_ring) % 128 == 0, "an end is whole pairs of lines");
+_Static_assert(sizeof(sl_ring_pair) % 64 == 0, "the lines start on a line");
 
 unsigned sl__ring_cells = SL_RING_CELLS;
+unsigned sl__ring_reuse_max = SL_RING_REUSE_MAX;
 
-static void ring_init(sl_ring *q, uint64_t n, sl_ring_cell *cells, sl_reactor *from, sl_reactor *to)
+/* end e of pair p (e = 0: a's), its peer `to` */
+static void end_init(sl_ring_pair *p, int e, uint64_t n, sl_reactor *to)
 {
-    q->put = q->seen_get = 0;
+    sl_ring *q = &p->end[e];
+    memset(q, 0, sizeof *q);
     q->ncells = n;
-    q->bl_first = q->bl_last = NULL;
-    q->to = to;
-    q->pcells = cells;
-    q->jumps = 0;
+    q->pc = n - 1;   /* the first message advances to cell 0 */
+    q->to = q->from = to;
+    q->pcells = &p->lines[0].half[e];
+    q->peer = &p->end[!e];
+    q->need_out = &p->need[e].v;
     atomic_store_explicit(&q->get, 0, memory_order_relaxed);
     q->cmask = n - 1;
-    q->ccells = cells;
-    q->from = from;
-    atomic_store_explicit(&q->need_space, 0, memory_order_relaxed);
+    q->cc = n - 1;   /* and is looked for there */
+    q->ccells = &p->lines[0].half[!e];
+    q->need_in = &p->need[!e].v;
 }
 
 sl_ring_pair *sl_ring_pair_new(sl_reactor *a, sl_reactor *b)
 {
     uint64_t n = sl__ring_cells;
-    if (!n || (n & (n - 1)))
+    if (!n || (n & (n - 1)) || n > 4096)
         n = SL_RING_CELLS;
-    sl_ring_pair *p = aligned_alloc(64, sizeof *p + n * sizeof(sl_ring_line));
+    sl_ring_pair *p = aligned_alloc(128, (sizeof *p + n * sizeof(sl_ring_line) + 127) & ~(size_t)127);
     if (!p)
         return NULL;
-    ring_init(&p->dir[0], n, &p->lines[0].half[0], a, b);
-    ring_init(&p->dir[1], n, &p->lines[0].half[1], b, a);
-    p->dir[0].sib = &p->dir[1];
-    p->dir[1].sib = &p->dir[0];
+    end_init(p, 0, n, b);
+    end_init(p, 1, n, a);
+    for (int d = 0; d < 2; d++)
+        atomic_store_explicit(&p->need[d].v, 0, memory_order_relaxed);
     for (uint64_t i = 0; i < n; i++)
         for (int h = 0; h < 2; h++) {
-            atomic_store_explicit(&p->lines[i].half[h].seq, 0, memory_order_relaxed);
+            atomic_store_explicit(&p->lines[i].half[h].sa, 0, memory_order_relaxed);
             p->lines[i].half[h].fn = NULL;
             p->lines[i].half[h].u.first = NULL;
         }
     return p;
-}
-
-void sl__ring_skip(void *arg)
-{
-    (void)arg;
-    abort();   /* a skip cell is taken by sl_ring_ready, never run */
 }

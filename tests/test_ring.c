@@ -717,15 +717,15 @@ static void test_ring_msg_from(void **s)
     assert_int_equal(sl_runtime_free(rt), 0);
 }
 
-/* ---- drifted directions realign (ring.h, ring_realign) -------------------------------- */
+/* ---- cells reused, keeping step (ring.h, "Cells reused") ------------------ */
 
 /* A ping-pong of inline messages between reactors 0 and 1 after one side
- * has sent `skew` extra messages first: the two directions' positions
- * start skew apart, and an answer would land skew lines from its question
- * for good. The side behind jumps to the peer's last position (a skip
- * cell), so at the end the two directions' puts are at most one apart;
- * every message still arrives, in order. Without the realignment the
- * puts end `skew` apart (fails the first assertion). */
+ * has sent `skew` extra messages first, so that the two directions' cells
+ * start apart. The side behind advances one cell a message until the two
+ * meet (keeping step: stepped), and from then both reuse their cell (the
+ * answer written on the question's line, the next question on the
+ * answer's): every message arrives, in order, and at the end both
+ * directions are in one cell. */
 #define RA_N 2000
 
 static struct {
@@ -786,7 +786,8 @@ static void ra_extras(void *arg)   /* the reactor that sends them */
         assert_int_equal(sl_reactor_post(sl_runtime_reactor(rt, 0), ra_start, NULL), 0);
 }
 
-static void realign_scene(int skew)
+/* Runs the scene; *e0 and *e1 get reactor 0's and 1's ends of their pair */
+static void reuse_scene(int skew, sl_ring *e0, sl_ring *e1)
 {
     static int to0 = 0, to1 = 1;
     memset(&RA, 0, sizeof RA);
@@ -803,42 +804,178 @@ static void realign_scene(int skew)
     assert_int_equal(RA.refused, 0);
     assert_int_equal(RA.bad, 0);
     assert_int_equal(RA.next[0], RA_N + 1);
-    sl_ring *q01 = r0->ring_out[1], *q10 = r1->ring_out[0];
-    uint64_t a = q01->put, b = q10->put;
-    print_message("skew %d: puts %llu and %llu, jumps %llu and %llu\n", skew, (unsigned long long)a,
-                  (unsigned long long)b, (unsigned long long)q01->jumps, (unsigned long long)q10->jumps);
-    assert_true(a > b ? a - b <= 1 : b - a <= 1);
-    /* Reactor 0 asks, 1 answers. In step: the answer at the question's
-     * position (skew 0) or one past it (-1: reactor 1 one ahead). Any
-     * other skew takes a jump, by the answerer (skew > 0: it is behind)
-     * or the asker (skew < -1). */
-    if (skew == 0 || skew == -1)
-        assert_int_equal(q01->jumps + q10->jumps, 0);
-    else
-        assert_true(q01->jumps + q10->jumps >= 1);
+    *e0 = *r0->ring_out[1];
+    *e1 = *r1->ring_out[0];
+    print_message("skew %d: cells %llu and %llu, reused %llu and %llu, stepped %llu and %llu\n", skew,
+                  (unsigned long long)e0->pc, (unsigned long long)e1->pc, (unsigned long long)e0->reused,
+                  (unsigned long long)e1->reused, (unsigned long long)e0->stepped, (unsigned long long)e1->stepped);
     assert_int_equal(sl_runtime_free(rt), 0);
 }
 
-static void test_ring_realign_answerer_behind(void **s)
+/* One side behind by 1 to SL_RING_STEP_MAX cells: it steps, once a cell,
+ * and then both stay on one line. Without the step the two reuse their
+ * own cells apart (the pcs differ); without reuse, `reused` stays 0. */
+static void test_ring_reuse_keeps_step(void **s)
 {
     (void)s;
-    realign_scene(1);
-    realign_scene(3);
-    realign_scene(SL_RING_JUMP_MAX);
+    static const int skews[] = { 1, 3, SL_RING_STEP_MAX, -2, -3 };
+    for (size_t i = 0; i < sizeof skews / sizeof *skews; i++) {
+        sl_ring e0, e1;
+        reuse_scene(skews[i], &e0, &e1);
+        assert_int_equal(e0.pc, e1.pc);   /* in one cell: one line */
+        /* the side behind steps: the answerer for skew > 0 (reactor 0
+         * sent the extras), the asker for skew <= -2 */
+        uint64_t want = skews[i] > 0 ? (uint64_t)skews[i] : (uint64_t)(-skews[i] - 1);
+        assert_int_equal(e0.stepped + e1.stepped, want);
+        /* every leg after the meeting reuses: RA_N each way, less the
+         * first messages and the steps */
+        assert_true(e0.reused >= RA_N - 2 * SL_RING_STEP_MAX - 2);
+        assert_true(e1.reused >= RA_N - 2 * SL_RING_STEP_MAX - 2);
+    }
 }
 
-static void test_ring_realign_asker_behind(void **s)
+/* In step from the start (skew 0; -1 is the start message alone): no
+ * step, and every leg but the first of each side reuses. */
+static void test_ring_reuse_in_step(void **s)
 {
     (void)s;
-    realign_scene(-2);
-    realign_scene(-3);
+    for (int skew = 0; skew >= -1; skew--) {
+        sl_ring e0, e1;
+        reuse_scene(skew, &e0, &e1);
+        assert_int_equal(e0.stepped + e1.stepped, 0);
+        assert_int_equal(e0.pc, e1.pc);
+        assert_true(e0.reused >= RA_N - 2);
+        assert_true(e1.reused >= RA_N - 2);
+    }
 }
 
-static void test_ring_in_step_no_skips(void **s)
+/* Past sl__ring_reuse_max reuses in a row a producer advances (so every
+ * cell is rewritten well within 2^32 messages and an old sequence number
+ * never matches), and its consumer finds the message in the next cell;
+ * the other side steps after it. With 8: a ping-pong of RA_N legs
+ * advances about RA_N / 9 times each way, every message in order. */
+static void test_ring_reuse_forced_advance(void **s)
 {
     (void)s;
-    realign_scene(0);
-    realign_scene(-1);
+    sl__ring_reuse_max = 8;
+    sl_ring e0, e1;
+    reuse_scene(0, &e0, &e1);
+    sl__ring_reuse_max = SL_RING_REUSE_MAX;
+    assert_int_equal(e0.pc, e1.pc);
+    /* each side's messages: reused + advanced (stepped, forced, first) */
+    assert_true(e0.reused + e1.reused <= 2 * RA_N * 8 / 9 + 2);
+    assert_true(e0.reused + e1.reused >= 2 * RA_N * 8 / 10);
+    assert_true(e0.stepped + e1.stepped >= RA_N / 9 - 2);
+}
+
+/* A stream one way writes no acks back: its producer advances a cell a
+ * message (a reused cell is one the consumer would not look at). Reactor
+ * 0 streams 40 messages before the ping-pong starts: they take cells 0 to
+ * 39 and the first question cell 40, all advancing; the answers start at
+ * cell 0. 40 cells apart is past SL_RING_STEP_MAX, so neither steps: each
+ * side reuses its own cell from then on, on two lines. */
+static void test_ring_stream_never_reuses(void **s)
+{
+    (void)s;
+    sl_ring e0, e1;
+    reuse_scene(40, &e0, &e1);
+    assert_int_equal(e0.put, 40 + RA_N);
+    assert_int_equal(e0.reused, e0.put - 41);   /* all but the stream and the first question */
+    assert_int_equal(e0.pc, 40);
+    assert_int_equal(e1.pc, 0);
+    assert_int_equal(e0.stepped + e1.stepped, 0);
+}
+
+/* ---- not looking too soon (reactor.c sl__look_adapt) ------------------------ */
+
+/* A reactor as sl__reactor_init leaves the controller: delay 0, backoff 1 */
+static sl_reactor *look_new(void)
+{
+    sl_reactor *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    r->look_backoff = 1;
+    return r;
+}
+
+/* n windows whose hits came after `late` empty looks of 16 each (0: on
+ * time), `empty` looks before each late one */
+static void look_windows(sl_reactor *r, int n, int late, unsigned empty)
+{
+    for (int w = 0; w < n; w++)
+        for (int h = 0; h < SL_LOOK_WINDOW; h++)
+            sl__look_adapt(r, h < late ? empty : 0);
+}
+
+/* Windows with half or more late hits raise the delay one a window, up
+ * to SL_LOOK_MAX; a hit within the window does not act before its end. */
+static void test_look_late_raises(void **s)
+{
+    (void)s;
+    sl_reactor *r = look_new();
+    for (int h = 0; h < SL_LOOK_WINDOW - 1; h++)
+        sl__look_adapt(r, 3);
+    assert_int_equal(r->look_delay, 0);   /* the window is not over */
+    sl__look_adapt(r, 3);
+    assert_int_equal(r->look_delay, 1);
+    look_windows(r, 1, SL_LOOK_WINDOW / 2, 1);   /* exactly half: late */
+    assert_int_equal(r->look_delay, 2);
+    look_windows(r, 1, SL_LOOK_WINDOW / 2 - 1, 1);   /* less than half, more than one: no change */
+    assert_int_equal(r->look_delay, 2);
+    look_windows(r, 30, SL_LOOK_WINDOW, 16);
+    assert_int_equal(r->look_delay, SL_LOOK_MAX);
+    assert_int_equal(r->look_ups, SL_LOOK_MAX);
+    free(r);
+}
+
+/* On-time windows lower the delay by probes: a probe that holds (the
+ * next window on time too) keeps it and probes again after one window. */
+static void test_look_probe_holds(void **s)
+{
+    (void)s;
+    sl_reactor *r = look_new();
+    look_windows(r, 3, SL_LOOK_WINDOW, 2);   /* delay 3, waiting one window */
+    assert_int_equal(r->look_delay, 3);
+    look_windows(r, 1, 1, 2);   /* one late hit is on time */
+    assert_int_equal(r->look_delay, 3);   /* the wait */
+    look_windows(r, 1, 0, 0);
+    assert_int_equal(r->look_delay, 2);   /* the probe */
+    assert_true(r->look_probing);
+    look_windows(r, 1, 0, 0);
+    assert_int_equal(r->look_delay, 2);   /* it held */
+    assert_false(r->look_probing);
+    look_windows(r, 1, 0, 0);   /* the wait of one window */
+    look_windows(r, 1, 0, 0);
+    assert_int_equal(r->look_delay, 1);
+    look_windows(r, 4, 0, 0);
+    assert_int_equal(r->look_delay, 0);
+    look_windows(r, 8, 0, 0);   /* nothing below 0 */
+    assert_int_equal(r->look_delay, 0);
+    assert_int_equal(r->look_downs, 3);
+    free(r);
+}
+
+/* A probe whose next window is late goes back up and doubles the wait
+ * before the next probe, up to SL_LOOK_BACKOFF_MAX windows: at its right
+ * delay a reactor spends one window in 2, 3, 5, ... 65 below it. */
+static void test_look_probe_fails_backs_off(void **s)
+{
+    (void)s;
+    sl_reactor *r = look_new();
+    look_windows(r, 2, SL_LOOK_WINDOW, 2);   /* delay 2, wait 1 */
+    look_windows(r, 1, 0, 0);   /* waits */
+    unsigned wait = 1;
+    for (int round = 0; round < 10; round++) {
+        look_windows(r, 1, 0, 0);   /* the probe */
+        assert_int_equal(r->look_delay, 1);
+        look_windows(r, 1, SL_LOOK_WINDOW, 2);   /* late again: back up */
+        assert_int_equal(r->look_delay, 2);
+        wait = wait * 2 > SL_LOOK_BACKOFF_MAX ? SL_LOOK_BACKOFF_MAX : wait * 2;
+        assert_int_equal(r->look_wait, wait);
+        look_windows(r, (int)wait, 0, 0);   /* the wait, on time at 2 */
+        assert_int_equal(r->look_delay, 2);
+    }
+    assert_int_equal(r->look_backoff, SL_LOOK_BACKOFF_MAX);
+    free(r);
 }
 
 int main(void)
@@ -851,9 +988,13 @@ int main(void)
         cmocka_unit_test(test_ring_inline_small_batches),
         cmocka_unit_test(test_ring_message_pingpong_pauses),
         cmocka_unit_test(test_ring_msg_from),
-        cmocka_unit_test(test_ring_realign_answerer_behind),
-        cmocka_unit_test(test_ring_realign_asker_behind),
-        cmocka_unit_test(test_ring_in_step_no_skips),
+        cmocka_unit_test(test_ring_reuse_keeps_step),
+        cmocka_unit_test(test_ring_reuse_in_step),
+        cmocka_unit_test(test_ring_reuse_forced_advance),
+        cmocka_unit_test(test_ring_stream_never_reuses),
+        cmocka_unit_test(test_look_late_raises),
+        cmocka_unit_test(test_look_probe_holds),
+        cmocka_unit_test(test_look_probe_fails_backs_off),
         cmocka_unit_test(test_ring_pair_both_ways_busy),
         cmocka_unit_test(test_ring_three_pairs),
         cmocka_unit_test(test_ring_sixteen_reactors),
