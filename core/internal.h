@@ -273,6 +273,8 @@ struct sl_reactor {
     /* the worker pool's item (issue 17, sixteenth stop), last for the same reason */
     uint64_t rr_late_grows;           /* asks ahead whose window doubled: a receive parked while the last was on its way (rrecv.c; tests/test_credit.c) */
     uint64_t rr_front;                /* receives of held elements taken by sl__rrecv's own path, the record in front (rrecv.c; tests/test_credit.c) */
+    /* a ping-pong of messages (issue 17, seventeenth stop), last for the same reason */
+    uint64_t wake_spins;              /* wake_run's loops that handed wake_pending to the spin after a short drain (reactor.c spin_takes_over; tests/test_reactor.c) */
 };
 
 struct sl_runtime {

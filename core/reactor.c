@@ -1421,6 +1421,33 @@ static void idle_spin(sl_reactor *r)
     }
 }
 
+/* After a drain of a message or two (SPIN_TAKES_MSGS: the answer to a
+ * peer, not a stream's chain; counted, not timed as quick_poll's bound
+ * is: a clock read fewer, and the same choice at the first message as at
+ * the millionth) with nothing else of ours due: the spin takes over
+ * the wait for the next one, wake_pending held throughout (wake_held), as
+ * after tasks that ran. Messages that make no task ready (a ping-pong of
+ * messages alone) looped in wake_run, whose every leg read the clock two
+ * or three times (20-40 ns each here), asked libevent for its active
+ * events and ran a full drain, which looked for a next cell before the
+ * answer left (poll_briefly, quick_poll); the spin's hits read the clock
+ * once in SPIN_CLOCK_HITS and run the cell they found, the answer
+ * leaving as its callback ends, bounded as a spin's are (SL_SPIN_RUN_LEGS,
+ * SPIN_RUN_NS: resume_later brings us back here after libevent's poll).
+ * Not when the spin would be left out (its backoffs, a stop): then
+ * poll_briefly, as before. docs/core.md, "A ping-pong of messages
+ * (seventeenth stop)". */
+#define SPIN_TAKES_MSGS 2
+
+static bool spin_takes_over(sl_reactor *r, int ran)
+{
+    if (!ran || ran > SPIN_TAKES_MSGS || !r->remote_hot || !r->spin_ns || r->spin_skip ||
+        r->empty_skip || atomic_load_explicit(&r->stopping, memory_order_relaxed) || other_due(r))
+        return false;
+    r->wake_spins++;
+    return true;
+}
+
 /* The messages, after a wake-up: the eventfd's (read_fd: take its count)
  * or resume_later's. */
 static void wake_run(sl_reactor *r, bool read_fd)
@@ -1459,6 +1486,10 @@ static void wake_run(sl_reactor *r, bool read_fd)
             break;
         }
         publish_deferred(r);   /* before polling: the peer may be waiting for them */
+        if (spin_takes_over(r, ran)) {
+            r->wake_held = true;   /* idle_spin, below, takes it */
+            break;
+        }
         if (poll_briefly(r, sl_now_ns() - t0))
             continue;
         /* Tasks made ready run next (run_cb): keep wake_pending until
@@ -1487,6 +1518,13 @@ static void wake_run(sl_reactor *r, bool read_fd)
         event_base_loopbreak(r->base);
     sl__callback_end(r);
     idle_spin(r);
+    if (r->wake_held && !(r->rq_head && r->run_scheduled)) {
+        /* spin_takes_over's hold, which the spin did not take (a task or
+         * an event became due meanwhile, a stop): let it go, as run_turn
+         * does; with tasks ready run_turn takes it, as before */
+        r->wake_held = false;
+        spin_release(r);
+    }
     busy_end(r);
     sl__tl_reactor = prev;
 }
