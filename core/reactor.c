@@ -1473,6 +1473,9 @@ static void wake_run(sl_reactor *r, bool read_fd)
         }
         r->empty_skipped_at = 0;
     }
+    /* the legs this loop runs count towards the spin's bound, as the
+     * spin's own do (below) */
+    r->spin_since = r->now;
     int left = DRAIN_MAX;
     for (;;) {
         uint64_t t0 = sl_now_ns();
@@ -1490,8 +1493,21 @@ static void wake_run(sl_reactor *r, bool read_fd)
             r->wake_held = true;   /* idle_spin, below, takes it */
             break;
         }
-        if (poll_briefly(r, sl_now_ns() - t0))
-            continue;
+        if (poll_briefly(r, sl_now_ns() - t0)) {
+            /* Each message a poll met is a leg run without libevent's
+             * poll, as a spin's hit is: at most SL_SPIN_RUN_LEGS of them
+             * in a row (counted with the spin's, which may take over
+             * after them), then libevent polls (a socket or a timer of
+             * its own is seen only so) and we come back. Before, this
+             * loop ran a ping-pong of messages for up to DRAIN_MAX legs
+             * in a row (tests/test_reactor.c
+             * test_message_pingpong_lets_io_in). */
+            if (++r->spin_legs < SL_SPIN_RUN_LEGS)
+                continue;
+            r->st.spin_bounds++;
+            resume_later(r);   /* wake_pending stays ours, as above */
+            break;
+        }
         /* Tasks made ready run next (run_cb): keep wake_pending until
          * they have run, and their spin, if any, takes it over. Let go
          * here, it was taken back by the first post of the peer while
