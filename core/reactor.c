@@ -1179,8 +1179,10 @@ static inline void spin_clock_after(sl_reactor *r)
  * sender's top-ups) keep a reactor in wake_run's loop, not in the spin,
  * and it yielded before every look: one sched_yield() a message, and such
  * a ping-pong took 495-665 ns a round trip where one through tasks took
- * 160-218; 147-158 now (bench/leg-ladder post and task; docs/core.md,
- * "What a leg is made of"). */
+ * 160-218; 147-158 with these pauses (bench/leg-ladder post and task;
+ * docs/core.md, "What a leg is made of"). Since the seventeenth stop such
+ * a wake-up hands its wait to the spin instead (spin_takes_over): these
+ * polls serve after longer drains and while the spin is left out. */
 static bool quick_poll(sl_reactor *r)
 {
     if (!r->spin_ns)
