@@ -300,6 +300,8 @@ struct sl_reactor {
     unsigned look_delay, look_n, look_late, look_wait, look_backoff;
     bool look_probing;
     uint64_t look_ups, look_downs;
+    /* a ping-pong of messages (issue 17, seventeenth stop), last for the same reason */
+    uint64_t wake_spins;              /* wake_run's loops that handed wake_pending to the spin after a short drain (reactor.c spin_takes_over; tests/test_reactor.c) */
 };
 
 struct sl_runtime {

@@ -1186,8 +1186,10 @@ static inline void spin_clock_after(sl_reactor *r)
  * sender's top-ups) keep a reactor in wake_run's loop, not in the spin,
  * and it yielded before every look: one sched_yield() a message, and such
  * a ping-pong took 495-665 ns a round trip where one through tasks took
- * 160-218; 147-158 now (bench/leg-ladder post and task; docs/core.md,
- * "What a leg is made of"). */
+ * 160-218; 147-158 with these pauses (bench/leg-ladder post and task;
+ * docs/core.md, "What a leg is made of"). Since the seventeenth stop such
+ * a wake-up hands its wait to the spin instead (spin_takes_over): these
+ * polls serve after longer drains and while the spin is left out. */
 static bool quick_poll(sl_reactor *r)
 {
     if (!r->spin_ns)
@@ -1504,6 +1506,33 @@ static void idle_spin(sl_reactor *r)
     }
 }
 
+/* After a drain of a message or two (SPIN_TAKES_MSGS: the answer to a
+ * peer, not a stream's chain; counted, not timed as quick_poll's bound
+ * is: a clock read fewer, and the same choice at the first message as at
+ * the millionth) with nothing else of ours due: the spin takes over
+ * the wait for the next one, wake_pending held throughout (wake_held), as
+ * after tasks that ran. Messages that make no task ready (a ping-pong of
+ * messages alone) looped in wake_run, whose every leg read the clock two
+ * or three times (20-40 ns each here), asked libevent for its active
+ * events and ran a full drain, which looked for a next cell before the
+ * answer left (poll_briefly, quick_poll); the spin's hits read the clock
+ * once in SPIN_CLOCK_HITS and run the cell they found, the answer
+ * leaving as its callback ends, bounded as a spin's are (SL_SPIN_RUN_LEGS,
+ * SPIN_RUN_NS: resume_later brings us back here after libevent's poll).
+ * Not when the spin would be left out (its backoffs, a stop): then
+ * poll_briefly, as before. docs/core.md, "A ping-pong of messages
+ * (seventeenth stop)". */
+#define SPIN_TAKES_MSGS 2
+
+static bool spin_takes_over(sl_reactor *r, int ran)
+{
+    if (!ran || ran > SPIN_TAKES_MSGS || !r->remote_hot || !r->spin_ns || r->spin_skip ||
+        r->empty_skip || atomic_load_explicit(&r->stopping, memory_order_relaxed) || other_due(r))
+        return false;
+    r->wake_spins++;
+    return true;
+}
+
 /* The messages, after a wake-up: the eventfd's (read_fd: take its count)
  * or resume_later's. */
 static void wake_run(sl_reactor *r, bool read_fd)
@@ -1529,6 +1558,9 @@ static void wake_run(sl_reactor *r, bool read_fd)
         }
         r->empty_skipped_at = 0;
     }
+    /* the legs this loop runs count towards the spin's bound, as the
+     * spin's own do (below) */
+    r->spin_since = r->now;
     int left = DRAIN_MAX;
     for (;;) {
         uint64_t t0 = sl_now_ns();
@@ -1542,8 +1574,25 @@ static void wake_run(sl_reactor *r, bool read_fd)
             break;
         }
         publish_deferred(r);   /* before polling: the peer may be waiting for them */
-        if (poll_briefly(r, sl_now_ns() - t0))
-            continue;
+        if (spin_takes_over(r, ran)) {
+            r->wake_held = true;   /* idle_spin, below, takes it */
+            break;
+        }
+        if (poll_briefly(r, sl_now_ns() - t0)) {
+            /* Each message a poll met is a leg run without libevent's
+             * poll, as a spin's hit is: at most SL_SPIN_RUN_LEGS of them
+             * in a row (counted with the spin's, which may take over
+             * after them), then libevent polls (a socket or a timer of
+             * its own is seen only so) and we come back. Before, this
+             * loop ran a ping-pong of messages for up to DRAIN_MAX legs
+             * in a row (tests/test_reactor.c
+             * test_message_pingpong_lets_io_in). */
+            if (++r->spin_legs < SL_SPIN_RUN_LEGS)
+                continue;
+            r->st.spin_bounds++;
+            resume_later(r);   /* wake_pending stays ours, as above */
+            break;
+        }
         /* Tasks made ready run next (run_cb): keep wake_pending until
          * they have run, and their spin, if any, takes it over. Let go
          * here, it was taken back by the first post of the peer while
@@ -1570,6 +1619,13 @@ static void wake_run(sl_reactor *r, bool read_fd)
         event_base_loopbreak(r->base);
     sl__callback_end(r);
     idle_spin(r);
+    if (r->wake_held && !(r->rq_head && r->run_scheduled)) {
+        /* spin_takes_over's hold, which the spin did not take (a task or
+         * an event became due meanwhile, a stop): let it go, as run_turn
+         * does; with tasks ready run_turn takes it, as before */
+        r->wake_held = false;
+        spin_release(r);
+    }
     busy_end(r);
     sl__tl_reactor = prev;
 }

@@ -45,7 +45,8 @@ typedef struct sl_reactor_stats {
      * and a spin again for the answer) without a libevent turn, and the
      * times a spin handed a hit to libevent instead, to let its poll and
      * timers in (at most SL_SPIN_RUN_LEGS legs or 50 us in a row, or a
-     * timer due). */
+     * timer due); spin_bounds counts a wake-up's polls that met as many
+     * messages in a row too. */
     uint64_t spin_runs, spin_bounds;
     /* sched_yield() calls of the spins and of a wake-up's brief poll
      * (polls after their pauses); spins that saw nothing come and let the

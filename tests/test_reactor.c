@@ -2183,7 +2183,10 @@ static void test_spin_pingpong_keeps_spinning(void **s)
 
 /* A message that works BP_WORK_NS on b, and nothing follows it there: b's
  * wake-up, its message run, polls its queue for about as long before it
- * lets go (poll_briefly), sees nothing, and says so in its counters. */
+ * lets go (poll_briefly), sees nothing, and says so in its counters. Two
+ * empty messages come before it in the same chain: a wake-up that ran a
+ * message or two hands its wait to the spin instead (reactor.c
+ * spin_takes_over, seventeenth stop). */
 #define BP_WORK_NS 20000
 
 static struct {
@@ -2207,10 +2210,18 @@ static void bp_work(void *arg)   /* on b */
     assert_int_equal(sl_reactor_post(BRP.a, bp_done, NULL), 0);
 }
 
+static void bp_nop(void *arg)   /* on b */
+{
+    (void)arg;
+}
+
 static int bp_main(sl_task *t, void *arg)   /* on a */
 {
     (void)t;
     (void)arg;
+    /* one chain, published as the step ends: one drain runs the three */
+    assert_int_equal(sl_reactor_post(BRP.b, bp_nop, NULL), 0);
+    assert_int_equal(sl_reactor_post(BRP.b, bp_nop, NULL), 0);
     assert_int_equal(sl_reactor_post(BRP.b, bp_work, NULL), 0);
     return 0;
 }
@@ -2243,6 +2254,7 @@ static void test_brief_poll_counted(void **s)
     assert_int_equal(st.brief_hits, 0);
     assert_true(st.brief_empty_ns > 0);
     assert_true(st.brief_empty_ns <= st.brief_polls * (50000 + 1000000000ull));   /* sane: a second a poll */
+    assert_int_equal(BRP.b->wake_spins, 0);   /* three messages: not a ping-pong's leg */
     assert_int_equal(sl_runtime_free(rt), 0);
 }
 
@@ -2357,6 +2369,191 @@ static void test_held_turn_runs_messages_first(void **s)
     assert_int_equal(HT.late, 0);
 }
 
+/* ---- a ping-pong of messages runs its legs in the spin (issue 17, seventeenth stop) ---- */
+
+/* Two reactors hand a count back and forth in messages alone (each
+ * message posts the next; no task on reactor 1 at all), as bench/
+ * leg-ladder's post rung does. Such messages make no task ready, so the
+ * spin, which runs after tasks, never started: every leg looped in
+ * wake_run (its clock reads, libevent's count of active events, a full
+ * drain). Now a wake-up that ran a message or two, with nothing else due,
+ * hands wake_pending to the spin (reactor.c spin_takes_over), whose hits
+ * then run the legs. Reactor 1's first wake-up meets no backoff and so
+ * hands over (wake_spins); where the round trip stays under 1 us and no
+ * spin of reactor 1 was left out (a loaded machine's backoffs send legs
+ * back to wake_run's polls, rightly), most of its legs are hits run in
+ * spins. Before: no hand-over, and reactor 1 ran no hit (0 spin runs of
+ * 20,000 legs at 60 ns a round trip). */
+#define MS_N 20000
+
+static struct {
+    sl_reactor *a, *b;
+    long n;
+    uint64_t t0, t1;
+    sl_reactor_stats st_b;
+    uint64_t spins_b;          /* b's wake_spins, as the scene ends */
+    _Atomic bool done;
+} MS;
+
+static void ms_at_a(void *arg);
+
+static void ms_at_b(void *arg)
+{
+    assert_int_equal(sl_reactor_post(MS.a, ms_at_a, arg), 0);
+}
+
+static void ms_end(void *arg)   /* on b, after the last leg */
+{
+    (void)arg;
+    sl_reactor_stats_get(MS.b, &MS.st_b);
+    MS.spins_b = MS.b->wake_spins;
+    sl_runtime_stop(rt);
+}
+
+static void ms_at_a(void *arg)
+{
+    long i = (long)(intptr_t)arg;
+    MS.n = i;
+    if (i == MS_N) {
+        MS.t1 = sl_now_ns();
+        assert_int_equal(sl_reactor_post(MS.b, ms_end, NULL), 0);
+        return;
+    }
+    assert_int_equal(sl_reactor_post(MS.b, ms_at_b, (void *)(intptr_t)(i + 1)), 0);
+}
+
+static int ms_main(sl_task *t, void *arg)   /* on a */
+{
+    (void)t;
+    (void)arg;
+    MS.t0 = sl_now_ns();
+    assert_int_equal(sl_reactor_post(MS.b, ms_at_b, (void *)(intptr_t)1), 0);
+    return 0;
+}
+
+static void test_message_pingpong_spins(void **s)
+{
+    (void)s;
+    memset(&MS, 0, sizeof MS);
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(2, &cap);
+    MS.a = sl_runtime_reactor(rt, 0);
+    MS.b = sl_runtime_reactor(rt, 1);
+    pthread_t g;
+    assert_int_equal(pthread_create(&g, NULL, guard, &MS.done), 0);
+    assert_int_equal(sl_spawn_on(MS.a, ms_main, NULL, NULL), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    atomic_store(&MS.done, true);
+    pthread_join(g, NULL);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    assert_int_equal(cap.count, 0);
+    assert_int_equal(MS.n, MS_N);
+    const sl_reactor_stats *st = &MS.st_b;
+    double rtt = (double)(MS.t1 - MS.t0) / MS_N;
+    print_message("messages alone: reactor 1 handed %llu wake-ups to the spin, ran %llu hits in spins of "
+                  "%llu messages (%llu left out over-long, %llu empty, %llu yields); %.0f ns a round trip\n",
+                  (unsigned long long)MS.spins_b, (unsigned long long)st->spin_runs,
+                  (unsigned long long)st->msgs, (unsigned long long)st->spin_skips,
+                  (unsigned long long)st->spin_empty_skips, (unsigned long long)st->spin_yields, rtt);
+    assert_true(MS.spins_b >= 1);
+    assert_true(MS.spins_b <= st->wakeups);   /* each one a wake-up's */
+    assert_true(st->spin_runs <= st->msgs);
+    if (rtt < 1000 && !st->spin_skips && !st->spin_empty_skips)
+        assert_true(st->spin_runs >= MS_N / 2);
+}
+
+/* The same ping-pong of messages, and at round MI_AT reactor 1's message
+ * makes a pipe watched on reactor 1 readable: its callback must run
+ * within SL_SPIN_RUN_LEGS rounds (each a leg at reactor 1), whether the
+ * legs ran as the spin's hits or in wake_run's loop, which count towards
+ * one bound. Counted in legs, not time. Before: wake_run's loop ran up to
+ * DRAIN_MAX (4,096) legs of messages alone before libevent polled. */
+#define MI_N 20000
+#define MI_AT 100
+
+static struct {
+    sl_reactor *a, *b;
+    long n, io_at, io_ran;     /* the round at reactor 1: now, as the pipe was written, as its callback ran */
+    int fd[2];
+    struct event *ev;
+    _Atomic bool done;
+} MI;
+
+static void mi_at_a(void *arg);
+
+static void mi_io(evutil_socket_t fd, short what, void *arg)   /* on b */
+{
+    char c;
+    (void)what;
+    (void)arg;
+    if (read(fd, &c, 1) == 1 && MI.io_ran < 0)
+        MI.io_ran = MI.n;
+}
+
+static void mi_at_b(void *arg)
+{
+    MI.n = (long)(intptr_t)arg;
+    if (MI.n == MI_AT) {
+        assert_int_equal(write(MI.fd[1], "x", 1), 1);
+        MI.io_at = MI.n;
+    }
+    assert_int_equal(sl_reactor_post(MI.a, mi_at_a, arg), 0);
+}
+
+static void mi_end(void *arg)   /* on b */
+{
+    (void)arg;
+    event_free(MI.ev);
+    sl_runtime_stop(rt);
+}
+
+static void mi_at_a(void *arg)
+{
+    long i = (long)(intptr_t)arg;
+    if (i == MI_N) {
+        assert_int_equal(sl_reactor_post(MI.b, mi_end, NULL), 0);
+        return;
+    }
+    assert_int_equal(sl_reactor_post(MI.b, mi_at_b, (void *)(intptr_t)(i + 1)), 0);
+}
+
+static void mi_start(void *arg)   /* on b: its event, then the first leg */
+{
+    (void)arg;
+    MI.ev = event_new(sl_reactor_base(MI.b), MI.fd[0], EV_READ | EV_PERSIST, mi_io, NULL);
+    assert_non_null(MI.ev);
+    assert_int_equal(event_add(MI.ev, NULL), 0);
+    assert_int_equal(sl_reactor_post(MI.a, mi_at_a, (void *)(intptr_t)0), 0);
+}
+
+static void test_message_pingpong_lets_io_in(void **s)
+{
+    (void)s;
+    memset(&MI, 0, sizeof MI);
+    MI.io_at = MI.io_ran = -1;
+    assert_int_equal(pipe(MI.fd), 0);
+    memset(&cap, 0, sizeof cap);
+    rt = rt_new(2, &cap);
+    MI.a = sl_runtime_reactor(rt, 0);
+    MI.b = sl_runtime_reactor(rt, 1);
+    pthread_t g;
+    assert_int_equal(pthread_create(&g, NULL, guard, &MI.done), 0);
+    assert_int_equal(sl_reactor_post(MI.b, mi_start, NULL), 0);
+    assert_int_equal(sl_runtime_run(rt), 0);
+    atomic_store(&MI.done, true);
+    pthread_join(g, NULL);
+    assert_int_equal(sl_runtime_free(rt), 0);
+    close(MI.fd[0]);
+    close(MI.fd[1]);
+    assert_int_equal(cap.count, 0);
+    print_message("messages alone: the socket ran %ld rounds after it became readable (bound %d)\n",
+                  MI.io_ran - MI.io_at, SL_SPIN_RUN_LEGS);
+    assert_int_equal(MI.n, MI_N);
+    assert_int_equal(MI.io_at, MI_AT);
+    assert_true(MI.io_ran >= MI.io_at);
+    assert_true(MI.io_ran - MI.io_at <= SL_SPIN_RUN_LEGS + 2);
+}
+
 int main(void)
 {
     if (getenv("TEST_FILTER"))   /* one test: TEST_FILTER=test_name tests/test_reactor */
@@ -2394,6 +2591,8 @@ int main(void)
         cmocka_unit_test(test_spin_empty_backoff),
         cmocka_unit_test(test_spin_pingpong_keeps_spinning),
         cmocka_unit_test(test_brief_poll_counted),
+        cmocka_unit_test(test_message_pingpong_spins),
+        cmocka_unit_test(test_message_pingpong_lets_io_in),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

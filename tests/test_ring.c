@@ -567,7 +567,10 @@ static void test_ring_sixteen_reactors(void **s)
  * trips stay short (the pauses are left out while the backoff says the
  * answer comes after them), looks find their message within them at each
  * reactor (before: none) and yield for fewer than half the messages
- * (before: more yields than messages). */
+ * (before: more yields than messages). Since the seventeenth stop the
+ * spin takes over after such a short drain (reactor.c, spin_takes_over)
+ * and runs the legs as its hits: most messages are met by the spin's
+ * looks, and none by wake_run's pauses. */
 #define MP_N 20000
 
 static struct {
@@ -627,19 +630,20 @@ static void test_ring_message_pingpong_pauses(void **s)
      * answer comes after the pauses (2.4 us with other builds running,
      * where the peer waits for a CPU; 3.8 us under AddressSanitizer, 9.8
      * under ThreadSanitizer) and the backoff rightly yields. */
-    /* Messages alone keep a reactor in wake_run's loop, whose brief polls
-     * count every look and every message they find (a find within the
-     * pauses is one of them) */
+    /* wake_run's brief polls, when the spin is left out, count every look
+     * and every message they find (a find within the pauses is one of
+     * them) */
     for (int i = 0; i < 2; i++) {
-        assert_true(st[i].brief_polls > 0);
+        printf("reactor %d: %llu handed to the spin, %llu spin hits\n", i,
+               (unsigned long long)r[i]->wake_spins, (unsigned long long)st[i].spin_hits);
         assert_true(st[i].brief_hits <= st[i].brief_polls);
         assert_true(st[i].brief_hits >= r[i]->quick_hits);
     }
     if (rtt < 1000)
         for (int i = 0; i < 2; i++) {
-            assert_true(r[i]->quick_hits > 0);
+            assert_true(r[i]->wake_spins > 0);
             assert_true(st[i].spin_yields < st[i].msgs / 2);
-            assert_true(st[i].brief_hits > st[i].msgs / 2);   /* most answers were met by a poll */
+            assert_true(st[i].spin_hits > st[i].msgs / 2);   /* most answers were met by the spin */
         }
     assert_int_equal(sl_runtime_free(rt), 0);
 }
