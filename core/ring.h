@@ -131,8 +131,9 @@ extern unsigned sl__ring_reuse_max;
  * sixteenth stop's sl_ring was a direction, its producer's counters and
  * its consumer's in one struct: each thread's state in two places, and a
  * reused cell ran a bare ping-pong at 195 ns a round trip against 72 with
- * the state grouped by thread; /tmp/lead/rx/p4.c and p6.c in the stop's
- * note.) ring_out[j] and ring_in[] of a reactor hold its ends (reactor.c). */
+ * the state grouped by thread, in a two-thread program beside the tree:
+ * docs/core.md, "One line, and a look at the right time".) ring_out[j]
+ * and ring_in[] of a reactor hold its ends (reactor.c). */
 typedef struct sl_ring {
     /* producer, direction out: messages written, the consumer's get as
      * last read, the cell of our last message, how many of ours the
