@@ -86,10 +86,12 @@ static long ring_get(sl_ring *q)
 {
     void (*fn)(void *);
     _Alignas(8) unsigned char copy[SL_RING_INLINE] = { 0 };   /* (gcc cannot see take fill it) */
-    while (!sl_ring_ready(q))
+    sl_ring_cell *c;
+    uint64_t at;
+    while (!(c = sl_ring_poll(q, &at)))
         for (long k = 0; k < ring_poll; k++)
             bench_relax();
-    if (sl_ring_take(q, &fn, copy) || !fn)
+    if (sl_ring_take(q, c, at, &fn, copy) || !fn)
         abort();   /* always inline here */
     cellmsg m;
     memcpy(&m, copy, sizeof m);

@@ -701,8 +701,10 @@ static sl_msg *inbox_pop(sl_reactor *r, uint32_t *took, void (**fn)(void *), voi
     if (!m) {
         for (int k = 0, i = r->ring_rr; k < r->nring_in; k++, i = i + 1 == r->nring_in ? 0 : i + 1) {
             sl_ring *q = r->ring_in[i];
-            if (sl_ring_ready(q)) {
-                m = sl_ring_take(q, fn, copy);
+            uint64_t at;
+            sl_ring_cell *c = sl_ring_poll(q, &at);
+            if (c) {
+                m = sl_ring_take(q, c, at, fn, copy);
                 r->in_from = q->from;
                 *took |= 1u << i;
                 r->ring_rr = i + 1 == r->nring_in ? 0 : i + 1;

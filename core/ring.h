@@ -256,9 +256,10 @@ static inline bool sl_ring_try_put_inline(sl_ring *q, void (*fn)(void *), const 
     return true;
 }
 
-/* Consumer: the cell holding the next message, or NULL. seq_cst loads,
- * for the handshake (may_sleep). The reused cell first: a ping-pong's. */
-static inline sl_ring_cell *ring_ready_cell(sl_ring *q, uint64_t *at)
+/* Consumer: the cell holding the next message (*at: its index), or NULL.
+ * seq_cst loads, for the handshake (may_sleep). The reused cell first: a
+ * ping-pong's. */
+static inline sl_ring_cell *sl_ring_poll(sl_ring *q, uint64_t *at)
 {
     uint64_t want = (atomic_load_explicit(&q->get, memory_order_relaxed) + 1) & 0xffffffffu;
     sl_ring_cell *c;
@@ -278,18 +279,16 @@ static inline sl_ring_cell *ring_ready_cell(sl_ring *q, uint64_t *at)
 static inline bool sl_ring_ready(sl_ring *q)
 {
     uint64_t at;
-    return ring_ready_cell(q, &at) != NULL;
+    return sl_ring_poll(q, &at) != NULL;
 }
 
-/* Consumer: takes the ready cell's chain, or (*fn set, NULL returned) its
- * inline message copied to `copy` (SL_RING_INLINE bytes, 8-aligned), and
- * frees the cell (release: the producer reuses it only after we have read
- * it); its ack tells our producer side how much of ours the peer has
- * taken. Only after sl_ring_ready() said true. */
-static inline sl_msg *sl_ring_take(sl_ring *q, void (**fn)(void *), void *copy)
+/* Consumer: takes the cell c (at index at) that sl_ring_poll found: its
+ * chain, or (*fn set, NULL returned) its inline message copied to `copy`
+ * (SL_RING_INLINE bytes, 8-aligned), and frees it (release: the producer
+ * reuses it only after we have read it); its ack tells our producer side
+ * how much of ours the peer has taken. */
+static inline sl_msg *sl_ring_take(sl_ring *q, sl_ring_cell *c, uint64_t at, void (**fn)(void *), void *copy)
 {
-    uint64_t at;
-    sl_ring_cell *c = ring_ready_cell(q, &at);
     uint64_t sa = atomic_load_explicit(&c->sa, memory_order_relaxed);
     sl_msg *m = NULL;
     if ((*fn = c->fn))
