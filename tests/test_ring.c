@@ -890,6 +890,34 @@ static void test_ring_stream_never_reuses(void **s)
     assert_int_equal(e0.stepped + e1.stepped, 0);
 }
 
+/* ---- ring sizes (ring.c sl_ring_pair_new) --------------------------------------- */
+
+/* sl__ring_cells as a runtime reads it: a power of two up to 4096 is
+ * taken (acks are 32 bits and widened against the last; 4096 outstanding
+ * is far inside that); 0, a value that is not a power of two, or more
+ * reads as SL_RING_CELLS. Each end's counts agree. */
+static void test_ring_cells_bad_values(void **s)
+{
+    (void)s;
+    static const struct { unsigned ask, got; } t[] = {
+        { 0, SL_RING_CELLS }, { 3, SL_RING_CELLS }, { 100, SL_RING_CELLS }, { 8192, SL_RING_CELLS },
+        { 1u << 31, SL_RING_CELLS }, { 1, 1 }, { 2, 2 }, { 4096, 4096 },
+    };
+    for (size_t k = 0; k < sizeof t / sizeof *t; k++) {
+        sl__ring_cells = t[k].ask;
+        sl_ring_pair *p = sl_ring_pair_new(NULL, NULL);
+        assert_non_null(p);
+        for (int e = 0; e < 2; e++) {
+            assert_int_equal(p->end[e].ncells, t[k].got);
+            assert_int_equal(p->end[e].cmask, t[k].got - 1);
+            assert_int_equal(p->end[e].pc, t[k].got - 1);   /* the first message goes to cell 0 */
+            assert_ptr_equal(p->end[e].peer, &p->end[!e]);
+        }
+        free(p);
+    }
+    sl__ring_cells = SL_RING_CELLS;
+}
+
 /* ---- not looking too soon (reactor.c sl__look_adapt) ------------------------ */
 
 /* A reactor as sl__reactor_init leaves the controller: delay 0, backoff 1 */
@@ -996,6 +1024,7 @@ int main(void)
         cmocka_unit_test(test_ring_reuse_in_step),
         cmocka_unit_test(test_ring_reuse_forced_advance),
         cmocka_unit_test(test_ring_stream_never_reuses),
+        cmocka_unit_test(test_ring_cells_bad_values),
         cmocka_unit_test(test_look_late_raises),
         cmocka_unit_test(test_look_probe_holds),
         cmocka_unit_test(test_look_probe_fails_backs_off),
