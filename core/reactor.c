@@ -1299,7 +1299,9 @@ static bool spin_poll(sl_reactor *r, uint64_t *now)
             cpu_relax();
         for (int i = 0; i < SPIN_QUICK_POLLS; i++) {
             if (!inbox_empty(r)) {
-                /* found at the first look, at once: more may wait (spin_run) */
+                /* after empty looks or the wait, an answer: its cell, then
+                 * its tasks; at the first look at once, more may wait
+                 * (spin_run) */
                 r->spin_one = i > 0 || r->look_delay;
                 sl__look_adapt(r, (unsigned)i);
                 pause_adapt(r, true);   /* came while pausing: as below */
